@@ -1,0 +1,665 @@
+// broker_core.cpp — the broker's rules. See broker_core.hpp for the contract.
+#include "broker_core.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace muster::broker {
+
+namespace {
+std::uint64_t ms_between(TimePoint from, TimePoint to) {
+  if (to <= from) return 0;
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<Millis>(to - from).count());
+}
+}  // namespace
+
+BrokerCore::BrokerCore(CoreConfig config, TimePoint now)
+    : config_(std::move(config)), started_(now), next_ping_at_(now) {}
+
+// ---- output helpers ---------------------------------------------------------------------
+
+void BrokerCore::reply_worker(const Peer& peer,
+                              std::variant<AttachedReply, AckReply, RejectedReply> body) {
+  actions_.push_back(ReplyToWorker{peer, std::move(body)});
+}
+
+void BrokerCore::reply_client(
+    const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body) {
+  actions_.push_back(ReplyToClient{r.client, r.client_request_id, std::move(body)});
+}
+
+std::string BrokerCore::client_key(const Peer& peer, std::uint64_t id) const {
+  std::string key = peer.routing_id;
+  key.push_back('\0');
+  key.append(reinterpret_cast<const char*>(&id), sizeof id);
+  return key;
+}
+
+void BrokerCore::count_terminal(TimePoint now, ErrorCode code) {
+  if (code == ErrorCode::None) {
+    ++completed_;
+  } else {
+    ++failed_;
+    auto i = static_cast<std::size_t>(code);
+    if (i < failures_by_code_.size()) ++failures_by_code_[i];
+  }
+  auto second = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
+  if (second != rate_second_) {
+    for (auto s = rate_second_ + 1; s <= second && s <= rate_second_ + 60; ++s)
+      terminal_per_second_[static_cast<std::size_t>(s % 60)] = 0;
+    rate_second_ = second;
+  }
+  ++terminal_per_second_[static_cast<std::size_t>(second % 60)];
+}
+
+void BrokerCore::finish(Request& r, std::variant<ResultBody, FailureBody> terminal) {
+  if (auto* res = std::get_if<ResultBody>(&terminal)) {
+    reply_client(r, std::move(*res));
+  } else {
+    reply_client(r, std::get<FailureBody>(std::move(terminal)));
+  }
+  by_client_.erase(client_key(r.client, r.client_request_id));
+  deadlines_.erase({r.deadline, r.id});
+}
+
+void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
+                                   ErrorCode code, std::string message) {
+  count_terminal(now, code);
+  actions_.push_back(
+      ReplyToClient{peer, client_request_id, FailureBody{code, std::move(message)}});
+}
+
+// ---- worker lookup and request placement --------------------------------------------------
+
+WorkerEntry* BrokerCore::worker_for(const Peer& peer, const Caller& who,
+                                    const std::string& worker_id) {
+  WorkerEntry* w = registry_.find(worker_id);
+  if (!w) {
+    reply_worker(peer, RejectedReply{ErrorCode::InvalidRequest,
+                                     fmt::format("worker '{}' is not attached; attach again",
+                                                 worker_id),
+                                     true});
+    return nullptr;
+  }
+  if (w->owner.identity != who.identity) {
+    spdlog::warn("identity {} sent a message as worker {} (attached by {}): rejected",
+                 who.identity, worker_id, w->owner.identity);
+    reply_worker(peer, RejectedReply{ErrorCode::PermissionDenied,
+                                     fmt::format("worker '{}' belongs to another identity",
+                                                 worker_id),
+                                     false});
+    return nullptr;
+  }
+  return w;
+}
+
+void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
+  r.state = RequestState::Dispatched;
+  r.worker_id = w.id;
+  ++r.attempts;
+  r.dispatch_seq = next_ping_seq_;
+  w.holding.insert(r.id);
+  w.last_dispatch = now;
+  std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
+  actions_.push_back(SendWorkRequest{w.id, r.id, r.node.second, r.inputs, r.parameters, left,
+                                     r.attempts, r.caller});
+}
+
+void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
+  NodeEntry* entry = registry_.node(key);
+  if (!entry) return;
+  while (!entry->queue.empty()) {
+    WorkerEntry* w = registry_.pick(*entry);
+    if (!w) break;
+    auto id = entry->queue.front();
+    entry->queue.pop_front();
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    send_to_worker(it->second, *w, now);
+  }
+  registry_.drop_if_unused(key);
+}
+
+void BrokerCore::dispatch_worker_nodes(WorkerEntry& w, TimePoint now) {
+  std::vector<NodeKey> keys;
+  keys.reserve(w.nodes.size());
+  for (auto& spec : w.nodes) keys.emplace_back(w.owner.workspace, spec.name);
+  for (auto& key : keys) dispatch_node(key, now);
+}
+
+void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now) {
+  w.holding.erase(request_id);
+  if (w.state == WorkerState::Draining) {
+    if (w.holding.empty()) {
+      spdlog::info("worker {} detached", w.id);
+      registry_.remove(w.id);
+    }
+    return;
+  }
+  if (w.state == WorkerState::Ready) dispatch_worker_nodes(w, now);
+}
+
+void BrokerCore::remove_from_queue(Request& r) {
+  NodeEntry* entry = registry_.node(r.node);
+  if (!entry) return;
+  auto& q = entry->queue;
+  auto it = std::find(q.begin(), q.end(), r.id);
+  if (it != q.end()) q.erase(it);
+  registry_.drop_if_unused(r.node);
+}
+
+void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& why) {
+  spdlog::warn("worker {} ({}) is gone: {}; {} request(s) open on it", w.id, w.hostname, why,
+               w.holding.size());
+  std::vector<std::uint64_t> held(w.holding.begin(), w.holding.end());
+  std::sort(held.rbegin(), held.rend());  // push_front in reverse keeps the oldest first
+  std::vector<NodeKey> affected;
+  std::string worker_id = w.id;
+  for (auto id : held) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    Request& r = it->second;
+    if (r.state == RequestState::Orphaned) {
+      requests_.erase(it);
+      continue;
+    }
+    ++r.deaths;
+    if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
+      r.state = RequestState::Queued;
+      r.worker_id.clear();
+      registry_.node_for_queue(r.node).queue.push_front(id);
+      ++redispatched_;
+      affected.push_back(r.node);
+      spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})",
+                   id, r.node.second, worker_id, r.attempts, config_.max_attempts);
+    } else {
+      std::string msg =
+          r.idempotent
+              ? fmt::format("worker '{}' was lost ({}) after {} attempt(s) of the request",
+                            worker_id, why, r.attempts)
+              : fmt::format("worker '{}' was lost ({}) while running the request; node '{}' is "
+                            "not idempotent, so it was not retried",
+                            worker_id, why, r.node.second);
+      count_terminal(now, ErrorCode::WorkerLost);
+      finish(r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
+      requests_.erase(it);
+    }
+  }
+  registry_.remove(worker_id);
+  for (auto& key : affected) dispatch_node(key, now);
+}
+
+// ---- worker events ------------------------------------------------------------------------
+
+void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, AttachEvent ev) {
+  auto reject = [&](ErrorCode code, std::string msg) {
+    spdlog::warn("attach of worker '{}' refused: {}", ev.worker_id, msg);
+    reply_worker(peer, RejectedReply{code, std::move(msg), false});
+  };
+  if (shutting_down_) return reject(ErrorCode::ShuttingDown, "the daemon is shutting down");
+  if (!valid_worker_id(ev.worker_id))
+    return reject(ErrorCode::InvalidRequest,
+                  fmt::format("invalid worker id '{}' (use 1-64 of A-Z a-z 0-9 _ . -)", ev.worker_id));
+  if (ev.capacity == 0 || ev.capacity > 65536)
+    return reject(ErrorCode::InvalidRequest, "capacity must be between 1 and 65536");
+  if (ev.nodes.empty()) return reject(ErrorCode::InvalidRequest, "a worker must declare at least one node");
+  for (std::size_t i = 0; i < ev.nodes.size(); ++i) {
+    auto& spec = ev.nodes[i];
+    if (!valid_node_name(spec.name))
+      return reject(ErrorCode::InvalidRequest,
+                    fmt::format("invalid node name '{}' (use 1-128 of A-Z a-z 0-9 _ . : -)", spec.name));
+    for (std::size_t j = 0; j < i; ++j)
+      if (ev.nodes[j].name == spec.name)
+        return reject(ErrorCode::InvalidRequest, fmt::format("node '{}' declared twice", spec.name));
+  }
+
+  WorkerEntry* w = registry_.find(ev.worker_id);
+  if (w && w->owner.identity != who.identity)
+    return reject(ErrorCode::PermissionDenied,
+                  fmt::format("worker id '{}' is attached by another identity", ev.worker_id));
+  if (w && !ev.session.empty() && w->session == ev.session) {
+    // The same process re-attaching (it reconnected): its requests stay with it.
+    w->hostname = std::move(ev.hostname);
+    w->sdk = std::move(ev.sdk);
+    w->pid = ev.pid;
+    registry_.update(*w, std::move(ev.nodes), ev.capacity);
+    spdlog::info("worker {} re-attached (same session), {} request(s) kept", w->id, w->holding.size());
+  } else {
+    if (w) worker_gone(*w, now, "replaced by a new session of the same worker id");
+    WorkerEntry entry;
+    entry.id = ev.worker_id;
+    entry.owner = who;
+    entry.hostname = std::move(ev.hostname);
+    entry.sdk = std::move(ev.sdk);
+    entry.session = std::move(ev.session);
+    entry.pid = ev.pid;
+    entry.capacity = ev.capacity;
+    entry.nodes = std::move(ev.nodes);
+    entry.attached_at = now;
+    w = &registry_.add(std::move(entry));
+    spdlog::info("worker {} attached from {} ({}), capacity {}, {} node(s)", w->id, w->hostname,
+                 w->sdk, w->capacity, w->nodes.size());
+  }
+  w->state = WorkerState::Confirming;
+  w->last_heard = now;
+  w->confirm_seq = next_ping_seq_;
+  reply_worker(peer, AttachedReply{w->id});
+  // Prove the PUB path reaches it before any work is sent (the slow-joiner trap).
+  actions_.push_back(SendPing{w->id, next_ping_seq_++});
+  w->next_confirm_ping = now + config_.confirm_interval;
+  next_confirm_at_ = std::min(next_confirm_at_, w->next_confirm_ping);
+}
+
+void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
+                         const std::string& worker_id, std::uint64_t seq,
+                         const std::string& instance, const std::vector<std::uint64_t>& in_flight) {
+  WorkerEntry* w = worker_for(peer, who, worker_id);
+  if (!w) return;
+  w->last_heard = now;
+  if (instance != config_.instance) {
+    reply_worker(peer, AckReply{});  // an answer to a previous daemon's ping
+    return;
+  }
+  bool changed = false;
+  if (w->state == WorkerState::Confirming && seq >= w->confirm_seq) {
+    w->state = WorkerState::Ready;
+    changed = true;
+    spdlog::debug("worker {} confirmed: the request socket reaches it", w->id);
+  }
+  // The silent-loss trap: a request published before ping `seq` must have arrived before it.
+  std::vector<std::uint64_t> sorted(in_flight);
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::uint64_t> lost, dropped;
+  for (auto id : w->holding) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) {
+      dropped.push_back(id);
+      continue;
+    }
+    if (seq < it->second.dispatch_seq) continue;
+    if (std::binary_search(sorted.begin(), sorted.end(), id)) continue;
+    if (it->second.state == RequestState::Dispatched)
+      lost.push_back(id);
+    else
+      dropped.push_back(id);  // orphaned and no longer on the worker: its slot is free
+  }
+  for (auto id : dropped) {
+    w->holding.erase(id);
+    auto it = requests_.find(id);
+    if (it != requests_.end() && it->second.state == RequestState::Orphaned) requests_.erase(it);
+    changed = true;
+  }
+  for (auto id : lost) {
+    Request& r = requests_.at(id);
+    ++redispatched_;
+    spdlog::warn("request {} never reached worker {} (missing from its pong {}): sending again",
+                 id, w->id, seq);
+    send_to_worker(r, *w, now);
+  }
+  reply_worker(peer, AckReply{});
+  if (changed) {
+    if (w->state == WorkerState::Draining && w->holding.empty()) {
+      registry_.remove(w->id);
+    } else if (w->state == WorkerState::Ready) {
+      dispatch_worker_nodes(*w, now);
+    }
+  }
+}
+
+void BrokerCore::on_progress(TimePoint now, const Peer& peer, const Caller& who,
+                             const std::string& worker_id, std::uint64_t request_id,
+                             std::uint64_t step, std::uint64_t total, std::string message) {
+  WorkerEntry* w = worker_for(peer, who, worker_id);
+  if (!w) return;
+  w->last_heard = now;
+  auto it = requests_.find(request_id);
+  bool live = it != requests_.end() && w->holding.contains(request_id) &&
+              it->second.state == RequestState::Dispatched;
+  if (live && it->second.want_progress)
+    reply_client(it->second, ProgressBody{step, total, std::move(message)});
+  reply_worker(peer, AckReply{!live});
+}
+
+void BrokerCore::on_result(TimePoint now, const Peer& peer, const Caller& who,
+                           const std::string& worker_id, std::uint64_t request_id,
+                           Payload outputs) {
+  WorkerEntry* w = worker_for(peer, who, worker_id);
+  if (!w) return;
+  w->last_heard = now;
+  auto it = requests_.find(request_id);
+  if (it == requests_.end() || !w->holding.contains(request_id)) {
+    reply_worker(peer, AckReply{true});
+    return;
+  }
+  bool late = it->second.state != RequestState::Dispatched;
+  if (!late) {
+    count_terminal(now, ErrorCode::None);
+    finish(it->second, ResultBody{std::move(outputs)});
+  } else {
+    spdlog::debug("late result for request {} from worker {} dropped", request_id, worker_id);
+  }
+  requests_.erase(it);
+  reply_worker(peer, AckReply{late});
+  release(*w, request_id, now);
+}
+
+void BrokerCore::on_failure(TimePoint now, const Peer& peer, const Caller& who,
+                            const std::string& worker_id, std::uint64_t request_id,
+                            ErrorCode code, std::string message) {
+  WorkerEntry* w = worker_for(peer, who, worker_id);
+  if (!w) return;
+  w->last_heard = now;
+  auto it = requests_.find(request_id);
+  if (it == requests_.end() || !w->holding.contains(request_id)) {
+    reply_worker(peer, AckReply{true});
+    return;
+  }
+  bool late = it->second.state != RequestState::Dispatched;
+  if (!late) {
+    if (code == ErrorCode::None) code = ErrorCode::WorkerError;
+    count_terminal(now, code);
+    finish(it->second, FailureBody{code, std::move(message)});
+  }
+  requests_.erase(it);
+  reply_worker(peer, AckReply{late});
+  release(*w, request_id, now);
+}
+
+void BrokerCore::on_detach(TimePoint now, const Peer& peer, const Caller& who,
+                           const std::string& worker_id) {
+  WorkerEntry* w = worker_for(peer, who, worker_id);
+  if (!w) return;
+  w->last_heard = now;
+  reply_worker(peer, AckReply{});
+  if (w->state != WorkerState::Draining) {
+    w->state = WorkerState::Draining;
+    registry_.unindex(*w);
+    spdlog::info("worker {} detaching, {} request(s) to finish", w->id, w->holding.size());
+  }
+  if (w->holding.empty()) {
+    spdlog::info("worker {} detached", w->id);
+    registry_.remove(w->id);
+  }
+}
+
+void BrokerCore::on_bad_worker_message(const Peer& peer, std::string why) {
+  spdlog::warn("bad message on the response socket: {}", why);
+  reply_worker(peer, RejectedReply{ErrorCode::BadMessage, std::move(why), false});
+}
+
+void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity) {
+  std::vector<std::string> ids;
+  for (auto& [id, w] : registry_.workers())
+    if (w.owner.identity == identity) ids.push_back(id);
+  for (auto& id : ids)
+    if (auto* w = registry_.find(id)) worker_gone(*w, now, "its identity was revoked");
+}
+
+// ---- client events ------------------------------------------------------------------------
+
+void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev) {
+  ++submitted_;
+  auto key = client_key(peer, ev.client_request_id);
+  if (by_client_.contains(key))
+    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::InvalidRequest,
+                             fmt::format("request id {} is already open on this connection",
+                                         ev.client_request_id));
+  if (shutting_down_)
+    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::ShuttingDown,
+                             "the daemon is shutting down");
+  if (!valid_node_name(ev.node))
+    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::InvalidRequest,
+                             fmt::format("invalid node name '{}'", ev.node));
+  NodeKey nk{who.workspace, ev.node};
+  NodeEntry* entry = registry_.node(nk);
+  if (!entry || !Registry::served(*entry))
+    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::NoWorker,
+                             fmt::format("no worker serves node '{}'", ev.node));
+  WorkerEntry* w = entry->queue.empty() ? registry_.pick(*entry) : nullptr;
+  if (!w && entry->queue.size() >= config_.queue_limit)
+    return immediate_failure(
+        now, peer, ev.client_request_id, ErrorCode::QueueFull,
+        fmt::format("every worker serving '{}' is busy and its queue is full ({} waiting)",
+                    ev.node, entry->queue.size()));
+
+  std::uint64_t timeout_ms = ev.timeout_ms ? ev.timeout_ms
+                             : entry->spec.default_timeout_ms
+                                 ? entry->spec.default_timeout_ms
+                                 : static_cast<std::uint64_t>(config_.default_timeout.count());
+  auto id = next_request_id_++;
+  Request& r = requests_[id];
+  r.id = id;
+  r.client = peer;
+  r.client_request_id = ev.client_request_id;
+  r.node = nk;
+  r.inputs = std::move(ev.inputs);
+  r.parameters = std::move(ev.parameters);
+  r.submitted = now;
+  r.deadline = now + Millis(std::min<std::uint64_t>(timeout_ms, 365ull * 24 * 3600 * 1000));
+  r.want_progress = ev.want_progress;
+  r.idempotent = entry->spec.idempotent;
+  r.caller = CallerContext{who.identity, who.name, who.workspace, who.role,
+                           ev.trace_id.empty() ? fmt::format("{}-{}", config_.instance, id)
+                                               : std::move(ev.trace_id)};
+  by_client_.emplace(std::move(key), id);
+  deadlines_.emplace(r.deadline, id);
+  if (ev.want_accepted) reply_client(r, AcceptedBody{w == nullptr});
+  if (w) {
+    send_to_worker(r, *w, now);
+  } else {
+    r.state = RequestState::Queued;
+    entry->queue.push_back(id);
+  }
+}
+
+void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id) {
+  auto k = by_client_.find(client_key(peer, client_request_id));
+  if (k == by_client_.end()) {
+    spdlog::debug("cancel for request {} which is not open: ignored", client_request_id);
+    return;
+  }
+  auto it = requests_.find(k->second);
+  Request& r = it->second;
+  count_terminal(now, ErrorCode::Cancelled);
+  if (r.state == RequestState::Queued) {
+    remove_from_queue(r);
+    finish(r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
+    requests_.erase(it);
+    return;
+  }
+  actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Cancelled, "cancelled by the client"});
+  finish(r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
+  r.state = RequestState::Orphaned;
+}
+
+void BrokerCore::on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why) {
+  spdlog::warn("bad message on the client socket: {}", why);
+  actions_.push_back(ReplyToClient{peer, request_id, FailureBody{ErrorCode::BadMessage, std::move(why)}});
+}
+
+// ---- time -------------------------------------------------------------------------------
+
+void BrokerCore::expire(TimePoint now) {
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    auto id = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    Request& r = it->second;
+    auto waited = ms_between(r.submitted, now);
+    count_terminal(now, ErrorCode::Timeout);
+    if (r.state == RequestState::Queued) {
+      remove_from_queue(r);
+      finish(r, FailureBody{ErrorCode::Timeout,
+                            fmt::format("timed out after {} ms waiting for a free worker for '{}'",
+                                        waited, r.node.second)});
+      requests_.erase(it);
+    } else if (r.state == RequestState::Dispatched) {
+      actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Timeout, "deadline passed"});
+      finish(r, FailureBody{ErrorCode::Timeout,
+                            fmt::format("timed out after {} ms; worker '{}' was told to abort",
+                                        waited, r.worker_id)});
+      r.state = RequestState::Orphaned;
+    }
+  }
+}
+
+void BrokerCore::check_liveness(TimePoint now) {
+  auto window = config_.ping_interval * config_.liveness;
+  std::vector<std::string> dead;
+  for (auto& [id, w] : registry_.workers())
+    if (now - w.last_heard > window) dead.push_back(id);
+  for (auto& id : dead)
+    if (auto* w = registry_.find(id))
+      worker_gone(*w, now,
+                  fmt::format("silent for more than {} ms",
+                              std::chrono::duration_cast<Millis>(window).count()));
+}
+
+void BrokerCore::tick(TimePoint now) {
+  expire(now);
+  if (now >= next_ping_at_) {
+    actions_.push_back(SendPing{"", next_ping_seq_++});
+    next_ping_at_ = now + config_.ping_interval;
+    check_liveness(now);
+  }
+  if (now >= next_confirm_at_) {
+    next_confirm_at_ = TimePoint::max();
+    for (auto& [id, w] : registry_.workers()) {
+      if (w.state != WorkerState::Confirming) continue;
+      auto& entry = const_cast<WorkerEntry&>(w);
+      if (now >= entry.next_confirm_ping) {
+        actions_.push_back(SendPing{id, next_ping_seq_++});
+        entry.next_confirm_ping = now + config_.confirm_interval;
+      }
+      next_confirm_at_ = std::min(next_confirm_at_, entry.next_confirm_ping);
+    }
+  }
+  if (shutting_down_) check_shutdown(now);
+}
+
+TimePoint BrokerCore::next_wakeup() const {
+  TimePoint t = std::min(next_ping_at_, next_confirm_at_);
+  if (!deadlines_.empty()) t = std::min(t, deadlines_.begin()->first);
+  if (shutting_down_ && !finished_) t = std::min(t, shutdown_deadline_);
+  return t;
+}
+
+// ---- shutdown -----------------------------------------------------------------------------
+
+void BrokerCore::begin_shutdown(TimePoint now) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  shutdown_deadline_ = now + config_.shutdown_grace;
+  std::vector<std::uint64_t> queued;
+  for (auto& [id, r] : requests_)
+    if (r.state == RequestState::Queued) queued.push_back(id);
+  std::sort(queued.begin(), queued.end());
+  for (auto id : queued) {
+    auto it = requests_.find(id);
+    remove_from_queue(it->second);
+    count_terminal(now, ErrorCode::ShuttingDown);
+    finish(it->second, FailureBody{ErrorCode::ShuttingDown,
+                                   "the daemon is shutting down; the request never started"});
+    requests_.erase(it);
+  }
+  spdlog::info("shutting down: {} queued request(s) failed, waiting up to {} ms for the rest",
+               queued.size(), config_.shutdown_grace.count());
+  check_shutdown(now);
+}
+
+void BrokerCore::check_shutdown(TimePoint now) {
+  if (finished_) return;
+  std::vector<std::uint64_t> running;
+  for (auto& [id, r] : requests_)
+    if (r.state == RequestState::Dispatched) running.push_back(id);
+  if (!running.empty() && now < shutdown_deadline_) return;
+  std::sort(running.begin(), running.end());
+  for (auto id : running) {
+    Request& r = requests_.at(id);
+    actions_.push_back(SendAbort{r.worker_id, id, ErrorCode::ShuttingDown, "the daemon is shutting down"});
+    count_terminal(now, ErrorCode::ShuttingDown);
+    finish(r, FailureBody{ErrorCode::ShuttingDown,
+                          "the daemon is shutting down; the worker was told to abort"});
+    r.state = RequestState::Orphaned;
+  }
+  finished_ = true;
+}
+
+// ---- queries ------------------------------------------------------------------------------
+
+std::vector<NodeSnapshot> BrokerCore::list_nodes(const std::string& workspace) const {
+  std::map<NodeKey, std::uint32_t> in_flight;
+  for (auto& [id, r] : requests_)
+    if (r.state == RequestState::Dispatched) ++in_flight[r.node];
+  std::vector<NodeSnapshot> out;
+  for (auto& [key, entry] : registry_.nodes()) {
+    if (!workspace.empty() && key.first != workspace) continue;
+    NodeSnapshot s;
+    s.spec = entry.spec;
+    s.workspace = key.first;
+    s.workers = static_cast<std::uint32_t>(entry.workers.size());
+    for (auto* w : entry.workers) s.capacity += w->capacity;
+    s.queue_depth = static_cast<std::uint32_t>(entry.queue.size());
+    if (auto it = in_flight.find(key); it != in_flight.end()) s.in_flight = it->second;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<WorkerSnapshot> BrokerCore::list_workers(TimePoint now,
+                                                     const std::string& workspace) const {
+  std::vector<WorkerSnapshot> out;
+  for (auto& [id, w] : registry_.workers()) {
+    if (!workspace.empty() && w.owner.workspace != workspace) continue;
+    WorkerSnapshot s;
+    s.worker_id = id;
+    s.hostname = w.hostname;
+    s.sdk = w.sdk;
+    s.state = std::string(worker_state_name(w.state));
+    s.workspace = w.owner.workspace;
+    s.identity = w.owner.identity;
+    s.pid = w.pid;
+    s.capacity = w.capacity;
+    s.in_flight = static_cast<std::uint32_t>(w.holding.size());
+    for (auto& n : w.nodes) s.nodes.push_back(n.name);
+    s.attached_ms = ms_between(w.attached_at, now);
+    s.last_seen_ms = ms_between(w.last_heard, now);
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](auto& a, auto& b) { return a.worker_id < b.worker_id; });
+  return out;
+}
+
+StatusSnapshot BrokerCore::status(TimePoint now) const {
+  StatusSnapshot s;
+  s.uptime_ms = ms_between(started_, now);
+  s.workers = static_cast<std::uint32_t>(registry_.workers().size());
+  for (auto& [key, entry] : registry_.nodes()) {
+    if (!entry.workers.empty()) ++s.nodes;
+    s.queued += static_cast<std::uint32_t>(entry.queue.size());
+  }
+  for (auto& [id, r] : requests_)
+    if (r.state == RequestState::Dispatched) ++s.in_flight;
+  s.submitted = submitted_;
+  s.completed = completed_;
+  s.failed = failed_;
+  s.redispatched = redispatched_;
+  s.failures_by_code = failures_by_code_;
+  auto second = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
+  std::uint64_t total = 0;
+  for (std::int64_t k = 0; k < 60; ++k) {
+    auto sec = second - k;
+    if (sec < 0 || sec > rate_second_ || rate_second_ - sec >= 60) continue;
+    total += terminal_per_second_[static_cast<std::size_t>(sec % 60)];
+  }
+  auto window = std::min<std::int64_t>(60, second + 1);
+  s.rate_1m = static_cast<double>(total) / static_cast<double>(window);
+  return s;
+}
+
+}  // namespace muster::broker

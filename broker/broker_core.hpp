@@ -1,0 +1,171 @@
+// broker_core.hpp — the broker's rules as a state machine: events and a clock in, actions out.
+// Owns: requests (queued, dispatched, orphaned), per-node FIFO queues and their bound,
+// deadlines, heartbeats and liveness, the slow-joiner confirmation, silent-loss re-sends,
+// worker death (re-queue or WorkerLost), cancel, late results, shutdown.
+// Must never: touch a socket, read a clock, or block. Every guarantee of DESIGN.md is
+// decided here and is unit-testable (tests/unit/broker_core_test.cpp).
+//
+// Contract: every accepted Submit produces exactly one terminal ReplyToClient (ResultBody or
+// FailureBody) for its (peer, request_id), and none after it. Every worker message produces
+// exactly one ReplyToWorker.
+#pragma once
+
+#include <array>
+#include <deque>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "events.hpp"
+#include "registry.hpp"
+
+namespace muster::broker {
+
+struct CoreConfig {
+  Millis ping_interval{1000};
+  std::uint32_t liveness = 3;          // pings a worker may miss before it is dead
+  std::size_t queue_limit = 1000;      // per node
+  std::uint32_t max_attempts = 3;      // dispatches of an idempotent request across worker deaths
+  Millis default_timeout{30000};
+  Millis confirm_interval{100};        // re-send of the confirming ping
+  Millis shutdown_grace{5000};
+  std::string instance = "instance";
+  std::string version = "0.0.0";
+};
+
+struct StatusSnapshot {
+  std::uint64_t uptime_ms = 0;
+  std::uint32_t workers = 0, nodes = 0, queued = 0, in_flight = 0;
+  std::uint64_t submitted = 0, completed = 0, failed = 0, redispatched = 0;
+  std::array<std::uint64_t, 16> failures_by_code{};
+  double rate_1m = 0;
+};
+
+struct NodeSnapshot {
+  NodeSpec spec;
+  std::string workspace;
+  std::uint32_t workers = 0, capacity = 0, in_flight = 0, queue_depth = 0;
+};
+
+struct WorkerSnapshot {
+  std::string worker_id, hostname, sdk, state, workspace, identity;
+  std::uint32_t pid = 0, capacity = 0, in_flight = 0;
+  std::vector<std::string> nodes;
+  std::uint64_t attached_ms = 0, last_seen_ms = 0;
+};
+
+class BrokerCore {
+ public:
+  BrokerCore(CoreConfig config, TimePoint now);
+
+  // ---- worker events (response socket). Each appends exactly one ReplyToWorker. ----
+  void on_attach(TimePoint now, const Peer& peer, const Caller& who, AttachEvent ev);
+  void on_pong(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+               std::uint64_t seq, const std::string& instance,
+               const std::vector<std::uint64_t>& in_flight);
+  void on_progress(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+                   std::uint64_t request_id, std::uint64_t step, std::uint64_t total,
+                   std::string message);
+  void on_result(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+                 std::uint64_t request_id, Payload outputs);
+  void on_failure(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+                  std::uint64_t request_id, ErrorCode code, std::string message);
+  void on_detach(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id);
+  // A worker message that could not be decoded; answered Rejected{BadMessage}.
+  void on_bad_worker_message(const Peer& peer, std::string why);
+
+  // ---- client events (client socket) ----
+  void on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev);
+  void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id);
+  void on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why);
+
+  // ---- identity changes ----
+  // The identity was revoked: its workers leave the registry at once (death rules apply).
+  void on_identity_revoked(TimePoint now, const std::string& identity);
+
+  // ---- time ----
+  void tick(TimePoint now);
+  TimePoint next_wakeup() const;
+
+  // ---- shutdown ----
+  void begin_shutdown(TimePoint now);
+  bool shutting_down() const { return shutting_down_; }
+  bool finished() const { return finished_; }
+
+  // ---- output ----
+  std::vector<Action>& actions() { return actions_; }
+
+  // ---- queries ----
+  std::vector<NodeSnapshot> list_nodes(const std::string& workspace) const;  // "" = all
+  std::vector<WorkerSnapshot> list_workers(TimePoint now, const std::string& workspace) const;
+  StatusSnapshot status(TimePoint now) const;
+  const CoreConfig& config() const { return config_; }
+  const Registry& registry() const { return registry_; }
+  std::size_t open_requests() const { return requests_.size(); }
+
+ private:
+  enum class RequestState { Queued, Dispatched, Orphaned };
+  struct Request {
+    std::uint64_t id = 0;
+    Peer client;
+    std::uint64_t client_request_id = 0;
+    NodeKey node;
+    Payload inputs, parameters;
+    TimePoint submitted{}, deadline{};
+    bool want_progress = false;
+    bool idempotent = false;
+    CallerContext caller;
+    std::uint32_t attempts = 0;      // dispatches so far (re-sends after loss count too)
+    std::uint32_t deaths = 0;        // workers that died holding it
+    RequestState state = RequestState::Queued;
+    std::string worker_id;
+    std::uint64_t dispatch_seq = 0;  // the first ping seq published after the last send
+  };
+
+  void reply_worker(const Peer& peer, std::variant<AttachedReply, AckReply, RejectedReply> body);
+  void reply_client(const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body);
+  // Sends the terminal reply and forgets the client side of the request.
+  void finish(Request& r, std::variant<ResultBody, FailureBody> terminal);
+  void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
+
+  WorkerEntry* worker_for(const Peer& peer, const Caller& who, const std::string& worker_id);
+  void send_to_worker(Request& r, WorkerEntry& w, TimePoint now);
+  void dispatch_node(const NodeKey& key, TimePoint now);
+  void dispatch_worker_nodes(WorkerEntry& w, TimePoint now);
+  void release(WorkerEntry& w, std::uint64_t request_id, TimePoint now);
+  void worker_gone(WorkerEntry& w, TimePoint now, const std::string& why);
+  void remove_from_queue(Request& r);
+  void expire(TimePoint now);
+  void check_liveness(TimePoint now);
+  void count_terminal(TimePoint now, ErrorCode code);
+  void check_shutdown(TimePoint now);
+  void immediate_failure(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
+                         ErrorCode code, std::string message);
+  std::string client_key(const Peer& peer, std::uint64_t id) const;
+
+  CoreConfig config_;
+  TimePoint started_;
+  Registry registry_;
+  std::unordered_map<std::uint64_t, Request> requests_;
+  std::unordered_map<std::string, std::uint64_t> by_client_;  // client_key -> request id
+  std::set<std::pair<TimePoint, std::uint64_t>> deadlines_;  // of requests the client waits for
+  std::vector<Action> actions_;
+
+  std::uint64_t next_request_id_ = 1;
+  std::uint64_t next_ping_seq_ = 1;
+  TimePoint next_ping_at_{};
+  TimePoint next_confirm_at_ = TimePoint::max();
+
+  bool shutting_down_ = false;
+  bool finished_ = false;
+  TimePoint shutdown_deadline_{};
+
+  // statistics
+  std::uint64_t submitted_ = 0, completed_ = 0, failed_ = 0, redispatched_ = 0;
+  std::array<std::uint64_t, 16> failures_by_code_{};
+  std::array<std::uint32_t, 60> terminal_per_second_{};
+  std::int64_t rate_second_ = 0;
+};
+
+}  // namespace muster::broker

@@ -1,0 +1,138 @@
+// events.hpp — the vocabulary of the broker core: what comes in (events, already decoded and
+// verified by the socket loop) and what goes out (actions for the socket loop to send).
+// Owns: plain data types only, so the core can be driven by unit tests without sockets.
+// Must never: include ZeroMQ or anything that does I/O.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "muster/frames.hpp"
+#include "muster/node_spec.hpp"
+#include "muster/wire/common_generated.h"
+
+namespace muster::broker {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using Millis = std::chrono::milliseconds;
+using ErrorCode = wire::ErrorCode;
+
+// A slice of a received message, kept alive by `owner`: payloads travel through the daemon
+// without being copied until they are written into the outgoing buffer.
+struct Payload {
+  std::shared_ptr<const void> owner;
+  std::span<const std::uint8_t> bytes;
+  static Payload copy_of(std::span<const std::uint8_t> b) {
+    auto buf = std::make_shared<std::vector<std::uint8_t>>(b.begin(), b.end());
+    return Payload{buf, std::span<const std::uint8_t>(buf->data(), buf->size())};
+  }
+};
+
+// The authenticated identity behind a connection, resolved by the socket loop.
+struct Caller {
+  std::string identity = "local";
+  std::string name = "local";
+  std::string workspace = "default";
+  std::string role = "admin";
+};
+
+// ---- events ---------------------------------------------------------------------------
+
+struct AttachEvent {
+  std::string worker_id;
+  std::string hostname;
+  std::string sdk;
+  std::uint32_t pid = 0;
+  std::string session;
+  std::uint32_t capacity = 1;
+  std::vector<NodeSpec> nodes;
+};
+
+struct SubmitEvent {
+  std::uint64_t client_request_id = 0;
+  std::string node;
+  Payload inputs;
+  Payload parameters;
+  std::uint64_t timeout_ms = 0;
+  bool want_progress = false;
+  bool want_accepted = false;
+  std::string trace_id;
+};
+
+// ---- actions --------------------------------------------------------------------------
+
+struct CallerContext {
+  std::string identity, name, workspace, role, trace_id;
+};
+
+// Request socket (PUB), the worker's topic.
+struct SendWorkRequest {
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  std::string node;
+  Payload inputs;
+  Payload parameters;
+  std::uint64_t timeout_ms = 0;
+  std::uint32_t attempt = 1;
+  CallerContext caller;
+};
+struct SendAbort {
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  ErrorCode code = ErrorCode::Cancelled;
+  std::string reason;
+};
+// Request socket: broadcast when worker_id is empty, else the worker's topic.
+struct SendPing {
+  std::string worker_id;
+  std::uint64_t seq = 0;
+};
+
+// Response socket replies.
+struct AttachedReply {
+  std::string worker_id;
+};
+struct AckReply {
+  bool late = false;
+};
+struct RejectedReply {
+  ErrorCode code = ErrorCode::BadMessage;
+  std::string message;
+  bool reattach = false;
+};
+struct ReplyToWorker {
+  Peer peer;
+  std::variant<AttachedReply, AckReply, RejectedReply> body;
+};
+
+// Client socket.
+struct AcceptedBody {
+  bool queued = false;
+};
+struct ProgressBody {
+  std::uint64_t step = 0, total = 0;
+  std::string message;
+};
+struct ResultBody {
+  Payload outputs;
+};
+struct FailureBody {
+  ErrorCode code = ErrorCode::Internal;
+  std::string message;
+};
+struct ReplyToClient {
+  Peer peer;
+  std::uint64_t request_id = 0;
+  std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body;
+};
+
+using Action = std::variant<SendWorkRequest, SendAbort, SendPing, ReplyToWorker, ReplyToClient>;
+
+}  // namespace muster::broker

@@ -1,0 +1,97 @@
+// registry.cpp — worker sessions and the node index.
+#include "registry.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+namespace muster::broker {
+
+std::string_view worker_state_name(WorkerState s) {
+  switch (s) {
+    case WorkerState::Confirming: return "confirming";
+    case WorkerState::Ready: return "ready";
+    case WorkerState::Draining: return "draining";
+  }
+  return "?";
+}
+
+WorkerEntry* Registry::find(const std::string& worker_id) {
+  auto it = workers_.find(worker_id);
+  return it == workers_.end() ? nullptr : &it->second;
+}
+
+WorkerEntry& Registry::add(WorkerEntry entry) {
+  auto [it, inserted] = workers_.emplace(entry.id, std::move(entry));
+  index(it->second);
+  return it->second;
+}
+
+void Registry::index(WorkerEntry& w) {
+  for (auto& spec : w.nodes) {
+    auto& entry = nodes_[NodeKey{w.owner.workspace, spec.name}];
+    if (entry.workers.empty() && entry.spec.name.empty()) {
+      entry.spec = spec;
+    } else if (!(entry.spec == spec)) {
+      if (!entry.workers.empty())
+        spdlog::warn("worker {} declares node {} differently from the workers already serving it; "
+                     "listing its declaration", w.id, spec.name);
+      entry.spec = spec;
+    }
+    if (std::find(entry.workers.begin(), entry.workers.end(), &w) == entry.workers.end())
+      entry.workers.push_back(&w);
+  }
+}
+
+void Registry::unindex(WorkerEntry& w) {
+  for (auto& spec : w.nodes) {
+    NodeKey key{w.owner.workspace, spec.name};
+    auto it = nodes_.find(key);
+    if (it == nodes_.end()) continue;
+    auto& ws = it->second.workers;
+    ws.erase(std::remove(ws.begin(), ws.end(), &w), ws.end());
+    drop_if_unused(key);
+  }
+}
+
+void Registry::update(WorkerEntry& w, std::vector<NodeSpec> nodes, std::uint32_t capacity) {
+  unindex(w);
+  w.nodes = std::move(nodes);
+  w.capacity = capacity;
+  index(w);
+}
+
+void Registry::remove(const std::string& worker_id) {
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  unindex(it->second);
+  workers_.erase(it);
+}
+
+NodeEntry* Registry::node(const NodeKey& key) {
+  auto it = nodes_.find(key);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+NodeEntry& Registry::node_for_queue(const NodeKey& key) { return nodes_[key]; }
+
+void Registry::drop_if_unused(const NodeKey& key) {
+  auto it = nodes_.find(key);
+  if (it != nodes_.end() && it->second.workers.empty() && it->second.queue.empty())
+    nodes_.erase(it);
+}
+
+WorkerEntry* Registry::pick(NodeEntry& entry) {
+  WorkerEntry* best = nullptr;
+  for (auto* w : entry.workers) {
+    if (w->state != WorkerState::Ready) continue;
+    auto free = w->free_slots();
+    if (free == 0) continue;
+    if (!best || free > best->free_slots() ||
+        (free == best->free_slots() && w->last_dispatch < best->last_dispatch))
+      best = w;
+  }
+  return best;
+}
+
+}  // namespace muster::broker

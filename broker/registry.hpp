@@ -1,0 +1,78 @@
+// registry.hpp — the live workers, the nodes they serve, and the choice of worker for a node.
+// Owns: worker sessions (state, capacity, what each holds), the node index per workspace,
+// and the dispatch rule "most free capacity, ties to the one that waited longest".
+// Must never: decide what happens to requests; it only answers who can take one.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "events.hpp"
+
+namespace muster::broker {
+
+enum class WorkerState { Confirming, Ready, Draining };
+std::string_view worker_state_name(WorkerState s);
+
+struct WorkerEntry {
+  std::string id;
+  Caller owner;                      // the identity that attached it
+  std::string hostname, sdk, session;
+  std::uint32_t pid = 0;
+  std::uint32_t capacity = 1;
+  std::vector<NodeSpec> nodes;
+  WorkerState state = WorkerState::Confirming;
+  std::uint64_t confirm_seq = 0;     // a Pong for a ping >= this proves the PUB path
+  TimePoint attached_at{}, last_heard{}, next_confirm_ping{}, last_dispatch{};
+  std::unordered_set<std::uint64_t> holding;  // request ids it has been given and not answered
+
+  std::uint32_t free_slots() const {
+    return holding.size() >= capacity ? 0 : capacity - static_cast<std::uint32_t>(holding.size());
+  }
+};
+
+// (workspace, node name)
+using NodeKey = std::pair<std::string, std::string>;
+
+struct NodeEntry {
+  NodeSpec spec;                       // as declared by the most recent worker to attach
+  std::vector<WorkerEntry*> workers;   // Confirming and Ready workers serving it
+  std::deque<std::uint64_t> queue;     // request ids waiting, FIFO
+};
+
+class Registry {
+ public:
+  WorkerEntry* find(const std::string& worker_id);
+  const std::unordered_map<std::string, WorkerEntry>& workers() const { return workers_; }
+  const std::map<NodeKey, NodeEntry>& nodes() const { return nodes_; }
+
+  // Adds a worker (not yet in the map) and indexes its nodes. Returns the stored entry.
+  WorkerEntry& add(WorkerEntry entry);
+  // Replaces the declared nodes/capacity of an existing worker (re-attach of the same session).
+  void update(WorkerEntry& w, std::vector<NodeSpec> nodes, std::uint32_t capacity);
+  // Takes the worker out of the node index (no new work) but keeps it registered.
+  void unindex(WorkerEntry& w);
+  // Forgets the worker entirely. Its node entries disappear when no worker and no queue is left.
+  void remove(const std::string& worker_id);
+
+  NodeEntry* node(const NodeKey& key);
+  NodeEntry& node_for_queue(const NodeKey& key);  // existing entry, for requeueing
+  void drop_if_unused(const NodeKey& key);
+
+  // The Ready worker serving the node with the most free slots; nullptr if none has one.
+  WorkerEntry* pick(NodeEntry& entry);
+  // True if some Confirming or Ready worker serves it.
+  static bool served(const NodeEntry& entry) { return !entry.workers.empty(); }
+
+ private:
+  void index(WorkerEntry& w);
+  std::unordered_map<std::string, WorkerEntry> workers_;
+  std::map<NodeKey, NodeEntry> nodes_;
+};
+
+}  // namespace muster::broker

@@ -1,0 +1,44 @@
+// messages.hpp — one place that turns received bytes into verified wire messages, and names
+// error codes.
+// Owns: the Verifier settings and the error-code names every C++ program prints.
+// Must never: hand out a pointer into a buffer that failed verification.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "muster/wire/client_generated.h"
+#include "muster/wire/daemon_generated.h"
+#include "muster/wire/enroll_generated.h"
+#include "muster/wire/enrolled_generated.h"
+#include "muster/wire/reply_generated.h"
+#include "muster/wire/worker_generated.h"
+
+namespace muster {
+
+// Verifier limits: deep enough for any sane nested value, bounded against hostile input.
+inline constexpr unsigned kVerifierMaxDepth = 128;
+inline constexpr unsigned kVerifierMaxTables = 10'000'000;
+
+// Each returns the verified root, or nullptr if the bytes are not a valid buffer of that
+// root type carrying its file_identifier.
+const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> bytes);
+const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> bytes);
+const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> bytes);
+const wire::ClientReply* read_client_reply(std::span<const std::uint8_t> bytes);
+const wire::EnrollRequest* read_enroll_request(std::span<const std::uint8_t> bytes);
+const wire::EnrollResponse* read_enroll_response(std::span<const std::uint8_t> bytes);
+
+// "NO_WORKER", "TIMEOUT", ... as printed by the CLI and used in JSON.
+std::string_view error_code_name(wire::ErrorCode code);
+std::optional<wire::ErrorCode> error_code_from_name(std::string_view name);
+
+// A view of a nested payload vector (inputs, parameters, outputs) as bytes.
+inline std::span<const std::uint8_t> payload_bytes(const flatbuffers::Vector<std::uint8_t>* v) {
+  if (!v) return {};
+  return {v->data(), v->size()};
+}
+
+}  // namespace muster

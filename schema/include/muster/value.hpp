@@ -1,0 +1,125 @@
+// value.hpp — muster::Value, the C++ form of the wire's dynamic value (schema/value.fbs),
+// and its encoding to and from FlatBuffers.
+// Owns: the in-memory value model shared by the SDK, the CLI, the bridge and the tests.
+// Must never: lose information on a round trip through the wire (int64 stays int64,
+// bytes stay bytes, map order is kept).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+
+namespace muster {
+
+namespace wire {
+struct Value;
+struct Values;
+}  // namespace wire
+
+struct Value;
+
+using Bytes = std::vector<std::uint8_t>;
+using List = std::vector<Value>;
+
+// An ordered map with unique string keys (the order is part of the value).
+class Map {
+ public:
+  using Entry = std::pair<std::string, Value>;
+  Map() = default;
+  Map(std::initializer_list<Entry> entries);
+
+  // Inserts or replaces; keeps the position of an existing key.
+  Value& set(std::string key, Value value);
+  const Value* find(std::string_view key) const;
+  Value* find(std::string_view key);
+  bool contains(std::string_view key) const { return find(key) != nullptr; }
+  bool erase(std::string_view key);
+
+  std::size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  auto begin() const { return entries_.begin(); }
+  auto end() const { return entries_.end(); }
+  auto begin() { return entries_.begin(); }
+  auto end() { return entries_.end(); }
+  void reserve(std::size_t n) { entries_.reserve(n); }
+
+  friend bool operator==(const Map&, const Map&);
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+struct ErrorValue {
+  std::string code;
+  std::string message;
+  friend bool operator==(const ErrorValue&, const ErrorValue&) = default;
+};
+
+enum class ValueKind { Null, Bool, Int, Float, String, Bytes, List, Map, Error };
+
+struct Value {
+  using Storage = std::variant<std::monostate, bool, std::int64_t, double, std::string, Bytes,
+                               List, Map, ErrorValue>;
+  Storage v;
+
+  Value() = default;
+  Value(std::nullptr_t) {}
+  Value(bool b) : v(b) {}
+  Value(int i) : v(static_cast<std::int64_t>(i)) {}
+  Value(long i) : v(static_cast<std::int64_t>(i)) {}
+  Value(long long i) : v(static_cast<std::int64_t>(i)) {}
+  Value(unsigned i) : v(static_cast<std::int64_t>(i)) {}
+  Value(double d) : v(d) {}
+  Value(const char* s) : v(std::string(s)) {}
+  Value(std::string s) : v(std::move(s)) {}
+  Value(std::string_view s) : v(std::string(s)) {}
+  Value(Bytes b) : v(std::move(b)) {}
+  Value(List l) : v(std::move(l)) {}
+  Value(Map m) : v(std::move(m)) {}
+  Value(ErrorValue e) : v(std::move(e)) {}
+
+  ValueKind kind() const { return static_cast<ValueKind>(v.index()); }
+  bool is_null() const { return kind() == ValueKind::Null; }
+
+  // Typed access; throw std::runtime_error naming the expected and actual kind.
+  bool as_bool() const;
+  std::int64_t as_int() const;
+  double as_number() const;  // Int or Float
+  const std::string& as_string() const;
+  const Bytes& as_bytes() const;
+  const List& as_list() const;
+  const Map& as_map() const;
+  Map& as_map();
+  const ErrorValue& as_error() const;
+
+  friend bool operator==(const Value& a, const Value& b) { return a.v == b.v; }
+};
+
+// "null", "bool", "int", "float", "string", "bytes", "list", "map", "error".
+std::string_view kind_name(ValueKind k);
+
+// ---- FlatBuffers encoding -------------------------------------------------------------
+
+flatbuffers::Offset<wire::Value> encode_value(flatbuffers::FlatBufferBuilder& fbb, const Value& v);
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<void>>> encode_entries(
+    flatbuffers::FlatBufferBuilder& fbb, const Map& m);
+
+// Reads a verified wire value. A null pointer reads as Null.
+Value decode_value(const wire::Value* v);
+Map decode_values(const wire::Values* v);
+
+// A complete `Values` buffer (identifier MSVL), as carried in nested payload fields.
+std::vector<std::uint8_t> encode_values(const Map& m);
+
+// Verifies and decodes a nested `Values` buffer. Empty input is an empty map.
+// Throws std::runtime_error if the bytes are not a valid Values buffer.
+Map decode_values(std::span<const std::uint8_t> bytes);
+
+}  // namespace muster

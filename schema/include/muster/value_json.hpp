@@ -1,0 +1,30 @@
+// value_json.hpp — the one-to-one mapping between muster::Value and JSON (docs/PROTOCOL.md §4).
+// Owns: how bytes ({"$bytes": base64}) and errors ({"$error": {...}}) look in JSON, and how
+// numbers keep their int/float kind.
+// Must never: accept JSON it cannot map back exactly; non-finite floats are refused.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "muster/value.hpp"
+
+namespace muster {
+
+// JSON with insertion order kept, so maps keep their order through JSON too.
+using Json = nlohmann::ordered_json;
+
+Json to_json(const Value& v);
+Json to_json(const Map& m);
+// Throws std::invalid_argument with a message naming the offending path.
+Value from_json(const Json& j);
+// Parses text; throws std::invalid_argument on bad JSON or a top level that is not an object.
+Map map_from_json_text(std::string_view text);
+
+std::string base64_encode(const Bytes& b);
+// Throws std::invalid_argument on bad input.
+Bytes base64_decode(std::string_view s);
+
+}  // namespace muster

@@ -1,0 +1,65 @@
+// messages.cpp — verification of received buffers and error-code names.
+#include "muster/messages.hpp"
+
+#include <array>
+
+namespace muster {
+namespace {
+
+template <class Root>
+const Root* verify(std::span<const std::uint8_t> bytes, const char* identifier,
+                   bool (*verify_fn)(flatbuffers::Verifier&)) {
+  if (bytes.size() < 8 || bytes.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) return nullptr;
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), kVerifierMaxDepth,
+                                 kVerifierMaxTables);
+  if (!flatbuffers::BufferHasIdentifier(bytes.data(), identifier)) return nullptr;
+  if (!verify_fn(verifier)) return nullptr;
+  return flatbuffers::GetRoot<Root>(bytes.data());
+}
+
+}  // namespace
+
+const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> b) {
+  return verify<wire::WorkerMessage>(b, wire::WorkerMessageIdentifier(),
+                                     [](flatbuffers::Verifier& v) { return wire::VerifyWorkerMessageBuffer(v); });
+}
+const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> b) {
+  return verify<wire::DaemonMessage>(b, wire::DaemonMessageIdentifier(),
+                                     [](flatbuffers::Verifier& v) { return wire::VerifyDaemonMessageBuffer(v); });
+}
+const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> b) {
+  return verify<wire::ClientMessage>(b, wire::ClientMessageIdentifier(),
+                                     [](flatbuffers::Verifier& v) { return wire::VerifyClientMessageBuffer(v); });
+}
+const wire::ClientReply* read_client_reply(std::span<const std::uint8_t> b) {
+  return verify<wire::ClientReply>(b, wire::ClientReplyIdentifier(),
+                                   [](flatbuffers::Verifier& v) { return wire::VerifyClientReplyBuffer(v); });
+}
+const wire::EnrollRequest* read_enroll_request(std::span<const std::uint8_t> b) {
+  return verify<wire::EnrollRequest>(b, wire::EnrollRequestIdentifier(),
+                                     [](flatbuffers::Verifier& v) { return wire::VerifyEnrollRequestBuffer(v); });
+}
+const wire::EnrollResponse* read_enroll_response(std::span<const std::uint8_t> b) {
+  return verify<wire::EnrollResponse>(b, wire::EnrollResponseIdentifier(),
+                                      [](flatbuffers::Verifier& v) { return wire::VerifyEnrollResponseBuffer(v); });
+}
+
+namespace {
+constexpr std::array<std::string_view, 13> kCodeNames = {
+    "NONE",          "NO_WORKER",   "TIMEOUT",      "WORKER_LOST", "CANCELLED",
+    "INVALID_REQUEST", "PERMISSION_DENIED", "QUEUE_FULL", "WORKER_ERROR", "BAD_MESSAGE",
+    "INTERNAL",      "SHUTTING_DOWN", "UNAVAILABLE"};
+}
+
+std::string_view error_code_name(wire::ErrorCode code) {
+  auto i = static_cast<std::size_t>(code);
+  return i < kCodeNames.size() ? kCodeNames[i] : "UNKNOWN";
+}
+
+std::optional<wire::ErrorCode> error_code_from_name(std::string_view name) {
+  for (std::size_t i = 0; i < kCodeNames.size(); ++i)
+    if (kCodeNames[i] == name) return static_cast<wire::ErrorCode>(i);
+  return std::nullopt;
+}
+
+}  // namespace muster

@@ -1,0 +1,223 @@
+// value.cpp — muster::Value accessors and its FlatBuffers encoding.
+#include "muster/value.hpp"
+
+#include <fmt/format.h>
+
+#include "muster/messages.hpp"
+#include "muster/wire/value_generated.h"
+
+namespace muster {
+
+Map::Map(std::initializer_list<Entry> entries) {
+  for (auto& e : entries) set(e.first, e.second);
+}
+
+Value& Map::set(std::string key, Value value) {
+  if (auto* existing = find(key)) {
+    *existing = std::move(value);
+    return *existing;
+  }
+  entries_.emplace_back(std::move(key), std::move(value));
+  return entries_.back().second;
+}
+
+const Value* Map::find(std::string_view key) const {
+  for (auto& e : entries_)
+    if (e.first == key) return &e.second;
+  return nullptr;
+}
+
+Value* Map::find(std::string_view key) {
+  for (auto& e : entries_)
+    if (e.first == key) return &e.second;
+  return nullptr;
+}
+
+bool Map::erase(std::string_view key) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it)
+    if (it->first == key) {
+      entries_.erase(it);
+      return true;
+    }
+  return false;
+}
+
+bool operator==(const Map& a, const Map& b) { return a.entries_ == b.entries_; }
+
+std::string_view kind_name(ValueKind k) {
+  static constexpr std::string_view names[] = {"null",   "bool", "int", "float", "string",
+                                               "bytes", "list", "map", "error"};
+  return names[static_cast<int>(k)];
+}
+
+namespace {
+[[noreturn]] void wrong_kind(const Value& v, ValueKind want) {
+  throw std::runtime_error(
+      fmt::format("expected a {} value, got {}", kind_name(want), kind_name(v.kind())));
+}
+template <class T>
+const T& get(const Value& v, ValueKind want) {
+  if (auto* p = std::get_if<T>(&v.v)) return *p;
+  wrong_kind(v, want);
+}
+}  // namespace
+
+bool Value::as_bool() const { return get<bool>(*this, ValueKind::Bool); }
+std::int64_t Value::as_int() const { return get<std::int64_t>(*this, ValueKind::Int); }
+double Value::as_number() const {
+  if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+  return get<double>(*this, ValueKind::Float);
+}
+const std::string& Value::as_string() const { return get<std::string>(*this, ValueKind::String); }
+const Bytes& Value::as_bytes() const { return get<Bytes>(*this, ValueKind::Bytes); }
+const List& Value::as_list() const { return get<List>(*this, ValueKind::List); }
+const Map& Value::as_map() const { return get<Map>(*this, ValueKind::Map); }
+Map& Value::as_map() { return const_cast<Map&>(get<Map>(*this, ValueKind::Map)); }
+const ErrorValue& Value::as_error() const { return get<ErrorValue>(*this, ValueKind::Error); }
+
+// ---- encoding --------------------------------------------------------------------------
+
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<void>>> encode_entries(
+    flatbuffers::FlatBufferBuilder& fbb, const Map& m) {
+  std::vector<flatbuffers::Offset<wire::Entry>> entries;
+  entries.reserve(m.size());
+  for (auto& [key, value] : m) {
+    auto k = fbb.CreateString(key);
+    auto v = encode_value(fbb, value);
+    entries.push_back(wire::CreateEntry(fbb, k, v));
+  }
+  auto vec = fbb.CreateVector(entries);
+  return flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<void>>>(vec.o);
+}
+
+flatbuffers::Offset<wire::Value> encode_value(flatbuffers::FlatBufferBuilder& fbb, const Value& v) {
+  using wire::ValueKind;
+  switch (v.kind()) {
+    case muster::ValueKind::Null: {
+      wire::ValueBuilder b(fbb);
+      return b.Finish();
+    }
+    case muster::ValueKind::Bool: {
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::Bool);
+      b.add_bool_value(std::get<bool>(v.v));
+      return b.Finish();
+    }
+    case muster::ValueKind::Int: {
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::Int);
+      b.add_int_value(std::get<std::int64_t>(v.v));
+      return b.Finish();
+    }
+    case muster::ValueKind::Float: {
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::Float);
+      b.add_float_value(std::get<double>(v.v));
+      return b.Finish();
+    }
+    case muster::ValueKind::String: {
+      auto s = fbb.CreateString(std::get<std::string>(v.v));
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::String);
+      b.add_string_value(s);
+      return b.Finish();
+    }
+    case muster::ValueKind::Bytes: {
+      auto& bytes = std::get<Bytes>(v.v);
+      auto data = fbb.CreateVector(bytes);
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::Bytes);
+      b.add_bytes_value(data);
+      return b.Finish();
+    }
+    case muster::ValueKind::List: {
+      auto& list = std::get<List>(v.v);
+      std::vector<flatbuffers::Offset<wire::Value>> items;
+      items.reserve(list.size());
+      for (auto& item : list) items.push_back(encode_value(fbb, item));
+      auto vec = fbb.CreateVector(items);
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::List);
+      b.add_list_value(vec);
+      return b.Finish();
+    }
+    case muster::ValueKind::Map: {
+      auto vec = encode_entries(fbb, std::get<Map>(v.v));
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::Map);
+      b.add_map_value(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>>(vec.o));
+      return b.Finish();
+    }
+    case muster::ValueKind::Error: {
+      auto& e = std::get<ErrorValue>(v.v);
+      auto code = fbb.CreateString(e.code);
+      auto msg = fbb.CreateString(e.message);
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::Error);
+      b.add_error_code(code);
+      b.add_error_message(msg);
+      return b.Finish();
+    }
+  }
+  throw std::logic_error("unreachable value kind");
+}
+
+namespace {
+Map decode_entries(const flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>* entries) {
+  Map m;
+  if (!entries) return m;
+  m.reserve(entries->size());
+  for (auto* e : *entries) m.set(e->key()->str(), decode_value(e->value()));
+  return m;
+}
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+}  // namespace
+
+Value decode_value(const wire::Value* v) {
+  if (!v) return Value();
+  using wire::ValueKind;
+  switch (v->kind()) {
+    case ValueKind::Null: return Value();
+    case ValueKind::Bool: return Value(v->bool_value());
+    case ValueKind::Int: return Value(static_cast<long long>(v->int_value()));
+    case ValueKind::Float: return Value(v->float_value());
+    case ValueKind::String: return Value(str(v->string_value()));
+    case ValueKind::Bytes: {
+      auto* b = v->bytes_value();
+      return Value(b ? Bytes(b->begin(), b->end()) : Bytes());
+    }
+    case ValueKind::List: {
+      List l;
+      if (auto* items = v->list_value()) {
+        l.reserve(items->size());
+        for (auto* item : *items) l.push_back(decode_value(item));
+      }
+      return Value(std::move(l));
+    }
+    case ValueKind::Map: return Value(decode_entries(v->map_value()));
+    case ValueKind::Error: return Value(ErrorValue{str(v->error_code()), str(v->error_message())});
+  }
+  // An unknown kind from a newer writer reads as null rather than failing the message.
+  return Value();
+}
+
+Map decode_values(const wire::Values* v) { return v ? decode_entries(v->entries()) : Map(); }
+
+std::vector<std::uint8_t> encode_values(const Map& m) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto entries = encode_entries(fbb, m);
+  wire::ValuesBuilder b(fbb);
+  b.add_entries(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>>(entries.o));
+  fbb.Finish(b.Finish(), wire::ValuesIdentifier());
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+Map decode_values(std::span<const std::uint8_t> bytes) {
+  if (bytes.empty()) return Map();
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), kVerifierMaxDepth, kVerifierMaxTables);
+  if (!verifier.VerifyBuffer<wire::Values>(nullptr))
+    throw std::runtime_error("payload is not a valid muster Values buffer");
+  return decode_values(flatbuffers::GetRoot<wire::Values>(bytes.data()));
+}
+
+}  // namespace muster

@@ -1,0 +1,39 @@
+// frames.hpp — reading and writing muster messages on ROUTER sockets (PROTOCOL.md §2).
+// Owns: the envelope rule: the payload is the last frame; replies mirror the envelope.
+// Must never: block; every call here is non-blocking or called when the socket is readable.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include <zmq.hpp>
+
+namespace muster {
+
+// Who sent a ROUTER message and how to answer them.
+struct Peer {
+  std::string routing_id;
+  bool delimiter = false;   // the request had an empty frame before the payload (REQ)
+  std::string identity;     // the ZAP User-Id, empty when the socket has no ZAP
+};
+
+struct RouterMessage {
+  Peer peer;
+  zmq::message_t payload;
+  bool well_formed = false;  // 2 frames, or 3 with an empty middle frame
+  std::size_t frame_count = 0;
+};
+
+// Reads one whole multipart message if one is waiting. Returns false if none was.
+bool recv_router(zmq::socket_t& socket, RouterMessage& out);
+
+// Sends [routing_id, ("")?, payload]. Returns false if the peer is gone (never blocks).
+bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload);
+bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<const std::uint8_t> payload);
+
+inline std::span<const std::uint8_t> bytes_of(const zmq::message_t& m) {
+  return {static_cast<const std::uint8_t*>(m.data()), m.size()};
+}
+
+}  // namespace muster
