@@ -1,0 +1,304 @@
+// client.cpp — the C++ client library. See client.hpp.
+#include "muster/client.hpp"
+
+#include <deque>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <zmq.hpp>
+
+#include "muster/endpoints.hpp"
+#include "muster/frames.hpp"
+#include "muster/messages.hpp"
+#include "muster/node_spec.hpp"
+
+namespace muster {
+
+namespace {
+using SteadyClock = std::chrono::steady_clock;
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> nested_values(flatbuffers::FlatBufferBuilder& fbb,
+                                                                     const Map& m) {
+  if (m.empty()) return 0;
+  auto bytes = encode_values(m);
+  fbb.ForceVectorAlignment(bytes.size(), 1, 8);
+  return fbb.CreateVector(bytes);
+}
+}  // namespace
+
+struct Client::Impl {
+  ClientOptions opt;
+  zmq::context_t ctx{1};
+  zmq::socket_t socket{ctx, zmq::socket_type::dealer};
+  std::uint64_t next_id = 1;
+  bool connected_once = false;
+  struct Open {
+    SteadyClock::time_point give_up;
+  };
+  std::unordered_map<std::uint64_t, Open> open;
+  std::deque<ClientEvent> pending;           // events read while waiting for something else
+  std::unordered_map<std::uint64_t, Json> query_replies;
+
+  explicit Impl(ClientOptions o) : opt(std::move(o)) {
+    if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
+    check_endpoint(opt.client_address, false, opt.insecure);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::immediate, 1);  // queue only on a live connection
+    socket.set(zmq::sockopt::sndhwm, 100000);
+    socket.set(zmq::sockopt::rcvhwm, 100000);
+    socket.connect(opt.client_address);
+  }
+
+  void send(flatbuffers::FlatBufferBuilder& fbb) {
+    zmq::message_t msg(fbb.GetBufferPointer(), fbb.GetSize());
+    if (!connected_once) {
+      // Wait for the connection once, so that a missing daemon is reported quickly.
+      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(3000));
+      if (!(item.revents & ZMQ_POLLOUT))
+        throw CallError(wire::ErrorCode::Unavailable,
+                        fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
+      connected_once = true;
+    }
+    if (!socket.send(std::move(msg), zmq::send_flags::dontwait)) {
+      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
+      zmq::poll(&item, 1, opt.grace);
+      zmq::message_t again(fbb.GetBufferPointer(), fbb.GetSize());
+      if (!(item.revents & ZMQ_POLLOUT) || !socket.send(std::move(again), zmq::send_flags::dontwait))
+        throw CallError(wire::ErrorCode::Unavailable,
+                        fmt::format("lost the connection to musterd at {}", opt.client_address));
+    }
+  }
+
+  void send_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
+                    flatbuffers::FlatBufferBuilder& fbb) {
+    wire::ClientMessageBuilder b(fbb);
+    b.add_request_id(id);
+    b.add_body_type(type);
+    b.add_body(body);
+    fbb.Finish(b.Finish(), wire::ClientMessageIdentifier());
+    send(fbb);
+  }
+
+  std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& o) {
+    auto id = next_id++;
+    flatbuffers::FlatBufferBuilder fbb(256);
+    auto in = nested_values(fbb, inputs);
+    auto params = nested_values(fbb, o.parameters);
+    auto node_off = fbb.CreateString(node);
+    auto trace = o.trace_id.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(o.trace_id);
+    wire::SubmitBuilder s(fbb);
+    s.add_node(node_off);
+    if (!in.IsNull()) s.add_inputs(in);
+    if (!params.IsNull()) s.add_parameters(params);
+    s.add_timeout_ms(o.timeout_ms);
+    s.add_want_progress(static_cast<bool>(o.on_progress));
+    if (!trace.IsNull()) s.add_trace_id(trace);
+    auto body = s.Finish();
+    send_message(id, wire::ClientBody::Submit, body.Union(), fbb);
+    // The client's guard: the daemon's deadline plus grace (a daemon default of 30 s is
+    // assumed when the call gives none; nodes with longer defaults should pass a timeout).
+    auto budget = std::chrono::milliseconds(o.timeout_ms ? o.timeout_ms : 30000) + opt.grace;
+    open[id] = Open{SteadyClock::now() + budget};
+    return id;
+  }
+
+  // Reads whatever arrives within `wait` into `pending`/`query_replies`; expires guards.
+  void pump(std::chrono::milliseconds wait) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, wait);
+    zmq::message_t m;
+    while (socket.recv(m, zmq::recv_flags::dontwait)) {
+      while (m.more()) (void)socket.recv(m, zmq::recv_flags::none);  // keep only the last frame
+      handle(m);
+    }
+    auto now = SteadyClock::now();
+    for (auto it = open.begin(); it != open.end();) {
+      if (now >= it->second.give_up) {
+        pending.push_back(ClientEvent{it->first, FailureEvent{wire::ErrorCode::Unavailable,
+                                                              "no reply from musterd in time (daemon down or restarted?)"}});
+        it = open.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void handle(const zmq::message_t& m) {
+    auto* reply = read_client_reply(bytes_of(m));
+    if (!reply) return;  // not ours to understand; ignore
+    auto id = reply->request_id();
+    switch (reply->body_type()) {
+      case wire::ReplyBody::Progress: {
+        if (!open.contains(id)) return;
+        auto* p = reply->body_as_Progress();
+        pending.push_back(ClientEvent{id, ProgressEvent{p->step(), p->total(), str(p->message())}});
+        return;
+      }
+      case wire::ReplyBody::Result: {
+        if (!open.erase(id)) return;
+        try {
+          pending.push_back(ClientEvent{id, ResultEvent{decode_values(payload_bytes(reply->body_as_Result()->outputs()))}});
+        } catch (const std::exception& e) {
+          pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage, e.what()}});
+        }
+        return;
+      }
+      case wire::ReplyBody::Failure: {
+        auto* f = reply->body_as_Failure();
+        if (query_replies.contains(id)) {
+          query_replies[id] = Json{{"$failure", {{"code", error_code_name(f->code())}, {"message", str(f->message())}}}};
+          return;
+        }
+        if (!open.erase(id)) return;
+        pending.push_back(ClientEvent{id, FailureEvent{f->code(), str(f->message())}});
+        return;
+      }
+      case wire::ReplyBody::Accepted: return;
+      case wire::ReplyBody::NodeList:
+        if (query_replies.contains(id)) query_replies[id] = node_list_json(reply->body_as_NodeList());
+        return;
+      case wire::ReplyBody::WorkerList:
+        if (query_replies.contains(id)) query_replies[id] = worker_list_json(reply->body_as_WorkerList());
+        return;
+      case wire::ReplyBody::StatusReport:
+        if (query_replies.contains(id)) query_replies[id] = status_json(reply->body_as_StatusReport());
+        return;
+      default: return;
+    }
+  }
+
+  static Json node_list_json(const wire::NodeList* list) {
+    auto out = Json::array();
+    if (!list || !list->nodes()) return out;
+    for (auto* n : *list->nodes()) {
+      Json j = to_json(decode_node_spec(n->spec()));
+      j["workspace"] = str(n->workspace());
+      j["workers"] = n->workers();
+      j["capacity"] = n->capacity();
+      j["in_flight"] = n->in_flight();
+      j["queue_depth"] = n->queue_depth();
+      out.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  static Json worker_list_json(const wire::WorkerList* list) {
+    auto out = Json::array();
+    if (!list || !list->workers()) return out;
+    for (auto* w : *list->workers()) {
+      auto nodes = Json::array();
+      if (w->nodes())
+        for (auto* n : *w->nodes()) nodes.push_back(n->str());
+      out.push_back(Json{{"worker_id", str(w->worker_id())}, {"hostname", str(w->hostname())},
+                         {"sdk", str(w->sdk())}, {"pid", w->pid()}, {"state", str(w->state())},
+                         {"capacity", w->capacity()}, {"in_flight", w->in_flight()},
+                         {"nodes", nodes}, {"workspace", str(w->workspace())},
+                         {"identity", str(w->identity())}, {"attached_ms", w->attached_ms()},
+                         {"last_seen_ms", w->last_seen_ms()}});
+    }
+    return out;
+  }
+
+  static Json status_json(const wire::StatusReport* s) {
+    auto failures = Json::object();
+    if (s->failures())
+      for (auto* c : *s->failures()) failures[std::string(error_code_name(c->code()))] = c->count();
+    return Json{{"version", str(s->version())}, {"instance", str(s->instance())},
+                {"uptime_ms", s->uptime_ms()}, {"workers", s->workers()}, {"nodes", s->nodes()},
+                {"queued", s->queued()}, {"in_flight", s->in_flight()},
+                {"submitted", s->submitted()}, {"completed", s->completed()},
+                {"failed", s->failed()}, {"failures", failures},
+                {"redispatched", s->redispatched()}, {"rate_1m", s->rate_1m()}};
+  }
+
+  Json query(wire::ClientBody type) {
+    auto id = next_id++;
+    flatbuffers::FlatBufferBuilder fbb(64);
+    flatbuffers::Offset<void> body;
+    switch (type) {
+      case wire::ClientBody::ListNodes: body = wire::CreateListNodes(fbb).Union(); break;
+      case wire::ClientBody::ListWorkers: body = wire::CreateListWorkers(fbb).Union(); break;
+      default: body = wire::CreateGetStatus(fbb).Union(); break;
+    }
+    query_replies[id] = Json();
+    send_message(id, type, body, fbb);
+    auto give_up = SteadyClock::now() + opt.grace;
+    while (query_replies[id].is_null()) {
+      auto now = SteadyClock::now();
+      if (now >= give_up) {
+        query_replies.erase(id);
+        throw CallError(wire::ErrorCode::Unavailable,
+                        fmt::format("no reply from musterd at {} within {} ms", opt.client_address,
+                                    opt.grace.count()));
+      }
+      pump(std::chrono::duration_cast<std::chrono::milliseconds>(give_up - now));
+    }
+    Json out = std::move(query_replies[id]);
+    query_replies.erase(id);
+    if (out.is_object() && out.contains("$failure")) {
+      auto code = error_code_from_name(out["$failure"]["code"].get<std::string>());
+      throw CallError(code.value_or(wire::ErrorCode::Internal), out["$failure"]["message"].get<std::string>());
+    }
+    return out;
+  }
+};
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+
+std::uint64_t Client::submit(const std::string& node, const Map& inputs, const CallOptions& o) {
+  return impl_->submit(node, inputs, o);
+}
+
+void Client::cancel(std::uint64_t request_id) {
+  if (!impl_->open.contains(request_id)) return;
+  flatbuffers::FlatBufferBuilder fbb(64);
+  auto body = wire::CreateCancel(fbb);
+  impl_->send_message(request_id, wire::ClientBody::Cancel, body.Union(), fbb);
+}
+
+std::vector<ClientEvent> Client::poll(std::chrono::milliseconds wait) {
+  if (impl_->pending.empty()) impl_->pump(wait);
+  std::vector<ClientEvent> out(std::make_move_iterator(impl_->pending.begin()),
+                               std::make_move_iterator(impl_->pending.end()));
+  impl_->pending.clear();
+  return out;
+}
+
+std::size_t Client::open_requests() const { return impl_->open.size(); }
+
+int Client::fd() const { return impl_->socket.get(zmq::sockopt::fd); }
+
+Map Client::call(const std::string& node, const Map& inputs, const CallOptions& o) {
+  auto id = submit(node, inputs, o);
+  for (;;) {
+    // Take this request's events out of the pending queue; keep the others for poll().
+    auto& pending = impl_->pending;
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->request_id != id) {
+        ++it;
+        continue;
+      }
+      ClientEvent ev = std::move(*it);
+      it = pending.erase(it);
+      if (auto* p = std::get_if<ProgressEvent>(&ev.body)) {
+        if (o.on_progress) o.on_progress(p->step, p->total, p->message);
+        continue;
+      }
+      if (auto* r = std::get_if<ResultEvent>(&ev.body)) return std::move(r->outputs);
+      auto& f = std::get<FailureEvent>(ev.body);
+      throw CallError(f.code, f.message);
+    }
+    impl_->pump(std::chrono::milliseconds(100));
+  }
+}
+
+Json Client::nodes() { return impl_->query(wire::ClientBody::ListNodes); }
+Json Client::workers() { return impl_->query(wire::ClientBody::ListWorkers); }
+Json Client::status() { return impl_->query(wire::ClientBody::GetStatus); }
+
+}  // namespace muster

@@ -1,0 +1,97 @@
+// client.hpp — the C++ client library: submit calls to musterd, cancel them, list nodes and
+// workers, read status. Used by the `muster` CLI, the bridge and the benchmarks.
+// Owns: the client side of PROTOCOL.md §8: request ids, correlation of replies, and the
+// client-side guard that turns a silent daemon into UNAVAILABLE instead of a hang.
+// Must never: be used from two threads at once (one Client per thread, or external locking).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "muster/value.hpp"
+#include "muster/value_json.hpp"
+#include "muster/wire/common_generated.h"
+
+namespace muster {
+
+// A terminal failure of a call, with the protocol's error code.
+class CallError : public std::runtime_error {
+ public:
+  CallError(wire::ErrorCode code, const std::string& message)
+      : std::runtime_error(message), code_(code) {}
+  wire::ErrorCode code() const { return code_; }
+
+ private:
+  wire::ErrorCode code_;
+};
+
+struct ClientOptions {
+  std::string client_address;  // default: ipc://<runtime dir>/client.sock
+  bool insecure = false;       // allow tcp:// without CURVE
+  // How long to wait past a call's own timeout (or for a query) before giving up on a
+  // daemon that does not answer: the call then fails with UNAVAILABLE.
+  std::chrono::milliseconds grace{5000};
+};
+
+struct CallOptions {
+  std::uint64_t timeout_ms = 0;  // 0: the node's default, else the daemon's
+  Map parameters;
+  std::string trace_id;
+  std::function<void(std::uint64_t step, std::uint64_t total, const std::string& message)> on_progress;
+};
+
+// Events delivered by poll() for requests made with submit().
+struct ProgressEvent {
+  std::uint64_t step = 0, total = 0;
+  std::string message;
+};
+struct ResultEvent {
+  Map outputs;
+};
+struct FailureEvent {
+  wire::ErrorCode code = wire::ErrorCode::Internal;
+  std::string message;
+};
+struct ClientEvent {
+  std::uint64_t request_id = 0;
+  std::variant<ProgressEvent, ResultEvent, FailureEvent> body;
+  bool terminal() const { return !std::holds_alternative<ProgressEvent>(body); }
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+
+  // Blocking call: the outputs, or CallError.
+  Map call(const std::string& node, const Map& inputs, const CallOptions& options = {});
+
+  // Asynchronous use: submit returns the request id; poll delivers its events. A request
+  // whose daemon stays silent past its timeout + grace gets a FailureEvent{UNAVAILABLE}.
+  std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& options = {});
+  void cancel(std::uint64_t request_id);
+  std::vector<ClientEvent> poll(std::chrono::milliseconds wait);
+  std::size_t open_requests() const;
+  // The socket's file descriptor (for integrating poll() into another event loop).
+  int fd() const;
+
+  // Queries, as JSON (the shapes `muster nodes|workers|status --json` print).
+  Json nodes();
+  Json workers();
+  Json status();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace muster

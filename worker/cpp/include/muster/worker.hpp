@@ -1,0 +1,118 @@
+// worker.hpp — the C++ worker SDK: declare nodes, connect to musterd, serve requests.
+// Owns: the worker side of PROTOCOL.md §7 (attach, confirmation pongs, heartbeats, re-attach,
+// abort, detach) and a pool of `capacity` handler threads.
+// Must never: run more than `capacity` handlers at once, answer a request twice, or let a
+// handler's exception escape (it becomes a Failure).
+//
+// Usage:
+//   muster::Worker w({.capacity = 4});
+//   w.node({.name = "hello", .inputs = {{.name = "name", .type = "string"}}, ...},
+//          [](muster::Context& ctx) { return muster::Map{{"greeting", "Hello"}}; });
+//   return w.run();   // until SIGINT/SIGTERM or stop()
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "muster/node_spec.hpp"
+#include "muster/value.hpp"
+#include "muster/wire/common_generated.h"
+
+namespace muster {
+
+using ErrorCode = wire::ErrorCode;
+
+// Throw from a handler to fail the request with a specific code (default WorkerError).
+class WorkError : public std::runtime_error {
+ public:
+  explicit WorkError(const std::string& message, ErrorCode code = ErrorCode::WorkerError)
+      : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+struct CallerInfo {
+  std::string identity, name, workspace, role, trace_id;
+};
+
+// What a handler gets. Valid only during the handler call; progress() may be called from the
+// handler's thread only.
+class Context {
+ public:
+  const Map& inputs() const { return inputs_; }
+  const Map& parameters() const { return parameters_; }
+  const CallerInfo& caller() const { return caller_; }
+  std::uint64_t request_id() const { return request_id_; }
+  std::uint32_t attempt() const { return attempt_; }
+  const std::string& node() const { return node_; }
+  // When the daemon will give up on this request.
+  std::chrono::steady_clock::time_point deadline() const { return deadline_; }
+
+  // An input by name; throws WorkError(InvalidRequest) if missing.
+  const Value& input(std::string_view name) const;
+  // An input or `fallback` if absent or null.
+  Value input_or(std::string_view name, Value fallback) const;
+
+  void progress(std::uint64_t step, std::uint64_t total, const std::string& message = {});
+  // True once the daemon told the worker to stop this request (timeout, cancel, shutdown).
+  bool aborted() const { return aborted_ && aborted_->load(std::memory_order_relaxed); }
+  // Sleeps up to `d`, waking early on abort. Returns false if aborted.
+  bool sleep_for(std::chrono::milliseconds d) const;
+
+ private:
+  friend class Worker;
+  friend struct WorkerImpl;
+  Map inputs_, parameters_;
+  CallerInfo caller_;
+  std::uint64_t request_id_ = 0;
+  std::uint32_t attempt_ = 1;
+  std::string node_;
+  std::chrono::steady_clock::time_point deadline_{};
+  std::shared_ptr<std::atomic<bool>> aborted_;
+  std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress_;
+};
+
+using Handler = std::function<Map(Context&)>;
+
+struct WorkerOptions {
+  std::string worker_id;         // default: "<hostname>-<pid>" (sanitized)
+  std::string request_address;   // default: ipc://<runtime dir>/request.sock
+  std::string response_address;  // default: ipc://<runtime dir>/response.sock
+  std::uint32_t capacity = 1;
+  bool insecure = false;         // allow tcp:// without CURVE
+  std::chrono::milliseconds drain_timeout{10000};  // on stop: how long in-flight work may finish
+  bool handle_signals = true;    // SIGINT/SIGTERM start a graceful stop
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options = {});
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Declares a node. Throws std::invalid_argument for an invalid or duplicate name.
+  Worker& node(NodeSpec spec, Handler handler);
+
+  // Connects, attaches and serves until stop() or a signal; then detaches after finishing
+  // in-flight work (bounded by drain_timeout). Returns 0 on a clean stop, non-zero if the
+  // daemon refused the worker for good (e.g. invalid declaration).
+  int run();
+
+  // Thread-safe: begin a graceful stop.
+  void stop();
+
+  const std::string& worker_id() const;
+
+ private:
+  std::unique_ptr<struct WorkerImpl> impl_;
+};
+
+}  // namespace muster

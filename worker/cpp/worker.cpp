@@ -1,0 +1,482 @@
+// worker.cpp — the C++ worker SDK's loop: one thread owns the sockets (SUB, DEALER, and a PULL
+// that collects answers from the handler threads); `capacity` threads run handlers.
+#include "muster/worker.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cctype>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "muster/endpoints.hpp"
+#include "muster/frames.hpp"
+#include "muster/messages.hpp"
+#include "muster/process.hpp"
+
+namespace muster {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+std::string hostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string default_worker_id() {
+  std::string id;
+  for (char c : hostname())
+    id += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '-';
+  if (id.empty()) id = "worker";
+  id = fmt::format("{}-{}", id.substr(0, 48), ::getpid());
+  return id;
+}
+
+std::string random_session() {
+  std::random_device rd;
+  std::uniform_int_distribution<std::uint64_t> dist;
+  return fmt::format("{:016x}{:016x}", dist(rd), dist(rd));
+}
+
+std::vector<std::uint8_t> finish(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
+                                 wire::WorkerBody type, flatbuffers::Offset<void> body) {
+  auto id = fbb.CreateString(worker_id);
+  wire::WorkerMessageBuilder b(fbb);
+  b.add_worker_id(id);
+  b.add_body_type(type);
+  b.add_body(body);
+  fbb.Finish(b.Finish(), wire::WorkerMessageIdentifier());
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+std::vector<std::uint8_t> result_message(const std::string& worker_id, std::uint64_t request_id,
+                                         const Map& outputs) {
+  auto nested = encode_values(outputs);
+  flatbuffers::FlatBufferBuilder fbb(nested.size() + 128);
+  fbb.ForceVectorAlignment(nested.size(), 1, 8);
+  auto vec = fbb.CreateVector(nested);
+  auto body = wire::CreateResult(fbb, request_id, vec);
+  return finish(fbb, worker_id, wire::WorkerBody::Result, body.Union());
+}
+
+std::vector<std::uint8_t> failure_message(const std::string& worker_id, std::uint64_t request_id,
+                                          ErrorCode code, const std::string& message) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto body = wire::CreateFailureDirect(fbb, request_id, code, message.c_str());
+  return finish(fbb, worker_id, wire::WorkerBody::Failure, body.Union());
+}
+
+std::vector<std::uint8_t> progress_message(const std::string& worker_id, std::uint64_t request_id,
+                                           std::uint64_t step, std::uint64_t total,
+                                           const std::string& message) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto body = wire::CreateProgressDirect(fbb, request_id, step, total, message.c_str());
+  return finish(fbb, worker_id, wire::WorkerBody::Progress, body.Union());
+}
+
+// Checks required ports and fills defaults. Throws WorkError(InvalidRequest).
+void apply_ports(const std::vector<Port>& ports, Map& values, std::string_view what) {
+  for (auto& p : ports) {
+    const Value* v = values.find(p.name);
+    if ((!v || v->is_null()) && p.default_value) {
+      values.set(p.name, *p.default_value);
+    } else if (!v && p.required) {
+      throw WorkError(fmt::format("missing required {} '{}'", what, p.name), ErrorCode::InvalidRequest);
+    }
+  }
+}
+
+struct Job {
+  std::uint64_t request_id = 0;
+  std::size_t node_index = 0;
+  Map inputs, parameters;
+  CallerInfo caller;
+  std::uint32_t attempt = 1;
+  SteadyClock::time_point deadline{};
+  std::shared_ptr<std::atomic<bool>> aborted;
+};
+
+}  // namespace
+
+struct WorkerImpl {
+  WorkerOptions opt;
+  std::vector<std::pair<NodeSpec, Handler>> nodes;
+  zmq::context_t ctx{1};
+  std::string results_endpoint = fmt::format("inproc://muster-worker-results-{}", static_cast<void*>(this));
+  zmq::socket_t results{ctx, zmq::socket_type::pull};
+  std::unique_ptr<zmq::socket_t> sub, dealer;
+  std::string session = random_session();
+  std::string instance;
+  std::uint64_t ping_interval_ms = 1000;
+  std::uint32_t liveness = 3;
+  bool attached = false;
+  SteadyClock::time_point last_ping{}, attach_sent{};
+  std::unordered_map<std::uint64_t, std::shared_ptr<std::atomic<bool>>> in_flight;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Job> jobs;
+  bool pool_stop = false;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stop_requested{false};
+  int exit_code = 0;
+  bool abandoned = false;
+
+  explicit WorkerImpl(WorkerOptions o) : opt(std::move(o)) {
+    if (opt.worker_id.empty()) opt.worker_id = default_worker_id();
+    if (opt.request_address.empty()) opt.request_address = default_endpoint(SocketRole::Request);
+    if (opt.response_address.empty()) opt.response_address = default_endpoint(SocketRole::Response);
+    if (opt.capacity == 0) opt.capacity = 1;
+  }
+
+  // ---- handler threads ------------------------------------------------------------------
+
+  void pool_thread() {
+    zmq::socket_t out(ctx, zmq::socket_type::push);
+    out.set(zmq::sockopt::linger, 0);
+    out.connect(results_endpoint);
+    auto send = [&](std::uint64_t id, bool terminal, std::vector<std::uint8_t> msg) {
+      std::array<std::uint8_t, 9> head{};
+      std::memcpy(head.data(), &id, 8);
+      head[8] = terminal ? 1 : 0;
+      out.send(zmq::buffer(head), zmq::send_flags::sndmore);
+      out.send(zmq::message_t(msg.data(), msg.size()), zmq::send_flags::none);
+    };
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return pool_stop || !jobs.empty(); });
+        if (jobs.empty()) return;
+        job = std::move(jobs.front());
+        jobs.pop_front();
+      }
+      auto& [spec, handler] = nodes[job.node_index];
+      Context ctx_;
+      ctx_.inputs_ = std::move(job.inputs);
+      ctx_.parameters_ = std::move(job.parameters);
+      ctx_.caller_ = std::move(job.caller);
+      ctx_.request_id_ = job.request_id;
+      ctx_.attempt_ = job.attempt;
+      ctx_.node_ = spec.name;
+      ctx_.deadline_ = job.deadline;
+      ctx_.aborted_ = job.aborted;
+      ctx_.progress_ = [&, id = job.request_id](std::uint64_t step, std::uint64_t total,
+                                                 const std::string& message) {
+        send(id, false, progress_message(opt.worker_id, id, step, total, message));
+      };
+      std::vector<std::uint8_t> answer;
+      try {
+        apply_ports(spec.inputs, ctx_.inputs_, "input");
+        apply_ports(spec.parameters, ctx_.parameters_, "parameter");
+        Map outputs = handler(ctx_);
+        answer = result_message(opt.worker_id, job.request_id, outputs);
+      } catch (const WorkError& e) {
+        answer = failure_message(opt.worker_id, job.request_id, e.code(), e.what());
+      } catch (const std::exception& e) {
+        answer = failure_message(opt.worker_id, job.request_id, ErrorCode::WorkerError, e.what());
+      } catch (...) {
+        answer = failure_message(opt.worker_id, job.request_id, ErrorCode::WorkerError,
+                                 "the handler threw a non-standard exception");
+      }
+      send(job.request_id, true, std::move(answer));
+    }
+  }
+
+  // ---- sockets --------------------------------------------------------------------------
+
+  void send_to_daemon(std::span<const std::uint8_t> bytes) {
+    dealer->send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::dontwait);
+  }
+
+  void connect() {
+    sub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
+    dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
+    for (auto* s : {sub.get(), dealer.get()}) {
+      s->set(zmq::sockopt::linger, 1000);
+      s->set(zmq::sockopt::rcvhwm, 100000);
+      s->set(zmq::sockopt::sndhwm, 100000);
+    }
+    // Subscribe before attaching: the daemon confirms the PUB path before dispatching.
+    sub->set(zmq::sockopt::subscribe, "w:" + opt.worker_id + ":");
+    sub->set(zmq::sockopt::subscribe, "b:");
+    sub->connect(opt.request_address);
+    dealer->connect(opt.response_address);
+    send_attach();
+  }
+
+  void reconnect(const std::string& why) {
+    spdlog::warn("reconnecting to the daemon: {}", why);
+    sub.reset();
+    dealer.reset();
+    connect();
+  }
+
+  void send_attach() {
+    flatbuffers::FlatBufferBuilder fbb(1024);
+    std::vector<flatbuffers::Offset<wire::NodeSpec>> specs;
+    for (auto& [spec, h] : nodes) specs.push_back(encode_node_spec(fbb, spec));
+    auto sdk = fmt::format("muster-cpp/{}", MUSTER_SDK_VERSION);
+    auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
+                                         static_cast<std::uint32_t>(::getpid()), session.c_str(),
+                                         opt.capacity, &specs);
+    send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
+    attached = false;
+    attach_sent = SteadyClock::now();
+  }
+
+  void send_pong(std::uint64_t seq, const std::string& ping_instance) {
+    flatbuffers::FlatBufferBuilder fbb(256);
+    std::vector<std::uint64_t> ids;
+    ids.reserve(in_flight.size());
+    for (auto& [id, flag] : in_flight) ids.push_back(id);
+    auto body = wire::CreatePongDirect(fbb, seq, ping_instance.c_str(), &ids);
+    send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Pong, body.Union()));
+  }
+
+  void send_detach(const std::string& reason) {
+    flatbuffers::FlatBufferBuilder fbb(128);
+    auto body = wire::CreateDetachDirect(fbb, reason.c_str());
+    send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Detach, body.Union()));
+  }
+
+  // ---- inbound --------------------------------------------------------------------------
+
+  void on_reply(const zmq::message_t& m) {
+    auto* msg = read_daemon_message(bytes_of(m));
+    if (!msg) {
+      spdlog::warn("ignoring a reply that is not a valid DaemonMessage ({} bytes)", m.size());
+      return;
+    }
+    switch (msg->body_type()) {
+      case wire::DaemonBody::Attached: {
+        auto* a = msg->body_as_Attached();
+        instance = str(a->instance());
+        ping_interval_ms = std::max<std::uint64_t>(a->ping_interval_ms(), 1);
+        liveness = std::max<std::uint32_t>(a->liveness(), 1);
+        attached = true;
+        last_ping = SteadyClock::now();
+        spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
+                     opt.worker_id, instance, nodes.size(), opt.capacity);
+        break;
+      }
+      case wire::DaemonBody::Ack:
+        break;
+      case wire::DaemonBody::Rejected: {
+        auto* r = msg->body_as_Rejected();
+        if (r->reattach()) {
+          spdlog::info("daemon does not know this worker ({}): attaching again", str(r->message()));
+          send_attach();
+        } else if (!attached && r->code() != ErrorCode::ShuttingDown) {
+          spdlog::error("daemon refused to attach this worker: {}: {}",
+                        error_code_name(r->code()), str(r->message()));
+          exit_code = 2;
+          stop_requested = true;
+        } else {
+          spdlog::warn("daemon rejected a message: {}: {}", error_code_name(r->code()),
+                       str(r->message()));
+        }
+        break;
+      }
+      default:
+        spdlog::warn("unexpected reply type from the daemon");
+    }
+  }
+
+  void on_published(const zmq::message_t& m) {
+    auto* msg = read_daemon_message(bytes_of(m));
+    if (!msg) {
+      spdlog::warn("ignoring a published message that is not a valid DaemonMessage");
+      return;
+    }
+    switch (msg->body_type()) {
+      case wire::DaemonBody::Ping: {
+        auto* p = msg->body_as_Ping();
+        std::string ping_instance = str(p->instance());
+        if (attached && ping_instance != instance) {
+          spdlog::info("daemon restarted (instance {} -> {}): attaching again", instance, ping_instance);
+          instance.clear();
+          send_attach();
+          return;
+        }
+        last_ping = SteadyClock::now();
+        send_pong(p->seq(), ping_instance);
+        break;
+      }
+      case wire::DaemonBody::WorkRequest: {
+        auto* w = msg->body_as_WorkRequest();
+        auto id = w->request_id();
+        if (in_flight.contains(id)) return;  // a re-send of something already running
+        Job job;
+        job.request_id = id;
+        std::string node = str(w->node());
+        auto flag = std::make_shared<std::atomic<bool>>(false);
+        in_flight.emplace(id, flag);
+        std::size_t index = nodes.size();
+        for (std::size_t i = 0; i < nodes.size(); ++i)
+          if (nodes[i].first.name == node) index = i;
+        if (index == nodes.size()) {
+          finish_request(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
+                                             fmt::format("this worker does not serve node '{}'", node)));
+          return;
+        }
+        try {
+          job.inputs = decode_values(payload_bytes(w->inputs()));
+          job.parameters = decode_values(payload_bytes(w->parameters()));
+        } catch (const std::exception& e) {
+          finish_request(id, failure_message(opt.worker_id, id, ErrorCode::BadMessage, e.what()));
+          return;
+        }
+        if (auto* c = w->caller())
+          job.caller = CallerInfo{str(c->identity()), str(c->name()), str(c->workspace()),
+                                  str(c->role()), str(c->trace_id())};
+        job.node_index = index;
+        job.attempt = w->attempt();
+        job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
+        job.aborted = flag;
+        {
+          std::lock_guard lock(mu);
+          jobs.push_back(std::move(job));
+        }
+        cv.notify_one();
+        break;
+      }
+      case wire::DaemonBody::Abort: {
+        auto* a = msg->body_as_Abort();
+        if (auto it = in_flight.find(a->request_id()); it != in_flight.end()) {
+          spdlog::info("request {} aborted: {}", a->request_id(), str(a->reason()));
+          it->second->store(true);
+        }
+        break;
+      }
+      default:
+        spdlog::warn("unexpected published message type");
+    }
+  }
+
+  void finish_request(std::uint64_t id, std::vector<std::uint8_t> answer) {
+    send_to_daemon(answer);
+    in_flight.erase(id);
+  }
+
+  void on_answer() {
+    zmq::message_t head, body;
+    while (results.recv(head, zmq::recv_flags::dontwait)) {
+      (void)results.recv(body, zmq::recv_flags::none);
+      std::uint64_t id = 0;
+      std::memcpy(&id, head.data(), 8);
+      bool terminal = static_cast<const std::uint8_t*>(head.data())[8] != 0;
+      send_to_daemon(bytes_of(body));
+      if (terminal) in_flight.erase(id);
+    }
+  }
+
+  // ---- the loop ---------------------------------------------------------------------------
+
+  int run() {
+    check_endpoint(opt.request_address, false, opt.insecure);
+    check_endpoint(opt.response_address, false, opt.insecure);
+    if (nodes.empty()) throw std::invalid_argument("a worker needs at least one node");
+    results.bind(results_endpoint);
+    for (std::uint32_t i = 0; i < opt.capacity; ++i) threads.emplace_back([this] { pool_thread(); });
+    std::unique_ptr<SignalPipe> signals;
+    if (opt.handle_signals) signals = std::make_unique<SignalPipe>();
+    connect();
+    bool draining = false;
+    SteadyClock::time_point drain_deadline{};
+    while (true) {
+      auto now = SteadyClock::now();
+      if (!draining && (stop_requested || (signals && signals->triggered()))) {
+        draining = true;
+        drain_deadline = now + opt.drain_timeout;
+        spdlog::info("stopping: detaching and finishing {} request(s)", in_flight.size());
+        send_detach("worker stopping");
+      }
+      if (draining && (in_flight.empty() || now >= drain_deadline || exit_code != 0)) break;
+      auto silence = std::chrono::milliseconds(ping_interval_ms * liveness);
+      if (!draining && attached && now - last_ping > silence)
+        reconnect(fmt::format("no ping for {} ms", silence.count()));
+      if (!draining && !attached && now - attach_sent > std::max(silence, std::chrono::milliseconds(2000)))
+        reconnect("no answer to attach");
+      std::vector<zmq::pollitem_t> items = {
+          {sub->handle(), 0, ZMQ_POLLIN, 0},
+          {dealer->handle(), 0, ZMQ_POLLIN, 0},
+          {results.handle(), 0, ZMQ_POLLIN, 0},
+      };
+      if (signals) items.push_back({nullptr, signals->fd(), ZMQ_POLLIN, 0});
+      try {
+        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+      }
+      if (signals && (items.back().revents & ZMQ_POLLIN)) signals->drain();
+      zmq::message_t m;
+      for (int i = 0; i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) on_reply(m);
+      for (int i = 0; i < 256; ++i) {
+        zmq::message_t topic, payload;
+        if (!sub->recv(topic, zmq::recv_flags::dontwait)) break;
+        if (!topic.more()) continue;
+        (void)sub->recv(payload, zmq::recv_flags::none);
+        while (payload.more()) (void)sub->recv(payload, zmq::recv_flags::none);
+        on_published(payload);
+      }
+      on_answer();
+    }
+    if (!in_flight.empty())
+      spdlog::warn("stopping with {} request(s) unfinished after {} ms", in_flight.size(),
+                   opt.drain_timeout.count());
+    {
+      std::lock_guard lock(mu);
+      pool_stop = true;
+      jobs.clear();
+    }
+    cv.notify_all();
+    if (in_flight.empty()) {
+      for (auto& t : threads) t.join();
+    } else {
+      // A handler stuck past the drain bound is abandoned with the process: its thread and
+      // socket stay alive, so this object must never be destroyed (see ~Worker).
+      for (auto& t : threads) t.detach();
+      abandoned = true;
+    }
+    threads.clear();
+    spdlog::info("worker {} stopped", opt.worker_id);
+    return exit_code;
+  }
+};
+
+Worker::Worker(WorkerOptions options) : impl_(std::make_unique<WorkerImpl>(std::move(options))) {}
+
+Worker::~Worker() {
+  if (impl_ && impl_->abandoned) (void)impl_.release();  // see WorkerImpl::run
+}
+
+Worker& Worker::node(NodeSpec spec, Handler handler) {
+  if (!valid_node_name(spec.name))
+    throw std::invalid_argument(fmt::format("invalid node name '{}'", spec.name));
+  for (auto& [s, h] : impl_->nodes)
+    if (s.name == spec.name)
+      throw std::invalid_argument(fmt::format("node '{}' declared twice", spec.name));
+  impl_->nodes.emplace_back(std::move(spec), std::move(handler));
+  return *this;
+}
+
+int Worker::run() { return impl_->run(); }
+void Worker::stop() { impl_->stop_requested = true; }
+const std::string& Worker::worker_id() const { return impl_->opt.worker_id; }
+
+}  // namespace muster

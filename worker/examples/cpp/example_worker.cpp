@@ -1,0 +1,116 @@
+// example_worker.cpp — muster-example-worker: the four example nodes of the C++ SDK.
+//   echo  — outputs = inputs
+//   hello — {name} -> {greeting: "Hello <name>", shout: "HELLO <NAME>"}; empty name -> "world"
+//   sleep — {ms} -> {slept_ms}; reports progress; stops early on abort
+//   fail  — {message} -> fails with WORKER_ERROR carrying the message
+#include <algorithm>
+#include <cctype>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "muster/process.hpp"
+#include "muster/worker.hpp"
+
+using namespace muster;
+
+namespace {
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+void declare_nodes(Worker& w, bool idempotent) {
+  w.node({.name = "echo",
+          .description = "Returns its inputs unchanged.",
+          .category = "examples",
+          .version = "1.0.0",
+          .idempotent = true},
+         [](Context& ctx) { return ctx.inputs(); });
+
+  w.node({.name = "hello",
+          .description = "Greets someone, as Hurozo's hello-world remote node.",
+          .category = "examples",
+          .version = "1.0.0",
+          .inputs = {{.name = "name", .type = "string", .description = "who to greet"}},
+          .outputs = {{.name = "greeting", .type = "string"}, {.name = "shout", .type = "string"}},
+          .idempotent = true},
+         [](Context& ctx) {
+           Value v = ctx.input_or("name", "");
+           std::string name = v.kind() == ValueKind::String ? v.as_string() : "";
+           if (name.empty()) name = "world";
+           return Map{{"greeting", "Hello " + name}, {"shout", "HELLO " + upper(name)}};
+         });
+
+  w.node({.name = "sleep",
+          .description = "Sleeps for `ms` milliseconds, reporting progress; stops early on abort.",
+          .category = "examples",
+          .version = "1.0.0",
+          .inputs = {{.name = "ms", .type = "int", .required = true}},
+          .outputs = {{.name = "slept_ms", .type = "int"}},
+          .idempotent = idempotent},
+         [](Context& ctx) {
+           std::int64_t ms = ctx.input("ms").as_int();
+           if (ms < 0) throw WorkError("ms must not be negative", ErrorCode::InvalidRequest);
+           constexpr std::int64_t steps = 10;
+           auto start = std::chrono::steady_clock::now();
+           for (std::int64_t i = 1; i <= steps; ++i) {
+             if (!ctx.sleep_for(std::chrono::milliseconds(ms / steps + (i <= ms % steps ? 1 : 0)))) {
+               auto slept = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - start).count();
+               spdlog::info("sleep request {} aborted after {} ms", ctx.request_id(), slept);
+               throw WorkError(fmt::format("aborted after {} ms", slept), ErrorCode::Cancelled);
+             }
+             ctx.progress(static_cast<std::uint64_t>(i), steps, fmt::format("slept {}/{}", i, steps));
+           }
+           auto slept = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - start).count();
+           return Map{{"slept_ms", static_cast<long long>(slept)}};
+         });
+
+  w.node({.name = "fail",
+          .description = "Always fails with a worker error carrying `message`.",
+          .category = "examples",
+          .version = "1.0.0",
+          .inputs = {{.name = "message", .type = "string"}},
+          .idempotent = true},
+         [](Context& ctx) -> Map {
+           Value m = ctx.input_or("message", "failed on purpose");
+           throw WorkError(m.kind() == ValueKind::String ? m.as_string() : "failed on purpose");
+         });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  WorkerOptions opt;
+  opt.capacity = 4;
+  bool idempotent = false;
+  std::string log_level = "info";
+  CLI::App app{"muster-example-worker — serves the example nodes echo, hello, sleep and fail.",
+               "muster-example-worker"};
+  app.set_version_flag("--version", MUSTER_VERSION);
+  app.add_option("--worker-id", opt.worker_id, "Worker id (default: <hostname>-<pid>)");
+  app.add_option("--capacity", opt.capacity, "Requests served at once")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--request-address", opt.request_address,
+                 "Daemon request (PUB) endpoint (default: ipc://<runtime dir>/request.sock)");
+  app.add_option("--response-address", opt.response_address,
+                 "Daemon response (ROUTER) endpoint (default: ipc://<runtime dir>/response.sock)");
+  app.add_flag("--insecure", opt.insecure, "Allow tcp:// endpoints without CURVE (clear text!)");
+  app.add_flag("--idempotent", idempotent,
+               "Declare `sleep` idempotent, so the daemon may re-run it elsewhere if this worker dies");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    setup_logging(log_level, "worker");
+    Worker worker(opt);
+    declare_nodes(worker, idempotent);
+    return worker.run();
+  } catch (const std::exception& e) {
+    std::cerr << "muster-example-worker: error: " << e.what() << "\n";
+    return 1;
+  }
+}
