@@ -108,13 +108,19 @@ struct Job {
   std::uint32_t attempt = 1;
   SteadyClock::time_point deadline{};
   std::shared_ptr<std::atomic<bool>> aborted;
+  std::shared_ptr<const std::vector<std::pair<NodeSpec, Handler>>> table;
 };
 
 }  // namespace
 
 struct WorkerImpl {
   WorkerOptions opt;
-  std::vector<std::pair<NodeSpec, Handler>> nodes;
+  using NodeTable = std::vector<std::pair<NodeSpec, Handler>>;
+  // Replaced whole (never mutated) so handler threads can keep using the table they started with.
+  std::shared_ptr<const NodeTable> nodes = std::make_shared<NodeTable>();
+  std::mutex nodes_mu;
+  std::shared_ptr<const NodeTable> pending_nodes;  // set by set_nodes(), taken by the loop
+  bool detached_for_no_nodes = false;
   zmq::context_t ctx{1};
   std::string results_endpoint = fmt::format("inproc://muster-worker-results-{}", static_cast<void*>(this));
   zmq::socket_t results{ctx, zmq::socket_type::pull};
@@ -165,7 +171,7 @@ struct WorkerImpl {
         job = std::move(jobs.front());
         jobs.pop_front();
       }
-      auto& [spec, handler] = nodes[job.node_index];
+      auto& [spec, handler] = (*job.table)[job.node_index];
       Context ctx_;
       ctx_.inputs_ = std::move(job.inputs);
       ctx_.parameters_ = std::move(job.parameters);
@@ -229,7 +235,7 @@ struct WorkerImpl {
   void send_attach() {
     flatbuffers::FlatBufferBuilder fbb(1024);
     std::vector<flatbuffers::Offset<wire::NodeSpec>> specs;
-    for (auto& [spec, h] : nodes) specs.push_back(encode_node_spec(fbb, spec));
+    for (auto& [spec, h] : *nodes) specs.push_back(encode_node_spec(fbb, spec));
     auto sdk = fmt::format("muster-cpp/{}", MUSTER_SDK_VERSION);
     auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
                                          static_cast<std::uint32_t>(::getpid()), session.c_str(),
@@ -271,7 +277,7 @@ struct WorkerImpl {
         attached = true;
         last_ping = SteadyClock::now();
         spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
-                     opt.worker_id, instance, nodes.size(), opt.capacity);
+                     opt.worker_id, instance, nodes->size(), opt.capacity);
         break;
       }
       case wire::DaemonBody::Ack:
@@ -279,6 +285,7 @@ struct WorkerImpl {
       case wire::DaemonBody::Rejected: {
         auto* r = msg->body_as_Rejected();
         if (r->reattach()) {
+          if (detached_for_no_nodes) break;
           spdlog::info("daemon does not know this worker ({}): attaching again", str(r->message()));
           send_attach();
         } else if (!attached && r->code() != ErrorCode::ShuttingDown) {
@@ -305,6 +312,7 @@ struct WorkerImpl {
     }
     switch (msg->body_type()) {
       case wire::DaemonBody::Ping: {
+        if (detached_for_no_nodes) return;
         auto* p = msg->body_as_Ping();
         std::string ping_instance = str(p->instance());
         if (attached && ping_instance != instance) {
@@ -326,10 +334,10 @@ struct WorkerImpl {
         std::string node = str(w->node());
         auto flag = std::make_shared<std::atomic<bool>>(false);
         in_flight.emplace(id, flag);
-        std::size_t index = nodes.size();
-        for (std::size_t i = 0; i < nodes.size(); ++i)
-          if (nodes[i].first.name == node) index = i;
-        if (index == nodes.size()) {
+        std::size_t index = nodes->size();
+        for (std::size_t i = 0; i < nodes->size(); ++i)
+          if ((*nodes)[i].first.name == node) index = i;
+        if (index == nodes->size()) {
           finish_request(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
                                              fmt::format("this worker does not serve node '{}'", node)));
           return;
@@ -345,6 +353,7 @@ struct WorkerImpl {
           job.caller = CallerInfo{str(c->identity()), str(c->name()), str(c->workspace()),
                                   str(c->role()), str(c->trace_id())};
         job.node_index = index;
+        job.table = nodes;
         job.attempt = w->attempt();
         job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
         job.aborted = flag;
@@ -366,6 +375,15 @@ struct WorkerImpl {
       default:
         spdlog::warn("unexpected published message type");
     }
+  }
+
+  // Installs a table given to set_nodes(), if any. Returns true if one was taken.
+  bool take_pending_nodes() {
+    std::lock_guard lock(nodes_mu);
+    if (!pending_nodes) return false;
+    nodes = std::move(pending_nodes);
+    pending_nodes.reset();
+    return true;
   }
 
   void finish_request(std::uint64_t id, std::vector<std::uint8_t> answer) {
@@ -390,7 +408,8 @@ struct WorkerImpl {
   int run() {
     check_endpoint(opt.request_address, false, opt.insecure);
     check_endpoint(opt.response_address, false, opt.insecure);
-    if (nodes.empty()) throw std::invalid_argument("a worker needs at least one node");
+    take_pending_nodes();
+    if (nodes->empty()) throw std::invalid_argument("a worker needs at least one node");
     results.bind(results_endpoint);
     for (std::uint32_t i = 0; i < opt.capacity; ++i) threads.emplace_back([this] { pool_thread(); });
     std::unique_ptr<SignalPipe> signals;
@@ -407,10 +426,21 @@ struct WorkerImpl {
         send_detach("worker stopping");
       }
       if (draining && (in_flight.empty() || now >= drain_deadline || exit_code != 0)) break;
+      if (!draining && take_pending_nodes()) {
+        if (nodes->empty()) {
+          spdlog::info("no nodes left to serve: detaching until some are declared");
+          send_detach("no nodes");
+          detached_for_no_nodes = true;
+        } else {
+          spdlog::info("node list changed ({} node(s)): attaching again", nodes->size());
+          detached_for_no_nodes = false;
+          send_attach();
+        }
+      }
       auto silence = std::chrono::milliseconds(ping_interval_ms * liveness);
-      if (!draining && attached && now - last_ping > silence)
+      if (!draining && !detached_for_no_nodes && attached && now - last_ping > silence)
         reconnect(fmt::format("no ping for {} ms", silence.count()));
-      if (!draining && !attached && now - attach_sent > std::max(silence, std::chrono::milliseconds(2000)))
+      if (!draining && !detached_for_no_nodes && !attached && now - attach_sent > std::max(silence, std::chrono::milliseconds(2000)))
         reconnect("no answer to attach");
       std::vector<zmq::pollitem_t> items = {
           {sub->handle(), 0, ZMQ_POLLIN, 0},
@@ -465,14 +495,34 @@ Worker::~Worker() {
   if (impl_ && impl_->abandoned) (void)impl_.release();  // see WorkerImpl::run
 }
 
-Worker& Worker::node(NodeSpec spec, Handler handler) {
+namespace {
+void check_new_node(const std::vector<std::pair<NodeSpec, Handler>>& table, const NodeSpec& spec) {
   if (!valid_node_name(spec.name))
     throw std::invalid_argument(fmt::format("invalid node name '{}'", spec.name));
-  for (auto& [s, h] : impl_->nodes)
+  for (auto& [s, h] : table)
     if (s.name == spec.name)
       throw std::invalid_argument(fmt::format("node '{}' declared twice", spec.name));
-  impl_->nodes.emplace_back(std::move(spec), std::move(handler));
+}
+}  // namespace
+
+Worker& Worker::node(NodeSpec spec, Handler handler) {
+  std::lock_guard lock(impl_->nodes_mu);
+  auto table = std::make_shared<WorkerImpl::NodeTable>(
+      impl_->pending_nodes ? *impl_->pending_nodes : *impl_->nodes);
+  check_new_node(*table, spec);
+  table->emplace_back(std::move(spec), std::move(handler));
+  impl_->pending_nodes = std::move(table);
   return *this;
+}
+
+void Worker::set_nodes(std::vector<std::pair<NodeSpec, Handler>> nodes) {
+  auto table = std::make_shared<WorkerImpl::NodeTable>();
+  for (auto& [spec, handler] : nodes) {
+    check_new_node(*table, spec);
+    table->emplace_back(std::move(spec), std::move(handler));
+  }
+  std::lock_guard lock(impl_->nodes_mu);
+  impl_->pending_nodes = std::move(table);
 }
 
 int Worker::run() { return impl_->run(); }

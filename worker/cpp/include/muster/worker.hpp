@@ -101,6 +101,11 @@ class Worker {
   // Declares a node. Throws std::invalid_argument for an invalid or duplicate name.
   Worker& node(NodeSpec spec, Handler handler);
 
+  // Thread-safe, also while run() is serving: replaces the whole node list. The worker
+  // attaches again with the new list (requests in flight finish on the old handlers); with
+  // an empty list it detaches until nodes are declared again.
+  void set_nodes(std::vector<std::pair<NodeSpec, Handler>> nodes);
+
   // Connects, attaches and serves until stop() or a signal; then detaches after finishing
   // in-flight work (bounded by drain_timeout). Returns 0 on a clean stop, non-zero if the
   // daemon refused the worker for good (e.g. invalid declaration).
