@@ -1,0 +1,577 @@
+// broker_core_test.cpp — every rule of the broker core, driven by events and a fake clock.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+#include "broker_core.hpp"
+
+using namespace muster;
+using namespace muster::broker;
+using namespace std::chrono_literals;
+
+namespace {
+
+CoreConfig test_config() {
+  CoreConfig c;
+  c.ping_interval = 1000ms;
+  c.liveness = 3;
+  c.queue_limit = 3;
+  c.max_attempts = 3;
+  c.default_timeout = 30000ms;
+  c.confirm_interval = 100ms;
+  c.shutdown_grace = 2000ms;
+  c.instance = "inst-1";
+  return c;
+}
+
+Peer peer(const std::string& id) { return Peer{id, false, ""}; }
+
+struct Harness {
+  TimePoint now = TimePoint{} + std::chrono::hours(1);
+  BrokerCore core;
+  Caller local;
+  std::vector<Action> log;  // everything emitted, in order
+
+  explicit Harness(CoreConfig c = test_config()) : core(c, now) { take(); }
+
+  std::vector<Action> take() {
+    std::vector<Action> out;
+    out.swap(core.actions());
+    log.insert(log.end(), out.begin(), out.end());
+    return out;
+  }
+
+  std::vector<Action> advance(Millis d) {
+    now += d;
+    core.tick(now);
+    return take();
+  }
+
+  static NodeSpec spec(const std::string& name, bool idempotent = false) {
+    NodeSpec s;
+    s.name = name;
+    s.idempotent = idempotent;
+    return s;
+  }
+
+  std::vector<Action> attach(const std::string& id, std::vector<NodeSpec> nodes,
+                             std::uint32_t capacity = 1, const std::string& session = "s1",
+                             const Caller& who = Caller{}) {
+    AttachEvent ev;
+    ev.worker_id = id;
+    ev.session = session;
+    ev.capacity = capacity;
+    ev.nodes = std::move(nodes);
+    core.on_attach(now, peer("wp-" + id), who, std::move(ev));
+    return take();
+  }
+
+  // The seq of the newest ping addressed to this worker (or broadcast).
+  std::uint64_t last_ping_seq(const std::string& id) const {
+    std::uint64_t seq = 0;
+    for (auto& a : log)
+      if (auto* p = std::get_if<SendPing>(&a); p && (p->worker_id == id || p->worker_id.empty()))
+        seq = p->seq;
+    return seq;
+  }
+
+  std::vector<Action> pong(const std::string& id, std::vector<std::uint64_t> in_flight = {},
+                           std::optional<std::uint64_t> seq = std::nullopt) {
+    core.on_pong(now, peer("wp-" + id), local, id, seq.value_or(last_ping_seq(id)), "inst-1", in_flight);
+    return take();
+  }
+
+  std::vector<Action> ready(const std::string& id, std::vector<NodeSpec> nodes,
+                            std::uint32_t capacity = 1, const std::string& session = "s1") {
+    attach(id, std::move(nodes), capacity, session);
+    return pong(id);
+  }
+
+  std::vector<Action> submit(std::uint64_t rid, const std::string& node, std::uint64_t timeout_ms = 0,
+                             const std::string& client = "c1", bool progress = false) {
+    SubmitEvent ev;
+    ev.client_request_id = rid;
+    ev.node = node;
+    ev.timeout_ms = timeout_ms;
+    ev.want_progress = progress;
+    ev.inputs = Payload::copy_of(std::vector<std::uint8_t>{1, 2, 3});
+    core.on_submit(now, peer(client), local, std::move(ev));
+    return take();
+  }
+
+  std::vector<Action> result(const std::string& worker, std::uint64_t daemon_id) {
+    core.on_result(now, peer("wp-" + worker), local, worker, daemon_id,
+                   Payload::copy_of(std::vector<std::uint8_t>{9}));
+    return take();
+  }
+};
+
+template <class T>
+std::vector<T> all(const std::vector<Action>& actions) {
+  std::vector<T> out;
+  for (auto& a : actions)
+    if (auto* p = std::get_if<T>(&a)) out.push_back(*p);
+  return out;
+}
+
+std::vector<ReplyToClient> terminals(const std::vector<Action>& actions) {
+  std::vector<ReplyToClient> out;
+  for (auto& r : all<ReplyToClient>(actions))
+    if (std::holds_alternative<ResultBody>(r.body) || std::holds_alternative<FailureBody>(r.body))
+      out.push_back(r);
+  return out;
+}
+
+ErrorCode failure_code(const ReplyToClient& r) {
+  auto* f = std::get_if<FailureBody>(&r.body);
+  REQUIRE(f != nullptr);
+  return f->code;
+}
+
+}  // namespace
+
+TEST_CASE("attach is answered Attached and followed by a confirming ping on the worker's topic") {
+  Harness h;
+  auto out = h.attach("w1", {Harness::spec("n")});
+  auto replies = all<ReplyToWorker>(out);
+  REQUIRE(replies.size() == 1);
+  CHECK(std::holds_alternative<AttachedReply>(replies[0].body));
+  auto pings = all<SendPing>(out);
+  REQUIRE(pings.size() == 1);
+  CHECK(pings[0].worker_id == "w1");
+}
+
+TEST_CASE("slow joiner: nothing is dispatched to a worker before it answers a ping") {
+  Harness h;
+  h.attach("w1", {Harness::spec("n")});
+  auto out = h.submit(1, "n");
+  CHECK(all<SendWorkRequest>(out).empty());  // queued, not sent into the void
+  // The confirming ping is repeated until answered.
+  CHECK(all<SendPing>(h.advance(100ms)).size() >= 1);
+  out = h.pong("w1");
+  auto sent = all<SendWorkRequest>(out);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].worker_id == "w1");
+  CHECK(sent[0].node == "n");
+}
+
+TEST_CASE("a pong to a ping sent before the attach does not confirm") {
+  Harness h;
+  h.advance(0ms);  // broadcast ping seq 1 goes out first
+  auto before = h.last_ping_seq("");
+  h.attach("w1", {Harness::spec("n")});
+  h.submit(1, "n");
+  auto out = h.pong("w1", {}, before);
+  CHECK(all<SendWorkRequest>(out).empty());
+}
+
+TEST_CASE("dispatch goes to the worker with the most free capacity, ties to the longest idle") {
+  Harness h;
+  h.ready("small", {Harness::spec("n")}, 1);
+  h.ready("big", {Harness::spec("n")}, 4);
+  auto out = h.submit(1, "n");
+  REQUIRE(all<SendWorkRequest>(out).size() == 1);
+  CHECK(all<SendWorkRequest>(out)[0].worker_id == "big");
+  // big has 3 free, small 1: still big; after three, both have one... big is full at 4.
+  std::map<std::string, int> count;
+  for (std::uint64_t i = 2; i <= 5; ++i) {
+    h.advance(1ms);
+    for (auto& s : all<SendWorkRequest>(h.submit(i, "n"))) ++count[s.worker_id];
+  }
+  CHECK(count["big"] == 3);
+  CHECK(count["small"] == 1);
+}
+
+TEST_CASE("unknown node fails at once with NO_WORKER") {
+  Harness h;
+  auto t = terminals(h.submit(7, "missing"));
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].request_id == 7);
+  CHECK(failure_code(t[0]) == ErrorCode::NoWorker);
+}
+
+TEST_CASE("bounded FIFO queue per node; beyond the bound QUEUE_FULL at once") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 1);
+  h.submit(1, "n");  // runs
+  for (std::uint64_t i = 2; i <= 4; ++i) CHECK(terminals(h.submit(i, "n")).empty());
+  auto t = terminals(h.submit(5, "n"));
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::QueueFull);
+  // Completing the running request dispatches the oldest queued one.
+  auto first = all<SendWorkRequest>(h.log)[0].request_id;
+  auto out = h.result("w1", first);
+  auto sent = all<SendWorkRequest>(out);
+  REQUIRE(sent.size() == 1);
+  auto next = sent[0].request_id;
+  out = h.result("w1", next);
+  // the client that submitted request 2 got the result of `next`
+  bool found = false;
+  for (auto& r : terminals(h.log))
+    if (r.request_id == 2 && std::holds_alternative<ResultBody>(r.body)) found = true;
+  CHECK(found);
+}
+
+TEST_CASE("deadline of a dispatched request: TIMEOUT to the caller, Abort to the worker, late result dropped") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto sent = all<SendWorkRequest>(h.submit(1, "n", 300));
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].timeout_ms == 300);
+  CHECK(terminals(h.advance(299ms)).empty());
+  auto out = h.advance(1ms);
+  auto t = terminals(out);
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::Timeout);
+  auto aborts = all<SendAbort>(out);
+  REQUIRE(aborts.size() == 1);
+  CHECK(aborts[0].request_id == sent[0].request_id);
+  CHECK(aborts[0].code == ErrorCode::Timeout);
+  // The late result is acknowledged as late and produces no second reply.
+  out = h.result("w1", sent[0].request_id);
+  auto acks = all<ReplyToWorker>(out);
+  REQUIRE(acks.size() == 1);
+  CHECK(std::get<AckReply>(acks[0].body).late);
+  CHECK(terminals(out).empty());
+}
+
+TEST_CASE("a queued request times out in the queue") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  h.submit(1, "n");
+  h.submit(2, "n", 500);
+  auto t = terminals(h.advance(500ms));
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].request_id == 2);
+  CHECK(failure_code(t[0]) == ErrorCode::Timeout);
+}
+
+TEST_CASE("an aborted request keeps its slot until the worker answers") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n", 100))[0].request_id;
+  h.submit(2, "n");
+  CHECK(all<SendWorkRequest>(h.advance(100ms)).empty());  // w1 is still busy with the aborted one
+  auto out = h.result("w1", id);
+  CHECK(all<SendWorkRequest>(out).size() == 1);
+}
+
+TEST_CASE("cancel: queued and dispatched requests get CANCELLED once; the worker gets Abort") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  h.submit(2, "n");
+  h.core.on_cancel(h.now, peer("c1"), 2);
+  auto t = terminals(h.take());
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::Cancelled);
+  h.core.on_cancel(h.now, peer("c1"), 1);
+  auto out = h.take();
+  REQUIRE(terminals(out).size() == 1);
+  REQUIRE(all<SendAbort>(out).size() == 1);
+  CHECK(all<SendAbort>(out)[0].request_id == id);
+  // A second cancel and a late result change nothing.
+  h.core.on_cancel(h.now, peer("c1"), 1);
+  CHECK(h.take().empty());
+  CHECK(terminals(h.result("w1", id)).empty());
+}
+
+TEST_CASE("progress is forwarded only to callers who asked for it") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 2);
+  auto a = all<SendWorkRequest>(h.submit(1, "n", 0, "c1", true))[0].request_id;
+  auto b = all<SendWorkRequest>(h.submit(2, "n", 0, "c1", false))[0].request_id;
+  h.core.on_progress(h.now, peer("wp-w1"), h.local, "w1", a, 1, 2, "half");
+  auto out = h.take();
+  auto progress = all<ReplyToClient>(out);
+  REQUIRE(progress.size() == 1);
+  CHECK(progress[0].request_id == 1);
+  CHECK(std::get<ProgressBody>(progress[0].body).message == "half");
+  h.core.on_progress(h.now, peer("wp-w1"), h.local, "w1", b, 1, 2, "half");
+  CHECK(all<ReplyToClient>(h.take()).empty());
+}
+
+TEST_CASE("worker death: a non-idempotent request fails with WORKER_LOST") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  h.submit(1, "n");
+  for (int i = 0; i < 4; ++i) h.advance(1000ms);  // w1 never answers the pings
+  auto t = terminals(h.log);
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::WorkerLost);
+  CHECK(h.core.registry().workers().empty());
+}
+
+TEST_CASE("worker death: an idempotent request is re-run on another worker") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n", true)});
+  h.ready("w2", {Harness::spec("n", true)});
+  auto first = all<SendWorkRequest>(h.submit(1, "n"));
+  REQUIRE(first.size() == 1);
+  std::string dead = first[0].worker_id, alive = dead == "w1" ? "w2" : "w1";
+  std::vector<SendWorkRequest> resent;
+  for (int i = 0; i < 4; ++i) {
+    auto out = h.advance(1000ms);
+    h.pong(alive);
+    for (auto& s : all<SendWorkRequest>(h.log))
+      if (s.worker_id == alive) resent.push_back(s);
+  }
+  REQUIRE(!resent.empty());
+  CHECK(resent.back().request_id == first[0].request_id);
+  CHECK(resent.back().attempt == 2);
+  CHECK(terminals(h.log).empty());
+  auto out = h.result(alive, first[0].request_id);
+  REQUIRE(terminals(out).size() == 1);
+  CHECK(std::holds_alternative<ResultBody>(terminals(out)[0].body));
+}
+
+TEST_CASE("worker death: idempotent re-runs are bounded by max_attempts") {
+  auto cfg = test_config();
+  cfg.max_attempts = 2;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n", true)});
+  h.submit(1, "n", 60000);
+  // w1 dies; w2 takes over; w2 dies too: the second death exhausts the attempts.
+  for (int i = 0; i < 4; ++i) h.advance(1000ms);
+  CHECK(terminals(h.log).empty());
+  h.ready("w2", {Harness::spec("n", true)});
+  CHECK(all<SendWorkRequest>(h.log).size() == 2);
+  for (int i = 0; i < 4; ++i) h.advance(1000ms);
+  auto t = terminals(h.log);
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::WorkerLost);
+}
+
+TEST_CASE("silent loss: a request missing from a pong to a later ping is sent again") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  // A pong to a ping published before the request proves nothing.
+  auto out = h.pong("w1", {}, h.last_ping_seq("w1"));
+  CHECK(all<SendWorkRequest>(out).empty());
+  // The next broadcast ping is published after the request; the pong omits it: lost.
+  h.advance(1000ms);
+  out = h.pong("w1", {});
+  auto again = all<SendWorkRequest>(out);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].request_id == id);
+  CHECK(again[0].attempt == 2);
+  // When the pong lists it, nothing is re-sent.
+  h.advance(1000ms);
+  CHECK(all<SendWorkRequest>(h.pong("w1", {id})).empty());
+}
+
+TEST_CASE("re-attach of the same session keeps its requests; a new session is a death") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  h.attach("w1", {Harness::spec("n")}, 1, "s1");
+  CHECK(terminals(h.log).empty());
+  h.pong("w1", {id});
+  CHECK(terminals(h.result("w1", id)).size() == 1);
+
+  auto id2 = all<SendWorkRequest>(h.submit(2, "n"))[0].request_id;
+  (void)id2;
+  h.attach("w1", {Harness::spec("n")}, 1, "s2");  // the process restarted
+  auto t = terminals(h.log);
+  REQUIRE(t.size() == 2);
+  CHECK(failure_code(t[1]) == ErrorCode::WorkerLost);
+}
+
+TEST_CASE("messages from unknown workers are told to re-attach; other identities are refused") {
+  Harness h;
+  h.core.on_pong(h.now, peer("x"), h.local, "ghost", 1, "inst-1", {});
+  auto r = all<ReplyToWorker>(h.take());
+  REQUIRE(r.size() == 1);
+  CHECK(std::get<RejectedReply>(r[0].body).reattach);
+
+  h.ready("w1", {Harness::spec("n")});
+  Caller other;
+  other.identity = "intruder";
+  h.core.on_result(h.now, peer("x"), other, "w1", 1, Payload{});
+  r = all<ReplyToWorker>(h.take());
+  REQUIRE(r.size() == 1);
+  CHECK(std::get<RejectedReply>(r[0].body).code == ErrorCode::PermissionDenied);
+  // and it cannot take over the id by attaching
+  auto out = h.attach("w1", {Harness::spec("n")}, 1, "s9", other);
+  CHECK(std::get<RejectedReply>(all<ReplyToWorker>(out)[0].body).code == ErrorCode::PermissionDenied);
+}
+
+TEST_CASE("invalid attaches are refused with a reason") {
+  Harness h;
+  auto code_of = [&](std::vector<Action> out) {
+    return std::get<RejectedReply>(all<ReplyToWorker>(out)[0].body).code;
+  };
+  CHECK(code_of(h.attach("bad id!", {Harness::spec("n")})) == ErrorCode::InvalidRequest);
+  CHECK(code_of(h.attach("w", {})) == ErrorCode::InvalidRequest);
+  CHECK(code_of(h.attach("w", {Harness::spec("n")}, 0)) == ErrorCode::InvalidRequest);
+  CHECK(code_of(h.attach("w", {Harness::spec("a/b")})) == ErrorCode::InvalidRequest);
+  CHECK(code_of(h.attach("w", {Harness::spec("n"), Harness::spec("n")})) == ErrorCode::InvalidRequest);
+}
+
+TEST_CASE("detach: no new work, and the worker is forgotten after its last answer") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 2);
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  h.core.on_detach(h.now, peer("wp-w1"), h.local, "w1");
+  h.take();
+  CHECK(failure_code(terminals(h.submit(2, "n"))[0]) == ErrorCode::NoWorker);
+  CHECK(h.core.registry().workers().size() == 1);
+  h.result("w1", id);
+  CHECK(h.core.registry().workers().empty());
+}
+
+TEST_CASE("a duplicate open request id is refused without touching the original") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  auto t = terminals(h.submit(1, "n"));
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::InvalidRequest);
+  auto out = h.result("w1", id);
+  REQUIRE(terminals(out).size() == 1);
+  CHECK(std::holds_alternative<ResultBody>(terminals(out)[0].body));
+  // the same id may be reused once closed, and from another connection at any time
+  CHECK(all<SendWorkRequest>(h.submit(1, "n", 0, "c2")).size() == 1);
+}
+
+TEST_CASE("shutdown: queued fail at once, running ones get the grace period, then all end") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 2);
+  auto a = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  h.submit(2, "n");
+  h.submit(3, "n");  // queued
+  h.core.begin_shutdown(h.now);
+  auto t = terminals(h.take());
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].request_id == 3);
+  CHECK(failure_code(t[0]) == ErrorCode::ShuttingDown);
+  CHECK(failure_code(terminals(h.submit(4, "n"))[0]) == ErrorCode::ShuttingDown);
+  h.result("w1", a);  // one finishes within the grace
+  CHECK_FALSE(h.core.finished());
+  auto out = h.advance(2000ms);
+  t = terminals(out);
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].request_id == 2);
+  CHECK(failure_code(t[0]) == ErrorCode::ShuttingDown);
+  CHECK(all<SendAbort>(out).size() == 1);
+  CHECK(h.core.finished());
+}
+
+TEST_CASE("revoking an identity removes its workers at once") {
+  Harness h;
+  Caller who;
+  who.identity = "id-1";
+  h.attach("w1", {Harness::spec("n")}, 1, "s1", who);
+  CHECK(h.core.registry().workers().size() == 1);
+  h.core.on_identity_revoked(h.now, "id-1");
+  CHECK(h.core.registry().workers().empty());
+}
+
+TEST_CASE("workspaces: a client sees and calls only nodes of its workspace") {
+  Harness h;
+  Caller a;
+  a.identity = "wa";
+  a.workspace = "A";
+  h.attach("w1", {Harness::spec("n")}, 1, "s1", a);
+  h.core.on_pong(h.now, peer("wp-w1"), a, "w1", h.last_ping_seq("w1"), "inst-1", {});
+  h.take();
+  Caller b;
+  b.identity = "cb";
+  b.workspace = "B";
+  SubmitEvent ev;
+  ev.client_request_id = 1;
+  ev.node = "n";
+  h.core.on_submit(h.now, peer("c"), b, ev);
+  auto t = terminals(h.take());
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::NoWorker);
+  CHECK(h.core.list_nodes("B").empty());
+  CHECK(h.core.list_nodes("A").size() == 1);
+  ev.client_request_id = 2;
+  h.core.on_submit(h.now, peer("c"), a, ev);
+  auto sent = all<SendWorkRequest>(h.take());
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].caller.workspace == "A");
+  CHECK(sent[0].caller.identity == "wa");
+}
+
+TEST_CASE("status counts what happened") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  h.result("w1", id);
+  h.submit(2, "none");
+  auto s = h.core.status(h.now);
+  CHECK(s.submitted == 2);
+  CHECK(s.completed == 1);
+  CHECK(s.failed == 1);
+  CHECK(s.failures_by_code[static_cast<int>(ErrorCode::NoWorker)] == 1);
+  CHECK(s.workers == 1);
+}
+
+TEST_CASE("property: under random events every submit gets exactly one terminal reply") {
+  for (unsigned seed = 1; seed <= 30; ++seed) {
+    std::mt19937 rng(seed);
+    auto cfg = test_config();
+    cfg.queue_limit = 5;
+    Harness h(cfg);
+    std::set<std::string> workers;
+    std::uint64_t next_rid = 1;
+    int next_worker = 0;
+    for (int step = 0; step < 400; ++step) {
+      int what = rng() % 10;
+      if (what <= 1 && workers.size() < 4) {
+        std::string id = "w" + std::to_string(next_worker++);
+        h.ready(id, {Harness::spec("n", rng() % 2), Harness::spec("m")}, 1 + rng() % 3);
+        workers.insert(id);
+      } else if (what <= 4) {
+        h.submit(next_rid++, rng() % 2 ? "n" : "m", 50 + rng() % 3000);
+      } else if (what == 5 && !workers.empty()) {
+        // a random worker answers something it holds (or a stale id)
+        auto it = workers.begin();
+        std::advance(it, rng() % workers.size());
+        auto* w = h.core.registry().workers().count(*it) ? &h.core.registry().workers().at(*it) : nullptr;
+        if (w && !w->holding.empty()) {
+          auto id = *w->holding.begin();
+          if (rng() % 3) h.result(*it, id);
+          else {
+            h.core.on_failure(h.now, peer("wp-" + *it), h.local, *it, id, ErrorCode::WorkerError, "x");
+            h.take();
+          }
+        }
+      } else if (what == 6 && next_rid > 1) {
+        h.core.on_cancel(h.now, peer("c1"), 1 + rng() % (next_rid - 1));
+        h.take();
+      } else if (what == 7) {
+        h.advance(Millis(rng() % 700));
+        for (auto& id : workers)
+          if (h.core.registry().workers().count(id) && rng() % 4) {
+            std::vector<std::uint64_t> held(h.core.registry().workers().at(id).holding.begin(),
+                                            h.core.registry().workers().at(id).holding.end());
+            if (rng() % 5 == 0 && !held.empty()) held.pop_back();  // simulate a lost request
+            h.pong(id, held);
+          }
+      } else if (what == 8 && !workers.empty()) {
+        auto it = workers.begin();
+        std::advance(it, rng() % workers.size());
+        workers.erase(it);  // this worker goes silent forever (dies)
+      } else {
+        h.advance(Millis(rng() % 200));
+      }
+      // workers still "alive" keep answering pings so only the dead ones time out
+    }
+    h.core.begin_shutdown(h.now);
+    h.take();
+    h.advance(cfg.shutdown_grace);
+    REQUIRE(h.core.finished());
+    std::map<std::uint64_t, int> count;
+    for (auto& r : terminals(h.log)) ++count[r.request_id];
+    for (std::uint64_t rid = 1; rid < next_rid; ++rid) {
+      INFO("seed " << seed << " request " << rid);
+      CHECK(count[rid] == 1);
+    }
+  }
+}
