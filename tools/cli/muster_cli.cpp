@@ -1,14 +1,17 @@
 // muster_cli.cpp — the `muster` command: call nodes, list nodes and workers, show status.
 // Owns: argument parsing and human/JSON output. Exit codes: 0 success, 1 the call or query
-// failed (stderr: "error: <CODE>: <message>"), 2 bad usage or bad input.
+// failed (stderr: "error: <CODE>: <message>"), 2 bad usage or bad input, 130 cancelled by a
+// signal.
 #include <iostream>
 #include <iterator>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "muster/client.hpp"
 #include "muster/messages.hpp"
+#include "muster/process.hpp"
 #include "muster/value_json.hpp"
 
 namespace {
@@ -65,6 +68,40 @@ void print_status(const muster::Json& s) {
   std::cout << fmt::format("rate (1 min) {:.2f} replies/s\n", s["rate_1m"].get<double>());
 }
 
+// Submits and waits; Ctrl-C (SIGINT) or SIGTERM cancels the request on the daemon first.
+int call_node(muster::Client& client, const std::string& node, const muster::Map& inputs,
+              std::uint64_t timeout_ms, bool progress) {
+  muster::SignalPipe signals;
+  muster::CallOptions o;
+  o.timeout_ms = timeout_ms;
+  if (progress) o.on_progress = [](std::uint64_t, std::uint64_t, const std::string&) {};
+  auto id = client.submit(node, inputs, o);
+  std::optional<std::chrono::steady_clock::time_point> cancelled_at;
+  for (;;) {
+    if (signals.triggered() && !cancelled_at) {
+      client.cancel(id);
+      cancelled_at = std::chrono::steady_clock::now();
+    }
+    if (cancelled_at && std::chrono::steady_clock::now() - *cancelled_at > std::chrono::seconds(5)) {
+      std::cerr << "error: CANCELLED: cancelled; the daemon did not confirm\n";
+      return 130;
+    }
+    for (auto& ev : client.poll(std::chrono::milliseconds(100))) {
+      if (ev.request_id != id) continue;
+      if (auto* p = std::get_if<muster::ProgressEvent>(&ev.body)) {
+        std::cerr << fmt::format("progress: {}/{} {}\n", p->step, p->total, p->message);
+      } else if (auto* r = std::get_if<muster::ResultEvent>(&ev.body)) {
+        std::cout << muster::to_json(r->outputs).dump() << "\n";
+        return 0;
+      } else {
+        auto& f = std::get<muster::FailureEvent>(ev.body);
+        report(muster::CallError(f.code, f.message));
+        return cancelled_at ? 130 : 1;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +122,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   call->add_option("--timeout-ms", timeout_ms, "Deadline (0: the node's default)");
   call->add_flag("--progress", progress, "Print progress lines on stderr");
+  call->footer("Ctrl-C cancels the request on the daemon (the worker is told to abort).");
 
   bool json = false;
   auto* nodes = app.add_subcommand("nodes", "List nodes: inputs, outputs, workers, queue depth");
@@ -108,15 +146,7 @@ int main(int argc, char** argv) {
         std::cerr << "error: INVALID_REQUEST: inputs: " << e.what() << "\n";
         return 2;
       }
-      muster::CallOptions o;
-      o.timeout_ms = timeout_ms;
-      if (progress)
-        o.on_progress = [](std::uint64_t step, std::uint64_t total, const std::string& msg) {
-          std::cerr << fmt::format("progress: {}/{} {}\n", step, total, msg);
-        };
-      auto outputs = client.call(node, inputs, o);
-      std::cout << muster::to_json(outputs).dump() << "\n";
-      return 0;
+      return call_node(client, node, inputs, timeout_ms, progress);
     }
     if (*nodes) {
       auto j = client.nodes();

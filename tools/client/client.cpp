@@ -107,7 +107,11 @@ struct Client::Impl {
   // Reads whatever arrives within `wait` into `pending`/`query_replies`; expires guards.
   void pump(std::chrono::milliseconds wait) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, wait);
+    try {
+      zmq::poll(&item, 1, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;  // a signal: let the caller look at it
+    }
     zmq::message_t m;
     while (socket.recv(m, zmq::recv_flags::dontwait)) {
       while (m.more()) (void)socket.recv(m, zmq::recv_flags::none);  // keep only the last frame

@@ -1,0 +1,201 @@
+"""Shared fixtures for muster's process-level integration tests.
+
+Every test starts real processes (musterd, workers, the muster CLI) in a private runtime
+directory and talks to them over real sockets. Everything started here is killed when the
+test ends, and every wait is bounded.
+
+Fixtures and helpers:
+  build_dir            Path of the CMake build (env MUSTER_BUILD_DIR, default <repo>/build)
+  daemon               a running musterd (ping 200 ms, liveness 3) in a private runtime dir
+  start_daemon(...)    start another one (extra flags, own runtime dir)
+  start_worker(d, ...) start muster-example-worker against daemon d; .wait_ready()
+  run_cli(d, *args)    fixture returning muster_cli: run `muster` against daemon d
+  wait_for(pred, timeout, what)
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("MUSTER_BUILD_DIR", REPO / "build"))
+
+_PROCS: list[subprocess.Popen] = []
+
+
+def wait_for(pred, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
+    """Polls pred() until it returns a truthy value; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def spawn(args, env, log_path: Path, **kw) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([str(a) for a in args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, **kw)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    _PROCS.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def read_log(proc) -> str:
+    return Path(proc.log_path).read_text(errors="replace")
+
+
+@dataclass
+class Daemon:
+    runtime_dir: Path
+    data_dir: Path
+    args: list[str]
+    proc: subprocess.Popen | None = None
+    env: dict = field(default_factory=dict)
+    starts: int = 0
+
+    @property
+    def client_address(self) -> str:
+        return f"ipc://{self.runtime_dir}/client.sock"
+
+    @property
+    def log(self) -> str:
+        return read_log(self.proc)
+
+    def start(self):
+        self.starts += 1
+        log = self.runtime_dir.parent / f"musterd-{self.starts}.log"
+        self.proc = spawn([BUILD / "broker" / "musterd", "--data-dir", self.data_dir, *self.args],
+                          self.env, log)
+        wait_for(lambda: "ready" in read_log(self.proc) or self.proc.poll() is not None,
+                 10, "musterd to start")
+        assert self.proc.poll() is None, f"musterd exited:\n{read_log(self.proc)}"
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0) -> int:
+        return stop(self.proc, sig, timeout)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+
+def make_daemon(base: Path, *args, ping_ms: int = 200) -> Daemon:
+    base.mkdir(parents=True, exist_ok=True)
+    runtime = base / "run"
+    env = dict(os.environ, MUSTER_RUNTIME_DIR=str(runtime))
+    d = Daemon(runtime_dir=runtime, data_dir=base / "data",
+               args=["--ping-interval-ms", str(ping_ms), "--liveness", "3", "--log-level", "debug",
+                     *map(str, args)],
+               env=env)
+    return d.start()
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen
+    worker_id: str
+    daemon: Daemon
+
+    @property
+    def log(self) -> str:
+        return read_log(self.proc)
+
+    def wait_ready(self, timeout=10.0):
+        def ready():
+            out = muster_cli(self.daemon, "workers", "--json")
+            if out.returncode != 0:
+                return None
+            return any(w["worker_id"] == self.worker_id and w["state"] == "ready"
+                       for w in json.loads(out.stdout))
+        wait_for(ready, timeout, f"worker {self.worker_id} to be ready")
+        return self
+
+
+def muster_cli(daemon: Daemon, *args, timeout: float = 60, input: str | None = None):
+    """Runs the `muster` CLI against `daemon`."""
+    return subprocess.run([str(BUILD / "tools" / "muster"), *map(str, args)], env=daemon.env,
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@pytest.fixture
+def run_cli():
+    """run_cli(daemon, *args, timeout=60, input=None) -> CompletedProcess (the muster CLI)."""
+    return muster_cli
+
+
+@pytest.fixture
+def build_dir() -> Path:
+    assert (BUILD / "broker" / "musterd").exists(), f"build musterd first (looked in {BUILD})"
+    return BUILD
+
+
+@pytest.fixture
+def tmp_base():
+    # Short paths: ipc:// socket paths must stay under ~100 bytes.
+    with tempfile.TemporaryDirectory(prefix="mst-") as d:
+        yield Path(d)
+
+
+@pytest.fixture
+def start_daemon(build_dir, tmp_base):
+    count = [0]
+
+    def start(*args, ping_ms: int = 200) -> Daemon:
+        count[0] += 1
+        return make_daemon(tmp_base / f"d{count[0]}", *args, ping_ms=ping_ms)
+    return start
+
+
+@pytest.fixture
+def daemon(start_daemon) -> Daemon:
+    return start_daemon()
+
+
+@pytest.fixture
+def start_worker(build_dir):
+    count = [0]
+
+    def start(daemon: Daemon, *args, worker_id: str | None = None) -> Worker:
+        count[0] += 1
+        wid = worker_id or f"w{count[0]}-{os.getpid()}"
+        log = daemon.runtime_dir.parent / f"worker-{wid}.log"
+        proc = spawn([BUILD / "worker" / "muster-example-worker", "--worker-id", wid,
+                      "--log-level", "debug", *args], daemon.env, log)
+        return Worker(proc, wid, daemon)
+    return start
+
+
+@pytest.fixture(autouse=True)
+def _kill_everything():
+    yield
+    while _PROCS:
+        p = _PROCS.pop()
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
