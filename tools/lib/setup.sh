@@ -1,0 +1,85 @@
+# tools/lib/setup.sh — sourced by tools/demo and tools/test: installs what is missing and
+# builds. Owns: the list of system packages, the Python virtualenv, the npm install, the
+# CMake configure+build. Must never: download anything but Debian, PyPI and npm packages.
+
+MUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+MUSTER_BUILD="${MUSTER_BUILD_DIR:-$MUSTER_ROOT/build}"
+MUSTER_VENV="$MUSTER_ROOT/.venv"
+
+# Debian packages: compilers and C++ libraries, plus what the tests use.
+MUSTER_APT_PACKAGES=(
+  g++ cmake ninja-build pkg-config git
+  libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
+  libspdlog-dev libfmt-dev doctest-dev libcli11-dev libboost-dev libssl-dev nlohmann-json3-dev
+  python3-requests python3-websockets
+  iproute2 tcpdump
+  nodejs npm
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+install_system_packages() {
+  local missing=()
+  for p in "${MUSTER_APT_PACKAGES[@]}"; do
+    # nodejs/npm may come from elsewhere (e.g. a preinstalled Node): a working binary is enough.
+    case "$p" in
+      nodejs) command -v node >/dev/null 2>&1 && continue ;;
+      npm) command -v npm >/dev/null 2>&1 && continue ;;
+    esac
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# A Python virtualenv with pytest, pyzmq, flatbuffers and the muster Python SDK.
+setup_python() {
+  local py="${MUSTER_PYTHON:-python3}"
+  if [ ! -x "$MUSTER_VENV/bin/python" ]; then
+    log "creating the Python virtualenv in .venv"
+    "$py" -m venv "$MUSTER_VENV"
+  fi
+  # Reinstall only when the SDK's declared dependencies change (it is installed editable).
+  local stamp="$MUSTER_VENV/.muster-stamp" want
+  want="$(cat "$MUSTER_ROOT/worker/python/pyproject.toml" 2>/dev/null | sha256sum)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "installing Python packages (pytest, pyzmq, flatbuffers, the muster SDK)"
+    "$MUSTER_VENV/bin/pip" install -q --disable-pip-version-check pytest pyzmq flatbuffers
+    if [ -f "$MUSTER_ROOT/worker/python/pyproject.toml" ]; then
+      "$MUSTER_VENV/bin/pip" install -q --disable-pip-version-check -e "$MUSTER_ROOT/worker/python"
+    fi
+    printf '%s' "$want" > "$stamp"
+  fi
+}
+
+# The TypeScript SDK's npm dependencies and build.
+setup_typescript() {
+  local dir="$MUSTER_ROOT/worker/typescript"
+  [ -f "$dir/package.json" ] || return 0
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing the TypeScript SDK's npm packages"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  log "building the TypeScript SDK"
+  (cd "$dir" && npm run --silent build)
+}
+
+# Configures (once) and builds. Extra arguments are build targets.
+build_cpp() {
+  if [ ! -f "$MUSTER_BUILD/build.ninja" ]; then
+    log "configuring (Release) in ${MUSTER_BUILD#$MUSTER_ROOT/}"
+    cmake -S "$MUSTER_ROOT" -B "$MUSTER_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DMUSTER_VENV="$MUSTER_VENV" >/dev/null
+  fi
+  log "building ${*:-everything} (-j2)"
+  if (($#)); then
+    cmake --build "$MUSTER_BUILD" -j2 --target "$@"
+  else
+    cmake --build "$MUSTER_BUILD" -j2
+  fi
+}
