@@ -326,29 +326,19 @@ void BrokerCore::on_progress(TimePoint now, const Peer& peer, const Caller& who,
 void BrokerCore::on_result(TimePoint now, const Peer& peer, const Caller& who,
                            const std::string& worker_id, std::uint64_t request_id,
                            Payload outputs) {
-  WorkerEntry* w = worker_for(peer, who, worker_id);
-  if (!w) return;
-  w->last_heard = now;
-  auto it = requests_.find(request_id);
-  if (it == requests_.end() || !w->holding.contains(request_id)) {
-    reply_worker(peer, AckReply{true});
-    return;
-  }
-  bool late = it->second.state != RequestState::Dispatched;
-  if (!late) {
-    count_terminal(now, ErrorCode::None);
-    finish(it->second, ResultBody{std::move(outputs)});
-  } else {
-    spdlog::debug("late result for request {} from worker {} dropped", request_id, worker_id);
-  }
-  requests_.erase(it);
-  reply_worker(peer, AckReply{late});
-  release(*w, request_id, now);
+  on_answer(now, peer, who, worker_id, request_id, ResultBody{std::move(outputs)});
 }
 
 void BrokerCore::on_failure(TimePoint now, const Peer& peer, const Caller& who,
                             const std::string& worker_id, std::uint64_t request_id,
                             ErrorCode code, std::string message) {
+  if (code == ErrorCode::None) code = ErrorCode::WorkerError;
+  on_answer(now, peer, who, worker_id, request_id, FailureBody{code, std::move(message)});
+}
+
+void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
+                           const std::string& worker_id, std::uint64_t request_id,
+                           std::variant<ResultBody, FailureBody> answer) {
   WorkerEntry* w = worker_for(peer, who, worker_id);
   if (!w) return;
   w->last_heard = now;
@@ -359,9 +349,11 @@ void BrokerCore::on_failure(TimePoint now, const Peer& peer, const Caller& who,
   }
   bool late = it->second.state != RequestState::Dispatched;
   if (!late) {
-    if (code == ErrorCode::None) code = ErrorCode::WorkerError;
-    count_terminal(now, code);
-    finish(it->second, FailureBody{code, std::move(message)});
+    auto* failure = std::get_if<FailureBody>(&answer);
+    count_terminal(now, failure ? failure->code : ErrorCode::None);
+    finish(it->second, std::move(answer));
+  } else {
+    spdlog::debug("late answer for request {} from worker {} dropped", request_id, worker_id);
   }
   requests_.erase(it);
   reply_worker(peer, AckReply{late});

@@ -129,6 +129,9 @@ class BrokerCore {
   void finish(Request& r, std::variant<ResultBody, FailureBody> terminal);
   void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
 
+  // A Result or Failure from a worker: the terminal reply if the request is still live.
+  void on_answer(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+                 std::uint64_t request_id, std::variant<ResultBody, FailureBody> answer);
   WorkerEntry* worker_for(const Peer& peer, const Caller& who, const std::string& worker_id);
   void send_to_worker(Request& r, WorkerEntry& w, TimePoint now);
   void dispatch_node(const NodeKey& key, TimePoint now);
