@@ -220,7 +220,10 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::ClientReplyIdentifier());
-    if (!send_router(client, peer, to_message(fbb))) ++unroutable;
+    if (!send_router(client, peer, to_message(fbb))) {
+      ++unroutable;
+      spdlog::warn("reply {} to a client that is gone (or not reading) was dropped", rid);
+    }
   }
 
   void send_node_list(const Peer& peer, std::uint64_t rid, const Caller& who) {

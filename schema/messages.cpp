@@ -17,23 +17,31 @@ const Root* verify(std::span<const std::uint8_t> bytes, const char* identifier,
   return flatbuffers::GetRoot<Root>(bytes.data());
 }
 
+// The Verifier accepts a union whose type is set but whose table is absent; muster does not
+// (PROTOCOL.md §3 rule 4), so every reader below hands out only roots that have a body.
+template <class Root>
+const Root* with_body(const Root* root) {
+  if (!root || static_cast<int>(root->body_type()) == 0 || root->body() == nullptr) return nullptr;
+  return root;
+}
+
 }  // namespace
 
 const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> b) {
-  return verify<wire::WorkerMessage>(b, wire::WorkerMessageIdentifier(),
-                                     [](flatbuffers::Verifier& v) { return wire::VerifyWorkerMessageBuffer(v); });
+  return with_body(verify<wire::WorkerMessage>(b, wire::WorkerMessageIdentifier(),
+                                     [](flatbuffers::Verifier& v) { return wire::VerifyWorkerMessageBuffer(v); }));
 }
 const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> b) {
-  return verify<wire::DaemonMessage>(b, wire::DaemonMessageIdentifier(),
-                                     [](flatbuffers::Verifier& v) { return wire::VerifyDaemonMessageBuffer(v); });
+  return with_body(verify<wire::DaemonMessage>(b, wire::DaemonMessageIdentifier(),
+                                     [](flatbuffers::Verifier& v) { return wire::VerifyDaemonMessageBuffer(v); }));
 }
 const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> b) {
-  return verify<wire::ClientMessage>(b, wire::ClientMessageIdentifier(),
-                                     [](flatbuffers::Verifier& v) { return wire::VerifyClientMessageBuffer(v); });
+  return with_body(verify<wire::ClientMessage>(b, wire::ClientMessageIdentifier(),
+                                     [](flatbuffers::Verifier& v) { return wire::VerifyClientMessageBuffer(v); }));
 }
 const wire::ClientReply* read_client_reply(std::span<const std::uint8_t> b) {
-  return verify<wire::ClientReply>(b, wire::ClientReplyIdentifier(),
-                                   [](flatbuffers::Verifier& v) { return wire::VerifyClientReplyBuffer(v); });
+  return with_body(verify<wire::ClientReply>(b, wire::ClientReplyIdentifier(),
+                                   [](flatbuffers::Verifier& v) { return wire::VerifyClientReplyBuffer(v); }));
 }
 const wire::EnrollRequest* read_enroll_request(std::span<const std::uint8_t> b) {
   return verify<wire::EnrollRequest>(b, wire::EnrollRequestIdentifier(),

@@ -110,10 +110,14 @@ flatbuffers::Offset<wire::Value> encode_value(flatbuffers::FlatBufferBuilder& fb
       return b.Finish();
     }
     case muster::ValueKind::Float: {
+      // Written even when it equals the default 0.0, so that -0.0 keeps its sign.
+      fbb.ForceDefaults(true);
       wire::ValueBuilder b(fbb);
       b.add_kind(ValueKind::Float);
       b.add_float_value(std::get<double>(v.v));
-      return b.Finish();
+      auto off = b.Finish();
+      fbb.ForceDefaults(false);
+      return off;
     }
     case muster::ValueKind::String: {
       auto s = fbb.CreateString(std::get<std::string>(v.v));

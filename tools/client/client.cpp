@@ -1,6 +1,7 @@
 // client.cpp — the C++ client library. See client.hpp.
 #include "muster/client.hpp"
 
+#include <cstring>
 #include <deque>
 #include <unordered_map>
 
@@ -31,8 +32,12 @@ struct Client::Impl {
   ClientOptions opt;
   zmq::context_t ctx{1};
   zmq::socket_t socket{ctx, zmq::socket_type::dealer};
+  // Connection events of `socket`: a client learns at once that the daemon is unreachable or
+  // went away, instead of waiting for its deadlines.
+  zmq::socket_t monitor{ctx, zmq::socket_type::pair};
   std::uint64_t next_id = 1;
-  bool connected_once = false;
+  bool connected = false;
+  bool lost_connection = false;
   struct Open {
     SteadyClock::time_point give_up;
   };
@@ -43,32 +48,68 @@ struct Client::Impl {
   explicit Impl(ClientOptions o) : opt(std::move(o)) {
     if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
     check_endpoint(opt.client_address, false, opt.insecure);
+    // Not ZMQ_IMMEDIATE: with it, libzmq drops replies already received but not yet read
+    // when the daemon disconnects right after sending them (e.g. at shutdown).
     socket.set(zmq::sockopt::linger, 0);
-    socket.set(zmq::sockopt::immediate, 1);  // queue only on a live connection
     socket.set(zmq::sockopt::sndhwm, 100000);
     socket.set(zmq::sockopt::rcvhwm, 100000);
+    auto monitor_endpoint = fmt::format("inproc://muster-client-monitor-{}", static_cast<void*>(this));
+    if (zmq_socket_monitor(socket.handle(), monitor_endpoint.c_str(),
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+      throw zmq::error_t();
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect(monitor_endpoint);
     socket.connect(opt.client_address);
   }
 
+  // Reads pending connection events. Returns true if the connection was lost since last time.
+  bool read_monitor() {
+    bool lost = false;
+    zmq::message_t event, address;
+    while (monitor.recv(event, zmq::recv_flags::dontwait)) {
+      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
+      std::uint16_t kind = 0;
+      if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
+      if (kind == ZMQ_EVENT_CONNECTED) connected = true;
+      if (kind == ZMQ_EVENT_DISCONNECTED) {
+        connected = false;
+        lost = true;
+      }
+    }
+    return lost;
+  }
+
   void send(flatbuffers::FlatBufferBuilder& fbb) {
-    zmq::message_t msg(fbb.GetBufferPointer(), fbb.GetSize());
-    if (!connected_once) {
-      // Wait for the connection once, so that a missing daemon is reported quickly.
-      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(3000));
-      if (!(item.revents & ZMQ_POLLOUT))
+    if (!connected) {
+      // Wait for the connection, so that a missing daemon is reported quickly.
+      auto until = SteadyClock::now() + std::chrono::milliseconds(3000);
+      while (!connected && SteadyClock::now() < until) {
+        zmq::pollitem_t item{monitor.handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, std::chrono::milliseconds(50));
+        if (read_monitor()) fail_open("lost the connection to musterd");
+      }
+      if (!connected)
         throw CallError(wire::ErrorCode::Unavailable,
                         fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
-      connected_once = true;
     }
-    if (!socket.send(std::move(msg), zmq::send_flags::dontwait)) {
-      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
-      zmq::poll(&item, 1, opt.grace);
-      zmq::message_t again(fbb.GetBufferPointer(), fbb.GetSize());
-      if (!(item.revents & ZMQ_POLLOUT) || !socket.send(std::move(again), zmq::send_flags::dontwait))
-        throw CallError(wire::ErrorCode::Unavailable,
-                        fmt::format("lost the connection to musterd at {}", opt.client_address));
-    }
+    zmq::message_t msg(fbb.GetBufferPointer(), fbb.GetSize());
+    if (!socket.send(std::move(msg), zmq::send_flags::dontwait))
+      throw CallError(wire::ErrorCode::Unavailable,
+                      fmt::format("cannot send to musterd at {}: too many messages queued",
+                                  opt.client_address));
+  }
+
+  // Every open request (and query) ends with UNAVAILABLE: the daemon that held it is gone, and
+  // one that comes back on the same address does not know it.
+  void fail_open(const std::string& why) {
+    for (auto& [id, o] : open)
+      pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::Unavailable,
+                                                     fmt::format("{} at {} while the request was open",
+                                                                 why, opt.client_address)}});
+    open.clear();
+    for (auto& [id, reply] : query_replies)
+      if (reply.is_null())
+        reply = Json{{"$failure", {{"code", "UNAVAILABLE"}, {"message", why}}}};
   }
 
   void send_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
@@ -106,17 +147,21 @@ struct Client::Impl {
 
   // Reads whatever arrives within `wait` into `pending`/`query_replies`; expires guards.
   void pump(std::chrono::milliseconds wait) {
-    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(&item, 1, wait);
+      zmq::poll(items, 2, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;  // a signal: let the caller look at it
     }
+    // Connection events first, then the replies: a reply that arrived before a disconnect is
+    // in the socket's queue by the time its event is seen, so it is still read below.
+    bool lost = read_monitor();
     zmq::message_t m;
     while (socket.recv(m, zmq::recv_flags::dontwait)) {
       while (m.more()) (void)socket.recv(m, zmq::recv_flags::none);  // keep only the last frame
       handle(m);
     }
+    if (lost) fail_open("lost the connection to musterd");
     auto now = SteadyClock::now();
     for (auto it = open.begin(); it != open.end();) {
       if (now >= it->second.give_up) {

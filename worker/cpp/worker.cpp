@@ -102,6 +102,7 @@ void apply_ports(const std::vector<Port>& ports, Map& values, std::string_view w
 
 struct Job {
   std::uint64_t request_id = 0;
+  std::uint64_t key = 0;  // the worker's local key of this request
   std::size_t node_index = 0;
   Map inputs, parameters;
   CallerInfo caller;
@@ -127,11 +128,22 @@ struct WorkerImpl {
   std::unique_ptr<zmq::socket_t> sub, dealer;
   std::string session = random_session();
   std::string instance;
+  std::string last_instance;  // of the last Attached: survives the re-attach that clears `instance`
   std::uint64_t ping_interval_ms = 1000;
   std::uint32_t liveness = 3;
   bool attached = false;
   SteadyClock::time_point last_ping{}, attach_sent{};
-  std::unordered_map<std::uint64_t, std::shared_ptr<std::atomic<bool>>> in_flight;
+  // Request ids are unique only within one daemon instance, so running requests are keyed by
+  // a local key; `current` indexes those of the current instance by request id (what Pong
+  // lists, what a re-send or an Abort refers to). Requests from an earlier instance run on
+  // and their late answers are dropped by the daemon.
+  struct Running {
+    std::uint64_t request_id = 0;
+    std::shared_ptr<std::atomic<bool>> aborted;
+  };
+  std::unordered_map<std::uint64_t, Running> in_flight;         // local key -> request
+  std::unordered_map<std::uint64_t, std::uint64_t> current;     // request id -> local key
+  std::uint64_t next_key = 1;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -155,9 +167,9 @@ struct WorkerImpl {
     zmq::socket_t out(ctx, zmq::socket_type::push);
     out.set(zmq::sockopt::linger, 0);
     out.connect(results_endpoint);
-    auto send = [&](std::uint64_t id, bool terminal, std::vector<std::uint8_t> msg) {
+    auto send = [&](std::uint64_t key, bool terminal, std::vector<std::uint8_t> msg) {
       std::array<std::uint8_t, 9> head{};
-      std::memcpy(head.data(), &id, 8);
+      std::memcpy(head.data(), &key, 8);
       head[8] = terminal ? 1 : 0;
       out.send(zmq::buffer(head), zmq::send_flags::sndmore);
       out.send(zmq::message_t(msg.data(), msg.size()), zmq::send_flags::none);
@@ -181,9 +193,9 @@ struct WorkerImpl {
       ctx_.node_ = spec.name;
       ctx_.deadline_ = job.deadline;
       ctx_.aborted_ = job.aborted;
-      ctx_.progress_ = [&, id = job.request_id](std::uint64_t step, std::uint64_t total,
-                                                 const std::string& message) {
-        send(id, false, progress_message(opt.worker_id, id, step, total, message));
+      ctx_.progress_ = [&, id = job.request_id, key = job.key](std::uint64_t step, std::uint64_t total,
+                                                                const std::string& message) {
+        send(key, false, progress_message(opt.worker_id, id, step, total, message));
       };
       std::vector<std::uint8_t> answer;
       try {
@@ -199,7 +211,7 @@ struct WorkerImpl {
         answer = failure_message(opt.worker_id, job.request_id, ErrorCode::WorkerError,
                                  "the handler threw a non-standard exception");
       }
-      send(job.request_id, true, std::move(answer));
+      send(job.key, true, std::move(answer));
     }
   }
 
@@ -248,8 +260,8 @@ struct WorkerImpl {
   void send_pong(std::uint64_t seq, const std::string& ping_instance) {
     flatbuffers::FlatBufferBuilder fbb(256);
     std::vector<std::uint64_t> ids;
-    ids.reserve(in_flight.size());
-    for (auto& [id, flag] : in_flight) ids.push_back(id);
+    ids.reserve(current.size());
+    for (auto& [id, key] : current) ids.push_back(id);
     auto body = wire::CreatePongDirect(fbb, seq, ping_instance.c_str(), &ids);
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Pong, body.Union()));
   }
@@ -271,7 +283,8 @@ struct WorkerImpl {
     switch (msg->body_type()) {
       case wire::DaemonBody::Attached: {
         auto* a = msg->body_as_Attached();
-        instance = str(a->instance());
+        if (!last_instance.empty() && str(a->instance()) != last_instance) current.clear();
+        instance = last_instance = str(a->instance());
         ping_interval_ms = std::max<std::uint64_t>(a->ping_interval_ms(), 1);
         liveness = std::max<std::uint32_t>(a->liveness(), 1);
         attached = true;
@@ -328,17 +341,19 @@ struct WorkerImpl {
       case wire::DaemonBody::WorkRequest: {
         auto* w = msg->body_as_WorkRequest();
         auto id = w->request_id();
-        if (in_flight.contains(id)) return;  // a re-send of something already running
+        if (current.contains(id)) return;  // a re-send of something already running
         Job job;
         job.request_id = id;
+        job.key = next_key++;
         std::string node = str(w->node());
         auto flag = std::make_shared<std::atomic<bool>>(false);
-        in_flight.emplace(id, flag);
+        in_flight.emplace(job.key, Running{id, flag});
+        current.emplace(id, job.key);
         std::size_t index = nodes->size();
         for (std::size_t i = 0; i < nodes->size(); ++i)
           if ((*nodes)[i].first.name == node) index = i;
         if (index == nodes->size()) {
-          finish_request(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
+          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
                                              fmt::format("this worker does not serve node '{}'", node)));
           return;
         }
@@ -346,7 +361,7 @@ struct WorkerImpl {
           job.inputs = decode_values(payload_bytes(w->inputs()));
           job.parameters = decode_values(payload_bytes(w->parameters()));
         } catch (const std::exception& e) {
-          finish_request(id, failure_message(opt.worker_id, id, ErrorCode::BadMessage, e.what()));
+          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::BadMessage, e.what()));
           return;
         }
         if (auto* c = w->caller())
@@ -366,9 +381,9 @@ struct WorkerImpl {
       }
       case wire::DaemonBody::Abort: {
         auto* a = msg->body_as_Abort();
-        if (auto it = in_flight.find(a->request_id()); it != in_flight.end()) {
+        if (auto it = current.find(a->request_id()); it != current.end()) {
           spdlog::info("request {} aborted: {}", a->request_id(), str(a->reason()));
-          it->second->store(true);
+          in_flight.at(it->second).aborted->store(true);
         }
         break;
       }
@@ -386,20 +401,28 @@ struct WorkerImpl {
     return true;
   }
 
-  void finish_request(std::uint64_t id, std::vector<std::uint8_t> answer) {
+  void finish_request(std::uint64_t key, std::vector<std::uint8_t> answer) {
     send_to_daemon(answer);
-    in_flight.erase(id);
+    forget(key);
+  }
+
+  void forget(std::uint64_t key) {
+    auto it = in_flight.find(key);
+    if (it == in_flight.end()) return;
+    if (auto c = current.find(it->second.request_id); c != current.end() && c->second == key)
+      current.erase(c);
+    in_flight.erase(it);
   }
 
   void on_answer() {
     zmq::message_t head, body;
     while (results.recv(head, zmq::recv_flags::dontwait)) {
       (void)results.recv(body, zmq::recv_flags::none);
-      std::uint64_t id = 0;
-      std::memcpy(&id, head.data(), 8);
+      std::uint64_t key = 0;
+      std::memcpy(&key, head.data(), 8);
       bool terminal = static_cast<const std::uint8_t*>(head.data())[8] != 0;
       send_to_daemon(bytes_of(body));
-      if (terminal) in_flight.erase(id);
+      if (terminal) forget(key);
     }
   }
 

@@ -23,7 +23,8 @@ inline constexpr unsigned kVerifierMaxDepth = 128;
 inline constexpr unsigned kVerifierMaxTables = 10'000'000;
 
 // Each returns the verified root, or nullptr if the bytes are not a valid buffer of that
-// root type carrying its file_identifier.
+// root type carrying its file_identifier. For the four roots with a `body` union, nullptr
+// also when the body is NONE or its table is absent: a returned root always has a body.
 const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> bytes);
 const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> bytes);
 const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> bytes);

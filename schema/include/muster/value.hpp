@@ -42,13 +42,14 @@ class Map {
   bool contains(std::string_view key) const { return find(key) != nullptr; }
   bool erase(std::string_view key);
 
-  std::size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
+  // size, empty and reserve are defined after Value (they need it complete; clang insists).
+  std::size_t size() const;
+  bool empty() const;
   auto begin() const { return entries_.begin(); }
   auto end() const { return entries_.end(); }
   auto begin() { return entries_.begin(); }
   auto end() { return entries_.end(); }
-  void reserve(std::size_t n) { entries_.reserve(n); }
+  void reserve(std::size_t n);
 
   friend bool operator==(const Map&, const Map&);
 
@@ -101,6 +102,10 @@ struct Value {
 
   friend bool operator==(const Value& a, const Value& b) { return a.v == b.v; }
 };
+
+inline std::size_t Map::size() const { return entries_.size(); }
+inline bool Map::empty() const { return entries_.empty(); }
+inline void Map::reserve(std::size_t n) { entries_.reserve(n); }
 
 // "null", "bool", "int", "float", "string", "bytes", "list", "map", "error".
 std::string_view kind_name(ValueKind k);
