@@ -1,0 +1,80 @@
+"""muster — the Python SDK of the muster worker broker.
+
+Workers serve nodes to ``musterd``; clients call them. See worker/python/README.md.
+
+    import muster
+
+    worker = muster.Worker(capacity=4)
+
+    @worker.node(name="hello", inputs={"name": "string"}, outputs=["greeting"])
+    def hello(ctx):
+        return {"greeting": f"Hello {ctx.inputs.get('name') or 'world'}"}
+
+    worker.run()
+
+    with muster.Client() as client:
+        print(client.call("hello", {"name": "Ada"}))
+"""
+
+from ._version import SDK, __version__
+from .client import Call, Client
+from .endpoints import Curve, default_endpoint, runtime_dir
+from .errors import (
+    BadMessage,
+    Cancelled,
+    ErrorCode,
+    Internal,
+    InvalidInput,
+    InvalidRequest,
+    MusterError,
+    NoWorker,
+    PermissionDenied,
+    QueueFull,
+    ShuttingDown,
+    Timeout,
+    Unavailable,
+    WorkerError,
+    WorkerLost,
+    error_for,
+)
+from .messages import NO_DEFAULT, NodeSpec, Port
+from .nodes import Node, Registry, add_node, node
+from .values import ErrorValue
+from .worker import Caller, Context, Worker
+
+__all__ = [
+    "__version__",
+    "SDK",
+    "Worker",
+    "Context",
+    "Caller",
+    "Client",
+    "Call",
+    "Curve",
+    "runtime_dir",
+    "default_endpoint",
+    "ErrorCode",
+    "ErrorValue",
+    "MusterError",
+    "error_for",
+    "NoWorker",
+    "Timeout",
+    "WorkerLost",
+    "Cancelled",
+    "InvalidRequest",
+    "InvalidInput",
+    "PermissionDenied",
+    "QueueFull",
+    "WorkerError",
+    "BadMessage",
+    "Internal",
+    "ShuttingDown",
+    "Unavailable",
+    "Port",
+    "NodeSpec",
+    "NO_DEFAULT",
+    "Node",
+    "Registry",
+    "node",
+    "add_node",
+]

@@ -1,0 +1,97 @@
+"""endpoints.py — default endpoints and socket security, chosen exactly as the C++ programs do
+(transport/runtime_dir.cpp, transport/endpoints.cpp).
+
+Owns: the runtime directory lookup ($MUSTER_RUNTIME_DIR, else $XDG_RUNTIME_DIR/muster, else
+/tmp/muster-<uid>), the default ipc:// endpoints, the "tcp:// needs CURVE or insecure" rule,
+and where CURVE keys plug into a socket.
+Must never: connect a tcp:// socket in clear text unless the caller said ``insecure=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import zmq
+
+ROLES = ("request", "response", "client", "enrollment")
+TCP_PORTS = {"request": 7899, "response": 7898, "enrollment": 7900, "client": 7901}
+
+
+def runtime_dir() -> str:
+    d = os.environ.get("MUSTER_RUNTIME_DIR")
+    if d:
+        return d
+    x = os.environ.get("XDG_RUNTIME_DIR")
+    if x:
+        return os.path.join(x, "muster")
+    return f"/tmp/muster-{os.getuid()}"
+
+
+def default_endpoint(role: str) -> str:
+    """``ipc://<runtime dir>/<role>.sock`` for role request, response, client."""
+    if role not in ROLES:
+        raise ValueError(f"unknown socket role {role!r}")
+    return f"ipc://{runtime_dir()}/{role}.sock"
+
+
+def _key(k: Union[str, bytes], what: str) -> bytes:
+    b = k.encode("ascii") if isinstance(k, str) else bytes(k)
+    b = b.strip()
+    if len(b) != 40:
+        raise ValueError(f"{what}: a CURVE key is 40 Z85 characters, got {len(b)}")
+    return b
+
+
+@dataclass(frozen=True)
+class Curve:
+    """CURVE client settings for tcp:// endpoints: the daemon's public key and this peer's
+    keypair, all Z85 (40 characters). Enrollment (docs/SECURITY.md) produces them."""
+
+    server_public: Union[str, bytes]
+    public: Union[str, bytes]
+    secret: Union[str, bytes]
+
+    def apply(self, sock: zmq.Socket) -> None:
+        sock.curve_serverkey = _key(self.server_public, "server public key")
+        sock.curve_publickey = _key(self.public, "public key")
+        sock.curve_secretkey = _key(self.secret, "secret key")
+
+    @staticmethod
+    def generate_keypair() -> "tuple[str, str]":
+        """A new (public, secret) Z85 keypair."""
+        public, secret = zmq.curve_keypair()
+        return public.decode("ascii"), secret.decode("ascii")
+
+
+def check_endpoint(endpoint: str, curve: Optional[Curve], insecure: bool) -> None:
+    """ValueError unless the endpoint is ipc://PATH, inproc://NAME, or tcp:// with CURVE (or
+    ``insecure``)."""
+    if not isinstance(endpoint, str):
+        raise ValueError(f"endpoint must be a string, not {type(endpoint).__name__}")
+    if endpoint.startswith("tcp://"):
+        if curve is None and not insecure:
+            raise ValueError(
+                f"{endpoint}: tcp:// endpoints are CURVE-encrypted; without CURVE keys they are "
+                "refused unless you pass insecure=True (--insecure)"
+            )
+        return
+    if endpoint.startswith("ipc://"):
+        if len(endpoint) <= 6:
+            raise ValueError(f"{endpoint}: empty ipc path")
+        return
+    if endpoint.startswith("inproc://"):
+        return
+    raise ValueError(f"{endpoint}: unsupported endpoint (use ipc://PATH or tcp://HOST:PORT)")
+
+
+def connect(sock: zmq.Socket, endpoint: str, curve: Optional[Curve], insecure: bool) -> None:
+    """Applies CURVE (for tcp:// only) and connects."""
+    check_endpoint(endpoint, curve, insecure)
+    if curve is not None and endpoint.startswith("tcp://"):
+        curve.apply(sock)
+    sock.connect(endpoint)
+
+
+__all__ = ["runtime_dir", "default_endpoint", "Curve", "check_endpoint", "connect", "TCP_PORTS"]

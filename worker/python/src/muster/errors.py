@@ -1,0 +1,174 @@
+"""errors.py — the closed set of muster error codes (schema/common.fbs ``ErrorCode``) and the
+Python exceptions they map to.
+
+Owns: code <-> name <-> exception class. Names are the ones every muster program prints
+("NO_WORKER", "WORKER_ERROR", ...), as in ``error: CODE: message`` from the CLI.
+Must never: renumber a code; the values are the wire values.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Dict, Optional, Type, Union
+
+
+class ErrorCode(enum.IntEnum):
+    NONE = 0
+    NO_WORKER = 1
+    TIMEOUT = 2
+    WORKER_LOST = 3
+    CANCELLED = 4
+    INVALID_REQUEST = 5
+    PERMISSION_DENIED = 6
+    QUEUE_FULL = 7
+    WORKER_ERROR = 8
+    BAD_MESSAGE = 9
+    INTERNAL = 10
+    SHUTTING_DOWN = 11
+    UNAVAILABLE = 12
+
+    @classmethod
+    def parse(cls, value: Union["ErrorCode", int, str]) -> "ErrorCode":
+        """Accepts a code, its wire value, its name ("WORKER_ERROR") or its schema name
+        ("WorkerError")."""
+        if isinstance(value, ErrorCode):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"not an error code: {value!r}")
+        if isinstance(value, int):
+            return cls(value)
+        if isinstance(value, str):
+            if value in cls.__members__:
+                return cls[value]
+            for member in cls:
+                if member.schema_name == value:
+                    return member
+        raise ValueError(f"not an error code: {value!r}")
+
+    @property
+    def schema_name(self) -> str:
+        """The enumerator's name in schema/common.fbs ("WorkerError")."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+def code_name(code: Union[ErrorCode, int]) -> str:
+    """The printed name of a code; an unknown value (from a newer peer) is "UNKNOWN"."""
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return "UNKNOWN"
+
+
+class MusterError(Exception):
+    """A muster failure with its error code. ``str(e)`` is ``CODE: message``.
+
+    Raise a ``MusterError`` (or a subclass) from node code to fail a request with that code;
+    any other exception fails it with WORKER_ERROR.
+    """
+
+    default_code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, code: Union[ErrorCode, int, str, None] = None, message: str = ""):
+        if code is None:
+            code = self.default_code
+        try:
+            self.code = ErrorCode.parse(code)
+        except ValueError:
+            # A code this SDK does not know (newer daemon): keep the number.
+            self.code = code  # type: ignore[assignment]
+        self.message = message
+        super().__init__(f"{code_name(self.code)}: {message}" if message else code_name(self.code))
+
+    @property
+    def code_name(self) -> str:
+        return code_name(self.code)
+
+    def __reduce__(self):
+        return (error_for, (self.code, self.message))
+
+
+def _subclass(name: str, code: ErrorCode, doc: str) -> Type[MusterError]:
+    def __init__(self, message: str = "", code: Union[ErrorCode, int, str, None] = None):
+        MusterError.__init__(self, code if code is not None else type(self).default_code, message)
+
+    return type(name, (MusterError,), {"default_code": code, "__doc__": doc, "__init__": __init__})
+
+
+NoWorker = _subclass("NoWorker", ErrorCode.NO_WORKER, "No live worker serves the node.")
+Timeout = _subclass("Timeout", ErrorCode.TIMEOUT, "The deadline passed before a result arrived.")
+WorkerLost = _subclass("WorkerLost", ErrorCode.WORKER_LOST, "The worker died holding the request.")
+Cancelled = _subclass("Cancelled", ErrorCode.CANCELLED, "The caller cancelled the request.")
+InvalidRequest = _subclass(
+    "InvalidRequest", ErrorCode.INVALID_REQUEST, "A well-formed message with unacceptable content."
+)
+PermissionDenied = _subclass(
+    "PermissionDenied", ErrorCode.PERMISSION_DENIED, "The identity may not do this."
+)
+QueueFull = _subclass("QueueFull", ErrorCode.QUEUE_FULL, "All workers busy and the queue is full.")
+WorkerError = _subclass(
+    "WorkerError", ErrorCode.WORKER_ERROR, "Raised by a node's own code: fails the request."
+)
+BadMessage = _subclass(
+    "BadMessage", ErrorCode.BAD_MESSAGE, "Bytes that are not a verifiable message of the type."
+)
+Internal = _subclass("Internal", ErrorCode.INTERNAL, "A bug in muster.")
+ShuttingDown = _subclass(
+    "ShuttingDown", ErrorCode.SHUTTING_DOWN, "The daemon is stopping and did not finish."
+)
+Unavailable = _subclass(
+    "Unavailable", ErrorCode.UNAVAILABLE, "The daemon could not be reached or the connection was lost."
+)
+
+# Raised by node code for bad inputs: the request fails with INVALID_REQUEST.
+InvalidInput = InvalidRequest
+
+_BY_CODE: Dict[ErrorCode, Type[MusterError]] = {
+    cls.default_code: cls
+    for cls in (
+        NoWorker,
+        Timeout,
+        WorkerLost,
+        Cancelled,
+        InvalidRequest,
+        PermissionDenied,
+        QueueFull,
+        WorkerError,
+        BadMessage,
+        Internal,
+        ShuttingDown,
+        Unavailable,
+    )
+}
+
+
+def error_for(code: Union[ErrorCode, int, str], message: str = "") -> MusterError:
+    """The exception for a code: ``error_for("TIMEOUT", "...")`` is a ``Timeout``."""
+    try:
+        parsed: Optional[ErrorCode] = ErrorCode.parse(code)
+    except ValueError:
+        parsed = None
+    cls = _BY_CODE.get(parsed) if parsed is not None else None
+    if cls is None:
+        return MusterError(code, message)
+    return cls(message)
+
+
+__all__ = [
+    "ErrorCode",
+    "code_name",
+    "MusterError",
+    "error_for",
+    "NoWorker",
+    "Timeout",
+    "WorkerLost",
+    "Cancelled",
+    "InvalidRequest",
+    "InvalidInput",
+    "PermissionDenied",
+    "QueueFull",
+    "WorkerError",
+    "BadMessage",
+    "Internal",
+    "ShuttingDown",
+    "Unavailable",
+]

@@ -1,0 +1,681 @@
+"""messages.py — every muster wire message as a Python dataclass, and their FlatBuffers
+encoding (through the flatc-generated builders in ``muster.wire``) and verified decoding.
+
+Owns: the Python shape of the schema. One dataclass per table, fields named and ordered as in
+schema/*.fbs; each field's metadata says its wire kind, from which the verifier layout, the
+encoder, the decoder and the description format (tests/vectors/README.md) are all derived.
+
+Conventions: a string, table or vector field is ``None`` when absent on the wire (an empty
+string is present); scalars always have a value (the schema default when absent); nested
+``Values`` payloads (inputs, parameters, outputs) are dicts of Python values (see values.py)
+or ``None`` when absent; a union field holds the member dataclass, or ``None`` (NONE).
+Must never: read a field of a buffer that did not pass the verifier, or let any exception
+other than ``BadMessage`` escape from a decode function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import flatbuffers
+
+from . import _flat
+from . import values as _values
+from .errors import BadMessage, ErrorCode
+
+Buffer = _flat.Buffer
+
+
+class _NoDefault:
+    """Marks a Port without a default value (distinct from a default of None, i.e. Null)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self):
+        return (_NoDefault, ())
+
+
+NO_DEFAULT: Any = _NoDefault()
+
+
+def _m(kind: str, default: Any = None, ref: Optional[str] = None, required: bool = False):
+    return field(default=default, metadata={"kind": kind, "ref": ref, "required": required})
+
+
+def _list(kind: str, ref: Optional[str] = None):
+    return field(default=None, metadata={"kind": kind, "ref": ref, "required": False})
+
+
+# ---- common.fbs ----------------------------------------------------------------------------
+
+
+@dataclass
+class Port:
+    """One input, output or parameter of a node. ``type`` is one of PORT_TYPES (absent means
+    "any"); ``default_value`` is NO_DEFAULT when the port has no default."""
+
+    name: str = _m("str", required=True)
+    type: Optional[str] = _m("str")
+    description: Optional[str] = _m("str")
+    required: bool = _m("bool", False)
+    default_value: Any = _m("value", NO_DEFAULT)
+
+
+@dataclass
+class NodeSpec:
+    name: str = _m("str", required=True)
+    description: Optional[str] = _m("str")
+    category: Optional[str] = _m("str")
+    version: Optional[str] = _m("str")
+    inputs: Optional[List[Port]] = _list("[table]", "Port")
+    outputs: Optional[List[Port]] = _list("[table]", "Port")
+    parameters: Optional[List[Port]] = _list("[table]", "Port")
+    idempotent: bool = _m("bool", False)
+    default_timeout_ms: int = _m("u64", 0)
+
+
+@dataclass
+class CallerContext:
+    identity: Optional[str] = _m("str")
+    name: Optional[str] = _m("str")
+    workspace: Optional[str] = _m("str")
+    role: Optional[str] = _m("str")
+    trace_id: Optional[str] = _m("str")
+
+
+@dataclass
+class Progress:
+    request_id: int = _m("u64", 0)
+    step: int = _m("u64", 0)
+    total: int = _m("u64", 0)
+    message: Optional[str] = _m("str")
+
+
+@dataclass
+class Result:
+    request_id: int = _m("u64", 0)
+    outputs: Optional[Dict[str, Any]] = _m("nested", ref="Values")
+
+
+@dataclass
+class Failure:
+    request_id: int = _m("u64", 0)
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.INTERNAL)
+    message: Optional[str] = _m("str")
+
+
+# ---- daemon.fbs ----------------------------------------------------------------------------
+
+
+@dataclass
+class Ping:
+    seq: int = _m("u64", 0)
+    instance: Optional[str] = _m("str")
+
+
+@dataclass
+class WorkRequest:
+    request_id: int = _m("u64", 0)
+    node: str = _m("str", required=True)
+    inputs: Optional[Dict[str, Any]] = _m("nested", ref="Values")
+    parameters: Optional[Dict[str, Any]] = _m("nested", ref="Values")
+    timeout_ms: int = _m("u64", 0)
+    attempt: int = _m("u32", 1)
+    caller: Optional[CallerContext] = _m("table", ref="CallerContext")
+
+
+@dataclass
+class Abort:
+    request_id: int = _m("u64", 0)
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.CANCELLED)
+    reason: Optional[str] = _m("str")
+
+
+@dataclass
+class Attached:
+    worker_id: Optional[str] = _m("str")
+    instance: Optional[str] = _m("str")
+    topic: Optional[str] = _m("str")
+    broadcast_topic: Optional[str] = _m("str")
+    ping_interval_ms: int = _m("u64", 0)
+    liveness: int = _m("u32", 0)
+    max_message_bytes: int = _m("u64", 0)
+
+
+@dataclass
+class Ack:
+    late: bool = _m("bool", False)
+
+
+@dataclass
+class Rejected:
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.BAD_MESSAGE)
+    message: Optional[str] = _m("str")
+    reattach: bool = _m("bool", False)
+
+
+@dataclass
+class DaemonMessage:
+    body: Any = _m("union", ref="DaemonBody")
+
+
+# ---- worker.fbs ----------------------------------------------------------------------------
+
+
+@dataclass
+class Attach:
+    worker_id: str = _m("str", required=True)
+    hostname: Optional[str] = _m("str")
+    sdk: Optional[str] = _m("str")
+    pid: int = _m("u32", 0)
+    session: Optional[str] = _m("str")
+    capacity: int = _m("u32", 1)
+    nodes: Optional[List[NodeSpec]] = _list("[table]", "NodeSpec")
+
+
+@dataclass
+class Pong:
+    seq: int = _m("u64", 0)
+    instance: Optional[str] = _m("str")
+    in_flight: Optional[List[int]] = _list("[u64]")
+
+
+@dataclass
+class Detach:
+    reason: Optional[str] = _m("str")
+
+
+@dataclass
+class WorkerMessage:
+    worker_id: Optional[str] = _m("str")
+    body: Any = _m("union", ref="WorkerBody")
+
+
+# ---- client.fbs ----------------------------------------------------------------------------
+
+
+@dataclass
+class Submit:
+    node: str = _m("str", required=True)
+    inputs: Optional[Dict[str, Any]] = _m("nested", ref="Values")
+    parameters: Optional[Dict[str, Any]] = _m("nested", ref="Values")
+    timeout_ms: int = _m("u64", 0)
+    want_progress: bool = _m("bool", False)
+    want_accepted: bool = _m("bool", False)
+    trace_id: Optional[str] = _m("str")
+
+
+@dataclass
+class Cancel:
+    pass
+
+
+@dataclass
+class ListNodes:
+    pass
+
+
+@dataclass
+class ListWorkers:
+    pass
+
+
+@dataclass
+class GetStatus:
+    pass
+
+
+@dataclass
+class ClientMessage:
+    request_id: int = _m("u64", 0)
+    body: Any = _m("union", ref="ClientBody")
+
+
+# ---- reply.fbs -----------------------------------------------------------------------------
+
+
+@dataclass
+class Accepted:
+    queued: bool = _m("bool", False)
+
+
+@dataclass
+class NodeInfo:
+    spec: Optional[NodeSpec] = _m("table", ref="NodeSpec")
+    workspace: Optional[str] = _m("str")
+    workers: int = _m("u32", 0)
+    capacity: int = _m("u32", 0)
+    in_flight: int = _m("u32", 0)
+    queue_depth: int = _m("u32", 0)
+
+
+@dataclass
+class NodeList:
+    nodes: Optional[List[NodeInfo]] = _list("[table]", "NodeInfo")
+
+
+@dataclass
+class WorkerInfo:
+    worker_id: Optional[str] = _m("str")
+    hostname: Optional[str] = _m("str")
+    sdk: Optional[str] = _m("str")
+    pid: int = _m("u32", 0)
+    state: Optional[str] = _m("str")
+    capacity: int = _m("u32", 0)
+    in_flight: int = _m("u32", 0)
+    nodes: Optional[List[str]] = _list("[str]")
+    workspace: Optional[str] = _m("str")
+    identity: Optional[str] = _m("str")
+    attached_ms: int = _m("u64", 0)
+    last_seen_ms: int = _m("u64", 0)
+
+
+@dataclass
+class WorkerList:
+    workers: Optional[List[WorkerInfo]] = _list("[table]", "WorkerInfo")
+
+
+@dataclass
+class CodeCount:
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.NONE)
+    count: int = _m("u64", 0)
+
+
+@dataclass
+class StatusReport:
+    version: Optional[str] = _m("str")
+    instance: Optional[str] = _m("str")
+    uptime_ms: int = _m("u64", 0)
+    workers: int = _m("u32", 0)
+    nodes: int = _m("u32", 0)
+    queued: int = _m("u32", 0)
+    in_flight: int = _m("u32", 0)
+    submitted: int = _m("u64", 0)
+    completed: int = _m("u64", 0)
+    failed: int = _m("u64", 0)
+    failures: Optional[List[CodeCount]] = _list("[table]", "CodeCount")
+    redispatched: int = _m("u64", 0)
+    rate_1m: float = _m("f64", 0.0)
+
+
+@dataclass
+class ClientReply:
+    request_id: int = _m("u64", 0)
+    body: Any = _m("union", ref="ReplyBody")
+
+
+# ---- enroll.fbs / enrolled.fbs -------------------------------------------------------------
+
+
+@dataclass
+class EnrollRequest:
+    token: str = _m("str", required=True)
+    public_key: str = _m("str", required=True)
+    role: Optional[str] = _m("str")
+    name: Optional[str] = _m("str")
+    hostname: Optional[str] = _m("str")
+
+
+@dataclass
+class EnrollResponse:
+    ok: bool = _m("bool", False)
+    identity_id: Optional[str] = _m("str")
+    role: Optional[str] = _m("str")
+    workspace: Optional[str] = _m("str")
+    name: Optional[str] = _m("str")
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.NONE)
+    error: Optional[str] = _m("str")
+
+
+# ---- registry: unions, roots, layouts ------------------------------------------------------
+
+UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
+    # index 0 is NONE; member i has type value i
+    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach),
+    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected),
+    "ClientBody": (Submit, Cancel, ListNodes, ListWorkers, GetStatus),
+    "ReplyBody": (Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport),
+}
+
+ROOTS: Dict[str, Tuple[type, bytes]] = {
+    "WorkerMessage": (WorkerMessage, b"MSWK"),
+    "DaemonMessage": (DaemonMessage, b"MSDM"),
+    "ClientMessage": (ClientMessage, b"MSCL"),
+    "ClientReply": (ClientReply, b"MSCR"),
+    "EnrollRequest": (EnrollRequest, b"MSEQ"),
+    "EnrollResponse": (EnrollResponse, b"MSER"),
+}
+
+TABLES: Dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        Port, NodeSpec, CallerContext, Progress, Result, Failure, Ping, WorkRequest, Abort,
+        Attached, Ack, Rejected, DaemonMessage, Attach, Pong, Detach, WorkerMessage, Submit,
+        Cancel, ListNodes, ListWorkers, GetStatus, ClientMessage, Accepted, NodeInfo, NodeList,
+        WorkerInfo, WorkerList, CodeCount, StatusReport, ClientReply, EnrollRequest,
+        EnrollResponse,
+    )
+}  # fmt: skip
+
+
+def _camel(name: str) -> str:
+    """flatc's Python method names: ``rate_1m`` -> ``Rate1m``."""
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
+
+
+class _F:
+    """A dataclass field with its wire slot and the generated builder functions it uses."""
+
+    __slots__ = ("name", "kind", "ref", "required", "slot", "default", "add", "add_type", "start_vector", "from_bytes")
+
+    def __init__(self, f: dataclasses.Field, slot: int, mod: Any):
+        md = f.metadata
+        self.name = f.name
+        self.kind: str = md["kind"]
+        self.ref: Optional[str] = md["ref"]
+        self.required: bool = md["required"]
+        self.slot = slot
+        self.default = f.default
+        camel = _camel(f.name)
+        self.add = getattr(mod, "Add" + camel)
+        self.add_type = getattr(mod, "Add" + camel + "Type", None)
+        self.start_vector = getattr(mod, "Start" + camel + "Vector", None)
+        self.from_bytes = getattr(mod, "Make" + camel + "VectorFromBytes", None)
+
+
+_FIELDS: Dict[type, List[_F]] = {}
+_MODULES: Dict[type, Any] = {}
+
+
+def _register() -> None:
+    for name, cls in TABLES.items():
+        mod = importlib.import_module(f"muster.wire.{name}")
+        _MODULES[cls] = mod
+        out: List[_F] = []
+        layout: List[_flat.Field] = []
+        slot = 0
+        for f in dataclasses.fields(cls):
+            kind = f.metadata["kind"]
+            if kind == "union":
+                layout.append(_flat.Field(f.name + "_type", "union_type", slot, f.metadata["ref"]))
+                slot += 1
+            out.append(_F(f, slot, mod))
+            flat_kind = {"value": "table", "code": "code"}.get(kind, kind)
+            ref = "Value" if kind == "value" else f.metadata["ref"]
+            layout.append(_flat.Field(f.name, flat_kind, slot, ref, f.metadata["required"]))
+            slot += 1
+        _FIELDS[cls] = out
+        _flat.LAYOUTS[name] = layout
+    for union, members in UNION_MEMBERS.items():
+        _flat.UNIONS[union] = {i + 1: m.__name__ for i, m in enumerate(members)}
+
+
+_register()
+
+
+def union_type(union: str, body: Any) -> int:
+    """The type value of a union member instance (0 for None)."""
+    if body is None:
+        return 0
+    try:
+        return UNION_MEMBERS[union].index(type(body)) + 1
+    except ValueError:
+        raise TypeError(f"a {type(body).__name__} is not a member of {union}") from None
+
+
+# ---- encoding ------------------------------------------------------------------------------
+
+
+def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
+    cls = type(obj)
+    fields_ = _FIELDS.get(cls)
+    if fields_ is None:
+        raise TypeError(f"a {cls.__name__} is not a muster wire table")
+    mod = _MODULES[cls]
+    offsets: Dict[str, int] = {}
+    for f in fields_:
+        v = getattr(obj, f.name)
+        kind = f.kind
+        if kind in _flat.SCALARS:
+            continue
+        if v is None and kind != "value":
+            if f.required:
+                raise ValueError(f"{cls.__name__}.{f.name} is required")
+            continue
+        if kind == "str":
+            if not isinstance(v, str):
+                raise TypeError(f"{cls.__name__}.{f.name} must be a str, not {type(v).__name__}")
+            offsets[f.name] = b.CreateString(v)
+        elif kind == "table" or kind == "union":
+            offsets[f.name] = _encode_table(b, v)
+        elif kind == "[table]":
+            items = [_encode_table(b, x) for x in v]
+            f.start_vector(b, len(items))
+            for off in reversed(items):
+                b.PrependUOffsetTRelative(off)
+            offsets[f.name] = b.EndVector()
+        elif kind == "[str]":
+            items = [b.CreateString(x) for x in v]
+            f.start_vector(b, len(items))
+            for off in reversed(items):
+                b.PrependUOffsetTRelative(off)
+            offsets[f.name] = b.EndVector()
+        elif kind == "[u64]":
+            f.start_vector(b, len(v))
+            for x in reversed(list(v)):
+                b.PrependUint64(int(x))
+            offsets[f.name] = b.EndVector()
+        elif kind == "nested":
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                data = bytes(v)  # an already encoded Values buffer, forwarded as is
+            else:
+                try:
+                    data = _values.encode_values(v)
+                except (TypeError, ValueError, OverflowError) as e:
+                    raise type(e)(f"{f.name}: {e}") from None
+            offsets[f.name] = f.from_bytes(b, data)
+        elif kind == "value":
+            if v is not NO_DEFAULT:
+                offsets[f.name] = _values.encode_value(b, v, f"{f.name}")
+    mod.Start(b)
+    for f in fields_:
+        kind = f.kind
+        if kind in _flat.SCALARS:
+            v = getattr(obj, f.name)
+            if kind == "bool":
+                f.add(b, bool(v))
+            elif kind == "f64":
+                f.add(b, float(v))
+            else:
+                f.add(b, int(v))
+        elif kind == "union":
+            body = getattr(obj, f.name)
+            if body is not None:
+                f.add_type(b, union_type(f.ref, body))  # type: ignore[arg-type]
+                f.add(b, offsets[f.name])
+        elif f.name in offsets:
+            f.add(b, offsets[f.name])
+    return mod.End(b)
+
+
+def encode(message: Any) -> bytes:
+    """Encodes a root message (WorkerMessage, DaemonMessage, ClientMessage, ClientReply,
+    EnrollRequest, EnrollResponse) into one buffer finished with its file identifier."""
+    name = type(message).__name__
+    if name not in ROOTS:
+        raise TypeError(f"a {name} is not a root message")
+    b = flatbuffers.Builder(256)
+    root = _encode_table(b, message)
+    b.Finish(root, file_identifier=ROOTS[name][1])
+    return bytes(b.Output())
+
+
+# ---- decoding ------------------------------------------------------------------------------
+
+
+def _decode_code(v: int) -> Union[ErrorCode, int]:
+    try:
+        return ErrorCode(v)
+    except ValueError:
+        return v  # a code from a newer peer
+
+
+def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
+    kwargs: Dict[str, Any] = {}
+    for f in _FIELDS[cls]:
+        kind = f.kind
+        if kind in _flat.SCALARS:
+            v = r.scalar(pos, f.slot, kind, f.default)
+            kwargs[f.name] = _decode_code(v) if kind == "code" else v
+            continue
+        if kind == "union":
+            utype = r.scalar(pos, f.slot - 1, "u8", 0)
+            p = r.ref(pos, f.slot)
+            members = UNION_MEMBERS[f.ref]  # type: ignore[index]
+            if utype == 0 or utype > len(members):
+                raise BadMessage(f"{cls.__name__}.{f.name}: union type {utype} is NONE or unknown")
+            if not p:
+                raise BadMessage(f"{cls.__name__}.{f.name}: union member is missing")
+            kwargs[f.name] = _decode_table(r, p, members[utype - 1])
+            continue
+        p = r.ref(pos, f.slot)
+        if not p:
+            kwargs[f.name] = NO_DEFAULT if kind == "value" else None
+            continue
+        if kind == "str":
+            kwargs[f.name] = r.string_at(p)
+        elif kind == "table":
+            kwargs[f.name] = _decode_table(r, p, TABLES[f.ref])  # type: ignore[index]
+        elif kind == "[table]":
+            sub = TABLES[f.ref]  # type: ignore[index]
+            kwargs[f.name] = [_decode_table(r, e, sub) for e in r.offsets(p)]
+        elif kind == "[str]":
+            kwargs[f.name] = [r.string_at(e) for e in r.offsets(p)]
+        elif kind == "[u64]":
+            kwargs[f.name] = r.u64s(p)
+        elif kind == "nested":
+            data = r.bytes_at(p)
+            try:
+                kwargs[f.name] = _values.decode_values(data)
+            except BadMessage as e:
+                raise BadMessage(f"{cls.__name__}.{f.name}: {e.message}") from None
+        elif kind == "value":
+            kwargs[f.name] = _values.decode_value(r, p)
+    return cls(**kwargs)
+
+
+def decode(data: Buffer, root: str, max_bytes: Optional[int] = None) -> Any:
+    """Verifies ``data`` as a buffer of root table ``root`` (with its identifier) and decodes
+    it. Raises ``BadMessage`` — and nothing else — if the bytes are not a valid message, are
+    larger than ``max_bytes``, or carry a NONE or unknown union member. The exception's
+    ``request_id`` attribute is set when the envelope was readable and had one (a WorkRequest
+    whose payload is bad can still be answered)."""
+    cls, identifier = ROOTS[root]
+    try:
+        size = len(data)
+        if size < 8 or size >= _flat.MAX_BUFFER_SIZE:
+            raise BadMessage(f"{root}: a {size}-byte buffer is not a muster message")
+        if max_bytes is not None and size > max_bytes:
+            raise BadMessage(f"{root}: {size} bytes is over the {max_bytes}-byte limit")
+        if bytes(data[4:8]) != identifier:
+            raise BadMessage(
+                f"{root}: file identifier {bytes(data[4:8])!r} is not {identifier.decode()}"
+            )
+        _flat.verify_buffer(data, root, identifier)
+    except _flat.VerifyError as e:
+        err = BadMessage(f"verification failed: {e}")
+        err.request_id = None  # type: ignore[attr-defined]
+        try:  # is only a nested payload bad? then the envelope can be answered
+            _flat.verify_buffer(data, root, identifier, check_nested=False)
+            _attach_request_id(err, _flat.Reader(data), cls)
+        except Exception:
+            pass
+        raise err from None
+    except BadMessage:
+        raise
+    except Exception as e:  # never crash on bad input
+        raise BadMessage(f"{root}: {type(e).__name__}: {e}") from None
+    r = _flat.Reader(data)
+    try:
+        return _decode_table(r, r.root(), cls)
+    except BadMessage as e:
+        _attach_request_id(e, r, cls)
+        raise
+    except Exception as e:  # UnicodeDecodeError, RecursionError, ...
+        err = BadMessage(f"{root}: {type(e).__name__}: {e}")
+        _attach_request_id(err, r, cls)
+        raise err from None
+
+
+def _attach_request_id(err: BadMessage, r: _flat.Reader, cls: type) -> None:
+    """Best effort: the request id of the message that failed to decode, if it has one."""
+    err.request_id = None  # type: ignore[attr-defined]
+    try:
+        root = r.root()
+        if cls is DaemonMessage and r.scalar(root, 0, "u8", 0) == 2:  # WorkRequest
+            err.request_id = r.scalar(r.ref(root, 1), 0, "u64", 0)  # type: ignore[attr-defined]
+        elif cls in (ClientMessage, ClientReply):
+            err.request_id = r.scalar(root, 0, "u64", 0)  # type: ignore[attr-defined]
+    except Exception:
+        pass
+
+
+def decode_worker_message(data: Buffer, max_bytes: Optional[int] = None) -> WorkerMessage:
+    return decode(data, "WorkerMessage", max_bytes)
+
+
+def decode_daemon_message(data: Buffer, max_bytes: Optional[int] = None) -> DaemonMessage:
+    return decode(data, "DaemonMessage", max_bytes)
+
+
+def decode_client_message(data: Buffer, max_bytes: Optional[int] = None) -> ClientMessage:
+    return decode(data, "ClientMessage", max_bytes)
+
+
+def decode_client_reply(data: Buffer, max_bytes: Optional[int] = None) -> ClientReply:
+    return decode(data, "ClientReply", max_bytes)
+
+
+def decode_enroll_request(data: Buffer, max_bytes: Optional[int] = None) -> EnrollRequest:
+    return decode(data, "EnrollRequest", max_bytes)
+
+
+def decode_enroll_response(data: Buffer, max_bytes: Optional[int] = None) -> EnrollResponse:
+    return decode(data, "EnrollResponse", max_bytes)
+
+
+def table_fields(cls: type) -> List[Tuple[str, str, Optional[str], Any]]:
+    """(name, kind, ref, default) of each field of a wire dataclass, in schema order."""
+    return [(f.name, f.kind, f.ref, f.default) for f in _FIELDS[cls]]
+
+
+__all__ = [name for name in TABLES] + [
+    "NO_DEFAULT",
+    "UNION_MEMBERS",
+    "ROOTS",
+    "TABLES",
+    "encode",
+    "decode",
+    "decode_worker_message",
+    "decode_daemon_message",
+    "decode_client_message",
+    "decode_client_reply",
+    "decode_enroll_request",
+    "decode_enroll_response",
+    "union_type",
+    "table_fields",
+]

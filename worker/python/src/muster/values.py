@@ -1,0 +1,365 @@
+"""values.py — muster Values <-> Python, <-> FlatBuffers (schema/value.fbs) and <-> the JSON form
+of docs/PROTOCOL.md §4.
+
+Owns: the Python value model.
+
+    muster kind   Python
+    Null          None
+    Bool          bool
+    Int           int (must fit in int64)
+    Float         float
+    String        str
+    Bytes         bytes (bytearray and memoryview are accepted when encoding)
+    List          list (tuples are accepted when encoding)
+    Map           dict with str keys, order kept
+    Error         muster.ErrorValue(code, message)
+
+Must never: lose information on a round trip (an int stays an int, bytes stay bytes, map order
+is kept, -0.0 keeps its sign), or accept a value it cannot encode exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+import flatbuffers
+
+from . import _flat
+from .errors import BadMessage
+from .wire import Entry as _Entry
+from .wire import Value as _Value
+from .wire import Values as _Values
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+VALUES_IDENTIFIER = b"MSVL"
+
+# ValueKind (schema/value.fbs)
+NULL, BOOL, INT, FLOAT, STRING, BYTES, LIST, MAP, ERROR = range(9)
+KIND_NAMES = ("null", "bool", "int", "float", "string", "bytes", "list", "map", "error")
+
+
+@dataclass(frozen=True)
+class ErrorValue:
+    """The Error kind of value: an error carried as data, ``{"$error": {code, message}}`` in
+    JSON."""
+
+    code: str = ""
+    message: str = ""
+
+
+def kind_of(value: Any) -> str:
+    """The muster kind name ("int", "map", ...) of a Python value; TypeError if it has none."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, Mapping):
+        return "map"
+    if isinstance(value, ErrorValue):
+        return "error"
+    raise TypeError(f"a {type(value).__name__} is not a muster value")
+
+
+# ---- FlatBuffers encoding ------------------------------------------------------------------
+
+
+def _check_key(key: Any, path: str) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"{path}: map keys must be str, not {type(key).__name__}")
+    return key
+
+
+def encode_value(b: flatbuffers.Builder, value: Any, path: str = "$") -> int:
+    """Writes one ``Value`` table and returns its offset."""
+    if value is None:
+        _Value.Start(b)
+        return _Value.End(b)
+    if isinstance(value, bool):
+        _Value.Start(b)
+        _Value.AddKind(b, BOOL)
+        _Value.AddBoolValue(b, value)
+        return _Value.End(b)
+    if isinstance(value, numbers.Integral):
+        i = int(value)
+        if not INT64_MIN <= i <= INT64_MAX:
+            raise OverflowError(f"{path}: integer {i} does not fit in int64")
+        _Value.Start(b)
+        _Value.AddKind(b, INT)
+        _Value.AddIntValue(b, i)
+        return _Value.End(b)
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        _Value.Start(b)
+        _Value.AddKind(b, FLOAT)
+        # Written even when it equals the default 0.0, so that -0.0 keeps its sign.
+        b.PrependFloat64Slot(3, f, None)
+        return _Value.End(b)
+    if isinstance(value, str):
+        s = b.CreateString(value)
+        _Value.Start(b)
+        _Value.AddKind(b, STRING)
+        _Value.AddStringValue(b, s)
+        return _Value.End(b)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = b.CreateByteVector(bytes(value))
+        _Value.Start(b)
+        _Value.AddKind(b, BYTES)
+        _Value.AddBytesValue(b, data)
+        return _Value.End(b)
+    if isinstance(value, (list, tuple)):
+        items = [encode_value(b, item, f"{path}[{i}]") for i, item in enumerate(value)]
+        _Value.StartListValueVector(b, len(items))
+        for off in reversed(items):
+            b.PrependUOffsetTRelative(off)
+        vec = b.EndVector()
+        _Value.Start(b)
+        _Value.AddKind(b, LIST)
+        _Value.AddListValue(b, vec)
+        return _Value.End(b)
+    if isinstance(value, Mapping):
+        vec = _encode_entries(b, value, path, _Value.StartMapValueVector)
+        _Value.Start(b)
+        _Value.AddKind(b, MAP)
+        _Value.AddMapValue(b, vec)
+        return _Value.End(b)
+    if isinstance(value, ErrorValue):
+        code = b.CreateString(str(value.code))
+        msg = b.CreateString(str(value.message))
+        _Value.Start(b)
+        _Value.AddKind(b, ERROR)
+        _Value.AddErrorCode(b, code)
+        _Value.AddErrorMessage(b, msg)
+        return _Value.End(b)
+    raise TypeError(f"{path}: a {type(value).__name__} is not a muster value")
+
+
+def _encode_entries(b: flatbuffers.Builder, mapping: Mapping, path: str, start_vector) -> int:
+    entries = []
+    for key, item in mapping.items():
+        key = _check_key(key, path)
+        k = b.CreateString(key)
+        v = encode_value(b, item, f"{path}.{key}")
+        _Entry.Start(b)
+        _Entry.AddKey(b, k)
+        _Entry.AddValue(b, v)
+        entries.append(_Entry.End(b))
+    start_vector(b, len(entries))
+    for off in reversed(entries):
+        b.PrependUOffsetTRelative(off)
+    return b.EndVector()
+
+
+def encode_values(mapping: Optional[Mapping[str, Any]]) -> bytes:
+    """A complete ``Values`` buffer finished with identifier MSVL, as carried in the nested
+    ``inputs``, ``parameters`` and ``outputs`` fields. Raises TypeError / OverflowError naming
+    the path of a value that cannot be encoded."""
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"values must be a dict, not {type(mapping).__name__}")
+    b = flatbuffers.Builder(256)
+    entries = _encode_entries(b, mapping, "$", _Values.StartEntriesVector)
+    _Values.Start(b)
+    _Values.AddEntries(b, entries)
+    root = _Values.End(b)
+    b.Finish(root, file_identifier=VALUES_IDENTIFIER)
+    return bytes(b.Output())
+
+
+# ---- FlatBuffers decoding ------------------------------------------------------------------
+
+
+def decode_value(r: _flat.Reader, pos: int) -> Any:
+    """Reads the verified ``Value`` table at ``pos`` (0: absent, which reads as None)."""
+    if not pos:
+        return None
+    kind = r.scalar(pos, 0, "u8", 0)
+    if kind == NULL:
+        return None
+    if kind == BOOL:
+        return r.scalar(pos, 1, "bool", False)
+    if kind == INT:
+        return r.scalar(pos, 2, "i64", 0)
+    if kind == FLOAT:
+        return r.scalar(pos, 3, "f64", 0.0)
+    if kind == STRING:
+        s = r.string(pos, 4)
+        return "" if s is None else s
+    if kind == BYTES:
+        p = r.ref(pos, 5)
+        return r.bytes_at(p) if p else b""
+    if kind == LIST:
+        p = r.ref(pos, 6)
+        return [decode_value(r, item) for item in r.offsets(p)] if p else []
+    if kind == MAP:
+        return decode_entries(r, r.ref(pos, 7))
+    if kind == ERROR:
+        return ErrorValue(r.string(pos, 8) or "", r.string(pos, 9) or "")
+    # An unknown kind from a newer writer reads as null rather than failing the message.
+    return None
+
+
+def decode_entries(r: _flat.Reader, vec: int) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    if not vec:
+        return out
+    for entry in r.offsets(vec):
+        key = r.string(entry, 0)
+        out[key] = decode_value(r, r.ref(entry, 1))  # type: ignore[index]
+    return out
+
+
+def decode_values(
+    data: _flat.Buffer,
+    *,
+    nested: bool = True,
+    require_identifier: bool = False,
+) -> Dict[str, Any]:
+    """Verifies and decodes a ``Values`` buffer. Empty input is an empty dict. The MSVL
+    identifier is optional on nested payloads (PROTOCOL.md §3 rule 3) unless
+    ``require_identifier``. ``nested`` selects the verifier limits: the ones the C++ Verifier
+    applies to a nested payload (the default), or the ones of a top-level message. Raises
+    ``BadMessage`` if the bytes are not a valid Values buffer."""
+    if len(data) == 0:
+        return {}
+    try:
+        _flat.verify_buffer(
+            data,
+            "Values",
+            VALUES_IDENTIFIER if require_identifier else None,
+            _flat.NESTED_MAX_DEPTH if nested else _flat.MESSAGE_MAX_DEPTH,
+            _flat.NESTED_MAX_TABLES if nested else _flat.MESSAGE_MAX_TABLES,
+        )
+        r = _flat.Reader(data)
+        return decode_entries(r, r.ref(r.root(), 0))
+    except _flat.VerifyError as e:
+        raise BadMessage(f"not a valid Values buffer: {e}") from None
+    except (UnicodeDecodeError, RecursionError, ValueError, IndexError) as e:
+        raise BadMessage(f"not a valid Values buffer: {type(e).__name__}: {e}") from None
+
+
+# ---- JSON form (PROTOCOL.md §4) ------------------------------------------------------------
+
+
+def to_json(value: Any, path: str = "$") -> Any:
+    """The JSON form of a value, as Python objects ready for ``json.dumps``: bytes become
+    ``{"$bytes": base64}``, errors ``{"$error": {"code", "message"}}``. Raises ValueError for a
+    non-finite float or a map that would read back as bytes or an error, TypeError for a value
+    that is not a muster value."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        i = int(value)
+        if not INT64_MIN <= i <= INT64_MAX:
+            raise OverflowError(f"{path}: integer {i} does not fit in int64")
+        return i
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        if not math.isfinite(f):
+            raise ValueError(f"{path}: a non-finite float has no JSON form")
+        return f
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        if len(value) == 1:
+            ((k, v),) = value.items()
+            if (k == "$bytes" and isinstance(v, str)) or (k == "$error" and isinstance(v, Mapping)):
+                raise ValueError(f"{path}: a map whose only key is {k!r} has no JSON form")
+        return {_check_key(k, path): to_json(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, ErrorValue):
+        return {"$error": {"code": value.code, "message": value.message}}
+    raise TypeError(f"{path}: a {type(value).__name__} is not a muster value")
+
+
+def from_json(j: Any, path: str = "$") -> Any:
+    """The value of a JSON form (as parsed by ``json.loads``). Integers outside int64 become
+    floats, as in every muster program."""
+    if j is None or isinstance(j, (bool, str)):
+        return j
+    if isinstance(j, int):
+        return j if INT64_MIN <= j <= INT64_MAX else float(j)
+    if isinstance(j, float):
+        if not math.isfinite(j):
+            raise ValueError(f"{path}: a non-finite float has no muster value")
+        return j
+    if isinstance(j, list):
+        return [from_json(item, f"{path}[{i}]") for i, item in enumerate(j)]
+    if isinstance(j, dict):
+        if len(j) == 1:
+            ((k, v),) = j.items()
+            if k == "$bytes" and isinstance(v, str):
+                return b64decode(v, f"{path}: $bytes")
+            if k == "$error" and isinstance(v, dict):
+                code = v.get("code")
+                message = v.get("message")
+                return ErrorValue(
+                    code if isinstance(code, str) else "", message if isinstance(message, str) else ""
+                )
+        return {k: from_json(v, f"{path}.{k}") for k, v in j.items()}
+    raise ValueError(f"{path}: unsupported JSON value {j!r}")
+
+
+def b64decode(text: str, what: str = "base64") -> bytes:
+    """Standard alphabet, padded, nothing else (as muster::base64_decode)."""
+    if len(text) % 4:
+        raise ValueError(f"{what}: base64 length is not a multiple of 4")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as e:
+        raise ValueError(f"{what}: invalid base64: {e}") from None
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """Value (usually a dict of values) -> JSON text."""
+    return json.dumps(to_json(value), ensure_ascii=False, allow_nan=False, **kwargs)
+
+
+def loads(text: str) -> Any:
+    """JSON text -> value."""
+    return from_json(json.loads(text, parse_constant=_reject_constant))
+
+
+def loads_map(text: str) -> Dict[str, Any]:
+    """JSON text whose top level must be an object -> dict of values (as the CLI reads inputs)."""
+    j = json.loads(text, parse_constant=_reject_constant)
+    if not isinstance(j, dict):
+        raise ValueError("expected a JSON object")
+    return {k: from_json(v, f"$.{k}") for k, v in j.items()}
+
+
+__all__ = [
+    "ErrorValue",
+    "INT64_MIN",
+    "INT64_MAX",
+    "kind_of",
+    "encode_values",
+    "decode_values",
+    "to_json",
+    "from_json",
+    "dumps",
+    "loads",
+    "loads_map",
+]

@@ -1,0 +1,918 @@
+"""muster.worker — the Python worker: serves nodes to a musterd over ZeroMQ, following
+docs/PROTOCOL.md §7 to the letter.
+
+Owns: the worker's sockets and its protocol state machine (attach, confirmation pings, pongs
+with in-flight ids, dispatch, abort, re-attach, detach), run by one I/O thread; handlers run
+elsewhere — sync ones in a thread pool of ``capacity`` threads, ``async def`` ones on an asyncio
+loop in a thread of its own — and hand their replies back through a queue.
+Must never: let a handler, a bad message or a dead daemon take the I/O thread down; answer a
+request twice; leave a request without an answer while the process lives.
+
+Typical use::
+
+    worker = muster.Worker(capacity=4)
+
+    @worker.node(name="hello", inputs={"name": "string"}, outputs=["greeting"])
+    def hello(ctx):
+        return {"greeting": f"Hello {ctx.inputs.get('name') or 'world'}"}
+
+    worker.run()          # until SIGINT/SIGTERM or worker.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import os
+import queue
+import secrets
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import zmq
+
+from .. import messages as m
+from .._version import SDK
+from ..endpoints import Curve, check_endpoint, connect, default_endpoint
+from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, code_name
+from ..nodes import Handler, Node, Registry, valid_worker_id
+
+log = logging.getLogger("muster.worker")
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, as stamped by the daemon (never by the client)."""
+
+    identity: str = ""
+    name: str = ""
+    workspace: str = ""
+    role: str = ""
+    trace_id: str = ""
+
+
+class Context:
+    """What a handler gets: the request and ways to talk back while it runs."""
+
+    def __init__(self, job: "_Job", inputs: Dict[str, Any], parameters: Dict[str, Any]):
+        self._job = job
+        self.request_id: int = job.request_id
+        self.node: str = job.node.name
+        self.attempt: int = job.attempt
+        self.timeout_ms: int = job.timeout_ms
+        # monotonic time by which the daemon will have given up (None: no deadline given)
+        self.deadline: Optional[float] = (
+            job.received + job.timeout_ms / 1000.0 if job.timeout_ms else None
+        )
+        self.inputs: Dict[str, Any] = inputs
+        self.parameters: Dict[str, Any] = parameters
+        self.caller: Caller = job.caller
+        self.log = logging.getLogger(f"muster.node.{job.node.name}")
+
+    def progress(self, step: int, total: int = 0, message: str = "") -> None:
+        """Reports progress (forwarded to the client if it asked for it). Never blocks."""
+        if self._job.abort_event.is_set():
+            return
+        self._job.worker._post(
+            ("progress", self.request_id, m.Progress(self.request_id, int(step), int(total), str(message)))
+        )
+
+    def aborted(self) -> bool:
+        """True once the daemon aborted the request (deadline, cancel) or the worker is
+        stopping: stop working, whatever you return will be dropped."""
+        return self._job.abort_event.is_set()
+
+    @property
+    def abort_reason(self) -> str:
+        return self._job.abort_reason
+
+    @property
+    def abort_code(self) -> Optional[ErrorCode]:
+        return self._job.abort_code
+
+    def wait_aborted(self, timeout: Optional[float] = None) -> bool:
+        """Sleeps up to ``timeout`` seconds; returns True as soon as the request is aborted
+        (sync handlers: use instead of time.sleep)."""
+        return self._job.abort_event.wait(timeout)
+
+    def check_aborted(self) -> None:
+        """Raises the abort's error (Timeout, Cancelled, ...) if the request was aborted."""
+        if self.aborted():
+            raise MusterError(self._job.abort_code or ErrorCode.CANCELLED, self._job.abort_reason)
+
+    def __repr__(self) -> str:
+        return f"<Context {self.node} request {self.request_id} attempt {self.attempt}>"
+
+
+class _Job:
+    __slots__ = (
+        "worker", "request_id", "node", "attempt", "timeout_ms", "caller", "received",
+        "abort_event", "abort_code", "abort_reason", "task", "loop",
+    )  # fmt: skip
+
+    def __init__(self, worker: "Worker", req: m.WorkRequest, node: Node):
+        self.worker = worker
+        self.request_id = req.request_id
+        self.node = node
+        self.attempt = req.attempt
+        self.timeout_ms = req.timeout_ms
+        c = req.caller or m.CallerContext()
+        self.caller = Caller(
+            c.identity or "", c.name or "", c.workspace or "", c.role or "", c.trace_id or ""
+        )
+        self.received = time.monotonic()
+        self.abort_event = threading.Event()
+        self.abort_code: Optional[ErrorCode] = None
+        self.abort_reason = ""
+        self.task: Optional[asyncio.Task] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def abort(self, code: Any, reason: str) -> None:
+        if self.abort_event.is_set():
+            return
+        try:
+            self.abort_code = ErrorCode(code)
+        except ValueError:
+            self.abort_code = ErrorCode.CANCELLED
+        self.abort_reason = reason
+        self.abort_event.set()
+        if self.task is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.task.cancel)
+
+
+class _HandlerPool:
+    """``capacity`` daemon threads running sync handlers. Daemon threads, so a handler that
+    ignores its abort cannot keep the process alive after the worker stopped."""
+
+    def __init__(self, size: int):
+        self._q: "queue.SimpleQueue[Optional[Tuple[Callable, Tuple]]]" = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"muster-node-{i}", daemon=True) for i in range(size)
+        ]
+        self._lock = threading.Lock()
+        self.busy = 0
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn: Callable, *args: Any) -> None:
+        self._q.put((fn, args))
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            fn, args = item
+            with self._lock:
+                self.busy += 1
+            try:
+                fn(*args)
+            except BaseException:  # noqa: BLE001
+                log.exception("handler thread failed")
+            finally:
+                with self._lock:
+                    self.busy -= 1
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._q.put(None)
+
+
+class State(enum.Enum):
+    IDLE = "idle"  # no nodes to serve, not attached
+    ATTACHING = "attaching"  # Attach sent, no Attached yet
+    ATTACHED = "attached"  # Attached received (confirming or ready, as the daemon sees it)
+    DETACHING = "detaching"  # Detach sent: finishing open requests
+    STOPPED = "stopped"
+
+
+def default_worker_id() -> str:
+    host = "".join(c if (c.isascii() and (c.isalnum() or c in "_.-")) else "-" for c in socket.gethostname())
+    return f"py-{host or 'host'}-{os.getpid()}"[:64]
+
+
+class Worker:
+    """A muster worker. Declare nodes with ``@worker.node(...)`` or ``worker.add_node(...)``,
+    then ``run()`` (blocking, handles SIGINT/SIGTERM) or ``start()`` (background thread).
+
+    ``request_address``/``response_address`` default to the daemon's local ipc:// sockets in
+    the runtime directory. ``tcp://`` endpoints need ``curve=muster.Curve(...)`` or
+    ``insecure=True``.
+    """
+
+    def __init__(
+        self,
+        worker_id: Optional[str] = None,
+        capacity: int = 4,
+        request_address: Optional[str] = None,
+        response_address: Optional[str] = None,
+        *,
+        curve: Optional[Curve] = None,
+        insecure: bool = False,
+        hostname: Optional[str] = None,
+        shutdown_grace: float = 10.0,
+        attach_timeout: float = 5.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        registry: Optional[Registry] = None,
+        zmq_context: Optional[zmq.Context] = None,
+    ):
+        self.worker_id = worker_id or default_worker_id()
+        if not valid_worker_id(self.worker_id):
+            raise ValueError(f"invalid worker id {self.worker_id!r}: must match [A-Za-z0-9_.-]{{1,64}}")
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError("capacity must be a positive integer")
+        self.capacity = capacity
+        self.request_address = request_address or default_endpoint("request")
+        self.response_address = response_address or default_endpoint("response")
+        self.curve = curve
+        self.insecure = insecure
+        for ep in (self.request_address, self.response_address):
+            check_endpoint(ep, curve, insecure)
+        self.hostname = hostname or socket.gethostname()
+        self.session = secrets.token_hex(16)
+        self.shutdown_grace = shutdown_grace
+        self.attach_timeout = attach_timeout
+        self.max_message_bytes = max_message_bytes
+        self.registry = registry or Registry()
+        self._zctx = zmq_context
+        self._own_zctx = zmq_context is None
+
+        self.state = State.IDLE
+        self.instance: Optional[str] = None
+        self.ping_interval_ms = 0
+        self.liveness = 0
+        self.topic = f"w:{self.worker_id}:"
+        self.broadcast_topic = "b:"
+
+        self._jobs: Dict[int, _Job] = {}
+        self._pending: Deque[str] = collections.deque()  # kinds of sent messages awaiting a reply
+        self._outbox: "queue.SimpleQueue[Tuple]" = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._wake_lock = threading.Lock()
+        self._wake_closed = False
+        self._stop_requested = threading.Event()
+        self._stop_now = False
+        self._stop_reason = "stopping"
+        self._attached_event = threading.Event()
+        self._stopped_event = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._pool: Optional[_HandlerPool] = None
+        self._aloop: Optional[asyncio.AbstractEventLoop] = None
+        self._aloop_thread: Optional[threading.Thread] = None
+        self._sub: Optional[zmq.Socket] = None
+        self._dealer: Optional[zmq.Socket] = None
+        self._poller: Optional[zmq.Poller] = None
+        self._attach_sent_at = 0.0
+        self._next_attach_at: Optional[float] = None
+        self._last_ping = 0.0
+        self._early_ping: Optional[m.Ping] = None
+        self._attached_version = -1  # registry version sent in the last Attach
+        self._detach_deadline: Optional[float] = None
+        self._detach_started = False
+        self.attach_count = 0  # Attach messages sent (for tests and logs)
+
+    # ---- declaring nodes ---------------------------------------------------------------
+
+    def node(self, name: Optional[str] = None, **options: Any) -> Callable[[Handler], Handler]:
+        """Decorator declaring a node: ``@worker.node(name=..., description=..., category=...,
+        version=..., inputs=..., outputs=..., parameters={...defaults}, idempotent=False,
+        timeout_ms=0)``."""
+        deco = self.registry.node(name, **options)
+        self._nodes_changed()
+        return deco
+
+    def add_node(self, definition: Mapping[str, Any], handler: Optional[Handler] = None):
+        """Declares a node from a definition dict (see nodes.node_from_definition)."""
+        out = self.registry.add_node(definition, handler)
+        self._nodes_changed()
+        return out
+
+    def add(self, node: Node, replace: bool = False) -> Node:
+        out = self.registry.add(node, replace)
+        self._nodes_changed()
+        return out
+
+    def set_nodes(self, nodes: Iterable[Node]) -> None:
+        """Replaces the whole node list; a running worker re-attaches with the new list."""
+        self.registry.replace_all(nodes)
+        self._nodes_changed()
+
+    def remove_node(self, name: str) -> bool:
+        found = self.registry.remove(name)
+        self._nodes_changed()
+        return found
+
+    def _nodes_changed(self) -> None:
+        if self._thread is not None or self.state != State.IDLE:
+            self._post(("nodes",))
+
+    # ---- running -----------------------------------------------------------------------
+
+    def start(self) -> "Worker":
+        """Runs the worker in a background thread; returns at once."""
+        if self._thread is not None:
+            raise RuntimeError("worker already started")
+        self._thread = threading.Thread(target=self._run_io, name=f"muster-worker-{self.worker_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Runs the worker in this thread until ``stop()`` or SIGINT/SIGTERM (handled when
+        called from the main thread): detaches, finishes open requests within
+        ``shutdown_grace`` seconds, then returns. A second signal skips the grace."""
+        if self._thread is not None:
+            raise RuntimeError("worker already started")
+        self._thread = threading.current_thread()
+        previous: Dict[int, Any] = {}
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+
+            def on_signal(signum, frame):
+                name = signal.Signals(signum).name
+                if self._stop_requested.is_set():
+                    log.warning("%s again: stopping now", name)
+                    self.stop(reason=f"{name}", wait=False, now=True)
+                else:
+                    log.info("%s: detaching", name)
+                    self.stop(reason=f"{name}", wait=False)
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, on_signal)
+        try:
+            self._run_io()
+        finally:
+            for sig, h in previous.items():
+                signal.signal(sig, h)
+
+    def stop(self, reason: str = "stopping", wait: bool = True, now: bool = False, timeout: Optional[float] = None) -> None:
+        """Graceful stop: Detach, finish open requests (within ``shutdown_grace``), exit.
+        ``now`` skips the grace. Thread-safe; with ``wait`` blocks until the worker stopped."""
+        self._stop_reason = reason
+        if now:
+            self._stop_now = True
+        self._stop_requested.set()
+        self._wake()
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def wait_attached(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until the daemon answered an Attach with Attached."""
+        return self._attached_event.wait(timeout)
+
+    @property
+    def in_flight(self) -> List[int]:
+        return sorted(self._jobs)
+
+    def __enter__(self) -> "Worker":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---- cross-thread plumbing ---------------------------------------------------------
+
+    def _post(self, item: Tuple) -> None:
+        self._outbox.put(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_closed:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass  # the pipe is full: a wake-up is pending anyway
+
+    # ---- the I/O thread ----------------------------------------------------------------
+
+    def _run_io(self) -> None:
+        try:
+            self._io_setup()
+            self._io_loop()
+        except Exception:
+            log.exception("worker I/O loop failed")
+            raise
+        finally:
+            self._io_teardown()
+
+    def _io_setup(self) -> None:
+        if self._zctx is None:
+            self._zctx = zmq.Context()
+        self._pool = _HandlerPool(self.capacity)
+        self._connect()
+        if len(self.registry):
+            self._send_attach()
+        else:
+            log.warning("worker %s has no nodes: not attaching until it has some", self.worker_id)
+        self._attached_version = self.registry.version
+
+    def _connect(self) -> None:
+        """(Re)creates both sockets: SUB subscribed to our topic and the broadcast topic
+        before anything is sent, and a DEALER to the response socket."""
+        self._close_sockets()
+        assert self._zctx is not None
+        sub = self._zctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, self.topic.encode())
+        sub.setsockopt(zmq.SUBSCRIBE, self.broadcast_topic.encode())
+        if self.max_message_bytes:
+            sub.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_message_bytes + 1024)
+        connect(sub, self.request_address, self.curve, self.insecure)
+        dealer = self._zctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        connect(dealer, self.response_address, self.curve, self.insecure)
+        self._sub, self._dealer = sub, dealer
+        self._poller = zmq.Poller()
+        self._poller.register(sub, zmq.POLLIN)
+        self._poller.register(dealer, zmq.POLLIN)
+        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._pending.clear()
+        self._early_ping = None
+
+    def _close_sockets(self, linger: int = 0) -> None:
+        if self._sub is not None:
+            self._sub.close(0)
+        if self._dealer is not None:
+            self._dealer.close(linger)
+        self._sub = self._dealer = None
+
+    def _io_teardown(self) -> None:
+        for job in list(self._jobs.values()):
+            job.abort(ErrorCode.SHUTTING_DOWN, "worker stopped")
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self._aloop is not None:
+            try:
+                self._aloop.call_soon_threadsafe(self._aloop.stop)
+            except RuntimeError:
+                pass
+        self._close_sockets(linger=500)
+        if self._own_zctx and self._zctx is not None:
+            self._zctx.term()
+            self._zctx = None
+        self.state = State.STOPPED
+        with self._wake_lock:
+            self._wake_closed = True
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._stopped_event.set()
+        log.info("worker %s stopped", self.worker_id)
+
+    def _io_loop(self) -> None:
+        flush_deadline: Optional[float] = None
+        while True:
+            now = time.monotonic()
+            if self._stop_requested.is_set() and not self._detach_started:
+                self._detach_started = True
+                self._begin_detach(now)
+            if self._detach_started and flush_deadline is None:
+                if self._stop_now or not self._jobs or now >= (self._detach_deadline or 0):
+                    self._fail_remaining()
+                    # Wait (briefly) for the daemon's replies, so Detach and the last results
+                    # have left before the socket closes.
+                    flush_deadline = now + (0.25 if self._stop_now else 1.0)
+            if flush_deadline is not None and (not self._pending or now >= flush_deadline):
+                return
+            timeout = self._poll_timeout(now, flush_deadline)
+            try:
+                events = dict(self._poller.poll(timeout))  # type: ignore[union-attr]
+            except zmq.ZMQError as e:
+                if e.errno == zmq.EINTR:
+                    continue
+                raise
+            if self._wake_r in events:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            self._drain_outbox()
+            if self._sub in events:
+                self._read_sub()
+            if self._dealer in events:
+                self._read_dealer()
+            self._timers(time.monotonic())
+
+    def _poll_timeout(self, now: float, flush_deadline: Optional[float]) -> int:
+        deadlines = []
+        if self.state == State.ATTACHING:
+            deadlines.append(self._attach_sent_at + self.attach_timeout)
+        if self.state in (State.ATTACHED, State.DETACHING) and self.ping_interval_ms:
+            deadlines.append(self._last_ping + self._liveness_window())
+        if self._next_attach_at is not None:
+            deadlines.append(self._next_attach_at)
+        if self._detach_deadline is not None:
+            deadlines.append(self._detach_deadline)
+        if flush_deadline is not None:
+            deadlines.append(flush_deadline)
+        if not deadlines:
+            return 1000
+        return max(0, min(1000, int((min(deadlines) - now) * 1000) + 1))
+
+    def _liveness_window(self) -> float:
+        return self.ping_interval_ms * max(self.liveness, 1) / 1000.0
+
+    def _timers(self, now: float) -> None:
+        if self.state == State.ATTACHING and now - self._attach_sent_at >= self.attach_timeout:
+            log.warning(
+                "no answer to Attach from %s within %.1fs: reconnecting", self.response_address, self.attach_timeout
+            )
+            self._reconnect_and_attach()
+        elif (
+            self.state in (State.ATTACHED, State.DETACHING)
+            and self.ping_interval_ms
+            and now - self._last_ping >= self._liveness_window()
+        ):
+            if self.state == State.DETACHING:
+                if not self._stop_now:
+                    log.warning("no ping for %.1fs while detaching: giving up on the daemon", self._liveness_window())
+                self._stop_now = True
+                self._last_ping = now
+                return
+            log.warning("no ping from the daemon for %.1fs: reconnecting and attaching again", self._liveness_window())
+            self._reconnect_and_attach()
+        elif self._next_attach_at is not None and now >= self._next_attach_at:
+            self._next_attach_at = None
+            self._reconnect_and_attach()
+
+    def _reconnect_and_attach(self) -> None:
+        self._connect()
+        if self._stop_requested.is_set():
+            return
+        if len(self.registry):
+            self._send_attach()
+        else:
+            self.state = State.IDLE
+
+    # ---- sending -----------------------------------------------------------------------
+
+    def _send(self, kind: str, body: Any) -> bool:
+        data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
+        return self._send_bytes(kind, data)
+
+    def _send_bytes(self, kind: str, data: bytes) -> bool:
+        assert self._dealer is not None
+        try:
+            self._dealer.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("response socket full: dropped a %s (the daemon will re-send what it misses)", kind)
+            return False
+        self._pending.append(kind)
+        return True
+
+    def _attach_message(self) -> m.Attach:
+        return m.Attach(
+            worker_id=self.worker_id,
+            hostname=self.hostname,
+            sdk=SDK,
+            pid=os.getpid(),
+            session=self.session,
+            capacity=self.capacity,
+            nodes=self.registry.specs(),
+        )
+
+    def _send_attach(self) -> None:
+        self._attached_version = self.registry.version
+        self._attached_event.clear()
+        self.state = State.ATTACHING
+        self._attach_sent_at = time.monotonic()
+        self._next_attach_at = None
+        self.attach_count += 1
+        nodes = self.registry.specs()
+        log.info(
+            "attaching worker %s (%d node%s: %s) to %s",
+            self.worker_id, len(nodes), "" if len(nodes) == 1 else "s",
+            ", ".join(n.name for n in nodes), self.response_address,
+        )  # fmt: skip
+        self._send("attach", self._attach_message())
+
+    def _begin_detach(self, now: float) -> None:
+        if self.state in (State.ATTACHED, State.ATTACHING):
+            log.info("detaching worker %s (%s): %d open request(s)", self.worker_id, self._stop_reason, len(self._jobs))
+            self._send("detach", m.Detach(reason=self._stop_reason))
+            self.state = State.DETACHING
+            if self.ping_interval_ms == 0:
+                self._last_ping = now
+        else:
+            self.state = State.DETACHING
+            self._last_ping = now
+        self._detach_deadline = now + self.shutdown_grace
+
+    def _fail_remaining(self) -> None:
+        for rid, job in list(self._jobs.items()):
+            job.abort(ErrorCode.SHUTTING_DOWN, "worker stopped")
+            log.warning("request %d (%s) did not finish before shutdown", rid, job.node.name)
+            self._jobs.pop(rid, None)
+            self._send(
+                "failure",
+                m.Failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} stopped before the request finished"),
+            )
+
+    # ---- receiving ---------------------------------------------------------------------
+
+    def _read_sub(self) -> None:
+        assert self._sub is not None
+        for _ in range(1000):
+            try:
+                frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                log.warning("dropped a %d-frame message on the request socket", len(frames))
+                continue
+            topic, payload = frames
+            try:
+                msg = m.decode_daemon_message(payload, self._max_bytes())
+            except BadMessage as e:
+                rid = getattr(e, "request_id", None)
+                log.warning("bad message from the daemon: %s", e.message)
+                if rid and topic == self.topic.encode() and rid not in self._jobs:
+                    self._send("failure", m.Failure(rid, ErrorCode.BAD_MESSAGE, e.message))
+                continue
+            try:
+                self._on_daemon_message(topic, msg.body)
+            except Exception:
+                log.exception("failed to handle a %s", type(msg.body).__name__)
+
+    def _read_dealer(self) -> None:
+        assert self._dealer is not None
+        for _ in range(1000):
+            try:
+                frames = self._dealer.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            kind = self._pending.popleft() if self._pending else None
+            if len(frames) != 1:
+                log.warning("dropped a %d-frame reply on the response socket", len(frames))
+                continue
+            try:
+                msg = m.decode_daemon_message(frames[0], self._max_bytes())
+            except BadMessage as e:
+                log.warning("bad reply from the daemon: %s", e.message)
+                continue
+            try:
+                self._on_reply(kind, msg.body)
+            except Exception:
+                log.exception("failed to handle a %s reply", type(msg.body).__name__)
+
+    def _max_bytes(self) -> int:
+        return max(self.max_message_bytes, 1024)
+
+    def _on_reply(self, kind: Optional[str], body: Any) -> None:
+        if isinstance(body, m.Attached):
+            if kind != "attach" and "attach" in self._pending:
+                # Resynchronise: whatever was sent before that Attach had its reply or never will.
+                while self._pending and self._pending.popleft() != "attach":
+                    pass
+            if self.state not in (State.ATTACHING, State.ATTACHED):
+                return
+            self.instance = body.instance
+            self.ping_interval_ms = body.ping_interval_ms or 0
+            self.liveness = body.liveness or 0
+            if body.max_message_bytes:
+                self.max_message_bytes = body.max_message_bytes
+            if body.topic and body.topic != self.topic:
+                log.warning("daemon assigned topic %r, expected %r: subscribing to it", body.topic, self.topic)
+                self.topic = body.topic
+                self._sub.setsockopt(zmq.SUBSCRIBE, body.topic.encode())  # type: ignore[union-attr]
+            self.state = State.ATTACHED
+            self._last_ping = time.monotonic()
+            self._attached_event.set()
+            log.info(
+                "attached to daemon instance %s (ping every %d ms, liveness %d)",
+                self.instance, self.ping_interval_ms, self.liveness,
+            )  # fmt: skip
+            early, self._early_ping = self._early_ping, None
+            if early is not None and early.instance == self.instance:
+                self._on_ping(early)
+            if self.registry.version != self._attached_version:
+                self._send_attach()
+        elif isinstance(body, m.Rejected):
+            if body.reattach:
+                if "attach" in self._pending or self.state in (State.ATTACHING, State.IDLE):
+                    return  # an Attach is already on its way
+                if self.state == State.DETACHING:
+                    return  # the daemon forgot us: nothing more to detach from
+                log.info("daemon does not know this worker (%s): attaching again", body.message or "reattach")
+                self._send_attach()
+            elif kind == "attach":
+                log.error(
+                    "daemon refused Attach: %s: %s (retrying in %.0fs)",
+                    code_name(body.code), body.message or "", self.attach_timeout,
+                )  # fmt: skip
+                self.state = State.IDLE
+                self._next_attach_at = time.monotonic() + self.attach_timeout
+            else:
+                log.warning("daemon rejected a %s: %s: %s", kind or "message", code_name(body.code), body.message or "")
+        elif isinstance(body, m.Ack):
+            if body.late and kind in ("result", "failure", "progress"):
+                log.debug("daemon dropped a late %s", kind)
+        else:
+            log.warning("unexpected %s on the response socket", type(body).__name__)
+
+    def _on_daemon_message(self, topic: bytes, body: Any) -> None:
+        if isinstance(body, m.Ping):
+            self._on_ping(body)
+        elif isinstance(body, m.WorkRequest):
+            if topic != self.topic.encode():
+                log.warning("WorkRequest %d on topic %r ignored", body.request_id, topic)
+                return
+            self._on_work_request(body)
+        elif isinstance(body, m.Abort):
+            job = self._jobs.get(body.request_id)
+            if job is not None:
+                log.info("request %d (%s) aborted: %s: %s", body.request_id, job.node.name, code_name(body.code), body.reason or "")
+                job.abort(body.code, body.reason or code_name(body.code).lower())
+        else:
+            log.warning("unexpected %s on the request socket", type(body).__name__)
+
+    def _on_ping(self, ping: m.Ping) -> None:
+        if self.state == State.ATTACHING:
+            self._early_ping = ping  # answered once Attached tells us the instance
+            return
+        if self.state not in (State.ATTACHED, State.DETACHING):
+            return
+        if ping.instance != self.instance:
+            if self.state == State.DETACHING:
+                return
+            log.info("daemon instance changed (%s -> %s): attaching again", self.instance, ping.instance)
+            self._send_attach()
+            return
+        self._last_ping = time.monotonic()
+        self._send("pong", m.Pong(seq=ping.seq, instance=ping.instance, in_flight=sorted(self._jobs)))
+
+    def _on_work_request(self, req: m.WorkRequest) -> None:
+        rid = req.request_id
+        if rid in self._jobs:
+            log.debug("request %d re-sent while running: ignored", rid)
+            return
+        if self.state == State.DETACHING or self._stop_requested.is_set():
+            self._send("failure", m.Failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} is shutting down"))
+            return
+        node = self.registry.get(req.node)
+        if node is None:
+            self._send(
+                "failure", m.Failure(rid, ErrorCode.INVALID_REQUEST, f"worker {self.worker_id} does not serve node {req.node}")
+            )
+            return
+        job = _Job(self, req, node)
+        try:
+            inputs, params = node.prepare(req.inputs, req.parameters)
+        except InvalidRequest as e:
+            self._send("failure", m.Failure(rid, ErrorCode.INVALID_REQUEST, e.message))
+            return
+        ctx = Context(job, inputs, params)
+        self._jobs[rid] = job
+        log.debug("request %d: %s (attempt %d)", rid, node.name, req.attempt)
+        if node.is_async:
+            loop = self._async_loop()
+            job.loop = loop
+            loop.call_soon_threadsafe(self._start_task, job, ctx)
+        else:
+            assert self._pool is not None
+            self._pool.submit(self._run_sync, job, ctx)
+
+    @property
+    def busy_handlers(self) -> int:
+        """Sync handlers still running (they may outlive an aborted or failed request)."""
+        return self._pool.busy if self._pool is not None else 0
+
+    # ---- running handlers --------------------------------------------------------------
+
+    def _async_loop(self) -> asyncio.AbstractEventLoop:
+        if self._aloop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                try:
+                    loop.run_forever()
+                finally:
+                    try:
+                        for t in asyncio.all_tasks(loop):
+                            t.cancel()
+                        loop.run_until_complete(asyncio.sleep(0))
+                    except Exception:
+                        pass
+                    loop.close()
+
+            self._aloop_thread = threading.Thread(target=run, name="muster-async", daemon=True)
+            self._aloop_thread.start()
+            ready.wait()
+            self._aloop = loop
+        return self._aloop
+
+    def _start_task(self, job: _Job, ctx: Context) -> None:
+        if job.abort_event.is_set():
+            self._finish(job, None, None)
+            return
+        job.task = asyncio.ensure_future(self._run_async(job, ctx))
+
+    async def _run_async(self, job: _Job, ctx: Context) -> None:
+        try:
+            out = await job.node.handler(ctx)
+        except asyncio.CancelledError:
+            self._finish(job, None, None)
+            return
+        except BaseException as e:  # noqa: BLE001 - a handler must not take the worker down
+            self._finish(job, None, e)
+            return
+        self._finish(job, out, None)
+
+    def _run_sync(self, job: _Job, ctx: Context) -> None:
+        if job.abort_event.is_set():
+            self._finish(job, None, None)
+            return
+        try:
+            out = job.node.handler(ctx)
+            if asyncio.iscoroutine(out):
+                out = asyncio.run_coroutine_threadsafe(out, self._async_loop()).result()
+        except BaseException as e:  # noqa: BLE001
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                log.warning("node %s raised %s", job.node.name, type(e).__name__)
+            self._finish(job, None, e)
+            return
+        self._finish(job, out, None)
+
+    def _finish(self, job: _Job, out: Any, error: Optional[BaseException]) -> None:
+        """Runs in the handler's thread: builds the one reply and hands it to the I/O thread."""
+        rid = job.request_id
+        if job.abort_event.is_set():
+            body: Any = m.Failure(rid, job.abort_code or ErrorCode.CANCELLED, f"aborted: {job.abort_reason}")
+        elif error is not None:
+            if isinstance(error, MusterError):
+                body = m.Failure(rid, error.code, error.message)
+            else:
+                msg = str(error)
+                body = m.Failure(rid, ErrorCode.WORKER_ERROR, f"{type(error).__name__}: {msg}" if msg else type(error).__name__)
+                log.info("node %s failed request %d: %s", job.node.name, rid, body.message)
+                log.debug("traceback", exc_info=error)
+        elif out is not None and not isinstance(out, Mapping):
+            body = m.Failure(rid, ErrorCode.WORKER_ERROR, f"node {job.node.name} returned a {type(out).__name__}, not a dict of outputs")
+        else:
+            body = m.Result(rid, dict(out or {}))
+        try:
+            data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
+        except (TypeError, ValueError, OverflowError) as e:
+            body = m.Failure(rid, ErrorCode.WORKER_ERROR, f"node {job.node.name}: cannot encode its outputs: {e}")
+            data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
+        if len(data) > self.max_message_bytes:
+            body = m.Failure(
+                rid, ErrorCode.WORKER_ERROR,
+                f"node {job.node.name}: result of {len(data)} bytes is over the daemon's {self.max_message_bytes}-byte limit",
+            )  # fmt: skip
+            data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
+        self._post(("done", job, "result" if isinstance(body, m.Result) else "failure", data))
+
+    def _drain_outbox(self) -> None:
+        while True:
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            what = item[0]
+            if what == "done":
+                _, job, kind, data = item
+                if self._jobs.get(job.request_id) is job:
+                    del self._jobs[job.request_id]
+                    self._send_bytes(kind, data)
+            elif what == "progress":
+                _, rid, body = item
+                job = self._jobs.get(rid)
+                if job is not None and not job.abort_event.is_set():
+                    self._send("progress", body)
+            elif what == "nodes":
+                if self.registry.version == self._attached_version or self._stop_requested.is_set():
+                    continue
+                if self.state == State.ATTACHING:
+                    continue  # re-attached once Attached arrives
+                if self.state in (State.ATTACHED, State.IDLE) and len(self.registry):
+                    log.info("node list changed: attaching again")
+                    self._send_attach()
+                elif self.state == State.ATTACHED:
+                    log.info("no nodes left: detaching")
+                    self._send("detach", m.Detach(reason="no nodes left"))
+                    self.state = State.IDLE
+                    self._attached_version = self.registry.version
+
+
+__all__ = ["Worker", "Context", "Caller", "State", "default_worker_id"]

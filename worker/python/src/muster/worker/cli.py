@@ -1,0 +1,154 @@
+"""cli.py — the command line of Python workers: ``python -m muster.worker`` and the example
+workers share these flags, named as in the C++ programs.
+
+Owns: flag parsing, log setup, building a Worker from flags, and running it until a signal.
+Must never: leave the process running after SIGINT/SIGTERM beyond the shutdown grace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from .._version import SDK
+from ..endpoints import check_endpoint
+from . import Worker
+
+LOG_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "off": logging.CRITICAL + 10,
+}
+
+
+def setup_logging(level: str, program: str) -> None:
+    """Logs to stderr: ``2024-01-01 12:00:00.123 [program] [info] message``."""
+    if level not in LOG_LEVELS:
+        raise SystemExit(f"{program}: unknown log level {level!r} (use {', '.join(LOG_LEVELS)})")
+
+    class _Fmt(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            record.levelname_lower = {"WARNING": "warn"}.get(record.levelname, record.levelname.lower())
+            return super().format(record)
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Fmt(f"%(asctime)s.%(msecs)03d [{program}] [%(levelname_lower)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(LOG_LEVELS[level])
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--request-address", help="the daemon's request (PUB) endpoint (default: ipc://$RUNTIME/request.sock)")
+    parser.add_argument("--response-address", help="the daemon's response (ROUTER) endpoint (default: ipc://$RUNTIME/response.sock)")
+    parser.add_argument("--worker-id", help="worker id, [A-Za-z0-9_.-]{1,64} (default: py-<host>-<pid>)")
+    parser.add_argument("--capacity", type=int, default=4, help="requests run at once (default 4)")
+    parser.add_argument("--log-level", default="info", help="trace, debug, info, warn, error, off (default info)")
+    parser.add_argument("--insecure", action="store_true", help="allow tcp:// endpoints without CURVE")
+    parser.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds to finish open requests on shutdown (default 10)")
+
+
+def worker_from_args(args: argparse.Namespace) -> Worker:
+    for ep in (args.request_address, args.response_address):
+        if ep:
+            try:
+                check_endpoint(ep, None, args.insecure)
+            except ValueError as e:
+                raise SystemExit(f"error: {e}")
+    try:
+        return Worker(
+            worker_id=args.worker_id,
+            capacity=args.capacity,
+            request_address=args.request_address,
+            response_address=args.response_address,
+            insecure=args.insecure,
+            shutdown_grace=args.shutdown_grace,
+        )
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+
+
+def run_worker(worker: Worker) -> int:
+    """Runs until a signal or stop(); then exits even if a handler thread ignores its abort."""
+    worker.run()
+    if worker.busy_handlers:
+        logging.getLogger("muster.worker").warning(
+            "%d handler(s) still running after shutdown: exiting anyway", worker.busy_handlers
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m muster.worker",
+        description=f"Serve Python nodes to musterd ({SDK}).",
+    )
+    add_worker_arguments(parser)
+    parser.add_argument("--nodes-dir", help="load every node.py below this directory, and reload changed files")
+    parser.add_argument("--reload-interval", type=float, default=1.0, help="seconds between checks for changed node files (default 1; 0: never)")
+    parser.add_argument("files", nargs="*", help="more Python files declaring nodes with @muster.node")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, "muster-python-worker")
+    if not args.nodes_dir and not args.files:
+        parser.error("give --nodes-dir DIR or node files to serve")
+    worker = worker_from_args(args)
+
+    from ..nodes_dir import NodesDirectory, load_file, watch
+
+    directory: Optional[NodesDirectory] = None
+    if args.nodes_dir:
+        try:
+            directory = NodesDirectory(args.nodes_dir)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}")
+    extra: List = []
+    for f in args.files:
+        try:
+            extra.extend(load_file(f))
+        except Exception as e:  # noqa: BLE001
+            raise SystemExit(f"error: {f}: {type(e).__name__}: {e}")
+
+    def load_all() -> List:
+        nodes = list(extra)
+        if directory is not None:
+            nodes.extend(directory.load())
+        return _dedupe(nodes)
+
+    worker.set_nodes(load_all())
+    if directory is not None and args.reload_interval > 0:
+
+        class _Source:
+            root = directory.root
+
+            def changed(self) -> bool:
+                return directory.changed()  # type: ignore[union-attr]
+
+            def load(self) -> List:
+                return load_all()
+
+        watch(_Source(), worker, args.reload_interval)  # type: ignore[arg-type]
+    return run_worker(worker)
+
+
+def _dedupe(nodes: List) -> List:
+    seen = set()
+    out = []
+    for n in nodes:
+        if n.name in seen:
+            logging.getLogger("muster.worker").error("node %s declared twice: keeping the first", n.name)
+            continue
+        seen.add(n.name)
+        out.append(n)
+    return out

@@ -1,0 +1,124 @@
+"""Shared fixtures: a fake musterd written with pyzmq (PUB + ROUTER) that lets a test play the
+daemon's side of docs/PROTOCOL.md §7 message by message."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from typing import Any, List, Optional, Tuple
+
+import pytest
+import zmq
+
+from muster import messages as m
+
+WAIT = 10.0  # seconds any single expected message may take (generous: never a timing assertion)
+
+
+class FakeDaemon:
+    def __init__(self, directory: str):
+        self.dir = directory
+        self.ctx = zmq.Context()
+        self.request_address = f"ipc://{directory}/request.sock"
+        self.response_address = f"ipc://{directory}/response.sock"
+        self.client_address = f"ipc://{directory}/client.sock"
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.bind(self.request_address)
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.bind(self.response_address)
+        self.last_peer: Optional[bytes] = None
+
+    # ---- response socket ----------------------------------------------------------------
+
+    def recv_raw(self, timeout: float = WAIT) -> Tuple[bytes, List[bytes]]:
+        """(routing id, the frames after it) of the next message on the ROUTER."""
+        if not self.router.poll(int(timeout * 1000)):
+            raise AssertionError(f"no message from the worker within {timeout}s")
+        frames = self.router.recv_multipart()
+        self.last_peer = frames[0]
+        return frames[0], frames[1:]
+
+    def recv(self, timeout: float = WAIT) -> Tuple[bytes, bytes, m.WorkerMessage]:
+        """(routing id, payload bytes, decoded message); asserts the DEALER envelope: one frame."""
+        peer, frames = self.recv_raw(timeout)
+        assert len(frames) == 1, f"expected one frame from a DEALER worker, got {len(frames)}"
+        return peer, frames[0], m.decode_worker_message(frames[0])
+
+    def expect(self, body_type: type, timeout: float = WAIT, skip: Tuple[type, ...] = ()) -> Tuple[bytes, bytes, Any]:
+        """Receives until a message of ``body_type`` arrives, replying Ack to skipped kinds
+        (``skip``); anything else is a test failure."""
+        deadline = time.monotonic() + timeout
+        while True:
+            peer, raw, msg = self.recv(max(0.01, deadline - time.monotonic()))
+            if isinstance(msg.body, body_type):
+                return peer, raw, msg.body
+            if skip and isinstance(msg.body, skip):
+                self.reply(peer, m.Ack())
+                continue
+            raise AssertionError(f"expected {body_type.__name__}, got {msg.body!r}")
+
+    def reply(self, peer: bytes, body: Any) -> bytes:
+        data = m.encode(m.DaemonMessage(body=body))
+        self.router.send_multipart([peer, data])
+        return data
+
+    def nothing(self, timeout: float = 0.3) -> bool:
+        return not self.router.poll(int(timeout * 1000))
+
+    # ---- request socket -----------------------------------------------------------------
+
+    def publish(self, topic: str, body: Any) -> bytes:
+        data = m.encode(m.DaemonMessage(body=body))
+        self.pub.send_multipart([topic.encode(), data])
+        return data
+
+    def confirm(self, worker_id: str, instance: str, seq: int = 1, timeout: float = WAIT) -> Tuple[bytes, bytes, m.Pong]:
+        """Publishes Ping on the worker's own topic every 50 ms until a Pong comes back (the
+        slow-joiner confirmation of PROTOCOL.md §7.1); returns it unanswered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.publish(f"w:{worker_id}:", m.Ping(seq=seq, instance=instance))
+            if self.router.poll(50):
+                peer, raw, msg = self.recv()
+                assert isinstance(msg.body, m.Pong), f"expected Pong, got {msg.body!r}"
+                return peer, raw, msg.body
+        raise AssertionError("the worker never answered the confirming ping")
+
+    def close(self) -> None:
+        self.pub.close(0)
+        self.router.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def short_tmp():
+    """A short directory for ipc:// socket paths (they are limited to ~100 characters)."""
+    d = tempfile.mkdtemp(prefix="mst-")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def fake_daemon(short_tmp):
+    d = FakeDaemon(short_tmp)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def attached_reply(worker_id: str, instance: str = "inst-1", ping_interval_ms: int = 100, liveness: int = 3) -> m.Attached:
+    return m.Attached(
+        worker_id=worker_id,
+        instance=instance,
+        topic=f"w:{worker_id}:",
+        broadcast_topic="b:",
+        ping_interval_ms=ping_interval_ms,
+        liveness=liveness,
+        max_message_bytes=16 * 1024 * 1024,
+    )

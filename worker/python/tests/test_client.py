@@ -1,0 +1,182 @@
+"""The client against a fake daemon client socket (a ROUTER in the test)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import zmq
+
+import muster
+from muster import messages as m
+from muster.errors import ErrorCode
+
+from conftest import WAIT
+
+
+class FakeClientSocket:
+    def __init__(self, directory: str):
+        self.ctx = zmq.Context()
+        self.address = f"ipc://{directory}/client.sock"
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.bind(self.address)
+
+    def recv(self):
+        assert self.router.poll(int(WAIT * 1000)), "no message from the client"
+        frames = self.router.recv_multipart()
+        assert len(frames) == 2, "a DEALER client sends one frame"
+        return frames[0], frames[1], m.decode_client_message(frames[1])
+
+    def reply(self, peer, rid, body):
+        self.router.send_multipart([peer, m.encode(m.ClientReply(request_id=rid, body=body))])
+
+    def close(self):
+        self.router.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def daemon(short_tmp):
+    d = FakeClientSocket(short_tmp)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def client(daemon):
+    c = muster.Client(daemon.address, connect_timeout=2.0, list_timeout=WAIT)
+    yield c
+    c.close()
+
+
+def serve_one(daemon, handler):
+    t = threading.Thread(target=handler, daemon=True)
+    t.start()
+    return t
+
+
+def test_call_sends_submit_and_returns_outputs(daemon, client):
+    def fake():
+        peer, raw, msg = daemon.recv()
+        assert raw == m.encode(m.ClientMessage(msg.request_id, m.Submit("hello", {"name": "Ada"}, None, 1500)))
+        daemon.reply(peer, msg.request_id, m.Result(msg.request_id, {"greeting": "Hello Ada"}))
+
+    t = serve_one(daemon, fake)
+    assert client.call("hello", {"name": "Ada"}, timeout_ms=1500) == {"greeting": "Hello Ada"}
+    t.join(WAIT)
+
+
+def test_progress_accepted_and_parameters(daemon, client):
+    seen = []
+
+    def fake():
+        peer, raw, msg = daemon.recv()
+        sub = msg.body
+        assert sub.want_progress and sub.want_accepted and sub.parameters == {"p": 1} and sub.trace_id == "t"
+        rid = msg.request_id
+        daemon.reply(peer, rid, m.Accepted(queued=True))
+        daemon.reply(peer, rid, m.Progress(rid, 1, 3, "one"))
+        daemon.reply(peer, rid, m.Progress(rid, 2, 3, "two"))
+        daemon.reply(peer, rid, m.Result(rid, None))
+
+    t = serve_one(daemon, fake)
+    call = client.submit("n", {}, progress=lambda s, tot, msg: seen.append((s, tot, msg)), parameters={"p": 1}, trace_id="t", want_accepted=True)
+    assert call.result(WAIT) == {}
+    assert call.queued is True
+    assert seen == [(1, 3, "one"), (2, 3, "two")]
+    t.join(WAIT)
+
+
+@pytest.mark.parametrize(
+    "code,exc",
+    [
+        (ErrorCode.NO_WORKER, muster.NoWorker),
+        (ErrorCode.TIMEOUT, muster.Timeout),
+        (ErrorCode.WORKER_ERROR, muster.WorkerError),
+        (ErrorCode.INVALID_REQUEST, muster.InvalidRequest),
+        (ErrorCode.QUEUE_FULL, muster.QueueFull),
+    ],
+)
+def test_failures_raise_their_exception(daemon, client, code, exc):
+    def fake():
+        peer, raw, msg = daemon.recv()
+        daemon.reply(peer, msg.request_id, m.Failure(msg.request_id, code, "why"))
+
+    t = serve_one(daemon, fake)
+    with pytest.raises(exc) as info:
+        client.call("x")
+    assert info.value.code == code and info.value.message == "why"
+    t.join(WAIT)
+
+
+def test_cancel_and_interleaved_replies(daemon, client):
+    c1 = client.submit("slow", {"i": 1})
+    c2 = client.submit("slow", {"i": 2})
+    peer, _, m1 = daemon.recv()
+    _, _, m2 = daemon.recv()
+    assert {m1.body.inputs["i"], m2.body.inputs["i"]} == {1, 2}
+    ids = {m1.body.inputs["i"]: m1.request_id, m2.body.inputs["i"]: m2.request_id}
+    assert ids[1] != ids[2]
+    c1.cancel()
+    _, raw, cancel = daemon.recv()
+    assert raw == m.encode(m.ClientMessage(ids[1], m.Cancel()))
+    daemon.reply(peer, ids[2], m.Result(ids[2], {"i": 2}))
+    daemon.reply(peer, ids[1], m.Failure(ids[1], ErrorCode.CANCELLED, "cancelled by the client"))
+    assert c2.result(WAIT) == {"i": 2}
+    with pytest.raises(muster.Cancelled):
+        c1.result(WAIT)
+
+
+def test_listings(daemon, client):
+    node = m.NodeSpec(name="hello", inputs=[m.Port("name", "string")])
+
+    def fake():
+        for _ in range(3):
+            peer, raw, msg = daemon.recv()
+            rid = msg.request_id
+            if isinstance(msg.body, m.ListNodes):
+                daemon.reply(peer, rid, m.NodeList([m.NodeInfo(node, "default", 1, 4, 0, 0)]))
+            elif isinstance(msg.body, m.ListWorkers):
+                daemon.reply(peer, rid, m.WorkerList([m.WorkerInfo(worker_id="w", nodes=["hello"], state="ready")]))
+            else:
+                daemon.reply(peer, rid, m.StatusReport(version="0.1.0", instance="i", workers=1))
+
+    t = serve_one(daemon, fake)
+    nodes = client.nodes()
+    assert nodes[0].spec.name == "hello" and nodes[0].workers == 1
+    assert client.workers()[0].worker_id == "w"
+    assert client.status().instance == "i"
+    t.join(WAIT)
+
+
+def test_no_daemon_is_unavailable(short_tmp):
+    with muster.Client(f"ipc://{short_tmp}/nobody.sock", connect_timeout=0.3) as c:
+        with pytest.raises(muster.Unavailable, match="cannot reach"):
+            c.call("hello", {})
+        with pytest.raises(muster.Unavailable):
+            c.nodes()
+
+
+def test_lost_connection_fails_open_calls(daemon):
+    c = muster.Client(daemon.address)
+    try:
+        call = c.submit("slow")
+        daemon.recv()
+        daemon.router.close(0)  # the daemon goes away
+        with pytest.raises(muster.Unavailable, match="lost"):
+            call.result(WAIT)
+    finally:
+        c.close()
+
+
+def test_unencodable_inputs_raise_at_once(client):
+    with pytest.raises(OverflowError):
+        client.submit("x", {"big": 2**64})
+    with pytest.raises(TypeError):
+        client.submit("x", {"set": {1}})
+
+
+def test_tcp_needs_curve_or_insecure():
+    with pytest.raises(ValueError, match="insecure"):
+        muster.Client("tcp://127.0.0.1:7901")

@@ -1,0 +1,434 @@
+"""The worker against a fake daemon (tests/conftest.py): every sequence of PROTOCOL.md §7,
+checked byte by byte against what the encoder produces for the expected message."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+
+import pytest
+
+import muster
+from muster import messages as m
+from muster.errors import ErrorCode
+
+from conftest import WAIT, attached_reply
+
+
+def wire(worker_id: str, body) -> bytes:
+    return m.encode(m.WorkerMessage(worker_id=worker_id, body=body))
+
+
+def make_worker(fd, worker_id="pw1", capacity=2, **kw) -> muster.Worker:
+    w = muster.Worker(
+        worker_id=worker_id,
+        capacity=capacity,
+        request_address=fd.request_address,
+        response_address=fd.response_address,
+        shutdown_grace=kw.pop("shutdown_grace", 5.0),
+        attach_timeout=kw.pop("attach_timeout", 5.0),
+        **kw,
+    )
+    release = threading.Event()
+    w.test_release = release  # type: ignore[attr-defined]
+
+    @w.node(name="echo", description="outputs = inputs")
+    def echo(ctx):
+        return dict(ctx.inputs)
+
+    @w.node(
+        name="greet",
+        inputs={"name": {"type": "string", "required": True}},
+        outputs={"greeting": "string"},
+        parameters={"punctuation": "!"},
+    )
+    def greet(ctx):
+        return {"greeting": f"Hello {ctx.inputs['name']}{ctx.parameters['punctuation']}"}
+
+    @w.node(name="wait")
+    def wait(ctx):
+        ctx.progress(1, 2, "waiting")
+        if ctx.wait_aborted(WAIT):
+            return {"aborted": True}
+        return {"waited": True}
+
+    @w.node(name="block")
+    def block(ctx):
+        release.wait(WAIT)
+        return {"done": True}
+
+    @w.node(name="boom")
+    def boom(ctx):
+        raise muster.WorkerError("it went boom")
+
+    @w.node(name="bad_input")
+    def bad_input(ctx):
+        raise muster.InvalidInput("x must be positive")
+
+    @w.node(name="crash")
+    def crash(ctx):
+        return 1 / 0
+
+    @w.node(name="not_a_dict")
+    def not_a_dict(ctx):
+        return [1, 2]
+
+    @w.node(name="async_wait")
+    async def async_wait(ctx):
+        await asyncio.sleep(WAIT)
+        return {"slept": True}
+
+    @w.node(name="async_add", inputs={"a": "int", "b": "int"})
+    async def async_add(ctx):
+        await asyncio.sleep(0)
+        return {"sum": ctx.inputs["a"] + ctx.inputs["b"]}
+
+    @w.node(name="caller")
+    def caller(ctx):
+        c = ctx.caller
+        return {
+            "identity": c.identity, "name": c.name, "workspace": c.workspace, "role": c.role,
+            "trace_id": c.trace_id, "request_id": str(ctx.request_id), "attempt": ctx.attempt,
+        }  # fmt: skip
+
+    return w
+
+
+def expected_attach(w: muster.Worker) -> m.Attach:
+    return m.Attach(
+        worker_id=w.worker_id,
+        hostname=socket.gethostname(),
+        sdk=muster.SDK,
+        pid=os.getpid(),
+        session=w.session,
+        capacity=w.capacity,
+        nodes=w.registry.specs(),
+    )
+
+
+def attach_and_confirm(fd, w, instance="inst-1", ping_interval_ms=100, liveness=3):
+    """Runs §7.1: Attach -> Attached -> confirming Ping -> Pong -> Ack. Returns the peer id."""
+    peer, raw, body = fd.expect(m.Attach)
+    assert raw == wire(w.worker_id, expected_attach(w))
+    fd.reply(peer, attached_reply(w.worker_id, instance, ping_interval_ms, liveness))
+    peer, raw, pong = fd.confirm(w.worker_id, instance, seq=1)
+    assert raw == wire(w.worker_id, m.Pong(seq=1, instance=instance, in_flight=[]))
+    fd.reply(peer, m.Ack())
+    assert w.wait_attached(WAIT)
+    return peer
+
+
+@pytest.fixture
+def worker(fake_daemon):
+    w = make_worker(fake_daemon)
+    w.start()
+    try:
+        yield w
+    finally:
+        w.test_release.set()  # type: ignore[attr-defined]
+        w.stop(now=True, timeout=WAIT)
+
+
+def request(fd, w, rid, node, inputs=None, parameters=None, **kw):
+    return fd.publish(
+        f"w:{w.worker_id}:",
+        m.WorkRequest(request_id=rid, node=node, inputs=inputs, parameters=parameters, timeout_ms=kw.pop("timeout_ms", 5000), **kw),
+    )
+
+
+def test_attach_message_is_exact_and_subscriptions_come_first(fake_daemon, worker):
+    peer, raw, body = fake_daemon.expect(m.Attach)
+    assert raw == wire(worker.worker_id, expected_attach(worker))
+    assert body.session == worker.session and len(worker.session) >= 16
+    assert raw[4:8] == b"MSWK"
+    # Nothing else is sent before Attached.
+    assert fake_daemon.nothing(0.2)
+
+
+def test_attach_confirm_ping_pong(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    # A broadcast ping is answered too, with the same bytes rule.
+    fake_daemon.publish("b:", m.Ping(seq=2, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert raw == wire(worker.worker_id, m.Pong(seq=2, instance="inst-1", in_flight=[]))
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_dispatch_echo_result_bytes(fake_daemon, worker):
+    peer = attach_and_confirm(fake_daemon, worker)
+    inputs = {"i": -(2**63), "f": 2.5, "s": "héllo ✓", "b": b"\x00\xff", "l": [], "m": {"z": None, "a": True}}
+    request(fake_daemon, worker, 41, "echo", inputs)
+    peer, raw, res = fake_daemon.expect(m.Result)
+    assert raw == wire(worker.worker_id, m.Result(request_id=41, outputs=inputs))
+    assert list(res.outputs) == list(inputs)  # order kept
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_defaults_parameters_and_required_inputs(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    request(fake_daemon, worker, 1, "greet", {"name": "Ada"})
+    peer, raw, res = fake_daemon.expect(m.Result)
+    assert raw == wire(worker.worker_id, m.Result(1, {"greeting": "Hello Ada!"}))
+    fake_daemon.reply(peer, m.Ack())
+    request(fake_daemon, worker, 2, "greet", {"name": "Bob"}, {"punctuation": "?"})
+    peer, raw, res = fake_daemon.expect(m.Result)
+    assert res.outputs == {"greeting": "Hello Bob?"}
+    fake_daemon.reply(peer, m.Ack())
+    request(fake_daemon, worker, 3, "greet", {})
+    peer, raw, fail = fake_daemon.expect(m.Failure)
+    assert raw == wire(worker.worker_id, m.Failure(3, ErrorCode.INVALID_REQUEST, "node greet: missing required input 'name'"))
+    fake_daemon.reply(peer, m.Ack())
+    request(fake_daemon, worker, 4, "greet", {"name": 7})
+    peer, raw, fail = fake_daemon.expect(m.Failure)
+    assert fail.code == ErrorCode.INVALID_REQUEST and "must be string" in fail.message
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_errors_map_to_codes(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    cases = [
+        ("boom", ErrorCode.WORKER_ERROR, "it went boom"),
+        ("bad_input", ErrorCode.INVALID_REQUEST, "x must be positive"),
+        ("crash", ErrorCode.WORKER_ERROR, "ZeroDivisionError: division by zero"),
+        ("not_a_dict", ErrorCode.WORKER_ERROR, "node not_a_dict returned a list, not a dict of outputs"),
+        ("nope", ErrorCode.INVALID_REQUEST, "worker pw1 does not serve node nope"),
+    ]
+    for rid, (node, code, message) in enumerate(cases, start=10):
+        request(fake_daemon, worker, rid, node)
+        peer, raw, fail = fake_daemon.expect(m.Failure)
+        assert raw == wire(worker.worker_id, m.Failure(rid, code, message)), fail
+        fake_daemon.reply(peer, m.Ack())
+
+
+def test_progress_pong_in_flight_and_abort(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    request(fake_daemon, worker, 77, "wait")
+    peer, raw, prog = fake_daemon.expect(m.Progress)
+    assert raw == wire(worker.worker_id, m.Progress(77, 1, 2, "waiting"))
+    fake_daemon.reply(peer, m.Ack())
+    # While it runs, pongs list it.
+    fake_daemon.publish("b:", m.Ping(seq=5, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert raw == wire(worker.worker_id, m.Pong(5, "inst-1", [77]))
+    fake_daemon.reply(peer, m.Ack())
+    # A re-sent request id that is running is ignored.
+    request(fake_daemon, worker, 77, "wait")
+    fake_daemon.publish(f"w:{worker.worker_id}:", m.Abort(request_id=77, code=ErrorCode.TIMEOUT, reason="deadline passed"))
+    peer, raw, fail = fake_daemon.expect(m.Failure)
+    assert raw == wire(worker.worker_id, m.Failure(77, ErrorCode.TIMEOUT, "aborted: deadline passed"))
+    fake_daemon.reply(peer, m.Ack(late=True))
+    # Exactly one answer: the next thing the worker says is the pong, with nothing in flight.
+    fake_daemon.publish("b:", m.Ping(seq=6, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert raw == wire(worker.worker_id, m.Pong(6, "inst-1", []))
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_async_handlers_and_async_abort(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    request(fake_daemon, worker, 5, "async_add", {"a": 2, "b": 40})
+    peer, raw, res = fake_daemon.expect(m.Result)
+    assert raw == wire(worker.worker_id, m.Result(5, {"sum": 42}))
+    fake_daemon.reply(peer, m.Ack())
+    request(fake_daemon, worker, 6, "async_wait")
+    fake_daemon.publish("b:", m.Ping(seq=9, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert pong.in_flight == [6]
+    fake_daemon.reply(peer, m.Ack())
+    fake_daemon.publish(f"w:{worker.worker_id}:", m.Abort(request_id=6, code=ErrorCode.CANCELLED, reason="client cancelled"))
+    peer, raw, fail = fake_daemon.expect(m.Failure)
+    assert raw == wire(worker.worker_id, m.Failure(6, ErrorCode.CANCELLED, "aborted: client cancelled"))
+    fake_daemon.reply(peer, m.Ack(late=True))
+
+
+def test_caller_context_reaches_the_handler(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    caller = m.CallerContext(identity="local", name="ada", workspace="default", role="admin", trace_id="t-1")
+    request(fake_daemon, worker, 2**64 - 1, "caller", attempt=3, caller=caller)
+    peer, raw, res = fake_daemon.expect(m.Result)
+    assert res.request_id == 2**64 - 1
+    assert res.outputs == {
+        "identity": "local", "name": "ada", "workspace": "default", "role": "admin",
+        "trace_id": "t-1", "request_id": str(2**64 - 1), "attempt": 3,
+    }  # fmt: skip
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_reattach_on_rejected(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    fake_daemon.publish("b:", m.Ping(seq=3, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    fake_daemon.reply(peer, m.Rejected(code=ErrorCode.BAD_MESSAGE, message="unknown worker", reattach=True))
+    peer, raw, att = fake_daemon.expect(m.Attach)
+    assert raw == wire(worker.worker_id, expected_attach(worker))  # same session: same process
+    fake_daemon.reply(peer, attached_reply(worker.worker_id, "inst-1"))
+
+
+def test_reattach_on_new_instance(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker, instance="old")
+    fake_daemon.publish("b:", m.Ping(seq=1, instance="new"))
+    peer, raw, att = fake_daemon.expect(m.Attach)
+    assert raw == wire(worker.worker_id, expected_attach(worker))
+    fake_daemon.reply(peer, attached_reply(worker.worker_id, "new"))
+    peer, raw, pong = fake_daemon.confirm(worker.worker_id, "new", seq=2)
+    assert raw == wire(worker.worker_id, m.Pong(2, "new", []))
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_reattach_after_silence_reconnects(fake_daemon):
+    w = make_worker(fake_daemon, worker_id="quiet")
+    w.start()
+    try:
+        first_peer = attach_and_confirm(fake_daemon, w, ping_interval_ms=50, liveness=2)
+        # No more pings: after 100 ms of silence the worker reconnects both sockets.
+        peer, raw, att = fake_daemon.expect(m.Attach, skip=(m.Pong,))
+        assert raw == wire(w.worker_id, expected_attach(w))
+        assert peer != first_peer  # a new DEALER connection
+        fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1"))
+        peer, raw, pong = fake_daemon.confirm(w.worker_id, "inst-1", seq=2)
+        fake_daemon.reply(peer, m.Ack())
+    finally:
+        w.stop(now=True, timeout=WAIT)
+
+
+def test_no_answer_to_attach_retries(fake_daemon):
+    w = make_worker(fake_daemon, worker_id="retry", attach_timeout=0.2)
+    w.start()
+    try:
+        fake_daemon.expect(m.Attach)
+        peer, raw, att = fake_daemon.expect(m.Attach)  # re-sent after the attach timeout
+        assert raw == wire(w.worker_id, expected_attach(w))
+    finally:
+        w.stop(now=True, timeout=WAIT)
+
+
+def test_detach_waits_for_open_requests(fake_daemon):
+    w = make_worker(fake_daemon, worker_id="leaver")
+    w.start()
+    try:
+        attach_and_confirm(fake_daemon, w)
+        request(fake_daemon, w, 8, "block")
+        fake_daemon.publish("b:", m.Ping(seq=2, instance="inst-1"))
+        peer, raw, pong = fake_daemon.expect(m.Pong)
+        assert pong.in_flight == [8]
+        fake_daemon.reply(peer, m.Ack())
+        stopper = threading.Thread(target=w.stop, kwargs={"reason": "test over"})
+        stopper.start()
+        peer, raw, det = fake_daemon.expect(m.Detach)
+        assert raw == wire(w.worker_id, m.Detach(reason="test over"))
+        fake_daemon.reply(peer, m.Ack())
+        # Requests arriving now are refused; pings are still answered.
+        request(fake_daemon, w, 9, "echo")
+        peer, raw, fail = fake_daemon.expect(m.Failure)
+        assert fail.request_id == 9 and fail.code == ErrorCode.SHUTTING_DOWN
+        fake_daemon.reply(peer, m.Ack())
+        w.test_release.set()
+        peer, raw, res = fake_daemon.expect(m.Result, skip=(m.Pong,))
+        assert raw == wire(w.worker_id, m.Result(8, {"done": True}))
+        fake_daemon.reply(peer, m.Ack())
+        stopper.join(WAIT)
+        assert not stopper.is_alive()
+        assert w.state == muster.worker.State.STOPPED
+    finally:
+        w.test_release.set()
+        w.stop(now=True, timeout=WAIT)
+
+
+def test_shutdown_grace_bounds_the_wait(fake_daemon):
+    w = make_worker(fake_daemon, worker_id="impatient", shutdown_grace=0.2)
+    w.start()
+    try:
+        attach_and_confirm(fake_daemon, w)
+        request(fake_daemon, w, 3, "block")
+        fake_daemon.publish("b:", m.Ping(seq=2, instance="inst-1"))
+        peer, raw, pong = fake_daemon.expect(m.Pong)
+        assert pong.in_flight == [3]
+        fake_daemon.reply(peer, m.Ack())
+        stopper = threading.Thread(target=w.stop)
+        stopper.start()
+        peer, raw, det = fake_daemon.expect(m.Detach)
+        fake_daemon.reply(peer, m.Ack())
+        peer, raw, fail = fake_daemon.expect(m.Failure, skip=(m.Pong,))
+        assert fail.request_id == 3 and fail.code == ErrorCode.SHUTTING_DOWN
+        fake_daemon.reply(peer, m.Ack())
+        stopper.join(WAIT)
+        assert not stopper.is_alive()
+    finally:
+        w.test_release.set()
+        w.stop(now=True, timeout=WAIT)
+
+
+def test_bad_messages_do_not_hurt(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+    topic = f"w:{worker.worker_id}:".encode()
+    for junk in [b"", b"\x00" * 3, b"garbage-garbage-garbage", b"\x08\x00\x00\x00MSDM\xff\xff\xff\xff"]:
+        fake_daemon.pub.send_multipart([topic, junk])
+    fake_daemon.pub.send_multipart([topic])  # wrong frame count
+    fake_daemon.pub.send_multipart([topic, b"a", b"b"])
+    # A WorkRequest whose inputs are not a Values buffer: answered BAD_MESSAGE.
+    bad_inputs = m.encode(m.DaemonMessage(body=m.WorkRequest(request_id=12, node="echo", inputs=b"\x0c\x00\x00\x00not values at all")))
+    fake_daemon.pub.send_multipart([topic, bad_inputs])
+    peer, raw, fail = fake_daemon.expect(m.Failure)
+    assert fail.request_id == 12 and fail.code == ErrorCode.BAD_MESSAGE
+    fake_daemon.reply(peer, m.Ack())
+    # A bad reply on the response socket is survived as well.
+    fake_daemon.router.send_multipart([peer, b"not a daemon message"])
+    request(fake_daemon, worker, 13, "echo", {"still": "alive"})
+    peer, raw, res = fake_daemon.expect(m.Result)
+    assert res.outputs == {"still": "alive"}
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_node_list_change_reattaches(fake_daemon, worker):
+    attach_and_confirm(fake_daemon, worker)
+
+    @worker.node(name="late.node")
+    def late(ctx):
+        return {}
+
+    peer, raw, att = fake_daemon.expect(m.Attach)
+    assert [n.name for n in att.nodes][-1] == "late.node"
+    assert raw == wire(worker.worker_id, expected_attach(worker))
+    fake_daemon.reply(peer, attached_reply(worker.worker_id, "inst-1"))
+
+
+def test_refused_attach_is_retried(fake_daemon):
+    w = make_worker(fake_daemon, worker_id="refused", attach_timeout=0.2)
+    w.start()
+    try:
+        peer, raw, att = fake_daemon.expect(m.Attach)
+        fake_daemon.reply(peer, m.Rejected(code=ErrorCode.PERMISSION_DENIED, message="taken"))
+        peer, raw, att = fake_daemon.expect(m.Attach)
+        assert att.session == w.session
+    finally:
+        w.stop(now=True, timeout=WAIT)
+
+
+def test_tcp_needs_curve_or_insecure():
+    with pytest.raises(ValueError, match="insecure"):
+        muster.Worker(worker_id="x", request_address="tcp://127.0.0.1:7899", response_address="tcp://127.0.0.1:7898")
+    muster.Worker(worker_id="x", request_address="tcp://127.0.0.1:7899", response_address="tcp://127.0.0.1:7898", insecure=True)
+    pub, sec = muster.Curve.generate_keypair()
+    muster.Worker(
+        worker_id="x",
+        request_address="tcp://127.0.0.1:7899",
+        response_address="tcp://127.0.0.1:7898",
+        curve=muster.Curve(server_public=pub, public=pub, secret=sec),
+    )
+    with pytest.raises(ValueError, match="worker id"):
+        muster.Worker(worker_id="bad:id")
+
+
+def test_default_endpoints(monkeypatch):
+    monkeypatch.setenv("MUSTER_RUNTIME_DIR", "/run/x")
+    assert muster.default_endpoint("request") == "ipc:///run/x/request.sock"
+    monkeypatch.setenv("MUSTER_RUNTIME_DIR", "")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/7")
+    assert muster.default_endpoint("response") == "ipc:///run/user/7/muster/response.sock"
+    monkeypatch.delenv("MUSTER_RUNTIME_DIR")
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert muster.default_endpoint("client") == f"ipc:///tmp/muster-{os.getuid()}/client.sock"
+    w = muster.Worker(worker_id="d")
+    assert w.request_address == f"ipc:///tmp/muster-{os.getuid()}/request.sock"
