@@ -1,0 +1,299 @@
+"""test_typescript_sdk.py — the TypeScript SDK against a real musterd.
+
+The TypeScript example worker (worker/examples/typescript/example-worker.js) serves ts.hello,
+ts.echo and ts.digest; the `muster` CLI and the TypeScript client (example-client.js) call them,
+and the TypeScript client calls the C++ example worker's hello, echo, sleep and fail. Values must
+come back exactly: int64 limits, integral floats, unicode, bytes, empty and nested lists and
+maps, null and booleans.
+
+Uses the fixtures of conftest.py: `daemon` (a musterd in a private runtime dir), `start_worker`
+(the C++ example worker) and `run_cli` (the muster CLI). Builds the TypeScript SDK with npm if
+it is not built. Every process started here has a timeout and is stopped in a finally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TS_DIR = REPO / "worker" / "typescript"
+EXAMPLES = REPO / "worker" / "examples" / "typescript"
+TS_WORKER = EXAMPLES / "example-worker.js"
+TS_CLIENT = EXAMPLES / "example-client.js"
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+
+pytestmark = pytest.mark.skipif(NODE is None or NPM is None, reason="node and npm are needed")
+
+# A JSON document exercising every value kind; Python's json keeps 1 (int) and 1.0 (float) apart
+# and big integers exact, so strict_equal can check kinds as well as values.
+RICH = {
+    "null": None,
+    "yes": True,
+    "no": False,
+    "zero": 0,
+    "int64_max": 9223372036854775807,
+    "int64_min": -9223372036854775808,
+    "beyond_js_safe": 9007199254740993,
+    "float_one": 1.0,
+    "float_neg": -2.5,
+    "float_tiny": 5e-324,
+    "float_big": 1.7976931348623157e308,
+    "third": 0.3333333333333333,
+    "empty_string": "",
+    "unicode": "héllo wörld ☃ 日本語 😀",
+    "bytes": {"$bytes": "AAEC/f7/"},
+    "empty_bytes": {"$bytes": ""},
+    "empty_list": [],
+    "empty_map": {},
+    "nested": {"list": [1, [2.0, [None, {"deep": [True, "x", {"$bytes": "QQ=="}]}]]], "map": {"b": 1, "a": 2}},
+    "error": {"$error": {"code": "E_TEST", "message": "carried as data"}},
+}
+
+
+def strict_equal(a, b) -> bool:
+    """Equal values of equal JSON kinds (1 != 1.0, True != 1) with the same key order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(strict_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def run(cmd: list[str], *, env: dict | None = None, timeout: float = 60, cwd: Path | None = None, input: str | None = None):
+    return subprocess.run(
+        cmd, env=env, cwd=cwd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def ts_sdk():
+    """Makes sure the SDK is installed and built (npm ci once, tsc when the sources are newer)."""
+    if not (TS_DIR / "node_modules" / "zeromq").is_dir():
+        r = run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+    built = TS_DIR / "dist" / "src" / "index.js"
+    sources = [p for p in (TS_DIR / "src").rglob("*.ts")]
+    if not built.exists() or max(p.stat().st_mtime for p in sources) > built.stat().st_mtime:
+        r = run([NPM, "run", "build"], cwd=TS_DIR, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return TS_DIR
+
+
+def cli_address_args(daemon) -> list[str]:
+    return ["--client-address", daemon.client_address]
+
+
+def ts_call(daemon, node: str, inputs, *extra: str, timeout: float = 60):
+    """Calls a node with the TypeScript client; returns the CompletedProcess."""
+    text = inputs if isinstance(inputs, str) else json.dumps(inputs)
+    return run(
+        [NODE, str(TS_CLIENT), *cli_address_args(daemon), "call", node, text, *extra],
+        env=daemon.env,
+        timeout=timeout,
+    )
+
+
+def ts_list(daemon, what: str):
+    r = run([NODE, str(TS_CLIENT), *cli_address_args(daemon), what], env=daemon.env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def call_until_served(daemon, node: str, inputs, timeout: float = 30):
+    """Calls until the node is served (a just-attached worker is confirming for a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = ts_call(daemon, node, inputs)
+        if r.returncode == 0 or "NO_WORKER" not in r.stderr or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def wait_until(pred, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def wait_ready(daemon, run_cli, worker_id: str, proc=None, timeout: float = 30) -> None:
+    """Waits until `muster workers --json` shows the worker ready (confirmed, dispatchable)."""
+
+    def ready():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"worker {worker_id} exited with {proc.returncode}")
+        r = run_cli(daemon, "workers", "--json")
+        if r.returncode != 0:
+            return None
+        return any(w["worker_id"] == worker_id and w["state"] == "ready" for w in json.loads(r.stdout))
+
+    wait_until(ready, timeout, f"worker {worker_id} to be ready")
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], env: dict, log_path: Path):
+    """Runs a long-lived process with its output in log_path (printed if the test fails);
+    SIGTERM then SIGKILL in the end, whatever happens."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    except BaseException:
+        print(f"---- {log_path} ----\n{log_path.read_text(errors='replace')[-8000:]}")
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@pytest.fixture()
+def ts_worker(daemon, ts_sdk, run_cli):
+    cmd = [NODE, str(TS_WORKER), "--prefix", "ts.", "--worker-id", "ts-it-worker", "--capacity", "4", "--log-level", "debug"]
+    with process(cmd, daemon.env, daemon.runtime_dir.parent / "ts-worker.log") as proc:
+        wait_ready(daemon, run_cli, "ts-it-worker", proc)
+        yield proc
+
+
+@pytest.fixture()
+def cpp_worker(daemon, start_worker, run_cli):
+    w = start_worker(daemon, "--capacity", "4", worker_id="cpp-it-worker")
+    wait_ready(daemon, run_cli, "cpp-it-worker", w.proc)
+    return w
+
+
+# ---- the CLI calls the TypeScript worker ----------------------------------------------------
+
+
+def test_cli_calls_ts_worker(daemon, ts_worker, run_cli):
+    r = call_until_served(daemon, "ts.hello", {"name": "Ada"})
+    assert r.returncode == 0, r.stderr
+
+    r = run_cli(daemon, "call", "ts.hello", '{"name": "Ada"}')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"greeting": "Hello Ada", "shout": "HELLO ADA"}
+
+    r = run_cli(daemon, "call", "ts.hello", "{}")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"greeting": "Hello world", "shout": "HELLO WORLD"}
+
+    r = run_cli(daemon, "call", "ts.echo", json.dumps(RICH))
+    assert r.returncode == 0, r.stderr
+    assert strict_equal(json.loads(r.stdout), RICH), r.stdout
+
+    r = run_cli(daemon, "call", "ts.digest", '{"data": "abc"}')
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["hex"] == hashlib.sha256(b"abc").hexdigest()
+    assert out["size"] == 3
+
+    r = run_cli(daemon, "call", "ts.digest", "{}")
+    assert r.returncode != 0
+    assert "error: INVALID_REQUEST:" in r.stderr
+
+
+# ---- the TypeScript client calls the TypeScript worker ----------------------------------------
+
+
+def test_ts_client_calls_ts_worker(daemon, ts_worker):
+    r = call_until_served(daemon, "ts.hello", {"name": "Zoë"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"greeting": "Hello Zoë", "shout": "HELLO ZOË"}
+
+    r = ts_call(daemon, "ts.echo", RICH)
+    assert r.returncode == 0, r.stderr
+    assert strict_equal(json.loads(r.stdout), RICH), r.stdout
+
+    r = ts_call(daemon, "ts.digest", {"data": {"$bytes": "AQID"}}, "--parameters", '{"algorithm": "md5"}')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["hex"] == hashlib.md5(b"\x01\x02\x03").hexdigest()
+
+    nodes = {n["spec"]["name"]: n for n in ts_list(daemon, "nodes")}
+    assert nodes["ts.hello"]["spec"]["category"] == "examples"
+    assert [p["name"] for p in nodes["ts.hello"]["spec"]["inputs"]] == ["name"]
+    workers = {w["workerId"]: w for w in ts_list(daemon, "workers")}
+    assert workers["ts-it-worker"]["sdk"].startswith("muster-typescript/")
+    assert workers["ts-it-worker"]["capacity"] == 4
+    status = ts_list(daemon, "status")
+    assert status["workers"] >= 1
+
+
+def test_ts_worker_detaches_on_sigterm(daemon, ts_worker):
+    r = call_until_served(daemon, "ts.hello", {})
+    assert r.returncode == 0, r.stderr
+    ts_worker.send_signal(signal.SIGTERM)
+    assert ts_worker.wait(timeout=20) == 0
+    deadline = time.monotonic() + 20
+    while True:
+        r = ts_call(daemon, "ts.hello", {})
+        if r.returncode != 0 and "NO_WORKER" in r.stderr:
+            break
+        assert time.monotonic() < deadline, f"ts.hello still served after the worker stopped: {r.stdout} {r.stderr}"
+        time.sleep(0.1)
+
+
+# ---- the TypeScript client calls the C++ worker ---------------------------------------------
+
+
+def test_ts_client_calls_cpp_worker(daemon, cpp_worker, ts_sdk):
+    r = call_until_served(daemon, "hello", {"name": "Ada"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"greeting": "Hello Ada", "shout": "HELLO ADA"}
+
+    r = ts_call(daemon, "echo", RICH)
+    assert r.returncode == 0, r.stderr
+    assert strict_equal(json.loads(r.stdout), RICH), r.stdout
+
+    r = ts_call(daemon, "sleep", {"ms": 200}, "--progress", "--timeout-ms", "20000")
+    assert r.returncode == 0, r.stderr
+    assert isinstance(json.loads(r.stdout)["slept_ms"], int)
+    assert "progress: 10/10" in r.stderr
+
+    r = ts_call(daemon, "fail", {"message": "boom ☹"})
+    assert r.returncode != 0
+    assert "error: WORKER_ERROR: boom ☹" in r.stderr
+
+
+def test_ts_client_timeout_aborts_cpp_sleep(daemon, cpp_worker, ts_sdk):
+    assert call_until_served(daemon, "hello", {}).returncode == 0
+    r = ts_call(daemon, "sleep", {"ms": 60000}, "--timeout-ms", "300")
+    assert r.returncode != 0
+    assert "error: TIMEOUT:" in r.stderr
+    # The daemon aborted the request on the worker, which stops sleeping and frees its slot.
+    deadline = time.monotonic() + 30
+    while True:
+        workers = {w["workerId"]: w for w in ts_list(daemon, "workers")}
+        if workers.get("cpp-it-worker", {}).get("inFlight") == 0:
+            break
+        assert time.monotonic() < deadline, f"the aborted sleep still holds its slot: {workers}"
+        time.sleep(0.1)
+
+
+def test_ts_worker_reattaches_after_daemon_restart(daemon, ts_worker, run_cli):
+    assert call_until_served(daemon, "ts.hello", {}).returncode == 0
+    daemon.restart()
+    # The new daemon knows no workers; the TS worker sees the new instance and attaches again.
+    wait_ready(daemon, run_cli, "ts-it-worker", ts_worker)
+    r = call_until_served(daemon, "ts.echo", {"after": "restart"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"after": "restart"}

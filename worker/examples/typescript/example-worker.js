@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// example-worker.js — the TypeScript SDK's example worker, the counterpart of the C++
+// muster-example-worker: `hello` and `echo` behave exactly like the C++ ones, and `digest`
+// does real work with node:crypto. Run it after building the SDK (cd worker/typescript &&
+// npm ci && npm run build):
+//
+//   node worker/examples/typescript/example-worker.js --prefix ts.
+//   muster call ts.hello '{"name": "Ada"}'   ->  {"greeting": "Hello Ada", "shout": "HELLO ADA"}
+//
+// Flags: --prefix P (node names become P + name; default none), --worker-id ID,
+// --capacity N, --request-address EP, --response-address EP, --insecure, --log-level LEVEL.
+// Endpoints default like every muster program: ipc://$MUSTER_RUNTIME_DIR/{request,response}.sock
+// (else $XDG_RUNTIME_DIR/muster, else /tmp/muster-$UID). SIGINT/SIGTERM: detach, finish, exit.
+// @ts-check
+'use strict';
+
+const crypto = require('node:crypto');
+const os = require('node:os');
+const { parseArgs } = require('node:util');
+
+const { Worker, MusterError, ErrorCode } = require('../../typescript');
+
+const USAGE = `usage: example-worker.js [--prefix P] [--worker-id ID] [--capacity N]
+                         [--request-address EP] [--response-address EP]
+                         [--insecure] [--log-level debug|info|warn|error|off]`;
+
+function main() {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        prefix: { type: 'string', default: '' },
+        'worker-id': { type: 'string' },
+        capacity: { type: 'string', default: '4' },
+        'request-address': { type: 'string' },
+        'response-address': { type: 'string' },
+        insecure: { type: 'boolean', default: false },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`${/** @type {Error} */ (e).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const capacity = Number(args.capacity);
+  const prefix = args.prefix ?? '';
+  const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
+
+  let worker;
+  try {
+    worker = new Worker({
+      workerId: args['worker-id'] ?? `ts-example-${host}-${process.pid}`.slice(0, 64),
+      capacity,
+      requestAddress: args['request-address'],
+      responseAddress: args['response-address'],
+      insecure: args.insecure,
+      logger: /** @type {import('../../typescript').LogLevel} */ (args['log-level']),
+    });
+  } catch (e) {
+    process.stderr.write(`example-worker: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(2);
+  }
+
+  worker.node(
+    {
+      name: `${prefix}hello`,
+      description: 'Greets someone: "Hello <name>" (name defaults to "world")',
+      category: 'examples',
+      version: '1.0.0',
+      inputs: [{ name: 'name', type: 'string', description: 'who to greet' }],
+      outputs: [
+        { name: 'greeting', type: 'string' },
+        { name: 'shout', type: 'string' },
+      ],
+      idempotent: true,
+    },
+    (ctx) => {
+      const given = ctx.inputs.name;
+      const name = typeof given === 'string' && given !== '' ? given : 'world';
+      return { greeting: `Hello ${name}`, shout: `HELLO ${name.toUpperCase()}` };
+    },
+  );
+
+  worker.node(
+    {
+      name: `${prefix}echo`,
+      description: 'Returns its inputs unchanged',
+      category: 'examples',
+      version: '1.0.0',
+      idempotent: true,
+    },
+    // rawInputs keeps the exact key order and kinds, so values round-trip unchanged.
+    (ctx) => ctx.rawInputs,
+  );
+
+  worker.node(
+    {
+      name: `${prefix}digest`,
+      description: 'Hashes a string or bytes with node:crypto (sha256 by default)',
+      category: 'examples',
+      version: '1.0.0',
+      inputs: [{ name: 'data', type: 'any', required: true, description: 'a string (UTF-8) or bytes' }],
+      parameters: [{ name: 'algorithm', type: 'string', default: 'sha256', description: 'any of crypto.getHashes()' }],
+      outputs: [
+        { name: 'algorithm', type: 'string' },
+        { name: 'hex', type: 'string' },
+        { name: 'digest', type: 'bytes' },
+        { name: 'size', type: 'int', description: 'bytes hashed' },
+      ],
+      idempotent: true,
+    },
+    (ctx) => {
+      const data = ctx.inputs.data;
+      const algorithm = String(ctx.parameters.algorithm);
+      if (!crypto.getHashes().includes(algorithm)) {
+        throw new MusterError(ErrorCode.InvalidRequest, `unknown hash algorithm "${algorithm}"`);
+      }
+      let bytes;
+      if (typeof data === 'string') bytes = Buffer.from(data, 'utf8');
+      else if (data instanceof Uint8Array) bytes = data;
+      else throw new MusterError(ErrorCode.InvalidRequest, 'input "data" must be a string or bytes');
+      const digest = crypto.createHash(algorithm).update(bytes).digest();
+      return { algorithm, hex: digest.toString('hex'), digest: new Uint8Array(digest), size: bytes.length };
+    },
+  );
+
+  worker.run().then(
+    () => {
+      // Sockets are closed: node exits by itself; a handler that ignored its abort cannot keep it.
+      setTimeout(() => process.exit(0), 2000).unref();
+    },
+    (e) => {
+      process.stderr.write(`example-worker: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+main();

@@ -1,0 +1,349 @@
+// client.ts — a muster client: calls nodes through musterd's client socket (PROTOCOL.md §8).
+// Owns: one DEALER connection, request ids unique among its open requests, correlation of
+// interleaved replies by request_id, and turning Failure replies into MusterError.
+// Must never: leave a caller waiting forever: a lost connection fails every open request with
+// Unavailable, and a call with a timeout also has a local deadline in case the daemon vanished.
+import * as zmq from 'zeromq';
+
+import { type TransportSecurity, applySecurity, defaultEndpoint, endpointMayBeLive } from './endpoints';
+import { ErrorCode, MusterError, errorCodeName } from './errors';
+import { type LogLevel, type Logger, resolveLogger } from './log';
+import {
+  type ClientBody,
+  type ClientReply,
+  type NodeInfo,
+  type ReplyBody,
+  type StatusReportBody,
+  type WorkerInfo,
+  decodeClientReply,
+  encodeClientMessage,
+} from './messages';
+import { type Values, decodeValues, encodeValues } from './value';
+
+export interface ClientOptions extends TransportSecurity {
+  /** The daemon's client endpoint. Default ipc://<runtime dir>/client.sock. */
+  clientAddress?: string;
+  /** Local deadline for ListNodes, ListWorkers and GetStatus. Default 10000 ms. */
+  requestTimeoutMs?: number;
+  /** How long past a call's timeout to wait for the daemon's own Timeout before giving up. Default 5000 ms. */
+  replyGraceMs?: number;
+  /**
+   * Open requests fail with Unavailable when no connection to the daemon (ZMTP handshake done)
+   * exists this long after they were sent: a stale socket file, a wrong CURVE key. Default 5000 ms.
+   */
+  connectTimeoutMs?: number;
+  logger?: Logger | LogLevel;
+}
+
+export interface ProgressEvent {
+  step: number;
+  total: number;
+  message: string;
+}
+
+export interface CallOptions {
+  /** Deadline enforced by the daemon (0 or absent: the node's default, else 30 s). */
+  timeoutMs?: number;
+  parameters?: Values;
+  /** Called for every Progress the worker reports (asks the daemon to forward them). */
+  onProgress?: (progress: ProgressEvent) => void;
+  /** Called when the daemon accepted the request (queued: waiting for a free worker). */
+  onAccepted?: (accepted: { queued: boolean }) => void;
+  /** Cancels the call when aborted. */
+  signal?: AbortSignal;
+  traceId?: string;
+}
+
+/** A submitted call. */
+export interface Call {
+  readonly requestId: bigint;
+  /** The outputs, or a MusterError (Timeout, Cancelled, WorkerError, NoWorker, ...). */
+  readonly result: Promise<Values>;
+  /** Asks the daemon to cancel; the result then rejects with Cancelled (unless it finished first). */
+  cancel(): Promise<void>;
+}
+
+interface Pending {
+  kind: ClientBody['type'];
+  resolve: (body: ReplyBody) => void;
+  reject: (e: Error) => void;
+  onProgress?: (p: ProgressEvent) => void;
+  onAccepted?: (a: { queued: boolean }) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export class Client {
+  readonly clientAddress: string;
+  private readonly security: TransportSecurity;
+  private readonly requestTimeoutMs: number;
+  private readonly replyGraceMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly log: Logger;
+  private connected = false;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private socket: zmq.Dealer | null = null;
+  private nextId = 1n;
+  private readonly pending = new Map<bigint, Pending>();
+  private sendChain: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    this.clientAddress = options.clientAddress ?? defaultEndpoint('client');
+    this.security = { curve: options.curve, insecure: options.insecure };
+    applySecurity({}, this.clientAddress, this.security);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10000;
+    this.replyGraceMs = options.replyGraceMs ?? 5000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.log = resolveLogger('client', options.logger ?? 'warn');
+  }
+
+  /** Calls a node and waits for its outputs; throws MusterError. */
+  call(node: string, inputs: Values = {}, options: CallOptions = {}): Promise<Values> {
+    return this.submit(node, inputs, options).result;
+  }
+
+  /** Submits a call and returns at once with a handle to cancel it or await its result. */
+  submit(node: string, inputs: Values = {}, options: CallOptions = {}): Call {
+    const requestId = this.newId();
+    const timeoutMs = options.timeoutMs ?? 0;
+    let result: Promise<Values>;
+    try {
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 0) {
+        throw new MusterError(ErrorCode.InvalidRequest, `timeoutMs must be a non-negative integer, got ${timeoutMs}`);
+      }
+      const body: ClientBody = {
+        type: 'Submit',
+        node,
+        inputs: encodeValues(inputs),
+        parameters: options.parameters ? encodeValues(options.parameters) : new Uint8Array(0),
+        timeoutMs: BigInt(timeoutMs),
+        wantProgress: !!options.onProgress,
+        wantAccepted: !!options.onAccepted,
+        traceId: options.traceId ?? '',
+      };
+      const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs : 0;
+      result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted).then((reply) => {
+        if (reply.type !== 'Result') {
+          throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to Submit`);
+        }
+        return decodeValues(reply.outputs);
+      });
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    const cancel = async (): Promise<void> => {
+      if (!this.pending.has(requestId)) return;
+      await this.send(encodeClientMessage({ requestId, body: { type: 'Cancel' } }));
+    };
+    if (options.signal) {
+      const signal = options.signal;
+      const onAbort = () => void cancel().catch(() => undefined);
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        result.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
+      }
+    }
+    return { requestId, result, cancel };
+  }
+
+  /** The nodes the daemon serves to this client's workspace. */
+  async nodes(): Promise<NodeInfo[]> {
+    const reply = await this.request(this.newId(), { type: 'ListNodes' }, this.requestTimeoutMs);
+    if (reply.type !== 'NodeList') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to ListNodes`);
+    return reply.nodes;
+  }
+
+  /** The workers attached to the daemon. */
+  async workers(): Promise<WorkerInfo[]> {
+    const reply = await this.request(this.newId(), { type: 'ListWorkers' }, this.requestTimeoutMs);
+    if (reply.type !== 'WorkerList') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to ListWorkers`);
+    return reply.workers;
+  }
+
+  /** The daemon's status report. */
+  async status(): Promise<Omit<StatusReportBody, 'type'>> {
+    const reply = await this.request(this.newId(), { type: 'GetStatus' }, this.requestTimeoutMs);
+    if (reply.type !== 'StatusReport') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to GetStatus`);
+    const { type: _type, ...report } = reply;
+    return report;
+  }
+
+  /** Closes the connection; open requests fail with Unavailable. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new MusterError(ErrorCode.Unavailable, 'the client was closed'));
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    if (this.socket && !this.socket.closed) {
+      this.socket.linger = 0;
+      this.socket.close();
+    }
+    this.socket = null;
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  private newId(): bigint {
+    // Unique among this connection's open requests (PROTOCOL.md §8); never 0.
+    const id = this.nextId;
+    this.nextId = id >= 0xffffffffffffffffn ? 1n : id + 1n;
+    return id;
+  }
+
+  private ensureSocket(): zmq.Dealer {
+    if (this.closed) throw new MusterError(ErrorCode.Unavailable, 'the client was closed');
+    if (this.socket) return this.socket;
+    const socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10000 });
+    try {
+      applySecurity(socket, this.clientAddress, this.security);
+      if (this.clientAddress.startsWith('tcp://')) {
+        // Notice a vanished daemon on TCP, where no disconnect may ever arrive otherwise.
+        socket.heartbeatInterval = 2000;
+        socket.heartbeatTimeout = 6000;
+      }
+      socket.connect(this.clientAddress);
+    } catch (e) {
+      socket.close();
+      throw e;
+    }
+    this.socket = socket;
+    socket.events.on('handshake', () => {
+      this.connected = true;
+      if (this.connectTimer) clearTimeout(this.connectTimer);
+      this.connectTimer = null;
+    });
+    socket.events.on('disconnect', () => {
+      this.connected = false;
+      this.failAll(new MusterError(ErrorCode.Unavailable, `lost the connection to the daemon at ${this.clientAddress}`));
+    });
+    void this.receiveLoop(socket);
+    return socket;
+  }
+
+  private async receiveLoop(socket: zmq.Dealer): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        const last = frames[frames.length - 1];
+        if (!last) continue;
+        let reply: ClientReply;
+        try {
+          reply = decodeClientReply(last);
+        } catch (e) {
+          this.log.warn(`ignoring a bad reply from the daemon: ${(e as Error).message}`);
+          continue;
+        }
+        this.onReply(reply);
+      }
+    } catch (e) {
+      if (!socket.closed) this.log.warn(`client socket: ${(e as Error).message}`);
+    }
+  }
+
+  private onReply(reply: ClientReply): void {
+    const p = this.pending.get(reply.requestId);
+    const body = reply.body;
+    if (!p) {
+      if (body.type === 'Failure') {
+        this.log.warn(`daemon: ${errorCodeName(body.code)}: ${body.message} (request ${reply.requestId})`);
+      }
+      return;
+    }
+    switch (body.type) {
+      case 'Accepted':
+        try {
+          p.onAccepted?.({ queued: body.queued });
+        } catch (e) {
+          this.log.warn(`onAccepted callback threw: ${(e as Error).message}`);
+        }
+        return;
+      case 'Progress':
+        try {
+          p.onProgress?.({ step: Number(body.step), total: Number(body.total), message: body.message });
+        } catch (e) {
+          this.log.warn(`onProgress callback threw: ${(e as Error).message}`);
+        }
+        return;
+      case 'Failure':
+        this.settle(reply.requestId);
+        p.reject(new MusterError(body.code, body.message));
+        return;
+      default:
+        this.settle(reply.requestId);
+        p.resolve(body);
+    }
+  }
+
+  private settle(id: bigint): void {
+    const p = this.pending.get(id);
+    if (p?.timer) clearTimeout(p.timer);
+    this.pending.delete(id);
+  }
+
+  private failAll(error: MusterError): void {
+    for (const [id, p] of [...this.pending]) {
+      this.settle(id);
+      p.reject(error);
+    }
+  }
+
+  private send(bytes: Uint8Array): Promise<void> {
+    const socket = this.ensureSocket();
+    const next = this.sendChain.then(() => socket.send(bytes));
+    this.sendChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Fails open requests if the connection is not up within connectTimeoutMs. */
+  private armConnectTimer(): void {
+    if (this.connected || this.connectTimer || this.connectTimeoutMs <= 0) return;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (this.connected) return;
+      this.failAll(
+        new MusterError(
+          ErrorCode.Unavailable,
+          `cannot connect to the daemon at ${this.clientAddress} (no handshake within ${this.connectTimeoutMs} ms)`,
+        ),
+      );
+    }, this.connectTimeoutMs);
+  }
+
+  private request(
+    requestId: bigint,
+    body: ClientBody,
+    localDeadlineMs: number,
+    onProgress?: (p: ProgressEvent) => void,
+    onAccepted?: (a: { queued: boolean }) => void,
+  ): Promise<ReplyBody> {
+    return new Promise<ReplyBody>((resolve, reject) => {
+      if (!endpointMayBeLive(this.clientAddress)) {
+        reject(new MusterError(ErrorCode.Unavailable, `no daemon is listening at ${this.clientAddress}`));
+        return;
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeClientMessage({ requestId, body });
+      } catch (e) {
+        reject(e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, (e as Error).message));
+        return;
+      }
+      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted };
+      if (localDeadlineMs > 0) {
+        p.timer = setTimeout(() => {
+          if (!this.pending.has(requestId)) return;
+          this.settle(requestId);
+          reject(new MusterError(ErrorCode.Unavailable, `no answer from the daemon at ${this.clientAddress} within ${localDeadlineMs} ms`));
+        }, localDeadlineMs);
+      }
+      this.pending.set(requestId, p);
+      this.armConnectTimer();
+      this.send(bytes).catch((e) => {
+        if (!this.pending.has(requestId)) return;
+        this.settle(requestId);
+        reject(e instanceof MusterError ? e : new MusterError(ErrorCode.Unavailable, `cannot send to the daemon: ${(e as Error).message}`));
+      });
+    });
+  }
+}

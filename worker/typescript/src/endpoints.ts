@@ -1,0 +1,109 @@
+// endpoints.ts — where the daemon's sockets are, chosen exactly like the C++ programs
+// (transport/runtime_dir.cpp, transport/endpoints.cpp; PROTOCOL.md §1), and the transport
+// security every socket the SDK opens gets.
+// Owns: the runtime directory lookup, the default ipc:// endpoints, and the rule that a tcp://
+// endpoint needs CURVE keys unless `insecure` is set.
+// Must never: connect to tcp:// in clear text without an explicit `insecure: true`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { ErrorCode, MusterError } from './errors';
+
+export type SocketRole = 'request' | 'response' | 'client' | 'enrollment';
+
+export const DEFAULT_TCP_PORTS: Readonly<Record<SocketRole, number>> = {
+  request: 7899,
+  response: 7898,
+  enrollment: 7900,
+  client: 7901,
+};
+
+function uid(): number {
+  return typeof process.getuid === 'function' ? process.getuid() : 0;
+}
+
+/** `$MUSTER_RUNTIME_DIR` if set, else `$XDG_RUNTIME_DIR/muster`, else `/tmp/muster-<uid>`. */
+export function runtimeDir(env: NodeJS.ProcessEnv = process.env): string {
+  const d = env.MUSTER_RUNTIME_DIR;
+  if (d) return d;
+  const x = env.XDG_RUNTIME_DIR;
+  if (x) return path.join(x, 'muster');
+  return `/tmp/muster-${uid()}`;
+}
+
+/** `ipc://<runtime dir>/<role>.sock` */
+export function defaultEndpoint(role: SocketRole, env: NodeJS.ProcessEnv = process.env): string {
+  return `ipc://${runtimeDir(env)}/${role}.sock`;
+}
+
+/**
+ * CURVE keys (Z85, 40 characters each) for a tcp:// connection: the daemon's public key and this
+ * peer's keypair. Enrollment (docs/SECURITY.md) is what provides them.
+ */
+export interface CurveKeys {
+  serverKey: string;
+  publicKey: string;
+  secretKey: string;
+}
+
+export interface TransportSecurity {
+  curve?: CurveKeys;
+  /** Allows tcp:// without CURVE (only for tests and trusted networks, like `--insecure`). */
+  insecure?: boolean;
+}
+
+/** Throws MusterError(InvalidRequest) for an endpoint this SDK may not use as given. */
+export function checkEndpoint(endpoint: string, security: TransportSecurity = {}): void {
+  if (typeof endpoint !== 'string') throw new MusterError(ErrorCode.InvalidRequest, 'endpoint must be a string');
+  if (endpoint.startsWith('tcp://')) {
+    if (!security.curve && !security.insecure) {
+      throw new MusterError(
+        ErrorCode.InvalidRequest,
+        `${endpoint}: tcp:// endpoints are CURVE-encrypted; without CURVE keys they are refused unless you pass insecure: true`,
+      );
+    }
+    return;
+  }
+  if (endpoint.startsWith('ipc://')) {
+    if (endpoint.length <= 6) throw new MusterError(ErrorCode.InvalidRequest, `${endpoint}: empty ipc path`);
+    return;
+  }
+  if (endpoint.startsWith('inproc://')) return;
+  throw new MusterError(
+    ErrorCode.InvalidRequest,
+    `${endpoint}: unsupported endpoint (use ipc://PATH or tcp://HOST:PORT)`,
+  );
+}
+
+/** The filesystem path of an ipc:// endpoint, else null. */
+export function ipcPath(endpoint: string): string | null {
+  return endpoint.startsWith('ipc://') ? endpoint.slice(6) : null;
+}
+
+/** True unless the endpoint is ipc:// and no socket file exists there (nobody is listening). */
+export function endpointMayBeLive(endpoint: string): boolean {
+  const p = ipcPath(endpoint);
+  if (p === null || p.startsWith('@')) return true;
+  try {
+    return fs.statSync(p).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+interface CurveSocket {
+  curveServerKey: string | null;
+  curvePublicKey: string | null;
+  curveSecretKey: string | null;
+}
+
+/** Applies CURVE client keys to a zeromq socket before it connects (tcp:// only). */
+export function applySecurity(socket: object, endpoint: string, security: TransportSecurity = {}): void {
+  checkEndpoint(endpoint, security);
+  if (endpoint.startsWith('tcp://') && security.curve) {
+    const s = socket as unknown as CurveSocket;
+    s.curveServerKey = security.curve.serverKey;
+    s.curvePublicKey = security.curve.publicKey;
+    s.curveSecretKey = security.curve.secretKey;
+  }
+}

@@ -1,0 +1,10 @@
+export * from './errors';
+export * from './value';
+export * from './json';
+export * from './endpoints';
+export * from './log';
+export * from './messages';
+export * from './nodes';
+export * from './worker';
+export { SDK_NAME, SDK_VERSION } from './version';
+export * from './client';

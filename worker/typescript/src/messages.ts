@@ -1,0 +1,1130 @@
+// messages.ts — every muster message as a plain TypeScript object, and its encoding to and
+// from one FlatBuffer (PROTOCOL.md §3): WorkerMessage (MSWK), DaemonMessage (MSDM),
+// ClientMessage (MSCL), ClientReply (MSCR), EnrollRequest (MSEQ), EnrollResponse (MSER).
+// Owns: the only place received bytes become messages. Every decode goes through the checked
+// buffer (checked.ts) and reads the whole message eagerly, so a malformed buffer fails here, as
+// a MusterError(BadMessage), before anything acts on it.
+// Must never: hand out a message from a buffer with a wrong identifier, a NONE or unknown union,
+// a missing required field, or any out-of-bounds offset.
+//
+// uint64 fields are bigint, uint32 fields number. Nested payloads (inputs, parameters, outputs)
+// are verified with their message but stay as the bytes of their `Values` buffer (value.ts
+// decodes them), so they can be forwarded unchanged.
+import * as flatbuffers from 'flatbuffers';
+
+import { BufferError, CheckedByteBuffer, MESSAGE_MAX_DEPTH, MESSAGE_MAX_TABLES, openBuffer } from './checked';
+import { ErrorCode, MusterError, badMessage } from './errors';
+import * as W from './generated';
+import { type MusterValue, createByteVector, createString, decodeValue, decodeValues, encodeValue } from './value';
+
+export const IDENTIFIERS = {
+  WorkerMessage: 'MSWK',
+  DaemonMessage: 'MSDM',
+  ClientMessage: 'MSCL',
+  ClientReply: 'MSCR',
+  EnrollRequest: 'MSEQ',
+  EnrollResponse: 'MSER',
+  Values: 'MSVL',
+} as const;
+
+// ---- shared tables ---------------------------------------------------------------------
+
+export interface Port {
+  name: string;
+  /** "any", "null", "bool", "int", "float", "string", "bytes", "list", "map" ("any" if absent). */
+  type: string;
+  description: string;
+  required: boolean;
+  /** Absent (undefined): no default. `null` is a Null default. */
+  defaultValue?: MusterValue;
+}
+
+export interface NodeSpec {
+  name: string;
+  description: string;
+  category: string;
+  version: string;
+  inputs: Port[];
+  outputs: Port[];
+  parameters: Port[];
+  idempotent: boolean;
+  defaultTimeoutMs: bigint;
+}
+
+export interface CallerContext {
+  identity: string;
+  name: string;
+  workspace: string;
+  role: string;
+  traceId: string;
+}
+
+export interface ProgressBody {
+  type: 'Progress';
+  requestId: bigint;
+  step: bigint;
+  total: bigint;
+  message: string;
+}
+
+export interface ResultBody {
+  type: 'Result';
+  requestId: bigint;
+  /** The nested `Values` buffer (empty: no outputs). */
+  outputs: Uint8Array;
+}
+
+export interface FailureBody {
+  type: 'Failure';
+  requestId: bigint;
+  code: ErrorCode;
+  message: string;
+}
+
+// ---- worker -> daemon ------------------------------------------------------------------
+
+export interface AttachBody {
+  type: 'Attach';
+  workerId: string;
+  hostname: string;
+  sdk: string;
+  pid: number;
+  session: string;
+  capacity: number;
+  nodes: NodeSpec[];
+}
+export interface PongBody {
+  type: 'Pong';
+  seq: bigint;
+  instance: string;
+  inFlight: bigint[];
+}
+export interface DetachBody {
+  type: 'Detach';
+  reason: string;
+}
+export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody;
+export interface WorkerMessage {
+  workerId: string;
+  body: WorkerBody;
+}
+
+// ---- daemon -> worker ------------------------------------------------------------------
+
+export interface PingBody {
+  type: 'Ping';
+  seq: bigint;
+  instance: string;
+}
+export interface WorkRequestBody {
+  type: 'WorkRequest';
+  requestId: bigint;
+  node: string;
+  inputs: Uint8Array;
+  parameters: Uint8Array;
+  timeoutMs: bigint;
+  attempt: number;
+  /** Absent when the daemon sent none. */
+  caller: CallerContext | null;
+}
+export interface AbortBody {
+  type: 'Abort';
+  requestId: bigint;
+  code: ErrorCode;
+  reason: string;
+}
+export interface AttachedBody {
+  type: 'Attached';
+  workerId: string;
+  instance: string;
+  topic: string;
+  broadcastTopic: string;
+  pingIntervalMs: bigint;
+  liveness: number;
+  maxMessageBytes: bigint;
+}
+export interface AckBody {
+  type: 'Ack';
+  late: boolean;
+}
+export interface RejectedBody {
+  type: 'Rejected';
+  code: ErrorCode;
+  message: string;
+  reattach: boolean;
+}
+export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody;
+export interface DaemonMessage {
+  body: DaemonBody;
+}
+
+// ---- client <-> daemon -----------------------------------------------------------------
+
+export interface SubmitBody {
+  type: 'Submit';
+  node: string;
+  inputs: Uint8Array;
+  parameters: Uint8Array;
+  timeoutMs: bigint;
+  wantProgress: boolean;
+  wantAccepted: boolean;
+  traceId: string;
+}
+export interface CancelBody {
+  type: 'Cancel';
+}
+export interface ListNodesBody {
+  type: 'ListNodes';
+}
+export interface ListWorkersBody {
+  type: 'ListWorkers';
+}
+export interface GetStatusBody {
+  type: 'GetStatus';
+}
+export type ClientBody = SubmitBody | CancelBody | ListNodesBody | ListWorkersBody | GetStatusBody;
+export interface ClientMessage {
+  requestId: bigint;
+  body: ClientBody;
+}
+
+export interface AcceptedBody {
+  type: 'Accepted';
+  queued: boolean;
+}
+export interface NodeInfo {
+  spec: NodeSpec | null;
+  workspace: string;
+  workers: number;
+  capacity: number;
+  inFlight: number;
+  queueDepth: number;
+}
+export interface NodeListBody {
+  type: 'NodeList';
+  nodes: NodeInfo[];
+}
+export interface WorkerInfo {
+  workerId: string;
+  hostname: string;
+  sdk: string;
+  pid: number;
+  state: string;
+  capacity: number;
+  inFlight: number;
+  nodes: string[];
+  workspace: string;
+  identity: string;
+  attachedMs: bigint;
+  lastSeenMs: bigint;
+}
+export interface WorkerListBody {
+  type: 'WorkerList';
+  workers: WorkerInfo[];
+}
+export interface CodeCount {
+  code: ErrorCode;
+  count: bigint;
+}
+export interface StatusReportBody {
+  type: 'StatusReport';
+  version: string;
+  instance: string;
+  uptimeMs: bigint;
+  workers: number;
+  nodes: number;
+  queued: number;
+  inFlight: number;
+  submitted: bigint;
+  completed: bigint;
+  failed: bigint;
+  failures: CodeCount[];
+  redispatched: bigint;
+  rate1m: number;
+}
+export type ReplyBody =
+  | AcceptedBody
+  | ProgressBody
+  | ResultBody
+  | FailureBody
+  | NodeListBody
+  | WorkerListBody
+  | StatusReportBody;
+export interface ClientReply {
+  requestId: bigint;
+  body: ReplyBody;
+}
+
+// ---- enrollment ------------------------------------------------------------------------
+
+export interface EnrollRequest {
+  token: string;
+  publicKey: string;
+  role: string;
+  name: string;
+  hostname: string;
+}
+export interface EnrollResponse {
+  ok: boolean;
+  identityId: string;
+  role: string;
+  workspace: string;
+  name: string;
+  code: ErrorCode;
+  error: string;
+}
+
+// =======================================================================================
+// encoding
+// =======================================================================================
+
+type B = flatbuffers.Builder;
+
+function optString(b: B, s: string | undefined | null): flatbuffers.Offset {
+  return s ? createString(b, s) : 0;
+}
+
+function u64(v: bigint | number | undefined, what: string): bigint {
+  const x = typeof v === 'bigint' ? v : BigInt(v ?? 0);
+  if (x < 0n || x > 0xffffffffffffffffn) throw new RangeError(`${what}: ${x} is not a uint64`);
+  return x;
+}
+
+function u32(v: number | undefined, what: string): number {
+  const x = v ?? 0;
+  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new RangeError(`${what}: ${x} is not a uint32`);
+  return x;
+}
+
+/** A nested payload: absent when empty (an empty vector fails the C++ Verifier). */
+function payload(b: B, bytes: Uint8Array | undefined): flatbuffers.Offset {
+  return bytes && bytes.length > 0 ? createByteVector(b, bytes) : 0;
+}
+
+function encodePort(b: B, p: Port): flatbuffers.Offset {
+  const name = createString(b, p.name);
+  const type = optString(b, p.type);
+  const desc = optString(b, p.description);
+  const def = p.defaultValue !== undefined ? encodeValue(b, p.defaultValue) : 0;
+  W.Port.startPort(b);
+  W.Port.addName(b, name);
+  if (type) W.Port.addType(b, type);
+  if (desc) W.Port.addDescription(b, desc);
+  W.Port.addRequired(b, !!p.required);
+  if (def) W.Port.addDefaultValue(b, def);
+  return W.Port.endPort(b);
+}
+
+function encodePorts(b: B, ports: Port[] | undefined): flatbuffers.Offset {
+  const offsets = (ports ?? []).map((p) => encodePort(b, p));
+  b.startVector(4, offsets.length, 4);
+  for (let i = offsets.length - 1; i >= 0; i--) b.addOffset(offsets[i]!);
+  return b.endVector();
+}
+
+export function encodeNodeSpec(b: B, s: NodeSpec): flatbuffers.Offset {
+  const name = createString(b, s.name);
+  const desc = optString(b, s.description);
+  const cat = optString(b, s.category);
+  const ver = optString(b, s.version);
+  const inputs = encodePorts(b, s.inputs);
+  const outputs = encodePorts(b, s.outputs);
+  const params = encodePorts(b, s.parameters);
+  W.NodeSpec.startNodeSpec(b);
+  W.NodeSpec.addName(b, name);
+  if (desc) W.NodeSpec.addDescription(b, desc);
+  if (cat) W.NodeSpec.addCategory(b, cat);
+  if (ver) W.NodeSpec.addVersion(b, ver);
+  W.NodeSpec.addInputs(b, inputs);
+  W.NodeSpec.addOutputs(b, outputs);
+  W.NodeSpec.addParameters(b, params);
+  W.NodeSpec.addIdempotent(b, !!s.idempotent);
+  W.NodeSpec.addDefaultTimeoutMs(b, u64(s.defaultTimeoutMs, 'default_timeout_ms'));
+  return W.NodeSpec.endNodeSpec(b);
+}
+
+function encodeCaller(b: B, c: CallerContext): flatbuffers.Offset {
+  const identity = optString(b, c.identity);
+  const name = optString(b, c.name);
+  const workspace = optString(b, c.workspace);
+  const role = optString(b, c.role);
+  const trace = optString(b, c.traceId);
+  return W.CallerContext.createCallerContext(b, identity, name, workspace, role, trace);
+}
+
+function encodeProgress(b: B, p: ProgressBody): flatbuffers.Offset {
+  const msg = optString(b, p.message);
+  return W.Progress.createProgress(
+    b,
+    u64(p.requestId, 'request_id'),
+    u64(p.step, 'step'),
+    u64(p.total, 'total'),
+    msg,
+  );
+}
+
+function encodeResult(b: B, r: ResultBody): flatbuffers.Offset {
+  const outputs = payload(b, r.outputs);
+  W.Result.startResult(b);
+  W.Result.addRequestId(b, u64(r.requestId, 'request_id'));
+  if (outputs) W.Result.addOutputs(b, outputs);
+  return W.Result.endResult(b);
+}
+
+function encodeFailure(b: B, f: FailureBody): flatbuffers.Offset {
+  const msg = optString(b, f.message);
+  return W.Failure.createFailure(b, u64(f.requestId, 'request_id'), f.code, msg);
+}
+
+function finish(b: B, root: flatbuffers.Offset, identifier: string): Uint8Array {
+  b.finish(root, identifier);
+  return b.asUint8Array().slice();
+}
+
+export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
+  const b = new flatbuffers.Builder(512);
+  const workerId = optString(b, m.workerId);
+  let type: W.WorkerBody;
+  let body: flatbuffers.Offset;
+  const x = m.body;
+  switch (x.type) {
+    case 'Attach': {
+      const id = createString(b, x.workerId);
+      const host = optString(b, x.hostname);
+      const sdk = optString(b, x.sdk);
+      const session = optString(b, x.session);
+      const nodes = x.nodes.map((n) => encodeNodeSpec(b, n));
+      const nodesVec = W.Attach.createNodesVector(b, nodes);
+      W.Attach.startAttach(b);
+      W.Attach.addWorkerId(b, id);
+      if (host) W.Attach.addHostname(b, host);
+      if (sdk) W.Attach.addSdk(b, sdk);
+      W.Attach.addPid(b, u32(x.pid, 'pid'));
+      if (session) W.Attach.addSession(b, session);
+      W.Attach.addCapacity(b, u32(x.capacity, 'capacity'));
+      W.Attach.addNodes(b, nodesVec);
+      body = W.Attach.endAttach(b);
+      type = W.WorkerBody.Attach;
+      break;
+    }
+    case 'Pong': {
+      const instance = optString(b, x.instance);
+      const inFlight = W.Pong.createInFlightVector(
+        b,
+        x.inFlight.map((id) => u64(id, 'in_flight')),
+      );
+      body = W.Pong.createPong(b, u64(x.seq, 'seq'), instance, inFlight);
+      type = W.WorkerBody.Pong;
+      break;
+    }
+    case 'Progress':
+      body = encodeProgress(b, x);
+      type = W.WorkerBody.Progress;
+      break;
+    case 'Result':
+      body = encodeResult(b, x);
+      type = W.WorkerBody.Result;
+      break;
+    case 'Failure':
+      body = encodeFailure(b, x);
+      type = W.WorkerBody.Failure;
+      break;
+    case 'Detach': {
+      const reason = optString(b, x.reason);
+      body = W.Detach.createDetach(b, reason);
+      type = W.WorkerBody.Detach;
+      break;
+    }
+    default:
+      throw new TypeError(`unknown worker message ${(x as { type: string }).type}`);
+  }
+  const root = W.WorkerMessage.createWorkerMessage(b, workerId, type, body);
+  return finish(b, root, IDENTIFIERS.WorkerMessage);
+}
+
+export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
+  const b = new flatbuffers.Builder(512);
+  let type: W.DaemonBody;
+  let body: flatbuffers.Offset;
+  const x = m.body;
+  switch (x.type) {
+    case 'Ping': {
+      const instance = optString(b, x.instance);
+      body = W.Ping.createPing(b, u64(x.seq, 'seq'), instance);
+      type = W.DaemonBody.Ping;
+      break;
+    }
+    case 'WorkRequest': {
+      const node = createString(b, x.node);
+      const inputs = payload(b, x.inputs);
+      const params = payload(b, x.parameters);
+      const caller = x.caller ? encodeCaller(b, x.caller) : 0;
+      W.WorkRequest.startWorkRequest(b);
+      W.WorkRequest.addRequestId(b, u64(x.requestId, 'request_id'));
+      W.WorkRequest.addNode(b, node);
+      if (inputs) W.WorkRequest.addInputs(b, inputs);
+      if (params) W.WorkRequest.addParameters(b, params);
+      W.WorkRequest.addTimeoutMs(b, u64(x.timeoutMs, 'timeout_ms'));
+      W.WorkRequest.addAttempt(b, u32(x.attempt ?? 1, 'attempt'));
+      if (caller) W.WorkRequest.addCaller(b, caller);
+      body = W.WorkRequest.endWorkRequest(b);
+      type = W.DaemonBody.WorkRequest;
+      break;
+    }
+    case 'Abort': {
+      const reason = optString(b, x.reason);
+      body = W.Abort.createAbort(b, u64(x.requestId, 'request_id'), x.code, reason);
+      type = W.DaemonBody.Abort;
+      break;
+    }
+    case 'Attached': {
+      const id = optString(b, x.workerId);
+      const instance = optString(b, x.instance);
+      const topic = optString(b, x.topic);
+      const broadcast = optString(b, x.broadcastTopic);
+      body = W.Attached.createAttached(
+        b,
+        id,
+        instance,
+        topic,
+        broadcast,
+        u64(x.pingIntervalMs, 'ping_interval_ms'),
+        u32(x.liveness, 'liveness'),
+        u64(x.maxMessageBytes, 'max_message_bytes'),
+      );
+      type = W.DaemonBody.Attached;
+      break;
+    }
+    case 'Ack':
+      body = W.Ack.createAck(b, !!x.late);
+      type = W.DaemonBody.Ack;
+      break;
+    case 'Rejected': {
+      const msg = optString(b, x.message);
+      body = W.Rejected.createRejected(b, x.code, msg, !!x.reattach);
+      type = W.DaemonBody.Rejected;
+      break;
+    }
+    default:
+      throw new TypeError(`unknown daemon message ${(x as { type: string }).type}`);
+  }
+  const root = W.DaemonMessage.createDaemonMessage(b, type, body);
+  return finish(b, root, IDENTIFIERS.DaemonMessage);
+}
+
+export function encodeClientMessage(m: ClientMessage): Uint8Array {
+  const b = new flatbuffers.Builder(512);
+  let type: W.ClientBody;
+  let body: flatbuffers.Offset;
+  const x = m.body;
+  switch (x.type) {
+    case 'Submit': {
+      const node = createString(b, x.node);
+      const inputs = payload(b, x.inputs);
+      const params = payload(b, x.parameters);
+      const trace = optString(b, x.traceId);
+      W.Submit.startSubmit(b);
+      W.Submit.addNode(b, node);
+      if (inputs) W.Submit.addInputs(b, inputs);
+      if (params) W.Submit.addParameters(b, params);
+      W.Submit.addTimeoutMs(b, u64(x.timeoutMs, 'timeout_ms'));
+      W.Submit.addWantProgress(b, !!x.wantProgress);
+      W.Submit.addWantAccepted(b, !!x.wantAccepted);
+      if (trace) W.Submit.addTraceId(b, trace);
+      body = W.Submit.endSubmit(b);
+      type = W.ClientBody.Submit;
+      break;
+    }
+    case 'Cancel':
+      W.Cancel.startCancel(b);
+      body = W.Cancel.endCancel(b);
+      type = W.ClientBody.Cancel;
+      break;
+    case 'ListNodes':
+      W.ListNodes.startListNodes(b);
+      body = W.ListNodes.endListNodes(b);
+      type = W.ClientBody.ListNodes;
+      break;
+    case 'ListWorkers':
+      W.ListWorkers.startListWorkers(b);
+      body = W.ListWorkers.endListWorkers(b);
+      type = W.ClientBody.ListWorkers;
+      break;
+    case 'GetStatus':
+      W.GetStatus.startGetStatus(b);
+      body = W.GetStatus.endGetStatus(b);
+      type = W.ClientBody.GetStatus;
+      break;
+    default:
+      throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
+  }
+  const root = W.ClientMessage.createClientMessage(b, u64(m.requestId, 'request_id'), type, body);
+  return finish(b, root, IDENTIFIERS.ClientMessage);
+}
+
+export function encodeClientReply(m: ClientReply): Uint8Array {
+  const b = new flatbuffers.Builder(512);
+  let type: W.ReplyBody;
+  let body: flatbuffers.Offset;
+  const x = m.body;
+  switch (x.type) {
+    case 'Accepted':
+      body = W.Accepted.createAccepted(b, !!x.queued);
+      type = W.ReplyBody.Accepted;
+      break;
+    case 'Progress':
+      body = encodeProgress(b, x);
+      type = W.ReplyBody.Progress;
+      break;
+    case 'Result':
+      body = encodeResult(b, x);
+      type = W.ReplyBody.Result;
+      break;
+    case 'Failure':
+      body = encodeFailure(b, x);
+      type = W.ReplyBody.Failure;
+      break;
+    case 'NodeList': {
+      const nodes = x.nodes.map((n) => {
+        const spec = n.spec ? encodeNodeSpec(b, n.spec) : 0;
+        const ws = optString(b, n.workspace);
+        return W.NodeInfo.createNodeInfo(
+          b,
+          spec,
+          ws,
+          u32(n.workers, 'workers'),
+          u32(n.capacity, 'capacity'),
+          u32(n.inFlight, 'in_flight'),
+          u32(n.queueDepth, 'queue_depth'),
+        );
+      });
+      body = W.NodeList.createNodeList(b, W.NodeList.createNodesVector(b, nodes));
+      type = W.ReplyBody.NodeList;
+      break;
+    }
+    case 'WorkerList': {
+      const workers = x.workers.map((w) => {
+        const id = optString(b, w.workerId);
+        const host = optString(b, w.hostname);
+        const sdk = optString(b, w.sdk);
+        const state = optString(b, w.state);
+        const nodes = W.WorkerInfo.createNodesVector(
+          b,
+          w.nodes.map((n) => createString(b, n)),
+        );
+        const ws = optString(b, w.workspace);
+        const identity = optString(b, w.identity);
+        return W.WorkerInfo.createWorkerInfo(
+          b,
+          id,
+          host,
+          sdk,
+          u32(w.pid, 'pid'),
+          state,
+          u32(w.capacity, 'capacity'),
+          u32(w.inFlight, 'in_flight'),
+          nodes,
+          ws,
+          identity,
+          u64(w.attachedMs, 'attached_ms'),
+          u64(w.lastSeenMs, 'last_seen_ms'),
+        );
+      });
+      body = W.WorkerList.createWorkerList(b, W.WorkerList.createWorkersVector(b, workers));
+      type = W.ReplyBody.WorkerList;
+      break;
+    }
+    case 'StatusReport': {
+      const version = optString(b, x.version);
+      const instance = optString(b, x.instance);
+      const failures = W.StatusReport.createFailuresVector(
+        b,
+        x.failures.map((f) => W.CodeCount.createCodeCount(b, f.code, u64(f.count, 'count'))),
+      );
+      body = W.StatusReport.createStatusReport(
+        b,
+        version,
+        instance,
+        u64(x.uptimeMs, 'uptime_ms'),
+        u32(x.workers, 'workers'),
+        u32(x.nodes, 'nodes'),
+        u32(x.queued, 'queued'),
+        u32(x.inFlight, 'in_flight'),
+        u64(x.submitted, 'submitted'),
+        u64(x.completed, 'completed'),
+        u64(x.failed, 'failed'),
+        failures,
+        u64(x.redispatched, 'redispatched'),
+        x.rate1m ?? 0,
+      );
+      type = W.ReplyBody.StatusReport;
+      break;
+    }
+    default:
+      throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
+  }
+  const root = W.ClientReply.createClientReply(b, u64(m.requestId, 'request_id'), type, body);
+  return finish(b, root, IDENTIFIERS.ClientReply);
+}
+
+export function encodeEnrollRequest(m: EnrollRequest): Uint8Array {
+  const b = new flatbuffers.Builder(256);
+  const token = createString(b, m.token);
+  const key = createString(b, m.publicKey);
+  const role = optString(b, m.role);
+  const name = optString(b, m.name);
+  const host = optString(b, m.hostname);
+  const root = W.EnrollRequest.createEnrollRequest(b, token, key, role, name, host);
+  return finish(b, root, IDENTIFIERS.EnrollRequest);
+}
+
+export function encodeEnrollResponse(m: EnrollResponse): Uint8Array {
+  const b = new flatbuffers.Builder(256);
+  const id = optString(b, m.identityId);
+  const role = optString(b, m.role);
+  const ws = optString(b, m.workspace);
+  const name = optString(b, m.name);
+  const err = optString(b, m.error);
+  const root = W.EnrollResponse.createEnrollResponse(b, !!m.ok, id, role, ws, name, m.code ?? ErrorCode.None, err);
+  return finish(b, root, IDENTIFIERS.EnrollResponse);
+}
+
+// =======================================================================================
+// decoding
+// =======================================================================================
+
+function s(x: string | null): string {
+  return x ?? '';
+}
+
+function required(x: string | null, what: string): string {
+  if (x === null) throw new BufferError(`required field ${what} is missing`);
+  return x;
+}
+
+/** Enters a table for the depth/count limits; a missing table where one is needed is an error. */
+function table<T, R>(bb: CheckedByteBuffer, t: T | null, what: string, read: (t: T) => R): R {
+  if (t === null) throw new BufferError(`${what} is missing`);
+  bb.enterTable();
+  try {
+    return read(t);
+  } finally {
+    bb.leaveTable();
+  }
+}
+
+/**
+ * A nested `Values` payload, verified as part of its message like the C++ Verifier does: absent
+ * is "no values" (an empty array here); present, it must be a valid Values buffer, so a present
+ * but empty vector is refused.
+ */
+function payloadOf(a: Uint8Array | null, what: string): Uint8Array {
+  if (a === null) return new Uint8Array(0);
+  if (a.length === 0) throw new BufferError(`${what} is a present but empty nested buffer`);
+  try {
+    decodeValues(a);
+  } catch (e) {
+    throw new BufferError(`${what}: ${(e as Error).message}`);
+  }
+  return a.slice();
+}
+
+function decodePort(bb: CheckedByteBuffer, p: W.Port): Port {
+  bb.enterTable();
+  try {
+    const port: Port = {
+      name: required(p.name(), 'Port.name'),
+      type: p.type() ?? 'any',
+      description: s(p.description()),
+      required: p.required(),
+    };
+    const def = p.defaultValue();
+    if (def !== null) port.defaultValue = decodeValue(def, bb);
+    return port;
+  } finally {
+    bb.leaveTable();
+  }
+}
+
+function decodePorts(bb: CheckedByteBuffer, n: number, get: (i: number) => W.Port | null): Port[] {
+  const out: Port[] = [];
+  for (let i = 0; i < n; i++) out.push(decodePort(bb, get(i)!));
+  return out;
+}
+
+export function decodeNodeSpec(bb: CheckedByteBuffer, n: W.NodeSpec): NodeSpec {
+  bb.enterTable();
+  try {
+    return {
+      name: required(n.name(), 'NodeSpec.name'),
+      description: s(n.description()),
+      category: s(n.category()),
+      version: s(n.version()),
+      inputs: decodePorts(bb, n.inputsLength(), (i) => n.inputs(i)),
+      outputs: decodePorts(bb, n.outputsLength(), (i) => n.outputs(i)),
+      parameters: decodePorts(bb, n.parametersLength(), (i) => n.parameters(i)),
+      idempotent: n.idempotent(),
+      defaultTimeoutMs: n.defaultTimeoutMs(),
+    };
+  } finally {
+    bb.leaveTable();
+  }
+}
+
+function decodeCaller(bb: CheckedByteBuffer, c: W.CallerContext | null): CallerContext | null {
+  if (c === null) return null;
+  bb.enterTable();
+  try {
+    return {
+      identity: s(c.identity()),
+      name: s(c.name()),
+      workspace: s(c.workspace()),
+      role: s(c.role()),
+      traceId: s(c.traceId()),
+    };
+  } finally {
+    bb.leaveTable();
+  }
+}
+
+function decodeProgress(p: W.Progress): ProgressBody {
+  return { type: 'Progress', requestId: p.requestId(), step: p.step(), total: p.total(), message: s(p.message()) };
+}
+function decodeResult(r: W.Result): ResultBody {
+  return { type: 'Result', requestId: r.requestId(), outputs: payloadOf(r.outputsArray(), 'Result.outputs') };
+}
+function decodeFailure(f: W.Failure): FailureBody {
+  return { type: 'Failure', requestId: f.requestId(), code: f.code() as number as ErrorCode, message: s(f.message()) };
+}
+
+/** Runs a decoder over a received buffer; any failure becomes MusterError(BadMessage). */
+function decodeWith<T>(bytes: Uint8Array, identifier: string, what: string, read: (bb: CheckedByteBuffer, root: number) => T): T {
+  try {
+    const { bb, root } = openBuffer(bytes, identifier, MESSAGE_MAX_DEPTH, MESSAGE_MAX_TABLES);
+    bb.enterTable();
+    const out = read(bb, root);
+    bb.leaveTable();
+    return out;
+  } catch (e) {
+    if (e instanceof MusterError) throw e;
+    throw badMessage(`not a valid ${what}: ${(e as Error).message}`, e);
+  }
+}
+
+/** Reads a union member table; the union's value must be present. */
+function member<T>(read: (t: T) => unknown, make: () => T): T {
+  const t = read(make()) as T | null;
+  if (t === null) throw new BufferError('message body is missing');
+  return t;
+}
+
+function badUnion(t: number): never {
+  throw new BufferError(t === 0 ? 'message body is NONE' : `unknown message body type ${t}`);
+}
+
+export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
+  return decodeWith(bytes, IDENTIFIERS.WorkerMessage, 'WorkerMessage', (bb, root) => {
+    const m = new W.WorkerMessage().__init(root, bb);
+    const workerId = s(m.workerId());
+    const t = m.bodyType();
+    const get = <T,>(make: () => T): T => member((x: T) => m.body(x as never), make);
+    bb.enterTable();
+    let body: WorkerBody;
+    switch (t) {
+      case W.WorkerBody.Attach: {
+        const a = get(() => new W.Attach());
+        const nodes: NodeSpec[] = [];
+        for (let i = 0, n = a.nodesLength(); i < n; i++) nodes.push(decodeNodeSpec(bb, a.nodes(i)!));
+        body = {
+          type: 'Attach',
+          workerId: required(a.workerId(), 'Attach.worker_id'),
+          hostname: s(a.hostname()),
+          sdk: s(a.sdk()),
+          pid: a.pid(),
+          session: s(a.session()),
+          capacity: a.capacity(),
+          nodes,
+        };
+        break;
+      }
+      case W.WorkerBody.Pong: {
+        const p = get(() => new W.Pong());
+        const inFlight: bigint[] = [];
+        for (let i = 0, n = p.inFlightLength(); i < n; i++) inFlight.push(p.inFlight(i)!);
+        body = { type: 'Pong', seq: p.seq(), instance: s(p.instance()), inFlight };
+        break;
+      }
+      case W.WorkerBody.Progress:
+        body = decodeProgress(get(() => new W.Progress()));
+        break;
+      case W.WorkerBody.Result:
+        body = decodeResult(get(() => new W.Result()));
+        break;
+      case W.WorkerBody.Failure:
+        body = decodeFailure(get(() => new W.Failure()));
+        break;
+      case W.WorkerBody.Detach:
+        body = { type: 'Detach', reason: s(get(() => new W.Detach()).reason()) };
+        break;
+      default:
+        badUnion(t);
+    }
+    bb.leaveTable();
+    return { workerId, body };
+  });
+}
+
+export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
+  return decodeWith(bytes, IDENTIFIERS.DaemonMessage, 'DaemonMessage', (bb, root) => {
+    const m = new W.DaemonMessage().__init(root, bb);
+    const t = m.bodyType();
+    const get = <T,>(make: () => T): T => member((x: T) => m.body(x as never), make);
+    bb.enterTable();
+    let body: DaemonBody;
+    switch (t) {
+      case W.DaemonBody.Ping: {
+        const p = get(() => new W.Ping());
+        body = { type: 'Ping', seq: p.seq(), instance: s(p.instance()) };
+        break;
+      }
+      case W.DaemonBody.WorkRequest: {
+        const r = get(() => new W.WorkRequest());
+        body = {
+          type: 'WorkRequest',
+          requestId: r.requestId(),
+          node: required(r.node(), 'WorkRequest.node'),
+          inputs: payloadOf(r.inputsArray(), 'WorkRequest.inputs'),
+          parameters: payloadOf(r.parametersArray(), 'WorkRequest.parameters'),
+          timeoutMs: r.timeoutMs(),
+          attempt: r.attempt(),
+          caller: decodeCaller(bb, r.caller()),
+        };
+        break;
+      }
+      case W.DaemonBody.Abort: {
+        const a = get(() => new W.Abort());
+        body = { type: 'Abort', requestId: a.requestId(), code: a.code() as number as ErrorCode, reason: s(a.reason()) };
+        break;
+      }
+      case W.DaemonBody.Attached: {
+        const a = get(() => new W.Attached());
+        body = {
+          type: 'Attached',
+          workerId: s(a.workerId()),
+          instance: s(a.instance()),
+          topic: s(a.topic()),
+          broadcastTopic: s(a.broadcastTopic()),
+          pingIntervalMs: a.pingIntervalMs(),
+          liveness: a.liveness(),
+          maxMessageBytes: a.maxMessageBytes(),
+        };
+        break;
+      }
+      case W.DaemonBody.Ack:
+        body = { type: 'Ack', late: get(() => new W.Ack()).late() };
+        break;
+      case W.DaemonBody.Rejected: {
+        const r = get(() => new W.Rejected());
+        body = { type: 'Rejected', code: r.code() as number as ErrorCode, message: s(r.message()), reattach: r.reattach() };
+        break;
+      }
+      default:
+        badUnion(t);
+    }
+    bb.leaveTable();
+    return { body };
+  });
+}
+
+export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
+  return decodeWith(bytes, IDENTIFIERS.ClientMessage, 'ClientMessage', (bb, root) => {
+    const m = new W.ClientMessage().__init(root, bb);
+    const requestId = m.requestId();
+    const t = m.bodyType();
+    const get = <T,>(make: () => T): T => member((x: T) => m.body(x as never), make);
+    bb.enterTable();
+    let body: ClientBody;
+    switch (t) {
+      case W.ClientBody.Submit: {
+        const x = get(() => new W.Submit());
+        body = {
+          type: 'Submit',
+          node: required(x.node(), 'Submit.node'),
+          inputs: payloadOf(x.inputsArray(), 'Submit.inputs'),
+          parameters: payloadOf(x.parametersArray(), 'Submit.parameters'),
+          timeoutMs: x.timeoutMs(),
+          wantProgress: x.wantProgress(),
+          wantAccepted: x.wantAccepted(),
+          traceId: s(x.traceId()),
+        };
+        break;
+      }
+      case W.ClientBody.Cancel:
+        get(() => new W.Cancel());
+        body = { type: 'Cancel' };
+        break;
+      case W.ClientBody.ListNodes:
+        get(() => new W.ListNodes());
+        body = { type: 'ListNodes' };
+        break;
+      case W.ClientBody.ListWorkers:
+        get(() => new W.ListWorkers());
+        body = { type: 'ListWorkers' };
+        break;
+      case W.ClientBody.GetStatus:
+        get(() => new W.GetStatus());
+        body = { type: 'GetStatus' };
+        break;
+      default:
+        badUnion(t);
+    }
+    bb.leaveTable();
+    return { requestId, body };
+  });
+}
+
+export function decodeClientReply(bytes: Uint8Array): ClientReply {
+  return decodeWith(bytes, IDENTIFIERS.ClientReply, 'ClientReply', (bb, root) => {
+    const m = new W.ClientReply().__init(root, bb);
+    const requestId = m.requestId();
+    const t = m.bodyType();
+    const get = <T,>(make: () => T): T => member((x: T) => m.body(x as never), make);
+    bb.enterTable();
+    let body: ReplyBody;
+    switch (t) {
+      case W.ReplyBody.Accepted:
+        body = { type: 'Accepted', queued: get(() => new W.Accepted()).queued() };
+        break;
+      case W.ReplyBody.Progress:
+        body = decodeProgress(get(() => new W.Progress()));
+        break;
+      case W.ReplyBody.Result:
+        body = decodeResult(get(() => new W.Result()));
+        break;
+      case W.ReplyBody.Failure:
+        body = decodeFailure(get(() => new W.Failure()));
+        break;
+      case W.ReplyBody.NodeList: {
+        const l = get(() => new W.NodeList());
+        const nodes: NodeInfo[] = [];
+        for (let i = 0, n = l.nodesLength(); i < n; i++) {
+          const info = l.nodes(i)!;
+          nodes.push(
+            table(bb, info, 'NodeInfo', (x: W.NodeInfo) => {
+              const spec = x.spec();
+              return {
+                spec: spec === null ? null : decodeNodeSpec(bb, spec),
+                workspace: s(x.workspace()),
+                workers: x.workers(),
+                capacity: x.capacity(),
+                inFlight: x.inFlight(),
+                queueDepth: x.queueDepth(),
+              };
+            }),
+          );
+        }
+        body = { type: 'NodeList', nodes };
+        break;
+      }
+      case W.ReplyBody.WorkerList: {
+        const l = get(() => new W.WorkerList());
+        const workers: WorkerInfo[] = [];
+        for (let i = 0, n = l.workersLength(); i < n; i++) {
+          workers.push(
+            table(bb, l.workers(i), 'WorkerInfo', (w: W.WorkerInfo) => {
+              const nodes: string[] = [];
+              for (let j = 0, k = w.nodesLength(); j < k; j++) nodes.push(required(w.nodes(j), 'WorkerInfo.nodes[]'));
+              return {
+                workerId: s(w.workerId()),
+                hostname: s(w.hostname()),
+                sdk: s(w.sdk()),
+                pid: w.pid(),
+                state: s(w.state()),
+                capacity: w.capacity(),
+                inFlight: w.inFlight(),
+                nodes,
+                workspace: s(w.workspace()),
+                identity: s(w.identity()),
+                attachedMs: w.attachedMs(),
+                lastSeenMs: w.lastSeenMs(),
+              };
+            }),
+          );
+        }
+        body = { type: 'WorkerList', workers };
+        break;
+      }
+      case W.ReplyBody.StatusReport: {
+        const r = get(() => new W.StatusReport());
+        const failures: CodeCount[] = [];
+        for (let i = 0, n = r.failuresLength(); i < n; i++) {
+          failures.push(
+            table(bb, r.failures(i), 'CodeCount', (c: W.CodeCount) => ({
+              code: c.code() as number as ErrorCode,
+              count: c.count(),
+            })),
+          );
+        }
+        body = {
+          type: 'StatusReport',
+          version: s(r.version()),
+          instance: s(r.instance()),
+          uptimeMs: r.uptimeMs(),
+          workers: r.workers(),
+          nodes: r.nodes(),
+          queued: r.queued(),
+          inFlight: r.inFlight(),
+          submitted: r.submitted(),
+          completed: r.completed(),
+          failed: r.failed(),
+          failures,
+          redispatched: r.redispatched(),
+          rate1m: r.rate1m(),
+        };
+        break;
+      }
+      default:
+        badUnion(t);
+    }
+    bb.leaveTable();
+    return { requestId, body };
+  });
+}
+
+export function decodeEnrollRequest(bytes: Uint8Array): EnrollRequest {
+  return decodeWith(bytes, IDENTIFIERS.EnrollRequest, 'EnrollRequest', (bb, root) => {
+    const m = new W.EnrollRequest().__init(root, bb);
+    return {
+      token: required(m.token(), 'EnrollRequest.token'),
+      publicKey: required(m.publicKey(), 'EnrollRequest.public_key'),
+      role: s(m.role()),
+      name: s(m.name()),
+      hostname: s(m.hostname()),
+    };
+  });
+}
+
+export function decodeEnrollResponse(bytes: Uint8Array): EnrollResponse {
+  return decodeWith(bytes, IDENTIFIERS.EnrollResponse, 'EnrollResponse', (bb, root) => {
+    const m = new W.EnrollResponse().__init(root, bb);
+    return {
+      ok: m.ok(),
+      identityId: s(m.identityId()),
+      role: s(m.role()),
+      workspace: s(m.workspace()),
+      name: s(m.name()),
+      code: m.code() as number as ErrorCode,
+      error: s(m.error()),
+    };
+  });
+}
+
+/** Wraps an encoding failure (bad field values) as a MusterError. */
+export function encodeOrThrow<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof MusterError) throw e;
+    throw new MusterError(ErrorCode.InvalidRequest, `cannot encode ${what}: ${(e as Error).message}`, { cause: e });
+  }
+}

@@ -1,0 +1,837 @@
+// worker.ts — a muster worker: serves nodes to musterd following PROTOCOL.md §7.
+// Owns: the worker side of the protocol: SUB subscribed to "w:<id>:" and "b:" before Attach,
+// a DEALER to the response socket, one reply expected per message sent, Pong for every Ping
+// (listing in-flight ids), dispatch of WorkRequests to handlers with at most `capacity`
+// running, Abort, re-attach (Rejected{reattach}, a new daemon instance, no Ping for
+// ping_interval_ms x liveness), and Detach plus a bounded drain on shutdown.
+// Must never: answer a request twice, run a re-sent request id that is already running, or
+// crash on a malformed message (it is logged and dropped).
+import { EventEmitter } from 'node:events';
+import * as os from 'node:os';
+import { randomBytes } from 'node:crypto';
+
+import * as zmq from 'zeromq';
+
+import { type TransportSecurity, applySecurity, defaultEndpoint } from './endpoints';
+import { ErrorCode, MusterError, errorCodeName } from './errors';
+import { type LogLevel, type Logger, resolveLogger } from './log';
+import {
+  type AttachedBody,
+  type CallerContext,
+  type DaemonMessage,
+  type NodeSpec,
+  type WorkRequestBody,
+  type WorkerBody,
+  decodeDaemonMessage,
+  encodeWorkerMessage,
+} from './messages';
+import { type NodeDefinition, applyPorts, toNodeSpec, validWorkerId } from './nodes';
+import { type Values, decodeValues, encodeValues, kindOf } from './value';
+import { SDK_NAME } from './version';
+
+export interface WorkerOptions extends TransportSecurity {
+  /** `[A-Za-z0-9_.-]{1,64}`, unique among live workers. Default: "ts-<hostname>-<pid>". */
+  workerId?: string;
+  /** Requests run at once. Default 1. */
+  capacity?: number;
+  /** The daemon's request (PUB) endpoint. Default ipc://<runtime dir>/request.sock. */
+  requestAddress?: string;
+  /** The daemon's response (ROUTER) endpoint. Default ipc://<runtime dir>/response.sock. */
+  responseAddress?: string;
+  hostname?: string;
+  /** Re-connect and attach again when no Attached came within this time. Default 5000. */
+  attachTimeoutMs?: number;
+  /** How long stop() lets running requests finish before it aborts them. Default 10000. */
+  shutdownGraceMs?: number;
+  /** A Logger, or the level for the default stderr logger. */
+  logger?: Logger | LogLevel;
+}
+
+/** What a handler gets for one request. */
+export interface Context {
+  /** Inputs, checked against the node's declared inputs, defaults applied. */
+  readonly inputs: Record<string, any>;
+  /**
+   * The same inputs in the wire's exact key order: a plain object, or a Map when a plain
+   * object cannot keep the order (keys such as "1"). Use it to pass inputs on unchanged.
+   */
+  readonly rawInputs: Values;
+  /** Parameters, checked and with defaults applied. */
+  readonly parameters: Record<string, any>;
+  /** Who asked (stamped by the daemon). */
+  readonly caller: CallerContext;
+  readonly requestId: bigint;
+  readonly node: string;
+  /** 1 for the first dispatch; more when the daemon re-sent or re-queued it. */
+  readonly attempt: number;
+  /** Time left when the daemon sent the request (0: unknown). */
+  readonly timeoutMs: number;
+  /** Date.now() by which the daemon will have given up (Infinity if unknown). */
+  readonly deadline: number;
+  /** Aborted when the daemon sends Abort (deadline, cancel) or the worker stops. */
+  readonly signal: AbortSignal;
+  readonly aborted: boolean;
+  /** Throws MusterError(Cancelled or Timeout) if the request was aborted. */
+  throwIfAborted(): void;
+  /** Reports progress to the caller (if it asked for progress). total 0: unknown. */
+  progress(step: number | bigint, total?: number | bigint, message?: string): void;
+}
+
+export type Handler = (ctx: Context) => Promise<Values | void | undefined> | Values | void | undefined;
+
+interface RegisteredNode {
+  spec: NodeSpec;
+  handler: Handler;
+}
+
+interface Job {
+  key: string;
+  instance: string;
+  req: WorkRequestBody;
+  controller: AbortController;
+  abortCode: ErrorCode;
+  abortReason: string;
+  answered: boolean;
+  started: boolean;
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+interface Outgoing {
+  bytes: Uint8Array;
+  kind: WorkerBody['type'];
+  onReply?: (reply: DaemonMessage | null) => void;
+}
+
+interface Sent {
+  kind: WorkerBody['type'];
+  attachGen: number;
+  onReply?: (reply: DaemonMessage | null) => void;
+}
+
+type State = 'idle' | 'attaching' | 'attached' | 'detaching' | 'stopped';
+
+const REMEMBERED_ANSWERS = 256;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for `p`, at most `ms`; leaves no timer behind. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+function defaultWorkerId(): string {
+  const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
+  return `ts-${host}-${process.pid}`.slice(0, 64);
+}
+
+function toBig(v: number | bigint, what: string): bigint {
+  if (typeof v === 'bigint') return v < 0n ? 0n : v;
+  if (!Number.isFinite(v)) throw new TypeError(`${what} must be a finite number`);
+  return BigInt(Math.max(0, Math.trunc(v)));
+}
+
+/**
+ * A worker serving one or more nodes.
+ *
+ * ```ts
+ * const worker = new Worker({ workerId: 'w1', capacity: 4 });
+ * worker.node({ name: 'hello', inputs: [{ name: 'name', type: 'string' }] },
+ *             async (ctx) => ({ greeting: `Hello ${ctx.inputs.name}` }));
+ * await worker.run(); // until SIGINT/SIGTERM or worker.stop()
+ * ```
+ *
+ * Events: 'attached' (AttachedBody), 'reattach' (reason: string), 'detached', 'stopped'.
+ */
+export class Worker extends EventEmitter {
+  readonly workerId: string;
+  readonly capacity: number;
+  readonly requestAddress: string;
+  readonly responseAddress: string;
+  /** Random per worker process: tells a re-attach of this process from a restarted one. */
+  readonly session: string;
+  private readonly hostname: string;
+  private readonly security: TransportSecurity;
+  private readonly attachTimeoutMs: number;
+  private shutdownGraceMs: number;
+  private readonly log: Logger;
+  private readonly nodes = new Map<string, RegisteredNode>();
+
+  private state: State = 'idle';
+  private sub: zmq.Subscriber | null = null;
+  private dealer: zmq.Dealer | null = null;
+  private connGen = 0;
+  private attachGen = 0;
+  private attachSentAt = 0;
+  private attached: AttachedBody | null = null;
+  private instance = '';
+  private lastPingAt = 0;
+  private topics = new Set<string>();
+
+  private outbox: Outgoing[] = [];
+  private sent: Sent[] = [];
+  private pumping = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  /** Received and not yet answered, by `${instance}/${requestId}`. */
+  private jobs = new Map<string, Job>();
+  private waiting: Job[] = [];
+  private running = 0;
+  /** Answers to recently finished requests, re-sent if the daemon sends the request again. */
+  private answers = new Map<string, Uint8Array>();
+
+  private startPromise: Promise<void> | null = null;
+  private startResolve: (() => void) | null = null;
+  private startReject: ((e: Error) => void) | null = null;
+  private stopPromise: Promise<void> | null = null;
+  private stoppedResolve!: () => void;
+  private readonly stopped: Promise<void>;
+  private fatal: Error | null = null;
+
+  constructor(options: WorkerOptions = {}) {
+    super();
+    this.workerId = options.workerId ?? defaultWorkerId();
+    if (!validWorkerId(this.workerId)) {
+      throw new MusterError(
+        ErrorCode.InvalidRequest,
+        `invalid worker id ${JSON.stringify(this.workerId)}: use [A-Za-z0-9_.-], 1 to 64 characters`,
+      );
+    }
+    this.capacity = options.capacity ?? 1;
+    if (!Number.isInteger(this.capacity) || this.capacity < 1 || this.capacity > 0xffffffff) {
+      throw new MusterError(ErrorCode.InvalidRequest, `capacity must be a positive integer, got ${options.capacity}`);
+    }
+    this.requestAddress = options.requestAddress ?? defaultEndpoint('request');
+    this.responseAddress = options.responseAddress ?? defaultEndpoint('response');
+    this.security = { curve: options.curve, insecure: options.insecure };
+    // Checked now so that a bad endpoint fails at construction, not later in a loop.
+    applySecurity({}, this.requestAddress, this.security);
+    applySecurity({}, this.responseAddress, this.security);
+    this.hostname = options.hostname ?? os.hostname();
+    this.attachTimeoutMs = options.attachTimeoutMs ?? 5000;
+    this.shutdownGraceMs = options.shutdownGraceMs ?? 10000;
+    this.log = resolveLogger(`worker ${this.workerId}`, options.logger);
+    this.session = randomBytes(12).toString('hex');
+    this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
+  }
+
+  /** Declares a node and its handler. Call before start(). */
+  node(definition: NodeDefinition, handler: Handler): this {
+    if (this.state !== 'idle') throw new Error('declare nodes before the worker starts');
+    if (typeof handler !== 'function') throw new TypeError(`node ${definition?.name}: the handler must be a function`);
+    const spec = toNodeSpec(definition);
+    if (this.nodes.has(spec.name)) throw new MusterError(ErrorCode.InvalidRequest, `node ${spec.name} is declared twice`);
+    this.nodes.set(spec.name, { spec, handler });
+    return this;
+  }
+
+  /** The declared node specs, as sent in Attach. */
+  get specs(): NodeSpec[] {
+    return [...this.nodes.values()].map((n) => n.spec);
+  }
+
+  /** Request ids received and not yet answered. */
+  get inFlight(): bigint[] {
+    return [...this.jobs.values()].filter((j) => !j.answered).map((j) => j.req.requestId);
+  }
+
+  get isAttached(): boolean {
+    return this.state === 'attached' || this.state === 'detaching';
+  }
+
+  /** Connects and attaches; resolves once the daemon answered Attached. */
+  start(): Promise<void> {
+    if (this.startPromise) return this.startPromise;
+    if (this.nodes.size === 0) return Promise.reject(new MusterError(ErrorCode.InvalidRequest, 'a worker needs at least one node'));
+    this.startPromise = new Promise<void>((resolve, reject) => {
+      this.startResolve = resolve;
+      this.startReject = reject;
+    });
+    this.startPromise.catch(() => undefined);
+    this.connect('start');
+    this.timer = setInterval(() => this.tick(), 50);
+    return this.startPromise;
+  }
+
+  /**
+   * Starts, then runs until SIGINT/SIGTERM or stop(). A second signal aborts running requests
+   * at once. Rejects if the daemon refused the worker (for example a duplicate id of another
+   * identity).
+   */
+  async run(options: { handleSignals?: boolean } = {}): Promise<void> {
+    const handleSignals = options.handleSignals ?? true;
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals += 1;
+      if (signals === 1) {
+        this.log.info(`${sig}: detaching and finishing running requests`);
+        void this.stop(`signal ${sig}`);
+      } else {
+        this.log.warn(`${sig} again: aborting running requests`);
+        this.shutdownGraceMs = 0;
+        this.abortAll(ErrorCode.ShuttingDown, 'the worker is stopping');
+      }
+    };
+    if (handleSignals) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
+    try {
+      const started = this.start().catch((e) => {
+        if (this.fatal) throw e;
+      });
+      await Promise.race([started, this.stopped]);
+      await this.stopped;
+      if (this.fatal) throw this.fatal;
+    } finally {
+      if (handleSignals) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    }
+  }
+
+  /**
+   * Graceful stop: Detach, let running requests finish within shutdownGraceMs (then abort
+   * them and answer ShuttingDown), close the sockets.
+   */
+  stop(reason = 'shutdown'): Promise<void> {
+    if (this.stopPromise) return this.stopPromise;
+    this.stopPromise = this.doStop(reason);
+    return this.stopPromise;
+  }
+
+  private async doStop(reason: string): Promise<void> {
+    const wasAttached = this.state === 'attached';
+    if (this.state === 'idle' || this.state === 'stopped') {
+      this.finishStop();
+      return;
+    }
+    this.state = 'detaching';
+    if (wasAttached) {
+      const acked = new Promise<void>((resolve) => this.enqueue({ type: 'Detach', reason }, () => resolve()));
+      await within(acked, 1000);
+    }
+    const drained = Promise.all([...this.jobs.values()].map((j) => j.done));
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      const check = () => {
+        if (this.shutdownGraceMs <= 0 || Date.now() >= deadline) resolve();
+        else timer = setTimeout(check, 50);
+      };
+      const deadline = Date.now() + this.shutdownGraceMs;
+      check();
+    });
+    await Promise.race([drained, grace]);
+    clearTimeout(timer);
+    if (this.jobs.size > 0) {
+      this.log.warn(`${this.jobs.size} request(s) still running after the shutdown grace: aborting them`);
+      this.abortAll(ErrorCode.ShuttingDown, 'the worker stopped before finishing the request');
+      for (const job of [...this.jobs.values()]) {
+        this.answer(job, {
+          type: 'Failure',
+          requestId: job.req.requestId,
+          code: ErrorCode.ShuttingDown,
+          message: 'the worker stopped before finishing the request',
+        });
+      }
+    }
+    // Let the last answers reach the socket.
+    const flushDeadline = Date.now() + 1000;
+    while ((this.outbox.length > 0 || this.pumping) && Date.now() < flushDeadline && this.dealer) await sleep(10);
+    this.emit('detached');
+    this.finishStop();
+  }
+
+  private finishStop(): void {
+    this.state = 'stopped';
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.closeSockets(500);
+    if (this.startReject) this.startReject(this.fatal ?? new MusterError(ErrorCode.ShuttingDown, 'the worker was stopped'));
+    this.startResolve = this.startReject = null;
+    this.stoppedResolve();
+    this.emit('stopped');
+  }
+
+  private fail(error: Error): void {
+    this.fatal = error;
+    this.log.error(error.message);
+    void this.stop('fatal error');
+  }
+
+  // ---- connection ----------------------------------------------------------------------
+
+  private closeSockets(linger: number): void {
+    for (const s of [this.sub, this.dealer]) {
+      if (!s || s.closed) continue;
+      try {
+        s.linger = linger;
+        s.close();
+      } catch {
+        /* already closed */
+      }
+    }
+    this.sub = null;
+    this.dealer = null;
+  }
+
+  /** (Re)creates both sockets, subscribes, and attaches. */
+  private connect(why: string): void {
+    this.closeSockets(0);
+    const gen = ++this.connGen;
+    this.sent = [];
+    // Whatever was queued for the old connection waits for the new Attach to be answered.
+    this.outbox = this.outbox.filter((m) => m.kind !== 'Attach' && m.kind !== 'Pong');
+    const sub = new zmq.Subscriber({ linger: 0 });
+    const dealer = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10000 });
+    try {
+      applySecurity(sub, this.requestAddress, this.security);
+      applySecurity(dealer, this.responseAddress, this.security);
+      // Subscribe before connecting and before Attach (PROTOCOL.md §7.1).
+      this.topics = new Set([`w:${this.workerId}:`, 'b:']);
+      sub.subscribe(...this.topics);
+      sub.connect(this.requestAddress);
+      dealer.connect(this.responseAddress);
+    } catch (e) {
+      sub.close();
+      dealer.close();
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    this.sub = sub;
+    this.dealer = dealer;
+    this.log.debug(`connecting (${why}): request ${this.requestAddress}, response ${this.responseAddress}`);
+    void this.subLoop(sub, gen);
+    void this.dealerLoop(dealer, gen);
+    this.attach(why);
+  }
+
+  private attach(why: string): void {
+    if (this.state === 'stopped') return;
+    if (this.state !== 'detaching') this.state = 'attaching';
+    this.attachGen += 1;
+    this.attachSentAt = Date.now();
+    this.outbox = this.outbox.filter((m) => m.kind !== 'Attach' && m.kind !== 'Pong');
+    const bytes = encodeWorkerMessage({
+      workerId: this.workerId,
+      body: {
+        type: 'Attach',
+        workerId: this.workerId,
+        hostname: this.hostname,
+        sdk: SDK_NAME,
+        pid: process.pid,
+        session: this.session,
+        capacity: this.capacity,
+        nodes: this.specs,
+      },
+    });
+    this.log.debug(`attaching (${why})`);
+    this.outbox.unshift({ bytes, kind: 'Attach' });
+    this.pump();
+  }
+
+  private reattach(why: string, reconnect: boolean): void {
+    if (this.state === 'stopped') return;
+    this.log.info(`attaching again: ${why}`);
+    this.attached = null;
+    this.emit('reattach', why);
+    if (reconnect) this.connect(why);
+    else this.attach(why);
+  }
+
+  private tick(): void {
+    if (this.state === 'stopped' || this.state === 'idle') return;
+    const now = Date.now();
+    if (this.attached === null) {
+      if (now - this.attachSentAt > this.attachTimeoutMs) {
+        this.reattach(`no answer to Attach within ${this.attachTimeoutMs} ms`, true);
+      }
+      return;
+    }
+    const window = Number(this.attached.pingIntervalMs) * Math.max(1, this.attached.liveness);
+    if (window > 0 && now - this.lastPingAt > window) {
+      this.reattach(`no ping for ${window} ms`, true);
+    }
+  }
+
+  // ---- sending -------------------------------------------------------------------------
+
+  private enqueue(body: WorkerBody, onReply?: (reply: DaemonMessage | null) => void): Uint8Array {
+    const bytes = encodeWorkerMessage({ workerId: this.workerId, body });
+    this.outbox.push({ bytes, kind: body.type, onReply });
+    this.pump();
+    return bytes;
+  }
+
+  /** Sends queued messages in order; only Attach goes out until the daemon answered it. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void (async () => {
+      try {
+        for (;;) {
+          const dealer = this.dealer;
+          if (!dealer || dealer.closed) break;
+          const attaching = this.attached === null || this.state === 'attaching';
+          const idx = attaching ? this.outbox.findIndex((m) => m.kind === 'Attach') : 0;
+          if (idx < 0 || this.outbox.length === 0) break;
+          const m = this.outbox[idx]!;
+          try {
+            await dealer.send(m.bytes);
+          } catch (e) {
+            if (dealer.closed || dealer !== this.dealer) continue; // reconnected: resend on the new socket
+            this.log.warn(`dropping a ${m.kind} message: ${(e as Error).message}`);
+          }
+          const at = this.outbox.indexOf(m);
+          if (at >= 0) this.outbox.splice(at, 1);
+          if (dealer === this.dealer) this.sent.push({ kind: m.kind, attachGen: this.attachGen, onReply: m.onReply });
+        }
+      } finally {
+        this.pumping = false;
+      }
+    })();
+  }
+
+  // ---- receiving -----------------------------------------------------------------------
+
+  private async dealerLoop(dealer: zmq.Dealer, gen: number): Promise<void> {
+    try {
+      for await (const frames of dealer) {
+        if (gen !== this.connGen) break;
+        const last = frames[frames.length - 1];
+        if (!last) continue;
+        let msg: DaemonMessage;
+        try {
+          msg = decodeDaemonMessage(last);
+        } catch (e) {
+          this.log.warn(`ignoring a bad reply from the daemon: ${(e as Error).message}`);
+          this.sent.shift();
+          continue;
+        }
+        this.onReply(msg);
+      }
+    } catch (e) {
+      if (!dealer.closed) this.log.warn(`response socket: ${(e as Error).message}`);
+    }
+  }
+
+  private async subLoop(sub: zmq.Subscriber, gen: number): Promise<void> {
+    try {
+      for await (const frames of sub) {
+        if (gen !== this.connGen) break;
+        if (frames.length !== 2) {
+          this.log.warn(`ignoring a request-socket message of ${frames.length} frames`);
+          continue;
+        }
+        const topic = frames[0]!.toString('latin1');
+        if (!this.topics.has(topic)) continue;
+        let msg: DaemonMessage;
+        try {
+          msg = decodeDaemonMessage(frames[1]!);
+        } catch (e) {
+          this.log.warn(`ignoring a bad message on ${topic}: ${(e as Error).message}`);
+          continue;
+        }
+        this.onPublished(msg, topic);
+      }
+    } catch (e) {
+      if (!sub.closed) this.log.warn(`request socket: ${(e as Error).message}`);
+    }
+  }
+
+  private onReply(msg: DaemonMessage): void {
+    const body = msg.body;
+    let sent: Sent | undefined;
+    if (body.type === 'Attached') {
+      // Replies to messages sent just before a daemon restart may never come: the Attached
+      // answers the oldest Attach still waiting, and whatever was sent before it is given up.
+      const i = this.sent.findIndex((m) => m.kind === 'Attach');
+      const dropped = i >= 0 ? this.sent.splice(0, i + 1) : [];
+      sent = dropped.pop();
+      for (const m of dropped) m.onReply?.(null);
+    } else {
+      sent = this.sent.shift();
+    }
+    try {
+      sent?.onReply?.(msg);
+    } catch {
+      /* a waiter's problem */
+    }
+    switch (body.type) {
+      case 'Attached': {
+        if (this.state === 'stopped') return;
+        const changed = this.instance !== '' && this.instance !== body.instance;
+        if (changed) {
+          // A new daemon: request ids restart, so old answers and ids mean nothing to it.
+          this.answers.clear();
+        }
+        this.attached = body;
+        this.instance = body.instance;
+        this.lastPingAt = Date.now();
+        if (body.topic && !this.topics.has(body.topic)) {
+          this.topics.add(body.topic);
+          this.sub?.subscribe(body.topic);
+        }
+        if (body.broadcastTopic && !this.topics.has(body.broadcastTopic)) {
+          this.topics.add(body.broadcastTopic);
+          this.sub?.subscribe(body.broadcastTopic);
+        }
+        if (this.state === 'attaching') this.state = 'attached';
+        this.log.info(
+          `attached to musterd instance ${body.instance} (ping every ${body.pingIntervalMs} ms, liveness ${body.liveness})`,
+        );
+        this.emit('attached', body);
+        this.startResolve?.();
+        this.startResolve = this.startReject = null;
+        this.pump();
+        return;
+      }
+      case 'Ack':
+        if (body.late && sent) this.log.debug(`the daemon dropped a late ${sent.kind}`);
+        return;
+      case 'Rejected': {
+        const what = sent ? sent.kind : 'message';
+        if (body.reattach) {
+          if (this.state === 'stopped') return;
+          if (sent && sent.attachGen !== this.attachGen) return; // sent before the latest Attach
+          if (sent?.kind === 'Attach') {
+            this.log.warn(`Attach answered with reattach; trying again`);
+            this.attachSentAt = Date.now() - this.attachTimeoutMs + 500;
+            return;
+          }
+          this.reattach(`the daemon does not know this worker (${what} rejected)`, false);
+          return;
+        }
+        const text = `${what} rejected: ${errorCodeName(body.code)}: ${body.message}`;
+        if (sent?.kind === 'Attach') {
+          this.fail(new MusterError(body.code, `the daemon refused to attach worker ${this.workerId}: ${body.message}`));
+        } else {
+          this.log.warn(text);
+        }
+        return;
+      }
+      default:
+        this.log.warn(`unexpected ${body.type} on the response socket`);
+    }
+  }
+
+  private onPublished(msg: DaemonMessage, topic: string): void {
+    const body = msg.body;
+    switch (body.type) {
+      case 'Ping': {
+        if (this.attached === null || this.state === 'stopped') return; // not attached yet
+        this.lastPingAt = Date.now();
+        if (body.instance !== this.instance) {
+          this.reattach(`daemon instance changed (${this.instance} -> ${body.instance})`, false);
+          return;
+        }
+        const inFlight = [...this.jobs.values()]
+          .filter((j) => !j.answered && j.instance === this.instance)
+          .map((j) => j.req.requestId);
+        this.enqueue({ type: 'Pong', seq: body.seq, instance: body.instance, inFlight });
+        return;
+      }
+      case 'WorkRequest':
+        this.onWorkRequest(body);
+        return;
+      case 'Abort': {
+        const job = this.jobs.get(`${this.instance}/${body.requestId}`);
+        if (!job || job.answered) return;
+        this.log.debug(`abort of request ${body.requestId}: ${errorCodeName(body.code)} ${body.reason}`);
+        this.abortJob(job, body.code, body.reason || 'aborted by the daemon');
+        return;
+      }
+      default:
+        this.log.warn(`unexpected ${body.type} on topic ${topic}`);
+    }
+  }
+
+  // ---- work ----------------------------------------------------------------------------
+
+  private onWorkRequest(req: WorkRequestBody): void {
+    if (this.state === 'stopped') return;
+    const key = `${this.instance}/${req.requestId}`;
+    if (this.jobs.has(key)) {
+      this.log.debug(`request ${req.requestId} (attempt ${req.attempt}) is already running: ignored`);
+      return;
+    }
+    const previous = this.answers.get(key);
+    if (previous) {
+      this.log.debug(`request ${req.requestId} was already answered: sending the answer again`);
+      this.outbox.push({ bytes: previous, kind: 'Result' });
+      this.pump();
+      return;
+    }
+    let resolveDone!: () => void;
+    const job: Job = {
+      key,
+      instance: this.instance,
+      req,
+      controller: new AbortController(),
+      abortCode: ErrorCode.Cancelled,
+      abortReason: '',
+      answered: false,
+      started: false,
+      done: new Promise<void>((r) => (resolveDone = r)),
+      resolveDone: () => resolveDone(),
+    };
+    this.jobs.set(key, job);
+    if (this.state === 'detaching') {
+      this.answer(job, {
+        type: 'Failure',
+        requestId: req.requestId,
+        code: ErrorCode.ShuttingDown,
+        message: `worker ${this.workerId} is shutting down`,
+      });
+      return;
+    }
+    this.waiting.push(job);
+    this.runWaiting();
+  }
+
+  private runWaiting(): void {
+    while (this.running < this.capacity && this.waiting.length > 0) {
+      const job = this.waiting.shift()!;
+      if (job.answered) continue;
+      this.running += 1;
+      job.started = true;
+      void this.execute(job).finally(() => {
+        this.running -= 1;
+        job.resolveDone();
+        this.runWaiting();
+      });
+    }
+  }
+
+  private abortJob(job: Job, code: ErrorCode, reason: string): void {
+    if (job.controller.signal.aborted) return;
+    job.abortCode = code;
+    job.abortReason = reason;
+    job.controller.abort(new MusterError(code, reason));
+    if (!job.started) {
+      // Never started: answer now and free it.
+      this.answer(job, { type: 'Failure', requestId: job.req.requestId, code, message: reason });
+      job.resolveDone();
+    }
+  }
+
+  private abortAll(code: ErrorCode, reason: string): void {
+    for (const job of this.jobs.values()) this.abortJob(job, code, reason);
+  }
+
+  /** Sends the one answer of a request, and remembers it in case the daemon sends it again. */
+  private answer(job: Job, body: WorkerBody & { type: 'Result' | 'Failure' }): void {
+    if (job.answered) return;
+    job.answered = true;
+    this.jobs.delete(job.key);
+    let bytes: Uint8Array;
+    try {
+      bytes = this.enqueue(body);
+    } catch (e) {
+      bytes = this.enqueue({
+        type: 'Failure',
+        requestId: job.req.requestId,
+        code: ErrorCode.Internal,
+        message: `cannot encode the answer: ${(e as Error).message}`,
+      });
+    }
+    this.answers.set(job.key, bytes);
+    if (this.answers.size > REMEMBERED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const req = job.req;
+    const node = this.nodes.get(req.node);
+    if (!node) {
+      this.answer(job, {
+        type: 'Failure',
+        requestId: req.requestId,
+        code: ErrorCode.InvalidRequest,
+        message: `worker ${this.workerId} does not serve node ${req.node}`,
+      });
+      return;
+    }
+    let inputs: Values;
+    let parameters: Values;
+    try {
+      inputs = applyPorts(decodeValues(req.inputs), node.spec.inputs, 'input');
+      parameters = applyPorts(decodeValues(req.parameters), node.spec.parameters, 'parameter');
+    } catch (e) {
+      const err = e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, String(e));
+      this.answer(job, { type: 'Failure', requestId: req.requestId, code: err.code, message: err.message });
+      return;
+    }
+    const ctx = this.makeContext(job, inputs, parameters);
+    try {
+      const out = await node.handler(ctx);
+      let outputs: Values;
+      if (out === undefined || out === null) outputs = {};
+      else if (typeof out === 'object' && kindOf(out) === 'map') outputs = out as Values;
+      else throw new MusterError(ErrorCode.WorkerError, `node ${req.node} returned a ${kindOf(out)}, not a map of outputs`);
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeValues(outputs);
+      } catch (e) {
+        throw new MusterError(ErrorCode.WorkerError, `node ${req.node} returned outputs that cannot be sent: ${(e as Error).message}`);
+      }
+      this.answer(job, { type: 'Result', requestId: req.requestId, outputs: bytes });
+    } catch (e) {
+      let code: ErrorCode;
+      let message: string;
+      if (job.controller.signal.aborted && (!(e instanceof MusterError) || e.code === job.abortCode)) {
+        code = job.abortCode;
+        message = job.abortReason;
+      } else if (e instanceof MusterError) {
+        code = e.code;
+        message = e.message;
+      } else {
+        code = ErrorCode.WorkerError;
+        message = e instanceof Error ? e.message || e.name : String(e);
+      }
+      if (code === ErrorCode.None) code = ErrorCode.WorkerError;
+      this.answer(job, { type: 'Failure', requestId: req.requestId, code, message });
+    }
+  }
+
+  private makeContext(job: Job, inputs: Values, parameters: Values): Context {
+    const req = job.req;
+    const signal = job.controller.signal;
+    const timeoutMs = Number(req.timeoutMs);
+    const caller: CallerContext = req.caller ?? { identity: '', name: '', workspace: '', role: '', traceId: '' };
+    const toRecord = (v: Values): Record<string, any> => (v instanceof Map ? Object.fromEntries(v) : v);
+    return {
+      inputs: toRecord(inputs),
+      rawInputs: inputs,
+      parameters: toRecord(parameters),
+      caller,
+      requestId: req.requestId,
+      node: req.node,
+      attempt: req.attempt,
+      timeoutMs,
+      deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity,
+      signal,
+      get aborted() {
+        return signal.aborted;
+      },
+      throwIfAborted: () => {
+        if (signal.aborted) throw new MusterError(job.abortCode, job.abortReason);
+      },
+      progress: (step, total = 0, message = '') => {
+        // Best effort: progress is not queued up while the worker is (re)attaching.
+        if (job.answered || this.attached === null || job.instance !== this.instance) return;
+        this.enqueue({
+          type: 'Progress',
+          requestId: req.requestId,
+          step: toBig(step, 'step'),
+          total: toBig(total, 'total'),
+          message: String(message),
+        });
+      },
+    };
+  }
+}

@@ -1,0 +1,188 @@
+// client.test.ts — the Client against a fake daemon's client ROUTER (PROTOCOL.md §8): Submit
+// fields, progress, interleaved replies correlated by request_id, failures as MusterError,
+// cancel, listings, and Unavailable when there is no daemon or it goes away.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import * as zmq from 'zeromq';
+
+import { Client, ErrorCode, MusterError, type ProgressEvent, decodeValues, encodeValues, float, valuesEqual } from '../src';
+import { FakeDaemon, tempDir } from './fake-daemon';
+
+let daemon: FakeDaemon;
+let client: Client;
+
+before(async () => {
+  daemon = await FakeDaemon.start({ ping: false });
+  client = new Client({ clientAddress: daemon.clientAddress, logger: 'off' });
+});
+
+after(async () => {
+  client.close();
+  await daemon.close();
+});
+
+function isCode(code: ErrorCode) {
+  return (e: unknown) => e instanceof MusterError && e.code === code;
+}
+
+describe('client', () => {
+  it('submits with inputs, parameters, timeout and progress, and returns the outputs', async () => {
+    const progress: ProgressEvent[] = [];
+    const accepted: boolean[] = [];
+    const call = client.call('ts.hello', { name: 'Ada', n: 2n ** 63n - 1n }, {
+      timeoutMs: 1500,
+      parameters: { p: float(1) },
+      onProgress: (p) => progress.push(p),
+      onAccepted: (a) => accepted.push(a.queued),
+      traceId: 'trace-9',
+    });
+    const submit = await daemon.nextFromClient('Submit');
+    const body = submit.msg.body;
+    assert.equal(body.type, 'Submit');
+    if (body.type !== 'Submit') return;
+    assert.equal(body.node, 'ts.hello');
+    assert.equal(body.timeoutMs, 1500n);
+    assert.equal(body.wantProgress, true);
+    assert.equal(body.wantAccepted, true);
+    assert.equal(body.traceId, 'trace-9');
+    assert.ok(valuesEqual(decodeValues(body.inputs), { name: 'Ada', n: 2n ** 63n - 1n }));
+    assert.ok(valuesEqual(decodeValues(body.parameters), { p: float(1) }));
+    const id = submit.msg.requestId;
+    daemon.clientReply(submit, { type: 'Accepted', queued: false });
+    daemon.clientReply(submit, { type: 'Progress', requestId: id, step: 1n, total: 2n, message: 'half' });
+    daemon.clientReply(submit, { type: 'Result', requestId: id, outputs: encodeValues({ greeting: 'Hello Ada' }) });
+    assert.deepEqual(await call, { greeting: 'Hello Ada' });
+    assert.deepEqual(progress, [{ step: 1, total: 2, message: 'half' }]);
+    assert.deepEqual(accepted, [false]);
+  });
+
+  it('correlates interleaved replies by request_id', async () => {
+    const a = client.call('n', { which: 'a' });
+    const b = client.call('n', { which: 'b' });
+    const sa = await daemon.nextFromClient('Submit');
+    const sb = await daemon.nextFromClient('Submit');
+    assert.notEqual(sa.msg.requestId, sb.msg.requestId);
+    const which = (s: typeof sa) => (s.msg.body.type === 'Submit' ? decodeValues(s.msg.body.inputs) : {});
+    daemon.clientReply(sb, { type: 'Result', requestId: sb.msg.requestId, outputs: encodeValues({ echo: (which(sb) as { which: string }).which }) });
+    daemon.clientReply(sa, { type: 'Failure', requestId: sa.msg.requestId, code: ErrorCode.WorkerError, message: 'a failed' });
+    assert.deepEqual(await b, { echo: 'b' });
+    await assert.rejects(a, (e: unknown) => isCode(ErrorCode.WorkerError)(e) && (e as Error).message === 'a failed');
+  });
+
+  it('cancels with the same request id', async () => {
+    const handle = client.submit('slow', {});
+    const submit = await daemon.nextFromClient('Submit');
+    assert.equal(submit.msg.requestId, handle.requestId);
+    await handle.cancel();
+    const cancel = await daemon.nextFromClient('Cancel');
+    assert.equal(cancel.msg.requestId, handle.requestId);
+    daemon.clientReply(submit, { type: 'Failure', requestId: handle.requestId, code: ErrorCode.Cancelled, message: 'cancelled by the client' });
+    await assert.rejects(handle.result, isCode(ErrorCode.Cancelled));
+  });
+
+  it('cancels through an AbortSignal', async () => {
+    const ac = new AbortController();
+    const handle = client.submit('slow', {}, { signal: ac.signal });
+    const submit = await daemon.nextFromClient('Submit');
+    ac.abort();
+    const cancel = await daemon.nextFromClient('Cancel');
+    assert.equal(cancel.msg.requestId, handle.requestId);
+    daemon.clientReply(submit, { type: 'Failure', requestId: handle.requestId, code: ErrorCode.Cancelled, message: 'c' });
+    await assert.rejects(handle.result, isCode(ErrorCode.Cancelled));
+  });
+
+  it('lists nodes and workers and gets the status', async () => {
+    const nodes = client.nodes();
+    const ln = await daemon.nextFromClient('ListNodes');
+    daemon.clientReply(ln, {
+      type: 'NodeList',
+      nodes: [{ spec: { name: 'x', description: '', category: '', version: '', inputs: [], outputs: [], parameters: [], idempotent: false, defaultTimeoutMs: 0n }, workspace: 'default', workers: 1, capacity: 2, inFlight: 0, queueDepth: 0 }],
+    });
+    assert.equal((await nodes)[0]!.spec!.name, 'x');
+
+    const workers = client.workers();
+    const lw = await daemon.nextFromClient('ListWorkers');
+    daemon.clientReply(lw, { type: 'WorkerList', workers: [] });
+    assert.deepEqual(await workers, []);
+
+    const status = client.status();
+    const gs = await daemon.nextFromClient('GetStatus');
+    daemon.clientReply(gs, { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 1n, workers: 0, nodes: 0, queued: 0, inFlight: 0, submitted: 0n, completed: 0n, failed: 0n, failures: [], redispatched: 0n, rate1m: 0 });
+    const s = await status;
+    assert.equal(s.version, '0.1.0');
+    assert.equal(s.instance, 'i');
+  });
+
+  it('ignores garbage and replies for unknown ids', async () => {
+    const call = client.call('n', {});
+    const submit = await daemon.nextFromClient('Submit');
+    daemon.clientReplyRaw(submit, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]));
+    daemon.clientReply(submit, { type: 'Result', requestId: 999999n, outputs: new Uint8Array(0) }, 999999n);
+    daemon.clientReply(submit, { type: 'Result', requestId: submit.msg.requestId, outputs: new Uint8Array(0) });
+    assert.deepEqual(await call, {});
+  });
+
+  it('rejects inputs with no muster form before sending', async () => {
+    await assert.rejects(client.call('n', { f: (() => 1) as never }), isCode(ErrorCode.InvalidRequest));
+  });
+
+  it('fails with Unavailable when no daemon listens, or the connection is lost', async () => {
+    const dir = tempDir();
+    const lonely = new Client({ clientAddress: `ipc://${dir}/client.sock` });
+    await assert.rejects(lonely.call('n', {}), isCode(ErrorCode.Unavailable));
+    lonely.close();
+
+    // A socket file nobody answers on (a daemon that crashed): no handshake, Unavailable.
+    const net = await import('node:net');
+    const held: import('node:net').Socket[] = [];
+    const stale = net.createServer((sock) => void held.push(sock)); // accepts, never speaks ZMTP
+    await new Promise<void>((resolve) => stale.listen(`${dir}/stale.sock`, resolve));
+    const staleClient = new Client({ clientAddress: `ipc://${dir}/stale.sock`, connectTimeoutMs: 300, logger: 'off' });
+    try {
+      await assert.rejects(staleClient.call('n', {}), (e: unknown) => isCode(ErrorCode.Unavailable)(e) && /handshake/.test((e as Error).message));
+    } finally {
+      staleClient.close();
+      for (const sock of held) sock.destroy();
+      stale.close();
+    }
+
+    const other = await FakeDaemon.start({ ping: false });
+    const c = new Client({ clientAddress: other.clientAddress });
+    try {
+      const call = c.call('n', {});
+      await other.nextFromClient('Submit');
+      other.closeClientSocket();
+      await assert.rejects(call, isCode(ErrorCode.Unavailable));
+    } finally {
+      c.close();
+      await other.close();
+    }
+  });
+
+  it('calls over tcp:// with CURVE keys', async () => {
+    const server = zmq.curveKeyPair();
+    const mine = zmq.curveKeyPair();
+    const secure = await FakeDaemon.start({ curveSecretKey: server.secretKey, ping: false });
+    const c = new Client({
+      clientAddress: secure.clientAddress,
+      curve: { serverKey: server.publicKey, publicKey: mine.publicKey, secretKey: mine.secretKey },
+      logger: 'off',
+    });
+    try {
+      const call = c.call('n', { x: 1 });
+      const submit = await secure.nextFromClient('Submit');
+      secure.clientReply(submit, { type: 'Result', requestId: submit.msg.requestId, outputs: encodeValues({ ok: true }) });
+      assert.deepEqual(await call, { ok: true });
+    } finally {
+      c.close();
+      await secure.close();
+    }
+  });
+
+  it('refuses tcp:// without CURVE unless insecure', () => {
+    assert.throws(() => new Client({ clientAddress: 'tcp://127.0.0.1:7901' }), isCode(ErrorCode.InvalidRequest));
+    new Client({ clientAddress: 'tcp://127.0.0.1:7901', insecure: true }).close();
+    assert.throws(() => new Client({ clientAddress: 'http://x' }), isCode(ErrorCode.InvalidRequest));
+  });
+});

@@ -1,0 +1,329 @@
+// fake-daemon.ts — a scripted stand-in for musterd in the SDK's tests: a PUB request socket,
+// a ROUTER response socket and a ROUTER client socket in a private temporary directory.
+// Owns: just enough of the daemon side of PROTOCOL.md §7 and §8 for tests to drive a worker or
+// a client message by message; every wait has a timeout so no test can hang.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import * as zmq from 'zeromq';
+
+import {
+  type ClientMessage,
+  type ClientReply,
+  type DaemonBody,
+  type ReplyBody,
+  type WorkerMessage,
+  decodeClientMessage,
+  decodeWorkerMessage,
+  encodeClientReply,
+  encodeDaemonMessage,
+} from '../src';
+
+export interface FromWorker {
+  routingId: Buffer;
+  delimiter: boolean;
+  msg: WorkerMessage;
+}
+
+export interface FromClient {
+  routingId: Buffer;
+  delimiter: boolean;
+  msg: ClientMessage;
+}
+
+class Inbox<T> {
+  private items: T[] = [];
+  private waiters: { match: (t: T) => boolean; resolve: (t: T) => void }[] = [];
+  readonly all: T[] = [];
+
+  push(item: T): void {
+    this.all.push(item);
+    const i = this.waiters.findIndex((w) => w.match(item));
+    if (i >= 0) {
+      const [w] = this.waiters.splice(i, 1);
+      w!.resolve(item);
+      return;
+    }
+    this.items.push(item);
+  }
+
+  /** The next item (oldest first) that matches; waits up to timeoutMs. */
+  next(match: (t: T) => boolean = () => true, timeoutMs = 5000, what = 'message'): Promise<T> {
+    const i = this.items.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.items.splice(i, 1)[0]!);
+    return new Promise<T>((resolve, reject) => {
+      const waiter = {
+        match,
+        resolve: (t: T) => {
+          clearTimeout(timer);
+          resolve(t);
+        },
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiters.indexOf(waiter);
+        if (at >= 0) this.waiters.splice(at, 1);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  clear(): void {
+    this.items = [];
+  }
+}
+
+export function tempDir(prefix = 'muster-ts-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o700);
+  return dir;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `cond` every 10 ms until it holds, or throws after timeoutMs. */
+export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export interface FakeDaemonOptions {
+  /** Answer Attach with Attached and confirm with worker-topic pings until a Pong (default true). */
+  autoAttach?: boolean;
+  /** Answer every other worker message with Ack (default true). */
+  autoAck?: boolean;
+  /** Publish a broadcast Ping every pingIntervalMs (default true). */
+  ping?: boolean;
+  pingIntervalMs?: number;
+  liveness?: number;
+  instance?: string;
+  dir?: string;
+  /** Bind tcp://127.0.0.1 on random ports as a CURVE server with this secret key (Z85). */
+  curveSecretKey?: string;
+}
+
+export class FakeDaemon {
+  readonly dir: string;
+  requestAddress: string;
+  responseAddress: string;
+  clientAddress: string;
+  readonly fromWorkers = new Inbox<FromWorker>();
+  readonly fromClients = new Inbox<FromClient>();
+  readonly badFrames: Buffer[][] = [];
+  instance: string;
+  pingIntervalMs: number;
+  liveness: number;
+  autoAttach: boolean;
+  autoAck: boolean;
+  pinging: boolean;
+  /** Overrides the automatic reply to a worker message: return a body, or null for no reply. */
+  replyHook: ((m: FromWorker) => DaemonBody | null | undefined) | null = null;
+  seq = 0n;
+
+  private pub: zmq.Publisher;
+  private router: zmq.Router;
+  private client: zmq.Router;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private confirming = new Map<string, NodeJS.Timeout>();
+  private ownsDir: boolean;
+
+  private constructor(options: FakeDaemonOptions) {
+    this.ownsDir = !options.dir;
+    this.dir = options.dir ?? tempDir();
+    this.requestAddress = `ipc://${this.dir}/request.sock`;
+    this.responseAddress = `ipc://${this.dir}/response.sock`;
+    this.clientAddress = `ipc://${this.dir}/client.sock`;
+    this.instance = options.instance ?? 'fake-instance-1';
+    this.pingIntervalMs = options.pingIntervalMs ?? 100;
+    this.liveness = options.liveness ?? 3;
+    this.autoAttach = options.autoAttach ?? true;
+    this.autoAck = options.autoAck ?? true;
+    this.pinging = options.ping ?? true;
+    this.pub = new zmq.Publisher({ linger: 0 });
+    this.router = new zmq.Router({ linger: 0 });
+    this.client = new zmq.Router({ linger: 0 });
+    if (options.curveSecretKey) {
+      for (const s of [this.pub, this.router, this.client]) {
+        s.curveServer = true;
+        s.curveSecretKey = options.curveSecretKey;
+      }
+      this.requestAddress = this.responseAddress = this.clientAddress = 'tcp://127.0.0.1:*';
+    }
+  }
+
+  static async start(options: FakeDaemonOptions = {}): Promise<FakeDaemon> {
+    const d = new FakeDaemon(options);
+    await d.pub.bind(d.requestAddress);
+    await d.router.bind(d.responseAddress);
+    await d.client.bind(d.clientAddress);
+    d.requestAddress = d.pub.lastEndpoint ?? d.requestAddress;
+    d.responseAddress = d.router.lastEndpoint ?? d.responseAddress;
+    d.clientAddress = d.client.lastEndpoint ?? d.clientAddress;
+    void d.workerLoop();
+    void d.clientLoop();
+    d.pingTimer = setInterval(() => {
+      if (d.pinging) d.ping('b:');
+    }, d.pingIntervalMs);
+    return d;
+  }
+
+  async close(): Promise<void> {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    for (const t of this.confirming.values()) clearInterval(t);
+    this.confirming.clear();
+    for (const s of [this.pub, this.router, this.client]) if (!s.closed) s.close();
+    if (this.ownsDir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Closes only the client socket (to simulate a daemon that went away). */
+  closeClientSocket(): void {
+    this.client.close();
+  }
+
+  publish(topic: string, body: DaemonBody): void {
+    void this.pub.send([topic, encodeDaemonMessage({ body })]).catch(() => undefined);
+  }
+
+  publishRaw(topic: string, bytes: Uint8Array): void {
+    void this.pub.send([topic, bytes]).catch(() => undefined);
+  }
+
+  ping(topic: string, instance = this.instance): bigint {
+    this.seq += 1n;
+    this.publish(topic, { type: 'Ping', seq: this.seq, instance });
+    return this.seq;
+  }
+
+  reply(to: { routingId: Buffer; delimiter: boolean }, body: DaemonBody): void {
+    const frames: (Buffer | Uint8Array | string)[] = [to.routingId];
+    if (to.delimiter) frames.push('');
+    frames.push(encodeDaemonMessage({ body }));
+    void this.router.send(frames).catch(() => undefined);
+  }
+
+  replyRaw(to: { routingId: Buffer }, bytes: Uint8Array): void {
+    void this.router.send([to.routingId, bytes]).catch(() => undefined);
+  }
+
+  clientReply(to: FromClient, body: ReplyBody, requestId: bigint = to.msg.requestId): void {
+    const reply: ClientReply = { requestId, body };
+    const frames: (Buffer | Uint8Array | string)[] = [to.routingId];
+    if (to.delimiter) frames.push('');
+    frames.push(encodeClientReply(reply));
+    void this.client.send(frames).catch(() => undefined);
+  }
+
+  clientReplyRaw(to: FromClient, bytes: Uint8Array): void {
+    void this.client.send([to.routingId, bytes]).catch(() => undefined);
+  }
+
+  /** The next message of a given body type from workers. */
+  nextFromWorker<T extends WorkerMessage['body']['type']>(
+    type: T,
+    match: (m: Extract<WorkerMessage['body'], { type: T }>, r: FromWorker) => boolean = () => true,
+    timeoutMs = 5000,
+  ): Promise<FromWorker & { body: Extract<WorkerMessage['body'], { type: T }> }> {
+    return this.fromWorkers
+      .next((r) => r.msg.body.type === type && match(r.msg.body as never, r), timeoutMs, `a ${type} from a worker`)
+      .then((r) => ({ ...r, body: r.msg.body as Extract<WorkerMessage['body'], { type: T }> }));
+  }
+
+  nextFromClient<T extends ClientMessage['body']['type']>(type: T, timeoutMs = 5000): Promise<FromClient> {
+    return this.fromClients.next((r) => r.msg.body.type === type, timeoutMs, `a ${type} from a client`);
+  }
+
+  private async workerLoop(): Promise<void> {
+    try {
+      for await (const frames of this.router) {
+        const routingId = frames[0]!;
+        const delimiter = frames.length === 3 && frames[1]!.length === 0;
+        if (!(frames.length === 2 || delimiter)) {
+          this.badFrames.push(frames);
+          continue;
+        }
+        let msg: WorkerMessage;
+        try {
+          msg = decodeWorkerMessage(frames[frames.length - 1]!);
+        } catch {
+          this.badFrames.push(frames);
+          this.reply({ routingId, delimiter }, { type: 'Rejected', code: 9, message: 'bad message', reattach: false });
+          continue;
+        }
+        const r: FromWorker = { routingId, delimiter, msg };
+        this.autoReply(r);
+        this.fromWorkers.push(r);
+      }
+    } catch {
+      /* closed */
+    }
+  }
+
+  private autoReply(r: FromWorker): void {
+    const hook = this.replyHook?.(r);
+    if (hook === null) return;
+    if (hook !== undefined) {
+      this.reply(r, hook);
+      return;
+    }
+    const body = r.msg.body;
+    if (body.type === 'Attach') {
+      if (!this.autoAttach) return;
+      this.reply(r, {
+        type: 'Attached',
+        workerId: body.workerId,
+        instance: this.instance,
+        topic: `w:${body.workerId}:`,
+        broadcastTopic: 'b:',
+        pingIntervalMs: BigInt(this.pingIntervalMs),
+        liveness: this.liveness,
+        maxMessageBytes: 16n << 20n,
+      });
+      this.startConfirming(body.workerId);
+      return;
+    }
+    if (body.type === 'Pong') {
+      const t = this.confirming.get(r.msg.workerId);
+      if (t) {
+        clearInterval(t);
+        this.confirming.delete(r.msg.workerId);
+      }
+    }
+    if (this.autoAck) this.reply(r, { type: 'Ack', late: false });
+  }
+
+  private startConfirming(workerId: string): void {
+    const old = this.confirming.get(workerId);
+    if (old) clearInterval(old);
+    const topic = `w:${workerId}:`;
+    this.ping(topic);
+    this.confirming.set(
+      workerId,
+      setInterval(() => this.ping(topic), 50),
+    );
+  }
+
+  private async clientLoop(): Promise<void> {
+    try {
+      for await (const frames of this.client) {
+        const routingId = frames[0]!;
+        const delimiter = frames.length === 3 && frames[1]!.length === 0;
+        let msg: ClientMessage;
+        try {
+          msg = decodeClientMessage(frames[frames.length - 1]!);
+        } catch {
+          this.badFrames.push(frames);
+          continue;
+        }
+        this.fromClients.push({ routingId, delimiter, msg });
+      }
+    } catch {
+      /* closed */
+    }
+  }
+}

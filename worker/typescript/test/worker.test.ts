@@ -1,0 +1,436 @@
+// worker.test.ts — the Worker against a fake daemon (PUB + ROUTER) that checks PROTOCOL.md §7
+// message by message: attach and confirmation, ping/pong with in-flight ids, dispatch, progress,
+// failures, abort, re-sent ids, capacity, re-attach and graceful detach.
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+
+import * as zmq from 'zeromq';
+
+import {
+  ErrorCode,
+  type Handler,
+  MusterError,
+  type NodeDefinition,
+  Worker,
+  type WorkerOptions,
+  decodeValues,
+  encodeValues,
+  float,
+  valuesEqual,
+} from '../src';
+import { FakeDaemon, sleep, until } from './fake-daemon';
+
+let daemon: FakeDaemon;
+const workers: Worker[] = [];
+let nextRequestId = 100n;
+
+function makeWorker(options: Partial<WorkerOptions> = {}, nodes: [NodeDefinition, Handler][] = []): Worker {
+  const w = new Worker({
+    workerId: options.workerId ?? `tw${workers.length}`,
+    capacity: 2,
+    requestAddress: daemon.requestAddress,
+    responseAddress: daemon.responseAddress,
+    logger: 'off',
+    attachTimeoutMs: 1000,
+    shutdownGraceMs: 2000,
+    ...options,
+  });
+  for (const [def, handler] of nodes) w.node(def, handler);
+  workers.push(w);
+  return w;
+}
+
+function workRequest(
+  workerId: string,
+  node: string,
+  inputs: Record<string, unknown> = {},
+  extra: { requestId?: bigint; parameters?: Record<string, unknown>; attempt?: number; rawInputs?: Uint8Array } = {},
+): bigint {
+  const requestId = extra.requestId ?? nextRequestId++;
+  daemon.publish(`w:${workerId}:`, {
+    type: 'WorkRequest',
+    requestId,
+    node,
+    inputs: extra.rawInputs ?? encodeValues(inputs as never),
+    parameters: extra.parameters ? encodeValues(extra.parameters as never) : new Uint8Array(0),
+    timeoutMs: 5000n,
+    attempt: extra.attempt ?? 1,
+    caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: 'trace-1' },
+  });
+  return requestId;
+}
+
+/** Resolves when released; records how many run at once. */
+class Gate {
+  private waiters: (() => void)[] = [];
+  running = 0;
+  maxRunning = 0;
+  started = 0;
+  async enter(signal?: AbortSignal): Promise<void> {
+    this.started += 1;
+    this.running += 1;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.waiters.push(resolve);
+        signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+    } finally {
+      this.running -= 1;
+    }
+  }
+  releaseAll(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+}
+
+before(async () => {
+  daemon = await FakeDaemon.start();
+});
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop('test over')));
+  daemon.replyHook = null;
+  daemon.pinging = true;
+  daemon.instance = 'fake-instance-1';
+});
+
+after(async () => {
+  await daemon.close();
+});
+
+describe('worker construction', () => {
+  it('refuses invalid ids, capacity, node names and tcp without CURVE', () => {
+    assert.throws(() => new Worker({ workerId: 'bad:id', logger: 'off' }), MusterError);
+    assert.throws(() => new Worker({ workerId: 'ok', capacity: 0, logger: 'off' }), MusterError);
+    assert.throws(
+      () => new Worker({ workerId: 'ok', requestAddress: 'tcp://127.0.0.1:7899', logger: 'off' }),
+      (e: unknown) => e instanceof MusterError && /insecure/.test(e.message),
+    );
+    new Worker({ workerId: 'ok', requestAddress: 'tcp://127.0.0.1:7899', responseAddress: 'tcp://127.0.0.1:7898', insecure: true, logger: 'off' });
+    const w = new Worker({ workerId: 'ok', logger: 'off' });
+    assert.throws(() => w.node({ name: 'has space' }, () => ({})), MusterError);
+    assert.throws(() => w.node({ name: 'n', inputs: [{ name: 'x', type: 'integer' as never }] }, () => ({})), MusterError);
+    w.node({ name: 'n' }, () => ({}));
+    assert.throws(() => w.node({ name: 'n' }, () => ({})), MusterError);
+  });
+
+  it('uses the runtime directory defaults', () => {
+    const saved = { ...process.env };
+    try {
+      process.env.MUSTER_RUNTIME_DIR = '/run/x';
+      assert.equal(new Worker({ workerId: 'a', logger: 'off' }).requestAddress, 'ipc:///run/x/request.sock');
+      delete process.env.MUSTER_RUNTIME_DIR;
+      process.env.XDG_RUNTIME_DIR = '/run/user/7';
+      assert.equal(new Worker({ workerId: 'a', logger: 'off' }).responseAddress, 'ipc:///run/user/7/muster/response.sock');
+      delete process.env.XDG_RUNTIME_DIR;
+      assert.equal(new Worker({ workerId: 'a', logger: 'off' }).requestAddress, `ipc:///tmp/muster-${process.getuid!()}/request.sock`);
+    } finally {
+      process.env = saved;
+    }
+  });
+});
+
+describe('attach and heartbeat', () => {
+  it('attaches with its full node list, confirms through the PUB path, and answers pings', async () => {
+    const w = makeWorker({ workerId: 'attach1', capacity: 3 }, [
+      [{ name: 'a.one', description: 'd', category: 'c', version: '1', idempotent: true, timeoutMs: 1234,
+         inputs: [{ name: 'x', type: 'int', required: true }], parameters: [{ name: 'p', type: 'string', default: 'dflt' }] }, () => ({})],
+      [{ name: 'a.two' }, () => ({})],
+    ]);
+    await w.start();
+    const attach = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'attach1');
+    assert.equal(attach.msg.workerId, 'attach1');
+    assert.equal(attach.body.capacity, 3);
+    assert.equal(attach.body.session, w.session);
+    assert.equal(attach.body.pid, process.pid);
+    assert.match(attach.body.sdk, /^muster-typescript\//);
+    assert.deepEqual(attach.body.nodes.map((n) => n.name), ['a.one', 'a.two']);
+    const one = attach.body.nodes[0]!;
+    assert.equal(one.idempotent, true);
+    assert.equal(one.defaultTimeoutMs, 1234n);
+    assert.deepEqual(one.inputs, [{ name: 'x', type: 'int', description: '', required: true }]);
+    assert.deepEqual(one.parameters, [{ name: 'p', type: 'string', description: '', required: false, defaultValue: 'dflt' }]);
+    // The confirming ping on the worker's own topic gets a Pong.
+    const pong = await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'attach1');
+    assert.equal(pong.body.instance, daemon.instance);
+    assert.deepEqual(pong.body.inFlight, []);
+    // And a broadcast ping gets one too, with its seq.
+    const seq = daemon.ping('b:');
+    await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'attach1' && b.seq === seq);
+    assert.ok(w.isAttached);
+  });
+
+  it('re-attaches on Rejected{reattach} with the same session and all nodes', async () => {
+    const w = makeWorker({ workerId: 'reatt1' }, [[{ name: 'r.node' }, () => ({})]]);
+    await w.start();
+    const first = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'reatt1');
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'reatt1');
+    let rejected = false;
+    daemon.replyHook = (r) => {
+      if (!rejected && r.msg.workerId === 'reatt1' && r.msg.body.type === 'Pong') {
+        rejected = true;
+        return { type: 'Rejected', code: ErrorCode.BadMessage, message: 'who are you', reattach: true };
+      }
+      return undefined;
+    };
+    const second = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'reatt1');
+    assert.equal(second.body.session, first.body.session);
+    assert.deepEqual(second.body.nodes.map((n) => n.name), ['r.node']);
+  });
+
+  it('re-attaches at once when a ping carries a different daemon instance', async () => {
+    const w = makeWorker({ workerId: 'inst1' }, [[{ name: 'i.node' }, () => ({})]]);
+    await w.start();
+    await daemon.nextFromWorker('Attach', (b) => b.workerId === 'inst1');
+    daemon.instance = 'fake-instance-2';
+    daemon.ping('b:');
+    const again = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'inst1');
+    assert.equal(again.body.session, w.session);
+    // It then answers pings of the new instance.
+    await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'inst1' && b.instance === 'fake-instance-2');
+  });
+
+  it('reconnects both sockets and attaches again when pings stop', async () => {
+    const w = makeWorker({ workerId: 'live1' }, [[{ name: 'l.node' }, () => ({})]]);
+    await w.start();
+    const first = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'live1');
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'live1');
+    daemon.pinging = false;
+    daemon.replyHook = (r) => (r.msg.body.type === 'Attach' ? null : undefined); // stay silent
+    const second = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'live1', 10000);
+    // A new DEALER socket: a new routing id.
+    assert.notDeepEqual(second.routingId, first.routingId);
+    assert.equal(second.body.session, first.body.session);
+  });
+
+  it('fails start() when the daemon refuses the Attach', async () => {
+    daemon.replyHook = (r) =>
+      r.msg.body.type === 'Attach' && r.msg.workerId === 'refused1'
+        ? { type: 'Rejected', code: ErrorCode.PermissionDenied, message: 'not yours', reattach: false }
+        : undefined;
+    const w = makeWorker({ workerId: 'refused1' }, [[{ name: 'x' }, () => ({})]]);
+    await assert.rejects(w.start(), (e: unknown) => e instanceof MusterError && e.code === ErrorCode.PermissionDenied);
+  });
+
+  it('survives garbage on its topics and keeps answering pings', async () => {
+    const w = makeWorker({ workerId: 'garbage1' }, [[{ name: 'g.node' }, () => ({ ok: true })]]);
+    await w.start();
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'garbage1');
+    daemon.publishRaw('w:garbage1:', new Uint8Array([1, 2, 3]));
+    daemon.publishRaw('w:garbage1:', new Uint8Array(64).fill(0xff));
+    const good = encodeValues({ a: 1 });
+    daemon.publishRaw('b:', good); // a valid buffer of the wrong type
+    const seq = daemon.ping('b:');
+    await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'garbage1' && b.seq === seq);
+    const id = workRequest('garbage1', 'g.node');
+    const res = await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    assert.deepEqual(decodeValues(res.body.outputs), { ok: true });
+  });
+});
+
+describe('dispatch', () => {
+  it('runs a request with inputs, parameter defaults, caller and progress, and answers once', async () => {
+    let seen: unknown;
+    const w = makeWorker({ workerId: 'disp1' }, [
+      [
+        { name: 'd.add', inputs: [{ name: 'a', type: 'int', required: true }, { name: 'b', type: 'float', default: float(0.5) }],
+          parameters: [{ name: 'scale', type: 'int', default: 10 }] },
+        async (ctx) => {
+          seen = { caller: ctx.caller, attempt: ctx.attempt, requestId: ctx.requestId, node: ctx.node, params: ctx.parameters };
+          ctx.progress(1, 2, 'half');
+          ctx.progress(2, 2, 'done');
+          return { sum: (ctx.inputs.a + Number(ctx.inputs.b)) * ctx.parameters.scale, big: 2n ** 63n - 1n };
+        },
+      ],
+    ]);
+    await w.start();
+    const id = workRequest('disp1', 'd.add', { a: 2 }, { attempt: 2 });
+    const p1 = await daemon.nextFromWorker('Progress', (b) => b.requestId === id);
+    const p2 = await daemon.nextFromWorker('Progress', (b) => b.requestId === id);
+    assert.deepEqual([p1.body.step, p1.body.total, p1.body.message], [1n, 2n, 'half']);
+    assert.deepEqual([p2.body.step, p2.body.message], [2n, 'done']);
+    const res = await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    assert.ok(valuesEqual(decodeValues(res.body.outputs), { sum: 25, big: 2n ** 63n - 1n }));
+    assert.deepEqual(seen, {
+      caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: 'trace-1' },
+      attempt: 2,
+      requestId: id,
+      node: 'd.add',
+      params: { scale: 10 },
+    });
+  });
+
+  it('answers failures with the right codes', async () => {
+    const w = makeWorker({ workerId: 'fail1' }, [
+      [{ name: 'f.throw' }, () => { throw new Error('boom'); }],
+      [{ name: 'f.muster' }, () => { throw new MusterError(ErrorCode.InvalidRequest, 'nope'); }],
+      [{ name: 'f.req', inputs: [{ name: 'x', required: true }, { name: 'n', type: 'int' }] }, () => ({})],
+      [{ name: 'f.badout' }, () => ({ f: () => 1 }) as never],
+      [{ name: 'f.scalar' }, () => 42 as never],
+    ]);
+    await w.start();
+    const cases: [string, Record<string, unknown>, ErrorCode, RegExp][] = [
+      ['f.throw', {}, ErrorCode.WorkerError, /boom/],
+      ['f.muster', {}, ErrorCode.InvalidRequest, /nope/],
+      ['f.req', {}, ErrorCode.InvalidRequest, /missing required input 'x'/],
+      ['f.badout', {}, ErrorCode.WorkerError, /cannot be sent/],
+      ['f.scalar', {}, ErrorCode.WorkerError, /not a map/],
+      ['f.unknown', {}, ErrorCode.InvalidRequest, /does not serve node f\.unknown/],
+    ];
+    for (const [node, inputs, code, msg] of cases) {
+      const id = workRequest('fail1', node, inputs);
+      const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
+      assert.equal(f.body.code, code, `${node}: ${f.body.message}`);
+      assert.match(f.body.message, msg);
+    }
+  });
+
+  it('drops a WorkRequest whose nested inputs are not a Values buffer, like the C++ Verifier', async () => {
+    const w = makeWorker({ workerId: 'badin1' }, [[{ name: 'b.node' }, () => ({})]]);
+    await w.start();
+    const bad = workRequest('badin1', 'b.node', {}, { rawInputs: new Uint8Array([9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]) });
+    const good = workRequest('badin1', 'b.node', {});
+    await daemon.nextFromWorker('Result', (b) => b.requestId === good);
+    const seq = daemon.ping('b:');
+    const pong = await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'badin1' && b.seq === seq);
+    assert.deepEqual(pong.body.inFlight, []);
+    assert.ok(!daemon.fromWorkers.all.some((r) => 'requestId' in r.msg.body && r.msg.body.requestId === bad));
+  });
+
+  it('lists running requests in pongs, ignores a re-sent id, and re-sends a finished answer', async () => {
+    const gate = new Gate();
+    let calls = 0;
+    const w = makeWorker({ workerId: 'inflight1' }, [
+      [{ name: 'slow' }, async (ctx) => { calls += 1; await gate.enter(ctx.signal); return { n: calls }; }],
+    ]);
+    await w.start();
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'inflight1');
+    const id = workRequest('inflight1', 'slow');
+    await until(() => gate.started === 1, 5000, 'the handler to start');
+    const seq = daemon.ping('b:');
+    const pong = await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'inflight1' && b.seq === seq);
+    assert.deepEqual(pong.body.inFlight, [id]);
+    workRequest('inflight1', 'slow', {}, { requestId: id, attempt: 2 }); // a re-send
+    const seq2 = daemon.ping('b:');
+    await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'inflight1' && b.seq === seq2);
+    assert.equal(gate.started, 1);
+    gate.releaseAll();
+    const res = await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    assert.deepEqual(decodeValues(res.body.outputs), { n: 1 });
+    const seq3 = daemon.ping('b:');
+    const pong3 = await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'inflight1' && b.seq === seq3);
+    assert.deepEqual(pong3.body.inFlight, []);
+    // The daemon did not get it and sends it again: the same answer goes back, nothing re-runs.
+    workRequest('inflight1', 'slow', {}, { requestId: id, attempt: 3 });
+    const again = await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    assert.deepEqual(decodeValues(again.body.outputs), { n: 1 });
+    assert.equal(calls, 1);
+  });
+
+  it('aborts a running request and answers with the abort code', async () => {
+    let sawAbort = false;
+    const w = makeWorker({ workerId: 'abort1' }, [
+      [{ name: 'wait' }, async (ctx) => {
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+        sawAbort = ctx.aborted;
+        ctx.throwIfAborted();
+        return {};
+      }],
+    ]);
+    await w.start();
+    const id = workRequest('abort1', 'wait');
+    await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
+    daemon.publish('w:abort1:', { type: 'Abort', requestId: id, code: ErrorCode.Timeout, reason: 'deadline passed' });
+    const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
+    assert.equal(f.body.code, ErrorCode.Timeout);
+    assert.equal(f.body.message, 'deadline passed');
+    assert.ok(sawAbort);
+  });
+
+  it('runs at most `capacity` handlers at once and queues the rest', async () => {
+    const gate = new Gate();
+    const w = makeWorker({ workerId: 'cap1', capacity: 2 }, [
+      [{ name: 'hold' }, async (ctx) => { await gate.enter(ctx.signal); return {}; }],
+    ]);
+    await w.start();
+    const ids = [workRequest('cap1', 'hold'), workRequest('cap1', 'hold'), workRequest('cap1', 'hold')];
+    await until(() => w.inFlight.length === 3, 5000, 'three requests to arrive');
+    await until(() => gate.started === 2, 5000, 'two handlers to start');
+    await sleep(50);
+    assert.equal(gate.started, 2);
+    // All three are in flight (received and unanswered), so pongs list all three.
+    const seq = daemon.ping('b:');
+    const pong = await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'cap1' && b.seq === seq);
+    assert.deepEqual([...pong.body.inFlight].sort(), [...ids].sort());
+    while (gate.started < 3 || gate.running > 0) {
+      gate.releaseAll();
+      await sleep(10);
+    }
+    for (const id of ids) await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    assert.equal(gate.maxRunning, 2);
+  });
+
+  it('detaches on stop(), finishes running work, then stops', async () => {
+    const gate = new Gate();
+    const w = makeWorker({ workerId: 'detach1' }, [
+      [{ name: 'hold' }, async () => { await gate.enter(); return { finished: true }; }],
+    ]);
+    await w.start();
+    const id = workRequest('detach1', 'hold');
+    await until(() => gate.started === 1, 5000, 'the handler to start');
+    const stopped = w.stop('test stop');
+    const detach = await daemon.nextFromWorker('Detach', (_b, r) => r.msg.workerId === 'detach1');
+    assert.equal(detach.body.reason, 'test stop');
+    gate.releaseAll();
+    const res = await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    assert.deepEqual(decodeValues(res.body.outputs), { finished: true });
+    await stopped;
+    assert.ok(!w.isAttached);
+  });
+
+  it('aborts what is still running when the shutdown grace runs out', async () => {
+    const w = makeWorker({ workerId: 'grace1', shutdownGraceMs: 100 }, [
+      [{ name: 'forever' }, () => new Promise(() => undefined)],
+    ]);
+    await w.start();
+    const id = workRequest('grace1', 'forever');
+    await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
+    await w.stop();
+    const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
+    assert.equal(f.body.code, ErrorCode.ShuttingDown);
+  });
+});
+
+describe('transport security', () => {
+  it('attaches and serves over tcp:// with CURVE keys', async () => {
+    const server = zmq.curveKeyPair();
+    const mine = zmq.curveKeyPair();
+    const secure = await FakeDaemon.start({ curveSecretKey: server.secretKey });
+    const w = new Worker({
+      workerId: 'curve1',
+      requestAddress: secure.requestAddress,
+      responseAddress: secure.responseAddress,
+      curve: { serverKey: server.publicKey, publicKey: mine.publicKey, secretKey: mine.secretKey },
+      logger: 'off',
+      shutdownGraceMs: 1000,
+    });
+    w.node({ name: 'c.node' }, (ctx) => ({ got: ctx.inputs.x }));
+    try {
+      assert.match(secure.requestAddress, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+      await w.start();
+      await secure.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'curve1');
+      secure.publish('w:curve1:', {
+        type: 'WorkRequest', requestId: 1n, node: 'c.node', inputs: encodeValues({ x: 'secret' }),
+        parameters: new Uint8Array(0), timeoutMs: 1000n, attempt: 1, caller: null,
+      });
+      const res = await secure.nextFromWorker('Result', (b) => b.requestId === 1n);
+      assert.deepEqual(decodeValues(res.body.outputs), { got: 'secret' });
+    } finally {
+      await w.stop();
+      await secure.close();
+    }
+  });
+});
