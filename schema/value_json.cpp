@@ -74,6 +74,14 @@ Bytes base64_decode(std::string_view s) {
 }
 
 Json to_json(const Map& m) {
+  if (m.size() == 1) {
+    auto& [key, value] = *m.begin();
+    if ((key == "$bytes" && value.kind() == ValueKind::String) ||
+        (key == "$error" && value.kind() == ValueKind::Map))
+      throw std::invalid_argument(fmt::format(
+          "a map whose only key is \"{}\" has no JSON form (it would read back as {})", key,
+          key == "$bytes" ? "bytes" : "an error"));
+  }
   auto j = Json::object();
   for (auto& [k, v] : m) j[k] = to_json(v);
   return j;

@@ -64,6 +64,10 @@ TEST_CASE("JSON input errors are clear") {
   CHECK_THROWS_WITH_AS(map_from_json_text(R"({"a":{"$bytes":"!!"}})"), doctest::Contains("$.a"),
                        std::invalid_argument);
   CHECK_THROWS_AS(to_json(Value(std::numeric_limits<double>::infinity())), std::invalid_argument);
+  // a map that would read back as bytes or an error has no JSON form
+  CHECK_THROWS_AS(to_json(Map{{"$bytes", "AA=="}}), std::invalid_argument);
+  CHECK_THROWS_AS(to_json(Map{{"$error", Map{}}}), std::invalid_argument);
+  CHECK_NOTHROW(to_json(Map{{"$bytes", 1}}));
   // integers beyond int64 become floats rather than wrapping
   CHECK(map_from_json_text(R"({"big":18446744073709551615})").find("big")->kind() == ValueKind::Float);
 }
