@@ -1,0 +1,140 @@
+// token_store.hpp — the daemon's enrollment tokens: minted, checked, consumed, listed, revoked.
+// Persisted as JSON (`<data-dir>/tokens.json`, mode 0600, atomic writes).
+// Owns: the token lifecycle (active → expired | used up | revoked) and the order of checks.
+// Must never: store or return a token secret after mint() returns it; compare secrets other
+// than in constant time; tell a caller anything about a token whose secret it has not proven
+// (expired / used up / revoked are only reported after the secret matched); change memory
+// when the write to disk failed.
+// Thread-safe: every method takes an internal lock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "muster/names.hpp"
+#include "muster/role.hpp"
+#include "muster/timestamp.hpp"
+#include "muster/token.hpp"
+
+namespace muster::keys {
+
+inline constexpr std::chrono::seconds kDefaultTokenTtl{24 * 3600};
+inline constexpr std::uint32_t kMaxTokenUses = 1'000'000;
+inline constexpr const char* kTokenStoreFile = "tokens.json";
+
+enum class TokenState { Active, Expired, UsedUp, Revoked };
+std::string_view token_state_name(TokenState s);  // "active", "expired", "used-up", "revoked"
+
+// What the store knows about a token. Holds no secret and no hash.
+struct TokenInfo {
+  std::string id;
+  Role role = Role::Worker;
+  std::string workspace;
+  std::string label;
+  TimePoint created_at;
+  TimePoint expires_at;
+  std::uint32_t uses_total = 1;
+  std::uint32_t uses_left = 1;
+  bool revoked = false;
+  std::optional<TimePoint> revoked_at;
+  std::optional<TimePoint> last_used_at;
+
+  // Revoked wins over expired, which wins over used up (so UsedUp implies unexpired).
+  TokenState state(TimePoint now) const;
+};
+
+// For admin replies (`muster token list`): id, role, workspace, label, created_at, expires_at,
+// uses_total, uses_left, revoked, revoked_at, last_used_at, state (as of `now`).
+nlohmann::json to_json(const TokenInfo& info, TimePoint now);
+
+struct MintRequest {
+  Role role = Role::Worker;
+  std::chrono::seconds ttl = kDefaultTokenTtl;  // > 0 and <= kMaxDuration
+  std::uint32_t uses = 1;                       // 1 .. kMaxTokenUses
+  std::string workspace = std::string(kDefaultWorkspace);  // is_valid_workspace
+  std::string label;                                       // is_valid_label
+};
+
+struct MintedToken {
+  std::string token;  // the token text: the only time the secret exists in clear
+  TokenInfo info;
+};
+
+enum class TokenError { None, Malformed, WrongDaemonKey, Unknown, Expired, UsedUp, Revoked };
+std::string_view token_error_name(TokenError e);  // "ok", "malformed", "wrong-daemon-key", ...
+
+struct TokenCheck {
+  TokenError error = TokenError::None;
+  std::string message;  // for the token's holder; quotes no input, reveals nothing without the secret
+  std::string detail;   // for the daemon's log (may name the token id); never the secret
+  std::optional<TokenInfo> info;  // set once the secret matched (None, Expired, UsedUp, Revoked)
+  explicit operator bool() const { return error == TokenError::None; }
+};
+
+class TokenStore {
+ public:
+  // Loads `file` if it exists (throws std::runtime_error naming the file if it is unreadable
+  // or malformed); otherwise starts empty and creates the file on the first change.
+  // `daemon_public_key_z85` is this daemon's key: tokens carrying another key are refused.
+  TokenStore(std::filesystem::path file, std::string daemon_public_key_z85);
+
+  static std::filesystem::path default_path(const std::filesystem::path& data_dir);
+
+  // Mints and persists a token. Throws std::invalid_argument for a bad request (ttl, uses,
+  // workspace, label), std::runtime_error if it cannot be saved (then nothing was minted).
+  MintedToken mint(const MintRequest& req, TimePoint now);
+
+  // All checks, no use taken. Order: format, daemon key, id, secret (constant time),
+  // revoked, expired (expired when now >= expires_at), uses left. `info` is set whenever the
+  // secret matched, so Expired/UsedUp/Revoked come with the token's details.
+  TokenCheck check(std::string_view token_text, TimePoint now) const;
+
+  // check(), and on success takes one use and persists. If saving fails, throws
+  // std::runtime_error and no use was taken.
+  TokenCheck consume(std::string_view token_text, TimePoint now);
+
+  // Gives back one use taken by consume() (the enrollment that consumed it failed later).
+  // False if the id is unknown or no use was taken.
+  bool refund(std::string_view id);
+
+  // Marks a token revoked (persisted; effective for every later check). Returns the updated
+  // info, or nullopt for an unknown id. Revoking twice keeps the first revoked_at.
+  std::optional<TokenInfo> revoke(std::string_view id, TimePoint now);
+
+  std::optional<TokenInfo> find(std::string_view id) const;
+  // Oldest first. No secrets, no hashes.
+  std::vector<TokenInfo> list() const;
+
+  // Forgets tokens that stopped being usable (expired, used up or revoked) more than
+  // `keep_for` ago, so the file does not grow forever. Returns how many were removed.
+  std::size_t prune(TimePoint now, std::chrono::seconds keep_for);
+
+  const std::string& daemon_public_key() const { return daemon_key_z85_; }
+
+ private:
+  struct Entry {
+    TokenInfo info;
+    std::string secret_hash;  // token_secret_hash(), hex
+  };
+  using Entries = std::map<std::string, Entry, std::less<>>;
+
+  TokenCheck check_locked(std::string_view token_text, TimePoint now) const;
+  void save(const Entries& entries) const;  // throws; caller commits to memory afterwards
+
+  std::filesystem::path file_;
+  std::string daemon_key_z85_;
+  KeyBytes daemon_key_{};
+  mutable std::mutex mu_;
+  Entries entries_;
+};
+
+}  // namespace muster::keys
