@@ -9,3 +9,8 @@ class ClientBody(object):
     ListNodes = 3
     ListWorkers = 4
     GetStatus = 5
+    TokenCreate = 6
+    TokenList = 7
+    TokenRevoke = 8
+    KeyList = 9
+    KeyRevoke = 10

@@ -11,3 +11,5 @@ class ReplyBody(object):
     NodeList = 5
     WorkerList = 6
     StatusReport = 7
+    TokenCreated = 8
+    AdminReport = 9

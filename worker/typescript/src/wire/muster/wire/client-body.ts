@@ -2,9 +2,14 @@
 
 import { Cancel } from '../../muster/wire/cancel';
 import { GetStatus } from '../../muster/wire/get-status';
+import { KeyList } from '../../muster/wire/key-list';
+import { KeyRevoke } from '../../muster/wire/key-revoke';
 import { ListNodes } from '../../muster/wire/list-nodes';
 import { ListWorkers } from '../../muster/wire/list-workers';
 import { Submit } from '../../muster/wire/submit';
+import { TokenCreate } from '../../muster/wire/token-create';
+import { TokenList } from '../../muster/wire/token-list';
+import { TokenRevoke } from '../../muster/wire/token-revoke';
 
 
 export enum ClientBody {
@@ -13,13 +18,18 @@ export enum ClientBody {
   Cancel = 2,
   ListNodes = 3,
   ListWorkers = 4,
-  GetStatus = 5
+  GetStatus = 5,
+  TokenCreate = 6,
+  TokenList = 7,
+  TokenRevoke = 8,
+  KeyList = 9,
+  KeyRevoke = 10
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Cancel|GetStatus|ListNodes|ListWorkers|Submit) => Cancel|GetStatus|ListNodes|ListWorkers|Submit|null
-): Cancel|GetStatus|ListNodes|ListWorkers|Submit|null {
+  accessor: (obj:Cancel|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Cancel|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
+): Cancel|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(new Submit())! as Submit;
@@ -27,15 +37,20 @@ export function unionToClientBody(
     case 'ListNodes': return accessor(new ListNodes())! as ListNodes;
     case 'ListWorkers': return accessor(new ListWorkers())! as ListWorkers;
     case 'GetStatus': return accessor(new GetStatus())! as GetStatus;
+    case 'TokenCreate': return accessor(new TokenCreate())! as TokenCreate;
+    case 'TokenList': return accessor(new TokenList())! as TokenList;
+    case 'TokenRevoke': return accessor(new TokenRevoke())! as TokenRevoke;
+    case 'KeyList': return accessor(new KeyList())! as KeyList;
+    case 'KeyRevoke': return accessor(new KeyRevoke())! as KeyRevoke;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Cancel|GetStatus|ListNodes|ListWorkers|Submit) => Cancel|GetStatus|ListNodes|ListWorkers|Submit|null, 
+  accessor: (index: number, obj:Cancel|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Cancel|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
   index: number
-): Cancel|GetStatus|ListNodes|ListWorkers|Submit|null {
+): Cancel|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(index, new Submit())! as Submit;
@@ -43,6 +58,11 @@ export function unionListToClientBody(
     case 'ListNodes': return accessor(index, new ListNodes())! as ListNodes;
     case 'ListWorkers': return accessor(index, new ListWorkers())! as ListWorkers;
     case 'GetStatus': return accessor(index, new GetStatus())! as GetStatus;
+    case 'TokenCreate': return accessor(index, new TokenCreate())! as TokenCreate;
+    case 'TokenList': return accessor(index, new TokenList())! as TokenList;
+    case 'TokenRevoke': return accessor(index, new TokenRevoke())! as TokenRevoke;
+    case 'KeyList': return accessor(index, new KeyList())! as KeyList;
+    case 'KeyRevoke': return accessor(index, new KeyRevoke())! as KeyRevoke;
     default: return null;
   }
 }
