@@ -33,7 +33,7 @@ void BrokerCore::reply_client(
 
 std::string BrokerCore::client_key(const Peer& peer, std::uint64_t id) const {
   std::string key = peer.routing_id;
-  key.push_back('\0');
+  key.push_back(static_cast<char>(peer.via));
   key.append(reinterpret_cast<const char*>(&id), sizeof id);
   return key;
 }
@@ -377,9 +377,9 @@ void BrokerCore::on_detach(TimePoint now, const Peer& peer, const Caller& who,
   }
 }
 
-void BrokerCore::on_bad_worker_message(const Peer& peer, std::string why) {
-  spdlog::warn("bad message on the response socket: {}", why);
-  reply_worker(peer, RejectedReply{ErrorCode::BadMessage, std::move(why), false});
+void BrokerCore::on_bad_worker_message(const Peer& peer, std::string why, ErrorCode code) {
+  spdlog::warn("refused a message on the response socket: {}", why);
+  reply_worker(peer, RejectedReply{code, std::move(why), false});
 }
 
 void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity) {
@@ -467,9 +467,10 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
   r.state = RequestState::Orphaned;
 }
 
-void BrokerCore::on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why) {
-  spdlog::warn("bad message on the client socket: {}", why);
-  actions_.push_back(ReplyToClient{peer, request_id, FailureBody{ErrorCode::BadMessage, std::move(why)}});
+void BrokerCore::on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why,
+                                       ErrorCode code) {
+  spdlog::warn("refused a message on the client socket: {}", why);
+  actions_.push_back(ReplyToClient{peer, request_id, FailureBody{code, std::move(why)}});
 }
 
 // ---- time -------------------------------------------------------------------------------

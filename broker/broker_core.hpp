@@ -72,13 +72,15 @@ class BrokerCore {
   void on_failure(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                   std::uint64_t request_id, ErrorCode code, std::string message);
   void on_detach(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id);
-  // A worker message that could not be decoded; answered Rejected{BadMessage}.
-  void on_bad_worker_message(const Peer& peer, std::string why);
+  // A worker message that could not be decoded (or may not be acted on); answered Rejected.
+  void on_bad_worker_message(const Peer& peer, std::string why,
+                             ErrorCode code = ErrorCode::BadMessage);
 
   // ---- client events (client socket) ----
   void on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev);
   void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id);
-  void on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why);
+  void on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why,
+                             ErrorCode code = ErrorCode::BadMessage);
 
   // ---- identity changes ----
   // The identity was revoked: its workers leave the registry at once (death rules apply).

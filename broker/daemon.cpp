@@ -12,6 +12,10 @@
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/runtime_dir.hpp"
+#include "muster/zap_policy.hpp"
+#include "admin.hpp"
+#include "security.hpp"
+#include "zap_handler.hpp"
 
 namespace muster::broker {
 
@@ -63,41 +67,68 @@ flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload_vector(
 struct Daemon::Impl {
   DaemonOptions opt;
   zmq::context_t ctx{1};
-  zmq::socket_t request{ctx, zmq::socket_type::pub};
-  zmq::socket_t response{ctx, zmq::socket_type::router};
-  zmq::socket_t client{ctx, zmq::socket_type::router};
+  std::unique_ptr<Security> security;
+  std::unique_ptr<ZapHandler> zap;
+  std::vector<zmq::socket_t> requests;   // PUB, one per endpoint: everything is published on all
+  std::vector<zmq::socket_t> responses;  // ROUTER; Peer::via says which one a worker is on
+  std::vector<zmq::socket_t> clients;    // ROUTER; Peer::via likewise
+  std::optional<zmq::socket_t> enroll;   // ROUTER
   BrokerCore core;
-  CallerResolver resolve_caller = [](const Peer&) { return Caller{}; };
   std::uint64_t unroutable = 0;
 
   explicit Impl(DaemonOptions o)
       : opt(std::move(o)), core(opt.core, Clock::now()) {}
 
+  bool curve_for(const std::string& ep) const { return is_tcp(ep) && !opt.insecure; }
+
   void setup() {
-    for (auto* ep : {&opt.request_address, &opt.response_address, &opt.client_address})
-      check_endpoint(*ep, /*curve=*/false, opt.insecure);
-    auto max_frame = static_cast<std::int64_t>(opt.max_message_bytes * 2);
-    for (auto* s : {&request, &response, &client}) {
-      s->set(zmq::sockopt::linger, 2000);
-      s->set(zmq::sockopt::sndhwm, 100000);
-      s->set(zmq::sockopt::rcvhwm, 100000);
-      s->set(zmq::sockopt::maxmsgsize, max_frame);
+    bool any_curve = !opt.enrollment_address.empty();
+    for (auto* list : {&opt.request_addresses, &opt.response_addresses, &opt.client_addresses})
+      for (auto& ep : *list) {
+        check_endpoint(ep, /*curve=*/!opt.insecure, opt.insecure);
+        any_curve = any_curve || curve_for(ep);
+      }
+    if (!opt.enrollment_address.empty()) {
+      if (!is_tcp(opt.enrollment_address))
+        throw std::invalid_argument(fmt::format("{}: the enrollment endpoint must be tcp://", opt.enrollment_address));
+      if (opt.insecure)
+        throw std::invalid_argument("--enrollment-address needs CURVE: it cannot be used with --insecure");
     }
-    response.set(zmq::sockopt::router_mandatory, 1);
-    client.set(zmq::sockopt::router_mandatory, 1);
-    bind(request, opt.request_address, "request");
-    bind(response, opt.response_address, "response");
-    bind(client, opt.client_address, "client");
+    security = std::make_unique<Security>(opt.data_dir);
+    if (any_curve) zap = std::make_unique<ZapHandler>(ctx, security->identities());  // before any CURVE bind
+    for (auto& ep : opt.request_addresses)
+      requests.push_back(make_socket(zmq::socket_type::pub, ep, keys::kZapDomainWorker, "request"));
+    for (auto& ep : opt.response_addresses)
+      responses.push_back(make_socket(zmq::socket_type::router, ep, keys::kZapDomainWorker, "response"));
+    for (auto& ep : opt.client_addresses)
+      clients.push_back(make_socket(zmq::socket_type::router, ep, keys::kZapDomainClient, "client"));
+    if (!opt.enrollment_address.empty())
+      enroll = make_socket(zmq::socket_type::router, opt.enrollment_address, keys::kZapDomainEnroll, "enrollment");
+    if (any_curve)
+      spdlog::info("CURVE on tcp:// endpoints; daemon public key {}", security->daemon_keys().public_key);
   }
 
-  static void bind(zmq::socket_t& s, const std::string& ep, std::string_view what) {
+  zmq::socket_t make_socket(zmq::socket_type type, const std::string& ep, std::string_view domain,
+                            std::string_view what) {
+    zmq::socket_t s(ctx, type);
+    s.set(zmq::sockopt::linger, 2000);
+    s.set(zmq::sockopt::sndhwm, 100000);
+    s.set(zmq::sockopt::rcvhwm, 100000);
+    s.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opt.max_message_bytes * 2));
+    if (type == zmq::socket_type::router) s.set(zmq::sockopt::router_mandatory, 1);
+    if (curve_for(ep)) {
+      s.set(zmq::sockopt::curve_server, 1);
+      s.set(zmq::sockopt::curve_secretkey, security->daemon_keys().secret_key);
+      s.set(zmq::sockopt::zap_domain, std::string(domain));
+    }
     prepare_ipc_bind(ep);
     try {
       s.bind(ep);
     } catch (const zmq::error_t& e) {
       throw std::runtime_error(fmt::format("cannot bind the {} socket on {}: {}", what, ep, e.what()));
     }
-    spdlog::info("{} socket on {}", what, ep);
+    spdlog::info("{} socket on {}{}", what, ep, curve_for(ep) ? " (CURVE)" : "");
+    return s;
   }
 
   // ---- inbound -----------------------------------------------------------------------
@@ -118,7 +149,11 @@ struct Daemon::Impl {
     auto bytes = bytes_of(*owner);
     const wire::WorkerMessage* msg = read_worker_message(bytes);
     if (!msg) return core.on_bad_worker_message(m.peer, describe_wrong_buffer(bytes, "WorkerMessage"));
-    Caller who = resolve_caller(m.peer);
+    auto caller = security->caller_for(m.peer, keys::Role::Worker);
+    if (!caller)
+      return core.on_bad_worker_message(m.peer, "this identity is revoked or not enrolled as a worker",
+                                        ErrorCode::PermissionDenied);
+    const Caller& who = *caller;
     std::string worker_id = str(msg->worker_id());
     using wire::WorkerBody;
     switch (msg->body_type()) {
@@ -181,8 +216,13 @@ struct Daemon::Impl {
     const wire::ClientMessage* msg = read_client_message(bytes);
     if (!msg)
       return core.on_bad_client_message(m.peer, 0, describe_wrong_buffer(bytes, "ClientMessage"));
-    Caller who = resolve_caller(m.peer);
     auto rid = msg->request_id();
+    auto caller = security->caller_for(m.peer, keys::Role::Client);
+    if (!caller)
+      return core.on_bad_client_message(m.peer, rid, "this identity is revoked or not enrolled as a client",
+                                        ErrorCode::PermissionDenied);
+    const Caller& who = *caller;
+    if (is_admin_command(msg->body_type())) return send_admin_reply(m.peer, rid, run_admin(*security, core, *msg, who, now));
     using wire::ClientBody;
     switch (msg->body_type()) {
       case ClientBody::Submit: {
@@ -220,7 +260,7 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::ClientReplyIdentifier());
-    if (!send_router(client, peer, to_message(fbb))) {
+    if (!send_router(clients.at(peer.via), peer, to_message(fbb))) {
       ++unroutable;
       spdlog::warn("reply {} to a client that is gone (or not reading) was dropped", rid);
     }
@@ -274,6 +314,49 @@ struct Daemon::Impl {
     send_reply(peer, rid, fbb, wire::ReplyBody::StatusReport, report.Union());
   }
 
+  void send_admin_reply(const Peer& peer, std::uint64_t rid, AdminReply reply) {
+    flatbuffers::FlatBufferBuilder fbb(512);
+    if (auto* t = std::get_if<TokenCreatedBody>(&reply)) {
+      auto body = wire::CreateTokenCreatedDirect(fbb, t->token.c_str(), t->id.c_str(), t->expires_at.c_str());
+      return send_reply(peer, rid, fbb, wire::ReplyBody::TokenCreated, body.Union());
+    }
+    if (auto* r = std::get_if<AdminReportBody>(&reply)) {
+      auto body = wire::CreateAdminReportDirect(fbb, r->json.c_str());
+      return send_reply(peer, rid, fbb, wire::ReplyBody::AdminReport, body.Union());
+    }
+    auto& f = std::get<FailureBody>(reply);
+    auto body = wire::CreateFailureDirect(fbb, rid, f.code, f.message.c_str());
+    send_reply(peer, rid, fbb, wire::ReplyBody::Failure, body.Union());
+  }
+
+  // ---- enrollment ---------------------------------------------------------------------------
+
+  void on_enroll_message(RouterMessage& m) {
+    if (m.frame_count < 2) return;
+    flatbuffers::FlatBufferBuilder fbb(256);
+    auto answer = [&](bool ok, const keys::Identity* id, ErrorCode code, const std::string& error) {
+      auto body = wire::CreateEnrollResponseDirect(
+          fbb, ok, id ? id->id.c_str() : nullptr,
+          id ? std::string(keys::role_name(id->role)).c_str() : nullptr,
+          id ? id->workspace.c_str() : nullptr, id ? id->name.c_str() : nullptr, code,
+          error.empty() ? nullptr : error.c_str());
+      fbb.Finish(body, wire::EnrollResponseIdentifier());
+      if (!send_router(*enroll, m.peer, to_message(fbb))) ++unroutable;
+    };
+    const wire::EnrollRequest* req =
+        m.well_formed && m.payload.size() <= 65536 ? read_enroll_request(bytes_of(m.payload)) : nullptr;
+    if (!req) {
+      spdlog::warn("bad message on the enrollment socket from {}", m.peer.address);
+      return answer(false, nullptr, ErrorCode::BadMessage, "not a valid EnrollRequest");
+    }
+    keys::EnrollRequestFields fields{req->token()->str(), req->public_key()->str(), str(req->role()),
+                                     str(req->name()), str(req->hostname())};
+    auto outcome = security->enrollment().enroll(fields, m.peer.identity, m.peer.address, keys::Clock::now());
+    // keys::Enrollment logs the outcome itself.
+    if (outcome.ok) return answer(true, &*outcome.identity, ErrorCode::None, "");
+    answer(false, nullptr, static_cast<ErrorCode>(outcome.code), outcome.message);
+  }
+
   // ---- outbound ---------------------------------------------------------------------------
 
   void publish(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb,
@@ -282,8 +365,14 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::DaemonMessageIdentifier());
-    request.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-    request.send(to_message(fbb), zmq::send_flags::none);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      // The last socket takes the buffer itself; the others get a copy.
+      zmq::message_t body = i + 1 == requests.size()
+                                 ? to_message(fbb)
+                                 : zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
+      requests[i].send(zmq::buffer(topic), zmq::send_flags::sndmore);
+      requests[i].send(std::move(body), zmq::send_flags::none);
+    }
   }
 
   void reply_to_worker(const ReplyToWorker& a) {
@@ -309,7 +398,7 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::DaemonMessageIdentifier());
-    if (!send_router(response, a.peer, to_message(fbb))) {
+    if (!send_router(responses.at(a.peer.via), a.peer, to_message(fbb))) {
       ++unroutable;
       spdlog::debug("reply to a worker that is gone was dropped");
     }
@@ -393,13 +482,15 @@ struct Daemon::Impl {
     setup();
     spdlog::info("musterd {} ready (instance {}), ping every {} ms, liveness {}", MUSTER_DAEMON_VERSION,
                  core.config().instance, core.config().ping_interval.count(), core.config().liveness);
-    std::vector<zmq::pollitem_t> items = {
-        {response.handle(), 0, ZMQ_POLLIN, 0},
-        {client.handle(), 0, ZMQ_POLLIN, 0},
-        {nullptr, signals.fd(), ZMQ_POLLIN, 0},
-    };
+    // Poll order: worker sockets, client sockets, enrollment, ZAP, signals.
+    std::vector<zmq::pollitem_t> items;
+    for (auto& s : responses) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
+    for (auto& s : clients) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
+    if (enroll) items.push_back({enroll->handle(), 0, ZMQ_POLLIN, 0});
+    if (zap) items.push_back({zap->socket().handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, signals.fd(), ZMQ_POLLIN, 0});
     RouterMessage msg;
-    constexpr int kBatch = 256;  // messages per socket per turn, so neither starves the other
+    constexpr int kBatch = 256;  // messages per socket per turn, so none starves the others
     while (!core.finished()) {
       auto now = Clock::now();
       auto wake = core.next_wakeup();
@@ -410,13 +501,24 @@ struct Daemon::Impl {
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
-      if (items[2].revents & ZMQ_POLLIN) signals.drain();
+      if (items.back().revents & ZMQ_POLLIN) signals.drain();
       if (signals.triggered() && !core.shutting_down()) {
         spdlog::info("signal {} received: shutting down", signals.last_signal());
         core.begin_shutdown(Clock::now());
       }
-      for (int i = 0; i < kBatch && recv_router(response, msg); ++i) on_worker_message(msg);
-      for (int i = 0; i < kBatch && recv_router(client, msg); ++i) on_client_message(msg);
+      if (zap) zap->serve();
+      for (std::size_t i = 0; i < responses.size(); ++i)
+        for (int n = 0; n < kBatch && recv_router(responses[i], msg); ++n) {
+          msg.peer.via = static_cast<std::uint8_t>(i);
+          on_worker_message(msg);
+        }
+      for (std::size_t i = 0; i < clients.size(); ++i)
+        for (int n = 0; n < kBatch && recv_router(clients[i], msg); ++n) {
+          msg.peer.via = static_cast<std::uint8_t>(i);
+          on_client_message(msg);
+        }
+      if (enroll)
+        for (int n = 0; n < kBatch && recv_router(*enroll, msg); ++n) on_enroll_message(msg);
       now = Clock::now();
       if (now >= core.next_wakeup() || core.shutting_down()) core.tick(now);
       flush();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "broker_core.hpp"
 
@@ -16,19 +17,18 @@ class SignalPipe;
 
 namespace muster::broker {
 
+// Each role may listen on several endpoints (an ipc:// one for local peers and a tcp:// one
+// for the LAN, say); each endpoint gets its own socket, CURVE-secured when it is tcp://.
 struct DaemonOptions {
   std::string data_dir;
-  std::string request_address;
-  std::string response_address;
-  std::string client_address;
-  bool insecure = false;
+  std::vector<std::string> request_addresses;
+  std::vector<std::string> response_addresses;
+  std::vector<std::string> client_addresses;
+  std::string enrollment_address;  // empty: no enrollment endpoint
+  bool insecure = false;           // tcp:// without CURVE (and without enrollment)
   std::uint64_t max_message_bytes = 16ull << 20;
   CoreConfig core;
 };
-
-// Resolves the authenticated identity of a peer (ZAP User-Id) to a Caller. The default maps
-// every peer to the local owner (IPC: the directory is 0700, so only the owner connects).
-using CallerResolver = std::function<Caller(const Peer&)>;
 
 class Daemon {
  public:

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "daemon.hpp"
@@ -11,22 +12,14 @@
 #include "muster/process.hpp"
 #include "muster/runtime_dir.hpp"
 
-namespace {
-std::string default_data_dir() {
-  if (const char* d = std::getenv("MUSTER_DATA_DIR"); d && *d) return d;
-  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/muster";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/muster";
-  return (muster::runtime_dir() / "data").string();
-}
-}  // namespace
-
 int main(int argc, char** argv) {
   using muster::SocketRole;
   muster::broker::DaemonOptions opt;
-  opt.data_dir = default_data_dir();
-  opt.request_address = muster::default_endpoint(SocketRole::Request);
-  opt.response_address = muster::default_endpoint(SocketRole::Response);
-  opt.client_address = muster::default_endpoint(SocketRole::Client);
+  opt.data_dir = muster::default_data_dir().string();
+  std::string request_address = muster::default_endpoint(SocketRole::Request);
+  std::string response_address = muster::default_endpoint(SocketRole::Response);
+  std::string client_address = muster::default_endpoint(SocketRole::Client);
+  std::string listen_host;
   std::uint64_t ping_ms = 1000, timeout_ms = 30000, grace_ms = 5000;
   std::string log_level = "info";
 
@@ -34,18 +27,25 @@ int main(int argc, char** argv) {
       "musterd — the muster broker daemon.\n"
       "Keeps the registry of workers, dispatches work requests to them and enforces deadlines.\n"
       "Default endpoints are ipc:// sockets in the runtime dir ($MUSTER_RUNTIME_DIR, else\n"
-      "$XDG_RUNTIME_DIR/muster, else /tmp/muster-$UID), created with mode 0700.",
+      "$XDG_RUNTIME_DIR/muster, else /tmp/muster-$UID), created with mode 0700.\n"
+      "tcp:// endpoints are CURVE servers: peers enroll with a token (`muster token create`).",
       "musterd"};
   app.set_version_flag("--version", MUSTER_VERSION);
   app.add_option("--data-dir", opt.data_dir, "Directory for keys, tokens and identities")
       ->capture_default_str();
-  app.add_option("--request-address", opt.request_address, "PUB endpoint workers subscribe to")
+  app.add_option("--request-address", request_address, "PUB endpoint workers subscribe to")
       ->capture_default_str();
-  app.add_option("--response-address", opt.response_address, "ROUTER endpoint workers talk to")
+  app.add_option("--response-address", response_address, "ROUTER endpoint workers talk to")
       ->capture_default_str();
-  app.add_option("--client-address", opt.client_address, "ROUTER endpoint clients talk to")
+  app.add_option("--client-address", client_address, "ROUTER endpoint clients talk to")
       ->capture_default_str();
-  app.add_flag("--insecure", opt.insecure, "Allow tcp:// endpoints without CURVE (clear text!)");
+  app.add_option("--enrollment-address", opt.enrollment_address,
+                 "tcp:// endpoint where workers and clients enroll with a token (CURVE)");
+  app.add_option("--listen", listen_host,
+                 "Also listen on HOST over CURVE TCP: request 7899, response 7898, client 7901, "
+                 "enrollment 7900 (next to the ipc:// sockets for local peers)");
+  app.add_flag("--insecure", opt.insecure,
+               "Allow tcp:// endpoints without CURVE (clear text, no enrollment!)");
   app.add_option("--ping-interval-ms", ping_ms, "Heartbeat interval")
       ->capture_default_str()->check(CLI::Range(10, 3600000));
   app.add_option("--liveness", opt.core.liveness,
@@ -69,6 +69,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  opt.request_addresses = {request_address};
+  opt.response_addresses = {response_address};
+  opt.client_addresses = {client_address};
+  if (!listen_host.empty()) {
+    auto tcp = [&](SocketRole r) {
+      return fmt::format("tcp://{}:{}", listen_host, muster::default_tcp_port(r));
+    };
+    opt.request_addresses.push_back(tcp(SocketRole::Request));
+    opt.response_addresses.push_back(tcp(SocketRole::Response));
+    opt.client_addresses.push_back(tcp(SocketRole::Client));
+    if (opt.enrollment_address.empty() && !opt.insecure) opt.enrollment_address = tcp(SocketRole::Enrollment);
+  }
   opt.core.ping_interval = muster::broker::Millis(ping_ms);
   opt.core.default_timeout = muster::broker::Millis(timeout_ms);
   opt.core.shutdown_grace = muster::broker::Millis(grace_ms);

@@ -11,6 +11,7 @@ bool recv_router(zmq::socket_t& socket, RouterMessage& out) {
   out.peer.routing_id.assign(static_cast<const char*>(first.data()), first.size());
   out.peer.delimiter = false;
   out.peer.identity.clear();
+  out.peer.address.clear();
   out.well_formed = false;
   // The rest of a multipart message is already here once its first frame is.
   std::vector<zmq::message_t> rest;
@@ -31,6 +32,11 @@ bool recv_router(zmq::socket_t& socket, RouterMessage& out) {
     if (const char* uid = rest.back().gets("User-Id")) out.peer.identity = uid;
   } catch (const zmq::error_t&) {
     // no ZAP on this socket
+  }
+  try {
+    if (const char* addr = rest.back().gets("Peer-Address")) out.peer.address = addr;
+  } catch (const zmq::error_t&) {
+    // ipc:// has no address
   }
   out.payload = std::move(rest.back());
   return true;

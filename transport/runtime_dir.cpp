@@ -20,6 +20,13 @@ std::filesystem::path runtime_dir() {
   return fmt::format("/tmp/muster-{}", ::getuid());
 }
 
+std::filesystem::path default_data_dir() {
+  if (const char* d = std::getenv("MUSTER_DATA_DIR"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::filesystem::path(x) / "muster";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".local/share/muster";
+  return runtime_dir() / "data";
+}
+
 void ensure_private_dir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -294,13 +294,13 @@ def test_runtime_dir_is_private(daemon):
     assert mode == 0o700
 
 
-def test_tcp_is_refused_without_insecure(build_dir, tmp_base):
+def test_enrollment_endpoint_is_refused_with_insecure(build_dir, tmp_base):
     r = subprocess.run([str(build_dir / "broker" / "musterd"), "--data-dir", str(tmp_base / "d"),
-                        "--client-address", "tcp://127.0.0.1:0"],
+                        "--insecure", "--enrollment-address", "tcp://127.0.0.1:0"],
                        env=dict(os.environ, MUSTER_RUNTIME_DIR=str(tmp_base / "r")),
                        capture_output=True, text=True, timeout=10)
     assert r.returncode != 0
-    assert "--insecure" in r.stderr
+    assert "cannot be used with --insecure" in r.stderr
 
 
 def test_second_daemon_on_the_same_runtime_dir_is_refused(daemon, build_dir):

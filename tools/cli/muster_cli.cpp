@@ -8,8 +8,10 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "muster/client.hpp"
+#include "muster/duration.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/value_json.hpp"
@@ -111,6 +113,20 @@ int main(int argc, char** argv) {
   app.add_option("--client-address", copt.client_address,
                  "Daemon client endpoint (default: ipc://<runtime dir>/client.sock)");
   app.add_flag("--insecure", copt.insecure, "Allow tcp:// endpoints without CURVE (clear text!)");
+  app.add_option("--data-dir", copt.secure.data_dir,
+                 "Where this client's CURVE keys and identity live (tcp:// only; default: "
+                 "$MUSTER_DATA_DIR, else $XDG_DATA_HOME/muster)");
+  app.add_option("--name", copt.secure.name, "Identity name in the data dir (default: client, or admin)");
+  app.add_option("--enrollment-address", copt.secure.enrollment_address,
+                 "Daemon enrollment endpoint (default: tcp://<client host>:7900)");
+  app.add_option("--enrollment-token-file", copt.secure.token_file,
+                 "File holding the enrollment token (default: $MUSTER_ENROLLMENT_TOKEN, else "
+                 "$XDG_CONFIG_HOME/muster/enrollment-token)");
+  std::uint64_t enroll_timeout_ms = 10000;
+  app.add_option("--enroll-timeout-ms", enroll_timeout_ms, "How long to wait for the enrollment answer")
+      ->capture_default_str();
+  bool as_admin = false;
+  app.add_flag("--admin", as_admin, "Enroll/connect as an admin identity (admin commands over tcp://)");
   app.require_subcommand(1);
 
   auto* call = app.add_subcommand("call", "Call a node; prints its outputs as JSON");
@@ -132,7 +148,34 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Daemon uptime, counts and rates");
   status->add_flag("--json", json, "Print JSON");
 
+  auto* token = app.add_subcommand("token", "Enrollment tokens (admin)")->require_subcommand(1);
+  auto* token_create = token->add_subcommand("create", "Mint a token; prints it on stdout");
+  std::string token_role = "worker", token_ttl = "24h", token_workspace, token_name;
+  std::uint32_t token_uses = 1;
+  token_create->add_option("--role", token_role, "worker, client or admin")->capture_default_str();
+  token_create->add_option("--ttl", token_ttl, "How long it is valid: 30s, 10m, 24h, 7d")->capture_default_str();
+  token_create->add_option("--uses", token_uses, "How many enrollments it allows")->capture_default_str();
+  token_create->add_option("--workspace", token_workspace, "Workspace of the identities it enrolls (default: default)");
+  token_create->add_option("--name", token_name, "A label, shown in listings");
+  auto* token_list = token->add_subcommand("list", "List tokens (never their secrets)");
+  token_list->add_flag("--json", json, "Print JSON");
+  auto* token_revoke = token->add_subcommand("revoke", "Revoke a token");
+  std::string revoke_id;
+  token_revoke->add_option("ID", revoke_id, "Token id")->required();
+
+  auto* keys_cmd = app.add_subcommand("keys", "Enrolled identities (admin)")->require_subcommand(1);
+  auto* keys_list = keys_cmd->add_subcommand("list", "List enrolled identities");
+  keys_list->add_flag("--json", json, "Print JSON");
+  auto* keys_revoke = keys_cmd->add_subcommand("revoke", "Revoke an identity: refused at once, its workers leave");
+  keys_revoke->add_option("ID", revoke_id, "Identity id")->required();
+
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (as_admin) copt.secure.role = "admin";
+  copt.secure.enroll_timeout = std::chrono::milliseconds(enroll_timeout_ms);
+  spdlog::set_level(spdlog::level::from_str(log_level));
 
   try {
     muster::Client client(copt);
@@ -157,6 +200,43 @@ int main(int argc, char** argv) {
     } else if (*status) {
       auto j = client.status();
       if (json) std::cout << j.dump(2) << "\n"; else print_status(j);
+    } else if (*token_create) {
+      auto ttl = muster::keys::parse_duration(token_ttl);
+      auto minted = client.token_create(token_role, static_cast<std::uint64_t>(ttl.count()) * 1000,
+                                        token_uses, token_workspace, token_name);
+      std::cout << minted.token << "\n";
+      std::cerr << fmt::format("token {} ({}, {} use(s)) expires {}\n", minted.id, token_role,
+                               token_uses, minted.expires_at);
+    } else if (*token_list) {
+      auto j = client.token_list();
+      if (json) {
+        std::cout << j.dump(2) << "\n";
+      } else {
+        std::cout << fmt::format("{:<18} {:<8} {:<12} {:<10} {:>9}  {:<24} {}\n", "ID", "ROLE",
+                                 "WORKSPACE", "STATE", "USES LEFT", "EXPIRES", "LABEL");
+        for (auto& t : j)
+          std::cout << fmt::format("{:<18} {:<8} {:<12} {:<10} {:>9}  {:<24} {}\n", t.value("id", ""),
+                                   t.value("role", ""), t.value("workspace", ""), t.value("state", ""),
+                                   t.value("uses_left", 0), t.value("expires_at", ""), t.value("label", ""));
+      }
+    } else if (*token_revoke) {
+      client.token_revoke(revoke_id);
+      std::cerr << "token " << revoke_id << " revoked\n";
+    } else if (*keys_list) {
+      auto j = client.key_list();
+      if (json) {
+        std::cout << j.dump(2) << "\n";
+      } else {
+        std::cout << fmt::format("{:<38} {:<7} {:<12} {:<20} {:<8} {}\n", "ID", "ROLE", "WORKSPACE",
+                                 "NAME", "REVOKED", "HOSTNAME");
+        for (auto& k : j)
+          std::cout << fmt::format("{:<38} {:<7} {:<12} {:<20} {:<8} {}\n", k.value("id", ""),
+                                   k.value("role", ""), k.value("workspace", ""), k.value("name", ""),
+                                   k.value("revoked", false) ? "yes" : "no", k.value("hostname", ""));
+      }
+    } else if (*keys_revoke) {
+      client.key_revoke(revoke_id);
+      std::cerr << "identity " << revoke_id << " revoked\n";
     }
     return 0;
   } catch (const muster::CallError& e) {
@@ -164,6 +244,10 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::cerr << "error: INVALID_REQUEST: " << e.what() << "\n";
     return 2;
+  } catch (const muster::EnrollmentError& e) {
+    // enrollment and key problems: the message says what is wrong and what to do
+    std::cerr << "error: " << muster::error_code_name(e.code()) << ": " << e.what() << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "error: INTERNAL: " << e.what() << "\n";
     return 1;

@@ -47,7 +47,11 @@ struct Client::Impl {
 
   explicit Impl(ClientOptions o) : opt(std::move(o)) {
     if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
-    check_endpoint(opt.client_address, false, opt.insecure);
+    SecureOptions secure = opt.secure;
+    secure.insecure = secure.insecure || opt.insecure;
+    auto curve = secure_connect_keys(secure, {opt.client_address});
+    check_endpoint(opt.client_address, curve.has_value(), secure.insecure);
+    if (curve) apply_curve(socket, *curve);
     // Not ZMQ_IMMEDIATE: with it, libzmq drops replies already received but not yet read
     // when the daemon disconnects right after sending them (e.g. at shutdown).
     socket.set(zmq::sockopt::linger, 0);
@@ -214,6 +218,19 @@ struct Client::Impl {
       case wire::ReplyBody::StatusReport:
         if (query_replies.contains(id)) query_replies[id] = status_json(reply->body_as_StatusReport());
         return;
+      case wire::ReplyBody::TokenCreated:
+        if (query_replies.contains(id)) {
+          auto* t = reply->body_as_TokenCreated();
+          query_replies[id] = Json{{"token", str(t->token())}, {"id", str(t->id())},
+                                   {"expires_at", str(t->expires_at())}};
+        }
+        return;
+      case wire::ReplyBody::AdminReport:
+        if (query_replies.contains(id)) {
+          auto parsed = Json::parse(str(reply->body_as_AdminReport()->json()), nullptr, false);
+          query_replies[id] = parsed.is_discarded() ? Json::array() : std::move(parsed);
+        }
+        return;
       default: return;
     }
   }
@@ -262,15 +279,12 @@ struct Client::Impl {
                 {"redispatched", s->redispatched()}, {"rate_1m", s->rate_1m()}};
   }
 
-  Json query(wire::ClientBody type) {
+  // Sends a query or admin command whose body `make_body` builds, and waits for its answer.
+  template <class MakeBody>
+  Json query(wire::ClientBody type, MakeBody make_body) {
     auto id = next_id++;
-    flatbuffers::FlatBufferBuilder fbb(64);
-    flatbuffers::Offset<void> body;
-    switch (type) {
-      case wire::ClientBody::ListNodes: body = wire::CreateListNodes(fbb).Union(); break;
-      case wire::ClientBody::ListWorkers: body = wire::CreateListWorkers(fbb).Union(); break;
-      default: body = wire::CreateGetStatus(fbb).Union(); break;
-    }
+    flatbuffers::FlatBufferBuilder fbb(128);
+    flatbuffers::Offset<void> body = make_body(fbb).Union();
     query_replies[id] = Json();
     send_message(id, type, body, fbb);
     auto give_up = SteadyClock::now() + opt.grace;
@@ -346,8 +360,30 @@ Map Client::call(const std::string& node, const Map& inputs, const CallOptions& 
   }
 }
 
-Json Client::nodes() { return impl_->query(wire::ClientBody::ListNodes); }
-Json Client::workers() { return impl_->query(wire::ClientBody::ListWorkers); }
-Json Client::status() { return impl_->query(wire::ClientBody::GetStatus); }
+Json Client::nodes() { return impl_->query(wire::ClientBody::ListNodes, wire::CreateListNodes); }
+Json Client::workers() { return impl_->query(wire::ClientBody::ListWorkers, wire::CreateListWorkers); }
+Json Client::status() { return impl_->query(wire::ClientBody::GetStatus, wire::CreateGetStatus); }
+
+Client::MintedToken Client::token_create(const std::string& role, std::uint64_t ttl_ms, std::uint32_t uses,
+                                         const std::string& workspace, const std::string& name) {
+  auto j = impl_->query(wire::ClientBody::TokenCreate, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateTokenCreateDirect(fbb, role.c_str(), ttl_ms, uses,
+                                         workspace.empty() ? nullptr : workspace.c_str(),
+                                         name.empty() ? nullptr : name.c_str());
+  });
+  return MintedToken{j.value("token", ""), j.value("id", ""), j.value("expires_at", "")};
+}
+Json Client::token_list() { return impl_->query(wire::ClientBody::TokenList, wire::CreateTokenList); }
+Json Client::token_revoke(const std::string& id) {
+  return impl_->query(wire::ClientBody::TokenRevoke, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateTokenRevokeDirect(fbb, id.c_str());
+  });
+}
+Json Client::key_list() { return impl_->query(wire::ClientBody::KeyList, wire::CreateKeyList); }
+Json Client::key_revoke(const std::string& id) {
+  return impl_->query(wire::ClientBody::KeyRevoke, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateKeyRevokeDirect(fbb, id.c_str());
+  });
+}
 
 }  // namespace muster

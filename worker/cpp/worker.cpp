@@ -126,6 +126,7 @@ struct WorkerImpl {
   std::string results_endpoint = fmt::format("inproc://muster-worker-results-{}", static_cast<void*>(this));
   zmq::socket_t results{ctx, zmq::socket_type::pull};
   std::unique_ptr<zmq::socket_t> sub, dealer;
+  std::optional<CurveClientKeys> curve;  // set when the endpoints are tcp:// (CURVE)
   std::string session = random_session();
   std::string instance;
   std::string last_instance;  // of the last Attached: survives the re-attach that clears `instance`
@@ -225,6 +226,7 @@ struct WorkerImpl {
     sub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
     dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
     for (auto* s : {sub.get(), dealer.get()}) {
+      if (curve) apply_curve(*s, *curve);
       s->set(zmq::sockopt::linger, 1000);
       s->set(zmq::sockopt::rcvhwm, 100000);
       s->set(zmq::sockopt::sndhwm, 100000);
@@ -429,8 +431,12 @@ struct WorkerImpl {
   // ---- the loop ---------------------------------------------------------------------------
 
   int run() {
-    check_endpoint(opt.request_address, false, opt.insecure);
-    check_endpoint(opt.response_address, false, opt.insecure);
+    SecureOptions secure = opt.secure;
+    secure.role = "worker";
+    secure.insecure = secure.insecure || opt.insecure;
+    curve = secure_connect_keys(secure, {opt.request_address, opt.response_address});
+    check_endpoint(opt.request_address, curve.has_value(), secure.insecure);
+    check_endpoint(opt.response_address, curve.has_value(), secure.insecure);
     take_pending_nodes();
     if (nodes->empty()) throw std::invalid_argument("a worker needs at least one node");
     results.bind(results_endpoint);

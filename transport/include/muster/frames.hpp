@@ -16,6 +16,8 @@ struct Peer {
   std::string routing_id;
   bool delimiter = false;   // the request had an empty frame before the payload (REQ)
   std::string identity;     // the ZAP User-Id, empty when the socket has no ZAP
+  std::string address;      // the peer's IP address (Peer-Address), empty over ipc://
+  std::uint8_t via = 0;     // which of the receiver's sockets of that role it came through
 };
 
 struct RouterMessage {

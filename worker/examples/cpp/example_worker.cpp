@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/worker.hpp"
 
@@ -100,6 +101,15 @@ int main(int argc, char** argv) {
   app.add_option("--response-address", opt.response_address,
                  "Daemon response (ROUTER) endpoint (default: ipc://<runtime dir>/response.sock)");
   app.add_flag("--insecure", opt.insecure, "Allow tcp:// endpoints without CURVE (clear text!)");
+  app.add_option("--data-dir", opt.secure.data_dir,
+                 "Where the worker's CURVE keys and identity live (tcp:// only; default: "
+                 "$MUSTER_DATA_DIR, else $XDG_DATA_HOME/muster)");
+  app.add_option("--name", opt.secure.name, "Identity name in the data dir (default: worker)");
+  app.add_option("--enrollment-address", opt.secure.enrollment_address,
+                 "Daemon enrollment endpoint (default: tcp://<daemon host>:7900)");
+  app.add_option("--enrollment-token-file", opt.secure.token_file,
+                 "File holding the enrollment token (default: $MUSTER_ENROLLMENT_TOKEN, else "
+                 "$XDG_CONFIG_HOME/muster/enrollment-token)");
   app.add_flag("--idempotent", idempotent,
                "Declare `sleep` idempotent, so the daemon may re-run it elsewhere if this worker dies");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
@@ -109,6 +119,9 @@ int main(int argc, char** argv) {
     Worker worker(opt);
     declare_nodes(worker, idempotent);
     return worker.run();
+  } catch (const EnrollmentError& e) {
+    std::cerr << "muster-example-worker: error: " << error_code_name(e.code()) << ": " << e.what() << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "muster-example-worker: error: " << e.what() << "\n";
     return 1;

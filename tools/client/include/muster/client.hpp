@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "muster/value.hpp"
+#include "muster/secure_connect.hpp"
 #include "muster/value_json.hpp"
 #include "muster/wire/common_generated.h"
 
@@ -35,6 +36,9 @@ class CallError : public std::runtime_error {
 struct ClientOptions {
   std::string client_address;  // default: ipc://<runtime dir>/client.sock
   bool insecure = false;       // allow tcp:// without CURVE
+  // For tcp:// endpoints: data dir, identity name (default "client"), role ("client", or
+  // "admin" for admin commands over TCP), enrollment address and token file.
+  SecureOptions secure{.role = "client"};
   // How long to wait past a call's own timeout (or for a query) before giving up on a
   // daemon that does not answer: the call then fails with UNAVAILABLE.
   std::chrono::milliseconds grace{5000};
@@ -88,6 +92,17 @@ class Client {
   Json nodes();
   Json workers();
   Json status();
+
+  // Admin commands (local owner over ipc://, or an identity enrolled as admin).
+  struct MintedToken {
+    std::string token, id, expires_at;
+  };
+  MintedToken token_create(const std::string& role, std::uint64_t ttl_ms, std::uint32_t uses,
+                           const std::string& workspace, const std::string& name);
+  Json token_list();
+  Json token_revoke(const std::string& id);
+  Json key_list();
+  Json key_revoke(const std::string& id);
 
  private:
   struct Impl;

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "muster/node_spec.hpp"
+#include "muster/secure_connect.hpp"
 #include "muster/value.hpp"
 #include "muster/wire/common_generated.h"
 
@@ -87,6 +88,9 @@ struct WorkerOptions {
   std::string response_address;  // default: ipc://<runtime dir>/response.sock
   std::uint32_t capacity = 1;
   bool insecure = false;         // allow tcp:// without CURVE
+  // For tcp:// endpoints: data dir, identity name (default "worker"), enrollment address and
+  // token file. The role is always "worker"; `insecure` above wins over secure.insecure.
+  SecureOptions secure;
   std::chrono::milliseconds drain_timeout{10000};  // on stop: how long in-flight work may finish
   bool handle_signals = true;    // SIGINT/SIGTERM start a graceful stop
 };

@@ -1,0 +1,46 @@
+// security.hpp — the daemon's side of keys/: its CURVE key pair, the token and identity
+// stores, enrollment, and the mapping from an authenticated connection to a Caller.
+// Owns: "who is this peer and may it do this", for every message the daemon reads.
+// Must never: accept a message from an identity that is unknown, revoked, or of the wrong
+// role; it is asked again for every message, so a revocation takes effect at once.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "events.hpp"
+#include "muster/curve_keys.hpp"
+#include "muster/enrollment.hpp"
+#include "muster/identity_store.hpp"
+#include "muster/rate_limiter.hpp"
+#include "muster/role.hpp"
+#include "muster/token_store.hpp"
+
+namespace muster::broker {
+
+class Security {
+ public:
+  // Loads (or creates, on first start) the daemon's key pair and stores in `data_dir`.
+  explicit Security(const std::filesystem::path& data_dir);
+
+  const keys::KeyPair& daemon_keys() const { return keys_; }
+  keys::TokenStore& tokens() { return *tokens_; }
+  keys::IdentityStore& identities() { return *identities_; }
+  keys::Enrollment& enrollment() { return *enrollment_; }
+
+  // The caller behind a message. A peer without a ZAP identity came over ipc:// (the runtime
+  // dir is 0700): the local owner, an admin of the default workspace. Otherwise the
+  // identity must exist, be unrevoked and hold `needed` (admin counts as client).
+  std::optional<Caller> caller_for(const Peer& peer, keys::Role needed) const;
+
+ private:
+  keys::KeyPair keys_;
+  std::unique_ptr<keys::TokenStore> tokens_;
+  std::unique_ptr<keys::IdentityStore> identities_;
+  std::unique_ptr<keys::RateLimiter> limiter_;
+  std::unique_ptr<keys::Enrollment> enrollment_;
+};
+
+}  // namespace muster::broker

@@ -1,0 +1,26 @@
+// zap_handler.hpp — the ZAP (RFC 27) endpoint of the daemon: libzmq asks it, for every CURVE
+// handshake on the daemon's tcp:// sockets, whether the client key may connect.
+// Owns: the REP socket on inproc://zeromq.zap.01 and the ZAP frame format.
+// Must never: decide anything itself; keys::zap_decide is the policy (fail closed).
+#pragma once
+
+#include <zmq.hpp>
+
+#include "muster/identity_store.hpp"
+
+namespace muster::broker {
+
+class ZapHandler {
+ public:
+  // Binds inproc://zeromq.zap.01 in `ctx`: must happen before any CURVE socket binds.
+  ZapHandler(zmq::context_t& ctx, const keys::IdentityStore& identities);
+  zmq::socket_t& socket() { return socket_; }
+  // Answers every waiting request. Never blocks.
+  void serve();
+
+ private:
+  zmq::socket_t socket_;
+  const keys::IdentityStore& identities_;
+};
+
+}  // namespace muster::broker
