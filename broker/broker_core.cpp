@@ -388,6 +388,25 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
     if (w.owner.identity == identity) ids.push_back(id);
   for (auto& id : ids)
     if (auto* w = registry_.find(id)) worker_gone(*w, now, "its identity was revoked");
+  // A revoked client's open requests end now; their workers are told to stop.
+  std::vector<std::uint64_t> theirs;
+  for (auto& [id, r] : requests_)
+    if (r.caller.identity == identity && r.state != RequestState::Orphaned) theirs.push_back(id);
+  std::sort(theirs.begin(), theirs.end());
+  for (auto id : theirs) {
+    Request& r = requests_.at(id);
+    count_terminal(now, ErrorCode::PermissionDenied);
+    FailureBody failure{ErrorCode::PermissionDenied, "the caller's identity was revoked"};
+    if (r.state == RequestState::Queued) {
+      remove_from_queue(r);
+      finish(r, std::move(failure));
+      requests_.erase(id);
+    } else {
+      actions_.push_back(SendAbort{r.worker_id, id, ErrorCode::PermissionDenied, failure.message});
+      finish(r, std::move(failure));
+      r.state = RequestState::Orphaned;
+    }
+  }
 }
 
 // ---- client events ------------------------------------------------------------------------

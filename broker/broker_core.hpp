@@ -83,7 +83,8 @@ class BrokerCore {
                              ErrorCode code = ErrorCode::BadMessage);
 
   // ---- identity changes ----
-  // The identity was revoked: its workers leave the registry at once (death rules apply).
+  // The identity was revoked: its workers leave the registry at once (death rules apply) and
+  // its own open requests end with PermissionDenied (their workers get Abort).
   void on_identity_revoked(TimePoint now, const std::string& identity);
 
   // ---- time ----

@@ -470,6 +470,27 @@ TEST_CASE("revoking an identity removes its workers at once") {
   CHECK(h.core.registry().workers().empty());
 }
 
+TEST_CASE("revoking a client's identity ends its open requests") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  Caller c;
+  c.identity = "client-1";
+  SubmitEvent ev;
+  ev.client_request_id = 1;
+  ev.node = "n";
+  h.core.on_submit(h.now, peer("c"), c, ev);
+  ev.client_request_id = 2;
+  h.core.on_submit(h.now, peer("c"), c, ev);  // queued behind the first
+  h.take();
+  h.core.on_identity_revoked(h.now, "client-1");
+  auto out = h.take();
+  auto t = terminals(out);
+  REQUIRE(t.size() == 2);
+  CHECK(failure_code(t[0]) == ErrorCode::PermissionDenied);
+  CHECK(failure_code(t[1]) == ErrorCode::PermissionDenied);
+  CHECK(all<SendAbort>(out).size() == 1);
+}
+
 TEST_CASE("workspaces: a client sees and calls only nodes of its workspace") {
   Harness h;
   Caller a;
