@@ -173,7 +173,7 @@ Map map_from_json_text(std::string_view text) {
   Json j;
   try {
     j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     throw std::invalid_argument(fmt::format("invalid JSON: {}", e.what()));
   }
   if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
