@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <cctype>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -25,10 +27,14 @@ std::string host_of(std::string_view tcp_endpoint) {
   return std::string(colon == std::string_view::npos ? rest : rest.substr(0, colon));
 }
 
+// The host's name in the characters the daemon accepts ([A-Za-z0-9._-]; others become '-').
 std::string local_hostname() {
   char buf[256] = {};
   ::gethostname(buf, sizeof buf - 1);
-  return buf;
+  std::string out = buf;
+  for (auto& c : out)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '-';
+  return out;
 }
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
@@ -81,8 +87,9 @@ std::optional<CurveClientKeys> secure_connect_keys(const SecureOptions& o,
   apply_curve(dealer, keys);
   dealer.connect(address);
   flatbuffers::FlatBufferBuilder fbb(512);
+  // An empty name lets the token's label name the identity (as the Python and TS SDKs do).
   auto req = wire::CreateEnrollRequestDirect(fbb, plan.token->c_str(), keys.public_key.c_str(),
-                                             o.role.c_str(), name.c_str(), local_hostname().c_str());
+                                             o.role.c_str(), o.name.c_str(), local_hostname().c_str());
   fbb.Finish(req, wire::EnrollRequestIdentifier());
   dealer.send(zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize()), zmq::send_flags::none);
   zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};

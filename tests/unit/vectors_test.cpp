@@ -291,6 +291,42 @@ Json describe(const w::StatusReport* s) {
   return j;
 }
 
+Json describe(const w::TokenCreate* t) {
+  Json j = Json::object();
+  put(j, "role", t->role());
+  j["ttl_ms"] = t->ttl_ms();
+  j["uses"] = t->uses();
+  put(j, "workspace", t->workspace());
+  put(j, "name", t->name());
+  return j;
+}
+
+Json describe(const w::TokenRevoke* t) {
+  Json j = Json::object();
+  put(j, "id", t->id());
+  return j;
+}
+
+Json describe(const w::KeyRevoke* k) {
+  Json j = Json::object();
+  put(j, "id", k->id());
+  return j;
+}
+
+Json describe(const w::TokenCreated* t) {
+  Json j = Json::object();
+  put(j, "token", t->token());
+  put(j, "id", t->id());
+  put(j, "expires_at", t->expires_at());
+  return j;
+}
+
+Json describe(const w::AdminReport* r) {
+  Json j = Json::object();
+  put(j, "json", r->json());
+  return j;
+}
+
 Json describe(const w::EnrollRequest* r) {
   Json j = Json::object();
   put(j, "token", r->token());
@@ -357,6 +393,11 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::ListNodes: return empty("ListNodes");
     case w::ClientBody::ListWorkers: return empty("ListWorkers");
     case w::ClientBody::GetStatus: return empty("GetStatus");
+    case w::ClientBody::TokenCreate: return with_type("TokenCreate", m->body_as_TokenCreate());
+    case w::ClientBody::TokenList: return empty("TokenList");
+    case w::ClientBody::TokenRevoke: return with_type("TokenRevoke", m->body_as_TokenRevoke());
+    case w::ClientBody::KeyList: return empty("KeyList");
+    case w::ClientBody::KeyRevoke: return with_type("KeyRevoke", m->body_as_KeyRevoke());
     default: throw NoBody{};
   }
 }
@@ -370,6 +411,8 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::NodeList: return with_type("NodeList", m->body_as_NodeList());
     case w::ReplyBody::WorkerList: return with_type("WorkerList", m->body_as_WorkerList());
     case w::ReplyBody::StatusReport: return with_type("StatusReport", m->body_as_StatusReport());
+    case w::ReplyBody::TokenCreated: return with_type("TokenCreated", m->body_as_TokenCreated());
+    case w::ReplyBody::AdminReport: return with_type("AdminReport", m->body_as_AdminReport());
     default: throw NoBody{};
   }
 }
@@ -634,6 +677,26 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
   if (t == "ListNodes") return type = w::ClientBody::ListNodes, w::CreateListNodes(fbb).Union();
   if (t == "ListWorkers") return type = w::ClientBody::ListWorkers, w::CreateListWorkers(fbb).Union();
   if (t == "GetStatus") return type = w::ClientBody::GetStatus, w::CreateGetStatus(fbb).Union();
+  if (t == "TokenCreate") {
+    type = w::ClientBody::TokenCreate;
+    auto role = str(fbb, j, "role");
+    auto ws = str(fbb, j, "workspace");
+    auto name = str(fbb, j, "name");
+    return w::CreateTokenCreate(fbb, role, num<std::uint64_t>(j, "ttl_ms", 0), num<std::uint32_t>(j, "uses", 1), ws, name)
+        .Union();
+  }
+  if (t == "TokenList") return type = w::ClientBody::TokenList, w::CreateTokenList(fbb).Union();
+  if (t == "TokenRevoke") {
+    type = w::ClientBody::TokenRevoke;
+    auto id = str(fbb, j, "id");
+    return w::CreateTokenRevoke(fbb, id).Union();
+  }
+  if (t == "KeyList") return type = w::ClientBody::KeyList, w::CreateKeyList(fbb).Union();
+  if (t == "KeyRevoke") {
+    type = w::ClientBody::KeyRevoke;
+    auto id = str(fbb, j, "id");
+    return w::CreateKeyRevoke(fbb, id).Union();
+  }
   FAIL("unknown ClientBody member " << t);
   return 0;
 }
@@ -711,6 +774,18 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     b.add_redispatched(num<std::uint64_t>(j, "redispatched", 0));
     b.add_rate_1m(num<double>(j, "rate_1m", 0.0));
     return b.Finish().Union();
+  }
+  if (t == "TokenCreated") {
+    type = w::ReplyBody::TokenCreated;
+    auto token = str(fbb, j, "token");
+    auto id = str(fbb, j, "id");
+    auto expires = str(fbb, j, "expires_at");
+    return w::CreateTokenCreated(fbb, token, id, expires).Union();
+  }
+  if (t == "AdminReport") {
+    type = w::ReplyBody::AdminReport;
+    auto json = str(fbb, j, "json");
+    return w::CreateAdminReport(fbb, json).Union();
   }
   FAIL("unknown ReplyBody member " << t);
   return 0;
@@ -892,8 +967,190 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "WorkerMessage.Failure", "WorkerMessage.Detach", "DaemonMessage.Ping", "DaemonMessage.WorkRequest",
         "DaemonMessage.Abort", "DaemonMessage.Attached", "DaemonMessage.Ack", "DaemonMessage.Rejected",
         "ClientMessage.Submit", "ClientMessage.Cancel", "ClientMessage.ListNodes", "ClientMessage.ListWorkers",
-        "ClientMessage.GetStatus", "ClientReply.Accepted", "ClientReply.Progress", "ClientReply.Result",
-        "ClientReply.Failure", "ClientReply.NodeList", "ClientReply.WorkerList", "ClientReply.StatusReport"}) {
+        "ClientMessage.GetStatus", "ClientMessage.TokenCreate", "ClientMessage.TokenList",
+        "ClientMessage.TokenRevoke", "ClientMessage.KeyList", "ClientMessage.KeyRevoke", "ClientReply.Accepted",
+        "ClientReply.Progress", "ClientReply.Result", "ClientReply.Failure", "ClientReply.NodeList",
+        "ClientReply.WorkerList", "ClientReply.StatusReport", "ClientReply.TokenCreated",
+        "ClientReply.AdminReport"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }
+
+// ---- keys fixtures (tests/vectors/keys): tokens and peer identity files -----------------------
+// The C++ keys library writes them (MUSTER_WRITE_KEY_FIXTURES=1 muster_unit_tests -tc='*keys
+// fixtures*') and checks them on every run; the Python and TypeScript SDKs check the same files,
+// so a token parses, and a peer's key files and identity file read, identically everywhere.
+#if __has_include("muster/local_identity.hpp")
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "muster/key_file.hpp"
+#include "muster/local_identity.hpp"
+#include "muster/secure_file.hpp"
+#include "muster/token.hpp"
+
+namespace {
+
+namespace k = muster::keys;
+
+const char* token_error_name(k::TokenFormatError e) {
+  switch (e) {
+    case k::TokenFormatError::None: return "None";
+    case k::TokenFormatError::Empty: return "Empty";
+    case k::TokenFormatError::Whitespace: return "Whitespace";
+    case k::TokenFormatError::BadCharacters: return "BadCharacters";
+    case k::TokenFormatError::WrongLength: return "WrongLength";
+    case k::TokenFormatError::WrongTag: return "WrongTag";
+    case k::TokenFormatError::WrongPartCount: return "WrongPartCount";
+    case k::TokenFormatError::BadId: return "BadId";
+    case k::TokenFormatError::BadSecret: return "BadSecret";
+    case k::TokenFormatError::BadDaemonKey: return "BadDaemonKey";
+  }
+  return "?";
+}
+
+fs::path keys_fixture_dir() { return fs::path(MUSTER_VECTORS_DIR) / "keys"; }
+
+std::string read_text(const fs::path& p) {
+  auto b = read_file(p);
+  return std::string(b.begin(), b.end());
+}
+
+// Malformed spellings of a valid token `t` (112 characters), each breaking one rule.
+std::vector<std::pair<std::string, std::string>> malformed_tokens(const std::string& t) {
+  auto with = [&](std::size_t at, char c) {
+    std::string s = t;
+    s[at] = c;
+    return s;
+  };
+  const std::size_t id_at = 8, secret_at = 25, key_at = 69;  // first character of each part
+  // The last character of a 43-character base64url part carries 2 unused bits: 'B' sets one.
+  auto noncanonical = [&](std::size_t last) {
+    std::string s = t;
+    s[last] = s[last] == 'A' ? 'B' : 'A';
+    if (k::parse_token(s)) s[last] = 'B';  // 'A' was canonical: any other low-bit value is not
+    return s;
+  };
+  std::string upper_id = t;
+  for (std::size_t i = id_at; i < id_at + 16; ++i) upper_id[i] = 'F';
+  std::string shifted = t;  // id of 15 digits, secret of 44 characters
+  shifted[id_at + 15] = '.';
+  shifted[secret_at - 1] = 'A';
+  std::string short_secret = t;  // secret of 42 characters, key of 44
+  short_secret[key_at - 2] = '.';
+  short_secret[key_at - 1] = 'A';
+  return {
+      {"empty", ""},
+      {"leading space", " " + t},
+      {"trailing newline", t + "\n"},
+      {"inner tab", with(40, '\t')},
+      {"plus sign", with(40, '+')},
+      {"non-ASCII", t.substr(0, 100) + "\xc3\xa9" + t.substr(102)},
+      {"wrong tag", "muster2" + t.substr(7)},
+      {"upper-case tag", "MUSTER1" + t.substr(7)},
+      {"short tag", "muster." + t.substr(7)},
+      {"truncated", t.substr(0, 111)},
+      {"extended", t + "A"},
+      {"tag only", "muster1."},
+      {"five parts", with(50, '.')},
+      {"three parts", with(key_at - 1, 'A')},
+      {"upper-case id", upper_id},
+      {"id not hex", with(id_at + 3, 'g')},
+      {"id of 15 digits", shifted},
+      {"secret not canonical", noncanonical(key_at - 2)},
+      {"secret of 42 characters", short_secret},
+      {"daemon key not canonical", noncanonical(t.size() - 1)},
+  };
+}
+
+void write_keys_fixtures(const fs::path& dir) {
+  fs::create_directories(dir / "data");
+  fs::permissions(dir / "data", fs::perms::owner_all, fs::perm_options::replace);
+  // A daemon key pair for the tokens, and a token with a fixed id.
+  k::KeyPair daemon = k::generate_key_pair();
+  k::Token tok = k::generate_token(daemon.public_bytes());
+  Json valid = Json::array();
+  valid.push_back({{"text", tok.to_string()},
+                   {"id", tok.id},
+                   {"secret_hex", k::hex_encode(tok.secret)},
+                   {"daemon_public_key", tok.daemon_public_key_z85()}});
+  Json invalid = Json::array();
+  for (auto& [what, text] : malformed_tokens(tok.to_string())) {
+    auto r = k::parse_token(text);
+    REQUIRE_MESSAGE(!r, what << " parsed");
+    invalid.push_back({{"what", what}, {"text", text}, {"error", token_error_name(r.error)}, {"message", r.message}});
+  }
+  Json doc = {{"comment", "written by tests/unit/vectors_test.cpp from the C++ keys library (keys/src/token.cpp)"},
+              {"valid", valid},
+              {"invalid", invalid}};
+  k::write_file_atomic(dir / "tokens.json", doc.dump(2) + "\n", 0644);
+
+  // A peer data directory: worker-curve.key/.pub and worker-identity.json, enrolled with the
+  // daemon above.
+  for (const char* f : {"worker-curve.key", "worker-curve.pub", "worker-identity.json"}) fs::remove(dir / "data" / f);
+  auto plan = k::plan_enrollment(dir / "data", "worker", tok.to_string());
+  k::record_enrollment(dir / "data", "worker", plan, "3f1c9b2e-8d4a-4b6e-9f10-2a3b4c5d6e7f", "worker", "research",
+                       "gpu-box ✓", *k::parse_timestamp("2026-11-21T23:30:01.042Z"));
+  // git does not keep 0600: readers copy the files and chmod 600 before loading.
+  fs::permissions(dir / "data" / "worker-curve.key", fs::perms::owner_read | fs::perms::owner_write |
+                                                         fs::perms::group_read | fs::perms::others_read,
+                  fs::perm_options::replace);
+  fs::permissions(dir / "data" / "worker-identity.json", fs::perms::owner_read | fs::perms::owner_write |
+                                                             fs::perms::group_read | fs::perms::others_read,
+                  fs::perm_options::replace);
+  fs::permissions(dir / "data", fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                    fs::perms::others_read | fs::perms::others_exec,
+                  fs::perm_options::replace);
+}
+
+}  // namespace
+
+TEST_CASE("golden vectors: keys fixtures (tokens, peer key and identity files) read as the C++ library reads them") {
+  const fs::path dir = keys_fixture_dir();
+  if (const char* w = std::getenv("MUSTER_WRITE_KEY_FIXTURES"); w && *w) write_keys_fixtures(dir);
+  REQUIRE_MESSAGE(fs::exists(dir / "tokens.json"), "missing " << (dir / "tokens.json"));
+  Json doc = Json::parse(read_text(dir / "tokens.json"));
+  for (auto& v : doc.at("valid")) {
+    auto r = k::parse_token(v.at("text").get<std::string>());
+    REQUIRE(r);
+    CHECK(r.token->id == v.at("id").get<std::string>());
+    CHECK(k::hex_encode(r.token->secret) == v.at("secret_hex").get<std::string>());
+    CHECK(r.token->daemon_public_key_z85() == v.at("daemon_public_key").get<std::string>());
+    CHECK(r.token->to_string() == v.at("text").get<std::string>());
+  }
+  REQUIRE(doc.at("invalid").size() >= 15);
+  for (auto& v : doc.at("invalid")) {
+    CAPTURE(v.at("what").get<std::string>());
+    auto r = k::parse_token(v.at("text").get<std::string>());
+    CHECK(!r);
+    CHECK(std::string(token_error_name(r.error)) == v.at("error").get<std::string>());
+    CHECK(r.message == v.at("message").get<std::string>());
+  }
+
+  // Copy the peer data directory with the modes it must have, then read it with keys/.
+  const fs::path tmp = fs::temp_directory_path() / ("muster-keys-fixture-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  fs::permissions(tmp, fs::perms::owner_all, fs::perm_options::replace);
+  for (const char* f : {"worker-curve.key", "worker-curve.pub", "worker-identity.json"}) {
+    fs::copy_file(dir / "data" / f, tmp / f);
+    fs::permissions(tmp / f, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  }
+  const std::string token = doc.at("valid").at(0).at("text").get<std::string>();
+  auto plan = k::plan_enrollment(tmp, "worker", token);
+  CHECK_FALSE(plan.needs_enrollment());
+  CHECK(plan.daemon_public_key == doc.at("valid").at(0).at("daemon_public_key").get<std::string>());
+  REQUIRE(plan.identity);
+  CHECK(plan.identity->identity_id == "3f1c9b2e-8d4a-4b6e-9f10-2a3b4c5d6e7f");
+  CHECK(plan.identity->name == "gpu-box ✓");
+  CHECK(k::format_timestamp(plan.identity->enrolled_at) == "2026-11-21T23:30:01.042Z");
+  CHECK(k::format_secret_key_file(plan.keys) == read_text(dir / "data" / "worker-curve.key"));
+  CHECK(k::format_public_key_file(plan.keys.public_key) == read_text(dir / "data" / "worker-curve.pub"));
+  // Saving what was loaded writes the very same bytes.
+  k::save_local_identity(tmp, "copy", *plan.identity);
+  CHECK(read_text(tmp / "copy-identity.json") == read_text(dir / "data" / "worker-identity.json"));
+  fs::remove_all(tmp);
+}
+#endif

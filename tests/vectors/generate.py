@@ -14,6 +14,8 @@ kind, explicitly written defaults, an absent map-entry value) and the invalid on
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import sys
 from typing import Dict, List, Tuple
@@ -33,6 +35,7 @@ from muster.wire import WorkRequest as wWorkRequest
 from muster.wire import Ack as wAck
 from muster.wire import WorkerMessage as wWorkerMessage
 from muster.wire import Attach as wAttach
+from muster.wire import ClientMessage as wClientMessage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The flatbuffers Python runtime that wrote the .bin files: another version may lay the same
@@ -121,6 +124,31 @@ FULL_SPEC = m.NodeSpec(
 
 BARE_SPEC = m.NodeSpec(name="x")
 
+# Admin commands: a token in the real format (muster1.<id>.<secret>.<daemon key>) but with made-up
+# bytes, and AdminReport documents shaped like keys/ to_json writes them.
+TOKEN_ID = "0123456789abcdef"
+TOKEN_TEXT = "muster1.{}.{}.{}".format(
+    TOKEN_ID,
+    base64.urlsafe_b64encode(bytes(range(32))).rstrip(b"=").decode(),
+    base64.urlsafe_b64encode(bytes(range(200, 232))).rstrip(b"=").decode(),
+)
+assert len(TOKEN_TEXT) == 112
+IDENTITY_ID = "3f1c9b2e-8d4a-4b6e-9f10-2a3b4c5d6e7f"
+TOKEN_LIST_JSON = json.dumps([
+    {"id": TOKEN_ID, "role": "worker", "workspace": "default", "label": "gpu-box", "created_at": "2026-11-21T23:29:52.123Z",
+     "expires_at": "2026-11-22T23:29:52.123Z", "uses_total": 1, "uses_left": 0, "revoked": False, "state": "used-up",
+     "revoked_at": None, "last_used_at": "2026-11-21T23:30:01.000Z"},
+    {"id": "fedcba9876543210", "role": "client", "workspace": "research", "label": "", "created_at": "2026-11-21T23:31:00.000Z",
+     "expires_at": "2026-11-21T23:41:00.000Z", "uses_total": 3, "uses_left": 3, "revoked": True, "state": "revoked",
+     "revoked_at": "2026-11-21T23:32:00.000Z", "last_used_at": None},
+], indent=2, ensure_ascii=False)
+KEY_JSON = json.dumps(
+    {"id": IDENTITY_ID, "public_key": "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "role": "worker", "workspace": "default",
+     "name": "gpu-box ✓", "hostname": "gpu-box.lan", "enrolled_at": "2026-11-21T23:30:01.000Z", "token_id": TOKEN_ID,
+     "revoked": True, "revoked_at": "2026-11-21T23:45:00.000Z"},
+    indent=2, ensure_ascii=False,
+)
+
 CALLER = m.CallerContext("3f1c9b2e-identity", "ada", "research", "client", "trace-0001")
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
@@ -163,6 +191,13 @@ def valid() -> List[Tuple[str, str, object]]:
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),
         ("client_list_workers", "ClientMessage", C(4, m.ListWorkers())),
         ("client_get_status", "ClientMessage", C(5, m.GetStatus())),
+        ("client_token_create", "ClientMessage", C(6, m.TokenCreate("client", 3_600_000, 5, "research", "Ada's laptop"))),
+        ("client_token_create_defaults", "ClientMessage", C(7, m.TokenCreate())),
+        ("client_token_create_limits", "ClientMessage", C(U64_MAX, m.TokenCreate("admin", U64_MAX, U32_MAX, "", ""))),
+        ("client_token_list", "ClientMessage", C(8, m.TokenList())),
+        ("client_token_revoke", "ClientMessage", C(9, m.TokenRevoke(TOKEN_ID))),
+        ("client_key_list", "ClientMessage", C(10, m.KeyList())),
+        ("client_key_revoke", "ClientMessage", C(11, m.KeyRevoke(IDENTITY_ID))),
         # -- ClientReply --------------------------------------------------------------------
         ("reply_accepted", "ClientReply", R(1, m.Accepted(False))),
         ("reply_accepted_queued", "ClientReply", R(1, m.Accepted(True))),
@@ -187,6 +222,11 @@ def valid() -> List[Tuple[str, str, object]]:
             [m.CodeCount(ErrorCode.TIMEOUT, 40), m.CodeCount(ErrorCode.WORKER_ERROR, 3)], 4, 12.5,
         ))),
         ("reply_status_report_empty", "ClientReply", R(6, m.StatusReport())),
+        ("reply_token_created", "ClientReply", R(6, m.TokenCreated(TOKEN_TEXT, TOKEN_ID, "2026-11-22T23:29:52.123Z"))),
+        ("reply_token_created_empty", "ClientReply", R(6, m.TokenCreated())),
+        ("reply_admin_report_tokens", "ClientReply", R(8, m.AdminReport(TOKEN_LIST_JSON))),
+        ("reply_admin_report_key", "ClientReply", R(11, m.AdminReport(KEY_JSON))),
+        ("reply_admin_report_empty_list", "ClientReply", R(10, m.AdminReport("[]"))),
         # -- Enrollment ---------------------------------------------------------------------
         ("enroll_request", "EnrollRequest", m.EnrollRequest("mst1.token-id.secret", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "worker", "gpu-box", "gpu-box.lan")),
         ("enroll_request_minimal", "EnrollRequest", m.EnrollRequest("t", "k")),
@@ -348,6 +388,20 @@ def _worker_message_with_body_type(body_type: int) -> bytes:
     return bytes(b.Output())
 
 
+def _client_message_with_empty_table(body_type: int) -> bytes:
+    """A ClientMessage whose body is an empty table of member ``body_type`` (for a member with a
+    required field, such as TokenRevoke or KeyRevoke, that is a missing required field)."""
+    b = flatbuffers.Builder(64)
+    b.StartObject(1)
+    body = b.EndObject()
+    wClientMessage.Start(b)
+    wClientMessage.AddRequestId(b, 1)
+    wClientMessage.AddBodyType(b, body_type)
+    wClientMessage.AddBody(b, body)
+    b.Finish(wClientMessage.End(b), file_identifier=b"MSCL")
+    return bytes(b.Output())
+
+
 def _patch(data: bytes, old: bytes, new: bytes) -> bytes:
     i = data.index(old)
     return data[:i] + new + data[i + len(old) :]
@@ -376,6 +430,8 @@ def invalid() -> List[Tuple[str, str, bytes, str]]:
         ("invalid_nested_values_empty", "ClientMessage", m.encode(m.ClientMessage(1, m.Submit("hello", b""))), "Submit.inputs is a present but empty vector: the C++ Verifier requires a nested buffer of at least 12 bytes"),
         ("invalid_nested_too_deep", "ClientMessage", m.encode(m.ClientMessage(1, m.Submit("x", {"d": _list_nest(62)}))), "nested Values 65 tables deep (nested buffers are verified with depth 64)"),
         ("invalid_truncated_submit", "ClientMessage", submit[:-9], "a Submit missing its last bytes"),
+        ("invalid_token_revoke_missing_id", "ClientMessage", _client_message_with_empty_table(8), "TokenRevoke without its required id"),
+        ("invalid_key_revoke_missing_id", "ClientMessage", _client_message_with_empty_table(10), "KeyRevoke without its required id"),
         ("invalid_body_none", "WorkerMessage", _worker_message_with_body_type(0), "body_type NONE: verifiable, but a BadMessage (PROTOCOL.md §3 rule 4)"),
         ("invalid_body_missing", "WorkerMessage", _worker_message_with_body_type(1), "body_type Attach with no body table: verifiable, but a BadMessage"),
     ]

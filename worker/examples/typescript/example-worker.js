@@ -9,6 +9,11 @@
 //
 // Flags: --prefix P (node names become P + name; default none), --worker-id ID,
 // --capacity N, --request-address EP, --response-address EP, --insecure, --log-level LEVEL.
+// tcp:// endpoints are CURVE-encrypted with keys from enrollment (docs/SECURITY.md §5):
+// --data-dir DIR (worker-curve.key, worker-identity.json; default ~/.local/share/muster),
+// --enrollment-address EP (default tcp://<host of --response-address>:7900),
+// --enrollment-token-file FILE (else $MUSTER_ENROLLMENT_TOKEN, else
+// $XDG_CONFIG_HOME/muster/enrollment-token), --name NAME (default worker).
 // Endpoints default like every muster program: ipc://$MUSTER_RUNTIME_DIR/{request,response}.sock
 // (else $XDG_RUNTIME_DIR/muster, else /tmp/muster-$UID). SIGINT/SIGTERM: detach, finish, exit.
 // @ts-check
@@ -22,7 +27,8 @@ const { Worker, MusterError, ErrorCode } = require('../../typescript');
 
 const USAGE = `usage: example-worker.js [--prefix P] [--worker-id ID] [--capacity N]
                          [--request-address EP] [--response-address EP]
-                         [--insecure] [--log-level debug|info|warn|error|off]`;
+                         [--data-dir DIR] [--enrollment-address EP] [--enrollment-token-file FILE]
+                         [--name NAME] [--insecure] [--log-level debug|info|warn|error|off]`;
 
 function main() {
   let args;
@@ -35,6 +41,10 @@ function main() {
         'request-address': { type: 'string' },
         'response-address': { type: 'string' },
         insecure: { type: 'boolean', default: false },
+        'data-dir': { type: 'string' },
+        'enrollment-address': { type: 'string' },
+        'enrollment-token-file': { type: 'string' },
+        name: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -60,6 +70,10 @@ function main() {
       requestAddress: args['request-address'],
       responseAddress: args['response-address'],
       insecure: args.insecure,
+      dataDir: args['data-dir'],
+      enrollmentAddress: args['enrollment-address'],
+      enrollmentTokenFile: args['enrollment-token-file'],
+      name: args.name,
       logger: /** @type {import('../../typescript').LogLevel} */ (args['log-level']),
     });
   } catch (e) {
@@ -136,7 +150,8 @@ function main() {
       setTimeout(() => process.exit(0), 2000).unref();
     },
     (e) => {
-      process.stderr.write(`example-worker: ${e instanceof Error ? e.message : String(e)}\n`);
+      const code = e instanceof MusterError ? `${e.codeName}: ` : '';
+      process.stderr.write(`example-worker: error: ${code}${e instanceof Error ? e.message : String(e)}\n`);
       process.exit(1);
     },
   );

@@ -177,6 +177,13 @@ def test_unencodable_inputs_raise_at_once(client):
         client.submit("x", {"set": {1}})
 
 
-def test_tcp_needs_curve_or_insecure():
-    with pytest.raises(ValueError, match="insecure"):
-        muster.Client("tcp://127.0.0.1:7901")
+def test_tcp_needs_curve_or_insecure(tmp_path, monkeypatch):
+    # No keys, not insecure: the client enrolls first, and without a token it cannot.
+    monkeypatch.delenv("MUSTER_ENROLLMENT_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with pytest.raises(muster.EnrollmentError, match="insecure") as e:
+        muster.Client("tcp://127.0.0.1:7901", data_dir=str(tmp_path / "data"))
+    assert e.value.code == muster.ErrorCode.PERMISSION_DENIED
+    assert "MUSTER_ENROLLMENT_TOKEN" in e.value.message
+    # Its key pair was created on the way (as the C++ plan_enrollment does), nothing else.
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["client-curve.key", "client-curve.pub"]

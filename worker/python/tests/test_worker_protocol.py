@@ -406,9 +406,19 @@ def test_refused_attach_is_retried(fake_daemon):
         w.stop(now=True, timeout=WAIT)
 
 
-def test_tcp_needs_curve_or_insecure():
-    with pytest.raises(ValueError, match="insecure"):
-        muster.Worker(worker_id="x", request_address="tcp://127.0.0.1:7899", response_address="tcp://127.0.0.1:7898")
+def test_tcp_needs_curve_or_insecure(tmp_path, monkeypatch):
+    # No keys, not insecure: the worker enrolls when it starts, and without a token it cannot.
+    monkeypatch.delenv("MUSTER_ENROLLMENT_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    w = muster.Worker(
+        worker_id="x", request_address="tcp://127.0.0.1:7899", response_address="tcp://127.0.0.1:7898",
+        data_dir=str(tmp_path / "data"),
+    )
+    w.add_node({"name": "n"}, lambda ctx: {})
+    with pytest.raises(muster.EnrollmentError, match="insecure"):
+        w.start()
+    with pytest.raises(ValueError, match="identity name"):
+        muster.Worker(request_address="tcp://127.0.0.1:7899", response_address="tcp://127.0.0.1:7898", name="../x")
     muster.Worker(worker_id="x", request_address="tcp://127.0.0.1:7899", response_address="tcp://127.0.0.1:7898", insecure=True)
     pub, sec = muster.Curve.generate_keypair()
     muster.Worker(

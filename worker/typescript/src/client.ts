@@ -6,7 +6,9 @@
 import * as zmq from 'zeromq';
 
 import { type TransportSecurity, applySecurity, defaultEndpoint, endpointMayBeLive } from './endpoints';
+import { type EnrollmentOptions, needsCurve, prepareCurve } from './enrollment';
 import { ErrorCode, MusterError, errorCodeName } from './errors';
+import { localIdentityPaths } from './keys';
 import { type LogLevel, type Logger, resolveLogger } from './log';
 import {
   type ClientBody,
@@ -20,7 +22,15 @@ import {
 } from './messages';
 import { type Values, decodeValues, encodeValues } from './value';
 
-export interface ClientOptions extends TransportSecurity {
+/**
+ * A tcp:// clientAddress without `curve` or `insecure` gets its CURVE keys from enrollment
+ * (docs/SECURITY.md §5), before the first request: the identity saved in `dataDir`
+ * (<name>-identity.json, name "client" by default), or a new enrollment as `role` ("client",
+ * or "admin" for a token minted with --role admin).
+ */
+export interface ClientOptions extends TransportSecurity, EnrollmentOptions {
+  /** The role to enroll as: "client" (default) or "admin". */
+  role?: 'client' | 'admin';
   /** The daemon's client endpoint. Default ipc://<runtime dir>/client.sock. */
   clientAddress?: string;
   /** Local deadline for ListNodes, ListWorkers and GetStatus. Default 10000 ms. */
@@ -75,6 +85,10 @@ interface Pending {
 export class Client {
   readonly clientAddress: string;
   private readonly security: TransportSecurity;
+  private readonly enrolls: boolean;
+  private readonly role: 'client' | 'admin';
+  private readonly enrollment: EnrollmentOptions;
+  private keysPromise: Promise<void> | null = null;
   private readonly requestTimeoutMs: number;
   private readonly replyGraceMs: number;
   private readonly connectTimeoutMs: number;
@@ -90,7 +104,20 @@ export class Client {
   constructor(options: ClientOptions = {}) {
     this.clientAddress = options.clientAddress ?? defaultEndpoint('client');
     this.security = { curve: options.curve, insecure: options.insecure };
-    applySecurity({}, this.clientAddress, this.security);
+    this.enrolls = needsCurve([this.clientAddress], options.curve, options.insecure);
+    this.role = options.role ?? 'client';
+    if (this.role !== 'client' && this.role !== 'admin') {
+      throw new MusterError(ErrorCode.InvalidRequest, `a client enrolls as "client" or "admin", not ${JSON.stringify(this.role)}`);
+    }
+    this.enrollment = {
+      dataDir: options.dataDir,
+      enrollmentAddress: options.enrollmentAddress,
+      enrollmentTokenFile: options.enrollmentTokenFile,
+      name: options.name ?? this.role, // "client" (or "admin"), as the C++ programs
+      enrollmentTimeoutMs: options.enrollmentTimeoutMs,
+    };
+    if (this.enrolls) localIdentityPaths('.', this.enrollment.name!); // a bad name fails now
+    applySecurity({}, this.clientAddress, this.enrolls ? { insecure: true } : this.security);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10000;
     this.replyGraceMs = options.replyGraceMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
@@ -167,6 +194,73 @@ export class Client {
     if (reply.type !== 'StatusReport') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to GetStatus`);
     const { type: _type, ...report } = reply;
     return report;
+  }
+
+  // ---- admin commands (PROTOCOL.md §8): the local owner over ipc://, or an admin identity ----
+
+  /**
+   * Mints an enrollment token and returns its text (the only time its secret exists in clear).
+   * ttlMs 0: 24 hours; workspace "": "default"; name labels the token and the identity it
+   * enrolls. Rejects with PermissionDenied unless this client is the local owner or an admin.
+   */
+  async tokenCreate(role = 'worker', ttlMs: number | bigint = 0, uses = 1, workspace = '', name = ''): Promise<string> {
+    const reply = await this.request(
+      this.newId(),
+      { type: 'TokenCreate', role, ttlMs: BigInt(ttlMs), uses, workspace, name },
+      this.requestTimeoutMs,
+    );
+    if (reply.type !== 'TokenCreated' || !reply.token) {
+      throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to TokenCreate`);
+    }
+    return reply.token;
+  }
+
+  /** Every token the daemon knows (no secrets), parsed from the daemon's JSON report. */
+  tokenList(): Promise<unknown> {
+    return this.admin({ type: 'TokenList' });
+  }
+
+  /** Revokes a token by id; resolves to the revoked token (parsed JSON). */
+  tokenRevoke(id: string): Promise<unknown> {
+    return this.admin({ type: 'TokenRevoke', id });
+  }
+
+  /** Every enrolled identity, revoked ones included (parsed JSON). */
+  keyList(): Promise<unknown> {
+    return this.admin({ type: 'KeyList' });
+  }
+
+  /** Revokes an identity at once; resolves to the revoked identity (parsed JSON). */
+  keyRevoke(id: string): Promise<unknown> {
+    return this.admin({ type: 'KeyRevoke', id });
+  }
+
+  private async admin(body: ClientBody): Promise<unknown> {
+    const reply = await this.request(this.newId(), body, this.requestTimeoutMs);
+    if (reply.type !== 'AdminReport') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to ${body.type}`);
+    try {
+      return JSON.parse(reply.json || 'null');
+    } catch (e) {
+      throw new MusterError(ErrorCode.BadMessage, `the daemon's ${body.type} report is not JSON: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * For a tcp:// clientAddress without keys: reuses the saved identity or enrolls now (the first
+   * request does it anyway). Rejects with EnrollmentError; resolves at once otherwise.
+   */
+  enroll(): Promise<void> {
+    if (!this.enrolls || this.security.curve) return Promise.resolve();
+    if (!this.keysPromise) {
+      const p = prepareCurve([this.clientAddress], this.role, { ...this.enrollment, logger: this.log }).then((curve) => {
+        this.security.curve = curve;
+      });
+      this.keysPromise = p;
+      p.catch(() => {
+        if (this.keysPromise === p) this.keysPromise = null; // the next request tries again
+      });
+    }
+    return this.keysPromise;
   }
 
   /** Closes the connection; open requests fail with Unavailable. */
@@ -289,8 +383,10 @@ export class Client {
   }
 
   private send(bytes: Uint8Array): Promise<void> {
-    const socket = this.ensureSocket();
-    const next = this.sendChain.then(() => socket.send(bytes));
+    const next = this.sendChain.then(async () => {
+      await this.enroll(); // tcp:// without keys: never connect before the keys are known
+      await this.ensureSocket().send(bytes);
+    });
     this.sendChain = next.catch(() => undefined);
     return next;
   }
@@ -338,7 +434,10 @@ export class Client {
         }, localDeadlineMs);
       }
       this.pending.set(requestId, p);
-      this.armConnectTimer();
+      this.enroll().then(
+        () => this.armConnectTimer(),
+        () => undefined, // reported by send() below
+      );
       this.send(bytes).catch((e) => {
         if (!this.pending.has(requestId)) return;
         this.settle(requestId);

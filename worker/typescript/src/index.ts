@@ -8,3 +8,5 @@ export * from './nodes';
 export * from './worker';
 export { SDK_NAME, SDK_VERSION } from './version';
 export * from './client';
+export * from './keys';
+export * from './enrollment';

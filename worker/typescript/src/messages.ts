@@ -182,7 +182,44 @@ export interface ListWorkersBody {
 export interface GetStatusBody {
   type: 'GetStatus';
 }
-export type ClientBody = SubmitBody | CancelBody | ListNodesBody | ListWorkersBody | GetStatusBody;
+// Admin commands (PROTOCOL.md §8): only from the local owner (ipc://) or an admin identity.
+export interface TokenCreateBody {
+  type: 'TokenCreate';
+  /** "worker", "client", "admin" ("" : the daemon's default, worker). */
+  role: string;
+  /** 0: 24 hours. */
+  ttlMs: bigint;
+  uses: number;
+  /** "": "default". */
+  workspace: string;
+  /** A label for listings and the enrolled identity's name. */
+  name: string;
+}
+export interface TokenListBody {
+  type: 'TokenList';
+}
+export interface TokenRevokeBody {
+  type: 'TokenRevoke';
+  id: string;
+}
+export interface KeyListBody {
+  type: 'KeyList';
+}
+export interface KeyRevokeBody {
+  type: 'KeyRevoke';
+  id: string;
+}
+export type ClientBody =
+  | SubmitBody
+  | CancelBody
+  | ListNodesBody
+  | ListWorkersBody
+  | GetStatusBody
+  | TokenCreateBody
+  | TokenListBody
+  | TokenRevokeBody
+  | KeyListBody
+  | KeyRevokeBody;
 export interface ClientMessage {
   requestId: bigint;
   body: ClientBody;
@@ -242,6 +279,19 @@ export interface StatusReportBody {
   redispatched: bigint;
   rate1m: number;
 }
+/** The answer to TokenCreate: the only time the token's secret exists in clear. */
+export interface TokenCreatedBody {
+  type: 'TokenCreated';
+  token: string;
+  id: string;
+  /** ISO 8601 UTC. */
+  expiresAt: string;
+}
+/** The answer to the other admin commands: a JSON document (docs/SECURITY.md). */
+export interface AdminReportBody {
+  type: 'AdminReport';
+  json: string;
+}
 export type ReplyBody =
   | AcceptedBody
   | ProgressBody
@@ -249,7 +299,9 @@ export type ReplyBody =
   | FailureBody
   | NodeListBody
   | WorkerListBody
-  | StatusReportBody;
+  | StatusReportBody
+  | TokenCreatedBody
+  | AdminReportBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -555,6 +607,38 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       body = W.GetStatus.endGetStatus(b);
       type = W.ClientBody.GetStatus;
       break;
+    case 'TokenCreate': {
+      const role = optString(b, x.role);
+      const ws = optString(b, x.workspace);
+      const name = optString(b, x.name);
+      W.TokenCreate.startTokenCreate(b);
+      if (role) W.TokenCreate.addRole(b, role);
+      W.TokenCreate.addTtlMs(b, u64(x.ttlMs, 'ttl_ms'));
+      W.TokenCreate.addUses(b, u32(x.uses ?? 1, 'uses'));
+      if (ws) W.TokenCreate.addWorkspace(b, ws);
+      if (name) W.TokenCreate.addName(b, name);
+      body = W.TokenCreate.endTokenCreate(b);
+      type = W.ClientBody.TokenCreate;
+      break;
+    }
+    case 'TokenList':
+      W.TokenList.startTokenList(b);
+      body = W.TokenList.endTokenList(b);
+      type = W.ClientBody.TokenList;
+      break;
+    case 'TokenRevoke':
+      body = W.TokenRevoke.createTokenRevoke(b, createString(b, x.id));
+      type = W.ClientBody.TokenRevoke;
+      break;
+    case 'KeyList':
+      W.KeyList.startKeyList(b);
+      body = W.KeyList.endKeyList(b);
+      type = W.ClientBody.KeyList;
+      break;
+    case 'KeyRevoke':
+      body = W.KeyRevoke.createKeyRevoke(b, createString(b, x.id));
+      type = W.ClientBody.KeyRevoke;
+      break;
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
   }
@@ -660,6 +744,18 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       type = W.ReplyBody.StatusReport;
       break;
     }
+    case 'TokenCreated': {
+      const token = optString(b, x.token);
+      const id = optString(b, x.id);
+      const expires = optString(b, x.expiresAt);
+      body = W.TokenCreated.createTokenCreated(b, token, id, expires);
+      type = W.ReplyBody.TokenCreated;
+      break;
+    }
+    case 'AdminReport':
+      body = W.AdminReport.createAdminReport(b, optString(b, x.json));
+      type = W.ReplyBody.AdminReport;
+      break;
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
   }
@@ -975,6 +1071,32 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         get(() => new W.GetStatus());
         body = { type: 'GetStatus' };
         break;
+      case W.ClientBody.TokenCreate: {
+        const x = get(() => new W.TokenCreate());
+        body = {
+          type: 'TokenCreate',
+          role: s(x.role()),
+          ttlMs: x.ttlMs(),
+          uses: x.uses(),
+          workspace: s(x.workspace()),
+          name: s(x.name()),
+        };
+        break;
+      }
+      case W.ClientBody.TokenList:
+        get(() => new W.TokenList());
+        body = { type: 'TokenList' };
+        break;
+      case W.ClientBody.TokenRevoke:
+        body = { type: 'TokenRevoke', id: required(get(() => new W.TokenRevoke()).id(), 'TokenRevoke.id') };
+        break;
+      case W.ClientBody.KeyList:
+        get(() => new W.KeyList());
+        body = { type: 'KeyList' };
+        break;
+      case W.ClientBody.KeyRevoke:
+        body = { type: 'KeyRevoke', id: required(get(() => new W.KeyRevoke()).id(), 'KeyRevoke.id') };
+        break;
       default:
         badUnion(t);
     }
@@ -1083,6 +1205,14 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
         };
         break;
       }
+      case W.ReplyBody.TokenCreated: {
+        const x = get(() => new W.TokenCreated());
+        body = { type: 'TokenCreated', token: s(x.token()), id: s(x.id()), expiresAt: s(x.expiresAt()) };
+        break;
+      }
+      case W.ReplyBody.AdminReport:
+        body = { type: 'AdminReport', json: s(get(() => new W.AdminReport()).json()) };
+        break;
       default:
         badUnion(t);
     }

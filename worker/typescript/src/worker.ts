@@ -12,7 +12,9 @@ import { randomBytes } from 'node:crypto';
 
 import * as zmq from 'zeromq';
 
-import { type TransportSecurity, applySecurity, defaultEndpoint } from './endpoints';
+import { type CurveKeys, type TransportSecurity, applySecurity, defaultEndpoint } from './endpoints';
+import { type EnrollmentOptions, needsCurve, prepareCurve } from './enrollment';
+import { localIdentityPaths } from './keys';
 import { ErrorCode, MusterError, errorCodeName } from './errors';
 import { type LogLevel, type Logger, resolveLogger } from './log';
 import {
@@ -29,7 +31,13 @@ import { type NodeDefinition, applyPorts, toNodeSpec, validWorkerId } from './no
 import { type Values, decodeValues, encodeValues, kindOf } from './value';
 import { SDK_NAME } from './version';
 
-export interface WorkerOptions extends TransportSecurity {
+/**
+ * tcp:// endpoints without `curve` or `insecure` get their CURVE keys from enrollment
+ * (docs/SECURITY.md §5): the identity saved in `dataDir` (<name>-identity.json, name "worker"
+ * by default), or a new enrollment with the token from MUSTER_ENROLLMENT_TOKEN, else
+ * `enrollmentTokenFile`, else $XDG_CONFIG_HOME/muster/enrollment-token.
+ */
+export interface WorkerOptions extends TransportSecurity, EnrollmentOptions {
   /** `[A-Za-z0-9_.-]{1,64}`, unique among live workers. Default: "ts-<hostname>-<pid>". */
   workerId?: string;
   /** Requests run at once. Default 1. */
@@ -156,6 +164,8 @@ export class Worker extends EventEmitter {
   readonly session: string;
   private readonly hostname: string;
   private readonly security: TransportSecurity;
+  private readonly enrolls: boolean;
+  private readonly enrollment: EnrollmentOptions;
   private readonly attachTimeoutMs: number;
   private shutdownGraceMs: number;
   private readonly log: Logger;
@@ -208,9 +218,20 @@ export class Worker extends EventEmitter {
     this.requestAddress = options.requestAddress ?? defaultEndpoint('request');
     this.responseAddress = options.responseAddress ?? defaultEndpoint('response');
     this.security = { curve: options.curve, insecure: options.insecure };
+    // tcp:// without keys or insecure: the keys come from enrollment when the worker starts.
+    this.enrolls = needsCurve([this.requestAddress, this.responseAddress], options.curve, options.insecure);
+    this.enrollment = {
+      dataDir: options.dataDir,
+      enrollmentAddress: options.enrollmentAddress,
+      enrollmentTokenFile: options.enrollmentTokenFile,
+      name: options.name ?? 'worker',
+      enrollmentTimeoutMs: options.enrollmentTimeoutMs,
+    };
+    if (this.enrolls) localIdentityPaths('.', this.enrollment.name!); // a bad name fails now
     // Checked now so that a bad endpoint fails at construction, not later in a loop.
-    applySecurity({}, this.requestAddress, this.security);
-    applySecurity({}, this.responseAddress, this.security);
+    const check: TransportSecurity = this.enrolls ? { insecure: true } : this.security;
+    applySecurity({}, this.requestAddress, check);
+    applySecurity({}, this.responseAddress, check);
     this.hostname = options.hostname ?? os.hostname();
     this.attachTimeoutMs = options.attachTimeoutMs ?? 5000;
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10000;
@@ -252,9 +273,36 @@ export class Worker extends EventEmitter {
       this.startReject = reject;
     });
     this.startPromise.catch(() => undefined);
+    void this.begin();
+    return this.startPromise;
+  }
+
+  /**
+   * The CURVE keys for tcp:// endpoints: the saved identity, or a new enrollment (start() calls
+   * it). Rejects with EnrollmentError; resolves at once for ipc:// or explicit keys.
+   */
+  async ensureKeys(): Promise<CurveKeys | undefined> {
+    if (this.enrolls && !this.security.curve) {
+      this.security.curve = await prepareCurve([this.requestAddress, this.responseAddress], 'worker', {
+        ...this.enrollment,
+        hostname: this.hostname,
+        logger: this.log,
+      });
+      this.log.info(`CURVE keys ready (public key ${this.security.curve.publicKey})`);
+    }
+    return this.security.curve;
+  }
+
+  private async begin(): Promise<void> {
+    try {
+      await this.ensureKeys();
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    if (this.state !== 'idle' || this.stopPromise) return; // stopped while enrolling
     this.connect('start');
     this.timer = setInterval(() => this.tick(), 50);
-    return this.startPromise;
   }
 
   /**

@@ -180,9 +180,26 @@ describe('client', () => {
     }
   });
 
-  it('refuses tcp:// without CURVE unless insecure', () => {
-    assert.throws(() => new Client({ clientAddress: 'tcp://127.0.0.1:7901' }), isCode(ErrorCode.InvalidRequest));
+  it('refuses tcp:// without CURVE keys from enrollment unless insecure', async () => {
+    // No keys, not insecure: the client enrolls before its first request, and has no token.
+    const dir = tempDir();
+    const saved = { token: process.env.MUSTER_ENROLLMENT_TOKEN, xdg: process.env.XDG_CONFIG_HOME };
+    delete process.env.MUSTER_ENROLLMENT_TOKEN;
+    process.env.XDG_CONFIG_HOME = `${dir}/config`;
+    try {
+      const c = new Client({ clientAddress: 'tcp://127.0.0.1:7901', dataDir: `${dir}/data`, logger: 'off' });
+      await assert.rejects(
+        c.nodes(),
+        (e: unknown) => isCode(ErrorCode.PermissionDenied)(e) && /insecure/.test((e as Error).message) && /MUSTER_ENROLLMENT_TOKEN/.test((e as Error).message),
+      );
+      c.close();
+    } finally {
+      if (saved.token !== undefined) process.env.MUSTER_ENROLLMENT_TOKEN = saved.token;
+      if (saved.xdg !== undefined) process.env.XDG_CONFIG_HOME = saved.xdg;
+      else delete process.env.XDG_CONFIG_HOME;
+    }
     new Client({ clientAddress: 'tcp://127.0.0.1:7901', insecure: true }).close();
     assert.throws(() => new Client({ clientAddress: 'http://x' }), isCode(ErrorCode.InvalidRequest));
+    assert.throws(() => new Client({ clientAddress: 'tcp://127.0.0.1:7901', name: '../x' }), RangeError);
   });
 });

@@ -298,6 +298,30 @@ describe('golden vectors', { skip: names.length === 0 ? `no vectors in ${VECTORS
     assert.ok(invalid > 0, 'no invalid vectors');
   });
 
+  it('covers every member of every message union (admin commands included)', () => {
+    const seen = new Set<string>();
+    for (const name of names) {
+      const desc = JSON.parse(fs.readFileSync(path.join(VECTORS, `${name}.json`), 'utf8')) as {
+        root: string;
+        valid?: boolean;
+        message?: { body?: { type: string } };
+      };
+      if (desc.valid === false || !desc.message?.body) continue;
+      seen.add(`${desc.root}.${desc.message.body.type}`);
+    }
+    const unions: Record<string, string> = {
+      WorkerMessage: 'WorkerBody',
+      DaemonMessage: 'DaemonBody',
+      ClientMessage: 'ClientBody',
+      ClientReply: 'ReplyBody',
+    };
+    for (const [root, union] of Object.entries(unions)) {
+      for (const member of schema.unions.get(union)!) assert.ok(seen.has(`${root}.${member}`), `no vector for ${root}.${member}`);
+    }
+    for (const m of ['TokenCreate', 'TokenList', 'TokenRevoke', 'KeyList', 'KeyRevoke']) assert.ok(seen.has(`ClientMessage.${m}`));
+    for (const m of ['TokenCreated', 'AdminReport']) assert.ok(seen.has(`ClientReply.${m}`));
+  });
+
   for (const name of names) {
     it(name, () => {
       const text = fs.readFileSync(path.join(VECTORS, `${name}.json`), 'utf8');

@@ -18,7 +18,7 @@ import {
   float,
   valuesEqual,
 } from '../src';
-import { FakeDaemon, sleep, until } from './fake-daemon';
+import { FakeDaemon, sleep, tempDir, until } from './fake-daemon';
 
 let daemon: FakeDaemon;
 const workers: Worker[] = [];
@@ -102,13 +102,31 @@ after(async () => {
 });
 
 describe('worker construction', () => {
-  it('refuses invalid ids, capacity, node names and tcp without CURVE', () => {
+  it('refuses invalid ids, capacity, node names and tcp without CURVE', async () => {
     assert.throws(() => new Worker({ workerId: 'bad:id', logger: 'off' }), MusterError);
     assert.throws(() => new Worker({ workerId: 'ok', capacity: 0, logger: 'off' }), MusterError);
-    assert.throws(
-      () => new Worker({ workerId: 'ok', requestAddress: 'tcp://127.0.0.1:7899', logger: 'off' }),
-      (e: unknown) => e instanceof MusterError && /insecure/.test(e.message),
-    );
+    // tcp:// without keys or insecure: keys from enrollment at start(); without a token, refused.
+    const dir = tempDir();
+    const saved = { token: process.env.MUSTER_ENROLLMENT_TOKEN, xdg: process.env.XDG_CONFIG_HOME };
+    delete process.env.MUSTER_ENROLLMENT_TOKEN;
+    process.env.XDG_CONFIG_HOME = `${dir}/config`;
+    try {
+      const t = new Worker({
+        workerId: 'ok',
+        requestAddress: 'tcp://127.0.0.1:7899',
+        responseAddress: 'tcp://127.0.0.1:7898',
+        dataDir: `${dir}/data`,
+        logger: 'off',
+      });
+      t.node({ name: 'n' }, () => ({}));
+      await assert.rejects(t.start(), (e: unknown) => e instanceof MusterError && e.code === ErrorCode.PermissionDenied && /insecure/.test(e.message));
+      await t.stop();
+    } finally {
+      if (saved.token !== undefined) process.env.MUSTER_ENROLLMENT_TOKEN = saved.token;
+      if (saved.xdg !== undefined) process.env.XDG_CONFIG_HOME = saved.xdg;
+      else delete process.env.XDG_CONFIG_HOME;
+    }
+    assert.throws(() => new Worker({ workerId: 'ok', requestAddress: 'tcp://127.0.0.1:7899', name: '-x', logger: 'off' }), RangeError);
     new Worker({ workerId: 'ok', requestAddress: 'tcp://127.0.0.1:7899', responseAddress: 'tcp://127.0.0.1:7898', insecure: true, logger: 'off' });
     const w = new Worker({ workerId: 'ok', logger: 'off' });
     assert.throws(() => w.node({ name: 'has space' }, () => ({})), MusterError);

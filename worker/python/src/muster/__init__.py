@@ -19,6 +19,8 @@ Workers serve nodes to ``musterd``; clients call them. See worker/python/README.
 from ._version import SDK, __version__
 from .client import Call, Client
 from .endpoints import Curve, default_endpoint, runtime_dir
+from .enrollment import EnrollmentError
+from .keys import DaemonKeyMismatch, NotEnrolled, TokenFormatError, parse_token
 from .errors import (
     BadMessage,
     Cancelled,
@@ -51,6 +53,11 @@ __all__ = [
     "Client",
     "Call",
     "Curve",
+    "EnrollmentError",
+    "DaemonKeyMismatch",
+    "NotEnrolled",
+    "TokenFormatError",
+    "parse_token",
     "runtime_dir",
     "default_endpoint",
     "ErrorCode",

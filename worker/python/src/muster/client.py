@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import json
 import logging
 import os
 import queue
@@ -27,7 +28,8 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import messages as m
-from .endpoints import Curve, connect, default_endpoint
+from .endpoints import Curve, check_endpoint, connect, default_endpoint
+from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
 
 log = logging.getLogger("muster.client")
@@ -89,7 +91,16 @@ class _Pending:
 
 
 class Client:
-    """A connection to musterd's client socket (default: ``ipc://<runtime dir>/client.sock``)."""
+    """A connection to musterd's client socket (default: ``ipc://<runtime dir>/client.sock``).
+
+    A ``tcp://`` address needs CURVE: ``curve=muster.Curve(...)``, or (the usual way) keys from
+    enrollment, done here before connecting (docs/SECURITY.md §5): the identity saved in
+    ``data_dir`` (``<name>-curve.key``, ``<name>-identity.json``; ``name`` defaults to the
+    ``role``, "client", or "admin" for a token minted with ``--role admin``), else a new
+    enrollment at ``enrollment_address`` (default ``tcp://<host>:7900``) with the token from
+    $MUSTER_ENROLLMENT_TOKEN, else ``enrollment_token_file``, else
+    $XDG_CONFIG_HOME/muster/enrollment-token. Failures raise ``muster.EnrollmentError``.
+    ``insecure=True`` allows clear-text tcp:// instead."""
 
     def __init__(
         self,
@@ -97,12 +108,32 @@ class Client:
         *,
         curve: Optional[Curve] = None,
         insecure: bool = False,
+        data_dir: Optional[str] = None,
+        enrollment_address: Optional[str] = None,
+        enrollment_token_file: Optional[str] = None,
+        name: Optional[str] = None,
+        role: str = "client",
+        enrollment_timeout: float = DEFAULT_ENROLLMENT_TIMEOUT,
         connect_timeout: float = 5.0,
         list_timeout: float = 10.0,
         max_message_bytes: int = 16 * 1024 * 1024,
         zmq_context: Optional[zmq.Context] = None,
     ):
         self.address = client_address or default_endpoint("client")
+        if needs_curve((self.address,), curve, insecure):
+            # tcp:// without keys: the saved identity, or enroll now (docs/SECURITY.md §5)
+            if role not in ("client", "admin"):
+                raise ValueError(f"a client enrolls as 'client' or 'admin', not {role!r}")
+            check_endpoint(self.address, None, True)
+            curve = prepare_curve(
+                (self.address,),
+                role=role,
+                name=name or role,  # "client" (or "admin"), as the C++ programs
+                data_dir=data_dir,
+                enrollment_address=enrollment_address,
+                enrollment_token_file=enrollment_token_file,
+                timeout=enrollment_timeout,
+            )
         self.curve = curve
         self.insecure = insecure
         self.connect_timeout = connect_timeout
@@ -196,6 +227,53 @@ class Client:
 
     def status(self) -> m.StatusReport:
         return self._list(m.GetStatus())
+
+    # ---- admin commands (PROTOCOL.md §8): the local owner over ipc://, or an admin identity --
+
+    def token_create(
+        self,
+        role: str = "worker",
+        ttl_ms: int = 0,
+        uses: int = 1,
+        workspace: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> str:
+        """Mints an enrollment token and returns its text (the only time its secret exists in
+        clear). ``ttl_ms`` 0: 24 hours; ``workspace`` None: "default"; ``name`` labels the
+        token and the identity it enrolls. Raises PermissionDenied unless this client is the
+        local owner or an admin, InvalidRequest for a bad argument."""
+        reply = self._list(
+            m.TokenCreate(role=role, ttl_ms=int(ttl_ms), uses=int(uses), workspace=workspace, name=name)
+        )
+        if not isinstance(reply, m.TokenCreated) or not reply.token:
+            raise BadMessage(f"unexpected {type(reply).__name__} in answer to TokenCreate")
+        return reply.token
+
+    def token_list(self) -> Any:
+        """Every token the daemon knows (no secrets), as parsed JSON (docs/SECURITY.md)."""
+        return self._admin(m.TokenList())
+
+    def token_revoke(self, token_id: str) -> Any:
+        """Revokes a token by its id; returns the revoked token (parsed JSON)."""
+        return self._admin(m.TokenRevoke(id=token_id))
+
+    def key_list(self) -> Any:
+        """Every enrolled identity, revoked ones included, as parsed JSON."""
+        return self._admin(m.KeyList())
+
+    def key_revoke(self, identity_id: str) -> Any:
+        """Revokes an identity at once (new handshakes and messages of connected peers are
+        refused); returns the revoked identity (parsed JSON)."""
+        return self._admin(m.KeyRevoke(id=identity_id))
+
+    def _admin(self, body: Any) -> Any:
+        reply = self._list(body)
+        if not isinstance(reply, m.AdminReport):
+            raise BadMessage(f"unexpected {type(reply).__name__} in answer to {type(body).__name__}")
+        try:
+            return json.loads(reply.json or "null")
+        except ValueError as e:
+            raise BadMessage(f"the daemon's {type(body).__name__} report is not JSON: {e}") from None
 
     def wait_for_nodes(self, names: Sequence[str], timeout: float = 10.0, interval: float = 0.05) -> None:
         """Blocks until every node in ``names`` is served (or raises Unavailable)."""
@@ -407,7 +485,7 @@ class Client:
                 p.future.set_result(body.outputs or {})
         elif isinstance(body, m.Failure):
             self._fail(rid, error_for(body.code, body.message or ""))
-        elif isinstance(body, (m.NodeList, m.WorkerList, m.StatusReport)):
+        elif isinstance(body, (m.NodeList, m.WorkerList, m.StatusReport, m.TokenCreated, m.AdminReport)):
             self._pending.pop(rid, None)
             if not p.future.done():
                 p.future.set_result(body)

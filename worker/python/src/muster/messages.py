@@ -239,6 +239,40 @@ class GetStatus:
     pass
 
 
+# admin commands: only from the local owner (ipc://) or an identity enrolled as admin
+
+
+@dataclass
+class TokenCreate:
+    """Mints an enrollment token (docs/SECURITY.md §4); answered TokenCreated."""
+
+    role: Optional[str] = _m("str")  # "worker" (daemon default), "client", "admin"
+    ttl_ms: int = _m("u64", 0)  # 0: 24 hours
+    uses: int = _m("u32", 1)
+    workspace: Optional[str] = _m("str")  # absent: "default"
+    name: Optional[str] = _m("str")  # a label for listings and the enrolled identity's name
+
+
+@dataclass
+class TokenList:
+    pass
+
+
+@dataclass
+class TokenRevoke:
+    id: str = _m("str", required=True)
+
+
+@dataclass
+class KeyList:
+    pass
+
+
+@dataclass
+class KeyRevoke:
+    id: str = _m("str", required=True)
+
+
 @dataclass
 class ClientMessage:
     request_id: int = _m("u64", 0)
@@ -313,6 +347,22 @@ class StatusReport:
 
 
 @dataclass
+class TokenCreated:
+    """The answer to TokenCreate: the only time the token's secret exists in clear."""
+
+    token: Optional[str] = _m("str")
+    id: Optional[str] = _m("str")
+    expires_at: Optional[str] = _m("str")  # ISO 8601 UTC
+
+
+@dataclass
+class AdminReport:
+    """The answer to the other admin commands: a JSON document (docs/SECURITY.md)."""
+
+    json: Optional[str] = _m("str")
+
+
+@dataclass
 class ClientReply:
     request_id: int = _m("u64", 0)
     body: Any = _m("union", ref="ReplyBody")
@@ -347,8 +397,14 @@ UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     # index 0 is NONE; member i has type value i
     "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach),
     "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected),
-    "ClientBody": (Submit, Cancel, ListNodes, ListWorkers, GetStatus),
-    "ReplyBody": (Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport),
+    "ClientBody": (
+        Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
+        KeyList, KeyRevoke,
+    ),
+    "ReplyBody": (
+        Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
+        AdminReport,
+    ),
 }
 
 ROOTS: Dict[str, Tuple[type, bytes]] = {
@@ -365,9 +421,9 @@ TABLES: Dict[str, type] = {
     for cls in (
         Port, NodeSpec, CallerContext, Progress, Result, Failure, Ping, WorkRequest, Abort,
         Attached, Ack, Rejected, DaemonMessage, Attach, Pong, Detach, WorkerMessage, Submit,
-        Cancel, ListNodes, ListWorkers, GetStatus, ClientMessage, Accepted, NodeInfo, NodeList,
-        WorkerInfo, WorkerList, CodeCount, StatusReport, ClientReply, EnrollRequest,
-        EnrollResponse,
+        Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke, KeyList,
+        KeyRevoke, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
+        StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
     )
 }  # fmt: skip
 

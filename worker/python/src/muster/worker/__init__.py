@@ -40,6 +40,8 @@ import zmq
 from .. import messages as m
 from .._version import SDK
 from ..endpoints import Curve, check_endpoint, connect, default_endpoint
+from ..enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
+from ..keys import local_identity_paths
 from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, code_name
 from ..nodes import Handler, Node, Registry, valid_worker_id
 
@@ -204,8 +206,13 @@ class Worker:
     then ``run()`` (blocking, handles SIGINT/SIGTERM) or ``start()`` (background thread).
 
     ``request_address``/``response_address`` default to the daemon's local ipc:// sockets in
-    the runtime directory. ``tcp://`` endpoints need ``curve=muster.Curve(...)`` or
-    ``insecure=True``.
+    the runtime directory. ``tcp://`` endpoints are CURVE-encrypted: with
+    ``curve=muster.Curve(...)``, or with keys from enrollment when the worker starts
+    (docs/SECURITY.md §5; see ``ensure_keys``): the identity saved in ``data_dir``
+    (``<name>-curve.key``, ``<name>-identity.json``, name "worker"), else a new enrollment at
+    ``enrollment_address`` (default ``tcp://<host>:7900``) with the token from
+    $MUSTER_ENROLLMENT_TOKEN, else ``enrollment_token_file``, else
+    $XDG_CONFIG_HOME/muster/enrollment-token. ``insecure=True`` allows clear text instead.
     """
 
     def __init__(
@@ -217,6 +224,11 @@ class Worker:
         *,
         curve: Optional[Curve] = None,
         insecure: bool = False,
+        data_dir: Optional[str] = None,
+        enrollment_address: Optional[str] = None,
+        enrollment_token_file: Optional[str] = None,
+        name: str = "worker",
+        enrollment_timeout: float = DEFAULT_ENROLLMENT_TIMEOUT,
         hostname: Optional[str] = None,
         shutdown_grace: float = 10.0,
         attach_timeout: float = 5.0,
@@ -234,8 +246,17 @@ class Worker:
         self.response_address = response_address or default_endpoint("response")
         self.curve = curve
         self.insecure = insecure
+        self.data_dir = data_dir
+        self.enrollment_address = enrollment_address
+        self.enrollment_token_file = enrollment_token_file
+        self.name = name
+        self.enrollment_timeout = enrollment_timeout
+        # tcp:// without keys or insecure: keys come from enrollment at start() (PROTOCOL.md §9)
+        self._enrolls = needs_curve((self.request_address, self.response_address), curve, insecure)
+        if self._enrolls:
+            local_identity_paths(data_dir or ".", name)  # ValueError now for a bad name
         for ep in (self.request_address, self.response_address):
-            check_endpoint(ep, curve, insecure)
+            check_endpoint(ep, curve, insecure or self._enrolls)
         self.hostname = hostname or socket.gethostname()
         self.session = secrets.token_hex(16)
         self.shutdown_grace = shutdown_grace
@@ -318,10 +339,31 @@ class Worker:
 
     # ---- running -----------------------------------------------------------------------
 
+    def ensure_keys(self) -> Optional[Curve]:
+        """For tcp:// endpoints without ``curve`` or ``insecure``: reuses the identity saved in
+        ``data_dir`` (``<name>-identity.json``) or enrolls with the token (docs/SECURITY.md §5),
+        then returns the CURVE keys every socket uses. Called by start() and run(); raises
+        EnrollmentError (with the daemon's code and message when it refused)."""
+        if self._enrolls and self.curve is None:
+            self.curve = prepare_curve(
+                (self.request_address, self.response_address),
+                role="worker",
+                name=self.name,
+                data_dir=self.data_dir,
+                enrollment_address=self.enrollment_address,
+                enrollment_token_file=self.enrollment_token_file,
+                hostname=self.hostname,
+                timeout=self.enrollment_timeout,
+            )
+            log.info("CURVE keys of %s ready (public key %s)", self.name, self.curve.public)
+        return self.curve
+
     def start(self) -> "Worker":
-        """Runs the worker in a background thread; returns at once."""
+        """Runs the worker in a background thread; returns at once (after enrollment, if
+        needed: see ensure_keys)."""
         if self._thread is not None:
             raise RuntimeError("worker already started")
+        self.ensure_keys()
         self._thread = threading.Thread(target=self._run_io, name=f"muster-worker-{self.worker_id}", daemon=True)
         self._thread.start()
         return self
@@ -332,6 +374,7 @@ class Worker:
         ``shutdown_grace`` seconds, then returns. A second signal skips the grace."""
         if self._thread is not None:
             raise RuntimeError("worker already started")
+        self.ensure_keys()
         self._thread = threading.current_thread()
         previous: Dict[int, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():

@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 
 from .._version import SDK
 from ..endpoints import check_endpoint
+from ..enrollment import EnrollmentError
 from . import Worker
 
 LOG_LEVELS = {
@@ -53,14 +54,23 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capacity", type=int, default=4, help="requests run at once (default 4)")
     parser.add_argument("--log-level", default="info", help="trace, debug, info, warn, error, off (default info)")
     parser.add_argument("--insecure", action="store_true", help="allow tcp:// endpoints without CURVE")
+    parser.add_argument("--data-dir", help="where this worker keeps its CURVE keys and identity (<name>-curve.key, "
+                        "<name>-identity.json) for tcp:// endpoints (default: $MUSTER_DATA_DIR, else $XDG_DATA_HOME/muster, "
+                        "else ~/.local/share/muster)")
+    parser.add_argument("--enrollment-address", help="the daemon's enrollment endpoint, used once to enroll "
+                        "(default: tcp://<host of --response-address>:7900)")
+    parser.add_argument("--enrollment-token-file", help="file holding the enrollment token (used when "
+                        "MUSTER_ENROLLMENT_TOKEN is not set; default $XDG_CONFIG_HOME/muster/enrollment-token)")
+    parser.add_argument("--name", dest="identity_name", default="worker", help="file name stem of the keys and identity in "
+                        "--data-dir (default: worker)")
     parser.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds to finish open requests on shutdown (default 10)")
 
 
 def worker_from_args(args: argparse.Namespace) -> Worker:
-    for ep in (args.request_address, args.response_address):
+    for ep in (args.request_address, args.response_address, getattr(args, "enrollment_address", None)):
         if ep:
             try:
-                check_endpoint(ep, None, args.insecure)
+                check_endpoint(ep, None, True)  # tcp:// without --insecure: keys from enrollment
             except ValueError as e:
                 raise SystemExit(f"error: {e}")
     try:
@@ -70,6 +80,10 @@ def worker_from_args(args: argparse.Namespace) -> Worker:
             request_address=args.request_address,
             response_address=args.response_address,
             insecure=args.insecure,
+            data_dir=getattr(args, "data_dir", None),
+            enrollment_address=getattr(args, "enrollment_address", None),
+            enrollment_token_file=getattr(args, "enrollment_token_file", None),
+            name=getattr(args, "identity_name", None) or "worker",
             shutdown_grace=args.shutdown_grace,
         )
     except ValueError as e:
@@ -77,7 +91,13 @@ def worker_from_args(args: argparse.Namespace) -> Worker:
 
 
 def run_worker(worker: Worker) -> int:
-    """Runs until a signal or stop(); then exits even if a handler thread ignores its abort."""
+    """Runs until a signal or stop(); then exits even if a handler thread ignores its abort.
+    A failed enrollment ends the program with ``error: CODE: message`` and status 1."""
+    try:
+        worker.ensure_keys()
+    except EnrollmentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     worker.run()
     if worker.busy_handlers:
         logging.getLogger("muster.worker").warning(
