@@ -142,10 +142,11 @@ struct Client::Impl {
     if (!trace.IsNull()) s.add_trace_id(trace);
     auto body = s.Finish();
     send_message(id, wire::ClientBody::Submit, body.Union(), fbb);
-    // The client's guard: the daemon's deadline plus grace (a daemon default of 30 s is
-    // assumed when the call gives none; nodes with longer defaults should pass a timeout).
-    auto budget = std::chrono::milliseconds(o.timeout_ms ? o.timeout_ms : 30000) + opt.grace;
-    open[id] = Open{SteadyClock::now() + budget};
+    // The client's guard against a daemon that never answers: its deadline plus grace. With no
+    // timeout the node's own default applies, which the client does not know: then only a
+    // lost connection (the monitor) ends the wait early.
+    open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
+                                 : SteadyClock::time_point::max()};
     return id;
   }
 

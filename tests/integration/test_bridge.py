@@ -1,0 +1,626 @@
+"""Process-level tests of muster-bridge (docs/BRIDGE.md): host mode with a Hurozo-style Python
+worker, the uplink through a host bridge (over https/wss), WebSocket token and registration
+expiry, reconnects after a host restart, 200 concurrent events, hostile WebSocket input, and
+API token checks.
+
+Every process is started through conftest.spawn (killed when the test ends) and every wait is
+bounded; no test asserts a duration. The reference worker runs under Debian's /usr/bin/python3
+(python3-requests, python3-websockets); the tests themselves use only the standard library
+(a minimal WebSocket client below) so that they run in any virtualenv.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import queue
+import os
+import shutil
+import socket
+import socketserver
+import struct
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, read_log, spawn, stop, wait_for
+
+HERE = Path(__file__).resolve().parent / "bridge"
+SYSTEM_PYTHON = "/usr/bin/python3"
+TOKENS = "tok-w alice write\ntok-r alice read\ntok-b bob write\n"
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bridge_bin() -> Path:
+    path = BUILD / "bridge" / "muster-bridge"
+    if not path.exists():
+        pytest.skip(f"muster-bridge is not built (looked in {path})")
+    return path
+
+
+@dataclass
+class Host:
+    proc: subprocess.Popen
+    port: int
+    tls_port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return read_log(self.proc)
+
+
+def start_host(daemon, *args, port: int | None = None, tls: tuple[Path, Path] | None = None, name="host") -> Host:
+    base = daemon.runtime_dir.parent
+    tokens = base / "tokens"
+    tokens.write_text(TOKENS)
+    port = port or free_port()
+    extra = []
+    tls_port = None
+    if tls:
+        tls_port = free_port()
+        extra = ["--tls-listen", f"127.0.0.1:{tls_port}", "--tls-cert", tls[0], "--tls-key", tls[1]]
+    proc = spawn([bridge_bin(), "--log-level", "debug", "host", "--listen", f"127.0.0.1:{port}",
+                  "--tokens-file", tokens, *extra, *args], daemon.env, base / f"{name}.log")
+    want = 2 if tls else 1
+    wait_for(lambda: read_log(proc).count("listening on") >= want or proc.poll() is not None, 10,
+             "the host bridge to listen")
+    assert proc.poll() is None, read_log(proc)
+    return Host(proc, port, tls_port)
+
+
+def start_uplink(daemon, api_url: str, *args, token="tok-w", name="uplink"):
+    env = dict(daemon.env, HUROZO_TOKEN=token, HUROZO_API_URL=api_url)
+    env.pop("HUROZO_API_TOKEN", None)
+    return spawn([bridge_bin(), "--log-level", "debug", "uplink", "--reconnect-max", "1", "--watch-interval", "0.5",
+                  *args], env,
+                 daemon.runtime_dir.parent / f"{name}.log")
+
+
+def start_reference_worker(api_url: str, log: Path, token="tok-w", **env_extra):
+    if not Path(SYSTEM_PYTHON).exists():
+        pytest.skip("needs Debian's /usr/bin/python3 with python3-requests and python3-websockets")
+    check = subprocess.run([SYSTEM_PYTHON, "-c", "import requests, websockets"], capture_output=True)
+    if check.returncode != 0:
+        pytest.skip("needs python3-requests and python3-websockets for /usr/bin/python3")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(HUROZO_TOKEN=token, HUROZO_API_URL=api_url, PYTHONUNBUFFERED="1", **env_extra)
+    return spawn([SYSTEM_PYTHON, HERE / "hello_worker.py"], env, log)
+
+
+def api(method: str, url: str, token: str | None = None, body=None):
+    """An HTTP call; returns (status, parsed JSON body)."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as res:
+            return res.status, json.loads(res.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def register(host: Host, name: str, outputs=("greeting", "shout"), inputs=("name",), token="tok-w"):
+    return api("POST", f"{host.url}/api/remote_nodes/register", token,
+               {"name": name, "inputs": list(inputs), "outputs": list(outputs)})
+
+
+def muster_nodes(run_cli, daemon) -> dict:
+    r = run_cli(daemon, "nodes", "--json", timeout=20)
+    return {n["name"]: n for n in json.loads(r.stdout)} if r.returncode == 0 else {}
+
+
+def call(run_cli, daemon, node, inputs, *args, timeout=60):
+    return run_cli(daemon, "call", node, json.dumps(inputs), "--timeout-ms", "60000", *args, timeout=timeout)
+
+
+def popen_call(daemon, node, inputs):
+    return subprocess.Popen([str(BUILD / "tools" / "muster"), "call", node, json.dumps(inputs),
+                             "--timeout-ms", "60000"], env=daemon.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+class MiniWs:
+    """Just enough of a WebSocket client (RFC 6455) to play a remote worker, send garbage and
+    see handshake refusals."""
+
+    def __init__(self, port: int, target: str, timeout: float = 15.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        header, _, self.buf = head.partition(b"\r\n\r\n")
+        lines = header.decode(errors="replace").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+        self.body = None
+        if self.status != 101:
+            length = int(headers.get("content-length", "0"))
+            while len(self.buf) < length:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    break
+                self.buf += chunk
+            self.body = json.loads(self.buf[:length] or b"null")
+            self.sock.close()
+        self.lock = threading.Lock()
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _send_frame(self, opcode: int, payload: bytes):
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x80 | opcode])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + struct.pack("!H", n)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        with self.lock:
+            self.sock.sendall(head + mask + masked)
+
+    def send(self, text: str):
+        self._send_frame(0x1, text.encode())
+
+    def send_json(self, obj):
+        self.send(json.dumps(obj))
+
+    def recv(self) -> str | None:
+        """The next text message; None when the server closes."""
+        while True:
+            b0, b1 = self._read(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack("!H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack("!Q", self._read(8))[0]
+            payload = self._read(n)
+            opcode = b0 & 0x0F
+            if opcode == 0x9:
+                self._send_frame(0xA, payload)
+            elif opcode == 0x8:
+                return None
+            elif opcode == 0x1:
+                return payload.decode()
+
+    def recv_json(self):
+        text = self.recv()
+        return None if text is None else json.loads(text)
+
+    def close(self):
+        try:
+            self._send_frame(0x8, struct.pack("!H", 1000))
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class FakeHurozo:
+    """A Hurozo backend in miniature for the uplink: answers registrations with a WebSocket URL
+    and `token`, records them, and hands each accepted WebSocket to the test as a ServerWs."""
+
+    def __init__(self, token: str):
+        self.token = token
+        self.registrations: list[dict] = []
+        self.ws_targets: list[str] = []
+        self.connections: "queue.Queue[ServerWs]" = queue.Queue()
+        fake = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                fake._handle(self.request)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handle(self, sock):
+        sock.settimeout(30)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+        if headers.get("upgrade", "").lower() == "websocket":
+            accept = base64.b64encode(hashlib.sha1(
+                (headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+            sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            self.ws_targets.append(target)
+            conn = ServerWs(sock, rest)
+            self.connections.put(conn)
+            conn.closed.wait(120)
+            return
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            rest += sock.recv(65536)
+        body = json.loads(rest[:length] or b"null")
+        if method == "POST" and target == "/api/remote_nodes/register":
+            self.registrations.append(body)
+            reply = {"status": "registered", "websocket_url": f"ws://127.0.0.1:{self.port}/Prod",
+                     "token": self.token, "inputs": body.get("inputs", []), "outputs": body.get("outputs", [])}
+            status = "200 OK"
+        else:
+            reply, status = {"error": "Not found"}, "404 Not Found"
+        payload = json.dumps(reply).encode()
+        sock.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                     f"Connection: close\r\n\r\n".encode() + payload)
+
+
+class ServerWs(MiniWs):
+    """The server end of a WebSocket accepted by FakeHurozo (frames unmasked)."""
+
+    def __init__(self, sock, buf: bytes):
+        self.sock, self.buf, self.lock = sock, buf, threading.Lock()
+        self.closed = threading.Event()
+
+    def _send_frame(self, opcode: int, payload: bytes):
+        n = len(payload)
+        head = bytes([0x80 | opcode])
+        if n < 126:
+            head += bytes([n])
+        elif n < 65536:
+            head += bytes([126]) + struct.pack("!H", n)
+        else:
+            head += bytes([127]) + struct.pack("!Q", n)
+        with self.lock:
+            self.sock.sendall(head + payload)
+
+    def recv(self) -> str | None:
+        while True:
+            b0, b1 = self._read(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack("!H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack("!Q", self._read(8))[0]
+            mask = self._read(4) if b1 & 0x80 else b"\0\0\0\0"
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self._read(n)))
+            opcode = b0 & 0x0F
+            if opcode == 0x9:
+                self._send_frame(0xA, payload)
+            elif opcode == 0x8:
+                self.closed.set()
+                return None
+            elif opcode == 0x1:
+                return payload.decode()
+
+    def close(self):
+        super().close()
+        self.closed.set()
+
+
+def ws_target(token: str) -> str:
+    return f"/ws?auth={urllib.request.quote(token, safe='')}"
+
+
+@pytest.fixture
+def tls_cert(tmp_base):
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_base / "cert.pem", tmp_base / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+# ---- (a) host mode with a worker written from the reference -------------------------------------
+
+def test_host_serves_a_reference_python_worker(daemon, run_cli):
+    host = start_host(daemon)
+    worker = start_reference_worker(host.url, daemon.runtime_dir.parent / "pyworker.log")
+    wait_for(lambda: "ws_hello" in muster_nodes(run_cli, daemon), 20, "ws_hello in musterd")
+    wait_for(lambda: "WebSocket #1 of alice connected" in host.log, 20, "the worker's WebSocket")
+    r = run_cli(daemon, "call", "ws_hello", '{"name":"Ada"}')
+    assert r.returncode == 0, r.stderr + host.log + read_log(worker)
+    assert json.loads(r.stdout) == {"greeting": "Hello Ada", "shout": "HELLO ADA"}
+
+    node = muster_nodes(run_cli, daemon)["ws_hello"]
+    assert [p["name"] for p in node["inputs"]] == ["name"]
+    assert [p["name"] for p in node["outputs"]] == ["greeting", "shout"]
+    status, body = api("GET", f"{host.url}/api/remote_nodes", "tok-r")
+    assert status == 200
+    assert body == {"nodes": [{"name": "ws_hello", "inputs": ["name"], "outputs": ["greeting", "shout"]}]}
+    # Registrations are per user.
+    assert api("GET", f"{host.url}/api/remote_nodes", "tok-b") == (200, {"nodes": []})
+
+
+# ---- (b) uplink: broker A's example worker, called from broker B through both bridges -----------
+
+def test_uplink_through_host_bridge_over_tls(start_daemon, start_worker, run_cli, tls_cert):
+    a, b = start_daemon(), start_daemon()
+    start_worker(a).wait_ready()
+    host = start_host(b, tls=tls_cert)
+    api_url = f"https://127.0.0.1:{host.tls_port}"
+
+    # Without the test CA the uplink must refuse the self-signed certificate.
+    untrusting = start_uplink(a, api_url, name="uplink-untrusting")
+    wait_for(lambda: "certificate verify failed" in read_log(untrusting), 20, "a TLS verification failure")
+    stop(untrusting)
+
+    uplink = start_uplink(a, api_url, "--ca-file", tls_cert[0])
+    wait_for(lambda: {"hello", "sleep"} <= muster_nodes(run_cli, b).keys(), 20, "hello and sleep in broker B")
+    wait_for(lambda: "WebSocket connected to wss://" in read_log(uplink), 20, "the uplink's wss connection")
+    r = call(run_cli, b, "hello", {"name": "Ada"})
+    assert r.returncode == 0, r.stderr + read_log(uplink)
+    assert json.loads(r.stdout) == {"greeting": "Hello Ada", "shout": "HELLO ADA"}
+    r = call(run_cli, b, "sleep", {"ms": 20})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["slept_ms"] >= 20
+
+    # Nodes without outputs cannot be Hurozo remote nodes: the server's message is logged.
+    assert "the server refused node 'echo': 400 At least one output required" in read_log(uplink)
+    assert "echo" not in muster_nodes(run_cli, b)
+
+    # A failing call has no channel in Hurozo's contract: the uplink answers with null outputs.
+    r = call(run_cli, b, "sleep", {"ms": -1})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"slept_ms": None}
+    assert "answering with null outputs" in read_log(uplink)
+
+
+# ---- (c) expiry, reconnects, concurrency, hostile input, tokens ---------------------------------
+
+def test_websocket_token_expiry(daemon):
+    host = start_host(daemon, "--ws-token-ttl", "1")
+    status, body = register(host, "ws_tok")
+    assert status == 200, body
+    assert body["status"] == "registered"
+    assert body["websocket_url"] == f"ws://127.0.0.1:{host.port}/ws"
+    assert body["inputs"] == ["name"] and body["outputs"] == ["greeting", "shout"]
+    token = body["token"]
+
+    ws = MiniWs(host.port, ws_target(token))
+    assert ws.status == 101
+    ws.close()
+
+    no_token = MiniWs(host.port, "/ws")
+    assert (no_token.status, no_token.body) == (401, {"error": "Missing authentication token"})
+    forged = MiniWs(host.port, ws_target(token[:-2] + ("AA" if not token.endswith("AA") else "BB")))
+    assert (forged.status, forged.body) == (401, {"error": "Invalid authentication token"})
+
+    def expired():
+        ws = MiniWs(host.port, ws_target(token))
+        if ws.status == 101:
+            ws.close()
+            return None
+        return ws
+    refused = wait_for(expired, 10, "the WebSocket token to expire")
+    assert (refused.status, refused.body) == (401, {"error": "Invalid authentication token"})
+    assert "WebSocket refused: token expired" in host.log
+
+    # Registering again hands out a fresh token.
+    fresh = register(host, "ws_tok")[1]["token"]
+    ws = MiniWs(host.port, ws_target(fresh))
+    assert ws.status == 101
+    ws.close()
+
+
+def test_registration_expiry(daemon, run_cli):
+    host = start_host(daemon, "--registration-ttl", "1.5")
+    assert register(host, "ws_exp")[0] == 200
+    wait_for(lambda: "ws_exp" in muster_nodes(run_cli, daemon), 10, "ws_exp in musterd")
+    wait_for(lambda: api("GET", f"{host.url}/api/remote_nodes", "tok-w") == (200, {"nodes": []}), 15,
+             "the registration to expire")
+    wait_for(lambda: "ws_exp" not in muster_nodes(run_cli, daemon), 15, "ws_exp to leave musterd")
+    assert "registration of remote node 'ws_exp' for alice expired" in host.log
+    r = call(run_cli, daemon, "ws_exp", {"name": "x"})
+    assert r.returncode == 1
+    assert "NO_WORKER" in r.stderr
+
+
+def test_api_tokens_and_register_errors(daemon):
+    host = start_host(daemon)
+    reg = f"{host.url}/api/remote_nodes/register"
+    good = {"name": "n1", "inputs": [], "outputs": ["o"]}
+    assert api("POST", reg, None, good) == (401, {"error": "Missing Authorization header"})
+    assert api("POST", reg, "wrong", good) == (401, {"error": "Invalid API token"})
+    assert api("GET", f"{host.url}/api/remote_nodes", "wrong") == (401, {"error": "Invalid API token"})
+    assert api("GET", f"{host.url}/api/remote_nodes") == (401, {"error": "Missing Authorization header"})
+    assert api("POST", reg, "tok-r", good) == (403, {"error": "Invalid API token"})
+    assert api("GET", f"{host.url}/api/remote_nodes", "tok-r") == (200, {"nodes": []})
+    assert api("POST", reg, "tok-w", {"name": "a/b", "outputs": ["o"]}) == (400, {"error": "Missing or invalid name"})
+    assert api("POST", reg, "tok-w", {"name": "", "outputs": ["o"]}) == (400, {"error": "Missing or invalid name"})
+    assert api("POST", reg, "tok-w", {"outputs": ["o"]}) == (400, {"error": "Missing or invalid name"})
+    assert api("POST", reg, "tok-w", b"{not json") == (400, {"error": "Missing or invalid name"})
+    assert api("POST", reg, "tok-w", {"name": "n", "outputs": []}) == (400, {"error": "At least one output required"})
+    assert api("POST", reg, "tok-w", {"name": "n"}) == (400, {"error": "At least one output required"})
+    assert api("GET", reg, "tok-w") == (405, {"error": "Method not allowed"})
+    assert api("GET", f"{host.url}/nope", "tok-w") == (404, {"error": "Not found"})
+    assert api("GET", f"{host.url}/api/remote_nodes", "tok-w") == (200, {"nodes": []})
+    status, body = api("POST", reg, "tok-w", good)
+    assert status == 200 and body["status"] == "registered"
+
+    # An uplink with a read-only or a wrong token logs the server's message and keeps trying.
+    a_proc = start_uplink(daemon, host.url, token="tok-r", name="uplink-ro")
+    wrong = start_uplink(daemon, host.url, token="wrong", name="uplink-wrong")
+    # (this daemon serves n1 through the host bridge, so the uplinks have something to publish)
+    wait_for(lambda: "refused: 403 Invalid API token" in read_log(a_proc), 20, "the read-only refusal")
+    wait_for(lambda: "refused: 401 Invalid API token" in read_log(wrong), 20, "the wrong-token refusal")
+    assert a_proc.poll() is None and wrong.poll() is None
+
+
+def test_websocket_hostile_input_and_output_mapping(daemon, run_cli):
+    host = start_host(daemon, "--connect-grace", "0")
+    status, body = register(host, "mini")
+    assert status == 200
+    wait_for(lambda: "mini" in muster_nodes(run_cli, daemon), 10, "mini in musterd")
+    ws = MiniWs(host.port, ws_target(body["token"]))
+    assert ws.status == 101
+    wait_for(lambda: "WebSocket #1 of alice connected" in host.log, 10, "the WebSocket")
+
+    ws.send("{not json")
+    ws.send_json({"node": "mini", "outputs": {"greeting": "x"}, "uuid": "no-such-uuid"})
+    ws.send_json(["a", "list"])
+    wait_for(lambda: "unknown uuid 'no-such-uuid'" in host.log, 10, "the unknown uuid to be logged")
+    assert "not JSON" in host.log
+
+    # The connection still serves; a misnamed key gives null, extra keys are dropped.
+    proc = popen_call(daemon, "mini", {"name": "Ada", "extra": [1, 2]})
+    event = ws.recv_json()
+    assert event["node"] == "mini"
+    assert event["inputs"] == {"name": "Ada", "extra": [1, 2]}
+    assert isinstance(event["uuid"], str) and event["uuid"]
+    ws.send_json({"node": "mini", "outputs": {"greting": "typo", "shout": "HI", "more": 1}, "uuid": event["uuid"]})
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {"greeting": None, "shout": "HI"}
+
+    # A worker that disconnects before answering fails the call with WORKER_LOST.
+    proc = popen_call(daemon, "mini", {"name": "Bo"})
+    assert ws.recv_json()["inputs"]["name"] == "Bo"
+    ws.close()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "WORKER_LOST" in err
+
+    # With no WebSocket connected the call fails at once (connect grace 0) with NO_WORKER.
+    r = call(run_cli, daemon, "mini", {"name": "Cy"})
+    assert r.returncode == 1 and "NO_WORKER" in r.stderr
+
+
+def test_200_concurrent_events_through_both_bridges(start_daemon, run_cli):
+    """B's client -> host B -> WebSocket -> uplink A -> broker A -> host A' -> a gate worker that
+    answers nothing until it holds all 200 events, then answers them in reverse order. It can
+    only finish if every hop runs the events concurrently and correlates replies by uuid."""
+    n = 200
+    a, b = start_daemon(), start_daemon()
+    host_b = start_host(b, name="host-b")
+    host_a = start_host(a, name="host-a")
+    status, body = register(host_a, "gate", inputs=("i",), outputs=("i", "node"))
+    assert status == 200
+    gate = MiniWs(host_a.port, ws_target(body["token"]), timeout=60)
+    assert gate.status == 101
+    wait_for(lambda: "gate" in muster_nodes(run_cli, a), 10, "gate in broker A")
+    uplink = start_uplink(a, host_b.url, "--node", "gate")
+    wait_for(lambda: "gate" in muster_nodes(run_cli, b), 20, "gate in broker B")
+    wait_for(lambda: "WebSocket connected" in read_log(uplink), 20, "the uplink's WebSocket")
+
+    events = []
+    failure = []
+
+    def serve():
+        try:
+            while len(events) < n:
+                events.append(gate.recv_json())
+            for e in reversed(events):
+                gate.send_json({"node": "gate", "outputs": {"i": e["inputs"]["i"], "node": e["node"]},
+                                "uuid": e["uuid"]})
+        except Exception as e:  # reported by the assertions below
+            failure.append(repr(e))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    procs = [popen_call(b, "gate", {"i": i}) for i in range(n)]
+    results = [p.communicate(timeout=90) for p in procs]
+    server.join(10)
+    assert not failure, failure
+    assert len(events) == n and len({e["uuid"] for e in events}) == n
+    for i, (p, (out, err)) in enumerate(zip(procs, results)):
+        assert p.returncode == 0, err
+        assert json.loads(out) == {"i": i, "node": "gate"}
+
+
+def test_uplink_reconnects_after_the_host_restarts(start_daemon, start_worker, run_cli):
+    a, b = start_daemon(), start_daemon()
+    start_worker(a).wait_ready()
+    host = start_host(b)
+    uplink = start_uplink(a, host.url, "--node", "hello")
+    wait_for(lambda: "hello" in muster_nodes(run_cli, b), 20, "hello in broker B")
+    wait_for(lambda: "WebSocket connected" in read_log(uplink), 20, "the uplink's WebSocket")
+    assert call(run_cli, b, "hello", {"name": "one"}).returncode == 0
+
+    # A restarted host knows no registrations and signs with a new secret: the uplink must
+    # reconnect with backoff, register again and fetch a fresh token.
+    stop(host.proc)
+    wait_for(lambda: "reconnecting in" in read_log(uplink), 20, "the uplink to notice")
+    host2 = start_host(b, port=host.port, name="host2")
+    wait_for(lambda: "WebSocket #1 of alice connected" in host2.log, 30, "the uplink to reconnect")
+    wait_for(lambda: "hello" in muster_nodes(run_cli, b), 20, "hello back in broker B")
+    r = call(run_cli, b, "hello", {"name": "two"})
+    assert r.returncode == 0, r.stderr + read_log(uplink)
+    assert json.loads(r.stdout) == {"greeting": "Hello two", "shout": "HELLO TWO"}
+    assert read_log(uplink).count("WebSocket connected") >= 2
+
+
+def test_uplink_answers_events_and_survives_garbage(daemon, start_worker):
+    start_worker(daemon).wait_ready()
+    token = "tok+en/with=specials"
+    fake = FakeHurozo(token)
+    try:
+        uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "sleep")
+        ws = fake.connections.get(timeout=20)
+        # The token travels URL-encoded; nodes register with their port names.
+        assert fake.ws_targets[0] == "/Prod?auth=tok%2Ben%2Fwith%3Dspecials"
+        assert {"name": "hello", "inputs": ["name"], "outputs": ["greeting", "shout"]} in fake.registrations
+        wait_for(lambda: {"name": "sleep", "inputs": ["ms"], "outputs": ["slept_ms"]} in fake.registrations, 10,
+                 "sleep to register")
+        assert not any(r["name"] == "echo" for r in fake.registrations)  # not selected
+
+        ws.send("{not json")
+        ws.send_json(["not", "an", "object"])
+        ws.send_json({"node": "hello", "inputs": {"name": "x"}})           # no uuid
+        ws.send_json({"node": "echo", "inputs": {}, "uuid": "not-ours"})   # not published here
+        ws.send_json({"node": "hello", "inputs": {"name": "Ada"}, "uuid": "u-1"})
+        assert ws.recv_json() == {"node": "hello", "outputs": {"greeting": "Hello Ada", "shout": "HELLO ADA"},
+                                  "uuid": "u-1"}
+        # A failed call is answered at once with null outputs.
+        ws.send_json({"node": "sleep", "inputs": {"ms": -5}, "uuid": "u-2"})
+        assert ws.recv_json() == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": "u-2"}
+        log = read_log(uplink)
+        assert "not JSON" in log and "not a JSON object" in log
+        assert "event u-2 for 'sleep' failed: INVALID_REQUEST" in log
+        stop(uplink)
+        assert "2 received, 1 answered with outputs, 1 answered with nulls (INVALID_REQUEST=1); 1 ignored" in read_log(uplink)
+    finally:
+        fake.close()
