@@ -1,0 +1,124 @@
+// bench_worker.cpp — muster-bench-worker: the worker side of muster-bench.
+//   default:     a C++ SDK worker (worker/cpp) serving `echo`: outputs = inputs, as the
+//                example worker's echo node does. This is what muster costs as deployed.
+//   --baseline:  a bare SUB + DEALER loop for muster-bench-forwarder that sends every request
+//                frame straight back (moved, not copied). This is the floor.
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "common.hpp"
+#include "muster/process.hpp"
+#include "muster/worker.hpp"
+
+namespace {
+
+int run_sdk(muster::WorkerOptions opt, const std::string& log_level) {
+  muster::setup_logging(log_level, "bench-worker");
+  muster::Worker worker(std::move(opt));
+  worker.node({.name = "echo",
+               .description = "Returns its inputs unchanged (muster-bench).",
+               .category = "bench",
+               .version = "1.0.0",
+               .idempotent = true},
+              [](muster::Context& ctx) { return ctx.inputs(); });
+  return worker.run();
+}
+
+int run_baseline(const std::string& id, const std::string& request_address,
+                 const std::string& response_address, const std::string& curve_server_key) {
+  muster::SignalPipe signals;
+  zmq::context_t ctx{1};
+  zmq::socket_t sub{ctx, zmq::socket_type::sub};
+  zmq::socket_t dealer{ctx, zmq::socket_type::dealer};
+  for (auto* s : {&sub, &dealer}) {  // as the C++ SDK sets them (worker/cpp/worker.cpp)
+    s->set(zmq::sockopt::linger, 1000);
+    s->set(zmq::sockopt::rcvhwm, 100000);
+    s->set(zmq::sockopt::sndhwm, 100000);
+    if (!curve_server_key.empty()) {
+      auto keys = muster::bench::curve_keypair();
+      s->set(zmq::sockopt::curve_serverkey, curve_server_key);
+      s->set(zmq::sockopt::curve_publickey, keys.public_key);
+      s->set(zmq::sockopt::curve_secretkey, keys.secret_key);
+    }
+  }
+  std::string topic = "w:" + id + ":";
+  sub.set(zmq::sockopt::subscribe, topic);
+  sub.set(zmq::sockopt::subscribe, "b:");
+  sub.connect(request_address);
+  dealer.connect(response_address);
+
+  bool confirmed = false;
+  auto hello = [&] {
+    dealer.send(zmq::str_buffer("H"), zmq::send_flags::sndmore);
+    dealer.send(zmq::buffer(id), zmq::send_flags::dontwait);
+  };
+  hello();
+  auto last_hello = std::chrono::steady_clock::now();
+  zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, signals.fd(), ZMQ_POLLIN, 0}};
+  while (!signals.triggered()) {
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(confirmed ? 1000 : 50));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+    if (items[1].revents & ZMQ_POLLIN) signals.drain();
+    if (!confirmed && std::chrono::steady_clock::now() - last_hello > std::chrono::milliseconds(50)) {
+      hello();
+      last_hello = std::chrono::steady_clock::now();
+    }
+    for (int i = 0; i < 256; ++i) {
+      zmq::message_t t, first, second;
+      if (!sub.recv(t, zmq::recv_flags::dontwait)) break;
+      if (!t.more()) continue;
+      (void)sub.recv(first, zmq::recv_flags::none);
+      if (!first.more()) {
+        if (!confirmed && first.size() == 1 && *first.data<char>() == 'C') {
+          confirmed = true;
+          dealer.send(zmq::str_buffer("R"), zmq::send_flags::sndmore);
+          dealer.send(zmq::buffer(id), zmq::send_flags::dontwait);
+        }
+        continue;
+      }
+      (void)sub.recv(second, zmq::recv_flags::none);
+      while (second.more()) (void)sub.recv(second, zmq::recv_flags::none);
+      dealer.send(first, zmq::send_flags::sndmore);
+      dealer.send(second, zmq::send_flags::dontwait);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  muster::WorkerOptions opt;
+  opt.capacity = 1;
+  bool baseline = false;
+  std::string log_level = "warn", curve_server_key;
+  CLI::App app{"muster-bench-worker — the echo worker of muster-bench (SDK, or --baseline raw).",
+               "muster-bench-worker"};
+  app.add_option("--worker-id", opt.worker_id, "Worker id")->required();
+  app.add_option("--request-address", opt.request_address, "PUB endpoint to subscribe to")->required();
+  app.add_option("--response-address", opt.response_address, "ROUTER endpoint to talk to")->required();
+  app.add_option("--capacity", opt.capacity, "Requests served at once (SDK)")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_flag("--insecure", opt.insecure, "Allow tcp:// without CURVE (SDK)");
+  app.add_flag("--baseline", baseline, "Bare echo loop for muster-bench-forwarder");
+  app.add_option("--curve-server-key", curve_server_key, "Baseline over CURVE: the forwarder's key");
+  app.add_option("--log-level", log_level, "SDK log level")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (baseline)
+      return run_baseline(opt.worker_id, opt.request_address, opt.response_address, curve_server_key);
+    return run_sdk(std::move(opt), log_level);
+  } catch (const std::exception& e) {
+    std::cerr << "muster-bench-worker: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,289 @@
+// stacks.cpp — see stacks.hpp.
+#include "stacks.hpp"
+
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+#include <zmq.hpp>
+
+#include "muster/client.hpp"
+#include "muster/messages.hpp"
+
+namespace muster::bench {
+
+std::filesystem::path log_path(const std::filesystem::path& dir, std::string_view name) {
+  std::filesystem::create_directories(dir / "logs");
+  return dir / "logs" / fmt::format("{}.log", name);
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::string> worker_endpoint_args(const Endpoints& ep) {
+  return {"--request-address", ep.request, "--response-address", ep.response};
+}
+
+// ---- muster ---------------------------------------------------------------------------
+
+class MusterDriver : public Driver {
+ public:
+  MusterDriver(const ClientOptions& o, std::size_t payload)
+      : client_(o), payload_(payload), inputs_{{"data", Bytes(payload, 0x5a)}} {
+    options_.timeout_ms = 60000;
+  }
+  std::uint64_t submit() override { return client_.submit("echo", inputs_, options_); }
+  void poll(int timeout_ms, const std::function<void(std::uint64_t, bool)>& done) override {
+    for (auto& ev : client_.poll(std::chrono::milliseconds(timeout_ms))) {
+      if (!ev.terminal()) continue;
+      bool ok = false;
+      if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
+        const Value* v = r->outputs.find("data");
+        ok = v && v->kind() == ValueKind::Bytes && v->as_bytes().size() == payload_;
+      } else if (!reported_) {
+        reported_ = true;
+        auto& f = std::get<FailureEvent>(ev.body);
+        fmt::print(stderr, "  muster call failed: {}: {}\n", error_code_name(f.code), f.message);
+      }
+      done(ev.request_id, ok);
+    }
+  }
+
+ private:
+  Client client_;
+  std::size_t payload_;
+  Map inputs_;
+  CallOptions options_;
+  bool reported_ = false;
+};
+
+class MusterStack : public Stack {
+ public:
+  MusterStack(Paths p, std::string name, bool raw) : paths_(std::move(p)), name_(std::move(name)), raw_(raw) {}
+  ~MusterStack() override { stop(); }
+  std::string name() const override { return name_; }
+
+  void start(const StackOptions& o) override {
+    if (o.transport == Transport::Curve)
+      // Needs musterd, the worker SDK and the client library to take CURVE keys; add the
+      // flags here (daemon keys, enrolled worker/client keys) once the security work lands.
+      throw Unsupported("musterd has no CURVE support yet (security work in progress)");
+    opt_ = o;
+    ep_ = make_endpoints(o.transport, o.dir, name_);
+    std::vector<std::string> args = {paths_.musterd.string(), "--data-dir", (o.dir / (name_ + "-data")).string(),
+                                     "--request-address", ep_.request, "--response-address", ep_.response,
+                                     "--client-address", ep_.client, "--log-level", "warn"};
+    if (o.transport == Transport::Tcp) args.push_back("--insecure");
+    for (auto& a : o.musterd_args) args.push_back(a);
+    std::vector<std::string> env = {"MUSTER_RUNTIME_DIR=" + (o.dir / "run").string()};
+    daemon_ = Process("musterd", args, log_path(o.dir, fmt::format("{}-musterd-{}", name_, transport_name(o.transport))),
+                      false, env);
+    for (int i = 0; i < o.workers; ++i) {
+      std::vector<std::string> w = {paths_.worker.string(), "--worker-id", fmt::format("bench-{}", i),
+                                    "--capacity", std::to_string(o.capacity)};
+      if (raw_)
+        w = {paths_.simworkers.string(), "--count", "1", "--prefix", fmt::format("bench-raw{}", i),
+             "--node", "echo", "--echo", "--auto-go", "--capacity", std::to_string(o.capacity)};
+      for (auto& a : worker_endpoint_args(ep_)) w.push_back(a);
+      if (o.transport == Transport::Tcp && !raw_) w.push_back("--insecure");
+      workers_.emplace_back(fmt::format("worker-{}", i), w,
+                            log_path(o.dir, fmt::format("{}-worker-{}-{}", name_, transport_name(o.transport), i)),
+                            false, env);
+    }
+    wait_ready();
+  }
+
+  void stop() override {
+    for (auto& w : workers_) w.stop();
+    workers_.clear();
+    daemon_.stop(5000ms);
+  }
+
+  pid_t broker_pid() const override { return daemon_.pid(); }
+  std::vector<pid_t> worker_pids() const override {
+    std::vector<pid_t> out;
+    for (auto& w : workers_) out.push_back(w.pid());
+    return out;
+  }
+
+  std::unique_ptr<Driver> driver(std::size_t payload) override {
+    return std::make_unique<MusterDriver>(client_options(), payload);
+  }
+
+ private:
+  ClientOptions client_options() const {
+    ClientOptions c;
+    c.client_address = ep_.client;
+    c.insecure = opt_.transport == Transport::Tcp;
+    c.grace = 2000ms;
+    return c;
+  }
+
+  void wait_ready() {
+    auto until = SteadyClock::now() + 30s;
+    std::string last;
+    while (SteadyClock::now() < until) {
+      if (!daemon_.running()) throw std::runtime_error("musterd exited; see its log in the run directory");
+      try {
+        Client c(client_options());
+        auto list = c.workers();
+        int ready = 0;
+        for (auto& w : list)
+          if (w["state"] == "ready" && w["worker_id"].get<std::string>().rfind("bench-", 0) == 0) ++ready;
+        if (ready == opt_.workers) return;
+        last = fmt::format("{} of {} workers ready", ready, opt_.workers);
+      } catch (const std::exception& e) {
+        last = e.what();
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    throw std::runtime_error("muster stack not ready after 30 s: " + last);
+  }
+
+  Paths paths_;
+  std::string name_;
+  bool raw_ = false;
+  StackOptions opt_;
+  Endpoints ep_;
+  Process daemon_;
+  std::vector<Process> workers_;
+};
+
+// ---- baseline -------------------------------------------------------------------------
+
+void apply_curve_client(zmq::socket_t& s, const std::string& server_key) {
+  if (server_key.empty()) return;
+  auto keys = curve_keypair();
+  s.set(zmq::sockopt::curve_serverkey, server_key);
+  s.set(zmq::sockopt::curve_publickey, keys.public_key);
+  s.set(zmq::sockopt::curve_secretkey, keys.secret_key);
+}
+
+class BaselineDriver : public Driver {
+ public:
+  BaselineDriver(const std::string& endpoint, const std::string& server_key, std::size_t payload)
+      : buf_(8 + payload, 0x5a) {
+    // As the client library sets its DEALER (tools/client/client.cpp).
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::immediate, 1);
+    socket_.set(zmq::sockopt::sndhwm, 100000);
+    socket_.set(zmq::sockopt::rcvhwm, 100000);
+    apply_curve_client(socket_, server_key);
+    socket_.connect(endpoint);
+  }
+  std::uint64_t submit() override {
+    auto id = next_++;
+    std::memcpy(buf_.data(), &id, 8);
+    socket_.send(zmq::message_t(buf_.data(), buf_.size()), zmq::send_flags::none);
+    return id;
+  }
+  void poll(int timeout_ms, const std::function<void(std::uint64_t, bool)>& done) override {
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms));
+    zmq::message_t m;
+    while (socket_.recv(m, zmq::recv_flags::dontwait)) {
+      while (m.more()) (void)socket_.recv(m, zmq::recv_flags::none);
+      std::uint64_t id = 0;
+      if (m.size() >= 8) std::memcpy(&id, m.data(), 8);
+      done(id, m.size() == buf_.size());
+    }
+  }
+
+ private:
+  zmq::context_t ctx_{1};
+  zmq::socket_t socket_{ctx_, zmq::socket_type::dealer};
+  std::vector<std::uint8_t> buf_;
+  std::uint64_t next_ = 1;
+};
+
+class BaselineStack : public Stack {
+ public:
+  explicit BaselineStack(Paths p) : paths_(std::move(p)) {}
+  ~BaselineStack() override { stop(); }
+  std::string name() const override { return "baseline"; }
+
+  void start(const StackOptions& o) override {
+    opt_ = o;
+    ep_ = make_endpoints(o.transport, o.dir, "baseline");
+    std::vector<std::string> args = {paths_.forwarder.string(), "--client-address", ep_.client,
+                                     "--request-address", ep_.request, "--response-address", ep_.response};
+    server_key_.clear();
+    if (o.transport == Transport::Curve) {
+      if (!curve_available()) throw Unsupported("libzmq was built without CURVE");
+      auto keys = curve_keypair();
+      server_key_ = keys.public_key;
+      args.push_back("--curve-secret");
+      args.push_back(keys.secret_key);
+    }
+    forwarder_ = Process("forwarder", args,
+                         log_path(o.dir, fmt::format("forwarder-{}", transport_name(o.transport))));
+    for (int i = 0; i < o.workers; ++i) {
+      std::vector<std::string> w = {paths_.worker.string(), "--baseline", "--worker-id",
+                                    fmt::format("base-{}", i)};
+      for (auto& a : worker_endpoint_args(ep_)) w.push_back(a);
+      if (!server_key_.empty()) {
+        w.push_back("--curve-server-key");
+        w.push_back(server_key_);
+      }
+      workers_.emplace_back(fmt::format("base-worker-{}", i), w,
+                            log_path(o.dir, fmt::format("baseline-worker-{}-{}", transport_name(o.transport), i)));
+    }
+    wait_ready();
+  }
+
+  void stop() override {
+    for (auto& w : workers_) w.stop();
+    workers_.clear();
+    forwarder_.stop();
+  }
+
+  pid_t broker_pid() const override { return forwarder_.pid(); }
+  std::vector<pid_t> worker_pids() const override {
+    std::vector<pid_t> out;
+    for (auto& w : workers_) out.push_back(w.pid());
+    return out;
+  }
+  std::unique_ptr<Driver> driver(std::size_t payload) override {
+    return std::make_unique<BaselineDriver>(ep_.client, server_key_, payload);
+  }
+
+ private:
+  void wait_ready() {
+    zmq::context_t ctx{1};
+    zmq::socket_t s{ctx, zmq::socket_type::dealer};
+    s.set(zmq::sockopt::linger, 0);
+    apply_curve_client(s, server_key_);
+    s.connect(ep_.client);
+    auto until = SteadyClock::now() + 30s;
+    std::uint32_t ready = 0;
+    while (SteadyClock::now() < until) {
+      if (!forwarder_.running()) throw std::runtime_error("forwarder exited; see its log");
+      s.send(zmq::str_buffer("?"), zmq::send_flags::dontwait);
+      zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, 100ms);
+      zmq::message_t m;
+      while (s.recv(m, zmq::recv_flags::dontwait))
+        if (m.size() == 4) std::memcpy(&ready, m.data(), 4);
+      if (ready == static_cast<std::uint32_t>(opt_.workers)) return;
+      std::this_thread::sleep_for(50ms);
+    }
+    throw std::runtime_error(fmt::format("baseline not ready after 30 s ({} of {} workers)", ready, opt_.workers));
+  }
+
+  Paths paths_;
+  StackOptions opt_;
+  Endpoints ep_;
+  std::string server_key_;
+  Process forwarder_;
+  std::vector<Process> workers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers) {
+  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers);
+}
+std::unique_ptr<Stack> make_baseline_stack(const Paths& paths) { return std::make_unique<BaselineStack>(paths); }
+
+}  // namespace muster::bench

@@ -1,0 +1,69 @@
+// stacks.hpp — the two systems muster-bench compares, each as separate processes, and the
+// client side ("driver") that calls into them from the bench process.
+//   MusterStack:   musterd + N muster-bench-worker (C++ SDK, echo); driver = tools/client.
+//                  (or N muster-bench-simworkers --echo: the daemon alone, no SDK)
+//   BaselineStack: muster-bench-forwarder + N muster-bench-worker --baseline; driver = a bare
+//                  DEALER. Same socket types, options and transport as the muster stack.
+// Owns: spawning, readiness checks and teardown of each stack.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+namespace muster::bench {
+
+// Thrown by start() when a stack cannot run on a transport (e.g. musterd without CURVE).
+struct Unsupported : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Calls echo with a fixed payload. submit() never blocks for long; poll() reports each
+// completed call once (ok = the echo came back intact).
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  virtual std::uint64_t submit() = 0;
+  virtual void poll(int timeout_ms, const std::function<void(std::uint64_t id, bool ok)>& done) = 0;
+};
+
+struct Paths {
+  std::filesystem::path musterd, worker, forwarder, simworkers;
+};
+
+struct StackOptions {
+  Transport transport = Transport::Ipc;
+  int workers = 2;
+  std::uint32_t capacity = 1;            // SDK worker capacity
+  std::vector<std::string> musterd_args;  // extra flags for musterd (experiments)
+  std::filesystem::path dir;              // run directory (sockets, logs)
+};
+
+class Stack {
+ public:
+  virtual ~Stack() = default;
+  virtual std::string name() const = 0;
+  virtual void start(const StackOptions& o) = 0;
+  virtual void stop() = 0;
+  virtual pid_t broker_pid() const = 0;
+  virtual std::vector<pid_t> worker_pids() const = 0;
+  virtual std::unique_ptr<Driver> driver(std::size_t payload) = 0;
+};
+
+// `name` tells two muster builds apart in one run ("muster", "alt"): run dir, logs.
+// raw_workers: the workers are muster-bench-simworkers --echo (protocol-minimal, no SDK), to
+// separate musterd's cost from the SDK's (system "raw").
+std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name = "muster",
+                                         bool raw_workers = false);
+std::unique_ptr<Stack> make_baseline_stack(const Paths& paths);
+
+// The bench's own ids for the run directory layout.
+std::filesystem::path log_path(const std::filesystem::path& dir, std::string_view name);
+
+}  // namespace muster::bench
