@@ -177,7 +177,12 @@ Map map_from_json_text(std::string_view text) {
     throw std::invalid_argument(fmt::format("invalid JSON: {}", e.what()));
   }
   if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
-  return std::move(from_json(j).as_map());
+  Value v = from_json(j);
+  // {"$bytes": "..."} or {"$error": {...}} at the top level is a value, not a map of inputs.
+  if (v.kind() != ValueKind::Map)
+    throw std::invalid_argument(fmt::format("expected a JSON object of values, got a {} value",
+                                            kind_name(v.kind())));
+  return std::move(v.as_map());
 }
 
 }  // namespace muster
