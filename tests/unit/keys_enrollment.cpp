@@ -2,6 +2,8 @@
 // and takes no token use) and the per-peer rate limiter.
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -17,19 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "muster-keys-test-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using muster::test::TempDir;
 
 const TimePoint T0 = TimePoint(std::chrono::seconds(1'750'000'000));
 

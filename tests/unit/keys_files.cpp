@@ -2,6 +2,8 @@
 // pair, encodings, durations and timestamps.
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,20 +27,7 @@ using namespace muster::keys;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "muster-keys-test-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, ec);
-    fs::remove_all(path, ec);
-  }
-};
+using muster::test::TempDir;
 
 mode_t mode_of(const fs::path& p) {
   struct stat st {};
