@@ -1,0 +1,356 @@
+"""abuse.py — `muster_fault.py abuse`: is musterd bounded under abuse, and do hostile peers
+starve a well-behaved client? (docs/RELIABILITY.md, "Bounded under abuse")
+
+A well-behaved client calls `echo` one request at a time for the whole run and records each
+latency. Phase by phase, abusers run in their own processes next to it:
+
+  baseline        nothing else
+  flood           a client submits `sleep` as fast as it can without waiting (workers busy):
+                  it must get QUEUE_FULL, and musterd's memory must stay flat
+  flood-large     the same with --large-kib inputs per submit: queued payloads stay in
+                  musterd's memory (bounded by --queue-limit × size per node)
+  unread-replies  a client submits `echo` with --large-kib inputs and never reads a reply:
+                  musterd keeps the undelivered replies (ZeroMQ send queue) in memory
+  max-size        peers send frames of exactly --max-message-bytes and of twice that (the
+                  latter makes libzmq drop the connection)
+  big-attach      a peer attaching as a worker with --attach-nodes node declarations (one
+                  message well under the size limit), again and again
+  connections     --connections idle client connections opened at once, each asking status
+                  (musterd runs with the soft open-files limit of --daemon-nofile, if given)
+  reconnect       a peer connecting, submitting and disconnecting in a tight loop
+
+For each phase it prints the good client's p50/p99/max latency and error count, and musterd's
+RSS (start, peak, end); the abusers' replies by code.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import multiprocessing as mp
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import zmq
+
+import wire
+
+PHASES = ["baseline", "flood", "flood-large", "unread-replies", "max-size", "big-attach",
+          "connections", "reconnect"]
+
+
+def add_arguments(a):
+    a.add_argument("--build", help="CMake build dir (default $MUSTER_BUILD_DIR or build/)")
+    a.add_argument("--phases", default=",".join(PHASES))
+    a.add_argument("--phase-seconds", type=float, default=8.0)
+    a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--capacity", type=int, default=4)
+    a.add_argument("--queue-limit", type=int, default=1000)
+    a.add_argument("--max-message-bytes", type=int, default=16 << 20)
+    a.add_argument("--large-kib", type=int, default=1024, help="input size of the large floods")
+    a.add_argument("--connections", type=int, default=2000)
+    a.add_argument("--daemon-nofile", type=int, default=0,
+                   help="soft RLIMIT_NOFILE for musterd (e.g. 1024, a common default); 0: inherit")
+    a.add_argument("--attach-nodes", type=int, default=20000)
+    a.add_argument("--tcp", action="store_true",
+                   help="musterd on loopback TCP (--insecure) instead of ipc:// sockets")
+    a.add_argument("--rss-limit-mib", type=int, default=6144,
+                   help="stop an abuser when musterd's RSS passes this (protects the machine)")
+    a.add_argument("--json", help="write the report as JSON here")
+    a.add_argument("--tmp", default=None)
+    a.add_argument("--keep", action="store_true")
+
+
+# ---- abusers (each runs in its own process until killed) ---------------------------------------
+
+
+def _flood(address: str, node: str, inputs: dict, timeout_ms: int, read: bool, out_path: str):
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.SNDHWM, 1000)
+    s.connect(address)
+    t = wire.SubmitTemplate(node, inputs, timeout_ms)
+    counts = collections.Counter()
+    rid = 0
+    last_dump = time.monotonic()
+    while True:
+        rid += 1
+        try:
+            s.send(t.make(rid), zmq.NOBLOCK)
+            counts["sent"] += 1
+        except zmq.Again:
+            time.sleep(0.001)
+        if read:
+            while True:
+                try:
+                    r = wire.read_reply(s.recv_multipart(zmq.NOBLOCK)[-1])
+                except zmq.Again:
+                    break
+                if r and r.kind == wire.REPLY_FAILURE:
+                    counts[wire.code_name(r.code)] += 1
+                elif r and r.kind == wire.REPLY_RESULT:
+                    counts["RESULT"] += 1
+        if time.monotonic() - last_dump > 0.5:
+            last_dump = time.monotonic()
+            Path(out_path).write_text(json.dumps(counts))
+
+
+def _max_size(address: str, size: int, out_path: str):
+    ctx = zmq.Context()
+    counts = collections.Counter()
+    junk = bytearray(os.urandom(64)) * (size // 64)
+    junk[4:8] = b"MSCL"  # the right identifier: the daemon has to look further
+    big = bytes(junk)
+    over = big + big
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.SNDHWM, 4)
+    s.connect(address)
+    last_dump = time.monotonic()
+    i = 0
+    while True:
+        i += 1
+        if i % 8 == 0:
+            # twice the limit: libzmq drops this connection (maxmsgsize); use a new one
+            s2 = ctx.socket(zmq.DEALER)
+            s2.linger = 0
+            s2.connect(address)
+            try:
+                s2.send(over, zmq.NOBLOCK)
+                counts["oversize sent"] += 1
+            except zmq.Again:
+                pass
+            time.sleep(0.05)
+            s2.close(0)
+        try:
+            s.send(big, zmq.NOBLOCK)
+            counts["max-size sent"] += 1
+        except zmq.Again:
+            time.sleep(0.005)
+        while True:
+            try:
+                r = wire.read_reply(s.recv_multipart(zmq.NOBLOCK)[-1])
+            except zmq.Again:
+                break
+            counts[wire.code_name(r.code) if r else "?"] += 1
+        if time.monotonic() - last_dump > 0.5:
+            last_dump = time.monotonic()
+            Path(out_path).write_text(json.dumps(counts))
+
+
+def _connections(address: str, n: int, out_path: str):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * n + 1024)), hard))
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, n + 100)
+    socks = []
+    counts = collections.Counter()
+    for i in range(n):
+        s = ctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.connect(address)
+        s.send(wire.status_request(i + 1))
+        socks.append(s)
+    counts["opened"] = n
+    Path(out_path).write_text(json.dumps(counts))
+    poller = zmq.Poller()
+    for s in socks:
+        poller.register(s, zmq.POLLIN)
+    while True:
+        for s, _ in poller.poll(500):
+            s.recv_multipart()
+            counts["status replies"] += 1
+        Path(out_path).write_text(json.dumps(counts))
+
+
+def _big_attach(address: str, nodes: int, out_path: str):
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(address)
+    msg = wire.attach("big-attach", "s1", 1, [(f"n{i}", False) for i in range(nodes)])
+    counts = collections.Counter(message_bytes=len(msg))
+    while True:
+        start = time.monotonic()
+        s.send(msg)
+        if s.poll(600_000):
+            r = wire.read_daemon(s.recv_multipart()[-1])
+            counts["attached" if r and r.kind == wire.DAEMON_ATTACHED else "other reply"] += 1
+            counts["last_reply_s"] = round(time.monotonic() - start, 2)
+        Path(out_path).write_text(json.dumps(counts))
+
+
+def _reconnect(address: str, out_path: str):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx = zmq.Context()
+    t = wire.SubmitTemplate("echo", {"x": 1}, 2000)
+    counts = collections.Counter()
+    last_dump = time.monotonic()
+    rid = 0
+    while True:
+        rid += 1
+        if rid % 256 == 0:  # closed sockets are reaped by the context: start a fresh one
+            ctx.term()
+            ctx = zmq.Context()
+        s = ctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.connect(address)
+        s.send(t.make(rid))
+        s.close(0)
+        counts["connect+submit+close"] += 1
+        if time.monotonic() - last_dump > 0.5:
+            last_dump = time.monotonic()
+            Path(out_path).write_text(json.dumps(counts))
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+
+def _good_client(address: str, seconds: float):
+    """Sequential echo calls; returns (latencies, errors)."""
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(address)
+    t = wire.SubmitTemplate("echo", {"x": 1}, 5000, nonce_key="n")
+    lat, errors = [], collections.Counter()
+    end = time.monotonic() + seconds
+    rid = 10 ** 9
+    while time.monotonic() < end:
+        rid += 1
+        start = time.monotonic()
+        s.send(t.make(rid))
+        got = None
+        while time.monotonic() - start < 10:
+            if s.poll(100):
+                r = wire.read_reply(s.recv_multipart()[-1])
+                if r and r.request_id == rid and r.kind in (wire.REPLY_RESULT, wire.REPLY_FAILURE):
+                    got = r
+                    break
+        if got is None:
+            errors["no reply in 10 s"] += 1
+        elif got.kind == wire.REPLY_FAILURE:
+            errors[wire.code_name(got.code)] += 1
+        else:
+            lat.append(time.monotonic() - start)
+        time.sleep(0.01)
+    s.close(0)
+    return lat, errors
+
+
+def _pct(xs, p):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p * len(xs)))] * 1000, 2)
+
+
+def run(args, fm) -> int:
+    build = fm.find_build(args.build)
+    fm.raise_fd_limit(4 * args.connections + 2048)
+    base = Path(tempfile.mkdtemp(prefix="mabuse-", dir=args.tmp))
+    fm.log(f"working in {base}")
+    daemon_args = ["--queue-limit", str(args.queue_limit), "--log-level", "warn",
+                   "--max-message-bytes", str(args.max_message_bytes)]
+    cluster = fm.Cluster(build, base, 500, 4, daemon_args, None,
+                         tcp_host="127.0.0.1" if args.tcp else None)
+    cluster.daemon_nofile = args.daemon_nofile
+    cluster.start_daemon()
+    for i in range(args.workers):
+        cluster.start_worker(f"aw{i}", capacity=args.capacity)
+    admin = fm.Admin(cluster.client_address)
+    admin.wait_workers(args.workers, 30)
+    time.sleep(0.5)
+    mpctx = mp.get_context("fork")
+    addr = cluster.client_address
+    large = {"blob": "x" * (args.large_kib * 1024)}
+    report = {"settings": dict(workers=args.workers, capacity=args.capacity,
+                               queue_limit=args.queue_limit,
+                               max_message_bytes=args.max_message_bytes,
+                               large_kib=args.large_kib, connections=args.connections,
+                               daemon_nofile=args.daemon_nofile, attach_nodes=args.attach_nodes,
+                               phase_seconds=args.phase_seconds), "phases": []}
+    for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
+        out = str(base / f"{phase}.json")
+        targets = {
+            "baseline": [],
+            "flood": [(_flood, (addr, "sleep", {"ms": 200}, 60000, True, out))],
+            "flood-large": [(_flood, (addr, "sleep", dict(large, ms=200), 60000, True, out))],
+            "unread-replies": [(_flood, (addr, "echo", large, 60000, False, out))],
+            "max-size": [(_max_size, (addr, args.max_message_bytes, out))],
+            "big-attach": [(_big_attach, (cluster.response_address, args.attach_nodes, out))],
+            "connections": [(_connections, (addr, args.connections, out))],
+            "reconnect": [(_reconnect, (addr, out))],
+        }[phase]
+        rss_start = fm.rss_kib(cluster.daemon.pid)
+        procs = [mpctx.Process(target=f, args=a, daemon=True) for f, a in targets]
+        for p in procs:
+            p.start()
+        peak = [rss_start]
+        stop = [False]
+        capped = [False]
+
+        def watch():
+            while not stop[0]:
+                r = fm.rss_kib(cluster.daemon.pid)
+                peak[0] = max(peak[0], r)
+                if r > args.rss_limit_mib * 1024 and not capped[0]:
+                    capped[0] = True
+                    fm.log(f"{phase}: musterd RSS passed {args.rss_limit_mib} MiB: stopping the abuser")
+                    for p in procs:
+                        p.kill()
+                time.sleep(0.1)
+        import threading
+        w = threading.Thread(target=watch, daemon=True)
+        w.start()
+        time.sleep(1.0 if procs else 0)  # let the abuse get going
+        lat, errors = _good_client(addr, args.phase_seconds)
+        stop[0] = True
+        w.join()
+        for p in procs:
+            p.kill()
+            p.join(5)
+        abuser = json.loads(Path(out).read_text()) if Path(out).exists() else {}
+        # let musterd settle: queued requests time out or finish
+        time.sleep(2.0)
+        st = admin.status(5.0) or {}
+        row = dict(phase=phase, good_calls=len(lat), good_errors=dict(errors),
+                   p50_ms=_pct(lat, 0.5), p99_ms=_pct(lat, 0.99), max_ms=_pct(lat, 1.0),
+                   rss_start_mib=round(rss_start / 1024, 1), rss_peak_mib=round(peak[0] / 1024, 1),
+                   rss_end_mib=round(fm.rss_kib(cluster.daemon.pid) / 1024, 1),
+                   rss_capped=capped[0], abuser=abuser, daemon_alive=cluster.daemon.poll() is None,
+                   daemon_failures=st.get("failures", {}))
+        report["phases"].append(row)
+        fm.log(f"{phase}: good client {len(lat)} calls p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms "
+                f"max {row['max_ms']} ms errors {dict(errors)}; musterd RSS {row['rss_start_mib']} -> "
+                f"peak {row['rss_peak_mib']} -> {row['rss_end_mib']} MiB; abuser {abuser}")
+        if cluster.daemon.poll() is not None:
+            fm.log(f"musterd died during {phase}")
+            break
+        # Wait for the backlog of the phase to clear before the next one.
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            st = admin.status(5.0) or {}
+            if st.get("queued", 1) == 0 and st.get("in_flight", 1) == 0:
+                break
+            time.sleep(0.5)
+    cluster.stop_all()
+    print("\nmuster abuse run (good client: sequential echo calls)")
+    print(f"  {'phase':<15} {'calls':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'errors':<16} {'RSS MiB start/peak/end':<24} abuser")
+    ok = True
+    for r in report["phases"]:
+        print(f"  {r['phase']:<15} {r['good_calls']:>6} {str(r['p50_ms']):>8} {str(r['p99_ms']):>8} "
+              f"{str(r['max_ms']):>8} {json.dumps(r['good_errors']):<16} "
+              f"{r['rss_start_mib']}/{r['rss_peak_mib']}/{r['rss_end_mib']}"
+              f"{' (capped)' if r['rss_capped'] else '':<10} {json.dumps(r['abuser'])}")
+        ok = ok and r["daemon_alive"]
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if not args.keep:
+        import shutil
+        shutil.rmtree(base, ignore_errors=True)
+    return 0 if ok else 1
