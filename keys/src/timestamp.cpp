@@ -55,6 +55,12 @@ std::optional<TimePoint> parse_timestamp(std::string_view text) {
   tm.tm_min = m;
   tm.tm_sec = s;
   std::time_t tt = timegm(&tm);
+  // system_clock counts int64 nanoseconds, 1677-09-21 to 2262-04-11: a time outside would
+  // overflow in the conversion below (undefined behaviour), so it is refused.
+  using std::chrono::seconds;
+  constexpr auto kFirst = std::chrono::duration_cast<seconds>(Clock::duration::min()).count() + 1;
+  constexpr auto kLast = std::chrono::duration_cast<seconds>(Clock::duration::max()).count() - 1;
+  if (tt < kFirst || tt > kLast) return std::nullopt;
   return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(tt) +
                                                                std::chrono::milliseconds(ms)));
 }

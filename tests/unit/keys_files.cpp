@@ -299,4 +299,16 @@ TEST_CASE("keys: timestamps round-trip in UTC with milliseconds") {
   CHECK_FALSE(parse_timestamp("2023-11-14 22:13:20Z"));
   CHECK_FALSE(parse_timestamp("2023-13-14T22:13:20Z"));
   CHECK_FALSE(parse_timestamp(""));
+  // fuzz finding: years system_clock (int64 nanoseconds) cannot hold overflowed (UB); now refused
+  CHECK_FALSE(parse_timestamp("2725-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_timestamp("1012-06-01T00:00:00.000Z"));
+  CHECK_FALSE(parse_timestamp("9999-12-31T23:59:59.999Z"));
+  CHECK_FALSE(parse_timestamp("0000-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_timestamp("2262-04-12T00:00:00Z"));
+  CHECK_FALSE(parse_timestamp("1677-09-20T00:00:00Z"));
+  for (auto text : {"2262-04-10T00:00:00.000Z", "1677-09-22T00:00:00.000Z", "1969-12-31T23:59:59.999Z"}) {
+    auto t = parse_timestamp(text);
+    REQUIRE(t);
+    CHECK(format_timestamp(*t) == text);
+  }
 }

@@ -16,7 +16,8 @@ using TimePoint = Clock::time_point;
 
 // Milliseconds precision, UTC, trailing 'Z'.
 std::string format_timestamp(TimePoint t);
-// Accepts exactly the form format_timestamp writes (the ".mmm" part optional).
+// Accepts exactly the form format_timestamp writes (the ".mmm" part optional), for the times
+// a TimePoint can hold (1677-09-22 to 2262-04-10: int64 nanoseconds); nullopt otherwise.
 std::optional<TimePoint> parse_timestamp(std::string_view text);
 
 }  // namespace muster::keys
