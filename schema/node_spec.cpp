@@ -4,6 +4,11 @@
 #include <algorithm>
 #include <array>
 
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "muster/utf8.hpp"
 #include "muster/wire/common_generated.h"
 
 namespace muster {
@@ -15,7 +20,13 @@ bool all_of_charset(std::string_view s, std::string_view extra) {
            extra.find(c) != std::string_view::npos;
   });
 }
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+// Every string of a spec ends up in listings (JSON): it must be UTF-8 (PROTOCOL.md §4).
+std::string str(const flatbuffers::String* s) {
+  if (!s) return std::string();
+  std::string_view text(s->c_str(), s->size());
+  if (!valid_utf8(text)) throw std::runtime_error("a string in the node spec is not valid UTF-8");
+  return std::string(text);
+}
 }  // namespace
 
 bool valid_node_name(std::string_view n) {
@@ -59,7 +70,7 @@ std::vector<Port> decode_ports(const flatbuffers::Vector<flatbuffers::Offset<wir
   for (auto* p : *ports) {
     Port port;
     port.name = str(p->name());
-    port.type = p->type() ? p->type()->str() : "any";
+    port.type = p->type() ? str(p->type()) : "any";
     port.description = str(p->description());
     port.required = p->required();
     if (p->default_value()) port.default_value = decode_value(p->default_value());
@@ -110,7 +121,13 @@ Json to_json(const Port& p) {
   Json j = {{"name", p.name}, {"type", p.type}};
   if (!p.description.empty()) j["description"] = p.description;
   if (p.required) j["required"] = true;
-  if (p.default_value) j["default"] = to_json(*p.default_value);
+  if (p.default_value) {
+    try {
+      j["default"] = to_json(*p.default_value);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fmt::format("port '{}': default: {}", p.name, e.what()));
+    }
+  }
   return j;
 }
 

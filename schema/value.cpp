@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "muster/messages.hpp"
+#include "muster/utf8.hpp"
 #include "muster/wire/value_generated.h"
 
 namespace muster {
@@ -167,14 +168,22 @@ flatbuffers::Offset<wire::Value> encode_value(flatbuffers::FlatBufferBuilder& fb
 }
 
 namespace {
+// Strings on the wire are UTF-8 (PROTOCOL.md §4). The Verifier does not check that; the
+// decoder does, as the Python and TypeScript readers do, so no SDK hands out a string that
+// has no JSON form.
+std::string str(const flatbuffers::String* s) {
+  if (!s) return std::string();
+  std::string_view text(s->c_str(), s->size());
+  if (!valid_utf8(text)) throw std::runtime_error("a string in the values is not valid UTF-8");
+  return std::string(text);
+}
 Map decode_entries(const flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>* entries) {
   Map m;
   if (!entries) return m;
   m.reserve(entries->size());
-  for (auto* e : *entries) m.set(e->key()->str(), decode_value(e->value()));
+  for (auto* e : *entries) m.set(str(e->key()), decode_value(e->value()));
   return m;
 }
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 }  // namespace
 
 Value decode_value(const wire::Value* v) {
@@ -207,13 +216,54 @@ Value decode_value(const wire::Value* v) {
 
 Map decode_values(const wire::Values* v) { return v ? decode_entries(v->entries()) : Map(); }
 
-std::vector<std::uint8_t> encode_values(const Map& m) {
-  flatbuffers::FlatBufferBuilder fbb(256);
+namespace {
+std::size_t size_hint(const Value& v);
+std::size_t size_hint(const Map& m) {
+  std::size_t n = 32;
+  for (auto& [key, value] : m) n += key.size() + 24 + size_hint(value);
+  return n;
+}
+// About the encoded size, so that a builder is allocated once: a 1 MiB bytes value in a
+// builder that started at 256 bytes was copied again on each growth.
+std::size_t size_hint(const Value& v) {
+  switch (v.kind()) {
+    case ValueKind::String: return 40 + std::get<std::string>(v.v).size();
+    case ValueKind::Bytes: return 40 + std::get<Bytes>(v.v).size();
+    case ValueKind::List: {
+      std::size_t n = 40;
+      for (auto& item : std::get<List>(v.v)) n += 8 + size_hint(item);
+      return n;
+    }
+    case ValueKind::Map: return 40 + size_hint(std::get<Map>(v.v));
+    case ValueKind::Error: {
+      auto& e = std::get<ErrorValue>(v.v);
+      return 56 + e.code.size() + e.message.size();
+    }
+    default: return 40;
+  }
+}
+void finish_values(flatbuffers::FlatBufferBuilder& fbb, const Map& m) {
   auto entries = encode_entries(fbb, m);
   wire::ValuesBuilder b(fbb);
   b.add_entries(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>>(entries.o));
   fbb.Finish(b.Finish(), wire::ValuesIdentifier());
+}
+}  // namespace
+
+std::size_t encoded_size_hint(const Map& m) { return size_hint(m); }
+
+std::vector<std::uint8_t> encode_values(const Map& m) {
+  flatbuffers::FlatBufferBuilder fbb(size_hint(m));
+  finish_values(fbb, m);
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> create_nested_values(flatbuffers::FlatBufferBuilder& fbb,
+                                                                            const Map& m) {
+  flatbuffers::FlatBufferBuilder inner(size_hint(m));
+  finish_values(inner, m);
+  fbb.ForceVectorAlignment(inner.GetSize(), 1, 8);  // a nested buffer needs 8-byte alignment
+  return fbb.CreateVector(inner.GetBufferPointer(), inner.GetSize());
 }
 
 Map decode_values(std::span<const std::uint8_t> bytes) {
@@ -221,7 +271,11 @@ Map decode_values(std::span<const std::uint8_t> bytes) {
   flatbuffers::Verifier verifier(bytes.data(), bytes.size(), kVerifierMaxDepth, kVerifierMaxTables);
   if (!verifier.VerifyBuffer<wire::Values>(nullptr))
     throw std::runtime_error("payload is not a valid muster Values buffer");
-  return decode_values(flatbuffers::GetRoot<wire::Values>(bytes.data()));
+  try {
+    return decode_values(flatbuffers::GetRoot<wire::Values>(bytes.data()));
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("payload is not a valid muster Values buffer: {}", e.what()));
+  }
 }
 
 }  // namespace muster

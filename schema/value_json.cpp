@@ -73,6 +73,25 @@ Bytes base64_decode(std::string_view s) {
   return out;
 }
 
+bool json_too_deep(std::string_view text, std::size_t max_depth) {
+  std::size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 Json to_json(const Map& m) {
   if (m.size() == 1) {
     auto& [key, value] = *m.begin();
@@ -114,8 +133,10 @@ Json to_json(const Value& v) {
 }
 
 namespace {
-Value from_json_at(const Json& j, const std::string& path) {
+Value from_json_at(const Json& j, const std::string& path, std::size_t depth) {
   using T = Json::value_t;
+  if ((j.is_array() || j.is_object()) && ++depth > kMaxJsonDepth)
+    throw std::invalid_argument(fmt::format("{}: nested deeper than {} levels", path, kMaxJsonDepth));
   switch (j.type()) {
     case T::null: return Value();
     case T::boolean: return Value(j.get<bool>());
@@ -131,7 +152,7 @@ Value from_json_at(const Json& j, const std::string& path) {
       List l;
       l.reserve(j.size());
       std::size_t i = 0;
-      for (auto& item : j) l.push_back(from_json_at(item, fmt::format("{}[{}]", path, i++)));
+      for (auto& item : j) l.push_back(from_json_at(item, fmt::format("{}[{}]", path, i++), depth));
       return Value(std::move(l));
     }
     case T::object: {
@@ -154,7 +175,7 @@ Value from_json_at(const Json& j, const std::string& path) {
       Map m;
       m.reserve(j.size());
       for (auto it = j.begin(); it != j.end(); ++it)
-        m.set(it.key(), from_json_at(it.value(), path + "." + it.key()));
+        m.set(it.key(), from_json_at(it.value(), path + "." + it.key(), depth));
       return Value(std::move(m));
     }
     case T::binary: {
@@ -167,9 +188,11 @@ Value from_json_at(const Json& j, const std::string& path) {
 }
 }  // namespace
 
-Value from_json(const Json& j) { return from_json_at(j, "$"); }
+Value from_json(const Json& j) { return from_json_at(j, "$", 0); }
 
 Map map_from_json_text(std::string_view text) {
+  if (json_too_deep(text))
+    throw std::invalid_argument(fmt::format("invalid JSON: nested deeper than {} levels", kMaxJsonDepth));
   Json j;
   try {
     j = Json::parse(text);

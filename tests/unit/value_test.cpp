@@ -6,6 +6,7 @@
 
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "muster/utf8.hpp"
 #include "muster/value.hpp"
 #include "muster/value_json.hpp"
 
@@ -47,6 +48,22 @@ TEST_CASE("values round-trip through a nested Values buffer exactly") {
   CHECK(it->first == "null");
 }
 
+TEST_CASE("create_nested_values writes the same Values buffer into a builder, aligned for nesting") {
+  Map m = sample();
+  m.set("big", Bytes(100000, 0x5a));
+  auto expected = encode_values(m);
+  CHECK(encoded_size_hint(m) >= expected.size() / 2);  // a sizing hint, not an exact figure
+  flatbuffers::FlatBufferBuilder fbb(64);
+  fbb.CreateString("something before");
+  auto vec = create_nested_values(fbb, m);
+  fbb.Finish(vec);
+  auto* v = flatbuffers::GetRoot<flatbuffers::Vector<std::uint8_t>>(fbb.GetBufferPointer());
+  CHECK(reinterpret_cast<std::uintptr_t>(v->data()) % 8 == 0);
+  REQUIRE(v->size() == expected.size());
+  CHECK(std::equal(v->begin(), v->end(), expected.begin()));
+  CHECK(decode_values(std::span<const std::uint8_t>(v->data(), v->size())) == m);
+}
+
 TEST_CASE("values round-trip through JSON exactly, kinds kept") {
   Map m = sample();
   m.erase("neg_zero_float");  // -0.0 == 0.0 in JSON text; kept out of the exact comparison
@@ -70,6 +87,61 @@ TEST_CASE("JSON input errors are clear") {
   CHECK_NOTHROW(to_json(Map{{"$bytes", 1}}));
   // integers beyond int64 become floats rather than wrapping
   CHECK(map_from_json_text(R"({"big":18446744073709551615})").find("big")->kind() == ValueKind::Float);
+}
+
+TEST_CASE("JSON nested deeper than kMaxJsonDepth is refused with a clear error, not a stack overflow") {
+  auto nested = [](std::size_t depth) {  // {"x": [[...]]}: depth levels, the object included
+    return "{\"x\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+  };
+  CHECK_NOTHROW(map_from_json_text(nested(kMaxJsonDepth)));
+  CHECK_THROWS_WITH_AS(map_from_json_text(nested(kMaxJsonDepth + 1)), doctest::Contains("nested deeper than 128"),
+                       std::invalid_argument);
+  // fuzz finding: 100 000 levels in 200 KB overflowed the stack in the parser and from_json
+  CHECK_THROWS_WITH_AS(map_from_json_text(nested(100'000)), doctest::Contains("nested deeper"),
+                       std::invalid_argument);
+  // brackets inside strings (escaped quotes included) do not count
+  CHECK_FALSE(json_too_deep(R"({"a":"[[[\"[[["})", 1));
+  CHECK(json_too_deep("[[", 1));
+  // from_json has the same bound for JSON built in memory
+  Json deep = Json::array();
+  for (std::size_t i = 0; i < kMaxJsonDepth; ++i) deep = Json::array({deep});
+  CHECK_THROWS_WITH_AS(from_json(deep), doctest::Contains("nested deeper"), std::invalid_argument);
+}
+
+TEST_CASE("a string that is not UTF-8 makes a Values buffer invalid, as in the Python and TypeScript SDKs") {
+  // fuzz finding: such a string passed the Verifier and to_json(v).dump() then threw
+  // nlohmann's type_error 316 (the bridge's uplink stopped on it)
+  for (Map m : {Map{{"s", "caf\xe9"}}, Map{{"caf\xe9", 1}}, Map{{"e", ErrorValue{"E", "\xff"}}},
+                Map{{"l", List{"ok", "\xc0\x80"}}}}) {
+    auto bytes = encode_values(m);
+    CHECK_THROWS_WITH_AS(decode_values(std::span<const std::uint8_t>(bytes)),
+                         doctest::Contains("not valid UTF-8"), std::runtime_error);
+  }
+  Map ok{{"s", "héllo, 世界 🎉"}};
+  auto bytes = encode_values(ok);
+  CHECK(decode_values(std::span<const std::uint8_t>(bytes)) == ok);
+  // node specs too: every string of a spec ends up in listings
+  NodeSpec s;
+  s.name = "n";
+  s.description = "caf\xe9";
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(encode_node_spec(fbb, s));
+  CHECK_THROWS_WITH_AS(decode_node_spec(flatbuffers::GetRoot<wire::NodeSpec>(fbb.GetBufferPointer())),
+                       doctest::Contains("not valid UTF-8"), std::runtime_error);
+}
+
+TEST_CASE("valid_utf8 is as strict as Python's and TypeScript's decoders") {
+  CHECK(valid_utf8(""));
+  CHECK(valid_utf8("plain ascii"));
+  CHECK(valid_utf8("\xc3\xa9 \xe4\xb8\x96 \xf0\x9f\x8e\x89 \xf4\x8f\xbf\xbf"));  // é 世 🎉 U+10FFFF
+  CHECK_FALSE(valid_utf8("caf\xe9"));            // Latin-1
+  CHECK_FALSE(valid_utf8("\xc0\x80"));           // overlong NUL
+  CHECK_FALSE(valid_utf8("\xe0\x80\xaf"));       // overlong '/'
+  CHECK_FALSE(valid_utf8("\xed\xa0\x80"));       // a surrogate
+  CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));   // above U+10FFFF
+  CHECK_FALSE(valid_utf8("\xe4\xb8"));           // truncated
+  CHECK_FALSE(valid_utf8("\x80"));               // a continuation byte first
+  CHECK_FALSE(valid_utf8("\xf8\x88\x80\x80\x80"));  // five-byte form
 }
 
 TEST_CASE("base64 matches RFC 4648 test vectors") {
@@ -108,6 +180,10 @@ TEST_CASE("node specs round-trip and names are checked") {
   CHECK_FALSE(valid_node_name(std::string(129, 'a')));
   CHECK(valid_worker_id("host-1.a_b"));
   CHECK_FALSE(valid_worker_id("a:b"));  // ':' would break topic framing
+  // a default with no JSON form: the error names the port (musterd refuses it at attach)
+  s.inputs[0].default_value = Value(std::numeric_limits<double>::quiet_NaN());
+  CHECK_THROWS_WITH_AS(to_json(s), doctest::Contains("port 'name': default: a non-finite float"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("readers reject garbage, truncation and the wrong message type") {

@@ -50,8 +50,12 @@ bool valid_port_type(std::string_view type);
 
 flatbuffers::Offset<wire::NodeSpec> encode_node_spec(flatbuffers::FlatBufferBuilder& fbb,
                                                      const NodeSpec& spec);
+// Throws std::runtime_error if a string in the spec is not valid UTF-8 (see decode_value).
 NodeSpec decode_node_spec(const wire::NodeSpec* spec);
 
+// Throw std::invalid_argument if a port default has no JSON form (a non-finite float, see
+// value_json.hpp), naming the port. The daemon refuses such specs at attach, so listings of
+// what it accepted always convert.
 Json to_json(const Port& p);
 Json to_json(const NodeSpec& spec);
 

@@ -116,15 +116,23 @@ flatbuffers::Offset<wire::Value> encode_value(flatbuffers::FlatBufferBuilder& fb
 flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<void>>> encode_entries(
     flatbuffers::FlatBufferBuilder& fbb, const Map& m);
 
-// Reads a verified wire value. A null pointer reads as Null.
+// Reads a verified wire value. A null pointer reads as Null. Throws std::runtime_error if a
+// string in it (a String, a map key, an Error's code or message) is not valid UTF-8.
 Value decode_value(const wire::Value* v);
 Map decode_values(const wire::Values* v);
 
 // A complete `Values` buffer (identifier MSVL), as carried in nested payload fields.
 std::vector<std::uint8_t> encode_values(const Map& m);
+// The same buffer written straight into `fbb` as a [ubyte] vector aligned for nesting (the
+// inputs/outputs/parameters fields), without the intermediate std::vector.
+flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> create_nested_values(flatbuffers::FlatBufferBuilder& fbb,
+                                                                            const Map& m);
+// About how many bytes encode_values(m) takes: to size a builder that will hold it.
+std::size_t encoded_size_hint(const Map& m);
 
 // Verifies and decodes a nested `Values` buffer. Empty input is an empty map.
-// Throws std::runtime_error if the bytes are not a valid Values buffer.
+// Throws std::runtime_error if the bytes are not a valid Values buffer (strings not UTF-8
+// included).
 Map decode_values(std::span<const std::uint8_t> bytes);
 
 }  // namespace muster

@@ -189,3 +189,23 @@ def test_json_writing_floats_keep_their_kind():
 
 def test_kind_of():
     assert [v.kind_of(x) for x in (None, True, 1, 1.0, "", b"", [], {}, muster.ErrorValue())] == list(v.KIND_NAMES)
+
+
+def test_json_depth_limit_matches_cpp_and_typescript():
+    def nested(depth):  # {"x": [[...]]}: depth levels, the object included
+        return '{"x":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+    assert v.MAX_JSON_DEPTH == 128
+    assert v.loads_map(nested(128)) == v.loads(nested(128))
+    for text in (nested(129), nested(100_000)):
+        with pytest.raises(ValueError, match="nested deeper than 128 levels"):
+            v.loads_map(text)
+        with pytest.raises(ValueError, match="nested deeper than 128 levels"):
+            v.loads(text)
+    # brackets inside strings do not count
+    assert v.loads('{"a": "[[[\\"[[[' + "[" * 200 + '"}') == {"a": '[[["[[[' + "[" * 200}
+    deep: list = []
+    for _ in range(128):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested deeper"):
+        v.from_json(deep)

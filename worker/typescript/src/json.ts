@@ -114,6 +114,12 @@ export function toJson(v: MusterValue, indent?: number | string): string {
 
 // ---- reading ---------------------------------------------------------------------------
 
+/**
+ * JSON may nest arrays and objects at most this deep (the outermost counts as 1), as in the C++
+ * and Python SDKs (PROTOCOL.md §10): deeper than any value a Values buffer carries.
+ */
+export const MAX_JSON_DEPTH = 128;
+
 export interface FromJsonOptions {
   /**
    * Read every integer literal as an integer (a number when safe, else a bigint), even beyond
@@ -152,9 +158,10 @@ class Parser {
   }
 
   value(path: string, depth: number): MusterValue {
-    if (depth > 512) this.fail('nested too deeply');
     this.ws();
     const c = this.s[this.i];
+    // `depth` containers enclose this value: one more is too many beyond MAX_JSON_DEPTH.
+    if ((c === '{' || c === '[') && depth >= MAX_JSON_DEPTH) this.fail(`nested deeper than ${MAX_JSON_DEPTH} levels`);
     switch (c) {
       case '{':
         return this.object(path, depth);

@@ -16,6 +16,7 @@ import {
   encodeValues,
   float,
   fromJson,
+  MAX_JSON_DEPTH,
   kindOf,
   toJson,
   valuesEqual,
@@ -191,6 +192,14 @@ describe('JSON form', () => {
     assert.equal(kindOf(v.get('b')), 'map');
     assert.equal(toJson(v), text);
     assert.throws(() => fromJson('{"$bytes": "abc"}'), SyntaxError);
+  });
+
+  it('refuses JSON nested deeper than MAX_JSON_DEPTH levels, as the C++ and Python SDKs', () => {
+    const nested = (depth: number) => `{"x":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+    assert.equal(MAX_JSON_DEPTH, 128);
+    assert.doesNotThrow(() => valuesFromJson(nested(MAX_JSON_DEPTH)));
+    assert.throws(() => valuesFromJson(nested(MAX_JSON_DEPTH + 1)), /nested deeper than 128 levels/);
+    assert.throws(() => fromJson(nested(100_000)), /nested deeper than 128 levels/);
   });
 
   it('round-trips the sample through JSON (finite values)', () => {

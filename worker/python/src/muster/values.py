@@ -25,6 +25,7 @@ import binascii
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
@@ -290,9 +291,34 @@ def to_json(value: Any, path: str = "$") -> Any:
     raise TypeError(f"{path}: a {type(value).__name__} is not a muster value")
 
 
-def from_json(j: Any, path: str = "$") -> Any:
+#: JSON may nest arrays and objects at most this deep (the outermost counts as 1), as in the C++
+#: and TypeScript SDKs (PROTOCOL.md §10): deeper than any value a Values buffer carries.
+MAX_JSON_DEPTH = 128
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_json_depth(text: str) -> None:
+    """ValueError if the text nests arrays and objects deeper than MAX_JSON_DEPTH (checked
+    before parsing, as muster::json_too_deep)."""
+    depth = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+        elif depth:
+            depth -= 1
+
+
+def from_json(j: Any, path: str = "$", _depth: int = 0) -> Any:
     """The value of a JSON form (as parsed by ``json.loads``). Integers outside int64 become
-    floats, as in every muster program."""
+    floats, as in every muster program. ValueError for JSON nested deeper than MAX_JSON_DEPTH."""
+    if isinstance(j, (list, dict)):
+        _depth += 1
+        if _depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels")
     if j is None or isinstance(j, (bool, str)):
         return j
     if isinstance(j, int):
@@ -302,7 +328,7 @@ def from_json(j: Any, path: str = "$") -> Any:
             raise ValueError(f"{path}: a non-finite float has no muster value")
         return j
     if isinstance(j, list):
-        return [from_json(item, f"{path}[{i}]") for i, item in enumerate(j)]
+        return [from_json(item, f"{path}[{i}]", _depth) for i, item in enumerate(j)]
     if isinstance(j, dict):
         if len(j) == 1:
             ((k, v),) = j.items()
@@ -314,7 +340,7 @@ def from_json(j: Any, path: str = "$") -> Any:
                 return ErrorValue(
                     code if isinstance(code, str) else "", message if isinstance(message, str) else ""
                 )
-        return {k: from_json(v, f"{path}.{k}") for k, v in j.items()}
+        return {k: from_json(v, f"{path}.{k}", _depth) for k, v in j.items()}
     raise ValueError(f"{path}: unsupported JSON value {j!r}")
 
 
@@ -339,19 +365,22 @@ def dumps(value: Any, **kwargs: Any) -> str:
 
 def loads(text: str) -> Any:
     """JSON text -> value."""
+    _check_json_depth(text)
     return from_json(json.loads(text, parse_constant=_reject_constant))
 
 
 def loads_map(text: str) -> Dict[str, Any]:
     """JSON text whose top level must be an object -> dict of values (as the CLI reads inputs)."""
+    _check_json_depth(text)
     j = json.loads(text, parse_constant=_reject_constant)
     if not isinstance(j, dict):
         raise ValueError("expected a JSON object")
-    return {k: from_json(v, f"$.{k}") for k, v in j.items()}
+    return {k: from_json(v, f"$.{k}", 1) for k, v in j.items()}
 
 
 __all__ = [
     "ErrorValue",
+    "MAX_JSON_DEPTH",
     "INT64_MIN",
     "INT64_MAX",
     "kind_of",
