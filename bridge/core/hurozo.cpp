@@ -12,8 +12,13 @@ namespace muster::bridge {
 namespace {
 
 Json parse_object(std::string_view text) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  Json j = parse_json(text);
   return j.is_object() ? j : Json();
+}
+
+// Why parse_json discarded `text`, for the log.
+std::string not_json(std::string_view text) {
+  return json_too_deep(text) ? fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth) : "not JSON";
 }
 
 // nullopt if `j` is not an array of non-empty strings; duplicates dropped.
@@ -43,6 +48,11 @@ std::optional<std::string> uuid_of(const Json& j) {
 }
 
 }  // namespace
+
+Json parse_json(std::string_view text) {
+  if (json_too_deep(text)) return Json(Json::value_t::discarded);
+  return Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+}
 
 std::variant<RegisterRequest, ApiError> parse_register_request(std::string_view body) {
   Json j = parse_object(body);
@@ -101,8 +111,8 @@ Json reply_message(const RemoteReply& r) {
 }
 
 std::variant<RemoteEvent, std::string> parse_event(std::string_view text) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded()) return std::string("not JSON");
+  Json j = parse_json(text);
+  if (j.is_discarded()) return not_json(text);
   if (!j.is_object()) return std::string("not a JSON object");
   auto node = j.find("node");
   if (node == j.end() || !node->is_string()) return std::string("no string \"node\"");
@@ -117,8 +127,8 @@ std::variant<RemoteEvent, std::string> parse_event(std::string_view text) {
 }
 
 std::variant<RemoteReply, std::string> parse_reply(std::string_view text) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded()) return std::string("not JSON");
+  Json j = parse_json(text);
+  if (j.is_discarded()) return not_json(text);
   if (!j.is_object()) return std::string("not a JSON object");
   auto uuid = uuid_of(j);
   if (!uuid) return std::string("no \"uuid\"");

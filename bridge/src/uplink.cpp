@@ -48,7 +48,7 @@ milliseconds ms_of(double seconds) { return milliseconds(static_cast<std::int64_
 
 // The server's message in an error reply: {"error": ...} or {"message": ...}, else the text.
 std::string server_message(const std::string& body) {
-  Json j = Json::parse(body, nullptr, false);
+  Json j = parse_json(body);
   if (j.is_object()) {
     for (const char* key : {"error", "message", "detail"})
       if (auto it = j.find(key); it != j.end()) return it->is_string() ? it->get<std::string>() : it->dump();
@@ -341,7 +341,7 @@ Uplink::RegisterOutcome Uplink::register_one(const RegisterRequest& spec, std::i
     return RegisterOutcome::Transient;
   }
   if (res.status >= 200 && res.status < 300) {
-    Json j = Json::parse(res.body, nullptr, false);
+    Json j = parse_json(res.body);
     if (!j.is_object() || !j.contains("websocket_url") || !j["websocket_url"].is_string() ||
         !j.contains("token") || !j["token"].is_string()) {
       counters.registrations_failed++;
@@ -526,8 +526,15 @@ void Uplink::pump_loop() {
         EventJob job = std::move(it->second);
         open.erase(it);
         if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
+          Json outputs;
+          try {
+            outputs = outputs_for_reply(job.outputs, r->outputs);
+          } catch (const std::invalid_argument& e) {  // an output with no JSON form (NaN)
+            fail(job, wire::ErrorCode::WorkerError, fmt::format("outputs: {}", e.what()));
+            continue;
+          }
           counters.answered_ok++;
-          answer(job, outputs_for_reply(job.outputs, r->outputs));
+          answer(job, std::move(outputs));
         } else {
           auto& f = std::get<FailureEvent>(ev.body);
           fail(job, f.code, f.message);

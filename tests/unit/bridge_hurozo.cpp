@@ -105,6 +105,21 @@ TEST_CASE("bridge hurozo: outputs are mapped by name, misnamed keys give null") 
         R"({"name":"Ada","age":null,"extra":true})");
 }
 
+TEST_CASE("bridge hurozo: JSON nested deeper than kMaxJsonDepth is refused before parsing") {
+  // fuzz finding: a WebSocket message or HTTP body nested ~100 000 deep overflowed the stack
+  std::string deep = R"({"node":"n","uuid":"u","inputs":{"x":)" + std::string(100'000, '[') +
+                     std::string(100'000, ']') + "}}";
+  auto e = parse_event(deep);
+  REQUIRE(std::holds_alternative<std::string>(e));
+  CHECK(std::get<std::string>(e) == "JSON nested deeper than 128 levels");
+  CHECK(std::get<std::string>(parse_reply(deep)) == "JSON nested deeper than 128 levels");
+  CHECK(std::get<std::string>(parse_event("{")) == "not JSON");
+  CHECK(parse_json(deep).is_discarded());
+  auto reg = parse_register_request(R"({"name":"n","outputs":["o"],"x":)" + std::string(200, '[') + std::string(200, ']') + "}");
+  CHECK(std::get<ApiError>(reg).status == 400);
+  CHECK(std::holds_alternative<RemoteEvent>(parse_event(R"({"node":"n","uuid":"u","inputs":{"x":[[1]]}})")));
+}
+
 TEST_CASE("bridge hurozo: dump_json never throws on invalid UTF-8") {
   Json j = outputs_for_reply({"s"}, Map{{"s", std::string("ok\xff")}});
   CHECK_THROWS(j.dump());

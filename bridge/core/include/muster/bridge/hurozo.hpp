@@ -40,6 +40,10 @@ struct ApiError {
 // that is not a JSON object counts as a missing name. Duplicate port names are dropped.
 std::variant<RegisterRequest, ApiError> parse_register_request(std::string_view body);
 
+// JSON text from the network (HTTP bodies, WebSocket messages): discarded (is_discarded())
+// if it is not JSON or nests deeper than kMaxJsonDepth (value_json.hpp), never an exception.
+Json parse_json(std::string_view text);
+
 // JSON text; invalid UTF-8 in strings (possible in muster values) becomes U+FFFD instead of
 // throwing.
 std::string dump_json(const Json& j);
