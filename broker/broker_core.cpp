@@ -2,9 +2,13 @@
 #include "broker_core.hpp"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "muster/utf8.hpp"
 
 namespace muster::broker {
 
@@ -31,9 +35,14 @@ void BrokerCore::reply_client(
   actions_.push_back(ReplyToClient{r.client, r.client_request_id, std::move(body)});
 }
 
+std::string BrokerCore::client_lane(const Peer& peer) {
+  std::string lane = peer.routing_id;
+  lane.push_back(static_cast<char>(peer.via));
+  return lane;
+}
+
 std::string BrokerCore::client_key(const Peer& peer, std::uint64_t id) const {
-  std::string key = peer.routing_id;
-  key.push_back(static_cast<char>(peer.via));
+  std::string key = client_lane(peer);
   key.append(reinterpret_cast<const char*>(&id), sizeof id);
   return key;
 }
@@ -114,8 +123,7 @@ void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
   while (!entry->queue.empty()) {
     WorkerEntry* w = registry_.pick(*entry);
     if (!w) break;
-    auto id = entry->queue.front();
-    entry->queue.pop_front();
+    auto id = *entry->queue.pop();
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
     send_to_worker(it->second, *w, now);
@@ -145,9 +153,7 @@ void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now
 void BrokerCore::remove_from_queue(Request& r) {
   NodeEntry* entry = registry_.node(r.node);
   if (!entry) return;
-  auto& q = entry->queue;
-  auto it = std::find(q.begin(), q.end(), r.id);
-  if (it != q.end()) q.erase(it);
+  entry->queue.erase(client_lane(r.client), r.id);
   registry_.drop_if_unused(r.node);
 }
 
@@ -170,7 +176,7 @@ void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& w
     if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
       r.state = RequestState::Queued;
       r.worker_id.clear();
-      registry_.node_for_queue(r.node).queue.push_front(id);
+      registry_.node_for_queue(r.node).queue.push_front(client_lane(r.client), id);
       ++redispatched_;
       affected.push_back(r.node);
       spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})",
@@ -206,15 +212,26 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   if (ev.capacity == 0 || ev.capacity > 65536)
     return reject(ErrorCode::InvalidRequest, "capacity must be between 1 and 65536");
   if (ev.nodes.empty()) return reject(ErrorCode::InvalidRequest, "a worker must declare at least one node");
-  for (std::size_t i = 0; i < ev.nodes.size(); ++i) {
-    auto& spec = ev.nodes[i];
+  // A set, not a pairwise scan: an Attach declaring 20,000 nodes cost musterd ~1 s of CPU
+  // with the scan, stalling every other peer (docs/RELIABILITY.md, "big-attach").
+  std::unordered_set<std::string_view> declared;
+  declared.reserve(ev.nodes.size());
+  for (auto& spec : ev.nodes) {
     if (!valid_node_name(spec.name))
       return reject(ErrorCode::InvalidRequest,
                     fmt::format("invalid node name '{}' (use 1-128 of A-Z a-z 0-9 _ . : -)", spec.name));
-    for (std::size_t j = 0; j < i; ++j)
-      if (ev.nodes[j].name == spec.name)
-        return reject(ErrorCode::InvalidRequest, fmt::format("node '{}' declared twice", spec.name));
+    if (!declared.insert(spec.name).second)
+      return reject(ErrorCode::InvalidRequest, fmt::format("node '{}' declared twice", spec.name));
+    // Every client lists the specs as JSON: one that has no JSON form would break the listing
+    // for the whole workspace (a non-finite float as a port default).
+    try {
+      (void)to_json(spec);
+    } catch (const std::invalid_argument& e) {
+      return reject(ErrorCode::InvalidRequest, fmt::format("node '{}': {}", spec.name, e.what()));
+    }
   }
+  if (!valid_utf8(ev.hostname) || !valid_utf8(ev.sdk))
+    return reject(ErrorCode::InvalidRequest, "hostname and sdk must be valid UTF-8");
 
   WorkerEntry* w = registry_.find(ev.worker_id);
   if (w && w->owner.identity != who.identity)
@@ -436,6 +453,14 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
         fmt::format("every worker serving '{}' is busy and its queue is full ({} waiting)",
                     ev.node, entry->queue.size()));
 
+  const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
+  if (config_.max_open_bytes && open_bytes_ + bytes > config_.max_open_bytes)
+    return immediate_failure(
+        now, peer, ev.client_request_id, ErrorCode::QueueFull,
+        fmt::format("musterd holds {} MiB of payloads for open requests; this request's {} KiB would "
+                    "pass the limit of {} MiB (--max-open-bytes)",
+                    open_bytes_ >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
+
   std::uint64_t timeout_ms = ev.timeout_ms ? ev.timeout_ms
                              : entry->spec.default_timeout_ms
                                  ? entry->spec.default_timeout_ms
@@ -448,6 +473,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.node = nk;
   r.inputs = std::move(ev.inputs);
   r.parameters = std::move(ev.parameters);
+  r.held = HeldBytes(&open_bytes_, bytes);
   r.submitted = now;
   r.deadline = now + Millis(std::min<std::uint64_t>(timeout_ms, 365ull * 24 * 3600 * 1000));
   r.want_progress = ev.want_progress;
@@ -462,7 +488,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     send_to_worker(r, *w, now);
   } else {
     r.state = RequestState::Queued;
-    entry->queue.push_back(id);
+    entry->queue.push_back(client_lane(peer), id);
   }
 }
 

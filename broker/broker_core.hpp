@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "events.hpp"
@@ -26,6 +27,9 @@ struct CoreConfig {
   Millis ping_interval{1000};
   std::uint32_t liveness = 3;          // pings a worker may miss before it is dead
   std::size_t queue_limit = 1000;      // per node
+  // Payload bytes (inputs + parameters) musterd may hold for open requests, queued and running
+  // together; a Submit that would pass it gets QueueFull. 0 = no limit.
+  std::uint64_t max_open_bytes = 512ull << 20;
   std::uint32_t max_attempts = 3;      // dispatches of an idempotent request across worker deaths
   Millis default_timeout{30000};
   Millis confirm_interval{100};        // re-send of the confirming ping
@@ -106,15 +110,42 @@ class BrokerCore {
   const CoreConfig& config() const { return config_; }
   const Registry& registry() const { return registry_; }
   std::size_t open_requests() const { return requests_.size(); }
+  std::uint64_t open_bytes() const { return open_bytes_; }  // counted against max_open_bytes
 
  private:
   enum class RequestState { Queued, Dispatched, Orphaned };
+  // The payload bytes one request holds, counted in open_bytes_ for as long as the request
+  // exists: however it is erased, the count goes down with it.
+  class HeldBytes {
+   public:
+    HeldBytes() = default;
+    HeldBytes(std::uint64_t* total, std::uint64_t n) : total_(total), n_(n) { *total_ += n_; }
+    HeldBytes(HeldBytes&& o) noexcept : total_(std::exchange(o.total_, nullptr)), n_(o.n_) {}
+    HeldBytes& operator=(HeldBytes&& o) noexcept {
+      if (this != &o) {
+        release();
+        total_ = std::exchange(o.total_, nullptr);
+        n_ = o.n_;
+      }
+      return *this;
+    }
+    ~HeldBytes() { release(); }
+
+   private:
+    void release() {
+      if (total_) *total_ -= n_;
+      total_ = nullptr;
+    }
+    std::uint64_t* total_ = nullptr;
+    std::uint64_t n_ = 0;
+  };
   struct Request {
     std::uint64_t id = 0;
     Peer client;
     std::uint64_t client_request_id = 0;
     NodeKey node;
     Payload inputs, parameters;
+    HeldBytes held;
     TimePoint submitted{}, deadline{};
     bool want_progress = false;
     bool idempotent = false;
@@ -149,6 +180,8 @@ class BrokerCore {
   void immediate_failure(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
                          ErrorCode code, std::string message);
   std::string client_key(const Peer& peer, std::uint64_t id) const;
+  // The connection a request came from: its lane in the node's FairQueue.
+  static std::string client_lane(const Peer& peer);
 
   CoreConfig config_;
   TimePoint started_;
@@ -158,6 +191,7 @@ class BrokerCore {
   std::set<std::pair<TimePoint, std::uint64_t>> deadlines_;  // of requests the client waits for
   std::vector<Action> actions_;
 
+  std::uint64_t open_bytes_ = 0;  // payload bytes of open requests (HeldBytes)
   std::uint64_t next_request_id_ = 1;
   std::uint64_t next_ping_seq_ = 1;
   TimePoint next_ping_at_{};

@@ -166,8 +166,12 @@ struct Daemon::Impl {
         ev.pid = a->pid();
         ev.session = str(a->session());
         ev.capacity = a->capacity();
-        if (auto* nodes = a->nodes())
-          for (auto* n : *nodes) ev.nodes.push_back(decode_node_spec(n));
+        try {
+          if (auto* nodes = a->nodes())
+            for (auto* n : *nodes) ev.nodes.push_back(decode_node_spec(n));
+        } catch (const std::runtime_error& e) {  // a string that is not UTF-8
+          return core.on_bad_worker_message(m.peer, fmt::format("Attach: {}", e.what()));
+        }
         return core.on_attach(now, m.peer, who, std::move(ev));
       }
       case WorkerBody::Pong: {
@@ -211,7 +215,15 @@ struct Daemon::Impl {
           m.peer, 0,
           fmt::format("message of {} bytes exceeds the limit of {} bytes", m.payload.size(),
                       opt.max_message_bytes));
-    auto owner = std::make_shared<zmq::message_t>(std::move(m.payload));
+    // A Submit's message stays alive as long as its request waits in a queue (the payload is
+    // kept by reference). libzmq hands out small received messages as slices of a shared
+    // 8 KiB read buffer, and one slice alive keeps all of it: with clients submitting one at
+    // a time, each queued request held 8 KiB (docs/PERFORMANCE.md, scale). A small message
+    // is therefore kept as an exact-size copy; a large one has a buffer of its own.
+    constexpr std::size_t kSharedReadBuffer = 8192;  // libzmq's ZMQ_IN_BATCH_SIZE default
+    auto owner = std::make_shared<zmq::message_t>(
+        m.payload.size() <= kSharedReadBuffer ? zmq::message_t(m.payload.data(), m.payload.size())
+                                              : std::move(m.payload));
     auto bytes = bytes_of(*owner);
     const wire::ClientMessage* msg = read_client_message(bytes);
     if (!msg)

@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
   app.add_option("--queue-limit", opt.core.queue_limit,
                  "Requests that may wait per node when every worker is busy")
       ->capture_default_str()->check(CLI::Range(0, 10000000));
+  app.add_option("--max-open-bytes", opt.core.max_open_bytes,
+                 "Payload bytes musterd may hold for open requests (queued and running) before "
+                 "new submits get QUEUE_FULL; 0 = no limit")
+      ->capture_default_str();
   app.add_option("--max-attempts", opt.core.max_attempts,
                  "Dispatches of an idempotent request across worker deaths")
       ->capture_default_str()->check(CLI::Range(1, 100));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "events.hpp"
+#include "fair_queue.hpp"
 
 namespace muster::broker {
 
@@ -42,7 +43,7 @@ using NodeKey = std::pair<std::string, std::string>;
 struct NodeEntry {
   NodeSpec spec;                       // as declared by the most recent worker to attach
   std::vector<WorkerEntry*> workers;   // Confirming and Ready workers serving it
-  std::deque<std::uint64_t> queue;     // request ids waiting, FIFO
+  FairQueue queue;                     // request ids waiting: round robin across clients
 };
 
 class Registry {

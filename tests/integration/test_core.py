@@ -187,6 +187,19 @@ def test_queue_full(start_daemon, start_worker, run_cli):
     assert all(p.returncode == 0 for p in procs), results
 
 
+def test_payload_budget_refuses_what_would_pass_it(start_daemon, start_worker, run_cli):
+    daemon = start_daemon("--max-open-bytes", "50000")
+    start_worker(daemon).wait_ready()
+    r = call(run_cli, daemon, "echo", {"text": "x" * 100_000})
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: QUEUE_FULL: ") and "--max-open-bytes" in r.stderr, r.stderr
+    r = call(run_cli, daemon, "echo", {"text": "y" * 40_000})  # under the budget: served
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"text": "y" * 40_000}
+    status = json.loads(run_cli(daemon, "status", "--json").stdout)
+    assert status["queued"] == 0 and status["in_flight"] == 0
+
+
 def test_sigterm_gives_every_request_a_terminal_reply(start_daemon, start_worker, run_cli):
     daemon = start_daemon("--shutdown-grace-ms", "300", "--queue-limit", "5")
     start_worker(daemon, "--capacity", "1").wait_ready()

@@ -1,6 +1,7 @@
 // broker_core_test.cpp — every rule of the broker core, driven by events and a fake clock.
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -182,6 +183,49 @@ TEST_CASE("dispatch goes to the worker with the most free capacity, ties to the 
   }
   CHECK(count["big"] == 3);
   CHECK(count["small"] == 1);
+}
+
+TEST_CASE("payload byte budget: beyond max_open_bytes QUEUE_FULL at once, freed by every ending") {
+  auto cfg = test_config();
+  cfg.queue_limit = 100;
+  cfg.max_open_bytes = 7;  // two of the harness's 3-byte submits fit, a third does not
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")}, 1);
+  CHECK(terminals(h.submit(1, "n")).empty());  // runs
+  CHECK(terminals(h.submit(2, "n")).empty());  // queued
+  CHECK(h.core.open_bytes() == 6);
+  auto t = terminals(h.submit(3, "n"));
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::QueueFull);
+  CHECK(h.core.open_bytes() == 6);
+  // A cancelled queued request gives its bytes back...
+  h.core.on_cancel(h.now, peer("c1"), 2);
+  h.take();
+  CHECK(h.core.open_bytes() == 3);
+  CHECK(terminals(h.submit(4, "n")).empty());
+  // ...so does a finished one, and one that timed out in the queue.
+  h.result("w1", all<SendWorkRequest>(h.log)[0].request_id);
+  CHECK(h.core.open_bytes() == 3);  // request 4 runs now
+  h.result("w1", all<SendWorkRequest>(h.log).back().request_id);
+  CHECK(h.core.open_bytes() == 0);
+  CHECK(h.core.open_requests() == 0);
+}
+
+TEST_CASE("queued requests are served round robin across clients, not behind one client's backlog") {
+  auto cfg = test_config();
+  cfg.queue_limit = 100;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")}, 1);
+  for (std::uint64_t i = 1; i <= 20; ++i) h.submit(i, "n", 0, "flood");  // #1 runs, 19 wait
+  h.submit(1, "n", 0, "polite");
+  // Answer whatever runs, three times: flood #1, flood #2, then the polite client's request
+  // (with one FIFO it would have been the 21st).
+  for (int i = 0; i < 3; ++i) h.result("w1", all<SendWorkRequest>(h.log).back().request_id);
+  auto t = terminals(h.log);
+  REQUIRE(t.size() == 3);
+  CHECK(t[0].peer.routing_id == "flood");
+  CHECK(t[1].peer.routing_id == "flood");
+  CHECK(t[2].peer.routing_id == "polite");
 }
 
 TEST_CASE("unknown node fails at once with NO_WORKER") {
@@ -409,6 +453,24 @@ TEST_CASE("invalid attaches are refused with a reason") {
   CHECK(code_of(h.attach("w", {Harness::spec("n")}, 0)) == ErrorCode::InvalidRequest);
   CHECK(code_of(h.attach("w", {Harness::spec("a/b")})) == ErrorCode::InvalidRequest);
   CHECK(code_of(h.attach("w", {Harness::spec("n"), Harness::spec("n")})) == ErrorCode::InvalidRequest);
+  // fuzz finding: a port default with no JSON form was accepted, and every client's node
+  // listing (muster nodes, the bridge's registration) then failed while the worker was attached
+  auto nan_default = Harness::spec("n");
+  nan_default.inputs = {{.name = "x", .default_value = Value(std::numeric_limits<double>::quiet_NaN())}};
+  auto out = h.attach("w", {nan_default});
+  REQUIRE(all<ReplyToWorker>(out).size() == 1);
+  RejectedReply rejected = std::get<RejectedReply>(all<ReplyToWorker>(out)[0].body);
+  CHECK(rejected.code == ErrorCode::InvalidRequest);
+  CHECK(rejected.message.find("node 'n': port 'x': default: a non-finite float") != std::string::npos);
+  // hostname and sdk are listed too: they must be UTF-8 like every string
+  AttachEvent ev;
+  ev.worker_id = "w";
+  ev.capacity = 1;
+  ev.hostname = "caf\xe9";
+  ev.nodes = {Harness::spec("n")};
+  h.core.on_attach(h.now, peer("wp-w"), h.local, std::move(ev));
+  CHECK(code_of(h.take()) == ErrorCode::InvalidRequest);
+  CHECK(h.core.registry().workers().empty());
 }
 
 TEST_CASE("detach: no new work, and the worker is forgotten after its last answer") {
@@ -583,6 +645,8 @@ TEST_CASE("property: under random events every submit gets exactly one terminal 
         h.advance(Millis(rng() % 200));
       }
       // workers still "alive" keep answering pings so only the dead ones time out
+      // The byte budget follows every way a request ends (each submit carries 3 bytes).
+      REQUIRE(h.core.open_bytes() == 3 * h.core.open_requests());
     }
     h.core.begin_shutdown(h.now);
     h.take();
