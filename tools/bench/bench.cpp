@@ -27,6 +27,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <zmq.h>
 
 #include "common.hpp"
@@ -50,6 +51,7 @@ struct Options {
   double duration = 2.0;
   double warmup = 0.5;
   double slice = 0.25;
+  int latency_block = 20;
   int repeat = 1;
   bool json_out = false;
   std::string json_file;
@@ -147,8 +149,11 @@ struct Runner {
   }
 };
 
-// One call at a time, the systems interleaved call by call (A B A B ...), so that whatever
-// else the machine is doing hits both alike. Returns false if a call hung.
+// One call at a time, the systems interleaved in blocks of `latency_block` calls (A×n B×n A×n
+// ...), so that whatever else the machine is doing hits both alike. Blocks rather than single
+// calls: work a system does after its reply (musterd's Ack to the worker, the worker reading
+// it) would otherwise land on the other system's next call. The first call of each block is
+// not counted for the same reason.
 void measure_latency(std::vector<Runner*>& rs, const Options& o) {
   auto one = [&](Runner& r) -> std::int64_t {  // >0: round trip ns; 0: failed call; <0: hung
     auto t0 = SteadyClock::now();
@@ -171,13 +176,16 @@ void measure_latency(std::vector<Runner*>& rs, const Options& o) {
   // Each system gets `duration` seconds of calls, so the wall time is about twice that.
   auto start = SteadyClock::now();
   auto end = start + std::chrono::duration<double>(o.duration * static_cast<double>(rs.size()));
+  const int block = std::max(1, o.latency_block);
   while (SteadyClock::now() < end)
-    for (auto* r : rs) {
-      auto t = one(*r);
-      if (t < 0) throw std::runtime_error(r->m.system + ": a call got no answer within 30 s");
-      if (t == 0) ++r->m.errors;
-      else r->ns.push_back(t);
-    }
+    for (auto* r : rs)
+      for (int i = 0; i < block; ++i) {
+        auto t = one(*r);
+        if (t < 0) throw std::runtime_error(r->m.system + ": a call got no answer within 30 s");
+        if (block > 1 && i == 0) continue;  // may carry the other system's trailing work
+        if (t == 0) ++r->m.errors;
+        else r->ns.push_back(t);
+      }
   for (auto* r : rs) r->cpu_end();
   for (auto* r : rs) {
     double busy = 0;
@@ -363,12 +371,14 @@ std::vector<std::string> split_all(const std::vector<std::string>& in) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);  // the client library's enrollment notes (curve)
   Options o;
   auto bin = self_dir();
   o.paths.musterd = MUSTER_BENCH_MUSTERD;
   o.paths.worker = bin / "muster-bench-worker";
   o.paths.forwarder = bin / "muster-bench-forwarder";
   o.paths.simworkers = bin / "muster-bench-simworkers";
+  o.paths.hbfloor = bin / "muster-bench-hbfloor";
   std::string musterd_path = o.paths.musterd.string();
 
   CLI::App app{"muster-bench — muster against the bare-libzmq baseline, as separate processes.",
@@ -385,6 +395,7 @@ int main(int argc, char** argv) {
   app.add_option("--duration", o.duration, "Seconds measured per cell")->capture_default_str();
   app.add_option("--warmup", o.warmup, "Seconds of warm-up per cell")->capture_default_str();
   app.add_option("--slice", o.slice, "Throughput: seconds per alternating slice")->capture_default_str();
+  app.add_option("--latency-block", o.latency_block, "Latency: calls per alternating block")->capture_default_str();
   app.add_option("--repeat", o.repeat, "Alternating runs per cell; the median is reported")->capture_default_str();
   app.add_flag("--json", o.json_out, "JSON on stdout, the table on stderr");
   app.add_option("--json-file", o.json_file, "Also write the JSON to this file");
@@ -397,6 +408,7 @@ int main(int argc, char** argv) {
   app.add_option("--scale-transport", o.scale_transport, "ipc or tcp")->capture_default_str();
   app.add_option("--scale-submit-rate", o.scale_opt.submit_rate,
                  "Requests/s when filling the queue (0: as fast as possible)")->capture_default_str();
+  app.add_flag("!--no-scale-floor", o.scale_opt.floor, "Skip the bare-libzmq heartbeat floor of the scale scenario");
   app.add_option("--scale-soak", o.scale_opt.soak_s,
                  "Seconds to wait before a second RSS reading (steady state needs ~500 pings)")->capture_default_str();
   app.add_option("--scale-payload", o.scale_payload, "Input size of each queued request")->capture_default_str();
@@ -413,6 +425,7 @@ int main(int argc, char** argv) {
     if (o.alt_paths.worker.empty()) o.alt_paths.worker = o.paths.worker;
     o.alt_paths.forwarder = o.paths.forwarder;
     o.alt_paths.simworkers = o.paths.simworkers;
+    o.alt_paths.hbfloor = o.paths.hbfloor;
   }
   o.transports = split_all(o.transports);
   o.payloads = split_all(o.payloads);
@@ -431,6 +444,7 @@ int main(int argc, char** argv) {
       return 2;
     }
 
+  const std::string load_start = load_average();
   char tmpl[] = "/tmp/muster-bench-XXXXXX";
   std::filesystem::path dir = ::mkdtemp(tmpl);
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
@@ -521,6 +535,7 @@ int main(int argc, char** argv) {
                o.scale_opt.processes, o.scale_opt.queued, o.scale_transport);
     try {
       scale = run_scale(o.paths, o.scale_opt);
+      if (o.scale_opt.floor) run_scale_floor(o.paths, o.scale_opt, scale);
     } catch (const std::exception& e) {
       scale.note = e.what();
     }
@@ -578,6 +593,9 @@ int main(int argc, char** argv) {
   std::string text;
   text += fmt::format("muster-bench: {} CPU(s), {}, {}, libzmq {}.{}.{}\n", std::thread::hardware_concurrency(),
                       cpu_model(), kernel_release(), zmq_major, zmq_minor, zmq_patch);
+  const std::string load_end = load_average();
+  text += fmt::format("load average at start {}, at end {} (anything else running skews every figure)\n",
+                      load_start, load_end);
   text += fmt::format("workers {} (SDK capacity {}), depth {}, {} s per cell after {} s warm-up, repeat {}\n\n",
                       o.workers, o.capacity, o.depth, o.duration, o.warmup, o.repeat);
   text += table;
@@ -596,6 +614,12 @@ int main(int argc, char** argv) {
                           scale.soaked_rss_kib / 1024.0);
     text += fmt::format("  storm: CPU musterd {:.2f} s, simulated workers {:.2f} s; {} listed ready by musterd\n",
                         scale.storm_daemon_cpu_s, scale.storm_sims_cpu_s, scale.ready_listed);
+    if (scale.floor_ran)
+      text += fmt::format("  bare-libzmq floor (same heartbeats, muster-bench-hbfloor): CPU {:.2f} % of a core, "
+                          "RSS {:.1f} MiB -> musterd idle / floor: CPU {:.2f}x, RSS {:.2f}x\n",
+                          scale.floor_cpu_pct, scale.floor_rss_kib / 1024.0,
+                          scale.floor_cpu_pct > 0 ? scale.idle_cpu_pct / scale.floor_cpu_pct : 0.0,
+                          scale.floor_rss_kib ? static_cast<double>(scale.idle_rss_kib) / scale.floor_rss_kib : 0.0);
     if (scale.ran && !scale.note.empty()) text += "  note: " + scale.note + "\n";
   }
   text += "\ntargets (issue 5):\n";
@@ -607,7 +631,9 @@ int main(int argc, char** argv) {
             {{"nproc", std::thread::hardware_concurrency()},
              {"cpu_model", cpu_model()},
              {"kernel", kernel_release()},
-             {"libzmq", fmt::format("{}.{}.{}", zmq_major, zmq_minor, zmq_patch)}}},
+             {"libzmq", fmt::format("{}.{}.{}", zmq_major, zmq_minor, zmq_patch)},
+             {"loadavg_start", load_start},
+             {"loadavg_end", load_end}}},
            {"config",
             {{"transports", o.transports},
              {"payloads", payloads},
@@ -618,6 +644,8 @@ int main(int argc, char** argv) {
              {"duration_s", o.duration},
              {"warmup_s", o.warmup},
              {"repeat", o.repeat},
+             {"latency_block", o.latency_block},
+             {"slice_s", o.slice},
              {"musterd", o.paths.musterd.string()},
              {"musterd_args", o.musterd_args}}},
            {"runs", results}};

@@ -109,6 +109,9 @@ int main(int argc, char** argv) {
   app.add_option("--capacity", opt.capacity, "Requests served at once (SDK)")
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_flag("--insecure", opt.insecure, "Allow tcp:// without CURVE (SDK)");
+  app.add_option("--data-dir", opt.secure.data_dir, "CURVE (SDK): where this worker keeps its identity");
+  app.add_option("--identity", opt.secure.name, "CURVE (SDK): identity name (enrolls with $MUSTER_ENROLLMENT_TOKEN)");
+  app.add_option("--enrollment-address", opt.secure.enrollment_address, "CURVE (SDK): the daemon's enrollment endpoint");
   app.add_flag("--baseline", baseline, "Bare echo loop for muster-bench-forwarder");
   app.add_option("--curve-server-key", curve_server_key, "Baseline over CURVE: the forwarder's key");
   app.add_option("--log-level", log_level, "SDK log level")->capture_default_str();

@@ -346,6 +346,13 @@ std::string kernel_release() {
   return fmt::format("{} {}", u.sysname, u.release);
 }
 
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
 std::filesystem::path self_dir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path();
 }

@@ -107,6 +107,7 @@ std::string size_name(std::size_t bytes);  // 64 B, 4 KiB, 1 MiB
 // ---- the machine ----------------------------------------------------------------------
 std::string cpu_model();
 std::string kernel_release();
+std::string load_average();  // the first three fields of /proc/loadavg
 std::filesystem::path self_dir();  // directory holding this executable
 
 }  // namespace muster::bench

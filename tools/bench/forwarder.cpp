@@ -61,6 +61,14 @@ int main(int argc, char** argv) {
       {backend.handle(), 0, ZMQ_POLLIN, 0},
       {nullptr, signals.fd(), ZMQ_POLLIN, 0},
   };
+  // To a client; with ROUTER_MANDATORY a client that is gone throws (EHOSTUNREACH): dropped.
+  auto reply = [&](zmq::message_t& rid, zmq::message_t body) {
+    try {
+      if (frontend.send(rid, zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        frontend.send(body, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  };
   constexpr int kBatch = 256;
   while (!signals.triggered()) {
     try {
@@ -77,13 +85,11 @@ int main(int argc, char** argv) {
       while (payload.more()) (void)frontend.recv(payload, zmq::recv_flags::none);
       if (payload.size() < 8) {
         auto n = static_cast<std::uint32_t>(ready.size());
-        frontend.send(rid, zmq::send_flags::sndmore);
-        frontend.send(zmq::buffer(&n, sizeof n), zmq::send_flags::dontwait);
+        reply(rid, zmq::message_t(&n, sizeof n));
         continue;
       }
       if (ready.empty()) {  // nobody to serve it: bounce an empty frame (an error)
-        frontend.send(rid, zmq::send_flags::sndmore);
-        frontend.send(zmq::message_t(), zmq::send_flags::dontwait);
+        reply(rid, zmq::message_t());
         continue;
       }
       const std::string& topic = ready[next++ % ready.size()];
@@ -109,12 +115,7 @@ int main(int argc, char** argv) {
         }
         continue;
       }
-      try {
-        frontend.send(first, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        frontend.send(second, zmq::send_flags::dontwait);
-      } catch (const zmq::error_t&) {
-        // the client is gone
-      }
+      reply(first, std::move(second));
     }
   }
   return 0;

@@ -36,7 +36,10 @@ nlohmann::json ScaleResult::to_json() const {
                         {"submit_s", submit_s},
                         {"ready_listed", ready_listed},
                         {"storm_daemon_cpu_s", storm_daemon_cpu_s},
-                        {"storm_simworkers_cpu_s", storm_sims_cpu_s}};
+                        {"storm_simworkers_cpu_s", storm_sims_cpu_s},
+                        {"floor_ran", floor_ran},
+                        {"floor_cpu_percent", floor_cpu_pct},
+                        {"floor_rss_kib", floor_rss_kib}};
 }
 
 namespace {
@@ -203,6 +206,37 @@ ScaleResult run_scale(const Paths& paths, const ScaleOptions& o) {
   client.reset();
   for (auto& s : sims) s.stop(2s);
   return r;
+}
+
+void run_scale_floor(const Paths& paths, const ScaleOptions& o, ScaleResult& r) {
+  auto ep = make_endpoints(o.transport == Transport::Tcp ? Transport::Tcp : Transport::Ipc, o.dir, "floor");
+  Process server("hbfloor", {paths.hbfloor.string(), "server", "--request-address", ep.request,
+                             "--response-address", ep.response},
+                 log_path(o.dir, "hbfloor-server"));
+  std::this_thread::sleep_for(200ms);
+  std::vector<Process> clients;
+  int per = (o.workers + o.processes - 1) / o.processes, left = o.workers;
+  for (int p = 0; p < o.processes && left > 0; ++p) {
+    int n = std::min(per, left);
+    left -= n;
+    clients.emplace_back(fmt::format("hbfloor-{}", p),
+                         std::vector<std::string>{paths.hbfloor.string(), "clients", "--count", std::to_string(n),
+                                                  "--request-address", ep.request, "--response-address",
+                                                  ep.response},
+                         log_path(o.dir, fmt::format("hbfloor-clients-{}", p)));
+  }
+  // The same points in time as musterd's idle reading: ~2 s after everyone is connected.
+  std::this_thread::sleep_for(2500ms);
+  auto a = sample_process(server.pid());
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.window_s));
+  auto b = sample_process(server.pid());
+  r.floor_cpu_pct = cpu_percent(a, b);
+  r.floor_rss_kib = b.rss_kib;
+  r.floor_ran = server.running();
+  log(fmt::format("bare-libzmq floor, same heartbeats: CPU {:.2f} % of a core, RSS {:.1f} MiB", r.floor_cpu_pct,
+                  b.rss_kib / 1024.0));
+  for (auto& c : clients) c.stop(2s);
+  server.stop(2s);
 }
 
 }  // namespace muster::bench

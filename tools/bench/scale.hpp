@@ -24,6 +24,7 @@ struct ScaleOptions {
   double soak_s = 0;           // extra wait before the loaded RSS is read (libzmq's pipes
                                // grow their memory over the first ~500 heartbeats)
   Transport transport = Transport::Ipc;
+  bool floor = true;            // also run the bare-libzmq heartbeat floor (muster-bench-hbfloor)
   std::vector<std::string> musterd_args;
   std::filesystem::path dir;
 };
@@ -43,9 +44,16 @@ struct ScaleResult {
   double submit_s = 0;               // time to submit workers+queued requests
   int ready_listed = 0;              // workers musterd lists as ready after the storm
   double storm_daemon_cpu_s = 0, storm_sims_cpu_s = 0;  // CPU spent during the storm
+  // The same heartbeat traffic in bare libzmq (muster-bench-hbfloor), read at the same point
+  // in time as `idle_*`: what libzmq itself costs for that many workers.
+  bool floor_ran = false;
+  double floor_cpu_pct = -1;
+  std::uint64_t floor_rss_kib = 0;
   nlohmann::json to_json() const;
 };
 
 ScaleResult run_scale(const Paths& paths, const ScaleOptions& o);
+// Fills the floor_* fields of `r`.
+void run_scale_floor(const Paths& paths, const ScaleOptions& o, ScaleResult& r);
 
 }  // namespace muster::bench

@@ -223,15 +223,22 @@ int main(int argc, char** argv) {
                            std::memcmp(topic.data(), s.topic.data(), topic.size()) == 0;
           switch (msg->body_type()) {
             case wire::DaemonBody::Ping: {
-              if (!s.attached) break;  // a ping from before the storm, or not ours yet
               auto* p = msg->body_as_Ping();
               std::string inst = str(p->instance());
+              if (own_topic) {
+                // A confirming ping: musterd sends it only once it has taken our Attach, so it
+                // is answered even if the Attached reply (other socket) is not read yet.
+                ++pongs;
+                send_pong(s, p->seq(), inst, !s.confirmed);
+                break;
+              }
+              if (!s.attached) break;  // a broadcast from before our Attach
               if (inst != s.instance) {
                 send_attach(s);
                 break;
               }
               ++pongs;
-              send_pong(s, p->seq(), inst, own_topic && !s.confirmed);
+              send_pong(s, p->seq(), inst, false);
               break;
             }
             case wire::DaemonBody::WorkRequest: {

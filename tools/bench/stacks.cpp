@@ -2,7 +2,9 @@
 #include "stacks.hpp"
 
 #include <cstring>
+#include <fstream>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <zmq.hpp>
@@ -65,18 +67,31 @@ class MusterStack : public Stack {
   std::string name() const override { return name_; }
 
   void start(const StackOptions& o) override {
-    if (o.transport == Transport::Curve)
-      // Needs musterd, the worker SDK and the client library to take CURVE keys; add the
-      // flags here (daemon keys, enrolled worker/client keys) once the security work lands.
-      throw Unsupported("musterd has no CURVE support yet (security work in progress)");
+    if (o.transport == Transport::Curve && raw_)
+      throw Unsupported("the simulated workers (system raw) speak no CURVE");
+    if (o.transport == Transport::Curve && !curve_available())
+      throw Unsupported("libzmq was built without CURVE");
     opt_ = o;
     ep_ = make_endpoints(o.transport, o.dir, name_);
-    std::vector<std::string> args = {paths_.musterd.string(), "--data-dir", (o.dir / (name_ + "-data")).string(),
+    const auto data_dir = o.dir / (name_ + "-data");
+    std::vector<std::string> env = {"MUSTER_RUNTIME_DIR=" + (o.dir / "run").string()};
+    std::string worker_token;
+    if (o.transport == Transport::Curve) {
+      // As deployed on a LAN: every tcp:// socket is a CURVE server with the daemon's key (made
+      // in its data dir on first start), and every worker and the client enroll once with a
+      // token minted by the local owner, then connect with their own key pair.
+      std::tie(worker_token, client_token_) = mint_tokens(data_dir, env);
+      enroll_ = fmt::format("tcp://127.0.0.1:{}", free_tcp_port());
+    }
+    std::vector<std::string> args = {paths_.musterd.string(), "--data-dir", data_dir.string(),
                                      "--request-address", ep_.request, "--response-address", ep_.response,
                                      "--client-address", ep_.client, "--log-level", "warn"};
     if (o.transport == Transport::Tcp) args.push_back("--insecure");
+    if (o.transport == Transport::Curve) {
+      args.push_back("--enrollment-address");
+      args.push_back(enroll_);
+    }
     for (auto& a : o.musterd_args) args.push_back(a);
-    std::vector<std::string> env = {"MUSTER_RUNTIME_DIR=" + (o.dir / "run").string()};
     daemon_ = Process("musterd", args, log_path(o.dir, fmt::format("{}-musterd-{}", name_, transport_name(o.transport))),
                       false, env);
     for (int i = 0; i < o.workers; ++i) {
@@ -87,9 +102,17 @@ class MusterStack : public Stack {
              "--node", "echo", "--echo", "--auto-go", "--capacity", std::to_string(o.capacity)};
       for (auto& a : worker_endpoint_args(ep_)) w.push_back(a);
       if (o.transport == Transport::Tcp && !raw_) w.push_back("--insecure");
+      auto wenv = env;
+      if (o.transport == Transport::Curve) {
+        for (auto& a : {std::string("--data-dir"), (o.dir / fmt::format("{}-worker-{}-keys", name_, i)).string(),
+                        std::string("--identity"), fmt::format("bench-{}", i),
+                        std::string("--enrollment-address"), enroll_})
+          w.push_back(a);
+        wenv.push_back("MUSTER_ENROLLMENT_TOKEN=" + worker_token);
+      }
       workers_.emplace_back(fmt::format("worker-{}", i), w,
                             log_path(o.dir, fmt::format("{}-worker-{}-{}", name_, transport_name(o.transport), i)),
-                            false, env);
+                            false, wenv);
     }
     wait_ready();
   }
@@ -117,7 +140,54 @@ class MusterStack : public Stack {
     c.client_address = ep_.client;
     c.insecure = opt_.transport == Transport::Tcp;
     c.grace = 2000ms;
+    if (opt_.transport == Transport::Curve) {
+      // The first Client enrolls with the token file; later ones reuse the saved identity.
+      c.secure.data_dir = (opt_.dir / (name_ + "-client-keys")).string();
+      c.secure.name = "bench-client";
+      c.secure.role = "client";
+      c.secure.enrollment_address = enroll_;
+      c.secure.token_file = client_token_.string();
+    }
     return c;
+  }
+
+  // Starts musterd once on private ipc:// sockets with `data_dir` (which creates the daemon's
+  // key pair), mints a worker token (one use per worker) and a client token as its local
+  // owner, and stops it again. Returns the worker token and the file holding the client's.
+  std::pair<std::string, std::filesystem::path> mint_tokens(const std::filesystem::path& data_dir,
+                                                            const std::vector<std::string>& env) {
+    auto boot = make_endpoints(Transport::Ipc, opt_.dir, name_ + "-boot");
+    Process d("musterd-boot",
+              {paths_.musterd.string(), "--data-dir", data_dir.string(), "--request-address", boot.request,
+               "--response-address", boot.response, "--client-address", boot.client, "--log-level", "warn"},
+              log_path(opt_.dir, name_ + "-musterd-boot"), false, env);
+    ClientOptions c;
+    c.client_address = boot.client;
+    std::string worker_token, client_token, last;
+    for (auto until = SteadyClock::now() + 20s; SteadyClock::now() < until && client_token.empty();) {
+      if (!d.running()) throw std::runtime_error("musterd (token minting) exited; see its log");
+      try {
+        Client admin(c);
+        worker_token = admin.token_create("worker", 3600 * 1000, static_cast<std::uint32_t>(opt_.workers), "",
+                                          "muster-bench workers")
+                           .token;
+        client_token = admin.token_create("client", 3600 * 1000, 1, "", "muster-bench client").token;
+      } catch (const std::exception& e) {
+        last = e.what();
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+    d.stop(5000ms);
+    if (worker_token.empty() || client_token.empty())
+      throw std::runtime_error("could not mint enrollment tokens: " + last);
+    auto file = opt_.dir / (name_ + "-client-token");
+    {
+      std::ofstream f(file);
+      f << client_token << "\n";
+    }
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::replace);
+    return {worker_token, file};
   }
 
   void wait_ready() {
@@ -146,6 +216,8 @@ class MusterStack : public Stack {
   bool raw_ = false;
   StackOptions opt_;
   Endpoints ep_;
+  std::string enroll_;                  // curve: the enrollment endpoint
+  std::filesystem::path client_token_;  // curve: file with the client's token
   Process daemon_;
   std::vector<Process> workers_;
 };
@@ -175,7 +247,13 @@ class BaselineDriver : public Driver {
   std::uint64_t submit() override {
     auto id = next_++;
     std::memcpy(buf_.data(), &id, 8);
-    socket_.send(zmq::message_t(buf_.data(), buf_.size()), zmq::send_flags::none);
+    zmq::message_t m(buf_.data(), buf_.size());
+    if (!socket_.send(m, zmq::send_flags::dontwait)) {  // no connection (IMMEDIATE) or HWM
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLOUT, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(10000));
+      if (!(item.revents & ZMQ_POLLOUT) || !socket_.send(m, zmq::send_flags::dontwait))
+        throw std::runtime_error("baseline: cannot send to the forwarder for 10 s (did it die? see its log)");
+    }
     return id;
   }
   void poll(int timeout_ms, const std::function<void(std::uint64_t, bool)>& done) override {

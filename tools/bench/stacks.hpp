@@ -34,7 +34,7 @@ class Driver {
 };
 
 struct Paths {
-  std::filesystem::path musterd, worker, forwarder, simworkers;
+  std::filesystem::path musterd, worker, forwarder, simworkers, hbfloor;
 };
 
 struct StackOptions {
