@@ -6,7 +6,8 @@ MUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MUSTER_BUILD="${MUSTER_BUILD_DIR:-$MUSTER_ROOT/build}"
 MUSTER_VENV="$MUSTER_ROOT/.venv"
 
-# Debian packages: compilers and C++ libraries, plus what the tests use.
+# Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
+# libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run).
 MUSTER_APT_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
@@ -14,6 +15,7 @@ MUSTER_APT_PACKAGES=(
   python3-requests python3-websockets
   iproute2 tcpdump openssl
   nodejs npm
+  clang libclang-rt-14-dev
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -1,0 +1,399 @@
+// fuzz_support.hpp — what the fuzz targets share: the daemon's inbound decoding (bytes of one
+// ZeroMQ payload frame -> verified message -> BrokerCore event), message builders for
+// structure-aware inputs, and the invariant checker for the broker's promises.
+// Owns: nothing the product uses. Mirrors broker/daemon.cpp's on_worker_message and
+// on_client_message line for line (those are private to the socket loop); keep the two in step
+// until daemon.cpp exposes a socket-free decoder the targets can call directly.
+// Must never: hide a crash (no try/catch around code under test unless the product catches too).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+#include <spdlog/spdlog.h>
+
+#include "broker_core.hpp"
+#include "muster/messages.hpp"
+#include "muster/node_spec.hpp"
+#include "muster/value.hpp"
+
+namespace muster::fuzz {
+
+using broker::BrokerCore;
+using broker::Caller;
+using broker::Millis;
+using broker::Payload;
+using broker::TimePoint;
+
+inline void quiet_logs() { spdlog::set_level(spdlog::level::off); }
+
+[[noreturn]] inline void violation(const char* what) {
+  std::fprintf(stderr, "INVARIANT VIOLATED: %s\n", what);
+  std::abort();
+}
+#define MUSTER_FUZZ_CHECK(cond, what) \
+  do {                                \
+    if (!(cond)) ::muster::fuzz::violation(what); \
+  } while (0)
+
+inline std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+// The daemon's size bound (DaemonOptions::max_message_bytes default).
+inline constexpr std::size_t kMaxMessageBytes = 16u << 20;
+
+// broker/daemon.cpp Daemon::Impl::on_worker_message, from "the payload is one frame" on.
+inline void feed_worker_message(BrokerCore& core, TimePoint now, const Peer& peer,
+                                const Caller& who, std::span<const std::uint8_t> data) {
+  if (data.size() > kMaxMessageBytes) return core.on_bad_worker_message(peer, "too big");
+  // The daemon keeps the received zmq message alive as the owner of every payload slice.
+  auto owner = std::make_shared<std::vector<std::uint8_t>>(data.begin(), data.end());
+  std::span<const std::uint8_t> bytes(owner->data(), owner->size());
+  const wire::WorkerMessage* msg = read_worker_message(bytes);
+  if (!msg) return core.on_bad_worker_message(peer, "not a WorkerMessage");
+  std::string worker_id = str(msg->worker_id());
+  using wire::WorkerBody;
+  switch (msg->body_type()) {
+    case WorkerBody::Attach: {
+      auto* a = msg->body_as_Attach();
+      broker::AttachEvent ev;
+      ev.worker_id = str(a->worker_id());
+      ev.hostname = str(a->hostname());
+      ev.sdk = str(a->sdk());
+      ev.pid = a->pid();
+      ev.session = str(a->session());
+      ev.capacity = a->capacity();
+      try {
+        if (auto* nodes = a->nodes())
+          for (auto* n : *nodes) ev.nodes.push_back(decode_node_spec(n));
+      } catch (const std::runtime_error& e) {  // a string that is not UTF-8
+        return core.on_bad_worker_message(peer, std::string("Attach: ") + e.what());
+      }
+      return core.on_attach(now, peer, who, std::move(ev));
+    }
+    case WorkerBody::Pong: {
+      auto* p = msg->body_as_Pong();
+      std::vector<std::uint64_t> in_flight;
+      if (auto* v = p->in_flight()) in_flight.assign(v->begin(), v->end());
+      return core.on_pong(now, peer, who, worker_id, p->seq(), str(p->instance()), in_flight);
+    }
+    case WorkerBody::Progress: {
+      auto* p = msg->body_as_Progress();
+      return core.on_progress(now, peer, who, worker_id, p->request_id(), p->step(), p->total(),
+                              str(p->message()));
+    }
+    case WorkerBody::Result: {
+      auto* r = msg->body_as_Result();
+      Payload outputs{owner, payload_bytes(r->outputs())};
+      return core.on_result(now, peer, who, worker_id, r->request_id(), std::move(outputs));
+    }
+    case WorkerBody::Failure: {
+      auto* f = msg->body_as_Failure();
+      return core.on_failure(now, peer, who, worker_id, f->request_id(), f->code(),
+                             str(f->message()));
+    }
+    case WorkerBody::Detach: return core.on_detach(now, peer, who, worker_id);
+    default: return core.on_bad_worker_message(peer, "WorkerMessage without a known body");
+  }
+}
+
+// What a client message turned into, for the invariant checker.
+struct ClientFeed {
+  enum Kind { Bad, Submit, Cancel, Query } kind = Bad;
+  std::uint64_t request_id = 0;
+};
+
+// broker/daemon.cpp Daemon::Impl::on_client_message, from "the payload is one frame" on.
+// Queries (ListNodes, ListWorkers, GetStatus) are answered by the daemon from the core's
+// snapshots; here the snapshots are taken and encoded the same way.
+inline ClientFeed feed_client_message(BrokerCore& core, TimePoint now, const Peer& peer,
+                                      const Caller& who, std::span<const std::uint8_t> data) {
+  if (data.size() > kMaxMessageBytes) {
+    core.on_bad_client_message(peer, 0, "too big");
+    return {};
+  }
+  auto owner = std::make_shared<std::vector<std::uint8_t>>(data.begin(), data.end());
+  std::span<const std::uint8_t> bytes(owner->data(), owner->size());
+  const wire::ClientMessage* msg = read_client_message(bytes);
+  if (!msg) {
+    core.on_bad_client_message(peer, 0, "not a ClientMessage");
+    return {};
+  }
+  auto rid = msg->request_id();
+  using wire::ClientBody;
+  switch (msg->body_type()) {
+    case ClientBody::Submit: {
+      auto* s = msg->body_as_Submit();
+      broker::SubmitEvent ev;
+      ev.client_request_id = rid;
+      ev.node = str(s->node());
+      ev.inputs = Payload{owner, payload_bytes(s->inputs())};
+      ev.parameters = Payload{owner, payload_bytes(s->parameters())};
+      ev.timeout_ms = s->timeout_ms();
+      ev.want_progress = s->want_progress();
+      ev.want_accepted = s->want_accepted();
+      ev.trace_id = str(s->trace_id());
+      core.on_submit(now, peer, who, std::move(ev));
+      return {ClientFeed::Submit, rid};
+    }
+    case ClientBody::Cancel: core.on_cancel(now, peer, rid); return {ClientFeed::Cancel, rid};
+    case ClientBody::ListNodes: {
+      flatbuffers::FlatBufferBuilder fbb;
+      for (auto& n : core.list_nodes(who.workspace)) (void)encode_node_spec(fbb, n.spec);
+      return {ClientFeed::Query, rid};
+    }
+    case ClientBody::ListWorkers: (void)core.list_workers(now, who.workspace); return {ClientFeed::Query, rid};
+    case ClientBody::GetStatus: (void)core.status(now); return {ClientFeed::Query, rid};
+    default:
+      core.on_bad_client_message(peer, rid, "ClientMessage without a known body");
+      return {ClientFeed::Bad, rid};
+  }
+}
+
+// The payload slices a core keeps must stay readable: touch every byte of every payload in
+// the actions (ASan reports a use-after-free if an owner was dropped too early).
+inline std::uint64_t touch(const Payload& p) {
+  std::uint64_t sum = 0;
+  for (auto b : p.bytes) sum += b;
+  return sum;
+}
+
+// ---- builders for structure-aware inputs ---------------------------------------------------
+
+inline flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> nested(
+    flatbuffers::FlatBufferBuilder& fbb, const std::vector<std::uint8_t>& bytes) {
+  if (bytes.empty()) return 0;
+  fbb.ForceVectorAlignment(bytes.size(), 1, 8);
+  return fbb.CreateVector(bytes);
+}
+
+inline std::vector<std::uint8_t> finish(flatbuffers::FlatBufferBuilder& fbb) {
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+inline std::vector<std::uint8_t> worker_message(const std::string& worker_id, wire::WorkerBody type,
+                                                flatbuffers::FlatBufferBuilder& fbb,
+                                                flatbuffers::Offset<void> body) {
+  auto id = fbb.CreateString(worker_id);
+  wire::WorkerMessageBuilder b(fbb);
+  b.add_worker_id(id);
+  b.add_body_type(type);
+  b.add_body(body);
+  fbb.Finish(b.Finish(), wire::WorkerMessageIdentifier());
+  return finish(fbb);
+}
+
+inline std::vector<std::uint8_t> attach_message(const std::string& worker_id, const std::string& session,
+                                                std::uint32_t capacity, const std::vector<NodeSpec>& nodes) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::NodeSpec>> specs;
+  for (auto& n : nodes) specs.push_back(encode_node_spec(fbb, n));
+  auto body = wire::CreateAttachDirect(fbb, worker_id.c_str(), "fuzz-host", "muster-fuzz/0", 42,
+                                       session.c_str(), capacity, &specs);
+  return worker_message(worker_id, wire::WorkerBody::Attach, fbb, body.Union());
+}
+
+inline std::vector<std::uint8_t> pong_message(const std::string& worker_id, std::uint64_t seq,
+                                              const std::string& instance,
+                                              const std::vector<std::uint64_t>& in_flight) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreatePongDirect(fbb, seq, instance.c_str(), &in_flight);
+  return worker_message(worker_id, wire::WorkerBody::Pong, fbb, body.Union());
+}
+
+inline std::vector<std::uint8_t> result_message(const std::string& worker_id, std::uint64_t id,
+                                                const Map& outputs) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto out = nested(fbb, outputs.empty() ? std::vector<std::uint8_t>{} : encode_values(outputs));
+  wire::ResultBuilder rb(fbb);
+  rb.add_request_id(id);
+  if (!out.IsNull()) rb.add_outputs(out);
+  auto body = rb.Finish();
+  return worker_message(worker_id, wire::WorkerBody::Result, fbb, body.Union());
+}
+
+inline std::vector<std::uint8_t> failure_message(const std::string& worker_id, std::uint64_t id,
+                                                 wire::ErrorCode code, const std::string& message) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateFailureDirect(fbb, id, code, message.c_str());
+  return worker_message(worker_id, wire::WorkerBody::Failure, fbb, body.Union());
+}
+
+inline std::vector<std::uint8_t> progress_message(const std::string& worker_id, std::uint64_t id,
+                                                  std::uint64_t step, std::uint64_t total) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateProgressDirect(fbb, id, step, total, "step");
+  return worker_message(worker_id, wire::WorkerBody::Progress, fbb, body.Union());
+}
+
+inline std::vector<std::uint8_t> detach_message(const std::string& worker_id) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateDetachDirect(fbb, "fuzz");
+  return worker_message(worker_id, wire::WorkerBody::Detach, fbb, body.Union());
+}
+
+inline std::vector<std::uint8_t> client_message(std::uint64_t rid, wire::ClientBody type,
+                                                flatbuffers::FlatBufferBuilder& fbb,
+                                                flatbuffers::Offset<void> body) {
+  wire::ClientMessageBuilder b(fbb);
+  b.add_request_id(rid);
+  b.add_body_type(type);
+  b.add_body(body);
+  fbb.Finish(b.Finish(), wire::ClientMessageIdentifier());
+  return finish(fbb);
+}
+
+inline std::vector<std::uint8_t> submit_message(std::uint64_t rid, const std::string& node,
+                                                const Map& inputs, std::uint64_t timeout_ms,
+                                                bool want_progress, bool want_accepted) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto in = nested(fbb, inputs.empty() ? std::vector<std::uint8_t>{} : encode_values(inputs));
+  auto n = fbb.CreateString(node);
+  wire::SubmitBuilder s(fbb);
+  s.add_node(n);
+  if (!in.IsNull()) s.add_inputs(in);
+  s.add_timeout_ms(timeout_ms);
+  s.add_want_progress(want_progress);
+  s.add_want_accepted(want_accepted);
+  auto body = s.Finish();
+  return client_message(rid, wire::ClientBody::Submit, fbb, body.Union());
+}
+
+inline std::vector<std::uint8_t> cancel_message(std::uint64_t rid) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateCancel(fbb);
+  return client_message(rid, wire::ClientBody::Cancel, fbb, body.Union());
+}
+
+// A core in a state where most message kinds reach deep code: worker "w1" (the worker id the
+// golden vectors use) attached and confirmed, serving "echo" (idempotent), "hello" and "sleep",
+// capacity 2, holding two requests, with a third one queued; instance "inst-7f3a" (the
+// vectors' pong instance).
+inline broker::CoreConfig fuzz_config() {
+  broker::CoreConfig c;
+  c.ping_interval = Millis(1000);
+  c.liveness = 3;
+  c.queue_limit = 4;
+  c.max_attempts = 3;
+  c.default_timeout = Millis(30000);
+  c.confirm_interval = Millis(100);
+  c.shutdown_grace = Millis(2000);
+  c.instance = "inst-7f3a";
+  return c;
+}
+
+inline std::vector<NodeSpec> fuzz_nodes() {
+  NodeSpec echo;
+  echo.name = "echo";
+  echo.idempotent = true;
+  NodeSpec hello;
+  hello.name = "hello";
+  hello.idempotent = true;
+  NodeSpec sleep;
+  sleep.name = "sleep";
+  return {echo, hello, sleep};
+}
+
+// ---- the invariant checker ------------------------------------------------------------------
+//
+// Drains the core's actions after every event and checks, per DESIGN.md and PROTOCOL.md:
+//  - every worker message gets exactly one ReplyToWorker;
+//  - every accepted Submit gets exactly one terminal reply (Result or Failure), never two;
+//    a Submit whose id is already open gets exactly one InvalidRequest and leaves the open
+//    one alone; no terminal reply for an id that is not open;
+//  - every payload slice an action carries is still readable.
+class Checker {
+ public:
+  explicit Checker(BrokerCore& core) : core_(core) {}
+
+  // Call right after feeding one worker message.
+  void after_worker_message() { drain(/*worker_replies_expected=*/1, nullptr); }
+  // Call right after feeding one client message.
+  void after_client_message(const Peer& peer, const ClientFeed& f) { drain(0, &f, &peer); }
+  // After tick(), begin_shutdown(), or anything else.
+  void after_other() { drain(0, nullptr); }
+
+  // Every open request must have been answered once the core finished shutting down.
+  void check_all_answered() const {
+    MUSTER_FUZZ_CHECK(open_.empty(), "a submit never got its terminal reply");
+  }
+  const std::vector<broker::SendWorkRequest>& work_sent() const { return work_; }
+  std::size_t open() const { return open_.size(); }
+
+ private:
+  using Key = std::pair<std::string, std::uint64_t>;
+
+  static bool is_terminal(const broker::ReplyToClient& r) {
+    return std::holds_alternative<broker::ResultBody>(r.body) ||
+           std::holds_alternative<broker::FailureBody>(r.body);
+  }
+
+  void drain(int worker_replies_expected, const ClientFeed* feed, const Peer* feed_peer = nullptr) {
+    auto actions = std::move(core_.actions());
+    core_.actions().clear();
+    int worker_replies = 0;
+    const ClientFeed* submit = feed && feed->kind == ClientFeed::Submit ? feed : nullptr;
+    const ClientFeed* bad = feed && feed->kind == ClientFeed::Bad ? feed : nullptr;
+    bool submit_was_open = false;
+    Key submit_key;
+    if (feed) {
+      submit_key = {feed_peer->routing_id, feed->request_id};
+      submit_was_open = open_.contains(submit_key);
+    }
+    int submit_terminals = 0, bad_replies = 0;
+    for (auto& a : actions) {
+      if (auto* w = std::get_if<broker::ReplyToWorker>(&a)) {
+        ++worker_replies;
+      } else if (auto* c = std::get_if<broker::ReplyToClient>(&a)) {
+        if (auto* r = std::get_if<broker::ResultBody>(&c->body)) sink_ = sink_ + touch(r->outputs);
+        if (!is_terminal(*c)) continue;
+        Key k{c->peer.routing_id, c->request_id};
+        auto* f = std::get_if<broker::FailureBody>(&c->body);
+        if (bad && k == submit_key && bad_replies == 0) {
+          // The answer to a message that was not a usable ClientMessage: not a Submit's reply.
+          MUSTER_FUZZ_CHECK(f && f->code == wire::ErrorCode::BadMessage,
+                            "a bad client message was not answered BAD_MESSAGE");
+          ++bad_replies;
+          continue;
+        }
+        if (submit && k == submit_key && submit_terminals == 0) {
+          ++submit_terminals;
+          if (submit_was_open) {
+            MUSTER_FUZZ_CHECK(f && f->code == wire::ErrorCode::InvalidRequest,
+                              "a duplicate open request id was not refused with INVALID_REQUEST");
+          } else {
+            // answered at once (NoWorker, QueueFull, ...)
+            MUSTER_FUZZ_CHECK(f != nullptr, "a submit got a result in the same turn it arrived");
+          }
+          continue;
+        }
+        MUSTER_FUZZ_CHECK(open_.erase(k) == 1,
+                          "a terminal reply for a request that is not open (a duplicate)");
+      } else if (auto* s = std::get_if<broker::SendWorkRequest>(&a)) {
+        sink_ = sink_ + touch(s->inputs) + touch(s->parameters);
+        work_.push_back(*s);
+        if (work_.size() > 4096) work_.erase(work_.begin(), work_.begin() + 2048);
+      }
+    }
+    if (submit && !submit_was_open && submit_terminals == 0) open_.insert(submit_key);
+    if (submit && submit_was_open)
+      MUSTER_FUZZ_CHECK(submit_terminals == 1, "a duplicate open request id got no answer");
+    if (bad) MUSTER_FUZZ_CHECK(bad_replies == 1, "a bad client message did not get exactly one reply");
+    MUSTER_FUZZ_CHECK(worker_replies == worker_replies_expected,
+                      "a worker message did not get exactly one reply");
+  }
+
+  BrokerCore& core_;
+  std::set<Key> open_;
+  std::vector<broker::SendWorkRequest> work_;
+  volatile std::uint64_t sink_ = 0;
+};
+
+}  // namespace muster::fuzz

@@ -1,0 +1,58 @@
+// fuzz_worker_message.cpp — libFuzzer target: one worker->daemon payload frame, decoded and
+// acted on exactly as musterd does (read_worker_message, every field the daemon reads, then the
+// BrokerCore event), against a core that holds a confirmed worker with open requests.
+// Then the core is ticked and shut down: every submit must still get exactly one terminal
+// reply, and every worker message exactly one reply.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz_support.hpp"
+
+using namespace muster;
+using namespace muster::fuzz;
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  quiet_logs();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  TimePoint now = TimePoint{} + std::chrono::hours(1);
+  BrokerCore core(fuzz_config(), now);
+  Checker check(core);
+  Caller local;
+  Peer worker_peer{"wp-w1", false, ""};
+  Peer client{"c1", false, ""};
+
+  feed_worker_message(core, now, worker_peer, local, attach_message("w1", "s1", 2, fuzz_nodes()));
+  check.after_worker_message();
+  feed_worker_message(core, now, worker_peer, local, pong_message("w1", 1, "inst-7f3a", {}));
+  check.after_worker_message();
+  for (std::uint64_t rid = 1; rid <= 3; ++rid) {
+    auto f = feed_client_message(core, now, client, local,
+                                 submit_message(rid, rid == 2 ? "sleep" : "echo", Map{{"i", 7}}, 5000,
+                                                true, true));
+    check.after_client_message(client, f);
+  }
+
+  // The input, as the same worker's connection and as a stranger's.
+  feed_worker_message(core, now, worker_peer, local, {data, size});
+  check.after_worker_message();
+  Caller stranger{"other", "other", "default", "worker"};
+  feed_worker_message(core, now, Peer{"wp-x", true, "other"}, stranger, {data, size});
+  check.after_worker_message();
+
+  for (int i = 0; i < 3; ++i) {
+    now += Millis(1500);
+    core.tick(now);
+    check.after_other();
+  }
+  core.begin_shutdown(now);
+  check.after_other();
+  now += Millis(5000);
+  core.tick(now);
+  check.after_other();
+  MUSTER_FUZZ_CHECK(core.finished(), "the core did not finish shutting down");
+  check.check_all_answered();
+  return 0;
+}
