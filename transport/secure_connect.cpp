@@ -10,6 +10,7 @@
 
 #include "muster/curve_keys.hpp"
 #include "muster/endpoints.hpp"
+#include "muster/align.hpp"
 #include "muster/frames.hpp"
 #include "muster/local_identity.hpp"
 #include "muster/messages.hpp"
@@ -100,6 +101,7 @@ std::optional<CurveClientKeys> secure_connect_keys(const SecureOptions& o,
         "no answer from the enrollment endpoint {} within {} ms: the daemon is down or not "
         "listening there, or the token was minted by another daemon (its key did not match)",
         address, o.enroll_timeout.count()));
+  align_payload(reply);
   auto* resp = read_enroll_response(bytes_of(reply));
   if (!resp)
     throw EnrollmentError(wire::ErrorCode::BadMessage,

@@ -15,6 +15,7 @@
 
 #include <zmq.hpp>
 
+#include "muster/align.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
@@ -95,6 +96,7 @@ struct RawWorker {
     zmq::poll(&item, 1, 5000ms);
     REQUIRE((item.revents & ZMQ_POLLIN));
     REQUIRE(dealer.recv(m));
+    align_payload(m);
     auto* msg = read_daemon_message(bytes_of(m));
     REQUIRE(msg != nullptr);
     return msg;
@@ -131,6 +133,7 @@ struct RawWorker {
     REQUIRE(sub->recv(topic));
     REQUIRE(topic.more());
     REQUIRE(sub->recv(payload));
+    align_payload(payload);
     return payload;
   }
 
@@ -178,6 +181,7 @@ int terminals_for(zmq::socket_t& client, std::uint64_t rid, std::chrono::millise
     if (!(item.revents & ZMQ_POLLIN)) continue;
     zmq::message_t m;
     REQUIRE(client.recv(m));
+    align_payload(m);
     auto* r = read_client_reply(bytes_of(m));
     REQUIRE(r != nullptr);
     if (r->request_id() == rid &&

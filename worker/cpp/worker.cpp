@@ -19,6 +19,7 @@
 #include <zmq.hpp>
 
 #include "muster/endpoints.hpp"
+#include "muster/align.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
@@ -52,35 +53,38 @@ std::string random_session() {
   return fmt::format("{:016x}{:016x}", dist(rd), dist(rd));
 }
 
-std::vector<std::uint8_t> finish(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
-                                 wire::WorkerBody type, flatbuffers::Offset<void> body) {
+// The finished message as a zmq message that owns the builder's buffer: it travels from a
+// handler thread to the socket thread and out without being copied (a 1 MiB result was copied
+// three more times on that way).
+zmq::message_t finish(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
+                      wire::WorkerBody type, flatbuffers::Offset<void> body) {
   auto id = fbb.CreateString(worker_id);
   wire::WorkerMessageBuilder b(fbb);
   b.add_worker_id(id);
   b.add_body_type(type);
   b.add_body(body);
   fbb.Finish(b.Finish(), wire::WorkerMessageIdentifier());
-  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+  auto* detached = new flatbuffers::DetachedBuffer(fbb.Release());
+  return zmq::message_t(
+      detached->data(), detached->size(),
+      [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
 }
 
-std::vector<std::uint8_t> result_message(const std::string& worker_id, std::uint64_t request_id,
-                                         const Map& outputs) {
-  auto nested = encode_values(outputs);
-  flatbuffers::FlatBufferBuilder fbb(nested.size() + 128);
-  fbb.ForceVectorAlignment(nested.size(), 1, 8);
-  auto vec = fbb.CreateVector(nested);
+zmq::message_t result_message(const std::string& worker_id, std::uint64_t request_id, const Map& outputs) {
+  flatbuffers::FlatBufferBuilder fbb(encoded_size_hint(outputs) + 128 + worker_id.size());
+  auto vec = create_nested_values(fbb, outputs);
   auto body = wire::CreateResult(fbb, request_id, vec);
   return finish(fbb, worker_id, wire::WorkerBody::Result, body.Union());
 }
 
-std::vector<std::uint8_t> failure_message(const std::string& worker_id, std::uint64_t request_id,
+zmq::message_t failure_message(const std::string& worker_id, std::uint64_t request_id,
                                           ErrorCode code, const std::string& message) {
   flatbuffers::FlatBufferBuilder fbb(256);
   auto body = wire::CreateFailureDirect(fbb, request_id, code, message.c_str());
   return finish(fbb, worker_id, wire::WorkerBody::Failure, body.Union());
 }
 
-std::vector<std::uint8_t> progress_message(const std::string& worker_id, std::uint64_t request_id,
+zmq::message_t progress_message(const std::string& worker_id, std::uint64_t request_id,
                                            std::uint64_t step, std::uint64_t total,
                                            const std::string& message) {
   flatbuffers::FlatBufferBuilder fbb(256);
@@ -149,6 +153,10 @@ struct WorkerImpl {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Job> jobs;
+  // Handler threads blocked in cv.wait (under mu) and running a handler: the others are awake
+  // and will look at `jobs` before they block, so a new job needs no wake-up while they last.
+  std::size_t waiting = 0;
+  std::atomic<std::size_t> running{0};
   bool pool_stop = false;
   std::vector<std::thread> threads;
   std::atomic<bool> stop_requested{false};
@@ -168,21 +176,26 @@ struct WorkerImpl {
     zmq::socket_t out(ctx, zmq::socket_type::push);
     out.set(zmq::sockopt::linger, 0);
     out.connect(results_endpoint);
-    auto send = [&](std::uint64_t key, bool terminal, std::vector<std::uint8_t> msg) {
+    auto send = [&](std::uint64_t key, bool terminal, zmq::message_t msg) {
       std::array<std::uint8_t, 9> head{};
       std::memcpy(head.data(), &key, 8);
       head[8] = terminal ? 1 : 0;
       out.send(zmq::buffer(head), zmq::send_flags::sndmore);
-      out.send(zmq::message_t(msg.data(), msg.size()), zmq::send_flags::none);
+      out.send(std::move(msg), zmq::send_flags::none);
     };
     for (;;) {
       Job job;
       {
         std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return pool_stop || !jobs.empty(); });
+        while (!pool_stop && jobs.empty()) {
+          ++waiting;
+          cv.wait(lock);
+          --waiting;
+        }
         if (jobs.empty()) return;
         job = std::move(jobs.front());
         jobs.pop_front();
+        running.fetch_add(1);
       }
       auto& [spec, handler] = (*job.table)[job.node_index];
       Context ctx_;
@@ -198,7 +211,7 @@ struct WorkerImpl {
                                                                 const std::string& message) {
         send(key, false, progress_message(opt.worker_id, id, step, total, message));
       };
-      std::vector<std::uint8_t> answer;
+      zmq::message_t answer;
       try {
         apply_ports(spec.inputs, ctx_.inputs_, "input");
         apply_ports(spec.parameters, ctx_.parameters_, "parameter");
@@ -212,15 +225,14 @@ struct WorkerImpl {
         answer = failure_message(opt.worker_id, job.request_id, ErrorCode::WorkerError,
                                  "the handler threw a non-standard exception");
       }
+      running.fetch_sub(1);  // from here this thread looks at the queue again before it sleeps
       send(job.key, true, std::move(answer));
     }
   }
 
   // ---- sockets --------------------------------------------------------------------------
 
-  void send_to_daemon(std::span<const std::uint8_t> bytes) {
-    dealer->send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::dontwait);
-  }
+  void send_to_daemon(zmq::message_t message) { dealer->send(std::move(message), zmq::send_flags::dontwait); }
 
   void connect() {
     sub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
@@ -374,11 +386,17 @@ struct WorkerImpl {
         job.attempt = w->attempt();
         job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
         job.aborted = flag;
+        bool wake = false;
         {
           std::lock_guard lock(mu);
           jobs.push_back(std::move(job));
+          // A handler thread that is awake and not running a handler takes the job before it
+          // sleeps: waking another one for it costs a context switch and finds nothing to do.
+          auto idle_awake = static_cast<std::ptrdiff_t>(opt.capacity) - static_cast<std::ptrdiff_t>(waiting) -
+                            static_cast<std::ptrdiff_t>(running.load());
+          wake = static_cast<std::ptrdiff_t>(jobs.size()) > idle_awake;
         }
-        cv.notify_one();
+        if (wake) cv.notify_one();
         break;
       }
       case wire::DaemonBody::Abort: {
@@ -403,8 +421,8 @@ struct WorkerImpl {
     return true;
   }
 
-  void finish_request(std::uint64_t key, std::vector<std::uint8_t> answer) {
-    send_to_daemon(answer);
+  void finish_request(std::uint64_t key, zmq::message_t answer) {
+    send_to_daemon(std::move(answer));
     forget(key);
   }
 
@@ -423,7 +441,7 @@ struct WorkerImpl {
       std::uint64_t key = 0;
       std::memcpy(&key, head.data(), 8);
       bool terminal = static_cast<const std::uint8_t*>(head.data())[8] != 0;
-      send_to_daemon(bytes_of(body));
+      send_to_daemon(std::move(body));
       if (terminal) forget(key);
     }
   }
@@ -446,6 +464,7 @@ struct WorkerImpl {
     connect();
     bool draining = false;
     SteadyClock::time_point drain_deadline{};
+    std::vector<zmq::pollitem_t> items;
     while (true) {
       auto now = SteadyClock::now();
       if (!draining && (stop_requested || (signals && signals->triggered()))) {
@@ -471,11 +490,14 @@ struct WorkerImpl {
         reconnect(fmt::format("no ping for {} ms", silence.count()));
       if (!draining && !detached_for_no_nodes && !attached && now - attach_sent > std::max(silence, std::chrono::milliseconds(2000)))
         reconnect("no answer to attach");
-      std::vector<zmq::pollitem_t> items = {
-          {sub->handle(), 0, ZMQ_POLLIN, 0},
-          {dealer->handle(), 0, ZMQ_POLLIN, 0},
-          {results.handle(), 0, ZMQ_POLLIN, 0},
-      };
+      // Once attached, the response socket carries only an Ack per message sent (and, rarely,
+      // a Rejected): it is read on every turn below but does not wake the loop by itself,
+      // which saved a wake-up of this thread per request. The 100 ms bound drains it when
+      // nothing else happens.
+      items.clear();
+      items.push_back({sub->handle(), 0, ZMQ_POLLIN, 0});
+      items.push_back({results.handle(), 0, ZMQ_POLLIN, 0});
+      if (!attached || draining || detached_for_no_nodes) items.push_back({dealer->handle(), 0, ZMQ_POLLIN, 0});
       if (signals) items.push_back({nullptr, signals->fd(), ZMQ_POLLIN, 0});
       try {
         zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
@@ -484,13 +506,17 @@ struct WorkerImpl {
       }
       if (signals && (items.back().revents & ZMQ_POLLIN)) signals->drain();
       zmq::message_t m;
-      for (int i = 0; i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) on_reply(m);
+      for (int i = 0; i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
+        align_payload(m);
+        on_reply(m);
+      }
       for (int i = 0; i < 256; ++i) {
         zmq::message_t topic, payload;
         if (!sub->recv(topic, zmq::recv_flags::dontwait)) break;
         if (!topic.more()) continue;
         (void)sub->recv(payload, zmq::recv_flags::none);
         while (payload.more()) (void)sub->recv(payload, zmq::recv_flags::none);
+        align_payload(payload);
         on_published(payload);
       }
       on_answer();
