@@ -25,15 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Peer worker_peer{"wp-w1", false, ""};
   Peer client{"c1", false, ""};
 
-  feed_worker_message(core, now, worker_peer, local, attach_message("w1", "s1", 1, fuzz_nodes()));
-  check.after_worker_message();
-  feed_worker_message(core, now, worker_peer, local, pong_message("w1", 1, "inst-7f3a", {}));
-  check.after_worker_message();
-  for (std::uint64_t rid = 1; rid <= 2; ++rid) {
-    auto f = feed_client_message(core, now, client, local,
-                                 submit_message(rid, "echo", Map{{"i", 7}}, 5000, false, false));
-    check.after_client_message(client, f);
-  }
+  confirmed_worker_with_requests(core, check, now, 1, {"echo", "echo"}, false);
 
   // The input from the client that has requests open, then from a fresh REQ-style client.
   auto sent_before = check.work_sent().size();

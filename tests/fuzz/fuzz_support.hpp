@@ -396,4 +396,26 @@ class Checker {
   volatile std::uint64_t sink_ = 0;
 };
 
+// The scene the single-message targets start from: worker "w1" (peer "wp-w1") attached with
+// `capacity` and confirmed, then one Submit from client "c1" per entry of `nodes` (request ids
+// 1, 2, ...), each checked like any other message.
+inline void confirmed_worker_with_requests(BrokerCore& core, Checker& check, TimePoint now,
+                                           std::uint32_t capacity, const std::vector<std::string>& nodes,
+                                           bool want_progress_and_accepted) {
+  Caller local;
+  Peer worker_peer{"wp-w1", false, ""};
+  Peer client{"c1", false, ""};
+  feed_worker_message(core, now, worker_peer, local, attach_message("w1", "s1", capacity, fuzz_nodes()));
+  check.after_worker_message();
+  feed_worker_message(core, now, worker_peer, local, pong_message("w1", 1, "inst-7f3a", {}));
+  check.after_worker_message();
+  std::uint64_t rid = 0;
+  for (auto& node : nodes) {
+    auto f = feed_client_message(core, now, client, local,
+                                 submit_message(++rid, node, Map{{"i", 7}}, 5000, want_progress_and_accepted,
+                                                want_progress_and_accepted));
+    check.after_client_message(client, f);
+  }
+}
+
 }  // namespace muster::fuzz

@@ -22,18 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Checker check(core);
   Caller local;
   Peer worker_peer{"wp-w1", false, ""};
-  Peer client{"c1", false, ""};
 
-  feed_worker_message(core, now, worker_peer, local, attach_message("w1", "s1", 2, fuzz_nodes()));
-  check.after_worker_message();
-  feed_worker_message(core, now, worker_peer, local, pong_message("w1", 1, "inst-7f3a", {}));
-  check.after_worker_message();
-  for (std::uint64_t rid = 1; rid <= 3; ++rid) {
-    auto f = feed_client_message(core, now, client, local,
-                                 submit_message(rid, rid == 2 ? "sleep" : "echo", Map{{"i", 7}}, 5000,
-                                                true, true));
-    check.after_client_message(client, f);
-  }
+  confirmed_worker_with_requests(core, check, now, 2, {"echo", "sleep", "echo"}, true);
 
   // The input, as the same worker's connection and as a stranger's.
   feed_worker_message(core, now, worker_peer, local, {data, size});
