@@ -179,19 +179,24 @@ class MiniWs:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
+    masks = True  # a client masks every frame it sends (RFC 6455 5.3); a server never does
+
     def _send_frame(self, opcode: int, payload: bytes):
-        mask = os.urandom(4)
+        bit = 0x80 if self.masks else 0
         n = len(payload)
         head = bytes([0x80 | opcode])
         if n < 126:
-            head += bytes([0x80 | n])
+            head += bytes([bit | n])
         elif n < 65536:
-            head += bytes([0x80 | 126]) + struct.pack("!H", n)
+            head += bytes([bit | 126]) + struct.pack("!H", n)
         else:
-            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            head += bytes([bit | 127]) + struct.pack("!Q", n)
+        if self.masks:
+            mask = os.urandom(4)
+            head += mask
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         with self.lock:
-            self.sock.sendall(head + mask + masked)
+            self.sock.sendall(head + payload)
 
     def send(self, text: str):
         self._send_frame(0x1, text.encode())
@@ -208,14 +213,22 @@ class MiniWs:
                 n = struct.unpack("!H", self._read(2))[0]
             elif n == 127:
                 n = struct.unpack("!Q", self._read(8))[0]
+            # Frames from a client are masked (RFC 6455 5.3), a server's are not.
+            mask = self._read(4) if b1 & 0x80 else None
             payload = self._read(n)
+            if mask:
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
             opcode = b0 & 0x0F
             if opcode == 0x9:
                 self._send_frame(0xA, payload)
             elif opcode == 0x8:
+                self._peer_closed()
                 return None
             elif opcode == 0x1:
                 return payload.decode()
+
+    def _peer_closed(self):
+        """Called when the other side sends a close frame."""
 
     def recv_json(self):
         text = self.recv()
@@ -303,36 +316,10 @@ class ServerWs(MiniWs):
         self.sock, self.buf, self.lock = sock, buf, threading.Lock()
         self.closed = threading.Event()
 
-    def _send_frame(self, opcode: int, payload: bytes):
-        n = len(payload)
-        head = bytes([0x80 | opcode])
-        if n < 126:
-            head += bytes([n])
-        elif n < 65536:
-            head += bytes([126]) + struct.pack("!H", n)
-        else:
-            head += bytes([127]) + struct.pack("!Q", n)
-        with self.lock:
-            self.sock.sendall(head + payload)
+    masks = False
 
-    def recv(self) -> str | None:
-        while True:
-            b0, b1 = self._read(2)
-            n = b1 & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", self._read(2))[0]
-            elif n == 127:
-                n = struct.unpack("!Q", self._read(8))[0]
-            mask = self._read(4) if b1 & 0x80 else b"\0\0\0\0"
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self._read(n)))
-            opcode = b0 & 0x0F
-            if opcode == 0x9:
-                self._send_frame(0xA, payload)
-            elif opcode == 0x8:
-                self.closed.set()
-                return None
-            elif opcode == 0x1:
-                return payload.decode()
+    def _peer_closed(self):
+        self.closed.set()
 
     def close(self):
         super().close()
