@@ -260,10 +260,18 @@ std::vector<std::uint8_t> encode_values(const Map& m) {
 
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> create_nested_values(flatbuffers::FlatBufferBuilder& fbb,
                                                                             const Map& m) {
-  flatbuffers::FlatBufferBuilder inner(size_hint(m));
-  finish_values(inner, m);
-  fbb.ForceVectorAlignment(inner.GetSize(), 1, 8);  // a nested buffer needs 8-byte alignment
-  return fbb.CreateVector(inner.GetBufferPointer(), inner.GetSize());
+  // Built in place, not in a second builder and copied over (a 1 MiB payload cost one more
+  // copy): the Values buffer is finished inside `fbb`, then a length pushed in front of it
+  // makes it a [ubyte] vector, byte for byte the layout CreateVector gives. It starts 8-byte
+  // aligned from the end (so in memory, as the finished buffer's size is a multiple of its
+  // alignment) and its offsets are all relative, so it reads as a buffer of its own. Finish()
+  // also forgets the vtables seen so far, so no later table shares one with it; an earlier
+  // table could, hence the contract in value.hpp.
+  fbb.Align(8);
+  auto start = fbb.GetSize();
+  finish_values(fbb, m);
+  auto size = static_cast<flatbuffers::uoffset_t>(fbb.GetSize() - start);
+  return flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(fbb.PushElement(size));
 }
 
 Map decode_values(std::span<const std::uint8_t> bytes) {

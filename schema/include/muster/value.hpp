@@ -123,8 +123,11 @@ Map decode_values(const wire::Values* v);
 
 // A complete `Values` buffer (identifier MSVL), as carried in nested payload fields.
 std::vector<std::uint8_t> encode_values(const Map& m);
-// The same buffer written straight into `fbb` as a [ubyte] vector aligned for nesting (the
-// inputs/outputs/parameters fields), without the intermediate std::vector.
+// The same Values written straight into `fbb` as a [ubyte] vector aligned for nesting (the
+// inputs/outputs/parameters fields), with no intermediate buffer; the bytes may differ from
+// encode_values' in padding only. Call it before `fbb` holds any table (strings, scalar
+// vectors and other nested Values may come first): a table built earlier could lend the
+// nested buffer a vtable that lies outside it.
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> create_nested_values(flatbuffers::FlatBufferBuilder& fbb,
                                                                             const Map& m);
 // About how many bytes encode_values(m) takes: to size a builder that will hold it.
