@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon.hpp"
+#include "muster/allocator.hpp"
 #include "muster/endpoints.hpp"
 #include "muster/process.hpp"
 #include "muster/runtime_dir.hpp"
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
   opt.core.version = MUSTER_VERSION;
   try {
     muster::setup_logging(log_level, "musterd");
+    muster::reuse_memory_for_large_messages();
     muster::ensure_private_dir(opt.data_dir);
     muster::SignalPipe signals;
     muster::broker::Daemon daemon(std::move(opt));

@@ -31,6 +31,7 @@
 #include <zmq.h>
 
 #include "common.hpp"
+#include "muster/allocator.hpp"
 #include "scale.hpp"
 #include "stacks.hpp"
 
@@ -372,6 +373,9 @@ std::vector<std::string> split_all(const std::vector<std::string>& in) {
 
 int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);  // the client library's enrollment notes (curve)
+  // This process is the client of every system measured: the same malloc setting for all, and
+  // the one musterd and the SDK use (muster/allocator.hpp).
+  muster::reuse_memory_for_large_messages();
   Options o;
   auto bin = self_dir();
   o.paths.musterd = MUSTER_BENCH_MUSTERD;

@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
+#include "muster/allocator.hpp"
 #include "muster/process.hpp"
 
 int main(int argc, char** argv) {
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   app.add_option("--response-address", response_address, "ROUTER endpoint for workers")->required();
   app.add_option("--curve-secret", curve_secret, "Z85 secret key: every socket is a CURVE server");
   CLI11_PARSE(app, argc, argv);
+  muster::reuse_memory_for_large_messages();  // as musterd does: the baseline gets the same malloc
 
   muster::SignalPipe signals;
   zmq::context_t ctx{1};
