@@ -618,12 +618,12 @@ void Host::update_nodes_locked() {
   }
   if (specs == current_specs_) return;
   current_specs_ = specs;
-  std::vector<std::pair<NodeSpec, Handler>> table;
+  std::vector<NodeDeclaration> table;
   std::vector<std::string> names;
   for (auto& spec : specs) {
     names.push_back(spec.name);
     std::string name = spec.name;
-    table.emplace_back(std::move(spec), [this, name](Context& ctx) { return call(ctx, name); });
+    table.push_back({std::move(spec), [this, name](Context& ctx) { return call(ctx, name); }});
   }
   spdlog::info("muster nodes served by this bridge: [{}]", fmt::join(names, ", "));
   worker_->set_nodes(std::move(table));

@@ -3,11 +3,6 @@
 // byte) and a raw client.
 #include <doctest/doctest.h>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -20,49 +15,13 @@
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
 #include "muster/value.hpp"
-
-extern char** environ;
+#include "daemon_process.hpp"
 
 using namespace muster;
 using namespace std::chrono_literals;
+using muster::test::DaemonProcess;
 
 namespace {
-
-// musterd as a child process in a private runtime dir; SIGKILLed if a test fails midway.
-struct DaemonProcess {
-  std::filesystem::path dir;
-  pid_t pid = -1;
-
-  DaemonProcess() {
-    char tmpl[] = "/tmp/mst-traps-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    std::string runtime = "MUSTER_RUNTIME_DIR=" + (dir / "run").string();
-    std::vector<std::string> env_strings = {runtime};
-    for (char** e = environ; *e; ++e)
-      if (std::string_view(*e).rfind("MUSTER_RUNTIME_DIR=", 0) != 0) env_strings.emplace_back(*e);
-    std::vector<char*> envp;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string data = (dir / "data").string();
-    std::vector<std::string> args = {MUSTER_DAEMON_PATH, "--data-dir", data, "--ping-interval-ms",
-                                     "300", "--log-level", "warn"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    REQUIRE(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) == 0);
-    for (int i = 0; i < 200 && !std::filesystem::exists(dir / "run" / "client.sock"); ++i)
-      std::this_thread::sleep_for(10ms);
-    REQUIRE(std::filesystem::exists(dir / "run" / "client.sock"));
-  }
-  ~DaemonProcess() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    std::filesystem::remove_all(dir);
-  }
-  std::string endpoint(const char* name) const { return "ipc://" + (dir / "run" / name).string() + ".sock"; }
-};
 
 std::vector<std::uint8_t> worker_message(const std::string& worker_id, wire::WorkerBody type,
                                          flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<void> body) {

@@ -1,5 +1,6 @@
 // worker.cpp — the C++ worker SDK's loop: one thread owns the sockets (SUB, DEALER, and a PULL
-// that collects answers from the handler threads); `capacity` threads run handlers.
+// that collects answers from the handler threads) and runs HandlerThread::Socket handlers;
+// `capacity` threads run the others.
 #include "muster/worker.hpp"
 
 #include <unistd.h>
@@ -20,6 +21,7 @@
 
 #include "muster/endpoints.hpp"
 #include "muster/align.hpp"
+#include "muster/allocator.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
@@ -113,14 +115,14 @@ struct Job {
   std::uint32_t attempt = 1;
   SteadyClock::time_point deadline{};
   std::shared_ptr<std::atomic<bool>> aborted;
-  std::shared_ptr<const std::vector<std::pair<NodeSpec, Handler>>> table;
+  std::shared_ptr<const std::vector<NodeDeclaration>> table;
 };
 
 }  // namespace
 
 struct WorkerImpl {
   WorkerOptions opt;
-  using NodeTable = std::vector<std::pair<NodeSpec, Handler>>;
+  using NodeTable = std::vector<NodeDeclaration>;
   // Replaced whole (never mutated) so handler threads can keep using the table they started with.
   std::shared_ptr<const NodeTable> nodes = std::make_shared<NodeTable>();
   std::mutex nodes_mu;
@@ -172,6 +174,35 @@ struct WorkerImpl {
 
   // ---- handler threads ------------------------------------------------------------------
 
+  // Runs a job's handler on the calling thread: ports checked and defaulted, every exception
+  // turned into a Failure. Returns the terminal message to send.
+  static zmq::message_t run_handler(const std::string& worker_id, Job& job,
+                             std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress) {
+    auto& node = (*job.table)[job.node_index];
+    Context ctx;
+    ctx.inputs_ = std::move(job.inputs);
+    ctx.parameters_ = std::move(job.parameters);
+    ctx.caller_ = std::move(job.caller);
+    ctx.request_id_ = job.request_id;
+    ctx.attempt_ = job.attempt;
+    ctx.node_ = node.spec.name;
+    ctx.deadline_ = job.deadline;
+    ctx.aborted_ = job.aborted;
+    ctx.progress_ = std::move(progress);
+    try {
+      apply_ports(node.spec.inputs, ctx.inputs_, "input");
+      apply_ports(node.spec.parameters, ctx.parameters_, "parameter");
+      return result_message(worker_id, job.request_id, node.handler(ctx));
+    } catch (const WorkError& e) {
+      return failure_message(worker_id, job.request_id, e.code(), e.what());
+    } catch (const std::exception& e) {
+      return failure_message(worker_id, job.request_id, ErrorCode::WorkerError, e.what());
+    } catch (...) {
+      return failure_message(worker_id, job.request_id, ErrorCode::WorkerError,
+                             "the handler threw a non-standard exception");
+    }
+  }
+
   void pool_thread() {
     zmq::socket_t out(ctx, zmq::socket_type::push);
     out.set(zmq::sockopt::linger, 0);
@@ -197,36 +228,14 @@ struct WorkerImpl {
         jobs.pop_front();
         running.fetch_add(1);
       }
-      auto& [spec, handler] = (*job.table)[job.node_index];
-      Context ctx_;
-      ctx_.inputs_ = std::move(job.inputs);
-      ctx_.parameters_ = std::move(job.parameters);
-      ctx_.caller_ = std::move(job.caller);
-      ctx_.request_id_ = job.request_id;
-      ctx_.attempt_ = job.attempt;
-      ctx_.node_ = spec.name;
-      ctx_.deadline_ = job.deadline;
-      ctx_.aborted_ = job.aborted;
-      ctx_.progress_ = [&, id = job.request_id, key = job.key](std::uint64_t step, std::uint64_t total,
-                                                                const std::string& message) {
-        send(key, false, progress_message(opt.worker_id, id, step, total, message));
-      };
-      zmq::message_t answer;
-      try {
-        apply_ports(spec.inputs, ctx_.inputs_, "input");
-        apply_ports(spec.parameters, ctx_.parameters_, "parameter");
-        Map outputs = handler(ctx_);
-        answer = result_message(opt.worker_id, job.request_id, outputs);
-      } catch (const WorkError& e) {
-        answer = failure_message(opt.worker_id, job.request_id, e.code(), e.what());
-      } catch (const std::exception& e) {
-        answer = failure_message(opt.worker_id, job.request_id, ErrorCode::WorkerError, e.what());
-      } catch (...) {
-        answer = failure_message(opt.worker_id, job.request_id, ErrorCode::WorkerError,
-                                 "the handler threw a non-standard exception");
-      }
+      auto key = job.key;
+      zmq::message_t answer = run_handler(
+          opt.worker_id, job,
+          [&, id = job.request_id, key](std::uint64_t step, std::uint64_t total, const std::string& message) {
+            send(key, false, progress_message(opt.worker_id, id, step, total, message));
+          });
       running.fetch_sub(1);  // from here this thread looks at the queue again before it sleeps
-      send(job.key, true, std::move(answer));
+      send(key, true, std::move(answer));
     }
   }
 
@@ -261,7 +270,7 @@ struct WorkerImpl {
   void send_attach() {
     flatbuffers::FlatBufferBuilder fbb(1024);
     std::vector<flatbuffers::Offset<wire::NodeSpec>> specs;
-    for (auto& [spec, h] : *nodes) specs.push_back(encode_node_spec(fbb, spec));
+    for (auto& n : *nodes) specs.push_back(encode_node_spec(fbb, n.spec));
     auto sdk = fmt::format("muster-cpp/{}", MUSTER_SDK_VERSION);
     auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
                                          static_cast<std::uint32_t>(::getpid()), session.c_str(),
@@ -365,7 +374,7 @@ struct WorkerImpl {
         current.emplace(id, job.key);
         std::size_t index = nodes->size();
         for (std::size_t i = 0; i < nodes->size(); ++i)
-          if ((*nodes)[i].first.name == node) index = i;
+          if ((*nodes)[i].spec.name == node) index = i;
         if (index == nodes->size()) {
           finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
                                              fmt::format("this worker does not serve node '{}'", node)));
@@ -386,6 +395,15 @@ struct WorkerImpl {
         job.attempt = w->attempt();
         job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
         job.aborted = flag;
+        if ((*nodes)[index].thread == HandlerThread::Socket) {
+          finish_request(job.key, run_handler(opt.worker_id, job,
+                                              [this, id](std::uint64_t step, std::uint64_t total,
+                                                         const std::string& message) {
+                                                send_to_daemon(progress_message(opt.worker_id, id, step,
+                                                                                total, message));
+                                              }));
+          return;
+        }
         bool wake = false;
         {
           std::lock_guard lock(mu);
@@ -456,6 +474,7 @@ struct WorkerImpl {
     check_endpoint(opt.request_address, curve.has_value(), secure.insecure);
     check_endpoint(opt.response_address, curve.has_value(), secure.insecure);
     take_pending_nodes();
+    if (opt.reuse_memory) reuse_memory_for_large_messages();
     if (nodes->empty()) throw std::invalid_argument("a worker needs at least one node");
     results.bind(results_endpoint);
     for (std::uint32_t i = 0; i < opt.capacity; ++i) threads.emplace_back([this] { pool_thread(); });
@@ -551,30 +570,30 @@ Worker::~Worker() {
 }
 
 namespace {
-void check_new_node(const std::vector<std::pair<NodeSpec, Handler>>& table, const NodeSpec& spec) {
+void check_new_node(const std::vector<NodeDeclaration>& table, const NodeSpec& spec) {
   if (!valid_node_name(spec.name))
     throw std::invalid_argument(fmt::format("invalid node name '{}'", spec.name));
-  for (auto& [s, h] : table)
-    if (s.name == spec.name)
+  for (auto& n : table)
+    if (n.spec.name == spec.name)
       throw std::invalid_argument(fmt::format("node '{}' declared twice", spec.name));
 }
 }  // namespace
 
-Worker& Worker::node(NodeSpec spec, Handler handler) {
+Worker& Worker::node(NodeSpec spec, Handler handler, HandlerThread thread) {
   std::lock_guard lock(impl_->nodes_mu);
   auto table = std::make_shared<WorkerImpl::NodeTable>(
       impl_->pending_nodes ? *impl_->pending_nodes : *impl_->nodes);
   check_new_node(*table, spec);
-  table->emplace_back(std::move(spec), std::move(handler));
+  table->push_back({std::move(spec), std::move(handler), thread});
   impl_->pending_nodes = std::move(table);
   return *this;
 }
 
-void Worker::set_nodes(std::vector<std::pair<NodeSpec, Handler>> nodes) {
+void Worker::set_nodes(std::vector<NodeDeclaration> nodes) {
   auto table = std::make_shared<WorkerImpl::NodeTable>();
-  for (auto& [spec, handler] : nodes) {
-    check_new_node(*table, spec);
-    table->emplace_back(std::move(spec), std::move(handler));
+  for (auto& n : nodes) {
+    check_new_node(*table, n.spec);
+    table->push_back(std::move(n));
   }
   std::lock_guard lock(impl_->nodes_mu);
   impl_->pending_nodes = std::move(table);

@@ -3,6 +3,8 @@
 //   hello — {name} -> {greeting: "Hello <name>", shout: "HELLO <NAME>"}; empty name -> "world"
 //   sleep — {ms} -> {slept_ms}; reports progress; stops early on abort
 //   fail  — {message} -> fails with WORKER_ERROR carrying the message
+// echo, hello and fail return at once, so they run on the SDK's socket thread
+// (HandlerThread::Socket); sleep blocks, so it runs on the handler pool.
 #include <algorithm>
 #include <cctype>
 #include <iostream>
@@ -29,7 +31,7 @@ void declare_nodes(Worker& w, bool idempotent) {
           .category = "examples",
           .version = "1.0.0",
           .idempotent = true},
-         [](Context& ctx) { return ctx.inputs(); });
+         [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
 
   w.node({.name = "hello",
           .description = "Greets someone, as Hurozo's hello-world remote node.",
@@ -43,7 +45,8 @@ void declare_nodes(Worker& w, bool idempotent) {
            std::string name = v.kind() == ValueKind::String ? v.as_string() : "";
            if (name.empty()) name = "world";
            return Map{{"greeting", "Hello " + name}, {"shout", "HELLO " + upper(name)}};
-         });
+         },
+         HandlerThread::Socket);
 
   w.node({.name = "sleep",
           .description = "Sleeps for `ms` milliseconds, reporting progress; stops early on abort.",
@@ -80,7 +83,8 @@ void declare_nodes(Worker& w, bool idempotent) {
          [](Context& ctx) -> Map {
            Value m = ctx.input_or("message", "failed on purpose");
            throw WorkError(m.kind() == ValueKind::String ? m.as_string() : "failed on purpose");
-         });
+         },
+         HandlerThread::Socket);
 }
 
 }  // namespace
