@@ -61,7 +61,7 @@ TEST_CASE("C++ SDK: a socket-thread handler runs on the run() thread, a pool han
       [&](Context& ctx) {
         socket_thread = std::this_thread::get_id();
         ctx.progress(1, 2, "half way");
-        if (ctx.input_or("fail", false).is_bool() && ctx.input_or("fail", false).as_bool())
+        if (ctx.input_or("fail", false) == Value(true))
           throw WorkError("asked to fail", ErrorCode::InvalidRequest);
         return ctx.take_inputs();
       },
