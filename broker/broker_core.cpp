@@ -18,7 +18,29 @@ std::uint64_t ms_between(TimePoint from, TimePoint to) {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<Millis>(to - from).count());
 }
+
+// One owner for both payloads of a request (the daemon gives them the same one).
+std::shared_ptr<const void> owner_of_both(const Payload& a, const Payload& b) {
+  if (b.bytes.empty() || b.owner == a.owner) return a.bytes.empty() ? b.owner : a.owner;
+  if (a.bytes.empty()) return b.owner;
+  return std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const void>>>(
+      a.owner, b.owner);
+}
 }  // namespace
+
+std::size_t BrokerCore::PeerHash::operator()(const Peer& p) const {
+  return hash_parts(p.routing_id, p.identity, p.address, p.via, p.delimiter);
+}
+bool BrokerCore::PeerEq::operator()(const Peer& a, const Peer& b) const {
+  return a.routing_id == b.routing_id && a.delimiter == b.delimiter && a.identity == b.identity &&
+         a.address == b.address && a.via == b.via;
+}
+std::size_t BrokerCore::NodeKeyHash::operator()(const NodeKey& k) const {
+  return hash_parts(k.first, k.second);
+}
+std::size_t BrokerCore::CallerHash::operator()(const Caller& c) const {
+  return hash_parts(c.identity, c.name, c.workspace, c.role);
+}
 
 BrokerCore::BrokerCore(CoreConfig config, TimePoint now)
     : config_(std::move(config)), started_(now), next_ping_at_(now) {}
@@ -32,7 +54,7 @@ void BrokerCore::reply_worker(const Peer& peer,
 
 void BrokerCore::reply_client(
     const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body) {
-  actions_.push_back(ReplyToClient{r.client, r.client_request_id, std::move(body)});
+  actions_.push_back(ReplyToClient{*r.client, r.client_request_id, std::move(body)});
 }
 
 std::string BrokerCore::client_lane(const Peer& peer) {
@@ -70,8 +92,14 @@ void BrokerCore::finish(Request& r, std::variant<ResultBody, FailureBody> termin
   } else {
     reply_client(r, std::get<FailureBody>(std::move(terminal)));
   }
-  by_client_.erase(client_key(r.client, r.client_request_id));
-  deadlines_.erase({r.deadline, r.id});
+  by_client_.erase(client_key(*r.client, r.client_request_id));
+  r.answered = true;
+  deadlines_.drop_stale_front([this](std::uint64_t id) { return deadline_counts(id); });
+}
+
+bool BrokerCore::deadline_counts(std::uint64_t id) const {
+  auto it = requests_.find(id);
+  return it != requests_.end() && !it->second.answered;
 }
 
 void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
@@ -113,8 +141,12 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   w.holding.insert(r.id);
   w.last_dispatch = now;
   std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
-  actions_.push_back(SendWorkRequest{w.id, r.id, r.node.second, r.inputs, r.parameters, left,
-                                     r.attempts, r.caller});
+  const Caller& c = *r.caller;
+  auto trace = r.trace_id.empty() ? fmt::format("{}-{}", config_.instance, r.id) : r.trace_id;
+  actions_.push_back(SendWorkRequest{w.id, r.id, r.node->second, Payload{r.payload_owner, r.inputs},
+                                     Payload{r.payload_owner, r.parameters}, left, r.attempts,
+                                     CallerContext{c.identity, c.name, c.workspace, c.role,
+                                                   std::move(trace)}});
 }
 
 void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
@@ -151,10 +183,10 @@ void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now
 }
 
 void BrokerCore::remove_from_queue(Request& r) {
-  NodeEntry* entry = registry_.node(r.node);
+  NodeEntry* entry = registry_.node(*r.node);
   if (!entry) return;
-  entry->queue.erase(client_lane(r.client), r.id);
-  registry_.drop_if_unused(r.node);
+  entry->queue.erase(client_lane(*r.client), r.id);
+  registry_.drop_if_unused(*r.node);
 }
 
 void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& why) {
@@ -176,11 +208,11 @@ void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& w
     if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
       r.state = RequestState::Queued;
       r.worker_id.clear();
-      registry_.node_for_queue(r.node).queue.push_front(client_lane(r.client), id);
+      registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
       ++redispatched_;
-      affected.push_back(r.node);
+      affected.push_back(*r.node);
       spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})",
-                   id, r.node.second, worker_id, r.attempts, config_.max_attempts);
+                   id, r.node->second, worker_id, r.attempts, config_.max_attempts);
     } else {
       std::string msg =
           r.idempotent
@@ -188,7 +220,7 @@ void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& w
                             worker_id, why, r.attempts)
               : fmt::format("worker '{}' was lost ({}) while running the request; node '{}' is "
                             "not idempotent, so it was not retried",
-                            worker_id, why, r.node.second);
+                            worker_id, why, r.node->second);
       count_terminal(now, ErrorCode::WorkerLost);
       finish(r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
       requests_.erase(it);
@@ -408,7 +440,7 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
   // A revoked client's open requests end now; their workers are told to stop.
   std::vector<std::uint64_t> theirs;
   for (auto& [id, r] : requests_)
-    if (r.caller.identity == identity && r.state != RequestState::Orphaned) theirs.push_back(id);
+    if (r.caller->identity == identity && r.state != RequestState::Orphaned) theirs.push_back(id);
   std::sort(theirs.begin(), theirs.end());
   for (auto id : theirs) {
     Request& r = requests_.at(id);
@@ -468,21 +500,22 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   auto id = next_request_id_++;
   Request& r = requests_[id];
   r.id = id;
-  r.client = peer;
+  r.client = clients_.get(peer);
   r.client_request_id = ev.client_request_id;
-  r.node = nk;
-  r.inputs = std::move(ev.inputs);
-  r.parameters = std::move(ev.parameters);
+  r.node = node_keys_.get(nk);
+  r.caller = callers_.get(who);
+  r.payload_owner = owner_of_both(ev.inputs, ev.parameters);
+  r.inputs = ev.inputs.bytes;
+  r.parameters = ev.parameters.bytes;
   r.held = HeldBytes(&open_bytes_, bytes);
   r.submitted = now;
   r.deadline = now + Millis(std::min<std::uint64_t>(timeout_ms, 365ull * 24 * 3600 * 1000));
   r.want_progress = ev.want_progress;
   r.idempotent = entry->spec.idempotent;
-  r.caller = CallerContext{who.identity, who.name, who.workspace, who.role,
-                           ev.trace_id.empty() ? fmt::format("{}-{}", config_.instance, id)
-                                               : std::move(ev.trace_id)};
+  r.trace_id = std::move(ev.trace_id);
   by_client_.emplace(std::move(key), id);
-  deadlines_.emplace(r.deadline, id);
+  deadlines_.push(r.deadline, id, requests_.size(),
+                  [this](std::uint64_t open) { return deadline_counts(open); });
   if (ev.want_accepted) reply_client(r, AcceptedBody{w == nullptr});
   if (w) {
     send_to_worker(r, *w, now);
@@ -521,9 +554,12 @@ void BrokerCore::on_bad_client_message(const Peer& peer, std::uint64_t request_i
 // ---- time -------------------------------------------------------------------------------
 
 void BrokerCore::expire(TimePoint now) {
-  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-    auto id = deadlines_.begin()->second;
-    deadlines_.erase(deadlines_.begin());
+  auto live = [this](std::uint64_t id) { return deadline_counts(id); };
+  deadlines_.drop_stale_front(live);
+  while (!deadlines_.empty() && deadlines_.front().first <= now) {
+    auto id = deadlines_.front().second;
+    deadlines_.pop();
+    deadlines_.drop_stale_front(live);  // so that next_wakeup() sees a live deadline
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
     Request& r = it->second;
@@ -533,7 +569,7 @@ void BrokerCore::expire(TimePoint now) {
       remove_from_queue(r);
       finish(r, FailureBody{ErrorCode::Timeout,
                             fmt::format("timed out after {} ms waiting for a free worker for '{}'",
-                                        waited, r.node.second)});
+                                        waited, r.node->second)});
       requests_.erase(it);
     } else if (r.state == RequestState::Dispatched) {
       actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Timeout, "deadline passed"});
@@ -581,7 +617,7 @@ void BrokerCore::tick(TimePoint now) {
 
 TimePoint BrokerCore::next_wakeup() const {
   TimePoint t = std::min(next_ping_at_, next_confirm_at_);
-  if (!deadlines_.empty()) t = std::min(t, deadlines_.begin()->first);
+  if (!deadlines_.empty()) t = std::min(t, deadlines_.front().first);
   if (shutting_down_ && !finished_) t = std::min(t, shutdown_deadline_);
   return t;
 }
@@ -632,7 +668,7 @@ void BrokerCore::check_shutdown(TimePoint now) {
 std::vector<NodeSnapshot> BrokerCore::list_nodes(const std::string& workspace) const {
   std::map<NodeKey, std::uint32_t> in_flight;
   for (auto& [id, r] : requests_)
-    if (r.state == RequestState::Dispatched) ++in_flight[r.node];
+    if (r.state == RequestState::Dispatched) ++in_flight[*r.node];
   std::vector<NodeSnapshot> out;
   for (auto& [key, entry] : registry_.nodes()) {
     if (!workspace.empty() && key.first != workspace) continue;

@@ -12,13 +12,16 @@
 
 #include <array>
 #include <deque>
-#include <set>
+#include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "deadline_queue.hpp"
 #include "events.hpp"
+#include "interner.hpp"
 #include "registry.hpp"
 
 namespace muster::broker {
@@ -139,22 +142,40 @@ class BrokerCore {
     std::uint64_t* total_ = nullptr;
     std::uint64_t n_ = 0;
   };
+  // One open request. Kept small (a queue of 10,000 is 10,000 of these): what all requests of
+  // a connection, a node or an identity have in common is shared (Interner), the payload is
+  // held as its bytes only, and the trace id is stored only when the client chose one.
   struct Request {
     std::uint64_t id = 0;
-    Peer client;
+    std::shared_ptr<const Peer> client;
     std::uint64_t client_request_id = 0;
-    NodeKey node;
-    Payload inputs, parameters;
+    std::shared_ptr<const NodeKey> node;
+    std::shared_ptr<const Caller> caller;
+    std::shared_ptr<const void> payload_owner;  // keeps `inputs` and `parameters` alive
+    std::span<const std::uint8_t> inputs, parameters;
     HeldBytes held;
     TimePoint submitted{}, deadline{};
-    bool want_progress = false;
-    bool idempotent = false;
-    CallerContext caller;
+    std::string trace_id;            // empty: the default, "<instance>-<id>"
+    std::string worker_id;
+    std::uint64_t dispatch_seq = 0;  // the first ping seq published after the last send
     std::uint32_t attempts = 0;      // dispatches so far (re-sends after loss count too)
     std::uint32_t deaths = 0;        // workers that died holding it
     RequestState state = RequestState::Queued;
-    std::string worker_id;
-    std::uint64_t dispatch_seq = 0;  // the first ping seq published after the last send
+    bool want_progress = false;
+    bool idempotent = false;
+    bool answered = false;           // its terminal reply is sent: its deadline no longer counts
+  };
+  struct PeerHash {
+    std::size_t operator()(const Peer& p) const;
+  };
+  struct PeerEq {
+    bool operator()(const Peer& a, const Peer& b) const;
+  };
+  struct NodeKeyHash {
+    std::size_t operator()(const NodeKey& k) const;
+  };
+  struct CallerHash {
+    std::size_t operator()(const Caller& c) const;
   };
 
   void reply_worker(const Peer& peer, std::variant<AttachedReply, AckReply, RejectedReply> body);
@@ -162,6 +183,8 @@ class BrokerCore {
   // Sends the terminal reply and forgets the client side of the request.
   void finish(Request& r, std::variant<ResultBody, FailureBody> terminal);
   void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
+  // Whether request `id`'s entry in deadlines_ still counts (DeadlineQueue's `live`).
+  bool deadline_counts(std::uint64_t id) const;
 
   // A Result or Failure from a worker: the terminal reply if the request is still live.
   void on_answer(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
@@ -187,8 +210,11 @@ class BrokerCore {
   TimePoint started_;
   Registry registry_;
   std::unordered_map<std::uint64_t, Request> requests_;
+  Interner<Peer, PeerHash, PeerEq> clients_;
+  Interner<NodeKey, NodeKeyHash> node_keys_;
+  Interner<Caller, CallerHash> callers_;
   std::unordered_map<std::string, std::uint64_t> by_client_;  // client_key -> request id
-  std::set<std::pair<TimePoint, std::uint64_t>> deadlines_;  // of requests the client waits for
+  DeadlineQueue<TimePoint> deadlines_;  // of requests the client waits for (deadline_counts)
   std::vector<Action> actions_;
 
   std::uint64_t open_bytes_ = 0;  // payload bytes of open requests (HeldBytes)

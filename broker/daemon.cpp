@@ -2,6 +2,7 @@
 #include "daemon.hpp"
 
 #include <random>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -60,6 +61,24 @@ flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload_vector(
   if (p.bytes.empty()) return 0;
   fbb.ForceVectorAlignment(p.bytes.size(), 1, 8);  // a nested buffer needs 8-byte alignment
   return fbb.CreateVector(p.bytes.data(), p.bytes.size());
+}
+
+// What a Submit leaves behind for as long as its request is open: its two payloads. libzmq
+// hands out small received messages as slices of a shared 8 KiB read buffer, and one slice
+// alive keeps all of it (with clients submitting one at a time, each queued request held
+// 8 KiB: docs/PERFORMANCE.md, fix 4); and the rest of the message is not needed once decoded.
+// So a small message leaves a copy of the payload bytes alone, in one block of their size
+// (docs/PERFORMANCE.md, "An open request's memory"); a large one has a buffer of its own
+// and is kept, uncopied, as their owner.
+std::pair<Payload, Payload> keep_payloads(zmq::message_t& message,
+                                          std::span<const std::uint8_t> inputs,
+                                          std::span<const std::uint8_t> parameters) {
+  constexpr std::size_t kSharedReadBuffer = 8192;  // libzmq's ZMQ_IN_BATCH_SIZE default
+  if (inputs.empty() && parameters.empty()) return {};
+  if (message.size() <= kSharedReadBuffer) return Payload::copy_of_both(inputs, parameters);
+  // Larger than any VSM message: moving it leaves the bytes where the spans point.
+  auto owner = std::make_shared<zmq::message_t>(std::move(message));
+  return {Payload{owner, inputs}, Payload{owner, parameters}};
 }
 
 }  // namespace
@@ -215,16 +234,7 @@ struct Daemon::Impl {
           m.peer, 0,
           fmt::format("message of {} bytes exceeds the limit of {} bytes", m.payload.size(),
                       opt.max_message_bytes));
-    // A Submit's message stays alive as long as its request waits in a queue (the payload is
-    // kept by reference). libzmq hands out small received messages as slices of a shared
-    // 8 KiB read buffer, and one slice alive keeps all of it: with clients submitting one at
-    // a time, each queued request held 8 KiB (docs/PERFORMANCE.md, scale). A small message
-    // is therefore kept as an exact-size copy; a large one has a buffer of its own.
-    constexpr std::size_t kSharedReadBuffer = 8192;  // libzmq's ZMQ_IN_BATCH_SIZE default
-    auto owner = std::make_shared<zmq::message_t>(
-        m.payload.size() <= kSharedReadBuffer ? zmq::message_t(m.payload.data(), m.payload.size())
-                                              : std::move(m.payload));
-    auto bytes = bytes_of(*owner);
+    auto bytes = bytes_of(m.payload);
     const wire::ClientMessage* msg = read_client_message(bytes);
     if (!msg)
       return core.on_bad_client_message(m.peer, 0, describe_wrong_buffer(bytes, "ClientMessage"));
@@ -242,12 +252,12 @@ struct Daemon::Impl {
         SubmitEvent ev;
         ev.client_request_id = rid;
         ev.node = str(s->node());
-        ev.inputs = Payload{owner, payload_bytes(s->inputs())};
-        ev.parameters = Payload{owner, payload_bytes(s->parameters())};
         ev.timeout_ms = s->timeout_ms();
         ev.want_progress = s->want_progress();
         ev.want_accepted = s->want_accepted();
         ev.trace_id = str(s->trace_id());
+        std::tie(ev.inputs, ev.parameters) =
+            keep_payloads(m.payload, payload_bytes(s->inputs()), payload_bytes(s->parameters()));
         return core.on_submit(now, m.peer, who, std::move(ev));
       }
       case ClientBody::Cancel: return core.on_cancel(now, m.peer, rid);

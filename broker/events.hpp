@@ -4,12 +4,14 @@
 // Must never: include ZeroMQ or anything that does I/O.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -29,9 +31,17 @@ using ErrorCode = wire::ErrorCode;
 struct Payload {
   std::shared_ptr<const void> owner;
   std::span<const std::uint8_t> bytes;
-  static Payload copy_of(std::span<const std::uint8_t> b) {
-    auto buf = std::make_shared<std::vector<std::uint8_t>>(b.begin(), b.end());
-    return Payload{buf, std::span<const std::uint8_t>(buf->data(), buf->size())};
+  static Payload copy_of(std::span<const std::uint8_t> b) { return copy_of_both(b, {}).first; }
+  // Copies of `a` and `b` in one allocation of their size, each rounded up to 8 bytes so both
+  // start 8-byte aligned (a queued request holds only these, not the message they came in).
+  static std::pair<Payload, Payload> copy_of_both(std::span<const std::uint8_t> a,
+                                                  std::span<const std::uint8_t> b) {
+    const std::size_t words_a = (a.size() + 7) / 8, words = words_a + (b.size() + 7) / 8;
+    std::shared_ptr<std::uint64_t[]> buf = std::make_shared_for_overwrite<std::uint64_t[]>(words);
+    auto* at = reinterpret_cast<std::uint8_t*>(buf.get());
+    std::copy(a.begin(), a.end(), at);
+    std::copy(b.begin(), b.end(), at + 8 * words_a);
+    return {Payload{buf, {at, a.size()}}, Payload{buf, {at + 8 * words_a, b.size()}}};
   }
 };
 
@@ -41,6 +51,7 @@ struct Caller {
   std::string name = "local";
   std::string workspace = "default";
   std::string role = "admin";
+  bool operator==(const Caller&) const = default;
 };
 
 // ---- events ---------------------------------------------------------------------------

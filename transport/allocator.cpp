@@ -19,4 +19,10 @@ void reuse_memory_for_large_messages(std::size_t mmap_threshold, std::size_t kee
 #endif
 }
 
+void use_one_malloc_arena() {
+#if defined(__GLIBC__)
+  ::mallopt(M_ARENA_MAX, 1);
+#endif
+}
+
 }  // namespace muster

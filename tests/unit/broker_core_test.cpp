@@ -5,6 +5,9 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
+
+#include <fmt/format.h>
 
 #include "broker_core.hpp"
 
@@ -579,6 +582,71 @@ TEST_CASE("workspaces: a client sees and calls only nodes of its workspace") {
   REQUIRE(sent.size() == 1);
   CHECK(sent[0].caller.workspace == "A");
   CHECK(sent[0].caller.identity == "wa");
+}
+
+TEST_CASE("a WorkRequest carries the submitted payloads, caller and trace id (given or default)") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 4);
+  Caller alice;
+  alice.identity = "id-alice";
+  alice.name = "alice";
+  alice.role = "client";
+  std::vector<std::uint8_t> in{1, 2, 3}, params{4, 5};
+  auto bytes = [](const Payload& p) { return std::vector<std::uint8_t>(p.bytes.begin(), p.bytes.end()); };
+  // Payloads with one owner (as the daemon sends them) and with two (as a test may).
+  auto [one_in, one_params] = Payload::copy_of_both(in, params);
+  for (auto [rid, inputs, parameters, trace] :
+       {std::tuple{1, one_in, one_params, std::string()},
+        std::tuple{2, Payload::copy_of(in), Payload::copy_of(params), std::string("my-trace-id-longer-than-sso")}}) {
+    SubmitEvent ev;
+    ev.client_request_id = static_cast<std::uint64_t>(rid);
+    ev.node = "n";
+    ev.inputs = inputs;
+    ev.parameters = parameters;
+    ev.trace_id = trace;
+    h.core.on_submit(h.now, peer("c1"), alice, std::move(ev));
+  }
+  one_in = one_params = Payload{};  // the request keeps its own reference
+  auto sent = all<SendWorkRequest>(h.take());
+  REQUIRE(sent.size() == 2);
+  for (auto& s : sent) {
+    CHECK(bytes(s.inputs) == in);
+    CHECK(bytes(s.parameters) == params);
+    CHECK(s.caller.identity == "id-alice");
+    CHECK(s.caller.name == "alice");
+    CHECK(s.caller.role == "client");
+    CHECK(s.caller.workspace == "default");
+  }
+  CHECK(sent[0].caller.trace_id == fmt::format("inst-1-{}", sent[0].request_id));
+  CHECK(sent[1].caller.trace_id == "my-trace-id-longer-than-sso");
+}
+
+TEST_CASE("deadlines of answered requests never fire, and a live one still does, on time") {
+  auto cfg = test_config();
+  cfg.queue_limit = 10000;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")}, 1);
+  h.advance(150ms);  // past the confirming ping's timer; the next broadcast ping is due in 1 s
+  // 2,000 requests with a 500 ms deadline answered long before it; one left open with 5 s.
+  for (std::uint64_t i = 1; i <= 2000; ++i) {
+    auto sent = all<SendWorkRequest>(h.submit(i, "n", 500));
+    REQUIRE(sent.size() == 1);
+    h.result("w1", sent[0].request_id);
+  }
+  h.submit(5000, "n", 5000);
+  CHECK(h.core.open_requests() == 1);
+  CHECK(h.core.next_wakeup() == h.now + 1000ms);  // the ping; no wake-up for the answered ones
+  auto before = terminals(h.log).size();
+  for (int i = 0; i < 9; ++i) {  // 4,500 ms, the worker answering its pings
+    CHECK(terminals(h.advance(500ms)).empty());
+    h.pong("w1", {all<SendWorkRequest>(h.log).back().request_id});
+  }
+  CHECK(terminals(h.advance(499ms)).empty());
+  auto t = terminals(h.advance(1ms));
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].request_id == 5000);
+  CHECK(failure_code(t[0]) == ErrorCode::Timeout);
+  CHECK(terminals(h.log).size() == before + 1);
 }
 
 TEST_CASE("status counts what happened") {
