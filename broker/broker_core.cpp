@@ -32,6 +32,7 @@ void BrokerCore::reply_worker(const Peer& peer,
 
 void BrokerCore::reply_client(
     const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body) {
+  if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
   actions_.push_back(ReplyToClient{r.client, r.client_request_id, std::move(body)});
 }
 
@@ -114,7 +115,7 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   w.last_dispatch = now;
   std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
   actions_.push_back(SendWorkRequest{w.id, r.id, r.node.second, r.inputs, r.parameters, left,
-                                     r.attempts, r.caller});
+                                     r.attempts, r.caller, w.payload_frames});
 }
 
 void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
@@ -242,6 +243,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->hostname = std::move(ev.hostname);
     w->sdk = std::move(ev.sdk);
     w->pid = ev.pid;
+    w->payload_frames = ev.payload_frames;
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     spdlog::info("worker {} re-attached (same session), {} request(s) kept", w->id, w->holding.size());
   } else {
@@ -255,6 +257,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     entry.pid = ev.pid;
     entry.capacity = ev.capacity;
     entry.nodes = std::move(ev.nodes);
+    entry.payload_frames = ev.payload_frames;
     entry.attached_at = now;
     w = &registry_.add(std::move(entry));
     spdlog::info("worker {} attached from {} ({}), capacity {}, {} node(s)", w->id, w->hostname,
@@ -477,6 +480,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.submitted = now;
   r.deadline = now + Millis(std::min<std::uint64_t>(timeout_ms, 365ull * 24 * 3600 * 1000));
   r.want_progress = ev.want_progress;
+  r.payload_frames = ev.payload_frames;
   r.idempotent = entry->spec.idempotent;
   r.caller = CallerContext{who.identity, who.name, who.workspace, who.role,
                            ev.trace_id.empty() ? fmt::format("{}-{}", config_.instance, id)

@@ -148,6 +148,7 @@ class BrokerCore {
     HeldBytes held;
     TimePoint submitted{}, deadline{};
     bool want_progress = false;
+    bool payload_frames = false;     // the client takes Result outputs as a frame of their own
     bool idempotent = false;
     CallerContext caller;
     std::uint32_t attempts = 0;      // dispatches so far (re-sends after loss count too)
