@@ -54,6 +54,7 @@ void BrokerCore::reply_worker(const Peer& peer,
 
 void BrokerCore::reply_client(
     const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body) {
+  if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
   actions_.push_back(ReplyToClient{*r.client, r.client_request_id, std::move(body)});
 }
 
@@ -146,7 +147,8 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   actions_.push_back(SendWorkRequest{w.id, r.id, r.node->second, Payload{r.payload_owner, r.inputs},
                                      Payload{r.payload_owner, r.parameters}, left, r.attempts,
                                      CallerContext{c.identity, c.name, c.workspace, c.role,
-                                                   std::move(trace)}});
+                                                   std::move(trace)},
+                                     w.payload_frames});
 }
 
 void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
@@ -274,6 +276,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->hostname = std::move(ev.hostname);
     w->sdk = std::move(ev.sdk);
     w->pid = ev.pid;
+    w->payload_frames = ev.payload_frames;
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     spdlog::info("worker {} re-attached (same session), {} request(s) kept", w->id, w->holding.size());
   } else {
@@ -287,6 +290,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     entry.pid = ev.pid;
     entry.capacity = ev.capacity;
     entry.nodes = std::move(ev.nodes);
+    entry.payload_frames = ev.payload_frames;
     entry.attached_at = now;
     w = &registry_.add(std::move(entry));
     spdlog::info("worker {} attached from {} ({}), capacity {}, {} node(s)", w->id, w->hostname,
@@ -511,6 +515,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.submitted = now;
   r.deadline = now + Millis(std::min<std::uint64_t>(timeout_ms, 365ull * 24 * 3600 * 1000));
   r.want_progress = ev.want_progress;
+  r.payload_frames = ev.payload_frames;
   r.idempotent = entry->spec.idempotent;
   r.trace_id = std::move(ev.trace_id);
   by_client_.emplace(std::move(key), id);

@@ -162,6 +162,7 @@ class BrokerCore {
     std::uint32_t deaths = 0;        // workers that died holding it
     RequestState state = RequestState::Queued;
     bool want_progress = false;
+    bool payload_frames = false;     // the client takes Result outputs as a frame of their own
     bool idempotent = false;
     bool answered = false;           // its terminal reply is sent: its deadline no longer counts
   };

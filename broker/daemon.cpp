@@ -1,6 +1,8 @@
 // daemon.cpp — musterd's socket loop. See daemon.hpp.
 #include "daemon.hpp"
 
+#include <array>
+#include <optional>
 #include <random>
 #include <tuple>
 
@@ -79,6 +81,23 @@ std::pair<Payload, Payload> keep_payloads(zmq::message_t& message,
   // Larger than any VSM message: moving it leaves the bytes where the spans point.
   auto owner = std::make_shared<zmq::message_t>(std::move(message));
   return {Payload{owner, inputs}, Payload{owner, parameters}};
+}
+
+// Payloads at least this big go to a peer that takes payload frames as a frame of their own
+// (PROTOCOL.md §2.1); smaller ones are cheaper copied into the message than sent as a frame.
+constexpr std::size_t kPayloadFrameMin = 16 * 1024;
+
+bool as_frame(const Payload& p, bool peer_takes_frames) {
+  return peer_takes_frames && p.bytes.size() >= kPayloadFrameMin;
+}
+
+// A frame that shows a payload's bytes without copying them: it holds the payload's owner
+// (the received message, or its copy) until libzmq has sent it.
+zmq::message_t frame_of(const Payload& p) {
+  auto* keep = new std::shared_ptr<const void>(p.owner);
+  return zmq::message_t(
+      const_cast<std::uint8_t*>(p.bytes.data()), p.bytes.size(),
+      [](void*, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); }, keep);
 }
 
 }  // namespace
@@ -185,6 +204,7 @@ struct Daemon::Impl {
         ev.pid = a->pid();
         ev.session = str(a->session());
         ev.capacity = a->capacity();
+        ev.payload_frames = a->payload_frames();
         try {
           if (auto* nodes = a->nodes())
             for (auto* n : *nodes) ev.nodes.push_back(decode_node_spec(n));
@@ -206,6 +226,9 @@ struct Daemon::Impl {
       }
       case WorkerBody::Result: {
         auto* r = msg->body_as_Result();
+        if (r->outputs_in_frame())
+          return core.on_bad_worker_message(
+              m.peer, "Result: outputs_in_frame is for the daemon's replies; a worker's Result carries its outputs");
         Payload outputs{owner, payload_bytes(r->outputs())};
         return core.on_result(now, m.peer, who, worker_id, r->request_id(), std::move(outputs));
       }
@@ -255,6 +278,7 @@ struct Daemon::Impl {
         ev.timeout_ms = s->timeout_ms();
         ev.want_progress = s->want_progress();
         ev.want_accepted = s->want_accepted();
+        ev.payload_frames = s->payload_frames();
         ev.trace_id = str(s->trace_id());
         std::tie(ev.inputs, ev.parameters) =
             keep_payloads(m.payload, payload_bytes(s->inputs()), payload_bytes(s->parameters()));
@@ -275,14 +299,20 @@ struct Daemon::Impl {
     return who.role == "admin" && who.identity == "local" ? std::string() : who.workspace;
   }
 
+  // `payload`, if given, is the frame the reply refers to (Result.outputs_in_frame).
   void send_reply(const Peer& peer, std::uint64_t rid, flatbuffers::FlatBufferBuilder& fbb,
-                  wire::ReplyBody type, flatbuffers::Offset<void> body) {
+                  wire::ReplyBody type, flatbuffers::Offset<void> body,
+                  std::optional<zmq::message_t> payload = std::nullopt) {
     wire::ClientReplyBuilder b(fbb);
     b.add_request_id(rid);
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::ClientReplyIdentifier());
-    if (!send_router(clients.at(peer.via), peer, to_message(fbb))) {
+    std::array<zmq::message_t, 2> frames;
+    std::size_t n = 0;
+    if (payload) frames[n++] = std::move(*payload);
+    frames[n++] = to_message(fbb);
+    if (!send_router(clients.at(peer.via), peer, std::span<zmq::message_t>(frames.data(), n))) {
       ++unroutable;
       spdlog::warn("reply {} to a client that is gone (or not reading) was dropped", rid);
     }
@@ -381,8 +411,10 @@ struct Daemon::Impl {
 
   // ---- outbound ---------------------------------------------------------------------------
 
+  // Publishes [topic, (payload frame)?, message]; `payload` is the frame the message refers
+  // to (WorkRequest.inputs_in_frame), sent uncopied.
   void publish(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb,
-               wire::DaemonBody type, flatbuffers::Offset<void> body) {
+               wire::DaemonBody type, flatbuffers::Offset<void> body, const Payload* payload = nullptr) {
     wire::DaemonMessageBuilder b(fbb);
     b.add_body_type(type);
     b.add_body(body);
@@ -393,6 +425,7 @@ struct Daemon::Impl {
                                  ? to_message(fbb)
                                  : zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
       requests[i].send(zmq::buffer(topic), zmq::send_flags::sndmore);
+      if (payload) requests[i].send(frame_of(*payload), zmq::send_flags::sndmore);
       requests[i].send(std::move(body), zmq::send_flags::none);
     }
   }
@@ -437,6 +470,13 @@ struct Daemon::Impl {
       type = wire::ReplyBody::Progress;
       body = wire::CreateProgressDirect(fbb, a.request_id, p->step, p->total, p->message.c_str()).Union();
     } else if (auto* r = std::get_if<ResultBody>(&a.body)) {
+      if (as_frame(r->outputs, r->payload_frames)) {
+        wire::ResultBuilder rb(fbb);
+        rb.add_request_id(a.request_id);
+        rb.add_outputs_in_frame(true);
+        return send_reply(a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
+                          frame_of(r->outputs));
+      }
       fbb = flatbuffers::FlatBufferBuilder(r->outputs.bytes.size() + 128);
       auto outputs = payload_vector(fbb, r->outputs);
       wire::ResultBuilder rb(fbb);
@@ -453,8 +493,9 @@ struct Daemon::Impl {
   }
 
   void send_work(const SendWorkRequest& a) {
-    flatbuffers::FlatBufferBuilder fbb(a.inputs.bytes.size() + a.parameters.bytes.size() + 512);
-    auto inputs = payload_vector(fbb, a.inputs);
+    bool framed = as_frame(a.inputs, a.payload_frames);
+    flatbuffers::FlatBufferBuilder fbb((framed ? 0 : a.inputs.bytes.size()) + a.parameters.bytes.size() + 512);
+    auto inputs = framed ? 0 : payload_vector(fbb, a.inputs);
     auto params = payload_vector(fbb, a.parameters);
     auto node = fbb.CreateString(a.node);
     auto caller = wire::CreateCallerContextDirect(fbb, a.caller.identity.c_str(), a.caller.name.c_str(),
@@ -468,8 +509,10 @@ struct Daemon::Impl {
     b.add_timeout_ms(a.timeout_ms);
     b.add_attempt(a.attempt);
     b.add_caller(caller);
+    if (framed) b.add_inputs_in_frame(true);
     auto body = b.Finish();
-    publish(topic_of(a.worker_id), fbb, wire::DaemonBody::WorkRequest, body.Union());
+    publish(topic_of(a.worker_id), fbb, wire::DaemonBody::WorkRequest, body.Union(),
+            framed ? &a.inputs : nullptr);
   }
 
   void flush() {

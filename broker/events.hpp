@@ -64,6 +64,7 @@ struct AttachEvent {
   std::string session;
   std::uint32_t capacity = 1;
   std::vector<NodeSpec> nodes;
+  bool payload_frames = false;  // takes WorkRequest inputs as a frame of their own
 };
 
 struct SubmitEvent {
@@ -75,6 +76,7 @@ struct SubmitEvent {
   bool want_progress = false;
   bool want_accepted = false;
   std::string trace_id;
+  bool payload_frames = false;  // takes the Result's outputs as a frame of their own
 };
 
 // ---- actions --------------------------------------------------------------------------
@@ -93,6 +95,7 @@ struct SendWorkRequest {
   std::uint64_t timeout_ms = 0;
   std::uint32_t attempt = 1;
   CallerContext caller;
+  bool payload_frames = false;  // the worker takes `inputs` as a frame of their own
 };
 struct SendAbort {
   std::string worker_id;
@@ -133,6 +136,7 @@ struct ProgressBody {
 };
 struct ResultBody {
   Payload outputs;
+  bool payload_frames = false;  // the client takes `outputs` as a frame of their own
 };
 struct FailureBody {
   ErrorCode code = ErrorCode::Internal;

@@ -27,6 +27,7 @@ struct WorkerEntry {
   std::uint32_t pid = 0;
   std::uint32_t capacity = 1;
   std::vector<NodeSpec> nodes;
+  bool payload_frames = false;       // takes WorkRequest inputs as a frame of their own
   WorkerState state = WorkerState::Confirming;
   std::uint64_t confirm_seq = 0;     // a Pong for a ping >= this proves the PUB path
   TimePoint attached_at{}, last_heard{}, next_confirm_ping{}, last_dispatch{};

@@ -40,15 +40,21 @@ bool recv_router(zmq::socket_t& socket, RouterMessage& out) {
   return true;
 }
 
-bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload) {
+bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<zmq::message_t> frames) {
   try {
     if (!socket.send(zmq::buffer(peer.routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
       return false;
+    // Once the first frame is taken, libzmq takes the rest of the message whole.
     if (peer.delimiter) socket.send(zmq::message_t(), zmq::send_flags::sndmore);
-    return socket.send(std::move(payload), zmq::send_flags::dontwait).has_value();
+    for (std::size_t i = 0; i + 1 < frames.size(); ++i) socket.send(std::move(frames[i]), zmq::send_flags::sndmore);
+    return socket.send(std::move(frames.back()), zmq::send_flags::dontwait).has_value();
   } catch (const zmq::error_t&) {
     return false;  // EHOSTUNREACH with ROUTER_MANDATORY: the peer is gone
   }
+}
+
+bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload) {
+  return send_router(socket, peer, std::span<zmq::message_t>(&payload, 1));
 }
 
 bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<const std::uint8_t> payload) {

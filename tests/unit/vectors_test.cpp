@@ -110,6 +110,7 @@ Json describe(const w::Result* r) {
   Json j = Json::object();
   j["request_id"] = r->request_id();
   if (r->outputs()) j["outputs"] = values_json(r->outputs());
+  j["outputs_in_frame"] = r->outputs_in_frame();
   return j;
 }
 
@@ -137,6 +138,7 @@ Json describe(const w::WorkRequest* r) {
   j["timeout_ms"] = r->timeout_ms();
   j["attempt"] = r->attempt();
   if (r->caller()) j["caller"] = describe(r->caller());
+  j["inputs_in_frame"] = r->inputs_in_frame();
   return j;
 }
 
@@ -183,6 +185,7 @@ Json describe(const w::Attach* a) {
   put(j, "session", a->session());
   j["capacity"] = a->capacity();
   if (a->nodes()) j["nodes"] = describe_vector(a->nodes());
+  j["payload_frames"] = a->payload_frames();
   return j;
 }
 
@@ -213,6 +216,7 @@ Json describe(const w::Submit* s) {
   j["want_progress"] = s->want_progress();
   j["want_accepted"] = s->want_accepted();
   put(j, "trace_id", s->trace_id());
+  j["payload_frames"] = s->payload_frames();
   return j;
 }
 
@@ -564,7 +568,8 @@ Offset<w::Progress> build_progress(FlatBufferBuilder& fbb, const Json& j) {
 
 Offset<w::Result> build_result(FlatBufferBuilder& fbb, const Json& j) {
   auto outputs = nested(fbb, j, "outputs");
-  return w::CreateResult(fbb, num<std::uint64_t>(j, "request_id", 0), outputs);
+  return w::CreateResult(fbb, num<std::uint64_t>(j, "request_id", 0), outputs,
+                         num<bool>(j, "outputs_in_frame", false));
 }
 
 Offset<w::Failure> build_failure(FlatBufferBuilder& fbb, const Json& j) {
@@ -589,6 +594,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     b.add_session(session);
     b.add_capacity(num<std::uint32_t>(j, "capacity", 1));
     b.add_nodes(nodes);
+    b.add_payload_frames(num<bool>(j, "payload_frames", false));
     return b.Finish().Union();
   }
   if (t == "Pong") {
@@ -632,6 +638,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     b.add_timeout_ms(num<std::uint64_t>(j, "timeout_ms", 0));
     b.add_attempt(num<std::uint32_t>(j, "attempt", 1));
     b.add_caller(caller);
+    b.add_inputs_in_frame(num<bool>(j, "inputs_in_frame", false));
     return b.Finish().Union();
   }
   if (t == "Abort") {
@@ -670,7 +677,8 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     auto params = nested(fbb, j, "parameters");
     auto trace = str(fbb, j, "trace_id");
     return w::CreateSubmit(fbb, node, inputs, params, num<std::uint64_t>(j, "timeout_ms", 0),
-                           num<bool>(j, "want_progress", false), num<bool>(j, "want_accepted", false), trace)
+                           num<bool>(j, "want_progress", false), num<bool>(j, "want_accepted", false), trace,
+                           num<bool>(j, "payload_frames", false))
         .Union();
   }
   if (t == "Cancel") return type = w::ClientBody::Cancel, w::CreateCancel(fbb).Union();

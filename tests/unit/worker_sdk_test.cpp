@@ -7,8 +7,13 @@
 #include <chrono>
 #include <thread>
 
+#include <zmq.hpp>
+
 #include "daemon_process.hpp"
+#include "muster/align.hpp"
 #include "muster/client.hpp"
+#include "muster/frames.hpp"
+#include "muster/messages.hpp"
 #include "muster/worker.hpp"
 
 using namespace muster;
@@ -106,4 +111,83 @@ TEST_CASE("C++ SDK: a socket-thread handler runs on the run() thread, a pool han
   CHECK(done);
   CHECK(pool_thread.load() != std::thread::id{});
   CHECK(pool_thread.load() != w.thread.get_id());
+}
+
+namespace {
+
+// One Submit of `inputs` to `node` from a raw DEALER; returns the frames of the terminal reply.
+std::vector<zmq::message_t> raw_call(zmq::socket_t& client, std::uint64_t rid, const Map& inputs,
+                                     bool payload_frames) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto in = create_nested_values(fbb, inputs);
+  auto node = fbb.CreateString("echo");
+  wire::SubmitBuilder s(fbb);
+  s.add_node(node);
+  s.add_inputs(in);
+  s.add_timeout_ms(5000);
+  s.add_payload_frames(payload_frames);
+  auto body = s.Finish();
+  fbb.Finish(wire::CreateClientMessage(fbb, rid, wire::ClientBody::Submit, body.Union()),
+             wire::ClientMessageIdentifier());
+  client.send(zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize()), zmq::send_flags::none);
+  std::vector<zmq::message_t> frames;
+  zmq::pollitem_t item{client.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, 5000ms);
+  REQUIRE((item.revents & ZMQ_POLLIN));
+  do {
+    frames.emplace_back();
+    REQUIRE(client.recv(frames.back()));
+  } while (frames.back().more());
+  for (auto& f : frames) align_payload(f);
+  return frames;
+}
+
+}  // namespace
+
+TEST_CASE("payload frames: large outputs reach a client that asked as a frame of their own") {
+  DaemonProcess daemon;
+  RunningWorker w({.worker_id = "sdk-frames",
+                   .request_address = daemon.endpoint("request"),
+                   .response_address = daemon.endpoint("response"),
+                   .handle_signals = false});
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
+  w.start();
+  Client sdk_client({.client_address = daemon.endpoint("client")});
+  wait_for_node(sdk_client, "echo");
+
+  zmq::context_t ctx;
+  zmq::socket_t client(ctx, zmq::socket_type::dealer);
+  client.set(zmq::sockopt::linger, 0);
+  client.connect(daemon.endpoint("client"));
+  Map big{{"blob", Value(Bytes(200000, 0x17))}}, small{{"n", Value(3LL)}};
+
+  // Asked for, large: [Values frame, ClientReply{Result, outputs_in_frame}], no outputs field.
+  auto frames = raw_call(client, 1, big, true);
+  REQUIRE(frames.size() == 2);
+  auto* reply = read_client_reply(bytes_of(frames[1]));
+  REQUIRE(reply != nullptr);
+  REQUIRE(reply->body_type() == wire::ReplyBody::Result);
+  CHECK(reply->body_as_Result()->outputs_in_frame());
+  CHECK(reply->body_as_Result()->outputs() == nullptr);
+  CHECK(decode_values(bytes_of(frames[0])) == big);
+
+  // Asked for, small: inline (a frame costs more than copying a few bytes).
+  frames = raw_call(client, 2, small, true);
+  REQUIRE(frames.size() == 1);
+  reply = read_client_reply(bytes_of(frames[0]));
+  REQUIRE(reply != nullptr);
+  CHECK_FALSE(reply->body_as_Result()->outputs_in_frame());
+  CHECK(decode_values(payload_bytes(reply->body_as_Result()->outputs())) == small);
+
+  // Not asked for: one frame whatever the size, as before payload frames existed.
+  frames = raw_call(client, 3, big, false);
+  REQUIRE(frames.size() == 1);
+  reply = read_client_reply(bytes_of(frames[0]));
+  REQUIRE(reply != nullptr);
+  CHECK_FALSE(reply->body_as_Result()->outputs_in_frame());
+  CHECK(decode_values(payload_bytes(reply->body_as_Result()->outputs())) == big);
+
+  // The client library asks for them and reads either form.
+  CHECK(sdk_client.call("echo", big, {.timeout_ms = 5000}) == big);
+  CHECK(sdk_client.call("echo", small, {.timeout_ms = 5000}) == small);
 }

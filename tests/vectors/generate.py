@@ -176,6 +176,8 @@ def valid() -> List[Tuple[str, str, object]]:
         ("daemon_work_request", "DaemonMessage", D(m.WorkRequest(7, "hello", {"name": "Ada"}, {"loud": True, "times": 3}, 30000, 1, CALLER))),
         ("daemon_work_request_retry", "DaemonMessage", D(m.WorkRequest(U64_MAX, "py.stats:v2_beta-1", ALL_KINDS, {}, 1, U32_MAX, m.CallerContext(identity="local")))),
         ("daemon_work_request_minimal", "DaemonMessage", D(m.WorkRequest(0, "x"))),
+        # to a worker that attached with payload_frames: the inputs are the frame before this one
+        ("daemon_work_request_inputs_in_frame", "DaemonMessage", D(m.WorkRequest(8, "echo", None, {"loud": True}, 30000, 1, CALLER, inputs_in_frame=True))),
         ("daemon_abort", "DaemonMessage", D(m.Abort(7, ErrorCode.TIMEOUT, "deadline of 30000 ms passed"))),
         ("daemon_abort_cancelled", "DaemonMessage", D(m.Abort(8, ErrorCode.CANCELLED, None))),
         ("daemon_attached", "DaemonMessage", D(m.Attached("py-host-1", "inst-7f3a", "w:py-host-1:", "b:", 1000, 3, 16 * 1024 * 1024))),
@@ -187,6 +189,7 @@ def valid() -> List[Tuple[str, str, object]]:
         ("client_submit", "ClientMessage", C(1, m.Submit("hello", {"name": "Ada"}, {"loud": False}, 5000, True, True, "trace-0001"))),
         ("client_submit_minimal", "ClientMessage", C(2, m.Submit("echo"))),
         ("client_submit_all_kinds", "ClientMessage", C(U64_MAX, m.Submit("echo", ALL_KINDS, None, U64_MAX))),
+        ("client_submit_payload_frames", "ClientMessage", C(12, m.Submit("echo", {"blob": b"\x00\x01\x02"}, None, 5000, payload_frames=True))),
         ("client_cancel", "ClientMessage", C(1, m.Cancel())),
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),
         ("client_list_workers", "ClientMessage", C(4, m.ListWorkers())),

@@ -147,6 +147,7 @@ struct Client::Impl {
     if (!params.IsNull()) s.add_parameters(params);
     s.add_timeout_ms(o.timeout_ms);
     s.add_want_progress(static_cast<bool>(o.on_progress));
+    s.add_payload_frames(true);  // large outputs come as a frame of their own, uncopied by musterd
     if (!trace.IsNull()) s.add_trace_id(trace);
     auto body = s.Finish();
     send_message(id, wire::ClientBody::Submit, body.Union(), fbb);
@@ -171,9 +172,18 @@ struct Client::Impl {
     bool lost = read_monitor();
     zmq::message_t m;
     while (socket.recv(m, zmq::recv_flags::dontwait)) {
-      while (m.more()) (void)socket.recv(m, zmq::recv_flags::none);  // keep only the last frame
+      // The reply is the last frame; the one before it, if any, may be the payload frame it
+      // refers to (Result.outputs_in_frame, PROTOCOL.md §2.1).
+      zmq::message_t before;
+      bool has_before = false;
+      while (m.more()) {
+        before = std::move(m);
+        has_before = true;
+        (void)socket.recv(m, zmq::recv_flags::none);
+      }
       align_payload(m);
-      handle(m);
+      if (has_before) align_payload(before);
+      handle(m, has_before ? &before : nullptr);
     }
     if (lost) fail_open("lost the connection to musterd");
     auto now = SteadyClock::now();
@@ -188,7 +198,7 @@ struct Client::Impl {
     }
   }
 
-  void handle(const zmq::message_t& m) {
+  void handle(const zmq::message_t& m, const zmq::message_t* frame) {
     auto* reply = read_client_reply(bytes_of(m));
     if (!reply) return;  // not ours to understand; ignore
     auto id = reply->request_id();
@@ -202,7 +212,11 @@ struct Client::Impl {
       case wire::ReplyBody::Result: {
         if (!open.erase(id)) return;
         try {
-          pending.push_back(ClientEvent{id, ResultEvent{decode_values(payload_bytes(reply->body_as_Result()->outputs()))}});
+          auto* r = reply->body_as_Result();
+          if (r->outputs_in_frame() && !frame)
+            throw std::runtime_error("outputs_in_frame set but no payload frame came");
+          auto outputs = r->outputs_in_frame() ? bytes_of(*frame) : payload_bytes(r->outputs());
+          pending.push_back(ClientEvent{id, ResultEvent{decode_values(outputs)}});
         } catch (const std::exception& e) {
           pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage, e.what()}});
         }

@@ -274,7 +274,7 @@ struct WorkerImpl {
     auto sdk = fmt::format("muster-cpp/{}", MUSTER_SDK_VERSION);
     auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
                                          static_cast<std::uint32_t>(::getpid()), session.c_str(),
-                                         opt.capacity, &specs);
+                                         opt.capacity, &specs, /*payload_frames=*/true);
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
     attached = false;
     attach_sent = SteadyClock::now();
@@ -340,7 +340,8 @@ struct WorkerImpl {
     }
   }
 
-  void on_published(const zmq::message_t& m) {
+  // `m` is the message; `frame`, if any, the payload frame before it (PROTOCOL.md §2.1).
+  void on_published(const zmq::message_t& m, const zmq::message_t* frame) {
     auto* msg = read_daemon_message(bytes_of(m));
     if (!msg) {
       spdlog::warn("ignoring a published message that is not a valid DaemonMessage");
@@ -380,8 +381,14 @@ struct WorkerImpl {
                                              fmt::format("this worker does not serve node '{}'", node)));
           return;
         }
+        if (w->inputs_in_frame() != (frame != nullptr)) {
+          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::BadMessage,
+                                                  w->inputs_in_frame() ? "inputs_in_frame set but no payload frame came"
+                                                                       : "a payload frame that the WorkRequest does not refer to"));
+          return;
+        }
         try {
-          job.inputs = decode_values(payload_bytes(w->inputs()));
+          job.inputs = decode_values(frame ? bytes_of(*frame) : payload_bytes(w->inputs()));
           job.parameters = decode_values(payload_bytes(w->parameters()));
         } catch (const std::exception& e) {
           finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::BadMessage, e.what()));
@@ -530,13 +537,24 @@ struct WorkerImpl {
         on_reply(m);
       }
       for (int i = 0; i < 256; ++i) {
-        zmq::message_t topic, payload;
+        // [topic, (payload frame)?, message]; more frames than that are a bad message.
+        zmq::message_t topic, frame, payload;
         if (!sub->recv(topic, zmq::recv_flags::dontwait)) break;
         if (!topic.more()) continue;
         (void)sub->recv(payload, zmq::recv_flags::none);
-        while (payload.more()) (void)sub->recv(payload, zmq::recv_flags::none);
+        int extra = 0;
+        while (payload.more()) {
+          frame = std::move(payload);
+          (void)sub->recv(payload, zmq::recv_flags::none);
+          ++extra;
+        }
+        if (extra > 1) {
+          spdlog::warn("ignoring a published message of {} frames", extra + 2);
+          continue;
+        }
         align_payload(payload);
-        on_published(payload);
+        if (extra) align_payload(frame);
+        on_published(payload, extra ? &frame : nullptr);
       }
       on_answer();
     }

@@ -32,6 +32,9 @@ bool recv_router(zmq::socket_t& socket, RouterMessage& out);
 
 // Sends [routing_id, ("")?, payload]. Returns false if the peer is gone (never blocks).
 bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload);
+// Sends [routing_id, ("")?, frames...]: the message last, the payload frames it refers to
+// before it (PROTOCOL.md §2.1). Returns false if the peer is gone (never blocks).
+bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<zmq::message_t> frames);
 bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<const std::uint8_t> payload);
 
 inline std::span<const std::uint8_t> bytes_of(const zmq::message_t& m) {

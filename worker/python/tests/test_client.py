@@ -10,6 +10,7 @@ import zmq
 import muster
 from muster import messages as m
 from muster.errors import ErrorCode
+from muster.values import encode_values
 
 from conftest import WAIT
 
@@ -60,6 +61,7 @@ def test_call_sends_submit_and_returns_outputs(daemon, client):
     def fake():
         peer, raw, msg = daemon.recv()
         assert raw == m.encode(m.ClientMessage(msg.request_id, m.Submit("hello", {"name": "Ada"}, None, 1500)))
+        assert msg.body.payload_frames is False  # outputs stay inside the Result (PROTOCOL.md §2.1)
         daemon.reply(peer, msg.request_id, m.Result(msg.request_id, {"greeting": "Hello Ada"}))
 
     t = serve_one(daemon, fake)
@@ -107,6 +109,24 @@ def test_failures_raise_their_exception(daemon, client, code, exc):
     with pytest.raises(exc) as info:
         client.call("x")
     assert info.value.code == code and info.value.message == "why"
+    t.join(WAIT)
+
+
+def test_outputs_in_a_separate_frame_are_refused(daemon, client):
+    # This client never submits with payload_frames: a Result saying its outputs are in another
+    # frame fails the call with BAD_MESSAGE instead of returning empty outputs.
+    def fake():
+        peer, raw, msg = daemon.recv()
+        rid = msg.request_id
+        outputs = encode_values({"lost": True})  # the frame form: a Values buffer of its own
+        result = m.encode(m.ClientReply(request_id=rid, body=m.Result(rid, None, outputs_in_frame=True)))
+        daemon.router.send_multipart([peer, outputs, result])
+
+    t = serve_one(daemon, fake)
+    with pytest.raises(muster.BadMessage) as info:
+        client.call("x", timeout_ms=1500)
+    assert info.value.code == ErrorCode.BAD_MESSAGE
+    assert info.value.message == "outputs in a separate frame were not requested"
     t.join(WAIT)
 
 

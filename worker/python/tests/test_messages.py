@@ -50,6 +50,11 @@ SAMPLES = [
     m.ClientReply(2, m.NodeList([m.NodeInfo(NODE, "default", 1, 4, 0, 0)])),
     m.ClientReply(3, m.WorkerList([m.WorkerInfo("w1", "h", "sdk", 1, "ready", 4, 1, ["a", "b"], "default", "local", 10, 1)])),
     m.ClientReply(4, m.StatusReport("0.1.0", "inst", 5, 1, 2, 0, 1, 10, 8, 2, [m.CodeCount(ErrorCode.TIMEOUT, 2)], 1, 0.25)),
+    # the payload-frames flags (PROTOCOL.md §2.1): this SDK never sets them, but reads them
+    m.WorkerMessage("w1", m.Attach("w1", nodes=[NODE], payload_frames=True)),
+    m.DaemonMessage(m.WorkRequest(10, "py.hello", None, {"loud": True}, inputs_in_frame=True)),
+    m.ClientMessage(5, m.Submit("py.hello", {"name": "Ada"}, payload_frames=True)),
+    m.ClientReply(5, m.Result(5, None, outputs_in_frame=True)),
     m.EnrollRequest("tok", "k" * 40, "worker", "w", "h"),
     m.EnrollResponse(True, "id", "worker", "default", "w", ErrorCode.NONE, None),
 ]

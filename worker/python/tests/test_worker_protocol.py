@@ -142,6 +142,7 @@ def test_attach_message_is_exact_and_subscriptions_come_first(fake_daemon, worke
     peer, raw, body = fake_daemon.expect(m.Attach)
     assert raw == wire(worker.worker_id, expected_attach(worker))
     assert body.session == worker.session and len(worker.session) >= 16
+    assert body.payload_frames is False  # payloads stay inside the message (PROTOCOL.md §2.1)
     assert raw[4:8] == b"MSWK"
     # Nothing else is sent before Attached.
     assert fake_daemon.nothing(0.2)
@@ -376,6 +377,21 @@ def test_bad_messages_do_not_hurt(fake_daemon, worker):
     # A bad reply on the response socket is survived as well.
     fake_daemon.router.send_multipart([peer, b"not a daemon message"])
     request(fake_daemon, worker, 13, "echo", {"still": "alive"})
+    peer, raw, res = fake_daemon.expect(m.Result)
+    assert res.outputs == {"still": "alive"}
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_inputs_in_a_separate_frame_are_refused(fake_daemon, worker):
+    # This worker never attaches with payload_frames: a WorkRequest saying its inputs are in
+    # another frame is answered BAD_MESSAGE, not run with empty inputs.
+    attach_and_confirm(fake_daemon, worker)
+    request(fake_daemon, worker, 14, "echo", inputs_in_frame=True)
+    peer, raw, fail = fake_daemon.expect(m.Failure)
+    expected = m.Failure(14, ErrorCode.BAD_MESSAGE, "inputs in a separate frame were not requested")
+    assert raw == wire(worker.worker_id, expected)
+    fake_daemon.reply(peer, m.Ack())
+    request(fake_daemon, worker, 15, "echo", {"still": "alive"})
     peer, raw, res = fake_daemon.expect(m.Result)
     assert res.outputs == {"still": "alive"}
     fake_daemon.reply(peer, m.Ack())

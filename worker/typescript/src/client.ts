@@ -147,11 +147,16 @@ export class Client {
         wantProgress: !!options.onProgress,
         wantAccepted: !!options.onAccepted,
         traceId: options.traceId ?? '',
+        payloadFrames: false, // outputs stay inside the Result
       };
       const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs : 0;
       result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted).then((reply) => {
         if (reply.type !== 'Result') {
           throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to Submit`);
+        }
+        if (reply.outputsInFrame) {
+          // only for a Submit with payloadFrames: never this client's
+          throw new MusterError(ErrorCode.BadMessage, 'outputs in a separate frame were not requested');
         }
         return decodeValues(reply.outputs);
       });

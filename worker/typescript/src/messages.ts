@@ -72,6 +72,9 @@ export interface ResultBody {
   requestId: bigint;
   /** The nested `Values` buffer (empty: no outputs). */
   outputs: Uint8Array;
+  /** Daemon -> client, only to a Submit with payload_frames (which this SDK never sends): the
+   * outputs are the frame before this one. */
+  outputsInFrame: boolean;
 }
 
 export interface FailureBody {
@@ -92,6 +95,8 @@ export interface AttachBody {
   session: string;
   capacity: number;
   nodes: NodeSpec[];
+  /** Inputs as a frame of their own (PROTOCOL.md §2.1): this SDK never asks for them. */
+  payloadFrames: boolean;
 }
 export interface PongBody {
   type: 'Pong';
@@ -126,6 +131,8 @@ export interface WorkRequestBody {
   attempt: number;
   /** Absent when the daemon sent none. */
   caller: CallerContext | null;
+  /** Only to a worker that attached with payloadFrames: the inputs are the frame before this one. */
+  inputsInFrame: boolean;
 }
 export interface AbortBody {
   type: 'Abort';
@@ -169,6 +176,8 @@ export interface SubmitBody {
   wantProgress: boolean;
   wantAccepted: boolean;
   traceId: string;
+  /** Outputs as a frame of their own (PROTOCOL.md §2.1): this SDK never asks for them. */
+  payloadFrames: boolean;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -420,6 +429,7 @@ function encodeResult(b: B, r: ResultBody): flatbuffers.Offset {
   W.Result.startResult(b);
   W.Result.addRequestId(b, u64(r.requestId, 'request_id'));
   if (outputs) W.Result.addOutputs(b, outputs);
+  W.Result.addOutputsInFrame(b, !!r.outputsInFrame);
   return W.Result.endResult(b);
 }
 
@@ -455,6 +465,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       if (session) W.Attach.addSession(b, session);
       W.Attach.addCapacity(b, u32(x.capacity, 'capacity'));
       W.Attach.addNodes(b, nodesVec);
+      W.Attach.addPayloadFrames(b, !!x.payloadFrames);
       body = W.Attach.endAttach(b);
       type = W.WorkerBody.Attach;
       break;
@@ -519,6 +530,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       W.WorkRequest.addTimeoutMs(b, u64(x.timeoutMs, 'timeout_ms'));
       W.WorkRequest.addAttempt(b, u32(x.attempt ?? 1, 'attempt'));
       if (caller) W.WorkRequest.addCaller(b, caller);
+      W.WorkRequest.addInputsInFrame(b, !!x.inputsInFrame);
       body = W.WorkRequest.endWorkRequest(b);
       type = W.DaemonBody.WorkRequest;
       break;
@@ -583,6 +595,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       W.Submit.addWantProgress(b, !!x.wantProgress);
       W.Submit.addWantAccepted(b, !!x.wantAccepted);
       if (trace) W.Submit.addTraceId(b, trace);
+      W.Submit.addPayloadFrames(b, !!x.payloadFrames);
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -887,7 +900,12 @@ function decodeProgress(p: W.Progress): ProgressBody {
   return { type: 'Progress', requestId: p.requestId(), step: p.step(), total: p.total(), message: s(p.message()) };
 }
 function decodeResult(r: W.Result): ResultBody {
-  return { type: 'Result', requestId: r.requestId(), outputs: payloadOf(r.outputsArray(), 'Result.outputs') };
+  return {
+    type: 'Result',
+    requestId: r.requestId(),
+    outputs: payloadOf(r.outputsArray(), 'Result.outputs'),
+    outputsInFrame: r.outputsInFrame(),
+  };
 }
 function decodeFailure(f: W.Failure): FailureBody {
   return { type: 'Failure', requestId: f.requestId(), code: f.code() as number as ErrorCode, message: s(f.message()) };
@@ -940,6 +958,7 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
           session: s(a.session()),
           capacity: a.capacity(),
           nodes,
+          payloadFrames: a.payloadFrames(),
         };
         break;
       }
@@ -994,6 +1013,7 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           timeoutMs: r.timeoutMs(),
           attempt: r.attempt(),
           caller: decodeCaller(bb, r.caller()),
+          inputsInFrame: r.inputsInFrame(),
         };
         break;
       }
@@ -1052,6 +1072,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           wantProgress: x.wantProgress(),
           wantAccepted: x.wantAccepted(),
           traceId: s(x.traceId()),
+          payloadFrames: x.payloadFrames(),
         };
         break;
       }

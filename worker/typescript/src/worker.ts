@@ -476,6 +476,7 @@ export class Worker extends EventEmitter {
         session: this.session,
         capacity: this.capacity,
         nodes: this.specs,
+        payloadFrames: false, // inputs stay inside the WorkRequest
       },
     });
     this.log.debug(`attaching (${why})`);
@@ -729,13 +730,14 @@ export class Worker extends EventEmitter {
       resolveDone: () => resolveDone(),
     };
     this.jobs.set(key, job);
-    if (this.state === 'detaching') {
-      this.answer(job, {
-        type: 'Failure',
-        requestId: req.requestId,
-        code: ErrorCode.ShuttingDown,
-        message: `worker ${this.workerId} is shutting down`,
-      });
+    const refusal =
+      this.state === 'detaching'
+        ? { code: ErrorCode.ShuttingDown, message: `worker ${this.workerId} is shutting down` }
+        : req.inputsInFrame // only for a worker that attached with payloadFrames: never this one
+          ? { code: ErrorCode.BadMessage, message: 'inputs in a separate frame were not requested' }
+          : null;
+    if (refusal) {
+      this.answer(job, { type: 'Failure', requestId: req.requestId, ...refusal });
       return;
     }
     this.waiting.push(job);
@@ -827,7 +829,7 @@ export class Worker extends EventEmitter {
       } catch (e) {
         throw new MusterError(ErrorCode.WorkerError, `node ${req.node} returned outputs that cannot be sent: ${(e as Error).message}`);
       }
-      this.answer(job, { type: 'Result', requestId: req.requestId, outputs: bytes });
+      this.answer(job, { type: 'Result', requestId: req.requestId, outputs: bytes, outputsInFrame: false });
     } catch (e) {
       let code: ErrorCode;
       let message: string;

@@ -46,12 +46,13 @@ describe('client', () => {
     assert.equal(body.wantProgress, true);
     assert.equal(body.wantAccepted, true);
     assert.equal(body.traceId, 'trace-9');
+    assert.equal(body.payloadFrames, false); // outputs stay inside the Result
     assert.ok(valuesEqual(decodeValues(body.inputs), { name: 'Ada', n: 2n ** 63n - 1n }));
     assert.ok(valuesEqual(decodeValues(body.parameters), { p: float(1) }));
     const id = submit.msg.requestId;
     daemon.clientReply(submit, { type: 'Accepted', queued: false });
     daemon.clientReply(submit, { type: 'Progress', requestId: id, step: 1n, total: 2n, message: 'half' });
-    daemon.clientReply(submit, { type: 'Result', requestId: id, outputs: encodeValues({ greeting: 'Hello Ada' }) });
+    daemon.clientReply(submit, { type: 'Result', requestId: id, outputs: encodeValues({ greeting: 'Hello Ada' }), outputsInFrame: false });
     assert.deepEqual(await call, { greeting: 'Hello Ada' });
     assert.deepEqual(progress, [{ step: 1, total: 2, message: 'half' }]);
     assert.deepEqual(accepted, [false]);
@@ -64,7 +65,7 @@ describe('client', () => {
     const sb = await daemon.nextFromClient('Submit');
     assert.notEqual(sa.msg.requestId, sb.msg.requestId);
     const which = (s: typeof sa) => (s.msg.body.type === 'Submit' ? decodeValues(s.msg.body.inputs) : {});
-    daemon.clientReply(sb, { type: 'Result', requestId: sb.msg.requestId, outputs: encodeValues({ echo: (which(sb) as { which: string }).which }) });
+    daemon.clientReply(sb, { type: 'Result', requestId: sb.msg.requestId, outputs: encodeValues({ echo: (which(sb) as { which: string }).which }), outputsInFrame: false });
     daemon.clientReply(sa, { type: 'Failure', requestId: sa.msg.requestId, code: ErrorCode.WorkerError, message: 'a failed' });
     assert.deepEqual(await b, { echo: 'b' });
     await assert.rejects(a, (e: unknown) => isCode(ErrorCode.WorkerError)(e) && (e as Error).message === 'a failed');
@@ -118,9 +119,16 @@ describe('client', () => {
     const call = client.call('n', {});
     const submit = await daemon.nextFromClient('Submit');
     daemon.clientReplyRaw(submit, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]));
-    daemon.clientReply(submit, { type: 'Result', requestId: 999999n, outputs: new Uint8Array(0) }, 999999n);
-    daemon.clientReply(submit, { type: 'Result', requestId: submit.msg.requestId, outputs: new Uint8Array(0) });
+    daemon.clientReply(submit, { type: 'Result', requestId: 999999n, outputs: new Uint8Array(0), outputsInFrame: false }, 999999n);
+    daemon.clientReply(submit, { type: 'Result', requestId: submit.msg.requestId, outputs: new Uint8Array(0), outputsInFrame: false });
     assert.deepEqual(await call, {});
+  });
+
+  it('fails with BadMessage a Result whose outputs are in a separate frame: it never asked for that', async () => {
+    const call = client.call('n', {});
+    const submit = await daemon.nextFromClient('Submit');
+    daemon.clientReply(submit, { type: 'Result', requestId: submit.msg.requestId, outputs: new Uint8Array(0), outputsInFrame: true });
+    await assert.rejects(call, (e: unknown) => isCode(ErrorCode.BadMessage)(e) && (e as Error).message === 'outputs in a separate frame were not requested');
   });
 
   it('rejects inputs with no muster form before sending', async () => {
@@ -172,7 +180,7 @@ describe('client', () => {
     try {
       const call = c.call('n', { x: 1 });
       const submit = await secure.nextFromClient('Submit');
-      secure.clientReply(submit, { type: 'Result', requestId: submit.msg.requestId, outputs: encodeValues({ ok: true }) });
+      secure.clientReply(submit, { type: 'Result', requestId: submit.msg.requestId, outputs: encodeValues({ ok: true }), outputsInFrame: false });
       assert.deepEqual(await call, { ok: true });
     } finally {
       c.close();

@@ -36,6 +36,7 @@ async function call(node: string, inputs: Values, parameters?: Values) {
     timeoutMs: 5000n,
     attempt: 1,
     caller: null,
+    inputsInFrame: false,
   });
   const answer = await daemon.fromWorkers.next(
     (r) => (r.msg.body.type === 'Result' || r.msg.body.type === 'Failure') && r.msg.body.requestId === requestId,

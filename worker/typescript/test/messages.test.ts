@@ -48,19 +48,19 @@ const spec: NodeSpec = {
 const caller = { identity: 'id', name: 'n', workspace: 'ws', role: 'client', traceId: 't' };
 
 const workerMessages: WorkerMessage[] = [
-  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: 'h', sdk: 's', pid: 42, session: 'sess', capacity: 1, nodes: [spec] } },
-  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: '', sdk: '', pid: 0, session: '', capacity: 0, nodes: [] } },
+  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: 'h', sdk: 's', pid: 42, session: 'sess', capacity: 1, nodes: [spec], payloadFrames: true } },
+  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: '', sdk: '', pid: 0, session: '', capacity: 0, nodes: [], payloadFrames: false } },
   { workerId: 'w', body: { type: 'Pong', seq: 2n ** 64n - 1n, instance: 'i', inFlight: [1n, 2n ** 63n] } },
   { workerId: 'w', body: { type: 'Progress', requestId: 3n, step: 1n, total: 0n, message: 'm' } },
-  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: values } },
-  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: new Uint8Array(0) } },
+  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: values, outputsInFrame: false } },
+  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: new Uint8Array(0), outputsInFrame: false } },
   { workerId: 'w', body: { type: 'Failure', requestId: 5n, code: ErrorCode.None, message: 'x' } },
   { workerId: '', body: { type: 'Detach', reason: 'bye' } },
 ];
 const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Ping', seq: 1n, instance: 'inst' } },
-  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller } },
-  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null } },
+  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller, inputsInFrame: false } },
+  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true } },
   { body: { type: 'Abort', requestId: 9n, code: ErrorCode.Timeout, reason: 'late' } },
   { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n } },
   { body: { type: 'Ack', late: true } },
@@ -68,7 +68,7 @@ const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Rejected', code: ErrorCode.BadMessage, message: 'no', reattach: true } },
 ];
 const clientMessages: ClientMessage[] = [
-  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr' } },
+  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true } },
   { requestId: 2n, body: { type: 'Cancel' } },
   { requestId: 3n, body: { type: 'ListNodes' } },
   { requestId: 4n, body: { type: 'ListWorkers' } },
@@ -77,7 +77,8 @@ const clientMessages: ClientMessage[] = [
 const clientReplies: ClientReply[] = [
   { requestId: 1n, body: { type: 'Accepted', queued: true } },
   { requestId: 1n, body: { type: 'Progress', requestId: 1n, step: 2n, total: 3n, message: 'p' } },
-  { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: values } },
+  { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: values, outputsInFrame: false } },
+  { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: new Uint8Array(0), outputsInFrame: true } },
   { requestId: 0n, body: { type: 'Failure', requestId: 0n, code: ErrorCode.BadMessage, message: 'bad' } },
   { requestId: 3n, body: { type: 'NodeList', nodes: [{ spec, workspace: 'ws', workers: 2, capacity: 8, inFlight: 1, queueDepth: 0 }, { spec: null, workspace: '', workers: 0, capacity: 0, inFlight: 0, queueDepth: 0 }] } },
   { requestId: 4n, body: { type: 'WorkerList', workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a', 'b'], workspace: 'ws', identity: 'local', attachedMs: 10n, lastSeenMs: 5n }] } },

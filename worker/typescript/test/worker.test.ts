@@ -44,7 +44,7 @@ function workRequest(
   workerId: string,
   node: string,
   inputs: Record<string, unknown> = {},
-  extra: { requestId?: bigint; parameters?: Record<string, unknown>; attempt?: number; rawInputs?: Uint8Array } = {},
+  extra: { requestId?: bigint; parameters?: Record<string, unknown>; attempt?: number; rawInputs?: Uint8Array; inputsInFrame?: boolean } = {},
 ): bigint {
   const requestId = extra.requestId ?? nextRequestId++;
   daemon.publish(`w:${workerId}:`, {
@@ -56,6 +56,7 @@ function workRequest(
     timeoutMs: 5000n,
     attempt: extra.attempt ?? 1,
     caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: 'trace-1' },
+    inputsInFrame: extra.inputsInFrame ?? false,
   });
   return requestId;
 }
@@ -166,6 +167,7 @@ describe('attach and heartbeat', () => {
     assert.equal(attach.body.pid, process.pid);
     assert.match(attach.body.sdk, /^muster-typescript\//);
     assert.deepEqual(attach.body.nodes.map((n) => n.name), ['a.one', 'a.two']);
+    assert.equal(attach.body.payloadFrames, false); // inputs stay inside the WorkRequest
     const one = attach.body.nodes[0]!;
     assert.equal(one.idempotent, true);
     assert.equal(one.defaultTimeoutMs, 1234n);
@@ -318,6 +320,19 @@ describe('dispatch', () => {
     assert.ok(!daemon.fromWorkers.all.some((r) => 'requestId' in r.msg.body && r.msg.body.requestId === bad));
   });
 
+  it('answers BadMessage to a WorkRequest whose inputs are in a separate frame: it never asked for that', async () => {
+    let ran = 0;
+    const w = makeWorker({ workerId: 'frame1' }, [[{ name: 'fr.node' }, () => ({ ran: ++ran })]]);
+    await w.start();
+    const id = workRequest('frame1', 'fr.node', {}, { inputsInFrame: true });
+    const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
+    assert.equal(f.body.code, ErrorCode.BadMessage);
+    assert.equal(f.body.message, 'inputs in a separate frame were not requested');
+    const good = workRequest('frame1', 'fr.node', {});
+    await daemon.nextFromWorker('Result', (b) => b.requestId === good);
+    assert.equal(ran, 1);
+  });
+
   it('lists running requests in pongs, ignores a re-sent id, and re-sends a finished answer', async () => {
     const gate = new Gate();
     let calls = 0;
@@ -442,7 +457,7 @@ describe('transport security', () => {
       await secure.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'curve1');
       secure.publish('w:curve1:', {
         type: 'WorkRequest', requestId: 1n, node: 'c.node', inputs: encodeValues({ x: 'secret' }),
-        parameters: new Uint8Array(0), timeoutMs: 1000n, attempt: 1, caller: null,
+        parameters: new Uint8Array(0), timeoutMs: 1000n, attempt: 1, caller: null, inputsInFrame: false,
       });
       const res = await secure.nextFromWorker('Result', (b) => b.requestId === 1n);
       assert.deepEqual(decodeValues(res.body.outputs), { got: 'secret' });

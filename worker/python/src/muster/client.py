@@ -480,6 +480,9 @@ class Client:
                 except Exception:
                     log.exception("progress callback failed")
         elif isinstance(body, m.Result):
+            if body.outputs_in_frame:  # only for a Submit with payload_frames: never this client's
+                self._fail(rid, BadMessage("outputs in a separate frame were not requested"))
+                return
             self._pending.pop(rid, None)
             if not p.future.done():
                 p.future.set_result(body.outputs or {})

@@ -109,6 +109,9 @@ class Progress:
 class Result:
     request_id: int = _m("u64", 0)
     outputs: Optional[Dict[str, Any]] = _m("nested", ref="Values")
+    # daemon -> client, only to a Submit with payload_frames (which this SDK never sends): the
+    # outputs travel in the frame before this one
+    outputs_in_frame: bool = _m("bool", False)
 
 
 @dataclass
@@ -136,6 +139,9 @@ class WorkRequest:
     timeout_ms: int = _m("u64", 0)
     attempt: int = _m("u32", 1)
     caller: Optional[CallerContext] = _m("table", ref="CallerContext")
+    # only to a worker that attached with payload_frames (this SDK never does): the inputs
+    # travel in the frame before this one
+    inputs_in_frame: bool = _m("bool", False)
 
 
 @dataclass
@@ -185,6 +191,7 @@ class Attach:
     session: Optional[str] = _m("str")
     capacity: int = _m("u32", 1)
     nodes: Optional[List[NodeSpec]] = _list("[table]", "NodeSpec")
+    payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
 
 
 @dataclass
@@ -217,6 +224,7 @@ class Submit:
     want_progress: bool = _m("bool", False)
     want_accepted: bool = _m("bool", False)
     trace_id: Optional[str] = _m("str")
+    payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
 
 
 @dataclass

@@ -95,7 +95,14 @@ class Attach(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
         return o == 0
 
-def AttachStart(builder): builder.StartObject(7)
+    # Attach
+    def PayloadFrames(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachStart(builder): builder.StartObject(8)
 def Start(builder):
     return AttachStart(builder)
 def AttachAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -122,6 +129,9 @@ def AddNodes(builder, nodes):
 def AttachStartNodesVector(builder, numElems): return builder.StartVector(4, numElems, 4)
 def StartNodesVector(builder, numElems):
     return AttachStartNodesVector(builder, numElems)
+def AttachAddPayloadFrames(builder, payloadFrames): builder.PrependBoolSlot(7, payloadFrames, 0)
+def AddPayloadFrames(builder, payloadFrames):
+    return AttachAddPayloadFrames(builder, payloadFrames)
 def AttachEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachEnd(builder)

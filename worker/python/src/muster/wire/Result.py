@@ -66,7 +66,14 @@ class Result(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
         return o == 0
 
-def ResultStart(builder): builder.StartObject(2)
+    # Result
+    def OutputsInFrame(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def ResultStart(builder): builder.StartObject(3)
 def Start(builder):
     return ResultStart(builder)
 def ResultAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -85,6 +92,9 @@ def ResultMakeOutputsVectorFromBytes(builder, bytes):
     return builder.EndVector()
 def MakeOutputsVectorFromBytes(builder, bytes):
     return ResultMakeOutputsVectorFromBytes(builder, bytes)
+def ResultAddOutputsInFrame(builder, outputsInFrame): builder.PrependBoolSlot(2, outputsInFrame, 0)
+def AddOutputsInFrame(builder, outputsInFrame):
+    return ResultAddOutputsInFrame(builder, outputsInFrame)
 def ResultEnd(builder): return builder.EndObject()
 def End(builder):
     return ResultEnd(builder)

@@ -133,7 +133,14 @@ class Submit(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
-def SubmitStart(builder): builder.StartObject(7)
+    # Submit
+    def PayloadFrames(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def SubmitStart(builder): builder.StartObject(8)
 def Start(builder):
     return SubmitStart(builder)
 def SubmitAddNode(builder, node): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(node), 0)
@@ -177,6 +184,9 @@ def AddWantAccepted(builder, wantAccepted):
 def SubmitAddTraceId(builder, traceId): builder.PrependUOffsetTRelativeSlot(6, flatbuffers.number_types.UOffsetTFlags.py_type(traceId), 0)
 def AddTraceId(builder, traceId):
     return SubmitAddTraceId(builder, traceId)
+def SubmitAddPayloadFrames(builder, payloadFrames): builder.PrependBoolSlot(7, payloadFrames, 0)
+def AddPayloadFrames(builder, payloadFrames):
+    return SubmitAddPayloadFrames(builder, payloadFrames)
 def SubmitEnd(builder): return builder.EndObject()
 def End(builder):
     return SubmitEnd(builder)

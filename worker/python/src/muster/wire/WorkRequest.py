@@ -137,7 +137,14 @@ class WorkRequest(object):
             return obj
         return None
 
-def WorkRequestStart(builder): builder.StartObject(7)
+    # WorkRequest
+    def InputsInFrame(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def WorkRequestStart(builder): builder.StartObject(8)
 def Start(builder):
     return WorkRequestStart(builder)
 def WorkRequestAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -181,6 +188,9 @@ def AddAttempt(builder, attempt):
 def WorkRequestAddCaller(builder, caller): builder.PrependUOffsetTRelativeSlot(6, flatbuffers.number_types.UOffsetTFlags.py_type(caller), 0)
 def AddCaller(builder, caller):
     return WorkRequestAddCaller(builder, caller)
+def WorkRequestAddInputsInFrame(builder, inputsInFrame): builder.PrependBoolSlot(7, inputsInFrame, 0)
+def AddInputsInFrame(builder, inputsInFrame):
+    return WorkRequestAddInputsInFrame(builder, inputsInFrame)
 def WorkRequestEnd(builder): return builder.EndObject()
 def End(builder):
     return WorkRequestEnd(builder)

@@ -809,6 +809,9 @@ class Worker:
         if self.state == State.DETACHING or self._stop_requested.is_set():
             self._send("failure", m.Failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} is shutting down"))
             return
+        if req.inputs_in_frame:  # only for a worker that attached with payload_frames: never this one
+            self._send("failure", m.Failure(rid, ErrorCode.BAD_MESSAGE, "inputs in a separate frame were not requested"))
+            return
         node = self.registry.get(req.node)
         if node is None:
             self._send(

@@ -71,8 +71,13 @@ nodesLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+payloadFrames():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttach(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -115,13 +120,17 @@ static startNodesVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addPayloadFrames(builder:flatbuffers.Builder, payloadFrames:boolean) {
+  builder.addFieldInt8(7, +payloadFrames, +false);
+}
+
 static endAttach(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // worker_id
   return offset;
 }
 
-static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean):flatbuffers.Offset {
   Attach.startAttach(builder);
   Attach.addWorkerId(builder, workerIdOffset);
   Attach.addHostname(builder, hostnameOffset);
@@ -130,6 +139,7 @@ static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offs
   Attach.addSession(builder, sessionOffset);
   Attach.addCapacity(builder, capacity);
   Attach.addNodes(builder, nodesOffset);
+  Attach.addPayloadFrames(builder, payloadFrames);
   return Attach.endAttach(builder);
 }
 }

@@ -40,8 +40,13 @@ outputsArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+outputsInFrame():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startResult(builder:flatbuffers.Builder) {
-  builder.startObject(2);
+  builder.startObject(3);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -64,15 +69,20 @@ static startOutputsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addOutputsInFrame(builder:flatbuffers.Builder, outputsInFrame:boolean) {
+  builder.addFieldInt8(2, +outputsInFrame, +false);
+}
+
 static endResult(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createResult(builder:flatbuffers.Builder, requestId:bigint, outputsOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createResult(builder:flatbuffers.Builder, requestId:bigint, outputsOffset:flatbuffers.Offset, outputsInFrame:boolean):flatbuffers.Offset {
   Result.startResult(builder);
   Result.addRequestId(builder, requestId);
   Result.addOutputs(builder, outputsOffset);
+  Result.addOutputsInFrame(builder, outputsInFrame);
   return Result.endResult(builder);
 }
 }

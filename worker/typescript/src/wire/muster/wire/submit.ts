@@ -79,8 +79,13 @@ traceId(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+payloadFrames():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startSubmit(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addNode(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset) {
@@ -135,13 +140,17 @@ static addTraceId(builder:flatbuffers.Builder, traceIdOffset:flatbuffers.Offset)
   builder.addFieldOffset(6, traceIdOffset, 0);
 }
 
+static addPayloadFrames(builder:flatbuffers.Builder, payloadFrames:boolean) {
+  builder.addFieldInt8(7, +payloadFrames, +false);
+}
+
 static endSubmit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // node
   return offset;
 }
 
-static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean):flatbuffers.Offset {
   Submit.startSubmit(builder);
   Submit.addNode(builder, nodeOffset);
   Submit.addInputs(builder, inputsOffset);
@@ -150,6 +159,7 @@ static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, 
   Submit.addWantProgress(builder, wantProgress);
   Submit.addWantAccepted(builder, wantAccepted);
   Submit.addTraceId(builder, traceIdOffset);
+  Submit.addPayloadFrames(builder, payloadFrames);
   return Submit.endSubmit(builder);
 }
 }

@@ -80,8 +80,13 @@ caller(obj?:CallerContext):CallerContext|null {
   return offset ? (obj || new CallerContext()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
+inputsInFrame():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startWorkRequest(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -134,6 +139,10 @@ static addAttempt(builder:flatbuffers.Builder, attempt:number) {
 
 static addCaller(builder:flatbuffers.Builder, callerOffset:flatbuffers.Offset) {
   builder.addFieldOffset(6, callerOffset, 0);
+}
+
+static addInputsInFrame(builder:flatbuffers.Builder, inputsInFrame:boolean) {
+  builder.addFieldInt8(7, +inputsInFrame, +false);
 }
 
 static endWorkRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
