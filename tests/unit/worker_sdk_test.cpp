@@ -34,6 +34,15 @@ struct RunningWorker {
   }
 };
 
+// A worker of `daemon`, signals left to the test runner, a short drain.
+WorkerOptions options_for(const DaemonProcess& daemon, std::string worker_id) {
+  return {.worker_id = std::move(worker_id),
+          .request_address = daemon.endpoint("request"),
+          .response_address = daemon.endpoint("response"),
+          .drain_timeout = 2000ms,
+          .handle_signals = false};
+}
+
 // Waits (bounded) until the daemon lists `node` as served.
 void wait_for_node(Client& client, const std::string& node) {
   for (int i = 0; i < 300; ++i) {
@@ -48,12 +57,9 @@ void wait_for_node(Client& client, const std::string& node) {
 
 TEST_CASE("C++ SDK: a socket-thread handler runs on the run() thread, a pool handler does not") {
   DaemonProcess daemon;
-  RunningWorker w({.worker_id = "sdk-threads",
-                   .request_address = daemon.endpoint("request"),
-                   .response_address = daemon.endpoint("response"),
-                   .capacity = 2,
-                   .drain_timeout = 2000ms,
-                   .handle_signals = false});
+  auto opt = options_for(daemon, "sdk-threads");
+  opt.capacity = 2;
+  RunningWorker w(opt);
   std::atomic<bool> release{false};
   std::atomic<std::thread::id> pool_thread{}, socket_thread{};
   w.worker.node({.name = "block"}, [&](Context&) {
@@ -146,10 +152,7 @@ std::vector<zmq::message_t> raw_call(zmq::socket_t& client, std::uint64_t rid, c
 
 TEST_CASE("payload frames: large outputs reach a client that asked as a frame of their own") {
   DaemonProcess daemon;
-  RunningWorker w({.worker_id = "sdk-frames",
-                   .request_address = daemon.endpoint("request"),
-                   .response_address = daemon.endpoint("response"),
-                   .handle_signals = false});
+  RunningWorker w(options_for(daemon, "sdk-frames"));
   w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
   w.start();
   Client sdk_client({.client_address = daemon.endpoint("client")});
