@@ -129,7 +129,7 @@ flatbuffers::Offset<wire::Value> encode_value(flatbuffers::FlatBufferBuilder& fb
     }
     case muster::ValueKind::Bytes: {
       auto& bytes = std::get<Bytes>(v.v);
-      auto data = fbb.CreateVector(bytes);
+      auto data = fbb.CreateVector(bytes.data(), bytes.size());
       wire::ValueBuilder b(fbb);
       b.add_kind(ValueKind::Bytes);
       b.add_bytes_value(data);
@@ -177,16 +177,17 @@ std::string str(const flatbuffers::String* s) {
   if (!valid_utf8(text)) throw std::runtime_error("a string in the values is not valid UTF-8");
   return std::string(text);
 }
-Map decode_entries(const flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>* entries) {
+// `owner`, if set, keeps the buffer being decoded alive: large bytes values become views.
+using Owner = std::shared_ptr<const void>;
+Value decode_value_in(const wire::Value* v, const Owner& owner);
+Map decode_entries(const flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>* entries, const Owner& owner) {
   Map m;
   if (!entries) return m;
   m.reserve(entries->size());
-  for (auto* e : *entries) m.set(str(e->key()), decode_value(e->value()));
+  for (auto* e : *entries) m.set(str(e->key()), decode_value_in(e->value(), owner));
   return m;
 }
-}  // namespace
-
-Value decode_value(const wire::Value* v) {
+Value decode_value_in(const wire::Value* v, const Owner& owner) {
   if (!v) return Value();
   using wire::ValueKind;
   switch (v->kind()) {
@@ -197,24 +198,29 @@ Value decode_value(const wire::Value* v) {
     case ValueKind::String: return Value(str(v->string_value()));
     case ValueKind::Bytes: {
       auto* b = v->bytes_value();
-      return Value(b ? Bytes(b->begin(), b->end()) : Bytes());
+      if (!b) return Value(Bytes());
+      if (owner && b->size() >= kBytesViewMin) return Value(Bytes::view(owner, {b->data(), b->size()}));
+      return Value(Bytes(b->begin(), b->end()));
     }
     case ValueKind::List: {
       List l;
       if (auto* items = v->list_value()) {
         l.reserve(items->size());
-        for (auto* item : *items) l.push_back(decode_value(item));
+        for (auto* item : *items) l.push_back(decode_value_in(item, owner));
       }
       return Value(std::move(l));
     }
-    case ValueKind::Map: return Value(decode_entries(v->map_value()));
+    case ValueKind::Map: return Value(decode_entries(v->map_value(), owner));
     case ValueKind::Error: return Value(ErrorValue{str(v->error_code()), str(v->error_message())});
   }
   // An unknown kind from a newer writer reads as null rather than failing the message.
   return Value();
 }
+}  // namespace
 
-Map decode_values(const wire::Values* v) { return v ? decode_entries(v->entries()) : Map(); }
+Value decode_value(const wire::Value* v) { return decode_value_in(v, nullptr); }
+
+Map decode_values(const wire::Values* v) { return v ? decode_entries(v->entries(), nullptr) : Map(); }
 
 namespace {
 std::size_t size_hint(const Value& v);
@@ -274,13 +280,14 @@ flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> create_nested_values(flat
   return flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(fbb.PushElement(size));
 }
 
-Map decode_values(std::span<const std::uint8_t> bytes) {
+Map decode_values(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> owner) {
   if (bytes.empty()) return Map();
   flatbuffers::Verifier verifier(bytes.data(), bytes.size(), kVerifierMaxDepth, kVerifierMaxTables);
   if (!verifier.VerifyBuffer<wire::Values>(nullptr))
     throw std::runtime_error("payload is not a valid muster Values buffer");
   try {
-    return decode_values(flatbuffers::GetRoot<wire::Values>(bytes.data()));
+    auto* values = flatbuffers::GetRoot<wire::Values>(bytes.data());
+    return values ? decode_entries(values->entries(), owner) : Map();
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("payload is not a valid muster Values buffer: {}", e.what()));
   }

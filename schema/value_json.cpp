@@ -48,7 +48,7 @@ Bytes base64_decode(std::string_view s) {
     return -1;
   };
   if (s.size() % 4 != 0) throw std::invalid_argument("base64 length is not a multiple of 4");
-  Bytes out;
+  std::vector<std::uint8_t> out;
   out.reserve(s.size() / 4 * 3);
   for (std::size_t i = 0; i < s.size(); i += 4) {
     int pad = 0;

@@ -229,3 +229,33 @@ TEST_CASE("error code names are stable") {
   CHECK(error_code_from_name("QUEUE_FULL") == wire::ErrorCode::QueueFull);
   CHECK_FALSE(error_code_from_name("nope").has_value());
 }
+
+TEST_CASE("decode_values with an owner reads large bytes in place and keeps the buffer alive") {
+  Map m{{"big", Value(Bytes(10000, 0x33))}, {"small", Value(Bytes{1, 2, 3})},
+        {"nested", Value(List{Value(Bytes(kBytesViewMin, 0x44))})}};
+  auto buffer = std::make_shared<std::vector<std::uint8_t>>(encode_values(m));
+  const std::uint8_t* first = buffer->data();
+  const std::uint8_t* last = first + buffer->size();
+  Map decoded = decode_values(std::span<const std::uint8_t>(*buffer), buffer);
+  std::weak_ptr<std::vector<std::uint8_t>> watch = buffer;
+  buffer.reset();  // the decoded values hold it now
+  REQUIRE_FALSE(watch.expired());
+  auto inside = [&](const Bytes& b) { return b.data() >= first && b.data() + b.size() <= last; };
+  CHECK(inside(decoded.find("big")->as_bytes()));                           // a view
+  CHECK(inside(decoded.find("nested")->as_list().at(0).as_bytes()));        // at the threshold: a view
+  CHECK_FALSE(inside(decoded.find("small")->as_bytes()));                   // small: a copy
+  CHECK(decoded == m);
+  Map copy = decoded;  // copying shares, never copies the bytes
+  CHECK(copy.find("big")->as_bytes().data() == decoded.find("big")->as_bytes().data());
+  decoded = Map();
+  CHECK_FALSE(watch.expired());  // `copy` still holds it
+  copy = Map();
+  CHECK(watch.expired());        // and nothing else did
+  // Without an owner, every value is a copy of its own.
+  auto bytes = encode_values(m);
+  Map plain = decode_values(bytes);
+  const std::uint8_t* at = plain.find("big")->as_bytes().data();
+  bool in_buffer = at >= bytes.data() && at < bytes.data() + bytes.size();
+  CHECK_FALSE(in_buffer);
+  CHECK(plain == m);
+}

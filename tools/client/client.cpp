@@ -198,7 +198,9 @@ struct Client::Impl {
     }
   }
 
-  void handle(const zmq::message_t& m, const zmq::message_t* frame) {
+  // `frame`, if any, is the payload frame before the reply; a Result's outputs in it take it
+  // over and read their large bytes values in place.
+  void handle(const zmq::message_t& m, zmq::message_t* frame) {
     auto* reply = read_client_reply(bytes_of(m));
     if (!reply) return;  // not ours to understand; ignore
     auto id = reply->request_id();
@@ -215,8 +217,14 @@ struct Client::Impl {
           auto* r = reply->body_as_Result();
           if (r->outputs_in_frame() && !frame)
             throw std::runtime_error("outputs_in_frame set but no payload frame came");
-          auto outputs = r->outputs_in_frame() ? bytes_of(*frame) : payload_bytes(r->outputs());
-          pending.push_back(ClientEvent{id, ResultEvent{decode_values(outputs)}});
+          Map outputs;
+          if (r->outputs_in_frame()) {
+            auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
+            outputs = decode_values(bytes_of(*owner), owner);
+          } else {
+            outputs = decode_values(payload_bytes(r->outputs()));
+          }
+          pending.push_back(ClientEvent{id, ResultEvent{std::move(outputs)}});
         } catch (const std::exception& e) {
           pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage, e.what()}});
         }

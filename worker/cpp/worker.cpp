@@ -340,8 +340,9 @@ struct WorkerImpl {
     }
   }
 
-  // `m` is the message; `frame`, if any, the payload frame before it (PROTOCOL.md §2.1).
-  void on_published(const zmq::message_t& m, const zmq::message_t* frame) {
+  // `m` is the message; `frame`, if any, the payload frame before it (PROTOCOL.md §2.1),
+  // taken over by the inputs it holds: their large bytes values are read in place.
+  void on_published(const zmq::message_t& m, zmq::message_t* frame) {
     auto* msg = read_daemon_message(bytes_of(m));
     if (!msg) {
       spdlog::warn("ignoring a published message that is not a valid DaemonMessage");
@@ -388,7 +389,12 @@ struct WorkerImpl {
           return;
         }
         try {
-          job.inputs = decode_values(frame ? bytes_of(*frame) : payload_bytes(w->inputs()));
+          if (frame) {
+            auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
+            job.inputs = decode_values(bytes_of(*owner), owner);
+          } else {
+            job.inputs = decode_values(payload_bytes(w->inputs()));
+          }
           job.parameters = decode_values(payload_bytes(w->parameters()));
         } catch (const std::exception& e) {
           finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::BadMessage, e.what()));

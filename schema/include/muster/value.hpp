@@ -5,7 +5,10 @@
 // bytes stay bytes, map order is kept).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -25,7 +28,46 @@ struct Values;
 
 struct Value;
 
-using Bytes = std::vector<std::uint8_t>;
+// An immutable byte string. Copying one shares its storage, and a large one decoded from a
+// received frame (decode_values with an owner) is read in place, kept alive by that frame:
+// a 1 MiB payload is not copied to be decoded, handed to a handler, or passed on.
+class Bytes {
+ public:
+  Bytes() = default;
+  Bytes(std::vector<std::uint8_t> v)  // takes the vector's storage
+      : Bytes(std::make_shared<const std::vector<std::uint8_t>>(std::move(v))) {}
+  Bytes(std::size_t n, std::uint8_t fill) : Bytes(std::vector<std::uint8_t>(n, fill)) {}
+  Bytes(std::initializer_list<std::uint8_t> b) : Bytes(std::vector<std::uint8_t>(b)) {}
+  template <class It>
+  Bytes(It first, It last) : Bytes(std::vector<std::uint8_t>(first, last)) {}
+  // `data`, not copied, kept alive by `owner`.
+  static Bytes view(std::shared_ptr<const void> owner, std::span<const std::uint8_t> data) {
+    Bytes b;
+    b.owner_ = std::move(owner);
+    b.data_ = data.data();
+    b.size_ = data.size();
+    return b;
+  }
+
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const std::uint8_t* begin() const { return data_; }
+  const std::uint8_t* end() const { return data_ + size_; }
+  std::uint8_t operator[](std::size_t i) const { return data_[i]; }
+  std::span<const std::uint8_t> span() const { return {data_, size_}; }
+  friend bool operator==(const Bytes& a, const Bytes& b) {
+    return a.size_ == b.size_ && (a.data_ == b.data_ || std::equal(a.begin(), a.end(), b.begin()));
+  }
+
+ private:
+  explicit Bytes(std::shared_ptr<const std::vector<std::uint8_t>> v)
+      : owner_(v), data_(v->data()), size_(v->size()) {}
+  std::shared_ptr<const void> owner_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 using List = std::vector<Value>;
 
 // An ordered map with unique string keys (the order is part of the value).
@@ -135,7 +177,9 @@ std::size_t encoded_size_hint(const Map& m);
 
 // Verifies and decodes a nested `Values` buffer. Empty input is an empty map.
 // Throws std::runtime_error if the bytes are not a valid Values buffer (strings not UTF-8
-// included).
-Map decode_values(std::span<const std::uint8_t> bytes);
+// included). With an `owner` that keeps `bytes` alive (the received frame), bytes values of
+// kBytesViewMin or more are views into it instead of copies.
+Map decode_values(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> owner = nullptr);
+inline constexpr std::size_t kBytesViewMin = 4096;
 
 }  // namespace muster
