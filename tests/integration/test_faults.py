@@ -1,5 +1,5 @@
 """The short fault run (docs/RELIABILITY.md): tools/fault/muster_fault.py against a private
-musterd for about 30 s of load while it SIGKILLs workers every 3 s (idempotent and
+musterd for about 20 s of load while it SIGKILLs workers every 3 s (idempotent and
 non-idempotent nodes), SIGKILLs and restarts musterd, runs a worker in a network namespace
 behind loss and delay and partitions it for 10 s (skipped, with the reason in the report, where
 namespaces cannot be created), runs a worker that never answers work, kills a client with
@@ -24,7 +24,7 @@ from conftest import REPO
 def test_no_request_is_lost_or_duplicated_under_faults(build_dir, tmp_path):
     report_path = tmp_path / "fault-report.json"
     args = [sys.executable, str(REPO / "tools" / "fault" / "muster_fault.py"), "run",
-            "--build", str(build_dir), "--duration", "30", "--json", str(report_path),
+            "--build", str(build_dir), "--duration", "20", "--json", str(report_path),
             *shlex.split(os.environ.get("MUSTER_FAULT_ARGS", ""))]
     r = subprocess.run(args, capture_output=True, text=True, timeout=240)
     print(r.stdout)
