@@ -50,14 +50,6 @@ std::string describe_wrong_buffer(std::span<const std::uint8_t> b, std::string_v
   return fmt::format("not a {} (file identifier missing or unknown)", expected);
 }
 
-// A zmq message that owns a finished FlatBuffer without copying it.
-zmq::message_t to_message(flatbuffers::FlatBufferBuilder& fbb) {
-  auto* detached = new flatbuffers::DetachedBuffer(fbb.Release());
-  return zmq::message_t(
-      detached->data(), detached->size(),
-      [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
-}
-
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload_vector(
     flatbuffers::FlatBufferBuilder& fbb, const Payload& p) {
   if (p.bytes.empty()) return 0;
@@ -311,7 +303,7 @@ struct Daemon::Impl {
     std::array<zmq::message_t, 2> frames;
     std::size_t n = 0;
     if (payload) frames[n++] = std::move(*payload);
-    frames[n++] = to_message(fbb);
+    frames[n++] = message_of(fbb);
     if (!send_router(clients.at(peer.via), peer, std::span<zmq::message_t>(frames.data(), n))) {
       ++unroutable;
       spdlog::warn("reply {} to a client that is gone (or not reading) was dropped", rid);
@@ -393,7 +385,7 @@ struct Daemon::Impl {
           id ? id->workspace.c_str() : nullptr, id ? id->name.c_str() : nullptr, code,
           error.empty() ? nullptr : error.c_str());
       fbb.Finish(body, wire::EnrollResponseIdentifier());
-      if (!send_router(*enroll, m.peer, to_message(fbb))) ++unroutable;
+      if (!send_router(*enroll, m.peer, message_of(fbb))) ++unroutable;
     };
     const wire::EnrollRequest* req =
         m.well_formed && m.payload.size() <= 65536 ? read_enroll_request(bytes_of(m.payload)) : nullptr;
@@ -422,7 +414,7 @@ struct Daemon::Impl {
     for (std::size_t i = 0; i < requests.size(); ++i) {
       // The last socket takes the buffer itself; the others get a copy.
       zmq::message_t body = i + 1 == requests.size()
-                                 ? to_message(fbb)
+                                 ? message_of(fbb)
                                  : zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
       requests[i].send(zmq::buffer(topic), zmq::send_flags::sndmore);
       if (payload) requests[i].send(frame_of(*payload), zmq::send_flags::sndmore);
@@ -453,7 +445,7 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::DaemonMessageIdentifier());
-    if (!send_router(responses.at(a.peer.via), a.peer, to_message(fbb))) {
+    if (!send_router(responses.at(a.peer.via), a.peer, message_of(fbb))) {
       ++unroutable;
       spdlog::debug("reply to a worker that is gone was dropped");
     }

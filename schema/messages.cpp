@@ -1,4 +1,4 @@
-// messages.cpp — verification of received buffers and error-code names.
+// messages.cpp — verification of received buffers, the WorkerMessage envelope, error-code names.
 #include "muster/messages.hpp"
 
 #include <array>
@@ -68,6 +68,16 @@ std::optional<wire::ErrorCode> error_code_from_name(std::string_view name) {
   for (std::size_t i = 0; i < kCodeNames.size(); ++i)
     if (kCodeNames[i] == name) return static_cast<wire::ErrorCode>(i);
   return std::nullopt;
+}
+
+void finish_worker_message(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
+                           wire::WorkerBody type, flatbuffers::Offset<void> body) {
+  auto id = fbb.CreateString(worker_id);
+  wire::WorkerMessageBuilder b(fbb);
+  b.add_worker_id(id);
+  b.add_body_type(type);
+  b.add_body(body);
+  fbb.Finish(b.Finish(), wire::WorkerMessageIdentifier());
 }
 
 }  // namespace muster

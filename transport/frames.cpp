@@ -53,6 +53,13 @@ bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<zmq::message
   }
 }
 
+zmq::message_t message_of(flatbuffers::FlatBufferBuilder& fbb) {
+  auto* detached = new flatbuffers::DetachedBuffer(fbb.Release());
+  return zmq::message_t(
+      detached->data(), detached->size(),
+      [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
+}
+
 bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload) {
   return send_router(socket, peer, std::span<zmq::message_t>(&payload, 1));
 }

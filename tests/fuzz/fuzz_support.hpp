@@ -181,12 +181,7 @@ inline std::vector<std::uint8_t> finish(flatbuffers::FlatBufferBuilder& fbb) {
 inline std::vector<std::uint8_t> worker_message(const std::string& worker_id, wire::WorkerBody type,
                                                 flatbuffers::FlatBufferBuilder& fbb,
                                                 flatbuffers::Offset<void> body) {
-  auto id = fbb.CreateString(worker_id);
-  wire::WorkerMessageBuilder b(fbb);
-  b.add_worker_id(id);
-  b.add_body_type(type);
-  b.add_body(body);
-  fbb.Finish(b.Finish(), wire::WorkerMessageIdentifier());
+  finish_worker_message(fbb, worker_id, type, body);
   return finish(fbb);
 }
 

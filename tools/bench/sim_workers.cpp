@@ -65,15 +65,8 @@ struct Sim {
 
 zmq::message_t finish(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
                       wire::WorkerBody type, flatbuffers::Offset<void> body) {
-  auto id = fbb.CreateString(worker_id);
-  wire::WorkerMessageBuilder b(fbb);
-  b.add_worker_id(id);
-  b.add_body_type(type);
-  b.add_body(body);
-  fbb.Finish(b.Finish(), wire::WorkerMessageIdentifier());
-  auto* d = new flatbuffers::DetachedBuffer(fbb.Release());  // handed to zmq, not copied
-  return zmq::message_t(
-      d->data(), d->size(), [](void*, void* h) { delete static_cast<flatbuffers::DetachedBuffer*>(h); }, d);
+  finish_worker_message(fbb, worker_id, type, body);
+  return message_of(fbb);
 }
 
 }  // namespace

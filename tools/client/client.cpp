@@ -25,15 +25,6 @@ flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> nested_values(flatbuffers
   if (m.empty()) return 0;
   return create_nested_values(fbb, m);
 }
-
-// A zmq message that owns a finished FlatBuffer without copying it (a 1 MiB input was copied
-// once more here).
-zmq::message_t to_message(flatbuffers::FlatBufferBuilder& fbb) {
-  auto* detached = new flatbuffers::DetachedBuffer(fbb.Release());
-  return zmq::message_t(
-      detached->data(), detached->size(),
-      [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
-}
 }  // namespace
 
 struct Client::Impl {
@@ -104,7 +95,7 @@ struct Client::Impl {
         throw CallError(wire::ErrorCode::Unavailable,
                         fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
     }
-    if (!socket.send(to_message(fbb), zmq::send_flags::dontwait))
+    if (!socket.send(message_of(fbb), zmq::send_flags::dontwait))
       throw CallError(wire::ErrorCode::Unavailable,
                       fmt::format("cannot send to musterd at {}: too many messages queued",
                                   opt.client_address));

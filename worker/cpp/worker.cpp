@@ -60,16 +60,8 @@ std::string random_session() {
 // three more times on that way).
 zmq::message_t finish(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
                       wire::WorkerBody type, flatbuffers::Offset<void> body) {
-  auto id = fbb.CreateString(worker_id);
-  wire::WorkerMessageBuilder b(fbb);
-  b.add_worker_id(id);
-  b.add_body_type(type);
-  b.add_body(body);
-  fbb.Finish(b.Finish(), wire::WorkerMessageIdentifier());
-  auto* detached = new flatbuffers::DetachedBuffer(fbb.Release());
-  return zmq::message_t(
-      detached->data(), detached->size(),
-      [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
+  finish_worker_message(fbb, worker_id, type, body);
+  return message_of(fbb);
 }
 
 zmq::message_t result_message(const std::string& worker_id, std::uint64_t request_id, const Map& outputs) {

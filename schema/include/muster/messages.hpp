@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "muster/wire/client_generated.h"
@@ -31,6 +32,12 @@ const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> byt
 const wire::ClientReply* read_client_reply(std::span<const std::uint8_t> bytes);
 const wire::EnrollRequest* read_enroll_request(std::span<const std::uint8_t> bytes);
 const wire::EnrollResponse* read_enroll_response(std::span<const std::uint8_t> bytes);
+
+// Finishes `fbb` as a WorkerMessage from `worker_id` carrying `body` (built in `fbb`), with
+// its file identifier: what every C++ writer of worker messages (the SDK, tests, benchmarks)
+// sends.
+void finish_worker_message(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
+                           wire::WorkerBody type, flatbuffers::Offset<void> body);
 
 // "NO_WORKER", "TIMEOUT", ... as printed by the CLI and used in JSON.
 std::string_view error_code_name(wire::ErrorCode code);

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 
+#include <flatbuffers/flatbuffers.h>
 #include <zmq.hpp>
 
 namespace muster {
@@ -36,6 +37,10 @@ bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload
 // before it (PROTOCOL.md §2.1). Returns false if the peer is gone (never blocks).
 bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<zmq::message_t> frames);
 bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<const std::uint8_t> payload);
+
+// A finished builder's buffer as a message that owns it, not copied (a 1 MiB payload was
+// copied once more into each message before).
+zmq::message_t message_of(flatbuffers::FlatBufferBuilder& fbb);
 
 inline std::span<const std::uint8_t> bytes_of(const zmq::message_t& m) {
   return {static_cast<const std::uint8_t*>(m.data()), m.size()};
