@@ -18,6 +18,9 @@ MUSTER_APT_PACKAGES=(
   clang libclang-rt-14-dev
 )
 
+# Objects compiled in one checkout are reused by another (git worktrees side by side).
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$MUSTER_ROOT")}" CCACHE_NOHASHDIR=1
+
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 install_system_packages() {
@@ -75,8 +78,11 @@ setup_typescript() {
 build_cpp() {
   if [ ! -f "$MUSTER_BUILD/build.ninja" ]; then
     log "configuring (Release) in ${MUSTER_BUILD#$MUSTER_ROOT/}"
+    # ccache, where a developer installed it, shares compiled objects between checkouts.
+    local launcher=()
+    command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
     cmake -S "$MUSTER_ROOT" -B "$MUSTER_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DMUSTER_VENV="$MUSTER_VENV" >/dev/null
+      -DMUSTER_VENV="$MUSTER_VENV" "${launcher[@]}" >/dev/null
   fi
   log "building ${*:-everything} (-j2)"
   if (($#)); then
