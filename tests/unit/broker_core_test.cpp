@@ -859,15 +859,15 @@ TEST_CASE("pongs: a lost request is re-sent at most once per ping and max_resend
 
 TEST_CASE("pongs: re-sent bytes count against max_open_bytes") {
   auto cfg = test_config();
-  cfg.max_open_bytes = 7;
+  cfg.max_open_bytes = 10;
   cfg.queue_limit = 100;
   Harness h(cfg);
   h.ready("w1", {Harness::spec("n")}, 4);
   h.submit(1, "n", 60000);
-  CHECK(terminals(h.submit(2, "n", 60000)).empty());  // 6 of 7 bytes
+  CHECK(terminals(h.submit(2, "n", 60000)).empty());  // 6 of 10 bytes
   h.advance(1000ms);
   h.pong("w1", {});  // both lost: re-sent, 12 bytes held
-  auto t = terminals(h.submit(3, "n", 60000));
+  auto t = terminals(h.submit(3, "n", 60000));  // 3 more would have fitted without them
   REQUIRE(t.size() == 1);
   CHECK(failure_code(t[0]) == ErrorCode::QueueFull);
 }
@@ -921,10 +921,13 @@ TEST_CASE("a stall of the daemon's loop is not a worker death: every worker gets
   h.ready("w2", {Harness::spec("n", true)});
   h.submit(1, "n", 60000);
   h.submit(2, "n", 60000);
+  auto held = [&](const std::string& id) {
+    auto& w = h.core.registry().workers().at(id);
+    return std::vector<std::uint64_t>(w.holding.begin(), w.holding.end());
+  };
   h.advance(1000ms);
-  h.pong("w1", h.core.registry().workers().at("w1").holding.size() ? std::vector<std::uint64_t>(
-      h.core.registry().workers().at("w1").holding.begin(), h.core.registry().workers().at("w1").holding.end())
-      : std::vector<std::uint64_t>{});
+  h.pong("w1", held("w1"));
+  h.pong("w2", held("w2"));
   // The loop stops for 20 s (SIGSTOP, a slow fsync): the next tick comes 20 s late.
   h.advance(20000ms);
   CHECK(h.core.registry().workers().size() == 2);
