@@ -336,14 +336,11 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   if (ev.capacity == 0 || ev.capacity > 65536)
     return reject(ErrorCode::InvalidRequest, "capacity must be between 1 and 65536");
   if (ev.nodes.empty()) return reject(ErrorCode::InvalidRequest, "a worker must declare at least one node");
-  if (config_.max_attach_nodes && ev.nodes.size() > config_.max_attach_nodes)
-    return reject(ErrorCode::InvalidRequest,
-                  fmt::format("an Attach may declare at most {} nodes (--max-attach-nodes); this one "
-                              "declares {}", config_.max_attach_nodes, ev.nodes.size()));
   // A set, not a pairwise scan: an Attach declaring 20,000 nodes cost musterd ~1 s of CPU
   // with the scan, stalling every other peer (docs/RELIABILITY.md, "big-attach").
   std::unordered_set<std::string_view> declared;
   declared.reserve(ev.nodes.size());
+  std::uint64_t spec_bytes = 0;
   for (auto& spec : ev.nodes) {
     if (!valid_node_name(spec.name))
       return reject(ErrorCode::InvalidRequest,
@@ -353,10 +350,16 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     // Every client lists the specs as JSON: one that has no JSON form would break the listing
     // for the whole workspace (a non-finite float as a port default).
     try {
-      (void)to_json(spec);
+      spec_bytes += to_json(spec).dump().size();
     } catch (const std::invalid_argument& e) {
       return reject(ErrorCode::InvalidRequest, fmt::format("node '{}': {}", spec.name, e.what()));
     }
+    if (config_.max_attach_spec_bytes && spec_bytes > config_.max_attach_spec_bytes)
+      return reject(ErrorCode::InvalidRequest,
+                    fmt::format("the node specs of an Attach may take at most {} bytes as JSON "
+                                "(--max-attach-spec-bytes); the first {} of {} take {}",
+                                config_.max_attach_spec_bytes, declared.size(), ev.nodes.size(),
+                                spec_bytes));
   }
   if (!valid_utf8(ev.hostname) || !valid_utf8(ev.sdk))
     return reject(ErrorCode::InvalidRequest, "hostname and sdk must be valid UTF-8");
@@ -566,17 +569,6 @@ void BrokerCore::on_detach(TimePoint now, const Peer& peer, const Caller& who,
     spdlog::info("worker {} detached", w->id);
     registry_.remove(w->id);
   }
-}
-
-std::string BrokerCore::attach_too_big(std::size_t nodes, std::size_t message_bytes) const {
-  if (config_.max_attach_nodes && nodes > config_.max_attach_nodes)
-    return fmt::format("an Attach may declare at most {} nodes (--max-attach-nodes); this one "
-                       "declares {}", config_.max_attach_nodes, nodes);
-  if (config_.max_attach_bytes && message_bytes > config_.max_attach_bytes)
-    return fmt::format("an Attach may be at most {} bytes with its node specs "
-                       "(--max-attach-bytes); this one is {} bytes",
-                       config_.max_attach_bytes, message_bytes);
-  return {};
 }
 
 void BrokerCore::on_bad_worker_message(const Peer& peer, std::string why, ErrorCode code) {

@@ -51,9 +51,10 @@ struct CoreConfig {
   // beyond either gets QUEUE_FULL at once. 0 = no limit.
   std::size_t max_client_outstanding = 10000;
   std::uint64_t max_client_outstanding_bytes = 256ull << 20;
-  // Bounds on one Attach and on the workers of one identity (Rejected{InvalidRequest}).
-  std::size_t max_attach_nodes = 1000;
-  std::uint64_t max_attach_bytes = 1ull << 20;  // the Attach message's size (its node specs)
+  // Bounds on one Attach and on the workers of one identity (Rejected{InvalidRequest}); the
+  // node count of an Attach is bounded before decoding (inbound.hpp, --max-attach-nodes).
+  // Spec bytes: the size of the node specs as JSON, as every client's listing carries them.
+  std::uint64_t max_attach_spec_bytes = 1ull << 20;
   std::size_t max_workers_per_identity = 256;
   std::string instance = "instance";
   std::string version = "0.0.0";
@@ -100,11 +101,6 @@ class BrokerCore {
   // A worker message that could not be decoded (or may not be acted on); answered Rejected.
   void on_bad_worker_message(const Peer& peer, std::string why,
                              ErrorCode code = ErrorCode::BadMessage);
-  // Why an Attach of `nodes` node declarations in a message of `message_bytes` bytes is
-  // refused before it is decoded (max_attach_nodes, max_attach_bytes), or "" if it may be.
-  // The socket loop asks before decoding the node specs, and answers a refusal through
-  // on_bad_worker_message(peer, why, ErrorCode::InvalidRequest).
-  std::string attach_too_big(std::size_t nodes, std::size_t message_bytes) const;
 
   // ---- client events (client socket) ----
   void on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev);

@@ -944,10 +944,9 @@ TEST_CASE("a stall of the daemon's loop is not a worker death: every worker gets
   CHECK(h.core.registry().workers().count("w2") == 1);
 }
 
-TEST_CASE("attach limits: nodes per attach, attach bytes and workers per identity, refused naming the limit") {
+TEST_CASE("attach limits: spec bytes and workers per identity, refused naming the limit") {
   auto cfg = test_config();
-  cfg.max_attach_nodes = 5;
-  cfg.max_attach_bytes = 4096;
+  cfg.max_attach_spec_bytes = 4096;
   cfg.max_workers_per_identity = 2;
   Harness h(cfg);
   auto rejected = [](const std::vector<Action>& out) {
@@ -958,14 +957,11 @@ TEST_CASE("attach limits: nodes per attach, attach bytes and workers per identit
     CHECK(rej->code == ErrorCode::InvalidRequest);
     return rej->message;
   };
-  std::vector<NodeSpec> six;
-  for (int i = 0; i < 6; ++i) six.push_back(Harness::spec(fmt::format("n{}", i)));
-  CHECK(rejected(h.attach("w1", six)).find("--max-attach-nodes") != std::string::npos);
-  CHECK(h.core.attach_too_big(6, 100).find("--max-attach-nodes") != std::string::npos);
-  CHECK(h.core.attach_too_big(5, 5000).find("--max-attach-bytes") != std::string::npos);
-  CHECK(h.core.attach_too_big(5, 4096).empty());
-  six.pop_back();
-  CHECK(all<ReplyToWorker>(h.attach("w1", six)).size() == 1);
+  auto big = Harness::spec("big");
+  big.description = std::string(5000, 'd');
+  CHECK(rejected(h.attach("w1", {Harness::spec("n"), big})).find("--max-attach-spec-bytes") != std::string::npos);
+  big.description = std::string(3000, 'd');
+  CHECK(std::holds_alternative<AttachedReply>(all<ReplyToWorker>(h.attach("w1", {Harness::spec("n"), big}))[0].body));
   h.attach("w2", {Harness::spec("n")});
   CHECK(rejected(h.attach("w3", {Harness::spec("n")})).find("--max-workers-per-identity") != std::string::npos);
   // Re-attaching an id it already has is not a new worker.
@@ -974,4 +970,8 @@ TEST_CASE("attach limits: nodes per attach, attach bytes and workers per identit
   Caller other{"id-2", "other", "default", "worker"};
   CHECK(std::holds_alternative<AttachedReply>(
       all<ReplyToWorker>(h.attach("w3", {Harness::spec("n")}, 1, "s1", other))[0].body));
+  // A worker that goes frees its place.
+  h.core.on_detach(h.now, peer("wp-w2"), h.local, "w2");
+  h.take();
+  CHECK(std::holds_alternative<AttachedReply>(all<ReplyToWorker>(h.attach("w4", {Harness::spec("n")}))[0].body));
 }
