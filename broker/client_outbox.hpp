@@ -2,7 +2,7 @@
 // Owns: per-connection FIFO of unsent replies, the rule of what may be dropped (progress when
 // the pipe is full; refusals beyond the hard cap), and retrying in order.
 // Must never: touch a socket itself (the caller's `send` does), reorder one connection's
-// replies, or drop a reply of kind Reply while the connection is there
+// replies, or drop a reply of kind OfRequest while the connection is there
 // (docs/PROTOCOL.md §10, docs/RELIABILITY.md "slow reader").
 //
 // Why: a client ROUTER's pipe to one connection holds SNDHWM messages; with
@@ -11,6 +11,7 @@
 // read). The outbox keeps them and the socket loop retries on later turns.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -24,9 +25,10 @@ namespace muster::broker {
 enum class SendOutcome { Sent, Full, Gone };
 
 enum class ReplyKind {
-  Reply,     // Accepted, Result, Failure of an accepted request: kept until sent or gone
-  Refusal,   // answers a message that opened no request: dropped beyond the hard cap
-  Progress,  // dropped when it cannot be sent at once (it is not terminal)
+  OfRequest,  // Accepted, Result, Failure of an accepted request: kept until sent or gone
+  NoRequest,  // answers a message that opened no request (a refused Submit, a query):
+              // dropped beyond the hard cap
+  Progress,   // dropped when it cannot be sent at once (it is not terminal)
 };
 
 // Message: what the caller's `send` takes (the daemon's frames and peer; a string in tests).
@@ -42,7 +44,7 @@ class ClientOutbox {
   };
 
   // `hard_cap`: replies one connection may have waiting before refusals to it are dropped
-  // (0 = no cap). Replies of kind Reply are kept beyond it.
+  // (0 = no cap). Replies of kind OfRequest are kept beyond it.
   explicit ClientOutbox(std::size_t hard_cap) : hard_cap_(hard_cap) {}
 
   // Sends `m` to connection `key` now if nothing waits for it, else queues it behind what
@@ -64,7 +66,7 @@ class ClientOutbox {
     } else if (kind == ReplyKind::Progress) {
       ++counts_.dropped_progress;
       return;
-    } else if (kind == ReplyKind::Refusal && hard_cap_ && it->second.items.size() >= hard_cap_) {
+    } else if (kind == ReplyKind::NoRequest && hard_cap_ && it->second.items.size() >= hard_cap_) {
       ++counts_.dropped_refusals;
       return;
     }
