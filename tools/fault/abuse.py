@@ -18,6 +18,16 @@ latency. Phase by phase, abusers run in their own processes next to it:
   connections     --connections idle client connections opened at once, each asking status
                   (musterd runs with the soft open-files limit of --daemon-nofile, if given)
   reconnect       a peer connecting, submitting and disconnecting in a tight loop
+  forged-pongs    two workers serving `forged`, one never reading its SUB socket and ponging
+                  seq 10^12, one reading pings only to pong their seqs with an empty in-flight
+                  list 20 times each, while a client calls `forged` with --pong-kib inputs:
+                  musterd must neither confirm the first nor re-send without bound to the second
+                  (re-sent bytes from GetStatus `redispatched`, and musterd's RSS)
+  slow-reader     a client submits --slow-reader-calls tiny `echo` calls without reading, then
+                  reads everything: every call must get exactly one reply (result or QUEUE_FULL)
+  attach-storm    a peer pipelining twenty 100,000-node Attaches, then twenty at
+                  --max-attach-nodes (1,000) nodes, again and again: the honest workers must
+                  keep their pings and the good client its latency
 
 For each phase it prints the good client's p50/p99/max latency and error count, and musterd's
 RSS (start, peak, end); the abusers' replies by code.
@@ -38,7 +48,7 @@ import zmq
 import wire
 
 PHASES = ["baseline", "flood", "flood-large", "unread-replies", "max-size", "big-attach",
-          "connections", "reconnect"]
+          "connections", "reconnect", "forged-pongs", "slow-reader", "attach-storm"]
 
 
 def add_arguments(a):
@@ -54,6 +64,8 @@ def add_arguments(a):
     a.add_argument("--daemon-nofile", type=int, default=0,
                    help="soft RLIMIT_NOFILE for musterd (e.g. 1024, a common default); 0: inherit")
     a.add_argument("--attach-nodes", type=int, default=20000)
+    a.add_argument("--pong-kib", type=int, default=256, help="input size of the forged-pongs calls")
+    a.add_argument("--slow-reader-calls", type=int, default=130000)
     a.add_argument("--tcp", action="store_true",
                    help="musterd on loopback TCP (--insecure) instead of ipc:// sockets")
     a.add_argument("--rss-limit-mib", type=int, default=6144,
@@ -206,6 +218,123 @@ def _reconnect(address: str, out_path: str):
             Path(out_path).write_text(json.dumps(counts))
 
 
+def _dump_every(counts, out_path: str, last: list, period: float = 0.5):
+    if time.monotonic() - last[0] > period:
+        last[0] = time.monotonic()
+        Path(out_path).write_text(json.dumps(counts))
+
+
+def _forged_pongs(request_address: str, response_address: str, client_address: str, kib: int,
+                  out_path: str):
+    """Two forging workers serving `forged` and a client calling it (item 10 of issue 12)."""
+    ctx = zmq.Context()
+    counts = collections.Counter()
+    workers = {}
+    for wid in ("forge-deaf", "forge-seqs"):
+        sub = ctx.socket(zmq.SUB)
+        sub.connect(request_address)
+        sub.subscribe(f"w:{wid}:".encode())
+        sub.subscribe(b"b:")
+        d = ctx.socket(zmq.DEALER)
+        d.connect(response_address)
+        workers[wid] = (sub, d)
+    time.sleep(0.3)
+    for wid, (sub, d) in workers.items():
+        d.send(wire.attach(wid, "s1", 4, [("forged", False)]))
+    client = ctx.socket(zmq.DEALER)
+    client.connect(client_address)
+    t = wire.SubmitTemplate("forged", {"blob": "x" * (kib * 1024)}, 5000)
+    instance, answered, rid, last = "", set(), 0, [time.monotonic()]
+    deaf_sub, deaf = workers["forge-deaf"]
+    seqs_sub, seqs = workers["forge-seqs"]
+    while True:
+        # the deaf one never reads its SUB socket: forged seqs only, empty in-flight list
+        for i in range(20):
+            deaf.send(wire.pong("forge-deaf", 10 ** 12 + i, instance, []))
+            counts["forged pongs"] += 1
+        # the other reads pings (and work) only to learn seqs, and answers each 20 times
+        while seqs_sub.poll(0):
+            m = wire.read_daemon(seqs_sub.recv_multipart()[-1])
+            if m and m.kind == wire.DAEMON_PING:
+                instance = m.instance
+                if m.seq not in answered:
+                    answered.add(m.seq)
+                    for _ in range(20):
+                        seqs.send(wire.pong("forge-seqs", m.seq, instance, []))
+                        counts["pongs to real pings"] += 1
+            elif m and m.kind == wire.DAEMON_WORK:
+                counts["work requests received"] += 1
+        for d in (deaf, seqs):
+            while d.poll(0):
+                d.recv_multipart()
+        if rid - counts["client replies"] < 16:  # 16 calls open
+            rid += 1
+            client.send(t.make(rid))
+        while client.poll(0):
+            r = wire.read_reply(client.recv_multipart()[-1])
+            if r and r.kind in (wire.REPLY_RESULT, wire.REPLY_FAILURE):
+                counts["client replies"] += 1
+                counts["client " + ("RESULT" if r.kind == wire.REPLY_RESULT else wire.code_name(r.code))] += 1
+        time.sleep(0.005)
+        _dump_every(counts, out_path, last)
+
+
+def _slow_reader(address: str, calls: int, out_path: str):
+    """Submits `calls` tiny echo calls reading nothing, then reads every reply (item 11)."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(address)
+    t = wire.SubmitTemplate("echo", {"x": 1}, 120000)
+    counts = collections.Counter()
+    last = [time.monotonic()]
+    for rid in range(1, calls + 1):
+        s.send(t.make(rid))  # blocks while musterd catches up
+        counts["sent"] += 1
+        _dump_every(counts, out_path, last)
+    seen = set()
+    quiet = time.monotonic()
+    while time.monotonic() - quiet < 5:
+        if not s.poll(100):
+            continue
+        r = wire.read_reply(s.recv_multipart()[-1])
+        if r and r.kind in (wire.REPLY_RESULT, wire.REPLY_FAILURE):
+            quiet = time.monotonic()
+            if r.request_id in seen:
+                counts["duplicated"] += 1
+            seen.add(r.request_id)
+            counts["RESULT" if r.kind == wire.REPLY_RESULT else wire.code_name(r.code)] += 1
+            counts["missing"] = calls - len(seen)
+            _dump_every(counts, out_path, last)
+    counts["missing"] = calls - len(seen)
+    Path(out_path).write_text(json.dumps(counts))
+    while True:
+        time.sleep(1)
+
+
+def _attach_storm(address: str, out_path: str):
+    """Pipelined huge Attaches, then pipelined ones at the node limit (item 13)."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(address)
+    huge = wire.attach("storm-huge", "s1", 1, [(f"n{i}", False) for i in range(100_000)])
+    at_limit = [wire.attach(f"storm-{i}", "s1", 1, [(f"s{i}.{k}", False) for k in range(1000)])
+                for i in range(20)]
+    counts = collections.Counter(huge_bytes=len(huge), at_limit_bytes=len(at_limit[0]))
+    last = [time.monotonic()]
+    while True:
+        for _ in range(20):
+            s.send(huge)
+        for m in at_limit:
+            s.send(m)
+        for _ in range(40):
+            if not s.poll(60_000):
+                break
+            r = wire.read_daemon(s.recv_multipart()[-1])
+            counts["attached" if r and r.kind == wire.DAEMON_ATTACHED else
+                   "rejected" if r and r.kind == wire.DAEMON_REJECTED else "other"] += 1
+        _dump_every(counts, out_path, last, 0.0)
+
+
 # ---- the run -------------------------------------------------------------------------------------
 
 
@@ -284,7 +413,12 @@ def run(args, fm) -> int:
             "big-attach": [(_big_attach, (cluster.response_address, args.attach_nodes, out))],
             "connections": [(_connections, (addr, args.connections, out))],
             "reconnect": [(_reconnect, (addr, out))],
+            "forged-pongs": [(_forged_pongs, (cluster.request_address, cluster.response_address,
+                                              addr, args.pong_kib, out))],
+            "slow-reader": [(_slow_reader, (addr, args.slow_reader_calls, out))],
+            "attach-storm": [(_attach_storm, (cluster.response_address, out))],
         }[phase]
+        st0 = admin.status(5.0) or {}
         rss_start = fm.rss_kib(cluster.daemon.pid)
         procs = [mpctx.Process(target=f, args=a, daemon=True) for f, a in targets]
         for p in procs:
@@ -317,6 +451,8 @@ def run(args, fm) -> int:
         # let musterd settle: queued requests time out or finish
         time.sleep(2.0)
         st = admin.status(5.0) or {}
+        if phase == "forged-pongs":  # every re-send repeats the call's input
+            abuser["re-sent KiB"] = (st.get("redispatched", 0) - st0.get("redispatched", 0)) * args.pong_kib
         row = dict(phase=phase, good_calls=len(lat), good_errors=dict(errors),
                    p50_ms=_pct(lat, 0.5), p99_ms=_pct(lat, 0.99), max_ms=_pct(lat, 1.0),
                    rss_start_mib=round(rss_start / 1024, 1), rss_peak_mib=round(peak[0] / 1024, 1),
