@@ -38,6 +38,7 @@ import collections
 import json
 import multiprocessing as mp
 import os
+import re
 import signal
 import tempfile
 import time
@@ -280,16 +281,29 @@ def _forged_pongs(request_address: str, response_address: str, client_address: s
 
 
 def _slow_reader(address: str, calls: int, out_path: str):
-    """Submits `calls` tiny echo calls reading nothing, then reads every reply (item 11)."""
+    """Submits `calls` tiny echo calls reading nothing, then reads every reply (item 11). It
+    paces its submits by musterd's queue (asked on a second connection), so that its calls are
+    accepted and their replies pile up unread rather than being refused at the queue limit."""
     ctx = zmq.Context()
     s = ctx.socket(zmq.DEALER)
     s.connect(address)
+    probe = ctx.socket(zmq.DEALER)
+    probe.connect(address)
     t = wire.SubmitTemplate("echo", {"x": 1}, 120000)
     counts = collections.Counter()
     last = [time.monotonic()]
     for rid in range(1, calls + 1):
-        s.send(t.make(rid))  # blocks while musterd catches up
+        s.send(t.make(rid))  # reads nothing until the end
         counts["sent"] += 1
+        if rid % 250 == 0:
+            while True:
+                probe.send(wire.status_request(rid))
+                if not probe.poll(10000):
+                    break
+                r = wire.read_reply(probe.recv_multipart()[-1])
+                if not r or wire.read_status(r)["queued"] < 50:
+                    break
+                time.sleep(0.01)
         _dump_every(counts, out_path, last)
     seen = set()
     quiet = time.monotonic()
@@ -306,6 +320,7 @@ def _slow_reader(address: str, calls: int, out_path: str):
             counts["missing"] = calls - len(seen)
             _dump_every(counts, out_path, last)
     counts["missing"] = calls - len(seen)
+    counts["done"] = 1
     Path(out_path).write_text(json.dumps(counts))
     while True:
         time.sleep(1)
@@ -442,6 +457,10 @@ def run(args, fm) -> int:
         w.start()
         time.sleep(1.0 if procs else 0)  # let the abuse get going
         lat, errors = _good_client(addr, args.phase_seconds)
+        if phase == "slow-reader":  # it reads its replies only at the end: let it
+            end = time.monotonic() + 120
+            while time.monotonic() < end and '"done"' not in (Path(out).read_text() if Path(out).exists() else ""):
+                time.sleep(0.2)
         stop[0] = True
         w.join()
         for p in procs:
@@ -451,6 +470,10 @@ def run(args, fm) -> int:
         # let musterd settle: queued requests time out or finish
         time.sleep(2.0)
         st = admin.status(5.0) or {}
+        if phase == "slow-reader":  # what musterd says it dropped: refusals only, never a result
+            found = re.findall(r"were dropped: that client reads none of its replies \((\d+) in all\)",
+                               cluster.daemon_log())
+            abuser["refusals musterd dropped"] = int(found[-1]) if found else 0
         if phase == "forged-pongs":  # every re-send repeats the call's input
             abuser["re-sent KiB"] = (st.get("redispatched", 0) - st0.get("redispatched", 0)) * args.pong_kib
         row = dict(phase=phase, good_calls=len(lat), good_errors=dict(errors),
