@@ -402,7 +402,6 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   }
   w->state = WorkerState::Confirming;
   w->last_heard = now;
-  w->confirm_seq = next_ping_seq_;
   w->confirm_seqs.clear();
   reply_worker(peer, AttachedReply{w->id});
   // Prove the PUB path reaches it before any work is sent (the slow-joiner trap).

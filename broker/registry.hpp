@@ -29,7 +29,6 @@ struct WorkerEntry {
   std::vector<NodeSpec> nodes;
   bool payload_frames = false;       // takes WorkRequest inputs as a frame of their own
   WorkerState state = WorkerState::Confirming;
-  std::uint64_t confirm_seq = 0;     // the first ping seq after its (last) Attach
   // Seqs of the confirming pings sent to it since its last Attach (newest last, at most
   // kKeptPings): only a Pong to one of these proves the PUB path reaches it.
   std::vector<std::uint64_t> confirm_seqs;
