@@ -219,6 +219,16 @@ def _reconnect(address: str, out_path: str):
             Path(out_path).write_text(json.dumps(counts))
 
 
+def _read_counts(path: str) -> dict:
+    """An abuser's last counts (it may be killed halfway through writing them: then retry)."""
+    for _ in range(20):
+        try:
+            return json.loads(Path(path).read_text()) if Path(path).exists() else {}
+        except ValueError:
+            time.sleep(0.05)
+    return {}
+
+
 def _dump_every(counts, out_path: str, last: list, period: float = 0.5):
     if time.monotonic() - last[0] > period:
         last[0] = time.monotonic()
@@ -347,7 +357,7 @@ def _attach_storm(address: str, out_path: str):
             r = wire.read_daemon(s.recv_multipart()[-1])
             counts["attached" if r and r.kind == wire.DAEMON_ATTACHED else
                    "rejected" if r and r.kind == wire.DAEMON_REJECTED else "other"] += 1
-        _dump_every(counts, out_path, last, 0.0)
+        _dump_every(counts, out_path, last, 0.2)
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -466,7 +476,7 @@ def run(args, fm) -> int:
         for p in procs:
             p.kill()
             p.join(5)
-        abuser = json.loads(Path(out).read_text()) if Path(out).exists() else {}
+        abuser = _read_counts(out)
         # let musterd settle: queued requests time out or finish
         time.sleep(2.0)
         st = admin.status(5.0) or {}
