@@ -461,6 +461,16 @@ class _F:
         self.from_bytes = getattr(mod, "Make" + camel + "VectorFromBytes", None)
 
 
+def nested_vector(b: flatbuffers.Builder, data: bytes) -> int:
+    """A [ubyte] vector holding a nested Values buffer, its data on an 8-byte boundary of the
+    finished message (PROTOCOL.md §3 rule 3: receivers refuse a misaligned payload). The
+    generated ``Make*VectorFromBytes`` aligns to 4 only."""
+    b.StartVector(1, len(data), 8)
+    b.head -= len(data)
+    b.Bytes[b.head : b.head + len(data)] = data
+    return b.EndVector()
+
+
 _FIELDS: Dict[type, List[_F]] = {}
 _MODULES: Dict[type, Any] = {}
 
@@ -551,7 +561,7 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
                     data = _values.encode_values(v)
                 except (TypeError, ValueError, OverflowError) as e:
                     raise type(e)(f"{f.name}: {e}") from None
-            offsets[f.name] = f.from_bytes(b, data)
+            offsets[f.name] = nested_vector(b, data)
         elif kind == "value":
             if v is not NO_DEFAULT:
                 offsets[f.name] = _values.encode_value(b, v, f"{f.name}")
