@@ -444,7 +444,7 @@ def _camel(name: str) -> str:
 class _F:
     """A dataclass field with its wire slot and the generated builder functions it uses."""
 
-    __slots__ = ("name", "kind", "ref", "required", "slot", "default", "add", "add_type", "start_vector", "from_bytes")
+    __slots__ = ("name", "kind", "ref", "required", "slot", "default", "add", "add_type", "start_vector")
 
     def __init__(self, f: dataclasses.Field, slot: int, mod: Any):
         md = f.metadata
@@ -458,7 +458,6 @@ class _F:
         self.add = getattr(mod, "Add" + camel)
         self.add_type = getattr(mod, "Add" + camel + "Type", None)
         self.start_vector = getattr(mod, "Start" + camel + "Vector", None)
-        self.from_bytes = getattr(mod, "Make" + camel + "VectorFromBytes", None)
 
 
 def nested_vector(b: flatbuffers.Builder, data: bytes) -> int:
