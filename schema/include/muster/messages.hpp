@@ -4,6 +4,7 @@
 // Must never: hand out a pointer into a buffer that failed verification.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -23,9 +24,15 @@ namespace muster {
 inline constexpr unsigned kVerifierMaxDepth = 128;
 inline constexpr unsigned kVerifierMaxTables = 10'000'000;
 
+// A nested Values payload (Submit and WorkRequest inputs/parameters, Result outputs) starts at
+// a multiple of this from the start of its message (PROTOCOL.md §3 rule 3).
+inline constexpr std::ptrdiff_t kPayloadAlignment = 8;
+
 // Each returns the verified root, or nullptr if the bytes are not a valid buffer of that
 // root type carrying its file_identifier. For the four roots with a `body` union, nullptr
 // also when the body is NONE or its table is absent: a returned root always has a body.
+// nullptr also when a nested payload of the body does not start on a kPayloadAlignment
+// boundary of `bytes` (the Verifier does not check that).
 const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> bytes);
 const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> bytes);
 const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> bytes);

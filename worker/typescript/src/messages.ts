@@ -357,9 +357,12 @@ function u32(v: number | undefined, what: string): number {
   return x;
 }
 
-/** A nested payload: absent when empty (an empty vector fails the C++ Verifier). */
+/**
+ * A nested payload: absent when empty (an empty vector fails the C++ Verifier), else on an
+ * 8-byte boundary (PROTOCOL.md §3 rule 3: receivers refuse a misaligned payload).
+ */
 function payload(b: B, bytes: Uint8Array | undefined): flatbuffers.Offset {
-  return bytes && bytes.length > 0 ? createByteVector(b, bytes) : 0;
+  return bytes && bytes.length > 0 ? createByteVector(b, bytes, 8) : 0;
 }
 
 function encodePort(b: B, p: Port): flatbuffers.Offset {
