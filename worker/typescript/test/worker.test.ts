@@ -437,6 +437,78 @@ describe('dispatch', () => {
   });
 });
 
+describe('stopping never attaches again (PROTOCOL.md §7.5)', () => {
+  // A worker that is detaching treats each of these as "the daemon forgot me": it must not
+  // attach again (that would leave a ghost worker behind once it exits), it aborts what it
+  // still runs and stops. Each scenario keeps a request running so that the worker is still
+  // draining when the signal comes, and its aborted answer is the last thing it sends.
+  const scenarios: [string, (workerId: string) => void][] = [
+    ['Rejected{reattach} to its Pong', () => daemon.ping('b:')],
+    ['a Ping of a new daemon instance', () => {
+      daemon.instance = 'fake-instance-2';
+      daemon.ping('b:');
+    }],
+    ['no ping for the liveness window', () => {
+      daemon.pinging = false;
+    }],
+  ];
+  for (const [what, forget] of scenarios) {
+    it(`after ${what}`, async () => {
+      const workerId = `forgot${scenarios.findIndex(([w]) => w === what)}`;
+      const gate = new Gate();
+      const w = makeWorker({ workerId, shutdownGraceMs: 60000 }, [
+        [{ name: 'hold' }, async (ctx) => { await gate.enter(ctx.signal); return {}; }],
+      ]);
+      try {
+        await w.start();
+        await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === workerId);
+        const id = workRequest(workerId, 'hold');
+        await until(() => gate.started === 1, 5000, 'the handler to start');
+        let detached = false;
+        daemon.replyHook = (r) => {
+          if (r.msg.workerId !== workerId) return undefined;
+          if (r.msg.body.type === 'Detach') {
+            detached = true;
+            return undefined; // Ack
+          }
+          // From its Detach on, the daemon no longer knows this worker.
+          return detached ? { type: 'Rejected', code: ErrorCode.InvalidRequest, message: 'unknown worker', reattach: true } : undefined;
+        };
+        const stopped = w.stop('SIGTERM');
+        await daemon.nextFromWorker('Detach', (_b, r) => r.msg.workerId === workerId);
+        forget(workerId);
+        await daemon.nextFromWorker('Failure', (b, r) => r.msg.workerId === workerId && b.requestId === id, 10000);
+        await stopped;
+        const kinds = daemon.fromWorkers.all.filter((r) => r.msg.workerId === workerId).map((r) => r.msg.body.type);
+        assert.deepEqual(kinds.filter((k) => k === 'Attach'), ['Attach'], kinds.join(' '));
+        assert.equal(kinds[kinds.length - 1], 'Failure', kinds.join(' '));
+      } finally {
+        gate.releaseAll();
+      }
+    });
+  }
+
+  it('sends Detach when stopped while a reconnect is under way', async () => {
+    const w = makeWorker({ workerId: 'recon1', attachTimeoutMs: 60000 }, [[{ name: 'r.node' }, () => ({})]]);
+    await w.start();
+    const first = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'recon1');
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'recon1');
+    daemon.pinging = false;
+    daemon.replyHook = (r) => (r.msg.workerId === 'recon1' && r.msg.body.type === 'Attach' ? null : undefined);
+    const second = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'recon1', 10000);
+    assert.notDeepEqual(second.routingId, first.routingId);
+    assert.ok(!w.isAttached);
+    const stopped = w.stop('SIGTERM');
+    // The daemon may have attached it already: without a Detach it would keep a ghost.
+    const detach = await daemon.nextFromWorker('Detach', (_b, r) => r.msg.workerId === 'recon1');
+    assert.deepEqual(detach.routingId, second.routingId);
+    assert.equal(detach.body.reason, 'SIGTERM');
+    await stopped;
+    const attaches = daemon.fromWorkers.all.filter((r) => r.msg.workerId === 'recon1' && r.msg.body.type === 'Attach');
+    assert.equal(attaches.length, 2);
+  });
+});
+
 describe('transport security', () => {
   it('attaches and serves over tcp:// with CURVE keys', async () => {
     const server = zmq.curveKeyPair();
