@@ -240,7 +240,7 @@ def test_a_result_over_the_daemons_limit_fails_fast(start_daemon, start_worker):
         proc = start_python_worker(daemon, "pyw-limit")
         wait_ready(c, "pyw-limit", proc)
         start_worker(daemon, worker_id="cpp-limit").wait_ready()
-        for node in ("py.hello", "hello"):
+        for node in ("hello", "py.hello"):
             with pytest.raises(muster.MusterError) as err:
                 c.call(node, {"name": "x" * 40000}, timeout_ms=30000)
             assert err.value.code == muster.ErrorCode.WORKER_ERROR, (node, err.value)
