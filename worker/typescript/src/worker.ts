@@ -618,7 +618,7 @@ export class Worker extends EventEmitter {
           msg = decodeDaemonMessage(frames[1]!);
         } catch (e) {
           this.log.warn(`ignoring a bad message on ${topic}: ${(e as Error).message}`);
-          if (e instanceof BadPayloadError && topic === `w:${this.workerId}:`) this.refuse(e.requestId, e.message);
+          if (e instanceof BadPayloadError && topic === this.attached?.topic) this.refuse(e.requestId, e.message);
           continue;
         }
         this.onPublished(msg, topic);
