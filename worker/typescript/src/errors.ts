@@ -66,6 +66,14 @@ export class MusterError extends Error {
   }
 }
 
+/**
+ * The code a worker's Failure carries (PROTOCOL.md §6): InvalidRequest (inputs or parameters it
+ * cannot accept) or WorkerError (the node's own code failed). Any other code becomes WorkerError.
+ */
+export function workerFailureCode(code: ErrorCode): ErrorCode {
+  return code === ErrorCode.InvalidRequest ? ErrorCode.InvalidRequest : ErrorCode.WorkerError;
+}
+
 /** The message was not a verifiable buffer of the expected type (PROTOCOL.md §3, §10). */
 export function badMessage(message: string, cause?: unknown): MusterError {
   return new MusterError(ErrorCode.BadMessage, message, cause === undefined ? undefined : { cause });
