@@ -79,6 +79,19 @@ constexpr std::array<std::string_view, 13> kCodeNames = {
     "INTERNAL",      "SHUTTING_DOWN", "UNAVAILABLE"};
 }
 
+bool worker_may_send(wire::ErrorCode code) {
+  using wire::ErrorCode;
+  switch (code) {
+    case ErrorCode::WorkerError:
+    case ErrorCode::InvalidRequest:
+    case ErrorCode::NoWorker:
+    case ErrorCode::WorkerLost:
+    case ErrorCode::Timeout:
+    case ErrorCode::ShuttingDown: return true;
+    default: return false;
+  }
+}
+
 std::string_view error_code_name(wire::ErrorCode code) {
   auto i = static_cast<std::size_t>(code);
   return i < kCodeNames.size() ? kCodeNames[i] : "UNKNOWN";

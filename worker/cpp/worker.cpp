@@ -74,11 +74,11 @@ zmq::message_t result_message(const std::string& worker_id, std::uint64_t reques
   return finish(fbb, worker_id, wire::WorkerBody::Result, body.Union());
 }
 
-// A worker's Failure carries InvalidRequest (inputs or parameters it cannot accept) or
-// WorkerError (the node's own code failed), never another code (PROTOCOL.md §6).
+// A worker's Failure carries only a code a worker may send (worker_may_send, PROTOCOL.md §6):
+// any other becomes WorkerError.
 zmq::message_t failure_message(const std::string& worker_id, std::uint64_t request_id,
                                           ErrorCode code, const std::string& message) {
-  if (code != ErrorCode::InvalidRequest) code = ErrorCode::WorkerError;
+  if (!worker_may_send(code)) code = ErrorCode::WorkerError;
   flatbuffers::FlatBufferBuilder fbb(256);
   auto body = wire::CreateFailureDirect(fbb, request_id, code, message.c_str());
   return finish(fbb, worker_id, wire::WorkerBody::Failure, body.Union());

@@ -46,6 +46,12 @@ const wire::EnrollResponse* read_enroll_response(std::span<const std::uint8_t> b
 void finish_worker_message(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
                            wire::WorkerBody type, flatbuffers::Offset<void> body);
 
+// The codes a worker's Failure may carry (PROTOCOL.md §6): WorkerError (its own code failed),
+// InvalidRequest (it cannot accept the inputs), and what a worker that forwards the call to
+// others (muster-bridge host) met downstream: NoWorker, WorkerLost, Timeout, ShuttingDown.
+// musterd turns any other code into WorkerError, and the C++ SDK never sends one.
+bool worker_may_send(wire::ErrorCode code);
+
 // "NO_WORKER", "TIMEOUT", ... as printed by the CLI and used in JSON.
 std::string_view error_code_name(wire::ErrorCode code);
 std::optional<wire::ErrorCode> error_code_from_name(std::string_view name);

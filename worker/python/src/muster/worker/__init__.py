@@ -198,10 +198,19 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
+# The codes a worker's Failure may carry (PROTOCOL.md §6): WORKER_ERROR (the node's own code
+# failed), INVALID_REQUEST (inputs or parameters it cannot accept), and what a worker that
+# forwards calls to others met downstream.
+WORKER_MAY_SEND = frozenset({
+    ErrorCode.WORKER_ERROR, ErrorCode.INVALID_REQUEST,
+    ErrorCode.NO_WORKER, ErrorCode.WORKER_LOST, ErrorCode.TIMEOUT, ErrorCode.SHUTTING_DOWN,
+})
+
+
 def failure(request_id: int, code: Any, message: str) -> m.Failure:
-    """A worker's Failure: it carries INVALID_REQUEST (inputs or parameters it cannot accept) or
-    WORKER_ERROR (the node's own code failed), never another code (PROTOCOL.md §6)."""
-    kept = ErrorCode.INVALID_REQUEST if code == ErrorCode.INVALID_REQUEST else ErrorCode.WORKER_ERROR
+    """A worker's Failure: it carries only a code of WORKER_MAY_SEND; any other becomes
+    WORKER_ERROR (musterd would map it so too)."""
+    kept = code if code in WORKER_MAY_SEND else ErrorCode.WORKER_ERROR
     return m.Failure(request_id, kept, message)
 
 
