@@ -904,7 +904,7 @@ int Host::run() {
   ioc.run();
   if (worker_thread_.joinable()) worker_thread_.join();
   spdlog::info("stopped: {} registration(s), {} event(s) sent, {} repl(ies), {} timeout(s), {} lost, "
-               "{} unknown uuid(s), {} bad JSON message(s); connections: {} refused (per-address cap), "
+               "{} unknown uuid(s), {} bad JSON message(s); connections: {} refused (caps), "
                "{} without a complete request in time, {} failed accept(s)",
                counters.registrations.load(), counters.events_sent.load(), counters.replies.load(),
                counters.timeouts.load(), counters.lost.load(), counters.unknown_uuid.load(), counters.bad_json.load(),
