@@ -360,6 +360,20 @@ def closed_by_server(s: socket.socket, timeout: float) -> bool:
         return False
 
 
+def is_closed(s: socket.socket) -> bool:
+    """True if the server has closed `s` (EOF or reset); does not wait."""
+    timeout = s.gettimeout()
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        s.settimeout(timeout)
+
+
 def healthy(host: Host) -> bool:
     try:
         with urllib.request.urlopen(f"{host.url}/healthz", timeout=5) as res:
@@ -695,8 +709,13 @@ def test_host_keeps_descriptors_for_its_worker(daemon, run_cli):
         pytest.skip("needs prlimit (util-linux)")
     host = start_host(daemon, "--capacity", "16", "--max-connections-per-ip", "0", "--header-timeout", "60",
                       prefix=("prlimit", "--nofile=128", "--"), log_level="info")
+    budget = int(re.search(r"(\d+) in all", host.log).group(1))  # 128 - 16 - 64
     conns = [half_open(host.port) for _ in range(110)]
     wait_for(lambda: "connections are open in all" in host.log, 20, "the connection budget to be used up")
+    # Every connection past the budget is closed at once (wait for all of them: one accepted
+    # after we free places below would take a place again), the first `budget` stay open.
+    wait_for(lambda: sum(map(is_closed, conns)) == len(conns) - budget, 20, "the refusals")
+    assert not any(map(is_closed, conns[:budget]))
     for c in conns[:10]:
         c.close()
 
@@ -715,7 +734,7 @@ def test_host_keeps_descriptors_for_its_worker(daemon, run_cli):
 
 
 def test_host_caps_connections_per_address(daemon):
-    host = start_host(daemon, "--max-connections-per-ip", "4")
+    host = start_host(daemon, "--max-connections-per-ip", "4", "--header-timeout", "60")
     held = [half_open(host.port) for _ in range(4)]
     # The fifth connection from 127.0.0.1 is closed at once, unanswered.
     fifth = socket.create_connection(("127.0.0.1", host.port), timeout=10)
