@@ -122,7 +122,6 @@ int main(int argc, char** argv) {
     muster::setup_logging(log_level, "musterd");
     muster::reuse_memory_for_large_messages();
     muster::use_one_malloc_arena();  // before the Daemon's sockets start libzmq's I/O thread
-    muster::ensure_private_dir(opt.data_dir);
     muster::SignalPipe signals;
     muster::broker::Daemon daemon(std::move(opt));
     return daemon.run(signals);
