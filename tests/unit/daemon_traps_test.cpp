@@ -35,6 +35,7 @@ struct RawWorker {
   zmq::socket_t dealer{ctx, zmq::socket_type::dealer};
   std::optional<zmq::socket_t> sub;
   std::string instance;
+  std::string topic;  // Attached.topic
 
   RawWorker(zmq::context_t& c, const DaemonProcess& d) : ctx(c) {
     dealer.set(zmq::sockopt::linger, 0);
@@ -67,13 +68,14 @@ struct RawWorker {
     auto* msg = reply(m);
     REQUIRE(msg->body_type() == wire::DaemonBody::Attached);
     instance = msg->body_as_Attached()->instance()->str();
-    CHECK(msg->body_as_Attached()->topic()->str() == "w:raw:");
+    topic = msg->body_as_Attached()->topic()->str();
+    CHECK(topic == "w:local:raw:");  // over ipc the identity is the local owner
   }
 
   void connect_sub(const DaemonProcess& d) {
     sub.emplace(ctx, zmq::socket_type::sub);
     sub->set(zmq::sockopt::linger, 0);
-    sub->set(zmq::sockopt::subscribe, "w:raw:");
+    sub->set(zmq::sockopt::subscribe, topic);
     sub->set(zmq::sockopt::subscribe, "b:");
     sub->connect(d.endpoint("request"));
   }
