@@ -15,17 +15,6 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 FailureBody invalid(std::string message) { return FailureBody{ErrorCode::InvalidRequest, std::move(message)}; }
 }  // namespace
 
-bool is_admin_command(wire::ClientBody type) {
-  switch (type) {
-    case wire::ClientBody::TokenCreate:
-    case wire::ClientBody::TokenList:
-    case wire::ClientBody::TokenRevoke:
-    case wire::ClientBody::KeyList:
-    case wire::ClientBody::KeyRevoke: return true;
-    default: return false;
-  }
-}
-
 AdminReply run_admin(Security& security, BrokerCore& core, const wire::ClientMessage& msg,
                      const Caller& who, TimePoint now) {
   if (who.role != "admin")

@@ -22,9 +22,6 @@ struct AdminReportBody {
 };
 using AdminReply = std::variant<TokenCreatedBody, AdminReportBody, FailureBody>;
 
-// True for the admin members of ClientBody.
-bool is_admin_command(wire::ClientBody type);
-
 AdminReply run_admin(Security& security, BrokerCore& core, const wire::ClientMessage& msg,
                      const Caller& who, TimePoint now);
 

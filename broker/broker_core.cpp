@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "muster/messages.hpp"
 #include "muster/utf8.hpp"
 
 namespace muster::broker {
@@ -392,7 +393,15 @@ void BrokerCore::on_result(TimePoint now, const Peer& peer, const Caller& who,
 void BrokerCore::on_failure(TimePoint now, const Peer& peer, const Caller& who,
                             const std::string& worker_id, std::uint64_t request_id,
                             ErrorCode code, std::string message) {
-  if (code == ErrorCode::None) code = ErrorCode::WorkerError;
+  // A worker may say only that its own code failed, that it cannot accept the inputs, or (a
+  // worker that forwards calls) what it met downstream (PROTOCOL.md §6, worker_may_send); any
+  // other code would make the caller believe the daemon, or the caller itself, was at fault.
+  if (!worker_may_send(code)) {
+    auto name = error_code_name(code);
+    message = name == "UNKNOWN" ? fmt::format("worker sent code {}: {}", static_cast<int>(code), message)
+                                : fmt::format("worker sent code {}: {}", name, message);
+    code = ErrorCode::WorkerError;
+  }
   on_answer(now, peer, who, worker_id, request_id, FailureBody{code, std::move(message)});
 }
 

@@ -17,6 +17,7 @@
 #include "muster/runtime_dir.hpp"
 #include "muster/zap_policy.hpp"
 #include "admin.hpp"
+#include "inbound.hpp"
 #include "security.hpp"
 #include "subscription_policy.hpp"
 #include "zap_handler.hpp"
@@ -33,44 +34,11 @@ std::string random_instance() {
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
-// Names the kind of a buffer that is not what the socket expects, for a clearer error.
-std::string describe_wrong_buffer(std::span<const std::uint8_t> b, std::string_view expected) {
-  if (b.size() < 8) return fmt::format("{} bytes is too short for a {}", b.size(), expected);
-  std::string_view id(reinterpret_cast<const char*>(b.data() + 4), 4);
-  for (auto [ident, name] : {std::pair{"MSWK", "WorkerMessage"}, {"MSDM", "DaemonMessage"},
-                             {"MSCL", "ClientMessage"}, {"MSCR", "ClientReply"},
-                             {"MSEQ", "EnrollRequest"}, {"MSER", "EnrollResponse"},
-                             {"MSVL", "Values"}})
-    if (id == ident) {
-      if (name == expected) return fmt::format("a {} that fails verification", expected);
-      return fmt::format("a {} was sent where a {} was expected", name, expected);
-    }
-  return fmt::format("not a {} (file identifier missing or unknown)", expected);
-}
-
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload_vector(
     flatbuffers::FlatBufferBuilder& fbb, const Payload& p) {
   if (p.bytes.empty()) return 0;
   fbb.ForceVectorAlignment(p.bytes.size(), 1, 8);  // a nested buffer needs 8-byte alignment
   return fbb.CreateVector(p.bytes.data(), p.bytes.size());
-}
-
-// What a Submit leaves behind for as long as its request is open: its two payloads. libzmq
-// hands out small received messages as slices of a shared 8 KiB read buffer, and one slice
-// alive keeps all of it (with clients submitting one at a time, each queued request held
-// 8 KiB: docs/PERFORMANCE.md, fix 4); and the rest of the message is not needed once decoded.
-// So a small message leaves a copy of the payload bytes alone, in one block of their size
-// (docs/PERFORMANCE.md, "An open request's memory"); a large one has a buffer of its own
-// and is kept, uncopied, as their owner.
-std::pair<Payload, Payload> keep_payloads(zmq::message_t& message,
-                                          std::span<const std::uint8_t> inputs,
-                                          std::span<const std::uint8_t> parameters) {
-  constexpr std::size_t kSharedReadBuffer = 8192;  // libzmq's ZMQ_IN_BATCH_SIZE default
-  if (inputs.empty() && parameters.empty()) return {};
-  if (message.size() <= kSharedReadBuffer) return Payload::copy_of_both(inputs, parameters);
-  // Larger than any VSM message: moving it leaves the bytes where the spans point.
-  auto owner = std::make_shared<zmq::message_t>(std::move(message));
-  return {Payload{owner, inputs}, Payload{owner, parameters}};
 }
 
 // Payloads at least this big go to a peer that takes payload frames as a frame of their own
@@ -175,6 +143,17 @@ struct Daemon::Impl {
 
   // ---- inbound -----------------------------------------------------------------------
 
+  // Limits of the decoder (inbound.hpp) for each socket.
+  InboundLimits worker_limits() const {
+    return InboundLimits{opt.max_message_bytes, opt.max_attach_nodes, 0};
+  }
+  InboundLimits client_limits() const {
+    // libzmq hands out small received messages as slices of a shared 8 KiB read buffer
+    // (ZMQ_IN_BATCH_SIZE), and one slice alive keeps all of it: a queued request keeps a copy
+    // of its payload bytes alone (docs/PERFORMANCE.md, "An open request's memory").
+    return InboundLimits{opt.max_message_bytes, opt.max_attach_nodes, 8192};
+  }
+
   void on_worker_message(RouterMessage& m) {
     auto now = Clock::now();
     if (m.frame_count < 2) return;  // nothing to answer with
@@ -183,69 +162,14 @@ struct Daemon::Impl {
           m.peer, fmt::format("expected one payload frame (after an optional empty delimiter), "
                               "got {} frames",
                               m.frame_count - 1));
-    if (m.payload.size() > opt.max_message_bytes)
-      return core.on_bad_worker_message(
-          m.peer, fmt::format("message of {} bytes exceeds the limit of {} bytes",
-                              m.payload.size(), opt.max_message_bytes));
     auto owner = std::make_shared<zmq::message_t>(std::move(m.payload));
-    auto bytes = bytes_of(*owner);
-    const wire::WorkerMessage* msg = read_worker_message(bytes);
-    if (!msg) return core.on_bad_worker_message(m.peer, describe_wrong_buffer(bytes, "WorkerMessage"));
+    WorkerEvent ev = decode_worker_message(bytes_of(*owner), [&] { return owner; }, worker_limits());
+    if (auto* r = std::get_if<Refusal>(&ev)) return core.on_bad_worker_message(m.peer, std::move(r->why), r->code);
     auto caller = security->caller_for(m.peer, keys::Role::Worker, via_ipc(opt.response_addresses, m.peer.via));
     if (!caller)
       return core.on_bad_worker_message(m.peer, "this identity is revoked or not enrolled as a worker",
                                         ErrorCode::PermissionDenied);
-    const Caller& who = *caller;
-    std::string worker_id = str(msg->worker_id());
-    using wire::WorkerBody;
-    switch (msg->body_type()) {
-      case WorkerBody::Attach: {
-        auto* a = msg->body_as_Attach();
-        AttachEvent ev;
-        ev.worker_id = str(a->worker_id());
-        ev.hostname = str(a->hostname());
-        ev.sdk = str(a->sdk());
-        ev.pid = a->pid();
-        ev.session = str(a->session());
-        ev.capacity = a->capacity();
-        ev.payload_frames = a->payload_frames();
-        try {
-          if (auto* nodes = a->nodes())
-            for (auto* n : *nodes) ev.nodes.push_back(decode_node_spec(n));
-        } catch (const std::runtime_error& e) {  // a string that is not UTF-8
-          return core.on_bad_worker_message(m.peer, fmt::format("Attach: {}", e.what()));
-        }
-        return core.on_attach(now, m.peer, who, std::move(ev));
-      }
-      case WorkerBody::Pong: {
-        auto* p = msg->body_as_Pong();
-        std::vector<std::uint64_t> in_flight;
-        if (auto* v = p->in_flight()) in_flight.assign(v->begin(), v->end());
-        return core.on_pong(now, m.peer, who, worker_id, p->seq(), str(p->instance()), in_flight);
-      }
-      case WorkerBody::Progress: {
-        auto* p = msg->body_as_Progress();
-        return core.on_progress(now, m.peer, who, worker_id, p->request_id(), p->step(),
-                                p->total(), str(p->message()));
-      }
-      case WorkerBody::Result: {
-        auto* r = msg->body_as_Result();
-        if (r->outputs_in_frame())
-          return core.on_bad_worker_message(
-              m.peer, "Result: outputs_in_frame is for the daemon's replies; a worker's Result carries its outputs");
-        Payload outputs{owner, payload_bytes(r->outputs())};
-        return core.on_result(now, m.peer, who, worker_id, r->request_id(), std::move(outputs));
-      }
-      case WorkerBody::Failure: {
-        auto* f = msg->body_as_Failure();
-        return core.on_failure(now, m.peer, who, worker_id, f->request_id(), f->code(),
-                               str(f->message()));
-      }
-      case WorkerBody::Detach:
-        return core.on_detach(now, m.peer, who, worker_id);
-      default:
-        return core.on_bad_worker_message(m.peer, "WorkerMessage without a known body");
-    }
+    deliver(core, now, m.peer, *caller, std::move(ev));
   }
 
   void on_client_message(RouterMessage& m) {
@@ -256,44 +180,31 @@ struct Daemon::Impl {
           m.peer, 0,
           fmt::format("expected one payload frame (after an optional empty delimiter), got {} frames",
                       m.frame_count - 1));
-    if (m.payload.size() > opt.max_message_bytes)
-      return core.on_bad_client_message(
-          m.peer, 0,
-          fmt::format("message of {} bytes exceeds the limit of {} bytes", m.payload.size(),
-                      opt.max_message_bytes));
-    auto bytes = bytes_of(m.payload);
-    const wire::ClientMessage* msg = read_client_message(bytes);
-    if (!msg)
-      return core.on_bad_client_message(m.peer, 0, describe_wrong_buffer(bytes, "ClientMessage"));
-    auto rid = msg->request_id();
+    // Kept only for a large message (client_limits): moving it leaves its bytes where they are.
+    ClientEvent ev = decode_client_message(
+        bytes_of(m.payload), [&] { return std::make_shared<zmq::message_t>(std::move(m.payload)); },
+        client_limits());
+    if (auto* r = std::get_if<Refusal>(&ev))
+      return core.on_bad_client_message(m.peer, r->request_id, std::move(r->why), r->code);
     auto caller = security->caller_for(m.peer, keys::Role::Client, via_ipc(opt.client_addresses, m.peer.via));
-    if (!caller)
+    if (!caller) {
+      auto rid = std::visit([](auto& e) -> std::uint64_t {
+        if constexpr (std::is_same_v<std::decay_t<decltype(e)>, SubmitEvent>) return e.client_request_id;
+        else return e.request_id;
+      }, ev);
       return core.on_bad_client_message(m.peer, rid, "this identity is revoked or not enrolled as a client",
                                         ErrorCode::PermissionDenied);
+    }
     const Caller& who = *caller;
-    if (is_admin_command(msg->body_type())) return send_admin_reply(m.peer, rid, run_admin(*security, core, *msg, who, now));
-    using wire::ClientBody;
-    switch (msg->body_type()) {
-      case ClientBody::Submit: {
-        auto* s = msg->body_as_Submit();
-        SubmitEvent ev;
-        ev.client_request_id = rid;
-        ev.node = str(s->node());
-        ev.timeout_ms = s->timeout_ms();
-        ev.want_progress = s->want_progress();
-        ev.want_accepted = s->want_accepted();
-        ev.payload_frames = s->payload_frames();
-        ev.trace_id = str(s->trace_id());
-        std::tie(ev.inputs, ev.parameters) =
-            keep_payloads(m.payload, payload_bytes(s->inputs()), payload_bytes(s->parameters()));
-        return core.on_submit(now, m.peer, who, std::move(ev));
-      }
-      case ClientBody::Cancel: return core.on_cancel(now, m.peer, rid);
-      case ClientBody::ListNodes: return send_node_list(m.peer, rid, who);
-      case ClientBody::ListWorkers: return send_worker_list(m.peer, rid, who, now);
-      case ClientBody::GetStatus: return send_status(m.peer, rid, who, now);
-      default:
-        return core.on_bad_client_message(m.peer, rid, "ClientMessage without a known body");
+    if (auto* s = std::get_if<SubmitEvent>(&ev)) return core.on_submit(now, m.peer, who, std::move(*s));
+    if (auto* c = std::get_if<CancelEvent>(&ev)) return core.on_cancel(now, m.peer, c->request_id);
+    if (auto* a = std::get_if<AdminEvent>(&ev))
+      return send_admin_reply(m.peer, a->request_id, run_admin(*security, core, *a->message, who, now));
+    auto& q = std::get<QueryEvent>(ev);
+    switch (q.query) {
+      case Query::ListNodes: return send_node_list(m.peer, q.request_id, who);
+      case Query::ListWorkers: return send_worker_list(m.peer, q.request_id, who, now);
+      case Query::GetStatus: return send_status(m.peer, q.request_id, who, now);
     }
   }
 

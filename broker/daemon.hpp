@@ -27,6 +27,7 @@ struct DaemonOptions {
   std::string enrollment_address;  // empty: no enrollment endpoint
   bool insecure = false;           // tcp:// without CURVE (and without enrollment)
   std::uint64_t max_message_bytes = 16ull << 20;
+  std::uint32_t max_attach_nodes = 1000;  // nodes one Attach may declare
   CoreConfig core;
 };
 

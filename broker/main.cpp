@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0, 3600000));
   app.add_option("--max-message-bytes", opt.max_message_bytes, "Largest message accepted")
       ->capture_default_str()->check(CLI::Range(1024, 1 << 30));
+  app.add_option("--max-attach-nodes", opt.max_attach_nodes,
+                 "Nodes one worker may declare in its Attach (more is refused, unread)")
+      ->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -108,7 +111,6 @@ int main(int argc, char** argv) {
     muster::setup_logging(log_level, "musterd");
     muster::reuse_memory_for_large_messages();
     muster::use_one_malloc_arena();  // before the Daemon's sockets start libzmq's I/O thread
-    muster::ensure_private_dir(opt.data_dir);
     muster::SignalPipe signals;
     muster::broker::Daemon daemon(std::move(opt));
     return daemon.run(signals);

@@ -10,6 +10,30 @@
 
 namespace muster::broker {
 
+std::array<std::string, 6> answer_zap_request(const keys::IdentityStore& identities,
+                                              const std::vector<std::string_view>& frames) {
+  // version, request id, domain, address, routing id, mechanism, credentials...
+  keys::ZapVerdict verdict;
+  if (frames.size() < 6 || frames[0] != "1.0") {
+    verdict.status_code = "500";
+    verdict.status_text = "malformed ZAP request";
+  } else {
+    keys::ZapRequest req;
+    req.domain = frames[2];
+    req.address = frames[3];
+    req.mechanism = frames[5];
+    if (frames.size() >= 7)
+      req.client_key = {reinterpret_cast<const std::uint8_t*>(frames[6].data()), frames[6].size()};
+    verdict = keys::zap_decide(identities, req);
+    if (!verdict.allow)
+      spdlog::warn("refused a {} handshake from {} on {}: {} (key {})", req.mechanism, req.address,
+                   req.domain, verdict.status_text, keys::key_fingerprint(verdict.public_key));
+  }
+  std::string request_id = frames.size() > 1 ? std::string(frames[1]) : std::string();
+  return {"1.0", std::move(request_id), std::move(verdict.status_code),
+          std::move(verdict.status_text), std::move(verdict.user_id), ""};
+}
+
 ZapHandler::ZapHandler(zmq::context_t& ctx, const keys::IdentityStore& identities)
     : socket_(ctx, zmq::socket_type::rep), identities_(identities) {
   socket_.set(zmq::sockopt::linger, 0);
@@ -29,30 +53,12 @@ void ZapHandler::serve() {
       more = next.more();
       frames.push_back(std::move(next));
     }
-    // version, request id, domain, address, routing id, mechanism, credentials...
-    keys::ZapVerdict verdict;
-    if (frames.size() >= 6) {
-      keys::ZapRequest req;
-      req.domain = frames[2].to_string_view();
-      req.address = frames[3].to_string_view();
-      req.mechanism = frames[5].to_string_view();
-      if (frames.size() >= 7)
-        req.client_key = {static_cast<const std::uint8_t*>(frames[6].data()), frames[6].size()};
-      verdict = keys::zap_decide(identities_, req);
-      if (!verdict.allow)
-        spdlog::warn("refused a {} handshake from {} on {}: {} (key {})", req.mechanism, req.address,
-                     req.domain, verdict.status_text, keys::key_fingerprint(verdict.public_key));
-    } else {
-      verdict.status_code = "500";
-      verdict.status_text = "malformed ZAP request";
-    }
-    std::string request_id = frames.size() > 1 ? frames[1].to_string() : "";
-    socket_.send(zmq::str_buffer("1.0"), zmq::send_flags::sndmore);
-    socket_.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
-    socket_.send(zmq::buffer(verdict.status_code), zmq::send_flags::sndmore);
-    socket_.send(zmq::buffer(verdict.status_text), zmq::send_flags::sndmore);
-    socket_.send(zmq::buffer(verdict.user_id), zmq::send_flags::sndmore);
-    socket_.send(zmq::str_buffer(""), zmq::send_flags::none);
+    std::vector<std::string_view> views;
+    views.reserve(frames.size());
+    for (auto& f : frames) views.push_back(f.to_string_view());
+    auto reply = answer_zap_request(identities_, views);
+    for (std::size_t i = 0; i < reply.size(); ++i)
+      socket_.send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   }
 }
 

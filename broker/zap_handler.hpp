@@ -4,11 +4,23 @@
 // Must never: decide anything itself; keys::zap_decide is the policy (fail closed).
 #pragma once
 
+#include <array>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include <zmq.hpp>
 
 #include "muster/identity_store.hpp"
 
 namespace muster::broker {
+
+// The six reply frames (RFC 27: version, request id, status code, status text, user id,
+// metadata) to one ZAP request given as its frames. Socket-free: the ZapHandler sends what
+// this returns, and tests/fuzz/fuzz_zap_request.cpp runs it on arbitrary frames. A request
+// that is not a well-formed RFC 27 request is refused (fail closed).
+std::array<std::string, 6> answer_zap_request(const keys::IdentityStore& identities,
+                                              const std::vector<std::string_view>& frames);
 
 class ZapHandler {
  public:

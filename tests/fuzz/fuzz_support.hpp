@@ -1,9 +1,8 @@
 // fuzz_support.hpp — what the fuzz targets share: the daemon's inbound decoding (bytes of one
 // ZeroMQ payload frame -> verified message -> BrokerCore event), message builders for
 // structure-aware inputs, and the invariant checker for the broker's promises.
-// Owns: nothing the product uses. Mirrors broker/daemon.cpp's on_worker_message and
-// on_client_message line for line (those are private to the socket loop); keep the two in step
-// until daemon.cpp exposes a socket-free decoder the targets can call directly.
+// Owns: nothing the product uses. The decoding is musterd's own (broker/inbound.hpp), so the
+// targets fuzz exactly what the daemon runs; only the socket loop's frame handling is left out.
 // Must never: hide a crash (no try/catch around code under test unless the product catches too).
 #pragma once
 
@@ -21,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker_core.hpp"
+#include "inbound.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
 #include "muster/value.hpp"
@@ -46,115 +46,61 @@ inline void quiet_logs() { spdlog::set_level(spdlog::level::off); }
 
 inline std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
-// The daemon's size bound (DaemonOptions::max_message_bytes default).
-inline constexpr std::size_t kMaxMessageBytes = 16u << 20;
+// The daemon's decoding limits (DaemonOptions defaults), for each socket.
+inline broker::InboundLimits worker_limits() { return broker::InboundLimits{16u << 20, 1000, 0}; }
+inline broker::InboundLimits client_limits() { return broker::InboundLimits{16u << 20, 1000, 8192}; }
 
-// broker/daemon.cpp Daemon::Impl::on_worker_message, from "the payload is one frame" on.
+// What musterd does with one payload frame from the response socket (daemon.cpp
+// on_worker_message): its own decoder (broker/inbound.hpp), then the core.
 inline void feed_worker_message(BrokerCore& core, TimePoint now, const Peer& peer,
                                 const Caller& who, std::span<const std::uint8_t> data) {
-  if (data.size() > kMaxMessageBytes) return core.on_bad_worker_message(peer, "too big");
   // The daemon keeps the received zmq message alive as the owner of every payload slice.
   auto owner = std::make_shared<std::vector<std::uint8_t>>(data.begin(), data.end());
   std::span<const std::uint8_t> bytes(owner->data(), owner->size());
-  const wire::WorkerMessage* msg = read_worker_message(bytes);
-  if (!msg) return core.on_bad_worker_message(peer, "not a WorkerMessage");
-  std::string worker_id = str(msg->worker_id());
-  using wire::WorkerBody;
-  switch (msg->body_type()) {
-    case WorkerBody::Attach: {
-      auto* a = msg->body_as_Attach();
-      broker::AttachEvent ev;
-      ev.worker_id = str(a->worker_id());
-      ev.hostname = str(a->hostname());
-      ev.sdk = str(a->sdk());
-      ev.pid = a->pid();
-      ev.session = str(a->session());
-      ev.capacity = a->capacity();
-      try {
-        if (auto* nodes = a->nodes())
-          for (auto* n : *nodes) ev.nodes.push_back(decode_node_spec(n));
-      } catch (const std::runtime_error& e) {  // a string that is not UTF-8
-        return core.on_bad_worker_message(peer, std::string("Attach: ") + e.what());
-      }
-      return core.on_attach(now, peer, who, std::move(ev));
-    }
-    case WorkerBody::Pong: {
-      auto* p = msg->body_as_Pong();
-      std::vector<std::uint64_t> in_flight;
-      if (auto* v = p->in_flight()) in_flight.assign(v->begin(), v->end());
-      return core.on_pong(now, peer, who, worker_id, p->seq(), str(p->instance()), in_flight);
-    }
-    case WorkerBody::Progress: {
-      auto* p = msg->body_as_Progress();
-      return core.on_progress(now, peer, who, worker_id, p->request_id(), p->step(), p->total(),
-                              str(p->message()));
-    }
-    case WorkerBody::Result: {
-      auto* r = msg->body_as_Result();
-      Payload outputs{owner, payload_bytes(r->outputs())};
-      return core.on_result(now, peer, who, worker_id, r->request_id(), std::move(outputs));
-    }
-    case WorkerBody::Failure: {
-      auto* f = msg->body_as_Failure();
-      return core.on_failure(now, peer, who, worker_id, f->request_id(), f->code(),
-                             str(f->message()));
-    }
-    case WorkerBody::Detach: return core.on_detach(now, peer, who, worker_id);
-    default: return core.on_bad_worker_message(peer, "WorkerMessage without a known body");
-  }
+  broker::deliver(core, now, peer, who,
+                  broker::decode_worker_message(bytes, [&] { return owner; }, worker_limits()));
 }
 
 // What a client message turned into, for the invariant checker.
 struct ClientFeed {
-  enum Kind { Bad, Submit, Cancel, Query } kind = Bad;
+  enum Kind { Bad, Submit, Cancel, Query, Admin } kind = Bad;
   std::uint64_t request_id = 0;
 };
 
-// broker/daemon.cpp Daemon::Impl::on_client_message, from "the payload is one frame" on.
-// Queries (ListNodes, ListWorkers, GetStatus) are answered by the daemon from the core's
-// snapshots; here the snapshots are taken and encoded the same way.
+// What musterd does with one payload frame from the client socket (daemon.cpp
+// on_client_message): its own decoder, then the core. Queries (ListNodes, ListWorkers,
+// GetStatus) are answered by the daemon from the core's snapshots; here the snapshots are taken
+// and encoded the same way. Admin commands are fuzzed on their own (fuzz_admin_command).
 inline ClientFeed feed_client_message(BrokerCore& core, TimePoint now, const Peer& peer,
                                       const Caller& who, std::span<const std::uint8_t> data) {
-  if (data.size() > kMaxMessageBytes) {
-    core.on_bad_client_message(peer, 0, "too big");
-    return {};
-  }
   auto owner = std::make_shared<std::vector<std::uint8_t>>(data.begin(), data.end());
   std::span<const std::uint8_t> bytes(owner->data(), owner->size());
-  const wire::ClientMessage* msg = read_client_message(bytes);
-  if (!msg) {
-    core.on_bad_client_message(peer, 0, "not a ClientMessage");
-    return {};
+  auto ev = broker::decode_client_message(bytes, [&] { return owner; }, client_limits());
+  if (auto* r = std::get_if<broker::Refusal>(&ev)) {
+    core.on_bad_client_message(peer, r->request_id, std::move(r->why), r->code);
+    return {ClientFeed::Bad, r->request_id};
   }
-  auto rid = msg->request_id();
-  using wire::ClientBody;
-  switch (msg->body_type()) {
-    case ClientBody::Submit: {
-      auto* s = msg->body_as_Submit();
-      broker::SubmitEvent ev;
-      ev.client_request_id = rid;
-      ev.node = str(s->node());
-      ev.inputs = Payload{owner, payload_bytes(s->inputs())};
-      ev.parameters = Payload{owner, payload_bytes(s->parameters())};
-      ev.timeout_ms = s->timeout_ms();
-      ev.want_progress = s->want_progress();
-      ev.want_accepted = s->want_accepted();
-      ev.trace_id = str(s->trace_id());
-      core.on_submit(now, peer, who, std::move(ev));
-      return {ClientFeed::Submit, rid};
-    }
-    case ClientBody::Cancel: core.on_cancel(now, peer, rid); return {ClientFeed::Cancel, rid};
-    case ClientBody::ListNodes: {
+  if (auto* s = std::get_if<broker::SubmitEvent>(&ev)) {
+    auto rid = s->client_request_id;
+    core.on_submit(now, peer, who, std::move(*s));
+    return {ClientFeed::Submit, rid};
+  }
+  if (auto* c = std::get_if<broker::CancelEvent>(&ev)) {
+    core.on_cancel(now, peer, c->request_id);
+    return {ClientFeed::Cancel, c->request_id};
+  }
+  if (auto* a = std::get_if<broker::AdminEvent>(&ev)) return {ClientFeed::Admin, a->request_id};
+  auto& q = std::get<broker::QueryEvent>(ev);
+  switch (q.query) {
+    case broker::Query::ListNodes: {
       flatbuffers::FlatBufferBuilder fbb;
       for (auto& n : core.list_nodes(who.workspace)) (void)encode_node_spec(fbb, n.spec);
-      return {ClientFeed::Query, rid};
+      break;
     }
-    case ClientBody::ListWorkers: (void)core.list_workers(now, who.workspace); return {ClientFeed::Query, rid};
-    case ClientBody::GetStatus: (void)core.status(now); return {ClientFeed::Query, rid};
-    default:
-      core.on_bad_client_message(peer, rid, "ClientMessage without a known body");
-      return {ClientFeed::Bad, rid};
+    case broker::Query::ListWorkers: (void)core.list_workers(now, who.workspace); break;
+    case broker::Query::GetStatus: (void)core.status(now); break;
   }
+  return {ClientFeed::Query, q.request_id};
 }
 
 // The payload slices a core keeps must stay readable: touch every byte of every payload in

@@ -62,6 +62,17 @@ def main():
     vectors(["values_", "invalid_nested"], "values")
     vectors(["daemon_"], "daemon_message")
     vectors(["reply_"], "client_reply")
+    vectors(["client_token", "client_key", "invalid_token", "invalid_key"], "admin_command")
+    # ZAP requests as FuzzedDataProvider strings ("\\x" ends one; the last byte is the frame
+    # count); "KEY" becomes the enrolled worker's key.
+    for i, frames in enumerate([
+        ["1.0", "1", "muster.worker", "127.0.0.1", "", "CURVE", "KEY"],
+        ["1.0", "2", "muster.client", "127.0.0.1", "", "CURVE", "KEY"],
+        ["1.0", "3", "muster.enroll", "127.0.0.1", "", "CURVE", "KEY"],
+        ["1.0", "4", "muster.worker", "127.0.0.1", "", "NULL"],
+    ]):
+        body = b"".join(f.encode().replace(b"\\", b"\\\\") + b"\\x" for f in frames)
+        put("zap_request", f"seed-{i}", body + bytes([len(frames)]))
     # The enroll target swaps "TOKEN" and "KEY" for the run's minted token and a client key.
     put("enroll_request", "seed-placeholders", enroll_request("TOKEN", "KEY"))
     put("enroll_request", "seed-placeholders-client", enroll_request("TOKEN", "KEY", "client"))

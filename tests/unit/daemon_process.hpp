@@ -27,7 +27,7 @@ struct DaemonProcess {
   std::filesystem::path dir;
   pid_t pid = -1;
 
-  DaemonProcess() {
+  explicit DaemonProcess(std::vector<std::string> extra_args = {}) {
     char tmpl[] = "/tmp/mst-traps-XXXXXX";
     dir = ::mkdtemp(tmpl);
     std::string runtime = "MUSTER_RUNTIME_DIR=" + (dir / "run").string();
@@ -40,6 +40,7 @@ struct DaemonProcess {
     std::string data = (dir / "data").string();
     std::vector<std::string> args = {MUSTER_DAEMON_PATH, "--data-dir", data, "--ping-interval-ms",
                                      "300", "--log-level", "warn"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -72,6 +72,7 @@ struct RawWorker {
     CHECK(topic == "w:local:raw:");  // over ipc the identity is the local owner
   }
 
+  // After attach(): subscribes to Attached.topic (the only worker topic musterd applies) and b:.
   void connect_sub(const DaemonProcess& d) {
     sub.emplace(ctx, zmq::socket_type::sub);
     sub->set(zmq::sockopt::linger, 0);
@@ -209,4 +210,49 @@ TEST_CASE("slow joiner and silent loss are closed end to end") {
   REQUIRE(resent != 0);
   w.result(resent);
   CHECK(terminals_for(client, 2, 500ms) == 1);
+}
+
+TEST_CASE("a result over --max-message-bytes fails the call at once with WORKER_ERROR") {
+  DaemonProcess daemon({"--max-message-bytes", "65536"});
+  zmq::context_t ctx;
+  zmq::socket_t client(ctx, zmq::socket_type::dealer);
+  client.set(zmq::sockopt::linger, 0);
+  client.connect(daemon.endpoint("client"));
+  RawWorker w(ctx, daemon);
+  w.attach();  // Attached names the topic to subscribe to
+  w.connect_sub(daemon);
+  submit(client, 1);  // 20 s deadline: before the fix the caller waited all of it
+  std::uint64_t request_id = 0;
+  for (int i = 0; i < 40 && !request_id; ++i) {
+    auto m = w.published(200ms);
+    if (!m) continue;
+    auto* msg = read_daemon_message(bytes_of(*m));
+    REQUIRE(msg != nullptr);
+    if (msg->body_type() == wire::DaemonBody::Ping) w.pong(msg->body_as_Ping()->seq(), {});
+    if (msg->body_type() == wire::DaemonBody::WorkRequest) request_id = msg->body_as_WorkRequest()->request_id();
+  }
+  REQUIRE(request_id != 0);
+
+  flatbuffers::FlatBufferBuilder fbb;
+  auto nested = encode_values(Map{{"blob", Value(Bytes(100 * 1024, 0x42))}});
+  fbb.ForceVectorAlignment(nested.size(), 1, 8);
+  auto vec = fbb.CreateVector(nested);
+  auto body = wire::CreateResult(fbb, request_id, vec);
+  w.send(worker_message(w.id, wire::WorkerBody::Result, fbb, body.Union()));
+  zmq::message_t ack;
+  auto* answer = w.reply(ack);  // acknowledged, so the worker stops sending it
+  REQUIRE(answer->body_type() == wire::DaemonBody::Ack);
+
+  zmq::pollitem_t item{client.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, 5000ms);
+  REQUIRE((item.revents & ZMQ_POLLIN));
+  zmq::message_t m;
+  REQUIRE(client.recv(m));
+  align_payload(m);
+  auto* r = read_client_reply(bytes_of(m));
+  REQUIRE(r != nullptr);
+  REQUIRE(r->body_type() == wire::ReplyBody::Failure);
+  CHECK(r->body_as_Failure()->code() == wire::ErrorCode::WorkerError);
+  CHECK(std::string(r->body_as_Failure()->message()->str()).find("exceeds the daemon's limit of 65536 bytes") !=
+        std::string::npos);
 }

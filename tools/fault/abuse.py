@@ -18,6 +18,10 @@ latency. Phase by phase, abusers run in their own processes next to it:
   connections     --connections idle client connections opened at once, each asking status
                   (musterd runs with the soft open-files limit of --daemon-nofile, if given)
   reconnect       a peer connecting, submitting and disconnecting in a tight loop
+  enroll-guess    an enrolled peer guessing enrollment tokens on the enrollment endpoint
+                  (CURVE TCP on loopback; not with --tcp, which is --insecure), each guess
+                  after a valid re-enrollment of its own key: the guesses must still be slowed
+                  down (docs/SECURITY.md §5). Reports guesses checked vs refused unchecked
 
 For each phase it prints the good client's p50/p99/max latency and error count, and musterd's
 RSS (start, peak, end); the abusers' replies by code.
@@ -31,14 +35,16 @@ import os
 import signal
 import tempfile
 import time
+
 from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 import zmq
 
 import wire
 
 PHASES = ["baseline", "flood", "flood-large", "unread-replies", "max-size", "big-attach",
-          "connections", "reconnect"]
+          "connections", "reconnect", "enroll-guess"]
 
 
 def add_arguments(a):
@@ -206,6 +212,88 @@ def _reconnect(address: str, out_path: str):
             Path(out_path).write_text(json.dumps(counts))
 
 
+def _enroll_request(token: str, public_key: str) -> bytes:
+    """EnrollRequest{token, public_key, role, name, hostname} (schema/enroll.fbs), MSEQ."""
+    import flatbuffers
+    b = flatbuffers.Builder(256)
+    offs = [b.CreateString(x) for x in (token, public_key, "worker", "abuse", "abuse-host")]
+    b.StartObject(5)
+    for slot, off in enumerate(offs):
+        b.PrependUOffsetTRelativeSlot(slot, off, 0)
+    b.Finish(b.EndObject(), file_identifier=b"MSEQ")
+    return bytes(b.Output())
+
+
+def _enroll_answer(buf: bytes) -> Tuple[bool, str]:
+    """(ok, error) of an EnrollResponse (schema/enrolled.fbs: ok is field 0, error field 6)."""
+    import flatbuffers
+    t = flatbuffers.table.Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+    o = t.Offset(4)
+    ok = bool(o) and bool(t.Get(flatbuffers.number_types.BoolFlags, o + t.Pos))
+    o = t.Offset(16)
+    return ok, (t.String(o + t.Pos).decode("utf-8", "replace") if o else "")
+
+
+def _enroll_guess(address: str, daemon_key: str, token: str, out_path: str):
+    """Enrolls a key once (a real first enrollment), then forever: re-enrolls it (valid, a
+    no-op) and guesses a token. Counts the guesses the daemon checked and those it refused
+    unchecked (rate-limited)."""
+    import base64
+    import zmq.utils.z85
+    ctx = zmq.Context()
+    pub, sec = zmq.curve_keypair()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.curve_serverkey, s.curve_publickey, s.curve_secretkey = daemon_key.encode(), pub, sec
+    s.connect(address)
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
+    key_part = b64(zmq.utils.z85.decode(daemon_key.encode()))
+
+    def ask(tok: str) -> Tuple[bool, str]:
+        s.send(_enroll_request(tok, pub.decode()))
+        if not s.poll(10000):
+            return False, "no answer in 10 s"
+        return _enroll_answer(s.recv_multipart()[-1])
+
+    counts: Dict[str, object] = collections.Counter()
+    ok, err = ask(token)
+    counts["first enrollment"] = "ok" if ok else err
+    start = last_dump = time.monotonic()
+    while True:
+        ok, _ = ask(token)
+        counts["re-enroll ok" if ok else "re-enroll refused"] += 1
+        guess = f"muster1.{os.urandom(8).hex()}.{b64(os.urandom(32))}.{key_part}"
+        _, err = ask(guess)
+        kind = ("guess checked" if err.startswith("unknown token") else
+                "guess rate-limited" if "too many failed" in err else f"guess: {err}")
+        counts[kind] += 1
+        now = time.monotonic()
+        if now - last_dump > 0.5:
+            last_dump = now
+            out = dict(counts)
+            out["checked guesses/s"] = round(counts["guess checked"] / (now - start), 1)
+            Path(out_path).write_text(json.dumps(out))
+
+
+def _enrollment_setup(cluster, fm) -> Optional[Tuple[str, str, str]]:
+    """(enrollment address, daemon key, a one-use worker token) of a daemon started with
+    --enrollment-address, or None."""
+    import subprocess
+    address = getattr(cluster, "enrollment_address", None)
+    if not address:
+        return None
+    pub = (cluster.base / "data" / "daemon-curve.pub").read_text()
+    key = next(line.split("=", 1)[1].strip() for line in pub.splitlines() if line.startswith("public="))
+    out = subprocess.run([str(cluster.build / "tools" / "muster"), "--client-address", cluster.client_address,
+                          "token", "create", "--role", "worker"], env=cluster.env, capture_output=True,
+                         text=True, timeout=30)
+    token = next((w for w in out.stdout.split() if w.startswith("muster1.")), None)
+    if not token:
+        fm.log(f"enroll-guess: could not mint a token: {out.stderr.strip()}")
+        return None
+    return address, key, token
+
+
 # ---- the run -------------------------------------------------------------------------------------
 
 
@@ -255,8 +343,14 @@ def run(args, fm) -> int:
     fm.log(f"working in {base}")
     daemon_args = ["--queue-limit", str(args.queue_limit), "--log-level", "warn",
                    "--max-message-bytes", str(args.max_message_bytes)]
+    wanted = [p.strip() for p in args.phases.split(",") if p.strip()]
+    enrollment_address = None
+    if "enroll-guess" in wanted and not args.tcp:  # --tcp is --insecure: no enrollment endpoint
+        enrollment_address = f"tcp://127.0.0.1:{fm.free_tcp_port('127.0.0.1')}"
+        daemon_args += ["--enrollment-address", enrollment_address]
     cluster = fm.Cluster(build, base, 500, 4, daemon_args, None,
                          tcp_host="127.0.0.1" if args.tcp else None)
+    cluster.enrollment_address = enrollment_address
     cluster.daemon_nofile = args.daemon_nofile
     cluster.start_daemon()
     for i in range(args.workers):
@@ -273,7 +367,8 @@ def run(args, fm) -> int:
                                large_kib=args.large_kib, connections=args.connections,
                                daemon_nofile=args.daemon_nofile, attach_nodes=args.attach_nodes,
                                phase_seconds=args.phase_seconds), "phases": []}
-    for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
+    enrollment = _enrollment_setup(cluster, fm) if enrollment_address else None
+    for phase in wanted:
         out = str(base / f"{phase}.json")
         targets = {
             "baseline": [],
@@ -284,6 +379,7 @@ def run(args, fm) -> int:
             "big-attach": [(_big_attach, (cluster.response_address, args.attach_nodes, out))],
             "connections": [(_connections, (addr, args.connections, out))],
             "reconnect": [(_reconnect, (addr, out))],
+            "enroll-guess": [(_enroll_guess, (*enrollment, out))] if enrollment else [],
         }[phase]
         rss_start = fm.rss_kib(cluster.daemon.pid)
         procs = [mpctx.Process(target=f, args=a, daemon=True) for f, a in targets]

@@ -1,0 +1,200 @@
+// inbound.cpp — see inbound.hpp.
+#include "inbound.hpp"
+
+#include <fmt/format.h>
+
+#include "muster/messages.hpp"
+#include "muster/node_spec.hpp"
+
+namespace muster::broker {
+
+namespace {
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+Refusal refuse(std::string why, std::uint64_t request_id = 0, ErrorCode code = ErrorCode::BadMessage) {
+  return Refusal{code, std::move(why), request_id};
+}
+
+std::string too_big(std::size_t size, std::uint64_t limit) {
+  return fmt::format("message of {} bytes exceeds the limit of {} bytes (--max-message-bytes)", size, limit);
+}
+
+// The payloads a decoded message leaves behind: copies of the bytes alone when the message is
+// small (InboundLimits::copy_payloads_below), else slices of the message, kept whole.
+std::pair<Payload, Payload> kept_payloads(std::size_t message_size, const KeepBytes& keep,
+                                          const InboundLimits& limits,
+                                          std::span<const std::uint8_t> a,
+                                          std::span<const std::uint8_t> b) {
+  if (a.empty() && b.empty()) return {};
+  if (message_size <= limits.copy_payloads_below) return Payload::copy_of_both(a, b);
+  auto owner = keep();
+  return {Payload{owner, a}, Payload{owner, b}};
+}
+
+WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& limits) {
+  auto* a = msg.body_as_Attach();
+  AttachEvent ev;
+  ev.worker_id = str(a->worker_id());
+  if (ev.worker_id != str(msg.worker_id()))
+    return refuse(fmt::format("Attach: worker_id '{}' differs from the message's worker_id '{}'",
+                              ev.worker_id, str(msg.worker_id())));
+  ev.hostname = str(a->hostname());
+  ev.sdk = str(a->sdk());
+  ev.pid = a->pid();
+  ev.session = str(a->session());
+  ev.capacity = a->capacity();
+  ev.payload_frames = a->payload_frames();
+  if (auto* nodes = a->nodes()) {
+    // Counted before anything is decoded: a 100,000-node Attach cost ~0.4 s of the only thread.
+    if (nodes->size() > limits.max_attach_nodes)
+      return refuse(fmt::format("Attach declares {} nodes; the limit is {} (--max-attach-nodes)",
+                                nodes->size(), limits.max_attach_nodes),
+                    0, ErrorCode::InvalidRequest);
+    ev.nodes.reserve(nodes->size());
+    try {
+      for (auto* n : *nodes) ev.nodes.push_back(decode_node_spec(n));
+    } catch (const std::runtime_error& e) {  // a string that is not UTF-8
+      return refuse(fmt::format("Attach: {}", e.what()));
+    }
+  }
+  return ev;
+}
+
+}  // namespace
+
+bool is_admin_command(wire::ClientBody type) {
+  switch (type) {
+    case wire::ClientBody::TokenCreate:
+    case wire::ClientBody::TokenList:
+    case wire::ClientBody::TokenRevoke:
+    case wire::ClientBody::KeyList:
+    case wire::ClientBody::KeyRevoke: return true;
+    default: return false;
+  }
+}
+
+std::string describe_wrong_buffer(std::span<const std::uint8_t> b, std::string_view expected) {
+  if (b.size() < 8) return fmt::format("{} bytes is too short for a {}", b.size(), expected);
+  std::string_view id(reinterpret_cast<const char*>(b.data() + 4), 4);
+  for (auto [ident, name] : {std::pair{"MSWK", "WorkerMessage"}, {"MSDM", "DaemonMessage"},
+                             {"MSCL", "ClientMessage"}, {"MSCR", "ClientReply"},
+                             {"MSEQ", "EnrollRequest"}, {"MSER", "EnrollResponse"},
+                             {"MSVL", "Values"}})
+    if (id == ident) {
+      if (name == expected) return fmt::format("a {} that fails verification", expected);
+      return fmt::format("a {} was sent where a {} was expected", name, expected);
+    }
+  return fmt::format("not a {} (file identifier missing or unknown)", expected);
+}
+
+// ---- worker messages ------------------------------------------------------------------------
+
+WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
+                                  const InboundLimits& limits) {
+  const bool oversize = bytes.size() > limits.max_message_bytes;
+  // The socket admits up to twice the limit (maxmsgsize), so that an oversize Result can still
+  // be read for its request id; anything larger never reaches here.
+  if (oversize && bytes.size() > 2 * limits.max_message_bytes)
+    return refuse(too_big(bytes.size(), limits.max_message_bytes));
+  const wire::WorkerMessage* msg = read_worker_message(bytes);
+  if (!msg) {
+    if (oversize) return refuse(too_big(bytes.size(), limits.max_message_bytes));
+    return refuse(describe_wrong_buffer(bytes, "WorkerMessage"));
+  }
+  std::string worker_id = str(msg->worker_id());
+  using wire::WorkerBody;
+  if (oversize) {
+    if (msg->body_type() != WorkerBody::Result || worker_id.empty())
+      return refuse(too_big(bytes.size(), limits.max_message_bytes));
+    return FailureEvent{std::move(worker_id), msg->body_as_Result()->request_id(), ErrorCode::WorkerError,
+                        fmt::format("the worker's result of {} bytes exceeds the daemon's limit of {} "
+                                    "bytes (--max-message-bytes)",
+                                    bytes.size(), limits.max_message_bytes)};
+  }
+  if (worker_id.empty()) return refuse("WorkerMessage.worker_id is required on every message");
+  switch (msg->body_type()) {
+    case WorkerBody::Attach: return decode_attach(*msg, limits);
+    case WorkerBody::Pong: {
+      auto* p = msg->body_as_Pong();
+      PongEvent ev{std::move(worker_id), p->seq(), str(p->instance()), {}};
+      if (auto* v = p->in_flight()) ev.in_flight.assign(v->begin(), v->end());
+      return ev;
+    }
+    case WorkerBody::Progress: {
+      auto* p = msg->body_as_Progress();
+      return ProgressEvent{std::move(worker_id), p->request_id(), p->step(), p->total(), str(p->message())};
+    }
+    case WorkerBody::Result: {
+      auto* r = msg->body_as_Result();
+      if (r->outputs_in_frame())
+        return refuse("Result: outputs_in_frame is for the daemon's replies; a worker's Result carries its outputs");
+      auto outputs = kept_payloads(bytes.size(), keep, limits, payload_bytes(r->outputs()), {}).first;
+      return ResultEvent{std::move(worker_id), r->request_id(), std::move(outputs)};
+    }
+    case WorkerBody::Failure: {
+      auto* f = msg->body_as_Failure();
+      return FailureEvent{std::move(worker_id), f->request_id(), f->code(), str(f->message())};
+    }
+    case WorkerBody::Detach: return DetachEvent{std::move(worker_id)};
+    default: return refuse("WorkerMessage without a known body");
+  }
+}
+
+void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& who, WorkerEvent&& ev) {
+  std::visit(
+      [&](auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, Refusal>) {
+          core.on_bad_worker_message(peer, std::move(e.why), e.code);
+        } else if constexpr (std::is_same_v<T, AttachEvent>) {
+          core.on_attach(now, peer, who, std::move(e));
+        } else if constexpr (std::is_same_v<T, PongEvent>) {
+          core.on_pong(now, peer, who, e.worker_id, e.seq, e.instance, e.in_flight);
+        } else if constexpr (std::is_same_v<T, ProgressEvent>) {
+          core.on_progress(now, peer, who, e.worker_id, e.request_id, e.step, e.total, std::move(e.message));
+        } else if constexpr (std::is_same_v<T, ResultEvent>) {
+          core.on_result(now, peer, who, e.worker_id, e.request_id, std::move(e.outputs));
+        } else if constexpr (std::is_same_v<T, FailureEvent>) {
+          core.on_failure(now, peer, who, e.worker_id, e.request_id, e.code, std::move(e.message));
+        } else {
+          core.on_detach(now, peer, who, e.worker_id);
+        }
+      },
+      ev);
+}
+
+// ---- client messages ------------------------------------------------------------------------
+
+ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
+                                  const InboundLimits& limits) {
+  if (bytes.size() > limits.max_message_bytes) return refuse(too_big(bytes.size(), limits.max_message_bytes));
+  const wire::ClientMessage* msg = read_client_message(bytes);
+  if (!msg) return refuse(describe_wrong_buffer(bytes, "ClientMessage"));
+  auto rid = msg->request_id();
+  if (is_admin_command(msg->body_type())) return AdminEvent{rid, msg};
+  using wire::ClientBody;
+  switch (msg->body_type()) {
+    case ClientBody::Submit: {
+      auto* s = msg->body_as_Submit();
+      SubmitEvent ev;
+      ev.client_request_id = rid;
+      ev.node = str(s->node());
+      ev.timeout_ms = s->timeout_ms();
+      ev.want_progress = s->want_progress();
+      ev.want_accepted = s->want_accepted();
+      ev.payload_frames = s->payload_frames();
+      ev.trace_id = str(s->trace_id());
+      std::tie(ev.inputs, ev.parameters) = kept_payloads(bytes.size(), keep, limits, payload_bytes(s->inputs()),
+                                                         payload_bytes(s->parameters()));
+      return ev;
+    }
+    case ClientBody::Cancel: return CancelEvent{rid};
+    case ClientBody::ListNodes: return QueryEvent{rid, Query::ListNodes};
+    case ClientBody::ListWorkers: return QueryEvent{rid, Query::ListWorkers};
+    case ClientBody::GetStatus: return QueryEvent{rid, Query::GetStatus};
+    default: return refuse("ClientMessage without a known body", rid);
+  }
+}
+
+}  // namespace muster::broker

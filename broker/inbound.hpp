@@ -1,0 +1,115 @@
+// inbound.hpp — what peers send musterd, decoded: the bytes of one received payload frame in,
+// a broker event (or a refusal saying why not) out. Socket-free, so the fuzz targets run the
+// daemon's own decoding (tests/fuzz) and unit tests need no sockets.
+// Owns: the size bound of a message, FlatBuffers verification (schema's read_*_message), the
+// checks a message must pass before the core sees it (worker_id present, fields only the
+// daemon may set, UTF-8 node specs, the node count of an Attach), an oversize Result turned
+// into the worker's failure of that request, and which payload bytes are copied or kept.
+// Must never: decide a broker rule (BrokerCore does), ask who sent the message (the socket loop
+// asks Security between decoding and delivering), or point into `bytes` beyond what `keep`
+// returned the owner of.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "broker_core.hpp"
+#include "events.hpp"
+#include "muster/wire/client_generated.h"
+
+namespace muster::broker {
+
+struct InboundLimits {
+  std::uint64_t max_message_bytes = 16ull << 20;  // --max-message-bytes
+  // Nodes one Attach may declare; the specs past it are not even decoded (--max-attach-nodes).
+  std::uint32_t max_attach_nodes = 1000;
+  // Payloads of a message up to this size are copied out of it, so the message (a slice of
+  // libzmq's shared 8 KiB read buffer when small) is not kept alive; larger messages are kept
+  // whole, uncopied, as the owner of their payloads. 0: always keep.
+  std::size_t copy_payloads_below = 0;
+};
+
+// Why a message is not acted on. `request_id` is the client's, when it could be read.
+struct Refusal {
+  ErrorCode code = ErrorCode::BadMessage;
+  std::string why;
+  std::uint64_t request_id = 0;
+};
+
+// ---- worker messages (response socket) ------------------------------------------------------
+
+struct PongEvent {
+  std::string worker_id;
+  std::uint64_t seq = 0;
+  std::string instance;
+  std::vector<std::uint64_t> in_flight;
+};
+struct ProgressEvent {
+  std::string worker_id;
+  std::uint64_t request_id = 0, step = 0, total = 0;
+  std::string message;
+};
+struct ResultEvent {
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  Payload outputs;
+};
+struct FailureEvent {
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  ErrorCode code = ErrorCode::WorkerError;
+  std::string message;
+};
+struct DetachEvent {
+  std::string worker_id;
+};
+using WorkerEvent =
+    std::variant<Refusal, AttachEvent, PongEvent, ProgressEvent, ResultEvent, FailureEvent, DetachEvent>;
+
+// The owner of the bytes being decoded, asked for (at most once) only when a payload slice is
+// kept uncopied.
+using KeepBytes = std::function<std::shared_ptr<const void>()>;
+
+// Decodes one WorkerMessage. A Result larger than max_message_bytes (the socket admits up to
+// twice that) becomes the worker's FailureEvent{WorkerError} for that request, so the caller
+// learns at once and the worker, acknowledged, stops sending it.
+WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
+                                  const InboundLimits& limits);
+
+// Hands a decoded worker event to the core: exactly one core call, hence exactly one
+// ReplyToWorker (a Refusal becomes on_bad_worker_message).
+void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& who, WorkerEvent&& ev);
+
+// ---- client messages (client socket) ----------------------------------------------------------
+
+struct CancelEvent {
+  std::uint64_t request_id = 0;
+};
+enum class Query { ListNodes, ListWorkers, GetStatus };
+struct QueryEvent {
+  std::uint64_t request_id = 0;
+  Query query = Query::GetStatus;
+};
+// An admin command, run by run_admin (admin.hpp). `message` points into the decoded bytes: it
+// is valid only while they are.
+struct AdminEvent {
+  std::uint64_t request_id = 0;
+  const wire::ClientMessage* message = nullptr;
+};
+using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent>;
+
+ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
+                                  const InboundLimits& limits);
+
+// True for the admin members of ClientBody (TokenCreate ... KeyRevoke).
+bool is_admin_command(wire::ClientBody type);
+
+// Names what a buffer that is not the expected root type is, for a clearer refusal.
+std::string describe_wrong_buffer(std::span<const std::uint8_t> b, std::string_view expected);
+
+}  // namespace muster::broker
