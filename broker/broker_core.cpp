@@ -81,21 +81,13 @@ std::string BrokerCore::client_key(const Peer& peer, std::uint64_t id) const {
   return key;
 }
 
-void BrokerCore::count_terminal(TimePoint now, ErrorCode code) {
-  if (code == ErrorCode::None) {
-    ++completed_;
-  } else {
-    ++failed_;
-    auto i = static_cast<std::size_t>(code);
-    if (i < failures_by_code_.size()) ++failures_by_code_[i];
-  }
-  auto second = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
-  if (second != rate_second_) {
-    for (auto s = rate_second_ + 1; s <= second && s <= rate_second_ + 60; ++s)
-      terminal_per_second_[static_cast<std::size_t>(s % 60)] = 0;
-    rate_second_ = second;
-  }
-  ++terminal_per_second_[static_cast<std::size_t>(second % 60)];
+std::int64_t BrokerCore::second_of(TimePoint now) const {
+  return std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
+}
+
+void BrokerCore::count_terminal(TimePoint now, ErrorCode code, const std::string& workspace) {
+  terminal_.count_terminal(second_of(now), code);
+  workspace_stats_[workspace].count_terminal(second_of(now), code);
 }
 
 void BrokerCore::finish(Request& r, std::variant<ResultBody, FailureBody> terminal) {
@@ -115,9 +107,10 @@ bool BrokerCore::deadline_counts(std::uint64_t id) const {
   return it != requests_.end() && !it->second.answered;
 }
 
-void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
-                                   ErrorCode code, std::string message) {
-  count_terminal(now, code);
+void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, const Caller& who,
+                                   std::uint64_t client_request_id, ErrorCode code,
+                                   std::string message) {
+  count_terminal(now, code, who.workspace);
   actions_.push_back(
       ReplyToClient{peer, client_request_id, FailureBody{code, std::move(message)}, true});
 }
@@ -165,6 +158,16 @@ WorkerEntry* BrokerCore::worker_for(const Peer& peer, const Caller& who,
                  who.identity, worker_id, w->owner.identity);
     reply_worker(peer, RejectedReply{ErrorCode::PermissionDenied,
                                      fmt::format("worker '{}' belongs to another identity",
+                                                 worker_id),
+                                     false});
+    return nullptr;
+  }
+  // Over ipc every peer is the same identity ("local"): only the connection tells workers apart.
+  if (w->connection.routing_id != peer.routing_id || w->connection.via != peer.via) {
+    spdlog::warn("a connection that did not attach worker {} sent a message as it: rejected",
+                 worker_id);
+    reply_worker(peer, RejectedReply{ErrorCode::PermissionDenied,
+                                     fmt::format("worker '{}' is attached on another connection",
                                                  worker_id),
                                      false});
     return nullptr;
@@ -263,6 +266,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     r.worker_id.clear();
     registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
     ++redispatched_;
+    ++workspace_stats_[r.caller->workspace].redispatched;
     spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})", id,
                  r.node->second, worker_id, r.attempts, config_.max_attempts);
     return true;
@@ -274,7 +278,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
           : fmt::format("worker '{}' was lost ({}) while running the request; node '{}' is "
                         "not idempotent, so it was not retried",
                         worker_id, why, r.node->second);
-  count_terminal(now, ErrorCode::WorkerLost);
+  count_terminal(now, ErrorCode::WorkerLost, r.caller->workspace);
   finish(r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
   requests_.erase(it);
   return false;
@@ -305,7 +309,7 @@ void BrokerCore::fail_unserved(TimePoint now) {
     while (auto id = entry->queue.pop()) {
       auto it = requests_.find(*id);
       if (it == requests_.end()) continue;
-      count_terminal(now, ErrorCode::NoWorker);
+      count_terminal(now, ErrorCode::NoWorker, it->second.caller->workspace);
       finish(it->second,
              FailureBody{ErrorCode::NoWorker,
                          fmt::format("no worker serves node '{}' any more: its last worker left "
@@ -380,6 +384,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->sdk = std::move(ev.sdk);
     w->pid = ev.pid;
     w->payload_frames = ev.payload_frames;
+    w->connection = peer;  // a reconnected process: its messages now come from here
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     note_unserved(now);  // it may have stopped declaring a node others wait for
     spdlog::info("worker {} re-attached (same session), {} request(s) kept", w->id, w->holding.size());
@@ -388,6 +393,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     WorkerEntry entry;
     entry.id = ev.worker_id;
     entry.owner = who;
+    entry.connection = peer;
     entry.hostname = std::move(ev.hostname);
     entry.sdk = std::move(ev.sdk);
     entry.session = std::move(ev.session);
@@ -479,6 +485,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     if (r.resent_held.empty()) r.resent_held = HeldBytes(&open_resent_bytes_, 0);
     r.resent_held.add(bytes);
     resent_bytes_ += bytes;
+    ++workspace_stats_[r.caller->workspace].redispatched;
     spdlog::warn("request {} never reached worker {} (missing from its pong {}): sending again",
                  id, w->id, seq);
     send_to_worker(r, *w, now);
@@ -543,7 +550,7 @@ void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
   bool late = it->second.state != RequestState::Dispatched;
   if (!late) {
     auto* failure = std::get_if<FailureBody>(&answer);
-    count_terminal(now, failure ? failure->code : ErrorCode::None);
+    count_terminal(now, failure ? failure->code : ErrorCode::None, it->second.caller->workspace);
     finish(it->second, std::move(answer));
   } else {
     spdlog::debug("late answer for request {} from worker {} dropped", request_id, worker_id);
@@ -589,7 +596,7 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
   std::sort(theirs.begin(), theirs.end());
   for (auto id : theirs) {
     Request& r = requests_.at(id);
-    count_terminal(now, ErrorCode::PermissionDenied);
+    count_terminal(now, ErrorCode::PermissionDenied, r.caller->workspace);
     FailureBody failure{ErrorCode::PermissionDenied, "the caller's identity was revoked"};
     if (r.state == RequestState::Queued) {
       remove_from_queue(r);
@@ -607,13 +614,14 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
 
 void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev) {
   ++submitted_;
+  ++workspace_stats_[who.workspace].submitted;
   auto key = client_key(peer, ev.client_request_id);
   if (by_client_.contains(key))
-    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::InvalidRequest,
+    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::InvalidRequest,
                              fmt::format("request id {} is already open on this connection",
                                          ev.client_request_id));
   if (shutting_down_)
-    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::ShuttingDown,
+    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::ShuttingDown,
                              "the daemon is shutting down");
   const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
   {
@@ -622,14 +630,14 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     const Outstanding& c = o == outstanding_.end() ? kNone : o->second;
     if (config_.max_client_outstanding && c.open + c.unread >= config_.max_client_outstanding)
       return immediate_failure(
-          now, peer, ev.client_request_id, ErrorCode::QueueFull,
+          now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
           fmt::format("this connection has {} call(s) open and {} repl(ies) unread (limit {}, "
                       "--max-client-outstanding): read your replies",
                       c.open, c.unread, config_.max_client_outstanding));
     if (config_.max_client_outstanding_bytes &&
         c.open_bytes + c.unread_bytes + bytes > config_.max_client_outstanding_bytes)
       return immediate_failure(
-          now, peer, ev.client_request_id, ErrorCode::QueueFull,
+          now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
           fmt::format("this connection has {} KiB of open calls and unread replies; this "
                       "request's {} KiB would pass the limit of {} KiB "
                       "(--max-client-outstanding-bytes): read your replies",
@@ -637,23 +645,23 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                       config_.max_client_outstanding_bytes >> 10));
   }
   if (!valid_node_name(ev.node))
-    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::InvalidRequest,
+    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::InvalidRequest,
                              fmt::format("invalid node name '{}'", ev.node));
   NodeKey nk{who.workspace, ev.node};
   NodeEntry* entry = registry_.node(nk);
   if (!entry || !Registry::served(*entry))
-    return immediate_failure(now, peer, ev.client_request_id, ErrorCode::NoWorker,
+    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::NoWorker,
                              fmt::format("no worker serves node '{}'", ev.node));
   WorkerEntry* w = entry->queue.empty() ? registry_.pick(*entry) : nullptr;
   if (!w && entry->queue.size() >= config_.queue_limit)
     return immediate_failure(
-        now, peer, ev.client_request_id, ErrorCode::QueueFull,
+        now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
         fmt::format("every worker serving '{}' is busy and its queue is full ({} waiting)",
                     ev.node, entry->queue.size()));
 
   if (config_.max_open_bytes && open_bytes() + bytes > config_.max_open_bytes)
     return immediate_failure(
-        now, peer, ev.client_request_id, ErrorCode::QueueFull,
+        now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
         fmt::format("musterd holds {} MiB of payloads for open requests; this request's {} KiB would "
                     "pass the limit of {} MiB (--max-open-bytes)",
                     open_bytes() >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
@@ -700,7 +708,7 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
   }
   auto it = requests_.find(k->second);
   Request& r = it->second;
-  count_terminal(now, ErrorCode::Cancelled);
+  count_terminal(now, ErrorCode::Cancelled, r.caller->workspace);
   if (r.state == RequestState::Queued) {
     remove_from_queue(r);
     finish(r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
@@ -731,7 +739,7 @@ void BrokerCore::expire(TimePoint now) {
     if (it == requests_.end()) continue;
     Request& r = it->second;
     auto waited = ms_between(r.submitted, now);
-    count_terminal(now, ErrorCode::Timeout);
+    count_terminal(now, ErrorCode::Timeout, r.caller->workspace);
     if (r.state == RequestState::Queued) {
       remove_from_queue(r);
       finish(r, FailureBody{ErrorCode::Timeout,
@@ -814,7 +822,7 @@ void BrokerCore::begin_shutdown(TimePoint now) {
   for (auto id : queued) {
     auto it = requests_.find(id);
     remove_from_queue(it->second);
-    count_terminal(now, ErrorCode::ShuttingDown);
+    count_terminal(now, ErrorCode::ShuttingDown, it->second.caller->workspace);
     finish(it->second, FailureBody{ErrorCode::ShuttingDown,
                                    "the daemon is shutting down; the request never started"});
     requests_.erase(it);
@@ -834,7 +842,7 @@ void BrokerCore::check_shutdown(TimePoint now) {
   for (auto id : running) {
     Request& r = requests_.at(id);
     actions_.push_back(SendAbort{r.worker_id, id, ErrorCode::ShuttingDown, "the daemon is shutting down"});
-    count_terminal(now, ErrorCode::ShuttingDown);
+    count_terminal(now, ErrorCode::ShuttingDown, r.caller->workspace);
     finish(r, FailureBody{ErrorCode::ShuttingDown,
                           "the daemon is shutting down; the worker was told to abort"});
     r.state = RequestState::Orphaned;
@@ -888,30 +896,34 @@ std::vector<WorkerSnapshot> BrokerCore::list_workers(TimePoint now,
   return out;
 }
 
-StatusSnapshot BrokerCore::status(TimePoint now) const {
+StatusSnapshot BrokerCore::status(TimePoint now, const std::string& workspace) const {
   StatusSnapshot s;
   s.uptime_ms = ms_between(started_, now);
-  s.workers = static_cast<std::uint32_t>(registry_.workers().size());
+  auto mine = [&](const std::string& ws) { return workspace.empty() || ws == workspace; };
+  for (auto& [id, w] : registry_.workers())
+    if (mine(w.owner.workspace)) ++s.workers;
   for (auto& [key, entry] : registry_.nodes()) {
+    if (!mine(key.first)) continue;
     if (!entry.workers.empty()) ++s.nodes;
     s.queued += static_cast<std::uint32_t>(entry.queue.size());
   }
   for (auto& [id, r] : requests_)
-    if (r.state == RequestState::Dispatched) ++s.in_flight;
+    if (r.state == RequestState::Dispatched && mine(r.caller->workspace)) ++s.in_flight;
+  const auto second = second_of(now);
+  const RequestStats* counts = &terminal_;
   s.submitted = submitted_;
-  s.completed = completed_;
-  s.failed = failed_;
   s.redispatched = redispatched_;
-  s.failures_by_code = failures_by_code_;
-  auto second = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
-  std::uint64_t total = 0;
-  for (std::int64_t k = 0; k < 60; ++k) {
-    auto sec = second - k;
-    if (sec < 0 || sec > rate_second_ || rate_second_ - sec >= 60) continue;
-    total += terminal_per_second_[static_cast<std::size_t>(sec % 60)];
+  if (!workspace.empty()) {
+    static const RequestStats none;
+    auto it = workspace_stats_.find(workspace);
+    counts = it == workspace_stats_.end() ? &none : &it->second;
+    s.submitted = counts->submitted;
+    s.redispatched = counts->redispatched;
   }
-  auto window = std::min<std::int64_t>(60, second + 1);
-  s.rate_1m = static_cast<double>(total) / static_cast<double>(window);
+  s.completed = counts->completed;
+  s.failed = counts->failed;
+  s.failures_by_code = counts->failures_by_code;
+  s.rate_1m = counts->rate_1m(second);
   return s;
 }
 

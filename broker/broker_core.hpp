@@ -25,6 +25,7 @@
 #include "events.hpp"
 #include "interner.hpp"
 #include "registry.hpp"
+#include "request_stats.hpp"
 
 namespace muster::broker {
 
@@ -135,7 +136,8 @@ class BrokerCore {
   // ---- queries ----
   std::vector<NodeSnapshot> list_nodes(const std::string& workspace) const;  // "" = all
   std::vector<WorkerSnapshot> list_workers(TimePoint now, const std::string& workspace) const;
-  StatusSnapshot status(TimePoint now) const;
+  // `workspace` "" = the whole daemon; else only that workspace's workers, nodes and requests.
+  StatusSnapshot status(TimePoint now, const std::string& workspace = "") const;
   const CoreConfig& config() const { return config_; }
   const Registry& registry() const { return registry_; }
   std::size_t open_requests() const { return requests_.size(); }
@@ -254,9 +256,12 @@ class BrokerCore {
   void remove_from_queue(Request& r);
   void expire(TimePoint now);
   void check_liveness(TimePoint now);
-  void count_terminal(TimePoint now, ErrorCode code);
+  // One terminal reply to a request of `workspace` (counted for the daemon and the workspace).
+  void count_terminal(TimePoint now, ErrorCode code, const std::string& workspace);
+  std::int64_t second_of(TimePoint now) const;
   void check_shutdown(TimePoint now);
-  void immediate_failure(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
+  void immediate_failure(TimePoint now, const Peer& peer, const Caller& who,
+                         std::uint64_t client_request_id,
                          ErrorCode code, std::string message);
   std::string client_key(const Peer& peer, std::uint64_t id) const;
   // The connection a request came from: its lane in the node's FairQueue.
@@ -289,10 +294,9 @@ class BrokerCore {
   TimePoint shutdown_deadline_{};
 
   // statistics
-  std::uint64_t submitted_ = 0, completed_ = 0, failed_ = 0, redispatched_ = 0;
-  std::array<std::uint64_t, 16> failures_by_code_{};
-  std::array<std::uint32_t, 60> terminal_per_second_{};
-  std::int64_t rate_second_ = 0;
+  std::uint64_t submitted_ = 0, redispatched_ = 0;
+  RequestStats terminal_;  // the daemon's terminal replies (its submitted/redispatched unused)
+  std::unordered_map<std::string, RequestStats> workspace_stats_;  // every count, per workspace
 };
 
 }  // namespace muster::broker

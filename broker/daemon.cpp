@@ -21,6 +21,7 @@
 #include "client_outbox.hpp"
 #include "inbound.hpp"
 #include "security.hpp"
+#include "subscription_policy.hpp"
 #include "zap_handler.hpp"
 
 namespace muster::broker {
@@ -32,9 +33,6 @@ std::string random_instance() {
   std::uniform_int_distribution<std::uint64_t> dist;
   return fmt::format("{:016x}", dist(rd));
 }
-
-std::string topic_of(const std::string& worker_id) { return "w:" + worker_id + ":"; }
-constexpr std::string_view kBroadcastTopic = "b:";
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
@@ -101,7 +99,8 @@ struct Daemon::Impl {
   zmq::context_t ctx{1};
   std::unique_ptr<Security> security;
   std::unique_ptr<ZapHandler> zap;
-  std::vector<zmq::socket_t> requests;   // PUB, one per endpoint: everything is published on all
+  std::vector<zmq::socket_t> requests;   // XPUB (manual), one per endpoint: everything is
+                                         // published on all; subscriptions pass subscription_policy
   std::vector<zmq::socket_t> responses;  // ROUTER; Peer::via says which one a worker is on
   std::vector<zmq::socket_t> clients;    // ROUTER; Peer::via likewise
   std::optional<zmq::socket_t> enroll;   // ROUTER
@@ -111,11 +110,19 @@ struct Daemon::Impl {
   ClientOutbox<ClientFrames> outbox;
   std::uint64_t dropped_refusals_logged = 0;
   TimePoint dropped_logged_at{};
+  // Refused subscriptions are logged at most once a second (a peer may send thousands).
+  Clock::time_point refusal_logged_at{};
+  std::uint64_t refusals_unlogged = 0;
 
   explicit Impl(DaemonOptions o)
       : opt(std::move(o)), core(opt.core, Clock::now()), outbox(2 * opt.core.max_client_outstanding) {}
 
   bool curve_for(const std::string& ep) const { return is_tcp(ep) && !opt.insecure; }
+
+  // Whether the socket a peer came through is bound on an ipc:// endpoint (the local owner's).
+  static bool via_ipc(const std::vector<std::string>& endpoints, std::uint8_t via) {
+    return via < endpoints.size() && is_ipc(endpoints[via]);
+  }
 
   void setup() {
     bool any_curve = !opt.enrollment_address.empty();
@@ -133,7 +140,7 @@ struct Daemon::Impl {
     security = std::make_unique<Security>(opt.data_dir);
     if (any_curve) zap = std::make_unique<ZapHandler>(ctx, security->identities());  // before any CURVE bind
     for (auto& ep : opt.request_addresses)
-      requests.push_back(make_socket(zmq::socket_type::pub, ep, keys::kZapDomainWorker, "request"));
+      requests.push_back(make_socket(zmq::socket_type::xpub, ep, keys::kZapDomainWorker, "request"));
     for (auto& ep : opt.response_addresses)
       responses.push_back(make_socket(zmq::socket_type::router, ep, keys::kZapDomainWorker, "response"));
     for (auto& ep : opt.client_addresses)
@@ -152,6 +159,11 @@ struct Daemon::Impl {
     s.set(zmq::sockopt::rcvhwm, 100000);
     s.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opt.max_message_bytes * 2));
     if (type == zmq::socket_type::router) s.set(zmq::sockopt::router_mandatory, 1);
+    if (type == zmq::socket_type::xpub) {
+      // Every (un)subscription comes to us, and none is applied unless we apply it.
+      s.set(zmq::sockopt::xpub_verboser, 1);
+      s.set(zmq::sockopt::xpub_manual, 1);
+    }
     if (curve_for(ep)) {
       s.set(zmq::sockopt::curve_server, 1);
       s.set(zmq::sockopt::curve_secretkey, security->daemon_keys().secret_key);
@@ -191,7 +203,7 @@ struct Daemon::Impl {
     auto owner = std::make_shared<zmq::message_t>(std::move(m.payload));
     WorkerEvent ev = decode_worker_message(bytes_of(*owner), [&] { return owner; }, worker_limits());
     if (auto* r = std::get_if<Refusal>(&ev)) return core.on_bad_worker_message(m.peer, std::move(r->why), r->code);
-    auto caller = security->caller_for(m.peer, keys::Role::Worker);
+    auto caller = security->caller_for(m.peer, keys::Role::Worker, via_ipc(opt.response_addresses, m.peer.via));
     if (!caller)
       return core.on_bad_worker_message(m.peer, "this identity is revoked or not enrolled as a worker",
                                         ErrorCode::PermissionDenied);
@@ -212,7 +224,7 @@ struct Daemon::Impl {
         client_limits());
     if (auto* r = std::get_if<Refusal>(&ev))
       return core.on_bad_client_message(m.peer, r->request_id, std::move(r->why), r->code);
-    auto caller = security->caller_for(m.peer, keys::Role::Client);
+    auto caller = security->caller_for(m.peer, keys::Role::Client, via_ipc(opt.client_addresses, m.peer.via));
     if (!caller) {
       auto rid = std::visit([](auto& e) -> std::uint64_t {
         if constexpr (std::is_same_v<std::decay_t<decltype(e)>, SubmitEvent>) return e.client_request_id;
@@ -230,7 +242,7 @@ struct Daemon::Impl {
     switch (q.query) {
       case Query::ListNodes: return send_node_list(m.peer, q.request_id, who);
       case Query::ListWorkers: return send_worker_list(m.peer, q.request_id, who, now);
-      case Query::GetStatus: return send_status(m.peer, q.request_id, now);
+      case Query::GetStatus: return send_status(m.peer, q.request_id, who, now);
     }
   }
 
@@ -320,8 +332,8 @@ struct Daemon::Impl {
     send_reply(peer, rid, fbb, wire::ReplyBody::WorkerList, list.Union());
   }
 
-  void send_status(const Peer& peer, std::uint64_t rid, TimePoint now) {
-    auto s = core.status(now);
+  void send_status(const Peer& peer, std::uint64_t rid, const Caller& who, TimePoint now) {
+    auto s = core.status(now, visible_workspace(who));
     flatbuffers::FlatBufferBuilder fbb(512);
     std::vector<flatbuffers::Offset<wire::CodeCount>> failures;
     for (std::size_t i = 1; i < s.failures_by_code.size(); ++i)
@@ -377,6 +389,55 @@ struct Daemon::Impl {
     answer(false, nullptr, static_cast<ErrorCode>(outcome.code), outcome.message);
   }
 
+  // ---- subscriptions (request sockets) -------------------------------------------------------
+
+  // Reads one (un)subscription from request socket `i`; applies it to the connection it came
+  // from only if subscription_policy allows it for that connection's identity.
+  bool on_subscription(std::size_t i) {
+    zmq::message_t msg;
+    if (!requests[i].recv(msg, zmq::recv_flags::dontwait)) return false;
+    const char* user_id = zmq_msg_gets(msg.handle(), "User-Id");  // NULL when there is none
+    std::string identity = Security::identity_of(user_id ? user_id : "", is_ipc(opt.request_addresses[i]));
+    auto d = decide_subscription(bytes_of(msg), identity);
+    if (d.apply && d.subscribe && user_id && *user_id &&
+        !security->identities().authorize_id(user_id, keys::Role::Worker)) {
+      d.apply = false;
+      d.reason = "the identity is revoked or not enrolled as a worker";
+    }
+    if (!d.apply) {
+      refused_subscription(identity, d.reason);
+      return true;
+    }
+    if (d.subscribe)
+      requests[i].set(zmq::sockopt::subscribe, d.topic);  // manual mode: the last sender's pipe
+    else
+      requests[i].set(zmq::sockopt::unsubscribe, d.topic);
+    spdlog::debug("{} {} '{}' on the request socket {}", identity,
+                  d.subscribe ? "subscribed to" : "unsubscribed from", d.topic, opt.request_addresses[i]);
+    return true;
+  }
+
+  void refused_subscription(const std::string& identity, const std::string& reason) {
+    auto now = Clock::now();
+    if (now - refusal_logged_at < std::chrono::seconds(1)) {
+      ++refusals_unlogged;
+      return;
+    }
+    spdlog::warn("refused a subscription of {} on the request socket: {}{}", identity, reason,
+                 refusals_unlogged ? fmt::format(" ({} more refused since the last warning)", refusals_unlogged)
+                                   : std::string());
+    refusal_logged_at = now;
+    refusals_unlogged = 0;
+  }
+
+  // The topic of an attached worker: built from the identity that attached it.
+  std::optional<std::string> topic_of(const std::string& worker_id) const {
+    auto& workers = core.registry().workers();
+    auto it = workers.find(worker_id);
+    if (it == workers.end()) return std::nullopt;
+    return worker_topic(it->second.owner.identity, worker_id);
+  }
+
   // ---- outbound ---------------------------------------------------------------------------
 
   // Publishes [topic, (payload frame)?, message]; `payload` is the frame the message refers
@@ -398,14 +459,32 @@ struct Daemon::Impl {
     }
   }
 
+  // Publishes on worker `worker_id`'s topic; a worker the registry no longer knows (it left in
+  // this same loop turn) has no topic and nothing to receive.
+  void publish_to_worker(const std::string& worker_id, flatbuffers::FlatBufferBuilder& fbb,
+                         wire::DaemonBody type, flatbuffers::Offset<void> body,
+                         const Payload* payload = nullptr) {
+    auto topic = topic_of(worker_id);
+    if (!topic) {
+      spdlog::debug("worker {} is gone: its {} was not published", worker_id,
+                    wire::EnumNameDaemonBody(type));
+      return;
+    }
+    publish(*topic, fbb, type, body, payload);
+  }
+
   void reply_to_worker(const ReplyToWorker& a) {
     flatbuffers::FlatBufferBuilder fbb(256);
     wire::DaemonBody type{};
     flatbuffers::Offset<void> body;
     if (auto* at = std::get_if<AttachedReply>(&a.body)) {
       type = wire::DaemonBody::Attached;
+      // The identity the Attach came with (BrokerCore made it the worker's owner).
+      auto topic = worker_topic(
+          Security::identity_of(a.peer.identity, via_ipc(opt.response_addresses, a.peer.via)),
+          at->worker_id);
       body = wire::CreateAttachedDirect(fbb, at->worker_id.c_str(), core.config().instance.c_str(),
-                                        topic_of(at->worker_id).c_str(), kBroadcastTopic.data(),
+                                        topic.c_str(), std::string(kBroadcastTopic).c_str(),
                                         static_cast<std::uint64_t>(core.config().ping_interval.count()),
                                         core.config().liveness, opt.max_message_bytes)
                  .Union();
@@ -482,8 +561,8 @@ struct Daemon::Impl {
     b.add_caller(caller);
     if (framed) b.add_inputs_in_frame(true);
     auto body = b.Finish();
-    publish(topic_of(a.worker_id), fbb, wire::DaemonBody::WorkRequest, body.Union(),
-            framed ? &a.inputs : nullptr);
+    publish_to_worker(a.worker_id, fbb, wire::DaemonBody::WorkRequest, body.Union(),
+                      framed ? &a.inputs : nullptr);
   }
 
   void flush() {
@@ -499,12 +578,14 @@ struct Daemon::Impl {
             } else if constexpr (std::is_same_v<T, SendAbort>) {
               flatbuffers::FlatBufferBuilder fbb(128);
               auto body = wire::CreateAbortDirect(fbb, a.request_id, a.code, a.reason.c_str());
-              publish(topic_of(a.worker_id), fbb, wire::DaemonBody::Abort, body.Union());
+              publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Abort, body.Union());
             } else if constexpr (std::is_same_v<T, SendPing>) {
               flatbuffers::FlatBufferBuilder fbb(128);
               auto body = wire::CreatePingDirect(fbb, a.seq, core.config().instance.c_str());
-              publish(a.worker_id.empty() ? std::string(kBroadcastTopic) : topic_of(a.worker_id),
-                      fbb, wire::DaemonBody::Ping, body.Union());
+              if (a.worker_id.empty())
+                publish(std::string(kBroadcastTopic), fbb, wire::DaemonBody::Ping, body.Union());
+              else
+                publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Ping, body.Union());
             } else if constexpr (std::is_same_v<T, ReplyToWorker>) {
               reply_to_worker(a);
             } else {
@@ -521,8 +602,9 @@ struct Daemon::Impl {
     setup();
     spdlog::info("musterd {} ready (instance {}), ping every {} ms, liveness {}", MUSTER_DAEMON_VERSION,
                  core.config().instance, core.config().ping_interval.count(), core.config().liveness);
-    // Poll order: worker sockets, client sockets, enrollment, ZAP, signals.
+    // Poll order: subscriptions, worker sockets, client sockets, enrollment, ZAP, signals.
     std::vector<zmq::pollitem_t> items;
+    for (auto& s : requests) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
     for (auto& s : responses) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
     for (auto& s : clients) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
     if (enroll) items.push_back({enroll->handle(), 0, ZMQ_POLLIN, 0});
@@ -558,6 +640,9 @@ struct Daemon::Impl {
         core.begin_shutdown(Clock::now());
       }
       if (zap) zap->serve();
+      for (std::size_t i = 0; i < requests.size(); ++i)
+        for (int n = 0; n < kBatch; ++n)
+          if (!on_subscription(i)) break;
       for (std::size_t i = 0; i < responses.size(); ++i)
         read(responses[i], i, [&](RouterMessage& m) { on_worker_message(m); });
       for (std::size_t i = 0; i < clients.size(); ++i)

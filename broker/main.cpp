@@ -1,4 +1,5 @@
 // main.cpp — musterd's command line: flags, defaults, logging, then the Daemon loop.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -17,9 +18,9 @@ int main(int argc, char** argv) {
   using muster::SocketRole;
   muster::broker::DaemonOptions opt;
   opt.data_dir = muster::default_data_dir().string();
-  std::string request_address = muster::default_endpoint(SocketRole::Request);
-  std::string response_address = muster::default_endpoint(SocketRole::Response);
-  std::string client_address = muster::default_endpoint(SocketRole::Client);
+  // Endpoints given on the command line; each role keeps its default ipc:// endpoint unless
+  // an ipc:// one is given for it (endpoints_of).
+  std::vector<std::string> request_addresses, response_addresses, client_addresses;
   std::string listen_host;
   std::uint64_t ping_ms = 1000, timeout_ms = 30000, grace_ms = 5000;
   std::string log_level = "info";
@@ -34,12 +35,20 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", MUSTER_VERSION);
   app.add_option("--data-dir", opt.data_dir, "Directory for keys, tokens and identities")
       ->capture_default_str();
-  app.add_option("--request-address", request_address, "PUB endpoint workers subscribe to")
-      ->capture_default_str();
-  app.add_option("--response-address", response_address, "ROUTER endpoint workers talk to")
-      ->capture_default_str();
-  app.add_option("--client-address", client_address, "ROUTER endpoint clients talk to")
-      ->capture_default_str();
+  auto endpoint_option = [&](const char* flag, std::vector<std::string>& into, SocketRole role,
+                             std::string_view what) {
+    app.add_option(flag, into,
+                   fmt::format("{} Repeatable: each one adds an endpoint; the default {} stays "
+                               "unless an ipc:// endpoint is given",
+                               what, muster::default_endpoint(role)))
+        ->allow_extra_args(false);
+  };
+  endpoint_option("--request-address", request_addresses, SocketRole::Request,
+                  "XPUB endpoint workers subscribe to.");
+  endpoint_option("--response-address", response_addresses, SocketRole::Response,
+                  "ROUTER endpoint workers talk to.");
+  endpoint_option("--client-address", client_addresses, SocketRole::Client,
+                  "ROUTER endpoint clients talk to.");
   app.add_option("--enrollment-address", opt.enrollment_address,
                  "tcp:// endpoint where workers and clients enroll with a token (CURVE)");
   app.add_option("--listen", listen_host,
@@ -102,9 +111,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
 
-  opt.request_addresses = {request_address};
-  opt.response_addresses = {response_address};
-  opt.client_addresses = {client_address};
+  auto endpoints_of = [](SocketRole role, std::vector<std::string> given) {
+    if (std::none_of(given.begin(), given.end(), [](auto& ep) { return muster::is_ipc(ep); }))
+      given.insert(given.begin(), muster::default_endpoint(role));
+    return given;
+  };
+  opt.request_addresses = endpoints_of(SocketRole::Request, std::move(request_addresses));
+  opt.response_addresses = endpoints_of(SocketRole::Response, std::move(response_addresses));
+  opt.client_addresses = endpoints_of(SocketRole::Client, std::move(client_addresses));
   if (!listen_host.empty()) {
     auto tcp = [&](SocketRole r) {
       return fmt::format("tcp://{}:{}", listen_host, muster::default_tcp_port(r));

@@ -23,6 +23,7 @@ std::string_view worker_state_name(WorkerState s);
 struct WorkerEntry {
   std::string id;
   Caller owner;                      // the identity that attached it
+  Peer connection;                   // the connection (routing id + socket) that attached it last
   std::string hostname, sdk, session;
   std::uint32_t pid = 0;
   std::uint32_t capacity = 1;

@@ -20,8 +20,19 @@ Security::Security(const std::filesystem::path& data_dir) {
   enrollment_ = std::make_unique<keys::Enrollment>(*tokens_, *identities_, limiter_.get());
 }
 
-std::optional<Caller> Security::caller_for(const Peer& peer, keys::Role needed) const {
-  if (peer.identity.empty()) return Caller{};  // ipc://: the local owner
+std::string Security::identity_of(std::string_view user_id, bool via_ipc) {
+  if (!user_id.empty()) return std::string(user_id);
+  return via_ipc ? "local" : "anonymous";
+}
+
+std::optional<Caller> Security::caller_for(const Peer& peer, keys::Role needed, bool via_ipc) const {
+  if (peer.identity.empty()) {
+    if (via_ipc) return Caller{};  // the local owner
+    // --insecure tcp://: nobody is authenticated, so nobody is admin (docs/SECURITY.md §2).
+    auto anonymous = identity_of("", false);
+    return Caller{anonymous, anonymous, "default",
+                  needed == keys::Role::Worker ? "worker" : "client"};
+  }
   auto id = identities_->authorize_id(peer.identity, needed);
   if (!id) return std::nullopt;
   return Caller{id->id, id->name, id->workspace, std::string(keys::role_name(id->role))};

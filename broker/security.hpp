@@ -30,10 +30,17 @@ class Security {
   keys::IdentityStore& identities() { return *identities_; }
   keys::Enrollment& enrollment() { return *enrollment_; }
 
-  // The caller behind a message. A peer without a ZAP identity came over ipc:// (the runtime
-  // dir is 0700): the local owner, an admin of the default workspace. Otherwise the
-  // identity must exist, be unrevoked and hold `needed` (admin counts as client).
-  std::optional<Caller> caller_for(const Peer& peer, keys::Role needed) const;
+  // The caller behind a message that came through a socket bound on an ipc:// endpoint
+  // (`via_ipc`) or a tcp:// one. A peer without a ZAP identity is:
+  //  - over ipc:// (the runtime dir is 0700): the local owner, an admin of the default workspace;
+  //  - over tcp:// (only possible with --insecure): anonymous, of the default workspace, with
+  //    the role it needs if that is worker or client, and never admin.
+  // Otherwise the identity must exist, be unrevoked and hold `needed` (admin counts as client).
+  std::optional<Caller> caller_for(const Peer& peer, keys::Role needed, bool via_ipc) const;
+
+  // The identity id a connection acts as: its ZAP User-Id, else "local" over ipc:// and
+  // "anonymous" over --insecure tcp://. Worker topics are built from it (subscription_policy).
+  static std::string identity_of(std::string_view user_id, bool via_ipc);
 
  private:
   keys::KeyPair keys_;

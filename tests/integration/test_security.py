@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,3 +294,196 @@ def test_workspaces_isolate_clients(lan, secure_daemon, tmp_base):
                    token=mint(d, "--role", "client", "--workspace", "alpha"))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["greeting"] == "Hello a"
+
+
+# ---- issue 12: workspace isolation on the request socket, admin, worker ids, status, flags --
+
+SPY = Path(__file__).resolve().parent / "spy_subscriber.py"
+
+
+def free_ports(n: int) -> list[int]:
+    """n TCP ports free on loopback right now (bound to port 0, then released)."""
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def identity_of_worker(daemon, worker_id: str) -> str:
+    return next(w["identity"] for w in json.loads(muster_cli(daemon, "workers", "--json").stdout)
+                if w["worker_id"] == worker_id)
+
+
+def test_a_worker_of_another_workspace_reads_nothing_on_the_request_socket(lan, secure_daemon, tmp_base):
+    """An enrolled worker of workspace beta subscribes to "", "w:", workspace alpha's worker's
+    exact topic (old and new form) and its identity's prefix: it receives nothing but the
+    broadcast pings, while alpha's calls go on completing."""
+    d = secure_daemon
+    start_remote_worker(lan, d, tmp_base, mint(d, "--role", "worker", "--workspace", "alpha"), "lan-a")
+    wait_worker_ready(d, "lan-a")
+    a_identity = identity_of_worker(d, "lan-a")
+    ip = lan.daemon_ip_for_workers
+    env = dict(os.environ, MUSTER_ENROLLMENT_TOKEN=mint(d, "--role", "worker", "--workspace", "beta"),
+               MUSTER_RUNTIME_DIR=str(tmp_base / "none"))
+    topics = ["-", "w:", "w:lan-a:", f"w:{a_identity}:lan-a:", f"w:{a_identity}:", f"w:{a_identity}",
+              "b:"]  # b: last: once pings arrive, every subscription before it was processed
+    spy = spawn([*lan.run_in("worker"), sys.executable, SPY, tcp(ip, 7899), tcp(ip, 7900), tmp_base / "spy",
+                 *topics], env, tmp_base / "spy.log")
+    wait_for(lambda: "receiving" in read_log(spy) or spy.poll() is not None, 20, "the spy to receive a ping")
+    assert spy.poll() is None, read_log(spy)
+    ctoken = mint(d, "--role", "client", "--workspace", "alpha")
+    for i in range(3):
+        r = remote_cli(lan, tmp_base, "alpha", "call", "hello", json.dumps({"name": f"secret-{i}"}), token=ctoken)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["greeting"] == f"Hello secret-{i}"
+    # A later broadcast ping: whatever was published for alpha has reached the spy by then.
+    before = read_log(spy).count("\n")
+    time.sleep(0.5)  # more than two ping intervals (200 ms): not a timing assertion
+    stop(spy)
+    out = json.loads(read_log(spy).splitlines()[-1])
+    assert before >= 2
+    assert out["received"], "the spy received nothing at all: the test proves nothing"
+    assert {tuple(x) for x in out["received"]} == {("b:", "Ping")}, out["received"][:10]
+    assert "refused a subscription" in d.log
+
+
+def raw_sub(address: str, *topics: str):
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.linger = 0
+    for t in topics:
+        sub.setsockopt(zmq.SUBSCRIBE, t.encode())
+    sub.connect(address)
+    return sub
+
+
+def drain_topics(sub, until) -> list[bytes]:
+    """Topics received until until() is true (polled between messages), then for 0.5 s more
+    (broadcast pings come every 200 ms: this is bounded by time, not by silence)."""
+    got = []
+    while not until():
+        while sub.poll(0):
+            got.append(sub.recv_multipart()[0])
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        if sub.poll(50):
+            got.append(sub.recv_multipart()[0])
+    return got
+
+
+def test_over_ipc_subscriptions_follow_the_same_rule_as_identity_local(start_daemon, start_worker):
+    """Over ipc (the local owner, single user) prefixes and other forms are refused too; the exact
+    topic w:local:<worker id>: is applied, since any local process is the owner."""
+    d = start_daemon()
+    w = start_worker(d).wait_ready()
+    request = f"ipc://{d.runtime_dir}/request.sock"
+    sub = raw_sub(request, "", "w:", f"w:{w.worker_id}:", "w:local:", "b:")
+    wait_for(lambda: sub.poll(50), 10, "a broadcast ping")
+    got = drain_topics(sub, lambda: muster_cli(d, "call", "hello", '{"name":"x"}').returncode == 0)
+    assert set(got) == {b"b:"}
+    own = raw_sub(request, f"w:local:{w.worker_id}:", "b:")
+    wait_for(lambda: own.poll(50), 10, "a broadcast ping")
+    got = drain_topics(own, lambda: muster_cli(d, "call", "hello", '{"name":"x"}').returncode == 0)
+    assert f"w:local:{w.worker_id}:".encode() in got
+    sub.close(0)
+    own.close(0)
+
+
+def test_insecure_tcp_peers_are_never_admin(start_daemon):
+    """`musterd --insecure` with a tcp:// client endpoint: the remote peer is an anonymous client
+    of the default workspace; admin commands are refused. Over ipc the local owner is admin."""
+    (port,) = free_ports(1)
+    d = start_daemon("--insecure", "--client-address", f"tcp://127.0.0.1:{port}")
+
+    def over_tcp(*args):
+        return muster_cli(d, "--client-address", f"tcp://127.0.0.1:{port}", "--insecure", *args)
+
+    for args in (("token", "create", "--role", "admin"), ("keys", "list"), ("token", "list")):
+        r = over_tcp(*args)
+        assert r.returncode != 0 and "PERMISSION_DENIED" in r.stderr, (args, r.stdout, r.stderr)
+    r = over_tcp("status", "--json")  # a client it is
+    assert r.returncode == 0, r.stderr
+    r = muster_cli(d, "token", "create", "--role", "admin")
+    assert r.returncode == 0 and r.stdout.startswith("muster1."), r.stderr
+    assert muster_cli(d, "keys", "list").returncode == 0
+
+
+def test_a_worker_id_is_bound_to_its_connection_over_ipc(start_daemon, start_worker):
+    """A second connection (same identity: every ipc peer is the local owner) naming another
+    connection's worker id is refused, and that worker is untouched."""
+    from muster import messages as m
+    from muster.errors import ErrorCode
+    d = start_daemon()
+    w = start_worker(d).wait_ready()
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.linger = 0
+    dealer.connect(f"ipc://{d.runtime_dir}/response.sock")
+    for body in (m.Pong(seq=1, instance="x", in_flight=[]), m.Detach(reason="hijack")):
+        dealer.send(m.encode(m.WorkerMessage(worker_id=w.worker_id, body=body)))
+        assert dealer.poll(5000), "no reply"
+        reply = m.decode_daemon_message(dealer.recv()).body
+        assert isinstance(reply, m.Rejected), reply
+        assert reply.code == ErrorCode.PERMISSION_DENIED and not reply.reattach
+        assert "another connection" in (reply.message or "")
+    dealer.close(0)
+    workers = json.loads(muster_cli(d, "workers", "--json").stdout)
+    assert [(x["worker_id"], x["state"]) for x in workers] == [(w.worker_id, "ready")]
+    r = muster_cli(d, "call", "hello", '{"name":"still"}')
+    assert r.returncode == 0 and json.loads(r.stdout)["greeting"] == "Hello still"
+    assert "Rejected" not in w.log and "attaching again" not in w.log
+
+
+def test_status_is_scoped_to_the_callers_workspace(lan, secure_daemon, tmp_base):
+    d = secure_daemon
+    start_remote_worker(lan, d, tmp_base, mint(d, "--role", "worker", "--workspace", "alpha"), "lan-st")
+    wait_worker_ready(d, "lan-st")
+    r = remote_cli(lan, tmp_base, "st-a", "call", "hello", "{}",
+                   token=mint(d, "--role", "client", "--workspace", "alpha"))
+    assert r.returncode == 0, r.stderr
+    btoken = mint(d, "--role", "client", "--workspace", "beta")
+
+    def beta_status():
+        r = remote_cli(lan, tmp_base, "st-b", "status", "--json", token=btoken)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    s = beta_status()
+    assert (s["workers"], s["nodes"], s["queued"], s["in_flight"]) == (0, 0, 0, 0)
+    assert (s["submitted"], s["completed"], s["failed"], s["redispatched"]) == (0, 0, 0, 0)
+    r = remote_cli(lan, tmp_base, "st-b", "call", "hello", "{}")
+    assert r.returncode == 1 and "NO_WORKER" in r.stderr
+    s = beta_status()
+    assert (s["workers"], s["nodes"], s["submitted"], s["completed"], s["failed"]) == (0, 0, 1, 0, 1)
+    assert s["failures"] == {"NO_WORKER": 1}
+    # The local owner sees the whole daemon.
+    s = json.loads(muster_cli(d, "status", "--json").stdout)
+    assert (s["workers"], s["submitted"], s["completed"], s["failed"]) == (1, 2, 1, 1)
+
+
+def test_endpoint_flags_add_tcp_endpoints_beside_the_ipc_ones(start_daemon, start_worker, build_dir):
+    """Each --*-address adds an endpoint; the default ipc:// one stays (unless an ipc:// one is
+    given). A worker over --insecure tcp:// serves calls made over ipc and over tcp."""
+    help_text = subprocess.run([str(build_dir / "broker" / "musterd"), "--help"], capture_output=True,
+                               text=True, timeout=10).stdout
+    assert "Repeatable" in help_text
+    req, resp, cli = free_ports(3)
+    d = start_daemon("--insecure", "--request-address", f"tcp://127.0.0.1:{req}",
+                     "--response-address", f"tcp://127.0.0.1:{resp}", "--client-address", f"tcp://127.0.0.1:{cli}")
+    for name in ("request", "response", "client"):
+        assert (d.runtime_dir / f"{name}.sock").exists(), name
+    w = start_worker(d, "--request-address", f"tcp://127.0.0.1:{req}", "--response-address",
+                     f"tcp://127.0.0.1:{resp}", "--insecure").wait_ready()
+    assert identity_of_worker(d, w.worker_id) == "anonymous"  # not the local owner
+    r = muster_cli(d, "call", "hello", '{"name":"ipc"}')
+    assert r.returncode == 0 and json.loads(r.stdout)["greeting"] == "Hello ipc", r.stderr
+    r = muster_cli(d, "--client-address", f"tcp://127.0.0.1:{cli}", "--insecure", "call", "hello", '{"name":"tcp"}')
+    assert r.returncode == 0 and json.loads(r.stdout)["greeting"] == "Hello tcp", r.stderr
+    # An ipc:// endpoint given for a role replaces that role's default one.
+    alt = d.runtime_dir.parent / "alt-client.sock"
+    d2 = start_daemon("--client-address", f"ipc://{alt}")
+    assert alt.exists() and not (d2.runtime_dir / "client.sock").exists()

@@ -975,3 +975,123 @@ TEST_CASE("attach limits: spec bytes and workers per identity, refused naming th
   h.take();
   CHECK(std::holds_alternative<AttachedReply>(all<ReplyToWorker>(h.attach("w4", {Harness::spec("n")}))[0].body));
 }
+
+// ---- a worker id is bound to the connection that attached it (issue 12, item 3) ----------
+
+TEST_CASE("a message naming a worker id from another connection is refused, the worker untouched") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto sent = all<SendWorkRequest>(h.submit(1, "n"));
+  REQUIRE(sent.size() == 1);
+  const auto id = sent[0].request_id;
+  const auto last_heard = h.core.registry().workers().at("w1").last_heard;
+  h.now += 500ms;
+  // Same identity ("local", as every ipc peer), another connection: Pong, Result, Detach.
+  auto check_refused = [&](const std::vector<Action>& out) {
+    auto replies = all<ReplyToWorker>(out);
+    REQUIRE(replies.size() == 1);
+    auto* rej = std::get_if<RejectedReply>(&replies[0].body);
+    REQUIRE(rej != nullptr);
+    CHECK(rej->code == ErrorCode::PermissionDenied);
+    CHECK_FALSE(rej->reattach);
+    CHECK(all<ReplyToClient>(out).empty());
+  };
+  h.core.on_pong(h.now, peer("intruder"), h.local, "w1", h.last_ping_seq("w1"), "inst-1", {});
+  check_refused(h.take());
+  h.core.on_result(h.now, peer("intruder"), h.local, "w1", id, Payload::copy_of(std::vector<std::uint8_t>{9}));
+  check_refused(h.take());
+  h.core.on_detach(h.now, peer("intruder"), h.local, "w1");
+  check_refused(h.take());
+  // The same routing id on another socket of the role is another connection too.
+  Peer other_socket = peer("wp-w1");
+  other_socket.via = 1;
+  h.core.on_pong(h.now, other_socket, h.local, "w1", h.last_ping_seq("w1"), "inst-1", {});
+  check_refused(h.take());
+  auto& w = h.core.registry().workers().at("w1");
+  CHECK(w.state == WorkerState::Ready);
+  CHECK(w.last_heard == last_heard);
+  CHECK(w.holding.contains(id));
+  // Its own connection still works.
+  CHECK(all<ReplyToClient>(h.result("w1", id)).size() == 1);
+}
+
+TEST_CASE("a worker that reconnects re-attaches with its session from a new connection") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n")).at(0).request_id;
+  AttachEvent ev;
+  ev.worker_id = "w1";
+  ev.session = "s1";
+  ev.nodes = {Harness::spec("n")};
+  h.core.on_attach(h.now, peer("wp-w1-new"), h.local, std::move(ev));
+  auto out = h.take();
+  REQUIRE(all<ReplyToWorker>(out).size() == 1);
+  CHECK(std::holds_alternative<AttachedReply>(all<ReplyToWorker>(out)[0].body));
+  CHECK(h.core.registry().workers().at("w1").holding.contains(id));  // its request stays
+  // The binding moved: the old connection is refused, the new one answers.
+  h.core.on_result(h.now, peer("wp-w1"), h.local, "w1", id, Payload::copy_of(std::vector<std::uint8_t>{9}));
+  auto old = all<ReplyToWorker>(h.take());
+  REQUIRE(old.size() == 1);
+  CHECK(std::get<RejectedReply>(old[0].body).code == ErrorCode::PermissionDenied);
+  h.core.on_result(h.now, peer("wp-w1-new"), h.local, "w1", id, Payload::copy_of(std::vector<std::uint8_t>{9}));
+  CHECK(all<ReplyToClient>(h.take()).size() == 1);
+}
+
+// ---- GetStatus is scoped to the caller's workspace (issue 12, item 5) ----------------------
+
+TEST_CASE("status of a workspace counts only its workers, nodes and requests") {
+  Harness h;
+  Caller alpha{"id-alpha", "a", "alpha", "worker"}, beta{"id-beta", "b", "beta", "client"};
+  AttachEvent ev;
+  ev.worker_id = "wa";
+  ev.session = "s";
+  ev.capacity = 1;
+  ev.nodes = {Harness::spec("n")};
+  h.core.on_attach(h.now, peer("wp-wa"), alpha, std::move(ev));
+  h.take();
+  h.core.on_pong(h.now, peer("wp-wa"), alpha, "wa", h.last_ping_seq("wa"), "inst-1", {});
+  h.take();
+  Caller alpha_client{"id-ac", "ac", "alpha", "client"};
+  auto submit_as = [&](const Caller& who, std::uint64_t rid) {
+    SubmitEvent s;
+    s.client_request_id = rid;
+    s.node = "n";
+    h.core.on_submit(h.now, peer("c-" + who.workspace), who, std::move(s));
+    return h.take();
+  };
+  auto first = all<SendWorkRequest>(submit_as(alpha_client, 1));
+  submit_as(alpha_client, 2);  // queued
+  submit_as(beta, 1);          // NO_WORKER in beta
+  REQUIRE(first.size() == 1);
+  h.core.on_result(h.now, peer("wp-wa"), alpha, "wa", first[0].request_id, Payload{});
+  h.take();  // request 2 is dispatched now
+
+  auto all_ = h.core.status(h.now);
+  CHECK(all_.workers == 1);
+  CHECK(all_.submitted == 3);
+  CHECK(all_.completed == 1);
+  CHECK(all_.failed == 1);
+
+  auto a = h.core.status(h.now, "alpha");
+  CHECK(a.workers == 1);
+  CHECK(a.nodes == 1);
+  CHECK(a.in_flight == 1);
+  CHECK(a.submitted == 2);
+  CHECK(a.completed == 1);
+  CHECK(a.failed == 0);
+
+  auto b = h.core.status(h.now, "beta");
+  CHECK(b.workers == 0);
+  CHECK(b.nodes == 0);
+  CHECK(b.queued == 0);
+  CHECK(b.in_flight == 0);
+  CHECK(b.submitted == 1);
+  CHECK(b.completed == 0);
+  CHECK(b.failed == 1);
+  CHECK(b.failures_by_code[static_cast<std::size_t>(ErrorCode::NoWorker)] == 1);
+
+  auto none = h.core.status(h.now, "gamma");
+  CHECK(none.workers == 0);
+  CHECK(none.submitted == 0);
+  CHECK(none.rate_1m == 0);
+}

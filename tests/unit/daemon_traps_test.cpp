@@ -35,6 +35,7 @@ struct RawWorker {
   zmq::socket_t dealer{ctx, zmq::socket_type::dealer};
   std::optional<zmq::socket_t> sub;
   std::string instance;
+  std::string topic;  // Attached.topic
 
   RawWorker(zmq::context_t& c, const DaemonProcess& d) : ctx(c) {
     dealer.set(zmq::sockopt::linger, 0);
@@ -67,13 +68,15 @@ struct RawWorker {
     auto* msg = reply(m);
     REQUIRE(msg->body_type() == wire::DaemonBody::Attached);
     instance = msg->body_as_Attached()->instance()->str();
-    CHECK(msg->body_as_Attached()->topic()->str() == "w:raw:");
+    topic = msg->body_as_Attached()->topic()->str();
+    CHECK(topic == "w:local:raw:");  // over ipc the identity is the local owner
   }
 
+  // After attach(): subscribes to Attached.topic (the only worker topic musterd applies) and b:.
   void connect_sub(const DaemonProcess& d) {
     sub.emplace(ctx, zmq::socket_type::sub);
     sub->set(zmq::sockopt::linger, 0);
-    sub->set(zmq::sockopt::subscribe, "w:raw:");
+    sub->set(zmq::sockopt::subscribe, topic);
     sub->set(zmq::sockopt::subscribe, "b:");
     sub->connect(d.endpoint("request"));
   }
@@ -216,8 +219,8 @@ TEST_CASE("a result over --max-message-bytes fails the call at once with WORKER_
   client.set(zmq::sockopt::linger, 0);
   client.connect(daemon.endpoint("client"));
   RawWorker w(ctx, daemon);
+  w.attach();  // Attached names the topic to subscribe to
   w.connect_sub(daemon);
-  w.attach();
   submit(client, 1);  // 20 s deadline: before the fix the caller waited all of it
   std::uint64_t request_id = 0;
   for (int i = 0; i < 40 && !request_id; ++i) {

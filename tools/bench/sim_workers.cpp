@@ -55,7 +55,7 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 enum class Sent : std::uint8_t { Attach, Pong, ConfirmPong };
 
 struct Sim {
-  std::string id, topic;
+  std::string id, topic;  // topic: Attached.topic, subscribed when it comes
   std::unique_ptr<zmq::socket_t> sub, dealer;
   bool attached = false, confirmed = false;
   std::string instance;
@@ -94,12 +94,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < count; ++i) {
     auto& s = sims[static_cast<std::size_t>(i)];
     s.id = fmt::format("{}-{}", prefix, i);
-    s.topic = "w:" + s.id + ":";
     s.sub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
     s.dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
     for (auto* z : {s.sub.get(), s.dealer.get()}) z->set(zmq::sockopt::linger, 0);
-    s.sub->set(zmq::sockopt::subscribe, s.topic);
-    s.sub->set(zmq::sockopt::subscribe, "b:");
+    s.sub->set(zmq::sockopt::subscribe, "b:");  // the worker topic comes with Attached
     s.sub->connect(request_address);
     s.dealer->connect(response_address);
   }
@@ -187,6 +185,11 @@ int main(int argc, char** argv) {
             case wire::DaemonBody::Attached:
               s.attached = true;
               s.instance = str(msg->body_as_Attached()->instance());
+              if (auto topic = str(msg->body_as_Attached()->topic()); topic != s.topic) {
+                if (!s.topic.empty()) s.sub->set(zmq::sockopt::unsubscribe, s.topic);
+                s.sub->set(zmq::sockopt::subscribe, topic);
+                s.topic = topic;
+              }
               break;
             case wire::DaemonBody::Ack:
               if (what == Sent::ConfirmPong && !s.confirmed) {

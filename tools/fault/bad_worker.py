@@ -2,7 +2,8 @@
 """bad_worker.py — a worker that answers pings but never answers work (a fault for the fault
 driver, docs/RELIABILITY.md).
 
-It follows docs/PROTOCOL.md §7 for everything except the work: subscribes before attaching,
+It follows docs/PROTOCOL.md §7 for everything except the work: subscribes to b: before attaching
+and to the topic Attached assigns,
 answers every Ping with a Pong, attaches again when the daemon restarts or tells it to, and
 reconnects when pings stop. WorkRequests are swallowed. Modes for what its Pongs claim:
 
@@ -56,16 +57,17 @@ def main() -> int:
     instance = ""
     ping_interval, liveness = 1.0, 3
     sub = dealer = None
+    topic = ""  # Attached.topic, subscribed on the current SUB socket
 
     def connect():
-        nonlocal sub, dealer
+        nonlocal sub, dealer, topic
         for s in (sub, dealer):
             if s is not None:
                 s.close(0)
         sub = ctx.socket(zmq.SUB)
         sub.linger = 0
-        for topic in (f"w:{args.worker_id}:", "b:"):
-            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sub.setsockopt(zmq.SUBSCRIBE, b"b:")
+        topic = ""
         sub.connect(args.request_address)
         dealer = ctx.socket(zmq.DEALER)
         dealer.linger = 0
@@ -102,6 +104,11 @@ def main() -> int:
                     continue
                 if msg.kind == wire.DAEMON_ATTACHED:
                     instance = msg.instance
+                    if msg.topic and msg.topic != topic:
+                        if topic:
+                            sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+                        sub.setsockopt(zmq.SUBSCRIBE, msg.topic.encode())
+                        topic = msg.topic
                 elif msg.kind == wire.DAEMON_REJECTED and msg.reattach:
                     do_attach()
         if sub in events:

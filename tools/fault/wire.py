@@ -328,6 +328,7 @@ class DaemonMsg:
     reattach: bool = False
     code: int = 0
     message: str = ""
+    topic: str = ""     # Attached: the worker topic to subscribe to (the only one applied)
 
 
 def read_daemon(buf: bytes) -> Optional[DaemonMsg]:
@@ -344,7 +345,7 @@ def read_daemon(buf: bytes) -> Optional[DaemonMsg]:
     if kind in (DAEMON_WORK, DAEMON_ABORT):
         return DaemonMsg(kind, request_id=_scalar(buf, t, 0, _u64, 0))
     if kind == DAEMON_ATTACHED:
-        return DaemonMsg(kind, instance=_string(buf, t, 1))
+        return DaemonMsg(kind, instance=_string(buf, t, 1), topic=_string(buf, t, 2))
     if kind == DAEMON_REJECTED:
         return DaemonMsg(kind, code=_scalar(buf, t, 0, _u16, CODE["BAD_MESSAGE"]),
                          message=_string(buf, t, 1), reattach=bool(_scalar(buf, t, 2, _u8, 0)))

@@ -130,6 +130,7 @@ struct WorkerImpl {
   std::string results_endpoint = fmt::format("inproc://muster-worker-results-{}", static_cast<void*>(this));
   zmq::socket_t results{ctx, zmq::socket_type::pull};
   std::unique_ptr<zmq::socket_t> sub, dealer;
+  std::string topic;  // the worker topic `sub` is subscribed to (Attached.topic); empty before
   std::optional<CurveClientKeys> curve;  // set when the endpoints are tcp:// (CURVE)
   std::string session = random_session();
   std::string instance;
@@ -278,12 +279,21 @@ struct WorkerImpl {
       s->set(zmq::sockopt::rcvhwm, 100000);
       s->set(zmq::sockopt::sndhwm, 100000);
     }
-    // Subscribe before attaching: the daemon confirms the PUB path before dispatching.
-    sub->set(zmq::sockopt::subscribe, "w:" + opt.worker_id + ":");
+    // The broadcast topic before attaching; the worker topic comes with Attached (the daemon
+    // names it after our identity and applies no other: PROTOCOL.md §2).
+    topic.clear();
     sub->set(zmq::sockopt::subscribe, "b:");
     sub->connect(opt.request_address);
     dealer->connect(opt.response_address);
     send_attach();
+  }
+
+  // Subscribes `sub` to the worker topic the daemon assigned, dropping a previous, different one.
+  void subscribe_topic(const std::string& assigned) {
+    if (assigned.empty() || assigned == topic) return;
+    if (!topic.empty()) sub->set(zmq::sockopt::unsubscribe, topic);
+    sub->set(zmq::sockopt::subscribe, assigned);
+    topic = assigned;
   }
 
   void reconnect(const std::string& why) {
@@ -332,6 +342,7 @@ struct WorkerImpl {
     switch (msg->body_type()) {
       case wire::DaemonBody::Attached: {
         auto* a = msg->body_as_Attached();
+        subscribe_topic(str(a->topic()));
         if (!last_instance.empty() && str(a->instance()) != last_instance) current.clear();
         instance = last_instance = str(a->instance());
         if (a->max_message_bytes() > 0) max_message_bytes = a->max_message_bytes();

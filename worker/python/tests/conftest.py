@@ -1,5 +1,5 @@
-"""Shared fixtures: a fake musterd written with pyzmq (PUB + ROUTER) that lets a test play the
-daemon's side of docs/PROTOCOL.md §7 message by message."""
+"""Shared fixtures: a fake musterd written with pyzmq (XPUB + ROUTER) that lets a test play the
+daemon's side of docs/PROTOCOL.md §7 message by message, and see what the worker subscribes to."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ from muster import messages as m
 WAIT = 10.0  # seconds any single expected message may take (generous: never a timing assertion)
 
 
+def worker_topic(worker_id: str, identity: str = "local") -> str:
+    """The topic musterd assigns a worker in Attached.topic (PROTOCOL.md §2): over ipc the
+    identity is the local owner's, ``local``."""
+    return f"w:{identity}:{worker_id}:"
+
+
 class FakeDaemon:
     def __init__(self, directory: str):
         self.dir = directory
@@ -23,8 +29,9 @@ class FakeDaemon:
         self.request_address = f"ipc://{directory}/request.sock"
         self.response_address = f"ipc://{directory}/response.sock"
         self.client_address = f"ipc://{directory}/client.sock"
-        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub = self.ctx.socket(zmq.XPUB)  # a PUB that also shows the (un)subscriptions
         self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.setsockopt(zmq.XPUB_VERBOSER, 1)
         self.pub.bind(self.request_address)
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
@@ -75,12 +82,20 @@ class FakeDaemon:
         self.pub.send_multipart([topic.encode(), data])
         return data
 
+    def subscriptions(self, timeout: float = 0.0) -> List[bytes]:
+        """The (un)subscriptions received since the last call: b"\\x01topic" or b"\\x00topic";
+        waits up to ``timeout`` s for the first one."""
+        out: List[bytes] = []
+        while self.pub.poll(int(timeout * 1000) if not out else 0):
+            out.append(self.pub.recv())
+        return out
+
     def confirm(self, worker_id: str, instance: str, seq: int = 1, timeout: float = WAIT) -> Tuple[bytes, bytes, m.Pong]:
         """Publishes Ping on the worker's own topic every 50 ms until a Pong comes back (the
         slow-joiner confirmation of PROTOCOL.md §7.1); returns it unanswered."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.publish(f"w:{worker_id}:", m.Ping(seq=seq, instance=instance))
+            self.publish(worker_topic(worker_id), m.Ping(seq=seq, instance=instance))
             if self.router.poll(50):
                 peer, raw, msg = self.recv()
                 assert isinstance(msg.body, m.Pong), f"expected Pong, got {msg.body!r}"
@@ -116,7 +131,7 @@ def attached_reply(worker_id: str, instance: str = "inst-1", ping_interval_ms: i
     return m.Attached(
         worker_id=worker_id,
         instance=instance,
-        topic=f"w:{worker_id}:",
+        topic=worker_topic(worker_id),
         broadcast_topic="b:",
         ping_interval_ms=ping_interval_ms,
         liveness=liveness,

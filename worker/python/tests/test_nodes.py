@@ -17,7 +17,7 @@ from muster import messages as m
 from muster.nodes import Registry, make_node, node_from_definition, ports
 from muster.nodes_dir import NodesDirectory
 
-from conftest import WAIT, attached_reply
+from conftest import WAIT, attached_reply, worker_topic
 
 
 def test_decorator_forms_and_ports():
@@ -180,7 +180,7 @@ def test_cli_nodes_dir_attaches_reloads_and_detaches(fake_daemon, tmp_path):
         fake_daemon.reply(peer, attached_reply("cli-w"))
         peer, raw, pong = fake_daemon.confirm("cli-w", "inst-1")
         fake_daemon.reply(peer, m.Ack())
-        fake_daemon.publish("w:cli-w:", m.WorkRequest(request_id=1, node="dir.a", inputs={"x": 1}))
+        fake_daemon.publish(worker_topic("cli-w"), m.WorkRequest(request_id=1, node="dir.a", inputs={"x": 1}))
         peer, raw, res = fake_daemon.expect(m.Result, skip=(m.Pong,))
         assert res.outputs == {"y": 1}
         fake_daemon.reply(peer, m.Ack())

@@ -15,7 +15,7 @@ import muster
 from muster import messages as m
 from muster.errors import ErrorCode
 
-from conftest import WAIT, attached_reply
+from conftest import WAIT, attached_reply, worker_topic
 
 
 def wire(worker_id: str, body) -> bytes:
@@ -143,7 +143,7 @@ def worker(fake_daemon):
 
 def request(fd, w, rid, node, inputs=None, parameters=None, **kw):
     return fd.publish(
-        f"w:{w.worker_id}:",
+        worker_topic(w.worker_id),
         m.WorkRequest(request_id=rid, node=node, inputs=inputs, parameters=parameters, timeout_ms=kw.pop("timeout_ms", 5000), **kw),
     )
 
@@ -227,7 +227,7 @@ def test_progress_pong_in_flight_and_abort(fake_daemon, worker):
     fake_daemon.reply(peer, m.Ack())
     # A re-sent request id that is running is ignored.
     request(fake_daemon, worker, 77, "wait")
-    fake_daemon.publish(f"w:{worker.worker_id}:", m.Abort(request_id=77, code=ErrorCode.TIMEOUT, reason="deadline passed"))
+    fake_daemon.publish(worker_topic(worker.worker_id), m.Abort(request_id=77, code=ErrorCode.TIMEOUT, reason="deadline passed"))
     peer, raw, fail = fake_daemon.expect(m.Failure)
     # The handler saw TIMEOUT; a worker sends only WORKER_ERROR or INVALID_REQUEST (PROTOCOL.md §6).
     assert raw == wire(worker.worker_id, m.Failure(77, ErrorCode.TIMEOUT, "aborted: deadline passed"))
@@ -250,7 +250,7 @@ def test_async_handlers_and_async_abort(fake_daemon, worker):
     peer, raw, pong = fake_daemon.expect(m.Pong)
     assert pong.in_flight == [6]
     fake_daemon.reply(peer, m.Ack())
-    fake_daemon.publish(f"w:{worker.worker_id}:", m.Abort(request_id=6, code=ErrorCode.CANCELLED, reason="client cancelled"))
+    fake_daemon.publish(worker_topic(worker.worker_id), m.Abort(request_id=6, code=ErrorCode.CANCELLED, reason="client cancelled"))
     peer, raw, fail = fake_daemon.expect(m.Failure)
     assert raw == wire(worker.worker_id, m.Failure(6, ErrorCode.WORKER_ERROR, "aborted: client cancelled"))
     fake_daemon.reply(peer, m.Ack(late=True))
@@ -277,6 +277,33 @@ def test_reattach_on_rejected(fake_daemon, worker):
     peer, raw, att = fake_daemon.expect(m.Attach)
     assert raw == wire(worker.worker_id, expected_attach(worker))  # same session: same process
     fake_daemon.reply(peer, attached_reply(worker.worker_id, "inst-1"))
+
+
+def test_subscribes_to_broadcast_first_then_only_to_the_assigned_topic(fake_daemon, worker):
+    """musterd applies only `b:` and the topic it assigned in Attached (PROTOCOL.md §2): the
+    worker subscribes to `b:` before Attach, to Attached.topic after, and moves to a new one."""
+    peer, raw, body = fake_daemon.expect(m.Attach)
+    assert fake_daemon.subscriptions(WAIT) == [b"\x01b:"]
+    fake_daemon.reply(peer, attached_reply(worker.worker_id))
+    assert fake_daemon.subscriptions(WAIT) == [b"\x01" + worker_topic(worker.worker_id).encode()]
+    peer, raw, pong = fake_daemon.confirm(worker.worker_id, "inst-1", seq=1)
+    fake_daemon.reply(peer, m.Ack())
+    # A re-attach that assigns another topic: the old one is dropped.
+    fake_daemon.publish("b:", m.Ping(seq=3, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    fake_daemon.reply(peer, m.Rejected(code=ErrorCode.INVALID_REQUEST, message="unknown worker", reattach=True))
+    peer, raw, att = fake_daemon.expect(m.Attach)
+    moved = attached_reply(worker.worker_id)
+    moved.topic = worker_topic(worker.worker_id, identity="another")
+    fake_daemon.reply(peer, moved)
+    subs = fake_daemon.subscriptions(WAIT)
+    if len(subs) < 2:
+        subs += fake_daemon.subscriptions(WAIT)
+    assert sorted(subs) == sorted([b"\x00" + worker_topic(worker.worker_id).encode(),
+                                   b"\x01" + moved.topic.encode()])
+    fake_daemon.publish(moved.topic, m.Ping(seq=4, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert pong.seq == 4
 
 
 def test_reattach_on_new_instance(fake_daemon, worker):
@@ -463,7 +490,7 @@ def test_oversize_results_fail_fast(fake_daemon):
 
 def test_bad_messages_do_not_hurt(fake_daemon, worker):
     attach_and_confirm(fake_daemon, worker)
-    topic = f"w:{worker.worker_id}:".encode()
+    topic = worker_topic(worker.worker_id).encode()
     for junk in [b"", b"\x00" * 3, b"garbage-garbage-garbage", b"\x08\x00\x00\x00MSDM\xff\xff\xff\xff"]:
         fake_daemon.pub.send_multipart([topic, junk])
     fake_daemon.pub.send_multipart([topic])  # wrong frame count

@@ -1,5 +1,6 @@
 // worker.ts — a muster worker: serves nodes to musterd following PROTOCOL.md §7.
-// Owns: the worker side of the protocol: SUB subscribed to "w:<id>:" and "b:" before Attach,
+// Owns: the worker side of the protocol: SUB subscribed to "b:" before Attach and to the
+// worker topic Attached assigns ("w:<identity>:<id>:", the only other one musterd applies),
 // a DEALER to the response socket, one reply expected per message sent, Pong for every Ping
 // (listing in-flight ids), dispatch of WorkRequests to handlers with at most `capacity`
 // running, Abort, re-attach (Rejected{reattach}, a new daemon instance, no Ping for
@@ -185,6 +186,7 @@ export class Worker extends EventEmitter {
   private instance = '';
   private lastPingAt = 0;
   private topics = new Set<string>();
+  private workerTopic = ''; // Attached.topic, subscribed on the current SUB socket
 
   private outbox: Outgoing[] = [];
   private sent: Sent[] = [];
@@ -447,8 +449,10 @@ export class Worker extends EventEmitter {
     try {
       applySecurity(sub, this.requestAddress, this.security);
       applySecurity(dealer, this.responseAddress, this.security);
-      // Subscribe before connecting and before Attach (PROTOCOL.md §7.1).
-      this.topics = new Set([`w:${this.workerId}:`, 'b:']);
+      // The broadcast topic before connecting and before Attach; the worker topic follows
+      // with Attached (PROTOCOL.md §2, §7.1).
+      this.topics = new Set(['b:']);
+      this.workerTopic = '';
       sub.subscribe(...this.topics);
       sub.connect(this.requestAddress);
       dealer.connect(this.responseAddress);
@@ -658,7 +662,12 @@ export class Worker extends EventEmitter {
         this.instance = body.instance;
         if (body.maxMessageBytes > 0n) this.maxMessageBytes = Number(body.maxMessageBytes);
         this.lastPingAt = Date.now();
-        if (body.topic && !this.topics.has(body.topic)) {
+        if (body.topic && body.topic !== this.workerTopic) {
+          if (this.workerTopic) {
+            this.topics.delete(this.workerTopic);
+            this.sub?.unsubscribe(this.workerTopic);
+          }
+          this.workerTopic = body.topic;
           this.topics.add(body.topic);
           this.sub?.subscribe(body.topic);
         }

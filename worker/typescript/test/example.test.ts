@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, it } from 'node:test';
 
 import { ErrorCode, type Values, decodeValues, encodeValues, float, valuesEqual } from '../src';
-import { FakeDaemon, until } from './fake-daemon';
+import { FakeDaemon, until, workerTopic } from './fake-daemon';
 
 const example = path.resolve(__dirname, '..', '..', '..', 'examples', 'typescript', 'example-worker.js');
 let daemon: FakeDaemon;
@@ -27,7 +27,7 @@ after(async () => {
 
 async function call(node: string, inputs: Values, parameters?: Values) {
   const requestId = nextId++;
-  daemon.publish('w:ex1:', {
+  daemon.publish(workerTopic('ex1'), {
     type: 'WorkRequest',
     requestId,
     node,

@@ -74,6 +74,12 @@ class Inbox<T> {
   }
 }
 
+/** The topic musterd assigns a worker in Attached.topic (PROTOCOL.md §2); over ipc the
+ * identity is the local owner's, `local`. */
+export function workerTopic(workerId: string, identity = 'local'): string {
+  return `w:${identity}:${workerId}:`;
+}
+
 export function tempDir(prefix = 'muster-ts-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   fs.chmodSync(dir, 0o700);
@@ -133,6 +139,10 @@ export class FakeDaemon {
   private client: zmq.Router;
   private pingTimer: NodeJS.Timeout | null = null;
   private confirming = new Map<string, NodeJS.Timeout>();
+  // Like musterd, nothing but the confirming ping goes to a worker topic before the worker
+  // answered it: the worker subscribes to its topic only when Attached arrives (PROTOCOL.md
+  // §7.1). Messages published meanwhile wait here, in order, per topic.
+  private unconfirmed = new Map<string, (() => void)[]>();
   private ownsDir: boolean;
 
   private constructor(options: FakeDaemonOptions) {
@@ -189,16 +199,20 @@ export class FakeDaemon {
   }
 
   publish(topic: string, body: DaemonBody): void {
-    void this.pub.send([topic, encodeDaemonMessage({ body })]).catch(() => undefined);
+    this.publishRaw(topic, encodeDaemonMessage({ body }));
   }
 
   publishRaw(topic: string, bytes: Uint8Array): void {
-    void this.pub.send([topic, bytes]).catch(() => undefined);
+    const send = () => void this.pub.send([topic, bytes]).catch(() => undefined);
+    const waiting = this.unconfirmed.get(topic);
+    if (waiting) waiting.push(send);
+    else send();
   }
 
   ping(topic: string, instance = this.instance): bigint {
     this.seq += 1n;
-    this.publish(topic, { type: 'Ping', seq: this.seq, instance });
+    void this.pub.send([topic, encodeDaemonMessage({ body: { type: 'Ping', seq: this.seq, instance } })])
+      .catch(() => undefined);
     return this.seq;
   }
 
@@ -267,6 +281,7 @@ export class FakeDaemon {
   }
 
   private autoReply(r: FromWorker): void {
+    if (r.msg.body.type === 'Pong') this.confirmed(r.msg.workerId);
     const hook = this.replyHook?.(r);
     if (hook === null) return;
     if (hook !== undefined) {
@@ -280,7 +295,7 @@ export class FakeDaemon {
         type: 'Attached',
         workerId: body.workerId,
         instance: this.instance,
-        topic: `w:${body.workerId}:`,
+        topic: workerTopic(body.workerId),
         broadcastTopic: 'b:',
         pingIntervalMs: BigInt(this.pingIntervalMs),
         liveness: this.liveness,
@@ -289,20 +304,26 @@ export class FakeDaemon {
       this.startConfirming(body.workerId);
       return;
     }
-    if (body.type === 'Pong') {
-      const t = this.confirming.get(r.msg.workerId);
-      if (t) {
-        clearInterval(t);
-        this.confirming.delete(r.msg.workerId);
-      }
-    }
     if (this.autoAck) this.reply(r, { type: 'Ack', late: false });
+  }
+
+  /** A Pong from the worker: stops its confirming pings and sends what waited for it. */
+  private confirmed(workerId: string): void {
+    const t = this.confirming.get(workerId);
+    if (!t) return;
+    clearInterval(t);
+    this.confirming.delete(workerId);
+    const topic = workerTopic(workerId);
+    const waiting = this.unconfirmed.get(topic) ?? [];
+    this.unconfirmed.delete(topic);
+    for (const send of waiting) send();
   }
 
   private startConfirming(workerId: string): void {
     const old = this.confirming.get(workerId);
     if (old) clearInterval(old);
-    const topic = `w:${workerId}:`;
+    const topic = workerTopic(workerId);
+    if (!this.unconfirmed.has(topic)) this.unconfirmed.set(topic, []);
     this.ping(topic);
     this.confirming.set(
       workerId,

@@ -18,7 +18,7 @@ import {
   float,
   valuesEqual,
 } from '../src';
-import { FakeDaemon, sleep, tempDir, until } from './fake-daemon';
+import { FakeDaemon, sleep, tempDir, until, workerTopic } from './fake-daemon';
 
 let daemon: FakeDaemon;
 const workers: Worker[] = [];
@@ -47,7 +47,7 @@ function workRequest(
   extra: { requestId?: bigint; parameters?: Record<string, unknown>; attempt?: number; rawInputs?: Uint8Array; inputsInFrame?: boolean } = {},
 ): bigint {
   const requestId = extra.requestId ?? nextRequestId++;
-  daemon.publish(`w:${workerId}:`, {
+  daemon.publish(workerTopic(workerId), {
     type: 'WorkRequest',
     requestId,
     node,
@@ -184,6 +184,23 @@ describe('attach and heartbeat', () => {
     assert.ok(w.isAttached);
   });
 
+  it('takes work only on the topic Attached assigned, not on w:<id>:', async () => {
+    const w = makeWorker({ workerId: 'topic1' }, [[{ name: 't.node' }, (ctx) => ({ x: ctx.inputs.x })]]);
+    await w.start();
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'topic1');
+    // The pre-XPUB topic: musterd never applies it, and the worker does not subscribe to it.
+    daemon.publish('w:topic1:', {
+      type: 'WorkRequest', requestId: 900n, node: 't.node', inputs: encodeValues({ x: 1 }),
+      parameters: new Uint8Array(0), timeoutMs: 5000n, attempt: 1, caller: null, inputsInFrame: false,
+    });
+    const id = workRequest('topic1', 't.node', { x: 2 });
+    const res = await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    assert.deepEqual(decodeValues(res.body.outputs), { x: 2 });
+    // Published before it on the same pipe: it would have been handled first.
+    await sleep(200);
+    assert.equal(daemon.fromWorkers.all.some((r) => r.msg.body.type === 'Result' && r.msg.body.requestId === 900n), false);
+  });
+
   it('re-attaches on Rejected{reattach} with the same session and all nodes', async () => {
     const w = makeWorker({ workerId: 'reatt1' }, [[{ name: 'r.node' }, () => ({})]]);
     await w.start();
@@ -240,8 +257,8 @@ describe('attach and heartbeat', () => {
     const w = makeWorker({ workerId: 'garbage1' }, [[{ name: 'g.node' }, () => ({ ok: true })]]);
     await w.start();
     await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'garbage1');
-    daemon.publishRaw('w:garbage1:', new Uint8Array([1, 2, 3]));
-    daemon.publishRaw('w:garbage1:', new Uint8Array(64).fill(0xff));
+    daemon.publishRaw(workerTopic('garbage1'), new Uint8Array([1, 2, 3]));
+    daemon.publishRaw(workerTopic('garbage1'), new Uint8Array(64).fill(0xff));
     const good = encodeValues({ a: 1 });
     daemon.publishRaw('b:', good); // a valid buffer of the wrong type
     const seq = daemon.ping('b:');
@@ -391,7 +408,7 @@ describe('dispatch', () => {
     await w.start();
     const id = workRequest('abort1', 'wait');
     await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
-    daemon.publish('w:abort1:', { type: 'Abort', requestId: id, code: ErrorCode.Timeout, reason: 'deadline passed' });
+    daemon.publish(workerTopic('abort1'), { type: 'Abort', requestId: id, code: ErrorCode.Timeout, reason: 'deadline passed' });
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
     assert.equal(f.body.code, ErrorCode.Timeout); // the handler saw Timeout; a worker may send it (PROTOCOL.md §6)
     assert.equal(f.body.message, 'deadline passed');
@@ -575,7 +592,7 @@ describe('transport security', () => {
       assert.match(secure.requestAddress, /^tcp:\/\/127\.0\.0\.1:\d+$/);
       await w.start();
       await secure.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'curve1');
-      secure.publish('w:curve1:', {
+      secure.publish(workerTopic('curve1'), {
         type: 'WorkRequest', requestId: 1n, node: 'c.node', inputs: encodeValues({ x: 'secret' }),
         parameters: new Uint8Array(0), timeoutMs: 1000n, attempt: 1, caller: null, inputsInFrame: false,
       });

@@ -288,7 +288,7 @@ class Worker:
         self.instance: Optional[str] = None
         self.ping_interval_ms = 0
         self.liveness = 0
-        self.topic = f"w:{self.worker_id}:"
+        self.topic = ""  # the worker topic the daemon assigned (Attached.topic); "" before
         self.broadcast_topic = "b:"
 
         self._jobs: Dict[int, _Job] = {}
@@ -482,14 +482,15 @@ class Worker:
         self._attached_version = self.registry.version
 
     def _connect(self) -> None:
-        """(Re)creates both sockets: SUB subscribed to our topic and the broadcast topic
-        before anything is sent, and a DEALER to the response socket."""
+        """(Re)creates both sockets: SUB subscribed to the broadcast topic before anything is
+        sent (the worker topic follows with Attached: _subscribe_topic), and a DEALER to the
+        response socket."""
         self._close_sockets()
         assert self._zctx is not None
         sub = self._zctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, self.topic.encode())
         sub.setsockopt(zmq.SUBSCRIBE, self.broadcast_topic.encode())
+        self.topic = ""
         if self.max_message_bytes:
             sub.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_message_bytes + 1024)
         connect(sub, self.request_address, self.curve, self.insecure)
@@ -764,10 +765,7 @@ class Worker:
             self.liveness = body.liveness or 0
             if body.max_message_bytes:
                 self.max_message_bytes = body.max_message_bytes
-            if body.topic and body.topic != self.topic:
-                log.warning("daemon assigned topic %r, expected %r: subscribing to it", body.topic, self.topic)
-                self.topic = body.topic
-                self._sub.setsockopt(zmq.SUBSCRIBE, body.topic.encode())  # type: ignore[union-attr]
+            self._subscribe_topic(body.topic or "")
             self.state = State.ATTACHED
             self._last_ping = time.monotonic()
             self._attached_event.set()
@@ -803,6 +801,17 @@ class Worker:
                 log.debug("daemon dropped a late %s", kind)
         else:
             log.warning("unexpected %s on the response socket", type(body).__name__)
+
+    def _subscribe_topic(self, topic: str) -> None:
+        """Subscribes to the worker topic the daemon assigned (it applies no other: PROTOCOL.md
+        §2), dropping a previous, different one."""
+        if not topic or topic == self.topic:
+            return
+        assert self._sub is not None
+        if self.topic:
+            self._sub.setsockopt(zmq.UNSUBSCRIBE, self.topic.encode())
+        self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self.topic = topic
 
     def _on_daemon_message(self, topic: bytes, body: Any) -> None:
         if isinstance(body, m.Ping):
