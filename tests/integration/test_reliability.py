@@ -33,7 +33,7 @@ def addr(daemon, role: str) -> str:
 
 class RawWorker:
     """A worker speaking the protocol by hand: a DEALER on the response socket and a SUB on
-    the request socket (subscribed to its own topic and the broadcast one)."""
+    the request socket (subscribed to the broadcast topic, then to the topic Attached assigns)."""
 
     def __init__(self, daemon, worker_id: str, nodes, capacity: int = 1, description: str | None = None):
         self.ctx = zmq.Context()
@@ -41,7 +41,6 @@ class RawWorker:
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.linger = 0
         self.sub.connect(addr(daemon, "request"))
-        self.sub.subscribe(f"w:{worker_id}:".encode())
         self.sub.subscribe(b"b:")
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.linger = 0
@@ -51,6 +50,9 @@ class RawWorker:
         self.pings: list[tuple[bool, int]] = []  # (to this worker alone, seq)
         time.sleep(0.2)  # the SUB's subscription reaches musterd
         self.attach_reply = self.send(wire.attach(worker_id, "s1", capacity, nodes, description=description))
+        # Its own topic is the one Attached assigns (PROTOCOL.md §2); nothing else is applied.
+        if self.attach_reply is not None and self.attach_reply.topic:
+            self.sub.subscribe(self.attach_reply.topic.encode())
 
     def send(self, msg: bytes, timeout: float = 10.0):
         self.dealer.send(msg)
