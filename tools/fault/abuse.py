@@ -251,7 +251,6 @@ def _forged_pongs(request_address: str, response_address: str, client_address: s
     for wid in ("forge-deaf", "forge-seqs"):
         sub = ctx.socket(zmq.SUB)
         sub.connect(request_address)
-        sub.subscribe(f"w:{wid}:".encode())
         sub.subscribe(b"b:")
         d = ctx.socket(zmq.DEALER)
         d.connect(response_address)
@@ -259,6 +258,10 @@ def _forged_pongs(request_address: str, response_address: str, client_address: s
     time.sleep(0.3)
     for wid, (sub, d) in workers.items():
         d.send(wire.attach(wid, "s1", 4, [("forged", False)]))
+        if d.poll(5000):  # its own topic is the one Attached assigns
+            attached = wire.read_daemon(d.recv_multipart()[-1])
+            if attached is not None and attached.topic:
+                sub.subscribe(attached.topic.encode())
     client = ctx.socket(zmq.DEALER)
     client.connect(client_address)
     t = wire.SubmitTemplate("forged", {"blob": "x" * (kib * 1024)}, 5000)
