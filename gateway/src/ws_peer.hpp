@@ -1,0 +1,28 @@
+// ws_peer.hpp — one open WebSocket as the gateway sees it (the session template behind it is
+// in ws_session.hpp). Everything here is used on the gateway's Asio thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "muster/gateway/jwt.hpp"
+#include "muster/gateway/users.hpp"
+
+namespace muster::gateway {
+
+class WsPeer : public std::enable_shared_from_this<WsPeer> {
+ public:
+  virtual ~WsPeer() = default;
+  // Queues a text message; a peer more than the queue limit behind is dropped.
+  virtual void send(std::shared_ptr<const std::string> text) = 0;
+  virtual void close() = 0;
+
+  std::uint64_t id = 0;
+  std::string user, remote;
+  Role role = Role::Read;
+  std::set<std::uint64_t> executions;  // open executions started on this socket
+};
+
+}  // namespace muster::gateway

@@ -1,0 +1,519 @@
+"""muster-gateway end to end: musterd, a C++ and a Python example worker, the gateway, and real
+clients (the `websockets` library for the WebSocket, urllib / http.client for HTTP).
+
+What each test proves is in its name and docstring; docs/GATEWAY.md is the contract. Every wait
+is bounded; every process is killed when the test ends (conftest)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, REPO, read_log, spawn, stop, wait_for
+
+websockets_sync = pytest.importorskip("websockets.sync.client", reason="pip install websockets (tools/lib/setup.sh)")
+from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+
+GATEWAY = BUILD / "gateway" / "muster-gateway"
+PY_EXAMPLE = REPO / "worker" / "examples" / "python" / "example_worker.py"
+PASSWORDS = {"alice": "alice-pw", "reader": "reader-pw", "bob": "bob-pw"}
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+def add_user(data_dir: Path, name: str, workspace: str, role: str):
+    out = subprocess.run([str(GATEWAY), "user", "add", name, "--data-dir", str(data_dir), "--workspace", workspace,
+                          "--role", role], input=PASSWORDS[name] + "\n", capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+class Gateway:
+    def __init__(self, daemon, base: Path, *args):
+        self.daemon, self.data_dir, self.args = daemon, base / "gw-data", list(args)
+        self.starts = 0
+        self.proc = None
+        self.port = 0
+
+    def start(self):
+        self.starts += 1
+        log = self.data_dir.parent / f"gateway-{self.starts}.log"
+        self.proc = spawn([GATEWAY, "--log-level", "debug", "serve", "--data-dir", self.data_dir,
+                           "--listen", "127.0.0.1:0", "--poll-interval", "0.2", "--status-interval", "0.5",
+                           "--daemon-timeout", "0.5", *self.args], self.daemon.env, log)
+        m = wait_for(lambda: re.search(r"listening on 127\.0\.0\.1:(\d+)", read_log(self.proc)) or self.proc.poll() is not None,
+                     10, "the gateway to listen")
+        assert self.proc.poll() is None, read_log(self.proc)
+        self.port = int(m.group(1))
+        wait_for(lambda: self.get("/healthz")[0] == 200, 10, "the gateway to reach musterd")
+        return self
+
+    def stop(self):
+        return stop(self.proc)
+
+    @property
+    def log(self) -> str:
+        return read_log(self.proc)
+
+    @property
+    def instance_id(self) -> str:
+        return (self.data_dir / "instance-id").read_text().strip()
+
+    def request(self, method, path, body=None, token=None, headers=None):
+        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null"), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+
+    def get(self, path, token=None):
+        return self.request("GET", path, token=token)[:2]
+
+    def login(self, name="alice", password=None):
+        status, body, _ = self.request("POST", "/api/auth/login",
+                                       {"username": name, "password": password or PASSWORDS[name]})
+        assert status == 200, body
+        return body["token"]
+
+    def ws(self, token=None, **kw):
+        token = token if token is not None else self.login()
+        return WS(f"ws://127.0.0.1:{self.port}/api/ws?token={token}", **kw)
+
+
+class WS:
+    """A WebSocket client of the gateway (the `websockets` library, sync API)."""
+
+    def __init__(self, url, **kw):
+        kw.setdefault("max_size", None)
+        self.conn = websockets_sync.connect(url, open_timeout=10, **kw).__enter__()
+
+    def send(self, type_, payload=None):
+        self.conn.send(json.dumps({"type": type_, "payload": payload, "timestamp": int(time.time())}))
+
+    def recv(self, timeout=10.0):
+        return json.loads(self.conn.recv(timeout=timeout))
+
+    def wait(self, type_, pred=lambda p: True, timeout=15.0, what=None):
+        """The next message of `type_` whose payload satisfies pred (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail(f"no {type_} message{' ' + what if what else ''} within {timeout} s")
+            try:
+                m = self.recv(timeout=left)
+            except TimeoutError:
+                continue
+            if m["type"] == type_ and pred(m["payload"]):
+                return m
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def start_python_worker(daemon, worker_id: str):
+    log = daemon.runtime_dir.parent / f"pyworker-{worker_id}.log"
+    return spawn([sys.executable, PY_EXAMPLE, "--prefix", "py.", "--worker-id", worker_id, "--log-level", "debug"],
+                 daemon.env, log)
+
+
+@pytest.fixture
+def start_gateway(daemon, tmp_base):
+    def start(*args, daemon_=None):
+        gw = Gateway(daemon_ or daemon, tmp_base, *args)
+        if not gw.data_dir.exists():
+            add_user(gw.data_dir, "alice", "default", "call")
+            add_user(gw.data_dir, "reader", "default", "read")
+            add_user(gw.data_dir, "bob", "beta", "call")
+        return gw.start()
+    return start
+
+
+@pytest.fixture
+def cpp_worker(daemon, start_worker):
+    return start_worker(daemon, worker_id="cpp-1").wait_ready()
+
+
+@pytest.fixture
+def gw(start_gateway, cpp_worker):
+    return start_gateway()
+
+
+def upgrade(port, target, headers=None):
+    """A raw WebSocket upgrade request: (status, body) of the refusal, or (101, b"")."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    h = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+         "Sec-WebSocket-Version": "13", **(headers or {})}
+    c.request("GET", target, headers=h)
+    r = c.getresponse()
+    body = b"" if r.status == 101 else r.read()
+    c.close()
+    return r.status, body
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(key: bytes, claims: dict, alg="HS256") -> str:
+    head = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    if alg == "none":
+        return f"{head}.{body}."
+    sig = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+# ---- authentication -------------------------------------------------------------------------
+
+def test_login_ok_bad_and_rate_limited(gw):
+    token = gw.login()
+    assert token.count(".") == 2
+    status, body, _ = gw.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})
+    assert status == 200 and body["user"] == {"name": "alice", "workspace": "default", "role": "call"}
+    assert body["expires_at"] > time.time()
+    assert gw.request("POST", "/api/auth/login", {"username": "alice", "password": "nope"})[:2] == \
+        (401, {"error": "Invalid username or password"})
+    assert gw.request("POST", "/api/auth/login", {"username": "nobody", "password": "x"})[:2] == \
+        (401, {"error": "Invalid username or password"})
+    status, body, _ = gw.request("POST", "/api/auth/login", b"{not json")
+    assert status == 400 and "username" in body["error"]
+    # Five attempts per window (default): the sixth from this address is refused.
+    status, body, headers = gw.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})
+    assert status == 429, body
+    assert body["error"].startswith("Too many login attempts")
+    assert int(headers["Retry-After"]) >= 1
+    # Neither a password nor a token reached the log.
+    assert "alice-pw" not in gw.log and token not in gw.log and "nope" not in gw.log
+
+
+def test_users_of_another_workspace_are_refused(gw):
+    status, body, _ = gw.request("POST", "/api/auth/login", {"username": "bob", "password": "bob-pw"})
+    assert status == 403
+    assert body == {"error": "user 'bob' belongs to workspace 'beta'; this gateway serves workspace 'default' only"}
+    # A token for bob signed with the gateway's own key (as if the users file had moved him) is
+    # refused on the WebSocket and on REST.
+    key = (gw.data_dir / "jwt.key").read_bytes()
+    now = int(time.time())
+    forged = make_jwt(key, {"sub": "bob", "workspace": "beta", "role": "call", "iss": "muster-gateway",
+                            "iat": now, "exp": now + 60})
+    assert upgrade(gw.port, f"/api/ws?token={forged}")[0] == 403
+    assert gw.get("/api/nodes", token=forged)[0] == 403
+
+
+def test_websocket_401_bodies_are_the_references(gw):
+    assert upgrade(gw.port, "/api/ws") == (401, b'{"error":"Missing authentication token"}')
+    assert upgrade(gw.port, "/api/ws?token=") == (401, b'{"error":"Missing authentication token"}')
+    assert upgrade(gw.port, "/api/ws?token=garbage") == (401, b'{"error":"Invalid authentication token"}')
+    assert gw.get("/api/nodes") == (401, {"error": "Missing authentication token"})
+    assert gw.get("/api/nodes", token="x.y.z") == (401, {"error": "Invalid authentication token"})
+
+
+def test_expired_forged_and_unsigned_jwts_are_refused(gw):
+    key = (gw.data_dir / "jwt.key").read_bytes()
+    now = int(time.time())
+    claims = {"sub": "alice", "workspace": "default", "role": "call", "iss": "muster-gateway", "iat": now}
+    good = make_jwt(key, {**claims, "exp": now + 60})
+    assert upgrade(gw.port, f"/api/ws?token={good}")[0] == 101  # the hand-made token is right...
+    invalid = (401, b'{"error":"Invalid authentication token"}')
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(key, {**claims, 'exp': now - 1})}") == invalid  # ...expired
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(b'k' * 32, {**claims, 'exp': now + 60})}") == invalid  # other key
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(key, {**claims, 'exp': now + 60}, alg='none')}") == invalid
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(key, {**claims, 'exp': now + 60, 'iss': 'x'})}") == invalid
+    tampered = good.split(".")
+    tampered[1] = b64url(json.dumps({**claims, "role": "admin", "exp": now + 60}).encode())
+    assert upgrade(gw.port, "/api/ws?token=" + ".".join(tampered)) == invalid
+    ghost = make_jwt(key, {**claims, "sub": "ghost", "exp": now + 60})  # a user not in the file
+    assert upgrade(gw.port, f"/api/ws?token={ghost}") == invalid
+
+
+def test_wrong_origin_is_refused(start_gateway, cpp_worker):
+    gw = start_gateway("--allowed-origin", "http://app.example")
+    token = gw.login()
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://evil.example"}) == \
+        (403, b'{"error":"Origin not allowed"}')
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://app.example"})[0] == 101
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": f"http://127.0.0.1:{gw.port}"})[0] == 101  # same origin
+    assert upgrade(gw.port, f"/api/ws?token={token}")[0] == 101  # not a browser
+    with pytest.raises(InvalidStatus) as e:
+        gw.ws(token, origin="http://evil.example")
+    assert e.value.response.status_code == 403
+
+
+# ---- envelope -------------------------------------------------------------------------------
+
+def test_connected_then_ping_pong_with_a_stable_peer_id(gw):
+    with gw.ws() as ws:
+        m = ws.recv()
+        assert m["type"] == "connected"
+        assert m["payload"] == {"message": "Connected to WebSocket server", "peer_id": gw.instance_id}
+        assert isinstance(m["timestamp"], int) and abs(m["timestamp"] - time.time()) < 60
+        ws.send("ping")
+        pong = ws.wait("pong")
+        assert pong["payload"] is None and set(pong) == {"type", "payload", "timestamp"}
+    first = gw.instance_id
+    gw.stop()
+    gw.start()
+    with gw.ws() as ws:
+        assert ws.recv()["payload"]["peer_id"] == first
+
+
+def test_malformed_messages_get_errors_and_the_connection_stays(start_gateway, cpp_worker):
+    gw = start_gateway("--max-message-bytes", "65536")
+    with gw.ws() as ws:
+        ws.conn.send("{not json")
+        assert ws.wait("error")["payload"] == {"error": "message is not valid JSON", "code": "INVALID_MESSAGE"}
+        ws.conn.send(json.dumps({"payload": {}}))
+        assert ws.wait("error")["payload"]["code"] == "INVALID_MESSAGE"
+        ws.conn.send(b"\x00\x01binary")
+        assert ws.wait("error")["payload"]["code"] == "INVALID_MESSAGE"
+        ws.send("docker.build.output", {})
+        assert ws.wait("error")["payload"] == {"error": "unknown message type 'docker.build.output'", "code": "UNKNOWN_TYPE"}
+        ws.send("execution.start", {"inputs": {}, "client_ref": 9})
+        err = ws.wait("error")["payload"]
+        assert err["code"] == "INVALID_REQUEST" and err["client_ref"] == 9 and "'node'" in err["error"]
+        ws.send("service.search.request", {"active_only": "yes"})
+        assert ws.wait("error")["payload"]["code"] == "INVALID_REQUEST"
+        ws.send("execution.cancel", {"execution_id": 12345})
+        assert ws.wait("error")["payload"]["code"] == "NOT_FOUND"
+        ws.send("ping")
+        ws.wait("pong")  # still up
+        # A message over --max-message-bytes closes the socket with 1009 (message too big).
+        ws.conn.send(json.dumps({"type": "ping", "payload": "x" * 70000}))
+        with pytest.raises(ConnectionClosed) as e:
+            while True:
+                ws.recv(timeout=10)
+        assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+    assert "not valid JSON" in gw.log
+    with gw.ws() as ws:  # the gateway itself is fine
+        ws.send("ping")
+        ws.wait("pong")
+
+
+def test_a_peer_that_never_answers_pings_is_dropped(start_gateway, cpp_worker):
+    gw = start_gateway("--ping-interval", "0.2", "--pong-timeout", "1")
+    token = gw.login()
+    import socket
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    s.sendall((f"GET /api/ws?token={token} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    got = b""
+    deadline = time.monotonic() + 15
+    # Read (never answering the pings) until the gateway closes the connection.
+    while time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert got.startswith(b"HTTP/1.1 101"), got[:200]
+    assert b"\x89" in got  # the gateway's ping frames (opcode 0x9)
+    assert time.monotonic() < deadline, "the gateway never dropped the silent peer"
+    wait_for(lambda: "no pong for" in gw.log, 5, "the drop to be logged")
+
+
+# ---- pushes ---------------------------------------------------------------------------------
+
+def test_pushes_follow_a_worker_that_joins_and_leaves(gw, daemon):
+    with gw.ws() as ws:
+        assert ws.recv()["type"] == "connected"
+        status = ws.wait("node.status")["payload"]
+        assert status["peer_id"] == gw.instance_id and status["stats"]["workers"] == 1
+        assert status["stats"]["services_count"] == 4 and status["known_peers"] == 1
+        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail"})
+        ws.wait("peers.updated", lambda p: [x["id"] for x in p["peers"]] == ["cpp-1"])
+
+        py = start_python_worker(daemon, "py-1")
+        peers = ws.wait("peers.updated", lambda p: "py-1" in [x["id"] for x in p["peers"]], timeout=30)["payload"]
+        entry = next(x for x in peers["peers"] if x["id"] == "py-1")
+        assert entry["sdk"].startswith("muster-python") and entry["state"] == "ready" and "py.stats" in entry["nodes"]
+        assert entry["capacity"] >= 1 and entry["in_flight"] == 0 and entry["hostname"]
+        services = ws.wait("services.updated", lambda p: any(s["name"] == "py.stats" for s in p["services"]))["payload"]
+        stats = next(s for s in services["services"] if s["name"] == "py.stats")
+        assert stats["status"] == "ACTIVE" and stats["service_type"] == "math" and stats["peer_ids"] == ["py-1"]
+        assert stats["workers"] == 1 and stats["queue_depth"] == 0 and "inputs" in stats["config"]
+        ws.wait("node.status", lambda p: p["stats"]["workers"] == 2)
+
+        stop(py)
+        ws.wait("peers.updated", lambda p: [x["id"] for x in p["peers"]] == ["cpp-1"], timeout=30)
+        gone = ws.wait("services.updated", lambda p: any(s["name"] == "py.stats" and s["status"] == "INACTIVE"
+                                                         for s in p["services"]))["payload"]
+        assert next(s for s in gone["services"] if s["name"] == "echo")["status"] == "ACTIVE"
+        ws.wait("node.status", lambda p: p["stats"]["workers"] == 1)
+
+
+def test_search_with_each_filter(gw, daemon):
+    py = start_python_worker(daemon, "py-2")
+    with gw.ws() as ws:
+        ws.wait("peers.updated", lambda p: "py-2" in [x["id"] for x in p["peers"]], timeout=30)
+
+        def search(**payload):
+            ws.send("service.search.request", payload)
+            r = ws.wait("service.search.response")["payload"]
+            assert r["complete"] is True and r["error"] == ""
+            return sorted(s["name"] for s in r["services"])
+
+        everything = search()
+        assert {"echo", "hello", "sleep", "fail", "py.echo", "py.stats", "py.hash"} <= set(everything)
+        assert search(query="greets") == ["hello", "py.hello"]  # description
+        assert search(query="STATS") == ["py.stats"]            # name, any case
+        assert search(service_type="math") == ["py.stats"]
+        assert search(service_type="math,crypto") == ["py.hash", "py.stats"]
+        assert search(peer_ids=["cpp-1"]) == ["echo", "fail", "hello", "sleep"]
+        assert search(peer_ids=["nobody"]) == []
+        assert search(query="echo", active_only=True) == ["echo", "py.echo"]
+        stop(py)
+        ws.wait("services.updated", lambda p: any(s["name"] == "py.echo" and s["status"] == "INACTIVE"
+                                                  for s in p["services"]), timeout=30)
+        assert search(query="echo", active_only=True) == ["echo"]
+        assert search(query="echo", active_only=False) == ["echo", "py.echo"]
+
+
+# ---- calls ----------------------------------------------------------------------------------
+
+def test_calls_report_progress_then_complete_or_cancel(gw):
+    with gw.ws() as ws:
+        ws.send("execution.start", {"node": "sleep", "inputs": {"ms": 400}, "client_ref": "a"})
+        pending = ws.wait("execution.updated")["payload"]
+        assert pending["status"] == "pending" and pending["client_ref"] == "a" and pending["node"] == "sleep"
+        eid = pending["execution_id"]
+        steps = []
+        while True:
+            u = ws.wait("execution.updated", lambda p: p["execution_id"] == eid)["payload"]
+            if u["status"] != "running":
+                break
+            steps.append(u["progress"]["step"])
+            assert u["progress"]["total"] == 10 and u["progress"]["message"].startswith("slept")
+        assert steps == list(range(1, 11))
+        assert u["status"] == "completed" and u["outputs"]["slept_ms"] >= 400 and u["error"] is None
+        assert u["completed_at"] >= u["started_at"]
+
+        ws.send("execution.start", {"node": "sleep", "inputs": {"ms": 20000}, "client_ref": "long"})
+        eid = ws.wait("execution.updated", lambda p: p["client_ref"] == "long")["payload"]["execution_id"]
+        ws.wait("execution.updated", lambda p: p["execution_id"] == eid and p["status"] == "running")
+        ws.send("execution.cancel", {"execution_id": eid})
+        done = ws.wait("execution.updated", lambda p: p["execution_id"] == eid and p["status"] != "running")["payload"]
+        assert done["status"] == "cancelled" and done["error"]["code"] == "CANCELLED"
+
+        ws.send("execution.start", {"node": "fail", "inputs": {"message": "boom"}})
+        failed = ws.wait("execution.updated", lambda p: p["node"] == "fail" and p["status"] != "pending")["payload"]
+        assert failed["status"] == "failed" and failed["error"] == {"code": "WORKER_ERROR", "message": "boom"}
+        ws.send("execution.start", {"node": "nothing-serves-this"})
+        nw = ws.wait("execution.updated", lambda p: p["node"] == "nothing-serves-this" and p["status"] != "pending")
+        assert nw["payload"]["error"]["code"] == "NO_WORKER"
+
+
+def test_200_concurrent_executions_on_one_socket(gw):
+    with gw.ws() as ws:
+        for i in range(200):
+            ws.send("execution.start", {"node": "echo", "inputs": {"i": i}, "client_ref": i})
+        results = {}
+        while len(results) < 200:
+            u = ws.wait("execution.updated", lambda p: p["status"] not in ("pending", "running"), timeout=60)["payload"]
+            assert u["status"] == "completed", u
+            results[u["client_ref"]] = u["outputs"]
+        assert results == {i: {"i": i} for i in range(200)}
+
+
+def test_a_reader_may_watch_but_not_call(gw):
+    token = gw.login("reader")
+    with gw.ws(token) as ws:
+        ws.send("execution.start", {"node": "echo", "client_ref": "r"})
+        err = ws.wait("error")["payload"]
+        assert err["code"] == "PERMISSION_DENIED" and err["client_ref"] == "r"
+        ws.send("service.search.request", {})
+        assert ws.wait("service.search.response")["payload"]["services"]
+    status, body, _ = gw.request("POST", "/api/nodes/echo/call", {"inputs": {}}, token=token)
+    assert status == 403 and body["code"] == "PERMISSION_DENIED"
+    assert gw.get("/api/nodes", token=token)[0] == 200
+
+
+def test_closing_a_socket_cancels_its_executions(gw, cpp_worker):
+    with gw.ws() as ws:
+        ws.send("execution.start", {"node": "sleep", "inputs": {"ms": 20000}})
+        ws.wait("execution.updated", lambda p: p["status"] == "running")
+    wait_for(lambda: "aborted after" in cpp_worker.log, 15, "the worker to be told to abort")
+    wait_for(lambda: "1 execution(s) open: cancelled" in gw.log, 5, "the gateway to log the cancel")
+
+
+# ---- REST -----------------------------------------------------------------------------------
+
+def test_rest_routes_and_their_status_codes(gw):
+    token = gw.login()
+    status, nodes = gw.get("/api/nodes", token)
+    assert status == 200 and sorted(n["name"] for n in nodes) == ["echo", "fail", "hello", "sleep"]
+    assert all(n["workspace"] == "default" for n in nodes)
+    status, workers = gw.get("/api/workers", token)
+    assert status == 200 and [w["worker_id"] for w in workers] == ["cpp-1"]
+    status, st = gw.get("/api/status", token)
+    assert status == 200 and st["stats"]["workers"] == 1 and st["daemon"]["version"]
+
+    call = lambda node, body=None: gw.request("POST", f"/api/nodes/{node}/call", body, token=token)[:2]
+    status, body = call("hello", {"inputs": {"name": "gateway"}})
+    assert status == 200 and body["outputs"] == {"greeting": "Hello gateway", "shout": "HELLO GATEWAY"}
+    assert call("echo", {"inputs": {"b": {"$bytes": "aGk="}}})[1]["outputs"] == {"b": {"$bytes": "aGk="}}
+    status, body = call("fail", {"inputs": {"message": "no"}})
+    assert status == 422 and body["error"] == "no" and body["code"] == "WORKER_ERROR"
+    status, body = call("nothing-serves-this")
+    assert status == 404 and body["code"] == "NO_WORKER"
+    status, body = call("sleep", {"inputs": {"ms": 5000}, "timeout_ms": 200})
+    assert status == 504 and body["code"] == "TIMEOUT"
+    status, body = call("sleep", {"inputs": {"ms": -1}})
+    assert status == 400 and body["code"] == "INVALID_REQUEST"
+    assert call("echo", b"{nope")[0] == 400
+    status, body = call("echo", {"input": {}})
+    assert status == 400 and "unknown field 'input'" in body["error"]
+    assert gw.request("GET", "/api/nodes/echo/call", token=token)[0] == 405
+    assert gw.request("DELETE", "/api/nodes", token=token)[0] == 405
+    assert gw.get("/api/nothing", token) == (404, {"error": "Not found"})
+    status, doc = gw.get("/api/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.") and "/api/nodes/{name}/call" in doc["paths"]
+    assert gw.get("/healthz")[1]["ok"] is True
+
+
+def test_healthz_and_websockets_follow_the_daemon(gw, daemon):
+    with gw.ws() as ws:
+        ws.wait("connected")
+        daemon.stop()
+        err = ws.wait("error", timeout=20)["payload"]
+        assert err["code"] == "UNAVAILABLE" and "musterd is unreachable" in err["error"]
+        status, body = gw.get("/healthz")
+        assert status == 503 and body["ok"] is False
+        token = gw.login()
+        status, body, _ = gw.request("POST", "/api/nodes/echo/call", {"inputs": {}}, token=token)
+        assert status == 503 and body["code"] == "UNAVAILABLE"
+        ws.send("execution.start", {"node": "echo", "client_ref": "down"})
+        assert ws.wait("error", lambda p: p.get("client_ref") == "down")["payload"]["code"] == "UNAVAILABLE"
+        daemon.start()
+        again = ws.wait("connected", timeout=30)["payload"]
+        assert again["peer_id"] == gw.instance_id
+        wait_for(lambda: gw.get("/healthz") == (200, {"ok": True, "daemon": "reachable", "peer_id": gw.instance_id}),
+                 20, "healthz to be ok again")
+        # The worker re-attaches by itself; calls work again.
+        ws.wait("services.updated", lambda p: any(s["name"] == "echo" and s["status"] == "ACTIVE" for s in p["services"]),
+                timeout=30)
+        ws.send("execution.start", {"node": "echo", "inputs": {"x": 1}, "client_ref": "up"})
+        done = ws.wait("execution.updated", lambda p: p["client_ref"] == "up" and p["status"] != "pending")["payload"]
+        assert done["status"] == "completed"
