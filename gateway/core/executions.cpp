@@ -2,6 +2,7 @@
 #include "muster/gateway/executions.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include <fmt/format.h>
@@ -95,10 +96,10 @@ void LatencyWindow::add(std::uint64_t micros) {
 Json LatencyWindow::summary() const {
   std::vector<std::uint64_t> v(window_.begin(), window_.end());
   std::sort(v.begin(), v.end());
-  auto pct = [&](double p) -> std::uint64_t {
+  auto pct = [&](double p) -> std::uint64_t {  // nearest rank
     if (v.empty()) return 0;
-    auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-    return v[std::min(i, v.size() - 1)];
+    auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
+    return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
   };
   return Json{{"count", count_}, {"p50_us", pct(0.50)}, {"p90_us", pct(0.90)}, {"p99_us", pct(0.99)}};
 }

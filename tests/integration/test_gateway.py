@@ -28,7 +28,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 GATEWAY = BUILD / "gateway" / "muster-gateway"
 PY_EXAMPLE = REPO / "worker" / "examples" / "python" / "example_worker.py"
-PASSWORDS = {"alice": "alice-pw", "reader": "reader-pw", "bob": "bob-pw"}
+PASSWORDS = {"alice": "alice-pw", "reader": "reader-pw", "bob": "bob-pw", "carol": "carol-pw"}
+DEFAULT_USERS = [("alice", "default", "call"), ("reader", "default", "read"), ("bob", "beta", "call")]
 
 
 # ---- processes ----------------------------------------------------------------------------
@@ -40,15 +41,16 @@ def add_user(data_dir: Path, name: str, workspace: str, role: str):
 
 
 class Gateway:
-    def __init__(self, daemon, base: Path, *args):
-        self.daemon, self.data_dir, self.args = daemon, base / "gw-data", list(args)
+    def __init__(self, daemon, base: Path, *args, name="gw", scheme="http", ssl_context=None):
+        self.daemon, self.data_dir, self.args = daemon, base / f"{name}-data", list(args)
+        self.name, self.scheme, self.ssl_context = name, scheme, ssl_context
         self.starts = 0
         self.proc = None
         self.port = 0
 
     def start(self):
         self.starts += 1
-        log = self.data_dir.parent / f"gateway-{self.starts}.log"
+        log = self.data_dir.parent / f"{self.name}-{self.starts}.log"
         self.proc = spawn([GATEWAY, "--log-level", "debug", "serve", "--data-dir", self.data_dir,
                            "--listen", "127.0.0.1:0", "--poll-interval", "0.2", "--status-interval", "0.5",
                            "--daemon-timeout", "0.5", *self.args], self.daemon.env, log)
@@ -75,9 +77,9 @@ class Gateway:
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=h)
+        req = urllib.request.Request(f"{self.scheme}://127.0.0.1:{self.port}{path}", data=data, method=method, headers=h)
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context) as r:
                 return r.status, json.loads(r.read() or b"null"), dict(r.headers)
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null"), dict(e.headers)
@@ -93,7 +95,9 @@ class Gateway:
 
     def ws(self, token=None, **kw):
         token = token if token is not None else self.login()
-        return WS(f"ws://127.0.0.1:{self.port}/api/ws?token={token}", **kw)
+        if self.ssl_context:
+            kw.setdefault("ssl", self.ssl_context)
+        return WS(f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/api/ws?token={token}", **kw)
 
 
 class WS:
@@ -141,12 +145,11 @@ def start_python_worker(daemon, worker_id: str):
 
 @pytest.fixture
 def start_gateway(daemon, tmp_base):
-    def start(*args, daemon_=None):
-        gw = Gateway(daemon_ or daemon, tmp_base, *args)
+    def start(*args, daemon_=None, users=DEFAULT_USERS, **kw):
+        gw = Gateway(daemon_ or daemon, tmp_base, *args, **kw)
         if not gw.data_dir.exists():
-            add_user(gw.data_dir, "alice", "default", "call")
-            add_user(gw.data_dir, "reader", "default", "read")
-            add_user(gw.data_dir, "bob", "beta", "call")
+            for user in users:
+                add_user(gw.data_dir, *user)
         return gw.start()
     return start
 
@@ -265,7 +268,8 @@ def test_wrong_origin_is_refused(start_gateway, cpp_worker):
 # ---- envelope -------------------------------------------------------------------------------
 
 def test_connected_then_ping_pong_with_a_stable_peer_id(gw):
-    with gw.ws() as ws:
+    token = gw.login()
+    with gw.ws(token) as ws:
         m = ws.recv()
         assert m["type"] == "connected"
         assert m["payload"] == {"message": "Connected to WebSocket server", "peer_id": gw.instance_id}
@@ -273,6 +277,7 @@ def test_connected_then_ping_pong_with_a_stable_peer_id(gw):
         ws.send("ping")
         pong = ws.wait("pong")
         assert pong["payload"] is None and set(pong) == {"type", "payload", "timestamp"}
+    assert token not in gw.log and token.split(".")[2] not in gw.log
     first = gw.instance_id
     gw.stop()
     gw.start()
@@ -517,3 +522,94 @@ def test_healthz_and_websockets_follow_the_daemon(gw, daemon):
         ws.send("execution.start", {"node": "echo", "inputs": {"x": 1}, "client_ref": "up"})
         done = ws.wait("execution.updated", lambda p: p["client_ref"] == "up" and p["status"] != "pending")["payload"]
         assert done["status"] == "completed"
+
+
+# ---- TLS ------------------------------------------------------------------------------------
+
+def test_https_and_wss_share_the_port_with_http(start_gateway, cpp_worker, tmp_base):
+    import ssl
+    cert, key = tmp_base / "cert.pem", tmp_base / "key.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    ctx = ssl.create_default_context(cafile=str(cert))
+    gw = start_gateway("--tls-cert", cert, "--tls-key", key)
+    tls = Gateway(gw.daemon, tmp_base, name="gw", scheme="https", ssl_context=ctx)
+    tls.data_dir, tls.port = gw.data_dir, gw.port
+    assert tls.get("/healthz")[0] == 200
+    with tls.ws(tls.login()) as ws:
+        assert ws.recv()["type"] == "connected"
+        ws.send("execution.start", {"node": "hello", "inputs": {"name": "tls"}})
+        done = ws.wait("execution.updated", lambda p: p["status"] == "completed")["payload"]
+        assert done["outputs"]["greeting"] == "Hello tls"
+    assert gw.get("/healthz")[0] == 200  # plain http on the same port
+    gw.stop()
+
+    only = start_gateway("--tls-cert", cert, "--tls-key", key, "--tls-only", name="only", scheme="https", ssl_context=ctx)
+    assert only.get("/healthz")[0] == 200
+    plain = Gateway(only.daemon, tmp_base, name="only")
+    plain.port = only.port
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+        plain.get("/healthz")
+
+
+# ---- workspaces -----------------------------------------------------------------------------
+
+def mint(daemon, *args) -> str:
+    r = subprocess.run([str(BUILD / "tools" / "muster"), "token", "create", *args], env=daemon.env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_workspaces_stay_apart_through_the_gateway(start_daemon, start_worker, start_gateway, tmp_base):
+    """musterd on CURVE TCP: a worker of workspace alpha, one of default. The gateway attached as
+    the local owner (ipc, which sees every workspace) shows only default; a gateway enrolled for
+    alpha shows and calls only alpha's; users of another workspace cannot log in to either."""
+    d = start_daemon("--listen", "127.0.0.1")
+    start_worker(d, worker_id="cpp-default").wait_ready()
+    token = mint(d, "--role", "worker", "--workspace", "alpha", "--name", "alpha-box")
+    spawn([BUILD / "worker" / "muster-example-worker", "--worker-id", "alpha-w", "--request-address",
+           "tcp://127.0.0.1:7899", "--response-address", "tcp://127.0.0.1:7898", "--data-dir", tmp_base / "wd-alpha"],
+          dict(d.env, MUSTER_ENROLLMENT_TOKEN=token), tmp_base / "worker-alpha.log")
+    # The local owner (the CLI over ipc) sees every workspace: alpha-w is attached.
+    wait_for(lambda: b"alpha-w" in subprocess.run([str(BUILD / "tools" / "muster"), "workers", "--json"], env=d.env,
+                                                 capture_output=True, timeout=30).stdout, 20, "alpha-w to attach")
+    # So every answer the local owner's gateway ever got lists alpha-w: it must filter it out.
+    local = start_gateway(daemon_=d, name="local", users=[("alice", "default", "call"), ("carol", "alpha", "call")])
+
+    def worker_ids(gw, tok):
+        return sorted(w["worker_id"] for w in gw.get("/api/workers", tok)[1])
+    tok = local.login("alice")
+    assert worker_ids(local, tok) == ["cpp-default"]
+    assert all(n["workspace"] == "default" for n in local.get("/api/nodes", tok)[1])
+    with local.ws(tok) as ws:
+        peers = ws.wait("peers.updated")["payload"]["peers"]
+        assert [p["id"] for p in peers] == ["cpp-default"]
+        ws.send("service.search.request", {"peer_ids": ["alpha-w"]})
+        assert ws.wait("service.search.response")["payload"]["services"] == []
+    status, body, _ = local.request("POST", "/api/auth/login", {"username": "carol", "password": "carol-pw"})
+    assert status == 403 and "workspace 'alpha'" in body["error"]
+
+    # A gateway enrolled for alpha over CURVE TCP.
+    token_file = tmp_base / "gw-alpha.token"
+    token_file.write_text(mint(d, "--role", "client", "--workspace", "alpha", "--name", "gw-alpha"))
+    alpha = start_gateway("--workspace", "alpha", "--client-address", "tcp://127.0.0.1:7901",
+                          "--muster-data-dir", tmp_base / "gw-alpha-keys", "--enrollment-token-file", token_file,
+                          daemon_=d, name="alpha", users=[("alice", "default", "call"), ("carol", "alpha", "call")])
+    tok = alpha.login("carol")
+    wait_for(lambda: worker_ids(alpha, tok) == ["alpha-w"], 10, "alpha's gateway to list alpha-w")
+    assert all(n["workspace"] == "alpha" for n in alpha.get("/api/nodes", tok)[1])
+    status, body, _ = alpha.request("POST", "/api/nodes/hello/call", {"inputs": {"name": "alpha"}}, token=tok)
+    assert status == 200 and body["outputs"]["greeting"] == "Hello alpha"
+    status, body, _ = alpha.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})
+    assert status == 403 and body["error"] == ("user 'alice' belongs to workspace 'default'; "
+                                               "this gateway serves workspace 'alpha' only")
+
+
+def test_an_ipc_gateway_refuses_to_serve_another_workspace(daemon, tmp_base):
+    r = subprocess.run([str(GATEWAY), "serve", "--data-dir", str(tmp_base / "x"), "--workspace", "alpha",
+                        "--listen", "127.0.0.1:0"], env=daemon.env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "enroll the gateway over tcp://" in r.stderr
