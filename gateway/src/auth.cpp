@@ -45,7 +45,7 @@ void Gateway::login(const Request& req, const std::string& remote, Respond respo
     res.set(http::field::retry_after, std::to_string(*wait));
     return respond(std::move(res));
   }
-  Json body = Json::parse(req.body(), nullptr, false);
+  Json body = json_too_deep(req.body()) ? Json(nullptr) : Json::parse(req.body(), nullptr, false);
   if (body.is_discarded() || !body.is_object() || !body.contains("username") || !body["username"].is_string() ||
       !body.contains("password") || !body["password"].is_string())
     return respond(json_response(req, http::status::bad_request,

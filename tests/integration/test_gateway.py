@@ -613,3 +613,35 @@ def test_an_ipc_gateway_refuses_to_serve_another_workspace(daemon, tmp_base):
                         "--listen", "127.0.0.1:0"], env=daemon.env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "enroll the gateway over tcp://" in r.stderr
+
+
+# ---- a browser-style client -----------------------------------------------------------------
+
+def node_websocket_args():
+    """`node` with its built-in WebSocket (a flag on Node 20/21), or None without node."""
+    import shutil
+    node = shutil.which("node")
+    if not node:
+        return None
+    probe = subprocess.run([node, "-e", "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)"], timeout=30)
+    return [node] if probe.returncode == 0 else [node, "--experimental-websocket"]
+
+
+def test_nodes_built_in_websocket_client(start_gateway, cpp_worker, daemon):
+    node = node_websocket_args()
+    if node is None:
+        pytest.skip("node is not installed")
+    py = start_python_worker(daemon, "py-3")
+    gw = start_gateway()
+    wait_for(lambda: "py-3" in [w["worker_id"] for w in gw.get("/api/workers", gw.login())[1]], 30, "py-3 to attach")
+    r = subprocess.run([*node, str(REPO / "gateway" / "examples" / "node-client.mjs"), f"http://127.0.0.1:{gw.port}",
+                        "alice", PASSWORDS["alice"]], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["peer_id"] == gw.instance_id and summary["message"] == "Connected to WebSocket server"
+    assert summary["search"] == ["hello", "py.hello"] and summary["search_complete"] is True
+    assert summary["progress_steps"] == list(range(1, 11))
+    assert summary["status"] == "completed" and summary["outputs"]["slept_ms"] >= 300
+    assert summary["cancelled"] == "cancelled"
+    assert summary["bad_token_refused"] is True
+    stop(py)
