@@ -13,12 +13,17 @@ namespace muster::gateway {
 
 namespace {
 // inputs / parameters: a JSON object mapped one to one onto a muster Map.
-std::optional<std::string> read_map(const Json& obj, const char* key, Map& out) {
+std::optional<std::string> read_map(const Json& obj, const char* key, Map& out, const InputsRewriter& rewrite = {}) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) return fmt::format("'{}' must be an object", key);
   try {
-    Value v = from_json(*it);
+    Json copy;
+    if (rewrite) {
+      copy = *it;
+      if (auto err = rewrite(copy)) return fmt::format("'{}': {}", key, *err);
+    }
+    Value v = from_json(rewrite ? copy : *it);
     out = v.as_map();
   } catch (const std::exception& e) {
     return fmt::format("'{}': {}", key, e.what());
@@ -26,8 +31,8 @@ std::optional<std::string> read_map(const Json& obj, const char* key, Map& out) 
   return std::nullopt;
 }
 
-std::optional<std::string> read_call_fields(const Json& obj, CallRequest& r) {
-  if (auto err = read_map(obj, "inputs", r.inputs)) return err;
+std::optional<std::string> read_call_fields(const Json& obj, CallRequest& r, const InputsRewriter& rewrite) {
+  if (auto err = read_map(obj, "inputs", r.inputs, rewrite)) return err;
   if (auto err = read_map(obj, "parameters", r.parameters)) return err;
   if (auto it = obj.find("timeout_ms"); it != obj.end() && !it->is_null()) {
     if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
@@ -38,7 +43,7 @@ std::optional<std::string> read_call_fields(const Json& obj, CallRequest& r) {
 }
 }  // namespace
 
-std::variant<CallRequest, std::string> parse_execution_start(const Json& payload) {
+std::variant<CallRequest, std::string> parse_execution_start(const Json& payload, const InputsRewriter& rewrite) {
   if (!payload.is_object()) return std::string("payload must be an object {node, inputs, parameters, timeout_ms, client_ref}");
   CallRequest r;
   if (auto it = payload.find("client_ref"); it != payload.end()) r.client_ref = *it;
@@ -46,11 +51,12 @@ std::variant<CallRequest, std::string> parse_execution_start(const Json& payload
   if (node == payload.end() || !node->is_string()) return std::string("'node' must be a string");
   r.node = node->get<std::string>();
   if (!valid_node_name(r.node)) return fmt::format("'{}' is not a valid node name", r.node);
-  if (auto err = read_call_fields(payload, r)) return *err;
+  if (auto err = read_call_fields(payload, r, rewrite)) return *err;
   return r;
 }
 
-std::variant<CallRequest, std::string> parse_rest_call(const std::string& node, std::string_view body) {
+std::variant<CallRequest, std::string> parse_rest_call(const std::string& node, std::string_view body,
+                                                       const InputsRewriter& rewrite) {
   CallRequest r;
   r.node = node;
   if (!valid_node_name(node)) return fmt::format("'{}' is not a valid node name", node);
@@ -62,7 +68,7 @@ std::variant<CallRequest, std::string> parse_rest_call(const std::string& node, 
   for (auto& [k, v] : j.items())
     if (k != "inputs" && k != "parameters" && k != "timeout_ms")
       return fmt::format("unknown field '{}' (expected inputs, parameters, timeout_ms)", k);
-  if (auto err = read_call_fields(j, r)) return *err;
+  if (auto err = read_call_fields(j, r, rewrite)) return *err;
   return r;
 }
 

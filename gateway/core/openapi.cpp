@@ -13,7 +13,7 @@ constexpr const char* kDocument = R"JSON({
       "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "code": {"type": "string"}}},
       "Login": {"type": "object", "required": ["username", "password"], "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
       "Token": {"type": "object", "properties": {"token": {"type": "string"}, "expires_at": {"type": "integer"}, "user": {"type": "object", "properties": {"name": {"type": "string"}, "workspace": {"type": "string"}, "role": {"type": "string", "enum": ["read", "call", "admin"]}}}}},
-      "Call": {"type": "object", "properties": {"inputs": {"type": "object"}, "parameters": {"type": "object"}, "timeout_ms": {"type": "integer", "minimum": 0}}},
+      "Call": {"type": "object", "properties": {"inputs": {"type": "object", "description": "muster values as JSON (bytes as {\"$bytes\": base64}; {\"$file\": \"sha256:...\"} names a finished upload of the caller)"}, "parameters": {"type": "object"}, "timeout_ms": {"type": "integer", "minimum": 0}}},
       "Outputs": {"type": "object", "properties": {"outputs": {"type": "object"}}}
     }
   },

@@ -38,7 +38,7 @@ void Gateway::start_execution(WsPeer& peer, const Json& payload) {
     return send_to(peer, "error",
                    refusal(fmt::format("user '{}' has role '{}': calls need role call or admin", peer.user, role_name(peer.role)),
                            codes::kPermissionDenied, client_ref));
-  auto parsed = parse_execution_start(payload);
+  auto parsed = parse_execution_start(payload, file_refs_of(peer.user));
   if (auto* why = std::get_if<std::string>(&parsed))
     return send_to(peer, "error", refusal(fmt::format("execution.start: {}", *why), codes::kInvalidRequest, client_ref));
   if (peer.executions.size() >= opt_.max_executions_per_socket)
@@ -53,6 +53,10 @@ void Gateway::start_execution(WsPeer& peer, const Json& payload) {
   auto id = begin_call(std::move(std::get<CallRequest>(parsed)), std::move(ex));
   peer.executions.insert(id);
   send_to(peer, "execution.updated", execution_payload(executions_.at(id).state));
+}
+
+InputsRewriter Gateway::file_refs_of(const std::string& user) const {
+  return [this, user](Json& inputs) { return uploads_->resolve_file_refs(inputs, user); };
 }
 
 void Gateway::cancel_execution(WsPeer& peer, const Json& payload) {

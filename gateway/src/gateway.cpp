@@ -63,6 +63,7 @@ Gateway::Gateway(GatewayOptions o)
   users_path_ = opt_.users_file.empty() ? std::filesystem::path(opt_.data_dir) / "users.json"
                                         : std::filesystem::path(opt_.users_file);
   users();  // a broken users file stops the start with its error
+  uploads_.emplace(std::filesystem::path(opt_.data_dir) / "uploads", opt_.uploads);
   if (!opt_.tls_cert.empty() || !opt_.tls_key.empty()) {
     if (opt_.tls_cert.empty() || opt_.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
     server_tls = bridge::make_server_tls(opt_.tls_cert, opt_.tls_key);
@@ -125,6 +126,7 @@ void Gateway::ws_opened(const std::shared_ptr<WsPeer>& peer) {
 
 void Gateway::ws_closed(const std::shared_ptr<WsPeer>& peer) {
   peers_.erase(peer->id);
+  uploads_->connection_closed(peer->id);  // its uploads pause, resumable from a new connection
   // Its open calls are cancelled: nobody is left to hear their outcome.
   for (auto id : peer->executions) link_->cancel(id);
   if (!peer->executions.empty())
@@ -157,6 +159,9 @@ void Gateway::ws_message(WsPeer& peer, const std::string& text, bool binary) {
   }
   if (env.type == "execution.start") return start_execution(peer, env.payload);
   if (env.type == "execution.cancel") return cancel_execution(peer, env.payload);
+  if (env.type.rfind("file.upload.", 0) == 0 && env.type != "file.upload.progress" && env.type != "file.upload.complete" &&
+      env.type != "file.upload.error")
+    return upload_message(peer, env.type, env.payload);
   std::string shown = env.type.substr(0, 64);
   spdlog::warn("WebSocket #{} of {}: unknown message type '{}'", peer.id, peer.user, shown);
   send_to(peer, "error", error_payload(fmt::format("unknown message type '{}'", shown), codes::kUnknownType));
@@ -180,7 +185,10 @@ void Gateway::shutdown() {
 int Gateway::run() {
   start_listener();
   link_->start();
-  schedule(status_timer_, opt_.status_interval_s, [this] { if (have_snapshot_ && last_.up) broadcast("node.status", node_status_payload()); });
+  schedule(status_timer_, opt_.status_interval_s, [this] {
+    uploads_->expire(unix_now());
+    if (have_snapshot_ && last_.up) broadcast("node.status", node_status_payload());
+  });
   schedule(services_timer_, opt_.services_interval_s, [this] { if (have_snapshot_ && last_.up) broadcast("services.updated", catalog_.services()); });
   schedule(peers_timer_, opt_.peers_interval_s, [this] { if (have_snapshot_ && last_.up) broadcast("peers.updated", catalog_.peers()); });
   signals_.async_wait([this](beast::error_code ec, int) {

@@ -23,6 +23,7 @@
 #include "muster/gateway/catalog.hpp"
 #include "muster/gateway/jwt.hpp"
 #include "muster/gateway/login_limiter.hpp"
+#include "muster/gateway/uploads.hpp"
 #include "muster/gateway/users.hpp"
 #include "net.hpp"
 #include "options.hpp"
@@ -95,6 +96,10 @@ class Gateway {
   void cancel_execution(WsPeer& peer, const Json& payload);
   std::uint64_t begin_call(CallRequest request, Execution ex);
   void on_call_event(CallEvent ev);
+  InputsRewriter file_refs_of(const std::string& user) const;
+
+  // ---- uploads (uploads.cpp) ----
+  void upload_message(WsPeer& peer, const std::string& type, const Json& payload);
 
   void start_listener();
   void shutdown();
@@ -108,6 +113,7 @@ class Gateway {
   std::filesystem::file_time_type users_mtime_{};
   net::thread_pool password_pool_{1};
 
+  std::optional<UploadStore> uploads_;
   std::unique_ptr<DaemonLink> link_;
   Catalog catalog_;
   Snapshot last_;              // last snapshot from musterd

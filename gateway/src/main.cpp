@@ -90,6 +90,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.05, 3600.0));
   serve->add_option("--inactive-ttl", o.inactive_ttl_s, "Seconds a node without workers stays listed as INACTIVE")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  serve->add_option("--upload-max-file-bytes", o.uploads.max_file_bytes, "Largest file one upload may hold")
+      ->capture_default_str();
+  serve->add_option("--upload-quota-bytes", o.uploads.per_user_bytes, "Bytes of uploads (finished and open) one user may keep")
+      ->capture_default_str();
+  serve->add_option("--upload-total-bytes", o.uploads.total_bytes, "Bytes of uploads the gateway keeps in all")
+      ->capture_default_str();
+  serve->add_option("--upload-session-ttl", o.uploads.session_ttl_s, "Seconds an idle (or paused) upload session is kept")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--upload-ttl", o.uploads.file_ttl_s, "Seconds a finished upload is kept")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--max-file-input-bytes", o.uploads.max_file_input_bytes,
+                    "Largest uploaded file a call may take as an input ({\"$file\": ...})")->capture_default_str();
   serve->add_option("--daemon-timeout", daemon_timeout_s, "Seconds musterd may take to answer a query before it counts as unreachable")
       ->capture_default_str()->check(CLI::Range(0.1, 600.0));
   serve->add_option("--client-address", o.client.client_address,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "muster/client.hpp"
+#include "muster/gateway/uploads.hpp"
 
 namespace muster::gateway {
 
@@ -28,6 +29,7 @@ struct GatewayOptions {
   double status_interval_s = 5, services_interval_s = 15, peers_interval_s = 10;
   double poll_interval_s = 1;             // how often musterd's lists are read
   double inactive_ttl_s = 600;            // a vanished node stays listed INACTIVE this long
+  UploadLimits uploads;                   // file.upload.* bounds and expiry
   ClientOptions client;                   // how to reach musterd (grace: --daemon-timeout)
 };
 

@@ -79,7 +79,7 @@ void Gateway::call_node(const Request& req, const std::string& node, const WsGra
                                  Json{{"error", fmt::format("user '{}' has role '{}': calls need role call or admin", who.user,
                                                             role_name(who.role))},
                                       {"code", "PERMISSION_DENIED"}}));
-  auto parsed = parse_rest_call(node, req.body());
+  auto parsed = parse_rest_call(node, req.body(), file_refs_of(who.user));
   if (auto* why = std::get_if<std::string>(&parsed))
     return respond(json_response(req, http::status::bad_request, Json{{"error", *why}, {"code", "INVALID_REQUEST"}}));
   Execution ex;

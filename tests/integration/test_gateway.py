@@ -645,3 +645,122 @@ def test_nodes_built_in_websocket_client(start_gateway, cpp_worker, daemon):
     assert summary["cancelled"] == "cancelled"
     assert summary["bad_token_refused"] is True
     stop(py)
+
+
+# ---- uploads --------------------------------------------------------------------------------
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_chunked_upload_with_pause_drop_and_resume_then_a_call_using_the_file(start_gateway, cpp_worker, daemon):
+    py = start_python_worker(daemon, "py-up")
+    gw = start_gateway()
+    token = gw.login()
+    wait_for(lambda: "py-up" in [w["worker_id"] for w in gw.get("/api/workers", token)[1]], 30, "py-up to attach")
+    content = bytes(range(256)) * 1000 + b"tail"  # 256004 bytes
+    chunk = 65536
+    chunks = [content[i:i + chunk] for i in range(0, len(content), chunk)]
+    assert len(chunks) == 4
+    with gw.ws(token) as ws:
+        ws.send("file.upload.start", {"service_id": 1, "upload_group_id": "g1", "filename": "data.bin",
+                                      "file_path": "in/data.bin", "file_index": 0, "total_files": 1,
+                                      "total_size": len(content), "total_chunks": len(chunks), "chunk_size": chunk})
+        p = ws.wait("file.upload.progress")["payload"]
+        assert (p["chunks_received"], p["bytes_uploaded"], p["percentage"]) == (0, 0, 0)
+        sid = p["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(chunks[0])})
+        p = ws.wait("file.upload.progress")["payload"]
+        assert (p["chunks_received"], p["bytes_uploaded"], p["percentage"]) == (1, chunk, 25.0)
+        ws.send("file.upload.pause", {"session_id": sid})
+        assert ws.wait("file.upload.progress")["payload"]["status"] == "paused"
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 1, "data": b64(chunks[1])})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "SESSION_PAUSED"
+        ws.send("file.upload.resume", {"session_id": sid})
+        assert ws.wait("file.upload.progress")["payload"]["status"] == "uploading"
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 2, "data": b64(chunks[2])})  # out of order
+        assert ws.wait("file.upload.progress")["payload"]["chunks_received"] == 2
+    # The connection dropped mid-upload: a new one resumes the session.
+    with gw.ws(token) as ws:
+        ws.send("file.upload.resume", {"session_id": sid})
+        p = ws.wait("file.upload.progress")["payload"]
+        assert (p["chunks_received"], p["bytes_uploaded"], p["status"]) == (2, 2 * chunk, "uploading")
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 3, "data": b64(chunks[3])})
+        ws.wait("file.upload.progress")
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 1, "data": b64(chunks[1])})
+        assert ws.wait("file.upload.progress")["payload"]["percentage"] == 100.0
+        done = ws.wait("file.upload.complete")["payload"]
+        assert done["session_id"] == sid and done["size"] == len(content)
+        assert done["file_hash"] == "sha256:" + hashlib.sha256(content).hexdigest()
+        # A call takes the file as bytes; the Python worker hashes what it got.
+        ws.send("execution.start", {"node": "py.hash", "inputs": {"data": {"$file": done["file_hash"]}}, "client_ref": "h"})
+        r = ws.wait("execution.updated", lambda p: p["client_ref"] == "h" and p["status"] not in ("pending", "running"))
+        assert r["payload"]["status"] == "completed", r
+        assert r["payload"]["outputs"]["hex"] == hashlib.sha256(content).hexdigest()
+        assert r["payload"]["outputs"]["size"] == len(content)
+        # The same by REST.
+        status, body, _ = gw.request("POST", "/api/nodes/py.hash/call", {"inputs": {"data": {"$file": done["file_hash"]}}},
+                                     token=token)
+        assert status == 200 and body["outputs"]["hex"] == hashlib.sha256(content).hexdigest()
+        # Unknown file: a clear refusal, nothing called.
+        ws.send("execution.start", {"node": "py.hash", "inputs": {"data": {"$file": "sha256:" + "0" * 64}}, "client_ref": "x"})
+        err = ws.wait("error", lambda p: p.get("client_ref") == "x")["payload"]
+        assert err["code"] == "INVALID_REQUEST" and "no uploaded file sha256:000" in err["error"]
+    stop(py)
+
+
+def test_every_upload_error_code(start_gateway, cpp_worker):
+    gw = start_gateway("--upload-quota-bytes", "100000", "--max-file-input-bytes", "10")
+    token = gw.login()
+    with gw.ws(token) as ws:
+        def start(**kw):
+            payload = {"filename": "f.bin", "total_size": 10, "total_chunks": 1, "chunk_size": 10, **kw}
+            ws.send("file.upload.start", payload)
+            return ws.wait("file.upload.progress")["payload"]
+
+        def start_error(**kw):
+            ws.send("file.upload.start", {"filename": "f.bin", "total_size": 10, "total_chunks": 1, "chunk_size": 10, **kw})
+            return ws.wait("file.upload.error")["payload"]
+
+        assert start_error(total_size=200000, total_chunks=2, chunk_size=100000)["code"] == "UPLOAD_START_FAILED"  # quota
+        assert "over the 100000 bytes" in start_error(total_size=200000, total_chunks=2, chunk_size=100000)["error"]
+        assert start_error(filename="../x")["code"] == "UPLOAD_START_FAILED"
+        assert "make 1 chunk(s), not 3" in start_error(total_chunks=3)["error"]
+        ws.send("file.upload.chunk", {"session_id": "nope", "chunk_index": 0, "data": "AAAA"})
+        assert ws.wait("file.upload.error")["payload"] == {"session_id": "nope", "error": "Upload session not found",
+                                                           "code": "SESSION_NOT_FOUND"}
+        sid = start()["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": "!!not base64!!"})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "INVALID_ENCODING"
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"short")})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "INVALID_ENCODING"
+        # The partial file is replaced by a directory: the write fails.
+        part = gw.data_dir / "uploads" / "partial" / f"{sid}.part"
+        part.unlink()
+        part.mkdir()
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"0123456789")})
+        err = ws.wait("file.upload.error")["payload"]
+        assert err["code"] == "WRITE_FAILED" and err["error"].startswith("Failed to write chunk to disk")
+        assert not part.exists()  # the failed session is dropped with its data
+        # A paused session whose data vanished cannot be restored.
+        sid = start(total_size=20, total_chunks=2)["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"0123456789")})
+        ws.wait("file.upload.progress")
+        ws.send("file.upload.pause", {"session_id": sid})
+        ws.wait("file.upload.progress")
+        (gw.data_dir / "uploads" / "partial" / f"{sid}.part").unlink()
+        ws.send("file.upload.resume", {"session_id": sid})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "SESSION_RESTORE_FAILED"
+        ws.send("file.upload.resume", {"session_id": sid})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "SESSION_NOT_FOUND"  # it was dropped
+        # A finished file larger than --max-file-input-bytes is refused as a call input, clearly.
+        sid = start(total_size=11, total_chunks=1, chunk_size=11)["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"eleven byte")})
+        ref = ws.wait("file.upload.complete")["payload"]["file_hash"]
+        ws.send("execution.start", {"node": "echo", "inputs": {"f": {"$file": ref}}, "client_ref": "big"})
+        err = ws.wait("error", lambda p: p.get("client_ref") == "big")["payload"]
+        assert err["code"] == "INVALID_REQUEST" and "at most 10 bytes" in err["error"]
+    # A read-only user may not upload (another user's sessions and files: tests/unit/gateway_uploads.cpp).
+    with gw.ws(gw.login("reader")) as ws:
+        ws.send("file.upload.start", {"filename": "f", "total_size": 1, "total_chunks": 1, "chunk_size": 1})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "UPLOAD_START_FAILED"

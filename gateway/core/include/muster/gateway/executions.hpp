@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
@@ -24,10 +25,15 @@ struct CallRequest {
   Json client_ref;               // echoed back as given (null when absent)
 };
 
+// Rewrites a call's inputs (as JSON) before they become muster values, e.g. file references
+// into bytes; returns the error to refuse the call with.
+using InputsRewriter = std::function<std::optional<std::string>(Json& inputs)>;
+
 // execution.start's payload {node, inputs, parameters, timeout_ms, client_ref}; or the error.
-std::variant<CallRequest, std::string> parse_execution_start(const Json& payload);
+std::variant<CallRequest, std::string> parse_execution_start(const Json& payload, const InputsRewriter& rewrite = {});
 // The body of POST /api/nodes/{node}/call: {inputs, parameters, timeout_ms} (all optional).
-std::variant<CallRequest, std::string> parse_rest_call(const std::string& node, std::string_view body);
+std::variant<CallRequest, std::string> parse_rest_call(const std::string& node, std::string_view body,
+                                                       const InputsRewriter& rewrite = {});
 // execution.cancel's payload {execution_id}.
 std::variant<std::uint64_t, std::string> parse_execution_cancel(const Json& payload);
 
