@@ -70,9 +70,13 @@ bool DaemonLink::connect() {
 
 void DaemonLink::fail_open_calls(const std::string& why) {
   for (auto& [call, request] : request_of_call_)
-    cb_.on_call_event(CallEvent{call, FailureEvent{wire::ErrorCode::Unavailable, why}});
+    emit(CallEvent{call, FailureEvent{wire::ErrorCode::Unavailable, why}});
   request_of_call_.clear();
   call_of_request_.clear();
+}
+
+void DaemonLink::flush() {
+  if (!out_.empty()) cb_.on_call_events(std::exchange(out_, {}));
 }
 
 void DaemonLink::run_commands() {
@@ -84,7 +88,7 @@ void DaemonLink::run_commands() {
   for (auto& cmd : batch) {
     if (auto* s = std::get_if<Submit>(&cmd)) {
       if (!client_) {
-        cb_.on_call_event(CallEvent{s->call_id, FailureEvent{wire::ErrorCode::Unavailable, "musterd is unreachable"}});
+        emit(CallEvent{s->call_id, FailureEvent{wire::ErrorCode::Unavailable, "musterd is unreachable"}});
         continue;
       }
       try {
@@ -97,9 +101,9 @@ void DaemonLink::run_commands() {
         request_of_call_[s->call_id] = rid;
         call_of_request_[rid] = s->call_id;
       } catch (const CallError& e) {
-        cb_.on_call_event(CallEvent{s->call_id, FailureEvent{e.code(), e.what()}});
+        emit(CallEvent{s->call_id, FailureEvent{e.code(), e.what()}});
       } catch (const std::exception& e) {
-        cb_.on_call_event(CallEvent{s->call_id, FailureEvent{wire::ErrorCode::InvalidRequest, e.what()}});
+        emit(CallEvent{s->call_id, FailureEvent{wire::ErrorCode::InvalidRequest, e.what()}});
       }
     } else {
       auto call = std::get<Cancel>(cmd).call_id;
@@ -119,7 +123,7 @@ void DaemonLink::pump_events(std::chrono::milliseconds wait) {
       call_of_request_.erase(it);
       request_of_call_.erase(call);
     }
-    cb_.on_call_event(CallEvent{call, std::move(ev.body)});
+    emit(CallEvent{call, std::move(ev.body)});
   }
 }
 
@@ -152,10 +156,12 @@ void DaemonLink::run() {
     }
     if (poll_requested || Clock::now() >= next_poll) {
       poll_daemon();
+      flush();
       next_poll = Clock::now() + interval_;
     }
     run_commands();
     pump_events(std::chrono::milliseconds(0));
+    flush();
     // Sleep until the daemon's socket, a command or the next poll (at most 20 ms: the ZeroMQ fd
     // is edge-triggered, so the client is asked again regularly).
     auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - Clock::now());
@@ -168,6 +174,7 @@ void DaemonLink::run() {
     }
   }
   fail_open_calls("the gateway is stopping");
+  flush();
 }
 
 }  // namespace muster::gateway

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include "muster/client.hpp"
 #include "muster/gateway/executions.hpp"
@@ -39,7 +40,7 @@ class DaemonLink {
  public:
   struct Callbacks {
     std::function<void(Snapshot)> on_snapshot;   // after every poll, up or down
-    std::function<void(CallEvent)> on_call_event;
+    std::function<void(std::vector<CallEvent>)> on_call_events;  // a batch per loop turn
   };
   DaemonLink(ClientOptions client, std::chrono::milliseconds poll_interval, Callbacks callbacks);
   ~DaemonLink();  // stops and joins
@@ -68,6 +69,8 @@ class DaemonLink {
   void pump_events(std::chrono::milliseconds wait);
   void poll_daemon();
   void fail_open_calls(const std::string& why);
+  void emit(CallEvent ev) { out_.push_back(std::move(ev)); }
+  void flush();
   void wake();
 
   ClientOptions options_;
@@ -84,6 +87,7 @@ class DaemonLink {
   // Link thread only.
   std::unique_ptr<Client> client_;
   std::unordered_map<std::uint64_t, std::uint64_t> request_of_call_, call_of_request_;
+  std::vector<CallEvent> out_;  // events of this loop turn, handed over together
 };
 
 }  // namespace muster::gateway

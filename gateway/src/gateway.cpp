@@ -75,7 +75,12 @@ Gateway::Gateway(GatewayOptions o)
       opt_.client, poll,
       DaemonLink::Callbacks{
           .on_snapshot = [this](Snapshot s) { net::post(ioc, [this, s = std::move(s)]() mutable { on_snapshot(std::move(s)); }); },
-          .on_call_event = [this](CallEvent ev) { net::post(ioc, [this, ev = std::move(ev)]() mutable { on_call_event(std::move(ev)); }); },
+          .on_call_events =
+              [this](std::vector<CallEvent> batch) {
+                net::post(ioc, [this, batch = std::move(batch)]() mutable {
+                  for (auto& ev : batch) on_call_event(std::move(ev));
+                });
+              },
       });
 }
 
