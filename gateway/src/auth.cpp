@@ -108,7 +108,38 @@ std::variant<WsGrant, Response> Gateway::authenticate(const Request& req, std::o
     spdlog::info("token of {} refused: workspace '{}' is not served here", user->name, user->workspace);
     return json_response(req, http::status::forbidden, error_body(workspace_refusal(*user, opt_.workspace)));
   }
-  return WsGrant{user->name, user->role};  // the role of now: a demotion applies at once
+  return WsGrant{user->name, user->role, claims.expires_at};  // the role of now: a demotion applies at once
+}
+
+void Gateway::recheck_sessions() {
+  auto now = unix_now();
+  const UsersFile* file = nullptr;
+  try {
+    file = &users();
+  } catch (const std::exception& e) {
+    spdlog::error("{} (WebSocket users not rechecked)", e.what());
+  }
+  auto peers = peers_;
+  for (auto& [id, p] : peers) {
+    std::string why, code;
+    const User* u = file ? file->find(p->user) : nullptr;
+    if (now >= p->expires_at) {
+      why = "authentication token expired: log in again";
+      code = "TOKEN_EXPIRED";
+    } else if (file && (!u || u->workspace != opt_.workspace)) {
+      why = fmt::format("user '{}' may no longer use this gateway", p->user);
+      code = codes::kPermissionDenied;
+    } else {
+      if (u && u->role != p->role) {
+        spdlog::info("WebSocket #{} of {}: role {} -> {}", p->id, p->user, role_name(p->role), role_name(u->role));
+        p->role = u->role;
+      }
+      continue;
+    }
+    spdlog::info("closing WebSocket #{} of {}: {}", p->id, p->user, why);
+    send_to(*p, "error", error_payload(why, code));
+    p->close(static_cast<std::uint16_t>(websocket::close_code::policy_error));
+  }
 }
 
 std::variant<WsGrant, Response> Gateway::authorize_ws(const Request& req) {

@@ -181,7 +181,7 @@ void Gateway::shutdown() {
   status_timer_.cancel();
   services_timer_.cancel();
   peers_timer_.cancel();
-  for (auto& [id, p] : peers_) p->close();
+  for (auto& [id, p] : peers_) p->close(static_cast<std::uint16_t>(websocket::close_code::going_away));
   link_->stop();
   auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(200));
   timer->async_wait([this, timer](beast::error_code) { ioc.stop(); });
@@ -192,6 +192,7 @@ int Gateway::run() {
   link_->start();
   schedule(status_timer_, opt_.status_interval_s, [this] {
     uploads_->expire(unix_now());
+    recheck_sessions();
     if (have_snapshot_ && last_.up) broadcast("node.status", node_status_payload());
   });
   schedule(services_timer_, opt_.services_interval_s, [this] { if (have_snapshot_ && last_.up) broadcast("services.updated", catalog_.services()); });

@@ -45,6 +45,7 @@ using Respond = std::function<void(Response)>;
 struct WsGrant {
   std::string user;
   Role role;
+  std::int64_t expires_at = 0;  // the token's
 };
 
 class Gateway {
@@ -83,6 +84,9 @@ class Gateway {
   void broadcast(std::string_view type, const Json& payload);
   void send_to(WsPeer& peer, std::string_view type, const Json& payload);
   Json node_status_payload() const;
+  // Closes the WebSockets whose token expired or whose user left the users file or the
+  // workspace; applies role changes to the others.
+  void recheck_sessions();
   void schedule(net::steady_timer& timer, double seconds, std::function<void()> what);
 
   // ---- executions (executions.cpp) ----

@@ -71,6 +71,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         ws->id = gw_.next_peer_id();
         ws->user = g->user;
         ws->role = g->role;
+        ws->expires_at = g->expires_at;
         ws->remote = remote_;
         ws->run(std::move(req));
         return;

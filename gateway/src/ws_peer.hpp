@@ -17,11 +17,13 @@ class WsPeer : public std::enable_shared_from_this<WsPeer> {
   virtual ~WsPeer() = default;
   // Queues a text message; a peer more than the queue limit behind is dropped.
   virtual void send(std::shared_ptr<const std::string> text) = 0;
-  virtual void close() = 0;
+  // Closes with `code` (RFC 6455) once the messages already queued are written.
+  virtual void close(std::uint16_t code = 1001) = 0;
 
   std::uint64_t id = 0;
   std::string user, remote;
   Role role = Role::Read;
+  std::int64_t expires_at = 0;  // the token's expiry (unix s): the socket is closed then
   std::set<std::uint64_t> executions;  // open executions started on this socket
 };
 

@@ -35,7 +35,7 @@ class WsSession : public WsPeer {
   }
 
   void send(std::shared_ptr<const std::string> text) override {
-    if (closed_) return;
+    if (closed_ || close_code_) return;
     if (queue_.size() >= gw_.options().max_queued_messages) {
       spdlog::warn("WebSocket #{} of {} ({}) is not reading ({} messages queued): dropping it", id, user, remote,
                    queue_.size());
@@ -46,10 +46,10 @@ class WsSession : public WsPeer {
     if (queue_.size() == 1) do_write();
   }
 
-  void close() override {
-    if (closed_) return;
-    auto self = std::static_pointer_cast<WsSession>(shared_from_this());
-    ws_.async_close(websocket::close_code::going_away, [self](beast::error_code) {});
+  void close(std::uint16_t code) override {
+    if (closed_ || close_code_) return;
+    close_code_ = code;
+    if (queue_.empty()) start_close();  // else after the queue is written (do_write)
   }
 
  private:
@@ -98,6 +98,11 @@ class WsSession : public WsPeer {
       }
       self->do_tick();
     });
+  }
+
+  void start_close() {
+    auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+    ws_.async_close(static_cast<websocket::close_code>(close_code_), [self](beast::error_code) {});
   }
 
   void drop() {
@@ -150,6 +155,7 @@ class WsSession : public WsPeer {
       if (self->queue_.empty()) return;
       self->queue_.pop_front();
       if (!self->queue_.empty()) self->do_write();
+      else if (self->close_code_) self->start_close();
     });
   }
 
@@ -159,6 +165,7 @@ class WsSession : public WsPeer {
   beast::flat_buffer buffer_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   bool closed_ = false, writing_ = false, pinging_ = false;
+  std::uint16_t close_code_ = 0;  // set once a close was asked for
   Clock::time_point last_pong_{}, next_ping_{}, write_started_{};
 };
 

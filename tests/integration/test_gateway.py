@@ -252,6 +252,32 @@ def test_expired_forged_and_unsigned_jwts_are_refused(gw):
     assert upgrade(gw.port, f"/api/ws?token={ghost}") == invalid
 
 
+def test_a_websocket_closes_when_its_token_expires_or_its_user_goes(gw):
+    key = (gw.data_dir / "jwt.key").read_bytes()
+    now = int(time.time())
+    short = make_jwt(key, {"sub": "alice", "workspace": "default", "role": "call", "iss": "muster-gateway",
+                           "iat": now, "exp": now + 2})
+
+    def closed_with(ws, code):
+        with pytest.raises(ConnectionClosed) as e:
+            while True:
+                ws.recv(timeout=15)
+        return e.value.rcvd is not None and e.value.rcvd.code == code
+
+    with gw.ws(short) as ws:
+        err = ws.wait("error", timeout=20)["payload"]
+        assert err == {"error": "authentication token expired: log in again", "code": "TOKEN_EXPIRED"}
+        assert closed_with(ws, 1008)
+    with gw.ws(gw.login("reader")) as ws:
+        ws.wait("connected")
+        out = subprocess.run([str(GATEWAY), "user", "remove", "reader", "--data-dir", str(gw.data_dir)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        err = ws.wait("error", timeout=20)["payload"]
+        assert err == {"error": "user 'reader' may no longer use this gateway", "code": "PERMISSION_DENIED"}
+        assert closed_with(ws, 1008)
+
+
 def test_wrong_origin_is_refused(start_gateway, cpp_worker):
     gw = start_gateway("--allowed-origin", "http://app.example")
     token = gw.login()
