@@ -14,6 +14,16 @@
 namespace muster::broker {
 
 namespace {
+// Pings remembered (broadcast, and confirming ones per worker): a Pong must name one of them.
+// 64 broadcast pings are 64 s at the default interval, far longer than any honest answer.
+constexpr std::size_t kKeptPings = 64;
+
+template <class Seqs>
+void remember_ping(Seqs& seqs, std::uint64_t seq) {
+  seqs.push_back(seq);
+  if (seqs.size() > kKeptPings) seqs.erase(seqs.begin());
+}
+
 std::uint64_t ms_between(TimePoint from, TimePoint to) {
   if (to <= from) return 0;
   return static_cast<std::uint64_t>(
@@ -95,6 +105,7 @@ void BrokerCore::finish(Request& r, std::variant<ResultBody, FailureBody> termin
     reply_client(r, std::get<FailureBody>(std::move(terminal)));
   }
   by_client_.erase(client_key(*r.client, r.client_request_id));
+  count_open(r, -1);
   r.answered = true;
   deadlines_.drop_stale_front([this](std::uint64_t id) { return deadline_counts(id); });
 }
@@ -108,7 +119,33 @@ void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, std::uint64_
                                    ErrorCode code, std::string message) {
   count_terminal(now, code);
   actions_.push_back(
-      ReplyToClient{peer, client_request_id, FailureBody{code, std::move(message)}});
+      ReplyToClient{peer, client_request_id, FailureBody{code, std::move(message)}, true});
+}
+
+void BrokerCore::count_open(const Request& r, int delta) {
+  auto key = client_lane(*r.client);
+  auto bytes = r.inputs.size() + r.parameters.size();
+  auto& o = outstanding_[key];
+  if (delta > 0) {
+    ++o.open;
+    o.open_bytes += bytes;
+  } else {
+    --o.open;
+    o.open_bytes -= bytes;
+  }
+  if (o.open == 0 && o.unread == 0) outstanding_.erase(key);
+}
+
+void BrokerCore::on_client_backlog(const std::string& connection, std::size_t replies,
+                                   std::uint64_t bytes) {
+  auto it = outstanding_.find(connection);
+  if (it == outstanding_.end()) {
+    if (replies == 0) return;
+    it = outstanding_.emplace(connection, Outstanding{}).first;
+  }
+  it->second.unread = replies;
+  it->second.unread_bytes = bytes;
+  if (it->second.open == 0 && it->second.unread == 0) outstanding_.erase(it);
 }
 
 // ---- worker lookup and request placement --------------------------------------------------
@@ -208,29 +245,81 @@ void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& w
       continue;
     }
     ++r.deaths;
-    if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
-      r.state = RequestState::Queued;
-      r.worker_id.clear();
-      registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
-      ++redispatched_;
-      affected.push_back(*r.node);
-      spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})",
-                   id, r.node->second, worker_id, r.attempts, config_.max_attempts);
-    } else {
-      std::string msg =
-          r.idempotent
-              ? fmt::format("worker '{}' was lost ({}) after {} attempt(s) of the request",
-                            worker_id, why, r.attempts)
-              : fmt::format("worker '{}' was lost ({}) while running the request; node '{}' is "
-                            "not idempotent, so it was not retried",
-                            worker_id, why, r.node->second);
-      count_terminal(now, ErrorCode::WorkerLost);
-      finish(r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
-      requests_.erase(it);
-    }
+    NodeKey node = *r.node;
+    if (lose_request(id, worker_id, why, now)) affected.push_back(std::move(node));
   }
   registry_.remove(worker_id);
   for (auto& key : affected) dispatch_node(key, now);
+  note_unserved(now);
+}
+
+bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
+                              const std::string& why, TimePoint now) {
+  auto it = requests_.find(id);
+  Request& r = it->second;
+  r.resends = 0;
+  if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
+    r.state = RequestState::Queued;
+    r.worker_id.clear();
+    registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
+    ++redispatched_;
+    spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})", id,
+                 r.node->second, worker_id, r.attempts, config_.max_attempts);
+    return true;
+  }
+  std::string msg =
+      r.idempotent
+          ? fmt::format("worker '{}' was lost ({}) after {} attempt(s) of the request",
+                        worker_id, why, r.attempts)
+          : fmt::format("worker '{}' was lost ({}) while running the request; node '{}' is "
+                        "not idempotent, so it was not retried",
+                        worker_id, why, r.node->second);
+  count_terminal(now, ErrorCode::WorkerLost);
+  finish(r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
+  requests_.erase(it);
+  return false;
+}
+
+void BrokerCore::note_unserved(TimePoint now) {
+  for (auto& key : registry_.take_unserved()) {
+    NodeEntry* entry = registry_.node(key);
+    if (!entry || Registry::served(*entry) || entry->queue.empty()) continue;
+    spdlog::info("the last worker of node '{}' left with {} request(s) queued: NO_WORKER in {} ms "
+                 "unless a worker of the node attaches", key.second, entry->queue.size(),
+                 config_.no_worker_grace.count());
+    unserved_.try_emplace(key, now + config_.no_worker_grace);
+  }
+  if (config_.no_worker_grace.count() <= 0) fail_unserved(now);
+}
+
+void BrokerCore::fail_unserved(TimePoint now) {
+  for (auto u = unserved_.begin(); u != unserved_.end();) {
+    if (u->second > now) {
+      ++u;
+      continue;
+    }
+    NodeKey key = u->first;
+    u = unserved_.erase(u);
+    NodeEntry* entry = registry_.node(key);
+    if (!entry || Registry::served(*entry)) continue;  // a worker of the node came back
+    while (auto id = entry->queue.pop()) {
+      auto it = requests_.find(*id);
+      if (it == requests_.end()) continue;
+      count_terminal(now, ErrorCode::NoWorker);
+      finish(it->second,
+             FailureBody{ErrorCode::NoWorker,
+                         fmt::format("no worker serves node '{}' any more: its last worker left "
+                                     "and none attached within {} ms (--no-worker-grace-ms)",
+                                     key.second, config_.no_worker_grace.count())});
+      requests_.erase(it);
+    }
+    registry_.drop_if_unused(key);
+  }
+}
+
+bool BrokerCore::ping_sent_to(const WorkerEntry& w, std::uint64_t seq) const {
+  return std::binary_search(broadcast_seqs_.begin(), broadcast_seqs_.end(), seq) ||
+         std::find(w.confirm_seqs.begin(), w.confirm_seqs.end(), seq) != w.confirm_seqs.end();
 }
 
 // ---- worker events ------------------------------------------------------------------------
@@ -251,6 +340,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   // with the scan, stalling every other peer (docs/RELIABILITY.md, "big-attach").
   std::unordered_set<std::string_view> declared;
   declared.reserve(ev.nodes.size());
+  std::uint64_t spec_bytes = 0;
   for (auto& spec : ev.nodes) {
     if (!valid_node_name(spec.name))
       return reject(ErrorCode::InvalidRequest,
@@ -260,10 +350,16 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     // Every client lists the specs as JSON: one that has no JSON form would break the listing
     // for the whole workspace (a non-finite float as a port default).
     try {
-      (void)to_json(spec);
+      spec_bytes += to_json(spec).dump().size();
     } catch (const std::invalid_argument& e) {
       return reject(ErrorCode::InvalidRequest, fmt::format("node '{}': {}", spec.name, e.what()));
     }
+    if (config_.max_attach_spec_bytes && spec_bytes > config_.max_attach_spec_bytes)
+      return reject(ErrorCode::InvalidRequest,
+                    fmt::format("the node specs of an Attach may take at most {} bytes as JSON "
+                                "(--max-attach-spec-bytes); the first {} of {} take {}",
+                                config_.max_attach_spec_bytes, declared.size(), ev.nodes.size(),
+                                spec_bytes));
   }
   if (!valid_utf8(ev.hostname) || !valid_utf8(ev.sdk))
     return reject(ErrorCode::InvalidRequest, "hostname and sdk must be valid UTF-8");
@@ -272,6 +368,12 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   if (w && w->owner.identity != who.identity)
     return reject(ErrorCode::PermissionDenied,
                   fmt::format("worker id '{}' is attached by another identity", ev.worker_id));
+  if (!w && config_.max_workers_per_identity &&
+      registry_.workers_of(who.identity) >= config_.max_workers_per_identity)
+    return reject(ErrorCode::InvalidRequest,
+                  fmt::format("identity '{}' has {} workers attached, the most one identity may "
+                              "have (--max-workers-per-identity)",
+                              who.name, registry_.workers_of(who.identity)));
   if (w && !ev.session.empty() && w->session == ev.session) {
     // The same process re-attaching (it reconnected): its requests stay with it.
     w->hostname = std::move(ev.hostname);
@@ -279,6 +381,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->pid = ev.pid;
     w->payload_frames = ev.payload_frames;
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
+    note_unserved(now);  // it may have stopped declaring a node others wait for
     spdlog::info("worker {} re-attached (same session), {} request(s) kept", w->id, w->holding.size());
   } else {
     if (w) worker_gone(*w, now, "replaced by a new session of the same worker id");
@@ -299,9 +402,10 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   }
   w->state = WorkerState::Confirming;
   w->last_heard = now;
-  w->confirm_seq = next_ping_seq_;
+  w->confirm_seqs.clear();
   reply_worker(peer, AttachedReply{w->id});
   // Prove the PUB path reaches it before any work is sent (the slow-joiner trap).
+  remember_ping(w->confirm_seqs, next_ping_seq_);
   actions_.push_back(SendPing{w->id, next_ping_seq_++});
   w->next_confirm_ping = now + config_.confirm_interval;
   next_confirm_at_ = std::min(next_confirm_at_, w->next_confirm_ping);
@@ -312,13 +416,17 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
                          const std::string& instance, const std::vector<std::uint64_t>& in_flight) {
   WorkerEntry* w = worker_for(peer, who, worker_id);
   if (!w) return;
-  w->last_heard = now;
-  if (instance != config_.instance) {
-    reply_worker(peer, AckReply{});  // an answer to a previous daemon's ping
+  if (instance != config_.instance || !ping_sent_to(*w, seq)) {
+    // An answer to a previous daemon's ping, to one long forgotten, or to none at all (a
+    // forged seq): acknowledged, and it changes nothing, not even the worker's liveness.
+    spdlog::debug("pong {} of worker {} answers no ping sent to it: ignored", seq, w->id);
+    reply_worker(peer, AckReply{});
     return;
   }
+  w->last_heard = now;
   bool changed = false;
-  if (w->state == WorkerState::Confirming && seq >= w->confirm_seq) {
+  if (w->state == WorkerState::Confirming &&
+      std::find(w->confirm_seqs.begin(), w->confirm_seqs.end(), seq) != w->confirm_seqs.end()) {
     w->state = WorkerState::Ready;
     changed = true;
     spdlog::debug("worker {} confirmed: the request socket reaches it", w->id);
@@ -346,13 +454,36 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     if (it != requests_.end() && it->second.state == RequestState::Orphaned) requests_.erase(it);
     changed = true;
   }
+  // Each lost request is sent again at most once per ping (its dispatch_seq moves past every
+  // ping sent so far) and at most max_resends times in all; then the worker has lost it.
+  std::vector<NodeKey> requeued;
   for (auto id : lost) {
     Request& r = requests_.at(id);
+    if (r.resends >= config_.max_resends) {
+      spdlog::warn("request {} is still missing from worker {}'s pong {} after {} re-send(s): "
+                   "treating it as lost", id, w->id, seq, r.resends);
+      actions_.push_back(SendAbort{w->id, id, ErrorCode::WorkerLost, "never acknowledged"});
+      w->holding.erase(id);
+      NodeKey node = *r.node;
+      if (lose_request(id, w->id,
+                       fmt::format("it never listed the request in its pongs, {} re-send(s)",
+                                   config_.max_resends),
+                       now))
+        requeued.push_back(std::move(node));
+      changed = true;
+      continue;
+    }
+    ++r.resends;
     ++redispatched_;
+    std::uint64_t bytes = r.inputs.size() + r.parameters.size();
+    if (r.resent_held.empty()) r.resent_held = HeldBytes(&open_resent_bytes_, 0);
+    r.resent_held.add(bytes);
+    resent_bytes_ += bytes;
     spdlog::warn("request {} never reached worker {} (missing from its pong {}): sending again",
                  id, w->id, seq);
     send_to_worker(r, *w, now);
   }
+  for (auto& key : requeued) dispatch_node(key, now);
   reply_worker(peer, AckReply{});
   if (changed) {
     if (w->state == WorkerState::Draining && w->holding.empty()) {
@@ -386,9 +517,10 @@ void BrokerCore::on_result(TimePoint now, const Peer& peer, const Caller& who,
 void BrokerCore::on_failure(TimePoint now, const Peer& peer, const Caller& who,
                             const std::string& worker_id, std::uint64_t request_id,
                             ErrorCode code, std::string message) {
-  // A worker may say only that its own code failed or that it cannot accept the inputs
-  // (PROTOCOL.md §6); any other code would make the caller believe the daemon said it.
-  if (code != ErrorCode::WorkerError && code != ErrorCode::InvalidRequest) {
+  // A worker may say only that its own code failed, that it cannot accept the inputs, or (a
+  // worker that forwards calls) what it met downstream (PROTOCOL.md §6, worker_may_send); any
+  // other code would make the caller believe the daemon, or the caller itself, was at fault.
+  if (!worker_may_send(code)) {
     auto name = error_code_name(code);
     message = name == "UNKNOWN" ? fmt::format("worker sent code {}: {}", static_cast<int>(code), message)
                                 : fmt::format("worker sent code {}: {}", name, message);
@@ -431,6 +563,7 @@ void BrokerCore::on_detach(TimePoint now, const Peer& peer, const Caller& who,
     w->state = WorkerState::Draining;
     registry_.unindex(*w);
     spdlog::info("worker {} detaching, {} request(s) to finish", w->id, w->holding.size());
+    note_unserved(now);
   }
   if (w->holding.empty()) {
     spdlog::info("worker {} detached", w->id);
@@ -482,6 +615,27 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   if (shutting_down_)
     return immediate_failure(now, peer, ev.client_request_id, ErrorCode::ShuttingDown,
                              "the daemon is shutting down");
+  const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
+  {
+    static const Outstanding kNone;
+    auto o = outstanding_.find(client_lane(peer));
+    const Outstanding& c = o == outstanding_.end() ? kNone : o->second;
+    if (config_.max_client_outstanding && c.open + c.unread >= config_.max_client_outstanding)
+      return immediate_failure(
+          now, peer, ev.client_request_id, ErrorCode::QueueFull,
+          fmt::format("this connection has {} call(s) open and {} repl(ies) unread (limit {}, "
+                      "--max-client-outstanding): read your replies",
+                      c.open, c.unread, config_.max_client_outstanding));
+    if (config_.max_client_outstanding_bytes &&
+        c.open_bytes + c.unread_bytes + bytes > config_.max_client_outstanding_bytes)
+      return immediate_failure(
+          now, peer, ev.client_request_id, ErrorCode::QueueFull,
+          fmt::format("this connection has {} KiB of open calls and unread replies; this "
+                      "request's {} KiB would pass the limit of {} KiB "
+                      "(--max-client-outstanding-bytes): read your replies",
+                      (c.open_bytes + c.unread_bytes) >> 10, (bytes + 1023) >> 10,
+                      config_.max_client_outstanding_bytes >> 10));
+  }
   if (!valid_node_name(ev.node))
     return immediate_failure(now, peer, ev.client_request_id, ErrorCode::InvalidRequest,
                              fmt::format("invalid node name '{}'", ev.node));
@@ -497,13 +651,12 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
         fmt::format("every worker serving '{}' is busy and its queue is full ({} waiting)",
                     ev.node, entry->queue.size()));
 
-  const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
-  if (config_.max_open_bytes && open_bytes_ + bytes > config_.max_open_bytes)
+  if (config_.max_open_bytes && open_bytes() + bytes > config_.max_open_bytes)
     return immediate_failure(
         now, peer, ev.client_request_id, ErrorCode::QueueFull,
         fmt::format("musterd holds {} MiB of payloads for open requests; this request's {} KiB would "
                     "pass the limit of {} MiB (--max-open-bytes)",
-                    open_bytes_ >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
+                    open_bytes() >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
 
   std::uint64_t timeout_ms = ev.timeout_ms ? ev.timeout_ms
                              : entry->spec.default_timeout_ms
@@ -527,6 +680,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.idempotent = entry->spec.idempotent;
   r.trace_id = std::move(ev.trace_id);
   by_client_.emplace(std::move(key), id);
+  count_open(r, +1);
   deadlines_.push(r.deadline, id, requests_.size(),
                   [this](std::uint64_t open) { return deadline_counts(open); });
   if (ev.want_accepted) reply_client(r, AcceptedBody{w == nullptr});
@@ -561,7 +715,7 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
 void BrokerCore::on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why,
                                        ErrorCode code) {
   spdlog::warn("refused a message on the client socket: {}", why);
-  actions_.push_back(ReplyToClient{peer, request_id, FailureBody{code, std::move(why)}});
+  actions_.push_back(ReplyToClient{peer, request_id, FailureBody{code, std::move(why)}, true});
 }
 
 // ---- time -------------------------------------------------------------------------------
@@ -607,8 +761,18 @@ void BrokerCore::check_liveness(TimePoint now) {
 }
 
 void BrokerCore::tick(TimePoint now) {
+  // The loop itself was late (the process stopped, a long fsync, a long batch): no worker
+  // could answer pings that were not sent, and their answers may still wait unread. Every
+  // worker gets a fresh liveness window instead of being judged on the daemon's silence.
+  if (auto late = now - next_wakeup(); late > config_.ping_interval) {
+    spdlog::warn("musterd's loop was {} ms late: every worker gets a fresh liveness window",
+                 std::chrono::duration_cast<Millis>(late).count());
+    for (auto& [id, w] : registry_.workers()) const_cast<WorkerEntry&>(w).last_heard = now;
+  }
   expire(now);
+  fail_unserved(now);
   if (now >= next_ping_at_) {
+    remember_ping(broadcast_seqs_, next_ping_seq_);
     actions_.push_back(SendPing{"", next_ping_seq_++});
     next_ping_at_ = now + config_.ping_interval;
     check_liveness(now);
@@ -619,6 +783,7 @@ void BrokerCore::tick(TimePoint now) {
       if (w.state != WorkerState::Confirming) continue;
       auto& entry = const_cast<WorkerEntry&>(w);
       if (now >= entry.next_confirm_ping) {
+        remember_ping(entry.confirm_seqs, next_ping_seq_);
         actions_.push_back(SendPing{id, next_ping_seq_++});
         entry.next_confirm_ping = now + config_.confirm_interval;
       }
@@ -632,6 +797,7 @@ TimePoint BrokerCore::next_wakeup() const {
   TimePoint t = std::min(next_ping_at_, next_confirm_at_);
   if (!deadlines_.empty()) t = std::min(t, deadlines_.front().first);
   if (shutting_down_ && !finished_) t = std::min(t, shutdown_deadline_);
+  for (auto& [key, at] : unserved_) t = std::min(t, at);
   return t;
 }
 

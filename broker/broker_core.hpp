@@ -1,7 +1,8 @@
 // broker_core.hpp — the broker's rules as a state machine: events and a clock in, actions out.
 // Owns: requests (queued, dispatched, orphaned), per-node FIFO queues and their bound,
 // deadlines, heartbeats and liveness, the slow-joiner confirmation, silent-loss re-sends,
-// worker death (re-queue or WorkerLost), cancel, late results, shutdown.
+// worker death (re-queue or WorkerLost), cancel, late results, shutdown, and the limits that
+// keep one peer from taking the daemon (docs/PROTOCOL.md §10, docs/RELIABILITY.md).
 // Must never: touch a socket, read a clock, or block. Every guarantee of DESIGN.md is
 // decided here and is unit-testable (tests/unit/broker_core_test.cpp).
 //
@@ -12,6 +13,7 @@
 
 #include <array>
 #include <deque>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,6 +39,23 @@ struct CoreConfig {
   Millis default_timeout{30000};
   Millis confirm_interval{100};        // re-send of the confirming ping
   Millis shutdown_grace{5000};
+  // When the last worker of a node goes, requests queued for it wait this long for a worker
+  // of the node to attach, then end NO_WORKER (0: at once).
+  Millis no_worker_grace{2000};
+  // Re-sends of one request to a worker whose pongs keep missing it (silent loss); one more
+  // miss and the request is treated as lost with its worker (re-queued if idempotent with
+  // attempts left, else WORKER_LOST).
+  std::uint32_t max_resends = 3;
+  // What one client connection may have outstanding: open requests plus replies musterd
+  // holds for it because it does not read them (by count and by payload bytes). A Submit
+  // beyond either gets QUEUE_FULL at once. 0 = no limit.
+  std::size_t max_client_outstanding = 10000;
+  std::uint64_t max_client_outstanding_bytes = 256ull << 20;
+  // Bounds on one Attach and on the workers of one identity (Rejected{InvalidRequest}); the
+  // node count of an Attach is bounded before decoding (inbound.hpp, --max-attach-nodes).
+  // Spec bytes: the size of the node specs as JSON, as every client's listing carries them.
+  std::uint64_t max_attach_spec_bytes = 1ull << 20;
+  std::size_t max_workers_per_identity = 256;
   std::string instance = "instance";
   std::string version = "0.0.0";
 };
@@ -88,6 +107,13 @@ class BrokerCore {
   void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id);
   void on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why,
                              ErrorCode code = ErrorCode::BadMessage);
+  // The socket loop holds `replies` replies (`bytes` bytes) for this connection that its
+  // client has not read yet (the ClientOutbox); they count against the connection's
+  // max_client_outstanding. Reported whenever the figure changes; 0 when it drains or the
+  // connection is gone.
+  void on_client_backlog(const std::string& connection, std::size_t replies, std::uint64_t bytes);
+  // The key of a client connection (for on_client_backlog and the socket loop's outbox).
+  static std::string connection_key(const Peer& peer) { return client_lane(peer); }
 
   // ---- identity changes ----
   // The identity was revoked: its workers leave the registry at once (death rules apply) and
@@ -113,7 +139,11 @@ class BrokerCore {
   const CoreConfig& config() const { return config_; }
   const Registry& registry() const { return registry_; }
   std::size_t open_requests() const { return requests_.size(); }
-  std::uint64_t open_bytes() const { return open_bytes_; }  // counted against max_open_bytes
+  // Counted against max_open_bytes: each open request's payload, once more for each re-send
+  // after a silent loss (the re-sent copy may wait in libzmq's queue to the worker).
+  std::uint64_t open_bytes() const { return open_bytes_ + open_resent_bytes_; }
+  std::uint64_t open_resent_bytes() const { return open_resent_bytes_; }  // of open requests
+  std::uint64_t resent_bytes() const { return resent_bytes_; }  // in all, since start
 
  private:
   enum class RequestState { Queued, Dispatched, Orphaned };
@@ -133,6 +163,12 @@ class BrokerCore {
       return *this;
     }
     ~HeldBytes() { release(); }
+    bool empty() const { return total_ == nullptr; }
+    void add(std::uint64_t more) {
+      if (!total_) return;
+      *total_ += more;
+      n_ += more;
+    }
 
    private:
     void release() {
@@ -154,12 +190,14 @@ class BrokerCore {
     std::shared_ptr<const void> payload_owner;  // keeps `inputs` and `parameters` alive
     std::span<const std::uint8_t> inputs, parameters;
     HeldBytes held;
+    HeldBytes resent_held;           // once more per re-send after a silent loss
     TimePoint submitted{}, deadline{};
     std::string trace_id;            // empty: the default, "<instance>-<id>"
     std::string worker_id;
     std::uint64_t dispatch_seq = 0;  // the first ping seq published after the last send
     std::uint32_t attempts = 0;      // dispatches so far (re-sends after loss count too)
     std::uint32_t deaths = 0;        // workers that died holding it
+    std::uint32_t resends = 0;       // re-sends to its current worker after a silent loss
     RequestState state = RequestState::Queued;
     bool want_progress = false;
     bool payload_frames = false;     // the client takes Result outputs as a frame of their own
@@ -196,6 +234,23 @@ class BrokerCore {
   void dispatch_worker_nodes(WorkerEntry& w, TimePoint now);
   void release(WorkerEntry& w, std::uint64_t request_id, TimePoint now);
   void worker_gone(WorkerEntry& w, TimePoint now, const std::string& why);
+  // The worker `worker_id` lost request `r` (it died, or kept missing it): an idempotent
+  // request with attempts left goes back to the front of its node's queue (true), any other
+  // ends WORKER_LOST and is erased (false). The caller takes it off the worker.
+  bool lose_request(std::uint64_t id, const std::string& worker_id, const std::string& why,
+                    TimePoint now);
+  // Requests queued for nodes whose last worker left: NO_WORKER after no_worker_grace.
+  void note_unserved(TimePoint now);
+  void fail_unserved(TimePoint now);
+  // Whether a ping with this seq was published where `w` listens: a broadcast ping still
+  // remembered, or one of its confirming pings.
+  bool ping_sent_to(const WorkerEntry& w, std::uint64_t seq) const;
+  // Open requests and unread replies of one client connection (max_client_outstanding).
+  struct Outstanding {
+    std::size_t open = 0, unread = 0;
+    std::uint64_t open_bytes = 0, unread_bytes = 0;
+  };
+  void count_open(const Request& r, int delta);
   void remove_from_queue(Request& r);
   void expire(TimePoint now);
   void check_liveness(TimePoint now);
@@ -219,6 +274,11 @@ class BrokerCore {
   std::vector<Action> actions_;
 
   std::uint64_t open_bytes_ = 0;  // payload bytes of open requests (HeldBytes)
+  std::uint64_t open_resent_bytes_ = 0;  // re-sent copies of open requests (HeldBytes)
+  std::uint64_t resent_bytes_ = 0;
+  std::map<NodeKey, TimePoint> unserved_;  // node -> when its queued requests get NO_WORKER
+  std::deque<std::uint64_t> broadcast_seqs_;  // the newest broadcast pings, oldest first
+  std::unordered_map<std::string, Outstanding> outstanding_;  // by connection key
   std::uint64_t next_request_id_ = 1;
   std::uint64_t next_ping_seq_ = 1;
   TimePoint next_ping_at_{};

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <optional>
+#include <thread>
 #include <random>
 #include <tuple>
 
@@ -17,6 +18,7 @@
 #include "muster/runtime_dir.hpp"
 #include "muster/zap_policy.hpp"
 #include "admin.hpp"
+#include "client_outbox.hpp"
 #include "inbound.hpp"
 #include "security.hpp"
 #include "zap_handler.hpp"
@@ -60,6 +62,38 @@ zmq::message_t frame_of(const Payload& p) {
       [](void*, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); }, keep);
 }
 
+// One reply to a client, as the outbox keeps it until libzmq takes it.
+struct ClientFrames {
+  Peer peer;
+  std::array<zmq::message_t, 2> frames;  // [payload frame]? message
+  std::size_t count = 0;
+};
+
+// Sends one reply without blocking: Full when the connection's pipe is at its high-water mark
+// (EAGAIN; nothing is taken and `m` stays whole), Gone when the peer is not connected
+// (EHOSTUNREACH with ROUTER_MANDATORY).
+SendOutcome send_client_frames(zmq::socket_t& socket, ClientFrames& m) {
+  try {
+    if (!socket.send(zmq::buffer(m.peer.routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+      return SendOutcome::Full;
+    // Once the first frame is taken, libzmq takes the rest of the message whole.
+    if (m.peer.delimiter) socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+    for (std::size_t i = 0; i + 1 < m.count; ++i) socket.send(std::move(m.frames[i]), zmq::send_flags::sndmore);
+    socket.send(std::move(m.frames[m.count - 1]), zmq::send_flags::dontwait);
+    return SendOutcome::Sent;
+  } catch (const zmq::error_t&) {
+    return SendOutcome::Gone;
+  }
+}
+
+// The socket loop's budget per socket per turn: at most this many messages and this much time
+// (one message may overrun it), so one peer's expensive messages (a big Attach) cannot keep
+// the loop from reading the other sockets (docs/RELIABILITY.md, "attach-storm").
+constexpr int kBatch = 256;
+constexpr auto kSocketBudget = std::chrono::milliseconds(4);
+// While replies wait in an outbox, the loop wakes at least this often to retry them.
+constexpr auto kOutboxRetry = std::chrono::milliseconds(5);
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -73,9 +107,13 @@ struct Daemon::Impl {
   std::optional<zmq::socket_t> enroll;   // ROUTER
   BrokerCore core;
   std::uint64_t unroutable = 0;
+  // Client replies libzmq could not take yet (a client not reading), per connection, in order.
+  ClientOutbox<ClientFrames> outbox;
+  std::uint64_t dropped_refusals_logged = 0;
+  TimePoint dropped_logged_at{};
 
   explicit Impl(DaemonOptions o)
-      : opt(std::move(o)), core(opt.core, Clock::now()) {}
+      : opt(std::move(o)), core(opt.core, Clock::now()), outbox(2 * opt.core.max_client_outstanding) {}
 
   bool curve_for(const std::string& ep) const { return is_tcp(ep) && !opt.insecure; }
 
@@ -203,21 +241,48 @@ struct Daemon::Impl {
   }
 
   // `payload`, if given, is the frame the reply refers to (Result.outputs_in_frame).
+  // Replies go out through the outbox: sent at once when the client's pipe has room, else
+  // kept in order and retried (a request's replies are never dropped while its client is
+  // connected; `kind` says what else may be, docs/PROTOCOL.md §10).
   void send_reply(const Peer& peer, std::uint64_t rid, flatbuffers::FlatBufferBuilder& fbb,
                   wire::ReplyBody type, flatbuffers::Offset<void> body,
-                  std::optional<zmq::message_t> payload = std::nullopt) {
+                  std::optional<zmq::message_t> payload = std::nullopt,
+                  ReplyKind kind = ReplyKind::NoRequest) {
     wire::ClientReplyBuilder b(fbb);
     b.add_request_id(rid);
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::ClientReplyIdentifier());
-    std::array<zmq::message_t, 2> frames;
-    std::size_t n = 0;
-    if (payload) frames[n++] = std::move(*payload);
-    frames[n++] = message_of(fbb);
-    if (!send_router(clients.at(peer.via), peer, std::span<zmq::message_t>(frames.data(), n))) {
+    ClientFrames m{peer, {}, 0};
+    if (payload) m.frames[m.count++] = std::move(*payload);
+    m.frames[m.count++] = message_of(fbb);
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < m.count; ++i) bytes += m.frames[i].size();
+    outbox.deliver(BrokerCore::connection_key(peer), std::move(m), bytes, kind,
+                   [&](ClientFrames& f) { return send_to_client(f); });
+  }
+
+  SendOutcome send_to_client(ClientFrames& f) {
+    auto outcome = send_client_frames(clients.at(f.peer.via), f);
+    if (outcome == SendOutcome::Gone) {
       ++unroutable;
-      spdlog::warn("reply {} to a client that is gone (or not reading) was dropped", rid);
+      spdlog::debug("a reply to a client that is gone was discarded");
+    }
+    return outcome;
+  }
+
+  // Tells the core how much waits unread for each connection whose outbox changed, and logs
+  // (at most once a second) refusals dropped because their client reads nothing.
+  void report_outbox(TimePoint now) {
+    for (auto& key : outbox.take_changed())
+      core.on_client_backlog(key, outbox.pending(key), outbox.pending_bytes(key));
+    auto dropped = outbox.counts().dropped_refusals;
+    if (dropped != dropped_refusals_logged && now - dropped_logged_at >= std::chrono::seconds(1)) {
+      spdlog::warn("{} refusal(s) of submits beyond a connection's --max-client-outstanding were "
+                   "dropped: that client reads none of its replies ({} in all)",
+                   dropped - dropped_refusals_logged, dropped);
+      dropped_refusals_logged = dropped;
+      dropped_logged_at = now;
     }
   }
 
@@ -378,7 +443,7 @@ struct Daemon::Impl {
         rb.add_request_id(a.request_id);
         rb.add_outputs_in_frame(true);
         return send_reply(a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
-                          frame_of(r->outputs));
+                          frame_of(r->outputs), ReplyKind::OfRequest);
       }
       fbb = flatbuffers::FlatBufferBuilder(r->outputs.bytes.size() + 128);
       auto outputs = payload_vector(fbb, r->outputs);
@@ -392,7 +457,10 @@ struct Daemon::Impl {
       type = wire::ReplyBody::Failure;
       body = wire::CreateFailureDirect(fbb, a.request_id, f.code, f.message.c_str()).Union();
     }
-    send_reply(a.peer, a.request_id, fbb, type, body);
+    send_reply(a.peer, a.request_id, fbb, type, body, std::nullopt,
+               std::holds_alternative<ProgressBody>(a.body) ? ReplyKind::Progress
+               : a.refusal                                  ? ReplyKind::NoRequest
+                                                            : ReplyKind::OfRequest);
   }
 
   void send_work(const SendWorkRequest& a) {
@@ -419,6 +487,8 @@ struct Daemon::Impl {
   }
 
   void flush() {
+    // What waited comes first: a connection's replies keep their order.
+    if (!outbox.empty()) outbox.retry([&](ClientFrames& f) { return send_to_client(f); });
     auto& actions = core.actions();
     for (auto& action : actions) {
       std::visit(
@@ -444,6 +514,7 @@ struct Daemon::Impl {
           action);
     }
     actions.clear();
+    report_outbox(Clock::now());
   }
 
   int run(SignalPipe& signals) {
@@ -458,17 +529,29 @@ struct Daemon::Impl {
     if (zap) items.push_back({zap->socket().handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, signals.fd(), ZMQ_POLLIN, 0});
     RouterMessage msg;
-    constexpr int kBatch = 256;  // messages per socket per turn, so none starves the others
     while (!core.finished()) {
       auto now = Clock::now();
       auto wake = core.next_wakeup();
       auto wait = wake <= now ? Millis(0)
                               : std::min(Millis(1000), std::chrono::ceil<Millis>(wake - now));
+      if (!outbox.empty()) wait = std::min<Millis>(wait, kOutboxRetry);
       try {
         zmq::poll(items.data(), items.size(), wait);
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
+      // Woken much later than asked (the process was stopped, a slow fsync): first read all
+      // that waits (pongs and results sent meanwhile), then let the core judge liveness.
+      const bool late = Clock::now() - (now + wait) > core.config().ping_interval;
+      auto read = [&](zmq::socket_t& socket, std::size_t via, auto&& handle) {
+        const auto until = Clock::now() + kSocketBudget;
+        for (int n = 0; (late ? n < 1'000'000 : n < kBatch && Clock::now() < until) &&
+                        recv_router(socket, msg);
+             ++n) {
+          msg.peer.via = static_cast<std::uint8_t>(via);
+          handle(msg);
+        }
+      };
       if (items.back().revents & ZMQ_POLLIN) signals.drain();
       if (signals.triggered() && !core.shutting_down()) {
         spdlog::info("signal {} received: shutting down", signals.last_signal());
@@ -476,22 +559,20 @@ struct Daemon::Impl {
       }
       if (zap) zap->serve();
       for (std::size_t i = 0; i < responses.size(); ++i)
-        for (int n = 0; n < kBatch && recv_router(responses[i], msg); ++n) {
-          msg.peer.via = static_cast<std::uint8_t>(i);
-          on_worker_message(msg);
-        }
+        read(responses[i], i, [&](RouterMessage& m) { on_worker_message(m); });
       for (std::size_t i = 0; i < clients.size(); ++i)
-        for (int n = 0; n < kBatch && recv_router(clients[i], msg); ++n) {
-          msg.peer.via = static_cast<std::uint8_t>(i);
-          on_client_message(msg);
-        }
-      if (enroll)
-        for (int n = 0; n < kBatch && recv_router(*enroll, msg); ++n) on_enroll_message(msg);
+        read(clients[i], i, [&](RouterMessage& m) { on_client_message(m); });
+      if (enroll) read(*enroll, 0, [&](RouterMessage& m) { on_enroll_message(m); });
       now = Clock::now();
       if (now >= core.next_wakeup() || core.shutting_down()) core.tick(now);
       flush();
     }
     flush();
+    // Replies still waiting for slow readers get a bounded chance to go out before exit.
+    for (auto until = Clock::now() + opt.core.shutdown_grace; !outbox.empty() && Clock::now() < until;) {
+      std::this_thread::sleep_for(kOutboxRetry);
+      flush();
+    }
     spdlog::info("musterd stopped: every request got its terminal reply");
     return 0;
   }

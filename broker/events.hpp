@@ -146,6 +146,11 @@ struct ReplyToClient {
   Peer peer;
   std::uint64_t request_id = 0;
   std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body;
+  // Answers a message that opened no request (a Submit refused at once, a bad message): the
+  // socket loop may drop it when the client has not read what it already holds (the
+  // outbox's hard cap, docs/PROTOCOL.md §10). Every other reply is delivered while the
+  // client is connected.
+  bool refusal = false;
 };
 
 using Action = std::variant<SendWorkRequest, SendAbort, SendPing, ReplyToWorker, ReplyToClient>;

@@ -73,9 +73,34 @@ int main(int argc, char** argv) {
   app.add_option("--max-attach-nodes", opt.max_attach_nodes,
                  "Nodes one worker may declare in its Attach (more is refused, unread)")
       ->capture_default_str()->check(CLI::Range(1, 1000000));
+  // Reliability limits (docs/PROTOCOL.md §10, docs/RELIABILITY.md).
+  std::uint64_t no_worker_grace_ms = 2000;
+  app.add_option("--no-worker-grace-ms", no_worker_grace_ms,
+                 "When the last worker of a node goes, how long its queued requests wait for a "
+                 "worker of the node to attach before they end NO_WORKER; 0 = at once")
+      ->capture_default_str()->check(CLI::Range(0, 3600000));
+  app.add_option("--max-resends", opt.core.max_resends,
+                 "Re-sends of a request its worker's pongs keep missing (at most one per ping); "
+                 "then it is lost with that worker (re-queued if idempotent, else WORKER_LOST)")
+      ->capture_default_str()->check(CLI::Range(0, 100));
+  app.add_option("--max-client-outstanding", opt.core.max_client_outstanding,
+                 "Calls one client connection may have open plus replies it has not read; "
+                 "beyond it a Submit gets QUEUE_FULL at once; 0 = no limit")
+      ->capture_default_str()->check(CLI::Range(0, 10000000));
+  app.add_option("--max-client-outstanding-bytes", opt.core.max_client_outstanding_bytes,
+                 "The same bound in payload bytes (inputs of open calls, unread replies); 0 = no limit")
+      ->capture_default_str();
+  app.add_option("--max-attach-spec-bytes", opt.core.max_attach_spec_bytes,
+                 "Bytes the node specs of one Attach may take as JSON; 0 = no limit")
+      ->capture_default_str();
+  app.add_option("--max-workers-per-identity", opt.core.max_workers_per_identity,
+                 "Worker ids one identity may have attached at once (the ipc owner is one "
+                 "identity); 0 = no limit")
+      ->capture_default_str()->check(CLI::Range(0, 10000000));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
 
   opt.request_addresses = {request_address};
   opt.response_addresses = {response_address};
@@ -97,7 +122,6 @@ int main(int argc, char** argv) {
     muster::setup_logging(log_level, "musterd");
     muster::reuse_memory_for_large_messages();
     muster::use_one_malloc_arena();  // before the Daemon's sockets start libzmq's I/O thread
-    muster::ensure_private_dir(opt.data_dir);
     muster::SignalPipe signals;
     muster::broker::Daemon daemon(std::move(opt));
     return daemon.run(signals);

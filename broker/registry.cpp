@@ -23,6 +23,7 @@ WorkerEntry* Registry::find(const std::string& worker_id) {
 
 WorkerEntry& Registry::add(WorkerEntry entry) {
   auto [it, inserted] = workers_.emplace(entry.id, std::move(entry));
+  if (inserted) ++per_identity_[it->second.owner.identity];
   index(it->second);
   return it->second;
 }
@@ -49,7 +50,9 @@ void Registry::unindex(WorkerEntry& w) {
     auto it = nodes_.find(key);
     if (it == nodes_.end()) continue;
     auto& ws = it->second.workers;
+    auto before = ws.size();
     ws.erase(std::remove(ws.begin(), ws.end(), &w), ws.end());
+    if (before && ws.empty() && !it->second.queue.empty()) unserved_.push_back(key);
     drop_if_unused(key);
   }
 }
@@ -65,7 +68,14 @@ void Registry::remove(const std::string& worker_id) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return;
   unindex(it->second);
+  auto count = per_identity_.find(it->second.owner.identity);
+  if (count != per_identity_.end() && --count->second == 0) per_identity_.erase(count);
   workers_.erase(it);
+}
+
+std::size_t Registry::workers_of(const std::string& identity) const {
+  auto it = per_identity_.find(identity);
+  return it == per_identity_.end() ? 0 : it->second;
 }
 
 NodeEntry* Registry::node(const NodeKey& key) {

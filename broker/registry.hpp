@@ -29,7 +29,9 @@ struct WorkerEntry {
   std::vector<NodeSpec> nodes;
   bool payload_frames = false;       // takes WorkRequest inputs as a frame of their own
   WorkerState state = WorkerState::Confirming;
-  std::uint64_t confirm_seq = 0;     // a Pong for a ping >= this proves the PUB path
+  // Seqs of the confirming pings sent to it since its last Attach (newest last, at most
+  // kKeptPings): only a Pong to one of these proves the PUB path reaches it.
+  std::vector<std::uint64_t> confirm_seqs;
   TimePoint attached_at{}, last_heard{}, next_confirm_ping{}, last_dispatch{};
   std::unordered_set<std::uint64_t> holding;  // request ids it has been given and not answered
 
@@ -71,10 +73,18 @@ class Registry {
   // True if some Confirming or Ready worker serves it.
   static bool served(const NodeEntry& entry) { return !entry.workers.empty(); }
 
+  // Nodes whose last worker left the index while requests were queued for them, since the
+  // last call (BrokerCore decides what happens to those requests).
+  std::vector<NodeKey> take_unserved() { return std::exchange(unserved_, {}); }
+  // Workers attached by this identity (every state).
+  std::size_t workers_of(const std::string& identity) const;
+
  private:
   void index(WorkerEntry& w);
   std::unordered_map<std::string, WorkerEntry> workers_;
   std::map<NodeKey, NodeEntry> nodes_;
+  std::vector<NodeKey> unserved_;
+  std::unordered_map<std::string, std::size_t> per_identity_;
 };
 
 }  // namespace muster::broker

@@ -25,23 +25,43 @@ const Root* with_body(const Root* root) {
   return root;
 }
 
+// PROTOCOL.md §3 rule 3: a nested Values payload starts on an 8-byte boundary of its message.
+// The Verifier checks the nested buffer's alignment relative to its own start only, so a
+// payload at offset 92 of its message verifies, and then its 8-byte scalars are read from
+// misaligned addresses (and a forwarded payload stays misaligned for the next receiver).
+bool payload_aligned(std::span<const std::uint8_t> whole, const flatbuffers::Vector<std::uint8_t>* v) {
+  return !v || (v->data() - whole.data()) % kPayloadAlignment == 0;
+}
+
 }  // namespace
 
 const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> b) {
-  return with_body(verify<wire::WorkerMessage>(b, wire::WorkerMessageIdentifier(),
+  auto* m = with_body(verify<wire::WorkerMessage>(b, wire::WorkerMessageIdentifier(),
                                      [](flatbuffers::Verifier& v) { return wire::VerifyWorkerMessageBuffer(v); }));
+  if (auto* r = m ? m->body_as_Result() : nullptr; r && !payload_aligned(b, r->outputs())) return nullptr;
+  return m;
 }
 const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> b) {
-  return with_body(verify<wire::DaemonMessage>(b, wire::DaemonMessageIdentifier(),
+  auto* m = with_body(verify<wire::DaemonMessage>(b, wire::DaemonMessageIdentifier(),
                                      [](flatbuffers::Verifier& v) { return wire::VerifyDaemonMessageBuffer(v); }));
+  if (auto* w = m ? m->body_as_WorkRequest() : nullptr;
+      w && !(payload_aligned(b, w->inputs()) && payload_aligned(b, w->parameters())))
+    return nullptr;
+  return m;
 }
 const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> b) {
-  return with_body(verify<wire::ClientMessage>(b, wire::ClientMessageIdentifier(),
+  auto* m = with_body(verify<wire::ClientMessage>(b, wire::ClientMessageIdentifier(),
                                      [](flatbuffers::Verifier& v) { return wire::VerifyClientMessageBuffer(v); }));
+  if (auto* s = m ? m->body_as_Submit() : nullptr;
+      s && !(payload_aligned(b, s->inputs()) && payload_aligned(b, s->parameters())))
+    return nullptr;
+  return m;
 }
 const wire::ClientReply* read_client_reply(std::span<const std::uint8_t> b) {
-  return with_body(verify<wire::ClientReply>(b, wire::ClientReplyIdentifier(),
+  auto* m = with_body(verify<wire::ClientReply>(b, wire::ClientReplyIdentifier(),
                                    [](flatbuffers::Verifier& v) { return wire::VerifyClientReplyBuffer(v); }));
+  if (auto* r = m ? m->body_as_Result() : nullptr; r && !payload_aligned(b, r->outputs())) return nullptr;
+  return m;
 }
 const wire::EnrollRequest* read_enroll_request(std::span<const std::uint8_t> b) {
   return verify<wire::EnrollRequest>(b, wire::EnrollRequestIdentifier(),
@@ -57,6 +77,19 @@ constexpr std::array<std::string_view, 13> kCodeNames = {
     "NONE",          "NO_WORKER",   "TIMEOUT",      "WORKER_LOST", "CANCELLED",
     "INVALID_REQUEST", "PERMISSION_DENIED", "QUEUE_FULL", "WORKER_ERROR", "BAD_MESSAGE",
     "INTERNAL",      "SHUTTING_DOWN", "UNAVAILABLE"};
+}
+
+bool worker_may_send(wire::ErrorCode code) {
+  using wire::ErrorCode;
+  switch (code) {
+    case ErrorCode::WorkerError:
+    case ErrorCode::InvalidRequest:
+    case ErrorCode::NoWorker:
+    case ErrorCode::WorkerLost:
+    case ErrorCode::Timeout:
+    case ErrorCode::ShuttingDown: return true;
+    default: return false;
+  }
 }
 
 std::string_view error_code_name(wire::ErrorCode code) {

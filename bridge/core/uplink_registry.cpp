@@ -43,7 +43,7 @@ std::vector<std::string> UplinkRegistry::update(const std::vector<RegisterReques
     if (inserted || ports_changed || !was_present[n.name]) changed.push_back(n.name);
     if (ports_changed) {
       e.rejected_until_ms = 0;  // a new declaration deserves a new try
-      e.last_ok_ms = -1;        // and registering at once
+      e.changed = true;         // and registering at once (the old registration stays answered)
     }
     e.spec = n;
     e.present = true;
@@ -61,7 +61,7 @@ std::vector<std::string> UplinkRegistry::update(const std::vector<RegisterReques
 bool UplinkRegistry::is_due(const Entry& e, std::int64_t now_ms, bool force) const {
   if (!e.present) return false;
   if (now_ms < e.rejected_until_ms) return false;
-  if (force || e.last_ok_ms < 0) return true;
+  if (force || e.last_ok_ms < 0 || e.changed) return true;
   return now_ms >= e.last_ok_ms + opt_.interval_ms;
 }
 
@@ -76,7 +76,7 @@ std::optional<std::int64_t> UplinkRegistry::next_due(std::int64_t now_ms) const 
   std::optional<std::int64_t> out;
   for (auto& [name, e] : nodes_) {
     if (!e.present) continue;
-    std::int64_t t = e.last_ok_ms < 0 ? now_ms : e.last_ok_ms + opt_.interval_ms;
+    std::int64_t t = e.last_ok_ms < 0 || e.changed ? now_ms : e.last_ok_ms + opt_.interval_ms;
     t = std::max(t, e.rejected_until_ms);
     if (!out || t < *out) out = t;
   }
@@ -90,6 +90,7 @@ bool UplinkRegistry::on_registered(const std::string& name, std::int64_t now_ms)
                it->second.ok_outputs != it->second.spec.outputs;
   it->second.last_ok_ms = now_ms;
   it->second.ok_outputs = it->second.spec.outputs;
+  it->second.changed = false;
   it->second.rejected_until_ms = 0;
   it->second.last_error.clear();
   return fresh;
@@ -107,7 +108,6 @@ std::optional<std::vector<std::string>> UplinkRegistry::outputs_for(const std::s
   if (it == nodes_.end()) return std::nullopt;
   const Entry& e = it->second;
   if (e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms) return e.ok_outputs;
-  if (e.present) return e.spec.outputs;  // e.g. the server still knows it from before a restart
   return std::nullopt;
 }
 

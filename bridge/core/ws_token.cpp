@@ -99,8 +99,10 @@ WsTokenSigner::WsTokenSigner(std::string secret) : secret_(std::move(secret)) {
 
 WsTokenSigner WsTokenSigner::random() { return WsTokenSigner(random_bytes(32)); }
 
-std::string WsTokenSigner::sign(std::string_view user, std::int64_t now_ms, std::int64_t ttl_ms) const {
-  std::string payload = fmt::format("1.{}.{}.{}", now_ms + ttl_ms, hex(random_bytes(8)), user);
+std::string WsTokenSigner::sign(std::string_view user, std::int64_t now_ms, std::int64_t ttl_ms,
+                                std::string_view node) const {
+  std::string payload =
+      fmt::format("2.{}.{}.{}.{}", now_ms + ttl_ms, hex(random_bytes(8)), base64url_encode(node), user);
   return base64url_encode(payload) + "." + base64url_encode(hmac_sha256(secret_, payload));
 }
 
@@ -118,9 +120,10 @@ std::optional<VerifiedToken> WsTokenSigner::verify(std::string_view token, std::
   std::string expected = hmac_sha256(secret_, *payload);
   if (sig->size() != expected.size() || CRYPTO_memcmp(sig->data(), expected.data(), expected.size()) != 0)
     return fail("bad signature");
-  // 1.<expiry>.<nonce>.<user>
+  // 1.<expiry>.<nonce>.<user> or 2.<expiry>.<nonce>.<base64url(node)>.<user>
   std::string_view p = *payload;
-  if (p.substr(0, 2) != "1.") return fail("malformed");
+  bool v2 = p.substr(0, 2) == "2.";
+  if (p.substr(0, 2) != "1." && !v2) return fail("malformed");
   p.remove_prefix(2);
   auto d1 = p.find('.');
   if (d1 == std::string_view::npos) return fail("malformed");
@@ -130,9 +133,19 @@ std::optional<VerifiedToken> WsTokenSigner::verify(std::string_view token, std::
   p.remove_prefix(d1 + 1);
   auto d2 = p.find('.');
   if (d2 == std::string_view::npos) return fail("malformed");
-  std::string user(p.substr(d2 + 1));
+  p.remove_prefix(d2 + 1);  // the nonce
+  std::string node;
+  if (v2) {
+    auto d3 = p.find('.');
+    if (d3 == std::string_view::npos) return fail("malformed");
+    auto decoded = base64url_decode(p.substr(0, d3));
+    if (!decoded) return fail("malformed");
+    node = std::move(*decoded);
+    p.remove_prefix(d3 + 1);
+  }
+  std::string user(p);
   if (now_ms >= expires) return fail("expired");
-  return VerifiedToken{std::move(user), expires};
+  return VerifiedToken{std::move(user), expires, std::move(node)};
 }
 
 }  // namespace muster::bridge

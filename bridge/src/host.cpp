@@ -3,11 +3,18 @@
 //
 // Threads: one Asio thread runs every socket (listeners, HTTP sessions, WebSockets, the expiry
 // sweep); the worker SDK runs its loop and `capacity` handler threads. A handler blocks while
-// its event is out on a WebSocket. Shared state (registrations, connected peers, pending
-// calls) is guarded by one mutex; sockets are only touched on the Asio thread (sends from
-// handlers are posted).
+// its event is out on a WebSocket. Shared state (registrations, connected peers and which
+// names they serve, pending calls) is guarded by one mutex; sockets are only touched on the
+// Asio thread (sends from handlers are posted).
+// Floods: a listener that cannot accept (EMFILE, ENFILE, ...) pauses with a growing delay
+// instead of retrying at once, and logs that at most once a second; each address may hold
+// `max_connections_per_ip` connections, and all together `max_connections`, by default the
+// descriptor limit less what the muster worker needs (one per handler thread, and a margin),
+// so a flood of connections cannot starve the worker of descriptors; request headers must
+// arrive within `header_timeout`.
 #include "host.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -26,6 +33,10 @@
 #include <spdlog/spdlog.h>
 
 #include "muster/bridge/api_tokens.hpp"
+#include "muster/bridge/backoff.hpp"
+#include "muster/bridge/connection_limiter.hpp"
+#include "muster/bridge/log_throttle.hpp"
+#include "muster/bridge/peer_directory.hpp"
 #include "muster/bridge/hurozo.hpp"
 #include "muster/bridge/registration_store.hpp"
 #include "muster/bridge/url.hpp"
@@ -109,6 +120,8 @@ class Peer : public std::enable_shared_from_this<Peer> {
   std::uint64_t id = 0;
   std::string user;
   std::string remote;
+  std::string token_node;  // the name whose registration issued its token ("" if unknown)
+  std::shared_ptr<ConnectionLimiter::Slot> slot;  // its place under the per-address cap
 };
 
 struct PendingCall {
@@ -116,6 +129,7 @@ struct PendingCall {
   std::string uuid, user, node;
   std::vector<std::string> outputs;
   std::set<std::uint64_t> recipients;  // peers the event went to and that are still open
+  std::set<std::uint64_t> watched;     // those of them that can answer (PeerDirectory::Route)
   State state = State::Waiting;
   Json reply_outputs;
   std::condition_variable cv;
@@ -124,7 +138,7 @@ struct PendingCall {
 struct Counters {
   std::atomic<std::uint64_t> registrations{0}, registrations_refused{0}, auth_failures{0},
       ws_opened{0}, ws_rejected{0}, events_sent{0}, replies{0}, unknown_uuid{0}, bad_json{0},
-      lost{0}, timeouts{0}, no_peer{0};
+      lost{0}, timeouts{0}, no_peer{0}, accept_failures{0}, refused_connections{0}, header_timeouts{0};
 };
 
 }  // namespace
@@ -136,8 +150,18 @@ class Host {
 
   // ---- called from sessions, on the Asio thread ----
   Response handle_api(const Request& req, bool tls);
-  // The WebSocket's user, or the refusal to send.
-  std::variant<std::string, Response> authorize_ws(const Request& req);
+  // The WebSocket's verified token, or the refusal to send.
+  std::variant<VerifiedToken, Response> authorize_ws(const Request& req);
+  // A place for a new connection from `remote` under the per-address cap, or nullptr (the
+  // refusal is counted and logged, at most once a second).
+  std::shared_ptr<ConnectionLimiter::Slot> admit_connection(const tcp::endpoint& remote);
+  // --max-connections, or the descriptor limit (raised to the hard limit first) less what the
+  // muster worker needs: one descriptor per handler thread and kDescriptorMargin.
+  std::size_t connection_budget();
+  static constexpr std::size_t kDescriptorMargin = 64;
+  std::chrono::milliseconds header_timeout() const {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(opt_.header_timeout_s * 1000.0));
+  }
   void peer_opened(const std::shared_ptr<Peer>& peer);
   void peer_closed(const std::shared_ptr<Peer>& peer);
   void peer_message(Peer& peer, const std::string& text);
@@ -164,7 +188,8 @@ class Host {
 
   std::mutex mu_;
   RegistrationStore store_;
-  std::map<std::string, std::vector<std::shared_ptr<Peer>>> peers_;  // user -> open WebSockets
+  std::unordered_map<std::uint64_t, std::shared_ptr<Peer>> peers_;  // open WebSockets by id
+  PeerDirectory directory_;  // which user each belongs to, which names each serves
   std::condition_variable peers_cv_;
   std::unordered_map<std::string, std::shared_ptr<PendingCall>> pending_;
   std::vector<NodeSpec> current_specs_;
@@ -175,6 +200,9 @@ class Host {
   std::thread worker_thread_;
   bool worker_started_ = false;
 
+  std::optional<ConnectionLimiter> limiter_;
+  std::size_t limiter_budget_ = 0;
+  LogThrottle refusal_log_;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
   net::steady_timer sweep_timer_{ioc};
   net::signal_set signals_{ioc, SIGINT, SIGTERM};
@@ -289,15 +317,16 @@ class WsSession : public Peer {
 template <class Stream>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(tcp::socket&& socket, Host& host) requires(!is_ssl_stream_v<Stream>)
-      : stream_(std::move(socket)), host_(host) { init_remote(); }
-  HttpSession(tcp::socket&& socket, ssl::context& ctx, Host& host) requires(is_ssl_stream_v<Stream>)
-      : stream_(std::move(socket), ctx), host_(host) { init_remote(); }
+  using Slot = std::shared_ptr<ConnectionLimiter::Slot>;
+  HttpSession(tcp::socket&& socket, Slot slot, Host& host) requires(!is_ssl_stream_v<Stream>)
+      : stream_(std::move(socket)), host_(host), slot_(std::move(slot)) { init_remote(); }
+  HttpSession(tcp::socket&& socket, Slot slot, ssl::context& ctx, Host& host) requires(is_ssl_stream_v<Stream>)
+      : stream_(std::move(socket), ctx), host_(host), slot_(std::move(slot)) { init_remote(); }
 
   void run() {
     auto self = this->shared_from_this();
     if constexpr (is_ssl_stream_v<Stream>) {
-      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
+      beast::get_lowest_layer(stream_).expires_after(host_.header_timeout());
       stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
         if (ec) {
           spdlog::debug("TLS handshake with {} failed: {}", self->remote_, ec.message());
@@ -317,16 +346,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     remote_ = ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
   }
 
+  // The request line and headers (also the next request on a kept-alive connection) must
+  // arrive within the header timeout; the body then has kBodyTimeout.
   void do_read() {
     parser_.emplace();
     parser_->body_limit(1024 * 1024);
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
+    beast::get_lowest_layer(stream_).expires_after(host_.header_timeout());
     auto self = this->shared_from_this();
-    http::async_read(stream_, buffer_, *parser_, [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    http::async_read_header(stream_, buffer_, *parser_, [self](beast::error_code ec, std::size_t) {
+      if (ec) return self->on_read(ec);
+      beast::get_lowest_layer(self->stream_).expires_after(kBodyTimeout);
+      http::async_read(self->stream_, self->buffer_, *self->parser_,
+                       [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    });
   }
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::end_of_stream) return do_close();
+    if (ec == beast::error::timeout) {
+      host_.counters.header_timeouts++;
+      spdlog::debug("closing the connection from {}: no complete request in time", remote_);
+      return;  // the stream closed the socket
+    }
     if (ec) {
       if (ec == http::error::body_limit) {
         Request req;
@@ -337,12 +378,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     Request req = parser_->release();
     if (websocket::is_upgrade(req)) {
       auto auth = host_.authorize_ws(req);
-      if (auto* user = std::get_if<std::string>(&auth)) {
+      if (auto* token = std::get_if<VerifiedToken>(&auth)) {
         beast::get_lowest_layer(stream_).expires_never();
         auto ws = std::make_shared<WsSession<Stream>>(std::move(stream_), host_);
         ws->id = host_.next_peer_id();
-        ws->user = *user;
+        ws->user = token->user;
+        ws->token_node = token->node;
         ws->remote = remote_;
+        ws->slot = std::move(slot_);
         ws->run(std::move(req));
         return;
       }
@@ -375,39 +418,68 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
   }
 
+  static constexpr std::chrono::seconds kBodyTimeout{60};
   Stream stream_;
   Host& host_;
+  Slot slot_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_;
 };
 
-// Accepts connections and hands each to an HTTP session (plain or TLS).
+// Accepts connections and hands each to an HTTP session (plain or TLS). When accepting fails
+// (out of descriptors: EMFILE/ENFILE, or any other error) it stops accepting for a delay
+// that doubles while it keeps failing (5 ms up to 1 s) instead of retrying at once, which
+// would spin: the pending connection keeps the socket readable.
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(Host& host, std::shared_ptr<tcp::acceptor> acc, bool tls) : host_(host), acc_(std::move(acc)), tls_(tls) {}
+  Listener(Host& host, std::shared_ptr<tcp::acceptor> acc, bool tls)
+      : host_(host), acc_(std::move(acc)), tls_(tls), pause_(host.ioc) {}
   void accept() {
     auto self = shared_from_this();
     acc_->async_accept(host_.ioc, [self](beast::error_code ec, tcp::socket socket) {
-      if (ec) {
-        if (ec == net::error::operation_aborted || !self->acc_->is_open()) return;
-        spdlog::warn("accept failed: {}", ec.message());
-      } else {
-        socket.set_option(tcp::no_delay(true), ec);
-        if (self->tls_)
-          std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *self->host_.server_tls,
-                                                                             self->host_)->run();
-        else
-          std::make_shared<HttpSession<beast::tcp_stream>>(std::move(socket), self->host_)->run();
+      if (ec) return self->on_accept_failed(ec);
+      self->backoff_.reset();
+      beast::error_code ignored;
+      auto remote = socket.remote_endpoint(ignored);
+      if (ignored) {  // reset by the peer already
+        self->accept();
+        return;
       }
+      if (auto slot = self->host_.admit_connection(remote)) {
+        socket.set_option(tcp::no_delay(true), ignored);
+        if (self->tls_)
+          std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), std::move(slot),
+                                                                             *self->host_.server_tls, self->host_)->run();
+        else
+          std::make_shared<HttpSession<beast::tcp_stream>>(std::move(socket), std::move(slot), self->host_)->run();
+      }  // else the socket closes here
       self->accept();
     });
   }
 
  private:
+  void on_accept_failed(beast::error_code ec) {
+    if (ec == net::error::operation_aborted || !acc_->is_open()) return;
+    host_.counters.accept_failures++;
+    auto delay = backoff_.next();
+    std::uint64_t held = 0;
+    if (failure_log_.admit(steady_ms(), &held))
+      spdlog::warn("accept failed: {}; not accepting for {} ms{}", ec.message(), delay.count(),
+                   held ? fmt::format(" ({} more failure(s) since the last report)", held) : "");
+    auto self = shared_from_this();
+    pause_.expires_after(delay);
+    pause_.async_wait([self](beast::error_code ec) {
+      if (!ec && self->acc_->is_open()) self->accept();
+    });
+  }
+
   Host& host_;
   std::shared_ptr<tcp::acceptor> acc_;
   bool tls_;
+  net::steady_timer pause_;
+  Backoff backoff_{std::chrono::milliseconds(5), std::chrono::milliseconds(1000)};
+  LogThrottle failure_log_;
 };
 
 }  // namespace
@@ -429,6 +501,9 @@ Host::Host(HostOptions o) : opt_(std::move(o)), store_(to_ms(opt_.registration_t
     throw std::invalid_argument("--tls-listen needs --tls-cert and --tls-key");
   }
   if (opt_.listen.empty() && opt_.tls_listen.empty()) throw std::invalid_argument("nothing to listen on");
+  if (!(opt_.header_timeout_s > 0)) throw std::invalid_argument("--header-timeout must be positive");
+  limiter_budget_ = connection_budget();
+  limiter_.emplace(opt_.max_connections_per_ip, limiter_budget_);
   opt_.worker.handle_signals = false;
   worker_ = std::make_unique<Worker>(opt_.worker);
 }
@@ -445,6 +520,45 @@ void Host::start_listener(const std::string& address, bool tls) {
   spdlog::info("listening on {}://{}:{}", tls ? "https" : "http", bound.address().to_string(), bound.port());
   acceptors_.push_back(acc);
   std::make_shared<Listener>(*this, acc, tls)->accept();
+}
+
+std::size_t Host::connection_budget() {
+  if (opt_.max_connections != 0) return opt_.max_connections;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  rlim_t want = std::min<rlim_t>(lim.rlim_max, 65536);
+  if (lim.rlim_cur < want) {
+    rlimit raised = lim;
+    raised.rlim_cur = want;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  std::size_t reserve = opt_.worker.capacity + kDescriptorMargin;
+  std::size_t limit = lim.rlim_cur == RLIM_INFINITY ? 65536 : static_cast<std::size_t>(lim.rlim_cur);
+  if (limit < reserve + 16) {
+    spdlog::warn("the descriptor limit ({}) is too low for --capacity {}: the muster worker needs about {}; "
+                 "raise `ulimit -n` or lower --capacity. Allowing 16 connections",
+                 limit, opt_.worker.capacity, reserve);
+    return 16;
+  }
+  return limit - reserve;
+}
+
+std::shared_ptr<ConnectionLimiter::Slot> Host::admit_connection(const tcp::endpoint& remote) {
+  std::string address = remote.address().to_string();
+  ConnectionLimiter::Refusal why;
+  auto slot = limiter_->acquire(address, &why);
+  if (slot) return slot;
+  counters.refused_connections++;
+  std::uint64_t held = 0;
+  if (!refusal_log_.admit(steady_ms(), &held)) return nullptr;
+  std::string more = held ? fmt::format(" ({} more refusal(s) since the last report)", held) : "";
+  if (why == ConnectionLimiter::Refusal::PerKey)
+    spdlog::warn("refused a connection from {}: it has {} open (--max-connections-per-ip){}", address,
+                 limiter_->open(address), more);
+  else
+    spdlog::warn("refused a connection from {}: {} connections are open in all (--max-connections){}", address,
+                 limiter_->open_total(), more);
+  return nullptr;
 }
 
 std::string Host::websocket_url_for(const Request& req, bool tls) const {
@@ -498,15 +612,20 @@ Response Host::register_node(const Request& req, bool tls) {
   {
     std::lock_guard lock(mu_);
     reg = store_.upsert(auth.user, r.name, r.inputs, r.outputs, steady_ms());
+    directory_.registered(auth.user, r.name);
     update_nodes_locked();
   }
+  peers_cv_.notify_all();  // a call waiting for a worker of this name may go now
   counters.registrations++;
   if (reg.created_ms == reg.refreshed_ms)
     spdlog::info("registered remote node '{}' for {} (inputs [{}], outputs [{}])", reg.name, reg.user,
                  fmt::join(reg.inputs, ", "), fmt::join(reg.outputs, ", "));
   else
     spdlog::debug("refreshed remote node '{}' for {}", reg.name, reg.user);
-  std::string token = signer_->sign(auth.user, wall_ms(), to_ms(opt_.ws_token_ttl_s));
+  // The token names the node (when it can be a muster node at all), so the WebSocket opened
+  // with it is known to serve that node (PeerDirectory).
+  std::string token = signer_->sign(auth.user, wall_ms(), to_ms(opt_.ws_token_ttl_s),
+                                    valid_node_name(reg.name) ? std::string_view(reg.name) : std::string_view());
   return json_response(req, http::status::ok, register_response(reg, websocket_url_for(req, tls), token));
 }
 
@@ -524,7 +643,7 @@ Response Host::list_nodes(const Request& req) {
   return json_response(req, http::status::ok, list_response(regs));
 }
 
-std::variant<std::string, Response> Host::authorize_ws(const Request& req) {
+std::variant<VerifiedToken, Response> Host::authorize_ws(const Request& req) {
   std::string_view path = target_path(req.target());
   if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   if (path != "/ws") return json_response(req, http::status::not_found, error_body("Not found"));
@@ -540,28 +659,35 @@ std::variant<std::string, Response> Host::authorize_ws(const Request& req) {
     spdlog::info("WebSocket refused: token {}", why);
     return json_response(req, http::status::unauthorized, error_body("Invalid authentication token"));
   }
-  return verified->user;
+  return std::move(*verified);
 }
 
 void Host::peer_opened(const std::shared_ptr<Peer>& peer) {
   counters.ws_opened++;
   {
     std::lock_guard lock(mu_);
-    peers_[peer->user].push_back(peer);
+    peers_[peer->id] = peer;
+    directory_.opened(peer->id, peer->user, peer->token_node);
   }
   peers_cv_.notify_all();
-  spdlog::info("WebSocket #{} of {} connected from {}", peer->id, peer->user, peer->remote);
+  if (peer->token_node.empty())
+    spdlog::info("WebSocket #{} of {} connected from {}", peer->id, peer->user, peer->remote);
+  else
+    spdlog::info("WebSocket #{} of {} connected from {} (token of '{}')", peer->id, peer->user, peer->remote,
+                 peer->token_node);
 }
 
 void Host::peer_closed(const std::shared_ptr<Peer>& peer) {
   std::lock_guard lock(mu_);
-  auto it = peers_.find(peer->user);
-  if (it != peers_.end()) {
-    std::erase(it->second, peer);
-    if (it->second.empty()) peers_.erase(it);
-  }
+  if (!peers_.erase(peer->id)) return;
+  auto orphans = directory_.closed(peer->id);
+  if (!orphans.empty())
+    spdlog::warn("WebSocket #{} of {} served [{}]; no other connection of {} serves {}: calls get NO_WORKER "
+                 "until a worker of it connects or registers it again", peer->id, peer->user,
+                 fmt::join(orphans, ", "), peer->user, orphans.size() == 1 ? "it" : "them");
   for (auto& [uuid, call] : pending_) {
-    if (call->recipients.erase(peer->id) && call->recipients.empty() && call->state == PendingCall::State::Waiting) {
+    call->recipients.erase(peer->id);
+    if (call->watched.erase(peer->id) && call->watched.empty() && call->state == PendingCall::State::Waiting) {
       call->state = PendingCall::State::Lost;
       call->cv.notify_all();
     }
@@ -590,6 +716,7 @@ void Host::peer_message(Peer& peer, const std::string& text) {
   auto& call = *it->second;
   if (!reply.node.empty() && reply.node != call.node)
     spdlog::debug("reply {} names node '{}' but answers '{}'", reply.uuid, reply.node, call.node);
+  directory_.answered(peer.id, call.node);
   call.reply_outputs = std::move(reply.outputs);
   call.state = PendingCall::State::Replied;
   call.cv.notify_all();
@@ -644,7 +771,10 @@ void Host::sweep() {
   {
     std::lock_guard lock(mu_);
     auto gone = store_.expire(steady_ms());
-    for (auto& r : gone) spdlog::info("registration of remote node '{}' for {} expired", r.name, r.user);
+    for (auto& r : gone) {
+      spdlog::info("registration of remote node '{}' for {} expired", r.name, r.user);
+      directory_.expired(r.user, r.name);
+    }
     if (!gone.empty()) update_nodes_locked();
   }
   sweep_timer_.expires_after(std::chrono::milliseconds(std::clamp<std::int64_t>(store_.ttl_ms() / 10, 50, 1000)));
@@ -658,22 +788,33 @@ Map Host::call(Context& ctx, const std::string& node) {
   auto deadline = std::min(ctx.deadline(), start + std::chrono::milliseconds(to_ms(opt_.reply_timeout_s)));
   auto grace_end = start + std::chrono::milliseconds(to_ms(opt_.connect_grace_s));
   std::unique_lock lock(mu_);
-  // Pick the freshest registration of this name whose user has a WebSocket open; give a
-  // reconnecting worker `connect_grace` to come back.
+  // Pick the freshest registration of this name whose user has a WebSocket that can serve it
+  // (PeerDirectory); give a reconnecting worker `connect_grace` to come back.
   Registration chosen;
+  PeerDirectory::Route route;
   for (;;) {
     if (stopping_) throw WorkError("the bridge is shutting down", ErrorCode::ShuttingDown);
     auto regs = store_.find(node, steady_ms());
     if (regs.empty())
       throw WorkError(fmt::format("remote node '{}' is no longer registered", node), ErrorCode::NoWorker);
-    auto with_peer = std::find_if(regs.begin(), regs.end(), [&](const Registration& r) { return peers_.contains(r.user); });
-    if (with_peer != regs.end()) {
-      chosen = *with_peer;
+    auto servable = std::find_if(regs.begin(), regs.end(), [&](const Registration& r) {
+      route = directory_.route(r.user, node);
+      return route.routable();
+    });
+    if (servable != regs.end()) {
+      chosen = *servable;
       break;
     }
     if (SteadyClock::now() >= grace_end || ctx.aborted()) {
       counters.no_peer++;
-      spdlog::warn("call of '{}' failed: no WebSocket of {} is connected", node, regs.front().user);
+      const auto& user = regs.front().user;
+      if (directory_.orphaned(user, node)) {
+        spdlog::warn("call of '{}' failed: the WebSocket of {} that served it closed and no other serves it", node,
+                     user);
+        throw WorkError(fmt::format("the remote worker of '{}' disconnected and no other connection serves it", node),
+                        ErrorCode::NoWorker);
+      }
+      spdlog::warn("call of '{}' failed: no WebSocket of {} is connected", node, user);
       throw WorkError(fmt::format("no remote worker of '{}' is connected", node), ErrorCode::NoWorker);
     }
     peers_cv_.wait_for(lock, std::chrono::milliseconds(100));
@@ -685,13 +826,15 @@ Map Host::call(Context& ctx, const std::string& node) {
   call->outputs = chosen.outputs;
   auto text = std::make_shared<const std::string>(
       dump_json(event_message(RemoteEvent{node, inputs_for_event(chosen.inputs, ctx.inputs()), call->uuid})));
-  for (auto& peer : peers_[chosen.user]) {
-    call->recipients.insert(peer->id);
-    peer->send(text);
+  for (auto id : route.recipients) {
+    call->recipients.insert(id);
+    peers_.at(id)->send(text);
   }
+  call->watched.insert(route.watched().begin(), route.watched().end());
   pending_[call->uuid] = call;
   counters.events_sent++;
-  spdlog::debug("event {} for '{}' sent to {} WebSocket(s) of {}", call->uuid, node, call->recipients.size(), call->user);
+  spdlog::debug("event {} for '{}' sent to {} WebSocket(s) of {} ({} known to serve it)", call->uuid, node,
+                call->recipients.size(), call->user, route.servers.size());
   while (call->state == PendingCall::State::Waiting && !ctx.aborted() && SteadyClock::now() < deadline)
     call->cv.wait_for(lock, std::chrono::milliseconds(50));
   pending_.erase(call->uuid);
@@ -706,7 +849,8 @@ Map Host::call(Context& ctx, const std::string& node) {
     }
     case PendingCall::State::Lost:
       counters.lost++;
-      spdlog::warn("call {} of '{}' failed: the WebSocket(s) of {} closed before a reply", call->uuid, node, call->user);
+      spdlog::warn("call {} of '{}' failed: the WebSocket(s) of {} serving it closed before a reply", call->uuid, node,
+                   call->user);
       throw WorkError(fmt::format("the remote worker of '{}' disconnected before it answered", node), ErrorCode::WorkerLost);
     case PendingCall::State::ShuttingDown:
       throw WorkError("the bridge is shutting down", ErrorCode::ShuttingDown);
@@ -735,7 +879,7 @@ void Host::shutdown() {
       call->state = PendingCall::State::ShuttingDown;
       call->cv.notify_all();
     }
-    for (auto& [user, list] : peers_) peers.insert(peers.end(), list.begin(), list.end());
+    for (auto& [id, peer] : peers_) peers.push_back(peer);
   }
   peers_cv_.notify_all();
   for (auto& p : peers) p->close();
@@ -748,8 +892,11 @@ void Host::shutdown() {
 int Host::run() {
   if (!opt_.listen.empty()) start_listener(opt_.listen, false);
   if (!opt_.tls_listen.empty()) start_listener(opt_.tls_listen, true);
-  spdlog::info("host mode: registrations expire after {} s, WebSocket tokens after {} s, replies wait up to {} s",
-               opt_.registration_ttl_s, opt_.ws_token_ttl_s, opt_.reply_timeout_s);
+  spdlog::info("host mode: registrations expire after {} s, WebSocket tokens after {} s, replies wait up to {} s; "
+               "request headers within {} s; connections: {} per address, {} in all",
+               opt_.registration_ttl_s, opt_.ws_token_ttl_s, opt_.reply_timeout_s, opt_.header_timeout_s,
+               opt_.max_connections_per_ip == 0 ? std::string("any number") : std::to_string(opt_.max_connections_per_ip),
+               limiter_budget_);
   sweep();
   signals_.async_wait([this](beast::error_code ec, int sig) {
     if (!ec) shutdown();
@@ -757,9 +904,12 @@ int Host::run() {
   ioc.run();
   if (worker_thread_.joinable()) worker_thread_.join();
   spdlog::info("stopped: {} registration(s), {} event(s) sent, {} repl(ies), {} timeout(s), {} lost, "
-               "{} unknown uuid(s), {} bad JSON message(s)",
+               "{} unknown uuid(s), {} bad JSON message(s); connections: {} refused (caps), "
+               "{} without a complete request in time, {} failed accept(s)",
                counters.registrations.load(), counters.events_sent.load(), counters.replies.load(),
-               counters.timeouts.load(), counters.lost.load(), counters.unknown_uuid.load(), counters.bad_json.load());
+               counters.timeouts.load(), counters.lost.load(), counters.unknown_uuid.load(), counters.bad_json.load(),
+               counters.refused_connections.load(), counters.header_timeouts.load(),
+               counters.accept_failures.load());
   return 0;
 }
 

@@ -20,6 +20,9 @@ struct HostOptions {
   double registration_ttl_s = 600;
   double reply_timeout_s = 600;
   double connect_grace_s = 5;
+  std::size_t max_connections_per_ip = 64;  // open HTTP + WebSocket connections per address; 0: no cap
+  std::size_t max_connections = 0;          // in all; 0: the descriptor limit less what the worker needs
+  double header_timeout_s = 10;             // TLS handshake, then request line and headers
   WorkerOptions worker;
 };
 

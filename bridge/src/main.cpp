@@ -82,6 +82,16 @@ int main(int argc, char** argv) {
   hostc->add_option("--connect-grace", host.connect_grace_s,
                     "Seconds a call waits for a registered worker's WebSocket to (re)connect")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  hostc->add_option("--max-connections-per-ip", host.max_connections_per_ip,
+                    "Open connections (HTTP and WebSocket) allowed per client address; 0: no cap")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  hostc->add_option("--max-connections", host.max_connections,
+                    "Open connections allowed in all (default: the descriptor limit less --capacity and 64)")
+      ->check(CLI::NonNegativeNumber);
+  hostc->add_option("--header-timeout", host.header_timeout_s,
+                    "Seconds a connection may take to send its TLS handshake, then a request's headers "
+                    "(also the idle time allowed between requests on a kept-alive connection)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   hostc->add_option("--capacity", host.worker.capacity, "Calls served at once")->capture_default_str()
       ->check(CLI::Range(1, 100000));
   hostc->add_option("--worker-id", host.worker.worker_id, "muster worker id (default: <hostname>-<pid>)");

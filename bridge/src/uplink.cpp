@@ -5,6 +5,11 @@
 // once and collects the results, any number in flight), and one Asio thread for the
 // WebSocket (connect, TLS, pings, reads, a write queue, reconnects with backoff). They meet
 // through a mutex-guarded registry, a queue with an eventfd, and posts to the Asio thread.
+//
+// Stopping (SIGINT/SIGTERM): events stop being accepted; the pump cancels its open muster
+// calls and answers each (null outputs); only when those answers are queued on the
+// WebSocket (or after a bounded wait) is it closed, after its queued messages are written.
+// An answer that cannot be sent is logged as such.
 #include "uplink.hpp"
 
 #include <poll.h>
@@ -99,7 +104,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   virtual ~Connection() = default;
   virtual void start() = 0;
   virtual void send(std::shared_ptr<const std::string> text) = 0;  // Asio thread only
-  virtual void close() = 0;                                         // Asio thread only
+  // Asio thread only: a close frame after the messages already queued are written.
+  virtual void close() = 0;
+  virtual std::size_t unwritten() const = 0;  // messages queued but not yet written
   bool open = false;
   SteadyClock::time_point opened_at{};
 };
@@ -115,6 +122,8 @@ class Uplink {
   void on_message(const std::string& text);
   void on_closed(Connection* c, const std::string& why, bool refused);
   void send_reply(const std::string& uuid, std::string text);
+  // The pump answered what it could: close the WebSocket once those answers are written.
+  void finish_shutdown();
 
   net::io_context ioc{1};
   std::shared_ptr<ssl::context> tls;
@@ -158,6 +167,8 @@ class Uplink {
   std::shared_ptr<Connection> conn_;
   Backoff backoff_;
   net::steady_timer reconnect_timer_{ioc};
+  net::steady_timer shutdown_timer_{ioc};
+  bool finishing_ = false;  // the WebSocket is closing: nothing more can be sent
   std::unordered_set<std::string> in_flight_;
   std::deque<std::pair<SteadyClock::time_point, std::shared_ptr<const std::string>>> unsent_;
   std::mt19937 rng_{std::random_device{}()};
@@ -198,21 +209,23 @@ class WsConnection : public Connection {
   }
 
   void send(std::shared_ptr<const std::string> text) override {
-    if (!open) return;
+    if (!open || closing_) return;
     queue_.push_back(std::move(text));
     if (queue_.size() == 1) do_write();
   }
 
   void close() override {
-    if (closed_) return;
-    auto self = std::static_pointer_cast<WsConnection>(shared_from_this());
+    if (closed_ || closing_) return;
     if (!open) {
       beast::error_code ec;
       beast::get_lowest_layer(ws_).socket().close(ec);
       return;
     }
-    ws_.async_close(websocket::close_code::going_away, [self](beast::error_code) {});
+    closing_ = true;
+    if (queue_.empty()) send_close();  // else the last write sends it
   }
+
+  std::size_t unwritten() const override { return queue_.size(); }
 
  private:
   static websocket::stream<Stream> make_stream(Uplink& up) {
@@ -277,7 +290,13 @@ class WsConnection : public Connection {
       if (self->queue_.empty()) return;
       self->queue_.pop_front();
       if (!self->queue_.empty()) self->do_write();
+      else if (self->closing_) self->send_close();
     });
+  }
+
+  void send_close() {
+    auto self = std::static_pointer_cast<WsConnection>(shared_from_this());
+    ws_.async_close(websocket::close_code::going_away, [self](beast::error_code) {});
   }
 
   void fail(const char* what, beast::error_code ec) { finish(fmt::format("{}: {}", what, ec.message())); }
@@ -298,6 +317,7 @@ class WsConnection : public Connection {
   beast::flat_buffer buffer_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   bool closed_ = false;
+  bool closing_ = false;  // close() was called: a close frame follows the queued messages
 };
 
 }  // namespace
@@ -483,7 +503,8 @@ void Uplink::pump_loop() {
   };
   bool cancelled = false;
   SteadyClock::time_point give_up{};
-  while (!stop_ || (!open.empty() && SteadyClock::now() < give_up)) {
+  // After a stop, at least one more turn: it cancels what is open.
+  while (!stop_ || !cancelled || (!open.empty() && SteadyClock::now() < give_up)) {
     pollfd fds[2] = {{client.fd(), POLLIN, 0}, {event_fd_, POLLIN, 0}};
     ::poll(fds, 2, 50);
     if (fds[1].revents & POLLIN) {
@@ -509,6 +530,7 @@ void Uplink::pump_loop() {
         o.timeout_ms = deadline_ms;
         o.trace_id = job.uuid;
         auto id = client.submit(job.node, inputs, o);
+        spdlog::debug("event {} for '{}' submitted to musterd", job.uuid, job.node);
         open.emplace(id, std::move(job));
       } catch (const CallError& e) {
         fail(job, e.code(), e.what());
@@ -549,6 +571,10 @@ void Uplink::pump_loop() {
       give_up = SteadyClock::now() + milliseconds(2000);
     }
   }
+  if (!open.empty())
+    spdlog::warn("{} event(s) left unanswered: musterd did not confirm their cancellation in time", open.size());
+  // Every answer above was posted before this: the WebSocket closes after writing them.
+  net::post(ioc, [this] { finish_shutdown(); });
 }
 
 // ---- WebSocket side (Asio thread) -----------------------------------------------------------
@@ -638,6 +664,7 @@ void Uplink::schedule_reconnect() {
 }
 
 void Uplink::on_message(const std::string& text) {
+  if (state_ == State::Stopped) return;  // stopping: no new events
   auto parsed = parse_event(text);
   if (auto* why = std::get_if<std::string>(&parsed)) {
     if (*why == "not JSON" || *why == "not a JSON object") {
@@ -656,7 +683,7 @@ void Uplink::on_message(const std::string& text) {
   }
   if (!outputs) {
     counters.ignored++;
-    spdlog::debug("ignoring an event for '{}': not published by this uplink", ev.node);
+    spdlog::debug("ignoring event {} for '{}': not registered by this uplink", ev.uuid, ev.node);
     return;
   }
   if (!in_flight_.insert(ev.uuid).second) {
@@ -675,8 +702,12 @@ void Uplink::on_message(const std::string& text) {
 
 void Uplink::send_reply(const std::string& uuid, std::string text) {
   in_flight_.erase(uuid);
+  if (finishing_) {
+    spdlog::warn("the answer to event {} is not sent: the WebSocket is closing", uuid);
+    return;
+  }
   auto msg = std::make_shared<const std::string>(std::move(text));
-  if (state_ == State::Open && conn_ && conn_->open) {
+  if (conn_ && conn_->open && (state_ == State::Open || state_ == State::Stopped)) {
     conn_->send(msg);
     return;
   }
@@ -685,16 +716,35 @@ void Uplink::send_reply(const std::string& uuid, std::string text) {
 }
 
 void Uplink::shutdown() {
-  spdlog::info("stopping");
+  if (state_ == State::Stopped) return;
+  spdlog::info("stopping: answering the open events, then closing the WebSocket");
   state_ = State::Stopped;
   reconnect_timer_.cancel();
   stop_ = true;
   kick_cv_.notify_all();
   std::uint64_t one = 1;
   [[maybe_unused]] auto r = ::write(event_fd_, &one, sizeof one);
-  if (conn_) conn_->close();
+  // The pump posts finish_shutdown when it is done (within about 2 s); this is the backstop.
+  shutdown_timer_.expires_after(std::chrono::milliseconds(2500));
+  shutdown_timer_.async_wait([this](beast::error_code ec) {
+    if (!ec) finish_shutdown();
+  });
+}
+
+void Uplink::finish_shutdown() {
+  if (finishing_) return;
+  finishing_ = true;
+  shutdown_timer_.cancel();
+  if (!unsent_.empty())
+    spdlog::warn("{} answer(s) not sent: the WebSocket is not connected", unsent_.size());
+  if (conn_) conn_->close();  // after the answers queued on it
   auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(300));
-  timer->async_wait([this, timer](beast::error_code) { ioc.stop(); });
+  timer->async_wait([this, timer](beast::error_code) {
+    if (conn_ && conn_->unwritten() > 0)
+      spdlog::warn("{} answer(s) still unwritten when the uplink stopped (the server did not read them)",
+                   conn_->unwritten());
+    ioc.stop();
+  });
 }
 
 int Uplink::run() {

@@ -1,6 +1,7 @@
 // enrollment.cpp — the enrollment decision.
-// Must never: consume a token use unless the identity is then stored (refund on failure), or
-// count a rate-limited or internal failure against the peer.
+// Must never: consume a token use unless the identity is then stored (refund on failure),
+// count a rate-limited or internal failure against the peer, or let anything but a real first
+// enrollment clear the peer's failure record.
 #include "muster/enrollment.hpp"
 
 #include <fmt/format.h>
@@ -98,8 +99,11 @@ EnrollOutcome Enrollment::enroll(const EnrollRequestFields& req, std::string_vie
                fmt::format("enrollment failed internally: {}", e.what()));
   }
   if (limiter_) {
+    // Only a real first enrollment clears the address's record: a re-enrollment of a key that
+    // is already enrolled grants nothing new, so it neither clears nor counts (otherwise an
+    // enrolled peer could interleave one with each guess and never be slowed down).
     if (o.ok) {
-      limiter_->record_success(peer_address);
+      if (o.created) limiter_->record_success(peer_address);
     } else if (o.failure != EnrollFailure::Internal) {
       if (auto block = limiter_->record_failure(peer_address, now)) o.retry_after = block;
     }

@@ -158,6 +158,11 @@ void ensure_data_dir(const fs::path& dir) {
   }
   if (!S_ISDIR(st.st_mode))
     throw std::runtime_error(fmt::format("{} is not a directory", dir.string()));
+  if (st.st_uid != ::geteuid())
+    throw PermissionError(fmt::format(
+        "data directory {} is owned by uid {}, not by us (uid {}), so its owner could replace keys "
+        "or identities; refusing to use it. Fix: use a directory of your own (--data-dir)",
+        dir.string(), st.st_uid, ::geteuid()));
   if ((st.st_mode & 022) != 0)
     throw PermissionError(fmt::format(
         "data directory {} is writable by group or others (mode {:04o}), so they could replace "

@@ -183,7 +183,7 @@ MintedToken TokenStore::mint(const MintRequest& req, TimePoint now) {
   e.info.uses_left = req.uses;
   e.secret_hash = token_secret_hash(tok);
 
-  Entries next = entries_;
+  Entries next = pruned_copy(now);
   next.emplace(tok.id, e);
   save(next);
   entries_ = std::move(next);
@@ -267,7 +267,7 @@ TokenCheck TokenStore::consume(std::string_view token_text, TimePoint now) {
   std::lock_guard lock(mu_);
   TokenCheck r = check_locked(token_text, now);
   if (!r) return r;
-  Entries next = entries_;
+  Entries next = pruned_copy(now);  // the token itself is active, so it stays
   Entry& e = next.at(r.info->id);
   e.info.uses_left -= 1;
   e.info.last_used_at = now;
@@ -293,7 +293,8 @@ std::optional<TokenInfo> TokenStore::revoke(std::string_view id, TimePoint now) 
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
   if (it->second.info.revoked) return it->second.info;
-  Entries next = entries_;
+  Entries next = pruned_copy(now);
+  next.insert_or_assign(std::string(id), it->second);  // even if it ended long ago: now revoked
   Entry& e = next.find(id)->second;
   e.info.revoked = true;
   e.info.revoked_at = now;
@@ -322,9 +323,18 @@ std::vector<TokenInfo> TokenStore::list() const {
 
 std::size_t TokenStore::prune(TimePoint now, std::chrono::seconds keep_for) {
   std::lock_guard lock(mu_);
-  Entries next;
   std::size_t removed = 0;
-  for (const auto& [id, e] : entries_) {
+  Entries next = without_ended(entries_, now, keep_for, removed);
+  if (removed == 0) return 0;
+  save(next);
+  entries_ = std::move(next);
+  return removed;
+}
+
+TokenStore::Entries TokenStore::without_ended(const Entries& entries, TimePoint now,
+                                              std::chrono::seconds keep_for, std::size_t& removed) {
+  Entries next;
+  for (const auto& [id, e] : entries) {
     const TokenInfo& t = e.info;
     std::optional<TimePoint> ended;
     switch (t.state(now)) {
@@ -339,10 +349,15 @@ std::size_t TokenStore::prune(TimePoint now, std::chrono::seconds keep_for) {
     }
     next.emplace(id, e);
   }
-  if (removed == 0) return 0;
-  save(next);
-  entries_ = std::move(next);
-  return removed;
+  return next;
+}
+
+TokenStore::Entries TokenStore::pruned_copy(TimePoint now) const {
+  std::size_t removed = 0;
+  Entries next = without_ended(entries_, now, kTokenKeepAfterEnd, removed);
+  if (removed > 0) spdlog::info("forgot {} token(s) that ended more than {} days ago", removed,
+                                kTokenKeepAfterEnd.count() / 86400);
+  return next;
 }
 
 }  // namespace muster::keys

@@ -1,7 +1,8 @@
 """Process-level tests of muster-bridge (docs/BRIDGE.md): host mode with a Hurozo-style Python
 worker, the uplink through a host bridge (over https/wss), WebSocket token and registration
-expiry, reconnects after a host restart, 200 concurrent events, hostile WebSocket input, and
-API token checks.
+expiry, reconnects after a host restart, 200 concurrent events, hostile WebSocket input, API
+token checks, descriptor exhaustion and the per-address cap, a dead worker among two of one
+user, and what the uplink answers (only what it registered; open events before it stops).
 
 Every process is started through conftest.spawn (killed when the test ends) and every wait is
 bounded; no test asserts a duration. The reference worker runs under Debian's /usr/bin/python3
@@ -15,12 +16,14 @@ import hashlib
 import json
 import queue
 import os
+import re
 import shutil
 import socket
 import socketserver
 import struct
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -65,7 +68,8 @@ class Host:
         return read_log(self.proc)
 
 
-def start_host(daemon, *args, port: int | None = None, tls: tuple[Path, Path] | None = None, name="host") -> Host:
+def start_host(daemon, *args, port: int | None = None, tls: tuple[Path, Path] | None = None, name="host",
+               prefix: tuple = (), log_level="debug") -> Host:
     base = daemon.runtime_dir.parent
     tokens = base / "tokens"
     tokens.write_text(TOKENS)
@@ -75,7 +79,7 @@ def start_host(daemon, *args, port: int | None = None, tls: tuple[Path, Path] | 
     if tls:
         tls_port = free_port()
         extra = ["--tls-listen", f"127.0.0.1:{tls_port}", "--tls-cert", tls[0], "--tls-key", tls[1]]
-    proc = spawn([bridge_bin(), "--log-level", "debug", "host", "--listen", f"127.0.0.1:{port}",
+    proc = spawn([*prefix, bridge_bin(), "--log-level", log_level, "host", "--listen", f"127.0.0.1:{port}",
                   "--tokens-file", tokens, *extra, *args], daemon.env, base / f"{name}.log")
     want = 2 if tls else 1
     wait_for(lambda: read_log(proc).count("listening on") >= want or proc.poll() is not None, 10,
@@ -297,7 +301,9 @@ class FakeHurozo:
         while len(rest) < length:
             rest += sock.recv(65536)
         body = json.loads(rest[:length] or b"null")
-        if method == "POST" and target == "/api/remote_nodes/register":
+        if method == "POST" and target == "/api/remote_nodes/register" and not (body or {}).get("outputs"):
+            reply, status = {"error": "At least one output required"}, "400 Bad Request"  # as Hurozo
+        elif method == "POST" and target == "/api/remote_nodes/register":
             self.registrations.append(body)
             reply = {"status": "registered", "websocket_url": f"ws://127.0.0.1:{self.port}/Prod",
                      "token": self.token, "inputs": body.get("inputs", []), "outputs": body.get("outputs", [])}
@@ -328,6 +334,52 @@ class ServerWs(MiniWs):
 
 def ws_target(token: str) -> str:
     return f"/ws?auth={urllib.request.quote(token, safe='')}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def half_open(port: int) -> socket.socket:
+    """A connection that starts an HTTP request and never finishes its headers."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    return s
+
+
+def closed_by_server(s: socket.socket, timeout: float) -> bool:
+    """True if the server closes `s` (EOF or reset) within `timeout` s without answering."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def is_closed(s: socket.socket) -> bool:
+    """True if the server has closed `s` (EOF or reset); does not wait."""
+    timeout = s.gettimeout()
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        s.settimeout(timeout)
+
+
+def healthy(host: Host) -> bool:
+    try:
+        with urllib.request.urlopen(f"{host.url}/healthz", timeout=5) as res:
+            return res.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture
@@ -609,5 +661,176 @@ def test_uplink_answers_events_and_survives_garbage(daemon, start_worker):
         assert "event u-2 for 'sleep' failed: INVALID_REQUEST" in log
         stop(uplink)
         assert "2 received, 1 answered with outputs, 1 answered with nulls (INVALID_REQUEST=1); 1 ignored" in read_log(uplink)
+    finally:
+        fake.close()
+
+
+# ---- (d) hardening: floods, dead workers, what the uplink answers ------------------------------
+
+def test_host_under_descriptor_exhaustion(daemon):
+    """140 half-open requests against a host limited to 128 descriptors: accepting fails with
+    EMFILE. The bridge must pause instead of spinning, log that at most once a second, close
+    the half-open connections after --header-timeout and then serve again."""
+    if not shutil.which("prlimit"):
+        pytest.skip("needs prlimit (util-linux)")
+    # --max-connections above the descriptor limit, so that accepting really fails (EMFILE);
+    # --capacity 16 so that the bridge's muster worker fits in 128 descriptors.
+    host = start_host(daemon, "--max-connections-per-ip", "0", "--max-connections", "1000", "--capacity", "16",
+                      "--header-timeout", "6", prefix=("prlimit", "--nofile=128", "--"), log_level="info")
+    conns = [half_open(host.port) for _ in range(140)]
+    wait_for(lambda: "accept failed" in host.log, 20, "the bridge to run out of descriptors")
+    before = cpu_seconds(host.proc.pid)
+    time.sleep(3)
+    used = cpu_seconds(host.proc.pid) - before
+    log = host.log
+    assert host.proc.poll() is None, log
+    assert used < 0.5, f"{used} CPU seconds in 3 s while out of descriptors"
+    assert log.count("\n") < 100 and len(log) < 32 * 1024, log[-4000:]
+    assert "Too many open files" in log
+
+    # Every half-open connection is closed by the bridge (--header-timeout 6), the ones that
+    # waited in the backlog too; then a normal request is served again.
+    assert all(closed_by_server(c, 60) for c in conns)
+    wait_for(lambda: healthy(host), 30, "the bridge to serve /healthz again")
+    assert register(host, "after_flood")[0] == 200
+    for c in conns:
+        c.close()
+    stop(host.proc)
+    assert host.proc.returncode == 0, host.log[-4000:]
+    timed_out = re.search(r"(\d+) without a complete request in time", host.log)
+    assert timed_out and int(timed_out.group(1)) >= 140, host.log[-2000:]
+
+
+def test_host_keeps_descriptors_for_its_worker(daemon, run_cli):
+    """By default connections may use the descriptor limit less what the bridge's muster
+    worker needs, so a flood cannot starve the worker: it still starts (one descriptor per
+    handler thread) when the first registration arrives during the flood."""
+    if not shutil.which("prlimit"):
+        pytest.skip("needs prlimit (util-linux)")
+    host = start_host(daemon, "--capacity", "16", "--max-connections-per-ip", "0", "--header-timeout", "60",
+                      prefix=("prlimit", "--nofile=128", "--"), log_level="info")
+    budget = int(re.search(r"(\d+) in all", host.log).group(1))  # 128 - 16 - 64
+    conns = [half_open(host.port) for _ in range(110)]
+    wait_for(lambda: "connections are open in all" in host.log, 20, "the connection budget to be used up")
+    # Every connection past the budget is closed at once (wait for all of them: one accepted
+    # after we free places below would take a place again), the first `budget` stay open.
+    wait_for(lambda: sum(map(is_closed, conns)) == len(conns) - budget, 20, "the refusals")
+    assert not any(map(is_closed, conns[:budget]))
+    for c in conns[:10]:
+        c.close()
+
+    def registered():
+        try:
+            return register(host, "flood_node")[0] == 200
+        except OSError:  # refused while the budget is still full
+            return False
+    wait_for(registered, 30, "a registration to get through")
+    wait_for(lambda: "flood_node" in muster_nodes(run_cli, daemon) or host.proc.poll() is not None, 20,
+             "the bridge's worker to attach")
+    assert host.proc.poll() is None, host.log[-4000:]
+    assert "flood_node" in muster_nodes(run_cli, daemon)
+    for c in conns:
+        c.close()
+
+
+def test_host_caps_connections_per_address(daemon):
+    host = start_host(daemon, "--max-connections-per-ip", "4", "--header-timeout", "60")
+    held = [half_open(host.port) for _ in range(4)]
+    # The fifth connection from 127.0.0.1 is closed at once, unanswered.
+    fifth = socket.create_connection(("127.0.0.1", host.port), timeout=10)
+    try:
+        fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    except OSError:
+        pass  # already closed
+    assert closed_by_server(fifth, 20)
+    wait_for(lambda: "refused a connection from 127.0.0.1: it has 4 open" in host.log, 10, "the refusal")
+    # The four held ones are served.
+    held[0].sendall(b"\r\n")
+    held[0].settimeout(10)
+    assert held[0].recv(4096).startswith(b"HTTP/1.1 200")
+    # A closed connection frees its place.
+    held[1].close()
+    wait_for(lambda: healthy(host), 20, "a place for a new connection")
+    for c in held:
+        c.close()
+
+
+def test_host_dead_worker_fails_fast_while_another_stays(daemon, run_cli):
+    """Two Hurozo workers of one user, each with its own node. Worker A dies mid-call: the call
+    fails WORKER_LOST at once (not after its deadline, though worker B is still connected);
+    later calls of A's node get NO_WORKER after the connect grace; B's node keeps working."""
+    host = start_host(daemon, "--connect-grace", "1")
+    status_a, body_a = register(host, "node_a")
+    status_b, body_b = register(host, "node_b")
+    assert status_a == status_b == 200
+    wait_for(lambda: {"node_a", "node_b"} <= muster_nodes(run_cli, daemon).keys(), 10, "both nodes in musterd")
+    worker_a = MiniWs(host.port, ws_target(body_a["token"]))
+    worker_b = MiniWs(host.port, ws_target(body_b["token"]))
+    assert worker_a.status == worker_b.status == 101
+    wait_for(lambda: "WebSocket #2 of alice connected" in host.log, 10, "both WebSockets")
+
+    def next_event_for(ws: MiniWs, node: str):
+        while True:  # like a Hurozo worker: ignore events for other nodes
+            event = ws.recv_json()
+            if event is None or event["node"] == node:
+                return event
+
+    # popen_call's deadline is 60 s and the node's default 600 s: only a fast failure passes.
+    caller = popen_call(daemon, "node_a", {"name": "x"})
+    assert next_event_for(worker_a, "node_a")["inputs"] == {"name": "x"}
+    worker_a.sock.close()  # dies without a close frame
+    out, err = caller.communicate(timeout=30)
+    assert caller.returncode == 1 and "WORKER_LOST" in err, out + err
+
+    r = call(run_cli, daemon, "node_a", {"name": "y"}, timeout=30)
+    assert r.returncode == 1 and "NO_WORKER" in r.stderr, r.stdout + r.stderr
+    assert "disconnected and no other connection serves it" in r.stderr
+
+    caller = popen_call(daemon, "node_b", {"name": "z"})
+    event = next_event_for(worker_b, "node_b")
+    worker_b.send_json({"node": "node_b", "outputs": {"greeting": "hi z"}, "uuid": event["uuid"]})
+    out, err = caller.communicate(timeout=30)
+    assert caller.returncode == 0, err
+    assert json.loads(out) == {"greeting": "hi z", "shout": None}
+    worker_b.close()
+
+
+def test_uplink_ignores_events_for_nodes_it_did_not_register(daemon, start_worker):
+    """The server refuses `echo` (no outputs); another worker of the same user may serve that
+    name, so the uplink must not answer its events (an instant `{}` would win the race)."""
+    start_worker(daemon).wait_ready()
+    fake = FakeHurozo("tok")
+    try:
+        uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "echo")
+        ws = fake.connections.get(timeout=20)
+        wait_for(lambda: "the server refused node 'echo'" in read_log(uplink), 20, "the refusal of echo")
+        ws.send_json({"node": "echo", "inputs": {"x": 1}, "uuid": "u-echo"})
+        ws.send_json({"node": "hello", "inputs": {"name": "Ada"}, "uuid": "u-hello"})
+        answers = [ws.recv_json()]
+        stop(uplink)  # answers whatever is still open, then closes the WebSocket
+        while (message := ws.recv_json()) is not None:
+            answers.append(message)
+        assert [a["uuid"] for a in answers] == ["u-hello"], answers
+        assert "ignoring event u-echo for 'echo': not registered by this uplink" in read_log(uplink)
+        assert "1 ignored" in read_log(uplink)
+    finally:
+        fake.close()
+
+
+def test_uplink_answers_open_events_before_closing_on_sigterm(daemon, start_worker):
+    start_worker(daemon).wait_ready()
+    fake = FakeHurozo("tok")
+    try:
+        uplink = start_uplink(daemon, fake.url, "--node", "sleep")
+        ws = fake.connections.get(timeout=20)
+        ws.send_json({"node": "sleep", "inputs": {"ms": 30000}, "uuid": "u-slow"})
+        wait_for(lambda: "event u-slow for 'sleep' submitted" in read_log(uplink), 20, "the event in musterd")
+        stop(uplink)
+        # The null answer the log promises reaches the server, then the close.
+        assert ws.recv_json() == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": "u-slow"}
+        assert ws.recv_json() is None
+        log = read_log(uplink)
+        assert "event u-slow for 'sleep' failed: CANCELLED" in log and "answering with null outputs" in log
+        assert "not sent" not in log and "unwritten" not in log
     finally:
         fake.close()

@@ -228,3 +228,22 @@ def test_sigterm_finishes_open_requests_then_exits(daemon, pyworker, client):
     assert "detaching worker pyw-1" in log and "stopped" in log
     wait_for(lambda: not any(w.worker_id == "pyw-1" for w in client.workers()), 10,
              "the daemon to forget the worker")
+
+
+def test_a_result_over_the_daemons_limit_fails_fast(start_daemon, start_worker):
+    # Issue 12 item 14: a Result over musterd's --max-message-bytes used to leave the caller
+    # waiting its whole deadline while the worker re-sent it. The worker learns the limit from
+    # Attached and fails the call at once, naming both sizes. The call itself fits (40 kB of
+    # name); the greeting and its shout do not (80 kB); the C++ worker's hello does the same.
+    daemon = start_daemon("--max-message-bytes", "65536")
+    with muster.Client(daemon.client_address, connect_timeout=5.0, list_timeout=10.0) as c:
+        proc = start_python_worker(daemon, "pyw-limit")
+        wait_ready(c, "pyw-limit", proc)
+        start_worker(daemon, worker_id="cpp-limit").wait_ready()
+        for node in ("hello", "py.hello"):
+            with pytest.raises(muster.MusterError) as err:
+                c.call(node, {"name": "x" * 40000}, timeout_ms=30000)
+            assert err.value.code == muster.ErrorCode.WORKER_ERROR, (node, err.value)
+            assert re.search(r"result of \d+ bytes exceeds the daemon's limit of 65536 bytes \(--max-message-bytes\)",
+                             err.value.message), (node, err.value.message)
+            assert c.call(node, {"name": "small"})["greeting"] == "Hello small"

@@ -297,3 +297,20 @@ def test_ts_worker_reattaches_after_daemon_restart(daemon, ts_worker, run_cli):
     r = call_until_served(daemon, "ts.echo", {"after": "restart"})
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"after": "restart"}
+
+
+def test_ts_worker_fails_a_result_over_the_daemons_limit_fast(start_daemon, ts_sdk, run_cli):
+    # Issue 12 item 14: a Result over musterd's --max-message-bytes used to leave the caller
+    # waiting its whole deadline (TIMEOUT) while the worker re-sent it on every ping. The worker
+    # learns the limit from Attached and fails the call at once, naming both sizes. The call
+    # itself fits (40 kB of name); the greeting and its shout do not (80 kB).
+    daemon = start_daemon("--max-message-bytes", "65536")
+    cmd = [NODE, str(TS_WORKER), "--prefix", "ts.", "--worker-id", "ts-limit", "--log-level", "debug"]
+    with process(cmd, daemon.env, daemon.runtime_dir.parent / "ts-limit.log") as proc:
+        wait_ready(daemon, run_cli, "ts-limit", proc)
+        r = run_cli(daemon, "call", "ts.hello", json.dumps({"name": "x" * 40000}), "--timeout-ms", "30000")
+        assert r.returncode != 0
+        assert "error: WORKER_ERROR:" in r.stderr, r.stderr
+        assert "exceeds the daemon's limit of 65536 bytes (--max-message-bytes)" in r.stderr, r.stderr
+        r = run_cli(daemon, "call", "ts.hello", '{"name": "small"}')
+        assert r.returncode == 0, r.stderr

@@ -93,6 +93,30 @@ TEST_CASE("bridge ws tokens: sign, verify, expire, tamper") {
   CHECK_THROWS_AS(WsTokenSigner("short"), std::invalid_argument);
 }
 
+TEST_CASE("bridge ws tokens: carry the registered node name; version 1 tokens still verify") {
+  WsTokenSigner signer(std::string(32, 'k'));
+  auto token = signer.sign("a.lice", 0, 100, "ws_hello.v2");
+  CHECK(token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") == std::string::npos);
+  auto v = signer.verify(token, 1);
+  REQUIRE(v);
+  CHECK(v->user == "a.lice");
+  CHECK(v->node == "ws_hello.v2");
+  CHECK(signer.verify(signer.sign("bob", 0, 100), 1)->node.empty());
+
+  // A version 1 token (made by an earlier bridge with the same --secret-file) has no node.
+  std::string payload = "1.100.0011223344556677.carol";
+  std::string v1 = base64url_encode(payload) + "." + base64url_encode(hmac_sha256(std::string(32, 'k'), payload));
+  auto old = signer.verify(v1, 1);
+  REQUIRE(old);
+  CHECK(old->user == "carol");
+  CHECK(old->node.empty());
+  // A version 2 payload whose node field is not base64url is malformed.
+  std::string bad = "2.100.00.a+b.carol";
+  std::string why;
+  CHECK_FALSE(signer.verify(base64url_encode(bad) + "." + base64url_encode(hmac_sha256(std::string(32, 'k'), bad)), 1, &why));
+  CHECK(why == "malformed");
+}
+
 TEST_CASE("bridge ws tokens: HMAC-SHA256 matches RFC 4231 test case 2") {
   auto mac = hmac_sha256("Jefe", "what do ya want for nothing?");
   std::string hex;

@@ -50,8 +50,9 @@ TEST_CASE("bridge uplink registry: registering follows the broker") {
 TEST_CASE("bridge uplink registry: events for gone nodes are answered while the server knows them") {
   UplinkRegistry reg({.patterns = {}, .interval_ms = 60000, .server_ttl_ms = 600000, .rejected_retry_ms = 600000});
   reg.update({node("hello", {"greeting", "shout"})}, 0);
-  CHECK(reg.outputs_for("hello", 0) == std::optional<std::vector<std::string>>({"greeting", "shout"}));
+  CHECK_FALSE(reg.outputs_for("hello", 0).has_value());  // not registered yet: not ours to answer
   reg.on_registered("hello", 0);
+  CHECK(reg.outputs_for("hello", 0) == std::optional<std::vector<std::string>>({"greeting", "shout"}));
   CHECK(reg.registered_count(0) == 1);
   reg.update({}, 1000);  // gone from the broker
   CHECK(reg.due(1000, true).empty());
@@ -71,4 +72,35 @@ TEST_CASE("bridge uplink registry: selection by glob") {
   reg.update({node("hello", {"g"}), node("sleep", {"slept_ms"}), node("echo", {})}, 0);
   CHECK(reg.present() == std::vector<std::string>{"echo", "hello"});
   CHECK_FALSE(reg.outputs_for("sleep", 0).has_value());
+}
+
+TEST_CASE("bridge uplink registry: only successfully registered nodes are answered") {
+  // A node the server refused (e.g. no outputs) may be served by another worker of the same
+  // user: the uplink must not answer its events.
+  UplinkRegistry reg({.patterns = {}, .interval_ms = 60000, .server_ttl_ms = 600000, .rejected_retry_ms = 600000});
+  reg.update({node("echo", {}), node("hello", {"greeting"})}, 0);
+  reg.on_rejected("echo", "At least one output required", 10);
+  reg.on_registered("hello", 10);
+  CHECK_FALSE(reg.outputs_for("echo", 20).has_value());
+  CHECK(reg.outputs_for("hello", 20) == std::optional<std::vector<std::string>>({"greeting"}));
+  CHECK(reg.registered_count(20) == 1);
+}
+
+TEST_CASE("bridge uplink registry: new ports register at once, the old registration is answered meanwhile") {
+  UplinkRegistry reg({.patterns = {}, .interval_ms = 60000, .server_ttl_ms = 600000, .rejected_retry_ms = 600000});
+  reg.update({node("hello", {"greeting"})}, 0);
+  reg.on_registered("hello", 0);
+  CHECK(reg.update({node("hello", {"greeting", "shout"})}, 1000) == std::vector<std::string>{"hello"});
+  CHECK(names(reg.due(1000)) == std::vector<std::string>{"hello"});
+  CHECK(reg.next_due(1000) == std::optional<std::int64_t>(1000));
+  // The server still holds the first registration: its events get its output keys.
+  CHECK(reg.outputs_for("hello", 1000) == std::optional<std::vector<std::string>>({"greeting"}));
+  CHECK(reg.on_registered("hello", 1100));  // news: the outputs changed
+  CHECK(reg.outputs_for("hello", 1100) == std::optional<std::vector<std::string>>({"greeting", "shout"}));
+  CHECK(reg.due(1100).empty());
+  // Refused after a change: the last good registration stays answered until it lapses.
+  reg.update({node("hello", {})}, 2000);
+  reg.on_rejected("hello", "At least one output required", 2000);
+  CHECK(reg.outputs_for("hello", 2000) == std::optional<std::vector<std::string>>({"greeting", "shout"}));
+  CHECK_FALSE(reg.outputs_for("hello", 1100 + 600000).has_value());
 }

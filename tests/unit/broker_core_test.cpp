@@ -713,8 +713,9 @@ TEST_CASE("property: under random events every submit gets exactly one terminal 
         h.advance(Millis(rng() % 200));
       }
       // workers still "alive" keep answering pings so only the dead ones time out
-      // The byte budget follows every way a request ends (each submit carries 3 bytes).
-      REQUIRE(h.core.open_bytes() == 3 * h.core.open_requests());
+      // The byte budget follows every way a request ends (each submit carries 3 bytes; a
+      // re-send after a silent loss counts its bytes once more while the request is open).
+      REQUIRE(h.core.open_bytes() == 3 * h.core.open_requests() + h.core.open_resent_bytes());
     }
     h.core.begin_shutdown(h.now);
     h.take();
@@ -727,4 +728,250 @@ TEST_CASE("property: under random events every submit gets exactly one terminal 
       CHECK(count[rid] == 1);
     }
   }
+}
+
+// ---- hardening (issue 12): items 8, 10, 11, 12, 13 ---------------------------------------
+
+TEST_CASE("no worker left: a request queued for a confirming worker that dies ends NO_WORKER after the grace") {
+  Harness h;  // no_worker_grace 2000 ms (the default)
+  h.attach("w1", {Harness::spec("n")});  // confirming: it never answers a ping
+  CHECK(terminals(h.submit(1, "n", 60000)).empty());  // queued behind the confirmation
+  for (int i = 0; i < 4; ++i) h.advance(1000ms);  // w1 is declared dead at 4 s
+  CHECK(h.core.registry().workers().empty());
+  CHECK(terminals(h.log).empty());  // the grace for a returning worker
+  h.advance(1000ms);
+  CHECK(terminals(h.log).empty());
+  auto t = terminals(h.advance(1000ms));  // 2 s after the death, not at the 60 s deadline
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::NoWorker);
+  CHECK(std::get<FailureBody>(t[0].body).message.find("--no-worker-grace-ms") != std::string::npos);
+  CHECK(h.core.open_requests() == 0);
+  CHECK(h.core.list_nodes("").empty());
+}
+
+TEST_CASE("no worker left: an idempotent request re-queued after its only worker died ends NO_WORKER") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n", true)});
+  REQUIRE(all<SendWorkRequest>(h.submit(1, "n", 60000)).size() == 1);
+  for (int i = 0; i < 4; ++i) h.advance(1000ms);  // dies; the request is re-queued
+  CHECK(terminals(h.log).empty());
+  for (int i = 0; i < 2; ++i) h.advance(1000ms);
+  auto t = terminals(h.log);
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::NoWorker);
+}
+
+TEST_CASE("no worker left: a worker of the node attaching within the grace takes the queue") {
+  Harness h;
+  h.attach("w1", {Harness::spec("n")});
+  h.submit(1, "n", 60000);
+  for (int i = 0; i < 4; ++i) h.advance(1000ms);
+  REQUIRE(h.core.registry().workers().empty());
+  h.advance(1000ms);
+  auto out = h.ready("w2", {Harness::spec("n")});  // 1 s into the grace
+  REQUIRE(all<SendWorkRequest>(out).size() == 1);
+  for (int i = 0; i < 3; ++i) {
+    h.advance(1000ms);
+    h.pong("w2", {all<SendWorkRequest>(out)[0].request_id});
+  }
+  CHECK(terminals(h.log).empty());  // the grace passed; the request runs on w2
+  CHECK(terminals(h.result("w2", all<SendWorkRequest>(out)[0].request_id)).size() == 1);
+}
+
+TEST_CASE("no worker left: grace 0 fails the queue at once; a detach of the last worker counts too") {
+  auto cfg = test_config();
+  cfg.no_worker_grace = 0ms;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n", 60000))[0].request_id;
+  h.submit(2, "n", 60000);  // queued: w1 has one slot
+  h.core.on_detach(h.now, peer("wp-w1"), h.local, "w1");
+  auto t = terminals(h.take());
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].request_id == 2);
+  CHECK(failure_code(t[0]) == ErrorCode::NoWorker);
+  CHECK(terminals(h.result("w1", id)).size() == 1);  // the running one still finishes
+}
+
+TEST_CASE("pongs: a pong to a ping never sent changes nothing (no confirmation, no re-send, no liveness)") {
+  Harness h;
+  h.attach("w1", {Harness::spec("n")});
+  h.submit(1, "n");
+  const std::uint64_t forged = 1'000'000'000'000ull;
+  auto out = h.pong("w1", {}, forged);
+  REQUIRE(all<ReplyToWorker>(out).size() == 1);
+  CHECK(std::holds_alternative<AckReply>(all<ReplyToWorker>(out)[0].body));  // answered Ack
+  CHECK(all<SendWorkRequest>(out).empty());  // not confirmed by it
+  // A confirmed worker: forged pongs with an empty in-flight list re-send nothing...
+  h.pong("w1");
+  auto id = all<SendWorkRequest>(h.log).at(0).request_id;
+  h.advance(1000ms);
+  for (int i = 0; i < 200; ++i) CHECK(all<SendWorkRequest>(h.pong("w1", {}, forged + i)).empty());
+  // ...and do not keep a worker alive that answers no real ping.
+  for (int i = 0; i < 3; ++i) {
+    h.advance(1000ms);
+    h.pong("w1", {id}, forged);
+  }
+  CHECK(h.core.registry().workers().empty());
+}
+
+TEST_CASE("pongs: a broadcast ping does not confirm; only a confirming ping sent to the worker after its attach does") {
+  Harness h;
+  h.attach("w1", {Harness::spec("n")});
+  h.submit(1, "n");
+  h.advance(1000ms);  // a broadcast ping after the attach
+  std::uint64_t broadcast = 0;
+  for (auto& p : all<SendPing>(h.log))
+    if (p.worker_id.empty()) broadcast = p.seq;
+  REQUIRE(broadcast != 0);
+  CHECK(all<SendWorkRequest>(h.pong("w1", {}, broadcast)).empty());
+  std::uint64_t confirm = 0;
+  for (auto& p : all<SendPing>(h.log))
+    if (p.worker_id == "w1") confirm = p.seq;
+  CHECK(all<SendWorkRequest>(h.pong("w1", {}, confirm)).size() == 1);
+}
+
+TEST_CASE("pongs: a lost request is re-sent at most once per ping and max_resends times, then lost with its worker") {
+  Harness h;  // max_resends 3 (the default)
+  h.ready("w1", {Harness::spec("n")});
+  auto id = all<SendWorkRequest>(h.submit(1, "n", 60000))[0].request_id;
+  CHECK(h.core.open_bytes() == 3);
+  std::size_t resent = 0;
+  for (int ping = 0; ping < 3; ++ping) {
+    h.advance(1000ms);
+    for (int i = 0; i < 50; ++i) resent += all<SendWorkRequest>(h.pong("w1", {})).size();
+    CHECK(resent == static_cast<std::size_t>(ping + 1));  // one per ping, however many pongs
+  }
+  CHECK(h.core.open_bytes() == 3 + 3 * 3);  // every re-sent copy counts against max_open_bytes
+  CHECK(h.core.resent_bytes() == 9);
+  CHECK(terminals(h.log).empty());
+  h.advance(1000ms);
+  auto out = h.pong("w1", {});
+  CHECK(all<SendWorkRequest>(out).empty());
+  auto t = terminals(out);
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::WorkerLost);  // not idempotent
+  REQUIRE(all<SendAbort>(out).size() == 1);
+  CHECK(all<SendAbort>(out)[0].request_id == id);
+  CHECK(h.core.open_bytes() == 0);
+  CHECK(h.core.registry().workers().at("w1").holding.empty());
+}
+
+TEST_CASE("pongs: re-sent bytes count against max_open_bytes") {
+  auto cfg = test_config();
+  cfg.max_open_bytes = 10;
+  cfg.queue_limit = 100;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")}, 4);
+  h.submit(1, "n", 60000);
+  CHECK(terminals(h.submit(2, "n", 60000)).empty());  // 6 of 10 bytes
+  h.advance(1000ms);
+  h.pong("w1", {});  // both lost: re-sent, 12 bytes held
+  auto t = terminals(h.submit(3, "n", 60000));  // 3 more would have fitted without them
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::QueueFull);
+}
+
+TEST_CASE("client outstanding: open calls plus unread replies are bounded per connection") {
+  auto cfg = test_config();
+  cfg.queue_limit = 100;
+  cfg.max_client_outstanding = 3;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")}, 1);
+  for (std::uint64_t rid = 1; rid <= 3; ++rid) CHECK(terminals(h.submit(rid, "n")).empty());
+  auto t = terminals(h.submit(4, "n"));
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::QueueFull);
+  auto& msg = std::get<FailureBody>(t[0].body).message;
+  CHECK(msg.find("read your replies") != std::string::npos);
+  CHECK(msg.find("limit 3") != std::string::npos);
+  CHECK(t[0].refusal);  // may be dropped by the outbox's hard cap, unlike a request's reply
+  // Another connection is not affected.
+  CHECK(terminals(h.submit(1, "n", 0, "c2")).empty());
+  // One call answered, but its reply is still unread in the socket loop's outbox.
+  auto first = all<SendWorkRequest>(h.log).at(0).request_id;
+  auto done = terminals(h.result("w1", first));
+  REQUIRE(done.size() == 1);
+  CHECK_FALSE(done[0].refusal);
+  h.core.on_client_backlog(BrokerCore::connection_key(peer("c1")), 1, 100);
+  CHECK(failure_code(terminals(h.submit(5, "n")).at(0)) == ErrorCode::QueueFull);
+  h.core.on_client_backlog(BrokerCore::connection_key(peer("c1")), 0, 0);  // read
+  CHECK(terminals(h.submit(5, "n")).empty());
+}
+
+TEST_CASE("client outstanding: bounded by payload bytes too") {
+  auto cfg = test_config();
+  cfg.queue_limit = 100;
+  cfg.max_client_outstanding_bytes = 8;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")}, 1);
+  CHECK(terminals(h.submit(1, "n")).empty());  // 3 bytes
+  h.core.on_client_backlog(BrokerCore::connection_key(peer("c1")), 1, 3);  // 6
+  auto t = terminals(h.submit(2, "n"));  // 9 > 8
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::QueueFull);
+  CHECK(std::get<FailureBody>(t[0].body).message.find("--max-client-outstanding-bytes") != std::string::npos);
+  h.core.on_client_backlog(BrokerCore::connection_key(peer("c1")), 0, 0);
+  CHECK(terminals(h.submit(2, "n")).empty());
+}
+
+TEST_CASE("a stall of the daemon's loop is not a worker death: every worker gets a fresh liveness window") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  h.ready("w2", {Harness::spec("n", true)});
+  h.submit(1, "n", 60000);
+  h.submit(2, "n", 60000);
+  auto held = [&](const std::string& id) {
+    auto& w = h.core.registry().workers().at(id);
+    return std::vector<std::uint64_t>(w.holding.begin(), w.holding.end());
+  };
+  h.advance(1000ms);
+  h.pong("w1", held("w1"));
+  h.pong("w2", held("w2"));
+  // The loop stops for 20 s (SIGSTOP, a slow fsync): the next tick comes 20 s late.
+  h.advance(20000ms);
+  CHECK(h.core.registry().workers().size() == 2);
+  CHECK(terminals(h.log).empty());
+  // The answers that waited in the sockets arrive; everything completes.
+  for (auto& s : all<SendWorkRequest>(h.log)) CHECK(terminals(h.result(s.worker_id, s.request_id)).size() == 1);
+  CHECK(terminals(h.submit(3, "n")).empty());
+  // A worker that is really gone is still declared dead one liveness window later.
+  for (int i = 0; i < 4; ++i) {
+    h.advance(1000ms);
+    h.pong("w2");
+  }
+  CHECK(h.core.registry().workers().size() == 1);
+  CHECK(h.core.registry().workers().count("w2") == 1);
+}
+
+TEST_CASE("attach limits: spec bytes and workers per identity, refused naming the limit") {
+  auto cfg = test_config();
+  cfg.max_attach_spec_bytes = 4096;
+  cfg.max_workers_per_identity = 2;
+  Harness h(cfg);
+  auto rejected = [](const std::vector<Action>& out) {
+    auto r = all<ReplyToWorker>(out);
+    REQUIRE(r.size() == 1);
+    auto* rej = std::get_if<RejectedReply>(&r[0].body);
+    REQUIRE(rej != nullptr);
+    CHECK(rej->code == ErrorCode::InvalidRequest);
+    return rej->message;
+  };
+  auto big = Harness::spec("big");
+  big.description = std::string(5000, 'd');
+  CHECK(rejected(h.attach("w1", {Harness::spec("n"), big})).find("--max-attach-spec-bytes") != std::string::npos);
+  big.description = std::string(3000, 'd');
+  CHECK(std::holds_alternative<AttachedReply>(all<ReplyToWorker>(h.attach("w1", {Harness::spec("n"), big}))[0].body));
+  h.attach("w2", {Harness::spec("n")});
+  CHECK(rejected(h.attach("w3", {Harness::spec("n")})).find("--max-workers-per-identity") != std::string::npos);
+  // Re-attaching an id it already has is not a new worker.
+  CHECK(std::holds_alternative<AttachedReply>(all<ReplyToWorker>(h.attach("w2", {Harness::spec("n")}, 1, "s2"))[0].body));
+  // Another identity has its own count.
+  Caller other{"id-2", "other", "default", "worker"};
+  CHECK(std::holds_alternative<AttachedReply>(
+      all<ReplyToWorker>(h.attach("w3", {Harness::spec("n")}, 1, "s1", other))[0].body));
+  // A worker that goes frees its place.
+  h.core.on_detach(h.now, peer("wp-w2"), h.local, "w2");
+  h.take();
+  CHECK(std::holds_alternative<AttachedReply>(all<ReplyToWorker>(h.attach("w4", {Harness::spec("n")}))[0].body));
 }

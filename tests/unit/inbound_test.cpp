@@ -180,7 +180,7 @@ TEST_CASE("inbound: garbage and wrong roots are refused with a reason, request i
   CHECK(std::get<Refusal>(ev).why.find("WorkerMessage was sent where a ClientMessage") != std::string::npos);
 }
 
-TEST_CASE("a worker's failure codes: WORKER_ERROR and INVALID_REQUEST pass, any other becomes WORKER_ERROR") {
+TEST_CASE("a worker's failure codes: only those a worker may send pass, any other becomes WORKER_ERROR") {
   CoreConfig config;
   config.instance = "inst";
   TimePoint now{};
@@ -218,11 +218,19 @@ TEST_CASE("a worker's failure codes: WORKER_ERROR and INVALID_REQUEST pass, any 
   };
   CHECK(call(1, wire::ErrorCode::WorkerError).code == ErrorCode::WorkerError);
   CHECK(call(2, wire::ErrorCode::InvalidRequest).code == ErrorCode::InvalidRequest);
-  for (auto [rid, code, name] : {std::tuple{3, wire::ErrorCode::Internal, "INTERNAL"},
-                                 {4, wire::ErrorCode::BadMessage, "BAD_MESSAGE"},
-                                 {5, wire::ErrorCode::PermissionDenied, "PERMISSION_DENIED"},
-                                 {6, wire::ErrorCode::None, "NONE"},
-                                 {7, static_cast<wire::ErrorCode>(200), "200"}}) {
+  // What a forwarding worker (muster-bridge host) met downstream passes too.
+  CHECK(call(3, wire::ErrorCode::WorkerLost).code == ErrorCode::WorkerLost);
+  CHECK(call(4, wire::ErrorCode::NoWorker).code == ErrorCode::NoWorker);
+  CHECK(call(5, wire::ErrorCode::Timeout).code == ErrorCode::Timeout);
+  CHECK(call(6, wire::ErrorCode::ShuttingDown).code == ErrorCode::ShuttingDown);
+  for (auto [rid, code, name] : {std::tuple{13, wire::ErrorCode::Internal, "INTERNAL"},
+                                 {14, wire::ErrorCode::BadMessage, "BAD_MESSAGE"},
+                                 {15, wire::ErrorCode::PermissionDenied, "PERMISSION_DENIED"},
+                                 {16, wire::ErrorCode::None, "NONE"},
+                                 {17, wire::ErrorCode::Cancelled, "CANCELLED"},
+                                 {18, wire::ErrorCode::Unavailable, "UNAVAILABLE"},
+                                 {19, wire::ErrorCode::QueueFull, "QUEUE_FULL"},
+                                 {20, static_cast<wire::ErrorCode>(200), "200"}}) {
     auto f = call(static_cast<std::uint64_t>(rid), code);
     CHECK(f.code == ErrorCode::WorkerError);
     CHECK(f.message == fmt::format("worker sent code {}: it broke", name));

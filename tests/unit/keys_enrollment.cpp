@@ -306,3 +306,31 @@ TEST_CASE("keys: rate limiter backoff, cap, forgetting and memory bound") {
   rl.record_success("e");
   CHECK(rl.tracked_peers() == 0);
 }
+
+TEST_CASE("keys: re-enrolling an enrolled key does not reset the failure record of its address") {
+  // An enrolled peer could otherwise interleave a no-op re-enrollment with each bad guess and
+  // guess tokens at full speed.
+  Daemon d;
+  KeyPair w = generate_key_pair();
+  std::string tok = d.mint(Role::Worker, 1);
+  REQUIRE(d.enrollment.enroll(request(tok, w), w.public_key, "10.6.6.6", T0).created);
+  KeyPair guesser = generate_key_pair();
+  auto guess = request(generate_token(d.keys.public_bytes()).to_string(), guesser);
+  int refused_unchecked = 0, guesses = 0;
+  for (int i = 0; i < 10; ++i) {
+    EnrollOutcome again = d.enrollment.enroll(request(tok, w), w.public_key, "10.6.6.6", T0);
+    if (again.ok) CHECK_FALSE(again.created);
+    EnrollOutcome g = d.enrollment.enroll(guess, guesser.public_key, "10.6.6.6", T0);
+    ++guesses;
+    if (g.failure == EnrollFailure::RateLimited) ++refused_unchecked;
+  }
+  // Three free failures, the fourth blocks: guesses 5..10 are not looked at.
+  CHECK(refused_unchecked == 6);
+  CHECK(d.limiter.blocked_for("10.6.6.6", T0));
+  // A real first enrollment from that address (once the block is over) still clears the record.
+  KeyPair fresh = generate_key_pair();
+  std::string tok2 = d.mint(Role::Worker, 1);
+  EnrollOutcome first = d.enrollment.enroll(request(tok2, fresh), fresh.public_key, "10.6.6.6", T0 + 10min);
+  REQUIRE(first.created);
+  CHECK(d.limiter.tracked_peers() == 0);
+}

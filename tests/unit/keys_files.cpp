@@ -4,7 +4,9 @@
 
 #include "temp_dir.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "muster/curve_keys.hpp"
 #include "muster/duration.hpp"
@@ -21,6 +25,8 @@
 #include "muster/key_file.hpp"
 #include "muster/secure_file.hpp"
 #include "muster/timestamp.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace muster::keys;
@@ -230,6 +236,74 @@ TEST_CASE("keys: a data directory others can write is refused") {
   CHECK_FALSE(fs::exists(data / "daemon-curve.key"));
   REQUIRE(::chmod(data.c_str(), 0755) == 0);  // readable is fine, files inside are 0600
   CHECK_NOTHROW(load_or_create_daemon_keys(data));
+}
+
+TEST_CASE("keys: a group-writable data directory is refused, named, and left unchanged") {
+  TempDir d;
+  fs::path data = d.path / "group";
+  fs::create_directory(data);
+  REQUIRE(::chmod(data.c_str(), 0770) == 0);
+  try {
+    load_or_create_daemon_keys(data);
+    FAIL("used a group-writable data dir");
+  } catch (const PermissionError& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("data directory " + data.string()) != std::string::npos);
+    CHECK(msg.find("mode 0770") != std::string::npos);
+    CHECK(msg.find("Fix: chmod 700 " + data.string()) != std::string::npos);
+  }
+  CHECK(mode_of(data) == 0770);
+  CHECK(count_entries(data) == 0);
+}
+
+TEST_CASE("keys: musterd refuses a group-writable data directory and exits non-zero") {
+  // Before: musterd chmod-ed the directory to 0700 and trusted whatever it held.
+  TempDir d;
+  fs::path data = d.path / "data", run = d.path / "run", err = d.path / "stderr.txt";
+  fs::create_directory(data);
+  REQUIRE(::chmod(data.c_str(), 0770) == 0);
+  std::string runtime = "MUSTER_RUNTIME_DIR=" + run.string();
+  std::vector<std::string> env_strings = {runtime};
+  for (char** e = environ; *e; ++e)
+    if (std::string_view(*e).rfind("MUSTER_RUNTIME_DIR=", 0) != 0) env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = {MUSTER_DAEMON_PATH, "--data-dir", data.string(), "--log-level", "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  ::posix_spawn_file_actions_init(&fa);
+  ::posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  int spawned = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  ::posix_spawn_file_actions_destroy(&fa);
+  REQUIRE(spawned == 0);
+  int status = 0;
+  bool exited = false;
+  for (int i = 0; i < 1000 && !exited; ++i) {  // at most 10 s; it should exit at once
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  REQUIRE_MESSAGE(exited, "musterd kept running with a group-writable data dir");
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) != 0);
+  std::string text;
+  {
+    std::ifstream in(err);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  INFO("stderr: " << text);
+  CHECK(text.find("data directory " + data.string()) != std::string::npos);
+  CHECK(text.find("mode 0770") != std::string::npos);
+  CHECK(text.find("Fix: chmod 700 " + data.string()) != std::string::npos);
+  CHECK(mode_of(data) == 0770);  // not silently repaired
+  CHECK_FALSE(fs::exists(data / "daemon-curve.key"));
 }
 
 TEST_CASE("keys: rotate_daemon_keys retires the old pair and makes a new one") {

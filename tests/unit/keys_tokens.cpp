@@ -301,6 +301,57 @@ TEST_CASE("keys: mint validates its request; prune forgets dead tokens") {
   CHECK(store.find(b.info.id));
 }
 
+TEST_CASE("keys: tokens that ended a week ago are pruned by the next mint, use or revoke") {
+  // SECURITY.md §4: an expired, used-up or revoked token is forgotten kTokenKeepAfterEnd after
+  // it ended, the next time the store changes. Before, prune() had no caller.
+  TempDir d;
+  KeyPair daemon = generate_key_pair();
+  fs::path file = TokenStore::default_path(d.path);
+  TokenStore store(file, daemon.public_key);
+  auto mint = [&](std::chrono::seconds ttl, std::uint32_t uses, TimePoint at) {
+    MintRequest r;
+    r.ttl = ttl;
+    r.uses = uses;
+    return store.mint(r, at);
+  };
+  auto expired = mint(1min, 1, T0);
+  auto used_up = mint(24h * 30, 1, T0);
+  REQUIRE(store.consume(used_up.token, T0));
+  auto revoked = mint(24h * 30, 1, T0);
+  REQUIRE(store.revoke(revoked.info.id, T0));
+  auto active = mint(24h * 30, 5, T0);
+  REQUIRE(store.consume(active.token, T0));  // partly used, still active
+  CHECK(kTokenKeepAfterEnd == std::chrono::hours(24 * 7));
+
+  // Less than a week after they ended: kept, and listed with their state.
+  mint(1h, 1, T0 + 24h * 6);
+  CHECK(store.list().size() == 5);
+
+  // A week later, the next mint forgets the three that ended, in memory and on disk.
+  auto fresh = mint(1h, 1, T0 + 24h * 7 + 1min);
+  CHECK_FALSE(store.find(expired.info.id));
+  CHECK_FALSE(store.find(used_up.info.id));
+  CHECK_FALSE(store.find(revoked.info.id));
+  CHECK(store.find(active.info.id));
+  CHECK(store.find(fresh.info.id));
+  {
+    TokenStore reloaded(file, daemon.public_key);
+    CHECK(reloaded.list().size() == 3);  // active, the 6-day one (expired 6 days ago), fresh
+    CHECK_FALSE(reloaded.find(used_up.info.id));
+  }
+  CHECK(store.check(used_up.token, T0 + 24h * 8).error == TokenError::Unknown);
+
+  // A use (enrollment) and a revoke prune as well.
+  auto six_day = store.list()[1];
+  CHECK(six_day.state(T0 + 24h * 14) == TokenState::Expired);
+  REQUIRE(store.consume(active.token, T0 + 24h * 14));
+  CHECK_FALSE(store.find(six_day.id));
+  CHECK(store.find(fresh.info.id));  // expired just under a week ago: kept
+  REQUIRE(store.revoke(active.info.id, T0 + 24h * 15));
+  CHECK_FALSE(store.find(fresh.info.id));
+  CHECK(store.list().size() == 1);
+}
+
 TEST_CASE("keys: a damaged token store stops the daemon with a clear error") {
   TempDir d;
   KeyPair daemon = generate_key_pair();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +20,11 @@
 #include <string>
 #include <vector>
 
+#include <zmq.hpp>
+
+#include "daemon_process.hpp"
+#include "muster/align.hpp"
+#include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/value.hpp"
 #include "muster/value_json.hpp"
@@ -504,6 +510,7 @@ Offset<flatbuffers::Vector<std::uint8_t>> nested(FlatBufferBuilder& fbb, const J
   muster::Map m;
   for (auto& [k, v] : j.at(key).items()) m.set(k, muster::from_json(v));
   auto bytes = muster::encode_values(m);
+  fbb.ForceVectorAlignment(bytes.size(), 1, muster::kPayloadAlignment);  // PROTOCOL.md §3 rule 3
   return fbb.CreateVector(bytes);
 }
 
@@ -956,6 +963,197 @@ TEST_CASE("golden vectors: decode, describe, re-encode (tests/vectors)") {
   }
   CHECK(valid > 0);
   CHECK(invalid > 0);
+}
+
+namespace {
+
+// The nested payload vectors of a buffer, found with the plain FlatBuffers Verifier (not the
+// muster readers, which refuse a misaligned payload): name -> offset of the vector's data.
+std::vector<std::pair<std::string, std::ptrdiff_t>> payload_offsets(const std::string& root, const Bytes& b) {
+  std::vector<std::pair<std::string, std::ptrdiff_t>> out;
+  auto at = [&](const char* field, const flatbuffers::Vector<std::uint8_t>* v) {
+    if (v) out.emplace_back(field, v->data() - b.data());
+  };
+  flatbuffers::Verifier v(b.data(), b.size(), muster::kVerifierMaxDepth, muster::kVerifierMaxTables);
+  if (root == "WorkerMessage" && w::VerifyWorkerMessageBuffer(v)) {
+    if (auto* r = w::GetWorkerMessage(b.data())->body_as_Result()) at("Result.outputs", r->outputs());
+  } else if (root == "DaemonMessage" && w::VerifyDaemonMessageBuffer(v)) {
+    if (auto* r = w::GetDaemonMessage(b.data())->body_as_WorkRequest()) {
+      at("WorkRequest.inputs", r->inputs());
+      at("WorkRequest.parameters", r->parameters());
+    }
+  } else if (root == "ClientMessage" && w::VerifyClientMessageBuffer(v)) {
+    if (auto* s = w::GetClientMessage(b.data())->body_as_Submit()) {
+      at("Submit.inputs", s->inputs());
+      at("Submit.parameters", s->parameters());
+    }
+  } else if (root == "ClientReply" && w::VerifyClientReplyBuffer(v)) {
+    if (auto* r = w::GetClientReply(b.data())->body_as_Result()) at("Result.outputs", r->outputs());
+  }
+  return out;
+}
+
+// A WorkerMessage Result whose outputs (a valid Values buffer) start off an 8-byte boundary:
+// what a writer using a plain CreateVector (4-byte alignment) produces half of the time.
+Bytes misaligned_result(std::string& worker_id) {
+  auto nested = muster::encode_values(muster::Map{{"ok", true}});
+  for (worker_id = "w"; worker_id.size() < 16; worker_id += "x") {
+    FlatBufferBuilder fbb;
+    auto vec = fbb.CreateVector(nested);
+    auto body = w::CreateResult(fbb, 1, vec);
+    muster::finish_worker_message(fbb, worker_id, w::WorkerBody::Result, body.Union());
+    Bytes b(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+    auto offs = payload_offsets("WorkerMessage", b);
+    REQUIRE(offs.size() == 1);
+    if (offs[0].second % 8 != 0) return b;
+  }
+  FAIL("could not lay out a misaligned Result");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("golden vectors: every nested payload of a valid vector starts on an 8-byte boundary") {
+  // PROTOCOL.md §3 rule 3. Five vectors marked valid broke it (written with the generated
+  // Make*VectorFromBytes / a 1-aligned vector), so a reader that checks the rule refused them.
+  int with_payload = 0;
+  std::vector<std::string> misaligned;
+  for (auto& name : vector_names()) {
+    std::ifstream jf(fs::path(MUSTER_VECTORS_DIR) / (name + ".json"));
+    Json desc = Json::parse(jf);
+    if (desc.contains("valid")) continue;
+    auto offs = payload_offsets(desc.at("root").get<std::string>(), read_file(fs::path(MUSTER_VECTORS_DIR) / (name + ".bin")));
+    if (!offs.empty()) ++with_payload;
+    for (auto& [field, off] : offs)
+      if (off % 8 != 0) misaligned.push_back(name + " " + field + " at offset " + std::to_string(off));
+  }
+  std::string list;
+  for (auto& m : misaligned) list += "\n  " + m;
+  CHECK_MESSAGE(misaligned.empty(), "nested payloads off an 8-byte boundary:" << list);
+  CHECK(with_payload >= 10);
+}
+
+TEST_CASE("readers refuse a nested payload that starts off an 8-byte boundary") {
+  std::string worker_id;
+  Bytes bad = misaligned_result(worker_id);
+  CHECK(muster::read_worker_message(bad) == nullptr);
+  // The same message with the payload aligned is read.
+  FlatBufferBuilder fbb;
+  auto nested = muster::encode_values(muster::Map{{"ok", true}});
+  fbb.ForceVectorAlignment(nested.size(), 1, muster::kPayloadAlignment);
+  auto vec = fbb.CreateVector(nested);
+  muster::finish_worker_message(fbb, worker_id, w::WorkerBody::Result, w::CreateResult(fbb, 1, vec).Union());
+  CHECK(muster::read_worker_message({fbb.GetBufferPointer(), fbb.GetSize()}) != nullptr);
+
+  // Every root that carries payloads, laid out with a plain 4-aligned CreateVector built after
+  // a string of 1..8 bytes (which moves the payload by 4 bytes now and then): each reader
+  // accepts exactly the aligned layouts, and both layouts occur.
+  using Build = Bytes (*)(const Bytes& nested, const std::string& pad);
+  struct Case {
+    const char* root;
+    Build build;
+    bool (*read)(const Bytes&);
+  };
+  const Case cases[] = {
+      {"ClientMessage",
+       [](const Bytes& nested, const std::string& pad) {
+         FlatBufferBuilder f;
+         auto node = f.CreateString(pad);
+         auto params = f.CreateVector(nested);
+         w::SubmitBuilder sb(f);
+         sb.add_node(node);
+         sb.add_parameters(params);
+         auto body = sb.Finish();
+         f.Finish(w::CreateClientMessage(f, 1, w::ClientBody::Submit, body.Union()), w::ClientMessageIdentifier());
+         return Bytes(f.GetBufferPointer(), f.GetBufferPointer() + f.GetSize());
+       },
+       [](const Bytes& b) { return muster::read_client_message(b) != nullptr; }},
+      {"DaemonMessage",
+       [](const Bytes& nested, const std::string& pad) {
+         FlatBufferBuilder f;
+         auto node = f.CreateString(pad);
+         auto inputs = f.CreateVector(nested);
+         w::WorkRequestBuilder wb(f);
+         wb.add_request_id(1);
+         wb.add_node(node);
+         wb.add_inputs(inputs);
+         auto body = wb.Finish();
+         f.Finish(w::CreateDaemonMessage(f, w::DaemonBody::WorkRequest, body.Union()), w::DaemonMessageIdentifier());
+         return Bytes(f.GetBufferPointer(), f.GetBufferPointer() + f.GetSize());
+       },
+       [](const Bytes& b) { return muster::read_daemon_message(b) != nullptr; }},
+      {"ClientReply",
+       [](const Bytes& nested, const std::string& pad) {
+         FlatBufferBuilder f;
+         f.CreateString(pad);
+         auto outputs = f.CreateVector(nested);
+         auto body = w::CreateResult(f, 1, outputs);
+         f.Finish(w::CreateClientReply(f, 1, w::ReplyBody::Result, body.Union()), w::ClientReplyIdentifier());
+         return Bytes(f.GetBufferPointer(), f.GetBufferPointer() + f.GetSize());
+       },
+       [](const Bytes& b) { return muster::read_client_reply(b) != nullptr; }},
+      {"WorkerMessage",
+       [](const Bytes& nested, const std::string& pad) {
+         FlatBufferBuilder f;
+         f.CreateString(pad);  // filler before the payload: moves it by 4 bytes now and then
+         auto outputs = f.CreateVector(nested);
+         muster::finish_worker_message(f, "w", w::WorkerBody::Result, w::CreateResult(f, 1, outputs).Union());
+         return Bytes(f.GetBufferPointer(), f.GetBufferPointer() + f.GetSize());
+       },
+       [](const Bytes& b) { return muster::read_worker_message(b) != nullptr; }},
+  };
+  for (const Case& c : cases) {
+    INFO("root " << c.root);
+    bool saw_aligned = false, saw_misaligned = false;
+    for (std::string pad = "p"; pad.size() <= 8; pad += "p") {
+      Bytes b = c.build(nested, pad);
+      auto offs = payload_offsets(c.root, b);
+      REQUIRE(offs.size() == 1);
+      bool aligned = offs[0].second % 8 == 0;
+      (aligned ? saw_aligned : saw_misaligned) = true;
+      CHECK(c.read(b) == aligned);
+    }
+    CHECK(saw_aligned);
+    CHECK(saw_misaligned);
+  }
+}
+
+TEST_CASE("musterd refuses a Result whose outputs start off an 8-byte boundary") {
+  // Before: musterd read it (outputs at offset 92 were accepted) and forwarded them.
+  muster::test::DaemonProcess daemon;
+  zmq::context_t ctx;
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.connect(daemon.endpoint("response"));
+  auto answer = [&](const Bytes& bytes) {
+    dealer.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::none);
+    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(5000));
+    REQUIRE((item.revents & ZMQ_POLLIN));
+    zmq::message_t m;
+    REQUIRE(dealer.recv(m));
+    muster::align_payload(m);
+    auto* msg = muster::read_daemon_message(muster::bytes_of(m));
+    REQUIRE(msg != nullptr);
+    REQUIRE(msg->body_type() == w::DaemonBody::Rejected);
+    auto* r = msg->body_as_Rejected();
+    return std::pair{r->code(), r->message() ? r->message()->str() : std::string()};
+  };
+  std::string worker_id;
+  Bytes bad = misaligned_result(worker_id);
+  auto [code, message] = answer(bad);
+  CHECK(code == w::ErrorCode::BadMessage);
+  CHECK(message.find("fails verification") != std::string::npos);
+
+  // The same Result with its outputs aligned is read: refused only because no such worker is
+  // attached (whatever code that gets, not BadMessage).
+  FlatBufferBuilder fbb;
+  auto nested = muster::encode_values(muster::Map{{"ok", true}});
+  fbb.ForceVectorAlignment(nested.size(), 1, muster::kPayloadAlignment);
+  auto vec = fbb.CreateVector(nested);
+  muster::finish_worker_message(fbb, worker_id, w::WorkerBody::Result, w::CreateResult(fbb, 1, vec).Union());
+  auto [code2, message2] = answer(Bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()));
+  CHECK(code2 != w::ErrorCode::BadMessage);
 }
 
 TEST_CASE("golden vectors: every root and union member is covered") {

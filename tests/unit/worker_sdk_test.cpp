@@ -1,6 +1,9 @@
 // worker_sdk_test.cpp — the C++ worker SDK against a real musterd: where handlers run
 // (HandlerThread), what reaches the caller from each, and that a handler's inputs can be
-// moved out. The example worker's nodes cover the rest of the SDK in tests/integration.
+// moved out; and against a scripted fake daemon (a PUB and a ROUTER) for the sequences a real
+// one cannot be made to produce on cue: a stopping worker the daemon forgot, a stop during a
+// reconnect, the failure codes a worker may send and the daemon's message size limit.
+// The example worker's nodes cover the rest of the SDK in tests/integration.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -10,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "daemon_process.hpp"
+#include "temp_dir.hpp"
 #include "muster/align.hpp"
 #include "muster/client.hpp"
 #include "muster/frames.hpp"
@@ -193,4 +197,267 @@ TEST_CASE("payload frames: large outputs reach a client that asked as a frame of
   // The client library asks for them and reads either form.
   CHECK(sdk_client.call("echo", big, {.timeout_ms = 5000}) == big);
   CHECK(sdk_client.call("echo", small, {.timeout_ms = 5000}) == small);
+}
+
+// ---- against a scripted fake daemon ----------------------------------------------------------
+
+namespace {
+
+// Plays the daemon's side of PROTOCOL.md §7 message by message: a PUB and a ROUTER bound in a
+// private directory. Every wait is bounded.
+struct FakeDaemon {
+  muster::test::TempDir dir;
+  zmq::context_t ctx;
+  zmq::socket_t pub{ctx, zmq::socket_type::pub}, router{ctx, zmq::socket_type::router};
+  std::string request_address = "ipc://" + (dir.path / "request.sock").string();
+  std::string response_address = "ipc://" + (dir.path / "response.sock").string();
+
+  struct Received {
+    std::string peer;
+    zmq::message_t bytes;
+    const wire::WorkerMessage* msg = nullptr;
+    wire::WorkerBody type() const { return msg->body_type(); }
+  };
+
+  FakeDaemon() {
+    for (auto* s : {&pub, &router}) s->set(zmq::sockopt::linger, 0);
+    pub.bind(request_address);
+    router.bind(response_address);
+  }
+
+  WorkerOptions options(std::string worker_id) const {
+    return {.worker_id = std::move(worker_id),
+            .request_address = request_address,
+            .response_address = response_address,
+            .drain_timeout = 60000ms,
+            .handle_signals = false};
+  }
+
+  // The next message from a worker, or nullopt after `timeout`.
+  std::optional<Received> recv(std::chrono::milliseconds timeout) {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, timeout);
+    if (!(item.revents & ZMQ_POLLIN)) return std::nullopt;
+    Received r;
+    zmq::message_t peer;
+    REQUIRE(router.recv(peer));
+    REQUIRE(peer.more());
+    REQUIRE(router.recv(r.bytes));
+    REQUIRE_FALSE(r.bytes.more());
+    align_payload(r.bytes);
+    r.peer = peer.to_string();
+    r.msg = read_worker_message(bytes_of(r.bytes));
+    REQUIRE(r.msg != nullptr);
+    return r;
+  }
+
+  // The next message, which must be of `type`; Pongs before it are answered Ack if `skip_pongs`.
+  Received expect(wire::WorkerBody type, bool skip_pongs = false, std::chrono::milliseconds timeout = 10000ms) {
+    for (;;) {
+      auto r = recv(timeout);
+      REQUIRE_MESSAGE(r.has_value(), "no ", wire::EnumNameWorkerBody(type), " from the worker");
+      if (skip_pongs && r->type() == wire::WorkerBody::Pong && type != wire::WorkerBody::Pong) {
+        reply(r->peer, ack());
+        continue;
+      }
+      REQUIRE_MESSAGE(r->type() == type, "expected ", wire::EnumNameWorkerBody(type), ", got ",
+                      wire::EnumNameWorkerBody(r->type()));
+      return std::move(*r);
+    }
+  }
+
+  void reply(const std::string& peer, zmq::message_t body) {
+    router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+    router.send(std::move(body), zmq::send_flags::none);
+  }
+  void publish(const std::string& topic, zmq::message_t body) {
+    pub.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+    pub.send(std::move(body), zmq::send_flags::none);
+  }
+
+  template <class Build>
+  static zmq::message_t message(wire::DaemonBody type, Build build) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto body = build(fbb);
+    fbb.Finish(wire::CreateDaemonMessage(fbb, type, body.Union()), wire::DaemonMessageIdentifier());
+    return zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
+  }
+  static zmq::message_t ack() {
+    return message(wire::DaemonBody::Ack, [](auto& fbb) { return wire::CreateAck(fbb); });
+  }
+  static zmq::message_t forgotten() {  // what musterd answers a worker it does not know
+    return message(wire::DaemonBody::Rejected, [](auto& fbb) {
+      return wire::CreateRejectedDirect(fbb, ErrorCode::InvalidRequest, "unknown worker", true);
+    });
+  }
+  static zmq::message_t ping(std::uint64_t seq, const std::string& instance) {
+    return message(wire::DaemonBody::Ping, [&](auto& fbb) { return wire::CreatePingDirect(fbb, seq, instance.c_str()); });
+  }
+  static zmq::message_t work_request(std::uint64_t id, const std::string& node, const Map& inputs,
+                                     bool inputs_in_frame = false) {
+    return message(wire::DaemonBody::WorkRequest, [&](auto& fbb) {
+      auto in = create_nested_values(fbb, inputs);
+      auto name = fbb.CreateString(node);
+      wire::WorkRequestBuilder w(fbb);
+      w.add_request_id(id);
+      w.add_node(name);
+      if (!inputs_in_frame) w.add_inputs(in);
+      w.add_timeout_ms(10000);
+      w.add_inputs_in_frame(inputs_in_frame);
+      return w.Finish();
+    });
+  }
+
+  // Attach -> Attached -> confirming pings on the worker's topic until a Pong -> Ack (§7.1).
+  // No broadcast pings follow unless the test sends them: `ping_interval_ms` x 3 is how long
+  // the worker waits before it reconnects.
+  std::string attach(const std::string& worker_id, std::uint64_t max_message_bytes = 16u << 20,
+                     std::uint64_t ping_interval_ms = 60000) {
+    auto a = expect(wire::WorkerBody::Attach);
+    reply(a.peer, message(wire::DaemonBody::Attached, [&](auto& fbb) {
+            return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
+                                              ping_interval_ms, 3, max_message_bytes);
+          }));
+    for (std::uint64_t seq = 1;; ++seq) {
+      REQUIRE(seq < 200);
+      publish("w:" + worker_id + ":", ping(seq, "inst-1"));
+      if (auto r = recv(50ms)) {
+        REQUIRE(r->type() == wire::WorkerBody::Pong);
+        reply(r->peer, ack());
+        return r->peer;
+      }
+    }
+  }
+};
+
+const wire::Failure& failure_of(const FakeDaemon::Received& r) {
+  REQUIRE(r.type() == wire::WorkerBody::Failure);
+  return *r.msg->body_as_Failure();
+}
+
+// Holds until aborted (at most 5 s), then fails with the abort.
+Map hold_until_aborted(Context& ctx) {
+  for (int i = 0; i < 500 && ctx.sleep_for(10ms); ++i) {
+  }
+  throw WorkError("aborted", ErrorCode::Cancelled);
+}
+
+}  // namespace
+
+TEST_CASE("a stopping C++ worker the daemon forgot never attaches again: it aborts what runs and stops") {
+  // PROTOCOL.md §7.5. Before: Rejected{reattach} or a new instance's Ping made the draining
+  // worker send Attach, and a ghost worker stayed behind when it exited.
+  for (std::string how : {"Rejected{reattach} to its Pong", "a Ping of a new daemon instance"}) {
+    CAPTURE(how);
+    FakeDaemon fake;
+    {
+      RunningWorker w(fake.options("cpp-forgot"));
+      w.worker.node({.name = "hold"}, hold_until_aborted);
+      w.start();
+      fake.attach("cpp-forgot");
+      fake.publish("w:cpp-forgot:", FakeDaemon::work_request(7, "hold", {}));
+      fake.publish("b:", FakeDaemon::ping(100, "inst-1"));
+      auto pong = fake.expect(wire::WorkerBody::Pong);  // the request arrived before this ping
+      REQUIRE(pong.msg->body_as_Pong()->in_flight()->size() == 1);
+      fake.reply(pong.peer, FakeDaemon::ack());
+
+      w.worker.stop();
+      auto detach = fake.expect(wire::WorkerBody::Detach);
+      fake.reply(detach.peer, FakeDaemon::ack());  // ... and the daemon forgets it
+      if (how.starts_with("Rejected")) {
+        fake.publish("b:", FakeDaemon::ping(101, "inst-1"));
+        auto late = fake.expect(wire::WorkerBody::Pong);  // draining, it still answers pings
+        CHECK(late.msg->body_as_Pong()->in_flight()->size() == 1);
+        fake.reply(late.peer, FakeDaemon::forgotten());
+      } else {
+        fake.publish("b:", FakeDaemon::ping(101, "inst-2"));
+      }
+      auto answer = fake.expect(wire::WorkerBody::Failure);  // not an Attach: the request, aborted
+      CHECK(failure_of(answer).request_id() == 7);
+      fake.reply(answer.peer, FakeDaemon::forgotten());
+    }  // run() returned and the worker's sockets are closed: whatever it sent has arrived
+    CHECK_FALSE(fake.recv(100ms).has_value());
+  }
+}
+
+TEST_CASE("a C++ worker stopped while it reconnects still sends Detach after its Attach") {
+  FakeDaemon fake;
+  std::string second_peer;
+  {
+    RunningWorker w(fake.options("cpp-recon"));
+    w.worker.node({.name = "n"}, [](Context&) { return Map{}; });
+    w.start();
+    auto first_peer = fake.attach("cpp-recon", 16u << 20, /*ping_interval_ms=*/50);
+    // No pings: after 150 ms of silence the worker reconnects and attaches again, unanswered.
+    auto again = fake.expect(wire::WorkerBody::Attach, /*skip_pongs=*/true);
+    CHECK(again.peer != first_peer);
+    second_peer = again.peer;
+    w.worker.stop();
+  }
+  auto detach = fake.expect(wire::WorkerBody::Detach);
+  CHECK(detach.peer == second_peer);
+}
+
+TEST_CASE("a C++ worker sends only WorkerError or InvalidRequest, and nothing over the daemon's limit") {
+  FakeDaemon fake;
+  RunningWorker w(fake.options("cpp-codes"));
+  auto big = [](Context& ctx) {
+    auto n = static_cast<std::size_t>(ctx.input("n").as_int());
+    ctx.progress(1, 2, std::string(n, 'x'));  // too large as well: not sent
+    return Map{{"blob", Value(Bytes(n, 0x42))}};
+  };
+  w.worker.node({.name = "big"}, big);
+  w.worker.node({.name = "big.socket"}, big, HandlerThread::Socket);
+  w.worker.node({.name = "denied"}, [](Context&) -> Map { throw WorkError("not yours", ErrorCode::PermissionDenied); });
+  w.worker.node({.name = "hold"}, hold_until_aborted);
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-codes", /*max_message_bytes=*/4096);
+  auto topic = std::string("w:cpp-codes:");
+  auto next_failure = [&](std::uint64_t id) {
+    auto r = fake.expect(wire::WorkerBody::Failure);
+    fake.reply(r.peer, FakeDaemon::ack());
+    auto& f = failure_of(r);
+    CHECK(f.request_id() == id);
+    return std::pair{f.code(), f.message()->str()};
+  };
+
+  SUBCASE("an answer over --max-message-bytes fails fast, with both sizes named") {
+    fake.publish(topic, FakeDaemon::work_request(1, "big", {{"n", Value(100LL)}}));
+    auto progress = fake.expect(wire::WorkerBody::Progress);
+    fake.reply(progress.peer, FakeDaemon::ack());
+    auto result = fake.expect(wire::WorkerBody::Result);
+    fake.reply(result.peer, FakeDaemon::ack());
+    for (std::string node : {"big", "big.socket"}) {
+      CAPTURE(node);
+      fake.publish(topic, FakeDaemon::work_request(2, node, {{"n", Value(10000LL)}}));
+      auto [code, message] = next_failure(2);  // neither the Progress nor the Result went out
+      CHECK(code == ErrorCode::WorkerError);
+      CHECK(message.starts_with("result of "));
+      CHECK(message.ends_with(" bytes exceeds the daemon's limit of 4096 bytes (--max-message-bytes)"));
+    }
+  }
+  SUBCASE("a handler's other codes become WorkerError, with their message") {
+    fake.publish(topic, FakeDaemon::work_request(3, "denied", {}));
+    CHECK(next_failure(3) == std::pair{ErrorCode::WorkerError, std::string("not yours")});
+    fake.publish(topic, FakeDaemon::work_request(4, "hold", {}));
+    fake.publish(topic, FakeDaemon::message(wire::DaemonBody::Abort, [](auto& fbb) {
+                   return wire::CreateAbortDirect(fbb, 4, ErrorCode::Timeout, "deadline passed");
+                 }));
+    CHECK(next_failure(4).first == ErrorCode::WorkerError);  // the handler threw Cancelled
+  }
+  SUBCASE("inputs that are not a valid payload are InvalidRequest") {
+    auto bad = FakeDaemon::work_request(5, "echo", {{"s", Value("abc")}});
+    auto* at = static_cast<std::uint8_t*>(bad.data());
+    auto* end = at + bad.size();
+    auto* hit = std::search(at, end, std::begin("abc"), std::end("abc") - 1);
+    REQUIRE(hit != end);
+    *hit = 0xff;  // no longer UTF-8
+    fake.publish(topic, std::move(bad));
+    auto [code, message] = next_failure(5);
+    CHECK(code == ErrorCode::InvalidRequest);
+    CHECK(message.find("UTF-8") != std::string::npos);
+    fake.publish(topic, FakeDaemon::work_request(6, "echo", {}, /*inputs_in_frame=*/true));
+    CHECK(next_failure(6).first == ErrorCode::InvalidRequest);
+  }
 }

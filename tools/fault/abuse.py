@@ -18,6 +18,20 @@ latency. Phase by phase, abusers run in their own processes next to it:
   connections     --connections idle client connections opened at once, each asking status
                   (musterd runs with the soft open-files limit of --daemon-nofile, if given)
   reconnect       a peer connecting, submitting and disconnecting in a tight loop
+  forged-pongs    two workers serving `forged`, one never reading its SUB socket and ponging
+                  seq 10^12, one reading pings only to pong their seqs with an empty in-flight
+                  list 20 times each, while a client calls `forged` with --pong-kib inputs:
+                  musterd must neither confirm the first nor re-send without bound to the second
+                  (re-sent bytes from GetStatus `redispatched`, and musterd's RSS)
+  slow-reader     a client submits --slow-reader-calls tiny `echo` calls without reading, then
+                  reads everything: every call must get exactly one reply (result or QUEUE_FULL)
+  attach-storm    a peer pipelining twenty 100,000-node Attaches, then twenty at
+                  --max-attach-nodes (1,000) nodes, again and again: the honest workers must
+                  keep their pings and the good client its latency
+  enroll-guess    an enrolled peer guessing enrollment tokens on the enrollment endpoint
+                  (CURVE TCP on loopback; not with --tcp, which is --insecure), each guess
+                  after a valid re-enrollment of its own key: the guesses must still be slowed
+                  down (docs/SECURITY.md §5). Reports guesses checked vs refused unchecked
 
 For each phase it prints the good client's p50/p99/max latency and error count, and musterd's
 RSS (start, peak, end); the abusers' replies by code.
@@ -28,17 +42,21 @@ import collections
 import json
 import multiprocessing as mp
 import os
+import re
 import signal
 import tempfile
 import time
+
 from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 import zmq
 
 import wire
 
 PHASES = ["baseline", "flood", "flood-large", "unread-replies", "max-size", "big-attach",
-          "connections", "reconnect"]
+          "connections", "reconnect", "forged-pongs", "slow-reader", "attach-storm",
+          "enroll-guess"]
 
 
 def add_arguments(a):
@@ -54,6 +72,8 @@ def add_arguments(a):
     a.add_argument("--daemon-nofile", type=int, default=0,
                    help="soft RLIMIT_NOFILE for musterd (e.g. 1024, a common default); 0: inherit")
     a.add_argument("--attach-nodes", type=int, default=20000)
+    a.add_argument("--pong-kib", type=int, default=256, help="input size of the forged-pongs calls")
+    a.add_argument("--slow-reader-calls", type=int, default=130000)
     a.add_argument("--tcp", action="store_true",
                    help="musterd on loopback TCP (--insecure) instead of ipc:// sockets")
     a.add_argument("--rss-limit-mib", type=int, default=6144,
@@ -206,6 +226,229 @@ def _reconnect(address: str, out_path: str):
             Path(out_path).write_text(json.dumps(counts))
 
 
+def _read_counts(path: str) -> dict:
+    """An abuser's last counts (it may be killed halfway through writing them: then retry)."""
+    for _ in range(20):
+        try:
+            return json.loads(Path(path).read_text()) if Path(path).exists() else {}
+        except ValueError:
+            time.sleep(0.05)
+    return {}
+
+
+def _dump_every(counts, out_path: str, last: list, period: float = 0.5):
+    if time.monotonic() - last[0] > period:
+        last[0] = time.monotonic()
+        Path(out_path).write_text(json.dumps(counts))
+
+
+def _forged_pongs(request_address: str, response_address: str, client_address: str, kib: int,
+                  out_path: str):
+    """Two forging workers serving `forged` and a client calling it (item 10 of issue 12)."""
+    ctx = zmq.Context()
+    counts = collections.Counter()
+    workers = {}
+    for wid in ("forge-deaf", "forge-seqs"):
+        sub = ctx.socket(zmq.SUB)
+        sub.connect(request_address)
+        sub.subscribe(f"w:{wid}:".encode())
+        sub.subscribe(b"b:")
+        d = ctx.socket(zmq.DEALER)
+        d.connect(response_address)
+        workers[wid] = (sub, d)
+    time.sleep(0.3)
+    for wid, (sub, d) in workers.items():
+        d.send(wire.attach(wid, "s1", 4, [("forged", False)]))
+    client = ctx.socket(zmq.DEALER)
+    client.connect(client_address)
+    t = wire.SubmitTemplate("forged", {"blob": "x" * (kib * 1024)}, 5000)
+    instance, answered, rid, last = "", set(), 0, [time.monotonic()]
+    deaf_sub, deaf = workers["forge-deaf"]
+    seqs_sub, seqs = workers["forge-seqs"]
+    while True:
+        # the deaf one never reads its SUB socket: forged seqs only, empty in-flight list
+        for i in range(20):
+            deaf.send(wire.pong("forge-deaf", 10 ** 12 + i, instance, []))
+            counts["forged pongs"] += 1
+        # the other reads pings (and work) only to learn seqs, and answers each 20 times
+        while seqs_sub.poll(0):
+            m = wire.read_daemon(seqs_sub.recv_multipart()[-1])
+            if m and m.kind == wire.DAEMON_PING:
+                instance = m.instance
+                if m.seq not in answered:
+                    answered.add(m.seq)
+                    for _ in range(20):
+                        seqs.send(wire.pong("forge-seqs", m.seq, instance, []))
+                        counts["pongs to real pings"] += 1
+            elif m and m.kind == wire.DAEMON_WORK:
+                counts["work requests received"] += 1
+        for d in (deaf, seqs):
+            while d.poll(0):
+                d.recv_multipart()
+        if rid - counts["client replies"] < 16:  # 16 calls open
+            rid += 1
+            client.send(t.make(rid))
+        while client.poll(0):
+            r = wire.read_reply(client.recv_multipart()[-1])
+            if r and r.kind in (wire.REPLY_RESULT, wire.REPLY_FAILURE):
+                counts["client replies"] += 1
+                counts["client " + ("RESULT" if r.kind == wire.REPLY_RESULT else wire.code_name(r.code))] += 1
+        time.sleep(0.005)
+        _dump_every(counts, out_path, last)
+
+
+def _slow_reader(address: str, calls: int, out_path: str):
+    """Submits `calls` tiny echo calls reading nothing, then reads every reply (item 11). It
+    paces its submits by musterd's queue (asked on a second connection), so that its calls are
+    accepted and their replies pile up unread rather than being refused at the queue limit."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(address)
+    probe = ctx.socket(zmq.DEALER)
+    probe.connect(address)
+    t = wire.SubmitTemplate("echo", {"x": 1}, 120000)
+    counts = collections.Counter()
+    last = [time.monotonic()]
+    for rid in range(1, calls + 1):
+        s.send(t.make(rid))  # reads nothing until the end
+        counts["sent"] += 1
+        if rid % 250 == 0:
+            while True:
+                probe.send(wire.status_request(rid))
+                if not probe.poll(10000):
+                    break
+                r = wire.read_reply(probe.recv_multipart()[-1])
+                if not r or wire.read_status(r)["queued"] < 50:
+                    break
+                time.sleep(0.01)
+        _dump_every(counts, out_path, last)
+    seen = set()
+    quiet = time.monotonic()
+    while time.monotonic() - quiet < 5:
+        if not s.poll(100):
+            continue
+        r = wire.read_reply(s.recv_multipart()[-1])
+        if r and r.kind in (wire.REPLY_RESULT, wire.REPLY_FAILURE):
+            quiet = time.monotonic()
+            if r.request_id in seen:
+                counts["duplicated"] += 1
+            seen.add(r.request_id)
+            counts["RESULT" if r.kind == wire.REPLY_RESULT else wire.code_name(r.code)] += 1
+            counts["missing"] = calls - len(seen)
+            _dump_every(counts, out_path, last)
+    counts["missing"] = calls - len(seen)
+    counts["done"] = 1
+    Path(out_path).write_text(json.dumps(counts))
+    while True:
+        time.sleep(1)
+
+
+def _attach_storm(address: str, out_path: str):
+    """Pipelined huge Attaches, then pipelined ones at the node limit (item 13)."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(address)
+    huge = wire.attach("storm-huge", "s1", 1, [(f"n{i}", False) for i in range(100_000)])
+    at_limit = [wire.attach(f"storm-{i}", "s1", 1, [(f"s{i}.{k}", False) for k in range(1000)])
+                for i in range(20)]
+    counts = collections.Counter(huge_bytes=len(huge), at_limit_bytes=len(at_limit[0]))
+    last = [time.monotonic()]
+    while True:
+        for _ in range(20):
+            s.send(huge)
+        for m in at_limit:
+            s.send(m)
+        for _ in range(40):
+            if not s.poll(60_000):
+                break
+            r = wire.read_daemon(s.recv_multipart()[-1])
+            counts["attached" if r and r.kind == wire.DAEMON_ATTACHED else
+                   "rejected" if r and r.kind == wire.DAEMON_REJECTED else "other"] += 1
+        _dump_every(counts, out_path, last, 0.2)
+
+
+def _enroll_request(token: str, public_key: str) -> bytes:
+    """EnrollRequest{token, public_key, role, name, hostname} (schema/enroll.fbs), MSEQ."""
+    import flatbuffers
+    b = flatbuffers.Builder(256)
+    offs = [b.CreateString(x) for x in (token, public_key, "worker", "abuse", "abuse-host")]
+    b.StartObject(5)
+    for slot, off in enumerate(offs):
+        b.PrependUOffsetTRelativeSlot(slot, off, 0)
+    b.Finish(b.EndObject(), file_identifier=b"MSEQ")
+    return bytes(b.Output())
+
+
+def _enroll_answer(buf: bytes) -> Tuple[bool, str]:
+    """(ok, error) of an EnrollResponse (schema/enrolled.fbs: ok is field 0, error field 6)."""
+    import flatbuffers
+    t = flatbuffers.table.Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+    o = t.Offset(4)
+    ok = bool(o) and bool(t.Get(flatbuffers.number_types.BoolFlags, o + t.Pos))
+    o = t.Offset(16)
+    return ok, (t.String(o + t.Pos).decode("utf-8", "replace") if o else "")
+
+
+def _enroll_guess(address: str, daemon_key: str, token: str, out_path: str):
+    """Enrolls a key once (a real first enrollment), then forever: re-enrolls it (valid, a
+    no-op) and guesses a token. Counts the guesses the daemon checked and those it refused
+    unchecked (rate-limited)."""
+    import base64
+    import zmq.utils.z85
+    ctx = zmq.Context()
+    pub, sec = zmq.curve_keypair()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.curve_serverkey, s.curve_publickey, s.curve_secretkey = daemon_key.encode(), pub, sec
+    s.connect(address)
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
+    key_part = b64(zmq.utils.z85.decode(daemon_key.encode()))
+
+    def ask(tok: str) -> Tuple[bool, str]:
+        s.send(_enroll_request(tok, pub.decode()))
+        if not s.poll(10000):
+            return False, "no answer in 10 s"
+        return _enroll_answer(s.recv_multipart()[-1])
+
+    counts: Dict[str, object] = collections.Counter()
+    ok, err = ask(token)
+    counts["first enrollment"] = "ok" if ok else err
+    start = last_dump = time.monotonic()
+    while True:
+        ok, _ = ask(token)
+        counts["re-enroll ok" if ok else "re-enroll refused"] += 1
+        guess = f"muster1.{os.urandom(8).hex()}.{b64(os.urandom(32))}.{key_part}"
+        _, err = ask(guess)
+        kind = ("guess checked" if err.startswith("unknown token") else
+                "guess rate-limited" if "too many failed" in err else f"guess: {err}")
+        counts[kind] += 1
+        now = time.monotonic()
+        if now - last_dump > 0.5:
+            last_dump = now
+            out = dict(counts)
+            out["checked guesses/s"] = round(counts["guess checked"] / (now - start), 1)
+            Path(out_path).write_text(json.dumps(out))
+
+
+def _enrollment_setup(cluster, fm) -> Optional[Tuple[str, str, str]]:
+    """(enrollment address, daemon key, a one-use worker token) of a daemon started with
+    --enrollment-address, or None."""
+    import subprocess
+    address = getattr(cluster, "enrollment_address", None)
+    if not address:
+        return None
+    pub = (cluster.base / "data" / "daemon-curve.pub").read_text()
+    key = next(line.split("=", 1)[1].strip() for line in pub.splitlines() if line.startswith("public="))
+    out = subprocess.run([str(cluster.build / "tools" / "muster"), "--client-address", cluster.client_address,
+                          "token", "create", "--role", "worker"], env=cluster.env, capture_output=True,
+                         text=True, timeout=30)
+    token = next((w for w in out.stdout.split() if w.startswith("muster1.")), None)
+    if not token:
+        fm.log(f"enroll-guess: could not mint a token: {out.stderr.strip()}")
+        return None
+    return address, key, token
+
+
 # ---- the run -------------------------------------------------------------------------------------
 
 
@@ -255,8 +498,14 @@ def run(args, fm) -> int:
     fm.log(f"working in {base}")
     daemon_args = ["--queue-limit", str(args.queue_limit), "--log-level", "warn",
                    "--max-message-bytes", str(args.max_message_bytes)]
+    wanted = [p.strip() for p in args.phases.split(",") if p.strip()]
+    enrollment_address = None
+    if "enroll-guess" in wanted and not args.tcp:  # --tcp is --insecure: no enrollment endpoint
+        enrollment_address = f"tcp://127.0.0.1:{fm.free_tcp_port('127.0.0.1')}"
+        daemon_args += ["--enrollment-address", enrollment_address]
     cluster = fm.Cluster(build, base, 500, 4, daemon_args, None,
                          tcp_host="127.0.0.1" if args.tcp else None)
+    cluster.enrollment_address = enrollment_address
     cluster.daemon_nofile = args.daemon_nofile
     cluster.start_daemon()
     for i in range(args.workers):
@@ -273,7 +522,8 @@ def run(args, fm) -> int:
                                large_kib=args.large_kib, connections=args.connections,
                                daemon_nofile=args.daemon_nofile, attach_nodes=args.attach_nodes,
                                phase_seconds=args.phase_seconds), "phases": []}
-    for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
+    enrollment = _enrollment_setup(cluster, fm) if enrollment_address else None
+    for phase in wanted:
         out = str(base / f"{phase}.json")
         targets = {
             "baseline": [],
@@ -284,7 +534,13 @@ def run(args, fm) -> int:
             "big-attach": [(_big_attach, (cluster.response_address, args.attach_nodes, out))],
             "connections": [(_connections, (addr, args.connections, out))],
             "reconnect": [(_reconnect, (addr, out))],
+            "forged-pongs": [(_forged_pongs, (cluster.request_address, cluster.response_address,
+                                              addr, args.pong_kib, out))],
+            "slow-reader": [(_slow_reader, (addr, args.slow_reader_calls, out))],
+            "attach-storm": [(_attach_storm, (cluster.response_address, out))],
+            "enroll-guess": [(_enroll_guess, (*enrollment, out))] if enrollment else [],
         }[phase]
+        st0 = admin.status(5.0) or {}
         rss_start = fm.rss_kib(cluster.daemon.pid)
         procs = [mpctx.Process(target=f, args=a, daemon=True) for f, a in targets]
         for p in procs:
@@ -308,15 +564,25 @@ def run(args, fm) -> int:
         w.start()
         time.sleep(1.0 if procs else 0)  # let the abuse get going
         lat, errors = _good_client(addr, args.phase_seconds)
+        if phase == "slow-reader":  # it reads its replies only at the end: let it
+            end = time.monotonic() + 120
+            while time.monotonic() < end and '"done"' not in (Path(out).read_text() if Path(out).exists() else ""):
+                time.sleep(0.2)
         stop[0] = True
         w.join()
         for p in procs:
             p.kill()
             p.join(5)
-        abuser = json.loads(Path(out).read_text()) if Path(out).exists() else {}
+        abuser = _read_counts(out)
         # let musterd settle: queued requests time out or finish
         time.sleep(2.0)
         st = admin.status(5.0) or {}
+        if phase == "slow-reader":  # what musterd says it dropped: refusals only, never a result
+            found = re.findall(r"were dropped: that client reads none of its replies \((\d+) in all\)",
+                               cluster.daemon_log())
+            abuser["refusals musterd dropped"] = int(found[-1]) if found else 0
+        if phase == "forged-pongs":  # every re-send repeats the call's input
+            abuser["re-sent KiB"] = (st.get("redispatched", 0) - st0.get("redispatched", 0)) * args.pong_kib
         row = dict(phase=phase, good_calls=len(lat), good_errors=dict(errors),
                    p50_ms=_pct(lat, 0.5), p99_ms=_pct(lat, 0.99), max_ms=_pct(lat, 1.0),
                    rss_start_mib=round(rss_start / 1024, 1), rss_peak_mib=round(peak[0] / 1024, 1),

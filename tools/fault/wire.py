@@ -273,12 +273,12 @@ def worker_message(worker_id: str, body_type: int, build_body) -> bytes:
 
 
 def attach(worker_id: str, session: str, capacity: int, nodes: List[Tuple[str, bool]],
-           hostname: str = "fault", pid: int = 0) -> bytes:
+           hostname: str = "fault", pid: int = 0, description: Optional[str] = None) -> bytes:
     def body(b: flatbuffers.Builder) -> int:
         specs = []
         for name, idempotent in nodes:
             n = b.CreateString(name)
-            d = b.CreateString("fault-injection node: never answers")
+            d = b.CreateString(description or "fault-injection node: never answers")
             b.StartObject(9)  # NodeSpec
             b.PrependUOffsetTRelativeSlot(0, n, 0)
             b.PrependUOffsetTRelativeSlot(1, d, 0)

@@ -1,6 +1,9 @@
 // worker.cpp — the C++ worker SDK's loop: one thread owns the sockets (SUB, DEALER, and a PULL
 // that collects answers from the handler threads) and runs HandlerThread::Socket handlers;
 // `capacity` threads run the others.
+// Must never: attach again once it is stopping (it would leave a ghost worker behind that
+// swallows calls), send a Failure code other than WorkerError or InvalidRequest, or send a
+// message larger than the daemon's --max-message-bytes (Attached.max_message_bytes).
 #include "muster/worker.hpp"
 
 #include <unistd.h>
@@ -71,8 +74,11 @@ zmq::message_t result_message(const std::string& worker_id, std::uint64_t reques
   return finish(fbb, worker_id, wire::WorkerBody::Result, body.Union());
 }
 
+// A worker's Failure carries only a code a worker may send (worker_may_send, PROTOCOL.md §6):
+// any other becomes WorkerError.
 zmq::message_t failure_message(const std::string& worker_id, std::uint64_t request_id,
                                           ErrorCode code, const std::string& message) {
+  if (!worker_may_send(code)) code = ErrorCode::WorkerError;
   flatbuffers::FlatBufferBuilder fbb(256);
   auto body = wire::CreateFailureDirect(fbb, request_id, code, message.c_str());
   return finish(fbb, worker_id, wire::WorkerBody::Failure, body.Union());
@@ -131,6 +137,9 @@ struct WorkerImpl {
   std::uint64_t ping_interval_ms = 1000;
   std::uint32_t liveness = 3;
   bool attached = false;
+  bool draining = false;  // stopping: Detach sent, finishing what runs; never attaches again
+  bool forgotten = false;  // draining, and the daemon no longer knows this worker
+  std::uint64_t max_message_bytes = 0;  // the daemon's, from Attached (0: not known yet)
   SteadyClock::time_point last_ping{}, attach_sent{};
   // Request ids are unique only within one daemon instance, so running requests are keyed by
   // a local key; `current` indexes those of the current instance by request id (what Pong
@@ -235,6 +244,31 @@ struct WorkerImpl {
 
   void send_to_daemon(zmq::message_t message) { dealer->send(std::move(message), zmq::send_flags::dontwait); }
 
+  // Sends a message about request `request_id` (its answer if `answer`, else a Progress) unless
+  // it is larger than the daemon's limit, which would refuse it and let the caller wait its whole
+  // deadline: an answer then becomes a Failure that says so, a Progress is dropped.
+  void send_checked(zmq::message_t message, std::uint64_t request_id, bool answer) {
+    if (max_message_bytes == 0 || message.size() <= max_message_bytes) return send_to_daemon(std::move(message));
+    const char* kind = !answer ? "progress"
+                       : flatbuffers::GetRoot<wire::WorkerMessage>(message.data())->body_type() == wire::WorkerBody::Result
+                           ? "result"
+                           : "failure";
+    auto what = fmt::format("{} of {} bytes exceeds the daemon's limit of {} bytes (--max-message-bytes)", kind,
+                            message.size(), max_message_bytes);
+    spdlog::warn("request {}: {}", request_id, what);
+    if (answer) send_to_daemon(failure_message(opt.worker_id, request_id, ErrorCode::WorkerError, what));
+  }
+
+  // Draining, the daemon no longer knows this worker (it forgot it at its Detach, declared it
+  // dead, or restarted): attaching again would leave a ghost worker once this process exits, so
+  // it aborts what still runs and stops (PROTOCOL.md §7.5).
+  void forget(const std::string& why) {
+    if (forgotten) return;
+    forgotten = true;
+    spdlog::info("stopping without attaching again: {}", why);
+    for (auto& [key, r] : in_flight) r.aborted->store(true);
+  }
+
   void connect() {
     sub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
     dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
@@ -300,6 +334,7 @@ struct WorkerImpl {
         auto* a = msg->body_as_Attached();
         if (!last_instance.empty() && str(a->instance()) != last_instance) current.clear();
         instance = last_instance = str(a->instance());
+        if (a->max_message_bytes() > 0) max_message_bytes = a->max_message_bytes();
         ping_interval_ms = std::max<std::uint64_t>(a->ping_interval_ms(), 1);
         liveness = std::max<std::uint32_t>(a->liveness(), 1);
         attached = true;
@@ -314,6 +349,10 @@ struct WorkerImpl {
         auto* r = msg->body_as_Rejected();
         if (r->reattach()) {
           if (detached_for_no_nodes) break;
+          if (draining) {
+            forget(fmt::format("the daemon does not know this worker ({})", str(r->message())));
+            break;
+          }
           spdlog::info("daemon does not know this worker ({}): attaching again", str(r->message()));
           send_attach();
         } else if (!attached && r->code() != ErrorCode::ShuttingDown) {
@@ -342,9 +381,13 @@ struct WorkerImpl {
     }
     switch (msg->body_type()) {
       case wire::DaemonBody::Ping: {
-        if (detached_for_no_nodes) return;
+        if (detached_for_no_nodes || forgotten) return;
         auto* p = msg->body_as_Ping();
         std::string ping_instance = str(p->instance());
+        if (attached && ping_instance != instance && draining) {
+          forget(fmt::format("daemon instance changed ({} -> {})", instance, ping_instance));
+          return;
+        }
         if (attached && ping_instance != instance) {
           spdlog::info("daemon restarted (instance {} -> {}): attaching again", instance, ping_instance);
           instance.clear();
@@ -375,7 +418,7 @@ struct WorkerImpl {
           return;
         }
         if (w->inputs_in_frame() != (frame != nullptr)) {
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::BadMessage,
+          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
                                                   w->inputs_in_frame() ? "inputs_in_frame set but no payload frame came"
                                                                        : "a payload frame that the WorkRequest does not refer to"));
           return;
@@ -388,8 +431,8 @@ struct WorkerImpl {
             job.inputs = decode_values(payload_bytes(w->inputs()));
           }
           job.parameters = decode_values(payload_bytes(w->parameters()));
-        } catch (const std::exception& e) {
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::BadMessage, e.what()));
+        } catch (const std::exception& e) {  // not a valid payload (e.g. a string that is not UTF-8)
+          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, e.what()));
           return;
         }
         if (auto* c = w->caller())
@@ -404,8 +447,9 @@ struct WorkerImpl {
           finish_request(job.key, run_handler(opt.worker_id, job,
                                               [this, id](std::uint64_t step, std::uint64_t total,
                                                          const std::string& message) {
-                                                send_to_daemon(progress_message(opt.worker_id, id, step,
-                                                                                total, message));
+                                                send_checked(progress_message(opt.worker_id, id, step,
+                                                                              total, message),
+                                                             id, false);
                                               }));
           return;
         }
@@ -445,11 +489,12 @@ struct WorkerImpl {
   }
 
   void finish_request(std::uint64_t key, zmq::message_t answer) {
-    send_to_daemon(std::move(answer));
-    forget(key);
+    if (auto it = in_flight.find(key); it != in_flight.end())
+      send_checked(std::move(answer), it->second.request_id, true);
+    drop(key);
   }
 
-  void forget(std::uint64_t key) {
+  void drop(std::uint64_t key) {
     auto it = in_flight.find(key);
     if (it == in_flight.end()) return;
     if (auto c = current.find(it->second.request_id); c != current.end() && c->second == key)
@@ -464,8 +509,9 @@ struct WorkerImpl {
       std::uint64_t key = 0;
       std::memcpy(&key, head.data(), 8);
       bool terminal = static_cast<const std::uint8_t*>(head.data())[8] != 0;
-      send_to_daemon(std::move(body));
-      if (terminal) forget(key);
+      if (auto it = in_flight.find(key); it != in_flight.end())
+        send_checked(std::move(body), it->second.request_id, terminal);
+      if (terminal) drop(key);
     }
   }
 
@@ -486,7 +532,6 @@ struct WorkerImpl {
     std::unique_ptr<SignalPipe> signals;
     if (opt.handle_signals) signals = std::make_unique<SignalPipe>();
     connect();
-    bool draining = false;
     SteadyClock::time_point drain_deadline{};
     std::vector<zmq::pollitem_t> items;
     while (true) {

@@ -85,6 +85,9 @@ class Enrollment {
   // token, returns that identity and takes no token use. A retry with the very token that
   // enrolled the key succeeds even if that token is now used up (the peer lost the first
   // answer); it must still be unexpired and unrevoked.
+  // Rate limiting: every refusal but RateLimited and Internal counts as a failure of
+  // `peer_address`; only a real first enrollment (outcome.created) clears the address's record.
+  // A re-enrollment neither counts nor clears.
   EnrollOutcome enroll(const EnrollRequestFields& req, std::string_view connection_public_key,
                        std::string_view peer_address, TimePoint now);
 

@@ -2,7 +2,8 @@
 // Exponential backoff per peer address: the first `free_failures` failures cost nothing; each
 // further failure blocks the peer for base_delay × 2^(k-1) (k = failures beyond the free ones),
 // capped at max_delay. A peer with no failure for `forget_after` starts fresh; a success
-// forgets it at once.
+// forgets it at once (Enrollment calls record_success only for a real first enrollment, never
+// for a no-op re-enrollment of a key already enrolled).
 // Owns: the per-peer failure counts and block times, bounded in memory.
 // Must never: read a clock (callers pass `now`), block a thread, or grow without bound.
 // Thread-safe.

@@ -38,10 +38,11 @@ std::optional<std::string> read_file(const std::filesystem::path& path);
 // (`chmod 600 FILE`). The check is made on the opened descriptor (no race with a rename).
 std::optional<std::string> read_private_file(const std::filesystem::path& path);
 
-// Makes sure `dir` exists and is a directory that only its owner can change: creates it (and
-// parents) with mode 0700 if missing; if it exists and group or others may write it, throws
-// PermissionError naming the fix (`chmod 700 DIR`). An existing directory's mode is otherwise
-// left alone.
+// Makes sure `dir` exists and is a directory that only we can change: creates it (and parents)
+// with mode 0700 if missing; if it exists and group or others may write it, throws
+// PermissionError naming the directory, its mode and the fix (`chmod 700 DIR`); if another user
+// owns it, throws PermissionError too. It never changes an existing directory's mode (a
+// directory someone else could write is refused, not repaired and trusted).
 void ensure_data_dir(const std::filesystem::path& dir);
 
 }  // namespace muster::keys

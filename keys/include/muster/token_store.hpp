@@ -1,5 +1,7 @@
 // token_store.hpp — the daemon's enrollment tokens: minted, checked, consumed, listed, revoked.
-// Persisted as JSON (`<data-dir>/tokens.json`, mode 0600, atomic writes).
+// Persisted as JSON (`<data-dir>/tokens.json`, mode 0600, atomic writes). A token that ended
+// (expired, used up, revoked) is forgotten kTokenKeepAfterEnd later, at the next mint, use or
+// revoke.
 // Owns: the token lifecycle (active → expired | used up | revoked) and the order of checks.
 // Must never: store or return a token secret after mint() returns it; compare secrets other
 // than in constant time; tell a caller anything about a token whose secret it has not proven
@@ -30,6 +32,9 @@ namespace muster::keys {
 inline constexpr std::chrono::seconds kDefaultTokenTtl{24 * 3600};
 inline constexpr std::uint32_t kMaxTokenUses = 1'000'000;
 inline constexpr const char* kTokenStoreFile = "tokens.json";
+// How long a token that ended (expired, used up or revoked) is kept, listed with its state,
+// before the store forgets it.
+inline constexpr std::chrono::seconds kTokenKeepAfterEnd{7 * 24 * 3600};
 
 enum class TokenState { Active, Expired, UsedUp, Revoked };
 std::string_view token_state_name(TokenState s);  // "active", "expired", "used-up", "revoked"
@@ -116,6 +121,8 @@ class TokenStore {
 
   // Forgets tokens that stopped being usable (expired, used up or revoked) more than
   // `keep_for` ago, so the file does not grow forever. Returns how many were removed.
+  // mint(), consume() and revoke() already do this with kTokenKeepAfterEnd in the write they
+  // make anyway (a consume or revoke that is refused changes nothing, so prunes nothing).
   std::size_t prune(TimePoint now, std::chrono::seconds keep_for);
 
   const std::string& daemon_public_key() const { return daemon_key_z85_; }
@@ -128,6 +135,9 @@ class TokenStore {
   using Entries = std::map<std::string, Entry, std::less<>>;
 
   TokenCheck check_locked(std::string_view token_text, TimePoint now) const;
+  static Entries without_ended(const Entries& entries, TimePoint now, std::chrono::seconds keep_for,
+                               std::size_t& removed);
+  Entries pruned_copy(TimePoint now) const;  // entries_ without tokens ended kTokenKeepAfterEnd ago
   void save(const Entries& entries) const;  // throws; caller commits to memory afterwards
 
   std::filesystem::path file_;

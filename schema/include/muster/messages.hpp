@@ -4,6 +4,7 @@
 // Must never: hand out a pointer into a buffer that failed verification.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -23,9 +24,15 @@ namespace muster {
 inline constexpr unsigned kVerifierMaxDepth = 128;
 inline constexpr unsigned kVerifierMaxTables = 10'000'000;
 
+// A nested Values payload (Submit and WorkRequest inputs/parameters, Result outputs) starts at
+// a multiple of this from the start of its message (PROTOCOL.md §3 rule 3).
+inline constexpr std::ptrdiff_t kPayloadAlignment = 8;
+
 // Each returns the verified root, or nullptr if the bytes are not a valid buffer of that
 // root type carrying its file_identifier. For the four roots with a `body` union, nullptr
 // also when the body is NONE or its table is absent: a returned root always has a body.
+// nullptr also when a nested payload of the body does not start on a kPayloadAlignment
+// boundary of `bytes` (the Verifier does not check that).
 const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> bytes);
 const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> bytes);
 const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> bytes);
@@ -38,6 +45,12 @@ const wire::EnrollResponse* read_enroll_response(std::span<const std::uint8_t> b
 // sends.
 void finish_worker_message(flatbuffers::FlatBufferBuilder& fbb, const std::string& worker_id,
                            wire::WorkerBody type, flatbuffers::Offset<void> body);
+
+// The codes a worker's Failure may carry (PROTOCOL.md §6): WorkerError (its own code failed),
+// InvalidRequest (it cannot accept the inputs), and what a worker that forwards the call to
+// others (muster-bridge host) met downstream: NoWorker, WorkerLost, Timeout, ShuttingDown.
+// musterd turns any other code into WorkerError, and the C++ SDK never sends one.
+bool worker_may_send(wire::ErrorCode code);
 
 // "NO_WORKER", "TIMEOUT", ... as printed by the CLI and used in JSON.
 std::string_view error_code_name(wire::ErrorCode code);

@@ -69,3 +69,61 @@ def test_vector(name):
 def test_committed_vectors_are_up_to_date():
     proc = subprocess.run([sys.executable, str(VECTORS / "generate.py"), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---- PROTOCOL.md §3 rule 3: a nested payload starts on an 8-byte boundary of its message -----
+# Read with a few lines of raw FlatBuffers (not the SDK) so that the check does not depend on
+# the reader it is checking. Field indexes are the fields' positions in schema/*.fbs (a union
+# takes two: its type, then its table).
+_BODY = {"WorkerMessage": (1, 2), "DaemonMessage": (0, 1), "ClientMessage": (1, 2), "ClientReply": (1, 2)}
+_PAYLOADS = {
+    ("WorkerMessage", 4): [("Result.outputs", 1)],
+    ("DaemonMessage", 2): [("WorkRequest.inputs", 2), ("WorkRequest.parameters", 3)],
+    ("ClientMessage", 1): [("Submit.inputs", 1), ("Submit.parameters", 2)],
+    ("ClientReply", 3): [("Result.outputs", 1)],
+}
+
+
+def _field(buf: bytes, table: int, index: int):
+    import struct
+    vtable = table - struct.unpack_from("<i", buf, table)[0]
+    slot = 4 + 2 * index
+    if slot >= struct.unpack_from("<H", buf, vtable)[0]:
+        return None
+    off = struct.unpack_from("<H", buf, vtable + slot)[0]
+    return table + off if off else None
+
+
+def payload_offsets(buf: bytes, root: str):
+    """[(field, offset of the payload's first byte)] for the nested payloads present in `buf`."""
+    import struct
+    u32 = lambda pos: struct.unpack_from("<I", buf, pos)[0]  # noqa: E731
+    if root not in _BODY:
+        return []
+    table = u32(0)
+    type_pos, body_pos = (_field(buf, table, i) for i in _BODY[root])
+    if type_pos is None or body_pos is None:
+        return []
+    body = body_pos + u32(body_pos)
+    out = []
+    for field, index in _PAYLOADS.get((root, buf[type_pos]), []):
+        pos = _field(buf, body, index)
+        if pos is not None:
+            out.append((field, pos + u32(pos) + 4))
+    return out
+
+
+def test_every_valid_nested_payload_starts_on_an_8_byte_boundary():
+    with_payload = 0
+    misaligned = []
+    for name in NAMES:
+        data, desc = load(name)
+        if not desc.get("valid", True):
+            continue
+        # the committed vector, and the same description encoded by this SDK
+        for what, buf in (("vector", data), ("SDK encoding", d.encode_description(desc))):
+            offsets = payload_offsets(buf, desc["root"])
+            with_payload += bool(offsets) and what == "vector"
+            misaligned += [f"{name} ({what}): {f} at offset {o}" for f, o in offsets if o % 8]
+    assert not misaligned, "nested payloads off an 8-byte boundary:\n" + "\n".join(misaligned)
+    assert with_payload >= 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import threading
 
@@ -70,6 +71,15 @@ def make_worker(fd, worker_id="pw1", capacity=2, **kw) -> muster.Worker:
     @w.node(name="crash")
     def crash(ctx):
         return 1 / 0
+
+    @w.node(name="denied")
+    def denied(ctx):
+        raise muster.MusterError(ErrorCode.PERMISSION_DENIED, "not yours")
+
+    @w.node(name="big")
+    def big(ctx):
+        ctx.progress(1, 2, "x" * ctx.inputs["n"])
+        return {"blob": b"\0" * ctx.inputs["n"]}
 
     @w.node(name="not_a_dict")
     def not_a_dict(ctx):
@@ -192,6 +202,7 @@ def test_errors_map_to_codes(fake_daemon, worker):
     cases = [
         ("boom", ErrorCode.WORKER_ERROR, "it went boom"),
         ("bad_input", ErrorCode.INVALID_REQUEST, "x must be positive"),
+        ("denied", ErrorCode.WORKER_ERROR, "not yours"),  # a worker sends no other code (PROTOCOL.md §6)
         ("crash", ErrorCode.WORKER_ERROR, "ZeroDivisionError: division by zero"),
         ("not_a_dict", ErrorCode.WORKER_ERROR, "node not_a_dict returned a list, not a dict of outputs"),
         ("nope", ErrorCode.INVALID_REQUEST, "worker pw1 does not serve node nope"),
@@ -218,6 +229,7 @@ def test_progress_pong_in_flight_and_abort(fake_daemon, worker):
     request(fake_daemon, worker, 77, "wait")
     fake_daemon.publish(f"w:{worker.worker_id}:", m.Abort(request_id=77, code=ErrorCode.TIMEOUT, reason="deadline passed"))
     peer, raw, fail = fake_daemon.expect(m.Failure)
+    # The handler saw TIMEOUT; a worker sends only WORKER_ERROR or INVALID_REQUEST (PROTOCOL.md §6).
     assert raw == wire(worker.worker_id, m.Failure(77, ErrorCode.TIMEOUT, "aborted: deadline passed"))
     fake_daemon.reply(peer, m.Ack(late=True))
     # Exactly one answer: the next thing the worker says is the pong, with nothing in flight.
@@ -240,7 +252,7 @@ def test_async_handlers_and_async_abort(fake_daemon, worker):
     fake_daemon.reply(peer, m.Ack())
     fake_daemon.publish(f"w:{worker.worker_id}:", m.Abort(request_id=6, code=ErrorCode.CANCELLED, reason="client cancelled"))
     peer, raw, fail = fake_daemon.expect(m.Failure)
-    assert raw == wire(worker.worker_id, m.Failure(6, ErrorCode.CANCELLED, "aborted: client cancelled"))
+    assert raw == wire(worker.worker_id, m.Failure(6, ErrorCode.WORKER_ERROR, "aborted: client cancelled"))
     fake_daemon.reply(peer, m.Ack(late=True))
 
 
@@ -323,7 +335,7 @@ def test_detach_waits_for_open_requests(fake_daemon):
         # Requests arriving now are refused; pings are still answered.
         request(fake_daemon, w, 9, "echo")
         peer, raw, fail = fake_daemon.expect(m.Failure)
-        assert fail.request_id == 9 and fail.code == ErrorCode.SHUTTING_DOWN
+        assert fail.request_id == 9 and fail.code == ErrorCode.SHUTTING_DOWN and "shutting down" in fail.message
         fake_daemon.reply(peer, m.Ack())
         w.test_release.set()
         peer, raw, res = fake_daemon.expect(m.Result, skip=(m.Pong,))
@@ -352,12 +364,100 @@ def test_shutdown_grace_bounds_the_wait(fake_daemon):
         peer, raw, det = fake_daemon.expect(m.Detach)
         fake_daemon.reply(peer, m.Ack())
         peer, raw, fail = fake_daemon.expect(m.Failure, skip=(m.Pong,))
-        assert fail.request_id == 3 and fail.code == ErrorCode.SHUTTING_DOWN
+        assert fail.request_id == 3 and fail.code == ErrorCode.SHUTTING_DOWN and "stopped before" in fail.message
         fake_daemon.reply(peer, m.Ack())
         stopper.join(WAIT)
         assert not stopper.is_alive()
     finally:
         w.test_release.set()
+        w.stop(now=True, timeout=WAIT)
+
+
+@pytest.mark.parametrize("how", ["rejected_pong", "new_instance"])
+def test_a_stopping_worker_never_attaches_again(fake_daemon, how):
+    # PROTOCOL.md §7.5: a detaching worker that learns the daemon forgot it (Rejected{reattach},
+    # a Ping of a new instance) stops at once; an Attach now would leave a ghost worker behind.
+    w = make_worker(fake_daemon, worker_id=f"forgot-{how}", shutdown_grace=60.0)
+    w.start()
+    try:
+        attach_and_confirm(fake_daemon, w)
+        request(fake_daemon, w, 8, "block")
+        fake_daemon.publish("b:", m.Ping(seq=2, instance="inst-1"))
+        peer, raw, pong = fake_daemon.expect(m.Pong)
+        assert pong.in_flight == [8]
+        fake_daemon.reply(peer, m.Ack())
+        stopper = threading.Thread(target=w.stop, kwargs={"reason": "SIGTERM"})
+        stopper.start()
+        peer, raw, det = fake_daemon.expect(m.Detach)
+        fake_daemon.reply(peer, m.Ack())
+        forgotten = m.Rejected(code=ErrorCode.INVALID_REQUEST, message="unknown worker", reattach=True)
+        if how == "rejected_pong":
+            fake_daemon.publish("b:", m.Ping(seq=3, instance="inst-1"))
+            peer, raw, pong = fake_daemon.expect(m.Pong)
+            assert pong.in_flight == [8]  # draining, it still lists what it runs
+            fake_daemon.reply(peer, forgotten)
+        else:
+            fake_daemon.publish("b:", m.Ping(seq=3, instance="inst-2"))
+        peer, raw, fail = fake_daemon.expect(m.Failure)  # not an Attach
+        assert fail.request_id == 8 and fail.code == ErrorCode.SHUTTING_DOWN
+        fake_daemon.reply(peer, forgotten)
+        stopper.join(WAIT)
+        assert not stopper.is_alive()
+        assert w.attach_count == 1
+        assert fake_daemon.nothing(0.2)
+    finally:
+        w.test_release.set()
+        w.stop(now=True, timeout=WAIT)
+
+
+def test_stop_during_a_reconnect_still_detaches(fake_daemon):
+    w = make_worker(fake_daemon, worker_id="recon", attach_timeout=60.0)
+    w.start()
+    try:
+        first_peer = attach_and_confirm(fake_daemon, w, ping_interval_ms=50, liveness=2)
+        # No more pings: the worker reconnects and attaches again; the daemon has not answered yet.
+        peer, raw, att = fake_daemon.expect(m.Attach, skip=(m.Pong,))
+        assert peer != first_peer
+        w.stop(reason="SIGTERM", wait=False)
+        # The daemon may already have attached it: a Detach follows on the same connection.
+        det_peer, raw, det = fake_daemon.expect(m.Detach)
+        assert det_peer == peer and raw == wire(w.worker_id, m.Detach(reason="SIGTERM"))
+        fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1"))
+        fake_daemon.reply(peer, m.Ack())
+        w.join(WAIT)
+        assert w.state == muster.worker.State.STOPPED
+        assert w.attach_count == 2
+    finally:
+        w.stop(now=True, timeout=WAIT)
+
+
+def test_oversize_results_fail_fast(fake_daemon):
+    # The daemon's limit arrives in Attached; an answer over it would be refused and the caller
+    # wait its whole deadline: the worker fails the request instead, and says why.
+    w = make_worker(fake_daemon, worker_id="big")
+    w.start()
+    try:
+        peer, raw, body = fake_daemon.expect(m.Attach)
+        attached = attached_reply(w.worker_id, "inst-1")
+        attached.max_message_bytes = 4096
+        fake_daemon.reply(peer, attached)
+        peer, raw, pong = fake_daemon.confirm(w.worker_id, "inst-1")
+        fake_daemon.reply(peer, m.Ack())
+        assert w.wait_attached(WAIT)
+        request(fake_daemon, w, 1, "big", {"n": 100})
+        for kind in (m.Progress, m.Result):
+            peer, raw, msg = fake_daemon.expect(kind)
+            fake_daemon.reply(peer, m.Ack())
+        for attempt in (1, 2):  # the daemon sends it again: the same small Failure, never the result
+            request(fake_daemon, w, 2, "big", {"n": 5000}, attempt=attempt)
+            peer, raw, fail = fake_daemon.expect(m.Failure)  # no Progress of 5000 characters either
+            assert fail.request_id == 2 and fail.code == ErrorCode.WORKER_ERROR
+            assert re.fullmatch(
+                r"node big: result of \d+ bytes exceeds the daemon's limit of 4096 bytes \(--max-message-bytes\)", fail.message
+            ), fail.message
+            fake_daemon.reply(peer, m.Ack())
+        assert fake_daemon.nothing(0.2)
+    finally:
         w.stop(now=True, timeout=WAIT)
 
 
@@ -368,11 +468,18 @@ def test_bad_messages_do_not_hurt(fake_daemon, worker):
         fake_daemon.pub.send_multipart([topic, junk])
     fake_daemon.pub.send_multipart([topic])  # wrong frame count
     fake_daemon.pub.send_multipart([topic, b"a", b"b"])
-    # A WorkRequest whose inputs are not a Values buffer: answered BAD_MESSAGE.
+    # A WorkRequest whose inputs are not a Values buffer, or hold a string that is not UTF-8:
+    # the request's fault, answered INVALID_REQUEST (PROTOCOL.md §4).
     bad_inputs = m.encode(m.DaemonMessage(body=m.WorkRequest(request_id=12, node="echo", inputs=b"\x0c\x00\x00\x00not values at all")))
     fake_daemon.pub.send_multipart([topic, bad_inputs])
     peer, raw, fail = fake_daemon.expect(m.Failure)
-    assert fail.request_id == 12 and fail.code == ErrorCode.BAD_MESSAGE
+    assert fail.request_id == 12 and fail.code == ErrorCode.INVALID_REQUEST
+    fake_daemon.reply(peer, m.Ack())
+    not_utf8 = m.encode(m.DaemonMessage(body=m.WorkRequest(request_id=16, node="echo", inputs={"s": "abc"})))
+    not_utf8 = not_utf8.replace(b"abc", b"\xffbc")
+    fake_daemon.pub.send_multipart([topic, not_utf8])
+    peer, raw, fail = fake_daemon.expect(m.Failure)
+    assert fail.request_id == 16 and fail.code == ErrorCode.INVALID_REQUEST and "utf-8" in fail.message.lower(), fail
     fake_daemon.reply(peer, m.Ack())
     # A bad reply on the response socket is survived as well.
     fake_daemon.router.send_multipart([peer, b"not a daemon message"])
@@ -384,11 +491,11 @@ def test_bad_messages_do_not_hurt(fake_daemon, worker):
 
 def test_inputs_in_a_separate_frame_are_refused(fake_daemon, worker):
     # This worker never attaches with payload_frames: a WorkRequest saying its inputs are in
-    # another frame is answered BAD_MESSAGE, not run with empty inputs.
+    # another frame is answered INVALID_REQUEST, not run with empty inputs.
     attach_and_confirm(fake_daemon, worker)
     request(fake_daemon, worker, 14, "echo", inputs_in_frame=True)
     peer, raw, fail = fake_daemon.expect(m.Failure)
-    expected = m.Failure(14, ErrorCode.BAD_MESSAGE, "inputs in a separate frame were not requested")
+    expected = m.Failure(14, ErrorCode.INVALID_REQUEST, "inputs in a separate frame were not requested")
     assert raw == wire(worker.worker_id, expected)
     fake_daemon.reply(peer, m.Ack())
     request(fake_daemon, worker, 15, "echo", {"still": "alive"})

@@ -66,6 +66,24 @@ export class MusterError extends Error {
   }
 }
 
+/**
+ * The code a worker's Failure carries (PROTOCOL.md §6): WorkerError (the node's own code failed),
+ * InvalidRequest (inputs or parameters it cannot accept), or what a worker that forwards calls
+ * to others met downstream (NoWorker, WorkerLost, Timeout, ShuttingDown). Any other code
+ * becomes WorkerError.
+ */
+const WORKER_MAY_SEND: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.WorkerError,
+  ErrorCode.InvalidRequest,
+  ErrorCode.NoWorker,
+  ErrorCode.WorkerLost,
+  ErrorCode.Timeout,
+  ErrorCode.ShuttingDown,
+]);
+export function workerFailureCode(code: ErrorCode): ErrorCode {
+  return WORKER_MAY_SEND.has(code) ? code : ErrorCode.WorkerError;
+}
+
 /** The message was not a verifiable buffer of the expected type (PROTOCOL.md §3, §10). */
 export function badMessage(message: string, cause?: unknown): MusterError {
   return new MusterError(ErrorCode.BadMessage, message, cause === undefined ? undefined : { cause });

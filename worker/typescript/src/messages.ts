@@ -357,9 +357,12 @@ function u32(v: number | undefined, what: string): number {
   return x;
 }
 
-/** A nested payload: absent when empty (an empty vector fails the C++ Verifier). */
+/**
+ * A nested payload: absent when empty (an empty vector fails the C++ Verifier), else on an
+ * 8-byte boundary (PROTOCOL.md §3 rule 3: receivers refuse a misaligned payload).
+ */
 function payload(b: B, bytes: Uint8Array | undefined): flatbuffers.Offset {
-  return bytes && bytes.length > 0 ? createByteVector(b, bytes) : 0;
+  return bytes && bytes.length > 0 ? createByteVector(b, bytes, 8) : 0;
 }
 
 function encodePort(b: B, p: Port): flatbuffers.Offset {
@@ -911,6 +914,21 @@ function decodeFailure(f: W.Failure): FailureBody {
   return { type: 'Failure', requestId: f.requestId(), code: f.code() as number as ErrorCode, message: s(f.message()) };
 }
 
+/**
+ * A WorkRequest whose envelope is sound but whose inputs or parameters are not a valid Values
+ * payload (fails verification, a string that is not UTF-8): the worker answers it
+ * Failure{InvalidRequest} with this request id instead of dropping it (PROTOCOL.md §4).
+ */
+export class BadPayloadError extends MusterError {
+  constructor(
+    readonly requestId: bigint,
+    message: string,
+  ) {
+    super(ErrorCode.BadMessage, message);
+    this.name = 'BadPayloadError';
+  }
+}
+
 /** Runs a decoder over a received buffer; any failure becomes MusterError(BadMessage). */
 function decodeWith<T>(bytes: Uint8Array, identifier: string, what: string, read: (bb: CheckedByteBuffer, root: number) => T): T {
   try {
@@ -1004,12 +1022,21 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
       }
       case W.DaemonBody.WorkRequest: {
         const r = get(() => new W.WorkRequest());
+        const requestId = r.requestId();
+        let inputs: Uint8Array;
+        let parameters: Uint8Array;
+        try {
+          inputs = payloadOf(r.inputsArray(), 'WorkRequest.inputs');
+          parameters = payloadOf(r.parametersArray(), 'WorkRequest.parameters');
+        } catch (e) {
+          throw new BadPayloadError(requestId, `not a valid DaemonMessage: ${(e as Error).message}`);
+        }
         body = {
           type: 'WorkRequest',
-          requestId: r.requestId(),
+          requestId,
           node: required(r.node(), 'WorkRequest.node'),
-          inputs: payloadOf(r.inputsArray(), 'WorkRequest.inputs'),
-          parameters: payloadOf(r.parametersArray(), 'WorkRequest.parameters'),
+          inputs,
+          parameters,
           timeoutMs: r.timeoutMs(),
           attempt: r.attempt(),
           caller: decodeCaller(bb, r.caller()),

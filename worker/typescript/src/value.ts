@@ -172,9 +172,12 @@ export function mapFromEntries(entries: Iterable<[string, MusterValue]>): Muster
 
 const textEncoder = new TextEncoder();
 
-/** Writes a [ubyte] vector in one copy (the 2.0 runtime has no createByteVector). */
-export function createByteVector(b: flatbuffers.Builder, data: Uint8Array): flatbuffers.Offset {
-  b.startVector(1, data.length, 1);
+/**
+ * Writes a [ubyte] vector in one copy (the 2.0 runtime has no createByteVector), its data on a
+ * multiple of `alignment` (8 for a nested Values payload: PROTOCOL.md §3 rule 3).
+ */
+export function createByteVector(b: flatbuffers.Builder, data: Uint8Array, alignment = 1): flatbuffers.Offset {
+  b.startVector(1, data.length, alignment);
   const inner = b as unknown as { space: number; bb: flatbuffers.ByteBuffer };
   inner.space -= data.length;
   inner.bb.bytes().set(data, inner.space);

@@ -4,8 +4,9 @@
 // (listing in-flight ids), dispatch of WorkRequests to handlers with at most `capacity`
 // running, Abort, re-attach (Rejected{reattach}, a new daemon instance, no Ping for
 // ping_interval_ms x liveness), and Detach plus a bounded drain on shutdown.
-// Must never: answer a request twice, run a re-sent request id that is already running, or
-// crash on a malformed message (it is logged and dropped).
+// Must never: answer a request twice, run a re-sent request id that is already running, crash
+// on a malformed message (it is logged and dropped), or attach again once it is stopping (a
+// worker that exits after such an Attach leaves a ghost behind that swallows calls).
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +16,7 @@ import * as zmq from 'zeromq';
 import { type CurveKeys, type TransportSecurity, applySecurity, defaultEndpoint } from './endpoints';
 import { type EnrollmentOptions, needsCurve, prepareCurve } from './enrollment';
 import { localIdentityPaths } from './keys';
-import { ErrorCode, MusterError, errorCodeName } from './errors';
+import { ErrorCode, MusterError, errorCodeName, workerFailureCode } from './errors';
 import { type LogLevel, type Logger, resolveLogger } from './log';
 import {
   type AttachedBody,
@@ -24,6 +25,7 @@ import {
   type NodeSpec,
   type WorkRequestBody,
   type WorkerBody,
+  BadPayloadError,
   decodeDaemonMessage,
   encodeWorkerMessage,
 } from './messages';
@@ -178,6 +180,8 @@ export class Worker extends EventEmitter {
   private attachGen = 0;
   private attachSentAt = 0;
   private attached: AttachedBody | null = null;
+  /** The daemon's --max-message-bytes from the last Attached (0: not known yet). */
+  private maxMessageBytes = 0;
   private instance = '';
   private lastPingAt = 0;
   private topics = new Set<string>();
@@ -201,6 +205,8 @@ export class Worker extends EventEmitter {
   private stoppedResolve!: () => void;
   private readonly stopped: Promise<void>;
   private fatal: Error | null = null;
+  /** Why the daemon no longer knows this stopping worker (it then stops without draining). */
+  private forgotten: string | null = null;
 
   constructor(options: WorkerOptions = {}) {
     super();
@@ -354,13 +360,14 @@ export class Worker extends EventEmitter {
   }
 
   private async doStop(reason: string): Promise<void> {
-    const wasAttached = this.state === 'attached';
     if (this.state === 'idle' || this.state === 'stopped') {
       this.finishStop();
       return;
     }
+    // Attached, or attaching (a reconnect under way: the daemon may already have attached this
+    // worker): either way a Detach follows, after the Attach on the same connection.
     this.state = 'detaching';
-    if (wasAttached) {
+    if (this.dealer) {
       const acked = new Promise<void>((resolve) => this.enqueue({ type: 'Detach', reason }, () => resolve()));
       await within(acked, 1000);
     }
@@ -486,6 +493,10 @@ export class Worker extends EventEmitter {
 
   private reattach(why: string, reconnect: boolean): void {
     if (this.state === 'stopped') return;
+    if (this.state === 'detaching') {
+      this.forget(why);
+      return;
+    }
     this.log.info(`attaching again: ${why}`);
     this.attached = null;
     this.emit('reattach', why);
@@ -493,9 +504,27 @@ export class Worker extends EventEmitter {
     else this.attach(why);
   }
 
+  /**
+   * The daemon no longer knows this stopping worker (or is gone): what it still runs has no one
+   * to answer to, so it is aborted and the worker stops, never attaching again (PROTOCOL.md §7.5).
+   */
+  private forget(why: string): void {
+    if (this.forgotten !== null) return;
+    this.forgotten = why;
+    this.log.info(`stopping without attaching again: ${why}`);
+    this.shutdownGraceMs = 0;
+    this.abortAll(ErrorCode.ShuttingDown, `the worker stopped before finishing the request (${why})`);
+  }
+
   private tick(): void {
     if (this.state === 'stopped' || this.state === 'idle') return;
     const now = Date.now();
+    if (this.state === 'detaching') {
+      // Never reconnect while stopping; a daemon that went silent has forgotten this worker.
+      const window = this.attached ? Number(this.attached.pingIntervalMs) * Math.max(1, this.attached.liveness) : 0;
+      if (window > 0 && now - this.lastPingAt > window) this.forget(`no ping for ${window} ms while stopping`);
+      return;
+    }
     if (this.attached === null) {
       if (now - this.attachSentAt > this.attachTimeoutMs) {
         this.reattach(`no answer to Attach within ${this.attachTimeoutMs} ms`, true);
@@ -510,11 +539,15 @@ export class Worker extends EventEmitter {
 
   // ---- sending -------------------------------------------------------------------------
 
-  private enqueue(body: WorkerBody, onReply?: (reply: DaemonMessage | null) => void): Uint8Array {
+  /** Queues a message; one larger than the daemon's limit is not sent (and logged). */
+  private enqueue(body: WorkerBody, onReply?: (reply: DaemonMessage | null) => void): void {
     const bytes = encodeWorkerMessage({ workerId: this.workerId, body });
+    if (this.tooLarge(bytes.length)) {
+      this.log.warn(`not sending a ${body.type} of ${bytes.length} bytes: over the daemon's limit of ${this.maxMessageBytes} bytes (--max-message-bytes)`);
+      return;
+    }
     this.outbox.push({ bytes, kind: body.type, onReply });
     this.pump();
-    return bytes;
   }
 
   /** Sends queued messages in order; only Attach goes out until the daemon answered it. */
@@ -527,7 +560,8 @@ export class Worker extends EventEmitter {
           const dealer = this.dealer;
           if (!dealer || dealer.closed) break;
           const attaching = this.attached === null || this.state === 'attaching';
-          const idx = attaching ? this.outbox.findIndex((m) => m.kind === 'Attach') : 0;
+          // Attaching: only the Attach goes out (attach() puts it first), and a Detach after it.
+          const idx = attaching ? this.outbox.findIndex((m) => m.kind === 'Attach' || m.kind === 'Detach') : 0;
           if (idx < 0 || this.outbox.length === 0) break;
           const m = this.outbox[idx]!;
           try {
@@ -584,6 +618,7 @@ export class Worker extends EventEmitter {
           msg = decodeDaemonMessage(frames[1]!);
         } catch (e) {
           this.log.warn(`ignoring a bad message on ${topic}: ${(e as Error).message}`);
+          if (e instanceof BadPayloadError && topic === this.attached?.topic) this.refuse(e.requestId, e.message);
           continue;
         }
         this.onPublished(msg, topic);
@@ -621,6 +656,7 @@ export class Worker extends EventEmitter {
         }
         this.attached = body;
         this.instance = body.instance;
+        if (body.maxMessageBytes > 0n) this.maxMessageBytes = Number(body.maxMessageBytes);
         this.lastPingAt = Date.now();
         if (body.topic && !this.topics.has(body.topic)) {
           this.topics.add(body.topic);
@@ -648,7 +684,7 @@ export class Worker extends EventEmitter {
         if (body.reattach) {
           if (this.state === 'stopped') return;
           if (sent && sent.attachGen !== this.attachGen) return; // sent before the latest Attach
-          if (sent?.kind === 'Attach') {
+          if (sent?.kind === 'Attach' && this.state !== 'detaching') {
             this.log.warn(`Attach answered with reattach; trying again`);
             this.attachSentAt = Date.now() - this.attachTimeoutMs + 500;
             return;
@@ -674,6 +710,7 @@ export class Worker extends EventEmitter {
     switch (body.type) {
       case 'Ping': {
         if (this.attached === null || this.state === 'stopped') return; // not attached yet
+        if (this.forgotten !== null) return; // stopping, and the daemon no longer knows it
         this.lastPingAt = Date.now();
         if (body.instance !== this.instance) {
           this.reattach(`daemon instance changed (${this.instance} -> ${body.instance})`, false);
@@ -734,7 +771,7 @@ export class Worker extends EventEmitter {
       this.state === 'detaching'
         ? { code: ErrorCode.ShuttingDown, message: `worker ${this.workerId} is shutting down` }
         : req.inputsInFrame // only for a worker that attached with payloadFrames: never this one
-          ? { code: ErrorCode.BadMessage, message: 'inputs in a separate frame were not requested' }
+          ? { code: ErrorCode.InvalidRequest, message: 'inputs in a separate frame were not requested' }
           : null;
     if (refusal) {
       this.answer(job, { type: 'Failure', requestId: req.requestId, ...refusal });
@@ -779,19 +816,49 @@ export class Worker extends EventEmitter {
     if (job.answered) return;
     job.answered = true;
     this.jobs.delete(job.key);
-    let bytes: Uint8Array;
-    try {
-      bytes = this.enqueue(body);
-    } catch (e) {
-      bytes = this.enqueue({
-        type: 'Failure',
-        requestId: job.req.requestId,
-        code: ErrorCode.Internal,
-        message: `cannot encode the answer: ${(e as Error).message}`,
-      });
-    }
+    const bytes = this.answerBytes(job.req.requestId, body);
+    this.outbox.push({ bytes, kind: body.type });
+    this.pump();
     this.answers.set(job.key, bytes);
     if (this.answers.size > REMEMBERED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
+  }
+
+  /** Answers a request that cannot even be read (its inputs are not a valid payload). */
+  private refuse(requestId: bigint, message: string): void {
+    if (this.state === 'stopped' || this.jobs.has(`${this.instance}/${requestId}`)) return;
+    this.outbox.push({ bytes: this.answerBytes(requestId, { type: 'Failure', requestId, code: ErrorCode.InvalidRequest, message }), kind: 'Failure' });
+    this.pump();
+  }
+
+  /**
+   * The bytes of a request's answer as the daemon accepts it: a Failure carries only
+   * InvalidRequest or WorkerError (PROTOCOL.md §6), and an answer larger than the daemon's
+   * --max-message-bytes becomes a WorkerError saying so (it would be refused, and the caller
+   * would wait its whole deadline).
+   */
+  private answerBytes(requestId: bigint, body: WorkerBody & { type: 'Result' | 'Failure' }): Uint8Array {
+    const failure = (code: ErrorCode, message: string) =>
+      encodeWorkerMessage({ workerId: this.workerId, body: { type: 'Failure', requestId, code, message } });
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeWorkerMessage({
+        workerId: this.workerId,
+        body: body.type === 'Failure' ? { ...body, code: workerFailureCode(body.code) } : body,
+      });
+    } catch (e) {
+      return failure(ErrorCode.WorkerError, `cannot encode the answer: ${(e as Error).message}`);
+    }
+    if (this.tooLarge(bytes.length)) {
+      const what = body.type === 'Result' ? 'result' : 'failure';
+      const message = `${what} of ${bytes.length} bytes exceeds the daemon's limit of ${this.maxMessageBytes} bytes (--max-message-bytes)`;
+      this.log.warn(`request ${requestId}: ${message}`);
+      return failure(ErrorCode.WorkerError, message);
+    }
+    return bytes;
+  }
+
+  private tooLarge(size: number): boolean {
+    return this.maxMessageBytes > 0 && size > this.maxMessageBytes;
   }
 
   private async execute(job: Job): Promise<void> {
@@ -812,8 +879,9 @@ export class Worker extends EventEmitter {
       inputs = applyPorts(decodeValues(req.inputs), node.spec.inputs, 'input');
       parameters = applyPorts(decodeValues(req.parameters), node.spec.parameters, 'parameter');
     } catch (e) {
-      const err = e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, String(e));
-      this.answer(job, { type: 'Failure', requestId: req.requestId, code: err.code, message: err.message });
+      // Missing or mistyped ports, and payloads that are not valid Values: the request's fault.
+      const message = e instanceof Error ? e.message : String(e);
+      this.answer(job, { type: 'Failure', requestId: req.requestId, code: ErrorCode.InvalidRequest, message });
       return;
     }
     const ctx = this.makeContext(job, inputs, parameters);

@@ -119,6 +119,8 @@ export class FakeDaemon {
   instance: string;
   pingIntervalMs: number;
   liveness: number;
+  /** Attached.max_message_bytes: the limit the worker must keep its messages under. */
+  maxMessageBytes = 16n << 20n;
   autoAttach: boolean;
   autoAck: boolean;
   pinging: boolean;
@@ -282,7 +284,7 @@ export class FakeDaemon {
         broadcastTopic: 'b:',
         pingIntervalMs: BigInt(this.pingIntervalMs),
         liveness: this.liveness,
-        maxMessageBytes: 16n << 20n,
+        maxMessageBytes: this.maxMessageBytes,
       });
       this.startConfirming(body.workerId);
       return;

@@ -279,6 +279,48 @@ function safeJson(v: MusterValue): string {
   }
 }
 
+// ---- PROTOCOL.md §3 rule 3: a nested payload starts on an 8-byte boundary of its message ------
+// Read with a few lines of raw FlatBuffers (not the SDK), so the check does not depend on the
+// code it checks. Field indexes are positions in schema/*.fbs (a union takes two: type, table).
+
+const BODY: Record<string, [number, number]> = { WorkerMessage: [1, 2], DaemonMessage: [0, 1], ClientMessage: [1, 2], ClientReply: [1, 2] };
+const PAYLOADS: Record<string, [string, number][]> = {
+  'WorkerMessage.4': [['Result.outputs', 1]],
+  'DaemonMessage.2': [['WorkRequest.inputs', 2], ['WorkRequest.parameters', 3]],
+  'ClientMessage.1': [['Submit.inputs', 1], ['Submit.parameters', 2]],
+  'ClientReply.3': [['Result.outputs', 1]],
+};
+
+/** [field, offset of the payload's first byte] for each nested payload present in `buf`. */
+function payloadOffsets(buf: Uint8Array, root: string): [string, number][] {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const field = (table: number, index: number): number | undefined => {
+    const vtable = table - dv.getInt32(table, true);
+    const slot = 4 + 2 * index;
+    if (slot >= dv.getUint16(vtable, true)) return undefined;
+    const off = dv.getUint16(vtable + slot, true);
+    return off ? table + off : undefined;
+  };
+  if (!(root in BODY)) return [];
+  const table = dv.getUint32(0, true);
+  const typePos = field(table, BODY[root][0]);
+  const bodyPos = field(table, BODY[root][1]);
+  if (typePos === undefined || bodyPos === undefined) return [];
+  const body = bodyPos + dv.getUint32(bodyPos, true);
+  const out: [string, number][] = [];
+  for (const [name, index] of PAYLOADS[`${root}.${buf[typePos]}`] ?? []) {
+    const pos = field(body, index);
+    if (pos !== undefined) out.push([name, pos + dv.getUint32(pos, true) + 4]);
+  }
+  return out;
+}
+
+function misalignedPayloads(buf: Uint8Array, root: string): string[] {
+  return payloadOffsets(buf, root)
+    .filter(([, off]) => off % 8 !== 0)
+    .map(([f, off]) => `${f} at offset ${off}`);
+}
+
 // ---- the tests -------------------------------------------------------------------------------
 
 const names = fs.existsSync(VECTORS)
@@ -322,6 +364,16 @@ describe('golden vectors', { skip: names.length === 0 ? `no vectors in ${VECTORS
     for (const m of ['TokenCreated', 'AdminReport']) assert.ok(seen.has(`ClientReply.${m}`));
   });
 
+  it('has many valid vectors with nested payloads (each checked for 8-byte alignment below)', () => {
+    let withPayload = 0;
+    for (const name of names) {
+      const desc = JSON.parse(fs.readFileSync(path.join(VECTORS, `${name}.json`), 'utf8')) as { root: string; valid?: boolean };
+      if (desc.valid === false) continue;
+      if (payloadOffsets(new Uint8Array(fs.readFileSync(path.join(VECTORS, `${name}.bin`))), desc.root).length > 0) withPayload += 1;
+    }
+    assert.ok(withPayload >= 10, `only ${withPayload} valid vectors carry a nested payload`);
+  });
+
   for (const name of names) {
     it(name, () => {
       const text = fs.readFileSync(path.join(VECTORS, `${name}.json`), 'utf8');
@@ -336,6 +388,7 @@ describe('golden vectors', { skip: names.length === 0 ? `no vectors in ${VECTORS
         return;
       }
       const message = desc.message as MusterValue;
+      assert.deepEqual(misalignedPayloads(bytes, root), [], `${name}: nested payload off an 8-byte boundary (PROTOCOL.md §3 rule 3)`);
 
       // 1. The buffer, described, is the description; and the SDK decodes it to the same model.
       const described = describeBuffer(bytes, root);
@@ -353,6 +406,7 @@ describe('golden vectors', { skip: names.length === 0 ? `no vectors in ${VECTORS
 
       // 2. The description, encoded by the SDK, verifies, decodes and describes back the same.
       const encoded = ENCODE[root](model as never);
+      assert.deepEqual(misalignedPayloads(encoded, root), [], `${name}: the SDK wrote a nested payload off an 8-byte boundary`);
       modelEqual(DECODE[root](encoded), model);
       sameModuloPresence(describeBuffer(encoded, root), message);
     });

@@ -96,6 +96,7 @@ afterEach(async () => {
   daemon.replyHook = null;
   daemon.pinging = true;
   daemon.instance = 'fake-instance-1';
+  daemon.maxMessageBytes = 16n << 20n;
 });
 
 after(async () => {
@@ -287,6 +288,9 @@ describe('dispatch', () => {
     const w = makeWorker({ workerId: 'fail1' }, [
       [{ name: 'f.throw' }, () => { throw new Error('boom'); }],
       [{ name: 'f.muster' }, () => { throw new MusterError(ErrorCode.InvalidRequest, 'nope'); }],
+      // A worker sends only WorkerError and InvalidRequest (PROTOCOL.md §6): others become WorkerError.
+      [{ name: 'f.denied' }, () => { throw new MusterError(ErrorCode.PermissionDenied, 'not yours'); }],
+      [{ name: 'f.badmsg' }, () => { throw new MusterError(ErrorCode.BadMessage, 'odd bytes'); }],
       [{ name: 'f.req', inputs: [{ name: 'x', required: true }, { name: 'n', type: 'int' }] }, () => ({})],
       [{ name: 'f.badout' }, () => ({ f: () => 1 }) as never],
       [{ name: 'f.scalar' }, () => 42 as never],
@@ -295,6 +299,8 @@ describe('dispatch', () => {
     const cases: [string, Record<string, unknown>, ErrorCode, RegExp][] = [
       ['f.throw', {}, ErrorCode.WorkerError, /boom/],
       ['f.muster', {}, ErrorCode.InvalidRequest, /nope/],
+      ['f.denied', {}, ErrorCode.WorkerError, /^not yours$/],
+      ['f.badmsg', {}, ErrorCode.WorkerError, /^odd bytes$/],
       ['f.req', {}, ErrorCode.InvalidRequest, /missing required input 'x'/],
       ['f.badout', {}, ErrorCode.WorkerError, /cannot be sent/],
       ['f.scalar', {}, ErrorCode.WorkerError, /not a map/],
@@ -308,25 +314,34 @@ describe('dispatch', () => {
     }
   });
 
-  it('drops a WorkRequest whose nested inputs are not a Values buffer, like the C++ Verifier', async () => {
-    const w = makeWorker({ workerId: 'badin1' }, [[{ name: 'b.node' }, () => ({})]]);
+  it('answers InvalidRequest to a WorkRequest whose inputs are not a valid Values payload, and never runs it', async () => {
+    let ran = 0;
+    const w = makeWorker({ workerId: 'badin1' }, [[{ name: 'b.node' }, () => ({ ran: ++ran })]]);
     await w.start();
-    const bad = workRequest('badin1', 'b.node', {}, { rawInputs: new Uint8Array([9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]) });
+    const notValues = workRequest('badin1', 'b.node', {}, { rawInputs: new Uint8Array([9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]) });
+    const notUtf8 = encodeValues({ s: 'abc' });
+    notUtf8[Buffer.from(notUtf8).indexOf('abc')] = 0xff;
+    const badString = workRequest('badin1', 'b.node', {}, { rawInputs: notUtf8 });
+    for (const [id, why] of [[notValues, /not a valid muster Values buffer/], [badString, /not valid UTF-8/]] as const) {
+      const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
+      assert.equal(f.body.code, ErrorCode.InvalidRequest);
+      assert.match(f.body.message, why);
+    }
     const good = workRequest('badin1', 'b.node', {});
     await daemon.nextFromWorker('Result', (b) => b.requestId === good);
+    assert.equal(ran, 1);
     const seq = daemon.ping('b:');
     const pong = await daemon.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'badin1' && b.seq === seq);
     assert.deepEqual(pong.body.inFlight, []);
-    assert.ok(!daemon.fromWorkers.all.some((r) => 'requestId' in r.msg.body && r.msg.body.requestId === bad));
   });
 
-  it('answers BadMessage to a WorkRequest whose inputs are in a separate frame: it never asked for that', async () => {
+  it('answers InvalidRequest to a WorkRequest whose inputs are in a separate frame: it never asked for that', async () => {
     let ran = 0;
     const w = makeWorker({ workerId: 'frame1' }, [[{ name: 'fr.node' }, () => ({ ran: ++ran })]]);
     await w.start();
     const id = workRequest('frame1', 'fr.node', {}, { inputsInFrame: true });
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
-    assert.equal(f.body.code, ErrorCode.BadMessage);
+    assert.equal(f.body.code, ErrorCode.InvalidRequest);
     assert.equal(f.body.message, 'inputs in a separate frame were not requested');
     const good = workRequest('frame1', 'fr.node', {});
     await daemon.nextFromWorker('Result', (b) => b.requestId === good);
@@ -363,7 +378,7 @@ describe('dispatch', () => {
     assert.equal(calls, 1);
   });
 
-  it('aborts a running request and answers with the abort code', async () => {
+  it('aborts a running request and answers with the abort code and reason', async () => {
     let sawAbort = false;
     const w = makeWorker({ workerId: 'abort1' }, [
       [{ name: 'wait' }, async (ctx) => {
@@ -378,7 +393,7 @@ describe('dispatch', () => {
     await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
     daemon.publish('w:abort1:', { type: 'Abort', requestId: id, code: ErrorCode.Timeout, reason: 'deadline passed' });
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
-    assert.equal(f.body.code, ErrorCode.Timeout);
+    assert.equal(f.body.code, ErrorCode.Timeout); // the handler saw Timeout; a worker may send it (PROTOCOL.md §6)
     assert.equal(f.body.message, 'deadline passed');
     assert.ok(sawAbort);
   });
@@ -434,6 +449,111 @@ describe('dispatch', () => {
     await w.stop();
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
     assert.equal(f.body.code, ErrorCode.ShuttingDown);
+    assert.match(f.body.message, /stopped before finishing/);
+  });
+
+  it("fails a result over the daemon's --max-message-bytes instead of sending it, also when the request comes again", async () => {
+    daemon.maxMessageBytes = 4096n;
+    let runs = 0;
+    const w = makeWorker({ workerId: 'big1' }, [
+      [{ name: 'big' }, (ctx) => {
+        runs += 1;
+        ctx.progress(1, 2, 'x'.repeat(5000)); // too large as well: not sent
+        return { blob: new Uint8Array(ctx.inputs.n) };
+      }],
+      [{ name: 'loud' }, () => { throw new Error('y'.repeat(5000)); }],
+    ]);
+    await w.start();
+    const small = workRequest('big1', 'big', { n: 100 });
+    const res = await daemon.nextFromWorker('Result', (b) => b.requestId === small);
+    assert.equal((decodeValues(res.body.outputs) as Record<string, Uint8Array>).blob.length, 100);
+    const id = workRequest('big1', 'big', { n: 10000 });
+    const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
+    assert.equal(f.body.code, ErrorCode.WorkerError);
+    assert.match(f.body.message, /^result of \d+ bytes exceeds the daemon's limit of 4096 bytes \(--max-message-bytes\)$/);
+    // The daemon sends it again (its Pong no longer lists it): the same small Failure goes back.
+    workRequest('big1', 'big', { n: 10000 }, { requestId: id, attempt: 2 });
+    const again = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
+    assert.equal(again.body.message, f.body.message);
+    assert.equal(runs, 2);
+    const loud = workRequest('big1', 'loud');
+    const lf = await daemon.nextFromWorker('Failure', (b) => b.requestId === loud);
+    assert.match(lf.body.message, /^failure of \d+ bytes exceeds the daemon's limit of 4096 bytes/);
+    const fromBig = daemon.fromWorkers.all.filter((r) => r.msg.workerId === 'big1');
+    assert.ok(fromBig.every((r) => r.msg.body.type !== 'Progress' || r.msg.body.requestId === small), 'an oversize Progress was sent');
+    assert.ok(!fromBig.some((r) => r.msg.body.type === 'Result' && r.msg.body.requestId === id));
+  });
+});
+
+describe('stopping never attaches again (PROTOCOL.md §7.5)', () => {
+  // A worker that is detaching treats each of these as "the daemon forgot me": it must not
+  // attach again (that would leave a ghost worker behind once it exits), it aborts what it
+  // still runs and stops. Each scenario keeps a request running so that the worker is still
+  // draining when the signal comes, and its aborted answer is the last thing it sends.
+  const scenarios: [string, (workerId: string) => void][] = [
+    ['Rejected{reattach} to its Pong', () => daemon.ping('b:')],
+    ['a Ping of a new daemon instance', () => {
+      daemon.instance = 'fake-instance-2';
+      daemon.ping('b:');
+    }],
+    ['no ping for the liveness window', () => {
+      daemon.pinging = false;
+    }],
+  ];
+  for (const [what, forget] of scenarios) {
+    it(`after ${what}`, async () => {
+      const workerId = `forgot${scenarios.findIndex(([w]) => w === what)}`;
+      const gate = new Gate();
+      const w = makeWorker({ workerId, shutdownGraceMs: 60000 }, [
+        [{ name: 'hold' }, async (ctx) => { await gate.enter(ctx.signal); return {}; }],
+      ]);
+      try {
+        await w.start();
+        await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === workerId);
+        const id = workRequest(workerId, 'hold');
+        await until(() => gate.started === 1, 5000, 'the handler to start');
+        let detached = false;
+        daemon.replyHook = (r) => {
+          if (r.msg.workerId !== workerId) return undefined;
+          if (r.msg.body.type === 'Detach') {
+            detached = true;
+            return undefined; // Ack
+          }
+          // From its Detach on, the daemon no longer knows this worker.
+          return detached ? { type: 'Rejected', code: ErrorCode.InvalidRequest, message: 'unknown worker', reattach: true } : undefined;
+        };
+        const stopped = w.stop('SIGTERM');
+        await daemon.nextFromWorker('Detach', (_b, r) => r.msg.workerId === workerId);
+        forget(workerId);
+        await daemon.nextFromWorker('Failure', (b, r) => r.msg.workerId === workerId && b.requestId === id, 10000);
+        await stopped;
+        const kinds = daemon.fromWorkers.all.filter((r) => r.msg.workerId === workerId).map((r) => r.msg.body.type);
+        assert.deepEqual(kinds.filter((k) => k === 'Attach'), ['Attach'], kinds.join(' '));
+        assert.equal(kinds[kinds.length - 1], 'Failure', kinds.join(' '));
+      } finally {
+        gate.releaseAll();
+      }
+    });
+  }
+
+  it('sends Detach when stopped while a reconnect is under way', async () => {
+    const w = makeWorker({ workerId: 'recon1', attachTimeoutMs: 60000 }, [[{ name: 'r.node' }, () => ({})]]);
+    await w.start();
+    const first = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'recon1');
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'recon1');
+    daemon.pinging = false;
+    daemon.replyHook = (r) => (r.msg.workerId === 'recon1' && r.msg.body.type === 'Attach' ? null : undefined);
+    const second = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'recon1', 10000);
+    assert.notDeepEqual(second.routingId, first.routingId);
+    assert.ok(!w.isAttached);
+    const stopped = w.stop('SIGTERM');
+    // The daemon may have attached it already: without a Detach it would keep a ghost.
+    const detach = await daemon.nextFromWorker('Detach', (_b, r) => r.msg.workerId === 'recon1');
+    assert.deepEqual(detach.routingId, second.routingId);
+    assert.equal(detach.body.reason, 'SIGTERM');
+    await stopped;
+    const attaches = daemon.fromWorkers.all.filter((r) => r.msg.workerId === 'recon1' && r.msg.body.type === 'Attach');
+    assert.equal(attaches.length, 2);
   });
 });
 

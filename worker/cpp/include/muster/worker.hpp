@@ -29,7 +29,9 @@ namespace muster {
 
 using ErrorCode = wire::ErrorCode;
 
-// Throw from a handler to fail the request with a specific code (default WorkerError).
+// Throw from a handler to fail the request: WorkerError (the default, the node's own code
+// failed) or InvalidRequest (inputs or parameters it cannot accept). A worker sends no other
+// code (PROTOCOL.md §6): any other is sent as WorkerError, with its message.
 class WorkError : public std::runtime_error {
  public:
   explicit WorkError(const std::string& message, ErrorCode code = ErrorCode::WorkerError)
@@ -137,8 +139,11 @@ class Worker {
   void set_nodes(std::vector<NodeDeclaration> nodes);
 
   // Connects, attaches and serves until stop() or a signal; then detaches after finishing
-  // in-flight work (bounded by drain_timeout). Returns 0 on a clean stop, non-zero if the
-  // daemon refused the worker for good (e.g. invalid declaration).
+  // in-flight work (bounded by drain_timeout), never attaching again: if the daemon shows it
+  // no longer knows the worker (Rejected{reattach}, a new instance), what runs is aborted.
+  // An answer larger than the daemon's --max-message-bytes is sent as a WorkerError Failure
+  // naming both sizes. Returns 0 on a clean stop, non-zero if the daemon refused the worker
+  // for good (e.g. invalid declaration).
   int run();
 
   // Thread-safe: begin a graceful stop.

@@ -444,7 +444,7 @@ def _camel(name: str) -> str:
 class _F:
     """A dataclass field with its wire slot and the generated builder functions it uses."""
 
-    __slots__ = ("name", "kind", "ref", "required", "slot", "default", "add", "add_type", "start_vector", "from_bytes")
+    __slots__ = ("name", "kind", "ref", "required", "slot", "default", "add", "add_type", "start_vector")
 
     def __init__(self, f: dataclasses.Field, slot: int, mod: Any):
         md = f.metadata
@@ -458,7 +458,16 @@ class _F:
         self.add = getattr(mod, "Add" + camel)
         self.add_type = getattr(mod, "Add" + camel + "Type", None)
         self.start_vector = getattr(mod, "Start" + camel + "Vector", None)
-        self.from_bytes = getattr(mod, "Make" + camel + "VectorFromBytes", None)
+
+
+def nested_vector(b: flatbuffers.Builder, data: bytes) -> int:
+    """A [ubyte] vector holding a nested Values buffer, its data on an 8-byte boundary of the
+    finished message (PROTOCOL.md §3 rule 3: receivers refuse a misaligned payload). The
+    generated ``Make*VectorFromBytes`` aligns to 4 only."""
+    b.StartVector(1, len(data), 8)
+    b.head -= len(data)
+    b.Bytes[b.head : b.head + len(data)] = data
+    return b.EndVector()
 
 
 _FIELDS: Dict[type, List[_F]] = {}
@@ -551,7 +560,7 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
                     data = _values.encode_values(v)
                 except (TypeError, ValueError, OverflowError) as e:
                     raise type(e)(f"{f.name}: {e}") from None
-            offsets[f.name] = f.from_bytes(b, data)
+            offsets[f.name] = nested_vector(b, data)
         elif kind == "value":
             if v is not NO_DEFAULT:
                 offsets[f.name] = _values.encode_value(b, v, f"{f.name}")

@@ -3,8 +3,10 @@
 // Owns: the publish rules: a node is registered as soon as it appears in the broker (and
 // matches the selection), again every `interval`, and again at once when its ports change;
 // a node the server refused (4xx other than auth) waits `rejected_retry` unless its ports
-// change; a node gone from the broker is no longer registered, but events for it are still
-// answered until its last registration would have expired on the server.
+// change; events are answered only for nodes this uplink registered successfully (a refused
+// or not yet registered name may be served by another worker of the same user), with the
+// output keys of that registration, until it would have expired on the server (also after
+// the node left the broker or its ports changed).
 // Must never: forget the registered output keys of a node while events for it may still come.
 // Socket-free and clock-free: `now_ms` is passed in.
 #pragma once
@@ -52,8 +54,8 @@ class UplinkRegistry {
   void on_rejected(const std::string& name, const std::string& error, std::int64_t now_ms);
 
   // The registered output keys to answer an event for `node` (those of its last successful
-  // registration, else its declared ones while it is in the broker), or nullopt if this
-  // uplink does not serve it (not selected, or gone and its registration lapsed).
+  // registration), or nullopt if this uplink does not serve it: never registered
+  // successfully (refused, or not yet), or its registration lapsed.
   std::optional<std::vector<std::string>> outputs_for(const std::string& node, std::int64_t now_ms) const;
 
   // Names present in the broker and selected.
@@ -66,6 +68,7 @@ class UplinkRegistry {
     bool present = false;
     std::int64_t last_ok_ms = -1;          // last successful registration
     std::vector<std::string> ok_outputs;   // outputs of that registration
+    bool changed = false;                  // ports changed since: register again at once
     std::int64_t rejected_until_ms = 0;
     std::string last_error;
   };

@@ -6,7 +6,9 @@ with in-flight ids, dispatch, abort, re-attach, detach), run by one I/O thread; 
 elsewhere — sync ones in a thread pool of ``capacity`` threads, ``async def`` ones on an asyncio
 loop in a thread of its own — and hand their replies back through a queue.
 Must never: let a handler, a bad message or a dead daemon take the I/O thread down; answer a
-request twice; leave a request without an answer while the process lives.
+request twice; leave a request without an answer while the process lives; attach again once it
+is stopping (it would leave a ghost worker behind); send a Failure code other than
+WORKER_ERROR or INVALID_REQUEST, or a message larger than the daemon's --max-message-bytes.
 
 Typical use::
 
@@ -194,6 +196,22 @@ class State(enum.Enum):
     ATTACHED = "attached"  # Attached received (confirming or ready, as the daemon sees it)
     DETACHING = "detaching"  # Detach sent: finishing open requests
     STOPPED = "stopped"
+
+
+# The codes a worker's Failure may carry (PROTOCOL.md §6): WORKER_ERROR (the node's own code
+# failed), INVALID_REQUEST (inputs or parameters it cannot accept), and what a worker that
+# forwards calls to others met downstream.
+WORKER_MAY_SEND = frozenset({
+    ErrorCode.WORKER_ERROR, ErrorCode.INVALID_REQUEST,
+    ErrorCode.NO_WORKER, ErrorCode.WORKER_LOST, ErrorCode.TIMEOUT, ErrorCode.SHUTTING_DOWN,
+})
+
+
+def failure(request_id: int, code: Any, message: str) -> m.Failure:
+    """A worker's Failure: it carries only a code of WORKER_MAY_SEND; any other becomes
+    WORKER_ERROR (musterd would map it so too)."""
+    kept = code if code in WORKER_MAY_SEND else ErrorCode.WORKER_ERROR
+    return m.Failure(request_id, kept, message)
 
 
 def default_worker_id() -> str:
@@ -608,6 +626,12 @@ class Worker:
 
     def _send(self, kind: str, body: Any) -> bool:
         data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
+        if len(data) > self.max_message_bytes and kind != "attach":  # the daemon's limit comes in Attached
+            log.warning(
+                "not sending a %s of %d bytes: over the daemon's limit of %d bytes (--max-message-bytes)",
+                kind, len(data), self.max_message_bytes,
+            )  # fmt: skip
+            return False
         return self._send_bytes(kind, data)
 
     def _send_bytes(self, kind: str, data: bytes) -> bool:
@@ -656,7 +680,15 @@ class Worker:
         else:
             self.state = State.DETACHING
             self._last_ping = now
+        self._next_attach_at = None  # a stopping worker never reconnects nor attaches again
         self._detach_deadline = now + self.shutdown_grace
+
+    def _forgotten(self, why: str) -> None:
+        """The daemon no longer knows this stopping worker: its open requests have no one to
+        answer to, so it stops now instead of draining, and never attaches again (PROTOCOL.md §7.5)."""
+        if not self._stop_now:
+            log.info("the daemon forgot worker %s while it was stopping (%s): stopping now", self.worker_id, why)
+        self._stop_now = True
 
     def _fail_remaining(self) -> None:
         for rid, job in list(self._jobs.items()):
@@ -665,7 +697,7 @@ class Worker:
             self._jobs.pop(rid, None)
             self._send(
                 "failure",
-                m.Failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} stopped before the request finished"),
+                failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} stopped before the request finished"),
             )
 
     # ---- receiving ---------------------------------------------------------------------
@@ -687,7 +719,8 @@ class Worker:
                 rid = getattr(e, "request_id", None)
                 log.warning("bad message from the daemon: %s", e.message)
                 if rid and topic == self.topic.encode() and rid not in self._jobs:
-                    self._send("failure", m.Failure(rid, ErrorCode.BAD_MESSAGE, e.message))
+                    # inputs or parameters that are not a valid payload: the request's fault
+                    self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, e.message))
                 continue
             try:
                 self._on_daemon_message(topic, msg.body)
@@ -752,7 +785,8 @@ class Worker:
                 if "attach" in self._pending or self.state in (State.ATTACHING, State.IDLE):
                     return  # an Attach is already on its way
                 if self.state == State.DETACHING:
-                    return  # the daemon forgot us: nothing more to detach from
+                    self._forgotten(body.message or "Rejected{reattach}")
+                    return
                 log.info("daemon does not know this worker (%s): attaching again", body.message or "reattach")
                 self._send_attach()
             elif kind == "attach":
@@ -794,6 +828,8 @@ class Worker:
             return
         if ping.instance != self.instance:
             if self.state == State.DETACHING:
+                if self.instance is not None:
+                    self._forgotten(f"daemon instance changed ({self.instance} -> {ping.instance})")
                 return
             log.info("daemon instance changed (%s -> %s): attaching again", self.instance, ping.instance)
             self._send_attach()
@@ -807,22 +843,22 @@ class Worker:
             log.debug("request %d re-sent while running: ignored", rid)
             return
         if self.state == State.DETACHING or self._stop_requested.is_set():
-            self._send("failure", m.Failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} is shutting down"))
+            self._send("failure", failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} is shutting down"))
             return
         if req.inputs_in_frame:  # only for a worker that attached with payload_frames: never this one
-            self._send("failure", m.Failure(rid, ErrorCode.BAD_MESSAGE, "inputs in a separate frame were not requested"))
+            self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, "inputs in a separate frame were not requested"))
             return
         node = self.registry.get(req.node)
         if node is None:
             self._send(
-                "failure", m.Failure(rid, ErrorCode.INVALID_REQUEST, f"worker {self.worker_id} does not serve node {req.node}")
+                "failure", failure(rid, ErrorCode.INVALID_REQUEST, f"worker {self.worker_id} does not serve node {req.node}")
             )
             return
         job = _Job(self, req, node)
         try:
             inputs, params = node.prepare(req.inputs, req.parameters)
         except InvalidRequest as e:
-            self._send("failure", m.Failure(rid, ErrorCode.INVALID_REQUEST, e.message))
+            self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, e.message))
             return
         ctx = Context(job, inputs, params)
         self._jobs[rid] = job
@@ -903,29 +939,33 @@ class Worker:
         """Runs in the handler's thread: builds the one reply and hands it to the I/O thread."""
         rid = job.request_id
         if job.abort_event.is_set():
-            body: Any = m.Failure(rid, job.abort_code or ErrorCode.CANCELLED, f"aborted: {job.abort_reason}")
+            body: Any = failure(rid, job.abort_code or ErrorCode.CANCELLED, f"aborted: {job.abort_reason}")
         elif error is not None:
             if isinstance(error, MusterError):
-                body = m.Failure(rid, error.code, error.message)
+                body = failure(rid, error.code, error.message)
             else:
                 msg = str(error)
-                body = m.Failure(rid, ErrorCode.WORKER_ERROR, f"{type(error).__name__}: {msg}" if msg else type(error).__name__)
+                body = failure(rid, ErrorCode.WORKER_ERROR, f"{type(error).__name__}: {msg}" if msg else type(error).__name__)
                 log.info("node %s failed request %d: %s", job.node.name, rid, body.message)
                 log.debug("traceback", exc_info=error)
         elif out is not None and not isinstance(out, Mapping):
-            body = m.Failure(rid, ErrorCode.WORKER_ERROR, f"node {job.node.name} returned a {type(out).__name__}, not a dict of outputs")
+            body = failure(rid, ErrorCode.WORKER_ERROR, f"node {job.node.name} returned a {type(out).__name__}, not a dict of outputs")
         else:
             body = m.Result(rid, dict(out or {}))
         try:
             data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
         except (TypeError, ValueError, OverflowError) as e:
-            body = m.Failure(rid, ErrorCode.WORKER_ERROR, f"node {job.node.name}: cannot encode its outputs: {e}")
+            body = failure(rid, ErrorCode.WORKER_ERROR, f"node {job.node.name}: cannot encode its outputs: {e}")
             data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
-        if len(data) > self.max_message_bytes:
-            body = m.Failure(
+        limit = self.max_message_bytes
+        if len(data) > limit:
+            # The daemon would refuse it and the caller wait its whole deadline (PROTOCOL.md §10).
+            what = "result" if isinstance(body, m.Result) else "failure"
+            body = failure(
                 rid, ErrorCode.WORKER_ERROR,
-                f"node {job.node.name}: result of {len(data)} bytes is over the daemon's {self.max_message_bytes}-byte limit",
+                f"node {job.node.name}: {what} of {len(data)} bytes exceeds the daemon's limit of {limit} bytes (--max-message-bytes)",
             )  # fmt: skip
+            log.warning("request %d: %s", rid, body.message)
             data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
         self._post(("done", job, "result" if isinstance(body, m.Result) else "failure", data))
 
