@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   app.require_subcommand(1);
+  app.set_config("--config", "", "TOML file: the flags of `serve` as keys of a [serve] table (before the subcommand)");
 
   // ---- serve ----
   GatewayOptions o;
@@ -49,7 +50,6 @@ int main(int argc, char** argv) {
   o.client.secure.name = "gateway";
   double daemon_timeout_s = 2;
   auto* serve = app.add_subcommand("serve", "Serve HTTP/WebSocket (and HTTPS/WSS with a certificate) on one port");
-  serve->set_config("--config", "", "TOML file with the same keys as these flags");
   serve->add_option("--listen", o.listen, "host:port for http, ws (and https, wss with a certificate)")->capture_default_str();
   serve->add_option("--tls-cert", o.tls_cert, "PEM certificate chain: the port also speaks https/wss");
   serve->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");

@@ -41,8 +41,9 @@ def add_user(data_dir: Path, name: str, workspace: str, role: str):
 
 
 class Gateway:
-    def __init__(self, daemon, base: Path, *args, name="gw", scheme="http", ssl_context=None):
+    def __init__(self, daemon, base: Path, *args, name="gw", scheme="http", ssl_context=None, global_args=()):
         self.daemon, self.data_dir, self.args = daemon, base / f"{name}-data", list(args)
+        self.global_args = list(global_args)
         self.name, self.scheme, self.ssl_context = name, scheme, ssl_context
         self.starts = 0
         self.proc = None
@@ -51,7 +52,7 @@ class Gateway:
     def start(self):
         self.starts += 1
         log = self.data_dir.parent / f"{self.name}-{self.starts}.log"
-        self.proc = spawn([GATEWAY, "--log-level", "debug", "serve", "--data-dir", self.data_dir,
+        self.proc = spawn([GATEWAY, "--log-level", "debug", *self.global_args, "serve", "--data-dir", self.data_dir,
                            "--listen", "127.0.0.1:0", "--poll-interval", "0.2", "--status-interval", "0.5",
                            "--daemon-timeout", "0.5", *self.args], self.daemon.env, log)
         m = wait_for(lambda: re.search(r"listening on 127\.0\.0\.1:(\d+)", read_log(self.proc)) or self.proc.poll() is not None,
@@ -210,6 +211,19 @@ def test_login_ok_bad_and_rate_limited(gw):
     assert int(headers["Retry-After"]) >= 1
     # Neither a password nor a token reached the log.
     assert "alice-pw" not in gw.log and token not in gw.log and "nope" not in gw.log
+
+
+def test_settings_come_from_a_config_file_too(start_gateway, cpp_worker, tmp_base):
+    config = tmp_base / "gateway.toml"
+    config.write_text('[serve]\nlogin-attempts = 1\nallowed-origin = ["http://app.example"]\n')
+    gw = start_gateway(global_args=["--config", config])
+    gw.login()
+    assert gw.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})[0] == 429
+    token = make_jwt((gw.data_dir / "jwt.key").read_bytes(),
+                     {"sub": "alice", "workspace": "default", "role": "call", "iss": "muster-gateway",
+                      "iat": int(time.time()), "exp": int(time.time()) + 60})
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://app.example"})[0] == 101
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://other.example"})[0] == 403
 
 
 def test_users_of_another_workspace_are_refused(gw):
