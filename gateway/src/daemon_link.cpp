@@ -33,20 +33,25 @@ void DaemonLink::wake() {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
+// The link drains the whole queue each turn: only the first command of a batch wakes it.
 void DaemonLink::submit(std::uint64_t call_id, CallRequest request) {
+  bool first;
   {
     std::lock_guard lock(mu_);
+    first = commands_.empty();
     commands_.push_back(Submit{call_id, std::move(request)});
   }
-  wake();
+  if (first) wake();
 }
 
 void DaemonLink::cancel(std::uint64_t call_id) {
+  bool first;
   {
     std::lock_guard lock(mu_);
+    first = commands_.empty();
     commands_.push_back(Cancel{call_id});
   }
-  wake();
+  if (first) wake();
 }
 
 void DaemonLink::poll_now() {
