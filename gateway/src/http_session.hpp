@@ -5,6 +5,8 @@
 // Must never: interpret a route (the Gateway does) or log a request target.
 #pragma once
 
+#include <array>
+
 #include <spdlog/spdlog.h>
 
 #include "gateway.hpp"
@@ -103,6 +105,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     } else {
       beast::error_code ec;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      // Read and drop what the client still sends (the rest of a refused body) for at most 5 s:
+      // closing with unread data would reset the connection, and the client could lose the answer.
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      drain();
+    }
+  }
+
+  void drain() {
+    if constexpr (!bridge::is_ssl_stream_v<Stream>) {
+      auto self = this->shared_from_this();
+      auto scratch = std::make_shared<std::array<char, 16384>>();
+      stream_.async_read_some(net::buffer(*scratch), [self, scratch](beast::error_code ec, std::size_t) {
+        if (!ec) self->drain();
+      });
     }
   }
 

@@ -352,6 +352,14 @@ def test_malformed_messages_get_errors_and_the_connection_stays(start_gateway, c
                 ws.recv(timeout=10)
         assert e.value.rcvd is not None and e.value.rcvd.code == 1009
     assert "not valid JSON" in gw.log
+    # Over HTTP: a body over --max-message-bytes, and a request that is not HTTP.
+    status, body, _ = gw.request("POST", "/api/nodes/echo/call", b"x" * 70000, token=gw.login())
+    assert (status, body) == (413, {"error": "Request body too large"})
+    import socket
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400") and b'{"error":"Malformed HTTP request"}' in answer
     with gw.ws() as ws:  # the gateway itself is fine
         ws.send("ping")
         ws.wait("pong")
