@@ -5,6 +5,8 @@
 MUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MUSTER_BUILD="${MUSTER_BUILD_DIR:-$MUSTER_ROOT/build}"
 MUSTER_VENV="$MUSTER_ROOT/.venv"
+# PyPI packages of the virtualenv (websockets: the gateway's tests speak WebSocket).
+MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets)
 
 # Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
 # libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run).
@@ -12,6 +14,7 @@ MUSTER_APT_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
   libspdlog-dev libfmt-dev doctest-dev libcli11-dev libboost-dev libssl-dev nlohmann-json3-dev
+  libjwt-dev
   python3-requests python3-websockets
   iproute2 tcpdump openssl
   nodejs npm
@@ -49,12 +52,13 @@ setup_python() {
     log "creating the Python virtualenv in .venv"
     "$py" -m venv "$MUSTER_VENV"
   fi
-  # Reinstall only when the SDK's declared dependencies change (it is installed editable).
+  # Reinstall only when the SDK's declared dependencies or the package list change (the SDK is
+  # installed editable).
   local stamp="$MUSTER_VENV/.muster-stamp" want
-  want="$(cat "$MUSTER_ROOT/worker/python/pyproject.toml" 2>/dev/null | sha256sum)"
+  want="$({ cat "$MUSTER_ROOT/worker/python/pyproject.toml" 2>/dev/null; echo "${MUSTER_PIP_PACKAGES[*]}"; } | sha256sum)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    log "installing Python packages (pytest, pyzmq, flatbuffers, the muster SDK)"
-    "$MUSTER_VENV/bin/pip" install -q --disable-pip-version-check pytest pyzmq flatbuffers
+    log "installing Python packages (${MUSTER_PIP_PACKAGES[*]}, the muster SDK)"
+    "$MUSTER_VENV/bin/pip" install -q --disable-pip-version-check "${MUSTER_PIP_PACKAGES[@]}"
     if [ -f "$MUSTER_ROOT/worker/python/pyproject.toml" ]; then
       "$MUSTER_VENV/bin/pip" install -q --disable-pip-version-check -e "$MUSTER_ROOT/worker/python"
     fi

@@ -1,4 +1,4 @@
-// tls.hpp — OpenSSL contexts for the bridge: a verifying client (system CAs or --ca-file) and
+// tls.hpp — OpenSSL contexts for the bridge and the gateway: a verifying client (system CAs or --ca-file) and
 // a server from a certificate chain and key.
 // Must never: make a client context that skips certificate or host name verification.
 #pragma once

@@ -1,4 +1,5 @@
-// net.hpp — the Boost.Beast/Asio names the bridge uses, in one place.
+// net.hpp — the Boost.Beast/Asio names the bridge and the gateway use, in one place
+// (library muster_net, bridge/CMakeLists.txt).
 #pragma once
 
 #include <type_traits>

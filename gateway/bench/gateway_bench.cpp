@@ -1,0 +1,209 @@
+// gateway_bench.cpp — what muster-gateway costs: the same node called directly with the C++
+// client and through the gateway (WebSocket and REST), sequential (latency p50/p99) and
+// pipelined (calls/s), in one run against one musterd. Not a test: gateway/bench/run.sh starts
+// everything and prints the table (docs/GATEWAY.md "Performance").
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "muster/client.hpp"
+#include "net.hpp"
+
+namespace bridge = muster::bridge;
+namespace beast = bridge::beast;
+namespace http = bridge::http;
+namespace websocket = bridge::websocket;
+using tcp = bridge::tcp;
+using Clock = std::chrono::steady_clock;
+using muster::Json;
+
+namespace {
+
+struct Result {
+  std::string what;
+  std::size_t calls = 0;
+  double p50_us = 0, p99_us = 0, per_s = 0;
+};
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
+
+double us_since(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
+
+Result sequential(const std::string& what, std::size_t n, const std::function<void()>& call) {
+  for (std::size_t i = 0; i < std::min<std::size_t>(n / 10 + 1, 200); ++i) call();  // warm up
+  std::vector<double> lat;
+  lat.reserve(n);
+  auto start = Clock::now();
+  for (std::size_t i = 0; i < n; ++i) {
+    auto t = Clock::now();
+    call();
+    lat.push_back(us_since(t));
+  }
+  double secs = us_since(start) / 1e6;
+  return {what, n, pct(lat, 0.5), pct(lat, 0.99), static_cast<double>(n) / secs};
+}
+
+// ---- a WebSocket client of the gateway (Beast, synchronous) ----
+class GatewayWs {
+ public:
+  GatewayWs(bridge::net::io_context& ioc, const std::string& host, const std::string& port, const std::string& token)
+      : ws_(ioc) {
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, port);
+    bridge::net::connect(ws_.next_layer(), results.begin(), results.end());
+    ws_.next_layer().set_option(tcp::no_delay(true));
+    ws_.read_message_max(64 * 1024 * 1024);
+    ws_.handshake(host, "/api/ws?token=" + token);
+    ws_.text(true);
+  }
+  void start(std::uint64_t ref) {
+    ws_.write(bridge::net::buffer(fmt::format(
+        R"({{"type":"execution.start","payload":{{"node":"echo","inputs":{{"x":{}}},"client_ref":{}}},"timestamp":0}})", ref, ref)));
+  }
+  // The client_ref of the next finished execution (other messages are skipped).
+  std::uint64_t next_done() {
+    for (;;) {
+      buffer_.consume(buffer_.size());
+      ws_.read(buffer_);
+      auto m = Json::parse(beast::buffers_to_string(buffer_.data()));
+      if (m["type"] != "execution.updated") continue;
+      auto& p = m["payload"];
+      if (p["status"] == "pending" || p["status"] == "running") continue;
+      if (p["status"] != "completed") throw std::runtime_error("call failed: " + p.dump());
+      return p["client_ref"].get<std::uint64_t>();
+    }
+  }
+
+ private:
+  websocket::stream<tcp::socket> ws_;
+  beast::flat_buffer buffer_;
+};
+
+class GatewayHttp {
+ public:
+  GatewayHttp(bridge::net::io_context& ioc, const std::string& host, const std::string& port) : socket_(ioc), host_(host) {
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, port);
+    bridge::net::connect(socket_, results.begin(), results.end());
+    socket_.set_option(tcp::no_delay(true));
+  }
+  Json request(http::verb verb, const std::string& target, const std::string& body, const std::string& token = "") {
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, host_);
+    req.set(http::field::content_type, "application/json");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(socket_, req);
+    http::response<http::string_body> res;
+    http::read(socket_, buffer_, res);
+    if (res.result() != http::status::ok)
+      throw std::runtime_error(fmt::format("{} {}: {} {}", verb == http::verb::post ? "POST" : "GET", target,
+                                           res.result_int(), res.body()));
+    return Json::parse(res.body());
+  }
+
+ private:
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+  std::string host_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"gateway_bench — the gateway's cost next to direct C++ client calls (gateway/bench/run.sh)"};
+  std::string gateway = "127.0.0.1:8080", user, password;
+  std::size_t calls = 5000, pipelined = 20000, window = 64;
+  app.add_option("--gateway", gateway, "host:port of muster-gateway")->capture_default_str();
+  app.add_option("--user", user, "user with role call")->required();
+  app.add_option("--password", password, "their password")->required();
+  app.add_option("--calls", calls, "sequential calls per path")->capture_default_str();
+  app.add_option("--pipelined", pipelined, "pipelined calls per path")->capture_default_str();
+  app.add_option("--window", window, "calls in flight when pipelined")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  auto colon = gateway.rfind(':');
+  std::string host = gateway.substr(0, colon), port = gateway.substr(colon + 1);
+
+  try {
+    bridge::net::io_context ioc;
+    GatewayHttp rest(ioc, host, port);
+    auto token = rest.request(http::verb::post, "/api/auth/login",
+                              Json{{"username", user}, {"password", password}}.dump())["token"].get<std::string>();
+    muster::Client client;
+    GatewayWs ws(ioc, host, port, token);
+    muster::Map inputs{{"x", 1}};
+    std::vector<Result> results;
+
+    results.push_back(sequential("direct C++ client", calls, [&] { client.call("echo", inputs); }));
+    std::uint64_t ref = 0;
+    results.push_back(sequential("gateway WebSocket", calls, [&] {
+      ws.start(++ref);
+      ws.next_done();
+    }));
+    results.push_back(sequential("gateway REST (keep-alive)", calls, [&] {
+      rest.request(http::verb::post, "/api/nodes/echo/call", R"({"inputs":{"x":1}})", token);
+    }));
+
+    // Pipelined: `window` calls in flight, refilled as each finishes.
+    {
+      auto start = Clock::now();
+      std::size_t sent = 0, done = 0;
+      while (done < pipelined) {
+        while (sent < pipelined && sent - done < window) {
+          client.submit("echo", inputs);
+          ++sent;
+        }
+        for (auto& ev : client.poll(std::chrono::milliseconds(100))) {
+          if (!ev.terminal()) continue;
+          if (!std::holds_alternative<muster::ResultEvent>(ev.body)) throw std::runtime_error("a direct call failed");
+          ++done;
+        }
+      }
+      results.push_back({fmt::format("direct C++ client, {} in flight", window), pipelined, 0, 0,
+                         static_cast<double>(pipelined) / (us_since(start) / 1e6)});
+    }
+    {
+      auto start = Clock::now();
+      std::size_t sent = 0, done = 0;
+      while (done < pipelined) {
+        while (sent < pipelined && sent - done < window) {
+          ws.start(++ref);
+          ++sent;
+        }
+        ws.next_done();
+        ++done;
+      }
+      results.push_back({fmt::format("gateway WebSocket, {} in flight", window), pipelined, 0, 0,
+                         static_cast<double>(pipelined) / (us_since(start) / 1e6)});
+    }
+
+    fmt::print("{:<40} {:>8} {:>10} {:>10} {:>10}\n", "path (node echo)", "calls", "p50 µs", "p99 µs", "calls/s");
+    for (auto& r : results) {
+      if (r.p50_us > 0)
+        fmt::print("{:<40} {:>8} {:>10.0f} {:>10.0f} {:>10.0f}\n", r.what, r.calls, r.p50_us, r.p99_us, r.per_s);
+      else
+        fmt::print("{:<40} {:>8} {:>10} {:>10} {:>10.0f}\n", r.what, r.calls, "-", "-", r.per_s);
+    }
+    fmt::print("gateway adds {:.0f} µs p50 over WebSocket ({:.0f} µs over REST); pipelined WebSocket keeps {:.0f} % of "
+               "direct throughput\n",
+               results[1].p50_us - results[0].p50_us, results[2].p50_us - results[0].p50_us,
+               100.0 * results[4].per_s / results[3].per_s);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "gateway_bench: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

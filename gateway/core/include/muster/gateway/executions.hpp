@@ -1,0 +1,68 @@
+// executions.hpp — node calls through the gateway as the reference's executions: what
+// execution.start and execution.cancel carry, what execution.updated reports, and the
+// latency window behind node.status' percentiles.
+// Owns: validation of a call request from a client (WebSocket or REST), the execution.updated
+// payload shape.
+// Must never: touch a socket or a clock.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "muster/value.hpp"
+#include "muster/value_json.hpp"
+
+namespace muster::gateway {
+
+struct CallRequest {
+  std::string node;
+  Map inputs, parameters;
+  std::uint64_t timeout_ms = 0;  // 0: the node's default
+  Json client_ref;               // echoed back as given (null when absent)
+};
+
+// Rewrites a call's inputs (as JSON) before they become muster values, e.g. file references
+// into bytes; returns the error to refuse the call with.
+using InputsRewriter = std::function<std::optional<std::string>(Json& inputs)>;
+
+// execution.start's payload {node, inputs, parameters, timeout_ms, client_ref}; or the error.
+std::variant<CallRequest, std::string> parse_execution_start(const Json& payload, const InputsRewriter& rewrite = {});
+// The body of POST /api/nodes/{node}/call: {inputs, parameters, timeout_ms} (all optional).
+std::variant<CallRequest, std::string> parse_rest_call(const std::string& node, std::string_view body,
+                                                       const InputsRewriter& rewrite = {});
+// execution.cancel's payload {execution_id}.
+std::variant<std::uint64_t, std::string> parse_execution_cancel(const Json& payload);
+
+// One execution's state as execution.updated reports it.
+struct ExecutionState {
+  std::uint64_t execution_id = 0;
+  std::string node;
+  Json client_ref;
+  std::string status = "pending";  // pending, running, completed, failed, cancelled
+  std::uint64_t step = 0, total = 0;
+  std::string message;
+  Json outputs;                   // null until completed
+  std::string error_code, error_message;
+  std::int64_t started_at = 0, completed_at = 0;  // unix seconds; completed_at 0 until terminal
+};
+Json execution_payload(const ExecutionState& s);
+
+// The last `capacity` call durations (µs) and the count of calls; percentiles over the window.
+class LatencyWindow {
+ public:
+  explicit LatencyWindow(std::size_t capacity = 4096) : capacity_(capacity) {}
+  void add(std::uint64_t micros);
+  // {"count", "p50_us", "p90_us", "p99_us"} (0 when empty).
+  Json summary() const;
+
+ private:
+  std::size_t capacity_;
+  std::deque<std::uint64_t> window_;
+  std::uint64_t count_ = 0;
+};
+
+}  // namespace muster::gateway

@@ -1,0 +1,92 @@
+// uploads.hpp — chunked file uploads of the reference API (file.upload.*): sessions, chunks
+// written at their offsets, pause and resume (also from another connection of the same user),
+// the sha256 of a finished file, and the finished files a call may name as {"$file": "sha256:…"}.
+// Owns: the upload directory (wiped at start: uploads do not outlive the gateway), the bounds
+// (file size, per user, in total), expiry of idle sessions and of finished files, the error
+// codes SESSION_NOT_FOUND, SESSION_RESTORE_FAILED, INVALID_ENCODING, WRITE_FAILED,
+// UPLOAD_START_FAILED (and SESSION_PAUSED, muster's own).
+// Must never: let one user see, resume or use another user's session or file; read a clock
+// (time comes in as arguments).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "muster/value_json.hpp"
+
+namespace muster::gateway {
+
+struct UploadLimits {
+  std::uint64_t max_file_bytes = 1ull << 30;      // one file
+  std::uint64_t per_user_bytes = 2ull << 30;      // finished files + open sessions of one user
+  std::uint64_t total_bytes = 10ull << 30;        // everything
+  std::int64_t session_ttl_s = 3600;              // an idle session is dropped after this
+  std::int64_t file_ttl_s = 86400;                // a finished file is deleted after this
+  std::uint64_t max_file_input_bytes = 8u << 20;  // largest file a call may take as an input
+};
+
+// What the session sends back: one message type and its payload.
+struct UploadReply {
+  std::string type;  // file.upload.progress, file.upload.complete or file.upload.error
+  Json payload;
+};
+
+class UploadStore {
+ public:
+  // Creates `dir` (0700) and empties it. Throws std::runtime_error if it cannot.
+  UploadStore(std::filesystem::path dir, UploadLimits limits);
+
+  // Each handles one client message of `user` on connection `conn` and returns the reply.
+  UploadReply start(const std::string& user, std::uint64_t conn, const Json& payload, std::int64_t now);
+  // Returns progress, then (after the last chunk) complete as a second reply.
+  std::vector<UploadReply> chunk(const std::string& user, std::uint64_t conn, const Json& payload, std::int64_t now);
+  UploadReply pause(const std::string& user, const Json& payload, std::int64_t now);
+  UploadReply resume(const std::string& user, std::uint64_t conn, const Json& payload, std::int64_t now);
+  // A connection closed: its sessions are paused (resumable from another connection).
+  void connection_closed(std::uint64_t conn);
+  // Drops idle sessions and old files.
+  void expire(std::int64_t now);
+
+  // Replaces every {"$file": "sha256:<hex>"} in `inputs` (at any depth) by {"$bytes": base64}
+  // of `user`'s finished file; the error names the reference that cannot be used.
+  std::optional<std::string> resolve_file_refs(Json& inputs, const std::string& user) const;
+
+  std::uint64_t bytes_of(const std::string& user) const;
+  std::uint64_t bytes_total() const;
+
+ private:
+  struct Session {
+    std::string id, user, filename, upload_group_id;
+    std::uint64_t file_index = 0, total_size = 0, total_chunks = 0, chunk_size = 0, bytes = 0;
+    std::vector<bool> received;
+    std::uint64_t chunks_received = 0;
+    std::uint64_t conn = 0;
+    bool paused = false;
+    std::int64_t last_active = 0;
+  };
+  struct File {
+    std::string user, hash, filename;
+    std::uint64_t size = 0;
+    std::int64_t created = 0;
+    std::filesystem::path path;
+  };
+
+  UploadReply progress(const Session& s) const;
+  UploadReply error(const std::string& session_id, const std::string& error, const std::string& code) const;
+  Session* find(const std::string& user, const Json& payload, std::string& session_id);
+  std::filesystem::path part_path(const Session& s) const;
+  void drop(const std::string& session_id);
+
+  std::filesystem::path dir_;
+  UploadLimits limits_;
+  std::map<std::string, Session> sessions_;
+  std::map<std::pair<std::string, std::string>, File> files_;  // (user, "sha256:hex")
+  std::uint64_t next_ = 0;
+};
+
+}  // namespace muster::gateway

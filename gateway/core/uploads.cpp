@@ -1,0 +1,295 @@
+// uploads.cpp — see uploads.hpp.
+#include "muster/gateway/uploads.hpp"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace muster::gateway {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::optional<std::uint64_t> uint_field(const Json& p, const char* key) {
+  auto it = p.find(key);
+  if (it == p.end() || !it->is_number_unsigned()) return std::nullopt;
+  return it->get<std::uint64_t>();
+}
+std::string string_field(const Json& p, const char* key) {
+  auto it = p.find(key);
+  return it != p.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+std::string hex(const unsigned char* data, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) out += fmt::format("{:02x}", data[i]);
+  return out;
+}
+}  // namespace
+
+UploadStore::UploadStore(fs::path dir, UploadLimits limits) : dir_(std::move(dir)), limits_(limits) {
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  fs::create_directories(dir_ / "partial", ec);
+  fs::create_directories(dir_ / "files", ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot create the upload dir '{}': {}", dir_.string(), ec.message()));
+  ::chmod(dir_.c_str(), 0700);
+  if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
+}
+
+fs::path UploadStore::part_path(const Session& s) const { return dir_ / "partial" / (s.id + ".part"); }
+
+UploadReply UploadStore::error(const std::string& session_id, const std::string& error, const std::string& code) const {
+  return {"file.upload.error", Json{{"session_id", session_id}, {"error", error}, {"code", code}}};
+}
+
+UploadReply UploadStore::progress(const Session& s) const {
+  double pct = s.total_chunks ? 100.0 * static_cast<double>(s.chunks_received) / static_cast<double>(s.total_chunks) : 100.0;
+  return {"file.upload.progress",
+          Json{{"session_id", s.id}, {"chunks_received", s.chunks_received}, {"bytes_uploaded", s.bytes},
+               {"percentage", pct}, {"total_chunks", s.total_chunks}, {"total_size", s.total_size},
+               {"filename", s.filename}, {"upload_group_id", s.upload_group_id}, {"file_index", s.file_index},
+               {"status", s.paused ? "paused" : "uploading"}}};
+}
+
+std::uint64_t UploadStore::bytes_of(const std::string& user) const {
+  std::uint64_t n = 0;
+  for (auto& [id, s] : sessions_)
+    if (s.user == user) n += s.total_size;
+  for (auto& [key, f] : files_)
+    if (f.user == user) n += f.size;
+  return n;
+}
+
+std::uint64_t UploadStore::bytes_total() const {
+  std::uint64_t n = 0;
+  for (auto& [id, s] : sessions_) n += s.total_size;
+  for (auto& [key, f] : files_) n += f.size;
+  return n;
+}
+
+UploadReply UploadStore::start(const std::string& user, std::uint64_t conn, const Json& p, std::int64_t now) {
+  auto refuse = [&](const std::string& why) { return error("", why, "UPLOAD_START_FAILED"); };
+  if (!p.is_object()) return refuse("payload must be an object {filename, total_size, total_chunks, chunk_size, ...}");
+  Session s;
+  s.filename = string_field(p, "filename");
+  if (s.filename.empty() || s.filename.size() > 255 || s.filename.find('/') != std::string::npos || s.filename == "." ||
+      s.filename == "..")
+    return refuse("'filename' must be a file name (1 to 255 characters, no '/')");
+  auto total_size = uint_field(p, "total_size"), total_chunks = uint_field(p, "total_chunks"),
+       chunk_size = uint_field(p, "chunk_size");
+  if (!total_size || !total_chunks || !chunk_size)
+    return refuse("'total_size', 'total_chunks' and 'chunk_size' must be non-negative integers");
+  if (*chunk_size == 0) return refuse("'chunk_size' must be at least 1");
+  if (*total_size > limits_.max_file_bytes)
+    return refuse(fmt::format("the file is {} bytes; at most {} are accepted", *total_size, limits_.max_file_bytes));
+  std::uint64_t need = (*total_size + *chunk_size - 1) / *chunk_size;
+  if (*total_size == 0) need = 0;
+  if (*total_chunks != need)
+    return refuse(fmt::format("{} bytes in chunks of {} make {} chunk(s), not {}", *total_size, *chunk_size, need, *total_chunks));
+  expire(now);
+  if (bytes_of(user) + *total_size > limits_.per_user_bytes)
+    return refuse(fmt::format("this upload would take user '{}' over the {} bytes they may keep", user, limits_.per_user_bytes));
+  if (bytes_total() + *total_size > limits_.total_bytes)
+    return refuse(fmt::format("the gateway's upload space ({} bytes) is full", limits_.total_bytes));
+  s.id = fmt::format("upload-{}-{}", now, ++next_);
+  s.user = user;
+  s.upload_group_id = string_field(p, "upload_group_id");
+  s.file_index = uint_field(p, "file_index").value_or(0);
+  s.total_size = *total_size;
+  s.total_chunks = *total_chunks;
+  s.chunk_size = *chunk_size;
+  s.received.assign(*total_chunks, false);
+  s.conn = conn;
+  s.last_active = now;
+  int fd = ::open(part_path(s).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return refuse(fmt::format("cannot create the upload file: {}", std::strerror(errno)));
+  ::close(fd);
+  auto& stored = sessions_.emplace(s.id, std::move(s)).first->second;
+  return progress(stored);
+}
+
+UploadStore::Session* UploadStore::find(const std::string& user, const Json& p, std::string& session_id) {
+  session_id = p.is_object() ? string_field(p, "session_id") : std::string();
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end() || it->second.user != user) return nullptr;  // another user's: not found
+  return &it->second;
+}
+
+void UploadStore::drop(const std::string& session_id) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  std::error_code ec;
+  fs::remove(part_path(it->second), ec);
+  sessions_.erase(it);
+}
+
+std::vector<UploadReply> UploadStore::chunk(const std::string& user, std::uint64_t conn, const Json& p, std::int64_t now) {
+  std::string sid;
+  Session* s = find(user, p, sid);
+  if (!s) return {error(sid, "Upload session not found", "SESSION_NOT_FOUND")};
+  if (s->paused)
+    return {error(sid, "the upload session is paused: send file.upload.resume first", "SESSION_PAUSED")};
+  auto index = uint_field(p, "chunk_index");
+  if (!index || *index >= s->total_chunks)
+    return {error(sid, fmt::format("'chunk_index' must be an integer from 0 to {}", s->total_chunks ? s->total_chunks - 1 : 0),
+                  "INVALID_ENCODING")};
+  auto data_it = p.find("data");
+  if (data_it == p.end() || !data_it->is_string()) return {error(sid, "'data' must be a base64 string", "INVALID_ENCODING")};
+  Bytes data;
+  try {
+    data = base64_decode(data_it->get_ref<const std::string&>());
+  } catch (const std::exception&) {
+    return {error(sid, "Chunk data encoding is invalid (not base64)", "INVALID_ENCODING")};
+  }
+  std::uint64_t offset = *index * s->chunk_size;
+  std::uint64_t expected = std::min(s->chunk_size, s->total_size - offset);
+  if (data.size() != expected)
+    return {error(sid, fmt::format("chunk {} holds {} bytes; it must hold {}", *index, data.size(), expected), "INVALID_ENCODING")};
+  int fd = ::open(part_path(*s).c_str(), O_WRONLY | O_CLOEXEC);
+  bool ok = fd >= 0;
+  for (std::size_t done = 0; ok && done < data.size();) {
+    auto n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n <= 0) ok = false;
+    else done += static_cast<std::size_t>(n);
+  }
+  int saved = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) {
+    auto reply = error(sid, fmt::format("Failed to write chunk to disk: {}", std::strerror(saved)), "WRITE_FAILED");
+    drop(sid);
+    return {reply};
+  }
+  s->conn = conn;
+  s->last_active = now;
+  if (!s->received[*index]) {
+    s->received[*index] = true;
+    ++s->chunks_received;
+    s->bytes += data.size();
+  }
+  std::vector<UploadReply> out{progress(*s)};
+  if (s->chunks_received < s->total_chunks) return out;
+
+  // Every chunk is in: hash the file and keep it.
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  std::ifstream in(part_path(*s), std::ios::binary);
+  std::vector<char> buf(1 << 20);
+  std::uint64_t read_total = 0;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    auto n = static_cast<std::size_t>(in.gcount());
+    read_total += n;
+    crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(buf.data()), n);
+  }
+  if (read_total != s->total_size) {
+    out.push_back(error(sid, "the upload file changed on disk while it was written", "WRITE_FAILED"));
+    drop(sid);
+    return out;
+  }
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&st, digest);
+  std::string hash = "sha256:" + hex(digest, sizeof digest);
+  File f{.user = s->user, .hash = hash, .filename = s->filename, .size = s->total_size, .created = now};
+  f.path = dir_ / "files" / fmt::format("{}-{}", s->id, hex(digest, sizeof digest));
+  std::error_code ec;
+  fs::rename(part_path(*s), f.path, ec);
+  if (ec) {
+    out.push_back(error(sid, fmt::format("Failed to keep the finished file: {}", ec.message()), "WRITE_FAILED"));
+    drop(sid);
+    return out;
+  }
+  auto key = std::make_pair(f.user, hash);
+  if (auto old = files_.find(key); old != files_.end()) fs::remove(old->second.path, ec);  // the same content again
+  out.push_back({"file.upload.complete", Json{{"session_id", sid}, {"file_hash", hash}, {"size", f.size},
+                                              {"filename", f.filename}, {"upload_group_id", s->upload_group_id},
+                                              {"file_index", s->file_index}}});
+  files_[key] = std::move(f);
+  sessions_.erase(sid);
+  return out;
+}
+
+UploadReply UploadStore::pause(const std::string& user, const Json& p, std::int64_t now) {
+  std::string sid;
+  Session* s = find(user, p, sid);
+  if (!s) return error(sid, "Upload session not found", "SESSION_NOT_FOUND");
+  s->paused = true;
+  s->last_active = now;
+  return progress(*s);
+}
+
+UploadReply UploadStore::resume(const std::string& user, std::uint64_t conn, const Json& p, std::int64_t now) {
+  std::string sid;
+  Session* s = find(user, p, sid);
+  if (!s) return error(sid, "Upload session not found", "SESSION_NOT_FOUND");
+  // The part file must still hold what was received.
+  std::uint64_t needed = 0;
+  for (std::uint64_t i = 0; i < s->total_chunks; ++i)
+    if (s->received[i]) needed = std::max(needed, i * s->chunk_size + std::min(s->chunk_size, s->total_size - i * s->chunk_size));
+  std::error_code ec;
+  auto size = fs::file_size(part_path(*s), ec);
+  if (ec || !fs::is_regular_file(part_path(*s)) || size < needed) {
+    drop(sid);
+    return error(sid, "Failed to restore paused session: its data is gone; start the upload again", "SESSION_RESTORE_FAILED");
+  }
+  s->paused = false;
+  s->conn = conn;
+  s->last_active = now;
+  return progress(*s);
+}
+
+void UploadStore::connection_closed(std::uint64_t conn) {
+  for (auto& [id, s] : sessions_)
+    if (s.conn == conn) s.paused = true;
+}
+
+void UploadStore::expire(std::int64_t now) {
+  std::vector<std::string> idle;
+  for (auto& [id, s] : sessions_)
+    if (now - s.last_active >= limits_.session_ttl_s) idle.push_back(id);
+  for (auto& id : idle) drop(id);
+  std::error_code ec;
+  for (auto it = files_.begin(); it != files_.end();) {
+    if (now - it->second.created >= limits_.file_ttl_s) {
+      fs::remove(it->second.path, ec);
+      it = files_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<std::string> UploadStore::resolve_file_refs(Json& v, const std::string& user) const {
+  if (v.is_array()) {
+    for (auto& e : v)
+      if (auto err = resolve_file_refs(e, user)) return err;
+    return std::nullopt;
+  }
+  if (!v.is_object()) return std::nullopt;
+  if (v.size() == 1 && v.contains("$file")) {
+    if (!v["$file"].is_string()) return std::string("{\"$file\": ...} must name a file as \"sha256:<hex>\"");
+    auto ref = v["$file"].get<std::string>();
+    auto it = files_.find({user, ref});
+    if (it == files_.end()) return fmt::format("no uploaded file {} (finished uploads of this user only; they expire)", ref);
+    if (it->second.size > limits_.max_file_input_bytes)
+      return fmt::format("file {} is {} bytes; a call takes files of at most {} bytes today (--max-file-input-bytes; "
+                         "calls carry their inputs in one message until streams exist)",
+                         ref, it->second.size, limits_.max_file_input_bytes);
+    std::ifstream in(it->second.path, std::ios::binary);
+    Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.size() != it->second.size) return fmt::format("file {} cannot be read", ref);
+    v = Json{{"$bytes", base64_encode(bytes)}};
+    return std::nullopt;
+  }
+  for (auto& [k, e] : v.items())
+    if (auto err = resolve_file_refs(e, user)) return err;
+  return std::nullopt;
+}
+
+}  // namespace muster::gateway

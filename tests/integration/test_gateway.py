@@ -1,0 +1,814 @@
+"""muster-gateway end to end: musterd, a C++ and a Python example worker, the gateway, and real
+clients (the `websockets` library for the WebSocket, urllib / http.client for HTTP).
+
+What each test proves is in its name and docstring; docs/GATEWAY.md is the contract. Every wait
+is bounded; every process is killed when the test ends (conftest)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, REPO, read_log, spawn, stop, wait_for
+
+websockets_sync = pytest.importorskip("websockets.sync.client", reason="pip install websockets (tools/lib/setup.sh)")
+from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+
+GATEWAY = BUILD / "gateway" / "muster-gateway"
+PY_EXAMPLE = REPO / "worker" / "examples" / "python" / "example_worker.py"
+PASSWORDS = {"alice": "alice-pw", "reader": "reader-pw", "bob": "bob-pw", "carol": "carol-pw"}
+DEFAULT_USERS = [("alice", "default", "call"), ("reader", "default", "read"), ("bob", "beta", "call")]
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+def add_user(data_dir: Path, name: str, workspace: str, role: str):
+    out = subprocess.run([str(GATEWAY), "user", "add", name, "--data-dir", str(data_dir), "--workspace", workspace,
+                          "--role", role], input=PASSWORDS[name] + "\n", capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+class Gateway:
+    def __init__(self, daemon, base: Path, *args, name="gw", scheme="http", ssl_context=None, global_args=()):
+        self.daemon, self.data_dir, self.args = daemon, base / f"{name}-data", list(args)
+        self.global_args = list(global_args)
+        self.name, self.scheme, self.ssl_context = name, scheme, ssl_context
+        self.starts = 0
+        self.proc = None
+        self.port = 0
+
+    def start(self):
+        self.starts += 1
+        log = self.data_dir.parent / f"{self.name}-{self.starts}.log"
+        self.proc = spawn([GATEWAY, "--log-level", "debug", *self.global_args, "serve", "--data-dir", self.data_dir,
+                           "--listen", "127.0.0.1:0", "--poll-interval", "0.2", "--status-interval", "0.5",
+                           "--daemon-timeout", "0.5", *self.args], self.daemon.env, log)
+        m = wait_for(lambda: re.search(r"listening on 127\.0\.0\.1:(\d+)", read_log(self.proc)) or self.proc.poll() is not None,
+                     10, "the gateway to listen")
+        assert self.proc.poll() is None, read_log(self.proc)
+        self.port = int(m.group(1))
+        wait_for(lambda: self.get("/healthz")[0] == 200, 10, "the gateway to reach musterd")
+        return self
+
+    def stop(self):
+        return stop(self.proc)
+
+    @property
+    def log(self) -> str:
+        return read_log(self.proc)
+
+    @property
+    def instance_id(self) -> str:
+        return (self.data_dir / "instance-id").read_text().strip()
+
+    def request(self, method, path, body=None, token=None, headers=None):
+        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(f"{self.scheme}://127.0.0.1:{self.port}{path}", data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context) as r:
+                return r.status, json.loads(r.read() or b"null"), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+
+    def get(self, path, token=None):
+        return self.request("GET", path, token=token)[:2]
+
+    def login(self, name="alice", password=None):
+        status, body, _ = self.request("POST", "/api/auth/login",
+                                       {"username": name, "password": password or PASSWORDS[name]})
+        assert status == 200, body
+        return body["token"]
+
+    def ws(self, token=None, **kw):
+        token = token if token is not None else self.login()
+        if self.ssl_context:
+            kw.setdefault("ssl", self.ssl_context)
+        return WS(f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/api/ws?token={token}", **kw)
+
+
+class WS:
+    """A WebSocket client of the gateway (the `websockets` library, sync API)."""
+
+    def __init__(self, url, **kw):
+        kw.setdefault("max_size", None)
+        self.conn = websockets_sync.connect(url, open_timeout=10, **kw).__enter__()
+
+    def send(self, type_, payload=None):
+        self.conn.send(json.dumps({"type": type_, "payload": payload, "timestamp": int(time.time())}))
+
+    def recv(self, timeout=10.0):
+        return json.loads(self.conn.recv(timeout=timeout))
+
+    def wait(self, type_, pred=lambda p: True, timeout=15.0, what=None):
+        """The next message of `type_` whose payload satisfies pred (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail(f"no {type_} message{' ' + what if what else ''} within {timeout} s")
+            try:
+                m = self.recv(timeout=left)
+            except TimeoutError:
+                continue
+            if m["type"] == type_ and pred(m["payload"]):
+                return m
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def start_python_worker(daemon, worker_id: str):
+    log = daemon.runtime_dir.parent / f"pyworker-{worker_id}.log"
+    return spawn([sys.executable, PY_EXAMPLE, "--prefix", "py.", "--worker-id", worker_id, "--log-level", "debug"],
+                 daemon.env, log)
+
+
+@pytest.fixture
+def start_gateway(daemon, tmp_base):
+    def start(*args, daemon_=None, users=DEFAULT_USERS, **kw):
+        gw = Gateway(daemon_ or daemon, tmp_base, *args, **kw)
+        if not gw.data_dir.exists():
+            for user in users:
+                add_user(gw.data_dir, *user)
+        return gw.start()
+    return start
+
+
+@pytest.fixture
+def cpp_worker(daemon, start_worker):
+    return start_worker(daemon, worker_id="cpp-1").wait_ready()
+
+
+@pytest.fixture
+def gw(start_gateway, cpp_worker):
+    return start_gateway()
+
+
+def upgrade(port, target, headers=None):
+    """A raw WebSocket upgrade request: (status, body) of the refusal, or (101, b"")."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    h = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+         "Sec-WebSocket-Version": "13", **(headers or {})}
+    c.request("GET", target, headers=h)
+    r = c.getresponse()
+    body = b"" if r.status == 101 else r.read()
+    c.close()
+    return r.status, body
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(key: bytes, claims: dict, alg="HS256") -> str:
+    head = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    if alg == "none":
+        return f"{head}.{body}."
+    sig = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+# ---- authentication -------------------------------------------------------------------------
+
+def test_login_ok_bad_and_rate_limited(gw):
+    token = gw.login()
+    assert token.count(".") == 2
+    status, body, _ = gw.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})
+    assert status == 200 and body["user"] == {"name": "alice", "workspace": "default", "role": "call"}
+    assert body["expires_at"] > time.time()
+    assert gw.request("POST", "/api/auth/login", {"username": "alice", "password": "nope"})[:2] == \
+        (401, {"error": "Invalid username or password"})
+    assert gw.request("POST", "/api/auth/login", {"username": "nobody", "password": "x"})[:2] == \
+        (401, {"error": "Invalid username or password"})
+    status, body, _ = gw.request("POST", "/api/auth/login", b"{not json")
+    assert status == 400 and "username" in body["error"]
+    # Five attempts per window (default): the sixth from this address is refused.
+    status, body, headers = gw.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})
+    assert status == 429, body
+    assert body["error"].startswith("Too many login attempts")
+    assert int(headers["Retry-After"]) >= 1
+    # Neither a password nor a token reached the log.
+    assert "alice-pw" not in gw.log and token not in gw.log and "nope" not in gw.log
+
+
+def test_settings_come_from_a_config_file_too(start_gateway, cpp_worker, tmp_base):
+    config = tmp_base / "gateway.toml"
+    config.write_text('[serve]\nlogin-attempts = 1\nallowed-origin = ["http://app.example"]\n')
+    gw = start_gateway(global_args=["--config", config])
+    gw.login()
+    assert gw.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})[0] == 429
+    token = make_jwt((gw.data_dir / "jwt.key").read_bytes(),
+                     {"sub": "alice", "workspace": "default", "role": "call", "iss": "muster-gateway",
+                      "iat": int(time.time()), "exp": int(time.time()) + 60})
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://app.example"})[0] == 101
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://other.example"})[0] == 403
+
+
+def test_users_of_another_workspace_are_refused(gw):
+    status, body, _ = gw.request("POST", "/api/auth/login", {"username": "bob", "password": "bob-pw"})
+    assert status == 403
+    assert body == {"error": "user 'bob' belongs to workspace 'beta'; this gateway serves workspace 'default' only"}
+    # A token for bob signed with the gateway's own key (as if the users file had moved him) is
+    # refused on the WebSocket and on REST.
+    key = (gw.data_dir / "jwt.key").read_bytes()
+    now = int(time.time())
+    forged = make_jwt(key, {"sub": "bob", "workspace": "beta", "role": "call", "iss": "muster-gateway",
+                            "iat": now, "exp": now + 60})
+    assert upgrade(gw.port, f"/api/ws?token={forged}")[0] == 403
+    assert gw.get("/api/nodes", token=forged)[0] == 403
+
+
+def test_websocket_401_bodies_are_the_references(gw):
+    assert upgrade(gw.port, "/api/ws") == (401, b'{"error":"Missing authentication token"}')
+    assert upgrade(gw.port, "/api/ws?token=") == (401, b'{"error":"Missing authentication token"}')
+    assert upgrade(gw.port, "/api/ws?token=garbage") == (401, b'{"error":"Invalid authentication token"}')
+    assert gw.get("/api/nodes") == (401, {"error": "Missing authentication token"})
+    assert gw.get("/api/nodes", token="x.y.z") == (401, {"error": "Invalid authentication token"})
+
+
+def test_expired_forged_and_unsigned_jwts_are_refused(gw):
+    key = (gw.data_dir / "jwt.key").read_bytes()
+    now = int(time.time())
+    claims = {"sub": "alice", "workspace": "default", "role": "call", "iss": "muster-gateway", "iat": now}
+    good = make_jwt(key, {**claims, "exp": now + 60})
+    assert upgrade(gw.port, f"/api/ws?token={good}")[0] == 101  # the hand-made token is right...
+    invalid = (401, b'{"error":"Invalid authentication token"}')
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(key, {**claims, 'exp': now - 1})}") == invalid  # ...expired
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(b'k' * 32, {**claims, 'exp': now + 60})}") == invalid  # other key
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(key, {**claims, 'exp': now + 60}, alg='none')}") == invalid
+    assert upgrade(gw.port, f"/api/ws?token={make_jwt(key, {**claims, 'exp': now + 60, 'iss': 'x'})}") == invalid
+    tampered = good.split(".")
+    tampered[1] = b64url(json.dumps({**claims, "role": "admin", "exp": now + 60}).encode())
+    assert upgrade(gw.port, "/api/ws?token=" + ".".join(tampered)) == invalid
+    ghost = make_jwt(key, {**claims, "sub": "ghost", "exp": now + 60})  # a user not in the file
+    assert upgrade(gw.port, f"/api/ws?token={ghost}") == invalid
+
+
+def test_a_websocket_closes_when_its_token_expires_or_its_user_goes(gw):
+    key = (gw.data_dir / "jwt.key").read_bytes()
+    now = int(time.time())
+    short = make_jwt(key, {"sub": "alice", "workspace": "default", "role": "call", "iss": "muster-gateway",
+                           "iat": now, "exp": now + 2})
+
+    def closed_with(ws, code):
+        with pytest.raises(ConnectionClosed) as e:
+            while True:
+                ws.recv(timeout=15)
+        return e.value.rcvd is not None and e.value.rcvd.code == code
+
+    with gw.ws(short) as ws:
+        err = ws.wait("error", timeout=20)["payload"]
+        assert err == {"error": "authentication token expired: log in again", "code": "TOKEN_EXPIRED"}
+        assert closed_with(ws, 1008)
+    with gw.ws(gw.login("reader")) as ws:
+        ws.wait("connected")
+        out = subprocess.run([str(GATEWAY), "user", "remove", "reader", "--data-dir", str(gw.data_dir)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        err = ws.wait("error", timeout=20)["payload"]
+        assert err == {"error": "user 'reader' may no longer use this gateway", "code": "PERMISSION_DENIED"}
+        assert closed_with(ws, 1008)
+
+
+def test_wrong_origin_is_refused(start_gateway, cpp_worker):
+    gw = start_gateway("--allowed-origin", "http://app.example")
+    token = gw.login()
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://evil.example"}) == \
+        (403, b'{"error":"Origin not allowed"}')
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://app.example"})[0] == 101
+    assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": f"http://127.0.0.1:{gw.port}"})[0] == 101  # same origin
+    assert upgrade(gw.port, f"/api/ws?token={token}")[0] == 101  # not a browser
+    with pytest.raises(InvalidStatus) as e:
+        gw.ws(token, origin="http://evil.example")
+    assert e.value.response.status_code == 403
+
+
+# ---- envelope -------------------------------------------------------------------------------
+
+def test_connected_then_ping_pong_with_a_stable_peer_id(gw):
+    token = gw.login()
+    with gw.ws(token) as ws:
+        m = ws.recv()
+        assert m["type"] == "connected"
+        assert m["payload"] == {"message": "Connected to WebSocket server", "peer_id": gw.instance_id}
+        assert isinstance(m["timestamp"], int) and abs(m["timestamp"] - time.time()) < 60
+        ws.send("ping")
+        pong = ws.wait("pong")
+        assert pong["payload"] is None and set(pong) == {"type", "payload", "timestamp"}
+    assert token not in gw.log and token.split(".")[2] not in gw.log
+    first = gw.instance_id
+    gw.stop()
+    gw.start()
+    with gw.ws() as ws:
+        assert ws.recv()["payload"]["peer_id"] == first
+
+
+def test_malformed_messages_get_errors_and_the_connection_stays(start_gateway, cpp_worker):
+    gw = start_gateway("--max-message-bytes", "65536")
+    with gw.ws() as ws:
+        ws.conn.send("{not json")
+        assert ws.wait("error")["payload"] == {"error": "message is not valid JSON", "code": "INVALID_MESSAGE"}
+        ws.conn.send(json.dumps({"payload": {}}))
+        assert ws.wait("error")["payload"]["code"] == "INVALID_MESSAGE"
+        ws.conn.send(b"\x00\x01binary")
+        assert ws.wait("error")["payload"]["code"] == "INVALID_MESSAGE"
+        ws.send("docker.build.output", {})
+        assert ws.wait("error")["payload"] == {"error": "unknown message type 'docker.build.output'", "code": "UNKNOWN_TYPE"}
+        ws.send("execution.start", {"inputs": {}, "client_ref": 9})
+        err = ws.wait("error")["payload"]
+        assert err["code"] == "INVALID_REQUEST" and err["client_ref"] == 9 and "'node'" in err["error"]
+        ws.send("service.search.request", {"active_only": "yes"})
+        assert ws.wait("error")["payload"]["code"] == "INVALID_REQUEST"
+        ws.send("execution.cancel", {"execution_id": 12345})
+        assert ws.wait("error")["payload"]["code"] == "NOT_FOUND"
+        ws.send("ping")
+        ws.wait("pong")  # still up
+        # A message over --max-message-bytes closes the socket with 1009 (message too big).
+        ws.conn.send(json.dumps({"type": "ping", "payload": "x" * 70000}))
+        with pytest.raises(ConnectionClosed) as e:
+            while True:
+                ws.recv(timeout=10)
+        assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+    assert "not valid JSON" in gw.log
+    # Over HTTP: a body over --max-message-bytes, and a request that is not HTTP.
+    status, body, _ = gw.request("POST", "/api/nodes/echo/call", b"x" * 70000, token=gw.login())
+    assert (status, body) == (413, {"error": "Request body too large"})
+    import socket
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400") and b'{"error":"Malformed HTTP request"}' in answer
+    with gw.ws() as ws:  # the gateway itself is fine
+        ws.send("ping")
+        ws.wait("pong")
+
+
+def test_a_peer_that_never_answers_pings_is_dropped(start_gateway, cpp_worker):
+    gw = start_gateway("--ping-interval", "0.2", "--pong-timeout", "1")
+    token = gw.login()
+    import socket
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    s.sendall((f"GET /api/ws?token={token} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    got = b""
+    deadline = time.monotonic() + 15
+    # Read (never answering the pings) until the gateway closes the connection.
+    while time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert got.startswith(b"HTTP/1.1 101"), got[:200]
+    assert b"\x89" in got  # the gateway's ping frames (opcode 0x9)
+    assert time.monotonic() < deadline, "the gateway never dropped the silent peer"
+    wait_for(lambda: "no pong for" in gw.log, 5, "the drop to be logged")
+
+
+# ---- pushes ---------------------------------------------------------------------------------
+
+def test_pushes_follow_a_worker_that_joins_and_leaves(gw, daemon):
+    with gw.ws() as ws:
+        assert ws.recv()["type"] == "connected"
+        status = ws.wait("node.status")["payload"]
+        assert status["peer_id"] == gw.instance_id and status["stats"]["workers"] == 1
+        assert status["stats"]["services_count"] == 4 and status["known_peers"] == 1
+        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail"})
+        ws.wait("peers.updated", lambda p: [x["id"] for x in p["peers"]] == ["cpp-1"])
+
+        py = start_python_worker(daemon, "py-1")
+        peers = ws.wait("peers.updated", lambda p: "py-1" in [x["id"] for x in p["peers"]], timeout=30)["payload"]
+        entry = next(x for x in peers["peers"] if x["id"] == "py-1")
+        assert entry["sdk"].startswith("muster-python") and entry["state"] == "ready" and "py.stats" in entry["nodes"]
+        assert entry["capacity"] >= 1 and entry["in_flight"] == 0 and entry["hostname"]
+        services = ws.wait("services.updated", lambda p: any(s["name"] == "py.stats" for s in p["services"]))["payload"]
+        stats = next(s for s in services["services"] if s["name"] == "py.stats")
+        assert stats["status"] == "ACTIVE" and stats["service_type"] == "math" and stats["peer_ids"] == ["py-1"]
+        assert stats["workers"] == 1 and stats["queue_depth"] == 0 and "inputs" in stats["config"]
+        ws.wait("node.status", lambda p: p["stats"]["workers"] == 2)
+
+        stop(py)
+        ws.wait("peers.updated", lambda p: [x["id"] for x in p["peers"]] == ["cpp-1"], timeout=30)
+        gone = ws.wait("services.updated", lambda p: any(s["name"] == "py.stats" and s["status"] == "INACTIVE"
+                                                         for s in p["services"]))["payload"]
+        assert next(s for s in gone["services"] if s["name"] == "echo")["status"] == "ACTIVE"
+        ws.wait("node.status", lambda p: p["stats"]["workers"] == 1)
+
+
+def test_search_with_each_filter(gw, daemon):
+    py = start_python_worker(daemon, "py-2")
+    with gw.ws() as ws:
+        ws.wait("peers.updated", lambda p: "py-2" in [x["id"] for x in p["peers"]], timeout=30)
+
+        def search(**payload):
+            ws.send("service.search.request", payload)
+            r = ws.wait("service.search.response")["payload"]
+            assert r["complete"] is True and r["error"] == ""
+            return sorted(s["name"] for s in r["services"])
+
+        everything = search()
+        assert {"echo", "hello", "sleep", "fail", "py.echo", "py.stats", "py.hash"} <= set(everything)
+        assert search(query="greets") == ["hello", "py.hello"]  # description
+        assert search(query="STATS") == ["py.stats"]            # name, any case
+        assert search(service_type="math") == ["py.stats"]
+        assert search(service_type="math,crypto") == ["py.hash", "py.stats"]
+        assert search(peer_ids=["cpp-1"]) == ["echo", "fail", "hello", "sleep"]
+        assert search(peer_ids=["nobody"]) == []
+        assert search(query="echo", active_only=True) == ["echo", "py.echo"]
+        stop(py)
+        ws.wait("services.updated", lambda p: any(s["name"] == "py.echo" and s["status"] == "INACTIVE"
+                                                  for s in p["services"]), timeout=30)
+        assert search(query="echo", active_only=True) == ["echo"]
+        assert search(query="echo", active_only=False) == ["echo", "py.echo"]
+
+
+# ---- calls ----------------------------------------------------------------------------------
+
+def test_calls_report_progress_then_complete_or_cancel(gw):
+    with gw.ws() as ws:
+        ws.send("execution.start", {"node": "sleep", "inputs": {"ms": 400}, "client_ref": "a"})
+        pending = ws.wait("execution.updated")["payload"]
+        assert pending["status"] == "pending" and pending["client_ref"] == "a" and pending["node"] == "sleep"
+        eid = pending["execution_id"]
+        steps = []
+        while True:
+            u = ws.wait("execution.updated", lambda p: p["execution_id"] == eid)["payload"]
+            if u["status"] != "running":
+                break
+            steps.append(u["progress"]["step"])
+            assert u["progress"]["total"] == 10 and u["progress"]["message"].startswith("slept")
+        assert steps == list(range(1, 11))
+        assert u["status"] == "completed" and u["outputs"]["slept_ms"] >= 400 and u["error"] is None
+        assert u["completed_at"] >= u["started_at"]
+
+        ws.send("execution.start", {"node": "sleep", "inputs": {"ms": 20000}, "client_ref": "long"})
+        eid = ws.wait("execution.updated", lambda p: p["client_ref"] == "long")["payload"]["execution_id"]
+        ws.wait("execution.updated", lambda p: p["execution_id"] == eid and p["status"] == "running")
+        ws.send("execution.cancel", {"execution_id": eid})
+        done = ws.wait("execution.updated", lambda p: p["execution_id"] == eid and p["status"] != "running")["payload"]
+        assert done["status"] == "cancelled" and done["error"]["code"] == "CANCELLED"
+
+        ws.send("execution.start", {"node": "fail", "inputs": {"message": "boom"}})
+        failed = ws.wait("execution.updated", lambda p: p["node"] == "fail" and p["status"] != "pending")["payload"]
+        assert failed["status"] == "failed" and failed["error"] == {"code": "WORKER_ERROR", "message": "boom"}
+        ws.send("execution.start", {"node": "nothing-serves-this"})
+        nw = ws.wait("execution.updated", lambda p: p["node"] == "nothing-serves-this" and p["status"] != "pending")
+        assert nw["payload"]["error"]["code"] == "NO_WORKER"
+
+
+def test_200_concurrent_executions_on_one_socket(gw):
+    with gw.ws() as ws:
+        for i in range(200):
+            ws.send("execution.start", {"node": "echo", "inputs": {"i": i}, "client_ref": i})
+        results = {}
+        while len(results) < 200:
+            u = ws.wait("execution.updated", lambda p: p["status"] not in ("pending", "running"), timeout=60)["payload"]
+            assert u["status"] == "completed", u
+            results[u["client_ref"]] = u["outputs"]
+        assert results == {i: {"i": i} for i in range(200)}
+
+
+def test_a_reader_may_watch_but_not_call(gw):
+    token = gw.login("reader")
+    with gw.ws(token) as ws:
+        ws.send("execution.start", {"node": "echo", "client_ref": "r"})
+        err = ws.wait("error")["payload"]
+        assert err["code"] == "PERMISSION_DENIED" and err["client_ref"] == "r"
+        ws.send("service.search.request", {})
+        assert ws.wait("service.search.response")["payload"]["services"]
+    status, body, _ = gw.request("POST", "/api/nodes/echo/call", {"inputs": {}}, token=token)
+    assert status == 403 and body["code"] == "PERMISSION_DENIED"
+    assert gw.get("/api/nodes", token=token)[0] == 200
+
+
+def test_closing_a_socket_cancels_its_executions(gw, cpp_worker):
+    with gw.ws() as ws:
+        ws.send("execution.start", {"node": "sleep", "inputs": {"ms": 20000}})
+        ws.wait("execution.updated", lambda p: p["status"] == "running")
+    wait_for(lambda: "aborted after" in cpp_worker.log, 15, "the worker to be told to abort")
+    wait_for(lambda: "1 execution(s) open: cancelled" in gw.log, 5, "the gateway to log the cancel")
+
+
+# ---- REST -----------------------------------------------------------------------------------
+
+def test_rest_routes_and_their_status_codes(gw):
+    token = gw.login()
+    status, nodes = gw.get("/api/nodes", token)
+    assert status == 200 and sorted(n["name"] for n in nodes) == ["echo", "fail", "hello", "sleep"]
+    assert all(n["workspace"] == "default" for n in nodes)
+    status, workers = gw.get("/api/workers", token)
+    assert status == 200 and [w["worker_id"] for w in workers] == ["cpp-1"]
+    status, st = gw.get("/api/status", token)
+    assert status == 200 and st["stats"]["workers"] == 1 and st["daemon"]["version"]
+
+    call = lambda node, body=None: gw.request("POST", f"/api/nodes/{node}/call", body, token=token)[:2]
+    status, body = call("hello", {"inputs": {"name": "gateway"}})
+    assert status == 200 and body["outputs"] == {"greeting": "Hello gateway", "shout": "HELLO GATEWAY"}
+    assert call("echo", {"inputs": {"b": {"$bytes": "aGk="}}})[1]["outputs"] == {"b": {"$bytes": "aGk="}}
+    status, body = call("fail", {"inputs": {"message": "no"}})
+    assert status == 422 and body["error"] == "no" and body["code"] == "WORKER_ERROR"
+    status, body = call("nothing-serves-this")
+    assert status == 404 and body["code"] == "NO_WORKER"
+    status, body = call("sleep", {"inputs": {"ms": 5000}, "timeout_ms": 200})
+    assert status == 504 and body["code"] == "TIMEOUT"
+    status, body = call("sleep", {"inputs": {"ms": -1}})
+    assert status == 400 and body["code"] == "INVALID_REQUEST"
+    assert call("echo", b"{nope")[0] == 400
+    status, body = call("echo", {"input": {}})
+    assert status == 400 and "unknown field 'input'" in body["error"]
+    assert gw.request("GET", "/api/nodes/echo/call", token=token)[0] == 405
+    assert gw.request("DELETE", "/api/nodes", token=token)[0] == 405
+    assert gw.get("/api/nothing", token) == (404, {"error": "Not found"})
+    status, doc = gw.get("/api/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.") and "/api/nodes/{name}/call" in doc["paths"]
+    assert gw.get("/healthz")[1]["ok"] is True
+
+
+def test_healthz_and_websockets_follow_the_daemon(gw, daemon):
+    with gw.ws() as ws:
+        ws.wait("connected")
+        daemon.stop()
+        err = ws.wait("error", timeout=20)["payload"]
+        assert err["code"] == "UNAVAILABLE" and "musterd is unreachable" in err["error"]
+        status, body = gw.get("/healthz")
+        assert status == 503 and body["ok"] is False
+        token = gw.login()
+        status, body, _ = gw.request("POST", "/api/nodes/echo/call", {"inputs": {}}, token=token)
+        assert status == 503 and body["code"] == "UNAVAILABLE"
+        ws.send("execution.start", {"node": "echo", "client_ref": "down"})
+        assert ws.wait("error", lambda p: p.get("client_ref") == "down")["payload"]["code"] == "UNAVAILABLE"
+        daemon.start()
+        again = ws.wait("connected", timeout=30)["payload"]
+        assert again["peer_id"] == gw.instance_id
+        wait_for(lambda: gw.get("/healthz") == (200, {"ok": True, "daemon": "reachable", "peer_id": gw.instance_id}),
+                 20, "healthz to be ok again")
+        # The worker re-attaches by itself; calls work again.
+        ws.wait("services.updated", lambda p: any(s["name"] == "echo" and s["status"] == "ACTIVE" for s in p["services"]),
+                timeout=30)
+        ws.send("execution.start", {"node": "echo", "inputs": {"x": 1}, "client_ref": "up"})
+        done = ws.wait("execution.updated", lambda p: p["client_ref"] == "up" and p["status"] != "pending")["payload"]
+        assert done["status"] == "completed"
+
+
+# ---- TLS ------------------------------------------------------------------------------------
+
+def test_https_and_wss_share_the_port_with_http(start_gateway, cpp_worker, tmp_base):
+    import ssl
+    cert, key = tmp_base / "cert.pem", tmp_base / "key.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    ctx = ssl.create_default_context(cafile=str(cert))
+    gw = start_gateway("--tls-cert", cert, "--tls-key", key)
+    tls = Gateway(gw.daemon, tmp_base, name="gw", scheme="https", ssl_context=ctx)
+    tls.data_dir, tls.port = gw.data_dir, gw.port
+    assert tls.get("/healthz")[0] == 200
+    with tls.ws(tls.login()) as ws:
+        assert ws.recv()["type"] == "connected"
+        ws.send("execution.start", {"node": "hello", "inputs": {"name": "tls"}})
+        done = ws.wait("execution.updated", lambda p: p["status"] == "completed")["payload"]
+        assert done["outputs"]["greeting"] == "Hello tls"
+    assert gw.get("/healthz")[0] == 200  # plain http on the same port
+    gw.stop()
+
+    only = start_gateway("--tls-cert", cert, "--tls-key", key, "--tls-only", name="only", scheme="https", ssl_context=ctx)
+    assert only.get("/healthz")[0] == 200
+    plain = Gateway(only.daemon, tmp_base, name="only")
+    plain.port = only.port
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+        plain.get("/healthz")
+
+
+# ---- workspaces -----------------------------------------------------------------------------
+
+def mint(daemon, *args) -> str:
+    r = subprocess.run([str(BUILD / "tools" / "muster"), "token", "create", *args], env=daemon.env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_workspaces_stay_apart_through_the_gateway(start_daemon, start_worker, start_gateway, tmp_base):
+    """musterd on CURVE TCP: a worker of workspace alpha, one of default. The gateway attached as
+    the local owner (ipc, which sees every workspace) shows only default; a gateway enrolled for
+    alpha shows and calls only alpha's; users of another workspace cannot log in to either."""
+    d = start_daemon("--listen", "127.0.0.1")
+    start_worker(d, worker_id="cpp-default").wait_ready()
+    token = mint(d, "--role", "worker", "--workspace", "alpha", "--name", "alpha-box")
+    spawn([BUILD / "worker" / "muster-example-worker", "--worker-id", "alpha-w", "--request-address",
+           "tcp://127.0.0.1:7899", "--response-address", "tcp://127.0.0.1:7898", "--data-dir", tmp_base / "wd-alpha"],
+          dict(d.env, MUSTER_ENROLLMENT_TOKEN=token), tmp_base / "worker-alpha.log")
+    # The local owner (the CLI over ipc) sees every workspace: alpha-w is attached.
+    wait_for(lambda: b"alpha-w" in subprocess.run([str(BUILD / "tools" / "muster"), "workers", "--json"], env=d.env,
+                                                 capture_output=True, timeout=30).stdout, 20, "alpha-w to attach")
+    # So every answer the local owner's gateway ever got lists alpha-w: it must filter it out.
+    local = start_gateway(daemon_=d, name="local", users=[("alice", "default", "call"), ("carol", "alpha", "call")])
+
+    def worker_ids(gw, tok):
+        return sorted(w["worker_id"] for w in gw.get("/api/workers", tok)[1])
+    tok = local.login("alice")
+    assert worker_ids(local, tok) == ["cpp-default"]
+    assert all(n["workspace"] == "default" for n in local.get("/api/nodes", tok)[1])
+    with local.ws(tok) as ws:
+        peers = ws.wait("peers.updated")["payload"]["peers"]
+        assert [p["id"] for p in peers] == ["cpp-default"]
+        ws.send("service.search.request", {"peer_ids": ["alpha-w"]})
+        assert ws.wait("service.search.response")["payload"]["services"] == []
+    status, body, _ = local.request("POST", "/api/auth/login", {"username": "carol", "password": "carol-pw"})
+    assert status == 403 and "workspace 'alpha'" in body["error"]
+
+    # A gateway enrolled for alpha over CURVE TCP.
+    token_file = tmp_base / "gw-alpha.token"
+    token_file.write_text(mint(d, "--role", "client", "--workspace", "alpha", "--name", "gw-alpha"))
+    alpha = start_gateway("--workspace", "alpha", "--client-address", "tcp://127.0.0.1:7901",
+                          "--muster-data-dir", tmp_base / "gw-alpha-keys", "--enrollment-token-file", token_file,
+                          daemon_=d, name="alpha", users=[("alice", "default", "call"), ("carol", "alpha", "call")])
+    tok = alpha.login("carol")
+    wait_for(lambda: worker_ids(alpha, tok) == ["alpha-w"], 10, "alpha's gateway to list alpha-w")
+    assert all(n["workspace"] == "alpha" for n in alpha.get("/api/nodes", tok)[1])
+    status, body, _ = alpha.request("POST", "/api/nodes/hello/call", {"inputs": {"name": "alpha"}}, token=tok)
+    assert status == 200 and body["outputs"]["greeting"] == "Hello alpha"
+    status, body, _ = alpha.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})
+    assert status == 403 and body["error"] == ("user 'alice' belongs to workspace 'default'; "
+                                               "this gateway serves workspace 'alpha' only")
+
+
+def test_an_ipc_gateway_refuses_to_serve_another_workspace(daemon, tmp_base):
+    r = subprocess.run([str(GATEWAY), "serve", "--data-dir", str(tmp_base / "x"), "--workspace", "alpha",
+                        "--listen", "127.0.0.1:0"], env=daemon.env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "enroll the gateway over tcp://" in r.stderr
+
+
+# ---- a browser-style client -----------------------------------------------------------------
+
+def node_websocket_args():
+    """`node` with its built-in WebSocket (a flag on Node 20/21), or None without node."""
+    import shutil
+    node = shutil.which("node")
+    if not node:
+        return None
+    probe = subprocess.run([node, "-e", "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)"], timeout=30)
+    return [node] if probe.returncode == 0 else [node, "--experimental-websocket"]
+
+
+def test_nodes_built_in_websocket_client(start_gateway, cpp_worker, daemon):
+    node = node_websocket_args()
+    if node is None:
+        pytest.skip("node is not installed")
+    py = start_python_worker(daemon, "py-3")
+    gw = start_gateway()
+    wait_for(lambda: "py-3" in [w["worker_id"] for w in gw.get("/api/workers", gw.login())[1]], 30, "py-3 to attach")
+    r = subprocess.run([*node, str(REPO / "gateway" / "examples" / "node-client.mjs"), f"http://127.0.0.1:{gw.port}",
+                        "alice", PASSWORDS["alice"]], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["peer_id"] == gw.instance_id and summary["message"] == "Connected to WebSocket server"
+    assert summary["search"] == ["hello", "py.hello"] and summary["search_complete"] is True
+    assert summary["progress_steps"] == list(range(1, 11))
+    assert summary["status"] == "completed" and summary["outputs"]["slept_ms"] >= 300
+    assert summary["cancelled"] == "cancelled"
+    assert summary["bad_token_refused"] is True
+    stop(py)
+
+
+# ---- uploads --------------------------------------------------------------------------------
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_chunked_upload_with_pause_drop_and_resume_then_a_call_using_the_file(start_gateway, cpp_worker, daemon):
+    py = start_python_worker(daemon, "py-up")
+    gw = start_gateway()
+    token = gw.login()
+    wait_for(lambda: "py-up" in [w["worker_id"] for w in gw.get("/api/workers", token)[1]], 30, "py-up to attach")
+    content = bytes(range(256)) * 1000 + b"tail"  # 256004 bytes
+    chunk = 65536
+    chunks = [content[i:i + chunk] for i in range(0, len(content), chunk)]
+    assert len(chunks) == 4
+    with gw.ws(token) as ws:
+        ws.send("file.upload.start", {"service_id": 1, "upload_group_id": "g1", "filename": "data.bin",
+                                      "file_path": "in/data.bin", "file_index": 0, "total_files": 1,
+                                      "total_size": len(content), "total_chunks": len(chunks), "chunk_size": chunk})
+        p = ws.wait("file.upload.progress")["payload"]
+        assert (p["chunks_received"], p["bytes_uploaded"], p["percentage"]) == (0, 0, 0)
+        sid = p["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(chunks[0])})
+        p = ws.wait("file.upload.progress")["payload"]
+        assert (p["chunks_received"], p["bytes_uploaded"], p["percentage"]) == (1, chunk, 25.0)
+        ws.send("file.upload.pause", {"session_id": sid})
+        assert ws.wait("file.upload.progress")["payload"]["status"] == "paused"
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 1, "data": b64(chunks[1])})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "SESSION_PAUSED"
+        ws.send("file.upload.resume", {"session_id": sid})
+        assert ws.wait("file.upload.progress")["payload"]["status"] == "uploading"
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 2, "data": b64(chunks[2])})  # out of order
+        assert ws.wait("file.upload.progress")["payload"]["chunks_received"] == 2
+    # The connection dropped mid-upload: a new one resumes the session.
+    with gw.ws(token) as ws:
+        ws.send("file.upload.resume", {"session_id": sid})
+        p = ws.wait("file.upload.progress")["payload"]
+        assert (p["chunks_received"], p["bytes_uploaded"], p["status"]) == (2, 2 * chunk, "uploading")
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 3, "data": b64(chunks[3])})
+        ws.wait("file.upload.progress")
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 1, "data": b64(chunks[1])})
+        assert ws.wait("file.upload.progress")["payload"]["percentage"] == 100.0
+        done = ws.wait("file.upload.complete")["payload"]
+        assert done["session_id"] == sid and done["size"] == len(content)
+        assert done["file_hash"] == "sha256:" + hashlib.sha256(content).hexdigest()
+        # A call takes the file as bytes; the Python worker hashes what it got.
+        ws.send("execution.start", {"node": "py.hash", "inputs": {"data": {"$file": done["file_hash"]}}, "client_ref": "h"})
+        r = ws.wait("execution.updated", lambda p: p["client_ref"] == "h" and p["status"] not in ("pending", "running"))
+        assert r["payload"]["status"] == "completed", r
+        assert r["payload"]["outputs"]["hex"] == hashlib.sha256(content).hexdigest()
+        assert r["payload"]["outputs"]["size"] == len(content)
+        # The same by REST.
+        status, body, _ = gw.request("POST", "/api/nodes/py.hash/call", {"inputs": {"data": {"$file": done["file_hash"]}}},
+                                     token=token)
+        assert status == 200 and body["outputs"]["hex"] == hashlib.sha256(content).hexdigest()
+        # Unknown file: a clear refusal, nothing called.
+        ws.send("execution.start", {"node": "py.hash", "inputs": {"data": {"$file": "sha256:" + "0" * 64}}, "client_ref": "x"})
+        err = ws.wait("error", lambda p: p.get("client_ref") == "x")["payload"]
+        assert err["code"] == "INVALID_REQUEST" and "no uploaded file sha256:000" in err["error"]
+    stop(py)
+
+
+def test_every_upload_error_code(start_gateway, cpp_worker):
+    gw = start_gateway("--upload-quota-bytes", "100000", "--max-file-input-bytes", "10")
+    token = gw.login()
+    with gw.ws(token) as ws:
+        def start(**kw):
+            payload = {"filename": "f.bin", "total_size": 10, "total_chunks": 1, "chunk_size": 10, **kw}
+            ws.send("file.upload.start", payload)
+            return ws.wait("file.upload.progress")["payload"]
+
+        def start_error(**kw):
+            ws.send("file.upload.start", {"filename": "f.bin", "total_size": 10, "total_chunks": 1, "chunk_size": 10, **kw})
+            return ws.wait("file.upload.error")["payload"]
+
+        assert start_error(total_size=200000, total_chunks=2, chunk_size=100000)["code"] == "UPLOAD_START_FAILED"  # quota
+        assert "over the 100000 bytes" in start_error(total_size=200000, total_chunks=2, chunk_size=100000)["error"]
+        assert start_error(filename="../x")["code"] == "UPLOAD_START_FAILED"
+        assert "make 1 chunk(s), not 3" in start_error(total_chunks=3)["error"]
+        ws.send("file.upload.chunk", {"session_id": "nope", "chunk_index": 0, "data": "AAAA"})
+        assert ws.wait("file.upload.error")["payload"] == {"session_id": "nope", "error": "Upload session not found",
+                                                           "code": "SESSION_NOT_FOUND"}
+        sid = start()["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": "!!not base64!!"})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "INVALID_ENCODING"
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"short")})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "INVALID_ENCODING"
+        # The partial file is replaced by a directory: the write fails.
+        part = gw.data_dir / "uploads" / "partial" / f"{sid}.part"
+        part.unlink()
+        part.mkdir()
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"0123456789")})
+        err = ws.wait("file.upload.error")["payload"]
+        assert err["code"] == "WRITE_FAILED" and err["error"].startswith("Failed to write chunk to disk")
+        assert not part.exists()  # the failed session is dropped with its data
+        # A paused session whose data vanished cannot be restored.
+        sid = start(total_size=20, total_chunks=2)["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"0123456789")})
+        ws.wait("file.upload.progress")
+        ws.send("file.upload.pause", {"session_id": sid})
+        ws.wait("file.upload.progress")
+        (gw.data_dir / "uploads" / "partial" / f"{sid}.part").unlink()
+        ws.send("file.upload.resume", {"session_id": sid})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "SESSION_RESTORE_FAILED"
+        ws.send("file.upload.resume", {"session_id": sid})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "SESSION_NOT_FOUND"  # it was dropped
+        # A finished file larger than --max-file-input-bytes is refused as a call input, clearly.
+        sid = start(total_size=11, total_chunks=1, chunk_size=11)["session_id"]
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 0, "data": b64(b"eleven byte")})
+        ref = ws.wait("file.upload.complete")["payload"]["file_hash"]
+        ws.send("execution.start", {"node": "echo", "inputs": {"f": {"$file": ref}}, "client_ref": "big"})
+        err = ws.wait("error", lambda p: p.get("client_ref") == "big")["payload"]
+        assert err["code"] == "INVALID_REQUEST" and "at most 10 bytes" in err["error"]
+    # A read-only user may not upload (another user's sessions and files: tests/unit/gateway_uploads.cpp).
+    with gw.ws(gw.login("reader")) as ws:
+        ws.send("file.upload.start", {"filename": "f", "total_size": 1, "total_chunks": 1, "chunk_size": 1})
+        assert ws.wait("file.upload.error")["payload"]["code"] == "UPLOAD_START_FAILED"
