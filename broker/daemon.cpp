@@ -183,7 +183,11 @@ struct Daemon::Impl {
 
   // Limits of the decoder (inbound.hpp) for each socket.
   InboundLimits worker_limits() const {
-    return InboundLimits{opt.max_message_bytes, opt.max_attach_nodes, 0};
+    InboundLimits limits{opt.max_message_bytes, opt.max_attach_nodes, 0};
+    // A node list within --max-attach-spec-bytes (counted as JSON) never takes twice that in
+    // FlatBuffers; anything larger is refused unverified.
+    if (opt.core.max_attach_spec_bytes) limits.max_attach_bytes = 2 * opt.core.max_attach_spec_bytes + 65536;
+    return limits;
   }
   InboundLimits client_limits() const {
     // libzmq hands out small received messages as slices of a shared 8 KiB read buffer

@@ -61,6 +61,20 @@ WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& l
   return ev;
 }
 
+// The body type of what claims to be a WorkerMessage, read with only its root table checked
+// (in bounds, with its vtable): cheap on a message of any size. NONE if even that fails.
+wire::WorkerBody shallow_body_type(std::span<const std::uint8_t> bytes) {
+  if (bytes.size() < 8 || !wire::WorkerMessageBufferHasIdentifier(bytes.data()))
+    return wire::WorkerBody::NONE;
+  flatbuffers::Verifier v(bytes.data(), bytes.size());
+  auto root_offset = v.VerifyOffset(0);
+  if (!root_offset) return wire::WorkerBody::NONE;
+  auto* table = reinterpret_cast<const flatbuffers::Table*>(bytes.data() + root_offset);
+  if (!table->VerifyTableStart(v) || !table->VerifyField<std::uint8_t>(v, 6 /*body_type*/, 1))
+    return wire::WorkerBody::NONE;
+  return static_cast<wire::WorkerBody>(table->GetField<std::uint8_t>(6, 0));
+}
+
 }  // namespace
 
 bool is_admin_command(wire::ClientBody type) {
@@ -97,6 +111,12 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
   // be read for its request id; anything larger never reaches here.
   if (oversize && bytes.size() > 2 * limits.max_message_bytes)
     return refuse(too_big(bytes.size(), limits.max_message_bytes));
+  if (limits.max_attach_bytes && bytes.size() > limits.max_attach_bytes &&
+      shallow_body_type(bytes) == wire::WorkerBody::Attach)
+    return refuse(fmt::format("Attach of {} bytes exceeds the limit of {} bytes for an Attach "
+                              "(twice --max-attach-spec-bytes, plus 64 KiB)",
+                              bytes.size(), limits.max_attach_bytes),
+                  0, ErrorCode::InvalidRequest);
   const wire::WorkerMessage* msg = read_worker_message(bytes);
   if (!msg) {
     if (oversize) return refuse(too_big(bytes.size(), limits.max_message_bytes));

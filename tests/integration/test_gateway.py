@@ -399,7 +399,9 @@ def test_pushes_follow_a_worker_that_joins_and_leaves(gw, daemon):
         ws.wait("peers.updated", lambda p: [x["id"] for x in p["peers"]] == ["cpp-1"])
 
         py = start_python_worker(daemon, "py-1")
-        peers = ws.wait("peers.updated", lambda p: "py-1" in [x["id"] for x in p["peers"]], timeout=30)["payload"]
+        # A worker is listed from its Attach on ("confirming"), ready once its SUB path is proven.
+        peers = ws.wait("peers.updated", lambda p: any(x["id"] == "py-1" and x["state"] == "ready"
+                                                       for x in p["peers"]), timeout=30)["payload"]
         entry = next(x for x in peers["peers"] if x["id"] == "py-1")
         assert entry["sdk"].startswith("muster-python") and entry["state"] == "ready" and "py.stats" in entry["nodes"]
         assert entry["capacity"] >= 1 and entry["in_flight"] == 0 and entry["hostname"]
@@ -420,7 +422,8 @@ def test_pushes_follow_a_worker_that_joins_and_leaves(gw, daemon):
 def test_search_with_each_filter(gw, daemon):
     py = start_python_worker(daemon, "py-2")
     with gw.ws() as ws:
-        ws.wait("peers.updated", lambda p: "py-2" in [x["id"] for x in p["peers"]], timeout=30)
+        ws.wait("peers.updated", lambda p: any(x["id"] == "py-2" and x["state"] == "ready"
+                                               for x in p["peers"]), timeout=30)
 
         def search(**payload):
             ws.send("service.search.request", payload)

@@ -124,6 +124,29 @@ TEST_CASE("inbound: an Attach with more nodes than the limit is refused before i
   CHECK(std::holds_alternative<AttachEvent>(decode_worker(attach_msg("w1", "w1", 10), limits, d)));
 }
 
+TEST_CASE("inbound: an Attach over max_attach_bytes is refused without being verified") {
+  Decoded d;
+  InboundLimits limits;
+  limits.max_attach_bytes = 64 * 1024;
+  auto big = attach_msg("w1", "w1", 5000);
+  REQUIRE(big.size() > limits.max_attach_bytes);
+  auto ev = decode_worker(big, limits, d);
+  REQUIRE(std::holds_alternative<Refusal>(ev));
+  CHECK(std::get<Refusal>(ev).code == ErrorCode::InvalidRequest);
+  CHECK(std::get<Refusal>(ev).why.find("exceeds the limit of 65536 bytes for an Attach") != std::string::npos);
+  // Unverifiable even in its root table: the usual refusal (and no read out of bounds: ASan).
+  big.resize(big.size() / 2);
+  big[0] = 0xff;
+  big[1] = 0xff;
+  big[2] = 0xff;
+  big[3] = 0x7f;
+  ev = decode_worker(big, limits, d);
+  REQUIRE(std::holds_alternative<Refusal>(ev));
+  CHECK(std::get<Refusal>(ev).code == ErrorCode::BadMessage);
+  // A large Result is not an Attach: it is decoded as usual.
+  CHECK(std::holds_alternative<ResultEvent>(decode_worker(result_msg("w1", 1, 100 * 1024), limits, d)));
+}
+
 TEST_CASE("inbound: a Result over the size limit becomes the worker's WORKER_ERROR for that request") {
   Decoded d;
   InboundLimits limits;
