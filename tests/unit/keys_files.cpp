@@ -2,6 +2,7 @@
 // pair, encodings, durations and timestamps.
 #include <doctest/doctest.h>
 
+#include "daemon_process.hpp"
 #include "temp_dir.hpp"
 
 #include <fcntl.h>
@@ -26,7 +27,6 @@
 #include "muster/secure_file.hpp"
 #include "muster/timestamp.hpp"
 
-extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace muster::keys;
@@ -262,24 +262,7 @@ TEST_CASE("keys: musterd refuses a group-writable data directory and exits non-z
   fs::path data = d.path / "data", run = d.path / "run", err = d.path / "stderr.txt";
   fs::create_directory(data);
   REQUIRE(::chmod(data.c_str(), 0770) == 0);
-  std::string runtime = "MUSTER_RUNTIME_DIR=" + run.string();
-  std::vector<std::string> env_strings = {runtime};
-  for (char** e = environ; *e; ++e)
-    if (std::string_view(*e).rfind("MUSTER_RUNTIME_DIR=", 0) != 0) env_strings.emplace_back(*e);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = {MUSTER_DAEMON_PATH, "--data-dir", data.string(), "--log-level", "warn"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  ::posix_spawn_file_actions_init(&fa);
-  ::posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  pid_t pid = -1;
-  int spawned = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  ::posix_spawn_file_actions_destroy(&fa);
-  REQUIRE(spawned == 0);
+  pid_t pid = muster::test::spawn_musterd(run, {"--data-dir", data.string(), "--log-level", "warn"}, err);
   int status = 0;
   bool exited = false;
   for (int i = 0; i < 1000 && !exited; ++i) {  // at most 10 s; it should exit at once
