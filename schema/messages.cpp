@@ -8,10 +8,13 @@ namespace {
 
 template <class Root>
 const Root* verify(std::span<const std::uint8_t> bytes, const char* identifier,
-                   bool (*verify_fn)(flatbuffers::Verifier&)) {
+                   bool (*verify_fn)(flatbuffers::Verifier&), bool check_nested = true) {
   if (bytes.size() < 8 || bytes.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) return nullptr;
-  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), kVerifierMaxDepth,
-                                 kVerifierMaxTables);
+  flatbuffers::Verifier::Options options;
+  options.max_depth = kVerifierMaxDepth;
+  options.max_tables = kVerifierMaxTables;
+  options.check_nested_flatbuffers = check_nested;
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), options);
   if (!flatbuffers::BufferHasIdentifier(bytes.data(), identifier)) return nullptr;
   if (!verify_fn(verifier)) return nullptr;
   return flatbuffers::GetRoot<Root>(bytes.data());
@@ -48,6 +51,12 @@ const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> b) 
       w && !(payload_aligned(b, w->inputs()) && payload_aligned(b, w->parameters())))
     return nullptr;
   return m;
+}
+const wire::WorkRequest* read_work_request_envelope(std::span<const std::uint8_t> b) {
+  auto* m = with_body(verify<wire::DaemonMessage>(
+      b, wire::DaemonMessageIdentifier(),
+      [](flatbuffers::Verifier& v) { return wire::VerifyDaemonMessageBuffer(v); }, /*check_nested=*/false));
+  return m ? m->body_as_WorkRequest() : nullptr;
 }
 const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> b) {
   auto* m = with_body(verify<wire::ClientMessage>(b, wire::ClientMessageIdentifier(),

@@ -459,5 +459,17 @@ TEST_CASE("a C++ worker sends only WorkerError or InvalidRequest, and nothing ov
     CHECK(message.find("UTF-8") != std::string::npos);
     fake.publish(topic, FakeDaemon::work_request(6, "echo", {}, /*inputs_in_frame=*/true));
     CHECK(next_failure(6).first == ErrorCode::InvalidRequest);
+    // A payload that is not a Values buffer at all fails the whole message's verification:
+    // the worker still answers, from the request id alone.
+    auto broken = FakeDaemon::work_request(7, "echo", {{"s", Value("abc")}});
+    auto* root = read_daemon_message({static_cast<const std::uint8_t*>(broken.data()), broken.size()});
+    REQUIRE(root != nullptr);
+    auto* inputs = root->body_as_WorkRequest()->inputs();
+    auto* nested = const_cast<std::uint8_t*>(inputs->data());
+    std::fill(nested, nested + 4, 0xff);  // the nested root offset points far outside
+    fake.publish(topic, std::move(broken));
+    auto [broken_code, broken_message] = next_failure(7);
+    CHECK(broken_code == ErrorCode::InvalidRequest);
+    CHECK(broken_message == "inputs or parameters are not a valid Values payload");
   }
 }

@@ -387,6 +387,16 @@ struct WorkerImpl {
   void on_published(const zmq::message_t& m, zmq::message_t* frame) {
     auto* msg = read_daemon_message(bytes_of(m));
     if (!msg) {
+      if (auto* w = read_work_request_envelope(bytes_of(m)); w && !current.contains(w->request_id())) {
+        // A request whose inputs or parameters are not a valid payload (PROTOCOL.md §4):
+        // answered, so its caller hears why instead of waiting for its deadline.
+        auto key = next_key++;
+        in_flight.emplace(key, Running{w->request_id(), std::make_shared<std::atomic<bool>>(false)});
+        current.emplace(w->request_id(), key);
+        finish_request(key, failure_message(opt.worker_id, w->request_id(), ErrorCode::InvalidRequest,
+                                            "inputs or parameters are not a valid Values payload"));
+        return;
+      }
       spdlog::warn("ignoring a published message that is not a valid DaemonMessage");
       return;
     }

@@ -36,6 +36,11 @@ inline constexpr std::ptrdiff_t kPayloadAlignment = 8;
 const wire::WorkerMessage* read_worker_message(std::span<const std::uint8_t> bytes);
 const wire::DaemonMessage* read_daemon_message(std::span<const std::uint8_t> bytes);
 const wire::ClientMessage* read_client_message(std::span<const std::uint8_t> bytes);
+
+// For a worker to answer a WorkRequest that read_daemon_message refused: the WorkRequest if
+// the bytes verify as one when its nested payloads (inputs, parameters) are NOT verified, else
+// nullptr. Read only its request_id and node: its payloads may be anything.
+const wire::WorkRequest* read_work_request_envelope(std::span<const std::uint8_t> bytes);
 const wire::ClientReply* read_client_reply(std::span<const std::uint8_t> bytes);
 const wire::EnrollRequest* read_enroll_request(std::span<const std::uint8_t> bytes);
 const wire::EnrollResponse* read_enroll_response(std::span<const std::uint8_t> bytes);
