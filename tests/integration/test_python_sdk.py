@@ -247,3 +247,19 @@ def test_a_result_over_the_daemons_limit_fails_fast(start_daemon, start_worker):
             assert re.search(r"result of \d+ bytes exceeds the daemon's limit of 65536 bytes \(--max-message-bytes\)",
                              err.value.message), (node, err.value.message)
             assert c.call(node, {"name": "small"})["greeting"] == "Hello small"
+
+
+def test_requests_left_when_the_grace_runs_out_are_the_daemons_to_fail(daemon, client):
+    # PROTOCOL.md §7.5: a worker whose shutdown grace ran out does not answer what it still
+    # runs; musterd applies its worker-death rules: py.sleep is not idempotent, so the caller
+    # gets WORKER_LOST (the Python worker used to answer SHUTTING_DOWN itself, a code that
+    # tells the caller the daemon was stopping).
+    proc = start_python_worker(daemon, "pyw-grace", "--shutdown-grace", "0.3")
+    wait_ready(client, "pyw-grace", proc)
+    call = client.submit("py.sleep", {"ms": 60000}, timeout_ms=120000)
+    wait_for(lambda: re.search(r"request \d+: py\.sleep", read_log(proc)), 10, "the request to reach the worker")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    with pytest.raises(muster.WorkerLost):
+        call.result(30)
+    assert "left unanswered" in read_log(proc)
