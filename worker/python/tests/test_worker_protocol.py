@@ -66,7 +66,7 @@ def make_worker(fd, worker_id="pw1", capacity=2, **kw) -> muster.Worker:
 
     @w.node(name="bad_input")
     def bad_input(ctx):
-        raise muster.InvalidInput("x must be positive")
+        raise muster.InvalidRequest("x must be positive")
 
     @w.node(name="crash")
     def crash(ctx):

@@ -1,15 +1,18 @@
 """errors.py — the closed set of muster error codes (schema/common.fbs ``ErrorCode``) and the
 Python exceptions they map to.
 
-Owns: code <-> name <-> exception class. Names are the ones every muster program prints
-("NO_WORKER", "WORKER_ERROR", ...), as in ``error: CODE: message`` from the CLI.
+Owns: code <-> name <-> exception class. Each class is named as its code in schema/common.fbs
+(``InvalidRequest`` for ``InvalidRequest``), on the worker's side and the caller's alike; the
+printed names are the ones every muster program prints ("NO_WORKER", "WORKER_ERROR", ...), as
+in ``error: CODE: message`` from the CLI. Old names (``InvalidInput``) are deprecated aliases.
 Must never: renumber a code; the values are the wire values.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Dict, Optional, Type, Union
+import warnings
+from typing import Dict, Optional, Tuple, Type, Union
 
 
 class ErrorCode(enum.IntEnum):
@@ -119,8 +122,30 @@ Unavailable = _subclass(
     "Unavailable", ErrorCode.UNAVAILABLE, "The daemon could not be reached or the connection was lost."
 )
 
-# Raised by node code for bad inputs: the request fails with INVALID_REQUEST.
-InvalidInput = InvalidRequest
+# Names kept for old code: each warns (DeprecationWarning) and is the class of the protocol's
+# name. A worker raises, and a caller catches, the same InvalidRequest.
+DEPRECATED_ALIASES: Dict[str, Tuple[str, Type[MusterError]]] = {
+    "InvalidInput": ("InvalidRequest", InvalidRequest),
+}
+
+
+def deprecated_alias(module: str, name: str) -> Type[MusterError]:
+    """The class behind a deprecated name, with a DeprecationWarning; AttributeError for any
+    other name (a module ``__getattr__``)."""
+    if name in DEPRECATED_ALIASES:
+        new, cls = DEPRECATED_ALIASES[name]
+        warnings.warn(
+            f"{module}.{name} is deprecated: use {module}.{new} (the protocol's name, caught by callers as such)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return cls
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def __getattr__(name: str) -> Type[MusterError]:
+    return deprecated_alias(__name__, name)
+
 
 _BY_CODE: Dict[ErrorCode, Type[MusterError]] = {
     cls.default_code: cls
@@ -163,7 +188,6 @@ __all__ = [
     "WorkerLost",
     "Cancelled",
     "InvalidRequest",
-    "InvalidInput",
     "PermissionDenied",
     "QueueFull",
     "WorkerError",
