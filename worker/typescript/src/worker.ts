@@ -916,11 +916,11 @@ export class Worker extends EventEmitter {
     } catch (e) {
       let code: ErrorCode;
       let message: string;
-      if (job.controller.signal.aborted && (!(e instanceof MusterError) || e.code === job.abortCode)) {
+      if (job.controller.signal.aborted && (!(e instanceof MusterError) || e.codeNumber === job.abortCode)) {
         code = job.abortCode;
         message = job.abortReason;
       } else if (e instanceof MusterError) {
-        code = e.code;
+        code = e.codeNumber;
         message = e.message;
       } else {
         code = ErrorCode.WorkerError;

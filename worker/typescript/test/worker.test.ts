@@ -121,7 +121,7 @@ describe('worker construction', () => {
         logger: 'off',
       });
       t.node({ name: 'n' }, () => ({}));
-      await assert.rejects(t.start(), (e: unknown) => e instanceof MusterError && e.code === ErrorCode.PermissionDenied && /insecure/.test(e.message));
+      await assert.rejects(t.start(), (e: unknown) => e instanceof MusterError && e.codeNumber === ErrorCode.PermissionDenied && /insecure/.test(e.message));
       await t.stop();
     } finally {
       if (saved.token !== undefined) process.env.MUSTER_ENROLLMENT_TOKEN = saved.token;
@@ -250,7 +250,7 @@ describe('attach and heartbeat', () => {
         ? { type: 'Rejected', code: ErrorCode.PermissionDenied, message: 'not yours', reattach: false }
         : undefined;
     const w = makeWorker({ workerId: 'refused1' }, [[{ name: 'x' }, () => ({})]]);
-    await assert.rejects(w.start(), (e: unknown) => e instanceof MusterError && e.code === ErrorCode.PermissionDenied);
+    await assert.rejects(w.start(), (e: unknown) => e instanceof MusterError && e.codeNumber === ErrorCode.PermissionDenied);
   });
 
   it('survives garbage on its topics and keeps answering pings', async () => {
