@@ -193,7 +193,7 @@ class TypedHandler:
 
 
 class AsyncTypedHandler(TypedHandler):
-    async def __call__(self, ctx: Any) -> Any:  # type: ignore[override]
+    async def __call__(self, ctx: Any) -> Any:
         return self._outputs(await self.fn(**self._kwargs(ctx)))
 
 
