@@ -247,3 +247,131 @@ def test_a_result_over_the_daemons_limit_fails_fast(start_daemon, start_worker):
             assert re.search(r"result of \d+ bytes exceeds the daemon's limit of 65536 bytes \(--max-message-bytes\)",
                              err.value.message), (node, err.value.message)
             assert c.call(node, {"name": "small"})["greeting"] == "Hello small"
+
+
+def test_requests_left_when_the_grace_runs_out_are_the_daemons_to_fail(daemon, client):
+    # PROTOCOL.md §7.5: a worker whose shutdown grace ran out does not answer what it still
+    # runs; musterd applies its worker-death rules: py.sleep is not idempotent, so the caller
+    # gets WORKER_LOST (the Python worker used to answer SHUTTING_DOWN itself, a code that
+    # tells the caller the daemon was stopping).
+    proc = start_python_worker(daemon, "pyw-grace", "--shutdown-grace", "0.3")
+    wait_ready(client, "pyw-grace", proc)
+    call = client.submit("py.sleep", {"ms": 60000}, timeout_ms=120000)
+    wait_for(lambda: re.search(r"request \d+: py\.sleep", read_log(proc)), 10, "the request to reach the worker")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    with pytest.raises(muster.WorkerLost):
+        call.result(30)
+    assert "left unanswered" in read_log(proc)
+
+
+def test_asyncio_client_calls_progress_and_cancels_on_task_cancellation(daemon, pyworker):
+    import asyncio
+
+    async def main():
+        async with muster.AsyncClient(daemon.client_address, connect_timeout=5.0) as c:
+            assert await c.call("py.hello", {"name": "Ada"}) == {"greeting": "Hello Ada", "shout": "HELLO ADA"}
+            # Many calls at once on one socket, each answered to its own awaiter.
+            outs = await asyncio.gather(*(c.call("py.echo", {"i": i}) for i in range(50)))
+            assert [o["i"] for o in outs] == list(range(50))
+            with pytest.raises(muster.InvalidRequest, match="missing required input 'ms'"):
+                await c.call("py.sleep", {})
+            with pytest.raises(muster.NoWorker):
+                await c.call("py.no-such-node")
+
+            call = c.call_with_progress("py.sleep", {"ms": 200}, timeout_ms=20000)
+            steps = [(p.step, p.total) async for p in call]
+            assert steps[-1] == (10, 10) and "slept_ms" in await call
+
+            failing = c.call_with_progress("py.fail", {"message": "nope"})
+            with pytest.raises(muster.WorkerError, match="nope"):
+                async for _ in failing:
+                    pass
+
+            # Cancelling the awaiting task cancels the call on the daemon: the worker aborts it.
+            task = asyncio.ensure_future(c.call("py.sleep", {"ms": 60000}, timeout_ms=120000))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(c.call("py.sleep", {"ms": 60000}, timeout_ms=120000), 0.5)
+            names = {n.spec.name for n in await c.nodes()}
+            assert "py.sleep" in names
+            assert any(w.worker_id == "pyw-1" for w in await c.workers())
+
+    asyncio.run(main())
+    wait_for(lambda: read_log(pyworker).count("aborted after") >= 2, 10,
+             "the worker to see both cancellations")
+
+
+def test_asyncio_client_fails_unavailable_without_a_daemon(tmp_path):
+    import asyncio
+
+    async def main():
+        async with muster.AsyncClient(f"ipc://{tmp_path}/none.sock", connect_timeout=0.3) as c:
+            with pytest.raises(muster.Unavailable, match="is musterd running"):
+                await c.call("x")
+
+    asyncio.run(main())
+
+
+TYPED_WORKER = '''
+from __future__ import annotations
+import sys
+from typing import Annotated, List, Optional, TypedDict
+import muster
+
+worker = muster.Worker(worker_id=sys.argv[1])
+
+class Summary(TypedDict):
+    count: int
+    mean: float
+
+@worker.node
+def add(a: Annotated[int, "the first addend"], b: int = 1, *, scale: int = 1) -> {"sum": int}:
+    """Adds two integers, then scales the sum."""
+    return {"sum": (a + b) * scale}
+
+@worker.node(name="upper", idempotent=True)
+async def upper(text: str, ctx: muster.Context) -> str:
+    ctx.progress(1, 1, "upper")
+    return text.upper()
+
+@worker.node
+def summary(values: List[float], label: Optional[str]) -> Summary:
+    return {"count": len(values), "mean": sum(values) / len(values)}
+
+worker.run()
+'''
+
+
+def test_typed_function_nodes(daemon, client, tmp_path):
+    script = tmp_path / "typed_worker.py"
+    script.write_text(TYPED_WORKER)
+    proc = spawn([sys.executable, script, "typed-1"], daemon.env, tmp_path / "typed.log")
+    wait_ready(client, "typed-1", proc)
+    specs = {n.spec.name: n.spec for n in client.nodes()}
+    add = specs["add"]
+    assert add.description == "Adds two integers, then scales the sum."
+    assert [(p.name, p.type, p.required, p.description) for p in add.inputs] == [
+        ("a", "int", True, "the first addend"), ("b", "int", False, "")]
+    assert [(p.name, p.type, p.default_value) for p in add.parameters] == [("scale", "int", 1)]
+    assert [(p.name, p.type) for p in add.outputs] == [("sum", "int")]
+    assert [(p.name, p.type) for p in specs["upper"].outputs] == [("result", "string")]
+    assert specs["upper"].idempotent
+    assert [(p.name, p.type, p.required) for p in specs["summary"].inputs] == [
+        ("values", "list", True), ("label", "string", False)]
+    assert [p.name for p in specs["summary"].outputs] == ["count", "mean"]
+
+    assert client.call("add", {"a": 2, "b": 3}, parameters={"scale": 10}) == {"sum": 50}
+    assert client.call("add", {"a": 2}) == {"sum": 3}
+    with pytest.raises(muster.InvalidRequest, match="missing required input 'a'"):
+        client.call("add", {"b": 3})
+    with pytest.raises(muster.InvalidRequest, match="input 'a' must be int, got string"):
+        client.call("add", {"a": "2"})
+    steps = []
+    assert client.call("upper", {"text": "abc"}, progress=lambda s, t, m: steps.append(m)) == {"result": "ABC"}
+    assert steps == ["upper"]
+    assert client.call("summary", {"values": [1.0, 2.0, 6.0]}) == {"count": 3, "mean": 3.0}
+    stop(proc)

@@ -5,8 +5,9 @@
 MUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MUSTER_BUILD="${MUSTER_BUILD_DIR:-$MUSTER_ROOT/build}"
 MUSTER_VENV="$MUSTER_ROOT/.venv"
-# PyPI packages of the virtualenv (websockets: the gateway's tests speak WebSocket).
-MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets)
+# PyPI packages of the virtualenv (websockets: the gateway's tests speak WebSocket; mypy: the
+# Python SDK's typing check; build: its wheel and sdist, tests/integration/test_python_package.py).
+MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets mypy build)
 
 # Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
 # libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run).
@@ -45,7 +46,8 @@ install_system_packages() {
   fi
 }
 
-# A Python virtualenv with pytest, pyzmq, flatbuffers and the muster Python SDK.
+# A Python virtualenv with pytest, pyzmq, flatbuffers, mypy, build and the muster Python SDK
+# (distribution muster-sdk, import name muster), installed editable.
 setup_python() {
   local py="${MUSTER_PYTHON:-python3}"
   if [ ! -x "$MUSTER_VENV/bin/python" ]; then
@@ -60,6 +62,9 @@ setup_python() {
     log "installing Python packages (${MUSTER_PIP_PACKAGES[*]}, the muster SDK)"
     "$MUSTER_VENV/bin/pip" install -q --disable-pip-version-check "${MUSTER_PIP_PACKAGES[@]}"
     if [ -f "$MUSTER_ROOT/worker/python/pyproject.toml" ]; then
+      # The SDK's distribution is "muster-sdk" (it was "muster", an unrelated project's name on
+      # PyPI): drop an old install of ours so the two do not share the files of `muster`.
+      "$MUSTER_VENV/bin/pip" uninstall -q -y --disable-pip-version-check muster >/dev/null 2>&1 || true
       "$MUSTER_VENV/bin/pip" install -q --disable-pip-version-check -e "$MUSTER_ROOT/worker/python"
     fi
     printf '%s' "$want" > "$stamp"

@@ -71,7 +71,7 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
     async def sleep(ctx):
         ms = ctx.inputs["ms"]
         if ms < 0:
-            raise muster.InvalidInput("ms must not be negative")
+            raise muster.InvalidRequest("ms must not be negative")
         steps = 10
         start = time.monotonic()
         try:
@@ -109,10 +109,10 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
     def stats(ctx):
         values = ctx.inputs["values"]
         if not values:
-            raise muster.InvalidInput("values must not be empty")
+            raise muster.InvalidRequest("values must not be empty")
         bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
         if bad:
-            raise muster.InvalidInput(f"values must be finite numbers, got {bad[0]!r}")
+            raise muster.InvalidRequest(f"values must be finite numbers, got {bad[0]!r}")
         digits = ctx.parameters["precision"]
         r = lambda x: round(float(x), digits)  # noqa: E731
         return {
@@ -139,10 +139,10 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
         if isinstance(data, str):
             data = data.encode("utf-8")
         if not isinstance(data, bytes):
-            raise muster.InvalidInput("data must be a string or bytes")
+            raise muster.InvalidRequest("data must be a string or bytes")
         algorithm = ctx.parameters["algorithm"]
         if algorithm not in hashlib.algorithms_available or algorithm.startswith("shake"):
-            raise muster.InvalidInput(f"unknown algorithm {algorithm!r}")
+            raise muster.InvalidRequest(f"unknown algorithm {algorithm!r}")
         h = hashlib.new(algorithm, data)
         return {"hex": h.hexdigest(), "digest": h.digest(), "size": len(data)}
 
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     add_worker_arguments(parser)
     parser.add_argument("--prefix", default="", help="prefix for every node name, e.g. 'py.' (default: none)")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, "py-worker")
+    setup_logging(args.log_level, "example_worker.py", args.log_format)
     worker = worker_from_args(args)
     try:
         declare_nodes(worker, args.prefix)

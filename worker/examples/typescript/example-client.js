@@ -141,7 +141,7 @@ async function main() {
         return 2;
     }
   } catch (e) {
-    if (e instanceof MusterError) process.stderr.write(`error: ${errorCodeName(e.code)}: ${e.message}\n`);
+    if (e instanceof MusterError) process.stderr.write(`error: ${e.code}: ${e.message}\n`);
     else process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   } finally {

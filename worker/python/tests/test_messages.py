@@ -183,10 +183,28 @@ def test_errors_api():
     assert isinstance(e, muster.Timeout) and e.code == ErrorCode.TIMEOUT and str(e) == "TIMEOUT: too slow"
     assert muster.error_for(8, "x").code_name == "WORKER_ERROR"
     assert isinstance(muster.error_for(99, "x"), muster.MusterError)
-    assert muster.InvalidInput is muster.InvalidRequest
+    with pytest.warns(DeprecationWarning, match="muster.InvalidInput is deprecated: use muster.InvalidRequest"):
+        assert muster.InvalidInput is muster.InvalidRequest
+    with pytest.warns(DeprecationWarning):
+        assert muster.errors.InvalidInput is muster.InvalidRequest
+    with pytest.raises(AttributeError):
+        muster.NoSuchThing  # noqa: B018
     assert muster.WorkerError("m").code == ErrorCode.WORKER_ERROR
     assert ErrorCode.parse("WorkerError") == ErrorCode.WORKER_ERROR
     import pickle
 
     e2 = pickle.loads(pickle.dumps(muster.QueueFull("full")))
     assert isinstance(e2, muster.QueueFull) and e2.message == "full"
+
+
+def test_every_error_class_is_named_as_its_code_in_the_schema():
+    # One name on both sides: the class a worker raises is the class its caller catches, and
+    # both are the code's name in schema/common.fbs (InvalidRequest, not InvalidInput).
+    for code in ErrorCode:
+        if code == ErrorCode.NONE:
+            continue
+        cls = type(muster.error_for(code, "x"))
+        assert cls.__name__ == code.schema_name, (code, cls)
+        assert getattr(muster, code.schema_name) is cls
+        assert code.schema_name in muster.__all__
+    assert "InvalidInput" not in muster.__all__

@@ -207,3 +207,50 @@ def test_cli_nodes_dir_attaches_reloads_and_detaches(fake_daemon, tmp_path):
             proc.kill()
         out, err = proc.communicate(timeout=WAIT)
     assert "attaching worker cli-w" in err
+
+
+def test_typed_signature_derives_ports_and_calls_with_keywords():
+    from typing import Any, Dict, Optional, Union
+
+    reg = muster.Registry()
+
+    @reg.node
+    def f(a: int, b: Union[int, float] = 2, c: Optional[bytes] = None, d: Any = None, *, p: str = "x") -> Dict[str, Any]:
+        """Does f.
+
+        Details that are not the description."""
+        return {"a": a, "b": b, "c": c, "p": p}
+
+    node = reg.get("f")
+    assert node.spec.description == "Does f."
+    assert [(p.name, p.type, p.required) for p in node.spec.inputs] == [
+        ("a", "int", True), ("b", "float", False), ("c", "bytes", False), ("d", "any", False)]
+    assert node.spec.outputs == [] and [p.name for p in node.spec.parameters] == ["p"]
+    assert f(1) == {"a": 1, "b": 2, "c": None, "p": "x"}  # the decorator returns the function itself
+
+    class Ctx:
+        inputs = {"a": 5}
+        parameters = {"p": "y"}
+
+    assert node.handler(Ctx()) == {"a": 5, "b": 2, "c": None, "p": "y"}
+
+    @reg.node(name="plain")
+    def plain(ctx):  # one unannotated parameter: the classic Context handler
+        return {}
+
+    assert reg.get("plain").handler is plain
+
+
+def test_typed_signature_refuses_what_it_cannot_map():
+    reg = muster.Registry()
+    with pytest.raises(ValueError, match=r"\*args cannot be a port"):
+
+        @reg.node
+        def h(*args: int) -> None:
+            return None
+
+    with pytest.raises(ValueError, match="cannot map the annotation"):
+
+        @reg.node
+        def g(x: complex) -> None:
+            return None

@@ -82,6 +82,9 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
+/** How long a client with no open call keeps its connection (see scheduleIdleClose). */
+const IDLE_CLOSE_MS = 200;
+
 export class Client {
   readonly clientAddress: string;
   private readonly security: TransportSecurity;
@@ -100,6 +103,8 @@ export class Client {
   private readonly pending = new Map<bigint, Pending>();
   private sendChain: Promise<void> = Promise.resolve();
   private closed = false;
+  private reading = false;
+  private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(options: ClientOptions = {}) {
     this.clientAddress = options.clientAddress ?? defaultEndpoint('client');
@@ -275,11 +280,9 @@ export class Client {
     this.failAll(new MusterError(ErrorCode.Unavailable, 'the client was closed'));
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    if (this.socket && !this.socket.closed) {
-      this.socket.linger = 0;
-      this.socket.close();
-    }
-    this.socket = null;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.dropSocket();
   }
 
   // ---- internals -----------------------------------------------------------------------
@@ -309,21 +312,37 @@ export class Client {
     }
     this.socket = socket;
     socket.events.on('handshake', () => {
+      if (this.socket !== socket) return;
       this.connected = true;
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.connectTimer = null;
     });
     socket.events.on('disconnect', () => {
+      if (this.socket !== socket) return; // dropped while idle
       this.connected = false;
       this.failAll(new MusterError(ErrorCode.Unavailable, `lost the connection to the daemon at ${this.clientAddress}`));
     });
-    void this.receiveLoop(socket);
     return socket;
+  }
+
+  /**
+   * Reads replies only while requests are open: an idle client has no receive pending, so a
+   * client that is never closed does not keep Node alive once its calls are done (zeromq
+   * watches a socket's fd only while a receive or send waits on it).
+   */
+  private startReading(socket: zmq.Dealer): void {
+    if (this.reading || socket.closed) return;
+    this.reading = true;
+    void this.receiveLoop(socket).finally(() => {
+      this.reading = false;
+      if (this.pending.size > 0 && this.socket === socket) this.startReading(socket);
+    });
   }
 
   private async receiveLoop(socket: zmq.Dealer): Promise<void> {
     try {
-      for await (const frames of socket) {
+      while (this.pending.size > 0 && !socket.closed) {
+        const frames = await socket.receive();
         const last = frames[frames.length - 1];
         if (!last) continue;
         let reply: ClientReply;
@@ -378,6 +397,31 @@ export class Client {
     const p = this.pending.get(id);
     if (p?.timer) clearTimeout(p.timer);
     this.pending.delete(id);
+    if (this.pending.size === 0) this.scheduleIdleClose();
+  }
+
+  /**
+   * A client with no open call closes its connection after IDLE_CLOSE_MS (the next call opens
+   * a new one), so one that is never closed does not keep Node alive: zeromq's socket-event
+   * observer always waits on its socket. The timer itself is unref'd.
+   */
+  private scheduleIdleClose(): void {
+    if (this.idleTimer || !this.socket) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.pending.size === 0 && this.socket) this.dropSocket();
+    }, IDLE_CLOSE_MS);
+    this.idleTimer.unref();
+  }
+
+  private dropSocket(): void {
+    const socket = this.socket;
+    this.socket = null;
+    this.connected = false;
+    if (socket && !socket.closed) {
+      socket.linger = 0;
+      socket.close(); // its event observer ends with it
+    }
   }
 
   private failAll(error: MusterError): void {
@@ -390,7 +434,9 @@ export class Client {
   private send(bytes: Uint8Array): Promise<void> {
     const next = this.sendChain.then(async () => {
       await this.enroll(); // tcp:// without keys: never connect before the keys are known
-      await this.ensureSocket().send(bytes);
+      const socket = this.ensureSocket();
+      await socket.send(bytes);
+      if (this.pending.size > 0) this.startReading(socket);
     });
     this.sendChain = next.catch(() => undefined);
     return next;
@@ -439,6 +485,9 @@ export class Client {
         }, localDeadlineMs);
       }
       this.pending.set(requestId, p);
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+      if (this.socket) this.startReading(this.socket);
       this.enroll().then(
         () => this.armConnectTimer(),
         () => undefined, // reported by send() below

@@ -38,7 +38,6 @@ export const DEFAULT_ENROLLMENT_TIMEOUT_MS = 10000;
 export class EnrollmentError extends MusterError {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
-    this.name = 'EnrollmentError';
   }
 }
 

@@ -20,7 +20,7 @@ export enum ErrorCode {
   Unavailable = 12,
 }
 
-const NAMES: readonly string[] = [
+const NAMES = [
   'NONE',
   'NO_WORKER',
   'TIMEOUT',
@@ -34,35 +34,48 @@ const NAMES: readonly string[] = [
   'INTERNAL',
   'SHUTTING_DOWN',
   'UNAVAILABLE',
-];
+] as const;
+
+/** A code's printed name ("WORKER_ERROR"); "UNKNOWN" for a number from a newer peer. */
+export type ErrorCodeName = (typeof NAMES)[number] | 'UNKNOWN';
 
 /** "NO_WORKER", "TIMEOUT", ... as the C++ CLI prints them; "UNKNOWN" for a value outside the enum. */
-export function errorCodeName(code: number): string {
+export function errorCodeName(code: number): ErrorCodeName {
   return Number.isInteger(code) && code >= 0 && code < NAMES.length ? NAMES[code]! : 'UNKNOWN';
 }
 
 /** The code for a name such as "WORKER_ERROR" (also accepts the enum spelling "WorkerError"). */
 export function errorCodeFromName(name: string): ErrorCode | undefined {
-  const i = NAMES.indexOf(name);
+  const i = (NAMES as readonly string[]).indexOf(name);
   if (i >= 0) return i as ErrorCode;
   const v = (ErrorCode as unknown as Record<string, unknown>)[name];
   return typeof v === 'number' ? (v as ErrorCode) : undefined;
 }
 
-/** Every error the SDK reports with a protocol code: `err.code` is an ErrorCode. */
+/**
+ * Every error the SDK reports with a protocol code. `err.code` is the code's name
+ * ("WORKER_ERROR", as Node's own errors carry "ENOENT"), `err.codeNumber` its wire value
+ * (an ErrorCode), `err.message` the message alone; `String(err)` and the stack's first line
+ * read `MusterError: WORKER_ERROR: message`.
+ */
 export class MusterError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCodeName;
+  readonly codeNumber: ErrorCode;
+  constructor(code: ErrorCode | ErrorCodeName, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'MusterError';
-    this.code = code;
+    this.name = new.target.name;
+    this.codeNumber = typeof code === 'number' ? code : (errorCodeFromName(code) ?? ErrorCode.Internal);
+    this.code = errorCodeName(this.codeNumber);
+    if (typeof this.stack === 'string' && this.stack.startsWith(`${this.name}: `)) {
+      this.stack = `${this.name}: ${this.code}: ${this.stack.slice(this.name.length + 2)}`;
+    }
   }
-  /** "WORKER_ERROR", ... */
-  get codeName(): string {
-    return errorCodeName(this.code);
+  /** "WORKER_ERROR", ... (the same as `code`). */
+  get codeName(): ErrorCodeName {
+    return this.code;
   }
   override toString(): string {
-    return `MusterError: ${this.codeName}: ${this.message}`;
+    return `${this.name}: ${this.code}: ${this.message}`;
   }
 }
 

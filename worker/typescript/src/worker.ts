@@ -209,6 +209,8 @@ export class Worker extends EventEmitter {
   private fatal: Error | null = null;
   /** Why the daemon no longer knows this stopping worker (it then stops without draining). */
   private forgotten: string | null = null;
+  /** The drain ended (grace ran out, a second signal, the daemon forgot us): nothing more is answered. */
+  private abandoning = false;
 
   constructor(options: WorkerOptions = {}) {
     super();
@@ -327,9 +329,9 @@ export class Worker extends EventEmitter {
         this.log.info(`${sig}: detaching and finishing running requests`);
         void this.stop(`signal ${sig}`);
       } else {
-        this.log.warn(`${sig} again: aborting running requests`);
+        this.log.warn(`${sig} again: abandoning running requests`);
         this.shutdownGraceMs = 0;
-        this.abortAll(ErrorCode.ShuttingDown, 'the worker is stopping');
+        this.abandonRemaining(`${sig} again`);
       }
     };
     if (handleSignals) {
@@ -352,8 +354,10 @@ export class Worker extends EventEmitter {
   }
 
   /**
-   * Graceful stop: Detach, let running requests finish within shutdownGraceMs (then abort
-   * them and answer ShuttingDown), close the sockets.
+   * Graceful stop: Detach, let running requests (and any the daemon still sends before it
+   * processed the Detach) finish within shutdownGraceMs, close the sockets. Requests still
+   * running when the grace runs out are aborted and not answered: the daemon re-runs an
+   * idempotent one elsewhere and fails any other with WorkerLost (PROTOCOL.md §7.5).
    */
   stop(reason = 'shutdown'): Promise<void> {
     if (this.stopPromise) return this.stopPromise;
@@ -373,30 +377,11 @@ export class Worker extends EventEmitter {
       const acked = new Promise<void>((resolve) => this.enqueue({ type: 'Detach', reason }, () => resolve()));
       await within(acked, 1000);
     }
-    const drained = Promise.all([...this.jobs.values()].map((j) => j.done));
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => {
-      const check = () => {
-        if (this.shutdownGraceMs <= 0 || Date.now() >= deadline) resolve();
-        else timer = setTimeout(check, 50);
-      };
-      const deadline = Date.now() + this.shutdownGraceMs;
-      check();
-    });
-    await Promise.race([drained, grace]);
-    clearTimeout(timer);
-    if (this.jobs.size > 0) {
-      this.log.warn(`${this.jobs.size} request(s) still running after the shutdown grace: aborting them`);
-      this.abortAll(ErrorCode.ShuttingDown, 'the worker stopped before finishing the request');
-      for (const job of [...this.jobs.values()]) {
-        this.answer(job, {
-          type: 'Failure',
-          requestId: job.req.requestId,
-          code: ErrorCode.ShuttingDown,
-          message: 'the worker stopped before finishing the request',
-        });
-      }
-    }
+    // Requests arriving while detaching join the drain (§7.5), so wait for the job table to
+    // empty rather than for the jobs open at the Detach.
+    const deadline = Date.now() + this.shutdownGraceMs;
+    while (this.jobs.size > 0 && this.shutdownGraceMs > 0 && Date.now() < deadline) await sleep(20);
+    this.abandonRemaining('the shutdown grace ran out');
     // Let the last answers reach the socket.
     const flushDeadline = Date.now() + 1000;
     while ((this.outbox.length > 0 || this.pumping) && Date.now() < flushDeadline && this.dealer) await sleep(10);
@@ -517,7 +502,25 @@ export class Worker extends EventEmitter {
     this.forgotten = why;
     this.log.info(`stopping without attaching again: ${why}`);
     this.shutdownGraceMs = 0;
-    this.abortAll(ErrorCode.ShuttingDown, `the worker stopped before finishing the request (${why})`);
+    this.abandonRemaining(why);
+  }
+
+  /**
+   * Ends the drain: what still runs is aborted (its handler sees the signal) and left
+   * unanswered, and requests arriving from now on are not run, so the daemon applies its
+   * worker-death rules once this worker is silent (PROTOCOL.md §7.5). Idempotent.
+   */
+  private abandonRemaining(why: string): void {
+    this.abandoning = true;
+    for (const job of [...this.jobs.values()]) {
+      this.log.warn(`request ${job.req.requestId} (${job.req.node}) did not finish before shutdown (${why}): left unanswered to the daemon's worker-death rules`);
+      job.answered = true; // nothing is sent for it any more
+      this.jobs.delete(job.key);
+      job.abortCode = ErrorCode.ShuttingDown;
+      job.abortReason = 'the worker stopped before finishing the request';
+      job.controller.abort(new MusterError(job.abortCode, job.abortReason));
+      if (!job.started) job.resolveDone();
+    }
   }
 
   private tick(): void {
@@ -750,6 +753,10 @@ export class Worker extends EventEmitter {
 
   private onWorkRequest(req: WorkRequestBody): void {
     if (this.state === 'stopped') return;
+    if (this.abandoning) {
+      this.log.warn(`request ${req.requestId} (${req.node}) arrived after the drain ended: left to the daemon`);
+      return;
+    }
     const key = `${this.instance}/${req.requestId}`;
     if (this.jobs.has(key)) {
       this.log.debug(`request ${req.requestId} (attempt ${req.attempt}) is already running: ignored`);
@@ -776,12 +783,11 @@ export class Worker extends EventEmitter {
       resolveDone: () => resolveDone(),
     };
     this.jobs.set(key, job);
-    const refusal =
-      this.state === 'detaching'
-        ? { code: ErrorCode.ShuttingDown, message: `worker ${this.workerId} is shutting down` }
-        : req.inputsInFrame // only for a worker that attached with payloadFrames: never this one
-          ? { code: ErrorCode.InvalidRequest, message: 'inputs in a separate frame were not requested' }
-          : null;
+    // While detaching, a request the daemon published before it processed the Detach is run
+    // like the others (PROTOCOL.md §7.5).
+    const refusal = req.inputsInFrame // only for a worker that attached with payloadFrames: never this one
+      ? { code: ErrorCode.InvalidRequest, message: 'inputs in a separate frame were not requested' }
+      : null;
     if (refusal) {
       this.answer(job, { type: 'Failure', requestId: req.requestId, ...refusal });
       return;
@@ -910,11 +916,11 @@ export class Worker extends EventEmitter {
     } catch (e) {
       let code: ErrorCode;
       let message: string;
-      if (job.controller.signal.aborted && (!(e instanceof MusterError) || e.code === job.abortCode)) {
+      if (job.controller.signal.aborted && (!(e instanceof MusterError) || e.codeNumber === job.abortCode)) {
         code = job.abortCode;
         message = job.abortReason;
       } else if (e instanceof MusterError) {
-        code = e.code;
+        code = e.codeNumber;
         message = e.message;
       } else {
         code = ErrorCode.WorkerError;

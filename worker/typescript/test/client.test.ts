@@ -23,7 +23,7 @@ after(async () => {
 });
 
 function isCode(code: ErrorCode) {
-  return (e: unknown) => e instanceof MusterError && e.code === code;
+  return (e: unknown) => e instanceof MusterError && e.codeNumber === code;
 }
 
 describe('client', () => {

@@ -281,7 +281,7 @@ describe('enrollment', () => {
     try {
       const data = path.join(tempDir(), 'data');
       const opts = { dataDir: data, enrollmentAddress: fake.address, hostname: 'my host!', enrollmentTimeoutMs: 5000 };
-      await assert.rejects(prepareCurve(['tcp://127.0.0.1:1'], 'worker', opts), (e: unknown) => e instanceof EnrollmentError && e.code === ErrorCode.PermissionDenied);
+      await assert.rejects(prepareCurve(['tcp://127.0.0.1:1'], 'worker', opts), (e: unknown) => e instanceof EnrollmentError && e.codeNumber === ErrorCode.PermissionDenied);
       const tok = makeToken(fake.keys.publicKey);
       process.env.MUSTER_ENROLLMENT_TOKEN = tok;
       const curve = await prepareCurve(['tcp://127.0.0.1:1'], 'worker', opts);
@@ -316,19 +316,19 @@ describe('enrollment', () => {
       process.env.MUSTER_ENROLLMENT_TOKEN = makeToken(fake.keys.publicKey);
       await assert.rejects(
         prepareCurve(['tcp://127.0.0.1:1'], 'client', { dataDir: path.join(tempDir(), 'a'), enrollmentAddress: fake.address }),
-        (e: unknown) => e instanceof EnrollmentError && e.code === ErrorCode.PermissionDenied && /refused by the daemon at .*: unknown token/.test(e.message),
+        (e: unknown) => e instanceof EnrollmentError && e.codeNumber === ErrorCode.PermissionDenied && /refused by the daemon at .*: unknown token/.test(e.message),
       );
       process.env.MUSTER_ENROLLMENT_TOKEN = makeToken(zmq.curveKeyPair().publicKey);
       await assert.rejects(
         prepareCurve(['tcp://127.0.0.1:1'], 'client', { dataDir: path.join(tempDir(), 'b'), enrollmentAddress: fake.address, enrollmentTimeoutMs: 500 }),
-        (e: unknown) => e instanceof EnrollmentError && e.code === ErrorCode.Unavailable && /no answer from the daemon .* not the one in the token/.test(e.message),
+        (e: unknown) => e instanceof EnrollmentError && e.codeNumber === ErrorCode.Unavailable && /no answer from the daemon .* not the one in the token/.test(e.message),
       );
       assert.equal(fake.requests.length, 1);
       process.env.MUSTER_ENROLLMENT_TOKEN = 'muster1.secret-stuff';
       await assert.rejects(
         prepareCurve(['tcp://127.0.0.1:1'], 'client', { dataDir: path.join(tempDir(), 'c') }),
         (e: unknown) =>
-          e instanceof EnrollmentError && e.code === ErrorCode.InvalidRequest && /\(from MUSTER_ENROLLMENT_TOKEN\)/.test(e.message) && !e.message.includes('secret-stuff'),
+          e instanceof EnrollmentError && e.codeNumber === ErrorCode.InvalidRequest && /\(from MUSTER_ENROLLMENT_TOKEN\)/.test(e.message) && !e.message.includes('secret-stuff'),
       );
     } finally {
       fake.close();

@@ -91,7 +91,7 @@ const enrollResponses: EnrollResponse[] = [
 ];
 
 function isBad(e: unknown): boolean {
-  return e instanceof MusterError && e.code === ErrorCode.BadMessage;
+  return e instanceof MusterError && e.codeNumber === ErrorCode.BadMessage;
 }
 
 describe('message codec', () => {

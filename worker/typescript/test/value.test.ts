@@ -85,7 +85,7 @@ describe('value codec', () => {
     assert.equal(back.max, 9223372036854775807n);
     assert.equal(back.min, -9223372036854775808n);
     assert.equal(back.s, 9007199254740991);
-    assert.throws(() => encodeValues({ x: INT64_MAX + 1n }), (e: unknown) => e instanceof MusterError && e.code === ErrorCode.InvalidRequest);
+    assert.throws(() => encodeValues({ x: INT64_MAX + 1n }), (e: unknown) => e instanceof MusterError && e.codeNumber === ErrorCode.InvalidRequest);
     assert.throws(() => encodeValues({ x: INT64_MIN - 1n }), MusterError);
   });
 
@@ -124,7 +124,7 @@ describe('value codec', () => {
     assert.deepEqual(decodeValues(new Uint8Array(0)), {});
     assert.deepEqual(decodeValues(undefined), {});
     for (const bad of [new Uint8Array([1, 2, 3]), new Uint8Array(32).fill(0xff), new Uint8Array(16)]) {
-      assert.throws(() => decodeValues(bad), (e: unknown) => e instanceof MusterError && e.code === ErrorCode.BadMessage);
+      assert.throws(() => decodeValues(bad), (e: unknown) => e instanceof MusterError && e.codeNumber === ErrorCode.BadMessage);
     }
   });
 
@@ -141,14 +141,14 @@ describe('value codec', () => {
       try {
         decodeValues(b);
       } catch (e) {
-        assert.ok(e instanceof MusterError && e.code === ErrorCode.BadMessage, String(e));
+        assert.ok(e instanceof MusterError && e.codeNumber === ErrorCode.BadMessage, String(e));
       }
     }
   });
 
   it('refuses JS values with no muster form', () => {
     for (const bad of [{ f: () => 1 }, { s: Symbol('x') }, { d: new Date() }, { s: '\ud800' }, { u: [undefined, new Set()] }]) {
-      assert.throws(() => encodeValues(bad as never), (e: unknown) => e instanceof MusterError && e.code === ErrorCode.InvalidRequest);
+      assert.throws(() => encodeValues(bad as never), (e: unknown) => e instanceof MusterError && e.codeNumber === ErrorCode.InvalidRequest);
     }
     assert.throws(() => encodeValues([1] as never), MusterError);
   });

@@ -384,7 +384,7 @@ describe('golden vectors', { skip: names.length === 0 ? `no vectors in ${VECTORS
 
       if (desc.valid === false) {
         const refuse = () => (root === 'Values' ? decodeValues(bytes.length ? bytes : new Uint8Array(1), TOP_LEVEL) : DECODE[root](bytes));
-        assert.throws(refuse, (e: unknown) => e instanceof MusterError && e.code === ErrorCode.BadMessage, `${name} must be refused: ${desc.why}`);
+        assert.throws(refuse, (e: unknown) => e instanceof MusterError && e.codeNumber === ErrorCode.BadMessage, `${name} must be refused: ${desc.why}`);
         return;
       }
       const message = desc.message as MusterValue;

@@ -17,6 +17,7 @@ Workers serve nodes to ``musterd``; clients call them. See worker/python/README.
 """
 
 from ._version import SDK, __version__
+from .aio import AsyncCall, AsyncClient, Progress
 from .client import Call, Client
 from .endpoints import Curve, default_endpoint, runtime_dir
 from .enrollment import EnrollmentError
@@ -26,7 +27,6 @@ from .errors import (
     Cancelled,
     ErrorCode,
     Internal,
-    InvalidInput,
     InvalidRequest,
     MusterError,
     NoWorker,
@@ -39,8 +39,10 @@ from .errors import (
     WorkerLost,
     error_for,
 )
+from .log import setup_logging
 from .messages import NO_DEFAULT, NodeSpec, Port
 from .nodes import Node, Registry, add_node, node
+from .errors import deprecated_alias as _deprecated_alias
 from .values import ErrorValue
 from .worker import Caller, Context, Worker
 
@@ -52,6 +54,10 @@ __all__ = [
     "Caller",
     "Client",
     "Call",
+    "AsyncClient",
+    "AsyncCall",
+    "Progress",
+    "setup_logging",
     "Curve",
     "EnrollmentError",
     "DaemonKeyMismatch",
@@ -69,7 +75,6 @@ __all__ = [
     "WorkerLost",
     "Cancelled",
     "InvalidRequest",
-    "InvalidInput",
     "PermissionDenied",
     "QueueFull",
     "WorkerError",
@@ -85,3 +90,8 @@ __all__ = [
     "node",
     "add_node",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Deprecated names (muster.InvalidInput): a DeprecationWarning, then the protocol's class.
+    return _deprecated_alias(__name__, name)

@@ -90,6 +90,36 @@ class _Pending:
         self.data = data
 
 
+def client_curve(
+    address: str,
+    curve: Optional[Curve],
+    insecure: bool,
+    *,
+    data_dir: Optional[str],
+    enrollment_address: Optional[str],
+    enrollment_token_file: Optional[str],
+    name: Optional[str],
+    role: str,
+    enrollment_timeout: float,
+) -> Optional[Curve]:
+    """The CURVE keys a client connects with: ``curve`` as given, none for ipc:// or
+    ``insecure``, else (tcp://) the saved identity or a new enrollment (docs/SECURITY.md §5)."""
+    if not needs_curve((address,), curve, insecure):
+        return curve
+    if role not in ("client", "admin"):
+        raise ValueError(f"a client enrolls as 'client' or 'admin', not {role!r}")
+    check_endpoint(address, None, True)
+    return prepare_curve(
+        (address,),
+        role=role,
+        name=name or role,  # "client" (or "admin"), as the C++ programs
+        data_dir=data_dir,
+        enrollment_address=enrollment_address,
+        enrollment_token_file=enrollment_token_file,
+        timeout=enrollment_timeout,
+    )
+
+
 class Client:
     """A connection to musterd's client socket (default: ``ipc://<runtime dir>/client.sock``).
 
@@ -120,20 +150,10 @@ class Client:
         zmq_context: Optional[zmq.Context] = None,
     ):
         self.address = client_address or default_endpoint("client")
-        if needs_curve((self.address,), curve, insecure):
-            # tcp:// without keys: the saved identity, or enroll now (docs/SECURITY.md §5)
-            if role not in ("client", "admin"):
-                raise ValueError(f"a client enrolls as 'client' or 'admin', not {role!r}")
-            check_endpoint(self.address, None, True)
-            curve = prepare_curve(
-                (self.address,),
-                role=role,
-                name=name or role,  # "client" (or "admin"), as the C++ programs
-                data_dir=data_dir,
-                enrollment_address=enrollment_address,
-                enrollment_token_file=enrollment_token_file,
-                timeout=enrollment_timeout,
-            )
+        curve = client_curve(
+            self.address, curve, insecure, data_dir=data_dir, enrollment_address=enrollment_address,
+            enrollment_token_file=enrollment_token_file, name=name, role=role, enrollment_timeout=enrollment_timeout,
+        )  # fmt: skip
         self.curve = curve
         self.insecure = insecure
         self.connect_timeout = connect_timeout
@@ -494,4 +514,4 @@ class Client:
                 p.future.set_result(body)
 
 
-__all__ = ["Client", "Call"]
+__all__ = ["Client", "Call", "client_curve"]

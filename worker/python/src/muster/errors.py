@@ -1,15 +1,18 @@
 """errors.py — the closed set of muster error codes (schema/common.fbs ``ErrorCode``) and the
 Python exceptions they map to.
 
-Owns: code <-> name <-> exception class. Names are the ones every muster program prints
-("NO_WORKER", "WORKER_ERROR", ...), as in ``error: CODE: message`` from the CLI.
+Owns: code <-> name <-> exception class. Each class is named as its code in schema/common.fbs
+(``InvalidRequest`` for ``InvalidRequest``), on the worker's side and the caller's alike; the
+printed names are the ones every muster program prints ("NO_WORKER", "WORKER_ERROR", ...), as
+in ``error: CODE: message`` from the CLI. Old names (``InvalidInput``) are deprecated aliases.
 Must never: renumber a code; the values are the wire values.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Dict, Optional, Type, Union
+import warnings
+from typing import Any, Dict, Optional, Tuple, Type, Union
 
 
 class ErrorCode(enum.IntEnum):
@@ -83,44 +86,112 @@ class MusterError(Exception):
     def code_name(self) -> str:
         return code_name(self.code)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, str]]:
         return (error_for, (self.code, self.message))
 
 
-def _subclass(name: str, code: ErrorCode, doc: str) -> Type[MusterError]:
+class _CodedError(MusterError):
+    """Base of the one class per code: ``NoWorker("message")``."""
+
     def __init__(self, message: str = "", code: Union[ErrorCode, int, str, None] = None):
-        MusterError.__init__(self, code if code is not None else type(self).default_code, message)
-
-    return type(name, (MusterError,), {"default_code": code, "__doc__": doc, "__init__": __init__})
+        super().__init__(code if code is not None else type(self).default_code, message)
 
 
-NoWorker = _subclass("NoWorker", ErrorCode.NO_WORKER, "No live worker serves the node.")
-Timeout = _subclass("Timeout", ErrorCode.TIMEOUT, "The deadline passed before a result arrived.")
-WorkerLost = _subclass("WorkerLost", ErrorCode.WORKER_LOST, "The worker died holding the request.")
-Cancelled = _subclass("Cancelled", ErrorCode.CANCELLED, "The caller cancelled the request.")
-InvalidRequest = _subclass(
-    "InvalidRequest", ErrorCode.INVALID_REQUEST, "A well-formed message with unacceptable content."
-)
-PermissionDenied = _subclass(
-    "PermissionDenied", ErrorCode.PERMISSION_DENIED, "The identity may not do this."
-)
-QueueFull = _subclass("QueueFull", ErrorCode.QUEUE_FULL, "All workers busy and the queue is full.")
-WorkerError = _subclass(
-    "WorkerError", ErrorCode.WORKER_ERROR, "Raised by a node's own code: fails the request."
-)
-BadMessage = _subclass(
-    "BadMessage", ErrorCode.BAD_MESSAGE, "Bytes that are not a verifiable message of the type."
-)
-Internal = _subclass("Internal", ErrorCode.INTERNAL, "A bug in muster.")
-ShuttingDown = _subclass(
-    "ShuttingDown", ErrorCode.SHUTTING_DOWN, "The daemon is stopping and did not finish."
-)
-Unavailable = _subclass(
-    "Unavailable", ErrorCode.UNAVAILABLE, "The daemon could not be reached or the connection was lost."
-)
+class NoWorker(_CodedError):
+    """No live worker serves the node."""
 
-# Raised by node code for bad inputs: the request fails with INVALID_REQUEST.
-InvalidInput = InvalidRequest
+    default_code = ErrorCode.NO_WORKER
+
+
+class Timeout(_CodedError):
+    """The deadline passed before a result arrived."""
+
+    default_code = ErrorCode.TIMEOUT
+
+
+class WorkerLost(_CodedError):
+    """The worker died holding the request."""
+
+    default_code = ErrorCode.WORKER_LOST
+
+
+class Cancelled(_CodedError):
+    """The caller cancelled the request."""
+
+    default_code = ErrorCode.CANCELLED
+
+
+class InvalidRequest(_CodedError):
+    """A well-formed message with unacceptable content (from a worker: inputs it cannot accept)."""
+
+    default_code = ErrorCode.INVALID_REQUEST
+
+
+class PermissionDenied(_CodedError):
+    """The identity may not do this."""
+
+    default_code = ErrorCode.PERMISSION_DENIED
+
+
+class QueueFull(_CodedError):
+    """All workers busy and the queue is full."""
+
+    default_code = ErrorCode.QUEUE_FULL
+
+
+class WorkerError(_CodedError):
+    """Raised by a node's own code: fails the request."""
+
+    default_code = ErrorCode.WORKER_ERROR
+
+
+class BadMessage(_CodedError):
+    """Bytes that are not a verifiable message of the type."""
+
+    default_code = ErrorCode.BAD_MESSAGE
+
+
+class Internal(_CodedError):
+    """A bug in muster."""
+
+    default_code = ErrorCode.INTERNAL
+
+
+class ShuttingDown(_CodedError):
+    """The daemon is stopping and did not finish."""
+
+    default_code = ErrorCode.SHUTTING_DOWN
+
+
+class Unavailable(_CodedError):
+    """The daemon could not be reached or the connection was lost."""
+
+    default_code = ErrorCode.UNAVAILABLE
+
+# Names kept for old code: each warns (DeprecationWarning) and is the class of the protocol's
+# name. A worker raises, and a caller catches, the same InvalidRequest.
+DEPRECATED_ALIASES: Dict[str, Tuple[str, Type[MusterError]]] = {
+    "InvalidInput": ("InvalidRequest", InvalidRequest),
+}
+
+
+def deprecated_alias(module: str, name: str) -> Type[MusterError]:
+    """The class behind a deprecated name, with a DeprecationWarning; AttributeError for any
+    other name (a module ``__getattr__``)."""
+    if name in DEPRECATED_ALIASES:
+        new, cls = DEPRECATED_ALIASES[name]
+        warnings.warn(
+            f"{module}.{name} is deprecated: use {module}.{new} (the protocol's name, caught by callers as such)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return cls
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def __getattr__(name: str) -> Type[MusterError]:
+    return deprecated_alias(__name__, name)
+
 
 _BY_CODE: Dict[ErrorCode, Type[MusterError]] = {
     cls.default_code: cls
@@ -163,7 +234,6 @@ __all__ = [
     "WorkerLost",
     "Cancelled",
     "InvalidRequest",
-    "InvalidInput",
     "PermissionDenied",
     "QueueFull",
     "WorkerError",

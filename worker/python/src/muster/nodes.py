@@ -16,6 +16,7 @@ import re
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import signature
 from .errors import InvalidRequest
 from .messages import NO_DEFAULT, NodeSpec, Port
 from .values import encode_values, kind_of
@@ -231,6 +232,13 @@ def make_node(
         description = inspect.cleandoc(handler.__doc__).split("\n\n")[0]
     if not isinstance(timeout_ms, int) or timeout_ms < 0:
         raise ValueError(f"node {name}: timeout_ms must be a non-negative integer")
+    is_async = inspect.iscoroutinefunction(handler)
+    if signature.is_typed(handler):
+        # Ports from the signature (signature.py); what the caller gave explicitly wins.
+        typed_inputs, typed_parameters, typed_outputs, handler = signature.derive(handler, name)  # type: ignore[arg-type]
+        inputs = typed_inputs if inputs is None else inputs
+        parameters = typed_parameters if parameters is None else parameters
+        outputs = typed_outputs if outputs is None else outputs
     spec = NodeSpec(
         name=name,  # type: ignore[arg-type]
         description=description,
@@ -242,7 +250,7 @@ def make_node(
         idempotent=bool(idempotent),
         default_timeout_ms=timeout_ms,
     )
-    return Node(spec=spec, handler=handler, is_async=inspect.iscoroutinefunction(handler), source=source)
+    return Node(spec=spec, handler=handler, is_async=is_async, source=source)
 
 
 def node_from_definition(definition: Mapping[str, Any], handler: Handler, source: Optional[str] = None) -> Node:

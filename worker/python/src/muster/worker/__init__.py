@@ -6,7 +6,8 @@ with in-flight ids, dispatch, abort, re-attach, detach), run by one I/O thread; 
 elsewhere — sync ones in a thread pool of ``capacity`` threads, ``async def`` ones on an asyncio
 loop in a thread of its own — and hand their replies back through a queue.
 Must never: let a handler, a bad message or a dead daemon take the I/O thread down; answer a
-request twice; leave a request without an answer while the process lives; attach again once it
+request twice; leave a request without an answer while it runs, except those its shutdown
+drain gave up on (they are the daemon's to re-run or fail, §7.5); attach again once it
 is stopping (it would leave a ghost worker behind); send a Failure code other than
 WORKER_ERROR or INVALID_REQUEST, or a message larger than the daemon's --max-message-bytes.
 
@@ -318,6 +319,7 @@ class Worker:
         self._attached_version = -1  # registry version sent in the last Attach
         self._detach_deadline: Optional[float] = None
         self._detach_started = False
+        self._abandoning = False  # the drain ended: open and new requests are left unanswered
         self.attach_count = 0  # Attach messages sent (for tests and logs)
 
     # ---- declaring nodes ---------------------------------------------------------------
@@ -416,7 +418,10 @@ class Worker:
 
     def stop(self, reason: str = "stopping", wait: bool = True, now: bool = False, timeout: Optional[float] = None) -> None:
         """Graceful stop: Detach, finish open requests (within ``shutdown_grace``), exit.
-        ``now`` skips the grace. Thread-safe; with ``wait`` blocks until the worker stopped."""
+        Requests still running when the grace runs out (or at once with ``now``) are aborted
+        and not answered: the daemon re-runs an idempotent one elsewhere and fails any other
+        with WORKER_LOST (PROTOCOL.md §7.5). Thread-safe; with ``wait`` blocks until the
+        worker stopped."""
         self._stop_reason = reason
         if now:
             self._stop_now = True
@@ -546,7 +551,7 @@ class Worker:
                 self._begin_detach(now)
             if self._detach_started and flush_deadline is None:
                 if self._stop_now or not self._jobs or now >= (self._detach_deadline or 0):
-                    self._fail_remaining()
+                    self._abandon_remaining()
                     # Wait (briefly) for the daemon's replies, so Detach and the last results
                     # have left before the socket closes.
                     flush_deadline = now + (0.25 if self._stop_now else 1.0)
@@ -691,15 +696,19 @@ class Worker:
             log.info("the daemon forgot worker %s while it was stopping (%s): stopping now", self.worker_id, why)
         self._stop_now = True
 
-    def _fail_remaining(self) -> None:
+    def _abandon_remaining(self) -> None:
+        """Ends the drain: handlers still running are aborted and their requests left
+        unanswered, so the daemon applies its worker-death rules once this worker is silent
+        (PROTOCOL.md §7.5): an idempotent request runs again elsewhere instead of failing, any
+        other fails with WORKER_LOST. Requests arriving from now on are not run."""
+        self._abandoning = True
         for rid, job in list(self._jobs.items()):
             job.abort(ErrorCode.SHUTTING_DOWN, "worker stopped")
-            log.warning("request %d (%s) did not finish before shutdown", rid, job.node.name)
+            log.warning(
+                "request %d (%s) did not finish before shutdown: left unanswered to the daemon's worker-death rules",
+                rid, job.node.name,
+            )  # fmt: skip
             self._jobs.pop(rid, None)
-            self._send(
-                "failure",
-                failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} stopped before the request finished"),
-            )
 
     # ---- receiving ---------------------------------------------------------------------
 
@@ -851,9 +860,14 @@ class Worker:
         if rid in self._jobs:
             log.debug("request %d re-sent while running: ignored", rid)
             return
-        if self.state == State.DETACHING or self._stop_requested.is_set():
-            self._send("failure", failure(rid, ErrorCode.SHUTTING_DOWN, f"worker {self.worker_id} is shutting down"))
+        if self._abandoning:
+            # The drain is over (grace ran out, a second signal, or the daemon forgot this
+            # worker): nothing sent now would be waited for. Unanswered, the request follows
+            # the daemon's worker-death rules (PROTOCOL.md §7.5).
+            log.warning("request %d (%s) arrived after the drain ended: left to the daemon", rid, req.node)
             return
+        # While detaching, a WorkRequest the daemon published before it processed the Detach
+        # is run like the others (PROTOCOL.md §7.5): the drain waits for it too.
         if req.inputs_in_frame:  # only for a worker that attached with payload_frames: never this one
             self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, "inputs in a separate frame were not requested"))
             return

@@ -1,7 +1,8 @@
 """cli.py — the command line of Python workers: ``python -m muster.worker`` and the example
 workers share these flags, named as in the C++ programs.
 
-Owns: flag parsing, log setup, building a Worker from flags, and running it until a signal.
+Owns: flag parsing (the log flags' formats live in muster/log.py), building a Worker from
+flags, and running it until a signal.
 Must never: leave the process running after SIGINT/SIGTERM beyond the shutdown grace.
 """
 
@@ -11,40 +12,21 @@ import argparse
 import logging
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from .._version import SDK
+from ..log import LOG_FORMATS, LOG_LEVELS, setup_logging
 from ..endpoints import check_endpoint
 from ..enrollment import EnrollmentError
 from . import Worker
 
-LOG_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "off": logging.CRITICAL + 10,
-}
-
-
-def setup_logging(level: str, program: str) -> None:
-    """Logs to stderr: ``2024-01-01 12:00:00.123 [program] [info] message``."""
-    if level not in LOG_LEVELS:
-        raise SystemExit(f"{program}: unknown log level {level!r} (use {', '.join(LOG_LEVELS)})")
-
-    class _Fmt(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            record.levelname_lower = {"WARNING": "warn"}.get(record.levelname, record.levelname.lower())
-            return super().format(record)
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Fmt(f"%(asctime)s.%(msecs)03d [{program}] [%(levelname_lower)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(LOG_LEVELS[level])
+def program_name(default: str) -> str:
+    """The name the program was started by, for ``--help`` and errors: the console script's
+    own name (``muster-python-worker``), or ``default`` under ``python -m``/a .py file."""
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not argv0 or argv0.endswith(".py") or argv0 in ("-c", "-m"):
+        return default
+    return argv0
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +34,10 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--response-address", help="the daemon's response (ROUTER) endpoint (default: ipc://$RUNTIME/response.sock)")
     parser.add_argument("--worker-id", help="worker id, [A-Za-z0-9_.-]{1,64} (default: py-<host>-<pid>)")
     parser.add_argument("--capacity", type=int, default=4, help="requests run at once (default 4)")
-    parser.add_argument("--log-level", default="info", help="trace, debug, info, warn, error, off (default info)")
+    parser.add_argument("--log-level", default="info", choices=sorted(LOG_LEVELS, key=LOG_LEVELS.__getitem__), metavar="LEVEL",
+                        help="trace, debug, info, warn, error, off (default info)")
+    parser.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                        help="text (TIME LEVEL [component] message key=value) or json, one object per line (default text)")
     parser.add_argument("--insecure", action="store_true", help="allow tcp:// endpoints without CURVE")
     parser.add_argument("--data-dir", help="where this worker keeps its CURVE keys and identity (<name>-curve.key, "
                         "<name>-identity.json) for tcp:// endpoints (default: $MUSTER_DATA_DIR, else $XDG_DATA_HOME/muster, "
@@ -111,16 +96,14 @@ def run_worker(worker: Worker) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m muster.worker",
-        description=f"Serve Python nodes to musterd ({SDK}).",
-    )
+    prog = program_name("python -m muster.worker")
+    parser = argparse.ArgumentParser(prog=prog, description=f"Serve Python nodes to musterd ({SDK}).")
     add_worker_arguments(parser)
     parser.add_argument("--nodes-dir", help="load every node.py below this directory, and reload changed files")
     parser.add_argument("--reload-interval", type=float, default=1.0, help="seconds between checks for changed node files (default 1; 0: never)")
     parser.add_argument("files", nargs="*", help="more Python files declaring nodes with @muster.node")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, "muster-python-worker")
+    setup_logging(args.log_level, prog, args.log_format)
     if not args.nodes_dir and not args.files:
         parser.error("give --nodes-dir DIR or node files to serve")
     worker = worker_from_args(args)

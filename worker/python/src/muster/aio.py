@@ -1,0 +1,428 @@
+"""aio.py — the asyncio client: calling nodes through musterd's client socket from a coroutine
+(docs/PROTOCOL.md §8), over pyzmq's asyncio sockets; the same wire messages as client.Client.
+
+    async with muster.AsyncClient() as client:
+        out = await client.call("hello", {"name": "Ada"})
+        call = client.call_with_progress("sleep", {"ms": 500})
+        async for p in call:              # muster.Progress(step, total, message)
+            print(p.step, p.total)
+        out = await call                  # the outputs, or raises the call's MusterError
+
+Cancelling the task that awaits a call (``asyncio.wait_for``, ``task.cancel()``, a
+``TaskGroup`` failing) sends Cancel to the daemon, so the worker is told to abort.
+
+Owns: one DEALER socket, its reader task, request ids and the futures waiting for replies.
+Must never: leave an awaiting coroutine hanging on a daemon that is gone: a lost connection,
+or no connection within ``connect_timeout``, fails the open calls with UNAVAILABLE; use its
+socket from another event loop than the one it was opened on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Dict, Generator, List, Mapping, Optional, Set, Union
+
+import zmq
+import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
+
+from . import messages as m
+from .client import client_curve
+from .endpoints import Curve, connect, default_endpoint
+from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
+from .errors import BadMessage, MusterError, Unavailable, error_for
+
+log = logging.getLogger("muster.client")
+
+_END = object()  # closes a call's progress queue
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of a running call, as the worker sent it."""
+
+    step: int
+    total: int
+    message: str
+
+
+class AsyncCall:
+    """A submitted call: ``await call`` gives its outputs (or raises its MusterError);
+    ``async for p in call`` yields its Progress reports until it ends (then raises its error,
+    if it failed); ``await call.cancel()`` asks the daemon to cancel it."""
+
+    def __init__(self, client: "AsyncClient", request_id: int, node: str):
+        self.client = client
+        self.request_id = request_id
+        self.node = node
+        self.future: "asyncio.Future[Dict[str, Any]]" = asyncio.get_running_loop().create_future()
+        self._progress: "asyncio.Queue[Union[Progress, object]]" = asyncio.Queue()
+
+    def __await__(self) -> Generator[Any, None, Dict[str, Any]]:
+        return self._result().__await__()
+
+    async def _result(self) -> Dict[str, Any]:
+        try:
+            return await asyncio.shield(self.future)
+        except asyncio.CancelledError:
+            if not self.future.done():
+                await self.cancel()
+            raise
+
+    def __aiter__(self) -> AsyncIterator[Progress]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Progress]:
+        try:
+            while True:
+                item = await self._progress.get()
+                if item is _END:
+                    break
+                assert isinstance(item, Progress)
+                yield item
+        except asyncio.CancelledError:
+            if not self.future.done():
+                await self.cancel()
+            raise
+        await self._result()  # raises the call's error, if it failed
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    async def cancel(self) -> None:
+        """Asks the daemon to cancel: the call then fails with CANCELLED (unless its result
+        arrived first)."""
+        await self.client._cancel(self.request_id)
+
+    def _finish(self, outputs: Optional[Dict[str, Any]], error: Optional[BaseException]) -> None:
+        if not self.future.done():
+            if error is not None:
+                self.future.set_exception(error)
+                self.future.exception()  # retrieved: no "never retrieved" warning if nobody awaits
+            else:
+                self.future.set_result(outputs or {})
+        self._progress.put_nowait(_END)
+
+    def __repr__(self) -> str:
+        return f"<AsyncCall {self.node} request {self.request_id} {'done' if self.done() else 'open'}>"
+
+
+class AsyncClient:
+    """An asyncio connection to musterd's client socket (default ``ipc://<runtime
+    dir>/client.sock``). Options as ``muster.Client`` (``tcp://`` needs CURVE keys: ``curve``,
+    or enrollment done in the constructor, which may block up to ``enrollment_timeout``).
+    Use ``async with`` or ``await client.close()``."""
+
+    def __init__(
+        self,
+        client_address: Optional[str] = None,
+        *,
+        curve: Optional[Curve] = None,
+        insecure: bool = False,
+        data_dir: Optional[str] = None,
+        enrollment_address: Optional[str] = None,
+        enrollment_token_file: Optional[str] = None,
+        name: Optional[str] = None,
+        role: str = "client",
+        enrollment_timeout: float = DEFAULT_ENROLLMENT_TIMEOUT,
+        connect_timeout: float = 5.0,
+        list_timeout: float = 10.0,
+        max_message_bytes: int = 16 * 1024 * 1024,
+    ):
+        self.address = client_address or default_endpoint("client")
+        self.curve = client_curve(
+            self.address, curve, insecure, data_dir=data_dir, enrollment_address=enrollment_address,
+            enrollment_token_file=enrollment_token_file, name=name, role=role, enrollment_timeout=enrollment_timeout,
+        )  # fmt: skip
+        self.insecure = insecure
+        self.connect_timeout = connect_timeout
+        self.list_timeout = list_timeout
+        self.max_message_bytes = max_message_bytes
+        self._ids = itertools.count(1)
+        self._calls: Dict[int, AsyncCall] = {}
+        self._lists: Dict[int, "asyncio.Future[Any]"] = {}
+        self._waiting_since: Dict[int, float] = {}  # sent while not connected
+        self._ctx: Optional[zmq.asyncio.Context] = None
+        self._dealer: Optional[zmq.asyncio.Socket] = None
+        self._monitor: Optional[zmq.asyncio.Socket] = None
+        self._tasks: Set["asyncio.Task[None]"] = set()
+        self._connected = False
+        self._closed = False
+
+    async def open(self) -> "AsyncClient":
+        """Creates the socket and starts reading; ``async with`` calls it."""
+        if self._dealer is not None:
+            return self
+        self._ctx = zmq.asyncio.Context()
+        dealer = self._ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        self._monitor = dealer.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+        )
+        try:
+            connect(dealer, self.address, self.curve, self.insecure)
+        except Exception:
+            dealer.disable_monitor()
+            self._monitor.close(0)
+            dealer.close(0)
+            self._ctx.term()
+            raise
+        self._dealer = dealer
+        for coro in (self._read_replies(), self._read_monitor(), self._watch_connect()):
+            task = asyncio.ensure_future(coro)
+            self._tasks.add(task)
+        return self
+
+    async def __aenter__(self) -> "AsyncClient":
+        return await self.open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Fails every open call with UNAVAILABLE ("client closed") and closes the socket."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_all(Unavailable("client closed"))
+        if self._dealer is not None:
+            try:
+                self._dealer.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._dealer.close(0)
+        if self._monitor is not None:
+            self._monitor.close(0)
+        if self._ctx is not None:
+            self._ctx.term()
+
+    # ---- calls -------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        node: str,
+        inputs: Optional[Mapping[str, Any]] = None,
+        timeout_ms: int = 0,
+        parameters: Optional[Mapping[str, Any]] = None,
+        *,
+        progress: bool = False,
+        trace_id: Optional[str] = None,
+    ) -> AsyncCall:
+        """Sends a Submit and returns its AsyncCall at once (``progress``: ask the worker's
+        progress reports, read with ``async for``)."""
+        rid = next(self._ids)
+        data = m.encode(
+            m.ClientMessage(
+                request_id=rid,
+                body=m.Submit(
+                    node=node,
+                    inputs=dict(inputs or {}),
+                    parameters=dict(parameters) if parameters else None,
+                    timeout_ms=int(timeout_ms),
+                    want_progress=progress,
+                    trace_id=trace_id,
+                ),
+            )
+        )  # TypeError/ValueError/OverflowError for values it cannot encode
+        call = AsyncCall(self, rid, node)
+        self._calls[rid] = call
+        await self._send(rid, data)
+        return call
+
+    async def call(
+        self,
+        node: str,
+        inputs: Optional[Mapping[str, Any]] = None,
+        timeout_ms: int = 0,
+        parameters: Optional[Mapping[str, Any]] = None,
+        *,
+        trace_id: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Calls a node and returns its outputs, or raises the MusterError of its code
+        (NoWorker, Timeout, WorkerError, InvalidRequest, ...). Cancelling the awaiting task
+        cancels the call on the daemon."""
+        return await (await self.submit(node, inputs, timeout_ms, parameters, trace_id=trace_id))
+
+    def call_with_progress(
+        self,
+        node: str,
+        inputs: Optional[Mapping[str, Any]] = None,
+        timeout_ms: int = 0,
+        parameters: Optional[Mapping[str, Any]] = None,
+        *,
+        trace_id: Optional[str] = None,
+    ) -> "_CallWithProgress":
+        """``async for p in client.call_with_progress(...)`` yields Progress until the call
+        ends (raising its error if it failed); ``await`` it afterwards for the outputs."""
+        return _CallWithProgress(self.submit(node, inputs, timeout_ms, parameters, progress=True, trace_id=trace_id))
+
+    async def nodes(self) -> List[m.NodeInfo]:
+        return list((await self._list(m.ListNodes())).nodes or [])
+
+    async def workers(self) -> List[m.WorkerInfo]:
+        return list((await self._list(m.ListWorkers())).workers or [])
+
+    async def status(self) -> m.StatusReport:
+        report: m.StatusReport = await self._list(m.GetStatus())
+        return report
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    async def _send(self, rid: int, data: bytes) -> None:
+        if self._closed:
+            self._forget(rid)
+            raise Unavailable("client is closed")
+        if self._dealer is None:
+            await self.open()
+        assert self._dealer is not None
+        if not self._connected:
+            self._waiting_since[rid] = asyncio.get_running_loop().time()
+        try:
+            await self._dealer.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            self._fail(rid, Unavailable(f"cannot send to the daemon at {self.address}: queue full"))
+
+    async def _cancel(self, rid: int) -> None:
+        if rid not in self._calls or self._dealer is None or self._closed:
+            return
+        if not self._connected:
+            self._fail(rid, error_for("CANCELLED", "cancelled before the daemon was reached"))
+            return
+        try:
+            await self._dealer.send(m.encode(m.ClientMessage(request_id=rid, body=m.Cancel())), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    async def _list(self, body: Any) -> Any:
+        rid = next(self._ids)
+        fut: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()
+        self._lists[rid] = fut
+        await self._send(rid, m.encode(m.ClientMessage(request_id=rid, body=body)))
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.list_timeout)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"no answer from the daemon at {self.address} within {self.list_timeout}s") from None
+        finally:
+            self._lists.pop(rid, None)
+
+    def _forget(self, rid: int) -> None:
+        self._calls.pop(rid, None)
+        self._lists.pop(rid, None)
+        self._waiting_since.pop(rid, None)
+
+    def _fail(self, rid: int, err: MusterError) -> None:
+        call = self._calls.get(rid)
+        fut = self._lists.get(rid)
+        self._forget(rid)
+        if call is not None:
+            call._finish(None, err)
+        if fut is not None and not fut.done():
+            fut.set_exception(err)
+
+    def _fail_all(self, err: MusterError) -> None:
+        for rid in list(self._calls) + list(self._lists):
+            self._fail(rid, err)
+
+    async def _read_replies(self) -> None:
+        assert self._dealer is not None
+        while True:
+            frames = await self._dealer.recv_multipart()
+            if not frames:
+                continue
+            try:
+                reply = m.decode_client_reply(frames[-1], self.max_message_bytes)
+            except BadMessage as e:
+                rid = getattr(e, "request_id", None)
+                log.warning("bad reply from the daemon: %s", e.message)
+                if rid:
+                    self._fail(rid, e)
+                continue
+            self._on_reply(reply)
+
+    def _on_reply(self, reply: m.ClientReply) -> None:
+        rid, body = reply.request_id, reply.body
+        call = self._calls.get(rid)
+        if call is not None:
+            if isinstance(body, m.Progress):
+                call._progress.put_nowait(Progress(body.step, body.total, body.message or ""))
+            elif isinstance(body, m.Result):
+                self._forget(rid)
+                if body.outputs_in_frame:  # only for a Submit with payload_frames: never this client's
+                    call._finish(None, BadMessage("outputs in a separate frame were not requested"))
+                else:
+                    call._finish(body.outputs or {}, None)
+            elif isinstance(body, m.Failure):
+                self._fail(rid, error_for(body.code, body.message or ""))
+            return
+        fut = self._lists.get(rid)
+        if fut is not None:
+            if isinstance(body, m.Failure):
+                self._fail(rid, error_for(body.code, body.message or ""))
+            elif not fut.done():
+                self._forget(rid)
+                fut.set_result(body)
+        elif isinstance(body, m.Failure) and rid == 0:
+            log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
+
+    async def _read_monitor(self) -> None:
+        assert self._monitor is not None
+        while True:
+            event = parse_monitor_message(await self._monitor.recv_multipart())["event"]
+            if event in (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
+                self._connected = True
+                self._waiting_since.clear()
+            elif event == zmq.EVENT_DISCONNECTED:
+                was, self._connected = self._connected, False
+                if was:
+                    log.warning("lost the connection to the daemon at %s", self.address)
+                    self._fail_all(Unavailable(f"lost the connection to the daemon at {self.address}"))
+
+    async def _watch_connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.1)
+            if self._connected:
+                continue
+            now = loop.time()
+            for rid, since in list(self._waiting_since.items()):
+                if now - since >= self.connect_timeout:
+                    self._fail(rid, Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
+
+
+class _CallWithProgress:
+    """What ``call_with_progress`` returns before its Submit is sent: iterate it, then await it."""
+
+    def __init__(self, submitting: Awaitable[AsyncCall]):
+        self._submitting = submitting
+        self._call: Optional[AsyncCall] = None
+
+    async def _get(self) -> AsyncCall:
+        if self._call is None:
+            self._call = await self._submitting
+        return self._call
+
+    def __aiter__(self) -> AsyncIterator[Progress]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Progress]:
+        call = await self._get()
+        async for p in call:
+            yield p
+
+    def __await__(self) -> Generator[Any, None, Dict[str, Any]]:
+        return self._result().__await__()
+
+    async def _result(self) -> Dict[str, Any]:
+        return await (await self._get())
+
+    async def cancel(self) -> None:
+        await (await self._get()).cancel()
+
+
+__all__ = ["AsyncClient", "AsyncCall", "Progress"]
