@@ -45,7 +45,7 @@ export class Overview {
       this.card("errors", "error rate", last ? `${fmtNum(last.errorPct, 1)} %` : "–"),
       this.card("websockets", "dashboards & clients", fmtNum(s.websockets), "WebSockets open on this gateway"));
     const c = s.calls ?? {};
-    const us = (x) => (x === undefined || x === null ? "–" : fmtMs(x / 1000));
+    const us = (x) => (x === undefined || x === null || !c.count ? "–" : fmtMs(x / 1000));
     this.latency.replaceChildren(
       h("table", { class: "kv" },
         h("tr", null, h("th", null, "p50"), h("td", { dataset: { stat: "p50" } }, us(c.p50_us))),
