@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -46,13 +48,13 @@ std::string_view content_type_of(const std::filesystem::path& p) {
   return "application/octet-stream";
 }
 
-// esbuild names bundles <name>-<8 hash characters>.<ext>: such a file never changes content.
+// esbuild names bundles <name>-<8 hash characters, A-Z and 2-7>.<ext>: such a file never changes.
 bool content_hashed(const std::string& name) {
   auto dot = name.find('.');
   auto dash = name.rfind('-', dot);
   if (dot == std::string::npos || dash == std::string::npos || dot - dash - 1 != 8) return false;
   for (auto i = dash + 1; i < dot; ++i)
-    if (!std::isalnum(static_cast<unsigned char>(name[i]))) return false;
+    if (!std::isupper(static_cast<unsigned char>(name[i])) && !std::isdigit(static_cast<unsigned char>(name[i]))) return false;
   return true;
 }
 

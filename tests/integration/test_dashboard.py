@@ -86,6 +86,16 @@ class Page:
     def qa(self, css):
         return self.d.find_elements(By.CSS_SELECTOR, css)
 
+    def click(self, css):
+        """Clicks the element `css` names; lists re-render on pushes, so a stale one is found again."""
+        def attempt():
+            try:
+                self.q(css).click()
+                return True
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+        wait_for(attempt, 10, f"{css} to be clickable")
+
     def text(self, css) -> str:
         return self.q(css).text
 
@@ -102,7 +112,7 @@ class Page:
 
     def open_node(self, name: str):
         self.wait(lambda: self.qa(f'tr[data-node="{name}"]'), what=f"node {name} listed")
-        self.q(f'tr[data-node="{name}"] button.open-node').click()
+        self.click(f'tr[data-node="{name}"] button.open-node')
         self.wait(lambda: self.q("#panel").get_attribute("data-node") == name and self.q("#panel").is_displayed(),
                   what=f"the panel of {name}")
 
@@ -347,6 +357,7 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base):
     saved = downloads / "digest.bin"
     wait_for(lambda: saved.exists() and saved.stat().st_size == 32, 20, "the download of digest.bin")
     assert saved.read_bytes() == hashlib.sha256(b"abc").digest()
+    p.shot("bytes-download")
 
     # A failure shows up among the recent failures, with its code and message.
     p.open_node("fail")
@@ -355,6 +366,7 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base):
     p.wait_call("failed")
     p.wait(lambda: any("boom on purpose" in li.text for li in p.qa('#failure-list li[data-code="WORKER_ERROR"]')),
            what="the failure in the recent failures")
+    p.shot("failure")
 
     # Search by name, description and category (service.search.request).
     p.q("#search-query").send_keys("checksum")
@@ -368,8 +380,22 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base):
     Select(p.q("#search-category")).select_by_value("math")
     p.wait(lambda: [r.get_attribute("data-node") for r in p.qa("#nodes tbody tr[data-node]")] == ["py.stats"],
            what="the search by category")
+    p.shot("search")
     p.q("#search-clear").click()
     p.wait(lambda: len(p.qa("#nodes tbody tr[data-node]")) >= 11, what="every node again")
+
+    # Kill the Python worker (by pid): it leaves the list and the joins/leaves show it.
+    os.kill(py.pid, signal.SIGKILL)
+    p.wait(lambda: not p.qa('tr[data-worker="py-1"]'), 20, "py-1 to leave the worker list")
+    p.wait(lambda: p.qa('#activity-list li[data-kind="left"][data-worker="py-1"]'), what="py-1's leave in the list")
+    p.wait(lambda: p.text('[data-stat="workers"] .value') == "1", what="1 worker in the broker cards")
+    p.wait(lambda: "INACTIVE" in p.text('tr[data-node="py.hello"]'), what="py.hello inactive")
+    p.shot("worker-left")
+
+    # A worker that joins is seen joining.
+    stack["py2"] = start_python_worker(gw.daemon, "py-2")
+    p.wait(lambda: p.qa('#activity-list li[data-kind="joined"][data-worker="py-2"]'), 20, "py-2's join")
+    p.wait(lambda: p.text('tr[data-node="py.hello"] .badge') == "ACTIVE", 20, "py.hello active again")
 
     # The main screenshot: everything at once, with the hello panel showing a result.
     p.open_node("hello")
@@ -383,22 +409,11 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base):
     shutil.copy(out / f"{p.shots:02d}-dashboard.png", OUT / "dashboard.png")
     driver.set_window_size(1440, 1000)
 
-    # Kill the Python worker (by pid): it leaves the list and the joins/leaves show it.
-    os.kill(py.pid, signal.SIGKILL)
-    p.wait(lambda: not p.qa('tr[data-worker="py-1"]'), 20, "py-1 to leave the worker list")
-    p.wait(lambda: p.qa('#activity-list li[data-kind="left"][data-worker="py-1"]'), what="py-1's leave in the list")
-    p.wait(lambda: p.text('[data-stat="workers"] .value') == "1", what="1 worker in the broker cards")
-    p.wait(lambda: "INACTIVE" in p.text('tr[data-node="py.hello"]'), what="py.hello inactive")
-    p.shot("worker-left")
-
-    # A worker that joins is seen joining.
-    stack["py2"] = start_python_worker(gw.daemon, "py-2")
-    p.wait(lambda: p.qa('#activity-list li[data-kind="joined"][data-worker="py-2"]'), 20, "py-2's join")
-
     # Log out: back to the login form, the token forgotten.
     p.q("#logout").click()
     p.wait(lambda: p.qa("#login-form"), what="the login form after logout")
     assert p.js("return sessionStorage.getItem('muster.dashboard.session')") is None
+    p.shot("logged-out")
 
     errors = p.console_errors()
     (out / "console.json").write_text(json.dumps(p.console, indent=1))
@@ -452,10 +467,12 @@ def test_dashboard_with_1000_workers_and_1000_nodes(start_daemon, browser, tmp_b
     # A few periodic pushes of both full lists (every 2 s here), then the page's own timings.
     time.sleep(7)
     t1 = time.monotonic()
-    p.q("#nodes .pager button[aria-label='next page']").click()
-    p.wait(lambda: p.qa('tr[data-node="sim.node.143"]'), what="the second page of nodes")
+    p.click("#nodes .pager button[aria-label='next page']")
+    p.wait(lambda: p.qa('tr[data-node="sim.node.50"]') and p.qa('tr[data-node="sim.node.99"]'), what="the second page of nodes")
     page_ms = (time.monotonic() - t1) * 1000
     m = p.js("return {metrics: window.__muster.metrics, frame: window.__muster.frame}")
+    p.js("window.scrollTo(0, 0)")
+    p.wait(lambda: p.text('[data-stat="workers"] .value') == "1,000", what="1,000 workers in the broker cards")
     p.shot("1000-workers")
     report = {
         "workers": 1000, "nodes": 1000,

@@ -45,7 +45,7 @@ export class CallList {
     this.calls = calls;
     this.body = h("tbody");
     this.el = h("section", { id: "calls", class: "panel-box" }, h("h2", null, "Calls from this page"),
-      h("table", { class: "grid" }, h("thead", null, h("tr", null, ["#", "node", "status", "progress", "started", ""].map((c) => h("th", null, c)))), this.body));
+      h("div", { class: "table-wrap" }, h("table", { class: "grid" }, h("thead", null, h("tr", null, ["#", "node", "status", "progress", "started", ""].map((c) => h("th", null, c)))), this.body)));
   }
 
   render() {

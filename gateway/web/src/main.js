@@ -119,7 +119,7 @@ function showDashboard(session) {
     banner,
     h("main", { class: "layout" },
       h("div", { class: "main-col" }, overview.el, nodes.el, workers.el,
-        h("div", { class: "three" }, activity.el, failures.el, callList.el)),
+        h("div", { class: "two" }, h("div", { class: "stack" }, activity.el, failures.el), callList.el)),
       panel.el));
 
   frame.on("overview", () => overview.render());

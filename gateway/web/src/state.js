@@ -5,6 +5,7 @@
 
 const HISTORY = 360;   // chart points kept (30 min at the default 5 s node.status)
 const EVENTS = 200;    // joins/leaves and failures kept
+const byName = new Intl.Collator("en", { numeric: true }).compare;  // node.9 before node.10
 
 export class Store {
   constructor() {
@@ -43,7 +44,7 @@ export class Store {
   onServices(p) {
     const list = Array.isArray(p?.services) ? p.services : [];
     this.services = new Map(list.map((s) => [s.name, s]));
-    this.servicesList = list.slice().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.servicesList = list.slice().sort((a, b) => byName(a.name, b.name));
     this.categories = [...new Set(list.map((s) => s.service_type).filter(Boolean))].sort();
   }
 
@@ -62,7 +63,7 @@ export class Store {
     this.firstPeers = false;
     for (const id of next.keys()) this.seen.set(id, now);
     this.peers = next;
-    this.peersList = list.slice().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.peersList = list.slice().sort((a, b) => byName(a.id, b.id));
   }
 
   onExecution(p) {
