@@ -442,6 +442,25 @@ def test_a_read_only_user_sees_no_call_button_and_is_refused_anyway(stack, brows
     assert not errors, errors
 
 
+def test_an_expired_login_brings_the_login_form_back(daemon, start_worker, browser, tmp_base):
+    driver, out = browser
+    start_worker(daemon, worker_id="cpp-1").wait_ready()
+    gw = Gateway(daemon, tmp_base, "--token-ttl", "4")
+    add_user(gw.data_dir, "alice", "default", "call")
+    gw.start()
+    p = Page(driver, out, f"http://127.0.0.1:{gw.port}/").open()
+    p.login("alice")
+    p.wait(lambda: p.qa('tr[data-node="hello"]'), what="the nodes")
+    # The gateway closes the socket when the token expires (error TOKEN_EXPIRED, close 1008).
+    p.wait(lambda: p.qa("#login-form"), 20, "the login form after the token expired")
+    assert "Your session ended (the login expired)" in p.text("#login-error")
+    assert p.js("return sessionStorage.getItem('muster.dashboard.session')") is None
+    p.shot("login-expired")
+    assert any(e.get("code") == "TOKEN_EXPIRED" for e in p.js("return window.__muster.errors"))
+    errors = p.console_errors()
+    assert not errors, errors
+
+
 def test_dashboard_with_1000_workers_and_1000_nodes(start_daemon, browser, tmp_base):
     """Not a timed assertion: the render figures are printed and saved (render-1000.json)."""
     driver, out = browser

@@ -62,8 +62,9 @@ export function parse(text) {
 // handlers: message(type, payload), state(state, detail) with state connecting | open |
 // reconnecting | expired | closed.
 export class Connection {
-  constructor(token, handlers) {
+  constructor(token, expiresAt, handlers) {
     this.token = token;
+    this.expiresAt = expiresAt; // unix s, from the login
     this.handlers = handlers;
     this.ws = null;
     this.stopped = false;
@@ -101,9 +102,10 @@ export class Connection {
       this.ws = null;
       // A refused upgrade (bad token) or a 1008 close (token expired, user removed) needs a new login.
       if (e.code === 1008 || !opened) {
-        if (!(await tokenAccepted(this.token))) {
+        const expired = Date.now() / 1000 >= this.expiresAt;
+        if (expired || !(await tokenAccepted(this.token))) {
           this.stopped = true;
-          this.handlers.state("expired", e.reason || "your session ended: log in again");
+          this.handlers.state("expired", expired ? "the login expired" : e.reason || "the gateway no longer takes this login");
           return;
         }
       }

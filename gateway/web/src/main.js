@@ -180,7 +180,7 @@ function showDashboard(session) {
     },
     "pong": () => {},
   };
-  conn = new Connection(session.token, {
+  conn = new Connection(session.token, session.expires_at, {
     message: (type, payload) => {
       if (type.startsWith("file.upload.")) return uploads.onMessage(type, payload);
       handlers[type]?.(payload);
