@@ -461,6 +461,30 @@ def test_an_expired_login_brings_the_login_form_back(daemon, start_worker, brows
     assert not errors, errors
 
 
+def test_musterd_going_away_shows_a_banner_until_it_is_back(daemon, start_worker, browser, tmp_base):
+    driver, out = browser
+    start_worker(daemon, worker_id="cpp-1").wait_ready()
+    gw = Gateway(daemon, tmp_base)
+    add_user(gw.data_dir, "alice", "default", "call")
+    gw.start()
+    p = Page(driver, out, f"http://127.0.0.1:{gw.port}/").open()
+    p.login("alice")
+    p.wait(lambda: p.qa('tr[data-worker="cpp-1"]'), what="the worker")
+    daemon.stop()
+    p.wait(lambda: p.q("#banner").is_displayed() and "musterd is unreachable" in p.text("#banner"), 20,
+           "the banner saying musterd is unreachable")
+    assert p.text("#conn-state") == "live"  # the page's socket to the gateway stays open
+    assert "stale" in p.q("#app").get_attribute("class")  # what is shown is marked as old
+    p.shot("musterd-unreachable")
+    daemon.start()
+    p.wait(lambda: not p.q("#banner").is_displayed(), 20, "the banner to go once musterd is back")
+    assert "stale" not in (p.q("#app").get_attribute("class") or "")
+    p.wait(lambda: p.qa('tr[data-worker="cpp-1"]'), 30, "the worker listed again after it re-attached")
+    p.shot("musterd-back")
+    errors = p.console_errors()
+    assert not errors, errors
+
+
 def test_dashboard_with_1000_workers_and_1000_nodes(start_daemon, browser, tmp_base):
     """Not a timed assertion: the render figures are printed and saved (render-1000.json)."""
     driver, out = browser

@@ -34,6 +34,7 @@ function savedSession() {
 
 function showLogin(message) {
   document.title = "muster · log in";
+  app.classList.remove("stale");
   const user = h("input", { id: "login-username", name: "username", autocomplete: "username", required: true, autofocus: true });
   const pass = h("input", { id: "login-password", name: "password", type: "password", autocomplete: "current-password", required: true });
   const error = h("div", { id: "login-error", class: "form-error" }, message ?? "");
@@ -104,7 +105,9 @@ function showDashboard(session) {
 
   const connState = h("span", { id: "conn-state", class: "badge" }, "connecting");
   const banner = h("div", { id: "banner", class: "banner", hidden: true });
+  let tick = null;
   const logout = () => {
+    clearInterval(tick);
     conn?.close();
     sessionStorage.removeItem(SESSION_KEY);
     showLogin("Logged out.");
@@ -129,7 +132,7 @@ function showDashboard(session) {
   frame.on("failures", () => failures.render());
   frame.on("calls", () => callList.render());
   frame.on("panel", () => panel.render());
-  setInterval(() => frame.mark("overview"), 1000); // uptime ticks between pushes
+  tick = setInterval(() => frame.mark("overview"), 1000); // uptime ticks between pushes
 
   const t0 = performance.now();
   const firstRender = (what) => {
@@ -142,7 +145,7 @@ function showDashboard(session) {
     }
   };
   const handlers = {
-    "connected": () => { banner.hidden = true; },
+    "connected": () => { banner.hidden = true; app.classList.remove("stale"); },
     "node.status": (p) => { store.onStatus(p); frame.mark("overview", "failures"); },
     "services.updated": (p) => {
       const m0 = performance.now();
@@ -172,7 +175,8 @@ function showDashboard(session) {
       if (calls.onError(p)) return;
       if (p?.code === "UNAVAILABLE") {
         banner.hidden = false;
-        banner.textContent = p.error;
+        banner.textContent = `${p.error} — what is shown below is as it was last seen`;
+        app.classList.add("stale"); // until the gateway sends connected again
       } else if (p?.code === "TOKEN_EXPIRED" || p?.code === "PERMISSION_DENIED") {
         banner.hidden = false;
         banner.textContent = p.error;
@@ -192,6 +196,7 @@ function showDashboard(session) {
       if (state === "open") metrics.connected_ms ??= performance.now() - t0;
       if (state === "reconnecting") uploads.failAll("the connection to the gateway dropped");
       if (state === "expired") {
+        clearInterval(tick);
         sessionStorage.removeItem(SESSION_KEY);
         showLogin(`Your session ended (${detail}). Log in again.`);
       }

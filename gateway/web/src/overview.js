@@ -33,7 +33,8 @@ export class Overview {
     const last = this.store.history.at(-1);
     const totals = this.store.totals();
     // musterd's uptime as of its last answer, moved on by the time since.
-    const uptime = d.uptime_ms !== undefined ? d.uptime_ms + (Date.now() - this.store.statusAt) : undefined;
+    const stale = document.getElementById("app")?.classList.contains("stale");
+    const uptime = d.uptime_ms !== undefined ? d.uptime_ms + (stale ? 0 : Date.now() - this.store.statusAt) : undefined;
     this.cards.replaceChildren(
       this.card("uptime", "musterd uptime", fmtDuration(uptime), d.version ? `musterd ${d.version} · instance ${d.instance}` : ""),
       this.card("workers", "workers", fmtNum(s.workers)),
