@@ -101,8 +101,10 @@ void Gateway::start_listener() {
   auto bound = acceptor_->local_endpoint();
   spdlog::info("listening on {}:{} (http, ws{}); serving workspace '{}' as {}", bound.address().to_string(), bound.port(),
                server_tls ? (opt_.tls_only ? " - TLS only: https, wss" : ", https, wss") : "", opt_.workspace, instance_id_);
-  auto host = bound.address().is_unspecified() ? std::string("127.0.0.1") : bound.address().to_string();
-  if (bound.address().is_v6()) host = "[" + host + "]";
+  // Listening on every address (0.0.0.0, ::): this machine's loopback is one of them.
+  auto host = bound.address().is_unspecified() ? std::string("127.0.0.1")
+              : bound.address().is_v6()        ? "[" + bound.address().to_string() + "]"
+                                               : bound.address().to_string();
   spdlog::info("dashboard: {}://{}:{}/ ({})", server_tls && opt_.tls_only ? "https" : "http", host, bound.port(),
                web_->built() ? "files in " + web_->root().string()
                              : "not built: no index.html in " + web_->root().string() + ", see docs/DASHBOARD.md");
