@@ -124,8 +124,9 @@ export class Store {
     const t = Date.now() / 1000;
     const now = this.totals();
     const last = this.lastTotals;
+    if (last && t - last.t < 0.5) return; // too close to the last sample: counted in the next one
     this.lastTotals = { t, total: now.total, failed: now.failed };
-    if (!last || t - last.t < 0.5) return;
+    if (!last) return;
     const dt = t - last.t;
     const dTotal = Math.max(0, now.total - last.total);
     const dFailed = Math.max(0, now.failed - last.failed);

@@ -41,6 +41,17 @@ test("without per-node stats, rates come from the gateway's call counts between 
   assert.equal(s.totals().source, "calls through this gateway");
 });
 
+test("pushes closer than half a second apart are counted in the next sample, not lost", () => {
+  const s = new Store();
+  s.onStatus({ stats: { calls: { completed: 0 } } });
+  s.onStatus({ stats: { calls: { completed: 6 } } }); // at once: no sample
+  assert.equal(s.history.length, 0);
+  s.lastTotals.t -= 2;
+  s.onStatus({ stats: { calls: { completed: 8 } } });
+  assert.equal(s.history.length, 1);
+  assert.ok(Math.abs(s.history[0].rate - 4) < 0.01, `rate ${s.history[0].rate}`); // 8 calls in 2 s
+});
+
 test("joins and leaves are told from one peers.updated to the next, not at the first", () => {
   const s = new Store();
   const peer = (id) => ({ id, hostname: "h", sdk: "muster-cpp/0.1.0", nodes: ["x"] });
