@@ -7,6 +7,7 @@
 #include "http_session.hpp"
 #include "muster/gateway/data_dir.hpp"
 #include "muster/gateway/envelope.hpp"
+#include "static_files.hpp"
 #include "tls.hpp"
 
 namespace muster::gateway {
@@ -63,6 +64,7 @@ Gateway::Gateway(GatewayOptions o)
   users_path_ = opt_.users_file.empty() ? std::filesystem::path(opt_.data_dir) / "users.json"
                                         : std::filesystem::path(opt_.users_file);
   users();  // a broken users file stops the start with its error
+  web_ = std::make_unique<StaticFiles>(opt_.web_root.empty() ? default_web_root() : std::filesystem::path(opt_.web_root));
   uploads_.emplace(std::filesystem::path(opt_.data_dir) / "uploads", opt_.uploads);
   if (!opt_.tls_cert.empty() || !opt_.tls_key.empty()) {
     if (opt_.tls_cert.empty() || opt_.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
@@ -99,6 +101,13 @@ void Gateway::start_listener() {
   auto bound = acceptor_->local_endpoint();
   spdlog::info("listening on {}:{} (http, ws{}); serving workspace '{}' as {}", bound.address().to_string(), bound.port(),
                server_tls ? (opt_.tls_only ? " - TLS only: https, wss" : ", https, wss") : "", opt_.workspace, instance_id_);
+  // Listening on every address (0.0.0.0, ::): this machine's loopback is one of them.
+  auto host = bound.address().is_unspecified() ? std::string("127.0.0.1")
+              : bound.address().is_v6()        ? "[" + bound.address().to_string() + "]"
+                                               : bound.address().to_string();
+  spdlog::info("dashboard: {}://{}:{}/ ({})", server_tls && opt_.tls_only ? "https" : "http", host, bound.port(),
+               web_->built() ? "files in " + web_->root().string()
+                             : "not built: no index.html in " + web_->root().string() + ", see docs/DASHBOARD.md");
   auto accept = std::make_shared<std::function<void()>>();
   *accept = [this, accept] {
     acceptor_->async_accept(ioc, [this, accept](beast::error_code ec, tcp::socket socket) {

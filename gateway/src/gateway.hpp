@@ -48,6 +48,8 @@ struct WsGrant {
   std::int64_t expires_at = 0;  // the token's
 };
 
+class StaticFiles;
+
 class Gateway {
  public:
   explicit Gateway(GatewayOptions options);
@@ -133,6 +135,7 @@ class Gateway {
   std::uint64_t completed_ = 0, failed_ = 0, cancelled_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
+  std::unique_ptr<StaticFiles> web_;  // the dashboard (static_files.hpp)
   std::shared_ptr<tcp::acceptor> acceptor_;
   net::steady_timer status_timer_{ioc}, services_timer_{ioc}, peers_timer_{ioc};
   net::signal_set signals_{ioc, SIGINT, SIGTERM};

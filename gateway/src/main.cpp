@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
                     "Largest uploaded file a call may take as an input ({\"$file\": ...})")->capture_default_str();
   serve->add_option("--daemon-timeout", daemon_timeout_s, "Seconds musterd may take to answer a query before it counts as unreachable")
       ->capture_default_str()->check(CLI::Range(0.1, 600.0));
+  serve->add_option("--web-root", o.web_root,
+                    "Directory of the dashboard bundle served at / (default: web/ beside this program, "
+                    "else ../share/muster/gateway/web)");
   serve->add_option("--client-address", o.client.client_address,
                     "musterd client endpoint (default: ipc://<runtime dir>/client.sock, as the local owner)");
   serve->add_flag("--insecure", o.client.insecure, "Allow a tcp:// musterd endpoint without CURVE (clear text!)");

@@ -31,6 +31,7 @@ struct GatewayOptions {
   double inactive_ttl_s = 600;            // a vanished node stays listed INACTIVE this long
   UploadLimits uploads;                   // file.upload.* bounds and expiry
   ClientOptions client;                   // how to reach musterd (grace: --daemon-timeout)
+  std::string web_root;                   // the dashboard bundle (empty: default_web_root())
 };
 
 }  // namespace muster::gateway

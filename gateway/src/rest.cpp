@@ -7,6 +7,7 @@
 #include "muster/gateway/call_errors.hpp"
 #include "muster/gateway/envelope.hpp"
 #include "muster/gateway/openapi.hpp"
+#include "static_files.hpp"
 
 namespace muster::gateway {
 
@@ -44,6 +45,7 @@ void Gateway::handle_http(Request req, const std::string& remote, Respond respon
     return respond(req.method() == http::verb::get ? json_response(req, http::status::ok, openapi_document(MUSTER_VERSION))
                                                    : method_not_allowed(req));
   if (path == "/api/auth/login") return login(req, remote, std::move(respond));
+  if (auto page = web_->serve(req)) return respond(std::move(*page));  // the dashboard (static_files.hpp)
   if (path.rfind("/api/", 0) != 0) return respond(json_response(req, http::status::not_found, error_body("Not found")));
 
   auto auth = authenticate(req, bearer_of(req));

@@ -10,6 +10,8 @@
 // whose outputs are the request's inputs (the nested buffer copied as it is, never decoded):
 // the cheapest worker the protocol allows, to tell musterd's cost from the C++ SDK's
 // (muster-bench --system raw). --auto-go attaches at once without waiting for stdin.
+// --distinct-nodes gives each worker a node of its own, <node>.<n> (1,000 workers, 1,000 nodes:
+// the dashboard's browser test, tests/integration/test_dashboard.py).
 //
 // Driven through stdin/stdout, one line each way:
 //   (at start, once every socket is connected)      -> "connected <n>"
@@ -75,7 +77,7 @@ int main(int argc, char** argv) {
   int count = 250;
   std::string prefix = "sim", request_address, response_address, node = "bench.hold";
   std::uint32_t capacity = 1;
-  bool echo = false, auto_go = false;
+  bool echo = false, auto_go = false, distinct_nodes = false;
   CLI::App app{"muster-bench-simworkers — many simulated workers in one process.",
                "muster-bench-simworkers"};
   app.add_option("--count", count, "Simulated workers")->capture_default_str();
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
   app.add_option("--capacity", capacity, "Capacity each declares")->capture_default_str();
   app.add_flag("--echo", echo, "Answer every request at once with its inputs");
   app.add_flag("--auto-go", auto_go, "Attach at once; stdin is not read");
+  app.add_flag("--distinct-nodes", distinct_nodes, "Worker n declares node <node>.<n> instead of the shared --node");
   CLI11_PARSE(app, argc, argv);
 
   zmq::context_t ctx{1};
@@ -110,7 +113,9 @@ int main(int argc, char** argv) {
                 .version = "1.0.0"};
   auto send_attach = [&](Sim& s) {
     flatbuffers::FlatBufferBuilder fbb(512);
-    std::vector<flatbuffers::Offset<wire::NodeSpec>> specs{encode_node_spec(fbb, spec)};
+    NodeSpec own = spec;
+    if (distinct_nodes) own.name = fmt::format("{}.{}", spec.name, &s - sims.data());
+    std::vector<flatbuffers::Offset<wire::NodeSpec>> specs{encode_node_spec(fbb, own)};
     auto body = wire::CreateAttachDirect(fbb, s.id.c_str(), "localhost", "muster-bench-sim/1",
                                          static_cast<std::uint32_t>(::getpid()), s.id.c_str(),
                                          capacity, &specs);

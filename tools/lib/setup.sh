@@ -6,8 +6,9 @@ MUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MUSTER_BUILD="${MUSTER_BUILD_DIR:-$MUSTER_ROOT/build}"
 MUSTER_VENV="$MUSTER_ROOT/.venv"
 # PyPI packages of the virtualenv (websockets: the gateway's tests speak WebSocket; mypy: the
-# Python SDK's typing check; build: its wheel and sdist, tests/integration/test_python_package.py).
-MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets mypy build)
+# Python SDK's typing check; build: its wheel and sdist, tests/integration/test_python_package.py;
+# selenium: the dashboard's browser test drives Debian's chromium through chromedriver).
+MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets mypy build selenium)
 
 # Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
 # libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run).
@@ -20,6 +21,7 @@ MUSTER_APT_PACKAGES=(
   iproute2 tcpdump openssl
   nodejs npm
   clang libclang-rt-14-dev
+  chromium chromium-driver
 )
 
 # Objects compiled in one checkout are reused by another (git worktrees side by side).
@@ -81,6 +83,17 @@ setup_typescript() {
   fi
   log "building the TypeScript SDK"
   (cd "$dir" && npm run --silent build)
+}
+
+# The dashboard's npm packages (gateway/web: esbuild bundles it at build time, uPlot draws its
+# charts). Run before the CMake configure, which adds the bundle target only once they are there.
+setup_web() {
+  local dir="$MUSTER_ROOT/gateway/web"
+  [ -f "$dir/package.json" ] || return 0
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing the dashboard's npm packages (gateway/web)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 }
 
 # Configures (once) and builds. Extra arguments are build targets.

@@ -8,6 +8,7 @@ work with Python's standard library.
     fail   {message} -> fails with WORKER_ERROR carrying the message
     stats  {values: [numbers]} -> {count, mean, median, stdev, min, max} (statistics)
     hash   {data: string|bytes, algorithm: "sha256"} -> {hex, size} (hashlib)
+    checksum {data: bytes} -> {size, sha256} (a bytes input: the dashboard's file upload)
 
 Run it next to the C++ example worker with a prefix, so the names do not collide:
 
@@ -146,9 +147,24 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
         h = hashlib.new(algorithm, data)
         return {"hex": h.hexdigest(), "digest": h.digest(), "size": len(data)}
 
+    @worker.node(
+        name=prefix + "checksum",
+        description="Size and SHA-256 of a file (a bytes input, e.g. uploaded through the dashboard).",
+        category="files",
+        version="1.0.0",
+        inputs={"data": {"type": "bytes", "required": True, "description": "the file"}},
+        outputs={"size": "int", "sha256": "string"},
+        idempotent=True,
+    )
+    def checksum(ctx):
+        data = ctx.inputs["data"]
+        if not isinstance(data, bytes):
+            raise muster.InvalidInput("data must be bytes")
+        return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash.")
+    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash, checksum.")
     add_worker_arguments(parser)
     parser.add_argument("--prefix", default="", help="prefix for every node name, e.g. 'py.' (default: none)")
     args = parser.parse_args(argv)
