@@ -15,9 +15,11 @@ Must never: let a read go outside the buffer, or accept a buffer the C++ Verifie
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, Literal, NamedTuple, Optional, Tuple, Union, overload
 
 Buffer = Union[bytes, bytearray, memoryview]
+#: What a scalar field reads as: bool for "bool", float for "f64", int for the others.
+Scalar = Union[bool, int, float]
 
 MAX_BUFFER_SIZE = (1 << 31) - 1  # FLATBUFFERS_MAX_BUFFER_SIZE
 MIN_BUFFER_SIZE = 12  # FLATBUFFERS_MIN_BUFFER_SIZE: root offset, soffset, vtable header
@@ -114,7 +116,7 @@ class _Verifier:
     def verify_offset(self, start: int, what: str) -> int:
         """Checks the uoffset at ``start`` and returns the absolute position it points to."""
         self.verify_scalar(start, 4, what)
-        o = _U32.unpack_from(self.buf, start)[0]
+        o: int = _U32.unpack_from(self.buf, start)[0]
         self.check(o != 0, f"{what}: offset points to itself")
         self.check(o < 0x80000000, f"{what}: offset wraps around")
         self.verify_range(start + o, 1, what)
@@ -123,7 +125,7 @@ class _Verifier:
     def verify_vector(self, vec: int, elem_size: int, what: str) -> int:
         """Checks a vector (or string) at ``vec``; returns its element count."""
         self.verify_scalar(vec, 4, what)
-        n = _U32.unpack_from(self.buf, vec)[0]
+        n: int = _U32.unpack_from(self.buf, vec)[0]
         self.check(n < MAX_BUFFER_SIZE // elem_size, f"{what}: vector too long")
         self.verify_range(vec, 4 + elem_size * n, what)
         return n
@@ -242,7 +244,8 @@ class Reader:
         self._bytes: Dict[int, bytes] = {}
 
     def root(self) -> int:
-        return _U32.unpack_from(self.buf, 0)[0]
+        root: int = _U32.unpack_from(self.buf, 0)[0]
+        return root
 
     def field_offset(self, table: int, slot: int) -> int:
         vtable = table - _I32.unpack_from(self.buf, table)[0]
@@ -250,11 +253,23 @@ class Reader:
         vo = 4 + 2 * slot
         return _U16.unpack_from(self.buf, vtable + vo)[0] if vo < vsize else 0
 
-    def scalar(self, table: int, slot: int, kind: str, default):
+    @overload
+    def scalar(self, table: int, slot: int, kind: Literal["bool"], default: bool) -> bool: ...
+    @overload
+    def scalar(self, table: int, slot: int, kind: Literal["f64"], default: float) -> float: ...
+    @overload
+    def scalar(
+        self, table: int, slot: int, kind: Literal["u8", "u16", "code", "u32", "u64", "i64"], default: int
+    ) -> int: ...
+    @overload
+    def scalar(self, table: int, slot: int, kind: str, default: Scalar) -> Scalar: ...
+
+    def scalar(self, table: int, slot: int, kind: str, default: Scalar) -> Scalar:
+        """The scalar field at ``slot`` (``default`` when absent), read as its kind says."""
         fo = self.field_offset(table, slot)
         if not fo:
             return default
-        value = SCALARS[kind][0].unpack_from(self.buf, table + fo)[0]
+        value: Scalar = SCALARS[kind][0].unpack_from(self.buf, table + fo)[0]
         return bool(value) if kind == "bool" else value
 
     def ref(self, table: int, slot: int) -> int:
@@ -263,7 +278,8 @@ class Reader:
         if not fo:
             return 0
         p = table + fo
-        return p + _U32.unpack_from(self.buf, p)[0]
+        target: int = p + _U32.unpack_from(self.buf, p)[0]
+        return target
 
     def string_at(self, pos: int) -> str:
         s = self._strings.get(pos)
@@ -286,7 +302,8 @@ class Reader:
         return b
 
     def vector_len(self, pos: int) -> int:
-        return _U32.unpack_from(self.buf, pos)[0]
+        n: int = _U32.unpack_from(self.buf, pos)[0]
+        return n
 
     def offsets(self, vec: int) -> List[int]:
         """Absolute positions of the elements of a vector of tables or strings."""
