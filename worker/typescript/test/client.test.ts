@@ -73,12 +73,14 @@ describe('client', () => {
 
   it('cancels with the same request id', async () => {
     const handle = client.submit('slow', {});
+    assert.equal(typeof handle.requestId, 'number'); // a plain number, not a bigint
+    assert.ok(Number.isSafeInteger(handle.requestId) && handle.requestId > 0);
     const submit = await daemon.nextFromClient('Submit');
-    assert.equal(submit.msg.requestId, handle.requestId);
+    assert.strictEqual(submit.msg.requestId, BigInt(handle.requestId));
     await handle.cancel();
     const cancel = await daemon.nextFromClient('Cancel');
-    assert.equal(cancel.msg.requestId, handle.requestId);
-    daemon.clientReply(submit, { type: 'Failure', requestId: handle.requestId, code: ErrorCode.Cancelled, message: 'cancelled by the client' });
+    assert.strictEqual(cancel.msg.requestId, BigInt(handle.requestId));
+    daemon.clientReply(submit, { type: 'Failure', requestId: BigInt(handle.requestId), code: ErrorCode.Cancelled, message: 'cancelled by the client' });
     await assert.rejects(handle.result, isCode(ErrorCode.Cancelled));
   });
 
@@ -88,8 +90,8 @@ describe('client', () => {
     const submit = await daemon.nextFromClient('Submit');
     ac.abort();
     const cancel = await daemon.nextFromClient('Cancel');
-    assert.equal(cancel.msg.requestId, handle.requestId);
-    daemon.clientReply(submit, { type: 'Failure', requestId: handle.requestId, code: ErrorCode.Cancelled, message: 'c' });
+    assert.strictEqual(cancel.msg.requestId, BigInt(handle.requestId));
+    daemon.clientReply(submit, { type: 'Failure', requestId: BigInt(handle.requestId), code: ErrorCode.Cancelled, message: 'c' });
     await assert.rejects(handle.result, isCode(ErrorCode.Cancelled));
   });
 
