@@ -13,13 +13,11 @@ import { type LogLevel, type Logger, resolveLogger } from './log';
 import {
   type ClientBody,
   type ClientReply,
-  type NodeInfo,
   type ReplyBody,
-  type StatusReportBody,
-  type WorkerInfo,
   decodeClientReply,
   encodeClientMessage,
 } from './messages';
+import { type NodeListing, type StatusListing, type WorkerListing, nodeListing, statusListing, workerListing } from './listings';
 import { type Values, decodeValues, encodeValues } from './value';
 
 /**
@@ -205,25 +203,24 @@ export class Client {
   }
 
   /** The nodes the daemon serves to this client's workspace. */
-  async nodes(): Promise<NodeInfo[]> {
+  async nodes(): Promise<NodeListing[]> {
     const reply = await this.request(this.newId(), { type: 'ListNodes' }, this.requestTimeoutMs);
     if (reply.type !== 'NodeList') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to ListNodes`);
-    return reply.nodes;
+    return reply.nodes.map(nodeListing);
   }
 
   /** The workers attached to the daemon. */
-  async workers(): Promise<WorkerInfo[]> {
+  async workers(): Promise<WorkerListing[]> {
     const reply = await this.request(this.newId(), { type: 'ListWorkers' }, this.requestTimeoutMs);
     if (reply.type !== 'WorkerList') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to ListWorkers`);
-    return reply.workers;
+    return reply.workers.map(workerListing);
   }
 
-  /** The daemon's status report. */
-  async status(): Promise<Omit<StatusReportBody, 'type'>> {
+  /** The daemon's status report (counters and uptime as numbers). */
+  async status(): Promise<StatusListing> {
     const reply = await this.request(this.newId(), { type: 'GetStatus' }, this.requestTimeoutMs);
     if (reply.type !== 'StatusReport') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to GetStatus`);
-    const { type: _type, ...report } = reply;
-    return report;
+    return statusListing(reply);
   }
 
   // ---- admin commands (PROTOCOL.md §8): the local owner over ipc://, or an admin identity ----

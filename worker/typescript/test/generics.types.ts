@@ -33,6 +33,16 @@ export async function typedClientCall(client: Client): Promise<string> {
   return greeting;
 }
 
+export async function listingsAreNumbers(client: Client): Promise<number> {
+  const status = await client.status();
+  const [worker] = await client.workers();
+  const [node] = await client.nodes();
+  // @ts-expect-error counters are numbers
+  const big: bigint = status.submitted;
+  void big;
+  return status.submitted + status.uptimeMs + (worker?.attachedMs ?? 0) + (node?.spec?.defaultTimeoutMs ?? 0);
+}
+
 export function typedSubmit(client: Client): Call<HelloOut> {
   const call = client.submit<HelloIn, HelloOut>('hello', { name: 'Ada' });
   const id: number = call.requestId; // a number, not a bigint
