@@ -160,6 +160,7 @@ class _Verifier:
     def _verify_field(self, table: int, vtable: int, vsize: int, f: Field, tname: str) -> None:
         fo = self._field_offset(vtable, vsize, f.slot)
         what = f"{tname}.{f.name}"
+        ref = f.ref or ""  # the table, root or union a table/[table]/nested/union field names
         kind = f.kind
         sc = SCALARS.get(kind)
         if sc is not None or kind == "union_type":
@@ -173,12 +174,12 @@ class _Verifier:
         if kind == "str":
             self.verify_string(target, what)
         elif kind == "table":
-            self.verify_table(target, f.ref)  # type: ignore[arg-type]
+            self.verify_table(target, ref)
         elif kind == "[table]":
             n = self.verify_vector(target, 4, what)
             for i in range(n):
                 e = target + 4 + 4 * i
-                self.verify_table(e + _U32.unpack_from(self.buf, e)[0], f.ref)  # type: ignore[arg-type]
+                self.verify_table(e + _U32.unpack_from(self.buf, e)[0], ref)
         elif kind == "[str]":
             n = self.verify_vector(target, 4, what)
             for i in range(n):
@@ -195,14 +196,14 @@ class _Verifier:
             self.check(n >= MIN_BUFFER_SIZE, f"{what}: nested buffer shorter than {MIN_BUFFER_SIZE} bytes")
             nested = memoryview(self.buf)[target + 4 : target + 4 + n]
             try:
-                verify_buffer(nested, f.ref, None, NESTED_MAX_DEPTH, NESTED_MAX_TABLES)  # type: ignore[arg-type]
+                verify_buffer(nested, ref, None, NESTED_MAX_DEPTH, NESTED_MAX_TABLES)
             except VerifyError as e:
                 raise VerifyError(f"{what}: {e}") from None
         elif kind == "union":
             type_field = next(x for x in LAYOUTS[tname] if x.kind == "union_type" and x.ref == f.ref)
             to = self._field_offset(vtable, vsize, type_field.slot)
             utype = self.buf[table + to] if to else 0
-            member = UNIONS[f.ref].get(utype)  # type: ignore[index]
+            member = UNIONS[ref].get(utype)
             if member is not None:  # NONE and unknown members pass, as in C++
                 self.verify_table(target, member)
         else:  # pragma: no cover - layouts are static

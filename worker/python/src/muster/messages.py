@@ -651,7 +651,7 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
         if kind == "str":
             kwargs[f.name] = r.string_at(p)
         elif kind == "table":
-            kwargs[f.name] = _decode_table(r, p, TABLES[f.ref])  # type: ignore[index]
+            kwargs[f.name] = _decode_table(r, p, TABLES[_ref_name(f)])
         elif kind == "[table]":
             sub = TABLES[_ref_name(f)]
             kwargs[f.name] = [_decode_table(r, e, sub) for e in r.offsets(p)]

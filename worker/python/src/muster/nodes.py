@@ -243,7 +243,7 @@ def make_node(
     if not callable(handler):
         raise TypeError(f"a node handler must be callable, not {type(handler).__name__}")
     name = name if name is not None else getattr(handler, "__name__", None)
-    if not valid_node_name(name):
+    if not isinstance(name, str) or not valid_node_name(name):
         raise ValueError(f"invalid node name {name!r}: must match [A-Za-z0-9_.:-]{{1,128}}")
     if description is None and handler.__doc__:
         description = inspect.cleandoc(handler.__doc__).split("\n\n")[0]
@@ -252,12 +252,12 @@ def make_node(
     is_async = inspect.iscoroutinefunction(handler)
     if signature.is_typed(handler):
         # Ports from the signature (signature.py); what the caller gave explicitly wins.
-        typed_inputs, typed_parameters, typed_outputs, handler = signature.derive(handler, name)  # type: ignore[arg-type]
+        typed_inputs, typed_parameters, typed_outputs, handler = signature.derive(handler, name)
         inputs = typed_inputs if inputs is None else inputs
         parameters = typed_parameters if parameters is None else parameters
         outputs = typed_outputs if outputs is None else outputs
     spec = NodeSpec(
-        name=name,  # type: ignore[arg-type]
+        name=name,
         description=description,
         category=category,
         version=version,

@@ -266,7 +266,9 @@ def decode_entries(r: _flat.Reader, vec: int) -> Dict[str, Any]:
         return out
     for entry in r.offsets(vec):
         key = r.string(entry, 0)
-        out[key] = decode_value(r, r.ref(entry, 1))  # type: ignore[index]
+        if key is None:  # `key` is required: the verifier lets no such entry through
+            raise BadMessage("a map entry without a key")
+        out[key] = decode_value(r, r.ref(entry, 1))
     return out
 
 

@@ -571,7 +571,8 @@ class Worker:
                 return
             timeout = self._poll_timeout(now, flush_deadline)
             try:
-                events = dict(self._poller.poll(timeout))  # type: ignore[union-attr]
+                assert self._poller is not None  # set up by _run_io before the loop
+                events = dict(self._poller.poll(timeout))
             except zmq.ZMQError as e:
                 if e.errno == errno.EINTR:
                     continue
