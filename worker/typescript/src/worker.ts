@@ -30,6 +30,7 @@ import {
   decodeDaemonMessage,
   encodeWorkerMessage,
 } from './messages';
+import type { NodeSpecListing } from './listings';
 import { type NodeDefinition, applyPorts, toNodeSpec, validWorkerId } from './nodes';
 import { type Values, decodeValues, encodeValues, kindOf } from './value';
 import { SDK_NAME } from './version';
@@ -281,9 +282,9 @@ export class Worker extends EventEmitter {
     return this;
   }
 
-  /** The declared node specs, as sent in Attach. */
-  get specs(): NodeSpec[] {
-    return [...this.nodes.values()].map((n) => n.spec);
+  /** The declared node specs (as sent in Attach, `defaultTimeoutMs` a number). */
+  get specs(): NodeSpecListing[] {
+    return [...this.nodes.values()].map((n) => ({ ...n.spec, defaultTimeoutMs: Number(n.spec.defaultTimeoutMs) }));
   }
 
   /** Request ids received and not yet answered (numbers, as Context.requestId). */
@@ -492,7 +493,7 @@ export class Worker extends EventEmitter {
         pid: process.pid,
         session: this.session,
         capacity: this.capacity,
-        nodes: this.specs,
+        nodes: [...this.nodes.values()].map((n) => n.spec),
         payloadFrames: false, // inputs stay inside the WorkRequest
       },
     });

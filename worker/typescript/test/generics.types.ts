@@ -74,6 +74,8 @@ export function typedNode(worker: Worker): void {
   });
   // Untyped nodes keep working: inputs are Record<string, any>, any map is an output.
   worker.node({ name: 'free' }, (ctx) => ({ anything: ctx.inputs.whatever ?? null }));
+  const timeouts: number[] = worker.specs.map((spec) => spec.defaultTimeoutMs);
+  void timeouts;
   const inFlight: number[] = worker.inFlight;
   void inFlight;
 }

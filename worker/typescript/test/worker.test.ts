@@ -172,6 +172,7 @@ describe('attach and heartbeat', () => {
     const one = attach.body.nodes[0]!;
     assert.equal(one.idempotent, true);
     assert.equal(one.defaultTimeoutMs, 1234n);
+    assert.strictEqual(w.specs[0]!.defaultTimeoutMs, 1234); // a number for the user
     assert.deepEqual(one.inputs, [{ name: 'x', type: 'int', description: '', required: true }]);
     assert.deepEqual(one.parameters, [{ name: 'p', type: 'string', description: '', required: false, defaultValue: 'dflt' }]);
     // The confirming ping on the worker's own topic gets a Pong.
