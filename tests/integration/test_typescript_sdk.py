@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -314,3 +315,32 @@ def test_ts_worker_fails_a_result_over_the_daemons_limit_fast(start_daemon, ts_s
         assert "exceeds the daemon's limit of 65536 bytes (--max-message-bytes)" in r.stderr, r.stderr
         r = run_cli(daemon, "call", "ts.hello", '{"name": "small"}')
         assert r.returncode == 0, r.stderr
+
+
+def test_ts_requests_left_when_the_grace_runs_out_are_the_daemons_to_fail(daemon, ts_sdk, run_cli):
+    # PROTOCOL.md §7.5: a TypeScript worker whose shutdown grace ran out aborts what it still
+    # runs and does not answer it; musterd applies its worker-death rules: ts.sleep is not
+    # idempotent, so the caller (here the TypeScript client) gets WORKER_LOST.
+    cmd = [NODE, str(TS_WORKER), "--prefix", "ts.", "--worker-id", "ts-grace", "--log-level", "debug",
+           "--shutdown-grace-ms", "300"]
+    log_path = daemon.runtime_dir.parent / "ts-grace.log"
+    with process(cmd, daemon.env, log_path) as proc:
+        wait_ready(daemon, run_cli, "ts-grace", proc)
+        call = subprocess.Popen(
+            [NODE, str(TS_CLIENT), *cli_address_args(daemon), "call", "ts.sleep", '{"ms": 60000}', "--timeout-ms", "120000"],
+            env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            wait_until(lambda: re.search(r"request \d+: ts\.sleep", log_path.read_text(errors="replace")), 20,
+                       "the request to reach the worker")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+            out, err = call.communicate(timeout=30)
+        finally:
+            if call.poll() is None:
+                call.kill()
+                call.wait(timeout=5)
+        assert call.returncode == 1, (out, err)
+        assert "error: WORKER_LOST:" in err, err
+        log = log_path.read_text(errors="replace")
+        assert "left unanswered" in log, log

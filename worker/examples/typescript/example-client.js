@@ -29,7 +29,8 @@ const USAGE = `usage: example-client.js [--client-address EP] [--insecure] call 
   tcp://: [--data-dir DIR] [--enrollment-address EP] [--enrollment-token-file FILE] [--role client|admin] [--name NAME] [--enrollment-timeout-ms N]`;
 
 /**
- * JSON for listings: bigints as numbers where exact, else as strings.
+ * JSON for listings (a port's default may be an Int beyond 2^53, a bigint): bigints as numbers
+ * where exact, else as strings.
  * @param {unknown} value
  */
 function plain(value) {

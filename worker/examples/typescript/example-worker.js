@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // example-worker.js — the TypeScript SDK's example worker, the counterpart of the C++
-// muster-example-worker: `hello` and `echo` behave exactly like the C++ ones, and `digest`
-// does real work with node:crypto. Run it after building the SDK (cd worker/typescript &&
+// muster-example-worker: `hello` and `echo` behave exactly like the C++ ones, `digest`
+// does real work with node:crypto, and `sleep` (not idempotent) waits, reporting progress,
+// until its time is up or it is aborted. Run it after building the SDK (cd worker/typescript &&
 // npm ci && npm run build):
 //
 //   node worker/examples/typescript/example-worker.js --prefix ts.
 //   muster call ts.hello '{"name": "Ada"}'   ->  {"greeting": "Hello Ada", "shout": "HELLO ADA"}
 //
 // Flags: --prefix P (node names become P + name; default none), --worker-id ID,
-// --capacity N, --request-address EP, --response-address EP, --insecure, --log-level LEVEL.
+// --capacity N, --request-address EP, --response-address EP, --insecure, --log-level LEVEL,
+// --shutdown-grace-ms N (how long SIGTERM lets running requests finish; default 10000).
 // tcp:// endpoints are CURVE-encrypted with keys from enrollment (docs/SECURITY.md §5):
 // --data-dir DIR (worker-curve.key, worker-identity.json; default ~/.local/share/muster),
 // --enrollment-address EP (default tcp://<host of --response-address>:7900),
@@ -28,7 +30,8 @@ const { Worker, MusterError, ErrorCode } = require('../../typescript');
 const USAGE = `usage: example-worker.js [--prefix P] [--worker-id ID] [--capacity N]
                          [--request-address EP] [--response-address EP]
                          [--data-dir DIR] [--enrollment-address EP] [--enrollment-token-file FILE]
-                         [--name NAME] [--insecure] [--log-level debug|info|warn|error|off]`;
+                         [--name NAME] [--insecure] [--log-level debug|info|warn|error|off]
+                         [--shutdown-grace-ms N]`;
 
 function main() {
   let args;
@@ -46,6 +49,7 @@ function main() {
         'enrollment-token-file': { type: 'string' },
         name: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
+        'shutdown-grace-ms': { type: 'string', default: '10000' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -59,6 +63,11 @@ function main() {
     return;
   }
   const capacity = Number(args.capacity);
+  const graceMs = Number(args['shutdown-grace-ms']);
+  if (!Number.isInteger(graceMs) || graceMs < 0) {
+    process.stderr.write(`--shutdown-grace-ms must be a non-negative integer\n${USAGE}\n`);
+    process.exit(2);
+  }
   const prefix = args.prefix ?? '';
   const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
 
@@ -74,6 +83,7 @@ function main() {
       enrollmentAddress: args['enrollment-address'],
       enrollmentTokenFile: args['enrollment-token-file'],
       name: args.name,
+      shutdownGraceMs: graceMs,
       logger: /** @type {import('../../typescript').LogLevel} */ (args['log-level']),
     });
   } catch (e) {
@@ -141,6 +151,32 @@ function main() {
       else throw new MusterError(ErrorCode.InvalidRequest, 'input "data" must be a string or bytes');
       const digest = crypto.createHash(algorithm).update(bytes).digest();
       return { algorithm, hex: digest.toString('hex'), digest: new Uint8Array(digest), size: bytes.length };
+    },
+  );
+
+  worker.node(
+    {
+      name: `${prefix}sleep`,
+      description: 'Waits `ms` milliseconds, reporting progress every 10%; stops early when aborted',
+      category: 'examples',
+      version: '1.0.0',
+      inputs: [{ name: 'ms', type: 'int', required: true, description: 'how long to wait' }],
+      outputs: [{ name: 'slept_ms', type: 'int' }],
+      idempotent: false,
+    },
+    async (ctx) => {
+      const ms = Number(ctx.inputs.ms);
+      if (!Number.isFinite(ms) || ms < 0) throw new MusterError(ErrorCode.InvalidRequest, 'input "ms" must be a non-negative number');
+      const start = Date.now();
+      for (let step = 1; step <= 10; step++) {
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, ms / 10);
+          ctx.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(undefined); }, { once: true });
+        });
+        ctx.throwIfAborted();
+        ctx.progress(step, 10, `${step * 10}%`);
+      }
+      return { slept_ms: Date.now() - start };
     },
   );
 

@@ -13,13 +13,11 @@ import { type LogLevel, type Logger, resolveLogger } from './log';
 import {
   type ClientBody,
   type ClientReply,
-  type NodeInfo,
   type ReplyBody,
-  type StatusReportBody,
-  type WorkerInfo,
   decodeClientReply,
   encodeClientMessage,
 } from './messages';
+import { type NodeListing, type StatusListing, type WorkerListing, nodeListing, statusListing, workerListing } from './listings';
 import { type Values, decodeValues, encodeValues } from './value';
 
 /**
@@ -64,11 +62,18 @@ export interface CallOptions {
   traceId?: string;
 }
 
-/** A submitted call. */
-export interface Call {
-  readonly requestId: bigint;
+/**
+ * A submitted call. `Out` is the shape the caller expects of the outputs (`Values` unless
+ * given): a compile-time statement of the caller, not checked at run time.
+ */
+export interface Call<Out extends object = Values> {
+  /**
+   * This client's id of the request: 1, 2, 3, ... per Client, a safe integer (the counter wraps
+   * back to 1 after Number.MAX_SAFE_INTEGER; ids only need to be unique among open requests).
+   */
+  readonly requestId: number;
   /** The outputs, or a MusterError (Timeout, Cancelled, WorkerError, NoWorker, ...). */
-  readonly result: Promise<Values>;
+  readonly result: Promise<Out>;
   /** Asks the daemon to cancel; the result then rejects with Cancelled (unless it finished first). */
   cancel(): Promise<void>;
 }
@@ -99,8 +104,8 @@ export class Client {
   private connected = false;
   private connectTimer: NodeJS.Timeout | null = null;
   private socket: zmq.Dealer | null = null;
-  private nextId = 1n;
-  private readonly pending = new Map<bigint, Pending>();
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
   private sendChain: Promise<void> = Promise.resolve();
   private closed = false;
   private reading = false;
@@ -129,16 +134,29 @@ export class Client {
     this.log = resolveLogger('client', options.logger ?? 'warn');
   }
 
-  /** Calls a node and waits for its outputs; throws MusterError. */
-  call(node: string, inputs: Values = {}, options: CallOptions = {}): Promise<Values> {
-    return this.submit(node, inputs, options).result;
+  /**
+   * Calls a node and waits for its outputs; throws MusterError. The type arguments state the
+   * shapes of the inputs and outputs, so that a misspelt or mistyped field is a compile error:
+   * `client.call<{ name: string }, { greeting: string }>('hello', { name: 'Ada' })`. `Out` is
+   * not checked at run time (the node's declared outputs are its contract).
+   */
+  call<In extends object = Values, Out extends object = Values>(
+    node: string,
+    inputs?: In,
+    options: CallOptions = {},
+  ): Promise<Out> {
+    return this.submit<In, Out>(node, inputs, options).result;
   }
 
   /** Submits a call and returns at once with a handle to cancel it or await its result. */
-  submit(node: string, inputs: Values = {}, options: CallOptions = {}): Call {
+  submit<In extends object = Values, Out extends object = Values>(
+    node: string,
+    inputs?: In,
+    options: CallOptions = {},
+  ): Call<Out> {
     const requestId = this.newId();
     const timeoutMs = options.timeoutMs ?? 0;
-    let result: Promise<Values>;
+    let result: Promise<Out>;
     try {
       if (!Number.isInteger(timeoutMs) || timeoutMs < 0) {
         throw new MusterError(ErrorCode.InvalidRequest, `timeoutMs must be a non-negative integer, got ${timeoutMs}`);
@@ -146,7 +164,7 @@ export class Client {
       const body: ClientBody = {
         type: 'Submit',
         node,
-        inputs: encodeValues(inputs),
+        inputs: encodeValues((inputs ?? {}) as Values), // throws for a value with no muster form
         parameters: options.parameters ? encodeValues(options.parameters) : new Uint8Array(0),
         timeoutMs: BigInt(timeoutMs),
         wantProgress: !!options.onProgress,
@@ -163,14 +181,14 @@ export class Client {
           // only for a Submit with payloadFrames: never this client's
           throw new MusterError(ErrorCode.BadMessage, 'outputs in a separate frame were not requested');
         }
-        return decodeValues(reply.outputs);
+        return decodeValues(reply.outputs) as Out;
       });
     } catch (e) {
       result = Promise.reject(e);
     }
     const cancel = async (): Promise<void> => {
       if (!this.pending.has(requestId)) return;
-      await this.send(encodeClientMessage({ requestId, body: { type: 'Cancel' } }));
+      await this.send(encodeClientMessage({ requestId: BigInt(requestId), body: { type: 'Cancel' } }));
     };
     if (options.signal) {
       const signal = options.signal;
@@ -185,25 +203,24 @@ export class Client {
   }
 
   /** The nodes the daemon serves to this client's workspace. */
-  async nodes(): Promise<NodeInfo[]> {
+  async nodes(): Promise<NodeListing[]> {
     const reply = await this.request(this.newId(), { type: 'ListNodes' }, this.requestTimeoutMs);
     if (reply.type !== 'NodeList') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to ListNodes`);
-    return reply.nodes;
+    return reply.nodes.map(nodeListing);
   }
 
   /** The workers attached to the daemon. */
-  async workers(): Promise<WorkerInfo[]> {
+  async workers(): Promise<WorkerListing[]> {
     const reply = await this.request(this.newId(), { type: 'ListWorkers' }, this.requestTimeoutMs);
     if (reply.type !== 'WorkerList') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to ListWorkers`);
-    return reply.workers;
+    return reply.workers.map(workerListing);
   }
 
-  /** The daemon's status report. */
-  async status(): Promise<Omit<StatusReportBody, 'type'>> {
+  /** The daemon's status report (counters and uptime as numbers). */
+  async status(): Promise<StatusListing> {
     const reply = await this.request(this.newId(), { type: 'GetStatus' }, this.requestTimeoutMs);
     if (reply.type !== 'StatusReport') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to GetStatus`);
-    const { type: _type, ...report } = reply;
-    return report;
+    return statusListing(reply);
   }
 
   // ---- admin commands (PROTOCOL.md §8): the local owner over ipc://, or an admin identity ----
@@ -287,10 +304,12 @@ export class Client {
 
   // ---- internals -----------------------------------------------------------------------
 
-  private newId(): bigint {
-    // Unique among this connection's open requests (PROTOCOL.md §8); never 0.
+  private newId(): number {
+    // Unique among this connection's open requests (PROTOCOL.md §8); never 0; always a safe
+    // integer, so that it is exact as a number (wraps after 2^53 - 1, long after any request
+    // with that id was answered).
     const id = this.nextId;
-    this.nextId = id >= 0xffffffffffffffffn ? 1n : id + 1n;
+    this.nextId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
     return id;
   }
 
@@ -360,7 +379,9 @@ export class Client {
   }
 
   private onReply(reply: ClientReply): void {
-    const p = this.pending.get(reply.requestId);
+    // Ids this client sent are safe integers: a larger one is not an answer to us.
+    const id = reply.requestId <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(reply.requestId) : 0;
+    const p = this.pending.get(id);
     const body = reply.body;
     if (!p) {
       if (body.type === 'Failure') {
@@ -384,16 +405,16 @@ export class Client {
         }
         return;
       case 'Failure':
-        this.settle(reply.requestId);
+        this.settle(id);
         p.reject(new MusterError(body.code, body.message));
         return;
       default:
-        this.settle(reply.requestId);
+        this.settle(id);
         p.resolve(body);
     }
   }
 
-  private settle(id: bigint): void {
+  private settle(id: number): void {
     const p = this.pending.get(id);
     if (p?.timer) clearTimeout(p.timer);
     this.pending.delete(id);
@@ -458,7 +479,7 @@ export class Client {
   }
 
   private request(
-    requestId: bigint,
+    requestId: number,
     body: ClientBody,
     localDeadlineMs: number,
     onProgress?: (p: ProgressEvent) => void,
@@ -471,7 +492,7 @@ export class Client {
       }
       let bytes: Uint8Array;
       try {
-        bytes = encodeClientMessage({ requestId, body });
+        bytes = encodeClientMessage({ requestId: BigInt(requestId), body });
       } catch (e) {
         reject(e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, (e as Error).message));
         return;

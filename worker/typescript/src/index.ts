@@ -8,5 +8,6 @@ export * from './nodes';
 export * from './worker';
 export { SDK_NAME, SDK_VERSION } from './version';
 export * from './client';
+export * from './listings';
 export * from './keys';
 export * from './enrollment';

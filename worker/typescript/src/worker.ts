@@ -30,6 +30,7 @@ import {
   decodeDaemonMessage,
   encodeWorkerMessage,
 } from './messages';
+import type { NodeSpecListing } from './listings';
 import { type NodeDefinition, applyPorts, toNodeSpec, validWorkerId } from './nodes';
 import { type Values, decodeValues, encodeValues, kindOf } from './value';
 import { SDK_NAME } from './version';
@@ -58,20 +59,28 @@ export interface WorkerOptions extends TransportSecurity, EnrollmentOptions {
   logger?: Logger | LogLevel;
 }
 
-/** What a handler gets for one request. */
-export interface Context {
+/**
+ * What a handler gets for one request. `In` and `Params` are the shapes the handler expects of
+ * its inputs and parameters (`worker.node<In, Out>(...)`): compile-time only; at run time the
+ * SDK checks the declared ports (required ones present, defaults applied), not their types.
+ */
+export interface Context<In extends object = Record<string, any>, Params extends object = Record<string, any>> {
   /** Inputs, checked against the node's declared inputs, defaults applied. */
-  readonly inputs: Record<string, any>;
+  readonly inputs: In;
   /**
    * The same inputs in the wire's exact key order: a plain object, or a Map when a plain
    * object cannot keep the order (keys such as "1"). Use it to pass inputs on unchanged.
    */
   readonly rawInputs: Values;
   /** Parameters, checked and with defaults applied. */
-  readonly parameters: Record<string, any>;
+  readonly parameters: Params;
   /** Who asked (stamped by the daemon). */
   readonly caller: CallerContext;
-  readonly requestId: bigint;
+  /**
+   * The daemon's id of this request. musterd numbers requests 1, 2, 3, ... per run, so the id is
+   * an exact number (below 2^53: 285 years at a million requests a second).
+   */
+  readonly requestId: number;
   readonly node: string;
   /** 1 for the first dispatch; more when the daemon re-sent or re-queued it. */
   readonly attempt: number;
@@ -88,11 +97,16 @@ export interface Context {
   progress(step: number | bigint, total?: number | bigint, message?: string): void;
 }
 
-export type Handler = (ctx: Context) => Promise<Values | void | undefined> | Values | void | undefined;
+/** A node's handler: the outputs (`Out`, a map of values), or nothing for no outputs. */
+export type Handler<
+  In extends object = Record<string, any>,
+  Out extends object = Values,
+  Params extends object = Record<string, any>,
+> = (ctx: Context<In, Params>) => Promise<Out | void | undefined> | Out | void | undefined;
 
 interface RegisteredNode {
   spec: NodeSpec;
-  handler: Handler;
+  handler: Handler<Record<string, any>, object>;
 }
 
 interface Job {
@@ -250,24 +264,32 @@ export class Worker extends EventEmitter {
     this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
   }
 
-  /** Declares a node and its handler. Call before start(). */
-  node(definition: NodeDefinition, handler: Handler): this {
+  /**
+   * Declares a node and its handler. Call before start(). The type arguments state the shapes
+   * of the inputs, outputs and parameters, so that reading a field the node does not have, or
+   * returning a wrong output, is a compile error:
+   * `worker.node<{ name: string }, { greeting: string }>(spec, async (ctx) => ({ greeting: ctx.inputs.name }))`.
+   */
+  node<In extends object = Record<string, any>, Out extends object = Values, Params extends object = Record<string, any>>(
+    definition: NodeDefinition,
+    handler: Handler<In, Out, Params>,
+  ): this {
     if (this.state !== 'idle') throw new Error('declare nodes before the worker starts');
     if (typeof handler !== 'function') throw new TypeError(`node ${definition?.name}: the handler must be a function`);
     const spec = toNodeSpec(definition);
     if (this.nodes.has(spec.name)) throw new MusterError(ErrorCode.InvalidRequest, `node ${spec.name} is declared twice`);
-    this.nodes.set(spec.name, { spec, handler });
+    this.nodes.set(spec.name, { spec, handler: handler as unknown as Handler<Record<string, any>, object> });
     return this;
   }
 
-  /** The declared node specs, as sent in Attach. */
-  get specs(): NodeSpec[] {
-    return [...this.nodes.values()].map((n) => n.spec);
+  /** The declared node specs (as sent in Attach, `defaultTimeoutMs` a number). */
+  get specs(): NodeSpecListing[] {
+    return [...this.nodes.values()].map((n) => ({ ...n.spec, defaultTimeoutMs: Number(n.spec.defaultTimeoutMs) }));
   }
 
-  /** Request ids received and not yet answered. */
-  get inFlight(): bigint[] {
-    return [...this.jobs.values()].filter((j) => !j.answered).map((j) => j.req.requestId);
+  /** Request ids received and not yet answered (numbers, as Context.requestId). */
+  get inFlight(): number[] {
+    return [...this.jobs.values()].filter((j) => !j.answered).map((j) => Number(j.req.requestId));
   }
 
   get isAttached(): boolean {
@@ -471,7 +493,7 @@ export class Worker extends EventEmitter {
         pid: process.pid,
         session: this.session,
         capacity: this.capacity,
-        nodes: this.specs,
+        nodes: [...this.nodes.values()].map((n) => n.spec),
         payloadFrames: false, // inputs stay inside the WorkRequest
       },
     });
@@ -878,6 +900,7 @@ export class Worker extends EventEmitter {
 
   private async execute(job: Job): Promise<void> {
     const req = job.req;
+    this.log.debug(`request ${req.requestId}: ${req.node} (attempt ${req.attempt})`);
     const node = this.nodes.get(req.node);
     if (!node) {
       this.answer(job, {
@@ -904,7 +927,7 @@ export class Worker extends EventEmitter {
       const out = await node.handler(ctx);
       let outputs: Values;
       if (out === undefined || out === null) outputs = {};
-      else if (typeof out === 'object' && kindOf(out) === 'map') outputs = out as Values;
+      else if (typeof out === 'object' && kindOf(out as Values) === 'map') outputs = out as Values;
       else throw new MusterError(ErrorCode.WorkerError, `node ${req.node} returned a ${kindOf(out)}, not a map of outputs`);
       let bytes: Uint8Array;
       try {
@@ -942,7 +965,7 @@ export class Worker extends EventEmitter {
       rawInputs: inputs,
       parameters: toRecord(parameters),
       caller,
-      requestId: req.requestId,
+      requestId: Number(req.requestId),
       node: req.node,
       attempt: req.attempt,
       timeoutMs,

@@ -73,12 +73,14 @@ describe('client', () => {
 
   it('cancels with the same request id', async () => {
     const handle = client.submit('slow', {});
+    assert.equal(typeof handle.requestId, 'number'); // a plain number, not a bigint
+    assert.ok(Number.isSafeInteger(handle.requestId) && handle.requestId > 0);
     const submit = await daemon.nextFromClient('Submit');
-    assert.equal(submit.msg.requestId, handle.requestId);
+    assert.strictEqual(submit.msg.requestId, BigInt(handle.requestId));
     await handle.cancel();
     const cancel = await daemon.nextFromClient('Cancel');
-    assert.equal(cancel.msg.requestId, handle.requestId);
-    daemon.clientReply(submit, { type: 'Failure', requestId: handle.requestId, code: ErrorCode.Cancelled, message: 'cancelled by the client' });
+    assert.strictEqual(cancel.msg.requestId, BigInt(handle.requestId));
+    daemon.clientReply(submit, { type: 'Failure', requestId: BigInt(handle.requestId), code: ErrorCode.Cancelled, message: 'cancelled by the client' });
     await assert.rejects(handle.result, isCode(ErrorCode.Cancelled));
   });
 
@@ -88,8 +90,8 @@ describe('client', () => {
     const submit = await daemon.nextFromClient('Submit');
     ac.abort();
     const cancel = await daemon.nextFromClient('Cancel');
-    assert.equal(cancel.msg.requestId, handle.requestId);
-    daemon.clientReply(submit, { type: 'Failure', requestId: handle.requestId, code: ErrorCode.Cancelled, message: 'c' });
+    assert.strictEqual(cancel.msg.requestId, BigInt(handle.requestId));
+    daemon.clientReply(submit, { type: 'Failure', requestId: BigInt(handle.requestId), code: ErrorCode.Cancelled, message: 'c' });
     await assert.rejects(handle.result, isCode(ErrorCode.Cancelled));
   });
 
@@ -101,18 +103,29 @@ describe('client', () => {
       nodes: [{ spec: { name: 'x', description: '', category: '', version: '', inputs: [], outputs: [], parameters: [], idempotent: false, defaultTimeoutMs: 0n }, workspace: 'default', workers: 1, capacity: 2, inFlight: 0, queueDepth: 0 }],
     });
     assert.equal((await nodes)[0]!.spec!.name, 'x');
+    assert.strictEqual((await nodes)[0]!.spec!.defaultTimeoutMs, 0); // numbers, not bigints
 
     const workers = client.workers();
     const lw = await daemon.nextFromClient('ListWorkers');
-    daemon.clientReply(lw, { type: 'WorkerList', workers: [] });
-    assert.deepEqual(await workers, []);
+    daemon.clientReply(lw, {
+      type: 'WorkerList',
+      workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a'], workspace: 'ws', identity: 'local', attachedMs: 1500n, lastSeenMs: 20n }],
+    });
+    const [w] = await workers;
+    assert.strictEqual(w!.attachedMs, 1500);
+    assert.strictEqual(w!.lastSeenMs, 20);
 
     const status = client.status();
     const gs = await daemon.nextFromClient('GetStatus');
-    daemon.clientReply(gs, { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 1n, workers: 0, nodes: 0, queued: 0, inFlight: 0, submitted: 0n, completed: 0n, failed: 0n, failures: [], redispatched: 0n, rate1m: 0 });
+    daemon.clientReply(gs, { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 1n, workers: 0, nodes: 0, queued: 0, inFlight: 0, submitted: 7n, completed: 5n, failed: 2n, failures: [{ code: ErrorCode.Timeout, count: 2n }], redispatched: 0n, rate1m: 0 });
     const s = await status;
     assert.equal(s.version, '0.1.0');
     assert.equal(s.instance, 'i');
+    assert.deepStrictEqual(
+      [s.uptimeMs, s.submitted, s.completed, s.failed, s.redispatched, s.failures],
+      [1, 7, 5, 2, 0, [{ code: ErrorCode.Timeout, count: 2 }]],
+    );
+    assert.equal('type' in s, false);
   });
 
   it('ignores garbage and replies for unknown ids', async () => {

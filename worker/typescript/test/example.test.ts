@@ -52,7 +52,7 @@ async function outputs(node: string, inputs: Values, parameters?: Values): Promi
   return body.type === 'Result' ? decodeValues(body.outputs) : {};
 }
 
-it('serves prefixed hello, echo and digest, then detaches and exits on SIGTERM', { timeout: 60000 }, async () => {
+it('serves prefixed hello, echo, digest and sleep, then detaches and exits on SIGTERM', { timeout: 60000 }, async () => {
   child = spawn(
     process.execPath,
     [example, '--prefix', 'ts.', '--worker-id', 'ex1', '--capacity', '2', '--log-level', 'info',
@@ -63,7 +63,8 @@ it('serves prefixed hello, echo and digest, then detaches and exits on SIGTERM',
   const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
 
   const attach = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'ex1', 20000);
-  assert.deepEqual(attach.body.nodes.map((n) => n.name), ['ts.hello', 'ts.echo', 'ts.digest']);
+  assert.deepEqual(attach.body.nodes.map((n) => n.name), ['ts.hello', 'ts.echo', 'ts.digest', 'ts.sleep']);
+  assert.equal(attach.body.nodes[3]!.idempotent, false);
   assert.equal(attach.body.capacity, 2);
   await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'ex1', 10000);
 
@@ -93,6 +94,10 @@ it('serves prefixed hello, echo and digest, then detaches and exits on SIGTERM',
   assert.equal(bad.type === 'Failure' && bad.code, ErrorCode.InvalidRequest);
   const missing = await call('ts.digest', {});
   assert.equal(missing.type === 'Failure' && missing.code, ErrorCode.InvalidRequest);
+  const slept = (await outputs('ts.sleep', { ms: 20 })) as Record<string, unknown>;
+  assert.equal(typeof slept.slept_ms, 'number');
+  const noMs = await call('ts.sleep', {});
+  assert.equal(noMs.type === 'Failure' && noMs.code, ErrorCode.InvalidRequest);
 
   child.kill('SIGTERM');
   await daemon.nextFromWorker('Detach', (_b, r) => r.msg.workerId === 'ex1', 10000);

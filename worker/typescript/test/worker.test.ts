@@ -172,6 +172,7 @@ describe('attach and heartbeat', () => {
     const one = attach.body.nodes[0]!;
     assert.equal(one.idempotent, true);
     assert.equal(one.defaultTimeoutMs, 1234n);
+    assert.strictEqual(w.specs[0]!.defaultTimeoutMs, 1234); // a number for the user
     assert.deepEqual(one.inputs, [{ name: 'x', type: 'int', description: '', required: true }]);
     assert.deepEqual(one.parameters, [{ name: 'p', type: 'string', description: '', required: false, defaultValue: 'dflt' }]);
     // The confirming ping on the worker's own topic gets a Pong.
@@ -295,10 +296,11 @@ describe('dispatch', () => {
     assert.deepEqual(seen, {
       caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: 'trace-1' },
       attempt: 2,
-      requestId: id,
+      requestId: Number(id),
       node: 'd.add',
       params: { scale: 10 },
     });
+    assert.strictEqual(seen.requestId, Number(id)); // a plain number, not a bigint
   });
 
   it('answers failures with the right codes', async () => {
@@ -407,7 +409,7 @@ describe('dispatch', () => {
     ]);
     await w.start();
     const id = workRequest('abort1', 'wait');
-    await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
+    await until(() => w.inFlight.includes(Number(id)), 5000, 'the request to arrive');
     daemon.publish(workerTopic('abort1'), { type: 'Abort', requestId: id, code: ErrorCode.Timeout, reason: 'deadline passed' });
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
     assert.equal(f.body.code, ErrorCode.Timeout); // the handler saw Timeout; a worker may send it (PROTOCOL.md §6)
@@ -423,6 +425,7 @@ describe('dispatch', () => {
     await w.start();
     const ids = [workRequest('cap1', 'hold'), workRequest('cap1', 'hold'), workRequest('cap1', 'hold')];
     await until(() => w.inFlight.length === 3, 5000, 'three requests to arrive');
+    assert.deepStrictEqual([...w.inFlight].sort(), ids.map(Number).sort()); // numbers, not bigints
     await until(() => gate.started === 2, 5000, 'two handlers to start');
     await sleep(50);
     assert.equal(gate.started, 2);
@@ -473,7 +476,7 @@ describe('dispatch', () => {
     ]);
     await w.start();
     const id = workRequest('grace1', 'forever');
-    await until(() => w.inFlight.includes(id), 5000, 'the request to arrive');
+    await until(() => w.inFlight.includes(Number(id)), 5000, 'the request to arrive');
     await w.stop();
     await sleep(300);
     // PROTOCOL.md §7.5: no answer (it used to be Failure{ShuttingDown}); the daemon applies its

@@ -15,9 +15,11 @@ Must never: let a read go outside the buffer, or accept a buffer the C++ Verifie
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, Literal, NamedTuple, Optional, Tuple, Union, overload
 
 Buffer = Union[bytes, bytearray, memoryview]
+#: What a scalar field reads as: bool for "bool", float for "f64", int for the others.
+Scalar = Union[bool, int, float]
 
 MAX_BUFFER_SIZE = (1 << 31) - 1  # FLATBUFFERS_MAX_BUFFER_SIZE
 MIN_BUFFER_SIZE = 12  # FLATBUFFERS_MIN_BUFFER_SIZE: root offset, soffset, vtable header
@@ -114,7 +116,7 @@ class _Verifier:
     def verify_offset(self, start: int, what: str) -> int:
         """Checks the uoffset at ``start`` and returns the absolute position it points to."""
         self.verify_scalar(start, 4, what)
-        o = _U32.unpack_from(self.buf, start)[0]
+        o: int = _U32.unpack_from(self.buf, start)[0]
         self.check(o != 0, f"{what}: offset points to itself")
         self.check(o < 0x80000000, f"{what}: offset wraps around")
         self.verify_range(start + o, 1, what)
@@ -123,7 +125,7 @@ class _Verifier:
     def verify_vector(self, vec: int, elem_size: int, what: str) -> int:
         """Checks a vector (or string) at ``vec``; returns its element count."""
         self.verify_scalar(vec, 4, what)
-        n = _U32.unpack_from(self.buf, vec)[0]
+        n: int = _U32.unpack_from(self.buf, vec)[0]
         self.check(n < MAX_BUFFER_SIZE // elem_size, f"{what}: vector too long")
         self.verify_range(vec, 4 + elem_size * n, what)
         return n
@@ -158,6 +160,7 @@ class _Verifier:
     def _verify_field(self, table: int, vtable: int, vsize: int, f: Field, tname: str) -> None:
         fo = self._field_offset(vtable, vsize, f.slot)
         what = f"{tname}.{f.name}"
+        ref = f.ref or ""  # the table, root or union a table/[table]/nested/union field names
         kind = f.kind
         sc = SCALARS.get(kind)
         if sc is not None or kind == "union_type":
@@ -171,12 +174,12 @@ class _Verifier:
         if kind == "str":
             self.verify_string(target, what)
         elif kind == "table":
-            self.verify_table(target, f.ref)  # type: ignore[arg-type]
+            self.verify_table(target, ref)
         elif kind == "[table]":
             n = self.verify_vector(target, 4, what)
             for i in range(n):
                 e = target + 4 + 4 * i
-                self.verify_table(e + _U32.unpack_from(self.buf, e)[0], f.ref)  # type: ignore[arg-type]
+                self.verify_table(e + _U32.unpack_from(self.buf, e)[0], ref)
         elif kind == "[str]":
             n = self.verify_vector(target, 4, what)
             for i in range(n):
@@ -193,14 +196,14 @@ class _Verifier:
             self.check(n >= MIN_BUFFER_SIZE, f"{what}: nested buffer shorter than {MIN_BUFFER_SIZE} bytes")
             nested = memoryview(self.buf)[target + 4 : target + 4 + n]
             try:
-                verify_buffer(nested, f.ref, None, NESTED_MAX_DEPTH, NESTED_MAX_TABLES)  # type: ignore[arg-type]
+                verify_buffer(nested, ref, None, NESTED_MAX_DEPTH, NESTED_MAX_TABLES)
             except VerifyError as e:
                 raise VerifyError(f"{what}: {e}") from None
         elif kind == "union":
             type_field = next(x for x in LAYOUTS[tname] if x.kind == "union_type" and x.ref == f.ref)
             to = self._field_offset(vtable, vsize, type_field.slot)
             utype = self.buf[table + to] if to else 0
-            member = UNIONS[f.ref].get(utype)  # type: ignore[index]
+            member = UNIONS[ref].get(utype)
             if member is not None:  # NONE and unknown members pass, as in C++
                 self.verify_table(target, member)
         else:  # pragma: no cover - layouts are static
@@ -242,7 +245,8 @@ class Reader:
         self._bytes: Dict[int, bytes] = {}
 
     def root(self) -> int:
-        return _U32.unpack_from(self.buf, 0)[0]
+        root: int = _U32.unpack_from(self.buf, 0)[0]
+        return root
 
     def field_offset(self, table: int, slot: int) -> int:
         vtable = table - _I32.unpack_from(self.buf, table)[0]
@@ -250,11 +254,23 @@ class Reader:
         vo = 4 + 2 * slot
         return _U16.unpack_from(self.buf, vtable + vo)[0] if vo < vsize else 0
 
-    def scalar(self, table: int, slot: int, kind: str, default):
+    @overload
+    def scalar(self, table: int, slot: int, kind: Literal["bool"], default: bool) -> bool: ...
+    @overload
+    def scalar(self, table: int, slot: int, kind: Literal["f64"], default: float) -> float: ...
+    @overload
+    def scalar(
+        self, table: int, slot: int, kind: Literal["u8", "u16", "code", "u32", "u64", "i64"], default: int
+    ) -> int: ...
+    @overload
+    def scalar(self, table: int, slot: int, kind: str, default: Scalar) -> Scalar: ...
+
+    def scalar(self, table: int, slot: int, kind: str, default: Scalar) -> Scalar:
+        """The scalar field at ``slot`` (``default`` when absent), read as its kind says."""
         fo = self.field_offset(table, slot)
         if not fo:
             return default
-        value = SCALARS[kind][0].unpack_from(self.buf, table + fo)[0]
+        value: Scalar = SCALARS[kind][0].unpack_from(self.buf, table + fo)[0]
         return bool(value) if kind == "bool" else value
 
     def ref(self, table: int, slot: int) -> int:
@@ -263,7 +279,8 @@ class Reader:
         if not fo:
             return 0
         p = table + fo
-        return p + _U32.unpack_from(self.buf, p)[0]
+        target: int = p + _U32.unpack_from(self.buf, p)[0]
+        return target
 
     def string_at(self, pos: int) -> str:
         s = self._strings.get(pos)
@@ -286,7 +303,8 @@ class Reader:
         return b
 
     def vector_len(self, pos: int) -> int:
-        return _U32.unpack_from(self.buf, pos)[0]
+        n: int = _U32.unpack_from(self.buf, pos)[0]
+        return n
 
     def offsets(self, vec: int) -> List[int]:
         """Absolute positions of the elements of a vector of tables or strings."""

@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -82,7 +82,7 @@ class Call:
 class _Pending:
     __slots__ = ("call", "future", "kind", "sent_at", "data")
 
-    def __init__(self, kind: str, future: concurrent.futures.Future, call: Optional[Call], data: bytes):
+    def __init__(self, kind: str, future: "concurrent.futures.Future[Any]", call: Optional[Call], data: bytes):
         self.kind = kind
         self.future = future
         self.call = call
@@ -147,7 +147,7 @@ class Client:
         connect_timeout: float = 5.0,
         list_timeout: float = 10.0,
         max_message_bytes: int = 16 * 1024 * 1024,
-        zmq_context: Optional[zmq.Context] = None,
+        zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
     ):
         self.address = client_address or default_endpoint("client")
         curve = client_curve(
@@ -164,7 +164,7 @@ class Client:
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
         self._pending: Dict[int, _Pending] = {}
-        self._commands: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self._commands: "queue.SimpleQueue[Tuple[Any, ...]]" = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -246,7 +246,8 @@ class Client:
         return self._list(m.ListWorkers()).workers or []
 
     def status(self) -> m.StatusReport:
-        return self._list(m.GetStatus())
+        report: m.StatusReport = self._list(m.GetStatus())
+        return report
 
     # ---- admin commands (PROTOCOL.md §8): the local owner over ipc://, or an admin identity --
 
@@ -298,7 +299,7 @@ class Client:
     def wait_for_nodes(self, names: Sequence[str], timeout: float = 10.0, interval: float = 0.05) -> None:
         """Blocks until every node in ``names`` is served (or raises Unavailable)."""
         deadline = time.monotonic() + timeout
-        missing: set = set(names)
+        missing: Set[str] = set(names)
         while True:
             served = {n.spec.name for n in self.nodes() if n.spec is not None and n.workers > 0}
             missing = set(names) - served
@@ -327,8 +328,10 @@ class Client:
             return next(self._ids)
 
     def _list(self, body: Any) -> Any:
+        """Sends a list or admin request and returns the daemon's reply body (its type is the
+        one the request's kind answers with: NodeList for ListNodes, ...)."""
         rid = self._next_id()
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
         self._start(rid, _Pending(type(body).__name__, fut, None, m.encode(m.ClientMessage(request_id=rid, body=body))))
         try:
             return fut.result(self.list_timeout)
@@ -341,7 +344,7 @@ class Client:
             raise Unavailable("client is closed")
         self._post(("send", rid, p))
 
-    def _post(self, item: tuple) -> None:
+    def _post(self, item: Tuple[Any, ...]) -> None:
         self._commands.put(item)
         with self._wake_lock:
             if self._closed:

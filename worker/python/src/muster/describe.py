@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from . import messages as _m
 from . import values as _values
@@ -77,7 +77,14 @@ def _check_int(v: Any, what: str, bits: int, signed: bool = False) -> int:
     return v
 
 
-def table_from_description(cls: type, d: Dict[str, Any], what: str = "") -> Any:
+def _named_ref(ref: Optional[str], what: str) -> str:
+    """The table or union a field of kind table, [table] or union refers to."""
+    if ref is None:
+        raise ValueError(f"{what}: the field names no table or union")
+    return ref
+
+
+def table_from_description(cls: type, d: Any, what: str = "") -> Any:
     what = what or cls.__name__
     if not isinstance(d, dict):
         raise ValueError(f"{what}: expected an object")
@@ -112,11 +119,11 @@ def table_from_description(cls: type, d: Dict[str, Any], what: str = "") -> Any:
                 raise ValueError(f"{w}: expected a string")
             kwargs[name] = v
         elif kind == "table":
-            kwargs[name] = table_from_description(_m.TABLES[ref], v, w)
+            kwargs[name] = table_from_description(_m.TABLES[_named_ref(ref, w)], v, w)
         elif kind == "[table]":
             if not isinstance(v, list):
                 raise ValueError(f"{w}: expected an array")
-            kwargs[name] = [table_from_description(_m.TABLES[ref], x, f"{w}[{i}]") for i, x in enumerate(v)]
+            kwargs[name] = [table_from_description(_m.TABLES[_named_ref(ref, w)], x, f"{w}[{i}]") for i, x in enumerate(v)]
         elif kind == "[str]":
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise ValueError(f"{w}: expected an array of strings")
@@ -134,7 +141,7 @@ def table_from_description(cls: type, d: Dict[str, Any], what: str = "") -> Any:
         elif kind == "union":
             if not isinstance(v, dict) or not isinstance(v.get("type"), str):
                 raise ValueError(f"{w}: expected an object with a \"type\"")
-            members = {c.__name__: c for c in _m.UNION_MEMBERS[ref]}
+            members = {c.__name__: c for c in _m.UNION_MEMBERS[_named_ref(ref, w)]}
             member = members.get(v["type"])
             if member is None:
                 raise ValueError(f"{w}: {v['type']!r} is not a member of {ref}")
@@ -182,7 +189,7 @@ def same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if isinstance(a, float):
         return struct.pack("<d", a) == struct.pack("<d", b) or (math.isnan(a) and math.isnan(b))
-    return a == b
+    return bool(a == b)
 
 
 def dumps(desc: Dict[str, Any]) -> str:

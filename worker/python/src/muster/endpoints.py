@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import zmq
 
@@ -53,7 +53,7 @@ class Curve:
     public: Union[str, bytes]
     secret: Union[str, bytes]
 
-    def apply(self, sock: zmq.Socket) -> None:
+    def apply(self, sock: zmq.Socket[Any]) -> None:
         sock.curve_serverkey = _key(self.server_public, "server public key")
         sock.curve_publickey = _key(self.public, "public key")
         sock.curve_secretkey = _key(self.secret, "secret key")
@@ -86,7 +86,7 @@ def check_endpoint(endpoint: str, curve: Optional[Curve], insecure: bool) -> Non
     raise ValueError(f"{endpoint}: unsupported endpoint (use ipc://PATH or tcp://HOST:PORT)")
 
 
-def connect(sock: zmq.Socket, endpoint: str, curve: Optional[Curve], insecure: bool) -> None:
+def connect(sock: zmq.Socket[Any], endpoint: str, curve: Optional[Curve], insecure: bool) -> None:
     """Applies CURVE (for tcp:// only) and connects."""
     check_endpoint(endpoint, curve, insecure)
     if curve is not None and endpoint.startswith("tcp://"):

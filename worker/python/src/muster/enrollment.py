@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 import zmq
 
@@ -33,7 +33,7 @@ class EnrollmentError(MusterError):
 
     default_code = ErrorCode.PERMISSION_DENIED
 
-    def __init__(self, message: str = "", code=None):
+    def __init__(self, message: str = "", code: Union[ErrorCode, int, None] = None):
         MusterError.__init__(self, code if code is not None else self.default_code, message)
 
 
@@ -63,7 +63,7 @@ def enroll(
     enroll_name: str = "",
     hostname: Optional[str] = None,
     timeout: float = DEFAULT_ENROLLMENT_TIMEOUT,
-    zmq_context: Optional[zmq.Context] = None,
+    zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
 ) -> k.LocalIdentity:
     """Sends ``EnrollRequest{token, public_key, role, name, hostname}`` to ``address`` over CURVE
     (server key: the token's daemon key) and, on ok, saves ``<name>-identity.json``. Raises
@@ -124,7 +124,7 @@ def prepare_curve(
     enroll_name: str = "",
     hostname: Optional[str] = None,
     timeout: float = DEFAULT_ENROLLMENT_TIMEOUT,
-    zmq_context: Optional[zmq.Context] = None,
+    zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
 ) -> Curve:
     """The CURVE settings for a peer with tcp:// ``endpoints``: reuses the identity saved in
     ``data_dir`` or enrolls with the token found as docs/SECURITY.md §5 says (environment,

@@ -146,9 +146,11 @@ class WorkerError(_CodedError):
 
 
 class BadMessage(_CodedError):
-    """Bytes that are not a verifiable message of the type."""
+    """Bytes that are not a verifiable message of the type. ``request_id`` is the request id
+    of the message when its envelope was readable and had one (set by messages.decode)."""
 
     default_code = ErrorCode.BAD_MESSAGE
+    request_id: Optional[int] = None
 
 
 class Internal(_CodedError):

@@ -23,7 +23,7 @@ import os
 import stat
 import tempfile
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import zmq
 
@@ -80,7 +80,7 @@ _Z85_INDEX = {c: i for i, c in enumerate(_Z85)}
 def z85_encode(data: bytes) -> str:
     if len(data) % 4:
         raise ValueError("Z85 encodes multiples of 4 bytes")
-    out = []
+    out: List[str] = []
     for i in range(0, len(data), 4):
         v = int.from_bytes(data[i : i + 4], "big")
         chunk = []
@@ -411,7 +411,7 @@ def format_public_key_file(public_z85: str) -> str:
 
 
 def _key_lines(text: str, source: str) -> Tuple[Optional[str], Optional[str]]:
-    found = {"public": None, "secret": None}
+    found: Dict[str, Optional[str]] = {"public": None, "secret": None}
     lineno = 0
     rest = text
     while rest:
@@ -573,7 +573,9 @@ def parse_timestamp(text: str) -> Optional[_dt.datetime]:
         return int(part) if len(part) == n and all("0" <= c <= "9" for c in part) else None
 
     y, mo, d, h, mi, s = num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
-    if None in (y, mo, d, h, mi, s) or text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+    if y is None or mo is None or d is None or h is None or mi is None or s is None:
+        return None
+    if text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":" or text[16] != ":":
         return None
     ms = 0
     if len(text) == 24:
@@ -583,14 +585,14 @@ def parse_timestamp(text: str) -> Optional[_dt.datetime]:
         ms = m3
     elif text[19] != "Z":
         return None
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60):  # type: ignore[operator]
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60):
         return None
     try:
-        base = _dt.datetime(y, mo, 1, h, mi, tzinfo=_dt.timezone.utc)  # type: ignore[arg-type]
+        base = _dt.datetime(y, mo, 1, h, mi, tzinfo=_dt.timezone.utc)
     except ValueError:
         return None
     # timegm normalises day 31 of a short month and second 60, like the C++ reader
-    return base + _dt.timedelta(days=d - 1, seconds=s, milliseconds=ms)  # type: ignore[operator]
+    return base + _dt.timedelta(days=d - 1, seconds=s, milliseconds=ms)
 
 
 @dataclass(frozen=True)

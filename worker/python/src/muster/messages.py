@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple, Union
 
 import flatbuffers
 
@@ -32,9 +32,9 @@ Buffer = _flat.Buffer
 class _NoDefault:
     """Marks a Port without a default value (distinct from a default of None, i.e. Null)."""
 
-    _instance = None
+    _instance: Optional["_NoDefault"] = None
 
-    def __new__(cls):
+    def __new__(cls) -> "_NoDefault":
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -45,18 +45,18 @@ class _NoDefault:
     def __bool__(self) -> bool:
         return False
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[type, Tuple[()]]:
         return (_NoDefault, ())
 
 
 NO_DEFAULT: Any = _NoDefault()
 
 
-def _m(kind: str, default: Any = None, ref: Optional[str] = None, required: bool = False):
+def _m(kind: str, default: Any = None, ref: Optional[str] = None, required: bool = False) -> Any:
     return field(default=default, metadata={"kind": kind, "ref": ref, "required": required})
 
 
-def _list(kind: str, ref: Optional[str] = None):
+def _list(kind: str, ref: Optional[str] = None) -> Any:
     return field(default=None, metadata={"kind": kind, "ref": ref, "required": False})
 
 
@@ -446,18 +446,27 @@ class _F:
 
     __slots__ = ("name", "kind", "ref", "required", "slot", "default", "add", "add_type", "start_vector")
 
-    def __init__(self, f: dataclasses.Field, slot: int, mod: Any):
+    def __init__(self, f: "dataclasses.Field[Any]", slot: int, mod: Any):
         md = f.metadata
         self.name = f.name
         self.kind: str = md["kind"]
         self.ref: Optional[str] = md["ref"]
         self.required: bool = md["required"]
         self.slot = slot
-        self.default = f.default
+        self.default: Any = f.default
         camel = _camel(f.name)
-        self.add = getattr(mod, "Add" + camel)
-        self.add_type = getattr(mod, "Add" + camel + "Type", None)
-        self.start_vector = getattr(mod, "Start" + camel + "Vector", None)
+        # flatc's untyped builder functions, with the types of their calls here.
+        self.add: Callable[[flatbuffers.Builder, Any], None] = getattr(mod, "Add" + camel)
+        self.add_type: Callable[[flatbuffers.Builder, int], None] = (
+            getattr(mod, "Add" + camel + "Type") if self.kind == "union" else _not_generated
+        )
+        self.start_vector: Callable[[flatbuffers.Builder, int], int] = (
+            getattr(mod, "Start" + camel + "Vector") if self.kind.startswith("[") else _not_generated
+        )
+
+
+def _not_generated(b: flatbuffers.Builder, n: int) -> NoReturn:
+    raise TypeError("flatc generates no such builder function for this field's kind")
 
 
 def nested_vector(b: flatbuffers.Builder, data: bytes) -> int:
@@ -498,6 +507,13 @@ def _register() -> None:
 
 
 _register()
+
+
+def _ref_name(f: _F) -> str:
+    """The table or union a table, vector-of-tables or union field refers to."""
+    if f.ref is None:
+        raise TypeError(f"field {f.name} of kind {f.kind} names no table or union")
+    return f.ref
 
 
 def union_type(union: str, body: Any) -> int:
@@ -578,11 +594,12 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
         elif kind == "union":
             body = getattr(obj, f.name)
             if body is not None:
-                f.add_type(b, union_type(f.ref, body))  # type: ignore[arg-type]
+                f.add_type(b, union_type(_ref_name(f), body))
                 f.add(b, offsets[f.name])
         elif f.name in offsets:
             f.add(b, offsets[f.name])
-    return mod.End(b)
+    end: int = mod.End(b)
+    return end
 
 
 def encode(message: Any) -> bytes:
@@ -612,13 +629,15 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
     for f in _FIELDS[cls]:
         kind = f.kind
         if kind in _flat.SCALARS:
-            v = r.scalar(pos, f.slot, kind, f.default)
-            kwargs[f.name] = _decode_code(v) if kind == "code" else v
+            if kind == "code":
+                kwargs[f.name] = _decode_code(r.scalar(pos, f.slot, "code", f.default))
+            else:
+                kwargs[f.name] = r.scalar(pos, f.slot, kind, f.default)
             continue
         if kind == "union":
             utype = r.scalar(pos, f.slot - 1, "u8", 0)
             p = r.ref(pos, f.slot)
-            members = UNION_MEMBERS[f.ref]  # type: ignore[index]
+            members = UNION_MEMBERS[_ref_name(f)]
             if utype == 0 or utype > len(members):
                 raise BadMessage(f"{cls.__name__}.{f.name}: union type {utype} is NONE or unknown")
             if not p:
@@ -632,9 +651,9 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
         if kind == "str":
             kwargs[f.name] = r.string_at(p)
         elif kind == "table":
-            kwargs[f.name] = _decode_table(r, p, TABLES[f.ref])  # type: ignore[index]
+            kwargs[f.name] = _decode_table(r, p, TABLES[_ref_name(f)])
         elif kind == "[table]":
-            sub = TABLES[f.ref]  # type: ignore[index]
+            sub = TABLES[_ref_name(f)]
             kwargs[f.name] = [_decode_table(r, e, sub) for e in r.offsets(p)]
         elif kind == "[str]":
             kwargs[f.name] = [r.string_at(e) for e in r.offsets(p)]
@@ -671,7 +690,7 @@ def decode(data: Buffer, root: str, max_bytes: Optional[int] = None) -> Any:
         _flat.verify_buffer(data, root, identifier)
     except _flat.VerifyError as e:
         err = BadMessage(f"verification failed: {e}")
-        err.request_id = None  # type: ignore[attr-defined]
+        err.request_id = None
         try:  # is only a nested payload bad? then the envelope can be answered
             _flat.verify_buffer(data, root, identifier, check_nested=False)
             _attach_request_id(err, _flat.Reader(data), cls)
@@ -696,39 +715,45 @@ def decode(data: Buffer, root: str, max_bytes: Optional[int] = None) -> Any:
 
 def _attach_request_id(err: BadMessage, r: _flat.Reader, cls: type) -> None:
     """Best effort: the request id of the message that failed to decode, if it has one."""
-    err.request_id = None  # type: ignore[attr-defined]
+    err.request_id = None
     try:
         root = r.root()
         if cls is DaemonMessage and r.scalar(root, 0, "u8", 0) == 2:  # WorkRequest
-            err.request_id = r.scalar(r.ref(root, 1), 0, "u64", 0)  # type: ignore[attr-defined]
+            err.request_id = r.scalar(r.ref(root, 1), 0, "u64", 0)
         elif cls in (ClientMessage, ClientReply):
-            err.request_id = r.scalar(root, 0, "u64", 0)  # type: ignore[attr-defined]
+            err.request_id = r.scalar(root, 0, "u64", 0)
     except Exception:
         pass
 
 
 def decode_worker_message(data: Buffer, max_bytes: Optional[int] = None) -> WorkerMessage:
-    return decode(data, "WorkerMessage", max_bytes)
+    message: WorkerMessage = decode(data, "WorkerMessage", max_bytes)
+    return message
 
 
 def decode_daemon_message(data: Buffer, max_bytes: Optional[int] = None) -> DaemonMessage:
-    return decode(data, "DaemonMessage", max_bytes)
+    message: DaemonMessage = decode(data, "DaemonMessage", max_bytes)
+    return message
 
 
 def decode_client_message(data: Buffer, max_bytes: Optional[int] = None) -> ClientMessage:
-    return decode(data, "ClientMessage", max_bytes)
+    message: ClientMessage = decode(data, "ClientMessage", max_bytes)
+    return message
 
 
 def decode_client_reply(data: Buffer, max_bytes: Optional[int] = None) -> ClientReply:
-    return decode(data, "ClientReply", max_bytes)
+    message: ClientReply = decode(data, "ClientReply", max_bytes)
+    return message
 
 
 def decode_enroll_request(data: Buffer, max_bytes: Optional[int] = None) -> EnrollRequest:
-    return decode(data, "EnrollRequest", max_bytes)
+    message: EnrollRequest = decode(data, "EnrollRequest", max_bytes)
+    return message
 
 
 def decode_enroll_response(data: Buffer, max_bytes: Optional[int] = None) -> EnrollResponse:
-    return decode(data, "EnrollResponse", max_bytes)
+    message: EnrollResponse = decode(data, "EnrollResponse", max_bytes)
+    return message
 
 
 def table_fields(cls: type) -> List[Tuple[str, str, Optional[str], Any]]:

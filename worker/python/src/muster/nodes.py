@@ -14,7 +14,21 @@ import dataclasses
 import inspect
 import re
 import threading
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import signature
 from .errors import InvalidRequest
@@ -48,7 +62,10 @@ _TYPE_ALIASES: Dict[Any, str] = {
     "object": "map",
 }
 
-Handler = Callable[[Any], Any]
+#: A node's handler: ``def h(ctx)`` (sync or async) or a typed function (signature.py).
+Handler = Callable[..., Any]
+#: The handler a decorator is given, returned unchanged (its type kept for the caller).
+HandlerT = TypeVar("HandlerT", bound=Handler)
 
 
 def valid_node_name(name: Any) -> bool:
@@ -226,7 +243,7 @@ def make_node(
     if not callable(handler):
         raise TypeError(f"a node handler must be callable, not {type(handler).__name__}")
     name = name if name is not None else getattr(handler, "__name__", None)
-    if not valid_node_name(name):
+    if not isinstance(name, str) or not valid_node_name(name):
         raise ValueError(f"invalid node name {name!r}: must match [A-Za-z0-9_.:-]{{1,128}}")
     if description is None and handler.__doc__:
         description = inspect.cleandoc(handler.__doc__).split("\n\n")[0]
@@ -235,12 +252,12 @@ def make_node(
     is_async = inspect.iscoroutinefunction(handler)
     if signature.is_typed(handler):
         # Ports from the signature (signature.py); what the caller gave explicitly wins.
-        typed_inputs, typed_parameters, typed_outputs, handler = signature.derive(handler, name)  # type: ignore[arg-type]
+        typed_inputs, typed_parameters, typed_outputs, handler = signature.derive(handler, name)
         inputs = typed_inputs if inputs is None else inputs
         parameters = typed_parameters if parameters is None else parameters
         outputs = typed_outputs if outputs is None else outputs
     spec = NodeSpec(
-        name=name,  # type: ignore[arg-type]
+        name=name,
         description=description,
         category=category,
         version=version,
@@ -332,25 +349,37 @@ class Registry:
         with self._lock:
             return name in self._nodes
 
-    def node(self, name: Optional[str] = None, **options: Any) -> Callable[[Handler], Handler]:
+    @overload
+    def node(self, name: HandlerT) -> HandlerT: ...
+    @overload
+    def node(self, name: Optional[str] = None, **options: Any) -> Callable[[HandlerT], HandlerT]: ...
+
+    def node(self, name: Union[str, Handler, None] = None, **options: Any) -> Any:
         """Decorator: ``@registry.node(name="x", inputs={...}, outputs=[...], ...)``; the
         handler receives a Context and returns a dict of outputs. Usable bare: ``@node``."""
-        if callable(name) and not options:  # bare @node
+        if callable(name):  # bare @node
+            if options:
+                raise TypeError("a bare @node takes no options: use @node(name=..., ...)")
             handler = name
             self.add(make_node(handler))
             return handler
 
-        def decorate(handler: Handler) -> Handler:
+        def decorate(handler: HandlerT) -> HandlerT:
             self.add(make_node(handler, name, **options))
             return handler
 
         return decorate
 
-    def add_node(self, definition: Mapping[str, Any], handler: Optional[Handler] = None):
+    @overload
+    def add_node(self, definition: Mapping[str, Any], handler: Handler) -> Node: ...
+    @overload
+    def add_node(self, definition: Mapping[str, Any], handler: None = None) -> Callable[[HandlerT], HandlerT]: ...
+
+    def add_node(self, definition: Mapping[str, Any], handler: Optional[Handler] = None) -> Any:
         """``add_node({...}, handler)``, or ``@add_node({...})`` as a decorator."""
         if handler is None:
 
-            def decorate(h: Handler) -> Handler:
+            def decorate(h: HandlerT) -> HandlerT:
                 self.add(node_from_definition(definition, h))
                 return h
 
@@ -389,12 +418,24 @@ def collecting(registry: Registry) -> Iterator[Registry]:
         stack.pop()
 
 
-def node(name: Union[str, Handler, None] = None, **options: Any):
+@overload
+def node(name: HandlerT) -> HandlerT: ...
+@overload
+def node(name: Optional[str] = None, **options: Any) -> Callable[[HandlerT], HandlerT]: ...
+
+
+def node(name: Union[str, Handler, None] = None, **options: Any) -> Any:
     """Module-level decorator for node.py files: ``@muster.node(name="x", inputs=...)``."""
-    return current_registry().node(name, **options)  # type: ignore[arg-type]
+    return current_registry().node(name, **options)
 
 
-def add_node(definition: Mapping[str, Any], handler: Optional[Handler] = None):
+@overload
+def add_node(definition: Mapping[str, Any], handler: Handler) -> Node: ...
+@overload
+def add_node(definition: Mapping[str, Any], handler: None = None) -> Callable[[HandlerT], HandlerT]: ...
+
+
+def add_node(definition: Mapping[str, Any], handler: Optional[Handler] = None) -> Any:
     """Module-level definition-dict form for node.py files."""
     return current_registry().add_node(definition, handler)
 

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import threading
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Protocol, Tuple
 
 from .nodes import Node, Registry, collecting
 
@@ -140,7 +140,30 @@ def load_file(path: str, modname: Optional[str] = None) -> List[Node]:
     return registry.nodes()
 
 
-def watch(directory: NodesDirectory, worker, interval: float = 1.0, stop: Optional[threading.Event] = None) -> threading.Thread:
+class NodeListHolder(Protocol):
+    """What ``watch`` hands a reloaded node list to (a muster.Worker)."""
+
+    def set_nodes(self, nodes: Iterable[Node]) -> None: ...
+
+
+class NodeSource(Protocol):
+    """What ``watch`` polls: a NodesDirectory, or anything that can say whether its node files
+    changed and load its nodes again."""
+
+    @property
+    def root(self) -> str: ...
+
+    def changed(self) -> bool: ...
+
+    def load(self) -> List[Node]: ...
+
+
+def watch(
+    directory: NodeSource,
+    worker: NodeListHolder,
+    interval: float = 1.0,
+    stop: Optional[threading.Event] = None,
+) -> threading.Thread:
     """Starts a daemon thread that polls ``directory`` every ``interval`` seconds and gives
     the worker the new node list when a file changed."""
     stop = stop or threading.Event()

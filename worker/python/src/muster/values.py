@@ -27,15 +27,53 @@ import math
 import numbers
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Protocol
 
 import flatbuffers
+from flatbuffers import Builder
 
 from . import _flat
 from .errors import BadMessage
-from .wire import Entry as _Entry
-from .wire import Value as _Value
-from .wire import Values as _Values
+from .wire import Entry as _EntryModule
+from .wire import Value as _ValueModule
+from .wire import Values as _ValuesModule
+
+
+# flatc 2.0.8 writes untyped builder functions; these protocols give the ones this module calls
+# their types (mypy checks each generated module against its protocol).
+class _ValueBuilders(Protocol):
+    def Start(self, builder: Builder) -> None: ...
+    def AddKind(self, builder: Builder, kind: int) -> None: ...
+    def AddBoolValue(self, builder: Builder, boolValue: bool) -> None: ...
+    def AddIntValue(self, builder: Builder, intValue: int) -> None: ...
+    def AddStringValue(self, builder: Builder, stringValue: int) -> None: ...
+    def AddBytesValue(self, builder: Builder, bytesValue: int) -> None: ...
+    def AddListValue(self, builder: Builder, listValue: int) -> None: ...
+    def StartListValueVector(self, builder: Builder, numElems: int) -> int: ...
+    def AddMapValue(self, builder: Builder, mapValue: int) -> None: ...
+    def StartMapValueVector(self, builder: Builder, numElems: int) -> int: ...
+    def AddErrorCode(self, builder: Builder, errorCode: int) -> None: ...
+    def AddErrorMessage(self, builder: Builder, errorMessage: int) -> None: ...
+    def End(self, builder: Builder) -> int: ...
+
+
+class _EntryBuilders(Protocol):
+    def Start(self, builder: Builder) -> None: ...
+    def AddKey(self, builder: Builder, key: int) -> None: ...
+    def AddValue(self, builder: Builder, value: int) -> None: ...
+    def End(self, builder: Builder) -> int: ...
+
+
+class _ValuesBuilders(Protocol):
+    def Start(self, builder: Builder) -> None: ...
+    def AddEntries(self, builder: Builder, entries: int) -> None: ...
+    def StartEntriesVector(self, builder: Builder, numElems: int) -> int: ...
+    def End(self, builder: Builder) -> int: ...
+
+
+_Value: _ValueBuilders = _ValueModule
+_Entry: _EntryBuilders = _EntryModule
+_Values: _ValuesBuilders = _ValuesModule
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -151,7 +189,12 @@ def encode_value(b: flatbuffers.Builder, value: Any, path: str = "$") -> int:
     raise TypeError(f"{path}: a {type(value).__name__} is not a muster value")
 
 
-def _encode_entries(b: flatbuffers.Builder, mapping: Mapping, path: str, start_vector) -> int:
+def _encode_entries(
+    b: flatbuffers.Builder,
+    mapping: Mapping[Any, Any],
+    path: str,
+    start_vector: Callable[[Builder, int], int],
+) -> int:
     entries = []
     for key, item in mapping.items():
         key = _check_key(key, path)
@@ -223,7 +266,9 @@ def decode_entries(r: _flat.Reader, vec: int) -> Dict[str, Any]:
         return out
     for entry in r.offsets(vec):
         key = r.string(entry, 0)
-        out[key] = decode_value(r, r.ref(entry, 1))  # type: ignore[index]
+        if key is None:  # `key` is required: the verifier lets no such entry through
+            raise BadMessage("a map entry without a key")
+        out[key] = decode_value(r, r.ref(entry, 1))
     return out
 
 
@@ -354,7 +399,7 @@ def b64decode(text: str, what: str = "base64") -> bytes:
         raise ValueError(f"{what}: invalid base64: {e}") from None
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 

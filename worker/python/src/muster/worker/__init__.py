@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import errno
 import logging
 import os
 import queue
@@ -36,7 +37,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
+from types import FrameType
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union, overload
 
 import zmq
 
@@ -46,7 +48,7 @@ from ..endpoints import Curve, check_endpoint, connect, default_endpoint
 from ..enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from ..keys import local_identity_paths
 from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, code_name
-from ..nodes import Handler, Node, Registry, valid_worker_id
+from ..nodes import Handler, HandlerT, Node, Registry, valid_worker_id
 
 log = logging.getLogger("muster.worker")
 
@@ -137,7 +139,7 @@ class _Job:
         self.abort_event = threading.Event()
         self.abort_code: Optional[ErrorCode] = None
         self.abort_reason = ""
-        self.task: Optional[asyncio.Task] = None
+        self.task: "Optional[asyncio.Task[None]]" = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
 
     def abort(self, code: Any, reason: str) -> None:
@@ -158,7 +160,7 @@ class _HandlerPool:
     ignores its abort cannot keep the process alive after the worker stopped."""
 
     def __init__(self, size: int):
-        self._q: "queue.SimpleQueue[Optional[Tuple[Callable, Tuple]]]" = queue.SimpleQueue()
+        self._q: "queue.SimpleQueue[Optional[Tuple[Callable[..., Any], Tuple[Any, ...]]]]" = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._loop, name=f"muster-node-{i}", daemon=True) for i in range(size)
         ]
@@ -167,7 +169,7 @@ class _HandlerPool:
         for t in self._threads:
             t.start()
 
-    def submit(self, fn: Callable, *args: Any) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self._q.put((fn, args))
 
     def _loop(self) -> None:
@@ -253,7 +255,7 @@ class Worker:
         attach_timeout: float = 5.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         registry: Optional[Registry] = None,
-        zmq_context: Optional[zmq.Context] = None,
+        zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
     ):
         self.worker_id = worker_id or default_worker_id()
         if not valid_worker_id(self.worker_id):
@@ -294,7 +296,7 @@ class Worker:
 
         self._jobs: Dict[int, _Job] = {}
         self._pending: Deque[str] = collections.deque()  # kinds of sent messages awaiting a reply
-        self._outbox: "queue.SimpleQueue[Tuple]" = queue.SimpleQueue()
+        self._outbox: "queue.SimpleQueue[Tuple[Any, ...]]" = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -309,8 +311,8 @@ class Worker:
         self._pool: Optional[_HandlerPool] = None
         self._aloop: Optional[asyncio.AbstractEventLoop] = None
         self._aloop_thread: Optional[threading.Thread] = None
-        self._sub: Optional[zmq.Socket] = None
-        self._dealer: Optional[zmq.Socket] = None
+        self._sub: Optional[zmq.Socket[bytes]] = None
+        self._dealer: Optional[zmq.Socket[bytes]] = None
         self._poller: Optional[zmq.Poller] = None
         self._attach_sent_at = 0.0
         self._next_attach_at: Optional[float] = None
@@ -324,15 +326,25 @@ class Worker:
 
     # ---- declaring nodes ---------------------------------------------------------------
 
-    def node(self, name: Optional[str] = None, **options: Any) -> Callable[[Handler], Handler]:
+    @overload
+    def node(self, name: HandlerT) -> HandlerT: ...
+    @overload
+    def node(self, name: Optional[str] = None, **options: Any) -> Callable[[HandlerT], HandlerT]: ...
+
+    def node(self, name: Union[str, Handler, None] = None, **options: Any) -> Any:
         """Decorator declaring a node: ``@worker.node(name=..., description=..., category=...,
         version=..., inputs=..., outputs=..., parameters={...defaults}, idempotent=False,
-        timeout_ms=0)``."""
+        timeout_ms=0)``, or bare ``@worker.node`` on a typed function."""
         deco = self.registry.node(name, **options)
         self._nodes_changed()
         return deco
 
-    def add_node(self, definition: Mapping[str, Any], handler: Optional[Handler] = None):
+    @overload
+    def add_node(self, definition: Mapping[str, Any], handler: Handler) -> Node: ...
+    @overload
+    def add_node(self, definition: Mapping[str, Any], handler: None = None) -> Callable[[HandlerT], HandlerT]: ...
+
+    def add_node(self, definition: Mapping[str, Any], handler: Optional[Handler] = None) -> Any:
         """Declares a node from a definition dict (see nodes.node_from_definition)."""
         out = self.registry.add_node(definition, handler)
         self._nodes_changed()
@@ -396,10 +408,10 @@ class Worker:
             raise RuntimeError("worker already started")
         self.ensure_keys()
         self._thread = threading.current_thread()
-        previous: Dict[int, Any] = {}
+        previous: Dict[signal.Signals, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
 
-            def on_signal(signum, frame):
+            def on_signal(signum: int, frame: Optional[FrameType]) -> None:
                 name = signal.Signals(signum).name
                 if self._stop_requested.is_set():
                     log.warning("%s again: stopping now", name)
@@ -450,7 +462,7 @@ class Worker:
 
     # ---- cross-thread plumbing ---------------------------------------------------------
 
-    def _post(self, item: Tuple) -> None:
+    def _post(self, item: Tuple[Any, ...]) -> None:
         self._outbox.put(item)
         self._wake()
 
@@ -559,9 +571,10 @@ class Worker:
                 return
             timeout = self._poll_timeout(now, flush_deadline)
             try:
-                events = dict(self._poller.poll(timeout))  # type: ignore[union-attr]
+                assert self._poller is not None  # set up by _run_io before the loop
+                events = dict(self._poller.poll(timeout))
             except zmq.ZMQError as e:
-                if e.errno == zmq.EINTR:
+                if e.errno == errno.EINTR:
                     continue
                 raise
             if self._wake_r in events:
@@ -1000,9 +1013,10 @@ class Worker:
                 return
             what = item[0]
             if what == "done":
-                _, job, kind, data = item
-                if self._jobs.get(job.request_id) is job:
-                    del self._jobs[job.request_id]
+                done: _Job = item[1]
+                kind, data = item[2], item[3]
+                if self._jobs.get(done.request_id) is done:
+                    del self._jobs[done.request_id]
                     self._send_bytes(kind, data)
             elif what == "progress":
                 _, rid, body = item

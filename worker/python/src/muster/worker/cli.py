@@ -12,12 +12,13 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Set
 
 from .._version import SDK
 from ..log import LOG_FORMATS, LOG_LEVELS, setup_logging
 from ..endpoints import check_endpoint
 from ..enrollment import EnrollmentError
+from ..nodes import Node
 from . import Worker
 
 def program_name(default: str) -> str:
@@ -116,14 +117,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             directory = NodesDirectory(args.nodes_dir)
         except ValueError as e:
             raise SystemExit(f"error: {e}")
-    extra: List = []
+    extra: List[Node] = []
     for f in args.files:
         try:
             extra.extend(load_file(f))
         except Exception as e:  # noqa: BLE001
             raise SystemExit(f"error: {f}: {type(e).__name__}: {e}")
 
-    def load_all() -> List:
+    def load_all() -> List[Node]:
         nodes = list(extra)
         if directory is not None:
             nodes.extend(directory.load())
@@ -131,23 +132,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     worker.set_nodes(load_all())
     if directory is not None and args.reload_interval > 0:
+        watched = directory
 
         class _Source:
-            root = directory.root
+            root = watched.root
 
             def changed(self) -> bool:
-                return directory.changed()  # type: ignore[union-attr]
+                return watched.changed()
 
-            def load(self) -> List:
+            def load(self) -> List[Node]:
                 return load_all()
 
-        watch(_Source(), worker, args.reload_interval)  # type: ignore[arg-type]
+        watch(_Source(), worker, args.reload_interval)
     return run_worker(worker)
 
 
-def _dedupe(nodes: List) -> List:
-    seen = set()
-    out = []
+def _dedupe(nodes: List[Node]) -> List[Node]:
+    seen: Set[str] = set()
+    out: List[Node] = []
     for n in nodes:
         if n.name in seen:
             logging.getLogger("muster.worker").error("node %s declared twice: keeping the first", n.name)
