@@ -21,15 +21,17 @@ fail() { echo "FAIL: $*" >&2; [ -f "$tmp/musterd.log" ] && sed 's/^/musterd: /' 
 
 prefix="$tmp/prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in bin/musterd bin/muster bin/muster-example-worker include/muster/worker.hpp \
-         include/muster/client.hpp include/muster/wire/common_generated.h \
-         share/muster/schema/value.fbs lib/cmake/muster/musterConfig.cmake \
-         lib/cmake/muster/musterConfigVersion.cmake lib/pkgconfig/muster-worker.pc \
-         lib/pkgconfig/muster-client.pc lib/libmuster_worker.a lib/libmuster_client.a; do
+libdir="lib/$(gcc -print-multiarch)"  # packaging/CMakeLists.txt: lib/<multiarch>
+for f in bin/musterd bin/muster bin/muster-example-worker bin/muster-bridge bin/muster-gateway \
+         include/muster/worker.hpp include/muster/client.hpp include/muster/wire/common_generated.h \
+         share/muster/schema/value.fbs "$libdir/cmake/muster/musterConfig.cmake" \
+         "$libdir/cmake/muster/musterConfigVersion.cmake" "$libdir/pkgconfig/muster-worker.pc" \
+         "$libdir/pkgconfig/muster-client.pc" "$libdir/libmuster_worker.a" "$libdir/libmuster_client.a" \
+         etc/muster/musterd.toml lib/systemd/system/musterd.service; do
   [ -e "$prefix/$f" ] || fail "the install lacks $f"
 done
 # Nothing of the build tree leaks into what is installed.
-if grep -rl "$build" "$prefix/lib/cmake" "$prefix/lib/pkgconfig" "$prefix/include" 2>/dev/null; then
+if grep -rl "$build" "$prefix/$libdir" "$prefix/include" 2>/dev/null; then
   fail "installed files name the build tree $build"
 fi
 
@@ -39,7 +41,7 @@ cmake -S "$here/consumer" -B "$tmp/consumer-cmake" -G Ninja -DCMAKE_BUILD_TYPE=R
 cmake --build "$tmp/consumer-cmake" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; fail "build (find_package)"; }
 
 echo "== building the consumer with pkg-config"
-flags="$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs muster-worker muster-client)" \
+flags="$(PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" pkg-config --cflags --libs muster-worker muster-client)" \
   || fail "pkg-config muster-worker muster-client"
 # shellcheck disable=SC2086  # the flags are words
 g++ -std=c++20 -O1 -o "$tmp/consumer-pkgconfig" "$here/consumer/main.cpp" $flags || fail "build (pkg-config)"

@@ -9,7 +9,8 @@ MUSTER_VENV="$MUSTER_ROOT/.venv"
 MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets)
 
 # Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
-# libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run).
+# libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run; dpkg-dev for cpack's
+# dpkg-shlibdeps, lintian, systemd for systemd-analyze and adduser for tests/packaging/run.sh).
 MUSTER_APT_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
@@ -19,6 +20,7 @@ MUSTER_APT_PACKAGES=(
   iproute2 tcpdump openssl
   nodejs npm
   clang libclang-rt-14-dev
+  dpkg-dev lintian systemd adduser
 )
 
 # Objects compiled in one checkout are reused by another (git worktrees side by side).
