@@ -92,6 +92,11 @@ TEST_CASE("config: the file's values reach the options, and flags win over the f
   b.parse({"--config", file});
   CHECK(b.s.request_addresses == std::vector<std::string>{"ipc:///tmp/a.sock", "tcp://127.0.0.1:5555"});
   CHECK(b.s.liveness == 5);
+  CHECK(b.s.insecure);
+
+  App c;  // a flag the file turns on is turned off on the command line with =false
+  c.parse({"--config", file, "--insecure=false"});
+  CHECK_FALSE(c.s.insecure);
 }
 
 TEST_CASE("config: a single value is accepted for a repeatable option") {
