@@ -24,6 +24,7 @@ for p in "${packages[@]}"; do
   fi
 done
 # One run at a time on this machine (the packages and /run/muster are machine-wide).
+mkdir -p /run/lock
 exec 9>/run/lock/muster-packaging-test.lock
 flock -w 600 9
 
