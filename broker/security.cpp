@@ -13,6 +13,11 @@ Security::Security(std::filesystem::path data_dir) : data_dir_(std::move(data_di
   if (std::filesystem::exists(data_dir_, ec)) keys::ensure_data_dir(data_dir_);  // only checks
 }
 
+bool Security::has_stores() const {
+  std::error_code ec;
+  return stores_ || std::filesystem::exists(keys::daemon_secret_key_path(data_dir_), ec);
+}
+
 Security::Stores& Security::loaded() const {
   if (stores_) return *stores_;
   auto s = std::make_unique<Stores>();

@@ -24,9 +24,14 @@ class Security {
  public:
   // Keeps `data_dir` for the daemon's key pair and stores. An existing `data_dir` is checked at
   // once (refused if another user owns it or others may write it); nothing is created until
-  // the keys or stores are first needed (a tcp:// CURVE endpoint at start, an admin command
-  // about tokens or identities), so a daemon used only over ipc:// writes nothing there.
+  // the keys or stores are first needed (a tcp:// CURVE endpoint at start, a token minted), so
+  // a daemon used only over ipc:// writes nothing there.
   explicit Security(std::filesystem::path data_dir);
+
+  // Whether there are stores to read: loaded already, or a daemon key pair in the data dir.
+  // Read-only admin commands (token list, keys list) check this first, so that they create
+  // nothing when there is nothing to list.
+  bool has_stores() const;
 
   // Each loads (or creates, on first need) the key pair and the stores.
   const keys::KeyPair& daemon_keys() { return loaded().keys; }

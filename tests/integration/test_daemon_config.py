@@ -3,7 +3,8 @@
 - the settings of a --config file are the ones musterd runs with, and flags win over it;
 - --print-config prints TOML that --config reads back as the same settings;
 - a bad file is refused before anything starts, naming the file, line and key;
-- a musterd used only over ipc:// (with a worker and the CLI) creates nothing in $HOME.
+- a musterd used only over ipc:// (a worker, calls, read-only admin commands) creates nothing in
+  $HOME; minting a token creates the key pair.
 """
 from __future__ import annotations
 
@@ -93,6 +94,20 @@ def test_an_ipc_only_daemon_creates_nothing_in_home(tmp_base):
         return r.returncode == 0 and r
     r = wait_for(called, 10, "a call through the worker")
     assert "home" in json.loads(r.stdout)["greeting"]
+
+    def cli(*args):
+        return subprocess.run([str(BUILD / "tools" / "muster"), *args], env=env, capture_output=True,
+                              text=True, timeout=30)
+    # Read-only admin commands have nothing to read yet: they create nothing either.
+    assert json.loads(cli("token", "list", "--json").stdout) == []
+    assert json.loads(cli("keys", "list", "--json").stdout) == []
+    revoke = cli("token", "revoke", "0" * 32)
+    assert revoke.returncode != 0 and "no token with id" in revoke.stderr
+    assert list(home.iterdir()) == [], [str(p) for p in home.rglob("*")]
+
+    # Minting a token is what needs the key pair (tokens are for tcp:// enrollment).
+    assert cli("token", "create", "--role", "worker").returncode == 0
+    assert (home / ".local/share/muster/daemon-curve.key").exists()
+    assert len(json.loads(cli("token", "list", "--json").stdout)) == 1
     assert stop(worker) == 0
     assert stop(d.proc) == 0
-    assert list(home.iterdir()) == [], [str(p) for p in home.rglob("*")]
