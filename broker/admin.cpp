@@ -41,24 +41,26 @@ AdminReply run_admin(Security& security, BrokerCore& core, const wire::ClientMes
       }
       case wire::ClientBody::TokenList: {
         auto out = nlohmann::json::array();
+        if (!security.has_stores()) return AdminReportBody{out.dump()};  // nothing minted yet
         for (auto& info : security.tokens().list()) out.push_back(keys::to_json(info, wall));
         return AdminReportBody{out.dump()};
       }
       case wire::ClientBody::TokenRevoke: {
         std::string id = str(msg.body_as_TokenRevoke()->id());
-        auto info = security.tokens().revoke(id, wall);
+        auto info = security.has_stores() ? security.tokens().revoke(id, wall) : std::nullopt;
         if (!info) return invalid(fmt::format("no token with id '{}'", id));
         spdlog::info("{} revoked token {}", who.name, id);
         return AdminReportBody{keys::to_json(*info, wall).dump()};
       }
       case wire::ClientBody::KeyList: {
         auto out = nlohmann::json::array();
+        if (!security.has_stores()) return AdminReportBody{out.dump()};  // nobody enrolled yet
         for (auto& identity : security.identities().list()) out.push_back(keys::to_json(identity));
         return AdminReportBody{out.dump()};
       }
       case wire::ClientBody::KeyRevoke: {
         std::string id = str(msg.body_as_KeyRevoke()->id());
-        auto identity = security.identities().revoke(id, wall);
+        auto identity = security.has_stores() ? security.identities().revoke(id, wall) : std::nullopt;
         if (!identity) return invalid(fmt::format("no identity with id '{}'", id));
         spdlog::warn("{} revoked identity {} ({}, {}): its connections are refused from now on",
                      who.name, id, identity->name, keys::role_name(identity->role));

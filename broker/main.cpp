@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "config.hpp"
 #include "daemon.hpp"
 #include "muster/allocator.hpp"
 #include "muster/endpoints.hpp"
@@ -32,7 +33,10 @@ int main(int argc, char** argv) {
       "$XDG_RUNTIME_DIR/muster, else /tmp/muster-$UID), created with mode 0700.\n"
       "tcp:// endpoints are CURVE servers: peers enroll with a token (`muster token create`).",
       "musterd"};
-  app.set_version_flag("--version", MUSTER_VERSION);
+  app.set_version_flag("--version", MUSTER_VERSION)->configurable(false);
+  // Every flag below is also a setting of the --config file (config.hpp): add one here, once.
+  bool print_config = false;
+  muster::broker::add_config_options(app, &print_config);
   app.add_option("--data-dir", opt.data_dir, "Directory for keys, tokens and identities")
       ->capture_default_str();
   auto endpoint_option = [&](const char* flag, std::vector<std::string>& into, SocketRole role,
@@ -109,6 +113,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (print_config) {
+    std::cout << muster::broker::effective_config(app);
+    return 0;
+  }
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
 
   auto endpoints_of = [](SocketRole role, std::vector<std::string> given) {

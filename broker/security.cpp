@@ -4,20 +4,34 @@
 #include <spdlog/spdlog.h>
 
 #include "muster/key_file.hpp"
+#include "muster/secure_file.hpp"
 
 namespace muster::broker {
 
-Security::Security(const std::filesystem::path& data_dir) {
+Security::Security(std::filesystem::path data_dir) : data_dir_(std::move(data_dir)) {
+  std::error_code ec;
+  if (std::filesystem::exists(data_dir_, ec)) keys::ensure_data_dir(data_dir_);  // only checks
+}
+
+bool Security::has_stores() const {
+  std::error_code ec;
+  return stores_ || std::filesystem::exists(keys::daemon_secret_key_path(data_dir_), ec);
+}
+
+Security::Stores& Security::loaded() const {
+  if (stores_) return *stores_;
+  auto s = std::make_unique<Stores>();
   bool created = false;
-  keys_ = keys::load_or_create_daemon_keys(data_dir, &created);
+  s->keys = keys::load_or_create_daemon_keys(data_dir_, &created);
   if (created)
-    spdlog::info("created the daemon key pair in {} (public key {})", data_dir.string(),
-                 keys::key_fingerprint(keys_.public_key));
-  tokens_ = std::make_unique<keys::TokenStore>(keys::TokenStore::default_path(data_dir),
-                                               keys_.public_key);
-  identities_ = std::make_unique<keys::IdentityStore>(keys::IdentityStore::default_path(data_dir));
-  limiter_ = std::make_unique<keys::RateLimiter>();
-  enrollment_ = std::make_unique<keys::Enrollment>(*tokens_, *identities_, limiter_.get());
+    spdlog::info("created the daemon key pair in {} (public key {})", data_dir_.string(),
+                 keys::key_fingerprint(s->keys.public_key));
+  s->tokens = std::make_unique<keys::TokenStore>(keys::TokenStore::default_path(data_dir_), s->keys.public_key);
+  s->identities = std::make_unique<keys::IdentityStore>(keys::IdentityStore::default_path(data_dir_));
+  s->limiter = std::make_unique<keys::RateLimiter>();
+  s->enrollment = std::make_unique<keys::Enrollment>(*s->tokens, *s->identities, s->limiter.get());
+  stores_ = std::move(s);
+  return *stores_;
 }
 
 std::string Security::identity_of(std::string_view user_id, bool via_ipc) {
@@ -33,7 +47,7 @@ std::optional<Caller> Security::caller_for(const Peer& peer, keys::Role needed, 
     return Caller{anonymous, anonymous, "default",
                   needed == keys::Role::Worker ? "worker" : "client"};
   }
-  auto id = identities_->authorize_id(peer.identity, needed);
+  auto id = loaded().identities->authorize_id(peer.identity, needed);
   if (!id) return std::nullopt;
   return Caller{id->id, id->name, id->workspace, std::string(keys::role_name(id->role))};
 }

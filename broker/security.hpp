@@ -22,13 +22,22 @@ namespace muster::broker {
 
 class Security {
  public:
-  // Loads (or creates, on first start) the daemon's key pair and stores in `data_dir`.
-  explicit Security(const std::filesystem::path& data_dir);
+  // Keeps `data_dir` for the daemon's key pair and stores. An existing `data_dir` is checked at
+  // once (refused if another user owns it or others may write it); nothing is created until
+  // the keys or stores are first needed (a tcp:// CURVE endpoint at start, a token minted), so
+  // a daemon used only over ipc:// writes nothing there.
+  explicit Security(std::filesystem::path data_dir);
 
-  const keys::KeyPair& daemon_keys() const { return keys_; }
-  keys::TokenStore& tokens() { return *tokens_; }
-  keys::IdentityStore& identities() { return *identities_; }
-  keys::Enrollment& enrollment() { return *enrollment_; }
+  // Whether there are stores to read: loaded already, or a daemon key pair in the data dir.
+  // Read-only admin commands (token list, keys list) check this first, so that they create
+  // nothing when there is nothing to list.
+  bool has_stores() const;
+
+  // Each loads (or creates, on first need) the key pair and the stores.
+  const keys::KeyPair& daemon_keys() { return loaded().keys; }
+  keys::TokenStore& tokens() { return *loaded().tokens; }
+  keys::IdentityStore& identities() { return *loaded().identities; }
+  keys::Enrollment& enrollment() { return *loaded().enrollment; }
 
   // The caller behind a message that came through a socket bound on an ipc:// endpoint
   // (`via_ipc`) or a tcp:// one. A peer without a ZAP identity is:
@@ -43,11 +52,17 @@ class Security {
   static std::string identity_of(std::string_view user_id, bool via_ipc);
 
  private:
-  keys::KeyPair keys_;
-  std::unique_ptr<keys::TokenStore> tokens_;
-  std::unique_ptr<keys::IdentityStore> identities_;
-  std::unique_ptr<keys::RateLimiter> limiter_;
-  std::unique_ptr<keys::Enrollment> enrollment_;
+  struct Stores {
+    keys::KeyPair keys;
+    std::unique_ptr<keys::TokenStore> tokens;
+    std::unique_ptr<keys::IdentityStore> identities;
+    std::unique_ptr<keys::RateLimiter> limiter;
+    std::unique_ptr<keys::Enrollment> enrollment;
+  };
+  Stores& loaded() const;
+
+  std::filesystem::path data_dir_;
+  mutable std::unique_ptr<Stores> stores_;  // made on first need
 };
 
 }  // namespace muster::broker

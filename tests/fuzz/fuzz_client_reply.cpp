@@ -1,6 +1,6 @@
 // fuzz_client_reply.cpp — libFuzzer target: what a client receives from the daemon (a
 // ClientReply), verified with read_client_reply and read the way the C++ client library reads
-// it (tools/client/client.cpp Impl::handle and the node/worker/status JSON it builds).
+// it (worker/cpp/client.cpp Impl::handle and the node/worker/status JSON it builds).
 #include <cstddef>
 #include <cstdint>
 #include <span>

@@ -236,7 +236,7 @@ class BaselineDriver : public Driver {
  public:
   BaselineDriver(const std::string& endpoint, const std::string& server_key, std::size_t payload)
       : buf_(8 + payload, 0x5a) {
-    // As the client library sets its DEALER (tools/client/client.cpp).
+    // As the client library sets its DEALER (worker/cpp/client.cpp).
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::immediate, 1);
     socket_.set(zmq::sockopt::sndhwm, 100000);

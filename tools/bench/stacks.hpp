@@ -1,6 +1,6 @@
 // stacks.hpp — the two systems muster-bench compares, each as separate processes, and the
 // client side ("driver") that calls into them from the bench process.
-//   MusterStack:   musterd + N muster-bench-worker (C++ SDK, echo); driver = tools/client.
+//   MusterStack:   musterd + N muster-bench-worker (C++ SDK, echo); driver = the C++ client library (worker/cpp).
 //                  (or N muster-bench-simworkers --echo: the daemon alone, no SDK)
 //   BaselineStack: muster-bench-forwarder + N muster-bench-worker --baseline; driver = a bare
 //                  DEALER. Same socket types, options and transport as the muster stack.

@@ -11,17 +11,19 @@ MUSTER_VENV="$MUSTER_ROOT/.venv"
 MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets mypy build selenium)
 
 # Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
-# libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run).
+# libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run; dpkg-dev for cpack's
+# dpkg-shlibdeps, lintian, systemd for systemd-analyze and adduser for tests/packaging/run.sh).
 MUSTER_APT_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
   libspdlog-dev libfmt-dev doctest-dev libcli11-dev libboost-dev libssl-dev nlohmann-json3-dev
-  libjwt-dev
+  libjwt-dev libtomlplusplus-dev
   python3-requests python3-websockets
   iproute2 tcpdump openssl
   nodejs npm
   clang libclang-rt-14-dev
   chromium chromium-driver
+  dpkg-dev lintian systemd adduser
 )
 
 # Objects compiled in one checkout are reused by another (git worktrees side by side).
