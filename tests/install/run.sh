@@ -30,6 +30,11 @@ for f in bin/musterd bin/muster bin/muster-example-worker bin/muster-bridge bin/
          etc/muster/musterd.toml lib/systemd/system/musterd.service; do
   [ -e "$prefix/$f" ] || fail "the install lacks $f"
 done
+# The dashboard bundle, when this build made one (gateway/CMakeLists.txt: npm ci in gateway/web),
+# is installed where an installed muster-gateway looks for it.
+if [ -f "$build/gateway/web/index.html" ]; then
+  [ -f "$prefix/share/muster/gateway/web/index.html" ] || fail "the install lacks the dashboard (share/muster/gateway/web)"
+fi
 # Nothing of the build tree leaks into what is installed.
 if grep -rl "$build" "$prefix/$libdir" "$prefix/include" 2>/dev/null; then
   fail "installed files name the build tree $build"
