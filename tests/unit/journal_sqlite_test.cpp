@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "journal_recovery.hpp"
 #include "journal_sqlite.hpp"
 #include "temp_dir.hpp"
 
@@ -367,6 +368,64 @@ TEST_CASE("journal sqlite: finished calls expire at their time, and only those")
   REQUIRE(loaded.calls.size() == 2);
   CHECK(loaded.calls[0].job_id == 3);
   CHECK(loaded.calls[1].job_id == 4);
+}
+
+TEST_CASE("journal sqlite + recovery: a daemon SIGKILLed with calls in every state restarts "
+          "into the right verdict for each") {
+  muster::test::TempDir dir;
+  const fs::path path = dir.path / "journal.db";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    try {
+      SqliteJournal j(options_for(path));
+      j.begin_turn();
+      for (JobId id = 1; id <= 7; ++id) {
+        Call c = call(id);
+        c.idempotent = id == 4;
+        j.append(Submitted{c});
+      }
+      j.commit();
+      j.begin_turn();
+      j.append(Dispatched{3, "w1", "id-w1", 103, 1});  // adopted: w1 comes back with it
+      j.append(Dispatched{4, "w2", "id-w2", 104, 1});  // w2 comes back without it: idempotent
+      j.append(Dispatched{5, "w2", "id-w2", 105, 1});  // ... not idempotent
+      j.append(Dispatched{6, "w3", "id-w3", 106, 1});  // w3 not back yet
+      j.append(Finished{7, Outcome{ErrorCode::None, bytes_of("done"), ""}, kT0, kT0 + 1h});
+      j.commit();
+      j.begin_turn();
+      j.append(Dispatched{2, "w1", "id-w1", 102, 1});  // never committed: 2 stays queued
+      ::raise(SIGKILL);
+    } catch (...) {
+    }
+    ::_exit(3);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  SqliteJournal j(options_for(path));
+  const Loaded loaded = j.load();
+  REQUIRE(loaded.calls.size() == 7);
+  RecoveryView view;
+  view.now = kT0 + 1s;
+  view.reattach_until = kT0 + 3s;
+  view.workers = {{"w1", "id-w1", {103}}, {"w2", "id-w2", {}}};
+  const auto verdicts = plan(loaded.calls, view);
+  std::vector<Decision> decisions;
+  for (const Verdict& v : verdicts) decisions.push_back(v.decision);
+  CHECK(decisions == std::vector<Decision>{Decision::Requeue, Decision::Requeue, Decision::Adopt,
+                                           Decision::Requeue, Decision::FailWorkerLost,
+                                           Decision::Wait, Decision::Redeliver});
+  // The verdicts' records apply to what was loaded, as the restarted core would write them.
+  j.begin_turn();
+  for (const Verdict& v : verdicts)
+    for (const Record& r : v.records) j.append(r);
+  j.commit();
+  const Loaded after = j.load();
+  CHECK(after.calls[3].state == CallState::Queued);  // job 4, requeued
+  CHECK(after.calls[3].deaths == 1);
+  REQUIRE(after.calls[4].outcome);  // job 5
+  CHECK(after.calls[4].outcome->code == ErrorCode::WorkerLost);
 }
 
 // Run by hand: build/tests/muster_unit_tests -tc='*commit cost*' --no-skip
