@@ -27,6 +27,7 @@
 // - epoch() is a number that grows every time a daemon opens the store for writing (for
 //   PostgreSQL, the fencing epoch of the lease). A daemon's request ids start at
 //   epoch << 40, so they never collide with ids a worker still holds from an earlier instance.
+// - One thread uses a journal (the socket loop); implementations are not thread-safe.
 #pragma once
 
 #include <chrono>

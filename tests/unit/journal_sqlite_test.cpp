@@ -176,6 +176,10 @@ TEST_CASE("journal sqlite: a record for a call it does not hold is refused and r
   CHECK_THROWS_AS(j.append(Acked{5}), JournalError);
   j.rollback();
   CHECK_THROWS_WITH_AS(j.append(Acked{1}), doctest::Contains("outside a turn"), JournalError);
+  // The statements that failed are usable again.
+  one_turn(j, {Submitted{call(2)}, Acked{1}});
+  CHECK(j.load().calls.size() == 1);
+  CHECK(j.load().calls[0].job_id == 2);
 }
 
 TEST_CASE("journal sqlite: a turn never committed leaves nothing, the turns before intact") {
