@@ -17,7 +17,7 @@ MUSTER_APT_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
   libspdlog-dev libfmt-dev doctest-dev libcli11-dev libboost-dev libssl-dev nlohmann-json3-dev
-  libjwt-dev libtomlplusplus-dev
+  libjwt-dev libtomlplusplus-dev libsqlite3-dev
   python3-requests python3-websockets
   iproute2 tcpdump openssl
   nodejs npm

@@ -1,0 +1,158 @@
+// journal.hpp — the durable-call journal as an interface: what a durable call's record holds,
+// the transitions the core writes, and the contract every storage engine keeps (SQLite today,
+// broker/journal_sqlite.hpp; PostgreSQL for the failover pair, issue 16). docs/DURABILITY.md.
+// Owns: the record types and the contract (group commit, load order, size accounting, expiry).
+// Must never: decide what happens to a call (that is the core's, and after a restart
+// journal_recovery.hpp's), read a clock (every time is passed in), or touch a socket.
+//
+// Contract, every implementation:
+// - Group commit. The socket loop calls begin_turn(), append()s the records of one loop turn
+//   (in the order the core emitted them), then commit(). commit() returns only once every
+//   record of the turn is durable (one transaction, one fsync); a crash at any point before
+//   leaves the store exactly as the previous commit left it. Nothing of a turn may be sent to
+//   a peer before its commit() returned. rollback() abandons the open turn.
+// - Errors. Every failure (I/O, a full disk, a corrupt or foreign store, a lost lease) throws
+//   JournalError with a message naming the store. A failed commit() leaves the turn
+//   uncommitted; the daemon must then stop (its memory is ahead of its journal), never carry on.
+// - Records apply to one call each, identified by its job id; a record for a job id the store
+//   does not hold (or in the wrong state: Dispatched of a finished call) is a bug in the
+//   caller and throws JournalError, which rolls the turn back.
+// - load() returns every call the store holds, in job-id order (= submission order), with
+//   its latest state; next_job_id() is above every job id ever stored (never reused, even
+//   after the call was acked or expired).
+// - Size accounting. payload_bytes() counts the BLOB bytes of every call held (inputs,
+//   parameters, outputs, failure message), committed plus appended in the open turn. The
+//   journal never refuses a record for size (a worker's result must always be storable): the
+//   core asks admits() before it accepts a durable Submit and answers QUEUE_FULL when not.
+// - epoch() is a number that grows every time a daemon opens the store for writing (for
+//   PostgreSQL, the fencing epoch of the lease). A daemon's request ids start at
+//   epoch << 40, so they never collide with ids a worker still holds from an earlier instance.
+// - One thread uses a journal (the socket loop); implementations are not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "events.hpp"
+
+namespace muster::broker::journal {
+
+// Wall-clock time, milliseconds since the Unix epoch: the only clock that means the same to
+// two daemon instances (steady_clock restarts with the process).
+using WallTime = std::chrono::sys_time<std::chrono::milliseconds>;
+using JobId = std::uint64_t;
+
+struct JournalError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class CallState : std::uint8_t {
+  Queued = 0,    // accepted, waiting in its node's queue
+  Running = 1,   // dispatched to `worker_id` as `request_id`, attempt `attempts`
+  Finished = 2,  // has its terminal outcome, kept until the client acks or it expires
+};
+
+// The terminal outcome of a call: a Result (code None, `outputs`) or a Failure.
+struct Outcome {
+  ErrorCode code = ErrorCode::None;
+  Payload outputs;        // code None only
+  std::string message;    // failures only
+  bool ok() const { return code == ErrorCode::None; }
+};
+
+// One durable call as the journal holds it (what load() returns).
+struct Call {
+  JobId job_id = 0;
+  CallState state = CallState::Queued;
+  // What the caller asked, as the Submit carried it and the daemon stamped it.
+  std::string node;               // node name
+  Caller caller;                  // authenticated identity, name, workspace, role
+  std::string trace_id;
+  Payload inputs, parameters;
+  bool idempotent = false;        // the node's flag when the call was accepted
+  WallTime submitted{}, deadline{};
+  // Running: where it runs. attempts counts dispatches so far (the next is attempts + 1).
+  std::string worker_id, worker_identity;
+  std::uint64_t request_id = 0;   // the id the worker knows it by (WorkRequest.request_id)
+  std::uint32_t attempts = 0;
+  std::uint32_t deaths = 0;       // workers that died holding it
+  // Finished: the outcome, kept until the client acks it or `expires`.
+  std::optional<Outcome> outcome;
+  WallTime finished{}, expires{};
+  // BLOB bytes this call holds in the store (counted in payload_bytes()).
+  std::uint64_t payload_bytes() const {
+    std::uint64_t n = inputs.bytes.size() + parameters.bytes.size();
+    if (outcome) n += outcome->outputs.bytes.size() + outcome->message.size();
+    return n;
+  }
+};
+
+// ---- records: one per transition of a call ----------------------------------------------
+
+// A durable Submit was accepted (written before its Accepted reply is sent). state Queued.
+struct Submitted {
+  Call call;  // job_id, node, caller, trace_id, inputs, parameters, idempotent, times
+};
+// Sent to a worker (queued → running, or a re-send after a silent loss: attempt grows).
+struct Dispatched {
+  JobId job_id = 0;
+  std::string worker_id, worker_identity;
+  std::uint64_t request_id = 0;
+  std::uint32_t attempt = 1;
+};
+// Back in its node's queue: its worker died and the node is idempotent (running → queued).
+struct Requeued {
+  JobId job_id = 0;
+  std::uint32_t deaths = 0;
+};
+// Has its terminal outcome (written before the terminal reply is sent): any state → finished.
+struct Finished {
+  JobId job_id = 0;
+  Outcome outcome;
+  WallTime at{}, expires{};
+};
+// The client acknowledged the terminal reply: the call is forgotten.
+struct Acked {
+  JobId job_id = 0;
+};
+
+using Record = std::variant<Submitted, Dispatched, Requeued, Finished, Acked>;
+
+struct Loaded {
+  std::vector<Call> calls;  // job-id order
+  JobId next_job_id = 1;
+};
+
+class Journal {
+ public:
+  virtual ~Journal() = default;
+
+  // Where the store is, for messages ("sqlite:/var/lib/muster/journal.db").
+  virtual std::string describe() const = 0;
+  virtual std::uint64_t epoch() const = 0;
+  virtual Loaded load() = 0;
+
+  // ---- one loop turn ----
+  virtual void begin_turn() = 0;
+  virtual void append(const Record& record) = 0;
+  // Forgets finished calls whose `expires` is at or before `now`; returns their job ids.
+  // Inside a turn, like append().
+  virtual std::vector<JobId> expire(WallTime now) = 0;
+  virtual void commit() = 0;
+  virtual void rollback() = 0;
+  virtual bool in_turn() const = 0;
+
+  // ---- size ----
+  virtual std::uint64_t payload_bytes() const = 0;
+  virtual std::uint64_t byte_limit() const = 0;  // 0 = none
+  bool admits(std::uint64_t more) const {
+    return byte_limit() == 0 || payload_bytes() + more <= byte_limit();
+  }
+};
+
+}  // namespace muster::broker::journal

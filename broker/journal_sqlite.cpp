@@ -1,0 +1,450 @@
+// journal_sqlite.cpp — the SQLite journal (journal_sqlite.hpp). One table of calls, one row per
+// open durable call holding its latest state; each record of journal.hpp is one statement on
+// it. Schema changes are numbered migrations recorded in muster_schema.
+#include "journal_sqlite.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <fmt/format.h>
+
+namespace muster::broker::journal {
+namespace {
+
+// Migration N takes the schema from version N-1 to N; applied in order, each in the
+// transaction that records it. Append only: a released migration is never edited.
+struct Migration {
+  int version;
+  const char* description;
+  const char* sql;
+};
+constexpr std::array kMigrations{
+    Migration{1, "calls and meta", R"sql(
+      CREATE TABLE muster_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO muster_meta VALUES ('epoch', 0), ('next_job_id', 1);
+      CREATE TABLE calls (
+        job_id INTEGER PRIMARY KEY,
+        state INTEGER NOT NULL,               -- journal.hpp CallState
+        node TEXT NOT NULL,
+        identity TEXT NOT NULL, caller_name TEXT NOT NULL,
+        workspace TEXT NOT NULL, role TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        inputs BLOB NOT NULL, parameters BLOB NOT NULL,
+        idempotent INTEGER NOT NULL,
+        submitted_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,
+        worker_id TEXT, worker_identity TEXT, request_id INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0, deaths INTEGER NOT NULL DEFAULT 0,
+        outcome_code INTEGER, outputs BLOB, message TEXT,
+        finished_ms INTEGER, expires_ms INTEGER);
+      CREATE INDEX calls_expiry ON calls (expires_ms) WHERE state = 2;
+    )sql"},
+};
+static_assert(kMigrations.back().version == SqliteJournal::kSchemaVersion);
+
+// The BLOB bytes of one row (journal.hpp Call::payload_bytes, in SQL).
+#define MUSTER_ROW_BYTES                                                                  \
+  "(length(inputs) + length(parameters) + coalesce(length(outputs), 0) + "               \
+  "coalesce(length(CAST(message AS BLOB)), 0))"
+
+enum StatementId {
+  kInsert,
+  kBumpNextJob,
+  kDispatch,
+  kRequeue,
+  kRowBytes,
+  kFinish,
+  kDelete,
+  kExpire,
+  kLoad,
+  kStatementCount
+};
+constexpr std::array<const char*, kStatementCount> kSql{
+    "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
+    "inputs, parameters, idempotent, submitted_ms, deadline_ms) "
+    "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    "UPDATE muster_meta SET value = max(value, ?1) WHERE key = 'next_job_id'",
+    "UPDATE calls SET state = 1, worker_id = ?2, worker_identity = ?3, request_id = ?4, "
+    "attempts = ?5 WHERE job_id = ?1 AND state IN (0, 1)",
+    "UPDATE calls SET state = 0, worker_id = NULL, worker_identity = NULL, request_id = NULL, "
+    "deaths = ?2 WHERE job_id = ?1 AND state = 1",
+    "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1 AND state IN (0, 1)",
+    // A finished call no longer needs its inputs: they leave the journal (and its byte count).
+    "UPDATE calls SET state = 2, inputs = x'', parameters = x'', outcome_code = ?2, "
+    "outputs = ?3, message = ?4, finished_ms = ?5, expires_ms = ?6 WHERE job_id = ?1",
+    "DELETE FROM calls WHERE job_id = ?1 RETURNING " MUSTER_ROW_BYTES,
+    "DELETE FROM calls WHERE state = 2 AND expires_ms <= ?1 RETURNING job_id, " MUSTER_ROW_BYTES,
+    "SELECT job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs, "
+    "parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, request_id, "
+    "attempts, deaths, outcome_code, outputs, message, finished_ms, expires_ms "
+    "FROM calls ORDER BY job_id",
+};
+
+std::int64_t millis(WallTime t) { return t.time_since_epoch().count(); }
+WallTime wall(std::int64_t ms) { return WallTime{std::chrono::milliseconds{ms}}; }
+
+}  // namespace
+
+// A prepared statement, reset and unbound after each use.
+class SqliteJournal::Statement {
+ public:
+  Statement(const SqliteJournal& owner, const char* sql) : owner_(owner) {
+    if (sqlite3_prepare_v3(owner.db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) !=
+        SQLITE_OK)
+      owner.fail_sqlite(sqlite3_extended_errcode(owner.db_), sqlite3_errmsg(owner.db_));
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Statement& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
+  Statement& bind(int i, const std::string& v) {
+    return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+  Statement& bind(int i, const Payload& p) {
+    // An empty payload is an empty BLOB, never NULL (sqlite3_bind_blob of no data is NULL).
+    if (p.bytes.empty()) return check(sqlite3_bind_zeroblob(stmt_, i, 0));
+    return check(sqlite3_bind_blob64(stmt_, i, p.bytes.data(), p.bytes.size(), SQLITE_STATIC));
+  }
+  // Runs the statement to its next row; false when done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    const int code = sqlite3_extended_errcode(owner_.db_);
+    const std::string why = sqlite3_errmsg(owner_.db_);
+    reset();  // usable again by the next turn
+    owner_.fail_sqlite(code, why);
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  Payload blob(int col) const {
+    const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
+    const auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col));
+    return Payload::copy_of({p, p ? n : 0});
+  }
+
+ private:
+  Statement& check(int rc) {
+    if (rc != SQLITE_OK) owner_.fail(fmt::format("cannot bind: {}", sqlite3_errstr(rc)));
+    return *this;
+  }
+  const SqliteJournal& owner_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+SqliteJournal::SqliteJournal(SqliteOptions options) : options_(std::move(options)) {
+  // The file must exist or be creatable; its directory is never created here (the data dir is
+  // the daemon's to make, with its mode).
+  const int rc = sqlite3_open_v2(options_.path.c_str(), &db_,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    fail(fmt::format("cannot open: {}", why));
+  }
+  try {
+    // Exclusive: the lock taken by the first write below is held until close, so a second
+    // daemon on the same file fails at once instead of interleaving its turns with ours. In
+    // WAL mode this also means no shared-memory file next to the journal.
+    exec("PRAGMA locking_mode = EXCLUSIVE");
+    check_and_migrate();
+    exec(options_.fsync_every_commit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    // The WAL is checkpointed into the file every 1000 pages (SQLite's default) and then cut
+    // back to this size, so a burst does not leave a large WAL behind.
+    exec("PRAGMA journal_size_limit = 67108864");
+    for (const char* sql : kSql) statements_.push_back(std::make_unique<Statement>(*this, sql));
+    // The size of what the journal holds, counted once here and kept up to date by append().
+    Statement total(*this, "SELECT coalesce(sum(" MUSTER_ROW_BYTES "), 0) FROM calls");
+    total.step();
+    committed_bytes_ = static_cast<std::uint64_t>(total.integer(0));
+  } catch (...) {
+    statements_.clear();
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+SqliteJournal::~SqliteJournal() {
+  if (!db_) return;
+  if (in_turn_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  statements_.clear();
+  sqlite3_close_v2(db_);
+}
+
+std::string SqliteJournal::describe() const { return "sqlite:" + options_.path.string(); }
+
+void SqliteJournal::fail(const std::string& what) const {
+  throw JournalError(fmt::format("journal {}: {}", describe(), what));
+}
+
+void SqliteJournal::fail_sqlite(int code, const std::string& why) const {
+  switch (code & 0xff) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      fail(fmt::format("not a readable SQLite database: corrupt, truncated, or not a journal "
+                       "at all ({}); refusing to start empty over it",
+                       why));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      fail(fmt::format("in use by another process (another musterd?): {}", why));
+    default:
+      fail(why);
+  }
+}
+
+void SqliteJournal::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    const int code = sqlite3_extended_errcode(db_);
+    std::string why = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    fail_sqlite(code, why);
+  }
+}
+
+SqliteJournal::Statement& SqliteJournal::prepared(int which) { return *statements_[which]; }
+
+void SqliteJournal::check_and_migrate() {
+  // The first statement that reads the file: a file that is not SQLite fails here.
+  {
+    Statement wal(*this, "PRAGMA journal_mode = WAL");
+    wal.step();
+    if (wal.text(0) != "wal") fail(fmt::format("cannot use WAL mode (got '{}')", wal.text(0)));
+  }
+  exec("BEGIN IMMEDIATE");
+  try {
+    {
+      Statement check(*this, "PRAGMA quick_check(1)");
+      check.step();
+      if (check.text(0) != "ok")
+        fail(fmt::format("corrupt ({}); refusing to start empty over it", check.text(0)));
+    }
+    Statement app(*this, "PRAGMA application_id");
+    app.step();
+    const auto application_id = static_cast<std::int32_t>(app.integer(0));
+    Statement objects(*this, "SELECT count(*), coalesce(group_concat(name, ', '), '') FROM "
+                             "sqlite_schema WHERE name NOT LIKE 'sqlite_%'");
+    objects.step();
+    const bool empty = objects.integer(0) == 0;
+    int version = 0;
+    if (application_id != kApplicationId) {
+      if (!empty || application_id != 0)
+        fail(fmt::format("an SQLite database that is not a muster journal (application_id "
+                         "{:#x}, holds: {}); refusing to use it",
+                         static_cast<std::uint32_t>(application_id), objects.text(1)));
+      exec(fmt::format("PRAGMA application_id = {}", kApplicationId).c_str());
+      exec("CREATE TABLE muster_schema (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT "
+           "NULL, description TEXT NOT NULL)");
+    } else {
+      Statement v(*this, "SELECT coalesce(max(version), 0) FROM muster_schema");
+      v.step();
+      version = static_cast<int>(v.integer(0));
+    }
+    if (version > kSchemaVersion)
+      fail(fmt::format("written by a newer muster (schema version {}, this musterd knows up to "
+                       "{}); upgrade musterd, or move the file away",
+                       version, kSchemaVersion));
+    for (const Migration& m : kMigrations) {
+      if (m.version <= version) continue;
+      exec(m.sql);
+      Statement record(*this, "INSERT INTO muster_schema VALUES (?1, "
+                              "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ?2)");
+      record.bind(1, std::int64_t{m.version}).bind(2, std::string(m.description)).step();
+    }
+    exec("UPDATE muster_meta SET value = value + 1 WHERE key = 'epoch'");
+    Statement e(*this, "SELECT value FROM muster_meta WHERE key = 'epoch'");
+    e.step();
+    epoch_ = static_cast<std::uint64_t>(e.integer(0));
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+Loaded SqliteJournal::load() {
+  Loaded out;
+  Statement& s = prepared(kLoad);
+  while (s.step()) {
+    Call c;
+    c.job_id = static_cast<JobId>(s.integer(0));
+    c.state = static_cast<CallState>(s.integer(1));
+    c.node = s.text(2);
+    c.caller = Caller{s.text(3), s.text(4), s.text(5), s.text(6)};
+    c.trace_id = s.text(7);
+    c.inputs = s.blob(8);
+    c.parameters = s.blob(9);
+    c.idempotent = s.integer(10) != 0;
+    c.submitted = wall(s.integer(11));
+    c.deadline = wall(s.integer(12));
+    c.worker_id = s.text(13);
+    c.worker_identity = s.text(14);
+    c.request_id = static_cast<std::uint64_t>(s.integer(15));
+    c.attempts = static_cast<std::uint32_t>(s.integer(16));
+    c.deaths = static_cast<std::uint32_t>(s.integer(17));
+    if (c.state == CallState::Finished) {
+      c.outcome = Outcome{static_cast<ErrorCode>(s.integer(18)), s.blob(19), s.text(20)};
+      c.finished = wall(s.integer(21));
+      c.expires = wall(s.integer(22));
+    }
+    out.calls.push_back(std::move(c));
+  }
+  s.reset();
+  Statement next(*this, "SELECT value FROM muster_meta WHERE key = 'next_job_id'");
+  next.step();
+  out.next_job_id = static_cast<JobId>(next.integer(0));
+  return out;
+}
+
+void SqliteJournal::require_turn(const char* what) const {
+  if (!in_turn_) fail(fmt::format("{} outside a turn (begin_turn first)", what));
+}
+
+void SqliteJournal::begin_turn() {
+  if (in_turn_) fail("begin_turn inside a turn");
+  exec("BEGIN IMMEDIATE");
+  in_turn_ = true;
+  turn_bytes_ = 0;
+}
+
+void SqliteJournal::commit() {
+  require_turn("commit");
+  const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string why = sqlite3_errmsg(db_);
+    rollback();
+    fail(fmt::format("commit failed, the turn is not durable: {}", why));
+  }
+  in_turn_ = false;
+  committed_bytes_ += turn_bytes_;
+  turn_bytes_ = 0;
+}
+
+void SqliteJournal::rollback() {
+  if (!in_turn_) return;
+  in_turn_ = false;
+  turn_bytes_ = 0;
+  if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void SqliteJournal::append(const Record& record) {
+  require_turn("append");
+  std::visit([this](const auto& r) { apply(r); }, record);
+}
+
+void SqliteJournal::apply(const Submitted& r) {
+  const Call& c = r.call;
+  if (c.job_id == 0) fail("Submitted with job id 0");
+  Statement& s = prepared(kInsert);
+  s.bind(1, static_cast<std::int64_t>(c.job_id))
+      .bind(2, c.node)
+      .bind(3, c.caller.identity)
+      .bind(4, c.caller.name)
+      .bind(5, c.caller.workspace)
+      .bind(6, c.caller.role)
+      .bind(7, c.trace_id)
+      .bind(8, c.inputs)
+      .bind(9, c.parameters)
+      .bind(10, std::int64_t{c.idempotent})
+      .bind(11, millis(c.submitted))
+      .bind(12, millis(c.deadline));
+  s.step();
+  s.reset();
+  prepared(kBumpNextJob).bind(1, static_cast<std::int64_t>(c.job_id + 1)).step();
+  prepared(kBumpNextJob).reset();
+  turn_bytes_ += static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
+}
+
+// Throws unless the last statement changed exactly one row (the call exists, in a state the
+// record may follow).
+#define MUSTER_EXPECT_ONE_ROW(record, job)                                                  \
+  do {                                                                                      \
+    if (sqlite3_changes(db_) != 1)                                                          \
+      fail(fmt::format("{} for job {}, which the journal does not hold in a state it can "  \
+                       "follow",                                                            \
+                       record, job));                                                       \
+  } while (0)
+
+void SqliteJournal::apply(const Dispatched& r) {
+  Statement& s = prepared(kDispatch);
+  s.bind(1, static_cast<std::int64_t>(r.job_id))
+      .bind(2, r.worker_id)
+      .bind(3, r.worker_identity)
+      .bind(4, static_cast<std::int64_t>(r.request_id))
+      .bind(5, std::int64_t{r.attempt});
+  s.step();
+  s.reset();
+  MUSTER_EXPECT_ONE_ROW("Dispatched", r.job_id);
+}
+
+void SqliteJournal::apply(const Requeued& r) {
+  Statement& s = prepared(kRequeue);
+  s.bind(1, static_cast<std::int64_t>(r.job_id)).bind(2, std::int64_t{r.deaths});
+  s.step();
+  s.reset();
+  MUSTER_EXPECT_ONE_ROW("Requeued", r.job_id);
+}
+
+void SqliteJournal::apply(const Finished& r) {
+  Statement& size = prepared(kRowBytes);
+  size.bind(1, static_cast<std::int64_t>(r.job_id));
+  if (!size.step()) {
+    size.reset();
+    fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
+  }
+  const std::int64_t freed = size.integer(0);
+  size.reset();
+  Statement& s = prepared(kFinish);
+  s.bind(1, static_cast<std::int64_t>(r.job_id))
+      .bind(2, std::int64_t{static_cast<std::uint16_t>(r.outcome.code)})
+      .bind(3, r.outcome.outputs)
+      .bind(4, r.outcome.message)
+      .bind(5, millis(r.at))
+      .bind(6, millis(r.expires));
+  s.step();
+  s.reset();
+  MUSTER_EXPECT_ONE_ROW("Finished", r.job_id);
+  turn_bytes_ += static_cast<std::int64_t>(r.outcome.outputs.bytes.size() +
+                                           r.outcome.message.size()) -
+                 freed;
+}
+
+void SqliteJournal::apply(const Acked& r) {
+  Statement& s = prepared(kDelete);
+  s.bind(1, static_cast<std::int64_t>(r.job_id));
+  if (!s.step()) {
+    s.reset();
+    fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
+  }
+  turn_bytes_ -= s.integer(0);
+  while (s.step()) {
+  }
+  s.reset();
+}
+
+std::vector<JobId> SqliteJournal::expire(WallTime now) {
+  require_turn("expire");
+  std::vector<JobId> gone;
+  Statement& s = prepared(kExpire);
+  s.bind(1, millis(now));
+  while (s.step()) {
+    gone.push_back(static_cast<JobId>(s.integer(0)));
+    turn_bytes_ -= s.integer(1);
+  }
+  s.reset();
+  return gone;
+}
+
+}  // namespace muster::broker::journal
