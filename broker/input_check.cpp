@@ -69,14 +69,8 @@ const PortCheck::Entry* PortCheck::find(std::string_view name) const {
   return it != by_name_.end() && it->name == name ? &*it : nullptr;
 }
 
-std::string PortCheck::declared_names() const {
-  std::string out;
-  for (auto& e : by_name_) out += (out.empty() ? "" : ", ") + e.name;
-  return out;
-}
-
 std::optional<std::string> PortCheck::check(std::span<const std::uint8_t> values) const {
-  if (by_name_.empty()) return std::nullopt;  // declares none: takes whatever comes
+  if (by_name_.empty()) return std::nullopt;  // declares none: nothing to check
   const flatbuffers::Vector<flatbuffers::Offset<wire::Entry>>* entries = nullptr;
   if (!values.empty()) entries = flatbuffers::GetRoot<wire::Values>(values.data())->entries();
   const std::uint64_t generation = ++generation_;
@@ -85,8 +79,7 @@ std::optional<std::string> PortCheck::check(std::span<const std::uint8_t> values
     for (const wire::Entry* entry : *entries) {
       std::string_view key(entry->key()->c_str(), entry->key()->size());
       const Entry* port = find(key);
-      if (!port)
-        return fmt::format("unknown {} \"{}\" (declared: {})", what_, key, declared_names());
+      if (!port) continue;  // not declared: forwarded as it is (PROTOCOL.md §5.1)
       const wire::Value* v = entry->value();
       const Kind kind = v ? v->kind() : Kind::Null;
       if (kind == Kind::Null && port->accepts != Accepts::Any && port->accepts != Accepts::Null) {

@@ -1,5 +1,5 @@
 // input_check.hpp — musterd's check of a Submit's inputs and parameters against the ports the
-// node declares (docs/PROTOCOL.md §5.1): types, required ports, undeclared names.
+// node declares (docs/PROTOCOL.md §5.1): types and required ports.
 // Owns: the rules "what a node's ports accept" and the wording of the refusal, which every
 // client sees the same whatever language the worker is written in.
 // Must never: allocate, copy or decode values when the payload is acceptable (it runs on every
@@ -28,12 +28,10 @@ class PortCheck {
   // `values`: a verified nested `Values` buffer (as read_client_message hands it out), or
   // empty for none. nullopt when acceptable, else why not, naming the port:
   //   input "name": expected string, got int
-  //   missing required input "name"
-  //   unknown input "nmae" (declared: name, shout)
+  //   missing required input "name" (string)
   // Rules: a port of type "any" takes every kind; "float" also takes int; null counts as not
   // given (fine for an optional port or one with a default, refused for a required one
-  // without a default). Names the node does not declare are refused, except when it declares
-  // no port of this kind at all (it takes whatever comes, like `echo`).
+  // without a default). Names the node does not declare are not checked: they are forwarded.
   std::optional<std::string> check(std::span<const std::uint8_t> values) const;
 
  private:
@@ -45,7 +43,6 @@ class PortCheck {
     std::string_view type;       // the declared type, for messages (static storage)
   };
   const Entry* find(std::string_view name) const;
-  std::string declared_names() const;
 
   std::string what_;
   std::vector<Entry> by_name_;               // sorted by name

@@ -36,7 +36,8 @@ BAD_INPUTS = [
     ('{"ms": 1.5}', 'node \'{node}\': input "ms": expected int, got float'),
     ('{}', 'node \'{node}\': missing required input "ms" (int)'),
     ('{"ms": null}', 'node \'{node}\': missing required input "ms" (null given; expected int)'),
-    ('{"ms": 1, "msec": 2}', 'node \'{node}\': unknown input "msec" (declared: ms)'),
+    ('{"msec": 2}', 'node \'{node}\': missing required input "ms" (int)'),
+    ('{"ms": [1]}', 'node \'{node}\': input "ms": expected int, got list'),
 ]
 
 
