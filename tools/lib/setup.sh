@@ -19,6 +19,7 @@ MUSTER_APT_PACKAGES=(
   iproute2 tcpdump openssl
   nodejs npm
   clang libclang-rt-14-dev
+  zsh fish   # test_cli loads `muster completion zsh|fish` in them
 )
 
 # Objects compiled in one checkout are reused by another (git worktrees side by side).
