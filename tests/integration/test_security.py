@@ -211,7 +211,7 @@ def test_bad_tokens_are_refused_and_the_daemon_keeps_serving(lan, secure_daemon,
     other = start_daemon()  # another daemon: another key pair
     foreign = mint(other, "--role", "client")
     r = remote_cli(lan, tmp_base, "bad4", "status", token=foreign)
-    assert r.returncode == 5, r.stderr
+    assert r.returncode == 3, r.stderr  # the CURVE handshake cannot complete: nobody answers
     assert "minted by another daemon" in r.stderr, r.stderr
 
     r = remote_cli(lan, tmp_base, "bad5", "status")  # no token at all
@@ -268,7 +268,7 @@ def test_revocation_takes_effect_while_connected(lan, secure_daemon, tmp_base):
                            if k["role"] == "client" and not k["revoked"])
     muster_cli(d, "keys", "revoke", client_identity)
     r = remote_cli(lan, tmp_base, "rc", "status", timeout=60)
-    assert r.returncode == 1
+    assert r.returncode == 3 and "UNAVAILABLE" in r.stderr, r.stderr  # its connection is refused
 
 
 def test_a_worker_cannot_take_another_workers_id(lan, secure_daemon, tmp_base):
