@@ -76,7 +76,10 @@ def test_permission_denied_has_its_own_exit_status(start_daemon, tmp_base):
     assert token.startswith("muster1.")
 
     def remote(data, *args, token=token):
-        env = dict(d.env, MUSTER_RUNTIME_DIR=str(tmp_base / "none"), MUSTER_ENROLLMENT_TOKEN=token)
+        env = dict(d.env, MUSTER_RUNTIME_DIR=str(tmp_base / "none"), MUSTER_ENROLLMENT_TOKEN=token,
+                   XDG_CONFIG_HOME=str(tmp_base / "cfg-remote"))
+        if not token:
+            env.pop("MUSTER_ENROLLMENT_TOKEN")
         return run(env, "--client-address", f"tcp://127.0.0.1:{cport}", "--enrollment-address",
                    f"tcp://127.0.0.1:{eport}", "--data-dir", tmp_base / data, "--enroll-timeout", "5s", *args)
 
@@ -88,6 +91,15 @@ def test_permission_denied_has_its_own_exit_status(start_daemon, tmp_base):
     assert r.returncode == 0, r.stderr
     r = remote("client", "token", "list")  # a client is no admin
     assert r.returncode == 5 and r.stderr.startswith("error: PERMISSION_DENIED: "), r.stderr
+    # `check` over tcp:// looks at the CURVE identity too
+    r = remote("client", "check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^identity\s+ok\s+'client' \(client in workspace default\), enrolled", r.stdout, re.M), r.stdout
+    assert re.search(r"^key age\s+ok\s+.*client-curve\.key is \S+ old$", r.stdout, re.M), r.stdout
+    assert re.search(r"^tokens\s+skip\s+not an admin", r.stdout, re.M), r.stdout
+    r = remote("never-enrolled", "check", token="")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert re.search(r"^identity\s+FAIL\s+'client' is not enrolled", r.stdout, re.M), r.stdout
 
 
 def test_durations_are_accepted_wherever_a_time_is(served):
