@@ -10,6 +10,8 @@
 
 #include "muster/messages.hpp"
 #include "muster/utf8.hpp"
+#include "input_check.hpp"
+#include "spec_difference.hpp"
 
 namespace muster::broker {
 
@@ -369,6 +371,23 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     return reject(ErrorCode::InvalidRequest, "hostname and sdk must be valid UTF-8");
 
   WorkerEntry* w = registry_.find(ev.worker_id);
+  // One node, one declaration: the inputs musterd checks (input_check.hpp) and the shape every
+  // client lists must hold whichever worker takes a call. A worker declaring a served node
+  // differently is refused, naming the node and the first difference (PROTOCOL.md §5.1).
+  for (auto& spec : ev.nodes) {
+    if (auto unsound = unsound_port(spec)) return reject(ErrorCode::InvalidRequest, *unsound);
+    const NodeEntry* served = registry_.node(NodeKey{who.workspace, spec.name});
+    if (!served) continue;
+    auto other = std::find_if(served->workers.begin(), served->workers.end(),
+                              [&](const WorkerEntry* x) { return x != w; });
+    if (other == served->workers.end()) continue;  // only this worker serves it: it may change
+    if (auto diff = spec_difference(served->spec, spec))
+      return reject(ErrorCode::InvalidRequest,
+                    fmt::format("node '{}' is already served by worker '{}' with a different "
+                                "declaration: {} (declare it the same way, or give it another "
+                                "name, e.g. with a version suffix)",
+                                spec.name, (*other)->id, *diff));
+  }
   if (w && w->owner.identity != who.identity)
     return reject(ErrorCode::PermissionDenied,
                   fmt::format("worker id '{}' is attached by another identity", ev.worker_id));
@@ -652,6 +671,9 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   if (!entry || !Registry::served(*entry))
     return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::NoWorker,
                              fmt::format("no worker serves node '{}'", ev.node));
+  if (auto problem = entry->check.check(ev.inputs.bytes, ev.parameters.bytes))
+    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::InvalidRequest,
+                             std::move(*problem));
   WorkerEntry* w = entry->queue.empty() ? registry_.pick(*entry) : nullptr;
   if (!w && entry->queue.size() >= config_.queue_limit)
     return immediate_failure(

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include <spdlog/spdlog.h>
-
 namespace muster::broker {
 
 std::string_view worker_state_name(WorkerState s) {
@@ -31,13 +29,11 @@ WorkerEntry& Registry::add(WorkerEntry entry) {
 void Registry::index(WorkerEntry& w) {
   for (auto& spec : w.nodes) {
     auto& entry = nodes_[NodeKey{w.owner.workspace, spec.name}];
-    if (entry.workers.empty() && entry.spec.name.empty()) {
+    // The first worker of a node sets its declaration; later ones declare the same (refused
+    // otherwise at Attach), or replace it when no worker serves it any more.
+    if (entry.workers.empty() && !(entry.spec == spec)) {
       entry.spec = spec;
-    } else if (!(entry.spec == spec)) {
-      if (!entry.workers.empty())
-        spdlog::warn("worker {} declares node {} differently from the workers already serving it; "
-                     "listing its declaration", w.id, spec.name);
-      entry.spec = spec;
+      entry.check = InputCheck(spec);
     }
     if (std::find(entry.workers.begin(), entry.workers.end(), &w) == entry.workers.end())
       entry.workers.push_back(&w);

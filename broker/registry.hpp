@@ -14,6 +14,7 @@
 
 #include "events.hpp"
 #include "fair_queue.hpp"
+#include "input_check.hpp"
 
 namespace muster::broker {
 
@@ -45,7 +46,10 @@ struct WorkerEntry {
 using NodeKey = std::pair<std::string, std::string>;
 
 struct NodeEntry {
-  NodeSpec spec;                       // as declared by the most recent worker to attach
+  // As declared by its workers: every worker serving a node declares it the same way
+  // (BrokerCore::on_attach refuses a different declaration, spec_difference.hpp).
+  NodeSpec spec;
+  InputCheck check;                    // what spec's inputs and parameters accept
   std::vector<WorkerEntry*> workers;   // Confirming and Ready workers serving it
   FairQueue queue;                     // request ids waiting: round robin across clients
 };

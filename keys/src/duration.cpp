@@ -10,13 +10,16 @@
 namespace muster::keys {
 
 namespace {
-std::invalid_argument bad(std::string_view text, std::string_view why) {
-  return std::invalid_argument(fmt::format(
-      "invalid duration '{}': {} (examples: 30s, 10m, 24h, 7d, 2w, 1h30m)", text, why));
-}
-}  // namespace
 
-std::chrono::seconds parse_duration(std::string_view text) {
+// The one parser: `<digits><unit>` groups summed in milliseconds; `ms` only if allowed.
+std::int64_t parse_ms(std::string_view text, bool allow_ms) {
+  const std::string_view examples =
+      allow_ms ? "examples: 500ms, 2s, 1m, 1h30m, 7d" : "examples: 30s, 10m, 24h, 7d, 2w, 1h30m";
+  auto bad = [&](std::string_view shown, std::string_view why) {
+    return std::invalid_argument(fmt::format("invalid duration '{}': {} ({})", shown, why, examples));
+  };
+  const std::string_view units = allow_ms ? "ms, s, m, h, d or w" : "s, m, h, d or w";
+  const std::int64_t max_ms = kMaxDuration.count() * 1000;
   if (text.empty()) throw bad(text, "empty");
   if (text.size() > 64) throw bad(text.substr(0, 64), "too long");
   std::int64_t total = 0;
@@ -26,27 +29,41 @@ std::chrono::seconds parse_duration(std::string_view text) {
     std::int64_t n = 0;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
       n = n * 10 + (text[i] - '0');
-      if (n > kMaxDuration.count()) throw bad(text, "too long (at most 10 years)");
+      if (n > max_ms) throw bad(text, "too long (at most 10 years)");
       ++i;
     }
     if (i == start) throw bad(text, fmt::format("expected a number at position {}", start + 1));
-    if (i == text.size()) throw bad(text, "missing unit after the last number (s, m, h, d or w)");
+    if (i == text.size()) throw bad(text, fmt::format("missing unit after the last number ({})", units));
     std::int64_t unit = 0;
-    switch (text[i]) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      case 'w': unit = 7 * 86400; break;
-      default: throw bad(text, fmt::format("unknown unit '{}' (use s, m, h, d or w)", text[i]));
+    if (allow_ms && text.substr(i, 2) == "ms") {
+      unit = 1;
+      ++i;
+    } else {
+      switch (text[i]) {
+        case 's': unit = 1000; break;
+        case 'm': unit = 60'000; break;
+        case 'h': unit = 3'600'000; break;
+        case 'd': unit = 86'400'000; break;
+        case 'w': unit = 7 * 86'400'000LL; break;
+        default: throw bad(text, fmt::format("unknown unit '{}' (use {})", text[i], units));
+      }
     }
     ++i;
-    if (n > kMaxDuration.count() / unit) throw bad(text, "too long (at most 10 years)");
+    if (n > max_ms / unit) throw bad(text, "too long (at most 10 years)");
     total += n * unit;
-    if (total > kMaxDuration.count()) throw bad(text, "too long (at most 10 years)");
+    if (total > max_ms) throw bad(text, "too long (at most 10 years)");
   }
   if (total == 0) throw bad(text, "must be longer than zero");
-  return std::chrono::seconds(total);
+  return total;
+}
+}  // namespace
+
+std::chrono::seconds parse_duration(std::string_view text) {
+  return std::chrono::seconds(parse_ms(text, false) / 1000);
+}
+
+std::chrono::milliseconds parse_duration_ms(std::string_view text) {
+  return std::chrono::milliseconds(parse_ms(text, true));
 }
 
 std::string format_duration(std::chrono::seconds d) {

@@ -65,7 +65,7 @@ def test_listings(daemon, start_worker, run_cli):
 def test_timeout_aborts_the_worker(daemon, start_worker, run_cli):
     w = start_worker(daemon).wait_ready()
     r = call(run_cli, daemon, "sleep", {"ms": 3000}, "--timeout-ms", "300")
-    assert r.returncode == 1
+    assert r.returncode == 4  # the CLI's exit status for TIMEOUT (README, Exit codes)
     assert r.stderr.startswith("error: TIMEOUT: ")
     wait_for(lambda: "aborted: deadline passed" in w.log, 5, "the worker to see the abort")
     wait_for(lambda: "sleep request" in w.log and "aborted after" in w.log, 5, "the sleep to stop")
@@ -107,7 +107,7 @@ def test_cli_without_a_daemon_is_unavailable(tmp_base):
     env = dict(os.environ, MUSTER_RUNTIME_DIR=str(tmp_base / "nothing"))
     r = subprocess.run([str(BUILD / "tools" / "muster"), "call", "hello"], env=env,
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1
+    assert r.returncode == 3  # the CLI's exit status for UNAVAILABLE
     assert "error: UNAVAILABLE: cannot reach musterd" in r.stderr
 
 

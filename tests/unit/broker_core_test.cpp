@@ -918,7 +918,7 @@ TEST_CASE("client outstanding: bounded by payload bytes too") {
 TEST_CASE("a stall of the daemon's loop is not a worker death: every worker gets a fresh liveness window") {
   Harness h;
   h.ready("w1", {Harness::spec("n")});
-  h.ready("w2", {Harness::spec("n", true)});
+  h.ready("w2", {Harness::spec("n")});
   h.submit(1, "n", 60000);
   h.submit(2, "n", 60000);
   auto held = [&](const std::string& id) {
@@ -1094,4 +1094,98 @@ TEST_CASE("status of a workspace counts only its workers, nodes and requests") {
   CHECK(none.workers == 0);
   CHECK(none.submitted == 0);
   CHECK(none.rate_1m == 0);
+}
+
+// ---- input checking and one declaration per node (PROTOCOL.md §5.1) ---------------------
+
+namespace {
+NodeSpec typed_node() {
+  NodeSpec s;
+  s.name = "greet";
+  s.inputs = {{.name = "name", .type = "string", .required = true}};
+  return s;
+}
+std::vector<Action> submit_inputs(Harness& h, std::uint64_t rid, const std::string& node,
+                                  const Map& inputs) {
+  SubmitEvent ev;
+  ev.client_request_id = rid;
+  ev.node = node;
+  ev.inputs = Payload::copy_of(encode_values(inputs));
+  h.core.on_submit(h.now, peer("c1"), h.local, std::move(ev));
+  return h.take();
+}
+std::optional<RejectedReply> rejected(const std::vector<Action>& out) {
+  for (auto& r : all<ReplyToWorker>(out))
+    if (auto* rej = std::get_if<RejectedReply>(&r.body)) return *rej;
+  return std::nullopt;
+}
+}  // namespace
+
+TEST_CASE("a Submit whose inputs do not fit the node's ports ends INVALID_REQUEST before dispatch") {
+  Harness h;
+  h.ready("w1", {typed_node()});
+  auto out = submit_inputs(h, 1, "greet", Map{{"name", 42}});
+  CHECK(all<SendWorkRequest>(out).empty());
+  auto t = terminals(out);
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::InvalidRequest);
+  CHECK(std::get<FailureBody>(t[0].body).message == "node 'greet': input \"name\": expected string, got int");
+  out = submit_inputs(h, 2, "greet", Map{});
+  REQUIRE(terminals(out).size() == 1);
+  CHECK(std::get<FailureBody>(terminals(out)[0].body).message ==
+        "node 'greet': missing required input \"name\" (string)");
+  CHECK(all<SendWorkRequest>(out).empty());
+  // the refusals hold nothing: a good call goes straight through
+  out = submit_inputs(h, 3, "greet", Map{{"name", "Ada"}});
+  CHECK(all<SendWorkRequest>(out).size() == 1);
+  CHECK(h.core.open_requests() == 1);
+  CHECK(h.core.status(h.now).failures_by_code[static_cast<int>(ErrorCode::InvalidRequest)] == 2);
+}
+
+TEST_CASE("a second worker declaring a served node differently is refused, naming the node and the difference") {
+  Harness h;
+  h.ready("w1", {typed_node()});
+  auto other = typed_node();
+  other.inputs[0].type = "int";
+  auto rej = rejected(h.attach("w2", {Harness::spec("free"), other}));
+  REQUIRE(rej);
+  CHECK(rej->code == ErrorCode::InvalidRequest);
+  CHECK(rej->message ==
+        "node 'greet' is already served by worker 'w1' with a different declaration: input "
+        "\"name\": type \"int\", served as \"string\" (declare it the same way, or give it another "
+        "name, e.g. with a version suffix)");
+  CHECK(h.core.registry().workers().size() == 1);  // w2 is not attached at all
+  CHECK(h.core.list_nodes("").size() == 1);
+  CHECK(h.core.list_nodes("")[0].spec == typed_node());
+  // the same declaration is welcome
+  CHECK_FALSE(rejected(h.attach("w3", {typed_node()})));
+  CHECK(h.core.registry().workers().size() == 2);
+}
+
+TEST_CASE("a node's declaration may change when no other worker serves it") {
+  Harness h;
+  h.ready("w1", {typed_node()});
+  auto changed = typed_node();
+  changed.inputs[0].type = "int";
+  // the same session re-attaching with a new declaration: it is the only worker of the node
+  CHECK_FALSE(rejected(h.attach("w1", {changed})));
+  CHECK(h.core.list_nodes("")[0].spec == changed);
+  h.pong("w1");
+  auto out = submit_inputs(h, 1, "greet", Map{{"name", "Ada"}});
+  REQUIRE(terminals(out).size() == 1);
+  CHECK(std::get<FailureBody>(terminals(out)[0].body).message ==
+        "node 'greet': input \"name\": expected int, got string");
+  // once w1 is gone, a worker may declare it anew
+  h.core.on_detach(h.now, peer("wp-w1"), h.local, "w1");
+  h.take();
+  CHECK_FALSE(rejected(h.attach("w2", {typed_node()})));
+}
+
+TEST_CASE("an Attach declaring a port of unknown type or a default its type refuses is refused") {
+  Harness h;
+  auto bad = typed_node();
+  bad.inputs[0].type = "text";
+  auto rej = rejected(h.attach("w1", {bad}));
+  REQUIRE(rej);
+  CHECK(rej->message.find("input \"name\" has unknown type \"text\"") != std::string::npos);
 }

@@ -24,6 +24,7 @@ MUSTER_APT_PACKAGES=(
   clang libclang-rt-14-dev
   chromium chromium-driver
   dpkg-dev lintian systemd adduser
+  zsh fish   # test_cli loads `muster completion zsh|fish` in them
 )
 
 # Objects compiled in one checkout are reused by another (git worktrees side by side).

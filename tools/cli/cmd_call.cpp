@@ -1,0 +1,92 @@
+// cmd_call.cpp — `muster call NODE [INPUTS]`: submit, wait, print the outputs as JSON.
+// Ctrl-C (SIGINT) or SIGTERM cancels the request on the daemon first (exit 130).
+#include <iostream>
+#include <iterator>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "cli.hpp"
+#include "muster/messages.hpp"
+#include "muster/process.hpp"
+#include "progress_view.hpp"
+
+namespace muster::cli {
+
+namespace {
+
+struct CallArgs {
+  std::string node, inputs = "{}", parameters;
+  std::chrono::milliseconds timeout{0};
+  bool progress = false;
+};
+
+Map json_argument(std::string text, const char* what) {
+  if (text == "-") text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  try {
+    return map_from_json_text(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(fmt::format("{}: {}", what, e.what()));
+  }
+}
+
+int call_node(Client& client, const CallArgs& a) {
+  Map inputs = json_argument(a.inputs, "inputs");
+  CallOptions o;
+  if (!a.parameters.empty()) o.parameters = json_argument(a.parameters, "--params");
+  o.timeout_ms = static_cast<std::uint64_t>(a.timeout.count());
+  std::optional<ProgressView> view;
+  if (a.progress) {
+    view.emplace(ProgressView::for_stderr());
+    o.on_progress = [](std::uint64_t, std::uint64_t, const std::string&) {};
+  }
+  SignalPipe signals;
+  auto id = client.submit(a.node, inputs, o);
+  std::optional<std::chrono::steady_clock::time_point> cancelled_at;
+  for (;;) {
+    if (signals.triggered() && !cancelled_at) {
+      client.cancel(id);
+      cancelled_at = std::chrono::steady_clock::now();
+    }
+    if (cancelled_at && std::chrono::steady_clock::now() - *cancelled_at > std::chrono::seconds(5)) {
+      if (view) view->finish();
+      std::cerr << "error: CANCELLED: cancelled; the daemon did not confirm\n";
+      return code(Exit::Cancelled);
+    }
+    for (auto& ev : client.poll(std::chrono::milliseconds(100))) {
+      if (ev.request_id != id) continue;
+      if (auto* p = std::get_if<ProgressEvent>(&ev.body)) {
+        if (view) view->update(p->step, p->total, p->message);
+        continue;
+      }
+      if (view) view->finish();
+      if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
+        std::cout << to_json(r->outputs).dump() << "\n";
+        return code(Exit::Ok);
+      }
+      auto& f = std::get<FailureEvent>(ev.body);
+      std::cerr << "error: " << error_code_name(f.code) << ": " << f.message << "\n";
+      return cancelled_at ? code(Exit::Cancelled) : code(exit_for(f.code));
+    }
+  }
+}
+
+}  // namespace
+
+void add_call_commands(Cli& cli) {
+  auto a = std::make_shared<CallArgs>();
+  auto* call = cli.app.add_subcommand("call", "Call a node; prints its outputs as JSON");
+  call->add_option("NODE", a->node, "Node name")->required();
+  call->add_option("INPUTS", a->inputs, "Inputs as a JSON object ('-' reads stdin)")->capture_default_str();
+  call->add_option("--params", a->parameters, "Parameters as a JSON object ('-' reads stdin)");
+  add_duration_option(call, "--timeout", a->timeout,
+                      "Deadline, e.g. 500ms, 30s, 2m (default: the node's, else the daemon's)",
+                      "--timeout-ms");
+  call->add_flag("--progress", a->progress,
+                 "Show the node's progress on stderr: a bar on a terminal, `progress: STEP/TOTAL "
+                 "MESSAGE` lines otherwise");
+  call->footer("Ctrl-C cancels the request on the daemon (the worker is told to abort).");
+  cli.on(call, [&cli, a] { return call_node(cli.client(), *a); });
+}
+
+}  // namespace muster::cli
