@@ -27,7 +27,9 @@ for f in bin/musterd bin/muster bin/muster-example-worker bin/muster-bridge bin/
          share/muster/schema/value.fbs "$libdir/cmake/muster/musterConfig.cmake" \
          "$libdir/cmake/muster/musterConfigVersion.cmake" "$libdir/pkgconfig/muster-worker.pc" \
          "$libdir/pkgconfig/muster-client.pc" "$libdir/libmuster_worker.a" "$libdir/libmuster_client.a" \
-         etc/muster/musterd.toml lib/systemd/system/musterd.service; do
+         etc/muster/musterd.toml lib/systemd/system/musterd.service share/man/man1/muster.1.gz \
+         share/bash-completion/completions/muster share/zsh/vendor-completions/_muster \
+         share/fish/vendor_completions.d/muster.fish; do
   [ -e "$prefix/$f" ] || fail "the install lacks $f"
 done
 # The dashboard bundle, when this build made one (gateway/CMakeLists.txt: npm ci in gateway/web),
