@@ -1360,3 +1360,14 @@ TEST_CASE("golden vectors: keys fixtures (tokens, peer key and identity files) r
   fs::remove_all(tmp);
 }
 #endif
+
+TEST_CASE("golden vector client_submit_on_behalf_of: the C++ reader sees the gateway's assertion") {
+  Bytes bytes = read_file(fs::path(MUSTER_VECTORS_DIR) / "client_submit_on_behalf_of.bin");
+  auto* m = muster::read_client_message(span_of(bytes));
+  REQUIRE(m);
+  REQUIRE(m->on_behalf_of());
+  CHECK(m->on_behalf_of()->user()->str() == "ada");
+  CHECK(m->on_behalf_of()->workspace()->str() == "alpha");
+  CHECK(m->on_behalf_of()->role()->str() == "call");
+  CHECK(m->body_as_Submit()->node()->str() == "hello");
+}

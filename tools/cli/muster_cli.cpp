@@ -152,10 +152,12 @@ int main(int argc, char** argv) {
   auto* token_create = token->add_subcommand("create", "Mint a token; prints it on stdout");
   std::string token_role = "worker", token_ttl = "24h", token_workspace, token_name;
   std::uint32_t token_uses = 1;
-  token_create->add_option("--role", token_role, "worker, client or admin")->capture_default_str();
+  token_create->add_option("--role", token_role, "worker, client, admin or gateway")->capture_default_str();
   token_create->add_option("--ttl", token_ttl, "How long it is valid: 30s, 10m, 24h, 7d")->capture_default_str();
   token_create->add_option("--uses", token_uses, "How many enrollments it allows")->capture_default_str();
-  token_create->add_option("--workspace", token_workspace, "Workspace of the identities it enrolls (default: default)");
+  token_create->add_option("--workspace", token_workspace,
+                           "Workspace of the identities it enrolls (default: default); for --role gateway, the "
+                           "workspaces it may act in, comma-separated (alpha,beta)");
   token_create->add_option("--name", token_name, "A label, shown in listings");
   auto* token_list = token->add_subcommand("list", "List tokens (never their secrets)");
   token_list->add_flag("--json", json, "Print JSON");
