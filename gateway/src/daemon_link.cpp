@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "muster/messages.hpp"
+
 namespace muster::gateway {
 
 DaemonLink::DaemonLink(ClientOptions client, std::chrono::milliseconds poll_interval, Callbacks callbacks)
@@ -34,14 +36,19 @@ void DaemonLink::wake() {
 }
 
 // The link drains the whole queue each turn: only the first command of a batch wakes it.
-void DaemonLink::submit(std::uint64_t call_id, CallRequest request) {
+void DaemonLink::submit(std::uint64_t call_id, CallRequest request, OnBehalfOf user) {
   bool first;
   {
     std::lock_guard lock(mu_);
     first = commands_.empty();
-    commands_.push_back(Submit{call_id, std::move(request)});
+    commands_.push_back(Submit{call_id, std::move(request), std::move(user)});
   }
   if (first) wake();
+}
+
+void DaemonLink::set_workspaces(std::vector<std::string> workspaces) {
+  std::lock_guard lock(mu_);
+  workspaces_ = std::move(workspaces);
 }
 
 void DaemonLink::cancel(std::uint64_t call_id) {
@@ -98,6 +105,7 @@ void DaemonLink::run_commands() {
       }
       try {
         CallOptions o;
+        o.on_behalf_of = std::move(s->user);
         o.timeout_ms = s->request.timeout_ms;
         o.parameters = std::move(s->request.parameters);
         // Asks musterd for progress (want_progress); the events come through poll().
@@ -134,13 +142,37 @@ void DaemonLink::pump_events(std::chrono::milliseconds wait) {
 
 void DaemonLink::poll_daemon() {
   if (!client_ && !connect()) return;
+  std::vector<std::string> workspaces;
+  {
+    std::lock_guard lock(mu_);
+    workspaces = workspaces_;
+  }
   Snapshot s;
   try {
-    s.nodes = client_->nodes();
-    s.workers = client_->workers();
-    s.status = client_->status();
+    for (auto& ws : workspaces) {
+      WorkspaceView& v = s.workspaces[ws];
+      OnBehalfOf as{kPollUser, ws, "read"};
+      try {
+        v.nodes = client_->nodes(as);
+        v.workers = client_->workers(as);
+        v.status = client_->status(as);
+      } catch (const CallError& e) {
+        if (e.code() == wire::ErrorCode::Unavailable) throw;
+        // musterd answered, and refused this workspace (a gateway not enrolled for it).
+        v = WorkspaceView{Json::array(), Json::array(), Json::object(), e.what(), std::string(error_code_name(e.code()))};
+      }
+    }
+    if (workspaces.empty()) {
+      // Nobody to serve yet: still find out whether musterd answers (a refusal is an answer).
+      try {
+        client_->status();
+      } catch (const CallError& e) {
+        if (e.code() == wire::ErrorCode::Unavailable) throw;
+      }
+    }
     s.up = true;
   } catch (const std::exception& e) {
+    s.workspaces.clear();
     s.up = false;
     s.error = e.what();
     // Start over with a fresh socket; the calls it carried cannot be answered any more.

@@ -1,6 +1,7 @@
 // daemon_link.hpp — the gateway's one connection to musterd: a thread that owns the
-// muster::Client (one Client per thread), submits and cancels calls, and polls the node list,
-// the worker list and the status every `poll_interval`.
+// muster::Client (one Client per thread), submits and cancels calls on behalf of their users,
+// and polls the node list, the worker list and the status of every served workspace every
+// `poll_interval` (each on behalf of the gateway's poll user, kPollUser, of that workspace).
 // Owns: the mapping from the gateway's call ids to the client's request ids; noticing that
 // musterd is unreachable (a query unanswered within the client's grace) and starting over with
 // a fresh Client, failing the calls that were open with UNAVAILABLE.
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,10 +27,19 @@
 
 namespace muster::gateway {
 
+// The user the gateway names when it asks musterd for a workspace's lists (role read).
+inline constexpr const char* kPollUser = "gateway";
+
+// One workspace's lists as musterd answered them for it.
+struct WorkspaceView {
+  Json nodes, workers, status;
+  std::string error, code;  // musterd refused this workspace (e.g. PERMISSION_DENIED): why
+};
+
 struct Snapshot {
   bool up = false;
   std::string error;  // why musterd is unreachable (when !up)
-  Json nodes, workers, status;
+  std::map<std::string, WorkspaceView> workspaces;  // every workspace polled
 };
 
 struct CallEvent {
@@ -47,8 +58,11 @@ class DaemonLink {
 
   void start();
   void stop();
-  // Thread-safe. Every submitted call gets exactly one terminal CallEvent.
-  void submit(std::uint64_t call_id, CallRequest request);
+  // Thread-safe: the workspaces to poll from the next poll on.
+  void set_workspaces(std::vector<std::string> workspaces);
+  // Thread-safe. Every submitted call gets exactly one terminal CallEvent. The call is `user`'s
+  // (ClientMessage.on_behalf_of): musterd schedules it in `user.workspace`.
+  void submit(std::uint64_t call_id, CallRequest request, OnBehalfOf user);
   void cancel(std::uint64_t call_id);
   // Thread-safe: asks for a poll now (e.g. for a REST query).
   void poll_now();
@@ -57,6 +71,7 @@ class DaemonLink {
   struct Submit {
     std::uint64_t call_id;
     CallRequest request;
+    OnBehalfOf user;
   };
   struct Cancel {
     std::uint64_t call_id;
@@ -83,6 +98,7 @@ class DaemonLink {
   std::mutex mu_;
   std::deque<Command> commands_;
   bool poll_requested_ = false;
+  std::vector<std::string> workspaces_;
 
   // Link thread only.
   std::unique_ptr<Client> client_;
