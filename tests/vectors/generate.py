@@ -36,8 +36,6 @@ from muster.wire import Ack as wAck
 from muster.wire import WorkerMessage as wWorkerMessage
 from muster.wire import Attach as wAttach
 from muster.wire import ClientMessage as wClientMessage
-from muster.wire import OnBehalfOf as wOnBehalfOf
-from muster.wire import Submit as wSubmit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The flatbuffers Python runtime that wrote the .bin files: another version may lay the same
@@ -194,6 +192,8 @@ def valid() -> List[Tuple[str, str, object]]:
         ("client_submit", "ClientMessage", C(1, m.Submit("hello", {"name": "Ada"}, {"loud": False}, 5000, True, True, "trace-0001"))),
         ("client_submit_minimal", "ClientMessage", C(2, m.Submit("echo"))),
         ("client_submit_all_kinds", "ClientMessage", C(U64_MAX, m.Submit("echo", ALL_KINDS, None, U64_MAX))),
+        # a gateway's Submit on behalf of user ada of workspace alpha (PROTOCOL.md §8.1)
+        ("client_submit_on_behalf_of", "ClientMessage", C(21, m.Submit("hello", {"name": "Ada"}), m.OnBehalfOf("ada", "alpha", "call"))),
         ("client_submit_payload_frames", "ClientMessage", C(12, m.Submit("echo", {"blob": b"\x00\x01\x02"}, None, 5000, payload_frames=True))),
         ("client_cancel", "ClientMessage", C(1, m.Cancel())),
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),
@@ -359,40 +359,8 @@ def values_unknown_kind_and_absent_entry_value() -> bytes:
     return bytes(b.Output())
 
 
-def client_submit_on_behalf_of() -> bytes:
-    """A gateway's Submit on behalf of user ada of workspace alpha (ClientMessage.on_behalf_of,
-    PROTOCOL.md §8.1). The SDKs do not write the field (only a gateway does), so it is built here;
-    the description holds what every reader that does not know the field reads (§3 rule 5), and
-    tests/unit/vectors_test.cpp reads the assertion itself."""
-    b = flatbuffers.Builder(128)
-    inputs = v.encode_values({"name": "Ada"})
-    b.StartVector(1, len(inputs), 8)
-    for byte in reversed(inputs):
-        b.PrependByte(byte)
-    inputs_vec = b.EndVector()
-    node = b.CreateString("hello")
-    wSubmit.Start(b)
-    wSubmit.AddNode(b, node)
-    wSubmit.AddInputs(b, inputs_vec)
-    body = wSubmit.End(b)
-    user, workspace, role = b.CreateString("ada"), b.CreateString("alpha"), b.CreateString("call")
-    wOnBehalfOf.Start(b)
-    wOnBehalfOf.AddUser(b, user)
-    wOnBehalfOf.AddWorkspace(b, workspace)
-    wOnBehalfOf.AddRole(b, role)
-    asserted = wOnBehalfOf.End(b)
-    wClientMessage.Start(b)
-    wClientMessage.AddRequestId(b, 21)
-    wClientMessage.AddBodyType(b, 1)
-    wClientMessage.AddBody(b, body)
-    wClientMessage.AddOnBehalfOf(b, asserted)
-    b.Finish(wClientMessage.End(b), file_identifier=b"MSCL")
-    return bytes(b.Output())
-
-
 def handmade_valid() -> List[Tuple[str, str, bytes]]:
     return [
-        ("client_submit_on_behalf_of", "ClientMessage", client_submit_on_behalf_of()),
         ("daemon_work_request_nested_no_identifier", "DaemonMessage", daemon_work_request_nested_no_identifier()),
         ("daemon_ping_future_field", "DaemonMessage", daemon_ping_future_field()),
         ("daemon_ack_forced_defaults", "DaemonMessage", daemon_ack_forced_defaults()),
