@@ -29,7 +29,7 @@ std::uint64_t Gateway::begin_call(CallRequest request, Execution ex, const std::
   ex.state.started_at = unix_now();
   ex.started = std::chrono::steady_clock::now();
   executions_.emplace(id, std::move(ex));
-  link_->submit(id, std::move(request), std::move(as));
+  calls_->submit(id, std::move(request), std::move(as));
   return id;
 }
 
@@ -69,7 +69,7 @@ void Gateway::cancel_execution(WsPeer& peer, const Json& payload) {
   if (!peer.executions.contains(id))
     return send_to(peer, "error",
                    error_payload(fmt::format("no open execution {} on this connection", id), codes::kNotFound));
-  link_->cancel(id);  // the terminal execution.updated (cancelled) follows from musterd
+  calls_->cancel(id);  // the terminal execution.updated (cancelled) follows from musterd
 }
 
 void Gateway::on_call_event(CallEvent ev) {
@@ -108,7 +108,7 @@ void Gateway::on_call_event(CallEvent ev) {
     if (terminal) {
       Request shape;
       if (s.status == "completed") {
-        ex.rest(json_response(shape, http::status::ok, Json{{"outputs", s.outputs}, {"execution_id", s.execution_id}}));
+        ex.rest(json_response(shape, http::status::ok, Json{{"outputs", std::move(s.outputs)}, {"execution_id", s.execution_id}}));
       } else {
         auto code = error_code_from_name(s.error_code).value_or(wire::ErrorCode::Internal);
         ex.rest(json_response(shape, static_cast<http::status>(http_status_for(code)),
@@ -116,7 +116,7 @@ void Gateway::on_call_event(CallEvent ev) {
       }
     }
   } else if (auto peer = ex.peer.lock()) {
-    send_to(*peer, "execution.updated", execution_payload(s));
+    send_to(*peer, "execution.updated", execution_payload(s, /*take_outputs=*/terminal));
     if (terminal) peer->executions.erase(s.execution_id);
   }
   if (terminal) executions_.erase(it);

@@ -67,17 +67,10 @@ Gateway::Gateway(GatewayOptions o)
     throw std::invalid_argument("--tls-only needs --tls-cert and --tls-key");
   }
   auto poll = std::chrono::milliseconds(static_cast<std::int64_t>(opt_.poll_interval_s * 1000));
-  link_ = std::make_unique<DaemonLink>(
-      opt_.client, poll,
-      DaemonLink::Callbacks{
-          .on_snapshot = [this](Snapshot s) { net::post(ioc, [this, s = std::move(s)]() mutable { on_snapshot(std::move(s)); }); },
-          .on_call_events =
-              [this](std::vector<CallEvent> batch) {
-                net::post(ioc, [this, batch = std::move(batch)]() mutable {
-                  for (auto& ev : batch) on_call_event(std::move(ev));
-                });
-              },
-      });
+  link_ = std::make_unique<DaemonLink>(opt_.client, poll, [this](Snapshot s) {
+    net::post(ioc, [this, s = std::move(s)]() mutable { on_snapshot(std::move(s)); });
+  });
+  calls_.emplace(ioc, opt_.client, [this](CallEvent ev) { on_call_event(std::move(ev)); });
   users();  // a broken users file stops the start with its error; tells the link what to poll
 }
 
@@ -132,7 +125,7 @@ void Gateway::ws_closed(const std::shared_ptr<WsPeer>& peer) {
   peers_.erase(peer->id);
   uploads_->connection_closed(peer->id);  // its uploads pause, resumable from a new connection
   // Its open calls are cancelled: nobody is left to hear their outcome.
-  for (auto id : peer->executions) link_->cancel(id);
+  for (auto id : peer->executions) calls_->cancel(id);
   if (!peer->executions.empty())
     spdlog::info("WebSocket #{} closed with {} execution(s) open: cancelled", peer->id, peer->executions.size());
 }
@@ -183,6 +176,7 @@ void Gateway::shutdown() {
   peers_timer_.cancel();
   for (auto& [id, p] : peers_) p->close(static_cast<std::uint16_t>(websocket::close_code::going_away));
   link_->stop();
+  calls_->reset("the gateway is stopping");
   auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(200));
   timer->async_wait([this, timer](beast::error_code) { ioc.stop(); });
 }

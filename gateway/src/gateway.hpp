@@ -5,9 +5,9 @@
 // behalf of the user (ClientMessage.on_behalf_of), and nothing of one workspace is sent to a
 // user of another.
 //
-// Threads: one Asio thread runs sockets, timers and every method here; the DaemonLink thread
-// talks to musterd and posts its results here; one more thread checks passwords (Argon2id is
-// slow on purpose).
+// Threads: one Asio thread runs sockets, timers, the calls to musterd (CallLink) and every method
+// here; the DaemonLink thread polls musterd's lists and posts them here; one more thread checks
+// passwords (Argon2id is slow on purpose).
 // Must never: log a token, a password or a request target (it may carry ?token=).
 #pragma once
 
@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "call_link.hpp"
 #include "daemon_link.hpp"
 #include "http_connection.hpp"
 #include "muster/gateway/catalog.hpp"
@@ -106,7 +107,7 @@ class Gateway {
     Json status;                     // musterd's status, scoped to the workspace
     std::string error, code;         // musterd refused the workspace (the gateway is not enrolled for it)
     std::string last_services, last_peers;  // what was pushed last (to push on change)
-    LatencyWindow latency;
+    LatencyWindow latency = LatencyWindow(4096);
     std::uint64_t completed = 0, failed = 0, cancelled = 0;
   };
   Workspace& workspace(const std::string& name);
@@ -162,7 +163,8 @@ class Gateway {
   net::thread_pool password_pool_{1};
 
   std::optional<UploadStore> uploads_;
-  std::unique_ptr<DaemonLink> link_;
+  std::unique_ptr<DaemonLink> link_;  // polls musterd's lists (its own thread)
+  std::optional<CallLink> calls_;     // the calls (this thread)
   std::map<std::string, Workspace> workspaces_;
   Snapshot last_;              // last snapshot from musterd (up, error)
   bool have_snapshot_ = false;

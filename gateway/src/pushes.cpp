@@ -95,8 +95,11 @@ void Gateway::on_snapshot(Snapshot s) {
     }
     last_.up = false;
     last_.error = s.error;
+    // The calls it carried cannot be answered any more: a fresh connection once musterd is back.
+    calls_->reset(fmt::format("connection to musterd lost: {}", s.error));
     return;
   }
+  calls_->connect();  // musterd answers (and the poller enrolled first if it had to)
   last_up_ = std::chrono::steady_clock::now();
   last_.up = true;
   last_.error.clear();

@@ -104,7 +104,7 @@ void Gateway::call_node(const Request& req, const std::string& node, const WsGra
   on_gone = [this, id, user = who.user] {
     if (!executions_.contains(id)) return;
     spdlog::info("REST call {} of {}: the HTTP client went away: cancelled", id, user);
-    link_->cancel(id);
+    calls_->cancel(id);
   };
 }
 
