@@ -54,27 +54,24 @@ void CallLink::submit(std::uint64_t call_id, CallRequest request, OnBehalfOf use
   } catch (const std::exception& e) {
     post_event(CallEvent{call_id, FailureEvent{wire::ErrorCode::InvalidRequest, e.what()}});
   }
-  // A send may take the edge of ZeroMQ's descriptor: read what is waiting (once per batch).
-  if (!drain_posted_) {
-    drain_posted_ = true;
-    net::post(ioc_, [this] {
-      drain_posted_ = false;
-      drain();
-    });
-  }
+  schedule_drain();
 }
 
 void CallLink::cancel(std::uint64_t call_id) {
   auto it = request_of_call_.find(call_id);
   if (it == request_of_call_.end() || !client_) return;
   client_->cancel(it->second);
-  if (!drain_posted_) {
-    drain_posted_ = true;
-    net::post(ioc_, [this] {
-      drain_posted_ = false;
-      drain();
-    });
-  }
+  schedule_drain();
+}
+
+// A send may take the edge of ZeroMQ's descriptor: read what is waiting, once per batch of sends.
+void CallLink::schedule_drain() {
+  if (drain_posted_) return;
+  drain_posted_ = true;
+  net::post(ioc_, [this] {
+    drain_posted_ = false;
+    drain();
+  });
 }
 
 void CallLink::reset(const std::string& why) {

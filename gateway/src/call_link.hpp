@@ -39,6 +39,7 @@ class CallLink {
  private:
   void arm();
   void drain();
+  void schedule_drain();
   void post_event(CallEvent ev);
 
   bridge::net::io_context& ioc_;
