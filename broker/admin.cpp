@@ -27,7 +27,7 @@ AdminReply run_admin(Security& security, BrokerCore& core, const wire::ClientMes
         keys::MintRequest req;
         std::string role = t->role() ? t->role()->str() : "worker";
         auto parsed = keys::parse_role(role);
-        if (!parsed) return invalid(fmt::format("unknown role '{}' (use worker, client or admin)", role));
+        if (!parsed) return invalid(fmt::format("unknown role '{}' (use worker, client, admin or gateway)", role));
         req.role = *parsed;
         if (t->ttl_ms()) req.ttl = std::chrono::seconds((t->ttl_ms() + 999) / 1000);
         req.uses = t->uses();

@@ -722,7 +722,8 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   }
 }
 
-void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id) {
+void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
+                           const std::string* workspace) {
   auto k = by_client_.find(client_key(peer, client_request_id));
   if (k == by_client_.end()) {
     spdlog::debug("cancel for request {} which is not open: ignored", client_request_id);
@@ -730,6 +731,11 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
   }
   auto it = requests_.find(k->second);
   Request& r = it->second;
+  if (workspace && r.caller->workspace != *workspace) {
+    spdlog::debug("cancel for request {} on behalf of workspace {}: the request is of another workspace, ignored",
+                  client_request_id, *workspace);
+    return;
+  }
   count_terminal(now, ErrorCode::Cancelled, r.caller->workspace);
   if (r.state == RequestState::Queued) {
     remove_from_queue(r);

@@ -105,7 +105,10 @@ class BrokerCore {
 
   // ---- client events (client socket) ----
   void on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev);
-  void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id);
+  // `workspace`, when the Cancel was made on behalf of a user (on_behalf_of): only a request of
+  // that workspace is cancelled; one of another workspace is left alone, as an id not open.
+  void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
+                 const std::string* workspace = nullptr);
   void on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why,
                              ErrorCode code = ErrorCode::BadMessage);
   // The socket loop holds `replies` replies (`bytes` bytes) for this connection that its

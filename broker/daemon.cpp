@@ -223,23 +223,28 @@ struct Daemon::Impl {
           fmt::format("expected one payload frame (after an optional empty delimiter), got {} frames",
                       m.frame_count - 1));
     // Kept only for a large message (client_limits): moving it leaves its bytes where they are.
+    std::optional<OnBehalfOf> asserted;
     ClientEvent ev = decode_client_message(
         bytes_of(m.payload), [&] { return std::make_shared<zmq::message_t>(std::move(m.payload)); },
-        client_limits());
+        client_limits(), &asserted);
     if (auto* r = std::get_if<Refusal>(&ev))
       return core.on_bad_client_message(m.peer, r->request_id, std::move(r->why), r->code);
+    auto rid = std::visit([](auto& e) -> std::uint64_t {
+      if constexpr (std::is_same_v<std::decay_t<decltype(e)>, SubmitEvent>) return e.client_request_id;
+      else return e.request_id;
+    }, ev);
     auto caller = security->caller_for(m.peer, keys::Role::Client, via_ipc(opt.client_addresses, m.peer.via));
-    if (!caller) {
-      auto rid = std::visit([](auto& e) -> std::uint64_t {
-        if constexpr (std::is_same_v<std::decay_t<decltype(e)>, SubmitEvent>) return e.client_request_id;
-        else return e.request_id;
-      }, ev);
+    if (!caller)
       return core.on_bad_client_message(m.peer, rid, "this identity is revoked or not enrolled as a client",
                                         ErrorCode::PermissionDenied);
-    }
-    const Caller& who = *caller;
+    // A gateway's message acts as the user it asserts, if it may (broker/on_behalf_of).
+    auto verdict = decide_on_behalf_of(*caller, asserted, std::holds_alternative<CancelEvent>(ev),
+                                       std::holds_alternative<AdminEvent>(ev));
+    if (!verdict.caller) return core.on_bad_client_message(m.peer, rid, std::move(verdict.reason), verdict.code);
+    const Caller& who = *verdict.caller;
     if (auto* s = std::get_if<SubmitEvent>(&ev)) return core.on_submit(now, m.peer, who, std::move(*s));
-    if (auto* c = std::get_if<CancelEvent>(&ev)) return core.on_cancel(now, m.peer, c->request_id);
+    if (auto* c = std::get_if<CancelEvent>(&ev))
+      return core.on_cancel(now, m.peer, c->request_id, asserted ? &who.workspace : nullptr);
     if (auto* a = std::get_if<AdminEvent>(&ev))
       return send_admin_reply(m.peer, a->request_id, run_admin(*security, core, *a->message, who, now));
     auto& q = std::get<QueryEvent>(ev);

@@ -187,11 +187,15 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
 // ---- client messages ------------------------------------------------------------------------
 
 ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
-                                  const InboundLimits& limits) {
+                                  const InboundLimits& limits, std::optional<OnBehalfOf>* on_behalf_of) {
   if (bytes.size() > limits.max_message_bytes) return refuse(too_big(bytes.size(), limits.max_message_bytes));
   const wire::ClientMessage* msg = read_client_message(bytes);
   if (!msg) return refuse(describe_wrong_buffer(bytes, "ClientMessage"));
   auto rid = msg->request_id();
+  if (on_behalf_of) {
+    if (auto* a = msg->on_behalf_of()) *on_behalf_of = OnBehalfOf{str(a->user()), str(a->workspace()), str(a->role())};
+    else on_behalf_of->reset();
+  }
   if (is_admin_command(msg->body_type())) return AdminEvent{rid, msg};
   using wire::ClientBody;
   switch (msg->body_type()) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -21,6 +22,7 @@
 #include "broker_core.hpp"
 #include "events.hpp"
 #include "muster/wire/client_generated.h"
+#include "on_behalf_of.hpp"
 
 namespace muster::broker {
 
@@ -107,8 +109,10 @@ struct AdminEvent {
 };
 using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent>;
 
+// `on_behalf_of`, if given, receives ClientMessage.on_behalf_of when the message carries one
+// (broker/on_behalf_of decides whether it is honoured).
 ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
-                                  const InboundLimits& limits);
+                                  const InboundLimits& limits, std::optional<OnBehalfOf>* on_behalf_of = nullptr);
 
 // True for the admin members of ClientBody (TokenCreate ... KeyRevoke).
 bool is_admin_command(wire::ClientBody type);

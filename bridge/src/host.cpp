@@ -42,6 +42,7 @@
 #include "muster/bridge/url.hpp"
 #include "muster/bridge/ws_token.hpp"
 #include "muster/node_spec.hpp"
+#include "http_connection.hpp"
 #include "net.hpp"
 #include "tls.hpp"
 
@@ -50,8 +51,6 @@ namespace muster::bridge {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch()).count();
@@ -162,6 +161,27 @@ class Host {
   std::chrono::milliseconds header_timeout() const {
     return std::chrono::milliseconds(static_cast<std::int64_t>(opt_.header_timeout_s * 1000.0));
   }
+  // ---- the HTTP session's Handler (bridge/net/http_connection.hpp), on the Asio thread ----
+  HttpLimits http_limits() const {
+    HttpLimits l;
+    l.body_limit = 1024 * 1024;
+    l.handshake_timeout = l.header_timeout = header_timeout();  // a request's headers, also between requests
+    l.body_timeout = std::chrono::seconds(60);
+    return l;
+  }
+  Response http_error(const Request& req, http::status status, std::string_view message);
+  void http_timeout(const std::string& remote) {
+    counters.header_timeouts++;
+    spdlog::debug("closing the connection from {}: no complete request in time", remote);
+  }
+  template <class Stream>
+  std::optional<Response> http_upgrade(HttpSession<Stream, Host>& session, Request& req);
+  template <class Session>
+  HttpCancel http_request(Session&, Request req, HttpReply reply) {
+    reply(handle_api(req, Session::tls));
+    return {};
+  }
+
   void peer_opened(const std::shared_ptr<Peer>& peer);
   void peer_closed(const std::shared_ptr<Peer>& peer);
   void peer_message(Peer& peer, const std::string& text);
@@ -312,120 +332,33 @@ class WsSession : public Peer {
   bool closed_ = false;
 };
 
-// ---- HTTP session ---------------------------------------------------------------------------
+// ---- HTTP sessions: bridge/net/http_connection.hpp, with the Host as their Handler ----------
+
+}  // namespace
+
+Response Host::http_error(const Request& req, http::status status, std::string_view message) {
+  return json_response(req, status, error_body(message));
+}
 
 template <class Stream>
-class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
- public:
-  using Slot = std::shared_ptr<ConnectionLimiter::Slot>;
-  HttpSession(tcp::socket&& socket, Slot slot, Host& host) requires(!is_ssl_stream_v<Stream>)
-      : stream_(std::move(socket)), host_(host), slot_(std::move(slot)) { init_remote(); }
-  HttpSession(tcp::socket&& socket, Slot slot, ssl::context& ctx, Host& host) requires(is_ssl_stream_v<Stream>)
-      : stream_(std::move(socket), ctx), host_(host), slot_(std::move(slot)) { init_remote(); }
-
-  void run() {
-    auto self = this->shared_from_this();
-    if constexpr (is_ssl_stream_v<Stream>) {
-      beast::get_lowest_layer(stream_).expires_after(host_.header_timeout());
-      stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
-        if (ec) {
-          spdlog::debug("TLS handshake with {} failed: {}", self->remote_, ec.message());
-          return;
-        }
-        self->do_read();
-      });
-    } else {
-      do_read();
-    }
+std::optional<Response> Host::http_upgrade(HttpSession<Stream, Host>& session, Request& req) {
+  auto auth = authorize_ws(req);
+  auto* token = std::get_if<VerifiedToken>(&auth);
+  if (!token) {
+    counters.ws_rejected++;
+    return std::move(std::get<Response>(auth));
   }
+  auto ws = std::make_shared<WsSession<Stream>>(session.take_stream(), *this);
+  ws->id = next_peer_id();
+  ws->user = token->user;
+  ws->token_node = token->node;
+  ws->remote = session.remote();
+  ws->slot = std::static_pointer_cast<ConnectionLimiter::Slot>(session.take_keep());
+  ws->run(std::move(req));
+  return std::nullopt;
+}
 
- private:
-  void init_remote() {
-    beast::error_code ec;
-    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
-    remote_ = ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-  }
-
-  // The request line and headers (also the next request on a kept-alive connection) must
-  // arrive within the header timeout; the body then has kBodyTimeout.
-  void do_read() {
-    parser_.emplace();
-    parser_->body_limit(1024 * 1024);
-    beast::get_lowest_layer(stream_).expires_after(host_.header_timeout());
-    auto self = this->shared_from_this();
-    http::async_read_header(stream_, buffer_, *parser_, [self](beast::error_code ec, std::size_t) {
-      if (ec) return self->on_read(ec);
-      beast::get_lowest_layer(self->stream_).expires_after(kBodyTimeout);
-      http::async_read(self->stream_, self->buffer_, *self->parser_,
-                       [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
-    });
-  }
-
-  void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream) return do_close();
-    if (ec == beast::error::timeout) {
-      host_.counters.header_timeouts++;
-      spdlog::debug("closing the connection from {}: no complete request in time", remote_);
-      return;  // the stream closed the socket
-    }
-    if (ec) {
-      if (ec == http::error::body_limit) {
-        Request req;
-        write(json_response(req, http::status::payload_too_large, error_body("Request body too large")), true);
-      }
-      return;
-    }
-    Request req = parser_->release();
-    if (websocket::is_upgrade(req)) {
-      auto auth = host_.authorize_ws(req);
-      if (auto* token = std::get_if<VerifiedToken>(&auth)) {
-        beast::get_lowest_layer(stream_).expires_never();
-        auto ws = std::make_shared<WsSession<Stream>>(std::move(stream_), host_);
-        ws->id = host_.next_peer_id();
-        ws->user = token->user;
-        ws->token_node = token->node;
-        ws->remote = remote_;
-        ws->slot = std::move(slot_);
-        ws->run(std::move(req));
-        return;
-      }
-      host_.counters.ws_rejected++;
-      return write(std::move(std::get<Response>(auth)), true);
-    }
-    write(host_.handle_api(req, is_ssl_stream_v<Stream>), false);
-  }
-
-  void write(Response res, bool close) {
-    auto sp = std::make_shared<Response>(std::move(res));
-    if (close) sp->keep_alive(false);
-    bool eof = sp->need_eof();
-    auto self = this->shared_from_this();
-    http::async_write(stream_, *sp, [self, sp, eof](beast::error_code ec, std::size_t) {
-      if (ec) return;
-      if (eof) return self->do_close();
-      self->do_read();
-    });
-  }
-
-  void do_close() {
-    if constexpr (is_ssl_stream_v<Stream>) {
-      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
-      auto self = this->shared_from_this();
-      stream_.async_shutdown([self](beast::error_code) {});
-    } else {
-      beast::error_code ec;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    }
-  }
-
-  static constexpr std::chrono::seconds kBodyTimeout{60};
-  Stream stream_;
-  Host& host_;
-  Slot slot_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::string remote_;
-};
+namespace {
 
 // Accepts connections and hands each to an HTTP session (plain or TLS). When accepting fails
 // (out of descriptors: EMFILE/ENFILE, or any other error) it stops accepting for a delay
@@ -448,11 +381,15 @@ class Listener : public std::enable_shared_from_this<Listener> {
       }
       if (auto slot = self->host_.admit_connection(remote)) {
         socket.set_option(tcp::no_delay(true), ignored);
+        auto who = fmt::format("{}:{}", remote.address().to_string(), remote.port());
         if (self->tls_)
-          std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), std::move(slot),
-                                                                             *self->host_.server_tls, self->host_)->run();
+          std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>, Host>>(
+              beast::tcp_stream(std::move(socket)), beast::flat_buffer{}, *self->host_.server_tls, self->host_,
+              std::move(who), std::move(slot))->run();
         else
-          std::make_shared<HttpSession<beast::tcp_stream>>(std::move(socket), std::move(slot), self->host_)->run();
+          std::make_shared<HttpSession<beast::tcp_stream, Host>>(beast::tcp_stream(std::move(socket)),
+                                                                beast::flat_buffer{}, self->host_, std::move(who),
+                                                                std::move(slot))->run();
       }  // else the socket closes here
       self->accept();
     });

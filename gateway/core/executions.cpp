@@ -79,14 +79,14 @@ std::variant<std::uint64_t, std::string> parse_execution_cancel(const Json& payl
   return it->get<std::uint64_t>();
 }
 
-Json execution_payload(const ExecutionState& s) {
+Json execution_payload(ExecutionState& s, bool take_outputs) {
   Json j = Json::object();
   j["execution_id"] = s.execution_id;
   j["node"] = s.node;
   j["client_ref"] = s.client_ref;
   j["status"] = s.status;
   j["progress"] = Json{{"step", s.step}, {"total", s.total}, {"message", s.message}};
-  j["outputs"] = s.outputs;
+  j["outputs"] = take_outputs ? std::move(s.outputs) : s.outputs;
   j["error"] = s.error_code.empty() ? Json(nullptr) : Json{{"code", s.error_code}, {"message", s.error_message}};
   j["started_at"] = s.started_at;
   j["completed_at"] = s.completed_at ? Json(s.completed_at) : Json(nullptr);

@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "muster/secure_file.hpp"
+
 namespace muster::gateway {
 
 namespace fs = std::filesystem;
@@ -31,19 +33,150 @@ std::string hex(const unsigned char* data, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out += fmt::format("{:02x}", data[i]);
   return out;
 }
+std::string sha256_hex(const void* data, std::size_t n) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, static_cast<const unsigned char*>(data), n);
+  return hex(digest, sizeof digest);
+}
+// The JSON in `path`, or a discarded value when it is missing or not JSON.
+Json read_json(const fs::path& path) {
+  try {
+    auto text = keys::read_file(path);
+    return text ? Json::parse(*text, nullptr, false) : Json(Json::value_t::discarded);
+  } catch (const std::exception&) {
+    return Json(Json::value_t::discarded);
+  }
+}
+void remove_quietly(const fs::path& path) {
+  std::error_code ec;
+  fs::remove(path, ec);
+}
 }  // namespace
 
-UploadStore::UploadStore(fs::path dir, UploadLimits limits) : dir_(std::move(dir)), limits_(limits) {
+UploadStore::UploadStore(fs::path dir, UploadLimits limits, std::int64_t now) : dir_(std::move(dir)), limits_(limits) {
   std::error_code ec;
-  fs::remove_all(dir_, ec);
   fs::create_directories(dir_ / "partial", ec);
   fs::create_directories(dir_ / "files", ec);
   if (ec) throw std::runtime_error(fmt::format("cannot create the upload dir '{}': {}", dir_.string(), ec.message()));
   ::chmod(dir_.c_str(), 0700);
   if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
+  restore(now);
 }
 
 fs::path UploadStore::part_path(const Session& s) const { return dir_ / "partial" / (s.id + ".part"); }
+fs::path UploadStore::meta_path(const std::string& id) const { return dir_ / "partial" / (id + ".json"); }
+fs::path UploadStore::log_path(const std::string& id) const { return dir_ / "partial" / (id + ".chunks"); }
+
+// On disk, per session: <id>.part (the bytes at their offsets), <id>.json (what file.upload.start
+// said, written once) and <id>.chunks (one line "<index> <sha256 hex>" appended per chunk
+// written; the last line of an index wins). Per finished file: files/<name> and <name>.json.
+void UploadStore::restore(std::int64_t now) {
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (auto& e : fs::directory_iterator(dir_ / "partial", ec)) entries.push_back(e.path());
+  for (auto& path : entries) {
+    if (path.extension() != ".json") {
+      // A part or chunk log without its description cannot be resumed by anyone.
+      if (!fs::exists(meta_path(path.stem().string()))) remove_quietly(path);
+      continue;
+    }
+    std::string id = path.stem().string();
+    Json m = read_json(path);
+    Session s;
+    bool ok = m.is_object() && id.rfind("upload-", 0) == 0;
+    if (ok) {
+      s.id = id;
+      s.user = m.value("user", "");
+      s.filename = m.value("filename", "");
+      s.upload_group_id = m.value("upload_group_id", "");
+      s.file_index = m.value("file_index", std::uint64_t{0});
+      s.total_size = m.value("total_size", std::uint64_t{0});
+      s.total_chunks = m.value("total_chunks", std::uint64_t{0});
+      s.chunk_size = m.value("chunk_size", std::uint64_t{0});
+      ok = !s.user.empty() && s.chunk_size > 0 && s.total_chunks == (s.total_size + s.chunk_size - 1) / s.chunk_size;
+    }
+    if (!ok) {
+      for (auto* ext : {".json", ".part", ".chunks"}) remove_quietly(dir_ / "partial" / (id + ext));
+      continue;
+    }
+    s.received.assign(s.total_chunks, false);
+    if (auto text = keys::read_file(log_path(id))) {
+      std::size_t at = 0;
+      while (at < text->size()) {
+        auto end = text->find('\n', at);
+        if (end == std::string::npos) break;  // a torn last line: that chunk counts as not received
+        std::string line = text->substr(at, end - at);
+        at = end + 1;
+        auto space = line.find(' ');
+        if (space == std::string::npos || line.size() - space - 1 != 2 * crypto_hash_sha256_BYTES) continue;
+        std::uint64_t index = 0;
+        try {
+          index = std::stoull(line.substr(0, space));
+        } catch (const std::exception&) {
+          continue;
+        }
+        if (index >= s.total_chunks) continue;
+        s.chunk_hashes[index] = line.substr(space + 1);
+      }
+    }
+    for (auto& [index, hash] : s.chunk_hashes) {
+      s.received[index] = true;
+      ++s.chunks_received;
+      s.bytes += std::min(s.chunk_size, s.total_size - index * s.chunk_size);
+    }
+    s.paused = true;  // its connection is gone: resumable from any connection of its user
+    s.restored = true;
+    s.last_active = now;
+    if (auto dash = id.rfind('-'); dash != std::string::npos) {
+      try {
+        next_ = std::max<std::uint64_t>(next_, std::stoull(id.substr(dash + 1)));
+      } catch (const std::exception&) {
+      }
+    }
+    sessions_.emplace(id, std::move(s));
+  }
+  entries.clear();
+  for (auto& e : fs::directory_iterator(dir_ / "files", ec)) entries.push_back(e.path());
+  for (auto& path : entries) {
+    auto data = path;
+    data.replace_extension();
+    if (path.extension() != ".json") {
+      if (!fs::exists(fs::path(path.string() + ".json"))) remove_quietly(path);  // never described
+      continue;
+    }
+    Json m = read_json(path);
+    File f;
+    if (m.is_object()) {
+      f.user = m.value("user", "");
+      f.hash = m.value("hash", "");
+      f.filename = m.value("filename", "");
+      f.size = m.value("size", std::uint64_t{0});
+      f.created = m.value("created", std::int64_t{0});
+      f.path = data;
+    }
+    auto size = fs::file_size(data, ec);
+    if (!m.is_object() || f.user.empty() || f.hash.rfind("sha256:", 0) != 0 || ec || size != f.size) {
+      remove_quietly(path);
+      remove_quietly(data);
+      continue;
+    }
+    files_[{f.user, f.hash}] = std::move(f);
+  }
+}
+
+bool UploadStore::data_intact(const Session& s) const {
+  std::ifstream in(part_path(s), std::ios::binary);
+  if (!in) return false;
+  std::vector<char> buf;
+  for (auto& [index, hash] : s.chunk_hashes) {
+    std::uint64_t offset = index * s.chunk_size, n = std::min(s.chunk_size, s.total_size - offset);
+    buf.resize(n);
+    in.seekg(static_cast<std::streamoff>(offset));
+    if (!in.read(buf.data(), static_cast<std::streamsize>(n))) return false;
+    if (sha256_hex(buf.data(), n) != hash) return false;
+  }
+  return true;
+}
 
 UploadReply UploadStore::error(const std::string& session_id, const std::string& error, const std::string& code) const {
   return {"file.upload.error", Json{{"session_id", session_id}, {"error", error}, {"code", code}}};
@@ -111,6 +244,17 @@ UploadReply UploadStore::start(const std::string& user, std::uint64_t conn, cons
   int fd = ::open(part_path(s).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return refuse(fmt::format("cannot create the upload file: {}", std::strerror(errno)));
   ::close(fd);
+  try {
+    // What a restarted gateway needs to take the session up again.
+    keys::write_file_atomic(meta_path(s.id),
+                            Json{{"user", s.user}, {"filename", s.filename}, {"upload_group_id", s.upload_group_id},
+                                 {"file_index", s.file_index}, {"total_size", s.total_size},
+                                 {"total_chunks", s.total_chunks}, {"chunk_size", s.chunk_size}, {"started_at", now}}
+                                .dump());
+  } catch (const std::exception& e) {
+    remove_quietly(part_path(s));
+    return refuse(fmt::format("cannot write the upload session: {}", e.what()));
+  }
   auto& stored = sessions_.emplace(s.id, std::move(s)).first->second;
   return progress(stored);
 }
@@ -125,8 +269,9 @@ UploadStore::Session* UploadStore::find(const std::string& user, const Json& p, 
 void UploadStore::drop(const std::string& session_id) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;
-  std::error_code ec;
-  fs::remove(part_path(it->second), ec);
+  remove_quietly(part_path(it->second));
+  remove_quietly(meta_path(session_id));
+  remove_quietly(log_path(session_id));
   sessions_.erase(it);
 }
 
@@ -161,6 +306,14 @@ std::vector<UploadReply> UploadStore::chunk(const std::string& user, std::uint64
   }
   int saved = errno;
   if (fd >= 0) ::close(fd);
+  if (ok) {
+    // The chunk's record, for a restarted gateway (appended: a torn line only loses this chunk).
+    std::string line = fmt::format("{} {}\n", *index, sha256_hex(data.data(), data.size()));
+    int log = ::open(log_path(sid).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    ok = log >= 0 && ::write(log, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    saved = errno;
+    if (log >= 0) ::close(log);
+  }
   if (!ok) {
     auto reply = error(sid, fmt::format("Failed to write chunk to disk: {}", std::strerror(saved)), "WRITE_FAILED");
     drop(sid);
@@ -205,12 +358,28 @@ std::vector<UploadReply> UploadStore::chunk(const std::string& user, std::uint64
     drop(sid);
     return out;
   }
+  try {
+    keys::write_file_atomic(fs::path(f.path.string() + ".json"),
+                            Json{{"user", f.user}, {"hash", hash}, {"filename", f.filename}, {"size", f.size},
+                                 {"created", f.created}}
+                                .dump());
+  } catch (const std::exception& e) {
+    remove_quietly(f.path);
+    out.push_back(error(sid, fmt::format("Failed to keep the finished file: {}", e.what()), "WRITE_FAILED"));
+    drop(sid);
+    return out;
+  }
   auto key = std::make_pair(f.user, hash);
-  if (auto old = files_.find(key); old != files_.end()) fs::remove(old->second.path, ec);  // the same content again
+  if (auto old = files_.find(key); old != files_.end()) {  // the same content again
+    remove_quietly(old->second.path);
+    remove_quietly(fs::path(old->second.path.string() + ".json"));
+  }
   out.push_back({"file.upload.complete", Json{{"session_id", sid}, {"file_hash", hash}, {"size", f.size},
                                               {"filename", f.filename}, {"upload_group_id", s->upload_group_id},
                                               {"file_index", s->file_index}}});
   files_[key] = std::move(f);
+  remove_quietly(meta_path(sid));
+  remove_quietly(log_path(sid));
   sessions_.erase(sid);
   return out;
 }
@@ -238,6 +407,16 @@ UploadReply UploadStore::resume(const std::string& user, std::uint64_t conn, con
     drop(sid);
     return error(sid, "Failed to restore paused session: its data is gone; start the upload again", "SESSION_RESTORE_FAILED");
   }
+  if (s->restored) {
+    // Taken up after a restart: every chunk the log lists must still be there, unchanged.
+    if (!data_intact(*s)) {
+      drop(sid);
+      return error(sid, "Failed to restore paused session: its data changed on disk; start the upload again",
+                   "SESSION_RESTORE_FAILED");
+    }
+    s->restored = false;
+    s->chunk_hashes.clear();
+  }
   s->paused = false;
   s->conn = conn;
   s->last_active = now;
@@ -254,10 +433,10 @@ void UploadStore::expire(std::int64_t now) {
   for (auto& [id, s] : sessions_)
     if (now - s.last_active >= limits_.session_ttl_s) idle.push_back(id);
   for (auto& id : idle) drop(id);
-  std::error_code ec;
   for (auto it = files_.begin(); it != files_.end();) {
     if (now - it->second.created >= limits_.file_ttl_s) {
-      fs::remove(it->second.path, ec);
+      remove_quietly(it->second.path);
+      remove_quietly(fs::path(it->second.path.string() + ".json"));
       it = files_.erase(it);
     } else {
       ++it;
@@ -283,7 +462,8 @@ std::optional<std::string> UploadStore::resolve_file_refs(Json& v, const std::st
                          ref, it->second.size, limits_.max_file_input_bytes);
     std::ifstream in(it->second.path, std::ios::binary);
     Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.size() != it->second.size) return fmt::format("file {} cannot be read", ref);
+    if (bytes.size() != it->second.size || "sha256:" + sha256_hex(bytes.data(), bytes.size()) != ref)
+      return fmt::format("file {} cannot be read back intact (changed or damaged on disk); upload it again", ref);
     v = Json{{"$bytes", base64_encode(bytes)}};
     return std::nullopt;
   }

@@ -17,11 +17,18 @@ const std::string& dummy_hash() {
   return h;
 }
 
-std::string workspace_refusal(const User& u, const std::string& served) {
-  return fmt::format("user '{}' belongs to workspace '{}'; this gateway serves workspace '{}' only", u.name,
-                     u.workspace, served);
+std::string workspace_refusal(const User& u, const std::vector<std::string>& served) {
+  std::string list;
+  for (auto& w : served) list += fmt::format("{}'{}'", list.empty() ? "" : ", ", w);
+  return fmt::format("user '{}' belongs to workspace '{}'; this gateway serves workspace{} {} only", u.name,
+                     u.workspace, served.size() == 1 ? "" : "s", list);
 }
 }  // namespace
+
+bool Gateway::serves(const std::string& workspace) const {
+  return opt_.workspaces.empty() ||
+         std::find(opt_.workspaces.begin(), opt_.workspaces.end(), workspace) != opt_.workspaces.end();
+}
 
 const UsersFile& Gateway::users() {
   std::error_code ec;
@@ -31,6 +38,11 @@ const UsersFile& Gateway::users() {
     users_ = UsersFile::load(users_path_);
     if (mtime != users_mtime_) spdlog::info("users file {}: {} user(s)", users_path_.string(), users_.users().size());
     users_mtime_ = mtime;
+    // The workspaces to poll: every served workspace that has a user.
+    std::set<std::string> served;
+    for (auto& u : users_.users())
+      if (serves(u.workspace)) served.insert(u.workspace);
+    link_->set_workspaces({served.begin(), served.end()});
   }
   return users_;
 }
@@ -69,9 +81,9 @@ void Gateway::login(const Request& req, const std::string& remote, Respond respo
         spdlog::info("login from {} refused: bad user name or password", remote);
         return respond(json_response(req, http::status::unauthorized, error_body("Invalid username or password")));
       }
-      if (user->workspace != opt_.workspace) {
+      if (!serves(user->workspace)) {
         spdlog::info("login of {} from {} refused: workspace '{}' is not served here", user->name, remote, user->workspace);
-        return respond(json_response(req, http::status::forbidden, error_body(workspace_refusal(*user, opt_.workspace))));
+        return respond(json_response(req, http::status::forbidden, error_body(workspace_refusal(*user, opt_.workspaces))));
       }
       Claims c{.user = user->name, .workspace = user->workspace, .role = std::string(role_name(user->role)),
                .issued_at = unix_now(), .expires_at = unix_now() + static_cast<std::int64_t>(opt_.token_ttl_s)};
@@ -104,11 +116,17 @@ std::variant<WsGrant, Response> Gateway::authenticate(const Request& req, std::o
     spdlog::info("token of {} refused: no such user any more", claims.user);
     return json_response(req, http::status::unauthorized, error_body("Invalid authentication token"));
   }
-  if (user->workspace != opt_.workspace || claims.workspace != opt_.workspace) {
+  if (!serves(user->workspace)) {
     spdlog::info("token of {} refused: workspace '{}' is not served here", user->name, user->workspace);
-    return json_response(req, http::status::forbidden, error_body(workspace_refusal(*user, opt_.workspace)));
+    return json_response(req, http::status::forbidden, error_body(workspace_refusal(*user, opt_.workspaces)));
   }
-  return WsGrant{user->name, user->role, claims.expires_at};  // the role of now: a demotion applies at once
+  if (claims.workspace != user->workspace) {
+    spdlog::info("token of {} refused: issued for workspace '{}', the user is now of '{}'", user->name, claims.workspace,
+                 user->workspace);
+    return json_response(req, http::status::unauthorized, error_body("Invalid authentication token"));
+  }
+  // The role of now: a demotion applies at once.
+  return WsGrant{user->name, user->workspace, user->role, claims.expires_at};
 }
 
 void Gateway::recheck_sessions() {
@@ -126,7 +144,7 @@ void Gateway::recheck_sessions() {
     if (now >= p->expires_at) {
       why = "authentication token expired: log in again";
       code = "TOKEN_EXPIRED";
-    } else if (file && (!u || u->workspace != opt_.workspace)) {
+    } else if (file && (!u || u->workspace != p->workspace || !serves(u->workspace))) {
       why = fmt::format("user '{}' may no longer use this gateway", p->user);
       code = codes::kPermissionDenied;
     } else {

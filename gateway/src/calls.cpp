@@ -20,15 +20,16 @@ Json refusal(std::string_view error, std::string_view code, const Json& client_r
 }
 }  // namespace
 
-std::uint64_t Gateway::begin_call(CallRequest request, Execution ex) {
+std::uint64_t Gateway::begin_call(CallRequest request, Execution ex, const std::string& user, Role role) {
   std::uint64_t id = ++next_execution_;
+  OnBehalfOf as{user, ex.workspace, std::string(role_name(role))};
   ex.state.execution_id = id;
   ex.state.node = request.node;
   ex.state.client_ref = request.client_ref;
   ex.state.started_at = unix_now();
   ex.started = std::chrono::steady_clock::now();
   executions_.emplace(id, std::move(ex));
-  link_->submit(id, std::move(request));
+  calls_->submit(id, std::move(request), std::move(as));
   return id;
 }
 
@@ -49,8 +50,9 @@ void Gateway::start_execution(WsPeer& peer, const Json& payload) {
   if (have_snapshot_ && !last_.up)
     return send_to(peer, "error", refusal(fmt::format("musterd is unreachable: {}", last_.error), codes::kUnavailable, client_ref));
   Execution ex;
+  ex.workspace = peer.workspace;
   ex.peer = peer.weak_from_this();
-  auto id = begin_call(std::move(std::get<CallRequest>(parsed)), std::move(ex));
+  auto id = begin_call(std::move(std::get<CallRequest>(parsed)), std::move(ex), peer.user, peer.role);
   peer.executions.insert(id);
   send_to(peer, "execution.updated", execution_payload(executions_.at(id).state));
 }
@@ -67,7 +69,7 @@ void Gateway::cancel_execution(WsPeer& peer, const Json& payload) {
   if (!peer.executions.contains(id))
     return send_to(peer, "error",
                    error_payload(fmt::format("no open execution {} on this connection", id), codes::kNotFound));
-  link_->cancel(id);  // the terminal execution.updated (cancelled) follows from musterd
+  calls_->cancel(id);  // the terminal execution.updated (cancelled) follows from musterd
 }
 
 void Gateway::on_call_event(CallEvent ev) {
@@ -86,24 +88,27 @@ void Gateway::on_call_event(CallEvent ev) {
     s.status = "completed";
     s.outputs = to_json(r->outputs);
     ++completed_;
+    ++workspace(ex.workspace).completed;
   } else {
     auto& f = std::get<FailureEvent>(ev.body);
     terminal = true;
     s.status = std::string(execution_status_for(f.code));
     s.error_code = std::string(error_code_name(f.code));
     s.error_message = f.message;
+    auto& ws = workspace(ex.workspace);
     (f.code == wire::ErrorCode::Cancelled ? cancelled_ : failed_)++;
+    (f.code == wire::ErrorCode::Cancelled ? ws.cancelled : ws.failed)++;
   }
   if (terminal) {
     s.completed_at = unix_now();
-    latency_.add(static_cast<std::uint64_t>(
+    workspace(ex.workspace).latency.add(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - ex.started).count()));
   }
   if (ex.rest) {
     if (terminal) {
       Request shape;
       if (s.status == "completed") {
-        ex.rest(json_response(shape, http::status::ok, Json{{"outputs", s.outputs}, {"execution_id", s.execution_id}}));
+        ex.rest(json_response(shape, http::status::ok, Json{{"outputs", std::move(s.outputs)}, {"execution_id", s.execution_id}}));
       } else {
         auto code = error_code_from_name(s.error_code).value_or(wire::ErrorCode::Internal);
         ex.rest(json_response(shape, static_cast<http::status>(http_status_for(code)),
@@ -111,7 +116,7 @@ void Gateway::on_call_event(CallEvent ev) {
       }
     }
   } else if (auto peer = ex.peer.lock()) {
-    send_to(*peer, "execution.updated", execution_payload(s));
+    send_to(*peer, "execution.updated", execution_payload(s, /*take_outputs=*/terminal));
     if (terminal) peer->executions.erase(s.execution_id);
   }
   if (terminal) executions_.erase(it);

@@ -7,10 +7,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "muster/messages.hpp"
+
 namespace muster::gateway {
 
-DaemonLink::DaemonLink(ClientOptions client, std::chrono::milliseconds poll_interval, Callbacks callbacks)
-    : options_(std::move(client)), interval_(poll_interval), cb_(std::move(callbacks)) {
+DaemonLink::DaemonLink(ClientOptions client, std::chrono::milliseconds poll_interval, OnSnapshot on_snapshot)
+    : options_(std::move(client)), interval_(poll_interval), on_snapshot_(std::move(on_snapshot)) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
 }
@@ -33,25 +35,9 @@ void DaemonLink::wake() {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
-// The link drains the whole queue each turn: only the first command of a batch wakes it.
-void DaemonLink::submit(std::uint64_t call_id, CallRequest request) {
-  bool first;
-  {
-    std::lock_guard lock(mu_);
-    first = commands_.empty();
-    commands_.push_back(Submit{call_id, std::move(request)});
-  }
-  if (first) wake();
-}
-
-void DaemonLink::cancel(std::uint64_t call_id) {
-  bool first;
-  {
-    std::lock_guard lock(mu_);
-    first = commands_.empty();
-    commands_.push_back(Cancel{call_id});
-  }
-  if (first) wake();
+void DaemonLink::set_workspaces(std::vector<std::string> workspaces) {
+  std::lock_guard lock(mu_);
+  workspaces_ = std::move(workspaces);
 }
 
 void DaemonLink::poll_now() {
@@ -68,86 +54,49 @@ bool DaemonLink::connect() {
     return true;
   } catch (const std::exception& e) {
     client_.reset();
-    cb_.on_snapshot(Snapshot{.up = false, .error = e.what()});
+    on_snapshot_(Snapshot{.up = false, .error = e.what()});
     return false;
-  }
-}
-
-void DaemonLink::fail_open_calls(const std::string& why) {
-  for (auto& [call, request] : request_of_call_)
-    emit(CallEvent{call, FailureEvent{wire::ErrorCode::Unavailable, why}});
-  request_of_call_.clear();
-  call_of_request_.clear();
-}
-
-void DaemonLink::flush() {
-  if (!out_.empty()) cb_.on_call_events(std::exchange(out_, {}));
-}
-
-void DaemonLink::run_commands() {
-  std::deque<Command> batch;
-  {
-    std::lock_guard lock(mu_);
-    batch.swap(commands_);
-  }
-  for (auto& cmd : batch) {
-    if (auto* s = std::get_if<Submit>(&cmd)) {
-      if (!client_) {
-        emit(CallEvent{s->call_id, FailureEvent{wire::ErrorCode::Unavailable, "musterd is unreachable"}});
-        continue;
-      }
-      try {
-        CallOptions o;
-        o.timeout_ms = s->request.timeout_ms;
-        o.parameters = std::move(s->request.parameters);
-        // Asks musterd for progress (want_progress); the events come through poll().
-        o.on_progress = [](std::uint64_t, std::uint64_t, const std::string&) {};
-        auto rid = client_->submit(s->request.node, s->request.inputs, o);
-        request_of_call_[s->call_id] = rid;
-        call_of_request_[rid] = s->call_id;
-      } catch (const CallError& e) {
-        emit(CallEvent{s->call_id, FailureEvent{e.code(), e.what()}});
-      } catch (const std::exception& e) {
-        emit(CallEvent{s->call_id, FailureEvent{wire::ErrorCode::InvalidRequest, e.what()}});
-      }
-    } else {
-      auto call = std::get<Cancel>(cmd).call_id;
-      auto it = request_of_call_.find(call);
-      if (it != request_of_call_.end() && client_) client_->cancel(it->second);
-    }
-  }
-}
-
-void DaemonLink::pump_events(std::chrono::milliseconds wait) {
-  if (!client_) return;
-  for (auto& ev : client_->poll(wait)) {
-    auto it = call_of_request_.find(ev.request_id);
-    if (it == call_of_request_.end()) continue;
-    std::uint64_t call = it->second;
-    if (ev.terminal()) {
-      call_of_request_.erase(it);
-      request_of_call_.erase(call);
-    }
-    emit(CallEvent{call, std::move(ev.body)});
   }
 }
 
 void DaemonLink::poll_daemon() {
   if (!client_ && !connect()) return;
+  std::vector<std::string> workspaces;
+  {
+    std::lock_guard lock(mu_);
+    workspaces = workspaces_;
+  }
   Snapshot s;
   try {
-    s.nodes = client_->nodes();
-    s.workers = client_->workers();
-    s.status = client_->status();
+    for (auto& ws : workspaces) {
+      WorkspaceView& v = s.workspaces[ws];
+      OnBehalfOf as{kPollUser, ws, "read"};
+      try {
+        v.nodes = client_->nodes(as);
+        v.workers = client_->workers(as);
+        v.status = client_->status(as);
+      } catch (const CallError& e) {
+        if (e.code() == wire::ErrorCode::Unavailable) throw;
+        // musterd answered, and refused this workspace (a gateway not enrolled for it).
+        v = WorkspaceView{Json::array(), Json::array(), Json::object(), e.what(), std::string(error_code_name(e.code()))};
+      }
+    }
+    if (workspaces.empty()) {
+      // Nobody to serve yet: still find out whether musterd answers (a refusal is an answer).
+      try {
+        client_->status();
+      } catch (const CallError& e) {
+        if (e.code() == wire::ErrorCode::Unavailable) throw;
+      }
+    }
     s.up = true;
   } catch (const std::exception& e) {
+    s.workspaces.clear();
     s.up = false;
     s.error = e.what();
-    // Start over with a fresh socket; the calls it carried cannot be answered any more.
-    fail_open_calls(fmt::format("connection to musterd lost: {}", e.what()));
-    client_.reset();
+    client_.reset();  // start over with a fresh socket
   }
-  cb_.on_snapshot(std::move(s));
+  on_snapshot_(std::move(s));
 }
 
 void DaemonLink::run() {
@@ -161,25 +110,17 @@ void DaemonLink::run() {
     }
     if (poll_requested || Clock::now() >= next_poll) {
       poll_daemon();
-      flush();
       next_poll = Clock::now() + interval_;
     }
-    run_commands();
-    pump_events(std::chrono::milliseconds(0));
-    flush();
-    // Sleep until the daemon's socket, a command or the next poll (at most 20 ms: the ZeroMQ fd
-    // is edge-triggered, so the client is asked again regularly).
+    // Sleep until the next poll, or a wake (poll_now, stop).
     auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - Clock::now());
-    int timeout = static_cast<int>(std::clamp<std::int64_t>(until_poll.count(), 0, 20));
-    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {client_ ? client_->fd() : -1, POLLIN, 0}};
-    ::poll(fds, client_ ? 2 : 1, timeout);
-    if (fds[0].revents & POLLIN) {
+    pollfd fd{wake_fd_, POLLIN, 0};
+    ::poll(&fd, 1, static_cast<int>(std::clamp<std::int64_t>(until_poll.count(), 0, 1000)));
+    if (fd.revents & POLLIN) {
       std::uint64_t n;
       [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
     }
   }
-  fail_open_calls("the gateway is stopping");
-  flush();
 }
 
 }  // namespace muster::gateway

@@ -49,23 +49,19 @@ tcp::endpoint parse_listen(const std::string& text) {
 
 Gateway::Gateway(GatewayOptions o)
     : opt_(std::move(o)),
-      limiter_(opt_.login_attempts, static_cast<std::int64_t>(std::max(1.0, opt_.login_window_s))),
-      catalog_(opt_.workspace, static_cast<std::int64_t>(opt_.inactive_ttl_s)) {
+      limiter_(opt_.login_attempts, static_cast<std::int64_t>(std::max(1.0, opt_.login_window_s))) {
   if (opt_.data_dir.empty()) throw std::invalid_argument("--data-dir is required");
-  if (opt_.workspace.empty()) throw std::invalid_argument("--workspace must not be empty");
-  bool ipc = opt_.client.client_address.empty() || opt_.client.client_address.rfind("ipc://", 0) == 0;
-  if (ipc && opt_.workspace != "default")
-    throw std::invalid_argument(fmt::format(
-        "over ipc:// the gateway calls as musterd's local owner, whose workspace is 'default'; to serve "
-        "workspace '{}', enroll the gateway over tcp:// with a token for that workspace", opt_.workspace));
+  for (auto& ws : opt_.workspaces)
+    if (ws.empty() || ws.size() > 64) throw std::invalid_argument(fmt::format("--workspace '{}': 1 to 64 characters", ws));
   ensure_data_dir(opt_.data_dir);
   signer_.emplace(load_or_create_key(std::filesystem::path(opt_.data_dir) / "jwt.key"));
   instance_id_ = load_or_create_instance_id(std::filesystem::path(opt_.data_dir) / "instance-id");
   users_path_ = opt_.users_file.empty() ? std::filesystem::path(opt_.data_dir) / "users.json"
                                         : std::filesystem::path(opt_.users_file);
-  users();  // a broken users file stops the start with its error
   web_ = std::make_unique<StaticFiles>(opt_.web_root.empty() ? default_web_root() : std::filesystem::path(opt_.web_root));
-  uploads_.emplace(std::filesystem::path(opt_.data_dir) / "uploads", opt_.uploads);
+  uploads_.emplace(std::filesystem::path(opt_.data_dir) / "uploads", opt_.uploads, unix_now());
+  if (auto kept = uploads_->bytes_total())
+    spdlog::info("uploads: {} byte(s) of files and sessions kept from before the restart", kept);
   if (!opt_.tls_cert.empty() || !opt_.tls_key.empty()) {
     if (opt_.tls_cert.empty() || opt_.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
     server_tls = bridge::make_server_tls(opt_.tls_cert, opt_.tls_key);
@@ -73,17 +69,11 @@ Gateway::Gateway(GatewayOptions o)
     throw std::invalid_argument("--tls-only needs --tls-cert and --tls-key");
   }
   auto poll = std::chrono::milliseconds(static_cast<std::int64_t>(opt_.poll_interval_s * 1000));
-  link_ = std::make_unique<DaemonLink>(
-      opt_.client, poll,
-      DaemonLink::Callbacks{
-          .on_snapshot = [this](Snapshot s) { net::post(ioc, [this, s = std::move(s)]() mutable { on_snapshot(std::move(s)); }); },
-          .on_call_events =
-              [this](std::vector<CallEvent> batch) {
-                net::post(ioc, [this, batch = std::move(batch)]() mutable {
-                  for (auto& ev : batch) on_call_event(std::move(ev));
-                });
-              },
-      });
+  link_ = std::make_unique<DaemonLink>(opt_.client, poll, [this](Snapshot s) {
+    net::post(ioc, [this, s = std::move(s)]() mutable { on_snapshot(std::move(s)); });
+  });
+  calls_.emplace(ioc, opt_.client, [this](CallEvent ev) { on_call_event(std::move(ev)); });
+  users();  // a broken users file stops the start with its error; tells the link what to poll
 }
 
 Gateway::~Gateway() {
@@ -99,8 +89,11 @@ void Gateway::start_listener() {
   acceptor_->bind(ep);
   acceptor_->listen(net::socket_base::max_listen_connections);
   auto bound = acceptor_->local_endpoint();
-  spdlog::info("listening on {}:{} (http, ws{}); serving workspace '{}' as {}", bound.address().to_string(), bound.port(),
-               server_tls ? (opt_.tls_only ? " - TLS only: https, wss" : ", https, wss") : "", opt_.workspace, instance_id_);
+  spdlog::info("listening on {}:{} (http, ws{}); serving {} as {}", bound.address().to_string(), bound.port(),
+               server_tls ? (opt_.tls_only ? " - TLS only: https, wss" : ", https, wss") : "",
+               opt_.workspaces.empty() ? std::string("the workspaces of its users")
+                                       : fmt::format("workspace(s) {}", fmt::join(opt_.workspaces, ", ")),
+               instance_id_);
   // Listening on every address (0.0.0.0, ::): this machine's loopback is one of them.
   auto host = bound.address().is_unspecified() ? std::string("127.0.0.1")
               : bound.address().is_v6()        ? "[" + bound.address().to_string() + "]"
@@ -126,23 +119,22 @@ void Gateway::start_listener() {
 
 void Gateway::ws_opened(const std::shared_ptr<WsPeer>& peer) {
   peers_[peer->id] = peer;
-  spdlog::info("WebSocket #{} of {} ({}) connected from {}", peer->id, peer->user, role_name(peer->role), peer->remote);
+  spdlog::info("WebSocket #{} of {} ({}, workspace {}) connected from {}", peer->id, peer->user, role_name(peer->role),
+               peer->workspace, peer->remote);
   send_to(*peer, "connected", Json{{"message", "Connected to WebSocket server"}, {"peer_id", instance_id_}});
   if (have_snapshot_ && !last_.up) {
     send_to(*peer, "error", error_payload(fmt::format("musterd is unreachable: {}", last_.error), codes::kUnavailable));
     return;
   }
   if (!have_snapshot_) return;
-  send_to(*peer, "node.status", node_status_payload());
-  send_to(*peer, "services.updated", catalog_.services());
-  send_to(*peer, "peers.updated", catalog_.peers());
+  send_state(*peer);
 }
 
 void Gateway::ws_closed(const std::shared_ptr<WsPeer>& peer) {
   peers_.erase(peer->id);
   uploads_->connection_closed(peer->id);  // its uploads pause, resumable from a new connection
   // Its open calls are cancelled: nobody is left to hear their outcome.
-  for (auto id : peer->executions) link_->cancel(id);
+  for (auto id : peer->executions) calls_->cancel(id);
   if (!peer->executions.empty())
     spdlog::info("WebSocket #{} closed with {} execution(s) open: cancelled", peer->id, peer->executions.size());
 }
@@ -168,8 +160,9 @@ void Gateway::ws_message(WsPeer& peer, const std::string& text, bool binary) {
       return send_to(peer, "service.search.response",
                      Json{{"services", Json::array()}, {"error", fmt::format("musterd is unreachable: {}", last_.error)},
                           {"complete", true}});
+    auto& ws = workspace(peer.workspace);
     return send_to(peer, "service.search.response",
-                   Json{{"services", catalog_.search(std::get<SearchQuery>(q))}, {"error", ""}, {"complete", true}});
+                   Json{{"services", ws.catalog.search(std::get<SearchQuery>(q))}, {"error", ws.error}, {"complete", true}});
   }
   if (env.type == "execution.start") return start_execution(peer, env.payload);
   if (env.type == "execution.cancel") return cancel_execution(peer, env.payload);
@@ -192,6 +185,7 @@ void Gateway::shutdown() {
   peers_timer_.cancel();
   for (auto& [id, p] : peers_) p->close(static_cast<std::uint16_t>(websocket::close_code::going_away));
   link_->stop();
+  calls_->reset("the gateway is stopping");
   auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(200));
   timer->async_wait([this, timer](beast::error_code) { ioc.stop(); });
 }
@@ -199,13 +193,24 @@ void Gateway::shutdown() {
 int Gateway::run() {
   start_listener();
   link_->start();
-  schedule(status_timer_, opt_.status_interval_s, [this] {
+  // Periodic pushes go to each workspace's own users, with that workspace's state.
+  auto each_workspace = [this](auto&& push) {
+    if (!have_snapshot_ || !last_.up) return;
+    std::set<std::string> live;
+    for (auto& [id, p] : peers_) live.insert(p->workspace);
+    for (auto& name : live) push(name, workspace(name));
+  };
+  schedule(status_timer_, opt_.status_interval_s, [this, each_workspace] {
     uploads_->expire(unix_now());
     recheck_sessions();
-    if (have_snapshot_ && last_.up) broadcast("node.status", node_status_payload());
+    each_workspace([this](const std::string& name, Workspace&) { broadcast_to(name, "node.status", node_status_payload(name)); });
   });
-  schedule(services_timer_, opt_.services_interval_s, [this] { if (have_snapshot_ && last_.up) broadcast("services.updated", catalog_.services()); });
-  schedule(peers_timer_, opt_.peers_interval_s, [this] { if (have_snapshot_ && last_.up) broadcast("peers.updated", catalog_.peers()); });
+  schedule(services_timer_, opt_.services_interval_s, [this, each_workspace] {
+    each_workspace([this](const std::string& name, Workspace& ws) { broadcast_to(name, "services.updated", ws.catalog.services()); });
+  });
+  schedule(peers_timer_, opt_.peers_interval_s, [this, each_workspace] {
+    each_workspace([this](const std::string& name, Workspace& ws) { broadcast_to(name, "peers.updated", ws.catalog.peers()); });
+  });
   signals_.async_wait([this](beast::error_code ec, int) {
     if (!ec) shutdown();
   });

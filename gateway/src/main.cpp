@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   // ---- serve ----
   GatewayOptions o;
   o.data_dir = default_data_dir();
-  o.client.secure.role = "client";
+  o.client.secure.role = "gateway";  // over tcp:// it enrolls as a gateway identity
   o.client.secure.name = "gateway";
   double daemon_timeout_s = 2;
   auto* serve = app.add_subcommand("serve", "Serve HTTP/WebSocket (and HTTPS/WSS with a certificate) on one port");
@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
   serve->add_flag("--tls-only", o.tls_only, "With a certificate, refuse plain http/ws connections");
   serve->add_option("--data-dir", o.data_dir, "JWT key, instance id, users file (created 0700)")->capture_default_str();
   serve->add_option("--users-file", o.users_file, "Users file (default: <data-dir>/users.json)");
-  serve->add_option("--workspace", o.workspace, "The workspace served: only its users may log in, only its nodes are shown")
-      ->capture_default_str();
+  serve->add_option("--workspace", o.workspaces,
+                    "A workspace served (repeatable; default: the workspace of every user). Users of other "
+                    "workspaces may not log in; over tcp:// the gateway must be enrolled for each");
   serve->add_option("--allowed-origin", o.allowed_origins,
                     "Origin a browser's WebSocket may come from, e.g. https://app.example (repeatable; the "
                     "gateway's own origin is always allowed; clients without Origin are not browsers)");
@@ -116,7 +117,7 @@ int main(int argc, char** argv) {
   serve->add_option("--enrollment-address", o.client.secure.enrollment_address,
                     "musterd enrollment endpoint (default: tcp://<daemon host>:7900)");
   serve->add_option("--enrollment-token-file", o.client.secure.token_file,
-                    "File holding the enrollment token (client role, minted for --workspace)");
+                    "File holding the enrollment token (muster token create --role gateway --workspace alpha,beta)");
 
   // ---- user ----
   auto* user = app.add_subcommand("user", "Manage the users file");

@@ -17,7 +17,7 @@ struct GatewayOptions {
   bool tls_only = false;                  // refuse plain connections when a cert is given
   std::string data_dir;                   // JWT key, instance id, default users file
   std::string users_file;                 // default <data_dir>/users.json
-  std::string workspace = "default";      // the one workspace served
+  std::vector<std::string> workspaces;    // the workspaces served; empty: those of every user
   std::vector<std::string> allowed_origins;  // Origin values a WebSocket upgrade may carry
   double token_ttl_s = 3600;
   std::uint32_t login_attempts = 5;       // per address and window

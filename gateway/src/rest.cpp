@@ -35,9 +35,14 @@ Response Gateway::health_response(const Request& req) {
   return json_response(req, fresh ? http::status::ok : http::status::service_unavailable, body);
 }
 
-Response Gateway::status_response(const Request& req) { return json_response(req, http::status::ok, node_status_payload()); }
 
-void Gateway::handle_http(Request req, const std::string& remote, Respond respond) {
+bridge::HttpLimits Gateway::http_limits() const {
+  bridge::HttpLimits l;
+  l.body_limit = opt_.max_message_bytes;
+  return l;  // 30 s for a TLS handshake, 60 s for headers and for the body, 30 s for an answer
+}
+
+void Gateway::handle_http(Request req, const std::string& remote, Respond respond, bridge::HttpCancel& on_gone) {
   std::string path(bridge::target_path(req.target()));
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path == "/healthz") return respond(req.method() == http::verb::get ? health_response(req) : method_not_allowed(req));
@@ -61,21 +66,26 @@ void Gateway::handle_http(Request req, const std::string& remote, Respond respon
   if (path == "/api/nodes" || path == "/api/workers" || path == "/api/status") {
     if (req.method() != http::verb::get) return respond(method_not_allowed(req));
     if (!up) return respond(unavailable());
-    if (path == "/api/nodes") return respond(json_response(req, http::status::ok, catalog_.nodes()));
-    if (path == "/api/workers") return respond(json_response(req, http::status::ok, catalog_.workers()));
-    return respond(status_response(req));
+    // The user's own workspace, as musterd answered it on behalf of that workspace.
+    auto& ws = workspace(who.workspace);
+    if (!ws.error.empty())
+      return respond(json_response(req, http::status::forbidden, Json{{"error", ws.error}, {"code", ws.code}}));
+    if (path == "/api/nodes") return respond(json_response(req, http::status::ok, ws.catalog.nodes()));
+    if (path == "/api/workers") return respond(json_response(req, http::status::ok, ws.catalog.workers()));
+    return respond(json_response(req, http::status::ok, node_status_payload(who.workspace)));
   }
   const std::string prefix = "/api/nodes/", suffix = "/call";
   if (path.size() > prefix.size() + suffix.size() && path.rfind(prefix, 0) == 0 &&
       path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
     if (req.method() != http::verb::post) return respond(method_not_allowed(req));
     std::string node = bridge::url_decode(path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
-    return call_node(req, node, who, std::move(respond));
+    return call_node(req, node, who, std::move(respond), on_gone);
   }
   respond(json_response(req, http::status::not_found, error_body("Not found")));
 }
 
-void Gateway::call_node(const Request& req, const std::string& node, const WsGrant& who, Respond respond) {
+void Gateway::call_node(const Request& req, const std::string& node, const WsGrant& who, Respond respond,
+                        bridge::HttpCancel& on_gone) {
   if (!role_allows(who.role, Role::Call))
     return respond(json_response(req, http::status::forbidden,
                                  Json{{"error", fmt::format("user '{}' has role '{}': calls need role call or admin", who.user,
@@ -85,12 +95,19 @@ void Gateway::call_node(const Request& req, const std::string& node, const WsGra
   if (auto* why = std::get_if<std::string>(&parsed))
     return respond(json_response(req, http::status::bad_request, Json{{"error", *why}, {"code", "INVALID_REQUEST"}}));
   Execution ex;
+  ex.workspace = who.workspace;
   ex.rest = [req_version = req.version(), keep = req.keep_alive(), respond = std::move(respond)](Response res) {
     res.version(req_version);
     res.keep_alive(keep);
     respond(std::move(res));
   };
-  begin_call(std::move(std::get<CallRequest>(parsed)), std::move(ex));
+  auto id = begin_call(std::move(std::get<CallRequest>(parsed)), std::move(ex), who.user, who.role);
+  // Nobody is left to hear the outcome of a call whose HTTP client went away: musterd cancels it.
+  on_gone = [this, id, user = who.user] {
+    if (!executions_.contains(id)) return;
+    spdlog::info("REST call {} of {}: the HTTP client went away: cancelled", id, user);
+    calls_->cancel(id);
+  };
 }
 
 }  // namespace muster::gateway

@@ -21,7 +21,7 @@ class WsPeer : public std::enable_shared_from_this<WsPeer> {
   virtual void close(std::uint16_t code = 1001) = 0;
 
   std::uint64_t id = 0;
-  std::string user, remote;
+  std::string user, workspace, remote;
   Role role = Role::Read;
   std::int64_t expires_at = 0;  // the token's expiry (unix s): the socket is closed then
   std::set<std::uint64_t> executions;  // open executions started on this socket

@@ -132,7 +132,7 @@ EnrollOutcome Enrollment::decide(const EnrollRequestFields& req, std::string_vie
     asked = parse_role(req.role);
     if (!asked)
       return refuse(EnrollFailure::InvalidField, EnrollErrorCode::InvalidRequest,
-                    "role must be worker, client or admin");
+                    "role must be worker, client, admin or gateway");
   }
   if (!is_valid_label(req.name))
     return refuse(EnrollFailure::InvalidField, EnrollErrorCode::InvalidRequest,

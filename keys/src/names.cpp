@@ -2,6 +2,8 @@
 // Must never: allow '/', NUL or control characters where they could reach a path or a log.
 #include "muster/names.hpp"
 
+#include <algorithm>
+
 namespace muster::keys {
 
 namespace {
@@ -18,6 +20,19 @@ bool word(std::string_view s, std::size_t max) {
 }  // namespace
 
 bool is_valid_workspace(std::string_view s) { return word(s, 64); }
+
+std::vector<std::string> workspace_list(std::string_view list) {
+  std::vector<std::string> out;
+  for (;;) {
+    auto comma = list.find(',');
+    auto name = list.substr(0, comma);
+    if (!is_valid_workspace(name) || std::find(out.begin(), out.end(), name) != out.end() || out.size() == 64)
+      return {};
+    out.emplace_back(name);
+    if (comma == std::string_view::npos) return out;
+    list.remove_prefix(comma + 1);
+  }
+}
 
 bool is_valid_label(std::string_view s) {
   if (s.size() > 128) return false;

@@ -162,9 +162,15 @@ MintedToken TokenStore::mint(const MintRequest& req, TimePoint now) {
     throw std::invalid_argument("token ttl must be between 1s and 10 years");
   if (req.uses < 1 || req.uses > kMaxTokenUses)
     throw std::invalid_argument(fmt::format("token uses must be between 1 and {}", kMaxTokenUses));
-  if (!is_valid_workspace(req.workspace))
+  if (req.role == Role::Gateway) {
+    if (workspace_list(req.workspace).empty())
+      throw std::invalid_argument(
+          "a gateway token needs the workspaces it may act in, comma-separated (e.g. alpha,beta): "
+          "1-64 distinct names of 1-64 of A-Z a-z 0-9 _ . - (not starting with . or -)");
+  } else if (!is_valid_workspace(req.workspace)) {
     throw std::invalid_argument(
         "invalid workspace name: use 1-64 of A-Z a-z 0-9 _ . - (not starting with . or -)");
+  }
   if (!is_valid_label(req.label))
     throw std::invalid_argument("invalid token label: at most 128 bytes, no control characters");
 

@@ -28,7 +28,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 GATEWAY = BUILD / "gateway" / "muster-gateway"
 PY_EXAMPLE = REPO / "worker" / "examples" / "python" / "example_worker.py"
-PASSWORDS = {"alice": "alice-pw", "reader": "reader-pw", "bob": "bob-pw", "carol": "carol-pw"}
+PASSWORDS = {"alice": "alice-pw", "reader": "reader-pw", "bob": "bob-pw", "carol": "carol-pw", "ada": "ada-pw",
+             "gus": "gus-pw"}
 DEFAULT_USERS = [("alice", "default", "call"), ("reader", "default", "read"), ("bob", "beta", "call")]
 
 
@@ -226,7 +227,9 @@ def test_settings_come_from_a_config_file_too(start_gateway, cpp_worker, tmp_bas
     assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://other.example"})[0] == 403
 
 
-def test_users_of_another_workspace_are_refused(gw):
+def test_users_of_another_workspace_are_refused(start_gateway, cpp_worker):
+    """--workspace limits a gateway to the workspaces named (by default it serves every user's)."""
+    gw = start_gateway("--workspace", "default")
     status, body, _ = gw.request("POST", "/api/auth/login", {"username": "bob", "password": "bob-pw"})
     assert status == 403
     assert body == {"error": "user 'bob' belongs to workspace 'beta'; this gateway serves workspace 'default' only"}
@@ -614,56 +617,225 @@ def mint(daemon, *args) -> str:
     return r.stdout.strip()
 
 
-def test_workspaces_stay_apart_through_the_gateway(start_daemon, start_worker, start_gateway, tmp_base):
-    """musterd on CURVE TCP: a worker of workspace alpha, one of default. The gateway attached as
-    the local owner (ipc, which sees every workspace) shows only default; a gateway enrolled for
-    alpha shows and calls only alpha's; users of another workspace cannot log in to either."""
-    d = start_daemon("--listen", "127.0.0.1")
-    start_worker(d, worker_id="cpp-default").wait_ready()
-    token = mint(d, "--role", "worker", "--workspace", "alpha", "--name", "alpha-box")
-    spawn([BUILD / "worker" / "muster-example-worker", "--worker-id", "alpha-w", "--request-address",
-           "tcp://127.0.0.1:7899", "--response-address", "tcp://127.0.0.1:7898", "--data-dir", tmp_base / "wd-alpha"],
-          dict(d.env, MUSTER_ENROLLMENT_TOKEN=token), tmp_base / "worker-alpha.log")
-    # The local owner (the CLI over ipc) sees every workspace: alpha-w is attached.
-    wait_for(lambda: b"alpha-w" in subprocess.run([str(BUILD / "tools" / "muster"), "workers", "--json"], env=d.env,
-                                                 capture_output=True, timeout=30).stdout, 20, "alpha-w to attach")
-    # So every answer the local owner's gateway ever got lists alpha-w: it must filter it out.
-    local = start_gateway(daemon_=d, name="local", users=[("alice", "default", "call"), ("carol", "alpha", "call")])
+def free_ports(n):
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for so in socks:
+        so.bind(("127.0.0.1", 0))
+    ports = [so.getsockname()[1] for so in socks]
+    for so in socks:
+        so.close()
+    return ports
 
-    def worker_ids(gw, tok):
-        return sorted(w["worker_id"] for w in gw.get("/api/workers", tok)[1])
-    tok = local.login("alice")
-    assert worker_ids(local, tok) == ["cpp-default"]
-    assert all(n["workspace"] == "default" for n in local.get("/api/nodes", tok)[1])
-    with local.ws(tok) as ws:
-        peers = ws.wait("peers.updated")["payload"]["peers"]
-        assert [p["id"] for p in peers] == ["cpp-default"]
-        ws.send("service.search.request", {"peer_ids": ["alpha-w"]})
+
+class CurveDaemon:
+    """musterd with CURVE TCP endpoints on free loopback ports (ipc:// stays for the local owner)."""
+
+    def __init__(self, start_daemon):
+        self.req, self.resp, self.client, self.enroll = (f"tcp://127.0.0.1:{p}" for p in free_ports(4))
+        self.d = start_daemon("--request-address", self.req, "--response-address", self.resp,
+                              "--client-address", self.client, "--enrollment-address", self.enroll)
+
+    def worker_args(self, data_dir):
+        return ["--request-address", self.req, "--response-address", self.resp, "--enrollment-address", self.enroll,
+                "--data-dir", data_dir]
+
+
+WHOAMI_PY = Path(__file__).with_name("gateway_whoami_worker.py")
+WHOAMI_JS = Path(__file__).with_name("gateway_whoami_worker.js")
+
+
+def start_whoami_worker(cd: CurveDaemon, base: Path, language: str, workspace: str, worker_id: str, prefix="",
+                        abort_log=None):
+    token = mint(cd.d, "--role", "worker", "--workspace", workspace, "--name", worker_id)
+    args = cd.worker_args(base / f"wd-{worker_id}") + ["--worker-id", worker_id, "--prefix", prefix]
+    if language == "python":
+        cmd = [sys.executable, WHOAMI_PY, *args, "--log-level", "debug"] + (["--abort-log", abort_log] if abort_log else [])
+    else:
+        cmd = ["node", WHOAMI_JS, *args]
+    return spawn(cmd, dict(cd.d.env, MUSTER_ENROLLMENT_TOKEN=token), base / f"{worker_id}.log")
+
+
+def local_workers(d):
+    out = subprocess.run([str(BUILD / "tools" / "muster"), "workers", "--json"], env=d.env, capture_output=True,
+                         text=True, timeout=30)
+    return {w["worker_id"]: w for w in json.loads(out.stdout or "[]")} if out.returncode == 0 else {}
+
+
+@pytest.fixture
+def two_workspaces(start_daemon, start_gateway, tmp_base):
+    """musterd on CURVE TCP; workspace alpha: a Python worker (whoami, hold); workspace beta: a
+    TypeScript worker (b.whoami); one gateway enrolled (role gateway) for alpha and beta, with
+    users ada (alpha), bob (beta) and gus (gamma, a workspace the gateway was not enrolled for)."""
+    if not (REPO / "worker" / "typescript" / "dist").exists():
+        pytest.skip("build the TypeScript SDK first (tools/lib/setup.sh setup_typescript)")
+    cd = CurveDaemon(start_daemon)
+    abort_log = tmp_base / "aborts.log"
+    start_whoami_worker(cd, tmp_base, "python", "alpha", "alpha-py", abort_log=abort_log)
+    start_whoami_worker(cd, tmp_base, "typescript", "beta", "beta-ts", prefix="b.")
+    wait_for(lambda: {"alpha-py", "beta-ts"} <= {k for k, w in local_workers(cd.d).items() if w["state"] == "ready"},
+             30, "the alpha and beta workers to be ready")
+    token_file = tmp_base / "gw.token"
+    token_file.write_text(mint(cd.d, "--role", "gateway", "--workspace", "alpha,beta", "--name", "front-door"))
+    gw = start_gateway("--client-address", cd.client, "--enrollment-address", cd.enroll,
+                       "--muster-data-dir", tmp_base / "gw-keys", "--enrollment-token-file", token_file,
+                       daemon_=cd.d, users=[("ada", "alpha", "call"), ("bob", "beta", "call"), ("gus", "gamma", "call")])
+    return cd, gw, abort_log
+
+
+def test_the_worker_sees_the_end_user_and_workspaces_stay_apart(two_workspaces):
+    """One gateway serves users of alpha and beta at once: each sees, searches and calls only
+    its own workspace's nodes (pushes and REST), and the worker's caller context names the end
+    user and the user's workspace, not the gateway (issue 13, item 6)."""
+    cd, gw, _ = two_workspaces
+    ada, bob = gw.login("ada"), gw.login("bob")
+    gw_identity = json.loads((gw.data_dir.parent / "gw-keys" / "gateway-identity.json").read_text())
+    assert gw_identity["role"] == "gateway" and gw_identity["workspace"] == "alpha,beta"
+
+    # REST: each user's lists are their own workspace's only.
+    wait_for(lambda: [n["name"] for n in gw.get("/api/nodes", ada)[1]] == ["hold", "whoami"], 10, "alpha's nodes")
+    wait_for(lambda: [n["name"] for n in gw.get("/api/nodes", bob)[1]] == ["b.whoami"], 10, "beta's nodes")
+    assert [w["worker_id"] for w in gw.get("/api/workers", ada)[1]] == ["alpha-py"]
+    assert [w["worker_id"] for w in gw.get("/api/workers", bob)[1]] == ["beta-ts"]
+    st = gw.get("/api/status", bob)[1]
+    assert st["workspace"] == "beta" and st["stats"]["workers"] == 1 and st["stats"]["nodes"] == 1
+
+    # The worker sees the end user: Python worker in alpha, TypeScript worker in beta.
+    status, body, _ = gw.request("POST", "/api/nodes/whoami/call", {}, token=ada)
+    assert status == 200, body
+    assert body["outputs"] == {"identity": f"{gw_identity['identity_id']}/ada", "name": "ada", "workspace": "alpha",
+                               "role": "call"}
+    status, body, _ = gw.request("POST", "/api/nodes/b.whoami/call", {}, token=bob)
+    assert status == 200, body
+    assert body["outputs"]["name"] == "bob" and body["outputs"]["workspace"] == "beta"
+
+    # beta cannot call alpha's node, nor alpha beta's: musterd schedules in the user's workspace.
+    status, body, _ = gw.request("POST", "/api/nodes/whoami/call", {}, token=bob)
+    assert status == 404 and body["code"] == "NO_WORKER"
+    assert gw.request("POST", "/api/nodes/b.whoami/call", {}, token=ada)[1]["code"] == "NO_WORKER"
+
+    # WebSocket: pushes and search carry only the user's workspace.
+    with gw.ws(bob) as ws:
+        services = ws.wait("services.updated")["payload"]["services"]
+        assert [s["name"] for s in services] == ["b.whoami"]
+        assert [p["id"] for p in ws.wait("peers.updated")["payload"]["peers"]] == ["beta-ts"]
+        assert ws.wait("node.status")["payload"]["workspace"] == "beta"
+        ws.send("service.search.request", {"query": "whoami"})
+        assert [s["name"] for s in ws.wait("service.search.response")["payload"]["services"]] == ["b.whoami"]
+        ws.send("service.search.request", {"peer_ids": ["alpha-py"]})
         assert ws.wait("service.search.response")["payload"]["services"] == []
-    status, body, _ = local.request("POST", "/api/auth/login", {"username": "carol", "password": "carol-pw"})
-    assert status == 403 and "workspace 'alpha'" in body["error"]
-
-    # A gateway enrolled for alpha over CURVE TCP.
-    token_file = tmp_base / "gw-alpha.token"
-    token_file.write_text(mint(d, "--role", "client", "--workspace", "alpha", "--name", "gw-alpha"))
-    alpha = start_gateway("--workspace", "alpha", "--client-address", "tcp://127.0.0.1:7901",
-                          "--muster-data-dir", tmp_base / "gw-alpha-keys", "--enrollment-token-file", token_file,
-                          daemon_=d, name="alpha", users=[("alice", "default", "call"), ("carol", "alpha", "call")])
-    tok = alpha.login("carol")
-    wait_for(lambda: worker_ids(alpha, tok) == ["alpha-w"], 10, "alpha's gateway to list alpha-w")
-    assert all(n["workspace"] == "alpha" for n in alpha.get("/api/nodes", tok)[1])
-    status, body, _ = alpha.request("POST", "/api/nodes/hello/call", {"inputs": {"name": "alpha"}}, token=tok)
-    assert status == 200 and body["outputs"]["greeting"] == "Hello alpha"
-    status, body, _ = alpha.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})
-    assert status == 403 and body["error"] == ("user 'alice' belongs to workspace 'default'; "
-                                               "this gateway serves workspace 'alpha' only")
+        ws.send("execution.start", {"node": "b.whoami", "client_ref": "me"})
+        done = ws.wait("execution.updated", lambda p: p["status"] in ("completed", "failed"))["payload"]
+        assert done["outputs"]["name"] == "bob" and done["outputs"]["workspace"] == "beta"
+        ws.send("execution.start", {"node": "hold", "client_ref": "theirs"})
+        failed = ws.wait("execution.updated", lambda p: p["status"] == "failed")["payload"]
+        assert failed["error"]["code"] == "NO_WORKER"
+    with gw.ws(ada) as ws:
+        assert [s["name"] for s in ws.wait("services.updated")["payload"]["services"]] == ["hold", "whoami"]
+        ws.send("execution.start", {"node": "whoami"})
+        done = ws.wait("execution.updated", lambda p: p["status"] == "completed")["payload"]
+        assert done["outputs"]["name"] == "ada" and done["outputs"]["workspace"] == "alpha"
 
 
-def test_an_ipc_gateway_refuses_to_serve_another_workspace(daemon, tmp_base):
-    r = subprocess.run([str(GATEWAY), "serve", "--data-dir", str(tmp_base / "x"), "--workspace", "alpha",
-                        "--listen", "127.0.0.1:0"], env=daemon.env, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 2
-    assert "enroll the gateway over tcp://" in r.stderr
+def test_a_gateway_is_refused_a_workspace_it_was_not_enrolled_for(two_workspaces):
+    """gus belongs to gamma; the gateway was enrolled for alpha and beta only: musterd refuses
+    every list and call made on behalf of gus (PERMISSION_DENIED), nothing is dispatched."""
+    cd, gw, _ = two_workspaces
+    gus = gw.login("gus")
+    status, body, _ = gw.request("POST", "/api/nodes/whoami/call", {}, token=gus)
+    assert status == 403 and body["code"] == "PERMISSION_DENIED"
+    assert "not enrolled for workspace 'gamma'" in body["error"]
+    status, body = gw.get("/api/nodes", gus)
+    assert status == 403 and body["code"] == "PERMISSION_DENIED"
+    with gw.ws(gus) as ws:
+        err = ws.wait("error")["payload"]
+        assert err["code"] == "PERMISSION_DENIED" and "gamma" in err["error"]
+        assert ws.wait("services.updated")["payload"]["services"] == []
+    assert "refused a message on the client socket: gateway" in read_log(cd.d.proc)
+
+
+def curve_dealer(data_dir: Path, name: str, endpoint: str):
+    """A DEALER connected with the CURVE keys a muster program enrolled and saved in data_dir."""
+    import zmq
+    keys = dict(line.split("=", 1) for line in (data_dir / f"{name}-curve.key").read_text().split()
+                if "=" in line)
+    identity = json.loads((data_dir / f"{name}-identity.json").read_text())
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.curve_publickey, s.curve_secretkey = keys["public"].encode(), keys["secret"].encode()
+    s.curve_serverkey = identity["daemon_public_key"].encode()
+    s.connect(endpoint)
+    return s
+
+
+def client_message_on_behalf_of(request_id: int, user: str, workspace: str) -> bytes:
+    """A ClientMessage{ListNodes} asserting `user` of `workspace` (PROTOCOL.md §8.1)."""
+    import flatbuffers
+    from muster.wire import ClientMessage as wCM, OnBehalfOf as wOB
+    b = flatbuffers.Builder(64)
+    b.StartObject(0)
+    body = b.EndObject()
+    u, w = b.CreateString(user), b.CreateString(workspace)
+    wOB.Start(b)
+    wOB.AddUser(b, u)
+    wOB.AddWorkspace(b, w)
+    asserted = wOB.End(b)
+    wCM.Start(b)
+    wCM.AddRequestId(b, request_id)
+    wCM.AddBodyType(b, 3)  # ListNodes
+    wCM.AddBody(b, body)
+    wCM.AddOnBehalfOf(b, asserted)
+    b.Finish(wCM.End(b), file_identifier=b"MSCL")
+    return bytes(b.Output())
+
+
+def test_a_rest_call_is_cancelled_when_its_http_client_goes_away(two_workspaces):
+    """A REST call whose HTTP client disconnects before the answer is cancelled: musterd gets a
+    Cancel and the worker's handler sees its request aborted with CANCELLED."""
+    cd, gw, abort_log = two_workspaces
+    ada = gw.login("ada")
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    c.request("POST", "/api/nodes/hold/call", body=json.dumps({"timeout_ms": 60000}),
+              headers={"Authorization": f"Bearer {ada}", "Content-Type": "application/json"})
+    wait_for(lambda: gw.get("/api/status", ada)[1]["stats"]["in_flight"] == 1, 15, "the worker to hold the call")
+    c.sock.close()  # the client goes away without waiting for its answer
+    wait_for(lambda: abort_log.exists() and "CANCELLED ada" in abort_log.read_text(), 15,
+             "the worker to see its request cancelled")
+    assert "the HTTP client went away: cancelled" in gw.log
+    wait_for(lambda: gw.get("/api/status", ada)[1]["stats"]["in_flight"] == 0, 15, "the worker to be free again")
+    # An answered call on a kept-alive connection is not cancelled; the next request is served.
+    k = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    for _ in range(2):
+        k.request("POST", "/api/nodes/whoami/call", body=b"{}", headers={"Authorization": f"Bearer {ada}"})
+        r = k.getresponse()
+        assert r.status == 200 and json.loads(r.read())["outputs"]["name"] == "ada"
+    k.close()
+    assert abort_log.read_text().count("CANCELLED") == 1
+
+
+def test_only_a_gateway_identity_may_assert_a_user(start_daemon, tmp_base):
+    """A client identity and an admin identity that send on_behalf_of are refused with
+    PERMISSION_DENIED (a gateway's identical message is answered: the tests above)."""
+    pytest.importorskip("zmq")
+    from muster import messages as m
+    cd = CurveDaemon(start_daemon)
+    for role, ws in (("client", "alpha"), ("admin", "default")):
+        data = tmp_base / f"keys-{role}"
+        env = dict(cd.d.env, MUSTER_ENROLLMENT_TOKEN=mint(cd.d, "--role", role, "--workspace", ws))
+        args = [str(BUILD / "tools" / "muster"), "--client-address", cd.client, "--enrollment-address", cd.enroll,
+                "--data-dir", str(data)] + (["--admin"] if role == "admin" else []) + ["status"]
+        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr  # enrolled, and its own status is answered
+        s = curve_dealer(data, role, cd.client)
+        s.send(client_message_on_behalf_of(7, "mallory", "alpha"))
+        assert s.poll(10000), "no answer from musterd"
+        reply = m.decode_client_reply(s.recv())
+        s.close()
+        assert reply.request_id == 7
+        assert type(reply.body).__name__ == "Failure", reply
+        assert reply.body.code.name == "PERMISSION_DENIED"
+        assert "only an identity enrolled with role gateway" in reply.body.message
+    assert "refused a message on the client socket: identity" in cd.d.log
 
 
 # ---- a browser-style client -----------------------------------------------------------------
@@ -757,6 +929,53 @@ def test_chunked_upload_with_pause_drop_and_resume_then_a_call_using_the_file(st
         ws.send("execution.start", {"node": "py.hash", "inputs": {"data": {"$file": "sha256:" + "0" * 64}}, "client_ref": "x"})
         err = ws.wait("error", lambda p: p.get("client_ref") == "x")["payload"]
         assert err["code"] == "INVALID_REQUEST" and "no uploaded file sha256:000" in err["error"]
+    stop(py)
+
+
+def test_uploads_survive_a_gateway_restart(start_gateway, cpp_worker, daemon):
+    """Finished files and open sessions are kept in the data dir: after a restart a paused
+    session resumes from where it was and completes, both files resolve as {"$file": ...} in a
+    call, and a session whose partial data is gone fails with SESSION_RESTORE_FAILED."""
+    py = start_python_worker(daemon, "py-keep")
+    gw = start_gateway()
+    token = gw.login()
+    wait_for(lambda: "py-keep" in [w["worker_id"] for w in gw.get("/api/workers", token)[1]], 30, "py-keep to attach")
+    small, content = b"kept across a restart", bytes(range(256)) * 40  # 10240 bytes in chunks of 4096
+    chunks = [content[i:i + 4096] for i in range(0, len(content), 4096)]
+
+    def start(ws, data, chunk_size):
+        ws.send("file.upload.start", {"filename": "f.bin", "total_size": len(data),
+                                      "total_chunks": -(-len(data) // chunk_size), "chunk_size": chunk_size})
+        return ws.wait("file.upload.progress")["payload"]["session_id"]
+
+    with gw.ws(token) as ws:
+        sid_small = start(ws, small, 64)
+        ws.send("file.upload.chunk", {"session_id": sid_small, "chunk_index": 0, "data": b64(small)})
+        small_hash = ws.wait("file.upload.complete")["payload"]["file_hash"]
+        sid = start(ws, content, 4096)
+        for i in (0, 2):
+            ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": i, "data": b64(chunks[i])})
+            ws.wait("file.upload.progress")
+        sid_gone = start(ws, content, 4096)
+        ws.send("file.upload.chunk", {"session_id": sid_gone, "chunk_index": 0, "data": b64(chunks[0])})
+        ws.wait("file.upload.progress")
+    gw.stop()
+    (gw.data_dir / "uploads" / "partial" / f"{sid_gone}.part").unlink()
+    gw.start()
+    token = gw.login()
+    with gw.ws(token) as ws:
+        ws.send("file.upload.resume", {"session_id": sid})
+        p = ws.wait("file.upload.progress")["payload"]
+        assert (p["chunks_received"], p["bytes_uploaded"], p["status"]) == (2, 4096 + len(chunks[2]), "uploading")
+        ws.send("file.upload.chunk", {"session_id": sid, "chunk_index": 1, "data": b64(chunks[1])})
+        done = ws.wait("file.upload.complete")["payload"]
+        assert done["file_hash"] == "sha256:" + hashlib.sha256(content).hexdigest()
+        ws.send("file.upload.resume", {"session_id": sid_gone})
+        err = ws.wait("file.upload.error")["payload"]
+        assert err["code"] == "SESSION_RESTORE_FAILED" and err["session_id"] == sid_gone
+        for h, data in ((small_hash, small), (done["file_hash"], content)):
+            status, body, _ = gw.request("POST", "/api/nodes/py.hash/call", {"inputs": {"data": {"$file": h}}}, token=token)
+            assert status == 200 and body["outputs"]["hex"] == hashlib.sha256(data).hexdigest(), body
     stop(py)
 
 

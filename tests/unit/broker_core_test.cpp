@@ -325,6 +325,19 @@ TEST_CASE("cancel: queued and dispatched requests get CANCELLED once; the worker
   CHECK(terminals(h.result("w1", id)).empty());
 }
 
+TEST_CASE("cancel on behalf of a user cancels only a request of that user's workspace") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});  // the local owner's worker: workspace default
+  h.submit(1, "n");                      // the local owner's request: workspace default
+  const std::string beta = "beta", def = "default";
+  h.core.on_cancel(h.now, peer("c1"), 1, &beta);  // asserted for beta: not beta's request
+  CHECK(terminals(h.take()).empty());
+  h.core.on_cancel(h.now, peer("c1"), 1, &def);
+  auto t = terminals(h.take());
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::Cancelled);
+}
+
 TEST_CASE("progress is forwarded only to callers who asked for it") {
   Harness h;
   h.ready("w1", {Harness::spec("n")}, 2);

@@ -102,3 +102,72 @@ TEST_CASE("gateway uploads: bad starts, bad chunks, quotas, idle sessions") {
   CHECK(store.bytes_total() == 0);
   CHECK(std::filesystem::is_empty(dir.path / "uploads" / "partial"));
 }
+
+TEST_CASE("gateway uploads: finished files and open sessions survive a restart of the store") {
+  muster::test::TempDir dir;
+  std::string sid, done;
+  {
+    UploadStore store(dir.path / "uploads", UploadLimits{});
+    auto r = store.start("alice", 1, start_payload(4, 1, 4), 100);
+    store.chunk("alice", 1, chunk(r.payload["session_id"], 0, "abcd"), 100);
+    done = sha256_of("abcd");
+    sid = store.start("alice", 1, start_payload(10, 3, 4), 100).payload["session_id"];
+    store.chunk("alice", 1, chunk(sid, 0, "0123"), 101);
+    store.chunk("alice", 1, chunk(sid, 2, "89"), 101);
+  }
+  UploadStore store(dir.path / "uploads", UploadLimits{}, 200);
+  // The finished file still resolves, for its user only.
+  Json inputs = Json{{"f", {{"$file", done}}}};
+  REQUIRE_FALSE(store.resolve_file_refs(inputs, "alice"));
+  CHECK(inputs["f"]["$bytes"] == b64("abcd"));
+  Json theirs = Json{{"f", {{"$file", done}}}};
+  CHECK(store.resolve_file_refs(theirs, "bob"));
+  // The session is paused, only its user can resume it, with the chunks it had.
+  CHECK(store.chunk("alice", 2, chunk(sid, 1, "4567"), 201)[0].payload["code"] == "SESSION_PAUSED");
+  CHECK(store.resume("bob", 2, Json{{"session_id", sid}}, 201).payload["code"] == "SESSION_NOT_FOUND");
+  auto resumed = store.resume("alice", 2, Json{{"session_id", sid}}, 201);
+  REQUIRE(resumed.type == "file.upload.progress");
+  CHECK(resumed.payload["chunks_received"] == 2);
+  CHECK(resumed.payload["bytes_uploaded"] == 6);
+  auto r = store.chunk("alice", 2, chunk(sid, 1, "4567"), 202);
+  REQUIRE(r.size() == 2);
+  CHECK(r[1].payload["file_hash"] == sha256_of("0123456789"));
+  // New sessions do not reuse a restored id.
+  CHECK(store.start("alice", 2, start_payload(1, 1, 1), 100).payload["session_id"] != sid);
+}
+
+TEST_CASE("gateway uploads: after a restart a session whose data is gone or damaged fails to restore") {
+  muster::test::TempDir dir;
+  std::string gone, damaged, torn;
+  {
+    UploadStore store(dir.path / "uploads", UploadLimits{});
+    for (auto* id : {&gone, &damaged, &torn}) {
+      *id = store.start("alice", 1, start_payload(8, 2, 4), 100).payload["session_id"];
+      store.chunk("alice", 1, chunk(*id, 0, "0123"), 100);
+    }
+  }
+  auto partial = dir.path / "uploads" / "partial";
+  std::filesystem::remove(partial / (gone + ".part"));
+  {
+    std::FILE* f = std::fopen((partial / (damaged + ".part")).c_str(), "r+b");
+    REQUIRE(f);
+    std::fputs("X", f);  // same size, other bytes
+    std::fclose(f);
+  }
+  {
+    std::FILE* f = std::fopen((partial / (torn + ".json")).c_str(), "wb");
+    REQUIRE(f);
+    std::fputs("{\"user\": \"ali", f);  // a description that is not JSON: the session is gone
+    std::fclose(f);
+  }
+  UploadStore store(dir.path / "uploads", UploadLimits{}, 200);
+  for (auto* id : {&gone, &damaged}) {
+    auto r = store.resume("alice", 2, Json{{"session_id", *id}}, 201);
+    CHECK(r.payload["code"] == "SESSION_RESTORE_FAILED");
+    // and it is dropped
+    CHECK(store.resume("alice", 2, Json{{"session_id", *id}}, 201).payload["code"] == "SESSION_NOT_FOUND");
+  }
+  CHECK(store.resume("alice", 2, Json{{"session_id", torn}}, 201).payload["code"] == "SESSION_NOT_FOUND");
+  CHECK_FALSE(std::filesystem::exists(partial / (torn + ".part")));
+  CHECK(store.bytes_of("alice") == 0);
+}

@@ -103,6 +103,14 @@ Json describe(const w::CallerContext* c) {
   return j;
 }
 
+Json describe(const w::OnBehalfOf* o) {
+  Json j = Json::object();
+  put(j, "user", o->user());
+  put(j, "workspace", o->workspace());
+  put(j, "role", o->role());
+  return j;
+}
+
 Json describe(const w::Progress* p) {
   Json j = Json::object();
   j["request_id"] = p->request_id();
@@ -453,6 +461,7 @@ std::optional<Json> read_description(const std::string& root, const Bytes& bytes
       Json j = Json::object();
       j["request_id"] = m->request_id();
       j["body"] = body(m);
+      if (m->on_behalf_of()) j["on_behalf_of"] = describe(m->on_behalf_of());
       return j;
     }
     if (root == "ClientReply") {
@@ -826,7 +835,13 @@ Bytes build(const std::string& root, const Json& j) {
   } else if (root == "ClientMessage") {
     w::ClientBody type = w::ClientBody::NONE;
     auto body = build_client_body(fbb, j.at("body"), type);
-    fbb.Finish(w::CreateClientMessage(fbb, num<std::uint64_t>(j, "request_id", 0), type, body),
+    Offset<w::OnBehalfOf> asserted;
+    if (j.contains("on_behalf_of")) {
+      auto& o = j.at("on_behalf_of");
+      asserted = w::CreateOnBehalfOf(fbb, fbb.CreateString(o.value("user", "")), fbb.CreateString(o.value("workspace", "")),
+                                     o.contains("role") ? fbb.CreateString(o.value("role", "")) : 0);
+    }
+    fbb.Finish(w::CreateClientMessage(fbb, num<std::uint64_t>(j, "request_id", 0), type, body, asserted),
                w::ClientMessageIdentifier());
   } else if (root == "ClientReply") {
     w::ReplyBody type = w::ReplyBody::NONE;

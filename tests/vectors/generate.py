@@ -192,6 +192,8 @@ def valid() -> List[Tuple[str, str, object]]:
         ("client_submit", "ClientMessage", C(1, m.Submit("hello", {"name": "Ada"}, {"loud": False}, 5000, True, True, "trace-0001"))),
         ("client_submit_minimal", "ClientMessage", C(2, m.Submit("echo"))),
         ("client_submit_all_kinds", "ClientMessage", C(U64_MAX, m.Submit("echo", ALL_KINDS, None, U64_MAX))),
+        # a gateway's Submit on behalf of user ada of workspace alpha (PROTOCOL.md §8.1)
+        ("client_submit_on_behalf_of", "ClientMessage", C(21, m.Submit("hello", {"name": "Ada"}), m.OnBehalfOf("ada", "alpha", "call"))),
         ("client_submit_payload_frames", "ClientMessage", C(12, m.Submit("echo", {"blob": b"\x00\x01\x02"}, None, 5000, payload_frames=True))),
         ("client_cancel", "ClientMessage", C(1, m.Cancel())),
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),

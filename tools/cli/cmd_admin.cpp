@@ -22,10 +22,12 @@ void add_admin_commands(Cli& cli) {
   auto a = std::make_shared<AdminArgs>();
   auto* token = cli.app.add_subcommand("token", "Enrollment tokens (admin)")->require_subcommand(1);
   auto* create = token->add_subcommand("create", "Mint a token; prints it on stdout");
-  create->add_option("--role", a->role, "worker, client or admin")->capture_default_str();
+  create->add_option("--role", a->role, "worker, client, admin or gateway")->capture_default_str();
   add_duration_option(create, "--ttl", a->ttl, "How long it is valid: 30s, 10m, 24h, 7d (default 24h)");
   create->add_option("--uses", a->uses, "How many enrollments it allows")->capture_default_str();
-  create->add_option("--workspace", a->workspace, "Workspace of the identities it enrolls (default: default)");
+  create->add_option("--workspace", a->workspace,
+                     "Workspace of the identities it enrolls (default: default); for --role gateway, the "
+                     "workspaces it may act in, comma-separated (alpha,beta)");
   create->add_option("--name", a->label, "A label, shown in listings");
   cli.on(create, [&cli, a] {
     auto minted = cli.client().token_create(a->role, static_cast<std::uint64_t>(a->ttl.count()), a->uses,

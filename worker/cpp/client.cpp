@@ -39,6 +39,7 @@ struct Client::Impl {
   bool lost_connection = false;
   struct Open {
     SteadyClock::time_point give_up;
+    Assertion on_behalf_of;  // the Submit's, repeated on its Cancel
   };
   std::unordered_map<std::uint64_t, Open> open;
   std::deque<ClientEvent> pending;           // events read while waiting for something else
@@ -115,11 +116,16 @@ struct Client::Impl {
   }
 
   void send_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
-                    flatbuffers::FlatBufferBuilder& fbb) {
+                    flatbuffers::FlatBufferBuilder& fbb, const Assertion& as = {}) {
+    flatbuffers::Offset<wire::OnBehalfOf> asserted;
+    if (as)
+      asserted = wire::CreateOnBehalfOfDirect(fbb, as->user.c_str(), as->workspace.c_str(),
+                                              as->role.empty() ? nullptr : as->role.c_str());
     wire::ClientMessageBuilder b(fbb);
     b.add_request_id(id);
     b.add_body_type(type);
     b.add_body(body);
+    if (as) b.add_on_behalf_of(asserted);
     fbb.Finish(b.Finish(), wire::ClientMessageIdentifier());
     send(fbb);
   }
@@ -141,12 +147,13 @@ struct Client::Impl {
     s.add_payload_frames(true);  // large outputs come as a frame of their own, uncopied by musterd
     if (!trace.IsNull()) s.add_trace_id(trace);
     auto body = s.Finish();
-    send_message(id, wire::ClientBody::Submit, body.Union(), fbb);
+    send_message(id, wire::ClientBody::Submit, body.Union(), fbb, o.on_behalf_of);
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
     // timeout the node's own default applies, which the client does not know: then only a
     // lost connection (the monitor) ends the wait early.
     open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
-                                 : SteadyClock::time_point::max()};
+                                 : SteadyClock::time_point::max(),
+                    o.on_behalf_of};
     return id;
   }
 
@@ -312,12 +319,12 @@ struct Client::Impl {
 
   // Sends a query or admin command whose body `make_body` builds, and waits for its answer.
   template <class MakeBody>
-  Json query(wire::ClientBody type, MakeBody make_body) {
+  Json query(wire::ClientBody type, MakeBody make_body, const Assertion& as = {}) {
     auto id = next_id++;
     flatbuffers::FlatBufferBuilder fbb(128);
     flatbuffers::Offset<void> body = make_body(fbb).Union();
     query_replies[id] = Json();
-    send_message(id, type, body, fbb);
+    send_message(id, type, body, fbb, as);
     auto give_up = SteadyClock::now() + opt.grace;
     while (query_replies[id].is_null()) {
       auto now = SteadyClock::now();
@@ -349,10 +356,11 @@ std::uint64_t Client::submit(const std::string& node, const Map& inputs, const C
 }
 
 void Client::cancel(std::uint64_t request_id) {
-  if (!impl_->open.contains(request_id)) return;
+  auto it = impl_->open.find(request_id);
+  if (it == impl_->open.end()) return;
   flatbuffers::FlatBufferBuilder fbb(64);
   auto body = wire::CreateCancel(fbb);
-  impl_->send_message(request_id, wire::ClientBody::Cancel, body.Union(), fbb);
+  impl_->send_message(request_id, wire::ClientBody::Cancel, body.Union(), fbb, it->second.on_behalf_of);
 }
 
 std::vector<ClientEvent> Client::poll(std::chrono::milliseconds wait) {
@@ -391,9 +399,11 @@ Map Client::call(const std::string& node, const Map& inputs, const CallOptions& 
   }
 }
 
-Json Client::nodes() { return impl_->query(wire::ClientBody::ListNodes, wire::CreateListNodes); }
-Json Client::workers() { return impl_->query(wire::ClientBody::ListWorkers, wire::CreateListWorkers); }
-Json Client::status() { return impl_->query(wire::ClientBody::GetStatus, wire::CreateGetStatus); }
+Json Client::nodes(const Assertion& as) { return impl_->query(wire::ClientBody::ListNodes, wire::CreateListNodes, as); }
+Json Client::workers(const Assertion& as) {
+  return impl_->query(wire::ClientBody::ListWorkers, wire::CreateListWorkers, as);
+}
+Json Client::status(const Assertion& as) { return impl_->query(wire::ClientBody::GetStatus, wire::CreateGetStatus, as); }
 
 Client::MintedToken Client::token_create(const std::string& role, std::uint64_t ttl_ms, std::uint32_t uses,
                                          const std::string& workspace, const std::string& name) {

@@ -28,7 +28,7 @@ namespace muster::keys {
 struct EnrollRequestFields {
   std::string token;
   std::string public_key;  // Z85
-  std::string role;        // "worker" | "client" | "admin" | "" (empty: the token's role)
+  std::string role;        // "worker" | "client" | "admin" | "gateway" | "" (empty: the token's role)
   std::string name;        // empty: the token's label
   std::string hostname;
 };

@@ -229,9 +229,18 @@ export type ClientBody =
   | TokenRevokeBody
   | KeyListBody
   | KeyRevokeBody;
+/** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
+export interface OnBehalfOf {
+  user: string;
+  workspace: string;
+  role: string;
+}
+
 export interface ClientMessage {
   requestId: bigint;
   body: ClientBody;
+  /** Absent or null: the message is the sender's own. */
+  onBehalfOf?: OnBehalfOf | null;
 }
 
 export interface AcceptedBody {
@@ -658,7 +667,24 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
   }
-  const root = W.ClientMessage.createClientMessage(b, u64(m.requestId, 'request_id'), type, body);
+  let asserted = 0;
+  if (m.onBehalfOf) {
+    const user = createString(b, m.onBehalfOf.user);
+    const workspace = createString(b, m.onBehalfOf.workspace);
+    const role = m.onBehalfOf.role ? createString(b, m.onBehalfOf.role) : 0;
+    W.OnBehalfOf.startOnBehalfOf(b);
+    W.OnBehalfOf.addUser(b, user);
+    W.OnBehalfOf.addWorkspace(b, workspace);
+    if (role) W.OnBehalfOf.addRole(b, role);
+    asserted = W.OnBehalfOf.endOnBehalfOf(b);
+  }
+  // flatc writes no createClientMessage for a table with a table field: the adds by hand.
+  W.ClientMessage.startClientMessage(b);
+  W.ClientMessage.addRequestId(b, u64(m.requestId, 'request_id'));
+  W.ClientMessage.addBodyType(b, type);
+  W.ClientMessage.addBody(b, body);
+  if (asserted) W.ClientMessage.addOnBehalfOf(b, asserted);
+  const root = W.ClientMessage.endClientMessage(b);
   return finish(b, root, IDENTIFIERS.ClientMessage);
 }
 
@@ -1149,7 +1175,21 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         badUnion(t);
     }
     bb.leaveTable();
-    return { requestId, body };
+    const a = m.onBehalfOf();
+    let onBehalfOf: OnBehalfOf | null = null;
+    if (a !== null) {
+      bb.enterTable();
+      try {
+        onBehalfOf = {
+          user: required(a.user(), 'OnBehalfOf.user'),
+          workspace: required(a.workspace(), 'OnBehalfOf.workspace'),
+          role: s(a.role()),
+        };
+      } finally {
+        bb.leaveTable();
+      }
+    }
+    return { requestId, body, onBehalfOf };
   });
 }
 

@@ -73,6 +73,7 @@ const clientMessages: ClientMessage[] = [
   { requestId: 3n, body: { type: 'ListNodes' } },
   { requestId: 4n, body: { type: 'ListWorkers' } },
   { requestId: 5n, body: { type: 'GetStatus' } },
+  { requestId: 6n, body: { type: 'ListNodes' }, onBehalfOf: { user: 'ada', workspace: 'alpha', role: 'call' } },
 ];
 const clientReplies: ClientReply[] = [
   { requestId: 1n, body: { type: 'Accepted', queued: true } },
@@ -98,7 +99,7 @@ describe('message codec', () => {
   it('round-trips every worker, daemon, client, reply and enrollment message', () => {
     for (const m of workerMessages) assert.deepEqual(decodeWorkerMessage(encodeWorkerMessage(m)), m);
     for (const m of daemonMessages) assert.deepEqual(decodeDaemonMessage(encodeDaemonMessage(m)), m);
-    for (const m of clientMessages) assert.deepEqual(decodeClientMessage(encodeClientMessage(m)), m);
+    for (const m of clientMessages) assert.deepEqual(decodeClientMessage(encodeClientMessage(m)), { onBehalfOf: null, ...m });
     for (const m of clientReplies) assert.deepEqual(decodeClientReply(encodeClientReply(m)), m);
     for (const m of enrollRequests) assert.deepEqual(decodeEnrollRequest(encodeEnrollRequest(m)), m);
     for (const m of enrollResponses) assert.deepEqual(decodeEnrollResponse(encodeEnrollResponse(m)), m);
@@ -168,7 +169,11 @@ describe('message codec', () => {
       W.Submit.addNode(b, node);
       W.Submit.addInputs(b, vec);
       const submit = W.Submit.endSubmit(b);
-      b.finish(W.ClientMessage.createClientMessage(b, 1n, W.ClientBody.Submit, submit), 'MSCL');
+      W.ClientMessage.startClientMessage(b);
+      W.ClientMessage.addRequestId(b, 1n);
+      W.ClientMessage.addBodyType(b, W.ClientBody.Submit);
+      W.ClientMessage.addBody(b, submit);
+      b.finish(W.ClientMessage.endClientMessage(b), 'MSCL');
       return b.asUint8Array();
     };
     assert.throws(() => decodeClientMessage(build(new Uint8Array(0))), (e: unknown) => isBad(e) && /empty/.test((e as Error).message));

@@ -44,7 +44,17 @@ struct ClientOptions {
   std::chrono::milliseconds grace{5000};
 };
 
+// The end user a gateway acts for (ClientMessage.on_behalf_of, docs/PROTOCOL.md §8.1). musterd
+// honours it only from an identity enrolled with role gateway for `workspace` (or from the local
+// owner over ipc://); anyone else's message is refused with PERMISSION_DENIED.
+struct OnBehalfOf {
+  std::string user, workspace;
+  std::string role;  // the user's role at the gateway (read, call, admin); "" reads as "user"
+};
+using Assertion = std::optional<OnBehalfOf>;
+
 struct CallOptions {
+  Assertion on_behalf_of;        // the call is the user's: scheduled and seen in their workspace
   std::uint64_t timeout_ms = 0;  // 0: the node's default, else the daemon's
   Map parameters;
   std::string trace_id;
@@ -82,16 +92,18 @@ class Client {
   // Asynchronous use: submit returns the request id; poll delivers its events. A request
   // whose daemon stays silent past its timeout + grace gets a FailureEvent{UNAVAILABLE}.
   std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& options = {});
+  // A request submitted on behalf of a user is cancelled on behalf of the same user.
   void cancel(std::uint64_t request_id);
   std::vector<ClientEvent> poll(std::chrono::milliseconds wait);
   std::size_t open_requests() const;
   // The socket's file descriptor (for integrating poll() into another event loop).
   int fd() const;
 
-  // Queries, as JSON (the shapes `muster nodes|workers|status --json` print).
-  Json nodes();
-  Json workers();
-  Json status();
+  // Queries, as JSON (the shapes `muster nodes|workers|status --json` print). With `as`, the
+  // answer is scoped to the asserted user's workspace.
+  Json nodes(const Assertion& as = {});
+  Json workers(const Assertion& as = {});
+  Json status(const Assertion& as = {});
 
   // Admin commands (local owner over ipc://, or an identity enrolled as admin).
   struct MintedToken {

@@ -282,9 +282,19 @@ class KeyRevoke:
 
 
 @dataclass
+class OnBehalfOf:
+    """A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it."""
+
+    user: str = _m("str", required=True)
+    workspace: str = _m("str", required=True)
+    role: Optional[str] = _m("str")
+
+
+@dataclass
 class ClientMessage:
     request_id: int = _m("u64", 0)
     body: Any = _m("union", ref="ClientBody")
+    on_behalf_of: Optional[OnBehalfOf] = _m("table", ref="OnBehalfOf")
 
 
 # ---- reply.fbs -----------------------------------------------------------------------------
@@ -430,7 +440,7 @@ TABLES: Dict[str, type] = {
         Port, NodeSpec, CallerContext, Progress, Result, Failure, Ping, WorkRequest, Abort,
         Attached, Ack, Rejected, DaemonMessage, Attach, Pong, Detach, WorkerMessage, Submit,
         Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke, KeyList,
-        KeyRevoke, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
+        KeyRevoke, OnBehalfOf, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
     )
 }  # fmt: skip

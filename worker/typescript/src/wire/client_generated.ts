@@ -8,6 +8,7 @@ export { KeyList } from './muster/wire/key-list';
 export { KeyRevoke } from './muster/wire/key-revoke';
 export { ListNodes } from './muster/wire/list-nodes';
 export { ListWorkers } from './muster/wire/list-workers';
+export { OnBehalfOf } from './muster/wire/on-behalf-of';
 export { Submit } from './muster/wire/submit';
 export { TokenCreate } from './muster/wire/token-create';
 export { TokenList } from './muster/wire/token-list';

@@ -49,7 +49,8 @@ struct ExecutionState {
   std::string error_code, error_message;
   std::int64_t started_at = 0, completed_at = 0;  // unix seconds; completed_at 0 until terminal
 };
-Json execution_payload(const ExecutionState& s);
+// `take_outputs`: move the outputs into the payload (the state is not reported again).
+Json execution_payload(ExecutionState& s, bool take_outputs = false);
 
 // The last `capacity` call durations (µs) and the count of calls; percentiles over the window.
 class LatencyWindow {

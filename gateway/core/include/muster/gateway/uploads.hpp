@@ -1,10 +1,12 @@
 // uploads.hpp — chunked file uploads of the reference API (file.upload.*): sessions, chunks
 // written at their offsets, pause and resume (also from another connection of the same user),
 // the sha256 of a finished file, and the finished files a call may name as {"$file": "sha256:…"}.
-// Owns: the upload directory (wiped at start: uploads do not outlive the gateway), the bounds
-// (file size, per user, in total), expiry of idle sessions and of finished files, the error
-// codes SESSION_NOT_FOUND, SESSION_RESTORE_FAILED, INVALID_ENCODING, WRITE_FAILED,
-// UPLOAD_START_FAILED (and SESSION_PAUSED, muster's own).
+// Owns: the upload directory and what survives a restart in it (each session's description
+// and a log of its received chunks with their sha256, each finished file with its description;
+// docs/GATEWAY.md "Uploads across a restart"), the bounds (file size, per user, in total),
+// expiry of idle sessions and of finished files, the error codes SESSION_NOT_FOUND,
+// SESSION_RESTORE_FAILED, INVALID_ENCODING, WRITE_FAILED, UPLOAD_START_FAILED (and
+// SESSION_PAUSED, muster's own).
 // Must never: let one user see, resume or use another user's session or file; read a clock
 // (time comes in as arguments).
 #pragma once
@@ -38,8 +40,10 @@ struct UploadReply {
 
 class UploadStore {
  public:
-  // Creates `dir` (0700) and empties it. Throws std::runtime_error if it cannot.
-  UploadStore(std::filesystem::path dir, UploadLimits limits);
+  // Creates `dir` (0700), or takes up what a previous gateway left in it: finished files, and
+  // sessions (paused, idle from `now`; their data is checked when they are resumed). What cannot
+  // be read back is removed. Throws std::runtime_error if the directory cannot be created.
+  UploadStore(std::filesystem::path dir, UploadLimits limits, std::int64_t now = 0);
 
   // Each handles one client message of `user` on connection `conn` and returns the reply.
   UploadReply start(const std::string& user, std::uint64_t conn, const Json& payload, std::int64_t now);
@@ -67,7 +71,9 @@ class UploadStore {
     std::uint64_t chunks_received = 0;
     std::uint64_t conn = 0;
     bool paused = false;
+    bool restored = false;  // taken up after a restart: its data is checked on resume
     std::int64_t last_active = 0;
+    std::map<std::uint64_t, std::string> chunk_hashes;  // restored only: index -> sha256 hex (the log)
   };
   struct File {
     std::string user, hash, filename;
@@ -80,7 +86,13 @@ class UploadStore {
   UploadReply error(const std::string& session_id, const std::string& error, const std::string& code) const;
   Session* find(const std::string& user, const Json& payload, std::string& session_id);
   std::filesystem::path part_path(const Session& s) const;
+  std::filesystem::path meta_path(const std::string& session_id) const;
+  std::filesystem::path log_path(const std::string& session_id) const;
   void drop(const std::string& session_id);
+  // Takes up the sessions and files a previous gateway left in the directory.
+  void restore(std::int64_t now);
+  // Whether a restored session's part file still holds every chunk its log lists, unchanged.
+  bool data_intact(const Session& s) const;
 
   std::filesystem::path dir_;
   UploadLimits limits_;

@@ -52,7 +52,18 @@ class ClientMessage(object):
             return obj
         return None
 
-def ClientMessageStart(builder): builder.StartObject(3)
+    # ClientMessage
+    def OnBehalfOf(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            x = self._tab.Indirect(o + self._tab.Pos)
+            from muster.wire.OnBehalfOf import OnBehalfOf
+            obj = OnBehalfOf()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
+def ClientMessageStart(builder): builder.StartObject(4)
 def Start(builder):
     return ClientMessageStart(builder)
 def ClientMessageAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -64,6 +75,9 @@ def AddBodyType(builder, bodyType):
 def ClientMessageAddBody(builder, body): builder.PrependUOffsetTRelativeSlot(2, flatbuffers.number_types.UOffsetTFlags.py_type(body), 0)
 def AddBody(builder, body):
     return ClientMessageAddBody(builder, body)
+def ClientMessageAddOnBehalfOf(builder, onBehalfOf): builder.PrependUOffsetTRelativeSlot(3, flatbuffers.number_types.UOffsetTFlags.py_type(onBehalfOf), 0)
+def AddOnBehalfOf(builder, onBehalfOf):
+    return ClientMessageAddOnBehalfOf(builder, onBehalfOf)
 def ClientMessageEnd(builder): return builder.EndObject()
 def End(builder):
     return ClientMessageEnd(builder)

@@ -3,6 +3,7 @@
 import * as flatbuffers from 'flatbuffers';
 
 import { ClientBody, unionToClientBody, unionListToClientBody } from '../../muster/wire/client-body';
+import { OnBehalfOf } from '../../muster/wire/on-behalf-of';
 
 
 export class ClientMessage {
@@ -42,8 +43,13 @@ body<T extends flatbuffers.Table>(obj:any):any|null {
   return offset ? this.bb!.__union(obj, this.bb_pos + offset) : null;
 }
 
+onBehalfOf(obj?:OnBehalfOf):OnBehalfOf|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? (obj || new OnBehalfOf()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
 static startClientMessage(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(4);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -56,6 +62,10 @@ static addBodyType(builder:flatbuffers.Builder, bodyType:ClientBody) {
 
 static addBody(builder:flatbuffers.Builder, bodyOffset:flatbuffers.Offset) {
   builder.addFieldOffset(2, bodyOffset, 0);
+}
+
+static addOnBehalfOf(builder:flatbuffers.Builder, onBehalfOfOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, onBehalfOfOffset, 0);
 }
 
 static endClientMessage(builder:flatbuffers.Builder):flatbuffers.Offset {
@@ -71,11 +81,4 @@ static finishSizePrefixedClientMessageBuffer(builder:flatbuffers.Builder, offset
   builder.finish(offset, 'MSCL', true);
 }
 
-static createClientMessage(builder:flatbuffers.Builder, requestId:bigint, bodyType:ClientBody, bodyOffset:flatbuffers.Offset):flatbuffers.Offset {
-  ClientMessage.startClientMessage(builder);
-  ClientMessage.addRequestId(builder, requestId);
-  ClientMessage.addBodyType(builder, bodyType);
-  ClientMessage.addBody(builder, bodyOffset);
-  return ClientMessage.endClientMessage(builder);
-}
 }
