@@ -975,12 +975,17 @@ std::vector<NodeStatsSnapshot> BrokerCore::node_stats(TimePoint now,
 std::vector<RecentFailure> BrokerCore::recent_failures(const std::string& workspace) const {
   if (!workspace.empty()) {
     auto* ws = stats_.find_workspace(workspace);
-    return ws ? ws->recent_failures.newest_first() : std::vector<RecentFailure>{};
+    if (!ws) return {};
+    auto mine = ws->recent_failures.newest_first();
+    for (auto& f : mine) f.workspace = workspace;
+    return mine;
   }
   std::vector<RecentFailure> all;
-  stats_.for_each_workspace([&](const std::string&, const WorkspaceStats& ws) {
-    auto mine = ws.recent_failures.newest_first();
-    all.insert(all.end(), mine.begin(), mine.end());
+  stats_.for_each_workspace([&](const std::string& name, const WorkspaceStats& ws) {
+    for (auto& f : ws.recent_failures.newest_first()) {
+      all.push_back(std::move(f));
+      all.back().workspace = name;
+    }
   });
   std::stable_sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.at > b.at; });
   if (all.size() > FailureRing::kCapacity) all.resize(FailureRing::kCapacity);

@@ -20,6 +20,7 @@
 #include "admin.hpp"
 #include "client_outbox.hpp"
 #include "inbound.hpp"
+#include "node_stats_wire.hpp"
 #include "security.hpp"
 #include "subscription_policy.hpp"
 #include "zap_handler.hpp"
@@ -247,6 +248,7 @@ struct Daemon::Impl {
       case Query::ListNodes: return send_node_list(m.peer, q.request_id, who);
       case Query::ListWorkers: return send_worker_list(m.peer, q.request_id, who, now);
       case Query::GetStatus: return send_status(m.peer, q.request_id, who, now);
+      case Query::GetNodeStats: return send_node_stats(m.peer, q.request_id, who, now);
     }
   }
 
@@ -339,15 +341,21 @@ struct Daemon::Impl {
   void send_status(const Peer& peer, std::uint64_t rid, const Caller& who, TimePoint now) {
     auto s = core.status(now, visible_workspace(who));
     flatbuffers::FlatBufferBuilder fbb(512);
-    std::vector<flatbuffers::Offset<wire::CodeCount>> failures;
-    for (std::size_t i = 1; i < s.failures_by_code.size(); ++i)
-      if (s.failures_by_code[i])
-        failures.push_back(wire::CreateCodeCount(fbb, static_cast<wire::ErrorCode>(i), s.failures_by_code[i]));
-    auto report = wire::CreateStatusReportDirect(
-        fbb, MUSTER_DAEMON_VERSION, core.config().instance.c_str(), s.uptime_ms, s.workers,
-        s.nodes, s.queued, s.in_flight, s.submitted, s.completed, s.failed, &failures,
-        s.redispatched, s.rate_1m);
+    auto failures = encode_code_counts(fbb, s.failures_by_code);
+    auto version = fbb.CreateString(MUSTER_DAEMON_VERSION);
+    auto instance = fbb.CreateString(core.config().instance);
+    auto report = wire::CreateStatusReport(
+        fbb, version, instance, s.uptime_ms, s.workers, s.nodes, s.queued, s.in_flight,
+        s.submitted, s.completed, s.failed, failures, s.redispatched, s.rate_1m);
     send_reply(peer, rid, fbb, wire::ReplyBody::StatusReport, report.Union());
+  }
+
+  void send_node_stats(const Peer& peer, std::uint64_t rid, const Caller& who, TimePoint now) {
+    auto workspace = visible_workspace(who);
+    flatbuffers::FlatBufferBuilder fbb(4096);
+    auto report = encode_node_stats_report(fbb, core.node_stats(now, workspace),
+                                           core.recent_failures(workspace), now);
+    send_reply(peer, rid, fbb, wire::ReplyBody::NodeStatsReport, report.Union());
   }
 
   void send_admin_reply(const Peer& peer, std::uint64_t rid, AdminReply reply) {

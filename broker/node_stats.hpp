@@ -62,6 +62,7 @@ class LatencyHistogram {
 
 // One failure as the dashboard lists it.
 struct RecentFailure {
+  std::string workspace;  // filled in by the core's query, not kept in the ring
   std::string node;
   ErrorCode code = ErrorCode::None;
   std::string message;

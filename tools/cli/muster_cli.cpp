@@ -15,6 +15,7 @@
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/value_json.hpp"
+#include "node_stats_view.hpp"
 
 namespace {
 
@@ -143,6 +144,9 @@ int main(int argc, char** argv) {
   bool json = false;
   auto* nodes = app.add_subcommand("nodes", "List nodes: inputs, outputs, workers, queue depth");
   nodes->add_flag("--json", json, "Print JSON");
+  bool node_stats = false;
+  nodes->add_flag("--stats", node_stats,
+                  "Per-node calls, errors, p50/p90/p99 service time, rate and recent failures");
   auto* workers = app.add_subcommand("workers", "List attached workers");
   workers->add_flag("--json", json, "Print JSON");
   auto* status = app.add_subcommand("status", "Daemon uptime, counts and rates");
@@ -191,7 +195,10 @@ int main(int argc, char** argv) {
       }
       return call_node(client, node, inputs, timeout_ms, progress);
     }
-    if (*nodes) {
+    if (*nodes && node_stats) {
+      auto j = client.node_stats();
+      if (json) std::cout << j.dump(2) << "\n"; else muster::cli::print_node_stats(std::cout, j);
+    } else if (*nodes) {
       auto j = client.nodes();
       if (json) std::cout << j.dump(2) << "\n"; else print_nodes(j);
     } else if (*workers) {
@@ -199,7 +206,12 @@ int main(int argc, char** argv) {
       if (json) std::cout << j.dump(2) << "\n"; else print_workers(j);
     } else if (*status) {
       auto j = client.status();
-      if (json) std::cout << j.dump(2) << "\n"; else print_status(j);
+      if (json) {
+        std::cout << j.dump(2) << "\n";
+      } else {
+        print_status(j);
+        muster::cli::print_node_summary(std::cout, client.node_stats());
+      }
     } else if (*token_create) {
       auto ttl = muster::keys::parse_duration(token_ttl);
       auto minted = client.token_create(token_role, static_cast<std::uint64_t>(ttl.count()) * 1000,
