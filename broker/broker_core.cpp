@@ -2,6 +2,7 @@
 #include "broker_core.hpp"
 
 #include <algorithm>
+#include <set>
 #include <string_view>
 #include <unordered_set>
 
@@ -970,6 +971,13 @@ std::vector<NodeStatsSnapshot> BrokerCore::node_stats(TimePoint now,
   out.reserve(by_node.size());
   for (auto& [key, s] : by_node) out.push_back(std::move(s));
   return out;
+}
+
+std::vector<std::string> BrokerCore::workspace_names() const {
+  std::set<std::string> names;
+  stats_.for_each_workspace([&](const std::string& name, const WorkspaceStats&) { names.insert(name); });
+  for (auto& [id, w] : registry_.workers()) names.insert(w.owner.workspace);
+  return {names.begin(), names.end()};
 }
 
 std::vector<RecentFailure> BrokerCore::recent_failures(const std::string& workspace) const {

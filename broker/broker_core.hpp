@@ -153,6 +153,10 @@ class BrokerCore {
   std::uint64_t open_bytes() const { return open_bytes_ + open_resent_bytes_; }
   std::uint64_t open_resent_bytes() const { return open_resent_bytes_; }  // of open requests
   std::uint64_t resent_bytes() const { return resent_bytes_; }  // in all, since start
+  // Client connections with open requests or unread replies.
+  std::size_t client_connections() const { return outstanding_.size(); }
+  // Every workspace that has workers now or sent requests since the start, sorted.
+  std::vector<std::string> workspace_names() const;
 
  private:
   enum class RequestState { Queued, Dispatched, Orphaned };

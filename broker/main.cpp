@@ -106,6 +106,11 @@ int main(int argc, char** argv) {
                  "Worker ids one identity may have attached at once (the ipc owner is one "
                  "identity); 0 = no limit")
       ->capture_default_str()->check(CLI::Range(0, 10000000));
+  app.add_option("--metrics-address", opt.metrics_address,
+                 "Serve Prometheus metrics on http://HOST:PORT/metrics (off by default; a loopback "
+                 "address such as 127.0.0.1:9464 unless --metrics-allow-remote; docs/OPERATIONS.md)");
+  app.add_flag("--metrics-allow-remote", opt.metrics_allow_remote,
+               "Allow a --metrics-address that is not loopback (/metrics has no authentication)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
