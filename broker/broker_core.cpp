@@ -236,7 +236,7 @@ void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now
   w.holding.erase(request_id);
   if (w.state == WorkerState::Draining) {
     if (w.holding.empty()) {
-      spdlog::info("worker {} detached", w.id);
+      spdlog::info("worker detached worker_id={}", w.id);
       registry_.remove(w.id);
     }
     return;
@@ -252,8 +252,8 @@ void BrokerCore::remove_from_queue(Request& r) {
 }
 
 void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& why) {
-  spdlog::warn("worker {} ({}) is gone: {}; {} request(s) open on it", w.id, w.hostname, why,
-               w.holding.size());
+  spdlog::warn("worker is gone: {}; {} request(s) open on it worker_id={} hostname=\"{}\"", why,
+               w.holding.size(), w.id, w.hostname);
   std::vector<std::uint64_t> held(w.holding.begin(), w.holding.end());
   std::sort(held.rbegin(), held.rend());  // push_front in reverse keeps the oldest first
   std::vector<NodeKey> affected;
@@ -287,8 +287,8 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
     ++redispatched_;
     ++r.stats->workspace->counts.redispatched;
-    spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})", id,
-                 r.node->second, worker_id, r.attempts, config_.max_attempts);
+    spdlog::info("request re-queued after losing worker (attempt {} of {}) request_id={} "
+                 "node={} worker_id={}", r.attempts, config_.max_attempts, id, r.node->second, worker_id);
     return true;
   }
   std::string msg =
@@ -405,7 +405,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->connection = peer;  // a reconnected process: its messages now come from here
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     note_unserved(now);  // it may have stopped declaring a node others wait for
-    spdlog::info("worker {} re-attached (same session), {} request(s) kept", w->id, w->holding.size());
+    spdlog::info("worker re-attached (same session), {} request(s) kept worker_id={}", w->holding.size(), w->id);
   } else {
     if (w) worker_gone(*w, now, "replaced by a new session of the same worker id");
     WorkerEntry entry;
@@ -421,8 +421,8 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     entry.payload_frames = ev.payload_frames;
     entry.attached_at = now;
     w = &registry_.add(std::move(entry));
-    spdlog::info("worker {} attached from {} ({}), capacity {}, {} node(s)", w->id, w->hostname,
-                 w->sdk, w->capacity, w->nodes.size());
+    spdlog::info("worker attached worker_id={} hostname=\"{}\" sdk=\"{}\" capacity={} nodes={}", w->id,
+                 w->hostname, w->sdk, w->capacity, w->nodes.size());
   }
   w->state = WorkerState::Confirming;
   w->last_heard = now;
@@ -484,8 +484,8 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   for (auto id : lost) {
     Request& r = requests_.at(id);
     if (r.resends >= config_.max_resends) {
-      spdlog::warn("request {} is still missing from worker {}'s pong {} after {} re-send(s): "
-                   "treating it as lost", id, w->id, seq, r.resends);
+      spdlog::warn("request still missing from its worker's pong {} after {} re-send(s): treating "
+                   "it as lost request_id={} node={} worker_id={}", seq, r.resends, id, r.node->second, w->id);
       actions_.push_back(SendAbort{w->id, id, ErrorCode::WorkerLost, "never acknowledged"});
       w->holding.erase(id);
       NodeKey node = *r.node;
@@ -504,8 +504,8 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     r.resent_held.add(bytes);
     resent_bytes_ += bytes;
     ++r.stats->workspace->counts.redispatched;
-    spdlog::warn("request {} never reached worker {} (missing from its pong {}): sending again",
-                 id, w->id, seq);
+    spdlog::warn("request never reached its worker (missing from its pong {}): sending again "
+                 "request_id={} node={} worker_id={}", seq, id, r.node->second, w->id);
     send_to_worker(r, *w, now);
   }
   for (auto& key : requeued) dispatch_node(key, now);
@@ -586,11 +586,11 @@ void BrokerCore::on_detach(TimePoint now, const Peer& peer, const Caller& who,
   if (w->state != WorkerState::Draining) {
     w->state = WorkerState::Draining;
     registry_.unindex(*w);
-    spdlog::info("worker {} detaching, {} request(s) to finish", w->id, w->holding.size());
+    spdlog::info("worker detaching, {} request(s) to finish worker_id={}", w->holding.size(), w->id);
     note_unserved(now);
   }
   if (w->holding.empty()) {
-    spdlog::info("worker {} detached", w->id);
+    spdlog::info("worker detached worker_id={}", w->id);
     registry_.remove(w->id);
   }
 }

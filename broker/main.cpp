@@ -113,6 +113,9 @@ int main(int argc, char** argv) {
                "Allow a --metrics-address that is not loopback (/metrics has no authentication)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, muster::kLogFormatHelp)
+      ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
 
@@ -138,7 +141,7 @@ int main(int argc, char** argv) {
   opt.core.shutdown_grace = muster::broker::Millis(grace_ms);
   opt.core.version = MUSTER_VERSION;
   try {
-    muster::setup_logging(log_level, "musterd");
+    muster::setup_logging(log_level, "musterd", muster::parse_log_format(log_format));
     muster::reuse_memory_for_large_messages();
     muster::use_one_malloc_arena();  // before the Daemon's sockets start libzmq's I/O thread
     muster::SignalPipe signals;
