@@ -140,6 +140,12 @@ void DaemonLink::poll_daemon() {
     s.workers = client_->workers();
     s.status = client_->status();
     s.up = true;
+    // An older musterd refuses GetNodeStats (BadMessage): the rest of the snapshot still counts.
+    try {
+      s.node_stats = client_->node_stats();
+    } catch (const CallError& e) {
+      if (e.code() == wire::ErrorCode::Unavailable) throw;
+    }
   } catch (const std::exception& e) {
     s.up = false;
     s.error = e.what();

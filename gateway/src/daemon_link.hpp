@@ -29,6 +29,7 @@ struct Snapshot {
   bool up = false;
   std::string error;  // why musterd is unreachable (when !up)
   Json nodes, workers, status;
+  Json node_stats;  // Client::node_stats(); null when musterd does not answer GetNodeStats
 };
 
 struct CallEvent {

@@ -23,6 +23,7 @@
 #include "muster/gateway/catalog.hpp"
 #include "muster/gateway/jwt.hpp"
 #include "muster/gateway/login_limiter.hpp"
+#include "muster/gateway/metrics.hpp"
 #include "muster/gateway/uploads.hpp"
 #include "muster/gateway/users.hpp"
 #include "net.hpp"
@@ -78,6 +79,7 @@ class Gateway {
   void call_node(const Request& req, const std::string& node, const WsGrant& who, Respond respond);
   Response status_response(const Request& req);
   Response health_response(const Request& req);
+  Response metrics_response(const Request& req);  // GET /metrics (metrics_route.cpp)
 
   // ---- pushes (pushes.cpp) ----
   void on_snapshot(Snapshot s);
@@ -131,6 +133,7 @@ class Gateway {
   std::uint64_t next_execution_ = 0;
   LatencyWindow latency_;
   std::uint64_t completed_ = 0, failed_ = 0, cancelled_ = 0;
+  GatewayMetrics metrics_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::shared_ptr<tcp::acceptor> acceptor_;

@@ -9,6 +9,7 @@
 namespace muster::gateway {
 
 void Gateway::send_to(WsPeer& peer, std::string_view type, const Json& payload) {
+  metrics_.messages_sent(1);
   peer.send(std::make_shared<const std::string>(make_message(type, payload, unix_now())));
 }
 
@@ -17,6 +18,7 @@ void Gateway::broadcast(std::string_view type, const Json& payload) {
   auto text = std::make_shared<const std::string>(make_message(type, payload, unix_now()));
   // A send may drop a slow peer, which leaves peers_ later (on its read's failure): iterate a copy.
   auto peers = peers_;
+  metrics_.messages_sent(peers.size());
   for (auto& [id, p] : peers) p->send(text);
 }
 
@@ -51,7 +53,8 @@ Json Gateway::node_status_payload() const {
               {"workspace", opt_.workspace},
               {"daemon", daemon},
               {"stats", stats},
-              {"known_peers", counts["workers"]}};
+              {"known_peers", counts["workers"]},
+              {"recent_failures", catalog_.recent_failures()}};
 }
 
 void Gateway::on_snapshot(Snapshot s) {
@@ -72,6 +75,8 @@ void Gateway::on_snapshot(Snapshot s) {
   }
   last_up_ = std::chrono::steady_clock::now();
   catalog_.update(s.nodes, s.workers, unix_now());
+  catalog_.update_stats(s.node_stats, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch()).count());
   last_ = std::move(s);
   if (!was_up) {
     spdlog::info("musterd is reachable{}", first ? "" : " again");

@@ -209,8 +209,8 @@ def test_gateway_metrics_pass_promtool_and_count_calls(daemon, start_worker, tmp
     status, body, _ = gw.request("POST", "/api/nodes/hello/call", {"inputs": {"name": "Ada"}}, token=token)
     assert status == 200, body
     with gw.ws(token) as ws:
-        ws.send("call", {"node": "hello", "inputs": {"name": "Bo"}, "call_id": "c1"})
-        ws.wait("call.result")
+        ws.send("execution.start", {"node": "hello", "inputs": {"name": "Bo"}, "client_ref": "c1"})
+        ws.wait("execution.updated", lambda p: p.get("status") == "completed")
     status, text, headers = http_get(f"http://127.0.0.1:{gw.port}/metrics")
     assert status == 200, text
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -291,3 +291,31 @@ def test_bridge_and_gateway_log_json(daemon, tmp_base):
     # A bad format is refused before anything starts.
     bad = subprocess.run([gateway, "--log-format", "xml", "serve"], capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "xml" in bad.stderr
+
+
+def test_gateway_pushes_per_node_stats_and_recent_failures(daemon, start_worker, tmp_base):
+    gateway_mod = pytest.importorskip("test_gateway")
+    start_worker(daemon, worker_id="cpp-1").wait_ready()
+    gw = gateway_mod.Gateway(daemon, tmp_base)
+    gateway_mod.add_user(gw.data_dir, "alice", "default", "call")
+    gw.start()
+    with gw.ws() as ws:
+        ws.send("execution.start", {"node": "hello", "inputs": {"name": "Ada"}})
+        ws.wait("execution.updated", lambda p: p.get("status") == "completed")
+        ws.send("execution.start", {"node": "fail", "inputs": {"message": "boom"}})
+        ws.wait("execution.updated", lambda p: p.get("status") == "failed")
+
+        def hello_stats(p):
+            for s in p.get("services", []):
+                if s["name"] == "hello" and s["stats"]["completed"] >= 1:
+                    return True
+            return False
+        services = ws.wait("services.updated", hello_stats)["payload"]["services"]
+        stats = next(s["stats"] for s in services if s["name"] == "hello")
+        assert set(stats) == {"completed", "failed", "rate_per_s", "p50_ms", "p90_ms", "p99_ms", "queue_wait_p50_ms"}
+        assert stats["completed"] == 1 and stats["failed"] == 0
+        assert 0 < stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"] and stats["rate_per_s"] > 0
+        status = ws.wait("node.status", lambda p: any(f["node"] == "fail" for f in p.get("recent_failures", [])))
+        failure = next(f for f in status["payload"]["recent_failures"] if f["node"] == "fail")
+        assert failure["code"] == "WORKER_ERROR" and "boom" in failure["message"]
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", failure["time"])
