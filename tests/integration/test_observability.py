@@ -123,6 +123,11 @@ def test_musterd_metrics_pass_promtool_and_count_calls(start_daemon, start_worke
     for _ in range(2):
         assert call(run_cli, d, "hello", '{"name": "Ada"}').returncode == 0
     assert call(run_cli, d, "fail").returncode == 1
+    token = run_cli(d, "token", "create", "--role", "client")
+    assert token.returncode == 0, token.stderr
+    token_id = re.search(r"token (\S+) \(", token.stderr).group(1)
+    assert run_cli(d, "token", "revoke", token_id).returncode == 0
+    assert run_cli(d, "token", "revoke", "no-such-token").returncode != 0  # not counted
     url = metrics_url(d)
     status, text, headers = http_get(url)
     assert status == 200
@@ -136,6 +141,9 @@ def test_musterd_metrics_pass_promtool_and_count_calls(start_daemon, start_worke
     assert s['muster_workers{workspace="default"}'] == 1
     assert s['muster_node_workers{workspace="default",node="hello"}'] == 1
     assert s["muster_open_requests"] == 0
+    assert s['muster_revocations_total{kind="token"}'] == 1
+    assert s['muster_revocations_total{kind="identity"}'] == 0
+    assert s['muster_enrollments_total{result="ok"}'] == 0
     assert s["process_resident_memory_bytes"] > 0 and s["process_open_fds"] > 0
     assert s["process_start_time_seconds"] > 1.7e9
     assert http_get(url.replace("/metrics", "/other"))[0] == 404
@@ -319,3 +327,40 @@ def test_gateway_pushes_per_node_stats_and_recent_failures(daemon, start_worker,
         failure = next(f for f in status["payload"]["recent_failures"] if f["node"] == "fail")
         assert failure["code"] == "WORKER_ERROR" and "boom" in failure["message"]
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", failure["time"])
+
+
+@needs_promtool
+def test_enrollments_are_counted_by_result(start_daemon, run_cli):
+    zmq = pytest.importorskip("zmq")
+    from muster import messages as m
+
+    port = free_port()
+    d = start_daemon("--metrics-address", "127.0.0.1:0", "--enrollment-address", f"tcp://127.0.0.1:{port}")
+    out = run_cli(d, "token", "create", "--role", "client", "--uses", "1")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    from muster import keys
+    daemon_key = keys.parse_token(token).daemon_public_key_z85
+
+    def enroll() -> bool:
+        public, secret = zmq.curve_keypair()
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.DEALER)
+        try:
+            s.setsockopt(zmq.LINGER, 0)
+            s.curve_serverkey, s.curve_publickey, s.curve_secretkey = daemon_key.encode(), public, secret
+            s.connect(f"tcp://127.0.0.1:{port}")
+            s.send(m.encode(m.EnrollRequest(token, public.decode(), "client", "probe", "probe-host")))
+            assert s.poll(10000), "no answer from the enrollment endpoint"
+            return m.decode_enroll_response(s.recv_multipart()[-1]).ok
+        finally:
+            s.close(0)
+            ctx.term()
+
+    assert enroll() is True
+    assert enroll() is False  # the token had one use
+    text = http_get(metrics_url(d))[1]
+    promtool_check(text)
+    s = samples(text)
+    assert s['muster_enrollments_total{result="ok"}'] == 1
+    assert s['muster_enrollments_total{result="refused"}'] == 1
