@@ -2,6 +2,7 @@
 #include "broker_core.hpp"
 
 #include <algorithm>
+#include <set>
 #include <string_view>
 #include <unordered_set>
 
@@ -26,6 +27,12 @@ void remember_ping(Seqs& seqs, std::uint64_t seq) {
   if (seqs.size() > kKeptPings) seqs.erase(seqs.begin());
 }
 
+std::uint64_t us_between(TimePoint from, TimePoint to) {
+  if (to <= from) return 0;
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(to - from).count());
+}
+
 std::uint64_t ms_between(TimePoint from, TimePoint to) {
   if (to <= from) return 0;
   return static_cast<std::uint64_t>(
@@ -47,9 +54,6 @@ std::size_t BrokerCore::PeerHash::operator()(const Peer& p) const {
 bool BrokerCore::PeerEq::operator()(const Peer& a, const Peer& b) const {
   return a.routing_id == b.routing_id && a.delimiter == b.delimiter && a.identity == b.identity &&
          a.address == b.address && a.via == b.via;
-}
-std::size_t BrokerCore::NodeKeyHash::operator()(const NodeKey& k) const {
-  return hash_parts(k.first, k.second);
 }
 std::size_t BrokerCore::CallerHash::operator()(const Caller& c) const {
   return hash_parts(c.identity, c.name, c.workspace, c.role);
@@ -87,16 +91,24 @@ std::int64_t BrokerCore::second_of(TimePoint now) const {
   return std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
 }
 
-void BrokerCore::count_terminal(TimePoint now, ErrorCode code, const std::string& workspace) {
-  terminal_.count_terminal(second_of(now), code);
-  workspace_stats_[workspace].count_terminal(second_of(now), code);
+void BrokerCore::count_terminal(TimePoint now, ErrorCode code, WorkspaceStats& workspace,
+                                NodeStats* node, std::string_view node_name,
+                                std::string_view message) {
+  const auto second = second_of(now);
+  terminal_.count_terminal(second, code);
+  workspace.counts.count_terminal(second, code);
+  if (node) node->outcomes.count_terminal(second, code);
+  if (code != ErrorCode::None) workspace.recent_failures.push(node_name, code, message, now);
 }
 
-void BrokerCore::finish(Request& r, std::variant<ResultBody, FailureBody> terminal) {
+void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal) {
   if (auto* res = std::get_if<ResultBody>(&terminal)) {
+    count_terminal(now, ErrorCode::None, *r.stats->workspace, r.stats, r.node->second, {});
     reply_client(r, std::move(*res));
   } else {
-    reply_client(r, std::get<FailureBody>(std::move(terminal)));
+    auto& failure = std::get<FailureBody>(terminal);
+    count_terminal(now, failure.code, *r.stats->workspace, r.stats, r.node->second, failure.message);
+    reply_client(r, std::move(failure));
   }
   by_client_.erase(client_key(*r.client, r.client_request_id));
   count_open(r, -1);
@@ -110,9 +122,13 @@ bool BrokerCore::deadline_counts(std::uint64_t id) const {
 }
 
 void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, const Caller& who,
-                                   std::uint64_t client_request_id, ErrorCode code,
-                                   std::string message) {
-  count_terminal(now, code, who.workspace);
+                                   std::uint64_t client_request_id, std::string_view node,
+                                   ErrorCode code, std::string message) {
+  if (!valid_node_name(node)) node = {};
+  NodeStats* stats = node.empty() ? nullptr : stats_.find_node(NodeKey{who.workspace, std::string(node)});
+  WorkspaceStats& workspace = stats_.workspace(who.workspace);
+  ++workspace.counts.submitted;  // an accepted Submit is counted through its node's entry
+  count_terminal(now, code, workspace, stats, node, message);
   actions_.push_back(
       ReplyToClient{peer, client_request_id, FailureBody{code, std::move(message)}, true});
 }
@@ -182,6 +198,9 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   r.worker_id = w.id;
   ++r.attempts;
   r.dispatch_seq = next_ping_seq_;
+  if (r.attempts == 1 || r.waiting_since > r.dispatched)  // not a re-send after a silent loss
+    r.stats->queue_wait.record(us_between(r.waiting_since, now));
+  r.dispatched = now;
   w.holding.insert(r.id);
   w.last_dispatch = now;
   std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
@@ -219,7 +238,7 @@ void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now
   w.holding.erase(request_id);
   if (w.state == WorkerState::Draining) {
     if (w.holding.empty()) {
-      spdlog::info("worker {} detached", w.id);
+      spdlog::info("worker detached worker_id={}", w.id);
       registry_.remove(w.id);
     }
     return;
@@ -235,8 +254,8 @@ void BrokerCore::remove_from_queue(Request& r) {
 }
 
 void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& why) {
-  spdlog::warn("worker {} ({}) is gone: {}; {} request(s) open on it", w.id, w.hostname, why,
-               w.holding.size());
+  spdlog::warn("worker is gone: {}; {} request(s) open on it worker_id={} hostname=\"{}\"", why,
+               w.holding.size(), w.id, w.hostname);
   std::vector<std::uint64_t> held(w.holding.begin(), w.holding.end());
   std::sort(held.rbegin(), held.rend());  // push_front in reverse keeps the oldest first
   std::vector<NodeKey> affected;
@@ -266,11 +285,12 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
   if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
     r.state = RequestState::Queued;
     r.worker_id.clear();
+    r.waiting_since = now;
     registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
     ++redispatched_;
-    ++workspace_stats_[r.caller->workspace].redispatched;
-    spdlog::info("request {} (node {}) re-queued after losing worker {} (attempt {} of {})", id,
-                 r.node->second, worker_id, r.attempts, config_.max_attempts);
+    ++r.stats->workspace->counts.redispatched;
+    spdlog::info("request re-queued after losing worker (attempt {} of {}) request_id={} "
+                 "node={} worker_id={}", r.attempts, config_.max_attempts, id, r.node->second, worker_id);
     return true;
   }
   std::string msg =
@@ -280,8 +300,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
           : fmt::format("worker '{}' was lost ({}) while running the request; node '{}' is "
                         "not idempotent, so it was not retried",
                         worker_id, why, r.node->second);
-  count_terminal(now, ErrorCode::WorkerLost, r.caller->workspace);
-  finish(r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
+  finish(now, r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
   requests_.erase(it);
   return false;
 }
@@ -311,8 +330,7 @@ void BrokerCore::fail_unserved(TimePoint now) {
     while (auto id = entry->queue.pop()) {
       auto it = requests_.find(*id);
       if (it == requests_.end()) continue;
-      count_terminal(now, ErrorCode::NoWorker, it->second.caller->workspace);
-      finish(it->second,
+      finish(now, it->second,
              FailureBody{ErrorCode::NoWorker,
                          fmt::format("no worker serves node '{}' any more: its last worker left "
                                      "and none attached within {} ms (--no-worker-grace-ms)",
@@ -406,7 +424,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->connection = peer;  // a reconnected process: its messages now come from here
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     note_unserved(now);  // it may have stopped declaring a node others wait for
-    spdlog::info("worker {} re-attached (same session), {} request(s) kept", w->id, w->holding.size());
+    spdlog::info("worker re-attached (same session), {} request(s) kept worker_id={}", w->holding.size(), w->id);
   } else {
     if (w) worker_gone(*w, now, "replaced by a new session of the same worker id");
     WorkerEntry entry;
@@ -422,8 +440,8 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     entry.payload_frames = ev.payload_frames;
     entry.attached_at = now;
     w = &registry_.add(std::move(entry));
-    spdlog::info("worker {} attached from {} ({}), capacity {}, {} node(s)", w->id, w->hostname,
-                 w->sdk, w->capacity, w->nodes.size());
+    spdlog::info("worker attached worker_id={} hostname=\"{}\" sdk=\"{}\" capacity={} nodes={}", w->id,
+                 w->hostname, w->sdk, w->capacity, w->nodes.size());
   }
   w->state = WorkerState::Confirming;
   w->last_heard = now;
@@ -485,8 +503,8 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   for (auto id : lost) {
     Request& r = requests_.at(id);
     if (r.resends >= config_.max_resends) {
-      spdlog::warn("request {} is still missing from worker {}'s pong {} after {} re-send(s): "
-                   "treating it as lost", id, w->id, seq, r.resends);
+      spdlog::warn("request still missing from its worker's pong {} after {} re-send(s): treating "
+                   "it as lost request_id={} node={} worker_id={}", seq, r.resends, id, r.node->second, w->id);
       actions_.push_back(SendAbort{w->id, id, ErrorCode::WorkerLost, "never acknowledged"});
       w->holding.erase(id);
       NodeKey node = *r.node;
@@ -504,9 +522,9 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     if (r.resent_held.empty()) r.resent_held = HeldBytes(&open_resent_bytes_, 0);
     r.resent_held.add(bytes);
     resent_bytes_ += bytes;
-    ++workspace_stats_[r.caller->workspace].redispatched;
-    spdlog::warn("request {} never reached worker {} (missing from its pong {}): sending again",
-                 id, w->id, seq);
+    ++r.stats->workspace->counts.redispatched;
+    spdlog::warn("request never reached its worker (missing from its pong {}): sending again "
+                 "request_id={} node={} worker_id={}", seq, id, r.node->second, w->id);
     send_to_worker(r, *w, now);
   }
   for (auto& key : requeued) dispatch_node(key, now);
@@ -568,9 +586,8 @@ void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
   }
   bool late = it->second.state != RequestState::Dispatched;
   if (!late) {
-    auto* failure = std::get_if<FailureBody>(&answer);
-    count_terminal(now, failure ? failure->code : ErrorCode::None, it->second.caller->workspace);
-    finish(it->second, std::move(answer));
+    it->second.stats->service.record(us_between(it->second.dispatched, now));
+    finish(now, it->second, std::move(answer));
   } else {
     spdlog::debug("late answer for request {} from worker {} dropped", request_id, worker_id);
   }
@@ -588,11 +605,11 @@ void BrokerCore::on_detach(TimePoint now, const Peer& peer, const Caller& who,
   if (w->state != WorkerState::Draining) {
     w->state = WorkerState::Draining;
     registry_.unindex(*w);
-    spdlog::info("worker {} detaching, {} request(s) to finish", w->id, w->holding.size());
+    spdlog::info("worker detaching, {} request(s) to finish worker_id={}", w->holding.size(), w->id);
     note_unserved(now);
   }
   if (w->holding.empty()) {
-    spdlog::info("worker {} detached", w->id);
+    spdlog::info("worker detached worker_id={}", w->id);
     registry_.remove(w->id);
   }
 }
@@ -615,15 +632,14 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
   std::sort(theirs.begin(), theirs.end());
   for (auto id : theirs) {
     Request& r = requests_.at(id);
-    count_terminal(now, ErrorCode::PermissionDenied, r.caller->workspace);
     FailureBody failure{ErrorCode::PermissionDenied, "the caller's identity was revoked"};
     if (r.state == RequestState::Queued) {
       remove_from_queue(r);
-      finish(r, std::move(failure));
+      finish(now, r, std::move(failure));
       requests_.erase(id);
     } else {
       actions_.push_back(SendAbort{r.worker_id, id, ErrorCode::PermissionDenied, failure.message});
-      finish(r, std::move(failure));
+      finish(now, r, std::move(failure));
       r.state = RequestState::Orphaned;
     }
   }
@@ -633,14 +649,13 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
 
 void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev) {
   ++submitted_;
-  ++workspace_stats_[who.workspace].submitted;
   auto key = client_key(peer, ev.client_request_id);
   if (by_client_.contains(key))
-    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::InvalidRequest,
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
                              fmt::format("request id {} is already open on this connection",
                                          ev.client_request_id));
   if (shutting_down_)
-    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::ShuttingDown,
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::ShuttingDown,
                              "the daemon is shutting down");
   const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
   {
@@ -648,15 +663,13 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     auto o = outstanding_.find(client_lane(peer));
     const Outstanding& c = o == outstanding_.end() ? kNone : o->second;
     if (config_.max_client_outstanding && c.open + c.unread >= config_.max_client_outstanding)
-      return immediate_failure(
-          now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
+      return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
           fmt::format("this connection has {} call(s) open and {} repl(ies) unread (limit {}, "
                       "--max-client-outstanding): read your replies",
                       c.open, c.unread, config_.max_client_outstanding));
     if (config_.max_client_outstanding_bytes &&
         c.open_bytes + c.unread_bytes + bytes > config_.max_client_outstanding_bytes)
-      return immediate_failure(
-          now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
+      return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
           fmt::format("this connection has {} KiB of open calls and unread replies; this "
                       "request's {} KiB would pass the limit of {} KiB "
                       "(--max-client-outstanding-bytes): read your replies",
@@ -664,26 +677,24 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                       config_.max_client_outstanding_bytes >> 10));
   }
   if (!valid_node_name(ev.node))
-    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::InvalidRequest,
+    return immediate_failure(now, peer, who, ev.client_request_id, "", ErrorCode::InvalidRequest,
                              fmt::format("invalid node name '{}'", ev.node));
   NodeKey nk{who.workspace, ev.node};
   NodeEntry* entry = registry_.node(nk);
   if (!entry || !Registry::served(*entry))
-    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::NoWorker,
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::NoWorker,
                              fmt::format("no worker serves node '{}'", ev.node));
   if (auto problem = entry->check.check(ev.inputs.bytes, ev.parameters.bytes))
     return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::InvalidRequest,
                              std::move(*problem));
   WorkerEntry* w = entry->queue.empty() ? registry_.pick(*entry) : nullptr;
   if (!w && entry->queue.size() >= config_.queue_limit)
-    return immediate_failure(
-        now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
         fmt::format("every worker serving '{}' is busy and its queue is full ({} waiting)",
                     ev.node, entry->queue.size()));
 
   if (config_.max_open_bytes && open_bytes() + bytes > config_.max_open_bytes)
-    return immediate_failure(
-        now, peer, who, ev.client_request_id, ErrorCode::QueueFull,
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
         fmt::format("musterd holds {} MiB of payloads for open requests; this request's {} KiB would "
                     "pass the limit of {} MiB (--max-open-bytes)",
                     open_bytes() >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
@@ -697,13 +708,15 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.id = id;
   r.client = clients_.get(peer);
   r.client_request_id = ev.client_request_id;
-  r.node = node_keys_.get(nk);
+  std::tie(r.node, r.stats) =
+      stats_.node(nk, [this](const NodeKey& key) { return registry_.node(key) != nullptr; });
+  ++r.stats->workspace->counts.submitted;
   r.caller = callers_.get(who);
   r.payload_owner = owner_of_both(ev.inputs, ev.parameters);
   r.inputs = ev.inputs.bytes;
   r.parameters = ev.parameters.bytes;
   r.held = HeldBytes(&open_bytes_, bytes);
-  r.submitted = now;
+  r.submitted = r.waiting_since = now;
   r.deadline = now + Millis(std::min<std::uint64_t>(timeout_ms, 365ull * 24 * 3600 * 1000));
   r.want_progress = ev.want_progress;
   r.payload_frames = ev.payload_frames;
@@ -736,15 +749,14 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
                   client_request_id, *workspace);
     return;
   }
-  count_terminal(now, ErrorCode::Cancelled, r.caller->workspace);
   if (r.state == RequestState::Queued) {
     remove_from_queue(r);
-    finish(r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
+    finish(now, r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
     requests_.erase(it);
     return;
   }
   actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Cancelled, "cancelled by the client"});
-  finish(r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
+  finish(now, r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
   r.state = RequestState::Orphaned;
 }
 
@@ -767,16 +779,15 @@ void BrokerCore::expire(TimePoint now) {
     if (it == requests_.end()) continue;
     Request& r = it->second;
     auto waited = ms_between(r.submitted, now);
-    count_terminal(now, ErrorCode::Timeout, r.caller->workspace);
     if (r.state == RequestState::Queued) {
       remove_from_queue(r);
-      finish(r, FailureBody{ErrorCode::Timeout,
+      finish(now, r, FailureBody{ErrorCode::Timeout,
                             fmt::format("timed out after {} ms waiting for a free worker for '{}'",
                                         waited, r.node->second)});
       requests_.erase(it);
     } else if (r.state == RequestState::Dispatched) {
       actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Timeout, "deadline passed"});
-      finish(r, FailureBody{ErrorCode::Timeout,
+      finish(now, r, FailureBody{ErrorCode::Timeout,
                             fmt::format("timed out after {} ms; worker '{}' was told to abort",
                                         waited, r.worker_id)});
       r.state = RequestState::Orphaned;
@@ -850,8 +861,7 @@ void BrokerCore::begin_shutdown(TimePoint now) {
   for (auto id : queued) {
     auto it = requests_.find(id);
     remove_from_queue(it->second);
-    count_terminal(now, ErrorCode::ShuttingDown, it->second.caller->workspace);
-    finish(it->second, FailureBody{ErrorCode::ShuttingDown,
+    finish(now, it->second, FailureBody{ErrorCode::ShuttingDown,
                                    "the daemon is shutting down; the request never started"});
     requests_.erase(it);
   }
@@ -870,8 +880,7 @@ void BrokerCore::check_shutdown(TimePoint now) {
   for (auto id : running) {
     Request& r = requests_.at(id);
     actions_.push_back(SendAbort{r.worker_id, id, ErrorCode::ShuttingDown, "the daemon is shutting down"});
-    count_terminal(now, ErrorCode::ShuttingDown, r.caller->workspace);
-    finish(r, FailureBody{ErrorCode::ShuttingDown,
+    finish(now, r, FailureBody{ErrorCode::ShuttingDown,
                           "the daemon is shutting down; the worker was told to abort"});
     r.state = RequestState::Orphaned;
   }
@@ -943,8 +952,8 @@ StatusSnapshot BrokerCore::status(TimePoint now, const std::string& workspace) c
   s.redispatched = redispatched_;
   if (!workspace.empty()) {
     static const RequestStats none;
-    auto it = workspace_stats_.find(workspace);
-    counts = it == workspace_stats_.end() ? &none : &it->second;
+    auto* ws = stats_.find_workspace(workspace);
+    counts = ws ? &ws->counts : &none;
     s.submitted = counts->submitted;
     s.redispatched = counts->redispatched;
   }
@@ -953,6 +962,70 @@ StatusSnapshot BrokerCore::status(TimePoint now, const std::string& workspace) c
   s.failures_by_code = counts->failures_by_code;
   s.rate_1m = counts->rate_1m(second);
   return s;
+}
+
+std::vector<NodeStatsSnapshot> BrokerCore::node_stats(TimePoint now,
+                                                      const std::string& workspace) const {
+  std::map<NodeKey, NodeStatsSnapshot> by_node;
+  auto mine = [&](const NodeKey& key) { return workspace.empty() || key.first == workspace; };
+  auto entry = [&](const NodeKey& key) -> NodeStatsSnapshot& {
+    auto [it, made] = by_node.try_emplace(key);
+    if (made) {
+      it->second.workspace = key.first;
+      it->second.node = key.second;
+    }
+    return it->second;
+  };
+  const auto second = second_of(now);
+  stats_.for_each_node([&](const NodeKey& key, const NodeStats& st) {
+    if (!mine(key)) return;
+    auto& s = entry(key);
+    s.completed = st.outcomes.completed;
+    s.failed = st.outcomes.failed;
+    s.failures_by_code = st.outcomes.failures_by_code;
+    s.rate_1m = st.outcomes.rate_1m(second);
+    s.queue_wait = st.queue_wait;
+    s.service = st.service;
+  });
+  for (auto& [key, node] : registry_.nodes()) {
+    if (!mine(key)) continue;
+    auto& s = entry(key);
+    s.workers = static_cast<std::uint32_t>(node.workers.size());
+    s.queue_depth = static_cast<std::uint32_t>(node.queue.size());
+  }
+  for (auto& [id, r] : requests_)
+    if (r.state == RequestState::Dispatched && mine(*r.node)) ++entry(*r.node).in_flight;
+  std::vector<NodeStatsSnapshot> out;
+  out.reserve(by_node.size());
+  for (auto& [key, s] : by_node) out.push_back(std::move(s));
+  return out;
+}
+
+std::vector<std::string> BrokerCore::workspace_names() const {
+  std::set<std::string> names;
+  stats_.for_each_workspace([&](const std::string& name, const WorkspaceStats&) { names.insert(name); });
+  for (auto& [id, w] : registry_.workers()) names.insert(w.owner.workspace);
+  return {names.begin(), names.end()};
+}
+
+std::vector<RecentFailure> BrokerCore::recent_failures(const std::string& workspace) const {
+  if (!workspace.empty()) {
+    auto* ws = stats_.find_workspace(workspace);
+    if (!ws) return {};
+    auto mine = ws->recent_failures.newest_first();
+    for (auto& f : mine) f.workspace = workspace;
+    return mine;
+  }
+  std::vector<RecentFailure> all;
+  stats_.for_each_workspace([&](const std::string& name, const WorkspaceStats& ws) {
+    for (auto& f : ws.recent_failures.newest_first()) {
+      all.push_back(std::move(f));
+      all.back().workspace = name;
+    }
+  });
+  std::stable_sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.at > b.at; });
+  if (all.size() > FailureRing::kCapacity) all.resize(FailureRing::kCapacity);
+  return all;
 }
 
 }  // namespace muster::broker

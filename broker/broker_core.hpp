@@ -24,6 +24,7 @@
 #include "deadline_queue.hpp"
 #include "events.hpp"
 #include "interner.hpp"
+#include "node_stats.hpp"
 #include "registry.hpp"
 #include "request_stats.hpp"
 
@@ -141,6 +142,12 @@ class BrokerCore {
   std::vector<WorkerSnapshot> list_workers(TimePoint now, const std::string& workspace) const;
   // `workspace` "" = the whole daemon; else only that workspace's workers, nodes and requests.
   StatusSnapshot status(TimePoint now, const std::string& workspace = "") const;
+  // Per node: outcomes, latency histograms, rate, and the live figures (workers, in flight,
+  // queue depth). Nodes that were called keep their figures after their workers left (until
+  // the table is swept). `workspace` "" = every workspace. Sorted by workspace, then node.
+  std::vector<NodeStatsSnapshot> node_stats(TimePoint now, const std::string& workspace) const;
+  // A workspace's newest failures, newest first (`workspace` "" = every workspace's, merged).
+  std::vector<RecentFailure> recent_failures(const std::string& workspace) const;
   const CoreConfig& config() const { return config_; }
   const Registry& registry() const { return registry_; }
   std::size_t open_requests() const { return requests_.size(); }
@@ -149,6 +156,10 @@ class BrokerCore {
   std::uint64_t open_bytes() const { return open_bytes_ + open_resent_bytes_; }
   std::uint64_t open_resent_bytes() const { return open_resent_bytes_; }  // of open requests
   std::uint64_t resent_bytes() const { return resent_bytes_; }  // in all, since start
+  // Client connections with open requests or unread replies.
+  std::size_t client_connections() const { return outstanding_.size(); }
+  // Every workspace that has workers now or sent requests since the start, sorted.
+  std::vector<std::string> workspace_names() const;
 
  private:
   enum class RequestState { Queued, Dispatched, Orphaned };
@@ -190,13 +201,16 @@ class BrokerCore {
     std::uint64_t id = 0;
     std::shared_ptr<const Peer> client;
     std::uint64_t client_request_id = 0;
-    std::shared_ptr<const NodeKey> node;
+    std::shared_ptr<const NodeKey> node;  // keeps `stats` alive (StatsTable)
+    NodeStats* stats = nullptr;            // the node's statistics, found once at submit
     std::shared_ptr<const Caller> caller;
     std::shared_ptr<const void> payload_owner;  // keeps `inputs` and `parameters` alive
     std::span<const std::uint8_t> inputs, parameters;
     HeldBytes held;
     HeldBytes resent_held;           // once more per re-send after a silent loss
     TimePoint submitted{}, deadline{};
+    TimePoint waiting_since{};       // submitted, or re-queued after its worker was lost
+    TimePoint dispatched{};          // the last send to a worker
     std::string trace_id;            // empty: the default, "<instance>-<id>"
     std::string worker_id;
     std::uint64_t dispatch_seq = 0;  // the first ping seq published after the last send
@@ -215,17 +229,15 @@ class BrokerCore {
   struct PeerEq {
     bool operator()(const Peer& a, const Peer& b) const;
   };
-  struct NodeKeyHash {
-    std::size_t operator()(const NodeKey& k) const;
-  };
   struct CallerHash {
     std::size_t operator()(const Caller& c) const;
   };
 
   void reply_worker(const Peer& peer, std::variant<AttachedReply, AckReply, RejectedReply> body);
   void reply_client(const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body);
-  // Sends the terminal reply and forgets the client side of the request.
-  void finish(Request& r, std::variant<ResultBody, FailureBody> terminal);
+  // Sends the terminal reply, counts it (daemon, workspace, node; a failure also goes to the
+  // workspace's recent failures) and forgets the client side of the request.
+  void finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal);
   void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
   // Whether request `id`'s entry in deadlines_ still counts (DeadlineQueue's `live`).
   bool deadline_counts(std::uint64_t id) const;
@@ -259,12 +271,16 @@ class BrokerCore {
   void remove_from_queue(Request& r);
   void expire(TimePoint now);
   void check_liveness(TimePoint now);
-  // One terminal reply to a request of `workspace` (counted for the daemon and the workspace).
-  void count_terminal(TimePoint now, ErrorCode code, const std::string& workspace);
+  // One terminal reply to a request of `workspace` (counted for the daemon, the workspace and,
+  // when given, the node); a failure is remembered among the workspace's recent failures.
+  void count_terminal(TimePoint now, ErrorCode code, WorkspaceStats& workspace, NodeStats* node,
+                      std::string_view node_name, std::string_view message);
   std::int64_t second_of(TimePoint now) const;
   void check_shutdown(TimePoint now);
+  // A Submit refused before it became a request; `node` is the node it named ("" when the
+  // name itself is the problem). Counted for the node only if it has statistics already.
   void immediate_failure(TimePoint now, const Peer& peer, const Caller& who,
-                         std::uint64_t client_request_id,
+                         std::uint64_t client_request_id, std::string_view node,
                          ErrorCode code, std::string message);
   std::string client_key(const Peer& peer, std::uint64_t id) const;
   // The connection a request came from: its lane in the node's FairQueue.
@@ -275,7 +291,6 @@ class BrokerCore {
   Registry registry_;
   std::unordered_map<std::uint64_t, Request> requests_;
   Interner<Peer, PeerHash, PeerEq> clients_;
-  Interner<NodeKey, NodeKeyHash> node_keys_;
   Interner<Caller, CallerHash> callers_;
   std::unordered_map<std::string, std::uint64_t> by_client_;  // client_key -> request id
   DeadlineQueue<TimePoint> deadlines_;  // of requests the client waits for (deadline_counts)
@@ -299,7 +314,7 @@ class BrokerCore {
   // statistics
   std::uint64_t submitted_ = 0, redispatched_ = 0;
   RequestStats terminal_;  // the daemon's terminal replies (its submitted/redispatched unused)
-  std::unordered_map<std::string, RequestStats> workspace_stats_;  // every count, per workspace
+  StatsTable stats_;       // per workspace and per node; requests point at their entries
 };
 
 }  // namespace muster::broker

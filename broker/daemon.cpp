@@ -20,6 +20,8 @@
 #include "admin.hpp"
 #include "client_outbox.hpp"
 #include "inbound.hpp"
+#include "metrics_server.hpp"
+#include "node_stats_wire.hpp"
 #include "security.hpp"
 #include "subscription_policy.hpp"
 #include "zap_handler.hpp"
@@ -113,6 +115,10 @@ struct Daemon::Impl {
   // Refused subscriptions are logged at most once a second (a peer may send thousands).
   Clock::time_point refusal_logged_at{};
   std::uint64_t refusals_unlogged = 0;
+  // /metrics (--metrics-address): the server thread asks, the loop answers with a snapshot.
+  std::uint64_t enrollments_ok = 0, enrollments_refused = 0, tokens_revoked = 0, identities_revoked = 0;
+  std::unique_ptr<MetricsExchange> metrics_exchange;
+  std::unique_ptr<MetricsServer> metrics_server;  // after the exchange: destroyed before it
 
   explicit Impl(DaemonOptions o)
       : opt(std::move(o)), core(opt.core, Clock::now()), outbox(2 * opt.core.max_client_outstanding) {}
@@ -149,6 +155,29 @@ struct Daemon::Impl {
       enroll = make_socket(zmq::socket_type::router, opt.enrollment_address, keys::kZapDomainEnroll, "enrollment");
     if (any_curve)
       spdlog::info("CURVE on tcp:// endpoints; daemon public key {}", security->daemon_keys().public_key);
+    if (!opt.metrics_address.empty()) {
+      metrics_exchange = std::make_unique<MetricsExchange>();
+      metrics_server = std::make_unique<MetricsServer>(opt.metrics_address, opt.metrics_allow_remote,
+                                                       *metrics_exchange);
+    }
+  }
+
+  // What a scrape of /metrics reports, copied out of the core (rendered on the metrics thread).
+  std::shared_ptr<const MetricsSnapshot> metrics_snapshot(TimePoint now) const {
+    auto s = std::make_shared<MetricsSnapshot>();
+    s->version = MUSTER_DAEMON_VERSION;
+    s->instance = core.config().instance;
+    s->daemon = core.status(now);
+    for (auto& ws : core.workspace_names()) s->workspaces.push_back({ws, core.status(now, ws)});
+    s->nodes = core.node_stats(now, "");
+    s->open_requests = core.open_requests();
+    s->open_payload_bytes = core.open_bytes();
+    s->client_connections = core.client_connections();
+    s->enrollments_ok = enrollments_ok;
+    s->enrollments_refused = enrollments_refused;
+    s->tokens_revoked = tokens_revoked;
+    s->identities_revoked = identities_revoked;
+    return s;
   }
 
   zmq::socket_t make_socket(zmq::socket_type type, const std::string& ep, std::string_view domain,
@@ -245,13 +274,21 @@ struct Daemon::Impl {
     if (auto* s = std::get_if<SubmitEvent>(&ev)) return core.on_submit(now, m.peer, who, std::move(*s));
     if (auto* c = std::get_if<CancelEvent>(&ev))
       return core.on_cancel(now, m.peer, c->request_id, asserted ? &who.workspace : nullptr);
-    if (auto* a = std::get_if<AdminEvent>(&ev))
-      return send_admin_reply(m.peer, a->request_id, run_admin(*security, core, *a->message, who, now));
+    if (auto* a = std::get_if<AdminEvent>(&ev)) {
+      auto type = a->message->body_type();
+      auto reply = run_admin(*security, core, *a->message, who, now);
+      if (std::holds_alternative<AdminReportBody>(reply)) {
+        if (type == wire::ClientBody::TokenRevoke) ++tokens_revoked;
+        if (type == wire::ClientBody::KeyRevoke) ++identities_revoked;
+      }
+      return send_admin_reply(m.peer, a->request_id, std::move(reply));
+    }
     auto& q = std::get<QueryEvent>(ev);
     switch (q.query) {
       case Query::ListNodes: return send_node_list(m.peer, q.request_id, who);
       case Query::ListWorkers: return send_worker_list(m.peer, q.request_id, who, now);
       case Query::GetStatus: return send_status(m.peer, q.request_id, who, now);
+      case Query::GetNodeStats: return send_node_stats(m.peer, q.request_id, who, now);
     }
   }
 
@@ -344,15 +381,21 @@ struct Daemon::Impl {
   void send_status(const Peer& peer, std::uint64_t rid, const Caller& who, TimePoint now) {
     auto s = core.status(now, visible_workspace(who));
     flatbuffers::FlatBufferBuilder fbb(512);
-    std::vector<flatbuffers::Offset<wire::CodeCount>> failures;
-    for (std::size_t i = 1; i < s.failures_by_code.size(); ++i)
-      if (s.failures_by_code[i])
-        failures.push_back(wire::CreateCodeCount(fbb, static_cast<wire::ErrorCode>(i), s.failures_by_code[i]));
-    auto report = wire::CreateStatusReportDirect(
-        fbb, MUSTER_DAEMON_VERSION, core.config().instance.c_str(), s.uptime_ms, s.workers,
-        s.nodes, s.queued, s.in_flight, s.submitted, s.completed, s.failed, &failures,
-        s.redispatched, s.rate_1m);
+    auto failures = encode_code_counts(fbb, s.failures_by_code);
+    auto version = fbb.CreateString(MUSTER_DAEMON_VERSION);
+    auto instance = fbb.CreateString(core.config().instance);
+    auto report = wire::CreateStatusReport(
+        fbb, version, instance, s.uptime_ms, s.workers, s.nodes, s.queued, s.in_flight,
+        s.submitted, s.completed, s.failed, failures, s.redispatched, s.rate_1m);
     send_reply(peer, rid, fbb, wire::ReplyBody::StatusReport, report.Union());
+  }
+
+  void send_node_stats(const Peer& peer, std::uint64_t rid, const Caller& who, TimePoint now) {
+    auto workspace = visible_workspace(who);
+    flatbuffers::FlatBufferBuilder fbb(4096);
+    auto report = encode_node_stats_report(fbb, core.node_stats(now, workspace),
+                                           core.recent_failures(workspace), now);
+    send_reply(peer, rid, fbb, wire::ReplyBody::NodeStatsReport, report.Union());
   }
 
   void send_admin_reply(const Peer& peer, std::uint64_t rid, AdminReply reply) {
@@ -388,13 +431,18 @@ struct Daemon::Impl {
         m.well_formed && m.payload.size() <= 65536 ? read_enroll_request(bytes_of(m.payload)) : nullptr;
     if (!req) {
       spdlog::warn("bad message on the enrollment socket from {}", m.peer.address);
+      ++enrollments_refused;
       return answer(false, nullptr, ErrorCode::BadMessage, "not a valid EnrollRequest");
     }
     keys::EnrollRequestFields fields{req->token()->str(), req->public_key()->str(), str(req->role()),
                                      str(req->name()), str(req->hostname())};
     auto outcome = security->enrollment().enroll(fields, m.peer.identity, m.peer.address, keys::Clock::now());
     // keys::Enrollment logs the outcome itself.
-    if (outcome.ok) return answer(true, &*outcome.identity, ErrorCode::None, "");
+    if (outcome.ok) {
+      ++enrollments_ok;
+      return answer(true, &*outcome.identity, ErrorCode::None, "");
+    }
+    ++enrollments_refused;
     answer(false, nullptr, static_cast<ErrorCode>(outcome.code), outcome.message);
   }
 
@@ -618,6 +666,8 @@ struct Daemon::Impl {
     for (auto& s : clients) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
     if (enroll) items.push_back({enroll->handle(), 0, ZMQ_POLLIN, 0});
     if (zap) items.push_back({zap->socket().handle(), 0, ZMQ_POLLIN, 0});
+    const std::size_t metrics_item = items.size();  // polled only with --metrics-address
+    if (metrics_exchange) items.push_back({nullptr, metrics_exchange->fd(), ZMQ_POLLIN, 0});
     items.push_back({nullptr, signals.fd(), ZMQ_POLLIN, 0});
     RouterMessage msg;
     while (!core.finished()) {
@@ -660,6 +710,8 @@ struct Daemon::Impl {
       now = Clock::now();
       if (now >= core.next_wakeup() || core.shutting_down()) core.tick(now);
       flush();
+      if (metrics_exchange && (items[metrics_item].revents & ZMQ_POLLIN) && metrics_exchange->wanted())
+        metrics_exchange->publish(metrics_snapshot(now));
     }
     flush();
     // Replies still waiting for slow readers get a bounded chance to go out before exit.

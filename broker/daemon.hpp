@@ -28,6 +28,10 @@ struct DaemonOptions {
   bool insecure = false;           // tcp:// without CURVE (and without enrollment)
   std::uint64_t max_message_bytes = 16ull << 20;
   std::uint32_t max_attach_nodes = 1000;  // nodes one Attach may declare
+  // HOST:PORT of the Prometheus /metrics endpoint (metrics_server.hpp); empty: none. Only a
+  // loopback address unless metrics_allow_remote.
+  std::string metrics_address;
+  bool metrics_allow_remote = false;
   CoreConfig core;
 };
 

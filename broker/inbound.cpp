@@ -217,6 +217,7 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
     case ClientBody::ListNodes: return QueryEvent{rid, Query::ListNodes};
     case ClientBody::ListWorkers: return QueryEvent{rid, Query::ListWorkers};
     case ClientBody::GetStatus: return QueryEvent{rid, Query::GetStatus};
+    case ClientBody::GetNodeStats: return QueryEvent{rid, Query::GetNodeStats};
     default: return refuse("ClientMessage without a known body", rid);
   }
 }

@@ -96,7 +96,7 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
 struct CancelEvent {
   std::uint64_t request_id = 0;
 };
-enum class Query { ListNodes, ListWorkers, GetStatus };
+enum class Query { ListNodes, ListWorkers, GetStatus, GetNodeStats };
 struct QueryEvent {
   std::uint64_t request_id = 0;
   Query query = Query::GetStatus;

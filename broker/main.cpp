@@ -110,8 +110,16 @@ int main(int argc, char** argv) {
                  "Worker ids one identity may have attached at once (the ipc owner is one "
                  "identity); 0 = no limit")
       ->capture_default_str()->check(CLI::Range(0, 10000000));
+  app.add_option("--metrics-address", opt.metrics_address,
+                 "Serve Prometheus metrics on http://HOST:PORT/metrics (off by default; a loopback "
+                 "address such as 127.0.0.1:9464 unless --metrics-allow-remote; docs/OPERATIONS.md)");
+  app.add_flag("--metrics-allow-remote", opt.metrics_allow_remote,
+               "Allow a --metrics-address that is not loopback (/metrics has no authentication)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, muster::kLogFormatHelp)
+      ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
   if (print_config) {
     std::cout << muster::broker::effective_config(app);
@@ -141,7 +149,7 @@ int main(int argc, char** argv) {
   opt.core.shutdown_grace = muster::broker::Millis(grace_ms);
   opt.core.version = MUSTER_VERSION;
   try {
-    muster::setup_logging(log_level, "musterd");
+    muster::setup_logging(log_level, "musterd", muster::parse_log_format(log_format));
     muster::reuse_memory_for_large_messages();
     muster::use_one_malloc_arena();  // before the Daemon's sockets start libzmq's I/O thread
     muster::SignalPipe signals;

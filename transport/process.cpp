@@ -1,4 +1,4 @@
-// process.cpp — logging setup and the signal self-pipe.
+// process.cpp — the signal self-pipe (logging setup: logging.cpp).
 #include "muster/process.hpp"
 
 #include <fcntl.h>
@@ -9,21 +9,9 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace muster {
-
-void setup_logging(const std::string& level, const std::string& program) {
-  auto lvl = spdlog::level::from_str(level);
-  if (lvl == spdlog::level::off && level != "off")
-    throw std::invalid_argument(fmt::format(
-        "unknown log level '{}' (use trace, debug, info, warn, error or off)", level));
-  auto logger = spdlog::stderr_color_mt(program);
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %n: %v");
-  logger->set_level(lvl);
-  spdlog::set_default_logger(logger);
-}
 
 namespace {
 int g_pipe[2] = {-1, -1};

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", MUSTER_VERSION);
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, muster::kLogFormatHelp)
+      ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
   app.require_subcommand(1);
 
   // ---- uplink ----
@@ -103,7 +106,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    muster::setup_logging(log_level, "bridge");
+    muster::setup_logging(log_level, "bridge", muster::parse_log_format(log_format));
   } catch (const std::exception& e) {
     std::cerr << "muster-bridge: error: " << e.what() << "\n";
     return 2;

@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <set>
+
+#include <fmt/format.h>
 
 namespace muster::gateway {
 
@@ -87,6 +90,46 @@ void Catalog::update(const Json& nodes, const Json& workers, std::int64_t now) {
   nodes_ = std::move(fresh_nodes);
 }
 
+namespace {
+// 2026-12-06T13:27:21.123Z
+std::string iso_utc_ms(std::int64_t unix_ms) {
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, unix_ms % 1000);
+}
+double ms_of(const Json& histogram, const char* key) {
+  return histogram.is_object() ? static_cast<double>(num_of(histogram, key)) / 1000.0 : 0.0;
+}
+Json empty_stats() {
+  return Json{{"completed", 0}, {"failed", 0}, {"rate_per_s", 0.0}, {"p50_ms", 0.0},
+              {"p90_ms", 0.0},  {"p99_ms", 0.0}, {"queue_wait_p50_ms", 0.0}};
+}
+}  // namespace
+
+void Catalog::update_stats(const Json& node_stats, std::int64_t now_ms) {
+  stats_.clear();
+  recent_failures_ = Json::array();
+  if (!node_stats.is_object()) return;
+  for (auto& n : filter_workspace(node_stats.value("nodes", Json::array()), workspace_)) {
+    auto service = n.value("service", Json::object());
+    stats_[str_of(n, "node")] = Json{{"completed", num_of(n, "completed")},
+                                     {"failed", num_of(n, "failed")},
+                                     {"rate_per_s", n.value("rate_1m", 0.0)},
+                                     {"p50_ms", ms_of(service, "p50_us")},
+                                     {"p90_ms", ms_of(service, "p90_us")},
+                                     {"p99_ms", ms_of(service, "p99_us")},
+                                     {"queue_wait_p50_ms", ms_of(n.value("queue_wait", Json::object()), "p50_us")}};
+  }
+  for (auto& f : filter_workspace(node_stats.value("recent_failures", Json::array()), workspace_)) {
+    auto age = static_cast<std::int64_t>(num_of(f, "age_ms"));
+    recent_failures_.push_back(Json{{"node", str_of(f, "node")}, {"code", str_of(f, "code")},
+                                    {"message", str_of(f, "message")}, {"time", iso_utc_ms(now_ms - age)}});
+  }
+}
+
 Json Catalog::service_of(const Json& node, bool active, const std::vector<std::string>& peer_ids) const {
   Json s = Json::object();
   s["id"] = str_of(node, "name");
@@ -104,6 +147,8 @@ Json Catalog::service_of(const Json& node, bool active, const std::vector<std::s
   s["in_flight"] = active ? num_of(node, "in_flight") : 0;
   s["queue_depth"] = active ? num_of(node, "queue_depth") : 0;
   s["peer_ids"] = peer_ids;
+  auto st = stats_.find(s["name"].get<std::string>());
+  s["stats"] = st == stats_.end() ? empty_stats() : st->second;
   return s;
 }
 

@@ -101,8 +101,9 @@ void Gateway::on_call_event(CallEvent ev) {
   }
   if (terminal) {
     s.completed_at = unix_now();
-    workspace(ex.workspace).latency.add(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - ex.started).count()));
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - ex.started);
+    workspace(ex.workspace).latency.add(static_cast<std::uint64_t>(took.count()));
+    metrics_.call(s.status, static_cast<double>(took.count()) / 1e6);
   }
   if (ex.rest) {
     if (terminal) {

@@ -78,7 +78,15 @@ void DaemonLink::poll_daemon() {
       } catch (const CallError& e) {
         if (e.code() == wire::ErrorCode::Unavailable) throw;
         // musterd answered, and refused this workspace (a gateway not enrolled for it).
-        v = WorkspaceView{Json::array(), Json::array(), Json::object(), e.what(), std::string(error_code_name(e.code()))};
+        v = WorkspaceView{Json::array(), Json::array(), Json::object(), Json(), e.what(),
+                          std::string(error_code_name(e.code()))};
+        continue;
+      }
+      // An older musterd refuses GetNodeStats (BadMessage): the rest of the view still counts.
+      try {
+        v.node_stats = client_->node_stats(as);
+      } catch (const CallError& e) {
+        if (e.code() == wire::ErrorCode::Unavailable) throw;
       }
     }
     if (workspaces.empty()) {

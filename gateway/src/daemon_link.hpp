@@ -32,6 +32,7 @@ inline constexpr const char* kPollUser = "gateway";
 // One workspace's lists as musterd answered them for it.
 struct WorkspaceView {
   Json nodes, workers, status;
+  Json node_stats;  // Client::node_stats(); null when musterd does not answer GetNodeStats
   std::string error, code;  // musterd refused this workspace (e.g. PERMISSION_DENIED): why
 };
 

@@ -119,6 +119,7 @@ void Gateway::start_listener() {
 
 void Gateway::ws_opened(const std::shared_ptr<WsPeer>& peer) {
   peers_[peer->id] = peer;
+  metrics_.websocket_opened();
   spdlog::info("WebSocket #{} of {} ({}, workspace {}) connected from {}", peer->id, peer->user, role_name(peer->role),
                peer->workspace, peer->remote);
   send_to(*peer, "connected", Json{{"message", "Connected to WebSocket server"}, {"peer_id", instance_id_}});
@@ -140,6 +141,7 @@ void Gateway::ws_closed(const std::shared_ptr<WsPeer>& peer) {
 }
 
 void Gateway::ws_message(WsPeer& peer, const std::string& text, bool binary) {
+  metrics_.message_received();
   if (binary) {
     spdlog::warn("WebSocket #{} of {}: binary frame of {} bytes refused", peer.id, peer.user, text.size());
     return send_to(peer, "error", error_payload("binary frames are not accepted: send JSON text", codes::kInvalidMessage));

@@ -28,6 +28,7 @@
 #include "muster/gateway/catalog.hpp"
 #include "muster/gateway/jwt.hpp"
 #include "muster/gateway/login_limiter.hpp"
+#include "muster/gateway/metrics.hpp"
 #include "muster/gateway/uploads.hpp"
 #include "muster/gateway/users.hpp"
 #include "net.hpp"
@@ -119,6 +120,7 @@ class Gateway {
   void call_node(const Request& req, const std::string& node, const WsGrant& who, Respond respond,
                  bridge::HttpCancel& on_gone);
   Response health_response(const Request& req);
+  Response metrics_response(const Request& req);  // GET /metrics (metrics_route.cpp)
 
   // ---- pushes (pushes.cpp) ----
   void on_snapshot(Snapshot s);
@@ -177,6 +179,7 @@ class Gateway {
   std::unordered_map<std::uint64_t, Execution> executions_;
   std::uint64_t next_execution_ = 0;
   std::uint64_t completed_ = 0, failed_ = 0, cancelled_ = 0;  // of every workspace (for the log)
+  GatewayMetrics metrics_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::unique_ptr<StaticFiles> web_;  // the dashboard (static_files.hpp)

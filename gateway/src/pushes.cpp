@@ -9,6 +9,7 @@
 namespace muster::gateway {
 
 void Gateway::send_to(WsPeer& peer, std::string_view type, const Json& payload) {
+  metrics_.messages_sent(1);
   peer.send(std::make_shared<const std::string>(make_message(type, payload, unix_now())));
 }
 
@@ -17,6 +18,7 @@ void Gateway::broadcast(std::string_view type, const Json& payload) {
   auto text = std::make_shared<const std::string>(make_message(type, payload, unix_now()));
   // A send may drop a slow peer, which leaves peers_ later (on its read's failure): iterate a copy.
   auto peers = peers_;
+  metrics_.messages_sent(peers.size());
   for (auto& [id, p] : peers) p->send(text);
 }
 
@@ -80,7 +82,8 @@ Json Gateway::node_status_payload(const std::string& name) {
               {"workspace", name},
               {"daemon", daemon},
               {"stats", stats},
-              {"known_peers", counts["workers"]}};
+              {"known_peers", counts["workers"]},
+              {"recent_failures", ws.catalog.recent_failures()}};
 }
 
 void Gateway::on_snapshot(Snapshot s) {
@@ -120,6 +123,8 @@ void Gateway::on_snapshot(Snapshot s) {
     ws.error = view.error;
     ws.code = view.code;
     ws.catalog.update(view.nodes, view.workers, unix_now());
+    ws.catalog.update_stats(view.node_stats, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch()).count());
     ws.status = std::move(view.status);
     if (!was_up) broadcast_to(name, "node.status", node_status_payload(name));
     auto services = ws.catalog.services();

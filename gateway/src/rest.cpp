@@ -45,7 +45,9 @@ bridge::HttpLimits Gateway::http_limits() const {
 void Gateway::handle_http(Request req, const std::string& remote, Respond respond, bridge::HttpCancel& on_gone) {
   std::string path(bridge::target_path(req.target()));
   if (path.size() > 1 && path.back() == '/') path.pop_back();
+  metrics_.http_request();
   if (path == "/healthz") return respond(req.method() == http::verb::get ? health_response(req) : method_not_allowed(req));
+  if (path == "/metrics") return respond(req.method() == http::verb::get ? metrics_response(req) : method_not_allowed(req));
   if (path == "/api/openapi.json")
     return respond(req.method() == http::verb::get ? json_response(req, http::status::ok, openapi_document(MUSTER_VERSION))
                                                    : method_not_allowed(req));

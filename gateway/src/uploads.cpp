@@ -29,6 +29,9 @@ void Gateway::upload_message(WsPeer& peer, const std::string& type, const Json& 
     return send_to(peer, "error", error_payload(fmt::format("unknown message type '{}'", type.substr(0, 64)), codes::kUnknownType));
   }
   for (auto& r : replies) {
+    if (r.type == "file.upload.error" || r.type == "file.upload.complete")
+      metrics_.upload(r.type == "file.upload.complete" ? "completed" : "failed",
+                      r.type == "file.upload.complete" ? r.payload["size"].get<std::uint64_t>() : 0);
     if (r.type == "file.upload.error")
       spdlog::info("upload of {} refused ({}): {}", peer.user, r.payload["code"].get<std::string>(),
                    r.payload["error"].get<std::string>());

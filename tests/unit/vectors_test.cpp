@@ -61,6 +61,8 @@ Json describe(const w::NodeSpec* s);
 Json describe(const w::NodeInfo* n);
 Json describe(const w::WorkerInfo* i);
 Json describe(const w::CodeCount* c);
+Json describe(const w::NodeStats* n);
+Json describe(const w::RecentFailure* f);
 
 Json describe(const w::Port* p) {
   Json j = Json::object();
@@ -309,6 +311,57 @@ Json describe(const w::StatusReport* s) {
   return j;
 }
 
+Json u64_array(const flatbuffers::Vector<std::uint64_t>* v) {
+  Json a = Json::array();
+  for (auto x : *v) a.push_back(x);
+  return a;
+}
+
+Json describe(const w::LatencyHistogram* h) {
+  Json j = Json::object();
+  if (h->upper_bounds_us()) j["upper_bounds_us"] = u64_array(h->upper_bounds_us());
+  if (h->counts()) j["counts"] = u64_array(h->counts());
+  j["count"] = h->count();
+  j["sum_us"] = h->sum_us();
+  j["p50_us"] = h->p50_us();
+  j["p90_us"] = h->p90_us();
+  j["p99_us"] = h->p99_us();
+  return j;
+}
+
+Json describe(const w::NodeStats* n) {
+  Json j = Json::object();
+  put(j, "workspace", n->workspace());
+  put(j, "node", n->node());
+  j["workers"] = n->workers();
+  j["in_flight"] = n->in_flight();
+  j["queue_depth"] = n->queue_depth();
+  j["completed"] = n->completed();
+  j["failed"] = n->failed();
+  if (n->failures()) j["failures"] = describe_vector(n->failures());
+  j["rate_1m"] = n->rate_1m();
+  if (n->queue_wait()) j["queue_wait"] = describe(n->queue_wait());
+  if (n->service()) j["service"] = describe(n->service());
+  return j;
+}
+
+Json describe(const w::RecentFailure* f) {
+  Json j = Json::object();
+  put(j, "workspace", f->workspace());
+  put(j, "node", f->node());
+  j["code"] = code_name(f->code());
+  put(j, "message", f->message());
+  j["age_ms"] = f->age_ms();
+  return j;
+}
+
+Json describe(const w::NodeStatsReport* r) {
+  Json j = Json::object();
+  if (r->nodes()) j["nodes"] = describe_vector(r->nodes());
+  if (r->recent_failures()) j["recent_failures"] = describe_vector(r->recent_failures());
+  return j;
+}
+
 Json describe(const w::TokenCreate* t) {
   Json j = Json::object();
   put(j, "role", t->role());
@@ -416,6 +469,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::TokenRevoke: return with_type("TokenRevoke", m->body_as_TokenRevoke());
     case w::ClientBody::KeyList: return empty("KeyList");
     case w::ClientBody::KeyRevoke: return with_type("KeyRevoke", m->body_as_KeyRevoke());
+    case w::ClientBody::GetNodeStats: return empty("GetNodeStats");
     default: throw NoBody{};
   }
 }
@@ -431,6 +485,7 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::StatusReport: return with_type("StatusReport", m->body_as_StatusReport());
     case w::ReplyBody::TokenCreated: return with_type("TokenCreated", m->body_as_TokenCreated());
     case w::ReplyBody::AdminReport: return with_type("AdminReport", m->body_as_AdminReport());
+    case w::ReplyBody::NodeStatsReport: return with_type("NodeStatsReport", m->body_as_NodeStatsReport());
     default: throw NoBody{};
   }
 }
@@ -701,6 +756,7 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
   if (t == "ListNodes") return type = w::ClientBody::ListNodes, w::CreateListNodes(fbb).Union();
   if (t == "ListWorkers") return type = w::ClientBody::ListWorkers, w::CreateListWorkers(fbb).Union();
   if (t == "GetStatus") return type = w::ClientBody::GetStatus, w::CreateGetStatus(fbb).Union();
+  if (t == "GetNodeStats") return type = w::ClientBody::GetNodeStats, w::CreateGetNodeStats(fbb).Union();
   if (t == "TokenCreate") {
     type = w::ClientBody::TokenCreate;
     auto role = str(fbb, j, "role");
@@ -762,6 +818,41 @@ Offset<w::CodeCount> build_code_count(FlatBufferBuilder& fbb, const Json& j) {
   return w::CreateCodeCount(fbb, code(j, "code", w::ErrorCode::None), num<std::uint64_t>(j, "count", 0));
 }
 
+Offset<flatbuffers::Vector<std::uint64_t>> u64_vector(FlatBufferBuilder& fbb, const Json& j, const char* key) {
+  if (!j.contains(key)) return 0;
+  return fbb.CreateVector(j.at(key).get<std::vector<std::uint64_t>>());
+}
+
+Offset<w::LatencyHistogram> build_histogram(FlatBufferBuilder& fbb, const Json& j, const char* key) {
+  if (!j.contains(key)) return 0;
+  const Json& h = j.at(key);
+  auto bounds = u64_vector(fbb, h, "upper_bounds_us");
+  auto counts = u64_vector(fbb, h, "counts");
+  return w::CreateLatencyHistogram(fbb, bounds, counts, num<std::uint64_t>(h, "count", 0),
+                                   num<std::uint64_t>(h, "sum_us", 0), num<std::uint64_t>(h, "p50_us", 0),
+                                   num<std::uint64_t>(h, "p90_us", 0), num<std::uint64_t>(h, "p99_us", 0));
+}
+
+Offset<w::NodeStats> build_node_stats(FlatBufferBuilder& fbb, const Json& j) {
+  auto ws = str(fbb, j, "workspace");
+  auto node = str(fbb, j, "node");
+  auto failures = table_vector<w::CodeCount>(fbb, j, "failures", build_code_count);
+  auto wait = build_histogram(fbb, j, "queue_wait");
+  auto service = build_histogram(fbb, j, "service");
+  return w::CreateNodeStats(fbb, ws, node, num<std::uint32_t>(j, "workers", 0),
+                            num<std::uint32_t>(j, "in_flight", 0), num<std::uint32_t>(j, "queue_depth", 0),
+                            num<std::uint64_t>(j, "completed", 0), num<std::uint64_t>(j, "failed", 0),
+                            failures, num<double>(j, "rate_1m", 0.0), wait, service);
+}
+
+Offset<w::RecentFailure> build_recent_failure(FlatBufferBuilder& fbb, const Json& j) {
+  auto ws = str(fbb, j, "workspace");
+  auto node = str(fbb, j, "node");
+  auto msg = str(fbb, j, "message");
+  return w::CreateRecentFailure(fbb, ws, node, code(j, "code", w::ErrorCode::None), msg,
+                                num<std::uint64_t>(j, "age_ms", 0));
+}
+
 Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBody& type) {
   auto t = j.at("type").get<std::string>();
   if (t == "Accepted") return type = w::ReplyBody::Accepted, w::CreateAccepted(fbb, num<bool>(j, "queued", false)).Union();
@@ -810,6 +901,12 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     type = w::ReplyBody::AdminReport;
     auto json = str(fbb, j, "json");
     return w::CreateAdminReport(fbb, json).Union();
+  }
+  if (t == "NodeStatsReport") {
+    type = w::ReplyBody::NodeStatsReport;
+    auto nodes = table_vector<w::NodeStats>(fbb, j, "nodes", build_node_stats);
+    auto failures = table_vector<w::RecentFailure>(fbb, j, "recent_failures", build_recent_failure);
+    return w::CreateNodeStatsReport(fbb, nodes, failures).Union();
   }
   FAIL("unknown ReplyBody member " << t);
   return 0;
@@ -1192,7 +1289,7 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientMessage.TokenRevoke", "ClientMessage.KeyList", "ClientMessage.KeyRevoke", "ClientReply.Accepted",
         "ClientReply.Progress", "ClientReply.Result", "ClientReply.Failure", "ClientReply.NodeList",
         "ClientReply.WorkerList", "ClientReply.StatusReport", "ClientReply.TokenCreated",
-        "ClientReply.AdminReport"}) {
+        "ClientReply.AdminReport", "ClientMessage.GetNodeStats", "ClientReply.NodeStatsReport"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "node_stats_view.hpp"
 #include "table.hpp"
 
 namespace muster::cli {
@@ -95,7 +96,14 @@ void add_node_commands(Cli& cli) {
   auto json = std::make_shared<bool>(false);
   auto* nodes = cli.app.add_subcommand("nodes", "List nodes: inputs, outputs, workers, queue depth");
   nodes->add_flag("--json", *json, "Print JSON");
-  cli.on(nodes, [&cli, json] {
+  auto stats = std::make_shared<bool>(false);
+  nodes->add_flag("--stats", *stats, "Per-node calls, errors, p50/p90/p99 service time, rate and recent failures");
+  cli.on(nodes, [&cli, json, stats] {
+    if (*stats) {
+      auto j = cli.client().node_stats();
+      if (*json) std::cout << j.dump(2) << "\n"; else print_node_stats(std::cout, j);
+      return code(Exit::Ok);
+    }
     auto j = cli.client().nodes();
     if (*json) std::cout << j.dump(2) << "\n"; else print_nodes(j);
     return code(Exit::Ok);

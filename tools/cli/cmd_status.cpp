@@ -1,9 +1,10 @@
-// cmd_status.cpp — `muster status`: the daemon's uptime, counts and rates.
+// cmd_status.cpp — `muster status`: the daemon's uptime, counts and rates, and its busiest nodes.
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "node_stats_view.hpp"
 
 namespace muster::cli {
 
@@ -32,7 +33,12 @@ void add_status_commands(Cli& cli) {
   status->add_flag("--json", *json, "Print JSON");
   cli.on(status, [&cli, json] {
     auto j = cli.client().status();
-    if (*json) std::cout << j.dump(2) << "\n"; else print_status(j);
+    if (*json) {
+      std::cout << j.dump(2) << "\n";
+    } else {
+      print_status(j);
+      print_node_summary(std::cout, cli.client().node_stats());
+    }
     return code(Exit::Ok);
   });
 }

@@ -12,7 +12,9 @@ MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets mypy build selenium)
 
 # Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
 # libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run; dpkg-dev for cpack's
-# dpkg-shlibdeps, lintian, systemd for systemd-analyze and adduser for tests/packaging/run.sh).
+# dpkg-shlibdeps, lintian, systemd for systemd-analyze and adduser for tests/packaging/run.sh;
+# prometheus for promtool and the Prometheus server the observability tests start on a port of
+# their own).
 MUSTER_APT_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
@@ -25,6 +27,7 @@ MUSTER_APT_PACKAGES=(
   chromium chromium-driver
   dpkg-dev lintian systemd adduser
   zsh fish   # test_cli loads `muster completion zsh|fish` in them
+  prometheus
 )
 
 # Objects compiled in one checkout are reused by another (git worktrees side by side).
@@ -47,7 +50,21 @@ install_system_packages() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # Packages with a service (prometheus) must not start it: the tests start their own
+    # Prometheus on a free port, and a system one would sit on 9090. policy-rc.d (exit 101:
+    # "action forbidden") is honoured by invoke-rc.d and deb-systemd-invoke; ours is removed after.
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" || {
+      [ -n "$made_policy" ] && $sudo rm -f "$policy"
+      return 1
+    }
+    [ -n "$made_policy" ] && $sudo rm -f "$policy"
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled prometheus >/dev/null 2>&1; then
+      $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   fi
 }
 

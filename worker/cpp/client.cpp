@@ -248,6 +248,9 @@ struct Client::Impl {
       case wire::ReplyBody::StatusReport:
         if (query_replies.contains(id)) query_replies[id] = status_json(reply->body_as_StatusReport());
         return;
+      case wire::ReplyBody::NodeStatsReport:
+        if (query_replies.contains(id)) query_replies[id] = node_stats_json(reply->body_as_NodeStatsReport());
+        return;
       case wire::ReplyBody::TokenCreated:
         if (query_replies.contains(id)) {
           auto* t = reply->body_as_TokenCreated();
@@ -306,15 +309,53 @@ struct Client::Impl {
   }
 
   static Json status_json(const wire::StatusReport* s) {
-    auto failures = Json::object();
-    if (s->failures())
-      for (auto* c : *s->failures()) failures[std::string(error_code_name(c->code()))] = c->count();
+    auto failures = code_counts_json(s->failures());
     return Json{{"version", str(s->version())}, {"instance", str(s->instance())},
                 {"uptime_ms", s->uptime_ms()}, {"workers", s->workers()}, {"nodes", s->nodes()},
                 {"queued", s->queued()}, {"in_flight", s->in_flight()},
                 {"submitted", s->submitted()}, {"completed", s->completed()},
                 {"failed", s->failed()}, {"failures", failures},
                 {"redispatched", s->redispatched()}, {"rate_1m", s->rate_1m()}};
+  }
+
+  static Json code_counts_json(const flatbuffers::Vector<flatbuffers::Offset<wire::CodeCount>>* counts) {
+    auto out = Json::object();
+    if (counts)
+      for (auto* c : *counts) out[std::string(error_code_name(c->code()))] = c->count();
+    return out;
+  }
+
+  static Json histogram_json(const wire::LatencyHistogram* h) {
+    auto vec = [](const flatbuffers::Vector<std::uint64_t>* v) {
+      auto out = Json::array();
+      if (v)
+        for (auto x : *v) out.push_back(x);
+      return out;
+    };
+    if (!h) return Json{{"count", 0}, {"sum_us", 0}, {"p50_us", 0}, {"p90_us", 0}, {"p99_us", 0},
+                        {"upper_bounds_us", Json::array()}, {"counts", Json::array()}};
+    return Json{{"count", h->count()}, {"sum_us", h->sum_us()}, {"p50_us", h->p50_us()},
+                {"p90_us", h->p90_us()}, {"p99_us", h->p99_us()},
+                {"upper_bounds_us", vec(h->upper_bounds_us())}, {"counts", vec(h->counts())}};
+  }
+
+  static Json node_stats_json(const wire::NodeStatsReport* r) {
+    auto nodes = Json::array();
+    if (r->nodes())
+      for (auto* n : *r->nodes())
+        nodes.push_back(Json{{"workspace", str(n->workspace())}, {"node", str(n->node())},
+                             {"workers", n->workers()}, {"in_flight", n->in_flight()},
+                             {"queue_depth", n->queue_depth()}, {"completed", n->completed()},
+                             {"failed", n->failed()}, {"failures", code_counts_json(n->failures())},
+                             {"rate_1m", n->rate_1m()}, {"queue_wait", histogram_json(n->queue_wait())},
+                             {"service", histogram_json(n->service())}});
+    auto failures = Json::array();
+    if (r->recent_failures())
+      for (auto* f : *r->recent_failures())
+        failures.push_back(Json{{"workspace", str(f->workspace())}, {"node", str(f->node())},
+                                {"code", error_code_name(f->code())}, {"message", str(f->message())},
+                                {"age_ms", f->age_ms()}});
+    return Json{{"nodes", nodes}, {"recent_failures", failures}};
   }
 
   // Sends a query or admin command whose body `make_body` builds, and waits for its answer.
@@ -404,6 +445,9 @@ Json Client::workers(const Assertion& as) {
   return impl_->query(wire::ClientBody::ListWorkers, wire::CreateListWorkers, as);
 }
 Json Client::status(const Assertion& as) { return impl_->query(wire::ClientBody::GetStatus, wire::CreateGetStatus, as); }
+Json Client::node_stats(const Assertion& as) {
+  return impl_->query(wire::ClientBody::GetNodeStats, wire::CreateGetNodeStats, as);
+}
 
 Client::MintedToken Client::token_create(const std::string& role, std::uint64_t ttl_ms, std::uint32_t uses,
                                          const std::string& workspace, const std::string& name) {

@@ -1,15 +1,15 @@
 // process.hpp — what every muster program does the same way at start: logging setup and
 // turning SIGINT/SIGTERM into something a poll loop can wait on.
-// Owns: log level names, the signal self-pipe.
+// Owns: the signal self-pipe (logging: logging.hpp, included here for the programs' mains).
 // Must never: do work inside a signal handler beyond writing one byte.
 #pragma once
 
 #include <string>
 
+#include "muster/logging.hpp"
+
 namespace muster {
 
-// "trace", "debug", "info", "warn", "error", "off". Logs go to stderr. Throws on a bad name.
-void setup_logging(const std::string& level, const std::string& program);
 
 // Installs SIGINT/SIGTERM handlers that write to a pipe. fd() is readable once a signal came.
 class SignalPipe {

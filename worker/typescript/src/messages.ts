@@ -191,6 +191,10 @@ export interface ListWorkersBody {
 export interface GetStatusBody {
   type: 'GetStatus';
 }
+/** Per-node statistics and recent failures of the caller's workspace (answered NodeStatsReport). */
+export interface GetNodeStatsBody {
+  type: 'GetNodeStats';
+}
 // Admin commands (PROTOCOL.md §8): only from the local owner (ipc://) or an admin identity.
 export interface TokenCreateBody {
   type: 'TokenCreate';
@@ -224,6 +228,7 @@ export type ClientBody =
   | ListNodesBody
   | ListWorkersBody
   | GetStatusBody
+  | GetNodeStatsBody
   | TokenCreateBody
   | TokenListBody
   | TokenRevokeBody
@@ -297,6 +302,41 @@ export interface StatusReportBody {
   redispatched: bigint;
   rate1m: number;
 }
+/** Durations in fixed buckets: counts[i] for upperBoundsUs[i-1] < d <= upperBoundsUs[i]; one count more than bounds. */
+export interface LatencyHistogram {
+  upperBoundsUs: bigint[];
+  counts: bigint[];
+  count: bigint;
+  sumUs: bigint;
+  p50Us: bigint;
+  p90Us: bigint;
+  p99Us: bigint;
+}
+export interface NodeStats {
+  workspace: string;
+  node: string;
+  workers: number;
+  inFlight: number;
+  queueDepth: number;
+  completed: bigint;
+  failed: bigint;
+  failures: CodeCount[];
+  rate1m: number;
+  queueWait: LatencyHistogram | null;
+  service: LatencyHistogram | null;
+}
+export interface RecentFailure {
+  workspace: string;
+  node: string;
+  code: ErrorCode;
+  message: string;
+  ageMs: bigint;
+}
+export interface NodeStatsReportBody {
+  type: 'NodeStatsReport';
+  nodes: NodeStats[];
+  recentFailures: RecentFailure[];
+}
 /** The answer to TokenCreate: the only time the token's secret exists in clear. */
 export interface TokenCreatedBody {
   type: 'TokenCreated';
@@ -319,7 +359,8 @@ export type ReplyBody =
   | WorkerListBody
   | StatusReportBody
   | TokenCreatedBody
-  | AdminReportBody;
+  | AdminReportBody
+  | NodeStatsReportBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -632,6 +673,11 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       body = W.GetStatus.endGetStatus(b);
       type = W.ClientBody.GetStatus;
       break;
+    case 'GetNodeStats':
+      W.GetNodeStats.startGetNodeStats(b);
+      body = W.GetNodeStats.endGetNodeStats(b);
+      type = W.ClientBody.GetNodeStats;
+      break;
     case 'TokenCreate': {
       const role = optString(b, x.role);
       const ws = optString(b, x.workspace);
@@ -798,6 +844,51 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       body = W.AdminReport.createAdminReport(b, optString(b, x.json));
       type = W.ReplyBody.AdminReport;
       break;
+    case 'NodeStatsReport': {
+      const histogram = (h: LatencyHistogram | null): flatbuffers.Offset => {
+        if (!h) return 0;
+        const bounds = W.LatencyHistogram.createUpperBoundsUsVector(b, h.upperBoundsUs.map((v) => u64(v, 'upper_bounds_us')));
+        const counts = W.LatencyHistogram.createCountsVector(b, h.counts.map((v) => u64(v, 'counts')));
+        return W.LatencyHistogram.createLatencyHistogram(
+          b, bounds, counts, u64(h.count, 'count'), u64(h.sumUs, 'sum_us'),
+          u64(h.p50Us, 'p50_us'), u64(h.p90Us, 'p90_us'), u64(h.p99Us, 'p99_us'),
+        );
+      };
+      const nodes = x.nodes.map((n) => {
+        const ws = optString(b, n.workspace);
+        const node = optString(b, n.node);
+        const failures = W.NodeStats.createFailuresVector(
+          b,
+          n.failures.map((f) => W.CodeCount.createCodeCount(b, f.code, u64(f.count, 'count'))),
+        );
+        const wait = histogram(n.queueWait);
+        const service = histogram(n.service);
+        // flatc writes no createNodeStats for a table with table-typed fields: build it field by field.
+        W.NodeStats.startNodeStats(b);
+        W.NodeStats.addWorkspace(b, ws);
+        W.NodeStats.addNode(b, node);
+        W.NodeStats.addWorkers(b, u32(n.workers, 'workers'));
+        W.NodeStats.addInFlight(b, u32(n.inFlight, 'in_flight'));
+        W.NodeStats.addQueueDepth(b, u32(n.queueDepth, 'queue_depth'));
+        W.NodeStats.addCompleted(b, u64(n.completed, 'completed'));
+        W.NodeStats.addFailed(b, u64(n.failed, 'failed'));
+        W.NodeStats.addFailures(b, failures);
+        W.NodeStats.addRate1m(b, n.rate1m ?? 0);
+        if (wait) W.NodeStats.addQueueWait(b, wait);
+        if (service) W.NodeStats.addService(b, service);
+        return W.NodeStats.endNodeStats(b);
+      });
+      const failures = x.recentFailures.map((f) =>
+        W.RecentFailure.createRecentFailure(b, optString(b, f.workspace), optString(b, f.node), f.code, optString(b, f.message), u64(f.ageMs, 'age_ms')),
+      );
+      body = W.NodeStatsReport.createNodeStatsReport(
+        b,
+        W.NodeStatsReport.createNodesVector(b, nodes),
+        W.NodeStatsReport.createRecentFailuresVector(b, failures),
+      );
+      type = W.ReplyBody.NodeStatsReport;
+      break;
+    }
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
   }
@@ -1145,6 +1236,10 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         get(() => new W.GetStatus());
         body = { type: 'GetStatus' };
         break;
+      case W.ClientBody.GetNodeStats:
+        get(() => new W.GetNodeStats());
+        body = { type: 'GetNodeStats' };
+        break;
       case W.ClientBody.TokenCreate: {
         const x = get(() => new W.TokenCreate());
         body = {
@@ -1296,6 +1391,60 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
       case W.ReplyBody.TokenCreated: {
         const x = get(() => new W.TokenCreated());
         body = { type: 'TokenCreated', token: s(x.token()), id: s(x.id()), expiresAt: s(x.expiresAt()) };
+        break;
+      }
+      case W.ReplyBody.NodeStatsReport: {
+        const r = get(() => new W.NodeStatsReport());
+        const u64s = (n: number, at: (i: number) => bigint | null): bigint[] =>
+          Array.from({ length: n }, (_x, i) => at(i) ?? 0n);
+        const histogram = (h: W.LatencyHistogram | null): LatencyHistogram | null =>
+          h === null
+            ? null
+            : table(bb, h, 'LatencyHistogram', (x: W.LatencyHistogram) => ({
+                upperBoundsUs: u64s(x.upperBoundsUsLength(), (i) => x.upperBoundsUs(i)),
+                counts: u64s(x.countsLength(), (i) => x.counts(i)),
+                count: x.count(),
+                sumUs: x.sumUs(),
+                p50Us: x.p50Us(),
+                p90Us: x.p90Us(),
+                p99Us: x.p99Us(),
+              }));
+        const nodes: NodeStats[] = [];
+        for (let i = 0, n = r.nodesLength(); i < n; i++) {
+          nodes.push(
+            table(bb, r.nodes(i), 'NodeStats', (x: W.NodeStats) => {
+              const failures: CodeCount[] = [];
+              for (let k = 0, m = x.failuresLength(); k < m; k++)
+                failures.push(table(bb, x.failures(k), 'CodeCount', (c: W.CodeCount) => ({ code: c.code() as number as ErrorCode, count: c.count() })));
+              return {
+                workspace: s(x.workspace()),
+                node: s(x.node()),
+                workers: x.workers(),
+                inFlight: x.inFlight(),
+                queueDepth: x.queueDepth(),
+                completed: x.completed(),
+                failed: x.failed(),
+                failures,
+                rate1m: x.rate1m(),
+                queueWait: histogram(x.queueWait()),
+                service: histogram(x.service()),
+              };
+            }),
+          );
+        }
+        const recentFailures: RecentFailure[] = [];
+        for (let i = 0, n = r.recentFailuresLength(); i < n; i++) {
+          recentFailures.push(
+            table(bb, r.recentFailures(i), 'RecentFailure', (f: W.RecentFailure) => ({
+              workspace: s(f.workspace()),
+              node: s(f.node()),
+              code: f.code() as number as ErrorCode,
+              message: s(f.message()),
+              ageMs: f.ageMs(),
+            })),
+          );
+        }
+        body = { type: 'NodeStatsReport', nodes, recentFailures };
         break;
       }
       case W.ReplyBody.AdminReport:

@@ -104,6 +104,13 @@ class Client {
   Json nodes(const Assertion& as = {});
   Json workers(const Assertion& as = {});
   Json status(const Assertion& as = {});
+  // Per-node statistics and recent failures of this client's workspace, or of the asserted
+  // user's (`muster nodes --stats --json`): {"nodes": [{workspace, node, workers, in_flight,
+  // queue_depth, completed, failed, failures: {CODE: n}, rate_1m, queue_wait, service}],
+  // "recent_failures": [{workspace, node, code, message, age_ms}]}; queue_wait and service are
+  // {count, sum_us, p50_us, p90_us, p99_us, upper_bounds_us: [...], counts: [...]}
+  // (docs/PROTOCOL.md §8).
+  Json node_stats(const Assertion& as = {});
 
   // Admin commands (local owner over ipc://, or an identity enrolled as admin).
   struct MintedToken {

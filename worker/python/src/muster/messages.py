@@ -247,6 +247,11 @@ class GetStatus:
     pass
 
 
+@dataclass
+class GetNodeStats:
+    """Per-node statistics and recent failures of the caller's workspace; answered NodeStatsReport."""
+
+
 # admin commands: only from the local owner (ipc://) or an identity enrolled as admin
 
 
@@ -365,6 +370,50 @@ class StatusReport:
 
 
 @dataclass
+class LatencyHistogram:
+    """Durations in fixed buckets: counts[i] for upper_bounds_us[i-1] < d <= upper_bounds_us[i];
+    one count more than bounds (the last: above every bound)."""
+
+    upper_bounds_us: Optional[List[int]] = _list("[u64]")
+    counts: Optional[List[int]] = _list("[u64]")
+    count: int = _m("u64", 0)
+    sum_us: int = _m("u64", 0)
+    p50_us: int = _m("u64", 0)
+    p90_us: int = _m("u64", 0)
+    p99_us: int = _m("u64", 0)
+
+
+@dataclass
+class NodeStats:
+    workspace: Optional[str] = _m("str")
+    node: Optional[str] = _m("str")
+    workers: int = _m("u32", 0)
+    in_flight: int = _m("u32", 0)
+    queue_depth: int = _m("u32", 0)
+    completed: int = _m("u64", 0)
+    failed: int = _m("u64", 0)
+    failures: Optional[List[CodeCount]] = _list("[table]", "CodeCount")
+    rate_1m: float = _m("f64", 0.0)
+    queue_wait: Optional[LatencyHistogram] = _m("table", ref="LatencyHistogram")
+    service: Optional[LatencyHistogram] = _m("table", ref="LatencyHistogram")
+
+
+@dataclass
+class RecentFailure:
+    workspace: Optional[str] = _m("str")
+    node: Optional[str] = _m("str")
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.NONE)
+    message: Optional[str] = _m("str")
+    age_ms: int = _m("u64", 0)
+
+
+@dataclass
+class NodeStatsReport:
+    nodes: Optional[List[NodeStats]] = _list("[table]", "NodeStats")
+    recent_failures: Optional[List[RecentFailure]] = _list("[table]", "RecentFailure")
+
+
+@dataclass
 class TokenCreated:
     """The answer to TokenCreate: the only time the token's secret exists in clear."""
 
@@ -417,11 +466,11 @@ UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected),
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
-        KeyList, KeyRevoke,
+        KeyList, KeyRevoke, GetNodeStats,
     ),
     "ReplyBody": (
         Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
-        AdminReport,
+        AdminReport, NodeStatsReport,
     ),
 }
 
@@ -442,6 +491,7 @@ TABLES: Dict[str, type] = {
         Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke, KeyList,
         KeyRevoke, OnBehalfOf, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
+        GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
     )
 }  # fmt: skip
 

@@ -3,6 +3,7 @@
 export { Cancel } from './muster/wire/cancel';
 export { ClientBody, unionToClientBody, unionListToClientBody } from './muster/wire/client-body';
 export { ClientMessage } from './muster/wire/client-message';
+export { GetNodeStats } from './muster/wire/get-node-stats';
 export { GetStatus } from './muster/wire/get-status';
 export { KeyList } from './muster/wire/key-list';
 export { KeyRevoke } from './muster/wire/key-revoke';

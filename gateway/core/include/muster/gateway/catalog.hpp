@@ -32,6 +32,12 @@ class Catalog {
 
   // A fresh pair of lists from musterd. Entries of other workspaces are dropped here.
   void update(const Json& nodes, const Json& workers, std::int64_t now);
+  // Fresh per-node statistics (muster::Client::node_stats()), read at `now_ms` (unix ms); other
+  // workspaces' entries are dropped. Each service then carries "stats": {completed, failed,
+  // rate_per_s, p50_ms, p90_ms, p99_ms, queue_wait_p50_ms} (all 0 before the first update).
+  void update_stats(const Json& node_stats, std::int64_t now_ms);
+  // The workspace's newest failures, newest first: [{node, code, message, time}] (time: ISO 8601 UTC).
+  const Json& recent_failures() const { return recent_failures_; }
 
   // {"services": [...]}: the workspace's nodes, name order.
   Json services() const;
@@ -56,6 +62,8 @@ class Catalog {
     std::int64_t since = 0;
   };
   std::map<std::string, Vanished> vanished_;  // node name -> last known entry
+  std::map<std::string, Json> stats_;           // node name -> its "stats" object
+  Json recent_failures_ = Json::array();
 };
 
 // Keeps only the entries whose "workspace" is `workspace`.

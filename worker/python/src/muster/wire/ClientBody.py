@@ -14,3 +14,4 @@ class ClientBody(object):
     TokenRevoke = 8
     KeyList = 9
     KeyRevoke = 10
+    GetNodeStats = 11

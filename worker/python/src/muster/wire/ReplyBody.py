@@ -13,3 +13,4 @@ class ReplyBody(object):
     StatusReport = 7
     TokenCreated = 8
     AdminReport = 9
+    NodeStatsReport = 10

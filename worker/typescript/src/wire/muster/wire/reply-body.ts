@@ -4,6 +4,7 @@ import { Accepted } from '../../muster/wire/accepted';
 import { AdminReport } from '../../muster/wire/admin-report';
 import { Failure } from '../../muster/wire/failure';
 import { NodeList } from '../../muster/wire/node-list';
+import { NodeStatsReport } from '../../muster/wire/node-stats-report';
 import { Progress } from '../../muster/wire/progress';
 import { Result } from '../../muster/wire/result';
 import { StatusReport } from '../../muster/wire/status-report';
@@ -21,13 +22,14 @@ export enum ReplyBody {
   WorkerList = 6,
   StatusReport = 7,
   TokenCreated = 8,
-  AdminReport = 9
+  AdminReport = 9,
+  NodeStatsReport = 10
 }
 
 export function unionToReplyBody(
   type: ReplyBody,
-  accessor: (obj:Accepted|AdminReport|Failure|NodeList|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|NodeList|Progress|Result|StatusReport|TokenCreated|WorkerList|null
-): Accepted|AdminReport|Failure|NodeList|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+  accessor: (obj:Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
+): Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(new Accepted())! as Accepted;
@@ -39,15 +41,16 @@ export function unionToReplyBody(
     case 'StatusReport': return accessor(new StatusReport())! as StatusReport;
     case 'TokenCreated': return accessor(new TokenCreated())! as TokenCreated;
     case 'AdminReport': return accessor(new AdminReport())! as AdminReport;
+    case 'NodeStatsReport': return accessor(new NodeStatsReport())! as NodeStatsReport;
     default: return null;
   }
 }
 
 export function unionListToReplyBody(
   type: ReplyBody, 
-  accessor: (index: number, obj:Accepted|AdminReport|Failure|NodeList|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|NodeList|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
+  accessor: (index: number, obj:Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
   index: number
-): Accepted|AdminReport|Failure|NodeList|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+): Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(index, new Accepted())! as Accepted;
@@ -59,6 +62,7 @@ export function unionListToReplyBody(
     case 'StatusReport': return accessor(index, new StatusReport())! as StatusReport;
     case 'TokenCreated': return accessor(index, new TokenCreated())! as TokenCreated;
     case 'AdminReport': return accessor(index, new AdminReport())! as AdminReport;
+    case 'NodeStatsReport': return accessor(index, new NodeStatsReport())! as NodeStatsReport;
     default: return null;
   }
 }
