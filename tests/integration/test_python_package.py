@@ -91,7 +91,7 @@ def test_wheel_and_sdist_install_into_a_fresh_venv_and_work(start_daemon, tmp_pa
     client = tmp_path / "client.py"
     client.write_text(CLIENT)
     out = run([venv / "bin" / "python", client], env=daemon.env, cwd=tmp_path)
-    assert "refused: INVALID_REQUEST: node add: missing required input 'a'" in out.stdout
+    assert """refused: INVALID_REQUEST: node 'add': missing required input "a" (int)""" in out.stdout  # musterd's check
     assert out.stdout.strip().endswith("{'sum': 2}")
     assert stop(worker) == 0
     import json
