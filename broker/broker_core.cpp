@@ -685,7 +685,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::NoWorker,
                              fmt::format("no worker serves node '{}'", ev.node));
   if (auto problem = entry->check.check(ev.inputs.bytes, ev.parameters.bytes))
-    return immediate_failure(now, peer, who, ev.client_request_id, ErrorCode::InvalidRequest,
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
                              std::move(*problem));
   WorkerEntry* w = entry->queue.empty() ? registry_.pick(*entry) : nullptr;
   if (!w && entry->queue.size() >= config_.queue_limit)
