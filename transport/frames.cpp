@@ -60,6 +60,22 @@ zmq::message_t message_of(flatbuffers::FlatBufferBuilder& fbb) {
       [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
 }
 
+zmq::message_t take_message(flatbuffers::FlatBufferBuilder& fbb, std::size_t copy_max) {
+  if (fbb.GetSize() > copy_max) return message_of(fbb);
+  zmq::message_t m(fbb.GetBufferPointer(), fbb.GetSize());
+  fbb.Clear();
+  return m;
+}
+
+flatbuffers::FlatBufferBuilder& MessageBuilders::get(std::size_t need) {
+  if (need > kCopyMessageMax) {
+    big_ = flatbuffers::FlatBufferBuilder(need);
+    return big_;
+  }
+  reused_.Clear();
+  return reused_;
+}
+
 bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload) {
   return send_router(socket, peer, std::span<zmq::message_t>(&payload, 1));
 }
