@@ -7,6 +7,7 @@
 #   tools/bench/cost.sh                                  # ipc and tcp, 50,000 x 64 B, 256 in flight
 #   tools/bench/cost.sh --transport tcp --calls 20000 --depth 32 --payload 4096
 #   tools/bench/cost.sh --no-callgrind                   # syscalls and switches only (fast)
+#   tools/bench/cost.sh --strace                         # + which syscalls musterd makes (strace -c)
 #   MUSTER_BENCH_BUILD=/tmp/b tools/bench/cost.sh        # binaries of another build
 #
 # Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
@@ -17,7 +18,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${MUSTER_BENCH_BUILD:-$ROOT/build-bench}"
-TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 KEEP=0
+TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 STRACE=0 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --transport) TRANSPORTS="$2"; shift 2 ;;
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
     --payload) PAYLOAD="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --no-callgrind) CALLGRIND=0; shift ;;
+    --strace) STRACE=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) echo "cost.sh: unknown flag $1" >&2; exit 2 ;;
@@ -128,6 +130,20 @@ for t in "${TLIST[@]}"; do
   # the client's figure includes its start (connect, waiting for the workers): small next to N calls
   echo "$t syscalls/call:    musterd $(per_call "$dsc" "$CALLS")  workers $(per_call "$wsc" "$CALLS")  client $(per_call "$csc" "$CALLS")"
   echo "$t ctx switches/call: musterd $(per_call "$dsw" "$CALLS")  workers $(per_call "$wsw" "$CALLS")  client $(per_call "$csw" "$CALLS")"
+
+  # --- which syscalls musterd makes: strace -c on all its threads, N/10 calls ---
+  if [ "$STRACE" = 1 ]; then
+    start_stack "$t" "strace-$t"
+    client 0 >/dev/null
+    strace -c -f -o "$DIR/strace-$t.txt" -p "$DAEMON_PID" 2>/dev/null &  # -p: all its threads
+    PS=$!
+    sleep 0.5
+    client $((CALLS / 10)) >/dev/null
+    kill -INT "$PS"; wait "$PS" 2>/dev/null || true
+    stop_stack
+    echo "$t musterd syscalls per call (strace -c, $((CALLS / 10)) calls):"
+    awk -v n=$((CALLS / 10)) '$1 ~ /^[0-9.]+$/ && NF >= 5 {printf "    %-16s %.2f\n", $NF, $4 / n}' "$DIR/strace-$t.txt" | sort -k2 -rn | head -8
+  fi
 
   # --- instructions, callgrind, N and N/10 calls ---
   if [ "$CALLGRIND" = 1 ]; then
