@@ -205,7 +205,7 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   w.last_dispatch = now;
   std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
   const Caller& c = *r.caller;
-  auto trace = r.trace_id.empty() ? fmt::format("{}-{}", config_.instance, r.id) : r.trace_id;
+  auto trace = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
   actions_.push_back(SendWorkRequest{w.id, r.id, r.node->second, Payload{r.payload_owner, r.inputs},
                                      Payload{r.payload_owner, r.parameters}, left, r.attempts,
                                      CallerContext{c.identity, c.name, c.workspace, c.role,

@@ -119,6 +119,8 @@ struct Daemon::Impl {
   std::uint64_t enrollments_ok = 0, enrollments_refused = 0, tokens_revoked = 0, identities_revoked = 0;
   std::unique_ptr<MetricsExchange> metrics_exchange;
   std::unique_ptr<MetricsServer> metrics_server;  // after the exchange: destroyed before it
+  // Every send path's builder: reused for small messages (transport/frames.hpp).
+  MessageBuilders builders;
 
   explicit Impl(DaemonOptions o)
       : opt(std::move(o)), core(opt.core, Clock::now()), outbox(2 * opt.core.max_client_outstanding) {}
@@ -313,7 +315,7 @@ struct Daemon::Impl {
     fbb.Finish(b.Finish(), wire::ClientReplyIdentifier());
     ClientFrames m{peer, {}, 0};
     if (payload) m.frames[m.count++] = std::move(*payload);
-    m.frames[m.count++] = message_of(fbb);
+    m.frames[m.count++] = take_message(fbb);
     std::uint64_t bytes = 0;
     for (std::size_t i = 0; i < m.count; ++i) bytes += m.frames[i].size();
     outbox.deliver(BrokerCore::connection_key(peer), std::move(m), bytes, kind,
@@ -508,7 +510,7 @@ struct Daemon::Impl {
     for (std::size_t i = 0; i < requests.size(); ++i) {
       // The last socket takes the buffer itself; the others get a copy.
       zmq::message_t body = i + 1 == requests.size()
-                                 ? message_of(fbb)
+                                 ? take_message(fbb)
                                  : zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
       requests[i].send(zmq::buffer(topic), zmq::send_flags::sndmore);
       if (payload) requests[i].send(frame_of(*payload), zmq::send_flags::sndmore);
@@ -531,7 +533,7 @@ struct Daemon::Impl {
   }
 
   void reply_to_worker(const ReplyToWorker& a) {
-    flatbuffers::FlatBufferBuilder fbb(256);
+    auto& fbb = builders.get();
     wire::DaemonBody type{};
     flatbuffers::Offset<void> body;
     if (auto* at = std::get_if<AttachedReply>(&a.body)) {
@@ -557,14 +559,16 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::DaemonMessageIdentifier());
-    if (!send_router(responses.at(a.peer.via), a.peer, message_of(fbb))) {
+    if (!send_router(responses.at(a.peer.via), a.peer, take_message(fbb))) {
       ++unroutable;
       spdlog::debug("reply to a worker that is gone was dropped");
     }
   }
 
   void reply_to_client(ReplyToClient& a) {
-    flatbuffers::FlatBufferBuilder fbb(256);
+    auto* result = std::get_if<ResultBody>(&a.body);
+    bool inline_outputs = result && !as_frame(result->outputs, result->payload_frames);
+    auto& fbb = builders.get(inline_outputs ? result->outputs.bytes.size() + 128 : 0);
     wire::ReplyBody type{};
     flatbuffers::Offset<void> body;
     if (auto* acc = std::get_if<AcceptedBody>(&a.body)) {
@@ -581,7 +585,6 @@ struct Daemon::Impl {
         return send_reply(a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
                           frame_of(r->outputs), ReplyKind::OfRequest);
       }
-      fbb = flatbuffers::FlatBufferBuilder(r->outputs.bytes.size() + 128);
       auto outputs = payload_vector(fbb, r->outputs);
       wire::ResultBuilder rb(fbb);
       rb.add_request_id(a.request_id);
@@ -601,7 +604,7 @@ struct Daemon::Impl {
 
   void send_work(const SendWorkRequest& a) {
     bool framed = as_frame(a.inputs, a.payload_frames);
-    flatbuffers::FlatBufferBuilder fbb((framed ? 0 : a.inputs.bytes.size()) + a.parameters.bytes.size() + 512);
+    auto& fbb = builders.get((framed ? 0 : a.inputs.bytes.size()) + a.parameters.bytes.size() + 512);
     auto inputs = framed ? 0 : payload_vector(fbb, a.inputs);
     auto params = payload_vector(fbb, a.parameters);
     auto node = fbb.CreateString(a.node);
@@ -633,11 +636,11 @@ struct Daemon::Impl {
             if constexpr (std::is_same_v<T, SendWorkRequest>) {
               send_work(a);
             } else if constexpr (std::is_same_v<T, SendAbort>) {
-              flatbuffers::FlatBufferBuilder fbb(128);
+              auto& fbb = builders.get();
               auto body = wire::CreateAbortDirect(fbb, a.request_id, a.code, a.reason.c_str());
               publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Abort, body.Union());
             } else if constexpr (std::is_same_v<T, SendPing>) {
-              flatbuffers::FlatBufferBuilder fbb(128);
+              auto& fbb = builders.get();
               auto body = wire::CreatePingDirect(fbb, a.seq, core.config().instance.c_str());
               if (a.worker_id.empty())
                 publish(std::string(kBroadcastTopic), fbb, wire::DaemonBody::Ping, body.Union());

@@ -23,7 +23,12 @@ std::string printable(std::string_view topic) {
 }  // namespace
 
 std::string worker_topic(std::string_view identity, std::string_view worker_id) {
-  return fmt::format("{}{}:{}:", kWorkerPrefix, identity, worker_id);
+  // Built on every WorkRequest and Abort published: appended, not formatted (fmt::format's
+  // parsing was a few % of musterd's instructions per call).
+  std::string topic;
+  topic.reserve(kWorkerPrefix.size() + identity.size() + worker_id.size() + 2);
+  topic.append(kWorkerPrefix).append(identity).append(1, ':').append(worker_id).append(1, ':');
+  return topic;
 }
 
 SubscriptionDecision decide_subscription(std::span<const std::uint8_t> message,

@@ -1,7 +1,6 @@
 // frames.cpp — ROUTER envelope handling.
 #include "muster/frames.hpp"
 
-#include <vector>
 
 #include "muster/align.hpp"
 
@@ -15,27 +14,30 @@ bool recv_router(zmq::socket_t& socket, RouterMessage& out) {
   out.peer.identity.clear();
   out.peer.address.clear();
   out.well_formed = false;
-  // The rest of a multipart message is already here once its first frame is.
-  std::vector<zmq::message_t> rest;
-  for (bool more = first.more(); more;) {
-    zmq::message_t part;
-    (void)socket.recv(part, zmq::recv_flags::none);
-    more = part.more();
-    rest.push_back(std::move(part));
+  // The rest of a multipart message is already here once its first frame is. Only the last
+  // frame is kept (and whether the one after the routing id was empty): no container, so no
+  // allocation per message.
+  std::size_t rest = 0;
+  bool second_empty = false;
+  zmq::message_t last;
+  for (bool more = first.more(); more; ++rest) {
+    (void)socket.recv(last, zmq::recv_flags::none);
+    more = last.more();
+    if (rest == 0) second_empty = last.size() == 0;
   }
-  out.frame_count = 1 + rest.size();
-  if (rest.empty()) {
+  out.frame_count = 1 + rest;
+  if (rest == 0) {
     out.payload = zmq::message_t();
     return true;
   }
-  out.peer.delimiter = rest.size() >= 2 && rest.front().size() == 0;
-  out.well_formed = rest.size() == 1 ? rest.front().size() > 0 : (rest.size() == 2 && out.peer.delimiter);
+  out.peer.delimiter = rest >= 2 && second_empty;
+  out.well_formed = rest == 1 ? !second_empty : (rest == 2 && out.peer.delimiter);
   // The C call, not message_t::gets: that throws when a property is absent (no ZAP on this
   // socket, no address over ipc://), and two exceptions per message were a measurable part of
   // musterd's CPU per call (docs/PERFORMANCE.md).
-  if (const char* uid = zmq_msg_gets(rest.back().handle(), "User-Id")) out.peer.identity = uid;
-  if (const char* addr = zmq_msg_gets(rest.back().handle(), "Peer-Address")) out.peer.address = addr;
-  out.payload = std::move(rest.back());
+  if (const char* uid = zmq_msg_gets(last.handle(), "User-Id")) out.peer.identity = uid;
+  if (const char* addr = zmq_msg_gets(last.handle(), "Peer-Address")) out.peer.address = addr;
+  out.payload = std::move(last);
   align_payload(out.payload);  // FlatBuffers reads it in place
   return true;
 }
@@ -58,6 +60,22 @@ zmq::message_t message_of(flatbuffers::FlatBufferBuilder& fbb) {
   return zmq::message_t(
       detached->data(), detached->size(),
       [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
+}
+
+zmq::message_t take_message(flatbuffers::FlatBufferBuilder& fbb, std::size_t copy_max) {
+  if (fbb.GetSize() > copy_max) return message_of(fbb);
+  zmq::message_t m(fbb.GetBufferPointer(), fbb.GetSize());
+  fbb.Clear();
+  return m;
+}
+
+flatbuffers::FlatBufferBuilder& MessageBuilders::get(std::size_t need) {
+  if (need > kCopyMessageMax) {
+    big_ = flatbuffers::FlatBufferBuilder(need);
+    return big_;
+  }
+  reused_.Clear();
+  return reused_;
 }
 
 bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload) {

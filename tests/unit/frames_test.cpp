@@ -60,3 +60,37 @@ TEST_CASE("recv_router hands out aligned payloads however the frames sat in libz
   }
   CHECK(received == sent.size());
 }
+
+// take_message / MessageBuilders (frames.hpp): the send paths of musterd, the worker SDK and the
+// client library reuse one builder per thread; what goes out must be exactly what was built,
+// and a builder handed back must start empty whatever the last message was.
+TEST_CASE("take_message copies a small message out of a reused builder and hands a large one over") {
+  muster::MessageBuilders builders;
+  auto build = [&](std::size_t bytes) {
+    auto& fbb = builders.get(bytes + 64);
+    CHECK(fbb.GetSize() == 0);  // cleared, whatever was built in it before
+    std::vector<std::uint8_t> data(bytes, static_cast<std::uint8_t>(bytes));
+    fbb.Finish(fbb.CreateVector(data));
+    std::vector<std::uint8_t> expected(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+    const void* built_at = fbb.GetBufferPointer();
+    zmq::message_t m = muster::take_message(fbb);
+    CHECK(fbb.GetSize() == 0);  // reusable at once
+    REQUIRE(m.size() == expected.size());
+    CHECK(std::memcmp(m.data(), expected.data(), expected.size()) == 0);
+    struct Taken {
+      bool in_place;
+      zmq::message_t message;
+      std::vector<std::uint8_t> expected;
+    };
+    return Taken{built_at == m.data(), std::move(m), std::move(expected)};
+  };
+  auto small = build(100);
+  CHECK_FALSE(small.in_place);  // copied: the builder keeps its buffer for the next message
+  auto large = build(muster::kCopyMessageMax + 1000);
+  CHECK(large.in_place);  // handed over: a large payload is not copied again
+  auto again = build(200);
+  CHECK_FALSE(again.in_place);
+  // The messages taken earlier are untouched by the builders' later use.
+  for (auto* t : {&small, &large, &again})
+    CHECK(std::memcmp(t->message.data(), t->expected.data(), t->expected.size()) == 0);
+}

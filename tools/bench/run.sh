@@ -7,6 +7,9 @@
 #   tools/bench/run.sh                    # everything, table on stdout, JSON in $OUT
 #   tools/bench/run.sh --repeat 3         # extra flags go to muster-bench (see --help)
 #   MUSTER_BENCH_BUILD=/tmp/b tools/bench/run.sh
+#   tools/bench/run.sh --system baseline,muster,nats -t tcp -p 64,4KiB -d 256 --no-scale
+#                                         # + NATS (issue 19): Debian's nats-server and a nats.go
+#                                         # client (tools/bench/nats), same run, after muster-bench
 #
 # Never part of the tests: numbers depend on the machine and on what else runs on it.
 set -euo pipefail
@@ -21,9 +24,42 @@ if [ "${MUSTER_BENCH_NO_BUILD:-0}" != 1 ]; then
   cmake --build "$BUILD" -j"$(nproc)" --target muster-bench >/dev/null
 fi
 
+# `nats` in --system is run.sh's, not muster-bench's: taken out of the list given to it, and
+# measured by tools/bench/nats (nats-bench matrix) right after it, in the same run.
+NATS=0 MUSTER=1 SCALE=(--scale) ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --system)
+      IFS=, read -ra systems <<<"$2"
+      kept=()
+      for s in "${systems[@]}"; do [ "$s" = nats ] && NATS=1 || kept+=("$s"); done
+      [ ${#kept[@]} -gt 0 ] && ARGS+=(--system "$(IFS=,; echo "${kept[*]}")")
+      [ ${#kept[@]} -eq 0 ] && MUSTER=0
+      shift 2 ;;
+    --no-scale) SCALE=(); shift ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+if [ "$NATS" = 1 ]; then
+  if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+    echo "installing Debian's nats-server (apt-get)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+  fi
+  NATS_SERVER="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  (cd "$ROOT/tools/bench/nats" && go build -o "$BUILD/tools/bench/nats-bench" .)
+fi
+
 mkdir -p "$OUT"
 STAMP="$(date +%Y%m%dT%H%M%S)"
 echo "load before the run: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)" >&2
-"$BUILD/tools/bench/muster-bench" --scale --json-file "$OUT/bench-$STAMP.json" "$@" | tee "$OUT/bench-$STAMP.txt"
+[ "$MUSTER" = 1 ] &&
+  "$BUILD/tools/bench/muster-bench" "${SCALE[@]}" --json-file "$OUT/bench-$STAMP.json" "${ARGS[@]}" | tee "$OUT/bench-$STAMP.txt"
+if [ "$NATS" = 1 ]; then
+  echo >&2
+  echo "load before NATS: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  "$BUILD/tools/bench/nats-bench" matrix -server "$NATS_SERVER" -payload "${MUSTER_BENCH_NATS_PAYLOAD:-64,4KiB}" \
+    -responders "${MUSTER_BENCH_NATS_RESPONDERS:-1,2}" -depth "${MUSTER_BENCH_NATS_DEPTH:-32,256}" \
+    | tee -a "$OUT/bench-$STAMP.txt"
+fi
 echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "results: $OUT/bench-$STAMP.txt and .json" >&2

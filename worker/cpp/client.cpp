@@ -44,6 +44,7 @@ struct Client::Impl {
   std::unordered_map<std::uint64_t, Open> open;
   std::deque<ClientEvent> pending;           // events read while waiting for something else
   std::unordered_map<std::uint64_t, Json> query_replies;
+  MessageBuilders builders;  // submit's: reused for small calls (transport/frames.hpp)
 
   explicit Impl(ClientOptions o) : opt(std::move(o)) {
     if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
@@ -96,7 +97,7 @@ struct Client::Impl {
         throw CallError(wire::ErrorCode::Unavailable,
                         fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
     }
-    if (!socket.send(message_of(fbb), zmq::send_flags::dontwait))
+    if (!socket.send(take_message(fbb), zmq::send_flags::dontwait))
       throw CallError(wire::ErrorCode::Unavailable,
                       fmt::format("cannot send to musterd at {}: too many messages queued",
                                   opt.client_address));
@@ -132,8 +133,8 @@ struct Client::Impl {
 
   std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& o) {
     auto id = next_id++;
-    flatbuffers::FlatBufferBuilder fbb(256 + (inputs.empty() ? 0 : encoded_size_hint(inputs)) +
-                                       (o.parameters.empty() ? 0 : encoded_size_hint(o.parameters)));
+    auto& fbb = builders.get(256 + (inputs.empty() ? 0 : encoded_size_hint(inputs)) +
+                             (o.parameters.empty() ? 0 : encoded_size_hint(o.parameters)));
     auto in = nested_values(fbb, inputs);
     auto params = nested_values(fbb, o.parameters);
     auto node_off = fbb.CreateString(node);

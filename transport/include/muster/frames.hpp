@@ -42,6 +42,25 @@ bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<const std::u
 // copied once more into each message before).
 zmq::message_t message_of(flatbuffers::FlatBufferBuilder& fbb);
 
+// The finished message for a builder that is reused for the next one (cleared on return): up
+// to `copy_max` bytes it is copied into a message of its own (one allocation, and the builder
+// keeps its buffer), larger ones are handed over as message_of does (no copy of a big payload).
+// message_of costs three allocations per message (the builder's next buffer, the hand-over,
+// libzmq's reference count): on the small-call hot path that was most of musterd's malloc.
+inline constexpr std::size_t kCopyMessageMax = 16 * 1024;
+zmq::message_t take_message(flatbuffers::FlatBufferBuilder& fbb, std::size_t copy_max = kCopyMessageMax);
+
+// The builders of one sending thread: `get(need)` gives the reused one, cleared, for a message
+// of up to kCopyMessageMax bytes, and a fresh one of `need` bytes for a larger message (built in
+// one buffer, then handed over whole by take_message). Not for two threads at once.
+class MessageBuilders {
+ public:
+  flatbuffers::FlatBufferBuilder& get(std::size_t need = 0);
+
+ private:
+  flatbuffers::FlatBufferBuilder reused_{4096}, big_{0};
+};
+
 inline std::span<const std::uint8_t> bytes_of(const zmq::message_t& m) {
   return {static_cast<const std::uint8_t*>(m.data()), m.size()};
 }

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# tools/bench/cost.sh — what one muster call costs, in figures that do not move with the load of
+# a shared machine: instructions (callgrind), syscalls and context switches (perf software
+# counters) per call of musterd, the C++ SDK workers and the C++ client library, for a fixed
+# number of pipelined echo calls (muster-bench-cost-client).
+#
+#   tools/bench/cost.sh                                  # ipc and tcp, 50,000 x 64 B, 256 in flight
+#   tools/bench/cost.sh --transport tcp --calls 20000 --depth 32 --payload 4096
+#   tools/bench/cost.sh --no-callgrind                   # syscalls and switches only (fast)
+#   tools/bench/cost.sh --strace                         # + which syscalls musterd makes (strace -c)
+#   MUSTER_BENCH_BUILD=/tmp/b tools/bench/cost.sh        # binaries of another build
+#
+# Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
+# per call = (Ir(N) - Ir(N/10)) / (0.9 N), so start-up, attach and shut-down cancel out.
+# Syscalls (`raw_syscalls:sys_enter`) and context switches (voluntary + involuntary) are
+# counted natively by `perf stat -p` over the N calls only, all threads of each process.
+# Never part of the tests.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${MUSTER_BENCH_BUILD:-$ROOT/build-bench}"
+TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 STRACE=0 KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --transport) TRANSPORTS="$2"; shift 2 ;;
+    --calls) CALLS="$2"; shift 2 ;;
+    --depth) DEPTH="$2"; shift 2 ;;
+    --payload) PAYLOAD="$2"; shift 2 ;;
+    --workers) WORKERS="$2"; shift 2 ;;
+    --no-callgrind) CALLGRIND=0; shift ;;
+    --strace) STRACE=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "cost.sh: unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+MUSTERD="$BUILD/broker/musterd"
+WORKER="$BUILD/tools/bench/muster-bench-worker"
+CLIENT="$BUILD/tools/bench/muster-bench-cost-client"
+for b in "$MUSTERD" "$WORKER" "$CLIENT"; do
+  [ -x "$b" ] || { echo "cost.sh: $b missing: cmake --build $BUILD --target muster-bench" >&2; exit 2; }
+done
+CAPACITY=$(( (DEPTH + WORKERS - 1) / WORKERS ))
+DIR="$(mktemp -d /tmp/muster-cost.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ "$KEEP" = 1 ] && echo "run directory kept: $DIR" >&2 || rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_stack TRANSPORT TAG WRAP... : musterd + WORKERS SDK workers, each under WRAP (may be
+# empty), with MUSTER_COST_ROLE=musterd|worker in its environment (callgrind's file names).
+start_stack() {
+  local t="$1" tag="$2"; shift 2
+  local run="$DIR/$tag" req resp cli extra=()
+  mkdir -p "$run/data" "$run/rt"
+  if [ "$t" = ipc ]; then
+    req="ipc://$run/req.sock" resp="ipc://$run/resp.sock" cli="ipc://$run/cli.sock"
+  else
+    req="tcp://127.0.0.1:$(free_port)" resp="tcp://127.0.0.1:$(free_port)" cli="tcp://127.0.0.1:$(free_port)"
+    extra=(--insecure)
+  fi
+  CLIENT_ADDR="$cli" CLIENT_EXTRA=("${extra[@]}")
+  MUSTER_RUNTIME_DIR="$run/rt" MUSTER_COST_ROLE=musterd "$@" "$MUSTERD" --data-dir "$run/data" --request-address "$req" \
+    --response-address "$resp" --client-address "$cli" --log-level warn "${extra[@]}" \
+    >"$run/musterd.log" 2>&1 &
+  DAEMON_PID=$!
+  PIDS+=("$DAEMON_PID")
+  WORKER_PIDS=()
+  for i in $(seq 1 "$WORKERS"); do
+    MUSTER_COST_ROLE=worker "$@" "$WORKER" --worker-id "cost-$i" --request-address "$req" --response-address "$resp" \
+      --capacity "$CAPACITY" "${extra[@]}" >"$run/worker-$i.log" 2>&1 &
+    WORKER_PIDS+=($!)
+    PIDS+=($!)
+  done
+}
+
+stop_stack() {
+  kill "${WORKER_PIDS[@]}" 2>/dev/null || true
+  wait "${WORKER_PIDS[@]}" 2>/dev/null || true
+  kill "$DAEMON_PID" 2>/dev/null || true
+  wait "$DAEMON_PID" 2>/dev/null || true
+  PIDS=()
+}
+
+client() {  # client CALLS WRAP...
+  local n="$1"; shift
+  "$@" "$CLIENT" --client-address "$CLIENT_ADDR" "${CLIENT_EXTRA[@]}" --calls "$n" --depth "$DEPTH" \
+    --payload "$PAYLOAD" --workers "$WORKERS"
+}
+
+# perf stat -x, output -> "switches syscalls"
+perf_figures() {
+  awk -F, '$3=="context-switches"{c=$1} $3=="raw_syscalls:sys_enter"{s=$1} END{print c, s}' "$1"
+}
+
+per_call() { python3 -c "import sys; print(f'{(float(sys.argv[1]))/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+
+ir_total() {  # sum of callgrind totals of the files given
+  local sum=0 v
+  for f in "$@"; do
+    v=$(awk '/^(summary|totals):/{print $2; exit}' "$f")
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+
+EVENTS=context-switches,raw_syscalls:sys_enter
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $CALLS calls x $PAYLOAD B, $DEPTH in flight, $WORKERS SDK workers (capacity $CAPACITY), build $BUILD"
+IFS=, read -ra TLIST <<<"$TRANSPORTS"
+for t in "${TLIST[@]}"; do
+  # --- syscalls and context switches, native, over the N calls only ---
+  start_stack "$t" "native-$t"
+  client 0 >/dev/null
+  perf stat -x, -e "$EVENTS" -p "$DAEMON_PID" -o "$DIR/perf-d-$t" &
+  PD=$!
+  perf stat -x, -e "$EVENTS" -p "$(IFS=,; echo "${WORKER_PIDS[*]}")" -o "$DIR/perf-w-$t" &
+  PW=$!
+  sleep 0.3
+  perf stat -x, -e "$EVENTS" -o "$DIR/perf-c-$t" -- "$CLIENT" --client-address "$CLIENT_ADDR" \
+    "${CLIENT_EXTRA[@]}" --calls "$CALLS" --depth "$DEPTH" --payload "$PAYLOAD" --workers "$WORKERS" >/dev/null
+  kill -INT "$PD" "$PW"; wait "$PD" "$PW" 2>/dev/null || true
+  stop_stack
+  read -r dsw dsc < <(perf_figures "$DIR/perf-d-$t")
+  read -r wsw wsc < <(perf_figures "$DIR/perf-w-$t")
+  read -r csw csc < <(perf_figures "$DIR/perf-c-$t")
+  # the client's figure includes its start (connect, waiting for the workers): small next to N calls
+  echo "$t syscalls/call:    musterd $(per_call "$dsc" "$CALLS")  workers $(per_call "$wsc" "$CALLS")  client $(per_call "$csc" "$CALLS")"
+  echo "$t ctx switches/call: musterd $(per_call "$dsw" "$CALLS")  workers $(per_call "$wsw" "$CALLS")  client $(per_call "$csw" "$CALLS")"
+
+  # --- which syscalls musterd makes: strace -c on all its threads, N/10 calls ---
+  if [ "$STRACE" = 1 ]; then
+    start_stack "$t" "strace-$t"
+    client 0 >/dev/null
+    strace -c -f -o "$DIR/strace-$t.txt" -p "$DAEMON_PID" 2>/dev/null &  # -p: all its threads
+    PS=$!
+    sleep 0.5
+    client $((CALLS / 10)) >/dev/null
+    kill -INT "$PS"; wait "$PS" 2>/dev/null || true
+    stop_stack
+    echo "$t musterd syscalls per call (strace -c, $((CALLS / 10)) calls):"
+    awk -v n=$((CALLS / 10)) '$1 ~ /^[0-9.]+$/ && NF >= 5 {printf "    %-16s %.2f\n", $NF, $4 / n}' "$DIR/strace-$t.txt" | sort -k2 -rn | head -8
+  fi
+
+  # --- instructions, callgrind, N and N/10 calls ---
+  if [ "$CALLGRIND" = 1 ]; then
+    declare -A IR=()
+    small=$((CALLS / 10))
+    for n in "$small" "$CALLS"; do
+      cg="$DIR/cg-$t-$n"
+      mkdir -p "$cg"
+      VG=(valgrind --tool=callgrind --log-file="$cg/valgrind.%p.log" --callgrind-out-file="$cg/%q{MUSTER_COST_ROLE}.%p")
+      start_stack "$t" "cg-$t-$n" "${VG[@]}"
+      MUSTER_COST_ROLE=client client "$n" "${VG[@]}" >/dev/null
+      stop_stack
+      IR[d$n]=$(ir_total "$cg"/musterd.*)
+      IR[c$n]=$(ir_total "$cg"/client.*)
+      IR[w$n]=$(ir_total "$cg"/worker.*)
+    done
+    span=$((CALLS - small))
+    echo "$t instructions/call: musterd $(per_call $((IR[d$CALLS] - IR[d$small])) $span)  workers $(per_call $((IR[w$CALLS] - IR[w$small])) $span)  client $(per_call $((IR[c$CALLS] - IR[c$small])) $span)"
+  fi
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
