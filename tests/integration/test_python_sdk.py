@@ -306,6 +306,38 @@ def test_asyncio_client_calls_progress_and_cancels_on_task_cancellation(daemon, 
              "the worker to see both cancellations")
 
 
+def test_node_stats_from_the_sync_and_asyncio_clients(daemon, pyworker, client):
+    """Client.node_stats() / AsyncClient.node_stats(): musterd's per-node statistics (GetNodeStats)
+    of calls made by any client, and the workspace's recent failures."""
+    import asyncio
+
+    for name in ("Ada", "Grace", "Linus"):
+        client.call("py.hello", {"name": name})
+    with pytest.raises(muster.WorkerError):
+        client.call("py.fail", {"message": "counted by musterd"})
+
+    def check(report):
+        by_node = {n.node: n for n in report.nodes or []}
+        hello, fail = by_node["py.hello"], by_node["py.fail"]
+        assert (hello.completed, hello.failed, hello.workers) == (3, 0, 1)
+        assert hello.service.count == 3 and 0 < hello.service.p50_us <= hello.service.p99_us
+        assert len(hello.service.counts) == len(hello.service.upper_bounds_us) + 1
+        assert sum(hello.service.counts) == 3 and hello.queue_wait.count == 3
+        assert (fail.completed, fail.failed) == (0, 1)
+        assert [(c.code, c.count) for c in fail.failures] == [(muster.ErrorCode.WORKER_ERROR, 1)]
+        newest = report.recent_failures[0]
+        assert (newest.node, newest.code, newest.message) == ("py.fail", muster.ErrorCode.WORKER_ERROR,
+                                                              "counted by musterd")
+
+    check(client.node_stats())
+
+    async def main():
+        async with muster.AsyncClient(daemon.client_address, connect_timeout=5.0) as c:
+            return await c.node_stats()
+
+    check(asyncio.run(main()))
+
+
 def test_asyncio_client_fails_unavailable_without_a_daemon(tmp_path):
     import asyncio
 

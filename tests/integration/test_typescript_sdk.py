@@ -275,6 +275,45 @@ def test_ts_client_calls_cpp_worker(daemon, cpp_worker, ts_sdk):
     assert "error: WORKER_ERROR: boom ☹" in r.stderr
 
 
+NODE_STATS_SCRIPT = """
+const { Client } = require(process.argv[1]);
+(async () => {
+  const client = new Client({ clientAddress: process.argv[2] });
+  try {
+    const report = await client.nodeStats();
+    // Plain numbers only: JSON.stringify throws on a bigint.
+    process.stdout.write(JSON.stringify(report));
+  } finally {
+    client.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_ts_client_node_stats_reads_musterds_per_node_statistics(daemon, cpp_worker, ts_sdk, run_cli):
+    """client.nodeStats(): musterd's GetNodeStats, every figure a number, calls made by any client."""
+    assert call_until_served(daemon, "hello", {"name": "Ada"}).returncode == 0
+    assert run_cli(daemon, "call", "hello", '{"name":"Grace"}').returncode == 0  # another client's call counts
+    r = ts_call(daemon, "fail", {"message": "counted by musterd"})
+    assert "WORKER_ERROR" in r.stderr
+
+    r = run([NODE, "-e", NODE_STATS_SCRIPT, str(TS_DIR), daemon.client_address], env=daemon.env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    by_node = {n["node"]: n for n in report["nodes"]}
+    hello, fail = by_node["hello"], by_node["fail"]
+    assert (hello["completed"], hello["failed"], hello["workers"], hello["workspace"]) == (2, 0, 1, "default")
+    service = hello["service"]
+    assert service["count"] == 2 and 0 < service["p50Us"] <= service["p99Us"]
+    assert sum(service["counts"]) == 2 and len(service["counts"]) == len(service["upperBoundsUs"]) + 1
+    assert hello["queueWait"]["count"] == 2 and isinstance(hello["rate1m"], (int, float))
+    assert (fail["completed"], fail["failed"]) == (0, 1)
+    assert [f["count"] for f in fail["failures"]] == [1]
+    newest = report["recentFailures"][0]
+    assert (newest["node"], newest["message"]) == ("fail", "counted by musterd")
+    assert isinstance(newest["ageMs"], int) and newest["ageMs"] >= 0
+
+
 def test_ts_client_timeout_aborts_cpp_sleep(daemon, cpp_worker, ts_sdk):
     assert call_until_served(daemon, "hello", {}).returncode == 0
     r = ts_call(daemon, "sleep", {"ms": 60000}, "--timeout-ms", "300")

@@ -17,7 +17,16 @@ import {
   decodeClientReply,
   encodeClientMessage,
 } from './messages';
-import { type NodeListing, type StatusListing, type WorkerListing, nodeListing, statusListing, workerListing } from './listings';
+import {
+  type NodeListing,
+  type NodeStatsListingReport,
+  type StatusListing,
+  type WorkerListing,
+  nodeListing,
+  nodeStatsListing,
+  statusListing,
+  workerListing,
+} from './listings';
 import { type Values, decodeValues, encodeValues } from './value';
 
 /**
@@ -31,7 +40,7 @@ export interface ClientOptions extends TransportSecurity, EnrollmentOptions {
   role?: 'client' | 'admin';
   /** The daemon's client endpoint. Default ipc://<runtime dir>/client.sock. */
   clientAddress?: string;
-  /** Local deadline for ListNodes, ListWorkers and GetStatus. Default 10000 ms. */
+  /** Local deadline for ListNodes, ListWorkers, GetStatus and GetNodeStats. Default 10000 ms. */
   requestTimeoutMs?: number;
   /** How long past a call's timeout to wait for the daemon's own Timeout before giving up. Default 5000 ms. */
   replyGraceMs?: number;
@@ -221,6 +230,19 @@ export class Client {
     const reply = await this.request(this.newId(), { type: 'GetStatus' }, this.requestTimeoutMs);
     if (reply.type !== 'StatusReport') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to GetStatus`);
     return statusListing(reply);
+  }
+
+  /**
+   * musterd's per-node statistics of this client's workspace since it started (every caller's
+   * calls, not only this client's) and the workspace's newest failures (PROTOCOL.md §8):
+   * per node `completed`, `failed`, `failures` by code, `rate1m` (per second), workers, in
+   * flight, queue depth, and `queueWait` / `service` histograms (`count`, `p50Us`, `p90Us`,
+   * `p99Us`, buckets); `recentFailures` newest first with `ageMs`. Every figure a number.
+   */
+  async nodeStats(): Promise<NodeStatsListingReport> {
+    const reply = await this.request(this.newId(), { type: 'GetNodeStats' }, this.requestTimeoutMs);
+    if (reply.type !== 'NodeStatsReport') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to GetNodeStats`);
+    return nodeStatsListing(reply);
   }
 
   // ---- admin commands (PROTOCOL.md §8): the local owner over ipc://, or an admin identity ----

@@ -1,11 +1,12 @@
-// listings.ts — what Client.nodes(), workers() and status() return: the daemon's NodeInfo,
-// WorkerInfo and StatusReport with their uint64 fields (milliseconds and counters) as numbers.
+// listings.ts — what Client.nodes(), workers(), status() and nodeStats() return: the daemon's
+// NodeInfo, WorkerInfo, StatusReport and NodeStatsReport with their uint64 fields (milliseconds,
+// microseconds and counters) as numbers.
 // Owns: the user-facing shapes of the listings and their conversion from the wire's.
 // Must never: hand a user a bigint for a count or a duration: they stay far below 2^53 (2^53 ms
 // is 285,000 years; 2^53 requests take 285 years at a million a second), where a number is
 // exact. A port's default value stays a muster value (value.ts: a bigint only beyond 2^53).
 import type { ErrorCode } from './errors';
-import type { NodeInfo, NodeSpec, StatusReportBody, WorkerInfo } from './messages';
+import type { LatencyHistogram, NodeInfo, NodeSpec, NodeStats, NodeStatsReportBody, RecentFailure, StatusReportBody, WorkerInfo } from './messages';
 
 /** A node's spec as listed: `defaultTimeoutMs` a number. */
 export type NodeSpecListing = Omit<NodeSpec, 'defaultTimeoutMs'> & { defaultTimeoutMs: number };
@@ -48,5 +49,53 @@ export function statusListing(report: StatusReportBody): StatusListing {
     failed: Number(report.failed),
     failures: report.failures.map((f) => ({ code: f.code, count: Number(f.count) })),
     redispatched: Number(report.redispatched),
+  };
+}
+
+/** A latency histogram of `client.nodeStats()`, every figure a number (µs, counts). */
+export type LatencyListing = { [K in keyof LatencyHistogram]: LatencyHistogram[K] extends bigint[] ? number[] : number };
+
+/** One node of `client.nodeStats()`: counters numbers, histograms as LatencyListing (null when absent). */
+export type NodeStatsListing = Omit<NodeStats, 'completed' | 'failed' | 'failures' | 'queueWait' | 'service'> & {
+  completed: number;
+  failed: number;
+  failures: { code: ErrorCode; count: number }[];
+  queueWait: LatencyListing | null;
+  service: LatencyListing | null;
+};
+
+/** One recent failure of `client.nodeStats()`: `ageMs` (ms ago) a number. */
+export type RecentFailureListing = Omit<RecentFailure, 'ageMs'> & { ageMs: number };
+
+/** `client.nodeStats()`: per-node statistics and the newest failures of the workspace. */
+export interface NodeStatsListingReport {
+  nodes: NodeStatsListing[];
+  recentFailures: RecentFailureListing[];
+}
+
+function latencyListing(h: LatencyHistogram | null): LatencyListing | null {
+  if (!h) return null;
+  return {
+    upperBoundsUs: h.upperBoundsUs.map(Number),
+    counts: h.counts.map(Number),
+    count: Number(h.count),
+    sumUs: Number(h.sumUs),
+    p50Us: Number(h.p50Us),
+    p90Us: Number(h.p90Us),
+    p99Us: Number(h.p99Us),
+  };
+}
+
+export function nodeStatsListing(report: NodeStatsReportBody): NodeStatsListingReport {
+  return {
+    nodes: report.nodes.map((n) => ({
+      ...n,
+      completed: Number(n.completed),
+      failed: Number(n.failed),
+      failures: n.failures.map((f) => ({ code: f.code, count: Number(f.count) })),
+      queueWait: latencyListing(n.queueWait),
+      service: latencyListing(n.service),
+    })),
+    recentFailures: report.recentFailures.map((f) => ({ ...f, ageMs: Number(f.ageMs) })),
   };
 }

@@ -126,6 +126,20 @@ describe('client', () => {
       [1, 7, 5, 2, 0, [{ code: ErrorCode.Timeout, count: 2 }]],
     );
     assert.equal('type' in s, false);
+
+    const stats = client.nodeStats();
+    const gn = await daemon.nextFromClient('GetNodeStats');
+    const hist = { upperBoundsUs: [32n, 45n], counts: [1n, 2n, 0n], count: 3n, sumUs: 120n, p50Us: 40n, p90Us: 44n, p99Us: 45n };
+    daemon.clientReply(gn, {
+      type: 'NodeStatsReport',
+      nodes: [{ workspace: 'default', node: 'hello', workers: 1, inFlight: 0, queueDepth: 0, completed: 3n, failed: 1n, failures: [{ code: ErrorCode.WorkerError, count: 1n }], rate1m: 0.5, queueWait: null, service: hist }],
+      recentFailures: [{ workspace: 'default', node: 'hello', code: ErrorCode.WorkerError, message: 'boom', ageMs: 1200n }],
+    });
+    const ns = await stats;
+    assert.deepStrictEqual(ns, {
+      nodes: [{ workspace: 'default', node: 'hello', workers: 1, inFlight: 0, queueDepth: 0, completed: 3, failed: 1, failures: [{ code: ErrorCode.WorkerError, count: 1 }], rate1m: 0.5, queueWait: null, service: { upperBoundsUs: [32, 45], counts: [1, 2, 0], count: 3, sumUs: 120, p50Us: 40, p90Us: 44, p99Us: 45 } }],
+      recentFailures: [{ workspace: 'default', node: 'hello', code: ErrorCode.WorkerError, message: 'boom', ageMs: 1200 }],
+    });
   });
 
   it('ignores garbage and replies for unknown ids', async () => {

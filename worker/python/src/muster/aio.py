@@ -272,6 +272,18 @@ class AsyncClient:
         report: m.StatusReport = await self._list(m.GetStatus())
         return report
 
+    async def node_stats(self) -> m.NodeStatsReport:
+        """As Client.node_stats: per-node statistics of this client's workspace since musterd started (every
+        caller's calls, not only this client's), and its newest failures (PROTOCOL.md §8).
+        ``report.nodes``: NodeStats (``node``, ``workers``, ``in_flight``, ``queue_depth``,
+        ``completed``, ``failed``, ``failures`` by code, ``rate_1m`` per second, ``queue_wait``
+        and ``service`` as LatencyHistogram with ``count``, ``p50_us``, ``p90_us``, ``p99_us``
+        and the buckets); ``report.recent_failures``: RecentFailure (``node``, ``code``,
+        ``message``, ``age_ms``), newest first. The local owner over ipc:// sees every
+        workspace."""
+        report: m.NodeStatsReport = await self._list(m.GetNodeStats())
+        return report
+
     # ---- plumbing ----------------------------------------------------------------------
 
     async def _send(self, rid: int, data: bytes) -> None:

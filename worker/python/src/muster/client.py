@@ -1,8 +1,8 @@
 """client.py — calling nodes through musterd's client socket (docs/PROTOCOL.md §8).
 
 Owns: the client's DEALER socket, request ids, and the correlation of replies (Accepted,
-Progress, Result, Failure, NodeList, WorkerList, StatusReport) to the calls that wait for
-them. One I/O thread owns the socket; any thread may call, submit, cancel and list.
+Progress, Result, Failure, NodeList, WorkerList, StatusReport, NodeStatsReport) to the calls
+that wait for them. One I/O thread owns the socket; any thread may call, submit, cancel and list.
 Must never: leave a caller waiting on a daemon that is gone: a lost connection, or no
 connection within ``connect_timeout``, fails the open calls with UNAVAILABLE.
 
@@ -247,6 +247,18 @@ class Client:
 
     def status(self) -> m.StatusReport:
         report: m.StatusReport = self._list(m.GetStatus())
+        return report
+
+    def node_stats(self) -> m.NodeStatsReport:
+        """Per-node statistics of this client's workspace since musterd started (every
+        caller's calls, not only this client's), and its newest failures (PROTOCOL.md §8).
+        ``report.nodes``: NodeStats (``node``, ``workers``, ``in_flight``, ``queue_depth``,
+        ``completed``, ``failed``, ``failures`` by code, ``rate_1m`` per second, ``queue_wait``
+        and ``service`` as LatencyHistogram with ``count``, ``p50_us``, ``p90_us``, ``p99_us``
+        and the buckets); ``report.recent_failures``: RecentFailure (``node``, ``code``,
+        ``message``, ``age_ms``), newest first. The local owner over ipc:// sees every
+        workspace."""
+        report: m.NodeStatsReport = self._list(m.GetNodeStats())
         return report
 
     # ---- admin commands (PROTOCOL.md §8): the local owner over ipc://, or an admin identity --
@@ -511,7 +523,9 @@ class Client:
                 p.future.set_result(body.outputs or {})
         elif isinstance(body, m.Failure):
             self._fail(rid, error_for(body.code, body.message or ""))
-        elif isinstance(body, (m.NodeList, m.WorkerList, m.StatusReport, m.TokenCreated, m.AdminReport)):
+        elif isinstance(
+            body, (m.NodeList, m.WorkerList, m.StatusReport, m.NodeStatsReport, m.TokenCreated, m.AdminReport)
+        ):
             self._pending.pop(rid, None)
             if not p.future.done():
                 p.future.set_result(body)
