@@ -233,6 +233,54 @@ def test_gateway_metrics_pass_promtool_and_count_calls(daemon, start_worker, tmp
     assert "muster_gateway_uploads_total" in text
 
 
+OPERATIONS_MD = Path(__file__).resolve().parents[2] / "docs" / "OPERATIONS.md"
+
+
+def documented_families(section: str) -> dict[str, str]:
+    """name -> type of every series in the table under `### {section}` of docs/OPERATIONS.md."""
+    text = OPERATIONS_MD.read_text()
+    m = re.search(rf"^### {re.escape(section)}\n(.*?)(?=^#{{1,3}} )", text, re.S | re.M)
+    assert m, f"no section '### {section}' in {OPERATIONS_MD}"
+    out = {}
+    for line in m.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| `") or len(cells) < 2:
+            continue
+        for name in re.findall(r"`([a-z_:][a-z0-9_:]*)`", cells[0]):
+            out[name] = cells[1]
+    assert out, f"no series table under '### {section}'"
+    return out
+
+
+def scraped_families(text: str) -> dict[str, str]:
+    """name -> type of every `# TYPE` line of a /metrics answer."""
+    return {name: kind for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M)}
+
+
+def test_every_series_served_is_documented_in_operations_md_and_back(start_daemon, start_worker, run_cli,
+                                                                      tmp_base):
+    """docs/OPERATIONS.md lists every metric family musterd and the gateway serve, with its type,
+    and nothing they do not serve."""
+    gateway_mod = pytest.importorskip("test_gateway")
+    d = start_daemon("--metrics-address", "127.0.0.1:0")
+    start_worker(d, worker_id="cpp-1").wait_ready()
+    assert call(run_cli, d, "hello", '{"name": "Ada"}').returncode == 0
+    assert call(run_cli, d, "fail").returncode == 1
+    gw = gateway_mod.Gateway(d, tmp_base)
+    gateway_mod.add_user(gw.data_dir, "alice", "default", "call")
+    gw.start()
+    status, body, _ = gw.request("POST", "/api/nodes/hello/call", {"inputs": {"name": "Ada"}}, token=gw.login())
+    assert status == 200, body
+
+    for section, url in (("musterd", metrics_url(d)), ("muster-gateway", f"http://127.0.0.1:{gw.port}/metrics")):
+        status, text, _ = http_get(url)
+        assert status == 200, text
+        served, documented = scraped_families(text), documented_families(section)
+        assert sorted(set(served) - set(documented)) == [], f"served by {section}, missing from OPERATIONS.md"
+        assert sorted(set(documented) - set(served)) == [], f"in OPERATIONS.md, not served by {section}"
+        assert {n: documented[n] for n in served} == served, f"types of {section}'s series differ from the doc"
+
+
 # ---- logs -----------------------------------------------------------------------------------------
 
 def check_json_log(text: str, component: str) -> list[dict]:
