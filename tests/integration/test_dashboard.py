@@ -271,9 +271,14 @@ def test_web_root_flag_symlinks_and_a_missing_bundle(daemon, tmp_base):
 
 # ---- the dashboard in the browser --------------------------------------------------------------
 
-def test_dashboard_in_a_browser(stack, browser, tmp_base):
+def test_dashboard_in_a_browser(stack, browser, tmp_base, run_cli):
     driver, out = browser
     gw, py = stack["gw"], stack["py"]
+    # Two calls of hello from another client (the CLI): musterd's per-node statistics count
+    # them, the page's own counts cannot.
+    for name in ("Cli1", "Cli2"):
+        r = run_cli(gw.daemon, "call", "hello", json.dumps({"name": name}))
+        assert r.returncode == 0, r.stderr
     p = Page(driver, out, f"http://127.0.0.1:{gw.port}/").open()
 
     # Log in; the example nodes and both workers appear.
@@ -298,6 +303,17 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base):
     p.wait_call("completed")
     assert '"greeting": "Hello Ada"' in p.text("#call-result")
     p.shot("hello-called")
+
+    # The hello row shows musterd's statistics: the CLI's two calls and the page's one, and
+    # a p50 service time; the broker's latency percentiles come from them too.
+    def hello_stat(key):
+        cells = p.qa(f'tr[data-node="hello"] td[data-stat="{key}"]')
+        return cells[0].text if cells else ""
+    p.wait(lambda: hello_stat("completed") == "3", 20, "hello's completed count from musterd (3)")
+    assert re.fullmatch(r"[\d,]+\.\d+ ms", hello_stat("p50")) and hello_stat("p50") != "0.00 ms", hello_stat("p50")
+    assert hello_stat("errors") == "0"
+    p.wait(lambda: p.qa('#broker .latency[data-source="musterd"]'), 20, "the broker latency from musterd's statistics")
+    assert re.fullmatch(r"[\d,]+\.\d+ ms", p.text('#broker [data-stat="p50"]')), p.text('#broker [data-stat="p50"]')
 
     # sleep: the progress bar's value goes up while the call runs.
     p.open_node("sleep")
@@ -366,6 +382,11 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base):
     p.wait_call("failed")
     p.wait(lambda: any("boom on purpose" in li.text for li in p.qa('#failure-list li[data-code="WORKER_ERROR"]')),
            what="the failure in the recent failures")
+    # ... and again as musterd's (node.status recent_failures), not only as this page's call.
+    p.wait(lambda: any("boom on purpose" in li.text
+                       for li in p.qa('#failure-list li[data-source="musterd"][data-code="WORKER_ERROR"][data-node="fail"]')),
+           20, "the failure among musterd's recent failures")
+    p.wait(lambda: p.text('tr[data-node="fail"] td[data-stat="errors"]') == "1", 20, "fail's error count from musterd")
     p.shot("failure")
 
     # Search by name, description and category (service.search.request).

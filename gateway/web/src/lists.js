@@ -33,7 +33,7 @@ export class Failures {
   render() {
     const items = this.store.failures.slice(0, SHOWN);
     this.list.replaceChildren(...items.map((f) =>
-      h("li", { dataset: { code: f.code, node: f.node } },
+      h("li", { dataset: { code: f.code, node: f.node, source: f.source === "musterd" ? "musterd" : "page" } },
         h("time", null, fmtTime(f.time)), h("span", { class: "badge bad" }, f.code), h("strong", null, f.node),
         h("span", { class: "message" }, f.message), h("span", { class: "muted small" }, f.source))));
     if (!items.length) this.list.append(h("li", { class: "muted" }, "no failures seen"));

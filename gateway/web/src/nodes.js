@@ -69,10 +69,10 @@ export class NodeList {
       h("td", { class: "num" }, fmtNum(n.workers)),
       h("td", { class: "num" }, fmtNum(n.queue_depth)),
       h("td", { class: "num" }, fmtNum(n.in_flight)),
-      h("td", { class: "num" }, st ? fmtNum(st.rate_per_s, 1) : "–"),
-      h("td", { class: "num" }, st ? fmtNum(st.completed) : "–"),
-      h("td", { class: `num ${st?.failed ? "bad" : ""}` }, st ? fmtNum(st.failed) : "–"),
-      h("td", { class: "num" }, st ? fmtMs(st.p50_ms) : "–"),
-      h("td", { class: "num" }, st ? fmtMs(st.p99_ms) : "–"));
+      h("td", { class: "num", dataset: { stat: "rate" } }, st ? fmtNum(st.rate_per_s, 1) : "–"),
+      h("td", { class: "num", dataset: { stat: "completed" } }, st ? fmtNum(st.completed) : "–"),
+      h("td", { class: `num ${st?.failed ? "bad" : ""}`, dataset: { stat: "errors" } }, st ? fmtNum(st.failed) : "–"),
+      h("td", { class: "num", dataset: { stat: "p50" } }, st ? fmtMs(st.p50_ms) : "–"),
+      h("td", { class: "num", dataset: { stat: "p99" } }, st ? fmtMs(st.p99_ms) : "–"));
   }
 }

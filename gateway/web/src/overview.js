@@ -46,14 +46,18 @@ export class Overview {
       this.card("errors", "error rate", last ? `${fmtNum(last.errorPct, 1)} %` : "–"),
       this.card("websockets", "dashboards & clients", fmtNum(s.websockets), "WebSockets open on this gateway"));
     const c = s.calls ?? {};
-    const us = (x) => (x === undefined || x === null || !c.count ? "–" : fmtMs(x / 1000));
+    const lat = this.store.latency();
+    const ms = (x) => (x === undefined || x === null || !lat.count ? "–" : fmtMs(x));
+    this.latency.dataset.source = lat.source;
     this.latency.replaceChildren(
       h("table", { class: "kv" },
-        h("tr", null, h("th", null, "p50"), h("td", { dataset: { stat: "p50" } }, us(c.p50_us))),
-        h("tr", null, h("th", null, "p90"), h("td", { dataset: { stat: "p90" } }, us(c.p90_us))),
-        h("tr", null, h("th", null, "p99"), h("td", { dataset: { stat: "p99" } }, us(c.p99_us))),
-        h("tr", null, h("th", null, "calls"), h("td", null, `${fmtNum(c.completed)} ok · ${fmtNum(c.failed)} failed · ${fmtNum(c.cancelled)} cancelled`))),
-      h("div", { class: "muted small" }, "submit to terminal reply, calls through this gateway (last 4096)"));
+        h("tr", null, h("th", null, "p50"), h("td", { dataset: { stat: "p50" } }, ms(lat.p50))),
+        h("tr", null, h("th", null, "p90"), h("td", { dataset: { stat: "p90" } }, ms(lat.p90))),
+        h("tr", null, h("th", null, "p99"), h("td", { dataset: { stat: "p99" } }, ms(lat.p99))),
+        h("tr", null, h("th", null, "gateway"), h("td", null, `${fmtNum(c.completed)} ok · ${fmtNum(c.failed)} failed · ${fmtNum(c.cancelled)} cancelled`))),
+      h("div", { class: "muted small" }, lat.source === "musterd"
+        ? `service time, every caller's calls (musterd, ${fmtNum(lat.count)} calls; estimated from the per-node percentiles)`
+        : "submit to terminal reply, calls through this gateway (last 4096)"));
     this.source.textContent = `rates from ${totals.source}; workspace ${st?.workspace ?? "–"}; gateway ${st?.peer_id ?? "–"} up ${fmtDuration((st?.uptime_seconds ?? 0) * 1000)}`;
     this.renderCharts();
   }

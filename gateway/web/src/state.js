@@ -120,6 +120,25 @@ export class Store {
     return { total: (c.completed ?? 0) + f, failed: f, rate: null, source: "calls through this gateway" };
   }
 
+  // Latency percentiles of the whole workspace (ms): from musterd's per-node statistics when the
+  // gateway passes them on (service time, every caller's calls, estimated from each node's
+  // p50/p90/p99 weighted by its calls), else the calls made through this gateway.
+  latency() {
+    const nodes = [];
+    for (const s of this.servicesList) {
+      const st = s.stats;
+      const weight = (st?.completed ?? 0) + (st?.failed ?? 0);
+      if (weight > 0 && st.p99_ms > 0) nodes.push({ weight, p50: st.p50_ms, p90: st.p90_ms, p99: st.p99_ms });
+    }
+    if (nodes.length) {
+      return { ...mergePercentiles(nodes), count: nodes.reduce((n, x) => n + x.weight, 0), source: "musterd" };
+    }
+    const c = this.status?.stats?.calls ?? {};
+    if (!c.count) return { count: 0, source: "gateway" };
+    const ms = (us) => (us === undefined || us === null ? undefined : us / 1000);
+    return { p50: ms(c.p50_us), p90: ms(c.p90_us), p99: ms(c.p99_us), count: c.count, source: "gateway" };
+  }
+
   sample() {
     const t = Date.now() / 1000;
     const now = this.totals();
@@ -140,6 +159,36 @@ export class Store {
     if (!this.search) return this.servicesList;
     return this.servicesList.filter((s) => this.search.names.has(s.name));
   }
+}
+
+// The p50, p90 and p99 of several nodes' calls taken together, from each node's own p50/p90/p99
+// and its number of calls: each node's distribution is taken as linear between its percentiles
+// (0 at 0, up to 100 % at twice its p99), the mixture weighted by calls, and each percentile
+// found by bisection. Exact for one node; an estimate for several (musterd sends no buckets).
+export function mergePercentiles(nodes) {
+  const cdf = (n, x) => {
+    const pts = [[0, 0], [n.p50, 0.5], [n.p90, 0.9], [n.p99, 0.99], [2 * n.p99, 1]];
+    if (x >= pts[4][0]) return 1;
+    for (let i = 1; i < pts.length; i++) {
+      const [x1, y1] = pts[i];
+      if (x <= x1) {
+        const [x0, y0] = pts[i - 1];
+        return x1 > x0 ? y0 + ((y1 - y0) * (x - x0)) / (x1 - x0) : y1;
+      }
+    }
+    return 1;
+  };
+  const total = nodes.reduce((n, x) => n + x.weight, 0);
+  const mixed = (x) => nodes.reduce((sum, n) => sum + n.weight * cdf(n, x), 0) / total;
+  const quantile = (q) => {
+    let lo = 0, hi = 2 * Math.max(...nodes.map((n) => n.p99));
+    for (let i = 0; i < 60; i++) {
+      const mid = (lo + hi) / 2;
+      if (mixed(mid) < q) lo = mid; else hi = mid;
+    }
+    return hi;
+  };
+  return { p50: quantile(0.5), p90: quantile(0.9), p99: quantile(0.99) };
 }
 
 function toMs(t) {

@@ -1,6 +1,6 @@
 // logic.test.mjs — the dashboard's DOM-free logic under node's test runner (`npm test` here,
 // ctest web.dashboard): the Store's derived figures (rates from per-node stats or from the
-// gateway's call counts, joins and leaves, failures merged from musterd and from this page),
+// gateway's call counts, latency percentiles from musterd's per-node stats, joins and leaves, failures merged from musterd and from this page),
 // muster's exact JSON literals, results shown for people, base64. The browser test
 // (tests/integration/test_dashboard.py) covers the page itself.
 import assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import { test } from "node:test";
 
 import { Literal, parse, stringify } from "../src/api.js";
 import { isTerminal, pretty } from "../src/calls.js";
-import { Store } from "../src/state.js";
+import { Store, mergePercentiles } from "../src/state.js";
 import { base64, fromBase64 } from "../src/upload.js";
 
 const service = (name, extra = {}) => ({ name, service_type: "cat", status: "ACTIVE", config: {}, ...extra });
@@ -39,6 +39,30 @@ test("without per-node stats, rates come from the gateway's call counts between 
   assert.ok(Math.abs(last.rate - 10 / 4) < 0.01, `rate ${last.rate}`);
   assert.equal(last.errorPct, 20);    // 2 cancelled of 10
   assert.equal(s.totals().source, "calls through this gateway");
+});
+
+test("latency percentiles come from musterd's per-node stats, else from the gateway's calls", () => {
+  const s = new Store();
+  s.onStatus({ stats: { calls: { count: 4, p50_us: 2000, p90_us: 3000, p99_us: 4000 } } });
+  assert.deepEqual(s.latency(), { p50: 2, p90: 3, p99: 4, count: 4, source: "gateway" });
+  s.onServices({ services: [service("idle", { stats: { completed: 0, failed: 0, p50_ms: 0, p90_ms: 0, p99_ms: 0 } }),
+                            service("a", { stats: { completed: 9, failed: 1, p50_ms: 0.2, p90_ms: 0.5, p99_ms: 1.5 } })] });
+  const one = s.latency();
+  assert.equal(one.source, "musterd");
+  assert.equal(one.count, 10);
+  // One node: its own percentiles.
+  for (const [k, v] of [["p50", 0.2], ["p90", 0.5], ["p99", 1.5]]) assert.ok(Math.abs(one[k] - v) < 1e-9, `${k} ${one[k]}`);
+});
+
+test("percentiles of several nodes are weighted by their calls", () => {
+  // 90 fast calls (~1 ms) and 10 slow ones (~100 ms): the p50 is fast, the p99 slow.
+  const m = mergePercentiles([{ weight: 90, p50: 1, p90: 1.5, p99: 2 }, { weight: 10, p50: 100, p90: 150, p99: 200 }]);
+  assert.ok(m.p50 > 0.5 && m.p50 < 1.5, `p50 ${m.p50}`);
+  assert.ok(m.p99 > 100 && m.p99 < 200, `p99 ${m.p99}`);
+  assert.ok(m.p50 <= m.p90 && m.p90 <= m.p99);
+  // Equal nodes merge to themselves.
+  const same = mergePercentiles([{ weight: 3, p50: 1, p90: 2, p99: 4 }, { weight: 5, p50: 1, p90: 2, p99: 4 }]);
+  assert.ok(Math.abs(same.p50 - 1) < 1e-9 && Math.abs(same.p90 - 2) < 1e-9 && Math.abs(same.p99 - 4) < 1e-9);
 });
 
 test("pushes closer than half a second apart are counted in the next sample, not lost", () => {
