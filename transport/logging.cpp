@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cctype>
 #include <stdexcept>
 #include <utility>
@@ -194,6 +195,19 @@ LogFormat parse_log_format(std::string_view name) {
   if (name == "text") return LogFormat::Text;
   if (name == "json") return LogFormat::Json;
   throw std::invalid_argument(fmt::format("unknown log format '{}' (use text or json)", name));
+}
+
+std::string log_value(std::string_view value) {
+  auto plain = [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != '"' && c != 0x7f; };
+  if (!value.empty() && std::all_of(value.begin(), value.end(), plain)) return std::string(value);
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"') out.push_back('\'');
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) out.push_back(' ');
+    else out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
 }
 
 std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format) {

@@ -39,6 +39,7 @@
 #include "muster/bridge/peer_directory.hpp"
 #include "muster/bridge/hurozo.hpp"
 #include "muster/bridge/registration_store.hpp"
+#include "muster/logging.hpp"
 #include "muster/bridge/url.hpp"
 #include "muster/bridge/ws_token.hpp"
 #include "muster/node_spec.hpp"
@@ -746,12 +747,13 @@ Map Host::call(Context& ctx, const std::string& node) {
       counters.no_peer++;
       const auto& user = regs.front().user;
       if (directory_.orphaned(user, node)) {
-        spdlog::warn("call of '{}' failed: the WebSocket of {} that served it closed and no other serves it", node,
-                     user);
+        spdlog::warn("call of '{}' failed: the WebSocket of {} that served it closed and no other serves it "
+                     "node={} request_id={} user={}", node, user, log_value(node), ctx.request_id(), log_value(user));
         throw WorkError(fmt::format("the remote worker of '{}' disconnected and no other connection serves it", node),
                         ErrorCode::NoWorker);
       }
-      spdlog::warn("call of '{}' failed: no WebSocket of {} is connected", node, user);
+      spdlog::warn("call of '{}' failed: no WebSocket of {} is connected node={} request_id={} user={}", node, user,
+                   log_value(node), ctx.request_id(), log_value(user));
       throw WorkError(fmt::format("no remote worker of '{}' is connected", node), ErrorCode::NoWorker);
     }
     peers_cv_.wait_for(lock, std::chrono::milliseconds(100));
@@ -770,8 +772,9 @@ Map Host::call(Context& ctx, const std::string& node) {
   call->watched.insert(route.watched().begin(), route.watched().end());
   pending_[call->uuid] = call;
   counters.events_sent++;
-  spdlog::debug("event {} for '{}' sent to {} WebSocket(s) of {} ({} known to serve it)", call->uuid, node,
-                call->recipients.size(), call->user, route.servers.size());
+  spdlog::debug("event {} for '{}' sent to {} WebSocket(s) of {} ({} known to serve it) node={} request_id={} event={}",
+                call->uuid, node, call->recipients.size(), call->user, route.servers.size(), log_value(node),
+                ctx.request_id(), call->uuid);
   while (call->state == PendingCall::State::Waiting && !ctx.aborted() && SteadyClock::now() < deadline)
     call->cv.wait_for(lock, std::chrono::milliseconds(50));
   pending_.erase(call->uuid);
@@ -781,13 +784,14 @@ Map Host::call(Context& ctx, const std::string& node) {
       std::vector<std::string> missing;
       Map outputs = outputs_from_reply(call->outputs, call->reply_outputs, &missing);
       if (!missing.empty())
-        spdlog::info("reply {} for '{}' lacks output(s) [{}]: given as null", call->uuid, node, fmt::join(missing, ", "));
+        spdlog::info("reply {} for '{}' lacks output(s) [{}]: given as null node={} request_id={} event={}",
+                     call->uuid, node, fmt::join(missing, ", "), log_value(node), ctx.request_id(), call->uuid);
       return outputs;
     }
     case PendingCall::State::Lost:
       counters.lost++;
-      spdlog::warn("call {} of '{}' failed: the WebSocket(s) of {} serving it closed before a reply", call->uuid, node,
-                   call->user);
+      spdlog::warn("call {} of '{}' failed: the WebSocket(s) of {} serving it closed before a reply node={} "
+                   "request_id={} event={}", call->uuid, node, call->user, log_value(node), ctx.request_id(), call->uuid);
       throw WorkError(fmt::format("the remote worker of '{}' disconnected before it answered", node), ErrorCode::WorkerLost);
     case PendingCall::State::ShuttingDown:
       throw WorkError("the bridge is shutting down", ErrorCode::ShuttingDown);
@@ -797,7 +801,8 @@ Map Host::call(Context& ctx, const std::string& node) {
   if (ctx.aborted()) throw WorkError("aborted by the daemon", ErrorCode::Cancelled);
   counters.timeouts++;
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
-  spdlog::warn("call {} of '{}' timed out: no reply from {} within {} ms", call->uuid, node, call->user, waited);
+  spdlog::warn("call {} of '{}' timed out: no reply from {} within {} ms node={} request_id={} event={}", call->uuid,
+               node, call->user, waited, log_value(node), ctx.request_id(), call->uuid);
   throw WorkError(fmt::format("no reply from the remote worker of '{}' within {} ms", node, waited), ErrorCode::Timeout);
 }
 

@@ -35,6 +35,7 @@
 #include "muster/bridge/hurozo.hpp"
 #include "muster/bridge/uplink_registry.hpp"
 #include "muster/bridge/url.hpp"
+#include "muster/logging.hpp"
 #include "muster/messages.hpp"
 #include "net.hpp"
 #include "tls.hpp"
@@ -497,8 +498,9 @@ void Uplink::pump_loop() {
   };
   auto fail = [&](const EventJob& job, wire::ErrorCode code, const std::string& message) {
     counters.failed(std::string(error_code_name(code)));
-    spdlog::warn("event {} for '{}' failed: {}: {}; answering with null outputs", job.uuid, job.node,
-                 error_code_name(code), message);
+    spdlog::warn("event {} for '{}' failed: {}: {}; answering with null outputs node={} event={} code={}", job.uuid,
+                 job.node, error_code_name(code), message, log_value(job.node), log_value(job.uuid),
+                 error_code_name(code));
     answer(job, null_outputs(job.outputs));
   };
   bool cancelled = false;
@@ -530,7 +532,8 @@ void Uplink::pump_loop() {
         o.timeout_ms = deadline_ms;
         o.trace_id = job.uuid;
         auto id = client.submit(job.node, inputs, o);
-        spdlog::debug("event {} for '{}' submitted to musterd", job.uuid, job.node);
+        spdlog::debug("event {} for '{}' submitted to musterd node={} event={}", job.uuid, job.node,
+                      log_value(job.node), log_value(job.uuid));
         open.emplace(id, std::move(job));
       } catch (const CallError& e) {
         fail(job, e.code(), e.what());
@@ -683,12 +686,13 @@ void Uplink::on_message(const std::string& text) {
   }
   if (!outputs) {
     counters.ignored++;
-    spdlog::debug("ignoring event {} for '{}': not registered by this uplink", ev.uuid, ev.node);
+    spdlog::debug("ignoring event {} for '{}': not registered by this uplink node={} event={}", ev.uuid, ev.node,
+                  log_value(ev.node), log_value(ev.uuid));
     return;
   }
   if (!in_flight_.insert(ev.uuid).second) {
     counters.duplicates++;
-    spdlog::debug("ignoring a repeated event {}", ev.uuid);
+    spdlog::debug("ignoring a repeated event {} node={} event={}", ev.uuid, log_value(ev.node), log_value(ev.uuid));
     return;
   }
   counters.events++;
@@ -703,7 +707,7 @@ void Uplink::on_message(const std::string& text) {
 void Uplink::send_reply(const std::string& uuid, std::string text) {
   in_flight_.erase(uuid);
   if (finishing_) {
-    spdlog::warn("the answer to event {} is not sent: the WebSocket is closing", uuid);
+    spdlog::warn("the answer to event {} is not sent: the WebSocket is closing event={}", uuid, log_value(uuid));
     return;
   }
   auto msg = std::make_shared<const std::string>(std::move(text));

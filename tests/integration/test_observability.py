@@ -349,6 +349,31 @@ def test_bridge_and_gateway_log_json(daemon, tmp_base):
     assert bad.returncode != 0 and "xml" in bad.stderr
 
 
+def test_bridge_logs_calls_with_node_and_event_fields(daemon, start_worker, tmp_base):
+    """The uplink's log lines about a Hurozo event carry node= and event= (and code= for a
+    failure), lifted into fields by --log-format json, whatever bytes the event id holds."""
+    bridge_mod = pytest.importorskip("test_bridge")
+    start_worker(daemon).wait_ready()
+    fake = bridge_mod.FakeHurozo("tok-w")
+    try:
+        env = dict(daemon.env, HUROZO_TOKEN="tok-w", HUROZO_API_URL=fake.url)
+        env.pop("HUROZO_API_TOKEN", None)
+        uplink = spawn([bridge_mod.bridge_bin(), "--log-format", "json", "--log-level", "debug", "uplink",
+                        "--node", "sleep", "--reconnect-max", "1", "--watch-interval", "0.5"], env,
+                       tmp_base / "uplink.log")
+        ws = fake.connections.get(timeout=20)
+        uuid = 'u-2 "odd" id'
+        ws.send_json({"node": "sleep", "inputs": {"ms": -5}, "uuid": uuid})
+        assert ws.recv_json() == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": uuid}
+        stop(uplink)
+        logs = check_json_log(read_log(uplink), "bridge")
+        (failed,) = [o for o in logs if o["message"].startswith("event ") and "failed" in o["message"]]
+        assert (failed["node"], failed["event"], failed["code"]) == ("sleep", "u-2 'odd' id", "INVALID_REQUEST")
+        assert failed["level"] == "warn"
+    finally:
+        fake.close()
+
+
 def test_gateway_pushes_per_node_stats_and_recent_failures(daemon, start_worker, tmp_base):
     gateway_mod = pytest.importorskip("test_gateway")
     start_worker(daemon, worker_id="cpp-1").wait_ready()

@@ -77,3 +77,17 @@ TEST_CASE("log formats and levels are checked by name") {
   CHECK(muster::parse_log_format("json") == muster::LogFormat::Json);
   CHECK_THROWS_AS(muster::parse_log_format("xml"), std::invalid_argument);
 }
+
+TEST_CASE("log_value: outside values split back out of a json line as they were, or quoted safely") {
+  CHECK(muster::log_value("u-1") == "u-1");
+  CHECK(muster::log_value("") == "\"\"");
+  CHECK(muster::log_value("two words") == "\"two words\"");
+  CHECK(muster::log_value("say \"hi\"\n") == "\"say 'hi' \"");
+  auto text = log_with(muster::LogFormat::Json, [](spdlog::logger& l) {
+    l.warn("event failed node={} event={}", muster::log_value("sleep"), muster::log_value("a b\" c=\"d"));
+  });
+  auto j = nlohmann::json::parse(text);
+  CHECK(j.at("message") == "event failed");
+  CHECK(j.at("node") == "sleep");
+  CHECK(j.at("event") == "a b' c='d");
+}

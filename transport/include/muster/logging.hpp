@@ -31,6 +31,12 @@ inline constexpr const char* kLogFormatHelp =
 void setup_logging(const std::string& level, const std::string& component,
                    LogFormat format = LogFormat::Text);
 
+// A structured field's value as it goes after `key=` in a message: as is when it is a non-empty
+// run without spaces, quotes or control characters, else "quoted" with each `"` turned into `'`
+// and each control character into a space (so the field splits back out of the line exactly).
+// For values that come from outside (node names, event ids, user names).
+std::string log_value(std::string_view value);
+
 // The formatters, for tests and for programs that make loggers of their own.
 std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format);
 
