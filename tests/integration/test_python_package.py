@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
-from pathlib import Path
 
 import pytest
 
