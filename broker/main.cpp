@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
       "$XDG_RUNTIME_DIR/muster, else /tmp/muster-$UID), created with mode 0700.\n"
       "tcp:// endpoints are CURVE servers: peers enroll with a token (`muster token create`).",
       "musterd"};
-  app.set_version_flag("--version", MUSTER_VERSION)->configurable(false);
+  app.set_version_flag("--version", "musterd " MUSTER_VERSION)->configurable(false);  // "NAME VERSION" (help2man)
   // Every flag below is also a setting of the --config file (config.hpp): add one here, once.
   bool print_config = false;
   muster::broker::add_config_options(app, &print_config);

@@ -22,7 +22,7 @@ std::string env(const char* name) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"muster-bridge — connects muster to Hurozo-style remote nodes, both directions.", "muster-bridge"};
-  app.set_version_flag("--version", MUSTER_VERSION);
+  app.set_version_flag("--version", "muster-bridge " MUSTER_VERSION);  // "NAME VERSION" (help2man)
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   std::string log_format = "text";

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   using namespace muster::gateway;
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"muster-gateway — HTTP and WebSocket front door of a musterd (docs/GATEWAY.md).", "muster-gateway"};
-  app.set_version_flag("--version", MUSTER_VERSION);
+  app.set_version_flag("--version", "muster-gateway " MUSTER_VERSION);  // "NAME VERSION" (help2man)
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   std::string log_format = "text";

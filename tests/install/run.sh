@@ -28,9 +28,17 @@ for f in bin/musterd bin/muster bin/muster-example-worker bin/muster-bridge bin/
          "$libdir/cmake/muster/musterConfigVersion.cmake" "$libdir/pkgconfig/muster-worker.pc" \
          "$libdir/pkgconfig/muster-client.pc" "$libdir/libmuster_worker.a" "$libdir/libmuster_client.a" \
          etc/muster/musterd.toml lib/systemd/system/musterd.service share/man/man1/muster.1.gz \
+         share/man/man1/musterd.1.gz share/man/man1/muster-example-worker.1.gz \
+         share/man/man1/muster-bridge.1.gz share/man/man1/muster-gateway.1.gz \
          share/bash-completion/completions/muster share/zsh/vendor-completions/_muster \
          share/fish/vendor_completions.d/muster.fish; do
   [ -e "$prefix/$f" ] || fail "the install lacks $f"
+done
+# Each man page is a page of its program (help2man: NAME section and the program's options).
+for p in musterd muster-example-worker muster-bridge muster-gateway; do
+  page="$(zcat "$prefix/share/man/man1/$p.1.gz")"
+  grep -q "^$p \\\\- " <<<"$page" || fail "$p.1 has no NAME line for $p"
+  grep -qF -- '\-\-version' <<<"$page" || fail "$p.1 does not list $p's options"
 done
 # The dashboard bundle, when this build made one (gateway/CMakeLists.txt: npm ci in gateway/web),
 # is installed where an installed muster-gateway looks for it.

@@ -8,15 +8,13 @@ tools/test does for the project's own virtualenv.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import tarfile
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_log, spawn, stop, wait_for
+from conftest import read_log, spawn, stop, wait_for
+from package_builds import build_python_dists, run, venv_with_wheel
 
 pytest.importorskip("build", reason="`build` is not installed in the test virtualenv (tools/lib/setup.sh installs it)")
 muster = pytest.importorskip("muster", reason="the Python SDK is not installed (pip install ./worker/python)")
@@ -50,17 +48,8 @@ print(asyncio.run(main()))
 '''
 
 
-def run(args, **kw):
-    out = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600, **kw)
-    assert out.returncode == 0, f"{args} failed:\n{out.stdout}\n{out.stderr}"
-    return out
-
-
 def test_wheel_and_sdist_install_into_a_fresh_venv_and_work(start_daemon, tmp_path):
-    dist = tmp_path / "dist"
-    run([sys.executable, "-m", "build", "--outdir", dist, REPO / "worker" / "python"])
-    (wheel,) = dist.glob("muster_sdk-*.whl")
-    (sdist,) = dist.glob("muster_sdk-*.tar.gz")
+    wheel, sdist = build_python_dists(tmp_path / "dist")
     names = zipfile.ZipFile(wheel).namelist()
     assert "muster/py.typed" in names and "muster/aio.py" in names and "muster/wire/WorkRequest.py" in names
     assert not any(n.startswith("tests/") for n in names)
@@ -70,9 +59,7 @@ def test_wheel_and_sdist_install_into_a_fresh_venv_and_work(start_daemon, tmp_pa
     assert any(m.endswith("/src/muster/py.typed") for m in members)
     assert any(m.endswith("/README.md") for m in members)
 
-    venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", venv])
-    run([venv / "bin" / "pip", "install", "-q", "--disable-pip-version-check", wheel])
+    venv = venv_with_wheel(wheel, tmp_path / "venv")
     help_text = run([venv / "bin" / "muster-python-worker", "--help"]).stdout
     assert help_text.startswith("usage: muster-python-worker "), help_text
     assert "--log-format" in help_text

@@ -13,9 +13,8 @@ import tarfile
 
 import pytest
 
-from conftest import REPO, muster_cli, read_log, spawn, stop, wait_for
-
-TS = REPO / "worker" / "typescript"
+from conftest import muster_cli, read_log, spawn, stop, wait_for
+from package_builds import npm_pack, npm_project_with
 
 WORKER = r"""
 const { Worker, MusterError, ErrorCode } = require('muster-sdk');
@@ -41,26 +40,16 @@ const c = new Client();
 """
 
 
-def npm(args, cwd, **kw):
-    out = subprocess.run(["npm", *args], cwd=cwd, capture_output=True, text=True, timeout=600, **kw)
-    assert out.returncode == 0, f"npm {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
-    return out
-
-
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
 def test_npm_pack_installs_and_works_in_a_fresh_project(start_daemon, tmp_path):
-    npm(["pack", "--silent", "--pack-destination", tmp_path], TS)
-    (tgz,) = tmp_path.glob("muster-sdk-*.tgz")
+    tgz = npm_pack(tmp_path)
     names = tarfile.open(tgz).getnames()
     assert "package/dist/src/index.js" in names and "package/dist/src/index.d.ts" in names
     assert not any(n.startswith("package/dist/test/") or n.startswith("package/node_modules/") for n in names)
     manifest = json.loads(tarfile.open(tgz).extractfile("package/package.json").read())
     assert manifest["exports"]["."]["types"] == "./dist/src/index.d.ts"
 
-    project = tmp_path / "app"
-    project.mkdir()
-    npm(["init", "-y"], project)
-    npm(["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", tgz], project)
+    project = npm_project_with(tgz, tmp_path / "app")
     (project / "worker.js").write_text(WORKER)
     (project / "client.js").write_text(CLIENT)
 

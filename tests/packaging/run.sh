@@ -10,12 +10,16 @@
 #  4. musterd starts the way musterd.service starts it: through systemd where systemd is PID 1,
 #     else as the unit's User with its ExecStart, Environment, RuntimeDirectory and
 #     StateDirectory; the installed example worker (muster-worker@example's ExecStart) attaches
-#     and the installed CLI calls a node;
+#     and the installed CLI calls a node; a Python worker installed from the wheel and a
+#     TypeScript client installed from the npm tarball call each other through it, both ways
+#     (tests/integration/test_packages_cross_language.py);
 #  5. the packages are purged and nothing of them is left (also when a step fails: trap).
 # It refuses to run when a muster package is installed already (it would not be its to purge).
 set -euo pipefail
 build="$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)"
-packages=(muster muster-bridge muster-gateway libmuster-dev)
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$repo/tests/packaging/debs.sh"
+packages=("${MUSTER_DEB_PACKAGES[@]}")
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (dpkg)" >&2; exit 77; }
 for p in "${packages[@]}"; do
   if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed; then
@@ -79,18 +83,14 @@ fail() {
 log() { printf '== %s\n' "$*"; }
 
 log "building the packages (cpack -G DEB)"
-cpack -G DEB --config "$build/CPackConfig.cmake" -B "$tmp/out" >"$tmp/cpack.log" 2>&1 || fail "cpack"
-debs=()
-for p in "${packages[@]}"; do
-  f=("$tmp/out/${p}"_*.deb)
-  [ -f "${f[0]}" ] || fail "no package $p"
-  debs+=("${f[0]}")
-done
+mapfile -t debs < <(build_debs "$build" "$tmp/out") && ((${#debs[@]} == ${#packages[@]})) || fail "cpack"
 
 log "lintian"
 lintian --tag-display-limit 0 "${debs[@]}" >"$tmp/lintian.out" 2>&1 || true
 grep -v '^running with root privileges' "$tmp/lintian.out" || true
 if grep -q '^E:' "$tmp/lintian.out"; then fail "lintian reports errors"; fi
+# Every program has its man page (muster's from `muster man`, the others from help2man).
+if grep -q 'no-manual-page' "$tmp/lintian.out"; then fail "a program has no man page"; fi
 
 log "installing with apt-get (dpkg underneath)"
 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends \
@@ -163,6 +163,16 @@ case "$called" in *'"greeting":"Hello deb"'*) ;; *) fail "muster call hello thro
 # root reaches it too, as docs/INSTALL.md tells (sudo MUSTER_RUNTIME_DIR=/run/muster muster ...).
 env -i PATH=/usr/bin:/bin HOME=/root MUSTER_RUNTIME_DIR="$runtime_dir" /usr/bin/muster call hello '{"name":"root"}' \
   | grep -q '"greeting":"Hello root"' || fail "muster call as root"
+
+log "a Python worker from the wheel and a TypeScript client from the npm tarball, and the reverse"
+# tests/integration/test_packages_cross_language.py, against this installed musterd (root
+# reaches its ipc:// sockets); it builds the wheel and the tarball with the package tests' helpers.
+[ -x "$repo/.venv/bin/python" ] || fail "no virtualenv $repo/.venv (tools/lib/setup.sh setup_python makes it)"
+MUSTER_BUILD_DIR="$build" MUSTER_INSTALLED_RUNTIME_DIR="$runtime_dir" MUSTER_INSTALLED_BIN=/usr/bin \
+  "$repo/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider "$repo/tests/integration/test_packages_cross_language.py" \
+  >"$tmp/cross-language.log" 2>&1 || fail "the cross-language package test"
+grep -q '^2 passed' "$tmp/cross-language.log" || fail "the cross-language package test did not run both directions"
+tail -1 "$tmp/cross-language.log"
 # ipc:// only: musterd creates nothing in its state directory (no CURVE keys, no tokens).
 [ -z "$(ls -A "$state_dir")" ] || fail "an ipc-only musterd wrote into $state_dir: $(ls -A "$state_dir")"
 

@@ -53,7 +53,7 @@ CLI::Option* add_duration_option(CLI::App* app, const std::string& name,
 }
 
 Cli::Cli() : app("muster — call nodes served by muster workers and inspect the daemon.", "muster") {
-  app.set_version_flag("--version", MUSTER_VERSION);
+  app.set_version_flag("--version", "muster " MUSTER_VERSION);  // "NAME VERSION", as the other programs
   app.footer("Run `muster help COMMAND` for a command's options, `muster help exit-codes` for the "
              "exit statuses.");
   o_address_ = app.add_option("--client-address", copt_.client_address,

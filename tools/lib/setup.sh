@@ -13,6 +13,8 @@ MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets mypy build selenium)
 # Debian packages: compilers and C++ libraries, plus what the tests use (clang and its
 # libFuzzer/sanitizer runtimes for the short fuzz runs, tests/fuzz/run; dpkg-dev for cpack's
 # dpkg-shlibdeps, lintian, systemd for systemd-analyze and adduser for tests/packaging/run.sh;
+# help2man for the programs' man pages, packaging/CMakeLists.txt; systemd-container and
+# debootstrap for tests/packaging/systemd_boot.sh (a Debian 12 container booting systemd);
 # prometheus for promtool and the Prometheus server the observability tests start on a port of
 # their own).
 MUSTER_APT_PACKAGES=(
@@ -25,7 +27,7 @@ MUSTER_APT_PACKAGES=(
   nodejs npm
   clang libclang-rt-14-dev
   chromium chromium-driver
-  dpkg-dev lintian systemd adduser
+  dpkg-dev lintian systemd adduser help2man systemd-container debootstrap
   zsh fish   # test_cli loads `muster completion zsh|fish` in them
   prometheus
 )

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   CLI::App app{"muster-example-worker — serves the example nodes echo, hello, sleep and fail.",
                "muster-example-worker"};
-  app.set_version_flag("--version", MUSTER_VERSION);
+  app.set_version_flag("--version", "muster-example-worker " MUSTER_VERSION);  // "NAME VERSION", as help2man reads it
   app.add_option("--worker-id", opt.worker_id, "Worker id (default: <hostname>-<pid>)");
   app.add_option("--capacity", opt.capacity, "Requests served at once")
       ->capture_default_str()->check(CLI::Range(1, 1024));
