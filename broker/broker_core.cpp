@@ -81,6 +81,13 @@ std::string BrokerCore::client_lane(const Peer& peer) {
   return lane;
 }
 
+std::string BrokerCore::queue_lane(const Peer& peer, const Caller& caller) {
+  std::string lane = client_lane(peer);
+  lane.push_back('\0');
+  lane += caller.identity;
+  return lane;
+}
+
 std::string BrokerCore::client_key(const Peer& peer, std::uint64_t id) const {
   std::string key = client_lane(peer);
   key.append(reinterpret_cast<const char*>(&id), sizeof id);
@@ -249,7 +256,7 @@ void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now
 void BrokerCore::remove_from_queue(Request& r) {
   NodeEntry* entry = registry_.node(*r.node);
   if (!entry) return;
-  entry->queue.erase(client_lane(*r.client), r.id);
+  entry->queue.erase(queue_lane(*r.client, *r.caller), r.id);
   registry_.drop_if_unused(*r.node);
 }
 
@@ -286,7 +293,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     r.state = RequestState::Queued;
     r.worker_id.clear();
     r.waiting_since = now;
-    registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
+    registry_.node_for_queue(*r.node).queue.push_front(queue_lane(*r.client, *r.caller), id);
     ++redispatched_;
     ++r.stats->workspace->counts.redispatched;
     spdlog::info("request re-queued after losing worker (attempt {} of {}) request_id={} "
@@ -731,7 +738,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     send_to_worker(r, *w, now);
   } else {
     r.state = RequestState::Queued;
-    entry->queue.push_back(client_lane(peer), id);
+    entry->queue.push_back(queue_lane(peer, *r.caller), id);
   }
 }
 

@@ -283,8 +283,13 @@ class BrokerCore {
                          std::uint64_t client_request_id, std::string_view node,
                          ErrorCode code, std::string message);
   std::string client_key(const Peer& peer, std::uint64_t id) const;
-  // The connection a request came from: its lane in the node's FairQueue.
+  // The connection a request came from (its per-connection bounds, its reply outbox).
   static std::string client_lane(const Peer& peer);
+  // A request's lane in its node's FairQueue: its connection and its caller's identity. A plain
+  // client has one identity per connection, so one lane per connection; a gateway acting on
+  // behalf of its users (on_behalf_of) gets one lane per user ("<gateway>/<user>"), so one
+  // user's flood through a shared gateway connection does not starve its other users.
+  static std::string queue_lane(const Peer& peer, const Caller& caller);
 
   CoreConfig config_;
   TimePoint started_;

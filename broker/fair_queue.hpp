@@ -1,5 +1,6 @@
 // fair_queue.hpp — the queue of one node: request ids waiting for a worker, served round robin
-// across the client connections that queued them, FIFO within each connection.
+// across its lanes, FIFO within each lane. A lane is a client connection, or one user of a
+// gateway's connection (BrokerCore::queue_lane).
 //
 // Owns only ids and their order. It never looks at requests, workers or limits (BrokerCore
 // decides what may be queued); it never reorders one client's requests among themselves.
@@ -18,7 +19,8 @@ namespace muster::broker {
 
 class FairQueue {
  public:
-  // `client` names the connection (BrokerCore::client_lane); any string works.
+  // `client` names the lane (BrokerCore::queue_lane: a connection, or a user of a gateway
+  // connection); any string works.
   void push_back(const std::string& client, std::uint64_t id);
   // Ahead of everything: the client's lane is served next and `id` is first in it (a request
   // re-queued after its worker died has waited longest).

@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "config.hpp"
 #include "daemon.hpp"
 #include "muster/allocator.hpp"
+#include "muster/config_file.hpp"
 #include "muster/endpoints.hpp"
 #include "muster/process.hpp"
 #include "muster/runtime_dir.hpp"
@@ -34,9 +34,9 @@ int main(int argc, char** argv) {
       "tcp:// endpoints are CURVE servers: peers enroll with a token (`muster token create`).",
       "musterd"};
   app.set_version_flag("--version", "musterd " MUSTER_VERSION)->configurable(false);  // "NAME VERSION" (help2man)
-  // Every flag below is also a setting of the --config file (config.hpp): add one here, once.
+  // Every flag below is also a setting of the --config file (muster/config_file.hpp): add one here, once.
   bool print_config = false;
-  muster::broker::add_config_options(app, &print_config);
+  muster::add_config_options(app, &print_config);
   app.add_option("--data-dir", opt.data_dir, "Directory for keys, tokens and identities")
       ->capture_default_str();
   auto endpoint_option = [&](const char* flag, std::vector<std::string>& into, SocketRole role,
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
   if (print_config) {
-    std::cout << muster::broker::effective_config(app);
+    std::cout << muster::effective_config(app);
     return 0;
   }
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "host.hpp"
+#include "muster/config_file.hpp"
 #include "muster/process.hpp"
 #include "uplink.hpp"
 
@@ -22,7 +23,13 @@ std::string env(const char* name) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"muster-bridge — connects muster to Hurozo-style remote nodes, both directions.", "muster-bridge"};
-  app.set_version_flag("--version", "muster-bridge " MUSTER_VERSION);  // "NAME VERSION" (help2man)
+  app.set_version_flag("--version", "muster-bridge " MUSTER_VERSION)->configurable(false);  // "NAME VERSION" (help2man)
+  // Every flag below is also a setting of the --config file (muster/config_file.hpp): the
+  // program's own as top-level keys, uplink's in an [uplink] table, host's in a [host] table.
+  // Both --config and --print-config may come before or after the subcommand (fallthrough).
+  bool print_config = false;
+  muster::add_config_options(app, &print_config);
+  app.fallthrough();
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   std::string log_format = "text";
@@ -104,7 +111,7 @@ int main(int argc, char** argv) {
                     "musterd response (ROUTER) endpoint (default: ipc://<runtime dir>/response.sock)");
   hostc->add_flag("--insecure", host.worker.insecure, "Allow tcp:// musterd endpoints without CURVE (clear text!)");
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = muster::parse_or_exit(app, argc, argv, print_config)) return *code;
   try {
     muster::setup_logging(log_level, "bridge", muster::parse_log_format(log_format));
   } catch (const std::exception& e) {

@@ -2,8 +2,13 @@
 // client and through the gateway (WebSocket and REST), sequential (latency p50/p99) and
 // pipelined (calls/s), in one run against one musterd. Not a test: gateway/bench/run.sh starts
 // everything and prints the table (docs/GATEWAY.md "Performance").
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <cstdio>
 #include <deque>
 #include <string>
@@ -121,6 +126,43 @@ class GatewayHttp {
   std::string host_;
 };
 
+// CPU seconds (utime + stime) a process has used: /proc/PID/stat, or getrusage for this one.
+double cpu_seconds(int pid) {
+  if (pid == 0) {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  }
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto fields = stat.substr(stat.rfind(')') + 2);  // after "pid (comm) "
+  std::vector<std::string> f;
+  for (std::size_t at = 0; at < fields.size();) {
+    auto end = fields.find(' ', at);
+    if (end == std::string::npos) end = fields.size();
+    f.push_back(fields.substr(at, end - at));
+    at = end + 1;
+  }
+  if (f.size() < 13) return 0;
+  // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the comm.
+  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The CPU time of named processes (and of this client, "client") over one phase.
+struct CpuMeter {
+  std::map<std::string, int> pids;  // name -> pid; "client" is this process
+  std::map<std::string, double> start;
+  void begin() {
+    for (auto& [name, pid] : pids) start[name] = cpu_seconds(pid);
+  }
+  std::map<std::string, double> end() {
+    std::map<std::string, double> used;
+    for (auto& [name, pid] : pids) used[name] = cpu_seconds(pid) - start[name];
+    return used;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,7 +175,15 @@ int main(int argc, char** argv) {
   app.add_option("--calls", calls, "sequential calls per path")->capture_default_str();
   app.add_option("--pipelined", pipelined, "pipelined calls per path")->capture_default_str();
   app.add_option("--window", window, "calls in flight when pipelined")->capture_default_str();
+  std::vector<std::string> cpu_of;
+  app.add_option("--cpu", cpu_of,
+                 "NAME=PID of a process whose CPU time per pipelined call to print (repeatable; run.sh "
+                 "passes musterd, worker and gateway)");
   CLI11_PARSE(app, argc, argv);
+  CpuMeter meter;
+  meter.pids["client"] = 0;
+  for (auto& c : cpu_of) meter.pids[c.substr(0, c.find('='))] = std::stoi(c.substr(c.find('=') + 1));
+  std::map<std::string, double> cpu_direct, cpu_gateway;
   auto colon = gateway.rfind(':');
   std::string host = gateway.substr(0, colon), port = gateway.substr(colon + 1);
 
@@ -159,6 +209,7 @@ int main(int argc, char** argv) {
 
     // Pipelined: `window` calls in flight, refilled as each finishes.
     {
+      meter.begin();
       auto start = Clock::now();
       std::size_t sent = 0, done = 0;
       while (done < pipelined) {
@@ -174,8 +225,10 @@ int main(int argc, char** argv) {
       }
       results.push_back({fmt::format("direct C++ client, {} in flight", window), pipelined, 0, 0,
                          static_cast<double>(pipelined) / (us_since(start) / 1e6)});
+      cpu_direct = meter.end();
     }
     {
+      meter.begin();
       auto start = Clock::now();
       std::size_t sent = 0, done = 0;
       while (done < pipelined) {
@@ -188,6 +241,7 @@ int main(int argc, char** argv) {
       }
       results.push_back({fmt::format("gateway WebSocket, {} in flight", window), pipelined, 0, 0,
                          static_cast<double>(pipelined) / (us_since(start) / 1e6)});
+      cpu_gateway = meter.end();
     }
 
     fmt::print("{:<40} {:>8} {:>10} {:>10} {:>10}\n", "path (node echo)", "calls", "p50 µs", "p99 µs", "calls/s");
@@ -201,6 +255,21 @@ int main(int argc, char** argv) {
                "direct throughput\n",
                results[1].p50_us - results[0].p50_us, results[2].p50_us - results[0].p50_us,
                100.0 * results[4].per_s / results[3].per_s);
+    // CPU per pipelined call: the figure that holds on a shared machine. With every process
+    // CPU-bound on `cores` cores, a path's ceiling is cores / (its CPU per call).
+    fmt::print("\nCPU µs per pipelined call (utime+stime){}\n", "");
+    double total_direct = 0, total_gateway = 0;
+    for (auto& [name, pid] : meter.pids) {
+      double d = cpu_direct[name] / static_cast<double>(pipelined) * 1e6;
+      double g = cpu_gateway[name] / static_cast<double>(pipelined) * 1e6;
+      total_direct += d;
+      total_gateway += g;
+      fmt::print("  {:<10} direct {:>6.1f}   gateway WebSocket {:>6.1f}\n", name, d, g);
+    }
+    const double cores = static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN));
+    fmt::print("  {:<10} direct {:>6.1f}   gateway WebSocket {:>6.1f}\n", "total", total_direct, total_gateway);
+    fmt::print("CPU-bound ceiling on {:.0f} cores: direct {:.0f} calls/s, gateway {:.0f} calls/s ({:.0f} %)\n", cores,
+               cores * 1e6 / total_direct, cores * 1e6 / total_gateway, 100.0 * total_direct / total_gateway);
   } catch (const std::exception& e) {
     fmt::print(stderr, "gateway_bench: {}\n", e.what());
     return 1;

@@ -3,6 +3,8 @@
 # in a private runtime dir, runs gateway_bench (direct C++ client vs the gateway's WebSocket and
 # REST, sequential and pipelined), prints its table, and stops everything.
 #   gateway/bench/run.sh [gateway_bench flags, e.g. --calls 2000 --pipelined 10000]
+# It also prints the CPU time per pipelined call of each process (utime+stime, /proc/PID/stat):
+# the steady figure on a shared machine, where wall-clock ratios swing with the other load.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 B="${MUSTER_BUILD_DIR:-$ROOT/build}"
@@ -30,4 +32,5 @@ for _ in $(seq 100); do
 done
 [ -n "$PORT" ] || { echo "run.sh: the gateway did not start:" >&2; cat "$TMP/gateway.log" >&2; exit 1; }
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-"$B/gateway/muster-gateway-bench" --gateway "127.0.0.1:$PORT" --user bench --password bench-pw "$@"
+"$B/gateway/muster-gateway-bench" --gateway "127.0.0.1:$PORT" --user bench --password bench-pw \
+  --cpu "musterd=${PIDS[0]}" --cpu "worker=${PIDS[1]}" --cpu "gateway=${PIDS[2]}" "$@"

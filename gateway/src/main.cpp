@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway.hpp"
+#include "muster/config_file.hpp"
 #include "muster/gateway/data_dir.hpp"
 #include "muster/process.hpp"
 
@@ -37,14 +38,19 @@ int main(int argc, char** argv) {
   using namespace muster::gateway;
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"muster-gateway — HTTP and WebSocket front door of a musterd (docs/GATEWAY.md).", "muster-gateway"};
-  app.set_version_flag("--version", "muster-gateway " MUSTER_VERSION);  // "NAME VERSION" (help2man)
+  app.set_version_flag("--version", "muster-gateway " MUSTER_VERSION)->configurable(false);  // "NAME VERSION" (help2man)
+  // Every flag below is also a setting of the --config file (muster/config_file.hpp): the
+  // program's own as top-level keys, serve's in a [serve] table. Both --config and
+  // --print-config may come before or after the subcommand (fallthrough).
+  bool print_config = false;
+  muster::add_config_options(app, &print_config);
+  app.fallthrough();
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   std::string log_format = "text";
   app.add_option("--log-format", log_format, muster::kLogFormatHelp)
       ->capture_default_str()->check(CLI::IsMember({"text", "json"}));
   app.require_subcommand(1);
-  app.set_config("--config", "", "TOML file: the flags of `serve` as keys of a [serve] table (before the subcommand)");
 
   // ---- serve ----
   GatewayOptions o;
@@ -138,7 +144,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = muster::parse_or_exit(app, argc, argv, print_config)) return *code;
   try {
     muster::setup_logging(log_level, "gateway", muster::parse_log_format(log_format));
   } catch (const std::exception& e) {

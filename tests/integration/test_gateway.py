@@ -227,6 +227,65 @@ def test_settings_come_from_a_config_file_too(start_gateway, cpp_worker, tmp_bas
     assert upgrade(gw.port, f"/api/ws?token={token}", {"Origin": "http://other.example"})[0] == 403
 
 
+def gateway_cli(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(GATEWAY), *map(str, args)], capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_a_bad_key_or_type_in_the_config_file_is_refused_with_its_file_and_line(tmp_base):
+    config = tmp_base / "gateway.toml"
+    config.write_text('log-level = "debug"\n\n[serve]\nlisten = "127.0.0.1:0"\nlogin-atempts = 3\n')
+    out = gateway_cli("--config", config, "serve", "--data-dir", tmp_base / "gw-data")
+    assert out.returncode == 2, out
+    assert f"{config}:5: serve.login-atempts: unknown setting (muster-gateway serve has no --login-atempts option" \
+        in out.stderr
+    config.write_text('[serve]\nlogin-attempts = "many"\n')
+    out = gateway_cli("serve", "--config", config)  # --config may follow the subcommand too
+    assert out.returncode == 2, out
+    assert f"{config}:2: serve.login-attempts: expected a non-negative integer, got a string" in out.stderr
+    config.write_text('listen = "127.0.0.1:0"\n')  # serve's flag outside [serve]
+    out = gateway_cli("--config", config, "serve")
+    assert out.returncode == 2 and f"{config}:1: listen: unknown setting" in out.stderr, out
+    assert not (tmp_base / "gw-data").exists()  # refused before anything was created
+
+
+def test_print_config_reads_back_and_the_gateway_starts_from_it(start_gateway, cpp_worker, tmp_base):
+    first = tmp_base / "first.toml"
+    first.write_text('[serve]\nlogin-attempts = 7\nallowed-origin = ["http://app.example", "http://b.example"]\n')
+    out = gateway_cli("--config", first, "--log-format", "json", "serve", "--token-ttl", "120", "--print-config")
+    assert out.returncode == 0, out.stderr
+    printed = out.stdout
+    assert printed.startswith("# muster-gateway settings: `muster-gateway --config FILE serve`")
+    assert "log-format = 'json'\n" in printed and "\n[serve]\n" in printed
+    assert "login-attempts = 7\n" in printed and "token-ttl = 120\n" in printed  # file, and flag
+    assert "allowed-origin = ['http://app.example', 'http://b.example']\n" in printed
+    assert "ping-interval = 54\n" in printed  # the defaults too
+    assert "print-config" not in printed.replace("--print-config", "")
+    second = tmp_base / "printed.toml"
+    second.write_text(printed)
+    again = gateway_cli("--config", second, "serve", "--print-config")
+    assert again.returncode == 0 and again.stdout == printed, again
+    # The printed file runs a gateway (its log format, login limit and origins in force).
+    gw = start_gateway(global_args=["--config", second])
+    assert gw.log.lstrip().startswith("{")  # json lines
+    for _ in range(7):
+        gw.login()
+    assert gw.request("POST", "/api/auth/login", {"username": "alice", "password": "alice-pw"})[0] == 429
+
+
+def test_the_bridge_reads_the_same_config_file_format(tmp_base):
+    bridge = BUILD / "bridge" / "muster-bridge"
+    config = tmp_base / "bridge.toml"
+    config.write_text('log-level = "warn"\n[uplink]\nnode = ["a*"]\n[host]\ntokens-file = "/etc/t"\ncapacity = 8\n')
+    out = subprocess.run([str(bridge), "--config", str(config), "host", "--capacity", "9", "--print-config"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "log-level = 'warn'\n" in out.stdout and "\n[host]\n" in out.stdout and "[uplink]" not in out.stdout
+    assert "tokens-file = '/etc/t'\n" in out.stdout and "capacity = 9\n" in out.stdout
+    config.write_text('[host]\ntokens-file = "/etc/t"\ncapacty = 8\n')
+    out = subprocess.run([str(bridge), "--config", str(config), "host"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and f"{config}:3: host.capacty: unknown setting" in out.stderr, out
+
+
 def test_users_of_another_workspace_are_refused(start_gateway, cpp_worker):
     """--workspace limits a gateway to the workspaces named (by default it serves every user's)."""
     gw = start_gateway("--workspace", "default")

@@ -231,6 +231,42 @@ TEST_CASE("queued requests are served round robin across clients, not behind one
   CHECK(t[2].peer.routing_id == "polite");
 }
 
+TEST_CASE("users of one gateway connection each get their own lane: one user's flood does not starve another") {
+  auto cfg = test_config();
+  cfg.queue_limit = 100;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")}, 1);
+  // Both users' calls come over the same gateway connection "gw", each made on behalf of its
+  // user (the caller decide_on_behalf_of makes of an honoured assertion).
+  auto as_user = [](const std::string& user) {
+    return Caller{"gw-identity/" + user, user, "default", "call"};
+  };
+  auto submit_as = [&](std::uint64_t rid, const std::string& user) {
+    SubmitEvent ev;
+    ev.client_request_id = rid;
+    ev.node = "n";
+    ev.inputs = Payload::copy_of(std::vector<std::uint8_t>{1});
+    h.core.on_submit(h.now, peer("gw"), as_user(user), std::move(ev));
+    h.take();
+  };
+  for (std::uint64_t i = 1; i <= 20; ++i) submit_as(i, "flood");  // #1 runs, 19 wait
+  submit_as(101, "polite");
+  submit_as(102, "polite");
+  // Served in turn: flood #1 (running), then polite and flood alternate; the polite user's two
+  // calls are the 3rd and 5th answered (with one lane per connection, the 21st and 22nd).
+  for (int i = 0; i < 5; ++i) h.result("w1", all<SendWorkRequest>(h.log).back().request_id);
+  auto t = terminals(h.log);
+  REQUIRE(t.size() == 5);
+  std::vector<std::uint64_t> order;
+  for (auto& r : t) order.push_back(r.request_id);
+  CHECK(order == std::vector<std::uint64_t>{1, 2, 101, 3, 102});
+  // Cancelling a queued call of one user takes it out of that user's lane.
+  h.core.on_cancel(h.now, peer("gw"), 4, nullptr);
+  auto c = terminals(h.take());
+  REQUIRE(c.size() == 1);
+  CHECK(failure_code(c[0]) == ErrorCode::Cancelled);
+}
+
 TEST_CASE("unknown node fails at once with NO_WORKER") {
   Harness h;
   auto t = terminals(h.submit(7, "missing"));

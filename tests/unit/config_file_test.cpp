@@ -1,6 +1,7 @@
-// broker_config_test.cpp — the config file (broker/config.hpp) on an app shaped like musterd's:
-// values reach the variables, flags win over the file, bad keys/types/values are errors naming
-// the file, line and key, and --print-config's text reads back as the same settings.
+// config_file_test.cpp — the config file (muster/config_file.hpp) on an app shaped like musterd's
+// and on one with subcommands like muster-gateway's: values reach the variables, flags win over
+// the file, bad keys/types/values are errors naming the file, line and key, and --print-config's
+// text reads back as the same settings.
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -8,11 +9,11 @@
 
 #include <doctest/doctest.h>
 
-#include "config.hpp"
+#include "muster/config_file.hpp"
 #include "temp_dir.hpp"
 
-using muster::broker::add_config_options;
-using muster::broker::effective_config;
+using muster::add_config_options;
+using muster::effective_config;
 using muster::test::TempDir;
 
 namespace {
@@ -58,15 +59,19 @@ std::string write(const TempDir& d, const std::string& text, const char* name = 
   return path;
 }
 
-std::string parse_error(const std::string& file) {
-  App a;
+// The error parsing `args` with a fresh app of type A gives.
+template <class A>
+std::string error_of(std::vector<std::string> args) {
+  A a;
   try {
-    a.parse({"--config", file});
+    a.parse(std::move(args));
   } catch (const CLI::ParseError& e) {
     return e.what();
   }
   return "(no error)";
 }
+
+std::string parse_error(const std::string& file) { return error_of<App>({"--config", file}); }
 
 }  // namespace
 
@@ -201,4 +206,111 @@ TEST_CASE("config: an option with neither value nor default is printed commented
   CHECK(b.s.listen.empty());
   CHECK(b.s.request_addresses.empty());
   CHECK_FALSE(b.s.insecure);
+}
+
+namespace {
+
+// A program with subcommands, shaped like muster-gateway: top-level flags, `serve` with its
+// own, and `user add` (a nested subcommand); --config and --print-config may follow the
+// subcommand (fallthrough).
+struct SubApp {
+  bool print_config = false;
+  std::string log_level = "info", listen = "127.0.0.1:8080", workspace = "default";
+  std::vector<std::string> origins;
+  double ping_s = 54;
+  bool tls_only = false;
+  CLI::App app{"test gateway", "testgw"};
+  CLI::App* serve = nullptr;
+  SubApp() {
+    app.set_version_flag("--version", "1.0")->configurable(false);
+    add_config_options(app, &print_config);
+    app.fallthrough();
+    app.add_option("--log-level", log_level, "Level")->capture_default_str();
+    app.require_subcommand(1);
+    serve = app.add_subcommand("serve", "Serve");
+    serve->add_option("--listen", listen, "host:port")->capture_default_str();
+    serve->add_option("--allowed-origin", origins, "Origin (repeatable)");
+    serve->add_option("--ping-interval", ping_s, "Seconds")->capture_default_str()->check(CLI::PositiveNumber);
+    serve->add_flag("--tls-only", tls_only, "TLS only");
+    auto* user = app.add_subcommand("user", "Users");
+    user->add_subcommand("add", "Add")->add_option("--workspace", workspace, "Workspace")->capture_default_str();
+  }
+  void parse(std::vector<std::string> args) {
+    std::vector<const char*> argv{"testgw"};
+    for (auto& a : args) argv.push_back(a.c_str());
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  }
+};
+
+std::string sub_parse_error(std::vector<std::string> args) { return error_of<SubApp>(std::move(args)); }
+
+}  // namespace
+
+TEST_CASE("config with subcommands: a [subcommand] table sets its flags, top-level keys the program's") {
+  TempDir d;
+  auto file = write(d,
+                    "log-level = \"debug\"\n"
+                    "[serve]\n"
+                    "listen = \"0.0.0.0:9000\"\n"
+                    "allowed-origin = [\"https://a.example\"]\n"
+                    "ping-interval = 30\n"
+                    "[user.add]\n"
+                    "workspace = \"alpha\"\n",
+                    "gw.toml");
+  SubApp a;
+  a.parse({"--config", file, "serve", "--ping-interval", "5"});
+  CHECK(a.log_level == "debug");
+  CHECK(a.listen == "0.0.0.0:9000");
+  CHECK(a.origins == std::vector<std::string>{"https://a.example"});
+  CHECK(a.ping_s == 5);  // the flag wins
+  SubApp b;  // --config after the subcommand
+  b.parse({"serve", "--config", file});
+  CHECK(b.listen == "0.0.0.0:9000");
+  CHECK(b.ping_s == 30);
+  SubApp c;
+  c.parse({"user", "add", "--config", file});
+  CHECK(c.workspace == "alpha");
+}
+
+TEST_CASE("config with subcommands: unknown tables and keys are errors naming file, line and key") {
+  TempDir d;
+  auto key = write(d, "[serve]\nlisten = \"a:1\"\nlisen = \"b:2\"\n", "a.toml");
+  CHECK(sub_parse_error({"--config", key, "serve"}) ==
+        key + ":3: serve.lisen: unknown setting (testgw serve has no --lisen option; testgw serve --help lists them)");
+  auto table = write(d, "log-level = \"warn\"\n[serv]\nlisten = \"a:1\"\n", "b.toml");
+  CHECK(sub_parse_error({"--config", table, "serve"}) ==
+        table + ":2: serv: a table, and `testgw` has no subcommand 'serv' (testgw --help lists them)");
+  auto top = write(d, "listen = \"a:1\"\n", "c.toml");  // serve's flag at the top level
+  CHECK(sub_parse_error({"--config", top, "serve"}) ==
+        top + ":1: listen: unknown setting (testgw has no --listen option; testgw --help lists them)");
+  auto type = write(d, "[serve]\n\nping-interval = \"soon\"\n", "d.toml");
+  CHECK(sub_parse_error({"--config", type, "serve"}) ==
+        type + ":3: serve.ping-interval: expected a number, got a string");
+  auto nested = write(d, "[serve.x]\nlisten = \"a:1\"\n", "e.toml");
+  CHECK(sub_parse_error({"--config", nested, "serve"}) ==
+        nested + ":1: serve.x: a table; `testgw serve` has no subcommands");
+}
+
+TEST_CASE("config with subcommands: --print-config prints the chosen subcommand's table, which reads back") {
+  TempDir d;
+  SubApp a;
+  a.parse({"--log-level", "warn", "serve", "--listen", "0.0.0.0:1", "--allowed-origin", "https://x",
+           "--tls-only", "--print-config"});
+  CHECK(a.print_config);
+  std::string text = effective_config(a.app);
+  INFO(text);
+  CHECK(text.find("`testgw --config FILE serve`") != std::string::npos);
+  CHECK(text.find("log-level = 'warn'\n") != std::string::npos);
+  CHECK(text.find("\n[serve]\n") != std::string::npos);
+  CHECK(text.find("listen = '0.0.0.0:1'\n") > text.find("[serve]"));
+  CHECK(text.find("ping-interval = 54\n") != std::string::npos);
+  CHECK(text.find("[user") == std::string::npos);  // only the chosen subcommand
+
+  SubApp b;
+  b.parse({"--config", write(d, text, "printed.toml"), "serve"});
+  CHECK(b.log_level == "warn");
+  CHECK(b.listen == "0.0.0.0:1");
+  CHECK(b.origins == std::vector<std::string>{"https://x"});
+  CHECK(b.tls_only);
+  CHECK(effective_config(b.app) == text);
 }

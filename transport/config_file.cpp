@@ -1,16 +1,17 @@
-// config.cpp — see config.hpp.
-#include "config.hpp"
+// config_file.cpp — see muster/config_file.hpp.
+#include "muster/config_file.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <iostream>
 #include <memory>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-namespace muster::broker {
+namespace muster {
 
 namespace {
 
@@ -160,36 +161,63 @@ void write_comment(std::string& out, const std::string& text) {
 
 }  // namespace
 
-std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream& input) const {
-  const std::string path = config_path(app_);
-  toml::table table;
-  try {
-    table = toml::parse(input, path);
-  } catch (const toml::parse_error& e) {
-    throw CLI::ConfigError(fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
-                                       e.source().begin.column, e.description()));
-  }
-  // In the file's order, so that the first error reported is the first one in the file.
+namespace {
+
+// Every subcommand of `app` (get_subcommands() alone lists only those on the command line).
+std::vector<CLI::App*> all_subcommands(CLI::App& app) {
+  return app.get_subcommands([](CLI::App* sub) { return !sub->get_name().empty(); });
+}
+
+// The subcommand `name` of `app`, if it has one.
+CLI::App* subcommand_of(CLI::App& app, const std::string& name) {
+  for (CLI::App* sub : all_subcommands(app))
+    if (sub->get_name() == name) return sub;
+  return nullptr;
+}
+
+// The settings of `table` for `app` (the program, or the subcommand `parents` names), in the
+// file's order, so that the first error reported is the first one in the file.
+void collect(const CLI::App& program, CLI::App& app, const toml::table& table,
+             const std::vector<std::string>& parents, const std::string& path,
+             std::vector<CLI::ConfigItem>& items) {
   std::vector<std::pair<const toml::key*, const toml::node*>> entries;
   for (auto&& [key, node] : table) entries.emplace_back(&key, &node);
-  std::sort(entries.begin(), entries.end(), [](auto& a, auto& b) {
+  std::stable_sort(entries.begin(), entries.end(), [](auto& a, auto& b) {
     return a.first->source().begin.line < b.first->source().begin.line;
   });
+  std::string prefix;
+  for (auto& p : parents) prefix += p + ".";
+  std::string command = program.get_name();  // as typed: "muster-gateway serve"
+  for (auto& p : parents) command += " " + p;
 
-  std::vector<CLI::ConfigItem> items;
   for (auto& [key, node] : entries) {
     const std::string name(key->str());
-    const std::string where = fmt::format("{}:{}: {}", path, key->source().begin.line, name);
-    if (node->is_table())
-      throw CLI::ConfigError(fmt::format("{}: a table; settings are top-level keys, with no [sections]", where));
-    CLI::Option* opt = app_.get_option_no_throw("--" + name);
+    const std::string where = fmt::format("{}:{}: {}{}", path, key->source().begin.line, prefix, name);
+    if (const toml::table* section = node->as_table()) {
+      CLI::App* sub = subcommand_of(app, name);
+      if (!sub) {
+        if (all_subcommands(app).empty())
+          throw CLI::ConfigError(
+              parents.empty()
+                  ? fmt::format("{}: a table; settings are top-level keys, with no [sections]", where)
+                  : fmt::format("{}: a table; `{}` has no subcommands", where, command));
+        throw CLI::ConfigError(fmt::format("{}: a table, and `{}` has no subcommand '{}' ({} --help lists them)",
+                                           where, command, name, command));
+      }
+      auto inner = parents;
+      inner.push_back(name);
+      collect(program, *sub, *section, inner, path, items);
+      continue;
+    }
+    CLI::Option* opt = app.get_option_no_throw("--" + name);
     if (!opt)
       throw CLI::ConfigError(fmt::format("{}: unknown setting ({} has no --{} option; {} --help lists them)",
-                                         where, app_.get_name(), name, app_.get_name()));
-    if (!is_setting(app_, *opt))
+                                         where, command, name, command));
+    if (!is_setting(app, *opt))
       throw CLI::ConfigError(fmt::format("{}: --{} is a command-line option only, not a setting", where, name));
     Kind kind = kind_of(*opt);
     CLI::ConfigItem item;
+    item.parents = parents;
     item.name = name;
     if (const toml::array* array = node->as_array()) {
       if (!repeatable(*opt))
@@ -205,14 +233,12 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream& input) const 
       for (auto& value : item.inputs) validate(*opt, value, where);
     items.push_back(std::move(item));
   }
-  return items;
 }
 
-std::string TomlConfig::to_config(const CLI::App* app, bool default_also, bool write_description,
-                                  std::string /*prefix*/) const {
-  std::string out;
-  for (const CLI::Option* opt : app->get_options()) {
-    if (!is_setting(*app, *opt)) continue;
+// The settings of one app (no tables), as to_config writes them.
+void write_settings(const CLI::App& app, bool default_also, bool write_description, std::string& out) {
+  for (const CLI::Option* opt : app.get_options()) {
+    if (!is_setting(app, *opt)) continue;
     if (!default_also && opt->count() == 0) continue;
     const std::string name = opt->get_lnames().front();
     const Kind kind = kind_of(*opt);
@@ -241,6 +267,50 @@ std::string TomlConfig::to_config(const CLI::App* app, bool default_also, bool w
       out += fmt::format("{} = {}\n", name, toml_scalar(values.back(), kind));
     }
   }
+}
+
+bool has_settings(const CLI::App& app) {
+  for (const CLI::Option* opt : app.get_options())
+    if (is_setting(app, *opt)) return true;
+  return false;
+}
+
+// The subcommands chosen on the command line, each with its settings as a table.
+void write_subcommands(const CLI::App& app, const std::string& prefix, bool default_also,
+                       bool write_description, std::string& out) {
+  for (const CLI::App* sub : app.get_subcommands()) {
+    const std::string table = prefix + sub->get_name();
+    if (has_settings(*sub)) {
+      out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", table);
+      std::string body;
+      write_settings(*sub, default_also, write_description, body);
+      out += body;
+    }
+    write_subcommands(*sub, table + ".", default_also, write_description, out);
+  }
+}
+
+}  // namespace
+
+std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream& input) const {
+  const std::string path = config_path(app_);
+  toml::table table;
+  try {
+    table = toml::parse(input, path);
+  } catch (const toml::parse_error& e) {
+    throw CLI::ConfigError(fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
+                                       e.source().begin.column, e.description()));
+  }
+  std::vector<CLI::ConfigItem> items;
+  collect(app_, app_, table, {}, path, items);
+  return items;
+}
+
+std::string TomlConfig::to_config(const CLI::App* app, bool default_also, bool write_description,
+                                  std::string /*prefix*/) const {
+  std::string out;
+  write_settings(*app, default_also, write_description, out);
+  write_subcommands(*app, "", default_also, write_description, out);
   return out;
 }
 
@@ -248,7 +318,8 @@ void add_config_options(CLI::App& app, bool* print_config) {
   app.config_formatter(std::make_shared<TomlConfig>(app));
   app.set_config("--config", "",
                  "Read settings from this TOML file: each key is a flag's name without \"--\" "
-                 "(e.g. queue-limit = 100); flags given on the command line win")
+                 "(e.g. log-level = \"debug\"), a subcommand's flags go in its [subcommand] table; "
+                 "flags given on the command line win")
       ->type_name("FILE");
   app.add_flag("--print-config", *print_config,
                "Print the effective settings (file, flags and defaults) as TOML, which --config "
@@ -257,9 +328,25 @@ void add_config_options(CLI::App& app, bool* print_config) {
 }
 
 std::string effective_config(const CLI::App& app) {
-  return fmt::format("# {} settings: `{} --config FILE` reads this file (printed by --print-config)\n\n{}",
-                     app.get_name(), app.get_name(), app.config_to_str(/*default_also=*/true,
-                                                                      /*write_description=*/true));
+  std::string command = app.get_name() + " --config FILE";
+  for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+    sub = sub->get_subcommands().front();
+    command += " " + sub->get_name();
+  }
+  return fmt::format("# {} settings: `{}` reads this file (printed by --print-config)\n\n{}",
+                     app.get_name(), command, app.config_to_str(/*default_also=*/true,
+                                                                /*write_description=*/true));
 }
 
-}  // namespace muster::broker
+std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv, const bool& print_config) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (!print_config) return std::nullopt;
+  std::cout << effective_config(app);
+  return 0;
+}
+
+}  // namespace muster
