@@ -60,7 +60,22 @@ std::size_t BrokerCore::CallerHash::operator()(const Caller& c) const {
 }
 
 BrokerCore::BrokerCore(CoreConfig config, TimePoint now)
-    : config_(std::move(config)), started_(now), next_ping_at_(now) {}
+    : config_(std::move(config)), started_(now), next_ping_at_(now) {
+  next_journal_expire_ = now + config_.journal_expire_interval;
+}
+
+// ---- the journal of durable calls ----------------------------------------------------------
+
+journal::WallTime BrokerCore::wall(TimePoint now) const {
+  return config_.wall_start + std::chrono::duration_cast<Millis>(now - started_);
+}
+
+void BrokerCore::journal(journal::Record record) { journal_ops_.emplace_back(std::move(record)); }
+
+void BrokerCore::on_journal_state(std::uint64_t payload_bytes, journal::JobId next_job_id) {
+  journal_bytes_ = payload_bytes;
+  next_job_id_ = std::max(next_job_id_, next_job_id);
+}
 
 // ---- output helpers ---------------------------------------------------------------------
 
@@ -102,6 +117,20 @@ void BrokerCore::count_terminal(TimePoint now, ErrorCode code, WorkspaceStats& w
 }
 
 void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal) {
+  if (r.job_id) {  // journaled before its terminal reply is sent (the loop commits first)
+    journal::Outcome outcome;
+    if (auto* res = std::get_if<ResultBody>(&terminal)) {
+      outcome.outputs = res->outputs;
+    } else {
+      auto& failure = std::get<FailureBody>(terminal);
+      outcome.code = failure.code;
+      outcome.message = failure.message;
+    }
+    journal_bytes_ -= std::min<std::uint64_t>(journal_bytes_, r.inputs.size() + r.parameters.size());
+    journal_bytes_ += outcome.outputs.bytes.size() + outcome.message.size();
+    auto at = wall(now);
+    journal(journal::Finished{r.job_id, std::move(outcome), at, at + config_.result_ttl});
+  }
   if (auto* res = std::get_if<ResultBody>(&terminal)) {
     count_terminal(now, ErrorCode::None, *r.stats->workspace, r.stats, r.node->second, {});
     reply_client(r, std::move(*res));
@@ -203,6 +232,7 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   r.dispatched = now;
   w.holding.insert(r.id);
   w.last_dispatch = now;
+  if (r.job_id) journal(journal::Dispatched{r.job_id, w.id, w.owner.identity, r.id, r.attempts});
   std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
   const Caller& c = *r.caller;
   auto trace = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
@@ -287,6 +317,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     r.worker_id.clear();
     r.waiting_since = now;
     registry_.node_for_queue(*r.node).queue.push_front(client_lane(*r.client), id);
+    if (r.job_id) journal(journal::Requeued{r.job_id, r.deaths});
     ++redispatched_;
     ++r.stats->workspace->counts.redispatched;
     spdlog::info("request re-queued after losing worker (attempt {} of {}) request_id={} "
@@ -699,6 +730,12 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                     "pass the limit of {} MiB (--max-open-bytes)",
                     open_bytes() >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
 
+  if (ev.durable && config_.journal_max_bytes && journal_bytes_ + bytes > config_.journal_max_bytes)
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
+        fmt::format("journal full: {} of {} bytes held by open and undelivered durable calls; "
+                    "this call's {} bytes do not fit (--journal-max-bytes)",
+                    journal_bytes_, config_.journal_max_bytes, bytes));
+
   std::uint64_t timeout_ms = ev.timeout_ms ? ev.timeout_ms
                              : entry->spec.default_timeout_ms
                                  ? entry->spec.default_timeout_ms
@@ -726,7 +763,23 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   count_open(r, +1);
   deadlines_.push(r.deadline, id, requests_.size(),
                   [this](std::uint64_t open) { return deadline_counts(open); });
-  if (ev.want_accepted) reply_client(r, AcceptedBody{w == nullptr});
+  if (ev.durable) {  // journaled before its Accepted is sent (the loop commits first)
+    r.job_id = next_job_id_++;
+    journal::Call call;
+    call.job_id = r.job_id;
+    call.node = ev.node;
+    call.caller = who;
+    call.trace_id = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
+    call.inputs = Payload{r.payload_owner, r.inputs};
+    call.parameters = Payload{r.payload_owner, r.parameters};
+    call.idempotent = r.idempotent;
+    call.submitted = wall(now);
+    call.deadline = wall(r.deadline);
+    journal_bytes_ += bytes;
+    journal(journal::Submitted{std::move(call)});
+  }
+  // A durable call's caller needs its job id: Accepted is implied.
+  if (ev.want_accepted || r.job_id) reply_client(r, AcceptedBody{w == nullptr, r.job_id});
   if (w) {
     send_to_worker(r, *w, now);
   } else {
@@ -818,6 +871,10 @@ void BrokerCore::tick(TimePoint now) {
   }
   expire(now);
   fail_unserved(now);
+  if (now >= next_journal_expire_ && next_job_id_ > 1) {  // only once durable calls were seen
+    journal_ops_.emplace_back(journal::ExpireKept{wall(now)});
+    next_journal_expire_ = now + config_.journal_expire_interval;
+  }
   if (now >= next_ping_at_) {
     remember_ping(broadcast_seqs_, next_ping_seq_);
     actions_.push_back(SendPing{"", next_ping_seq_++});

@@ -273,7 +273,13 @@ struct Daemon::Impl {
                                        std::holds_alternative<AdminEvent>(ev));
     if (!verdict.caller) return core.on_bad_client_message(m.peer, rid, std::move(verdict.reason), verdict.code);
     const Caller& who = *verdict.caller;
-    if (auto* s = std::get_if<SubmitEvent>(&ev)) return core.on_submit(now, m.peer, who, std::move(*s));
+    if (auto* s = std::get_if<SubmitEvent>(&ev)) {
+      // The core journals durable calls; this loop does not keep a journal yet (docs/DURABILITY.md §11).
+      if (s->durable)
+        return core.on_bad_client_message(m.peer, rid, "durable calls need a journal; this musterd keeps none yet",
+                                          ErrorCode::Unavailable);
+      return core.on_submit(now, m.peer, who, std::move(*s));
+    }
     if (auto* c = std::get_if<CancelEvent>(&ev))
       return core.on_cancel(now, m.peer, c->request_id, asserted ? &who.workspace : nullptr);
     if (auto* a = std::get_if<AdminEvent>(&ev)) {
@@ -573,7 +579,7 @@ struct Daemon::Impl {
     flatbuffers::Offset<void> body;
     if (auto* acc = std::get_if<AcceptedBody>(&a.body)) {
       type = wire::ReplyBody::Accepted;
-      body = wire::CreateAccepted(fbb, acc->queued).Union();
+      body = wire::CreateAccepted(fbb, acc->queued, acc->job_id).Union();
     } else if (auto* p = std::get_if<ProgressBody>(&a.body)) {
       type = wire::ReplyBody::Progress;
       body = wire::CreateProgressDirect(fbb, a.request_id, p->step, p->total, p->message.c_str()).Union();
