@@ -1,0 +1,101 @@
+"""Durable calls (docs/DURABILITY.md): musterd journals them in SQLite before it answers.
+
+Real musterd, real example worker, the real `muster` CLI; the journal file is read with Python's
+sqlite3 module after musterd stopped (it holds the file with an exclusive lock while it runs).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+from conftest import BUILD, make_daemon, read_log, spawn, wait_for
+
+
+def rows(path):
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM calls ORDER BY job_id")]
+
+
+def test_durable_calls_complete_and_are_journaled(daemon, start_worker, run_cli):
+    start_worker(daemon).wait_ready()
+    journal = daemon.data_dir / "journal.db"
+    # A call that is not durable leaves no journal behind.
+    r = run_cli(daemon, "call", "echo", '{"x": 0}')
+    assert r.returncode == 0, r.stderr
+    assert not journal.exists()
+    for i in range(1, 4):
+        r = run_cli(daemon, "call", "--durable", "echo", json.dumps({"x": i}))
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"x": i}
+    r = run_cli(daemon, "call", "--durable", "fail", '{"message": "boom"}')
+    assert r.returncode == 1
+    assert r.stderr.strip() == "error: WORKER_ERROR: boom"
+    assert journal.exists()
+    assert daemon.stop() == 0
+    calls = rows(journal)
+    assert [c["job_id"] for c in calls] == [1, 2, 3, 4]
+    assert [c["node"] for c in calls] == ["echo", "echo", "echo", "fail"]
+    for c in calls:
+        assert c["state"] == 2  # finished, kept for its caller until acked or --result-ttl-ms
+        assert c["attempts"] == 1 and c["deaths"] == 0
+        assert c["worker_id"]
+        assert c["inputs"] == b"" and c["parameters"] == b""  # dropped once finished
+        assert c["expires_ms"] - c["finished_ms"] == 3_600_000
+    assert [c["outcome_code"] for c in calls] == [0, 0, 0, 8]  # WORKER_ERROR
+    assert calls[3]["message"] == "boom"
+    assert all(c["outputs"] for c in calls[:3])
+
+
+def test_job_ids_continue_across_restarts(daemon, start_worker, run_cli):
+    start_worker(daemon).wait_ready()
+    assert run_cli(daemon, "call", "--durable", "echo", "{}").returncode == 0
+    daemon.restart()
+    start_worker(daemon).wait_ready()
+    assert run_cli(daemon, "call", "--durable", "echo", "{}").returncode == 0
+    assert "journal sqlite:" in daemon.log  # opened at start: the file existed
+    assert daemon.stop() == 0
+    assert [c["job_id"] for c in rows(daemon.data_dir / "journal.db")] == [1, 2]
+
+
+def test_journal_max_bytes_refuses_durable_calls_with_queue_full(tmp_base, start_worker, run_cli):
+    d = make_daemon(tmp_base / "small", "--journal-max-bytes", "64")
+    start_worker(d).wait_ready()
+    r = run_cli(d, "call", "--durable", "echo", json.dumps({"blob": "x" * 200}))
+    assert r.returncode != 0
+    assert "QUEUE_FULL: journal full: 0 of 64 bytes" in r.stderr
+    r = run_cli(d, "call", "echo", json.dumps({"blob": "x" * 200}))  # not durable: not bounded
+    assert r.returncode == 0, r.stderr
+
+
+def _start_expecting_failure(base, *args):
+    base.mkdir(parents=True, exist_ok=True)
+    env = {"MUSTER_RUNTIME_DIR": str(base / "run"), "PATH": "/usr/bin:/bin"}
+    proc = spawn([BUILD / "broker" / "musterd", "--data-dir", base / "data", *args], env,
+                 base / "musterd.log")
+    proc.wait(15)
+    return proc.returncode, read_log(proc)
+
+
+def test_a_journal_that_cannot_be_opened_stops_musterd(tmp_base):
+    bad = tmp_base / "garbage.db"
+    bad.write_bytes(b"this is not a database, it is garbage " * 100)
+    code, log = _start_expecting_failure(tmp_base / "a", "--journal", f"sqlite:{bad}")
+    assert code == 1
+    assert f"musterd: error: journal sqlite:{bad}: not a readable SQLite database" in log
+    assert bad.read_bytes().startswith(b"this is not a database")  # left as it was
+    code, log = _start_expecting_failure(tmp_base / "b", "--journal", "postgres://x")
+    assert code == 1
+    assert "--journal postgres://x: expected sqlite:PATH" in log
+
+
+def test_durable_call_when_the_default_journal_cannot_be_opened_fails_unavailable(tmp_base, start_worker, run_cli):
+    d = make_daemon(tmp_base / "nodir")
+    start_worker(d).wait_ready()
+    (d.data_dir / "journal.db").mkdir(parents=True)  # a directory where the file should be
+    r = run_cli(d, "call", "--durable", "echo", "{}")
+    assert r.returncode != 0
+    assert "UNAVAILABLE: durable calls need the journal, which musterd cannot open: journal sqlite:" in r.stderr
+    assert d.proc.poll() is None  # musterd carries on for calls that are not durable
+    assert run_cli(d, "call", "echo", "{}").returncode == 0
