@@ -12,6 +12,7 @@
 #include "muster/messages.hpp"
 #include "muster/utf8.hpp"
 #include "input_check.hpp"
+#include "journal_recovery.hpp"
 #include "spec_difference.hpp"
 
 namespace muster::broker {
@@ -72,6 +73,57 @@ journal::WallTime BrokerCore::wall(TimePoint now) const {
 
 void BrokerCore::journal(journal::Record record) { journal_ops_.emplace_back(std::move(record)); }
 
+void BrokerCore::on_journal_epoch(std::uint64_t epoch) {
+  next_request_id_ = std::max(next_request_id_, epoch << 40);
+}
+
+std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>& calls) {
+  journal::RecoveryView view;
+  view.now = wall(now);
+  view.reattach_until = view.now;  // no adoption yet: a running call's worker is not waited for
+  view.max_attempts = config_.max_attempts;
+  view.result_ttl = config_.result_ttl;
+  // The connection of every restored call until its caller resumes: replies to it are not sent.
+  static const Peer kDetached{};
+  std::size_t requeued = 0;
+  std::map<journal::JobId, const journal::Call*> by_job;
+  for (auto& c : calls) by_job.emplace(c.job_id, &c);
+  for (auto& verdict : journal::plan(calls, view)) {
+    for (auto& rec : verdict.records) journal(rec);
+    if (verdict.decision != journal::Decision::Requeue) continue;
+    const journal::Call& c = *by_job.at(verdict.job_id);
+    auto id = next_request_id_++;
+    Request& r = requests_[id];
+    r.id = id;
+    r.client = clients_.get(kDetached);
+    r.client_request_id = c.job_id;  // unique on the detached connection
+    std::tie(r.node, r.stats) = stats_.node(NodeKey{c.caller.workspace, c.node}, [this](const NodeKey& key) {
+      return registry_.node(key) != nullptr;
+    });
+    ++r.stats->workspace->counts.submitted;
+    r.caller = callers_.get(c.caller);
+    r.payload_owner = owner_of_both(c.inputs, c.parameters);
+    r.inputs = c.inputs.bytes;
+    r.parameters = c.parameters.bytes;
+    r.held = HeldBytes(&open_bytes_, r.inputs.size() + r.parameters.size());
+    r.submitted = r.waiting_since = now;
+    r.deadline = now + std::chrono::duration_cast<Millis>(c.deadline - view.now);
+    r.idempotent = c.idempotent;
+    r.trace_id = c.trace_id;
+    r.attempts = c.attempts;
+    r.deaths = c.deaths + (c.state == journal::CallState::Running ? 1 : 0);
+    r.job_id = c.job_id;
+    r.state = RequestState::Queued;
+    by_client_.emplace(client_key(kDetached, c.job_id), id);
+    count_open(r, +1);
+    deadlines_.push(r.deadline, id, requests_.size(),
+                    [this](std::uint64_t open) { return deadline_counts(open); });
+    registry_.node_for_queue(*r.node).queue.push_back(client_lane(kDetached), id);
+    ++requeued;
+  }
+  return requeued;
+}
+
 void BrokerCore::on_journal_state(std::uint64_t payload_bytes, journal::JobId next_job_id) {
   journal_bytes_ = payload_bytes;
   next_job_id_ = std::max(next_job_id_, next_job_id);
@@ -86,6 +138,7 @@ void BrokerCore::reply_worker(const Peer& peer,
 
 void BrokerCore::reply_client(
     const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body) {
+  if (r.client->routing_id.empty()) return;  // restored: its caller has not resumed (restore)
   if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
   actions_.push_back(ReplyToClient{*r.client, r.client_request_id, std::move(body)});
 }

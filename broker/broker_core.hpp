@@ -154,6 +154,17 @@ class BrokerCore {
   // The journal's payload bytes and next job id as committed (after open or load, and after
   // each commit: the journal's own count is the truth, this core counts only the turn).
   void on_journal_state(std::uint64_t payload_bytes, journal::JobId next_job_id);
+  // The journal's epoch: request ids from now on start at epoch << 40, above any id a worker
+  // may still hold from an earlier instance (docs/DURABILITY.md §4).
+  void on_journal_epoch(std::uint64_t epoch);
+  // After a restart: the durable calls the journal holds (load() order), decided by
+  // journal_recovery::plan() and applied. Queued ones go back to their node's queues in order;
+  // running ones are lost at once (adoption by a re-attaching worker is not built yet):
+  // re-queued if idempotent with attempts left, else finished WORKER_LOST; ones past their
+  // deadline finish TIMEOUT; finished ones stay in the journal for their caller. A restored
+  // call has no client connection until its caller resumes (not built yet): its terminal
+  // reply is journaled, not sent. Returns how many calls went back to queues.
+  std::size_t restore(TimePoint now, const std::vector<journal::Call>& calls);
   std::uint64_t journal_bytes() const { return journal_bytes_; }
 
   // ---- queries ----

@@ -194,19 +194,17 @@ struct Daemon::Impl {
     so.path = path;
     so.byte_limit = opt.core.journal_max_bytes;
     auto j = std::make_unique<journal::SqliteJournal>(so);
-    // Job ids are never reused. The calls a previous instance left open stay in the journal
-    // as they are: restoring them is not built yet (docs/DURABILITY.md §5).
+    // Job ids are never reused; request ids start above any an earlier instance gave out.
     auto loaded = j->load();
-    std::size_t open_calls = 0;
-    for (auto& c : loaded.calls) open_calls += c.state != journal::CallState::Finished;
-    if (open_calls)
-      spdlog::warn("journal {} holds {} open durable call(s) of an earlier instance: this musterd "
-                   "does not restore them yet (docs/DURABILITY.md §5); they stay in the journal",
-                   j->describe(), open_calls);
     core.on_journal_state(j->payload_bytes(), loaded.next_job_id);
+    core.on_journal_epoch(j->epoch());
     spdlog::info("journal {} open (epoch {}, {} call(s) held, {} payload bytes)", j->describe(),
                  j->epoch(), loaded.calls.size(), j->payload_bytes());
     journal = std::move(j);
+    // The calls an earlier instance left open (docs/DURABILITY.md §5); what this decides is
+    // journaled by the first turn's commit, before anything is sent.
+    if (auto requeued = core.restore(Clock::now(), loaded.calls))
+      spdlog::info("restored {} durable call(s) of an earlier instance to their queues", requeued);
   }
 
   // Empty when durable calls can be journaled now (opening the default journal on first use),

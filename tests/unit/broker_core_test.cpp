@@ -1370,3 +1370,60 @@ TEST_CASE("durable: beyond journal_max_bytes a durable Submit gets QUEUE_FULL na
   REQUIRE(ok.size() == 1);
   CHECK(std::get<AcceptedBody>(ok[0].body).job_id == 100);
 }
+
+namespace {
+
+// A durable call as a journal would hold it (3 bytes of inputs), submitted at the harness's
+// wall start (the core's wall clock at construction is config.wall_start).
+journal::Call held_call(journal::JobId job, const std::string& node, journal::CallState state,
+                        bool idempotent = false) {
+  journal::Call c;
+  c.job_id = job;
+  c.state = state;
+  c.node = node;
+  c.inputs = Payload::copy_of(std::vector<std::uint8_t>{1, 2, 3});
+  c.idempotent = idempotent;
+  c.deadline = journal::WallTime{} + 60000ms;
+  if (state == journal::CallState::Running) {
+    c.worker_id = "old";
+    c.worker_identity = "local";
+    c.request_id = 5;
+    c.attempts = 1;
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("durable restore: queued calls go back to their queue in job order and run; their outcome is journaled, not sent") {
+  Harness h;
+  std::vector<journal::Call> calls{held_call(3, "n", journal::CallState::Queued),
+                                   held_call(4, "n", journal::CallState::Queued),
+                                   held_call(5, "m", journal::CallState::Queued)};
+  h.core.on_journal_epoch(2);  // as the daemon does: before restore gives out request ids
+  CHECK(h.core.restore(h.now, calls) == 3);
+  CHECK(records(h).empty());  // a queued call needs no record to be re-queued
+  h.ready("w1", {Harness::spec("n")});
+  auto sent = all<SendWorkRequest>(h.log);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].request_id >= (2ull << 40));  // above every id an earlier instance gave out
+  CHECK(records(h) == Lines{"Dispatched 3 w1 attempt=1"});
+  auto out = h.result("w1", sent[0].request_id);
+  CHECK(all<ReplyToClient>(out).empty());  // its caller has not resumed: nothing to send to
+  CHECK(records(h) == Lines{"Finished 3 NONE", "Dispatched 4 w1 attempt=1"});
+  CHECK(h.core.status(h.now).queued == 1);  // job 5 waits for a worker of m
+}
+
+TEST_CASE("durable restore: a running call is re-queued if idempotent, else WORKER_LOST; past its deadline TIMEOUT") {
+  Harness h;
+  auto late = held_call(9, "n", journal::CallState::Queued);
+  late.deadline = journal::WallTime{} - 1ms;
+  std::vector<journal::Call> calls{held_call(7, "n", journal::CallState::Running, true),
+                                   held_call(8, "n", journal::CallState::Running, false), late,
+                                   held_call(10, "n", journal::CallState::Finished)};
+  calls[3].expires = journal::WallTime{} + 1000ms;
+  CHECK(h.core.restore(h.now, calls) == 1);
+  CHECK(records(h) == Lines{"Requeued 7 deaths=1", "Finished 8 WORKER_LOST", "Finished 9 TIMEOUT"});
+  h.ready("w1", {Harness::spec("n", true)});
+  CHECK(records(h) == Lines{"Dispatched 7 w1 attempt=2"});
+}
