@@ -198,6 +198,15 @@ void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, Fail
   deadlines_.drop_stale_front([this](std::uint64_t id) { return deadline_counts(id); });
 }
 
+void BrokerCore::leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it) {
+  Request& r = it->second;
+  spdlog::info("durable call left in the journal for the next instance job_id={} node={} state={}",
+               r.job_id, r.node->second, r.state == RequestState::Queued ? "queued" : "running");
+  by_client_.erase(client_key(*r.client, r.client_request_id));
+  count_open(r, -1);
+  requests_.erase(it);
+}
+
 bool BrokerCore::deadline_counts(std::uint64_t id) const {
   auto it = requests_.find(id);
   return it != requests_.end() && !it->second.answered;
@@ -965,18 +974,25 @@ void BrokerCore::begin_shutdown(TimePoint now) {
   shutting_down_ = true;
   shutdown_deadline_ = now + config_.shutdown_grace;
   std::vector<std::uint64_t> queued;
+  std::size_t kept = 0;
   for (auto& [id, r] : requests_)
     if (r.state == RequestState::Queued) queued.push_back(id);
   std::sort(queued.begin(), queued.end());
   for (auto id : queued) {
     auto it = requests_.find(id);
     remove_from_queue(it->second);
+    if (it->second.job_id) {  // durable: stays queued in the journal for the next instance
+      leave_to_next_instance(it);
+      ++kept;
+      continue;
+    }
     finish(now, it->second, FailureBody{ErrorCode::ShuttingDown,
                                    "the daemon is shutting down; the request never started"});
     requests_.erase(it);
   }
-  spdlog::info("shutting down: {} queued request(s) failed, waiting up to {} ms for the rest",
-               queued.size(), config_.shutdown_grace.count());
+  spdlog::info("shutting down: {} queued request(s) failed, {} durable one(s) kept in the journal, "
+               "waiting up to {} ms for the rest",
+               queued.size() - kept, kept, config_.shutdown_grace.count());
   check_shutdown(now);
 }
 
@@ -988,7 +1004,12 @@ void BrokerCore::check_shutdown(TimePoint now) {
   if (!running.empty() && now < shutdown_deadline_) return;
   std::sort(running.begin(), running.end());
   for (auto id : running) {
-    Request& r = requests_.at(id);
+    auto it = requests_.find(id);
+    if (it->second.job_id) {  // durable: left running, unaborted, for the next instance
+      leave_to_next_instance(it);
+      continue;
+    }
+    Request& r = it->second;
     actions_.push_back(SendAbort{r.worker_id, id, ErrorCode::ShuttingDown, "the daemon is shutting down"});
     finish(now, r, FailureBody{ErrorCode::ShuttingDown,
                           "the daemon is shutting down; the worker was told to abort"});

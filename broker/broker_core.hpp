@@ -7,7 +7,8 @@
 // decided here and is unit-testable (tests/unit/broker_core_test.cpp).
 //
 // Contract: every accepted Submit produces exactly one terminal ReplyToClient (ResultBody or
-// FailureBody) for its (peer, request_id), and none after it. Every worker message produces
+// FailureBody) for its (peer, request_id), and none after it; except a durable call still open
+// at shutdown, which this instance leaves to the next one through the journal (no reply). Every worker message produces
 // exactly one ReplyToWorker.
 #pragma once
 
@@ -270,6 +271,9 @@ class BrokerCore {
   // workspace's recent failures) and forgets the client side of the request.
   void finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal);
   void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
+  // Shutdown of a durable request: forgotten here without a terminal reply or an Abort; the
+  // journal keeps it (queued, or running on its worker) for the next instance to restore.
+  void leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it);
   // Whether request `id`'s entry in deadlines_ still counts (DeadlineQueue's `live`).
   bool deadline_counts(std::uint64_t id) const;
 

@@ -6,9 +6,13 @@ sqlite3 module after musterd stopped (it holds the file with an exclusive lock w
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
+
+import pytest
 
 from conftest import BUILD, make_daemon, read_log, spawn, wait_for
 
@@ -123,12 +127,12 @@ worker.run()
 '''
 
 
-def test_sigkill_with_durable_calls_queued_they_run_once_after_restart(daemon, tmp_path, run_cli):
-    """Durable calls queued when musterd is SIGKILLed are restored in order after its restart and
-    run exactly once each; the one running at the kill (not idempotent, no adoption yet) ends
-    WORKER_LOST in the journal and is not run again."""
-    import signal
-    import sys
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, start_daemon, tmp_path, run_cli):
+    """Durable calls queued when musterd is SIGKILLed or SIGTERMed are restored in order after its
+    restart and run exactly once each; the one running at the stop (not idempotent, no adoption
+    yet) ends WORKER_LOST in the journal and is not run again. SIGTERM fails none of them."""
+    daemon = start_daemon("--shutdown-grace-ms", "300")
 
     log, gate = tmp_path / "executions.log", tmp_path / "gate"
     script = tmp_path / "counting_worker.py"
@@ -150,7 +154,9 @@ def test_sigkill_with_durable_calls_queued_they_run_once_after_restart(daemon, t
             wait_for(lambda: status("in_flight", 1), 15, "call 0 running")
         else:
             wait_for(lambda: status("queued", i), 15, f"{i} call(s) queued")
-    daemon.stop(signal.SIGKILL)
+    assert daemon.stop(sig) == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
+    if sig == signal.SIGTERM:
+        assert "4 durable one(s) kept in the journal" in daemon.log
     for c in callers:  # their daemon is gone: each fails UNAVAILABLE (resume is not built yet)
         c.wait(30)
     gate.touch()  # call 0 finishes while musterd is down; its result has nowhere to go

@@ -1427,3 +1427,22 @@ TEST_CASE("durable restore: a running call is re-queued if idempotent, else WORK
   h.ready("w1", {Harness::spec("n", true)});
   CHECK(records(h) == Lines{"Dispatched 7 w1 attempt=2"});
 }
+
+TEST_CASE("durable shutdown: queued and running durable calls are left to the journal, without a reply or an Abort") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  submit_durable(h, 1, "n");  // runs
+  submit_durable(h, 2, "n");  // queued
+  h.submit(3, "n");           // queued, not durable
+  records(h);
+  h.core.begin_shutdown(h.now);
+  auto t = terminals(h.take());
+  REQUIRE(t.size() == 1);  // only the non-durable one
+  CHECK(t[0].request_id == 3);
+  CHECK(failure_code(t[0]) == ErrorCode::ShuttingDown);
+  auto out = h.advance(2000ms);  // the grace ends with durable call 1 still running
+  CHECK(h.core.finished());
+  CHECK(terminals(out).empty());
+  CHECK(all<SendAbort>(out).empty());
+  CHECK(records(h).empty());  // the journal keeps 1 running and 2 queued, as they were
+}
