@@ -12,6 +12,7 @@
 #include "muster/messages.hpp"
 #include "muster/utf8.hpp"
 #include "input_check.hpp"
+#include "journal_recovery.hpp"
 #include "spec_difference.hpp"
 
 namespace muster::broker {
@@ -60,7 +61,73 @@ std::size_t BrokerCore::CallerHash::operator()(const Caller& c) const {
 }
 
 BrokerCore::BrokerCore(CoreConfig config, TimePoint now)
-    : config_(std::move(config)), started_(now), next_ping_at_(now) {}
+    : config_(std::move(config)), started_(now), next_ping_at_(now) {
+  next_journal_expire_ = now + config_.journal_expire_interval;
+}
+
+// ---- the journal of durable calls ----------------------------------------------------------
+
+journal::WallTime BrokerCore::wall(TimePoint now) const {
+  return config_.wall_start + std::chrono::duration_cast<Millis>(now - started_);
+}
+
+void BrokerCore::journal(journal::Record record) { journal_ops_.emplace_back(std::move(record)); }
+
+void BrokerCore::on_journal_epoch(std::uint64_t epoch) {
+  next_request_id_ = std::max(next_request_id_, epoch << 40);
+}
+
+std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>& calls) {
+  journal::RecoveryView view;
+  view.now = wall(now);
+  view.reattach_until = view.now;  // no adoption yet: a running call's worker is not waited for
+  view.max_attempts = config_.max_attempts;
+  view.result_ttl = config_.result_ttl;
+  // The connection of every restored call until its caller resumes: replies to it are not sent.
+  static const Peer kDetached{};
+  std::size_t requeued = 0;
+  std::map<journal::JobId, const journal::Call*> by_job;
+  for (auto& c : calls) by_job.emplace(c.job_id, &c);
+  for (auto& verdict : journal::plan(calls, view)) {
+    for (auto& rec : verdict.records) journal(rec);
+    if (verdict.decision != journal::Decision::Requeue) continue;
+    const journal::Call& c = *by_job.at(verdict.job_id);
+    auto id = next_request_id_++;
+    Request& r = requests_[id];
+    r.id = id;
+    r.client = clients_.get(kDetached);
+    r.client_request_id = c.job_id;  // unique on the detached connection
+    std::tie(r.node, r.stats) = stats_.node(NodeKey{c.caller.workspace, c.node}, [this](const NodeKey& key) {
+      return registry_.node(key) != nullptr;
+    });
+    ++r.stats->workspace->counts.submitted;
+    r.caller = callers_.get(c.caller);
+    r.payload_owner = owner_of_both(c.inputs, c.parameters);
+    r.inputs = c.inputs.bytes;
+    r.parameters = c.parameters.bytes;
+    r.held = HeldBytes(&open_bytes_, r.inputs.size() + r.parameters.size());
+    r.submitted = r.waiting_since = now;
+    r.deadline = now + std::chrono::duration_cast<Millis>(c.deadline - view.now);
+    r.idempotent = c.idempotent;
+    r.trace_id = c.trace_id;
+    r.attempts = c.attempts;
+    r.deaths = c.deaths + (c.state == journal::CallState::Running ? 1 : 0);
+    r.job_id = c.job_id;
+    r.state = RequestState::Queued;
+    by_client_.emplace(client_key(kDetached, c.job_id), id);
+    count_open(r, +1);
+    deadlines_.push(r.deadline, id, requests_.size(),
+                    [this](std::uint64_t open) { return deadline_counts(open); });
+    registry_.node_for_queue(*r.node).queue.push_back(queue_lane(kDetached, *r.caller), id);
+    ++requeued;
+  }
+  return requeued;
+}
+
+void BrokerCore::on_journal_state(std::uint64_t payload_bytes, journal::JobId next_job_id) {
+  journal_bytes_ = payload_bytes;
+  next_job_id_ = std::max(next_job_id_, next_job_id);
+}
 
 // ---- output helpers ---------------------------------------------------------------------
 
@@ -71,6 +138,7 @@ void BrokerCore::reply_worker(const Peer& peer,
 
 void BrokerCore::reply_client(
     const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body) {
+  if (r.client->routing_id.empty()) return;  // restored: its caller has not resumed (restore)
   if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
   actions_.push_back(ReplyToClient{*r.client, r.client_request_id, std::move(body)});
 }
@@ -109,6 +177,20 @@ void BrokerCore::count_terminal(TimePoint now, ErrorCode code, WorkspaceStats& w
 }
 
 void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal) {
+  if (r.job_id) {  // journaled before its terminal reply is sent (the loop commits first)
+    journal::Outcome outcome;
+    if (auto* res = std::get_if<ResultBody>(&terminal)) {
+      outcome.outputs = res->outputs;
+    } else {
+      auto& failure = std::get<FailureBody>(terminal);
+      outcome.code = failure.code;
+      outcome.message = failure.message;
+    }
+    journal_bytes_ -= std::min<std::uint64_t>(journal_bytes_, r.inputs.size() + r.parameters.size());
+    journal_bytes_ += outcome.outputs.bytes.size() + outcome.message.size();
+    auto at = wall(now);
+    journal(journal::Finished{r.job_id, std::move(outcome), at, at + config_.result_ttl});
+  }
   if (auto* res = std::get_if<ResultBody>(&terminal)) {
     count_terminal(now, ErrorCode::None, *r.stats->workspace, r.stats, r.node->second, {});
     reply_client(r, std::move(*res));
@@ -121,6 +203,15 @@ void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, Fail
   count_open(r, -1);
   r.answered = true;
   deadlines_.drop_stale_front([this](std::uint64_t id) { return deadline_counts(id); });
+}
+
+void BrokerCore::leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it) {
+  Request& r = it->second;
+  spdlog::info("durable call left in the journal for the next instance job_id={} node={} state={}",
+               r.job_id, r.node->second, r.state == RequestState::Queued ? "queued" : "running");
+  by_client_.erase(client_key(*r.client, r.client_request_id));
+  count_open(r, -1);
+  requests_.erase(it);
 }
 
 bool BrokerCore::deadline_counts(std::uint64_t id) const {
@@ -210,6 +301,7 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   r.dispatched = now;
   w.holding.insert(r.id);
   w.last_dispatch = now;
+  if (r.job_id) journal(journal::Dispatched{r.job_id, w.id, w.owner.identity, r.id, r.attempts});
   std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
   const Caller& c = *r.caller;
   auto trace = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
@@ -294,6 +386,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     r.worker_id.clear();
     r.waiting_since = now;
     registry_.node_for_queue(*r.node).queue.push_front(queue_lane(*r.client, *r.caller), id);
+    if (r.job_id) journal(journal::Requeued{r.job_id, r.deaths});
     ++redispatched_;
     ++r.stats->workspace->counts.redispatched;
     spdlog::info("request re-queued after losing worker (attempt {} of {}) request_id={} "
@@ -706,6 +799,12 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                     "pass the limit of {} MiB (--max-open-bytes)",
                     open_bytes() >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
 
+  if (ev.durable && config_.journal_max_bytes && journal_bytes_ + bytes > config_.journal_max_bytes)
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
+        fmt::format("journal full: {} of {} bytes held by open and undelivered durable calls; "
+                    "this call's {} bytes do not fit (--journal-max-bytes)",
+                    journal_bytes_, config_.journal_max_bytes, bytes));
+
   std::uint64_t timeout_ms = ev.timeout_ms ? ev.timeout_ms
                              : entry->spec.default_timeout_ms
                                  ? entry->spec.default_timeout_ms
@@ -733,7 +832,23 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   count_open(r, +1);
   deadlines_.push(r.deadline, id, requests_.size(),
                   [this](std::uint64_t open) { return deadline_counts(open); });
-  if (ev.want_accepted) reply_client(r, AcceptedBody{w == nullptr});
+  if (ev.durable) {  // journaled before its Accepted is sent (the loop commits first)
+    r.job_id = next_job_id_++;
+    journal::Call call;
+    call.job_id = r.job_id;
+    call.node = ev.node;
+    call.caller = who;
+    call.trace_id = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
+    call.inputs = Payload{r.payload_owner, r.inputs};
+    call.parameters = Payload{r.payload_owner, r.parameters};
+    call.idempotent = r.idempotent;
+    call.submitted = wall(now);
+    call.deadline = wall(r.deadline);
+    journal_bytes_ += bytes;
+    journal(journal::Submitted{std::move(call)});
+  }
+  // A durable call's caller needs its job id: Accepted is implied.
+  if (ev.want_accepted || r.job_id) reply_client(r, AcceptedBody{w == nullptr, r.job_id});
   if (w) {
     send_to_worker(r, *w, now);
   } else {
@@ -825,6 +940,10 @@ void BrokerCore::tick(TimePoint now) {
   }
   expire(now);
   fail_unserved(now);
+  if (now >= next_journal_expire_ && next_job_id_ > 1) {  // only once durable calls were seen
+    journal_ops_.emplace_back(journal::ExpireKept{wall(now)});
+    next_journal_expire_ = now + config_.journal_expire_interval;
+  }
   if (now >= next_ping_at_) {
     remember_ping(broadcast_seqs_, next_ping_seq_);
     actions_.push_back(SendPing{"", next_ping_seq_++});
@@ -862,18 +981,25 @@ void BrokerCore::begin_shutdown(TimePoint now) {
   shutting_down_ = true;
   shutdown_deadline_ = now + config_.shutdown_grace;
   std::vector<std::uint64_t> queued;
+  std::size_t kept = 0;
   for (auto& [id, r] : requests_)
     if (r.state == RequestState::Queued) queued.push_back(id);
   std::sort(queued.begin(), queued.end());
   for (auto id : queued) {
     auto it = requests_.find(id);
     remove_from_queue(it->second);
+    if (it->second.job_id) {  // durable: stays queued in the journal for the next instance
+      leave_to_next_instance(it);
+      ++kept;
+      continue;
+    }
     finish(now, it->second, FailureBody{ErrorCode::ShuttingDown,
                                    "the daemon is shutting down; the request never started"});
     requests_.erase(it);
   }
-  spdlog::info("shutting down: {} queued request(s) failed, waiting up to {} ms for the rest",
-               queued.size(), config_.shutdown_grace.count());
+  spdlog::info("shutting down: {} queued request(s) failed, {} durable one(s) kept in the journal, "
+               "waiting up to {} ms for the rest",
+               queued.size() - kept, kept, config_.shutdown_grace.count());
   check_shutdown(now);
 }
 
@@ -885,7 +1011,12 @@ void BrokerCore::check_shutdown(TimePoint now) {
   if (!running.empty() && now < shutdown_deadline_) return;
   std::sort(running.begin(), running.end());
   for (auto id : running) {
-    Request& r = requests_.at(id);
+    auto it = requests_.find(id);
+    if (it->second.job_id) {  // durable: left running, unaborted, for the next instance
+      leave_to_next_instance(it);
+      continue;
+    }
+    Request& r = it->second;
     actions_.push_back(SendAbort{r.worker_id, id, ErrorCode::ShuttingDown, "the daemon is shutting down"});
     finish(now, r, FailureBody{ErrorCode::ShuttingDown,
                           "the daemon is shutting down; the worker was told to abort"});

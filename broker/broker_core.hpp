@@ -7,7 +7,8 @@
 // decided here and is unit-testable (tests/unit/broker_core_test.cpp).
 //
 // Contract: every accepted Submit produces exactly one terminal ReplyToClient (ResultBody or
-// FailureBody) for its (peer, request_id), and none after it. Every worker message produces
+// FailureBody) for its (peer, request_id), and none after it; except a durable call still open
+// at shutdown, which this instance leaves to the next one through the journal (no reply). Every worker message produces
 // exactly one ReplyToWorker.
 #pragma once
 
@@ -24,6 +25,7 @@
 #include "deadline_queue.hpp"
 #include "events.hpp"
 #include "interner.hpp"
+#include "journal.hpp"
 #include "node_stats.hpp"
 #include "registry.hpp"
 #include "request_stats.hpp"
@@ -60,6 +62,16 @@ struct CoreConfig {
   std::size_t max_workers_per_identity = 256;
   std::string instance = "instance";
   std::string version = "0.0.0";
+  // Durable calls (docs/DURABILITY.md). The wall time at the core's start `now`: the journal
+  // keeps wall-clock times (wall(now) = wall_start + (now - start)), so tests stay on the
+  // fake clock. A finished durable call's outcome is kept result_ttl. A durable Submit whose
+  // payload would take the journal's payload bytes past journal_max_bytes gets QUEUE_FULL
+  // (0 = no limit).
+  journal::WallTime wall_start{};
+  Millis result_ttl{3600000};
+  std::uint64_t journal_max_bytes = 1ull << 30;
+  // How often tick() asks the journal to forget outcomes kept past their time.
+  Millis journal_expire_interval{60000};
 };
 
 struct StatusSnapshot {
@@ -136,6 +148,25 @@ class BrokerCore {
 
   // ---- output ----
   std::vector<Action>& actions() { return actions_; }
+  // What the journal must hold before any of actions() may be sent (group commit, docs/
+  // DURABILITY.md §3): the records of durable calls in the order they happened. The socket
+  // loop appends them all in one turn, commits, then sends actions(), and clears both.
+  std::vector<journal::JournalOp>& journal_ops() { return journal_ops_; }
+  // The journal's payload bytes and next job id as committed (after open or load, and after
+  // each commit: the journal's own count is the truth, this core counts only the turn).
+  void on_journal_state(std::uint64_t payload_bytes, journal::JobId next_job_id);
+  // The journal's epoch: request ids from now on start at epoch << 40, above any id a worker
+  // may still hold from an earlier instance (docs/DURABILITY.md §4).
+  void on_journal_epoch(std::uint64_t epoch);
+  // After a restart: the durable calls the journal holds (load() order), decided by
+  // journal_recovery::plan() and applied. Queued ones go back to their node's queues in order;
+  // running ones are lost at once (adoption by a re-attaching worker is not built yet):
+  // re-queued if idempotent with attempts left, else finished WORKER_LOST; ones past their
+  // deadline finish TIMEOUT; finished ones stay in the journal for their caller. A restored
+  // call has no client connection until its caller resumes (not built yet): its terminal
+  // reply is journaled, not sent. Returns how many calls went back to queues.
+  std::size_t restore(TimePoint now, const std::vector<journal::Call>& calls);
+  std::uint64_t journal_bytes() const { return journal_bytes_; }
 
   // ---- queries ----
   std::vector<NodeSnapshot> list_nodes(const std::string& workspace) const;  // "" = all
@@ -222,6 +253,7 @@ class BrokerCore {
     bool payload_frames = false;     // the client takes Result outputs as a frame of their own
     bool idempotent = false;
     bool answered = false;           // its terminal reply is sent: its deadline no longer counts
+    journal::JobId job_id = 0;       // a durable call's job id (journaled); 0: not durable
   };
   struct PeerHash {
     std::size_t operator()(const Peer& p) const;
@@ -239,6 +271,9 @@ class BrokerCore {
   // workspace's recent failures) and forgets the client side of the request.
   void finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal);
   void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
+  // Shutdown of a durable request: forgotten here without a terminal reply or an Abort; the
+  // journal keeps it (queued, or running on its worker) for the next instance to restore.
+  void leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it);
   // Whether request `id`'s entry in deadlines_ still counts (DeadlineQueue's `live`).
   bool deadline_counts(std::uint64_t id) const;
 
@@ -276,6 +311,9 @@ class BrokerCore {
   void count_terminal(TimePoint now, ErrorCode code, WorkspaceStats& workspace, NodeStats* node,
                       std::string_view node_name, std::string_view message);
   std::int64_t second_of(TimePoint now) const;
+  journal::WallTime wall(TimePoint now) const;
+  // Appends a record of a durable call and keeps journal_bytes_ current.
+  void journal(journal::Record record);
   void check_shutdown(TimePoint now);
   // A Submit refused before it became a request; `node` is the node it named ("" when the
   // name itself is the problem). Counted for the node only if it has statistics already.
@@ -300,6 +338,10 @@ class BrokerCore {
   std::unordered_map<std::string, std::uint64_t> by_client_;  // client_key -> request id
   DeadlineQueue<TimePoint> deadlines_;  // of requests the client waits for (deadline_counts)
   std::vector<Action> actions_;
+  std::vector<journal::JournalOp> journal_ops_;
+  std::uint64_t journal_bytes_ = 0;    // payload bytes the journal holds, as this core counts
+  journal::JobId next_job_id_ = 1;
+  TimePoint next_journal_expire_{};
 
   std::uint64_t open_bytes_ = 0;  // payload bytes of open requests (HeldBytes)
   std::uint64_t open_resent_bytes_ = 0;  // re-sent copies of open requests (HeldBytes)

@@ -2,6 +2,7 @@
 #include "daemon.hpp"
 
 #include <array>
+#include <filesystem>
 #include <optional>
 #include <thread>
 #include <random>
@@ -20,6 +21,7 @@
 #include "admin.hpp"
 #include "client_outbox.hpp"
 #include "inbound.hpp"
+#include "journal_sqlite.hpp"
 #include "metrics_server.hpp"
 #include "node_stats_wire.hpp"
 #include "security.hpp"
@@ -121,6 +123,9 @@ struct Daemon::Impl {
   std::unique_ptr<MetricsServer> metrics_server;  // after the exchange: destroyed before it
   // Every send path's builder: reused for small messages (transport/frames.hpp).
   MessageBuilders builders;
+  // The journal of durable calls, once opened (open_journal); every turn's records are
+  // committed to it before anything of the turn is sent (flush).
+  std::unique_ptr<journal::Journal> journal;
 
   explicit Impl(DaemonOptions o)
       : opt(std::move(o)), core(opt.core, Clock::now()), outbox(2 * opt.core.max_client_outstanding) {}
@@ -146,6 +151,7 @@ struct Daemon::Impl {
         throw std::invalid_argument("--enrollment-address needs CURVE: it cannot be used with --insecure");
     }
     security = std::make_unique<Security>(opt.data_dir);
+    if (!opt.journal.empty() || std::filesystem::exists(default_journal_path())) open_journal();
     if (any_curve) zap = std::make_unique<ZapHandler>(ctx, security->identities());  // before any CURVE bind
     for (auto& ep : opt.request_addresses)
       requests.push_back(make_socket(zmq::socket_type::xpub, ep, keys::kZapDomainWorker, "request"));
@@ -162,6 +168,82 @@ struct Daemon::Impl {
       metrics_server = std::make_unique<MetricsServer>(opt.metrics_address, opt.metrics_allow_remote,
                                                        *metrics_exchange);
     }
+  }
+
+  // ---- the journal of durable calls (docs/DURABILITY.md) ------------------------------------
+
+  std::filesystem::path default_journal_path() const {
+    return std::filesystem::path(opt.data_dir) / "journal.db";
+  }
+
+  // Opens --journal (or the default file). Throws JournalError (naming the store) or
+  // invalid_argument (a spec of an unknown kind).
+  void open_journal() {
+    std::filesystem::path path = default_journal_path();
+    if (!opt.journal.empty()) {
+      constexpr std::string_view kSqlite = "sqlite:";
+      if (!opt.journal.starts_with(kSqlite) || opt.journal.size() == kSqlite.size())
+        throw std::invalid_argument(fmt::format(
+            "--journal {}: expected sqlite:PATH (the only journal this musterd knows)", opt.journal));
+      path = opt.journal.substr(kSqlite.size());
+    } else if (std::error_code ec; std::filesystem::create_directories(opt.data_dir, ec)) {
+      // The data dir holds keys too: the owner's alone, as Security makes it.
+      std::filesystem::permissions(opt.data_dir, std::filesystem::perms::owner_all, ec);
+    }
+    journal::SqliteOptions so;
+    so.path = path;
+    so.byte_limit = opt.core.journal_max_bytes;
+    auto j = std::make_unique<journal::SqliteJournal>(so);
+    // Job ids are never reused; request ids start above any an earlier instance gave out.
+    auto loaded = j->load();
+    core.on_journal_state(j->payload_bytes(), loaded.next_job_id);
+    core.on_journal_epoch(j->epoch());
+    spdlog::info("journal {} open (epoch {}, {} call(s) held, {} payload bytes)", j->describe(),
+                 j->epoch(), loaded.calls.size(), j->payload_bytes());
+    journal = std::move(j);
+    // The calls an earlier instance left open (docs/DURABILITY.md §5); what this decides is
+    // journaled by the first turn's commit, before anything is sent.
+    if (auto requeued = core.restore(Clock::now(), loaded.calls))
+      spdlog::info("restored {} durable call(s) of an earlier instance to their queues", requeued);
+  }
+
+  // Empty when durable calls can be journaled now (opening the default journal on first use),
+  // else why not.
+  std::string journal_unavailable() {
+    if (journal) return {};
+    try {
+      open_journal();
+      return {};
+    } catch (const std::exception& e) {
+      spdlog::error("cannot open the journal for a durable call: {}", e.what());
+      return fmt::format("durable calls need the journal, which musterd cannot open: {}", e.what());
+    }
+  }
+
+  // Group commit (docs/DURABILITY.md §3): the turn's records in one transaction, before any
+  // of the turn's actions is sent. A failure stops musterd: its memory is ahead of its journal.
+  void commit_journal() {
+    auto& ops = core.journal_ops();
+    if (ops.empty()) return;
+    if (!journal) {  // only ExpireKept can come without a journal (no durable call was accepted)
+      ops.clear();
+      return;
+    }
+    try {
+      journal->begin_turn();
+      for (auto& op : ops) {
+        if (auto* rec = std::get_if<journal::Record>(&op)) journal->append(*rec);
+        else journal->expire(std::get<journal::ExpireKept>(op).now);
+      }
+      journal->commit();
+    } catch (const journal::JournalError& e) {
+      if (journal->in_turn()) journal->rollback();
+      throw journal::JournalError(fmt::format(
+          "the journal failed; stopping, nothing of this turn was sent (a restart recovers "
+          "from the last committed turn): {}", e.what()));
+    }
+    ops.clear();
+    core.on_journal_state(journal->payload_bytes(), 0);
   }
 
   // What a scrape of /metrics reports, copied out of the core (rendered on the metrics thread).
@@ -273,7 +355,12 @@ struct Daemon::Impl {
                                        std::holds_alternative<AdminEvent>(ev));
     if (!verdict.caller) return core.on_bad_client_message(m.peer, rid, std::move(verdict.reason), verdict.code);
     const Caller& who = *verdict.caller;
-    if (auto* s = std::get_if<SubmitEvent>(&ev)) return core.on_submit(now, m.peer, who, std::move(*s));
+    if (auto* s = std::get_if<SubmitEvent>(&ev)) {
+      if (s->durable)
+        if (auto why = journal_unavailable(); !why.empty())
+          return core.on_bad_client_message(m.peer, rid, std::move(why), ErrorCode::Unavailable);
+      return core.on_submit(now, m.peer, who, std::move(*s));
+    }
     if (auto* c = std::get_if<CancelEvent>(&ev))
       return core.on_cancel(now, m.peer, c->request_id, asserted ? &who.workspace : nullptr);
     if (auto* a = std::get_if<AdminEvent>(&ev)) {
@@ -573,7 +660,7 @@ struct Daemon::Impl {
     flatbuffers::Offset<void> body;
     if (auto* acc = std::get_if<AcceptedBody>(&a.body)) {
       type = wire::ReplyBody::Accepted;
-      body = wire::CreateAccepted(fbb, acc->queued).Union();
+      body = wire::CreateAccepted(fbb, acc->queued, acc->job_id).Union();
     } else if (auto* p = std::get_if<ProgressBody>(&a.body)) {
       type = wire::ReplyBody::Progress;
       body = wire::CreateProgressDirect(fbb, a.request_id, p->step, p->total, p->message.c_str()).Union();
@@ -626,6 +713,7 @@ struct Daemon::Impl {
   }
 
   void flush() {
+    commit_journal();  // before anything of this turn is sent
     // What waited comes first: a connection's replies keep their order.
     if (!outbox.empty()) outbox.retry([&](ClientFrames& f) { return send_to_client(f); });
     auto& actions = core.actions();
@@ -730,6 +818,8 @@ struct Daemon::Impl {
 Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>([&] {
   if (options.core.instance.empty() || options.core.instance == "instance")
     options.core.instance = random_instance();
+  options.core.wall_start =
+      std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
   return std::move(options);
 }())) {}
 

@@ -32,7 +32,12 @@ struct DaemonOptions {
   // loopback address unless metrics_allow_remote.
   std::string metrics_address;
   bool metrics_allow_remote = false;
-  CoreConfig core;
+  // The journal of durable calls (docs/DURABILITY.md): "sqlite:PATH". Empty: the default
+  // sqlite:<data_dir>/journal.db, opened at start when the file exists, else at the first
+  // durable Submit. A journal given here is opened at start. Either way a journal that
+  // cannot be opened at start stops musterd with the reason; one that fails a commit too.
+  std::string journal;
+  CoreConfig core;  // core.journal_max_bytes and core.result_ttl bound and keep what it holds
 };
 
 class Daemon {

@@ -77,6 +77,7 @@ struct SubmitEvent {
   bool want_accepted = false;
   std::string trace_id;
   bool payload_frames = false;  // takes the Result's outputs as a frame of their own
+  bool durable = false;         // journaled (docs/DURABILITY.md): Accepted carries its job id
 };
 
 // ---- actions --------------------------------------------------------------------------
@@ -129,6 +130,7 @@ struct ReplyToWorker {
 // Client socket.
 struct AcceptedBody {
   bool queued = false;
+  std::uint64_t job_id = 0;  // a durable call's job id; 0: not durable
 };
 struct ProgressBody {
   std::uint64_t step = 0, total = 0;

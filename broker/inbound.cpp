@@ -208,6 +208,7 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       ev.want_progress = s->want_progress();
       ev.want_accepted = s->want_accepted();
       ev.payload_frames = s->payload_frames();
+      ev.durable = s->durable();
       ev.trace_id = str(s->trace_id());
       std::tie(ev.inputs, ev.parameters) = kept_payloads(bytes.size(), keep, limits, payload_bytes(s->inputs()),
                                                          payload_bytes(s->parameters()));

@@ -123,6 +123,14 @@ struct Acked {
 
 using Record = std::variant<Submitted, Dispatched, Requeued, Finished, Acked>;
 
+// What the core asks of the journal in one loop turn, in order (broker_core.hpp
+// journal_ops()): a record to append, or Journal::expire(now) of the finished calls kept past
+// their time. The socket loop commits them all before it sends anything of that turn.
+struct ExpireKept {
+  WallTime now{};
+};
+using JournalOp = std::variant<Record, ExpireKept>;
+
 struct Loaded {
   std::vector<Call> calls;  // job-id order
   JobId next_job_id = 1;

@@ -110,6 +110,19 @@ int main(int argc, char** argv) {
                  "Worker ids one identity may have attached at once (the ipc owner is one "
                  "identity); 0 = no limit")
       ->capture_default_str()->check(CLI::Range(0, 10000000));
+  // Durable calls (docs/DURABILITY.md).
+  app.add_option("--journal", opt.journal,
+                 "Journal of durable calls: sqlite:PATH (default: sqlite:DATA_DIR/journal.db, "
+                 "opened at start if it exists, else at the first durable call). A journal that "
+                 "cannot be opened or fails a commit stops musterd");
+  app.add_option("--journal-max-bytes", opt.core.journal_max_bytes,
+                 "Payload bytes the journal may hold for open and undelivered durable calls; a "
+                 "durable Submit beyond it gets QUEUE_FULL; 0 = no limit")
+      ->capture_default_str();
+  std::uint64_t result_ttl_ms = 3600000;
+  app.add_option("--result-ttl-ms", result_ttl_ms,
+                 "How long the journal keeps a durable call's outcome for its caller")
+      ->capture_default_str()->check(CLI::Range(std::uint64_t{1}, std::uint64_t{365} * 86400000));
   app.add_option("--metrics-address", opt.metrics_address,
                  "Serve Prometheus metrics on http://HOST:PORT/metrics (off by default; a loopback "
                  "address such as 127.0.0.1:9464 unless --metrics-allow-remote; docs/OPERATIONS.md)");
@@ -126,6 +139,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
+  opt.core.result_ttl = muster::broker::Millis(result_ttl_ms);
 
   auto endpoints_of = [](SocketRole role, std::vector<std::string> given) {
     if (std::none_of(given.begin(), given.end(), [](auto& ep) { return muster::is_ipc(ep); }))

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "broker_core.hpp"
+#include "muster/messages.hpp"
 
 using namespace muster;
 using namespace muster::broker;
@@ -1237,4 +1238,247 @@ TEST_CASE("an Attach declaring a port of unknown type or a default its type refu
   auto rej = rejected(h.attach("w1", {bad}));
   REQUIRE(rej);
   CHECK(rej->message.find("input \"name\" has unknown type \"text\"") != std::string::npos);
+}
+
+// ---- durable calls: the journal records the core emits (docs/DURABILITY.md §2, §11) --------
+
+namespace {
+
+// Submits a durable call (3 bytes of inputs) from client c1.
+std::vector<Action> submit_durable(Harness& h, std::uint64_t rid, const std::string& node,
+                                   std::uint64_t timeout_ms = 0) {
+  SubmitEvent ev;
+  ev.client_request_id = rid;
+  ev.node = node;
+  ev.timeout_ms = timeout_ms;
+  ev.durable = true;
+  ev.inputs = Payload::copy_of(std::vector<std::uint8_t>{1, 2, 3});
+  h.core.on_submit(h.now, peer("c1"), h.local, std::move(ev));
+  return h.take();
+}
+
+// The records emitted since the last call, as "Kind job [details]" lines, and forgotten.
+std::vector<std::string> records(Harness& h) {
+  std::vector<std::string> out;
+  for (auto& op : h.core.journal_ops()) {
+    auto* rec = std::get_if<journal::Record>(&op);
+    if (!rec) {
+      out.push_back("ExpireKept");
+      continue;
+    }
+    out.push_back(std::visit(
+        [](auto& r) -> std::string {
+          using T = std::decay_t<decltype(r)>;
+          if constexpr (std::is_same_v<T, journal::Submitted>)
+            return fmt::format("Submitted {} {} idempotent={} bytes={}", r.call.job_id, r.call.node,
+                               r.call.idempotent, r.call.payload_bytes());
+          else if constexpr (std::is_same_v<T, journal::Dispatched>)
+            return fmt::format("Dispatched {} {} attempt={}", r.job_id, r.worker_id, r.attempt);
+          else if constexpr (std::is_same_v<T, journal::Requeued>)
+            return fmt::format("Requeued {} deaths={}", r.job_id, r.deaths);
+          else if constexpr (std::is_same_v<T, journal::Finished>)
+            return fmt::format("Finished {} {}", r.job_id, error_code_name(r.outcome.code));
+          else
+            return fmt::format("Acked {}", r.job_id);
+        },
+        *rec));
+  }
+  h.core.journal_ops().clear();
+  return out;
+}
+
+using Lines = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("durable: queued, dispatched, finished are journaled in order; Accepted carries the job id") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  auto out = submit_durable(h, 1, "n");
+  CHECK(records(h) == Lines{"Submitted 1 n idempotent=false bytes=3", "Dispatched 1 w1 attempt=1"});
+  // Accepted is implied for a durable call (its caller needs the job id), before the work goes out.
+  auto replies = all<ReplyToClient>(out);
+  REQUIRE(replies.size() == 1);
+  auto* acc = std::get_if<AcceptedBody>(&replies[0].body);
+  REQUIRE(acc != nullptr);
+  CHECK(acc->job_id == 1);
+  CHECK_FALSE(acc->queued);
+  CHECK(h.core.journal_bytes() == 3);
+  auto id = all<SendWorkRequest>(out)[0].request_id;
+  REQUIRE(terminals(h.result("w1", id)).size() == 1);
+  CHECK(records(h) == Lines{"Finished 1 NONE"});
+  CHECK(h.core.journal_bytes() == 1);  // the inputs are gone, the 1-byte result is kept
+  // The next durable call gets the next job id; a queued one is journaled queued first.
+  submit_durable(h, 2, "n");
+  submit_durable(h, 3, "n");
+  CHECK(records(h) == Lines{"Submitted 2 n idempotent=false bytes=3", "Dispatched 2 w1 attempt=1",
+                            "Submitted 3 n idempotent=false bytes=3"});
+}
+
+TEST_CASE("durable: a call re-queued after its worker died is journaled Requeued, then dispatched again") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n", true)});
+  h.ready("w2", {Harness::spec("n", true)});
+  auto first = all<SendWorkRequest>(submit_durable(h, 1, "n"));
+  REQUIRE(first.size() == 1);
+  std::string dead = first[0].worker_id, alive = dead == "w1" ? "w2" : "w1";
+  CHECK(records(h) == Lines{"Submitted 1 n idempotent=true bytes=3", "Dispatched 1 " + dead + " attempt=1"});
+  for (int i = 0; i < 4; ++i) {
+    h.advance(1000ms);
+    h.pong(alive);
+  }
+  CHECK(records(h) == Lines{"Requeued 1 deaths=1", "Dispatched 1 " + alive + " attempt=2"});
+  h.result(alive, first[0].request_id);
+  CHECK(records(h) == Lines{"Finished 1 NONE"});
+}
+
+TEST_CASE("durable: a non-idempotent call whose worker died is journaled Finished WORKER_LOST") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  submit_durable(h, 1, "n");
+  records(h);
+  for (int i = 0; i < 4; ++i) h.advance(1000ms);
+  CHECK(records(h) == Lines{"Finished 1 WORKER_LOST"});
+}
+
+TEST_CASE("durable: cancelled calls, queued and running, are journaled Finished CANCELLED") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  submit_durable(h, 1, "n");
+  submit_durable(h, 2, "n");
+  records(h);
+  h.core.on_cancel(h.now, peer("c1"), 2);
+  h.core.on_cancel(h.now, peer("c1"), 1);
+  h.take();
+  CHECK(records(h) == Lines{"Finished 2 CANCELLED", "Finished 1 CANCELLED"});
+  CHECK(h.core.journal_bytes() == std::string("cancelled by the client").size() * 2);
+}
+
+TEST_CASE("durable: calls that time out, queued and running, are journaled Finished TIMEOUT") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  submit_durable(h, 1, "n", 500);
+  submit_durable(h, 2, "n", 500);
+  records(h);
+  h.advance(600ms);
+  auto lines = records(h);
+  std::sort(lines.begin(), lines.end());
+  CHECK(lines == Lines{"Finished 1 TIMEOUT", "Finished 2 TIMEOUT"});
+}
+
+TEST_CASE("durable: a non-durable call emits no record; expiry is asked for only once durable calls exist") {
+  auto cfg = test_config();
+  cfg.journal_expire_interval = 2000ms;
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")});
+  auto out = h.submit(1, "n");
+  CHECK(all<ReplyToClient>(out).empty());  // no Accepted unless asked
+  h.result("w1", all<SendWorkRequest>(out)[0].request_id);
+  h.advance(3000ms);
+  CHECK(h.core.journal_ops().empty());
+  submit_durable(h, 2, "n");
+  records(h);
+  h.advance(100ms);
+  CHECK(records(h) == Lines{"ExpireKept"});
+  h.advance(1000ms);
+  CHECK(records(h).empty());
+  h.advance(1000ms);
+  CHECK(records(h) == Lines{"ExpireKept"});
+}
+
+TEST_CASE("durable: beyond journal_max_bytes a durable Submit gets QUEUE_FULL naming the journal; others pass") {
+  auto cfg = test_config();
+  cfg.queue_limit = 100;
+  cfg.journal_max_bytes = 7;  // two 3-byte durable calls fit, a third does not
+  Harness h(cfg);
+  h.ready("w1", {Harness::spec("n")});
+  submit_durable(h, 1, "n");
+  submit_durable(h, 2, "n");
+  auto t = terminals(submit_durable(h, 3, "n"));
+  REQUIRE(t.size() == 1);
+  CHECK(failure_code(t[0]) == ErrorCode::QueueFull);
+  CHECK(std::get<FailureBody>(t[0].body).message.starts_with("journal full: 6 of 7 bytes"));
+  CHECK(records(h).size() == 3);  // Submitted 1, Dispatched 1, Submitted 2: nothing of call 3
+  CHECK(terminals(h.submit(4, "n")).empty());  // a non-durable call is not bounded by it
+  // The journal's own count after a commit is the truth.
+  h.core.on_journal_state(0, 100);
+  auto ok = all<ReplyToClient>(submit_durable(h, 5, "n"));
+  REQUIRE(ok.size() == 1);
+  CHECK(std::get<AcceptedBody>(ok[0].body).job_id == 100);
+}
+
+namespace {
+
+// A durable call as a journal would hold it (3 bytes of inputs), submitted at the harness's
+// wall start (the core's wall clock at construction is config.wall_start).
+journal::Call held_call(journal::JobId job, const std::string& node, journal::CallState state,
+                        bool idempotent = false) {
+  journal::Call c;
+  c.job_id = job;
+  c.state = state;
+  c.node = node;
+  c.inputs = Payload::copy_of(std::vector<std::uint8_t>{1, 2, 3});
+  c.idempotent = idempotent;
+  c.deadline = journal::WallTime{} + 60000ms;
+  if (state == journal::CallState::Running) {
+    c.worker_id = "old";
+    c.worker_identity = "local";
+    c.request_id = 5;
+    c.attempts = 1;
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("durable restore: queued calls go back to their queue in job order and run; their outcome is journaled, not sent") {
+  Harness h;
+  std::vector<journal::Call> calls{held_call(3, "n", journal::CallState::Queued),
+                                   held_call(4, "n", journal::CallState::Queued),
+                                   held_call(5, "m", journal::CallState::Queued)};
+  h.core.on_journal_epoch(2);  // as the daemon does: before restore gives out request ids
+  CHECK(h.core.restore(h.now, calls) == 3);
+  CHECK(records(h).empty());  // a queued call needs no record to be re-queued
+  h.ready("w1", {Harness::spec("n")});
+  auto sent = all<SendWorkRequest>(h.log);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].request_id >= (2ull << 40));  // above every id an earlier instance gave out
+  CHECK(records(h) == Lines{"Dispatched 3 w1 attempt=1"});
+  auto out = h.result("w1", sent[0].request_id);
+  CHECK(all<ReplyToClient>(out).empty());  // its caller has not resumed: nothing to send to
+  CHECK(records(h) == Lines{"Finished 3 NONE", "Dispatched 4 w1 attempt=1"});
+  CHECK(h.core.status(h.now).queued == 1);  // job 5 waits for a worker of m
+}
+
+TEST_CASE("durable restore: a running call is re-queued if idempotent, else WORKER_LOST; past its deadline TIMEOUT") {
+  Harness h;
+  auto late = held_call(9, "n", journal::CallState::Queued);
+  late.deadline = journal::WallTime{} - 1ms;
+  std::vector<journal::Call> calls{held_call(7, "n", journal::CallState::Running, true),
+                                   held_call(8, "n", journal::CallState::Running, false), late,
+                                   held_call(10, "n", journal::CallState::Finished)};
+  calls[3].expires = journal::WallTime{} + 1000ms;
+  CHECK(h.core.restore(h.now, calls) == 1);
+  CHECK(records(h) == Lines{"Requeued 7 deaths=1", "Finished 8 WORKER_LOST", "Finished 9 TIMEOUT"});
+  h.ready("w1", {Harness::spec("n", true)});
+  CHECK(records(h) == Lines{"Dispatched 7 w1 attempt=2"});
+}
+
+TEST_CASE("durable shutdown: queued and running durable calls are left to the journal, without a reply or an Abort") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  submit_durable(h, 1, "n");  // runs
+  submit_durable(h, 2, "n");  // queued
+  h.submit(3, "n");           // queued, not durable
+  records(h);
+  h.core.begin_shutdown(h.now);
+  auto t = terminals(h.take());
+  REQUIRE(t.size() == 1);  // only the non-durable one
+  CHECK(t[0].request_id == 3);
+  CHECK(failure_code(t[0]) == ErrorCode::ShuttingDown);
+  auto out = h.advance(2000ms);  // the grace ends with durable call 1 still running
+  CHECK(h.core.finished());
+  CHECK(terminals(out).empty());
+  CHECK(all<SendAbort>(out).empty());
+  CHECK(records(h).empty());  // the journal keeps 1 running and 2 queued, as they were
 }

@@ -233,12 +233,14 @@ Json describe(const w::Submit* s) {
   j["want_accepted"] = s->want_accepted();
   put(j, "trace_id", s->trace_id());
   j["payload_frames"] = s->payload_frames();
+  j["durable"] = s->durable();
   return j;
 }
 
 Json describe(const w::Accepted* a) {
   Json j = Json::object();
   j["queued"] = a->queued();
+  j["job_id"] = a->job_id();
   return j;
 }
 
@@ -749,7 +751,7 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     auto trace = str(fbb, j, "trace_id");
     return w::CreateSubmit(fbb, node, inputs, params, num<std::uint64_t>(j, "timeout_ms", 0),
                            num<bool>(j, "want_progress", false), num<bool>(j, "want_accepted", false), trace,
-                           num<bool>(j, "payload_frames", false))
+                           num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false))
         .Union();
   }
   if (t == "Cancel") return type = w::ClientBody::Cancel, w::CreateCancel(fbb).Union();
@@ -855,7 +857,7 @@ Offset<w::RecentFailure> build_recent_failure(FlatBufferBuilder& fbb, const Json
 
 Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBody& type) {
   auto t = j.at("type").get<std::string>();
-  if (t == "Accepted") return type = w::ReplyBody::Accepted, w::CreateAccepted(fbb, num<bool>(j, "queued", false)).Union();
+  if (t == "Accepted") return type = w::ReplyBody::Accepted, w::CreateAccepted(fbb, num<bool>(j, "queued", false), num<std::uint64_t>(j, "job_id", 0)).Union();
   if (t == "Progress") return type = w::ReplyBody::Progress, build_progress(fbb, j).Union();
   if (t == "Result") return type = w::ReplyBody::Result, build_result(fbb, j).Union();
   if (t == "Failure") return type = w::ReplyBody::Failure, build_failure(fbb, j).Union();

@@ -195,6 +195,8 @@ def valid() -> List[Tuple[str, str, object]]:
         # a gateway's Submit on behalf of user ada of workspace alpha (PROTOCOL.md §8.1)
         ("client_submit_on_behalf_of", "ClientMessage", C(21, m.Submit("hello", {"name": "Ada"}), m.OnBehalfOf("ada", "alpha", "call"))),
         ("client_submit_payload_frames", "ClientMessage", C(12, m.Submit("echo", {"blob": b"\x00\x01\x02"}, None, 5000, payload_frames=True))),
+        # a durable call (docs/DURABILITY.md): journaled, survives a daemon restart
+        ("client_submit_durable", "ClientMessage", C(13, m.Submit("echo", {"x": 1}, None, 5000, durable=True))),
         ("client_cancel", "ClientMessage", C(1, m.Cancel())),
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),
         ("client_list_workers", "ClientMessage", C(4, m.ListWorkers())),
@@ -210,6 +212,7 @@ def valid() -> List[Tuple[str, str, object]]:
         # -- ClientReply --------------------------------------------------------------------
         ("reply_accepted", "ClientReply", R(1, m.Accepted(False))),
         ("reply_accepted_queued", "ClientReply", R(1, m.Accepted(True))),
+        ("reply_accepted_durable", "ClientReply", R(13, m.Accepted(True, (1 << 40) + 7))),
         ("reply_progress", "ClientReply", R(1, m.Progress(1, 50, 100, "half way"))),
         ("reply_result", "ClientReply", R(1, m.Result(1, {"greeting": "Hello Ada", "shout": "HELLO ADA"}))),
         ("reply_result_all_kinds", "ClientReply", R(2, m.Result(2, ALL_KINDS))),

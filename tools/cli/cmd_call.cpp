@@ -19,6 +19,7 @@ struct CallArgs {
   std::string node, inputs = "{}", parameters;
   std::chrono::milliseconds timeout{0};
   bool progress = false;
+  bool durable = false;
 };
 
 Map json_argument(std::string text, const char* what) {
@@ -35,6 +36,7 @@ int call_node(Client& client, const CallArgs& a) {
   CallOptions o;
   if (!a.parameters.empty()) o.parameters = json_argument(a.parameters, "--params");
   o.timeout_ms = static_cast<std::uint64_t>(a.timeout.count());
+  o.durable = a.durable;
   std::optional<ProgressView> view;
   if (a.progress) {
     view.emplace(ProgressView::for_stderr());
@@ -85,6 +87,9 @@ void add_call_commands(Cli& cli) {
   call->add_flag("--progress", a->progress,
                  "Show the node's progress on stderr: a bar on a terminal, `progress: STEP/TOTAL "
                  "MESSAGE` lines otherwise");
+  call->add_flag("--durable", a->durable,
+                 "Journal the call: musterd keeps it across its own crash or restart "
+                 "(docs/DURABILITY.md)");
   call->footer("Ctrl-C cancels the request on the daemon (the worker is told to abort).");
   cli.on(call, [&cli, a] { return call_node(cli.client(), *a); });
 }

@@ -147,6 +147,7 @@ struct Client::Impl {
     s.add_want_progress(static_cast<bool>(o.on_progress));
     s.add_payload_frames(true);  // large outputs come as a frame of their own, uncopied by musterd
     if (!trace.IsNull()) s.add_trace_id(trace);
+    if (o.durable) s.add_durable(true);
     auto body = s.Finish();
     send_message(id, wire::ClientBody::Submit, body.Union(), fbb, o.on_behalf_of);
     // The client's guard against a daemon that never answers: its deadline plus grace. With no

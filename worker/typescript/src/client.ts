@@ -180,6 +180,7 @@ export class Client {
         wantAccepted: !!options.onAccepted,
         traceId: options.traceId ?? '',
         payloadFrames: false, // outputs stay inside the Result
+        durable: false,
       };
       const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs : 0;
       result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted).then((reply) => {

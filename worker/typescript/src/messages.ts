@@ -178,6 +178,8 @@ export interface SubmitBody {
   traceId: string;
   /** Outputs as a frame of their own (PROTOCOL.md §2.1): this SDK never asks for them. */
   payloadFrames: boolean;
+  /** Journal the call: it survives a daemon restart (docs/DURABILITY.md). */
+  durable: boolean;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -251,6 +253,8 @@ export interface ClientMessage {
 export interface AcceptedBody {
   type: 'Accepted';
   queued: boolean;
+  /** A durable call's job id (docs/DURABILITY.md); 0: not durable. */
+  jobId: bigint;
 }
 export interface NodeInfo {
   spec: NodeSpec | null;
@@ -649,6 +653,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       W.Submit.addWantAccepted(b, !!x.wantAccepted);
       if (trace) W.Submit.addTraceId(b, trace);
       W.Submit.addPayloadFrames(b, !!x.payloadFrames);
+      W.Submit.addDurable(b, !!x.durable);
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -741,7 +746,7 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
   const x = m.body;
   switch (x.type) {
     case 'Accepted':
-      body = W.Accepted.createAccepted(b, !!x.queued);
+      body = W.Accepted.createAccepted(b, !!x.queued, u64(x.jobId, 'job_id'));
       type = W.ReplyBody.Accepted;
       break;
     case 'Progress':
@@ -1217,6 +1222,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           wantAccepted: x.wantAccepted(),
           traceId: s(x.traceId()),
           payloadFrames: x.payloadFrames(),
+          durable: x.durable(),
         };
         break;
       }
@@ -1298,7 +1304,10 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
     let body: ReplyBody;
     switch (t) {
       case W.ReplyBody.Accepted:
-        body = { type: 'Accepted', queued: get(() => new W.Accepted()).queued() };
+      {
+        const x = get(() => new W.Accepted());
+        body = { type: 'Accepted', queued: x.queued(), jobId: x.jobId() };
+      }
         break;
       case W.ReplyBody.Progress:
         body = decodeProgress(get(() => new W.Progress()));

@@ -50,7 +50,7 @@ describe('client', () => {
     assert.ok(valuesEqual(decodeValues(body.inputs), { name: 'Ada', n: 2n ** 63n - 1n }));
     assert.ok(valuesEqual(decodeValues(body.parameters), { p: float(1) }));
     const id = submit.msg.requestId;
-    daemon.clientReply(submit, { type: 'Accepted', queued: false });
+    daemon.clientReply(submit, { type: 'Accepted', queued: false, jobId: 0n });
     daemon.clientReply(submit, { type: 'Progress', requestId: id, step: 1n, total: 2n, message: 'half' });
     daemon.clientReply(submit, { type: 'Result', requestId: id, outputs: encodeValues({ greeting: 'Hello Ada' }), outputsInFrame: false });
     assert.deepEqual(await call, { greeting: 'Hello Ada' });

@@ -68,7 +68,7 @@ const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Rejected', code: ErrorCode.BadMessage, message: 'no', reattach: true } },
 ];
 const clientMessages: ClientMessage[] = [
-  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true } },
+  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true } },
   { requestId: 2n, body: { type: 'Cancel' } },
   { requestId: 3n, body: { type: 'ListNodes' } },
   { requestId: 4n, body: { type: 'ListWorkers' } },
@@ -76,7 +76,7 @@ const clientMessages: ClientMessage[] = [
   { requestId: 6n, body: { type: 'ListNodes' }, onBehalfOf: { user: 'ada', workspace: 'alpha', role: 'call' } },
 ];
 const clientReplies: ClientReply[] = [
-  { requestId: 1n, body: { type: 'Accepted', queued: true } },
+  { requestId: 1n, body: { type: 'Accepted', queued: true, jobId: 7n } },
   { requestId: 1n, body: { type: 'Progress', requestId: 1n, step: 2n, total: 3n, message: 'p' } },
   { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: values, outputsInFrame: false } },
   { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: new Uint8Array(0), outputsInFrame: true } },

@@ -59,6 +59,8 @@ struct CallOptions {
   Map parameters;
   std::string trace_id;
   std::function<void(std::uint64_t step, std::uint64_t total, const std::string& message)> on_progress;
+  // Journal the call (docs/DURABILITY.md): musterd keeps it across its own crash or restart.
+  bool durable = false;
 };
 
 // Events delivered by poll() for requests made with submit().

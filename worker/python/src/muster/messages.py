@@ -225,6 +225,7 @@ class Submit:
     want_accepted: bool = _m("bool", False)
     trace_id: Optional[str] = _m("str")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
+    durable: bool = _m("bool", False)  # journaled: survives a daemon restart (DURABILITY.md)
 
 
 @dataclass
@@ -308,6 +309,7 @@ class ClientMessage:
 @dataclass
 class Accepted:
     queued: bool = _m("bool", False)
+    job_id: int = _m("u64", 0)  # a durable call's job id; 0: not durable
 
 
 @dataclass

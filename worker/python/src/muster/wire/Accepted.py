@@ -35,12 +35,22 @@ class Accepted(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AcceptedStart(builder): builder.StartObject(1)
+    # Accepted
+    def JobId(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def AcceptedStart(builder): builder.StartObject(2)
 def Start(builder):
     return AcceptedStart(builder)
 def AcceptedAddQueued(builder, queued): builder.PrependBoolSlot(0, queued, 0)
 def AddQueued(builder, queued):
     return AcceptedAddQueued(builder, queued)
+def AcceptedAddJobId(builder, jobId): builder.PrependUint64Slot(1, jobId, 0)
+def AddJobId(builder, jobId):
+    return AcceptedAddJobId(builder, jobId)
 def AcceptedEnd(builder): return builder.EndObject()
 def End(builder):
     return AcceptedEnd(builder)

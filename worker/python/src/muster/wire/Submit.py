@@ -140,7 +140,14 @@ class Submit(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def SubmitStart(builder): builder.StartObject(8)
+    # Submit
+    def Durable(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def SubmitStart(builder): builder.StartObject(9)
 def Start(builder):
     return SubmitStart(builder)
 def SubmitAddNode(builder, node): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(node), 0)
@@ -187,6 +194,9 @@ def AddTraceId(builder, traceId):
 def SubmitAddPayloadFrames(builder, payloadFrames): builder.PrependBoolSlot(7, payloadFrames, 0)
 def AddPayloadFrames(builder, payloadFrames):
     return SubmitAddPayloadFrames(builder, payloadFrames)
+def SubmitAddDurable(builder, durable): builder.PrependBoolSlot(8, durable, 0)
+def AddDurable(builder, durable):
+    return SubmitAddDurable(builder, durable)
 def SubmitEnd(builder): return builder.EndObject()
 def End(builder):
     return SubmitEnd(builder)

@@ -25,12 +25,21 @@ queued():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+jobId():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startAccepted(builder:flatbuffers.Builder) {
-  builder.startObject(1);
+  builder.startObject(2);
 }
 
 static addQueued(builder:flatbuffers.Builder, queued:boolean) {
   builder.addFieldInt8(0, +queued, +false);
+}
+
+static addJobId(builder:flatbuffers.Builder, jobId:bigint) {
+  builder.addFieldInt64(1, jobId, BigInt('0'));
 }
 
 static endAccepted(builder:flatbuffers.Builder):flatbuffers.Offset {
@@ -38,9 +47,10 @@ static endAccepted(builder:flatbuffers.Builder):flatbuffers.Offset {
   return offset;
 }
 
-static createAccepted(builder:flatbuffers.Builder, queued:boolean):flatbuffers.Offset {
+static createAccepted(builder:flatbuffers.Builder, queued:boolean, jobId:bigint):flatbuffers.Offset {
   Accepted.startAccepted(builder);
   Accepted.addQueued(builder, queued);
+  Accepted.addJobId(builder, jobId);
   return Accepted.endAccepted(builder);
 }
 }

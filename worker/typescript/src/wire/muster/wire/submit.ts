@@ -84,8 +84,13 @@ payloadFrames():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+durable():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startSubmit(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(9);
 }
 
 static addNode(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset) {
@@ -144,13 +149,17 @@ static addPayloadFrames(builder:flatbuffers.Builder, payloadFrames:boolean) {
   builder.addFieldInt8(7, +payloadFrames, +false);
 }
 
+static addDurable(builder:flatbuffers.Builder, durable:boolean) {
+  builder.addFieldInt8(8, +durable, +false);
+}
+
 static endSubmit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // node
   return offset;
 }
 
-static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean):flatbuffers.Offset {
+static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean):flatbuffers.Offset {
   Submit.startSubmit(builder);
   Submit.addNode(builder, nodeOffset);
   Submit.addInputs(builder, inputsOffset);
@@ -160,6 +169,7 @@ static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, 
   Submit.addWantAccepted(builder, wantAccepted);
   Submit.addTraceId(builder, traceIdOffset);
   Submit.addPayloadFrames(builder, payloadFrames);
+  Submit.addDurable(builder, durable);
   return Submit.endSubmit(builder);
 }
 }
