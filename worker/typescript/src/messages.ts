@@ -529,7 +529,8 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
         b,
         x.inFlight.map((id) => u64(id, 'in_flight')),
       );
-      body = W.Pong.createPong(b, u64(x.seq, 'seq'), instance, inFlight);
+      // `answered` (PROTOCOL.md §7.7) only for a worker without Acks: this SDK wants them.
+      body = W.Pong.createPong(b, u64(x.seq, 'seq'), instance, inFlight, 0);
       type = W.WorkerBody.Pong;
       break;
     }
@@ -608,12 +609,13 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
         u64(x.pingIntervalMs, 'ping_interval_ms'),
         u32(x.liveness, 'liveness'),
         u64(x.maxMessageBytes, 'max_message_bytes'),
+        false, // no_answer_acks (§7.7): this SDK never asks for it
       );
       type = W.DaemonBody.Attached;
       break;
     }
     case 'Ack':
-      body = W.Ack.createAck(b, !!x.late);
+      body = W.Ack.createAck(b, !!x.late, 0n, 0); // pong_seq, missing: for §7.7 workers only
       type = W.DaemonBody.Ack;
       break;
     case 'Rejected': {

@@ -134,7 +134,10 @@ describe('message codec', () => {
     assert.throws(() => decodeDaemonMessage(b.asUint8Array()), (e: unknown) => isBad(e) && /NONE/.test((e as Error).message));
 
     const b2 = new flatbuffers.Builder(64);
-    const ack = W.Ack.createAck(b2, true);
+    // Built field by field: createAck's argument list grows with every field appended to Ack.
+    W.Ack.startAck(b2);
+    W.Ack.addLate(b2, true);
+    const ack = W.Ack.endAck(b2);
     W.DaemonMessage.startDaemonMessage(b2);
     W.DaemonMessage.addBodyType(b2, 42 as W.DaemonBody);
     W.DaemonMessage.addBody(b2, ack);
