@@ -170,6 +170,11 @@ struct WorkerImpl {
     std::uint64_t listed_in = 0;  // seq of the newest Pong that listed it (0: none yet)
   };
   std::unordered_map<std::uint64_t, Kept> kept;  // request id -> the answer sent
+  // Replies the daemon owes for Attach, Pong and Detach sent: without answer Acks the response
+  // socket is read only while one is due (and at least every 100 ms, for a rare Rejected), since
+  // reading an empty socket costs a system call every turn.
+  std::uint64_t replies_due = 0;
+  SteadyClock::time_point last_reply_read{};
 
   std::mutex mu;
   std::condition_variable cv;
@@ -357,6 +362,7 @@ struct WorkerImpl {
     spdlog::warn("reconnecting to the daemon: {}", why);
     sub.reset();
     dealer.reset();
+    replies_due = 0;  // what the old connection owed is gone with it
     connect();
   }
 
@@ -370,6 +376,7 @@ struct WorkerImpl {
                                          opt.capacity, &specs, /*payload_frames=*/true,
                                          /*no_answer_acks=*/true);
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
+    ++replies_due;
     attached = false;
     attach_sent = SteadyClock::now();
   }
@@ -388,12 +395,14 @@ struct WorkerImpl {
     auto body = wire::CreatePongDirect(fbb, seq, ping_instance.c_str(), &ids,
                                        answered.empty() ? nullptr : &answered);
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Pong, body.Union()));
+    ++replies_due;
   }
 
   void send_detach(const std::string& reason) {
     flatbuffers::FlatBufferBuilder fbb(128);
     auto body = wire::CreateDetachDirect(fbb, reason.c_str());
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Detach, body.Union()));
+    ++replies_due;
   }
 
   // ---- inbound --------------------------------------------------------------------------
@@ -655,10 +664,11 @@ struct WorkerImpl {
         reconnect(fmt::format("no ping for {} ms", silence.count()));
       if (!draining && !detached_for_no_nodes && !attached && now - attach_sent > std::max(silence, std::chrono::milliseconds(2000)))
         reconnect("no answer to attach");
-      // Once attached, the response socket carries only an Ack per message sent (and, rarely,
-      // a Rejected): it is read on every turn below but does not wake the loop by itself,
-      // which saved a wake-up of this thread per request. The 100 ms bound drains it when
-      // nothing else happens.
+      // Once attached, the response socket carries only replies (an Ack per message sent, or
+      // without answer Acks only those to Attach/Pong/Detach; rarely a Rejected): it does not
+      // wake the loop by itself, which saved a wake-up of this thread per request. It is read
+      // below on every turn while a reply is due (always with a daemon that Acks answers) and
+      // at least every 100 ms; the 100 ms bound drains it when nothing else happens.
       items.clear();
       items.push_back({sub->handle(), 0, ZMQ_POLLIN, 0});
       items.push_back({results.handle(), 0, ZMQ_POLLIN, 0});
@@ -671,7 +681,11 @@ struct WorkerImpl {
       }
       if (signals && (items.back().revents & ZMQ_POLLIN)) signals->drain();
       zmq::message_t m;
-      for (int i = 0; i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
+      bool read_replies = !no_answer_acks || !attached || draining || detached_for_no_nodes ||
+                          replies_due > 0 || now - last_reply_read >= std::chrono::milliseconds(100);
+      if (read_replies) last_reply_read = now;
+      for (int i = 0; read_replies && i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
+        if (replies_due > 0) --replies_due;
         align_payload(m);
         on_reply(m);
       }
