@@ -521,6 +521,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->sdk = std::move(ev.sdk);
     w->pid = ev.pid;
     w->payload_frames = ev.payload_frames;
+    w->no_answer_acks = ev.no_answer_acks;
     w->connection = peer;  // a reconnected process: its messages now come from here
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     note_unserved(now);  // it may have stopped declaring a node others wait for
@@ -538,6 +539,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     entry.capacity = ev.capacity;
     entry.nodes = std::move(ev.nodes);
     entry.payload_frames = ev.payload_frames;
+    entry.no_answer_acks = ev.no_answer_acks;
     entry.attached_at = now;
     w = &registry_.add(std::move(entry));
     spdlog::info("worker attached worker_id={} hostname=\"{}\" sdk=\"{}\" capacity={} nodes={}", w->id,
@@ -546,7 +548,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   w->state = WorkerState::Confirming;
   w->last_heard = now;
   w->confirm_seqs.clear();
-  reply_worker(peer, AttachedReply{w->id});
+  reply_worker(peer, AttachedReply{w->id, w->no_answer_acks});
   // Prove the PUB path reaches it before any work is sent (the slow-joiner trap).
   remember_ping(w->confirm_seqs, next_ping_seq_);
   actions_.push_back(SendPing{w->id, next_ping_seq_++});
@@ -556,14 +558,28 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
 
 void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
                          const std::string& worker_id, std::uint64_t seq,
-                         const std::string& instance, const std::vector<std::uint64_t>& in_flight) {
+                         const std::string& instance, const std::vector<std::uint64_t>& in_flight,
+                         const std::vector<std::uint64_t>& answered) {
   WorkerEntry* w = worker_for(peer, who, worker_id);
   if (!w) return;
+  AckReply ack{false, seq, {}};
+  // Answers the worker sent before this Pong and kept, unacknowledged (no_answer_acks): on one
+  // connection they came before the Pong, so any the daemon still waits for were lost on the
+  // way. The Ack names them (the worker sends them again) and the worker forgets the others.
+  // Request ids belong to one daemon instance: another instance's Pong names none of ours.
+  if (instance == config_.instance) {
+    for (auto id : answered) {
+      auto it = requests_.find(id);
+      if (it != requests_.end() && it->second.state == RequestState::Dispatched &&
+          w->holding.contains(id))
+        ack.missing.push_back(id);
+    }
+  }
   if (instance != config_.instance || !ping_sent_to(*w, seq)) {
     // An answer to a previous daemon's ping, to one long forgotten, or to none at all (a
     // forged seq): acknowledged, and it changes nothing, not even the worker's liveness.
     spdlog::debug("pong {} of worker {} answers no ping sent to it: ignored", seq, w->id);
-    reply_worker(peer, AckReply{});
+    reply_worker(peer, std::move(ack));
     return;
   }
   w->last_heard = now;
@@ -575,7 +591,10 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     spdlog::debug("worker {} confirmed: the request socket reaches it", w->id);
   }
   // The silent-loss trap: a request published before ping `seq` must have arrived before it.
+  // A request whose answer is missing is not lost on the way to the worker: the worker holds
+  // its answer and sends it again (the Ack's `missing`); the WorkRequest is not re-sent.
   std::vector<std::uint64_t> sorted(in_flight);
+  sorted.insert(sorted.end(), ack.missing.begin(), ack.missing.end());
   std::sort(sorted.begin(), sorted.end());
   std::vector<std::uint64_t> lost, dropped;
   for (auto id : w->holding) {
@@ -628,7 +647,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     send_to_worker(r, *w, now);
   }
   for (auto& key : requeued) dispatch_node(key, now);
-  reply_worker(peer, AckReply{});
+  reply_worker(peer, std::move(ack));
   if (changed) {
     if (w->state == WorkerState::Draining && w->holding.empty()) {
       registry_.remove(w->id);
@@ -649,7 +668,7 @@ void BrokerCore::on_progress(TimePoint now, const Peer& peer, const Caller& who,
               it->second.state == RequestState::Dispatched;
   if (live && it->second.want_progress)
     reply_client(it->second, ProgressBody{step, total, std::move(message)});
-  reply_worker(peer, AckReply{!live});
+  if (!w->no_answer_acks) reply_worker(peer, AckReply{!live});
 }
 
 void BrokerCore::on_result(TimePoint now, const Peer& peer, const Caller& who,
@@ -681,7 +700,8 @@ void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
   w->last_heard = now;
   auto it = requests_.find(request_id);
   if (it == requests_.end() || !w->holding.contains(request_id)) {
-    reply_worker(peer, AckReply{true});
+    // Late, or a duplicate (an answer sent again after the first arrived): dropped.
+    if (!w->no_answer_acks) reply_worker(peer, AckReply{true});
     return;
   }
   bool late = it->second.state != RequestState::Dispatched;
@@ -692,7 +712,7 @@ void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
     spdlog::debug("late answer for request {} from worker {} dropped", request_id, worker_id);
   }
   requests_.erase(it);
-  reply_worker(peer, AckReply{late});
+  if (!w->no_answer_acks) reply_worker(peer, AckReply{late});
   release(*w, request_id, now);
 }
 

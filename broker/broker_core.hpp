@@ -8,8 +8,10 @@
 //
 // Contract: every accepted Submit produces exactly one terminal ReplyToClient (ResultBody or
 // FailureBody) for its (peer, request_id), and none after it; except a durable call still open
-// at shutdown, which this instance leaves to the next one through the journal (no reply). Every worker message produces
-// exactly one ReplyToWorker.
+// at shutdown, which this instance leaves to the next one through the journal (no reply). Every
+// worker message produces exactly one ReplyToWorker, except a live Progress, Result or Failure
+// of a worker that attached with no_answer_acks: none (its delivery is proven by the next Pong's
+// Ack, PROTOCOL.md §7.7).
 #pragma once
 
 #include <array>
@@ -99,11 +101,13 @@ class BrokerCore {
  public:
   BrokerCore(CoreConfig config, TimePoint now);
 
-  // ---- worker events (response socket). Each appends exactly one ReplyToWorker. ----
+  // ---- worker events (response socket). Each appends exactly one ReplyToWorker (but the
+  // answers of a no_answer_acks worker that are not refused: none). ----
   void on_attach(TimePoint now, const Peer& peer, const Caller& who, AttachEvent ev);
   void on_pong(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                std::uint64_t seq, const std::string& instance,
-               const std::vector<std::uint64_t>& in_flight);
+               const std::vector<std::uint64_t>& in_flight,
+               const std::vector<std::uint64_t>& answered = {});
   void on_progress(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                    std::uint64_t request_id, std::uint64_t step, std::uint64_t total,
                    std::string message);

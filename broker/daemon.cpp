@@ -632,11 +632,14 @@ struct Daemon::Impl {
       body = wire::CreateAttachedDirect(fbb, at->worker_id.c_str(), core.config().instance.c_str(),
                                         topic.c_str(), std::string(kBroadcastTopic).c_str(),
                                         static_cast<std::uint64_t>(core.config().ping_interval.count()),
-                                        core.config().liveness, opt.max_message_bytes)
+                                        core.config().liveness, opt.max_message_bytes,
+                                        at->no_answer_acks)
                  .Union();
     } else if (auto* ack = std::get_if<AckReply>(&a.body)) {
       type = wire::DaemonBody::Ack;
-      body = wire::CreateAck(fbb, ack->late).Union();
+      body = wire::CreateAckDirect(fbb, ack->late, ack->pong_seq,
+                                   ack->missing.empty() ? nullptr : &ack->missing)
+                 .Union();
     } else {
       auto& r = std::get<RejectedReply>(a.body);
       type = wire::DaemonBody::Rejected;

@@ -65,6 +65,7 @@ struct AttachEvent {
   std::uint32_t capacity = 1;
   std::vector<NodeSpec> nodes;
   bool payload_frames = false;  // takes WorkRequest inputs as a frame of their own
+  bool no_answer_acks = false;  // wants no Ack for its Progress/Result/Failure (PROTOCOL.md §7.7)
 };
 
 struct SubmitEvent {
@@ -113,9 +114,12 @@ struct SendPing {
 // Response socket replies.
 struct AttachedReply {
   std::string worker_id;
+  bool no_answer_acks = false;  // the opt-in is honoured (always, when the worker asked)
 };
 struct AckReply {
   bool late = false;
+  std::uint64_t pong_seq = 0;          // the reply to a Pong: its seq
+  std::vector<std::uint64_t> missing;  // of that Pong's `answered`: answers never received
 };
 struct RejectedReply {
   ErrorCode code = ErrorCode::BadMessage;

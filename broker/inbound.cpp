@@ -45,6 +45,7 @@ WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& l
   ev.session = str(a->session());
   ev.capacity = a->capacity();
   ev.payload_frames = a->payload_frames();
+  ev.no_answer_acks = a->no_answer_acks();
   if (auto* nodes = a->nodes()) {
     // Counted before anything is decoded: a 100,000-node Attach cost ~0.4 s of the only thread.
     if (nodes->size() > limits.max_attach_nodes)
@@ -137,8 +138,9 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
     case WorkerBody::Attach: return decode_attach(*msg, limits);
     case WorkerBody::Pong: {
       auto* p = msg->body_as_Pong();
-      PongEvent ev{std::move(worker_id), p->seq(), str(p->instance()), {}};
+      PongEvent ev{std::move(worker_id), p->seq(), str(p->instance()), {}, {}};
       if (auto* v = p->in_flight()) ev.in_flight.assign(v->begin(), v->end());
+      if (auto* v = p->answered()) ev.answered.assign(v->begin(), v->end());
       return ev;
     }
     case WorkerBody::Progress: {
@@ -170,7 +172,7 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
         } else if constexpr (std::is_same_v<T, AttachEvent>) {
           core.on_attach(now, peer, who, std::move(e));
         } else if constexpr (std::is_same_v<T, PongEvent>) {
-          core.on_pong(now, peer, who, e.worker_id, e.seq, e.instance, e.in_flight);
+          core.on_pong(now, peer, who, e.worker_id, e.seq, e.instance, e.in_flight, e.answered);
         } else if constexpr (std::is_same_v<T, ProgressEvent>) {
           core.on_progress(now, peer, who, e.worker_id, e.request_id, e.step, e.total, std::move(e.message));
         } else if constexpr (std::is_same_v<T, ResultEvent>) {

@@ -53,6 +53,7 @@ struct PongEvent {
   std::uint64_t seq = 0;
   std::string instance;
   std::vector<std::uint64_t> in_flight;
+  std::vector<std::uint64_t> answered;  // answers kept unconfirmed (no_answer_acks)
 };
 struct ProgressEvent {
   std::string worker_id;

@@ -1431,6 +1431,41 @@ journal::Call held_call(journal::JobId job, const std::string& node, journal::Ca
 
 }  // namespace
 
+// ---- no_answer_acks (PROTOCOL.md §7.7): answers without an Ack, delivery proven by the Pong ----
+
+namespace {
+
+// A worker attached with no_answer_acks, confirmed; returns the Attached reply's flag.
+bool ready_without_acks(Harness& h, const std::string& id, const std::string& node,
+                        std::uint32_t capacity = 1, bool opt_in = true) {
+  AttachEvent ev;
+  ev.worker_id = id;
+  ev.session = "s1";
+  ev.capacity = capacity;
+  ev.nodes = {Harness::spec(node)};
+  ev.no_answer_acks = opt_in;
+  h.core.on_attach(h.now, peer("wp-" + id), h.local, std::move(ev));
+  auto replies = all<ReplyToWorker>(h.take());
+  REQUIRE(replies.size() == 1);
+  bool honoured = std::get<AttachedReply>(replies[0].body).no_answer_acks;
+  h.pong(id);
+  return honoured;
+}
+
+// A Pong that also lists the answers the worker keeps; returns the daemon's Ack to it.
+AckReply pong_answered(Harness& h, const std::string& id, std::vector<std::uint64_t> in_flight,
+                       std::vector<std::uint64_t> answered, const std::string& instance = "inst-1") {
+  h.core.on_pong(h.now, peer("wp-" + id), h.local, id, h.last_ping_seq(id), instance, in_flight,
+                 answered);
+  auto out = h.take();
+  auto replies = all<ReplyToWorker>(out);
+  REQUIRE(replies.size() == 1);
+  CHECK(all<SendWorkRequest>(out).empty());  // an answered request is never run again
+  return std::get<AckReply>(replies[0].body);
+}
+
+}  // namespace
+
 TEST_CASE("durable restore: queued calls go back to their queue in job order and run; their outcome is journaled, not sent") {
   Harness h;
   std::vector<journal::Call> calls{held_call(3, "n", journal::CallState::Queued),
@@ -1481,4 +1516,100 @@ TEST_CASE("durable shutdown: queued and running durable calls are left to the jo
   CHECK(terminals(out).empty());
   CHECK(all<SendAbort>(out).empty());
   CHECK(records(h).empty());  // the journal keeps 1 running and 2 queued, as they were
+}
+
+TEST_CASE("no_answer_acks: live and late answers get no reply, Attached says so, the client gets one reply") {
+  Harness h;
+  CHECK(ready_without_acks(h, "w1", "n", 2));
+  auto a = all<SendWorkRequest>(h.submit(1, "n", 0, "c1", true))[0].request_id;
+  auto b = all<SendWorkRequest>(h.submit(2, "n"))[0].request_id;
+  h.core.on_progress(h.now, peer("wp-w1"), h.local, "w1", a, 1, 2, "half");
+  auto out = h.take();
+  CHECK(all<ReplyToWorker>(out).empty());
+  CHECK(all<ReplyToClient>(out).size() == 1);  // the progress still reaches the client
+  out = h.result("w1", a);
+  CHECK(all<ReplyToWorker>(out).empty());
+  CHECK(terminals(out).size() == 1);
+  h.core.on_failure(h.now, peer("wp-w1"), h.local, "w1", b, ErrorCode::WorkerError, "boom");
+  out = h.take();
+  CHECK(all<ReplyToWorker>(out).empty());
+  REQUIRE(terminals(out).size() == 1);
+  CHECK(failure_code(terminals(out)[0]) == ErrorCode::WorkerError);
+  // The same Result again (a duplicate, or one sent again after the first arrived): dropped,
+  // still without a reply, and the client hears nothing more.
+  out = h.result("w1", a);
+  CHECK(all<ReplyToWorker>(out).empty());
+  CHECK(terminals(out).empty());
+  CHECK(terminals(h.log).size() == 2);
+  // A worker the daemon does not know is still refused (it must attach again).
+  h.core.on_result(h.now, peer("wp-w9"), h.local, "w9", a, Payload::copy_of(std::vector<std::uint8_t>{1}));
+  auto refused = all<ReplyToWorker>(h.take());
+  REQUIRE(refused.size() == 1);
+  CHECK(std::get<RejectedReply>(refused[0].body).reattach);
+}
+
+TEST_CASE("no_answer_acks: a lost Result is named missing by the next Pong's Ack and finishes once when sent again") {
+  Harness h;
+  ready_without_acks(h, "w1", "n", 2);
+  auto lost = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  auto arrived = all<SendWorkRequest>(h.submit(2, "n"))[0].request_id;
+  h.result("w1", arrived);  // this one arrives; `lost` never does
+  h.advance(1000ms);        // a ping published after both were dispatched
+  auto ack = pong_answered(h, "w1", {}, {lost, arrived});
+  CHECK(ack.pong_seq == h.last_ping_seq("w1"));
+  CHECK(ack.missing == std::vector<std::uint64_t>{lost});  // `arrived` is confirmed: forget it
+  CHECK(terminals(h.log).size() == 1);
+  // Not re-sent as a WorkRequest (pong_answered checks it), and the request keeps its slot.
+  CHECK(h.core.open_requests() == 1);
+  // The worker sends the kept answer again: the client gets its one reply.
+  auto out = h.result("w1", lost);
+  CHECK(terminals(out).size() == 1);
+  CHECK(all<ReplyToWorker>(out).empty());
+  h.advance(1000ms);
+  ack = pong_answered(h, "w1", {}, {lost});
+  CHECK(ack.missing.empty());
+  CHECK(terminals(h.log).size() == 2);
+  CHECK(h.core.open_requests() == 0);
+}
+
+TEST_CASE("no_answer_acks: the answered check holds for a pong to a forgotten ping, never for another instance's") {
+  Harness h;
+  ready_without_acks(h, "w1", "n");
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  // A pong to a ping never sent changes nothing, but the daemon still says what it misses.
+  h.core.on_pong(h.now, peer("wp-w1"), h.local, "w1", 999999, "inst-1", {}, {id});
+  auto r = all<ReplyToWorker>(h.take());
+  REQUIRE(r.size() == 1);
+  CHECK(std::get<AckReply>(r[0].body).missing == std::vector<std::uint64_t>{id});
+  // A restarted daemon's ids are not the old one's: a pong naming the old instance gets
+  // nothing missing (the worker drops what it kept for the old instance when it re-attaches).
+  auto ack = pong_answered(h, "w1", {}, {id}, "inst-0");
+  CHECK(ack.missing.empty());
+  CHECK(terminals(h.log).empty());
+}
+
+TEST_CASE("no_answer_acks: a timed-out request whose answer was lost frees its slot at the next pong") {
+  Harness h;
+  ready_without_acks(h, "w1", "n");
+  auto id = all<SendWorkRequest>(h.submit(1, "n", 500))[0].request_id;
+  h.advance(600ms);  // the deadline passes: Timeout to the client, Abort to the worker
+  REQUIRE(terminals(h.log).size() == 1);
+  h.advance(400ms);
+  auto ack = pong_answered(h, "w1", {}, {id});  // the worker answered; the answer was lost
+  CHECK(ack.missing.empty());                    // nobody waits for it any more
+  CHECK(h.core.open_requests() == 0);
+  // The slot is free again: the next request is dispatched.
+  CHECK(all<SendWorkRequest>(h.submit(2, "n")).size() == 1);
+}
+
+TEST_CASE("no_answer_acks off (the default, every SDK before it): every answer is Acked, Attached does not claim it") {
+  Harness h;
+  CHECK_FALSE(ready_without_acks(h, "w1", "n", 1, false));
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  auto acks = all<ReplyToWorker>(h.result("w1", id));
+  REQUIRE(acks.size() == 1);
+  CHECK_FALSE(std::get<AckReply>(acks[0].body).late);
+  acks = all<ReplyToWorker>(h.result("w1", id));
+  REQUIRE(acks.size() == 1);
+  CHECK(std::get<AckReply>(acks[0].body).late);
 }

@@ -175,12 +175,21 @@ Json describe(const w::Attached* a) {
   j["ping_interval_ms"] = a->ping_interval_ms();
   j["liveness"] = a->liveness();
   j["max_message_bytes"] = a->max_message_bytes();
+  j["no_answer_acks"] = a->no_answer_acks();
   return j;
+}
+
+Json id_list(const flatbuffers::Vector<std::uint64_t>& ids) {
+  Json a = Json::array();
+  for (auto id : ids) a.push_back(id);
+  return a;
 }
 
 Json describe(const w::Ack* a) {
   Json j = Json::object();
   j["late"] = a->late();
+  j["pong_seq"] = a->pong_seq();
+  if (a->missing()) j["missing"] = id_list(*a->missing());
   return j;
 }
 
@@ -202,6 +211,7 @@ Json describe(const w::Attach* a) {
   j["capacity"] = a->capacity();
   if (a->nodes()) j["nodes"] = describe_vector(a->nodes());
   j["payload_frames"] = a->payload_frames();
+  j["no_answer_acks"] = a->no_answer_acks();
   return j;
 }
 
@@ -209,11 +219,8 @@ Json describe(const w::Pong* p) {
   Json j = Json::object();
   j["seq"] = p->seq();
   put(j, "instance", p->instance());
-  if (p->in_flight()) {
-    Json a = Json::array();
-    for (auto id : *p->in_flight()) a.push_back(id);
-    j["in_flight"] = a;
-  }
+  if (p->in_flight()) j["in_flight"] = id_list(*p->in_flight());
+  if (p->answered()) j["answered"] = id_list(*p->answered());
   return j;
 }
 
@@ -668,14 +675,16 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     b.add_capacity(num<std::uint32_t>(j, "capacity", 1));
     b.add_nodes(nodes);
     b.add_payload_frames(num<bool>(j, "payload_frames", false));
+    b.add_no_answer_acks(num<bool>(j, "no_answer_acks", false));
     return b.Finish().Union();
   }
   if (t == "Pong") {
     type = w::WorkerBody::Pong;
     auto inst = str(fbb, j, "instance");
-    Offset<flatbuffers::Vector<std::uint64_t>> ids;
+    Offset<flatbuffers::Vector<std::uint64_t>> ids, answered;
     if (j.contains("in_flight")) ids = fbb.CreateVector(j.at("in_flight").get<std::vector<std::uint64_t>>());
-    return w::CreatePong(fbb, num<std::uint64_t>(j, "seq", 0), inst, ids).Union();
+    if (j.contains("answered")) answered = fbb.CreateVector(j.at("answered").get<std::vector<std::uint64_t>>());
+    return w::CreatePong(fbb, num<std::uint64_t>(j, "seq", 0), inst, ids, answered).Union();
   }
   if (t == "Progress") return type = w::WorkerBody::Progress, build_progress(fbb, j).Union();
   if (t == "Result") return type = w::WorkerBody::Result, build_result(fbb, j).Union();
@@ -727,10 +736,16 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     auto topic = str(fbb, j, "topic");
     auto bcast = str(fbb, j, "broadcast_topic");
     return w::CreateAttached(fbb, id, inst, topic, bcast, num<std::uint64_t>(j, "ping_interval_ms", 0),
-                             num<std::uint32_t>(j, "liveness", 0), num<std::uint64_t>(j, "max_message_bytes", 0))
+                             num<std::uint32_t>(j, "liveness", 0), num<std::uint64_t>(j, "max_message_bytes", 0),
+                             num<bool>(j, "no_answer_acks", false))
         .Union();
   }
-  if (t == "Ack") return type = w::DaemonBody::Ack, w::CreateAck(fbb, num<bool>(j, "late", false)).Union();
+  if (t == "Ack") {
+    type = w::DaemonBody::Ack;
+    Offset<flatbuffers::Vector<std::uint64_t>> missing;
+    if (j.contains("missing")) missing = fbb.CreateVector(j.at("missing").get<std::vector<std::uint64_t>>());
+    return w::CreateAck(fbb, num<bool>(j, "late", false), num<std::uint64_t>(j, "pong_seq", 0), missing).Union();
+  }
   if (t == "Rejected") {
     type = w::DaemonBody::Rejected;
     auto msg = str(fbb, j, "message");

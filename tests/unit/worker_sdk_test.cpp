@@ -282,8 +282,13 @@ struct FakeDaemon {
     fbb.Finish(wire::CreateDaemonMessage(fbb, type, body.Union()), wire::DaemonMessageIdentifier());
     return zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
   }
+  bool asked_no_answer_acks = false;  // what the last Attach asked for
   static zmq::message_t ack() {
     return message(wire::DaemonBody::Ack, [](auto& fbb) { return wire::CreateAck(fbb); });
+  }
+  // The reply to the Pong with `seq` of a worker without answer Acks (§7.7).
+  static zmq::message_t pong_ack(std::uint64_t seq, std::vector<std::uint64_t> missing) {
+    return message(wire::DaemonBody::Ack, [&](auto& fbb) { return wire::CreateAckDirect(fbb, false, seq, &missing); });
   }
   static zmq::message_t forgotten() {  // what musterd answers a worker it does not know
     return message(wire::DaemonBody::Rejected, [](auto& fbb) {
@@ -311,12 +316,14 @@ struct FakeDaemon {
   // Attach -> Attached -> confirming pings on the worker's topic until a Pong -> Ack (§7.1).
   // No broadcast pings follow unless the test sends them: `ping_interval_ms` x 3 is how long
   // the worker waits before it reconnects.
+  // `no_answer_acks`: what Attached says (false: a daemon that does not know PROTOCOL.md §7.7).
   std::string attach(const std::string& worker_id, std::uint64_t max_message_bytes = 16u << 20,
-                     std::uint64_t ping_interval_ms = 60000) {
+                     std::uint64_t ping_interval_ms = 60000, bool no_answer_acks = false) {
     auto a = expect(wire::WorkerBody::Attach);
+    asked_no_answer_acks = a.msg->body_as_Attach()->no_answer_acks();
     reply(a.peer, message(wire::DaemonBody::Attached, [&](auto& fbb) {
             return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
-                                              ping_interval_ms, 3, max_message_bytes);
+                                              ping_interval_ms, 3, max_message_bytes, no_answer_acks);
           }));
     for (std::uint64_t seq = 1;; ++seq) {
       REQUIRE(seq < 200);
@@ -472,4 +479,65 @@ TEST_CASE("a C++ worker sends only WorkerError or InvalidRequest, and nothing ov
     CHECK(broken_code == ErrorCode::InvalidRequest);
     CHECK(broken_message == "inputs or parameters are not a valid Values payload");
   }
+}
+
+TEST_CASE("C++ SDK without answer Acks (§7.7): a lost Result goes again when the Pong's Ack names it, never runs twice") {
+  FakeDaemon fake;
+  std::atomic<int> runs{0};
+  RunningWorker w(fake.options("cpp-noack"));
+  w.worker.node({.name = "count"}, [&](Context&) { return Map{{"n", Value(static_cast<long long>(++runs))}}; },
+                HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-noack", 16u << 20, 60000, /*no_answer_acks=*/true);
+  CHECK(fake.asked_no_answer_acks);
+  auto topic = std::string("w:cpp-noack:");
+  auto answered_of = [](const FakeDaemon::Received& pong) {
+    auto* a = pong.msg->body_as_Pong()->answered();
+    return a ? std::vector<std::uint64_t>(a->begin(), a->end()) : std::vector<std::uint64_t>{};
+  };
+  fake.publish(topic, FakeDaemon::work_request(11, "count", {}));
+  auto first = fake.expect(wire::WorkerBody::Result);  // no Ack: the daemon "lost" it
+  CHECK(first.msg->body_as_Result()->request_id() == 11);
+
+  fake.publish("b:", FakeDaemon::ping(100, "inst-1"));
+  auto pong = fake.expect(wire::WorkerBody::Pong);
+  CHECK(pong.msg->body_as_Pong()->in_flight()->size() == 0);  // answered, no longer running
+  CHECK(answered_of(pong) == std::vector<std::uint64_t>{11});
+  fake.reply(pong.peer, FakeDaemon::pong_ack(100, {11}));
+  auto again = fake.expect(wire::WorkerBody::Result);  // the kept answer, byte for byte
+  CHECK(std::string_view(static_cast<const char*>(again.bytes.data()), again.bytes.size()) ==
+        std::string_view(static_cast<const char*>(first.bytes.data()), first.bytes.size()));
+
+  // A WorkRequest re-sent for it is answered from what was kept: the handler does not run again.
+  fake.publish(topic, FakeDaemon::work_request(11, "count", {}));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 11);
+  CHECK(runs == 1);
+
+  // Confirmed (not missing): forgotten, no longer listed.
+  fake.publish("b:", FakeDaemon::ping(101, "inst-1"));
+  pong = fake.expect(wire::WorkerBody::Pong);
+  CHECK(answered_of(pong) == std::vector<std::uint64_t>{11});
+  fake.reply(pong.peer, FakeDaemon::pong_ack(101, {}));
+  fake.publish("b:", FakeDaemon::ping(102, "inst-1"));
+  pong = fake.expect(wire::WorkerBody::Pong);
+  CHECK(answered_of(pong).empty());
+  fake.reply(pong.peer, FakeDaemon::pong_ack(102, {}));
+  CHECK_FALSE(fake.recv(100ms).has_value());  // nothing more was sent
+}
+
+TEST_CASE("C++ SDK with a daemon that does not know §7.7: every answer is Acked, nothing is kept") {
+  FakeDaemon fake;
+  RunningWorker w(fake.options("cpp-oldd"));
+  w.worker.node({.name = "n"}, [](Context&) { return Map{}; }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-oldd");  // Attached without no_answer_acks, as an older musterd sends it
+  CHECK(fake.asked_no_answer_acks);
+  fake.publish("w:cpp-oldd:", FakeDaemon::work_request(12, "n", {}));
+  auto result = fake.expect(wire::WorkerBody::Result);
+  fake.reply(result.peer, FakeDaemon::ack());
+  fake.publish("b:", FakeDaemon::ping(100, "inst-1"));
+  auto pong = fake.expect(wire::WorkerBody::Pong);
+  auto* answered = pong.msg->body_as_Pong()->answered();
+  CHECK((answered == nullptr || answered->size() == 0));
+  fake.reply(pong.peer, FakeDaemon::ack());
 }

@@ -166,6 +166,9 @@ def valid() -> List[Tuple[str, str, object]]:
         ("worker_attach_minimal", "WorkerMessage", W(None, m.Attach("w", nodes=[BARE_SPEC]))),
         ("worker_pong", "WorkerMessage", W("w1", m.Pong(17, "inst-7f3a", [1, 2, U64_MAX]))),
         ("worker_pong_idle", "WorkerMessage", W("w1", m.Pong(0, "inst-7f3a", []))),
+        # PROTOCOL.md §7.7: a worker without per-answer Acks, and its Pong listing kept answers.
+        ("worker_attach_no_answer_acks", "WorkerMessage", W("w1", m.Attach("w1", sdk="muster-cpp/0.1.0", capacity=128, nodes=[BARE_SPEC], payload_frames=True, no_answer_acks=True))),
+        ("worker_pong_answered", "WorkerMessage", W("w1", m.Pong(17, "inst-7f3a", [5], [3, 4, U64_MAX]))),
         ("worker_progress", "WorkerMessage", W("w1", m.Progress(99, 3, 10, "step 3 of 10"))),
         ("worker_progress_unknown_total", "WorkerMessage", W("w1", m.Progress(U64_MAX, U64_MAX, 0, None))),
         ("worker_result", "WorkerMessage", W("w1", m.Result(99, {"greeting": "Hello Ada", "shout": "HELLO ADA"}))),
@@ -186,6 +189,8 @@ def valid() -> List[Tuple[str, str, object]]:
         ("daemon_attached", "DaemonMessage", D(m.Attached("py-host-1", "inst-7f3a", "w:py-host-1:", "b:", 1000, 3, 16 * 1024 * 1024))),
         ("daemon_ack", "DaemonMessage", D(m.Ack(False))),
         ("daemon_ack_late", "DaemonMessage", D(m.Ack(True))),
+        ("daemon_attached_no_answer_acks", "DaemonMessage", D(m.Attached("w1", "inst-7f3a", "w:local:w1:", "b:", 1000, 3, 16 * 1024 * 1024, True))),
+        ("daemon_ack_pong_missing", "DaemonMessage", D(m.Ack(False, 17, [4]))),
         ("daemon_rejected", "DaemonMessage", D(m.Rejected(ErrorCode.INVALID_REQUEST, "invalid node name 'a b'", False))),
         ("daemon_rejected_reattach", "DaemonMessage", D(m.Rejected(ErrorCode.BAD_MESSAGE, "unknown worker", True))),
         # -- ClientMessage ------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -160,6 +161,20 @@ struct WorkerImpl {
   std::unordered_map<std::uint64_t, Running> in_flight;         // local key -> request
   std::unordered_map<std::uint64_t, std::uint64_t> current;     // request id -> local key
   std::uint64_t next_key = 1;
+  // Answers without an Ack (PROTOCOL.md §7.7), once Attached says the daemon honours them:
+  // every Result/Failure sent for the current instance is kept (a shared reference to the
+  // message sent, not a copy of its bytes) until the Ack to a Pong that listed it confirms it.
+  bool no_answer_acks = false;
+  struct Kept {
+    zmq::message_t message;
+    std::uint64_t listed_in = 0;  // seq of the newest Pong that listed it (0: none yet)
+  };
+  std::unordered_map<std::uint64_t, Kept> kept;  // request id -> the answer sent
+  // Replies the daemon owes for Attach, Pong and Detach sent: without answer Acks the response
+  // socket is read only while one is due (and at least every 100 ms, for a rare Rejected), since
+  // reading an empty socket costs a system call every turn.
+  std::uint64_t replies_due = 0;
+  SteadyClock::time_point last_reply_read{};
 
   std::mutex mu;
   std::condition_variable cv;
@@ -252,11 +267,51 @@ struct WorkerImpl {
 
   void send_to_daemon(zmq::message_t message) { dealer->send(std::move(message), zmq::send_flags::dontwait); }
 
+  // Sends the answer to request `request_id`, keeping it until the daemon confirms it when
+  // the daemon sends no Ack for it (§7.7). Only answers of the current instance are kept.
+  void send_answer(zmq::message_t message, std::uint64_t request_id, bool current_instance) {
+    if (no_answer_acks && current_instance) {
+      Kept k;
+      k.message.copy(message);  // shares the content: nothing is copied but a small message
+      kept.insert_or_assign(request_id, std::move(k));
+    }
+    send_to_daemon(std::move(message));
+  }
+
+  // Sends the kept answer of `request_id` again (the daemon never got it), still keeping it.
+  bool resend_kept(std::uint64_t request_id) {
+    auto it = kept.find(request_id);
+    if (it == kept.end()) return false;
+    zmq::message_t again;
+    again.copy(it->second.message);
+    send_to_daemon(std::move(again));
+    return true;
+  }
+
+  // The daemon's Ack to the Pong with seq `pong_seq`: its `missing` answers go again, every
+  // other answer listed in that Pong (or an earlier one) is confirmed and forgotten.
+  void on_pong_ack(std::uint64_t pong_seq, const flatbuffers::Vector<std::uint64_t>* missing) {
+    std::unordered_set<std::uint64_t> again;
+    if (missing)
+      for (auto id : *missing)
+        if (resend_kept(id)) again.insert(id);
+    if (!again.empty())
+      spdlog::warn("{} answer(s) never reached the daemon: sent again", again.size());
+    std::erase_if(kept, [&](const auto& entry) {
+      return entry.second.listed_in != 0 && entry.second.listed_in <= pong_seq &&
+             !again.contains(entry.first);
+    });
+  }
+
   // Sends a message about request `request_id` (its answer if `answer`, else a Progress) unless
   // it is larger than the daemon's limit, which would refuse it and let the caller wait its whole
   // deadline: an answer then becomes a Failure that says so, a Progress is dropped.
   void send_checked(zmq::message_t message, std::uint64_t request_id, bool answer) {
-    if (max_message_bytes == 0 || message.size() <= max_message_bytes) return send_to_daemon(std::move(message));
+    bool keep = answer && current.contains(request_id);
+    if (max_message_bytes == 0 || message.size() <= max_message_bytes) {
+      if (answer) return send_answer(std::move(message), request_id, keep);
+      return send_to_daemon(std::move(message));
+    }
     const char* kind = !answer ? "progress"
                        : flatbuffers::GetRoot<wire::WorkerMessage>(message.data())->body_type() == wire::WorkerBody::Result
                            ? "result"
@@ -264,7 +319,7 @@ struct WorkerImpl {
     auto what = fmt::format("{} of {} bytes exceeds the daemon's limit of {} bytes (--max-message-bytes)", kind,
                             message.size(), max_message_bytes);
     spdlog::warn("request {}: {}", request_id, what);
-    if (answer) send_to_daemon(failure_message(opt.worker_id, request_id, ErrorCode::WorkerError, what));
+    if (answer) send_answer(failure_message(opt.worker_id, request_id, ErrorCode::WorkerError, what), request_id, keep);
   }
 
   // Draining, the daemon no longer knows this worker (it forgot it at its Detach, declared it
@@ -307,6 +362,7 @@ struct WorkerImpl {
     spdlog::warn("reconnecting to the daemon: {}", why);
     sub.reset();
     dealer.reset();
+    replies_due = 0;  // what the old connection owed is gone with it
     connect();
   }
 
@@ -317,8 +373,10 @@ struct WorkerImpl {
     auto sdk = fmt::format("muster-cpp/{}", MUSTER_SDK_VERSION);
     auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
                                          static_cast<std::uint32_t>(::getpid()), session.c_str(),
-                                         opt.capacity, &specs, /*payload_frames=*/true);
+                                         opt.capacity, &specs, /*payload_frames=*/true,
+                                         /*no_answer_acks=*/true);
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
+    ++replies_due;
     attached = false;
     attach_sent = SteadyClock::now();
   }
@@ -328,14 +386,23 @@ struct WorkerImpl {
     std::vector<std::uint64_t> ids;
     ids.reserve(current.size());
     for (auto& [id, key] : current) ids.push_back(id);
-    auto body = wire::CreatePongDirect(fbb, seq, ping_instance.c_str(), &ids);
+    std::vector<std::uint64_t> answered;
+    answered.reserve(kept.size());
+    for (auto& [id, k] : kept) {
+      answered.push_back(id);
+      k.listed_in = seq;
+    }
+    auto body = wire::CreatePongDirect(fbb, seq, ping_instance.c_str(), &ids,
+                                       answered.empty() ? nullptr : &answered);
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Pong, body.Union()));
+    ++replies_due;
   }
 
   void send_detach(const std::string& reason) {
     flatbuffers::FlatBufferBuilder fbb(128);
     auto body = wire::CreateDetachDirect(fbb, reason.c_str());
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Detach, body.Union()));
+    ++replies_due;
   }
 
   // ---- inbound --------------------------------------------------------------------------
@@ -350,8 +417,14 @@ struct WorkerImpl {
       case wire::DaemonBody::Attached: {
         auto* a = msg->body_as_Attached();
         subscribe_topic(str(a->topic()));
-        if (!last_instance.empty() && str(a->instance()) != last_instance) current.clear();
+        if (!last_instance.empty() && str(a->instance()) != last_instance) {
+          current.clear();
+          kept.clear();  // another instance's request ids: it knows none of them (§7.7)
+        }
         instance = last_instance = str(a->instance());
+        // An older daemon does not know the opt-in and Acks every answer: nothing is kept.
+        no_answer_acks = a->no_answer_acks();
+        if (!no_answer_acks) kept.clear();
         if (a->max_message_bytes() > 0) max_message_bytes = a->max_message_bytes();
         ping_interval_ms = std::max<std::uint64_t>(a->ping_interval_ms(), 1);
         liveness = std::max<std::uint32_t>(a->liveness(), 1);
@@ -361,8 +434,11 @@ struct WorkerImpl {
                      opt.worker_id, instance, nodes->size(), opt.capacity);
         break;
       }
-      case wire::DaemonBody::Ack:
+      case wire::DaemonBody::Ack: {
+        auto* ack = msg->body_as_Ack();
+        if (ack->pong_seq() != 0 && !kept.empty()) on_pong_ack(ack->pong_seq(), ack->missing());
         break;
+      }
       case wire::DaemonBody::Rejected: {
         auto* r = msg->body_as_Rejected();
         if (r->reattach()) {
@@ -430,6 +506,7 @@ struct WorkerImpl {
         auto* w = msg->body_as_WorkRequest();
         auto id = w->request_id();
         if (current.contains(id)) return;  // a re-send of something already running
+        if (resend_kept(id)) return;       // answered already: the answer goes again, not the work
         Job job;
         job.request_id = id;
         job.key = next_key++;
@@ -587,10 +664,11 @@ struct WorkerImpl {
         reconnect(fmt::format("no ping for {} ms", silence.count()));
       if (!draining && !detached_for_no_nodes && !attached && now - attach_sent > std::max(silence, std::chrono::milliseconds(2000)))
         reconnect("no answer to attach");
-      // Once attached, the response socket carries only an Ack per message sent (and, rarely,
-      // a Rejected): it is read on every turn below but does not wake the loop by itself,
-      // which saved a wake-up of this thread per request. The 100 ms bound drains it when
-      // nothing else happens.
+      // Once attached, the response socket carries only replies (an Ack per message sent, or
+      // without answer Acks only those to Attach/Pong/Detach; rarely a Rejected): it does not
+      // wake the loop by itself, which saved a wake-up of this thread per request. It is read
+      // below on every turn while a reply is due (always with a daemon that Acks answers) and
+      // at least every 100 ms; the 100 ms bound drains it when nothing else happens.
       items.clear();
       items.push_back({sub->handle(), 0, ZMQ_POLLIN, 0});
       items.push_back({results.handle(), 0, ZMQ_POLLIN, 0});
@@ -603,7 +681,11 @@ struct WorkerImpl {
       }
       if (signals && (items.back().revents & ZMQ_POLLIN)) signals->drain();
       zmq::message_t m;
-      for (int i = 0; i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
+      bool read_replies = !no_answer_acks || !attached || draining || detached_for_no_nodes ||
+                          replies_due > 0 || now - last_reply_read >= std::chrono::milliseconds(100);
+      if (read_replies) last_reply_read = now;
+      for (int i = 0; read_replies && i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
+        if (replies_due > 0) --replies_due;
         align_payload(m);
         on_reply(m);
       }

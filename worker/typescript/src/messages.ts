@@ -97,12 +97,16 @@ export interface AttachBody {
   nodes: NodeSpec[];
   /** Inputs as a frame of their own (PROTOCOL.md §2.1): this SDK never asks for them. */
   payloadFrames: boolean;
+  /** No Ack per answer (PROTOCOL.md §7.7): this SDK never asks (it wants every answer Acked). */
+  noAnswerAcks: boolean;
 }
 export interface PongBody {
   type: 'Pong';
   seq: bigint;
   instance: string;
   inFlight: bigint[];
+  /** Answers kept unconfirmed (§7.7): always empty from this SDK. */
+  answered: bigint[];
 }
 export interface DetachBody {
   type: 'Detach';
@@ -149,10 +153,16 @@ export interface AttachedBody {
   pingIntervalMs: bigint;
   liveness: number;
   maxMessageBytes: bigint;
+  /** The daemon honours Attach.noAnswerAcks (§7.7). */
+  noAnswerAcks: boolean;
 }
 export interface AckBody {
   type: 'Ack';
   late: boolean;
+  /** The reply to a Pong: its seq (0 otherwise). */
+  pongSeq: bigint;
+  /** The reply to a Pong: the ids of its `answered` whose answers never arrived (§7.7). */
+  missing: bigint[];
 }
 export interface RejectedBody {
   type: 'Rejected';
@@ -523,6 +533,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       W.Attach.addCapacity(b, u32(x.capacity, 'capacity'));
       W.Attach.addNodes(b, nodesVec);
       W.Attach.addPayloadFrames(b, !!x.payloadFrames);
+      W.Attach.addNoAnswerAcks(b, !!x.noAnswerAcks);
       body = W.Attach.endAttach(b);
       type = W.WorkerBody.Attach;
       break;
@@ -533,7 +544,13 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
         b,
         x.inFlight.map((id) => u64(id, 'in_flight')),
       );
-      body = W.Pong.createPong(b, u64(x.seq, 'seq'), instance, inFlight);
+      const answered = x.answered.length
+        ? W.Pong.createAnsweredVector(
+            b,
+            x.answered.map((id) => u64(id, 'answered')),
+          )
+        : 0;
+      body = W.Pong.createPong(b, u64(x.seq, 'seq'), instance, inFlight, answered);
       type = W.WorkerBody.Pong;
       break;
     }
@@ -612,12 +629,18 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
         u64(x.pingIntervalMs, 'ping_interval_ms'),
         u32(x.liveness, 'liveness'),
         u64(x.maxMessageBytes, 'max_message_bytes'),
+        !!x.noAnswerAcks,
       );
       type = W.DaemonBody.Attached;
       break;
     }
     case 'Ack':
-      body = W.Ack.createAck(b, !!x.late);
+      body = W.Ack.createAck(
+        b,
+        !!x.late,
+        u64(x.pongSeq, 'pong_seq'),
+        x.missing.length ? W.Ack.createMissingVector(b, x.missing.map((id) => u64(id, 'missing'))) : 0,
+      );
       type = W.DaemonBody.Ack;
       break;
     case 'Rejected': {
@@ -1099,6 +1122,7 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
           capacity: a.capacity(),
           nodes,
           payloadFrames: a.payloadFrames(),
+          noAnswerAcks: a.noAnswerAcks(),
         };
         break;
       }
@@ -1106,7 +1130,9 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
         const p = get(() => new W.Pong());
         const inFlight: bigint[] = [];
         for (let i = 0, n = p.inFlightLength(); i < n; i++) inFlight.push(p.inFlight(i)!);
-        body = { type: 'Pong', seq: p.seq(), instance: s(p.instance()), inFlight };
+        const answered: bigint[] = [];
+        for (let i = 0, n = p.answeredLength(); i < n; i++) answered.push(p.answered(i)!);
+        body = { type: 'Pong', seq: p.seq(), instance: s(p.instance()), inFlight, answered };
         break;
       }
       case W.WorkerBody.Progress:
@@ -1182,12 +1208,17 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           pingIntervalMs: a.pingIntervalMs(),
           liveness: a.liveness(),
           maxMessageBytes: a.maxMessageBytes(),
+          noAnswerAcks: a.noAnswerAcks(),
         };
         break;
       }
-      case W.DaemonBody.Ack:
-        body = { type: 'Ack', late: get(() => new W.Ack()).late() };
+      case W.DaemonBody.Ack: {
+        const ack = get(() => new W.Ack());
+        const missing: bigint[] = [];
+        for (let i = 0, n = ack.missingLength(); i < n; i++) missing.push(ack.missing(i)!);
+        body = { type: 'Ack', late: ack.late(), pongSeq: ack.pongSeq(), missing };
         break;
+      }
       case W.DaemonBody.Rejected: {
         const r = get(() => new W.Rejected());
         body = { type: 'Rejected', code: r.code() as number as ErrorCode, message: s(r.message()), reattach: r.reattach() };

@@ -495,6 +495,7 @@ export class Worker extends EventEmitter {
         capacity: this.capacity,
         nodes: [...this.nodes.values()].map((n) => n.spec),
         payloadFrames: false, // inputs stay inside the WorkRequest
+        noAnswerAcks: false, // every answer Acked (PROTOCOL.md §7.7 is for the C++ SDK)
       },
     });
     this.log.debug(`attaching (${why})`);
@@ -753,7 +754,7 @@ export class Worker extends EventEmitter {
         const inFlight = [...this.jobs.values()]
           .filter((j) => !j.answered && j.instance === this.instance)
           .map((j) => j.req.requestId);
-        this.enqueue({ type: 'Pong', seq: body.seq, instance: body.instance, inFlight });
+        this.enqueue({ type: 'Pong', seq: body.seq, instance: body.instance, inFlight, answered: [] });
         return;
       }
       case 'WorkRequest':

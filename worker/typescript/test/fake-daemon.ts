@@ -300,11 +300,12 @@ export class FakeDaemon {
         pingIntervalMs: BigInt(this.pingIntervalMs),
         liveness: this.liveness,
         maxMessageBytes: this.maxMessageBytes,
+        noAnswerAcks: false,
       });
       this.startConfirming(body.workerId);
       return;
     }
-    if (this.autoAck) this.reply(r, { type: 'Ack', late: false });
+    if (this.autoAck) this.reply(r, { type: 'Ack', late: false, pongSeq: 0n, missing: [] });
   }
 
   /** A Pong from the worker: stops its confirming pings and sends what waited for it. */

@@ -160,11 +160,14 @@ class Attached:
     ping_interval_ms: int = _m("u64", 0)
     liveness: int = _m("u32", 0)
     max_message_bytes: int = _m("u64", 0)
+    no_answer_acks: bool = _m("bool", False)
 
 
 @dataclass
 class Ack:
     late: bool = _m("bool", False)
+    pong_seq: int = _m("u64", 0)
+    missing: Optional[List[int]] = _list("[u64]")
 
 
 @dataclass
@@ -192,6 +195,7 @@ class Attach:
     capacity: int = _m("u32", 1)
     nodes: Optional[List[NodeSpec]] = _list("[table]", "NodeSpec")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
+    no_answer_acks: bool = _m("bool", False)  # this SDK wants every answer Acked
 
 
 @dataclass
@@ -199,6 +203,7 @@ class Pong:
     seq: int = _m("u64", 0)
     instance: Optional[str] = _m("str")
     in_flight: Optional[List[int]] = _list("[u64]")
+    answered: Optional[List[int]] = _list("[u64]")  # this SDK keeps no answers (it wants Acks)
 
 
 @dataclass

@@ -35,12 +35,55 @@ class Ack(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AckStart(builder): builder.StartObject(1)
+    # Ack
+    def PongSeq(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+    # Ack
+    def Missing(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
+        return 0
+
+    # Ack
+    def MissingAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint64Flags, o)
+        return 0
+
+    # Ack
+    def MissingLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Ack
+    def MissingIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        return o == 0
+
+def AckStart(builder): builder.StartObject(3)
 def Start(builder):
     return AckStart(builder)
 def AckAddLate(builder, late): builder.PrependBoolSlot(0, late, 0)
 def AddLate(builder, late):
     return AckAddLate(builder, late)
+def AckAddPongSeq(builder, pongSeq): builder.PrependUint64Slot(1, pongSeq, 0)
+def AddPongSeq(builder, pongSeq):
+    return AckAddPongSeq(builder, pongSeq)
+def AckAddMissing(builder, missing): builder.PrependUOffsetTRelativeSlot(2, flatbuffers.number_types.UOffsetTFlags.py_type(missing), 0)
+def AddMissing(builder, missing):
+    return AckAddMissing(builder, missing)
+def AckStartMissingVector(builder, numElems): return builder.StartVector(8, numElems, 8)
+def StartMissingVector(builder, numElems):
+    return AckStartMissingVector(builder, numElems)
 def AckEnd(builder): return builder.EndObject()
 def End(builder):
     return AckEnd(builder)

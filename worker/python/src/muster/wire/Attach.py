@@ -102,7 +102,14 @@ class Attach(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AttachStart(builder): builder.StartObject(8)
+    # Attach
+    def NoAnswerAcks(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachStart(builder): builder.StartObject(9)
 def Start(builder):
     return AttachStart(builder)
 def AttachAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -132,6 +139,9 @@ def StartNodesVector(builder, numElems):
 def AttachAddPayloadFrames(builder, payloadFrames): builder.PrependBoolSlot(7, payloadFrames, 0)
 def AddPayloadFrames(builder, payloadFrames):
     return AttachAddPayloadFrames(builder, payloadFrames)
+def AttachAddNoAnswerAcks(builder, noAnswerAcks): builder.PrependBoolSlot(8, noAnswerAcks, 0)
+def AddNoAnswerAcks(builder, noAnswerAcks):
+    return AttachAddNoAnswerAcks(builder, noAnswerAcks)
 def AttachEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachEnd(builder)

@@ -77,7 +77,14 @@ class Attached(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def AttachedStart(builder): builder.StartObject(7)
+    # Attached
+    def NoAnswerAcks(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachedStart(builder): builder.StartObject(8)
 def Start(builder):
     return AttachedStart(builder)
 def AttachedAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -101,6 +108,9 @@ def AddLiveness(builder, liveness):
 def AttachedAddMaxMessageBytes(builder, maxMessageBytes): builder.PrependUint64Slot(6, maxMessageBytes, 0)
 def AddMaxMessageBytes(builder, maxMessageBytes):
     return AttachedAddMaxMessageBytes(builder, maxMessageBytes)
+def AttachedAddNoAnswerAcks(builder, noAnswerAcks): builder.PrependBoolSlot(7, noAnswerAcks, 0)
+def AddNoAnswerAcks(builder, noAnswerAcks):
+    return AttachedAddNoAnswerAcks(builder, noAnswerAcks)
 def AttachedEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachedEnd(builder)

@@ -69,7 +69,34 @@ class Pong(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
         return o == 0
 
-def PongStart(builder): builder.StartObject(3)
+    # Pong
+    def Answered(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
+        return 0
+
+    # Pong
+    def AnsweredAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint64Flags, o)
+        return 0
+
+    # Pong
+    def AnsweredLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Pong
+    def AnsweredIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        return o == 0
+
+def PongStart(builder): builder.StartObject(4)
 def Start(builder):
     return PongStart(builder)
 def PongAddSeq(builder, seq): builder.PrependUint64Slot(0, seq, 0)
@@ -84,6 +111,12 @@ def AddInFlight(builder, inFlight):
 def PongStartInFlightVector(builder, numElems): return builder.StartVector(8, numElems, 8)
 def StartInFlightVector(builder, numElems):
     return PongStartInFlightVector(builder, numElems)
+def PongAddAnswered(builder, answered): builder.PrependUOffsetTRelativeSlot(3, flatbuffers.number_types.UOffsetTFlags.py_type(answered), 0)
+def AddAnswered(builder, answered):
+    return PongAddAnswered(builder, answered)
+def PongStartAnsweredVector(builder, numElems): return builder.StartVector(8, numElems, 8)
+def StartAnsweredVector(builder, numElems):
+    return PongStartAnsweredVector(builder, numElems)
 def PongEnd(builder): return builder.EndObject()
 def End(builder):
     return PongEnd(builder)

@@ -25,12 +25,47 @@ late():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+pongSeq():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
+missing(index: number):bigint|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint64(this.bb!.__vector(this.bb_pos + offset) + index * 8) : BigInt(0);
+}
+
+missingLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startAck(builder:flatbuffers.Builder) {
-  builder.startObject(1);
+  builder.startObject(3);
 }
 
 static addLate(builder:flatbuffers.Builder, late:boolean) {
   builder.addFieldInt8(0, +late, +false);
+}
+
+static addPongSeq(builder:flatbuffers.Builder, pongSeq:bigint) {
+  builder.addFieldInt64(1, pongSeq, BigInt('0'));
+}
+
+static addMissing(builder:flatbuffers.Builder, missingOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, missingOffset, 0);
+}
+
+static createMissingVector(builder:flatbuffers.Builder, data:bigint[]):flatbuffers.Offset {
+  builder.startVector(8, data.length, 8);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt64(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startMissingVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(8, numElems, 8);
 }
 
 static endAck(builder:flatbuffers.Builder):flatbuffers.Offset {
@@ -38,9 +73,11 @@ static endAck(builder:flatbuffers.Builder):flatbuffers.Offset {
   return offset;
 }
 
-static createAck(builder:flatbuffers.Builder, late:boolean):flatbuffers.Offset {
+static createAck(builder:flatbuffers.Builder, late:boolean, pongSeq:bigint, missingOffset:flatbuffers.Offset):flatbuffers.Offset {
   Ack.startAck(builder);
   Ack.addLate(builder, late);
+  Ack.addPongSeq(builder, pongSeq);
+  Ack.addMissing(builder, missingOffset);
   return Ack.endAck(builder);
 }
 }

@@ -76,8 +76,13 @@ payloadFrames():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+noAnswerAcks():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttach(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(9);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -124,13 +129,17 @@ static addPayloadFrames(builder:flatbuffers.Builder, payloadFrames:boolean) {
   builder.addFieldInt8(7, +payloadFrames, +false);
 }
 
+static addNoAnswerAcks(builder:flatbuffers.Builder, noAnswerAcks:boolean) {
+  builder.addFieldInt8(8, +noAnswerAcks, +false);
+}
+
 static endAttach(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // worker_id
   return offset;
 }
 
-static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean):flatbuffers.Offset {
+static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean, noAnswerAcks:boolean):flatbuffers.Offset {
   Attach.startAttach(builder);
   Attach.addWorkerId(builder, workerIdOffset);
   Attach.addHostname(builder, hostnameOffset);
@@ -140,6 +149,7 @@ static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offs
   Attach.addCapacity(builder, capacity);
   Attach.addNodes(builder, nodesOffset);
   Attach.addPayloadFrames(builder, payloadFrames);
+  Attach.addNoAnswerAcks(builder, noAnswerAcks);
   return Attach.endAttach(builder);
 }
 }

@@ -63,8 +63,13 @@ maxMessageBytes():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+noAnswerAcks():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttached(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -95,12 +100,16 @@ static addMaxMessageBytes(builder:flatbuffers.Builder, maxMessageBytes:bigint) {
   builder.addFieldInt64(6, maxMessageBytes, BigInt('0'));
 }
 
+static addNoAnswerAcks(builder:flatbuffers.Builder, noAnswerAcks:boolean) {
+  builder.addFieldInt8(7, +noAnswerAcks, +false);
+}
+
 static endAttached(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint):flatbuffers.Offset {
+static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean):flatbuffers.Offset {
   Attached.startAttached(builder);
   Attached.addWorkerId(builder, workerIdOffset);
   Attached.addInstance(builder, instanceOffset);
@@ -109,6 +118,7 @@ static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Of
   Attached.addPingIntervalMs(builder, pingIntervalMs);
   Attached.addLiveness(builder, liveness);
   Attached.addMaxMessageBytes(builder, maxMessageBytes);
+  Attached.addNoAnswerAcks(builder, noAnswerAcks);
   return Attached.endAttached(builder);
 }
 }

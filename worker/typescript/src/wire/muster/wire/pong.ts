@@ -42,8 +42,18 @@ inFlightLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+answered(index: number):bigint|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint64(this.bb!.__vector(this.bb_pos + offset) + index * 8) : BigInt(0);
+}
+
+answeredLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startPong(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(4);
 }
 
 static addSeq(builder:flatbuffers.Builder, seq:bigint) {
@@ -70,16 +80,33 @@ static startInFlightVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(8, numElems, 8);
 }
 
+static addAnswered(builder:flatbuffers.Builder, answeredOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, answeredOffset, 0);
+}
+
+static createAnsweredVector(builder:flatbuffers.Builder, data:bigint[]):flatbuffers.Offset {
+  builder.startVector(8, data.length, 8);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt64(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startAnsweredVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(8, numElems, 8);
+}
+
 static endPong(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPong(builder:flatbuffers.Builder, seq:bigint, instanceOffset:flatbuffers.Offset, inFlightOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createPong(builder:flatbuffers.Builder, seq:bigint, instanceOffset:flatbuffers.Offset, inFlightOffset:flatbuffers.Offset, answeredOffset:flatbuffers.Offset):flatbuffers.Offset {
   Pong.startPong(builder);
   Pong.addSeq(builder, seq);
   Pong.addInstance(builder, instanceOffset);
   Pong.addInFlight(builder, inFlightOffset);
+  Pong.addAnswered(builder, answeredOffset);
   return Pong.endPong(builder);
 }
 }
