@@ -9,7 +9,6 @@ exit 0 on SIGTERM at the end; any other block must exit 0. A block preceded by
 """
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +16,13 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, read_log, spawn, stop, wait_for
+from readme_blocks import code_blocks
 
 muster = pytest.importorskip("muster", reason="the Python SDK is not installed (pip install ./worker/python)")
 
-BLOCK = re.compile(r"(?P<before>(?:^[^\n]*\n)?)^```python\n(?P<code>.*?)^```\n", re.M | re.S)
-
-
 def python_blocks(path: Path) -> list[tuple[int, str]]:
     """(line number, code) of each runnable ```python block of a Markdown file."""
-    text = path.read_text()
-    out = []
-    for mt in BLOCK.finditer(text):
-        if "<!-- not run" in mt.group("before"):
-            continue
-        out.append((text.count("\n", 0, mt.start("code")) + 1, mt.group("code")))
-    return out
+    return code_blocks(path, ("python",))
 
 
 def test_the_block_extraction_finds_runnable_and_fragment_blocks():

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, muster_cli, read_log, spawn, stop, wait_for
+from readme_blocks import code_blocks
 
 TS = REPO / "worker" / "typescript"
 NODE = shutil.which("node")
@@ -31,7 +32,6 @@ TSC = TS / "node_modules" / ".bin" / "tsc"
 
 pytestmark = pytest.mark.skipif(NODE is None or not TSC.exists(), reason="node and the SDK's npm ci are needed")
 
-BLOCK = re.compile(r"(?P<before>(?:^[^\n]*\n)?)^```(?:ts|typescript)\n(?P<code>.*?)^```\n", re.M | re.S)
 
 SLEEP_WORKER = r"""
 const { Worker } = require('muster-sdk');
@@ -50,13 +50,7 @@ w.run().then(() => process.exit(0), (e) => { console.error(String(e)); process.e
 
 def ts_blocks(path: Path) -> list[tuple[int, str]]:
     """(line number, code) of each runnable ```ts block of a Markdown file."""
-    text = path.read_text()
-    out = []
-    for mt in BLOCK.finditer(text):
-        if "<!-- not run" in mt.group("before"):
-            continue
-        out.append((text.count("\n", 0, mt.start("code")) + 1, mt.group("code")))
-    return out
+    return code_blocks(path, ("ts", "typescript"))
 
 
 def test_the_block_extraction_finds_runnable_and_fragment_blocks():
