@@ -5,6 +5,12 @@ export { ClientBody, unionToClientBody, unionListToClientBody } from './muster/w
 export { ClientMessage } from './muster/wire/client-message';
 export { GetNodeStats } from './muster/wire/get-node-stats';
 export { GetStatus } from './muster/wire/get-status';
+export { JobAck } from './muster/wire/job-ack';
+export { JobCancel } from './muster/wire/job-cancel';
+export { JobGet } from './muster/wire/job-get';
+export { JobList } from './muster/wire/job-list';
+export { JobRef } from './muster/wire/job-ref';
+export { JobResume } from './muster/wire/job-resume';
 export { KeyList } from './muster/wire/key-list';
 export { KeyRevoke } from './muster/wire/key-revoke';
 export { ListNodes } from './muster/wire/list-nodes';

@@ -15,3 +15,8 @@ class ClientBody(object):
     KeyList = 9
     KeyRevoke = 10
     GetNodeStats = 11
+    JobResume = 12
+    JobAck = 13
+    JobGet = 14
+    JobList = 15
+    JobCancel = 16

@@ -45,7 +45,14 @@ class Failure(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
-def FailureStart(builder): builder.StartObject(3)
+    # Failure
+    def JobId(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def FailureStart(builder): builder.StartObject(4)
 def Start(builder):
     return FailureStart(builder)
 def FailureAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -57,6 +64,9 @@ def AddCode(builder, code):
 def FailureAddMessage(builder, message): builder.PrependUOffsetTRelativeSlot(2, flatbuffers.number_types.UOffsetTFlags.py_type(message), 0)
 def AddMessage(builder, message):
     return FailureAddMessage(builder, message)
+def FailureAddJobId(builder, jobId): builder.PrependUint64Slot(3, jobId, 0)
+def AddJobId(builder, jobId):
+    return FailureAddJobId(builder, jobId)
 def FailureEnd(builder): return builder.EndObject()
 def End(builder):
     return FailureEnd(builder)

@@ -141,7 +141,14 @@ class NodeSpec(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def NodeSpecStart(builder): builder.StartObject(9)
+    # NodeSpec
+    def Durable(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def NodeSpecStart(builder): builder.StartObject(10)
 def Start(builder):
     return NodeSpecStart(builder)
 def NodeSpecAddName(builder, name): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(name), 0)
@@ -180,6 +187,9 @@ def AddIdempotent(builder, idempotent):
 def NodeSpecAddDefaultTimeoutMs(builder, defaultTimeoutMs): builder.PrependUint64Slot(8, defaultTimeoutMs, 0)
 def AddDefaultTimeoutMs(builder, defaultTimeoutMs):
     return NodeSpecAddDefaultTimeoutMs(builder, defaultTimeoutMs)
+def NodeSpecAddDurable(builder, durable): builder.PrependBoolSlot(9, durable, 0)
+def AddDurable(builder, durable):
+    return NodeSpecAddDurable(builder, durable)
 def NodeSpecEnd(builder): return builder.EndObject()
 def End(builder):
     return NodeSpecEnd(builder)

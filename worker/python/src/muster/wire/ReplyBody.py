@@ -14,3 +14,5 @@ class ReplyBody(object):
     TokenCreated = 8
     AdminReport = 9
     NodeStatsReport = 10
+    JobInfo = 11
+    JobInfoList = 12

@@ -73,7 +73,14 @@ class Result(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def ResultStart(builder): builder.StartObject(3)
+    # Result
+    def JobId(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def ResultStart(builder): builder.StartObject(4)
 def Start(builder):
     return ResultStart(builder)
 def ResultAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -95,6 +102,9 @@ def MakeOutputsVectorFromBytes(builder, bytes):
 def ResultAddOutputsInFrame(builder, outputsInFrame): builder.PrependBoolSlot(2, outputsInFrame, 0)
 def AddOutputsInFrame(builder, outputsInFrame):
     return ResultAddOutputsInFrame(builder, outputsInFrame)
+def ResultAddJobId(builder, jobId): builder.PrependUint64Slot(3, jobId, 0)
+def AddJobId(builder, jobId):
+    return ResultAddJobId(builder, jobId)
 def ResultEnd(builder): return builder.EndObject()
 def End(builder):
     return ResultEnd(builder)

@@ -3,6 +3,11 @@
 import { Cancel } from '../../muster/wire/cancel';
 import { GetNodeStats } from '../../muster/wire/get-node-stats';
 import { GetStatus } from '../../muster/wire/get-status';
+import { JobAck } from '../../muster/wire/job-ack';
+import { JobCancel } from '../../muster/wire/job-cancel';
+import { JobGet } from '../../muster/wire/job-get';
+import { JobList } from '../../muster/wire/job-list';
+import { JobResume } from '../../muster/wire/job-resume';
 import { KeyList } from '../../muster/wire/key-list';
 import { KeyRevoke } from '../../muster/wire/key-revoke';
 import { ListNodes } from '../../muster/wire/list-nodes';
@@ -25,13 +30,18 @@ export enum ClientBody {
   TokenRevoke = 8,
   KeyList = 9,
   KeyRevoke = 10,
-  GetNodeStats = 11
+  GetNodeStats = 11,
+  JobResume = 12,
+  JobAck = 13,
+  JobGet = 14,
+  JobList = 15,
+  JobCancel = 16
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Cancel|GetNodeStats|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Cancel|GetNodeStats|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
-): Cancel|GetNodeStats|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+  accessor: (obj:Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
+): Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(new Submit())! as Submit;
@@ -45,15 +55,20 @@ export function unionToClientBody(
     case 'KeyList': return accessor(new KeyList())! as KeyList;
     case 'KeyRevoke': return accessor(new KeyRevoke())! as KeyRevoke;
     case 'GetNodeStats': return accessor(new GetNodeStats())! as GetNodeStats;
+    case 'JobResume': return accessor(new JobResume())! as JobResume;
+    case 'JobAck': return accessor(new JobAck())! as JobAck;
+    case 'JobGet': return accessor(new JobGet())! as JobGet;
+    case 'JobList': return accessor(new JobList())! as JobList;
+    case 'JobCancel': return accessor(new JobCancel())! as JobCancel;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Cancel|GetNodeStats|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Cancel|GetNodeStats|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
+  accessor: (index: number, obj:Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
   index: number
-): Cancel|GetNodeStats|GetStatus|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+): Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(index, new Submit())! as Submit;
@@ -67,6 +82,11 @@ export function unionListToClientBody(
     case 'KeyList': return accessor(index, new KeyList())! as KeyList;
     case 'KeyRevoke': return accessor(index, new KeyRevoke())! as KeyRevoke;
     case 'GetNodeStats': return accessor(index, new GetNodeStats())! as GetNodeStats;
+    case 'JobResume': return accessor(index, new JobResume())! as JobResume;
+    case 'JobAck': return accessor(index, new JobAck())! as JobAck;
+    case 'JobGet': return accessor(index, new JobGet())! as JobGet;
+    case 'JobList': return accessor(index, new JobList())! as JobList;
+    case 'JobCancel': return accessor(index, new JobCancel())! as JobCancel;
     default: return null;
   }
 }

@@ -40,8 +40,13 @@ message(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+jobId():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startFailure(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(4);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -56,16 +61,21 @@ static addMessage(builder:flatbuffers.Builder, messageOffset:flatbuffers.Offset)
   builder.addFieldOffset(2, messageOffset, 0);
 }
 
+static addJobId(builder:flatbuffers.Builder, jobId:bigint) {
+  builder.addFieldInt64(3, jobId, BigInt('0'));
+}
+
 static endFailure(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createFailure(builder:flatbuffers.Builder, requestId:bigint, code:ErrorCode, messageOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createFailure(builder:flatbuffers.Builder, requestId:bigint, code:ErrorCode, messageOffset:flatbuffers.Offset, jobId:bigint):flatbuffers.Offset {
   Failure.startFailure(builder);
   Failure.addRequestId(builder, requestId);
   Failure.addCode(builder, code);
   Failure.addMessage(builder, messageOffset);
+  Failure.addJobId(builder, jobId);
   return Failure.endFailure(builder);
 }
 }

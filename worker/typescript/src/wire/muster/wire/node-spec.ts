@@ -91,8 +91,13 @@ defaultTimeoutMs():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+durable():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startNodeSpec(builder:flatbuffers.Builder) {
-  builder.startObject(9);
+  builder.startObject(10);
 }
 
 static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
@@ -167,13 +172,17 @@ static addDefaultTimeoutMs(builder:flatbuffers.Builder, defaultTimeoutMs:bigint)
   builder.addFieldInt64(8, defaultTimeoutMs, BigInt('0'));
 }
 
+static addDurable(builder:flatbuffers.Builder, durable:boolean) {
+  builder.addFieldInt8(9, +durable, +false);
+}
+
 static endNodeSpec(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // name
   return offset;
 }
 
-static createNodeSpec(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, descriptionOffset:flatbuffers.Offset, categoryOffset:flatbuffers.Offset, versionOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, outputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, idempotent:boolean, defaultTimeoutMs:bigint):flatbuffers.Offset {
+static createNodeSpec(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, descriptionOffset:flatbuffers.Offset, categoryOffset:flatbuffers.Offset, versionOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, outputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, idempotent:boolean, defaultTimeoutMs:bigint, durable:boolean):flatbuffers.Offset {
   NodeSpec.startNodeSpec(builder);
   NodeSpec.addName(builder, nameOffset);
   NodeSpec.addDescription(builder, descriptionOffset);
@@ -184,6 +193,7 @@ static createNodeSpec(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset
   NodeSpec.addParameters(builder, parametersOffset);
   NodeSpec.addIdempotent(builder, idempotent);
   NodeSpec.addDefaultTimeoutMs(builder, defaultTimeoutMs);
+  NodeSpec.addDurable(builder, durable);
   return NodeSpec.endNodeSpec(builder);
 }
 }

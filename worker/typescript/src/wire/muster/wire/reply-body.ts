@@ -3,6 +3,8 @@
 import { Accepted } from '../../muster/wire/accepted';
 import { AdminReport } from '../../muster/wire/admin-report';
 import { Failure } from '../../muster/wire/failure';
+import { JobInfo } from '../../muster/wire/job-info';
+import { JobInfoList } from '../../muster/wire/job-info-list';
 import { NodeList } from '../../muster/wire/node-list';
 import { NodeStatsReport } from '../../muster/wire/node-stats-report';
 import { Progress } from '../../muster/wire/progress';
@@ -23,13 +25,15 @@ export enum ReplyBody {
   StatusReport = 7,
   TokenCreated = 8,
   AdminReport = 9,
-  NodeStatsReport = 10
+  NodeStatsReport = 10,
+  JobInfo = 11,
+  JobInfoList = 12
 }
 
 export function unionToReplyBody(
   type: ReplyBody,
-  accessor: (obj:Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
-): Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+  accessor: (obj:Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
+): Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(new Accepted())! as Accepted;
@@ -42,15 +46,17 @@ export function unionToReplyBody(
     case 'TokenCreated': return accessor(new TokenCreated())! as TokenCreated;
     case 'AdminReport': return accessor(new AdminReport())! as AdminReport;
     case 'NodeStatsReport': return accessor(new NodeStatsReport())! as NodeStatsReport;
+    case 'JobInfo': return accessor(new JobInfo())! as JobInfo;
+    case 'JobInfoList': return accessor(new JobInfoList())! as JobInfoList;
     default: return null;
   }
 }
 
 export function unionListToReplyBody(
   type: ReplyBody, 
-  accessor: (index: number, obj:Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
+  accessor: (index: number, obj:Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
   index: number
-): Accepted|AdminReport|Failure|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+): Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(index, new Accepted())! as Accepted;
@@ -63,6 +69,8 @@ export function unionListToReplyBody(
     case 'TokenCreated': return accessor(index, new TokenCreated())! as TokenCreated;
     case 'AdminReport': return accessor(index, new AdminReport())! as AdminReport;
     case 'NodeStatsReport': return accessor(index, new NodeStatsReport())! as NodeStatsReport;
+    case 'JobInfo': return accessor(index, new JobInfo())! as JobInfo;
+    case 'JobInfoList': return accessor(index, new JobInfoList())! as JobInfoList;
     default: return null;
   }
 }

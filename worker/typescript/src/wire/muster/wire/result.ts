@@ -45,8 +45,13 @@ outputsInFrame():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+jobId():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startResult(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(4);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -73,16 +78,21 @@ static addOutputsInFrame(builder:flatbuffers.Builder, outputsInFrame:boolean) {
   builder.addFieldInt8(2, +outputsInFrame, +false);
 }
 
+static addJobId(builder:flatbuffers.Builder, jobId:bigint) {
+  builder.addFieldInt64(3, jobId, BigInt('0'));
+}
+
 static endResult(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createResult(builder:flatbuffers.Builder, requestId:bigint, outputsOffset:flatbuffers.Offset, outputsInFrame:boolean):flatbuffers.Offset {
+static createResult(builder:flatbuffers.Builder, requestId:bigint, outputsOffset:flatbuffers.Offset, outputsInFrame:boolean, jobId:bigint):flatbuffers.Offset {
   Result.startResult(builder);
   Result.addRequestId(builder, requestId);
   Result.addOutputs(builder, outputsOffset);
   Result.addOutputsInFrame(builder, outputsInFrame);
+  Result.addJobId(builder, jobId);
   return Result.endResult(builder);
 }
 }
