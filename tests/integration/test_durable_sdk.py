@@ -264,6 +264,11 @@ def test_python_job_get_list_cancel_and_a_detached_caller(setup, tmp_path):
         assert (cancelled.job_id, cancelled.state, cancelled.code) == (j100, m.JobState.FINISHED, muster.ErrorCode.CANCELLED)
         with pytest.raises(muster.Cancelled):
             held.result(15)
+        queued = c.submit("count", {"i": 100}, durable=True)  # both worker slots are busy
+        accepted(queued)
+        queued.cancel()  # a durable call's own Cancel, as for any call
+        with pytest.raises(muster.Cancelled):
+            queued.result(15)
 
         s.open_gate(0)
         fetched = wait_for(lambda: (j := c.job_get(detached)).done and j, 20, "the detached call to finish")
