@@ -10,6 +10,7 @@ finished but not yet acknowledged when musterd dies).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -176,6 +177,32 @@ def test_python_caller_resumes_its_queued_and_running_calls_after_sigkill(setup)
     s.daemon.start()
     s.wait_worker()
     assert s.jobs() == []
+
+
+def test_python_async_caller_resumes_after_sigkill(setup):
+    s = setup(capacity=1)
+
+    async def main():
+        async with muster.AsyncClient(s.daemon.client_address, connect_timeout=5.0, resume_timeout=60) as c:
+            running = await c.submit("count", {"i": 0}, durable=True)
+            queued = await c.submit("count", {"i": 1}, durable=True)
+            loop = asyncio.get_running_loop()
+            states = lambda: [j.state for j in s.jobs()]  # noqa: E731
+            await loop.run_in_executor(None, lambda: wait_for(
+                lambda: states() == [m.JobState.RUNNING, m.JobState.QUEUED], 15, "0 running, 1 queued"))
+            assert running.job_id and queued.job_id
+            assert s.daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+            s.open_gate(0)
+            await loop.run_in_executor(None, s.daemon.start)
+            assert await asyncio.wait_for(queued, 60) == {"result": 1}
+            try:
+                assert await asyncio.wait_for(running, 60) == {"result": 0}
+            except muster.WorkerLost:
+                pass  # it ran when musterd died and is not idempotent (no adoption)
+
+    asyncio.run(main())
+    s.wait_no_jobs("the async caller's acknowledgements")
+    assert s.executions() == ["0", "1"]
 
 
 CALLER = '''
