@@ -180,6 +180,28 @@ def test_without_a_daemon_a_durable_call_fails_after_resume_timeout_naming_its_j
         daemon._bind()  # for the fixture's close
 
 
+def test_a_resume_refused_as_a_whole_fails_the_calls_it_named(daemon, client):
+    call = client.submit("echo", {}, durable=True)
+    accept_durable(daemon)
+    assert call.accepted.wait(WAIT)
+    daemon.restart()
+    peer, msg = daemon.recv_body(m.JobResume)  # e.g. a daemon that does not know JobResume
+    daemon.reply(peer, msg.request_id, m.Failure(msg.request_id, ErrorCode.BAD_MESSAGE, "unknown message body"))
+    with pytest.raises(muster.BadMessage, match=f"resuming durable job {JOB}: unknown message body"):
+        call.result(WAIT)
+
+
+def test_an_unanswered_resume_fails_after_resume_timeout(daemon):
+    with muster.Client(daemon.address, connect_timeout=2.0, resume_timeout=0.5) as c:
+        call = c.submit("echo", {}, durable=True)
+        accept_durable(daemon)
+        assert call.accepted.wait(WAIT)
+        daemon.restart()
+        daemon.recv_body(m.JobResume)  # and never answered
+        with pytest.raises(muster.Unavailable, match=f"durable job {JOB}: no answer to its resume"):
+            call.result(WAIT)
+
+
 def test_a_durable_call_lost_before_its_accepted_fails_unavailable(daemon, client):
     call = client.submit("echo", {}, durable=True)
     daemon.recv()  # no Accepted: the client has no job id to resume
@@ -307,6 +329,32 @@ def test_async_durable_call_resumed_after_a_restart(daemon):
             assert await call == {"x": 1}
             acks = [(await loop.run_in_executor(None, daemon.recv_body, m.JobAck))[1].body.job_ids for _ in range(2)]
             assert acks == [[JOB], [JOB]]
+
+    run(main())
+
+
+def test_async_resume_refused_and_unanswered(daemon):
+    async def main():
+        async with muster.AsyncClient(daemon.address, connect_timeout=2.0, resume_timeout=1.0) as c:
+            loop = asyncio.get_running_loop()
+            refused = await c.submit("echo", {}, durable=True)
+            unanswered = await c.submit("echo", {}, durable=True)
+            await loop.run_in_executor(None, accept_durable, daemon, JOB)
+            await loop.run_in_executor(None, accept_durable, daemon, JOB + 1)
+            while refused.job_id is None or unanswered.job_id is None:
+                await asyncio.sleep(0.01)
+            await loop.run_in_executor(None, daemon.restart)
+            peer, msg = await loop.run_in_executor(None, daemon.recv_body, m.JobResume)
+            # one call answered (Accepted: taken back), then the JobResume refused as a whole
+            ref = msg.body.jobs[0]
+            daemon.reply(peer, ref.request_id, m.Accepted(queued=False, job_id=ref.job_id))
+            await asyncio.sleep(0.1)
+            daemon.reply(peer, msg.request_id, m.Failure(msg.request_id, ErrorCode.INVALID_REQUEST, "too many"))
+            with pytest.raises(muster.InvalidRequest, match=f"resuming durable job {JOB + 1}: too many"):
+                await unanswered
+            assert not refused.done()  # answered for: it waits for its reply as usual
+            daemon.reply(peer, ref.request_id, m.Result(ref.request_id, {"ok": True}, job_id=JOB))
+            assert await refused == {"ok": True}
 
     run(main())
 

@@ -138,6 +138,8 @@ export class Client {
   private readonly resumeTimeoutMs: number;
   private readonly log: Logger;
   private readonly jobs = new DurableJobs<Pending>();
+  /** The request id of the last JobResume (answered only if musterd refuses it as a whole). */
+  private resumeId = -1;
   private connected = false;
   private connectTimer: NodeJS.Timeout | null = null;
   private socket: zmq.Dealer | null = null;
@@ -501,18 +503,23 @@ export class Client {
     p.reject(error);
   }
 
-  /** A durable call whose connection was lost: fails it if no daemon is back within resumeTimeoutMs. */
+  /**
+   * A durable call waiting for a daemon to take it back (its connection was lost, or its
+   * JobResume is unanswered): fails it unless an answer for it comes within resumeTimeoutMs.
+   */
   private awaitResume(p: Pending): void {
-    if (p.resumeTimer) return;
+    if (p.resumeTimer) clearTimeout(p.resumeTimer);
     p.resumeTimer = setTimeout(() => {
       p.resumeTimer = undefined;
       if (!this.pending.has(p.rids[0]!)) return;
+      const why = this.connected
+        ? `no answer to its resume from the daemon at ${this.clientAddress}`
+        : `the connection to the daemon at ${this.clientAddress} was lost and no daemon came back`;
       this.fail(
         p,
         new MusterError(
           ErrorCode.Unavailable,
-          `lost the connection to the daemon at ${this.clientAddress}, and no daemon came back within ${this.resumeTimeoutMs} ms: ` +
-            `durable job ${p.jobId} stays with musterd (jobGet(${p.jobId}n) fetches its outcome)`,
+          `durable job ${p.jobId}: ${why} within ${this.resumeTimeoutMs} ms; it stays with musterd (jobGet(${p.jobId}n) fetches its outcome)`,
         ),
       );
     }, this.resumeTimeoutMs);
@@ -531,12 +538,14 @@ export class Client {
     for (const [rid, p] of bound) {
       this.pending.set(rid, p);
       p.rids.push(rid);
-      if (p.resumeTimer) clearTimeout(p.resumeTimer);
-      p.resumeTimer = undefined;
+      this.awaitResume(p); // until the daemon answers for it
     }
     if (bound.size > 0) this.log.info(`resuming ${bound.size} durable call(s) at ${this.clientAddress}`);
     // in this order on the wire: send() chains every message
-    if (resume) this.sendQuietly(resume);
+    if (resume) {
+      this.resumeId = this.newId();
+      this.sendQuietly(resume, this.resumeId);
+    }
     if (ack) this.sendQuietly(ack);
     for (const p of bound.values()) if (p.cancelWanted) this.sendQuietly({ type: 'Cancel' }, p.rids[p.rids.length - 1]);
   }
@@ -578,10 +587,20 @@ export class Client {
       return;
     }
     if (!p) {
-      if (body.type === 'Failure') {
+      if (body.type === 'Failure' && id === this.resumeId) {
+        // musterd refused the JobResume as a whole (too many jobs, or it does not know it)
+        this.log.warn(`the daemon at ${this.clientAddress} refused to resume durable calls: ${body.message}`);
+        for (const w of this.openRequests()) {
+          if (w.resumeTimer) this.fail(w, new MusterError(body.code, `resuming durable job ${w.jobId}: ${body.message}`));
+        }
+      } else if (body.type === 'Failure') {
         this.log.warn(`daemon: ${errorCodeName(body.code)}: ${body.message} (request ${reply.requestId})`);
       }
       return;
+    }
+    if (p.resumeTimer) {
+      clearTimeout(p.resumeTimer); // an answer for it: taken back (or ended below)
+      p.resumeTimer = undefined;
     }
     if (p.kind === 'Submit' && (body.type === 'Result' || body.type === 'Failure')) {
       this.deliver(p, body);

@@ -108,6 +108,34 @@ describe('durable calls', () => {
       await assert.rejects(call.result, isCode(ErrorCode.InvalidRequest, /no such job/));
     }));
 
+  it('fails the calls a JobResume named when musterd refuses it as a whole', () =>
+    withDaemon(async (daemon, client) => {
+      const taken = client.submit('echo', {}, { durable: true });
+      const refused = client.submit('echo', {}, { durable: true });
+      await acceptDurable(daemon, JOB);
+      await acceptDurable(daemon, JOB + 1n);
+      await untilJobId(refused);
+      await daemon.reopenClientSocket();
+      const resume = await daemon.nextFromClient('JobResume');
+      const refs = resume.msg.body.type === 'JobResume' ? resume.msg.body.jobs : [];
+      daemon.clientReply(resume, { type: 'Accepted', queued: false, jobId: JOB }, refs[0]!.requestId); // taken back
+      await new Promise((r) => setTimeout(r, 100));
+      daemon.clientReply(resume, { type: 'Failure', requestId: resume.msg.requestId, code: ErrorCode.BadMessage, message: 'unknown message body' });
+      await assert.rejects(refused.result, isCode(ErrorCode.BadMessage, new RegExp(`resuming durable job ${JOB + 1n}: unknown message body`)));
+      daemon.clientReply(resume, result(resume, refs[0]!.requestId, { ok: true }), refs[0]!.requestId);
+      assert.deepEqual(await taken.result, { ok: true });
+    }));
+
+  it('fails a call whose resume is never answered after resumeTimeoutMs', () =>
+    withDaemon(async (daemon, client) => {
+      const call = client.submit('echo', {}, { durable: true });
+      await acceptDurable(daemon);
+      await untilJobId(call);
+      await daemon.reopenClientSocket();
+      await daemon.nextFromClient('JobResume'); // never answered
+      await assert.rejects(call.result, isCode(ErrorCode.Unavailable, new RegExp(`durable job ${JOB}: no answer to its resume`)));
+    }, 500));
+
   it('repeats the acknowledgements of the lost connection after a reconnect', () =>
     withDaemon(async (daemon, client) => {
       const first = client.submit('echo', {}, { durable: true });

@@ -37,7 +37,7 @@ from .client import client_curve
 from .endpoints import Curve, connect, default_endpoint
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
 from .errors import BadMessage, MusterError, Unavailable, error_for
-from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, terminal_job_id
+from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
 
 log = logging.getLogger("muster.client")
 
@@ -68,7 +68,9 @@ class AsyncCall:
         self.future: "asyncio.Future[Dict[str, Any]]" = asyncio.get_running_loop().create_future()
         self._progress: "asyncio.Queue[Union[Progress, object]]" = asyncio.Queue()
         self._rids: List[int] = [request_id]  # every request id it had, newest last
-        self._lost_at: Optional[float] = None  # durable: when its connection was lost
+        # durable: since when it waits for a daemon to take it back (connection lost, or its
+        # JobResume unanswered); None once an answer for it arrived
+        self._lost_at: Optional[float] = None
         self._cancel_wanted = False  # durable: cancel asked while disconnected
 
     def __await__(self) -> Generator[Any, None, Dict[str, Any]]:
@@ -154,6 +156,7 @@ class AsyncClient:
         self.max_message_bytes = max_message_bytes
         self.resume_timeout = resume_timeout
         self._jobs: DurableJobs[AsyncCall] = DurableJobs()
+        self._resume_id = 0  # the request id of the last JobResume
         self._ever_connected = False
         self._ids = itertools.count(1)
         self._calls: Dict[int, AsyncCall] = {}
@@ -435,6 +438,7 @@ class AsyncClient:
             self._jobs.acked(job_id)
             return
         if call is not None:
+            call._lost_at = None  # an answer for it: taken back (or ended below)
             if isinstance(body, m.Accepted):
                 if body.job_id and not call.job_id:
                     call.job_id = body.job_id
@@ -460,6 +464,11 @@ class AsyncClient:
                     else:
                         self._jobs.acked(job_id)
                         self._send_now(ack_message(next(self._ids), [job_id]))
+        elif isinstance(body, m.Failure) and rid and rid == self._resume_id:
+            # musterd refused the JobResume as a whole (too many jobs, or it does not know it)
+            log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
+            for waiting in self._waiting_calls():
+                self._fail(waiting._rids[-1], error_for(body.code, f"resuming durable job {waiting.job_id}: {body.message or ''}"))
         elif isinstance(body, m.Failure) and rid == 0:
             log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
 
@@ -508,18 +517,20 @@ class AsyncClient:
         """A new connection: JobResume for the open durable calls (each under a new request
         id), the acknowledgements the lost connection may have lost, the cancels asked meanwhile."""
         calls = [(c.job_id, c) for c in self._open_calls() if c.job_id]
-        resume, ack, bound = self._jobs.reconnected(calls, lambda: next(self._ids))
-        for rid, call in bound.items():
+        again = self._jobs.reconnected(calls, lambda: next(self._ids))
+        now = asyncio.get_running_loop().time()
+        for rid, call in again.bound.items():
             self._calls[rid] = call
             call._rids.append(rid)
             call.request_id = rid
-            call._lost_at = None
-        if bound:
-            log.info("resuming %d durable call(s) at %s", len(bound), self.address)
-        for data in (resume, ack):
+            call._lost_at = now  # until the daemon answers for it (resume_timeout bounds that too)
+        self._resume_id = again.resume_id
+        if again.bound:
+            log.info("resuming %d durable call(s) at %s", len(again.bound), self.address)
+        for data in (again.resume, again.ack):
             if data is not None:
                 self._send_now(data)
-        for call in bound.values():
+        for call in again.bound.values():
             if call._cancel_wanted:
                 self._send_now(m.encode(m.ClientMessage(request_id=call._rids[-1], body=m.Cancel())))
 
@@ -527,18 +538,22 @@ class AsyncClient:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.1)
+            now = loop.time()
+            for call in self._waiting_calls():
+                if now - (call._lost_at or now) >= self.resume_timeout:
+                    message = resume_timed_out(call.job_id or 0, self.address, self.resume_timeout, self._connected)
+                    self._fail(call._rids[-1], Unavailable(message))
             if self._connected:
                 continue
-            now = loop.time()
             for rid, since in list(self._waiting_since.items()):
                 if now - since >= self.connect_timeout:
                     self._fail(rid, Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
-            for call in self._open_calls():
-                if call._lost_at is not None and now - call._lost_at >= self.resume_timeout:
-                    self._fail(call._rids[-1], Unavailable(
-                        f"lost the connection to the daemon at {self.address}, and no daemon came back within "
-                        f"{self.resume_timeout}s: durable job {call.job_id} stays with musterd (job_get({call.job_id}) fetches its outcome)"
-                    ))  # fmt: skip
+
+    def _waiting_calls(self) -> List[AsyncCall]:
+        """The durable calls waiting for a daemon to take them back (few; none most of the time)."""
+        if not self._jobs.open:
+            return []
+        return [c for c in self._open_calls() if c._lost_at is not None]
 
 
 class _CallWithProgress:

@@ -37,7 +37,7 @@ from . import messages as m
 from .endpoints import Curve, check_endpoint, connect, default_endpoint
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
-from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, terminal_job_id
+from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
 
 log = logging.getLogger("muster.client")
 
@@ -106,7 +106,9 @@ class _Pending:
         self.data = data
         self.rids: List[int] = [rid]
         self.job_id = 0  # a durable call's job id, from its Accepted
-        self.lost_at: Optional[float] = None  # durable: when the connection it was on was lost
+        # durable: since when it waits for a daemon to take it back (its connection was lost, or
+        # its JobResume is unanswered); None once any answer for it arrived
+        self.lost_at: Optional[float] = None
         self.cancel_wanted = False  # durable: cancel asked while disconnected, sent on resume
 
 
@@ -188,6 +190,8 @@ class Client:
         self.max_message_bytes = max_message_bytes
         self.resume_timeout = resume_timeout
         self._jobs: DurableJobs[_Pending] = DurableJobs()
+        self._resuming: Dict[int, _Pending] = {}  # id(p) -> durable calls waiting to be taken back
+        self._resume_id = 0  # the request id of the last JobResume
         self._zctx = zmq_context or zmq.Context()
         self._own_zctx = zmq_context is None
         self._ids = itertools.count(1)
@@ -554,6 +558,7 @@ class Client:
                     for p in self._open_requests():
                         if p.job_id:  # durable with its job id: resumed when the daemon is back
                             p.lost_at = now
+                            self._resuming[id(p)] = p
                         else:
                             self._fail(p.rids[-1], Unavailable(f"lost the connection to the daemon at {self.address}"))
 
@@ -562,34 +567,36 @@ class Client:
         request id), repeat the acknowledgements the lost connection may have lost, and send
         the cancels asked meanwhile."""
         calls = [(p.job_id, p) for p in self._open_requests() if p.job_id]
-        resume, ack, bound = self._jobs.reconnected(calls, self._next_id)
-        for rid, p in bound.items():
+        again = self._jobs.reconnected(calls, self._next_id)
+        now = time.monotonic()
+        for rid, p in again.bound.items():
             self._pending[rid] = p
             p.rids.append(rid)
-            p.lost_at = None
+            p.lost_at = now  # until the daemon answers for it (resume_timeout bounds that too)
+            self._resuming[id(p)] = p
             if p.call is not None:
                 p.call.request_id = rid
-        if bound:
-            log.info("resuming %d durable call(s) at %s", len(bound), self.address)
-        for data in (resume, ack):
+        self._resume_id = again.resume_id
+        if again.bound:
+            log.info("resuming %d durable call(s) at %s", len(again.bound), self.address)
+        for data in (again.resume, again.ack):
             if data is not None:
                 self._send_now(data)
-        for p in bound.values():
+        for p in again.bound.values():
             if p.cancel_wanted:
                 self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
 
     def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for key, p in list(self._resuming.items()):
+            if p.lost_at is None or self._pending.get(p.rids[-1]) is not p:
+                del self._resuming[key]  # taken back, or ended
+            elif now - p.lost_at >= self.resume_timeout:
+                self._fail(p.rids[-1], Unavailable(resume_timed_out(p.job_id, self.address, self.resume_timeout, self._connected)))
         if self._connected or not self._pending:
             return
-        now = time.monotonic()
         for p in self._open_requests():
-            if p.lost_at is not None:
-                if now - p.lost_at >= self.resume_timeout:
-                    self._fail(p.rids[-1], Unavailable(
-                        f"lost the connection to the daemon at {self.address}, and no daemon came back within "
-                        f"{self.resume_timeout}s: durable job {p.job_id} stays with musterd (job_get({p.job_id}) fetches its outcome)"
-                    ))  # fmt: skip
-            elif now - p.sent_at >= self.connect_timeout:
+            if p.lost_at is None and now - p.sent_at >= self.connect_timeout:
                 self._fail(p.rids[-1], Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
 
     def _read_replies(self) -> None:
@@ -623,9 +630,12 @@ class Client:
             self._jobs.acked(job_id)
             return
         if p is None:
-            if isinstance(body, m.Failure) and rid == 0:
+            if isinstance(body, m.Failure) and rid and rid == self._resume_id:
+                self._resume_refused(body)
+            elif isinstance(body, m.Failure) and rid == 0:
                 log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
             return
+        p.lost_at = None  # an answer for it: taken back (or ended below)
         if p.kind != "submit":
             self._on_answer(p, body, job_id)
             return
@@ -652,6 +662,14 @@ class Client:
             self._deliver(p, body)
         elif isinstance(body, m.Failure):
             self._deliver(p, body)
+
+    def _resume_refused(self, body: m.Failure) -> None:
+        """musterd answered the JobResume itself (too many jobs, or a daemon that does not know
+        JobResume): the calls it named that got no answer of their own fail with its error."""
+        log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
+        for p in list(self._resuming.values()):
+            if p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
+                self._fail(p.rids[-1], error_for(body.code, f"resuming durable job {p.job_id}: {body.message or ''}"))
 
     def _deliver(self, p: _Pending, body: Any) -> None:
         """Hands a call its terminal reply (a Result's outputs, or a Failure's error), then, for

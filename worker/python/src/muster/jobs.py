@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generic, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from . import messages as m
 from .errors import ErrorCode, MusterError, error_for
@@ -24,6 +24,15 @@ T = TypeVar("T")
 # How many delivered job ids a client remembers to drop a second reply for, and re-acknowledges
 # after a reconnect (the daemon may have died before it journaled the JobAck).
 REMEMBER_DELIVERED = 4096
+
+
+class Reconnect(NamedTuple, Generic[T]):
+    """What a client sends on a new connection, and the calls it binds there."""
+
+    resume: Optional[bytes]  # the JobResume (None: no open durable call)
+    resume_id: int  # its own request id (answered only if musterd refuses it as a whole)
+    ack: Optional[bytes]  # the JobAck repeating the lost connection's acknowledgements
+    bound: Dict[int, T]  # new request id -> call
 
 
 class DurableJobs(Generic[T]):
@@ -72,25 +81,32 @@ class DurableJobs(Generic[T]):
         self._acked_before = (self._acked_before + self._acked_now)[-self._remember :]
         self._acked_now = []
 
-    def reconnected(self, calls: List[Tuple[int, T]], next_id: Callable[[], int]) -> Tuple[Optional[bytes], Optional[bytes], Dict[int, T]]:
+    def reconnected(self, calls: List[Tuple[int, T]], next_id: Callable[[], int]) -> "Reconnect[T]":
         """For a new connection: the JobResume of ``calls`` (job id, handle) each under a new
-        request id, the JobAck repeating the acknowledgements of the lost connection (either
-        None when empty), and new request id -> handle."""
+        request id, and the JobAck repeating the acknowledgements of the lost connection."""
         bound: Dict[int, T] = {}
         refs: List[m.JobRef] = []
         for job_id, call in calls:
             rid = next_id()
             bound[rid] = call
             refs.append(m.JobRef(job_id=job_id, request_id=rid))
-        resume = m.encode(m.ClientMessage(request_id=next_id(), body=m.JobResume(jobs=refs))) if refs else None
+        resume_id = next_id() if refs else 0
+        resume = m.encode(m.ClientMessage(request_id=resume_id, body=m.JobResume(jobs=refs))) if refs else None
         again, self._acked_before = self._acked_before, []
         ack = ack_message(next_id(), again) if again else None
-        return resume, ack, bound
+        return Reconnect(resume, resume_id, ack, bound)
 
 
 def ack_message(request_id: int, job_ids: List[int]) -> bytes:
     """A JobAck of ``job_ids`` (never answered by the daemon)."""
     return m.encode(m.ClientMessage(request_id=request_id, body=m.JobAck(job_ids=list(job_ids))))
+
+
+def resume_timed_out(job_id: int, address: str, seconds: float, connected: bool) -> str:
+    """The message of a durable call that no daemon took back within ``seconds``."""
+    why = (f"no answer to its resume from the daemon at {address}" if connected
+           else f"the connection to the daemon at {address} was lost and no daemon came back")  # fmt: skip
+    return f"durable job {job_id}: {why} within {seconds}s; it stays with musterd (job_get({job_id}) fetches its outcome)"
 
 
 def terminal_job_id(body: Any) -> int:
@@ -148,4 +164,4 @@ def job_from_reply(job_id: int, body: Any) -> Job:
     raise error_for(ErrorCode.BAD_MESSAGE, f"unexpected {type(body).__name__} in answer to JobGet")
 
 
-__all__ = ["DurableJobs", "Job", "job_from_reply", "ack_message", "terminal_job_id", "plain_failure"]
+__all__ = ["DurableJobs", "Reconnect", "resume_timed_out", "Job", "job_from_reply", "ack_message", "terminal_job_id", "plain_failure"]
