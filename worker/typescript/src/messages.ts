@@ -502,7 +502,7 @@ function encodeResult(b: B, r: ResultBody): flatbuffers.Offset {
 
 function encodeFailure(b: B, f: FailureBody): flatbuffers.Offset {
   const msg = optString(b, f.message);
-  return W.Failure.createFailure(b, u64(f.requestId, 'request_id'), f.code, msg);
+  return W.Failure.createFailure(b, u64(f.requestId, 'request_id'), f.code, msg, 0n); // job_id: set by musterd only (DURABILITY.md §6)
 }
 
 function finish(b: B, root: flatbuffers.Offset, identifier: string): Uint8Array {
