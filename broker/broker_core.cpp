@@ -62,6 +62,7 @@ std::size_t BrokerCore::CallerHash::operator()(const Caller& c) const {
 
 BrokerCore::BrokerCore(CoreConfig config, TimePoint now)
     : config_(std::move(config)), started_(now), next_ping_at_(now) {
+  next_request_id_ = std::max<std::uint64_t>(1, config_.first_request_id);
   next_journal_expire_ = now + config_.journal_expire_interval;
 }
 
@@ -75,55 +76,6 @@ void BrokerCore::journal(journal::Record record) { journal_ops_.emplace_back(std
 
 void BrokerCore::on_journal_epoch(std::uint64_t epoch) {
   next_request_id_ = std::max(next_request_id_, epoch << 40);
-}
-
-std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>& calls) {
-  journal::RecoveryView view;
-  view.now = wall(now);
-  view.reattach_until = view.now;  // no adoption yet: a running call's worker is not waited for
-  view.max_attempts = config_.max_attempts;
-  view.result_ttl = config_.result_ttl;
-  // The connection of every restored call until its caller resumes: replies to it are not sent.
-  static const Peer kDetached{};
-  std::size_t requeued = 0;
-  std::map<journal::JobId, const journal::Call*> by_job;
-  for (auto& c : calls) by_job.emplace(c.job_id, &c);
-  for (auto& verdict : journal::plan(calls, view)) {
-    for (auto& rec : verdict.records) journal(rec);
-    const journal::Call& c = *by_job.at(verdict.job_id);
-    keep_restored(c, verdict);  // a finished call's outcome waits for its caller (JobResume, JobGet)
-    if (verdict.decision != journal::Decision::Requeue) continue;
-    auto id = next_request_id_++;
-    Request& r = requests_[id];
-    r.id = id;
-    r.client = clients_.get(kDetached);
-    r.client_request_id = c.job_id;  // unique on the detached connection
-    std::tie(r.node, r.stats) = stats_.node(NodeKey{c.caller.workspace, c.node}, [this](const NodeKey& key) {
-      return registry_.node(key) != nullptr;
-    });
-    ++r.stats->workspace->counts.submitted;
-    r.caller = callers_.get(c.caller);
-    r.payload_owner = owner_of_both(c.inputs, c.parameters);
-    r.inputs = c.inputs.bytes;
-    r.parameters = c.parameters.bytes;
-    r.held = HeldBytes(&open_bytes_, r.inputs.size() + r.parameters.size());
-    r.submitted = r.waiting_since = now;
-    r.deadline = now + std::chrono::duration_cast<Millis>(c.deadline - view.now);
-    r.idempotent = c.idempotent;
-    r.trace_id = c.trace_id;
-    r.attempts = c.attempts;
-    r.deaths = c.deaths + (c.state == journal::CallState::Running ? 1 : 0);
-    r.job_id = c.job_id;
-    r.state = RequestState::Queued;
-    jobs_.opened(c.job_id, OpenJob{id, c.caller.workspace, c.submitted});
-    by_client_.emplace(client_key(kDetached, c.job_id), id);
-    count_open(r, +1);
-    deadlines_.push(r.deadline, id, requests_.size(),
-                    [this](std::uint64_t open) { return deadline_counts(open); });
-    registry_.node_for_queue(*r.node).queue.push_back(queue_lane(kDetached, *r.caller), id);
-    ++requeued;
-  }
-  return requeued;
 }
 
 void BrokerCore::on_journal_state(std::uint64_t payload_bytes, journal::JobId next_job_id) {
@@ -568,6 +520,10 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
                          const std::vector<std::uint64_t>& answered) {
   WorkerEntry* w = worker_for(peer, who, worker_id);
   if (!w) return;
+  // Restored running calls this worker ran before the restart: adopted or lost now, before
+  // `missing` is computed (an adopted call whose answer the worker keeps is missing).
+  if (!recovering_.empty() && instance == config_.instance && ping_sent_to(*w, seq))
+    settle_recovering(now, *w, in_flight, answered);
   AckReply ack{false, seq, {}};
   // Answers the worker sent before this Pong and kept, unacknowledged (no_answer_acks): on one
   // connection they came before the Pong, so any the daemon still waits for were lost on the
@@ -759,7 +715,10 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
   for (auto id : theirs) {
     Request& r = requests_.at(id);
     FailureBody failure{ErrorCode::PermissionDenied, "the caller's identity was revoked"};
-    if (r.state == RequestState::Queued) {
+    if (r.state == RequestState::Recovering) {  // no worker holds it yet: its entry in
+      finish(now, r, std::move(failure));        // recovering_ aborts it if one comes back
+      requests_.erase(id);
+    } else if (r.state == RequestState::Queued) {
       remove_from_queue(r);
       finish(now, r, std::move(failure));
       requests_.erase(id);
@@ -947,6 +906,8 @@ void BrokerCore::expire(TimePoint now) {
                             fmt::format("timed out after {} ms; worker '{}' was told to abort",
                                         waited, r.worker_id)});
       r.state = RequestState::Orphaned;
+    } else if (r.state == RequestState::Recovering) {
+      expire_recovering(now, it);
     }
   }
 }
@@ -974,6 +935,7 @@ void BrokerCore::tick(TimePoint now) {
   }
   expire(now);
   fail_unserved(now);
+  if (now >= reattach_until()) end_reattach_window(now);
   if (now >= next_journal_expire_ && next_job_id_ > 1) {  // only once durable calls were seen
     jobs_.expire(wall(now));  // the same outcomes the journal forgets in this turn
     journal_ops_.emplace_back(journal::ExpireKept{wall(now)});
@@ -1006,7 +968,7 @@ TimePoint BrokerCore::next_wakeup() const {
   if (!deadlines_.empty()) t = std::min(t, deadlines_.front().first);
   if (shutting_down_ && !finished_) t = std::min(t, shutdown_deadline_);
   for (auto& [key, at] : unserved_) t = std::min(t, at);
-  return t;
+  return std::min(t, reattach_until());
 }
 
 // ---- shutdown -----------------------------------------------------------------------------

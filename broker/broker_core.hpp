@@ -21,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -32,6 +33,7 @@
 #include "events.hpp"
 #include "interner.hpp"
 #include "journal.hpp"
+#include "journal_recovery.hpp"
 #include "node_stats.hpp"
 #include "registry.hpp"
 #include "request_stats.hpp"
@@ -82,6 +84,11 @@ struct CoreConfig {
   std::uint64_t journal_max_bytes = 1ull << 30;
   // How often tick() asks the journal to forget outcomes kept past their time.
   Millis journal_expire_interval{60000};
+  // The first request id this instance gives out. Request ids must never repeat across daemon
+  // instances, since a worker keeps running (and reports) requests of an earlier instance
+  // across a restart (PROTOCOL.md §7.6): the daemon starts them at its start time in ms × 1024
+  // and above epoch << 40 once a journal is open (on_journal_epoch). Tests keep 1.
+  std::uint64_t first_request_id = 1;
 };
 
 struct StatusSnapshot {
@@ -193,14 +200,24 @@ class BrokerCore {
   // may still hold from an earlier instance (docs/DURABILITY.md §4).
   void on_journal_epoch(std::uint64_t epoch);
   // After a restart: the durable calls the journal holds (load() order), decided by
-  // journal_recovery::plan() and applied. Queued ones go back to their node's queues in order;
-  // running ones are lost at once (adoption by a re-attaching worker is not built yet):
-  // re-queued if idempotent with attempts left, else finished WORKER_LOST; ones past their
-  // deadline finish TIMEOUT; finished ones (and those failed here) are kept for their caller
-  // (JobResume, JobGet) until acked or expired. A restored call has no client connection
-  // until its caller resumes it: till then its terminal reply is journaled and kept, not
-  // sent. Returns how many calls went back to queues.
+  // journal_recovery::plan() and applied (broker_core_recovery.cpp, docs/DURABILITY.md §5).
+  // Queued ones go back to their node's queues in order, under new request ids. Running ones
+  // become Recovering under the request id their worker knows them by (it is below every id
+  // this instance gives out): no worker slot, no queue place, until their worker re-attaches
+  // (same worker id and identity) and its first Pong to a ping of this instance lists the id
+  // in `in_flight` or `answered` — adopted: Dispatched on it, nothing re-run — or does not —
+  // lost at once; at now + ping_interval × liveness the rest are lost: re-queued if idempotent
+  // with attempts left, else finished WORKER_LOST naming the worker. Ones past their deadline
+  // finish TIMEOUT (and their worker gets Abort if it comes back holding one); finished ones
+  // (and those failed here) are kept for their caller (JobResume, JobGet) until acked or
+  // expired. A restored call has no client connection until its
+  // caller resumes: its terminal reply is journaled, not sent. Returns how many calls went
+  // back to queues.
   std::size_t restore(TimePoint now, const std::vector<journal::Call>& calls);
+  // Restored running calls still waiting for their worker (Recovering), and the time the rest
+  // are declared lost (TimePoint::max() when none waits).
+  std::size_t recovering() const;
+  TimePoint reattach_until() const { return recovering_.empty() ? TimePoint::max() : reattach_until_; }
   std::uint64_t journal_bytes() const { return journal_bytes_; }
 
   // ---- queries ----
@@ -228,7 +245,9 @@ class BrokerCore {
   std::vector<std::string> workspace_names() const;
 
  private:
-  enum class RequestState { Queued, Dispatched, Orphaned };
+  // Recovering: restored running, waiting for its worker to re-attach (broker_core_recovery.cpp);
+  // it holds no worker slot and no queue place.
+  enum class RequestState { Queued, Dispatched, Orphaned, Recovering };
   // The payload bytes one request holds, counted in open_bytes_ for as long as the request
   // exists: however it is erased, the count goes down with it.
   class HeldBytes {
@@ -364,6 +383,24 @@ class BrokerCore {
   // Appends a record of a durable call and keeps journal_bytes_ current.
   void journal(journal::Record record);
   void check_shutdown(TimePoint now);
+
+  // ---- recovery of running durable calls after a restart (broker_core_recovery.cpp) ----
+  // A restored call as a Request under `id` (payload, caller, deadline, counts; not queued).
+  Request& restored_request(TimePoint now, const journal::Call& c, std::uint64_t id);
+  journal::RecoveryView recovery_view(TimePoint now) const;
+  // Worker `w` answered a ping of this instance: decides each Recovering call it ran before
+  // the restart (adopt what it lists in `in_flight` or `answered`, lose the rest at once).
+  void settle_recovering(TimePoint now, WorkerEntry& w, const std::vector<std::uint64_t>& in_flight,
+                         const std::vector<std::uint64_t>& answered);
+  // At reattach_until_: every call still Recovering is lost.
+  void end_reattach_window(TimePoint now);
+  // Applies a verdict of journal_recovery::decide() to the Recovering call `id` (`w`: its
+  // worker, re-attached, or null). Returns the node a call was re-queued to, if any.
+  std::optional<NodeKey> apply_recovery(TimePoint now, std::uint64_t id, const journal::Verdict& v,
+                                        WorkerEntry* w);
+  // A Recovering call reached its deadline: TIMEOUT now, and Abort to its worker if it comes
+  // back holding it.
+  void expire_recovering(TimePoint now, std::unordered_map<std::uint64_t, Request>::iterator it);
   // A Submit refused before it became a request; `node` is the node it named ("" when the
   // name itself is the problem). Counted for the node only if it has statistics already.
   void immediate_failure(TimePoint now, const Peer& peer, const Caller& who,
@@ -392,6 +429,15 @@ class BrokerCore {
   journal::JobId next_job_id_ = 1;
   DurableJobs jobs_;  // open durable requests by job id, and kept outcomes
   TimePoint next_journal_expire_{};
+  // Restored running calls whose worker has not settled them yet, by request id: the journal's
+  // view of each (payloads dropped), and whether it has finished already (TIMEOUT, or its
+  // caller's identity revoked) so that only an Abort to its returning worker is left to do.
+  struct RecoveringCall {
+    journal::Call call;
+    bool finished = false;
+  };
+  std::map<std::uint64_t, RecoveringCall> recovering_;
+  TimePoint reattach_until_{};
 
   std::uint64_t open_bytes_ = 0;  // payload bytes of open requests (HeldBytes)
   std::uint64_t open_resent_bytes_ = 0;  // re-sent copies of open requests (HeldBytes)

@@ -32,7 +32,9 @@ bool BrokerCore::node_is_durable(const std::string& workspace, const std::string
 JobInfoBody BrokerCore::job_info(const Request& r, const OpenJob& open) const {
   JobInfoBody info;
   info.job_id = r.job_id;
-  info.state = r.state == RequestState::Dispatched ? JobState::Running : JobState::Queued;
+  info.state = r.state == RequestState::Dispatched   ? JobState::Running
+               : r.state == RequestState::Recovering ? JobState::Recovering
+                                                     : JobState::Queued;
   info.node = r.node->second;
   info.workspace = r.caller->workspace;
   info.submitted_ms = wall_ms(open.submitted);

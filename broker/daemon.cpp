@@ -847,6 +847,12 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>([&] {
     options.core.instance = random_instance();
   options.core.wall_start =
       std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  // Request ids never repeat across instances (a worker keeps an earlier instance's requests
+  // across a restart, PROTOCOL.md §7.6): above those of any instance started earlier, as long
+  // as none gave out 1024 ids per ms of its life.
+  if (options.core.first_request_id <= 1)
+    options.core.first_request_id =
+        static_cast<std::uint64_t>(options.core.wall_start.time_since_epoch().count()) << 10;
   return std::move(options);
 }())) {}
 

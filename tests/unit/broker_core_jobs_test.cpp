@@ -451,14 +451,21 @@ TEST_CASE("jobs restore: finished and restart-failed calls are kept for their ca
                                    held(6, journal::CallState::Queued, "a")};
   j.core.on_journal_epoch(2);
   CHECK(j.core.restore(j.now, calls) == 1);
+  CHECK(j.records().empty());  // job 5 was running: it waits for its worker to re-attach
+  auto recovering = body_of<JobInfoBody>(only_reply(j.get("c1", j.a, 5)));
+  CHECK(recovering.state == JobState::Recovering);
+  CHECK(recovering.worker_id == "old");
+  // Its worker never comes back: at the end of the re-attach window it is lost (not idempotent).
+  j.advance(cfg.ping_interval * cfg.liveness);
   auto records = j.records();
+  REQUIRE(records.size() == 1);
   CHECK(records.at(0) == "Finished 5 WORKER_LOST");
   // The kept result of job 3, redelivered to whoever of workspace a asks; job 4 expired.
   auto got = body_of<ResultBody>(only_reply(j.get("c1", j.a, 3)));
   CHECK(got.job_id == 3);
   CHECK(got.outputs.bytes[0] == 8);
   CHECK(is_no_such_job(only_reply(j.get("c1", j.a, 4))));
-  // Job 5 failed WORKER_LOST at the restart (not idempotent): kept as that failure.
+  // Job 5 failed WORKER_LOST after the restart (not idempotent): kept as that failure.
   auto lost = body_of<FailureBody>(only_reply(j.get("c1", j.a, 5)));
   CHECK(lost.code == ErrorCode::WorkerLost);
   CHECK(lost.job_id == 5);

@@ -1485,18 +1485,172 @@ TEST_CASE("durable restore: queued calls go back to their queue in job order and
   CHECK(h.core.status(h.now).queued == 1);  // job 5 waits for a worker of m
 }
 
-TEST_CASE("durable restore: a running call is re-queued if idempotent, else WORKER_LOST; past its deadline TIMEOUT") {
+// ---- restore of running calls: adoption by their re-attaching worker (DURABILITY.md §5) ----
+
+namespace {
+
+// held_call() running as request `request_id` (each call its own, as an instance gives them).
+journal::Call running_call(journal::JobId job, std::uint64_t request_id, bool idempotent = false) {
+  auto c = held_call(job, "n", journal::CallState::Running, idempotent);
+  c.request_id = request_id;
+  return c;
+}
+
+// The worker "old" (identity "local", as the journal recorded it) attaching to this instance
+// and answering its confirming ping, listing what it still runs and the answers it keeps.
+std::vector<Action> old_worker_back(Harness& h, std::vector<std::uint64_t> in_flight,
+                                    std::vector<std::uint64_t> answered = {},
+                                    bool idempotent = false, const std::string& identity = "local") {
+  h.local.identity = identity;
+  h.attach("old", {Harness::spec("n", idempotent)}, 2, "new-session", h.local);
+  h.core.on_pong(h.now, peer("wp-old"), h.local, "old", h.last_ping_seq("old"), "inst-1", in_flight,
+                 answered);
+  return h.take();
+}
+
+}  // namespace
+
+TEST_CASE("durable restore: a running call waits for its worker, holding no slot; finished ones need nothing") {
   Harness h;
   auto late = held_call(9, "n", journal::CallState::Queued);
   late.deadline = journal::WallTime{} - 1ms;
-  std::vector<journal::Call> calls{held_call(7, "n", journal::CallState::Running, true),
-                                   held_call(8, "n", journal::CallState::Running, false), late,
+  std::vector<journal::Call> calls{held_call(7, "n", journal::CallState::Running, true), late,
                                    held_call(10, "n", journal::CallState::Finished)};
-  calls[3].expires = journal::WallTime{} + 1000ms;
-  CHECK(h.core.restore(h.now, calls) == 1);
-  CHECK(records(h) == Lines{"Requeued 7 deaths=1", "Finished 8 WORKER_LOST", "Finished 9 TIMEOUT"});
+  calls[2].expires = journal::WallTime{} + 1000ms;
+  CHECK(h.core.restore(h.now, calls) == 0);
+  CHECK(records(h) == Lines{"Finished 9 TIMEOUT"});  // past its deadline while musterd was down
+  CHECK(h.core.recovering() == 1);
+  CHECK(h.core.reattach_until() == h.now + 3000ms);  // ping_interval × liveness
+  CHECK(h.core.next_wakeup() <= h.now + 3000ms);
+  // Another worker of the node gets neither the waiting call nor its slot.
   h.ready("w1", {Harness::spec("n", true)});
-  CHECK(records(h) == Lines{"Dispatched 7 w1 attempt=2"});
+  CHECK(all<SendWorkRequest>(h.log).empty());
+  CHECK(h.core.status(h.now).queued == 0);
+  CHECK(h.core.status(h.now).in_flight == 0);
+  CHECK(records(h).empty());
+}
+
+TEST_CASE("durable restore: the worker re-attaching with the call in flight adopts it; nothing re-runs, its result ends it") {
+  Harness h;
+  h.core.on_journal_epoch(2);
+  CHECK(h.core.restore(h.now, {held_call(7, "n", journal::CallState::Running)}) == 0);
+  h.advance(1000ms);
+  auto out = old_worker_back(h, {5});
+  CHECK(all<SendWorkRequest>(out).empty());  // adopted: not sent again, not re-run
+  CHECK(records(h).empty());                 // the journal already says running on old as 5
+  CHECK(h.core.recovering() == 0);
+  CHECK(h.core.status(h.now).in_flight == 1);
+  CHECK(h.core.list_workers(h.now, "")[0].in_flight == 1);  // it takes its slot
+  // Its old request id stays its id; new calls get ids of this instance, far above it.
+  submit_durable(h, 1, "n");
+  auto fresh = all<SendWorkRequest>(h.take());
+  auto sent = all<SendWorkRequest>(h.log);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].request_id >= (2ull << 40));
+  records(h);
+  // Later pongs listing it keep it; the result ends it exactly once (journaled, not sent).
+  h.advance(1000ms);
+  h.core.on_pong(h.now, peer("wp-old"), h.local, "old", h.last_ping_seq("old"), "inst-1",
+                 {5, sent[0].request_id});
+  CHECK(all<SendWorkRequest>(h.take()).empty());
+  out = h.result("old", 5);
+  CHECK(all<ReplyToClient>(out).empty());
+  CHECK(records(h) == Lines{"Finished 7 NONE"});
+  CHECK(all<ReplyToWorker>(out).size() == 1);  // Ack{late=false}
+  CHECK_FALSE(std::get<AckReply>(all<ReplyToWorker>(out)[0].body).late);
+  h.advance(10000ms);  // the window ends with nothing left to lose
+  CHECK(records(h).empty());
+}
+
+TEST_CASE("durable restore: an answer the worker kept across the restart is asked for (Ack.missing), not re-run") {
+  Harness h;
+  CHECK(h.core.restore(h.now, {held_call(7, "n", journal::CallState::Running)}) == 0);
+  auto out = old_worker_back(h, {}, {5});
+  CHECK(all<SendWorkRequest>(out).empty());
+  auto acks = all<ReplyToWorker>(out);
+  REQUIRE(acks.size() == 1);
+  CHECK(std::get<AckReply>(acks[0].body).missing == std::vector<std::uint64_t>{5});
+  h.result("old", 5);  // sent again
+  CHECK(records(h) == Lines{"Finished 7 NONE"});
+}
+
+TEST_CASE("durable restore: the worker back without the call loses it at once: re-queued if idempotent, else WORKER_LOST") {
+  Harness h;
+  CHECK(h.core.restore(h.now, {running_call(7, 5, true), running_call(8, 6)}) == 0);
+  auto out = old_worker_back(h, {}, {}, true);  // a new process under the same worker id
+  CHECK(records(h) == Lines{"Finished 8 WORKER_LOST", "Requeued 7 deaths=1", "Dispatched 7 old attempt=2"});
+  auto sent = all<SendWorkRequest>(out);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].attempt == 2);
+  CHECK(h.core.recovering() == 0);
+}
+
+TEST_CASE("durable restore: a worker that does not come back: at the window's end idempotent calls re-run, others WORKER_LOST naming it") {
+  Harness h;
+  auto spent = running_call(9, 4, true);
+  spent.attempts = 3;  // out of attempts (max_attempts 3)
+  CHECK(h.core.restore(h.now, {running_call(7, 5, true), running_call(8, 6), spent}) == 0);
+  h.ready("w1", {Harness::spec("n", true)}, 3);
+  h.advance(2999ms);
+  CHECK(records(h).empty());
+  CHECK(h.core.recovering() == 3);
+  // A worker with the same id but another identity is not the one that ran them.
+  old_worker_back(h, {5}, {}, true, "someone-else");
+  CHECK(records(h).empty());
+  h.core.on_detach(h.now, peer("wp-old"), h.local, "old");
+  h.take();
+  auto out = h.advance(1ms);
+  CHECK(records(h) == Lines{"Finished 9 WORKER_LOST", "Finished 8 WORKER_LOST", "Requeued 7 deaths=1",
+                            "Dispatched 7 w1 attempt=2"});
+  CHECK(all<SendWorkRequest>(out).size() == 1);
+  CHECK(h.core.recovering() == 0);
+  CHECK(h.core.reattach_until() == TimePoint::max());
+  // The failures say which worker was lost and why.
+  auto failures = h.core.recent_failures("");
+  REQUIRE(failures.size() == 2);
+  CHECK(failures[0].message.find("worker old did not come back") != std::string::npos);
+}
+
+TEST_CASE("durable restore: a call whose deadline passes while it waits ends TIMEOUT; its worker back with it gets Abort") {
+  Harness h;
+  auto soon = held_call(7, "n", journal::CallState::Running);
+  soon.deadline = journal::WallTime{} + 500ms;
+  auto gone = held_call(8, "n", journal::CallState::Running);
+  gone.request_id = 6;
+  gone.deadline = journal::WallTime{} - 1ms;  // passed while musterd was down
+  CHECK(h.core.restore(h.now, {soon, gone}) == 0);
+  CHECK(records(h) == Lines{"Finished 8 TIMEOUT"});
+  h.advance(500ms);
+  CHECK(records(h) == Lines{"Finished 7 TIMEOUT"});
+  auto out = old_worker_back(h, {5, 6});
+  CHECK(all<SendWorkRequest>(out).empty());
+  auto aborts = all<SendAbort>(out);
+  REQUIRE(aborts.size() == 2);
+  CHECK(aborts[0].code == ErrorCode::Timeout);
+  CHECK(records(h).empty());
+  CHECK(h.core.recovering() == 0);
+  CHECK(h.core.list_workers(h.now, "")[0].in_flight == 0);  // nothing of theirs takes a slot
+}
+
+TEST_CASE("durable restore: an adopted call whose worker then dies follows the worker-death rules") {
+  Harness h;
+  CHECK(h.core.restore(h.now, {held_call(7, "n", journal::CallState::Running, true)}) == 0);
+  old_worker_back(h, {5}, {}, true);
+  for (int i = 0; i < 9; ++i) h.advance(500ms);  // the worker falls silent
+  CHECK(records(h) == Lines{"Requeued 7 deaths=1"});
+}
+
+TEST_CASE("durable restore: request ids of this instance start above every id the journal holds") {
+  CoreConfig cfg = test_config();
+  cfg.first_request_id = 100;
+  Harness h(cfg);
+  auto big = held_call(7, "n", journal::CallState::Running);
+  big.request_id = 500;  // an earlier instance gave out more ids than this one's first
+  CHECK(h.core.restore(h.now, {big, held_call(8, "n", journal::CallState::Queued)}) == 1);
+  h.ready("w1", {Harness::spec("n")});
+  auto sent = all<SendWorkRequest>(h.log);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].request_id == 501);
 }
 
 TEST_CASE("durable shutdown: queued and running durable calls are left to the journal, without a reply or an Abort") {

@@ -541,3 +541,54 @@ TEST_CASE("C++ SDK with a daemon that does not know §7.7: every answer is Acked
   CHECK((answered == nullptr || answered->size() == 0));
   fake.reply(pong.peer, FakeDaemon::ack());
 }
+
+TEST_CASE("C++ SDK across a daemon restart (§7.6): what runs and the unconfirmed answers are listed to the new instance; a missing one goes again") {
+  FakeDaemon fake;
+  std::atomic<bool> release{false};
+  std::atomic<int> runs{0};
+  RunningWorker w(fake.options("cpp-restart"));
+  w.worker.node({.name = "slow"}, [&](Context& ctx) {
+    ++runs;
+    while (!release && ctx.sleep_for(10ms)) {
+    }
+    return Map{};
+  });
+  w.worker.node({.name = "fast"}, [&](Context&) { ++runs; return Map{}; }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-restart", 16u << 20, 60000, /*no_answer_acks=*/true);
+  const std::string topic = "w:cpp-restart:";
+  fake.publish(topic, FakeDaemon::work_request(11, "slow", {}));
+  fake.publish(topic, FakeDaemon::work_request(12, "fast", {}));
+  auto first = fake.expect(wire::WorkerBody::Result);  // 12's; the daemon dies before confirming it
+  CHECK(first.msg->body_as_Result()->request_id() == 12);
+
+  // The new instance's Ping: the worker attaches again, same worker id and session.
+  fake.publish("b:", FakeDaemon::ping(1, "inst-2"));
+  auto a = fake.expect(wire::WorkerBody::Attach, true);
+  fake.reply(a.peer, FakeDaemon::message(wire::DaemonBody::Attached, [&](auto& fbb) {
+               return wire::CreateAttachedDirect(fbb, "cpp-restart", "inst-2", topic.c_str(), "b:", 60000, 3,
+                                                 16u << 20, true);
+             }));
+  std::optional<FakeDaemon::Received> pong;
+  for (std::uint64_t seq = 2; !pong; ++seq) {
+    REQUIRE(seq < 200);
+    fake.publish(topic, FakeDaemon::ping(seq, "inst-2"));
+    pong = fake.recv(50ms);
+  }
+  REQUIRE(pong->type() == wire::WorkerBody::Pong);
+  auto* p = pong->msg->body_as_Pong();
+  CHECK(p->instance()->str() == "inst-2");
+  REQUIRE(p->in_flight() != nullptr);
+  CHECK(std::vector<std::uint64_t>(p->in_flight()->begin(), p->in_flight()->end()) == std::vector<std::uint64_t>{11});
+  REQUIRE(p->answered() != nullptr);
+  CHECK(std::vector<std::uint64_t>(p->answered()->begin(), p->answered()->end()) == std::vector<std::uint64_t>{12});
+  // The new instance adopted 12 and asks for its answer: the kept one goes, byte for byte.
+  fake.reply(pong->peer, FakeDaemon::pong_ack(p->seq(), {12}));
+  auto again = fake.expect(wire::WorkerBody::Result, true);
+  CHECK(std::string_view(static_cast<const char*>(again.bytes.data()), again.bytes.size()) ==
+        std::string_view(static_cast<const char*>(first.bytes.data()), first.bytes.size()));
+  // 11 ran on through the restart and answers now; nothing ran twice.
+  release = true;
+  CHECK(fake.expect(wire::WorkerBody::Result, true).msg->body_as_Result()->request_id() == 11);
+  CHECK(runs == 2);
+}

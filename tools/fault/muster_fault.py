@@ -25,6 +25,10 @@ terminal reply although the daemon was up) and duplicated (a second terminal rep
 non-zero if lost, duplicated or mismatched (an echo result carrying another request's nonce)
 is not 0, or a probe hung.
 
+`durable` runs durable calls on counting workers of the three SDKs while it SIGKILLs musterd
+and restarts it on the same journal, and reports durable calls lost, duplicated and
+non-idempotent calls run twice (tools/fault/durable.py).
+
 `abuse` measures docs/RELIABILITY.md's "bounded under abuse" table: a well-behaved client's
 latency and musterd's memory while other peers flood submits, send maximum-size messages, open
 thousands of connections, or reconnect in a tight loop.
@@ -1116,6 +1120,10 @@ def main(argv=None) -> int:
     import abuse as abuse_mod  # noqa: E402
     abuse_mod.add_arguments(a)
 
+    d = sub.add_parser("durable", help="durable calls under daemon SIGKILLs: lost, duplicated, run twice (durable.py)")
+    import durable as durable_mod  # noqa: E402
+    durable_mod.add_arguments(d)
+
     v = sub.add_parser("vanish")
     v.add_argument("--client-address", required=True)
     v.add_argument("--count", type=int, default=40)
@@ -1138,6 +1146,8 @@ def main(argv=None) -> int:
         return cmd_run(args)
     if args.cmd == "abuse":
         return abuse_mod.run(args, sys.modules[__name__])
+    if args.cmd == "durable":
+        return durable_mod.run(args, sys.modules[__name__])
     if args.cmd == "vanish":
         vanish_main(args.client_address, args.count, args.ms)
         return 0

@@ -121,7 +121,7 @@ class SubmitTemplate:
 
     def __init__(self, node: str, inputs: Dict[str, object], timeout_ms: int,
                  nonce_key: Optional[str] = None, want_accepted: bool = False,
-                 want_progress: bool = False):
+                 want_progress: bool = False, durable: bool = False):
         self.node = node
         self.timeout_ms = timeout_ms
         values = dict(inputs)
@@ -132,13 +132,15 @@ class SubmitTemplate:
         def body(b: flatbuffers.Builder) -> int:
             nested = _nested(b, payload) if payload else 0
             n = b.CreateString(node)
-            b.StartObject(7)  # Submit
+            b.StartObject(9 if durable else 7)  # Submit
             b.PrependUOffsetTRelativeSlot(0, n, 0)
             if nested:
                 b.PrependUOffsetTRelativeSlot(1, nested, 0)
             b.PrependUint64Slot(3, timeout_ms, 0)
             b.PrependBoolSlot(4, want_progress, False)
             b.PrependBoolSlot(5, want_accepted, False)
+            if durable:
+                b.PrependBoolSlot(8, True, False)  # Submit.durable
             return b.EndObject()
 
         self.data = client_message(_RID_SENTINEL, CLIENT_SUBMIT, body)
@@ -213,6 +215,7 @@ class Reply:
     outputs: bytes = b""
     body: int = 0      # position of the body table (for status replies)
     raw: bytes = b""
+    job_id: int = 0    # Accepted.job_id: a durable call's job id
 
 
 def read_reply(buf: bytes) -> Optional[Reply]:
@@ -231,6 +234,8 @@ def read_reply(buf: bytes) -> Optional[Reply]:
         r.message = _string(buf, body, 2)
     elif kind == REPLY_RESULT and body:
         r.outputs = _bytes(buf, body, 1)
+    elif kind == REPLY_ACCEPTED and body:
+        r.job_id = _scalar(buf, body, 1, _u64, 0)
     return r
 
 

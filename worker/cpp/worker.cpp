@@ -150,10 +150,10 @@ struct WorkerImpl {
   bool forgotten = false;  // draining, and the daemon no longer knows this worker
   std::uint64_t max_message_bytes = 0;  // the daemon's, from Attached (0: not known yet)
   SteadyClock::time_point last_ping{}, attach_sent{};
-  // Request ids are unique only within one daemon instance, so running requests are keyed by
-  // a local key; `current` indexes those of the current instance by request id (what Pong
-  // lists, what a re-send or an Abort refers to). Requests from an earlier instance run on
-  // and their late answers are dropped by the daemon.
+  // Running requests are keyed by a local key; `current` indexes them by request id (what Pong
+  // lists, what a re-send or an Abort refers to). Request ids never repeat across daemon
+  // instances, so requests of an earlier instance stay in `current` across a daemon restart:
+  // the new instance adopts the durable ones its Pong lists (PROTOCOL.md §7.6).
   struct Running {
     std::uint64_t request_id = 0;
     std::shared_ptr<std::atomic<bool>> aborted;
@@ -162,8 +162,9 @@ struct WorkerImpl {
   std::unordered_map<std::uint64_t, std::uint64_t> current;     // request id -> local key
   std::uint64_t next_key = 1;
   // Answers without an Ack (PROTOCOL.md §7.7), once Attached says the daemon honours them:
-  // every Result/Failure sent for the current instance is kept (a shared reference to the
-  // message sent, not a copy of its bytes) until the Ack to a Pong that listed it confirms it.
+  // every Result/Failure sent is kept (a shared reference to the message sent, not a copy of
+  // its bytes) until the Ack to a Pong that listed it confirms it, across a daemon restart too
+  // (§7.6: the new instance asks for the answers of the calls it adopted).
   bool no_answer_acks = false;
   struct Kept {
     zmq::message_t message;
@@ -268,9 +269,9 @@ struct WorkerImpl {
   void send_to_daemon(zmq::message_t message) { dealer->send(std::move(message), zmq::send_flags::dontwait); }
 
   // Sends the answer to request `request_id`, keeping it until the daemon confirms it when
-  // the daemon sends no Ack for it (§7.7). Only answers of the current instance are kept.
-  void send_answer(zmq::message_t message, std::uint64_t request_id, bool current_instance) {
-    if (no_answer_acks && current_instance) {
+  // the daemon sends no Ack for it (§7.7). Only answers of requests still open are kept.
+  void send_answer(zmq::message_t message, std::uint64_t request_id, bool open) {
+    if (no_answer_acks && open) {
       Kept k;
       k.message.copy(message);  // shares the content: nothing is copied but a small message
       kept.insert_or_assign(request_id, std::move(k));
@@ -296,7 +297,7 @@ struct WorkerImpl {
       for (auto id : *missing)
         if (resend_kept(id)) again.insert(id);
     if (!again.empty())
-      spdlog::warn("{} answer(s) never reached the daemon: sent again", again.size());
+      spdlog::warn("sending {} kept answer(s) again, as the daemon asked (it never got them, or adopted their calls after a restart)", again.size());
     std::erase_if(kept, [&](const auto& entry) {
       return entry.second.listed_in != 0 && entry.second.listed_in <= pong_seq &&
              !again.contains(entry.first);
@@ -418,8 +419,13 @@ struct WorkerImpl {
         auto* a = msg->body_as_Attached();
         subscribe_topic(str(a->topic()));
         if (!last_instance.empty() && str(a->instance()) != last_instance) {
-          current.clear();
-          kept.clear();  // another instance's request ids: it knows none of them (§7.7)
+          // A restarted daemon: what runs and the answers not confirmed are kept and listed in
+          // the next Pong, so the new instance can adopt its durable calls (§7.6). Only the new
+          // instance's Acks confirm answers from now on.
+          for (auto& [id, k] : kept) k.listed_in = 0;
+          if (!kept.empty() || !current.empty())
+            spdlog::info("daemon restarted: reporting {} running request(s) and {} unconfirmed answer(s) to it",
+                         current.size(), kept.size());
         }
         instance = last_instance = str(a->instance());
         // An older daemon does not know the opt-in and Acks every answer: nothing is kept.

@@ -232,11 +232,17 @@ def test_progress_pong_in_flight_and_abort(fake_daemon, worker):
     # The handler saw TIMEOUT; a worker sends only WORKER_ERROR or INVALID_REQUEST (PROTOCOL.md §6).
     assert raw == wire(worker.worker_id, m.Failure(77, ErrorCode.TIMEOUT, "aborted: deadline passed"))
     fake_daemon.reply(peer, m.Ack(late=True))
-    # Exactly one answer: the next thing the worker says is the pong, with nothing in flight.
+    # Exactly one answer: the next thing the worker says is the pong, with nothing in flight. An
+    # Ack{late} confirms nothing (PROTOCOL.md §7.6): the answer is listed once more, and the
+    # Ack to that Pong, not naming it missing, lets the worker forget it.
     fake_daemon.publish("b:", m.Ping(seq=6, instance="inst-1"))
     peer, raw, pong = fake_daemon.expect(m.Pong)
-    assert raw == wire(worker.worker_id, m.Pong(6, "inst-1", []))
-    fake_daemon.reply(peer, m.Ack())
+    assert raw == wire(worker.worker_id, m.Pong(6, "inst-1", [], [77]))
+    fake_daemon.reply(peer, m.Ack(pong_seq=6))
+    fake_daemon.publish("b:", m.Ping(seq=7, instance="inst-1"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert raw == wire(worker.worker_id, m.Pong(7, "inst-1", []))
+    fake_daemon.reply(peer, m.Ack(pong_seq=7))
 
 
 def test_async_handlers_and_async_abort(fake_daemon, worker):
@@ -314,6 +320,38 @@ def test_reattach_on_new_instance(fake_daemon, worker):
     fake_daemon.reply(peer, attached_reply(worker.worker_id, "new"))
     peer, raw, pong = fake_daemon.confirm(worker.worker_id, "new", seq=2)
     assert raw == wire(worker.worker_id, m.Pong(2, "new", []))
+    fake_daemon.reply(peer, m.Ack())
+
+
+def test_daemon_restart_keeps_running_requests_and_unconfirmed_answers(fake_daemon, worker):
+    """PROTOCOL.md §7.6: an answer sent to a daemon that died before its Ack is kept and listed
+    (answered) with what still runs (in_flight) in the first Pong to the new instance; Ack{late}
+    confirms nothing; the Ack naming it missing gets the same bytes again; nothing runs twice."""
+    attach_and_confirm(fake_daemon, worker, instance="old")
+    request(fake_daemon, worker, 11, "block")
+    request(fake_daemon, worker, 12, "echo", inputs={"x": 1})
+    peer, first, result = fake_daemon.expect(m.Result)  # 12's; the daemon dies before its Ack
+    assert result.request_id == 12
+    fake_daemon.publish("b:", m.Ping(seq=1, instance="new"))
+    peer, raw, att = fake_daemon.expect(m.Attach)
+    fake_daemon.reply(peer, attached_reply(worker.worker_id, "new"))
+    peer, raw, pong = fake_daemon.confirm(worker.worker_id, "new", seq=2)
+    assert raw == wire(worker.worker_id, m.Pong(2, "new", [11], [12]))
+    fake_daemon.reply(peer, m.Ack(pong_seq=2, missing=[12]))
+    peer, again, _ = fake_daemon.expect(m.Result)
+    assert again == first  # the kept answer, byte for byte
+    fake_daemon.reply(peer, m.Ack(late=True))  # dropped (not adopted yet): still kept
+    fake_daemon.publish(worker_topic(worker.worker_id), m.Ping(seq=3, instance="new"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert (pong.in_flight, pong.answered) == ([11], [12])
+    fake_daemon.reply(peer, m.Ack(pong_seq=3))  # not missing: confirmed, forgotten
+    fake_daemon.publish(worker_topic(worker.worker_id), m.Ping(seq=4, instance="new"))
+    peer, raw, pong = fake_daemon.expect(m.Pong)
+    assert not pong.answered
+    fake_daemon.reply(peer, m.Ack(pong_seq=4))
+    worker.test_release.set()  # type: ignore[attr-defined]
+    peer, raw, result = fake_daemon.expect(m.Result)
+    assert result.request_id == 11
     fake_daemon.reply(peer, m.Ack())
 
 

@@ -207,12 +207,21 @@ export class Worker extends EventEmitter {
   private pumping = false;
   private timer: NodeJS.Timeout | null = null;
 
-  /** Received and not yet answered, by `${instance}/${requestId}`. */
+  /**
+   * Received and not yet answered, by request id (ids never repeat across daemon instances, so
+   * requests of an earlier instance stay here across a restart: PROTOCOL.md §7.6).
+   */
   private jobs = new Map<string, Job>();
   private waiting: Job[] = [];
   private running = 0;
   /** Answers to recently finished requests, re-sent if the daemon sends the request again. */
   private answers = new Map<string, Uint8Array>();
+  /**
+   * Answers sent and not yet confirmed, by request id (PROTOCOL.md §7.6): kept across a
+   * reconnect and a daemon restart until their Ack comes, or the Ack to a Pong that listed them
+   * (`listedIn`: its seq) does not name them missing; listed in every Pong's `answered`.
+   */
+  private kept = new Map<string, { requestId: bigint; bytes: Uint8Array; kind: 'Result' | 'Failure'; listedIn: bigint }>();
 
   private startPromise: Promise<void> | null = null;
   private startResolve: (() => void) | null = null;
@@ -680,9 +689,11 @@ export class Worker extends EventEmitter {
       case 'Attached': {
         if (this.state === 'stopped') return;
         const changed = this.instance !== '' && this.instance !== body.instance;
-        if (changed) {
-          // A new daemon: request ids restart, so old answers and ids mean nothing to it.
-          this.answers.clear();
+        if (changed && (this.jobs.size > 0 || this.kept.size > 0)) {
+          // A restarted daemon: running requests and unconfirmed answers are listed in the next
+          // Pong, so it can adopt its durable calls (PROTOCOL.md §7.6).
+          this.log.info(`daemon restarted: reporting ${this.jobs.size} running request(s) and ${this.kept.size} unconfirmed answer(s) to it`);
+          for (const k of this.kept.values()) k.listedIn = 0n;
         }
         this.attached = body;
         this.instance = body.instance;
@@ -751,17 +762,21 @@ export class Worker extends EventEmitter {
           this.reattach(`daemon instance changed (${this.instance} -> ${body.instance})`, false);
           return;
         }
-        const inFlight = [...this.jobs.values()]
-          .filter((j) => !j.answered && j.instance === this.instance)
-          .map((j) => j.req.requestId);
-        this.enqueue({ type: 'Pong', seq: body.seq, instance: body.instance, inFlight, answered: [] });
+        const inFlight = [...this.jobs.values()].filter((j) => !j.answered).map((j) => j.req.requestId);
+        const answered = [...this.kept.values()].map((k) => {
+          k.listedIn = body.seq;
+          return k.requestId;
+        });
+        this.enqueue({ type: 'Pong', seq: body.seq, instance: body.instance, inFlight, answered }, (reply) => {
+          if (reply?.body.type === 'Ack' && reply.body.pongSeq) this.onPongAck(reply.body.pongSeq, reply.body.missing);
+        });
         return;
       }
       case 'WorkRequest':
         this.onWorkRequest(body);
         return;
       case 'Abort': {
-        const job = this.jobs.get(`${this.instance}/${body.requestId}`);
+        const job = this.jobs.get(`${body.requestId}`);
         if (!job || job.answered) return;
         this.log.debug(`abort of request ${body.requestId}: ${errorCodeName(body.code)} ${body.reason}`);
         this.abortJob(job, body.code, body.reason || 'aborted by the daemon');
@@ -780,12 +795,12 @@ export class Worker extends EventEmitter {
       this.log.warn(`request ${req.requestId} (${req.node}) arrived after the drain ended: left to the daemon`);
       return;
     }
-    const key = `${this.instance}/${req.requestId}`;
+    const key = `${req.requestId}`;
     if (this.jobs.has(key)) {
       this.log.debug(`request ${req.requestId} (attempt ${req.attempt}) is already running: ignored`);
       return;
     }
-    const previous = this.answers.get(key);
+    const previous = this.kept.get(key)?.bytes ?? this.answers.get(key);
     if (previous) {
       this.log.debug(`request ${req.requestId} was already answered: sending the answer again`);
       this.outbox.push({ bytes: previous, kind: 'Result' });
@@ -855,15 +870,50 @@ export class Worker extends EventEmitter {
     job.answered = true;
     this.jobs.delete(job.key);
     const bytes = this.answerBytes(job.req.requestId, body);
-    this.outbox.push({ bytes, kind: body.type });
-    this.pump();
+    this.sendAnswer(job.req.requestId, bytes, body.type);
     this.answers.set(job.key, bytes);
     if (this.answers.size > REMEMBERED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
   }
 
+  /** Sends an answer and keeps it until the daemon confirms it (PROTOCOL.md §7.6). */
+  private sendAnswer(requestId: bigint, bytes: Uint8Array, kind: 'Result' | 'Failure'): void {
+    const key = `${requestId}`;
+    const entry = { requestId, bytes, kind, listedIn: 0n };
+    this.kept.set(key, entry);
+    this.outbox.push({
+      bytes,
+      kind,
+      onReply: (reply) => {
+        // Its Ack confirms it. Ack{late} (a restarted daemon that has not adopted its call
+        // yet drops it), a Rejected (it did not know this worker) or no reply at all (a
+        // reconnect) leave it kept, for the next Pong to list.
+        if (reply?.body.type === 'Ack' && !reply.body.late && this.kept.get(key) === entry) this.kept.delete(key);
+      },
+    });
+    this.pump();
+  }
+
+  /**
+   * The daemon's Ack to the Pong `pongSeq`: the answers it names missing go again (it adopted
+   * their calls after a restart, or lost them on the way); every other answer that Pong listed
+   * is confirmed and forgotten (PROTOCOL.md §7.6, §7.7).
+   */
+  private onPongAck(pongSeq: bigint, missing: bigint[]): void {
+    const again = new Set<string>();
+    for (const id of missing) {
+      const k = this.kept.get(`${id}`);
+      if (!k) continue;
+      again.add(`${id}`);
+      this.sendAnswer(k.requestId, k.bytes, k.kind);
+    }
+    if (again.size > 0) this.log.info(`sending ${again.size} kept answer(s) again, as the daemon asked`);
+    for (const [key, k] of this.kept)
+      if (!again.has(key) && k.listedIn > 0n && k.listedIn <= pongSeq) this.kept.delete(key);
+  }
+
   /** Answers a request that cannot even be read (its inputs are not a valid payload). */
   private refuse(requestId: bigint, message: string): void {
-    if (this.state === 'stopped' || this.jobs.has(`${this.instance}/${requestId}`)) return;
+    if (this.state === 'stopped' || this.jobs.has(`${requestId}`)) return;
     this.outbox.push({ bytes: this.answerBytes(requestId, { type: 'Failure', requestId, code: ErrorCode.InvalidRequest, message }), kind: 'Failure' });
     this.pump();
   }

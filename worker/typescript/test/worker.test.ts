@@ -397,6 +397,42 @@ describe('dispatch', () => {
     assert.equal(calls, 1);
   });
 
+  it('keeps what runs and the unconfirmed answers across a daemon restart, and sends a kept answer again when asked (§7.6)', async () => {
+    const gate = new Gate();
+    let calls = 0;
+    const w = makeWorker({ workerId: 'restart1' }, [
+      [{ name: 'slow' }, async (ctx) => { calls += 1; await gate.enter(ctx.signal); return {}; }],
+      [{ name: 'fast' }, () => { calls += 1; return { n: 1 }; }],
+    ]);
+    await w.start();
+    await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'restart1');
+    // The daemon dies before it confirms the fast one's Result: no Ack for it.
+    daemon.replyHook = (r) => (r.msg.workerId === 'restart1' && r.msg.body.type === 'Result' ? null : undefined);
+    const running = workRequest('restart1', 'slow');
+    await until(() => gate.started === 1, 5000, 'the handler to start');
+    const answered = workRequest('restart1', 'fast');
+    const first = await daemon.nextFromWorker('Result', (b) => b.requestId === answered);
+    // A new instance: the worker attaches again and lists both in its Pong to it.
+    daemon.instance = 'fake-instance-2';
+    let listed: { seq: bigint } | null = null;
+    daemon.replyHook = (r) => {
+      const b = r.msg.body;
+      if (r.msg.workerId !== 'restart1' || b.type !== 'Pong' || b.instance !== 'fake-instance-2') return undefined;
+      if (listed) return { type: 'Ack', late: false, pongSeq: b.seq, missing: [] };
+      listed = { seq: b.seq };
+      assert.deepEqual(b.inFlight, [running]);
+      assert.deepEqual(b.answered, [answered]);
+      return { type: 'Ack', late: false, pongSeq: b.seq, missing: [answered] }; // adopted: send it again
+    };
+    daemon.ping('b:');
+    const again = await daemon.nextFromWorker('Result', (b) => b.requestId === answered, 10000);
+    assert.ok(listed);
+    assert.deepEqual(Buffer.from(again.body.outputs), Buffer.from(first.body.outputs));
+    gate.releaseAll();
+    await daemon.nextFromWorker('Result', (b) => b.requestId === running);
+    assert.equal(calls, 2); // nothing ran twice
+  });
+
   it('aborts a running request and answers with the abort code and reason', async () => {
     let sawAbort = false;
     const w = makeWorker({ workerId: 'abort1' }, [

@@ -217,7 +217,7 @@ class Pong:
     seq: int = _m("u64", 0)
     instance: Optional[str] = _m("str")
     in_flight: Optional[List[int]] = _list("[u64]")
-    answered: Optional[List[int]] = _list("[u64]")  # this SDK keeps no answers (it wants Acks)
+    answered: Optional[List[int]] = _list("[u64]")  # answers kept, not yet confirmed (§7.6, §7.7)
 
 
 @dataclass

@@ -296,6 +296,13 @@ class Worker:
 
         self._jobs: Dict[int, _Job] = {}
         self._pending: Deque[str] = collections.deque()  # kinds of sent messages awaiting a reply
+        # Answers sent and not yet confirmed (PROTOCOL.md §7.6): request id -> (kind, message,
+        # seq of the newest Pong that listed it, 0 if none). Kept across a reconnect and a daemon
+        # restart; confirmed by their Ack, or by the Ack to a Pong that listed them and did not
+        # name them missing. `_pending_answers` are the request ids of the answers sent on this
+        # connection whose reply is due, in order.
+        self._kept: Dict[int, Tuple[str, bytes, int]] = {}
+        self._pending_answers: Deque[int] = collections.deque()
         self._outbox: "queue.SimpleQueue[Tuple[Any, ...]]" = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -520,6 +527,7 @@ class Worker:
         self._poller.register(dealer, zmq.POLLIN)
         self._poller.register(self._wake_r, zmq.POLLIN)
         self._pending.clear()
+        self._pending_answers.clear()
         self._early_ping = None
 
     def _close_sockets(self, linger: int = 0) -> None:
@@ -663,6 +671,19 @@ class Worker:
         self._pending.append(kind)
         return True
 
+    def _send_answer(self, rid: int, kind: str, data: bytes) -> None:
+        """Sends the Result or Failure of request `rid` and keeps it until the daemon confirms
+        it: a daemon that died before its Ack asks for it again after the restart (§7.6)."""
+        self._kept[rid] = (kind, data, 0)
+        if self._send_bytes(kind, data):
+            self._pending_answers.append(rid)
+
+    def _reply_to(self, kind: Optional[str]) -> Optional[int]:
+        """The request id of the answer whose reply just came (kind result/failure)."""
+        if kind in ("result", "failure") and self._pending_answers:
+            return self._pending_answers.popleft()
+        return None
+
     def _attach_message(self) -> m.Attach:
         return m.Attach(
             worker_id=self.worker_id,
@@ -775,13 +796,22 @@ class Worker:
         return max(self.max_message_bytes, 1024)
 
     def _on_reply(self, kind: Optional[str], body: Any) -> None:
+        answered = None if isinstance(body, m.Attached) else self._reply_to(kind)
         if isinstance(body, m.Attached):
             if kind != "attach" and "attach" in self._pending:
                 # Resynchronise: whatever was sent before that Attach had its reply or never will.
-                while self._pending and self._pending.popleft() != "attach":
-                    pass
+                while self._pending and (dropped := self._pending.popleft()) != "attach":
+                    self._reply_to(dropped)  # its answer stays kept: it may never have arrived
             if self.state not in (State.ATTACHING, State.ATTACHED):
                 return
+            if self.instance is not None and body.instance != self.instance and (self._jobs or self._kept):
+                # A restarted daemon: running requests and unconfirmed answers are listed in the
+                # next Pong, so it can adopt its durable calls (PROTOCOL.md §7.6).
+                log.info(
+                    "daemon restarted: reporting %d running request(s) and %d unconfirmed answer(s) to it",
+                    len(self._jobs), len(self._kept),
+                )  # fmt: skip
+                self._kept = {rid: (k, d, 0) for rid, (k, d, _) in self._kept.items()}
             self.instance = body.instance
             self.ping_interval_ms = body.ping_interval_ms or 0
             self.liveness = body.liveness or 0
@@ -821,6 +851,12 @@ class Worker:
         elif isinstance(body, m.Ack):
             if body.late and kind in ("result", "failure", "progress"):
                 log.debug("daemon dropped a late %s", kind)
+            if answered is not None and not body.late:
+                # The daemon has it. Ack{late} (a restarted daemon that has not adopted its call
+                # yet drops it) leaves it kept, for the next Pong to list.
+                self._kept.pop(answered, None)
+            if kind == "pong" and body.pong_seq:
+                self._on_pong_ack(body.pong_seq, body.missing or [])
         else:
             log.warning("unexpected %s on the response socket", type(body).__name__)
 
@@ -866,12 +902,35 @@ class Worker:
             self._send_attach()
             return
         self._last_ping = time.monotonic()
-        self._send("pong", m.Pong(seq=ping.seq, instance=ping.instance, in_flight=sorted(self._jobs)))
+        answered = sorted(self._kept)
+        for rid in answered:
+            k, d, _ = self._kept[rid]
+            self._kept[rid] = (k, d, ping.seq)
+        self._send("pong", m.Pong(seq=ping.seq, instance=ping.instance, in_flight=sorted(self._jobs),
+                                  answered=answered or None))
+
+    def _on_pong_ack(self, pong_seq: int, missing: List[int]) -> None:
+        """The daemon's Ack to the Pong `pong_seq`: the answers it names missing go again (it
+        adopted their calls after a restart, or lost them on the way); every other answer that
+        Pong listed is confirmed and forgotten (PROTOCOL.md §7.6, §7.7)."""
+        again = [rid for rid in missing if rid in self._kept]
+        if again:
+            log.info("sending %d kept answer(s) again, as the daemon asked", len(again))
+        for rid in again:
+            kind, data, _ = self._kept[rid]
+            self._send_answer(rid, kind, data)
+        for rid, (_, _, listed_in) in list(self._kept.items()):
+            if rid not in again and 0 < listed_in <= pong_seq:
+                del self._kept[rid]
 
     def _on_work_request(self, req: m.WorkRequest) -> None:
         rid = req.request_id
         if rid in self._jobs:
             log.debug("request %d re-sent while running: ignored", rid)
+            return
+        if rid in self._kept:  # answered already: the answer goes again, never the work (§7.7)
+            kind, data, _ = self._kept[rid]
+            self._send_answer(rid, kind, data)
             return
         if self._abandoning:
             # The drain is over (grace ran out, a second signal, or the daemon forgot this
@@ -1017,7 +1076,7 @@ class Worker:
                 kind, data = item[2], item[3]
                 if self._jobs.get(done.request_id) is done:
                     del self._jobs[done.request_id]
-                    self._send_bytes(kind, data)
+                    self._send_answer(done.request_id, kind, data)
             elif what == "progress":
                 _, rid, body = item
                 job = self._jobs.get(rid)
