@@ -241,9 +241,16 @@ PostgresJournal::PostgresJournal(PostgresOptions options)
     }
     PQconninfoFree(parsed);
   }
-  // Defaults first: whatever the connection string says overrides them.
-  const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
-  const char* values[] = {"10", "musterd", options_.conninfo.c_str(), nullptr};
+  // Defaults first: whatever the connection string says overrides them. Over TCP, a server
+  // that stops answering (a partition) fails the call within about one term instead of
+  // leaving the loop blocked until TCP gives up: unacknowledged data for a term
+  // (tcp_user_timeout), or an idle connection unanswered for a term (keepalives).
+  const std::string term_ms = std::to_string(options_.term.count());
+  const std::string probes = std::to_string(std::max<long long>(1, options_.term.count() / 1000));
+  const char* keys[] = {"connect_timeout", "fallback_application_name", "tcp_user_timeout",
+                        "keepalives_idle", "keepalives_interval", "keepalives_count", "dbname", nullptr};
+  const char* values[] = {"10", "musterd", term_ms.c_str(), "1", "1", probes.c_str(),
+                          options_.conninfo.c_str(), nullptr};
   conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
