@@ -196,25 +196,30 @@ def test_sigkill_of_the_active_daemon_the_standby_completes_its_queued_durable_c
 
 def test_a_paused_old_leader_is_refused_and_exits_after_the_standby_took_over(tmp_path, postgres, database):
     a, b = start_pair(tmp_path, postgres, database)
-    log_a = counting_worker(tmp_path, a, "wa")
-    log_b = counting_worker(tmp_path, b, "wb")
+    ran_a = counting_worker(tmp_path, a, "wa")
+    ran_b = counting_worker(tmp_path, b, "wb")
     queue_five_durable_calls(tmp_path, a)
     a.proc.send_signal(signal.SIGSTOP)
     try:
         wait_for(lambda: "ready" in read_log(b.proc), 30, "the standby to take over")
-        wait_for(lambda: len(executions(log_b)) >= 4, 30, "the queued calls on the standby's worker")
+        wait_for(lambda: len(executions(ran_b)) >= 4, 30, "the queued calls on the standby's worker")
         # a's worker finishes call 0 and sends its Result to the stopped daemon, which still
         # believes calls 1-4 queued and the worker free: without fencing it would run them again.
         (tmp_path / "gate").touch()
-        wait_for(lambda: executions(log_a) == ["0"], 15, "call 0 to finish on a's worker")
+        wait_for(lambda: executions(ran_a) == ["0"], 15, "call 0 to finish on a's worker")
     finally:
         a.proc.send_signal(signal.SIGCONT)
     a.proc.wait(15)
     assert a.proc.returncode == 1
-    assert "lost the lease of shard default" in read_log(a.proc)
+    # Stopped between turns (nearly always): its own clock, a renewal or the fencing read says
+    # it lost the lease. Stopped inside a turn, PostgreSQL ended its session after one term
+    # (so that the standby could take over) and that turn failed, unsent.
+    log_a = read_log(a.proc)
+    assert ("lost the lease of shard default" in log_a
+            or "the journal failed; stopping, nothing of this turn was sent" in log_a), log_a
     time.sleep(1)  # a duplicate would show up here
-    assert executions(log_a) == ["0"]
-    assert executions(log_b) == ["1", "2", "3", "4"]
+    assert executions(ran_a) == ["0"]
+    assert executions(ran_b) == ["1", "2", "3", "4"]
     assert b.proc.poll() is None
     assert b.stop() == 0
 
