@@ -167,8 +167,8 @@ class Journal {
   // turns need it. Throws JournalError when the store cannot be asked.
   // `now` is when it asks (a lease taken then lasts its term from then on, by the daemon's clock).
   virtual leadership::Standing try_lead(std::chrono::steady_clock::time_point /*now*/) { return {}; }
-  // Called by the socket loop between turns, at least once a second: renews a lease when it is
-  // due. Throws JournalError (naming the store, saying "lost the lease") when another daemon
+  // Called by the socket loop between turns, at least every quarter of the lease's term (the
+  // daemon's --lease-ms / 4): renews a lease when it is due. Throws JournalError (naming the store, saying "lost the lease") when another daemon
   // took over or the lease could not be renewed within its term.
   virtual void keep(std::chrono::steady_clock::time_point /*now*/) {}
 
