@@ -169,6 +169,19 @@ def test_the_standby_binds_nothing_until_it_leads(tmp_path, postgres, database):
     assert b.stop() == 0
 
 
+def test_two_daemons_started_at_once_exactly_one_leads(tmp_path, postgres, database):
+    """Both start on an empty database: they create the schema in turn and one takes the lease."""
+    pair = [launch(daemon(tmp_path / name, postgres.uri(database))) for name in ("a", "b")]
+    wait_for(lambda: all("ready" in read_log(d.proc) or "standby:" in read_log(d.proc) for d in pair),
+             30, "both daemons to settle")
+    time.sleep(1)  # a second leader would show up here (each renews every 250 ms)
+    assert sorted("ready" in read_log(d.proc) for d in pair) == [False, True]
+    assert all(d.proc.poll() is None for d in pair)
+    assert sum(status(d) is not None for d in pair) == 1
+    for d in pair:
+        assert d.stop() == 0
+
+
 def test_sigkill_of_the_active_daemon_the_standby_completes_its_queued_durable_calls(tmp_path, postgres, database):
     a, b = start_pair(tmp_path, postgres, database)
     log_a = counting_worker(tmp_path, a, "wa")
