@@ -99,11 +99,14 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "UPDATE calls SET state = 0, worker_id = NULL, worker_identity = NULL, request_id = NULL, "
     "deaths = $3 WHERE shard = $1 AND job_id = $2 AND state = 1",
     // A finished call no longer needs its inputs: they leave the journal (and its byte count).
-    "WITH old AS (SELECT job_id, " MUSTER_PG_ROW_BYTES " AS bytes FROM calls "
-    "WHERE shard = $1 AND job_id = $2 AND state IN (0, 1) FOR UPDATE) "
+    // The row's bytes before the update come from a sub-select (evaluated once, before the
+    // update, on the statement's snapshot): a primary-key lookup whatever the cached plan,
+    // where a join with a CTE got a generic plan, made on an empty table, that scanned the
+    // whole shard for every record (3 ms a record at 10,000 rows).
     "UPDATE calls SET state = 2, inputs = ''::bytea, parameters = ''::bytea, outcome_code = $3, "
-    "outputs = $4, message = $5, finished_ms = $6, expires_ms = $7 FROM old "
-    "WHERE calls.shard = $1 AND calls.job_id = old.job_id RETURNING old.bytes",
+    "outputs = $4, message = $5, finished_ms = $6, expires_ms = $7 "
+    "WHERE shard = $1 AND job_id = $2 AND state IN (0, 1) "
+    "RETURNING (SELECT " MUSTER_PG_ROW_BYTES " FROM calls old WHERE old.shard = $1 AND old.job_id = $2)",
     "DELETE FROM calls WHERE shard = $1 AND job_id = $2 RETURNING " MUSTER_PG_ROW_BYTES,
     "DELETE FROM calls WHERE shard = $1 AND state = 2 AND expires_ms <= $2 "
     "RETURNING job_id, " MUSTER_PG_ROW_BYTES,

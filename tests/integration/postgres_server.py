@@ -9,7 +9,8 @@
 
 initdb runs in a temp dir as a user that is not root (PostgreSQL refuses root): the current
 user, or ``postgres`` (Debian's package makes it), else ``nobody``. The server listens on a unix
-socket in that dir only (no TCP), with fsync off (what is tested is the protocol, not the disk).
+socket in that dir only (no TCP), with fsync off (what is tested is the protocol, not the disk;
+MUSTER_PG_FSYNC=1 turns it on, for the commit-cost benchmark).
 It gets SIGQUIT (immediate shutdown) if this process dies first, so it never outlives the test.
 Binaries: $MUSTER_PG_BINDIR, else the newest /usr/lib/postgresql/*/bin.
 """
@@ -100,7 +101,8 @@ class PostgresServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(b / "postgres"), "-D", str(self.data), "-k", str(self.socket_dir), "-p", str(PORT),
-             "-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off",
+             "-c", "listen_addresses=",
+             *(() if os.environ.get("MUSTER_PG_FSYNC") == "1" else ("-c", "fsync=off", "-c", "full_page_writes=off")),
              "-c", "max_connections=50", "-c", "shared_buffers=16MB"],
             env=self._env(), cwd=self.base, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=_child_setup(self.user))

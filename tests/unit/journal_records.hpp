@@ -3,9 +3,11 @@
 // journal) and the tests of one implementation.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "journal.hpp"
 
@@ -39,6 +41,41 @@ inline void one_turn(broker::journal::Journal& j, std::initializer_list<broker::
   j.begin_turn();
   for (const auto& r : records) j.append(r);
   j.commit();
+}
+
+// The commit-cost benchmark (docs/DURABILITY.md §10), the same for every journal: `turns` turns
+// of `per_turn` Submitted records of 64 B, each followed by a turn of their Finished records
+// (64 B outputs); the p50 time of one turn of each, in µs (begin_turn to commit returned).
+struct TurnCost {
+  double submit_us = 0, finish_us = 0;
+};
+inline TurnCost commit_cost(broker::journal::Journal& j, std::size_t per_turn, int turns) {
+  using namespace broker::journal;
+  using Steady = std::chrono::steady_clock;
+  auto us_since = [](Steady::time_point t) {
+    return std::chrono::duration<double, std::micro>(Steady::now() - t).count();
+  };
+  auto p50 = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  JobId next = j.load().next_job_id;
+  std::vector<double> submit_us, finish_us;
+  for (int t = 0; t < turns; ++t) {
+    const JobId first = next;
+    auto start = Steady::now();
+    j.begin_turn();
+    for (std::size_t i = 0; i < per_turn; ++i) j.append(Submitted{call(next++, std::string(64, 'x'))});
+    j.commit();
+    submit_us.push_back(us_since(start));
+    start = Steady::now();
+    j.begin_turn();
+    for (JobId id = first; id < next; ++id)
+      j.append(Finished{id, Outcome{broker::ErrorCode::None, bytes_of(std::string(64, 'r')), ""}, kT0, kT0 + 1h});
+    j.commit();
+    finish_us.push_back(us_since(start));
+  }
+  return {p50(submit_us), p50(finish_us)};
 }
 
 }  // namespace muster::test

@@ -176,31 +176,11 @@ TEST_CASE("journal sqlite: commit cost per turn (benchmark)" * doctest::skip()) 
       SqliteOptions o = options_for(path);
       o.fsync_every_commit = full;
       std::optional<SqliteJournal> j(std::in_place, o);
-      const int turns = per_turn == 256 ? 40 : 200;
-      JobId next = 1;
-      std::vector<double> submit_us, finish_us;
-      for (int t = 0; t < turns; ++t) {
-        const JobId first = next;
-        auto start = std::chrono::steady_clock::now();
-        j->begin_turn();
-        for (std::size_t i = 0; i < per_turn; ++i) j->append(Submitted{call(next++, std::string(64, 'x'))});
-        j->commit();
-        submit_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
-        start = std::chrono::steady_clock::now();
-        j->begin_turn();
-        for (JobId id = first; id < next; ++id)
-          j->append(Finished{id, Outcome{ErrorCode::None, bytes_of(std::string(64, 'r')), ""}, kT0, kT0 + 1h});
-        j->commit();
-        finish_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
-      }
-      auto p50 = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
-      };
+      const TurnCost cost = commit_cost(*j, per_turn, per_turn == 256 ? 40 : 200);
       std::printf("synchronous=%-6s records/turn=%3zu  submit turn p50 %8.0f us (%6.1f us/record)  "
                   "finish turn p50 %8.0f us (%6.1f us/record)\n",
-                  full ? "FULL" : "NORMAL", per_turn, p50(submit_us), p50(submit_us) / per_turn,
-                  p50(finish_us), p50(finish_us) / per_turn);
+                  full ? "FULL" : "NORMAL", per_turn, cost.submit_us, cost.submit_us / per_turn,
+                  cost.finish_us, cost.finish_us / per_turn);
       j.reset();
       fs::remove(path);
     }
