@@ -120,6 +120,25 @@ def start_pair(tmp_path, postgres, database):
     return a, b
 
 
+JOB_GET = """
+import json, sys, muster
+client = muster.Client()
+jobs = []
+for job_id in map(int, sys.argv[1:]):
+    job = client.job_get(job_id)
+    jobs.append([job_id, job.outputs, type(job.error).__name__ if job.error else None])
+print(json.dumps(jobs))
+"""
+
+
+def job_get(d: Daemon, *job_ids):
+    """The callers' view of jobs on daemon d (the Python SDK's job_get; it acknowledges them)."""
+    r = subprocess.run([sys.executable, "-c", JOB_GET, *map(str, job_ids)], env=d.env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def counting_worker(tmp_path, d: Daemon, name: str):
     script = tmp_path / "counting_worker.py"
     script.write_text(COUNTING_WORKER)
@@ -204,6 +223,11 @@ def test_sigkill_of_the_active_daemon_the_standby_completes_its_queued_durable_c
     assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"]
     assert rows[0][2] == "3"  # WORKER_LOST: it ran on a's worker when a died; not run again
     assert [r[2] for r in rows[1:]] == ["0"] * 4
+    # Their callers (who got UNAVAILABLE from the dead daemon) find the outcomes on the new one.
+    assert job_get(b, 1, 2, 3, 4, 5) == [[1, None, "WorkerLost"], [2, {"result": 1}, None],
+                                         [3, {"result": 2}, None], [4, {"result": 3}, None],
+                                         [5, {"result": 4}, None]]
+    assert calls(postgres, database) == []  # fetched, hence acknowledged: gone from the journal
     assert b.stop() == 0
 
 
