@@ -211,7 +211,7 @@ def test_sigkill_of_the_active_daemon_the_standby_completes_its_queued_durable_c
     log = read_log(b.proc)
     assert "standby: took over" in log
     assert "restored 4 durable call(s)" in log
-    for c in callers:  # their daemon died: UNAVAILABLE (callers do not resume yet)
+    for c in callers:  # their daemon died: UNAVAILABLE (the CLI does not resume; the SDKs do)
         c.wait(30)
     (tmp_path / "gate").touch()  # call 0 finishes on a's worker; its result has nowhere to go
     wait_for(lambda: len(executions(log_b)) >= 4, 30, "the four queued calls on the standby's worker")
