@@ -21,10 +21,11 @@
 #include "admin.hpp"
 #include "client_outbox.hpp"
 #include "inbound.hpp"
-#include "journal_sqlite.hpp"
+#include "journal_open.hpp"
 #include "metrics_server.hpp"
 #include "node_stats_wire.hpp"
 #include "security.hpp"
+#include "standby.hpp"
 #include "subscription_policy.hpp"
 #include "zap_handler.hpp"
 
@@ -149,7 +150,8 @@ struct Daemon::Impl {
     return via < endpoints.size() && is_ipc(endpoints[via]);
   }
 
-  void setup() {
+  // False when a signal stopped a standby before it led (nothing was bound).
+  bool setup(SignalPipe& signals) {
     bool any_curve = !opt.enrollment_address.empty();
     for (auto* list : {&opt.request_addresses, &opt.response_addresses, &opt.client_addresses})
       for (auto& ep : *list) {
@@ -163,7 +165,8 @@ struct Daemon::Impl {
         throw std::invalid_argument("--enrollment-address needs CURVE: it cannot be used with --insecure");
     }
     security = std::make_unique<Security>(opt.data_dir);
-    if (!opt.journal.empty() || std::filesystem::exists(default_journal_path())) open_journal();
+    if (!opt.journal.empty() || std::filesystem::exists(default_journal_path()))
+      if (!open_journal(&signals)) return false;  // a standby waits there for the lease
     if (any_curve) zap = std::make_unique<ZapHandler>(ctx, security->identities());  // before any CURVE bind
     for (auto& ep : opt.request_addresses)
       requests.push_back(make_socket(zmq::socket_type::xpub, ep, keys::kZapDomainWorker, "request"));
@@ -180,6 +183,7 @@ struct Daemon::Impl {
       metrics_server = std::make_unique<MetricsServer>(opt.metrics_address, opt.metrics_allow_remote,
                                                        *metrics_exchange);
     }
+    return true;
   }
 
   // ---- the journal of durable calls (docs/DURABILITY.md) ------------------------------------
@@ -188,24 +192,21 @@ struct Daemon::Impl {
     return std::filesystem::path(opt.data_dir) / "journal.db";
   }
 
-  // Opens --journal (or the default file). Throws JournalError (naming the store) or
-  // invalid_argument (a spec of an unknown kind).
-  void open_journal() {
-    std::filesystem::path path = default_journal_path();
-    if (!opt.journal.empty()) {
-      constexpr std::string_view kSqlite = "sqlite:";
-      if (!opt.journal.starts_with(kSqlite) || opt.journal.size() == kSqlite.size())
-        throw std::invalid_argument(fmt::format(
-            "--journal {}: expected sqlite:PATH (the only journal this musterd knows)", opt.journal));
-      path = opt.journal.substr(kSqlite.size());
-    } else if (std::error_code ec; std::filesystem::create_directories(opt.data_dir, ec)) {
+  // Opens --journal (or the default file); with `signals`, a journal shared by a failover pair
+  // first waits for its lease (standby.hpp) and false means a signal stopped that wait. Throws
+  // JournalError (naming the store) or invalid_argument (a spec of an unknown kind).
+  bool open_journal(SignalPipe* signals) {
+    journal::JournalSettings js{opt.journal, opt.core.journal_max_bytes, opt.journal_shard,
+                                lease_holder(core.config().instance),
+                                opt.journal_lease_term};
+    if (js.spec.empty()) {
+      js.spec = "sqlite:" + default_journal_path().string();
       // The data dir holds keys too: the owner's alone, as Security makes it.
-      std::filesystem::permissions(opt.data_dir, std::filesystem::perms::owner_all, ec);
+      if (std::error_code ec; std::filesystem::create_directories(opt.data_dir, ec))
+        std::filesystem::permissions(opt.data_dir, std::filesystem::perms::owner_all, ec);
     }
-    journal::SqliteOptions so;
-    so.path = path;
-    so.byte_limit = opt.core.journal_max_bytes;
-    auto j = std::make_unique<journal::SqliteJournal>(so);
+    auto j = journal::open_journal(js);
+    if (signals && !wait_until_leading(*j, *signals)) return false;
     // Job ids are never reused; request ids start above any an earlier instance gave out.
     auto loaded = j->load();
     core.on_journal_state(j->payload_bytes(), loaded.next_job_id);
@@ -217,6 +218,7 @@ struct Daemon::Impl {
     // journaled by the first turn's commit, before anything is sent.
     if (auto requeued = core.restore(Clock::now(), loaded.calls))
       spdlog::info("restored {} durable call(s) of an earlier instance to their queues", requeued);
+    return true;
   }
 
   // Empty when durable calls can be journaled now (opening the default journal on first use),
@@ -224,7 +226,7 @@ struct Daemon::Impl {
   std::string journal_unavailable() {
     if (journal) return {};
     try {
-      open_journal();
+      open_journal(nullptr);  // the default SQLite file: never shared, never waits
       return {};
     } catch (const std::exception& e) {
       spdlog::error("cannot open the journal for a durable call: {}", e.what());
@@ -774,7 +776,7 @@ struct Daemon::Impl {
   }
 
   int run(SignalPipe& signals) {
-    setup();
+    if (!setup(signals)) return 0;  // a standby stopped before it led
     spdlog::info("musterd {} ready (instance {}), ping every {} ms, liveness {}", MUSTER_DAEMON_VERSION,
                  core.config().instance, core.config().ping_interval.count(), core.config().liveness);
     // Poll order: subscriptions, worker sockets, client sockets, enrollment, ZAP, signals.
@@ -794,11 +796,15 @@ struct Daemon::Impl {
       auto wait = wake <= now ? Millis(0)
                               : std::min(Millis(1000), std::chrono::ceil<Millis>(wake - now));
       if (!outbox.empty()) wait = std::min<Millis>(wait, kOutboxRetry);
+      if (journal) wait = std::min<Millis>(wait, opt.journal_lease_term / 4);  // renewals (keep)
       try {
         zmq::poll(items.data(), items.size(), wait);
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
+      // A journal held under a lease renews it, and stops musterd (JournalError) once another
+      // daemon took over: before anything read now is acted on.
+      if (journal) journal->keep(Clock::now());
       // Woken much later than asked (the process was stopped, a slow fsync): first read all
       // that waits (pongs and results sent meanwhile), then let the core judge liveness.
       const bool late = Clock::now() - (now + wait) > core.config().ping_interval;

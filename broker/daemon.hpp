@@ -4,6 +4,7 @@
 // Must never: make a dispatch decision; the rules live in BrokerCore.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -37,6 +38,11 @@ struct DaemonOptions {
   // durable Submit. A journal given here is opened at start. Either way a journal that
   // cannot be opened at start stops musterd with the reason; one that fails a commit too.
   std::string journal;
+  // A journal shared by a failover pair ("postgresql://…", docs/DURABILITY.md §12): the shard
+  // the pair owns, and how long a take or renewal of its lease holds it. A musterd that does
+  // not hold the lease waits for it (a standby) before it loads the journal and binds anything.
+  std::string journal_shard = "default";
+  std::chrono::milliseconds journal_lease_term{4000};
   CoreConfig core;  // core.journal_max_bytes and core.result_ttl bound and keep what it holds
 };
 

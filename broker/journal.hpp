@@ -27,6 +27,12 @@
 // - epoch() is a number that grows every time a daemon opens the store for writing (for
 //   PostgreSQL, the fencing epoch of the lease). A daemon's request ids start at
 //   epoch << 40, so they never collide with ids a worker still holds from an earlier instance.
+// - Leadership (docs/DURABILITY.md §12). A store shared by a failover pair is written by one
+//   daemon at a time, the holder of its lease: try_lead() takes it when it is free or expired
+//   (a standby calls it until it leads, and only then load()s and binds its sockets), keep()
+//   renews it between turns, and every turn checks it (fencing): once another daemon took
+//   over, begin_turn() or keep() throws JournalError("... lost the lease ...") and the daemon
+//   must stop. A store of one daemon (SQLite: an exclusive lock on the file) always leads.
 // - One thread uses a journal (the socket loop); implementations are not thread-safe.
 #pragma once
 
@@ -39,6 +45,7 @@
 #include <vector>
 
 #include "events.hpp"
+#include "leadership.hpp"
 
 namespace muster::broker::journal {
 
@@ -154,6 +161,16 @@ class Journal {
   virtual void commit() = 0;
   virtual void rollback() = 0;
   virtual bool in_turn() const = 0;
+
+  // ---- leadership (a store shared by a failover pair) ----
+  // Tries once to become the daemon that writes this store; leading once it is. load() and
+  // turns need it. Throws JournalError when the store cannot be asked.
+  // `now` is when it asks (a lease taken then lasts its term from then on, by the daemon's clock).
+  virtual leadership::Standing try_lead(std::chrono::steady_clock::time_point /*now*/) { return {}; }
+  // Called by the socket loop between turns, at least every quarter of the lease's term (the
+  // daemon's --lease-ms / 4): renews a lease when it is due. Throws JournalError (naming the store, saying "lost the lease") when another daemon
+  // took over or the lease could not be renewed within its term.
+  virtual void keep(std::chrono::steady_clock::time_point /*now*/) {}
 
   // ---- size ----
   virtual std::uint64_t payload_bytes() const = 0;

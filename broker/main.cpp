@@ -113,8 +113,18 @@ int main(int argc, char** argv) {
   // Durable calls (docs/DURABILITY.md).
   app.add_option("--journal", opt.journal,
                  "Journal of durable calls: sqlite:PATH (default: sqlite:DATA_DIR/journal.db, "
-                 "opened at start if it exists, else at the first durable call). A journal that "
-                 "cannot be opened or fails a commit stops musterd");
+                 "opened at start if it exists, else at the first durable call), or "
+                 "postgresql://USER@HOST/DATABASE shared by a failover pair: the musterd that holds "
+                 "its lease serves, the other waits as a standby without binding anything. A "
+                 "journal that cannot be opened or fails a commit, or a lost lease, stops musterd");
+  app.add_option("--journal-shard", opt.journal_shard,
+                 "With a postgresql:// journal: the shard (rows and lease) this pair owns")
+      ->capture_default_str();
+  std::uint64_t lease_ms = 4000;
+  app.add_option("--lease-ms", lease_ms,
+                 "With a postgresql:// journal: how long the active daemon's lease lasts without a "
+                 "renewal (renewed every quarter of it); a standby takes over once it ran out")
+      ->capture_default_str()->check(CLI::Range(100, 600000));
   app.add_option("--journal-max-bytes", opt.core.journal_max_bytes,
                  "Payload bytes the journal may hold for open and undelivered durable calls; a "
                  "durable Submit beyond it gets QUEUE_FULL; 0 = no limit")
@@ -140,6 +150,7 @@ int main(int argc, char** argv) {
   }
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
   opt.core.result_ttl = muster::broker::Millis(result_ttl_ms);
+  opt.journal_lease_term = std::chrono::milliseconds(lease_ms);
 
   auto endpoints_of = [](SocketRole role, std::vector<std::string> given) {
     if (std::none_of(given.begin(), given.end(), [](auto& ep) { return muster::is_ipc(ep); }))

@@ -90,9 +90,9 @@ def test_a_journal_that_cannot_be_opened_stops_musterd(tmp_base):
     assert code == 1
     assert f"musterd: error: journal sqlite:{bad}: not a readable SQLite database" in log
     assert bad.read_bytes().startswith(b"this is not a database")  # left as it was
-    code, log = _start_expecting_failure(tmp_base / "b", "--journal", "postgres://x")
+    code, log = _start_expecting_failure(tmp_base / "b", "--journal", "mysql://x")
     assert code == 1
-    assert "--journal postgres://x: expected sqlite:PATH" in log
+    assert "--journal mysql://x: expected sqlite:PATH or postgresql://USER@HOST/DATABASE" in log
 
 
 def test_durable_call_when_the_default_journal_cannot_be_opened_fails_unavailable(tmp_base, start_worker, run_cli):

@@ -16,12 +16,14 @@ MUSTER_PIP_PACKAGES=(pytest pyzmq flatbuffers websockets mypy build selenium)
 # help2man for the programs' man pages, packaging/CMakeLists.txt; systemd-container and
 # debootstrap for tests/packaging/systemd_boot.sh (a Debian 12 container booting systemd);
 # prometheus for promtool and the Prometheus server the observability tests start on a port of
-# their own).
+# their own; libpq-dev for musterd's PostgreSQL journal, and postgresql for the server the journal
+# and failover tests start in a temp dir of their own, tests/integration/postgres_server.py —
+# like prometheus, its packaged service is not started).
 MUSTER_APT_PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsodium-dev flatbuffers-compiler libflatbuffers-dev
   libspdlog-dev libfmt-dev doctest-dev libcli11-dev libboost-dev libssl-dev nlohmann-json3-dev
-  libjwt-dev libtomlplusplus-dev libsqlite3-dev
+  libjwt-dev libtomlplusplus-dev libsqlite3-dev libpq-dev
   python3-requests python3-websockets
   iproute2 tcpdump openssl
   nodejs npm
@@ -30,6 +32,7 @@ MUSTER_APT_PACKAGES=(
   dpkg-dev lintian systemd adduser help2man systemd-container debootstrap
   zsh fish   # test_cli loads `muster completion zsh|fish` in them
   prometheus
+  postgresql
 )
 
 # Objects compiled in one checkout are reused by another (git worktrees side by side).
@@ -52,8 +55,9 @@ install_system_packages() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -q
-    # Packages with a service (prometheus) must not start it: the tests start their own
-    # Prometheus on a free port, and a system one would sit on 9090. policy-rc.d (exit 101:
+    # Packages with a service (prometheus, postgresql) must not start it: the tests start their
+    # own Prometheus on a free port and their own PostgreSQL on a private socket, and system ones
+    # would sit on 9090 and 5432. policy-rc.d (exit 101:
     # "action forbidden") is honoured by invoke-rc.d and deb-systemd-invoke; ours is removed after.
     local policy=/usr/sbin/policy-rc.d made_policy=""
     if [ ! -e "$policy" ]; then
@@ -64,9 +68,12 @@ install_system_packages() {
       return 1
     }
     [ -n "$made_policy" ] && $sudo rm -f "$policy"
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled prometheus >/dev/null 2>&1; then
-      $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
-    fi
+    local service
+    for service in prometheus postgresql; do
+      if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$service" >/dev/null 2>&1; then
+        $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
+      fi
+    done
   fi
 }
 

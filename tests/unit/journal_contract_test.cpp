@@ -1,0 +1,276 @@
+// journal_contract_test.cpp — the contract of journal.hpp, run against every implementation
+// (tests/unit/journal_stores.hpp: SQLite in a temp dir, PostgreSQL in a database of a private
+// server): records round-trip, a refused record rolls its turn back, a turn never committed
+// leaves nothing, the epoch grows with every open, payload bytes are counted and freed and
+// survive a reopen, finished calls expire at their time, and a daemon SIGKILLed with calls in
+// every state reloads into the right recovery verdict for each.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "journal_records.hpp"
+#include "journal_recovery.hpp"
+#include "journal_stores.hpp"
+
+using namespace muster::broker;
+using namespace muster::broker::journal;
+using namespace muster::test;
+using namespace std::chrono_literals;
+
+#define MUSTER_STORES SqliteStore, PostgresStore
+
+TEST_CASE_TEMPLATE("journal contract: every record round-trips through the store", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  {
+    auto j = store.open();
+    CHECK(j->describe().starts_with(Store::kName));
+    CHECK(j->load().calls.empty());
+    CHECK(j->load().next_job_id == 1);
+    one_turn(*j, {Submitted{call(1, "a")}, Submitted{call(2, std::string(3, '\0'), "p")},
+                  Submitted{call(3, "")}, Submitted{call(4, "d")}, Submitted{call(5, "e")}});
+    one_turn(*j, {Dispatched{2, "w1", "id-w1", (1ull << 40) + 7, 1},
+                  Dispatched{3, "w2", "id-w2", (1ull << 40) + 8, 1},
+                  Dispatched{3, "w2", "id-w2", (1ull << 40) + 8, 2},  // a re-send
+                  Dispatched{4, "w1", "id-w1", (1ull << 40) + 9, 1}, Requeued{4, 1},
+                  Dispatched{5, "w3", "id-w3", 11, 1}});
+    one_turn(*j, {Finished{5, Outcome{ErrorCode::None, bytes_of("out"), ""}, kT0 + 2s, kT0 + 1h},
+                  Submitted{call(6)},
+                  Finished{6, Outcome{ErrorCode::WorkerError, {}, "boom ünïcode"}, kT0 + 3s,
+                           kT0 + 2h}});
+    one_turn(*j, {Acked{6}});
+  }
+  auto j = store.open();
+  const Loaded loaded = j->load();
+  CHECK(loaded.next_job_id == 7);  // 6 was acked and is gone; its id is never reused
+  REQUIRE(loaded.calls.size() == 5);
+  const Call& c1 = loaded.calls[0];
+  CHECK(c1.job_id == 1);
+  CHECK(c1.state == CallState::Queued);
+  CHECK(c1.node == "resize");
+  CHECK(c1.caller == Caller{"id-client", "alice", "ws1", "client"});
+  CHECK(c1.trace_id == "trace-1");
+  CHECK(string_of(c1.inputs) == "a");
+  CHECK(c1.parameters.bytes.empty());
+  CHECK_FALSE(c1.idempotent);
+  CHECK(c1.submitted == kT0 + 1ms);
+  CHECK(c1.deadline == kT0 + 30s);
+  CHECK_FALSE(c1.outcome);
+
+  const Call& c2 = loaded.calls[1];
+  CHECK(c2.state == CallState::Running);
+  CHECK(string_of(c2.inputs) == std::string(3, '\0'));  // binary-safe
+  CHECK(string_of(c2.parameters) == "p");
+  CHECK(c2.idempotent);
+  CHECK(c2.worker_id == "w1");
+  CHECK(c2.worker_identity == "id-w1");
+  CHECK(c2.request_id == (1ull << 40) + 7);
+  CHECK(c2.attempts == 1);
+
+  const Call& c3 = loaded.calls[2];
+  CHECK(c3.state == CallState::Running);
+  CHECK(c3.inputs.bytes.empty());
+  CHECK(c3.attempts == 2);
+
+  const Call& c4 = loaded.calls[3];
+  CHECK(c4.state == CallState::Queued);
+  CHECK(c4.worker_id.empty());
+  CHECK(c4.request_id == 0);
+  CHECK(c4.attempts == 1);
+  CHECK(c4.deaths == 1);
+
+  const Call& c5 = loaded.calls[4];
+  CHECK(c5.state == CallState::Finished);
+  REQUIRE(c5.outcome);
+  CHECK(c5.outcome->ok());
+  CHECK(string_of(c5.outcome->outputs) == "out");
+  CHECK(c5.inputs.bytes.empty());  // a finished call's inputs left the journal
+  CHECK(c5.finished == kT0 + 2s);
+  CHECK(c5.expires == kT0 + 1h);
+  // What it holds is counted the same way from the store as by append().
+  CHECK(j->payload_bytes() == 1 + 3 + 1 + 0 + 1 + 3);
+}
+
+TEST_CASE_TEMPLATE("journal contract: a record for a call it does not hold is refused and rolls "
+                   "the turn back", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  auto j = store.open();
+  one_turn(*j, {Submitted{call(1)}});
+  j->begin_turn();
+  j->append(Submitted{call(2)});
+  CHECK_THROWS_WITH_AS(j->append(Dispatched{9, "w1", "id", 1, 1}),
+                       doctest::Contains("Dispatched for job 9"), JournalError);
+  j->rollback();
+  CHECK(j->load().calls.size() == 1);
+  one_turn(*j, {Finished{1, Outcome{ErrorCode::Cancelled, {}, "x"}, kT0, kT0 + 1h}});
+  j->begin_turn();
+  CHECK_THROWS_AS(j->append(Dispatched{1, "w1", "id", 1, 1}), JournalError);  // finished
+  CHECK_THROWS_AS(j->append(Submitted{call(1)}), JournalError);               // id taken
+  CHECK_THROWS_AS(j->append(Acked{5}), JournalError);
+  j->rollback();
+  CHECK_THROWS_WITH_AS(j->append(Acked{1}), doctest::Contains("outside a turn"), JournalError);
+  // The statements that failed are usable again.
+  one_turn(*j, {Submitted{call(2)}, Acked{1}});
+  CHECK(j->load().calls.size() == 1);
+  CHECK(j->load().calls[0].job_id == 2);
+}
+
+TEST_CASE_TEMPLATE("journal contract: a turn never committed leaves nothing, the turns before "
+                   "intact", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  {
+    auto j = store.open();
+    one_turn(*j, {Submitted{call(1)}});
+    j->begin_turn();
+    j->append(Submitted{call(2)});
+    j->append(Dispatched{1, "w1", "id-w1", 5, 1});
+  }  // closed mid-turn
+  auto j = store.open();
+  const Loaded loaded = j->load();
+  REQUIRE(loaded.calls.size() == 1);
+  CHECK(loaded.calls[0].state == CallState::Queued);
+  CHECK(loaded.next_job_id == 2);
+}
+
+TEST_CASE_TEMPLATE("journal contract: every open for writing takes a greater epoch", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  std::uint64_t first = 0;
+  {
+    auto j = store.open();
+    first = j->epoch();
+    CHECK(first >= 1);
+  }
+  auto j = store.open();
+  CHECK(j->epoch() == first + 1);
+}
+
+TEST_CASE_TEMPLATE("journal contract: payload bytes are counted against the limit, and freed",
+                   Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  auto j = store.open(100);
+  CHECK(j->byte_limit() == 100);
+  CHECK(j->admits(100));
+  CHECK_FALSE(j->admits(101));
+  j->begin_turn();
+  j->append(Submitted{call(1, std::string(40, 'a'), std::string(20, 'b'))});
+  CHECK(j->payload_bytes() == 60);  // counted within the turn: the next Submit of it sees it
+  CHECK(j->admits(40));
+  CHECK_FALSE(j->admits(41));
+  j->rollback();
+  CHECK(j->payload_bytes() == 0);  // an abandoned turn holds nothing
+  one_turn(*j, {Submitted{call(1, std::string(40, 'a'), std::string(20, 'b'))},
+                Submitted{call(2, std::string(30, 'c'))}});
+  CHECK(j->payload_bytes() == 90);
+  // Finishing frees the inputs and holds the outputs (never refused, even beyond the limit).
+  one_turn(*j, {Finished{1, Outcome{ErrorCode::None, bytes_of(std::string(70, 'o')), ""}, kT0,
+                         kT0 + 1h}});
+  CHECK(j->payload_bytes() == 100);
+  one_turn(*j, {Finished{2, Outcome{ErrorCode::WorkerError, {}, "12345"}, kT0, kT0 + 1h}});
+  CHECK(j->payload_bytes() == 75);
+  CHECK_FALSE(j->admits(26));
+  one_turn(*j, {Acked{1}});
+  CHECK(j->payload_bytes() == 5);
+  CHECK(j->admits(95));
+}
+
+TEST_CASE_TEMPLATE("journal contract: the byte count survives a reopen", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  {
+    auto j = store.open(1000);
+    one_turn(*j, {Submitted{call(1, std::string(300, 'a'))}, Submitted{call(2, "bb", "ccc")}});
+  }
+  auto j = store.open(1000);
+  CHECK(j->payload_bytes() == 305);
+  CHECK(j->admits(695));
+  CHECK_FALSE(j->admits(696));
+}
+
+TEST_CASE_TEMPLATE("journal contract: finished calls expire at their time, and only those", Store,
+                   MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  auto j = store.open();
+  one_turn(*j, {Submitted{call(1)}, Submitted{call(2)}, Submitted{call(3)}, Submitted{call(4)}});
+  one_turn(*j, {Finished{1, Outcome{ErrorCode::None, bytes_of("r1"), ""}, kT0, kT0 + 10min},
+                Finished{2, Outcome{ErrorCode::None, bytes_of("r2"), ""}, kT0, kT0 + 20min},
+                Dispatched{3, "w1", "id", 9, 1}});
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 10min - 1ms).empty());
+  CHECK(j->expire(kT0 + 10min) == std::vector<JobId>{1});
+  CHECK(j->payload_bytes() == 2 + 2 + 2);  // r2, and the inputs of 3 and 4
+  j->commit();
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 100h) == std::vector<JobId>{2});  // running and queued never expire
+  j->commit();
+  const Loaded loaded = j->load();
+  REQUIRE(loaded.calls.size() == 2);
+  CHECK(loaded.calls[0].job_id == 3);
+  CHECK(loaded.calls[1].job_id == 4);
+}
+
+TEST_CASE_TEMPLATE("journal contract + recovery: a daemon SIGKILLed with calls in every state "
+                   "reopens into the right verdict for each", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // Nothing of doctest here: the child writes, then dies the way musterd would.
+    try {
+      auto j = store.open();
+      j->begin_turn();
+      for (JobId id = 1; id <= 7; ++id) {
+        Call c = call(id);
+        c.idempotent = id == 4;
+        j->append(Submitted{c});
+      }
+      j->commit();
+      j->begin_turn();
+      j->append(Dispatched{3, "w1", "id-w1", 103, 1});  // adopted: w1 comes back with it
+      j->append(Dispatched{4, "w2", "id-w2", 104, 1});  // w2 comes back without it: idempotent
+      j->append(Dispatched{5, "w2", "id-w2", 105, 1});  // ... not idempotent
+      j->append(Dispatched{6, "w3", "id-w3", 106, 1});  // w3 not back yet
+      j->append(Finished{7, Outcome{ErrorCode::None, bytes_of("done"), ""}, kT0, kT0 + 1h});
+      j->commit();
+      j->begin_turn();
+      j->append(Dispatched{2, "w1", "id-w1", 102, 1});  // never committed: 2 stays queued
+      ::raise(SIGKILL);
+    } catch (...) {
+    }
+    ::_exit(3);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  auto j = store.open();  // PostgreSQL: once the killed daemon's lease ran out
+  const Loaded loaded = j->load();
+  REQUIRE(loaded.calls.size() == 7);
+  RecoveryView view;
+  view.now = kT0 + 1s;
+  view.reattach_until = kT0 + 3s;
+  view.workers = {{"w1", "id-w1", {103}}, {"w2", "id-w2", {}}};
+  const auto verdicts = plan(loaded.calls, view);
+  std::vector<Decision> decisions;
+  for (const Verdict& v : verdicts) decisions.push_back(v.decision);
+  CHECK(decisions == std::vector<Decision>{Decision::Requeue, Decision::Requeue, Decision::Adopt,
+                                           Decision::Requeue, Decision::FailWorkerLost,
+                                           Decision::Wait, Decision::Redeliver});
+  // The verdicts' records apply to what was loaded, as the restarted core would write them.
+  j->begin_turn();
+  for (const Verdict& v : verdicts)
+    for (const Record& r : v.records) j->append(r);
+  j->commit();
+  const Loaded after = j->load();
+  CHECK(after.calls[3].state == CallState::Queued);  // job 4, requeued
+  CHECK(after.calls[3].deaths == 1);
+  REQUIRE(after.calls[4].outcome);  // job 5
+  CHECK(after.calls[4].outcome->code == ErrorCode::WorkerLost);
+}
