@@ -115,12 +115,13 @@ std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>&
     r.deaths = c.deaths + (c.state == journal::CallState::Running ? 1 : 0);
     r.job_id = c.job_id;
     r.state = RequestState::Queued;
+    r.restored_lane = true;
     jobs_.opened(c.job_id, OpenJob{id, c.caller.workspace, c.submitted});
     by_client_.emplace(client_key(kDetached, c.job_id), id);
     count_open(r, +1);
     deadlines_.push(r.deadline, id, requests_.size(),
                     [this](std::uint64_t open) { return deadline_counts(open); });
-    registry_.node_for_queue(*r.node).queue.push_back(queue_lane(kDetached, *r.caller), id);
+    registry_.node_for_queue(*r.node).queue.push_back(lane_of(r), id);
     ++requeued;
   }
   return requeued;
@@ -149,6 +150,11 @@ std::string BrokerCore::client_lane(const Peer& peer) {
   std::string lane = peer.routing_id;
   lane.push_back(static_cast<char>(peer.via));
   return lane;
+}
+
+std::string BrokerCore::lane_of(const Request& r) {
+  static const Peer kRestored{};
+  return queue_lane(r.restored_lane ? kRestored : *r.client, *r.caller);
 }
 
 std::string BrokerCore::queue_lane(const Peer& peer, const Caller& caller) {
@@ -354,7 +360,7 @@ void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now
 void BrokerCore::remove_from_queue(Request& r) {
   NodeEntry* entry = registry_.node(*r.node);
   if (!entry) return;
-  entry->queue.erase(queue_lane(*r.client, *r.caller), r.id);
+  entry->queue.erase(lane_of(r), r.id);
   registry_.drop_if_unused(*r.node);
 }
 
@@ -391,7 +397,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     r.state = RequestState::Queued;
     r.worker_id.clear();
     r.waiting_since = now;
-    registry_.node_for_queue(*r.node).queue.push_front(queue_lane(*r.client, *r.caller), id);
+    registry_.node_for_queue(*r.node).queue.push_front(lane_of(r), id);
     if (r.job_id) journal(journal::Requeued{r.job_id, r.deaths});
     ++redispatched_;
     ++r.stats->workspace->counts.redispatched;

@@ -488,3 +488,29 @@ TEST_CASE("jobs restore: a restored queued call, resumed, gets its result on the
   CHECK(done.request_id == 61);
   CHECK(body_of<ResultBody>(done).job_id == 6);
 }
+
+TEST_CASE("jobs restore: restored queued calls run in job order, whatever order their callers resume them in") {
+  Jobs j;
+  auto busy = all<SendWorkRequest>(j.submit(1, "c0", j.a, false)).at(0).request_id;
+  j.core.on_journal_epoch(2);
+  CHECK(j.core.restore(j.now, {held(6, journal::CallState::Queued), held(7, journal::CallState::Queued),
+                               held(8, journal::CallState::Queued)}) == 3);
+  j.resume("c8", j.a, {{8, 1}});
+  j.resume("c6", j.a, {{6, 1}});
+  j.resume("c7", j.a, {{7, 1}});
+  std::vector<std::string> served;
+  auto out = j.result(busy);
+  for (int i = 0; i < 3; ++i) {
+    auto sent = all<SendWorkRequest>(out);
+    REQUIRE(sent.size() == 1);
+    out = j.result(sent[0].request_id);
+    served.push_back(only_reply(out).peer.routing_id);
+  }
+  CHECK(served == std::vector<std::string>{"c6", "c7", "c8"});
+  // A restored job, resumed, then cancelled while it waits, leaves the restored lane.
+  CHECK(j.core.restore(j.now, {held(9, journal::CallState::Queued)}) == 1);
+  j.resume("c9", j.a, {{9, 1}});
+  CHECK(j.core.status(j.now).queued == 1);
+  CHECK(body_of<JobInfoBody>(all<ReplyToClient>(j.cancel("cx", j.a, 9)).at(1)).code == ErrorCode::Cancelled);
+  CHECK(j.core.status(j.now).queued == 0);
+}
