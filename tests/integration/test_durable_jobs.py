@@ -264,3 +264,17 @@ def test_sigkill_after_the_outcome_was_journaled_but_never_delivered_resumes_and
         assert "jobs resumed: 0 open bound to the caller's connection, 1 outcome(s) delivered again" in daemon.log
     finally:
         proxy.close()
+
+
+def test_a_node_declared_durable_makes_every_call_durable(daemon, start_worker, run_cli):
+    start_worker(daemon, "--durable").wait_ready()  # declares `sleep` durable
+    nodes = {n["name"]: n for n in json.loads(run_cli(daemon, "nodes", "--json").stdout)}
+    assert nodes["sleep"]["durable"] is True and "durable" not in nodes["echo"]
+    r = run_cli(daemon, "call", "sleep", '{"ms": 10}', "--keep")  # not asked durable
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("job 1 (durable: ")
+    assert json.loads(r.stdout)["slept_ms"] >= 10
+    assert run_cli(daemon, "call", "echo", "{}").stderr == ""  # the other nodes are not durable
+    r = run_cli(daemon, "job", "get", "1")
+    assert r.returncode == 0 and json.loads(r.stdout)["slept_ms"] >= 10
+    assert (daemon.data_dir / "journal.db").exists()  # opened for the first durable call
