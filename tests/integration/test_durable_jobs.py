@@ -278,3 +278,81 @@ def test_a_node_declared_durable_makes_every_call_durable(daemon, start_worker, 
     r = run_cli(daemon, "job", "get", "1")
     assert r.returncode == 0 and json.loads(r.stdout)["slept_ms"] >= 10
     assert (daemon.data_dir / "journal.db").exists()  # opened for the first durable call
+
+
+def _reply(request_id: int, body_type: int, build) -> bytes:
+    import flatbuffers
+    from muster.wire import ClientReply
+    b = flatbuffers.Builder(128)
+    body = build(b)
+    ClientReply.Start(b)
+    ClientReply.AddRequestId(b, request_id)
+    ClientReply.AddBodyType(b, body_type)
+    ClientReply.AddBody(b, body)
+    b.Finish(ClientReply.End(b), b"MSCR")
+    return bytes(b.Output())
+
+
+def test_the_client_resumes_under_its_request_id_delivers_one_reply_of_two_and_acks_it(tmp_path):
+    """Bytes on the wire, against a scripted daemon: after the connection drops, `muster call
+    --durable` sends JobResume{[job 5 under its original request id]}; of two terminal replies
+    for job 5 it prints one; then it sends JobAck{[5]}."""
+    import zmq
+    from muster.wire import (Accepted, ClientBody, ClientMessage, ErrorCode, Failure, JobAck, JobResume,
+                             ReplyBody)
+    endpoint = f"ipc://{tmp_path}/fake.sock"
+    ctx = zmq.Context()
+    try:
+        router = ctx.socket(zmq.ROUTER)
+        router.bind(endpoint)
+        out_path, err_path = tmp_path / "call.out", tmp_path / "call.err"
+        caller = subprocess.Popen([str(MUSTER), "--client-address", endpoint, "call", "--durable", "echo", "{}"],
+                                  stdout=open(out_path, "wb"), stderr=open(err_path, "wb"), start_new_session=True)
+        _PROCS.append(caller)
+
+        def receive(sock):
+            assert sock.poll(15000), "nothing from the client"
+            peer, payload = sock.recv_multipart()
+            return peer, ClientMessage.ClientMessage.GetRootAs(payload)
+        peer, submit = receive(router)
+        assert submit.BodyType() == ClientBody.ClientBody.Submit
+        rid = submit.RequestId()
+
+        def accepted(b):
+            Accepted.Start(b)
+            Accepted.AddJobId(b, 5)
+            return Accepted.End(b)
+        router.send_multipart([peer, _reply(rid, ReplyBody.ReplyBody.Accepted, accepted)])
+        wait_for(lambda: "job 5 (durable" in err_path.read_text(), 15, "the client to take the job id")
+        router.close(linger=0)  # musterd "restarts": the connection drops, a new socket binds
+        router = ctx.socket(zmq.ROUTER)
+        router.bind(endpoint)
+        peer, resume = receive(router)
+        assert resume.BodyType() == ClientBody.ClientBody.JobResume
+        body = JobResume.JobResume()
+        body.Init(resume.Body().Bytes, resume.Body().Pos)
+        assert body.JobsLength() == 1
+        assert (body.Jobs(0).JobId(), body.Jobs(0).RequestId()) == (5, rid)  # its own request id
+
+        def failure(b):
+            message = b.CreateString("boom")
+            Failure.Start(b)
+            Failure.AddRequestId(b, rid)
+            Failure.AddCode(b, ErrorCode.ErrorCode.WorkerError)
+            Failure.AddMessage(b, message)
+            Failure.AddJobId(b, 5)
+            return Failure.End(b)
+        # The kept outcome, redelivered twice (as after a second reconnect): printed once.
+        for _ in range(2):
+            router.send_multipart([peer, _reply(rid, ReplyBody.ReplyBody.Failure, failure)])
+        assert caller.wait(15) == 1
+        assert out_path.read_text() == ""
+        assert err_path.read_text().splitlines()[1:] == ["error: WORKER_ERROR: boom"]
+        peer, ack = receive(router)  # sent as the CLI exits, after printing
+        assert ack.BodyType() == ClientBody.ClientBody.JobAck
+        body = JobAck.JobAck()
+        body.Init(ack.Body().Bytes, ack.Body().Pos)
+        assert [body.JobIds(i) for i in range(body.JobIdsLength())] == [5]
+        router.close(linger=0)
+    finally:
+        ctx.term()
