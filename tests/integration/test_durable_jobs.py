@@ -250,7 +250,7 @@ def test_sigkill_after_the_outcome_was_journaled_but_never_delivered_resumes_and
         gate.touch()
         wait_for(lambda: jobs(run_cli, daemon).get(job, {}).get("state") == "finished", 15, "the job to finish")
         assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL  # before the caller could ack
-        assert proxy.dropped > 0  # the Result was on its way, and is lost
+        wait_for(lambda: proxy.dropped > 0, 10, "the Result on its way")  # ...and lost with musterd
         assert caller.poll() is None  # the caller waits for musterd to come back
         daemon.start()
         # The caller reconnects, resumes its job, gets the kept Result once, prints it, acks it.
