@@ -103,6 +103,11 @@ std::string BrokerCore::client_lane(const Peer& peer) {
   return lane;
 }
 
+std::string BrokerCore::lane_of(const Request& r) {
+  static const Peer kRestored{};
+  return queue_lane(r.restored_lane ? kRestored : *r.client, *r.caller);
+}
+
 std::string BrokerCore::queue_lane(const Peer& peer, const Caller& caller) {
   std::string lane = client_lane(peer);
   lane.push_back('\0');
@@ -306,7 +311,7 @@ void BrokerCore::release(WorkerEntry& w, std::uint64_t request_id, TimePoint now
 void BrokerCore::remove_from_queue(Request& r) {
   NodeEntry* entry = registry_.node(*r.node);
   if (!entry) return;
-  entry->queue.erase(queue_lane(*r.client, *r.caller), r.id);
+  entry->queue.erase(lane_of(r), r.id);
   registry_.drop_if_unused(*r.node);
 }
 
@@ -343,7 +348,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     r.state = RequestState::Queued;
     r.worker_id.clear();
     r.waiting_since = now;
-    registry_.node_for_queue(*r.node).queue.push_front(queue_lane(*r.client, *r.caller), id);
+    registry_.node_for_queue(*r.node).queue.push_front(lane_of(r), id);
     if (r.job_id) journal(journal::Requeued{r.job_id, r.deaths});
     ++redispatched_;
     ++r.stats->workspace->counts.redispatched;
@@ -864,8 +869,9 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
 void BrokerCore::cancel_request(TimePoint now, std::unordered_map<std::uint64_t, Request>::iterator it,
                                 const std::string& why) {
   Request& r = it->second;
-  if (r.state == RequestState::Queued) {
-    remove_from_queue(r);
+  if (r.state == RequestState::Queued || r.state == RequestState::Recovering) {
+    // A Recovering call has no worker yet: its recovering_ entry aborts it if one comes back.
+    if (r.state == RequestState::Queued) remove_from_queue(r);
     finish(now, r, FailureBody{ErrorCode::Cancelled, why});
     requests_.erase(it);
     return;

@@ -308,6 +308,9 @@ class BrokerCore {
     bool idempotent = false;
     bool answered = false;           // its terminal reply is sent: its deadline no longer counts
     journal::JobId job_id = 0;       // a durable call's job id (journaled); 0: not durable
+    // Restored by restore(): it waits in the lane of restored calls, in job order, whichever
+    // connection resumes it (lane_of).
+    bool restored_lane = false;
   };
   struct PeerHash {
     std::size_t operator()(const Peer& p) const;
@@ -414,6 +417,8 @@ class BrokerCore {
   // behalf of its users (on_behalf_of) gets one lane per user ("<gateway>/<user>"), so one
   // user's flood through a shared gateway connection does not starve its other users.
   static std::string queue_lane(const Peer& peer, const Caller& caller);
+  // The lane request `r` waits in: its connection's, or the restored calls' one.
+  static std::string lane_of(const Request& r);
 
   CoreConfig config_;
   TimePoint started_;

@@ -83,9 +83,11 @@ void BrokerCore::keep_restored(const journal::Call& call, const journal::Verdict
 }
 
 void BrokerCore::rebind(Request& r, const Peer& peer, std::uint64_t request_id) {
-  const bool queued = r.state == RequestState::Queued;
-  NodeEntry* entry = queued ? registry_.node(*r.node) : nullptr;
-  if (entry) entry->queue.erase(queue_lane(*r.client, *r.caller), r.id);
+  // A queued request moves to the new connection's lane; a restored one keeps its place among
+  // the restored calls (their job order, whatever order their callers resume them in).
+  const bool moves = r.state == RequestState::Queued && !r.restored_lane;
+  NodeEntry* entry = moves ? registry_.node(*r.node) : nullptr;
+  if (entry) entry->queue.erase(lane_of(r), r.id);
   by_client_.erase(client_key(*r.client, r.client_request_id));
   count_open(r, -1);
   r.client = clients_.get(peer);
@@ -95,7 +97,7 @@ void BrokerCore::rebind(Request& r, const Peer& peer, std::uint64_t request_id) 
   by_client_.emplace(client_key(peer, request_id), r.id);
   count_open(r, +1);
   // Behind what the new connection has queued: resumed in job order, its jobs keep theirs.
-  if (entry) entry->queue.push_back(queue_lane(peer, *r.caller), r.id);
+  if (entry) entry->queue.push_back(lane_of(r), r.id);
 }
 
 void BrokerCore::on_job_resume(TimePoint now, const Peer& peer, const Caller& who,

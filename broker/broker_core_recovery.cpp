@@ -56,6 +56,7 @@ BrokerCore::Request& BrokerCore::restored_request(TimePoint now, const journal::
   r.attempts = c.attempts;
   r.deaths = c.deaths;
   r.job_id = c.job_id;
+  r.restored_lane = true;  // queued behind the other restored calls in job order (lane_of)
   jobs_.opened(c.job_id, OpenJob{id, c.caller.workspace, c.submitted});
   by_client_.emplace(client_key(kDetached, c.job_id), id);
   count_open(r, +1);
@@ -86,7 +87,7 @@ std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>&
       case journal::Decision::Requeue: {  // a queued call (a running one is never lost yet here)
         Request& r = restored_request(now, c, next_request_id_++);
         r.state = RequestState::Queued;
-        registry_.node_for_queue(*r.node).queue.push_back(queue_lane(kDetached, *r.caller), r.id);
+        registry_.node_for_queue(*r.node).queue.push_back(lane_of(r), r.id);
         ++requeued;
         break;
       }

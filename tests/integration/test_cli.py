@@ -121,7 +121,7 @@ def test_help_subcommand(served):
     d = served
     r = muster_cli(d, "help")
     assert r.returncode == 0
-    for cmd in ("call", "nodes", "node", "workers", "status", "token", "keys", "check", "context",
+    for cmd in ("call", "job", "nodes", "node", "workers", "status", "token", "keys", "check", "context",
                 "completion", "man", "help"):
         assert re.search(rf"^\s+{cmd}\b", r.stdout, re.M), cmd
     r = muster_cli(d, "help", "call")
@@ -131,7 +131,7 @@ def test_help_subcommand(served):
     r = muster_cli(d, "help", "exit-codes")
     assert r.returncode == 0
     for code, name in ((0, "ok"), (1, "failed"), (2, "usage"), (3, "unavailable"), (4, "timeout"),
-                       (5, "permission"), (130, "cancelled")):
+                       (5, "permission"), (6, "pending"), (130, "cancelled")):
         assert re.search(rf"^\s*{code}\s+{name}\s", r.stdout, re.M), (code, r.stdout)
     r = muster_cli(d, "help", "nope")
     assert r.returncode == 2 and "no help topic 'nope'" in r.stderr

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, make_daemon, read_log, spawn, wait_for
+from conftest import _PROCS, BUILD, make_daemon, read_log, spawn, wait_for
 
 
 def rows(path):
@@ -31,12 +31,13 @@ def test_durable_calls_complete_and_are_journaled(daemon, start_worker, run_cli)
     assert r.returncode == 0, r.stderr
     assert not journal.exists()
     for i in range(1, 4):
-        r = run_cli(daemon, "call", "--durable", "echo", json.dumps({"x": i}))
+        r = run_cli(daemon, "call", "--durable", "--keep", "echo", json.dumps({"x": i}))
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == {"x": i}
-    r = run_cli(daemon, "call", "--durable", "fail", '{"message": "boom"}')
+    r = run_cli(daemon, "call", "--durable", "--keep", "fail", '{"message": "boom"}')
     assert r.returncode == 1
-    assert r.stderr.strip() == "error: WORKER_ERROR: boom"
+    assert r.stderr.splitlines() == ["job 4 (durable: `muster job get 4` fetches its outcome if this command stops)",
+                                     "error: WORKER_ERROR: boom"]
     assert journal.exists()
     assert daemon.stop() == 0
     calls = rows(journal)
@@ -55,10 +56,10 @@ def test_durable_calls_complete_and_are_journaled(daemon, start_worker, run_cli)
 
 def test_job_ids_continue_across_restarts(daemon, start_worker, run_cli):
     start_worker(daemon).wait_ready()
-    assert run_cli(daemon, "call", "--durable", "echo", "{}").returncode == 0
+    assert run_cli(daemon, "call", "--durable", "--keep", "echo", "{}").returncode == 0
     daemon.restart()
     start_worker(daemon).wait_ready()
-    assert run_cli(daemon, "call", "--durable", "echo", "{}").returncode == 0
+    assert run_cli(daemon, "call", "--durable", "--keep", "echo", "{}").returncode == 0
     assert "journal sqlite:" in daemon.log  # opened at start: the file existed
     assert daemon.stop() == 0
     assert [c["job_id"] for c in rows(daemon.data_dir / "journal.db")] == [1, 2]
@@ -132,7 +133,8 @@ def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, sta
     """Durable calls queued when musterd is SIGKILLed or SIGTERMed are restored in order after its
     restart and run exactly once each; the one running at the stop finishes while musterd is down,
     and its worker re-attaches with the answer it kept: adopted, its result journaled, not run
-    again (test_adoption.py covers every SDK). SIGTERM fails none of them."""
+    again (test_adoption.py covers every SDK). SIGTERM fails none of them. Their callers (`muster
+    call --durable`) wait, resume on the new instance and print one outcome each."""
     daemon = start_daemon("--shutdown-grace-ms", "300")
 
     log, gate = tmp_path / "executions.log", tmp_path / "gate"
@@ -149,8 +151,10 @@ def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, sta
         return r.returncode == 0 and json.loads(r.stdout)[field] == want
     callers = []
     for i in range(5):  # one at a time: job ids follow i; call 0 runs, 1-4 queue behind it
-        callers.append(spawn([BUILD / "tools" / "muster", "call", "--durable", "count", json.dumps({"i": i})],
-                             daemon.env, tmp_path / f"call-{i}.log"))
+        callers.append(subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "--durable", "--keep", "count",
+                                         json.dumps({"i": i})], env=daemon.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, start_new_session=True))
+        _PROCS.append(callers[-1])
         if i == 0:
             wait_for(lambda: status("in_flight", 1), 15, "call 0 running")
         else:
@@ -158,8 +162,7 @@ def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, sta
     assert daemon.stop(sig) == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
     if sig == signal.SIGTERM:
         assert "4 durable one(s) kept in the journal" in daemon.log
-    for c in callers:  # their daemon is gone: each fails UNAVAILABLE (resume is not built yet)
-        c.wait(30)
+    assert all(c.poll() is None for c in callers)  # they wait for musterd to come back
     gate.touch()  # call 0 finishes while musterd is down; the worker keeps its result
     daemon.start()
     assert "restored 4 durable call(s)" in daemon.log
@@ -167,6 +170,11 @@ def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, sta
     time.sleep(1)  # a duplicate would show up here (bounded wait, asserts nothing about speed)
     assert sorted(log.read_text().split()) == ["0", "1", "2", "3", "4"]
     assert log.read_text().split()[1:] == ["1", "2", "3", "4"]  # the queue kept its order
+    # Each caller resumed its job on the new instance and printed its one outcome.
+    for c in callers:  # call 0 too: adopted, its kept result delivered
+        out, err = c.communicate(timeout=30)
+        assert c.returncode == 0, err
+        assert len(out.splitlines()) == 1
     assert daemon.stop() == 0
     calls = rows(daemon.data_dir / "journal.db")
     assert [c["state"] for c in calls] == [2] * 5

@@ -478,6 +478,24 @@ TEST_CASE("jobs restore: finished and restart-failed calls are kept for their ca
   CHECK(body_of<AcceptedBody>(resumed).job_id == 6);
 }
 
+TEST_CASE("jobs restore: JobCancel of a call waiting for its worker (Recovering) finishes it at once, no Abort") {
+  auto cfg = Jobs::config();
+  Jobs j(cfg);
+  j.core.on_journal_epoch(2);
+  CHECK(j.core.restore(j.now, {held(5, journal::CallState::Running)}) == 0);
+  j.records();
+  auto out = j.cancel("c2", j.a, 5, 31);
+  CHECK(all<SendAbort>(out).empty());  // no worker holds it yet
+  auto info = body_of<JobInfoBody>(only_reply(out));
+  CHECK(info.state == JobState::Finished);
+  CHECK(info.code == ErrorCode::Cancelled);
+  CHECK(j.records() == Lines{"Finished 5 CANCELLED"});
+  // The end of the re-attach window finds it finished: nothing more is journaled.
+  j.advance(cfg.ping_interval * cfg.liveness);
+  CHECK(j.records().empty());
+  CHECK(body_of<FailureBody>(only_reply(j.get("c1", j.a, 5))).code == ErrorCode::Cancelled);
+}
+
 TEST_CASE("jobs restore: a restored queued call, resumed, gets its result on the resuming connection") {
   Jobs j;
   // Nothing dispatched yet: the worker is busy with a non-durable call.
@@ -494,4 +512,30 @@ TEST_CASE("jobs restore: a restored queued call, resumed, gets its result on the
   CHECK(done.peer.routing_id == "c2");
   CHECK(done.request_id == 61);
   CHECK(body_of<ResultBody>(done).job_id == 6);
+}
+
+TEST_CASE("jobs restore: restored queued calls run in job order, whatever order their callers resume them in") {
+  Jobs j;
+  auto busy = all<SendWorkRequest>(j.submit(1, "c0", j.a, false)).at(0).request_id;
+  j.core.on_journal_epoch(2);
+  CHECK(j.core.restore(j.now, {held(6, journal::CallState::Queued), held(7, journal::CallState::Queued),
+                               held(8, journal::CallState::Queued)}) == 3);
+  j.resume("c8", j.a, {{8, 1}});
+  j.resume("c6", j.a, {{6, 1}});
+  j.resume("c7", j.a, {{7, 1}});
+  std::vector<std::string> served;
+  auto out = j.result(busy);
+  for (int i = 0; i < 3; ++i) {
+    auto sent = all<SendWorkRequest>(out);
+    REQUIRE(sent.size() == 1);
+    out = j.result(sent[0].request_id);
+    served.push_back(only_reply(out).peer.routing_id);
+  }
+  CHECK(served == std::vector<std::string>{"c6", "c7", "c8"});
+  // A restored job, resumed, then cancelled while it waits, leaves the restored lane.
+  CHECK(j.core.restore(j.now, {held(9, journal::CallState::Queued)}) == 1);
+  j.resume("c9", j.a, {{9, 1}});
+  CHECK(j.core.status(j.now).queued == 1);
+  CHECK(body_of<JobInfoBody>(all<ReplyToClient>(j.cancel("cx", j.a, 9)).at(1)).code == ErrorCode::Cancelled);
+  CHECK(j.core.status(j.now).queued == 0);
 }

@@ -70,6 +70,7 @@ CLI::Option* add_duration_option(CLI::App* app, const std::string& name,
 
 // The groups, one file each (cmd_*.cpp).
 void add_call_commands(Cli& cli);      // call
+void add_job_commands(Cli& cli);       // job get|ls|cancel
 void add_node_commands(Cli& cli);      // nodes, node info, workers
 void add_status_commands(Cli& cli);    // status
 void add_admin_commands(Cli& cli);     // token, keys

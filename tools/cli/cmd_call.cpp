@@ -1,5 +1,9 @@
 // cmd_call.cpp — `muster call NODE [INPUTS]`: submit, wait, print the outputs as JSON.
-// Ctrl-C (SIGINT) or SIGTERM cancels the request on the daemon first (exit 130).
+// Ctrl-C (SIGINT) or SIGTERM cancels the request on the daemon first (exit 130); a durable call
+// (--durable, or a node declared durable) is left running instead, its job id said on stderr
+// when musterd accepts it, so that `muster job get ID` fetches it later. A durable call
+// survives musterd's restart: the client resumes it (client.hpp) and the outcome is printed
+// once, then acknowledged.
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -20,6 +24,7 @@ struct CallArgs {
   std::chrono::milliseconds timeout{0};
   bool progress = false;
   bool durable = false;
+  bool keep = false;
 };
 
 Map json_argument(std::string text, const char* what) {
@@ -37,6 +42,13 @@ int call_node(Client& client, const CallArgs& a) {
   if (!a.parameters.empty()) o.parameters = json_argument(a.parameters, "--params");
   o.timeout_ms = static_cast<std::uint64_t>(a.timeout.count());
   o.durable = a.durable;
+  o.keep_outcome = a.keep;
+  std::uint64_t job = 0;
+  o.on_job = [&job](std::uint64_t id) {
+    job = id;
+    std::cerr << fmt::format("job {} (durable: `muster job get {}` fetches its outcome if this command stops)\n",
+                             id, id);
+  };
   std::optional<ProgressView> view;
   if (a.progress) {
     view.emplace(ProgressView::for_stderr());
@@ -47,6 +59,12 @@ int call_node(Client& client, const CallArgs& a) {
   std::optional<std::chrono::steady_clock::time_point> cancelled_at;
   for (;;) {
     if (signals.triggered() && !cancelled_at) {
+      if (job) {  // durable: it runs on without this command
+        if (view) view->finish();
+        std::cerr << fmt::format("detached: job {} runs on; `muster job get {}` fetches its outcome, "
+                                 "`muster job cancel {}` cancels it\n", job, job, job);
+        return code(Exit::Cancelled);
+      }
       client.cancel(id);
       cancelled_at = std::chrono::steady_clock::now();
     }
@@ -88,9 +106,15 @@ void add_call_commands(Cli& cli) {
                  "Show the node's progress on stderr: a bar on a terminal, `progress: STEP/TOTAL "
                  "MESSAGE` lines otherwise");
   call->add_flag("--durable", a->durable,
-                 "Journal the call: musterd keeps it across its own crash or restart "
-                 "(docs/DURABILITY.md)");
-  call->footer("Ctrl-C cancels the request on the daemon (the worker is told to abort).");
+                 "Journal the call: musterd keeps it across its own crash or restart, and prints "
+                 "its job id on stderr (docs/DURABILITY.md)");
+  call->add_flag("--keep", a->keep,
+                 "With --durable: do not acknowledge the outcome once printed; musterd keeps it for "
+                 "`muster job get` until its --result-ttl-ms");
+  call->footer("Ctrl-C cancels the request on the daemon (the worker is told to abort); a durable call is "
+               "left running instead (detached: `muster job get ID`). A durable call prints its job id on "
+               "stderr when accepted, outlives a musterd restart (this command reconnects and resumes it "
+               "for up to 60 s) and is acknowledged once printed.");
   cli.on(call, [&cli, a] { return call_node(cli.client(), *a); });
 }
 

@@ -8,7 +8,7 @@
 namespace muster::cli {
 
 namespace {
-constexpr std::array<ExitRow, 7> kRows = {{
+constexpr std::array<ExitRow, 8> kRows = {{
     {Exit::Ok, "ok", "the command succeeded"},
     {Exit::Failed, "failed", "the call or query failed: the node or the daemon answered a failure "
                              "(WORKER_ERROR, INVALID_REQUEST, NO_WORKER, QUEUE_FULL, ...); "
@@ -18,7 +18,9 @@ constexpr std::array<ExitRow, 7> kRows = {{
     {Exit::Unavailable, "unavailable", "no daemon answers at the endpoint, or the connection was lost (UNAVAILABLE)"},
     {Exit::Timeout, "timeout", "the call's deadline passed (TIMEOUT)"},
     {Exit::PermissionDenied, "permission", "the identity may not do this, or could not enroll (PERMISSION_DENIED)"},
-    {Exit::Cancelled, "cancelled", "interrupted by Ctrl-C or SIGTERM; the request was cancelled on the daemon"},
+    {Exit::Pending, "pending", "`muster job get`: the durable call has not finished yet (its state is on stderr)"},
+    {Exit::Cancelled, "cancelled", "interrupted by Ctrl-C or SIGTERM; the request was cancelled on the daemon "
+                                   "(a durable call is left running: `muster job get ID`)"},
 }};
 }  // namespace
 

@@ -18,6 +18,7 @@ enum class Exit : int {
   Unavailable = 3,       // no daemon at the endpoint, or the connection was lost
   Timeout = 4,           // the call's deadline passed (TIMEOUT)
   PermissionDenied = 5,  // the identity may not do this, or could not enroll (token refused...)
+  Pending = 6,           // `muster job get`: the durable call has not finished yet
   Cancelled = 130,       // interrupted by SIGINT/SIGTERM (the request was cancelled on the daemon)
 };
 

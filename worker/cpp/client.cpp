@@ -1,9 +1,13 @@
 // client.cpp — the C++ client library. See client.hpp.
 #include "muster/client.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <deque>
+#include <span>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <zmq.hpp>
@@ -19,6 +23,12 @@ namespace muster {
 namespace {
 using SteadyClock = std::chrono::steady_clock;
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+// Job ids of durable calls one JobResume or JobAck carries at most (musterd refuses a JobResume
+// of more than its --max-client-outstanding, 10,000 by default).
+constexpr std::size_t kJobsPerMessage = 1000;
+// Job ids handed to the application that are remembered, to drop a reply sent again for one.
+constexpr std::size_t kDeliveredRemembered = 65536;
 
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> nested_values(flatbuffers::FlatBufferBuilder& fbb,
                                                                      const Map& m) {
@@ -39,12 +49,38 @@ struct Client::Impl {
   bool lost_connection = false;
   struct Open {
     SteadyClock::time_point give_up;
-    Assertion on_behalf_of;  // the Submit's, repeated on its Cancel
+    Assertion on_behalf_of;  // the Submit's, repeated on its Cancel, JobResume and JobAck
+    std::uint64_t job_id = 0;  // a durable call's, from its Accepted
+    bool resume = false;       // durable, its connection lost: resumed on the next one
+    std::function<void(std::uint64_t)> on_job;
+    bool keep_outcome = false;
   };
   std::unordered_map<std::uint64_t, Open> open;
+  // Durable calls wait for a reconnect since then (ClientOptions::durable_reconnect_wait).
+  std::optional<SteadyClock::time_point> lost_at;
+  // Job ids handed to the application, remembered (oldest forgotten first) so that a terminal
+  // reply sent again for one (after a reconnect) is dropped, not delivered twice.
+  std::unordered_set<std::uint64_t> delivered;
+  std::deque<std::uint64_t> delivered_order;
+  // Terminal replies of durable calls read, not handed over yet: job id -> how to ack it.
+  struct HandOver {
+    Assertion on_behalf_of;
+    bool keep = false;  // CallOptions::keep_outcome: not acknowledged
+  };
+  std::unordered_map<std::uint64_t, HandOver> to_hand_over;
+  // Job ids handed over and not yet acknowledged to musterd (sent once connected).
+  std::vector<std::pair<std::uint64_t, Assertion>> unacked;
+  bool sent_acks = false;
   std::deque<ClientEvent> pending;           // events read while waiting for something else
   std::unordered_map<std::uint64_t, Json> query_replies;
   MessageBuilders builders;  // submit's: reused for small calls (transport/frames.hpp)
+
+  // The acknowledgements of what the application was handed last go out before the socket
+  // closes (it lingers for them, at most a second).
+  ~Impl() {
+    flush_acks();
+    if (sent_acks) socket.set(zmq::sockopt::linger, 1000);
+  }
 
   explicit Impl(ClientOptions o) : opt(std::move(o)) {
     if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
@@ -67,21 +103,38 @@ struct Client::Impl {
     socket.connect(opt.client_address);
   }
 
-  // Reads pending connection events. Returns true if the connection was lost since last time.
-  bool read_monitor() {
-    bool lost = false;
+  // What the connection did since the monitor was last read.
+  struct Link {
+    bool lost = false;       // it went away
+    bool connected = false;  // it came up (the first time, or again)
+  };
+  Link read_monitor() {
+    Link link;
     zmq::message_t event, address;
     while (monitor.recv(event, zmq::recv_flags::dontwait)) {
       if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
       std::uint16_t kind = 0;
       if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
-      if (kind == ZMQ_EVENT_CONNECTED) connected = true;
+      if (kind == ZMQ_EVENT_CONNECTED) {
+        connected = true;
+        link.connected = true;
+      }
       if (kind == ZMQ_EVENT_DISCONNECTED) {
         connected = false;
-        lost = true;
+        link.lost = true;
       }
     }
-    return lost;
+    return link;
+  }
+
+  // Acts on what the monitor saw: a lost connection ends what cannot be resumed, a new one
+  // resumes the durable calls that wait for it and sends the acks that waited.
+  void on_link(const Link& link) {
+    if (link.lost) fail_open("lost the connection to musterd");
+    if (connected && (link.connected || lost_at)) {
+      resume_jobs();
+      flush_acks();
+    }
   }
 
   void send(flatbuffers::FlatBufferBuilder& fbb) {
@@ -91,7 +144,7 @@ struct Client::Impl {
       while (!connected && SteadyClock::now() < until) {
         zmq::pollitem_t item{monitor.handle(), 0, ZMQ_POLLIN, 0};
         zmq::poll(&item, 1, std::chrono::milliseconds(50));
-        if (read_monitor()) fail_open("lost the connection to musterd");
+        on_link(read_monitor());
       }
       if (!connected)
         throw CallError(wire::ErrorCode::Unavailable,
@@ -104,16 +157,128 @@ struct Client::Impl {
   }
 
   // Every open request (and query) ends with UNAVAILABLE: the daemon that held it is gone, and
-  // one that comes back on the same address does not know it.
+  // one that comes back on the same address does not know it. But a durable call musterd
+  // accepted (its job id is known) waits to be resumed on the next connection.
   void fail_open(const std::string& why) {
-    for (auto& [id, o] : open)
-      pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::Unavailable,
-                                                     fmt::format("{} at {} while the request was open",
-                                                                 why, opt.client_address)}});
-    open.clear();
+    for (auto it = open.begin(); it != open.end();) {
+      if (it->second.job_id) {
+        it->second.resume = true;
+        if (!lost_at) lost_at = SteadyClock::now();
+        ++it;
+        continue;
+      }
+      pending.push_back(ClientEvent{it->first, FailureEvent{wire::ErrorCode::Unavailable,
+                                                            fmt::format("{} at {} while the request was open",
+                                                                        why, opt.client_address)}});
+      it = open.erase(it);
+    }
     for (auto& [id, reply] : query_replies)
       if (reply.is_null())
         reply = Json{{"$failure", {{"code", "UNAVAILABLE"}, {"message", why}}}};
+  }
+
+  // Durable calls waiting for a reconnect past durable_reconnect_wait end UNAVAILABLE.
+  void give_up_resuming(SteadyClock::time_point now) {
+    if (!lost_at || connected || now - *lost_at < opt.durable_reconnect_wait) return;
+    lost_at.reset();
+    for (auto it = open.begin(); it != open.end();) {
+      if (!it->second.resume) {
+        ++it;
+        continue;
+      }
+      pending.push_back(ClientEvent{
+          it->first,
+          FailureEvent{wire::ErrorCode::Unavailable,
+                       fmt::format("lost the connection to musterd at {} and it did not come back within "
+                                   "{} ms; the durable call lives on as job {} (muster job get {})",
+                                   opt.client_address, opt.durable_reconnect_wait.count(),
+                                   it->second.job_id, it->second.job_id)},
+          it->second.job_id});
+      it = open.erase(it);
+    }
+  }
+
+  // Groups job ids by the assertion they were made under (one message per user).
+  template <class Each>
+  static void by_assertion(const std::vector<std::pair<std::uint64_t, Assertion>>& jobs, Each&& each) {
+    std::vector<bool> done(jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (done[i]) continue;
+      std::vector<std::uint64_t> ids;
+      for (std::size_t k = i; k < jobs.size(); ++k)
+        if (!done[k] && jobs[k].second == jobs[i].second) {
+          ids.push_back(jobs[k].first);
+          done[k] = true;
+        }
+      for (std::size_t at = 0; at < ids.size(); at += kJobsPerMessage)
+        each(std::span(ids).subspan(at, std::min(kJobsPerMessage, ids.size() - at)), jobs[i].second);
+    }
+  }
+
+  // JobResume of every durable call waiting for this connection, under its own request id.
+  void resume_jobs() {
+    lost_at.reset();
+    std::vector<std::pair<std::uint64_t, Assertion>> jobs;
+    std::unordered_map<std::uint64_t, std::uint64_t> request_of;  // job id -> request id
+    for (auto& [id, o] : open)
+      if (o.resume) {
+        o.resume = false;
+        jobs.emplace_back(o.job_id, o.on_behalf_of);
+        request_of[o.job_id] = id;
+      }
+    std::sort(jobs.begin(), jobs.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    by_assertion(jobs, [&](std::span<const std::uint64_t> ids, const Assertion& as) {
+      flatbuffers::FlatBufferBuilder fbb(64 + 24 * ids.size());
+      std::vector<flatbuffers::Offset<wire::JobRef>> refs;
+      for (auto job : ids) refs.push_back(wire::CreateJobRef(fbb, job, request_of[job]));
+      auto body = wire::CreateJobResumeDirect(fbb, &refs);
+      send_message(next_id++, wire::ClientBody::JobResume, body.Union(), fbb, as);
+    });
+  }
+
+  // A terminal event handed to the application: a durable call's job is remembered as
+  // delivered and acknowledged (now if connected, else on the next connection), unless the
+  // call asked to keep its outcome.
+  void handed_over(const ClientEvent& ev) {
+    if (!ev.terminal() || !ev.job_id) return;
+    auto it = to_hand_over.find(ev.job_id);
+    if (it == to_hand_over.end()) return;  // not an outcome musterd keeps (UNAVAILABLE here)
+    HandOver how = std::move(it->second);
+    to_hand_over.erase(it);
+    if (delivered.insert(ev.job_id).second) {
+      delivered_order.push_back(ev.job_id);
+      if (delivered_order.size() > kDeliveredRemembered) {
+        delivered.erase(delivered_order.front());
+        delivered_order.pop_front();
+      }
+    }
+    if (!how.keep) unacked.emplace_back(ev.job_id, std::move(how.on_behalf_of));
+  }
+
+  void flush_acks() {
+    if (unacked.empty() || !connected) return;
+    auto jobs = std::move(unacked);
+    unacked.clear();
+    try {
+      by_assertion(jobs, [&](std::span<const std::uint64_t> ids, const Assertion& as) {
+        flatbuffers::FlatBufferBuilder fbb(64 + 8 * ids.size());
+        auto list = fbb.CreateVector(ids.data(), ids.size());
+        auto body = wire::CreateJobAck(fbb, list);
+        send_message(next_id++, wire::ClientBody::JobAck, body.Union(), fbb, as);
+        sent_acks = true;
+      });
+    } catch (const CallError&) {
+      // Not sent (the connection went meanwhile): musterd keeps those outcomes until its
+      // --result-ttl-ms; they are never delivered to this application twice (delivered).
+    }
+  }
+
+  // A terminal reply of a durable call already handed to the application (sent again after a
+  // reconnect): dropped, and acknowledged again.
+  bool already_delivered(std::uint64_t job_id, const HandOver& how) {
+    if (!job_id || !delivered.contains(job_id)) return false;
+    if (!how.keep) unacked.emplace_back(job_id, how.on_behalf_of);
+    return true;
   }
 
   void send_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
@@ -155,7 +320,7 @@ struct Client::Impl {
     // lost connection (the monitor) ends the wait early.
     open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
                                  : SteadyClock::time_point::max(),
-                    o.on_behalf_of};
+                    o.on_behalf_of, 0, false, o.on_job, o.keep_outcome};
     return id;
   }
 
@@ -168,8 +333,9 @@ struct Client::Impl {
       if (e.num() != EINTR) throw;  // a signal: let the caller look at it
     }
     // Connection events first, then the replies: a reply that arrived before a disconnect is
-    // in the socket's queue by the time its event is seen, so it is still read below.
-    bool lost = read_monitor();
+    // in the socket's queue by the time its event is seen, so it is still read below (and a
+    // durable call's Accepted with its job id, so that it is resumed, not failed).
+    Link link = read_monitor();
     zmq::message_t m;
     while (socket.recv(m, zmq::recv_flags::dontwait)) {
       // The reply is the last frame; the one before it, if any, may be the payload frame it
@@ -185,12 +351,15 @@ struct Client::Impl {
       if (has_before) align_payload(before);
       handle(m, has_before ? &before : nullptr);
     }
-    if (lost) fail_open("lost the connection to musterd");
+    on_link(link);
     auto now = SteadyClock::now();
+    give_up_resuming(now);
     for (auto it = open.begin(); it != open.end();) {
       if (now >= it->second.give_up) {
-        pending.push_back(ClientEvent{it->first, FailureEvent{wire::ErrorCode::Unavailable,
-                                                              "no reply from musterd in time (daemon down or restarted?)"}});
+        pending.push_back(ClientEvent{it->first,
+                                      FailureEvent{wire::ErrorCode::Unavailable,
+                                                   "no reply from musterd in time (daemon down or restarted?)"},
+                                      it->second.job_id});
         it = open.erase(it);
       } else {
         ++it;
@@ -212,35 +381,68 @@ struct Client::Impl {
         return;
       }
       case wire::ReplyBody::Result: {
-        if (!open.erase(id)) return;
-        try {
-          auto* r = reply->body_as_Result();
-          if (r->outputs_in_frame() && !frame)
-            throw std::runtime_error("outputs_in_frame set but no payload frame came");
-          Map outputs;
-          if (r->outputs_in_frame()) {
-            auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
-            outputs = decode_values(bytes_of(*owner), owner);
-          } else {
-            outputs = decode_values(payload_bytes(r->outputs()));
+        auto* r = reply->body_as_Result();
+        if (query_replies.contains(id)) {  // a JobGet's answer: the finished job's outputs
+          try {
+            query_replies[id] = Json{{"job_id", r->job_id()}, {"state", "finished"},
+                                     {"outputs", to_json(result_outputs(*r, frame))}};
+          } catch (const std::exception& e) {
+            query_replies[id] = Json{{"$failure", {{"code", "BAD_MESSAGE"}, {"message", e.what()}}}};
           }
-          pending.push_back(ClientEvent{id, ResultEvent{std::move(outputs)}});
+          return;
+        }
+        auto o = open.find(id);
+        if (o == open.end()) return;
+        HandOver how{o->second.on_behalf_of, o->second.keep_outcome};
+        open.erase(o);
+        if (already_delivered(r->job_id(), how)) return;
+        if (r->job_id()) to_hand_over[r->job_id()] = how;
+        try {
+          pending.push_back(ClientEvent{id, ResultEvent{result_outputs(*r, frame)}, r->job_id()});
         } catch (const std::exception& e) {
-          pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage, e.what()}});
+          pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage, e.what()}, r->job_id()});
         }
         return;
       }
       case wire::ReplyBody::Failure: {
         auto* f = reply->body_as_Failure();
         if (query_replies.contains(id)) {
-          query_replies[id] = Json{{"$failure", {{"code", error_code_name(f->code())}, {"message", str(f->message())}}}};
+          if (f->job_id())  // a JobGet's answer: the finished job's failure
+            query_replies[id] = Json{{"job_id", f->job_id()}, {"state", "finished"},
+                                     {"code", error_code_name(f->code())}, {"message", str(f->message())}};
+          else
+            query_replies[id] = Json{{"$failure", {{"code", error_code_name(f->code())}, {"message", str(f->message())}}}};
           return;
         }
-        if (!open.erase(id)) return;
-        pending.push_back(ClientEvent{id, FailureEvent{f->code(), str(f->message())}});
+        auto o = open.find(id);
+        if (o == open.end()) return;
+        HandOver how{o->second.on_behalf_of, o->second.keep_outcome};
+        auto job = f->job_id() ? f->job_id() : o->second.job_id;
+        open.erase(o);
+        if (already_delivered(f->job_id(), how)) return;
+        if (f->job_id()) to_hand_over[f->job_id()] = how;
+        pending.push_back(ClientEvent{id, FailureEvent{f->code(), str(f->message())}, job});
         return;
       }
-      case wire::ReplyBody::Accepted: return;
+      case wire::ReplyBody::Accepted: {
+        auto o = open.find(id);
+        auto job = reply->body_as_Accepted()->job_id();
+        if (o == open.end() || !job || o->second.job_id) return;
+        o->second.job_id = job;
+        if (o->second.on_job) o->second.on_job(job);
+        return;
+      }
+      case wire::ReplyBody::JobInfo:
+        if (query_replies.contains(id)) query_replies[id] = job_json(reply->body_as_JobInfo());
+        return;
+      case wire::ReplyBody::JobInfoList:
+        if (query_replies.contains(id)) {
+          auto jobs = Json::array();
+          if (auto* list = reply->body_as_JobInfoList()->jobs())
+            for (auto* j : *list) jobs.push_back(job_json(j));
+          query_replies[id] = std::move(jobs);
+        }
+        return;
       case wire::ReplyBody::NodeList:
         if (query_replies.contains(id)) query_replies[id] = node_list_json(reply->body_as_NodeList());
         return;
@@ -268,6 +470,29 @@ struct Client::Impl {
         return;
       default: return;
     }
+  }
+
+  // A Result's outputs: in the message, or (outputs_in_frame) in the frame before it, which
+  // they then take over.
+  static Map result_outputs(const wire::Result& r, zmq::message_t* frame) {
+    if (!r.outputs_in_frame()) return decode_values(payload_bytes(r.outputs()));
+    if (!frame) throw std::runtime_error("outputs_in_frame set but no payload frame came");
+    auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
+    return decode_values(bytes_of(*owner), owner);
+  }
+
+  static Json job_json(const wire::JobInfo* j) {
+    std::string state = wire::EnumNameJobState(j->state());
+    std::transform(state.begin(), state.end(), state.begin(), [](unsigned char c) { return std::tolower(c); });
+    Json out{{"job_id", j->job_id()},         {"state", state.empty() ? "unknown" : state},
+             {"node", str(j->node())},        {"workspace", str(j->workspace())},
+             {"submitted_ms", j->submitted_ms()}, {"worker_id", str(j->worker_id())},
+             {"attempts", j->attempts()}};
+    if (j->state() == wire::JobState::Finished) {
+      out["code"] = error_code_name(j->code());
+      out["finished_ms"] = j->finished_ms();
+    }
+    return out;
   }
 
   static Json node_list_json(const wire::NodeList* list) {
@@ -395,6 +620,7 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 
 std::uint64_t Client::submit(const std::string& node, const Map& inputs, const CallOptions& o) {
+  impl_->flush_acks();
   return impl_->submit(node, inputs, o);
 }
 
@@ -407,14 +633,21 @@ void Client::cancel(std::uint64_t request_id) {
 }
 
 std::vector<ClientEvent> Client::poll(std::chrono::milliseconds wait) {
+  impl_->flush_acks();  // what the last poll handed over: the application is done with it
   if (impl_->pending.empty()) impl_->pump(wait);
   std::vector<ClientEvent> out(std::make_move_iterator(impl_->pending.begin()),
                                std::make_move_iterator(impl_->pending.end()));
   impl_->pending.clear();
+  for (auto& ev : out) impl_->handed_over(ev);  // acknowledged at the next call (or the end)
   return out;
 }
 
 std::size_t Client::open_requests() const { return impl_->open.size(); }
+
+std::uint64_t Client::job_id(std::uint64_t request_id) const {
+  auto it = impl_->open.find(request_id);
+  return it == impl_->open.end() ? 0 : it->second.job_id;
+}
 
 int Client::fd() const { return impl_->socket.get(zmq::sockopt::fd); }
 
@@ -434,6 +667,7 @@ Map Client::call(const std::string& node, const Map& inputs, const CallOptions& 
         if (o.on_progress) o.on_progress(p->step, p->total, p->message);
         continue;
       }
+      impl_->handed_over(ev);  // acknowledged at the next call (or the end)
       if (auto* r = std::get_if<ResultEvent>(&ev.body)) return std::move(r->outputs);
       auto& f = std::get<FailureEvent>(ev.body);
       throw CallError(f.code, f.message);
@@ -449,6 +683,22 @@ Json Client::workers(const Assertion& as) {
 Json Client::status(const Assertion& as) { return impl_->query(wire::ClientBody::GetStatus, wire::CreateGetStatus, as); }
 Json Client::node_stats(const Assertion& as) {
   return impl_->query(wire::ClientBody::GetNodeStats, wire::CreateGetNodeStats, as);
+}
+
+Json Client::job_get(std::uint64_t job_id, const Assertion& as) {
+  return impl_->query(wire::ClientBody::JobGet, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateJobGet(fbb, job_id);
+  }, as);
+}
+Json Client::job_list(const Assertion& as) { return impl_->query(wire::ClientBody::JobList, wire::CreateJobList, as); }
+Json Client::job_cancel(std::uint64_t job_id, const Assertion& as) {
+  return impl_->query(wire::ClientBody::JobCancel, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateJobCancel(fbb, job_id);
+  }, as);
+}
+void Client::job_ack(const std::vector<std::uint64_t>& job_ids, const Assertion& as) {
+  for (auto job : job_ids) impl_->unacked.emplace_back(job, as);
+  impl_->flush_acks();  // sent now if connected, else on the next connection (or never: TTL)
 }
 
 Client::MintedToken Client::token_create(const std::string& role, std::uint64_t ttl_ms, std::uint32_t uses,

@@ -25,7 +25,7 @@ std::string upper(std::string s) {
   return s;
 }
 
-void declare_nodes(Worker& w, bool idempotent) {
+void declare_nodes(Worker& w, bool idempotent, bool durable) {
   w.node({.name = "echo",
           .description = "Returns its inputs unchanged.",
           .category = "examples",
@@ -54,7 +54,8 @@ void declare_nodes(Worker& w, bool idempotent) {
           .version = "1.0.0",
           .inputs = {{.name = "ms", .type = "int", .required = true}},
           .outputs = {{.name = "slept_ms", .type = "int"}},
-          .idempotent = idempotent},
+          .idempotent = idempotent,
+          .durable = durable},
          [](Context& ctx) {
            std::int64_t ms = ctx.input("ms").as_int();
            if (ms < 0) throw WorkError("ms must not be negative", ErrorCode::InvalidRequest);
@@ -92,7 +93,7 @@ void declare_nodes(Worker& w, bool idempotent) {
 int main(int argc, char** argv) {
   WorkerOptions opt;
   opt.capacity = 4;
-  bool idempotent = false;
+  bool idempotent = false, durable = false;
   std::string log_level = "info";
   CLI::App app{"muster-example-worker — serves the example nodes echo, hello, sleep and fail.",
                "muster-example-worker"};
@@ -116,12 +117,15 @@ int main(int argc, char** argv) {
                  "$XDG_CONFIG_HOME/muster/enrollment-token)");
   app.add_flag("--idempotent", idempotent,
                "Declare `sleep` idempotent, so the daemon may re-run it elsewhere if this worker dies");
+  app.add_flag("--durable", durable,
+               "Declare `sleep` durable: musterd journals every call to it, as if the caller asked "
+               "(docs/DURABILITY.md)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     setup_logging(log_level, "worker");
     Worker worker(opt);
-    declare_nodes(worker, idempotent);
+    declare_nodes(worker, idempotent, durable);
     return worker.run();
   } catch (const EnrollmentError& e) {
     std::cerr << "muster-example-worker: error: " << error_code_name(e.code()) << ": " << e.what() << "\n";

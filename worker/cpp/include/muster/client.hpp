@@ -1,7 +1,10 @@
 // client.hpp — the C++ client library: submit calls to musterd, cancel them, list nodes and
-// workers, read status. Used by the `muster` CLI, the bridge and the benchmarks.
-// Owns: the client side of PROTOCOL.md §8: request ids, correlation of replies, and the
-// client-side guard that turns a silent daemon into UNAVAILABLE instead of a hang.
+// workers, read status, fetch durable jobs. Used by the `muster` CLI, the bridge and the
+// benchmarks.
+// Owns: the client side of PROTOCOL.md §8: request ids, correlation of replies, the
+// client-side guard that turns a silent daemon into UNAVAILABLE instead of a hang, and the
+// caller's side of durable calls (docs/DURABILITY.md §6): their job ids, JobResume after a
+// reconnect, exactly one terminal reply per call to the application, JobAck once handed over.
 // Must never: be used from two threads at once (one Client per thread, or external locking).
 #pragma once
 
@@ -42,6 +45,11 @@ struct ClientOptions {
   // How long to wait past a call's own timeout (or for a query) before giving up on a
   // daemon that does not answer: the call then fails with UNAVAILABLE.
   std::chrono::milliseconds grace{5000};
+  // A durable call whose connection to musterd is lost waits this long for musterd to come
+  // back (the same or a new instance); on reconnect it is resumed (JobResume) and its one
+  // terminal reply arrives as if nothing happened. Past it: UNAVAILABLE, naming the job id
+  // (the call itself lives on in musterd's journal: `muster job get ID`).
+  std::chrono::milliseconds durable_reconnect_wait{60000};
 };
 
 // The end user a gateway acts for (ClientMessage.on_behalf_of, docs/PROTOCOL.md §8.1). musterd
@@ -50,6 +58,7 @@ struct ClientOptions {
 struct OnBehalfOf {
   std::string user, workspace;
   std::string role;  // the user's role at the gateway (read, call, admin); "" reads as "user"
+  friend bool operator==(const OnBehalfOf&, const OnBehalfOf&) = default;
 };
 using Assertion = std::optional<OnBehalfOf>;
 
@@ -59,8 +68,16 @@ struct CallOptions {
   Map parameters;
   std::string trace_id;
   std::function<void(std::uint64_t step, std::uint64_t total, const std::string& message)> on_progress;
-  // Journal the call (docs/DURABILITY.md): musterd keeps it across its own crash or restart.
+  // Journal the call (docs/DURABILITY.md): musterd keeps it across its own crash or restart,
+  // and this client resumes it when it reconnects (ClientOptions::durable_reconnect_wait).
+  // A call to a node declared durable is durable whatever this says.
   bool durable = false;
+  // Called once musterd has journaled a durable call, with its job id (before any reply).
+  std::function<void(std::uint64_t job_id)> on_job;
+  // A durable call's outcome is acknowledged (JobAck: musterd forgets it) once handed to the
+  // application; with keep_outcome it is not, and musterd keeps it for job_get until its
+  // --result-ttl-ms.
+  bool keep_outcome = false;
 };
 
 // Events delivered by poll() for requests made with submit().
@@ -78,6 +95,7 @@ struct FailureEvent {
 struct ClientEvent {
   std::uint64_t request_id = 0;
   std::variant<ProgressEvent, ResultEvent, FailureEvent> body;
+  std::uint64_t job_id = 0;  // a durable call's job id (0: not durable, or not known yet)
   bool terminal() const { return !std::holds_alternative<ProgressEvent>(body); }
 };
 
@@ -96,8 +114,14 @@ class Client {
   std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& options = {});
   // A request submitted on behalf of a user is cancelled on behalf of the same user.
   void cancel(std::uint64_t request_id);
+  // A terminal event of a durable call is handed out once (a second reply for the same job,
+  // sent again after a reconnect, is dropped) and acknowledged to musterd (JobAck) when the
+  // application comes back for more (the next poll or submit) or destroys the Client: by
+  // then it has what it was handed. call() likewise.
   std::vector<ClientEvent> poll(std::chrono::milliseconds wait);
   std::size_t open_requests() const;
+  // The job id of an open durable request once musterd accepted it; 0 before, or not durable.
+  std::uint64_t job_id(std::uint64_t request_id) const;
   // The socket's file descriptor (for integrating poll() into another event loop).
   int fd() const;
 
@@ -113,6 +137,20 @@ class Client {
   // {count, sum_us, p50_us, p90_us, p99_us, upper_bounds_us: [...], counts: [...]}
   // (docs/PROTOCOL.md §8).
   Json node_stats(const Assertion& as = {});
+
+  // Durable jobs of this client's workspace (or the asserted user's), docs/DURABILITY.md §6;
+  // a job of another workspace, or one acknowledged or expired, is CallError{INVALID_REQUEST}
+  // "no such job". A job as JSON: {job_id, state: queued|running|recovering|finished, node,
+  // workspace, submitted_ms, worker_id, attempts} and, finished, {code, finished_ms}.
+  // job_get: an open job as above; a finished one as {job_id, state: "finished", outputs}
+  // (a Result) or {job_id, state: "finished", code, message} (a Failure). Fetching does not
+  // forget it: job_ack does, once the caller has what it needs.
+  Json job_get(std::uint64_t job_id, const Assertion& as = {});
+  Json job_list(const Assertion& as = {});  // oldest first
+  // Cancels an open job (its caller gets CANCELLED); the job as JSON after it.
+  Json job_cancel(std::uint64_t job_id, const Assertion& as = {});
+  // Tells musterd these jobs' outcomes are held: it forgets them. No reply.
+  void job_ack(const std::vector<std::uint64_t>& job_ids, const Assertion& as = {});
 
   // Admin commands (local owner over ipc://, or an identity enrolled as admin).
   struct MintedToken {
