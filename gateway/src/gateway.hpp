@@ -87,11 +87,12 @@ class Gateway {
   std::variant<WsGrant, Response> authorize_ws(const Request& req);
   void ws_opened(const std::shared_ptr<WsPeer>& peer);
   void ws_closed(const std::shared_ptr<WsPeer>& peer);
-  void ws_message(WsPeer& peer, const std::string& text, bool binary);
+  void ws_message(WsPeer& peer, std::string_view text, bool binary);
   std::uint64_t next_peer_id() { return ++peer_ids_; }
 
   const GatewayOptions& options() const { return opt_; }
   net::io_context ioc{1};
+  EndOfTurn turn{ioc};  // runs ioc; what waits for the end of each Asio turn (end_of_turn.hpp)
   std::shared_ptr<ssl::context> server_tls;
 
  private:
