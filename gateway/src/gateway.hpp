@@ -129,6 +129,7 @@ class Gateway {
   void broadcast(std::string_view type, const Json& payload);
   void broadcast_to(const std::string& workspace, std::string_view type, const Json& payload);
   void send_to(WsPeer& peer, std::string_view type, const Json& payload);
+  void send_execution(WsPeer& peer, const ExecutionState& s);  // execution.updated (calls.cpp)
   // The first messages of a connection, and after musterd came back: status, services, peers.
   void send_state(WsPeer& peer);
   Json node_status_payload(const std::string& workspace);
@@ -181,6 +182,7 @@ class Gateway {
   std::uint64_t next_execution_ = 0;
   std::uint64_t completed_ = 0, failed_ = 0, cancelled_ = 0;  // of every workspace (for the log)
   GatewayMetrics metrics_;
+  std::string out_;  // the message being sent (send_to, send_execution): one buffer, reused
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::unique_ptr<StaticFiles> web_;  // the dashboard (static_files.hpp)

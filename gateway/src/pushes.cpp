@@ -10,7 +10,9 @@ namespace muster::gateway {
 
 void Gateway::send_to(WsPeer& peer, std::string_view type, const Json& payload) {
   metrics_.messages_sent(1);
-  peer.send(make_message(type, payload, unix_now()));
+  out_.clear();
+  append_message(out_, type, payload, unix_now());
+  peer.send(out_);
 }
 
 void Gateway::broadcast(std::string_view type, const Json& payload) {
