@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "../src/coalescing_stream.hpp"
 #include "muster/client.hpp"
 #include "net.hpp"
 
@@ -60,14 +61,17 @@ Result sequential(const std::string& what, std::size_t n, const std::function<vo
 }
 
 // ---- a WebSocket client of the gateway (Beast, synchronous) ----
+// Its writes are coalesced (gateway/src/coalescing_stream.hpp): the execution.start messages
+// written before the next read from the socket leave in one write, as a throughput-minded client
+// would send them (one message per frame, one syscall per burst).
 class GatewayWs {
  public:
   GatewayWs(bridge::net::io_context& ioc, const std::string& host, const std::string& port, const std::string& token)
       : ws_(ioc) {
     tcp::resolver resolver(ioc);
     auto results = resolver.resolve(host, port);
-    bridge::net::connect(ws_.next_layer(), results.begin(), results.end());
-    ws_.next_layer().set_option(tcp::no_delay(true));
+    bridge::net::connect(ws_.next_layer().next_layer(), results.begin(), results.end());
+    ws_.next_layer().next_layer().set_option(tcp::no_delay(true));
     ws_.read_message_max(64 * 1024 * 1024);
     ws_.handshake(host, "/api/ws?token=" + token);
     ws_.text(true);
@@ -91,7 +95,7 @@ class GatewayWs {
   }
 
  private:
-  websocket::stream<tcp::socket> ws_;
+  websocket::stream<muster::gateway::CoalescingStream<tcp::socket>> ws_;
   beast::flat_buffer buffer_;
 };
 
