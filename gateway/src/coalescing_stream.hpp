@@ -139,7 +139,15 @@ class CoalescingStream {
       if (ec) error_ = ec;
       auto done = std::move(waiting_now_);
       waiting_now_.clear();
-      if (!ec && !waiting_next_.empty()) start_write();
+      if (!ec && !waiting_next_.empty()) {
+        if (!out_.empty()) {
+          start_write();
+        } else {  // they asked while this write ran, and nothing was written since
+          done.insert(done.end(), std::make_move_iterator(waiting_next_.begin()),
+                      std::make_move_iterator(waiting_next_.end()));
+          waiting_next_.clear();
+        }
+      }
       for (auto& d : done) d(ec);
       if (ec) {  // nothing more will be written: whoever waits hears it now
         auto waiters = std::move(waiting_next_);
