@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "muster/gateway/json_text.hpp"
+
 namespace muster::gateway {
 
 std::variant<Envelope, ProtocolError> parse_envelope(std::string_view text) {
@@ -35,16 +37,21 @@ std::variant<Envelope, ProtocolError> parse_envelope(std::string_view text) {
 }
 
 std::string make_message(std::string_view type, const Json& payload, std::int64_t unix_seconds) {
+  std::string out;
+  append_message(out, type, payload, unix_seconds);
+  return out;
+}
+
+void append_message(std::string& out, std::string_view type, const Json& payload, std::int64_t unix_seconds) {
   // The same bytes as dumping {"type", "payload", "timestamp"}, without copying the payload into
   // a new object first (one message per call event: it counts).
-  std::string out = "{\"type\":";
-  out += Json(type).dump(-1, ' ', false, Json::error_handler_t::replace);
+  out += "{\"type\":";
+  append_json_string(out, type);
   out += ",\"payload\":";
-  out += payload.dump(-1, ' ', false, Json::error_handler_t::replace);
+  append_json(out, payload);
   out += ",\"timestamp\":";
-  out += std::to_string(unix_seconds);
+  append_json_integer(out, unix_seconds);
   out += '}';
-  return out;
 }
 
 Json error_payload(std::string_view error, std::string_view code) {

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "muster/gateway/json_text.hpp"
 #include "muster/node_spec.hpp"
 
 namespace muster::gateway {
@@ -91,6 +92,45 @@ Json execution_payload(ExecutionState& s, bool take_outputs) {
   j["started_at"] = s.started_at;
   j["completed_at"] = s.completed_at ? Json(s.completed_at) : Json(nullptr);
   return j;
+}
+
+void append_execution_updated(std::string& out, const ExecutionState& s, std::int64_t unix_seconds) {
+  out += R"({"type":"execution.updated","payload":{"execution_id":)";
+  append_json_integer(out, s.execution_id);
+  out += R"(,"node":)";
+  append_json_string(out, s.node);
+  out += R"(,"client_ref":)";
+  append_json(out, s.client_ref);
+  out += R"(,"status":)";
+  append_json_string(out, s.status);
+  out += R"(,"progress":{"step":)";
+  append_json_integer(out, s.step);
+  out += R"(,"total":)";
+  append_json_integer(out, s.total);
+  out += R"(,"message":)";
+  append_json_string(out, s.message);
+  out += R"(},"outputs":)";
+  append_json(out, s.outputs);
+  out += R"(,"error":)";
+  if (s.error_code.empty()) {
+    out += "null";
+  } else {
+    out += R"({"code":)";
+    append_json_string(out, s.error_code);
+    out += R"(,"message":)";
+    append_json_string(out, s.error_message);
+    out += '}';
+  }
+  out += R"(,"started_at":)";
+  append_json_integer(out, s.started_at);
+  out += R"(,"completed_at":)";
+  if (s.completed_at)
+    append_json_integer(out, s.completed_at);
+  else
+    out += "null";
+  out += R"(},"timestamp":)";
+  append_json_integer(out, unix_seconds);
+  out += '}';
 }
 
 void LatencyWindow::add(std::uint64_t micros) {

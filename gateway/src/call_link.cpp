@@ -9,8 +9,8 @@ namespace muster::gateway {
 
 namespace net = bridge::net;
 
-CallLink::CallLink(net::io_context& ioc, ClientOptions options, OnEvent on_event)
-    : ioc_(ioc), options_(std::move(options)), on_event_(std::move(on_event)) {}
+CallLink::CallLink(net::io_context& ioc, EndOfTurn& turn, ClientOptions options, OnEvent on_event)
+    : ioc_(ioc), turn_(turn), options_(std::move(options)), on_event_(std::move(on_event)) {}
 
 CallLink::~CallLink() = default;
 
@@ -37,27 +37,40 @@ void CallLink::post_event(CallEvent ev) {
 }
 
 void CallLink::submit(std::uint64_t call_id, CallRequest request, OnBehalfOf user) {
-  if (!client_) connect();
-  if (!client_) return post_event(CallEvent{call_id, FailureEvent{wire::ErrorCode::Unavailable, "musterd is unreachable"}});
-  try {
-    CallOptions o;
-    o.on_behalf_of = std::move(user);
-    o.timeout_ms = request.timeout_ms;
-    o.parameters = std::move(request.parameters);
-    // Asks musterd for progress (want_progress); the events come through drain().
-    o.on_progress = [](std::uint64_t, std::uint64_t, const std::string&) {};
-    auto rid = client_->submit(request.node, request.inputs, o);
-    request_of_call_[call_id] = rid;
-    call_of_request_[rid] = call_id;
-  } catch (const CallError& e) {
-    post_event(CallEvent{call_id, FailureEvent{e.code(), e.what()}});
-  } catch (const std::exception& e) {
-    post_event(CallEvent{call_id, FailureEvent{wire::ErrorCode::InvalidRequest, e.what()}});
-  }
+  if (outbox_.empty()) turn_.defer([this] { send_outbox(); });
+  outbox_.push_back(Outgoing{call_id, std::move(request), std::move(user)});
+}
+
+void CallLink::send_outbox() {
+  if (outbox_.empty()) return;
+  sending_.swap(outbox_);  // a handler below may submit again: that goes to the next burst
+  for (auto& out : sending_) send_now(out);
+  sending_.clear();
   schedule_drain();
 }
 
+void CallLink::send_now(Outgoing& out) {
+  if (!client_) connect();
+  if (!client_) return post_event(CallEvent{out.call_id, FailureEvent{wire::ErrorCode::Unavailable, "musterd is unreachable"}});
+  try {
+    CallOptions o;
+    o.on_behalf_of = std::move(out.user);
+    o.timeout_ms = out.request.timeout_ms;
+    o.parameters = std::move(out.request.parameters);
+    // Asks musterd for progress (want_progress); the events come through drain().
+    o.on_progress = [](std::uint64_t, std::uint64_t, const std::string&) {};
+    auto rid = client_->submit(out.request.node, out.request.inputs, o);
+    request_of_call_[out.call_id] = rid;
+    call_of_request_[rid] = out.call_id;
+  } catch (const CallError& e) {
+    post_event(CallEvent{out.call_id, FailureEvent{e.code(), e.what()}});
+  } catch (const std::exception& e) {
+    post_event(CallEvent{out.call_id, FailureEvent{wire::ErrorCode::InvalidRequest, e.what()}});
+  }
+}
+
 void CallLink::cancel(std::uint64_t call_id) {
+  send_outbox();  // a call submitted in this turn is sent first, so that it can be cancelled
   auto it = request_of_call_.find(call_id);
   if (it == request_of_call_.end() || !client_) return;
   client_->cancel(it->second);
@@ -75,6 +88,8 @@ void CallLink::schedule_drain() {
 }
 
 void CallLink::reset(const std::string& why) {
+  for (auto& out : outbox_) post_event(CallEvent{out.call_id, FailureEvent{wire::ErrorCode::Unavailable, why}});
+  outbox_.clear();
   for (auto& [call, request] : request_of_call_)
     post_event(CallEvent{call, FailureEvent{wire::ErrorCode::Unavailable, why}});
   request_of_call_.clear();

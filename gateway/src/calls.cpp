@@ -54,7 +54,7 @@ void Gateway::start_execution(WsPeer& peer, const Json& payload) {
   ex.peer = peer.weak_from_this();
   auto id = begin_call(std::move(std::get<CallRequest>(parsed)), std::move(ex), peer.user, peer.role);
   peer.executions.insert(id);
-  send_to(peer, "execution.updated", execution_payload(executions_.at(id).state));
+  send_execution(peer, executions_.at(id).state);
 }
 
 InputsRewriter Gateway::file_refs_of(const std::string& user) const {
@@ -70,6 +70,13 @@ void Gateway::cancel_execution(WsPeer& peer, const Json& payload) {
     return send_to(peer, "error",
                    error_payload(fmt::format("no open execution {} on this connection", id), codes::kNotFound));
   calls_->cancel(id);  // the terminal execution.updated (cancelled) follows from musterd
+}
+
+void Gateway::send_execution(WsPeer& peer, const ExecutionState& s) {
+  metrics_.messages_sent(1);
+  out_.clear();
+  append_execution_updated(out_, s, unix_now());
+  peer.send(out_);
 }
 
 void Gateway::on_call_event(CallEvent ev) {
@@ -117,7 +124,7 @@ void Gateway::on_call_event(CallEvent ev) {
       }
     }
   } else if (auto peer = ex.peer.lock()) {
-    send_to(*peer, "execution.updated", execution_payload(s, /*take_outputs=*/terminal));
+    send_execution(*peer, s);
     if (terminal) peer->executions.erase(s.execution_id);
   }
   if (terminal) executions_.erase(it);

@@ -72,7 +72,7 @@ Gateway::Gateway(GatewayOptions o)
   link_ = std::make_unique<DaemonLink>(opt_.client, poll, [this](Snapshot s) {
     net::post(ioc, [this, s = std::move(s)]() mutable { on_snapshot(std::move(s)); });
   });
-  calls_.emplace(ioc, opt_.client, [this](CallEvent ev) { on_call_event(std::move(ev)); });
+  calls_.emplace(ioc, turn, opt_.client, [this](CallEvent ev) { on_call_event(std::move(ev)); });
   users();  // a broken users file stops the start with its error; tells the link what to poll
 }
 
@@ -140,7 +140,7 @@ void Gateway::ws_closed(const std::shared_ptr<WsPeer>& peer) {
     spdlog::info("WebSocket #{} closed with {} execution(s) open: cancelled", peer->id, peer->executions.size());
 }
 
-void Gateway::ws_message(WsPeer& peer, const std::string& text, bool binary) {
+void Gateway::ws_message(WsPeer& peer, std::string_view text, bool binary) {
   metrics_.message_received();
   if (binary) {
     spdlog::warn("WebSocket #{} of {}: binary frame of {} bytes refused", peer.id, peer.user, text.size());
@@ -216,7 +216,7 @@ int Gateway::run() {
   signals_.async_wait([this](beast::error_code ec, int) {
     if (!ec) shutdown();
   });
-  ioc.run();
+  turn.run();
   spdlog::info("stopped: {} call(s) completed, {} failed, {} cancelled", completed_, failed_, cancelled_);
   return 0;
 }

@@ -87,11 +87,12 @@ class Gateway {
   std::variant<WsGrant, Response> authorize_ws(const Request& req);
   void ws_opened(const std::shared_ptr<WsPeer>& peer);
   void ws_closed(const std::shared_ptr<WsPeer>& peer);
-  void ws_message(WsPeer& peer, const std::string& text, bool binary);
+  void ws_message(WsPeer& peer, std::string_view text, bool binary);
   std::uint64_t next_peer_id() { return ++peer_ids_; }
 
   const GatewayOptions& options() const { return opt_; }
   net::io_context ioc{1};
+  EndOfTurn turn{ioc};  // runs ioc; what waits for the end of each Asio turn (end_of_turn.hpp)
   std::shared_ptr<ssl::context> server_tls;
 
  private:
@@ -128,6 +129,7 @@ class Gateway {
   void broadcast(std::string_view type, const Json& payload);
   void broadcast_to(const std::string& workspace, std::string_view type, const Json& payload);
   void send_to(WsPeer& peer, std::string_view type, const Json& payload);
+  void send_execution(WsPeer& peer, const ExecutionState& s);  // execution.updated (calls.cpp)
   // The first messages of a connection, and after musterd came back: status, services, peers.
   void send_state(WsPeer& peer);
   Json node_status_payload(const std::string& workspace);
@@ -180,6 +182,7 @@ class Gateway {
   std::uint64_t next_execution_ = 0;
   std::uint64_t completed_ = 0, failed_ = 0, cancelled_ = 0;  // of every workspace (for the log)
   GatewayMetrics metrics_;
+  std::string out_;  // the message being sent (send_to, send_execution): one buffer, reused
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::unique_ptr<StaticFiles> web_;  // the dashboard (static_files.hpp)

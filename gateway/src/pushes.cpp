@@ -10,12 +10,14 @@ namespace muster::gateway {
 
 void Gateway::send_to(WsPeer& peer, std::string_view type, const Json& payload) {
   metrics_.messages_sent(1);
-  peer.send(std::make_shared<const std::string>(make_message(type, payload, unix_now())));
+  out_.clear();
+  append_message(out_, type, payload, unix_now());
+  peer.send(out_);
 }
 
 void Gateway::broadcast(std::string_view type, const Json& payload) {
   if (peers_.empty()) return;
-  auto text = std::make_shared<const std::string>(make_message(type, payload, unix_now()));
+  auto text = make_message(type, payload, unix_now());
   // A send may drop a slow peer, which leaves peers_ later (on its read's failure): iterate a copy.
   auto peers = peers_;
   metrics_.messages_sent(peers.size());
@@ -23,12 +25,12 @@ void Gateway::broadcast(std::string_view type, const Json& payload) {
 }
 
 void Gateway::broadcast_to(const std::string& workspace, std::string_view type, const Json& payload) {
-  std::shared_ptr<const std::string> text;
+  std::optional<std::string> text;
   auto peers = peers_;
   for (auto& [id, p] : peers) {
     if (p->workspace != workspace) continue;
-    if (!text) text = std::make_shared<const std::string>(make_message(type, payload, unix_now()));
-    p->send(text);
+    if (!text) text = make_message(type, payload, unix_now());
+    p->send(*text);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "muster/gateway/jwt.hpp"
 #include "muster/gateway/users.hpp"
@@ -15,8 +16,9 @@ namespace muster::gateway {
 class WsPeer : public std::enable_shared_from_this<WsPeer> {
  public:
   virtual ~WsPeer() = default;
-  // Queues a text message; a peer more than the queue limit behind is dropped.
-  virtual void send(std::shared_ptr<const std::string> text) = 0;
+  // Sends a text message (copied: `text` may go once this returns); a peer more than the queue
+  // limit behind is dropped.
+  virtual void send(std::string_view text) = 0;
   // Closes with `code` (RFC 6455) once the messages already queued are written.
   virtual void close(std::uint16_t code = 1001) = 0;
 

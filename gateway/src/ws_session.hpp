@@ -1,6 +1,10 @@
 // ws_session.hpp — one WebSocket (ws or wss) of the gateway: reads text frames and hands them
-// to the Gateway, writes queued messages one at a time, pings every --ping-interval and drops
-// the peer when no pong came for --pong-timeout or a write took longer than --write-timeout.
+// to the Gateway, writes messages, pings every --ping-interval and drops the peer when no pong
+// came for --pong-timeout or a write took longer than --write-timeout.
+// Messages are framed at once into the session's CoalescingStream and leave at the end of the
+// Asio turn, all of a turn in one write (coalescing_stream.hpp, end_of_turn.hpp); while more
+// than kRoom bytes are not on the wire yet, messages wait in a queue, and a peer with more than
+// --max-queued-messages waiting is dropped as not reading.
 // Owns: the keep-alive and write deadlines, the outgoing queue bound.
 // Must never: interpret a message (the Gateway does), or block the Asio thread.
 #pragma once
@@ -9,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "coalescing_stream.hpp"
 #include "gateway.hpp"
 
 namespace muster::gateway {
@@ -28,32 +33,35 @@ class WsSession : public WsPeer {
         [](websocket::response_type& res) { res.set(http::field::server, "muster-gateway"); }));
     ws_.read_message_max(gw_.options().max_message_bytes);
     auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+    ws_.next_layer().on_written([this] { schedule_flush(); });
     ws_.control_callback([this](websocket::frame_type kind, std::string_view) {
       if (kind == websocket::frame_type::pong) last_pong_ = Clock::now();
     });
     ws_.async_accept(req, [self](beast::error_code ec) { self->on_accept(ec); });
   }
 
-  void send(std::shared_ptr<const std::string> text) override {
+  void send(std::string_view text) override {
     if (closed_ || close_code_) return;
+    if (queue_.empty() && ws_.next_layer().buffered() < kRoom) return write_now(text);
     if (queue_.size() >= gw_.options().max_queued_messages) {
       spdlog::warn("WebSocket #{} of {} ({}) is not reading ({} messages queued): dropping it", id, user, remote,
                    queue_.size());
       drop();
       return;
     }
-    queue_.push_back(std::move(text));
-    if (queue_.size() == 1) do_write();
+    queue_.emplace_back(text);
   }
 
   void close(std::uint16_t code) override {
     if (closed_ || close_code_) return;
     close_code_ = code;
-    if (queue_.empty()) start_close();  // else after the queue is written (do_write)
+    if (queue_.empty()) start_close();  // else once the queue is written (on_flushed)
   }
 
  private:
   using Clock = std::chrono::steady_clock;
+  // Bytes not yet on the wire above which messages wait in queue_ instead of being framed.
+  static constexpr std::size_t kRoom = 256 * 1024;
 
   void on_accept(beast::error_code ec) {
     if (ec) {
@@ -86,7 +94,8 @@ class WsSession : public WsPeer {
                      o.pong_timeout_s);
         return self->drop();
       }
-      if (self->writing_ && now - self->write_started_ > seconds(o.write_timeout_s)) {
+      auto& out = self->ws_.next_layer();
+      if (out.flushing() && now - out.flush_started() > seconds(o.write_timeout_s)) {
         spdlog::info("WebSocket #{} of {} ({}): a write took longer than {} s, dropping it", self->id, self->user,
                      self->remote, o.write_timeout_s);
         return self->drop();
@@ -101,6 +110,7 @@ class WsSession : public WsPeer {
   }
 
   void start_close() {
+    close_started_ = true;
     auto self = std::static_pointer_cast<WsSession>(shared_from_this());
     ws_.async_close(static_cast<websocket::close_code>(close_code_), [self](beast::error_code) {});
   }
@@ -134,39 +144,55 @@ class WsSession : public WsPeer {
       gw_.ws_closed(shared_from_this());
       return;
     }
-    std::string text = beast::buffers_to_string(buffer_.data());
+    gw_.ws_message(*this, std::string_view(static_cast<const char*>(buffer_.data().data()), buffer_.size()),
+                   /*binary=*/!ws_.got_text());
     buffer_.consume(buffer_.size());
-    gw_.ws_message(*this, text, /*binary=*/!ws_.got_text());
     if (!closed_) do_read();
   }
 
-  void do_write() {
-    auto self = std::static_pointer_cast<WsSession>(shared_from_this());
-    ws_.text(true);
-    auto msg = queue_.front();
-    writing_ = true;
-    write_started_ = Clock::now();
-    ws_.async_write(net::buffer(*msg), [self, msg](beast::error_code ec, std::size_t) {
-      self->writing_ = false;
-      if (ec) {
-        self->queue_.clear();
-        return;  // the pending read fails too and reports the close
-      }
-      if (self->queue_.empty()) return;
-      self->queue_.pop_front();
-      if (!self->queue_.empty()) self->do_write();
-      else if (self->close_code_) self->start_close();
+  // Frames one message into the stream's memory (no syscall); it leaves at the end of the turn.
+  void write_now(std::string_view text) {
+    beast::error_code ec;
+    ws_.write(net::buffer(text.data(), text.size()), ec);
+    if (ec) queue_.clear();  // the stream failed: the pending read reports the close
+  }
+
+  void schedule_flush() {
+    if (flush_scheduled_) return;
+    flush_scheduled_ = true;
+    gw_.turn.defer([self = std::static_pointer_cast<WsSession>(shared_from_this())] {
+      self->flush_scheduled_ = false;
+      self->flush();
     });
   }
 
-  websocket::stream<Stream> ws_;
+  void flush() {
+    auto& out = ws_.next_layer();
+    if (out.unsent() == 0) return;  // a write in progress already carries everything
+    auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+    out.async_flush([self](beast::error_code ec) { self->on_flushed(ec); });
+  }
+
+  void on_flushed(beast::error_code ec) {
+    if (ec) {
+      queue_.clear();
+      return;  // the pending read fails too and reports the close
+    }
+    while (!queue_.empty() && ws_.next_layer().buffered() < kRoom) {
+      write_now(queue_.front());
+      if (!queue_.empty()) queue_.pop_front();
+    }
+    if (queue_.empty() && close_code_ && !close_started_) start_close();
+  }
+
+  websocket::stream<CoalescingStream<Stream>> ws_;
   Gateway& gw_;
   net::steady_timer tick_;
   beast::flat_buffer buffer_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
-  bool closed_ = false, writing_ = false, pinging_ = false;
+  std::deque<std::string> queue_;  // messages waiting for room (kRoom)
+  bool closed_ = false, pinging_ = false, flush_scheduled_ = false, close_started_ = false;
   std::uint16_t close_code_ = 0;  // set once a close was asked for
-  Clock::time_point last_pong_{}, next_ping_{}, write_started_{};
+  Clock::time_point last_pong_{}, next_ping_{};
 };
 
 }  // namespace muster::gateway

@@ -41,6 +41,8 @@ std::variant<Envelope, ProtocolError> parse_envelope(std::string_view text);
 
 // The serialized message {"type", "payload", "timestamp"}.
 std::string make_message(std::string_view type, const Json& payload, std::int64_t unix_seconds);
+// The same bytes, appended to `out` (a buffer the caller reuses).
+void append_message(std::string& out, std::string_view type, const Json& payload, std::int64_t unix_seconds);
 // The `error` payload.
 Json error_payload(std::string_view error, std::string_view code);
 

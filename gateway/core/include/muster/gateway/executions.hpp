@@ -51,6 +51,10 @@ struct ExecutionState {
 };
 // `take_outputs`: move the outputs into the payload (the state is not reported again).
 Json execution_payload(ExecutionState& s, bool take_outputs = false);
+// The whole execution.updated message for `s`, appended to `out`: the same bytes as
+// make_message("execution.updated", execution_payload(s), unix_seconds), written directly
+// (one or more per call: no Json tree, no new string).
+void append_execution_updated(std::string& out, const ExecutionState& s, std::int64_t unix_seconds);
 
 // The last `capacity` call durations (µs) and the count of calls; percentiles over the window.
 class LatencyWindow {
