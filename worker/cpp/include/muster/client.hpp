@@ -42,6 +42,12 @@ struct ClientOptions {
   // How long to wait past a call's own timeout (or for a query) before giving up on a
   // daemon that does not answer: the call then fails with UNAVAILABLE.
   std::chrono::milliseconds grace{5000};
+  // Hold the Submits of submit() and send them together, as one Batch message (PROTOCOL.md
+  // §2.2), at the next poll(), call(), cancel(), query or flush(), or once 64 KiB are held; only
+  // once the daemon has shown it reads batches on this connection (it sent one). Cheaper per call
+  // when many are in flight. With it, call flush() before waiting on fd(): a held Submit is not
+  // sent until then. Replies come in batches whether or not this is set.
+  bool coalesce_submits = false;
 };
 
 // The end user a gateway acts for (ClientMessage.on_behalf_of, docs/PROTOCOL.md §8.1). musterd
@@ -97,6 +103,8 @@ class Client {
   // A request submitted on behalf of a user is cancelled on behalf of the same user.
   void cancel(std::uint64_t request_id);
   std::vector<ClientEvent> poll(std::chrono::milliseconds wait);
+  // Sends the Submits held by ClientOptions::coalesce_submits now (poll() does it too).
+  void flush();
   std::size_t open_requests() const;
   // The socket's file descriptor (for integrating poll() into another event loop).
   int fd() const;
