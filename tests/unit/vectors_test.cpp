@@ -176,6 +176,7 @@ Json describe(const w::Attached* a) {
   j["liveness"] = a->liveness();
   j["max_message_bytes"] = a->max_message_bytes();
   j["no_answer_acks"] = a->no_answer_acks();
+  j["batches"] = a->batches();
   return j;
 }
 
@@ -212,6 +213,7 @@ Json describe(const w::Attach* a) {
   if (a->nodes()) j["nodes"] = describe_vector(a->nodes());
   j["payload_frames"] = a->payload_frames();
   j["no_answer_acks"] = a->no_answer_acks();
+  j["batches"] = a->batches();
   return j;
 }
 
@@ -241,6 +243,7 @@ Json describe(const w::Submit* s) {
   put(j, "trace_id", s->trace_id());
   j["payload_frames"] = s->payload_frames();
   j["durable"] = s->durable();
+  j["batch_replies"] = s->batch_replies();
   return j;
 }
 
@@ -676,6 +679,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     b.add_nodes(nodes);
     b.add_payload_frames(num<bool>(j, "payload_frames", false));
     b.add_no_answer_acks(num<bool>(j, "no_answer_acks", false));
+    b.add_batches(num<bool>(j, "batches", false));
     return b.Finish().Union();
   }
   if (t == "Pong") {
@@ -737,7 +741,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     auto bcast = str(fbb, j, "broadcast_topic");
     return w::CreateAttached(fbb, id, inst, topic, bcast, num<std::uint64_t>(j, "ping_interval_ms", 0),
                              num<std::uint32_t>(j, "liveness", 0), num<std::uint64_t>(j, "max_message_bytes", 0),
-                             num<bool>(j, "no_answer_acks", false))
+                             num<bool>(j, "no_answer_acks", false), num<bool>(j, "batches", false))
         .Union();
   }
   if (t == "Ack") {
@@ -766,7 +770,8 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     auto trace = str(fbb, j, "trace_id");
     return w::CreateSubmit(fbb, node, inputs, params, num<std::uint64_t>(j, "timeout_ms", 0),
                            num<bool>(j, "want_progress", false), num<bool>(j, "want_accepted", false), trace,
-                           num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false))
+                           num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false),
+                           num<bool>(j, "batch_replies", false))
         .Union();
   }
   if (t == "Cancel") return type = w::ClientBody::Cancel, w::CreateCancel(fbb).Union();

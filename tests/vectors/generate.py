@@ -262,6 +262,10 @@ def valid() -> List[Tuple[str, str, object]]:
         ("values_all_kinds", "Values", ALL_KINDS),
         ("values_empty", "Values", {}),
         ("values_deep", "Values", {"deep": _nest(80)}),  # 123 tables deep: top-level limit is 128
+        # -- Batches (PROTOCOL.md §2.2): the opt-ins of a worker, the daemon and a client ----
+        ("worker_attach_batches", "WorkerMessage", W("w1", m.Attach("w1", sdk="muster-cpp/0.1.0", capacity=128, nodes=[BARE_SPEC], payload_frames=True, no_answer_acks=True, batches=True))),
+        ("daemon_attached_batches", "DaemonMessage", D(m.Attached("w1", "inst-7f3a", "w:local:w1:", "b:", 1000, 3, 16 * 1024 * 1024, True, True))),
+        ("client_submit_batch_replies", "ClientMessage", C(14, m.Submit("echo", {"x": 1}, None, 5000, payload_frames=True, batch_replies=True))),
     ]
 
 

@@ -181,6 +181,7 @@ export class Client {
         traceId: options.traceId ?? '',
         payloadFrames: false, // outputs stay inside the Result
         durable: false,
+        batchReplies: false, // reads no Batch (PROTOCOL.md §2.2)
       };
       const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs : 0;
       result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted).then((reply) => {

@@ -99,6 +99,8 @@ export interface AttachBody {
   payloadFrames: boolean;
   /** No Ack per answer (PROTOCOL.md §7.7): this SDK never asks (it wants every answer Acked). */
   noAnswerAcks: boolean;
+  /** Reads Batch on its topic (PROTOCOL.md §2.2): this SDK never asks. */
+  batches?: boolean;
 }
 export interface PongBody {
   type: 'Pong';
@@ -155,6 +157,8 @@ export interface AttachedBody {
   maxMessageBytes: bigint;
   /** The daemon honours Attach.noAnswerAcks (§7.7). */
   noAnswerAcks: boolean;
+  /** The daemon reads Batch (PROTOCOL.md §2.2). */
+  batches?: boolean;
 }
 export interface AckBody {
   type: 'Ack';
@@ -190,6 +194,8 @@ export interface SubmitBody {
   payloadFrames: boolean;
   /** Journal the call: it survives a daemon restart (docs/DURABILITY.md). */
   durable: boolean;
+  /** Replies may come in a Batch (PROTOCOL.md §2.2): this SDK never asks. */
+  batchReplies?: boolean;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -534,6 +540,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       W.Attach.addNodes(b, nodesVec);
       W.Attach.addPayloadFrames(b, !!x.payloadFrames);
       W.Attach.addNoAnswerAcks(b, !!x.noAnswerAcks);
+      W.Attach.addBatches(b, !!x.batches);
       body = W.Attach.endAttach(b);
       type = W.WorkerBody.Attach;
       break;
@@ -630,6 +637,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
         u32(x.liveness, 'liveness'),
         u64(x.maxMessageBytes, 'max_message_bytes'),
         !!x.noAnswerAcks,
+        !!x.batches,
       );
       type = W.DaemonBody.Attached;
       break;
@@ -677,6 +685,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       if (trace) W.Submit.addTraceId(b, trace);
       W.Submit.addPayloadFrames(b, !!x.payloadFrames);
       W.Submit.addDurable(b, !!x.durable);
+      W.Submit.addBatchReplies(b, !!x.batchReplies);
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -1123,6 +1132,7 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
           nodes,
           payloadFrames: a.payloadFrames(),
           noAnswerAcks: a.noAnswerAcks(),
+          batches: a.batches(),
         };
         break;
       }
@@ -1209,6 +1219,7 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           liveness: a.liveness(),
           maxMessageBytes: a.maxMessageBytes(),
           noAnswerAcks: a.noAnswerAcks(),
+          batches: a.batches(),
         };
         break;
       }
@@ -1254,6 +1265,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           traceId: s(x.traceId()),
           payloadFrames: x.payloadFrames(),
           durable: x.durable(),
+          batchReplies: x.batchReplies(),
         };
         break;
       }

@@ -161,6 +161,7 @@ class Attached:
     liveness: int = _m("u32", 0)
     max_message_bytes: int = _m("u64", 0)
     no_answer_acks: bool = _m("bool", False)
+    batches: bool = _m("bool", False)  # the daemon reads Batch (PROTOCOL.md §2.2)
 
 
 @dataclass
@@ -196,6 +197,7 @@ class Attach:
     nodes: Optional[List[NodeSpec]] = _list("[table]", "NodeSpec")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
     no_answer_acks: bool = _m("bool", False)  # this SDK wants every answer Acked
+    batches: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
 
 
 @dataclass
@@ -231,6 +233,7 @@ class Submit:
     trace_id: Optional[str] = _m("str")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
     durable: bool = _m("bool", False)  # journaled: survives a daemon restart (DURABILITY.md)
+    batch_replies: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
 
 
 @dataclass
