@@ -186,6 +186,22 @@ Json id_list(const flatbuffers::Vector<std::uint64_t>& ids) {
   return a;
 }
 
+// A Batch (PROTOCOL.md §2.2): each item's bytes as standard base64 (tests/vectors/README.md).
+Json describe(const w::Batch* b) {
+  Json j = Json::object();
+  if (auto* items = b->items()) {
+    Json list = Json::array();
+    for (auto* item : *items) {
+      Json i = Json::object();
+      if (auto* m = item->message())
+        i["message"] = muster::base64_encode(muster::Bytes(std::vector<std::uint8_t>(m->begin(), m->end())));
+      list.push_back(std::move(i));
+    }
+    j["items"] = std::move(list);
+  }
+  return j;
+}
+
 Json describe(const w::Ack* a) {
   Json j = Json::object();
   j["late"] = a->late();
@@ -452,6 +468,7 @@ Json body(const w::WorkerMessage* m) {
     case w::WorkerBody::Result: return with_type("Result", m->body_as_Result());
     case w::WorkerBody::Failure: return with_type("Failure", m->body_as_Failure());
     case w::WorkerBody::Detach: return with_type("Detach", m->body_as_Detach());
+    case w::WorkerBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -464,6 +481,7 @@ Json body(const w::DaemonMessage* m) {
     case w::DaemonBody::Attached: return with_type("Attached", m->body_as_Attached());
     case w::DaemonBody::Ack: return with_type("Ack", m->body_as_Ack());
     case w::DaemonBody::Rejected: return with_type("Rejected", m->body_as_Rejected());
+    case w::DaemonBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -482,6 +500,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::KeyList: return empty("KeyList");
     case w::ClientBody::KeyRevoke: return with_type("KeyRevoke", m->body_as_KeyRevoke());
     case w::ClientBody::GetNodeStats: return empty("GetNodeStats");
+    case w::ClientBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -498,6 +517,7 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::TokenCreated: return with_type("TokenCreated", m->body_as_TokenCreated());
     case w::ReplyBody::AdminReport: return with_type("AdminReport", m->body_as_AdminReport());
     case w::ReplyBody::NodeStatsReport: return with_type("NodeStatsReport", m->body_as_NodeStatsReport());
+    case w::ReplyBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -660,6 +680,25 @@ Offset<w::Failure> build_failure(FlatBufferBuilder& fbb, const Json& j) {
   return w::CreateFailure(fbb, num<std::uint64_t>(j, "request_id", 0), code(j, "code", w::ErrorCode::Internal), msg);
 }
 
+// A Batch from its description: each item's message 8-byte aligned (PROTOCOL.md §2.2).
+Offset<w::Batch> build_batch(FlatBufferBuilder& fbb, const Json& j) {
+  Offset<flatbuffers::Vector<Offset<w::BatchItem>>> items;
+  if (j.contains("items")) {
+    std::vector<Offset<w::BatchItem>> list;
+    for (auto& i : j.at("items")) {
+      Offset<flatbuffers::Vector<std::uint8_t>> bytes;
+      if (i.contains("message")) {
+        auto b = muster::base64_decode(i.at("message").get<std::string>());
+        fbb.ForceVectorAlignment(b.size(), 1, 8);
+        bytes = fbb.CreateVector(b.data(), b.size());
+      }
+      list.push_back(w::CreateBatchItem(fbb, bytes));
+    }
+    items = fbb.CreateVector(list);
+  }
+  return w::CreateBatch(fbb, items);
+}
+
 Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerBody& type) {
   auto t = j.at("type").get<std::string>();
   if (t == "Attach") {
@@ -698,6 +737,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     auto reason = str(fbb, j, "reason");
     return w::CreateDetach(fbb, reason).Union();
   }
+  if (t == "Batch") return type = w::WorkerBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown WorkerBody member " << t);
   return 0;
 }
@@ -756,6 +796,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     return w::CreateRejected(fbb, code(j, "code", w::ErrorCode::BadMessage), msg, num<bool>(j, "reattach", false))
         .Union();
   }
+  if (t == "Batch") return type = w::DaemonBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown DaemonBody member " << t);
   return 0;
 }
@@ -799,6 +840,7 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     auto id = str(fbb, j, "id");
     return w::CreateKeyRevoke(fbb, id).Union();
   }
+  if (t == "Batch") return type = w::ClientBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown ClientBody member " << t);
   return 0;
 }
@@ -930,6 +972,7 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     auto failures = table_vector<w::RecentFailure>(fbb, j, "recent_failures", build_recent_failure);
     return w::CreateNodeStatsReport(fbb, nodes, failures).Union();
   }
+  if (t == "Batch") return type = w::ReplyBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown ReplyBody member " << t);
   return 0;
 }
@@ -1311,7 +1354,8 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientMessage.TokenRevoke", "ClientMessage.KeyList", "ClientMessage.KeyRevoke", "ClientReply.Accepted",
         "ClientReply.Progress", "ClientReply.Result", "ClientReply.Failure", "ClientReply.NodeList",
         "ClientReply.WorkerList", "ClientReply.StatusReport", "ClientReply.TokenCreated",
-        "ClientReply.AdminReport", "ClientMessage.GetNodeStats", "ClientReply.NodeStatsReport"}) {
+        "ClientReply.AdminReport", "ClientMessage.GetNodeStats", "ClientReply.NodeStatsReport",
+        "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }

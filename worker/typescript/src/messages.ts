@@ -114,7 +114,16 @@ export interface DetachBody {
   type: 'Detach';
   reason: string;
 }
-export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody;
+/**
+ * Several whole messages of the enclosing root type in one (PROTOCOL.md §2.2): each item is the
+ * bytes the message would be sent as alone. This SDK never asks for batches, so it never gets
+ * one; it reads and writes them for the golden vectors and for a peer that speaks them.
+ */
+export interface BatchBody {
+  type: 'Batch';
+  items: { message: Uint8Array | null }[];
+}
+export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody | BatchBody;
 export interface WorkerMessage {
   workerId: string;
   body: WorkerBody;
@@ -174,7 +183,7 @@ export interface RejectedBody {
   message: string;
   reattach: boolean;
 }
-export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody;
+export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody | BatchBody;
 export interface DaemonMessage {
   body: DaemonBody;
 }
@@ -251,7 +260,8 @@ export type ClientBody =
   | TokenListBody
   | TokenRevokeBody
   | KeyListBody
-  | KeyRevokeBody;
+  | KeyRevokeBody
+  | BatchBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
   user: string;
@@ -380,7 +390,8 @@ export type ReplyBody =
   | StatusReportBody
   | TokenCreatedBody
   | AdminReportBody
-  | NodeStatsReportBody;
+  | NodeStatsReportBody
+  | BatchBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -433,6 +444,29 @@ function u32(v: number | undefined, what: string): number {
  */
 function payload(b: B, bytes: Uint8Array | undefined): flatbuffers.Offset {
   return bytes && bytes.length > 0 ? createByteVector(b, bytes, 8) : 0;
+}
+
+/** A Batch: each item's message on an 8-byte boundary (PROTOCOL.md §2.2). */
+function encodeBatch(b: B, x: BatchBody): flatbuffers.Offset {
+  const items = x.items.map((i) => {
+    const m = i.message ? createByteVector(b, i.message, 8) : 0;
+    W.BatchItem.startBatchItem(b);
+    if (m) W.BatchItem.addMessage(b, m);
+    return W.BatchItem.endBatchItem(b);
+  });
+  return W.Batch.createBatch(b, W.Batch.createItemsVector(b, items));
+}
+
+function decodeBatch(bb: CheckedByteBuffer, x: W.Batch): BatchBody {
+  const items: { message: Uint8Array | null }[] = [];
+  for (let i = 0, n = x.itemsLength(); i < n; i++) {
+    const item = x.items(i)!;
+    bb.enterTable();
+    const m = item.messageArray();
+    bb.leaveTable();
+    items.push({ message: m ? m.slice() : null });
+  }
+  return { type: 'Batch', items };
 }
 
 function encodePort(b: B, p: Port): flatbuffers.Offset {
@@ -579,6 +613,10 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       type = W.WorkerBody.Detach;
       break;
     }
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.WorkerBody.Batch;
+      break;
     default:
       throw new TypeError(`unknown worker message ${(x as { type: string }).type}`);
   }
@@ -657,6 +695,10 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       type = W.DaemonBody.Rejected;
       break;
     }
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.DaemonBody.Batch;
+      break;
     default:
       throw new TypeError(`unknown daemon message ${(x as { type: string }).type}`);
   }
@@ -746,6 +788,10 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
     case 'KeyRevoke':
       body = W.KeyRevoke.createKeyRevoke(b, createString(b, x.id));
       type = W.ClientBody.KeyRevoke;
+      break;
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.ClientBody.Batch;
       break;
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
@@ -926,6 +972,10 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       type = W.ReplyBody.NodeStatsReport;
       break;
     }
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.ReplyBody.Batch;
+      break;
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
   }
@@ -1157,6 +1207,9 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
       case W.WorkerBody.Detach:
         body = { type: 'Detach', reason: s(get(() => new W.Detach()).reason()) };
         break;
+      case W.WorkerBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
       default:
         badUnion(t);
     }
@@ -1235,6 +1288,9 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
         body = { type: 'Rejected', code: r.code() as number as ErrorCode, message: s(r.message()), reattach: r.reattach() };
         break;
       }
+      case W.DaemonBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
       default:
         badUnion(t);
     }
@@ -1314,6 +1370,9 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         break;
       case W.ClientBody.KeyRevoke:
         body = { type: 'KeyRevoke', id: required(get(() => new W.KeyRevoke()).id(), 'KeyRevoke.id') };
+        break;
+      case W.ClientBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
         break;
       default:
         badUnion(t);
@@ -1501,6 +1560,9 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
       }
       case W.ReplyBody.AdminReport:
         body = { type: 'AdminReport', json: s(get(() => new W.AdminReport()).json()) };
+        break;
+      case W.ReplyBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
         break;
       default:
         badUnion(t);

@@ -12,6 +12,8 @@ unnoticed).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import struct
@@ -47,6 +49,8 @@ def describe_table(obj: Any) -> Dict[str, Any]:
             out[name] = [describe_table(x) for x in v]
         elif kind in ("[str]", "[u64]"):
             out[name] = list(v)
+        elif kind == "[u8]":
+            out[name] = base64.b64encode(v).decode("ascii")
         elif kind == "nested":
             out[name] = _values.to_json(v)
         elif kind == "union":
@@ -132,6 +136,13 @@ def table_from_description(cls: type, d: Any, what: str = "") -> Any:
             if not isinstance(v, list):
                 raise ValueError(f"{w}: expected an array")
             kwargs[name] = [_check_int(x, f"{w}[{i}]", 64) for i, x in enumerate(v)]
+        elif kind == "[u8]":
+            try:
+                kwargs[name] = base64.b64decode(v, validate=True) if isinstance(v, str) else None
+            except binascii.Error:
+                kwargs[name] = None
+            if kwargs[name] is None:
+                raise ValueError(f"{w}: expected a base64 string")
         elif kind == "nested":
             if not isinstance(v, dict):
                 raise ValueError(f"{w}: expected an object (a Values map)")
@@ -141,7 +152,7 @@ def table_from_description(cls: type, d: Any, what: str = "") -> Any:
         elif kind == "union":
             if not isinstance(v, dict) or not isinstance(v.get("type"), str):
                 raise ValueError(f"{w}: expected an object with a \"type\"")
-            members = {c.__name__: c for c in _m.UNION_MEMBERS[_named_ref(ref, w)]}
+            members = {c.__name__: c for c in _m.union_classes(_named_ref(ref, w))}
             member = members.get(v["type"])
             if member is None:
                 raise ValueError(f"{w}: {v['type']!r} is not a member of {ref}")

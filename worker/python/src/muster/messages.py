@@ -64,6 +64,20 @@ def _list(kind: str, ref: Optional[str] = None) -> Any:
 
 
 @dataclass
+class BatchItem:
+    """One whole message of the enclosing root type, as the bytes it would be sent as alone
+    (PROTOCOL.md §2.2); written 8-byte aligned. This SDK never sends or receives a Batch: the
+    class is the schema's, for the golden vectors."""
+
+    message: Optional[bytes] = _m("[u8]")
+
+
+@dataclass
+class Batch:
+    items: Optional[List[BatchItem]] = _list("[table]", "BatchItem")
+
+
+@dataclass
 class Port:
     """One input, output or parameter of a node. ``type`` is one of PORT_TYPES (absent means
     "any"); ``default_value`` is NO_DEFAULT when the port has no default."""
@@ -472,8 +486,8 @@ class EnrollResponse:
 
 UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     # index 0 is NONE; member i has type value i
-    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach),
-    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected),
+    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach, Batch),
+    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected, Batch),
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
         KeyList, KeyRevoke, GetNodeStats,
@@ -483,6 +497,27 @@ UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
         AdminReport, NodeStatsReport,
     ),
 }
+
+# Members of a union by their type value, beyond the run UNION_MEMBERS lists (members whose
+# predecessors this model does not have yet: the durable-call members of ClientBody and ReplyBody).
+UNION_EXTRA: Dict[str, Dict[int, type]] = {
+    "ClientBody": {17: Batch},  # PROTOCOL.md §2.2
+    "ReplyBody": {13: Batch},
+}
+
+
+def union_member(union: str, type_value: int) -> Optional[type]:
+    """The member class of ``union`` with type value ``type_value``, or None if unknown."""
+    members = UNION_MEMBERS[union]
+    if 0 < type_value <= len(members):
+        return members[type_value - 1]
+    return UNION_EXTRA.get(union, {}).get(type_value)
+
+
+def union_classes(union: str) -> Tuple[type, ...]:
+    """Every member class of ``union`` this model knows."""
+    return UNION_MEMBERS[union] + tuple(UNION_EXTRA.get(union, {}).values())
+
 
 ROOTS: Dict[str, Tuple[type, bytes]] = {
     "WorkerMessage": (WorkerMessage, b"MSWK"),
@@ -501,7 +536,7 @@ TABLES: Dict[str, type] = {
         Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke, KeyList,
         KeyRevoke, OnBehalfOf, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
-        GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
+        GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport, BatchItem, Batch,
     )
 }  # fmt: skip
 
@@ -574,6 +609,7 @@ def _register() -> None:
         _flat.LAYOUTS[name] = layout
     for union, members in UNION_MEMBERS.items():
         _flat.UNIONS[union] = {i + 1: m.__name__ for i, m in enumerate(members)}
+        _flat.UNIONS[union].update({i: m.__name__ for i, m in UNION_EXTRA.get(union, {}).items()})
 
 
 _register()
@@ -590,10 +626,12 @@ def union_type(union: str, body: Any) -> int:
     """The type value of a union member instance (0 for None)."""
     if body is None:
         return 0
-    try:
+    if type(body) in UNION_MEMBERS[union]:
         return UNION_MEMBERS[union].index(type(body)) + 1
-    except ValueError:
-        raise TypeError(f"a {type(body).__name__} is not a member of {union}") from None
+    for value, cls in UNION_EXTRA.get(union, {}).items():
+        if cls is type(body):
+            return value
+    raise TypeError(f"a {type(body).__name__} is not a member of {union}")
 
 
 # ---- encoding ------------------------------------------------------------------------------
@@ -638,6 +676,8 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
             for x in reversed(list(v)):
                 b.PrependUint64(int(x))
             offsets[f.name] = b.EndVector()
+        elif kind == "[u8]":
+            offsets[f.name] = nested_vector(b, bytes(v))  # 8-byte aligned, as a Batch item must be
         elif kind == "nested":
             if isinstance(v, (bytes, bytearray, memoryview)):
                 data = bytes(v)  # an already encoded Values buffer, forwarded as is
@@ -707,12 +747,12 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
         if kind == "union":
             utype = r.scalar(pos, f.slot - 1, "u8", 0)
             p = r.ref(pos, f.slot)
-            members = UNION_MEMBERS[_ref_name(f)]
-            if utype == 0 or utype > len(members):
+            member = union_member(_ref_name(f), utype)
+            if member is None:
                 raise BadMessage(f"{cls.__name__}.{f.name}: union type {utype} is NONE or unknown")
             if not p:
                 raise BadMessage(f"{cls.__name__}.{f.name}: union member is missing")
-            kwargs[f.name] = _decode_table(r, p, members[utype - 1])
+            kwargs[f.name] = _decode_table(r, p, member)
             continue
         p = r.ref(pos, f.slot)
         if not p:
@@ -729,6 +769,8 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
             kwargs[f.name] = [r.string_at(e) for e in r.offsets(p)]
         elif kind == "[u64]":
             kwargs[f.name] = r.u64s(p)
+        elif kind == "[u8]":
+            kwargs[f.name] = r.bytes_at(p)
         elif kind == "nested":
             data = r.bytes_at(p)
             try:
@@ -834,6 +876,9 @@ def table_fields(cls: type) -> List[Tuple[str, str, Optional[str], Any]]:
 __all__ = [name for name in TABLES] + [
     "NO_DEFAULT",
     "UNION_MEMBERS",
+    "UNION_EXTRA",
+    "union_member",
+    "union_classes",
     "ROOTS",
     "TABLES",
     "encode",
