@@ -90,8 +90,9 @@ std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>&
   for (auto& c : calls) by_job.emplace(c.job_id, &c);
   for (auto& verdict : journal::plan(calls, view)) {
     for (auto& rec : verdict.records) journal(rec);
-    if (verdict.decision != journal::Decision::Requeue) continue;
     const journal::Call& c = *by_job.at(verdict.job_id);
+    keep_restored(c, verdict);  // a finished call's outcome waits for its caller (JobResume, JobGet)
+    if (verdict.decision != journal::Decision::Requeue) continue;
     auto id = next_request_id_++;
     Request& r = requests_[id];
     r.id = id;
@@ -114,6 +115,7 @@ std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>&
     r.deaths = c.deaths + (c.state == journal::CallState::Running ? 1 : 0);
     r.job_id = c.job_id;
     r.state = RequestState::Queued;
+    jobs_.opened(c.job_id, OpenJob{id, c.caller.workspace, c.submitted});
     by_client_.emplace(client_key(kDetached, c.job_id), id);
     count_open(r, +1);
     deadlines_.push(r.deadline, id, requests_.size(),
@@ -137,7 +139,7 @@ void BrokerCore::reply_worker(const Peer& peer,
 }
 
 void BrokerCore::reply_client(
-    const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body) {
+    const Request& r, ClientReplyBody body) {
   if (r.client->routing_id.empty()) return;  // restored: its caller has not resumed (restore)
   if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
   actions_.push_back(ReplyToClient{*r.client, r.client_request_id, std::move(body)});
@@ -181,14 +183,17 @@ void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, Fail
     journal::Outcome outcome;
     if (auto* res = std::get_if<ResultBody>(&terminal)) {
       outcome.outputs = res->outputs;
+      res->job_id = r.job_id;
     } else {
       auto& failure = std::get<FailureBody>(terminal);
       outcome.code = failure.code;
       outcome.message = failure.message;
+      failure.job_id = r.job_id;
     }
     journal_bytes_ -= std::min<std::uint64_t>(journal_bytes_, r.inputs.size() + r.parameters.size());
     journal_bytes_ += outcome.outputs.bytes.size() + outcome.message.size();
     auto at = wall(now);
+    keep_outcome(r, outcome, at);  // for its caller, until JobAck or result_ttl
     journal(journal::Finished{r.job_id, std::move(outcome), at, at + config_.result_ttl});
   }
   if (auto* res = std::get_if<ResultBody>(&terminal)) {
@@ -211,6 +216,7 @@ void BrokerCore::leave_to_next_instance(std::unordered_map<std::uint64_t, Reques
                r.job_id, r.node->second, r.state == RequestState::Queued ? "queued" : "running");
   by_client_.erase(client_key(*r.client, r.client_request_id));
   count_open(r, -1);
+  jobs_.closed(r.job_id);
   requests_.erase(it);
 }
 
@@ -819,6 +825,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                     "pass the limit of {} MiB (--max-open-bytes)",
                     open_bytes() >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
 
+  ev.durable = ev.durable || entry->spec.durable;  // a durable node makes every call durable
   if (ev.durable && config_.journal_max_bytes && journal_bytes_ + bytes > config_.journal_max_bytes)
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
         fmt::format("journal full: {} of {} bytes held by open and undelivered durable calls; "
@@ -865,6 +872,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     call.submitted = wall(now);
     call.deadline = wall(r.deadline);
     journal_bytes_ += bytes;
+    jobs_.opened(r.job_id, OpenJob{id, who.workspace, call.submitted});
     journal(journal::Submitted{std::move(call)});
   }
   // A durable call's caller needs its job id: Accepted is implied.
@@ -891,14 +899,20 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
                   client_request_id, *workspace);
     return;
   }
+  cancel_request(now, it, "cancelled by the client");
+}
+
+void BrokerCore::cancel_request(TimePoint now, std::unordered_map<std::uint64_t, Request>::iterator it,
+                                const std::string& why) {
+  Request& r = it->second;
   if (r.state == RequestState::Queued) {
     remove_from_queue(r);
-    finish(now, r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
+    finish(now, r, FailureBody{ErrorCode::Cancelled, why});
     requests_.erase(it);
     return;
   }
-  actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Cancelled, "cancelled by the client"});
-  finish(now, r, FailureBody{ErrorCode::Cancelled, "cancelled by the client"});
+  actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Cancelled, why});
+  finish(now, r, FailureBody{ErrorCode::Cancelled, why});
   r.state = RequestState::Orphaned;
 }
 
@@ -961,6 +975,7 @@ void BrokerCore::tick(TimePoint now) {
   expire(now);
   fail_unserved(now);
   if (now >= next_journal_expire_ && next_job_id_ > 1) {  // only once durable calls were seen
+    jobs_.expire(wall(now));  // the same outcomes the journal forgets in this turn
     journal_ops_.emplace_back(journal::ExpireKept{wall(now)});
     next_journal_expire_ = now + config_.journal_expire_interval;
   }

@@ -8,7 +8,10 @@
 //
 // Contract: every accepted Submit produces exactly one terminal ReplyToClient (ResultBody or
 // FailureBody) for its (peer, request_id), and none after it; except a durable call still open
-// at shutdown, which this instance leaves to the next one through the journal (no reply). Every
+// at shutdown, which this instance leaves to the next one through the journal (no reply), and
+// a durable call its caller resumed (JobResume) elsewhere: the terminal reply goes to the
+// (peer, request_id) it was last bound to. A durable call's terminal reply is also kept (with
+// its job id) until JobAck or result_ttl, and sent again on JobResume or JobGet. Every
 // worker message produces exactly one ReplyToWorker, except a live Progress, Result or Failure
 // of a worker that attached with no_answer_acks: none (its delivery is proven by the next Pong's
 // Ack, PROTOCOL.md §7.7).
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "deadline_queue.hpp"
+#include "durable_jobs.hpp"
 #include "events.hpp"
 #include "interner.hpp"
 #include "journal.hpp"
@@ -33,6 +37,10 @@
 #include "request_stats.hpp"
 
 namespace muster::broker {
+
+namespace journal {
+struct Verdict;  // journal_recovery.hpp
+}
 
 struct CoreConfig {
   Millis ping_interval{1000};
@@ -126,6 +134,28 @@ class BrokerCore {
   // that workspace is cancelled; one of another workspace is left alone, as an id not open.
   void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
                  const std::string* workspace = nullptr);
+  // ---- durable jobs (docs/DURABILITY.md §6; broker_core_jobs.cpp). Every one sees only the
+  // jobs of `who.workspace`: another workspace's job is "no such job". ----
+  // Binds each open job to (peer, ref.request_id) and answers Accepted{job_id} there (its
+  // terminal reply follows there); answers a kept outcome with its Result/Failure; anything
+  // else Failure{InvalidRequest} "no such job". The message's own request_id is not answered
+  // (but a JobResume of more refs than max_client_outstanding is refused under it).
+  void on_job_resume(TimePoint now, const Peer& peer, const Caller& who, const JobResumeEvent& ev);
+  // Forgets the kept outcomes of these jobs (journals Acked). No reply.
+  void on_job_ack(TimePoint now, const Caller& who, const JobAckEvent& ev);
+  // JobInfo of an open job, the kept Result/Failure of a finished one, else "no such job".
+  void on_job_get(TimePoint now, const Peer& peer, const Caller& who, const JobGetEvent& ev);
+  // JobInfoList: the workspace's open jobs and kept outcomes, oldest first.
+  void on_job_list(TimePoint now, const Peer& peer, const Caller& who, const JobListEvent& ev);
+  // Ends an open job Cancelled (Abort to its worker if it runs; its caller gets
+  // Failure{Cancelled}, kept like any outcome) and answers JobInfo{Finished}; a finished
+  // job's JobInfo unchanged; else "no such job".
+  void on_job_cancel(TimePoint now, const Peer& peer, const Caller& who, const JobCancelEvent& ev);
+  // Whether the node `workspace`/`node` is declared durable (NodeSpec.durable): every call to
+  // it is, so the socket loop must have the journal open before it submits one.
+  bool node_is_durable(const std::string& workspace, const std::string& node) const;
+  const DurableJobs& jobs() const { return jobs_; }
+
   void on_bad_client_message(const Peer& peer, std::uint64_t request_id, std::string why,
                              ErrorCode code = ErrorCode::BadMessage);
   // The socket loop holds `replies` replies (`bytes` bytes) for this connection that its
@@ -166,9 +196,10 @@ class BrokerCore {
   // journal_recovery::plan() and applied. Queued ones go back to their node's queues in order;
   // running ones are lost at once (adoption by a re-attaching worker is not built yet):
   // re-queued if idempotent with attempts left, else finished WORKER_LOST; ones past their
-  // deadline finish TIMEOUT; finished ones stay in the journal for their caller. A restored
-  // call has no client connection until its caller resumes (not built yet): its terminal
-  // reply is journaled, not sent. Returns how many calls went back to queues.
+  // deadline finish TIMEOUT; finished ones (and those failed here) are kept for their caller
+  // (JobResume, JobGet) until acked or expired. A restored call has no client connection
+  // until its caller resumes it: till then its terminal reply is journaled and kept, not
+  // sent. Returns how many calls went back to queues.
   std::size_t restore(TimePoint now, const std::vector<journal::Call>& calls);
   std::uint64_t journal_bytes() const { return journal_bytes_; }
 
@@ -270,11 +301,25 @@ class BrokerCore {
   };
 
   void reply_worker(const Peer& peer, std::variant<AttachedReply, AckReply, RejectedReply> body);
-  void reply_client(const Request& r, std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body);
+  void reply_client(const Request& r, ClientReplyBody body);
   // Sends the terminal reply, counts it (daemon, workspace, node; a failure also goes to the
   // workspace's recent failures) and forgets the client side of the request.
   void finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal);
   void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
+  // Ends an open request with Failure{Cancelled, why}: off its queue, or Abort to its worker.
+  void cancel_request(TimePoint now, std::unordered_map<std::uint64_t, Request>::iterator it,
+                      const std::string& why);
+  // ---- durable jobs (broker_core_jobs.cpp) ----
+  // A durable request's terminal outcome, kept for its caller (finish()).
+  void keep_outcome(const Request& r, const journal::Outcome& outcome, journal::WallTime at);
+  // What a restart decided for a loaded call, kept when it is (or became) finished (restore()).
+  void keep_restored(const journal::Call& call, const journal::Verdict& verdict);
+  JobInfoBody job_info(const Request& r, const OpenJob& open) const;
+  // A reply to a Job* message (not of a request: droppable beyond the outbox's hard cap).
+  void answer_client(const Peer& peer, std::uint64_t request_id, ClientReplyBody body);
+  void no_such_job(const Peer& peer, std::uint64_t request_id, std::uint64_t job_id);
+  // Binds the open request `r` to (peer, request_id): its queue lane, its outstanding count.
+  void rebind(Request& r, const Peer& peer, std::uint64_t request_id);
   // Shutdown of a durable request: forgotten here without a terminal reply or an Abort; the
   // journal keeps it (queued, or running on its worker) for the next instance to restore.
   void leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it);
@@ -345,6 +390,7 @@ class BrokerCore {
   std::vector<journal::JournalOp> journal_ops_;
   std::uint64_t journal_bytes_ = 0;    // payload bytes the journal holds, as this core counts
   journal::JobId next_job_id_ = 1;
+  DurableJobs jobs_;  // open durable requests by job id, and kept outcomes
   TimePoint next_journal_expire_{};
 
   std::uint64_t open_bytes_ = 0;  // payload bytes of open requests (HeldBytes)

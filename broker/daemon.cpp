@@ -66,6 +66,18 @@ zmq::message_t frame_of(const Payload& p) {
       [](void*, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); }, keep);
 }
 
+static_assert(static_cast<int>(JobState::Queued) == static_cast<int>(wire::JobState::Queued) &&
+              static_cast<int>(JobState::Running) == static_cast<int>(wire::JobState::Running) &&
+              static_cast<int>(JobState::Recovering) == static_cast<int>(wire::JobState::Recovering) &&
+              static_cast<int>(JobState::Finished) == static_cast<int>(wire::JobState::Finished));
+
+flatbuffers::Offset<wire::JobInfo> encode_job_info(flatbuffers::FlatBufferBuilder& fbb, const JobInfoBody& j) {
+  return wire::CreateJobInfoDirect(fbb, j.job_id, static_cast<wire::JobState>(j.state), j.node.c_str(),
+                                   j.workspace.c_str(), j.submitted_ms,
+                                   j.worker_id.empty() ? nullptr : j.worker_id.c_str(), j.attempts, j.code,
+                                   j.finished_ms);
+}
+
 // One reply to a client, as the outbox keeps it until libzmq takes it.
 struct ClientFrames {
   Peer peer;
@@ -393,7 +405,9 @@ struct Daemon::Impl {
     if (auto* r = std::get_if<Refusal>(&ev))
       return core.on_bad_client_message(peer, r->request_id, std::move(r->why), r->code);
     auto rid = std::visit([](auto& e) -> std::uint64_t {
-      if constexpr (std::is_same_v<std::decay_t<decltype(e)>, SubmitEvent>) return e.client_request_id;
+      using T = std::decay_t<decltype(e)>;
+      if constexpr (std::is_same_v<T, SubmitEvent>) return e.client_request_id;
+      else if constexpr (std::is_same_v<T, JobEvent>) return request_id_of(e);
       else return e.request_id;
     }, ev);
     if (!caller) caller = security->caller_for(peer, keys::Role::Client, via_ipc(opt.client_addresses, peer.via));
@@ -407,13 +421,14 @@ struct Daemon::Impl {
     const Caller& who = *verdict.caller;
     if (auto* s = std::get_if<SubmitEvent>(&ev)) {
       if (s->batch_replies) mark_batching_client(peer);
-      if (s->durable)
+      if (s->durable || core.node_is_durable(who.workspace, s->node))
         if (auto why = journal_unavailable(); !why.empty())
           return core.on_bad_client_message(peer, rid, std::move(why), ErrorCode::Unavailable);
       return core.on_submit(now, peer, who, std::move(*s));
     }
     if (auto* c = std::get_if<CancelEvent>(&ev))
       return core.on_cancel(now, peer, c->request_id, asserted ? &who.workspace : nullptr);
+    if (auto* j = std::get_if<JobEvent>(&ev)) return deliver(core, now, peer, who, *j);
     if (auto* a = std::get_if<AdminEvent>(&ev)) {
       auto type = a->message->body_type();
       auto reply = run_admin(*security, core, *a->message, who, now);
@@ -830,6 +845,7 @@ struct Daemon::Impl {
         wire::ResultBuilder rb(fbb);
         rb.add_request_id(a.request_id);
         rb.add_outputs_in_frame(true);
+        rb.add_job_id(r->job_id);
         return send_reply(a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
                           frame_of(r->outputs), ReplyKind::OfRequest);
       }
@@ -837,12 +853,20 @@ struct Daemon::Impl {
       wire::ResultBuilder rb(fbb);
       rb.add_request_id(a.request_id);
       if (!outputs.IsNull()) rb.add_outputs(outputs);
+      rb.add_job_id(r->job_id);
       type = wire::ReplyBody::Result;
       body = rb.Finish().Union();
-    } else {
-      auto& f = std::get<FailureBody>(a.body);
+    } else if (auto* f = std::get_if<FailureBody>(&a.body)) {
       type = wire::ReplyBody::Failure;
-      body = wire::CreateFailureDirect(fbb, a.request_id, f.code, f.message.c_str()).Union();
+      body = wire::CreateFailureDirect(fbb, a.request_id, f->code, f->message.c_str(), f->job_id).Union();
+    } else if (auto* info = std::get_if<JobInfoBody>(&a.body)) {
+      type = wire::ReplyBody::JobInfo;
+      body = encode_job_info(fbb, *info).Union();
+    } else {
+      std::vector<flatbuffers::Offset<wire::JobInfo>> infos;
+      for (auto& job : std::get<JobInfoListBody>(a.body).jobs) infos.push_back(encode_job_info(fbb, job));
+      type = wire::ReplyBody::JobInfoList;
+      body = wire::CreateJobInfoListDirect(fbb, &infos).Union();
     }
     send_reply(a.peer, a.request_id, fbb, type, body, std::nullopt,
                std::holds_alternative<ProgressBody>(a.body) ? ReplyKind::Progress

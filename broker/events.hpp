@@ -83,6 +83,35 @@ struct SubmitEvent {
   bool batch_replies = false;   // the connection reads Batch (PROTOCOL.md §2.2; the socket loop's)
 };
 
+// ---- durable jobs (docs/DURABILITY.md §6): every one scoped to the caller's workspace ----
+
+// One durable call to bind to the sending connection under `request_id` (a new id of its).
+struct JobRef {
+  std::uint64_t job_id = 0;
+  std::uint64_t request_id = 0;
+};
+// The message's own request_id is never answered; each JobRef is, under its own request_id.
+struct JobResumeEvent {
+  std::uint64_t request_id = 0;
+  std::vector<JobRef> jobs;
+};
+// The caller holds these jobs' terminal replies: the daemon forgets them. Never answered.
+struct JobAckEvent {
+  std::uint64_t request_id = 0;
+  std::vector<std::uint64_t> job_ids;
+};
+struct JobGetEvent {
+  std::uint64_t request_id = 0;
+  std::uint64_t job_id = 0;
+};
+struct JobListEvent {
+  std::uint64_t request_id = 0;
+};
+struct JobCancelEvent {
+  std::uint64_t request_id = 0;
+  std::uint64_t job_id = 0;
+};
+
 // ---- actions --------------------------------------------------------------------------
 
 struct CallerContext {
@@ -145,15 +174,34 @@ struct ProgressBody {
 struct ResultBody {
   Payload outputs;
   bool payload_frames = false;  // the client takes `outputs` as a frame of their own
+  std::uint64_t job_id = 0;     // a durable call's job id; 0: not durable
 };
 struct FailureBody {
   ErrorCode code = ErrorCode::Internal;
   std::string message;
+  std::uint64_t job_id = 0;     // a durable call's job id; 0: not durable
 };
+// Where a durable call is (wire::JobState, reply.fbs).
+enum class JobState : std::uint8_t { Queued = 0, Running = 1, Recovering = 2, Finished = 3 };
+struct JobInfoBody {
+  std::uint64_t job_id = 0;
+  JobState state = JobState::Queued;
+  std::string node, workspace;
+  std::uint64_t submitted_ms = 0;  // wall clock, ms since the Unix epoch
+  std::string worker_id;           // Running: the worker that has it
+  std::uint32_t attempts = 0;
+  ErrorCode code = ErrorCode::None;  // Finished: None for a Result, else the Failure's code
+  std::uint64_t finished_ms = 0;     // Finished: wall clock
+};
+struct JobInfoListBody {
+  std::vector<JobInfoBody> jobs;  // oldest first
+};
+using ClientReplyBody =
+    std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody, JobInfoBody, JobInfoListBody>;
 struct ReplyToClient {
   Peer peer;
   std::uint64_t request_id = 0;
-  std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody> body;
+  ClientReplyBody body;
   // Answers a message that opened no request (a Submit refused at once, a bad message): the
   // socket loop may drop it when the client has not read what it already holds (the
   // outbox's hard cap, docs/PROTOCOL.md §10). Every other reply is delivered while the

@@ -225,6 +225,23 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
 
 // ---- client messages ------------------------------------------------------------------------
 
+void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& who, const JobEvent& ev) {
+  std::visit(
+      [&](auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, JobResumeEvent>) core.on_job_resume(now, peer, who, e);
+        else if constexpr (std::is_same_v<T, JobAckEvent>) core.on_job_ack(now, who, e);
+        else if constexpr (std::is_same_v<T, JobGetEvent>) core.on_job_get(now, peer, who, e);
+        else if constexpr (std::is_same_v<T, JobListEvent>) core.on_job_list(now, peer, who, e);
+        else core.on_job_cancel(now, peer, who, e);
+      },
+      ev);
+}
+
+std::uint64_t request_id_of(const JobEvent& ev) {
+  return std::visit([](auto& e) { return e.request_id; }, ev);
+}
+
 ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
                                   const InboundLimits& limits, std::optional<OnBehalfOf>* on_behalf_of,
                                   bool in_batch) {
@@ -260,6 +277,22 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
     case ClientBody::ListWorkers: return QueryEvent{rid, Query::ListWorkers};
     case ClientBody::GetStatus: return QueryEvent{rid, Query::GetStatus};
     case ClientBody::GetNodeStats: return QueryEvent{rid, Query::GetNodeStats};
+    case ClientBody::JobResume: {
+      JobResumeEvent ev{rid, {}};
+      if (auto* jobs = msg->body_as_JobResume()->jobs()) {
+        ev.jobs.reserve(jobs->size());
+        for (auto* ref : *jobs) ev.jobs.push_back(JobRef{ref->job_id(), ref->request_id()});
+      }
+      return JobEvent{std::move(ev)};
+    }
+    case ClientBody::JobAck: {
+      JobAckEvent ev{rid, {}};
+      if (auto* ids = msg->body_as_JobAck()->job_ids()) ev.job_ids.assign(ids->begin(), ids->end());
+      return JobEvent{std::move(ev)};
+    }
+    case ClientBody::JobGet: return JobEvent{JobGetEvent{rid, msg->body_as_JobGet()->job_id()}};
+    case ClientBody::JobList: return JobEvent{JobListEvent{rid}};
+    case ClientBody::JobCancel: return JobEvent{JobCancelEvent{rid, msg->body_as_JobCancel()->job_id()}};
     case ClientBody::Batch:
       return refuse(in_batch ? kBatchInBatch : "a Batch must be opened with for_each_client_message", rid);
     default: return refuse("ClientMessage without a known body", rid);

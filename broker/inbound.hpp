@@ -129,7 +129,9 @@ struct AdminEvent {
   std::uint64_t request_id = 0;
   const wire::ClientMessage* message = nullptr;
 };
-using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent>;
+// A durable-job message (events.hpp; BrokerCore::on_job_*).
+using JobEvent = std::variant<JobResumeEvent, JobAckEvent, JobGetEvent, JobListEvent, JobCancelEvent>;
+using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent, JobEvent>;
 
 // `on_behalf_of`, if given, receives ClientMessage.on_behalf_of when the message carries one
 // (broker/on_behalf_of decides whether it is honoured). `in_batch` as for decode_worker_message.
@@ -148,6 +150,11 @@ void for_each_client_message(std::span<const std::uint8_t> bytes, const InboundL
   if (!batch->error.empty()) return refused(Refusal{ErrorCode::BadMessage, std::move(batch->error), 0});
   for (auto item : batch->items) each(item, true);
 }
+
+// Hands a decoded job message to the core: exactly one core call (BrokerCore::on_job_*).
+void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& who, const JobEvent& ev);
+// The ClientMessage.request_id a job message came with.
+std::uint64_t request_id_of(const JobEvent& ev);
 
 // True for the admin members of ClientBody (TokenCreate ... KeyRevoke).
 bool is_admin_command(wire::ClientBody type);

@@ -57,6 +57,7 @@ std::optional<std::string> spec_difference(const NodeSpec& served, const NodeSpe
   if (auto d = ports("output", served.outputs, declared.outputs)) return d;
   if (auto d = field("version", served.version, declared.version)) return d;
   if (auto d = field("idempotent", served.idempotent, declared.idempotent)) return d;
+  if (auto d = field("durable", served.durable, declared.durable)) return d;
   if (auto d = field("default_timeout_ms", served.default_timeout_ms, declared.default_timeout_ms)) return d;
   if (auto d = field("category", served.category, declared.category)) return d;
   if (auto d = field("description", served.description, declared.description)) return d;

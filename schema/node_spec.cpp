@@ -99,6 +99,7 @@ flatbuffers::Offset<wire::NodeSpec> encode_node_spec(flatbuffers::FlatBufferBuil
   b.add_parameters(params);
   b.add_idempotent(s.idempotent);
   b.add_default_timeout_ms(s.default_timeout_ms);
+  b.add_durable(s.durable);
   return b.Finish();
 }
 
@@ -114,6 +115,7 @@ NodeSpec decode_node_spec(const wire::NodeSpec* s) {
   spec.parameters = decode_ports(s->parameters());
   spec.idempotent = s->idempotent();
   spec.default_timeout_ms = s->default_timeout_ms();
+  spec.durable = s->durable();
   return spec;
 }
 
@@ -146,6 +148,7 @@ Json to_json(const NodeSpec& s) {
   j["parameters"] = ports(s.parameters);
   j["idempotent"] = s.idempotent;
   j["default_timeout_ms"] = s.default_timeout_ms;
+  if (s.durable) j["durable"] = true;  // only when set: listings of other nodes are unchanged
   return j;
 }
 

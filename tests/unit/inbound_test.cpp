@@ -259,3 +259,72 @@ TEST_CASE("a worker's failure codes: only those a worker may send pass, any othe
     CHECK(f.message == fmt::format("worker sent code {}: it broke", name));
   }
 }
+
+namespace {
+
+Buf client_msg(std::uint64_t rid, wire::ClientBody type, flatbuffers::FlatBufferBuilder& fbb,
+               flatbuffers::Offset<void> body) {
+  wire::ClientMessageBuilder b(fbb);
+  b.add_request_id(rid);
+  b.add_body_type(type);
+  b.add_body(body);
+  fbb.Finish(b.Finish(), wire::ClientMessageIdentifier());
+  return finished(fbb);
+}
+
+template <class T>
+T job_event(const ClientEvent& ev) {
+  auto* job = std::get_if<JobEvent>(&ev);
+  REQUIRE(job != nullptr);
+  auto* e = std::get_if<T>(job);
+  REQUIRE(e != nullptr);
+  CHECK(request_id_of(*job) == e->request_id);
+  return *e;
+}
+
+}  // namespace
+
+TEST_CASE("inbound: the durable-job messages decode to their events, with the message's request id") {
+  Decoded d;
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::JobRef>> offsets{wire::CreateJobRef(fbb, 7, 70), wire::CreateJobRef(fbb, 8, 80)};
+    auto body = wire::CreateJobResumeDirect(fbb, &offsets);
+    auto ev = job_event<JobResumeEvent>(decode_client(client_msg(5, wire::ClientBody::JobResume, fbb, body.Union()), {}, d));
+    CHECK(ev.request_id == 5);
+    REQUIRE(ev.jobs.size() == 2);
+    CHECK(ev.jobs[1].job_id == 8);
+    CHECK(ev.jobs[1].request_id == 80);
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto body = wire::CreateJobResume(fbb);  // no list at all: nothing to resume
+    CHECK(job_event<JobResumeEvent>(decode_client(client_msg(6, wire::ClientBody::JobResume, fbb, body.Union()), {}, d))
+              .jobs.empty());
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<std::uint64_t> ids{3, 4, 5};
+    auto body = wire::CreateJobAckDirect(fbb, &ids);
+    CHECK(job_event<JobAckEvent>(decode_client(client_msg(9, wire::ClientBody::JobAck, fbb, body.Union()), {}, d))
+              .job_ids == ids);
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto body = wire::CreateJobGet(fbb, 42);
+    CHECK(job_event<JobGetEvent>(decode_client(client_msg(10, wire::ClientBody::JobGet, fbb, body.Union()), {}, d))
+              .job_id == 42);
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto body = wire::CreateJobList(fbb);
+    CHECK(job_event<JobListEvent>(decode_client(client_msg(11, wire::ClientBody::JobList, fbb, body.Union()), {}, d))
+              .request_id == 11);
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto body = wire::CreateJobCancel(fbb, 43);
+    CHECK(job_event<JobCancelEvent>(decode_client(client_msg(12, wire::ClientBody::JobCancel, fbb, body.Union()), {}, d))
+              .job_id == 43);
+  }
+}

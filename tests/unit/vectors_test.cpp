@@ -50,6 +50,20 @@ void put(Json& j, const char* key, const flatbuffers::String* s) {
 
 std::string code_name(w::ErrorCode c) { return std::string(muster::error_code_name(c)); }
 
+// JobState as the descriptions spell it (tests/vectors/README.md): the enumerator in capitals.
+constexpr std::pair<w::JobState, const char*> kJobStateNames[] = {
+    {w::JobState::Queued, "QUEUED"},
+    {w::JobState::Running, "RUNNING"},
+    {w::JobState::Recovering, "RECOVERING"},
+    {w::JobState::Finished, "FINISHED"},
+};
+
+Json job_state_name(w::JobState s) {
+  for (auto& [state, name] : kJobStateNames)
+    if (state == s) return name;
+  return static_cast<int>(s);  // a state from a newer schema
+}
+
 Json values_json(const flatbuffers::Vector<std::uint8_t>* v) {
   // Verified already, as part of the message; decode_values verifies once more.
   return muster::to_json(muster::decode_values(muster::payload_bytes(v)));
@@ -63,6 +77,8 @@ Json describe(const w::WorkerInfo* i);
 Json describe(const w::CodeCount* c);
 Json describe(const w::NodeStats* n);
 Json describe(const w::RecentFailure* f);
+Json describe(const w::JobRef* r);
+Json describe(const w::JobInfo* i);
 
 Json describe(const w::Port* p) {
   Json j = Json::object();
@@ -92,6 +108,7 @@ Json describe(const w::NodeSpec* s) {
   if (s->parameters()) j["parameters"] = describe_vector(s->parameters());
   j["idempotent"] = s->idempotent();
   j["default_timeout_ms"] = s->default_timeout_ms();
+  j["durable"] = s->durable();
   return j;
 }
 
@@ -127,6 +144,7 @@ Json describe(const w::Result* r) {
   j["request_id"] = r->request_id();
   if (r->outputs()) j["outputs"] = values_json(r->outputs());
   j["outputs_in_frame"] = r->outputs_in_frame();
+  j["job_id"] = r->job_id();
   return j;
 }
 
@@ -135,6 +153,7 @@ Json describe(const w::Failure* f) {
   j["request_id"] = f->request_id();
   j["code"] = code_name(f->code());
   put(j, "message", f->message());
+  j["job_id"] = f->job_id();
   return j;
 }
 
@@ -260,6 +279,49 @@ Json describe(const w::Submit* s) {
   j["payload_frames"] = s->payload_frames();
   j["durable"] = s->durable();
   j["batch_replies"] = s->batch_replies();
+  return j;
+}
+
+Json describe(const w::JobRef* r) {
+  Json j = Json::object();
+  j["job_id"] = r->job_id();
+  j["request_id"] = r->request_id();
+  return j;
+}
+
+Json describe(const w::JobResume* r) {
+  Json j = Json::object();
+  if (r->jobs()) j["jobs"] = describe_vector(r->jobs());
+  return j;
+}
+
+Json describe(const w::JobAck* a) {
+  Json j = Json::object();
+  if (a->job_ids()) j["job_ids"] = id_list(*a->job_ids());
+  return j;
+}
+
+Json describe(const w::JobGet* g) { return Json{{"job_id", g->job_id()}}; }
+
+Json describe(const w::JobCancel* c) { return Json{{"job_id", c->job_id()}}; }
+
+Json describe(const w::JobInfo* i) {
+  Json j = Json::object();
+  j["job_id"] = i->job_id();
+  j["state"] = job_state_name(i->state());
+  put(j, "node", i->node());
+  put(j, "workspace", i->workspace());
+  j["submitted_ms"] = i->submitted_ms();
+  put(j, "worker_id", i->worker_id());
+  j["attempts"] = i->attempts();
+  j["code"] = code_name(i->code());
+  j["finished_ms"] = i->finished_ms();
+  return j;
+}
+
+Json describe(const w::JobInfoList* l) {
+  Json j = Json::object();
+  if (l->jobs()) j["jobs"] = describe_vector(l->jobs());
   return j;
 }
 
@@ -500,6 +562,11 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::KeyList: return empty("KeyList");
     case w::ClientBody::KeyRevoke: return with_type("KeyRevoke", m->body_as_KeyRevoke());
     case w::ClientBody::GetNodeStats: return empty("GetNodeStats");
+    case w::ClientBody::JobResume: return with_type("JobResume", m->body_as_JobResume());
+    case w::ClientBody::JobAck: return with_type("JobAck", m->body_as_JobAck());
+    case w::ClientBody::JobGet: return with_type("JobGet", m->body_as_JobGet());
+    case w::ClientBody::JobList: return empty("JobList");
+    case w::ClientBody::JobCancel: return with_type("JobCancel", m->body_as_JobCancel());
     case w::ClientBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
@@ -517,6 +584,8 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::TokenCreated: return with_type("TokenCreated", m->body_as_TokenCreated());
     case w::ReplyBody::AdminReport: return with_type("AdminReport", m->body_as_AdminReport());
     case w::ReplyBody::NodeStatsReport: return with_type("NodeStatsReport", m->body_as_NodeStatsReport());
+    case w::ReplyBody::JobInfo: return with_type("JobInfo", m->body_as_JobInfo());
+    case w::ReplyBody::JobInfoList: return with_type("JobInfoList", m->body_as_JobInfoList());
     case w::ReplyBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
@@ -651,6 +720,7 @@ Offset<w::NodeSpec> build_spec(FlatBufferBuilder& fbb, const Json& j) {
   b.add_parameters(params);
   b.add_idempotent(num<bool>(j, "idempotent", false));
   b.add_default_timeout_ms(num<std::uint64_t>(j, "default_timeout_ms", 0));
+  b.add_durable(num<bool>(j, "durable", false));
   return b.Finish();
 }
 
@@ -672,12 +742,13 @@ Offset<w::Progress> build_progress(FlatBufferBuilder& fbb, const Json& j) {
 Offset<w::Result> build_result(FlatBufferBuilder& fbb, const Json& j) {
   auto outputs = nested(fbb, j, "outputs");
   return w::CreateResult(fbb, num<std::uint64_t>(j, "request_id", 0), outputs,
-                         num<bool>(j, "outputs_in_frame", false));
+                         num<bool>(j, "outputs_in_frame", false), num<std::uint64_t>(j, "job_id", 0));
 }
 
 Offset<w::Failure> build_failure(FlatBufferBuilder& fbb, const Json& j) {
   auto msg = str(fbb, j, "message");
-  return w::CreateFailure(fbb, num<std::uint64_t>(j, "request_id", 0), code(j, "code", w::ErrorCode::Internal), msg);
+  return w::CreateFailure(fbb, num<std::uint64_t>(j, "request_id", 0), code(j, "code", w::ErrorCode::Internal), msg,
+                          num<std::uint64_t>(j, "job_id", 0));
 }
 
 // A Batch from its description: each item's message 8-byte aligned (PROTOCOL.md §2.2).
@@ -801,6 +872,8 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
   return 0;
 }
 
+Offset<flatbuffers::Vector<std::uint64_t>> u64_vector(FlatBufferBuilder& fbb, const Json& j, const char* key);
+
 Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientBody& type) {
   auto t = j.at("type").get<std::string>();
   if (t == "Submit") {
@@ -835,6 +908,18 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     return w::CreateTokenRevoke(fbb, id).Union();
   }
   if (t == "KeyList") return type = w::ClientBody::KeyList, w::CreateKeyList(fbb).Union();
+  if (t == "JobResume") {
+    type = w::ClientBody::JobResume;
+    auto jobs = table_vector<w::JobRef>(fbb, j, "jobs", [](FlatBufferBuilder& f, const Json& r) {
+      return w::CreateJobRef(f, num<std::uint64_t>(r, "job_id", 0), num<std::uint64_t>(r, "request_id", 0));
+    });
+    return w::CreateJobResume(fbb, jobs).Union();
+  }
+  if (t == "JobAck") return type = w::ClientBody::JobAck, w::CreateJobAck(fbb, u64_vector(fbb, j, "job_ids")).Union();
+  if (t == "JobGet") return type = w::ClientBody::JobGet, w::CreateJobGet(fbb, num<std::uint64_t>(j, "job_id", 0)).Union();
+  if (t == "JobList") return type = w::ClientBody::JobList, w::CreateJobList(fbb).Union();
+  if (t == "JobCancel")
+    return type = w::ClientBody::JobCancel, w::CreateJobCancel(fbb, num<std::uint64_t>(j, "job_id", 0)).Union();
   if (t == "KeyRevoke") {
     type = w::ClientBody::KeyRevoke;
     auto id = str(fbb, j, "id");
@@ -909,6 +994,25 @@ Offset<w::NodeStats> build_node_stats(FlatBufferBuilder& fbb, const Json& j) {
                             failures, num<double>(j, "rate_1m", 0.0), wait, service);
 }
 
+w::JobState job_state(const Json& j, const char* key) {
+  if (!j.contains(key)) return w::JobState::Queued;
+  const Json& v = j.at(key);
+  if (v.is_number()) return static_cast<w::JobState>(v.get<int>());
+  for (auto& [state, name] : kJobStateNames)
+    if (v.get<std::string>() == name) return state;
+  FAIL("unknown job state " << v);
+  return w::JobState::Queued;
+}
+
+Offset<w::JobInfo> build_job_info(FlatBufferBuilder& fbb, const Json& j) {
+  auto node = str(fbb, j, "node");
+  auto ws = str(fbb, j, "workspace");
+  auto worker = str(fbb, j, "worker_id");
+  return w::CreateJobInfo(fbb, num<std::uint64_t>(j, "job_id", 0), job_state(j, "state"), node, ws,
+                          num<std::uint64_t>(j, "submitted_ms", 0), worker, num<std::uint32_t>(j, "attempts", 0),
+                          code(j, "code", w::ErrorCode::None), num<std::uint64_t>(j, "finished_ms", 0));
+}
+
 Offset<w::RecentFailure> build_recent_failure(FlatBufferBuilder& fbb, const Json& j) {
   auto ws = str(fbb, j, "workspace");
   auto node = str(fbb, j, "node");
@@ -971,6 +1075,11 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     auto nodes = table_vector<w::NodeStats>(fbb, j, "nodes", build_node_stats);
     auto failures = table_vector<w::RecentFailure>(fbb, j, "recent_failures", build_recent_failure);
     return w::CreateNodeStatsReport(fbb, nodes, failures).Union();
+  }
+  if (t == "JobInfo") return type = w::ReplyBody::JobInfo, build_job_info(fbb, j).Union();
+  if (t == "JobInfoList") {
+    type = w::ReplyBody::JobInfoList;
+    return w::CreateJobInfoList(fbb, table_vector<w::JobInfo>(fbb, j, "jobs", build_job_info)).Union();
   }
   if (t == "Batch") return type = w::ReplyBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown ReplyBody member " << t);
@@ -1355,6 +1464,8 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientReply.Progress", "ClientReply.Result", "ClientReply.Failure", "ClientReply.NodeList",
         "ClientReply.WorkerList", "ClientReply.StatusReport", "ClientReply.TokenCreated",
         "ClientReply.AdminReport", "ClientMessage.GetNodeStats", "ClientReply.NodeStatsReport",
+        "ClientMessage.JobResume", "ClientMessage.JobAck", "ClientMessage.JobGet", "ClientMessage.JobList",
+        "ClientMessage.JobCancel", "ClientReply.JobInfo", "ClientReply.JobInfoList",
         "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }

@@ -127,6 +127,9 @@ FULL_SPEC = m.NodeSpec(
 
 BARE_SPEC = m.NodeSpec(name="x")
 
+# A node whose every call is durable (docs/DURABILITY.md §1), whether or not the caller asks.
+DURABLE_SPEC = m.NodeSpec(name="charge", description="charges a card once", idempotent=False, durable=True)
+
 # Admin commands: a token in the real format (muster1.<id>.<secret>.<daemon key>) but with made-up
 # bytes, and AdminReport documents shaped like keys/ to_json writes them.
 TOKEN_ID = "0123456789abcdef"
@@ -152,6 +155,7 @@ KEY_JSON = json.dumps(
     indent=2, ensure_ascii=False,
 )
 
+JOB = (1 << 40) + 7  # a job id of daemon epoch 1 (DURABILITY.md §4: ids from epoch << 40)
 CALLER = m.CallerContext("3f1c9b2e-identity", "ada", "research", "client", "trace-0001")
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
@@ -164,6 +168,7 @@ def valid() -> List[Tuple[str, str, object]]:
         # -- WorkerMessage ------------------------------------------------------------------
         ("worker_attach", "WorkerMessage", W("py-host-1", m.Attach("py-host-1", "host.local", "muster-python/0.1.0", 4242, "0123456789abcdef", 4, [HELLO_SPEC, FULL_SPEC, BARE_SPEC]))),
         ("worker_attach_minimal", "WorkerMessage", W(None, m.Attach("w", nodes=[BARE_SPEC]))),
+        ("worker_attach_durable_node", "WorkerMessage", W("w1", m.Attach("w1", sdk="muster-python/0.1.0", capacity=2, nodes=[DURABLE_SPEC, HELLO_SPEC]))),
         ("worker_pong", "WorkerMessage", W("w1", m.Pong(17, "inst-7f3a", [1, 2, U64_MAX]))),
         ("worker_pong_idle", "WorkerMessage", W("w1", m.Pong(0, "inst-7f3a", []))),
         # PROTOCOL.md §7.7: a worker without per-answer Acks, and its Pong listing kept answers.
@@ -202,6 +207,13 @@ def valid() -> List[Tuple[str, str, object]]:
         ("client_submit_payload_frames", "ClientMessage", C(12, m.Submit("echo", {"blob": b"\x00\x01\x02"}, None, 5000, payload_frames=True))),
         # a durable call (docs/DURABILITY.md): journaled, survives a daemon restart
         ("client_submit_durable", "ClientMessage", C(13, m.Submit("echo", {"x": 1}, None, 5000, durable=True))),
+        # resume, ack, get, list, cancel of durable calls (PROTOCOL.md §8, DURABILITY.md §6)
+        ("client_job_resume", "ClientMessage", C(14, m.JobResume([m.JobRef(JOB, 15), m.JobRef(JOB + 1, 16), m.JobRef(U64_MAX, U64_MAX)]))),
+        ("client_job_resume_empty", "ClientMessage", C(17, m.JobResume([]))),
+        ("client_job_ack", "ClientMessage", C(18, m.JobAck([JOB, JOB + 1, U64_MAX]))),
+        ("client_job_get", "ClientMessage", C(19, m.JobGet(JOB))),
+        ("client_job_list", "ClientMessage", C(20, m.JobList())),
+        ("client_job_cancel", "ClientMessage", C(21, m.JobCancel(JOB + 1))),
         ("client_cancel", "ClientMessage", C(1, m.Cancel())),
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),
         ("client_list_workers", "ClientMessage", C(4, m.ListWorkers())),
@@ -219,6 +231,19 @@ def valid() -> List[Tuple[str, str, object]]:
         ("reply_accepted_queued", "ClientReply", R(1, m.Accepted(True))),
         ("reply_accepted_durable", "ClientReply", R(13, m.Accepted(True, (1 << 40) + 7))),
         ("reply_progress", "ClientReply", R(1, m.Progress(1, 50, 100, "half way"))),
+        # a durable call's terminal replies carry its job id (acknowledged with JobAck)
+        ("reply_result_durable", "ClientReply", R(15, m.Result(15, {"x": 1}, job_id=JOB))),
+        ("reply_failure_durable", "ClientReply", R(16, m.Failure(16, ErrorCode.WORKER_LOST, "worker 'w1' was lost and the node is not idempotent", JOB + 1))),
+        ("reply_failure_no_such_job", "ClientReply", R(17, m.Failure(17, ErrorCode.INVALID_REQUEST, "no such job (expired or acknowledged)"))),
+        ("reply_job_info", "ClientReply", R(19, m.JobInfo(JOB, m.JobState.RUNNING, "echo", "default", 1796554041123, "py-host-1", 1, ErrorCode.NONE, 0))),
+        ("reply_job_info_cancelled", "ClientReply", R(21, m.JobInfo(JOB + 1, m.JobState.FINISHED, "charge", "research", 1796554041123, None, 2, ErrorCode.CANCELLED, 1796554042500))),
+        ("reply_job_info_list", "ClientReply", R(20, m.JobInfoList([
+            m.JobInfo(JOB, m.JobState.QUEUED, "echo", "default", 1796554041123),
+            m.JobInfo(JOB + 1, m.JobState.RUNNING, "echo", "default", 1796554041124, "py-host-1", 1),
+            m.JobInfo(JOB + 2, m.JobState.RECOVERING, "charge", "default", 1796554041125, "cpp-1", 1),
+            m.JobInfo(U64_MAX, m.JobState.FINISHED, "charge", "default", U64_MAX, None, U32_MAX, ErrorCode.NONE, U64_MAX),
+        ]))),
+        ("reply_job_info_list_empty", "ClientReply", R(20, m.JobInfoList([]))),
         ("reply_result", "ClientReply", R(1, m.Result(1, {"greeting": "Hello Ada", "shout": "HELLO ADA"}))),
         ("reply_result_all_kinds", "ClientReply", R(2, m.Result(2, ALL_KINDS))),
         ("reply_failure", "ClientReply", R(1, m.Failure(1, ErrorCode.NO_WORKER, "no worker serves node 'nope'"))),

@@ -41,6 +41,7 @@ struct NodeSpec {
   std::vector<Port> parameters;
   bool idempotent = false;
   std::uint64_t default_timeout_ms = 0;
+  bool durable = false;  // every call to the node is durable (docs/DURABILITY.md)
   friend bool operator==(const NodeSpec&, const NodeSpec&) = default;
 };
 

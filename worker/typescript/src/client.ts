@@ -1,13 +1,18 @@
 // client.ts — a muster client: calls nodes through musterd's client socket (PROTOCOL.md §8).
 // Owns: one DEALER connection, request ids unique among its open requests, correlation of
-// interleaved replies by request_id, and turning Failure replies into MusterError.
+// interleaved replies by request_id, and turning Failure replies into MusterError; for durable
+// calls (docs/DURABILITY.md §6) their resumption after a reconnect, the acknowledgement of each
+// terminal reply once handed over, and dropping a second one (jobs.ts keeps the books).
 // Must never: leave a caller waiting forever: a lost connection fails every open request with
-// Unavailable, and a call with a timeout also has a local deadline in case the daemon vanished.
+// Unavailable (a durable call with its job id waits resumeTimeoutMs for a daemon to come back),
+// and a call with a timeout also has a local deadline in case the daemon vanished; hand a
+// durable call's terminal reply to the application twice.
 import * as zmq from 'zeromq';
 
 import { type TransportSecurity, applySecurity, defaultEndpoint, endpointMayBeLive } from './endpoints';
 import { type EnrollmentOptions, needsCurve, prepareCurve } from './enrollment';
 import { ErrorCode, MusterError, errorCodeName } from './errors';
+import { DurableJobs, type Job, type JobListing, jobFromReply, jobListing, terminalJobId } from './jobs';
 import { localIdentityPaths } from './keys';
 import { type LogLevel, type Logger, resolveLogger } from './log';
 import {
@@ -49,6 +54,11 @@ export interface ClientOptions extends TransportSecurity, EnrollmentOptions {
    * exists this long after they were sent: a stale socket file, a wrong CURVE key. Default 5000 ms.
    */
   connectTimeoutMs?: number;
+  /**
+   * How long a durable call whose connection was lost waits for a daemon to come back (it is
+   * then resumed); after that it fails Unavailable naming its job id. Default 60000 ms.
+   */
+  resumeTimeoutMs?: number;
   logger?: Logger | LogLevel;
 }
 
@@ -64,11 +74,16 @@ export interface CallOptions {
   parameters?: Values;
   /** Called for every Progress the worker reports (asks the daemon to forward them). */
   onProgress?: (progress: ProgressEvent) => void;
-  /** Called when the daemon accepted the request (queued: waiting for a free worker). */
-  onAccepted?: (accepted: { queued: boolean }) => void;
+  /** Called when the daemon accepted the request (queued: waiting for a free worker; jobId: a durable call's, else 0n). */
+  onAccepted?: (accepted: { queued: boolean; jobId: bigint }) => void;
   /** Cancels the call when aborted. */
   signal?: AbortSignal;
   traceId?: string;
+  /**
+   * Journal the call (docs/DURABILITY.md): it outlives a daemon crash or restart and this
+   * connection. On a reconnect the client resumes it and it gets its terminal reply exactly once.
+   */
+  durable?: boolean;
 }
 
 /**
@@ -79,8 +94,11 @@ export interface Call<Out extends object = Values> {
   /**
    * This client's id of the request: 1, 2, 3, ... per Client, a safe integer (the counter wraps
    * back to 1 after Number.MAX_SAFE_INTEGER; ids only need to be unique among open requests).
+   * A durable call gets a new one when it is resumed after a reconnect.
    */
   readonly requestId: number;
+  /** A durable call's job id, once the daemon accepted it (undefined before, and for other calls). */
+  readonly jobId?: bigint;
   /** The outputs, or a MusterError (Timeout, Cancelled, WorkerError, NoWorker, ...). */
   readonly result: Promise<Out>;
   /** Asks the daemon to cancel; the result then rejects with Cancelled (unless it finished first). */
@@ -92,8 +110,16 @@ interface Pending {
   resolve: (body: ReplyBody) => void;
   reject: (e: Error) => void;
   onProgress?: (p: ProgressEvent) => void;
-  onAccepted?: (a: { queued: boolean }) => void;
+  onAccepted?: (a: { queued: boolean; jobId: bigint }) => void;
   timer?: NodeJS.Timeout;
+  /** Every request id it had, newest last (a resumed durable call keeps its old ones as aliases). */
+  rids: number[];
+  /** A durable call's job id, from its Accepted (0n: none). */
+  jobId: bigint;
+  /** Durable: fails it if no daemon comes back in time after its connection was lost. */
+  resumeTimer?: NodeJS.Timeout;
+  /** Durable: cancel asked while disconnected, sent once resumed. */
+  cancelWanted?: boolean;
 }
 
 /** How long a client with no open call keeps its connection (see scheduleIdleClose). */
@@ -109,7 +135,11 @@ export class Client {
   private readonly requestTimeoutMs: number;
   private readonly replyGraceMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly resumeTimeoutMs: number;
   private readonly log: Logger;
+  private readonly jobs = new DurableJobs<Pending>();
+  /** The request id of the last JobResume (answered only if musterd refuses it as a whole). */
+  private resumeId = -1;
   private connected = false;
   private connectTimer: NodeJS.Timeout | null = null;
   private socket: zmq.Dealer | null = null;
@@ -140,6 +170,7 @@ export class Client {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10000;
     this.replyGraceMs = options.replyGraceMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.resumeTimeoutMs = options.resumeTimeoutMs ?? 60000;
     this.log = resolveLogger('client', options.logger ?? 'warn');
   }
 
@@ -180,10 +211,11 @@ export class Client {
         wantAccepted: !!options.onAccepted,
         traceId: options.traceId ?? '',
         payloadFrames: false, // outputs stay inside the Result
-        durable: false,
+        durable: !!options.durable,
         batchReplies: false, // reads no Batch (PROTOCOL.md §2.2)
       };
-      const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs : 0;
+      if (options.durable) body.wantAccepted = true; // a durable call needs its job id
+      const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs + (options.durable ? this.resumeTimeoutMs : 0) : 0;
       result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted).then((reply) => {
         if (reply.type !== 'Result') {
           throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to Submit`);
@@ -198,8 +230,13 @@ export class Client {
       result = Promise.reject(e);
     }
     const cancel = async (): Promise<void> => {
-      if (!this.pending.has(requestId)) return;
-      await this.send(encodeClientMessage({ requestId: BigInt(requestId), body: { type: 'Cancel' } }));
+      const p = this.pending.get(requestId);
+      if (!p) return;
+      if (!this.connected && p.jobId) {
+        p.cancelWanted = true; // durable: the daemon still holds it; cancel it once resumed
+        return;
+      }
+      await this.send(encodeClientMessage({ requestId: BigInt(p.rids[p.rids.length - 1]!), body: { type: 'Cancel' } }));
     };
     if (options.signal) {
       const signal = options.signal;
@@ -210,7 +247,49 @@ export class Client {
         result.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
       }
     }
-    return { requestId, result, cancel };
+    const pendingOf = () => this.pending.get(requestId);
+    let last = { requestId, jobId: undefined as bigint | undefined };
+    return {
+      get requestId() {
+        const p = pendingOf();
+        if (p) last = { requestId: p.rids[p.rids.length - 1]!, jobId: p.jobId || undefined };
+        return last.requestId;
+      },
+      get jobId() {
+        const p = pendingOf();
+        if (p) last = { requestId: p.rids[p.rids.length - 1]!, jobId: p.jobId || undefined };
+        return last.jobId;
+      },
+      result,
+      cancel,
+    };
+  }
+
+  // ---- durable calls, detached (docs/DURABILITY.md §6): scoped to this client's workspace ----
+
+  /**
+   * A durable call by job id: `info` (state, node, worker, attempts, ...) while it is open; once
+   * finished its `outputs` or `error` (`result()` returns or throws them), and the daemon forgets
+   * it (this fetch acknowledges it). Rejects with InvalidRequest "no such job" for a job the
+   * daemon does not hold (unknown, expired, acknowledged, another workspace's).
+   */
+  async jobGet<Out extends object = Values>(jobId: bigint | number): Promise<Job<Out>> {
+    const id = BigInt(jobId);
+    return jobFromReply<Out>(id, await this.request(this.newId(), { type: 'JobGet', jobId: id }, this.requestTimeoutMs));
+  }
+
+  /** The durable calls of this client's workspace the daemon holds (open, or finished and not yet acknowledged), oldest first. */
+  async jobList(): Promise<JobListing[]> {
+    const reply = await this.request(this.newId(), { type: 'JobList' }, this.requestTimeoutMs);
+    if (reply.type !== 'JobInfoList') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to JobList`);
+    return reply.jobs.map(jobListing);
+  }
+
+  /** Cancels a durable call by job id (its caller gets Cancelled); resolves to its listing (state Finished, code Cancelled). */
+  async jobCancel(jobId: bigint | number): Promise<JobListing> {
+    const reply = await this.request(this.newId(), { type: 'JobCancel', jobId: BigInt(jobId) }, this.requestTimeoutMs);
+    if (reply.type !== 'JobInfo') throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to JobCancel`);
+    return jobListing(reply);
   }
 
   /** The nodes the daemon serves to this client's workspace. */
@@ -341,6 +420,29 @@ export class Client {
     if (this.closed) throw new MusterError(ErrorCode.Unavailable, 'the client was closed');
     if (this.socket) return this.socket;
     const socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10000 });
+    // The event observer starts before connect(): started after, it can miss the first
+    // handshake (over ipc it may complete at once), and the client would then think itself
+    // never connected (its connect timer failing a long call, no resume after a reconnect).
+    let everConnected = false;
+    socket.events.on('handshake', () => {
+      if (this.socket !== socket) return;
+      const was = this.connected;
+      this.connected = true;
+      if (this.connectTimer) clearTimeout(this.connectTimer);
+      this.connectTimer = null;
+      if (!was && everConnected) this.resume();
+      everConnected = true;
+    });
+    socket.events.on('disconnect', () => {
+      if (this.socket !== socket) return; // dropped while idle
+      this.connected = false;
+      this.jobs.connectionLost();
+      const lost = new MusterError(ErrorCode.Unavailable, `lost the connection to the daemon at ${this.clientAddress}`);
+      for (const p of this.openRequests()) {
+        if (p.jobId) this.awaitResume(p); // durable with its job id: resumed when a daemon is back
+        else this.fail(p, lost);
+      }
+    });
     try {
       applySecurity(socket, this.clientAddress, this.security);
       if (this.clientAddress.startsWith('tcp://')) {
@@ -354,17 +456,6 @@ export class Client {
       throw e;
     }
     this.socket = socket;
-    socket.events.on('handshake', () => {
-      if (this.socket !== socket) return;
-      this.connected = true;
-      if (this.connectTimer) clearTimeout(this.connectTimer);
-      this.connectTimer = null;
-    });
-    socket.events.on('disconnect', () => {
-      if (this.socket !== socket) return; // dropped while idle
-      this.connected = false;
-      this.failAll(new MusterError(ErrorCode.Unavailable, `lost the connection to the daemon at ${this.clientAddress}`));
-    });
     return socket;
   }
 
@@ -402,21 +493,140 @@ export class Client {
     }
   }
 
+  /** Each open request once (a resumed durable call is under several ids). */
+  private openRequests(): Pending[] {
+    return [...new Set(this.pending.values())];
+  }
+
+  private fail(p: Pending, error: Error): void {
+    this.settle(p.rids[0]!);
+    if (p.jobId) this.jobs.forget(p.jobId);
+    p.reject(error);
+  }
+
+  /**
+   * A durable call waiting for a daemon to take it back (its connection was lost, or its
+   * JobResume is unanswered): fails it unless an answer for it comes within resumeTimeoutMs.
+   */
+  private awaitResume(p: Pending): void {
+    if (p.resumeTimer) clearTimeout(p.resumeTimer);
+    p.resumeTimer = setTimeout(() => {
+      p.resumeTimer = undefined;
+      if (!this.pending.has(p.rids[0]!)) return;
+      const why = this.connected
+        ? `no answer to its resume from the daemon at ${this.clientAddress}`
+        : `the connection to the daemon at ${this.clientAddress} was lost and no daemon came back`;
+      this.fail(
+        p,
+        new MusterError(
+          ErrorCode.Unavailable,
+          `durable job ${p.jobId}: ${why} within ${this.resumeTimeoutMs} ms; it stays with musterd (jobGet(${p.jobId}n) fetches its outcome)`,
+        ),
+      );
+    }, this.resumeTimeoutMs);
+  }
+
+  /**
+   * A new connection: binds the open durable calls to it (JobResume, each under a new request
+   * id), repeats the acknowledgements the lost connection may have lost, sends the cancels
+   * asked meanwhile.
+   */
+  private resume(): void {
+    const calls: [bigint, Pending][] = this.openRequests()
+      .filter((p) => p.jobId)
+      .map((p) => [p.jobId, p]);
+    const { resume, ack, bound } = this.jobs.reconnected(calls, () => this.newId());
+    for (const [rid, p] of bound) {
+      this.pending.set(rid, p);
+      p.rids.push(rid);
+      this.awaitResume(p); // until the daemon answers for it
+    }
+    if (bound.size > 0) this.log.info(`resuming ${bound.size} durable call(s) at ${this.clientAddress}`);
+    // in this order on the wire: send() chains every message
+    if (resume) {
+      this.resumeId = this.newId();
+      this.sendQuietly(resume, this.resumeId);
+    }
+    if (ack) this.sendQuietly(ack);
+    for (const p of bound.values()) if (p.cancelWanted) this.sendQuietly({ type: 'Cancel' }, p.rids[p.rids.length - 1]);
+  }
+
+  /** Sends a message that gets no answer of its own (JobResume, JobAck, Cancel); a failure is logged. */
+  private sendQuietly(body: ClientBody, requestId = this.newId()): void {
+    this.send(encodeClientMessage({ requestId: BigInt(requestId), body })).catch((e) =>
+      this.log.warn(`cannot send ${body.type} to the daemon: ${(e as Error).message}`),
+    );
+  }
+
+  /** Hands a call its terminal reply, then, for a durable call's, acknowledges it to the daemon. */
+  private deliver(p: Pending, body: ReplyBody): void {
+    this.settle(p.rids[0]!);
+    if (body.type === 'Failure') p.reject(new MusterError(body.code, body.message));
+    else p.resolve(body);
+    const jobId = terminalJobId(body);
+    if (jobId) {
+      if (!p.jobId) p.jobId = jobId;
+      this.jobs.finish(jobId);
+      this.sendQuietly({ type: 'JobAck', jobIds: [jobId] });
+    } else if (p.jobId) {
+      this.jobs.forget(p.jobId);
+    }
+  }
+
   private onReply(reply: ClientReply): void {
     // Ids this client sent are safe integers: a larger one is not an answer to us.
     const id = reply.requestId <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(reply.requestId) : 0;
     const p = this.pending.get(id);
     const body = reply.body;
+    const jobId = terminalJobId(body);
+    if ((!p || p.kind === 'Submit') && jobId && this.jobs.delivered(jobId)) {
+      // A second terminal reply of a job already handed over (redelivered after a reconnect, or
+      // late on an old request id): dropped; the daemon still holds it.
+      this.log.debug(`dropping a second reply for durable job ${jobId}`);
+      this.jobs.acked(jobId);
+      this.sendQuietly({ type: 'JobAck', jobIds: [jobId] });
+      return;
+    }
     if (!p) {
-      if (body.type === 'Failure') {
+      if (body.type === 'Failure' && id === this.resumeId) {
+        // musterd refused the JobResume as a whole (too many jobs, or it does not know it)
+        this.log.warn(`the daemon at ${this.clientAddress} refused to resume durable calls: ${body.message}`);
+        for (const w of this.openRequests()) {
+          if (w.resumeTimer) this.fail(w, new MusterError(body.code, `resuming durable job ${w.jobId}: ${body.message}`));
+        }
+      } else if (body.type === 'Failure') {
         this.log.warn(`daemon: ${errorCodeName(body.code)}: ${body.message} (request ${reply.requestId})`);
+      }
+      return;
+    }
+    if (p.resumeTimer) {
+      clearTimeout(p.resumeTimer); // an answer for it: taken back (or ended below)
+      p.resumeTimer = undefined;
+    }
+    if (p.kind === 'Submit' && (body.type === 'Result' || body.type === 'Failure')) {
+      this.deliver(p, body);
+      return;
+    }
+    if (p.kind === 'JobGet' && jobId) {
+      // a finished job's kept outcome: this delivery counts (DURABILITY.md §6)
+      this.settle(id);
+      p.resolve(body);
+      const own = this.jobs.open.get(jobId);
+      if (own) this.deliver(own, body); // also ends this client's own open call of that job
+      else {
+        this.jobs.acked(jobId);
+        this.sendQuietly({ type: 'JobAck', jobIds: [jobId] });
       }
       return;
     }
     switch (body.type) {
       case 'Accepted':
+        if (body.jobId && !p.jobId) {
+          p.jobId = body.jobId;
+          this.jobs.opened(body.jobId, p);
+        }
         try {
-          p.onAccepted?.({ queued: body.queued });
+          p.onAccepted?.({ queued: body.queued, jobId: body.jobId });
         } catch (e) {
           this.log.warn(`onAccepted callback threw: ${(e as Error).message}`);
         }
@@ -441,7 +651,8 @@ export class Client {
   private settle(id: number): void {
     const p = this.pending.get(id);
     if (p?.timer) clearTimeout(p.timer);
-    this.pending.delete(id);
+    if (p?.resumeTimer) clearTimeout(p.resumeTimer);
+    for (const rid of p?.rids ?? [id]) this.pending.delete(rid);
     if (this.pending.size === 0) this.scheduleIdleClose();
   }
 
@@ -470,10 +681,7 @@ export class Client {
   }
 
   private failAll(error: MusterError): void {
-    for (const [id, p] of [...this.pending]) {
-      this.settle(id);
-      p.reject(error);
-    }
+    for (const p of this.openRequests()) this.fail(p, error);
   }
 
   private send(bytes: Uint8Array): Promise<void> {
@@ -507,7 +715,7 @@ export class Client {
     body: ClientBody,
     localDeadlineMs: number,
     onProgress?: (p: ProgressEvent) => void,
-    onAccepted?: (a: { queued: boolean }) => void,
+    onAccepted?: (a: { queued: boolean; jobId: bigint }) => void,
   ): Promise<ReplyBody> {
     return new Promise<ReplyBody>((resolve, reject) => {
       if (!endpointMayBeLive(this.clientAddress)) {
@@ -521,12 +729,11 @@ export class Client {
         reject(e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, (e as Error).message));
         return;
       }
-      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted };
+      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted, rids: [requestId], jobId: 0n };
       if (localDeadlineMs > 0) {
         p.timer = setTimeout(() => {
           if (!this.pending.has(requestId)) return;
-          this.settle(requestId);
-          reject(new MusterError(ErrorCode.Unavailable, `no answer from the daemon at ${this.clientAddress} within ${localDeadlineMs} ms`));
+          this.fail(p, new MusterError(ErrorCode.Unavailable, `no answer from the daemon at ${this.clientAddress} within ${localDeadlineMs} ms`));
         }, localDeadlineMs);
       }
       this.pending.set(requestId, p);

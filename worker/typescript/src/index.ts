@@ -8,6 +8,7 @@ export * from './nodes';
 export * from './worker';
 export { SDK_NAME, SDK_VERSION } from './version';
 export * from './client';
+export * from './jobs';
 export * from './listings';
 export * from './keys';
 export * from './enrollment';

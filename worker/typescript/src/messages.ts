@@ -49,6 +49,8 @@ export interface NodeSpec {
   parameters: Port[];
   idempotent: boolean;
   defaultTimeoutMs: bigint;
+  /** Every call to the node is durable (docs/DURABILITY.md), whether or not the caller asked (absent: false). */
+  durable?: boolean;
 }
 
 export interface CallerContext {
@@ -75,6 +77,8 @@ export interface ResultBody {
   /** Daemon -> client, only to a Submit with payload_frames (which this SDK never sends): the
    * outputs are the frame before this one. */
   outputsInFrame: boolean;
+  /** Daemon -> client: a durable call's job id (0 or absent: not durable). */
+  jobId?: bigint;
 }
 
 export interface FailureBody {
@@ -82,6 +86,8 @@ export interface FailureBody {
   requestId: bigint;
   code: ErrorCode;
   message: string;
+  /** Daemon -> client: a durable call's job id (0 or absent: not durable). */
+  jobId?: bigint;
 }
 
 // ---- worker -> daemon ------------------------------------------------------------------
@@ -249,6 +255,36 @@ export interface KeyRevokeBody {
   type: 'KeyRevoke';
   id: string;
 }
+// Durable calls (docs/DURABILITY.md §6): all scoped to the caller's workspace.
+/** One durable call to bind to this connection under `requestId` (a new id of this client). */
+export interface JobRef {
+  jobId: bigint;
+  requestId: bigint;
+}
+/** Binds open durable calls to this connection after a reconnect; each JobRef is answered under its requestId. */
+export interface JobResumeBody {
+  type: 'JobResume';
+  jobs: JobRef[];
+}
+/** The caller holds these jobs' terminal replies: the daemon forgets them. Never answered. */
+export interface JobAckBody {
+  type: 'JobAck';
+  jobIds: bigint[];
+}
+/** Answered JobInfo while the call is open, its Result/Failure (jobId set) once finished. */
+export interface JobGetBody {
+  type: 'JobGet';
+  jobId: bigint;
+}
+/** Answered JobInfoList: the workspace's durable calls the daemon holds, oldest first. */
+export interface JobListBody {
+  type: 'JobList';
+}
+/** Cancels a durable call; answered JobInfo (state Finished) or "no such job". */
+export interface JobCancelBody {
+  type: 'JobCancel';
+  jobId: bigint;
+}
 export type ClientBody =
   | SubmitBody
   | CancelBody
@@ -261,6 +297,11 @@ export type ClientBody =
   | TokenRevokeBody
   | KeyListBody
   | KeyRevokeBody
+  | JobResumeBody
+  | JobAckBody
+  | JobGetBody
+  | JobListBody
+  | JobCancelBody
   | BatchBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
@@ -380,6 +421,39 @@ export interface AdminReportBody {
   type: 'AdminReport';
   json: string;
 }
+/** Where a durable call is (schema/reply.fbs JobState; docs/DURABILITY.md §2). */
+export enum JobState {
+  /** Waiting for a worker. */
+  Queued = 0,
+  /** Dispatched to `workerId`. */
+  Running = 1,
+  /** Was running when the daemon died; waiting for its worker to re-attach. */
+  Recovering = 2,
+  /** Its terminal reply is kept until acknowledged or the result TTL passes. */
+  Finished = 3,
+}
+/** One durable call as the daemon holds it (times: wall clock, ms since the Unix epoch). */
+export interface JobInfo {
+  jobId: bigint;
+  state: JobState;
+  node: string;
+  workspace: string;
+  submittedMs: bigint;
+  /** Running, Recovering: the worker that has it. */
+  workerId: string;
+  /** Dispatches so far. */
+  attempts: number;
+  /** Finished: None for a Result, else the Failure's code. */
+  code: ErrorCode;
+  finishedMs: bigint;
+}
+export interface JobInfoBody extends JobInfo {
+  type: 'JobInfo';
+}
+export interface JobInfoListBody {
+  type: 'JobInfoList';
+  jobs: JobInfo[];
+}
 export type ReplyBody =
   | AcceptedBody
   | ProgressBody
@@ -391,6 +465,8 @@ export type ReplyBody =
   | TokenCreatedBody
   | AdminReportBody
   | NodeStatsReportBody
+  | JobInfoBody
+  | JobInfoListBody
   | BatchBody;
 export interface ClientReply {
   requestId: bigint;
@@ -508,6 +584,7 @@ export function encodeNodeSpec(b: B, s: NodeSpec): flatbuffers.Offset {
   W.NodeSpec.addParameters(b, params);
   W.NodeSpec.addIdempotent(b, !!s.idempotent);
   W.NodeSpec.addDefaultTimeoutMs(b, u64(s.defaultTimeoutMs, 'default_timeout_ms'));
+  W.NodeSpec.addDurable(b, !!s.durable);
   return W.NodeSpec.endNodeSpec(b);
 }
 
@@ -537,12 +614,31 @@ function encodeResult(b: B, r: ResultBody): flatbuffers.Offset {
   W.Result.addRequestId(b, u64(r.requestId, 'request_id'));
   if (outputs) W.Result.addOutputs(b, outputs);
   W.Result.addOutputsInFrame(b, !!r.outputsInFrame);
+  W.Result.addJobId(b, u64(r.jobId, 'job_id'));
   return W.Result.endResult(b);
 }
 
 function encodeFailure(b: B, f: FailureBody): flatbuffers.Offset {
   const msg = optString(b, f.message);
-  return W.Failure.createFailure(b, u64(f.requestId, 'request_id'), f.code, msg);
+  return W.Failure.createFailure(b, u64(f.requestId, 'request_id'), f.code, msg, u64(f.jobId, 'job_id'));
+}
+
+function encodeJobInfo(b: B, j: JobInfo): flatbuffers.Offset {
+  const node = optString(b, j.node);
+  const ws = optString(b, j.workspace);
+  const worker = optString(b, j.workerId);
+  return W.JobInfo.createJobInfo(
+    b,
+    u64(j.jobId, 'job_id'),
+    j.state as number as W.JobState,
+    node,
+    ws,
+    u64(j.submittedMs, 'submitted_ms'),
+    worker,
+    u32(j.attempts, 'attempts'),
+    j.code ?? ErrorCode.None,
+    u64(j.finishedMs, 'finished_ms'),
+  );
 }
 
 function finish(b: B, root: flatbuffers.Offset, identifier: string): Uint8Array {
@@ -789,6 +885,29 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       body = W.KeyRevoke.createKeyRevoke(b, createString(b, x.id));
       type = W.ClientBody.KeyRevoke;
       break;
+    case 'JobResume': {
+      const refs = x.jobs.map((r) => W.JobRef.createJobRef(b, u64(r.jobId, 'job_id'), u64(r.requestId, 'request_id')));
+      body = W.JobResume.createJobResume(b, W.JobResume.createJobsVector(b, refs));
+      type = W.ClientBody.JobResume;
+      break;
+    }
+    case 'JobAck':
+      body = W.JobAck.createJobAck(b, W.JobAck.createJobIdsVector(b, x.jobIds.map((id) => u64(id, 'job_ids'))));
+      type = W.ClientBody.JobAck;
+      break;
+    case 'JobGet':
+      body = W.JobGet.createJobGet(b, u64(x.jobId, 'job_id'));
+      type = W.ClientBody.JobGet;
+      break;
+    case 'JobList':
+      W.JobList.startJobList(b);
+      body = W.JobList.endJobList(b);
+      type = W.ClientBody.JobList;
+      break;
+    case 'JobCancel':
+      body = W.JobCancel.createJobCancel(b, u64(x.jobId, 'job_id'));
+      type = W.ClientBody.JobCancel;
+      break;
     case 'Batch':
       body = encodeBatch(b, x);
       type = W.ClientBody.Batch;
@@ -972,6 +1091,14 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       type = W.ReplyBody.NodeStatsReport;
       break;
     }
+    case 'JobInfo':
+      body = encodeJobInfo(b, x);
+      type = W.ReplyBody.JobInfo;
+      break;
+    case 'JobInfoList':
+      body = W.JobInfoList.createJobInfoList(b, W.JobInfoList.createJobsVector(b, x.jobs.map((j) => encodeJobInfo(b, j))));
+      type = W.ReplyBody.JobInfoList;
+      break;
     case 'Batch':
       body = encodeBatch(b, x);
       type = W.ReplyBody.Batch;
@@ -1081,6 +1208,7 @@ export function decodeNodeSpec(bb: CheckedByteBuffer, n: W.NodeSpec): NodeSpec {
       parameters: decodePorts(bb, n.parametersLength(), (i) => n.parameters(i)),
       idempotent: n.idempotent(),
       defaultTimeoutMs: n.defaultTimeoutMs(),
+      durable: n.durable(),
     };
   } finally {
     bb.leaveTable();
@@ -1112,10 +1240,30 @@ function decodeResult(r: W.Result): ResultBody {
     requestId: r.requestId(),
     outputs: payloadOf(r.outputsArray(), 'Result.outputs'),
     outputsInFrame: r.outputsInFrame(),
+    jobId: r.jobId(),
   };
 }
 function decodeFailure(f: W.Failure): FailureBody {
-  return { type: 'Failure', requestId: f.requestId(), code: f.code() as number as ErrorCode, message: s(f.message()) };
+  return {
+    type: 'Failure',
+    requestId: f.requestId(),
+    code: f.code() as number as ErrorCode,
+    message: s(f.message()),
+    jobId: f.jobId(),
+  };
+}
+function decodeJobInfo(j: W.JobInfo): JobInfo {
+  return {
+    jobId: j.jobId(),
+    state: j.state() as number as JobState,
+    node: s(j.node()),
+    workspace: s(j.workspace()),
+    submittedMs: j.submittedMs(),
+    workerId: s(j.workerId()),
+    attempts: j.attempts(),
+    code: j.code() as number as ErrorCode,
+    finishedMs: j.finishedMs(),
+  };
 }
 
 /**
@@ -1371,6 +1519,32 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
       case W.ClientBody.KeyRevoke:
         body = { type: 'KeyRevoke', id: required(get(() => new W.KeyRevoke()).id(), 'KeyRevoke.id') };
         break;
+      case W.ClientBody.JobResume: {
+        const x = get(() => new W.JobResume());
+        const jobs: JobRef[] = [];
+        for (let i = 0, n = x.jobsLength(); i < n; i++) {
+          jobs.push(table(bb, x.jobs(i), 'JobRef', (r: W.JobRef) => ({ jobId: r.jobId(), requestId: r.requestId() })));
+        }
+        body = { type: 'JobResume', jobs };
+        break;
+      }
+      case W.ClientBody.JobAck: {
+        const x = get(() => new W.JobAck());
+        const jobIds: bigint[] = [];
+        for (let i = 0, n = x.jobIdsLength(); i < n; i++) jobIds.push(x.jobIds(i)!);
+        body = { type: 'JobAck', jobIds };
+        break;
+      }
+      case W.ClientBody.JobGet:
+        body = { type: 'JobGet', jobId: get(() => new W.JobGet()).jobId() };
+        break;
+      case W.ClientBody.JobList:
+        get(() => new W.JobList());
+        body = { type: 'JobList' };
+        break;
+      case W.ClientBody.JobCancel:
+        body = { type: 'JobCancel', jobId: get(() => new W.JobCancel()).jobId() };
+        break;
       case W.ClientBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
         break;
@@ -1561,6 +1735,16 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
       case W.ReplyBody.AdminReport:
         body = { type: 'AdminReport', json: s(get(() => new W.AdminReport()).json()) };
         break;
+      case W.ReplyBody.JobInfo:
+        body = { type: 'JobInfo', ...decodeJobInfo(get(() => new W.JobInfo())) };
+        break;
+      case W.ReplyBody.JobInfoList: {
+        const l = get(() => new W.JobInfoList());
+        const jobs: JobInfo[] = [];
+        for (let i = 0, n = l.jobsLength(); i < n; i++) jobs.push(table(bb, l.jobs(i), 'JobInfo', decodeJobInfo));
+        body = { type: 'JobInfoList', jobs };
+        break;
+      }
       case W.ReplyBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
         break;

@@ -43,6 +43,8 @@ export interface NodeDefinition {
   parameters?: PortsDefinition;
   /** Safe to run again on another worker if this one dies mid-request. */
   idempotent?: boolean;
+  /** Every call to the node is durable (journaled by musterd, survives a daemon restart; docs/DURABILITY.md), whether or not the caller asked. */
+  durable?: boolean;
   /** Timeout when a Submit gives none (0 or absent: the daemon's default, 30 s). */
   timeoutMs?: number;
 }
@@ -91,6 +93,7 @@ export function toNodeSpec(def: NodeDefinition): NodeSpec {
     parameters: toPorts(def.parameters, `node ${def.name} parameters`),
     idempotent: !!def.idempotent,
     defaultTimeoutMs: BigInt(t),
+    durable: !!def.durable,
   };
 }
 

@@ -198,6 +198,14 @@ export class FakeDaemon {
     this.client.close();
   }
 
+  /** Binds the client socket again at the same address (a daemon that came back; ipc only). */
+  async reopenClientSocket(): Promise<void> {
+    if (!this.client.closed) this.client.close();
+    this.client = new zmq.Router({ linger: 0 });
+    await this.client.bind(this.clientAddress);
+    void this.clientLoop();
+  }
+
   publish(topic: string, body: DaemonBody): void {
     this.publishRaw(topic, encodeDaemonMessage({ body }));
   }

@@ -30,6 +30,7 @@ import {
   encodeValues,
   encodeWorkerMessage,
   float,
+  JobState,
 } from '../src';
 import * as W from '../src/generated';
 
@@ -44,6 +45,7 @@ const spec: NodeSpec = {
   parameters: [{ name: 'p', type: 'string', description: '', required: false, defaultValue: null }],
   idempotent: true,
   defaultTimeoutMs: 1000n,
+  durable: true,
 };
 const caller = { identity: 'id', name: 'n', workspace: 'ws', role: 'client', traceId: 't' };
 
@@ -52,9 +54,9 @@ const workerMessages: WorkerMessage[] = [
   { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: '', sdk: '', pid: 0, session: '', capacity: 0, nodes: [], payloadFrames: false, noAnswerAcks: false, batches: false } },
   { workerId: 'w', body: { type: 'Pong', seq: 2n ** 64n - 1n, instance: 'i', inFlight: [1n, 2n ** 63n], answered: [7n] } },
   { workerId: 'w', body: { type: 'Progress', requestId: 3n, step: 1n, total: 0n, message: 'm' } },
-  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: values, outputsInFrame: false } },
-  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: new Uint8Array(0), outputsInFrame: false } },
-  { workerId: 'w', body: { type: 'Failure', requestId: 5n, code: ErrorCode.None, message: 'x' } },
+  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: values, outputsInFrame: false, jobId: 0n } },
+  { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: new Uint8Array(0), outputsInFrame: false, jobId: 0n } },
+  { workerId: 'w', body: { type: 'Failure', requestId: 5n, code: ErrorCode.None, message: 'x', jobId: 0n } },
   { workerId: '', body: { type: 'Detach', reason: 'bye' } },
 ];
 const daemonMessages: DaemonMessage[] = [
@@ -74,13 +76,24 @@ const clientMessages: ClientMessage[] = [
   { requestId: 4n, body: { type: 'ListWorkers' } },
   { requestId: 5n, body: { type: 'GetStatus' } },
   { requestId: 6n, body: { type: 'ListNodes' }, onBehalfOf: { user: 'ada', workspace: 'alpha', role: 'call' } },
+  { requestId: 7n, body: { type: 'JobResume', jobs: [{ jobId: 1n << 40n, requestId: 8n }, { jobId: 2n ** 64n - 1n, requestId: 9n }] } },
+  { requestId: 8n, body: { type: 'JobResume', jobs: [] } },
+  { requestId: 9n, body: { type: 'JobAck', jobIds: [1n << 40n, 3n] } },
+  { requestId: 10n, body: { type: 'JobGet', jobId: 1n << 40n } },
+  { requestId: 11n, body: { type: 'JobList' } },
+  { requestId: 12n, body: { type: 'JobCancel', jobId: 5n } },
 ];
+const jobInfo = { jobId: 1n << 40n, state: JobState.Recovering, node: 'n', workspace: 'ws', submittedMs: 1796554041123n, workerId: 'w1', attempts: 2, code: ErrorCode.None, finishedMs: 0n };
 const clientReplies: ClientReply[] = [
   { requestId: 1n, body: { type: 'Accepted', queued: true, jobId: 7n } },
   { requestId: 1n, body: { type: 'Progress', requestId: 1n, step: 2n, total: 3n, message: 'p' } },
-  { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: values, outputsInFrame: false } },
-  { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: new Uint8Array(0), outputsInFrame: true } },
-  { requestId: 0n, body: { type: 'Failure', requestId: 0n, code: ErrorCode.BadMessage, message: 'bad' } },
+  { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: values, outputsInFrame: false, jobId: 7n } },
+  { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: new Uint8Array(0), outputsInFrame: true, jobId: 0n } },
+  { requestId: 0n, body: { type: 'Failure', requestId: 0n, code: ErrorCode.BadMessage, message: 'bad', jobId: 0n } },
+  { requestId: 2n, body: { type: 'Failure', requestId: 2n, code: ErrorCode.WorkerLost, message: 'lost', jobId: 2n ** 64n - 1n } },
+  { requestId: 3n, body: { type: 'JobInfo', ...jobInfo } },
+  { requestId: 4n, body: { type: 'JobInfoList', jobs: [jobInfo, { ...jobInfo, state: JobState.Finished, workerId: '', code: ErrorCode.Cancelled, finishedMs: 1796554042000n }] } },
+  { requestId: 4n, body: { type: 'JobInfoList', jobs: [] } },
   { requestId: 3n, body: { type: 'NodeList', nodes: [{ spec, workspace: 'ws', workers: 2, capacity: 8, inFlight: 1, queueDepth: 0 }, { spec: null, workspace: '', workers: 0, capacity: 0, inFlight: 0, queueDepth: 0 }] } },
   { requestId: 4n, body: { type: 'WorkerList', workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a', 'b'], workspace: 'ws', identity: 'local', attachedMs: 10n, lastSeenMs: 5n }] } },
   { requestId: 5n, body: { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 100n, workers: 1, nodes: 2, queued: 0, inFlight: 1, submitted: 10n, completed: 8n, failed: 1n, failures: [{ code: ErrorCode.Timeout, count: 1n }], redispatched: 0n, rate1m: 0.25 } },

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import {
   ErrorCode,
   Float,
+  JobState,
   MusterError,
   type MusterMap,
   type MusterValue,
@@ -69,6 +70,18 @@ const TOP_LEVEL = { maxDepth: MESSAGE_MAX_DEPTH };
 
 // ---- buffer -> description (independent of the SDK's message decoders) ----------------------
 
+/** JobState as the descriptions spell it (tests/vectors/README.md): the enumerator in capitals. */
+function jobStateName(v: number): string | number {
+  const name = JobState[v];
+  return name === undefined ? v : name.toUpperCase();
+}
+
+function jobStateFromName(name: string): JobState {
+  const key = (Object.keys(JobState) as (keyof typeof JobState)[]).find((k) => k.toUpperCase() === name);
+  assert.ok(key !== undefined, `unknown job state ${name}`);
+  return JobState[key];
+}
+
 function num(v: number | bigint): number | bigint {
   const n = typeof v === 'bigint' ? v : BigInt(v);
   return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
@@ -97,7 +110,9 @@ function readScalar(bb: CheckedByteBuffer, pos: number, scalar: string): number 
 
 function scalarDescription(f: Field, v: number | bigint | boolean): MusterValue {
   const t = f.type;
-  if (t.kind === 'enum') return t.name === 'ErrorCode' ? errorCodeName(Number(v)) : num(v as number);
+  if (t.kind === 'enum' && t.name === 'ErrorCode') return errorCodeName(Number(v));
+  if (t.kind === 'enum' && t.name === 'JobState') return jobStateName(Number(v));
+  if (t.kind === 'enum') return num(v as number);
   if (typeof v === 'boolean') return v;
   if (t.kind === 'scalar' && (t.scalar === 'f64' || t.scalar === 'f32')) return asFloat(v as number);
   return num(v);
@@ -194,6 +209,7 @@ function toModel(table: string, d: MusterMap): Record<string, unknown> {
     if (t.kind === 'scalar' || t.kind === 'enum') {
       const x = v === undefined ? defaultOf(schema, f) : v;
       if (t.kind === 'enum' && t.name === 'ErrorCode') out[key] = typeof x === 'string' ? errorCodeFromName(x) : Number(x);
+      else if (t.kind === 'enum' && t.name === 'JobState') out[key] = typeof x === 'string' ? jobStateFromName(x) : Number(x);
       else if (t.scalar === 'bool') out[key] = x as boolean;
       else if (t.scalar === 'i64' || t.scalar === 'u64') out[key] = BigInt(x as number | bigint);
       else out[key] = Number(x as number);
@@ -367,6 +383,8 @@ describe('golden vectors', { skip: names.length === 0 ? `no vectors in ${VECTORS
     }
     for (const m of ['TokenCreate', 'TokenList', 'TokenRevoke', 'KeyList', 'KeyRevoke']) assert.ok(seen.has(`ClientMessage.${m}`));
     for (const m of ['TokenCreated', 'AdminReport']) assert.ok(seen.has(`ClientReply.${m}`));
+    for (const m of ['JobResume', 'JobAck', 'JobGet', 'JobList', 'JobCancel']) assert.ok(seen.has(`ClientMessage.${m}`));
+    for (const m of ['JobInfo', 'JobInfoList']) assert.ok(seen.has(`ClientReply.${m}`));
   });
 
   it('has many valid vectors with nested payloads (each checked for 8-byte alignment below)', () => {

@@ -40,7 +40,8 @@ from .errors import (
     error_for,
 )
 from .log import setup_logging
-from .messages import NO_DEFAULT, NodeSpec, Port
+from .jobs import Job
+from .messages import NO_DEFAULT, JobInfo, JobState, NodeSpec, Port
 from .nodes import Node, Registry, add_node, node
 from .errors import deprecated_alias as _deprecated_alias
 from .values import ErrorValue
@@ -57,6 +58,9 @@ __all__ = [
     "AsyncClient",
     "AsyncCall",
     "Progress",
+    "Job",
+    "JobInfo",
+    "JobState",
     "setup_logging",
     "Curve",
     "EnrollmentError",

@@ -9,12 +9,15 @@
         out = await call                  # the outputs, or raises the call's MusterError
 
 Cancelling the task that awaits a call (``asyncio.wait_for``, ``task.cancel()``, a
-``TaskGroup`` failing) sends Cancel to the daemon, so the worker is told to abort.
+``TaskGroup`` failing) sends Cancel to the daemon, so the worker is told to abort. Durable
+calls (``durable=True``) are resumed after a reconnect and get their terminal reply exactly
+once, as with ``muster.Client`` (jobs.py keeps the books).
 
 Owns: one DEALER socket, its reader task, request ids and the futures waiting for replies.
 Must never: leave an awaiting coroutine hanging on a daemon that is gone: a lost connection,
-or no connection within ``connect_timeout``, fails the open calls with UNAVAILABLE; use its
-socket from another event loop than the one it was opened on.
+or no connection within ``connect_timeout``, fails the open calls with UNAVAILABLE (a durable
+call with its job id waits up to ``resume_timeout``); use its socket from another event loop
+than the one it was opened on.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .client import client_curve
 from .endpoints import Curve, connect, default_endpoint
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
 from .errors import BadMessage, MusterError, Unavailable, error_for
+from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
 
 log = logging.getLogger("muster.client")
 
@@ -52,14 +56,22 @@ class Progress:
 class AsyncCall:
     """A submitted call: ``await call`` gives its outputs (or raises its MusterError);
     ``async for p in call`` yields its Progress reports until it ends (then raises its error,
-    if it failed); ``await call.cancel()`` asks the daemon to cancel it."""
+    if it failed); ``await call.cancel()`` asks the daemon to cancel it. A durable call's
+    ``job_id`` is set by its Accepted; ``request_id`` changes when it is resumed."""
 
-    def __init__(self, client: "AsyncClient", request_id: int, node: str):
+    def __init__(self, client: "AsyncClient", request_id: int, node: str, durable: bool = False):
         self.client = client
         self.request_id = request_id
         self.node = node
+        self.durable = durable
+        self.job_id: Optional[int] = None
         self.future: "asyncio.Future[Dict[str, Any]]" = asyncio.get_running_loop().create_future()
         self._progress: "asyncio.Queue[Union[Progress, object]]" = asyncio.Queue()
+        self._rids: List[int] = [request_id]  # every request id it had, newest last
+        # durable: since when it waits for a daemon to take it back (connection lost, or its
+        # JobResume unanswered); None once an answer for it arrived
+        self._lost_at: Optional[float] = None
+        self._cancel_wanted = False  # durable: cancel asked while disconnected
 
     def __await__(self) -> Generator[Any, None, Dict[str, Any]]:
         return self._result().__await__()
@@ -131,6 +143,7 @@ class AsyncClient:
         connect_timeout: float = 5.0,
         list_timeout: float = 10.0,
         max_message_bytes: int = 16 * 1024 * 1024,
+        resume_timeout: float = 60.0,
     ):
         self.address = client_address or default_endpoint("client")
         self.curve = client_curve(
@@ -141,6 +154,10 @@ class AsyncClient:
         self.connect_timeout = connect_timeout
         self.list_timeout = list_timeout
         self.max_message_bytes = max_message_bytes
+        self.resume_timeout = resume_timeout
+        self._jobs: DurableJobs[AsyncCall] = DurableJobs()
+        self._resume_id = 0  # the request id of the last JobResume
+        self._ever_connected = False
         self._ids = itertools.count(1)
         self._calls: Dict[int, AsyncCall] = {}
         self._lists: Dict[int, "asyncio.Future[Any]"] = {}
@@ -213,9 +230,11 @@ class AsyncClient:
         *,
         progress: bool = False,
         trace_id: Optional[str] = None,
+        durable: bool = False,
     ) -> AsyncCall:
         """Sends a Submit and returns its AsyncCall at once (``progress``: ask the worker's
-        progress reports, read with ``async for``)."""
+        progress reports, read with ``async for``; ``durable``: journaled by musterd, resumed
+        after a reconnect, as ``muster.Client.submit``)."""
         rid = next(self._ids)
         data = m.encode(
             m.ClientMessage(
@@ -226,11 +245,13 @@ class AsyncClient:
                     parameters=dict(parameters) if parameters else None,
                     timeout_ms=int(timeout_ms),
                     want_progress=progress,
+                    want_accepted=durable,  # a durable call needs its job id
                     trace_id=trace_id,
+                    durable=durable,
                 ),
             )
         )  # TypeError/ValueError/OverflowError for values it cannot encode
-        call = AsyncCall(self, rid, node)
+        call = AsyncCall(self, rid, node, durable)
         self._calls[rid] = call
         await self._send(rid, data)
         return call
@@ -243,11 +264,12 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = None,
         *,
         trace_id: Optional[str] = None,
+        durable: bool = False,
     ) -> Dict[str, Any]:
         """Calls a node and returns its outputs, or raises the MusterError of its code
         (NoWorker, Timeout, WorkerError, InvalidRequest, ...). Cancelling the awaiting task
-        cancels the call on the daemon."""
-        return await (await self.submit(node, inputs, timeout_ms, parameters, trace_id=trace_id))
+        cancels the call on the daemon. ``durable``: as ``submit``."""
+        return await (await self.submit(node, inputs, timeout_ms, parameters, trace_id=trace_id, durable=durable))
 
     def call_with_progress(
         self,
@@ -257,10 +279,14 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = None,
         *,
         trace_id: Optional[str] = None,
+        durable: bool = False,
     ) -> "_CallWithProgress":
         """``async for p in client.call_with_progress(...)`` yields Progress until the call
-        ends (raising its error if it failed); ``await`` it afterwards for the outputs."""
-        return _CallWithProgress(self.submit(node, inputs, timeout_ms, parameters, progress=True, trace_id=trace_id))
+        ends (raising its error if it failed); ``await`` it afterwards for the outputs. A
+        resumed durable call shows no progress from before the reconnect."""
+        return _CallWithProgress(
+            self.submit(node, inputs, timeout_ms, parameters, progress=True, trace_id=trace_id, durable=durable)
+        )
 
     async def nodes(self) -> List[m.NodeInfo]:
         return list((await self._list(m.ListNodes())).nodes or [])
@@ -284,6 +310,27 @@ class AsyncClient:
         report: m.NodeStatsReport = await self._list(m.GetNodeStats())
         return report
 
+    # ---- durable calls, detached (docs/DURABILITY.md §6): as Client.job_get, ... -------------
+
+    async def job_get(self, job_id: int) -> Job:
+        """As Client.job_get: ``Job.info`` while open; ``outputs``/``error`` once finished (this
+        fetch acknowledges it); InvalidRequest "no such job" for a job the daemon does not hold."""
+        return job_from_reply(int(job_id), await self._list(m.JobGet(job_id=int(job_id))))
+
+    async def job_list(self) -> List[m.JobInfo]:
+        """The durable calls of this client's workspace the daemon holds, oldest first."""
+        reply = await self._list(m.JobList())
+        if not isinstance(reply, m.JobInfoList):
+            raise BadMessage(f"unexpected {type(reply).__name__} in answer to JobList")
+        return list(reply.jobs or [])
+
+    async def job_cancel(self, job_id: int) -> m.JobInfo:
+        """Cancels a durable call by job id; returns its JobInfo (FINISHED, CANCELLED)."""
+        reply = await self._list(m.JobCancel(job_id=int(job_id)))
+        if not isinstance(reply, m.JobInfo):
+            raise BadMessage(f"unexpected {type(reply).__name__} in answer to JobCancel")
+        return reply
+
     # ---- plumbing ----------------------------------------------------------------------
 
     async def _send(self, rid: int, data: bytes) -> None:
@@ -301,15 +348,27 @@ class AsyncClient:
             self._fail(rid, Unavailable(f"cannot send to the daemon at {self.address}: queue full"))
 
     async def _cancel(self, rid: int) -> None:
-        if rid not in self._calls or self._dealer is None or self._closed:
+        call = self._calls.get(rid)
+        if call is None or self._dealer is None or self._closed:
             return
         if not self._connected:
+            if call.job_id:  # durable: the daemon still holds it; cancel it once resumed
+                call._cancel_wanted = True
+                return
             self._fail(rid, error_for("CANCELLED", "cancelled before the daemon was reached"))
             return
-        try:
-            await self._dealer.send(m.encode(m.ClientMessage(request_id=rid, body=m.Cancel())), zmq.NOBLOCK)
-        except zmq.Again:
-            pass
+        self._send_now(m.encode(m.ClientMessage(request_id=call._rids[-1], body=m.Cancel())))
+
+    def _send_now(self, data: bytes) -> None:
+        """Sends without waiting (from the reader): the socket queues it, or it is dropped with
+        a warning when that queue is full."""
+        assert self._dealer is not None
+        sent = asyncio.ensure_future(self._dealer.send(data, zmq.NOBLOCK))
+        sent.add_done_callback(self._sent)
+
+    def _sent(self, sent: "asyncio.Future[Any]") -> None:
+        if not sent.cancelled() and sent.exception() is not None:
+            log.warning("cannot send to the daemon at %s: %s", self.address, sent.exception())
 
     async def _list(self, body: Any) -> Any:
         rid = next(self._ids)
@@ -333,12 +392,22 @@ class AsyncClient:
         fut = self._lists.get(rid)
         self._forget(rid)
         if call is not None:
+            for alias in call._rids:
+                self._forget(alias)
+            if call.job_id:
+                self._jobs.forget(call.job_id)
             call._finish(None, err)
         if fut is not None and not fut.done():
             fut.set_exception(err)
 
+    def _open_calls(self) -> List[AsyncCall]:
+        """Each open call once (a resumed durable call is under several ids)."""
+        return list({id(c): c for c in self._calls.values()}.values())
+
     def _fail_all(self, err: MusterError) -> None:
-        for rid in list(self._calls) + list(self._lists):
+        for call in self._open_calls():
+            self._fail(call._rids[-1], err)
+        for rid in list(self._lists):
             self._fail(rid, err)
 
     async def _read_replies(self) -> None:
@@ -360,51 +429,131 @@ class AsyncClient:
     def _on_reply(self, reply: m.ClientReply) -> None:
         rid, body = reply.request_id, reply.body
         call = self._calls.get(rid)
-        if call is not None:
-            if isinstance(body, m.Progress):
-                call._progress.put_nowait(Progress(body.step, body.total, body.message or ""))
-            elif isinstance(body, m.Result):
-                self._forget(rid)
-                if body.outputs_in_frame:  # only for a Submit with payload_frames: never this client's
-                    call._finish(None, BadMessage("outputs in a separate frame were not requested"))
-                else:
-                    call._finish(body.outputs or {}, None)
-            elif isinstance(body, m.Failure):
-                self._fail(rid, error_for(body.code, body.message or ""))
-            return
         fut = self._lists.get(rid)
+        job_id = terminal_job_id(body)
+        if fut is None and job_id and self._jobs.delivered(job_id):
+            # A second terminal reply of a job already handed over: dropped, acknowledged again.
+            log.debug("dropping a second reply for durable job %d", job_id)
+            self._send_now(ack_message(next(self._ids), [job_id]))
+            self._jobs.acked(job_id)
+            return
+        if call is not None:
+            call._lost_at = None  # an answer for it: taken back (or ended below)
+            if isinstance(body, m.Accepted):
+                if body.job_id and not call.job_id:
+                    call.job_id = body.job_id
+                    self._jobs.opened(body.job_id, call)
+            elif isinstance(body, m.Progress):
+                call._progress.put_nowait(Progress(body.step, body.total, body.message or ""))
+            elif isinstance(body, m.Result) and body.outputs_in_frame:
+                # only for a Submit with payload_frames: never this client's
+                self._fail(rid, BadMessage("outputs in a separate frame were not requested"))
+            elif isinstance(body, (m.Result, m.Failure)):
+                self._deliver(call, body)
+            return
         if fut is not None:
-            if isinstance(body, m.Failure):
+            if isinstance(body, m.Failure) and plain_failure(body):
                 self._fail(rid, error_for(body.code, body.message or ""))
             elif not fut.done():
                 self._forget(rid)
                 fut.set_result(body)
+                if job_id:  # JobGet of a finished job: this delivery counts (DURABILITY.md §6)
+                    own = self._jobs.open.get(job_id)
+                    if own is not None:
+                        self._deliver(own, body)
+                    else:
+                        self._jobs.acked(job_id)
+                        self._send_now(ack_message(next(self._ids), [job_id]))
+        elif isinstance(body, m.Failure) and rid and rid == self._resume_id:
+            # musterd refused the JobResume as a whole (too many jobs, or it does not know it)
+            log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
+            for waiting in self._waiting_calls():
+                self._fail(waiting._rids[-1], error_for(body.code, f"resuming durable job {waiting.job_id}: {body.message or ''}"))
         elif isinstance(body, m.Failure) and rid == 0:
             log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
+
+    def _deliver(self, call: AsyncCall, body: Any) -> None:
+        """Hands a call its terminal reply, then, for a durable call's, acknowledges it."""
+        for alias in call._rids:
+            self._forget(alias)
+        if isinstance(body, m.Result):
+            call._finish(body.outputs or {}, None)
+        else:
+            call._finish(None, error_for(body.code, body.message or ""))
+        if body.job_id:
+            if call.job_id is None:
+                call.job_id = body.job_id
+            self._jobs.finish(body.job_id)
+            self._send_now(ack_message(next(self._ids), [body.job_id]))
+        elif call.job_id:
+            self._jobs.forget(call.job_id)
 
     async def _read_monitor(self) -> None:
         assert self._monitor is not None
         while True:
             event = parse_monitor_message(await self._monitor.recv_multipart())["event"]
             if event in (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
-                self._connected = True
+                was, self._connected = self._connected, True
                 self._waiting_since.clear()
+                if not was and self._ever_connected:
+                    self._resume()
+                self._ever_connected = True
             elif event == zmq.EVENT_DISCONNECTED:
                 was, self._connected = self._connected, False
                 if was:
                     log.warning("lost the connection to the daemon at %s", self.address)
-                    self._fail_all(Unavailable(f"lost the connection to the daemon at {self.address}"))
+                    self._jobs.connection_lost()
+                    now = asyncio.get_running_loop().time()
+                    lost = Unavailable(f"lost the connection to the daemon at {self.address}")
+                    for call in self._open_calls():
+                        if call.job_id:  # durable with its job id: resumed when the daemon is back
+                            call._lost_at = now
+                        else:
+                            self._fail(call._rids[-1], lost)
+                    for rid in list(self._lists):
+                        self._fail(rid, lost)
+
+    def _resume(self) -> None:
+        """A new connection: JobResume for the open durable calls (each under a new request
+        id), the acknowledgements the lost connection may have lost, the cancels asked meanwhile."""
+        calls = [(c.job_id, c) for c in self._open_calls() if c.job_id]
+        again = self._jobs.reconnected(calls, lambda: next(self._ids))
+        now = asyncio.get_running_loop().time()
+        for rid, call in again.bound.items():
+            self._calls[rid] = call
+            call._rids.append(rid)
+            call.request_id = rid
+            call._lost_at = now  # until the daemon answers for it (resume_timeout bounds that too)
+        self._resume_id = again.resume_id
+        if again.bound:
+            log.info("resuming %d durable call(s) at %s", len(again.bound), self.address)
+        for data in (again.resume, again.ack):
+            if data is not None:
+                self._send_now(data)
+        for call in again.bound.values():
+            if call._cancel_wanted:
+                self._send_now(m.encode(m.ClientMessage(request_id=call._rids[-1], body=m.Cancel())))
 
     async def _watch_connect(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.1)
+            now = loop.time()
+            for call in self._waiting_calls():
+                if now - (call._lost_at or now) >= self.resume_timeout:
+                    message = resume_timed_out(call.job_id or 0, self.address, self.resume_timeout, self._connected)
+                    self._fail(call._rids[-1], Unavailable(message))
             if self._connected:
                 continue
-            now = loop.time()
             for rid, since in list(self._waiting_since.items()):
                 if now - since >= self.connect_timeout:
                     self._fail(rid, Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
+
+    def _waiting_calls(self) -> List[AsyncCall]:
+        """The durable calls waiting for a daemon to take them back (few; none most of the time)."""
+        if not self._jobs.open:
+            return []
+        return [c for c in self._open_calls() if c._lost_at is not None]
 
 
 class _CallWithProgress:

@@ -1,15 +1,21 @@
 """client.py — calling nodes through musterd's client socket (docs/PROTOCOL.md §8).
 
 Owns: the client's DEALER socket, request ids, and the correlation of replies (Accepted,
-Progress, Result, Failure, NodeList, WorkerList, StatusReport, NodeStatsReport) to the calls
-that wait for them. One I/O thread owns the socket; any thread may call, submit, cancel and list.
+Progress, Result, Failure, NodeList, WorkerList, StatusReport, NodeStatsReport, JobInfo,
+JobInfoList) to the calls that wait for them; for durable calls (docs/DURABILITY.md §6) their
+resumption after a reconnect, the acknowledgement of each terminal reply once handed over, and
+dropping a second one (jobs.py keeps the books). One I/O thread owns the socket; any thread may
+call, submit, cancel and list.
 Must never: leave a caller waiting on a daemon that is gone: a lost connection, or no
-connection within ``connect_timeout``, fails the open calls with UNAVAILABLE.
+connection within ``connect_timeout``, fails the open calls with UNAVAILABLE — except durable
+calls with a job id, which wait up to ``resume_timeout`` for the daemon to come back; hand a
+durable call's terminal reply to the application twice.
 
     with muster.Client() as client:
         out = client.call("hello", {"name": "Ada"}, timeout_ms=5000)
         call = client.submit("sleep", {"ms": 5000}, progress=print)
         call.cancel()
+        out = client.call("charge", {"cents": 500}, durable=True)   # survives a daemon restart
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from . import messages as m
 from .endpoints import Curve, check_endpoint, connect, default_endpoint
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
+from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
 
 log = logging.getLogger("muster.client")
 
@@ -39,9 +46,13 @@ ProgressCallback = Callable[[int, int, str], Any]
 
 class Call:
     """A submitted request. ``result()`` waits for its outputs (or raises its error);
-    ``cancel()`` asks the daemon to cancel it."""
+    ``cancel()`` asks the daemon to cancel it. A durable call's ``job_id`` is set by its
+    Accepted (``accepted`` is set then); ``request_id`` changes when it is resumed after a
+    reconnect."""
 
-    def __init__(self, client: "Client", request_id: int, node: str, progress: Optional[ProgressCallback]):
+    def __init__(
+        self, client: "Client", request_id: int, node: str, progress: Optional[ProgressCallback], durable: bool = False
+    ):
         self.client = client
         self.request_id = request_id
         self.node = node
@@ -50,6 +61,8 @@ class Call:
         self.queued: Optional[bool] = None  # set by Accepted, if asked for
         self.accepted = threading.Event()
         self.sent_at = 0.0
+        self.durable = durable
+        self.job_id: Optional[int] = None  # a durable call's job id, from its Accepted
 
     def result(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The outputs; raises the call's MusterError (Timeout, WorkerError, ...), or
@@ -80,14 +93,23 @@ class Call:
 
 
 class _Pending:
-    __slots__ = ("call", "future", "kind", "sent_at", "data")
+    """An open request of the I/O thread. A durable call resumed after a reconnect is reachable
+    under each request id it had (``rids``, newest last) until it ends."""
 
-    def __init__(self, kind: str, future: "concurrent.futures.Future[Any]", call: Optional[Call], data: bytes):
+    __slots__ = ("call", "future", "kind", "sent_at", "data", "rids", "job_id", "lost_at", "cancel_wanted")
+
+    def __init__(self, kind: str, future: "concurrent.futures.Future[Any]", call: Optional[Call], data: bytes, rid: int):
         self.kind = kind
         self.future = future
         self.call = call
         self.sent_at = 0.0
         self.data = data
+        self.rids: List[int] = [rid]
+        self.job_id = 0  # a durable call's job id, from its Accepted
+        # durable: since when it waits for a daemon to take it back (its connection was lost, or
+        # its JobResume is unanswered); None once any answer for it arrived
+        self.lost_at: Optional[float] = None
+        self.cancel_wanted = False  # durable: cancel asked while disconnected, sent on resume
 
 
 def client_curve(
@@ -130,7 +152,13 @@ class Client:
     enrollment at ``enrollment_address`` (default ``tcp://<host>:7900``) with the token from
     $MUSTER_ENROLLMENT_TOKEN, else ``enrollment_token_file``, else
     $XDG_CONFIG_HOME/muster/enrollment-token. Failures raise ``muster.EnrollmentError``.
-    ``insecure=True`` allows clear-text tcp:// instead."""
+    ``insecure=True`` allows clear-text tcp:// instead.
+
+    Durable calls (``durable=True``) survive a daemon crash or restart: when the connection
+    comes back (to the same or a new daemon instance) the client resumes every open durable
+    call that has its job id, and each call gets its terminal reply exactly once. If no daemon
+    is back within ``resume_timeout`` seconds the call fails UNAVAILABLE naming its job id,
+    whose outcome ``job_get`` fetches later."""
 
     def __init__(
         self,
@@ -148,6 +176,7 @@ class Client:
         list_timeout: float = 10.0,
         max_message_bytes: int = 16 * 1024 * 1024,
         zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
+        resume_timeout: float = 60.0,
     ):
         self.address = client_address or default_endpoint("client")
         curve = client_curve(
@@ -159,6 +188,10 @@ class Client:
         self.connect_timeout = connect_timeout
         self.list_timeout = list_timeout
         self.max_message_bytes = max_message_bytes
+        self.resume_timeout = resume_timeout
+        self._jobs: DurableJobs[_Pending] = DurableJobs()
+        self._resuming: Dict[int, _Pending] = {}  # id(p) -> durable calls waiting to be taken back
+        self._resume_id = 0  # the request id of the last JobResume
         self._zctx = zmq_context or zmq.Context()
         self._own_zctx = zmq_context is None
         self._ids = itertools.count(1)
@@ -199,10 +232,13 @@ class Client:
         *,
         trace_id: Optional[str] = None,
         want_accepted: bool = False,
+        durable: bool = False,
     ) -> Call:
         """Submits a request and returns at once with its Call. ``progress(step, total,
         message)`` is called (from the client's I/O thread: keep it short) for each
-        Progress the worker sends."""
+        Progress the worker sends. ``durable``: musterd journals the call, which outlives a
+        daemon crash or restart and this connection (``call.job_id`` once accepted; see the
+        class documentation)."""
         rid = self._next_id()
         msg = m.ClientMessage(
             request_id=rid,
@@ -212,13 +248,14 @@ class Client:
                 parameters=dict(parameters) if parameters else None,
                 timeout_ms=int(timeout_ms),
                 want_progress=progress is not None,
-                want_accepted=want_accepted,
+                want_accepted=want_accepted or durable,  # a durable call needs its job id
                 trace_id=trace_id,
+                durable=durable,
             ),
         )
         data = m.encode(msg)  # TypeError/ValueError/OverflowError for values it cannot encode
-        call = Call(self, rid, node, progress)
-        self._start(rid, _Pending("submit", call.future, call, data))
+        call = Call(self, rid, node, progress, durable)
+        self._start(rid, _Pending("submit", call.future, call, data, rid))
         return call
 
     def call(
@@ -230,13 +267,41 @@ class Client:
         parameters: Optional[Mapping[str, Any]] = None,
         *,
         trace_id: Optional[str] = None,
+        durable: bool = False,
     ) -> Dict[str, Any]:
         """Calls a node and returns its outputs, or raises a MusterError subclass for its
-        code (NoWorker, Timeout, WorkerError, InvalidRequest, ...)."""
-        c = self.submit(node, inputs, timeout_ms, progress, parameters, trace_id=trace_id)
+        code (NoWorker, Timeout, WorkerError, InvalidRequest, ...). ``durable``: as
+        ``submit``; the call waits through a daemon restart."""
+        c = self.submit(node, inputs, timeout_ms, progress, parameters, trace_id=trace_id, durable=durable)
         # The daemon enforces the deadline; the local bound only guards against a hung daemon.
-        local = timeout_ms / 1000.0 + 30.0 if timeout_ms else None
+        local = timeout_ms / 1000.0 + 30.0 + (self.resume_timeout if durable else 0.0) if timeout_ms else None
         return c.result(local)
+
+    # ---- durable calls, detached (docs/DURABILITY.md §6): scoped to this client's workspace --
+
+    def job_get(self, job_id: int) -> Job:
+        """A durable call by job id: ``Job.info`` (a JobInfo: state, node, worker, attempts,
+        ...) while it is open; once finished its ``outputs`` or ``error`` (``Job.result()``
+        returns or raises them), and the daemon forgets it (this fetch acknowledges it).
+        Raises InvalidRequest "no such job" for a job the daemon does not hold (unknown,
+        expired, acknowledged, another workspace's)."""
+        return job_from_reply(int(job_id), self._list(m.JobGet(job_id=int(job_id))))
+
+    def job_list(self) -> List[m.JobInfo]:
+        """The durable calls of this client's workspace the daemon holds (open, or finished
+        and not yet acknowledged), oldest first."""
+        reply = self._list(m.JobList())
+        if not isinstance(reply, m.JobInfoList):
+            raise BadMessage(f"unexpected {type(reply).__name__} in answer to JobList")
+        return list(reply.jobs or [])
+
+    def job_cancel(self, job_id: int) -> m.JobInfo:
+        """Cancels a durable call by job id (its caller gets CANCELLED); returns its JobInfo
+        (state FINISHED, code CANCELLED). Raises InvalidRequest "no such job"."""
+        reply = self._list(m.JobCancel(job_id=int(job_id)))
+        if not isinstance(reply, m.JobInfo):
+            raise BadMessage(f"unexpected {type(reply).__name__} in answer to JobCancel")
+        return reply
 
     def nodes(self) -> List[m.NodeInfo]:
         """The nodes of this client's workspace (NodeInfo: spec, workers, capacity, ...)."""
@@ -344,7 +409,7 @@ class Client:
         one the request's kind answers with: NodeList for ListNodes, ...)."""
         rid = self._next_id()
         fut: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
-        self._start(rid, _Pending(type(body).__name__, fut, None, m.encode(m.ClientMessage(request_id=rid, body=body))))
+        self._start(rid, _Pending(type(body).__name__, fut, None, m.encode(m.ClientMessage(request_id=rid, body=body)), rid))
         try:
             return fut.result(self.list_timeout)
         except concurrent.futures.TimeoutError:
@@ -366,10 +431,29 @@ class Client:
             except (BlockingIOError, OSError):
                 pass
 
+    def _drop(self, p: _Pending) -> None:
+        for rid in p.rids:
+            self._pending.pop(rid, None)
+
     def _fail(self, rid: int, err: MusterError) -> None:
-        p = self._pending.pop(rid, None)
-        if p is not None and not p.future.done():
+        p = self._pending.get(rid)
+        if p is None:
+            return
+        self._drop(p)
+        if p.job_id:
+            self._jobs.forget(p.job_id)
+        if not p.future.done():
             p.future.set_exception(err)
+
+    def _send_now(self, data: bytes) -> None:
+        try:
+            self._dealer.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("cannot send to the daemon at %s: queue full", self.address)
+
+    def _open_requests(self) -> List[_Pending]:
+        """Each open request once (a resumed durable call is under several ids)."""
+        return list({id(p): p for p in self._pending.values()}.values())
 
     def _run(self) -> None:
         poller = zmq.Poller()
@@ -439,12 +523,12 @@ class Client:
                 if p is None:
                     continue
                 if not self._connected:
+                    if p.job_id:  # durable: the daemon still holds it; cancel it once resumed
+                        p.cancel_wanted = True
+                        continue
                     self._fail(rid, Cancelled("cancelled before the daemon was reached"))
                     continue
-                try:
-                    self._dealer.send(m.encode(m.ClientMessage(request_id=rid, body=m.Cancel())), zmq.NOBLOCK)
-                except zmq.Again:
-                    pass
+                self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
             elif what == "forget":
                 self._pending.pop(item[1], None)
             elif what == "close":
@@ -459,23 +543,61 @@ class Client:
             event = evt["event"]
             if event in (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
                 if event == zmq.EVENT_HANDSHAKE_SUCCEEDED or not self._connected:
+                    was = self._connected
                     self._connected = True
+                    if not was and self._ever_connected:
+                        self._resume()
                     self._ever_connected = True
             elif event == zmq.EVENT_DISCONNECTED:
                 was = self._connected
                 self._connected = False
                 if was:
                     log.warning("lost the connection to the daemon at %s", self.address)
-                    for rid in list(self._pending):
-                        self._fail(rid, Unavailable(f"lost the connection to the daemon at {self.address}"))
+                    self._jobs.connection_lost()
+                    now = time.monotonic()
+                    for p in self._open_requests():
+                        if p.job_id:  # durable with its job id: resumed when the daemon is back
+                            p.lost_at = now
+                            self._resuming[id(p)] = p
+                        else:
+                            self._fail(p.rids[-1], Unavailable(f"lost the connection to the daemon at {self.address}"))
+
+    def _resume(self) -> None:
+        """A new connection: bind the open durable calls to it (JobResume, each under a new
+        request id), repeat the acknowledgements the lost connection may have lost, and send
+        the cancels asked meanwhile."""
+        calls = [(p.job_id, p) for p in self._open_requests() if p.job_id]
+        again = self._jobs.reconnected(calls, self._next_id)
+        now = time.monotonic()
+        for rid, p in again.bound.items():
+            self._pending[rid] = p
+            p.rids.append(rid)
+            p.lost_at = now  # until the daemon answers for it (resume_timeout bounds that too)
+            self._resuming[id(p)] = p
+            if p.call is not None:
+                p.call.request_id = rid
+        self._resume_id = again.resume_id
+        if again.bound:
+            log.info("resuming %d durable call(s) at %s", len(again.bound), self.address)
+        for data in (again.resume, again.ack):
+            if data is not None:
+                self._send_now(data)
+        for p in again.bound.values():
+            if p.cancel_wanted:
+                self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
 
     def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for key, p in list(self._resuming.items()):
+            if p.lost_at is None or self._pending.get(p.rids[-1]) is not p:
+                del self._resuming[key]  # taken back, or ended
+            elif now - p.lost_at >= self.resume_timeout:
+                self._fail(p.rids[-1], Unavailable(resume_timed_out(p.job_id, self.address, self.resume_timeout, self._connected)))
         if self._connected or not self._pending:
             return
-        now = time.monotonic()
-        for rid, p in list(self._pending.items()):
-            if now - p.sent_at >= self.connect_timeout:
-                self._fail(rid, Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
+        for p in self._open_requests():
+            if p.lost_at is None and now - p.sent_at >= self.connect_timeout:
+                self._fail(p.rids[-1], Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
 
     def _read_replies(self) -> None:
         for _ in range(10000):
@@ -499,13 +621,32 @@ class Client:
         rid = reply.request_id
         body = reply.body
         p = self._pending.get(rid)
+        job_id = terminal_job_id(body)
+        if (p is None or p.kind == "submit") and job_id and self._jobs.delivered(job_id):
+            # A second terminal reply of a job already handed over (redelivered after a
+            # reconnect, or late on an old request id): dropped; the daemon still holds it.
+            log.debug("dropping a second reply for durable job %d", job_id)
+            self._send_now(ack_message(self._next_id(), [job_id]))
+            self._jobs.acked(job_id)
+            return
         if p is None:
-            if isinstance(body, m.Failure) and rid == 0:
+            if isinstance(body, m.Failure) and rid and rid == self._resume_id:
+                self._resume_refused(body)
+            elif isinstance(body, m.Failure) and rid == 0:
                 log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
             return
+        p.lost_at = None  # an answer for it: taken back (or ended below)
+        if p.kind != "submit":
+            self._on_answer(p, body, job_id)
+            return
         if isinstance(body, m.Accepted):
+            if body.job_id and not p.job_id:
+                p.job_id = body.job_id
+                self._jobs.opened(body.job_id, p)
             if p.call is not None:
                 p.call.queued = body.queued
+                if body.job_id:
+                    p.call.job_id = body.job_id
                 p.call.accepted.set()
         elif isinstance(body, m.Progress):
             cb = p.call.progress_callback if p.call is not None else None
@@ -518,17 +659,56 @@ class Client:
             if body.outputs_in_frame:  # only for a Submit with payload_frames: never this client's
                 self._fail(rid, BadMessage("outputs in a separate frame were not requested"))
                 return
-            self._pending.pop(rid, None)
-            if not p.future.done():
-                p.future.set_result(body.outputs or {})
+            self._deliver(p, body)
         elif isinstance(body, m.Failure):
-            self._fail(rid, error_for(body.code, body.message or ""))
-        elif isinstance(
-            body, (m.NodeList, m.WorkerList, m.StatusReport, m.NodeStatsReport, m.TokenCreated, m.AdminReport)
-        ):
-            self._pending.pop(rid, None)
-            if not p.future.done():
-                p.future.set_result(body)
+            self._deliver(p, body)
+
+    def _resume_refused(self, body: m.Failure) -> None:
+        """musterd answered the JobResume itself (too many jobs, or a daemon that does not know
+        JobResume): the calls it named that got no answer of their own fail with its error."""
+        log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
+        for p in list(self._resuming.values()):
+            if p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
+                self._fail(p.rids[-1], error_for(body.code, f"resuming durable job {p.job_id}: {body.message or ''}"))
+
+    def _deliver(self, p: _Pending, body: Any) -> None:
+        """Hands a call its terminal reply (a Result's outputs, or a Failure's error), then, for
+        a durable call's, acknowledges it to the daemon."""
+        self._drop(p)
+        if not p.future.done():
+            if isinstance(body, m.Result):
+                p.future.set_result(body.outputs or {})
+            else:
+                p.future.set_exception(error_for(body.code, body.message or ""))
+        if body.job_id:
+            if p.call is not None and p.call.job_id is None:
+                p.call.job_id = body.job_id
+            self._jobs.finish(body.job_id)
+            self._send_now(ack_message(self._next_id(), [body.job_id]))
+        elif p.job_id:
+            self._jobs.forget(p.job_id)
+
+    def _on_answer(self, p: _Pending, body: Any, job_id: int) -> None:
+        """The answer to a listing, admin or job request."""
+        if isinstance(body, m.Failure) and plain_failure(body):
+            self._fail(p.rids[-1], error_for(body.code, body.message or ""))
+            return
+        if not isinstance(
+            body,
+            (m.NodeList, m.WorkerList, m.StatusReport, m.NodeStatsReport, m.TokenCreated, m.AdminReport,
+             m.JobInfo, m.JobInfoList, m.Result, m.Failure),
+        ):  # fmt: skip
+            return
+        self._drop(p)
+        if not p.future.done():
+            p.future.set_result(body)
+        if job_id:  # JobGet of a finished job: this delivery counts (DURABILITY.md §6)
+            call = self._jobs.open.get(job_id)
+            if call is not None:
+                self._deliver(call, body)  # also ends this client's own open call of that job
+            else:
+                self._jobs.acked(job_id)
+                self._send_now(ack_message(self._next_id(), [job_id]))
 
 
 __all__ = ["Client", "Call", "client_curve"]

@@ -3,7 +3,7 @@
 
 Owns: message dataclass <-> description dict. Tables become objects with their fields in
 schema order under their schema names; scalars are always written (their default when absent
-on the wire), ErrorCode values as their names ("WORKER_ERROR"); strings, tables and vectors
+on the wire), ErrorCode and JobState values as their names ("WORKER_ERROR", "FINISHED"); strings, tables and vectors
 only when present; nested Values payloads and Port default values in the JSON value form of
 PROTOCOL.md §4; a union as ``{"type": "<member>", ...member fields}``.
 Must never: accept a description with a field the schema does not have (typos would go
@@ -32,6 +32,8 @@ def describe_table(obj: Any) -> Dict[str, Any]:
         v = getattr(obj, name)
         if kind == "code":
             out[name] = code_name(v) if isinstance(v, ErrorCode) or v in ErrorCode._value2member_map_ else v
+        elif kind == "jobstate":
+            out[name] = _m.JobState(v).name if v in _m.JobState._value2member_map_ else int(v)
         elif kind in ("bool", "u8", "u16", "u32", "u64", "i64"):
             out[name] = bool(v) if kind == "bool" else int(v)
         elif kind == "f64":
@@ -106,6 +108,13 @@ def table_from_description(cls: type, d: Any, what: str = "") -> Any:
         v = d[name]
         if kind == "code":
             kwargs[name] = ErrorCode.parse(v) if isinstance(v, str) else _check_int(v, w, 16)
+        elif kind == "jobstate":
+            if isinstance(v, str):
+                if v not in _m.JobState.__members__:
+                    raise ValueError(f"{w}: {v!r} is not a JobState")
+                kwargs[name] = _m.JobState[v]
+            else:
+                kwargs[name] = _check_int(v, w, 8)
         elif kind == "bool":
             if not isinstance(v, bool):
                 raise ValueError(f"{w}: expected true or false")
@@ -152,7 +161,7 @@ def table_from_description(cls: type, d: Any, what: str = "") -> Any:
         elif kind == "union":
             if not isinstance(v, dict) or not isinstance(v.get("type"), str):
                 raise ValueError(f"{w}: expected an object with a \"type\"")
-            members = {c.__name__: c for c in _m.union_classes(_named_ref(ref, w))}
+            members = {c.__name__: c for c in _m.UNION_MEMBERS[_named_ref(ref, w)]}
             member = members.get(v["type"])
             if member is None:
                 raise ValueError(f"{w}: {v['type']!r} is not a member of {ref}")

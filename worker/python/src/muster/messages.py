@@ -16,6 +16,7 @@ other than ``BadMessage`` escape from a decode function.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple, Union
@@ -50,6 +51,15 @@ class _NoDefault:
 
 
 NO_DEFAULT: Any = _NoDefault()
+
+
+class JobState(enum.IntEnum):
+    """Where a durable call is (schema/reply.fbs ``JobState``; docs/DURABILITY.md §2)."""
+
+    QUEUED = 0  # waiting for a worker
+    RUNNING = 1  # dispatched to JobInfo.worker_id
+    RECOVERING = 2  # was running when the daemon died; waiting for its worker to re-attach
+    FINISHED = 3  # its terminal reply is kept until acknowledged or the result TTL passes
 
 
 def _m(kind: str, default: Any = None, ref: Optional[str] = None, required: bool = False) -> Any:
@@ -100,6 +110,8 @@ class NodeSpec:
     parameters: Optional[List[Port]] = _list("[table]", "Port")
     idempotent: bool = _m("bool", False)
     default_timeout_ms: int = _m("u64", 0)
+    # every call to the node is durable (docs/DURABILITY.md), whether or not the caller asked
+    durable: bool = _m("bool", False)
 
 
 @dataclass
@@ -126,6 +138,7 @@ class Result:
     # daemon -> client, only to a Submit with payload_frames (which this SDK never sends): the
     # outputs travel in the frame before this one
     outputs_in_frame: bool = _m("bool", False)
+    job_id: int = _m("u64", 0)  # daemon -> client: a durable call's job id (0: not durable)
 
 
 @dataclass
@@ -133,6 +146,7 @@ class Failure:
     request_id: int = _m("u64", 0)
     code: Union[ErrorCode, int] = _m("code", ErrorCode.INTERNAL)
     message: Optional[str] = _m("str")
+    job_id: int = _m("u64", 0)  # daemon -> client: a durable call's job id (0: not durable)
 
 
 # ---- daemon.fbs ----------------------------------------------------------------------------
@@ -309,6 +323,51 @@ class KeyRevoke:
     id: str = _m("str", required=True)
 
 
+# durable calls (docs/DURABILITY.md §6): all scoped to the caller's workspace
+
+
+@dataclass
+class JobRef:
+    """One durable call to bind to this connection under ``request_id`` (a new id of this client)."""
+
+    job_id: int = _m("u64", 0)
+    request_id: int = _m("u64", 0)
+
+
+@dataclass
+class JobResume:
+    """Binds open durable calls to this connection after a reconnect; each JobRef is answered
+    under its own request_id (Accepted, the kept Result/Failure, or "no such job")."""
+
+    jobs: Optional[List[JobRef]] = _list("[table]", "JobRef")
+
+
+@dataclass
+class JobAck:
+    """The caller holds these jobs' terminal replies: the daemon forgets them. Never answered."""
+
+    job_ids: Optional[List[int]] = _list("[u64]")
+
+
+@dataclass
+class JobGet:
+    """Answered JobInfo while the call is open, its Result/Failure (job_id set) once finished."""
+
+    job_id: int = _m("u64", 0)
+
+
+@dataclass
+class JobList:
+    """Answered JobInfoList: the workspace's durable calls the daemon holds, oldest first."""
+
+
+@dataclass
+class JobCancel:
+    """Cancels a durable call; answered JobInfo (state FINISHED) or "no such job"."""
+
+    job_id: int = _m("u64", 0)
+
+
 @dataclass
 class OnBehalfOf:
     """A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it."""
@@ -454,6 +513,26 @@ class AdminReport:
 
 
 @dataclass
+class JobInfo:
+    """One durable call as the daemon holds it (times: wall clock, ms since the Unix epoch)."""
+
+    job_id: int = _m("u64", 0)
+    state: Union[JobState, int] = _m("jobstate", JobState.QUEUED)
+    node: Optional[str] = _m("str")
+    workspace: Optional[str] = _m("str")
+    submitted_ms: int = _m("u64", 0)
+    worker_id: Optional[str] = _m("str")  # RUNNING, RECOVERING: the worker that has it
+    attempts: int = _m("u32", 0)  # dispatches so far
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.NONE)  # FINISHED: NONE for a Result
+    finished_ms: int = _m("u64", 0)
+
+
+@dataclass
+class JobInfoList:
+    jobs: Optional[List[JobInfo]] = _list("[table]", "JobInfo")
+
+
+@dataclass
 class ClientReply:
     request_id: int = _m("u64", 0)
     body: Any = _m("union", ref="ReplyBody")
@@ -490,33 +569,18 @@ UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected, Batch),
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
-        KeyList, KeyRevoke, GetNodeStats,
+        KeyList, KeyRevoke, GetNodeStats, JobResume, JobAck, JobGet, JobList, JobCancel, Batch,
     ),
     "ReplyBody": (
         Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
-        AdminReport, NodeStatsReport,
+        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch,
     ),
 }
-
-# Members of a union by their type value, beyond the run UNION_MEMBERS lists (members whose
-# predecessors this model does not have yet: the durable-call members of ClientBody and ReplyBody).
-UNION_EXTRA: Dict[str, Dict[int, type]] = {
-    "ClientBody": {17: Batch},  # PROTOCOL.md §2.2
-    "ReplyBody": {13: Batch},
-}
-
 
 def union_member(union: str, type_value: int) -> Optional[type]:
     """The member class of ``union`` with type value ``type_value``, or None if unknown."""
     members = UNION_MEMBERS[union]
-    if 0 < type_value <= len(members):
-        return members[type_value - 1]
-    return UNION_EXTRA.get(union, {}).get(type_value)
-
-
-def union_classes(union: str) -> Tuple[type, ...]:
-    """Every member class of ``union`` this model knows."""
-    return UNION_MEMBERS[union] + tuple(UNION_EXTRA.get(union, {}).values())
+    return members[type_value - 1] if 0 < type_value <= len(members) else None
 
 
 ROOTS: Dict[str, Tuple[type, bytes]] = {
@@ -536,9 +600,14 @@ TABLES: Dict[str, type] = {
         Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke, KeyList,
         KeyRevoke, OnBehalfOf, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
-        GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport, BatchItem, Batch,
+        GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
+        JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList, BatchItem, Batch,
     )
 }  # fmt: skip
+
+
+# Field kinds stored as scalars: the wire scalars, and JobState (a ubyte enum).
+SCALAR_KINDS = frozenset(_flat.SCALARS) | {"jobstate"}
 
 
 def _camel(name: str) -> str:
@@ -601,7 +670,7 @@ def _register() -> None:
                 layout.append(_flat.Field(f.name + "_type", "union_type", slot, f.metadata["ref"]))
                 slot += 1
             out.append(_F(f, slot, mod))
-            flat_kind = {"value": "table", "code": "code"}.get(kind, kind)
+            flat_kind = {"value": "table", "code": "code", "jobstate": "u8"}.get(kind, kind)
             ref = "Value" if kind == "value" else f.metadata["ref"]
             layout.append(_flat.Field(f.name, flat_kind, slot, ref, f.metadata["required"]))
             slot += 1
@@ -609,7 +678,6 @@ def _register() -> None:
         _flat.LAYOUTS[name] = layout
     for union, members in UNION_MEMBERS.items():
         _flat.UNIONS[union] = {i + 1: m.__name__ for i, m in enumerate(members)}
-        _flat.UNIONS[union].update({i: m.__name__ for i, m in UNION_EXTRA.get(union, {}).items()})
 
 
 _register()
@@ -626,12 +694,10 @@ def union_type(union: str, body: Any) -> int:
     """The type value of a union member instance (0 for None)."""
     if body is None:
         return 0
-    if type(body) in UNION_MEMBERS[union]:
+    try:
         return UNION_MEMBERS[union].index(type(body)) + 1
-    for value, cls in UNION_EXTRA.get(union, {}).items():
-        if cls is type(body):
-            return value
-    raise TypeError(f"a {type(body).__name__} is not a member of {union}")
+    except ValueError:
+        raise TypeError(f"a {type(body).__name__} is not a member of {union}") from None
 
 
 # ---- encoding ------------------------------------------------------------------------------
@@ -647,7 +713,7 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
     for f in fields_:
         v = getattr(obj, f.name)
         kind = f.kind
-        if kind in _flat.SCALARS:
+        if kind in SCALAR_KINDS:
             continue
         if v is None and kind != "value":
             if f.required:
@@ -693,7 +759,7 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
     mod.Start(b)
     for f in fields_:
         kind = f.kind
-        if kind in _flat.SCALARS:
+        if kind in SCALAR_KINDS:
             v = getattr(obj, f.name)
             if kind == "bool":
                 f.add(b, bool(v))
@@ -734,13 +800,22 @@ def _decode_code(v: int) -> Union[ErrorCode, int]:
         return v  # a code from a newer peer
 
 
+def _decode_job_state(v: int) -> Union[JobState, int]:
+    try:
+        return JobState(v)
+    except ValueError:
+        return v  # a state from a newer peer
+
+
 def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
     kwargs: Dict[str, Any] = {}
     for f in _FIELDS[cls]:
         kind = f.kind
-        if kind in _flat.SCALARS:
+        if kind in SCALAR_KINDS:
             if kind == "code":
                 kwargs[f.name] = _decode_code(r.scalar(pos, f.slot, "code", f.default))
+            elif kind == "jobstate":
+                kwargs[f.name] = _decode_job_state(r.scalar(pos, f.slot, "u8", f.default))
             else:
                 kwargs[f.name] = r.scalar(pos, f.slot, kind, f.default)
             continue
@@ -875,10 +950,9 @@ def table_fields(cls: type) -> List[Tuple[str, str, Optional[str], Any]]:
 
 __all__ = [name for name in TABLES] + [
     "NO_DEFAULT",
+    "JobState",
     "UNION_MEMBERS",
-    "UNION_EXTRA",
     "union_member",
-    "union_classes",
     "ROOTS",
     "TABLES",
     "encode",

@@ -222,7 +222,7 @@ def _apply_ports(ports_: Sequence[Port], given: Dict[str, Any], what: str, node:
 
 _DEFINITION_KEYS = {
     "name", "description", "category", "version", "inputs", "outputs", "parameters",
-    "idempotent", "timeout_ms", "default_timeout_ms",
+    "idempotent", "timeout_ms", "default_timeout_ms", "durable",
 }  # fmt: skip
 
 
@@ -238,8 +238,12 @@ def make_node(
     parameters: Any = None,
     idempotent: bool = False,
     timeout_ms: int = 0,
+    durable: bool = False,
     source: Optional[str] = None,
 ) -> Node:
+    """A node from its handler. ``idempotent``: safe to run again if its worker dies
+    mid-request; ``durable``: every call to it is durable (journaled by musterd, survives a
+    daemon restart; docs/DURABILITY.md), whether or not the caller asked."""
     if not callable(handler):
         raise TypeError(f"a node handler must be callable, not {type(handler).__name__}")
     name = name if name is not None else getattr(handler, "__name__", None)
@@ -266,13 +270,14 @@ def make_node(
         parameters=parameter_ports(parameters),
         idempotent=bool(idempotent),
         default_timeout_ms=timeout_ms,
+        durable=bool(durable),
     )
     return Node(spec=spec, handler=handler, is_async=is_async, source=source)
 
 
 def node_from_definition(definition: Mapping[str, Any], handler: Handler, source: Optional[str] = None) -> Node:
     """A node from a definition dict: ``{"name", "description", "category", "version",
-    "inputs", "outputs", "parameters", "idempotent", "timeout_ms"}``."""
+    "inputs", "outputs", "parameters", "idempotent", "timeout_ms", "durable"}``."""
     unknown = set(definition) - _DEFINITION_KEYS
     if unknown:
         raise ValueError(f"node definition: unknown key(s) {sorted(unknown)}; known: {sorted(_DEFINITION_KEYS)}")

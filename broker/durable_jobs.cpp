@@ -1,0 +1,63 @@
+// durable_jobs.cpp — see durable_jobs.hpp.
+#include "durable_jobs.hpp"
+
+#include <algorithm>
+
+namespace muster::broker {
+
+std::uint64_t wall_ms(journal::WallTime t) {
+  auto ms = t.time_since_epoch().count();
+  return ms > 0 ? static_cast<std::uint64_t>(ms) : 0;
+}
+
+ClientReplyBody KeptJob::reply() const {
+  if (outcome.ok()) return ResultBody{outcome.outputs, false, job_id};
+  return FailureBody{outcome.code, outcome.message, job_id};
+}
+
+JobInfoBody KeptJob::info() const {
+  return JobInfoBody{job_id,    JobState::Finished, node,         workspace,         wall_ms(submitted),
+                     worker_id, attempts,           outcome.code, wall_ms(finished)};
+}
+
+const OpenJob* DurableJobs::open(journal::JobId job, const std::string& workspace) const {
+  auto it = open_.find(job);
+  return it != open_.end() && it->second.workspace == workspace ? &it->second : nullptr;
+}
+
+void DurableJobs::keep(KeptJob kept) {
+  open_.erase(kept.job_id);
+  auto id = kept.job_id;
+  kept_.insert_or_assign(id, std::move(kept));
+}
+
+const KeptJob* DurableJobs::kept(journal::JobId job, const std::string& workspace,
+                                 journal::WallTime now) const {
+  auto it = kept_.find(job);
+  if (it == kept_.end() || it->second.workspace != workspace || it->second.expires <= now) return nullptr;
+  return &it->second;
+}
+
+std::optional<std::uint64_t> DurableJobs::forget(journal::JobId job, const std::string& workspace) {
+  auto it = kept_.find(job);
+  if (it == kept_.end() || it->second.workspace != workspace) return std::nullopt;
+  std::uint64_t bytes = it->second.outcome.outputs.bytes.size() + it->second.outcome.message.size();
+  kept_.erase(it);
+  return bytes;
+}
+
+std::size_t DurableJobs::expire(journal::WallTime now) {
+  return std::erase_if(kept_, [&](const auto& entry) { return entry.second.expires <= now; });
+}
+
+std::vector<journal::JobId> DurableJobs::ids_of(const std::string& workspace, journal::WallTime now) const {
+  std::vector<journal::JobId> ids;
+  for (auto& [id, open] : open_)
+    if (open.workspace == workspace) ids.push_back(id);
+  for (auto& [id, kept] : kept_)
+    if (kept.workspace == workspace && kept.expires > now) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace muster::broker

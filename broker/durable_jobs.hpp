@@ -1,0 +1,75 @@
+// durable_jobs.hpp — the core's index of durable calls by job id (docs/DURABILITY.md §6): which
+// open request carries each open job, and the terminal outcome of each finished one, kept for
+// its caller until it acknowledges it (JobAck) or the outcome's time runs out (result_ttl).
+// Owns: those two maps, the workspace check every job lookup passes, and the outcomes' expiry
+// by wall clock. The journal holds the same finished calls (Finished records); this is the
+// copy the core answers from without reading the journal.
+// Must never: decide a call's fate (BrokerCore does), emit journal records, read a clock (the
+// wall time is passed in), or touch a socket.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events.hpp"
+#include "journal.hpp"
+
+namespace muster::broker {
+
+// A finished durable call: what JobGet/JobList/JobResume answer with until it is acknowledged.
+struct KeptJob {
+  journal::JobId job_id = 0;
+  std::string node, workspace;
+  journal::WallTime submitted{}, finished{}, expires{};
+  std::string worker_id;  // the worker that ran it last ("" when none did)
+  std::uint32_t attempts = 0;
+  journal::Outcome outcome;
+  // The terminal reply to a caller, under its `request_id`, with the job id.
+  ClientReplyBody reply() const;
+  JobInfoBody info() const;
+};
+
+// An open durable call: the core's request that carries it and when it was submitted.
+struct OpenJob {
+  std::uint64_t request_id = 0;  // BrokerCore's request id
+  std::string workspace;
+  journal::WallTime submitted{};
+};
+
+class DurableJobs {
+ public:
+  // ---- open jobs ----
+  void opened(journal::JobId job, OpenJob open) { open_[job] = std::move(open); }
+  void closed(journal::JobId job) { open_.erase(job); }
+  // The open job `job` of `workspace`; nullptr when there is none (another workspace's too).
+  const OpenJob* open(journal::JobId job, const std::string& workspace) const;
+
+  // ---- finished jobs ----
+  void keep(KeptJob kept);
+  // The kept outcome of `job` in `workspace` whose time has not run out by `now`.
+  const KeptJob* kept(journal::JobId job, const std::string& workspace, journal::WallTime now) const;
+  // Forgets an acknowledged outcome; returns its bytes (outputs + message) if it was kept.
+  std::optional<std::uint64_t> forget(journal::JobId job, const std::string& workspace);
+  // Forgets every outcome whose `expires` is at or before `now` (as Journal::expire(now)
+  // does in the same turn); returns how many.
+  std::size_t expire(journal::WallTime now);
+
+  // Every open job id of `workspace` and every kept outcome of it not expired by `now`, by
+  // job id (= oldest first).
+  std::vector<journal::JobId> ids_of(const std::string& workspace, journal::WallTime now) const;
+
+  std::size_t open_count() const { return open_.size(); }
+  std::size_t kept_count() const { return kept_.size(); }
+
+ private:
+  std::map<journal::JobId, OpenJob> open_;
+  std::map<journal::JobId, KeptJob> kept_;
+};
+
+// Wall time as JobInfo carries it: ms since the Unix epoch (0 for an unset time).
+std::uint64_t wall_ms(journal::WallTime t);
+
+}  // namespace muster::broker
