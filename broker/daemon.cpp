@@ -506,7 +506,8 @@ struct Daemon::Impl {
     }();
     ClientFrames m{batch.peer, {}, 1};
     m.frames[0] = zmq::message_t(bytes.data(), bytes.size());
-    outbox.deliver(key, std::move(m), bytes.size(), batch.kind, [&](ClientFrames& f) { return send_to_client(f); });
+    outbox.deliver(key, std::move(m), bytes.size(), batch.kind, [&](ClientFrames& f) { return send_to_client(f); },
+                   w.count());
     w.clear();
   }
 
