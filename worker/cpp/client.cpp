@@ -90,6 +90,9 @@ struct Client::Impl {
       if (kind == ZMQ_EVENT_DISCONNECTED) {
         connected = false;
         daemon_batches = false;
+        // Held Submits are open requests: fail_open ends them UNAVAILABLE with the rest.
+        held.clear();
+        held_ids.clear();
         lost = true;
       }
     }
