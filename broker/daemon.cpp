@@ -472,7 +472,7 @@ struct Daemon::Impl {
     if (collecting) {
       auto key = BrokerCore::connection_key(peer);
       if (!payload && fbb.GetSize() <= kBatchItemMax && batching_clients.contains(key)) {
-        auto [it, fresh] = client_batches.try_emplace(key);
+        auto it = client_batches.try_emplace(key).first;
         auto& batch = it->second;
         if (batch.writer.count() == 0) {
           batch.peer = peer;
