@@ -648,7 +648,7 @@ struct Daemon::Impl {
                                         topic.c_str(), std::string(kBroadcastTopic).c_str(),
                                         static_cast<std::uint64_t>(core.config().ping_interval.count()),
                                         core.config().liveness, opt.max_message_bytes,
-                                        at->no_answer_acks)
+                                        at->no_answer_acks, at->idle_pong_every)
                  .Union();
     } else if (auto* ack = std::get_if<AckReply>(&a.body)) {
       type = wire::DaemonBody::Ack;

@@ -66,6 +66,7 @@ struct AttachEvent {
   std::vector<NodeSpec> nodes;
   bool payload_frames = false;  // takes WorkRequest inputs as a frame of their own
   bool no_answer_acks = false;  // wants no Ack for its Progress/Result/Failure (PROTOCOL.md §7.7)
+  bool idle_pongs = false;      // may answer only every k-th ping while idle (PROTOCOL.md §7.3)
 };
 
 struct SubmitEvent {
@@ -144,6 +145,7 @@ struct SendPing {
 struct AttachedReply {
   std::string worker_id;
   bool no_answer_acks = false;  // the opt-in is honoured (always, when the worker asked)
+  std::uint32_t idle_pong_every = 0;  // granted k (Attached.idle_pong_every; 0: not granted)
 };
 struct AckReply {
   bool late = false;

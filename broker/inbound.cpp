@@ -46,6 +46,7 @@ WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& l
   ev.capacity = a->capacity();
   ev.payload_frames = a->payload_frames();
   ev.no_answer_acks = a->no_answer_acks();
+  ev.idle_pongs = a->idle_pongs();
   if (auto* nodes = a->nodes()) {
     // Counted before anything is decoded: a 100,000-node Attach cost ~0.4 s of the only thread.
     if (nodes->size() > limits.max_attach_nodes)

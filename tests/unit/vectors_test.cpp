@@ -195,6 +195,7 @@ Json describe(const w::Attached* a) {
   j["liveness"] = a->liveness();
   j["max_message_bytes"] = a->max_message_bytes();
   j["no_answer_acks"] = a->no_answer_acks();
+  j["idle_pong_every"] = a->idle_pong_every();
   return j;
 }
 
@@ -231,6 +232,7 @@ Json describe(const w::Attach* a) {
   if (a->nodes()) j["nodes"] = describe_vector(a->nodes());
   j["payload_frames"] = a->payload_frames();
   j["no_answer_acks"] = a->no_answer_acks();
+  j["idle_pongs"] = a->idle_pongs();
   return j;
 }
 
@@ -747,6 +749,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     b.add_nodes(nodes);
     b.add_payload_frames(num<bool>(j, "payload_frames", false));
     b.add_no_answer_acks(num<bool>(j, "no_answer_acks", false));
+    b.add_idle_pongs(num<bool>(j, "idle_pongs", false));
     return b.Finish().Union();
   }
   if (t == "Pong") {
@@ -808,7 +811,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     auto bcast = str(fbb, j, "broadcast_topic");
     return w::CreateAttached(fbb, id, inst, topic, bcast, num<std::uint64_t>(j, "ping_interval_ms", 0),
                              num<std::uint32_t>(j, "liveness", 0), num<std::uint64_t>(j, "max_message_bytes", 0),
-                             num<bool>(j, "no_answer_acks", false))
+                             num<bool>(j, "no_answer_acks", false), num<std::uint32_t>(j, "idle_pong_every", 0))
         .Union();
   }
   if (t == "Ack") {

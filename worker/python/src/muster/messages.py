@@ -175,6 +175,7 @@ class Attached:
     liveness: int = _m("u32", 0)
     max_message_bytes: int = _m("u64", 0)
     no_answer_acks: bool = _m("bool", False)
+    idle_pong_every: int = _m("u32", 0)
 
 
 @dataclass
@@ -210,6 +211,7 @@ class Attach:
     nodes: Optional[List[NodeSpec]] = _list("[table]", "NodeSpec")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
     no_answer_acks: bool = _m("bool", False)  # this SDK wants every answer Acked
+    idle_pongs: bool = _m("bool", False)  # this SDK answers every ping
 
 
 @dataclass

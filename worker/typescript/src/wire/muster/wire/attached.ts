@@ -68,8 +68,13 @@ noAnswerAcks():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+idlePongEvery():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startAttached(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(9);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -104,12 +109,16 @@ static addNoAnswerAcks(builder:flatbuffers.Builder, noAnswerAcks:boolean) {
   builder.addFieldInt8(7, +noAnswerAcks, +false);
 }
 
+static addIdlePongEvery(builder:flatbuffers.Builder, idlePongEvery:number) {
+  builder.addFieldInt32(8, idlePongEvery, 0);
+}
+
 static endAttached(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean):flatbuffers.Offset {
+static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean, idlePongEvery:number):flatbuffers.Offset {
   Attached.startAttached(builder);
   Attached.addWorkerId(builder, workerIdOffset);
   Attached.addInstance(builder, instanceOffset);
@@ -119,6 +128,7 @@ static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Of
   Attached.addLiveness(builder, liveness);
   Attached.addMaxMessageBytes(builder, maxMessageBytes);
   Attached.addNoAnswerAcks(builder, noAnswerAcks);
+  Attached.addIdlePongEvery(builder, idlePongEvery);
   return Attached.endAttached(builder);
 }
 }
