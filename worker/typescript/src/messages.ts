@@ -105,6 +105,8 @@ export interface AttachBody {
   payloadFrames: boolean;
   /** No Ack per answer (PROTOCOL.md §7.7): this SDK never asks (it wants every answer Acked). */
   noAnswerAcks: boolean;
+  /** Answer only every k-th ping while idle (PROTOCOL.md §7.3): this SDK never asks. */
+  idlePongs?: boolean;
 }
 export interface PongBody {
   type: 'Pong';
@@ -161,6 +163,8 @@ export interface AttachedBody {
   maxMessageBytes: bigint;
   /** The daemon honours Attach.noAnswerAcks (§7.7). */
   noAnswerAcks: boolean;
+  /** k granted for Attach.idlePongs (§7.3); 0: every ping is answered. */
+  idlePongEvery?: number;
 }
 export interface AckBody {
   type: 'Ack';
@@ -630,6 +634,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       W.Attach.addNodes(b, nodesVec);
       W.Attach.addPayloadFrames(b, !!x.payloadFrames);
       W.Attach.addNoAnswerAcks(b, !!x.noAnswerAcks);
+      W.Attach.addIdlePongs(b, !!x.idlePongs);
       body = W.Attach.endAttach(b);
       type = W.WorkerBody.Attach;
       break;
@@ -726,6 +731,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
         u32(x.liveness, 'liveness'),
         u64(x.maxMessageBytes, 'max_message_bytes'),
         !!x.noAnswerAcks,
+        u32(x.idlePongEvery ?? 0, 'idle_pong_every'),
       );
       type = W.DaemonBody.Attached;
       break;
@@ -1271,6 +1277,7 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
           nodes,
           payloadFrames: a.payloadFrames(),
           noAnswerAcks: a.noAnswerAcks(),
+          idlePongs: a.idlePongs(),
         };
         break;
       }
@@ -1357,6 +1364,7 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           liveness: a.liveness(),
           maxMessageBytes: a.maxMessageBytes(),
           noAnswerAcks: a.noAnswerAcks(),
+          idlePongEvery: a.idlePongEvery(),
         };
         break;
       }
