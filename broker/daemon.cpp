@@ -318,7 +318,7 @@ struct Daemon::Impl {
     // libzmq hands out small received messages as slices of a shared 8 KiB read buffer
     // (ZMQ_IN_BATCH_SIZE), and one slice alive keeps all of it: a queued request keeps a copy
     // of its payload bytes alone (docs/PERFORMANCE.md, "An open request's memory").
-    return InboundLimits{opt.max_message_bytes, opt.max_attach_nodes, 8192};
+    return client_socket_limits(opt.max_message_bytes, opt.max_attach_nodes);
   }
 
   void on_worker_message(RouterMessage& m) {

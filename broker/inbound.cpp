@@ -259,4 +259,12 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
   }
 }
 
+InboundLimits client_socket_limits(std::uint64_t max_message_bytes, std::uint32_t max_attach_nodes) {
+  // Named, not positional: a positional 8192 here once landed in max_attach_bytes after that
+  // field was inserted, and every queued request kept its read buffer alive.
+  return InboundLimits{.max_message_bytes = max_message_bytes,
+                       .max_attach_nodes = max_attach_nodes,
+                       .copy_payloads_below = 8192};
+}
+
 }  // namespace muster::broker
