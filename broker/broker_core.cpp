@@ -411,6 +411,14 @@ bool BrokerCore::ping_sent_to(const WorkerEntry& w, std::uint64_t seq) const {
 
 // ---- worker events ------------------------------------------------------------------------
 
+namespace {
+// The k a worker asking for idle pongs is granted: the daemon's, when it answers every k-th
+// ping at all (k > 1); 1 (every ping) otherwise.
+std::uint32_t granted_idle_pong_every(const CoreConfig& config, const AttachEvent& ev) {
+  return ev.idle_pongs && config.idle_pong_every > 1 ? config.idle_pong_every : 1;
+}
+}  // namespace
+
 void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, AttachEvent ev) {
   auto reject = [&](ErrorCode code, std::string msg) {
     spdlog::warn("attach of worker '{}' refused: {}", ev.worker_id, msg);
@@ -485,6 +493,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->pid = ev.pid;
     w->payload_frames = ev.payload_frames;
     w->no_answer_acks = ev.no_answer_acks;
+    w->idle_pong_every = granted_idle_pong_every(config_, ev);
     w->connection = peer;  // a reconnected process: its messages now come from here
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     note_unserved(now);  // it may have stopped declaring a node others wait for
@@ -503,6 +512,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     entry.nodes = std::move(ev.nodes);
     entry.payload_frames = ev.payload_frames;
     entry.no_answer_acks = ev.no_answer_acks;
+    entry.idle_pong_every = granted_idle_pong_every(config_, ev);
     entry.attached_at = now;
     w = &registry_.add(std::move(entry));
     spdlog::info("worker attached worker_id={} hostname=\"{}\" sdk=\"{}\" capacity={} nodes={}", w->id,
@@ -511,7 +521,8 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   w->state = WorkerState::Confirming;
   w->last_heard = now;
   w->confirm_seqs.clear();
-  reply_worker(peer, AttachedReply{w->id, w->no_answer_acks});
+  reply_worker(peer, AttachedReply{w->id, w->no_answer_acks,
+                                   w->idle_pong_every > 1 ? w->idle_pong_every : 0});
   // Prove the PUB path reaches it before any work is sent (the slow-joiner trap).
   remember_ping(w->confirm_seqs, next_ping_seq_);
   actions_.push_back(SendPing{w->id, next_ping_seq_++});
@@ -550,11 +561,11 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     return;
   }
   w->last_heard = now;
-  bool changed = false;
+  bool changed = false, confirmed_now = false;
   if (w->state == WorkerState::Confirming &&
       std::find(w->confirm_seqs.begin(), w->confirm_seqs.end(), seq) != w->confirm_seqs.end()) {
     w->state = WorkerState::Ready;
-    changed = true;
+    changed = confirmed_now = true;
     spdlog::debug("worker {} confirmed: the request socket reaches it", w->id);
   }
   // The silent-loss trap: a request published before ping `seq` must have arrived before it.
@@ -614,7 +625,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     send_to_worker(r, *w, now);
   }
   for (auto& key : requeued) dispatch_node(key, now);
-  reply_worker(peer, std::move(ack));
+  if (pong_wants_ack(*w, answered, confirmed_now)) reply_worker(peer, std::move(ack));
   if (changed) {
     if (w->state == WorkerState::Draining && w->holding.empty()) {
       registry_.remove(w->id);
@@ -918,16 +929,22 @@ void BrokerCore::expire(TimePoint now) {
   }
 }
 
+bool BrokerCore::pong_wants_ack(const WorkerEntry& w, const std::vector<std::uint64_t>& answered,
+                                bool confirmed_now) {
+  return !w.no_answer_acks || !answered.empty() || confirmed_now;
+}
+
+Millis BrokerCore::silence_allowed(const WorkerEntry& w) const {
+  return config_.ping_interval * (config_.liveness + std::max<std::uint32_t>(w.idle_pong_every, 1) - 1);
+}
+
 void BrokerCore::check_liveness(TimePoint now) {
-  auto window = config_.ping_interval * config_.liveness;
-  std::vector<std::string> dead;
+  std::vector<std::pair<std::string, Millis>> dead;
   for (auto& [id, w] : registry_.workers())
-    if (now - w.last_heard > window) dead.push_back(id);
-  for (auto& id : dead)
+    if (auto window = silence_allowed(w); now - w.last_heard > window) dead.emplace_back(id, window);
+  for (auto& [id, window] : dead)
     if (auto* w = registry_.find(id))
-      worker_gone(*w, now,
-                  fmt::format("silent for more than {} ms",
-                              std::chrono::duration_cast<Millis>(window).count()));
+      worker_gone(*w, now, fmt::format("silent for more than {} ms", window.count()));
 }
 
 void BrokerCore::tick(TimePoint now) {

@@ -47,6 +47,10 @@ struct Verdict;  // journal_recovery.hpp
 struct CoreConfig {
   Millis ping_interval{1000};
   std::uint32_t liveness = 3;          // pings a worker may miss before it is dead
+  // Granted to a worker that asks (Attach.idle_pongs, PROTOCOL.md §7.3): while it holds
+  // nothing it may answer only every k-th broadcast ping, and is dead after
+  // ping_interval × (liveness + k − 1) of silence. 0 or 1: every ping (not granted).
+  std::uint32_t idle_pong_every = 2;
   std::size_t queue_limit = 1000;      // per node
   // Payload bytes (inputs + parameters) musterd may hold for open requests, queued and running
   // together; a Submit that would pass it gets QueueFull. 0 = no limit.
@@ -117,7 +121,8 @@ class BrokerCore {
   BrokerCore(CoreConfig config, TimePoint now);
 
   // ---- worker events (response socket). Each appends exactly one ReplyToWorker (but the
-  // answers of a no_answer_acks worker that are not refused: none). ----
+  // answers of a no_answer_acks worker that are not refused: none; and its Pongs that have
+  // nothing to be told, pong_wants_ack). ----
   void on_attach(TimePoint now, const Peer& peer, const Caller& who, AttachEvent ev);
   void on_pong(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                std::uint64_t seq, const std::string& instance,
@@ -377,6 +382,12 @@ class BrokerCore {
   void remove_from_queue(Request& r);
   void expire(TimePoint now);
   void check_liveness(TimePoint now);
+  // The silence after which worker `w` is dead: ping_interval × (liveness + idle_pong_every − 1).
+  Millis silence_allowed(const WorkerEntry& w) const;
+  // Whether a valid Pong of `w` is answered: always, but for a no_answer_acks worker whose
+  // Pong listed no answers and did not confirm it (its Ack would say nothing, §7.7).
+  static bool pong_wants_ack(const WorkerEntry& w, const std::vector<std::uint64_t>& answered,
+                             bool confirmed_now);
   // One terminal reply to a request of `workspace` (counted for the daemon, the workspace and,
   // when given, the node); a failure is remembered among the workspace's recent failures.
   void count_terminal(TimePoint now, ErrorCode code, WorkspaceStats& workspace, NodeStats* node,

@@ -348,7 +348,7 @@ struct Daemon::Impl {
     // libzmq hands out small received messages as slices of a shared 8 KiB read buffer
     // (ZMQ_IN_BATCH_SIZE), and one slice alive keeps all of it: a queued request keeps a copy
     // of its payload bytes alone (docs/PERFORMANCE.md, "An open request's memory").
-    return InboundLimits{opt.max_message_bytes, opt.max_attach_nodes, 8192};
+    return client_socket_limits(opt.max_message_bytes, opt.max_attach_nodes);
   }
 
   void on_worker_message(RouterMessage& m) {
@@ -809,7 +809,8 @@ struct Daemon::Impl {
                                         topic.c_str(), std::string(kBroadcastTopic).c_str(),
                                         static_cast<std::uint64_t>(core.config().ping_interval.count()),
                                         core.config().liveness, opt.max_message_bytes,
-                                        at->no_answer_acks, settle_worker_batches(a.peer, at->worker_id))
+                                        at->no_answer_acks, settle_worker_batches(a.peer, at->worker_id),
+                                        at->idle_pong_every)
                  .Union();
     } else if (auto* ack = std::get_if<AckReply>(&a.body)) {
       type = wire::DaemonBody::Ack;

@@ -40,6 +40,11 @@ struct InboundLimits {
   std::size_t copy_payloads_below = 0;
 };
 
+// The limits of the client socket's decoder: small Submits leave a copy of their payload bytes
+// alone (copy_payloads_below = 8 KiB, libzmq's read buffer; docs/PERFORMANCE.md, "An open
+// request's memory"), not the message, whose shared read buffer would stay alive with them.
+InboundLimits client_socket_limits(std::uint64_t max_message_bytes, std::uint32_t max_attach_nodes);
+
 // Why a message is not acted on. `request_id` is the client's, when it could be read.
 struct Refusal {
   ErrorCode code = ErrorCode::BadMessage;

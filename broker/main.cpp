@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
   app.add_option("--liveness", opt.core.liveness,
                  "Heartbeat intervals a worker may stay silent before it is declared dead")
       ->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--idle-pong-every", opt.core.idle_pong_every,
+                 "A worker that asks (Attach.idle_pongs) and holds nothing may answer only every "
+                 "k-th ping; it is then dead after (liveness + k - 1) silent intervals. 1: every ping")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--queue-limit", opt.core.queue_limit,
                  "Requests that may wait per node when every worker is busy")
       ->capture_default_str()->check(CLI::Range(0, 10000000));

@@ -31,6 +31,7 @@ struct WorkerEntry {
   std::vector<NodeSpec> nodes;
   bool payload_frames = false;       // takes WorkRequest inputs as a frame of their own
   bool no_answer_acks = false;       // its live answers get no Ack (PROTOCOL.md §7.7)
+  std::uint32_t idle_pong_every = 1; // granted: it answers every k-th ping while idle (§7.3)
   WorkerState state = WorkerState::Confirming;
   // Seqs of the confirming pings sent to it since its last Attach (newest last, at most
   // kKeptPings): only a Pong to one of these proves the PUB path reaches it.

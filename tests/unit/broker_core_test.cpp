@@ -1767,3 +1767,98 @@ TEST_CASE("no_answer_acks off (the default, every SDK before it): every answer i
   REQUIRE(acks.size() == 1);
   CHECK(std::get<AckReply>(acks[0].body).late);
 }
+
+// ---- idle pongs (PROTOCOL.md §7.3, §7.7): an idle worker's heartbeat costs less ----
+
+namespace {
+
+// Attaches `id` with the given opt-ins and confirms it; returns the Attached reply.
+AttachedReply attach_idle(Harness& h, const std::string& id, bool no_answer_acks, bool idle_pongs) {
+  AttachEvent ev;
+  ev.worker_id = id;
+  ev.session = "s1";
+  ev.nodes = {Harness::spec("n")};
+  ev.no_answer_acks = no_answer_acks;
+  ev.idle_pongs = idle_pongs;
+  h.core.on_attach(h.now, peer("wp-" + id), h.local, std::move(ev));
+  auto replies = all<ReplyToWorker>(h.take());
+  REQUIRE(replies.size() == 1);
+  auto attached = std::get<AttachedReply>(replies[0].body);
+  auto confirm = all<ReplyToWorker>(h.pong(id));
+  REQUIRE(confirm.size() == 1);  // the Pong that confirms it is Acked: the worker may wait for it
+  CHECK(std::get<AckReply>(confirm[0].body).pong_seq == h.last_ping_seq(id));
+  return attached;
+}
+
+}  // namespace
+
+TEST_CASE("idle pongs: a no_answer_acks worker's Pong with nothing to be told gets no Ack; others still do") {
+  Harness h;
+  attach_idle(h, "quiet", true, false);
+  attach_idle(h, "acked", false, false);
+  h.advance(1000ms);
+  CHECK(all<ReplyToWorker>(h.pong("quiet")).empty());
+  CHECK(all<ReplyToWorker>(h.pong("acked")).size() == 1);  // without no_answer_acks: as before
+  // Holding a request changes nothing: the Ack would still say nothing.
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  auto worker = all<SendWorkRequest>(h.log).back().worker_id;
+  h.advance(1000ms);
+  CHECK(all<ReplyToWorker>(h.pong(worker, {id})).empty() == (worker == "quiet"));
+  // A Pong listing answers is Acked (the worker forgets them on that Ack, §7.7).
+  if (worker == "quiet") {
+    h.result("quiet", id);
+    h.advance(1000ms);
+    auto ack = pong_answered(h, "quiet", {}, {id});
+    CHECK(ack.missing.empty());
+  }
+  // The silence still counts as hearing from it: both are alive.
+  CHECK(h.core.registry().workers().size() == 2);
+}
+
+TEST_CASE("idle pongs: granted only to a worker that asks, and only k > 1; its liveness window is liveness + k - 1 pings") {
+  auto config = test_config();
+  config.idle_pong_every = 3;
+  Harness h(config);
+  CHECK(attach_idle(h, "asks", true, true).idle_pong_every == 3);
+  CHECK(attach_idle(h, "plain", true, false).idle_pong_every == 0);
+  // Both silent from now (liveness is judged at each broadcast ping): the plain one is dead
+  // once silent for more than 3 s, the idle-pong one once silent for more than 3 + 3 - 1 = 5 s.
+  auto alive = [&](const std::string& id) { return h.core.registry().workers().count(id) == 1; };
+  for (int i = 0; i < 3; ++i) h.advance(1000ms);
+  CHECK(alive("plain"));
+  h.advance(1000ms);
+  CHECK(!alive("plain"));
+  CHECK(alive("asks"));
+  h.advance(1000ms);
+  CHECK(alive("asks"));
+  h.advance(1000ms);
+  CHECK(!alive("asks"));
+
+  auto every = test_config();
+  every.idle_pong_every = 1;  // --idle-pong-every 1: not granted, the window stays 3 pings
+  Harness g(every);
+  CHECK(attach_idle(g, "asks", true, true).idle_pong_every == 0);
+  for (int i = 0; i < 3; ++i) g.advance(1000ms);
+  CHECK(g.core.registry().workers().size() == 1);
+  g.advance(1000ms);
+  CHECK(g.core.registry().workers().empty());
+}
+
+TEST_CASE("idle pongs: a request lost on the way to an idle worker is re-sent at its next Pong, k pings later at most") {
+  auto config = test_config();
+  config.idle_pong_every = 3;
+  Harness h(config);
+  attach_idle(h, "w1", true, true);
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;  // lost: never reaches w1
+  // w1 holds nothing in its own view: it lets two broadcast pings go, answers the third.
+  h.advance(1000ms);
+  h.advance(1000ms);
+  CHECK(h.core.registry().workers().count("w1") == 1);
+  h.advance(1000ms);
+  auto out = h.pong("w1", {});
+  auto resent = all<SendWorkRequest>(out);
+  REQUIRE(resent.size() == 1);
+  CHECK(resent[0].request_id == id);
+  CHECK(all<ReplyToWorker>(out).empty());
+  CHECK(terminals(h.result("w1", id)).size() == 1);
+}

@@ -193,6 +193,19 @@ TEST_CASE("inbound: a small Submit's payload is copied, a large one's message is
   CHECK(std::get<SubmitEvent>(ev).inputs.owner == d.owner);
 }
 
+TEST_CASE("inbound: the client socket's limits copy a small Submit's payload out of its message") {
+  // musterd's own limits (the daemon's client socket), not hand-set ones: a queued request
+  // must not keep libzmq's shared 8 KiB read buffer alive (~3 KiB per open request when it did).
+  auto limits = client_socket_limits(16u << 20, 1000);
+  CHECK(limits.copy_payloads_below == 8192);
+  Decoded d;
+  auto ev = decode_client(submit_msg(1, 100), limits, d);
+  REQUIRE(std::holds_alternative<SubmitEvent>(ev));
+  CHECK(d.kept == 0);
+  auto& small = std::get<SubmitEvent>(ev).inputs;
+  CHECK((small.bytes.data() < d.owner->data() || small.bytes.data() >= d.owner->data() + d.owner->size()));
+}
+
 TEST_CASE("inbound: garbage and wrong roots are refused with a reason, request id kept when known") {
   Decoded d;
   auto ev = decode_client(Buf{1, 2, 3}, {}, d);

@@ -196,6 +196,7 @@ Json describe(const w::Attached* a) {
   j["max_message_bytes"] = a->max_message_bytes();
   j["no_answer_acks"] = a->no_answer_acks();
   j["batches"] = a->batches();
+  j["idle_pong_every"] = a->idle_pong_every();
   return j;
 }
 
@@ -249,6 +250,7 @@ Json describe(const w::Attach* a) {
   j["payload_frames"] = a->payload_frames();
   j["no_answer_acks"] = a->no_answer_acks();
   j["batches"] = a->batches();
+  j["idle_pongs"] = a->idle_pongs();
   return j;
 }
 
@@ -790,6 +792,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     b.add_payload_frames(num<bool>(j, "payload_frames", false));
     b.add_no_answer_acks(num<bool>(j, "no_answer_acks", false));
     b.add_batches(num<bool>(j, "batches", false));
+    b.add_idle_pongs(num<bool>(j, "idle_pongs", false));
     return b.Finish().Union();
   }
   if (t == "Pong") {
@@ -852,7 +855,8 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     auto bcast = str(fbb, j, "broadcast_topic");
     return w::CreateAttached(fbb, id, inst, topic, bcast, num<std::uint64_t>(j, "ping_interval_ms", 0),
                              num<std::uint32_t>(j, "liveness", 0), num<std::uint64_t>(j, "max_message_bytes", 0),
-                             num<bool>(j, "no_answer_acks", false), num<bool>(j, "batches", false))
+                             num<bool>(j, "no_answer_acks", false), num<bool>(j, "batches", false),
+                             num<std::uint32_t>(j, "idle_pong_every", 0))
         .Union();
   }
   if (t == "Ack") {

@@ -283,6 +283,7 @@ struct FakeDaemon {
     return zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
   }
   bool asked_no_answer_acks = false;  // what the last Attach asked for
+  bool asked_idle_pongs = false;
   static zmq::message_t ack() {
     return message(wire::DaemonBody::Ack, [](auto& fbb) { return wire::CreateAck(fbb); });
   }
@@ -317,13 +318,17 @@ struct FakeDaemon {
   // No broadcast pings follow unless the test sends them: `ping_interval_ms` x 3 is how long
   // the worker waits before it reconnects.
   // `no_answer_acks`: what Attached says (false: a daemon that does not know PROTOCOL.md §7.7).
+  // `idle_pong_every`: what Attached grants (0: every ping, §7.3).
   std::string attach(const std::string& worker_id, std::uint64_t max_message_bytes = 16u << 20,
-                     std::uint64_t ping_interval_ms = 60000, bool no_answer_acks = false) {
+                     std::uint64_t ping_interval_ms = 60000, bool no_answer_acks = false,
+                     std::uint32_t idle_pong_every = 0) {
     auto a = expect(wire::WorkerBody::Attach);
     asked_no_answer_acks = a.msg->body_as_Attach()->no_answer_acks();
+    asked_idle_pongs = a.msg->body_as_Attach()->idle_pongs();
     reply(a.peer, message(wire::DaemonBody::Attached, [&](auto& fbb) {
             return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
-                                              ping_interval_ms, 3, max_message_bytes, no_answer_acks);
+                                              ping_interval_ms, 3, max_message_bytes, no_answer_acks,
+                                              /*batches=*/false, idle_pong_every);
           }));
     for (std::uint64_t seq = 1;; ++seq) {
       REQUIRE(seq < 200);
@@ -597,4 +602,62 @@ TEST_CASE("C++ SDK across a daemon restart (§7.6): what runs and the unconfirme
   release = true;
   CHECK(fake.expect(wire::WorkerBody::Result, true).msg->body_as_Result()->request_id() == 11);
   CHECK(runs == 2);
+}
+
+TEST_CASE("C++ SDK idle pongs (§7.3): idle, it answers every k-th broadcast ping; running or keeping an answer, every one") {
+  FakeDaemon fake;
+  std::atomic<bool> release{false};
+  RunningWorker w(fake.options("cpp-idle"));
+  w.worker.node({.name = "hold"}, [&](Context& ctx) {
+    while (!release && ctx.sleep_for(5ms)) {
+    }
+    return Map{};
+  });
+  w.start();
+  fake.attach("cpp-idle", 16u << 20, 60000, /*no_answer_acks=*/true, /*idle_pong_every=*/3);
+  CHECK(fake.asked_idle_pongs);
+  const std::string topic = "w:cpp-idle:";
+  // Publishes pings [from, to) on `on` and returns the seqs of the Pongs that came back.
+  auto pongs_for = [&](std::uint64_t from, std::uint64_t to, const std::string& on = "b:") {
+    for (auto seq = from; seq < to; ++seq) {
+      fake.publish(on, FakeDaemon::ping(seq, "inst-1"));
+      std::this_thread::sleep_for(20ms);
+    }
+    std::vector<std::uint64_t> seqs;
+    while (auto r = fake.recv(500ms)) {
+      REQUIRE(r->type() == wire::WorkerBody::Pong);
+      seqs.push_back(r->msg->body_as_Pong()->seq());
+    }
+    return seqs;
+  };
+  CHECK(pongs_for(100, 106) == std::vector<std::uint64_t>{102, 105});  // idle: every third
+  // A ping on its own topic (a confirming ping) is always answered, even right after a Pong.
+  CHECK(pongs_for(106, 107, topic) == std::vector<std::uint64_t>{106});
+  // Running a request: every ping.
+  fake.publish(topic, FakeDaemon::work_request(7, "hold", {}));
+  std::this_thread::sleep_for(100ms);
+  CHECK(pongs_for(107, 110) == std::vector<std::uint64_t>{107, 108, 109});
+  // Answered, kept until a Pong's Ack confirms it: every ping, listing it.
+  release = true;
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 7);
+  fake.publish("b:", FakeDaemon::ping(110, "inst-1"));
+  auto pong = fake.expect(wire::WorkerBody::Pong);
+  REQUIRE(pong.msg->body_as_Pong()->answered() != nullptr);
+  CHECK(pong.msg->body_as_Pong()->answered()->size() == 1);
+  fake.reply(pong.peer, FakeDaemon::pong_ack(110, {}));
+  std::this_thread::sleep_for(100ms);
+  // Confirmed and idle again: every third once more.
+  CHECK(pongs_for(111, 117) == std::vector<std::uint64_t>{113, 116});
+}
+
+TEST_CASE("C++ SDK idle pongs: a daemon that grants none (Attached.idle_pong_every 0) gets every ping answered") {
+  FakeDaemon fake;
+  RunningWorker w(fake.options("cpp-every"));
+  w.worker.node({.name = "n"}, [](Context&) { return Map{}; }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-every", 16u << 20, 60000, /*no_answer_acks=*/true);
+  for (std::uint64_t seq = 100; seq < 104; ++seq) {
+    fake.publish("b:", FakeDaemon::ping(seq, "inst-1"));
+    CHECK(fake.expect(wire::WorkerBody::Pong).msg->body_as_Pong()->seq() == seq);
+  }
 }

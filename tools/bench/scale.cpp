@@ -59,7 +59,9 @@ ScaleResult run_scale(const Paths& paths, const ScaleOptions& o) {
       paths.musterd.string(), "--data-dir", (o.dir / "scale-data").string(), "--request-address",
       ep.request, "--response-address", ep.response, "--client-address", ep.client, "--log-level",
       "warn", "--queue-limit", std::to_string(o.queued + 1000), "--default-timeout-ms", "3600000",
-      "--shutdown-grace-ms", "0"};
+      "--shutdown-grace-ms", "0",
+      // Over ipc:// every simulated worker is the one local identity (PROTOCOL.md §10).
+      "--max-workers-per-identity", std::to_string(o.workers)};
   bool tcp = o.transport == Transport::Tcp;
   if (tcp) args.push_back("--insecure");
   for (auto& a : o.musterd_args) args.push_back(a);

@@ -2,9 +2,12 @@
 // its own SUB and DEALER socket, speaking the wire protocol (PROTOCOL.md §7) directly. Used by
 // `muster-bench --scale` to put 1,000 workers on one musterd without 1,000 processes.
 //
-// A simulated worker attaches with one node, answers every Ping with a Pong that lists the
+// A simulated worker attaches with one node, answers Pings with a Pong that lists the
 // requests it holds, and holds every WorkRequest it gets (never answers it) so that requests
-// pile up in the daemon's queue. An Abort releases the request.
+// pile up in the daemon's queue. An Abort releases the request. It attaches as the C++ SDK
+// does, with no_answer_acks and idle_pongs (PROTOCOL.md §7.3, §7.7): while it holds nothing it
+// answers only every k-th broadcast ping (Attached.idle_pong_every), and musterd Acks only
+// the Pong that confirms it.
 //
 // With --echo it instead answers every WorkRequest at once, on its only thread, with a Result
 // whose outputs are the request's inputs (the nested buffer copied as it is, never decoded):
@@ -54,14 +57,13 @@ std::int64_t now_ns() {
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
-enum class Sent : std::uint8_t { Attach, Pong, ConfirmPong };
-
 struct Sim {
   std::string id, topic;  // topic: Attached.topic, subscribed when it comes
   std::unique_ptr<zmq::socket_t> sub, dealer;
   bool attached = false, confirmed = false;
   std::string instance;
-  std::deque<Sent> awaiting;  // one daemon reply per message sent, in order
+  std::vector<std::uint64_t> confirm_pongs;  // seqs of the Pongs sent to confirming pings
+  std::uint32_t idle_pong_every = 0, pings_unanswered = 0;  // Attached's k; skipped in a row
   std::vector<std::uint64_t> held;
 };
 
@@ -118,16 +120,20 @@ int main(int argc, char** argv) {
     std::vector<flatbuffers::Offset<wire::NodeSpec>> specs{encode_node_spec(fbb, own)};
     auto body = wire::CreateAttachDirect(fbb, s.id.c_str(), "localhost", "muster-bench-sim/1",
                                          static_cast<std::uint32_t>(::getpid()), s.id.c_str(),
-                                         capacity, &specs);
+                                         capacity, &specs, /*payload_frames=*/false,
+                                         /*no_answer_acks=*/!echo, /*batches=*/false,
+                                         /*idle_pongs=*/!echo);
     s.dealer->send(finish(fbb, s.id, wire::WorkerBody::Attach, body.Union()), zmq::send_flags::dontwait);
-    s.awaiting.push_back(Sent::Attach);
     s.attached = s.confirmed = false;
+    s.idle_pong_every = 0;
+    s.confirm_pongs.clear();
   };
   auto send_pong = [&](Sim& s, std::uint64_t seq, const std::string& instance, bool confirming) {
     flatbuffers::FlatBufferBuilder fbb(256);
     auto body = wire::CreatePongDirect(fbb, seq, instance.c_str(), &s.held);
     s.dealer->send(finish(fbb, s.id, wire::WorkerBody::Pong, body.Union()), zmq::send_flags::dontwait);
-    s.awaiting.push_back(confirming ? Sent::ConfirmPong : Sent::Pong);
+    s.pings_unanswered = 0;
+    if (confirming) s.confirm_pongs.push_back(seq);
   };
 
   std::vector<zmq::pollitem_t> items;
@@ -179,17 +185,13 @@ int main(int argc, char** argv) {
       if (items[2 * i + 1].revents & ZMQ_POLLIN) {
         zmq::message_t m;
         while (s.dealer->recv(m, zmq::recv_flags::dontwait)) {
-          Sent what = Sent::Pong;
-          if (!s.awaiting.empty()) {
-            what = s.awaiting.front();
-            s.awaiting.pop_front();
-          }
           auto* msg = read_daemon_message(bytes_of(m));
           if (!msg) continue;
           switch (msg->body_type()) {
             case wire::DaemonBody::Attached:
               s.attached = true;
               s.instance = str(msg->body_as_Attached()->instance());
+              s.idle_pong_every = msg->body_as_Attached()->idle_pong_every();
               if (auto topic = str(msg->body_as_Attached()->topic()); topic != s.topic) {
                 if (!s.topic.empty()) s.sub->set(zmq::sockopt::unsubscribe, s.topic);
                 s.sub->set(zmq::sockopt::subscribe, topic);
@@ -197,7 +199,8 @@ int main(int argc, char** argv) {
               }
               break;
             case wire::DaemonBody::Ack:
-              if (what == Sent::ConfirmPong && !s.confirmed) {
+              if (!s.confirmed && std::ranges::find(s.confirm_pongs, msg->body_as_Ack()->pong_seq()) !=
+                                      s.confirm_pongs.end()) {
                 s.confirmed = true;
                 ++confirmed;
                 last_confirm_ns = now_ns();
@@ -238,6 +241,10 @@ int main(int argc, char** argv) {
                 send_attach(s);
                 break;
               }
+              if (s.held.empty() && s.idle_pong_every > 1 && s.pings_unanswered + 1 < s.idle_pong_every) {
+                ++s.pings_unanswered;  // idle: this ping may go unanswered (§7.3)
+                break;
+              }
               ++pongs;
               send_pong(s, p->seq(), inst, false);
               break;
@@ -255,7 +262,6 @@ int main(int argc, char** argv) {
                 }
                 auto body = wire::CreateResult(fbb, id, out);
                 s.dealer->send(finish(fbb, s.id, wire::WorkerBody::Result, body.Union()), zmq::send_flags::dontwait);
-                s.awaiting.push_back(Sent::Pong);  // its Ack
                 break;
               }
               if (std::find(s.held.begin(), s.held.end(), id) == s.held.end()) s.held.push_back(id);

@@ -181,6 +181,10 @@ struct WorkerImpl {
   // socket is read only while one is due (and at least every 100 ms, for a rare Rejected), since
   // reading an empty socket costs a system call every turn.
   std::uint64_t replies_due = 0;
+  // Attached.idle_pong_every (0, 1: answer every ping) and the broadcast pings left
+  // unanswered in a row while idle (§7.3).
+  std::uint32_t idle_pong_every = 0, pings_unanswered = 0;
+  bool on_own_topic = false;  // the message on_published reads came on `topic`, not broadcast
   SteadyClock::time_point last_reply_read{};
   // Batches (PROTOCOL.md §2.2): once Attached says the daemon reads them, the messages of one
   // loop turn go as one Batch (or alone, if only one); `batching` is false again from the next
@@ -409,13 +413,14 @@ struct WorkerImpl {
     auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
                                          static_cast<std::uint32_t>(::getpid()), session.c_str(),
                                          opt.capacity, &specs, /*payload_frames=*/true,
-                                         /*no_answer_acks=*/true, /*batches=*/true);
+                                         /*no_answer_acks=*/true, /*batches=*/true, /*idle_pongs=*/true);
     // An Attach goes alone: the daemon it reaches may be an older one that reads no Batch.
     send_batch();
     batching = false;
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
     ++replies_due;
     attached = false;
+    idle_pong_every = 0;  // every ping is answered until Attached grants otherwise
     attach_sent = SteadyClock::now();
   }
 
@@ -433,7 +438,19 @@ struct WorkerImpl {
     auto body = wire::CreatePongDirect(fbb, seq, ping_instance.c_str(), &ids,
                                        answered.empty() ? nullptr : &answered);
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Pong, body.Union()));
-    ++replies_due;
+    // A daemon that honours no_answer_acks Acks a Pong only when it lists answers (§7.7).
+    if (!no_answer_acks || !answered.empty()) ++replies_due;
+    pings_unanswered = 0;
+  }
+
+  // Whether a broadcast Ping may go unanswered (PROTOCOL.md §7.3, Attached.idle_pong_every):
+  // only while nothing runs and no answer waits to be confirmed, and at most k − 1 in a row;
+  // a ping on the worker's own topic (the confirming ping, §7.1) is always answered.
+  bool skip_idle_pong() {
+    if (idle_pong_every <= 1 || on_own_topic || !current.empty() || !kept.empty()) return false;
+    if (pings_unanswered + 1 >= idle_pong_every) return false;
+    ++pings_unanswered;
+    return true;
   }
 
   void send_detach(const std::string& reason) {
@@ -472,6 +489,8 @@ struct WorkerImpl {
         if (a->max_message_bytes() > 0) max_message_bytes = a->max_message_bytes();
         ping_interval_ms = std::max<std::uint64_t>(a->ping_interval_ms(), 1);
         liveness = std::max<std::uint32_t>(a->liveness(), 1);
+        idle_pong_every = a->idle_pong_every();
+        pings_unanswered = 0;
         attached = true;
         last_ping = SteadyClock::now();
         spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
@@ -551,6 +570,7 @@ struct WorkerImpl {
           return;
         }
         last_ping = SteadyClock::now();
+        if (skip_idle_pong()) break;
         send_pong(p->seq(), ping_instance);
         break;
       }
@@ -759,6 +779,7 @@ struct WorkerImpl {
         }
         align_payload(payload);
         if (extra) align_payload(frame);
+        on_own_topic = topic.to_string_view() == this->topic;
         on_published(bytes_of(payload), extra ? &frame : nullptr);
       }
       on_answer();

@@ -327,14 +327,14 @@ def test_daemon_restart_keeps_running_requests_and_unconfirmed_answers(fake_daem
     """PROTOCOL.md §7.6: an answer sent to a daemon that died before its Ack is kept and listed
     (answered) with what still runs (in_flight) in the first Pong to the new instance; Ack{late}
     confirms nothing; the Ack naming it missing gets the same bytes again; nothing runs twice."""
-    attach_and_confirm(fake_daemon, worker, instance="old")
+    attach_and_confirm(fake_daemon, worker, instance="old", ping_interval_ms=1000)  # no silence re-attach under load
     request(fake_daemon, worker, 11, "block")
     request(fake_daemon, worker, 12, "echo", inputs={"x": 1})
     peer, first, result = fake_daemon.expect(m.Result)  # 12's; the daemon dies before its Ack
     assert result.request_id == 12
     fake_daemon.publish("b:", m.Ping(seq=1, instance="new"))
     peer, raw, att = fake_daemon.expect(m.Attach)
-    fake_daemon.reply(peer, attached_reply(worker.worker_id, "new"))
+    fake_daemon.reply(peer, attached_reply(worker.worker_id, "new", ping_interval_ms=1000))
     peer, raw, pong = fake_daemon.confirm(worker.worker_id, "new", seq=2)
     assert raw == wire(worker.worker_id, m.Pong(2, "new", [11], [12]))
     fake_daemon.reply(peer, m.Ack(pong_seq=2, missing=[12]))

@@ -107,6 +107,8 @@ export interface AttachBody {
   noAnswerAcks: boolean;
   /** Reads Batch on its topic (PROTOCOL.md §2.2): this SDK never asks. */
   batches?: boolean;
+  /** Answer only every k-th ping while idle (PROTOCOL.md §7.3): this SDK never asks. */
+  idlePongs?: boolean;
 }
 export interface PongBody {
   type: 'Pong';
@@ -174,6 +176,8 @@ export interface AttachedBody {
   noAnswerAcks: boolean;
   /** The daemon reads Batch (PROTOCOL.md §2.2). */
   batches?: boolean;
+  /** k granted for Attach.idlePongs (§7.3); 0: every ping is answered. */
+  idlePongEvery?: number;
 }
 export interface AckBody {
   type: 'Ack';
@@ -671,6 +675,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       W.Attach.addPayloadFrames(b, !!x.payloadFrames);
       W.Attach.addNoAnswerAcks(b, !!x.noAnswerAcks);
       W.Attach.addBatches(b, !!x.batches);
+      W.Attach.addIdlePongs(b, !!x.idlePongs);
       body = W.Attach.endAttach(b);
       type = W.WorkerBody.Attach;
       break;
@@ -772,6 +777,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
         u64(x.maxMessageBytes, 'max_message_bytes'),
         !!x.noAnswerAcks,
         !!x.batches,
+        u32(x.idlePongEvery ?? 0, 'idle_pong_every'),
       );
       type = W.DaemonBody.Attached;
       break;
@@ -1331,6 +1337,7 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
           payloadFrames: a.payloadFrames(),
           noAnswerAcks: a.noAnswerAcks(),
           batches: a.batches(),
+          idlePongs: a.idlePongs(),
         };
         break;
       }
@@ -1421,6 +1428,7 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           maxMessageBytes: a.maxMessageBytes(),
           noAnswerAcks: a.noAnswerAcks(),
           batches: a.batches(),
+          idlePongEvery: a.idlePongEvery(),
         };
         break;
       }

@@ -190,6 +190,7 @@ class Attached:
     max_message_bytes: int = _m("u64", 0)
     no_answer_acks: bool = _m("bool", False)
     batches: bool = _m("bool", False)  # the daemon reads Batch (PROTOCOL.md §2.2)
+    idle_pong_every: int = _m("u32", 0)
 
 
 @dataclass
@@ -226,6 +227,7 @@ class Attach:
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
     no_answer_acks: bool = _m("bool", False)  # this SDK wants every answer Acked
     batches: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
+    idle_pongs: bool = _m("bool", False)  # this SDK answers every ping
 
 
 @dataclass

@@ -116,7 +116,14 @@ class Attach(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AttachStart(builder): builder.StartObject(10)
+    # Attach
+    def IdlePongs(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachStart(builder): builder.StartObject(11)
 def Start(builder):
     return AttachStart(builder)
 def AttachAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -152,6 +159,9 @@ def AddNoAnswerAcks(builder, noAnswerAcks):
 def AttachAddBatches(builder, batches): builder.PrependBoolSlot(9, batches, 0)
 def AddBatches(builder, batches):
     return AttachAddBatches(builder, batches)
+def AttachAddIdlePongs(builder, idlePongs): builder.PrependBoolSlot(10, idlePongs, 0)
+def AddIdlePongs(builder, idlePongs):
+    return AttachAddIdlePongs(builder, idlePongs)
 def AttachEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachEnd(builder)

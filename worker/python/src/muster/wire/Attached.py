@@ -91,7 +91,14 @@ class Attached(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AttachedStart(builder): builder.StartObject(9)
+    # Attached
+    def IdlePongEvery(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
+def AttachedStart(builder): builder.StartObject(10)
 def Start(builder):
     return AttachedStart(builder)
 def AttachedAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -121,6 +128,9 @@ def AddNoAnswerAcks(builder, noAnswerAcks):
 def AttachedAddBatches(builder, batches): builder.PrependBoolSlot(8, batches, 0)
 def AddBatches(builder, batches):
     return AttachedAddBatches(builder, batches)
+def AttachedAddIdlePongEvery(builder, idlePongEvery): builder.PrependUint32Slot(9, idlePongEvery, 0)
+def AddIdlePongEvery(builder, idlePongEvery):
+    return AttachedAddIdlePongEvery(builder, idlePongEvery)
 def AttachedEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachedEnd(builder)

@@ -592,10 +592,13 @@ class Worker:
                 except BlockingIOError:
                     pass
             self._drain_outbox()
-            if self._sub in events:
-                self._read_sub()
+            # Replies first: an Ack that arrived with the next Ping confirms the answers its Pong
+            # listed before that Ping is answered (PROTOCOL.md §7.6), or a steady stream of
+            # pings would keep an answer listed for ever.
             if self._dealer in events:
                 self._read_dealer()
+            if self._sub in events:
+                self._read_sub()
             self._timers(time.monotonic())
 
     def _poll_timeout(self, now: float, flush_deadline: Optional[float]) -> int:

@@ -86,8 +86,13 @@ batches():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+idlePongs():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttach(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(11);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -142,13 +147,17 @@ static addBatches(builder:flatbuffers.Builder, batches:boolean) {
   builder.addFieldInt8(9, +batches, +false);
 }
 
+static addIdlePongs(builder:flatbuffers.Builder, idlePongs:boolean) {
+  builder.addFieldInt8(10, +idlePongs, +false);
+}
+
 static endAttach(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // worker_id
   return offset;
 }
 
-static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean, noAnswerAcks:boolean, batches:boolean):flatbuffers.Offset {
+static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean, noAnswerAcks:boolean, batches:boolean, idlePongs:boolean):flatbuffers.Offset {
   Attach.startAttach(builder);
   Attach.addWorkerId(builder, workerIdOffset);
   Attach.addHostname(builder, hostnameOffset);
@@ -160,6 +169,7 @@ static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offs
   Attach.addPayloadFrames(builder, payloadFrames);
   Attach.addNoAnswerAcks(builder, noAnswerAcks);
   Attach.addBatches(builder, batches);
+  Attach.addIdlePongs(builder, idlePongs);
   return Attach.endAttach(builder);
 }
 }

@@ -73,8 +73,13 @@ batches():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+idlePongEvery():number {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startAttached(builder:flatbuffers.Builder) {
-  builder.startObject(9);
+  builder.startObject(10);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -113,12 +118,16 @@ static addBatches(builder:flatbuffers.Builder, batches:boolean) {
   builder.addFieldInt8(8, +batches, +false);
 }
 
+static addIdlePongEvery(builder:flatbuffers.Builder, idlePongEvery:number) {
+  builder.addFieldInt32(9, idlePongEvery, 0);
+}
+
 static endAttached(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean, batches:boolean):flatbuffers.Offset {
+static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean, batches:boolean, idlePongEvery:number):flatbuffers.Offset {
   Attached.startAttached(builder);
   Attached.addWorkerId(builder, workerIdOffset);
   Attached.addInstance(builder, instanceOffset);
@@ -129,6 +138,7 @@ static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Of
   Attached.addMaxMessageBytes(builder, maxMessageBytes);
   Attached.addNoAnswerAcks(builder, noAnswerAcks);
   Attached.addBatches(builder, batches);
+  Attached.addIdlePongEvery(builder, idlePongEvery);
   return Attached.endAttached(builder);
 }
 }
