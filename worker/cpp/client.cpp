@@ -46,6 +46,11 @@ struct Client::Impl {
   zmq::socket_t monitor{ctx, zmq::socket_type::pair};
   std::uint64_t next_id = 1;
   bool connected = false;
+  // Connections up (CONNECTED minus DISCONNECTED events): with a failover pair's two
+  // endpoints, the client is connected while either is.
+  int links_up = 0;
+  // opt.client_address as a list: one daemon, or the two of a failover pair.
+  std::vector<std::string> endpoints;
   bool lost_connection = false;
   struct Open {
     SteadyClock::time_point give_up;
@@ -86,11 +91,16 @@ struct Client::Impl {
     if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
     SecureOptions secure = opt.secure;
     secure.insecure = secure.insecure || opt.insecure;
-    auto curve = secure_connect_keys(secure, {opt.client_address});
-    check_endpoint(opt.client_address, curve.has_value(), secure.insecure);
+    endpoints = endpoint_list(opt.client_address);
+    auto curve = secure_connect_keys(secure, endpoints);
+    for (auto& ep : endpoints) check_endpoint(ep, curve.has_value(), secure.insecure);
     if (curve) apply_curve(socket, *curve);
-    // Not ZMQ_IMMEDIATE: with it, libzmq drops replies already received but not yet read
-    // when the daemon disconnects right after sending them (e.g. at shutdown).
+    // Not ZMQ_IMMEDIATE for one daemon: with it, libzmq drops replies already received but not
+    // yet read when the daemon disconnects right after sending them (e.g. at shutdown). With a
+    // failover pair it is needed: without it, every other message would wait in the pipe of
+    // the standby's endpoint (bound by no one) and reach it, stale, once it takes over. What a
+    // dying daemon sent and was not read is lost either way; durable calls resume.
+    if (endpoints.size() > 1) socket.set(zmq::sockopt::immediate, 1);
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::sndhwm, 100000);
     socket.set(zmq::sockopt::rcvhwm, 100000);
@@ -100,7 +110,7 @@ struct Client::Impl {
       throw zmq::error_t();
     monitor.set(zmq::sockopt::linger, 0);
     monitor.connect(monitor_endpoint);
-    socket.connect(opt.client_address);
+    for (auto& ep : endpoints) socket.connect(ep);
   }
 
   // What the connection did since the monitor was last read.
@@ -116,13 +126,14 @@ struct Client::Impl {
       std::uint16_t kind = 0;
       if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
       if (kind == ZMQ_EVENT_CONNECTED) {
-        connected = true;
+        ++links_up;
         link.connected = true;
       }
       if (kind == ZMQ_EVENT_DISCONNECTED) {
-        connected = false;
+        links_up = std::max(links_up - 1, 0);
         link.lost = true;
       }
+      connected = links_up > 0;
     }
     return link;
   }
@@ -150,7 +161,14 @@ struct Client::Impl {
         throw CallError(wire::ErrorCode::Unavailable,
                         fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
     }
-    if (!socket.send(take_message(fbb), zmq::send_flags::dontwait))
+    auto message = take_message(fbb);
+    // With ZMQ_IMMEDIATE (a failover pair) the connection may be up before its handshake
+    // completed and the socket can take the message: wait for that, briefly.
+    if (endpoints.size() > 1) {
+      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(3000));
+    }
+    if (!socket.send(message, zmq::send_flags::dontwait))
       throw CallError(wire::ErrorCode::Unavailable,
                       fmt::format("cannot send to musterd at {}: too many messages queued",
                                   opt.client_address));
