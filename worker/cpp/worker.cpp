@@ -350,11 +350,16 @@ struct WorkerImpl {
     sub->set(zmq::sockopt::subscribe, "b:");
     // With a failover pair, the dealer queues only on completed connections, i.e. to the daemon
     // that is bound (the active one): without it, every other message would wait in the pipe
-    // of the standby's endpoint and reach it, stale, once it takes over. An Attach sent while
-    // neither is up is dropped; the "no answer to attach" timer sends it again.
+    // of the standby's endpoint and reach it, stale, once it takes over. The Attach waits up to
+    // a second for a connection to complete; sent while neither is up, it is dropped and the
+    // "no answer to attach" timer (or the next Ping's Rejected) sends it again.
     if (response_endpoints.size() > 1) dealer->set(zmq::sockopt::immediate, 1);
     for (auto& ep : request_endpoints) sub->connect(ep);
     for (auto& ep : response_endpoints) dealer->connect(ep);
+    if (response_endpoints.size() > 1) {
+      zmq::pollitem_t item{dealer->handle(), 0, ZMQ_POLLOUT, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(1000));
+    }
     send_attach();
   }
 
