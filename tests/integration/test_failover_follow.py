@@ -74,3 +74,20 @@ def test_a_worker_and_a_durable_caller_given_both_addresses_follow_a_sigkill_fai
     assert cli(b, "status", "--json").returncode == 0
     assert b.stop() == 0
     assert stop(worker) == 0
+
+
+def test_muster_check_given_both_addresses_finds_the_active_daemon(tmp_path, postgres, database):
+    """`muster check` of a pair: the active daemon's socket found, the standby's missing as a
+    standby's is (it binds nothing), the daemon answering."""
+    a, b = start_pair(tmp_path, postgres, database)
+    r = cli(a, "--client-address", both(a, b, "client"), "check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in r.stdout.splitlines()[1:]}
+    assert rows["endpoint"] == ["ok", f"ipc://{a.runtime_dir}/client.sock (ipc://{b.runtime_dir}/client.sock: "
+                                      "no socket, as a standby's)"], r.stdout
+    assert rows["daemon"][0] == "ok"
+    r = cli(a, "--client-address", f"{both(a, b, 'client')},", "check")
+    assert r.returncode != 0 and "empty endpoint in the address list" in r.stdout + r.stderr
+    assert a.stop() == 0
+    wait_for(lambda: "ready" in read_log(b.proc), 15, "the standby to take over")
+    assert b.stop() == 0
