@@ -148,6 +148,14 @@ struct Client::Impl {
     }
   }
 
+  // With ZMQ_IMMEDIATE (a failover pair) a connection may be up before its handshake completed
+  // and the socket can take a message: waits for that, at most 3 s (then the send fails).
+  void wait_until_writable() {
+    if (endpoints.size() < 2) return;
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(3000));
+  }
+
   void send(flatbuffers::FlatBufferBuilder& fbb) {
     if (!connected) {
       // Wait for the connection, so that a missing daemon is reported quickly.
@@ -161,14 +169,8 @@ struct Client::Impl {
         throw CallError(wire::ErrorCode::Unavailable,
                         fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
     }
-    auto message = take_message(fbb);
-    // With ZMQ_IMMEDIATE (a failover pair) the connection may be up before its handshake
-    // completed and the socket can take the message: wait for that, briefly.
-    if (endpoints.size() > 1) {
-      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(3000));
-    }
-    if (!socket.send(message, zmq::send_flags::dontwait))
+    wait_until_writable();
+    if (!socket.send(take_message(fbb), zmq::send_flags::dontwait))
       throw CallError(wire::ErrorCode::Unavailable,
                       fmt::format("cannot send to musterd at {}: too many messages queued",
                                   opt.client_address));
