@@ -48,9 +48,11 @@ class ClientOutbox {
   explicit ClientOutbox(std::size_t hard_cap) : hard_cap_(hard_cap) {}
 
   // Sends `m` to connection `key` now if nothing waits for it, else queues it behind what
-  // does (keeping the connection's order). `bytes` is what it counts in pending_bytes().
+  // does (keeping the connection's order). `bytes` is what it counts in pending_bytes(),
+  // `replies` what it counts in pending() (a Batch holds several, PROTOCOL.md §2.2).
   template <class Send>
-  void deliver(const std::string& key, Message m, std::uint64_t bytes, ReplyKind kind, Send&& send) {
+  void deliver(const std::string& key, Message m, std::uint64_t bytes, ReplyKind kind, Send&& send,
+               std::size_t replies = 1) {
     auto it = waiting_.find(key);
     if (it == waiting_.end()) {
       switch (send(m)) {
@@ -66,12 +68,13 @@ class ClientOutbox {
     } else if (kind == ReplyKind::Progress) {
       ++counts_.dropped_progress;
       return;
-    } else if (kind == ReplyKind::NoRequest && hard_cap_ && it->second.items.size() >= hard_cap_) {
+    } else if (kind == ReplyKind::NoRequest && hard_cap_ && it->second.replies >= hard_cap_) {
       ++counts_.dropped_refusals;
       return;
     }
-    it->second.items.push_back(Item{std::move(m), bytes});
+    it->second.items.push_back(Item{std::move(m), bytes, replies});
     it->second.bytes += bytes;
+    it->second.replies += replies;
     changed_.push_back(key);
   }
 
@@ -89,10 +92,11 @@ class ClientOutbox {
           break;
         }
         c.bytes -= c.items.front().bytes;
+        c.replies -= c.items.front().replies;
         c.items.pop_front();
         moved = true;
       }
-      if (gone) counts_.discarded += c.items.size();
+      if (gone) counts_.discarded += c.replies;
       if (gone || moved) changed_.push_back(it->first);
       if (gone || c.items.empty()) {
         it = waiting_.erase(it);
@@ -103,9 +107,10 @@ class ClientOutbox {
   }
 
   bool empty() const { return waiting_.empty(); }
+  // Replies waiting for `key` (the replies inside a waiting Batch each count).
   std::size_t pending(const std::string& key) const {
     auto it = waiting_.find(key);
-    return it == waiting_.end() ? 0 : it->second.items.size();
+    return it == waiting_.end() ? 0 : it->second.replies;
   }
   std::uint64_t pending_bytes(const std::string& key) const {
     auto it = waiting_.find(key);
@@ -127,10 +132,12 @@ class ClientOutbox {
   struct Item {
     Message message;
     std::uint64_t bytes = 0;
+    std::size_t replies = 1;
   };
   struct Connection {
     std::deque<Item> items;
     std::uint64_t bytes = 0;
+    std::size_t replies = 0;
   };
   std::size_t hard_cap_;
   std::unordered_map<std::string, Connection> waiting_;

@@ -7,11 +7,13 @@
 #include <thread>
 #include <random>
 #include <tuple>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "muster/batch.hpp"
 #include "muster/endpoints.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
@@ -109,6 +111,22 @@ constexpr auto kSocketBudget = std::chrono::milliseconds(4);
 // While replies wait in an outbox, the loop wakes at least this often to retry them.
 constexpr auto kOutboxRetry = std::chrono::milliseconds(5);
 
+// Batches (PROTOCOL.md §2.2): a message larger than kBatchItemMax goes alone; a batch is sent
+// once it holds kBatchMaxBytes, and at the end of every flush (one loop turn's messages).
+constexpr std::size_t kBatchItemMax = 16 * 1024;
+constexpr std::size_t kBatchMaxBytes = 64 * 1024;
+
+// The messages of one turn for one worker (its topic) or one client connection, sent as one.
+struct WorkerBatch {
+  std::string topic;
+  BatchWriter writer;
+};
+struct ClientBatch {
+  Peer peer;
+  BatchWriter writer;
+  ReplyKind kind = ReplyKind::Progress;  // the strongest kind of its replies (outbox rules)
+};
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -139,6 +157,16 @@ struct Daemon::Impl {
   // The journal of durable calls, once opened (open_journal); every turn's records are
   // committed to it before anything of the turn is sent (flush).
   std::unique_ptr<journal::Journal> journal;
+  // Batches (PROTOCOL.md §2.2), a transport matter only: the core never sees them. Workers whose
+  // Attach asked for batches (and were told Attached.batches), connections whose Submits did.
+  std::unordered_set<std::string> batching_workers;  // worker ids
+  std::unordered_set<std::string> batching_clients;  // BrokerCore::connection_key
+  std::unordered_map<std::string, bool> attach_asks;  // routing id + worker id -> batches, this turn
+  // Inside flush(), the batchable messages of the turn wait here, per peer, until its end.
+  bool collecting = false;
+  std::unordered_map<std::string, WorkerBatch> worker_batches;  // by worker id (reused)
+  std::unordered_map<std::string, ClientBatch> client_batches;  // by connection key (reused)
+  std::vector<std::string> open_worker_batches, open_client_batches;  // with items this turn
 
   explicit Impl(DaemonOptions o)
       : opt(std::move(o)), core(opt.core, Clock::now()), outbox(2 * opt.core.max_client_outstanding) {}
@@ -332,13 +360,18 @@ struct Daemon::Impl {
                               "got {} frames",
                               m.frame_count - 1));
     auto owner = std::make_shared<zmq::message_t>(std::move(m.payload));
-    WorkerEvent ev = decode_worker_message(bytes_of(*owner), [&] { return owner; }, worker_limits());
-    if (auto* r = std::get_if<Refusal>(&ev)) return core.on_bad_worker_message(m.peer, std::move(r->why), r->code);
-    auto caller = security->caller_for(m.peer, keys::Role::Worker, via_ipc(opt.response_addresses, m.peer.via));
-    if (!caller)
-      return core.on_bad_worker_message(m.peer, "this identity is revoked or not enrolled as a worker",
-                                        ErrorCode::PermissionDenied);
-    deliver(core, now, m.peer, *caller, std::move(ev));
+    // A Batch's items are handled one by one as if each had come alone (PROTOCOL.md §2.2).
+    std::optional<std::optional<Caller>> caller;  // looked up once per ZeroMQ message
+    for_each_worker_event(bytes_of(*owner), [&] { return owner; }, worker_limits(), [&](WorkerEvent&& ev) {
+      if (auto* r = std::get_if<Refusal>(&ev)) return core.on_bad_worker_message(m.peer, std::move(r->why), r->code);
+      if (!caller)
+        caller = security->caller_for(m.peer, keys::Role::Worker, via_ipc(opt.response_addresses, m.peer.via));
+      if (!*caller)
+        return core.on_bad_worker_message(m.peer, "this identity is revoked or not enrolled as a worker",
+                                          ErrorCode::PermissionDenied);
+      if (auto* a = std::get_if<AttachEvent>(&ev)) attach_asks[m.peer.routing_id + a->worker_id] = a->batches;
+      deliver(core, now, m.peer, **caller, std::move(ev));
+    });
   }
 
   void on_client_message(RouterMessage& m) {
@@ -349,37 +382,55 @@ struct Daemon::Impl {
           m.peer, 0,
           fmt::format("expected one payload frame (after an optional empty delimiter), got {} frames",
                       m.frame_count - 1));
-    // Kept only for a large message (client_limits): moving it leaves its bytes where they are.
+    // Kept only for a large message (client_limits): moving it leaves its bytes where they are
+    // (the items of a Batch are slices of it too: one owner for all).
+    std::shared_ptr<zmq::message_t> owner;
+    KeepBytes keep = [&] {
+      if (!owner) owner = std::make_shared<zmq::message_t>(std::move(m.payload));
+      return std::shared_ptr<const void>(owner);
+    };
+    std::optional<std::optional<Caller>> caller;  // looked up once per ZeroMQ message
+    // A Batch's items are handled one by one as if each had come alone (PROTOCOL.md §2.2).
+    for_each_client_message(
+        bytes_of(m.payload), client_limits(),
+        [&](std::span<const std::uint8_t> bytes, bool in_batch) {
+          on_client_item(now, m.peer, bytes, keep, in_batch, caller);
+        },
+        [&](Refusal&& r) { core.on_bad_client_message(m.peer, r.request_id, std::move(r.why), r.code); });
+  }
+
+  // One ClientMessage (alone, or an item of a Batch). `caller`: the sender, once looked up.
+  void on_client_item(TimePoint now, const Peer& peer, std::span<const std::uint8_t> bytes, const KeepBytes& keep,
+                      bool in_batch, std::optional<std::optional<Caller>>& caller) {
     std::optional<OnBehalfOf> asserted;
-    ClientEvent ev = decode_client_message(
-        bytes_of(m.payload), [&] { return std::make_shared<zmq::message_t>(std::move(m.payload)); },
-        client_limits(), &asserted);
+    ClientEvent ev = decode_client_message(bytes, keep, client_limits(), &asserted, in_batch);
     if (auto* r = std::get_if<Refusal>(&ev))
-      return core.on_bad_client_message(m.peer, r->request_id, std::move(r->why), r->code);
+      return core.on_bad_client_message(peer, r->request_id, std::move(r->why), r->code);
     auto rid = std::visit([](auto& e) -> std::uint64_t {
       using T = std::decay_t<decltype(e)>;
       if constexpr (std::is_same_v<T, SubmitEvent>) return e.client_request_id;
       else if constexpr (std::is_same_v<T, JobEvent>) return request_id_of(e);
       else return e.request_id;
     }, ev);
-    auto caller = security->caller_for(m.peer, keys::Role::Client, via_ipc(opt.client_addresses, m.peer.via));
-    if (!caller)
-      return core.on_bad_client_message(m.peer, rid, "this identity is revoked or not enrolled as a client",
+    if (!caller) caller = security->caller_for(peer, keys::Role::Client, via_ipc(opt.client_addresses, peer.via));
+    if (!*caller)
+      return core.on_bad_client_message(peer, rid, "this identity is revoked or not enrolled as a client",
                                         ErrorCode::PermissionDenied);
     // A gateway's message acts as the user it asserts, if it may (broker/on_behalf_of).
-    auto verdict = decide_on_behalf_of(*caller, asserted, std::holds_alternative<CancelEvent>(ev),
+    auto verdict = decide_on_behalf_of(**caller, asserted, std::holds_alternative<CancelEvent>(ev),
                                        std::holds_alternative<AdminEvent>(ev));
-    if (!verdict.caller) return core.on_bad_client_message(m.peer, rid, std::move(verdict.reason), verdict.code);
+    if (!verdict.caller) return core.on_bad_client_message(peer, rid, std::move(verdict.reason), verdict.code);
     const Caller& who = *verdict.caller;
     if (auto* s = std::get_if<SubmitEvent>(&ev)) {
+      if (s->batch_replies) mark_batching_client(peer);
       if (s->durable || core.node_is_durable(who.workspace, s->node))
         if (auto why = journal_unavailable(); !why.empty())
-          return core.on_bad_client_message(m.peer, rid, std::move(why), ErrorCode::Unavailable);
-      return core.on_submit(now, m.peer, who, std::move(*s));
+          return core.on_bad_client_message(peer, rid, std::move(why), ErrorCode::Unavailable);
+      return core.on_submit(now, peer, who, std::move(*s));
     }
     if (auto* c = std::get_if<CancelEvent>(&ev))
-      return core.on_cancel(now, m.peer, c->request_id, asserted ? &who.workspace : nullptr);
-    if (auto* j = std::get_if<JobEvent>(&ev)) return deliver(core, now, m.peer, who, *j);
+      return core.on_cancel(now, peer, c->request_id, asserted ? &who.workspace : nullptr);
+    if (auto* j = std::get_if<JobEvent>(&ev)) return deliver(core, now, peer, who, *j);
     if (auto* a = std::get_if<AdminEvent>(&ev)) {
       auto type = a->message->body_type();
       auto reply = run_admin(*security, core, *a->message, who, now);
@@ -387,14 +438,14 @@ struct Daemon::Impl {
         if (type == wire::ClientBody::TokenRevoke) ++tokens_revoked;
         if (type == wire::ClientBody::KeyRevoke) ++identities_revoked;
       }
-      return send_admin_reply(m.peer, a->request_id, std::move(reply));
+      return send_admin_reply(peer, a->request_id, std::move(reply));
     }
     auto& q = std::get<QueryEvent>(ev);
     switch (q.query) {
-      case Query::ListNodes: return send_node_list(m.peer, q.request_id, who);
-      case Query::ListWorkers: return send_worker_list(m.peer, q.request_id, who, now);
-      case Query::GetStatus: return send_status(m.peer, q.request_id, who, now);
-      case Query::GetNodeStats: return send_node_stats(m.peer, q.request_id, who, now);
+      case Query::ListNodes: return send_node_list(peer, q.request_id, who);
+      case Query::ListWorkers: return send_worker_list(peer, q.request_id, who, now);
+      case Query::GetStatus: return send_status(peer, q.request_id, who, now);
+      case Query::GetNodeStats: return send_node_stats(peer, q.request_id, who, now);
     }
   }
 
@@ -417,6 +468,27 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::ClientReplyIdentifier());
+    // Inside flush(), a reply to a connection that reads batches waits in its batch (one per
+    // turn, PROTOCOL.md §2.2) unless it has a payload frame or is large; what waits for the
+    // connection is sent before anything that does not, so its order holds.
+    if (collecting) {
+      auto key = BrokerCore::connection_key(peer);
+      if (!payload && fbb.GetSize() <= kBatchItemMax && batching_clients.contains(key)) {
+        auto it = client_batches.try_emplace(key).first;
+        auto& batch = it->second;
+        if (batch.writer.count() == 0) {
+          batch.peer = peer;
+          batch.kind = kind;
+          open_client_batches.push_back(std::move(key));
+        }
+        batch.kind = std::min(batch.kind, kind);  // OfRequest < NoRequest < Progress
+        batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
+        fbb.Clear();
+        if (batch.writer.bytes() >= kBatchMaxBytes) send_client_batch(it->first, batch);
+        return;
+      }
+      if (auto it = client_batches.find(key); it != client_batches.end()) send_client_batch(it->first, it->second);
+    }
     ClientFrames m{peer, {}, 0};
     if (payload) m.frames[m.count++] = std::move(*payload);
     m.frames[m.count++] = take_message(fbb);
@@ -426,9 +498,25 @@ struct Daemon::Impl {
                    [&](ClientFrames& f) { return send_to_client(f); });
   }
 
+  // Hands what waits in `batch` (alone if it is one reply) to the outbox and empties it.
+  void send_client_batch(const std::string& key, ClientBatch& batch) {
+    auto& w = batch.writer;
+    if (w.count() == 0) return;
+    auto bytes = w.count() == 1 ? w.only() : [&] {
+      auto& fbb = w.finish(BatchRoot::Reply);
+      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
+    }();
+    ClientFrames m{batch.peer, {}, 1};
+    m.frames[0] = zmq::message_t(bytes.data(), bytes.size());
+    outbox.deliver(key, std::move(m), bytes.size(), batch.kind, [&](ClientFrames& f) { return send_to_client(f); },
+                   w.count());
+    w.clear();
+  }
+
   SendOutcome send_to_client(ClientFrames& f) {
     auto outcome = send_client_frames(clients.at(f.peer.via), f);
     if (outcome == SendOutcome::Gone) {
+      batching_clients.erase(BrokerCore::connection_key(f.peer));
       ++unroutable;
       spdlog::debug("a reply to a client that is gone was discarded");
     }
@@ -607,10 +695,20 @@ struct Daemon::Impl {
   // to (WorkRequest.inputs_in_frame), sent uncopied.
   void publish(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb,
                wire::DaemonBody type, flatbuffers::Offset<void> body, const Payload* payload = nullptr) {
+    finish_daemon_message(fbb, type, body);
+    publish_finished(topic, fbb, payload);
+  }
+
+  static void finish_daemon_message(flatbuffers::FlatBufferBuilder& fbb, wire::DaemonBody type,
+                                    flatbuffers::Offset<void> body) {
     wire::DaemonMessageBuilder b(fbb);
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::DaemonMessageIdentifier());
+  }
+
+  // Publishes the message finished in `fbb`.
+  void publish_finished(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb, const Payload* payload) {
     for (std::size_t i = 0; i < requests.size(); ++i) {
       // The last socket takes the buffer itself; the others get a copy.
       zmq::message_t body = i + 1 == requests.size()
@@ -623,7 +721,9 @@ struct Daemon::Impl {
   }
 
   // Publishes on worker `worker_id`'s topic; a worker the registry no longer knows (it left in
-  // this same loop turn) has no topic and nothing to receive.
+  // this same loop turn) has no topic and nothing to receive. Inside flush(), a message for a
+  // worker that reads batches waits in its batch (one per turn, PROTOCOL.md §2.2) unless it has
+  // a payload frame or is large; what waits for the worker is sent before anything that does not.
   void publish_to_worker(const std::string& worker_id, flatbuffers::FlatBufferBuilder& fbb,
                          wire::DaemonBody type, flatbuffers::Offset<void> body,
                          const Payload* payload = nullptr) {
@@ -633,7 +733,66 @@ struct Daemon::Impl {
                     wire::EnumNameDaemonBody(type));
       return;
     }
-    publish(*topic, fbb, type, body, payload);
+    finish_daemon_message(fbb, type, body);
+    if (collecting && !payload && fbb.GetSize() <= kBatchItemMax && batching_workers.contains(worker_id)) {
+      auto& batch = worker_batches[worker_id];
+      if (batch.writer.count() == 0) {
+        batch.topic = std::move(*topic);
+        open_worker_batches.push_back(worker_id);
+      }
+      batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
+      if (batch.writer.bytes() >= kBatchMaxBytes) send_worker_batch(batch);
+      return;
+    }
+    if (auto it = worker_batches.find(worker_id); it != worker_batches.end()) send_worker_batch(it->second);
+    publish_finished(*topic, fbb, payload);
+  }
+
+  // Publishes what waits in `batch` (alone if it is one message) and empties it.
+  void send_worker_batch(WorkerBatch& batch) {
+    auto& w = batch.writer;
+    if (w.count() == 0) return;
+    auto bytes = w.count() == 1 ? w.only() : [&] {
+      auto& fbb = w.finish(BatchRoot::Daemon);
+      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
+    }();
+    for (auto& socket : requests) {
+      socket.send(zmq::buffer(batch.topic), zmq::send_flags::sndmore);
+      socket.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::none);
+    }
+    w.clear();
+  }
+
+  // A worker's Attached says whether its Attach asked for batches; from then on it gets them.
+  bool settle_worker_batches(const Peer& peer, const std::string& worker_id) {
+    auto it = attach_asks.find(peer.routing_id + worker_id);
+    bool batches = it != attach_asks.end() && it->second;
+    if (batches) {
+      // Ids of workers gone long ago go when the set outgrows the registry (with anything still
+      // waiting for them: a worker gone has nothing to receive).
+      if (batching_workers.size() > 2 * core.registry().workers().size() + 64) {
+        auto gone = [&](const std::string& id) { return !core.registry().workers().contains(id); };
+        std::erase_if(batching_workers, gone);
+        std::erase_if(worker_batches, [&](const auto& entry) { return gone(entry.first); });
+      }
+      batching_workers.insert(worker_id);
+    } else {
+      batching_workers.erase(worker_id);
+    }
+    return batches;
+  }
+
+  // A connection whose Submit said batch_replies reads Batch from now on.
+  void mark_batching_client(const Peer& peer) {
+    auto key = BrokerCore::connection_key(peer);
+    if (batching_clients.contains(key)) return;
+    // Keys of connections gone long ago go when the set outgrows the open ones (a connection
+    // still there is marked again by its next Submit).
+    if (batching_clients.size() > 2 * core.client_connections() + 1024) {
+      batching_clients.clear();
+      client_batches.clear();  // never inside flush(): none holds a reply now
+    }
+    batching_clients.insert(std::move(key));
   }
 
   void reply_to_worker(const ReplyToWorker& a) {
@@ -650,7 +809,7 @@ struct Daemon::Impl {
                                         topic.c_str(), std::string(kBroadcastTopic).c_str(),
                                         static_cast<std::uint64_t>(core.config().ping_interval.count()),
                                         core.config().liveness, opt.max_message_bytes,
-                                        at->no_answer_acks)
+                                        at->no_answer_acks, settle_worker_batches(a.peer, at->worker_id))
                  .Union();
     } else if (auto* ack = std::get_if<AckReply>(&a.body)) {
       type = wire::DaemonBody::Ack;
@@ -745,6 +904,7 @@ struct Daemon::Impl {
     commit_journal();  // before anything of this turn is sent
     // What waited comes first: a connection's replies keep their order.
     if (!outbox.empty()) outbox.retry([&](ClientFrames& f) { return send_to_client(f); });
+    collecting = true;  // batchable messages wait per peer until the turn's end (§2.2)
     auto& actions = core.actions();
     for (auto& action : actions) {
       std::visit(
@@ -772,6 +932,12 @@ struct Daemon::Impl {
           action);
     }
     actions.clear();
+    collecting = false;
+    for (auto& id : open_worker_batches) send_worker_batch(worker_batches[id]);
+    for (auto& key : open_client_batches) send_client_batch(key, client_batches[key]);
+    open_worker_batches.clear();
+    open_client_batches.clear();
+    attach_asks.clear();
     report_outbox(Clock::now());
   }
 

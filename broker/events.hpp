@@ -66,6 +66,7 @@ struct AttachEvent {
   std::vector<NodeSpec> nodes;
   bool payload_frames = false;  // takes WorkRequest inputs as a frame of their own
   bool no_answer_acks = false;  // wants no Ack for its Progress/Result/Failure (PROTOCOL.md §7.7)
+  bool batches = false;         // reads Batch on its topic (PROTOCOL.md §2.2; the socket loop's)
 };
 
 struct SubmitEvent {
@@ -79,6 +80,7 @@ struct SubmitEvent {
   std::string trace_id;
   bool payload_frames = false;  // takes the Result's outputs as a frame of their own
   bool durable = false;         // journaled (docs/DURABILITY.md): Accepted carries its job id
+  bool batch_replies = false;   // the connection reads Batch (PROTOCOL.md §2.2; the socket loop's)
 };
 
 // ---- durable jobs (docs/DURABILITY.md §6): every one scoped to the caller's workspace ----

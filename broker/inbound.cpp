@@ -46,6 +46,7 @@ WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& l
   ev.capacity = a->capacity();
   ev.payload_frames = a->payload_frames();
   ev.no_answer_acks = a->no_answer_acks();
+  ev.batches = a->batches();
   if (auto* nodes = a->nodes()) {
     // Counted before anything is decoded: a 100,000-node Attach cost ~0.4 s of the only thread.
     if (nodes->size() > limits.max_attach_nodes)
@@ -62,19 +63,36 @@ WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& l
   return ev;
 }
 
-// The body type of what claims to be a WorkerMessage, read with only its root table checked
-// (in bounds, with its vtable): cheap on a message of any size. NONE if even that fails.
-wire::WorkerBody shallow_body_type(std::span<const std::uint8_t> bytes) {
-  if (bytes.size() < 8 || !wire::WorkerMessageBufferHasIdentifier(bytes.data()))
-    return wire::WorkerBody::NONE;
+// The body type of what claims to be a message of a root with file identifier `identifier`
+// whose body_type is its field at vtable offset 6 (WorkerMessage, ClientMessage), read with only
+// its root table checked (in bounds, with its vtable): cheap on a message of any size. 0 (NONE)
+// if even that fails.
+std::uint8_t shallow_body_type(std::span<const std::uint8_t> bytes, const char* identifier) {
+  if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(bytes.data(), identifier)) return 0;
   flatbuffers::Verifier v(bytes.data(), bytes.size());
   auto root_offset = v.VerifyOffset(0);
-  if (!root_offset) return wire::WorkerBody::NONE;
+  if (!root_offset) return 0;
   auto* table = reinterpret_cast<const flatbuffers::Table*>(bytes.data() + root_offset);
-  if (!table->VerifyTableStart(v) || !table->VerifyField<std::uint8_t>(v, 6 /*body_type*/, 1))
-    return wire::WorkerBody::NONE;
-  return static_cast<wire::WorkerBody>(table->GetField<std::uint8_t>(6, 0));
+  if (!table->VerifyTableStart(v) || !table->VerifyField<std::uint8_t>(v, 6 /*body_type*/, 1)) return 0;
+  return table->GetField<std::uint8_t>(6, 0);
 }
+wire::WorkerBody shallow_worker_body(std::span<const std::uint8_t> bytes) {
+  return static_cast<wire::WorkerBody>(shallow_body_type(bytes, wire::WorkerMessageIdentifier()));
+}
+
+// The items of a message already known to carry a Batch, verified whole by `read` first.
+template <class Root>
+BatchItems checked_batch(std::span<const std::uint8_t> bytes, const InboundLimits& limits, const Root* msg,
+                         std::string_view root_name) {
+  BatchItems out;
+  if (bytes.size() > limits.max_message_bytes) out.error = too_big(bytes.size(), limits.max_message_bytes);
+  else if (!msg) out.error = describe_wrong_buffer(bytes, root_name);
+  if (!out.error.empty()) return out;
+  auto* batch = msg->body_as_Batch();
+  return batch_items(*batch, bytes);
+}
+
+const char* kBatchInBatch = "a Batch inside a Batch (PROTOCOL.md §2.2)";
 
 }  // namespace
 
@@ -105,15 +123,32 @@ std::string describe_wrong_buffer(std::span<const std::uint8_t> b, std::string_v
 
 // ---- worker messages ------------------------------------------------------------------------
 
+std::optional<BatchItems> worker_batch_items(std::span<const std::uint8_t> bytes, const InboundLimits& limits) {
+  if (shallow_worker_body(bytes) != wire::WorkerBody::Batch) return std::nullopt;
+  auto* msg = bytes.size() > limits.max_message_bytes ? nullptr : read_worker_message(bytes);
+  auto items = checked_batch(bytes, limits, msg, "WorkerMessage");
+  if (items.error.empty() && str(msg->worker_id()).empty())
+    items = BatchItems{{}, "WorkerMessage.worker_id is required on every message"};
+  return items;
+}
+
+std::optional<BatchItems> client_batch_items(std::span<const std::uint8_t> bytes, const InboundLimits& limits) {
+  if (static_cast<wire::ClientBody>(shallow_body_type(bytes, wire::ClientMessageIdentifier())) !=
+      wire::ClientBody::Batch)
+    return std::nullopt;
+  auto* msg = bytes.size() > limits.max_message_bytes ? nullptr : read_client_message(bytes);
+  return checked_batch(bytes, limits, msg, "ClientMessage");
+}
+
 WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
-                                  const InboundLimits& limits) {
+                                  const InboundLimits& limits, bool in_batch) {
   const bool oversize = bytes.size() > limits.max_message_bytes;
   // The socket admits up to twice the limit (maxmsgsize), so that an oversize Result can still
   // be read for its request id; anything larger never reaches here.
   if (oversize && bytes.size() > 2 * limits.max_message_bytes)
     return refuse(too_big(bytes.size(), limits.max_message_bytes));
   if (limits.max_attach_bytes && bytes.size() > limits.max_attach_bytes &&
-      shallow_body_type(bytes) == wire::WorkerBody::Attach)
+      shallow_worker_body(bytes) == wire::WorkerBody::Attach)
     return refuse(fmt::format("Attach of {} bytes exceeds the limit of {} bytes for an Attach "
                               "(twice --max-attach-spec-bytes, plus 64 KiB)",
                               bytes.size(), limits.max_attach_bytes),
@@ -159,6 +194,8 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
       return FailureEvent{std::move(worker_id), f->request_id(), f->code(), str(f->message())};
     }
     case WorkerBody::Detach: return DetachEvent{std::move(worker_id)};
+    case WorkerBody::Batch:
+      return refuse(in_batch ? kBatchInBatch : "a Batch must be opened with for_each_worker_event");
     default: return refuse("WorkerMessage without a known body");
   }
 }
@@ -206,7 +243,8 @@ std::uint64_t request_id_of(const JobEvent& ev) {
 }
 
 ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
-                                  const InboundLimits& limits, std::optional<OnBehalfOf>* on_behalf_of) {
+                                  const InboundLimits& limits, std::optional<OnBehalfOf>* on_behalf_of,
+                                  bool in_batch) {
   if (bytes.size() > limits.max_message_bytes) return refuse(too_big(bytes.size(), limits.max_message_bytes));
   const wire::ClientMessage* msg = read_client_message(bytes);
   if (!msg) return refuse(describe_wrong_buffer(bytes, "ClientMessage"));
@@ -228,6 +266,7 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       ev.want_accepted = s->want_accepted();
       ev.payload_frames = s->payload_frames();
       ev.durable = s->durable();
+      ev.batch_replies = s->batch_replies();
       ev.trace_id = str(s->trace_id());
       std::tie(ev.inputs, ev.parameters) = kept_payloads(bytes.size(), keep, limits, payload_bytes(s->inputs()),
                                                          payload_bytes(s->parameters()));
@@ -254,6 +293,8 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
     case ClientBody::JobGet: return JobEvent{JobGetEvent{rid, msg->body_as_JobGet()->job_id()}};
     case ClientBody::JobList: return JobEvent{JobListEvent{rid}};
     case ClientBody::JobCancel: return JobEvent{JobCancelEvent{rid, msg->body_as_JobCancel()->job_id()}};
+    case ClientBody::Batch:
+      return refuse(in_batch ? kBatchInBatch : "a Batch must be opened with for_each_client_message", rid);
     default: return refuse("ClientMessage without a known body", rid);
   }
 }

@@ -21,6 +21,7 @@
 
 #include "broker_core.hpp"
 #include "events.hpp"
+#include "muster/batch.hpp"
 #include "muster/wire/client_generated.h"
 #include "on_behalf_of.hpp"
 
@@ -81,12 +82,32 @@ using WorkerEvent =
 // kept uncopied.
 using KeepBytes = std::function<std::shared_ptr<const void>()>;
 
-// Decodes one WorkerMessage. An Attach larger than max_attach_bytes is refused after reading
+// Decodes one WorkerMessage (`in_batch`: an item of a Batch, which may not be a Batch itself;
+// a Batch that is not an item is refused here: for_each_worker_event opens it). An Attach larger than max_attach_bytes is refused after reading
 // only its root table's body type (checked in bounds), not the whole message. A Result larger than max_message_bytes (the socket admits up to
 // twice that) becomes the worker's FailureEvent{WorkerError} for that request, so the caller
 // learns at once and the worker, acknowledged, stops sending it.
 WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
-                                  const InboundLimits& limits);
+                                  const InboundLimits& limits, bool in_batch = false);
+
+// The items of `bytes` if it is a message of that root whose body is a Batch (PROTOCOL.md §2.2),
+// with BatchItems::error set when the envelope breaks a rule (it fails verification, is larger
+// than max_message_bytes, has no worker_id, no items or a misaligned one); nullopt when it is not
+// a Batch. Reads only the root table to tell, so any other message costs next to nothing here.
+std::optional<BatchItems> worker_batch_items(std::span<const std::uint8_t> bytes, const InboundLimits& limits);
+std::optional<BatchItems> client_batch_items(std::span<const std::uint8_t> bytes, const InboundLimits& limits);
+
+// Calls `each(WorkerEvent&&)` for every message `bytes` carries: the message itself, or each item
+// of a Batch in order, decoded as if it had come alone (its own refusal, its own reply). A Batch
+// that breaks a rule of §2.2 is one Refusal. `keep` owns every item (they are slices of `bytes`).
+template <class Each>
+void for_each_worker_event(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
+                           const InboundLimits& limits, Each&& each) {
+  auto batch = worker_batch_items(bytes, limits);
+  if (!batch) return each(decode_worker_message(bytes, keep, limits));
+  if (!batch->error.empty()) return each(WorkerEvent{Refusal{ErrorCode::BadMessage, std::move(batch->error), 0}});
+  for (auto item : batch->items) each(decode_worker_message(item, keep, limits, /*in_batch=*/true));
+}
 
 // Hands a decoded worker event to the core: exactly one core call, hence exactly one
 // ReplyToWorker (a Refusal becomes on_bad_worker_message).
@@ -113,9 +134,22 @@ using JobEvent = std::variant<JobResumeEvent, JobAckEvent, JobGetEvent, JobListE
 using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent, JobEvent>;
 
 // `on_behalf_of`, if given, receives ClientMessage.on_behalf_of when the message carries one
-// (broker/on_behalf_of decides whether it is honoured).
+// (broker/on_behalf_of decides whether it is honoured). `in_batch` as for decode_worker_message.
 ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const KeepBytes& keep,
-                                  const InboundLimits& limits, std::optional<OnBehalfOf>* on_behalf_of = nullptr);
+                                  const InboundLimits& limits, std::optional<OnBehalfOf>* on_behalf_of = nullptr,
+                                  bool in_batch = false);
+
+// Calls `each(std::span<const std::uint8_t> message, bool in_batch)` for every ClientMessage
+// `bytes` carries (itself, or each item of a Batch, in order), or `refused(Refusal&&)` once for a
+// Batch that breaks a rule of §2.2. The caller decodes each with decode_client_message.
+template <class Each, class Refused>
+void for_each_client_message(std::span<const std::uint8_t> bytes, const InboundLimits& limits, Each&& each,
+                             Refused&& refused) {
+  auto batch = client_batch_items(bytes, limits);
+  if (!batch) return each(bytes, false);
+  if (!batch->error.empty()) return refused(Refusal{ErrorCode::BadMessage, std::move(batch->error), 0});
+  for (auto item : batch->items) each(item, true);
+}
 
 // Hands a decoded job message to the core: exactly one core call (BrokerCore::on_job_*).
 void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& who, const JobEvent& ev);

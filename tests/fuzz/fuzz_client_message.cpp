@@ -29,11 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // The input from the client that has requests open, then from a fresh REQ-style client.
   auto sent_before = check.work_sent().size();
-  auto f = feed_client_message(core, now, client, local, {data, size});
-  check.after_client_message(client, f);
+  // A Batch is taken item by item (PROTOCOL.md §2.2), each checked as if it came alone.
+  feed_client_frame(core, check, now, client, local, {data, size});
   Peer other{"c2", true, ""};
-  f = feed_client_message(core, now, other, local, {data, size});
-  check.after_client_message(other, f);
+  feed_client_frame(core, check, now, other, local, {data, size});
 
   // What a worker does with whatever reached it.
   for (std::size_t i = sent_before; i < check.work_sent().size(); ++i) {

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "muster/batch.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
 #include "muster/value.hpp"
@@ -17,9 +18,16 @@ namespace {
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  auto* reply = read_client_reply(std::span<const std::uint8_t>(data, size));
+// One message, or each item of a Batch read as if it had come alone (PROTOCOL.md §2.2), as
+// the C++ SDK reads them.
+static int read_one(std::span<const std::uint8_t> bytes, bool in_batch) {
+  auto* reply = read_client_reply(bytes);
   if (!reply) return 0;
+  if (reply->body_type() == wire::ReplyBody::Batch) {
+    if (in_batch) return 0;  // a Batch inside a Batch: ignored
+    for (auto item : batch_items(*reply->body_as_Batch(), bytes).items) read_one(item, true);
+    return 0;
+  }
   Json out;
   switch (reply->body_type()) {
     case wire::ReplyBody::Progress: {
@@ -81,4 +89,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // invalid UTF-8 in a string: nlohmann refuses to dump it (the CLI reports it)
   }
   return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return read_one(std::span<const std::uint8_t>(data, size), false);
 }

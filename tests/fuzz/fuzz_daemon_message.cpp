@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 
+#include "muster/batch.hpp"
 #include "muster/messages.hpp"
 #include "muster/value.hpp"
 
@@ -16,9 +17,16 @@ namespace {
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  auto* msg = read_daemon_message(std::span<const std::uint8_t>(data, size));
+// One message, or each item of a Batch read as if it had come alone (PROTOCOL.md §2.2), as
+// the C++ SDK reads them.
+static int read_one(std::span<const std::uint8_t> bytes, bool in_batch) {
+  auto* msg = read_daemon_message(bytes);
   if (!msg) return 0;
+  if (msg->body_type() == wire::DaemonBody::Batch) {
+    if (in_batch) return 0;  // a Batch inside a Batch: ignored
+    for (auto item : batch_items(*msg->body_as_Batch(), bytes).items) read_one(item, true);
+    return 0;
+  }
   volatile std::size_t sink = 0;
   switch (msg->body_type()) {
     case wire::DaemonBody::Ping: {
@@ -62,4 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   (void)sink;
   return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return read_one(std::span<const std::uint8_t>(data, size), false);
 }

@@ -355,6 +355,35 @@ class Checker {
 // The scene the single-message targets start from: worker "w1" (peer "wp-w1") attached with
 // `capacity` and confirmed, then one Submit from client "c1" per entry of `nodes` (request ids
 // 1, 2, ...), each checked like any other message.
+// One payload frame from a worker's connection as musterd takes it (daemon.cpp
+// on_worker_message): the message, or each item of a Batch as if it had come alone
+// (PROTOCOL.md §2.2), each checked for its one reply; a Batch that breaks a rule is one bad message.
+inline void feed_worker_frame(BrokerCore& core, Checker& check, TimePoint now, const Peer& peer, const Caller& who,
+                              std::span<const std::uint8_t> data) {
+  auto owner = std::make_shared<std::vector<std::uint8_t>>(data.begin(), data.end());
+  std::span<const std::uint8_t> bytes(owner->data(), owner->size());
+  broker::for_each_worker_event(bytes, [&] { return owner; }, worker_limits(), [&](broker::WorkerEvent&& ev) {
+    broker::deliver(core, now, peer, who, std::move(ev));
+    check.after_worker_message();
+  });
+}
+
+// One payload frame from a client's connection as musterd takes it (daemon.cpp
+// on_client_message): the message, or each item of a Batch, each checked as if it came alone.
+inline void feed_client_frame(BrokerCore& core, Checker& check, TimePoint now, const Peer& peer, const Caller& who,
+                              std::span<const std::uint8_t> data) {
+  broker::for_each_client_message(
+      data, client_limits(),
+      [&](std::span<const std::uint8_t> item, bool) {
+        // (a Batch inside the Batch is refused by feed_client_message's decoder as that item)
+        check.after_client_message(peer, feed_client_message(core, now, peer, who, item));
+      },
+      [&](broker::Refusal&& r) {
+        core.on_bad_client_message(peer, r.request_id, std::move(r.why), r.code);
+        check.after_client_message(peer, ClientFeed{ClientFeed::Bad, r.request_id});
+      });
+}
+
 inline void confirmed_worker_with_requests(BrokerCore& core, Checker& check, TimePoint now,
                                            std::uint32_t capacity, const std::vector<std::string>& nodes,
                                            bool want_progress_and_accepted) {

@@ -1,6 +1,6 @@
 // fuzz_worker_message.cpp — libFuzzer target: one worker->daemon payload frame, decoded and
 // acted on exactly as musterd does (read_worker_message, every field the daemon reads, then the
-// BrokerCore event), against a core that holds a confirmed worker with open requests.
+// BrokerCore event; a Batch's items one by one, PROTOCOL.md §2.2), against a core that holds a confirmed worker with open requests.
 // Then the core is ticked and shut down: every submit must still get exactly one terminal
 // reply, and every worker message exactly one reply.
 #include <cstddef>
@@ -25,12 +25,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   confirmed_worker_with_requests(core, check, now, 2, {"echo", "sleep", "echo"}, true);
 
-  // The input, as the same worker's connection and as a stranger's.
-  feed_worker_message(core, now, worker_peer, local, {data, size});
-  check.after_worker_message();
+  // The input, as the same worker's connection and as a stranger's (a Batch item by item).
+  feed_worker_frame(core, check, now, worker_peer, local, {data, size});
   Caller stranger{"other", "other", "default", "worker"};
-  feed_worker_message(core, now, Peer{"wp-x", true, "other"}, stranger, {data, size});
-  check.after_worker_message();
+  feed_worker_frame(core, check, now, Peer{"wp-x", true, "other"}, stranger, {data, size});
 
   for (int i = 0; i < 3; ++i) {
     now += Millis(1500);

@@ -40,6 +40,37 @@ def enroll_request(token: str, key: str, role: str = "worker") -> bytes:
     return bytes(b.Output())
 
 
+def batch(identifier: bytes, body_type: int, items, worker_id=None) -> bytes:
+    """A Batch (PROTOCOL.md §2.2) of whole messages, each 8-byte aligned, in a WorkerMessage
+    (worker_id set) or a ClientMessage."""
+    import flatbuffers
+    b = flatbuffers.Builder(1024)
+    offs = []
+    for it in items:
+        b.StartVector(1, len(it), 8)
+        b.head -= len(it)
+        b.Bytes[b.head:b.head + len(it)] = it
+        vec = b.EndVector()
+        b.StartObject(1)
+        b.PrependUOffsetTRelativeSlot(0, vec, 0)
+        offs.append(b.EndObject())
+    b.StartVector(4, len(offs), 4)
+    for o in reversed(offs):
+        b.PrependUOffsetTRelative(o)
+    vec = b.EndVector()
+    b.StartObject(1)
+    b.PrependUOffsetTRelativeSlot(0, vec, 0)
+    body = b.EndObject()
+    wid = b.CreateString(worker_id) if worker_id is not None else None
+    b.StartObject(4)
+    if wid is not None:
+        b.PrependUOffsetTRelativeSlot(0, wid, 0)  # WorkerMessage.worker_id
+    b.PrependUint8Slot(1, body_type, 0)
+    b.PrependUOffsetTRelativeSlot(2, body, 0)
+    b.Finish(b.EndObject(), file_identifier=identifier)
+    return bytes(b.Output())
+
+
 RNG = random.Random(6)  # seeds are the same on every run
 
 
@@ -61,6 +92,14 @@ def main():
     vectors(["enroll_request"], "enroll_request")
     vectors(["values_", "invalid_nested"], "values")
     vectors(["daemon_"], "daemon_message")
+    # Batches (PROTOCOL.md §2.2): WorkerBody.Batch = 7, ClientBody.Batch = 17.
+    vec = lambda name: (VECTORS / f"{name}.bin").read_bytes()
+    put("worker_message", "seed-batch", batch(b"MSWK", 7, [vec("worker_result"), vec("worker_failure"),
+                                                          vec("worker_progress"), vec("invalid_truncated")], "w1"))
+    put("worker_message", "seed-batch-nested",
+        batch(b"MSWK", 7, [batch(b"MSWK", 7, [vec("worker_result")], "w1"), vec("worker_detach")], "w1"))
+    put("client_message", "seed-batch", batch(b"MSCL", 17, [vec("client_submit"), vec("client_submit_minimal"),
+                                                          vec("client_cancel"), vec("invalid_truncated_submit")]))
     vectors(["reply_"], "client_reply")
     vectors(["client_token", "client_key", "invalid_token", "invalid_key"], "admin_command")
     # ZAP requests as FuzzedDataProvider strings ("\\x" ends one; the last byte is the frame

@@ -29,9 +29,10 @@ def start_counter(sdk, daemon, worker_id, log, scratch):
 
 
 def call(daemon, scratch, node, i, ms=-1):
-    """A durable call from the CLI, in the background (its caller gets UNAVAILABLE when musterd
-    dies: resuming callers is another part of issue 15)."""
-    return spawn([BUILD / "tools" / "muster", "call", "--durable", "--timeout-ms", "60000", node,
+    """A durable call from the CLI, in the background. It resumes after the restart and prints
+    the outcome; `--keep` leaves the outcome unacknowledged, so the journal row the test reads
+    stays."""
+    return spawn([BUILD / "tools" / "muster", "call", "--durable", "--keep", "--timeout-ms", "60000", node,
                   json.dumps({"i": i, "ms": ms})], daemon.env, scratch / f"call-{i}.log")
 
 
@@ -61,8 +62,9 @@ def test_running_durable_calls_are_adopted_not_rerun(sdk, sig, tmp_base, tmp_pat
     log = tmp_path / "executions.log"
     worker = start_counter(sdk, d, "counter", log, tmp_path)
     wait_for(lambda: worker_ready(run_cli, d, "counter"), 20, f"the {sdk} counting worker")
+    callers = []
     for i in (1, 2):  # one at a time: job ids follow i
-        call(d, tmp_path, "count", i)
+        callers.append(call(d, tmp_path, "count", i))
         wait_for(lambda: counting_workers.executions(log)["start"].get(i) == 1, 20, f"call {i} running")
     wait_for(lambda: counting_workers.executions(log)["start"] == {1: 1, 2: 1}, 20, "both calls running")
     assert d.stop(sig) == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
@@ -74,6 +76,8 @@ def test_running_durable_calls_are_adopted_not_rerun(sdk, sig, tmp_base, tmp_pat
     wait_for(lambda: d.log.count("durable call adopted") == 2, 20, "both calls adopted")
     (log.parent / f"{log.name}.gate-2").touch()
     wait_for(lambda: idle(run_cli, d), 20, "both calls ended")
+    for c in callers:  # each caller resumed on the new instance and printed its result
+        assert c.wait(30) == 0, c.log_path.read_text()
     assert d.stop() == 0
     assert "lost while musterd restarted" not in d.log and "re-queued" not in d.log
     calls = rows(d.data_dir / "journal.db")

@@ -211,8 +211,9 @@ def test_sigkill_of_the_active_daemon_the_standby_completes_its_queued_durable_c
     log = read_log(b.proc)
     assert "standby: took over" in log
     assert "restored 4 durable call(s)" in log
-    for c in callers:  # their daemon died: UNAVAILABLE (the CLI does not resume; the SDKs do)
-        c.wait(30)
+    # Their daemon died: each waits for it to come back (a CLI given only a's address cannot
+    # follow to b; test_failover_follow.py gives it both).
+    assert all(c.poll() is None for c in callers)
     (tmp_path / "gate").touch()  # call 0 finishes on a's worker; its result has nowhere to go
     wait_for(lambda: len(executions(log_b)) >= 4, 30, "the four queued calls on the standby's worker")
     wait_for(lambda: [c[1] for c in calls(postgres, database)] == ["2"] * 5, 30, "five finished calls")
@@ -223,11 +224,13 @@ def test_sigkill_of_the_active_daemon_the_standby_completes_its_queued_durable_c
     assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"]
     assert rows[0][2] == "3"  # WORKER_LOST: it ran on a's worker when a died; not run again
     assert [r[2] for r in rows[1:]] == ["0"] * 4
-    # Their callers (who got UNAVAILABLE from the dead daemon) find the outcomes on the new one.
+    # Detached from their waiting callers, the outcomes are found on the new active daemon.
     assert job_get(b, 1, 2, 3, 4, 5) == [[1, None, "WorkerLost"], [2, {"result": 1}, None],
                                          [3, {"result": 2}, None], [4, {"result": 3}, None],
                                          [5, {"result": 4}, None]]
     assert calls(postgres, database) == []  # fetched, hence acknowledged: gone from the journal
+    for c in callers:
+        stop(c, signal.SIGINT)  # Ctrl-C: the CLI detaches from its durable call
     assert b.stop() == 0
 
 

@@ -94,3 +94,21 @@ TEST_CASE("outbox: a connection that went away has its replies discarded") {
   CHECK(box.take_changed() == std::vector<std::string>{"a"});
   CHECK(box.pending("a") == 0);
 }
+
+TEST_CASE("outbox: a waiting Batch counts every reply it holds (the slow-reader bound is in replies)") {
+  ClientOutbox<std::string> box(4);
+  Pipes p;
+  p.room = {{"a", 0}};
+  box.deliver("a", "a:batch-of-3", 30, ReplyKind::OfRequest, sender(p), 3);
+  box.deliver("a", "a:r4", 10, ReplyKind::OfRequest, sender(p));
+  CHECK(box.pending("a") == 4);  // what BrokerCore::on_client_backlog holds against the client
+  CHECK(box.pending_bytes("a") == 40);
+  box.deliver("a", "a:no", 1, ReplyKind::NoRequest, sender(p));  // at the cap of 4 replies: dropped
+  CHECK(box.counts().dropped_refusals == 1);
+  p.room["a"] = 1;
+  box.retry(sender(p));  // the batch goes: its three replies leave the count
+  CHECK(box.pending("a") == 1);
+  p.room.erase("a");
+  box.retry(sender(p));
+  CHECK(box.counts().discarded == 1);
+}

@@ -195,6 +195,7 @@ Json describe(const w::Attached* a) {
   j["liveness"] = a->liveness();
   j["max_message_bytes"] = a->max_message_bytes();
   j["no_answer_acks"] = a->no_answer_acks();
+  j["batches"] = a->batches();
   return j;
 }
 
@@ -202,6 +203,22 @@ Json id_list(const flatbuffers::Vector<std::uint64_t>& ids) {
   Json a = Json::array();
   for (auto id : ids) a.push_back(id);
   return a;
+}
+
+// A Batch (PROTOCOL.md §2.2): each item's bytes as standard base64 (tests/vectors/README.md).
+Json describe(const w::Batch* b) {
+  Json j = Json::object();
+  if (auto* items = b->items()) {
+    Json list = Json::array();
+    for (auto* item : *items) {
+      Json i = Json::object();
+      if (auto* m = item->message())
+        i["message"] = muster::base64_encode(muster::Bytes(std::vector<std::uint8_t>(m->begin(), m->end())));
+      list.push_back(std::move(i));
+    }
+    j["items"] = std::move(list);
+  }
+  return j;
 }
 
 Json describe(const w::Ack* a) {
@@ -231,6 +248,7 @@ Json describe(const w::Attach* a) {
   if (a->nodes()) j["nodes"] = describe_vector(a->nodes());
   j["payload_frames"] = a->payload_frames();
   j["no_answer_acks"] = a->no_answer_acks();
+  j["batches"] = a->batches();
   return j;
 }
 
@@ -260,6 +278,7 @@ Json describe(const w::Submit* s) {
   put(j, "trace_id", s->trace_id());
   j["payload_frames"] = s->payload_frames();
   j["durable"] = s->durable();
+  j["batch_replies"] = s->batch_replies();
   return j;
 }
 
@@ -511,6 +530,7 @@ Json body(const w::WorkerMessage* m) {
     case w::WorkerBody::Result: return with_type("Result", m->body_as_Result());
     case w::WorkerBody::Failure: return with_type("Failure", m->body_as_Failure());
     case w::WorkerBody::Detach: return with_type("Detach", m->body_as_Detach());
+    case w::WorkerBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -523,6 +543,7 @@ Json body(const w::DaemonMessage* m) {
     case w::DaemonBody::Attached: return with_type("Attached", m->body_as_Attached());
     case w::DaemonBody::Ack: return with_type("Ack", m->body_as_Ack());
     case w::DaemonBody::Rejected: return with_type("Rejected", m->body_as_Rejected());
+    case w::DaemonBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -546,6 +567,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::JobGet: return with_type("JobGet", m->body_as_JobGet());
     case w::ClientBody::JobList: return empty("JobList");
     case w::ClientBody::JobCancel: return with_type("JobCancel", m->body_as_JobCancel());
+    case w::ClientBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -564,6 +586,7 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::NodeStatsReport: return with_type("NodeStatsReport", m->body_as_NodeStatsReport());
     case w::ReplyBody::JobInfo: return with_type("JobInfo", m->body_as_JobInfo());
     case w::ReplyBody::JobInfoList: return with_type("JobInfoList", m->body_as_JobInfoList());
+    case w::ReplyBody::Batch: return with_type("Batch", m->body_as_Batch());
     default: throw NoBody{};
   }
 }
@@ -728,6 +751,25 @@ Offset<w::Failure> build_failure(FlatBufferBuilder& fbb, const Json& j) {
                           num<std::uint64_t>(j, "job_id", 0));
 }
 
+// A Batch from its description: each item's message 8-byte aligned (PROTOCOL.md §2.2).
+Offset<w::Batch> build_batch(FlatBufferBuilder& fbb, const Json& j) {
+  Offset<flatbuffers::Vector<Offset<w::BatchItem>>> items;
+  if (j.contains("items")) {
+    std::vector<Offset<w::BatchItem>> list;
+    for (auto& i : j.at("items")) {
+      Offset<flatbuffers::Vector<std::uint8_t>> bytes;
+      if (i.contains("message")) {
+        auto b = muster::base64_decode(i.at("message").get<std::string>());
+        fbb.ForceVectorAlignment(b.size(), 1, 8);
+        bytes = fbb.CreateVector(b.data(), b.size());
+      }
+      list.push_back(w::CreateBatchItem(fbb, bytes));
+    }
+    items = fbb.CreateVector(list);
+  }
+  return w::CreateBatch(fbb, items);
+}
+
 Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerBody& type) {
   auto t = j.at("type").get<std::string>();
   if (t == "Attach") {
@@ -747,6 +789,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     b.add_nodes(nodes);
     b.add_payload_frames(num<bool>(j, "payload_frames", false));
     b.add_no_answer_acks(num<bool>(j, "no_answer_acks", false));
+    b.add_batches(num<bool>(j, "batches", false));
     return b.Finish().Union();
   }
   if (t == "Pong") {
@@ -765,6 +808,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     auto reason = str(fbb, j, "reason");
     return w::CreateDetach(fbb, reason).Union();
   }
+  if (t == "Batch") return type = w::WorkerBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown WorkerBody member " << t);
   return 0;
 }
@@ -808,7 +852,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     auto bcast = str(fbb, j, "broadcast_topic");
     return w::CreateAttached(fbb, id, inst, topic, bcast, num<std::uint64_t>(j, "ping_interval_ms", 0),
                              num<std::uint32_t>(j, "liveness", 0), num<std::uint64_t>(j, "max_message_bytes", 0),
-                             num<bool>(j, "no_answer_acks", false))
+                             num<bool>(j, "no_answer_acks", false), num<bool>(j, "batches", false))
         .Union();
   }
   if (t == "Ack") {
@@ -823,6 +867,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     return w::CreateRejected(fbb, code(j, "code", w::ErrorCode::BadMessage), msg, num<bool>(j, "reattach", false))
         .Union();
   }
+  if (t == "Batch") return type = w::DaemonBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown DaemonBody member " << t);
   return 0;
 }
@@ -839,7 +884,8 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     auto trace = str(fbb, j, "trace_id");
     return w::CreateSubmit(fbb, node, inputs, params, num<std::uint64_t>(j, "timeout_ms", 0),
                            num<bool>(j, "want_progress", false), num<bool>(j, "want_accepted", false), trace,
-                           num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false))
+                           num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false),
+                           num<bool>(j, "batch_replies", false))
         .Union();
   }
   if (t == "Cancel") return type = w::ClientBody::Cancel, w::CreateCancel(fbb).Union();
@@ -879,6 +925,7 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     auto id = str(fbb, j, "id");
     return w::CreateKeyRevoke(fbb, id).Union();
   }
+  if (t == "Batch") return type = w::ClientBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown ClientBody member " << t);
   return 0;
 }
@@ -1034,6 +1081,7 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     type = w::ReplyBody::JobInfoList;
     return w::CreateJobInfoList(fbb, table_vector<w::JobInfo>(fbb, j, "jobs", build_job_info)).Union();
   }
+  if (t == "Batch") return type = w::ReplyBody::Batch, build_batch(fbb, j).Union();
   FAIL("unknown ReplyBody member " << t);
   return 0;
 }
@@ -1417,7 +1465,8 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientReply.WorkerList", "ClientReply.StatusReport", "ClientReply.TokenCreated",
         "ClientReply.AdminReport", "ClientMessage.GetNodeStats", "ClientReply.NodeStatsReport",
         "ClientMessage.JobResume", "ClientMessage.JobAck", "ClientMessage.JobGet", "ClientMessage.JobList",
-        "ClientMessage.JobCancel", "ClientReply.JobInfo", "ClientReply.JobInfoList"}) {
+        "ClientMessage.JobCancel", "ClientReply.JobInfo", "ClientReply.JobInfoList",
+        "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }

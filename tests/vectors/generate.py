@@ -287,7 +287,34 @@ def valid() -> List[Tuple[str, str, object]]:
         ("values_all_kinds", "Values", ALL_KINDS),
         ("values_empty", "Values", {}),
         ("values_deep", "Values", {"deep": _nest(80)}),  # 123 tables deep: top-level limit is 128
+        # -- Batches (PROTOCOL.md §2.2): the opt-ins of a worker, the daemon and a client ----
+        ("worker_attach_batches", "WorkerMessage", W("w1", m.Attach("w1", sdk="muster-cpp/0.1.0", capacity=128, nodes=[BARE_SPEC], payload_frames=True, no_answer_acks=True, batches=True))),
+        ("daemon_attached_batches", "DaemonMessage", D(m.Attached("w1", "inst-7f3a", "w:local:w1:", "b:", 1000, 3, 16 * 1024 * 1024, True, True))),
+        ("client_submit_batch_replies", "ClientMessage", C(14, m.Submit("echo", {"x": 1}, None, 5000, payload_frames=True, batch_replies=True))),
+        # the envelope: each item holds the bytes of the vector named in the comment
+        ("worker_batch", "WorkerMessage", W("w1", m.Batch([m.BatchItem(_bytes_of(x)) for x in (
+            W("w1", m.Result(99, {"greeting": "Hello Ada", "shout": "HELLO ADA"})),  # worker_result
+            W("w1", m.Failure(99, ErrorCode.WORKER_ERROR, "ValueError: name must not be empty")),  # worker_failure
+            W("w1", m.Progress(99, 3, 10, "step 3 of 10")),  # worker_progress
+        )]))),
+        ("daemon_batch", "DaemonMessage", D(m.Batch([m.BatchItem(_bytes_of(x)) for x in (
+            D(m.WorkRequest(7, "hello", {"name": "Ada"}, {"loud": True, "times": 3}, 30000, 1, CALLER)),  # daemon_work_request
+            D(m.Abort(7, ErrorCode.TIMEOUT, "deadline of 30000 ms passed")),  # daemon_abort
+        )]))),
+        ("client_batch", "ClientMessage", C(0, m.Batch([m.BatchItem(_bytes_of(x)) for x in (
+            C(1, m.Submit("hello", {"name": "Ada"}, {"loud": False}, 5000, True, True, "trace-0001")),  # client_submit
+            C(2, m.Submit("echo")),  # client_submit_minimal
+            C(1, m.Cancel()),  # client_cancel
+        )]))),
+        ("reply_batch", "ClientReply", R(0, m.Batch([m.BatchItem(_bytes_of(x)) for x in (
+            R(1, m.Accepted(False)),  # reply_accepted
+            R(1, m.Result(1, {"greeting": "Hello Ada", "shout": "HELLO ADA"})),  # reply_result
+        )]))),
     ]
+
+
+def _bytes_of(message) -> bytes:
+    return m.encode(message)
 
 
 def _nest(n: int):

@@ -12,8 +12,9 @@
 #
 # Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
 # per call = (Ir(N) - Ir(N/10)) / (0.9 N), so start-up, attach and shut-down cancel out.
-# Syscalls (`raw_syscalls:sys_enter`) and context switches (voluntary + involuntary) are
-# counted natively by `perf stat -p` over the N calls only, all threads of each process.
+# Syscalls (`raw_syscalls:sys_enter`), context switches (voluntary + involuntary) and CPU time
+# (`task-clock`) are counted natively by `perf stat -p` over the N calls only, all threads of
+# each process.
 # Never part of the tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -92,9 +93,10 @@ client() {  # client CALLS WRAP...
     --payload "$PAYLOAD" --workers "$WORKERS"
 }
 
-# perf stat -x, output -> "switches syscalls"
+# perf stat -x, output -> "switches syscalls cpu-ms"
 perf_figures() {
-  awk -F, '$3=="context-switches"{c=$1} $3=="raw_syscalls:sys_enter"{s=$1} END{print c, s}' "$1"
+  awk -F, '$3=="context-switches"{c=$1} $3=="raw_syscalls:sys_enter"{s=$1} $3=="task-clock"{t=$1}
+           END{print c, s, t}' "$1"
 }
 
 per_call() { python3 -c "import sys; print(f'{(float(sys.argv[1]))/float(sys.argv[2]):.2f}')" "$1" "$2"; }
@@ -108,7 +110,7 @@ ir_total() {  # sum of callgrind totals of the files given
   echo "$sum"
 }
 
-EVENTS=context-switches,raw_syscalls:sys_enter
+EVENTS=context-switches,raw_syscalls:sys_enter,task-clock
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $CALLS calls x $PAYLOAD B, $DEPTH in flight, $WORKERS SDK workers (capacity $CAPACITY), build $BUILD"
 IFS=, read -ra TLIST <<<"$TRANSPORTS"
 for t in "${TLIST[@]}"; do
@@ -124,12 +126,14 @@ for t in "${TLIST[@]}"; do
     "${CLIENT_EXTRA[@]}" --calls "$CALLS" --depth "$DEPTH" --payload "$PAYLOAD" --workers "$WORKERS" >/dev/null
   kill -INT "$PD" "$PW"; wait "$PD" "$PW" 2>/dev/null || true
   stop_stack
-  read -r dsw dsc < <(perf_figures "$DIR/perf-d-$t")
-  read -r wsw wsc < <(perf_figures "$DIR/perf-w-$t")
-  read -r csw csc < <(perf_figures "$DIR/perf-c-$t")
+  read -r dsw dsc dms < <(perf_figures "$DIR/perf-d-$t")
+  read -r wsw wsc wms < <(perf_figures "$DIR/perf-w-$t")
+  read -r csw csc cms < <(perf_figures "$DIR/perf-c-$t")
   # the client's figure includes its start (connect, waiting for the workers): small next to N calls
   echo "$t syscalls/call:    musterd $(per_call "$dsc" "$CALLS")  workers $(per_call "$wsc" "$CALLS")  client $(per_call "$csc" "$CALLS")"
   echo "$t ctx switches/call: musterd $(per_call "$dsw" "$CALLS")  workers $(per_call "$wsw" "$CALLS")  client $(per_call "$csw" "$CALLS")"
+  # task-clock: CPU time of all the process's threads (ms) -> µs per call
+  echo "$t CPU µs/call:       musterd $(per_call "${dms}e3" "$CALLS")  workers $(per_call "${wms}e3" "$CALLS")  client $(per_call "${cms}e3" "$CALLS")"
 
   # --- which syscalls musterd makes: strace -c on all its threads, N/10 calls ---
   if [ "$STRACE" = 1 ]; then

@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
   app.add_option("--depth", depth, "Calls in flight")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--payload", payload, "Bytes of the one `data` input")->capture_default_str();
   app.add_option("--workers", workers, "Wait until this many echo workers are attached")->capture_default_str();
+  bool no_coalesce = false;
+  app.add_flag("--no-coalesce", no_coalesce, "Send every Submit alone (ClientOptions::coalesce_submits off)");
   CLI11_PARSE(app, argc, argv);
+  opt.coalesce_submits = !no_coalesce;  // as muster-bench's client does
   muster::reuse_memory_for_large_messages();  // as muster-bench's client does
 
   try {

@@ -140,6 +140,7 @@ class MusterStack : public Stack {
     c.client_address = ep_.client;
     c.insecure = opt_.transport == Transport::Tcp;
     c.grace = 2000ms;
+    c.coalesce_submits = true;  // a pipelining client's Submits go in batches (PROTOCOL.md §2.2)
     if (opt_.transport == Transport::Curve) {
       // The first Client enrolls with the token file; later ones reuse the saved identity.
       c.secure.data_dir = (opt_.dir / (name_ + "-client-keys")).string();

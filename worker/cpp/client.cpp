@@ -14,6 +14,7 @@
 
 #include "muster/endpoints.hpp"
 #include "muster/align.hpp"
+#include "muster/batch.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
@@ -29,6 +30,10 @@ std::string str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 constexpr std::size_t kJobsPerMessage = 1000;
 // Job ids handed to the application that are remembered, to drop a reply sent again for one.
 constexpr std::size_t kDeliveredRemembered = 65536;
+// Held Submits (ClientOptions::coalesce_submits): a larger one goes alone; a batch is sent once
+// it holds kBatchMaxBytes (PROTOCOL.md §2.2).
+constexpr std::size_t kBatchItemMax = 16 * 1024;
+constexpr std::size_t kBatchMaxBytes = 64 * 1024;
 
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> nested_values(flatbuffers::FlatBufferBuilder& fbb,
                                                                      const Map& m) {
@@ -79,6 +84,11 @@ struct Client::Impl {
   std::deque<ClientEvent> pending;           // events read while waiting for something else
   std::unordered_map<std::uint64_t, Json> query_replies;
   MessageBuilders builders;  // submit's: reused for small calls (transport/frames.hpp)
+  // Batches (PROTOCOL.md §2.2): the daemon sent one on this connection (so it reads them too);
+  // false again after a disconnect, since the daemon that answers next may be an older one.
+  bool daemon_batches = false;
+  BatchWriter held;                       // Submits held by coalesce_submits
+  std::vector<std::uint64_t> held_ids;    // their request ids, in order
 
   // The acknowledgements of what the application was handed last go out before the socket
   // closes (it lingers for them, at most a second).
@@ -132,6 +142,11 @@ struct Client::Impl {
       if (kind == ZMQ_EVENT_DISCONNECTED) {
         links_up = std::max(links_up - 1, 0);
         link.lost = true;
+        daemon_batches = false;
+        // Held Submits are open requests: fail_open ends them UNAVAILABLE with the rest (they
+        // were never sent, so no durable one among them has a job id to resume).
+        held.clear();
+        held_ids.clear();
       }
       connected = links_up > 0;
     }
@@ -170,10 +185,39 @@ struct Client::Impl {
                         fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
     }
     wait_until_writable();
+    flush_held();  // what is held goes first: one connection's order holds
     if (!socket.send(take_message(fbb), zmq::send_flags::dontwait))
       throw CallError(wire::ErrorCode::Unavailable,
                       fmt::format("cannot send to musterd at {}: too many messages queued",
                                   opt.client_address));
+  }
+
+  // Holds the Submit `id` finished in `fbb` for the next flush_held() when coalescing, else
+  // sends it now.
+  void send_submit(std::uint64_t id, flatbuffers::FlatBufferBuilder& fbb) {
+    if (!(opt.coalesce_submits && daemon_batches && connected && fbb.GetSize() <= kBatchItemMax)) return send(fbb);
+    if (held.bytes() + fbb.GetSize() + 64 * (held.count() + 1) + 256 > kBatchMaxBytes) flush_held();
+    held.add({fbb.GetBufferPointer(), fbb.GetSize()});
+    held_ids.push_back(id);
+    fbb.Clear();
+  }
+
+  // Sends the held Submits: one Batch (alone if only one). If libzmq will not take it, each of
+  // them fails UNAVAILABLE (delivered by poll), as a Submit sent alone would throw.
+  void flush_held() {
+    if (held.count() == 0) return;
+    auto bytes = held.count() == 1 ? held.only() : [&] {
+      auto& fbb = held.finish(BatchRoot::Client);
+      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
+    }();
+    if (!socket.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::dontwait))
+      for (auto id : held_ids)
+        if (open.erase(id))
+          pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::Unavailable,
+                                                         fmt::format("cannot send to musterd at {}: too many messages queued",
+                                                                     opt.client_address)}});
+    held.clear();
+    held_ids.clear();
   }
 
   // Every open request (and query) ends with UNAVAILABLE: the daemon that held it is gone, and
@@ -303,6 +347,12 @@ struct Client::Impl {
 
   void send_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
                     flatbuffers::FlatBufferBuilder& fbb, const Assertion& as = {}) {
+    finish_client_message(id, type, body, fbb, as);
+    send(fbb);
+  }
+
+  void finish_client_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
+                             flatbuffers::FlatBufferBuilder& fbb, const Assertion& as) {
     flatbuffers::Offset<wire::OnBehalfOf> asserted;
     if (as)
       asserted = wire::CreateOnBehalfOfDirect(fbb, as->user.c_str(), as->workspace.c_str(),
@@ -313,7 +363,6 @@ struct Client::Impl {
     b.add_body(body);
     if (as) b.add_on_behalf_of(asserted);
     fbb.Finish(b.Finish(), wire::ClientMessageIdentifier());
-    send(fbb);
   }
 
   std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& o) {
@@ -333,19 +382,27 @@ struct Client::Impl {
     s.add_payload_frames(true);  // large outputs come as a frame of their own, uncopied by musterd
     if (!trace.IsNull()) s.add_trace_id(trace);
     if (o.durable) s.add_durable(true);
+    s.add_batch_replies(true);  // handle() opens a Batch of replies (PROTOCOL.md §2.2)
     auto body = s.Finish();
-    send_message(id, wire::ClientBody::Submit, body.Union(), fbb, o.on_behalf_of);
+    finish_client_message(id, wire::ClientBody::Submit, body.Union(), fbb, o.on_behalf_of);
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
     // timeout the node's own default applies, which the client does not know: then only a
     // lost connection (the monitor) ends the wait early.
     open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
                                  : SteadyClock::time_point::max(),
                     o.on_behalf_of, 0, false, o.on_job, o.keep_outcome};
+    try {
+      send_submit(id, fbb);
+    } catch (...) {
+      open.erase(id);
+      throw;
+    }
     return id;
   }
 
   // Reads whatever arrives within `wait` into `pending`/`query_replies`; expires guards.
   void pump(std::chrono::milliseconds wait) {
+    flush_held();
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 2, wait);
@@ -369,7 +426,7 @@ struct Client::Impl {
       }
       align_payload(m);
       if (has_before) align_payload(before);
-      handle(m, has_before ? &before : nullptr);
+      handle(bytes_of(m), has_before ? &before : nullptr);
     }
     on_link(link);
     auto now = SteadyClock::now();
@@ -388,12 +445,19 @@ struct Client::Impl {
   }
 
   // `frame`, if any, is the payload frame before the reply; a Result's outputs in it take it
-  // over and read their large bytes values in place.
-  void handle(const zmq::message_t& m, zmq::message_t* frame) {
-    auto* reply = read_client_reply(bytes_of(m));
+  // over and read their large bytes values in place. A Batch's items are handled one by one,
+  // as if each had come alone (PROTOCOL.md §2.2). `in_batch`: `m` is an item.
+  void handle(std::span<const std::uint8_t> m, zmq::message_t* frame, bool in_batch = false) {
+    auto* reply = read_client_reply(m);
     if (!reply) return;  // not ours to understand; ignore
     auto id = reply->request_id();
     switch (reply->body_type()) {
+      case wire::ReplyBody::Batch: {
+        if (frame || in_batch) return;  // not a Batch the rules allow (§2.2); ignore
+        daemon_batches = true;          // the daemon reads them too
+        for (auto item : batch_items(*reply->body_as_Batch(), m).items) handle(item, nullptr, true);
+        return;
+      }
       case wire::ReplyBody::Progress: {
         if (!open.contains(id)) return;
         auto* p = reply->body_as_Progress();
@@ -652,8 +716,11 @@ void Client::cancel(std::uint64_t request_id) {
   impl_->send_message(request_id, wire::ClientBody::Cancel, body.Union(), fbb, it->second.on_behalf_of);
 }
 
+void Client::flush() { impl_->flush_held(); }
+
 std::vector<ClientEvent> Client::poll(std::chrono::milliseconds wait) {
   impl_->flush_acks();  // what the last poll handed over: the application is done with it
+  impl_->flush_held();
   if (impl_->pending.empty()) impl_->pump(wait);
   std::vector<ClientEvent> out(std::make_move_iterator(impl_->pending.begin()),
                                std::make_move_iterator(impl_->pending.end()));

@@ -26,6 +26,7 @@
 #include "muster/endpoints.hpp"
 #include "muster/align.hpp"
 #include "muster/allocator.hpp"
+#include "muster/batch.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
@@ -37,6 +38,11 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+// Batches to the daemon (PROTOCOL.md §2.2): a message larger than this goes alone; a batch is
+// sent when it holds kBatchMaxBytes (or the daemon's limit), and at the end of every loop turn.
+constexpr std::size_t kBatchItemMax = 16 * 1024;
+constexpr std::size_t kBatchMaxBytes = 64 * 1024;
 
 std::string hostname() {
   char buf[256] = {};
@@ -178,6 +184,11 @@ struct WorkerImpl {
   // reading an empty socket costs a system call every turn.
   std::uint64_t replies_due = 0;
   SteadyClock::time_point last_reply_read{};
+  // Batches (PROTOCOL.md §2.2): once Attached says the daemon reads them, the messages of one
+  // loop turn go as one Batch (or alone, if only one); `batching` is false again from the next
+  // Attach until its Attached.
+  bool batching = false;
+  BatchWriter outgoing;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -268,7 +279,29 @@ struct WorkerImpl {
 
   // ---- sockets --------------------------------------------------------------------------
 
-  void send_to_daemon(zmq::message_t message) { dealer->send(std::move(message), zmq::send_flags::dontwait); }
+  // Sends `message` now, or, while batching, adds it to this turn's batch (a large one goes
+  // alone, after what waits, so the order holds).
+  void send_to_daemon(zmq::message_t message) {
+    const std::size_t cap = max_message_bytes ? std::min<std::size_t>(kBatchMaxBytes, max_message_bytes) : kBatchMaxBytes;
+    if (batching && message.size() <= kBatchItemMax) {
+      if (outgoing.bytes() + message.size() + 64 * (outgoing.count() + 1) + 256 > cap) send_batch();
+      outgoing.add(bytes_of(message));
+      return;
+    }
+    send_batch();
+    dealer->send(std::move(message), zmq::send_flags::dontwait);
+  }
+
+  // Sends what waits in this turn's batch: alone if it is one message.
+  void send_batch() {
+    if (outgoing.count() == 0) return;
+    auto bytes = outgoing.count() == 1 ? outgoing.only() : [&] {
+      auto& fbb = outgoing.finish(BatchRoot::Worker, opt.worker_id);
+      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
+    }();
+    dealer->send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::dontwait);
+    outgoing.clear();
+  }
 
   // Sends the answer to request `request_id`, keeping it until the daemon confirms it when
   // the daemon sends no Ack for it (§7.7). Only answers of requests still open are kept.
@@ -373,6 +406,7 @@ struct WorkerImpl {
 
   void reconnect(const std::string& why) {
     spdlog::warn("reconnecting to the daemon: {}", why);
+    send_batch();
     sub.reset();
     dealer.reset();
     replies_due = 0;  // what the old connection owed is gone with it
@@ -387,7 +421,10 @@ struct WorkerImpl {
     auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
                                          static_cast<std::uint32_t>(::getpid()), session.c_str(),
                                          opt.capacity, &specs, /*payload_frames=*/true,
-                                         /*no_answer_acks=*/true);
+                                         /*no_answer_acks=*/true, /*batches=*/true);
+    // An Attach goes alone: the daemon it reaches may be an older one that reads no Batch.
+    send_batch();
+    batching = false;
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
     ++replies_due;
     attached = false;
@@ -443,6 +480,7 @@ struct WorkerImpl {
         // An older daemon does not know the opt-in and Acks every answer: nothing is kept.
         no_answer_acks = a->no_answer_acks();
         if (!no_answer_acks) kept.clear();
+        batching = a->batches();  // an older daemon does not set it: every message goes alone
         if (a->max_message_bytes() > 0) max_message_bytes = a->max_message_bytes();
         ping_interval_ms = std::max<std::uint64_t>(a->ping_interval_ms(), 1);
         liveness = std::max<std::uint32_t>(a->liveness(), 1);
@@ -484,11 +522,19 @@ struct WorkerImpl {
   }
 
   // `m` is the message; `frame`, if any, the payload frame before it (PROTOCOL.md §2.1),
-  // taken over by the inputs it holds: their large bytes values are read in place.
-  void on_published(const zmq::message_t& m, zmq::message_t* frame) {
-    auto* msg = read_daemon_message(bytes_of(m));
+  // taken over by the inputs it holds: their large bytes values are read in place. A Batch's
+  // items are read one by one, as if each had come alone (§2.2). `in_batch`: `m` is an item.
+  void on_published(std::span<const std::uint8_t> m, zmq::message_t* frame, bool in_batch = false) {
+    auto* msg = read_daemon_message(m);
+    if (msg && msg->body_type() == wire::DaemonBody::Batch) {
+      auto batch = frame || in_batch ? BatchItems{{}, "a Batch inside a Batch or with a payload frame"}
+                                     : batch_items(*msg->body_as_Batch(), m);
+      if (!batch.error.empty()) spdlog::warn("ignoring a published Batch: {}", batch.error);
+      for (auto item : batch.items) on_published(item, nullptr, true);
+      return;
+    }
     if (!msg) {
-      if (auto* w = read_work_request_envelope(bytes_of(m)); w && !current.contains(w->request_id())) {
+      if (auto* w = read_work_request_envelope(m); w && !current.contains(w->request_id())) {
         // A request whose inputs or parameters are not a valid payload (PROTOCOL.md §4):
         // answered, so its caller hears why instead of waiting for its deadline.
         auto key = next_key++;
@@ -728,10 +774,12 @@ struct WorkerImpl {
         }
         align_payload(payload);
         if (extra) align_payload(frame);
-        on_published(payload, extra ? &frame : nullptr);
+        on_published(bytes_of(payload), extra ? &frame : nullptr);
       }
       on_answer();
+      send_batch();  // this turn's messages, as one
     }
+    send_batch();
     if (!in_flight.empty())
       spdlog::warn("stopping with {} request(s) unfinished after {} ms", in_flight.size(),
                    opt.drain_timeout.count());

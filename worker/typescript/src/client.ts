@@ -212,6 +212,7 @@ export class Client {
         traceId: options.traceId ?? '',
         payloadFrames: false, // outputs stay inside the Result
         durable: !!options.durable,
+        batchReplies: false, // reads no Batch (PROTOCOL.md §2.2)
       };
       if (options.durable) body.wantAccepted = true; // a durable call needs its job id
       const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs + (options.durable ? this.resumeTimeoutMs : 0) : 0;

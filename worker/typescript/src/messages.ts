@@ -105,6 +105,8 @@ export interface AttachBody {
   payloadFrames: boolean;
   /** No Ack per answer (PROTOCOL.md §7.7): this SDK never asks (it wants every answer Acked). */
   noAnswerAcks: boolean;
+  /** Reads Batch on its topic (PROTOCOL.md §2.2): this SDK never asks. */
+  batches?: boolean;
 }
 export interface PongBody {
   type: 'Pong';
@@ -118,7 +120,16 @@ export interface DetachBody {
   type: 'Detach';
   reason: string;
 }
-export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody;
+/**
+ * Several whole messages of the enclosing root type in one (PROTOCOL.md §2.2): each item is the
+ * bytes the message would be sent as alone. This SDK never asks for batches, so it never gets
+ * one; it reads and writes them for the golden vectors and for a peer that speaks them.
+ */
+export interface BatchBody {
+  type: 'Batch';
+  items: { message: Uint8Array | null }[];
+}
+export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody | BatchBody;
 export interface WorkerMessage {
   workerId: string;
   body: WorkerBody;
@@ -161,6 +172,8 @@ export interface AttachedBody {
   maxMessageBytes: bigint;
   /** The daemon honours Attach.noAnswerAcks (§7.7). */
   noAnswerAcks: boolean;
+  /** The daemon reads Batch (PROTOCOL.md §2.2). */
+  batches?: boolean;
 }
 export interface AckBody {
   type: 'Ack';
@@ -176,7 +189,7 @@ export interface RejectedBody {
   message: string;
   reattach: boolean;
 }
-export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody;
+export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody | BatchBody;
 export interface DaemonMessage {
   body: DaemonBody;
 }
@@ -196,6 +209,8 @@ export interface SubmitBody {
   payloadFrames: boolean;
   /** Journal the call: it survives a daemon restart (docs/DURABILITY.md). */
   durable: boolean;
+  /** Replies may come in a Batch (PROTOCOL.md §2.2): this SDK never asks. */
+  batchReplies?: boolean;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -286,7 +301,8 @@ export type ClientBody =
   | JobAckBody
   | JobGetBody
   | JobListBody
-  | JobCancelBody;
+  | JobCancelBody
+  | BatchBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
   user: string;
@@ -450,7 +466,8 @@ export type ReplyBody =
   | AdminReportBody
   | NodeStatsReportBody
   | JobInfoBody
-  | JobInfoListBody;
+  | JobInfoListBody
+  | BatchBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -503,6 +520,29 @@ function u32(v: number | undefined, what: string): number {
  */
 function payload(b: B, bytes: Uint8Array | undefined): flatbuffers.Offset {
   return bytes && bytes.length > 0 ? createByteVector(b, bytes, 8) : 0;
+}
+
+/** A Batch: each item's message on an 8-byte boundary (PROTOCOL.md §2.2). */
+function encodeBatch(b: B, x: BatchBody): flatbuffers.Offset {
+  const items = x.items.map((i) => {
+    const m = i.message ? createByteVector(b, i.message, 8) : 0;
+    W.BatchItem.startBatchItem(b);
+    if (m) W.BatchItem.addMessage(b, m);
+    return W.BatchItem.endBatchItem(b);
+  });
+  return W.Batch.createBatch(b, W.Batch.createItemsVector(b, items));
+}
+
+function decodeBatch(bb: CheckedByteBuffer, x: W.Batch): BatchBody {
+  const items: { message: Uint8Array | null }[] = [];
+  for (let i = 0, n = x.itemsLength(); i < n; i++) {
+    const item = x.items(i)!;
+    bb.enterTable();
+    const m = item.messageArray();
+    bb.leaveTable();
+    items.push({ message: m ? m.slice() : null });
+  }
+  return { type: 'Batch', items };
 }
 
 function encodePort(b: B, p: Port): flatbuffers.Offset {
@@ -630,6 +670,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       W.Attach.addNodes(b, nodesVec);
       W.Attach.addPayloadFrames(b, !!x.payloadFrames);
       W.Attach.addNoAnswerAcks(b, !!x.noAnswerAcks);
+      W.Attach.addBatches(b, !!x.batches);
       body = W.Attach.endAttach(b);
       type = W.WorkerBody.Attach;
       break;
@@ -668,6 +709,10 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       type = W.WorkerBody.Detach;
       break;
     }
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.WorkerBody.Batch;
+      break;
     default:
       throw new TypeError(`unknown worker message ${(x as { type: string }).type}`);
   }
@@ -726,6 +771,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
         u32(x.liveness, 'liveness'),
         u64(x.maxMessageBytes, 'max_message_bytes'),
         !!x.noAnswerAcks,
+        !!x.batches,
       );
       type = W.DaemonBody.Attached;
       break;
@@ -745,6 +791,10 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       type = W.DaemonBody.Rejected;
       break;
     }
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.DaemonBody.Batch;
+      break;
     default:
       throw new TypeError(`unknown daemon message ${(x as { type: string }).type}`);
   }
@@ -773,6 +823,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       if (trace) W.Submit.addTraceId(b, trace);
       W.Submit.addPayloadFrames(b, !!x.payloadFrames);
       W.Submit.addDurable(b, !!x.durable);
+      W.Submit.addBatchReplies(b, !!x.batchReplies);
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -856,6 +907,10 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
     case 'JobCancel':
       body = W.JobCancel.createJobCancel(b, u64(x.jobId, 'job_id'));
       type = W.ClientBody.JobCancel;
+      break;
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.ClientBody.Batch;
       break;
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
@@ -1043,6 +1098,10 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
     case 'JobInfoList':
       body = W.JobInfoList.createJobInfoList(b, W.JobInfoList.createJobsVector(b, x.jobs.map((j) => encodeJobInfo(b, j))));
       type = W.ReplyBody.JobInfoList;
+      break;
+    case 'Batch':
+      body = encodeBatch(b, x);
+      type = W.ReplyBody.Batch;
       break;
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
@@ -1271,6 +1330,7 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
           nodes,
           payloadFrames: a.payloadFrames(),
           noAnswerAcks: a.noAnswerAcks(),
+          batches: a.batches(),
         };
         break;
       }
@@ -1294,6 +1354,9 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
         break;
       case W.WorkerBody.Detach:
         body = { type: 'Detach', reason: s(get(() => new W.Detach()).reason()) };
+        break;
+      case W.WorkerBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
         break;
       default:
         badUnion(t);
@@ -1357,6 +1420,7 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           liveness: a.liveness(),
           maxMessageBytes: a.maxMessageBytes(),
           noAnswerAcks: a.noAnswerAcks(),
+          batches: a.batches(),
         };
         break;
       }
@@ -1372,6 +1436,9 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
         body = { type: 'Rejected', code: r.code() as number as ErrorCode, message: s(r.message()), reattach: r.reattach() };
         break;
       }
+      case W.DaemonBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
       default:
         badUnion(t);
     }
@@ -1402,6 +1469,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           traceId: s(x.traceId()),
           payloadFrames: x.payloadFrames(),
           durable: x.durable(),
+          batchReplies: x.batchReplies(),
         };
         break;
       }
@@ -1476,6 +1544,9 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         break;
       case W.ClientBody.JobCancel:
         body = { type: 'JobCancel', jobId: get(() => new W.JobCancel()).jobId() };
+        break;
+      case W.ClientBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
         break;
       default:
         badUnion(t);
@@ -1674,6 +1745,9 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
         body = { type: 'JobInfoList', jobs };
         break;
       }
+      case W.ReplyBody.Batch:
+        body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
       default:
         badUnion(t);
     }

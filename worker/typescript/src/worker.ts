@@ -505,6 +505,7 @@ export class Worker extends EventEmitter {
         nodes: [...this.nodes.values()].map((n) => n.spec),
         payloadFrames: false, // inputs stay inside the WorkRequest
         noAnswerAcks: false, // every answer Acked (PROTOCOL.md §7.7 is for the C++ SDK)
+        batches: false, // reads no Batch (PROTOCOL.md §2.2 is for the C++ SDK)
       },
     });
     this.log.debug(`attaching (${why})`);

@@ -50,8 +50,8 @@ const spec: NodeSpec = {
 const caller = { identity: 'id', name: 'n', workspace: 'ws', role: 'client', traceId: 't' };
 
 const workerMessages: WorkerMessage[] = [
-  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: 'h', sdk: 's', pid: 42, session: 'sess', capacity: 1, nodes: [spec], payloadFrames: true, noAnswerAcks: true } },
-  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: '', sdk: '', pid: 0, session: '', capacity: 0, nodes: [], payloadFrames: false, noAnswerAcks: false } },
+  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: 'h', sdk: 's', pid: 42, session: 'sess', capacity: 1, nodes: [spec], payloadFrames: true, noAnswerAcks: true, batches: true } },
+  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: '', sdk: '', pid: 0, session: '', capacity: 0, nodes: [], payloadFrames: false, noAnswerAcks: false, batches: false } },
   { workerId: 'w', body: { type: 'Pong', seq: 2n ** 64n - 1n, instance: 'i', inFlight: [1n, 2n ** 63n], answered: [7n] } },
   { workerId: 'w', body: { type: 'Progress', requestId: 3n, step: 1n, total: 0n, message: 'm' } },
   { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: values, outputsInFrame: false, jobId: 0n } },
@@ -64,13 +64,13 @@ const daemonMessages: DaemonMessage[] = [
   { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller, inputsInFrame: false } },
   { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true } },
   { body: { type: 'Abort', requestId: 9n, code: ErrorCode.Timeout, reason: 'late' } },
-  { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n, noAnswerAcks: false } },
+  { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n, noAnswerAcks: false, batches: true } },
   { body: { type: 'Ack', late: true, pongSeq: 0n, missing: [] } },
   { body: { type: 'Ack', late: false, pongSeq: 17n, missing: [4n] } },
   { body: { type: 'Rejected', code: ErrorCode.BadMessage, message: 'no', reattach: true } },
 ];
 const clientMessages: ClientMessage[] = [
-  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true } },
+  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true } },
   { requestId: 2n, body: { type: 'Cancel' } },
   { requestId: 3n, body: { type: 'ListNodes' } },
   { requestId: 4n, body: { type: 'ListWorkers' } },

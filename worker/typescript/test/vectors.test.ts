@@ -40,6 +40,7 @@ import {
   valuesEqual,
 } from '../src';
 import { BufferError, CheckedByteBuffer, MESSAGE_MAX_DEPTH, MESSAGE_MAX_TABLES, openBuffer } from '../src/checked';
+import { base64Decode, base64Encode } from '../src/json';
 import { Value as WValue } from '../src/generated';
 import { type Field, type Schema, camel, defaultOf, readSchema } from './schema';
 
@@ -172,6 +173,9 @@ function describeTable(bb: CheckedByteBuffer, pos: number, table: string): Muste
         out[f.name] = Array.from({ length: n }, (_x, i) => bb.__string(start + 4 * i) as string);
       } else if (of.kind === 'scalar' && of.scalar === 'u64') {
         out[f.name] = Array.from({ length: n }, (_x, i) => num(bb.readUint64(start + 8 * i)));
+      } else if (of.kind === 'scalar' && of.scalar === 'u8') {
+        // a [ubyte] that is not a nested payload (BatchItem.message): standard base64
+        out[f.name] = base64Encode(new Uint8Array(bb.bytes().subarray(start, start + n)));
       } else {
         throw new Error(`${table}.${f.name}: vector type not handled by this test`);
       }
@@ -228,6 +232,7 @@ function toModel(table: string, d: MusterMap): Record<string, unknown> {
       if (f.nested) out[key] = v === undefined ? new Uint8Array(0) : encodeValues(v as Values);
       else if (of.kind === 'table') out[key] = ((v ?? []) as MusterMap[]).map((x) => toModel(of.name, x));
       else if (of.kind === 'scalar' && of.scalar === 'u64') out[key] = ((v ?? []) as (number | bigint)[]).map((x) => BigInt(x));
+      else if (of.kind === 'scalar' && of.scalar === 'u8') out[key] = v === undefined ? null : base64Decode(v as string);
       else out[key] = v ?? [];
     }
   }

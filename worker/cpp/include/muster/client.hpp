@@ -53,6 +53,12 @@ struct ClientOptions {
   // terminal reply arrives as if nothing happened. Past it: UNAVAILABLE, naming the job id
   // (the call itself lives on in musterd's journal: `muster job get ID`).
   std::chrono::milliseconds durable_reconnect_wait{60000};
+  // Hold the Submits of submit() and send them together, as one Batch message (PROTOCOL.md
+  // §2.2), at the next poll(), call(), cancel(), query or flush(), or once 64 KiB are held; only
+  // once the daemon has shown it reads batches on this connection (it sent one). Cheaper per call
+  // when many are in flight. With it, call flush() before waiting on fd(): a held Submit is not
+  // sent until then. Replies come in batches whether or not this is set.
+  bool coalesce_submits = false;
 };
 
 // The end user a gateway acts for (ClientMessage.on_behalf_of, docs/PROTOCOL.md §8.1). musterd
@@ -122,6 +128,8 @@ class Client {
   // application comes back for more (the next poll or submit) or destroys the Client: by
   // then it has what it was handed. call() likewise.
   std::vector<ClientEvent> poll(std::chrono::milliseconds wait);
+  // Sends the Submits held by ClientOptions::coalesce_submits now (poll() does it too).
+  void flush();
   std::size_t open_requests() const;
   // The job id of an open durable request once musterd accepted it; 0 before, or not durable.
   std::uint64_t job_id(std::uint64_t request_id) const;

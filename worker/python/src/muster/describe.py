@@ -12,6 +12,8 @@ unnoticed).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import struct
@@ -49,6 +51,8 @@ def describe_table(obj: Any) -> Dict[str, Any]:
             out[name] = [describe_table(x) for x in v]
         elif kind in ("[str]", "[u64]"):
             out[name] = list(v)
+        elif kind == "[u8]":
+            out[name] = base64.b64encode(v).decode("ascii")
         elif kind == "nested":
             out[name] = _values.to_json(v)
         elif kind == "union":
@@ -141,6 +145,13 @@ def table_from_description(cls: type, d: Any, what: str = "") -> Any:
             if not isinstance(v, list):
                 raise ValueError(f"{w}: expected an array")
             kwargs[name] = [_check_int(x, f"{w}[{i}]", 64) for i, x in enumerate(v)]
+        elif kind == "[u8]":
+            try:
+                kwargs[name] = base64.b64decode(v, validate=True) if isinstance(v, str) else None
+            except binascii.Error:
+                kwargs[name] = None
+            if kwargs[name] is None:
+                raise ValueError(f"{w}: expected a base64 string")
         elif kind == "nested":
             if not isinstance(v, dict):
                 raise ValueError(f"{w}: expected an object (a Values map)")

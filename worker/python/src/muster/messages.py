@@ -74,6 +74,20 @@ def _list(kind: str, ref: Optional[str] = None) -> Any:
 
 
 @dataclass
+class BatchItem:
+    """One whole message of the enclosing root type, as the bytes it would be sent as alone
+    (PROTOCOL.md §2.2); written 8-byte aligned. This SDK never sends or receives a Batch: the
+    class is the schema's, for the golden vectors."""
+
+    message: Optional[bytes] = _m("[u8]")
+
+
+@dataclass
+class Batch:
+    items: Optional[List[BatchItem]] = _list("[table]", "BatchItem")
+
+
+@dataclass
 class Port:
     """One input, output or parameter of a node. ``type`` is one of PORT_TYPES (absent means
     "any"); ``default_value`` is NO_DEFAULT when the port has no default."""
@@ -175,6 +189,7 @@ class Attached:
     liveness: int = _m("u32", 0)
     max_message_bytes: int = _m("u64", 0)
     no_answer_acks: bool = _m("bool", False)
+    batches: bool = _m("bool", False)  # the daemon reads Batch (PROTOCOL.md §2.2)
 
 
 @dataclass
@@ -210,6 +225,7 @@ class Attach:
     nodes: Optional[List[NodeSpec]] = _list("[table]", "NodeSpec")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
     no_answer_acks: bool = _m("bool", False)  # this SDK wants every answer Acked
+    batches: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
 
 
 @dataclass
@@ -245,6 +261,7 @@ class Submit:
     trace_id: Optional[str] = _m("str")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
     durable: bool = _m("bool", False)  # journaled: survives a daemon restart (DURABILITY.md)
+    batch_replies: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
 
 
 @dataclass
@@ -548,17 +565,23 @@ class EnrollResponse:
 
 UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     # index 0 is NONE; member i has type value i
-    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach),
-    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected),
+    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach, Batch),
+    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected, Batch),
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
-        KeyList, KeyRevoke, GetNodeStats, JobResume, JobAck, JobGet, JobList, JobCancel,
+        KeyList, KeyRevoke, GetNodeStats, JobResume, JobAck, JobGet, JobList, JobCancel, Batch,
     ),
     "ReplyBody": (
         Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
-        AdminReport, NodeStatsReport, JobInfo, JobInfoList,
+        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch,
     ),
 }
+
+def union_member(union: str, type_value: int) -> Optional[type]:
+    """The member class of ``union`` with type value ``type_value``, or None if unknown."""
+    members = UNION_MEMBERS[union]
+    return members[type_value - 1] if 0 < type_value <= len(members) else None
+
 
 ROOTS: Dict[str, Tuple[type, bytes]] = {
     "WorkerMessage": (WorkerMessage, b"MSWK"),
@@ -578,7 +601,7 @@ TABLES: Dict[str, type] = {
         KeyRevoke, OnBehalfOf, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
         GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
-        JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList,
+        JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList, BatchItem, Batch,
     )
 }  # fmt: skip
 
@@ -719,6 +742,8 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
             for x in reversed(list(v)):
                 b.PrependUint64(int(x))
             offsets[f.name] = b.EndVector()
+        elif kind == "[u8]":
+            offsets[f.name] = nested_vector(b, bytes(v))  # 8-byte aligned, as a Batch item must be
         elif kind == "nested":
             if isinstance(v, (bytes, bytearray, memoryview)):
                 data = bytes(v)  # an already encoded Values buffer, forwarded as is
@@ -797,12 +822,12 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
         if kind == "union":
             utype = r.scalar(pos, f.slot - 1, "u8", 0)
             p = r.ref(pos, f.slot)
-            members = UNION_MEMBERS[_ref_name(f)]
-            if utype == 0 or utype > len(members):
+            member = union_member(_ref_name(f), utype)
+            if member is None:
                 raise BadMessage(f"{cls.__name__}.{f.name}: union type {utype} is NONE or unknown")
             if not p:
                 raise BadMessage(f"{cls.__name__}.{f.name}: union member is missing")
-            kwargs[f.name] = _decode_table(r, p, members[utype - 1])
+            kwargs[f.name] = _decode_table(r, p, member)
             continue
         p = r.ref(pos, f.slot)
         if not p:
@@ -819,6 +844,8 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
             kwargs[f.name] = [r.string_at(e) for e in r.offsets(p)]
         elif kind == "[u64]":
             kwargs[f.name] = r.u64s(p)
+        elif kind == "[u8]":
+            kwargs[f.name] = r.bytes_at(p)
         elif kind == "nested":
             data = r.bytes_at(p)
             try:
@@ -925,6 +952,7 @@ __all__ = [name for name in TABLES] + [
     "NO_DEFAULT",
     "JobState",
     "UNION_MEMBERS",
+    "union_member",
     "ROOTS",
     "TABLES",
     "encode",

@@ -3,6 +3,7 @@
 export { Abort } from './muster/wire/abort';
 export { Ack } from './muster/wire/ack';
 export { Attached } from './muster/wire/attached';
+export { Batch } from './muster/wire/batch';
 export { CallerContext } from './muster/wire/caller-context';
 export { DaemonBody, unionToDaemonBody, unionListToDaemonBody } from './muster/wire/daemon-body';
 export { DaemonMessage } from './muster/wire/daemon-message';

@@ -2,6 +2,7 @@
 
 export { Accepted } from './muster/wire/accepted';
 export { AdminReport } from './muster/wire/admin-report';
+export { Batch } from './muster/wire/batch';
 export { ClientReply } from './muster/wire/client-reply';
 export { CodeCount } from './muster/wire/code-count';
 export { ErrorCode } from './muster/wire/error-code';

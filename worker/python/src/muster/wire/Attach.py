@@ -109,7 +109,14 @@ class Attach(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AttachStart(builder): builder.StartObject(9)
+    # Attach
+    def Batches(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachStart(builder): builder.StartObject(10)
 def Start(builder):
     return AttachStart(builder)
 def AttachAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -142,6 +149,9 @@ def AddPayloadFrames(builder, payloadFrames):
 def AttachAddNoAnswerAcks(builder, noAnswerAcks): builder.PrependBoolSlot(8, noAnswerAcks, 0)
 def AddNoAnswerAcks(builder, noAnswerAcks):
     return AttachAddNoAnswerAcks(builder, noAnswerAcks)
+def AttachAddBatches(builder, batches): builder.PrependBoolSlot(9, batches, 0)
+def AddBatches(builder, batches):
+    return AttachAddBatches(builder, batches)
 def AttachEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachEnd(builder)

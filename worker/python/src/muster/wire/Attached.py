@@ -84,7 +84,14 @@ class Attached(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AttachedStart(builder): builder.StartObject(8)
+    # Attached
+    def Batches(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachedStart(builder): builder.StartObject(9)
 def Start(builder):
     return AttachedStart(builder)
 def AttachedAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -111,6 +118,9 @@ def AddMaxMessageBytes(builder, maxMessageBytes):
 def AttachedAddNoAnswerAcks(builder, noAnswerAcks): builder.PrependBoolSlot(7, noAnswerAcks, 0)
 def AddNoAnswerAcks(builder, noAnswerAcks):
     return AttachedAddNoAnswerAcks(builder, noAnswerAcks)
+def AttachedAddBatches(builder, batches): builder.PrependBoolSlot(8, batches, 0)
+def AddBatches(builder, batches):
+    return AttachedAddBatches(builder, batches)
 def AttachedEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachedEnd(builder)

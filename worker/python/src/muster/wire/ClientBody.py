@@ -20,3 +20,4 @@ class ClientBody(object):
     JobGet = 14
     JobList = 15
     JobCancel = 16
+    Batch = 17

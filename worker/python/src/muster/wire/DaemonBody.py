@@ -10,3 +10,4 @@ class DaemonBody(object):
     Attached = 4
     Ack = 5
     Rejected = 6
+    Batch = 7

@@ -16,3 +16,4 @@ class ReplyBody(object):
     NodeStatsReport = 10
     JobInfo = 11
     JobInfoList = 12
+    Batch = 13

@@ -147,7 +147,14 @@ class Submit(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def SubmitStart(builder): builder.StartObject(9)
+    # Submit
+    def BatchReplies(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def SubmitStart(builder): builder.StartObject(10)
 def Start(builder):
     return SubmitStart(builder)
 def SubmitAddNode(builder, node): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(node), 0)
@@ -197,6 +204,9 @@ def AddPayloadFrames(builder, payloadFrames):
 def SubmitAddDurable(builder, durable): builder.PrependBoolSlot(8, durable, 0)
 def AddDurable(builder, durable):
     return SubmitAddDurable(builder, durable)
+def SubmitAddBatchReplies(builder, batchReplies): builder.PrependBoolSlot(9, batchReplies, 0)
+def AddBatchReplies(builder, batchReplies):
+    return SubmitAddBatchReplies(builder, batchReplies)
 def SubmitEnd(builder): return builder.EndObject()
 def End(builder):
     return SubmitEnd(builder)

@@ -10,3 +10,4 @@ class WorkerBody(object):
     Result = 4
     Failure = 5
     Detach = 6
+    Batch = 7

@@ -81,8 +81,13 @@ noAnswerAcks():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+batches():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttach(builder:flatbuffers.Builder) {
-  builder.startObject(9);
+  builder.startObject(10);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -133,13 +138,17 @@ static addNoAnswerAcks(builder:flatbuffers.Builder, noAnswerAcks:boolean) {
   builder.addFieldInt8(8, +noAnswerAcks, +false);
 }
 
+static addBatches(builder:flatbuffers.Builder, batches:boolean) {
+  builder.addFieldInt8(9, +batches, +false);
+}
+
 static endAttach(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // worker_id
   return offset;
 }
 
-static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean, noAnswerAcks:boolean):flatbuffers.Offset {
+static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean, noAnswerAcks:boolean, batches:boolean):flatbuffers.Offset {
   Attach.startAttach(builder);
   Attach.addWorkerId(builder, workerIdOffset);
   Attach.addHostname(builder, hostnameOffset);
@@ -150,6 +159,7 @@ static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offs
   Attach.addNodes(builder, nodesOffset);
   Attach.addPayloadFrames(builder, payloadFrames);
   Attach.addNoAnswerAcks(builder, noAnswerAcks);
+  Attach.addBatches(builder, batches);
   return Attach.endAttach(builder);
 }
 }

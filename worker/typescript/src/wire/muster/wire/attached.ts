@@ -68,8 +68,13 @@ noAnswerAcks():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+batches():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttached(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(9);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -104,12 +109,16 @@ static addNoAnswerAcks(builder:flatbuffers.Builder, noAnswerAcks:boolean) {
   builder.addFieldInt8(7, +noAnswerAcks, +false);
 }
 
+static addBatches(builder:flatbuffers.Builder, batches:boolean) {
+  builder.addFieldInt8(8, +batches, +false);
+}
+
 static endAttached(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean):flatbuffers.Offset {
+static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean, batches:boolean):flatbuffers.Offset {
   Attached.startAttached(builder);
   Attached.addWorkerId(builder, workerIdOffset);
   Attached.addInstance(builder, instanceOffset);
@@ -119,6 +128,7 @@ static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Of
   Attached.addLiveness(builder, liveness);
   Attached.addMaxMessageBytes(builder, maxMessageBytes);
   Attached.addNoAnswerAcks(builder, noAnswerAcks);
+  Attached.addBatches(builder, batches);
   return Attached.endAttached(builder);
 }
 }

@@ -3,6 +3,7 @@
 import { Abort } from '../../muster/wire/abort';
 import { Ack } from '../../muster/wire/ack';
 import { Attached } from '../../muster/wire/attached';
+import { Batch } from '../../muster/wire/batch';
 import { Ping } from '../../muster/wire/ping';
 import { Rejected } from '../../muster/wire/rejected';
 import { WorkRequest } from '../../muster/wire/work-request';
@@ -15,13 +16,14 @@ export enum DaemonBody {
   Abort = 3,
   Attached = 4,
   Ack = 5,
-  Rejected = 6
+  Rejected = 6,
+  Batch = 7
 }
 
 export function unionToDaemonBody(
   type: DaemonBody,
-  accessor: (obj:Abort|Ack|Attached|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Ping|Rejected|WorkRequest|null
-): Abort|Ack|Attached|Ping|Rejected|WorkRequest|null {
+  accessor: (obj:Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null
+): Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null {
   switch(DaemonBody[type]) {
     case 'NONE': return null; 
     case 'Ping': return accessor(new Ping())! as Ping;
@@ -30,15 +32,16 @@ export function unionToDaemonBody(
     case 'Attached': return accessor(new Attached())! as Attached;
     case 'Ack': return accessor(new Ack())! as Ack;
     case 'Rejected': return accessor(new Rejected())! as Rejected;
+    case 'Batch': return accessor(new Batch())! as Batch;
     default: return null;
   }
 }
 
 export function unionListToDaemonBody(
   type: DaemonBody, 
-  accessor: (index: number, obj:Abort|Ack|Attached|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Ping|Rejected|WorkRequest|null, 
+  accessor: (index: number, obj:Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null, 
   index: number
-): Abort|Ack|Attached|Ping|Rejected|WorkRequest|null {
+): Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null {
   switch(DaemonBody[type]) {
     case 'NONE': return null; 
     case 'Ping': return accessor(index, new Ping())! as Ping;
@@ -47,6 +50,7 @@ export function unionListToDaemonBody(
     case 'Attached': return accessor(index, new Attached())! as Attached;
     case 'Ack': return accessor(index, new Ack())! as Ack;
     case 'Rejected': return accessor(index, new Rejected())! as Rejected;
+    case 'Batch': return accessor(index, new Batch())! as Batch;
     default: return null;
   }
 }

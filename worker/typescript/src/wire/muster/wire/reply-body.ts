@@ -2,6 +2,7 @@
 
 import { Accepted } from '../../muster/wire/accepted';
 import { AdminReport } from '../../muster/wire/admin-report';
+import { Batch } from '../../muster/wire/batch';
 import { Failure } from '../../muster/wire/failure';
 import { JobInfo } from '../../muster/wire/job-info';
 import { JobInfoList } from '../../muster/wire/job-info-list';
@@ -27,13 +28,14 @@ export enum ReplyBody {
   AdminReport = 9,
   NodeStatsReport = 10,
   JobInfo = 11,
-  JobInfoList = 12
+  JobInfoList = 12,
+  Batch = 13
 }
 
 export function unionToReplyBody(
   type: ReplyBody,
-  accessor: (obj:Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
-): Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+  accessor: (obj:Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
+): Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(new Accepted())! as Accepted;
@@ -48,15 +50,16 @@ export function unionToReplyBody(
     case 'NodeStatsReport': return accessor(new NodeStatsReport())! as NodeStatsReport;
     case 'JobInfo': return accessor(new JobInfo())! as JobInfo;
     case 'JobInfoList': return accessor(new JobInfoList())! as JobInfoList;
+    case 'Batch': return accessor(new Batch())! as Batch;
     default: return null;
   }
 }
 
 export function unionListToReplyBody(
   type: ReplyBody, 
-  accessor: (index: number, obj:Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
+  accessor: (index: number, obj:Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
   index: number
-): Accepted|AdminReport|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+): Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(index, new Accepted())! as Accepted;
@@ -71,6 +74,7 @@ export function unionListToReplyBody(
     case 'NodeStatsReport': return accessor(index, new NodeStatsReport())! as NodeStatsReport;
     case 'JobInfo': return accessor(index, new JobInfo())! as JobInfo;
     case 'JobInfoList': return accessor(index, new JobInfoList())! as JobInfoList;
+    case 'Batch': return accessor(index, new Batch())! as Batch;
     default: return null;
   }
 }

@@ -89,8 +89,13 @@ durable():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+batchReplies():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startSubmit(builder:flatbuffers.Builder) {
-  builder.startObject(9);
+  builder.startObject(10);
 }
 
 static addNode(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset) {
@@ -153,13 +158,17 @@ static addDurable(builder:flatbuffers.Builder, durable:boolean) {
   builder.addFieldInt8(8, +durable, +false);
 }
 
+static addBatchReplies(builder:flatbuffers.Builder, batchReplies:boolean) {
+  builder.addFieldInt8(9, +batchReplies, +false);
+}
+
 static endSubmit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // node
   return offset;
 }
 
-static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean):flatbuffers.Offset {
+static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean, batchReplies:boolean):flatbuffers.Offset {
   Submit.startSubmit(builder);
   Submit.addNode(builder, nodeOffset);
   Submit.addInputs(builder, inputsOffset);
@@ -170,6 +179,7 @@ static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, 
   Submit.addTraceId(builder, traceIdOffset);
   Submit.addPayloadFrames(builder, payloadFrames);
   Submit.addDurable(builder, durable);
+  Submit.addBatchReplies(builder, batchReplies);
   return Submit.endSubmit(builder);
 }
 }

@@ -1,0 +1,84 @@
+// batch.cpp — see batch.hpp.
+#include "muster/batch.hpp"
+
+#include <fmt/format.h>
+
+#include "muster/messages.hpp"
+
+namespace muster {
+
+void BatchWriter::write_item(std::span<const std::uint8_t> message) {
+  // The item's bytes start on an 8-byte boundary (PROTOCOL.md §3 rule 3 holds inside them).
+  fbb_.ForceVectorAlignment(message.size(), 1, 8);
+  auto bytes = fbb_.CreateVector(message.data(), message.size());
+  items_.push_back(wire::CreateBatchItem(fbb_, bytes));
+}
+
+void BatchWriter::add(std::span<const std::uint8_t> message) {
+  if (count_ == 0) {
+    first_.assign(message.begin(), message.end());
+  } else {
+    if (count_ == 1) write_item(first_);
+    write_item(message);
+  }
+  ++count_;
+  bytes_ += message.size();
+}
+
+flatbuffers::FlatBufferBuilder& BatchWriter::finish(BatchRoot root, std::string_view worker_id) {
+  auto batch = wire::CreateBatch(fbb_, fbb_.CreateVector(items_)).Union();
+  switch (root) {
+    case BatchRoot::Worker: {
+      auto id = fbb_.CreateString(worker_id.data(), worker_id.size());
+      wire::WorkerMessageBuilder b(fbb_);
+      b.add_worker_id(id);
+      b.add_body_type(wire::WorkerBody::Batch);
+      b.add_body(batch);
+      fbb_.Finish(b.Finish(), wire::WorkerMessageIdentifier());
+      break;
+    }
+    case BatchRoot::Daemon:
+      fbb_.Finish(wire::CreateDaemonMessage(fbb_, wire::DaemonBody::Batch, batch), wire::DaemonMessageIdentifier());
+      break;
+    case BatchRoot::Client:
+      fbb_.Finish(wire::CreateClientMessage(fbb_, 0, wire::ClientBody::Batch, batch), wire::ClientMessageIdentifier());
+      break;
+    case BatchRoot::Reply:
+      fbb_.Finish(wire::CreateClientReply(fbb_, 0, wire::ReplyBody::Batch, batch), wire::ClientReplyIdentifier());
+      break;
+  }
+  return fbb_;
+}
+
+void BatchWriter::clear() {
+  fbb_.Clear();
+  items_.clear();
+  first_.clear();
+  count_ = bytes_ = 0;
+}
+
+BatchItems batch_items(const wire::Batch& batch, std::span<const std::uint8_t> whole) {
+  BatchItems out;
+  auto* items = batch.items();
+  if (!items || items->size() == 0) {
+    out.error = "Batch without items";
+    return out;
+  }
+  out.items.reserve(items->size());
+  for (flatbuffers::uoffset_t i = 0; i < items->size(); ++i) {
+    auto* m = items->Get(i)->message();
+    if (!m) {
+      out.error = fmt::format("Batch item {} has no message", i);
+    } else if ((m->data() - whole.data()) % kPayloadAlignment != 0) {
+      out.error = fmt::format("Batch item {} does not start on an 8-byte boundary of the batch", i);
+    }
+    if (!out.error.empty()) {
+      out.items.clear();
+      return out;
+    }
+    out.items.emplace_back(m->data(), m->size());
+  }
+  return out;
+}
+
+}  // namespace muster

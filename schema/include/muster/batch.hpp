@@ -1,0 +1,60 @@
+// batch.hpp — the Batch envelope (PROTOCOL.md §2.2): several whole messages for one peer carried
+// in one ZeroMQ message, written by musterd, the C++ worker SDK and the C++ client library, read
+// by all three (and by the fuzz targets, through broker/inbound).
+// Owns: writing items on 8-byte boundaries and finishing the envelope of each root type;
+// listing the items of a received Batch with the envelope's own rules checked.
+// Must never: look inside an item (each is read as if it had come alone, by the reader of its
+// root type, which refuses a Batch inside a Batch), or enclose a message that has a payload
+// frame (the caller sends such a message alone).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+
+#include "muster/wire/common_generated.h"
+
+namespace muster {
+
+// The four roots with a body union, each of which has a Batch member.
+enum class BatchRoot { Worker, Daemon, Client, Reply };
+
+// Collects finished messages for one peer and finishes them as one Batch message. Reused: after
+// clear() it keeps its buffers, so a turn's batch costs no allocation once warm.
+class BatchWriter {
+ public:
+  // Appends a copy of one finished message of the root the batch will be finished as.
+  void add(std::span<const std::uint8_t> message);
+  std::size_t count() const { return count_; }
+  // The bytes added so far (items, not counting the envelope's few bytes per item).
+  std::size_t bytes() const { return bytes_; }
+  // With count() == 1: the one message, to be sent alone (it needs no envelope).
+  std::span<const std::uint8_t> only() const { return first_; }
+  // With count() >= 2: finishes the Batch (root `root`; `worker_id` for BatchRoot::Worker, which
+  // requires one) and returns the builder holding it, for the caller to send.
+  flatbuffers::FlatBufferBuilder& finish(BatchRoot root, std::string_view worker_id = {});
+  void clear();
+
+ private:
+  void write_item(std::span<const std::uint8_t> message);
+  flatbuffers::FlatBufferBuilder fbb_{4096};
+  std::vector<flatbuffers::Offset<wire::BatchItem>> items_;
+  std::vector<std::uint8_t> first_;  // the first message, written only once a second comes
+  std::size_t count_ = 0, bytes_ = 0;
+};
+
+// The items of a verified Batch that arrived as the message `whole`, in order. Empty with
+// `error` set when the envelope breaks a rule of §2.2: no items, an item without a message, or
+// an item that does not start on an 8-byte boundary of `whole` (its payloads would be misaligned).
+struct BatchItems {
+  std::vector<std::span<const std::uint8_t>> items;
+  std::string error;
+};
+BatchItems batch_items(const wire::Batch& batch, std::span<const std::uint8_t> whole);
+
+}  // namespace muster
