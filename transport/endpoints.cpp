@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -59,6 +60,26 @@ void check_endpoint(std::string_view e, bool curve, bool insecure) {
   if (e.starts_with("inproc://")) return;
   throw std::invalid_argument(
       fmt::format("{}: unsupported endpoint (use ipc://PATH or tcp://HOST:PORT)", e));
+}
+
+std::vector<std::string> endpoint_list(std::string_view address) {
+  std::vector<std::string> out;
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+  };
+  for (std::size_t start = 0;;) {
+    auto comma = address.find(',', start);
+    auto item = trim(address.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    if (item.empty())
+      throw std::invalid_argument(fmt::format(
+          "'{}': empty endpoint in the address list (give ENDPOINT or ENDPOINT,ENDPOINT)", address));
+    out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 void prepare_ipc_bind(std::string_view endpoint) {

@@ -57,7 +57,8 @@ Cli::Cli() : app("muster — call nodes served by muster workers and inspect the
   app.footer("Run `muster help COMMAND` for a command's options, `muster help exit-codes` for the "
              "exit statuses.");
   o_address_ = app.add_option("--client-address", copt_.client_address,
-                              "Daemon client endpoint (default: the context's, else "
+                              "Daemon client endpoint, or both daemons' of a failover pair "
+                              "comma-separated (default: the context's, else "
                               "ipc://<runtime dir>/client.sock)");
   o_insecure_ = app.add_flag("--insecure", copt_.insecure, "Allow tcp:// endpoints without CURVE (clear text!)");
   o_data_dir_ = app.add_option("--data-dir", copt_.secure.data_dir,

@@ -8,10 +8,12 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/stat.h>
 
 #include "cli.hpp"
 #include "muster/duration.hpp"
+#include "muster/endpoints.hpp"
 #include "muster/local_identity.hpp"
 #include "muster/messages.hpp"
 #include "muster/runtime_dir.hpp"
@@ -129,21 +131,36 @@ void check_tokens(Client& client, std::vector<Check>& out) {
   out.push_back({"tokens", soon ? Verdict::Warn : Verdict::Ok, detail});
 }
 
+// The client endpoint, or each of a failover pair's (one bound is enough: a standby binds
+// nothing until it takes over).
+static Check check_endpoints(const std::string& address) {
+  std::vector<std::string> eps;
+  try {
+    eps = endpoint_list(address);
+  } catch (const std::invalid_argument& e) {
+    return {"endpoint", Verdict::Fail, e.what()};
+  }
+  std::vector<std::string> missing, found;
+  for (auto& ep : eps) {
+    if (ep.rfind("ipc://", 0) == 0 && !std::filesystem::exists(ep.substr(6)))
+      missing.push_back(ep);
+    else
+      found.push_back(ep);
+  }
+  if (found.empty())
+    return {"endpoint", Verdict::Fail, fmt::format("{}: no socket there (is musterd running? runtime dir {})",
+                                                   fmt::join(missing, ", "), runtime_dir().string())};
+  if (missing.empty()) return {"endpoint", Verdict::Ok, fmt::format("{}", fmt::join(found, ", "))};
+  return {"endpoint", Verdict::Ok, fmt::format("{} ({}: no socket, as a standby's)", fmt::join(found, ", "),
+                                               fmt::join(missing, ", "))};
+}
+
 int run_check(Cli& cli, bool json) {
   ClientOptions o = cli.client_options();
   if (o.client_address.empty()) o.client_address = default_client_address();
   std::vector<Check> checks;
   checks.push_back({"context", Verdict::Ok, cli.context_name().empty() ? "none (flags and defaults)" : cli.context_name()});
-  std::string ep = o.client_address;
-  if (ep.rfind("ipc://", 0) == 0) {
-    std::filesystem::path sock = ep.substr(6);
-    bool there = std::filesystem::exists(sock);
-    checks.push_back({"endpoint", there ? Verdict::Ok : Verdict::Fail,
-                      there ? ep : fmt::format("{}: no socket there (is musterd running? runtime dir {})", ep,
-                                               runtime_dir().string())});
-  } else {
-    checks.push_back({"endpoint", Verdict::Ok, ep});
-  }
+  checks.push_back(check_endpoints(o.client_address));
   check_identity(o, checks);
   bool reachable = false;
   try {

@@ -34,7 +34,7 @@ void add_context_commands(Cli& cli) {
 
   auto* add = group->add_subcommand("add", "Add or replace a context");
   add->add_option("NAME", a->name, "Context name")->required();
-  add->add_option("--client-address", a->ctx.client_address, "The daemon's client endpoint")->required();
+  add->add_option("--client-address", a->ctx.client_address, "The daemon's client endpoint (a failover pair: both, comma-separated)")->required();
   add->add_option("--data-dir", a->ctx.data_dir, "Where the CURVE keys, identity and saved daemon key live");
   add->add_option("--name", a->ctx.name, "Identity name in the data dir");
   add->add_option("--enrollment-address", a->ctx.enrollment_address, "The daemon's enrollment endpoint");

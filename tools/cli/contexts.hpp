@@ -18,7 +18,7 @@ namespace muster::cli {
 
 struct Context {
   std::string description;
-  std::string client_address;         // the daemon's client endpoint
+  std::string client_address;         // the daemon's client endpoint (a pair: "A,B")
   std::string data_dir;               // CURVE keys, identity and saved daemon key (tcp://)
   std::string name;                   // identity name in data_dir
   std::string enrollment_address;

@@ -51,6 +51,11 @@ struct Client::Impl {
   zmq::socket_t monitor{ctx, zmq::socket_type::pair};
   std::uint64_t next_id = 1;
   bool connected = false;
+  // Connections up (CONNECTED minus DISCONNECTED events): with a failover pair's two
+  // endpoints, the client is connected while either is.
+  int links_up = 0;
+  // opt.client_address as a list: one daemon, or the two of a failover pair.
+  std::vector<std::string> endpoints;
   bool lost_connection = false;
   struct Open {
     SteadyClock::time_point give_up;
@@ -96,11 +101,16 @@ struct Client::Impl {
     if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
     SecureOptions secure = opt.secure;
     secure.insecure = secure.insecure || opt.insecure;
-    auto curve = secure_connect_keys(secure, {opt.client_address});
-    check_endpoint(opt.client_address, curve.has_value(), secure.insecure);
+    endpoints = endpoint_list(opt.client_address);
+    auto curve = secure_connect_keys(secure, endpoints);
+    for (auto& ep : endpoints) check_endpoint(ep, curve.has_value(), secure.insecure);
     if (curve) apply_curve(socket, *curve);
-    // Not ZMQ_IMMEDIATE: with it, libzmq drops replies already received but not yet read
-    // when the daemon disconnects right after sending them (e.g. at shutdown).
+    // Not ZMQ_IMMEDIATE for one daemon: with it, libzmq drops replies already received but not
+    // yet read when the daemon disconnects right after sending them (e.g. at shutdown). With a
+    // failover pair it is needed: without it, every other message would wait in the pipe of
+    // the standby's endpoint (bound by no one) and reach it, stale, once it takes over. What a
+    // dying daemon sent and was not read is lost either way; durable calls resume.
+    if (endpoints.size() > 1) socket.set(zmq::sockopt::immediate, 1);
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::sndhwm, 100000);
     socket.set(zmq::sockopt::rcvhwm, 100000);
@@ -110,7 +120,7 @@ struct Client::Impl {
       throw zmq::error_t();
     monitor.set(zmq::sockopt::linger, 0);
     monitor.connect(monitor_endpoint);
-    socket.connect(opt.client_address);
+    for (auto& ep : endpoints) socket.connect(ep);
   }
 
   // What the connection did since the monitor was last read.
@@ -126,11 +136,11 @@ struct Client::Impl {
       std::uint16_t kind = 0;
       if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
       if (kind == ZMQ_EVENT_CONNECTED) {
-        connected = true;
+        ++links_up;
         link.connected = true;
       }
       if (kind == ZMQ_EVENT_DISCONNECTED) {
-        connected = false;
+        links_up = std::max(links_up - 1, 0);
         link.lost = true;
         daemon_batches = false;
         // Held Submits are open requests: fail_open ends them UNAVAILABLE with the rest (they
@@ -138,6 +148,7 @@ struct Client::Impl {
         held.clear();
         held_ids.clear();
       }
+      connected = links_up > 0;
     }
     return link;
   }
@@ -150,6 +161,14 @@ struct Client::Impl {
       resume_jobs();
       flush_acks();
     }
+  }
+
+  // With ZMQ_IMMEDIATE (a failover pair) a connection may be up before its handshake completed
+  // and the socket can take a message: waits for that, at most 3 s (then the send fails).
+  void wait_until_writable() {
+    if (endpoints.size() < 2) return;
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(3000));
   }
 
   void send(flatbuffers::FlatBufferBuilder& fbb) {
@@ -165,6 +184,7 @@ struct Client::Impl {
         throw CallError(wire::ErrorCode::Unavailable,
                         fmt::format("cannot reach musterd at {} (is it running?)", opt.client_address));
     }
+    wait_until_writable();
     flush_held();  // what is held goes first: one connection's order holds
     if (!socket.send(take_message(fbb), zmq::send_flags::dontwait))
       throw CallError(wire::ErrorCode::Unavailable,

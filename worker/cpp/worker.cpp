@@ -146,6 +146,8 @@ struct WorkerImpl {
   std::unique_ptr<zmq::socket_t> sub, dealer;
   std::string topic;  // the worker topic `sub` is subscribed to (Attached.topic); empty before
   std::optional<CurveClientKeys> curve;  // set when the endpoints are tcp:// (CURVE)
+  // opt.request_address / opt.response_address as lists: one daemon, or a failover pair.
+  std::vector<std::string> request_endpoints, response_endpoints;
   std::string session = random_session();
   std::string instance;
   std::string last_instance;  // of the last Attached: survives the re-attach that clears `instance`
@@ -383,8 +385,18 @@ struct WorkerImpl {
     // names it after our identity and applies no other: PROTOCOL.md §2).
     topic.clear();
     sub->set(zmq::sockopt::subscribe, "b:");
-    sub->connect(opt.request_address);
-    dealer->connect(opt.response_address);
+    // With a failover pair, the dealer queues only on completed connections, i.e. to the daemon
+    // that is bound (the active one): without it, every other message would wait in the pipe
+    // of the standby's endpoint and reach it, stale, once it takes over. The Attach waits up to
+    // a second for a connection to complete; sent while neither is up, it is dropped and the
+    // "no answer to attach" timer (or the next Ping's Rejected) sends it again.
+    if (response_endpoints.size() > 1) dealer->set(zmq::sockopt::immediate, 1);
+    for (auto& ep : request_endpoints) sub->connect(ep);
+    for (auto& ep : response_endpoints) dealer->connect(ep);
+    if (response_endpoints.size() > 1) {
+      zmq::pollitem_t item{dealer->handle(), 0, ZMQ_POLLOUT, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(1000));
+    }
     send_attach();
   }
 
@@ -698,9 +710,12 @@ struct WorkerImpl {
     SecureOptions secure = opt.secure;
     secure.role = "worker";
     secure.insecure = secure.insecure || opt.insecure;
-    curve = secure_connect_keys(secure, {opt.request_address, opt.response_address});
-    check_endpoint(opt.request_address, curve.has_value(), secure.insecure);
-    check_endpoint(opt.response_address, curve.has_value(), secure.insecure);
+    request_endpoints = endpoint_list(opt.request_address);
+    response_endpoints = endpoint_list(opt.response_address);
+    std::vector<std::string> all = request_endpoints;
+    all.insert(all.end(), response_endpoints.begin(), response_endpoints.end());
+    curve = secure_connect_keys(secure, all);
+    for (auto& ep : all) check_endpoint(ep, curve.has_value(), secure.insecure);
     take_pending_nodes();
     if (opt.reuse_memory) reuse_memory_for_large_messages();
     if (nodes->empty()) throw std::invalid_argument("a worker needs at least one node");

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace muster {
 
@@ -23,6 +24,11 @@ bool is_ipc(std::string_view endpoint);
 // Throws std::invalid_argument if the endpoint is not tcp://, ipc:// or inproc://, or if it
 // is tcp:// while `curve` is false and `insecure` is false.
 void check_endpoint(std::string_view endpoint, bool curve, bool insecure);
+
+// A daemon address as workers and clients take it: one endpoint, or a comma-separated list of
+// the endpoints of a failover pair ("tcp://a:7901,tcp://b:7901"; spaces around commas are
+// ignored). Throws std::invalid_argument on an empty list or an empty item.
+std::vector<std::string> endpoint_list(std::string_view address);
 
 // For a bind on ipc://, makes the socket's directory private (0700) and removes a stale
 // socket file left by a dead daemon. Throws std::runtime_error if another daemon is live

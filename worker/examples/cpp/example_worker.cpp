@@ -102,9 +102,11 @@ int main(int argc, char** argv) {
   app.add_option("--capacity", opt.capacity, "Requests served at once")
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--request-address", opt.request_address,
-                 "Daemon request (PUB) endpoint (default: ipc://<runtime dir>/request.sock)");
+                 "Daemon request (PUB) endpoint, or both daemons' of a failover pair "
+                 "comma-separated (default: ipc://<runtime dir>/request.sock)");
   app.add_option("--response-address", opt.response_address,
-                 "Daemon response (ROUTER) endpoint (default: ipc://<runtime dir>/response.sock)");
+                 "Daemon response (ROUTER) endpoint, or both daemons' of a failover pair "
+                 "comma-separated, in the same order (default: ipc://<runtime dir>/response.sock)");
   app.add_flag("--insecure", opt.insecure, "Allow tcp:// endpoints without CURVE (clear text!)");
   app.add_option("--data-dir", opt.secure.data_dir,
                  "Where the worker's CURVE keys and identity live (tcp:// only; default: "

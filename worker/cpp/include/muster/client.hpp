@@ -37,6 +37,9 @@ class CallError : public std::runtime_error {
 };
 
 struct ClientOptions {
+  // One endpoint, or a comma-separated list naming both daemons of a failover pair
+  // (DURABILITY.md §12): the client sends to whichever is up and resumes its durable calls on
+  // the new active daemon after a failover.
   std::string client_address;  // default: ipc://<runtime dir>/client.sock
   bool insecure = false;       // allow tcp:// without CURVE
   // For tcp:// endpoints: data dir, identity name (default "client"), role ("client", or

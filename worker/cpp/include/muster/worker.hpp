@@ -108,6 +108,10 @@ struct NodeDeclaration {
 
 struct WorkerOptions {
   std::string worker_id;         // default: "<hostname>-<pid>" (sanitized)
+  // One endpoint each, or comma-separated lists naming both daemons of a failover pair
+  // (DURABILITY.md §12), in the same order: the worker attaches to whichever is active and
+  // follows a failover by itself (no Ping for ping_interval x liveness: it attaches again, its
+  // Attach reaching only a daemon whose connection is up).
   std::string request_address;   // default: ipc://<runtime dir>/request.sock
   std::string response_address;  // default: ipc://<runtime dir>/response.sock
   std::uint32_t capacity = 1;

@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Dict, Generator, List, Mapping, Optional, Set, Union
+from typing import Any, AsyncIterator, Awaitable, Dict, Generator, List, Mapping, Optional, Set, Tuple, Union
 
 import zmq
 import zmq.asyncio
@@ -34,7 +34,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from . import messages as m
 from .client import client_curve
-from .endpoints import Curve, connect, default_endpoint
+from .endpoints import Curve, connect, default_endpoint, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
 from .errors import BadMessage, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
@@ -146,6 +146,12 @@ class AsyncClient:
         resume_timeout: float = 60.0,
     ):
         self.address = client_address or default_endpoint("client")
+        # A failover pair's two endpoints (docs/DURABILITY.md §12) connect with ZMQ_IMMEDIATE
+        # (endpoints.connect): a connection takes messages only once its handshake completed,
+        # so only that counts as connected (the durable calls' JobResume goes out then).
+        self._pair = len(endpoint_list(self.address)) > 1
+        self._up_events: Tuple[int, ...] = (
+            (zmq.EVENT_HANDSHAKE_SUCCEEDED,) if self._pair else (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED))
         self.curve = client_curve(
             self.address, curve, insecure, data_dir=data_dir, enrollment_address=enrollment_address,
             enrollment_token_file=enrollment_token_file, name=name, role=role, enrollment_timeout=enrollment_timeout,
@@ -342,6 +348,10 @@ class AsyncClient:
         assert self._dealer is not None
         if not self._connected:
             self._waiting_since[rid] = asyncio.get_running_loop().time()
+            if self._pair:
+                # A failover pair (ZMQ_IMMEDIATE): nothing is queued before a connection
+                # completes; wait for one, at most connect_timeout (then UNAVAILABLE).
+                await self._dealer.poll(int(self.connect_timeout * 1000), zmq.POLLOUT)  # type: ignore[call-arg]  # pyzmq takes flags; its stub does not say so
         try:
             await self._dealer.send(data, zmq.NOBLOCK)
         except zmq.Again:
@@ -492,7 +502,7 @@ class AsyncClient:
         assert self._monitor is not None
         while True:
             event = parse_monitor_message(await self._monitor.recv_multipart())["event"]
-            if event in (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
+            if event in self._up_events:
                 was, self._connected = self._connected, True
                 self._waiting_since.clear()
                 if not was and self._ever_connected:

@@ -34,7 +34,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import messages as m
-from .endpoints import Curve, check_endpoint, connect, default_endpoint
+from .endpoints import Curve, check_endpoint, connect, default_endpoint, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
@@ -179,6 +179,12 @@ class Client:
         resume_timeout: float = 60.0,
     ):
         self.address = client_address or default_endpoint("client")
+        # A failover pair's two endpoints (docs/DURABILITY.md §12) connect with ZMQ_IMMEDIATE
+        # (endpoints.connect): a connection takes messages only once its handshake completed,
+        # so only that counts as connected (the durable calls' JobResume goes out then).
+        self._pair = len(endpoint_list(self.address)) > 1
+        self._up_events: Tuple[int, ...] = (
+            (zmq.EVENT_HANDSHAKE_SUCCEEDED,) if self._pair else (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED))
         curve = client_curve(
             self.address, curve, insecure, data_dir=data_dir, enrollment_address=enrollment_address,
             enrollment_token_file=enrollment_token_file, name=name, role=role, enrollment_timeout=enrollment_timeout,
@@ -513,6 +519,10 @@ class Client:
                 _, rid, p = item
                 p.sent_at = time.monotonic()
                 self._pending[rid] = p
+                if self._pair and not self._connected:
+                    # A failover pair (ZMQ_IMMEDIATE): nothing is queued before a connection
+                    # completes; wait for one, at most connect_timeout (then UNAVAILABLE).
+                    self._dealer.poll(int(self.connect_timeout * 1000), zmq.POLLOUT)
                 try:
                     self._dealer.send(p.data, zmq.NOBLOCK)
                 except zmq.Again:
@@ -541,7 +551,7 @@ class Client:
             except zmq.Again:
                 return
             event = evt["event"]
-            if event in (zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED):
+            if event in self._up_events:
                 if event == zmq.EVENT_HANDSHAKE_SUCCEEDED or not self._connected:
                     was = self._connected
                     self._connected = True

@@ -3,7 +3,8 @@
 
 Owns: the runtime directory lookup ($MUSTER_RUNTIME_DIR, else $XDG_RUNTIME_DIR/muster, else
 /tmp/muster-<uid>), the default ipc:// endpoints, the "tcp:// needs CURVE or insecure" rule,
-and where CURVE keys plug into a socket.
+and where CURVE keys plug into a socket; address lists (one endpoint, or both daemons of a
+failover pair comma-separated, docs/DURABILITY.md §12).
 Must never: connect a tcp:// socket in clear text unless the caller said ``insecure=True``.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 
 import zmq
 
@@ -65,11 +66,26 @@ class Curve:
         return public.decode("ascii"), secret.decode("ascii")
 
 
+def endpoint_list(address: str) -> List[str]:
+    """The endpoints of an address: one, or the comma-separated endpoints of a failover pair
+    (spaces around commas ignored). ValueError on an empty list or item."""
+    if not isinstance(address, str):
+        raise ValueError(f"endpoint must be a string, not {type(address).__name__}")
+    items = [e.strip() for e in address.split(",")]
+    if not all(items):
+        raise ValueError(f"'{address}': empty endpoint in the address list (give ENDPOINT or ENDPOINT,ENDPOINT)")
+    return items
+
+
 def check_endpoint(endpoint: str, curve: Optional[Curve], insecure: bool) -> None:
-    """ValueError unless the endpoint is ipc://PATH, inproc://NAME, or tcp:// with CURVE (or
-    ``insecure``)."""
-    if not isinstance(endpoint, str):
-        raise ValueError(f"endpoint must be a string, not {type(endpoint).__name__}")
+    """ValueError unless every endpoint of the address (endpoint_list) is ipc://PATH,
+    inproc://NAME, or tcp:// with CURVE (or ``insecure``)."""
+    items = endpoint_list(endpoint)
+    if len(items) > 1:
+        for e in items:
+            check_endpoint(e, curve, insecure)
+        return
+    endpoint = items[0]
     if endpoint.startswith("tcp://"):
         if curve is None and not insecure:
             raise ValueError(
@@ -87,11 +103,18 @@ def check_endpoint(endpoint: str, curve: Optional[Curve], insecure: bool) -> Non
 
 
 def connect(sock: zmq.Socket[Any], endpoint: str, curve: Optional[Curve], insecure: bool) -> None:
-    """Applies CURVE (for tcp:// only) and connects."""
+    """Applies CURVE (for tcp:// only) and connects to every endpoint of the address. With
+    several (a failover pair), a DEALER gets ZMQ_IMMEDIATE: it queues only on completed
+    connections, i.e. to the daemon that is bound, never for the standby's endpoint (where a
+    message would wait and reach it, stale, once it takes over)."""
     check_endpoint(endpoint, curve, insecure)
-    if curve is not None and endpoint.startswith("tcp://"):
+    items = endpoint_list(endpoint)
+    if curve is not None and any(e.startswith("tcp://") for e in items):
         curve.apply(sock)
-    sock.connect(endpoint)
+    if len(items) > 1 and sock.type == zmq.DEALER:
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+    for e in items:
+        sock.connect(e)
 
 
-__all__ = ["runtime_dir", "default_endpoint", "Curve", "check_endpoint", "connect", "TCP_PORTS"]
+__all__ = ["runtime_dir", "default_endpoint", "Curve", "endpoint_list", "check_endpoint", "connect", "TCP_PORTS"]

@@ -44,8 +44,8 @@ def local_hostname(host: Optional[str] = None) -> str:
 
 
 def default_enrollment_address(endpoints: Iterable[str]) -> Optional[str]:
-    """``tcp://HOST:7900`` for the host of the first tcp:// endpoint, else None."""
-    for ep in endpoints:
+    """``tcp://HOST:7900`` for the host of the first tcp:// endpoint (of address lists too), else None."""
+    for ep in (e.strip() for address in endpoints if address for e in address.split(",")):
         if ep and ep.startswith("tcp://"):
             rest = ep[len("tcp://") :]
             host = rest.rsplit(":", 1)[0] if ":" in rest and not rest.endswith("]") else rest

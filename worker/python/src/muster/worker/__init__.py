@@ -44,7 +44,7 @@ import zmq
 
 from .. import messages as m
 from .._version import SDK
-from ..endpoints import Curve, check_endpoint, connect, default_endpoint
+from ..endpoints import Curve, check_endpoint, connect, default_endpoint, endpoint_list
 from ..enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from ..keys import local_identity_paths
 from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, code_name
@@ -529,6 +529,10 @@ class Worker:
         self._pending.clear()
         self._pending_answers.clear()
         self._early_ping = None
+        if len(endpoint_list(self.response_address)) > 1:
+            # A failover pair (ZMQ_IMMEDIATE): the Attach that follows would be dropped until a
+            # daemon's connection completes; wait for it, briefly (the attach timeout retries).
+            dealer.poll(1000, zmq.POLLOUT)
 
     def _close_sockets(self, linger: int = 0) -> None:
         if self._sub is not None:
