@@ -31,9 +31,10 @@ std::vector<std::string> worker_endpoint_args(const Endpoints& ep) {
 
 class MusterDriver : public Driver {
  public:
-  MusterDriver(const ClientOptions& o, std::size_t payload)
+  MusterDriver(const ClientOptions& o, std::size_t payload, bool durable)
       : client_(o), payload_(payload), inputs_{{"data", Bytes(payload, 0x5a)}} {
     options_.timeout_ms = 60000;
+    options_.durable = durable;  // keep_outcome stays false: acked at the next poll/submit
   }
   std::uint64_t submit() override { return client_.submit("echo", inputs_, options_); }
   void poll(int timeout_ms, const std::function<void(std::uint64_t, bool)>& done) override {
@@ -62,7 +63,8 @@ class MusterDriver : public Driver {
 
 class MusterStack : public Stack {
  public:
-  MusterStack(Paths p, std::string name, bool raw) : paths_(std::move(p)), name_(std::move(name)), raw_(raw) {}
+  MusterStack(Paths p, std::string name, bool raw, bool durable)
+      : paths_(std::move(p)), name_(std::move(name)), raw_(raw), durable_(durable) {}
   ~MusterStack() override { stop(); }
   std::string name() const override { return name_; }
 
@@ -87,6 +89,11 @@ class MusterStack : public Stack {
                                      "--request-address", ep_.request, "--response-address", ep_.response,
                                      "--client-address", ep_.client, "--log-level", "warn"};
     if (o.transport == Transport::Tcp) args.push_back("--insecure");
+    if (durable_) {
+      journal_ = o.dir / fmt::format("{}-{}-journal.db", name_, transport_name(o.transport));
+      args.push_back("--journal");
+      args.push_back("sqlite:" + journal_.string());
+    }
     if (o.transport == Transport::Curve) {
       args.push_back("--enrollment-address");
       args.push_back(enroll_);
@@ -131,7 +138,27 @@ class MusterStack : public Stack {
   }
 
   std::unique_ptr<Driver> driver(std::size_t payload) override {
-    return std::make_unique<MusterDriver>(client_options(), payload);
+    return std::make_unique<MusterDriver>(client_options(), payload, durable_);
+  }
+
+  std::optional<JournalState> journal() const override {
+    if (!durable_) return std::nullopt;
+    JournalState j;
+    j.path = journal_;
+    std::error_code ec;
+    j.db_bytes = std::filesystem::file_size(journal_, ec);
+    if (ec) j.db_bytes = 0;
+    j.wal_bytes = std::filesystem::file_size(journal_.string() + "-wal", ec);
+    if (ec) j.wal_bytes = 0;
+    try {
+      Client c(client_options());
+      auto list = c.job_list();
+      const auto& jobs = list.is_array() ? list : list.value("jobs", Json::array());
+      j.jobs_held = static_cast<std::int64_t>(jobs.size());
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "  {}: job list failed: {}\n", name_, e.what());
+    }
+    return j;
   }
 
  private:
@@ -215,6 +242,8 @@ class MusterStack : public Stack {
   Paths paths_;
   std::string name_;
   bool raw_ = false;
+  bool durable_ = false;
+  std::filesystem::path journal_;  // durable: musterd's --journal file
   StackOptions opt_;
   Endpoints ep_;
   std::string enroll_;                  // curve: the enrollment endpoint
@@ -360,8 +389,8 @@ class BaselineStack : public Stack {
 
 }  // namespace
 
-std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers) {
-  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers);
+std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers, bool durable) {
+  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers, durable);
 }
 std::unique_ptr<Stack> make_baseline_stack(const Paths& paths) { return std::make_unique<BaselineStack>(paths); }
 
