@@ -76,7 +76,9 @@ class MusterStack : public Stack {
     opt_ = o;
     ep_ = make_endpoints(o.transport, o.dir, name_);
     const auto data_dir = o.dir / (name_ + "-data");
-    std::vector<std::string> env = {"MUSTER_RUNTIME_DIR=" + (o.dir / "run").string()};
+    // Each musterd also binds its local owner's ipc:// sockets in its runtime dir, whatever the
+    // transport: two muster stacks up at once (muster and muster-durable, raw, alt) need one each.
+    std::vector<std::string> env = {"MUSTER_RUNTIME_DIR=" + (o.dir / (name_ + "-run")).string()};
     std::string worker_token;
     if (o.transport == Transport::Curve) {
       // As deployed on a LAN: every tcp:// socket is a CURVE server with the daemon's key (made
