@@ -7,6 +7,9 @@
 //   muster-bench --scale                 the matrix, then the scale scenario
 //   muster-bench --no-matrix --scale     the scale scenario only
 //   muster-bench --json                  JSON on stdout (the table goes to stderr)
+//   muster-bench --system baseline,muster,muster-durable
+//                                        + durable calls (SQLite journal), with their ratio to
+//                                        muster, the issue-15 target and the journal's size
 //
 // Modes: "latency" = one call at a time (round trip percentiles); "throughput" = `--depth`
 // calls kept in flight through the client library's async submit/poll (calls/s, MiB/s of

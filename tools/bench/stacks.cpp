@@ -44,6 +44,11 @@ class MusterDriver : public Driver {
       if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
         const Value* v = r->outputs.find("data");
         ok = v && v->kind() == ValueKind::Bytes && v->as_bytes().size() == payload_;
+        // A durable call that came back without a job id was not journaled: not what is measured.
+        if (options_.durable && ev.job_id == 0) {
+          ok = false;
+          if (!reported_) reported_ = true, fmt::print(stderr, "  muster call was not durable (no job id)\n");
+        }
       } else if (!reported_) {
         reported_ = true;
         auto& f = std::get<FailureEvent>(ev.body);
