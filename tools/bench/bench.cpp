@@ -7,6 +7,9 @@
 //   muster-bench --scale                 the matrix, then the scale scenario
 //   muster-bench --no-matrix --scale     the scale scenario only
 //   muster-bench --json                  JSON on stdout (the table goes to stderr)
+//   muster-bench --system baseline,muster,muster-durable
+//                                        + durable calls (SQLite journal), with their ratio to
+//                                        muster, the issue-15 target and the journal's size
 //
 // Modes: "latency" = one call at a time (round trip percentiles); "throughput" = `--depth`
 // calls kept in flight through the client library's async submit/poll (calls/s, MiB/s of
@@ -291,16 +294,16 @@ std::string fmt_num(double v) {
 
 std::string render_table(const Options& o, const std::map<Key, Measurement>& cells,
                          const std::vector<std::string>& transports, const std::vector<std::size_t>& payloads,
-                         const std::string& system = "muster") {
+                         const std::string& system = "muster", const std::string& reference = "baseline") {
   std::string out;
-  out += fmt::format("{:<6} {:<8} {:<12} {:<16} {:>11} {:>11} {:>8}  {}\n", "trans", "payload", "mode", "metric",
-                     system, "baseline", "ratio", fmt::format("({} / baseline)", system));
+  out += fmt::format("{:<6} {:<8} {:<12} {:<16} {:>14} {:>14} {:>8}  {}\n", "trans", "payload", "mode", "metric",
+                     system, reference, "ratio", fmt::format("({} / {})", system, reference));
   out += std::string(100, '-') + "\n";
   for (auto& t : transports)
     for (auto p : payloads)
       for (auto& mode : o.modes) {
         auto mi = cells.find({t, p, mode, system});
-        auto bi = cells.find({t, p, mode, "baseline"});
+        auto bi = cells.find({t, p, mode, reference});
         const Measurement* mm = mi != cells.end() && mi->second.ran ? &mi->second : nullptr;
         const Measurement* bb = bi != cells.end() && bi->second.ran ? &bi->second : nullptr;
         if (!mm && !bb) continue;
@@ -327,15 +330,16 @@ std::string render_table(const Options& o, const std::map<Key, Measurement>& cel
             auto cpu = [](const Measurement* m) {
               return m ? fmt::format("{:.0f}/{:.0f}", m->broker_us_per_call, m->workers_us_per_call) : "-";
             };
-            extra = fmt::format("cpu us/call (broker/workers): m {}  b {}", cpu(mm), cpu(bb));
-            if (mm && mm->errors) extra += fmt::format("  muster errors {}", mm->errors);
-            if (bb && bb->errors) extra += fmt::format("  baseline errors {}", bb->errors);
-            if (!mm && mi != cells.end() && !mi->second.note.empty()) extra = "muster: " + mi->second.note;
+            extra = fmt::format("cpu us/call (broker/workers): {} {}  {} {}", system, cpu(mm), reference, cpu(bb));
+            if (mm && mm->errors) extra += fmt::format("  {} errors {}", system, mm->errors);
+            if (bb && bb->errors) extra += fmt::format("  {} errors {}", reference, bb->errors);
+            if (!mm && mi != cells.end() && !mi->second.note.empty()) extra = system + ": " + mi->second.note;
           } else if (label == rows[1].first && mode != "latency") {
             auto pct = [](const Measurement* m) {
               return m ? fmt::format("{:.0f}/{:.0f}/{:.0f}", m->broker_cpu, m->workers_cpu, m->client_cpu) : "-";
             };
-            extra = fmt::format("cpu % of a core (broker/workers/client): m {}  b {}", pct(mm), pct(bb));
+            extra = fmt::format("cpu % of a core (broker/workers/client): {} {}  {} {}", system, pct(mm), reference,
+                                pct(bb));
           } else if (label == rows[2].first && mode != "latency") {
             auto total = [](const Measurement* m) {
               return m ? fmt::format("{:.0f} (client {:.0f})",
@@ -343,9 +347,9 @@ std::string render_table(const Options& o, const std::map<Key, Measurement>& cel
                                      m->client_us_per_call)
                        : "-";
             };
-            extra = fmt::format("cpu us/call, all processes: m {}  b {}", total(mm), total(bb));
+            extra = fmt::format("cpu us/call, all processes: {} {}  {} {}", system, total(mm), reference, total(bb));
           }
-          out += fmt::format("{:<6} {:<8} {:<12} {:<16} {:>11} {:>11} {:>8}  {}\n", first ? t : "",
+          out += fmt::format("{:<6} {:<8} {:<12} {:<16} {:>14} {:>14} {:>8}  {}\n", first ? t : "",
                              first ? size_name(p) : "", first ? mode_name : "", label,
                              mm ? fmt_num(mv) : "n/a", bb ? fmt_num(bv) : "n/a", ratio, extra);
           first = false;
@@ -392,7 +396,8 @@ int main(int argc, char** argv) {
   app.add_option("--mode,-m", o.modes, "latency (one call at a time), throughput (pipelined)")->capture_default_str();
   app.add_option("--system", o.systems,
                  "baseline, muster; also raw (musterd + protocol-minimal echo workers, no SDK) and alt "
-                 "(a second muster build, see --alt-musterd), alt-raw")->capture_default_str();
+                 "(a second muster build, see --alt-musterd), alt-raw, muster-durable (musterd with a SQLite "
+                 "journal, every call durable)")->capture_default_str();
   app.add_option("--workers,-w", o.workers, "Worker processes per stack")->capture_default_str();
   app.add_option("--depth,-d", o.depth, "Calls in flight in throughput mode")->capture_default_str();
   app.add_option("--capacity", o.capacity, "SDK worker capacity (0: ceil(depth / workers))")->capture_default_str();
@@ -456,6 +461,11 @@ int main(int argc, char** argv) {
 
   std::map<Key, Measurement> cells;
   std::vector<std::string> transports_run;
+  struct JournalSeen {
+    std::string transport, system;
+    JournalState state;
+  };
+  std::vector<JournalSeen> journals;  // at the end of each transport, before its stacks stop
   json results = json::array();
   int zmq_major = 0, zmq_minor = 0, zmq_patch = 0;
   zmq_version(&zmq_major, &zmq_minor, &zmq_patch);
@@ -468,6 +478,7 @@ int main(int argc, char** argv) {
       std::map<std::string, std::string> unsupported;
       for (auto& sys : o.systems) {
         auto stack = sys == "muster" ? make_muster_stack(o.paths)
+                     : sys == "muster-durable" ? make_muster_stack(o.paths, "muster-durable", false, true)
                      : sys == "alt"  ? make_muster_stack(o.alt_paths, "alt")
                      : sys == "raw"  ? make_muster_stack(o.paths, "raw", true)
                      : sys == "alt-raw" ? make_muster_stack(o.alt_paths, "alt-raw", true)
@@ -525,6 +536,12 @@ int main(int argc, char** argv) {
           }
           for (auto& [sys, list] : runs) cells[{tname, p, mode, sys}] = median(list);
         }
+      for (auto& [sys, s] : stacks)
+        if (auto j = s->journal()) {
+          fmt::print(stderr, "[{}] {} journal: {} B + WAL {} B, {} jobs held\n", tname, sys, j->db_bytes, j->wal_bytes,
+                     j->jobs_held);
+          journals.push_back({tname, sys, *j});
+        }
       for (auto& [sys, s] : stacks) s->stop();
     }
   }
@@ -565,6 +582,13 @@ int main(int argc, char** argv) {
     if ((t == "ipc" || t == "curve") && (m || b)) targets.push_back(x);
   }
   for (auto& t : transports_run) {
+    auto *d = cell(t, 64, "throughput", "muster-durable"), *m = cell(t, 64, "throughput", "muster");
+    Target x{fmt::format("durable pipelined 64 B, {} (issue 15)", t), "muster-durable calls/s / muster calls/s",
+             NAN, 0.5, false};
+    if (d && m) x.value = d->calls_per_s / m->calls_per_s, x.measured = true;
+    if (d) targets.push_back(x);
+  }
+  for (auto& t : transports_run) {
     auto *m = cell(t, 1 << 20, "throughput", "muster"), *b = cell(t, 1 << 20, "throughput", "baseline");
     Target x{fmt::format("1 MiB bandwidth, {}", t), "muster MiB/s / baseline MiB/s (pipelined)", NAN, 0.8, false};
     if (m && b) x.value = m->mib_per_s / b->mib_per_s, x.measured = true;
@@ -590,9 +614,16 @@ int main(int argc, char** argv) {
   std::string table;
   if (!o.no_matrix) {
     table = render_table(o, cells, transports_run, payloads);
-    for (const char* extra : {"raw", "alt", "alt-raw"})
+    for (const char* extra : {"raw", "alt", "alt-raw", "muster-durable"})
       if (std::find(o.systems.begin(), o.systems.end(), extra) != o.systems.end())
         table += "\n" + render_table(o, cells, transports_run, payloads, extra);
+    if (std::find(o.systems.begin(), o.systems.end(), "muster-durable") != o.systems.end()) {
+      table += "\n" + render_table(o, cells, transports_run, payloads, "muster-durable", "muster");
+      for (auto& j : journals)
+        table += fmt::format("journal of {} over {} at the end: {} B + WAL {} B ({:.1f} MiB), {} durable jobs held\n",
+                             j.system, j.transport, j.state.db_bytes, j.state.wal_bytes,
+                             static_cast<double>(j.state.db_bytes + j.state.wal_bytes) / (1 << 20), j.state.jobs_held);
+    }
   }
   std::string text;
   text += fmt::format("muster-bench: {} CPU(s), {}, {}, libzmq {}.{}.{}\n", std::thread::hardware_concurrency(),
@@ -626,7 +657,7 @@ int main(int argc, char** argv) {
                           scale.floor_rss_kib ? static_cast<double>(scale.idle_rss_kib) / scale.floor_rss_kib : 0.0);
     if (scale.ran && !scale.note.empty()) text += "  note: " + scale.note + "\n";
   }
-  text += "\ntargets (issue 5):\n";
+  text += "\ntargets (issue 5; durable: issue 15):\n";
   for (auto& x : targets)
     text += fmt::format("  {:<8} {:<52} {:>8} {} {}\n", !x.measured ? "n/a" : x.met() ? "MET" : "MISSED", x.name,
                         x.measured ? fmt::format("{:.2f}", x.value) : "-", x.at_most ? "<=" : ">=", x.limit);
@@ -670,6 +701,25 @@ int main(int argc, char** argv) {
         ratios.push_back(r);
       }
   doc["ratios"] = ratios;
+  json durable_ratios = json::array();  // muster-durable / muster, same run
+  for (auto& t : transports_run)
+    for (auto p : payloads)
+      for (auto& mode : o.modes) {
+        auto *d = cell(t, p, mode, "muster-durable"), *m = cell(t, p, mode, "muster");
+        if (!d || !m) continue;
+        durable_ratios.push_back(json{{"transport", t}, {"payload_bytes", p}, {"mode", mode},
+                                      {"p50", d->lat.p50_us / m->lat.p50_us},
+                                      {"calls_per_s", d->calls_per_s / m->calls_per_s},
+                                      {"broker_us_per_call", {{"durable", d->broker_us_per_call},
+                                                              {"muster", m->broker_us_per_call}}}});
+      }
+  if (!durable_ratios.empty()) doc["durable_ratios"] = durable_ratios;
+  json jj = json::array();
+  for (auto& j : journals)
+    jj.push_back(json{{"transport", j.transport}, {"system", j.system}, {"path", j.state.path.string()},
+                      {"db_bytes", j.state.db_bytes}, {"wal_bytes", j.state.wal_bytes},
+                      {"jobs_held", j.state.jobs_held}});
+  if (!jj.empty()) doc["journals"] = jj;
   if (o.scale) doc["scale"] = scale.to_json();
   json tj = json::array();
   for (auto& x : targets) tj.push_back(x.to_json());

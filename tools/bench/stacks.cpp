@@ -31,9 +31,10 @@ std::vector<std::string> worker_endpoint_args(const Endpoints& ep) {
 
 class MusterDriver : public Driver {
  public:
-  MusterDriver(const ClientOptions& o, std::size_t payload)
+  MusterDriver(const ClientOptions& o, std::size_t payload, bool durable)
       : client_(o), payload_(payload), inputs_{{"data", Bytes(payload, 0x5a)}} {
     options_.timeout_ms = 60000;
+    options_.durable = durable;  // keep_outcome stays false: acked at the next poll/submit
   }
   std::uint64_t submit() override { return client_.submit("echo", inputs_, options_); }
   void poll(int timeout_ms, const std::function<void(std::uint64_t, bool)>& done) override {
@@ -43,6 +44,11 @@ class MusterDriver : public Driver {
       if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
         const Value* v = r->outputs.find("data");
         ok = v && v->kind() == ValueKind::Bytes && v->as_bytes().size() == payload_;
+        // A durable call that came back without a job id was not journaled: not what is measured.
+        if (options_.durable && ev.job_id == 0) {
+          ok = false;
+          if (!reported_) reported_ = true, fmt::print(stderr, "  muster call was not durable (no job id)\n");
+        }
       } else if (!reported_) {
         reported_ = true;
         auto& f = std::get<FailureEvent>(ev.body);
@@ -62,7 +68,8 @@ class MusterDriver : public Driver {
 
 class MusterStack : public Stack {
  public:
-  MusterStack(Paths p, std::string name, bool raw) : paths_(std::move(p)), name_(std::move(name)), raw_(raw) {}
+  MusterStack(Paths p, std::string name, bool raw, bool durable)
+      : paths_(std::move(p)), name_(std::move(name)), raw_(raw), durable_(durable) {}
   ~MusterStack() override { stop(); }
   std::string name() const override { return name_; }
 
@@ -74,7 +81,9 @@ class MusterStack : public Stack {
     opt_ = o;
     ep_ = make_endpoints(o.transport, o.dir, name_);
     const auto data_dir = o.dir / (name_ + "-data");
-    std::vector<std::string> env = {"MUSTER_RUNTIME_DIR=" + (o.dir / "run").string()};
+    // Each musterd also binds its local owner's ipc:// sockets in its runtime dir, whatever the
+    // transport: two muster stacks up at once (muster and muster-durable, raw, alt) need one each.
+    std::vector<std::string> env = {"MUSTER_RUNTIME_DIR=" + (o.dir / (name_ + "-run")).string()};
     std::string worker_token;
     if (o.transport == Transport::Curve) {
       // As deployed on a LAN: every tcp:// socket is a CURVE server with the daemon's key (made
@@ -87,6 +96,11 @@ class MusterStack : public Stack {
                                      "--request-address", ep_.request, "--response-address", ep_.response,
                                      "--client-address", ep_.client, "--log-level", "warn"};
     if (o.transport == Transport::Tcp) args.push_back("--insecure");
+    if (durable_) {
+      journal_ = o.dir / fmt::format("{}-{}-journal.db", name_, transport_name(o.transport));
+      args.push_back("--journal");
+      args.push_back("sqlite:" + journal_.string());
+    }
     if (o.transport == Transport::Curve) {
       args.push_back("--enrollment-address");
       args.push_back(enroll_);
@@ -131,7 +145,27 @@ class MusterStack : public Stack {
   }
 
   std::unique_ptr<Driver> driver(std::size_t payload) override {
-    return std::make_unique<MusterDriver>(client_options(), payload);
+    return std::make_unique<MusterDriver>(client_options(), payload, durable_);
+  }
+
+  std::optional<JournalState> journal() const override {
+    if (!durable_) return std::nullopt;
+    JournalState j;
+    j.path = journal_;
+    std::error_code ec;
+    j.db_bytes = std::filesystem::file_size(journal_, ec);
+    if (ec) j.db_bytes = 0;
+    j.wal_bytes = std::filesystem::file_size(journal_.string() + "-wal", ec);
+    if (ec) j.wal_bytes = 0;
+    try {
+      Client c(client_options());
+      auto list = c.job_list();
+      const auto& jobs = list.is_array() ? list : list.value("jobs", Json::array());
+      j.jobs_held = static_cast<std::int64_t>(jobs.size());
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "  {}: job list failed: {}\n", name_, e.what());
+    }
+    return j;
   }
 
  private:
@@ -215,6 +249,8 @@ class MusterStack : public Stack {
   Paths paths_;
   std::string name_;
   bool raw_ = false;
+  bool durable_ = false;
+  std::filesystem::path journal_;  // durable: musterd's --journal file
   StackOptions opt_;
   Endpoints ep_;
   std::string enroll_;                  // curve: the enrollment endpoint
@@ -360,8 +396,8 @@ class BaselineStack : public Stack {
 
 }  // namespace
 
-std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers) {
-  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers);
+std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers, bool durable) {
+  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers, durable);
 }
 std::unique_ptr<Stack> make_baseline_stack(const Paths& paths) { return std::make_unique<BaselineStack>(paths); }
 

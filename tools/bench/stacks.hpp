@@ -1,7 +1,8 @@
 // stacks.hpp — the two systems muster-bench compares, each as separate processes, and the
 // client side ("driver") that calls into them from the bench process.
 //   MusterStack:   musterd + N muster-bench-worker (C++ SDK, echo); driver = the C++ client library (worker/cpp).
-//                  (or N muster-bench-simworkers --echo: the daemon alone, no SDK)
+//                  (or N muster-bench-simworkers --echo: the daemon alone, no SDK; or durable:
+//                  musterd with a SQLite journal of its own and every call CallOptions::durable)
 //   BaselineStack: muster-bench-forwarder + N muster-bench-worker --baseline; driver = a bare
 //                  DEALER. Same socket types, options and transport as the muster stack.
 // Owns: spawning, readiness checks and teardown of each stack.
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,6 +47,14 @@ struct StackOptions {
   std::filesystem::path dir;              // run directory (sockets, logs)
 };
 
+// The journal of a durable stack as it stands (docs/DURABILITY.md §4): its file sizes and the
+// durable jobs musterd still holds (open, or finished and not acknowledged).
+struct JournalState {
+  std::filesystem::path path;
+  std::uintmax_t db_bytes = 0, wal_bytes = 0;
+  std::int64_t jobs_held = -1;  // -1: could not be asked
+};
+
 class Stack {
  public:
   virtual ~Stack() = default;
@@ -54,13 +64,18 @@ class Stack {
   virtual pid_t broker_pid() const = 0;
   virtual std::vector<pid_t> worker_pids() const = 0;
   virtual std::unique_ptr<Driver> driver(std::size_t payload) = 0;
+  // Only a stack with a journal (system muster-durable) has one; ask while it runs.
+  virtual std::optional<JournalState> journal() const { return std::nullopt; }
 };
 
 // `name` tells two muster builds apart in one run ("muster", "alt"): run dir, logs.
 // raw_workers: the workers are muster-bench-simworkers --echo (protocol-minimal, no SDK), to
 // separate musterd's cost from the SDK's (system "raw").
+// durable: musterd journals to sqlite:<run dir>/<name>-<transport>-journal.db and every call is
+// submitted durable (system "muster-durable"); outcomes are acknowledged as the client library
+// does by default (at its next poll or submit), so the journal holds only the calls in flight.
 std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name = "muster",
-                                         bool raw_workers = false);
+                                         bool raw_workers = false, bool durable = false);
 std::unique_ptr<Stack> make_baseline_stack(const Paths& paths);
 
 // The bench's own ids for the run directory layout.
