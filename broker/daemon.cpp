@@ -748,6 +748,12 @@ struct Daemon::Impl {
     publish_finished(*topic, fbb, payload);
   }
 
+  // Publishes every worker batch of this turn so far.
+  void flush_worker_batches() {
+    for (auto& id : open_worker_batches) send_worker_batch(worker_batches[id]);
+    open_worker_batches.clear();
+  }
+
   // Publishes what waits in `batch` (alone if it is one message) and empties it.
   void send_worker_batch(WorkerBatch& batch) {
     auto& w = batch.writer;
@@ -920,10 +926,14 @@ struct Daemon::Impl {
             } else if constexpr (std::is_same_v<T, SendPing>) {
               auto& fbb = builders.get();
               auto body = wire::CreatePingDirect(fbb, a.seq, core.config().instance.c_str());
-              if (a.worker_id.empty())
+              if (a.worker_id.empty()) {
+                // A broadcast Ping must follow every WorkRequest published before it (§7.3: a
+                // Pong omitting one means it was lost): what waits in a batch goes first.
+                flush_worker_batches();
                 publish(std::string(kBroadcastTopic), fbb, wire::DaemonBody::Ping, body.Union());
-              else
+              } else {
                 publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Ping, body.Union());
+              }
             } else if constexpr (std::is_same_v<T, ReplyToWorker>) {
               reply_to_worker(a);
             } else {
@@ -934,9 +944,8 @@ struct Daemon::Impl {
     }
     actions.clear();
     collecting = false;
-    for (auto& id : open_worker_batches) send_worker_batch(worker_batches[id]);
+    flush_worker_batches();
     for (auto& key : open_client_batches) send_client_batch(key, client_batches[key]);
-    open_worker_batches.clear();
     open_client_batches.clear();
     attach_asks.clear();
     report_outbox(Clock::now());

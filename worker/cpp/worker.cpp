@@ -176,7 +176,7 @@ struct WorkerImpl {
   bool no_answer_acks = false;
   struct Kept {
     zmq::message_t message;
-    std::uint64_t listed_in = 0;  // seq of the newest Pong that listed it (0: none yet)
+    std::uint64_t listed_in = 0;  // seq of the first Pong (of this instance) that listed it (0: none yet)
   };
   std::unordered_map<std::uint64_t, Kept> kept;  // request id -> the answer sent
   // Replies the daemon owes for Attach, Pong and Detach sent: without answer Acks the response
@@ -445,7 +445,7 @@ struct WorkerImpl {
     answered.reserve(kept.size());
     for (auto& [id, k] : kept) {
       answered.push_back(id);
-      k.listed_in = seq;
+      if (k.listed_in == 0) k.listed_in = seq;  // the first Pong of this instance to list it
     }
     auto body = wire::CreatePongDirect(fbb, seq, ping_instance.c_str(), &ids,
                                        answered.empty() ? nullptr : &answered);

@@ -765,7 +765,7 @@ export class Worker extends EventEmitter {
         }
         const inFlight = [...this.jobs.values()].filter((j) => !j.answered).map((j) => j.req.requestId);
         const answered = [...this.kept.values()].map((k) => {
-          k.listedIn = body.seq;
+          if (k.listedIn === 0n) k.listedIn = body.seq; // the first Pong of this instance to list it
           return k.requestId;
         });
         this.enqueue({ type: 'Pong', seq: body.seq, instance: body.instance, inFlight, answered }, (reply) => {

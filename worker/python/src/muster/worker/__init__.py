@@ -296,6 +296,7 @@ class Worker:
 
         self._jobs: Dict[int, _Job] = {}
         self._pending: Deque[str] = collections.deque()  # kinds of sent messages awaiting a reply
+        self._last_pong: Tuple[Optional[str], int] = (None, -1)  # (instance, seq) last answered
         # Answers sent and not yet confirmed (PROTOCOL.md §7.6): request id -> (kind, message,
         # seq of the newest Pong that listed it, 0 if none). Kept across a reconnect and a daemon
         # restart; confirmed by their Ack, or by the Ack to a Pong that listed them and did not
@@ -597,8 +598,7 @@ class Worker:
                     pass
             self._drain_outbox()
             # Replies first: an Ack that arrived with the next Ping confirms the answers its Pong
-            # listed before that Ping is answered (PROTOCOL.md §7.6), or a steady stream of
-            # pings would keep an answer listed for ever.
+            # listed before that Ping is answered (PROTOCOL.md §7.6).
             if self._dealer in events:
                 self._read_dealer()
             if self._sub in events:
@@ -909,10 +909,14 @@ class Worker:
             self._send_attach()
             return
         self._last_ping = time.monotonic()
+        if (ping.instance, ping.seq) == self._last_pong:
+            return  # answered already: a daemon never repeats a seq (a test's fake daemon may)
+        self._last_pong = (ping.instance, ping.seq)
         answered = sorted(self._kept)
         for rid in answered:
-            k, d, _ = self._kept[rid]
-            self._kept[rid] = (k, d, ping.seq)
+            k, d, listed_in = self._kept[rid]
+            if not listed_in:  # the first Pong of this instance to list it: an Ack to any Pong
+                self._kept[rid] = (k, d, ping.seq)  # from it on confirms it (PROTOCOL.md §7.6)
         self._send("pong", m.Pong(seq=ping.seq, instance=ping.instance, in_flight=sorted(self._jobs),
                                   answered=answered or None))
 
