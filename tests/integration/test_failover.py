@@ -28,29 +28,10 @@ from pathlib import Path
 import pytest
 
 from conftest import BUILD, Daemon, read_log, spawn, stop, wait_for
+from test_durable import COUNTING_WORKER  # call 0 holds the worker until the gate file exists
 from postgres_server import PostgresServer, absent_reason
 
 LEASE_MS = int(os.environ.get("MUSTER_FAILOVER_LEASE_MS", "1000"))
-
-COUNTING_WORKER = '''
-import os, sys, time
-import muster
-
-log, gate = sys.argv[2], sys.argv[3]
-worker = muster.Worker(worker_id=sys.argv[1], capacity=1)
-
-@worker.node
-def count(i: int) -> int:
-    """Counts its executions in a file; call 0 holds the worker until the gate file exists."""
-    if i == 0:
-        while not os.path.exists(gate):
-            time.sleep(0.02)
-    with open(log, "a") as f:
-        f.write(f"{i}\\n")
-    return i
-
-worker.run()
-'''
 
 
 @pytest.fixture(scope="module")
