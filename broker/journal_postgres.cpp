@@ -5,6 +5,7 @@
 // stored as bytea: PostgreSQL's text refuses NUL and invalid UTF-8, and the journal must never
 // refuse a record a worker or client could make. Parameters and results travel in binary.
 #include "journal_postgres.hpp"
+#include "journal_migrations.hpp"
 
 #include <endian.h>
 #include <libpq-fe.h>
@@ -21,13 +22,6 @@
 namespace muster::broker::journal {
 namespace {
 
-// Migration N takes the schema from version N-1 to N, applied in the transaction that records
-// it. Append only: a released migration is never edited.
-struct Migration {
-  int version;
-  const char* description;
-  const char* sql;
-};
 constexpr std::array kMigrations{
     Migration{1, "calls, meta and leases, by shard", R"sql(
       CREATE TABLE muster_meta (shard text NOT NULL, key text NOT NULL, value bigint NOT NULL,
@@ -355,12 +349,7 @@ void PostgresJournal::check_and_migrate() {
     } else {
       version = static_cast<int>(query("SELECT coalesce(max(version), 0)::bigint FROM muster_schema").integer(0, 0));
     }
-    if (version > kSchemaVersion)
-      fail(fmt::format("written by a newer muster (schema version {}, this musterd knows up to "
-                       "{}); upgrade musterd",
-                       version, kSchemaVersion));
-    for (const Migration& m : kMigrations) {
-      if (m.version <= version) continue;
+    migrate(version, kMigrations, "upgrade musterd", [&](const Migration& m) {
       exec(m.sql);
       Params p;
       p.integer(m.version).bytes(std::string_view(m.description));
@@ -368,7 +357,7 @@ void PostgresJournal::check_and_migrate() {
                             "INSERT INTO muster_schema (version, description) VALUES ($1::bigint, $2::text)",
                             2, nullptr, p.values.data(), p.lengths.data(), p.formats.data(), 1));
       if (!r.ok()) fail(r.error());
-    }
+    }, [this](const std::string& why) { fail(why); });
     // This shard's rows (a new shard starts at job 1 and epoch 0, with a free lease).
     Params shard;
     shard.bytes(options_.shard);

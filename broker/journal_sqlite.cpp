@@ -2,6 +2,7 @@
 // open durable call holding its latest state; each record of journal.hpp is one statement on
 // it. Schema changes are numbered migrations recorded in muster_schema.
 #include "journal_sqlite.hpp"
+#include "journal_migrations.hpp"
 
 #include <sqlite3.h>
 
@@ -11,13 +12,6 @@
 namespace muster::broker::journal {
 namespace {
 
-// Migration N takes the schema from version N-1 to N; applied in order, each in the
-// transaction that records it. Append only: a released migration is never edited.
-struct Migration {
-  int version;
-  const char* description;
-  const char* sql;
-};
 constexpr std::array kMigrations{
     Migration{1, "calls and meta", R"sql(
       CREATE TABLE muster_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -252,17 +246,12 @@ void SqliteJournal::check_and_migrate() {
       v.step();
       version = static_cast<int>(v.integer(0));
     }
-    if (version > kSchemaVersion)
-      fail(fmt::format("written by a newer muster (schema version {}, this musterd knows up to "
-                       "{}); upgrade musterd, or move the file away",
-                       version, kSchemaVersion));
-    for (const Migration& m : kMigrations) {
-      if (m.version <= version) continue;
+    migrate(version, kMigrations, "upgrade musterd, or move the file away", [&](const Migration& m) {
       exec(m.sql);
       Statement record(*this, "INSERT INTO muster_schema VALUES (?1, "
                               "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ?2)");
       record.bind(1, std::int64_t{m.version}).bind(2, std::string(m.description)).step();
-    }
+    }, [this](const std::string& why) { fail(why); });
     exec("UPDATE muster_meta SET value = value + 1 WHERE key = 'epoch'");
     Statement e(*this, "SELECT value FROM muster_meta WHERE key = 'epoch'");
     e.step();
