@@ -1,6 +1,6 @@
-// identity_store.cpp — enrolled identities: hash-map lookups, add, revoke, JSON file.
-// Must never: publish a change to memory before it is on disk, or drop a revoked key from the
-// key map (a revoked key must stay known so that it cannot enroll again).
+// identity_store.cpp — enrolled identities: hash-map lookups, add, revoke; the JSON file backing.
+// Must never: publish a change to memory before its backing stored it, or drop a revoked key
+// from the key map (a revoked key must stay known so that it cannot enroll again).
 #include "muster/identity_store.hpp"
 
 #include <algorithm>
@@ -56,9 +56,10 @@ std::string new_uuid_v4() {
                      h.substr(16, 4), h.substr(20, 12));
 }
 
-IdentityStore::IdentityStore(fs::path file) : file_(std::move(file)) {
+std::vector<Identity> IdentityFile::load() {
   auto text = read_file(file_);
-  if (!text) return;
+  if (!text) return {};
+  std::vector<Identity> out;
   try {
     json doc = json::parse(*text);
     if (doc.value("format", "") != kFormat || doc.value("version", 0) != kVersion)
@@ -67,8 +68,6 @@ IdentityStore::IdentityStore(fs::path file) : file_(std::move(file)) {
       Identity i;
       i.id = j.at("id").get<std::string>();
       i.public_key = j.at("public_key").get<std::string>();
-      if (!is_z85_key(i.public_key))
-        throw std::runtime_error(fmt::format("identity {}: public_key is not a Z85 key", i.id));
       auto role = parse_role(j.at("role").get<std::string>());
       if (!role) throw std::runtime_error(fmt::format("identity {}: bad role", i.id));
       i.role = *role;
@@ -81,26 +80,20 @@ IdentityStore::IdentityStore(fs::path file) : file_(std::move(file)) {
       i.token_id = j.value("token_id", "");
       i.revoked = j.value("revoked", false);
       i.revoked_at = opt_time(j, "revoked_at");
-      if (by_key_.count(i.public_key))
-        throw std::runtime_error(fmt::format("public key of identity {} is enrolled twice", i.id));
-      if (by_id_.count(i.id)) throw std::runtime_error(fmt::format("identity {} appears twice", i.id));
-      by_key_.emplace(i.public_key, i.id);
-      std::string id = i.id;
-      by_id_.emplace(std::move(id), std::move(i));
+      out.push_back(std::move(i));
     }
   } catch (const json::exception& e) {
     throw std::runtime_error(fmt::format("{} is not a valid identity store: {}", file_.string(), e.what()));
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("{} is not a valid identity store: {}", file_.string(), e.what()));
   }
+  return out;
 }
 
-fs::path IdentityStore::default_path(const fs::path& data_dir) { return data_dir / kIdentityStoreFile; }
-
-void IdentityStore::save(const ById& by_id) const {
+void IdentityFile::save(const IdentityMap& /*before*/, const IdentityMap& after) {
   std::vector<const Identity*> sorted;
-  sorted.reserve(by_id.size());
-  for (const auto& [id, i] : by_id) sorted.push_back(&i);
+  sorted.reserve(after.size());
+  for (const auto& [id, i] : after) sorted.push_back(&i);
   std::sort(sorted.begin(), sorted.end(), [](const Identity* a, const Identity* b) {
     return a->enrolled_at != b->enrolled_at ? a->enrolled_at < b->enrolled_at : a->id < b->id;
   });
@@ -109,6 +102,25 @@ void IdentityStore::save(const ById& by_id) const {
   json doc = {{"format", kFormat}, {"version", kVersion}, {"identities", std::move(arr)}};
   write_file_atomic(file_, doc.dump(2) + "\n", 0600);
 }
+
+IdentityStore::IdentityStore(fs::path file) : IdentityStore(std::make_unique<IdentityFile>(std::move(file))) {}
+
+IdentityStore::IdentityStore(std::unique_ptr<IdentityBacking> backing) : backing_(std::move(backing)) {
+  for (Identity& i : backing_->load()) {
+    auto bad = [&](const std::string& why) {
+      return std::runtime_error(fmt::format("{} is not a valid identity store: {}", backing_->describe(), why));
+    };
+    if (!is_z85_key(i.public_key)) throw bad(fmt::format("identity {}: public_key is not a Z85 key", i.id));
+    if (by_key_.count(i.public_key))
+      throw bad(fmt::format("public key of identity {} is enrolled twice", i.id));
+    if (by_id_.count(i.id)) throw bad(fmt::format("identity {} appears twice", i.id));
+    by_key_.emplace(i.public_key, i.id);
+    std::string id = i.id;
+    by_id_.emplace(std::move(id), std::move(i));
+  }
+}
+
+fs::path IdentityStore::default_path(const fs::path& data_dir) { return data_dir / kIdentityStoreFile; }
 
 std::optional<Identity> IdentityStore::find_by_key(std::string_view public_key_z85) const {
   std::shared_lock lock(mu_);
@@ -198,7 +210,7 @@ AddResult IdentityStore::add(const NewIdentity& req, TimePoint now) {
   i.token_id = req.token_id;
   ById next = by_id_;
   next.emplace(i.id, i);
-  save(next);
+  backing_->save(by_id_, next);
   by_id_ = std::move(next);
   by_key_.emplace(i.public_key, i.id);
   ++generation_;
@@ -218,7 +230,7 @@ std::optional<Identity> IdentityStore::revoke(std::string_view id, TimePoint now
   i.revoked = true;
   i.revoked_at = now;
   Identity out = i;
-  save(next);
+  backing_->save(by_id_, next);
   by_id_ = std::move(next);
   ++generation_;
   spdlog::info("revoked identity {} ({}, key {})", out.id, role_name(out.role), out.public_key);

@@ -1,5 +1,6 @@
-// token_store.cpp — token lifecycle and its JSON file.
-// Must never: write the secret or its hash anywhere but tokens.json; log a token text.
+// token_store.cpp — token lifecycle, and the JSON file backing.
+// Must never: write the secret anywhere, or its hash anywhere but the store's backing; log a
+// token text.
 #include "muster/token_store.hpp"
 
 #include <algorithm>
@@ -82,14 +83,10 @@ TimePoint req_time(const json& j, const char* key, const fs::path& file) {
 
 }  // namespace
 
-TokenStore::TokenStore(fs::path file, std::string daemon_public_key_z85)
-    : file_(std::move(file)), daemon_key_z85_(std::move(daemon_public_key_z85)) {
-  auto key = z85_decode_key(daemon_key_z85_);
-  if (!key) throw std::invalid_argument("TokenStore: daemon public key is not a Z85 key");
-  daemon_key_ = *key;
-
+std::vector<StoredToken> TokenFile::load() {
   auto text = read_private_file(file_);
-  if (!text) return;
+  if (!text) return {};
+  std::vector<StoredToken> out;
   try {
     json doc = json::parse(*text);
     if (doc.value("format", "") != kFormat || doc.value("version", 0) != kVersion)
@@ -100,13 +97,9 @@ TokenStore::TokenStore(fs::path file, std::string daemon_public_key_z85)
           "rotated will be refused",
           file_.string());
     for (const json& t : doc.at("tokens")) {
-      Entry e;
+      StoredToken e;
       e.info.id = t.at("id").get<std::string>();
-      if (e.info.id.size() != 2 * kTokenIdBytes || !hex_decode(e.info.id))
-        throw std::runtime_error(fmt::format("bad token id `{}`", e.info.id));
       e.secret_hash = t.at("secret_hash").get<std::string>();
-      if (e.secret_hash.size() != 64 || !hex_decode(e.secret_hash))
-        throw std::runtime_error(fmt::format("bad secret_hash for token {}", e.info.id));
       auto role = parse_role(t.at("role").get<std::string>());
       if (!role) throw std::runtime_error(fmt::format("bad role for token {}", e.info.id));
       e.info.role = *role;
@@ -119,22 +112,19 @@ TokenStore::TokenStore(fs::path file, std::string daemon_public_key_z85)
       e.info.revoked = t.value("revoked", false);
       e.info.revoked_at = opt_time(t, "revoked_at", file_);
       e.info.last_used_at = opt_time(t, "last_used_at", file_);
-      std::string id = e.info.id;
-      if (!entries_.emplace(id, std::move(e)).second)
-        throw std::runtime_error(fmt::format("token {} appears twice", id));
+      out.push_back(std::move(e));
     }
   } catch (const json::exception& e) {
     throw std::runtime_error(fmt::format("{} is not a valid token store: {}", file_.string(), e.what()));
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("{} is not a valid token store: {}", file_.string(), e.what()));
   }
+  return out;
 }
 
-fs::path TokenStore::default_path(const fs::path& data_dir) { return data_dir / kTokenStoreFile; }
-
-void TokenStore::save(const Entries& entries) const {
+void TokenFile::save(const TokenMap& /*before*/, const TokenMap& after) {
   json arr = json::array();
-  for (const auto& [id, e] : entries) {
+  for (const auto& [id, e] : after) {
     const TokenInfo& t = e.info;
     json j = {{"id", t.id},
               {"secret_hash", e.secret_hash},
@@ -155,6 +145,35 @@ void TokenStore::save(const Entries& entries) const {
               {"daemon_public_key", daemon_key_z85_},
               {"tokens", std::move(arr)}};
   write_file_atomic(file_, doc.dump(2) + "\n", 0600);
+}
+
+TokenStore::TokenStore(fs::path file, std::string daemon_public_key_z85)
+    : TokenStore(std::make_unique<TokenFile>(std::move(file), daemon_public_key_z85),
+                 daemon_public_key_z85) {}
+
+TokenStore::TokenStore(std::unique_ptr<TokenBacking> backing, std::string daemon_public_key_z85)
+    : backing_(std::move(backing)), daemon_key_z85_(std::move(daemon_public_key_z85)) {
+  auto key = z85_decode_key(daemon_key_z85_);
+  if (!key) throw std::invalid_argument("TokenStore: daemon public key is not a Z85 key");
+  daemon_key_ = *key;
+  for (StoredToken& e : backing_->load()) {
+    auto bad = [&](const std::string& why) {
+      return std::runtime_error(fmt::format("{} is not a valid token store: {}", backing_->describe(), why));
+    };
+    if (e.info.id.size() != 2 * kTokenIdBytes || !hex_decode(e.info.id))
+      throw bad(fmt::format("bad token id `{}`", e.info.id));
+    if (e.secret_hash.size() != 64 || !hex_decode(e.secret_hash))
+      throw bad(fmt::format("bad secret_hash for token {}", e.info.id));
+    std::string id = e.info.id;
+    if (!entries_.emplace(id, std::move(e)).second) throw bad(fmt::format("token {} appears twice", id));
+  }
+}
+
+fs::path TokenStore::default_path(const fs::path& data_dir) { return data_dir / kTokenStoreFile; }
+
+void TokenStore::save(const Entries& next) {
+  backing_->save(entries_, next);
+  entries_ = next;
 }
 
 MintedToken TokenStore::mint(const MintRequest& req, TimePoint now) {
@@ -192,7 +211,6 @@ MintedToken TokenStore::mint(const MintRequest& req, TimePoint now) {
   Entries next = pruned_copy(now);
   next.emplace(tok.id, e);
   save(next);
-  entries_ = std::move(next);
   spdlog::info("minted token {} (role {}, workspace {}, {} use(s), expires {})", e.info.id,
                role_name(e.info.role), e.info.workspace, e.info.uses_total,
                format_timestamp(e.info.expires_at));
@@ -278,7 +296,6 @@ TokenCheck TokenStore::consume(std::string_view token_text, TimePoint now) {
   e.info.uses_left -= 1;
   e.info.last_used_at = now;
   save(next);
-  entries_ = std::move(next);
   r.info = e.info;
   return r;
 }
@@ -290,7 +307,6 @@ bool TokenStore::refund(std::string_view id) {
   Entries next = entries_;
   next.find(id)->second.info.uses_left += 1;
   save(next);
-  entries_ = std::move(next);
   return true;
 }
 
@@ -305,7 +321,6 @@ std::optional<TokenInfo> TokenStore::revoke(std::string_view id, TimePoint now) 
   e.info.revoked = true;
   e.info.revoked_at = now;
   save(next);
-  entries_ = std::move(next);
   spdlog::info("revoked token {}", e.info.id);
   return entries_.find(id)->second.info;
 }
@@ -333,7 +348,6 @@ std::size_t TokenStore::prune(TimePoint now, std::chrono::seconds keep_for) {
   Entries next = without_ended(entries_, now, keep_for, removed);
   if (removed == 0) return 0;
   save(next);
-  entries_ = std::move(next);
   return removed;
 }
 

@@ -1,15 +1,19 @@
 // identity_store.hpp — the enrolled identities (the allowed keys), with live revocation.
-// Persisted as JSON (`<data-dir>/identities.json`, mode 0600, atomic writes).
+// Lookups are answered from memory; every change is written through to a backing first: a
+// JSON file (`<data-dir>/identities.json`, mode 0600, atomic writes: IdentityFile below), or,
+// for a failover pair, PostgreSQL (broker/identity_store_postgres.hpp).
 // Owns: which CURVE public key is which identity (uuid, role, workspace, name, hostname),
 // and whether it may still connect.
 // Must never: let a revoked identity pass a lookup for even one more call after revoke()
-// returns; let one public key hold two identities; change memory when the write to disk failed.
+// returns; let one public key hold two identities; change memory when the write to its
+// backing failed.
 // Thread-safe: lookups take a shared lock (the ZAP handler calls them on every handshake),
 // changes an exclusive one.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -38,6 +42,42 @@ struct Identity {
   std::string token_id;    // the token that enrolled it
   bool revoked = false;
   std::optional<TimePoint> revoked_at;
+  bool operator==(const Identity&) const = default;
+};
+
+// Every identity of a store, by id.
+using IdentityMap = std::unordered_map<std::string, Identity>;
+
+// Where an IdentityStore keeps its identities. The store validates what load() returns
+// (Z85 keys, no key or id twice) and calls save() under its exclusive lock, so a backing is
+// called by one thread at a time.
+class IdentityBacking {
+ public:
+  virtual ~IdentityBacking() = default;
+  // Names the backing in messages (a path, or a PostgreSQL store without its password).
+  virtual std::string describe() const = 0;
+  // Every stored identity, revoked ones included. Throws std::runtime_error naming the backing
+  // when it cannot be read or holds something that is not an identity.
+  virtual std::vector<Identity> load() = 0;
+  // Makes the backing hold `after` where it held `before` (what load() or the last successful
+  // save() left). All or nothing: throws std::runtime_error when it cannot, and then still
+  // holds `before`.
+  virtual void save(const IdentityMap& before, const IdentityMap& after) = 0;
+};
+
+// The JSON file backing: `{"format": "muster-identities", "version": 1, "identities": [...]}`,
+// rewritten whole (write_file_atomic, mode 0600) on every save. A missing file is an empty
+// store, created by the first save.
+class IdentityFile final : public IdentityBacking {
+ public:
+  explicit IdentityFile(std::filesystem::path file) : file_(std::move(file)) {}
+  std::string describe() const override { return file_.string(); }
+  std::vector<Identity> load() override;
+  void save(const IdentityMap& before, const IdentityMap& after) override;
+  const std::filesystem::path& path() const { return file_; }
+
+ private:
+  std::filesystem::path file_;
 };
 
 // For admin replies (`muster keys list`) and caller context: every field above, times as
@@ -73,8 +113,10 @@ struct AddResult {
 
 class IdentityStore {
  public:
-  // Loads `file` if it exists (throws std::runtime_error naming the file if it is malformed);
-  // otherwise starts empty and creates the file on the first change.
+  // Loads what `backing` holds (throws std::runtime_error naming it if it cannot be read or is
+  // malformed: a key that is not Z85, a key or an id twice) and writes every change to it.
+  explicit IdentityStore(std::unique_ptr<IdentityBacking> backing);
+  // The same on IdentityFile(file): a missing file starts empty and is created on the first change.
   explicit IdentityStore(std::filesystem::path file);
 
   static std::filesystem::path default_path(const std::filesystem::path& data_dir);
@@ -98,7 +140,7 @@ class IdentityStore {
   AddResult preview(const NewIdentity& req) const;
   // Stores a new identity (uuid v4, enrolled_at = now), or returns the existing one for the
   // same key, role and workspace. Throws std::runtime_error if it cannot be saved (then nothing
-  // was stored).
+  // was stored, in memory or in the backing).
   AddResult add(const NewIdentity& req, TimePoint now);
 
   // Revokes by identity id; takes effect for every lookup as soon as it returns. Returns the
@@ -115,13 +157,12 @@ class IdentityStore {
   std::uint64_t generation() const;
 
  private:
-  using ById = std::unordered_map<std::string, Identity>;
+  using ById = IdentityMap;
   using ByKey = std::unordered_map<std::string, std::string>;  // Z85 key -> id
 
   AddResult preview_locked(const NewIdentity& req) const;
-  void save(const ById& by_id) const;
 
-  std::filesystem::path file_;
+  std::unique_ptr<IdentityBacking> backing_;
   mutable std::shared_mutex mu_;
   ById by_id_;
   ByKey by_key_;

@@ -1,12 +1,14 @@
 // token_store.hpp — the daemon's enrollment tokens: minted, checked, consumed, listed, revoked.
-// Persisted as JSON (`<data-dir>/tokens.json`, mode 0600, atomic writes). A token that ended
+// Checked from memory; every change is written through to a backing first: a JSON file
+// (`<data-dir>/tokens.json`, mode 0600, atomic writes: TokenFile below), or, for a failover
+// pair, PostgreSQL (broker/token_store_postgres.hpp). A token that ended
 // (expired, used up, revoked) is forgotten kTokenKeepAfterEnd later, at the next mint, use or
 // revoke.
 // Owns: the token lifecycle (active → expired | used up | revoked) and the order of checks.
 // Must never: store or return a token secret after mint() returns it; compare secrets other
 // than in constant time; tell a caller anything about a token whose secret it has not proven
 // (expired / used up / revoked are only reported after the secret matched); change memory
-// when the write to disk failed.
+// when the write to its backing failed.
 // Thread-safe: every method takes an internal lock.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -55,6 +58,51 @@ struct TokenInfo {
 
   // Revoked wins over expired, which wins over used up (so UsedUp implies unexpired).
   TokenState state(TimePoint now) const;
+  bool operator==(const TokenInfo&) const = default;
+};
+
+// A token as its backing keeps it: the info and token_secret_hash() in hex (BLAKE2b-256 of the
+// secret; never the secret itself).
+struct StoredToken {
+  TokenInfo info;
+  std::string secret_hash;
+  bool operator==(const StoredToken&) const = default;
+};
+using TokenMap = std::map<std::string, StoredToken, std::less<>>;  // by id
+
+// Where a TokenStore keeps its tokens. The store validates what load() returns (ids, hashes,
+// no id twice) and calls save() under its lock, so a backing is called by one thread at a time.
+class TokenBacking {
+ public:
+  virtual ~TokenBacking() = default;
+  // Names the backing in messages (a path, or a PostgreSQL store without its password).
+  virtual std::string describe() const = 0;
+  // Every stored token. Throws std::runtime_error naming the backing when it cannot be read
+  // or holds something that is not a token.
+  virtual std::vector<StoredToken> load() = 0;
+  // Makes the backing hold `after` where it held `before` (what load() or the last successful
+  // save() left). All or nothing: throws std::runtime_error when it cannot, and then still
+  // holds `before`.
+  virtual void save(const TokenMap& before, const TokenMap& after) = 0;
+};
+
+// The JSON file backing: `{"format": "muster-tokens", "version": 1, "daemon_public_key": ...,
+// "tokens": [...]}`, rewritten whole (write_file_atomic, mode 0600) on every save and read
+// only if private to its owner (read_private_file). A missing file is an empty store.
+class TokenFile final : public TokenBacking {
+ public:
+  // `daemon_public_key_z85` is written into the file; a file written for another key is read
+  // with a warning (its tokens will be refused as minted by another daemon).
+  TokenFile(std::filesystem::path file, std::string daemon_public_key_z85)
+      : file_(std::move(file)), daemon_key_z85_(std::move(daemon_public_key_z85)) {}
+  std::string describe() const override { return file_.string(); }
+  std::vector<StoredToken> load() override;
+  void save(const TokenMap& before, const TokenMap& after) override;
+  const std::filesystem::path& path() const { return file_; }
+
+ private:
+  std::filesystem::path file_;
+  std::string daemon_key_z85_;
 };
 
 // For admin replies (`muster token list`): id, role, workspace, label, created_at, expires_at,
@@ -87,9 +135,12 @@ struct TokenCheck {
 
 class TokenStore {
  public:
-  // Loads `file` if it exists (throws std::runtime_error naming the file if it is unreadable
-  // or malformed); otherwise starts empty and creates the file on the first change.
-  // `daemon_public_key_z85` is this daemon's key: tokens carrying another key are refused.
+  // Loads what `backing` holds (throws std::runtime_error naming it if it cannot be read or is
+  // malformed) and writes every change to it. `daemon_public_key_z85` is this daemon's key:
+  // tokens carrying another key are refused.
+  TokenStore(std::unique_ptr<TokenBacking> backing, std::string daemon_public_key_z85);
+  // The same on TokenFile(file, key): a missing file starts empty and is created on the first
+  // change.
   TokenStore(std::filesystem::path file, std::string daemon_public_key_z85);
 
   static std::filesystem::path default_path(const std::filesystem::path& data_dir);
@@ -120,7 +171,7 @@ class TokenStore {
   std::vector<TokenInfo> list() const;
 
   // Forgets tokens that stopped being usable (expired, used up or revoked) more than
-  // `keep_for` ago, so the file does not grow forever. Returns how many were removed.
+  // `keep_for` ago, so the store does not grow forever. Returns how many were removed.
   // mint(), consume() and revoke() already do this with kTokenKeepAfterEnd in the write they
   // make anyway (a consume or revoke that is refused changes nothing, so prunes nothing).
   std::size_t prune(TimePoint now, std::chrono::seconds keep_for);
@@ -128,19 +179,16 @@ class TokenStore {
   const std::string& daemon_public_key() const { return daemon_key_z85_; }
 
  private:
-  struct Entry {
-    TokenInfo info;
-    std::string secret_hash;  // token_secret_hash(), hex
-  };
-  using Entries = std::map<std::string, Entry, std::less<>>;
+  using Entry = StoredToken;
+  using Entries = TokenMap;
 
   TokenCheck check_locked(std::string_view token_text, TimePoint now) const;
   static Entries without_ended(const Entries& entries, TimePoint now, std::chrono::seconds keep_for,
                                std::size_t& removed);
   Entries pruned_copy(TimePoint now) const;  // entries_ without tokens ended kTokenKeepAfterEnd ago
-  void save(const Entries& entries) const;  // throws; caller commits to memory afterwards
+  void save(const Entries& next);  // throws; commits `next` to memory once stored
 
-  std::filesystem::path file_;
+  std::unique_ptr<TokenBacking> backing_;
   std::string daemon_key_z85_;
   KeyBytes daemon_key_{};
   mutable std::mutex mu_;
