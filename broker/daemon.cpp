@@ -239,6 +239,8 @@ struct Daemon::Impl {
     auto loaded = j->load();
     core.on_journal_state(j->payload_bytes(), loaded.next_job_id);
     core.on_journal_epoch(j->epoch());
+    // A pair shares its identities and tokens too, written under the same lease (§12).
+    if (journal::is_shared_store(js.spec)) security->share({js.spec, js.shard, js.lease_term}, j->epoch());
     spdlog::info("journal {} open (epoch {}, {} call(s) held, {} payload bytes)", j->describe(),
                  j->epoch(), loaded.calls.size(), j->payload_bytes());
     journal = std::move(j);

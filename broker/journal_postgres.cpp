@@ -5,6 +5,7 @@
 // stored as bytea: PostgreSQL's text refuses NUL and invalid UTF-8, and the journal must never
 // refuse a record a worker or client could make. Parameters and results travel in binary.
 #include "journal_postgres.hpp"
+#include "identity_postgres_schema.hpp"
 #include "journal_migrations.hpp"
 
 #include <endian.h>
@@ -46,6 +47,7 @@ constexpr std::array kMigrations{
         PRIMARY KEY (shard, job_id));
       CREATE INDEX calls_expiry ON calls (shard, expires_ms) WHERE state = 2;
     )sql"},
+    Migration{2, kIdentitySchemaDescription, kIdentitySchemaSql},
 };
 static_assert(kMigrations.back().version == PostgresJournal::kSchemaVersion);
 

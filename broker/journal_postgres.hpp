@@ -32,7 +32,7 @@ struct PostgresOptions {
 class PostgresJournal final : public Journal {
  public:
   // The schema version this build writes (and the newest it can read).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Connects, checks the schema (migrating an older one, creating it in a database that has
   // none) and makes the shard's rows. Leads nothing yet: try_lead(). Throws JournalError naming

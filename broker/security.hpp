@@ -1,5 +1,7 @@
 // security.hpp — the daemon's side of keys/: its CURVE key pair, the token and identity
 // stores, enrollment, and the mapping from an authenticated connection to a Caller.
+// The stores are files in the data dir, or — for a failover pair on a PostgreSQL journal —
+// the shard's tables there, loaded when this daemon takes the lease (share()).
 // Owns: "who is this peer and may it do this", for every message the daemon reads.
 // Must never: accept a message from an identity that is unknown, revoked, or of the wrong
 // role; it is asked again for every message, so a revocation takes effect at once.
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "events.hpp"
+#include "identity_postgres_connection.hpp"
 #include "muster/curve_keys.hpp"
 #include "muster/enrollment.hpp"
 #include "muster/identity_store.hpp"
@@ -27,6 +30,14 @@ class Security {
   // the keys or stores are first needed (a tcp:// CURVE endpoint at start, a token minted), so
   // a daemon used only over ipc:// writes nothing there.
   explicit Security(std::filesystem::path data_dir);
+
+  // For a failover pair (docs/DURABILITY.md §12): the stores are the shard's tables in the
+  // PostgreSQL store `settings` names, written under the lease this daemon took at `epoch`
+  // (every write is fenced by it), instead of identities.json and tokens.json. Called by the
+  // daemon once it leads, before the stores are first needed; they are then loaded from
+  // PostgreSQL, importing the data dir's identities.json and tokens.json once
+  // (identity_postgres_import.hpp). Throws std::logic_error if the stores were loaded already.
+  void share(SharedStoreSettings settings, std::uint64_t epoch);
 
   // Whether there are stores to read: loaded already, or a daemon key pair in the data dir.
   // Read-only admin commands (token list, keys list) check this first, so that they create
@@ -60,8 +71,13 @@ class Security {
     std::unique_ptr<keys::Enrollment> enrollment;
   };
   Stores& loaded() const;
+  struct Shared {
+    SharedStoreSettings settings;
+    std::uint64_t epoch = 0;
+  };
 
   std::filesystem::path data_dir_;
+  std::optional<Shared> shared_;  // share(): the stores live in PostgreSQL
   mutable std::unique_ptr<Stores> stores_;  // made on first need
 };
 
