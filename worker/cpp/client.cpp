@@ -18,6 +18,7 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "muster/socket_poll.hpp"
 
 namespace muster {
 
@@ -405,7 +406,7 @@ struct Client::Impl {
     flush_held();
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 2, wait);
+      poll_sockets(items, 2, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;  // a signal: let the caller look at it
     }
