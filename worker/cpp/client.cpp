@@ -413,9 +413,12 @@ struct Client::Impl {
     // Connection events first, then the replies: a reply that arrived before a disconnect is
     // in the socket's queue by the time its event is seen, so it is still read below (and a
     // durable call's Accepted with its job id, so that it is resumed, not failed).
-    Link link = read_monitor();
+    // Only what the poll found readable is read (an empty read costs libzmq two syscalls), and
+    // the socket also after any connection event, which the replies before it precede.
+    Link link = (items[1].revents & ZMQ_POLLIN) ? read_monitor() : Link{};
+    const bool replies = (items[0].revents & ZMQ_POLLIN) || link.lost || link.connected;
     zmq::message_t m;
-    while (socket.recv(m, zmq::recv_flags::dontwait)) {
+    while (replies && socket.recv(m, zmq::recv_flags::dontwait)) {
       // The reply is the last frame; the one before it, if any, may be the payload frame it
       // refers to (Result.outputs_in_frame, PROTOCOL.md §2.1).
       zmq::message_t before;
