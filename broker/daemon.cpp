@@ -20,6 +20,7 @@
 #include "muster/process.hpp"
 #include "muster/runtime_dir.hpp"
 #include "muster/zap_policy.hpp"
+#include "muster/socket_poll.hpp"
 #include "admin.hpp"
 #include "client_outbox.hpp"
 #include "inbound.hpp"
@@ -967,6 +968,9 @@ struct Daemon::Impl {
     const std::size_t metrics_item = items.size();  // polled only with --metrics-address
     if (metrics_exchange) items.push_back({nullptr, metrics_exchange->fd(), ZMQ_POLLIN, 0});
     items.push_back({nullptr, signals.fd(), ZMQ_POLLIN, 0});
+    // Item index of the first request, response and client socket, enrollment and ZAP.
+    const std::size_t first_response = requests.size(), first_client = first_response + responses.size();
+    const std::size_t enroll_item = first_client + clients.size(), zap_item = enroll_item + (enroll ? 1 : 0);
     RouterMessage msg;
     while (!core.finished()) {
       auto now = Clock::now();
@@ -976,7 +980,7 @@ struct Daemon::Impl {
       if (!outbox.empty()) wait = std::min<Millis>(wait, kOutboxRetry);
       if (journal) wait = std::min<Millis>(wait, opt.journal_lease_term / 4);  // renewals (keep)
       try {
-        zmq::poll(items.data(), items.size(), wait);
+        poll_sockets(items.data(), items.size(), wait);
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
@@ -986,6 +990,11 @@ struct Daemon::Impl {
       // Woken much later than asked (the process was stopped, a slow fsync): first read all
       // that waits (pongs and results sent meanwhile), then let the core judge liveness.
       const bool late = Clock::now() - (now + wait) > core.config().ping_interval;
+      // Only a socket the poll found readable is read: an empty read costs libzmq two syscalls
+      // (getpid and a poll of the socket's mailbox), so reading all six every turn was ~12 of
+      // the ~40 syscalls of a turn (docs/PERFORMANCE.md, one call at a time). What arrives
+      // after the poll, or stays past a read budget, makes the next poll return at once.
+      auto readable = [&](std::size_t item) { return late || (items[item].revents & ZMQ_POLLIN); };
       auto read = [&](zmq::socket_t& socket, std::size_t via, auto&& handle) {
         const auto until = Clock::now() + kSocketBudget;
         for (int n = 0; (late ? n < 1'000'000 : n < kBatch && Clock::now() < until) &&
@@ -1000,15 +1009,15 @@ struct Daemon::Impl {
         spdlog::info("signal {} received: shutting down", signals.last_signal());
         core.begin_shutdown(Clock::now());
       }
-      if (zap) zap->serve();
+      if (zap && readable(zap_item)) zap->serve();
       for (std::size_t i = 0; i < requests.size(); ++i)
-        for (int n = 0; n < kBatch; ++n)
+        for (int n = 0; readable(i) && n < kBatch; ++n)
           if (!on_subscription(i)) break;
       for (std::size_t i = 0; i < responses.size(); ++i)
-        read(responses[i], i, [&](RouterMessage& m) { on_worker_message(m); });
+        if (readable(first_response + i)) read(responses[i], i, [&](RouterMessage& m) { on_worker_message(m); });
       for (std::size_t i = 0; i < clients.size(); ++i)
-        read(clients[i], i, [&](RouterMessage& m) { on_client_message(m); });
-      if (enroll) read(*enroll, 0, [&](RouterMessage& m) { on_enroll_message(m); });
+        if (readable(first_client + i)) read(clients[i], i, [&](RouterMessage& m) { on_client_message(m); });
+      if (enroll && readable(enroll_item)) read(*enroll, 0, [&](RouterMessage& m) { on_enroll_message(m); });
       now = Clock::now();
       if (now >= core.next_wakeup() || core.shutting_down()) core.tick(now);
       flush();

@@ -639,11 +639,14 @@ int main(int argc, char** argv) {
                         o.scale_opt.processes, o.scale_opt.queued, o.scale_transport);
     if (!scale.ran) text += fmt::format("  not completed: {}\n", scale.note);
     text += fmt::format("  attach storm settles in {:.3f} s ({} confirmed)\n", scale.settle_s, scale.confirmed);
-    text += fmt::format("  idle (heartbeats only): musterd CPU {:.2f} % of a core, RSS {:.1f} MiB\n", scale.idle_cpu_pct,
-                        scale.idle_rss_kib / 1024.0);
-    text += fmt::format("  loaded ({} held, {} queued): musterd CPU {:.2f} %, RSS {:.1f} MiB, peak {:.1f} MiB (start {:.1f} MiB)\n",
+    text += fmt::format("  idle (heartbeats only): musterd CPU {:.2f} % of a core, RSS {:.1f} MiB (anon {:.1f}, file {:.1f})\n",
+                        scale.idle_cpu_pct, scale.idle_rss_kib / 1024.0, scale.idle_anon_kib / 1024.0,
+                        scale.idle_file_kib / 1024.0);
+    text += fmt::format("  loaded ({} held, {} queued): musterd CPU {:.2f} %, RSS {:.1f} MiB (anon {:.1f}, file {:.1f}), "
+                        "peak {:.1f} MiB (start {:.1f} MiB), read {:.1f} s after the first submission\n",
                         scale.held, scale.queued_seen, scale.loaded_cpu_pct, scale.loaded_rss_kib / 1024.0,
-                        scale.peak_rss_kib / 1024.0, scale.start_rss_kib / 1024.0);
+                        scale.loaded_anon_kib / 1024.0, scale.loaded_file_kib / 1024.0, scale.peak_rss_kib / 1024.0,
+                        scale.start_rss_kib / 1024.0, scale.loaded_after_s);
     if (scale.soaked_rss_kib)
       text += fmt::format("  after a further {:.0f} s of heartbeats: musterd RSS {:.1f} MiB\n", o.scale_opt.soak_s,
                           scale.soaked_rss_kib / 1024.0);
@@ -651,8 +654,8 @@ int main(int argc, char** argv) {
                         scale.storm_daemon_cpu_s, scale.storm_sims_cpu_s, scale.ready_listed);
     if (scale.floor_ran)
       text += fmt::format("  bare-libzmq floor (same heartbeats, muster-bench-hbfloor): CPU {:.2f} % of a core, "
-                          "RSS {:.1f} MiB -> musterd idle / floor: CPU {:.2f}x, RSS {:.2f}x\n",
-                          scale.floor_cpu_pct, scale.floor_rss_kib / 1024.0,
+                          "RSS {:.1f} MiB (anon {:.1f}) -> musterd idle / floor: CPU {:.2f}x, RSS {:.2f}x\n",
+                          scale.floor_cpu_pct, scale.floor_rss_kib / 1024.0, scale.floor_anon_kib / 1024.0,
                           scale.floor_cpu_pct > 0 ? scale.idle_cpu_pct / scale.floor_cpu_pct : 0.0,
                           scale.floor_rss_kib ? static_cast<double>(scale.idle_rss_kib) / scale.floor_rss_kib : 0.0);
     if (scale.ran && !scale.note.empty()) text += "  note: " + scale.note + "\n";

@@ -273,6 +273,8 @@ ProcSample sample_process(pid_t pid) {
   while (std::getline(st, line)) {
     if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::stoull(line.substr(6));
     if (line.rfind("VmHWM:", 0) == 0) s.hwm_kib = std::stoull(line.substr(6));
+    if (line.rfind("RssAnon:", 0) == 0) s.anon_kib = std::stoull(line.substr(8));
+    if (line.rfind("RssFile:", 0) == 0) s.file_kib = std::stoull(line.substr(8));
   }
   return s;
 }

@@ -85,6 +85,8 @@ struct ProcSample {
   double cpu_seconds = 0;      // utime + stime, all threads
   std::uint64_t rss_kib = 0;   // VmRSS
   std::uint64_t hwm_kib = 0;   // VmHWM (peak RSS)
+  std::uint64_t anon_kib = 0;  // RssAnon: the process's private memory (heap, stacks)
+  std::uint64_t file_kib = 0;  // RssFile: mapped pages of its binary and shared libraries
   SteadyClock::time_point at{};
 };
 ProcSample sample_process(pid_t pid);

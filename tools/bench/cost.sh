@@ -110,6 +110,20 @@ ir_total() {  # sum of callgrind totals of the files given
   echo "$sum"
 }
 
+# Voluntary context switches of every thread of the processes given: a thread that blocks
+# (waits for a message) switches voluntarily, so this counts the hand-offs between threads;
+# involuntary ones are preemption and grow with the machine's load.
+voluntary() {
+  local sum=0 v p t
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*/status; do
+      v=$(awk '/^voluntary_ctxt_switches/{print $2}' "$t" 2>/dev/null || true)
+      sum=$((sum + ${v:-0}))
+    done
+  done
+  echo "$sum"
+}
+
 EVENTS=context-switches,raw_syscalls:sys_enter,task-clock
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $CALLS calls x $PAYLOAD B, $DEPTH in flight, $WORKERS SDK workers (capacity $CAPACITY), build $BUILD"
 IFS=, read -ra TLIST <<<"$TRANSPORTS"
@@ -122,8 +136,11 @@ for t in "${TLIST[@]}"; do
   perf stat -x, -e "$EVENTS" -p "$(IFS=,; echo "${WORKER_PIDS[*]}")" -o "$DIR/perf-w-$t" &
   PW=$!
   sleep 0.3
-  perf stat -x, -e "$EVENTS" -o "$DIR/perf-c-$t" -- "$CLIENT" --client-address "$CLIENT_ADDR" \
-    "${CLIENT_EXTRA[@]}" --calls "$CALLS" --depth "$DEPTH" --payload "$PAYLOAD" --workers "$WORKERS" >/dev/null
+  dvol0=$(voluntary "$DAEMON_PID") wvol0=$(voluntary "${WORKER_PIDS[@]}")
+  perf stat -x, -e "$EVENTS" -o "$DIR/perf-c-$t" -- /usr/bin/time -f %w -o "$DIR/vol-c-$t" "$CLIENT" \
+    --client-address "$CLIENT_ADDR" "${CLIENT_EXTRA[@]}" --calls "$CALLS" --depth "$DEPTH" --payload "$PAYLOAD" \
+    --workers "$WORKERS" >/dev/null
+  dvol=$(( $(voluntary "$DAEMON_PID") - dvol0 )) wvol=$(( $(voluntary "${WORKER_PIDS[@]}") - wvol0 ))
   kill -INT "$PD" "$PW"; wait "$PD" "$PW" 2>/dev/null || true
   stop_stack
   read -r dsw dsc dms < <(perf_figures "$DIR/perf-d-$t")
@@ -132,6 +149,7 @@ for t in "${TLIST[@]}"; do
   # the client's figure includes its start (connect, waiting for the workers): small next to N calls
   echo "$t syscalls/call:    musterd $(per_call "$dsc" "$CALLS")  workers $(per_call "$wsc" "$CALLS")  client $(per_call "$csc" "$CALLS")"
   echo "$t ctx switches/call: musterd $(per_call "$dsw" "$CALLS")  workers $(per_call "$wsw" "$CALLS")  client $(per_call "$csw" "$CALLS")"
+  echo "$t   of which voluntary (a thread blocked): musterd $(per_call "$dvol" "$CALLS")  workers $(per_call "$wvol" "$CALLS")  client $(per_call "$(tail -1 "$DIR/vol-c-$t")" "$CALLS")"
   # task-clock: CPU time of all the process's threads (ms) -> µs per call
   echo "$t CPU µs/call:       musterd $(per_call "${dms}e3" "$CALLS")  workers $(per_call "${wms}e3" "$CALLS")  client $(per_call "${cms}e3" "$CALLS")"
 

@@ -30,6 +30,11 @@ nlohmann::json ScaleResult::to_json() const {
                         {"soaked_rss_kib", soaked_rss_kib},
                         {"peak_rss_kib", peak_rss_kib},
                         {"start_rss_kib", start_rss_kib},
+                        {"idle_anon_kib", idle_anon_kib},
+                        {"idle_file_kib", idle_file_kib},
+                        {"loaded_anon_kib", loaded_anon_kib},
+                        {"loaded_file_kib", loaded_file_kib},
+                        {"loaded_after_s", loaded_after_s},
                         {"confirmed_workers", confirmed},
                         {"held_requests", held},
                         {"queued_requests", queued_seen},
@@ -39,7 +44,8 @@ nlohmann::json ScaleResult::to_json() const {
                         {"storm_simworkers_cpu_s", storm_sims_cpu_s},
                         {"floor_ran", floor_ran},
                         {"floor_cpu_percent", floor_cpu_pct},
-                        {"floor_rss_kib", floor_rss_kib}};
+                        {"floor_rss_kib", floor_rss_kib},
+                        {"floor_anon_kib", floor_anon_kib}};
 }
 
 namespace {
@@ -60,6 +66,9 @@ ScaleResult run_scale(const Paths& paths, const ScaleOptions& o) {
       ep.request, "--response-address", ep.response, "--client-address", ep.client, "--log-level",
       "warn", "--queue-limit", std::to_string(o.queued + 1000), "--default-timeout-ms", "3600000",
       "--shutdown-grace-ms", "0",
+      // One client holds every request of the scenario: without this the per-client limit
+      // (10,000 by default) refused the last 1,000 and the wait for them below ran its full 60 s.
+      "--max-client-outstanding", std::to_string(o.workers + o.queued),
       // Over ipc:// every simulated worker is the one local identity (PROTOCOL.md §10).
       "--max-workers-per-identity", std::to_string(o.workers)};
   bool tcp = o.transport == Transport::Tcp;
@@ -153,7 +162,10 @@ ScaleResult run_scale(const Paths& paths, const ScaleOptions& o) {
   auto b = sample_process(daemon.pid());
   r.idle_cpu_pct = cpu_percent(a, b);
   r.idle_rss_kib = b.rss_kib;
-  log(fmt::format("idle: musterd CPU {:.2f} % of a core, RSS {:.1f} MiB", r.idle_cpu_pct, b.rss_kib / 1024.0));
+  r.idle_anon_kib = b.anon_kib;
+  r.idle_file_kib = b.file_kib;
+  log(fmt::format("idle: musterd CPU {:.2f} % of a core, RSS {:.1f} MiB (anon {:.1f}, file {:.1f})", r.idle_cpu_pct,
+                  b.rss_kib / 1024.0, b.anon_kib / 1024.0, b.file_kib / 1024.0));
 
   // 4. loaded
   Map inputs{{"data", Bytes(o.payload, 0x5a)}};
@@ -187,9 +199,14 @@ ScaleResult run_scale(const Paths& paths, const ScaleOptions& o) {
   b = sample_process(daemon.pid());
   r.loaded_cpu_pct = cpu_percent(a, b);
   r.loaded_rss_kib = b.rss_kib;
+  r.loaded_anon_kib = b.anon_kib;
+  r.loaded_file_kib = b.file_kib;
+  r.loaded_after_s = std::chrono::duration<double>(b.at - t0).count();
   r.peak_rss_kib = b.hwm_kib;
-  log(fmt::format("loaded: musterd CPU {:.2f} % of a core, RSS {:.1f} MiB (peak {:.1f} MiB)",
-                  r.loaded_cpu_pct, b.rss_kib / 1024.0, b.hwm_kib / 1024.0));
+  log(fmt::format("loaded: musterd CPU {:.2f} % of a core, RSS {:.1f} MiB (anon {:.1f}, file {:.1f}; peak {:.1f} MiB), "
+                  "{:.1f} s after the first submission",
+                  r.loaded_cpu_pct, b.rss_kib / 1024.0, b.anon_kib / 1024.0, b.file_kib / 1024.0,
+                  b.hwm_kib / 1024.0, r.loaded_after_s));
   if (o.soak_s > 0) {
     log(fmt::format("soaking {:.0f} s (heartbeats only)", o.soak_s));
     std::this_thread::sleep_for(std::chrono::duration<double>(o.soak_s));
@@ -234,6 +251,7 @@ void run_scale_floor(const Paths& paths, const ScaleOptions& o, ScaleResult& r) 
   auto b = sample_process(server.pid());
   r.floor_cpu_pct = cpu_percent(a, b);
   r.floor_rss_kib = b.rss_kib;
+  r.floor_anon_kib = b.anon_kib;
   r.floor_ran = server.running();
   log(fmt::format("bare-libzmq floor, same heartbeats: CPU {:.2f} % of a core, RSS {:.1f} MiB", r.floor_cpu_pct,
                   b.rss_kib / 1024.0));

@@ -40,6 +40,10 @@ struct ScaleResult {
   std::uint64_t soaked_rss_kib = 0;  // VmRSS after the soak (0: no soak)
   std::uint64_t peak_rss_kib = 0;    // VmHWM at the end
   std::uint64_t start_rss_kib = 0;   // before any worker attached
+  // VmRSS = RssAnon (musterd's own heap, libzmq's included) + RssFile (pages of its binary and
+  // shared libraries, ~12 MiB for musterd, shared with every process that maps them).
+  std::uint64_t idle_anon_kib = 0, idle_file_kib = 0, loaded_anon_kib = 0, loaded_file_kib = 0;
+  double loaded_after_s = 0;         // first submission -> the loaded RSS reading
   int confirmed = 0, held = 0, queued_seen = 0;
   double submit_s = 0;               // time to submit workers+queued requests
   int ready_listed = 0;              // workers musterd lists as ready after the storm
@@ -48,7 +52,7 @@ struct ScaleResult {
   // in time as `idle_*`: what libzmq itself costs for that many workers.
   bool floor_ran = false;
   double floor_cpu_pct = -1;
-  std::uint64_t floor_rss_kib = 0;
+  std::uint64_t floor_rss_kib = 0, floor_anon_kib = 0;
   nlohmann::json to_json() const;
 };
 

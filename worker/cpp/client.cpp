@@ -18,6 +18,7 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "muster/socket_poll.hpp"
 
 namespace muster {
 
@@ -405,16 +406,19 @@ struct Client::Impl {
     flush_held();
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 2, wait);
+      poll_sockets(items, 2, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;  // a signal: let the caller look at it
     }
     // Connection events first, then the replies: a reply that arrived before a disconnect is
     // in the socket's queue by the time its event is seen, so it is still read below (and a
     // durable call's Accepted with its job id, so that it is resumed, not failed).
-    Link link = read_monitor();
+    // Only what the poll found readable is read (an empty read costs libzmq two syscalls), and
+    // the socket also after any connection event, which the replies before it precede.
+    Link link = (items[1].revents & ZMQ_POLLIN) ? read_monitor() : Link{};
+    const bool replies = (items[0].revents & ZMQ_POLLIN) || link.lost || link.connected;
     zmq::message_t m;
-    while (socket.recv(m, zmq::recv_flags::dontwait)) {
+    while (replies && socket.recv(m, zmq::recv_flags::dontwait)) {
       // The reply is the last frame; the one before it, if any, may be the payload frame it
       // refers to (Result.outputs_in_frame, PROTOCOL.md §2.1).
       zmq::message_t before;

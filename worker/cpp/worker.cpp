@@ -30,6 +30,7 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
+#include "muster/socket_poll.hpp"
 
 namespace muster {
 
@@ -762,7 +763,7 @@ struct WorkerImpl {
       if (!attached || draining || detached_for_no_nodes) items.push_back({dealer->handle(), 0, ZMQ_POLLIN, 0});
       if (signals) items.push_back({nullptr, signals->fd(), ZMQ_POLLIN, 0});
       try {
-        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+        poll_sockets(items.data(), items.size(), std::chrono::milliseconds(100));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
@@ -776,7 +777,9 @@ struct WorkerImpl {
         align_payload(m);
         on_reply(m);
       }
-      for (int i = 0; i < 256; ++i) {
+      // Only what the poll found readable is read: an empty read costs libzmq two syscalls.
+      const bool sub_readable = items[0].revents & ZMQ_POLLIN, results_readable = items[1].revents & ZMQ_POLLIN;
+      for (int i = 0; sub_readable && i < 256; ++i) {
         // [topic, (payload frame)?, message]; more frames than that are a bad message.
         zmq::message_t topic, frame, payload;
         if (!sub->recv(topic, zmq::recv_flags::dontwait)) break;
@@ -797,7 +800,7 @@ struct WorkerImpl {
         on_own_topic = topic.to_string_view() == this->topic;
         on_published(bytes_of(payload), extra ? &frame : nullptr);
       }
-      on_answer();
+      if (results_readable) on_answer();
       send_batch();  // this turn's messages, as one
     }
     send_batch();
