@@ -206,16 +206,16 @@ void Watchers::diff_workers(const WatchSource& source) {
       was_in = nullptr;
     }
     if (!now) continue;
-    auto v = workspaces_.find(now->workspace);
+    const std::string workspace = now->workspace;  // *now is moved into the event below
+    auto v = workspaces_.find(workspace);
     if (v == workspaces_.end()) continue;
     auto& seen = v->second.workers;
     auto last = seen.find(id);
     if (last == seen.end()) {
       seen.emplace(id, *now);
-      deliver(now->workspace, WatchEventKind::WorkerJoined, one_worker(std::move(*now)));
+      deliver(workspace, WatchEventKind::WorkerJoined, one_worker(std::move(*now)));
     } else if (!same_worker(*now, last->second)) {
       last->second = *now;
-      auto workspace = now->workspace;
       deliver(workspace, WatchEventKind::WorkerChanged, one_worker(std::move(*now)));
     }
   }

@@ -89,6 +89,7 @@ Json describe(const w::Port* p);
 Json describe(const w::NodeSpec* s);
 Json describe(const w::NodeInfo* n);
 Json describe(const w::WorkerInfo* i);
+Json describe(const w::CallInfo* c);
 Json describe(const w::CodeCount* c);
 Json describe(const w::NodeStats* n);
 Json describe(const w::RecentFailure* f);

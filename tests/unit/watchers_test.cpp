@@ -129,6 +129,17 @@ using K = WatchEventKind;
 
 }  // namespace
 
+namespace doctest {
+template <>
+struct StringMaker<std::vector<WatchEventKind>> {
+  static String convert(const std::vector<WatchEventKind>& v) {
+    std::string out = "[";
+    for (auto k : v) out += std::to_string(static_cast<int>(k)) + " ";
+    return (out + "]").c_str();
+  }
+};
+}  // namespace doctest
+
 TEST_CASE("a watch gets a snapshot, then each change of its workspace in order, seq without gaps") {
   Harness h;
   auto ws = in("A");
