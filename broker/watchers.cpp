@@ -109,8 +109,11 @@ void Watchers::end_all(ErrorCode code, const std::string& why, std::vector<Actio
 void Watchers::connection_gone(const std::string& connection) {
   unsent_.erase(connection);
   for (auto it = watches_.lower_bound(Key{connection, 0});
-       it != watches_.end() && it->first.first == connection;)
+       it != watches_.end() && it->first.first == connection;) {
+    spdlog::debug("watch ended: its connection is gone request_id={} workspace={}", it->second.request_id,
+                  it->second.who.workspace);
     forget(it++);
+  }
 }
 
 void Watchers::backlog(const std::string& connection, std::size_t replies) {
