@@ -61,7 +61,10 @@ std::size_t BrokerCore::CallerHash::operator()(const Caller& c) const {
 }
 
 BrokerCore::BrokerCore(CoreConfig config, TimePoint now)
-    : config_(std::move(config)), started_(now), next_ping_at_(now) {
+    : config_(std::move(config)),
+      started_(now),
+      next_ping_at_(now),
+      watchers_(config_.watch_backlog, config_.max_watches_per_connection) {
   next_request_id_ = std::max<std::uint64_t>(1, config_.first_request_id);
   next_journal_expire_ = now + config_.journal_expire_interval;
 }
@@ -161,6 +164,9 @@ void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, Fail
     count_terminal(now, failure.code, *r.stats->workspace, r.stats, r.node->second, failure.message);
     reply_client(r, std::move(failure));
   }
+  note_call(r, CallPhase::Finished, std::holds_alternative<ResultBody>(terminal)
+                                        ? ErrorCode::None
+                                        : std::get<FailureBody>(terminal).code);
   by_client_.erase(client_key(*r.client, r.client_request_id));
   count_open(r, -1);
   r.answered = true;
@@ -212,11 +218,12 @@ void BrokerCore::on_client_backlog(const std::string& connection, std::size_t re
                                    std::uint64_t bytes) {
   auto it = outstanding_.find(connection);
   if (it == outstanding_.end()) {
-    if (replies == 0) return;
+    if (replies == 0) return watchers_.backlog(connection, 0);
     it = outstanding_.emplace(connection, Outstanding{}).first;
   }
   it->second.unread = replies;
   it->second.unread_bytes = bytes;
+  watchers_.backlog(connection, replies);
   if (it->second.open == 0 && it->second.unread == 0) outstanding_.erase(it);
 }
 
@@ -264,6 +271,7 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   r.dispatched = now;
   w.holding.insert(r.id);
   w.last_dispatch = now;
+  note_call(r, CallPhase::Running);
   if (r.job_id) journal(journal::Dispatched{r.job_id, w.id, w.owner.identity, r.id, r.attempts});
   std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
   const Caller& c = *r.caller;
@@ -349,6 +357,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     r.worker_id.clear();
     r.waiting_since = now;
     registry_.node_for_queue(*r.node).queue.push_front(lane_of(r), id);
+    note_call(r, CallPhase::Queued);
     if (r.job_id) journal(journal::Requeued{r.job_id, r.deaths});
     ++redispatched_;
     ++r.stats->workspace->counts.redispatched;
@@ -565,6 +574,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   if (w->state == WorkerState::Confirming &&
       std::find(w->confirm_seqs.begin(), w->confirm_seqs.end(), seq) != w->confirm_seqs.end()) {
     w->state = WorkerState::Ready;
+    registry_.touched(*w);
     changed = confirmed_now = true;
     spdlog::debug("worker {} confirmed: the request socket reaches it", w->id);
   }
@@ -751,7 +761,7 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
 void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev) {
   ++submitted_;
   auto key = client_key(peer, ev.client_request_id);
-  if (by_client_.contains(key))
+  if (by_client_.contains(key) || watchers_.is_open(client_lane(peer), ev.client_request_id))
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
                              fmt::format("request id {} is already open on this connection",
                                          ev.client_request_id));
@@ -857,11 +867,13 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   } else {
     r.state = RequestState::Queued;
     entry->queue.push_back(queue_lane(peer, *r.caller), id);
+    note_call(r, CallPhase::Queued);
   }
 }
 
 void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
                            const std::string* workspace) {
+  if (watchers_.cancel(client_lane(peer), client_request_id, workspace, actions_)) return;
   auto k = by_client_.find(client_key(peer, client_request_id));
   if (k == by_client_.end()) {
     spdlog::debug("cancel for request {} which is not open: ignored", client_request_id);
@@ -1000,6 +1012,7 @@ void BrokerCore::begin_shutdown(TimePoint now) {
   if (shutting_down_) return;
   shutting_down_ = true;
   shutdown_deadline_ = now + config_.shutdown_grace;
+  watchers_.end_all(ErrorCode::ShuttingDown, "the daemon is shutting down", actions_);
   std::vector<std::uint64_t> queued;
   std::size_t kept = 0;
   for (auto& [id, r] : requests_)
@@ -1054,16 +1067,22 @@ std::vector<NodeSnapshot> BrokerCore::list_nodes(const std::string& workspace) c
   std::vector<NodeSnapshot> out;
   for (auto& [key, entry] : registry_.nodes()) {
     if (!workspace.empty() && key.first != workspace) continue;
-    NodeSnapshot s;
-    s.spec = entry.spec;
-    s.workspace = key.first;
-    s.workers = static_cast<std::uint32_t>(entry.workers.size());
-    for (auto* w : entry.workers) s.capacity += w->capacity;
-    s.queue_depth = static_cast<std::uint32_t>(entry.queue.size());
-    if (auto it = in_flight.find(key); it != in_flight.end()) s.in_flight = it->second;
-    out.push_back(std::move(s));
+    auto it = in_flight.find(key);
+    out.push_back(node_snapshot(key, entry, it == in_flight.end() ? 0 : it->second));
   }
   return out;
+}
+
+NodeSnapshot BrokerCore::node_snapshot(const NodeKey& key, const NodeEntry& entry,
+                                       std::uint32_t in_flight) const {
+  NodeSnapshot s;
+  s.spec = entry.spec;
+  s.workspace = key.first;
+  s.workers = static_cast<std::uint32_t>(entry.workers.size());
+  for (auto* w : entry.workers) s.capacity += w->capacity;
+  s.queue_depth = static_cast<std::uint32_t>(entry.queue.size());
+  s.in_flight = in_flight;
+  return s;
 }
 
 std::vector<WorkerSnapshot> BrokerCore::list_workers(TimePoint now,
@@ -1071,24 +1090,28 @@ std::vector<WorkerSnapshot> BrokerCore::list_workers(TimePoint now,
   std::vector<WorkerSnapshot> out;
   for (auto& [id, w] : registry_.workers()) {
     if (!workspace.empty() && w.owner.workspace != workspace) continue;
-    WorkerSnapshot s;
-    s.worker_id = id;
-    s.hostname = w.hostname;
-    s.sdk = w.sdk;
-    s.state = std::string(worker_state_name(w.state));
-    s.workspace = w.owner.workspace;
-    s.identity = w.owner.identity;
-    s.pid = w.pid;
-    s.capacity = w.capacity;
-    s.in_flight = static_cast<std::uint32_t>(w.holding.size());
-    for (auto& n : w.nodes) s.nodes.push_back(n.name);
-    s.attached_ms = ms_between(w.attached_at, now);
-    s.last_seen_ms = ms_between(w.last_heard, now);
-    out.push_back(std::move(s));
+    out.push_back(worker_snapshot(w, now));
   }
   std::sort(out.begin(), out.end(),
             [](auto& a, auto& b) { return a.worker_id < b.worker_id; });
   return out;
+}
+
+WorkerSnapshot BrokerCore::worker_snapshot(const WorkerEntry& w, TimePoint now) const {
+  WorkerSnapshot s;
+  s.worker_id = w.id;
+  s.hostname = w.hostname;
+  s.sdk = w.sdk;
+  s.state = std::string(worker_state_name(w.state));
+  s.workspace = w.owner.workspace;
+  s.identity = w.owner.identity;
+  s.pid = w.pid;
+  s.capacity = w.capacity;
+  s.in_flight = static_cast<std::uint32_t>(w.holding.size());
+  for (auto& n : w.nodes) s.nodes.push_back(n.name);
+  s.attached_ms = ms_between(w.attached_at, now);
+  s.last_seen_ms = ms_between(w.last_heard, now);
+  return s;
 }
 
 StatusSnapshot BrokerCore::status(TimePoint now, const std::string& workspace) const {

@@ -37,6 +37,7 @@
 #include "node_stats.hpp"
 #include "registry.hpp"
 #include "request_stats.hpp"
+#include "watchers.hpp"
 
 namespace muster::broker {
 
@@ -93,6 +94,10 @@ struct CoreConfig {
   // across a restart (PROTOCOL.md §7.6): the daemon starts them at its start time in ms × 1024
   // and above epoch << 40 once a journal is open (on_journal_epoch). Tests keep 1.
   std::uint64_t first_request_id = 1;
+  // Pushed events (watchers.hpp): events one watcher may have waiting before it overflows
+  // (--watch-backlog), and the watches one connection may hold open.
+  std::size_t watch_backlog = 1024;
+  std::size_t max_watches_per_connection = 64;
 };
 
 struct StatusSnapshot {
@@ -103,20 +108,7 @@ struct StatusSnapshot {
   double rate_1m = 0;
 };
 
-struct NodeSnapshot {
-  NodeSpec spec;
-  std::string workspace;
-  std::uint32_t workers = 0, capacity = 0, in_flight = 0, queue_depth = 0;
-};
-
-struct WorkerSnapshot {
-  std::string worker_id, hostname, sdk, state, workspace, identity;
-  std::uint32_t pid = 0, capacity = 0, in_flight = 0;
-  std::vector<std::string> nodes;
-  std::uint64_t attached_ms = 0, last_seen_ms = 0;
-};
-
-class BrokerCore {
+class BrokerCore : private WatchSource {
  public:
   BrokerCore(CoreConfig config, TimePoint now);
 
@@ -177,6 +169,19 @@ class BrokerCore {
   void on_client_backlog(const std::string& connection, std::size_t replies, std::uint64_t bytes);
   // The key of a client connection (for on_client_backlog and the socket loop's outbox).
   static std::string connection_key(const Peer& peer) { return client_lane(peer); }
+
+  // ---- pushed events (Watch, watchers.hpp; broker_core_watch.cpp) ----
+  // Opens a watch of `who`'s workspace under (peer, request_id): its Snapshot and events follow
+  // from the next publish_watch_events(). Its one terminal reply: Failure{Cancelled} on Cancel,
+  // Failure{ShuttingDown} at shutdown; none once its connection is gone (on_client_gone).
+  void on_watch(TimePoint now, const Peer& peer, const Caller& who, std::uint64_t request_id,
+                WatchScope scope);
+  // A reply to this connection found nobody: its watches end.
+  void on_client_gone(const std::string& connection);
+  // Once per turn, before actions() are sent: the turn's changes become events for the
+  // watchers that can take them (appended to actions()).
+  void publish_watch_events(TimePoint now);
+  const Watchers& watchers() const { return watchers_; }
 
   // ---- identity changes ----
   // The identity was revoked: its workers leave the registry at once (death rules apply) and
@@ -350,6 +355,17 @@ class BrokerCore {
   // Shutdown of a durable request: forgotten here without a terminal reply or an Abort; the
   // journal keeps it (queued, or running on its worker) for the next instance to restore.
   void leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it);
+  // ---- pushed events (broker_core_watch.cpp) ----
+  // Tells the caller's watchers (if any) that request `r` is now in `phase`.
+  void note_call(const Request& r, CallPhase phase, ErrorCode code = ErrorCode::None);
+  NodeSnapshot node_snapshot(const NodeKey& key, const NodeEntry& entry, std::uint32_t in_flight) const;
+  WorkerSnapshot worker_snapshot(const WorkerEntry& w, TimePoint now) const;
+  std::optional<NodeSnapshot> watched_node(const std::string& workspace, const std::string& node) const override;
+  std::optional<WorkerSnapshot> watched_worker(const std::string& worker_id) const override;
+  std::vector<NodeSnapshot> watched_nodes(const std::string& workspace) const override;
+  std::vector<WorkerSnapshot> watched_workers(const std::string& workspace) const override;
+  std::vector<CallSnapshot> watched_calls(const Caller& caller) const override;
+
   // Whether request `id`'s entry in deadlines_ still counts (DeadlineQueue's `live`).
   bool deadline_counts(std::uint64_t id) const;
 
@@ -474,6 +490,9 @@ class BrokerCore {
   std::uint64_t submitted_ = 0, redispatched_ = 0;
   RequestStats terminal_;  // the daemon's terminal replies (its submitted/redispatched unused)
   StatsTable stats_;       // per workspace and per node; requests point at their entries
+
+  Watchers watchers_;
+  TimePoint watch_now_{};  // the time of the publish under way (workers' ages)
 };
 
 }  // namespace muster::broker

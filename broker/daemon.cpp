@@ -30,6 +30,7 @@
 #include "security.hpp"
 #include "standby.hpp"
 #include "subscription_policy.hpp"
+#include "watch_wire.hpp"
 #include "zap_handler.hpp"
 
 namespace muster::broker {
@@ -433,6 +434,7 @@ struct Daemon::Impl {
     }
     if (auto* c = std::get_if<CancelEvent>(&ev))
       return core.on_cancel(now, peer, c->request_id, asserted ? &who.workspace : nullptr);
+    if (auto* w = std::get_if<WatchEvent>(&ev)) return core.on_watch(now, peer, who, w->request_id, w->scope);
     if (auto* j = std::get_if<JobEvent>(&ev)) return deliver(core, now, peer, who, *j);
     if (auto* a = std::get_if<AdminEvent>(&ev)) {
       auto type = a->message->body_type();
@@ -520,6 +522,7 @@ struct Daemon::Impl {
     auto outcome = send_client_frames(clients.at(f.peer.via), f);
     if (outcome == SendOutcome::Gone) {
       batching_clients.erase(BrokerCore::connection_key(f.peer));
+      core.on_client_gone(BrokerCore::connection_key(f.peer));  // its watches end
       ++unroutable;
       spdlog::debug("a reply to a client that is gone was discarded");
     }
@@ -544,18 +547,7 @@ struct Daemon::Impl {
   void send_node_list(const Peer& peer, std::uint64_t rid, const Caller& who) {
     flatbuffers::FlatBufferBuilder fbb(1024);
     std::vector<flatbuffers::Offset<wire::NodeInfo>> infos;
-    for (auto& n : core.list_nodes(visible_workspace(who))) {
-      auto spec = encode_node_spec(fbb, n.spec);
-      auto ws = fbb.CreateString(n.workspace);
-      wire::NodeInfoBuilder b(fbb);
-      b.add_spec(spec);
-      b.add_workspace(ws);
-      b.add_workers(n.workers);
-      b.add_capacity(n.capacity);
-      b.add_in_flight(n.in_flight);
-      b.add_queue_depth(n.queue_depth);
-      infos.push_back(b.Finish());
-    }
+    for (auto& n : core.list_nodes(visible_workspace(who))) infos.push_back(encode_node_info(fbb, n));
     auto list = wire::CreateNodeListDirect(fbb, &infos);
     send_reply(peer, rid, fbb, wire::ReplyBody::NodeList, list.Union());
   }
@@ -563,14 +555,7 @@ struct Daemon::Impl {
   void send_worker_list(const Peer& peer, std::uint64_t rid, const Caller& who, TimePoint now) {
     flatbuffers::FlatBufferBuilder fbb(1024);
     std::vector<flatbuffers::Offset<wire::WorkerInfo>> infos;
-    for (auto& w : core.list_workers(now, visible_workspace(who))) {
-      std::vector<flatbuffers::Offset<flatbuffers::String>> nodes;
-      for (auto& n : w.nodes) nodes.push_back(fbb.CreateString(n));
-      infos.push_back(wire::CreateWorkerInfoDirect(
-          fbb, w.worker_id.c_str(), w.hostname.c_str(), w.sdk.c_str(), w.pid, w.state.c_str(),
-          w.capacity, w.in_flight, &nodes, w.workspace.c_str(), w.identity.c_str(), w.attached_ms,
-          w.last_seen_ms));
-    }
+    for (auto& w : core.list_workers(now, visible_workspace(who))) infos.push_back(encode_worker_info(fbb, w));
     auto list = wire::CreateWorkerListDirect(fbb, &infos);
     send_reply(peer, rid, fbb, wire::ReplyBody::WorkerList, list.Union());
   }
@@ -872,6 +857,9 @@ struct Daemon::Impl {
     } else if (auto* f = std::get_if<FailureBody>(&a.body)) {
       type = wire::ReplyBody::Failure;
       body = wire::CreateFailureDirect(fbb, a.request_id, f->code, f->message.c_str(), f->job_id).Union();
+    } else if (auto* e = std::get_if<WatchEventBody>(&a.body)) {
+      type = wire::ReplyBody::Event;
+      body = encode_watch_event(fbb, *e).Union();
     } else if (auto* info = std::get_if<JobInfoBody>(&a.body)) {
       type = wire::ReplyBody::JobInfo;
       body = encode_job_info(fbb, *info).Union();
@@ -914,6 +902,7 @@ struct Daemon::Impl {
     commit_journal();  // before anything of this turn is sent
     // What waited comes first: a connection's replies keep their order.
     if (!outbox.empty()) outbox.retry([&](ClientFrames& f) { return send_to_client(f); });
+    core.publish_watch_events(Clock::now());  // the turn's changes, to whoever watches them
     collecting = true;  // batchable messages wait per peer until the turn's end (§2.2)
     auto& actions = core.actions();
     for (auto& action : actions) {
@@ -978,6 +967,7 @@ struct Daemon::Impl {
       auto wait = wake <= now ? Millis(0)
                               : std::min(Millis(1000), std::chrono::ceil<Millis>(wake - now));
       if (!outbox.empty()) wait = std::min<Millis>(wait, kOutboxRetry);
+      if (core.watchers().ready()) wait = Millis(0);  // a watcher's events can go out now
       if (journal) wait = std::min<Millis>(wait, opt.journal_lease_term / 4);  // renewals (keep)
       try {
         poll_sockets(items.data(), items.size(), wait);

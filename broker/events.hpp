@@ -18,6 +18,7 @@
 #include "muster/frames.hpp"
 #include "muster/node_spec.hpp"
 #include "muster/wire/common_generated.h"
+#include "snapshots.hpp"
 
 namespace muster::broker {
 
@@ -198,8 +199,24 @@ struct JobInfoBody {
 struct JobInfoListBody {
   std::vector<JobInfoBody> jobs;  // oldest first
 };
-using ClientReplyBody =
-    std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody, JobInfoBody, JobInfoListBody>;
+// One pushed event of a Watch (wire::Event, PROTOCOL.md §8.2). What it shows is shared by
+// every watcher it goes to; `seq` is the watcher's own.
+enum class WatchEventKind : std::uint8_t {
+  Snapshot = 0, NodeAdded, NodeChanged, NodeRemoved, WorkerJoined, WorkerChanged, WorkerLeft,
+  CallState, Overflow
+};
+struct WatchContent {
+  std::vector<NodeSnapshot> nodes;      // Snapshot: all; Node*: the one
+  std::vector<WorkerSnapshot> workers;  // Snapshot: all; Worker*: the one
+  std::vector<CallSnapshot> calls;      // Snapshot: the caller's open calls; CallState: the one
+};
+struct WatchEventBody {
+  std::uint64_t seq = 0;
+  WatchEventKind kind = WatchEventKind::Snapshot;
+  std::shared_ptr<const WatchContent> content;  // null: nothing (Overflow)
+};
+using ClientReplyBody = std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody, JobInfoBody,
+                                     JobInfoListBody, WatchEventBody>;
 struct ReplyToClient {
   Peer peer;
   std::uint64_t request_id = 0;

@@ -294,6 +294,10 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
     case ClientBody::JobGet: return JobEvent{JobGetEvent{rid, msg->body_as_JobGet()->job_id()}};
     case ClientBody::JobList: return JobEvent{JobListEvent{rid}};
     case ClientBody::JobCancel: return JobEvent{JobCancelEvent{rid, msg->body_as_JobCancel()->job_id()}};
+    case ClientBody::Watch: {
+      auto* w = msg->body_as_Watch();
+      return WatchEvent{rid, WatchScope{w->nodes(), w->workers(), w->calls()}};
+    }
     case ClientBody::Batch:
       return refuse(in_batch ? kBatchInBatch : "a Batch must be opened with for_each_client_message", rid);
     default: return refuse("ClientMessage without a known body", rid);

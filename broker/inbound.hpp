@@ -136,7 +136,12 @@ struct AdminEvent {
 };
 // A durable-job message (events.hpp; BrokerCore::on_job_*).
 using JobEvent = std::variant<JobResumeEvent, JobAckEvent, JobGetEvent, JobListEvent, JobCancelEvent>;
-using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent, JobEvent>;
+// A Watch (BrokerCore::on_watch).
+struct WatchEvent {
+  std::uint64_t request_id = 0;
+  WatchScope scope;
+};
+using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent, JobEvent, WatchEvent>;
 
 // `on_behalf_of`, if given, receives ClientMessage.on_behalf_of when the message carries one
 // (broker/on_behalf_of decides whether it is honoured). `in_batch` as for decode_worker_message.

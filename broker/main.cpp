@@ -114,6 +114,10 @@ int main(int argc, char** argv) {
                  "Worker ids one identity may have attached at once (the ipc owner is one "
                  "identity); 0 = no limit")
       ->capture_default_str()->check(CLI::Range(0, 10000000));
+  app.add_option("--watch-backlog", opt.core.watch_backlog,
+                 "Events one watcher (Watch, `muster watch`) may have waiting while it does not "
+                 "read; past it they are dropped and it gets OVERFLOW, then a fresh snapshot")
+      ->capture_default_str()->check(CLI::Range(1, 10000000));
   // Durable calls (docs/DURABILITY.md).
   app.add_option("--journal", opt.journal,
                  "Journal of durable calls: sqlite:PATH (default: sqlite:DATA_DIR/journal.db, "

@@ -26,8 +26,14 @@ WorkerEntry& Registry::add(WorkerEntry entry) {
   return it->second;
 }
 
+void Registry::note(const WorkerEntry& w) {
+  if (tracking_) changes_.workers.push_back(w.id);
+}
+
 void Registry::index(WorkerEntry& w) {
+  note(w);
   for (auto& spec : w.nodes) {
+    note(NodeKey{w.owner.workspace, spec.name});
     auto& entry = nodes_[NodeKey{w.owner.workspace, spec.name}];
     // The first worker of a node sets its declaration; later ones declare the same (refused
     // otherwise at Attach), or replace it when no worker serves it any more.
@@ -41,8 +47,10 @@ void Registry::index(WorkerEntry& w) {
 }
 
 void Registry::unindex(WorkerEntry& w) {
+  note(w);
   for (auto& spec : w.nodes) {
     NodeKey key{w.owner.workspace, spec.name};
+    note(key);
     auto it = nodes_.find(key);
     if (it == nodes_.end()) continue;
     auto& ws = it->second.workers;
@@ -79,12 +87,17 @@ NodeEntry* Registry::node(const NodeKey& key) {
   return it == nodes_.end() ? nullptr : &it->second;
 }
 
-NodeEntry& Registry::node_for_queue(const NodeKey& key) { return nodes_[key]; }
+NodeEntry& Registry::node_for_queue(const NodeKey& key) {
+  note(key);
+  return nodes_[key];
+}
 
 void Registry::drop_if_unused(const NodeKey& key) {
   auto it = nodes_.find(key);
-  if (it != nodes_.end() && it->second.workers.empty() && it->second.queue.empty())
+  if (it != nodes_.end() && it->second.workers.empty() && it->second.queue.empty()) {
+    note(key);
     nodes_.erase(it);
+  }
 }
 
 WorkerEntry* Registry::pick(NodeEntry& entry) {

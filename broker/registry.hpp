@@ -86,12 +86,28 @@ class Registry {
   // Workers attached by this identity (every state).
   std::size_t workers_of(const std::string& identity) const;
 
+  // ---- changes, for pushed events (watchers.hpp): recorded only while tracking is on ----
+  struct Changes {
+    std::vector<std::string> workers;  // added, updated, (un)indexed, removed, touched
+    std::vector<NodeKey> nodes;        // whose entry, workers or capacity may have changed
+  };
+  void track_changes(bool on) { tracking_ = on; }
+  // A change the registry does not make itself (the worker's state).
+  void touched(const WorkerEntry& w) { note(w); }
+  Changes take_changes() { return std::exchange(changes_, {}); }
+
  private:
   void index(WorkerEntry& w);
+  void note(const WorkerEntry& w);
+  void note(const NodeKey& key) {
+    if (tracking_) changes_.nodes.push_back(key);
+  }
   std::unordered_map<std::string, WorkerEntry> workers_;
   std::map<NodeKey, NodeEntry> nodes_;
   std::vector<NodeKey> unserved_;
   std::unordered_map<std::string, std::size_t> per_identity_;
+  bool tracking_ = false;
+  Changes changes_;
 };
 
 }  // namespace muster::broker

@@ -2,6 +2,8 @@
 #include "daemon_link.hpp"
 
 #include <poll.h>
+
+#include <algorithm>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -103,8 +105,46 @@ void DaemonLink::poll_daemon() {
     s.up = false;
     s.error = e.what();
     client_.reset();  // start over with a fresh socket
+    watches_.clear();
+  }
+  if (s.up) {
+    std::vector<std::string> served;
+    for (auto& [name, view] : s.workspaces)
+      if (view.error.empty()) served.push_back(name);
+    keep_watches(served);
   }
   on_snapshot_(std::move(s));
+}
+
+void DaemonLink::keep_watches(const std::vector<std::string>& workspaces) {
+  for (auto it = watches_.begin(); it != watches_.end();)
+    it = std::find(workspaces.begin(), workspaces.end(), it->first) == workspaces.end() ? watches_.erase(it) : ++it;
+  for (auto& ws : workspaces) {
+    if (watches_.contains(ws)) continue;
+    try {
+      WatchOptions what;
+      what.on_behalf_of = OnBehalfOf{kPollUser, ws, "read"};
+      watches_.emplace(ws, std::make_unique<Watch>(options_, what));
+    } catch (const std::exception& e) {
+      spdlog::warn("cannot watch workspace {} (its lists are polled only): {}", ws, e.what());
+    }
+  }
+}
+
+bool DaemonLink::drain_watches() {
+  bool changed = false;
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    try {
+      while (auto e = it->second->next(std::chrono::milliseconds(0)))
+        if (e->value("kind", "") != "snapshot" || e->value("seq", 0) > 1) changed = true;
+      ++it;
+    } catch (const CallError& e) {
+      spdlog::debug("watch of workspace {} ended: {}", it->first, e.what());
+      it = watches_.erase(it);
+      changed = true;  // what ended it (musterd gone or back) shows in a poll now
+    }
+  }
+  return changed;
 }
 
 void DaemonLink::run() {
@@ -120,10 +160,20 @@ void DaemonLink::run() {
       poll_daemon();
       next_poll = Clock::now() + interval_;
     }
-    // Sleep until the next poll, or a wake (poll_now, stop).
+    if (drain_watches()) {
+      poll_daemon();  // a pushed change: the lists now, not at the next poll
+      next_poll = Clock::now() + interval_;
+      continue;
+    }
+    // Sleep until the next poll, a pushed event, or a wake (poll_now, stop).
     auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - Clock::now());
-    pollfd fd{wake_fd_, POLLIN, 0};
-    ::poll(&fd, 1, static_cast<int>(std::clamp<std::int64_t>(until_poll.count(), 0, 1000)));
+    std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+    for (auto& [ws, w] : watches_) fds.push_back({w->fd(), POLLIN, 0});
+    // A watch's fd is edge-triggered (ZMQ_FD): drained above, it signals what comes next; a
+    // 250 ms bound covers a signal lost between the drain and this poll.
+    int slice = watches_.empty() ? 1000 : 250;
+    ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(until_poll.count(), 0, slice)));
+    auto& fd = fds.front();
     if (fd.revents & POLLIN) {
       std::uint64_t n;
       [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);

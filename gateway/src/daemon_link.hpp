@@ -3,7 +3,8 @@
 // status of every served workspace every `poll_interval` (each on behalf of the gateway's poll
 // user, kPollUser, of that workspace). Calls go through CallLink, on the Asio thread.
 // Owns: noticing that musterd is unreachable (a query unanswered within the client's grace) and
-// starting over with a fresh Client.
+// starting over with a fresh Client; a Watch per served workspace (docs/PROTOCOL.md §8.2), so a
+// node or worker that comes or goes is read at once, not at the next poll.
 // Must never: call back into sockets (callbacks run on the link thread; the server posts them
 // to its own thread), or hold a broker rule.
 #pragma once
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "muster/client.hpp"
+#include "muster/watch.hpp"
 #include "muster/gateway/executions.hpp"
 
 namespace muster::gateway {
@@ -66,6 +68,12 @@ class DaemonLink {
   bool connect();
   void poll_daemon();
   void wake();
+  // Opens a Watch for each workspace that has none (after a poll found musterd up), and drops
+  // those of workspaces no longer served.
+  void keep_watches(const std::vector<std::string>& workspaces);
+  // Reads what the watches pushed: true if a node or worker changed (the lists are read again
+  // now). A watch that ended is dropped (opened again after the next poll).
+  bool drain_watches();
 
   ClientOptions options_;
   std::chrono::milliseconds interval_;
@@ -79,6 +87,7 @@ class DaemonLink {
   std::vector<std::string> workspaces_;
 
   std::unique_ptr<Client> client_;  // link thread only
+  std::map<std::string, std::unique_ptr<Watch>> watches_;  // by workspace; link thread only
 };
 
 }  // namespace muster::gateway

@@ -121,7 +121,7 @@ def test_help_subcommand(served):
     d = served
     r = muster_cli(d, "help")
     assert r.returncode == 0
-    for cmd in ("call", "job", "nodes", "node", "workers", "status", "token", "keys", "check", "context",
+    for cmd in ("call", "job", "nodes", "node", "workers", "status", "watch", "token", "keys", "check", "context",
                 "completion", "man", "help"):
         assert re.search(rf"^\s+{cmd}\b", r.stdout, re.M), cmd
     r = muster_cli(d, "help", "call")

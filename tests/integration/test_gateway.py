@@ -42,8 +42,10 @@ def add_user(data_dir: Path, name: str, workspace: str, role: str):
 
 
 class Gateway:
-    def __init__(self, daemon, base: Path, *args, name="gw", scheme="http", ssl_context=None, global_args=()):
+    def __init__(self, daemon, base: Path, *args, name="gw", scheme="http", ssl_context=None, global_args=(),
+                 poll_interval="0.2"):
         self.daemon, self.data_dir, self.args = daemon, base / f"{name}-data", list(args)
+        self.poll_interval = poll_interval
         self.global_args = list(global_args)
         self.name, self.scheme, self.ssl_context = name, scheme, ssl_context
         self.starts = 0
@@ -54,7 +56,7 @@ class Gateway:
         self.starts += 1
         log = self.data_dir.parent / f"{self.name}-{self.starts}.log"
         self.proc = spawn([GATEWAY, "--log-level", "debug", *self.global_args, "serve", "--data-dir", self.data_dir,
-                           "--listen", "127.0.0.1:0", "--poll-interval", "0.2", "--status-interval", "0.5",
+                           "--listen", "127.0.0.1:0", "--poll-interval", self.poll_interval, "--status-interval", "0.5",
                            "--daemon-timeout", "0.5", *self.args], self.daemon.env, log)
         m = wait_for(lambda: re.search(r"listening on 127\.0\.0\.1:(\d+)", read_log(self.proc)) or self.proc.poll() is not None,
                      10, "the gateway to listen")
@@ -450,6 +452,24 @@ def test_a_peer_that_never_answers_pings_is_dropped(start_gateway, cpp_worker):
 
 
 # ---- pushes ---------------------------------------------------------------------------------
+
+def test_services_updated_is_pushed_when_a_worker_attaches_not_at_the_next_poll(daemon, start_gateway, cpp_worker):
+    """The gateway watches musterd (Watch, PROTOCOL.md §8.2): with a poll every 60 s, a worker
+    that attaches still shows in services.updated and peers.updated at once."""
+    gw = start_gateway(poll_interval="60")
+    with gw.ws() as ws:
+        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail"})
+        py = start_python_worker(daemon, "py-pushed")
+        # Bounded well below the poll interval: only a pushed event can bring it.
+        services = ws.wait("services.updated", lambda p: any(s["name"] == "py.stats" for s in p["services"]),
+                           timeout=20)["payload"]
+        assert next(s for s in services["services"] if s["name"] == "py.stats")["peer_ids"] == ["py-pushed"]
+        ws.wait("peers.updated", lambda p: any(x["id"] == "py-pushed" and x["state"] == "ready" for x in p["peers"]),
+                timeout=20)
+        stop(py)
+        ws.wait("peers.updated", lambda p: all(x["id"] != "py-pushed" or x["state"] != "ready" for x in p["peers"]),
+                timeout=20)
+
 
 def test_pushes_follow_a_worker_that_joins_and_leaves(gw, daemon):
     with gw.ws() as ws:

@@ -58,6 +58,21 @@ constexpr std::pair<w::JobState, const char*> kJobStateNames[] = {
     {w::JobState::Finished, "FINISHED"},
 };
 
+// EventKind as the descriptions spell it: the Python SDK's enumerator names.
+constexpr std::pair<w::EventKind, const char*> kEventKindNames[] = {
+    {w::EventKind::Snapshot, "SNAPSHOT"},         {w::EventKind::NodeAdded, "NODE_ADDED"},
+    {w::EventKind::NodeChanged, "NODE_CHANGED"},  {w::EventKind::NodeRemoved, "NODE_REMOVED"},
+    {w::EventKind::WorkerJoined, "WORKER_JOINED"}, {w::EventKind::WorkerChanged, "WORKER_CHANGED"},
+    {w::EventKind::WorkerLeft, "WORKER_LEFT"},    {w::EventKind::CallState, "CALL_STATE"},
+    {w::EventKind::Overflow, "OVERFLOW"},
+};
+
+Json event_kind_name(w::EventKind k) {
+  for (auto& [kind, name] : kEventKindNames)
+    if (kind == k) return name;
+  return static_cast<int>(k);
+}
+
 Json job_state_name(w::JobState s) {
   for (auto& [state, name] : kJobStateNames)
     if (state == s) return name;
@@ -74,6 +89,7 @@ Json describe(const w::Port* p);
 Json describe(const w::NodeSpec* s);
 Json describe(const w::NodeInfo* n);
 Json describe(const w::WorkerInfo* i);
+Json describe(const w::CallInfo* c);
 Json describe(const w::CodeCount* c);
 Json describe(const w::NodeStats* n);
 Json describe(const w::RecentFailure* f);
@@ -318,6 +334,36 @@ Json describe(const w::JobInfo* i) {
   j["attempts"] = i->attempts();
   j["code"] = code_name(i->code());
   j["finished_ms"] = i->finished_ms();
+  return j;
+}
+
+Json describe(const w::Watch* x) {
+  return Json{{"nodes", x->nodes()}, {"workers", x->workers()}, {"calls", x->calls()}};
+}
+
+Json describe(const w::CallInfo* c) {
+  Json j = Json::object();
+  j["request_id"] = c->request_id();
+  j["job_id"] = c->job_id();
+  put(j, "node", c->node());
+  j["state"] = job_state_name(c->state());
+  put(j, "worker_id", c->worker_id());
+  j["attempts"] = c->attempts();
+  j["code"] = code_name(c->code());
+  put(j, "trace_id", c->trace_id());
+  return j;
+}
+
+Json describe(const w::Event* e) {
+  Json j = Json::object();
+  j["seq"] = e->seq();
+  j["kind"] = event_kind_name(e->kind());
+  if (e->nodes()) j["nodes"] = describe_vector(e->nodes());
+  if (e->workers()) j["workers"] = describe_vector(e->workers());
+  if (e->calls()) j["calls"] = describe_vector(e->calls());
+  if (e->node()) j["node"] = describe(e->node());
+  if (e->worker()) j["worker"] = describe(e->worker());
+  if (e->call()) j["call"] = describe(e->call());
   return j;
 }
 
@@ -570,6 +616,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::JobList: return empty("JobList");
     case w::ClientBody::JobCancel: return with_type("JobCancel", m->body_as_JobCancel());
     case w::ClientBody::Batch: return with_type("Batch", m->body_as_Batch());
+    case w::ClientBody::Watch: return with_type("Watch", m->body_as_Watch());
     default: throw NoBody{};
   }
 }
@@ -589,6 +636,7 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::JobInfo: return with_type("JobInfo", m->body_as_JobInfo());
     case w::ReplyBody::JobInfoList: return with_type("JobInfoList", m->body_as_JobInfoList());
     case w::ReplyBody::Batch: return with_type("Batch", m->body_as_Batch());
+    case w::ReplyBody::Event: return with_type("Event", m->body_as_Event());
     default: throw NoBody{};
   }
 }
@@ -930,6 +978,9 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     return w::CreateKeyRevoke(fbb, id).Union();
   }
   if (t == "Batch") return type = w::ClientBody::Batch, build_batch(fbb, j).Union();
+  if (t == "Watch")
+    return type = w::ClientBody::Watch,
+           w::CreateWatch(fbb, j.value("nodes", false), j.value("workers", false), j.value("calls", false)).Union();
   FAIL("unknown ClientBody member " << t);
   return 0;
 }
@@ -1017,6 +1068,39 @@ Offset<w::JobInfo> build_job_info(FlatBufferBuilder& fbb, const Json& j) {
                           code(j, "code", w::ErrorCode::None), num<std::uint64_t>(j, "finished_ms", 0));
 }
 
+Offset<w::CallInfo> build_call_info(FlatBufferBuilder& fbb, const Json& j) {
+  auto node = str(fbb, j, "node");
+  auto worker = str(fbb, j, "worker_id");
+  auto trace = str(fbb, j, "trace_id");
+  return w::CreateCallInfo(fbb, num<std::uint64_t>(j, "request_id", 0), num<std::uint64_t>(j, "job_id", 0), node,
+                           job_state(j, "state"), worker, num<std::uint32_t>(j, "attempts", 0),
+                           code(j, "code", w::ErrorCode::None), trace);
+}
+
+w::EventKind event_kind(const Json& j) {
+  if (!j.contains("kind")) return w::EventKind::Snapshot;
+  const Json& v = j.at("kind");
+  if (v.is_number()) return static_cast<w::EventKind>(v.get<int>());
+  for (auto& [kind, name] : kEventKindNames)
+    if (v.get<std::string>() == name) return kind;
+  FAIL("unknown event kind " << v);
+  return w::EventKind::Snapshot;
+}
+
+Offset<w::Event> build_event(FlatBufferBuilder& fbb, const Json& j) {
+  auto nodes = table_vector<w::NodeInfo>(fbb, j, "nodes", build_node_info);
+  auto workers = table_vector<w::WorkerInfo>(fbb, j, "workers", build_worker_info);
+  auto calls = table_vector<w::CallInfo>(fbb, j, "calls", build_call_info);
+  Offset<w::NodeInfo> node;
+  Offset<w::WorkerInfo> worker;
+  Offset<w::CallInfo> call;
+  if (j.contains("node")) node = build_node_info(fbb, j.at("node"));
+  if (j.contains("worker")) worker = build_worker_info(fbb, j.at("worker"));
+  if (j.contains("call")) call = build_call_info(fbb, j.at("call"));
+  return w::CreateEvent(fbb, num<std::uint64_t>(j, "seq", 0), event_kind(j), nodes, workers, calls, node, worker,
+                        call);
+}
+
 Offset<w::RecentFailure> build_recent_failure(FlatBufferBuilder& fbb, const Json& j) {
   auto ws = str(fbb, j, "workspace");
   auto node = str(fbb, j, "node");
@@ -1086,6 +1170,7 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     return w::CreateJobInfoList(fbb, table_vector<w::JobInfo>(fbb, j, "jobs", build_job_info)).Union();
   }
   if (t == "Batch") return type = w::ReplyBody::Batch, build_batch(fbb, j).Union();
+  if (t == "Event") return type = w::ReplyBody::Event, build_event(fbb, j).Union();
   FAIL("unknown ReplyBody member " << t);
   return 0;
 }
@@ -1470,7 +1555,8 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientReply.AdminReport", "ClientMessage.GetNodeStats", "ClientReply.NodeStatsReport",
         "ClientMessage.JobResume", "ClientMessage.JobAck", "ClientMessage.JobGet", "ClientMessage.JobList",
         "ClientMessage.JobCancel", "ClientReply.JobInfo", "ClientReply.JobInfoList",
-        "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch"}) {
+        "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch",
+        "ClientMessage.Watch", "ClientReply.Event"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }

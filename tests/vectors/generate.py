@@ -313,6 +313,22 @@ def valid() -> List[Tuple[str, str, object]]:
             R(1, m.Accepted(False)),  # reply_accepted
             R(1, m.Result(1, {"greeting": "Hello Ada", "shout": "HELLO ADA"})),  # reply_result
         )]))),
+        # -- pushed events (PROTOCOL.md §8.2): a Watch, its snapshot, each kind of delta -------
+        ("client_watch", "ClientMessage", C(30, m.Watch(True, True, True))),
+        ("client_watch_nodes", "ClientMessage", C(31, m.Watch(nodes=True), m.OnBehalfOf("ada", "alpha", "read"))),
+        ("reply_event_snapshot", "ClientReply", R(30, m.Event(1, m.EventKind.SNAPSHOT,
+            [m.NodeInfo(HELLO_SPEC, "default", 2, 8, 1, 0)],
+            [m.WorkerInfo("py-host-1", "host.local", "muster-python/0.1.0", 4242, "ready", 4, 1, ["hello"], "default", "local", 120000, 150)],
+            [m.CallInfo(7, 0, "hello", m.JobState.RUNNING, "py-host-1", 1, ErrorCode.NONE, "inst-7f3a-7")]))),
+        ("reply_event_snapshot_empty", "ClientReply", R(31, m.Event(1, m.EventKind.SNAPSHOT, [], []))),
+        ("reply_event_node_added", "ClientReply", R(30, m.Event(2, m.EventKind.NODE_ADDED, node=m.NodeInfo(FULL_SPEC, "default", 1, 2, 0, 0)))),
+        ("reply_event_node_changed", "ClientReply", R(30, m.Event(3, m.EventKind.NODE_CHANGED, node=m.NodeInfo(HELLO_SPEC, "default", 3, 12, 0, 0)))),
+        ("reply_event_node_removed", "ClientReply", R(30, m.Event(4, m.EventKind.NODE_REMOVED, node=m.NodeInfo(BARE_SPEC, "default", 0, 0, 0, 0)))),
+        ("reply_event_worker_joined", "ClientReply", R(30, m.Event(5, m.EventKind.WORKER_JOINED, worker=m.WorkerInfo("cpp-1", "box", "muster-cpp/0.1.0", 77, "confirming", 2, 0, ["hello"], "default", "local", 0, 0)))),
+        ("reply_event_worker_changed", "ClientReply", R(30, m.Event(6, m.EventKind.WORKER_CHANGED, worker=m.WorkerInfo("cpp-1", "box", "muster-cpp/0.1.0", 77, "ready", 2, 0, ["hello"], "default", "local", 100, 0)))),
+        ("reply_event_worker_left", "ClientReply", R(30, m.Event(7, m.EventKind.WORKER_LEFT, worker=m.WorkerInfo("cpp-1", "box", "muster-cpp/0.1.0", 77, "ready", 2, 0, ["hello"], "default", "local", 5000, 3000)))),
+        ("reply_event_call_state", "ClientReply", R(30, m.Event(8, m.EventKind.CALL_STATE, call=m.CallInfo(9, JOB, "charge", m.JobState.FINISHED, None, 2, ErrorCode.WORKER_LOST, "trace-0001")))),
+        ("reply_event_overflow", "ClientReply", R(30, m.Event(U64_MAX, m.EventKind.OVERFLOW))),
     ]
 
 

@@ -77,6 +77,7 @@ void add_admin_commands(Cli& cli);     // token, keys
 void add_check_command(Cli& cli);      // check
 void add_context_commands(Cli& cli);   // context
 void add_help_commands(Cli& cli);      // help, completion, man
+void add_watch_commands(Cli& cli);     // watch
 
 // The default client endpoint when none is configured (as the client library picks it).
 std::string default_client_address();

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   muster::cli::add_job_commands(cli);
   muster::cli::add_node_commands(cli);
   muster::cli::add_status_commands(cli);
+  muster::cli::add_watch_commands(cli);
   muster::cli::add_admin_commands(cli);
   muster::cli::add_check_command(cli);
   muster::cli::add_context_commands(cli);

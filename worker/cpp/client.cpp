@@ -18,6 +18,7 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "listing_json.hpp"
 #include "muster/socket_poll.hpp"
 
 namespace muster {
@@ -586,40 +587,15 @@ struct Client::Impl {
   static Json node_list_json(const wire::NodeList* list) {
     auto out = Json::array();
     if (!list || !list->nodes()) return out;
-    for (auto* n : *list->nodes()) {
-      // A spec with no JSON form (a string not UTF-8, a non-finite default) is left out, so
-      // one worker cannot break the listing for everyone; musterd refuses such specs at
-      // attach, so only an older or foreign daemon sends one.
-      Json j;
-      try {
-        j = to_json(decode_node_spec(n->spec()));
-      } catch (const std::exception&) {
-        continue;
-      }
-      j["workspace"] = str(n->workspace());
-      j["workers"] = n->workers();
-      j["capacity"] = n->capacity();
-      j["in_flight"] = n->in_flight();
-      j["queue_depth"] = n->queue_depth();
-      out.push_back(std::move(j));
-    }
+    for (auto* n : *list->nodes())
+      if (auto j = node_info_json(n)) out.push_back(std::move(*j));
     return out;
   }
 
   static Json worker_list_json(const wire::WorkerList* list) {
     auto out = Json::array();
     if (!list || !list->workers()) return out;
-    for (auto* w : *list->workers()) {
-      auto nodes = Json::array();
-      if (w->nodes())
-        for (auto* n : *w->nodes()) nodes.push_back(n->str());
-      out.push_back(Json{{"worker_id", str(w->worker_id())}, {"hostname", str(w->hostname())},
-                         {"sdk", str(w->sdk())}, {"pid", w->pid()}, {"state", str(w->state())},
-                         {"capacity", w->capacity()}, {"in_flight", w->in_flight()},
-                         {"nodes", nodes}, {"workspace", str(w->workspace())},
-                         {"identity", str(w->identity())}, {"attached_ms", w->attached_ms()},
-                         {"last_seen_ms", w->last_seen_ms()}});
-    }
+    for (auto* w : *list->workers()) out.push_back(worker_info_json(w));
     return out;
   }
 

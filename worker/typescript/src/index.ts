@@ -12,3 +12,4 @@ export * from './jobs';
 export * from './listings';
 export * from './keys';
 export * from './enrollment';
+export * from './watch';

@@ -289,6 +289,13 @@ export interface JobCancelBody {
   type: 'JobCancel';
   jobId: bigint;
 }
+/** Subscribes to changes of the caller's workspace (PROTOCOL.md §8.2): Events until Cancel. */
+export interface WatchBody {
+  type: 'Watch';
+  nodes: boolean;
+  workers: boolean;
+  calls: boolean;
+}
 export type ClientBody =
   | SubmitBody
   | CancelBody
@@ -306,7 +313,8 @@ export type ClientBody =
   | JobGetBody
   | JobListBody
   | JobCancelBody
-  | BatchBody;
+  | BatchBody
+  | WatchBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
   user: string;
@@ -458,6 +466,42 @@ export interface JobInfoListBody {
   type: 'JobInfoList';
   jobs: JobInfo[];
 }
+/** What an Event of a Watch says (schema/reply.fbs EventKind; PROTOCOL.md §8.2). */
+export enum EventKind {
+  Snapshot = 0,
+  NodeAdded = 1,
+  NodeChanged = 2,
+  NodeRemoved = 3,
+  WorkerJoined = 4,
+  WorkerChanged = 5,
+  WorkerLeft = 6,
+  CallState = 7,
+  /** The watcher fell behind: what it missed was dropped; a Snapshot follows. */
+  Overflow = 8,
+}
+/** One of the watcher's own calls. */
+export interface CallInfo {
+  requestId: bigint;
+  jobId: bigint;
+  node: string;
+  state: JobState;
+  workerId: string;
+  attempts: number;
+  code: ErrorCode;
+  traceId: string;
+}
+/** One pushed event: a Snapshot (the lists), a delta (one node, worker or call), or an Overflow. */
+export interface EventBody {
+  type: 'Event';
+  seq: bigint;
+  kind: EventKind;
+  nodes: NodeInfo[];
+  workers: WorkerInfo[];
+  calls: CallInfo[];
+  node: NodeInfo | null;
+  worker: WorkerInfo | null;
+  call: CallInfo | null;
+}
 export type ReplyBody =
   | AcceptedBody
   | ProgressBody
@@ -471,7 +515,8 @@ export type ReplyBody =
   | NodeStatsReportBody
   | JobInfoBody
   | JobInfoListBody
-  | BatchBody;
+  | BatchBody
+  | EventBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -625,6 +670,52 @@ function encodeResult(b: B, r: ResultBody): flatbuffers.Offset {
 function encodeFailure(b: B, f: FailureBody): flatbuffers.Offset {
   const msg = optString(b, f.message);
   return W.Failure.createFailure(b, u64(f.requestId, 'request_id'), f.code, msg, u64(f.jobId, 'job_id'));
+}
+
+function encodeNodeInfo(b: B, n: NodeInfo): flatbuffers.Offset {
+  const spec = n.spec ? encodeNodeSpec(b, n.spec) : 0;
+  const ws = optString(b, n.workspace);
+  return W.NodeInfo.createNodeInfo(b, spec, ws, u32(n.workers, 'workers'), u32(n.capacity, 'capacity'),
+    u32(n.inFlight, 'in_flight'), u32(n.queueDepth, 'queue_depth'));
+}
+
+function encodeWorkerInfo(b: B, w: WorkerInfo): flatbuffers.Offset {
+  const id = optString(b, w.workerId);
+  const host = optString(b, w.hostname);
+  const sdk = optString(b, w.sdk);
+  const state = optString(b, w.state);
+  const nodes = W.WorkerInfo.createNodesVector(b, w.nodes.map((n) => createString(b, n)));
+  const ws = optString(b, w.workspace);
+  const identity = optString(b, w.identity);
+  return W.WorkerInfo.createWorkerInfo(b, id, host, sdk, u32(w.pid, 'pid'), state, u32(w.capacity, 'capacity'),
+    u32(w.inFlight, 'in_flight'), nodes, ws, identity, u64(w.attachedMs, 'attached_ms'), u64(w.lastSeenMs, 'last_seen_ms'));
+}
+
+function encodeCallInfo(b: B, c: CallInfo): flatbuffers.Offset {
+  const node = optString(b, c.node);
+  const worker = optString(b, c.workerId);
+  const trace = optString(b, c.traceId);
+  return W.CallInfo.createCallInfo(b, u64(c.requestId, 'request_id'), u64(c.jobId, 'job_id'), node,
+    c.state as number as W.JobState, worker, u32(c.attempts, 'attempts'), c.code ?? ErrorCode.None, trace);
+}
+
+function encodeEvent(b: B, e: EventBody): flatbuffers.Offset {
+  const nodes = e.nodes.length ? W.Event.createNodesVector(b, e.nodes.map((n) => encodeNodeInfo(b, n))) : 0;
+  const workers = e.workers.length ? W.Event.createWorkersVector(b, e.workers.map((w) => encodeWorkerInfo(b, w))) : 0;
+  const calls = e.calls.length ? W.Event.createCallsVector(b, e.calls.map((c) => encodeCallInfo(b, c))) : 0;
+  const node = e.node ? encodeNodeInfo(b, e.node) : 0;
+  const worker = e.worker ? encodeWorkerInfo(b, e.worker) : 0;
+  const call = e.call ? encodeCallInfo(b, e.call) : 0;
+  W.Event.startEvent(b);
+  W.Event.addSeq(b, u64(e.seq, 'seq'));
+  W.Event.addKind(b, e.kind as number as W.EventKind);
+  if (nodes) W.Event.addNodes(b, nodes);
+  if (workers) W.Event.addWorkers(b, workers);
+  if (calls) W.Event.addCalls(b, calls);
+  if (node) W.Event.addNode(b, node);
+  if (worker) W.Event.addWorker(b, worker);
+  if (call) W.Event.addCall(b, call);
+  return W.Event.endEvent(b);
 }
 
 function encodeJobInfo(b: B, j: JobInfo): flatbuffers.Offset {
@@ -914,6 +1005,10 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       body = W.JobCancel.createJobCancel(b, u64(x.jobId, 'job_id'));
       type = W.ClientBody.JobCancel;
       break;
+    case 'Watch':
+      body = W.Watch.createWatch(b, x.nodes, x.workers, x.calls);
+      type = W.ClientBody.Watch;
+      break;
     case 'Batch':
       body = encodeBatch(b, x);
       type = W.ClientBody.Batch;
@@ -1109,6 +1204,10 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       body = encodeBatch(b, x);
       type = W.ReplyBody.Batch;
       break;
+    case 'Event':
+      body = encodeEvent(b, x);
+      type = W.ReplyBody.Event;
+      break;
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
   }
@@ -1258,6 +1357,73 @@ function decodeFailure(f: W.Failure): FailureBody {
     jobId: f.jobId(),
   };
 }
+function decodeNodeInfo(bb: CheckedByteBuffer, x: W.NodeInfo): NodeInfo {
+  const spec = x.spec();
+  return {
+    spec: spec === null ? null : decodeNodeSpec(bb, spec),
+    workspace: s(x.workspace()),
+    workers: x.workers(),
+    capacity: x.capacity(),
+    inFlight: x.inFlight(),
+    queueDepth: x.queueDepth(),
+  };
+}
+
+function decodeWorkerInfo(w: W.WorkerInfo): WorkerInfo {
+  const nodes: string[] = [];
+  for (let j = 0, k = w.nodesLength(); j < k; j++) nodes.push(required(w.nodes(j), 'WorkerInfo.nodes[]'));
+  return {
+    workerId: s(w.workerId()),
+    hostname: s(w.hostname()),
+    sdk: s(w.sdk()),
+    pid: w.pid(),
+    state: s(w.state()),
+    capacity: w.capacity(),
+    inFlight: w.inFlight(),
+    nodes,
+    workspace: s(w.workspace()),
+    identity: s(w.identity()),
+    attachedMs: w.attachedMs(),
+    lastSeenMs: w.lastSeenMs(),
+  };
+}
+
+function decodeCallInfo(c: W.CallInfo): CallInfo {
+  return {
+    requestId: c.requestId(),
+    jobId: c.jobId(),
+    node: s(c.node()),
+    state: c.state() as number as JobState,
+    workerId: s(c.workerId()),
+    attempts: c.attempts(),
+    code: c.code() as number as ErrorCode,
+    traceId: s(c.traceId()),
+  };
+}
+
+function decodeEvent(bb: CheckedByteBuffer, e: W.Event): EventBody {
+  const nodes: NodeInfo[] = [];
+  for (let i = 0, n = e.nodesLength(); i < n; i++) nodes.push(table(bb, e.nodes(i), 'NodeInfo', (x: W.NodeInfo) => decodeNodeInfo(bb, x)));
+  const workers: WorkerInfo[] = [];
+  for (let i = 0, n = e.workersLength(); i < n; i++) workers.push(table(bb, e.workers(i), 'WorkerInfo', decodeWorkerInfo));
+  const calls: CallInfo[] = [];
+  for (let i = 0, n = e.callsLength(); i < n; i++) calls.push(table(bb, e.calls(i), 'CallInfo', decodeCallInfo));
+  const node = e.node();
+  const worker = e.worker();
+  const call = e.call();
+  return {
+    type: 'Event',
+    seq: e.seq(),
+    kind: e.kind() as number as EventKind,
+    nodes,
+    workers,
+    calls,
+    node: node === null ? null : table(bb, node, 'NodeInfo', (x: W.NodeInfo) => decodeNodeInfo(bb, x)),
+    worker: worker === null ? null : table(bb, worker, 'WorkerInfo', decodeWorkerInfo),
+    call: call === null ? null : table(bb, call, 'CallInfo', decodeCallInfo),
+  };
+}
+
 function decodeJobInfo(j: W.JobInfo): JobInfo {
   return {
     jobId: j.jobId(),
@@ -1553,6 +1719,11 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
       case W.ClientBody.JobCancel:
         body = { type: 'JobCancel', jobId: get(() => new W.JobCancel()).jobId() };
         break;
+      case W.ClientBody.Watch: {
+        const w = get(() => new W.Watch());
+        body = { type: 'Watch', nodes: w.nodes(), workers: w.workers(), calls: w.calls() };
+        break;
+      }
       case W.ClientBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
         break;
@@ -1755,6 +1926,9 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
       }
       case W.ReplyBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
+      case W.ReplyBody.Event:
+        body = decodeEvent(bb, get(() => new W.Event()));
         break;
       default:
         badUnion(t);

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import {
   ErrorCode,
   Float,
+  EventKind,
   JobState,
   MusterError,
   type MusterMap,
@@ -82,6 +83,20 @@ function jobStateFromName(name: string): JobState {
   return JobState[key];
 }
 
+/** EventKind as the descriptions spell it: NodeAdded -> NODE_ADDED. */
+function eventKindName(v: number): string | number {
+  const name = EventKind[v];
+  return name === undefined ? v : name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+function eventKindFromName(name: string): EventKind {
+  const key = (Object.keys(EventKind) as (keyof typeof EventKind)[]).find(
+    (k) => typeof EventKind[k] === 'number' && eventKindName(EventKind[k]) === name,
+  );
+  assert.ok(key !== undefined, `unknown event kind ${name}`);
+  return EventKind[key];
+}
+
 function num(v: number | bigint): number | bigint {
   const n = typeof v === 'bigint' ? v : BigInt(v);
   return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
@@ -112,6 +127,7 @@ function scalarDescription(f: Field, v: number | bigint | boolean): MusterValue 
   const t = f.type;
   if (t.kind === 'enum' && t.name === 'ErrorCode') return errorCodeName(Number(v));
   if (t.kind === 'enum' && t.name === 'JobState') return jobStateName(Number(v));
+  if (t.kind === 'enum' && t.name === 'EventKind') return eventKindName(Number(v));
   if (t.kind === 'enum') return num(v as number);
   if (typeof v === 'boolean') return v;
   if (t.kind === 'scalar' && (t.scalar === 'f64' || t.scalar === 'f32')) return asFloat(v as number);
@@ -210,6 +226,7 @@ function toModel(table: string, d: MusterMap): Record<string, unknown> {
       const x = v === undefined ? defaultOf(schema, f) : v;
       if (t.kind === 'enum' && t.name === 'ErrorCode') out[key] = typeof x === 'string' ? errorCodeFromName(x) : Number(x);
       else if (t.kind === 'enum' && t.name === 'JobState') out[key] = typeof x === 'string' ? jobStateFromName(x) : Number(x);
+      else if (t.kind === 'enum' && t.name === 'EventKind') out[key] = typeof x === 'string' ? eventKindFromName(x) : Number(x);
       else if (t.scalar === 'bool') out[key] = x as boolean;
       else if (t.scalar === 'i64' || t.scalar === 'u64') out[key] = BigInt(x as number | bigint);
       else out[key] = Number(x as number);

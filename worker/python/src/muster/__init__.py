@@ -41,10 +41,11 @@ from .errors import (
 )
 from .log import setup_logging
 from .jobs import Job
-from .messages import NO_DEFAULT, JobInfo, JobState, NodeSpec, Port
+from .messages import NO_DEFAULT, Event, EventKind, JobInfo, JobState, NodeSpec, Port
 from .nodes import Node, Registry, add_node, node
 from .errors import deprecated_alias as _deprecated_alias
 from .values import ErrorValue
+from .watch import Watch
 from .worker import Caller, Context, Worker
 
 __all__ = [
@@ -54,6 +55,9 @@ __all__ = [
     "Context",
     "Caller",
     "Client",
+    "Watch",
+    "Event",
+    "EventKind",
     "Call",
     "AsyncClient",
     "AsyncCall",

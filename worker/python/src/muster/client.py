@@ -28,7 +28,7 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -36,6 +36,9 @@ from zmq.utils.monitor import recv_monitor_message
 from . import messages as m
 from .endpoints import Curve, check_endpoint, connect, default_endpoint, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
+
+if TYPE_CHECKING:
+    from .watch import Watch
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
 
@@ -378,6 +381,14 @@ class Client:
             return json.loads(reply.json or "null")
         except ValueError as e:
             raise BadMessage(f"the daemon's {type(body).__name__} report is not JSON: {e}") from None
+
+    def watch(self, *, nodes: bool = True, workers: bool = True, calls: bool = False) -> "Watch":
+        """Pushed events of this client's workspace (``muster.Watch``, an iterator of Events), on a
+        connection of their own to the same daemon with the same keys."""
+        from .watch import Watch
+
+        return Watch(self.address, nodes=nodes, workers=workers, calls=calls, curve=self.curve,
+                     insecure=self.insecure, connect_timeout=self.connect_timeout)  # fmt: skip
 
     def wait_for_nodes(self, names: Sequence[str], timeout: float = 10.0, interval: float = 0.05) -> None:
         """Blocks until every node in ``names`` is served (or raises Unavailable)."""

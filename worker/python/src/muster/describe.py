@@ -3,7 +3,7 @@
 
 Owns: message dataclass <-> description dict. Tables become objects with their fields in
 schema order under their schema names; scalars are always written (their default when absent
-on the wire), ErrorCode and JobState values as their names ("WORKER_ERROR", "FINISHED"); strings, tables and vectors
+on the wire), ErrorCode, JobState and EventKind values as their names ("WORKER_ERROR", "FINISHED"); strings, tables and vectors
 only when present; nested Values payloads and Port default values in the JSON value form of
 PROTOCOL.md §4; a union as ``{"type": "<member>", ...member fields}``.
 Must never: accept a description with a field the schema does not have (typos would go
@@ -32,8 +32,9 @@ def describe_table(obj: Any) -> Dict[str, Any]:
         v = getattr(obj, name)
         if kind == "code":
             out[name] = code_name(v) if isinstance(v, ErrorCode) or v in ErrorCode._value2member_map_ else v
-        elif kind == "jobstate":
-            out[name] = _m.JobState(v).name if v in _m.JobState._value2member_map_ else int(v)
+        elif kind in _m.ENUM_KINDS:
+            enum_cls = _m.ENUM_KINDS[kind]
+            out[name] = enum_cls(v).name if v in enum_cls._value2member_map_ else int(v)
         elif kind in ("bool", "u8", "u16", "u32", "u64", "i64"):
             out[name] = bool(v) if kind == "bool" else int(v)
         elif kind == "f64":
@@ -108,11 +109,12 @@ def table_from_description(cls: type, d: Any, what: str = "") -> Any:
         v = d[name]
         if kind == "code":
             kwargs[name] = ErrorCode.parse(v) if isinstance(v, str) else _check_int(v, w, 16)
-        elif kind == "jobstate":
+        elif kind in _m.ENUM_KINDS:
+            enum_cls = _m.ENUM_KINDS[kind]
             if isinstance(v, str):
-                if v not in _m.JobState.__members__:
-                    raise ValueError(f"{w}: {v!r} is not a JobState")
-                kwargs[name] = _m.JobState[v]
+                if v not in enum_cls.__members__:
+                    raise ValueError(f"{w}: {v!r} is not a {enum_cls.__name__}")
+                kwargs[name] = enum_cls[v]
             else:
                 kwargs[name] = _check_int(v, w, 8)
         elif kind == "bool":

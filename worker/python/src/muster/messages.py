@@ -62,6 +62,20 @@ class JobState(enum.IntEnum):
     FINISHED = 3  # its terminal reply is kept until acknowledged or the result TTL passes
 
 
+class EventKind(enum.IntEnum):
+    """What an Event of a Watch says (schema/reply.fbs ``EventKind``; PROTOCOL.md §8.2)."""
+
+    SNAPSHOT = 0
+    NODE_ADDED = 1
+    NODE_CHANGED = 2
+    NODE_REMOVED = 3
+    WORKER_JOINED = 4
+    WORKER_CHANGED = 5
+    WORKER_LEFT = 6
+    CALL_STATE = 7
+    OVERFLOW = 8
+
+
 def _m(kind: str, default: Any = None, ref: Optional[str] = None, required: bool = False) -> Any:
     return field(default=default, metadata={"kind": kind, "ref": ref, "required": required})
 
@@ -371,6 +385,15 @@ class JobCancel:
 
 
 @dataclass
+class Watch:
+    """Subscribes to changes of the caller's workspace: Events until Cancel (PROTOCOL.md §8.2)."""
+
+    nodes: bool = _m("bool", False)
+    workers: bool = _m("bool", False)
+    calls: bool = _m("bool", False)
+
+
+@dataclass
 class OnBehalfOf:
     """A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it."""
 
@@ -535,6 +558,35 @@ class JobInfoList:
 
 
 @dataclass
+class CallInfo:
+    """One of the watcher's own calls (Event.call, Event.calls)."""
+
+    request_id: int = _m("u64", 0)
+    job_id: int = _m("u64", 0)
+    node: Optional[str] = _m("str")
+    state: Union[JobState, int] = _m("jobstate", JobState.QUEUED)
+    worker_id: Optional[str] = _m("str")
+    attempts: int = _m("u32", 0)
+    code: Union[ErrorCode, int] = _m("code", ErrorCode.NONE)
+    trace_id: Optional[str] = _m("str")
+
+
+@dataclass
+class Event:
+    """One pushed event of a Watch: a Snapshot (lists), a delta (one node, worker or call), or
+    an Overflow (a Snapshot follows)."""
+
+    seq: int = _m("u64", 0)
+    kind: Union[EventKind, int] = _m("eventkind", EventKind.SNAPSHOT)
+    nodes: Optional[List[NodeInfo]] = _list("[table]", "NodeInfo")
+    workers: Optional[List[WorkerInfo]] = _list("[table]", "WorkerInfo")
+    calls: Optional[List[CallInfo]] = _list("[table]", "CallInfo")
+    node: Optional[NodeInfo] = _m("table", ref="NodeInfo")
+    worker: Optional[WorkerInfo] = _m("table", ref="WorkerInfo")
+    call: Optional[CallInfo] = _m("table", ref="CallInfo")
+
+
+@dataclass
 class ClientReply:
     request_id: int = _m("u64", 0)
     body: Any = _m("union", ref="ReplyBody")
@@ -572,10 +624,11 @@ UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
         KeyList, KeyRevoke, GetNodeStats, JobResume, JobAck, JobGet, JobList, JobCancel, Batch,
+        Watch,
     ),
     "ReplyBody": (
         Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
-        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch,
+        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch, Event,
     ),
 }
 
@@ -604,12 +657,14 @@ TABLES: Dict[str, type] = {
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
         GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
         JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList, BatchItem, Batch,
+        Watch, CallInfo, Event,
     )
 }  # fmt: skip
 
 
-# Field kinds stored as scalars: the wire scalars, and JobState (a ubyte enum).
-SCALAR_KINDS = frozenset(_flat.SCALARS) | {"jobstate"}
+# Field kinds stored as scalars: the wire scalars, and the ubyte enums JobState and EventKind.
+ENUM_KINDS: Dict[str, Any] = {"jobstate": JobState, "eventkind": EventKind}
+SCALAR_KINDS = frozenset(_flat.SCALARS) | frozenset(ENUM_KINDS)
 
 
 def _camel(name: str) -> str:
@@ -672,7 +727,7 @@ def _register() -> None:
                 layout.append(_flat.Field(f.name + "_type", "union_type", slot, f.metadata["ref"]))
                 slot += 1
             out.append(_F(f, slot, mod))
-            flat_kind = {"value": "table", "code": "code", "jobstate": "u8"}.get(kind, kind)
+            flat_kind = "u8" if kind in ENUM_KINDS else {"value": "table", "code": "code"}.get(kind, kind)
             ref = "Value" if kind == "value" else f.metadata["ref"]
             layout.append(_flat.Field(f.name, flat_kind, slot, ref, f.metadata["required"]))
             slot += 1
@@ -802,11 +857,11 @@ def _decode_code(v: int) -> Union[ErrorCode, int]:
         return v  # a code from a newer peer
 
 
-def _decode_job_state(v: int) -> Union[JobState, int]:
+def _decode_enum(kind: str, v: int) -> Any:
     try:
-        return JobState(v)
+        return ENUM_KINDS[kind](v)
     except ValueError:
-        return v  # a state from a newer peer
+        return v  # a value from a newer peer
 
 
 def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
@@ -816,8 +871,8 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
         if kind in SCALAR_KINDS:
             if kind == "code":
                 kwargs[f.name] = _decode_code(r.scalar(pos, f.slot, "code", f.default))
-            elif kind == "jobstate":
-                kwargs[f.name] = _decode_job_state(r.scalar(pos, f.slot, "u8", f.default))
+            elif kind in ENUM_KINDS:
+                kwargs[f.name] = _decode_enum(kind, r.scalar(pos, f.slot, "u8", f.default))
             else:
                 kwargs[f.name] = r.scalar(pos, f.slot, kind, f.default)
             continue
@@ -953,6 +1008,7 @@ def table_fields(cls: type) -> List[Tuple[str, str, Optional[str], Any]]:
 __all__ = [name for name in TABLES] + [
     "NO_DEFAULT",
     "JobState",
+    "EventKind",
     "UNION_MEMBERS",
     "union_member",
     "ROOTS",

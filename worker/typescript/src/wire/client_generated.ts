@@ -21,3 +21,4 @@ export { Submit } from './muster/wire/submit';
 export { TokenCreate } from './muster/wire/token-create';
 export { TokenList } from './muster/wire/token-list';
 export { TokenRevoke } from './muster/wire/token-revoke';
+export { Watch } from './muster/wire/watch';

@@ -3,9 +3,12 @@
 export { Accepted } from './muster/wire/accepted';
 export { AdminReport } from './muster/wire/admin-report';
 export { Batch } from './muster/wire/batch';
+export { CallInfo } from './muster/wire/call-info';
 export { ClientReply } from './muster/wire/client-reply';
 export { CodeCount } from './muster/wire/code-count';
 export { ErrorCode } from './muster/wire/error-code';
+export { Event } from './muster/wire/event';
+export { EventKind } from './muster/wire/event-kind';
 export { Failure } from './muster/wire/failure';
 export { JobInfo } from './muster/wire/job-info';
 export { JobInfoList } from './muster/wire/job-info-list';

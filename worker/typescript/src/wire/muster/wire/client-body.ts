@@ -17,6 +17,7 @@ import { Submit } from '../../muster/wire/submit';
 import { TokenCreate } from '../../muster/wire/token-create';
 import { TokenList } from '../../muster/wire/token-list';
 import { TokenRevoke } from '../../muster/wire/token-revoke';
+import { Watch } from '../../muster/wire/watch';
 
 
 export enum ClientBody {
@@ -37,13 +38,14 @@ export enum ClientBody {
   JobGet = 14,
   JobList = 15,
   JobCancel = 16,
-  Batch = 17
+  Batch = 17,
+  Watch = 18
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
-): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+  accessor: (obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null
+): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(new Submit())! as Submit;
@@ -63,15 +65,16 @@ export function unionToClientBody(
     case 'JobList': return accessor(new JobList())! as JobList;
     case 'JobCancel': return accessor(new JobCancel())! as JobCancel;
     case 'Batch': return accessor(new Batch())! as Batch;
+    case 'Watch': return accessor(new Watch())! as Watch;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
+  accessor: (index: number, obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null, 
   index: number
-): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(index, new Submit())! as Submit;
@@ -91,6 +94,7 @@ export function unionListToClientBody(
     case 'JobList': return accessor(index, new JobList())! as JobList;
     case 'JobCancel': return accessor(index, new JobCancel())! as JobCancel;
     case 'Batch': return accessor(index, new Batch())! as Batch;
+    case 'Watch': return accessor(index, new Watch())! as Watch;
     default: return null;
   }
 }
