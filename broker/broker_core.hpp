@@ -216,14 +216,15 @@ class BrokerCore : private WatchSource {
   // this instance gives out): no worker slot, no queue place, until their worker re-attaches
   // (same worker id and identity) and its first Pong to a ping of this instance lists the id
   // in `in_flight` or `answered` — adopted: Dispatched on it, nothing re-run — or does not —
-  // lost at once; at now + ping_interval × liveness the rest are lost: re-queued if idempotent
+  // lost at once; at now + ping_interval × liveness (+ `reattach_extra`: a takeover's, when
+  // workers may hear the old leader until its lease ends) the rest are lost: re-queued if idempotent
   // with attempts left, else finished WORKER_LOST naming the worker. Ones past their deadline
   // finish TIMEOUT (and their worker gets Abort if it comes back holding one); finished ones
   // (and those failed here) are kept for their caller (JobResume, JobGet) until acked or
   // expired. A restored call has no client connection until its
   // caller resumes: its terminal reply is journaled, not sent. Returns how many calls went
   // back to queues.
-  std::size_t restore(TimePoint now, const std::vector<journal::Call>& calls);
+  std::size_t restore(TimePoint now, const std::vector<journal::Call>& calls, Millis reattach_extra = Millis{0});
   // Restored running calls still waiting for their worker (Recovering), and the time the rest
   // are declared lost (TimePoint::max() when none waits).
   std::size_t recovering() const;

@@ -65,8 +65,8 @@ BrokerCore::Request& BrokerCore::restored_request(TimePoint now, const journal::
   return r;
 }
 
-std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>& calls) {
-  reattach_until_ = now + config_.ping_interval * config_.liveness;
+std::size_t BrokerCore::restore(TimePoint now, const std::vector<journal::Call>& calls, Millis reattach_extra) {
+  reattach_until_ = now + config_.ping_interval * config_.liveness + reattach_extra;
   const journal::RecoveryView view = recovery_view(now);
   std::size_t requeued = 0;
   std::map<journal::JobId, const journal::Call*> by_job;

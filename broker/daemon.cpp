@@ -248,7 +248,15 @@ struct Daemon::Impl {
     journal = std::move(j);
     // The calls an earlier instance left open (docs/DURABILITY.md §5); what this decides is
     // journaled by the first turn's commit, before anything is sent.
-    if (auto requeued = core.restore(Clock::now(), loaded.calls))
+    // On a shared journal this instance may be taking over from a leader its workers still
+    // heard until its lease ran out (a partitioned or paused one): they notice only then, and
+    // an Attach it swallowed goes again after the SDKs' attach timeout (5 s). Their running
+    // calls wait that much longer before they count as lost (docs/DURABILITY.md §12).
+    const auto reattach_extra = journal::is_shared_store(opt.journal)
+                                    ? std::chrono::duration_cast<Millis>(opt.journal_lease_term) +
+                                          std::chrono::milliseconds(5000)
+                                    : Millis{0};
+    if (auto requeued = core.restore(Clock::now(), loaded.calls, reattach_extra))
       spdlog::info("restored {} durable call(s) of an earlier instance to their queues", requeued);
     return true;
   }

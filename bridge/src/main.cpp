@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   uplink->add_option("--ca-file", up.ca_file, "PEM CA certificates to trust for https/wss (default: the system's)");
   uplink->add_option("--client-address", up.client.client_address,
-                     "musterd client endpoint (default: ipc://<runtime dir>/client.sock)");
+                     "musterd client endpoint, or both daemons' of a failover pair as A,B (default: ipc://<runtime dir>/client.sock)");
   uplink->add_flag("--insecure", up.client.insecure, "Allow tcp:// musterd endpoints without CURVE (clear text!)");
 
   // ---- host ----
@@ -106,9 +106,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   hostc->add_option("--worker-id", host.worker.worker_id, "muster worker id (default: <hostname>-<pid>)");
   hostc->add_option("--request-address", host.worker.request_address,
-                    "musterd request (PUB) endpoint (default: ipc://<runtime dir>/request.sock)");
+                    "musterd request (PUB) endpoint, or a failover pair's as A,B (default: ipc://<runtime dir>/request.sock)");
   hostc->add_option("--response-address", host.worker.response_address,
-                    "musterd response (ROUTER) endpoint (default: ipc://<runtime dir>/response.sock)");
+                    "musterd response (ROUTER) endpoint, or a failover pair's as A,B (default: ipc://<runtime dir>/response.sock)");
   hostc->add_flag("--insecure", host.worker.insecure, "Allow tcp:// musterd endpoints without CURVE (clear text!)");
 
   if (auto code = muster::parse_or_exit(app, argc, argv, print_config)) return *code;

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
                     "Directory of the dashboard bundle served at / (default: web/ beside this program, "
                     "else ../share/muster/gateway/web)");
   serve->add_option("--client-address", o.client.client_address,
-                    "musterd client endpoint (default: ipc://<runtime dir>/client.sock, as the local owner)");
+                    "musterd client endpoint, or both daemons' of a failover pair as A,B (default: ipc://<runtime dir>/client.sock, as the local owner)");
   serve->add_flag("--insecure", o.client.insecure, "Allow a tcp:// musterd endpoint without CURVE (clear text!)");
   serve->add_option("--muster-data-dir", o.client.secure.data_dir,
                     "Where the gateway's CURVE identity lives (tcp:// only; default: $MUSTER_DATA_DIR, else $XDG_DATA_HOME/muster)");

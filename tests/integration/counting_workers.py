@@ -5,7 +5,9 @@ All three serve the same two nodes (the C++ one is tests/support/counting_worker
   count      (not idempotent) {i, ms} -> {i}
   count_idem (idempotent)     {i, ms} -> {i}
 Each execution appends "start <i>" to the log, sleeps `ms` ms (ms < 0: until the file
-"<log>.gate-<i>" exists), then appends "done <i>".
+"<log>.gate-<i>" exists), then appends "done <i>". Given `addresses` (request, response), a
+worker connects there (a failover pair's comma-separated lists), else to the default endpoints;
+`insecure`: tcp:// in clear text (a musterd --insecure in tools/fault's network namespaces).
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ import muster
 logging.basicConfig(level=logging.INFO)
 
 worker_id, log = sys.argv[1], sys.argv[2]
-worker = muster.Worker(worker_id=worker_id, capacity=4)
+addresses = dict(zip(("request_address", "response_address"), sys.argv[3:5]))
+worker = muster.Worker(worker_id=worker_id, capacity=4, insecure=sys.argv[5:6] == ["insecure"], **addresses)
 
 def note(line):
     with open(log, "a") as f:
@@ -52,8 +55,9 @@ TYPESCRIPT = '''
 'use strict';
 const fs = require('node:fs');
 const { Worker } = require(process.env.MUSTER_TS_SDK);
-const [workerId, log] = process.argv.slice(2);
-const worker = new Worker({ workerId, capacity: 4, logger: 'debug' });
+const [workerId, log, requestAddress, responseAddress, insecure] = process.argv.slice(2);
+const worker = new Worker({ workerId, capacity: 4, logger: 'debug', requestAddress, responseAddress,
+                            insecure: insecure === 'insecure' });
 const note = (line) => fs.appendFileSync(log, line + '\\n');
 for (const [name, idempotent] of [['count', false], ['count_idem', true]]) {
   worker.node(
@@ -79,17 +83,22 @@ worker.run().then(() => process.exit(0), (e) => { console.error(e); process.exit
 SDKS = ("cpp", "python", "typescript")
 
 
-def command(sdk: str, build: Path, worker_id: str, log: Path, scratch: Path) -> list:
-    """The command line of the counting worker of `sdk` (scripts are written to `scratch`)."""
+def command(sdk: str, build: Path, worker_id: str, log: Path, scratch: Path, addresses: tuple = (),
+            insecure: bool = False) -> list:
+    """The command line of the counting worker of `sdk` (scripts are written to `scratch`);
+    `addresses`: (request, response) endpoints or lists, else the defaults; `insecure` needs them."""
+    clear = ["insecure"] if insecure else []
     if sdk == "cpp":
-        return [build / "tests" / "muster-test-counting-worker", "--worker-id", worker_id, "--log", log]
+        where = ["--request-address", addresses[0], "--response-address", addresses[1]] if addresses else []
+        return [build / "tests" / "muster-test-counting-worker", "--worker-id", worker_id, "--log", log, *where,
+                *(["--insecure"] if insecure else [])]
     if sdk == "python":
         script = scratch / "counting_worker.py"
         script.write_text(PYTHON)
-        return [sys.executable, script, worker_id, log]
+        return [sys.executable, script, worker_id, log, *addresses, *clear]
     script = scratch / "counting_worker.js"
     script.write_text(TYPESCRIPT)
-    return ["node", script, worker_id, log]
+    return ["node", script, worker_id, log, *addresses, *clear]
 
 
 def env(base: dict) -> dict:

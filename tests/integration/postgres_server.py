@@ -9,7 +9,9 @@
 
 initdb runs in a temp dir as a user that is not root (PostgreSQL refuses root): the current
 user, or ``postgres`` (Debian's package makes it), else ``nobody``. The server listens on a unix
-socket in that dir only (no TCP), with fsync off (what is tested is the protocol, not the disk;
+socket in that dir only (no TCP) — unless given ``tcp=(netns, address, trusted_cidr)``: then it
+runs inside that network namespace (root only: tools/fault's failover run) and listens on that
+address too, trusting peers of that network —, with fsync off (what is tested is the protocol, not the disk;
 MUSTER_PG_FSYNC=1 turns it on, for the commit-cost benchmark).
 It gets SIGQUIT (immediate shutdown) if this process dies first, so it never outlives the test.
 Binaries: $MUSTER_PG_BINDIR, else the newest /usr/lib/postgresql/*/bin.
@@ -60,8 +62,14 @@ def _run_as() -> pwd.struct_passwd | None:
     raise RuntimeError("running as root and neither the postgres nor the nobody user exists")
 
 
-def _child_setup(user: pwd.struct_passwd | None):
+def _child_setup(user: pwd.struct_passwd | None, netns: str | None = None):
     def setup():
+        if netns is not None:  # before giving up root: entering a namespace needs it
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                raise OSError(ctypes.get_errno(), f"setns {netns}")
+            os.close(fd)
         if user is not None:
             os.setgroups([])
             os.setgid(user.pw_gid)
@@ -72,8 +80,9 @@ def _child_setup(user: pwd.struct_passwd | None):
 
 
 class PostgresServer:
-    def __init__(self, base: Path | None = None):
+    def __init__(self, base: Path | None = None, tcp: tuple[str, str, str] | None = None):
         self._own_base = base is None
+        self.tcp = tcp  # (network namespace, listen address, trusted CIDR)
         self.base = Path(base or tempfile.mkdtemp(prefix="mst-pg-"))
         self.data = self.base / "data"
         self.socket_dir = self.base / "sock"
@@ -98,14 +107,19 @@ class PostgresServer:
                         "-E", "UTF8", "--no-sync", "--no-instructions"],
                        env=self._env(), cwd=self.base, check=True, capture_output=True,
                        preexec_fn=_child_setup(self.user), timeout=timeout)
+        listen = ""
+        if self.tcp is not None:
+            listen = self.tcp[1]
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.tcp[2]} trust\n")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(b / "postgres"), "-D", str(self.data), "-k", str(self.socket_dir), "-p", str(PORT),
-             "-c", "listen_addresses=",
+             "-c", f"listen_addresses={listen}",
              *(() if os.environ.get("MUSTER_PG_FSYNC") == "1" else ("-c", "fsync=off", "-c", "full_page_writes=off")),
              "-c", "max_connections=50", "-c", "shared_buffers=16MB"],
             env=self._env(), cwd=self.base, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup(self.user))
+            preexec_fn=_child_setup(self.user, self.tcp[0] if self.tcp else None))
         log.close()
         deadline = time.monotonic() + timeout
         while True:

@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   app.add_option("--worker-id", opt.worker_id, "Worker id")->required();
   app.add_option("--log", log, "The executions file")->required();
   app.add_option("--capacity", opt.capacity, "Requests served at once");
+  app.add_option("--request-address", opt.request_address, "The daemon's request endpoint (a failover pair: A,B)");
+  app.add_option("--response-address", opt.response_address, "The daemon's response endpoint (a failover pair: A,B)");
+  app.add_flag("--insecure", opt.insecure, "Allow tcp:// endpoints without CURVE (clear text)");
   CLI11_PARSE(app, argc, argv);
   try {
     setup_logging("info", "worker");

@@ -1562,6 +1562,20 @@ TEST_CASE("durable restore: the worker re-attaching with the call in flight adop
   CHECK(records(h).empty());
 }
 
+TEST_CASE("durable restore after a takeover: the re-attach window is longer by the takeover's extra, so a late worker still adopts") {
+  Harness h;
+  CHECK(h.core.restore(h.now, {running_call(7, 5, true)}, 6000ms) == 0);
+  CHECK(h.core.reattach_until() == h.now + 3000ms + 6000ms);  // ping_interval × liveness + extra
+  h.advance(4000ms);  // past ping_interval × liveness: without the extra it would be lost
+  CHECK(records(h).empty());
+  CHECK(h.core.recovering() == 1);
+  auto out = old_worker_back(h, {5}, {}, true);
+  CHECK(all<SendWorkRequest>(out).empty());  // adopted: not re-run
+  CHECK(h.core.recovering() == 0);
+  h.advance(10000ms);
+  CHECK(records(h).empty());  // nothing lost at the window's end
+}
+
 TEST_CASE("durable restore: an answer the worker kept across the restart is asked for (Ack.missing), not re-run") {
   Harness h;
   CHECK(h.core.restore(h.now, {held_call(7, "n", journal::CallState::Running)}) == 0);

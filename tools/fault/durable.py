@@ -75,12 +75,18 @@ def _sdks(wanted: str) -> list:
 
 
 class Submitter:
-    """One client connection of durable calls; it reconnects by itself (ZMQ) after a restart."""
+    """One client connection of durable calls; it reconnects by itself (ZMQ) after a restart.
+    `address` may be a failover pair's list (A,B): then only completed connections take a
+    Submit (ZMQ_IMMEDIATE), and one that none takes is not submitted (failover.py)."""
 
     def __init__(self, address: str, sleep_ms: int, seed: int):
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.linger = 0
-        self.sock.connect(address)
+        endpoints = address.split(",")
+        if len(endpoints) > 1:
+            self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        for endpoint in endpoints:
+            self.sock.connect(endpoint)
         self.templates = {(node, ms): wire.SubmitTemplate(node, {"ms": ms}, 120_000, nonce_key="i",
                                                            durable=True)
                           for node in NODES for ms in range(0, sleep_ms + 1, max(1, sleep_ms // 4))}
@@ -91,13 +97,18 @@ class Submitter:
         self.terminal: dict = {}   # rid -> terminal replies received
         self.open: set = set()     # rids this connection still waits for (since the last crash)
 
-    def submit(self):
+    def submit(self) -> bool:
+        """Sends one durable call; False when no connection takes it now (nothing sent)."""
         rid = self.next_rid
-        self.next_rid += 1
         node, ms = self.rng.choice(list(self.templates))
+        try:
+            self.sock.send(bytes(self.templates[(node, ms)].make(rid)), zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self.next_rid += 1
         self.node_of[rid] = node
         self.open.add(rid)
-        self.sock.send(bytes(self.templates[(node, ms)].make(rid)))
+        return True
 
     def read(self, timeout_ms: int):
         if not self.sock.poll(timeout_ms):
@@ -130,6 +141,49 @@ def _journal_rows(path: Path) -> dict:
             "SELECT job_id, node, state, outcome_code, message, attempts FROM calls")}
 
 
+def tally(rows: dict, node_of: dict, job_of: dict, terminal: dict, runs: dict, daemon_logs: str) -> dict:
+    """The counts of a durable run (also failover.py's): `rows` the journal's calls by job id
+    (state, outcome_code, node, message), `node_of`/`job_of`/`terminal` the caller's nonce ->
+    node / job id (from Accepted) / terminal replies received, `runs` the counting workers'
+    executions, `daemon_logs` every musterd log of the run."""
+    accepted = {rid: job for rid, job in job_of.items() if job}
+    lost = []
+    for rid, job in sorted(accepted.items()):
+        row = rows.get(job)
+        if row is None or row["state"] != 2:
+            lost.append({"nonce": rid, "job_id": job, "node": node_of[rid],
+                         "row": None if row is None else {k: row[k] for k in ("state", "outcome_code", "message")}})
+    unaccepted_rows = sorted(set(rows) - set(accepted.values()))
+    lost += [{"job_id": j, "row": rows[j]} for j in unaccepted_rows if rows[j]["state"] != 2]
+    failed: dict = {}
+    for r in rows.values():
+        if r["state"] == 2 and r["outcome_code"] != 0:
+            name = f'{wire.code_name(r["outcome_code"])} ({r["node"]})'
+            failed[name] = failed.get(name, 0) + 1
+    failed_examples = [{"job_id": r["job_id"], "node": r["node"], "message": r["message"]}
+                       for r in rows.values() if r["state"] == 2 and r["outcome_code"] != 0][:10]
+    duplicated = sorted(n for n, c in runs["done"].items() if c > 1)
+    duplicated += sorted(r for r, c in terminal.items() if c > 1)
+    twice = sorted(n for n, c in runs["start"].items() if c > 1 and node_of.get(n) == "count")
+    return {
+        "accepted": len(accepted),
+        "journaled_without_accepted": len(unaccepted_rows),
+        "finished_ok": sum(1 for r in rows.values() if r["state"] == 2 and r["outcome_code"] == 0),
+        "failed": failed,
+        "failed_examples": failed_examples,
+        "lost": len(lost),
+        "lost_examples": lost[:10],
+        "duplicated": len(duplicated),
+        "duplicated_examples": duplicated[:10],
+        "non_idempotent_run_twice": len(twice),
+        "run_twice_examples": twice[:10],
+        "executions": sum(runs["start"].values()),
+        "adopted": daemon_logs.count("durable call adopted"),
+        "requeued_after_restart": daemon_logs.count("durable call re-queued"),
+        "ended_after_restart": daemon_logs.count("durable call ended after the restart"),
+    }
+
+
 def run(args, fm) -> int:
     build = fm.find_build(args.build)
     base = Path(tempfile.mkdtemp(prefix="mdurable-", dir=args.tmp))
@@ -153,8 +207,8 @@ def run(args, fm) -> int:
     t0 = time.monotonic()
     next_kill = t0 + args.kill_every
     while time.monotonic() - t0 < args.duration:
-        while len(sub.open) < args.concurrency:
-            sub.submit()
+        while len(sub.open) < args.concurrency and sub.submit():
+            pass
         sub.read(20)
         if time.monotonic() >= next_kill:
             cluster.kill_daemon(signal.SIGKILL)
@@ -183,47 +237,15 @@ def run(args, fm) -> int:
 
     rows = _journal_rows(base / "data" / "journal.db")
     runs = counting_workers.executions(log)
-    accepted = {rid: job for rid, job in sub.job_of.items() if job}
-    lost = []
-    for rid, job in sorted(accepted.items()):
-        row = rows.get(job)
-        if row is None or row["state"] != 2:
-            lost.append({"nonce": rid, "job_id": job, "node": sub.node_of[rid],
-                         "row": None if row is None else {k: row[k] for k in ("state", "outcome_code", "message")}})
-    unaccepted_rows = sorted(set(rows) - set(accepted.values()))
-    lost += [{"job_id": j, "row": rows[j]} for j in unaccepted_rows if rows[j]["state"] != 2]
-    failed: dict = {}
-    for r in rows.values():
-        if r["state"] == 2 and r["outcome_code"] != 0:
-            name = f'{wire.code_name(r["outcome_code"])} ({r["node"]})'
-            failed[name] = failed.get(name, 0) + 1
-    failed_examples = [{"job_id": r["job_id"], "node": r["node"], "message": r["message"]}
-                       for r in rows.values() if r["state"] == 2 and r["outcome_code"] != 0][:10]
-    duplicated = sorted(n for n, c in runs["done"].items() if c > 1)
-    duplicated += sorted(r for r, c in sub.terminal.items() if c > 1)
-    twice = sorted(n for n, c in runs["start"].items() if c > 1 and sub.node_of.get(n) == "count")
     daemon_logs = "".join(cluster.daemon_log(i) for i in range(1, cluster.daemon_starts + 1))
+    counts = tally(rows, sub.node_of, sub.job_of, sub.terminal, runs, daemon_logs)
     report = {
         "settings": {k: getattr(args, k) for k in ("duration", "concurrency", "sleep_ms", "kill_every",
                                                    "down", "ping_ms", "liveness", "seed")},
         "sdks": sdks, "skipped": skipped,
         "daemon_sigkills": kills,
         "submitted": sub.next_rid - 1,
-        "accepted": len(accepted),
-        "journaled_without_accepted": len(unaccepted_rows),
-        "finished_ok": sum(1 for r in rows.values() if r["state"] == 2 and r["outcome_code"] == 0),
-        "failed": failed,
-        "failed_examples": failed_examples,
-        "lost": len(lost),
-        "lost_examples": lost[:10],
-        "duplicated": len(duplicated),
-        "duplicated_examples": duplicated[:10],
-        "non_idempotent_run_twice": len(twice),
-        "run_twice_examples": twice[:10],
-        "executions": sum(runs["start"].values()),
-        "adopted": daemon_logs.count("durable call adopted"),
-        "requeued_after_restart": daemon_logs.count("durable call re-queued"),
-        "ended_after_restart": daemon_logs.count("durable call ended after the restart"),
+        **counts,
     }
     print("durable calls under daemon SIGKILLs")
     for key in ("sdks", "skipped", "daemon_sigkills", "submitted", "accepted", "journaled_without_accepted",

@@ -28,6 +28,9 @@ is not 0, or a probe hung.
 `durable` runs durable calls on counting workers of the three SDKs while it SIGKILLs musterd
 and restarts it on the same journal, and reports durable calls lost, duplicated and
 non-idempotent calls run twice (tools/fault/durable.py).
+`failover` runs the same durable calls against a failover pair on PostgreSQL, every role in a
+network namespace of its own, while the active daemon is SIGKILLed, SIGSTOPped and partitioned
+from PostgreSQL in turn, and reports the same counts and the failover times (failover.py).
 
 `abuse` measures docs/RELIABILITY.md's "bounded under abuse" table: a well-behaved client's
 latency and musterd's memory while other peers flood submits, send maximum-size messages, open
@@ -1124,6 +1127,13 @@ def main(argv=None) -> int:
     import durable as durable_mod  # noqa: E402
     durable_mod.add_arguments(d)
 
+    f = sub.add_parser("failover", help="a musterd pair on PostgreSQL under SIGKILL, SIGSTOP and partition of "
+                                        "the active one, each role in its own network namespace (failover.py)")
+    import failover as failover_mod  # noqa: E402
+    failover_mod.add_arguments(f)
+    failover_mod.add_caller_arguments(sub.add_parser("failover-caller"))
+    failover_mod.add_probe_arguments(sub.add_parser("failover-probe"))
+
     v = sub.add_parser("vanish")
     v.add_argument("--client-address", required=True)
     v.add_argument("--count", type=int, default=40)
@@ -1148,6 +1158,12 @@ def main(argv=None) -> int:
         return abuse_mod.run(args, sys.modules[__name__])
     if args.cmd == "durable":
         return durable_mod.run(args, sys.modules[__name__])
+    if args.cmd == "failover":
+        return failover_mod.run(args, sys.modules[__name__])
+    if args.cmd == "failover-caller":
+        return failover_mod.caller_main(args)
+    if args.cmd == "failover-probe":
+        return failover_mod.probe_main(args, sys.modules[__name__])
     if args.cmd == "vanish":
         vanish_main(args.client_address, args.count, args.ms)
         return 0

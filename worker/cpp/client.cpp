@@ -138,7 +138,7 @@ struct Client::Impl {
       std::uint16_t kind = 0;
       if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
       if (kind == ZMQ_EVENT_CONNECTED) {
-        ++links_up;
+        links_up = std::min(links_up + 1, static_cast<int>(endpoints.size()));
         link.connected = true;
       }
       if (kind == ZMQ_EVENT_DISCONNECTED) {
@@ -159,9 +159,30 @@ struct Client::Impl {
   // resumes the durable calls that wait for it and sends the acks that waited.
   void on_link(const Link& link) {
     if (link.lost) fail_open("lost the connection to musterd");
+    // A pair's socket (ZMQ_IMMEDIATE) dropped what it held for the lost connection with it.
+    if (link.lost && !connected && endpoints.size() == 1) drop_unsent();
     if (connected && (link.connected || lost_at)) {
       resume_jobs();
       flush_acks();
+    }
+  }
+
+  // The calls of the lost connection were just failed (fail_open): what libzmq still queues
+  // for it (a Submit not yet written while the daemon was stalled) is dropped, so that it can
+  // never reach the next daemon on this address and run after its caller was told UNAVAILABLE
+  // (docs/DURABILITY.md §13). Disconnecting an endpoint drops its pipe (linger 0); connecting
+  // again opens an empty one. The socket, its descriptor (fd()) and its monitor stay. Should
+  // libzmq have connected again meanwhile, that connection goes silently (no DISCONNECTED
+  // event) and its CONNECTED event, still to be read, is counted once (links_up is at most
+  // the number of endpoints).
+  void drop_unsent() {
+    for (auto& ep : endpoints) {
+      try {
+        socket.disconnect(ep);
+      } catch (const zmq::error_t&) {
+        // not connected to it (any more): nothing queued for it
+      }
+      socket.connect(ep);
     }
   }
 

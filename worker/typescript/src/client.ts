@@ -9,7 +9,7 @@
 // durable call's terminal reply to the application twice.
 import * as zmq from 'zeromq';
 
-import { type TransportSecurity, applySecurity, defaultEndpoint, endpointMayBeLive } from './endpoints';
+import { type TransportSecurity, applySecurity, connectAll, defaultEndpoint, endpointList, endpointMayBeLive } from './endpoints';
 import { type EnrollmentOptions, needsCurve, prepareCurve } from './enrollment';
 import { ErrorCode, MusterError, errorCodeName } from './errors';
 import { DurableJobs, type Job, type JobListing, jobFromReply, jobListing, terminalJobId } from './jobs';
@@ -43,7 +43,12 @@ import { type Values, decodeValues, encodeValues } from './value';
 export interface ClientOptions extends TransportSecurity, EnrollmentOptions {
   /** The role to enroll as: "client" (default) or "admin". */
   role?: 'client' | 'admin';
-  /** The daemon's client endpoint. Default ipc://<runtime dir>/client.sock. */
+  /**
+   * The daemon's client endpoint, or both daemons' of a failover pair comma-separated
+   * (docs/DURABILITY.md §12): only a completed handshake counts as connected, a message is sent
+   * only on a completed connection (ZMQ_IMMEDIATE), and durable calls resume on whichever
+   * daemon is active. Default ipc://<runtime dir>/client.sock.
+   */
   clientAddress?: string;
   /** Local deadline for ListNodes, ListWorkers, GetStatus and GetNodeStats. Default 10000 ms. */
   requestTimeoutMs?: number;
@@ -141,6 +146,8 @@ export class Client {
   /** The request id of the last JobResume (answered only if musterd refuses it as a whole). */
   private resumeId = -1;
   private connected = false;
+  /** The next socket's first handshake resumes the durable calls (the last one was renewed). */
+  private resumeOnConnect = false;
   private connectTimer: NodeJS.Timeout | null = null;
   private socket: zmq.Dealer | null = null;
   private nextId = 1;
@@ -430,7 +437,10 @@ export class Client {
       this.connected = true;
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.connectTimer = null;
-      if (!was && everConnected) this.resume();
+      if (!was && (everConnected || this.resumeOnConnect)) {
+        this.resumeOnConnect = false;
+        this.resume();
+      }
       everConnected = true;
     });
     socket.events.on('disconnect', () => {
@@ -442,15 +452,16 @@ export class Client {
         if (p.jobId) this.awaitResume(p); // durable with its job id: resumed when a daemon is back
         else this.fail(p, lost);
       }
+      this.renewSocket();
     });
     try {
       applySecurity(socket, this.clientAddress, this.security);
-      if (this.clientAddress.startsWith('tcp://')) {
+      if (endpointList(this.clientAddress).some((e) => e.startsWith('tcp://'))) {
         // Notice a vanished daemon on TCP, where no disconnect may ever arrive otherwise.
         socket.heartbeatInterval = 2000;
         socket.heartbeatTimeout = 6000;
       }
-      socket.connect(this.clientAddress);
+      connectAll(socket, this.clientAddress, true); // a failover pair: ZMQ_IMMEDIATE
     } catch (e) {
       socket.close();
       throw e;
@@ -670,6 +681,24 @@ export class Client {
     this.idleTimer.unref();
   }
 
+  /**
+   * The connection is given up and the calls on it were failed: what the socket still holds
+   * (messages libzmq had not written yet, e.g. a Submit queued while the daemon was stalled) is
+   * dropped with it, so that a call reported failed can never reach the next daemon on this
+   * address and run after all (docs/DURABILITY.md §13). Durable calls waiting to be resumed get
+   * a new socket at once, whose first handshake resumes them.
+   */
+  private renewSocket(): void {
+    this.dropSocket();
+    if (this.pending.size === 0 || this.closed) return;
+    this.resumeOnConnect = true;
+    try {
+      this.startReading(this.ensureSocket());
+    } catch (e) {
+      this.log.warn(`cannot open a new connection to ${this.clientAddress}: ${(e as Error).message}`);
+    }
+  }
+
   private dropSocket(): void {
     const socket = this.socket;
     this.socket = null;
@@ -701,12 +730,13 @@ export class Client {
     this.connectTimer = setTimeout(() => {
       this.connectTimer = null;
       if (this.connected) return;
-      this.failAll(
-        new MusterError(
-          ErrorCode.Unavailable,
-          `cannot connect to the daemon at ${this.clientAddress} (no handshake within ${this.connectTimeoutMs} ms)`,
-        ),
+      const error = new MusterError(
+        ErrorCode.Unavailable,
+        `cannot connect to the daemon at ${this.clientAddress} (no handshake within ${this.connectTimeoutMs} ms)`,
       );
+      // Durable calls waiting to be resumed keep waiting (resumeTimeoutMs bounds them).
+      for (const p of this.openRequests()) if (!p.resumeTimer) this.fail(p, error);
+      this.renewSocket(); // what it still queues for a daemon that may come later: dropped
     }, this.connectTimeoutMs);
   }
 

@@ -1,8 +1,10 @@
 // endpoints.ts — where the daemon's sockets are, chosen exactly like the C++ programs
 // (transport/runtime_dir.cpp, transport/endpoints.cpp; PROTOCOL.md §1), and the transport
 // security every socket the SDK opens gets.
-// Owns: the runtime directory lookup, the default ipc:// endpoints, and the rule that a tcp://
-// endpoint needs CURVE keys unless `insecure` is set.
+// Owns: the runtime directory lookup, the default ipc:// endpoints, the rule that a tcp://
+// endpoint needs CURVE keys unless `insecure` is set, and address lists (one endpoint, or both
+// daemons of a failover pair comma-separated, docs/DURABILITY.md §12) and how a socket
+// connects to them.
 // Must never: connect to tcp:// in clear text without an explicit `insecure: true`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -52,9 +54,33 @@ export interface TransportSecurity {
   insecure?: boolean;
 }
 
-/** Throws MusterError(InvalidRequest) for an endpoint this SDK may not use as given. */
-export function checkEndpoint(endpoint: string, security: TransportSecurity = {}): void {
-  if (typeof endpoint !== 'string') throw new MusterError(ErrorCode.InvalidRequest, 'endpoint must be a string');
+/**
+ * The endpoints of an address: one, or the comma-separated endpoints of a failover pair (spaces
+ * around commas ignored). Throws MusterError(InvalidRequest) for an empty list or item.
+ */
+export function endpointList(address: string): string[] {
+  if (typeof address !== 'string') throw new MusterError(ErrorCode.InvalidRequest, 'endpoint must be a string');
+  const items = address.split(',').map((e) => e.trim());
+  if (items.some((e) => e === '')) {
+    throw new MusterError(
+      ErrorCode.InvalidRequest,
+      `'${address}': empty endpoint in the address list (give ENDPOINT or ENDPOINT,ENDPOINT)`,
+    );
+  }
+  return items;
+}
+
+/**
+ * Throws MusterError(InvalidRequest) for an address this SDK may not use as given: every
+ * endpoint of it (endpointList) must be ipc://PATH, inproc://NAME, or tcp:// with CURVE (or
+ * `insecure`).
+ */
+export function checkEndpoint(address: string, security: TransportSecurity = {}): void {
+  const items = endpointList(address);
+  for (const endpoint of items) checkOneEndpoint(endpoint, security);
+}
+
+function checkOneEndpoint(endpoint: string, security: TransportSecurity): void {
   if (endpoint.startsWith('tcp://')) {
     if (!security.curve && !security.insecure) {
       throw new MusterError(
@@ -80,8 +106,15 @@ export function ipcPath(endpoint: string): string | null {
   return endpoint.startsWith('ipc://') ? endpoint.slice(6) : null;
 }
 
-/** True unless the endpoint is ipc:// and no socket file exists there (nobody is listening). */
-export function endpointMayBeLive(endpoint: string): boolean {
+/**
+ * True unless every endpoint of the address is ipc:// with no socket file there (nobody is
+ * listening; a failover pair's standby binds nothing, so one live endpoint is enough).
+ */
+export function endpointMayBeLive(address: string): boolean {
+  return endpointList(address).some(oneEndpointMayBeLive);
+}
+
+function oneEndpointMayBeLive(endpoint: string): boolean {
   const p = ipcPath(endpoint);
   if (p === null || p.startsWith('@')) return true;
   try {
@@ -97,13 +130,31 @@ interface CurveSocket {
   curveSecretKey: string | null;
 }
 
-/** Applies CURVE client keys to a zeromq socket before it connects (tcp:// only). */
-export function applySecurity(socket: object, endpoint: string, security: TransportSecurity = {}): void {
-  checkEndpoint(endpoint, security);
-  if (endpoint.startsWith('tcp://') && security.curve) {
+/** Applies CURVE client keys to a zeromq socket before it connects (an address with a tcp:// endpoint only). */
+export function applySecurity(socket: object, address: string, security: TransportSecurity = {}): void {
+  checkEndpoint(address, security);
+  if (endpointList(address).some((e) => e.startsWith('tcp://')) && security.curve) {
     const s = socket as unknown as CurveSocket;
     s.curveServerKey = security.curve.serverKey;
     s.curvePublicKey = security.curve.publicKey;
     s.curveSecretKey = security.curve.secretKey;
   }
+}
+
+/** Whether the address names several endpoints (a failover pair). */
+export function isAddressList(address: string): boolean {
+  return endpointList(address).length > 1;
+}
+
+/**
+ * Connects a socket to every endpoint of the address (after applySecurity). With several (a
+ * failover pair) a Dealer gets ZMQ_IMMEDIATE first: it queues only on completed connections,
+ * i.e. to the daemon that is bound, never for the standby's endpoint, where a message would
+ * wait and reach it, stale, once it takes over. Its send() then waits until a connection
+ * completes.
+ */
+export function connectAll(socket: { connect(endpoint: string): void; immediate?: boolean }, address: string, dealer: boolean): void {
+  const items = endpointList(address);
+  if (items.length > 1 && dealer) socket.immediate = true;
+  for (const e of items) socket.connect(e);
 }

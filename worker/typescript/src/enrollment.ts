@@ -60,9 +60,14 @@ export function localHostname(host: string = os.hostname()): string {
   return host.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 255);
 }
 
-/** tcp://HOST:7900 for the host of the first tcp:// endpoint, else null. */
+/** The endpoints of addresses, a failover pair's comma-separated list split (no check: endpointList does it). */
+function eachEndpoint(addresses: (string | undefined)[]): string[] {
+  return addresses.flatMap((a) => (a ? a.split(',').map((e) => e.trim()) : []));
+}
+
+/** tcp://HOST:7900 for the host of the first tcp:// endpoint (of address lists too), else null. */
 export function defaultEnrollmentAddress(endpoints: (string | undefined)[]): string | null {
-  for (const ep of endpoints) {
+  for (const ep of eachEndpoint(endpoints)) {
     if (!ep || !ep.startsWith('tcp://')) continue;
     const rest = ep.slice('tcp://'.length);
     const colon = rest.lastIndexOf(':');
@@ -74,7 +79,7 @@ export function defaultEnrollmentAddress(endpoints: (string | undefined)[]): str
 
 /** True when some endpoint is tcp:// and neither keys nor `insecure` were given. */
 export function needsCurve(endpoints: (string | undefined)[], curve: CurveKeys | undefined, insecure: boolean | undefined): boolean {
-  return !curve && !insecure && endpoints.some((e) => !!e && e.startsWith('tcp://'));
+  return !curve && !insecure && eachEndpoint(endpoints).some((e) => e.startsWith('tcp://'));
 }
 
 /**

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 
 import * as zmq from 'zeromq';
 
-import { type CurveKeys, type TransportSecurity, applySecurity, defaultEndpoint } from './endpoints';
+import { type CurveKeys, type TransportSecurity, applySecurity, connectAll, defaultEndpoint } from './endpoints';
 import { type EnrollmentOptions, needsCurve, prepareCurve } from './enrollment';
 import { localIdentityPaths } from './keys';
 import { ErrorCode, MusterError, errorCodeName, workerFailureCode } from './errors';
@@ -46,9 +46,12 @@ export interface WorkerOptions extends TransportSecurity, EnrollmentOptions {
   workerId?: string;
   /** Requests run at once. Default 1. */
   capacity?: number;
-  /** The daemon's request (PUB) endpoint. Default ipc://<runtime dir>/request.sock. */
+  /**
+   * The daemon's request (PUB) endpoint, or both daemons' of a failover pair comma-separated
+   * (docs/DURABILITY.md §12). Default ipc://<runtime dir>/request.sock.
+   */
   requestAddress?: string;
-  /** The daemon's response (ROUTER) endpoint. Default ipc://<runtime dir>/response.sock. */
+  /** The daemon's response (ROUTER) endpoint, or a failover pair's two. Default ipc://<runtime dir>/response.sock. */
   responseAddress?: string;
   hostname?: string;
   /** Re-connect and attach again when no Attached came within this time. Default 5000. */
@@ -470,8 +473,12 @@ export class Worker extends EventEmitter {
       this.topics = new Set(['b:']);
       this.workerTopic = '';
       sub.subscribe(...this.topics);
-      sub.connect(this.requestAddress);
-      dealer.connect(this.responseAddress);
+      // Both daemons of a failover pair (an address list): the SUB hears the Pings of whichever
+      // is bound; the DEALER queues only on a completed connection (ZMQ_IMMEDIATE), so the
+      // Attach waits in send() until the active daemon's connection is up (the attach timeout
+      // reconnects if none comes).
+      connectAll(sub, this.requestAddress, false);
+      connectAll(dealer, this.responseAddress, true);
     } catch (e) {
       sub.close();
       dealer.close();

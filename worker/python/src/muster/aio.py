@@ -34,7 +34,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from . import messages as m
 from .client import client_curve
-from .endpoints import Curve, connect, default_endpoint, endpoint_list
+from .endpoints import Curve, connect, default_endpoint, drop_unsent, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
 from .errors import BadMessage, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
@@ -167,7 +167,8 @@ class AsyncClient:
         self._ids = itertools.count(1)
         self._calls: Dict[int, AsyncCall] = {}
         self._lists: Dict[int, "asyncio.Future[Any]"] = {}
-        self._waiting_since: Dict[int, float] = {}  # sent while not connected
+        # sent while not connected: request id -> (since, message), sent again on a new pipe
+        self._waiting_since: Dict[int, Tuple[float, bytes]] = {}
         self._ctx: Optional[zmq.asyncio.Context] = None
         self._dealer: Optional[zmq.asyncio.Socket] = None
         self._monitor: Optional[zmq.asyncio.Socket] = None
@@ -347,7 +348,7 @@ class AsyncClient:
             await self.open()
         assert self._dealer is not None
         if not self._connected:
-            self._waiting_since[rid] = asyncio.get_running_loop().time()
+            self._waiting_since[rid] = (asyncio.get_running_loop().time(), data)
             if self._pair:
                 # A failover pair (ZMQ_IMMEDIATE): nothing is queued before a connection
                 # completes; wait for one, at most connect_timeout (then UNAVAILABLE).
@@ -522,6 +523,11 @@ class AsyncClient:
                             self._fail(call._rids[-1], lost)
                     for rid in list(self._lists):
                         self._fail(rid, lost)
+                    # What the socket still queues for the lost connection belongs to calls just
+                    # failed: never delivered to the next daemon (docs/DURABILITY.md §13). A
+                    # pair's socket (ZMQ_IMMEDIATE) has dropped it with the connection already.
+                    if not self._pair and self._dealer is not None:
+                        drop_unsent(self._dealer, self.address)
 
     def _resume(self) -> None:
         """A new connection: JobResume for the open durable calls (each under a new request
@@ -555,9 +561,18 @@ class AsyncClient:
                     self._fail(call._rids[-1], Unavailable(message))
             if self._connected:
                 continue
-            for rid, since in list(self._waiting_since.items()):
+            failed = False
+            for rid, (since, _) in list(self._waiting_since.items()):
                 if now - since >= self.connect_timeout:
                     self._fail(rid, Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
+                    failed = True
+            if failed and not self._pair and self._dealer is not None:
+                # The failed calls' messages still wait in the socket for a daemon that may come
+                # later: dropped with everything it queues; the calls still waiting for a first
+                # connection are queued again, in order.
+                drop_unsent(self._dealer, self.address)
+                for _, data in self._waiting_since.values():
+                    self._send_now(data)
 
     def _waiting_calls(self) -> List[AsyncCall]:
         """The durable calls waiting for a daemon to take them back (few; none most of the time)."""

@@ -34,7 +34,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import messages as m
-from .endpoints import Curve, check_endpoint, connect, default_endpoint, endpoint_list
+from .endpoints import Curve, check_endpoint, connect, default_endpoint, drop_unsent, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 
 if TYPE_CHECKING:
@@ -574,6 +574,9 @@ class Client:
                 self._connected = False
                 if was:
                     log.warning("lost the connection to the daemon at %s", self.address)
+                    # Replies that came before the loss first (a durable call's Accepted makes it
+                    # resumable, a Result ends its call), as the C++ client does.
+                    self._read_replies()
                     self._jobs.connection_lost()
                     now = time.monotonic()
                     for p in self._open_requests():
@@ -582,6 +585,11 @@ class Client:
                             self._resuming[id(p)] = p
                         else:
                             self._fail(p.rids[-1], Unavailable(f"lost the connection to the daemon at {self.address}"))
+                    # What the socket still queues for the lost connection belongs to calls just
+                    # failed: never delivered to the next daemon (docs/DURABILITY.md §13). A
+                    # pair's socket (ZMQ_IMMEDIATE) has dropped it with the connection already.
+                    if not self._pair:
+                        drop_unsent(self._dealer, self.address)
 
     def _resume(self) -> None:
         """A new connection: bind the open durable calls to it (JobResume, each under a new
@@ -616,9 +624,19 @@ class Client:
                 self._fail(p.rids[-1], Unavailable(resume_timed_out(p.job_id, self.address, self.resume_timeout, self._connected)))
         if self._connected or not self._pending:
             return
+        failed = False
         for p in self._open_requests():
             if p.lost_at is None and now - p.sent_at >= self.connect_timeout:
                 self._fail(p.rids[-1], Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
+                failed = True
+        if failed and not self._pair:
+            # The failed calls' messages still wait in the socket for a daemon that may come
+            # later: dropped with everything it queues, and the calls still waiting for a first
+            # connection are queued again, in order (with a pair nothing is queued unconnected).
+            drop_unsent(self._dealer, self.address)
+            for p in self._open_requests():
+                if p.lost_at is None:
+                    self._send_now(p.data)
 
     def _read_replies(self) -> None:
         for _ in range(10000):

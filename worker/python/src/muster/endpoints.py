@@ -117,4 +117,20 @@ def connect(sock: zmq.Socket[Any], endpoint: str, curve: Optional[Curve], insecu
         sock.connect(e)
 
 
-__all__ = ["runtime_dir", "default_endpoint", "Curve", "endpoint_list", "check_endpoint", "connect", "TCP_PORTS"]
+def drop_unsent(sock: zmq.Socket[Any], address: str) -> None:
+    """Drops what the socket still queues for the address's endpoints and connects again: each
+    is disconnected (its pipe, with every message libzmq had not written yet, goes with it at
+    linger 0) and connected anew. The socket, its options (CURVE, ZMQ_IMMEDIATE) and its
+    monitor stay. A client calls it when it gave up a connection and failed the calls on it,
+    so that none of them can reach the next daemon on this address and run after all
+    (docs/DURABILITY.md §13)."""
+    for e in endpoint_list(address):
+        try:
+            sock.disconnect(e)
+        except zmq.ZMQError:
+            pass  # not connected to it (any more): nothing queued for it
+        sock.connect(e)
+
+
+__all__ = ["runtime_dir", "default_endpoint", "Curve", "endpoint_list", "check_endpoint", "connect", "drop_unsent",
+           "TCP_PORTS"]
