@@ -593,7 +593,7 @@ struct Daemon::Impl {
     auto instance = fbb.CreateString(core.config().instance);
     auto report = wire::CreateStatusReport(
         fbb, version, instance, s.uptime_ms, s.workers, s.nodes, s.queued, s.in_flight,
-        s.submitted, s.completed, s.failed, failures, s.redispatched, s.rate_1m);
+        s.submitted, s.completed, s.failed, failures, s.redispatched, s.rate_1m, s.recovering);
     send_reply(peer, rid, fbb, wire::ReplyBody::StatusReport, report.Union());
   }
 
@@ -887,9 +887,10 @@ struct Daemon::Impl {
       body = encode_job_info(fbb, *info).Union();
     } else {
       std::vector<flatbuffers::Offset<wire::JobInfo>> infos;
-      for (auto& job : std::get<JobInfoListBody>(a.body).jobs) infos.push_back(encode_job_info(fbb, job));
+      auto& list = std::get<JobInfoListBody>(a.body);
+      for (auto& job : list.jobs) infos.push_back(encode_job_info(fbb, job));
       type = wire::ReplyBody::JobInfoList;
-      body = wire::CreateJobInfoListDirect(fbb, &infos).Union();
+      body = wire::CreateJobInfoListDirect(fbb, &infos, list.more).Union();
     }
     send_reply(a.peer, a.request_id, fbb, type, body, std::nullopt,
                std::holds_alternative<ProgressBody>(a.body) ? ReplyKind::Progress
