@@ -1015,8 +1015,11 @@ struct Daemon::Impl {
         if (e.num() != EINTR) throw;
       }
       // A journal held under a lease renews it on its thread, which stops musterd (JournalError)
-      // once another daemon took over: before anything read now is acted on.
+      // once another daemon took over: before anything read now is acted on. What a commit
+      // confirmed meanwhile goes out now, not after this turn (a WorkRequest whose Dispatched
+      // is durable should reach its worker as soon as it may: DURABILITY.md §13).
       pump_journal(false);
+      if (!pipeline.released().empty()) send_released();
       // Woken much later than asked (the process was stopped, a slow fsync): first read all
       // that waits (pongs and results sent meanwhile), then let the core judge liveness.
       const bool late = Clock::now() - (now + wait) > core.config().ping_interval;
