@@ -39,7 +39,7 @@ def test_musterd_answers_while_a_commit_waits_and_sends_nothing_that_depends_on_
     # Hold the lease row: musterd's next turn with a record waits for it.
     holder = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-h", str(postgres.socket_dir), "-p", "5432",
                                "-U", "muster", "-d", database], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, env={"PATH": "/usr/bin:/bin"})
+                              text=True, env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
     _PROCS.append(holder)
     holder.stdin.write("BEGIN;\nSELECT shard FROM leases FOR UPDATE;\n")
     holder.stdin.flush()
@@ -47,7 +47,8 @@ def test_musterd_answers_while_a_commit_waits_and_sends_nothing_that_depends_on_
 
     err = tmp_path / "call.err"
     caller = subprocess.Popen([str(MUSTER), "call", "--durable", "count", '{"i": 1}'], env=d.env,
-                              stdout=subprocess.PIPE, stderr=open(err, "wb"), text=True)
+                              stdout=subprocess.PIPE, stderr=open(err, "wb"), text=True,
+                              start_new_session=True)  # (conftest stops _PROCS by process group)
     _PROCS.append(caller)
     waiting = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'musterd' "
                "AND wait_event_type = 'Lock'")
