@@ -1125,8 +1125,11 @@ StatusSnapshot BrokerCore::status(TimePoint now, const std::string& workspace) c
     if (!entry.workers.empty()) ++s.nodes;
     s.queued += static_cast<std::uint32_t>(entry.queue.size());
   }
-  for (auto& [id, r] : requests_)
-    if (r.state == RequestState::Dispatched && mine(r.caller->workspace)) ++s.in_flight;
+  for (auto& [id, r] : requests_) {
+    if (!mine(r.caller->workspace)) continue;
+    if (r.state == RequestState::Dispatched) ++s.in_flight;
+    else if (r.state == RequestState::Recovering) ++s.recovering;
+  }
   const auto second = second_of(now);
   const RequestStats* counts = &terminal_;
   s.submitted = submitted_;

@@ -103,6 +103,7 @@ struct CoreConfig {
 struct StatusSnapshot {
   std::uint64_t uptime_ms = 0;
   std::uint32_t workers = 0, nodes = 0, queued = 0, in_flight = 0;
+  std::uint32_t recovering = 0;  // restored durable calls waiting for their worker (§5 DURABILITY.md)
   std::uint64_t submitted = 0, completed = 0, failed = 0, redispatched = 0;
   std::array<std::uint64_t, 16> failures_by_code{};
   double rate_1m = 0;

@@ -160,8 +160,12 @@ void BrokerCore::on_job_get(TimePoint now, const Peer& peer, const Caller& who, 
 
 void BrokerCore::on_job_list(TimePoint now, const Peer& peer, const Caller& who, const JobListEvent& ev) {
   const auto at = wall(now);
+  const std::size_t limit = ev.limit == 0 || ev.limit > kJobListMax ? kJobListMax : ev.limit;
+  auto ids = jobs_.ids_of(who.workspace, at, ev.after_job_id, limit + 1);  // one more: "more"
   JobInfoListBody list;
-  for (auto job : jobs_.ids_of(who.workspace, at)) {
+  list.more = ids.size() > limit;
+  if (list.more) ids.pop_back();
+  for (auto job : ids) {
     if (const OpenJob* open = jobs_.open(job, who.workspace))
       list.jobs.push_back(job_info(requests_.at(open->request_id), *open));
     else if (const KeptJob* kept = jobs_.kept(job, who.workspace, at))

@@ -23,8 +23,10 @@
 #include "muster/socket_poll.hpp"
 #include "admin.hpp"
 #include "client_outbox.hpp"
+#include "commit_pipeline.hpp"
 #include "inbound.hpp"
 #include "journal_open.hpp"
+#include "journal_thread.hpp"
 #include "metrics_server.hpp"
 #include "node_stats_wire.hpp"
 #include "security.hpp"
@@ -156,9 +158,12 @@ struct Daemon::Impl {
   std::unique_ptr<MetricsServer> metrics_server;  // after the exchange: destroyed before it
   // Every send path's builder: reused for small messages (transport/frames.hpp).
   MessageBuilders builders;
-  // The journal of durable calls, once opened (open_journal); every turn's records are
-  // committed to it before anything of the turn is sent (flush).
-  std::unique_ptr<journal::Journal> journal;
+  // The journal of durable calls, once opened (open_journal), on the thread that commits it;
+  // `pipeline` holds each turn's actions until the commit of its records (and of every turn
+  // before it) is confirmed (pipelined group commit, docs/DURABILITY.md §3).
+  std::unique_ptr<journal::JournalThread> journal;
+  CommitPipeline pipeline{opt.core.ping_interval / 2};
+  std::uint64_t committing_core_bytes = 0;  // the batch in flight's Batch::core_bytes
   // Batches (PROTOCOL.md §2.2), a transport matter only: the core never sees them. Workers whose
   // Attach asked for batches (and were told Attached.batches), connections whose Submits did.
   std::unordered_set<std::string> batching_workers;  // worker ids
@@ -245,7 +250,7 @@ struct Daemon::Impl {
     if (journal::is_shared_store(js.spec)) security->share({js.spec, js.shard, js.lease_term}, j->epoch());
     spdlog::info("journal {} open (epoch {}, {} call(s) held, {} payload bytes)", j->describe(),
                  j->epoch(), loaded.calls.size(), j->payload_bytes());
-    journal = std::move(j);
+    journal = std::make_unique<journal::JournalThread>(std::move(j), opt.journal_lease_term / 4);
     // The calls an earlier instance left open (docs/DURABILITY.md §5); what this decides is
     // journaled by the first turn's commit, before anything is sent.
     // On a shared journal this instance may be taking over from a leader its workers still
@@ -274,30 +279,38 @@ struct Daemon::Impl {
     }
   }
 
-  // Group commit (docs/DURABILITY.md §3): the turn's records in one transaction, before any
-  // of the turn's actions is sent. A failure stops musterd: its memory is ahead of its journal.
-  void commit_journal() {
+  // Pipelined group commit (docs/DURABILITY.md §3; the rules are commit_pipeline.hpp's): the
+  // turn's records join the next batch and its actions wait in the pipeline; the batch the
+  // journal thread finished releases what waited for it, and the next batch goes to it at once.
+  // `block`: waits for the batch in flight first (the loop ran max_lag ahead, or it drains).
+  // A failure stops musterd: its memory is ahead of its journal, and nothing that waited for
+  // the failed commit is sent.
+  void end_turn() {
     auto& ops = core.journal_ops();
-    if (ops.empty()) return;
-    if (!journal) {  // only ExpireKept can come without a journal (no durable call was accepted)
-      ops.clear();
-      return;
-    }
-    try {
-      journal->begin_turn();
-      for (auto& op : ops) {
-        if (auto* rec = std::get_if<journal::Record>(&op)) journal->append(*rec);
-        else journal->expire(std::get<journal::ExpireKept>(op).now);
-      }
-      journal->commit();
-    } catch (const journal::JournalError& e) {
-      if (journal->in_turn()) journal->rollback();
-      throw journal::JournalError(fmt::format(
-          "the journal failed; stopping, nothing of this turn was sent (a restart recovers "
-          "from the last committed turn): {}", e.what()));
-    }
+    if (!journal) ops.clear();  // only ExpireKept can come without a journal (no durable call yet)
+    pipeline.end_turn(std::move(ops), std::move(core.actions()), core.journal_bytes());
     ops.clear();
-    core.on_journal_state(journal->payload_bytes(), 0);
+    core.actions().clear();
+  }
+
+  void pump_journal(bool block) {
+    if (!journal) return;
+    try {
+      auto d = block && pipeline.in_flight() ? std::optional(journal->wait()) : journal->done();
+      if (d) {
+        pipeline.committed(d->seq);
+        core.on_journal_state(
+            CommitPipeline::resynced_bytes(core.journal_bytes(), d->payload_bytes, committing_core_bytes), 0);
+      }
+      if (auto batch = pipeline.next_batch(Clock::now())) {
+        committing_core_bytes = batch->core_bytes;
+        journal->commit(batch->seq, std::move(batch->ops));
+      }
+    } catch (const journal::JournalError& e) {
+      throw journal::JournalError(fmt::format(
+          "the journal failed; stopping, nothing that waited for this commit was sent (a restart "
+          "recovers from the last committed turn): {}", e.what()));
+    }
   }
 
   // What a scrape of /metrics reports, copied out of the core (rendered on the metrics thread).
@@ -576,7 +589,7 @@ struct Daemon::Impl {
     auto instance = fbb.CreateString(core.config().instance);
     auto report = wire::CreateStatusReport(
         fbb, version, instance, s.uptime_ms, s.workers, s.nodes, s.queued, s.in_flight,
-        s.submitted, s.completed, s.failed, failures, s.redispatched, s.rate_1m);
+        s.submitted, s.completed, s.failed, failures, s.redispatched, s.rate_1m, s.recovering);
     send_reply(peer, rid, fbb, wire::ReplyBody::StatusReport, report.Union());
   }
 
@@ -873,9 +886,10 @@ struct Daemon::Impl {
       body = encode_job_info(fbb, *info).Union();
     } else {
       std::vector<flatbuffers::Offset<wire::JobInfo>> infos;
-      for (auto& job : std::get<JobInfoListBody>(a.body).jobs) infos.push_back(encode_job_info(fbb, job));
+      auto& list = std::get<JobInfoListBody>(a.body);
+      for (auto& job : list.jobs) infos.push_back(encode_job_info(fbb, job));
       type = wire::ReplyBody::JobInfoList;
-      body = wire::CreateJobInfoListDirect(fbb, &infos).Union();
+      body = wire::CreateJobInfoListDirect(fbb, &infos, list.more).Union();
     }
     send_reply(a.peer, a.request_id, fbb, type, body, std::nullopt,
                std::holds_alternative<ProgressBody>(a.body) ? ReplyKind::Progress
@@ -906,13 +920,28 @@ struct Daemon::Impl {
                       framed ? &a.inputs : nullptr);
   }
 
+  // Ends the loop turn: its actions go out once the journal committed what they depend on
+  // (pipeline), with whatever the commits confirmed since the last turn released.
   void flush() {
-    commit_journal();  // before anything of this turn is sent
+    core.publish_watch_events(Clock::now());  // the turn's changes, to whoever watches them
+    end_turn();
+    pump_journal(pipeline.must_wait(Clock::now()));
+    send_released();
+  }
+
+  // Waits until every turn's actions went out (every batch committed): before musterd exits.
+  void drain_journal() {
+    while (!pipeline.idle()) {
+      pump_journal(/*block=*/true);
+      send_released();
+    }
+  }
+
+  void send_released() {
     // What waited comes first: a connection's replies keep their order.
     if (!outbox.empty()) outbox.retry([&](ClientFrames& f) { return send_to_client(f); });
-    core.publish_watch_events(Clock::now());  // the turn's changes, to whoever watches them
     collecting = true;  // batchable messages wait per peer until the turn's end (§2.2)
-    auto& actions = core.actions();
+    auto& actions = pipeline.released();
     for (auto& action : actions) {
       std::visit(
           [&](auto& a) {
@@ -947,7 +976,7 @@ struct Daemon::Impl {
     flush_worker_batches();
     for (auto& key : open_client_batches) send_client_batch(key, client_batches[key]);
     open_client_batches.clear();
-    attach_asks.clear();
+    if (pipeline.held_turns() == 0) attach_asks.clear();  // every Attached of them went out
     report_outbox(Clock::now());
   }
 
@@ -964,27 +993,37 @@ struct Daemon::Impl {
     if (zap) items.push_back({zap->socket().handle(), 0, ZMQ_POLLIN, 0});
     const std::size_t metrics_item = items.size();  // polled only with --metrics-address
     if (metrics_exchange) items.push_back({nullptr, metrics_exchange->fd(), ZMQ_POLLIN, 0});
+    const std::size_t signal_item = items.size();
     items.push_back({nullptr, signals.fd(), ZMQ_POLLIN, 0});
     // Item index of the first request, response and client socket, enrollment and ZAP.
     const std::size_t first_response = requests.size(), first_client = first_response + responses.size();
     const std::size_t enroll_item = first_client + clients.size(), zap_item = enroll_item + (enroll ? 1 : 0);
+    // Last: the journal thread's "batch done" fd, once the journal is open (the default one
+    // opens at the first durable Submit).
+    bool journal_polled = false;
     RouterMessage msg;
     while (!core.finished()) {
+      if (journal && !journal_polled) {
+        items.push_back({nullptr, journal->fd(), ZMQ_POLLIN, 0});
+        journal_polled = true;
+      }
       auto now = Clock::now();
       auto wake = core.next_wakeup();
       auto wait = wake <= now ? Millis(0)
                               : std::min(Millis(1000), std::chrono::ceil<Millis>(wake - now));
       if (!outbox.empty()) wait = std::min<Millis>(wait, kOutboxRetry);
       if (core.watchers().ready()) wait = Millis(0);  // a watcher's events can go out now
-      if (journal) wait = std::min<Millis>(wait, opt.journal_lease_term / 4);  // renewals (keep)
       try {
         poll_sockets(items.data(), items.size(), wait);
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
-      // A journal held under a lease renews it, and stops musterd (JournalError) once another
-      // daemon took over: before anything read now is acted on.
-      if (journal) journal->keep(Clock::now());
+      // A journal held under a lease renews it on its thread, which stops musterd (JournalError)
+      // once another daemon took over: before anything read now is acted on. What a commit
+      // confirmed meanwhile goes out now, not after this turn (a WorkRequest whose Dispatched
+      // is durable should reach its worker as soon as it may: DURABILITY.md §13).
+      pump_journal(false);
+      if (!pipeline.released().empty()) send_released();
       // Woken much later than asked (the process was stopped, a slow fsync): first read all
       // that waits (pongs and results sent meanwhile), then let the core judge liveness.
       const bool late = Clock::now() - (now + wait) > core.config().ping_interval;
@@ -1002,7 +1041,7 @@ struct Daemon::Impl {
           handle(msg);
         }
       };
-      if (items.back().revents & ZMQ_POLLIN) signals.drain();
+      if (items[signal_item].revents & ZMQ_POLLIN) signals.drain();
       if (signals.triggered() && !core.shutting_down()) {
         spdlog::info("signal {} received: shutting down", signals.last_signal());
         core.begin_shutdown(Clock::now());
@@ -1023,6 +1062,7 @@ struct Daemon::Impl {
         metrics_exchange->publish(metrics_snapshot(now));
     }
     flush();
+    drain_journal();
     // Replies still waiting for slow readers get a bounded chance to go out before exit.
     for (auto until = Clock::now() + opt.core.shutdown_grace; !outbox.empty() && Clock::now() < until;) {
       std::this_thread::sleep_for(kOutboxRetry);

@@ -50,13 +50,20 @@ std::size_t DurableJobs::expire(journal::WallTime now) {
   return std::erase_if(kept_, [&](const auto& entry) { return entry.second.expires <= now; });
 }
 
-std::vector<journal::JobId> DurableJobs::ids_of(const std::string& workspace, journal::WallTime now) const {
+std::vector<journal::JobId> DurableJobs::ids_of(const std::string& workspace, journal::WallTime now,
+                                                journal::JobId after, std::size_t max) const {
+  // Both maps are in job order: merge them from `after` on, up to `max`.
   std::vector<journal::JobId> ids;
-  for (auto& [id, open] : open_)
-    if (open.workspace == workspace) ids.push_back(id);
-  for (auto& [id, kept] : kept_)
-    if (kept.workspace == workspace && kept.expires > now) ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
+  auto o = open_.upper_bound(after);
+  auto k = kept_.upper_bound(after);
+  auto skip = [&] {
+    while (o != open_.end() && o->second.workspace != workspace) ++o;
+    while (k != kept_.end() && (k->second.workspace != workspace || k->second.expires <= now)) ++k;
+  };
+  for (skip(); ids.size() < max && (o != open_.end() || k != kept_.end()); skip()) {
+    if (k == kept_.end() || (o != open_.end() && o->first < k->first)) ids.push_back((o++)->first);
+    else ids.push_back((k++)->first);
+  }
   return ids;
 }
 

@@ -57,9 +57,11 @@ class DurableJobs {
   // does in the same turn); returns how many.
   std::size_t expire(journal::WallTime now);
 
-  // Every open job id of `workspace` and every kept outcome of it not expired by `now`, by
-  // job id (= oldest first).
-  std::vector<journal::JobId> ids_of(const std::string& workspace, journal::WallTime now) const;
+  // The open job ids of `workspace` and its kept outcomes not expired by `now`, by job id
+  // (= oldest first): the first `max` of those above `after`.
+  std::vector<journal::JobId> ids_of(const std::string& workspace, journal::WallTime now,
+                                     journal::JobId after = 0,
+                                     std::size_t max = static_cast<std::size_t>(-1)) const;
 
   std::size_t open_count() const { return open_.size(); }
   std::size_t kept_count() const { return kept_.size(); }

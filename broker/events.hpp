@@ -108,7 +108,11 @@ struct JobGetEvent {
 };
 struct JobListEvent {
   std::uint64_t request_id = 0;
+  std::uint32_t limit = 0;          // at most this many jobs (0, or above kJobListMax: kJobListMax)
+  std::uint64_t after_job_id = 0;   // only jobs above this one (the next page)
 };
+// The most jobs one JobInfoList carries (docs/DURABILITY.md §6): a caller pages with after_job_id.
+inline constexpr std::uint32_t kJobListMax = 1000;
 struct JobCancelEvent {
   std::uint64_t request_id = 0;
   std::uint64_t job_id = 0;
@@ -198,6 +202,7 @@ struct JobInfoBody {
 };
 struct JobInfoListBody {
   std::vector<JobInfoBody> jobs;  // oldest first
+  bool more = false;              // jobs after the last one were left out (the limit)
 };
 // One pushed event of a Watch (wire::Event, PROTOCOL.md §8.2). What it shows is shared by
 // every watcher it goes to; `seq` is the watcher's own.

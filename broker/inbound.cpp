@@ -292,7 +292,10 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       return JobEvent{std::move(ev)};
     }
     case ClientBody::JobGet: return JobEvent{JobGetEvent{rid, msg->body_as_JobGet()->job_id()}};
-    case ClientBody::JobList: return JobEvent{JobListEvent{rid}};
+    case ClientBody::JobList: {
+      auto* list = msg->body_as_JobList();
+      return JobEvent{JobListEvent{rid, list->limit(), list->after_job_id()}};
+    }
     case ClientBody::JobCancel: return JobEvent{JobCancelEvent{rid, msg->body_as_JobCancel()->job_id()}};
     case ClientBody::Watch: {
       auto* w = msg->body_as_Watch();

@@ -356,3 +356,25 @@ def test_the_client_resumes_under_its_request_id_delivers_one_reply_of_two_and_a
         router.close(linger=0)
     finally:
         ctx.term()
+
+
+def test_job_ls_pages_with_limit_and_after(daemon, start_worker, run_cli):
+    """`muster job ls` lists at most --limit jobs (musterd: at most 1000 at a time) and says on
+    stderr where the next page starts (JobList.limit/after_job_id, JobInfoList.more)."""
+    start_worker(daemon).wait_ready()
+    for _ in range(3):
+        r = run_cli(daemon, "call", "--durable", "--keep", "echo", "{}")  # kept: listed until acked
+        assert r.returncode == 0, r.stderr
+    r = run_cli(daemon, "job", "ls", "--json", "--limit", "2")
+    assert r.returncode == 0, r.stderr
+    assert [j["job_id"] for j in json.loads(r.stdout)] == [1, 2]
+    assert "more jobs follow: muster job ls --after 2" in r.stderr
+    r = run_cli(daemon, "job", "ls", "--json", "--after", "2")
+    assert r.returncode == 0, r.stderr
+    assert [j["job_id"] for j in json.loads(r.stdout)] == [3]
+    assert "more jobs follow" not in r.stderr
+    r = run_cli(daemon, "job", "ls")  # no limit: all three, nothing more
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 4 and "more" not in r.stderr
+    r = run_cli(daemon, "status")
+    assert r.returncode == 0 and "recovering   0" in r.stdout
+    assert json.loads(run_cli(daemon, "status", "--json").stdout)["recovering"] == 0

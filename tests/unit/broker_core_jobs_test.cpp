@@ -118,8 +118,9 @@ struct Jobs {
     core.on_job_get(now, conn(client), who, JobGetEvent{rid, job});
     return take();
   }
-  std::vector<Action> list(const std::string& client, const Caller& who, std::uint64_t rid = 3000) {
-    core.on_job_list(now, conn(client), who, JobListEvent{rid});
+  std::vector<Action> list(const std::string& client, const Caller& who, std::uint64_t rid = 3000,
+                           std::uint32_t limit = 0, std::uint64_t after = 0) {
+    core.on_job_list(now, conn(client), who, JobListEvent{rid, limit, after});
     return take();
   }
   std::vector<Action> cancel(const std::string& client, const Caller& who, std::uint64_t job, std::uint64_t rid = 4000) {
@@ -476,6 +477,63 @@ TEST_CASE("jobs restore: finished and restart-failed calls are kept for their ca
   CHECK(listed[2].submitted_ms == 900'000);
   auto resumed = only_reply(j.resume("c2", j.a, {{6, 61}}));
   CHECK(body_of<AcceptedBody>(resumed).job_id == 6);
+}
+
+TEST_CASE("jobs: JobList answers at most its limit (and never more than kJobListMax) and says more follow") {
+  Jobs j;
+  auto cfg = Jobs::config();
+  cfg.queue_limit = 2 * kJobListMax;
+  Jobs big(cfg);
+  for (std::uint64_t i = 1; i <= kJobListMax + 5; ++i) big.submit(i, "c1", big.a);
+  auto page = body_of<JobInfoListBody>(only_reply(big.list("c9", big.a)));
+  CHECK(page.jobs.size() == kJobListMax);  // limit 0: the maximum
+  CHECK(page.more);
+  CHECK(page.jobs.front().job_id == 1);
+  CHECK(page.jobs.back().job_id == kJobListMax);
+  page = body_of<JobInfoListBody>(only_reply(big.list("c9", big.a, 3001, 5000)));  // above the maximum: capped
+  CHECK(page.jobs.size() == kJobListMax);
+  // The next page starts after the last job listed; the last page says no more.
+  page = body_of<JobInfoListBody>(only_reply(big.list("c9", big.a, 3002, 0, kJobListMax)));
+  REQUIRE(page.jobs.size() == 5);
+  CHECK(page.jobs.front().job_id == kJobListMax + 1);
+  CHECK_FALSE(page.more);
+  page = body_of<JobInfoListBody>(only_reply(big.list("c9", big.a, 3003, 2, 3)));
+  REQUIRE(page.jobs.size() == 2);
+  CHECK(page.jobs[0].job_id == 4);
+  CHECK(page.jobs[1].job_id == 5);
+  CHECK(page.more);
+  // Kept outcomes and open jobs are merged in job order.
+  auto first = all<SendWorkRequest>(j.submit(1, "c1", j.a)).at(0).request_id;
+  j.submit(2, "c1", j.a);
+  j.result(first);  // job 1 finished and kept, job 2 running
+  page = body_of<JobInfoListBody>(only_reply(j.list("c9", j.a, 3004, 1)));
+  REQUIRE(page.jobs.size() == 1);
+  CHECK(page.jobs[0].job_id == 1);
+  CHECK(page.jobs[0].state == JobState::Finished);
+  CHECK(page.more);
+  page = body_of<JobInfoListBody>(only_reply(j.list("c9", j.a, 3005, 1, 1)));
+  REQUIRE(page.jobs.size() == 1);
+  CHECK(page.jobs[0].job_id == 2);
+  CHECK(page.jobs[0].state == JobState::Running);
+  CHECK_FALSE(page.more);
+}
+
+TEST_CASE("jobs restore: a call waiting for its worker counts as recovering in the status, neither queued nor in flight") {
+  auto cfg = Jobs::config();
+  Jobs j(cfg);
+  j.core.on_journal_epoch(2);
+  auto other = held(6, journal::CallState::Running);
+  other.request_id = 6;
+  j.core.restore(j.now, {held(5, journal::CallState::Running), other});
+  j.records();
+  auto s = j.core.status(j.now);
+  CHECK(s.recovering == 2);
+  CHECK(s.in_flight == 0);
+  CHECK(s.queued == 0);
+  CHECK(j.core.status(j.now, "a").recovering == 2);
+  CHECK(j.core.status(j.now, "b").recovering == 0);  // another workspace's status
+  j.advance(cfg.ping_interval * cfg.liveness);  // the window ends: lost, no longer recovering
+  CHECK(j.core.status(j.now).recovering == 0);
 }
 
 TEST_CASE("jobs restore: JobCancel of a call waiting for its worker (Recovering) finishes it at once, no Abort") {

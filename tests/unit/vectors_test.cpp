@@ -370,8 +370,11 @@ Json describe(const w::Event* e) {
 Json describe(const w::JobInfoList* l) {
   Json j = Json::object();
   if (l->jobs()) j["jobs"] = describe_vector(l->jobs());
+  j["more"] = l->more();
   return j;
 }
+
+Json describe(const w::JobList* l) { return Json{{"limit", l->limit()}, {"after_job_id", l->after_job_id()}}; }
 
 Json describe(const w::Accepted* a) {
   Json j = Json::object();
@@ -446,6 +449,7 @@ Json describe(const w::StatusReport* s) {
   if (s->failures()) j["failures"] = describe_vector(s->failures());
   j["redispatched"] = s->redispatched();
   j["rate_1m"] = s->rate_1m();
+  j["recovering"] = s->recovering();
   return j;
 }
 
@@ -613,7 +617,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::JobResume: return with_type("JobResume", m->body_as_JobResume());
     case w::ClientBody::JobAck: return with_type("JobAck", m->body_as_JobAck());
     case w::ClientBody::JobGet: return with_type("JobGet", m->body_as_JobGet());
-    case w::ClientBody::JobList: return empty("JobList");
+    case w::ClientBody::JobList: return with_type("JobList", m->body_as_JobList());
     case w::ClientBody::JobCancel: return with_type("JobCancel", m->body_as_JobCancel());
     case w::ClientBody::Batch: return with_type("Batch", m->body_as_Batch());
     case w::ClientBody::Watch: return with_type("Watch", m->body_as_Watch());
@@ -969,7 +973,9 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
   }
   if (t == "JobAck") return type = w::ClientBody::JobAck, w::CreateJobAck(fbb, u64_vector(fbb, j, "job_ids")).Union();
   if (t == "JobGet") return type = w::ClientBody::JobGet, w::CreateJobGet(fbb, num<std::uint64_t>(j, "job_id", 0)).Union();
-  if (t == "JobList") return type = w::ClientBody::JobList, w::CreateJobList(fbb).Union();
+  if (t == "JobList")
+    return type = w::ClientBody::JobList,
+           w::CreateJobList(fbb, num<std::uint32_t>(j, "limit", 0), num<std::uint64_t>(j, "after_job_id", 0)).Union();
   if (t == "JobCancel")
     return type = w::ClientBody::JobCancel, w::CreateJobCancel(fbb, num<std::uint64_t>(j, "job_id", 0)).Union();
   if (t == "KeyRevoke") {
@@ -1144,6 +1150,7 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     b.add_failures(failures);
     b.add_redispatched(num<std::uint64_t>(j, "redispatched", 0));
     b.add_rate_1m(num<double>(j, "rate_1m", 0.0));
+    b.add_recovering(num<std::uint32_t>(j, "recovering", 0));
     return b.Finish().Union();
   }
   if (t == "TokenCreated") {
@@ -1167,7 +1174,8 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
   if (t == "JobInfo") return type = w::ReplyBody::JobInfo, build_job_info(fbb, j).Union();
   if (t == "JobInfoList") {
     type = w::ReplyBody::JobInfoList;
-    return w::CreateJobInfoList(fbb, table_vector<w::JobInfo>(fbb, j, "jobs", build_job_info)).Union();
+    return w::CreateJobInfoList(fbb, table_vector<w::JobInfo>(fbb, j, "jobs", build_job_info),
+                                j.value("more", false)).Union();
   }
   if (t == "Batch") return type = w::ReplyBody::Batch, build_batch(fbb, j).Union();
   if (t == "Event") return type = w::ReplyBody::Event, build_event(fbb, j).Union();

@@ -216,6 +216,8 @@ def valid() -> List[Tuple[str, str, object]]:
         ("client_job_ack", "ClientMessage", C(18, m.JobAck([JOB, JOB + 1, U64_MAX]))),
         ("client_job_get", "ClientMessage", C(19, m.JobGet(JOB))),
         ("client_job_list", "ClientMessage", C(20, m.JobList())),
+        # one page: at most 50 jobs, those after job JOB (the daemon lists at most 1000 at a time)
+        ("client_job_list_page", "ClientMessage", C(22, m.JobList(50, JOB))),
         ("client_job_cancel", "ClientMessage", C(21, m.JobCancel(JOB + 1))),
         ("client_cancel", "ClientMessage", C(1, m.Cancel())),
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),
@@ -247,6 +249,9 @@ def valid() -> List[Tuple[str, str, object]]:
             m.JobInfo(U64_MAX, m.JobState.FINISHED, "charge", "default", U64_MAX, None, U32_MAX, ErrorCode.NONE, U64_MAX),
         ]))),
         ("reply_job_info_list_empty", "ClientReply", R(20, m.JobInfoList([]))),
+        ("reply_job_info_list_more", "ClientReply", R(22, m.JobInfoList([
+            m.JobInfo(JOB + 1, m.JobState.RUNNING, "echo", "default", 1796554041124, "py-host-1", 1),
+        ], True))),
         ("reply_result", "ClientReply", R(1, m.Result(1, {"greeting": "Hello Ada", "shout": "HELLO ADA"}))),
         ("reply_result_all_kinds", "ClientReply", R(2, m.Result(2, ALL_KINDS))),
         ("reply_failure", "ClientReply", R(1, m.Failure(1, ErrorCode.NO_WORKER, "no worker serves node 'nope'"))),
@@ -267,6 +272,10 @@ def valid() -> List[Tuple[str, str, object]]:
             [m.CodeCount(ErrorCode.TIMEOUT, 40), m.CodeCount(ErrorCode.WORKER_ERROR, 3)], 4, 12.5,
         ))),
         ("reply_status_report_empty", "ClientReply", R(6, m.StatusReport())),
+        # durable calls restored after a restart, waiting for their worker (DURABILITY.md §5)
+        ("reply_status_report_recovering", "ClientReply", R(7, m.StatusReport(
+            "0.1.0", "inst-7f3a", 1_200, 1, 1, 3, 0, 0, 0, 0, [], 0, 0.0, 2,
+        ))),
         ("reply_node_stats_report", "ClientReply", R(12, m.NodeStatsReport(
             [m.NodeStats("default", "hello", 2, 1, 3, 950, 43, [m.CodeCount(ErrorCode.TIMEOUT, 40), m.CodeCount(ErrorCode.CANCELLED, 3)], 12.5,
                          m.LatencyHistogram([32, 48, 64], [5, 0, 2, 1], 8, 1_000_250, 40, 64, 64),

@@ -7,9 +7,10 @@
 //   muster-bench --scale                 the matrix, then the scale scenario
 //   muster-bench --no-matrix --scale     the scale scenario only
 //   muster-bench --json                  JSON on stdout (the table goes to stderr)
-//   muster-bench --system baseline,muster,muster-durable
-//                                        + durable calls (SQLite journal), with their ratio to
-//                                        muster, the issue-15 target and the journal's size
+//   muster-bench --system baseline,muster,muster-durable,muster-durable-pg
+//                                        + durable calls (SQLite journal; PostgreSQL journal on
+//                                        a private server), with their ratio to muster, the
+//                                        issue-15 target and the journal's size
 //
 // Modes: "latency" = one call at a time (round trip percentiles); "throughput" = `--depth`
 // calls kept in flight through the client library's async submit/poll (calls/s, MiB/s of
@@ -43,6 +44,9 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
+
+// The systems whose calls are durable, each compared with system muster in the same run.
+constexpr const char* kDurableSystems[] = {"muster-durable", "muster-durable-pg"};
 
 struct Options {
   std::vector<std::string> transports = {"ipc", "tcp", "curve"};
@@ -397,7 +401,7 @@ int main(int argc, char** argv) {
   app.add_option("--system", o.systems,
                  "baseline, muster; also raw (musterd + protocol-minimal echo workers, no SDK) and alt "
                  "(a second muster build, see --alt-musterd), alt-raw, muster-durable (musterd with a SQLite "
-                 "journal, every call durable)")->capture_default_str();
+                 "journal, every call durable), muster-durable-pg (the same on a private PostgreSQL)")->capture_default_str();
   app.add_option("--workers,-w", o.workers, "Worker processes per stack")->capture_default_str();
   app.add_option("--depth,-d", o.depth, "Calls in flight in throughput mode")->capture_default_str();
   app.add_option("--capacity", o.capacity, "SDK worker capacity (0: ceil(depth / workers))")->capture_default_str();
@@ -478,7 +482,8 @@ int main(int argc, char** argv) {
       std::map<std::string, std::string> unsupported;
       for (auto& sys : o.systems) {
         auto stack = sys == "muster" ? make_muster_stack(o.paths)
-                     : sys == "muster-durable" ? make_muster_stack(o.paths, "muster-durable", false, true)
+                     : sys == "muster-durable" ? make_muster_stack(o.paths, sys, false, JournalKind::Sqlite)
+                     : sys == "muster-durable-pg" ? make_muster_stack(o.paths, sys, false, JournalKind::Postgres)
                      : sys == "alt"  ? make_muster_stack(o.alt_paths, "alt")
                      : sys == "raw"  ? make_muster_stack(o.paths, "raw", true)
                      : sys == "alt-raw" ? make_muster_stack(o.alt_paths, "alt-raw", true)
@@ -581,13 +586,14 @@ int main(int argc, char** argv) {
     if (m && b) x.value = m->calls_per_s / b->calls_per_s, x.measured = true;
     if ((t == "ipc" || t == "curve") && (m || b)) targets.push_back(x);
   }
-  for (auto& t : transports_run) {
-    auto *d = cell(t, 64, "throughput", "muster-durable"), *m = cell(t, 64, "throughput", "muster");
-    Target x{fmt::format("durable pipelined 64 B, {} (issue 15)", t), "muster-durable calls/s / muster calls/s",
-             NAN, 0.5, false};
-    if (d && m) x.value = d->calls_per_s / m->calls_per_s, x.measured = true;
-    if (d) targets.push_back(x);
-  }
+  for (const char* durable : kDurableSystems)
+    for (auto& t : transports_run) {
+      auto *d = cell(t, 64, "throughput", durable), *m = cell(t, 64, "throughput", "muster");
+      Target x{fmt::format("{} pipelined 64 B, {} (issue 15)", durable, t),
+               fmt::format("{} calls/s / muster calls/s", durable), NAN, 0.5, false};
+      if (d && m) x.value = d->calls_per_s / m->calls_per_s, x.measured = true;
+      if (d) targets.push_back(x);
+    }
   for (auto& t : transports_run) {
     auto *m = cell(t, 1 << 20, "throughput", "muster"), *b = cell(t, 1 << 20, "throughput", "baseline");
     Target x{fmt::format("1 MiB bandwidth, {}", t), "muster MiB/s / baseline MiB/s (pipelined)", NAN, 0.8, false};
@@ -614,16 +620,20 @@ int main(int argc, char** argv) {
   std::string table;
   if (!o.no_matrix) {
     table = render_table(o, cells, transports_run, payloads);
-    for (const char* extra : {"raw", "alt", "alt-raw", "muster-durable"})
+    for (const char* extra : {"raw", "alt", "alt-raw", "muster-durable", "muster-durable-pg"})
       if (std::find(o.systems.begin(), o.systems.end(), extra) != o.systems.end())
         table += "\n" + render_table(o, cells, transports_run, payloads, extra);
-    if (std::find(o.systems.begin(), o.systems.end(), "muster-durable") != o.systems.end()) {
-      table += "\n" + render_table(o, cells, transports_run, payloads, "muster-durable", "muster");
-      for (auto& j : journals)
-        table += fmt::format("journal of {} over {} at the end: {} B + WAL {} B ({:.1f} MiB), {} durable jobs held\n",
-                             j.system, j.transport, j.state.db_bytes, j.state.wal_bytes,
-                             static_cast<double>(j.state.db_bytes + j.state.wal_bytes) / (1 << 20), j.state.jobs_held);
-    }
+    for (const char* durable : kDurableSystems)
+      if (std::find(o.systems.begin(), o.systems.end(), durable) != o.systems.end())
+        table += "\n" + render_table(o, cells, transports_run, payloads, durable, "muster");
+    for (auto& j : journals)
+      table += j.state.path.empty()
+                   ? fmt::format("journal of {} over {} at the end: {}, {} durable jobs held\n", j.system,
+                                 j.transport, j.state.store, j.state.jobs_held)
+                   : fmt::format("journal of {} over {} at the end: {} B + WAL {} B ({:.1f} MiB), {} durable jobs held\n",
+                                 j.system, j.transport, j.state.db_bytes, j.state.wal_bytes,
+                                 static_cast<double>(j.state.db_bytes + j.state.wal_bytes) / (1 << 20),
+                                 j.state.jobs_held);
   }
   std::string text;
   text += fmt::format("muster-bench: {} CPU(s), {}, {}, libzmq {}.{}.{}\n", std::thread::hardware_concurrency(),
@@ -704,13 +714,14 @@ int main(int argc, char** argv) {
         ratios.push_back(r);
       }
   doc["ratios"] = ratios;
-  json durable_ratios = json::array();  // muster-durable / muster, same run
+  json durable_ratios = json::array();  // muster-durable(-pg) / muster, same run
+  for (const char* durable : kDurableSystems)
   for (auto& t : transports_run)
     for (auto p : payloads)
       for (auto& mode : o.modes) {
-        auto *d = cell(t, p, mode, "muster-durable"), *m = cell(t, p, mode, "muster");
+        auto *d = cell(t, p, mode, durable), *m = cell(t, p, mode, "muster");
         if (!d || !m) continue;
-        durable_ratios.push_back(json{{"transport", t}, {"payload_bytes", p}, {"mode", mode},
+        durable_ratios.push_back(json{{"system", durable}, {"transport", t}, {"payload_bytes", p}, {"mode", mode},
                                       {"p50", d->lat.p50_us / m->lat.p50_us},
                                       {"calls_per_s", d->calls_per_s / m->calls_per_s},
                                       {"broker_us_per_call", {{"durable", d->broker_us_per_call},
@@ -719,7 +730,8 @@ int main(int argc, char** argv) {
   if (!durable_ratios.empty()) doc["durable_ratios"] = durable_ratios;
   json jj = json::array();
   for (auto& j : journals)
-    jj.push_back(json{{"transport", j.transport}, {"system", j.system}, {"path", j.state.path.string()},
+    jj.push_back(json{{"transport", j.transport}, {"system", j.system}, {"store", j.state.store},
+                      {"path", j.state.path.string()},
                       {"db_bytes", j.state.db_bytes}, {"wal_bytes", j.state.wal_bytes},
                       {"jobs_held", j.state.jobs_held}});
   if (!jj.empty()) doc["journals"] = jj;

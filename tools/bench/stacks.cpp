@@ -11,6 +11,7 @@
 
 #include "muster/client.hpp"
 #include "muster/messages.hpp"
+#include "postgres_for_test.hpp"  // the private PostgreSQL of system muster-durable-pg
 
 namespace muster::bench {
 
@@ -68,8 +69,9 @@ class MusterDriver : public Driver {
 
 class MusterStack : public Stack {
  public:
-  MusterStack(Paths p, std::string name, bool raw, bool durable)
-      : paths_(std::move(p)), name_(std::move(name)), raw_(raw), durable_(durable) {}
+  MusterStack(Paths p, std::string name, bool raw, JournalKind journal)
+      : paths_(std::move(p)), name_(std::move(name)), raw_(raw), journal_kind_(journal),
+        durable_(journal != JournalKind::None) {}
   ~MusterStack() override { stop(); }
   std::string name() const override { return name_; }
 
@@ -96,10 +98,15 @@ class MusterStack : public Stack {
                                      "--request-address", ep_.request, "--response-address", ep_.response,
                                      "--client-address", ep_.client, "--log-level", "warn"};
     if (o.transport == Transport::Tcp) args.push_back("--insecure");
-    if (durable_) {
+    if (journal_kind_ == JournalKind::Sqlite) {
       journal_ = o.dir / fmt::format("{}-{}-journal.db", name_, transport_name(o.transport));
+      store_ = "sqlite:" + journal_.string();
+    } else if (journal_kind_ == JournalKind::Postgres) {
+      store_ = private_postgres_database();
+    }
+    if (durable_) {
       args.push_back("--journal");
-      args.push_back("sqlite:" + journal_.string());
+      args.push_back(store_);
     }
     if (o.transport == Transport::Curve) {
       args.push_back("--enrollment-address");
@@ -151,12 +158,15 @@ class MusterStack : public Stack {
   std::optional<JournalState> journal() const override {
     if (!durable_) return std::nullopt;
     JournalState j;
-    j.path = journal_;
-    std::error_code ec;
-    j.db_bytes = std::filesystem::file_size(journal_, ec);
-    if (ec) j.db_bytes = 0;
-    j.wal_bytes = std::filesystem::file_size(journal_.string() + "-wal", ec);
-    if (ec) j.wal_bytes = 0;
+    j.store = store_;
+    if (journal_kind_ == JournalKind::Sqlite) {
+      j.path = journal_;
+      std::error_code ec;
+      j.db_bytes = std::filesystem::file_size(journal_, ec);
+      if (ec) j.db_bytes = 0;
+      j.wal_bytes = std::filesystem::file_size(journal_.string() + "-wal", ec);
+      if (ec) j.wal_bytes = 0;
+    }
     try {
       Client c(client_options());
       auto list = c.job_list();
@@ -246,11 +256,35 @@ class MusterStack : public Stack {
     throw std::runtime_error("muster stack not ready after 30 s: " + last);
   }
 
+  // A new database on the bench's private PostgreSQL server (started at the first call, fsync
+  // on, stopped when the bench exits), as a postgresql:// URI for --journal.
+  static std::string private_postgres_database() {
+    ::setenv("MUSTER_PG_FSYNC", "1", 1);  // a durable commit waits for the disk, as SQLite's does
+    auto& pg = test::TestPostgres::get();
+    if (pg.absent()) throw Unsupported(*pg.absent());
+    // "host=H port=P user=U dbname=D" -> postgresql:///D?host=H&port=P&user=U
+    std::string conninfo = pg.fresh_database(), db, query;
+    for (std::size_t at = 0; at < conninfo.size();) {
+      auto end = conninfo.find(' ', at);
+      if (end == std::string::npos) end = conninfo.size();
+      auto pair = conninfo.substr(at, end - at);
+      auto eq = pair.find('=');
+      if (eq != std::string::npos) {
+        if (pair.substr(0, eq) == "dbname") db = pair.substr(eq + 1);
+        else query += (query.empty() ? "?" : "&") + pair;
+      }
+      at = end + 1;
+    }
+    return "postgresql:///" + db + query;
+  }
+
   Paths paths_;
   std::string name_;
   bool raw_ = false;
+  JournalKind journal_kind_ = JournalKind::None;
   bool durable_ = false;
-  std::filesystem::path journal_;  // durable: musterd's --journal file
+  std::filesystem::path journal_;  // SQLite: musterd's --journal file
+  std::string store_;              // durable: musterd's --journal
   StackOptions opt_;
   Endpoints ep_;
   std::string enroll_;                  // curve: the enrollment endpoint
@@ -396,8 +430,8 @@ class BaselineStack : public Stack {
 
 }  // namespace
 
-std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers, bool durable) {
-  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers, durable);
+std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers, JournalKind journal) {
+  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers, journal);
 }
 std::unique_ptr<Stack> make_baseline_stack(const Paths& paths) { return std::make_unique<BaselineStack>(paths); }
 

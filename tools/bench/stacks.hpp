@@ -47,9 +47,10 @@ struct StackOptions {
   std::filesystem::path dir;              // run directory (sockets, logs)
 };
 
-// The journal of a durable stack as it stands (docs/DURABILITY.md §4): its file sizes and the
-// durable jobs musterd still holds (open, or finished and not acknowledged).
+// The journal of a durable stack as it stands (docs/DURABILITY.md §4): its file sizes (SQLite
+// only) and the durable jobs musterd still holds (open, or finished and not acknowledged).
 struct JournalState {
+  std::string store;  // the --journal musterd was given (a PostgreSQL one without its sizes)
   std::filesystem::path path;
   std::uintmax_t db_bytes = 0, wal_bytes = 0;
   std::int64_t jobs_held = -1;  // -1: could not be asked
@@ -71,11 +72,15 @@ class Stack {
 // `name` tells two muster builds apart in one run ("muster", "alt"): run dir, logs.
 // raw_workers: the workers are muster-bench-simworkers --echo (protocol-minimal, no SDK), to
 // separate musterd's cost from the SDK's (system "raw").
-// durable: musterd journals to sqlite:<run dir>/<name>-<transport>-journal.db and every call is
-// submitted durable (system "muster-durable"); outcomes are acknowledged as the client library
-// does by default (at its next poll or submit), so the journal holds only the calls in flight.
+// journal: Sqlite — musterd journals to sqlite:<run dir>/<name>-<transport>-journal.db (system
+// "muster-durable"); Postgres — to a database of its own on a private PostgreSQL server the
+// bench starts once (tests/integration/postgres_server.py, fsync on; system
+// "muster-durable-pg"). Either way every call is submitted durable; outcomes are acknowledged
+// as the client library does by default (at its next poll or submit), so the journal holds
+// only the calls in flight.
+enum class JournalKind { None, Sqlite, Postgres };
 std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name = "muster",
-                                         bool raw_workers = false, bool durable = false);
+                                         bool raw_workers = false, JournalKind journal = JournalKind::None);
 std::unique_ptr<Stack> make_baseline_stack(const Paths& paths);
 
 // The bench's own ids for the run directory layout.

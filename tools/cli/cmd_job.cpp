@@ -18,6 +18,7 @@ namespace {
 struct JobArgs {
   std::uint64_t id = 0;
   bool json = false, keep = false, wait = false;
+  Client::JobListPage page;  // ls: --limit, --after
 };
 
 // "3.2 s", "5 min", "2 h" since a wall time in ms (0: "-").
@@ -74,7 +75,11 @@ int job_get(Client& client, const JobArgs& a) {
 }
 
 int job_list(Client& client, const JobArgs& a) {
-  Json jobs = client.job_list();
+  Json page = client.job_list_page(a.page);
+  const Json& jobs = page["jobs"];
+  // musterd lists at most --limit (its maximum: 1000) at a time: say where the next page starts.
+  if (page.value("more", false) && !jobs.empty())
+    std::cerr << fmt::format("more jobs follow: muster job ls --after {}\n", jobs.back().value("job_id", 0ull));
   if (a.json) {
     std::cout << jobs.dump(2) << "\n";
     return code(Exit::Ok);
@@ -122,7 +127,11 @@ void add_job_commands(Cli& cli) {
   cli.on(get, [&cli, a] { return job_get(cli.client(), *a); });
 
   auto* ls = job->add_subcommand("ls", "List the durable calls musterd holds: open ones, and finished ones not acknowledged");
-  ls->add_flag("--json", a->json, "Print JSON");
+  ls->add_flag("--json", a->json, "Print JSON (the jobs as an array)");
+  ls->add_option("--limit", a->page.limit, "At most this many jobs (0: musterd's maximum, 1000)");
+  ls->add_option("--after", a->page.after_job_id, "Only jobs with an id above this one (the next page)");
+  ls->footer("Oldest first. musterd answers at most 1000 jobs at a time (or --limit): when more "
+             "follow, stderr says `more jobs follow: muster job ls --after ID`.");
   cli.on(ls, [&cli, a] { return job_list(cli.client(), *a); });
 
   auto* cancel = job->add_subcommand("cancel", "Cancel a durable call (its worker is told to abort)");

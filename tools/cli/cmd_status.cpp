@@ -17,6 +17,9 @@ void print_status(const Json& s) {
   std::cout << fmt::format("workers      {}\nnodes        {}\nqueued       {}\nin flight    {}\n",
                            s["workers"].get<int>(), s["nodes"].get<int>(), s["queued"].get<int>(),
                            s["in_flight"].get<int>());
+  // Durable calls an earlier instance left running, waiting for their worker to re-attach
+  // (docs/DURABILITY.md §5): neither queued nor in flight here.
+  std::cout << fmt::format("recovering   {}\n", s.value("recovering", 0));
   std::cout << fmt::format("submitted    {}\ncompleted    {}\nfailed       {}\nredispatched {}\n",
                            s["submitted"].get<std::uint64_t>(), s["completed"].get<std::uint64_t>(),
                            s["failed"].get<std::uint64_t>(), s["redispatched"].get<std::uint64_t>());

@@ -548,9 +548,10 @@ struct Client::Impl {
       case wire::ReplyBody::JobInfoList:
         if (query_replies.contains(id)) {
           auto jobs = Json::array();
-          if (auto* list = reply->body_as_JobInfoList()->jobs())
-            for (auto* j : *list) jobs.push_back(job_json(j));
-          query_replies[id] = std::move(jobs);
+          auto* list = reply->body_as_JobInfoList();
+          if (list->jobs())
+            for (auto* j : *list->jobs()) jobs.push_back(job_json(j));
+          query_replies[id] = Json{{"jobs", std::move(jobs)}, {"more", list->more()}};
         }
         return;
       case wire::ReplyBody::NodeList:
@@ -627,7 +628,8 @@ struct Client::Impl {
                 {"queued", s->queued()}, {"in_flight", s->in_flight()},
                 {"submitted", s->submitted()}, {"completed", s->completed()},
                 {"failed", s->failed()}, {"failures", failures},
-                {"redispatched", s->redispatched()}, {"rate_1m", s->rate_1m()}};
+                {"redispatched", s->redispatched()}, {"rate_1m", s->rate_1m()},
+                {"recovering", s->recovering()}};
   }
 
   static Json code_counts_json(const flatbuffers::Vector<flatbuffers::Offset<wire::CodeCount>>* counts) {
@@ -778,7 +780,12 @@ Json Client::job_get(std::uint64_t job_id, const Assertion& as) {
     return wire::CreateJobGet(fbb, job_id);
   }, as);
 }
-Json Client::job_list(const Assertion& as) { return impl_->query(wire::ClientBody::JobList, wire::CreateJobList, as); }
+Json Client::job_list(const Assertion& as) { return job_list_page({}, as)["jobs"]; }
+Json Client::job_list_page(const JobListPage& page, const Assertion& as) {
+  return impl_->query(
+      wire::ClientBody::JobList,
+      [&](flatbuffers::FlatBufferBuilder& fbb) { return wire::CreateJobList(fbb, page.limit, page.after_job_id); }, as);
+}
 Json Client::job_cancel(std::uint64_t job_id, const Assertion& as) {
   return impl_->query(wire::ClientBody::JobCancel, [&](flatbuffers::FlatBufferBuilder& fbb) {
     return wire::CreateJobCancel(fbb, job_id);

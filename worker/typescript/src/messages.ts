@@ -280,9 +280,12 @@ export interface JobGetBody {
   type: 'JobGet';
   jobId: bigint;
 }
-/** Answered JobInfoList: the workspace's durable calls the daemon holds, oldest first. */
+/** Answered JobInfoList: the workspace's durable calls the daemon holds, oldest first: at most
+ * `limit` (0: the daemon's maximum, 1000) with a job id above `afterJobId`. */
 export interface JobListBody {
   type: 'JobList';
+  limit?: number;
+  afterJobId?: bigint;
 }
 /** Cancels a durable call; answered JobInfo (state Finished) or "no such job". */
 export interface JobCancelBody {
@@ -384,6 +387,8 @@ export interface StatusReportBody {
   failures: CodeCount[];
   redispatched: bigint;
   rate1m: number;
+  /** Durable calls restored after a restart, waiting for their worker to re-attach. */
+  recovering?: number;
 }
 /** Durations in fixed buckets: counts[i] for upperBoundsUs[i-1] < d <= upperBoundsUs[i]; one count more than bounds. */
 export interface LatencyHistogram {
@@ -465,6 +470,8 @@ export interface JobInfoBody extends JobInfo {
 export interface JobInfoListBody {
   type: 'JobInfoList';
   jobs: JobInfo[];
+  /** More jobs follow the last one (the daemon lists at most 1000 at a time). */
+  more?: boolean;
 }
 /** What an Event of a Watch says (schema/reply.fbs EventKind; PROTOCOL.md §8.2). */
 export enum EventKind {
@@ -997,8 +1004,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       type = W.ClientBody.JobGet;
       break;
     case 'JobList':
-      W.JobList.startJobList(b);
-      body = W.JobList.endJobList(b);
+      body = W.JobList.createJobList(b, u32(x.limit ?? 0, 'limit'), u64(x.afterJobId ?? 0n, 'after_job_id'));
       type = W.ClientBody.JobList;
       break;
     case 'JobCancel':
@@ -1131,6 +1137,7 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
         failures,
         u64(x.redispatched, 'redispatched'),
         x.rate1m ?? 0,
+        u32(x.recovering ?? 0, 'recovering'),
       );
       type = W.ReplyBody.StatusReport;
       break;
@@ -1197,7 +1204,11 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       type = W.ReplyBody.JobInfo;
       break;
     case 'JobInfoList':
-      body = W.JobInfoList.createJobInfoList(b, W.JobInfoList.createJobsVector(b, x.jobs.map((j) => encodeJobInfo(b, j))));
+      body = W.JobInfoList.createJobInfoList(
+        b,
+        W.JobInfoList.createJobsVector(b, x.jobs.map((j) => encodeJobInfo(b, j))),
+        x.more ?? false,
+      );
       type = W.ReplyBody.JobInfoList;
       break;
     case 'Batch':
@@ -1712,9 +1723,11 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
       case W.ClientBody.JobGet:
         body = { type: 'JobGet', jobId: get(() => new W.JobGet()).jobId() };
         break;
-      case W.ClientBody.JobList:
-        get(() => new W.JobList());
-        body = { type: 'JobList' };
+      case W.ClientBody.JobList: {
+        const l = get(() => new W.JobList());
+        body = { type: 'JobList', limit: l.limit(), afterJobId: l.afterJobId() };
+        break;
+      }
         break;
       case W.ClientBody.JobCancel:
         body = { type: 'JobCancel', jobId: get(() => new W.JobCancel()).jobId() };
@@ -1849,6 +1862,7 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
           failures,
           redispatched: r.redispatched(),
           rate1m: r.rate1m(),
+          recovering: r.recovering(),
         };
         break;
       }
@@ -1921,7 +1935,7 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
         const l = get(() => new W.JobInfoList());
         const jobs: JobInfo[] = [];
         for (let i = 0, n = l.jobsLength(); i < n; i++) jobs.push(table(bb, l.jobs(i), 'JobInfo', decodeJobInfo));
-        body = { type: 'JobInfoList', jobs };
+        body = { type: 'JobInfoList', jobs, more: l.more() };
         break;
       }
       case W.ReplyBody.Batch:

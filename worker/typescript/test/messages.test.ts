@@ -80,7 +80,8 @@ const clientMessages: ClientMessage[] = [
   { requestId: 8n, body: { type: 'JobResume', jobs: [] } },
   { requestId: 9n, body: { type: 'JobAck', jobIds: [1n << 40n, 3n] } },
   { requestId: 10n, body: { type: 'JobGet', jobId: 1n << 40n } },
-  { requestId: 11n, body: { type: 'JobList' } },
+  { requestId: 11n, body: { type: 'JobList', limit: 0, afterJobId: 0n } },
+  { requestId: 12n, body: { type: 'JobList', limit: 50, afterJobId: 7n } },
   { requestId: 12n, body: { type: 'JobCancel', jobId: 5n } },
 ];
 const jobInfo = { jobId: 1n << 40n, state: JobState.Recovering, node: 'n', workspace: 'ws', submittedMs: 1796554041123n, workerId: 'w1', attempts: 2, code: ErrorCode.None, finishedMs: 0n };
@@ -92,11 +93,11 @@ const clientReplies: ClientReply[] = [
   { requestId: 0n, body: { type: 'Failure', requestId: 0n, code: ErrorCode.BadMessage, message: 'bad', jobId: 0n } },
   { requestId: 2n, body: { type: 'Failure', requestId: 2n, code: ErrorCode.WorkerLost, message: 'lost', jobId: 2n ** 64n - 1n } },
   { requestId: 3n, body: { type: 'JobInfo', ...jobInfo } },
-  { requestId: 4n, body: { type: 'JobInfoList', jobs: [jobInfo, { ...jobInfo, state: JobState.Finished, workerId: '', code: ErrorCode.Cancelled, finishedMs: 1796554042000n }] } },
-  { requestId: 4n, body: { type: 'JobInfoList', jobs: [] } },
+  { requestId: 4n, body: { type: 'JobInfoList', jobs: [jobInfo, { ...jobInfo, state: JobState.Finished, workerId: '', code: ErrorCode.Cancelled, finishedMs: 1796554042000n }], more: false } },
+  { requestId: 4n, body: { type: 'JobInfoList', jobs: [], more: true } },
   { requestId: 3n, body: { type: 'NodeList', nodes: [{ spec, workspace: 'ws', workers: 2, capacity: 8, inFlight: 1, queueDepth: 0 }, { spec: null, workspace: '', workers: 0, capacity: 0, inFlight: 0, queueDepth: 0 }] } },
   { requestId: 4n, body: { type: 'WorkerList', workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a', 'b'], workspace: 'ws', identity: 'local', attachedMs: 10n, lastSeenMs: 5n }] } },
-  { requestId: 5n, body: { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 100n, workers: 1, nodes: 2, queued: 0, inFlight: 1, submitted: 10n, completed: 8n, failed: 1n, failures: [{ code: ErrorCode.Timeout, count: 1n }], redispatched: 0n, rate1m: 0.25 } },
+  { requestId: 5n, body: { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 100n, workers: 1, nodes: 2, queued: 0, inFlight: 1, submitted: 10n, completed: 8n, failed: 1n, failures: [{ code: ErrorCode.Timeout, count: 1n }], redispatched: 0n, rate1m: 0.25, recovering: 2 } },
 ];
 const enrollRequests: EnrollRequest[] = [{ token: 'tok', publicKey: 'k'.repeat(40), role: 'worker', name: 'n', hostname: 'h' }];
 const enrollResponses: EnrollResponse[] = [

@@ -157,7 +157,14 @@ class Client {
   // (a Result) or {job_id, state: "finished", code, message} (a Failure). Fetching does not
   // forget it: job_ack does, once the caller has what it needs.
   Json job_get(std::uint64_t job_id, const Assertion& as = {});
-  Json job_list(const Assertion& as = {});  // oldest first
+  Json job_list(const Assertion& as = {});  // oldest first: the first page of job_list_page({})
+  // One page of them: {jobs: [...], more: bool}, at most `limit` jobs (0: musterd's maximum,
+  // 1000) with a job id above `after_job_id`; `more`: ask again after the last one.
+  struct JobListPage {
+    std::uint32_t limit = 0;
+    std::uint64_t after_job_id = 0;
+  };
+  Json job_list_page(const JobListPage& page, const Assertion& as = {});
   // Cancels an open job (its caller gets CANCELLED); the job as JSON after it.
   Json job_cancel(std::uint64_t job_id, const Assertion& as = {});
   // Tells musterd these jobs' outcomes are held: it forgets them. No reply.

@@ -374,7 +374,11 @@ class JobGet:
 
 @dataclass
 class JobList:
-    """Answered JobInfoList: the workspace's durable calls the daemon holds, oldest first."""
+    """Answered JobInfoList: the workspace's durable calls the daemon holds, oldest first: at
+    most ``limit`` (0: the daemon's maximum, 1000) with a job id above ``after_job_id``."""
+
+    limit: int = _m("u32", 0)
+    after_job_id: int = _m("u64", 0)
 
 
 @dataclass
@@ -475,6 +479,7 @@ class StatusReport:
     failures: Optional[List[CodeCount]] = _list("[table]", "CodeCount")
     redispatched: int = _m("u64", 0)
     rate_1m: float = _m("f64", 0.0)
+    recovering: int = _m("u32", 0)
 
 
 @dataclass
@@ -555,6 +560,7 @@ class JobInfo:
 @dataclass
 class JobInfoList:
     jobs: Optional[List[JobInfo]] = _list("[table]", "JobInfo")
+    more: bool = _m("bool", False)
 
 
 @dataclass

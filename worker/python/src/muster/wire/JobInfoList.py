@@ -53,7 +53,14 @@ class JobInfoList(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
         return o == 0
 
-def JobInfoListStart(builder): builder.StartObject(1)
+    # JobInfoList
+    def More(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def JobInfoListStart(builder): builder.StartObject(2)
 def Start(builder):
     return JobInfoListStart(builder)
 def JobInfoListAddJobs(builder, jobs): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(jobs), 0)
@@ -62,6 +69,9 @@ def AddJobs(builder, jobs):
 def JobInfoListStartJobsVector(builder, numElems): return builder.StartVector(4, numElems, 4)
 def StartJobsVector(builder, numElems):
     return JobInfoListStartJobsVector(builder, numElems)
+def JobInfoListAddMore(builder, more): builder.PrependBoolSlot(1, more, 0)
+def AddMore(builder, more):
+    return JobInfoListAddMore(builder, more)
 def JobInfoListEnd(builder): return builder.EndObject()
 def End(builder):
     return JobInfoListEnd(builder)

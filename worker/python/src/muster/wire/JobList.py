@@ -28,9 +28,29 @@ class JobList(object):
     def Init(self, buf, pos):
         self._tab = flatbuffers.table.Table(buf, pos)
 
-def JobListStart(builder): builder.StartObject(0)
+    # JobList
+    def Limit(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
+    # JobList
+    def AfterJobId(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def JobListStart(builder): builder.StartObject(2)
 def Start(builder):
     return JobListStart(builder)
+def JobListAddLimit(builder, limit): builder.PrependUint32Slot(0, limit, 0)
+def AddLimit(builder, limit):
+    return JobListAddLimit(builder, limit)
+def JobListAddAfterJobId(builder, afterJobId): builder.PrependUint64Slot(1, afterJobId, 0)
+def AddAfterJobId(builder, afterJobId):
+    return JobListAddAfterJobId(builder, afterJobId)
 def JobListEnd(builder): return builder.EndObject()
 def End(builder):
     return JobListEnd(builder)

@@ -137,7 +137,14 @@ class StatusReport(object):
             return self._tab.Get(flatbuffers.number_types.Float64Flags, o + self._tab.Pos)
         return 0.0
 
-def StatusReportStart(builder): builder.StartObject(13)
+    # StatusReport
+    def Recovering(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(30))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
+def StatusReportStart(builder): builder.StartObject(14)
 def Start(builder):
     return StatusReportStart(builder)
 def StatusReportAddVersion(builder, version): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(version), 0)
@@ -182,6 +189,9 @@ def AddRedispatched(builder, redispatched):
 def StatusReportAddRate1m(builder, rate1m): builder.PrependFloat64Slot(12, rate1m, 0.0)
 def AddRate1m(builder, rate1m):
     return StatusReportAddRate1m(builder, rate1m)
+def StatusReportAddRecovering(builder, recovering): builder.PrependUint32Slot(13, recovering, 0)
+def AddRecovering(builder, recovering):
+    return StatusReportAddRecovering(builder, recovering)
 def StatusReportEnd(builder): return builder.EndObject()
 def End(builder):
     return StatusReportEnd(builder)

@@ -33,8 +33,13 @@ jobsLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+more():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startJobInfoList(builder:flatbuffers.Builder) {
-  builder.startObject(1);
+  builder.startObject(2);
 }
 
 static addJobs(builder:flatbuffers.Builder, jobsOffset:flatbuffers.Offset) {
@@ -53,14 +58,19 @@ static startJobsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addMore(builder:flatbuffers.Builder, more:boolean) {
+  builder.addFieldInt8(1, +more, +false);
+}
+
 static endJobInfoList(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createJobInfoList(builder:flatbuffers.Builder, jobsOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createJobInfoList(builder:flatbuffers.Builder, jobsOffset:flatbuffers.Offset, more:boolean):flatbuffers.Offset {
   JobInfoList.startJobInfoList(builder);
   JobInfoList.addJobs(builder, jobsOffset);
+  JobInfoList.addMore(builder, more);
   return JobInfoList.endJobInfoList(builder);
 }
 }

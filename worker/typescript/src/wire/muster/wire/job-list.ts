@@ -20,8 +20,26 @@ static getSizePrefixedRootAsJobList(bb:flatbuffers.ByteBuffer, obj?:JobList):Job
   return (obj || new JobList()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
 }
 
+limit():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+afterJobId():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startJobList(builder:flatbuffers.Builder) {
-  builder.startObject(0);
+  builder.startObject(2);
+}
+
+static addLimit(builder:flatbuffers.Builder, limit:number) {
+  builder.addFieldInt32(0, limit, 0);
+}
+
+static addAfterJobId(builder:flatbuffers.Builder, afterJobId:bigint) {
+  builder.addFieldInt64(1, afterJobId, BigInt('0'));
 }
 
 static endJobList(builder:flatbuffers.Builder):flatbuffers.Offset {
@@ -29,8 +47,10 @@ static endJobList(builder:flatbuffers.Builder):flatbuffers.Offset {
   return offset;
 }
 
-static createJobList(builder:flatbuffers.Builder):flatbuffers.Offset {
+static createJobList(builder:flatbuffers.Builder, limit:number, afterJobId:bigint):flatbuffers.Offset {
   JobList.startJobList(builder);
+  JobList.addLimit(builder, limit);
+  JobList.addAfterJobId(builder, afterJobId);
   return JobList.endJobList(builder);
 }
 }

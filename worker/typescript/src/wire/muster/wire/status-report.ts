@@ -97,8 +97,13 @@ rate1m():number {
   return offset ? this.bb!.readFloat64(this.bb_pos + offset) : 0.0;
 }
 
+recovering():number {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startStatusReport(builder:flatbuffers.Builder) {
-  builder.startObject(13);
+  builder.startObject(14);
 }
 
 static addVersion(builder:flatbuffers.Builder, versionOffset:flatbuffers.Offset) {
@@ -165,12 +170,16 @@ static addRate1m(builder:flatbuffers.Builder, rate1m:number) {
   builder.addFieldFloat64(12, rate1m, 0.0);
 }
 
+static addRecovering(builder:flatbuffers.Builder, recovering:number) {
+  builder.addFieldInt32(13, recovering, 0);
+}
+
 static endStatusReport(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createStatusReport(builder:flatbuffers.Builder, versionOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, uptimeMs:bigint, workers:number, nodes:number, queued:number, inFlight:number, submitted:bigint, completed:bigint, failed:bigint, failuresOffset:flatbuffers.Offset, redispatched:bigint, rate1m:number):flatbuffers.Offset {
+static createStatusReport(builder:flatbuffers.Builder, versionOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, uptimeMs:bigint, workers:number, nodes:number, queued:number, inFlight:number, submitted:bigint, completed:bigint, failed:bigint, failuresOffset:flatbuffers.Offset, redispatched:bigint, rate1m:number, recovering:number):flatbuffers.Offset {
   StatusReport.startStatusReport(builder);
   StatusReport.addVersion(builder, versionOffset);
   StatusReport.addInstance(builder, instanceOffset);
@@ -185,6 +194,7 @@ static createStatusReport(builder:flatbuffers.Builder, versionOffset:flatbuffers
   StatusReport.addFailures(builder, failuresOffset);
   StatusReport.addRedispatched(builder, redispatched);
   StatusReport.addRate1m(builder, rate1m);
+  StatusReport.addRecovering(builder, recovering);
   return StatusReport.endStatusReport(builder);
 }
 }

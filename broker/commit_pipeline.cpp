@@ -1,0 +1,62 @@
+// commit_pipeline.cpp — see commit_pipeline.hpp.
+#include "commit_pipeline.hpp"
+
+#include <iterator>
+
+namespace muster::broker {
+
+void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector<Action>&& actions,
+                              std::uint64_t core_bytes) {
+  if (!ops.empty()) {
+    pending_.insert(pending_.end(), std::make_move_iterator(ops.begin()), std::make_move_iterator(ops.end()));
+    pending_core_bytes_ = core_bytes;
+  }
+  ops.clear();
+  // The last batch this turn's actions depend on: the one its records join, else the latest
+  // one handed out (its own actions may still be held: order keeps this turn behind them).
+  const Seq needs = !pending_.empty() ? next_seq_ : in_flight_ ? *in_flight_ : confirmed_;
+  if (actions.empty()) return;
+  if (held_.empty() && needs <= confirmed_) {
+    released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
+                     std::make_move_iterator(actions.end()));
+  } else if (!held_.empty() && held_.back().needs == needs) {
+    auto& back = held_.back().actions;  // same commit: one held entry, in order
+    back.insert(back.end(), std::make_move_iterator(actions.begin()), std::make_move_iterator(actions.end()));
+  } else {
+    held_.push_back(HeldTurn{needs, std::move(actions)});
+  }
+  actions.clear();
+}
+
+std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now) {
+  if (in_flight_ || pending_.empty()) return std::nullopt;
+  Batch b{next_seq_++, std::move(pending_), pending_core_bytes_};
+  pending_.clear();
+  in_flight_ = b.seq;
+  in_flight_since_ = now;
+  return b;
+}
+
+void CommitPipeline::committed(Seq seq) {
+  if (in_flight_ && *in_flight_ == seq) in_flight_.reset();
+  if (seq > confirmed_) confirmed_ = seq;
+  release_ready();
+}
+
+void CommitPipeline::release_ready() {
+  while (!held_.empty() && held_.front().needs <= confirmed_) {
+    auto& actions = held_.front().actions;
+    released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
+                     std::make_move_iterator(actions.end()));
+    held_.pop_front();
+  }
+}
+
+std::uint64_t CommitPipeline::resynced_bytes(std::uint64_t core_now, std::uint64_t journal_bytes,
+                                             std::uint64_t batch_core_bytes) {
+  const auto since = static_cast<std::int64_t>(core_now) - static_cast<std::int64_t>(batch_core_bytes);
+  const auto sum = static_cast<std::int64_t>(journal_bytes) + since;
+  return sum > 0 ? static_cast<std::uint64_t>(sum) : 0;
+}
+
+}  // namespace muster::broker

@@ -1,0 +1,103 @@
+// commit_pipeline.hpp — the rules of pipelined group commit (docs/DURABILITY.md §3): which of
+// musterd's outgoing messages wait for which journal commit, while the journal commits one
+// batch of loop turns and the socket loop already computes the next turns.
+// Owns: the journal records not yet handed to the journal (the next batch), the one batch in
+// flight, the actions held until the commit they depend on is confirmed, their release in turn
+// order, and the bound on how far the loop may run ahead of the journal.
+// Must never: touch a socket, a thread or the journal itself (journal_thread.hpp does that; the
+// socket loop moves records and actions in and out), read a clock (every time is passed in), or
+// release an action before every commit of its turn and of the turns before it is confirmed.
+//
+// The rules:
+// - A loop turn ends with its journal records (maybe none) and its actions. Its records join
+//   the next batch; the turn's actions wait until the batch holding its records is committed,
+//   and, whatever it holds, until every earlier turn's actions went out: actions leave in turn
+//   order, so a turn with no record waits behind the turn before it (a broadcast Ping after
+//   the WorkRequests before it, a JobGet's answer after the commit of the outcome it shows).
+// - One batch is in flight at a time. While it commits, the turns that end add their records
+//   to the next batch: the journal commits everything that arrived during a commit in one
+//   transaction (group commit across turns), and the loop never waits for the disk unless the
+//   batch in flight is older than `max_lag` (must_wait): then it waits, as it did before
+//   pipelining, so that held Pings cannot make live workers look silent for long.
+// - A failed commit releases nothing more: what was held is dropped with the pipeline (the
+//   daemon stops; a restart recovers from the last committed batch).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "events.hpp"
+#include "journal.hpp"
+
+namespace muster::broker {
+
+class CommitPipeline {
+ public:
+  using Seq = std::uint64_t;  // batches are numbered from 1 in the order they are handed out
+
+  // The records of one or more loop turns, committed as one transaction.
+  struct Batch {
+    Seq seq = 0;
+    std::vector<journal::JournalOp> ops;
+    // The core's count of journal payload bytes at the end of the last turn in the batch
+    // (BrokerCore::journal_bytes()): resynced_bytes() needs it once the batch is committed.
+    std::uint64_t core_bytes = 0;
+  };
+
+  explicit CommitPipeline(Millis max_lag) : max_lag_(max_lag) {}
+
+  // A loop turn ended with `ops` (in the order the core emitted them) and `actions`. The
+  // actions that may go now are appended to released() in order; the rest are held.
+  // `core_bytes`: BrokerCore::journal_bytes() at the end of the turn.
+  void end_turn(std::vector<journal::JournalOp>&& ops, std::vector<Action>&& actions,
+                std::uint64_t core_bytes);
+
+  // The batch to commit now: all records of the turns ended since the last batch, when no
+  // batch is in flight and there are any; nullopt otherwise. The batch is in flight from `now`.
+  std::optional<Batch> next_batch(TimePoint now);
+  // The journal committed the batch in flight (`seq`): the actions that waited for it (and
+  // only for it) join released(), in order.
+  void committed(Seq seq);
+
+  // Actions that may be sent, in order; the caller sends them all and clears the vector.
+  std::vector<Action>& released() { return released_; }
+
+  // Whether the loop must wait for the batch in flight before it reads anything more: the
+  // batch is older than max_lag.
+  bool must_wait(TimePoint now) const { return in_flight_ && now - in_flight_since_ >= max_lag_; }
+  // When must_wait() becomes true (TimePoint::max() with no batch in flight): the loop wakes
+  // then at the latest.
+  TimePoint wait_from() const { return in_flight_ ? in_flight_since_ + max_lag_ : TimePoint::max(); }
+  bool in_flight() const { return in_flight_.has_value(); }
+  // Nothing pending, nothing in flight, nothing held: everything ended so far was sent.
+  bool idle() const { return !in_flight_ && pending_.empty() && held_.empty(); }
+  std::size_t held_turns() const { return held_.size(); }
+
+  // The core's journal byte count once batch `b` is committed and the journal says it holds
+  // `journal_bytes`: the journal's figure plus what the core counted in the turns after the
+  // batch (`core_now` - b.core_bytes). The journal's own count is the truth for everything it
+  // committed (an expiry the core does not count, for instance); the core's for the rest.
+  static std::uint64_t resynced_bytes(std::uint64_t core_now, std::uint64_t journal_bytes,
+                                      std::uint64_t batch_core_bytes);
+
+ private:
+  struct HeldTurn {
+    Seq needs = 0;  // the batch that must be committed before these actions go
+    std::vector<Action> actions;
+  };
+  void release_ready();
+
+  Millis max_lag_;
+  Seq next_seq_ = 1;    // the seq the pending records will be committed under
+  Seq confirmed_ = 0;   // every batch up to this one is committed
+  std::optional<Seq> in_flight_;
+  TimePoint in_flight_since_{};
+  std::vector<journal::JournalOp> pending_;
+  std::uint64_t pending_core_bytes_ = 0;
+  std::deque<HeldTurn> held_;
+  std::vector<Action> released_;
+};
+
+}  // namespace muster::broker

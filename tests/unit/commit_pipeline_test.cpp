@@ -1,0 +1,245 @@
+// commit_pipeline_test.cpp — pipelined group commit (broker/commit_pipeline.hpp): which actions
+// wait for which journal commit, in which order they go, and when the loop must wait, under a
+// fake clock; and the journal thread (broker/journal_thread.hpp) committing a batch while its
+// caller goes on, and stopping at the first failure.
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "commit_pipeline.hpp"
+#include "journal_sqlite.hpp"
+#include "journal_thread.hpp"
+#include "temp_dir.hpp"
+
+using namespace muster;
+using namespace muster::broker;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TimePoint kT0{std::chrono::seconds{1000}};
+
+journal::JournalOp submitted(journal::JobId id) {
+  journal::Call c;
+  c.job_id = id;
+  c.node = "resize";
+  return journal::Record{journal::Submitted{std::move(c)}};
+}
+
+// Actions told apart by their ping seq: the order they are released in is what is checked.
+std::vector<Action> pings(std::initializer_list<std::uint64_t> seqs) {
+  std::vector<Action> out;
+  for (auto s : seqs) out.push_back(SendPing{"w", s});
+  return out;
+}
+
+std::vector<std::uint64_t> take(CommitPipeline& p) {
+  std::vector<std::uint64_t> seqs;
+  for (auto& a : p.released()) seqs.push_back(std::get<SendPing>(a).seq);
+  p.released().clear();
+  return seqs;
+}
+
+std::vector<journal::JobId> jobs_of(const CommitPipeline::Batch& b) {
+  std::vector<journal::JobId> ids;
+  for (auto& op : b.ops) ids.push_back(std::get<journal::Submitted>(std::get<journal::Record>(op)).call.job_id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("commit pipeline: a turn without records, nothing held, goes at once") {
+  CommitPipeline p(500ms);
+  p.end_turn({}, pings({1, 2}), 0);
+  CHECK(take(p) == std::vector<std::uint64_t>{1, 2});
+  CHECK_FALSE(p.next_batch(kT0));
+  CHECK(p.idle());
+}
+
+TEST_CASE("commit pipeline: a turn's actions wait for the commit of its records") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1), submitted(2)}, pings({1}), 10);
+  CHECK(take(p).empty());  // not even before the batch is handed out
+  auto b = p.next_batch(kT0);
+  REQUIRE(b);
+  CHECK(b->seq == 1);
+  CHECK(jobs_of(*b) == std::vector<journal::JobId>{1, 2});
+  CHECK(b->core_bytes == 10);
+  CHECK(take(p).empty());
+  CHECK_FALSE(p.next_batch(kT0));  // one batch in flight at a time
+  p.committed(1);
+  CHECK(take(p) == std::vector<std::uint64_t>{1});
+  CHECK(p.idle());
+}
+
+TEST_CASE("commit pipeline: turns that end during a commit form the next batch and go in order") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, pings({1}), 0);
+  auto first = p.next_batch(kT0);
+  REQUIRE(first);
+  // While batch 1 commits, the loop works on: three more turns, two with records.
+  p.end_turn({submitted(2)}, pings({2}), 0);
+  p.end_turn({}, pings({3}), 0);  // no record: still behind turn 2 (a Ping after its WorkRequest)
+  p.end_turn({submitted(3)}, pings({4}), 0);
+  CHECK(take(p).empty());
+  CHECK_FALSE(p.next_batch(kT0 + 1ms));  // batch 1 is still in flight
+  p.committed(first->seq);
+  CHECK(take(p) == std::vector<std::uint64_t>{1});  // only what waited for batch 1
+  auto second = p.next_batch(kT0 + 4ms);
+  REQUIRE(second);
+  CHECK(second->seq == 2);
+  CHECK(jobs_of(*second) == std::vector<journal::JobId>{2, 3});  // one transaction for both turns
+  CHECK(take(p).empty());
+  p.committed(second->seq);
+  CHECK(take(p) == std::vector<std::uint64_t>{2, 3, 4});
+  CHECK(p.idle());
+}
+
+TEST_CASE("commit pipeline: a turn without records waits behind the batch in flight") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, pings({1}), 0);
+  auto b = p.next_batch(kT0);
+  p.end_turn({}, pings({2}), 0);  // e.g. a JobGet answered from a Finished being committed
+  CHECK(take(p).empty());
+  p.committed(b->seq);
+  CHECK(take(p) == std::vector<std::uint64_t>{1, 2});
+  p.end_turn({}, pings({3}), 0);  // nothing held any more: at once
+  CHECK(take(p) == std::vector<std::uint64_t>{3});
+}
+
+TEST_CASE("commit pipeline: a failed commit releases nothing that waited for it") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, pings({1}), 0);
+  auto b = p.next_batch(kT0);
+  p.end_turn({}, pings({2}), 0);
+  // The journal thread reports a failure: the daemon never calls committed() and stops.
+  CHECK(take(p).empty());
+  CHECK(p.held_turns() == 1);
+  CHECK_FALSE(p.idle());
+}
+
+TEST_CASE("commit pipeline: the loop must wait once the batch in flight is older than max_lag") {
+  CommitPipeline p(500ms);
+  CHECK_FALSE(p.must_wait(kT0));
+  CHECK(p.wait_from() == TimePoint::max());
+  p.end_turn({submitted(1)}, {}, 0);
+  CHECK_FALSE(p.must_wait(kT0 + 10s));  // pending, not in flight: the loop hands it over
+  auto b = p.next_batch(kT0);
+  CHECK(p.wait_from() == kT0 + 500ms);
+  CHECK_FALSE(p.must_wait(kT0 + 499ms));
+  CHECK(p.must_wait(kT0 + 500ms));
+  p.committed(b->seq);
+  CHECK_FALSE(p.must_wait(kT0 + 600ms));
+}
+
+TEST_CASE("commit pipeline: the core's byte count after a commit") {
+  // The journal holds 1000 after the batch the core counted as 900 (it does not count expiry
+  // the same way); the core counted 50 more since: 1050.
+  CHECK(CommitPipeline::resynced_bytes(950, 1000, 900) == 1050);
+  CHECK(CommitPipeline::resynced_bytes(900, 1000, 900) == 1000);
+  CHECK(CommitPipeline::resynced_bytes(100, 0, 900) == 0);  // never below zero
+}
+
+namespace {
+
+// A journal whose commit() waits until the test opens it, and fails when told to.
+class GatedJournal final : public journal::Journal {
+ public:
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = false, in_commit = false, fail_next = false;
+  std::vector<journal::JobId> committed;
+  std::vector<journal::JobId> turn;
+  bool in_turn_ = false;
+
+  std::string describe() const override { return "gated"; }
+  std::uint64_t epoch() const override { return 7; }
+  journal::Loaded load() override { return {}; }
+  void begin_turn() override { in_turn_ = true; }
+  void append(const journal::Record& r) override {
+    turn.push_back(std::get<journal::Submitted>(r).call.job_id);
+  }
+  std::vector<journal::JobId> expire(journal::WallTime) override { return {}; }
+  void commit() override {
+    std::unique_lock lock(m);
+    in_commit = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+    in_commit = false;
+    in_turn_ = false;
+    if (fail_next) throw journal::JournalError("journal gated: commit failed, the turn is not durable: disk full");
+    committed.insert(committed.end(), turn.begin(), turn.end());
+    turn.clear();
+  }
+  void rollback() override {
+    in_turn_ = false;
+    turn.clear();
+  }
+  bool in_turn() const override { return in_turn_; }
+  std::uint64_t payload_bytes() const override { return 42; }
+  std::uint64_t byte_limit() const override { return 0; }
+};
+
+}  // namespace
+
+TEST_CASE("journal thread: a batch commits while its caller goes on; done() tells when") {
+  auto owned = std::make_unique<GatedJournal>();
+  GatedJournal& j = *owned;
+  journal::JournalThread t(std::move(owned), 1000ms);
+  CHECK(t.describe() == "gated");
+  CHECK(t.epoch() == 7);
+  t.commit(1, {submitted(1), submitted(2)});  // returns with the commit still to happen
+  {
+    std::unique_lock lock(j.m);
+    j.cv.wait(lock, [&] { return j.in_commit; });  // the thread is inside commit()
+  }
+  CHECK_FALSE(t.done());  // not done while the journal's commit waits
+  CHECK_THROWS_AS(t.commit(2, {submitted(3)}), std::logic_error);  // one batch at a time
+  {
+    std::lock_guard lock(j.m);
+    j.open = true;
+  }
+  j.cv.notify_all();
+  auto d = t.wait();
+  CHECK(d.seq == 1);
+  CHECK(d.payload_bytes == 42);
+  {
+    std::lock_guard lock(j.m);
+    CHECK(j.committed == std::vector<journal::JobId>{1, 2});
+  }
+  CHECK_FALSE(t.done());
+}
+
+TEST_CASE("journal thread: a failed commit is reported, and every later call reports it") {
+  auto owned = std::make_unique<GatedJournal>();
+  GatedJournal& j = *owned;
+  j.open = true;
+  j.fail_next = true;
+  journal::JournalThread t(std::move(owned), 1000ms);
+  t.commit(1, {submitted(1)});
+  CHECK_THROWS_WITH_AS(t.wait(), doctest::Contains("disk full"), journal::JournalError);
+  CHECK_THROWS_AS(t.done(), journal::JournalError);
+  CHECK_THROWS_AS(t.commit(2, {submitted(2)}), journal::JournalError);
+  std::lock_guard lock(j.m);
+  CHECK(j.committed.empty());
+  CHECK_FALSE(j.in_turn());  // rolled back
+}
+
+TEST_CASE("journal thread: batches reach a SQLite journal in order; a refused record rolls its batch back") {
+  test::TempDir dir;
+  journal::SqliteOptions o;
+  o.path = dir.path / "journal.db";
+  {
+    journal::JournalThread t(std::make_unique<journal::SqliteJournal>(o), 1000ms);
+    t.commit(1, {submitted(1), submitted(2)});
+    CHECK(t.wait().seq == 1);
+    t.commit(2, {submitted(3), journal::Record{journal::Acked{99}}});  // 99: not held
+    CHECK_THROWS_WITH_AS(t.wait(), doctest::Contains("Acked for job 99"), journal::JournalError);
+  }
+  journal::SqliteJournal reopened(o);
+  auto loaded = reopened.load();
+  REQUIRE(loaded.calls.size() == 2);  // batch 2, job 3 included, left nothing
+  CHECK(loaded.calls[0].job_id == 1);
+  CHECK(loaded.calls[1].job_id == 2);
+}
