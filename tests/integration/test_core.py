@@ -58,7 +58,7 @@ def test_listings(daemon, start_worker, run_cli):
     text = run_cli(daemon, "nodes").stdout
     assert "hello" in text and "greeting,shout" in text
     status = json.loads(run_cli(daemon, "status", "--json").stdout)
-    assert status["workers"] == 1 and status["nodes"] == 4
+    assert status["workers"] == 1 and status["nodes"] == 5
     assert "uptime" in run_cli(daemon, "status").stdout
 
 
