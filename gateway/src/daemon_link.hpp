@@ -47,7 +47,7 @@ struct Snapshot {
 // One event of a call (CallLink).
 struct CallEvent {
   std::uint64_t call_id = 0;
-  std::variant<ProgressEvent, ResultEvent, FailureEvent> body;
+  decltype(ClientEvent::body) body;  // never an ItemEvent: the gateway asks for no items
 };
 
 class DaemonLink {

@@ -338,6 +338,21 @@ def valid() -> List[Tuple[str, str, object]]:
         ("reply_event_worker_left", "ClientReply", R(30, m.Event(7, m.EventKind.WORKER_LEFT, worker=m.WorkerInfo("cpp-1", "box", "muster-cpp/0.1.0", 77, "ready", 2, 0, ["hello"], "default", "local", 5000, 3000)))),
         ("reply_event_call_state", "ClientReply", R(30, m.Event(8, m.EventKind.CALL_STATE, call=m.CallInfo(9, JOB, "charge", m.JobState.FINISHED, None, 2, ErrorCode.WORKER_LOST, "trace-0001")))),
         ("reply_event_overflow", "ClientReply", R(30, m.Event(U64_MAX, m.EventKind.OVERFLOW))),
+        # -- Streams: items and credit (PROTOCOL.md §7.8, docs/STREAMS.md §1-§2) ------------
+        ("client_submit_stream", "ClientMessage", C(30, m.Submit("count", {"n": 3}, None, 5000, stream_window_items=64, stream_window_bytes=4 * 1024 * 1024))),
+        ("daemon_work_request_stream", "DaemonMessage", D(m.WorkRequest(31, "count", {"n": 3}, None, 5000, 1, CALLER, stream_window_items=64, stream_window_bytes=4 * 1024 * 1024))),
+        ("worker_item", "WorkerMessage", W("w1", m.Item(31, 0, {"i": 0, "label": "first"}))),
+        ("worker_item_all_kinds", "WorkerMessage", W("w1", m.Item(31, U64_MAX - 1, ALL_KINDS))),
+        ("worker_item_no_values", "WorkerMessage", W("w1", m.Item(31, 1, None))),
+        ("reply_item", "ClientReply", R(30, m.Item(30, 0, {"i": 0, "label": "first"}))),
+        ("client_credit", "ClientMessage", C(30, m.Credit(30, 0, 128, 8 * 1024 * 1024))),
+        ("client_credit_limits", "ClientMessage", C(U64_MAX, m.Credit(U64_MAX, U32_MAX, U64_MAX, U64_MAX))),
+        ("daemon_credit", "DaemonMessage", D(m.Credit(31, 0, 128, 8 * 1024 * 1024))),
+        ("worker_batch_items", "WorkerMessage", W("w1", m.Batch([m.BatchItem(_bytes_of(x)) for x in (
+            W("w1", m.Item(31, 0, {"i": 0, "label": "first"})),  # worker_item
+            W("w1", m.Item(31, 1, None)),  # worker_item_no_values
+            W("w1", m.Result(31, None)),
+        )]))),
     ]
 
 

@@ -10,6 +10,7 @@ export { ErrorCode } from './muster/wire/error-code';
 export { Event } from './muster/wire/event';
 export { EventKind } from './muster/wire/event-kind';
 export { Failure } from './muster/wire/failure';
+export { Item } from './muster/wire/item';
 export { JobInfo } from './muster/wire/job-info';
 export { JobInfoList } from './muster/wire/job-info-list';
 export { JobState } from './muster/wire/job-state';

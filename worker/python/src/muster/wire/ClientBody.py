@@ -22,3 +22,4 @@ class ClientBody(object):
     JobCancel = 16
     Batch = 17
     Watch = 18
+    Credit = 19

@@ -18,3 +18,4 @@ class ReplyBody(object):
     JobInfoList = 12
     Batch = 13
     Event = 14
+    Item = 15

@@ -2,6 +2,7 @@
 
 import { Batch } from '../../muster/wire/batch';
 import { Cancel } from '../../muster/wire/cancel';
+import { Credit } from '../../muster/wire/credit';
 import { GetNodeStats } from '../../muster/wire/get-node-stats';
 import { GetStatus } from '../../muster/wire/get-status';
 import { JobAck } from '../../muster/wire/job-ack';
@@ -39,13 +40,14 @@ export enum ClientBody {
   JobList = 15,
   JobCancel = 16,
   Batch = 17,
-  Watch = 18
+  Watch = 18,
+  Credit = 19
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null
-): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
+  accessor: (obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null
+): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(new Submit())! as Submit;
@@ -66,15 +68,16 @@ export function unionToClientBody(
     case 'JobCancel': return accessor(new JobCancel())! as JobCancel;
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Watch': return accessor(new Watch())! as Watch;
+    case 'Credit': return accessor(new Credit())! as Credit;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null, 
+  accessor: (index: number, obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null, 
   index: number
-): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
+): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(index, new Submit())! as Submit;
@@ -95,6 +98,7 @@ export function unionListToClientBody(
     case 'JobCancel': return accessor(index, new JobCancel())! as JobCancel;
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Watch': return accessor(index, new Watch())! as Watch;
+    case 'Credit': return accessor(index, new Credit())! as Credit;
     default: return null;
   }
 }

@@ -5,6 +5,7 @@ import { AdminReport } from '../../muster/wire/admin-report';
 import { Batch } from '../../muster/wire/batch';
 import { Event } from '../../muster/wire/event';
 import { Failure } from '../../muster/wire/failure';
+import { Item } from '../../muster/wire/item';
 import { JobInfo } from '../../muster/wire/job-info';
 import { JobInfoList } from '../../muster/wire/job-info-list';
 import { NodeList } from '../../muster/wire/node-list';
@@ -31,13 +32,14 @@ export enum ReplyBody {
   JobInfo = 11,
   JobInfoList = 12,
   Batch = 13,
-  Event = 14
+  Event = 14,
+  Item = 15
 }
 
 export function unionToReplyBody(
   type: ReplyBody,
-  accessor: (obj:Accepted|AdminReport|Batch|Event|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Event|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
-): Accepted|AdminReport|Batch|Event|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+  accessor: (obj:Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
+): Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(new Accepted())! as Accepted;
@@ -54,15 +56,16 @@ export function unionToReplyBody(
     case 'JobInfoList': return accessor(new JobInfoList())! as JobInfoList;
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Event': return accessor(new Event())! as Event;
+    case 'Item': return accessor(new Item())! as Item;
     default: return null;
   }
 }
 
 export function unionListToReplyBody(
   type: ReplyBody, 
-  accessor: (index: number, obj:Accepted|AdminReport|Batch|Event|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Event|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
+  accessor: (index: number, obj:Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
   index: number
-): Accepted|AdminReport|Batch|Event|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+): Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(index, new Accepted())! as Accepted;
@@ -79,6 +82,7 @@ export function unionListToReplyBody(
     case 'JobInfoList': return accessor(index, new JobInfoList())! as JobInfoList;
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Event': return accessor(index, new Event())! as Event;
+    case 'Item': return accessor(index, new Item())! as Item;
     default: return null;
   }
 }
