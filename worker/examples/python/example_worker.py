@@ -9,6 +9,8 @@ work with Python's standard library.
     stats  {values: [numbers]} -> {count, mean, median, stdev, min, max} (statistics)
     hash   {data: string|bytes, algorithm: "sha256"} -> {hex, size} (hashlib)
     checksum {data: bytes} -> {size, sha256} (a bytes input: the dashboard's file upload)
+    count  {n} -> items {i: 0}, {i: 1}, ... {i: n-1}, then {count: n} (a generator: call it with
+           client.stream or `muster call --stream`; the caller's credit paces it)
 
 Run it next to the C++ example worker with a prefix, so the names do not collide:
 
@@ -163,8 +165,26 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
         return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+    @worker.node(
+        name=prefix + "count",
+        description="Streams n items {i: 0} ... {i: n-1}, then returns {count: n}.",
+        category="examples",
+        version="1.0.0",
+        inputs={"n": {"type": "int", "required": True, "description": "how many items"}},
+        outputs={"count": "int"},
+        idempotent=True,
+    )
+    def count(ctx):
+        n = ctx.inputs["n"]
+        if n < 0:
+            raise muster.InvalidRequest("n must not be negative")
+        for i in range(n):  # each value is an item; the loop waits while the caller's window is full
+            yield {"i": i}
+        return {"count": n}
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash, checksum.")
+    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash, checksum, count.")
     add_worker_arguments(parser)
     parser.add_argument("--prefix", default="", help="prefix for every node name, e.g. 'py.' (default: none)")
     args = parser.parse_args(argv)
