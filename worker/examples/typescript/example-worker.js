@@ -2,7 +2,8 @@
 // example-worker.js — the TypeScript SDK's example worker, the counterpart of the C++
 // muster-example-worker: `hello` and `echo` behave exactly like the C++ ones, `digest`
 // does real work with node:crypto, and `sleep` (not idempotent) waits, reporting progress,
-// until its time is up or it is aborted. Run it after building the SDK (cd worker/typescript &&
+// until its time is up or it is aborted; `count` streams n items {i} (an async generator: call it
+// with client.stream or `muster call --stream`), then returns {count: n}. Run it after building the SDK (cd worker/typescript &&
 // npm ci && npm run build):
 //
 //   node worker/examples/typescript/example-worker.js --prefix ts.
@@ -177,6 +178,26 @@ function main() {
         ctx.progress(step, 10, `${step * 10}%`);
       }
       return { slept_ms: Date.now() - start };
+    },
+  );
+
+  worker.node(
+    {
+      name: `${prefix}count`,
+      description: 'Streams n items {i: 0} ... {i: n-1}, then returns {count: n}',
+      category: 'examples',
+      version: '1.0.0',
+      inputs: [{ name: 'n', type: 'int', required: true, description: 'how many items' }],
+      outputs: [{ name: 'count', type: 'int' }],
+      idempotent: true,
+    },
+    // Each yielded value is an item; the loop waits while the caller's window is full, and stops
+    // (the generator is closed) when the call is cancelled or times out.
+    async function* count(ctx) {
+      const n = Number(ctx.inputs.n);
+      if (!Number.isSafeInteger(n) || n < 0) throw new MusterError(ErrorCode.InvalidRequest, 'input "n" must be a non-negative integer');
+      for (let i = 0; i < n; i++) yield { i };
+      return { count: n };
     },
   );
 
