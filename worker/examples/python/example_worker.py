@@ -9,8 +9,10 @@ work with Python's standard library.
     stats  {values: [numbers]} -> {count, mean, median, stdev, min, max} (statistics)
     hash   {data: string|bytes, algorithm: "sha256"} -> {hex, size} (hashlib)
     checksum {data: bytes} -> {size, sha256} (a bytes input: the dashboard's file upload)
-    count  {n} -> items {i: 0}, {i: 1}, ... {i: n-1}, then {count: n} (a generator: call it with
-           client.stream or `muster call --stream`; the caller's credit paces it)
+    count  {n, delay_ms, pad} -> items {i: 0}, {i: 1}, ... {i: n-1}, then {count: n}, as the C++
+           example's (a generator: call it with client.stream or `muster call --stream`; the
+           caller's credit paces it); waits delay_ms before each item, which carries `pad` zero
+           bytes if pad > 0; stops on abort
 
 Run it next to the C++ example worker with a prefix, so the names do not collide:
 
@@ -167,19 +169,29 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
 
     @worker.node(
         name=prefix + "count",
-        description="Streams n items {i: 0} ... {i: n-1}, then returns {count: n}.",
+        description="Streams the items {i: 0}, {i: 1}, ... {i: n-1} (call it with a stream: "
+        "`muster call --stream count '{\"n\": 3}'`), then returns {count}; waits delay_ms before "
+        "each item; stops early on abort.",
         category="examples",
         version="1.0.0",
-        inputs={"n": {"type": "int", "required": True, "description": "how many items"}},
+        inputs={
+            "n": {"type": "int", "required": True},
+            "delay_ms": {"type": "int", "default": 0},
+            "pad": {"type": "int", "default": 0, "description": "bytes of padding per item"},
+        },
         outputs={"count": "int"},
-        idempotent=True,
     )
     def count(ctx):
-        n = ctx.inputs["n"]
-        if n < 0:
-            raise muster.InvalidRequest("n must not be negative")
-        for i in range(n):  # each value is an item; the loop waits while the caller's window is full
-            yield {"i": i}
+        n, delay, pad = ctx.inputs["n"], ctx.inputs["delay_ms"], ctx.inputs["pad"]
+        if n < 0 or delay < 0 or not 0 <= pad <= 64 << 20:
+            raise muster.InvalidRequest("n, delay_ms must not be negative, pad must be 0 to 64 MiB")
+        padding = bytes(pad)
+        for i in range(n):
+            if delay and ctx.wait_aborted(delay / 1000.0):
+                return None  # aborted: the answer is dropped anyway
+            # each value is an item; the loop waits here while the caller's window is full, and
+            # the generator is closed when the call is cancelled or times out
+            yield {"i": i, "pad": padding} if pad else {"i": i}
         return {"count": n}
 
 
