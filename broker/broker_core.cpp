@@ -616,10 +616,12 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
       actions_.push_back(SendAbort{w->id, id, ErrorCode::WorkerLost, "never acknowledged"});
       w->holding.erase(id);
       NodeKey node = *r.node;
-      if (lose_request(id, w->id,
-                       fmt::format("it never listed the request in its pongs, {} re-send(s)",
-                                   config_.max_resends),
-                       now))
+      // A streaming call the worker stopped listing after items reached its caller is not
+      // sent again: the worker lost it, and a re-run would repeat the items (PROTOCOL.md §7.8).
+      auto why = items_delivered(r) ? std::string("its pongs stopped listing the request")
+                                    : fmt::format("it never listed the request in its pongs, {} re-send(s)",
+                                                  config_.max_resends);
+      if (lose_request(id, w->id, why, now))
         requeued.push_back(std::move(node));
       changed = true;
       continue;
@@ -847,8 +849,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.payload_frames = ev.payload_frames;
   r.idempotent = entry->spec.idempotent;
   r.trace_id = std::move(ev.trace_id);
-  if (auto window = ItemStream::window_for(ev.stream_window_items, ev.stream_window_bytes, config_.streams))
-    r.stream = std::make_unique<ItemStream>(*window);
+  r.stream = ItemStream::open(ev.stream_window_items, ev.stream_window_bytes, config_.streams);
   by_client_.emplace(std::move(key), id);
   count_open(r, +1);
   deadlines_.push(r.deadline, id, requests_.size(),

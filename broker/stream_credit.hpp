@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -38,8 +39,14 @@ class ItemStream {
   // The effective window for a caller that asked for (items, bytes); nullopt when it reads no
   // items (items == 0).
   static std::optional<Grant> window_for(std::uint32_t items, std::uint64_t bytes, const StreamLimits& limits);
+  // The stream of a call whose caller asked for (items, bytes): the effective window (cut to the
+  // limits) for the worker, the caller's own as its first grant; nullptr when it reads no items.
+  static std::unique_ptr<ItemStream> open(std::uint32_t items, std::uint64_t bytes, const StreamLimits& limits);
 
-  explicit ItemStream(Grant window) : window_(window), granted_(window) {}
+  // `window`: the effective window; `asked`: the caller's initial grant (its own window, which
+  // may be larger: the rest reaches the worker as items are forwarded).
+  explicit ItemStream(Grant window, std::optional<Grant> asked = std::nullopt)
+      : window_(window), asked_(asked.value_or(window)), granted_(window), caller_(asked_) {}
 
   // The window every WorkRequest of the call carries (the worker's initial grant).
   Grant window() const { return window_; }
@@ -49,13 +56,20 @@ class ItemStream {
   std::uint64_t forwarded_bytes() const { return received_.bytes; }
   bool forwarded_any() const { return received_.items > 0; }
 
-  // A caller's Credit (cumulative totals): clamped to what the caller could have consumed plus
-  // one window, then each total raised if higher. Returns the grant to publish to the worker when
-  // it grew (nullopt: stale, repeated, or clamped to nothing new).
+  // A caller's Credit (cumulative totals): each total kept if higher than the caller's before.
+  // The worker is given of it at most what musterd has forwarded plus one window (a caller cannot
+  // have consumed more than it was sent, so it cannot make musterd hold more than a window);
+  // the rest is given as items are forwarded (regrant). Returns the grant to publish to the
+  // worker when it grew (nullopt: stale, repeated, or nothing more may be given yet).
   std::optional<Grant> on_credit(std::uint64_t items, std::uint64_t bytes);
 
   // One Item of `size` bytes (its values vector) with this seq: counted when Forward.
   ItemVerdict on_item(std::uint64_t seq, std::uint64_t size);
+
+  // After a forwarded item: more of the caller's grant the worker may now be given, when it has
+  // used up what it has (it waits) or half a window more became available; else nullopt (one
+  // Credit per half window, not per item).
+  std::optional<Grant> regrant();
 
   // The grant to publish again (a PUB message may be lost): the newest one when it is larger
   // than the initial window (the WorkRequest carries that one) and the worker has not used it
@@ -71,7 +85,12 @@ class ItemStream {
 
  private:
   Grant window_;
-  Grant granted_;    // forwarded to the worker (clamped, highest totals)
+  Grant asked_;      // the caller's window, as it asked (its first grant)
+  // What the worker may have now: the caller's totals, at most what was forwarded plus a window.
+  Grant allowed() const;
+
+  Grant granted_;    // given to the worker (the WorkRequest's window, then each Credit published)
+  Grant caller_;     // the caller's highest totals (the initial window included)
   Grant received_;   // items (next seq) and bytes received from the worker and forwarded
 };
 

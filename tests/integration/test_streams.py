@@ -173,3 +173,14 @@ def test_worker_sigkill_mid_stream_is_worker_lost_after_the_items_never_a_rerun(
     assert "WORKER_LOST" in err and "item(s) of the stream were delivered" in err, err
     assert [line for line in out.splitlines() if '"i"' not in line] == []  # items only: no outputs line
     assert "count" not in second.log  # never re-run
+
+
+def test_a_caller_window_larger_than_musterds_does_not_stall(start_daemon, start_worker, run_cli):
+    # The CLI grants 64 items ahead; musterd gives the worker at most 2 ahead of what it forwarded
+    # and meters the rest of the CLI's grant out as items go through.
+    daemon = start_daemon("--stream-window-items", "2")
+    start_worker(daemon).wait_ready()
+    r = run_cli(daemon, "call", "--stream", "--window", "64", "count", '{"n": 500}', timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 501 and json.loads(lines[-1]) == {"count": 500}
