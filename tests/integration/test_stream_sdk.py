@@ -37,6 +37,13 @@ CPP_WORKER = BUILD / "worker" / "muster-example-worker"
 NODE = {"py": "py.count", "ts": "ts.count", "cpp": "count"}
 
 
+@pytest.fixture
+def daemon(start_daemon):
+    """musterd pinging every second (3 s liveness, not conftest's 0.6 s): a worker streaming
+    100,000 items on a loaded machine must not be declared dead for answering a ping late."""
+    return start_daemon(ping_ms=1000)
+
+
 def typescript_ready() -> bool:
     return shutil.which("node") is not None and (REPO / "worker" / "typescript" / "dist").exists()
 
