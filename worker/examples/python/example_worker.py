@@ -9,6 +9,10 @@ work with Python's standard library.
     stats  {values: [numbers]} -> {count, mean, median, stdev, min, max} (statistics)
     hash   {data: string|bytes, algorithm: "sha256"} -> {hex, size} (hashlib)
     checksum {data: bytes} -> {size, sha256} (a bytes input: the dashboard's file upload)
+    count  {n, delay_ms, pad} -> items {i: 0}, {i: 1}, ... {i: n-1}, then {count: n}, as the C++
+           example's (a generator: call it with client.stream or `muster call --stream`; the
+           caller's credit paces it); waits delay_ms before each item, which carries `pad` zero
+           bytes if pad > 0; stops on abort
 
 Run it next to the C++ example worker with a prefix, so the names do not collide:
 
@@ -163,8 +167,36 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
         return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+    @worker.node(
+        name=prefix + "count",
+        description="Streams the items {i: 0}, {i: 1}, ... {i: n-1} (call it with a stream: "
+        "`muster call --stream count '{\"n\": 3}'`), then returns {count}; waits delay_ms before "
+        "each item; stops early on abort.",
+        category="examples",
+        version="1.0.0",
+        inputs={
+            "n": {"type": "int", "required": True},
+            "delay_ms": {"type": "int", "default": 0},
+            "pad": {"type": "int", "default": 0, "description": "bytes of padding per item"},
+        },
+        outputs={"count": "int"},
+    )
+    def count(ctx):
+        n, delay, pad = ctx.inputs["n"], ctx.inputs["delay_ms"], ctx.inputs["pad"]
+        if n < 0 or delay < 0 or not 0 <= pad <= 64 << 20:
+            raise muster.InvalidRequest("n, delay_ms must not be negative, pad must be 0 to 64 MiB")
+        padding = bytes(pad)
+        for i in range(n):
+            if delay and ctx.wait_aborted(delay / 1000.0):
+                return None  # aborted: the answer is dropped anyway
+            # each value is an item; the loop waits here while the caller's window is full, and
+            # the generator is closed when the call is cancelled or times out
+            yield {"i": i, "pad": padding} if pad else {"i": i}
+        return {"count": n}
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash, checksum.")
+    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash, checksum, count.")
     add_worker_arguments(parser)
     parser.add_argument("--prefix", default="", help="prefix for every node name, e.g. 'py.' (default: none)")
     args = parser.parse_args(argv)

@@ -2,7 +2,9 @@
 // example-worker.js — the TypeScript SDK's example worker, the counterpart of the C++
 // muster-example-worker: `hello` and `echo` behave exactly like the C++ ones, `digest`
 // does real work with node:crypto, and `sleep` (not idempotent) waits, reporting progress,
-// until its time is up or it is aborted. Run it after building the SDK (cd worker/typescript &&
+// until its time is up or it is aborted; `count` {n, delay_ms, pad} streams the items {i: 0..n-1}
+// as the C++ example's (an async generator: call it with client.stream or `muster call
+// --stream`), then returns {count: n}. Run it after building the SDK (cd worker/typescript &&
 // npm ci && npm run build):
 //
 //   node worker/examples/typescript/example-worker.js --prefix ts.
@@ -177,6 +179,44 @@ function main() {
         ctx.progress(step, 10, `${step * 10}%`);
       }
       return { slept_ms: Date.now() - start };
+    },
+  );
+
+  worker.node(
+    {
+      name: `${prefix}count`,
+      description:
+        'Streams the items {i: 0}, {i: 1}, ... {i: n-1} (call it with a stream: `muster call --stream count \'{"n": 3}\'`), then returns {count}; waits delay_ms before each item; stops early on abort.',
+      category: 'examples',
+      version: '1.0.0',
+      inputs: [
+        { name: 'n', type: 'int', required: true },
+        { name: 'delay_ms', type: 'int', default: 0 },
+        { name: 'pad', type: 'int', default: 0, description: 'bytes of padding per item' },
+      ],
+      outputs: [{ name: 'count', type: 'int' }],
+    },
+    // Each yielded value is an item; the loop waits while the caller's window is full, and stops
+    // (the generator is closed) when the call is cancelled or times out.
+    async function* count(ctx) {
+      const n = Number(ctx.inputs.n);
+      const delay = Number(ctx.inputs.delay_ms);
+      const pad = Number(ctx.inputs.pad);
+      if (!(n >= 0 && delay >= 0 && pad >= 0 && pad <= 64 << 20)) {
+        throw new MusterError(ErrorCode.InvalidRequest, 'n, delay_ms must not be negative, pad must be 0 to 64 MiB');
+      }
+      const padding = new Uint8Array(pad);
+      for (let i = 0; i < n; i++) {
+        if (delay > 0) {
+          await new Promise((resolve) => {
+            const timer = setTimeout(resolve, delay);
+            ctx.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(undefined); }, { once: true });
+          });
+          if (ctx.aborted) return undefined; // the answer is dropped anyway
+        }
+        yield pad > 0 ? { i, pad: padding } : { i };
+      }
+      return { count: n };
     },
   );
 

@@ -33,6 +33,8 @@ import {
   workerListing,
 } from './listings';
 import { type Values, decodeValues, encodeValues } from './value';
+import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS } from './credit';
+import { type CallStream, ItemQueue, windowOption } from './stream';
 
 /**
  * A tcp:// clientAddress without `curve` or `insecure` gets its CURVE keys from enrollment
@@ -91,6 +93,13 @@ export interface CallOptions {
   durable?: boolean;
 }
 
+export interface StreamOptions extends Omit<CallOptions, 'durable'> {
+  /** Items the worker may run ahead of this consumer (the credit window). Default 64. */
+  windowItems?: number;
+  /** Bytes of item values the worker may run ahead. Default 4 MiB (musterd caps it, 8 MiB by default). */
+  windowBytes?: number;
+}
+
 /**
  * A submitted call. `Out` is the shape the caller expects of the outputs (`Values` unless
  * given): a compile-time statement of the caller, not checked at run time.
@@ -125,6 +134,8 @@ interface Pending {
   resumeTimer?: NodeJS.Timeout;
   /** Durable: cancel asked while disconnected, sent once resumed. */
   cancelWanted?: boolean;
+  /** A stream's: takes each Item; returns why the stream is broken, or null. */
+  onItem?: (seq: bigint, values: Uint8Array) => string | null;
 }
 
 /** How long a client with no open call keeps its connection (see scheduleIdleClose). */
@@ -201,6 +212,69 @@ export class Client {
     inputs?: In,
     options: CallOptions = {},
   ): Call<Out> {
+    return this.submitCall<In, Out>(node, inputs, options, null);
+  }
+
+  /**
+   * Calls a node that emits items (partial results): `for await (const item of stream)` yields
+   * each item (a map of values) in order, then `await stream.result` gives the outputs; the loop
+   * throws the call's error after the items received before it, and leaving it early cancels the
+   * call. The worker runs ahead by at most `windowItems` items and `windowBytes` bytes: the
+   * stream grants more as the loop takes items (docs/STREAMS.md §1). Not durable.
+   */
+  stream<In extends object = Values, Item extends object = Values, Out extends object = Values>(
+    node: string,
+    inputs?: In,
+    options: StreamOptions = {},
+  ): CallStream<Item, Out> {
+    let items: ItemQueue<Item> | null = null;
+    let call: Call<Out>;
+    try {
+      const windowItems = windowOption(options.windowItems, DEFAULT_WINDOW_ITEMS, 'windowItems', 0xffffffff);
+      const windowBytes = windowOption(options.windowBytes, DEFAULT_WINDOW_BYTES, 'windowBytes', Number.MAX_SAFE_INTEGER);
+      let requestId = 0;
+      const queue = new ItemQueue<Item>(windowItems, windowBytes, {
+        credit: (grantItems, grantBytes) => {
+          if (!this.pending.has(requestId) || !this.connected) return;
+          this.sendQuietly({ type: 'Credit', requestId: BigInt(requestId), stream: 0, items: BigInt(grantItems), bytes: BigInt(grantBytes) }, requestId);
+        },
+        cancel: () => call.cancel(),
+      });
+      items = queue;
+      call = this.submitCall<In, Out>(node, inputs, { ...options, durable: false }, { windowItems, windowBytes, onItem: (seq, values) => queue.push(seq, values) });
+      requestId = call.requestId;
+      call.result.then(
+        () => queue.end(),
+        (e) => queue.end(e),
+      );
+    } catch (e) {
+      const failed = Promise.reject(e);
+      failed.catch(() => undefined);
+      items = new ItemQueue<Item>(1, 1, { credit: () => undefined, cancel: async () => undefined });
+      items.end(e);
+      call = { requestId: 0, result: failed, cancel: async () => undefined };
+    }
+    const queue = items;
+    const c = call;
+    return {
+      get requestId() {
+        return c.requestId;
+      },
+      result: c.result,
+      get itemsReceived() {
+        return queue.received;
+      },
+      cancel: () => c.cancel(),
+      [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
+    };
+  }
+
+  private submitCall<In extends object = Values, Out extends object = Values>(
+    node: string,
+    inputs: In | undefined,
+    options: CallOptions,
+    stream: { windowItems: number; windowBytes: number; onItem: (seq: bigint, values: Uint8Array) => string | null } | null,
+  ): Call<Out> {
     const requestId = this.newId();
     const timeoutMs = options.timeoutMs ?? 0;
     let result: Promise<Out>;
@@ -220,10 +294,12 @@ export class Client {
         payloadFrames: false, // outputs stay inside the Result
         durable: !!options.durable,
         batchReplies: false, // reads no Batch (PROTOCOL.md §2.2)
+        streamWindowItems: stream ? stream.windowItems : 0,
+        streamWindowBytes: stream ? BigInt(stream.windowBytes) : 0n,
       };
       if (options.durable) body.wantAccepted = true; // a durable call needs its job id
       const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs + (options.durable ? this.resumeTimeoutMs : 0) : 0;
-      result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted).then((reply) => {
+      result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted, stream?.onItem).then((reply) => {
         if (reply.type !== 'Result') {
           throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to Submit`);
         }
@@ -642,6 +718,19 @@ export class Client {
           this.log.warn(`onAccepted callback threw: ${(e as Error).message}`);
         }
         return;
+      case 'Item': {
+        if (!p.onItem) {
+          this.log.warn(`item for request ${id}, which asked for none: dropped`);
+          return;
+        }
+        const broken = p.onItem(body.seq, body.values);
+        if (broken !== null) {
+          // the daemon checks the order: this is not musterd talking
+          this.sendQuietly({ type: 'Cancel' }, id);
+          this.fail(p, new MusterError(ErrorCode.BadMessage, `request ${id}: ${broken}`));
+        }
+        return;
+      }
       case 'Progress':
         try {
           p.onProgress?.({ step: Number(body.step), total: Number(body.total), message: body.message });
@@ -746,6 +835,7 @@ export class Client {
     localDeadlineMs: number,
     onProgress?: (p: ProgressEvent) => void,
     onAccepted?: (a: { queued: boolean; jobId: bigint }) => void,
+    onItem?: (seq: bigint, values: Uint8Array) => string | null,
   ): Promise<ReplyBody> {
     return new Promise<ReplyBody>((resolve, reject) => {
       if (!endpointMayBeLive(this.clientAddress)) {
@@ -759,7 +849,7 @@ export class Client {
         reject(e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, (e as Error).message));
         return;
       }
-      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted, rids: [requestId], jobId: 0n };
+      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted, onItem, rids: [requestId], jobId: 0n };
       if (localDeadlineMs > 0) {
         p.timer = setTimeout(() => {
           if (!this.pending.has(requestId)) return;

@@ -8,6 +8,8 @@ export * from './nodes';
 export * from './worker';
 export { SDK_NAME, SDK_VERSION } from './version';
 export * from './client';
+export { StreamNotRequested, DEFAULT_WINDOW_ITEMS, DEFAULT_WINDOW_BYTES } from './credit';
+export type { CallStream } from './stream';
 export * from './jobs';
 export * from './listings';
 export * from './keys';

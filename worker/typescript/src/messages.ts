@@ -90,6 +90,27 @@ export interface FailureBody {
   jobId?: bigint;
 }
 
+/** One partial result of a call (PROTOCOL.md §7.8): worker -> daemon -> caller, in seq order. */
+export interface ItemBody {
+  type: 'Item';
+  requestId: bigint;
+  seq: bigint;
+  /** The nested `Values` buffer (empty: absent); its length is the item's size for the credit. */
+  values: Uint8Array;
+}
+
+/** Cumulative flow-control credit of one stream of a call (PROTOCOL.md §7.8): caller -> daemon -> worker. */
+export interface CreditBody {
+  type: 'Credit';
+  requestId: bigint;
+  /** 0: the call's items. */
+  stream: number;
+  /** Items the sender may have sent in total (seq < items). */
+  items: bigint;
+  /** Bytes of item values the sender may have sent in total. */
+  bytes: bigint;
+}
+
 // ---- worker -> daemon ------------------------------------------------------------------
 
 export interface AttachBody {
@@ -131,7 +152,7 @@ export interface BatchBody {
   type: 'Batch';
   items: { message: Uint8Array | null }[];
 }
-export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody | BatchBody;
+export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody | BatchBody | ItemBody;
 export interface WorkerMessage {
   workerId: string;
   body: WorkerBody;
@@ -156,6 +177,10 @@ export interface WorkRequestBody {
   caller: CallerContext | null;
   /** Only to a worker that attached with payloadFrames: the inputs are the frame before this one. */
   inputsInFrame: boolean;
+  /** The caller reads items (PROTOCOL.md §7.8): the initial credit in items (0: none; emit nothing). */
+  streamWindowItems?: number;
+  /** The initial credit in bytes of item values. */
+  streamWindowBytes?: bigint;
 }
 export interface AbortBody {
   type: 'Abort';
@@ -193,7 +218,7 @@ export interface RejectedBody {
   message: string;
   reattach: boolean;
 }
-export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody | BatchBody;
+export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody | BatchBody | CreditBody;
 export interface DaemonMessage {
   body: DaemonBody;
 }
@@ -215,6 +240,10 @@ export interface SubmitBody {
   durable: boolean;
   /** Replies may come in a Batch (PROTOCOL.md §2.2): this SDK never asks. */
   batchReplies?: boolean;
+  /** I read the call's items (PROTOCOL.md §7.8): the initial credit in items (0: no items). */
+  streamWindowItems?: number;
+  /** The initial credit in bytes of item values (0 with items > 0: the daemon's default). */
+  streamWindowBytes?: bigint;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -317,7 +346,8 @@ export type ClientBody =
   | JobListBody
   | JobCancelBody
   | BatchBody
-  | WatchBody;
+  | WatchBody
+  | CreditBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
   user: string;
@@ -523,7 +553,8 @@ export type ReplyBody =
   | JobInfoBody
   | JobInfoListBody
   | BatchBody
-  | EventBody;
+  | EventBody
+  | ItemBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -662,6 +693,19 @@ function encodeProgress(b: B, p: ProgressBody): flatbuffers.Offset {
     u64(p.total, 'total'),
     msg,
   );
+}
+
+function encodeItem(b: B, x: ItemBody): flatbuffers.Offset {
+  const values = payload(b, x.values);
+  W.Item.startItem(b);
+  W.Item.addRequestId(b, u64(x.requestId, 'request_id'));
+  W.Item.addSeq(b, u64(x.seq, 'seq'));
+  if (values) W.Item.addValues(b, values);
+  return W.Item.endItem(b);
+}
+
+function encodeCredit(b: B, x: CreditBody): flatbuffers.Offset {
+  return W.Credit.createCredit(b, u64(x.requestId, 'request_id'), u32(x.stream, 'stream'), u64(x.items, 'items'), u64(x.bytes, 'bytes'));
 }
 
 function encodeResult(b: B, r: ResultBody): flatbuffers.Offset {
@@ -816,6 +860,10 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       body = encodeBatch(b, x);
       type = W.WorkerBody.Batch;
       break;
+    case 'Item':
+      body = encodeItem(b, x);
+      type = W.WorkerBody.Item;
+      break;
     default:
       throw new TypeError(`unknown worker message ${(x as { type: string }).type}`);
   }
@@ -849,6 +897,8 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       W.WorkRequest.addAttempt(b, u32(x.attempt ?? 1, 'attempt'));
       if (caller) W.WorkRequest.addCaller(b, caller);
       W.WorkRequest.addInputsInFrame(b, !!x.inputsInFrame);
+      W.WorkRequest.addStreamWindowItems(b, u32(x.streamWindowItems ?? 0, 'stream_window_items'));
+      W.WorkRequest.addStreamWindowBytes(b, u64(x.streamWindowBytes ?? 0n, 'stream_window_bytes'));
       body = W.WorkRequest.endWorkRequest(b);
       type = W.DaemonBody.WorkRequest;
       break;
@@ -899,6 +949,10 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       body = encodeBatch(b, x);
       type = W.DaemonBody.Batch;
       break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.DaemonBody.Credit;
+      break;
     default:
       throw new TypeError(`unknown daemon message ${(x as { type: string }).type}`);
   }
@@ -928,6 +982,8 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       W.Submit.addPayloadFrames(b, !!x.payloadFrames);
       W.Submit.addDurable(b, !!x.durable);
       W.Submit.addBatchReplies(b, !!x.batchReplies);
+      W.Submit.addStreamWindowItems(b, u32(x.streamWindowItems ?? 0, 'stream_window_items'));
+      W.Submit.addStreamWindowBytes(b, u64(x.streamWindowBytes ?? 0n, 'stream_window_bytes'));
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -1018,6 +1074,10 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
     case 'Batch':
       body = encodeBatch(b, x);
       type = W.ClientBody.Batch;
+      break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.ClientBody.Credit;
       break;
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
@@ -1219,6 +1279,10 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       body = encodeEvent(b, x);
       type = W.ReplyBody.Event;
       break;
+    case 'Item':
+      body = encodeItem(b, x);
+      type = W.ReplyBody.Item;
+      break;
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
   }
@@ -1349,6 +1413,12 @@ function decodeCaller(bb: CheckedByteBuffer, c: W.CallerContext | null): CallerC
 
 function decodeProgress(p: W.Progress): ProgressBody {
   return { type: 'Progress', requestId: p.requestId(), step: p.step(), total: p.total(), message: s(p.message()) };
+}
+function decodeItem(x: W.Item): ItemBody {
+  return { type: 'Item', requestId: x.requestId(), seq: x.seq(), values: payloadOf(x.valuesArray(), 'Item.values') };
+}
+function decodeCredit(x: W.Credit): CreditBody {
+  return { type: 'Credit', requestId: x.requestId(), stream: x.stream(), items: x.items(), bytes: x.bytes() };
 }
 function decodeResult(r: W.Result): ResultBody {
   return {
@@ -1542,6 +1612,9 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
       case W.WorkerBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
         break;
+      case W.WorkerBody.Item:
+        body = decodeItem(get(() => new W.Item()));
+        break;
       default:
         badUnion(t);
     }
@@ -1584,6 +1657,8 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           attempt: r.attempt(),
           caller: decodeCaller(bb, r.caller()),
           inputsInFrame: r.inputsInFrame(),
+          streamWindowItems: r.streamWindowItems(),
+          streamWindowBytes: r.streamWindowBytes(),
         };
         break;
       }
@@ -1624,6 +1699,9 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
       case W.DaemonBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
         break;
+      case W.DaemonBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
+        break;
       default:
         badUnion(t);
     }
@@ -1655,6 +1733,8 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           payloadFrames: x.payloadFrames(),
           durable: x.durable(),
           batchReplies: x.batchReplies(),
+          streamWindowItems: x.streamWindowItems(),
+          streamWindowBytes: x.streamWindowBytes(),
         };
         break;
       }
@@ -1739,6 +1819,9 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
       }
       case W.ClientBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
+      case W.ClientBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
         break;
       default:
         badUnion(t);
@@ -1943,6 +2026,9 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
         break;
       case W.ReplyBody.Event:
         body = decodeEvent(bb, get(() => new W.Event()));
+        break;
+      case W.ReplyBody.Item:
+        body = decodeItem(get(() => new W.Item()));
         break;
       default:
         badUnion(t);

@@ -32,6 +32,8 @@ import {
 } from './messages';
 import type { NodeSpecListing } from './listings';
 import { type NodeDefinition, applyPorts, toNodeSpec, validWorkerId } from './nodes';
+import { ItemSender, driveIterator, isItemSource } from './items';
+import { grantNumber } from './credit';
 import { type Values, decodeValues, encodeValues, kindOf } from './value';
 import { SDK_NAME } from './version';
 
@@ -98,14 +100,37 @@ export interface Context<In extends object = Record<string, any>, Params extends
   throwIfAborted(): void;
   /** Reports progress to the caller (if it asked for progress). total 0: unknown. */
   progress(step: number | bigint, total?: number | bigint, message?: string): void;
+  /** True when the caller reads items (it called `stream`): only then may the handler emit. */
+  readonly streaming: boolean;
+  /**
+   * Sends one item (a map of values, like outputs) to the caller before the handler returns
+   * (docs/STREAMS.md §2). Waits while the caller's window is full (its credit reopens it);
+   * resolves true once the item is on its way, false when the request was aborted (stop then).
+   * Rejects with StreamNotRequested when the caller asked for no items, with a MusterError
+   * (WorkerError) for an item that cannot be sent. An `async function*` handler yields its
+   * items instead.
+   */
+  emit(values: Values | object): Promise<boolean>;
 }
 
-/** A node's handler: the outputs (`Out`, a map of values), or nothing for no outputs. */
+/**
+ * A node's handler: the outputs (`Out`, a map of values), or nothing for no outputs. A handler
+ * that streams returns an async iterator instead (an `async function*`, or a `function*`): each
+ * value it yields is an item (a map of values), and what it returns the outputs.
+ */
 export type Handler<
   In extends object = Record<string, any>,
   Out extends object = Values,
   Params extends object = Record<string, any>,
-> = (ctx: Context<In, Params>) => Promise<Out | void | undefined> | Out | void | undefined;
+> = (
+  ctx: Context<In, Params>,
+) =>
+  | Promise<Out | void | undefined>
+  | Out
+  | void
+  | undefined
+  | AsyncIterator<Values | object, Out | void | undefined, undefined>
+  | Iterator<Values | object, Out | void | undefined, undefined>;
 
 interface RegisteredNode {
   spec: NodeSpec;
@@ -123,6 +148,8 @@ interface Job {
   started: boolean;
   done: Promise<void>;
   resolveDone: () => void;
+  /** Its items (docs/STREAMS.md §2); closed once the request is answered or aborted. */
+  items: ItemSender;
 }
 
 interface Outgoing {
@@ -558,6 +585,7 @@ export class Worker extends EventEmitter {
       this.jobs.delete(job.key);
       job.abortCode = ErrorCode.ShuttingDown;
       job.abortReason = 'the worker stopped before finishing the request';
+      job.items.close();
       job.controller.abort(new MusterError(job.abortCode, job.abortReason));
       if (!job.started) job.resolveDone();
     }
@@ -783,6 +811,14 @@ export class Worker extends EventEmitter {
       case 'WorkRequest':
         this.onWorkRequest(body);
         return;
+      case 'Credit': {
+        // A grant of the caller (cumulative totals, forwarded by the daemon): a stale or
+        // repeated one changes nothing (PROTOCOL.md §7.8).
+        const job = this.jobs.get(`${body.requestId}`);
+        if (!job || job.answered || body.stream !== 0 || topic !== this.attached?.topic) return;
+        job.items.window?.grant(grantNumber(body.items), grantNumber(body.bytes));
+        return;
+      }
       case 'Abort': {
         const job = this.jobs.get(`${body.requestId}`);
         if (!job || job.answered) return;
@@ -827,6 +863,19 @@ export class Worker extends EventEmitter {
       started: false,
       done: new Promise<void>((r) => (resolveDone = r)),
       resolveDone: () => resolveDone(),
+      items: new ItemSender({
+        requestId: req.requestId,
+        node: req.node,
+        workerId: this.workerId,
+        windowItems: req.streamWindowItems ?? 0,
+        windowBytes: req.streamWindowBytes ?? 0n,
+        post: (bytes) => {
+          if (job.answered) return;
+          this.outbox.push({ bytes, kind: 'Item' }); // answered like a Progress: an Ack
+          this.pump();
+        },
+        maxMessageBytes: () => this.maxMessageBytes,
+      }),
     };
     this.jobs.set(key, job);
     // While detaching, a request the daemon published before it processed the Detach is run
@@ -860,6 +909,7 @@ export class Worker extends EventEmitter {
     if (job.controller.signal.aborted) return;
     job.abortCode = code;
     job.abortReason = reason;
+    job.items.close();
     job.controller.abort(new MusterError(code, reason));
     if (!job.started) {
       // Never started: answer now and free it.
@@ -876,6 +926,7 @@ export class Worker extends EventEmitter {
   private answer(job: Job, body: WorkerBody & { type: 'Result' | 'Failure' }): void {
     if (job.answered) return;
     job.answered = true;
+    job.items.close();
     this.jobs.delete(job.key);
     const bytes = this.answerBytes(job.req.requestId, body);
     this.sendAnswer(job.req.requestId, bytes, body.type);
@@ -983,7 +1034,10 @@ export class Worker extends EventEmitter {
     }
     const ctx = this.makeContext(job, inputs, parameters);
     try {
-      const out = await node.handler(ctx);
+      const returned = node.handler(ctx);
+      // An async iterator (async function*) or a generator: each value one item, then its return value.
+      const out = isItemSource(returned) ? await driveIterator(job.items, () => job.controller.signal.aborted, returned) : await returned;
+      if (isItemSource(returned) && job.controller.signal.aborted) throw new MusterError(job.abortCode, job.abortReason);
       let outputs: Values;
       if (out === undefined || out === null) outputs = {};
       else if (typeof out === 'object' && kindOf(out as Values) === 'map') outputs = out as Values;
@@ -1047,6 +1101,10 @@ export class Worker extends EventEmitter {
           message: String(message),
         });
       },
+      get streaming() {
+        return job.items.streaming;
+      },
+      emit: (values) => job.items.emit(values),
     };
   }
 }

@@ -1,6 +1,6 @@
 // example.test.ts — the example worker (worker/examples/typescript/example-worker.js) as a
-// process against the fake daemon: its nodes under a prefix, what hello/echo/digest answer, and
-// a clean detach and exit on SIGTERM.
+// process against the fake daemon: its nodes under a prefix, what hello/echo/digest answer, the
+// items count streams, and a clean detach and exit on SIGTERM.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -25,7 +25,7 @@ after(async () => {
   await daemon.close();
 });
 
-async function call(node: string, inputs: Values, parameters?: Values) {
+async function call(node: string, inputs: Values, parameters?: Values, streamWindowItems = 0) {
   const requestId = nextId++;
   daemon.publish(workerTopic('ex1'), {
     type: 'WorkRequest',
@@ -37,6 +37,8 @@ async function call(node: string, inputs: Values, parameters?: Values) {
     attempt: 1,
     caller: null,
     inputsInFrame: false,
+    streamWindowItems,
+    streamWindowBytes: streamWindowItems ? 1n << 20n : 0n,
   });
   const answer = await daemon.fromWorkers.next(
     (r) => (r.msg.body.type === 'Result' || r.msg.body.type === 'Failure') && r.msg.body.requestId === requestId,
@@ -52,7 +54,7 @@ async function outputs(node: string, inputs: Values, parameters?: Values): Promi
   return body.type === 'Result' ? decodeValues(body.outputs) : {};
 }
 
-it('serves prefixed hello, echo, digest and sleep, then detaches and exits on SIGTERM', { timeout: 60000 }, async () => {
+it('serves prefixed hello, echo, digest, sleep and count, then detaches and exits on SIGTERM', { timeout: 60000 }, async () => {
   child = spawn(
     process.execPath,
     [example, '--prefix', 'ts.', '--worker-id', 'ex1', '--capacity', '2', '--log-level', 'info',
@@ -63,7 +65,7 @@ it('serves prefixed hello, echo, digest and sleep, then detaches and exits on SI
   const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
 
   const attach = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'ex1', 20000);
-  assert.deepEqual(attach.body.nodes.map((n) => n.name), ['ts.hello', 'ts.echo', 'ts.digest', 'ts.sleep']);
+  assert.deepEqual(attach.body.nodes.map((n) => n.name), ['ts.hello', 'ts.echo', 'ts.digest', 'ts.sleep', 'ts.count']);
   assert.equal(attach.body.nodes[3]!.idempotent, false);
   assert.equal(attach.body.capacity, 2);
   await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'ex1', 10000);
@@ -98,6 +100,15 @@ it('serves prefixed hello, echo, digest and sleep, then detaches and exits on SI
   assert.equal(typeof slept.slept_ms, 'number');
   const noMs = await call('ts.sleep', {});
   assert.equal(noMs.type === 'Failure' && noMs.code, ErrorCode.InvalidRequest);
+
+  // count streams its items (the window of 16 holds them all), then its outputs.
+  const counted = await call('ts.count', { n: 3 }, undefined, 16);
+  assert.equal(counted.type, 'Result');
+  const items = daemon.fromWorkers.all.filter((r) => r.msg.body.type === 'Item' && r.msg.body.requestId === (counted as { requestId: bigint }).requestId);
+  assert.deepEqual(items.map((r) => (r.msg.body.type === 'Item' ? [r.msg.body.seq, decodeValues(r.msg.body.values)] : null)), [[0n, { i: 0 }], [1n, { i: 1 }], [2n, { i: 2 }]]);
+  assert.deepEqual(counted.type === 'Result' && decodeValues(counted.outputs), { count: 3 });
+  const notStreamed = await call('ts.count', { n: 3 });
+  assert.equal(notStreamed.type === 'Failure' && notStreamed.code, ErrorCode.WorkerError); // StreamNotRequested
 
   child.kill('SIGTERM');
   await daemon.nextFromWorker('Detach', (_b, r) => r.msg.workerId === 'ex1', 10000);

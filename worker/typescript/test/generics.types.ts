@@ -79,3 +79,52 @@ export function typedNode(worker: Worker): void {
   const inFlight: number[] = worker.inFlight;
   void inFlight;
 }
+
+interface CountIn {
+  n: number;
+}
+interface CountItem {
+  i: number;
+}
+interface CountOut {
+  left: number;
+}
+
+export function streamingNodes(worker: Worker): void {
+  // An async generator handler: yields items, returns the outputs.
+  worker.node<CountIn, CountOut>({ name: 'countdown', inputs: { n: 'int' } }, async function* (ctx) {
+    for (let i = ctx.inputs.n; i > 0; i--) yield { i };
+    return { left: 0 };
+  });
+  // A sync generator, and ctx.emit from a plain handler.
+  worker.node<CountIn, CountOut>({ name: 'countdown.sync' }, function* (ctx) {
+    yield { i: ctx.inputs.n };
+    return { left: 0 };
+  });
+  worker.node<CountIn, CountOut>({ name: 'countdown.emit' }, async (ctx) => {
+    const sent: boolean = await ctx.emit({ i: ctx.inputs.n });
+    void sent;
+    const streaming: boolean = ctx.streaming;
+    void streaming;
+    return { left: 0 };
+  });
+  // @ts-expect-error a generator must return the node's outputs
+  worker.node<CountIn, CountOut>({ name: 'countdown.bad' }, async function* () {
+    yield { i: 1 };
+    return { lef: 0 };
+  });
+}
+
+export async function typedStream(client: Client): Promise<number> {
+  const s = client.stream<CountIn, CountItem, CountOut>('countdown', { n: 3 }, { windowItems: 8, windowBytes: 1 << 20 });
+  let sum = 0;
+  for await (const item of s) sum += item.i;
+  const out: CountOut = await s.result;
+  // @ts-expect-error an item field the items do not have
+  for await (const item of s) void item.j;
+  // @ts-expect-error a misspelt input field
+  client.stream<CountIn, CountItem, CountOut>('countdown', { m: 3 });
+  // @ts-expect-error streaming calls are not durable
+  client.stream('countdown', { n: 3 }, { durable: true });
+  return sum + out.left + s.requestId + s.itemsReceived;
+}

@@ -58,11 +58,14 @@ const workerMessages: WorkerMessage[] = [
   { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: new Uint8Array(0), outputsInFrame: false, jobId: 0n } },
   { workerId: 'w', body: { type: 'Failure', requestId: 5n, code: ErrorCode.None, message: 'x', jobId: 0n } },
   { workerId: '', body: { type: 'Detach', reason: 'bye' } },
+  { workerId: 'w', body: { type: 'Item', requestId: 6n, seq: 2n ** 64n - 1n, values } },
+  { workerId: 'w', body: { type: 'Item', requestId: 6n, seq: 0n, values: new Uint8Array(0) } },
 ];
 const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Ping', seq: 1n, instance: 'inst' } },
-  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller, inputsInFrame: false } },
-  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true } },
+  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller, inputsInFrame: false, streamWindowItems: 64, streamWindowBytes: 4n << 20n } },
+  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true, streamWindowItems: 0, streamWindowBytes: 0n } },
+  { body: { type: 'Credit', requestId: 9n, stream: 0, items: 2n ** 64n - 1n, bytes: 1n << 40n } },
   { body: { type: 'Abort', requestId: 9n, code: ErrorCode.Timeout, reason: 'late' } },
   { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n, noAnswerAcks: false, batches: true, idlePongEvery: 2 } },
   { body: { type: 'Ack', late: true, pongSeq: 0n, missing: [] } },
@@ -70,7 +73,8 @@ const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Rejected', code: ErrorCode.BadMessage, message: 'no', reattach: true } },
 ];
 const clientMessages: ClientMessage[] = [
-  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true } },
+  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 2 ** 32 - 1, streamWindowBytes: 2n ** 64n - 1n } },
+  { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 0, items: 96n, bytes: (4n << 20n) + 512n } },
   { requestId: 2n, body: { type: 'Cancel' } },
   { requestId: 3n, body: { type: 'ListNodes' } },
   { requestId: 4n, body: { type: 'ListWorkers' } },
@@ -88,6 +92,7 @@ const jobInfo = { jobId: 1n << 40n, state: JobState.Recovering, node: 'n', works
 const clientReplies: ClientReply[] = [
   { requestId: 1n, body: { type: 'Accepted', queued: true, jobId: 7n } },
   { requestId: 1n, body: { type: 'Progress', requestId: 1n, step: 2n, total: 3n, message: 'p' } },
+  { requestId: 1n, body: { type: 'Item', requestId: 1n, seq: 5n, values } },
   { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: values, outputsInFrame: false, jobId: 7n } },
   { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: new Uint8Array(0), outputsInFrame: true, jobId: 0n } },
   { requestId: 0n, body: { type: 'Failure', requestId: 0n, code: ErrorCode.BadMessage, message: 'bad', jobId: 0n } },

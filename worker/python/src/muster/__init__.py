@@ -19,6 +19,7 @@ Workers serve nodes to ``musterd``; clients call them. See worker/python/README.
 from ._version import SDK, __version__
 from .aio import AsyncCall, AsyncClient, Progress
 from .client import Call, Client
+from .credit import StreamNotRequested
 from .endpoints import Curve, default_endpoint, runtime_dir
 from .enrollment import EnrollmentError
 from .keys import DaemonKeyMismatch, NotEnrolled, TokenFormatError, parse_token
@@ -47,6 +48,7 @@ from .errors import deprecated_alias as _deprecated_alias
 from .values import ErrorValue
 from .watch import Watch
 from .worker import Caller, Context, Worker
+from .stream import AsyncStream, Stream
 
 __all__ = [
     "__version__",
@@ -61,6 +63,9 @@ __all__ = [
     "Call",
     "AsyncClient",
     "AsyncCall",
+    "Stream",
+    "AsyncStream",
+    "StreamNotRequested",
     "Progress",
     "Job",
     "JobInfo",

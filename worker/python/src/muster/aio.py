@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Dict, Generator, List, Mapping, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Dict, Generator, List, Mapping, Optional, Set, Tuple, Union
 
 import zmq
 import zmq.asyncio
@@ -34,10 +34,14 @@ from zmq.utils.monitor import parse_monitor_message
 
 from . import messages as m
 from .client import client_curve
+from .credit import DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS
 from .endpoints import Curve, connect, default_endpoint, drop_unsent, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
 from .errors import BadMessage, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
+
+if TYPE_CHECKING:
+    from . import stream as stream_module
 
 log = logging.getLogger("muster.client")
 
@@ -242,6 +246,40 @@ class AsyncClient:
         """Sends a Submit and returns its AsyncCall at once (``progress``: ask the worker's
         progress reports, read with ``async for``; ``durable``: journaled by musterd, resumed
         after a reconnect, as ``muster.Client.submit``)."""
+        return await self._submit(node, inputs, timeout_ms, parameters, progress, trace_id, durable, None)
+
+    def stream(
+        self,
+        node: str,
+        inputs: Optional[Mapping[str, Any]] = None,
+        timeout_ms: int = 0,
+        parameters: Optional[Mapping[str, Any]] = None,
+        *,
+        window_items: int = DEFAULT_WINDOW_ITEMS,
+        window_bytes: int = DEFAULT_WINDOW_BYTES,
+        progress: bool = False,
+        trace_id: Optional[str] = None,
+    ) -> "stream_module.PendingStream":
+        """Calls a node that emits items (partial results), as ``muster.Client.stream``:
+        ``async for item in s`` yields each item (a dict of values) in order, then ``await s``
+        gives the terminal outputs (the iteration raises the call's error after the items
+        received before it). The Submit is sent on first use; ``async with client.stream(...)
+        as s`` cancels the call when the block is left early, as does cancelling the task
+        that iterates. The worker runs ahead by at most ``window_items`` items and
+        ``window_bytes`` bytes (docs/STREAMS.md §1). Not durable."""
+        from .stream import PendingStream, check_window  # stream.py builds on AsyncCall
+
+        window = check_window(window_items, window_bytes)
+
+        def submitting() -> "asyncio.Future[stream_module.AsyncStream]":
+            return asyncio.ensure_future(self._submit(node, inputs, timeout_ms, parameters, progress, trace_id, False, window))  # type: ignore[arg-type]
+
+        return PendingStream(submitting)
+
+    async def _submit(
+        self, node: str, inputs: Optional[Mapping[str, Any]], timeout_ms: int, parameters: Optional[Mapping[str, Any]],
+        progress: bool, trace_id: Optional[str], durable: bool, window: Optional[Tuple[int, int]],
+    ) -> AsyncCall:  # fmt: skip
         rid = next(self._ids)
         data = m.encode(
             m.ClientMessage(
@@ -255,10 +293,17 @@ class AsyncClient:
                     want_accepted=durable,  # a durable call needs its job id
                     trace_id=trace_id,
                     durable=durable,
+                    stream_window_items=window[0] if window else 0,
+                    stream_window_bytes=window[1] if window else 0,
                 ),
             )
         )  # TypeError/ValueError/OverflowError for values it cannot encode
-        call = AsyncCall(self, rid, node, durable)
+        if window:
+            from .stream import AsyncStream
+
+            call: AsyncCall = AsyncStream(self, rid, node, *window)
+        else:
+            call = AsyncCall(self, rid, node, durable)
         self._calls[rid] = call
         await self._send(rid, data)
         return call
@@ -370,6 +415,13 @@ class AsyncClient:
             return
         self._send_now(m.encode(m.ClientMessage(request_id=call._rids[-1], body=m.Cancel())))
 
+    def _credit(self, rid: int, grant: Tuple[int, int]) -> None:
+        """Grants a stream more credit (its consumer took items: stream.py)."""
+        from .stream import credit_message
+
+        if self._connected and rid in self._calls:
+            self._send_now(credit_message(rid, grant))
+
     def _send_now(self, data: bytes) -> None:
         """Sends without waiting (from the reader): the socket queues it, or it is dropped with
         a warning when that queue is full."""
@@ -435,9 +487,9 @@ class AsyncClient:
                 if rid:
                     self._fail(rid, e)
                 continue
-            self._on_reply(reply)
+            self._on_reply(reply, frames[-1])
 
-    def _on_reply(self, reply: m.ClientReply) -> None:
+    def _on_reply(self, reply: m.ClientReply, frame: bytes = b"") -> None:
         rid, body = reply.request_id, reply.body
         call = self._calls.get(rid)
         fut = self._lists.get(rid)
@@ -454,6 +506,8 @@ class AsyncClient:
                 if body.job_id and not call.job_id:
                     call.job_id = body.job_id
                     self._jobs.opened(body.job_id, call)
+            elif isinstance(body, m.Item):
+                self._on_item(call, body, frame)
             elif isinstance(body, m.Progress):
                 call._progress.put_nowait(Progress(body.step, body.total, body.message or ""))
             elif isinstance(body, m.Result) and body.outputs_in_frame:
@@ -482,6 +536,18 @@ class AsyncClient:
                 self._fail(waiting._rids[-1], error_for(body.code, f"resuming durable job {waiting.job_id}: {body.message or ''}"))
         elif isinstance(body, m.Failure) and rid == 0:
             log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
+
+    def _on_item(self, call: AsyncCall, item: m.Item, frame: bytes) -> None:
+        from .stream import item_size
+
+        on_item = getattr(call, "_on_item", None)  # an AsyncStream's
+        if on_item is None:
+            log.warning("item for request %d, which asked for none: dropped", call.request_id)
+            return
+        broken = on_item(item, item_size(frame))
+        if broken is not None:  # the daemon checks the order: this is not musterd talking
+            self._send_now(m.encode(m.ClientMessage(request_id=call.request_id, body=m.Cancel())))
+            self._fail(call.request_id, BadMessage(f"request {call.request_id}: {broken}"))
 
     def _deliver(self, call: AsyncCall, body: Any) -> None:
         """Hands a call its terminal reply, then, for a durable call's, acknowledges it."""

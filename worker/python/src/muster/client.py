@@ -34,17 +34,26 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import messages as m
+from .credit import DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS
 from .endpoints import Curve, check_endpoint, connect, default_endpoint, drop_unsent, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
-
-if TYPE_CHECKING:
-    from .watch import Watch
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
+
+if TYPE_CHECKING:
+    from . import stream as stream_module
+    from .watch import Watch
 
 log = logging.getLogger("muster.client")
 
 ProgressCallback = Callable[[int, int, str], Any]
+
+
+def _stream() -> Any:
+    """stream.py, which builds on this module (imported on first use)."""
+    from . import stream
+
+    return stream
 
 
 class Call:
@@ -248,6 +257,40 @@ class Client:
         Progress the worker sends. ``durable``: musterd journals the call, which outlives a
         daemon crash or restart and this connection (``call.job_id`` once accepted; see the
         class documentation)."""
+        return self._submit(node, inputs, timeout_ms, progress, parameters, trace_id, want_accepted, durable, None)
+
+    def stream(
+        self,
+        node: str,
+        inputs: Optional[Mapping[str, Any]] = None,
+        timeout_ms: int = 0,
+        progress: Optional[ProgressCallback] = None,
+        parameters: Optional[Mapping[str, Any]] = None,
+        *,
+        window_items: int = DEFAULT_WINDOW_ITEMS,
+        window_bytes: int = DEFAULT_WINDOW_BYTES,
+        trace_id: Optional[str] = None,
+        want_accepted: bool = False,
+    ) -> "stream_module.Stream":
+        """Calls a node that emits items (partial results) and returns at once with its
+        Stream: ``for item in stream`` yields each item (a dict of values) in order, then
+        ``stream.result()`` gives the terminal outputs; the iteration raises the call's error
+        (after the items received before it). The worker may run ahead by at most
+        ``window_items`` items and ``window_bytes`` bytes of item values: the stream grants more
+        as the application takes items (docs/STREAMS.md §1). Use it in a ``with`` block to
+        cancel the call when leaving it early. Not durable (PROTOCOL.md §7.8)."""
+        from .stream import Stream, check_window  # stream.py builds on Call
+
+        window = check_window(window_items, window_bytes)
+        stream = self._submit(node, inputs, timeout_ms, progress, parameters, trace_id, want_accepted, False, window)
+        assert isinstance(stream, Stream)
+        return stream
+
+    def _submit(
+        self, node: str, inputs: Optional[Mapping[str, Any]], timeout_ms: int, progress: Optional[ProgressCallback],
+        parameters: Optional[Mapping[str, Any]], trace_id: Optional[str], want_accepted: bool, durable: bool,
+        window: Optional[Tuple[int, int]],
+    ) -> Call:  # fmt: skip
         rid = self._next_id()
         msg = m.ClientMessage(
             request_id=rid,
@@ -260,10 +303,17 @@ class Client:
                 want_accepted=want_accepted or durable,  # a durable call needs its job id
                 trace_id=trace_id,
                 durable=durable,
+                stream_window_items=window[0] if window else 0,
+                stream_window_bytes=window[1] if window else 0,
             ),
         )
         data = m.encode(msg)  # TypeError/ValueError/OverflowError for values it cannot encode
-        call = Call(self, rid, node, progress, durable)
+        if window:
+            from .stream import Stream
+
+            call: Call = Stream(self, rid, node, progress, *window)
+        else:
+            call = Call(self, rid, node, progress, durable)
         self._start(rid, _Pending("submit", call.future, call, data, rid))
         return call
 
@@ -550,6 +600,10 @@ class Client:
                     self._fail(rid, Cancelled("cancelled before the daemon was reached"))
                     continue
                 self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
+            elif what == "credit":
+                _, rid, grant = item
+                if rid in self._pending and self._connected:
+                    self._send_now(_stream().credit_message(rid, grant))
             elif what == "forget":
                 self._pending.pop(item[1], None)
             elif what == "close":
@@ -654,9 +708,9 @@ class Client:
                 if rid:
                     self._fail(rid, e)
                 continue
-            self._on_reply(reply)
+            self._on_reply(reply, frames[-1])
 
-    def _on_reply(self, reply: m.ClientReply) -> None:
+    def _on_reply(self, reply: m.ClientReply, frame: bytes = b"") -> None:
         rid = reply.request_id
         body = reply.body
         p = self._pending.get(rid)
@@ -687,6 +741,15 @@ class Client:
                 if body.job_id:
                     p.call.job_id = body.job_id
                 p.call.accepted.set()
+        elif isinstance(body, m.Item):
+            on_item = getattr(p.call, "_on_item", None)  # a Stream's
+            if on_item is None:
+                log.warning("item for request %d, which asked for none: dropped", rid)
+                return
+            broken = on_item(body, _stream().item_size(frame))
+            if broken is not None:  # the daemon checks the order: this is not musterd talking
+                self._send_now(m.encode(m.ClientMessage(request_id=rid, body=m.Cancel())))
+                self._fail(rid, BadMessage(f"request {rid}: {broken}"))
         elif isinstance(body, m.Progress):
             cb = p.call.progress_callback if p.call is not None else None
             if cb is not None:

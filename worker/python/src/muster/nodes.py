@@ -253,7 +253,8 @@ def make_node(
         description = inspect.cleandoc(handler.__doc__).split("\n\n")[0]
     if not isinstance(timeout_ms, int) or timeout_ms < 0:
         raise ValueError(f"node {name}: timeout_ms must be a non-negative integer")
-    is_async = inspect.iscoroutinefunction(handler)
+    # async def, or async def with yield (an async generator: each yielded value is an item)
+    is_async = inspect.iscoroutinefunction(handler) or inspect.isasyncgenfunction(handler)
     if signature.is_typed(handler):
         # Ports from the signature (signature.py); what the caller gave explicitly wins.
         typed_inputs, typed_parameters, typed_outputs, handler = signature.derive(handler, name)

@@ -28,6 +28,7 @@ import asyncio
 import collections
 import enum
 import errno
+import inspect
 import logging
 import os
 import queue
@@ -49,6 +50,7 @@ from ..enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from ..keys import local_identity_paths
 from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, code_name
 from ..nodes import Handler, HandlerT, Node, Registry, valid_worker_id
+from .items import ItemSender, drive_async_generator, drive_generator
 
 log = logging.getLogger("muster.worker")
 
@@ -92,6 +94,25 @@ class Context:
             ("progress", self.request_id, m.Progress(self.request_id, int(step), int(total), str(message)))
         )
 
+    @property
+    def streaming(self) -> bool:
+        """True when the caller reads items (it called ``stream``): only then may the handler
+        emit (docs/STREAMS.md §2)."""
+        return self._job.items.streaming
+
+    def emit(self, values: Mapping[str, Any]) -> bool:
+        """Sends one item (a dict of values, like outputs) to the caller before the handler
+        returns. Blocks while the caller's window is full (its credit reopens it); returns
+        True once the item is on its way, False when the request was aborted (stop then).
+        Raises StreamNotRequested when the caller asked for no items, TypeError/ValueError for
+        an item that cannot be sent. Sync handlers (any thread but the worker's event loop:
+        async handlers use ``emit_async``)."""
+        return self._job.items.emit(values)
+
+    async def emit_async(self, values: Mapping[str, Any]) -> bool:
+        """``emit`` for async handlers: waits for credit without blocking the event loop."""
+        return await self._job.items.emit_async(values)
+
     def aborted(self) -> bool:
         """True once the daemon aborted the request (deadline, cancel) or the worker is
         stopping: stop working, whatever you return will be dropped."""
@@ -122,7 +143,7 @@ class Context:
 class _Job:
     __slots__ = (
         "worker", "request_id", "node", "attempt", "timeout_ms", "caller", "received",
-        "abort_event", "abort_code", "abort_reason", "task", "loop",
+        "abort_event", "abort_code", "abort_reason", "task", "loop", "items",
     )  # fmt: skip
 
     def __init__(self, worker: "Worker", req: m.WorkRequest, node: Node):
@@ -141,6 +162,11 @@ class _Job:
         self.abort_reason = ""
         self.task: "Optional[asyncio.Task[None]]" = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.items = ItemSender(
+            req.request_id, node.name, req.stream_window_items or 0, req.stream_window_bytes or 0, worker.worker_id,
+            lambda seq, data: worker._post(("item", self, seq, data)),
+            lambda: worker.max_message_bytes, lambda: worker._aloop_thread,
+        )  # fmt: skip
 
     def abort(self, code: Any, reason: str) -> None:
         if self.abort_event.is_set():
@@ -151,6 +177,7 @@ class _Job:
             self.abort_code = ErrorCode.CANCELLED
         self.abort_reason = reason
         self.abort_event.set()
+        self.items.close()
         if self.task is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
 
@@ -678,6 +705,22 @@ class Worker:
         self._pending.append(kind)
         return True
 
+    def _send_item(self, job: _Job, seq: int, data: bytes) -> None:
+        """Sends an item of a running request. Items are not kept nor sent again: one lost on
+        the way shows as a seq gap, which musterd ends with WORKER_LOST (docs/STREAMS.md §2).
+        The credit bounds them, so the socket's queue is full only when the daemon stalls; the
+        item then waits for room (up to a second) rather than leave a gap."""
+        assert self._dealer is not None
+        try:
+            self._dealer.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            if not self._dealer.poll(1000, zmq.POLLOUT):
+                log.warning("request %d: response socket full: item %d not sent, aborting the request", job.request_id, seq)
+                job.abort(ErrorCode.WORKER_ERROR, f"item {seq} could not be sent: the response socket stayed full")
+                return
+            self._dealer.send(data, zmq.NOBLOCK)
+        self._pending.append("item")  # answered like a Progress: Ack (PROTOCOL.md §7.8)
+
     def _send_answer(self, rid: int, kind: str, data: bytes) -> None:
         """Sends the Result or Failure of request `rid` and keeps it until the daemon confirms
         it: a daemon that died before its Ack asks for it again after the restart (§7.6)."""
@@ -856,7 +899,7 @@ class Worker:
             else:
                 log.warning("daemon rejected a %s: %s: %s", kind or "message", code_name(body.code), body.message or "")
         elif isinstance(body, m.Ack):
-            if body.late and kind in ("result", "failure", "progress"):
+            if body.late and kind in ("result", "failure", "progress", "item"):
                 log.debug("daemon dropped a late %s", kind)
             if answered is not None and not body.late:
                 # The daemon has it. Ack{late} (a restarted daemon that has not adopted its call
@@ -886,6 +929,12 @@ class Worker:
                 log.warning("WorkRequest %d on topic %r ignored", body.request_id, topic)
                 return
             self._on_work_request(body)
+        elif isinstance(body, m.Credit):
+            if topic != self.topic.encode():
+                return
+            job = self._jobs.get(body.request_id)
+            if job is not None and body.stream == 0 and job.items.window is not None:
+                job.items.window.grant(body.items, body.bytes)  # cumulative: a stale one changes nothing
         elif isinstance(body, m.Abort):
             job = self._jobs.get(body.request_id)
             if job is not None:
@@ -1017,7 +1066,12 @@ class Worker:
 
     async def _run_async(self, job: _Job, ctx: Context) -> None:
         try:
-            out = await job.node.handler(ctx)
+            out = job.node.handler(ctx)
+            if inspect.isasyncgen(out):  # an async generator handler: each value one item, no outputs
+                await drive_async_generator(job.items, out)
+                out = None
+            else:
+                out = await out
         except asyncio.CancelledError:
             self._finish(job, None, None)
             return
@@ -1032,7 +1086,12 @@ class Worker:
             return
         try:
             out = job.node.handler(ctx)
-            if asyncio.iscoroutine(out):
+            if inspect.isgenerator(out):  # a generator handler: each value one item
+                out = drive_generator(job.items, job.abort_event.is_set, out)
+            elif inspect.isasyncgen(out):
+                asyncio.run_coroutine_threadsafe(drive_async_generator(job.items, out), self._async_loop()).result()
+                out = None
+            elif asyncio.iscoroutine(out):
                 out = asyncio.run_coroutine_threadsafe(out, self._async_loop()).result()
         except BaseException as e:  # noqa: BLE001
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
@@ -1044,6 +1103,7 @@ class Worker:
     def _finish(self, job: _Job, out: Any, error: Optional[BaseException]) -> None:
         """Runs in the handler's thread: builds the one reply and hands it to the I/O thread."""
         rid = job.request_id
+        job.items.close()  # an emitter left behind (another thread of the handler) gets False
         if job.abort_event.is_set():
             body: Any = failure(rid, job.abort_code or ErrorCode.CANCELLED, f"aborted: {job.abort_reason}")
         elif error is not None:
@@ -1088,6 +1148,11 @@ class Worker:
                 if self._jobs.get(done.request_id) is done:
                     del self._jobs[done.request_id]
                     self._send_answer(done.request_id, kind, data)
+            elif what == "item":
+                sender: _Job = item[1]
+                seq, data = item[2], item[3]
+                if self._jobs.get(sender.request_id) is sender and not sender.abort_event.is_set():
+                    self._send_item(sender, seq, data)
             elif what == "progress":
                 _, rid, body = item
                 job = self._jobs.get(rid)
