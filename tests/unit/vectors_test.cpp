@@ -157,6 +157,23 @@ Json describe(const w::Failure* f) {
   return j;
 }
 
+Json describe(const w::Item* i) {
+  Json j = Json::object();
+  j["request_id"] = i->request_id();
+  j["seq"] = i->seq();
+  if (i->values()) j["values"] = values_json(i->values());
+  return j;
+}
+
+Json describe(const w::Credit* c) {
+  Json j = Json::object();
+  j["request_id"] = c->request_id();
+  j["stream"] = c->stream();
+  j["items"] = c->items();
+  j["bytes"] = c->bytes();
+  return j;
+}
+
 Json describe(const w::Ping* p) {
   Json j = Json::object();
   j["seq"] = p->seq();
@@ -174,6 +191,8 @@ Json describe(const w::WorkRequest* r) {
   j["attempt"] = r->attempt();
   if (r->caller()) j["caller"] = describe(r->caller());
   j["inputs_in_frame"] = r->inputs_in_frame();
+  j["stream_window_items"] = r->stream_window_items();
+  j["stream_window_bytes"] = r->stream_window_bytes();
   return j;
 }
 
@@ -281,6 +300,8 @@ Json describe(const w::Submit* s) {
   j["payload_frames"] = s->payload_frames();
   j["durable"] = s->durable();
   j["batch_replies"] = s->batch_replies();
+  j["stream_window_items"] = s->stream_window_items();
+  j["stream_window_bytes"] = s->stream_window_bytes();
   return j;
 }
 
@@ -533,6 +554,7 @@ Json body(const w::WorkerMessage* m) {
     case w::WorkerBody::Failure: return with_type("Failure", m->body_as_Failure());
     case w::WorkerBody::Detach: return with_type("Detach", m->body_as_Detach());
     case w::WorkerBody::Batch: return with_type("Batch", m->body_as_Batch());
+    case w::WorkerBody::Item: return with_type("Item", m->body_as_Item());
     default: throw NoBody{};
   }
 }
@@ -546,6 +568,7 @@ Json body(const w::DaemonMessage* m) {
     case w::DaemonBody::Ack: return with_type("Ack", m->body_as_Ack());
     case w::DaemonBody::Rejected: return with_type("Rejected", m->body_as_Rejected());
     case w::DaemonBody::Batch: return with_type("Batch", m->body_as_Batch());
+    case w::DaemonBody::Credit: return with_type("Credit", m->body_as_Credit());
     default: throw NoBody{};
   }
 }
@@ -570,6 +593,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::JobList: return empty("JobList");
     case w::ClientBody::JobCancel: return with_type("JobCancel", m->body_as_JobCancel());
     case w::ClientBody::Batch: return with_type("Batch", m->body_as_Batch());
+    case w::ClientBody::Credit: return with_type("Credit", m->body_as_Credit());
     default: throw NoBody{};
   }
 }
@@ -589,6 +613,7 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::JobInfo: return with_type("JobInfo", m->body_as_JobInfo());
     case w::ReplyBody::JobInfoList: return with_type("JobInfoList", m->body_as_JobInfoList());
     case w::ReplyBody::Batch: return with_type("Batch", m->body_as_Batch());
+    case w::ReplyBody::Item: return with_type("Item", m->body_as_Item());
     default: throw NoBody{};
   }
 }
@@ -753,6 +778,16 @@ Offset<w::Failure> build_failure(FlatBufferBuilder& fbb, const Json& j) {
                           num<std::uint64_t>(j, "job_id", 0));
 }
 
+Offset<w::Item> build_item(FlatBufferBuilder& fbb, const Json& j) {
+  auto values = nested(fbb, j, "values");
+  return w::CreateItem(fbb, num<std::uint64_t>(j, "request_id", 0), num<std::uint64_t>(j, "seq", 0), values);
+}
+
+Offset<w::Credit> build_credit(FlatBufferBuilder& fbb, const Json& j) {
+  return w::CreateCredit(fbb, num<std::uint64_t>(j, "request_id", 0), num<std::uint32_t>(j, "stream", 0),
+                         num<std::uint64_t>(j, "items", 0), num<std::uint64_t>(j, "bytes", 0));
+}
+
 // A Batch from its description: each item's message 8-byte aligned (PROTOCOL.md §2.2).
 Offset<w::Batch> build_batch(FlatBufferBuilder& fbb, const Json& j) {
   Offset<flatbuffers::Vector<Offset<w::BatchItem>>> items;
@@ -812,6 +847,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     return w::CreateDetach(fbb, reason).Union();
   }
   if (t == "Batch") return type = w::WorkerBody::Batch, build_batch(fbb, j).Union();
+  if (t == "Item") return type = w::WorkerBody::Item, build_item(fbb, j).Union();
   FAIL("unknown WorkerBody member " << t);
   return 0;
 }
@@ -839,6 +875,8 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     b.add_attempt(num<std::uint32_t>(j, "attempt", 1));
     b.add_caller(caller);
     b.add_inputs_in_frame(num<bool>(j, "inputs_in_frame", false));
+    b.add_stream_window_items(num<std::uint32_t>(j, "stream_window_items", 0));
+    b.add_stream_window_bytes(num<std::uint64_t>(j, "stream_window_bytes", 0));
     return b.Finish().Union();
   }
   if (t == "Abort") {
@@ -872,6 +910,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
         .Union();
   }
   if (t == "Batch") return type = w::DaemonBody::Batch, build_batch(fbb, j).Union();
+  if (t == "Credit") return type = w::DaemonBody::Credit, build_credit(fbb, j).Union();
   FAIL("unknown DaemonBody member " << t);
   return 0;
 }
@@ -889,7 +928,8 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     return w::CreateSubmit(fbb, node, inputs, params, num<std::uint64_t>(j, "timeout_ms", 0),
                            num<bool>(j, "want_progress", false), num<bool>(j, "want_accepted", false), trace,
                            num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false),
-                           num<bool>(j, "batch_replies", false))
+                           num<bool>(j, "batch_replies", false), num<std::uint32_t>(j, "stream_window_items", 0),
+                           num<std::uint64_t>(j, "stream_window_bytes", 0))
         .Union();
   }
   if (t == "Cancel") return type = w::ClientBody::Cancel, w::CreateCancel(fbb).Union();
@@ -930,6 +970,7 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     return w::CreateKeyRevoke(fbb, id).Union();
   }
   if (t == "Batch") return type = w::ClientBody::Batch, build_batch(fbb, j).Union();
+  if (t == "Credit") return type = w::ClientBody::Credit, build_credit(fbb, j).Union();
   FAIL("unknown ClientBody member " << t);
   return 0;
 }
@@ -1086,6 +1127,7 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
     return w::CreateJobInfoList(fbb, table_vector<w::JobInfo>(fbb, j, "jobs", build_job_info)).Union();
   }
   if (t == "Batch") return type = w::ReplyBody::Batch, build_batch(fbb, j).Union();
+  if (t == "Item") return type = w::ReplyBody::Item, build_item(fbb, j).Union();
   FAIL("unknown ReplyBody member " << t);
   return 0;
 }
@@ -1470,7 +1512,8 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientReply.AdminReport", "ClientMessage.GetNodeStats", "ClientReply.NodeStatsReport",
         "ClientMessage.JobResume", "ClientMessage.JobAck", "ClientMessage.JobGet", "ClientMessage.JobList",
         "ClientMessage.JobCancel", "ClientReply.JobInfo", "ClientReply.JobInfoList",
-        "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch"}) {
+        "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch",
+        "WorkerMessage.Item", "ClientReply.Item", "ClientMessage.Credit", "DaemonMessage.Credit"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }

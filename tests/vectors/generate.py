@@ -313,6 +313,21 @@ def valid() -> List[Tuple[str, str, object]]:
             R(1, m.Accepted(False)),  # reply_accepted
             R(1, m.Result(1, {"greeting": "Hello Ada", "shout": "HELLO ADA"})),  # reply_result
         )]))),
+        # -- Streams: items and credit (PROTOCOL.md §7.8, docs/STREAMS.md §1-§2) ------------
+        ("client_submit_stream", "ClientMessage", C(30, m.Submit("count", {"n": 3}, None, 5000, stream_window_items=64, stream_window_bytes=4 * 1024 * 1024))),
+        ("daemon_work_request_stream", "DaemonMessage", D(m.WorkRequest(31, "count", {"n": 3}, None, 5000, 1, CALLER, stream_window_items=64, stream_window_bytes=4 * 1024 * 1024))),
+        ("worker_item", "WorkerMessage", W("w1", m.Item(31, 0, {"i": 0, "label": "first"}))),
+        ("worker_item_all_kinds", "WorkerMessage", W("w1", m.Item(31, U64_MAX - 1, ALL_KINDS))),
+        ("worker_item_no_values", "WorkerMessage", W("w1", m.Item(31, 1, None))),
+        ("reply_item", "ClientReply", R(30, m.Item(30, 0, {"i": 0, "label": "first"}))),
+        ("client_credit", "ClientMessage", C(30, m.Credit(30, 0, 128, 8 * 1024 * 1024))),
+        ("client_credit_limits", "ClientMessage", C(U64_MAX, m.Credit(U64_MAX, U32_MAX, U64_MAX, U64_MAX))),
+        ("daemon_credit", "DaemonMessage", D(m.Credit(31, 0, 128, 8 * 1024 * 1024))),
+        ("worker_batch_items", "WorkerMessage", W("w1", m.Batch([m.BatchItem(_bytes_of(x)) for x in (
+            W("w1", m.Item(31, 0, {"i": 0, "label": "first"})),  # worker_item
+            W("w1", m.Item(31, 1, None)),  # worker_item_no_values
+            W("w1", m.Result(31, None)),
+        )]))),
     ]
 
 

@@ -149,6 +149,25 @@ class Failure:
     job_id: int = _m("u64", 0)  # daemon -> client: a durable call's job id (0: not durable)
 
 
+@dataclass
+class Item:
+    """One partial result of a call (PROTOCOL.md §7.8), in ``seq`` order before the terminal reply."""
+
+    request_id: int = _m("u64", 0)
+    seq: int = _m("u64", 0)
+    values: Optional[Dict[str, Any]] = _m("nested", ref="Values")
+
+
+@dataclass
+class Credit:
+    """Cumulative flow-control credit of one stream of a call (PROTOCOL.md §7.8)."""
+
+    request_id: int = _m("u64", 0)
+    stream: int = _m("u32", 0)  # 0: the call's items
+    items: int = _m("u64", 0)
+    bytes: int = _m("u64", 0)
+
+
 # ---- daemon.fbs ----------------------------------------------------------------------------
 
 
@@ -170,6 +189,8 @@ class WorkRequest:
     # only to a worker that attached with payload_frames (this SDK never does): the inputs
     # travel in the frame before this one
     inputs_in_frame: bool = _m("bool", False)
+    stream_window_items: int = _m("u32", 0)  # the caller reads Items (0: none; PROTOCOL.md §7.8)
+    stream_window_bytes: int = _m("u64", 0)
 
 
 @dataclass
@@ -264,6 +285,8 @@ class Submit:
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
     durable: bool = _m("bool", False)  # journaled: survives a daemon restart (DURABILITY.md)
     batch_replies: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
+    stream_window_items: int = _m("u32", 0)  # initial item credit (0: no items; PROTOCOL.md §7.8)
+    stream_window_bytes: int = _m("u64", 0)
 
 
 @dataclass
@@ -567,15 +590,16 @@ class EnrollResponse:
 
 UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     # index 0 is NONE; member i has type value i
-    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach, Batch),
-    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected, Batch),
+    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach, Batch, Item),
+    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected, Batch, Credit),
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
         KeyList, KeyRevoke, GetNodeStats, JobResume, JobAck, JobGet, JobList, JobCancel, Batch,
+        Credit,
     ),
     "ReplyBody": (
         Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
-        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch,
+        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch, Item,
     ),
 }
 
@@ -603,7 +627,7 @@ TABLES: Dict[str, type] = {
         KeyRevoke, OnBehalfOf, ClientMessage, Accepted, NodeInfo, NodeList, WorkerInfo, WorkerList, CodeCount,
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
         GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
-        JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList, BatchItem, Batch,
+        JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList, BatchItem, Batch, Item, Credit,
     )
 }  # fmt: skip
 

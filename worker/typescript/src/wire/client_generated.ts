@@ -4,6 +4,7 @@ export { Batch } from './muster/wire/batch';
 export { Cancel } from './muster/wire/cancel';
 export { ClientBody, unionToClientBody, unionListToClientBody } from './muster/wire/client-body';
 export { ClientMessage } from './muster/wire/client-message';
+export { Credit } from './muster/wire/credit';
 export { GetNodeStats } from './muster/wire/get-node-stats';
 export { GetStatus } from './muster/wire/get-status';
 export { JobAck } from './muster/wire/job-ack';

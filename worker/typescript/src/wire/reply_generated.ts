@@ -7,6 +7,7 @@ export { ClientReply } from './muster/wire/client-reply';
 export { CodeCount } from './muster/wire/code-count';
 export { ErrorCode } from './muster/wire/error-code';
 export { Failure } from './muster/wire/failure';
+export { Item } from './muster/wire/item';
 export { JobInfo } from './muster/wire/job-info';
 export { JobInfoList } from './muster/wire/job-info-list';
 export { JobState } from './muster/wire/job-state';

@@ -4,6 +4,7 @@ export { Attach } from './muster/wire/attach';
 export { Batch } from './muster/wire/batch';
 export { Detach } from './muster/wire/detach';
 export { Failure } from './muster/wire/failure';
+export { Item } from './muster/wire/item';
 export { NodeSpec } from './muster/wire/node-spec';
 export { Pong } from './muster/wire/pong';
 export { Progress } from './muster/wire/progress';

@@ -21,3 +21,4 @@ class ClientBody(object):
     JobList = 15
     JobCancel = 16
     Batch = 17
+    Credit = 18

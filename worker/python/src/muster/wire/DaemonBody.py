@@ -11,3 +11,4 @@ class DaemonBody(object):
     Ack = 5
     Rejected = 6
     Batch = 7
+    Credit = 8

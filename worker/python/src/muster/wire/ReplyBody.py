@@ -17,3 +17,4 @@ class ReplyBody(object):
     JobInfo = 11
     JobInfoList = 12
     Batch = 13
+    Item = 14

@@ -154,7 +154,21 @@ class Submit(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def SubmitStart(builder): builder.StartObject(10)
+    # Submit
+    def StreamWindowItems(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
+    # Submit
+    def StreamWindowBytes(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def SubmitStart(builder): builder.StartObject(12)
 def Start(builder):
     return SubmitStart(builder)
 def SubmitAddNode(builder, node): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(node), 0)
@@ -207,6 +221,12 @@ def AddDurable(builder, durable):
 def SubmitAddBatchReplies(builder, batchReplies): builder.PrependBoolSlot(9, batchReplies, 0)
 def AddBatchReplies(builder, batchReplies):
     return SubmitAddBatchReplies(builder, batchReplies)
+def SubmitAddStreamWindowItems(builder, streamWindowItems): builder.PrependUint32Slot(10, streamWindowItems, 0)
+def AddStreamWindowItems(builder, streamWindowItems):
+    return SubmitAddStreamWindowItems(builder, streamWindowItems)
+def SubmitAddStreamWindowBytes(builder, streamWindowBytes): builder.PrependUint64Slot(11, streamWindowBytes, 0)
+def AddStreamWindowBytes(builder, streamWindowBytes):
+    return SubmitAddStreamWindowBytes(builder, streamWindowBytes)
 def SubmitEnd(builder): return builder.EndObject()
 def End(builder):
     return SubmitEnd(builder)

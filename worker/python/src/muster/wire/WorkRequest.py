@@ -144,7 +144,21 @@ class WorkRequest(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def WorkRequestStart(builder): builder.StartObject(8)
+    # WorkRequest
+    def StreamWindowItems(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
+    # WorkRequest
+    def StreamWindowBytes(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def WorkRequestStart(builder): builder.StartObject(10)
 def Start(builder):
     return WorkRequestStart(builder)
 def WorkRequestAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -191,6 +205,12 @@ def AddCaller(builder, caller):
 def WorkRequestAddInputsInFrame(builder, inputsInFrame): builder.PrependBoolSlot(7, inputsInFrame, 0)
 def AddInputsInFrame(builder, inputsInFrame):
     return WorkRequestAddInputsInFrame(builder, inputsInFrame)
+def WorkRequestAddStreamWindowItems(builder, streamWindowItems): builder.PrependUint32Slot(8, streamWindowItems, 0)
+def AddStreamWindowItems(builder, streamWindowItems):
+    return WorkRequestAddStreamWindowItems(builder, streamWindowItems)
+def WorkRequestAddStreamWindowBytes(builder, streamWindowBytes): builder.PrependUint64Slot(9, streamWindowBytes, 0)
+def AddStreamWindowBytes(builder, streamWindowBytes):
+    return WorkRequestAddStreamWindowBytes(builder, streamWindowBytes)
 def WorkRequestEnd(builder): return builder.EndObject()
 def End(builder):
     return WorkRequestEnd(builder)

@@ -11,3 +11,4 @@ class WorkerBody(object):
     Failure = 5
     Detach = 6
     Batch = 7
+    Item = 8

@@ -2,6 +2,7 @@
 
 import { Batch } from '../../muster/wire/batch';
 import { Cancel } from '../../muster/wire/cancel';
+import { Credit } from '../../muster/wire/credit';
 import { GetNodeStats } from '../../muster/wire/get-node-stats';
 import { GetStatus } from '../../muster/wire/get-status';
 import { JobAck } from '../../muster/wire/job-ack';
@@ -37,13 +38,14 @@ export enum ClientBody {
   JobGet = 14,
   JobList = 15,
   JobCancel = 16,
-  Batch = 17
+  Batch = 17,
+  Credit = 18
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
-): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+  accessor: (obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
+): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(new Submit())! as Submit;
@@ -63,15 +65,16 @@ export function unionToClientBody(
     case 'JobList': return accessor(new JobList())! as JobList;
     case 'JobCancel': return accessor(new JobCancel())! as JobCancel;
     case 'Batch': return accessor(new Batch())! as Batch;
+    case 'Credit': return accessor(new Credit())! as Credit;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
+  accessor: (index: number, obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
   index: number
-): Batch|Cancel|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(index, new Submit())! as Submit;
@@ -91,6 +94,7 @@ export function unionListToClientBody(
     case 'JobList': return accessor(index, new JobList())! as JobList;
     case 'JobCancel': return accessor(index, new JobCancel())! as JobCancel;
     case 'Batch': return accessor(index, new Batch())! as Batch;
+    case 'Credit': return accessor(index, new Credit())! as Credit;
     default: return null;
   }
 }

@@ -4,6 +4,7 @@ import { Abort } from '../../muster/wire/abort';
 import { Ack } from '../../muster/wire/ack';
 import { Attached } from '../../muster/wire/attached';
 import { Batch } from '../../muster/wire/batch';
+import { Credit } from '../../muster/wire/credit';
 import { Ping } from '../../muster/wire/ping';
 import { Rejected } from '../../muster/wire/rejected';
 import { WorkRequest } from '../../muster/wire/work-request';
@@ -17,13 +18,14 @@ export enum DaemonBody {
   Attached = 4,
   Ack = 5,
   Rejected = 6,
-  Batch = 7
+  Batch = 7,
+  Credit = 8
 }
 
 export function unionToDaemonBody(
   type: DaemonBody,
-  accessor: (obj:Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null
-): Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null {
+  accessor: (obj:Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null
+): Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null {
   switch(DaemonBody[type]) {
     case 'NONE': return null; 
     case 'Ping': return accessor(new Ping())! as Ping;
@@ -33,15 +35,16 @@ export function unionToDaemonBody(
     case 'Ack': return accessor(new Ack())! as Ack;
     case 'Rejected': return accessor(new Rejected())! as Rejected;
     case 'Batch': return accessor(new Batch())! as Batch;
+    case 'Credit': return accessor(new Credit())! as Credit;
     default: return null;
   }
 }
 
 export function unionListToDaemonBody(
   type: DaemonBody, 
-  accessor: (index: number, obj:Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null, 
+  accessor: (index: number, obj:Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null, 
   index: number
-): Abort|Ack|Attached|Batch|Ping|Rejected|WorkRequest|null {
+): Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null {
   switch(DaemonBody[type]) {
     case 'NONE': return null; 
     case 'Ping': return accessor(index, new Ping())! as Ping;
@@ -51,6 +54,7 @@ export function unionListToDaemonBody(
     case 'Ack': return accessor(index, new Ack())! as Ack;
     case 'Rejected': return accessor(index, new Rejected())! as Rejected;
     case 'Batch': return accessor(index, new Batch())! as Batch;
+    case 'Credit': return accessor(index, new Credit())! as Credit;
     default: return null;
   }
 }

@@ -4,6 +4,7 @@ import { Accepted } from '../../muster/wire/accepted';
 import { AdminReport } from '../../muster/wire/admin-report';
 import { Batch } from '../../muster/wire/batch';
 import { Failure } from '../../muster/wire/failure';
+import { Item } from '../../muster/wire/item';
 import { JobInfo } from '../../muster/wire/job-info';
 import { JobInfoList } from '../../muster/wire/job-info-list';
 import { NodeList } from '../../muster/wire/node-list';
@@ -29,13 +30,14 @@ export enum ReplyBody {
   NodeStatsReport = 10,
   JobInfo = 11,
   JobInfoList = 12,
-  Batch = 13
+  Batch = 13,
+  Item = 14
 }
 
 export function unionToReplyBody(
   type: ReplyBody,
-  accessor: (obj:Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
-): Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+  accessor: (obj:Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
+): Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(new Accepted())! as Accepted;
@@ -51,15 +53,16 @@ export function unionToReplyBody(
     case 'JobInfo': return accessor(new JobInfo())! as JobInfo;
     case 'JobInfoList': return accessor(new JobInfoList())! as JobInfoList;
     case 'Batch': return accessor(new Batch())! as Batch;
+    case 'Item': return accessor(new Item())! as Item;
     default: return null;
   }
 }
 
 export function unionListToReplyBody(
   type: ReplyBody, 
-  accessor: (index: number, obj:Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
+  accessor: (index: number, obj:Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
   index: number
-): Accepted|AdminReport|Batch|Failure|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+): Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(index, new Accepted())! as Accepted;
@@ -75,6 +78,7 @@ export function unionListToReplyBody(
     case 'JobInfo': return accessor(index, new JobInfo())! as JobInfo;
     case 'JobInfoList': return accessor(index, new JobInfoList())! as JobInfoList;
     case 'Batch': return accessor(index, new Batch())! as Batch;
+    case 'Item': return accessor(index, new Item())! as Item;
     default: return null;
   }
 }

@@ -94,8 +94,18 @@ batchReplies():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+streamWindowItems():number {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+streamWindowBytes():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startSubmit(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(12);
 }
 
 static addNode(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset) {
@@ -162,13 +172,21 @@ static addBatchReplies(builder:flatbuffers.Builder, batchReplies:boolean) {
   builder.addFieldInt8(9, +batchReplies, +false);
 }
 
+static addStreamWindowItems(builder:flatbuffers.Builder, streamWindowItems:number) {
+  builder.addFieldInt32(10, streamWindowItems, 0);
+}
+
+static addStreamWindowBytes(builder:flatbuffers.Builder, streamWindowBytes:bigint) {
+  builder.addFieldInt64(11, streamWindowBytes, BigInt('0'));
+}
+
 static endSubmit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // node
   return offset;
 }
 
-static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean, batchReplies:boolean):flatbuffers.Offset {
+static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean, batchReplies:boolean, streamWindowItems:number, streamWindowBytes:bigint):flatbuffers.Offset {
   Submit.startSubmit(builder);
   Submit.addNode(builder, nodeOffset);
   Submit.addInputs(builder, inputsOffset);
@@ -180,6 +198,8 @@ static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, 
   Submit.addPayloadFrames(builder, payloadFrames);
   Submit.addDurable(builder, durable);
   Submit.addBatchReplies(builder, batchReplies);
+  Submit.addStreamWindowItems(builder, streamWindowItems);
+  Submit.addStreamWindowBytes(builder, streamWindowBytes);
   return Submit.endSubmit(builder);
 }
 }

@@ -85,8 +85,18 @@ inputsInFrame():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+streamWindowItems():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+streamWindowBytes():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startWorkRequest(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(10);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -143,6 +153,14 @@ static addCaller(builder:flatbuffers.Builder, callerOffset:flatbuffers.Offset) {
 
 static addInputsInFrame(builder:flatbuffers.Builder, inputsInFrame:boolean) {
   builder.addFieldInt8(7, +inputsInFrame, +false);
+}
+
+static addStreamWindowItems(builder:flatbuffers.Builder, streamWindowItems:number) {
+  builder.addFieldInt32(8, streamWindowItems, 0);
+}
+
+static addStreamWindowBytes(builder:flatbuffers.Builder, streamWindowBytes:bigint) {
+  builder.addFieldInt64(9, streamWindowBytes, BigInt('0'));
 }
 
 static endWorkRequest(builder:flatbuffers.Builder):flatbuffers.Offset {

@@ -4,6 +4,7 @@ import { Attach } from '../../muster/wire/attach';
 import { Batch } from '../../muster/wire/batch';
 import { Detach } from '../../muster/wire/detach';
 import { Failure } from '../../muster/wire/failure';
+import { Item } from '../../muster/wire/item';
 import { Pong } from '../../muster/wire/pong';
 import { Progress } from '../../muster/wire/progress';
 import { Result } from '../../muster/wire/result';
@@ -17,13 +18,14 @@ export enum WorkerBody {
   Result = 4,
   Failure = 5,
   Detach = 6,
-  Batch = 7
+  Batch = 7,
+  Item = 8
 }
 
 export function unionToWorkerBody(
   type: WorkerBody,
-  accessor: (obj:Attach|Batch|Detach|Failure|Pong|Progress|Result) => Attach|Batch|Detach|Failure|Pong|Progress|Result|null
-): Attach|Batch|Detach|Failure|Pong|Progress|Result|null {
+  accessor: (obj:Attach|Batch|Detach|Failure|Item|Pong|Progress|Result) => Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null
+): Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null {
   switch(WorkerBody[type]) {
     case 'NONE': return null; 
     case 'Attach': return accessor(new Attach())! as Attach;
@@ -33,15 +35,16 @@ export function unionToWorkerBody(
     case 'Failure': return accessor(new Failure())! as Failure;
     case 'Detach': return accessor(new Detach())! as Detach;
     case 'Batch': return accessor(new Batch())! as Batch;
+    case 'Item': return accessor(new Item())! as Item;
     default: return null;
   }
 }
 
 export function unionListToWorkerBody(
   type: WorkerBody, 
-  accessor: (index: number, obj:Attach|Batch|Detach|Failure|Pong|Progress|Result) => Attach|Batch|Detach|Failure|Pong|Progress|Result|null, 
+  accessor: (index: number, obj:Attach|Batch|Detach|Failure|Item|Pong|Progress|Result) => Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null, 
   index: number
-): Attach|Batch|Detach|Failure|Pong|Progress|Result|null {
+): Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null {
   switch(WorkerBody[type]) {
     case 'NONE': return null; 
     case 'Attach': return accessor(index, new Attach())! as Attach;
@@ -51,6 +54,7 @@ export function unionListToWorkerBody(
     case 'Failure': return accessor(index, new Failure())! as Failure;
     case 'Detach': return accessor(index, new Detach())! as Detach;
     case 'Batch': return accessor(index, new Batch())! as Batch;
+    case 'Item': return accessor(index, new Item())! as Item;
     default: return null;
   }
 }
