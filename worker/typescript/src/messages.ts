@@ -131,7 +131,43 @@ export interface BatchBody {
   type: 'Batch';
   items: { message: Uint8Array | null }[];
 }
-export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody | BatchBody;
+/** A partial result of a call (PROTOCOL.md §7.8); this SDK reads and writes the message only. */
+export interface ItemBody {
+  type: 'Item';
+  requestId: bigint;
+  seq: bigint;
+  /** The nested `Values` buffer (empty: none). */
+  values: Uint8Array;
+}
+/** Cumulative credit of one stream of a call (PROTOCOL.md §7.8, §7.9); codec only in this SDK. */
+export interface CreditBody {
+  type: 'Credit';
+  requestId: bigint;
+  stream: number;
+  items: bigint;
+  bytes: bigint;
+  /** 0 in this version (PROTOCOL.md §7.9). */
+  resumeOffset: bigint;
+}
+/** One piece of a chunked bytes value (PROTOCOL.md §7.9); codec only in this SDK (it does not chunk yet). */
+export interface ChunkBody {
+  type: 'Chunk';
+  requestId: bigint;
+  stream: number;
+  offset: bigint;
+  data: Uint8Array | null;
+}
+export type WorkerBody =
+  | AttachBody
+  | PongBody
+  | ProgressBody
+  | ResultBody
+  | FailureBody
+  | DetachBody
+  | BatchBody
+  | ItemBody
+  | ChunkBody
+  | CreditBody;
 export interface WorkerMessage {
   workerId: string;
   body: WorkerBody;
@@ -156,6 +192,11 @@ export interface WorkRequestBody {
   caller: CallerContext | null;
   /** Only to a worker that attached with payloadFrames: the inputs are the frame before this one. */
   inputsInFrame: boolean;
+  /** The caller reads items (PROTOCOL.md §7.8): the initial credit (0: none). */
+  streamWindowItems?: number;
+  streamWindowBytes?: bigint;
+  /** The caller takes chunked outputs (PROTOCOL.md §7.9): each output stream's initial credit (0: none). */
+  chunkWindowBytes?: bigint;
 }
 export interface AbortBody {
   type: 'Abort';
@@ -193,7 +234,16 @@ export interface RejectedBody {
   message: string;
   reattach: boolean;
 }
-export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody | BatchBody;
+export type DaemonBody =
+  | PingBody
+  | WorkRequestBody
+  | AbortBody
+  | AttachedBody
+  | AckBody
+  | RejectedBody
+  | BatchBody
+  | CreditBody
+  | ChunkBody;
 export interface DaemonMessage {
   body: DaemonBody;
 }
@@ -215,6 +265,11 @@ export interface SubmitBody {
   durable: boolean;
   /** Replies may come in a Batch (PROTOCOL.md §2.2): this SDK never asks. */
   batchReplies?: boolean;
+  /** I read the call's items (PROTOCOL.md §7.8): the initial credit (0: none). */
+  streamWindowItems?: number;
+  streamWindowBytes?: bigint;
+  /** I take chunked outputs (PROTOCOL.md §7.9): each output stream's initial credit (0: none). */
+  chunkWindowBytes?: bigint;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -306,7 +361,9 @@ export type ClientBody =
   | JobGetBody
   | JobListBody
   | JobCancelBody
-  | BatchBody;
+  | BatchBody
+  | CreditBody
+  | ChunkBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
   user: string;
@@ -471,7 +528,10 @@ export type ReplyBody =
   | NodeStatsReportBody
   | JobInfoBody
   | JobInfoListBody
-  | BatchBody;
+  | BatchBody
+  | ItemBody
+  | ChunkBody
+  | CreditBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -535,6 +595,57 @@ function encodeBatch(b: B, x: BatchBody): flatbuffers.Offset {
     return W.BatchItem.endBatchItem(b);
   });
   return W.Batch.createBatch(b, W.Batch.createItemsVector(b, items));
+}
+
+function encodeItem(b: B, x: ItemBody): flatbuffers.Offset {
+  const values = payload(b, x.values);
+  W.Item.startItem(b);
+  W.Item.addRequestId(b, u64(x.requestId, 'request_id'));
+  W.Item.addSeq(b, u64(x.seq, 'seq'));
+  if (values) W.Item.addValues(b, values);
+  return W.Item.endItem(b);
+}
+
+function encodeCredit(b: B, x: CreditBody): flatbuffers.Offset {
+  return W.Credit.createCredit(
+    b,
+    u64(x.requestId, 'request_id'),
+    u32(x.stream, 'stream'),
+    u64(x.items, 'items'),
+    u64(x.bytes, 'bytes'),
+    u64(x.resumeOffset ?? 0n, 'resume_offset'),
+  );
+}
+
+/** A Chunk: its data on an 8-byte boundary, as the C++ and Python writers place it. */
+function encodeChunk(b: B, x: ChunkBody): flatbuffers.Offset {
+  const data = x.data ? createByteVector(b, x.data, 8) : 0;
+  W.Chunk.startChunk(b);
+  W.Chunk.addRequestId(b, u64(x.requestId, 'request_id'));
+  W.Chunk.addStream(b, u32(x.stream, 'stream'));
+  W.Chunk.addOffset(b, u64(x.offset, 'offset'));
+  if (data) W.Chunk.addData(b, data);
+  return W.Chunk.endChunk(b);
+}
+
+function decodeItem(x: W.Item): ItemBody {
+  return { type: 'Item', requestId: x.requestId(), seq: x.seq(), values: payloadOf(x.valuesArray(), 'Item.values') };
+}
+
+function decodeCredit(x: W.Credit): CreditBody {
+  return {
+    type: 'Credit',
+    requestId: x.requestId(),
+    stream: x.stream(),
+    items: x.items(),
+    bytes: x.bytes(),
+    resumeOffset: x.resumeOffset(),
+  };
+}
+
+function decodeChunk(x: W.Chunk): ChunkBody {
+  const data = x.dataArray();
+  return { type: 'Chunk', requestId: x.requestId(), stream: x.stream(), offset: x.offset(), data: data ? data.slice() : null };
 }
 
 function decodeBatch(bb: CheckedByteBuffer, x: W.Batch): BatchBody {
@@ -718,6 +829,18 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       body = encodeBatch(b, x);
       type = W.WorkerBody.Batch;
       break;
+    case 'Item':
+      body = encodeItem(b, x);
+      type = W.WorkerBody.Item;
+      break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.WorkerBody.Chunk;
+      break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.WorkerBody.Credit;
+      break;
     default:
       throw new TypeError(`unknown worker message ${(x as { type: string }).type}`);
   }
@@ -751,6 +874,9 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       W.WorkRequest.addAttempt(b, u32(x.attempt ?? 1, 'attempt'));
       if (caller) W.WorkRequest.addCaller(b, caller);
       W.WorkRequest.addInputsInFrame(b, !!x.inputsInFrame);
+      W.WorkRequest.addStreamWindowItems(b, u32(x.streamWindowItems ?? 0, 'stream_window_items'));
+      W.WorkRequest.addStreamWindowBytes(b, u64(x.streamWindowBytes ?? 0n, 'stream_window_bytes'));
+      W.WorkRequest.addChunkWindowBytes(b, u64(x.chunkWindowBytes ?? 0n, 'chunk_window_bytes'));
       body = W.WorkRequest.endWorkRequest(b);
       type = W.DaemonBody.WorkRequest;
       break;
@@ -801,6 +927,14 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       body = encodeBatch(b, x);
       type = W.DaemonBody.Batch;
       break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.DaemonBody.Credit;
+      break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.DaemonBody.Chunk;
+      break;
     default:
       throw new TypeError(`unknown daemon message ${(x as { type: string }).type}`);
   }
@@ -830,6 +964,9 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       W.Submit.addPayloadFrames(b, !!x.payloadFrames);
       W.Submit.addDurable(b, !!x.durable);
       W.Submit.addBatchReplies(b, !!x.batchReplies);
+      W.Submit.addStreamWindowItems(b, u32(x.streamWindowItems ?? 0, 'stream_window_items'));
+      W.Submit.addStreamWindowBytes(b, u64(x.streamWindowBytes ?? 0n, 'stream_window_bytes'));
+      W.Submit.addChunkWindowBytes(b, u64(x.chunkWindowBytes ?? 0n, 'chunk_window_bytes'));
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -917,6 +1054,14 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
     case 'Batch':
       body = encodeBatch(b, x);
       type = W.ClientBody.Batch;
+      break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.ClientBody.Credit;
+      break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.ClientBody.Chunk;
       break;
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
@@ -1108,6 +1253,18 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
     case 'Batch':
       body = encodeBatch(b, x);
       type = W.ReplyBody.Batch;
+      break;
+    case 'Item':
+      body = encodeItem(b, x);
+      type = W.ReplyBody.Item;
+      break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.ReplyBody.Chunk;
+      break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.ReplyBody.Credit;
       break;
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
@@ -1365,6 +1522,15 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
       case W.WorkerBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
         break;
+      case W.WorkerBody.Item:
+        body = decodeItem(get(() => new W.Item()));
+        break;
+      case W.WorkerBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
+        break;
+      case W.WorkerBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
+        break;
       default:
         badUnion(t);
     }
@@ -1407,6 +1573,9 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           attempt: r.attempt(),
           caller: decodeCaller(bb, r.caller()),
           inputsInFrame: r.inputsInFrame(),
+          streamWindowItems: r.streamWindowItems(),
+          streamWindowBytes: r.streamWindowBytes(),
+          chunkWindowBytes: r.chunkWindowBytes(),
         };
         break;
       }
@@ -1447,6 +1616,12 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
       case W.DaemonBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
         break;
+      case W.DaemonBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
+        break;
+      case W.DaemonBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
+        break;
       default:
         badUnion(t);
     }
@@ -1478,6 +1653,9 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           payloadFrames: x.payloadFrames(),
           durable: x.durable(),
           batchReplies: x.batchReplies(),
+          streamWindowItems: x.streamWindowItems(),
+          streamWindowBytes: x.streamWindowBytes(),
+          chunkWindowBytes: x.chunkWindowBytes(),
         };
         break;
       }
@@ -1555,6 +1733,12 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         break;
       case W.ClientBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
+      case W.ClientBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
+        break;
+      case W.ClientBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
         break;
       default:
         badUnion(t);
@@ -1755,6 +1939,15 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
       }
       case W.ReplyBody.Batch:
         body = decodeBatch(bb, get(() => new W.Batch()));
+        break;
+      case W.ReplyBody.Item:
+        body = decodeItem(get(() => new W.Item()));
+        break;
+      case W.ReplyBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
+        break;
+      case W.ReplyBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
         break;
       default:
         badUnion(t);

@@ -58,19 +58,25 @@ const workerMessages: WorkerMessage[] = [
   { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: new Uint8Array(0), outputsInFrame: false, jobId: 0n } },
   { workerId: 'w', body: { type: 'Failure', requestId: 5n, code: ErrorCode.None, message: 'x', jobId: 0n } },
   { workerId: '', body: { type: 'Detach', reason: 'bye' } },
+  { workerId: 'w', body: { type: 'Item', requestId: 3n, seq: 2n ** 64n - 1n, values } },
+  { workerId: 'w', body: { type: 'Chunk', requestId: 3n, stream: 2, offset: 1n << 40n, data: new Uint8Array([1, 2, 3]) } },
+  { workerId: 'w', body: { type: 'Chunk', requestId: 3n, stream: 2 ** 32 - 1, offset: 0n, data: null } },
+  { workerId: 'w', body: { type: 'Credit', requestId: 3n, stream: 1, items: 0n, bytes: 4n << 20n, resumeOffset: 0n } },
 ];
 const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Ping', seq: 1n, instance: 'inst' } },
-  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller, inputsInFrame: false } },
-  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true } },
+  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller, inputsInFrame: false, streamWindowItems: 64, streamWindowBytes: 4n << 20n, chunkWindowBytes: 2n ** 64n - 1n } },
+  { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true, streamWindowItems: 0, streamWindowBytes: 0n, chunkWindowBytes: 0n } },
   { body: { type: 'Abort', requestId: 9n, code: ErrorCode.Timeout, reason: 'late' } },
   { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n, noAnswerAcks: false, batches: true, idlePongEvery: 2 } },
   { body: { type: 'Ack', late: true, pongSeq: 0n, missing: [] } },
   { body: { type: 'Ack', late: false, pongSeq: 17n, missing: [4n] } },
   { body: { type: 'Rejected', code: ErrorCode.BadMessage, message: 'no', reattach: true } },
+  { body: { type: 'Credit', requestId: 9n, stream: 0, items: 64n, bytes: 2n ** 64n - 1n, resumeOffset: 0n } },
+  { body: { type: 'Chunk', requestId: 9n, stream: 1, offset: 0n, data: new Uint8Array(1024).fill(7) } },
 ];
 const clientMessages: ClientMessage[] = [
-  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true } },
+  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 1, streamWindowBytes: 0n, chunkWindowBytes: 4n << 20n } },
   { requestId: 2n, body: { type: 'Cancel' } },
   { requestId: 3n, body: { type: 'ListNodes' } },
   { requestId: 4n, body: { type: 'ListWorkers' } },
@@ -82,6 +88,8 @@ const clientMessages: ClientMessage[] = [
   { requestId: 10n, body: { type: 'JobGet', jobId: 1n << 40n } },
   { requestId: 11n, body: { type: 'JobList' } },
   { requestId: 12n, body: { type: 'JobCancel', jobId: 5n } },
+  { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 2, items: 0n, bytes: 8n << 20n, resumeOffset: 0n } },
+  { requestId: 13n, body: { type: 'Chunk', requestId: 13n, stream: 1, offset: 5n, data: new Uint8Array([9]) } },
 ];
 const jobInfo = { jobId: 1n << 40n, state: JobState.Recovering, node: 'n', workspace: 'ws', submittedMs: 1796554041123n, workerId: 'w1', attempts: 2, code: ErrorCode.None, finishedMs: 0n };
 const clientReplies: ClientReply[] = [
@@ -92,6 +100,9 @@ const clientReplies: ClientReply[] = [
   { requestId: 0n, body: { type: 'Failure', requestId: 0n, code: ErrorCode.BadMessage, message: 'bad', jobId: 0n } },
   { requestId: 2n, body: { type: 'Failure', requestId: 2n, code: ErrorCode.WorkerLost, message: 'lost', jobId: 2n ** 64n - 1n } },
   { requestId: 3n, body: { type: 'JobInfo', ...jobInfo } },
+  { requestId: 3n, body: { type: 'Item', requestId: 3n, seq: 0n, values: new Uint8Array(0) } },
+  { requestId: 3n, body: { type: 'Chunk', requestId: 3n, stream: 2, offset: 0n, data: new Uint8Array([0xff]) } },
+  { requestId: 3n, body: { type: 'Credit', requestId: 3n, stream: 1, items: 0n, bytes: 1n, resumeOffset: 0n } },
   { requestId: 4n, body: { type: 'JobInfoList', jobs: [jobInfo, { ...jobInfo, state: JobState.Finished, workerId: '', code: ErrorCode.Cancelled, finishedMs: 1796554042000n }] } },
   { requestId: 4n, body: { type: 'JobInfoList', jobs: [] } },
   { requestId: 3n, body: { type: 'NodeList', nodes: [{ spec, workspace: 'ws', workers: 2, capacity: 8, inFlight: 1, queueDepth: 0 }, { spec: null, workspace: '', workers: 0, capacity: 0, inFlight: 0, queueDepth: 0 }] } },

@@ -44,7 +44,7 @@ from .jobs import Job
 from .messages import NO_DEFAULT, JobInfo, JobState, NodeSpec, Port
 from .nodes import Node, Registry, add_node, node
 from .errors import deprecated_alias as _deprecated_alias
-from .values import ErrorValue
+from .values import ChunkedValue, ErrorValue
 from .worker import Caller, Context, Worker
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "runtime_dir",
     "default_endpoint",
     "ErrorCode",
+    "ChunkedValue",
     "ErrorValue",
     "MusterError",
     "error_for",

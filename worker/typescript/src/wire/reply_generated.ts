@@ -3,8 +3,10 @@
 export { Accepted } from './muster/wire/accepted';
 export { AdminReport } from './muster/wire/admin-report';
 export { Batch } from './muster/wire/batch';
+export { Chunk } from './muster/wire/chunk';
 export { ClientReply } from './muster/wire/client-reply';
 export { CodeCount } from './muster/wire/code-count';
+export { Credit } from './muster/wire/credit';
 export { ErrorCode } from './muster/wire/error-code';
 export { Failure } from './muster/wire/failure';
 export { Item } from './muster/wire/item';

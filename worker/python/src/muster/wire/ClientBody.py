@@ -22,3 +22,4 @@ class ClientBody(object):
     JobCancel = 16
     Batch = 17
     Credit = 18
+    Chunk = 19

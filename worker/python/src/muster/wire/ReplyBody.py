@@ -18,3 +18,5 @@ class ReplyBody(object):
     JobInfoList = 12
     Batch = 13
     Item = 14
+    Chunk = 15
+    Credit = 16

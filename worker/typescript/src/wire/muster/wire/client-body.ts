@@ -2,6 +2,7 @@
 
 import { Batch } from '../../muster/wire/batch';
 import { Cancel } from '../../muster/wire/cancel';
+import { Chunk } from '../../muster/wire/chunk';
 import { Credit } from '../../muster/wire/credit';
 import { GetNodeStats } from '../../muster/wire/get-node-stats';
 import { GetStatus } from '../../muster/wire/get-status';
@@ -39,13 +40,14 @@ export enum ClientBody {
   JobList = 15,
   JobCancel = 16,
   Batch = 17,
-  Credit = 18
+  Credit = 18,
+  Chunk = 19
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
-): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+  accessor: (obj:Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null
+): Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(new Submit())! as Submit;
@@ -66,15 +68,16 @@ export function unionToClientBody(
     case 'JobCancel': return accessor(new JobCancel())! as JobCancel;
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Credit': return accessor(new Credit())! as Credit;
+    case 'Chunk': return accessor(new Chunk())! as Chunk;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
+  accessor: (index: number, obj:Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke) => Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null, 
   index: number
-): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
+): Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(index, new Submit())! as Submit;
@@ -95,6 +98,7 @@ export function unionListToClientBody(
     case 'JobCancel': return accessor(index, new JobCancel())! as JobCancel;
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Credit': return accessor(index, new Credit())! as Credit;
+    case 'Chunk': return accessor(index, new Chunk())! as Chunk;
     default: return null;
   }
 }

@@ -3,6 +3,8 @@
 import { Accepted } from '../../muster/wire/accepted';
 import { AdminReport } from '../../muster/wire/admin-report';
 import { Batch } from '../../muster/wire/batch';
+import { Chunk } from '../../muster/wire/chunk';
+import { Credit } from '../../muster/wire/credit';
 import { Failure } from '../../muster/wire/failure';
 import { Item } from '../../muster/wire/item';
 import { JobInfo } from '../../muster/wire/job-info';
@@ -31,13 +33,15 @@ export enum ReplyBody {
   JobInfo = 11,
   JobInfoList = 12,
   Batch = 13,
-  Item = 14
+  Item = 14,
+  Chunk = 15,
+  Credit = 16
 }
 
 export function unionToReplyBody(
   type: ReplyBody,
-  accessor: (obj:Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
-): Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+  accessor: (obj:Accepted|AdminReport|Batch|Chunk|Credit|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Chunk|Credit|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
+): Accepted|AdminReport|Batch|Chunk|Credit|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(new Accepted())! as Accepted;
@@ -54,15 +58,17 @@ export function unionToReplyBody(
     case 'JobInfoList': return accessor(new JobInfoList())! as JobInfoList;
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Item': return accessor(new Item())! as Item;
+    case 'Chunk': return accessor(new Chunk())! as Chunk;
+    case 'Credit': return accessor(new Credit())! as Credit;
     default: return null;
   }
 }
 
 export function unionListToReplyBody(
   type: ReplyBody, 
-  accessor: (index: number, obj:Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
+  accessor: (index: number, obj:Accepted|AdminReport|Batch|Chunk|Credit|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Chunk|Credit|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
   index: number
-): Accepted|AdminReport|Batch|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+): Accepted|AdminReport|Batch|Chunk|Credit|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(index, new Accepted())! as Accepted;
@@ -79,6 +85,8 @@ export function unionListToReplyBody(
     case 'JobInfoList': return accessor(index, new JobInfoList())! as JobInfoList;
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Item': return accessor(index, new Item())! as Item;
+    case 'Chunk': return accessor(index, new Chunk())! as Chunk;
+    case 'Credit': return accessor(index, new Credit())! as Credit;
     default: return null;
   }
 }
