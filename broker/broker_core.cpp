@@ -272,7 +272,9 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
                                      Payload{r.payload_owner, r.parameters}, left, r.attempts,
                                      CallerContext{c.identity, c.name, c.workspace, c.role,
                                                    std::move(trace)},
-                                     w.payload_frames});
+                                     w.payload_frames,
+                                     r.stream ? static_cast<std::uint32_t>(r.stream->window().items) : 0u,
+                                     r.stream ? r.stream->window().bytes : 0u});
 }
 
 void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
@@ -344,7 +346,16 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
   auto it = requests_.find(id);
   Request& r = it->second;
   r.resends = 0;
+  if (items_delivered(r)) {  // a re-run would repeat items its caller has (PROTOCOL.md §7.8)
+    finish(now, r, FailureBody{ErrorCode::WorkerLost,
+                               fmt::format("worker '{}' was lost ({}) after {} item(s) of the stream "
+                                           "were delivered; a re-run would repeat them, so it was not retried",
+                                           worker_id, why, r.stream->forwarded_items())});
+    requests_.erase(it);
+    return false;
+  }
   if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
+    if (r.stream) r.stream->restart();  // seq starts again at 0 on the next worker
     r.state = RequestState::Queued;
     r.worker_id.clear();
     r.waiting_since = now;
@@ -599,7 +610,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   std::vector<NodeKey> requeued;
   for (auto id : lost) {
     Request& r = requests_.at(id);
-    if (r.resends >= config_.max_resends) {
+    if (r.resends >= config_.max_resends || items_delivered(r)) {
       spdlog::warn("request still missing from its worker's pong {} after {} re-send(s): treating "
                    "it as lost request_id={} node={} worker_id={}", seq, r.resends, id, r.node->second, w->id);
       actions_.push_back(SendAbort{w->id, id, ErrorCode::WorkerLost, "never acknowledged"});
@@ -625,6 +636,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     send_to_worker(r, *w, now);
   }
   for (auto& key : requeued) dispatch_node(key, now);
+  republish_credits(*w);
   if (pong_wants_ack(*w, answered, confirmed_now)) reply_worker(peer, std::move(ack));
   if (changed) {
     if (w->state == WorkerState::Draining && w->holding.empty()) {
@@ -801,6 +813,11 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                     open_bytes() >> 20, (bytes + 1023) >> 10, config_.max_open_bytes >> 20));
 
   ev.durable = ev.durable || entry->spec.durable;  // a durable node makes every call durable
+  if (ev.durable && ev.stream_window_items)
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
+        fmt::format("durable calls do not stream: the call to '{}' asked for items (stream_window_items "
+                    "{}) and is durable{}", ev.node, ev.stream_window_items,
+                    entry->spec.durable ? " (the node is declared durable)" : ""));
   if (ev.durable && config_.journal_max_bytes && journal_bytes_ + bytes > config_.journal_max_bytes)
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
         fmt::format("journal full: {} of {} bytes held by open and undelivered durable calls; "
@@ -830,6 +847,8 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.payload_frames = ev.payload_frames;
   r.idempotent = entry->spec.idempotent;
   r.trace_id = std::move(ev.trace_id);
+  if (auto window = ItemStream::window_for(ev.stream_window_items, ev.stream_window_bytes, config_.streams))
+    r.stream = std::make_unique<ItemStream>(*window);
   by_client_.emplace(std::move(key), id);
   count_open(r, +1);
   deadlines_.push(r.deadline, id, requests_.size(),

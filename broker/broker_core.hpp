@@ -37,6 +37,7 @@
 #include "node_stats.hpp"
 #include "registry.hpp"
 #include "request_stats.hpp"
+#include "stream_credit.hpp"
 
 namespace muster::broker {
 
@@ -93,6 +94,8 @@ struct CoreConfig {
   // across a restart (PROTOCOL.md §7.6): the daemon starts them at its start time in ms × 1024
   // and above epoch << 40 once a journal is open (on_journal_epoch). Tests keep 1.
   std::uint64_t first_request_id = 1;
+  // Item streams (PROTOCOL.md §7.8): the bounds of a call's window.
+  StreamLimits streams;
 };
 
 struct StatusSnapshot {
@@ -136,6 +139,12 @@ class BrokerCore {
   void on_failure(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                   std::uint64_t request_id, ErrorCode code, std::string message);
   void on_detach(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id);
+  // One item of a call's stream (broker_core_streams.cpp, PROTOCOL.md §7.8): forwarded to the
+  // caller at once if it is the next seq within the credit forwarded to the worker; a gap ends
+  // the call WorkerLost, a duplicate or an item beyond the credit ends it WorkerError (the
+  // worker gets Rejected and Abort). Answered like a Progress.
+  void on_item(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+               std::uint64_t request_id, std::uint64_t seq, Payload values);
   // A worker message that could not be decoded (or may not be acted on); answered Rejected.
   void on_bad_worker_message(const Peer& peer, std::string why,
                              ErrorCode code = ErrorCode::BadMessage);
@@ -145,6 +154,11 @@ class BrokerCore {
   // `workspace`, when the Cancel was made on behalf of a user (on_behalf_of): only a request of
   // that workspace is cancelled; one of another workspace is left alone, as an id not open.
   void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
+                 const std::string* workspace = nullptr);
+  // A caller's Credit (PROTOCOL.md §7.8): clamped, and published to the worker when the grant
+  // grew. Never answered; ignored for a request not open, not streaming, of another workspace
+  // (`workspace` as for on_cancel), or for a stream other than 0.
+  void on_credit(TimePoint now, const Peer& peer, const CreditEvent& ev,
                  const std::string* workspace = nullptr);
   // ---- durable jobs (docs/DURABILITY.md §6; broker_core_jobs.cpp). Every one sees only the
   // jobs of `who.workspace`: another workspace's job is "no such job". ----
@@ -316,6 +330,8 @@ class BrokerCore {
     // Restored by restore(): it waits in the lane of restored calls, in job order, whichever
     // connection resumes it (lane_of).
     bool restored_lane = false;
+    // Its caller reads items (PROTOCOL.md §7.8): the stream's credit and counts; null otherwise.
+    std::unique_ptr<ItemStream> stream;
   };
   struct PeerHash {
     std::size_t operator()(const Peer& p) const;
@@ -352,6 +368,13 @@ class BrokerCore {
   void leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it);
   // Whether request `id`'s entry in deadlines_ still counts (DeadlineQueue's `live`).
   bool deadline_counts(std::uint64_t id) const;
+
+  // ---- item streams (broker_core_streams.cpp) ----
+  // Publishes again the grant of each stream worker `w` holds that it has not used up (a PUB
+  // message may have been lost); called on its Pong, so at most once per ping interval.
+  void republish_credits(const WorkerEntry& w);
+  // Whether request `r` may run again elsewhere: not once an item of it reached its caller.
+  static bool items_delivered(const Request& r) { return r.stream && r.stream->forwarded_any(); }
 
   // A Result or Failure from a worker: the terminal reply if the request is still live.
   void on_answer(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,

@@ -410,7 +410,7 @@ struct Daemon::Impl {
       return core.on_bad_client_message(peer, r->request_id, std::move(r->why), r->code);
     auto rid = std::visit([](auto& e) -> std::uint64_t {
       using T = std::decay_t<decltype(e)>;
-      if constexpr (std::is_same_v<T, SubmitEvent>) return e.client_request_id;
+      if constexpr (std::is_same_v<T, SubmitEvent> || std::is_same_v<T, CreditEvent>) return e.client_request_id;
       else if constexpr (std::is_same_v<T, JobEvent>) return request_id_of(e);
       else return e.request_id;
     }, ev);
@@ -419,7 +419,9 @@ struct Daemon::Impl {
       return core.on_bad_client_message(peer, rid, "this identity is revoked or not enrolled as a client",
                                         ErrorCode::PermissionDenied);
     // A gateway's message acts as the user it asserts, if it may (broker/on_behalf_of).
-    auto verdict = decide_on_behalf_of(**caller, asserted, std::holds_alternative<CancelEvent>(ev),
+    // A Credit, like a Cancel, touches only the connection's own request.
+    auto verdict = decide_on_behalf_of(**caller, asserted,
+                                       std::holds_alternative<CancelEvent>(ev) || std::holds_alternative<CreditEvent>(ev),
                                        std::holds_alternative<AdminEvent>(ev));
     if (!verdict.caller) return core.on_bad_client_message(peer, rid, std::move(verdict.reason), verdict.code);
     const Caller& who = *verdict.caller;
@@ -432,6 +434,7 @@ struct Daemon::Impl {
     }
     if (auto* c = std::get_if<CancelEvent>(&ev))
       return core.on_cancel(now, peer, c->request_id, asserted ? &who.workspace : nullptr);
+    if (auto* c = std::get_if<CreditEvent>(&ev)) return core.on_credit(now, peer, *c, asserted ? &who.workspace : nullptr);
     if (auto* j = std::get_if<JobEvent>(&ev)) return deliver(core, now, peer, who, *j);
     if (auto* a = std::get_if<AdminEvent>(&ev)) {
       auto type = a->message->body_type();
@@ -843,7 +846,10 @@ struct Daemon::Impl {
   void reply_to_client(ReplyToClient& a) {
     auto* result = std::get_if<ResultBody>(&a.body);
     bool inline_outputs = result && !as_frame(result->outputs, result->payload_frames);
-    auto& fbb = builders.get(inline_outputs ? result->outputs.bytes.size() + 128 : 0);
+    auto* item = std::get_if<ItemBody>(&a.body);
+    auto& fbb = builders.get(inline_outputs ? result->outputs.bytes.size() + 128
+                             : item         ? item->values.bytes.size() + 128
+                                            : 0);
     wire::ReplyBody type{};
     flatbuffers::Offset<void> body;
     if (auto* acc = std::get_if<AcceptedBody>(&a.body)) {
@@ -871,6 +877,14 @@ struct Daemon::Impl {
     } else if (auto* f = std::get_if<FailureBody>(&a.body)) {
       type = wire::ReplyBody::Failure;
       body = wire::CreateFailureDirect(fbb, a.request_id, f->code, f->message.c_str(), f->job_id).Union();
+    } else if (auto* item = std::get_if<ItemBody>(&a.body)) {
+      type = wire::ReplyBody::Item;
+      auto values = payload_vector(fbb, item->values);
+      wire::ItemBuilder ib(fbb);
+      ib.add_request_id(a.request_id);
+      ib.add_seq(item->seq);
+      if (!values.IsNull()) ib.add_values(values);
+      body = ib.Finish().Union();
     } else if (auto* info = std::get_if<JobInfoBody>(&a.body)) {
       type = wire::ReplyBody::JobInfo;
       body = encode_job_info(fbb, *info).Union();
@@ -904,6 +918,10 @@ struct Daemon::Impl {
     b.add_attempt(a.attempt);
     b.add_caller(caller);
     if (framed) b.add_inputs_in_frame(true);
+    if (a.stream_window_items) {  // the caller reads items (PROTOCOL.md §7.8)
+      b.add_stream_window_items(a.stream_window_items);
+      b.add_stream_window_bytes(a.stream_window_bytes);
+    }
     auto body = b.Finish();
     publish_to_worker(a.worker_id, fbb, wire::DaemonBody::WorkRequest, body.Union(),
                       framed ? &a.inputs : nullptr);
@@ -938,6 +956,10 @@ struct Daemon::Impl {
               }
             } else if constexpr (std::is_same_v<T, ReplyToWorker>) {
               reply_to_worker(a);
+            } else if constexpr (std::is_same_v<T, SendCredit>) {
+              auto& fbb = builders.get();
+              auto body = wire::CreateCredit(fbb, a.request_id, a.stream, a.items, a.bytes);
+              publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Credit, body.Union());
             } else {
               reply_to_client(a);
             }

@@ -82,6 +82,15 @@ struct SubmitEvent {
   bool payload_frames = false;  // takes the Result's outputs as a frame of their own
   bool durable = false;         // journaled (docs/DURABILITY.md): Accepted carries its job id
   bool batch_replies = false;   // the connection reads Batch (PROTOCOL.md §2.2; the socket loop's)
+  std::uint32_t stream_window_items = 0;  // reads the call's Items (PROTOCOL.md §7.8); 0: none
+  std::uint64_t stream_window_bytes = 0;
+};
+
+// Credit of a call's stream from its caller (PROTOCOL.md §7.8): cumulative totals.
+struct CreditEvent {
+  std::uint64_t client_request_id = 0;
+  std::uint32_t stream = 0;
+  std::uint64_t items = 0, bytes = 0;
 };
 
 // ---- durable jobs (docs/DURABILITY.md §6): every one scoped to the caller's workspace ----
@@ -130,6 +139,15 @@ struct SendWorkRequest {
   std::uint32_t attempt = 1;
   CallerContext caller;
   bool payload_frames = false;  // the worker takes `inputs` as a frame of their own
+  std::uint32_t stream_window_items = 0;  // the caller reads items: the initial grant (§7.8)
+  std::uint64_t stream_window_bytes = 0;
+};
+// Request socket, the worker's topic: a call's grant grew (PROTOCOL.md §7.8).
+struct SendCredit {
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  std::uint32_t stream = 0;
+  std::uint64_t items = 0, bytes = 0;
 };
 struct SendAbort {
   std::string worker_id;
@@ -173,6 +191,11 @@ struct ProgressBody {
   std::uint64_t step = 0, total = 0;
   std::string message;
 };
+// One item of a call's stream, forwarded as the worker sent it (PROTOCOL.md §7.8).
+struct ItemBody {
+  std::uint64_t seq = 0;
+  Payload values;
+};
 struct ResultBody {
   Payload outputs;
   bool payload_frames = false;  // the client takes `outputs` as a frame of their own
@@ -199,7 +222,7 @@ struct JobInfoListBody {
   std::vector<JobInfoBody> jobs;  // oldest first
 };
 using ClientReplyBody =
-    std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody, JobInfoBody, JobInfoListBody>;
+    std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody, JobInfoBody, JobInfoListBody, ItemBody>;
 struct ReplyToClient {
   Peer peer;
   std::uint64_t request_id = 0;
@@ -211,6 +234,6 @@ struct ReplyToClient {
   bool refusal = false;
 };
 
-using Action = std::variant<SendWorkRequest, SendAbort, SendPing, ReplyToWorker, ReplyToClient>;
+using Action = std::variant<SendWorkRequest, SendAbort, SendPing, ReplyToWorker, ReplyToClient, SendCredit>;
 
 }  // namespace muster::broker

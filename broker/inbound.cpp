@@ -195,6 +195,11 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
       return FailureEvent{std::move(worker_id), f->request_id(), f->code(), str(f->message())};
     }
     case WorkerBody::Detach: return DetachEvent{std::move(worker_id)};
+    case WorkerBody::Item: {
+      auto* i = msg->body_as_Item();
+      auto values = kept_payloads(bytes.size(), keep, limits, payload_bytes(i->values()), {}).first;
+      return ItemEvent{std::move(worker_id), i->request_id(), i->seq(), std::move(values)};
+    }
     case WorkerBody::Batch:
       return refuse(in_batch ? kBatchInBatch : "a Batch must be opened with for_each_worker_event");
     default: return refuse("WorkerMessage without a known body");
@@ -217,6 +222,8 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
           core.on_result(now, peer, who, e.worker_id, e.request_id, std::move(e.outputs));
         } else if constexpr (std::is_same_v<T, FailureEvent>) {
           core.on_failure(now, peer, who, e.worker_id, e.request_id, e.code, std::move(e.message));
+        } else if constexpr (std::is_same_v<T, ItemEvent>) {
+          core.on_item(now, peer, who, e.worker_id, e.request_id, e.seq, std::move(e.values));
         } else {
           core.on_detach(now, peer, who, e.worker_id);
         }
@@ -268,12 +275,18 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       ev.payload_frames = s->payload_frames();
       ev.durable = s->durable();
       ev.batch_replies = s->batch_replies();
+      ev.stream_window_items = s->stream_window_items();
+      ev.stream_window_bytes = s->stream_window_bytes();
       ev.trace_id = str(s->trace_id());
       std::tie(ev.inputs, ev.parameters) = kept_payloads(bytes.size(), keep, limits, payload_bytes(s->inputs()),
                                                          payload_bytes(s->parameters()));
       return ev;
     }
     case ClientBody::Cancel: return CancelEvent{rid};
+    case ClientBody::Credit: {
+      auto* c = msg->body_as_Credit();
+      return CreditEvent{rid, c->stream(), c->items(), c->bytes()};
+    }
     case ClientBody::ListNodes: return QueryEvent{rid, Query::ListNodes};
     case ClientBody::ListWorkers: return QueryEvent{rid, Query::ListWorkers};
     case ClientBody::GetStatus: return QueryEvent{rid, Query::GetStatus};

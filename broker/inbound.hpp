@@ -80,8 +80,13 @@ struct FailureEvent {
 struct DetachEvent {
   std::string worker_id;
 };
+struct ItemEvent {  // one item of a call's stream (PROTOCOL.md §7.8)
+  std::string worker_id;
+  std::uint64_t request_id = 0, seq = 0;
+  Payload values;
+};
 using WorkerEvent =
-    std::variant<Refusal, AttachEvent, PongEvent, ProgressEvent, ResultEvent, FailureEvent, DetachEvent>;
+    std::variant<Refusal, AttachEvent, PongEvent, ProgressEvent, ResultEvent, FailureEvent, DetachEvent, ItemEvent>;
 
 // The owner of the bytes being decoded, asked for (at most once) only when a payload slice is
 // kept uncopied.
@@ -136,7 +141,7 @@ struct AdminEvent {
 };
 // A durable-job message (events.hpp; BrokerCore::on_job_*).
 using JobEvent = std::variant<JobResumeEvent, JobAckEvent, JobGetEvent, JobListEvent, JobCancelEvent>;
-using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent, JobEvent>;
+using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent, JobEvent, CreditEvent>;
 
 // `on_behalf_of`, if given, receives ClientMessage.on_behalf_of when the message carries one
 // (broker/on_behalf_of decides whether it is honoured). `in_batch` as for decode_worker_message.

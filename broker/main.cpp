@@ -100,6 +100,15 @@ int main(int argc, char** argv) {
                  "Re-sends of a request its worker's pongs keep missing (at most one per ping); "
                  "then it is lost with that worker (re-queued if idempotent, else WORKER_LOST)")
       ->capture_default_str()->check(CLI::Range(0, 100));
+  // Item streams (docs/PROTOCOL.md §7.8): the largest window a caller may ask for.
+  app.add_option("--stream-window-items", opt.core.streams.max_items,
+                 "Items a streaming call's worker may run ahead of its caller, at most (a larger "
+                 "Submit.stream_window_items is cut to it)")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--stream-window-bytes", opt.core.streams.max_bytes,
+                 "The same bound in bytes of item values (musterd holds at most this much of one "
+                 "stream in its queues, plus one item)")
+      ->capture_default_str()->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 34));
   app.add_option("--max-client-outstanding", opt.core.max_client_outstanding,
                  "Calls one client connection may have open plus replies it has not read; "
                  "beyond it a Submit gets QUEUE_FULL at once; 0 = no limit")

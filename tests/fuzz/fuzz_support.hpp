@@ -63,7 +63,7 @@ inline void feed_worker_message(BrokerCore& core, TimePoint now, const Peer& pee
 
 // What a client message turned into, for the invariant checker.
 struct ClientFeed {
-  enum Kind { Bad, Submit, Cancel, Query, Admin, Job } kind = Bad;
+  enum Kind { Bad, Submit, Cancel, Query, Admin, Job, Credit } kind = Bad;
   std::uint64_t request_id = 0;
 };
 
@@ -88,6 +88,10 @@ inline ClientFeed feed_client_message(BrokerCore& core, TimePoint now, const Pee
   if (auto* c = std::get_if<broker::CancelEvent>(&ev)) {
     core.on_cancel(now, peer, c->request_id);
     return {ClientFeed::Cancel, c->request_id};
+  }
+  if (auto* c = std::get_if<broker::CreditEvent>(&ev)) {  // never answered (PROTOCOL.md §7.8)
+    core.on_credit(now, peer, *c);
+    return {ClientFeed::Credit, c->client_request_id};
   }
   if (auto* a = std::get_if<broker::AdminEvent>(&ev)) return {ClientFeed::Admin, a->request_id};
   if (auto* j = std::get_if<broker::JobEvent>(&ev)) {
