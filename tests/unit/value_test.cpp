@@ -108,11 +108,11 @@ TEST_CASE("chunked values (PROTOCOL.md §7.9) round-trip through Values and JSON
         R"(000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}},"small":{"$bytes":"AQI="}})");
   CHECK(map_from_json_text(text) == m);
   const std::string zeros(64, '0');
-  for (std::string bad : {R"({"stream":0,"size":1,"sha256":")" + zeros + ""}",
-                          R"({"stream":4294967296,"size":1,"sha256":")" + zeros + ""}",
-                          R"({"stream":1,"size":-1,"sha256":")" + zeros + ""}",
-                          R"({"stream":1,"size":1,"sha256":")" + zeros.substr(2) + ""}",
-                          R"({"stream":1,"size":1,"sha256":")" + std::string(64, 'A') + ""}",
+  for (std::string bad : {R"({"stream":0,"size":1,"sha256":")" + zeros + "\"}",
+                          R"({"stream":4294967296,"size":1,"sha256":")" + zeros + "\"}",
+                          R"({"stream":1,"size":-1,"sha256":")" + zeros + "\"}",
+                          R"({"stream":1,"size":1,"sha256":")" + zeros.substr(2) + "\"}",
+                          R"({"stream":1,"size":1,"sha256":")" + std::string(64, 'A') + "\"}",
                           std::string(R"({"stream":1,"size":1})")}) {
     CAPTURE(bad);
     CHECK_THROWS_WITH_AS(map_from_json_text(R"({"d":{"$chunked":)" + bad + "}}"), doctest::Contains("$.d: $chunked"),
