@@ -625,10 +625,12 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
       actions_.push_back(SendAbort{w->id, id, ErrorCode::WorkerLost, "never acknowledged"});
       w->holding.erase(id);
       NodeKey node = *r.node;
-      if (lose_request(id, w->id,
-                       fmt::format("it never listed the request in its pongs, {} re-send(s)",
-                                   config_.max_resends),
-                       now))
+      // A streaming call the worker stopped listing after items reached its caller is not
+      // sent again: the worker lost it, and a re-run would repeat the items (PROTOCOL.md §7.8).
+      auto why = items_delivered(r) ? std::string("its pongs stopped listing the request")
+                                    : fmt::format("it never listed the request in its pongs, {} re-send(s)",
+                                                  config_.max_resends);
+      if (lose_request(id, w->id, why, now))
         requeued.push_back(std::move(node));
       changed = true;
       continue;

@@ -37,6 +37,9 @@ void BrokerCore::on_item(TimePoint now, const Peer& peer, const Caller& who, con
   if (verdict == ItemVerdict::Forward) {
     reply_client(r, ItemBody{seq, std::move(values)});
     if (!w->no_answer_acks) reply_worker(peer, AckReply{false});
+    // The caller may have granted beyond what the worker could be given so far (one window past
+    // what was forwarded): more of it, now that this item was forwarded.
+    if (auto grant = r.stream->regrant()) actions_.push_back(SendCredit{w->id, r.id, 0, grant->items, grant->bytes});
     return;
   }
   if (verdict == ItemVerdict::Gap) {

@@ -15,15 +15,31 @@ std::optional<Grant> ItemStream::window_for(std::uint32_t items, std::uint64_t b
   return w;
 }
 
-std::optional<Grant> ItemStream::on_credit(std::uint64_t items, std::uint64_t bytes) {
+Grant ItemStream::allowed() const {
   // A caller cannot have consumed more than it was sent: beyond that plus one window, a grant
   // would let the worker fill musterd's queues towards a caller that does not read.
   auto cap = [](std::uint64_t forwarded, std::uint64_t window) {
     return forwarded > UINT64_MAX - window ? UINT64_MAX : forwarded + window;
   };
-  Grant next{std::max(granted_.items, std::min(items, cap(received_.items, window_.items))),
-             std::max(granted_.bytes, std::min(bytes, cap(received_.bytes, window_.bytes)))};
+  return Grant{std::max(granted_.items, std::min(caller_.items, cap(received_.items, window_.items))),
+               std::max(granted_.bytes, std::min(caller_.bytes, cap(received_.bytes, window_.bytes)))};
+}
+
+std::optional<Grant> ItemStream::on_credit(std::uint64_t items, std::uint64_t bytes) {
+  caller_ = Grant{std::max(caller_.items, items), std::max(caller_.bytes, bytes)};
+  Grant next = allowed();
   if (next == granted_) return std::nullopt;
+  granted_ = next;
+  return granted_;
+}
+
+std::optional<Grant> ItemStream::regrant() {
+  Grant next = allowed();
+  if (next == granted_) return std::nullopt;
+  bool used_up = received_.items >= granted_.items || received_.bytes >= granted_.bytes;
+  bool half_more = next.items - granted_.items >= std::max<std::uint64_t>(1, window_.items / 2) ||
+                   next.bytes - granted_.bytes >= std::max<std::uint64_t>(1, window_.bytes / 2);
+  if (!used_up && !half_more) return std::nullopt;
   granted_ = next;
   return granted_;
 }
@@ -45,7 +61,7 @@ std::optional<Grant> ItemStream::republish() const {
 }
 
 void ItemStream::restart() {
-  granted_ = window_;
+  granted_ = caller_ = window_;
   received_ = {};
 }
 

@@ -39,7 +39,7 @@ class ItemStream {
   // items (items == 0).
   static std::optional<Grant> window_for(std::uint32_t items, std::uint64_t bytes, const StreamLimits& limits);
 
-  explicit ItemStream(Grant window) : window_(window), granted_(window) {}
+  explicit ItemStream(Grant window) : window_(window), granted_(window), caller_(window) {}
 
   // The window every WorkRequest of the call carries (the worker's initial grant).
   Grant window() const { return window_; }
@@ -49,13 +49,20 @@ class ItemStream {
   std::uint64_t forwarded_bytes() const { return received_.bytes; }
   bool forwarded_any() const { return received_.items > 0; }
 
-  // A caller's Credit (cumulative totals): clamped to what the caller could have consumed plus
-  // one window, then each total raised if higher. Returns the grant to publish to the worker when
-  // it grew (nullopt: stale, repeated, or clamped to nothing new).
+  // A caller's Credit (cumulative totals): each total kept if higher than the caller's before.
+  // The worker is given of it at most what musterd has forwarded plus one window (a caller cannot
+  // have consumed more than it was sent, so it cannot make musterd hold more than a window);
+  // the rest is given as items are forwarded (regrant). Returns the grant to publish to the
+  // worker when it grew (nullopt: stale, repeated, or nothing more may be given yet).
   std::optional<Grant> on_credit(std::uint64_t items, std::uint64_t bytes);
 
   // One Item of `size` bytes (its values vector) with this seq: counted when Forward.
   ItemVerdict on_item(std::uint64_t seq, std::uint64_t size);
+
+  // After a forwarded item: more of the caller's grant the worker may now be given, when it has
+  // used up what it has (it waits) or half a window more became available; else nullopt (one
+  // Credit per half window, not per item).
+  std::optional<Grant> regrant();
 
   // The grant to publish again (a PUB message may be lost): the newest one when it is larger
   // than the initial window (the WorkRequest carries that one) and the worker has not used it
@@ -71,7 +78,11 @@ class ItemStream {
 
  private:
   Grant window_;
-  Grant granted_;    // forwarded to the worker (clamped, highest totals)
+  // What the worker may have now: the caller's totals, at most what was forwarded plus a window.
+  Grant allowed() const;
+
+  Grant granted_;    // given to the worker (the WorkRequest's window, then each Credit published)
+  Grant caller_;     // the caller's highest totals (the initial window included)
   Grant received_;   // items (next seq) and bytes received from the worker and forwarded
 };
 

@@ -456,8 +456,8 @@ def test_pushes_follow_a_worker_that_joins_and_leaves(gw, daemon):
         assert ws.recv()["type"] == "connected"
         status = ws.wait("node.status")["payload"]
         assert status["peer_id"] == gw.instance_id and status["stats"]["workers"] == 1
-        assert status["stats"]["services_count"] == 4 and status["known_peers"] == 1
-        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail"})
+        assert status["stats"]["services_count"] == 5 and status["known_peers"] == 1
+        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail", "count"})
         ws.wait("peers.updated", lambda p: [x["id"] for x in p["peers"]] == ["cpp-1"])
 
         py = start_python_worker(daemon, "py-1")
@@ -499,7 +499,7 @@ def test_search_with_each_filter(gw, daemon):
         assert search(query="STATS") == ["py.stats"]            # name, any case
         assert search(service_type="math") == ["py.stats"]
         assert search(service_type="math,crypto") == ["py.hash", "py.stats"]
-        assert search(peer_ids=["cpp-1"]) == ["echo", "fail", "hello", "sleep"]
+        assert search(peer_ids=["cpp-1"]) == ["count", "echo", "fail", "hello", "sleep"]
         assert search(peer_ids=["nobody"]) == []
         assert search(query="echo", active_only=True) == ["echo", "py.echo"]
         stop(py)
@@ -581,7 +581,7 @@ def test_closing_a_socket_cancels_its_executions(gw, cpp_worker):
 def test_rest_routes_and_their_status_codes(gw):
     token = gw.login()
     status, nodes = gw.get("/api/nodes", token)
-    assert status == 200 and sorted(n["name"] for n in nodes) == ["echo", "fail", "hello", "sleep"]
+    assert status == 200 and sorted(n["name"] for n in nodes) == ["count", "echo", "fail", "hello", "sleep"]
     assert all(n["workspace"] == "default" for n in nodes)
     status, workers = gw.get("/api/workers", token)
     assert status == 200 and [w["worker_id"] for w in workers] == ["cpp-1"]

@@ -82,6 +82,23 @@ TEST_CASE("stream credit: a grant beyond what was forwarded plus one window is c
   CHECK(*g == Grant{5, 500});
 }
 
+TEST_CASE("stream credit: a caller's grant beyond the clamp reaches the worker as items are forwarded") {
+  // The daemon's window (2) is smaller than the caller's (it granted 10 at once): the worker is
+  // given the rest as items go through, never more than forwarded + window, and never stalls.
+  ItemStream s(Grant{2, 1000});
+  CHECK_FALSE(s.on_credit(10, 100000).has_value());  // nothing forwarded: the window is all
+  Grant worker = s.granted();
+  std::uint64_t sent = 0;
+  while (sent < worker.items) {
+    REQUIRE(s.on_item(sent, 10) == ItemVerdict::Forward);
+    ++sent;
+    if (auto g = s.regrant()) worker = *g;
+    CHECK(worker.items <= sent + 2);
+  }
+  CHECK(sent == 10);  // the caller's whole grant, and no more
+  CHECK(s.on_item(10, 10) == ItemVerdict::OverCredit);
+}
+
 TEST_CASE("stream credit: the grant is published again only while the worker has not used it") {
   ItemStream s(Grant{1, 100});
   CHECK_FALSE(s.republish().has_value());  // the WorkRequest carries the window
@@ -180,6 +197,28 @@ TEST_CASE("core: an item for a call whose caller reads none is a protocol violat
   auto id = dispatched_id(h.submit(1, 0));
   h.item("w1", id, 0);
   CHECK(caller_saw(h.log) == std::vector<std::string>{"failure WORKER_ERROR"});
+}
+
+TEST_CASE("core: a caller window larger than the daemon's: the rest of its grant is metered out, no stall") {
+  auto cfg = stream_config();
+  cfg.streams.max_items = 2;
+  StreamHarness h(cfg);
+  h.ready("w1");
+  auto sent = all<SendWorkRequest>(h.submit(1, 64, 1000));
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].stream_window_items == 2);
+  auto id = sent[0].request_id;
+  h.credit(1, 40, 1u << 20);  // the caller, believing its window is 64, grants 40 at once
+  // The worker sends whenever its grant allows; the caller sends nothing more.
+  std::uint64_t grant = 2, seq = 0;
+  while (seq < grant) {
+    for (auto& c : all<SendCredit>(h.item("w1", id, seq++))) grant = std::max(grant, c.items);
+    CHECK(grant <= seq + 2);
+  }
+  CHECK(seq == 40);
+  h.result("w1", id);
+  CHECK(caller_saw(h.log).back() == "result");
+  CHECK(caller_saw(h.log).size() == 41);
 }
 
 TEST_CASE("core: a stale grant is not published; a Credit for a call not open or another stream is ignored") {

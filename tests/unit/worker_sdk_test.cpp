@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "daemon_process.hpp"
+#include "running_worker.hpp"
 #include "temp_dir.hpp"
 #include "muster/align.hpp"
 #include "muster/client.hpp"
@@ -24,40 +25,9 @@ using namespace muster;
 using namespace std::chrono_literals;
 using muster::test::DaemonProcess;
 
-namespace {
-
-// A Worker serving on its own thread; stopped and joined when the test ends, passed or not.
-struct RunningWorker {
-  Worker worker;
-  std::thread thread;
-  explicit RunningWorker(WorkerOptions opt) : worker(std::move(opt)) {}
-  void start() { thread = std::thread([this] { worker.run(); }); }
-  ~RunningWorker() {
-    worker.stop();
-    if (thread.joinable()) thread.join();
-  }
-};
-
-// A worker of `daemon`, signals left to the test runner, a short drain.
-WorkerOptions options_for(const DaemonProcess& daemon, std::string worker_id) {
-  return {.worker_id = std::move(worker_id),
-          .request_address = daemon.endpoint("request"),
-          .response_address = daemon.endpoint("response"),
-          .drain_timeout = 2000ms,
-          .handle_signals = false};
-}
-
-// Waits (bounded) until the daemon lists `node` as served.
-void wait_for_node(Client& client, const std::string& node) {
-  for (int i = 0; i < 300; ++i) {
-    for (auto& n : client.nodes())
-      if (n.value("name", "") == node && n.value("workers", 0) > 0) return;
-    std::this_thread::sleep_for(10ms);
-  }
-  FAIL("node ", node, " never became available");
-}
-
-}  // namespace
+using muster::test::options_for;
+using muster::test::RunningWorker;
+using muster::test::wait_for_node;
 
 TEST_CASE("C++ SDK: a socket-thread handler runs on the run() thread, a pool handler does not") {
   DaemonProcess daemon;

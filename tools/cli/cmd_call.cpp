@@ -3,7 +3,8 @@
 // (--durable, or a node declared durable) is left running instead, its job id said on stderr
 // when musterd accepts it, so that `muster job get ID` fetches it later. A durable call
 // survives musterd's restart: the client resumes it (client.hpp) and the outcome is printed
-// once, then acknowledged.
+// once, then acknowledged. With --stream, the node's items (partial results) are printed as they
+// come, one JSON line each, before the outputs' line.
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -25,6 +26,8 @@ struct CallArgs {
   bool progress = false;
   bool durable = false;
   bool keep = false;
+  bool stream = false;
+  std::uint32_t window_items = 64;
 };
 
 Map json_argument(std::string text, const char* what) {
@@ -43,6 +46,10 @@ int call_node(Client& client, const CallArgs& a) {
   o.timeout_ms = static_cast<std::uint64_t>(a.timeout.count());
   o.durable = a.durable;
   o.keep_outcome = a.keep;
+  if (a.stream) {
+    o.stream_window_items = a.window_items;
+    o.stream_window_bytes = 4ull << 20;
+  }
   std::uint64_t job = 0;
   o.on_job = [&job](std::uint64_t id) {
     job = id;
@@ -79,6 +86,10 @@ int call_node(Client& client, const CallArgs& a) {
         if (view) view->update(p->step, p->total, p->message);
         continue;
       }
+      if (auto* item = std::get_if<ItemEvent>(&ev.body)) {
+        std::cout << to_json(item->values).dump() << "\n";
+        continue;
+      }
       if (view) view->finish();
       if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
         std::cout << to_json(r->outputs).dump() << "\n";
@@ -111,6 +122,12 @@ void add_call_commands(Cli& cli) {
   call->add_flag("--keep", a->keep,
                  "With --durable: do not acknowledge the outcome once printed; musterd keeps it for "
                  "`muster job get` until its --result-ttl-ms");
+  call->add_flag("--stream", a->stream,
+                 "Read the node's items (partial results) and print each as one JSON line as it "
+                 "comes, then the outputs' line; the node runs at most --window items ahead");
+  call->add_option("--window", a->window_items, "With --stream: items the node may run ahead of this command")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 20));
   call->footer("Ctrl-C cancels the request on the daemon (the worker is told to abort); a durable call is "
                "left running instead (detached: `muster job get ID`). A durable call prints its job id on "
                "stderr when accepted, outlives a musterd restart (this command reconnects and resumes it "

@@ -8,6 +8,7 @@
 #include <span>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <zmq.hpp>
@@ -34,6 +35,9 @@ constexpr std::size_t kDeliveredRemembered = 65536;
 // it holds kBatchMaxBytes (PROTOCOL.md §2.2).
 constexpr std::size_t kBatchItemMax = 16 * 1024;
 constexpr std::size_t kBatchMaxBytes = 64 * 1024;
+// Item windows (PROTOCOL.md §7.8): Client::stream's default, and musterd's default bytes.
+constexpr std::uint32_t kStreamWindowItems = 64;
+constexpr std::uint64_t kStreamWindowBytes = 4ull << 20;
 
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> nested_values(flatbuffers::FlatBufferBuilder& fbb,
                                                                      const Map& m) {
@@ -64,6 +68,11 @@ struct Client::Impl {
     bool resume = false;       // durable, its connection lost: resumed on the next one
     std::function<void(std::uint64_t)> on_job;
     bool keep_outcome = false;
+    // Its item stream (PROTOCOL.md §7.8): the window asked for (0 items: none), what was handed
+    // to the application, and the totals last granted.
+    std::uint64_t window_items = 0, window_bytes = 0;
+    std::uint64_t consumed_items = 0, consumed_bytes = 0;
+    std::uint64_t granted_items = 0, granted_bytes = 0;
   };
   std::unordered_map<std::uint64_t, Open> open;
   // Durable calls wait for a reconnect since then (ClientOptions::durable_reconnect_wait).
@@ -383,6 +392,10 @@ struct Client::Impl {
     if (!trace.IsNull()) s.add_trace_id(trace);
     if (o.durable) s.add_durable(true);
     s.add_batch_replies(true);  // handle() opens a Batch of replies (PROTOCOL.md §2.2)
+    if (o.stream_window_items) {
+      s.add_stream_window_items(o.stream_window_items);
+      s.add_stream_window_bytes(o.stream_window_bytes);
+    }
     auto body = s.Finish();
     finish_client_message(id, wire::ClientBody::Submit, body.Union(), fbb, o.on_behalf_of);
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
@@ -391,6 +404,11 @@ struct Client::Impl {
     open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
                                  : SteadyClock::time_point::max(),
                     o.on_behalf_of, 0, false, o.on_job, o.keep_outcome};
+    if (o.stream_window_items) {
+      auto& st = open[id];
+      st.window_items = st.granted_items = o.stream_window_items;
+      st.window_bytes = st.granted_bytes = o.stream_window_bytes ? o.stream_window_bytes : kStreamWindowBytes;
+    }
     try {
       send_submit(id, fbb);
     } catch (...) {
@@ -462,6 +480,26 @@ struct Client::Impl {
         if (!open.contains(id)) return;
         auto* p = reply->body_as_Progress();
         pending.push_back(ClientEvent{id, ProgressEvent{p->step(), p->total(), str(p->message())}});
+        return;
+      }
+      case wire::ReplyBody::Item: {
+        auto o = open.find(id);
+        if (o == open.end() || !o->second.window_items) return;
+        auto* item = reply->body_as_Item();
+        std::uint64_t size = item->values() ? item->values()->size() : 0;
+        try {
+          pending.push_back(ClientEvent{id, ItemEvent{item->seq(), decode_values(payload_bytes(item->values())), size}});
+        } catch (const std::exception& e) {
+          // Not a valid Values payload: the call is over for this client (its terminal reply,
+          // when it comes, is dropped), and it is cancelled on the daemon.
+          pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage,
+                                                         fmt::format("item {}: {}", item->seq(), e.what())}});
+          try {
+            cancel_request(id);
+          } catch (const CallError&) {  // the connection is gone: nothing runs on for us
+          }
+          open.erase(o);
+        }
         return;
       }
       case wire::ReplyBody::Result: {
@@ -669,6 +707,54 @@ struct Client::Impl {
     return Json{{"nodes", nodes}, {"recent_failures", failures}};
   }
 
+  // An item of request `id` was handed to the application: once half a window (in items or in
+  // bytes) was consumed since the last grant, grants consumed + window (cumulative, §7.8).
+  void consumed(std::uint64_t id, std::uint64_t bytes) {
+    auto it = open.find(id);
+    if (it == open.end() || !it->second.window_items) return;
+    auto& o = it->second;
+    ++o.consumed_items;
+    o.consumed_bytes += bytes;
+    bool half_items = o.consumed_items + o.window_items - o.granted_items >= std::max<std::uint64_t>(1, o.window_items / 2);
+    bool half_bytes = o.consumed_bytes + o.window_bytes - o.granted_bytes >= std::max<std::uint64_t>(1, o.window_bytes / 2);
+    if (!half_items && !half_bytes) return;
+    o.granted_items = o.consumed_items + o.window_items;
+    o.granted_bytes = o.consumed_bytes + o.window_bytes;
+    flatbuffers::FlatBufferBuilder fbb(96);
+    auto body = wire::CreateCredit(fbb, id, 0, o.granted_items, o.granted_bytes);
+    try {
+      send_message(id, wire::ClientBody::Credit, body.Union(), fbb, o.on_behalf_of);
+    } catch (const CallError&) {
+      // The connection is gone: the call ends UNAVAILABLE with it (fail_open).
+    }
+  }
+
+  // What the application was handed: a durable call's outcome is remembered (handed_over), an
+  // item is credited (consumed).
+  void delivered_to_app(const ClientEvent& ev) {
+    if (auto* item = std::get_if<ItemEvent>(&ev.body)) return consumed(ev.request_id, item->bytes);
+    handed_over(ev);
+  }
+
+  // The next event of request `id` read so far (the others stay for poll()), or nullopt.
+  std::optional<ClientEvent> take_event(std::uint64_t id) {
+    for (auto it = pending.begin(); it != pending.end(); ++it) {
+      if (it->request_id != id) continue;
+      ClientEvent ev = std::move(*it);
+      pending.erase(it);
+      return ev;
+    }
+    return std::nullopt;
+  }
+
+  void cancel_request(std::uint64_t request_id) {
+    auto it = open.find(request_id);
+    if (it == open.end()) return;
+    flatbuffers::FlatBufferBuilder fbb(64);
+    auto body = wire::CreateCancel(fbb);
+    send_message(request_id, wire::ClientBody::Cancel, body.Union(), fbb, it->second.on_behalf_of);
+  }
+
   // Sends a query or admin command whose body `make_body` builds, and waits for its answer.
   template <class MakeBody>
   Json query(wire::ClientBody type, MakeBody make_body, const Assertion& as = {}) {
@@ -708,13 +794,7 @@ std::uint64_t Client::submit(const std::string& node, const Map& inputs, const C
   return impl_->submit(node, inputs, o);
 }
 
-void Client::cancel(std::uint64_t request_id) {
-  auto it = impl_->open.find(request_id);
-  if (it == impl_->open.end()) return;
-  flatbuffers::FlatBufferBuilder fbb(64);
-  auto body = wire::CreateCancel(fbb);
-  impl_->send_message(request_id, wire::ClientBody::Cancel, body.Union(), fbb, it->second.on_behalf_of);
-}
+void Client::cancel(std::uint64_t request_id) { impl_->cancel_request(request_id); }
 
 void Client::flush() { impl_->flush_held(); }
 
@@ -725,7 +805,7 @@ std::vector<ClientEvent> Client::poll(std::chrono::milliseconds wait) {
   std::vector<ClientEvent> out(std::make_move_iterator(impl_->pending.begin()),
                                std::make_move_iterator(impl_->pending.end()));
   impl_->pending.clear();
-  for (auto& ev : out) impl_->handed_over(ev);  // acknowledged at the next call (or the end)
+  for (auto& ev : out) impl_->delivered_to_app(ev);  // acknowledged/credited (acks at the next call)
   return out;
 }
 
@@ -742,25 +822,88 @@ Map Client::call(const std::string& node, const Map& inputs, const CallOptions& 
   auto id = submit(node, inputs, o);
   for (;;) {
     // Take this request's events out of the pending queue; keep the others for poll().
-    auto& pending = impl_->pending;
-    for (auto it = pending.begin(); it != pending.end();) {
-      if (it->request_id != id) {
-        ++it;
-        continue;
-      }
-      ClientEvent ev = std::move(*it);
-      it = pending.erase(it);
-      if (auto* p = std::get_if<ProgressEvent>(&ev.body)) {
+    while (auto ev = impl_->take_event(id)) {
+      if (auto* p = std::get_if<ProgressEvent>(&ev->body)) {
         if (o.on_progress) o.on_progress(p->step, p->total, p->message);
         continue;
       }
-      impl_->handed_over(ev);  // acknowledged at the next call (or the end)
-      if (auto* r = std::get_if<ResultEvent>(&ev.body)) return std::move(r->outputs);
-      auto& f = std::get<FailureEvent>(ev.body);
+      impl_->delivered_to_app(*ev);  // acknowledged at the next call (or the end); items credited
+      if (std::holds_alternative<ItemEvent>(ev->body)) continue;  // dropped: call() returns outputs
+      if (auto* r = std::get_if<ResultEvent>(&ev->body)) return std::move(r->outputs);
+      auto& f = std::get<FailureEvent>(ev->body);
       throw CallError(f.code, f.message);
     }
     impl_->pump(std::chrono::milliseconds(100));
   }
+}
+
+CallStream Client::stream(const std::string& node, const Map& inputs, CallOptions o) {
+  if (!o.stream_window_items) o.stream_window_items = kStreamWindowItems;
+  if (!o.stream_window_bytes) o.stream_window_bytes = kStreamWindowBytes;
+  auto id = submit(node, inputs, o);
+  return CallStream(*this, id, std::move(o));
+}
+
+// ---- CallStream --------------------------------------------------------------------------
+
+CallStream::CallStream(Client& client, std::uint64_t id, CallOptions options)
+    : client_(&client), id_(id), options_(std::move(options)) {}
+
+CallStream::CallStream(CallStream&& other) noexcept
+    : client_(std::exchange(other.client_, nullptr)),
+      id_(other.id_),
+      options_(std::move(other.options_)),
+      items_(other.items_),
+      done_(other.done_),
+      outputs_(std::move(other.outputs_)),
+      error_(std::move(other.error_)) {}
+
+CallStream::~CallStream() {
+  if (!client_ || done_) return;
+  try {
+    client_->impl_->cancel_request(id_);  // left before its end: the worker is told to stop
+  } catch (...) {
+  }
+}
+
+std::optional<Map> CallStream::next() {
+  if (done_ || !client_) return std::nullopt;
+  auto& impl = *client_->impl_;
+  impl.flush_acks();
+  for (;;) {
+    while (auto ev = impl.take_event(id_)) {
+      if (auto* p = std::get_if<ProgressEvent>(&ev->body)) {
+        if (options_.on_progress) options_.on_progress(p->step, p->total, p->message);
+        continue;
+      }
+      impl.delivered_to_app(*ev);
+      if (auto* item = std::get_if<ItemEvent>(&ev->body)) {
+        ++items_;
+        return std::move(item->values);
+      }
+      done_ = true;
+      if (auto* r = std::get_if<ResultEvent>(&ev->body)) {
+        outputs_ = std::move(r->outputs);
+      } else {
+        auto& f = std::get<FailureEvent>(ev->body);
+        error_.emplace(f.code, f.message);
+      }
+      return std::nullopt;
+    }
+    impl.pump(std::chrono::milliseconds(100));
+  }
+}
+
+Map& CallStream::outputs() {
+  while (next()) {
+  }
+  if (error_) throw *error_;
+  if (!outputs_) throw CallError(wire::ErrorCode::Internal, "the stream has no outputs (moved from)");
+  return *outputs_;
+}
+
+void CallStream::cancel() {
+  if (client_ && !done_) client_->impl_->cancel_request(id_);
 }
 
 Json Client::nodes(const Assertion& as) { return impl_->query(wire::ClientBody::ListNodes, wire::CreateListNodes, as); }

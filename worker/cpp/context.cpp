@@ -21,6 +21,11 @@ void Context::progress(std::uint64_t step, std::uint64_t total, const std::strin
   if (progress_) progress_(step, total, message);
 }
 
+bool Context::emit(const Map& values) {
+  if (!emit_) throw StreamNotRequested(node_);
+  return emit_(values);
+}
+
 bool Context::sleep_for(std::chrono::milliseconds d) const {
   auto until = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < until) {

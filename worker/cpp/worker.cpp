@@ -106,6 +106,77 @@ zmq::message_t progress_message(const std::string& worker_id, std::uint64_t requ
   return finish(fbb, worker_id, wire::WorkerBody::Progress, body.Union());
 }
 
+// One item of a call's stream (PROTOCOL.md §7.8); `values_bytes` receives the size counted
+// against the credit (the nested Values buffer).
+zmq::message_t item_message(const std::string& worker_id, std::uint64_t request_id, std::uint64_t seq,
+                            const Map& values, std::uint64_t& values_bytes) {
+  auto& fbb = answer_builder(encoded_size_hint(values) + 128 + worker_id.size());
+  auto vec = create_nested_values(fbb, values);
+  auto body = wire::CreateItem(fbb, request_id, seq, vec);
+  auto message = finish(fbb, worker_id, wire::WorkerBody::Item, body.Union());
+  auto* item = flatbuffers::GetRoot<wire::WorkerMessage>(message.data())->body_as_Item();
+  values_bytes = item && item->values() ? item->values()->size() : 0;
+  return message;
+}
+
+// The worker's side of one call's item stream (PROTOCOL.md §7.8): the grant (the WorkRequest's
+// window, raised by each Credit to the highest totals seen) and what the handler has sent. The
+// handler's thread waits on it in Context::emit; the socket thread grants and wakes it.
+struct StreamCredit {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::uint64_t granted_items = 0, granted_bytes = 0;
+  std::uint64_t sent_items = 0, sent_bytes = 0;  // sent_items is the next item's seq
+
+  // The send rule: the item's own size does not count, only what was sent before it.
+  bool may_send() const { return sent_items < granted_items && sent_bytes < granted_bytes; }
+  void grant(std::uint64_t items, std::uint64_t bytes) {
+    {
+      std::lock_guard lock(mu);
+      granted_items = std::max(granted_items, items);
+      granted_bytes = std::max(granted_bytes, bytes);
+    }
+    cv.notify_all();
+  }
+  void wake() {
+    { std::lock_guard lock(mu); }
+    cv.notify_all();
+  }
+};
+
+// Context::emit for a request with a stream: waits for credit (unless `can_wait` is false: a
+// socket-thread handler, which gets WorkError instead), then sends the item with `send`.
+// Returns false, sending nothing, once the request is aborted.
+bool emit_item(const std::string& worker_id, std::uint64_t request_id, StreamCredit& credit,
+               const std::atomic<bool>& aborted, const std::atomic<std::uint64_t>& max_message_bytes,
+               bool can_wait, const Map& values, const std::function<void(zmq::message_t)>& send) {
+  std::uint64_t seq = 0;
+  {
+    std::unique_lock lock(credit.mu);
+    while (!aborted.load() && !credit.may_send()) {
+      if (!can_wait)
+        throw WorkError(fmt::format("item {} is beyond the caller's window ({} items, {} bytes) and a "
+                                    "socket-thread handler cannot wait for credit",
+                                    credit.sent_items, credit.granted_items, credit.granted_bytes));
+      credit.cv.wait_for(lock, std::chrono::milliseconds(100));  // Abort and Credit notify; a bound all the same
+    }
+    if (aborted.load()) return false;
+    seq = credit.sent_items;
+  }
+  std::uint64_t size = 0;
+  auto message = item_message(worker_id, request_id, seq, values, size);
+  if (auto limit = max_message_bytes.load(); limit && message.size() > limit)
+    throw WorkError(fmt::format("item {} of {} bytes exceeds the daemon's limit of {} bytes (--max-message-bytes)",
+                                seq, message.size(), limit));
+  {
+    std::lock_guard lock(credit.mu);
+    ++credit.sent_items;
+    credit.sent_bytes += size;
+  }
+  send(std::move(message));
+  return true;
+}
+
 // Checks required ports and fills defaults. Throws WorkError(InvalidRequest).
 void apply_ports(const std::vector<Port>& ports, Map& values, std::string_view what) {
   for (auto& p : ports) {
@@ -127,6 +198,7 @@ struct Job {
   std::uint32_t attempt = 1;
   SteadyClock::time_point deadline{};
   std::shared_ptr<std::atomic<bool>> aborted;
+  std::shared_ptr<StreamCredit> stream;  // the caller reads items (PROTOCOL.md §7.8); else null
   std::shared_ptr<const std::vector<NodeDeclaration>> table;
 };
 
@@ -156,7 +228,8 @@ struct WorkerImpl {
   bool attached = false;
   bool draining = false;  // stopping: Detach sent, finishing what runs; never attaches again
   bool forgotten = false;  // draining, and the daemon no longer knows this worker
-  std::uint64_t max_message_bytes = 0;  // the daemon's, from Attached (0: not known yet)
+  // The daemon's, from Attached (0: not known yet); read by handler threads too (Context::emit).
+  std::atomic<std::uint64_t> max_message_bytes{0};
   SteadyClock::time_point last_ping{}, attach_sent{};
   // Running requests are keyed by a local key; `current` indexes them by request id (what Pong
   // lists, what a re-send or an Abort refers to). Request ids never repeat across daemon
@@ -165,6 +238,13 @@ struct WorkerImpl {
   struct Running {
     std::uint64_t request_id = 0;
     std::shared_ptr<std::atomic<bool>> aborted;
+    std::shared_ptr<StreamCredit> stream;  // its item stream's credit, if the caller reads items
+
+    // Tells its handler to stop (Context::aborted, and an emit waiting for credit).
+    void abort() const {
+      aborted->store(true);
+      if (stream) stream->wake();
+    }
   };
   std::unordered_map<std::uint64_t, Running> in_flight;         // local key -> request
   std::unordered_map<std::uint64_t, std::uint64_t> current;     // request id -> local key
@@ -218,8 +298,11 @@ struct WorkerImpl {
 
   // Runs a job's handler on the calling thread: ports checked and defaulted, every exception
   // turned into a Failure. Returns the terminal message to send.
-  static zmq::message_t run_handler(const std::string& worker_id, Job& job,
-                             std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress) {
+  // `send_item` sends an item of the request's stream in order with its other messages;
+  // `can_wait`: the handler may block in Context::emit (not on the socket thread).
+  zmq::message_t run_handler(Job& job, std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress,
+                             std::function<void(zmq::message_t)> send_item, bool can_wait) {
+    const std::string& worker_id = opt.worker_id;
     auto& node = (*job.table)[job.node_index];
     Context ctx;
     ctx.inputs_ = std::move(job.inputs);
@@ -231,6 +314,11 @@ struct WorkerImpl {
     ctx.deadline_ = job.deadline;
     ctx.aborted_ = job.aborted;
     ctx.progress_ = std::move(progress);
+    if (job.stream)
+      ctx.emit_ = [&, send_item = std::move(send_item)](const Map& values) {
+        return emit_item(worker_id, job.request_id, *job.stream, *job.aborted, max_message_bytes, can_wait,
+                         values, send_item);
+      };
     try {
       apply_ports(node.spec.inputs, ctx.inputs_, "input");
       apply_ports(node.spec.parameters, ctx.parameters_, "parameter");
@@ -272,10 +360,11 @@ struct WorkerImpl {
       }
       auto key = job.key;
       zmq::message_t answer = run_handler(
-          opt.worker_id, job,
+          job,
           [&, id = job.request_id, key](std::uint64_t step, std::uint64_t total, const std::string& message) {
             send(key, false, progress_message(opt.worker_id, id, step, total, message));
-          });
+          },
+          [&, key](zmq::message_t item) { send(key, false, std::move(item)); }, /*can_wait=*/true);
       running.fetch_sub(1);  // from here this thread looks at the queue again before it sleeps
       send(key, true, std::move(answer));
     }
@@ -357,7 +446,7 @@ struct WorkerImpl {
                            ? "result"
                            : "failure";
     auto what = fmt::format("{} of {} bytes exceeds the daemon's limit of {} bytes (--max-message-bytes)", kind,
-                            message.size(), max_message_bytes);
+                            message.size(), max_message_bytes.load());
     spdlog::warn("request {}: {}", request_id, what);
     if (answer) send_answer(failure_message(opt.worker_id, request_id, ErrorCode::WorkerError, what), request_id, keep);
   }
@@ -369,7 +458,7 @@ struct WorkerImpl {
     if (forgotten) return;
     forgotten = true;
     spdlog::info("stopping without attaching again: {}", why);
-    for (auto& [key, r] : in_flight) r.aborted->store(true);
+    for (auto& [key, r] : in_flight) r.abort();
   }
 
   void connect() {
@@ -596,7 +685,12 @@ struct WorkerImpl {
         job.key = next_key++;
         std::string node = str(w->node());
         auto flag = std::make_shared<std::atomic<bool>>(false);
-        in_flight.emplace(job.key, Running{id, flag});
+        if (w->stream_window_items() > 0) {  // the caller reads items: the initial grant (§7.8)
+          job.stream = std::make_shared<StreamCredit>();
+          job.stream->granted_items = w->stream_window_items();
+          job.stream->granted_bytes = w->stream_window_bytes();
+        }
+        in_flight.emplace(job.key, Running{id, flag, job.stream});
         current.emplace(id, job.key);
         std::size_t index = nodes->size();
         for (std::size_t i = 0; i < nodes->size(); ++i)
@@ -633,13 +727,14 @@ struct WorkerImpl {
         job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
         job.aborted = flag;
         if ((*nodes)[index].thread == HandlerThread::Socket) {
-          finish_request(job.key, run_handler(opt.worker_id, job,
-                                              [this, id](std::uint64_t step, std::uint64_t total,
-                                                         const std::string& message) {
-                                                send_checked(progress_message(opt.worker_id, id, step,
-                                                                              total, message),
-                                                             id, false);
-                                              }));
+          finish_request(job.key, run_handler(
+                                      job,
+                                      [this, id](std::uint64_t step, std::uint64_t total, const std::string& message) {
+                                        send_checked(progress_message(opt.worker_id, id, step, total, message), id,
+                                                     false);
+                                      },
+                                      [this](zmq::message_t item) { send_to_daemon(std::move(item)); },
+                                      /*can_wait=*/false));
           return;
         }
         bool wake = false;
@@ -659,8 +754,15 @@ struct WorkerImpl {
         auto* a = msg->body_as_Abort();
         if (auto it = current.find(a->request_id()); it != current.end()) {
           spdlog::info("request {} aborted: {}", a->request_id(), str(a->reason()));
-          in_flight.at(it->second).aborted->store(true);
+          in_flight.at(it->second).abort();
         }
+        break;
+      }
+      case wire::DaemonBody::Credit: {  // the caller granted more of a stream (§7.8)
+        auto* c = msg->body_as_Credit();
+        if (c->stream() != 0) break;  // only items are streamed by this SDK
+        if (auto it = current.find(c->request_id()); it != current.end())
+          if (auto& stream = in_flight.at(it->second).stream) stream->grant(c->items(), c->bytes());
         break;
       }
       default:

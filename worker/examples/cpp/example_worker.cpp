@@ -1,8 +1,10 @@
-// example_worker.cpp — muster-example-worker: the four example nodes of the C++ SDK.
+// example_worker.cpp — muster-example-worker: the five example nodes of the C++ SDK.
 //   echo  — outputs = inputs
 //   hello — {name} -> {greeting: "Hello <name>", shout: "HELLO <NAME>"}; empty name -> "world"
 //   sleep — {ms} -> {slept_ms}; reports progress; stops early on abort
 //   fail  — {message} -> fails with WORKER_ERROR carrying the message
+//   count — {n, delay_ms, pad} -> items {i: 0..n-1} (docs/PROTOCOL.md §7.8), then {count};
+//           each item also carries `pad` zero bytes if pad > 0; stops on abort
 // echo, hello and fail return at once, so they run on the SDK's socket thread
 // (HandlerThread::Socket); sleep blocks, so it runs on the handler pool.
 #include <algorithm>
@@ -75,6 +77,37 @@ void declare_nodes(Worker& w, bool idempotent, bool durable) {
            return Map{{"slept_ms", static_cast<long long>(slept)}};
          });
 
+  w.node({.name = "count",
+          .description = "Streams the items {i: 0}, {i: 1}, ... {i: n-1} (call it with a stream: "
+                         "`muster call --stream count '{\"n\": 3}'`), then returns {count}; waits "
+                         "delay_ms before each item; stops early on abort.",
+          .category = "examples",
+          .version = "1.0.0",
+          .inputs = {{.name = "n", .type = "int", .required = true},
+                     {.name = "delay_ms", .type = "int", .default_value = Value(0)},
+                     {.name = "pad", .type = "int", .description = "bytes of padding per item",
+                      .default_value = Value(0)}},
+          .outputs = {{.name = "count", .type = "int"}},
+          .idempotent = idempotent},
+         [](Context& ctx) {
+           std::int64_t n = ctx.input("n").as_int(), delay = ctx.input("delay_ms").as_int();
+           std::int64_t pad = ctx.input("pad").as_int();
+           if (n < 0 || delay < 0 || pad < 0 || pad > (64 << 20))
+             throw WorkError("n, delay_ms must not be negative, pad must be 0 to 64 MiB", ErrorCode::InvalidRequest);
+           std::int64_t i = 0;
+           for (; i < n; ++i) {
+             if (delay > 0 && !ctx.sleep_for(std::chrono::milliseconds(delay))) break;
+             Map item{{"i", static_cast<long long>(i)}};
+             if (pad > 0) item.set("pad", Value(Bytes(static_cast<std::size_t>(pad), 0)));
+             if (!ctx.emit(item)) break;  // aborted
+           }
+           if (i < n) {
+             spdlog::info("count request {} aborted after {} item(s)", ctx.request_id(), i);
+             throw WorkError(fmt::format("aborted after {} item(s)", i));  // dropped by the daemon anyway
+           }
+           return Map{{"count", static_cast<long long>(n)}};
+         });
+
   w.node({.name = "fail",
           .description = "Always fails with a worker error carrying `message`.",
           .category = "examples",
@@ -95,7 +128,7 @@ int main(int argc, char** argv) {
   opt.capacity = 4;
   bool idempotent = false, durable = false;
   std::string log_level = "info";
-  CLI::App app{"muster-example-worker — serves the example nodes echo, hello, sleep and fail.",
+  CLI::App app{"muster-example-worker — serves the example nodes echo, hello, sleep, fail and count.",
                "muster-example-worker"};
   app.set_version_flag("--version", "muster-example-worker " MUSTER_VERSION);  // "NAME VERSION", as help2man reads it
   app.add_option("--worker-id", opt.worker_id, "Worker id (default: <hostname>-<pid>)");
@@ -118,7 +151,8 @@ int main(int argc, char** argv) {
                  "File holding the enrollment token (default: $MUSTER_ENROLLMENT_TOKEN, else "
                  "$XDG_CONFIG_HOME/muster/enrollment-token)");
   app.add_flag("--idempotent", idempotent,
-               "Declare `sleep` idempotent, so the daemon may re-run it elsewhere if this worker dies");
+               "Declare `sleep` and `count` idempotent, so the daemon may re-run them elsewhere if this "
+               "worker dies (`count` only until an item reached its caller)");
   app.add_flag("--durable", durable,
                "Declare `sleep` durable: musterd journals every call to it, as if the caller asked "
                "(docs/DURABILITY.md)");

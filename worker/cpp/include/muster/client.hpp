@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -87,6 +88,14 @@ struct CallOptions {
   // application; with keep_outcome it is not, and musterd keeps it for job_get until its
   // --result-ttl-ms.
   bool keep_outcome = false;
+  // Read the call's items (partial results, PROTOCOL.md §7.8): poll() delivers them as
+  // ItemEvents, in order, before the terminal event; each one handed out lets the worker run
+  // one further ahead. The window is how far the worker may run ahead of this client, in items
+  // and in bytes of item values (musterd may cut it: --stream-window-items/-bytes). 0 items:
+  // no items (a handler that emits gets StreamNotRequested). Client::stream() sets 64 items,
+  // 4 MiB. Not with durable (INVALID_REQUEST).
+  std::uint32_t stream_window_items = 0;
+  std::uint64_t stream_window_bytes = 0;  // 0: musterd's default (4 MiB)
 };
 
 // Events delivered by poll() for requests made with submit().
@@ -101,11 +110,79 @@ struct FailureEvent {
   wire::ErrorCode code = wire::ErrorCode::Internal;
   std::string message;
 };
+// One item of a call that asked for them (CallOptions::stream_window_items).
+struct ItemEvent {
+  std::uint64_t seq = 0;    // 0, 1, 2, ... in order
+  Map values;
+  std::uint64_t bytes = 0;  // its encoded size, as counted against the window
+};
 struct ClientEvent {
   std::uint64_t request_id = 0;
-  std::variant<ProgressEvent, ResultEvent, FailureEvent> body;
+  std::variant<ProgressEvent, ResultEvent, FailureEvent, ItemEvent> body;
   std::uint64_t job_id = 0;  // a durable call's job id (0: not durable, or not known yet)
-  bool terminal() const { return !std::holds_alternative<ProgressEvent>(body); }
+  bool terminal() const {
+    return std::holds_alternative<ResultEvent>(body) || std::holds_alternative<FailureEvent>(body);
+  }
+};
+
+class Client;
+
+// The items of one call, then its outputs (Client::stream). Iterate it for the items (each a
+// Map, in order; the loop ends when the terminal reply came), then outputs() for the Result's
+// outputs (CallError for a Failure, also one that came after some items). Breaking out of the
+// loop and destroying the stream before the end cancels the call (its worker is told to
+// abort). Not copyable; must not outlive its Client.
+//   auto s = client.stream("count", {{"n", 5}});
+//   for (const muster::Map& item : s) use(item);
+//   muster::Map outputs = s.outputs();
+class CallStream {
+ public:
+  CallStream(CallStream&& other) noexcept;
+  CallStream& operator=(CallStream&&) = delete;
+  ~CallStream();
+
+  // The next item (blocks for it), or nullopt once the terminal reply came.
+  std::optional<Map> next();
+  // The Result's outputs, after the items (the items not read yet are read and dropped);
+  // throws CallError for a Failure.
+  Map& outputs();
+  // Cancels the call (CANCELLED: outputs() throws it unless the terminal reply came first).
+  void cancel();
+  std::uint64_t request_id() const { return id_; }
+  std::uint64_t items_received() const { return items_; }
+
+  class iterator {
+   public:
+    using value_type = Map;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(CallStream* s) : stream_(s) { ++*this; }
+    Map& operator*() { return *item_; }
+    Map* operator->() { return &*item_; }
+    iterator& operator++() {
+      item_ = stream_->next();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const { return !item_; }
+
+   private:
+    CallStream* stream_ = nullptr;
+    std::optional<Map> item_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  friend class Client;
+  CallStream(Client& client, std::uint64_t id, CallOptions options);
+  Client* client_;
+  std::uint64_t id_;
+  CallOptions options_;  // its on_progress is called while items are read
+  std::uint64_t items_ = 0;
+  bool done_ = false;
+  std::optional<Map> outputs_;
+  std::optional<CallError> error_;
 };
 
 class Client {
@@ -115,8 +192,11 @@ class Client {
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
 
-  // Blocking call: the outputs, or CallError.
+  // Blocking call: the outputs, or CallError. Items, if the options ask for them, are dropped.
   Map call(const std::string& node, const Map& inputs, const CallOptions& options = {});
+  // A call that reads items (partial results, PROTOCOL.md §7.8): its items, then its outputs
+  // (CallStream). The window defaults to 64 items and 4 MiB (options.stream_window_*).
+  CallStream stream(const std::string& node, const Map& inputs, CallOptions options = {});
 
   // Asynchronous use: submit returns the request id; poll delivers its events. A request
   // whose daemon stays silent past its timeout + grace gets a FailureEvent{UNAVAILABLE}.
@@ -175,6 +255,7 @@ class Client {
   Json key_revoke(const std::string& id);
 
  private:
+  friend class CallStream;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -42,6 +42,16 @@ class WorkError : public std::runtime_error {
   ErrorCode code_;
 };
 
+// Thrown by Context::emit when the caller asked for no items (WorkRequest.stream_window_items
+// 0, PROTOCOL.md §7.8): the handler's author learns it at once. Uncaught, it fails the call as
+// any exception does (WorkerError).
+class StreamNotRequested : public std::logic_error {
+ public:
+  explicit StreamNotRequested(const std::string& node)
+      : std::logic_error("node '" + node + "' emitted an item, but its caller asked for no items "
+                         "(call it with a stream: Client::stream, `muster call --stream`)") {}
+};
+
 struct CallerInfo {
   std::string identity, name, workspace, role, trace_id;
 };
@@ -68,6 +78,17 @@ class Context {
   Value input_or(std::string_view name, Value fallback) const;
 
   void progress(std::uint64_t step, std::uint64_t total, const std::string& message = {});
+
+  // Sends one item (a partial result) to the caller, before the handler returns its outputs
+  // (PROTOCOL.md §7.8); items arrive in the order emitted, then the terminal reply. Blocks
+  // while the caller's credit window is full; returns false, sending nothing, once the call is
+  // aborted (cancel, deadline, shutdown): the handler should then return. Throws
+  // StreamNotRequested if the caller reads no items (see streaming()), WorkError if the item is
+  // larger than the daemon's message limit. From the handler's thread only. A
+  // HandlerThread::Socket handler cannot wait: beyond the window it gets WorkError.
+  bool emit(const Map& values);
+  // Whether the caller reads items (emit() would not throw StreamNotRequested).
+  bool streaming() const { return static_cast<bool>(emit_); }
   // True once the daemon told the worker to stop this request (timeout, cancel, shutdown).
   bool aborted() const { return aborted_ && aborted_->load(std::memory_order_relaxed); }
   // Sleeps up to `d`, waking early on abort. Returns false if aborted.
@@ -84,6 +105,7 @@ class Context {
   std::chrono::steady_clock::time_point deadline_{};
   std::shared_ptr<std::atomic<bool>> aborted_;
   std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress_;
+  std::function<bool(const Map&)> emit_;  // empty: the caller reads no items
 };
 
 using Handler = std::function<Map(Context&)>;
