@@ -859,8 +859,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.payload_frames = ev.payload_frames;
   r.idempotent = entry->spec.idempotent;
   r.trace_id = std::move(ev.trace_id);
-  if (auto window = ItemStream::window_for(ev.stream_window_items, ev.stream_window_bytes, config_.streams))
-    r.stream = std::make_unique<ItemStream>(*window);
+  r.stream = ItemStream::open(ev.stream_window_items, ev.stream_window_bytes, config_.streams);
   r.chunk_window = CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
   by_client_.emplace(std::move(key), id);
   count_open(r, +1);

@@ -15,6 +15,12 @@ std::optional<Grant> ItemStream::window_for(std::uint32_t items, std::uint64_t b
   return w;
 }
 
+std::unique_ptr<ItemStream> ItemStream::open(std::uint32_t items, std::uint64_t bytes, const StreamLimits& limits) {
+  auto window = window_for(items, bytes, limits);
+  if (!window) return nullptr;
+  return std::make_unique<ItemStream>(*window, Grant{items, bytes ? bytes : limits.default_bytes});
+}
+
 Grant ItemStream::allowed() const {
   // A caller cannot have consumed more than it was sent: beyond that plus one window, a grant
   // would let the worker fill musterd's queues towards a caller that does not read.
@@ -61,7 +67,8 @@ std::optional<Grant> ItemStream::republish() const {
 }
 
 void ItemStream::restart() {
-  granted_ = caller_ = window_;
+  granted_ = window_;
+  caller_ = asked_;
   received_ = {};
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -38,8 +39,14 @@ class ItemStream {
   // The effective window for a caller that asked for (items, bytes); nullopt when it reads no
   // items (items == 0).
   static std::optional<Grant> window_for(std::uint32_t items, std::uint64_t bytes, const StreamLimits& limits);
+  // The stream of a call whose caller asked for (items, bytes): the effective window (cut to the
+  // limits) for the worker, the caller's own as its first grant; nullptr when it reads no items.
+  static std::unique_ptr<ItemStream> open(std::uint32_t items, std::uint64_t bytes, const StreamLimits& limits);
 
-  explicit ItemStream(Grant window) : window_(window), granted_(window), caller_(window) {}
+  // `window`: the effective window; `asked`: the caller's initial grant (its own window, which
+  // may be larger: the rest reaches the worker as items are forwarded).
+  explicit ItemStream(Grant window, std::optional<Grant> asked = std::nullopt)
+      : window_(window), asked_(asked.value_or(window)), granted_(window), caller_(asked_) {}
 
   // The window every WorkRequest of the call carries (the worker's initial grant).
   Grant window() const { return window_; }
@@ -78,6 +85,7 @@ class ItemStream {
 
  private:
   Grant window_;
+  Grant asked_;      // the caller's window, as it asked (its first grant)
   // What the worker may have now: the caller's totals, at most what was forwarded plus a window.
   Grant allowed() const;
 

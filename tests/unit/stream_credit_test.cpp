@@ -208,17 +208,23 @@ TEST_CASE("core: a caller window larger than the daemon's: the rest of its grant
   REQUIRE(sent.size() == 1);
   CHECK(sent[0].stream_window_items == 2);
   auto id = sent[0].request_id;
-  h.credit(1, 40, 1u << 20);  // the caller, believing its window is 64, grants 40 at once
-  // The worker sends whenever its grant allows; the caller sends nothing more.
+  // The worker sends whenever its grant allows; the caller, believing its window is 64, sends
+  // no Credit before it has consumed 32.
   std::uint64_t grant = 2, seq = 0;
   while (seq < grant) {
     for (auto& c : all<SendCredit>(h.item("w1", id, seq++))) grant = std::max(grant, c.items);
     CHECK(grant <= seq + 2);
   }
-  CHECK(seq == 40);
+  CHECK(seq == 64);
+  for (auto& c : all<SendCredit>(h.credit(1, 64 + 40, 1u << 20))) grant = std::max(grant, c.items);  // 40 more
+  while (seq < grant) {
+    for (auto& c : all<SendCredit>(h.item("w1", id, seq++))) grant = std::max(grant, c.items);
+    CHECK(grant <= seq + 2);
+  }
+  CHECK(seq == 104);
   h.result("w1", id);
   CHECK(caller_saw(h.log).back() == "result");
-  CHECK(caller_saw(h.log).size() == 41);
+  CHECK(caller_saw(h.log).size() == 105);
 }
 
 TEST_CASE("core: a stale grant is not published; a Credit for a call not open or another stream is ignored") {
