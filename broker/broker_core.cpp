@@ -282,7 +282,8 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
                                                    std::move(trace)},
                                      w.payload_frames,
                                      r.stream ? static_cast<std::uint32_t>(r.stream->window().items) : 0u,
-                                     r.stream ? r.stream->window().bytes : 0u});
+                                     r.stream ? r.stream->window().bytes : 0u,
+                                     r.chunk_window});
 }
 
 void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
@@ -354,6 +355,13 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
   auto it = requests_.find(id);
   Request& r = it->second;
   r.resends = 0;
+  if (chunks_forwarded(r)) {  // its chunks went to or came from that worker (PROTOCOL.md §7.9)
+    finish(now, r, FailureBody{ErrorCode::WorkerLost,
+                               fmt::format("worker '{}' was lost ({}) in the middle of the call's chunked "
+                                           "streams; it was not retried", worker_id, why)});
+    requests_.erase(it);
+    return false;
+  }
   if (items_delivered(r)) {  // a re-run would repeat items its caller has (PROTOCOL.md §7.8)
     finish(now, r, FailureBody{ErrorCode::WorkerLost,
                                fmt::format("worker '{}' was lost ({}) after {} item(s) of the stream "
@@ -364,6 +372,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
   }
   if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
     if (r.stream) r.stream->restart();  // seq starts again at 0 on the next worker
+    if (r.chunks) r.chunks->restart();
     r.state = RequestState::Queued;
     r.worker_id.clear();
     r.waiting_since = now;
@@ -620,7 +629,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   std::vector<NodeKey> requeued;
   for (auto id : lost) {
     Request& r = requests_.at(id);
-    if (r.resends >= config_.max_resends || items_delivered(r)) {
+    if (r.resends >= config_.max_resends || items_delivered(r) || chunks_forwarded(r)) {
       spdlog::warn("request still missing from its worker's pong {} after {} re-send(s): treating "
                    "it as lost request_id={} node={} worker_id={}", seq, r.resends, id, r.node->second, w->id);
       actions_.push_back(SendAbort{w->id, id, ErrorCode::WorkerLost, "never acknowledged"});
@@ -649,6 +658,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   }
   for (auto& key : requeued) dispatch_node(key, now);
   republish_credits(*w);
+  republish_chunk_credits(*w);
   if (pong_wants_ack(*w, answered, confirmed_now)) reply_worker(peer, std::move(ack));
   if (changed) {
     if (w->state == WorkerState::Draining && w->holding.empty()) {
@@ -860,6 +870,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.idempotent = entry->spec.idempotent;
   r.trace_id = std::move(ev.trace_id);
   r.stream = ItemStream::open(ev.stream_window_items, ev.stream_window_bytes, config_.streams);
+  r.chunk_window = CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
   by_client_.emplace(std::move(key), id);
   count_open(r, +1);
   deadlines_.push(r.deadline, id, requests_.size(),

@@ -38,6 +38,7 @@
 #include "registry.hpp"
 #include "request_stats.hpp"
 #include "watchers.hpp"
+#include "stream_chunks.hpp"
 #include "stream_credit.hpp"
 
 namespace muster::broker {
@@ -153,6 +154,20 @@ class BrokerCore : private WatchSource {
   // (`workspace` as for on_cancel), or for a stream other than 0.
   void on_credit(TimePoint now, const Peer& peer, const CreditEvent& ev,
                  const std::string* workspace = nullptr);
+  // ---- chunked values (broker_core_chunks.cpp, PROTOCOL.md §7.9); the rules are CallChunks'.
+  // A caller's Chunk of an input stream: forwarded to the worker at once within the worker's
+  // grant; any violation ends the call BadMessage (Abort to the worker). Never answered; ignored
+  // for a request not open (over, another connection's) or of another workspace.
+  void on_client_chunk(TimePoint now, const Peer& peer, ChunkEvent ev, const std::string* workspace = nullptr);
+  // A worker's Chunk of an output stream: forwarded to the caller at once within the caller's
+  // grant; a gap ends the call WorkerLost, another violation WorkerError (Rejected and Abort to
+  // the worker). Answered like a Progress.
+  void on_worker_chunk(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+                       std::uint64_t request_id, std::uint32_t stream, std::uint64_t offset, Payload data);
+  // A worker's Credit for an input stream: clamped and forwarded to the caller. Answered like a
+  // Progress; ignored for a request it does not hold.
+  void on_worker_credit(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
+                        std::uint64_t request_id, std::uint32_t stream, std::uint64_t bytes);
   // ---- durable jobs (docs/DURABILITY.md §6; broker_core_jobs.cpp). Every one sees only the
   // jobs of `who.workspace`: another workspace's job is "no such job". ----
   // Binds each open job to (peer, ref.request_id) and answers Accepted{job_id} there (its
@@ -339,6 +354,10 @@ class BrokerCore : private WatchSource {
     bool restored_lane = false;
     // Its caller reads items (PROTOCOL.md §7.8): the stream's credit and counts; null otherwise.
     std::unique_ptr<ItemStream> stream;
+    // Chunked streams (PROTOCOL.md §7.9): each output stream's initial window (0: the caller
+    // takes none), and the streams' counters, made at the first Chunk or Credit of the call.
+    std::uint64_t chunk_window = 0;
+    std::unique_ptr<CallChunks> chunks;
   };
   struct PeerHash {
     std::size_t operator()(const Peer& p) const;
@@ -393,6 +412,15 @@ class BrokerCore : private WatchSource {
   void republish_credits(const WorkerEntry& w);
   // Whether request `r` may run again elsewhere: not once an item of it reached its caller.
   static bool items_delivered(const Request& r) { return r.stream && r.stream->forwarded_any(); }
+
+  // ---- chunked values (broker_core_chunks.cpp) ----
+  CallChunks& chunks_of(Request& r) const;
+  // A caller's Credit for one of the worker's output streams (on_credit with stream >= 1).
+  void on_chunk_credit(Request& r, const CreditEvent& ev);
+  // Publishes again the output streams' grants worker `w` has not used up (on its Pong).
+  void republish_chunk_credits(const WorkerEntry& w);
+  // Whether a chunk or a credit of the call went through: it may not run again elsewhere.
+  static bool chunks_forwarded(const Request& r) { return r.chunks && r.chunks->forwarded_any(); }
 
   // A Result or Failure from a worker: the terminal reply if the request is still live.
   void on_answer(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,

@@ -64,6 +64,10 @@ void BrokerCore::on_credit(TimePoint, const Peer& peer, const CreditEvent& ev, c
   auto it = requests_.find(k->second);
   if (it == requests_.end()) return;
   Request& r = it->second;
+  if (ev.stream != 0) {  // a chunked output stream's credit (broker_core_chunks.cpp, §7.9)
+    if (!workspace || r.caller->workspace == *workspace) on_chunk_credit(r, ev);
+    return;
+  }
   if (!r.stream || ev.stream != 0 || (workspace && r.caller->workspace != *workspace)) return;
   auto grant = r.stream->on_credit(ev.items, ev.bytes);
   // A queued call's worker gets the window with its WorkRequest; nothing was forwarded yet, so

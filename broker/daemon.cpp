@@ -54,6 +54,12 @@ flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload_vector(
   return fbb.CreateVector(p.bytes.data(), p.bytes.size());
 }
 
+// A Chunk of a call's stream (PROTOCOL.md §7.9): the data copied in, 8-byte aligned.
+flatbuffers::Offset<wire::Chunk> create_chunk(flatbuffers::FlatBufferBuilder& fbb, std::uint64_t request_id,
+                                              std::uint32_t stream, std::uint64_t offset, const Payload& data) {
+  return wire::CreateChunk(fbb, request_id, stream, offset, payload_vector(fbb, data));
+}
+
 // Payloads at least this big go to a peer that takes payload frames as a frame of their own
 // (PROTOCOL.md §2.1); smaller ones are cheaper copied into the message than sent as a frame.
 constexpr std::size_t kPayloadFrameMin = 16 * 1024;
@@ -433,7 +439,8 @@ struct Daemon::Impl {
       return core.on_bad_client_message(peer, r->request_id, std::move(r->why), r->code);
     auto rid = std::visit([](auto& e) -> std::uint64_t {
       using T = std::decay_t<decltype(e)>;
-      if constexpr (std::is_same_v<T, SubmitEvent> || std::is_same_v<T, CreditEvent>) return e.client_request_id;
+      if constexpr (std::is_same_v<T, SubmitEvent> || std::is_same_v<T, CreditEvent> || std::is_same_v<T, ChunkEvent>)
+        return e.client_request_id;
       else if constexpr (std::is_same_v<T, JobEvent>) return request_id_of(e);
       else return e.request_id;
     }, ev);
@@ -444,7 +451,8 @@ struct Daemon::Impl {
     // A gateway's message acts as the user it asserts, if it may (broker/on_behalf_of).
     // A Credit, like a Cancel, touches only the connection's own request.
     auto verdict = decide_on_behalf_of(**caller, asserted,
-                                       std::holds_alternative<CancelEvent>(ev) || std::holds_alternative<CreditEvent>(ev),
+                                       std::holds_alternative<CancelEvent>(ev) || std::holds_alternative<CreditEvent>(ev) ||
+                                           std::holds_alternative<ChunkEvent>(ev),
                                        std::holds_alternative<AdminEvent>(ev));
     if (!verdict.caller) return core.on_bad_client_message(peer, rid, std::move(verdict.reason), verdict.code);
     const Caller& who = *verdict.caller;
@@ -459,6 +467,8 @@ struct Daemon::Impl {
       return core.on_cancel(now, peer, c->request_id, asserted ? &who.workspace : nullptr);
     if (auto* w = std::get_if<WatchEvent>(&ev)) return core.on_watch(now, peer, who, w->request_id, w->scope);
     if (auto* c = std::get_if<CreditEvent>(&ev)) return core.on_credit(now, peer, *c, asserted ? &who.workspace : nullptr);
+    if (auto* c = std::get_if<ChunkEvent>(&ev))
+      return core.on_client_chunk(now, peer, std::move(*c), asserted ? &who.workspace : nullptr);
     if (auto* j = std::get_if<JobEvent>(&ev)) return deliver(core, now, peer, who, *j);
     if (auto* a = std::get_if<AdminEvent>(&ev)) {
       auto type = a->message->body_type();
@@ -854,8 +864,10 @@ struct Daemon::Impl {
     auto* result = std::get_if<ResultBody>(&a.body);
     bool inline_outputs = result && !as_frame(result->outputs, result->payload_frames);
     auto* item = std::get_if<ItemBody>(&a.body);
+    auto* chunk = std::get_if<ChunkBody>(&a.body);
     auto& fbb = builders.get(inline_outputs ? result->outputs.bytes.size() + 128
                              : item         ? item->values.bytes.size() + 128
+                             : chunk        ? chunk->data.bytes.size() + 128
                                             : 0);
     wire::ReplyBody type{};
     flatbuffers::Offset<void> body;
@@ -895,6 +907,12 @@ struct Daemon::Impl {
       ib.add_seq(item->seq);
       if (!values.IsNull()) ib.add_values(values);
       body = ib.Finish().Union();
+    } else if (chunk) {  // a chunk of the worker's output stream (PROTOCOL.md §7.9)
+      type = wire::ReplyBody::Chunk;
+      body = create_chunk(fbb, a.request_id, chunk->stream, chunk->offset, chunk->data).Union();
+    } else if (auto* credit = std::get_if<CreditBody>(&a.body)) {  // the worker's, for an input stream
+      type = wire::ReplyBody::Credit;
+      body = wire::CreateCredit(fbb, a.request_id, credit->stream, 0, credit->bytes).Union();
     } else if (auto* info = std::get_if<JobInfoBody>(&a.body)) {
       type = wire::ReplyBody::JobInfo;
       body = encode_job_info(fbb, *info).Union();
@@ -933,6 +951,7 @@ struct Daemon::Impl {
       b.add_stream_window_items(a.stream_window_items);
       b.add_stream_window_bytes(a.stream_window_bytes);
     }
+    if (a.chunk_window_bytes) b.add_chunk_window_bytes(a.chunk_window_bytes);  // takes chunked outputs (§7.9)
     auto body = b.Finish();
     publish_to_worker(a.worker_id, fbb, wire::DaemonBody::WorkRequest, body.Union(),
                       framed ? &a.inputs : nullptr);
@@ -983,6 +1002,10 @@ struct Daemon::Impl {
               }
             } else if constexpr (std::is_same_v<T, ReplyToWorker>) {
               reply_to_worker(a);
+            } else if constexpr (std::is_same_v<T, SendChunk>) {  // an input chunk (PROTOCOL.md §7.9)
+              auto& fbb = builders.get(a.data.bytes.size() + 128);
+              auto body = create_chunk(fbb, a.request_id, a.stream, a.offset, a.data);
+              publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Chunk, body.Union());
             } else if constexpr (std::is_same_v<T, SendCredit>) {
               auto& fbb = builders.get();
               auto body = wire::CreateCredit(fbb, a.request_id, a.stream, a.items, a.bytes);

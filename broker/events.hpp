@@ -85,6 +85,7 @@ struct SubmitEvent {
   bool batch_replies = false;   // the connection reads Batch (PROTOCOL.md §2.2; the socket loop's)
   std::uint32_t stream_window_items = 0;  // reads the call's Items (PROTOCOL.md §7.8); 0: none
   std::uint64_t stream_window_bytes = 0;
+  std::uint64_t chunk_window_bytes = 0;   // takes chunked outputs (PROTOCOL.md §7.9); 0: none
 };
 
 // Credit of a call's stream from its caller (PROTOCOL.md §7.8): cumulative totals.
@@ -92,6 +93,14 @@ struct CreditEvent {
   std::uint64_t client_request_id = 0;
   std::uint32_t stream = 0;
   std::uint64_t items = 0, bytes = 0;
+};
+
+// A Chunk of one of a call's streams from its caller (PROTOCOL.md §7.9): its input bytes.
+struct ChunkEvent {
+  std::uint64_t client_request_id = 0;
+  std::uint32_t stream = 0;
+  std::uint64_t offset = 0;
+  Payload data;
 };
 
 // ---- durable jobs (docs/DURABILITY.md §6): every one scoped to the caller's workspace ----
@@ -146,6 +155,15 @@ struct SendWorkRequest {
   bool payload_frames = false;  // the worker takes `inputs` as a frame of their own
   std::uint32_t stream_window_items = 0;  // the caller reads items: the initial grant (§7.8)
   std::uint64_t stream_window_bytes = 0;
+  std::uint64_t chunk_window_bytes = 0;   // each output stream's initial grant (§7.9); 0: none
+};
+// Request socket, the worker's topic: a chunk of the caller's input stream (PROTOCOL.md §7.9).
+struct SendChunk {
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  std::uint32_t stream = 0;
+  std::uint64_t offset = 0;
+  Payload data;
 };
 // Request socket, the worker's topic: a call's grant grew (PROTOCOL.md §7.8).
 struct SendCredit {
@@ -227,6 +245,17 @@ struct JobInfoListBody {
   std::vector<JobInfoBody> jobs;  // oldest first
   bool more = false;              // jobs after the last one were left out (the limit)
 };
+// A chunk of the worker's output stream, or the worker's credit for the caller's input stream
+// (PROTOCOL.md §7.9), forwarded to the caller.
+struct ChunkBody {
+  std::uint32_t stream = 0;
+  std::uint64_t offset = 0;
+  Payload data;
+};
+struct CreditBody {
+  std::uint32_t stream = 0;
+  std::uint64_t bytes = 0;
+};
 // One pushed event of a Watch (wire::Event, PROTOCOL.md §8.2). What it shows is shared by
 // every watcher it goes to; `seq` is the watcher's own.
 enum class WatchEventKind : std::uint8_t {
@@ -244,7 +273,7 @@ struct WatchEventBody {
   std::shared_ptr<const WatchContent> content;  // null: nothing (Overflow)
 };
 using ClientReplyBody = std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody, JobInfoBody,
-                                     JobInfoListBody, WatchEventBody, ItemBody>;
+                                     JobInfoListBody, WatchEventBody, ItemBody, ChunkBody, CreditBody>;
 struct ReplyToClient {
   Peer peer;
   std::uint64_t request_id = 0;
@@ -256,6 +285,7 @@ struct ReplyToClient {
   bool refusal = false;
 };
 
-using Action = std::variant<SendWorkRequest, SendAbort, SendPing, ReplyToWorker, ReplyToClient, SendCredit>;
+using Action =
+    std::variant<SendWorkRequest, SendAbort, SendPing, ReplyToWorker, ReplyToClient, SendCredit, SendChunk>;
 
 }  // namespace muster::broker

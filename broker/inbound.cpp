@@ -200,6 +200,15 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
       auto values = kept_payloads(bytes.size(), keep, limits, payload_bytes(i->values()), {}).first;
       return ItemEvent{std::move(worker_id), i->request_id(), i->seq(), std::move(values)};
     }
+    case WorkerBody::Chunk: {
+      auto* c = msg->body_as_Chunk();
+      auto data = kept_payloads(bytes.size(), keep, limits, payload_bytes(c->data()), {}).first;
+      return WorkerChunkEvent{std::move(worker_id), c->request_id(), c->stream(), c->offset(), std::move(data)};
+    }
+    case WorkerBody::Credit: {
+      auto* c = msg->body_as_Credit();
+      return WorkerCreditEvent{std::move(worker_id), c->request_id(), c->stream(), c->bytes()};
+    }
     case WorkerBody::Batch:
       return refuse(in_batch ? kBatchInBatch : "a Batch must be opened with for_each_worker_event");
     default: return refuse("WorkerMessage without a known body");
@@ -224,6 +233,10 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
           core.on_failure(now, peer, who, e.worker_id, e.request_id, e.code, std::move(e.message));
         } else if constexpr (std::is_same_v<T, ItemEvent>) {
           core.on_item(now, peer, who, e.worker_id, e.request_id, e.seq, std::move(e.values));
+        } else if constexpr (std::is_same_v<T, WorkerChunkEvent>) {
+          core.on_worker_chunk(now, peer, who, e.worker_id, e.request_id, e.stream, e.offset, std::move(e.data));
+        } else if constexpr (std::is_same_v<T, WorkerCreditEvent>) {
+          core.on_worker_credit(now, peer, who, e.worker_id, e.request_id, e.stream, e.bytes);
         } else {
           core.on_detach(now, peer, who, e.worker_id);
         }
@@ -277,6 +290,7 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       ev.batch_replies = s->batch_replies();
       ev.stream_window_items = s->stream_window_items();
       ev.stream_window_bytes = s->stream_window_bytes();
+      ev.chunk_window_bytes = s->chunk_window_bytes();
       ev.trace_id = str(s->trace_id());
       std::tie(ev.inputs, ev.parameters) = kept_payloads(bytes.size(), keep, limits, payload_bytes(s->inputs()),
                                                          payload_bytes(s->parameters()));
@@ -286,6 +300,11 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
     case ClientBody::Credit: {
       auto* c = msg->body_as_Credit();
       return CreditEvent{rid, c->stream(), c->items(), c->bytes()};
+    }
+    case ClientBody::Chunk: {
+      auto* c = msg->body_as_Chunk();
+      auto data = kept_payloads(bytes.size(), keep, limits, payload_bytes(c->data()), {}).first;
+      return ChunkEvent{rid, c->stream(), c->offset(), std::move(data)};
     }
     case ClientBody::ListNodes: return QueryEvent{rid, Query::ListNodes};
     case ClientBody::ListWorkers: return QueryEvent{rid, Query::ListWorkers};

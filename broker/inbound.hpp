@@ -85,8 +85,21 @@ struct ItemEvent {  // one item of a call's stream (PROTOCOL.md §7.8)
   std::uint64_t request_id = 0, seq = 0;
   Payload values;
 };
-using WorkerEvent =
-    std::variant<Refusal, AttachEvent, PongEvent, ProgressEvent, ResultEvent, FailureEvent, DetachEvent, ItemEvent>;
+struct WorkerChunkEvent {  // a chunk of the worker's output stream (PROTOCOL.md §7.9)
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  std::uint32_t stream = 0;
+  std::uint64_t offset = 0;
+  Payload data;
+};
+struct WorkerCreditEvent {  // the worker's credit for the caller's input stream (§7.9)
+  std::string worker_id;
+  std::uint64_t request_id = 0;
+  std::uint32_t stream = 0;
+  std::uint64_t bytes = 0;
+};
+using WorkerEvent = std::variant<Refusal, AttachEvent, PongEvent, ProgressEvent, ResultEvent, FailureEvent, DetachEvent,
+                                 ItemEvent, WorkerChunkEvent, WorkerCreditEvent>;
 
 // The owner of the bytes being decoded, asked for (at most once) only when a payload slice is
 // kept uncopied.
@@ -147,7 +160,7 @@ struct WatchEvent {
   WatchScope scope;
 };
 using ClientEvent = std::variant<Refusal, SubmitEvent, CancelEvent, QueryEvent, AdminEvent, JobEvent, WatchEvent,
-                                 CreditEvent>;
+                                 CreditEvent, ChunkEvent>;
 
 // `on_behalf_of`, if given, receives ClientMessage.on_behalf_of when the message carries one
 // (broker/on_behalf_of decides whether it is honoured). `in_batch` as for decode_worker_message.

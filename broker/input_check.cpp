@@ -28,7 +28,7 @@ bool fits(int accepts, Kind k) {
     case 3: return k == Kind::Int;
     case 4: return k == Kind::Float || k == Kind::Int;     // an int is an exact float here
     case 5: return k == Kind::String;
-    case 6: return k == Kind::Bytes;
+    case 6: return k == Kind::Bytes || k == Kind::Chunked;  // chunked bytes (§7.9)
     case 7: return k == Kind::List;
     case 8: return k == Kind::Map;
   }

@@ -46,9 +46,10 @@ bool Map::erase(std::string_view key) {
 bool operator==(const Map& a, const Map& b) { return a.entries_ == b.entries_; }
 
 std::string_view kind_name(ValueKind k) {
-  static constexpr std::string_view names[] = {"null",   "bool", "int", "float", "string",
-                                               "bytes", "list", "map", "error"};
-  return names[static_cast<int>(k)];
+  static constexpr std::string_view names[] = {"null",  "bool", "int", "float", "string",
+                                               "bytes", "list", "map", "error", "chunked"};
+  auto i = static_cast<std::size_t>(k);  // a wire kind from a newer writer may be beyond them
+  return i < std::size(names) ? names[i] : std::string_view("unknown");
 }
 
 namespace {
@@ -75,6 +76,7 @@ const List& Value::as_list() const { return get<List>(*this, ValueKind::List); }
 const Map& Value::as_map() const { return get<Map>(*this, ValueKind::Map); }
 Map& Value::as_map() { return const_cast<Map&>(get<Map>(*this, ValueKind::Map)); }
 const ErrorValue& Value::as_error() const { return get<ErrorValue>(*this, ValueKind::Error); }
+const ChunkedValue& Value::as_chunked() const { return get<ChunkedValue>(*this, ValueKind::Chunked); }
 
 // ---- encoding --------------------------------------------------------------------------
 
@@ -163,6 +165,16 @@ flatbuffers::Offset<wire::Value> encode_value(flatbuffers::FlatBufferBuilder& fb
       b.add_error_message(msg);
       return b.Finish();
     }
+    case muster::ValueKind::Chunked: {
+      auto& c = std::get<ChunkedValue>(v.v);
+      auto sha = fbb.CreateVector(c.sha256.data(), c.sha256.size());
+      wire::ValueBuilder b(fbb);
+      b.add_kind(ValueKind::Chunked);
+      b.add_chunked_stream(c.stream);
+      b.add_chunked_size(c.size);
+      b.add_chunked_sha256(sha);
+      return b.Finish();
+    }
   }
   throw std::logic_error("unreachable value kind");
 }
@@ -212,6 +224,17 @@ Value decode_value_in(const wire::Value* v, const Owner& owner) {
     }
     case ValueKind::Map: return Value(decode_entries(v->map_value(), owner));
     case ValueKind::Error: return Value(ErrorValue{str(v->error_code()), str(v->error_message())});
+    case ValueKind::Chunked: {
+      ChunkedValue c;
+      c.stream = v->chunked_stream();
+      c.size = v->chunked_size();
+      auto* sha = v->chunked_sha256();
+      if (c.stream == 0) throw std::runtime_error("a chunked value names stream 0 (the call's items)");
+      if (!sha || sha->size() != c.sha256.size())
+        throw std::runtime_error("a chunked value's sha256 is not 32 bytes");
+      std::copy(sha->begin(), sha->end(), c.sha256.begin());
+      return Value(c);
+    }
   }
   // An unknown kind from a newer writer reads as null rather than failing the message.
   return Value();
@@ -245,6 +268,7 @@ std::size_t size_hint(const Value& v) {
       auto& e = std::get<ErrorValue>(v.v);
       return 56 + e.code.size() + e.message.size();
     }
+    case ValueKind::Chunked: return 96;
     default: return 40;
   }
 }

@@ -2,6 +2,7 @@
 #include "muster/value_json.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -96,10 +97,10 @@ Json to_json(const Map& m) {
   if (m.size() == 1) {
     auto& [key, value] = *m.begin();
     if ((key == "$bytes" && value.kind() == ValueKind::String) ||
-        (key == "$error" && value.kind() == ValueKind::Map))
+        ((key == "$error" || key == "$chunked") && value.kind() == ValueKind::Map))
       throw std::invalid_argument(fmt::format(
           "a map whose only key is \"{}\" has no JSON form (it would read back as {})", key,
-          key == "$bytes" ? "bytes" : "an error"));
+          key == "$bytes" ? "bytes" : key == "$error" ? "an error" : "a chunked value"));
   }
   auto j = Json::object();
   for (auto& [k, v] : m) j[k] = to_json(v);
@@ -128,11 +129,49 @@ Json to_json(const Value& v) {
       auto& e = std::get<ErrorValue>(v.v);
       return {{"$error", {{"code", e.code}, {"message", e.message}}}};
     }
+    case ValueKind::Chunked: {
+      auto& c = std::get<ChunkedValue>(v.v);
+      std::string hex;
+      for (auto byte : c.sha256) hex += fmt::format("{:02x}", byte);
+      return {{"$chunked", {{"stream", c.stream}, {"size", c.size}, {"sha256", hex}}}};
+    }
   }
   throw std::logic_error("unreachable value kind");
 }
 
 namespace {
+// {"stream": 1..2^32-1, "size": uint64, "sha256": 64 hex digits}; anything else is refused.
+ChunkedValue chunked_from_json(const Json& j, const std::string& path) {
+  auto bad = [&](std::string_view what) {
+    return std::invalid_argument(fmt::format("{}: $chunked: {}", path, what));
+  };
+  auto stream = j.find("stream");
+  auto size = j.find("size");
+  auto sha = j.find("sha256");
+  if (j.size() != 3 || stream == j.end() || size == j.end() || sha == j.end())
+    throw bad("expected exactly stream, size and sha256");
+  if (!stream->is_number_unsigned() || stream->get<std::uint64_t>() == 0 ||
+      stream->get<std::uint64_t>() > UINT32_MAX)
+    throw bad("stream must be an integer from 1 to 4294967295");
+  if (!size->is_number_unsigned()) throw bad("size must be a non-negative integer");
+  ChunkedValue c;
+  c.stream = static_cast<std::uint32_t>(stream->get<std::uint64_t>());
+  c.size = size->get<std::uint64_t>();
+  auto nibble = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return -1;
+  };
+  const std::string* hex = sha->is_string() ? &sha->get_ref<const std::string&>() : nullptr;
+  if (!hex || hex->size() != 64) throw bad("sha256 must be 64 lowercase hex digits");
+  for (std::size_t i = 0; i < 32; ++i) {
+    int hi = nibble((*hex)[2 * i]), lo = nibble((*hex)[2 * i + 1]);
+    if (hi < 0 || lo < 0) throw bad("sha256 must be 64 lowercase hex digits");
+    c.sha256[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return c;
+}
+
 Value from_json_at(const Json& j, const std::string& path, std::size_t depth) {
   using T = Json::value_t;
   if ((j.is_array() || j.is_object()) && ++depth > kMaxJsonDepth)
@@ -165,6 +204,7 @@ Value from_json_at(const Json& j, const std::string& path, std::size_t depth) {
             throw std::invalid_argument(fmt::format("{}: $bytes: {}", path, e.what()));
           }
         }
+        if (it.key() == "$chunked" && it->is_object()) return Value(chunked_from_json(*it, path));
         if (it.key() == "$error" && it->is_object()) {
           ErrorValue e;
           if (auto c = it->find("code"); c != it->end() && c->is_string()) e.code = *c;

@@ -63,7 +63,7 @@ inline void feed_worker_message(BrokerCore& core, TimePoint now, const Peer& pee
 
 // What a client message turned into, for the invariant checker.
 struct ClientFeed {
-  enum Kind { Bad, Submit, Cancel, Query, Admin, Job, Credit } kind = Bad;
+  enum Kind { Bad, Submit, Cancel, Query, Admin, Job, Credit, Chunk } kind = Bad;
   std::uint64_t request_id = 0;
 };
 
@@ -92,6 +92,11 @@ inline ClientFeed feed_client_message(BrokerCore& core, TimePoint now, const Pee
   if (auto* c = std::get_if<broker::CreditEvent>(&ev)) {  // never answered (PROTOCOL.md §7.8)
     core.on_credit(now, peer, *c);
     return {ClientFeed::Credit, c->client_request_id};
+  }
+  if (auto* c = std::get_if<broker::ChunkEvent>(&ev)) {  // never answered, may end its call (§7.9)
+    auto rid = c->client_request_id;
+    core.on_client_chunk(now, peer, std::move(*c));
+    return {ClientFeed::Chunk, rid};
   }
   if (auto* a = std::get_if<broker::AdminEvent>(&ev)) return {ClientFeed::Admin, a->request_id};
   if (auto* j = std::get_if<broker::JobEvent>(&ev)) {
@@ -310,6 +315,7 @@ class Checker {
         ++worker_replies;
       } else if (auto* c = std::get_if<broker::ReplyToClient>(&a)) {
         if (auto* r = std::get_if<broker::ResultBody>(&c->body)) sink_ = sink_ + touch(r->outputs);
+        if (auto* ch = std::get_if<broker::ChunkBody>(&c->body)) sink_ = sink_ + touch(ch->data);
         if (auto* acc = std::get_if<broker::AcceptedBody>(&c->body); acc && acc->job_id)
           durable_.insert({c->peer.routing_id, c->request_id});
         if (!is_terminal(*c)) continue;
@@ -335,6 +341,8 @@ class Checker {
         }
         MUSTER_FUZZ_CHECK(open_.erase(k) == 1,
                           "a terminal reply for a request that is not open (a duplicate)");
+      } else if (auto* ch = std::get_if<broker::SendChunk>(&a)) {
+        sink_ = sink_ + touch(ch->data);
       } else if (auto* s = std::get_if<broker::SendWorkRequest>(&a)) {
         sink_ = sink_ + touch(s->inputs) + touch(s->parameters);
         work_.push_back(*s);

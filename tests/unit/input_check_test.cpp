@@ -164,3 +164,12 @@ TEST_CASE("input check: an acceptable payload is checked without allocating") {
   CHECK(c.check(encode_values(Map{{"name", 1}}), {}));
   CHECK(test::allocations_on_this_thread() > before);
 }
+
+TEST_CASE("input check: a bytes port accepts a chunked value (PROTOCOL.md §7.9), other types refuse it") {
+  NodeSpec s;
+  s.name = "echo";
+  s.inputs = {{.name = "data", .type = "bytes", .required = true}, {.name = "text", .type = "string"}};
+  ChunkedValue c{1, 1u << 30, {}};
+  CHECK_FALSE(check(s, Map{{"data", c}}));
+  CHECK(check(s, Map{{"data", Bytes{1}}, {"text", c}}) == "node 'echo': input \"text\": expected string, got chunked");
+}

@@ -9,6 +9,7 @@
 #include "muster/utf8.hpp"
 #include "muster/value.hpp"
 #include "muster/value_json.hpp"
+#include "muster/wire/value_generated.h"
 
 using namespace muster;
 
@@ -92,6 +93,44 @@ TEST_CASE("values round-trip through JSON exactly, kinds kept") {
   CHECK(text.find("\"whole_float\":2.0") != std::string::npos);
   CHECK(text.find("{\"$bytes\":\"AAEC/w==\"}") != std::string::npos);
   CHECK(text.find("{\"$error\":{\"code\":\"E_X\",\"message\":\"went wrong\"}}") != std::string::npos);
+}
+
+TEST_CASE("chunked values (PROTOCOL.md §7.9) round-trip through Values and JSON; bad ones are refused") {
+  ChunkedValue c{3, UINT64_MAX, {}};
+  for (std::size_t i = 0; i < c.sha256.size(); ++i) c.sha256[i] = static_cast<std::uint8_t>(i);
+  Map m{{"data", c}, {"small", Bytes{1, 2}}};
+  CHECK(decode_values(encode_values(m)) == m);
+  CHECK(kind_name(Value(c).kind()) == "chunked");
+  CHECK(Value(c).as_chunked() == c);
+  std::string text = to_json(m).dump();
+  CHECK(text ==
+        R"({"data":{"$chunked":{"stream":3,"size":18446744073709551615,"sha256":")"
+        R"(000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}},"small":{"$bytes":"AQI="}})");
+  CHECK(map_from_json_text(text) == m);
+  const std::string zeros(64, '0');
+  for (std::string bad : {R"({"stream":0,"size":1,"sha256":")" + zeros + "\"}",
+                          R"({"stream":4294967296,"size":1,"sha256":")" + zeros + "\"}",
+                          R"({"stream":1,"size":-1,"sha256":")" + zeros + "\"}",
+                          R"({"stream":1,"size":1,"sha256":")" + zeros.substr(2) + "\"}",
+                          R"({"stream":1,"size":1,"sha256":")" + std::string(64, 'A') + "\"}",
+                          std::string(R"({"stream":1,"size":1})")}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(map_from_json_text(R"({"d":{"$chunked":)" + bad + "}}"), doctest::Contains("$.d: $chunked"),
+                         std::invalid_argument);
+  }
+  CHECK_THROWS_AS(to_json(Map{{"$chunked", Map{}}}), std::invalid_argument);
+  // On the wire: stream 0 or a sha256 that is not 32 bytes makes the payload invalid.
+  for (auto [stream, sha_len] : {std::pair<std::uint32_t, std::size_t>{0, 32}, {1, 31}}) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto key = fbb.CreateString("d");
+    std::vector<std::uint8_t> sha(sha_len, 0);
+    auto v = wire::CreateValue(fbb, wire::ValueKind::Chunked, false, 0, 0, 0, 0, 0, 0, 0, 0, stream, 5,
+                               fbb.CreateVector(sha));
+    auto e = wire::CreateEntry(fbb, key, v);
+    fbb.Finish(wire::CreateValues(fbb, fbb.CreateVector(std::vector{e})), wire::ValuesIdentifier());
+    CHECK_THROWS_WITH_AS(decode_values(std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize())),
+                         doctest::Contains(stream == 0 ? "stream 0" : "sha256 is not 32 bytes"), std::runtime_error);
+  }
 }
 
 TEST_CASE("JSON input errors are clear") {

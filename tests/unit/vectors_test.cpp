@@ -187,6 +187,16 @@ Json describe(const w::Credit* c) {
   j["stream"] = c->stream();
   j["items"] = c->items();
   j["bytes"] = c->bytes();
+  j["resume_offset"] = c->resume_offset();
+  return j;
+}
+
+Json describe(const w::Chunk* c) {
+  Json j = Json::object();
+  j["request_id"] = c->request_id();
+  j["stream"] = c->stream();
+  j["offset"] = c->offset();
+  if (c->data()) j["data"] = muster::base64_encode(muster::Bytes(c->data()->begin(), c->data()->end()));
   return j;
 }
 
@@ -209,6 +219,7 @@ Json describe(const w::WorkRequest* r) {
   j["inputs_in_frame"] = r->inputs_in_frame();
   j["stream_window_items"] = r->stream_window_items();
   j["stream_window_bytes"] = r->stream_window_bytes();
+  j["chunk_window_bytes"] = r->chunk_window_bytes();
   return j;
 }
 
@@ -318,6 +329,7 @@ Json describe(const w::Submit* s) {
   j["batch_replies"] = s->batch_replies();
   j["stream_window_items"] = s->stream_window_items();
   j["stream_window_bytes"] = s->stream_window_bytes();
+  j["chunk_window_bytes"] = s->chunk_window_bytes();
   return j;
 }
 
@@ -605,6 +617,8 @@ Json body(const w::WorkerMessage* m) {
     case w::WorkerBody::Detach: return with_type("Detach", m->body_as_Detach());
     case w::WorkerBody::Batch: return with_type("Batch", m->body_as_Batch());
     case w::WorkerBody::Item: return with_type("Item", m->body_as_Item());
+    case w::WorkerBody::Chunk: return with_type("Chunk", m->body_as_Chunk());
+    case w::WorkerBody::Credit: return with_type("Credit", m->body_as_Credit());
     default: throw NoBody{};
   }
 }
@@ -619,6 +633,7 @@ Json body(const w::DaemonMessage* m) {
     case w::DaemonBody::Rejected: return with_type("Rejected", m->body_as_Rejected());
     case w::DaemonBody::Batch: return with_type("Batch", m->body_as_Batch());
     case w::DaemonBody::Credit: return with_type("Credit", m->body_as_Credit());
+    case w::DaemonBody::Chunk: return with_type("Chunk", m->body_as_Chunk());
     default: throw NoBody{};
   }
 }
@@ -645,6 +660,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::Batch: return with_type("Batch", m->body_as_Batch());
     case w::ClientBody::Watch: return with_type("Watch", m->body_as_Watch());
     case w::ClientBody::Credit: return with_type("Credit", m->body_as_Credit());
+    case w::ClientBody::Chunk: return with_type("Chunk", m->body_as_Chunk());
     default: throw NoBody{};
   }
 }
@@ -666,6 +682,8 @@ Json body(const w::ClientReply* m) {
     case w::ReplyBody::Batch: return with_type("Batch", m->body_as_Batch());
     case w::ReplyBody::Event: return with_type("Event", m->body_as_Event());
     case w::ReplyBody::Item: return with_type("Item", m->body_as_Item());
+    case w::ReplyBody::Chunk: return with_type("Chunk", m->body_as_Chunk());
+    case w::ReplyBody::Credit: return with_type("Credit", m->body_as_Credit());
     default: throw NoBody{};
   }
 }
@@ -837,7 +855,20 @@ Offset<w::Item> build_item(FlatBufferBuilder& fbb, const Json& j) {
 
 Offset<w::Credit> build_credit(FlatBufferBuilder& fbb, const Json& j) {
   return w::CreateCredit(fbb, num<std::uint64_t>(j, "request_id", 0), num<std::uint32_t>(j, "stream", 0),
-                         num<std::uint64_t>(j, "items", 0), num<std::uint64_t>(j, "bytes", 0));
+                         num<std::uint64_t>(j, "items", 0), num<std::uint64_t>(j, "bytes", 0),
+                         num<std::uint64_t>(j, "resume_offset", 0));
+}
+
+// A Chunk from its description: the data 8-byte aligned, as the SDKs write it.
+Offset<w::Chunk> build_chunk(FlatBufferBuilder& fbb, const Json& j) {
+  Offset<flatbuffers::Vector<std::uint8_t>> data;
+  if (j.contains("data")) {
+    auto b = muster::base64_decode(j.at("data").get<std::string>());
+    fbb.ForceVectorAlignment(b.size(), 1, 8);
+    data = fbb.CreateVector(b.data(), b.size());
+  }
+  return w::CreateChunk(fbb, num<std::uint64_t>(j, "request_id", 0), num<std::uint32_t>(j, "stream", 0),
+                        num<std::uint64_t>(j, "offset", 0), data);
 }
 
 // A Batch from its description: each item's message 8-byte aligned (PROTOCOL.md §2.2).
@@ -900,6 +931,8 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
   }
   if (t == "Batch") return type = w::WorkerBody::Batch, build_batch(fbb, j).Union();
   if (t == "Item") return type = w::WorkerBody::Item, build_item(fbb, j).Union();
+  if (t == "Chunk") return type = w::WorkerBody::Chunk, build_chunk(fbb, j).Union();
+  if (t == "Credit") return type = w::WorkerBody::Credit, build_credit(fbb, j).Union();
   FAIL("unknown WorkerBody member " << t);
   return 0;
 }
@@ -929,6 +962,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     b.add_inputs_in_frame(num<bool>(j, "inputs_in_frame", false));
     b.add_stream_window_items(num<std::uint32_t>(j, "stream_window_items", 0));
     b.add_stream_window_bytes(num<std::uint64_t>(j, "stream_window_bytes", 0));
+    b.add_chunk_window_bytes(num<std::uint64_t>(j, "chunk_window_bytes", 0));
     return b.Finish().Union();
   }
   if (t == "Abort") {
@@ -963,6 +997,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
   }
   if (t == "Batch") return type = w::DaemonBody::Batch, build_batch(fbb, j).Union();
   if (t == "Credit") return type = w::DaemonBody::Credit, build_credit(fbb, j).Union();
+  if (t == "Chunk") return type = w::DaemonBody::Chunk, build_chunk(fbb, j).Union();
   FAIL("unknown DaemonBody member " << t);
   return 0;
 }
@@ -981,7 +1016,8 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
                            num<bool>(j, "want_progress", false), num<bool>(j, "want_accepted", false), trace,
                            num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false),
                            num<bool>(j, "batch_replies", false), num<std::uint32_t>(j, "stream_window_items", 0),
-                           num<std::uint64_t>(j, "stream_window_bytes", 0))
+                           num<std::uint64_t>(j, "stream_window_bytes", 0),
+                           num<std::uint64_t>(j, "chunk_window_bytes", 0))
         .Union();
   }
   if (t == "Cancel") return type = w::ClientBody::Cancel, w::CreateCancel(fbb).Union();
@@ -1028,6 +1064,7 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
     return type = w::ClientBody::Watch,
            w::CreateWatch(fbb, j.value("nodes", false), j.value("workers", false), j.value("calls", false)).Union();
   if (t == "Credit") return type = w::ClientBody::Credit, build_credit(fbb, j).Union();
+  if (t == "Chunk") return type = w::ClientBody::Chunk, build_chunk(fbb, j).Union();
   FAIL("unknown ClientBody member " << t);
   return 0;
 }
@@ -1221,6 +1258,8 @@ Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBod
   if (t == "Batch") return type = w::ReplyBody::Batch, build_batch(fbb, j).Union();
   if (t == "Event") return type = w::ReplyBody::Event, build_event(fbb, j).Union();
   if (t == "Item") return type = w::ReplyBody::Item, build_item(fbb, j).Union();
+  if (t == "Chunk") return type = w::ReplyBody::Chunk, build_chunk(fbb, j).Union();
+  if (t == "Credit") return type = w::ReplyBody::Credit, build_credit(fbb, j).Union();
   FAIL("unknown ReplyBody member " << t);
   return 0;
 }
@@ -1607,7 +1646,9 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientMessage.JobCancel", "ClientReply.JobInfo", "ClientReply.JobInfoList",
         "WorkerMessage.Batch", "DaemonMessage.Batch", "ClientMessage.Batch", "ClientReply.Batch",
         "ClientMessage.Watch", "ClientReply.Event",
-        "WorkerMessage.Item", "ClientReply.Item", "ClientMessage.Credit", "DaemonMessage.Credit"}) {
+        "WorkerMessage.Item", "ClientReply.Item", "ClientMessage.Credit", "DaemonMessage.Credit",
+        "ClientMessage.Chunk", "DaemonMessage.Chunk", "WorkerMessage.Chunk", "ClientReply.Chunk",
+        "WorkerMessage.Credit", "ClientReply.Credit"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }

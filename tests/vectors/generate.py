@@ -353,7 +353,35 @@ def valid() -> List[Tuple[str, str, object]]:
             W("w1", m.Item(31, 1, None)),  # worker_item_no_values
             W("w1", m.Result(31, None)),
         )]))),
+        # -- Chunked values (PROTOCOL.md §7.9, docs/STREAMS.md §3) ----------------------------
+        ("values_chunked", "Values", {"data": CHUNKED_IN, "small": b"inline", "last": CHUNKED_LIMITS}),
+        ("client_submit_chunked", "ClientMessage", C(40, m.Submit("echo", {"data": CHUNKED_IN}, None, 60000, chunk_window_bytes=4 * 1024 * 1024))),
+        ("daemon_work_request_chunked", "DaemonMessage", D(m.WorkRequest(41, "echo", {"data": CHUNKED_IN}, None, 60000, 1, CALLER, chunk_window_bytes=4 * 1024 * 1024))),
+        ("worker_credit_chunk", "WorkerMessage", W("w1", m.Credit(41, 1, 0, 4 * 1024 * 1024))),
+        ("reply_credit_chunk", "ClientReply", R(40, m.Credit(40, 1, 0, 4 * 1024 * 1024))),
+        ("client_credit_chunk", "ClientMessage", C(40, m.Credit(40, 2, 0, 8 * 1024 * 1024))),
+        ("client_credit_chunk_limits", "ClientMessage", C(U64_MAX, m.Credit(U64_MAX, U32_MAX, U64_MAX, U64_MAX, U64_MAX))),
+        ("client_chunk", "ClientMessage", C(40, m.Chunk(40, 1, 0, CHUNK_DATA))),
+        ("client_chunk_limits", "ClientMessage", C(U64_MAX, m.Chunk(U64_MAX, U32_MAX, U64_MAX - 1, b"\xff"))),
+        ("daemon_chunk", "DaemonMessage", D(m.Chunk(41, 1, 1024 * 1024, CHUNK_DATA))),
+        ("worker_chunk", "WorkerMessage", W("w1", m.Chunk(41, 2, 0, CHUNK_DATA))),
+        ("reply_chunk", "ClientReply", R(40, m.Chunk(40, 2, 3 * 1024 * 1024, CHUNK_DATA))),
+        ("worker_result_chunked", "WorkerMessage", W("w1", m.Result(41, {"data": CHUNKED_OUT}))),
+        ("reply_result_chunked", "ClientReply", R(40, m.Result(40, {"data": CHUNKED_OUT}))),
+        ("worker_batch_chunks", "WorkerMessage", W("w1", m.Batch([m.BatchItem(_bytes_of(x)) for x in (
+            W("w1", m.Credit(41, 1, 0, 4 * 1024 * 1024)),  # worker_credit_chunk
+            W("w1", m.Chunk(41, 2, 0, CHUNK_DATA)),  # worker_chunk
+            W("w1", m.Result(41, {"data": CHUNKED_OUT})),  # worker_result_chunked
+        )]))),
     ]
+
+
+# A 256 MiB input on the caller's stream 1 (its sha256 is the sha256 of 256 MiB of zeros), an
+# output on the worker's stream 2, and the extremes of a chunked value's fields.
+CHUNKED_IN = v.ChunkedValue(1, 256 * 1024 * 1024, bytes.fromhex("a6d72ac7690f53be6ae46ba88506bd97302a093f7108472bd9efc3cefda06484"))
+CHUNKED_OUT = v.ChunkedValue(2, 5, bytes.fromhex("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"))
+CHUNKED_LIMITS = v.ChunkedValue(U32_MAX, U64_MAX, bytes(range(32)))
+CHUNK_DATA = bytes(range(256)) * 4  # 1 KiB
 
 
 def _bytes_of(message) -> bytes:

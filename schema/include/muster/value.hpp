@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -105,11 +106,21 @@ struct ErrorValue {
   friend bool operator==(const ErrorValue&, const ErrorValue&) = default;
 };
 
-enum class ValueKind { Null, Bool, Int, Float, String, Bytes, List, Map, Error };
+// A bytes value that travels as chunks of one of the call's streams (PROTOCOL.md §7.9): the
+// message carries this reference; the bytes come in Chunk messages of `stream`. Decoding
+// refuses stream 0 and a sha256 that is not 32 bytes.
+struct ChunkedValue {
+  std::uint32_t stream = 0;
+  std::uint64_t size = 0;
+  std::array<std::uint8_t, 32> sha256{};
+  friend bool operator==(const ChunkedValue&, const ChunkedValue&) = default;
+};
+
+enum class ValueKind { Null, Bool, Int, Float, String, Bytes, List, Map, Error, Chunked };
 
 struct Value {
   using Storage = std::variant<std::monostate, bool, std::int64_t, double, std::string, Bytes,
-                               List, Map, ErrorValue>;
+                               List, Map, ErrorValue, ChunkedValue>;
   Storage v;
 
   Value() = default;
@@ -127,6 +138,7 @@ struct Value {
   Value(List l) : v(std::move(l)) {}
   Value(Map m) : v(std::move(m)) {}
   Value(ErrorValue e) : v(std::move(e)) {}
+  Value(ChunkedValue c) : v(c) {}
 
   ValueKind kind() const { return static_cast<ValueKind>(v.index()); }
   bool is_null() const { return kind() == ValueKind::Null; }
@@ -141,6 +153,7 @@ struct Value {
   const Map& as_map() const;
   Map& as_map();
   const ErrorValue& as_error() const;
+  const ChunkedValue& as_chunked() const;
 
   friend bool operator==(const Value& a, const Value& b) { return a.v == b.v; }
 };
@@ -149,7 +162,7 @@ inline std::size_t Map::size() const { return entries_.size(); }
 inline bool Map::empty() const { return entries_.empty(); }
 inline void Map::reserve(std::size_t n) { entries_.reserve(n); }
 
-// "null", "bool", "int", "float", "string", "bytes", "list", "map", "error".
+// "null", "bool", "int", "float", "string", "bytes", "list", "map", "error", "chunked".
 std::string_view kind_name(ValueKind k);
 
 // ---- FlatBuffers encoding -------------------------------------------------------------

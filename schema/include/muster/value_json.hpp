@@ -1,5 +1,6 @@
 // value_json.hpp — the one-to-one mapping between muster::Value and JSON (docs/PROTOCOL.md §4).
-// Owns: how bytes ({"$bytes": base64}) and errors ({"$error": {...}}) look in JSON, and how
+// Owns: how bytes ({"$bytes": base64}), errors ({"$error": {...}}) and chunked values
+// ({"$chunked": {"stream", "size", "sha256": hex}}) look in JSON, and how
 // numbers keep their int/float kind.
 // Must never: accept JSON it cannot map back exactly; non-finite floats are refused.
 #pragma once

@@ -188,7 +188,72 @@ def test_json_writing_floats_keep_their_kind():
 
 
 def test_kind_of():
-    assert [v.kind_of(x) for x in (None, True, 1, 1.0, "", b"", [], {}, muster.ErrorValue())] == list(v.KIND_NAMES)
+    chunked = muster.ChunkedValue(1, 0, bytes(32))
+    assert [v.kind_of(x) for x in (None, True, 1, 1.0, "", b"", [], {}, muster.ErrorValue(), chunked)] == list(v.KIND_NAMES)
+
+
+SHA_HELLO = bytes.fromhex("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+
+
+def test_chunked_value_round_trips_through_flatbuffers_and_json():
+    c = muster.ChunkedValue(3, 2**64 - 1, SHA_HELLO)
+    assert v.decode_values(v.encode_values({"data": c})) == {"data": c}
+    text = v.dumps({"data": c})
+    assert json.loads(text) == {"data": {"$chunked": {"stream": 3, "size": 2**64 - 1, "sha256": SHA_HELLO.hex()}}}
+    assert v.loads(text) == {"data": c}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"stream": 0, "size": 1, "sha256": "00" * 32},  # stream 0 is the items
+        {"stream": 2**32, "size": 1, "sha256": "00" * 32},
+        {"stream": 1, "size": -1, "sha256": "00" * 32},
+        {"stream": 1, "size": 1, "sha256": "00" * 31},
+        {"stream": 1, "size": 1, "sha256": "AB" * 32},  # lowercase only
+        {"stream": 1, "size": 1},
+        {"stream": 1, "size": 1, "sha256": "00" * 32, "extra": 1},
+        {"stream": True, "size": 1, "sha256": "00" * 32},
+    ],
+)
+def test_chunked_json_refuses_what_it_cannot_map(bad):
+    with pytest.raises(ValueError, match=r"\$chunked"):
+        v.loads(json.dumps({"data": {"$chunked": bad}}))
+
+
+def test_chunked_value_with_a_short_sha256_on_the_wire_is_a_bad_payload():
+    import flatbuffers
+
+    from muster.wire import Entry as wEntry
+    from muster.wire import Value as wValue
+    from muster.wire import Values as wValues
+
+    b = flatbuffers.Builder(64)
+    key = b.CreateString("data")
+    sha = b.CreateByteVector(bytes(31))
+    wValue.Start(b)
+    wValue.AddKind(b, v.CHUNKED)
+    wValue.AddChunkedStream(b, 1)
+    wValue.AddChunkedSize(b, 5)
+    wValue.AddChunkedSha256(b, sha)
+    val = wValue.End(b)
+    wEntry.Start(b)
+    wEntry.AddKey(b, key)
+    wEntry.AddValue(b, val)
+    entry = wEntry.End(b)
+    wValues.StartEntriesVector(b, 1)
+    b.PrependUOffsetTRelative(entry)
+    vec = b.EndVector()
+    wValues.Start(b)
+    wValues.AddEntries(b, vec)
+    b.Finish(wValues.End(b), file_identifier=b"MSVL")
+    with pytest.raises(BadMessage, match="sha256 must be 32 bytes"):
+        v.decode_values(bytes(b.Output()))
+
+
+def test_a_map_whose_only_key_is_chunked_has_no_json_form():
+    with pytest.raises(ValueError, match="no JSON form"):
+        v.to_json({"$chunked": {"stream": 1}})
 
 
 def test_json_depth_limit_matches_cpp_and_typescript():

@@ -1,10 +1,10 @@
 // json.ts — the JSON form of muster values (PROTOCOL.md §4): text in, text out.
 // Owns: reading and writing JSON so that Int and Float stay apart (`1` is Int, `1.0` is Float),
 // int64 stays exact (JSON.parse would round 9223372036854775807), bytes are {"$bytes": base64}
-// and errors {"$error": {"code", "message"}}.
+// errors {"$error": {"code", "message"}} and chunked values {"$chunked": {"stream", "size", "sha256"}}.
 // Must never: write a Float that reads back as an Int, or accept JSON it cannot map exactly
 // (non-finite floats have no JSON form).
-import { ErrorValue, Float, INT64_MAX, INT64_MIN, type MusterValue, type Values, entriesOf, kindOf, mapFromEntries } from './value';
+import { ChunkedValue, ErrorValue, Float, INT64_MAX, INT64_MIN, type MusterValue, type Values, entriesOf, kindOf, mapFromEntries } from './value';
 
 // ---- base64 (standard alphabet, padded, strict) ------------------------------------------
 
@@ -98,6 +98,36 @@ function write(v: MusterValue, indent: string, level: number, out: string[], pat
       );
       return;
     }
+    case 'chunked': {
+      const c = v as ChunkedValue;
+      const sp = indent ? ' ' : '';
+      const hex = Array.from(c.sha256, (x) => x.toString(16).padStart(2, '0')).join('');
+      out.push(
+        `{"$chunked"${colon}{"stream"${colon}${c.stream},${sp}"size"${colon}${c.size},${sp}"sha256"${colon}"${hex}"}}`,
+      );
+      return;
+    }
+  }
+}
+
+/** {"stream", "size", "sha256": 64 lowercase hex digits}, nothing else (as the C++ reader). */
+function chunkedFromJson(v: Values, path: string): ChunkedValue {
+  const fields = new Map(entriesOf(v));
+  const stream = fields.get('stream');
+  const size = fields.get('size');
+  const sha = fields.get('sha256');
+  if (fields.size !== 3 || stream === undefined || size === undefined || sha === undefined)
+    throw new SyntaxError(`${path}: $chunked: expected exactly stream, size and sha256`);
+  if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha))
+    throw new SyntaxError(`${path}: $chunked: sha256 must be 64 lowercase hex digits`);
+  if (kindOf(stream) !== 'int' || kindOf(size) !== 'int')
+    throw new SyntaxError(`${path}: $chunked: stream and size must be integers`);
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) bytes[i] = parseInt(sha.slice(2 * i, 2 * i + 2), 16);
+  try {
+    return new ChunkedValue(Number(stream as number | bigint), BigInt(size as number | bigint), bytes);
+  } catch (e) {
+    throw new SyntaxError(`${path}: $chunked: ${(e as Error).message}`);
   }
 }
 
@@ -294,6 +324,9 @@ class Parser {
           if (k === 'message' && typeof x === 'string') message = x;
         }
         return new ErrorValue(code, message);
+      }
+      if (key === '$chunked' && v !== null && typeof v === 'object' && kindOf(v) === 'map') {
+        return chunkedFromJson(v as Values, path);
       }
     }
     return mapFromEntries(entries);

@@ -107,8 +107,10 @@ export interface CreditBody {
   stream: number;
   /** Items the sender may have sent in total (seq < items). */
   items: bigint;
-  /** Bytes of item values the sender may have sent in total. */
+  /** Bytes of item values (stream 0) or of the chunked stream's data the sender may have sent in total. */
   bytes: bigint;
+  /** Chunked streams (PROTOCOL.md §7.9): where the receiver resumes; 0 in this version. */
+  resumeOffset?: bigint;
 }
 
 // ---- worker -> daemon ------------------------------------------------------------------
@@ -152,7 +154,25 @@ export interface BatchBody {
   type: 'Batch';
   items: { message: Uint8Array | null }[];
 }
-export type WorkerBody = AttachBody | PongBody | ProgressBody | ResultBody | FailureBody | DetachBody | BatchBody | ItemBody;
+/** One piece of a chunked bytes value (PROTOCOL.md §7.9); codec only in this SDK (it does not chunk yet). */
+export interface ChunkBody {
+  type: 'Chunk';
+  requestId: bigint;
+  stream: number;
+  offset: bigint;
+  data: Uint8Array | null;
+}
+export type WorkerBody =
+  | AttachBody
+  | PongBody
+  | ProgressBody
+  | ResultBody
+  | FailureBody
+  | DetachBody
+  | BatchBody
+  | ItemBody
+  | ChunkBody
+  | CreditBody;
 export interface WorkerMessage {
   workerId: string;
   body: WorkerBody;
@@ -181,6 +201,8 @@ export interface WorkRequestBody {
   streamWindowItems?: number;
   /** The initial credit in bytes of item values. */
   streamWindowBytes?: bigint;
+  /** The caller takes chunked outputs (PROTOCOL.md §7.9): each output stream's initial credit (0: none). */
+  chunkWindowBytes?: bigint;
 }
 export interface AbortBody {
   type: 'Abort';
@@ -218,7 +240,16 @@ export interface RejectedBody {
   message: string;
   reattach: boolean;
 }
-export type DaemonBody = PingBody | WorkRequestBody | AbortBody | AttachedBody | AckBody | RejectedBody | BatchBody | CreditBody;
+export type DaemonBody =
+  | PingBody
+  | WorkRequestBody
+  | AbortBody
+  | AttachedBody
+  | AckBody
+  | RejectedBody
+  | BatchBody
+  | CreditBody
+  | ChunkBody;
 export interface DaemonMessage {
   body: DaemonBody;
 }
@@ -244,6 +275,8 @@ export interface SubmitBody {
   streamWindowItems?: number;
   /** The initial credit in bytes of item values (0 with items > 0: the daemon's default). */
   streamWindowBytes?: bigint;
+  /** I take chunked outputs (PROTOCOL.md §7.9): each output stream's initial credit (0: none). */
+  chunkWindowBytes?: bigint;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -347,7 +380,8 @@ export type ClientBody =
   | JobCancelBody
   | BatchBody
   | WatchBody
-  | CreditBody;
+  | CreditBody
+  | ChunkBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
   user: string;
@@ -554,7 +588,9 @@ export type ReplyBody =
   | JobInfoListBody
   | BatchBody
   | EventBody
-  | ItemBody;
+  | ItemBody
+  | ChunkBody
+  | CreditBody;
 export interface ClientReply {
   requestId: bigint;
   body: ReplyBody;
@@ -618,6 +654,57 @@ function encodeBatch(b: B, x: BatchBody): flatbuffers.Offset {
     return W.BatchItem.endBatchItem(b);
   });
   return W.Batch.createBatch(b, W.Batch.createItemsVector(b, items));
+}
+
+function encodeItem(b: B, x: ItemBody): flatbuffers.Offset {
+  const values = payload(b, x.values);
+  W.Item.startItem(b);
+  W.Item.addRequestId(b, u64(x.requestId, 'request_id'));
+  W.Item.addSeq(b, u64(x.seq, 'seq'));
+  if (values) W.Item.addValues(b, values);
+  return W.Item.endItem(b);
+}
+
+function encodeCredit(b: B, x: CreditBody): flatbuffers.Offset {
+  return W.Credit.createCredit(
+    b,
+    u64(x.requestId, 'request_id'),
+    u32(x.stream, 'stream'),
+    u64(x.items, 'items'),
+    u64(x.bytes, 'bytes'),
+    u64(x.resumeOffset ?? 0n, 'resume_offset'),
+  );
+}
+
+/** A Chunk: its data on an 8-byte boundary, as the C++ and Python writers place it. */
+function encodeChunk(b: B, x: ChunkBody): flatbuffers.Offset {
+  const data = x.data ? createByteVector(b, x.data, 8) : 0;
+  W.Chunk.startChunk(b);
+  W.Chunk.addRequestId(b, u64(x.requestId, 'request_id'));
+  W.Chunk.addStream(b, u32(x.stream, 'stream'));
+  W.Chunk.addOffset(b, u64(x.offset, 'offset'));
+  if (data) W.Chunk.addData(b, data);
+  return W.Chunk.endChunk(b);
+}
+
+function decodeItem(x: W.Item): ItemBody {
+  return { type: 'Item', requestId: x.requestId(), seq: x.seq(), values: payloadOf(x.valuesArray(), 'Item.values') };
+}
+
+function decodeCredit(x: W.Credit): CreditBody {
+  return {
+    type: 'Credit',
+    requestId: x.requestId(),
+    stream: x.stream(),
+    items: x.items(),
+    bytes: x.bytes(),
+    resumeOffset: x.resumeOffset(),
+  };
+}
+
+function decodeChunk(x: W.Chunk): ChunkBody {
+  const data = x.dataArray();
+  return { type: 'Chunk', requestId: x.requestId(), stream: x.stream(), offset: x.offset(), data: data ? data.slice() : null };
 }
 
 function decodeBatch(bb: CheckedByteBuffer, x: W.Batch): BatchBody {
@@ -693,19 +780,6 @@ function encodeProgress(b: B, p: ProgressBody): flatbuffers.Offset {
     u64(p.total, 'total'),
     msg,
   );
-}
-
-function encodeItem(b: B, x: ItemBody): flatbuffers.Offset {
-  const values = payload(b, x.values);
-  W.Item.startItem(b);
-  W.Item.addRequestId(b, u64(x.requestId, 'request_id'));
-  W.Item.addSeq(b, u64(x.seq, 'seq'));
-  if (values) W.Item.addValues(b, values);
-  return W.Item.endItem(b);
-}
-
-function encodeCredit(b: B, x: CreditBody): flatbuffers.Offset {
-  return W.Credit.createCredit(b, u64(x.requestId, 'request_id'), u32(x.stream, 'stream'), u64(x.items, 'items'), u64(x.bytes, 'bytes'));
 }
 
 function encodeResult(b: B, r: ResultBody): flatbuffers.Offset {
@@ -864,6 +938,14 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       body = encodeItem(b, x);
       type = W.WorkerBody.Item;
       break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.WorkerBody.Chunk;
+      break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.WorkerBody.Credit;
+      break;
     default:
       throw new TypeError(`unknown worker message ${(x as { type: string }).type}`);
   }
@@ -899,6 +981,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       W.WorkRequest.addInputsInFrame(b, !!x.inputsInFrame);
       W.WorkRequest.addStreamWindowItems(b, u32(x.streamWindowItems ?? 0, 'stream_window_items'));
       W.WorkRequest.addStreamWindowBytes(b, u64(x.streamWindowBytes ?? 0n, 'stream_window_bytes'));
+      W.WorkRequest.addChunkWindowBytes(b, u64(x.chunkWindowBytes ?? 0n, 'chunk_window_bytes'));
       body = W.WorkRequest.endWorkRequest(b);
       type = W.DaemonBody.WorkRequest;
       break;
@@ -953,6 +1036,10 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
       body = encodeCredit(b, x);
       type = W.DaemonBody.Credit;
       break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.DaemonBody.Chunk;
+      break;
     default:
       throw new TypeError(`unknown daemon message ${(x as { type: string }).type}`);
   }
@@ -984,6 +1071,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       W.Submit.addBatchReplies(b, !!x.batchReplies);
       W.Submit.addStreamWindowItems(b, u32(x.streamWindowItems ?? 0, 'stream_window_items'));
       W.Submit.addStreamWindowBytes(b, u64(x.streamWindowBytes ?? 0n, 'stream_window_bytes'));
+      W.Submit.addChunkWindowBytes(b, u64(x.chunkWindowBytes ?? 0n, 'chunk_window_bytes'));
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -1078,6 +1166,10 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
     case 'Credit':
       body = encodeCredit(b, x);
       type = W.ClientBody.Credit;
+      break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.ClientBody.Chunk;
       break;
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
@@ -1283,6 +1375,14 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       body = encodeItem(b, x);
       type = W.ReplyBody.Item;
       break;
+    case 'Chunk':
+      body = encodeChunk(b, x);
+      type = W.ReplyBody.Chunk;
+      break;
+    case 'Credit':
+      body = encodeCredit(b, x);
+      type = W.ReplyBody.Credit;
+      break;
     default:
       throw new TypeError(`unknown client reply ${(x as { type: string }).type}`);
   }
@@ -1413,12 +1513,6 @@ function decodeCaller(bb: CheckedByteBuffer, c: W.CallerContext | null): CallerC
 
 function decodeProgress(p: W.Progress): ProgressBody {
   return { type: 'Progress', requestId: p.requestId(), step: p.step(), total: p.total(), message: s(p.message()) };
-}
-function decodeItem(x: W.Item): ItemBody {
-  return { type: 'Item', requestId: x.requestId(), seq: x.seq(), values: payloadOf(x.valuesArray(), 'Item.values') };
-}
-function decodeCredit(x: W.Credit): CreditBody {
-  return { type: 'Credit', requestId: x.requestId(), stream: x.stream(), items: x.items(), bytes: x.bytes() };
 }
 function decodeResult(r: W.Result): ResultBody {
   return {
@@ -1615,6 +1709,12 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
       case W.WorkerBody.Item:
         body = decodeItem(get(() => new W.Item()));
         break;
+      case W.WorkerBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
+        break;
+      case W.WorkerBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
+        break;
       default:
         badUnion(t);
     }
@@ -1659,6 +1759,7 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           inputsInFrame: r.inputsInFrame(),
           streamWindowItems: r.streamWindowItems(),
           streamWindowBytes: r.streamWindowBytes(),
+          chunkWindowBytes: r.chunkWindowBytes(),
         };
         break;
       }
@@ -1702,6 +1803,9 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
       case W.DaemonBody.Credit:
         body = decodeCredit(get(() => new W.Credit()));
         break;
+      case W.DaemonBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
+        break;
       default:
         badUnion(t);
     }
@@ -1735,6 +1839,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           batchReplies: x.batchReplies(),
           streamWindowItems: x.streamWindowItems(),
           streamWindowBytes: x.streamWindowBytes(),
+          chunkWindowBytes: x.chunkWindowBytes(),
         };
         break;
       }
@@ -1822,6 +1927,9 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         break;
       case W.ClientBody.Credit:
         body = decodeCredit(get(() => new W.Credit()));
+        break;
+      case W.ClientBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
         break;
       default:
         badUnion(t);
@@ -2029,6 +2137,12 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
         break;
       case W.ReplyBody.Item:
         body = decodeItem(get(() => new W.Item()));
+        break;
+      case W.ReplyBody.Chunk:
+        body = decodeChunk(get(() => new W.Chunk()));
+        break;
+      case W.ReplyBody.Credit:
+        body = decodeCredit(get(() => new W.Credit()));
         break;
       default:
         badUnion(t);

@@ -21,6 +21,9 @@
 //              look like array indices, such as "1", are iterated first by JS) decodes as a
 //              `Map<string, MusterValue>`; Maps also encode as Map.
 //   Error  <-> ErrorValue {code, message}
+//   Chunked <-> ChunkedValue {stream, size: bigint, sha256}: a reference to bytes that travel as
+//              chunks of one of the call's streams (PROTOCOL.md §7.9). This SDK reads and writes
+//              the reference; it does not chunk or reassemble bytes yet.
 import * as flatbuffers from 'flatbuffers';
 
 import { BufferError, CheckedByteBuffer, MAX_DEPTH, openBuffer } from './checked';
@@ -60,6 +63,31 @@ export class ErrorValue {
   }
 }
 
+const UINT32_MAX = 2 ** 32 - 1;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/**
+ * The Chunked kind of Value (PROTOCOL.md §7.9): `size` bytes whose SHA-256 is `sha256` travel as
+ * Chunk messages of the call's stream `stream` (odd: the caller's, even: the worker's).
+ * {"$chunked": {"stream", "size", "sha256": hex}} in JSON.
+ */
+export class ChunkedValue {
+  readonly stream: number;
+  readonly size: bigint;
+  readonly sha256: Uint8Array;
+  constructor(stream: number, size: bigint | number, sha256: Uint8Array) {
+    if (!Number.isInteger(stream) || stream < 1 || stream > UINT32_MAX)
+      throw new TypeError(`a chunked value's stream must be 1..${UINT32_MAX}, not ${stream}`);
+    const n = typeof size === 'bigint' ? size : Number.isSafeInteger(size) ? BigInt(size) : -1n;
+    if (n < 0n || n > UINT64_MAX) throw new TypeError(`a chunked value's size must be 0..${UINT64_MAX}, not ${size}`);
+    if (!(sha256 instanceof Uint8Array) || sha256.length !== 32)
+      throw new TypeError("a chunked value's sha256 must be 32 bytes");
+    this.stream = stream;
+    this.size = n;
+    this.sha256 = sha256.slice();
+  }
+}
+
 /** A JS value that encodes as a muster Value. */
 export type MusterValue =
   | null
@@ -71,6 +99,7 @@ export type MusterValue =
   | string
   | Uint8Array
   | ErrorValue
+  | ChunkedValue
   | MusterValue[]
   | MusterMap
   | Map<string, MusterValue>;
@@ -82,7 +111,7 @@ export interface MusterMap {
 /** A named set of values: inputs, outputs, parameters. */
 export type Values = MusterMap | Map<string, MusterValue>;
 
-export type Kind = 'null' | 'bool' | 'int' | 'float' | 'string' | 'bytes' | 'list' | 'map' | 'error';
+export type Kind = 'null' | 'bool' | 'int' | 'float' | 'string' | 'bytes' | 'list' | 'map' | 'error' | 'chunked';
 
 export const INT64_MIN = -(2n ** 63n);
 export const INT64_MAX = 2n ** 63n - 1n;
@@ -112,6 +141,7 @@ export function kindOf(v: unknown): Kind {
       if (Array.isArray(v)) return 'list';
       if (v instanceof Map) return 'map';
       if (v instanceof ErrorValue) return 'error';
+      if (v instanceof ChunkedValue) return 'chunked';
       if (isPlainObject(v)) return 'map';
       throw new TypeError(`a ${v.constructor?.name ?? 'object'} has no muster value form`);
     default:
@@ -286,6 +316,16 @@ export function encodeValue(
       WValue.addErrorMessage(b, msg);
       return WValue.endValue(b);
     }
+    case 'chunked': {
+      const c = v as ChunkedValue;
+      const sha = createByteVector(b, c.sha256);
+      WValue.startValue(b);
+      WValue.addKind(b, ValueKind.Chunked);
+      WValue.addChunkedStream(b, c.stream);
+      WValue.addChunkedSize(b, c.size);
+      WValue.addChunkedSha256(b, sha);
+      return WValue.endValue(b);
+    }
   }
 }
 
@@ -396,6 +436,14 @@ export function decodeValue(v: WValue | null, bb: CheckedByteBuffer): MusterValu
       }
       case ValueKind.Error:
         return new ErrorValue(str(v.errorCode()), str(v.errorMessage()));
+      case ValueKind.Chunked: {
+        const sha = v.chunkedSha256Array();
+        try {
+          return new ChunkedValue(v.chunkedStream(), v.chunkedSize(), sha ?? new Uint8Array(0));
+        } catch (e) {
+          throw new BufferError((e as Error).message);
+        }
+      }
       default:
         // An unknown kind from a newer writer reads as null rather than failing the message.
         return null;
@@ -481,6 +529,11 @@ export function valuesEqual(a: MusterValue, b: MusterValue): boolean {
       const x = a as ErrorValue;
       const y = b as ErrorValue;
       return x.code === y.code && x.message === y.message;
+    }
+    case 'chunked': {
+      const x = a as ChunkedValue;
+      const y = b as ChunkedValue;
+      return x.stream === y.stream && x.size === y.size && x.sha256.every((c, i) => c === y.sha256[i]);
     }
   }
 }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import {
+  ChunkedValue,
   ErrorCode,
   ErrorValue,
   Float,
@@ -11,6 +12,7 @@ import {
   INT64_MIN,
   MusterError,
   type MusterValue,
+  type MusterMap,
   type Values,
   decodeValues,
   encodeValues,
@@ -216,5 +218,24 @@ describe('JSON form', () => {
     }
     assert.throws(() => valuesFromJson('[1]'), SyntaxError);
     assert.deepEqual(fromJson(' [ "a\\u00e9\\n" , true , null ] '), ['aé\n', true, null]);
+  });
+
+  it('reads and writes chunked values (PROTOCOL.md §7.9) exactly, and refuses what it cannot map', () => {
+    const sha = new Uint8Array(32).map((_x, i) => i);
+    const c = new ChunkedValue(3, 2n ** 64n - 1n, sha);
+    const back = decodeValues(encodeValues({ data: c })) as MusterMap;
+    assert.ok(valuesEqual(back.data, c));
+    const text = toJson({ data: c });
+    assert.equal(text, `{"data":{"$chunked":{"stream":3,"size":18446744073709551615,"sha256":"${Buffer.from(sha).toString('hex')}"}}}`);
+    assert.ok(valuesEqual(fromJson(text, { exactIntegers: true }), { data: c }));
+    for (const bad of [
+      '{"stream":0,"size":1,"sha256":"' + '00'.repeat(32) + '"}',
+      '{"stream":1,"size":-1,"sha256":"' + '00'.repeat(32) + '"}',
+      '{"stream":1,"size":1,"sha256":"' + '00'.repeat(31) + '"}',
+      '{"stream":1,"size":1,"sha256":"' + 'AB'.repeat(32) + '"}',
+      '{"stream":1,"size":1}',
+    ])
+      assert.throws(() => fromJson(`{"$chunked":${bad}}`), SyntaxError, bad);
+    assert.throws(() => new ChunkedValue(1, 1, new Uint8Array(31)), TypeError);
   });
 });

@@ -259,7 +259,7 @@ function toModel(table: string, d: MusterMap): Record<string, unknown> {
 
 /** Compares two SDK models; nested payload bytes compare by the values they hold. */
 function modelEqual(a: unknown, b: unknown, where = '$'): void {
-  if (a instanceof Uint8Array && b instanceof Uint8Array && /\.(inputs|parameters|outputs)$/.test(where)) {
+  if (a instanceof Uint8Array && b instanceof Uint8Array && /\.(inputs|parameters|outputs|values)$/.test(where)) {
     assert.ok(valuesEqual(decodeValues(a), decodeValues(b)), `${where}: payloads differ`);
     return;
   }

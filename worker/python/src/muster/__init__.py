@@ -45,7 +45,7 @@ from .jobs import Job
 from .messages import NO_DEFAULT, Event, EventKind, JobInfo, JobState, NodeSpec, Port
 from .nodes import Node, Registry, add_node, node
 from .errors import deprecated_alias as _deprecated_alias
-from .values import ErrorValue
+from .values import ChunkedValue, ErrorValue
 from .watch import Watch
 from .worker import Caller, Context, Worker
 from .stream import AsyncStream, Stream
@@ -80,6 +80,7 @@ __all__ = [
     "runtime_dir",
     "default_endpoint",
     "ErrorCode",
+    "ChunkedValue",
     "ErrorValue",
     "MusterError",
     "error_for",

@@ -180,6 +180,17 @@ class Credit:
     stream: int = _m("u32", 0)  # 0: the call's items
     items: int = _m("u64", 0)
     bytes: int = _m("u64", 0)
+    resume_offset: int = _m("u64", 0)  # stream >= 1: 0 in this version (PROTOCOL.md §7.9)
+
+
+@dataclass
+class Chunk:
+    """One piece of a chunked bytes value of a call's stream (PROTOCOL.md §7.9)."""
+
+    request_id: int = _m("u64", 0)
+    stream: int = _m("u32", 0)  # >= 1: odd, the caller's; even, the worker's
+    offset: int = _m("u64", 0)
+    data: Optional[bytes] = _m("[u8]")  # at least one byte; 8-byte aligned like a Batch item
 
 
 # ---- daemon.fbs ----------------------------------------------------------------------------
@@ -205,6 +216,7 @@ class WorkRequest:
     inputs_in_frame: bool = _m("bool", False)
     stream_window_items: int = _m("u32", 0)  # the caller reads Items (0: none; PROTOCOL.md §7.8)
     stream_window_bytes: int = _m("u64", 0)
+    chunk_window_bytes: int = _m("u64", 0)  # the caller takes chunked outputs (0: none; §7.9)
 
 
 @dataclass
@@ -301,6 +313,7 @@ class Submit:
     batch_replies: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
     stream_window_items: int = _m("u32", 0)  # initial item credit (0: no items; PROTOCOL.md §7.8)
     stream_window_bytes: int = _m("u64", 0)
+    chunk_window_bytes: int = _m("u64", 0)  # I take chunked outputs (0: none; PROTOCOL.md §7.9)
 
 
 @dataclass
@@ -648,16 +661,16 @@ class EnrollResponse:
 
 UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     # index 0 is NONE; member i has type value i
-    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach, Batch, Item),
-    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected, Batch, Credit),
+    "WorkerBody": (Attach, Pong, Progress, Result, Failure, Detach, Batch, Item, Chunk, Credit),
+    "DaemonBody": (Ping, WorkRequest, Abort, Attached, Ack, Rejected, Batch, Credit, Chunk),
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
         KeyList, KeyRevoke, GetNodeStats, JobResume, JobAck, JobGet, JobList, JobCancel, Batch,
-        Watch, Credit,
+        Watch, Credit, Chunk,
     ),
     "ReplyBody": (
         Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
-        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch, Event, Item,
+        AdminReport, NodeStatsReport, JobInfo, JobInfoList, Batch, Event, Item, Chunk, Credit,
     ),
 }
 
@@ -686,7 +699,7 @@ TABLES: Dict[str, type] = {
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
         GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
         JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList, BatchItem, Batch,
-        Watch, CallInfo, Event, Item, Credit,
+        Watch, CallInfo, Event, Item, Credit, Chunk,
     )
 }  # fmt: skip
 

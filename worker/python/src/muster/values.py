@@ -13,6 +13,9 @@ Owns: the Python value model.
     List          list (tuples are accepted when encoding)
     Map           dict with str keys, order kept
     Error         muster.ErrorValue(code, message)
+    Chunked       muster.ChunkedValue(stream, size, sha256): a reference to bytes that travel as
+                  chunks of one of the call's streams (PROTOCOL.md §7.9); this SDK reads and
+                  writes the reference but does not chunk or reassemble yet
 
 Must never: lose information on a round trip (an int stays an int, bytes stay bytes, map order
 is kept, -0.0 keeps its sign), or accept a value it cannot encode exactly.
@@ -54,6 +57,9 @@ class _ValueBuilders(Protocol):
     def StartMapValueVector(self, builder: Builder, numElems: int) -> int: ...
     def AddErrorCode(self, builder: Builder, errorCode: int) -> None: ...
     def AddErrorMessage(self, builder: Builder, errorMessage: int) -> None: ...
+    def AddChunkedStream(self, builder: Builder, chunkedStream: int) -> None: ...
+    def AddChunkedSize(self, builder: Builder, chunkedSize: int) -> None: ...
+    def AddChunkedSha256(self, builder: Builder, chunkedSha256: int) -> None: ...
     def End(self, builder: Builder) -> int: ...
 
 
@@ -80,8 +86,10 @@ INT64_MAX = (1 << 63) - 1
 VALUES_IDENTIFIER = b"MSVL"
 
 # ValueKind (schema/value.fbs)
-NULL, BOOL, INT, FLOAT, STRING, BYTES, LIST, MAP, ERROR = range(9)
-KIND_NAMES = ("null", "bool", "int", "float", "string", "bytes", "list", "map", "error")
+NULL, BOOL, INT, FLOAT, STRING, BYTES, LIST, MAP, ERROR, CHUNKED = range(10)
+KIND_NAMES = ("null", "bool", "int", "float", "string", "bytes", "list", "map", "error", "chunked")
+UINT32_MAX = (1 << 32) - 1
+UINT64_MAX = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,25 @@ class ErrorValue:
 
     code: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True)
+class ChunkedValue:
+    """The Chunked kind of value (PROTOCOL.md §7.9): ``size`` bytes whose SHA-256 is ``sha256``
+    travel as Chunk messages of the call's stream ``stream`` (odd: the caller's, even: the
+    worker's). ``{"$chunked": {"stream", "size", "sha256": hex}}`` in JSON."""
+
+    stream: int
+    size: int
+    sha256: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stream, int) or not 1 <= self.stream <= UINT32_MAX:
+            raise ValueError(f"a chunked value's stream must be 1..{UINT32_MAX}, not {self.stream!r}")
+        if not isinstance(self.size, int) or not 0 <= self.size <= UINT64_MAX:
+            raise ValueError(f"a chunked value's size must be 0..{UINT64_MAX}, not {self.size!r}")
+        if not isinstance(self.sha256, bytes) or len(self.sha256) != 32:
+            raise ValueError("a chunked value's sha256 must be 32 bytes")
 
 
 def kind_of(value: Any) -> str:
@@ -113,6 +140,8 @@ def kind_of(value: Any) -> str:
         return "map"
     if isinstance(value, ErrorValue):
         return "error"
+    if isinstance(value, ChunkedValue):
+        return "chunked"
     raise TypeError(f"a {type(value).__name__} is not a muster value")
 
 
@@ -186,6 +215,14 @@ def encode_value(b: flatbuffers.Builder, value: Any, path: str = "$") -> int:
         _Value.AddErrorCode(b, code)
         _Value.AddErrorMessage(b, msg)
         return _Value.End(b)
+    if isinstance(value, ChunkedValue):
+        sha = b.CreateByteVector(value.sha256)
+        _Value.Start(b)
+        _Value.AddKind(b, CHUNKED)
+        _Value.AddChunkedStream(b, value.stream)
+        _Value.AddChunkedSize(b, value.size)
+        _Value.AddChunkedSha256(b, sha)
+        return _Value.End(b)
     raise TypeError(f"{path}: a {type(value).__name__} is not a muster value")
 
 
@@ -256,6 +293,12 @@ def decode_value(r: _flat.Reader, pos: int) -> Any:
         return decode_entries(r, r.ref(pos, 7))
     if kind == ERROR:
         return ErrorValue(r.string(pos, 8) or "", r.string(pos, 9) or "")
+    if kind == CHUNKED:
+        p = r.ref(pos, 12)
+        try:
+            return ChunkedValue(r.scalar(pos, 10, "u32", 0), r.scalar(pos, 11, "u64", 0), r.bytes_at(p) if p else b"")
+        except ValueError as e:
+            raise BadMessage(str(e)) from None
     # An unknown kind from a newer writer reads as null rather than failing the message.
     return None
 
@@ -328,11 +371,13 @@ def to_json(value: Any, path: str = "$") -> Any:
     if isinstance(value, Mapping):
         if len(value) == 1:
             ((k, v),) = value.items()
-            if (k == "$bytes" and isinstance(v, str)) or (k == "$error" and isinstance(v, Mapping)):
+            if (k == "$bytes" and isinstance(v, str)) or (k in ("$error", "$chunked") and isinstance(v, Mapping)):
                 raise ValueError(f"{path}: a map whose only key is {k!r} has no JSON form")
         return {_check_key(k, path): to_json(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, ErrorValue):
         return {"$error": {"code": value.code, "message": value.message}}
+    if isinstance(value, ChunkedValue):
+        return {"$chunked": {"stream": value.stream, "size": value.size, "sha256": value.sha256.hex()}}
     raise TypeError(f"{path}: a {type(value).__name__} is not a muster value")
 
 
@@ -385,8 +430,26 @@ def from_json(j: Any, path: str = "$", _depth: int = 0) -> Any:
                 return ErrorValue(
                     code if isinstance(code, str) else "", message if isinstance(message, str) else ""
                 )
+            if k == "$chunked" and isinstance(v, dict):
+                return _chunked_from_json(v, path)
         return {k: from_json(v, f"{path}.{k}", _depth) for k, v in j.items()}
     raise ValueError(f"{path}: unsupported JSON value {j!r}")
+
+
+def _chunked_from_json(j: Dict[str, Any], path: str) -> ChunkedValue:
+    """``{"stream", "size", "sha256": 64 lowercase hex digits}``, nothing else (as the C++ reader)."""
+    sha = j.get("sha256")
+    if set(j) != {"stream", "size", "sha256"}:
+        raise ValueError(f"{path}: $chunked: expected exactly stream, size and sha256")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise ValueError(f"{path}: $chunked: sha256 must be 64 lowercase hex digits")
+    stream, size = j["stream"], j["size"]
+    if isinstance(stream, bool) or isinstance(size, bool):
+        raise ValueError(f"{path}: $chunked: stream and size must be integers")
+    try:
+        return ChunkedValue(stream, size, bytes.fromhex(sha))
+    except ValueError as e:
+        raise ValueError(f"{path}: $chunked: {e}") from None
 
 
 def b64decode(text: str, what: str = "base64") -> bytes:

@@ -2,6 +2,7 @@
 
 export { Batch } from './muster/wire/batch';
 export { Cancel } from './muster/wire/cancel';
+export { Chunk } from './muster/wire/chunk';
 export { ClientBody, unionToClientBody, unionListToClientBody } from './muster/wire/client-body';
 export { ClientMessage } from './muster/wire/client-message';
 export { Credit } from './muster/wire/credit';

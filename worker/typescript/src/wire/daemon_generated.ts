@@ -5,6 +5,7 @@ export { Ack } from './muster/wire/ack';
 export { Attached } from './muster/wire/attached';
 export { Batch } from './muster/wire/batch';
 export { CallerContext } from './muster/wire/caller-context';
+export { Chunk } from './muster/wire/chunk';
 export { Credit } from './muster/wire/credit';
 export { DaemonBody, unionToDaemonBody, unionListToDaemonBody } from './muster/wire/daemon-body';
 export { DaemonMessage } from './muster/wire/daemon-message';

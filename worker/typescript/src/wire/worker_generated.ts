@@ -2,6 +2,8 @@
 
 export { Attach } from './muster/wire/attach';
 export { Batch } from './muster/wire/batch';
+export { Chunk } from './muster/wire/chunk';
+export { Credit } from './muster/wire/credit';
 export { Detach } from './muster/wire/detach';
 export { Failure } from './muster/wire/failure';
 export { Item } from './muster/wire/item';

@@ -23,3 +23,4 @@ class ClientBody(object):
     Batch = 17
     Watch = 18
     Credit = 19
+    Chunk = 20

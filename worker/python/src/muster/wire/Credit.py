@@ -52,7 +52,14 @@ class Credit(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def CreditStart(builder): builder.StartObject(4)
+    # Credit
+    def ResumeOffset(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def CreditStart(builder): builder.StartObject(5)
 def Start(builder):
     return CreditStart(builder)
 def CreditAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -67,6 +74,9 @@ def AddItems(builder, items):
 def CreditAddBytes(builder, bytes): builder.PrependUint64Slot(3, bytes, 0)
 def AddBytes(builder, bytes):
     return CreditAddBytes(builder, bytes)
+def CreditAddResumeOffset(builder, resumeOffset): builder.PrependUint64Slot(4, resumeOffset, 0)
+def AddResumeOffset(builder, resumeOffset):
+    return CreditAddResumeOffset(builder, resumeOffset)
 def CreditEnd(builder): return builder.EndObject()
 def End(builder):
     return CreditEnd(builder)

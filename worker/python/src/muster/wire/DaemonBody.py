@@ -12,3 +12,4 @@ class DaemonBody(object):
     Rejected = 6
     Batch = 7
     Credit = 8
+    Chunk = 9

@@ -19,3 +19,5 @@ class ReplyBody(object):
     Batch = 13
     Event = 14
     Item = 15
+    Chunk = 16
+    Credit = 17

@@ -168,7 +168,14 @@ class Submit(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def SubmitStart(builder): builder.StartObject(12)
+    # Submit
+    def ChunkWindowBytes(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def SubmitStart(builder): builder.StartObject(13)
 def Start(builder):
     return SubmitStart(builder)
 def SubmitAddNode(builder, node): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(node), 0)
@@ -227,6 +234,9 @@ def AddStreamWindowItems(builder, streamWindowItems):
 def SubmitAddStreamWindowBytes(builder, streamWindowBytes): builder.PrependUint64Slot(11, streamWindowBytes, 0)
 def AddStreamWindowBytes(builder, streamWindowBytes):
     return SubmitAddStreamWindowBytes(builder, streamWindowBytes)
+def SubmitAddChunkWindowBytes(builder, chunkWindowBytes): builder.PrependUint64Slot(12, chunkWindowBytes, 0)
+def AddChunkWindowBytes(builder, chunkWindowBytes):
+    return SubmitAddChunkWindowBytes(builder, chunkWindowBytes)
 def SubmitEnd(builder): return builder.EndObject()
 def End(builder):
     return SubmitEnd(builder)

@@ -154,7 +154,48 @@ class Value(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
-def ValueStart(builder): builder.StartObject(10)
+    # Value
+    def ChunkedStream(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
+    # Value
+    def ChunkedSize(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+    # Value
+    def ChunkedSha256(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 1))
+        return 0
+
+    # Value
+    def ChunkedSha256AsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint8Flags, o)
+        return 0
+
+    # Value
+    def ChunkedSha256Length(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Value
+    def ChunkedSha256IsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        return o == 0
+
+def ValueStart(builder): builder.StartObject(13)
 def Start(builder):
     return ValueStart(builder)
 def ValueAddKind(builder, kind): builder.PrependUint8Slot(0, kind, 0)
@@ -196,6 +237,18 @@ def AddErrorCode(builder, errorCode):
 def ValueAddErrorMessage(builder, errorMessage): builder.PrependUOffsetTRelativeSlot(9, flatbuffers.number_types.UOffsetTFlags.py_type(errorMessage), 0)
 def AddErrorMessage(builder, errorMessage):
     return ValueAddErrorMessage(builder, errorMessage)
+def ValueAddChunkedStream(builder, chunkedStream): builder.PrependUint32Slot(10, chunkedStream, 0)
+def AddChunkedStream(builder, chunkedStream):
+    return ValueAddChunkedStream(builder, chunkedStream)
+def ValueAddChunkedSize(builder, chunkedSize): builder.PrependUint64Slot(11, chunkedSize, 0)
+def AddChunkedSize(builder, chunkedSize):
+    return ValueAddChunkedSize(builder, chunkedSize)
+def ValueAddChunkedSha256(builder, chunkedSha256): builder.PrependUOffsetTRelativeSlot(12, flatbuffers.number_types.UOffsetTFlags.py_type(chunkedSha256), 0)
+def AddChunkedSha256(builder, chunkedSha256):
+    return ValueAddChunkedSha256(builder, chunkedSha256)
+def ValueStartChunkedSha256Vector(builder, numElems): return builder.StartVector(1, numElems, 1)
+def StartChunkedSha256Vector(builder, numElems):
+    return ValueStartChunkedSha256Vector(builder, numElems)
 def ValueEnd(builder): return builder.EndObject()
 def End(builder):
     return ValueEnd(builder)

@@ -12,3 +12,4 @@ class ValueKind(object):
     List = 6
     Map = 7
     Error = 8
+    Chunked = 9

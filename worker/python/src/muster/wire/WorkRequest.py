@@ -158,7 +158,14 @@ class WorkRequest(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def WorkRequestStart(builder): builder.StartObject(10)
+    # WorkRequest
+    def ChunkWindowBytes(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def WorkRequestStart(builder): builder.StartObject(11)
 def Start(builder):
     return WorkRequestStart(builder)
 def WorkRequestAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -211,6 +218,9 @@ def AddStreamWindowItems(builder, streamWindowItems):
 def WorkRequestAddStreamWindowBytes(builder, streamWindowBytes): builder.PrependUint64Slot(9, streamWindowBytes, 0)
 def AddStreamWindowBytes(builder, streamWindowBytes):
     return WorkRequestAddStreamWindowBytes(builder, streamWindowBytes)
+def WorkRequestAddChunkWindowBytes(builder, chunkWindowBytes): builder.PrependUint64Slot(10, chunkWindowBytes, 0)
+def AddChunkWindowBytes(builder, chunkWindowBytes):
+    return WorkRequestAddChunkWindowBytes(builder, chunkWindowBytes)
 def WorkRequestEnd(builder): return builder.EndObject()
 def End(builder):
     return WorkRequestEnd(builder)

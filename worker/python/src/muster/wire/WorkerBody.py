@@ -12,3 +12,5 @@ class WorkerBody(object):
     Detach = 6
     Batch = 7
     Item = 8
+    Chunk = 9
+    Credit = 10

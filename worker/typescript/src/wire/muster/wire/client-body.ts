@@ -2,6 +2,7 @@
 
 import { Batch } from '../../muster/wire/batch';
 import { Cancel } from '../../muster/wire/cancel';
+import { Chunk } from '../../muster/wire/chunk';
 import { Credit } from '../../muster/wire/credit';
 import { GetNodeStats } from '../../muster/wire/get-node-stats';
 import { GetStatus } from '../../muster/wire/get-status';
@@ -41,13 +42,14 @@ export enum ClientBody {
   JobCancel = 16,
   Batch = 17,
   Watch = 18,
-  Credit = 19
+  Credit = 19,
+  Chunk = 20
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null
-): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
+  accessor: (obj:Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null
+): Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(new Submit())! as Submit;
@@ -69,15 +71,16 @@ export function unionToClientBody(
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Watch': return accessor(new Watch())! as Watch;
     case 'Credit': return accessor(new Credit())! as Credit;
+    case 'Chunk': return accessor(new Chunk())! as Chunk;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null, 
+  accessor: (index: number, obj:Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch) => Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null, 
   index: number
-): Batch|Cancel|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
+): Batch|Cancel|Chunk|Credit|GetNodeStats|GetStatus|JobAck|JobCancel|JobGet|JobList|JobResume|KeyList|KeyRevoke|ListNodes|ListWorkers|Submit|TokenCreate|TokenList|TokenRevoke|Watch|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Submit': return accessor(index, new Submit())! as Submit;
@@ -99,6 +102,7 @@ export function unionListToClientBody(
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Watch': return accessor(index, new Watch())! as Watch;
     case 'Credit': return accessor(index, new Credit())! as Credit;
+    case 'Chunk': return accessor(index, new Chunk())! as Chunk;
     default: return null;
   }
 }

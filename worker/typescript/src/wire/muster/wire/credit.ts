@@ -40,8 +40,13 @@ bytes():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+resumeOffset():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startCredit(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(5);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -60,17 +65,22 @@ static addBytes(builder:flatbuffers.Builder, bytes:bigint) {
   builder.addFieldInt64(3, bytes, BigInt('0'));
 }
 
+static addResumeOffset(builder:flatbuffers.Builder, resumeOffset:bigint) {
+  builder.addFieldInt64(4, resumeOffset, BigInt('0'));
+}
+
 static endCredit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createCredit(builder:flatbuffers.Builder, requestId:bigint, stream:number, items:bigint, bytes:bigint):flatbuffers.Offset {
+static createCredit(builder:flatbuffers.Builder, requestId:bigint, stream:number, items:bigint, bytes:bigint, resumeOffset:bigint):flatbuffers.Offset {
   Credit.startCredit(builder);
   Credit.addRequestId(builder, requestId);
   Credit.addStream(builder, stream);
   Credit.addItems(builder, items);
   Credit.addBytes(builder, bytes);
+  Credit.addResumeOffset(builder, resumeOffset);
   return Credit.endCredit(builder);
 }
 }

@@ -4,6 +4,7 @@ import { Abort } from '../../muster/wire/abort';
 import { Ack } from '../../muster/wire/ack';
 import { Attached } from '../../muster/wire/attached';
 import { Batch } from '../../muster/wire/batch';
+import { Chunk } from '../../muster/wire/chunk';
 import { Credit } from '../../muster/wire/credit';
 import { Ping } from '../../muster/wire/ping';
 import { Rejected } from '../../muster/wire/rejected';
@@ -19,13 +20,14 @@ export enum DaemonBody {
   Ack = 5,
   Rejected = 6,
   Batch = 7,
-  Credit = 8
+  Credit = 8,
+  Chunk = 9
 }
 
 export function unionToDaemonBody(
   type: DaemonBody,
-  accessor: (obj:Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null
-): Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null {
+  accessor: (obj:Abort|Ack|Attached|Batch|Chunk|Credit|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Chunk|Credit|Ping|Rejected|WorkRequest|null
+): Abort|Ack|Attached|Batch|Chunk|Credit|Ping|Rejected|WorkRequest|null {
   switch(DaemonBody[type]) {
     case 'NONE': return null; 
     case 'Ping': return accessor(new Ping())! as Ping;
@@ -36,15 +38,16 @@ export function unionToDaemonBody(
     case 'Rejected': return accessor(new Rejected())! as Rejected;
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Credit': return accessor(new Credit())! as Credit;
+    case 'Chunk': return accessor(new Chunk())! as Chunk;
     default: return null;
   }
 }
 
 export function unionListToDaemonBody(
   type: DaemonBody, 
-  accessor: (index: number, obj:Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null, 
+  accessor: (index: number, obj:Abort|Ack|Attached|Batch|Chunk|Credit|Ping|Rejected|WorkRequest) => Abort|Ack|Attached|Batch|Chunk|Credit|Ping|Rejected|WorkRequest|null, 
   index: number
-): Abort|Ack|Attached|Batch|Credit|Ping|Rejected|WorkRequest|null {
+): Abort|Ack|Attached|Batch|Chunk|Credit|Ping|Rejected|WorkRequest|null {
   switch(DaemonBody[type]) {
     case 'NONE': return null; 
     case 'Ping': return accessor(index, new Ping())! as Ping;
@@ -55,6 +58,7 @@ export function unionListToDaemonBody(
     case 'Rejected': return accessor(index, new Rejected())! as Rejected;
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Credit': return accessor(index, new Credit())! as Credit;
+    case 'Chunk': return accessor(index, new Chunk())! as Chunk;
     default: return null;
   }
 }

@@ -3,6 +3,8 @@
 import { Accepted } from '../../muster/wire/accepted';
 import { AdminReport } from '../../muster/wire/admin-report';
 import { Batch } from '../../muster/wire/batch';
+import { Chunk } from '../../muster/wire/chunk';
+import { Credit } from '../../muster/wire/credit';
 import { Event } from '../../muster/wire/event';
 import { Failure } from '../../muster/wire/failure';
 import { Item } from '../../muster/wire/item';
@@ -33,13 +35,15 @@ export enum ReplyBody {
   JobInfoList = 12,
   Batch = 13,
   Event = 14,
-  Item = 15
+  Item = 15,
+  Chunk = 16,
+  Credit = 17
 }
 
 export function unionToReplyBody(
   type: ReplyBody,
-  accessor: (obj:Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
-): Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+  accessor: (obj:Accepted|AdminReport|Batch|Chunk|Credit|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Chunk|Credit|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null
+): Accepted|AdminReport|Batch|Chunk|Credit|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(new Accepted())! as Accepted;
@@ -57,15 +61,17 @@ export function unionToReplyBody(
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Event': return accessor(new Event())! as Event;
     case 'Item': return accessor(new Item())! as Item;
+    case 'Chunk': return accessor(new Chunk())! as Chunk;
+    case 'Credit': return accessor(new Credit())! as Credit;
     default: return null;
   }
 }
 
 export function unionListToReplyBody(
   type: ReplyBody, 
-  accessor: (index: number, obj:Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
+  accessor: (index: number, obj:Accepted|AdminReport|Batch|Chunk|Credit|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList) => Accepted|AdminReport|Batch|Chunk|Credit|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null, 
   index: number
-): Accepted|AdminReport|Batch|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
+): Accepted|AdminReport|Batch|Chunk|Credit|Event|Failure|Item|JobInfo|JobInfoList|NodeList|NodeStatsReport|Progress|Result|StatusReport|TokenCreated|WorkerList|null {
   switch(ReplyBody[type]) {
     case 'NONE': return null; 
     case 'Accepted': return accessor(index, new Accepted())! as Accepted;
@@ -83,6 +89,8 @@ export function unionListToReplyBody(
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Event': return accessor(index, new Event())! as Event;
     case 'Item': return accessor(index, new Item())! as Item;
+    case 'Chunk': return accessor(index, new Chunk())! as Chunk;
+    case 'Credit': return accessor(index, new Credit())! as Credit;
     default: return null;
   }
 }

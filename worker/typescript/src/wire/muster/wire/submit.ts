@@ -104,8 +104,13 @@ streamWindowBytes():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+chunkWindowBytes():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startSubmit(builder:flatbuffers.Builder) {
-  builder.startObject(12);
+  builder.startObject(13);
 }
 
 static addNode(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset) {
@@ -180,13 +185,17 @@ static addStreamWindowBytes(builder:flatbuffers.Builder, streamWindowBytes:bigin
   builder.addFieldInt64(11, streamWindowBytes, BigInt('0'));
 }
 
+static addChunkWindowBytes(builder:flatbuffers.Builder, chunkWindowBytes:bigint) {
+  builder.addFieldInt64(12, chunkWindowBytes, BigInt('0'));
+}
+
 static endSubmit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // node
   return offset;
 }
 
-static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean, batchReplies:boolean, streamWindowItems:number, streamWindowBytes:bigint):flatbuffers.Offset {
+static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean, batchReplies:boolean, streamWindowItems:number, streamWindowBytes:bigint, chunkWindowBytes:bigint):flatbuffers.Offset {
   Submit.startSubmit(builder);
   Submit.addNode(builder, nodeOffset);
   Submit.addInputs(builder, inputsOffset);
@@ -200,6 +209,7 @@ static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, 
   Submit.addBatchReplies(builder, batchReplies);
   Submit.addStreamWindowItems(builder, streamWindowItems);
   Submit.addStreamWindowBytes(builder, streamWindowBytes);
+  Submit.addChunkWindowBytes(builder, chunkWindowBytes);
   return Submit.endSubmit(builder);
 }
 }

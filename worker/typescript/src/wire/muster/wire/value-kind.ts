@@ -9,5 +9,6 @@ export enum ValueKind {
   Bytes = 5,
   List = 6,
   Map = 7,
-  Error = 8
+  Error = 8,
+  Chunked = 9
 }

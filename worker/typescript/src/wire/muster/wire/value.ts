@@ -100,8 +100,33 @@ errorMessage(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+chunkedStream():number {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+chunkedSize():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
+chunkedSha256(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+chunkedSha256Length():number {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+chunkedSha256Array():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
 static startValue(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(13);
 }
 
 static addKind(builder:flatbuffers.Builder, kind:ValueKind) {
@@ -180,12 +205,36 @@ static addErrorMessage(builder:flatbuffers.Builder, errorMessageOffset:flatbuffe
   builder.addFieldOffset(9, errorMessageOffset, 0);
 }
 
+static addChunkedStream(builder:flatbuffers.Builder, chunkedStream:number) {
+  builder.addFieldInt32(10, chunkedStream, 0);
+}
+
+static addChunkedSize(builder:flatbuffers.Builder, chunkedSize:bigint) {
+  builder.addFieldInt64(11, chunkedSize, BigInt('0'));
+}
+
+static addChunkedSha256(builder:flatbuffers.Builder, chunkedSha256Offset:flatbuffers.Offset) {
+  builder.addFieldOffset(12, chunkedSha256Offset, 0);
+}
+
+static createChunkedSha256Vector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startChunkedSha256Vector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
 static endValue(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createValue(builder:flatbuffers.Builder, kind:ValueKind, boolValue:boolean, intValue:bigint, floatValue:number, stringValueOffset:flatbuffers.Offset, bytesValueOffset:flatbuffers.Offset, listValueOffset:flatbuffers.Offset, mapValueOffset:flatbuffers.Offset, errorCodeOffset:flatbuffers.Offset, errorMessageOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createValue(builder:flatbuffers.Builder, kind:ValueKind, boolValue:boolean, intValue:bigint, floatValue:number, stringValueOffset:flatbuffers.Offset, bytesValueOffset:flatbuffers.Offset, listValueOffset:flatbuffers.Offset, mapValueOffset:flatbuffers.Offset, errorCodeOffset:flatbuffers.Offset, errorMessageOffset:flatbuffers.Offset, chunkedStream:number, chunkedSize:bigint, chunkedSha256Offset:flatbuffers.Offset):flatbuffers.Offset {
   Value.startValue(builder);
   Value.addKind(builder, kind);
   Value.addBoolValue(builder, boolValue);
@@ -197,6 +246,9 @@ static createValue(builder:flatbuffers.Builder, kind:ValueKind, boolValue:boolea
   Value.addMapValue(builder, mapValueOffset);
   Value.addErrorCode(builder, errorCodeOffset);
   Value.addErrorMessage(builder, errorMessageOffset);
+  Value.addChunkedStream(builder, chunkedStream);
+  Value.addChunkedSize(builder, chunkedSize);
+  Value.addChunkedSha256(builder, chunkedSha256Offset);
   return Value.endValue(builder);
 }
 }

@@ -95,8 +95,13 @@ streamWindowBytes():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+chunkWindowBytes():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startWorkRequest(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(11);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -161,6 +166,10 @@ static addStreamWindowItems(builder:flatbuffers.Builder, streamWindowItems:numbe
 
 static addStreamWindowBytes(builder:flatbuffers.Builder, streamWindowBytes:bigint) {
   builder.addFieldInt64(9, streamWindowBytes, BigInt('0'));
+}
+
+static addChunkWindowBytes(builder:flatbuffers.Builder, chunkWindowBytes:bigint) {
+  builder.addFieldInt64(10, chunkWindowBytes, BigInt('0'));
 }
 
 static endWorkRequest(builder:flatbuffers.Builder):flatbuffers.Offset {

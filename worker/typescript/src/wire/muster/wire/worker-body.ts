@@ -2,6 +2,8 @@
 
 import { Attach } from '../../muster/wire/attach';
 import { Batch } from '../../muster/wire/batch';
+import { Chunk } from '../../muster/wire/chunk';
+import { Credit } from '../../muster/wire/credit';
 import { Detach } from '../../muster/wire/detach';
 import { Failure } from '../../muster/wire/failure';
 import { Item } from '../../muster/wire/item';
@@ -19,13 +21,15 @@ export enum WorkerBody {
   Failure = 5,
   Detach = 6,
   Batch = 7,
-  Item = 8
+  Item = 8,
+  Chunk = 9,
+  Credit = 10
 }
 
 export function unionToWorkerBody(
   type: WorkerBody,
-  accessor: (obj:Attach|Batch|Detach|Failure|Item|Pong|Progress|Result) => Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null
-): Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null {
+  accessor: (obj:Attach|Batch|Chunk|Credit|Detach|Failure|Item|Pong|Progress|Result) => Attach|Batch|Chunk|Credit|Detach|Failure|Item|Pong|Progress|Result|null
+): Attach|Batch|Chunk|Credit|Detach|Failure|Item|Pong|Progress|Result|null {
   switch(WorkerBody[type]) {
     case 'NONE': return null; 
     case 'Attach': return accessor(new Attach())! as Attach;
@@ -36,15 +40,17 @@ export function unionToWorkerBody(
     case 'Detach': return accessor(new Detach())! as Detach;
     case 'Batch': return accessor(new Batch())! as Batch;
     case 'Item': return accessor(new Item())! as Item;
+    case 'Chunk': return accessor(new Chunk())! as Chunk;
+    case 'Credit': return accessor(new Credit())! as Credit;
     default: return null;
   }
 }
 
 export function unionListToWorkerBody(
   type: WorkerBody, 
-  accessor: (index: number, obj:Attach|Batch|Detach|Failure|Item|Pong|Progress|Result) => Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null, 
+  accessor: (index: number, obj:Attach|Batch|Chunk|Credit|Detach|Failure|Item|Pong|Progress|Result) => Attach|Batch|Chunk|Credit|Detach|Failure|Item|Pong|Progress|Result|null, 
   index: number
-): Attach|Batch|Detach|Failure|Item|Pong|Progress|Result|null {
+): Attach|Batch|Chunk|Credit|Detach|Failure|Item|Pong|Progress|Result|null {
   switch(WorkerBody[type]) {
     case 'NONE': return null; 
     case 'Attach': return accessor(index, new Attach())! as Attach;
@@ -55,6 +61,8 @@ export function unionListToWorkerBody(
     case 'Detach': return accessor(index, new Detach())! as Detach;
     case 'Batch': return accessor(index, new Batch())! as Batch;
     case 'Item': return accessor(index, new Item())! as Item;
+    case 'Chunk': return accessor(index, new Chunk())! as Chunk;
+    case 'Credit': return accessor(index, new Credit())! as Credit;
     default: return null;
   }
 }

@@ -1,0 +1,92 @@
+// stream_chunks.hpp — the forwarding rules of one call's chunked streams (docs/PROTOCOL.md §7.9,
+// docs/STREAMS.md §3): which side may send chunks on which stream, the credit the receiving side
+// granted (clamped, highest total kept) and the check of every chunk against it: offsets in
+// order with no gap or overlap, bytes within the grant forwarded, at most kMaxChunkStreams
+// streams per side.
+// Owns: the per-stream counters (granted, next offset) and the verdicts; nothing else.
+// Must never: touch a socket, read a clock, hold a chunk's bytes (the daemon forwards each at
+// once), check a value's size or sha256 (the receiving SDK does), or decide what a verdict does
+// to the call (BrokerCore does: it ends the call, aborts the worker, answers the sender).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace muster::broker {
+
+// Who sent a Chunk or a Credit. The caller sends chunks on odd streams (its inputs) and grants
+// credit on even ones; the worker sends chunks on even streams (its outputs) and grants credit
+// on odd ones. Stream 0 is the call's items (stream_credit.hpp), never a chunk stream.
+enum class ChunkSide { Caller, Worker };
+
+// What the daemon does with one Chunk.
+enum class ChunkVerdict {
+  Forward,         // the next offset, within the grant: pass it to the other side now
+  Gap,             // an offset beyond the next: chunks were lost on the way
+  Overlap,         // an offset before the next: bytes already received (a duplicate)
+  Empty,           // no data
+  OverCredit,      // the next offset, but offset + size passes the grant
+  WrongSide,       // stream 0, or a stream of the other side's parity
+  TooManyStreams,  // a new stream beyond kMaxChunkStreams of that side
+};
+
+// Streams with chunks per side and call (PROTOCOL.md §7.9).
+inline constexpr std::size_t kMaxChunkStreams = 16;
+
+class CallChunks {
+ public:
+  // The initial grant of each output stream for a caller that asked for `requested` bytes
+  // (Submit.chunk_window_bytes), capped at `max_window` (--stream-window-bytes); 0: none.
+  static std::uint64_t output_window_for(std::uint64_t requested, std::uint64_t max_window);
+
+  // `output_window`: output_window_for(...) of the call (the WorkRequest carries it);
+  // `max_window`: the daemon's cap on any stream's window.
+  CallChunks(std::uint64_t output_window, std::uint64_t max_window);
+
+  std::uint64_t output_window() const { return output_window_; }
+
+  // A Credit of `from` (the receiving side) for `stream`: clamped to what the receiver could
+  // have consumed (forwarded bytes) plus one window, kept if it raises the total. Returns the
+  // total to forward to the sending side, or nullopt: ignored (stale, repeated, a stream of
+  // the wrong parity, stream 0, or a new stream beyond kMaxChunkStreams).
+  std::optional<std::uint64_t> on_credit(ChunkSide from, std::uint32_t stream, std::uint64_t bytes);
+
+  // One Chunk of `from` on `stream` at `offset` with `size` bytes: counted when Forward.
+  ChunkVerdict on_chunk(ChunkSide from, std::uint32_t stream, std::uint64_t offset, std::uint64_t size);
+
+  // Whether a chunk or a credit of any stream has been forwarded (worker death then ends the
+  // call WorkerLost instead of re-queueing it, PROTOCOL.md §7.9 daemon rule 5).
+  bool forwarded_any() const { return forwarded_any_; }
+
+  // The grants of output streams to publish to the worker again (a PUB message may be lost):
+  // those above the initial window (the WorkRequest carries that one) and not used up.
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> republish() const;
+
+  // The call goes to another worker (only when !forwarded_any()): every stream starts again.
+  void restart();
+
+  // A sentence naming what the sender did, for the failure message and the logs.
+  std::string describe(ChunkVerdict verdict, ChunkSide from, std::uint32_t stream, std::uint64_t offset,
+                       std::uint64_t size) const;
+
+ private:
+  struct Stream {
+    std::uint32_t id = 0;
+    std::uint64_t granted = 0;  // forwarded to the sender (clamped, highest total)
+    std::uint64_t next = 0;     // bytes received from the sender and forwarded
+  };
+  static bool is_output(std::uint32_t stream) { return stream % 2 == 0; }
+  // The stream, created on first use (nullptr: beyond kMaxChunkStreams of its parity).
+  Stream* find_or_add(std::uint32_t stream);
+  const Stream* find(std::uint32_t stream) const;
+
+  std::uint64_t output_window_;
+  std::uint64_t max_window_;
+  std::vector<Stream> streams_;  // few: a linear search
+  bool forwarded_any_ = false;
+};
+
+}  // namespace muster::broker

@@ -1,0 +1,83 @@
+// chunking.hpp — the two ends of one chunked stream in an SDK (docs/PROTOCOL.md §7.9), without
+// sockets: the sender cuts a bytes value into chunks within the receiver's credit; the receiver
+// takes them in offset order, grants its window as it goes, and checks the size and the SHA-256
+// (libsodium crypto_hash_sha256) at the end.
+// Owns: the offsets, the credit arithmetic and the checks of one stream.
+// Must never: send past the credit, accept a chunk out of order or beyond the declared size, or
+// hand out bytes whose size or sha256 does not match the reference.
+// Status: the building block of the SDKs' chunkers; the C++ client and worker do not use it yet
+// (docs/STREAMS.md §3).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <sodium.h>
+
+#include "muster/value.hpp"
+
+namespace muster {
+
+inline constexpr std::size_t kChunkBytes = 1 << 20;           // the SDKs' chunk size
+inline constexpr std::uint64_t kChunkWindowBytes = 4u << 20;  // the window the SDKs grant
+
+// The SHA-256 of `data` (libsodium crypto_hash_sha256).
+std::array<std::uint8_t, 32> sha256(std::span<const std::uint8_t> data);
+
+// One chunk to send: `data` is a view into the sender's value.
+struct ChunkOut {
+  std::uint64_t offset = 0;
+  std::span<const std::uint8_t> data;
+};
+
+class ChunkSender {
+ public:
+  // The value `data` on `stream`; `granted` is the initial credit (0 for an input stream: the
+  // worker grants first; the caller's chunk window for an output stream).
+  ChunkSender(Bytes data, std::uint32_t stream, std::uint64_t granted = 0, std::size_t chunk_bytes = kChunkBytes);
+
+  // The reference to put in the message in place of the bytes.
+  const ChunkedValue& reference() const { return ref_; }
+  // A Credit from the receiver: the highest total counts.
+  void on_credit(std::uint64_t bytes);
+  // The next chunk the credit allows (at most chunk_bytes, and never past the grant), or
+  // nullopt: all sent, or waiting for credit.
+  std::optional<ChunkOut> next();
+  bool done() const { return sent_ == data_.size(); }
+
+ private:
+  Bytes data_;
+  ChunkedValue ref_;
+  std::uint64_t granted_;
+  std::uint64_t sent_ = 0;
+  std::size_t chunk_bytes_;
+};
+
+class ChunkReceiver {
+ public:
+  // Receives the value `ref` refers to, granting `window` bytes ahead of what it has.
+  explicit ChunkReceiver(ChunkedValue ref, std::uint64_t window = kChunkWindowBytes);
+
+  // The credit total to grant (what it holds plus one window, at most the size).
+  std::uint64_t grant() const;
+  // One chunk; an error names the stream and what is wrong (out of order, beyond the size).
+  // Nothing is kept from a refused chunk.
+  std::optional<std::string> on_chunk(std::uint64_t offset, std::span<const std::uint8_t> data);
+  bool complete() const { return received_ == ref_.size; }
+  // The whole value once complete, checked: an error if the size or the sha256 differs.
+  std::optional<std::string> check() const;
+  // The bytes (call after check() said nothing).
+  Bytes take() { return Bytes(std::move(buffer_)); }
+
+ private:
+  ChunkedValue ref_;
+  std::uint64_t window_;
+  std::uint64_t received_ = 0;
+  std::vector<std::uint8_t> buffer_;
+  crypto_hash_sha256_state hash_;  // over the bytes received, in order
+};
+
+}  // namespace muster
