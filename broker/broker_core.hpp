@@ -370,6 +370,11 @@ class BrokerCore : private WatchSource {
   };
 
   void reply_worker(const Peer& peer, std::variant<AttachedReply, AckReply, RejectedReply> body);
+  // A worker's item or chunk the stream rules refused: a gap (something lost on the way) ends
+  // the call WORKER_LOST; anything else is the worker breaking the `what` protocol (Rejected,
+  // WORKER_ERROR). Either way the worker gets an Abort and keeps its slot until it answers.
+  void fail_broken_stream(TimePoint now, const Peer& peer, WorkerEntry& w, Request& r, bool gap,
+                          std::string_view what, const std::string& why);
   void reply_client(const Request& r, ClientReplyBody body);
   // Sends the terminal reply, counts it (daemon, workspace, node; a failure also goes to the
   // workspace's recent failures) and forgets the client side of the request.

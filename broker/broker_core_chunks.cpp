@@ -65,21 +65,7 @@ void BrokerCore::on_worker_chunk(TimePoint now, const Peer& peer, const Caller& 
     return;
   }
   std::string why = r.chunks->describe(verdict, ChunkSide::Worker, stream, offset, size);
-  if (verdict == ChunkVerdict::Gap) {
-    spdlog::warn("chunked stream of request {} broken: {} node={} worker_id={}", request_id, why, r.node->second,
-                 w->id);
-    actions_.push_back(SendAbort{w->id, request_id, ErrorCode::WorkerLost, why});
-    finish(now, r, FailureBody{ErrorCode::WorkerLost, fmt::format("worker '{}': {}", w->id, why)});
-    if (!w->no_answer_acks) reply_worker(peer, AckReply{true});
-  } else {
-    spdlog::warn("worker broke the chunk protocol: {} request_id={} node={} worker_id={}", why, request_id,
-                 r.node->second, w->id);
-    reply_worker(peer, RejectedReply{ErrorCode::BadMessage, why, false});
-    actions_.push_back(SendAbort{w->id, request_id, ErrorCode::BadMessage, why});
-    finish(now, r, FailureBody{ErrorCode::WorkerError,
-                               fmt::format("worker '{}' broke the chunk protocol: {}", w->id, why)});
-  }
-  r.state = RequestState::Orphaned;  // keeps the worker's slot until it answers or drops it (§7.4)
+  fail_broken_stream(now, peer, *w, r, verdict == ChunkVerdict::Gap, "chunk", why);
 }
 
 void BrokerCore::on_worker_credit(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,

@@ -42,20 +42,7 @@ void BrokerCore::on_item(TimePoint now, const Peer& peer, const Caller& who, con
     if (auto grant = r.stream->regrant()) actions_.push_back(SendCredit{w->id, r.id, 0, grant->items, grant->bytes});
     return;
   }
-  if (verdict == ItemVerdict::Gap) {
-    spdlog::warn("stream of request {} broken: {} node={} worker_id={}", request_id, why, r.node->second, w->id);
-    actions_.push_back(SendAbort{w->id, request_id, ErrorCode::WorkerLost, why});
-    finish(now, r, FailureBody{ErrorCode::WorkerLost, fmt::format("worker '{}': {}", w->id, why)});
-    if (!w->no_answer_acks) reply_worker(peer, AckReply{true});
-  } else {
-    spdlog::warn("worker broke the stream protocol: {} request_id={} node={} worker_id={}", why, request_id,
-                 r.node->second, w->id);
-    reply_worker(peer, RejectedReply{ErrorCode::BadMessage, why, false});
-    actions_.push_back(SendAbort{w->id, request_id, ErrorCode::BadMessage, why});
-    finish(now, r, FailureBody{ErrorCode::WorkerError,
-                               fmt::format("worker '{}' broke the stream protocol: {}", w->id, why)});
-  }
-  r.state = RequestState::Orphaned;  // keeps the worker's slot until it answers or drops it (§7.4)
+  fail_broken_stream(now, peer, *w, r, verdict == ItemVerdict::Gap, "stream", why);
 }
 
 void BrokerCore::on_credit(TimePoint, const Peer& peer, const CreditEvent& ev, const std::string* workspace) {
@@ -83,6 +70,25 @@ void BrokerCore::republish_credits(const WorkerEntry& w) {
     if (auto grant = it->second.stream->republish())
       actions_.push_back(SendCredit{w.id, id, 0, grant->items, grant->bytes});
   }
+}
+
+void BrokerCore::fail_broken_stream(TimePoint now, const Peer& peer, WorkerEntry& w, Request& r, bool gap,
+                                    std::string_view what, const std::string& why) {
+  const std::uint64_t request_id = r.id;
+  if (gap) {  // something between the worker and musterd was lost: the worker is not to blame
+    spdlog::warn("{} of request {} broken: {} node={} worker_id={}", what, request_id, why, r.node->second, w.id);
+    actions_.push_back(SendAbort{w.id, request_id, ErrorCode::WorkerLost, why});
+    finish(now, r, FailureBody{ErrorCode::WorkerLost, fmt::format("worker '{}': {}", w.id, why)});
+    if (!w.no_answer_acks) reply_worker(peer, AckReply{true});
+  } else {
+    spdlog::warn("worker broke the {} protocol: {} request_id={} node={} worker_id={}", what, why, request_id,
+                 r.node->second, w.id);
+    reply_worker(peer, RejectedReply{ErrorCode::BadMessage, why, false});
+    actions_.push_back(SendAbort{w.id, request_id, ErrorCode::BadMessage, why});
+    finish(now, r, FailureBody{ErrorCode::WorkerError,
+                               fmt::format("worker '{}' broke the {} protocol: {}", w.id, what, why)});
+  }
+  r.state = RequestState::Orphaned;  // keeps the worker's slot until it answers or drops it (§7.4)
 }
 
 }  // namespace muster::broker

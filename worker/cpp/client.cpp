@@ -19,6 +19,7 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "client_message.hpp"
 #include "listing_json.hpp"
 #include "muster/socket_poll.hpp"
 
@@ -379,23 +380,10 @@ struct Client::Impl {
 
   void send_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
                     flatbuffers::FlatBufferBuilder& fbb, const Assertion& as = {}) {
-    finish_client_message(id, type, body, fbb, as);
+    finish_client_message(fbb, id, type, body, as);
     send(fbb);
   }
 
-  void finish_client_message(std::uint64_t id, wire::ClientBody type, flatbuffers::Offset<void> body,
-                             flatbuffers::FlatBufferBuilder& fbb, const Assertion& as) {
-    flatbuffers::Offset<wire::OnBehalfOf> asserted;
-    if (as)
-      asserted = wire::CreateOnBehalfOfDirect(fbb, as->user.c_str(), as->workspace.c_str(),
-                                              as->role.empty() ? nullptr : as->role.c_str());
-    wire::ClientMessageBuilder b(fbb);
-    b.add_request_id(id);
-    b.add_body_type(type);
-    b.add_body(body);
-    if (as) b.add_on_behalf_of(asserted);
-    fbb.Finish(b.Finish(), wire::ClientMessageIdentifier());
-  }
 
   std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& o) {
     auto id = next_id++;
@@ -420,7 +408,7 @@ struct Client::Impl {
       s.add_stream_window_bytes(o.stream_window_bytes);
     }
     auto body = s.Finish();
-    finish_client_message(id, wire::ClientBody::Submit, body.Union(), fbb, o.on_behalf_of);
+    finish_client_message(fbb, id, wire::ClientBody::Submit, body.Union(), o.on_behalf_of);
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
     // timeout the node's own default applies, which the client does not know: then only a
     // lost connection (the monitor) ends the wait early.

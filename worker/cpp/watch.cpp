@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <zmq.hpp>
 
+#include "client_message.hpp"
 #include "listing_json.hpp"
 #include "muster/endpoints.hpp"
 #include "muster/frames.hpp"
@@ -75,17 +76,7 @@ struct Watch::Impl {
   }
 
   void send_body(wire::ClientBody type, flatbuffers::Offset<void> body, flatbuffers::FlatBufferBuilder& fbb) {
-    flatbuffers::Offset<wire::OnBehalfOf> asserted;
-    auto& as = what.on_behalf_of;
-    if (as)
-      asserted = wire::CreateOnBehalfOfDirect(fbb, as->user.c_str(), as->workspace.c_str(),
-                                              as->role.empty() ? nullptr : as->role.c_str());
-    wire::ClientMessageBuilder b(fbb);
-    b.add_request_id(kWatchRequestId);
-    b.add_body_type(type);
-    b.add_body(body);
-    if (as) b.add_on_behalf_of(asserted);
-    fbb.Finish(b.Finish(), wire::ClientMessageIdentifier());
+    finish_client_message(fbb, kWatchRequestId, type, body, what.on_behalf_of);
     socket.send(take_message(fbb), zmq::send_flags::dontwait);
   }
 
