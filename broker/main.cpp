@@ -106,8 +106,8 @@ int main(int argc, char** argv) {
                  "Submit.stream_window_items is cut to it)")
       ->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_option("--stream-window-bytes", opt.core.streams.max_bytes,
-                 "The same bound in bytes of item values (musterd holds at most this much of one "
-                 "stream in its queues, plus one item)")
+                 "The same bound in bytes of item values, and the most credit one chunked stream "
+                 "gets (musterd holds at most this much of one stream in its queues, plus one item)")
       ->capture_default_str()->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 34));
   app.add_option("--max-client-outstanding", opt.core.max_client_outstanding,
                  "Calls one client connection may have open plus replies it has not read; "
