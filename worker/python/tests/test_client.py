@@ -148,6 +148,69 @@ def test_cancel_and_interleaved_replies(daemon, client):
         c1.result(WAIT)
 
 
+def test_a_call_cancelled_before_the_daemon_was_reached_never_reaches_it(short_tmp):
+    # musterd is not there yet: both Submits wait in the client's socket. Cancelling the
+    # first fails it locally, and it must not run once the daemon comes (before: its
+    # Submit was still queued and delivered after the caller was told CANCELLED).
+    address = f"ipc://{short_tmp}/late.sock"
+    client = muster.Client(address, connect_timeout=30.0, list_timeout=WAIT)
+    try:
+        c1 = client.submit("slow", {"i": 1})
+        c2 = client.submit("slow", {"i": 2})
+        c1.cancel()
+        with pytest.raises(muster.Cancelled):
+            c1.result(WAIT)
+        ctx = zmq.Context()
+        router = ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.bind(address)
+        try:
+            assert router.poll(int(WAIT * 1000)), "the open call never reached the daemon"
+            peer, raw = router.recv_multipart()
+            first = m.decode_client_message(raw)
+            assert isinstance(first.body, m.Submit) and first.body.inputs == {"i": 2}
+            router.send_multipart([peer, m.encode(m.ClientReply(request_id=first.request_id, body=m.Result(first.request_id, {"i": 2})))])
+            assert c2.result(WAIT) == {"i": 2}
+            assert not router.poll(300), "a cancelled call's Submit reached the daemon"
+        finally:
+            router.close(0)
+            ctx.term()
+    finally:
+        client.close()
+
+
+def test_async_a_call_cancelled_before_the_daemon_was_reached_never_reaches_it(short_tmp):
+    import asyncio
+
+    address = f"ipc://{short_tmp}/late-async.sock"
+
+    async def main():
+        async with muster.AsyncClient(address, connect_timeout=30.0) as client:
+            c1 = await client.submit("slow", {"i": 1})
+            c2 = await client.submit("slow", {"i": 2})
+            await c1.cancel()
+            with pytest.raises(muster.Cancelled):
+                await asyncio.wait_for(c1, WAIT)
+            ctx = zmq.Context()
+            router = ctx.socket(zmq.ROUTER)
+            router.setsockopt(zmq.LINGER, 0)
+            router.bind(address)
+            loop = asyncio.get_running_loop()
+            try:
+                assert await loop.run_in_executor(None, router.poll, int(WAIT * 1000)), "the open call never reached the daemon"
+                peer, raw = router.recv_multipart()
+                first = m.decode_client_message(raw)
+                assert isinstance(first.body, m.Submit) and first.body.inputs == {"i": 2}
+                router.send_multipart([peer, m.encode(m.ClientReply(request_id=first.request_id, body=m.Result(first.request_id, {"i": 2})))])
+                assert await asyncio.wait_for(c2, WAIT) == {"i": 2}
+                assert not await loop.run_in_executor(None, router.poll, 300), "a cancelled call's Submit reached the daemon"
+            finally:
+                router.close(0)
+                ctx.term()
+
+    asyncio.run(asyncio.wait_for(main(), WAIT * 2))
+
+
 def test_listings(daemon, client):
     node = m.NodeSpec(name="hello", inputs=[m.Port("name", "string")])
 

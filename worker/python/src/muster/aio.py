@@ -412,6 +412,9 @@ class AsyncClient:
                 call._cancel_wanted = True
                 return
             self._fail(rid, error_for("CANCELLED", "cancelled before the daemon was reached"))
+            # Its Submit still waits in the socket for a daemon that may come later: dropped,
+            # so a call reported cancelled never runs (docs/DURABILITY.md §13).
+            self._drop_unsent_and_requeue()
             return
         self._send_now(m.encode(m.ClientMessage(request_id=call._rids[-1], body=m.Cancel())))
 
@@ -632,13 +635,19 @@ class AsyncClient:
                 if now - since >= self.connect_timeout:
                     self._fail(rid, Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
                     failed = True
-            if failed and not self._pair and self._dealer is not None:
-                # The failed calls' messages still wait in the socket for a daemon that may come
-                # later: dropped with everything it queues; the calls still waiting for a first
-                # connection are queued again, in order.
-                drop_unsent(self._dealer, self.address)
-                for _, data in self._waiting_since.values():
-                    self._send_now(data)
+            if failed:
+                self._drop_unsent_and_requeue()
+
+    def _drop_unsent_and_requeue(self) -> None:
+        """Calls just failed while unconnected: their messages still wait in the socket for a
+        daemon that may come later. Dropped with everything it queues; the calls still waiting
+        for a first connection are queued again, in order (with a pair nothing is queued
+        unconnected)."""
+        if self._pair or self._dealer is None:
+            return
+        drop_unsent(self._dealer, self.address)
+        for _, data in self._waiting_since.values():
+            self._send_now(data)
 
     def _waiting_calls(self) -> List[AsyncCall]:
         """The durable calls waiting for a daemon to take them back (few; none most of the time)."""

@@ -593,11 +593,18 @@ class Client:
                 p = self._pending.get(rid)
                 if p is None:
                     continue
+                # A connection may have come since the last poll: its CONNECTED event is posted
+                # before any message can flow, so the Submit cannot have reached the daemon
+                # unseen (a stale "not connected" sent no Cancel, and the call ran).
+                self._read_monitor()
                 if not self._connected:
                     if p.job_id:  # durable: the daemon still holds it; cancel it once resumed
                         p.cancel_wanted = True
                         continue
                     self._fail(rid, Cancelled("cancelled before the daemon was reached"))
+                    # Its Submit still waits in the socket for a daemon that may come later:
+                    # dropped, so a call reported cancelled never runs (docs/DURABILITY.md §13).
+                    self._drop_unsent_and_requeue()
                     continue
                 self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
             elif what == "credit":
@@ -683,14 +690,20 @@ class Client:
             if p.lost_at is None and now - p.sent_at >= self.connect_timeout:
                 self._fail(p.rids[-1], Unavailable(f"cannot reach the daemon at {self.address} (is musterd running?)"))
                 failed = True
-        if failed and not self._pair:
-            # The failed calls' messages still wait in the socket for a daemon that may come
-            # later: dropped with everything it queues, and the calls still waiting for a first
-            # connection are queued again, in order (with a pair nothing is queued unconnected).
-            drop_unsent(self._dealer, self.address)
-            for p in self._open_requests():
-                if p.lost_at is None:
-                    self._send_now(p.data)
+        if failed:
+            self._drop_unsent_and_requeue()
+
+    def _drop_unsent_and_requeue(self) -> None:
+        """Calls just failed while unconnected: their messages still wait in the socket for a
+        daemon that may come later. Dropped with everything it queues, and the calls still
+        waiting for a first connection are queued again, in order (with a pair nothing is
+        queued unconnected)."""
+        if self._pair:
+            return
+        drop_unsent(self._dealer, self.address)
+        for p in self._open_requests():
+            if p.lost_at is None:
+                self._send_now(p.data)
 
     def _read_replies(self) -> None:
         for _ in range(10000):
