@@ -135,8 +135,10 @@ bool DaemonLink::drain_watches() {
   bool changed = false;
   for (auto it = watches_.begin(); it != watches_.end();) {
     try {
-      while (auto e = it->second->next(std::chrono::milliseconds(0)))
-        if (e->value("kind", "") != "snapshot" || e->value("seq", 0) > 1) changed = true;
+      // Every event counts, a watch's first snapshot too: it shows musterd as it was when the
+      // watch began, which may be after the poll that opened it (a worker that attached in
+      // between, e.g. to a standby that just took over, would be missing until the next poll).
+      while (it->second->next(std::chrono::milliseconds(0))) changed = true;
       ++it;
     } catch (const CallError& e) {
       spdlog::debug("watch of workspace {} ended: {}", it->first, e.what());

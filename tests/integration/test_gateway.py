@@ -458,7 +458,7 @@ def test_services_updated_is_pushed_when_a_worker_attaches_not_at_the_next_poll(
     that attaches still shows in services.updated and peers.updated at once."""
     gw = start_gateway(poll_interval="60")
     with gw.ws() as ws:
-        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail"})
+        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail", "count"})
         py = start_python_worker(daemon, "py-pushed")
         # Bounded well below the poll interval: only a pushed event can bring it.
         services = ws.wait("services.updated", lambda p: any(s["name"] == "py.stats" for s in p["services"]),
