@@ -494,13 +494,19 @@ TEST_CASE("C++ SDK without answer Acks (§7.7): a lost Result goes again when th
   CHECK(answered_of(pong) == std::vector<std::uint64_t>{11});
   fake.reply(pong.peer, FakeDaemon::pong_ack(101, {}));
   // That Ack (response socket) and the next Ping (request socket) race inside the worker: a
-  // Ping read first is answered from before the Ack. Ping until a Pong no longer lists 11 (it
-  // stays listed forever without the rule, so a few rounds prove it).
+  // Ping read first is answered from before the Ack. A worker without answer Acks does not
+  // poll its response socket; it reads it when a Ping wakes it, or every 100 ms: an Ack still
+  // in the kernel when the Ping is read waits for the next turn (under load that was every
+  // round of 8). So each round leaves the worker a periodic read before the next Ping. Ping
+  // until a Pong no longer lists 11 (it stays listed forever without the rule, so a few
+  // rounds prove it).
+  std::this_thread::sleep_for(150ms);
   for (std::uint64_t seq = 102; seq < 110; ++seq) {
     fake.publish("b:", FakeDaemon::ping(seq, "inst-1"));
     pong = fake.expect(wire::WorkerBody::Pong);
     fake.reply(pong.peer, FakeDaemon::pong_ack(seq, {}));
     if (answered_of(pong).empty()) break;
+    std::this_thread::sleep_for(150ms);
   }
   CHECK(answered_of(pong).empty());
   CHECK_FALSE(fake.recv(100ms).has_value());  // nothing more was sent
