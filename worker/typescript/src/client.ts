@@ -113,7 +113,10 @@ export interface Call<Out extends object = Values> {
   readonly requestId: number;
   /** A durable call's job id, once the daemon accepted it (undefined before, and for other calls). */
   readonly jobId?: bigint;
-  /** The outputs, or a MusterError (Timeout, Cancelled, WorkerError, NoWorker, ...). */
+  /**
+   * The outputs, or a MusterError (Timeout, Cancelled, WorkerError, NoWorker, ...). It may be
+   * awaited late: a failure that comes first is kept for it, never an unhandled rejection.
+   */
   readonly result: Promise<Out>;
   /** Asks the daemon to cancel; the result then rejects with Cancelled (unless it finished first). */
   cancel(): Promise<void>;
@@ -312,6 +315,10 @@ export class Client {
     } catch (e) {
       result = Promise.reject(e);
     }
+    // A call's failure may come while its caller awaits something else (a jobCancel, another
+    // call) and looks at `result` only afterwards: marked handled here, so Node does not end
+    // the process with an unhandled rejection. Whoever awaits `result` still gets the error.
+    result.catch(() => undefined);
     const cancel = async (): Promise<void> => {
       const p = this.pending.get(requestId);
       if (!p) return;

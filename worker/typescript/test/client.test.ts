@@ -58,6 +58,22 @@ describe('client', () => {
     assert.deepEqual(accepted, [false]);
   });
 
+  it('a call that fails before its result is awaited is no unhandled rejection; awaited later it rejects', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const handle = client.submit('n', { which: 'late' });
+      const s = await daemon.nextFromClient('Submit');
+      daemon.clientReply(s, { type: 'Failure', requestId: s.msg.requestId, code: ErrorCode.Cancelled, message: 'cancelled by local (JobCancel)' });
+      await new Promise((r) => setTimeout(r, 200)); // the Failure arrives while nobody awaits the result
+      assert.deepEqual(unhandled, []);
+      await assert.rejects(handle.result, isCode(ErrorCode.Cancelled));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('correlates interleaved replies by request_id', async () => {
     const a = client.call('n', { which: 'a' });
     const b = client.call('n', { which: 'b' });
