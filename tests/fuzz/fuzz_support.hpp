@@ -63,7 +63,7 @@ inline void feed_worker_message(BrokerCore& core, TimePoint now, const Peer& pee
 
 // What a client message turned into, for the invariant checker.
 struct ClientFeed {
-  enum Kind { Bad, Submit, Cancel, Query, Admin, Job, Credit, Chunk } kind = Bad;
+  enum Kind { Bad, Submit, Cancel, Query, Admin, Job, Credit, Chunk, Watch } kind = Bad;
   std::uint64_t request_id = 0;
 };
 
@@ -99,6 +99,9 @@ inline ClientFeed feed_client_message(BrokerCore& core, TimePoint now, const Pee
     return {ClientFeed::Chunk, rid};
   }
   if (auto* a = std::get_if<broker::AdminEvent>(&ev)) return {ClientFeed::Admin, a->request_id};
+  // A Watch (unit-tested in watchers_test.cpp) answers events and ends with a terminal reply
+  // under an id this checker does not track yet: decoded only, as JobResume is.
+  if (auto* w = std::get_if<broker::WatchEvent>(&ev)) return {ClientFeed::Watch, w->request_id};
   if (auto* j = std::get_if<broker::JobEvent>(&ev)) {
     // Durable-job messages (unit-tested in broker_core_jobs_test.cpp): JobAck and JobList reach
     // the core (no terminal reply); JobResume, JobGet and JobCancel answer terminal replies
