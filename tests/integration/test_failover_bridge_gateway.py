@@ -61,12 +61,18 @@ def test_a_gateway_given_both_addresses_calls_again_after_a_sigkill_failover(tmp
     a.stop(signal.SIGKILL)
     wait_for(lambda: "standby: took over" in read_log(b.proc), 30, "the standby to take over")
     wait_for(lambda: worker_on(b, "gw-follower"), 30, "the worker to attach to the standby")
-    # The gateway reaches the new active daemon through the same --client-address list.
-    wait_for(lambda: gw.get("/healthz")[0] == 200, 30, "the gateway's healthz to be ok on the standby")
+    # The gateway reaches the new active daemon through the same --client-address list. Its
+    # /healthz may still be ok from its last poll of the killed daemon (fresh for 3 polls plus
+    # grace), so what proves the failover is the list read from the standby: the poller first
+    # notices the old daemon is gone (503 for a poll interval), then reads the new one.
+    def workers_from_standby():
+        status, workers = gw.get("/api/workers", token)
+        return status == 200 and [w["worker_id"] for w in workers] == ["gw-follower"] and \
+            all(w.get("state") == "ready" for w in workers)
     wait_for(hello, 30, "a gateway call to succeed on the standby")
     assert hello()["outputs"] == {"greeting": "Hello pair", "shout": "HELLO PAIR"}
-    status, workers = gw.get("/api/workers", token)
-    assert status == 200 and [w["worker_id"] for w in workers] == ["gw-follower"]
+    wait_for(workers_from_standby, 30, "the gateway to list the worker as musterd (the standby) lists it")
+    assert gw.get("/healthz")[0] == 200
     assert gw.stop() == 0
     assert stop(worker) == 0
     assert b.stop() == 0
