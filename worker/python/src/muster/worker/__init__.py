@@ -1364,9 +1364,13 @@ class Worker:
         if len(data) > limit:
             # The daemon would refuse it and the caller wait its whole deadline (PROTOCOL.md §10).
             what = "result" if isinstance(body, m.Result) else "failure"
+            over = isinstance(out, Mapping) and any(
+                isinstance(v, (bytes, bytearray, memoryview)) and memoryview(v).nbytes > self.chunk_threshold
+                for v in out.values()
+            )
             hint = (
                 "; the caller takes no chunked outputs (a durable call carries its values inline)"
-                if job.chunk_window == 0 and isinstance(body, m.Result) else ""
+                if job.chunk_window == 0 and over and isinstance(body, m.Result) else ""
             )  # fmt: skip
             body = failure(
                 rid, ErrorCode.WORKER_ERROR,
