@@ -277,16 +277,17 @@ class MemorySink(Sink):
     """The default: the value is assembled and handed over as plain bytes."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._pieces: List[Data] = []
 
     def write(self, data: Data) -> None:
-        self._buf += data
+        self._pieces.append(data)  # a chunk's data is its own bytes object: kept, not copied
 
     def value(self, port: str, ref: ChunkedValue) -> Any:
-        return bytes(self._buf)
+        pieces, self._pieces = self._pieces, []
+        return b"".join(pieces)  # one copy (without the GIL, for large values)
 
     def discard(self) -> None:
-        self._buf = bytearray()
+        self._pieces = []
 
 
 class WriterSink(Sink):
@@ -593,7 +594,8 @@ class InputStream(io.RawIOBase):
         self._sha = hashlib.sha256()
         self._error: Optional[MusterError] = None
         self._async_waiters: List[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]] = []
-        self._collected = bytearray() if collect else None
+        # a collect stream's chunks, joined once complete (bytes.join copies without the GIL)
+        self._collected: Optional[List[Data]] = [] if collect else None
 
     @classmethod
     def of_bytes(cls, port: str, data: bytes) -> "InputStream":
@@ -626,7 +628,7 @@ class InputStream(io.RawIOBase):
             self._sha.update(data)
             self.received += n
             if self._collected is not None:
-                self._collected += data
+                self._collected.append(data)
             else:
                 self._pieces.append(memoryview(data).cast("B") if not isinstance(data, memoryview) else data)
                 self._buffered += n
@@ -656,9 +658,14 @@ class InputStream(io.RawIOBase):
         return self._error
 
     def value(self) -> bytes:
-        """A collect stream's bytes, once complete."""
-        assert self._collected is not None and self.complete
-        return bytes(self._collected)
+        """A collect stream's bytes, once complete (one copy; call it off the I/O thread)."""
+        with self._cond:
+            assert self._collected is not None and self.complete
+            pieces, self._collected = self._collected, []
+        out = b"".join(pieces)
+        with self._cond:
+            self._collected = [out]  # asked again: the same bytes
+        return out
 
     # ---- the reader ----
 

@@ -1138,10 +1138,6 @@ class Worker:
             self._dispatch(job, ctx)
 
     def _dispatch(self, job: _Job, ctx: Context) -> None:
-        for port, s in list(ctx._streams.items()):
-            if s.collect:  # an ordinary input: the handler gets the checked bytes
-                ctx.inputs[port] = s.value()
-                del ctx._streams[port]
         node = job.node
         if node.is_async:
             loop = self._async_loop()
@@ -1189,8 +1185,19 @@ class Worker:
             return
         job.task = asyncio.ensure_future(self._run_async(job, ctx))
 
+    @staticmethod
+    def _assemble(ctx: Context) -> None:
+        """The chunked inputs an ordinary handler gets as bytes: joined (and checked already)
+        in the handler's thread, not the I/O thread."""
+        for port, s in list(ctx._streams.items()):
+            if s.collect:
+                ctx.inputs[port] = s.value()
+                del ctx._streams[port]
+
     async def _run_async(self, job: _Job, ctx: Context) -> None:
         try:
+            if any(s.collect for s in ctx._streams.values()):
+                await asyncio.get_running_loop().run_in_executor(None, self._assemble, ctx)
             out = job.node.handler(ctx)
             if inspect.isasyncgen(out):  # an async generator handler: each value one item, no outputs
                 await drive_async_generator(job.items, out)
@@ -1210,6 +1217,7 @@ class Worker:
             self._finish(job, None, None)
             return
         try:
+            self._assemble(ctx)
             out = job.node.handler(ctx)
             if inspect.isgenerator(out):  # a generator handler: each value one item
                 out = drive_generator(job.items, job.abort_event.is_set, out)
