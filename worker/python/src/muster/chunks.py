@@ -752,9 +752,10 @@ class InputStream(io.RawIOBase):
 
     def _consumed(self, n: int) -> Optional[int]:
         self.consumed += n
-        if self.received < self.size and self.consumed + self.window - self.granted >= CHUNK_BYTES:
-            self.granted = min(self.consumed + self.window, self.size)
-            return self.granted
+        want = min(self.consumed + self.window, self.size)  # never past the size
+        if want > self.granted and (want - self.granted >= CHUNK_BYTES or want == self.size):
+            self.granted = want
+            return want
         return None
 
     def _wake(self) -> None:
