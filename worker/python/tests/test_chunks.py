@@ -181,6 +181,9 @@ def test_the_input_stream_grants_as_the_handler_reads_and_checks_the_sha256():
     gap = c.InputStream("data", 1, 10, bytes(32))
     gap.feed(3, b"x")
     assert gap.error is not None and "offset 3 where 0 was due" in gap.error.message
+    empty = c.InputStream("data", 5, 0, bytes(32))  # no chunk comes: checked at once
+    assert empty.error is not None and empty.error.message == "input data: chunked stream 5: sha256 mismatch"
+    assert c.InputStream("data", 5, 0, sha(b"")).read() == b""
     over = c.InputStream("data", 1, 2, bytes(32))
     over.feed(0, b"abc")
     assert over.error is not None and "beyond its size of 2 bytes" in over.error.message

@@ -596,6 +596,9 @@ class InputStream(io.RawIOBase):
         self._async_waiters: List[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]] = []
         # a collect stream's chunks, joined once complete (bytes.join copies without the GIL)
         self._collected: Optional[List[Data]] = [] if collect else None
+        if size == 0 and sha256 != hashlib.sha256().digest():  # no chunk will come to check it
+            with self._cond:
+                self._fail(InvalidRequest(f"input {port}: chunked stream {stream}: sha256 mismatch"))
 
     @classmethod
     def of_bytes(cls, port: str, data: bytes) -> "InputStream":
