@@ -468,7 +468,7 @@ class AsyncClient:
         if self._connected and rid in self._calls:
             self._send_now(credit_message(rid, grant))
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_now(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Sends without waiting (from the reader): the socket queues it, or it is dropped with
         a warning when that queue is full."""
         assert self._dealer is not None

@@ -59,21 +59,22 @@ Data = Union[bytes, bytearray, memoryview]
 # ---- the cheap encoders --------------------------------------------------------------------
 
 
-def _encode_root(message: Any, identifier: bytes, room: int) -> bytes:
-    """``messages.encode`` with a builder sized for the message at once: the data is copied into
-    the buffer once (no growth), then once out of it."""
+def _encode_root(message: Any, identifier: bytes, room: int) -> memoryview:
+    """``messages.encode`` with a builder sized for the message at once: the data is copied
+    once, into the buffer (no growth), and the message is a view of that buffer (zmq sends it
+    as it is)."""
     b = flatbuffers.Builder(room + 512)
     root = m._encode_table(b, message)
     b.Finish(root, file_identifier=identifier)
-    return bytes(b.Output())
+    return memoryview(b.Bytes)[b.head :]
 
 
-def client_chunk(request_id: int, stream: int, offset: int, data: Data) -> bytes:
+def client_chunk(request_id: int, stream: int, offset: int, data: Data) -> memoryview:
     """A caller's ``ClientMessage{Chunk}`` (byte for byte what ``messages.encode`` writes)."""
     return _encode_root(m.ClientMessage(request_id, m.Chunk(request_id, stream, offset, data)), b"MSCL", len(data))  # type: ignore[arg-type]
 
 
-def worker_chunk(worker_id: str, request_id: int, stream: int, offset: int, data: Data) -> bytes:
+def worker_chunk(worker_id: str, request_id: int, stream: int, offset: int, data: Data) -> memoryview:
     """A worker's ``WorkerMessage{Chunk}``."""
     return _encode_root(m.WorkerMessage(worker_id, m.Chunk(request_id, stream, offset, data)), b"MSWK", len(data))  # type: ignore[arg-type]
 
@@ -295,10 +296,11 @@ class WriterSink(Sink):
     piece of bytes in order. The outputs hold the ChunkedValue reference (size, sha256)."""
 
     def __init__(self, target: Any):
-        self._write: Callable[[Data], Any] = target.write if callable(getattr(target, "write", None)) else target
+        self._file = callable(getattr(target, "write", None))
+        self._write: Callable[[Data], Any] = target.write if self._file else target
 
     def write(self, data: Data) -> None:
-        self._write(data)
+        self._write(data if self._file else bytes(data))  # a callable gets bytes
 
 
 class DirectorySink(Sink):
@@ -407,7 +409,7 @@ class CallChunks:
         self.request_id = request_id
         self.closed = False
 
-    def on_credit(self, credit: m.Credit, send: Callable[[bytes], Any]) -> None:
+    def on_credit(self, credit: m.Credit, send: Callable[[Data], Any]) -> None:
         """A worker's grant for one of the inputs: the chunks it allows go now."""
         s = self.senders.get(credit.stream)
         if s is None or self.closed:
@@ -416,7 +418,7 @@ class CallChunks:
         for offset, data in s.due():
             send(client_chunk(self.request_id, s.stream, offset, data))
 
-    def on_chunk(self, chunk: m.Chunk, send: Callable[[bytes], Any]) -> None:
+    def on_chunk(self, chunk: m.Chunk, send: Callable[[Data], Any]) -> None:
         """A chunk of one of the worker's outputs. Raises WorkerError (the call fails) for a
         chunk the stream cannot take, or a sink's error."""
         if self.closed:

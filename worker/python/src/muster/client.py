@@ -34,7 +34,7 @@ import os
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -559,7 +559,7 @@ class Client:
         if not p.future.done():
             p.future.set_exception(err)
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_now(self, data: Union[bytes, bytearray, memoryview]) -> None:
         try:
             self._dealer.send(data, zmq.NOBLOCK)
         except zmq.Again:

@@ -760,7 +760,7 @@ class Worker:
         the way shows as a seq gap, which musterd ends with WORKER_LOST (docs/STREAMS.md §2)."""
         self._send_stream_message(job, "item", data)
 
-    def _send_stream_message(self, job: _Job, kind: str, data: bytes) -> None:
+    def _send_stream_message(self, job: _Job, kind: str, data: Union[bytes, memoryview]) -> None:
         """Sends an item or a chunk of a running request. The credit bounds them, so the
         socket's queue is full only when the daemon stalls; the message then waits for room
         (up to a second) rather than leave a gap."""
