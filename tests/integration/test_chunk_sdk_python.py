@@ -259,6 +259,50 @@ def test_handlers_waiting_for_input_chunks_or_output_credit_do_not_block_the_wor
     assert bytes(got) == big
 
 
+def test_outputs_returned_as_streams_from_sync_and_async_handlers(daemon, client, inproc_worker, tmp_path):
+    w = inproc_worker
+    big = os.urandom(10 * MiB + 3)
+    path = tmp_path / "out.bin"
+    path.write_bytes(big)
+
+    @w.node(name="frompath", outputs={"data": "bytes"})
+    def from_path(ctx):
+        return {"data": path}  # a path: read and sent in chunks
+
+    @w.node(name="fromfile", outputs={"data": "bytes"})
+    async def from_file(ctx):  # an async handler: its chunks leave from a thread of their own
+        return {"data": open(path, "rb")}
+
+    @w.node(name="fromiter", inputs={"n": "int"}, outputs={"data": "bytes"})
+    def from_iter(ctx):
+        return {"data": (bytes([i % 256]) * 1000 for i in range(ctx.inputs["n"]))}
+
+    @w.node(name="abig", outputs={"data": "bytes"})
+    async def abig(ctx):
+        return {"data": big}
+
+    @w.node(name="huge", outputs={"data": "bytes"})
+    def huge(ctx):
+        return {"data": bytes(20 * MiB)}
+
+    w.start()
+    wait_ready(client, w.worker_id)
+    for node in ("frompath", "fromfile", "abig"):
+        assert client.call(node, timeout_ms=60_000) == {"data": big}, node
+    # a stream that ends within the threshold travels inline: the sink is not used
+    pieces = []
+    assert client.call("fromiter", {"n": 3}, timeout_ms=30_000, output_sink=pieces.append) == \
+        {"data": b"\0" * 1000 + b"\1" * 1000 + b"\2" * 1000}
+    assert pieces == []
+    out = client.call("fromiter", {"n": 9000}, timeout_ms=60_000)  # 9 MB: over the threshold, chunked
+    assert out["data"] == b"".join(bytes([i % 256]) * 1000 for i in range(9000))
+    # a durable call takes no chunks: its outputs go inline, and one over the message limit fails
+    with pytest.raises(muster.WorkerError) as e:
+        client.call("huge", timeout_ms=30_000, durable=True)
+    assert "exceeds the daemon's limit" in e.value.message and "takes no chunked outputs" in e.value.message
+    assert client.call("huge", timeout_ms=60_000) == {"data": bytes(20 * MiB)}
+
+
 def raw_caller_upload(daemon, node: str, size: int, wrong: bool):
     """A raw caller sends `size` bytes as stream 1 of a call to `node`, its reference carrying a
     wrong sha256 if `wrong`; returns the terminal reply."""

@@ -342,7 +342,8 @@ class AsyncClient:
                     durable=durable,
                     stream_window_items=window[0] if window else 0,
                     stream_window_bytes=window[1] if window else 0,
-                    chunk_window_bytes=CHUNK_WINDOW_BYTES,  # the worker may chunk outputs (PROTOCOL.md §7.9)
+                    # the worker may chunk outputs (PROTOCOL.md §7.9); a durable call's stay inline
+                    chunk_window_bytes=0 if durable else CHUNK_WINDOW_BYTES,
                 ),
             )
         )  # TypeError/ValueError/OverflowError for values it cannot encode
