@@ -856,19 +856,23 @@ class Client:
         """Hands a call its terminal reply (a Result's outputs, or a Failure's error), then, for
         a durable call's, acknowledges it to the daemon."""
         self._drop(p)
-        if not p.future.done():
-            if isinstance(body, m.Result):
-                try:
-                    outputs = p.chunks.outputs(body.outputs or {}) if p.chunks is not None else body.outputs or {}
-                except (MusterError, OSError, ValueError) as e:
-                    p.future.set_exception(chunk_error(e, "output"))
-                else:
-                    p.future.set_result(outputs)
-            else:
-                p.future.set_exception(error_for(body.code, body.message or ""))
+        outputs: Optional[Dict[str, Any]] = None
+        error: Optional[MusterError] = None
+        if isinstance(body, m.Result):
+            try:
+                outputs = p.chunks.outputs(body.outputs or {}) if p.chunks is not None else body.outputs or {}
+            except (MusterError, OSError, ValueError) as e:
+                error = chunk_error(e, "output")
+        else:
+            error = error_for(body.code, body.message or "")
         if p.chunks is not None:
-            # After a Result the outputs hold what was handed over; anything else is dropped.
-            p.chunks.close(not (isinstance(body, m.Result) and p.future.done() and p.future.exception() is None))
+            # Before the caller wakes: what the outputs do not hold (a failed call's part files) is gone.
+            p.chunks.close(error is not None)
+        if not p.future.done():
+            if error is not None:
+                p.future.set_exception(error)
+            else:
+                p.future.set_result(outputs or {})
         if body.job_id:
             if p.call is not None and p.call.job_id is None:
                 p.call.job_id = body.job_id
