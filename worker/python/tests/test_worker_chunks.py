@@ -46,6 +46,10 @@ def chunk_worker(fake_daemon):
                 return {"hex": h.hexdigest(), "size": s.size}
             h.update(block)
 
+    @w.node(name="pieces", inputs={"mib": "int"})
+    def pieces(ctx):
+        return {"data": (bytes(MiB) for _ in range(ctx.inputs["mib"]))}
+
     w.gate = gate  # type: ignore[attr-defined]
     w.start()
     attach_and_confirm(fake_daemon, w, ping_interval_ms=0)  # no liveness checks: the test paces it
@@ -132,3 +136,15 @@ def test_an_abort_stops_the_output_stream(fake_daemon, chunk_worker):
     _, _, failure = fake_daemon.expect(m.Failure)  # no more chunks (a Chunk here fails the test)
     assert failure.request_id == 9 and failure.message == "aborted: cancelled by the caller"
     assert w.in_flight == []
+
+
+def test_without_a_chunk_window_a_stream_output_goes_inline_or_fails_saying_why(fake_daemon, chunk_worker):
+    w = chunk_worker
+    request(fake_daemon, w, 10, "pieces", inputs={"mib": 2})  # chunk_window_bytes 0: a durable call
+    _, _, result = fake_daemon.expect(m.Result)
+    assert result.outputs == {"data": bytes(2 * MiB)}
+    request(fake_daemon, w, 11, "pieces", inputs={"mib": 17})  # over the 16 MiB message limit
+    _, _, failure = fake_daemon.expect(m.Failure)
+    assert failure.code == ErrorCode.WORKER_ERROR
+    assert failure.message == ("node pieces: output data is a stream of more than 16777216 bytes (--max-message-bytes) "
+                               "and the caller takes no chunked outputs (a durable call carries its values inline)")

@@ -102,14 +102,6 @@ class ChunkSource:
     def close(self) -> None:
         pass
 
-    @staticmethod
-    def of_bytes(data: Data) -> "BytesSource":
-        return BytesSource(data)
-
-    @staticmethod
-    def of_file(f: IO[bytes], owned: bool = False) -> "FileSource":
-        return FileSource(f, owned)
-
 
 class BytesSource(ChunkSource):
     def __init__(self, data: Data):
@@ -514,7 +506,6 @@ class OutputPieces:
             self._view = memoryview(value).cast("B")
         elif isinstance(value, pathlib.PurePath):
             self._file = open(value, "rb")
-            self._owned = True
         elif callable(getattr(value, "read", None)):
             self._file = value
         else:

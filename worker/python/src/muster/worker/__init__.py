@@ -61,7 +61,7 @@ from ..chunks import (
 from ..endpoints import Curve, check_endpoint, connect, default_endpoint, endpoint_list
 from ..enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from ..keys import local_identity_paths
-from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, code_name
+from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, WorkerError, code_name
 from ..values import ChunkedValue
 from ..nodes import Handler, HandlerT, Node, Registry, valid_worker_id
 from .items import ItemSender, drive_async_generator, drive_generator
@@ -1266,20 +1266,21 @@ class Worker:
         """Replaces each output to chunk by its ChunkedValue, sending its chunks (streams 2, 4,
         6…) as the caller's credit allows. A stream output that ends within the threshold stays
         inline bytes; with no chunk window (a durable call, a caller that takes no chunks) every
-        output stays inline (the message limit then decides). Returns early once aborted."""
+        output stays inline (bytes: the message limit then decides; a stream longer than the
+        limit fails the call, WorkerError). Returns early once aborted."""
         stream = 2
         for port, v in list(outputs.items()):
             inline = isinstance(v, (bytes, bytearray, memoryview))
-            if inline and memoryview(v).nbytes <= self.chunk_threshold:
+            if inline and (memoryview(v).nbytes <= self.chunk_threshold or job.chunk_window == 0):
                 continue
             if not inline and not is_stream_output(v):
                 continue
             pieces = OutputPieces(v)
             try:
                 head: List[Any] = []
-                if not inline or job.chunk_window == 0:
-                    # read ahead: a stream within the threshold (or anything, without a window,
-                    # up to the message limit) is sent inline
+                if not inline:
+                    # read ahead: a stream within the threshold (without a window: within the
+                    # message limit) is sent inline
                     limit = self.chunk_threshold if job.chunk_window else self.max_message_bytes
                     held = 0
                     while held <= limit:
@@ -1288,9 +1289,14 @@ class Worker:
                             break
                         head.append(piece)
                         held += len(piece)
-                    if held <= limit or job.chunk_window == 0:
-                        outputs[port] = b"".join(bytes(p) for p in head)
+                    if held <= limit:
+                        outputs[port] = b"".join(head)
                         continue
+                    if job.chunk_window == 0:
+                        raise WorkerError(
+                            f"node {job.node.name}: output {port} is a stream of more than {limit} bytes (--max-message-bytes) "
+                            "and the caller takes no chunked outputs (a durable call carries its values inline)"
+                        )
                 if stream > 2 * MAX_CHUNK_STREAMS:
                     raise ValueError(f"node {job.node.name}: at most {MAX_CHUNK_STREAMS} outputs may be chunked")
                 ref = self._send_stream(job, stream, head, pieces)
