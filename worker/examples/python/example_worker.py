@@ -10,7 +10,7 @@ work with Python's standard library.
     stats  {values: [numbers]} -> {count, mean, median, stdev, min, max} (statistics)
     hash   {data: string|bytes, algorithm: "sha256"} -> {hex, size} (hashlib)
     checksum {data: bytes} -> {size, sha256} (a bytes input: the dashboard's file upload)
-    sha256 {data: bytes} -> {hex, size}: reads its input as a stream (ctx.input_stream), so a
+    sha256 {data: bytes} -> {hex}: reads its input as a stream (ctx.input_stream), so a
            2 GiB input is hashed in bounded memory
     count  {n, delay_ms, pad} -> items {i: 0}, {i: 1}, ... {i: n-1}, then {count: n}, as the C++
            example's (a generator: call it with client.stream or `muster call --stream`; the
@@ -175,18 +175,16 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
         category="files",
         version="1.0.0",
         inputs={"data": {"type": "bytes", "required": True}},
-        outputs={"hex": "string", "size": "int"},
+        outputs={"hex": "string"},
         idempotent=True,
         stream_inputs=["data"],  # chunks are read as they arrive, not assembled first
     )
     def sha256(ctx):
         data = ctx.input_stream("data")  # a binary file object; the worker grants credit as it reads
         h = hashlib.sha256()
-        size = 0
         while block := data.read(1 << 20):
             h.update(block)
-            size += len(block)
-        return {"hex": h.hexdigest(), "size": size}
+        return {"hex": h.hexdigest()}
 
     @worker.node(
         name=prefix + "count",
