@@ -432,7 +432,7 @@ export class MemoryConsumer implements ChunkConsumer {
     this.receiver?.consumed(data.length);
   }
   complete(): void {
-    this.bytes = this.pieces.length === 1 ? this.pieces[0]! : new Uint8Array(Buffer.concat(this.pieces));
+    this.bytes = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces); // a Buffer is bytes: no second copy
     this.pieces = [];
     this.settle.resolve(this.bytes);
   }

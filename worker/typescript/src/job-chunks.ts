@@ -224,7 +224,7 @@ export class JobChunks {
     } finally {
       await reader.close();
     }
-    return new Uint8Array(Buffer.concat(pieces));
+    return Buffer.concat(pieces);
   }
 
   private post(body: WorkerBody & { type: 'Credit' | 'Chunk' }): void {

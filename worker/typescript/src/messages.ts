@@ -154,7 +154,7 @@ export interface BatchBody {
   type: 'Batch';
   items: { message: Uint8Array | null }[];
 }
-/** One piece of a chunked bytes value (PROTOCOL.md §7.9); codec only in this SDK (it does not chunk yet). */
+/** One piece of a chunked bytes value (PROTOCOL.md §7.9); sent and read by the client and worker (chunks.ts). */
 export interface ChunkBody {
   type: 'Chunk';
   requestId: bigint;
