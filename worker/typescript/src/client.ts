@@ -332,7 +332,9 @@ export class Client {
           batchReplies: false, // reads no Batch (PROTOCOL.md §2.2)
           streamWindowItems: stream ? stream.windowItems : 0,
           streamWindowBytes: stream ? BigInt(stream.windowBytes) : 0n,
-          chunkWindowBytes: BigInt(CHUNK_WINDOW_BYTES), // the worker may chunk its outputs (§7.9)
+          // the worker may chunk its outputs (§7.9); a durable call's stay inline (its Result is
+          // journaled and may be delivered again, without its chunks)
+          chunkWindowBytes: options.durable ? 0n : BigInt(CHUNK_WINDOW_BYTES),
         };
         if (options.durable) body.wantAccepted = true; // a durable call needs its job id
         const chunks = new CallChunks(sources, options.outputSink, {

@@ -65,6 +65,7 @@ export class JobChunks {
    * resolves. Rejects with InvalidRequest for a bad reference or a value that fails its check.
    */
   async openInputs(inputs: Values, streamed: ReadonlySet<string>): Promise<Values> {
+    if (this.closedWith) throw this.closedWith;
     const out = new Map<string, MusterValue>();
     const waiting: [string, Promise<Uint8Array>][] = [];
     for (const [port, v] of entriesOf(inputs)) {

@@ -230,7 +230,7 @@ describe('client: chunked inputs and outputs', () => {
     }
   });
 
-  it('refuses a durable call with a value that would travel chunked, sending nothing', async () => {
+  it('refuses a durable call with a value that would travel chunked, sending nothing; a durable Submit takes no chunked outputs', async () => {
     const client = new Client({ clientAddress: daemon.clientAddress, logger: 'off', chunkThreshold: 1000 });
     try {
       const before = daemon.fromClients.all.length;
@@ -241,6 +241,12 @@ describe('client: chunked inputs and outputs', () => {
       await sleep(100);
       // (a Credit of the previous call's sink may still come: it was sent while that call was open)
       assert.deepEqual(daemon.fromClients.all.slice(before).map((r) => r.msg.body.type).filter((t) => t !== 'Credit'), []);
+      // a durable call's outputs stay inline: its Submit grants no output window
+      const small = client.call('c.x', { data: pattern(10) }, { durable: true });
+      const submit = await daemon.nextFromClient('Submit');
+      assert.ok(submit.msg.body.type === 'Submit' && submit.msg.body.durable && submit.msg.body.chunkWindowBytes === 0n);
+      daemon.clientReply(submit, { type: 'Failure', requestId: submit.msg.requestId, code: ErrorCode.NoWorker, message: 'none', jobId: 0n } as never);
+      await assert.rejects(small, MusterError);
     } finally {
       client.close();
     }
