@@ -98,6 +98,9 @@ describe('worker: chunked inputs and outputs', () => {
     assert.deepEqual([first.body.stream, first.body.offset, second.body.offset], [2, 0n, BigInt(MiB)]);
     await sleep(200);
     assert.equal(daemon.fromWorkers.all.filter((r) => r.msg.body.type === 'Chunk' && r.msg.body.requestId === rid).length, 2, 'a chunk past the credit of 2 MiB');
+    // waiting for the caller's credit holds up no other request
+    const other = request('cw1', 'c.echo', { x: 1 });
+    assert.deepEqual(decodeValues((await daemon.nextFromWorker('Result', (b) => b.requestId === other)).body.outputs), { x: 1 });
     daemon.publish(workerTopic('cw1'), { type: 'Credit', requestId: rid, stream: 2, items: 0n, bytes: BigInt(6 * MiB), resumeOffset: 0n });
     const third = await daemon.nextFromWorker('Chunk', (b) => b.requestId === rid);
     assert.equal(third.body.offset, BigInt(2 * MiB));
