@@ -233,6 +233,41 @@ describe('client: chunked inputs and outputs', () => {
     }
   });
 
+  it('stops sending an input on cancel, and removes the spool file of a streamed input', async () => {
+    const client = new Client({ clientAddress: daemon.clientAddress, logger: 'off', chunkThreshold: MiB });
+    const { Readable } = await import('node:stream');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    // a private temp dir, so that no other program's spool files are counted
+    const saved = process.env.TMPDIR;
+    const tmp = fs.mkdtempSync(`${os.tmpdir()}/muster-test-`);
+    process.env.TMPDIR = tmp;
+    try {
+      const spools = () => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('muster-spool-')).length;
+      const spoolsBefore = spools();
+      const seen = daemon.fromClients.all.length; // request ids repeat across clients: count from here
+      const call = client.submit('c.x', { data: Readable.from([pattern(3 * MiB)]) });
+      const submit = await daemon.nextFromClient('Submit');
+      const rid = submit.msg.requestId;
+      assert.equal(spools(), spoolsBefore + 1, 'a stream of unknown size is spooled to learn its size and sha256');
+      daemon.clientReply(submit, { type: 'Credit', requestId: rid, stream: 1, items: 0n, bytes: BigInt(MiB), resumeOffset: 0n });
+      await daemon.nextFromClient('Chunk');
+      await call.cancel();
+      await daemon.nextFromClient('Cancel');
+      daemon.clientReply(submit, { type: 'Failure', requestId: rid, code: ErrorCode.Cancelled, message: 'cancelled by the client', jobId: 0n } as never);
+      await assert.rejects(call.result, (e: unknown) => e instanceof MusterError && e.codeNumber === ErrorCode.Cancelled);
+      daemon.clientReply(submit, { type: 'Credit', requestId: rid, stream: 1, items: 0n, bytes: BigInt(10 * MiB), resumeOffset: 0n });
+      await sleep(200);
+      assert.equal(daemon.fromClients.all.slice(seen).filter((r) => r.msg.body.type === 'Chunk').length, 1, 'a chunk after the call ended');
+      assert.equal(spools(), spoolsBefore, 'the spool file was removed');
+    } finally {
+      client.close();
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a durable call with a value that would travel chunked, sending nothing; a durable Submit takes no chunked outputs', async () => {
     const client = new Client({ clientAddress: daemon.clientAddress, logger: 'off', chunkThreshold: 1000 });
     try {

@@ -145,6 +145,8 @@ describe('readers and sources', () => {
     const fromFile = await prepareSource(ByteSource.file(file));
     assert.equal(fromFile.size, value.length);
     assert.deepEqual(Buffer.from(fromFile.sha256), sha(value));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = dir; // a private temp dir: no other program's spool files are counted
     const spoolsBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('muster-spool-')).length;
     const spooled = await prepareSource(Readable.from([value.subarray(0, 1000), value.subarray(1000)]));
     assert.equal(spooled.size, value.length);
@@ -156,6 +158,8 @@ describe('readers and sources', () => {
     assert.deepEqual(Buffer.concat(back), Buffer.from(value));
     await spooled.cleanup();
     assert.equal(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('muster-spool-')).length, spoolsBefore);
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
     const known = await prepareSource(ByteSource.stream(Readable.from([value]), { size: value.length, sha256: sha(value).toString('hex') }));
     assert.equal(known.size, value.length);
     fs.rmSync(dir, { recursive: true, force: true });
