@@ -382,7 +382,13 @@ export class Client {
             await Promise.all([...sources.values()].map((x) => x.source.cleanup()));
             throw new MusterError(ErrorCode.Cancelled, 'the call was cancelled before it was submitted');
           }
-          return submit(values, sources);
+          try {
+            return submit(values, sources);
+          } catch (e) {
+            // not submitted (a parameter with no muster form): its spool files go now
+            await Promise.all([...sources.values()].map((x) => x.source.cleanup()));
+            throw e;
+          }
         });
       }
     } catch (e) {
