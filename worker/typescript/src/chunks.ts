@@ -414,30 +414,46 @@ export class ChunkReceiver {
   }
 }
 
-/** Assembles a value in memory (plain bytes for the application); receipt counts as consumption. */
+/**
+ * Assembles a value in memory (plain bytes for the application); receipt counts as consumption.
+ * With the size known up front (a worker's input) the pieces are copied into one buffer of that
+ * size as they come, so the value is held once, not twice.
+ */
 export class MemoryConsumer implements ChunkConsumer {
   private pieces: Uint8Array[] = [];
+  private whole: Buffer | null = null;
+  private filled = 0;
   private bytes: Uint8Array | null = null;
   receiver: ChunkReceiver | null = null;
   private settle!: { resolve: (v: Uint8Array) => void; reject: (e: Error) => void };
   /** The value once complete; rejects with the stream's error. */
   readonly result: Promise<Uint8Array> = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
 
-  constructor() {
+  constructor(private readonly size?: number) {
     this.result.catch(() => undefined); // whoever awaits it still gets the error
   }
 
   put(data: Uint8Array): void {
-    this.pieces.push(data);
+    if (this.size !== undefined) {
+      // the receiver refuses bytes past the size, so they fit
+      this.whole ??= Buffer.allocUnsafe(this.size);
+      this.whole.set(data, this.filled);
+      this.filled += data.length;
+    } else {
+      this.pieces.push(data);
+    }
     this.receiver?.consumed(data.length);
   }
   complete(): void {
-    this.bytes = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces); // a Buffer is bytes: no second copy
+    if (this.size !== undefined) this.bytes = this.whole ?? Buffer.alloc(0);
+    else this.bytes = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces); // a Buffer is bytes: no second copy
     this.pieces = [];
+    this.whole = null;
     this.settle.resolve(this.bytes);
   }
   fail(error: Error): void {
     this.pieces = [];
+    this.whole = null;
     this.settle.reject(error);
   }
   /** The value, once complete() was called. */

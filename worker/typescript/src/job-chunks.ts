@@ -77,7 +77,7 @@ export class JobChunks {
       if (v.size > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`input ${port}: chunked stream ${v.stream}: a size of ${v.size} bytes is too large`);
       const size = Number(v.size);
       const stream = streamed.has(port) ? new InputStream() : null;
-      const memory = stream ? null : new MemoryConsumer();
+      const memory = stream ? null : new MemoryConsumer(size);
       const receiver = new ChunkReceiver(
         v.stream,
         `input ${port}`,

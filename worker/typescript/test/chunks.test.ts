@@ -95,6 +95,12 @@ describe('ChunkReceiver', () => {
     assert.deepEqual(credits, [4 * MiB, 5 * MiB, 6 * MiB, 7 * MiB, 8 * MiB, 9 * MiB, 10 * MiB]);
     assert.ok(r.done);
     assert.deepEqual(Buffer.from(memory.value()), Buffer.from(value));
+    // the size known up front (a worker's input): one buffer of that size, filled in place
+    const sized = new MemoryConsumer(value.length);
+    const r2 = new ChunkReceiver(1, 'input data', 4 * MiB, 0, () => undefined, sized, { size: value.length, sha256: sha(value) });
+    sized.receiver = r2;
+    for (let at = 0; at < value.length; at += MiB) assert.equal(r2.accept(BigInt(at), value.subarray(at, at + MiB)), null);
+    assert.deepEqual(Buffer.from(sized.value()), Buffer.from(value));
   });
 
   it('refuses a chunk out of order, an empty one, one past the size; a wrong sha256 fails the consumer', async () => {
