@@ -827,12 +827,13 @@ struct Client::Impl {
   void fail_locally(std::uint64_t id, wire::ErrorCode code, std::string message) {
     auto o = open.find(id);
     if (o == open.end()) return;
+    auto job = o->second.job_id;
     try {
       cancel_request(id);
     } catch (const CallError&) {  // the connection is gone: nothing runs on for us
     }
-    auto job = o->second.job_id;
-    open.erase(id);
+    // (Should the Cancel have found the connection gone, the call already ended UNAVAILABLE.)
+    if (!open.erase(id)) return;
     pending.push_back(ClientEvent{id, FailureEvent{code, std::move(message)}, job});
   }
 
