@@ -7,6 +7,7 @@ set, appending what goes wrong to `errors` (the test asserts it stays empty).
   send_stream(w, rid, stream, data, granted) send bytes as a chunked output within the credit
   hash_worker        input data (inline or chunked) -> {"hex": sha256 hex, "size": n}
   output_worker      sends `make(inputs)` bytes as chunked output "data" (optionally a wrong sha256)
+  output_worker_inline  answers every call with the given outputs, inline
   stall_worker       takes 2 MiB of input and sends 2 MiB of output, then waits for its Abort
 """
 from __future__ import annotations
@@ -113,6 +114,17 @@ def output_worker(w: RawWorker, stop: threading.Event, errors: list, make, wrong
             if wrong_sha256:
                 digest[-1] ^= 1
             w.send(m.Result(rid, {"data": ChunkedValue(2, len(data), bytes(digest))}))
+    except Exception as e:
+        errors.append(e)
+
+
+def output_worker_inline(w: RawWorker, stop: threading.Event, errors: list, outputs: dict) -> None:
+    """Answers every call with `outputs`, inline."""
+    try:
+        while not stop.is_set():
+            msg = w.next_published(0.1)
+            if isinstance(msg, m.WorkRequest):
+                w.send(m.Result(msg.request_id, outputs))
     except Exception as e:
         errors.append(e)
 

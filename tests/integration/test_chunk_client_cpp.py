@@ -20,7 +20,8 @@ import time
 import pytest
 
 from conftest import BUILD, muster_cli, wait_for
-from chunk_peers import MiB, Served, echo_worker, hash_worker, output_worker, stall_worker, vm_hwm_kib
+from chunk_peers import (MiB, Served, echo_worker, hash_worker, output_worker, output_worker_inline, stall_worker,
+                         vm_hwm_kib)
 from muster import messages as m
 
 SIZE = 40 * MiB + 12345  # over musterd's 16 MiB message limit, not a whole number of chunks
@@ -199,6 +200,11 @@ def test_bad_files_and_dirs_and_durable_calls_are_refused_clearly(daemon, served
     blocker.write_bytes(b"x")
     r = muster_cli(daemon, "call", "hash", '{"data": {"$bytes": "AA=="}}', "--output-dir", blocker / "out")
     assert r.returncode == 2 and f"--output-dir: cannot write to {blocker}/out" in r.stderr
+    # An inline bytes output whose port cannot name a file: the call's outcome cannot be kept.
+    served("bad-port", output_worker_inline, {"../up": b"x"})
+    r = muster_cli(daemon, "call", "bad-port", '{"data": {"$bytes": "AA=="}}', "--output-dir", tmp_base / "o2")
+    assert r.returncode == 1 and 'error: --output-dir: output "../up": the name cannot name a file' in r.stderr, r.stderr
+    assert not (tmp_base / "up").exists()
     big = tmp_base / "big.bin"
     write_file(big, 9 * MiB)
     r = muster_cli(daemon, "call", "hash", "--durable", "--input", f"data=@{big}")

@@ -147,7 +147,14 @@ int call_node(Client& client, const CallArgs& a) {
       }
       if (view) view->finish();
       if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
-        std::cout << (sink ? outputs_with_files(r->outputs, *sink) : to_json(r->outputs)).dump() << "\n";
+        Json printed;
+        try {
+          printed = sink ? outputs_with_files(r->outputs, *sink) : to_json(r->outputs);
+        } catch (const std::runtime_error& e) {  // an output that cannot be written to --output-dir
+          std::cerr << "error: --output-dir: " << e.what() << "\n";
+          return code(Exit::Failed);
+        }
+        std::cout << printed.dump() << "\n";
         return code(Exit::Ok);
       }
       auto& f = std::get<FailureEvent>(ev.body);
