@@ -25,8 +25,8 @@ struct SqliteOptions {
   // true: synchronous=FULL, every commit fsyncs the WAL, so a committed turn survives a power
   // loss or a kernel crash, not only a killed daemon. false: synchronous=NORMAL, fsync only at
   // checkpoints: a committed turn survives SIGKILL but may be lost with the machine, which
-  // breaks the promise made by the Accepted reply. FULL is the default; NORMAL exists for
-  // measurements and for disks that lie about fsync anyway (docs/DURABILITY.md).
+  // breaks the promise made by the Accepted reply. FULL is the default; NORMAL is
+  // `--journal-sync normal` (journal_open.hpp, JournalSync; docs/DURABILITY.md §4).
   bool fsync_every_commit = true;
 };
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "broker_core.hpp"
+#include "commit_pipeline.hpp"
 #include "muster/messages.hpp"
 
 using namespace muster;
@@ -1313,6 +1314,44 @@ TEST_CASE("durable: queued, dispatched, finished are journaled in order; Accepte
   submit_durable(h, 3, "n");
   CHECK(records(h) == Lines{"Submitted 2 n idempotent=false bytes=3", "Dispatched 2 w1 attempt=1",
                             "Submitted 3 n idempotent=false bytes=3"});
+}
+
+TEST_CASE("durable: one commit per call, the core's records through the commit pipeline (early dispatch)") {
+  // The core emits Submitted and Dispatched in the Submit's turn; the pipeline sends that
+  // WorkRequest before their commit, and the worker's answer joins the same batch, so the
+  // caller's Accepted and Result wait for one commit (docs/DURABILITY.md §3).
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 2);
+  CommitPipeline pipe(500ms);
+  auto end_turn = [&](std::vector<Action> actions) {
+    pipe.end_turn(std::move(h.core.journal_ops()), std::move(actions), h.core.journal_bytes());
+    h.core.journal_ops().clear();
+  };
+  // The batch of an earlier turn (call 1) is committing.
+  end_turn(submit_durable(h, 1, "n"));
+  auto first = pipe.next_batch(h.now);
+  REQUIRE(first);
+  pipe.released().clear();  // call 1's WorkRequest went early too
+  end_turn(submit_durable(h, 2, "n"));
+  auto out = pipe.released();
+  pipe.released().clear();
+  REQUIRE(out.size() == 1);  // the WorkRequest only; the Accepted waits
+  auto id = std::get<SendWorkRequest>(out[0]).request_id;
+  end_turn(h.result("w1", id));  // Finished 2, the Result to the caller, the Ack to the worker
+  CHECK(pipe.released().empty());
+  pipe.committed(first->seq);
+  for (auto& reply : all<ReplyToClient>(pipe.released()))  // call 1's Accepted only: nothing of call 2
+    CHECK(reply.request_id == 1);
+  CHECK(all<SendWorkRequest>(pipe.released()).empty());
+  pipe.released().clear();
+  auto second = pipe.next_batch(h.now);
+  REQUIRE(second);
+  CHECK(second->ops.size() == 3);  // Submitted 2, Dispatched 2, Finished 2
+  pipe.committed(second->seq);
+  auto replies = all<ReplyToClient>(pipe.released());
+  REQUIRE(replies.size() == 2);
+  CHECK(std::holds_alternative<AcceptedBody>(replies[0].body));
+  CHECK(std::holds_alternative<ResultBody>(replies[1].body));
 }
 
 TEST_CASE("durable: a call re-queued after its worker died is journaled Requeued, then dispatched again") {
