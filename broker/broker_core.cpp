@@ -573,14 +573,20 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   // Answers the worker sent before this Pong and kept, unacknowledged (no_answer_acks): on one
   // connection they came before the Pong, so any the daemon still waits for were lost on the
   // way. The Ack names them (the worker sends them again) and the worker forgets the others.
-  // Request ids belong to one daemon instance: another instance's Pong names none of ours.
-  if (instance == config_.instance) {
-    for (auto id : answered) {
-      auto it = requests_.find(id);
-      if (it != requests_.end() && it->second.state == RequestState::Dispatched &&
-          w->holding.contains(id))
-        ack.missing.push_back(id);
-    }
+  // So every Ack names every answer this daemon still waits for from this worker — also the Ack
+  // to a Pong it otherwise ignores (another instance's, a stale confirming ping's: a worker
+  // that attached twice), and a restored call not adopted yet: an Ack that left one out would
+  // make the worker forget an answer the daemon then adopts and waits for, and the call would
+  // look lost and run again. Request ids never repeat across instances (§5), so an id of ours
+  // in another instance's Pong is that call.
+  for (auto id : answered) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    const bool dispatched_here = it->second.state == RequestState::Dispatched && w->holding.contains(id);
+    auto rc = recovering_.find(id);
+    const bool recovering_here = it->second.state == RequestState::Recovering && rc != recovering_.end() &&
+                                 rc->second.call.worker_id == w->id;
+    if (dispatched_here || recovering_here) ack.missing.push_back(id);
   }
   if (instance != config_.instance || !ping_sent_to(*w, seq)) {
     // An answer to a previous daemon's ping, to one long forgotten, or to none at all (a
