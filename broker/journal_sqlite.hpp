@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "journal.hpp"
 
@@ -80,6 +81,10 @@ class SqliteJournal final : public Journal {
   std::uint64_t epoch_ = 0;
   std::uint64_t committed_bytes_ = 0;
   std::int64_t turn_bytes_ = 0;  // change of the open turn (negative when it frees more)
+  JobId turn_next_job_ = 0;      // next_job_id the open turn's Submits need (written at commit)
+  // Inputs + parameters bytes of the open calls this journal inserted (a cache: Finished needs
+  // the bytes it frees without reading the row; emptied by a rollback, a miss reads the row).
+  std::unordered_map<JobId, std::int64_t> open_bytes_;
   bool in_turn_ = false;
 };
 
