@@ -573,14 +573,20 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   // Answers the worker sent before this Pong and kept, unacknowledged (no_answer_acks): on one
   // connection they came before the Pong, so any the daemon still waits for were lost on the
   // way. The Ack names them (the worker sends them again) and the worker forgets the others.
-  // Request ids belong to one daemon instance: another instance's Pong names none of ours.
-  if (instance == config_.instance) {
-    for (auto id : answered) {
-      auto it = requests_.find(id);
-      if (it != requests_.end() && it->second.state == RequestState::Dispatched &&
-          w->holding.contains(id))
-        ack.missing.push_back(id);
-    }
+  // So every Ack names every answer this daemon still waits for from this worker — also the Ack
+  // to a Pong it otherwise ignores (another instance's, a stale confirming ping's: a worker
+  // that attached twice), and a restored call not adopted yet: an Ack that left one out would
+  // make the worker forget an answer the daemon then adopts and waits for, and the call would
+  // look lost and run again. Request ids never repeat across instances (§5), so an id of ours
+  // in another instance's Pong is that call.
+  for (auto id : answered) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    const bool dispatched_here = it->second.state == RequestState::Dispatched && w->holding.contains(id);
+    auto rc = recovering_.find(id);
+    const bool recovering_here = it->second.state == RequestState::Recovering && rc != recovering_.end() &&
+                                 rc->second.call.worker_id == w->id;
+    if (dispatched_here || recovering_here) ack.missing.push_back(id);
   }
   if (instance != config_.instance || !ping_sent_to(*w, seq)) {
     // An answer to a previous daemon's ping, to one long forgotten, or to none at all (a
@@ -840,6 +846,13 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
         fmt::format("durable calls do not stream: the call to '{}' asked for items (stream_window_items "
                     "{}) and is durable{}", ev.node, ev.stream_window_items,
                     entry->spec.durable ? " (the node is declared durable)" : ""));
+  // A durable call is journaled whole and must be re-runnable from the journal after a restart;
+  // a chunked value's bytes are never held by the daemon (docs/DURABILITY.md §1).
+  if (ev.durable && (holds_chunked(ev.inputs.bytes) || holds_chunked(ev.parameters.bytes)))
+    return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
+        fmt::format("a durable call carries its values inline (at most the message limit); chunked "
+                    "values are for non-durable calls (the call to '{}' is durable{})", ev.node,
+                    entry->spec.durable ? ": the node is declared durable" : ""));
   if (ev.durable && config_.journal_max_bytes && journal_bytes_ + bytes > config_.journal_max_bytes)
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
         fmt::format("journal full: {} of {} bytes held by open and undelivered durable calls; "
@@ -870,7 +883,9 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.idempotent = entry->spec.idempotent;
   r.trace_id = std::move(ev.trace_id);
   r.stream = ItemStream::open(ev.stream_window_items, ev.stream_window_bytes, config_.streams);
-  r.chunk_window = CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
+  // A durable call's outputs are journaled with its outcome: they must fit a message, so its
+  // worker is given no chunk window (WorkRequest.chunk_window_bytes = 0, PROTOCOL.md §7.9).
+  r.chunk_window = ev.durable ? 0 : CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
   by_client_.emplace(std::move(key), id);
   count_open(r, +1);
   deadlines_.push(r.deadline, id, requests_.size(),

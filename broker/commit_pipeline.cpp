@@ -1,12 +1,26 @@
 // commit_pipeline.cpp — see commit_pipeline.hpp.
 #include "commit_pipeline.hpp"
 
+#include <algorithm>
 #include <iterator>
 
 namespace muster::broker {
 
 void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector<Action>&& actions,
                               std::uint64_t core_bytes) {
+  // The dispatches of this turn whose call was submitted in the batch not yet handed out.
+  std::vector<std::uint64_t> early;
+  if (early_dispatch_) {
+    for (auto& op : ops) {
+      auto* record = std::get_if<journal::Record>(&op);
+      if (!record) continue;
+      if (auto* s = std::get_if<journal::Submitted>(record)) {
+        pending_submitted_.insert(s->call.job_id);
+      } else if (auto* d = std::get_if<journal::Dispatched>(record)) {
+        if (pending_submitted_.contains(d->job_id)) early.push_back(d->request_id);
+      }
+    }
+  }
   if (!ops.empty()) {
     pending_.insert(pending_.end(), std::make_move_iterator(ops.begin()), std::make_move_iterator(ops.end()));
     pending_core_bytes_ = core_bytes;
@@ -16,6 +30,11 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
   // one handed out (its own actions may still be held: order keeps this turn behind them).
   const Seq needs = !pending_.empty() ? next_seq_ : in_flight_ ? *in_flight_ : confirmed_;
   if (actions.empty()) return;
+  if (!early.empty()) {  // (their records are pending: this turn waits for a commit)
+    std::sort(early.begin(), early.end());
+    release_early(actions, early);
+    if (actions.empty()) return;
+  }
   if (held_.empty() && needs <= confirmed_) {
     released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
                      std::make_move_iterator(actions.end()));
@@ -28,10 +47,35 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
   actions.clear();
 }
 
+void CommitPipeline::release_early(std::vector<Action>& actions, const std::vector<std::uint64_t>& early) {
+  // Workers with an Abort held before the WorkRequest: their early WorkRequests wait in order.
+  std::unordered_set<std::string> aborting;
+  for (auto& turn : held_)
+    for (auto& a : turn.actions)
+      if (auto* abort = std::get_if<SendAbort>(&a)) aborting.insert(abort->worker_id);
+  std::vector<Action> kept;
+  kept.reserve(actions.size());
+  for (auto& a : actions) {
+    if (auto* abort = std::get_if<SendAbort>(&a)) aborting.insert(abort->worker_id);
+    auto* wr = std::get_if<SendWorkRequest>(&a);
+    if (wr && !aborting.contains(wr->worker_id) &&
+        std::binary_search(early.begin(), early.end(), wr->request_id)) {
+      ++stats_.early_work_requests;
+      released_.push_back(std::move(a));
+    } else {
+      kept.push_back(std::move(a));
+    }
+  }
+  actions = std::move(kept);
+}
+
 std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now) {
   if (in_flight_ || pending_.empty()) return std::nullopt;
   Batch b{next_seq_++, std::move(pending_), pending_core_bytes_};
   pending_.clear();
+  pending_submitted_.clear();
+  ++stats_.batches;
+  stats_.records += b.ops.size();
   in_flight_ = b.seq;
   in_flight_since_ = now;
   return b;

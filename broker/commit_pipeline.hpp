@@ -19,6 +19,19 @@
 //   transaction (group commit across turns), and the loop never waits for the disk unless the
 //   batch in flight is older than `max_lag` (must_wait): then it waits, as it did before
 //   pipelining, so that held Pings cannot make live workers look silent for long.
+// - One commit per call (docs/DURABILITY.md §3, "Early dispatch"): a WorkRequest whose call's
+//   `Submitted` is in the batch not yet handed out — the same batch as its `Dispatched` — goes
+//   at once, ahead of the held turns, so a fast worker's answer (its `Finished`) can join that
+//   batch too: the call's `Accepted` and terminal reply then wait for one commit instead of
+//   two. Safe because one transaction holds both records: a crash before it commits leaves
+//   nothing of the call (its caller never got `Accepted`, so it was told nothing but
+//   UNAVAILABLE; no later instance can run it again), a crash after it leaves the call running
+//   on that worker (adopted as ever). Only then: a call whose `Submitted` is in a batch already
+//   handed out (in flight or committed) would be journaled queued without its dispatch, and a
+//   restart would re-queue a call its worker runs, so its WorkRequest waits for the commit of
+//   its `Dispatched`. An early WorkRequest also waits while an Abort for the same worker is
+//   held before it (the Abort frees the slot the new request takes), and nothing else moves:
+//   every other action keeps its turn order.
 // - A failed commit releases nothing more: what was held is dropped with the pipeline (the
 //   daemon stops; a restart recovers from the last committed batch).
 #pragma once
@@ -26,6 +39,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <unordered_set>
 #include <vector>
 
 #include "events.hpp"
@@ -46,7 +60,18 @@ class CommitPipeline {
     std::uint64_t core_bytes = 0;
   };
 
-  explicit CommitPipeline(Millis max_lag) : max_lag_(max_lag) {}
+  // What went through the pipeline (musterd logs it at exit; the benchmarks read it): counts
+  // that a loaded machine does not change for a given run of calls.
+  struct Stats {
+    std::uint64_t batches = 0;              // handed to the journal
+    std::uint64_t records = 0;              // journal ops in them
+    std::uint64_t early_work_requests = 0;  // sent before their call's commit (one commit per call)
+  };
+
+  // `early_dispatch`: the "one commit per call" rule above (musterd: always; off only to
+  // measure against it).
+  explicit CommitPipeline(Millis max_lag, bool early_dispatch = true)
+      : max_lag_(max_lag), early_dispatch_(early_dispatch) {}
 
   // A loop turn ended with `ops` (in the order the core emitted them) and `actions`. The
   // actions that may go now are appended to released() in order; the rest are held.
@@ -74,6 +99,7 @@ class CommitPipeline {
   // Nothing pending, nothing in flight, nothing held: everything ended so far was sent.
   bool idle() const { return !in_flight_ && pending_.empty() && held_.empty(); }
   std::size_t held_turns() const { return held_.size(); }
+  const Stats& stats() const { return stats_; }
 
   // The core's journal byte count once batch `b` is committed and the journal says it holds
   // `journal_bytes`: the journal's figure plus what the core counted in the turns after the
@@ -88,8 +114,16 @@ class CommitPipeline {
     std::vector<Action> actions;
   };
   void release_ready();
+  // Moves the WorkRequests of `actions` that may go before the commit (the early-dispatch
+  // rule) to released(); `early` (sorted) holds the request ids whose Dispatched joined the pending
+  // batch together with their call's Submitted.
+  void release_early(std::vector<Action>& actions, const std::vector<std::uint64_t>& early);
 
   Millis max_lag_;
+  bool early_dispatch_ = true;
+  Stats stats_;
+  // Job ids whose Submitted is in pending_ (the batch not yet handed out).
+  std::unordered_set<journal::JobId> pending_submitted_;
   Seq next_seq_ = 1;    // the seq the pending records will be committed under
   Seq confirmed_ = 0;   // every batch up to this one is committed
   std::optional<Seq> in_flight_;

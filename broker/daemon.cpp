@@ -168,7 +168,7 @@ struct Daemon::Impl {
   // `pipeline` holds each turn's actions until the commit of its records (and of every turn
   // before it) is confirmed (pipelined group commit, docs/DURABILITY.md §3).
   std::unique_ptr<journal::JournalThread> journal;
-  CommitPipeline pipeline{opt.core.ping_interval / 2};
+  CommitPipeline pipeline{opt.core.ping_interval / 2, opt.journal_early_dispatch};
   std::uint64_t committing_core_bytes = 0;  // the batch in flight's Batch::core_bytes
   // Batches (PROTOCOL.md §2.2), a transport matter only: the core never sees them. Workers whose
   // Attach asked for batches (and were told Attached.batches), connections whose Submits did.
@@ -237,8 +237,8 @@ struct Daemon::Impl {
   // first waits for its lease (standby.hpp) and false means a signal stopped that wait. Throws
   // JournalError (naming the store) or invalid_argument (a spec of an unknown kind).
   bool open_journal(SignalPipe* signals) {
-    journal::JournalSettings js{opt.journal, opt.core.journal_max_bytes, opt.journal_shard,
-                                lease_holder(core.config().instance),
+    journal::JournalSettings js{opt.journal, opt.core.journal_max_bytes, opt.journal_sync,
+                                opt.journal_shard, lease_holder(core.config().instance),
                                 opt.journal_lease_term};
     if (js.spec.empty()) {
       js.spec = "sqlite:" + default_journal_path().string();
@@ -1118,6 +1118,12 @@ struct Daemon::Impl {
     }
     flush();
     drain_journal();
+    if (journal) {
+      // Counts a loaded machine does not change (docs/DURABILITY.md §10 reads them).
+      auto& s = pipeline.stats();
+      spdlog::info("journal: {} batch(es) committed, {} record(s), {} WorkRequest(s) sent before "
+                   "their call's commit", s.batches, s.records, s.early_work_requests);
+    }
     // Replies still waiting for slow readers get a bounded chance to go out before exit.
     for (auto until = Clock::now() + opt.core.shutdown_grace; !outbox.empty() && Clock::now() < until;) {
       std::this_thread::sleep_for(kOutboxRetry);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "broker_core.hpp"
+#include "journal_open.hpp"
 
 namespace muster {
 class SignalPipe;
@@ -43,6 +44,11 @@ struct DaemonOptions {
   // not hold the lease waits for it (a standby) before it loads the journal and binds anything.
   std::string journal_shard = "default";
   std::chrono::milliseconds journal_lease_term{4000};
+  // --journal-sync: how far a commit goes before what waited for it is sent (journal_open.hpp).
+  journal::JournalSync journal_sync = journal::JournalSync::Full;
+  // The one-commit-per-call rule of commit_pipeline.hpp (early dispatch); off only to measure
+  // against it (--journal-early-dispatch false).
+  bool journal_early_dispatch = true;
   CoreConfig core;  // core.journal_max_bytes and core.result_ttl bound and keep what it holds
 };
 

@@ -106,6 +106,39 @@ std::optional<std::string> PortCheck::check(std::span<const std::uint8_t> values
   return std::nullopt;  // unreachable: `given` counts exactly the marked ports
 }
 
+namespace {
+bool value_holds_chunked(const wire::Value* v) {
+  if (!v) return false;
+  switch (v->kind()) {
+    case Kind::Chunked: return true;
+    case Kind::List:
+      if (auto* list = v->list_value())
+        for (const wire::Value* item : *list)
+          if (value_holds_chunked(item)) return true;
+      return false;
+    case Kind::Map:
+      if (auto* map = v->map_value())
+        for (const wire::Entry* e : *map)
+          if (value_holds_chunked(e->value())) return true;
+      return false;
+    default: return false;
+  }
+}
+}  // namespace
+
+bool holds_chunked(std::span<const std::uint8_t> values) {
+  if (values.empty()) return false;
+  // Verified again (cheap, and only for durable Submits): the core may be handed bytes no
+  // decoder checked (its unit tests), and a buffer that is not Values holds no Chunked value.
+  flatbuffers::Verifier verifier(values.data(), values.size());
+  if (!verifier.VerifyBuffer<wire::Values>(nullptr)) return false;
+  auto* entries = flatbuffers::GetRoot<wire::Values>(values.data())->entries();
+  if (!entries) return false;
+  for (const wire::Entry* e : *entries)
+    if (value_holds_chunked(e->value())) return true;
+  return false;
+}
+
 InputCheck::InputCheck(const NodeSpec& spec)
     : node_(spec.name), inputs_(spec.inputs, "input"), parameters_(spec.parameters, "parameter") {}
 

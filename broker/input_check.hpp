@@ -67,6 +67,11 @@ class InputCheck {
   PortCheck inputs_, parameters_;
 };
 
+// Whether `values` (a nested `Values` buffer, or empty) holds a Chunked value (PROTOCOL.md
+// §7.9), at any depth of its lists and maps; false for bytes that are not a valid Values
+// buffer. Verifies and reads in place, allocates nothing.
+bool holds_chunked(std::span<const std::uint8_t> values);
+
 // Why a declared port cannot work (checked at Attach): a type that is not a port type, or a
 // default of a kind its type does not take. nullopt if every port of `spec` is sound.
 std::optional<std::string> unsound_port(const NodeSpec& spec);

@@ -158,6 +158,16 @@ class Journal {
   // Forgets finished calls whose `expires` is at or before `now`; returns their job ids.
   // Inside a turn, like append().
   virtual std::vector<JobId> expire(WallTime now) = 0;
+  // The ops of a batch in order: append() of each record, expire() of each ExpireKept, with
+  // the same effect and the same errors (the first refused record throws JournalError; the
+  // turn must then be rolled back). A journal may send them together (PostgreSQL: pipelined,
+  // one round trip for many records) instead of one by one.
+  virtual void append_all(const std::vector<JournalOp>& ops) {
+    for (auto& op : ops) {
+      if (auto* rec = std::get_if<Record>(&op)) append(*rec);
+      else expire(std::get<ExpireKept>(op).now);
+    }
+  }
   virtual void commit() = 0;
   virtual void rollback() = 0;
   virtual bool in_turn() const = 0;

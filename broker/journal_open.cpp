@@ -24,6 +24,7 @@ std::unique_ptr<Journal> open_journal(const JournalSettings& settings) {
     SqliteOptions o;
     o.path = spec.substr(kSqlite.size());
     o.byte_limit = settings.byte_limit;
+    o.fsync_every_commit = settings.sync == JournalSync::Full;
     return std::make_unique<SqliteJournal>(o);
   }
   if (is_shared_store(spec)) {
@@ -33,6 +34,7 @@ std::unique_ptr<Journal> open_journal(const JournalSettings& settings) {
     o.holder = settings.holder;
     o.term = settings.lease_term;
     o.byte_limit = settings.byte_limit;
+    o.synchronous_commit = settings.sync == JournalSync::Full;
     return std::make_unique<PostgresJournal>(o);
   }
   throw std::invalid_argument(

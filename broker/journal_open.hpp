@@ -14,9 +14,21 @@
 
 namespace muster::broker::journal {
 
+// How far a commit goes before commit() returns (`--journal-sync`, docs/DURABILITY.md §4):
+// Full — to the disk (SQLite synchronous=FULL: the WAL is fsynced; PostgreSQL
+// synchronous_commit=on: the server flushed its WAL): a committed turn survives a killed
+// musterd, an OS crash and a power loss. Normal — to the operating system (SQLite
+// synchronous=NORMAL: fsync only at checkpoints; PostgreSQL synchronous_commit=off: the server
+// flushes its WAL within 3 × wal_writer_delay): a committed turn survives a killed musterd
+// (SIGKILL, a crash of the daemon), not an OS crash or power loss of the machine holding the
+// journal (for PostgreSQL: of the server), which may lose the last turns after callers were
+// told Accepted.
+enum class JournalSync { Full, Normal };
+
 struct JournalSettings {
   std::string spec;              // sqlite:PATH | postgresql://… | postgres://…
   std::uint64_t byte_limit = 0;  // payload bytes admits() allows; 0 = no limit
+  JournalSync sync = JournalSync::Full;
   // A store shared by a failover pair (PostgreSQL) only:
   std::string shard = "default";               // the rows and the lease this pair owns
   std::string holder;                          // this daemon in the lease row

@@ -1,5 +1,6 @@
 // journal_postgres.cpp — the PostgreSQL journal (journal_postgres.hpp). The same rows as the
-// SQLite journal (one per open durable call, its latest state; each record one statement),
+// SQLite journal (one per open durable call, its latest state; each record one statement, a
+// batch of them sent pipelined: append_all),
 // keyed by shard; one transaction per turn, opened by the fencing read of the lease row.
 // Strings that come from peers (node, names, trace id, worker ids, failure messages) are
 // stored as bytea: PostgreSQL's text refuses NUL and invalid UTF-8, and the journal must never
@@ -15,6 +16,8 @@
 #include <array>
 #include <cstring>
 #include <deque>
+#include <optional>
+#include <variant>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -265,10 +268,11 @@ PostgresJournal::PostgresJournal(PostgresOptions options)
                              PQport(conn_), PQdb(conn_), options_.shard);
   try {
     // Every commit waits for its WAL flush (and for synchronous standbys, if the server has
-    // them): a turn is durable when commit() returns. A session stuck inside a transaction (a
+    // them): a turn is durable when commit() returns — unless --journal-sync normal asked for
+    // less (synchronous_commit=off: the server's memory). A session stuck inside a transaction (a
     // daemon SIGSTOPped mid-turn holding the lease row FOR SHARE) is ended by the server after
     // one term, so it can never keep a standby from taking over.
-    exec("SET synchronous_commit = on");
+    exec(options_.synchronous_commit ? "SET synchronous_commit = on" : "SET synchronous_commit = off");
     exec("SET client_min_messages = warning");
     exec(fmt::format("SET idle_in_transaction_session_timeout = {}", options_.term.count()).c_str());
     check_and_migrate();
@@ -558,13 +562,105 @@ Loaded PostgresJournal::load() {
 
 void PostgresJournal::append(const Record& record) {
   require_turn("append");
-  std::visit([this](const auto& r) { apply(r); }, record);
+  std::visit(
+      [this](const auto& r) {
+        Params p;
+        const int statement = bind(r, p);
+        settle(r, run(statement, p));
+      },
+      record);
 }
 
-void PostgresJournal::apply(const Submitted& r) {
+std::vector<JobId> PostgresJournal::expire(WallTime now) {
+  require_turn("expire");
+  const ExpireKept op{now};
+  Params p;
+  const int statement = bind(op, p);
+  return settle(op, run(statement, p));
+}
+
+void PostgresJournal::append_all(const std::vector<JournalOp>& ops) {
+  require_turn("append");
+  // In slices: the server's answers wait in its socket buffer while libpq still sends, and a
+  // slice's answers (≈ 100 bytes a record) must fit there, or both sides would block.
+  constexpr std::size_t kSlice = 256;
+  for (std::size_t at = 0; at < ops.size(); at += kSlice)
+    pipeline(std::span<const JournalOp>(ops).subspan(at, std::min(kSlice, ops.size() - at)));
+}
+
+void PostgresJournal::pipeline(std::span<const JournalOp> ops) {
+  if (PQenterPipelineMode(conn_) != 1) fail(fmt::format("cannot enter pipeline mode: {}", trimmed(PQerrorMessage(conn_))));
+  std::optional<std::string> failure;
+  std::size_t sent = 0;
+  for (auto& op : ops) {
+    Params p;
+    const int statement = std::visit(
+        [&](const auto& v) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Record>)
+            return std::visit([&](const auto& r) { return bind(r, p); }, v);
+          else
+            return bind(v, p);
+        },
+        op);
+    const std::string name = fmt::format("muster_{}", statement);
+    if (!PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(p.values.size()), p.values.data(),
+                             p.lengths.data(), p.formats.data(), 1)) {
+      failure = fmt::format("lost the connection: {}", trimmed(PQerrorMessage(conn_)));
+      break;
+    }
+    ++sent;
+  }
+  if (PQpipelineSync(conn_) != 1 && !failure)
+    failure = fmt::format("lost the connection: {}", trimmed(PQerrorMessage(conn_)));
+  // Every answer is read, in order, even after a failure (libpq's pipeline needs it); the
+  // first failure is the one reported. A statement after a failed one is aborted by the server.
+  for (std::size_t i = 0; i < sent; ++i) {
+    PGresult* raw = PQgetResult(conn_);
+    if (!raw) {
+      if (!failure) failure = fmt::format("lost the connection: {}", trimmed(PQerrorMessage(conn_)));
+      break;
+    }
+    Result res(raw);
+    while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);  // the end of this statement's answers
+    if (failure) continue;
+    if (!res.ok()) {
+      failure = PQstatus(conn_) == CONNECTION_BAD ? "lost the connection: " + res.error() : res.error();
+      continue;
+    }
+    try {
+      std::visit(
+          [&](const auto& v) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Record>)
+              std::visit([&](const auto& r) { settle(r, res); }, v);
+            else
+              settle(v, res);
+          },
+          ops[i]);
+    } catch (const JournalError& e) {
+      failure = e.what();
+    }
+  }
+  for (;;) {  // up to the sync point
+    PGresult* raw = PQgetResult(conn_);
+    if (!raw) {
+      if (PQstatus(conn_) == CONNECTION_BAD) break;
+      continue;
+    }
+    const bool sync = PQresultStatus(raw) == PGRES_PIPELINE_SYNC;
+    PQclear(raw);
+    if (sync) break;
+  }
+  PQexitPipelineMode(conn_);
+  if (failure) {
+    const std::string prefix = fmt::format("journal {}: ", describe());
+    if (failure->starts_with(prefix)) throw JournalError(*failure);  // from settle(): already named
+    fail(*failure);
+  }
+}
+
+int PostgresJournal::bind(const Submitted& r, Params& p) const {
   const Call& c = r.call;
   if (c.job_id == 0) fail("Submitted with job id 0");
-  Params p;
   p.bytes(options_.shard)
       .integer(static_cast<std::int64_t>(c.job_id))
       .bytes(c.node)
@@ -578,36 +674,46 @@ void PostgresJournal::apply(const Submitted& r) {
       .boolean(c.idempotent)
       .integer(millis(c.submitted))
       .integer(millis(c.deadline));
-  if (run(kInsert, p).changed() != 1)
+  return kInsert;
+}
+
+void PostgresJournal::settle(const Submitted& r, const Result& res) {
+  const Call& c = r.call;
+  if (res.changed() != 1)
     fail(fmt::format("Submitted for job {}, which the journal already holds", c.job_id));
   turn_bytes_ += static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
 }
 
-void PostgresJournal::apply(const Dispatched& r) {
-  Params p;
+int PostgresJournal::bind(const Dispatched& r, Params& p) const {
   p.bytes(options_.shard)
       .integer(static_cast<std::int64_t>(r.job_id))
       .bytes(r.worker_id)
       .bytes(r.worker_identity)
       .integer(static_cast<std::int64_t>(r.request_id))
       .integer(r.attempt);
-  if (run(kDispatch, p).changed() != 1)
+  return kDispatch;
+}
+
+void PostgresJournal::settle(const Dispatched& r, const Result& res) {
+  if (res.changed() != 1)
     fail(fmt::format("Dispatched for job {}, which the journal does not hold in a state it can "
                      "follow",
                      r.job_id));
 }
 
-void PostgresJournal::apply(const Requeued& r) {
-  Params p;
+int PostgresJournal::bind(const Requeued& r, Params& p) const {
   p.bytes(options_.shard).integer(static_cast<std::int64_t>(r.job_id)).integer(r.deaths);
-  if (run(kRequeue, p).changed() != 1)
+  return kRequeue;
+}
+
+void PostgresJournal::settle(const Requeued& r, const Result& res) {
+  if (res.changed() != 1)
     fail(fmt::format("Requeued for job {}, which the journal does not hold in a state it can "
                      "follow",
                      r.job_id));
 }
 
-void PostgresJournal::apply(const Finished& r) {
-  Params p;
+int PostgresJournal::bind(const Finished& r, Params& p) const {
   p.bytes(options_.shard)
       .integer(static_cast<std::int64_t>(r.job_id))
       .integer(static_cast<std::uint16_t>(r.outcome.code))
@@ -615,26 +721,32 @@ void PostgresJournal::apply(const Finished& r) {
       .bytes(r.outcome.message)
       .integer(millis(r.at))
       .integer(millis(r.expires));
-  Result done = run(kFinish, p);
+  return kFinish;
+}
+
+void PostgresJournal::settle(const Finished& r, const Result& done) {
   if (done.rows() != 1)
     fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
   turn_bytes_ += static_cast<std::int64_t>(r.outcome.outputs.bytes.size() + r.outcome.message.size()) -
                  done.integer(0, 0);
 }
 
-void PostgresJournal::apply(const Acked& r) {
-  Params p;
+int PostgresJournal::bind(const Acked& r, Params& p) const {
   p.bytes(options_.shard).integer(static_cast<std::int64_t>(r.job_id));
-  Result gone = run(kDelete, p);
+  return kDelete;
+}
+
+void PostgresJournal::settle(const Acked& r, const Result& gone) {
   if (gone.rows() != 1) fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
   turn_bytes_ -= gone.integer(0, 0);
 }
 
-std::vector<JobId> PostgresJournal::expire(WallTime now) {
-  require_turn("expire");
-  Params p;
-  p.bytes(options_.shard).integer(millis(now));
-  Result gone = run(kExpire, p);
+int PostgresJournal::bind(const ExpireKept& r, Params& p) const {
+  p.bytes(options_.shard).integer(millis(r.now));
+  return kExpire;
+}
+
+std::vector<JobId> PostgresJournal::settle(const ExpireKept&, const Result& gone) {
   std::vector<JobId> ids;
   for (int i = 0; i < gone.rows(); ++i) {
     ids.push_back(static_cast<JobId>(gone.integer(i, 0)));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "journal.hpp"
@@ -27,6 +28,11 @@ struct PostgresOptions {
   std::string holder;              // this daemon, as the lease row names it (host:pid:instance)
   std::chrono::milliseconds term{4000};  // how long a take or renewal holds the lease
   std::uint64_t byte_limit = 0;    // payload bytes admits() allows; 0 = no limit
+  // true: synchronous_commit=on, a commit returns once the server flushed its WAL (and its
+  // synchronous standbys, if it has any). false: synchronous_commit=off, a commit returns once
+  // the server has it in memory: it survives a killed musterd, not a crash of the server's
+  // machine (journal_open.hpp, JournalSync).
+  bool synchronous_commit = true;
 };
 
 class PostgresJournal final : public Journal {
@@ -50,6 +56,8 @@ class PostgresJournal final : public Journal {
   void begin_turn() override;
   void append(const Record& record) override;
   std::vector<JobId> expire(WallTime now) override;
+  // One round trip for a slice of up to 256 ops (libpq pipeline mode), same checks as append().
+  void append_all(const std::vector<JournalOp>& ops) override;
   void commit() override;
   void rollback() override;
   bool in_turn() const override { return in_turn_; }
@@ -82,11 +90,23 @@ class PostgresJournal final : public Journal {
   void require_lead(const char* what) const;
   void require_turn(const char* what) const;
   [[noreturn]] void lost(const std::string& why);
-  void apply(const Submitted& r);
-  void apply(const Dispatched& r);
-  void apply(const Requeued& r);
-  void apply(const Finished& r);
-  void apply(const Acked& r);
+  // Each journal op as one prepared statement: bind() fills its parameters and names the
+  // statement; settle() checks its result (a record the store cannot follow throws
+  // JournalError) and counts its bytes. append() runs one at a time, append_all() pipelined.
+  int bind(const Submitted& r, Params& p) const;
+  int bind(const Dispatched& r, Params& p) const;
+  int bind(const Requeued& r, Params& p) const;
+  int bind(const Finished& r, Params& p) const;
+  int bind(const Acked& r, Params& p) const;
+  int bind(const ExpireKept& r, Params& p) const;
+  void settle(const Submitted& r, const Result& res);
+  void settle(const Dispatched& r, const Result& res);
+  void settle(const Requeued& r, const Result& res);
+  void settle(const Finished& r, const Result& res);
+  void settle(const Acked& r, const Result& res);
+  std::vector<JobId> settle(const ExpireKept& r, const Result& res);
+  // Sends `ops` in libpq pipeline mode and settles their results in order.
+  void pipeline(std::span<const JournalOp> ops);
 
   PostgresOptions options_;
   std::string description_;

@@ -64,7 +64,8 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1 AND state IN (0, 1)",
     // A finished call no longer needs its inputs: they leave the journal (and its byte count).
     "UPDATE calls SET state = 2, inputs = x'', parameters = x'', outcome_code = ?2, "
-    "outputs = ?3, message = ?4, finished_ms = ?5, expires_ms = ?6 WHERE job_id = ?1",
+    "outputs = ?3, message = ?4, finished_ms = ?5, expires_ms = ?6 WHERE job_id = ?1 "
+    "AND state IN (0, 1)",
     "DELETE FROM calls WHERE job_id = ?1 RETURNING " MUSTER_ROW_BYTES,
     "DELETE FROM calls WHERE state = 2 AND expires_ms <= ?1 RETURNING job_id, " MUSTER_ROW_BYTES,
     "SELECT job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs, "
@@ -135,6 +136,11 @@ class SqliteJournal::Statement {
 };
 
 SqliteJournal::SqliteJournal(SqliteOptions options) : options_(std::move(options)) {
+  // SQLite's allocation statistics take a global mutex around every malloc and free (≈ 9 % of a
+  // durable musterd's CPU, perf, docs/DURABILITY.md §10); nothing here reads them. Only
+  // possible before SQLite initialises, i.e. before the first journal of the process opens
+  // (later calls are refused, harmlessly).
+  static const int no_memstatus [[maybe_unused]] = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   // The file must exist or be creatable; its directory is never created here (the data dir is
   // the daemon's to make, with its mode).
   const int rc = sqlite3_open_v2(options_.path.c_str(), &db_,
@@ -306,10 +312,16 @@ void SqliteJournal::begin_turn() {
   exec("BEGIN IMMEDIATE");
   in_turn_ = true;
   turn_bytes_ = 0;
+  turn_next_job_ = 0;
 }
 
 void SqliteJournal::commit() {
   require_turn("commit");
+  if (turn_next_job_) {
+    prepared(kBumpNextJob).bind(1, static_cast<std::int64_t>(turn_next_job_)).step();
+    prepared(kBumpNextJob).reset();
+    turn_next_job_ = 0;
+  }
   const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) {
     const std::string why = sqlite3_errmsg(db_);
@@ -325,6 +337,8 @@ void SqliteJournal::rollback() {
   if (!in_turn_) return;
   in_turn_ = false;
   turn_bytes_ = 0;
+  turn_next_job_ = 0;
+  open_bytes_.clear();  // it may name rows the rollback removed; a miss reads the row instead
   if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
@@ -351,9 +365,11 @@ void SqliteJournal::apply(const Submitted& r) {
       .bind(12, millis(c.deadline));
   s.step();
   s.reset();
-  prepared(kBumpNextJob).bind(1, static_cast<std::int64_t>(c.job_id + 1)).step();
-  prepared(kBumpNextJob).reset();
-  turn_bytes_ += static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
+  // next_job_id is raised once per turn, at its commit (one statement for all its Submits).
+  turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);
+  const auto bytes = static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
+  open_bytes_[c.job_id] = bytes;
+  turn_bytes_ += bytes;
 }
 
 // Throws unless the last statement changed exactly one row (the call exists, in a state the
@@ -387,14 +403,22 @@ void SqliteJournal::apply(const Requeued& r) {
 }
 
 void SqliteJournal::apply(const Finished& r) {
-  Statement& size = prepared(kRowBytes);
-  size.bind(1, static_cast<std::int64_t>(r.job_id));
-  if (!size.step()) {
+  // The bytes the row held before (its inputs and parameters): remembered since its Submitted,
+  // else read (a call of an earlier instance, or after a rollback emptied the cache).
+  std::int64_t freed = 0;
+  if (auto it = open_bytes_.find(r.job_id); it != open_bytes_.end()) {
+    freed = it->second;
+    open_bytes_.erase(it);
+  } else {
+    Statement& size = prepared(kRowBytes);
+    size.bind(1, static_cast<std::int64_t>(r.job_id));
+    if (!size.step()) {
+      size.reset();
+      fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
+    }
+    freed = size.integer(0);
     size.reset();
-    fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
   }
-  const std::int64_t freed = size.integer(0);
-  size.reset();
   Statement& s = prepared(kFinish);
   s.bind(1, static_cast<std::int64_t>(r.job_id))
       .bind(2, std::int64_t{static_cast<std::uint16_t>(r.outcome.code)})
@@ -404,13 +428,15 @@ void SqliteJournal::apply(const Finished& r) {
       .bind(6, millis(r.expires));
   s.step();
   s.reset();
-  MUSTER_EXPECT_ONE_ROW("Finished", r.job_id);
+  if (sqlite3_changes(db_) != 1)
+    fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
   turn_bytes_ += static_cast<std::int64_t>(r.outcome.outputs.bytes.size() +
                                            r.outcome.message.size()) -
                  freed;
 }
 
 void SqliteJournal::apply(const Acked& r) {
+  open_bytes_.erase(r.job_id);
   Statement& s = prepared(kDelete);
   s.bind(1, static_cast<std::int64_t>(r.job_id));
   if (!s.step()) {

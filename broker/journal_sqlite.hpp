@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "journal.hpp"
 
@@ -25,8 +26,8 @@ struct SqliteOptions {
   // true: synchronous=FULL, every commit fsyncs the WAL, so a committed turn survives a power
   // loss or a kernel crash, not only a killed daemon. false: synchronous=NORMAL, fsync only at
   // checkpoints: a committed turn survives SIGKILL but may be lost with the machine, which
-  // breaks the promise made by the Accepted reply. FULL is the default; NORMAL exists for
-  // measurements and for disks that lie about fsync anyway (docs/DURABILITY.md).
+  // breaks the promise made by the Accepted reply. FULL is the default; NORMAL is
+  // `--journal-sync normal` (journal_open.hpp, JournalSync; docs/DURABILITY.md §4).
   bool fsync_every_commit = true;
 };
 
@@ -80,6 +81,10 @@ class SqliteJournal final : public Journal {
   std::uint64_t epoch_ = 0;
   std::uint64_t committed_bytes_ = 0;
   std::int64_t turn_bytes_ = 0;  // change of the open turn (negative when it frees more)
+  JobId turn_next_job_ = 0;      // next_job_id the open turn's Submits need (written at commit)
+  // Inputs + parameters bytes of the open calls this journal inserted (a cache: Finished needs
+  // the bytes it frees without reading the row; emptied by a rollback, a miss reads the row).
+  std::unordered_map<JobId, std::int64_t> open_bytes_;
   bool in_turn_ = false;
 };
 

@@ -86,10 +86,7 @@ void JournalThread::run() {
       journal_->keep(std::chrono::steady_clock::now());
       if (batch) {
         journal_->begin_turn();
-        for (auto& op : ops) {
-          if (auto* rec = std::get_if<Record>(&op)) journal_->append(*rec);
-          else journal_->expire(std::get<ExpireKept>(op).now);
-        }
+        journal_->append_all(ops);
         journal_->commit();
         bytes = journal_->payload_bytes();
       }

@@ -146,6 +146,19 @@ int main(int argc, char** argv) {
                  "Payload bytes the journal may hold for open and undelivered durable calls; a "
                  "durable Submit beyond it gets QUEUE_FULL; 0 = no limit")
       ->capture_default_str();
+  std::string journal_sync = "full";
+  app.add_option("--journal-sync", journal_sync,
+                 "How far a journal commit goes before musterd answers what waited for it: full "
+                 "(SQLite synchronous=FULL, PostgreSQL synchronous_commit=on: to the disk; survives "
+                 "a killed musterd, an OS crash and a power loss) or normal (SQLite "
+                 "synchronous=NORMAL, PostgreSQL synchronous_commit=off: survives a killed musterd, "
+                 "not an OS crash or power loss, which may lose the last accepted calls)")
+      ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
+  app.add_option("--journal-early-dispatch", opt.journal_early_dispatch,
+                 "Send a durable call's WorkRequest before the commit that holds both its "
+                 "Submitted and Dispatched records, so a fast result joins that commit (one "
+                 "commit per call); false only to measure against it (docs/DURABILITY.md §3)")
+      ->capture_default_str();
   std::uint64_t result_ttl_ms = 3600000;
   app.add_option("--result-ttl-ms", result_ttl_ms,
                  "How long the journal keeps a durable call's outcome for its caller")
@@ -168,6 +181,8 @@ int main(int argc, char** argv) {
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
   opt.core.result_ttl = muster::broker::Millis(result_ttl_ms);
   opt.journal_lease_term = std::chrono::milliseconds(lease_ms);
+  opt.journal_sync = journal_sync == "normal" ? muster::broker::journal::JournalSync::Normal
+                                              : muster::broker::journal::JournalSync::Full;
 
   auto endpoints_of = [](SocketRole role, std::vector<std::string> given) {
     if (std::none_of(given.begin(), given.end(), [](auto& ep) { return muster::is_ipc(ep); }))

@@ -36,6 +36,14 @@ def call(daemon, scratch, node, i, ms=-1):
                   json.dumps({"i": i, "ms": ms})], daemon.env, scratch / f"call-{i}.log")
 
 
+def journaled(scratch, i) -> bool:
+    """Whether call i's caller was told Accepted ("job N" on its stderr): sent only once the
+    call's records are committed. A call may start on its worker before that (one commit per
+    call, docs/DURABILITY.md §3), so "running" alone does not mean the journal holds it."""
+    log = scratch / f"call-{i}.log"
+    return log.exists() and "job " in log.read_text()
+
+
 def status(run_cli, daemon):
     r = run_cli(daemon, "status", "--json")
     return json.loads(r.stdout) if r.returncode == 0 else None
@@ -66,6 +74,7 @@ def test_running_durable_calls_are_adopted_not_rerun(sdk, sig, tmp_base, tmp_pat
     for i in (1, 2):  # one at a time: job ids follow i
         callers.append(call(d, tmp_path, "count", i))
         wait_for(lambda: counting_workers.executions(log)["start"].get(i) == 1, 20, f"call {i} running")
+        wait_for(lambda: journaled(tmp_path, i), 20, f"call {i} journaled (accepted)")
     wait_for(lambda: counting_workers.executions(log)["start"] == {1: 1, 2: 1}, 20, "both calls running")
     assert d.stop(sig) == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
     if sig == signal.SIGTERM:
@@ -104,6 +113,7 @@ def test_running_durable_calls_whose_worker_is_gone(back, tmp_base, tmp_path, ru
     wait_for(lambda: counting_workers.executions(log)["start"] == {1: 1}, 20, "call 1 running")
     call(d, tmp_path, "count_idem", 2)
     wait_for(lambda: counting_workers.executions(log)["start"] == {1: 1, 2: 1}, 20, "both calls running")
+    wait_for(lambda: journaled(tmp_path, 1) and journaled(tmp_path, 2), 20, "both calls journaled (accepted)")
     stop(first, signal.SIGKILL)
     assert d.stop(signal.SIGKILL) == -signal.SIGKILL
     for i in (1, 2):

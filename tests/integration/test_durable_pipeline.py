@@ -2,10 +2,14 @@
 whose commit the test holds up: the test keeps the lease row locked FOR UPDATE, so musterd's
 fenced turn (SELECT … FOR SHARE) waits in the journal thread until the test lets it go.
 
-While that commit waits, musterd's loop still answers (`muster status`), and nothing of the
-durable call is sent: no Accepted to its caller, no WorkRequest to the worker (the worker's
-execution log stays empty). Once the commit is let go, the call runs once and ends.
-Before pipelining, the loop itself waited inside the commit and answered nothing."""
+While that commit waits, musterd's loop still answers (`muster status`), and nothing the
+commit must cover reaches the caller: no Accepted, no result. The WorkRequest does go (one
+commit per call, DURABILITY.md §3: the call's Submitted and Dispatched are in the same
+uncommitted batch, so a crash would leave nothing to run it again): the worker runs the call
+while the commit waits, and its result waits for the commit too. Once the commit is let go,
+the caller gets its job id and the one result; the call ran once. Before pipelining, the loop
+itself waited inside the commit and answered nothing; before early dispatch, the worker ran
+nothing until the commit."""
 from __future__ import annotations
 
 import json
@@ -58,10 +62,10 @@ def test_musterd_answers_while_a_commit_waits_and_sends_nothing_that_depends_on_
     r = cli(d, "status", "--json", timeout=30)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["workers"] == 1
-    # Nothing that depends on the commit went out: no Accepted (the CLI prints "job N" on it),
-    # no WorkRequest (the worker ran nothing).
+    # The WorkRequest went before the commit: the worker runs the call meanwhile.
+    wait_for(lambda: log.exists() and log.read_text().split() == ["1"], 15, "the worker to run the call")
+    # Nothing the commit must cover went out: no Accepted (the CLI prints "job N" on it), no result.
     assert "job " not in err.read_text()
-    assert not log.exists() or log.read_text() == ""
     assert caller.poll() is None
 
     holder.stdin.write("ROLLBACK;\n")

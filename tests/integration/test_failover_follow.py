@@ -47,6 +47,8 @@ def test_a_worker_and_a_durable_caller_given_both_addresses_follow_a_sigkill_fai
     wait_for(lambda: (cli(a, "status", "--json").returncode == 0
                       and json.loads(cli(a, "status", "--json").stdout)["in_flight"] == 1),
              15, "the call running on the worker")
+    # Running is not journaled yet: the caller's "job N" comes once the commit is done (§3).
+    wait_for(lambda: "job " in read_log(caller), 15, "the call journaled (its caller told Accepted)")
 
     killed = time.monotonic()
     a.stop(signal.SIGKILL)

@@ -296,3 +296,50 @@ TEST_CASE("core chunks: an output grant the worker has not used is published aga
 }
 
 }  // namespace
+
+// ---- durable calls and chunked values (PROTOCOL.md §7.9, docs/DURABILITY.md §1) --------------
+
+namespace {
+// A durable Submit from "c1" whose inputs are `inputs`, taking chunked outputs with `window`.
+std::vector<Action> submit_durable_with(StreamHarness& h, std::uint64_t rid, const Map& inputs,
+                                        std::uint64_t window = 0) {
+  SubmitEvent ev;
+  ev.client_request_id = rid;
+  ev.node = "n";
+  ev.durable = true;
+  ev.chunk_window_bytes = window;
+  ev.inputs = Payload::copy_of(encode_values(inputs));
+  h.core.on_submit(h.now, peer("c1"), h.local, std::move(ev));
+  return h.take();
+}
+}  // namespace
+
+TEST_CASE("core chunks: a durable Submit whose inputs hold a Chunked value is refused, nothing journaled") {
+  StreamHarness h;
+  h.ready("w1");
+  ChunkedValue ref{1, 64 << 20, {}};
+  for (const Map& inputs : {Map{{"image", Value(ref)}},
+                            Map{{"pages", Value(List{Value(std::string("a")), Value(ref)})}},
+                            Map{{"doc", Value(Map{{"body", Value(ref)}})}}}) {
+    auto out = submit_durable_with(h, 1, inputs);
+    CHECK(all<SendWorkRequest>(out).empty());
+    auto f = last_failure(out);
+    CHECK(f.code == ErrorCode::InvalidRequest);
+    CHECK(f.message.find("a durable call carries its values inline (at most the message limit); "
+                         "chunked values are for non-durable calls") == 0);
+    CHECK(f.job_id == 0);
+    CHECK(h.core.journal_ops().empty());
+  }
+  // The same inputs inline are accepted.
+  auto ok = submit_durable_with(h, 2, Map{{"image", Value(std::string("small"))}});
+  CHECK(all<SendWorkRequest>(ok).size() == 1);
+  CHECK_FALSE(h.core.journal_ops().empty());
+}
+
+TEST_CASE("core chunks: a durable call's worker gets no chunk window, whatever its caller asked") {
+  StreamHarness h;
+  h.ready("w1");
+  auto out = all<SendWorkRequest>(submit_durable_with(h, 1, Map{{"x", Value(std::int64_t{1})}}, 4 << 20));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].chunk_window_bytes == 0);  // its outputs must fit a message: they are journaled
+}

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "broker_core.hpp"
+#include "commit_pipeline.hpp"
 #include "core_driver.hpp"
 #include "muster/messages.hpp"
 
@@ -1290,6 +1291,44 @@ TEST_CASE("durable: queued, dispatched, finished are journaled in order; Accepte
                             "Submitted 3 n idempotent=false bytes=3"});
 }
 
+TEST_CASE("durable: one commit per call, the core's records through the commit pipeline (early dispatch)") {
+  // The core emits Submitted and Dispatched in the Submit's turn; the pipeline sends that
+  // WorkRequest before their commit, and the worker's answer joins the same batch, so the
+  // caller's Accepted and Result wait for one commit (docs/DURABILITY.md §3).
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 2);
+  CommitPipeline pipe(500ms);
+  auto end_turn = [&](std::vector<Action> actions) {
+    pipe.end_turn(std::move(h.core.journal_ops()), std::move(actions), h.core.journal_bytes());
+    h.core.journal_ops().clear();
+  };
+  // The batch of an earlier turn (call 1) is committing.
+  end_turn(submit_durable(h, 1, "n"));
+  auto first = pipe.next_batch(h.now);
+  REQUIRE(first);
+  pipe.released().clear();  // call 1's WorkRequest went early too
+  end_turn(submit_durable(h, 2, "n"));
+  auto out = pipe.released();
+  pipe.released().clear();
+  REQUIRE(out.size() == 1);  // the WorkRequest only; the Accepted waits
+  auto id = std::get<SendWorkRequest>(out[0]).request_id;
+  end_turn(h.result("w1", id));  // Finished 2, the Result to the caller, the Ack to the worker
+  CHECK(pipe.released().empty());
+  pipe.committed(first->seq);
+  for (auto& reply : all<ReplyToClient>(pipe.released()))  // call 1's Accepted only: nothing of call 2
+    CHECK(reply.request_id == 1);
+  CHECK(all<SendWorkRequest>(pipe.released()).empty());
+  pipe.released().clear();
+  auto second = pipe.next_batch(h.now);
+  REQUIRE(second);
+  CHECK(second->ops.size() == 3);  // Submitted 2, Dispatched 2, Finished 2
+  pipe.committed(second->seq);
+  auto replies = all<ReplyToClient>(pipe.released());
+  REQUIRE(replies.size() == 2);
+  CHECK(std::holds_alternative<AcceptedBody>(replies[0].body));
+  CHECK(std::holds_alternative<ResultBody>(replies[1].body));
+}
+
 TEST_CASE("durable: a call re-queued after its worker died is journaled Requeued, then dispatched again") {
   Harness h;
   h.ready("w1", {Harness::spec("n", true)});
@@ -1563,6 +1602,37 @@ TEST_CASE("durable restore: an answer the worker kept across the restart is aske
   CHECK(records(h) == Lines{"Finished 7 NONE"});
 }
 
+TEST_CASE("durable restore: an Ack to a Pong the daemon ignores still names the kept answers it waits for (a worker attaching several times)") {
+  // The fault run's case: after a restart the C++ worker attached four times at once (one
+  // "not attached" reply per Pong it had sent); its Pongs to the earlier attaches' confirming
+  // Pings are stale, and their Acks with no `missing` made it forget the answers the next Pong
+  // had the daemon adopt — so they never came, the call looked lost and ran again.
+  Harness h;
+  CHECK(h.core.restore(h.now, {held_call(7, "n", journal::CallState::Running)}) == 0);
+  h.local.identity = "local";
+  h.attach("old", {Harness::spec("n")}, 2, "new-session", h.local);
+  const auto first_confirm = h.last_ping_seq("old");
+  h.attach("old", {Harness::spec("n")}, 2, "new-session", h.local);  // again: a new confirming ping
+  // The Pong to the first confirming ping is stale now; it lists the kept answer.
+  auto stale = [&](std::uint64_t seq) {
+    h.core.on_pong(h.now, peer("wp-old"), h.local, "old", seq, "inst-1", {}, {5});
+    auto acks = all<ReplyToWorker>(h.take());
+    REQUIRE(acks.size() == 1);
+    return std::get<AckReply>(acks[0].body);
+  };
+  CHECK(stale(first_confirm).missing == std::vector<std::uint64_t>{5});  // still waited for: kept
+  CHECK(h.core.recovering() == 1);  // a stale Pong decides nothing
+  // The valid Pong adopts it and asks for the answer again; a stale one after that still does.
+  auto out = old_worker_back(h, {}, {5});
+  CHECK(std::get<AckReply>(all<ReplyToWorker>(out)[0].body).missing == std::vector<std::uint64_t>{5});
+  CHECK(stale(first_confirm).missing == std::vector<std::uint64_t>{5});
+  // A Pong of the previous instance names it too (request ids never repeat across instances).
+  h.core.on_pong(h.now, peer("wp-old"), h.local, "old", h.last_ping_seq("old"), "inst-0", {}, {5});
+  CHECK(std::get<AckReply>(all<ReplyToWorker>(h.take())[0].body).missing == std::vector<std::uint64_t>{5});
+  h.result("old", 5);
+  CHECK(records(h) == Lines{"Finished 7 NONE"});
+}
+
 TEST_CASE("durable restore: the worker back without the call loses it at once: re-queued if idempotent, else WORKER_LOST") {
   Harness h;
   CHECK(h.core.restore(h.now, {running_call(7, 5, true), running_call(8, 6)}) == 0);
@@ -1715,7 +1785,7 @@ TEST_CASE("no_answer_acks: a lost Result is named missing by the next Pong's Ack
   CHECK(h.core.open_requests() == 0);
 }
 
-TEST_CASE("no_answer_acks: the answered check holds for a pong to a forgotten ping, never for another instance's") {
+TEST_CASE("no_answer_acks: the answered check holds for a pong to a forgotten ping and for another instance's") {
   Harness h;
   ready_without_acks(h, "w1", "n");
   auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
@@ -1724,10 +1794,12 @@ TEST_CASE("no_answer_acks: the answered check holds for a pong to a forgotten pi
   auto r = all<ReplyToWorker>(h.take());
   REQUIRE(r.size() == 1);
   CHECK(std::get<AckReply>(r[0].body).missing == std::vector<std::uint64_t>{id});
-  // A restarted daemon's ids are not the old one's: a pong naming the old instance gets
-  // nothing missing (the worker drops what it kept for the old instance when it re-attaches).
-  auto ack = pong_answered(h, "w1", {}, {id}, "inst-0");
-  CHECK(ack.missing.empty());
+  // Request ids never repeat across instances (DURABILITY.md §5), so an id this daemon waits for
+  // is its call whatever instance the Pong names (an adopted call keeps the old instance's id):
+  // the Ack still names it, or the worker would forget an answer that is still wanted. An id it
+  // does not know is not named.
+  auto ack = pong_answered(h, "w1", {}, {id, id + 1000}, "inst-0");
+  CHECK(ack.missing == std::vector<std::uint64_t>{id});
   CHECK(terminals(h.log).empty());
 }
 

@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <fmt/format.h>
+
 #include "commit_pipeline.hpp"
 #include "journal_sqlite.hpp"
 #include "journal_thread.hpp"
@@ -242,4 +244,142 @@ TEST_CASE("journal thread: batches reach a SQLite journal in order; a refused re
   REQUIRE(loaded.calls.size() == 2);  // batch 2, job 3 included, left nothing
   CHECK(loaded.calls[0].job_id == 1);
   CHECK(loaded.calls[1].job_id == 2);
+}
+
+// ---- one commit per call: early dispatch (commit_pipeline.hpp; docs/DURABILITY.md §3) -------
+
+namespace {
+
+journal::JournalOp dispatched(journal::JobId job, const std::string& worker, std::uint64_t rid) {
+  return journal::Record{journal::Dispatched{job, worker, "", rid, 1}};
+}
+
+journal::JournalOp finished(journal::JobId job) {
+  return journal::Record{journal::Finished{job, {}, {}, {}}};
+}
+
+Action work(const std::string& worker, std::uint64_t rid) {
+  SendWorkRequest w;
+  w.worker_id = worker;
+  w.request_id = rid;
+  return w;
+}
+
+Action accepted(std::uint64_t rid) { return ReplyToClient{Peer{}, rid, AcceptedBody{false, rid}}; }
+Action result(std::uint64_t rid) { return ReplyToClient{Peer{}, rid, ResultBody{}}; }
+
+std::vector<Action> acts(std::initializer_list<Action> a) { return std::vector<Action>(a); }
+
+// What was released, as short labels ("wr w1 7", "accepted 7", "abort w1 3", "ping 2"), and
+// forgotten.
+std::vector<std::string> sent(CommitPipeline& p) {
+  std::vector<std::string> out;
+  for (auto& a : p.released()) {
+    if (auto* w = std::get_if<SendWorkRequest>(&a)) out.push_back(fmt::format("wr {} {}", w->worker_id, w->request_id));
+    else if (auto* ab = std::get_if<SendAbort>(&a)) out.push_back(fmt::format("abort {} {}", ab->worker_id, ab->request_id));
+    else if (auto* ping = std::get_if<SendPing>(&a)) out.push_back(fmt::format("ping {}", ping->seq));
+    else if (auto* r = std::get_if<ReplyToClient>(&a))
+      out.push_back(fmt::format("{} {}", std::holds_alternative<AcceptedBody>(r->body) ? "accepted" : "result", r->request_id));
+  }
+  p.released().clear();
+  return out;
+}
+
+using Sent = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("early dispatch: a WorkRequest whose Submitted is in the pending batch goes at once; its answer joins that batch") {
+  CommitPipeline p(500ms);
+  // Batch 1 (another call) is committing while call 7 arrives.
+  p.end_turn({submitted(1)}, acts({accepted(1)}), 0);
+  auto first = p.next_batch(kT0);
+  REQUIRE(first);
+  p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);
+  CHECK(sent(p) == Sent{"wr w1 70"});  // the worker starts now; Accepted waits for the commit
+  // The worker answers before batch 1 is done: its Finished joins the same pending batch.
+  p.end_turn({finished(7)}, acts({result(70)}), 0);
+  CHECK(sent(p).empty());
+  p.committed(first->seq);
+  CHECK(sent(p) == Sent{"accepted 1"});
+  auto second = p.next_batch(kT0 + 4ms);
+  REQUIRE(second);
+  CHECK(second->ops.size() == 3);  // Submitted, Dispatched, Finished: one transaction, one commit
+  p.committed(second->seq);
+  CHECK(sent(p) == Sent{"accepted 70", "result 70"});
+  CHECK(p.stats().early_work_requests == 1);
+  CHECK(p.stats().batches == 2);
+  CHECK(p.stats().records == 4);
+  CHECK(p.idle());
+}
+
+TEST_CASE("early dispatch: a call queued in one turn and dispatched in a later one, same pending batch, goes at once") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, {}, 0);
+  auto first = p.next_batch(kT0);
+  p.end_turn({submitted(7)}, acts({accepted(70)}), 0);  // queued: no worker free
+  p.end_turn({dispatched(7, "w1", 70)}, acts({work("w1", 70)}), 0);  // a slot freed
+  CHECK(sent(p) == Sent{"wr w1 70"});
+  p.committed(first->seq);
+  CHECK(sent(p).empty());
+}
+
+TEST_CASE("early dispatch: a call whose Submitted was handed to the journal waits for its Dispatched's commit") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(7)}, acts({accepted(70)}), 0);
+  auto first = p.next_batch(kT0);  // Submitted 7 is in flight
+  REQUIRE(first);
+  // Dispatched now would be in batch 2: a crash between the two commits leaves the call queued
+  // in the journal while its worker runs it, so the WorkRequest waits for batch 2.
+  p.end_turn({dispatched(7, "w1", 70)}, acts({work("w1", 70)}), 0);
+  CHECK(sent(p).empty());
+  p.committed(first->seq);
+  CHECK(sent(p) == Sent{"accepted 70"});
+  auto second = p.next_batch(kT0 + 4ms);
+  REQUIRE(second);
+  p.committed(second->seq);
+  CHECK(sent(p) == Sent{"wr w1 70"});
+  CHECK(p.stats().early_work_requests == 0);
+}
+
+TEST_CASE("early dispatch: a re-dispatch of a call committed earlier (Requeued, then Dispatched) waits") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);
+  CHECK(sent(p) == Sent{"wr w1 70"});  // nothing in flight: still early, the batch is pending
+  auto first = p.next_batch(kT0);
+  p.committed(first->seq);
+  CHECK(sent(p) == Sent{"accepted 70"});
+  // w1 died; the idempotent call goes to w2 in a later batch.
+  p.end_turn({journal::Record{journal::Requeued{7, 1}}, dispatched(7, "w2", 70)}, acts({work("w2", 70)}), 0);
+  CHECK(sent(p).empty());
+  auto second = p.next_batch(kT0 + 1ms);
+  p.committed(second->seq);
+  CHECK(sent(p) == Sent{"wr w2 70"});
+}
+
+TEST_CASE("early dispatch: an Abort for the same worker held before it keeps the WorkRequest in order") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, {}, 0);
+  auto first = p.next_batch(kT0);
+  // A cancelled call's Abort to w1 waits for batch 2 (its Finished); the slot it frees goes to
+  // call 7 in the same turn: w1 must not get call 7 before it hears that call 3 is aborted.
+  std::vector<Action> turn = acts({accepted(70), work("w2", 71)});
+  turn.insert(turn.begin(), SendAbort{"w1", 30, ErrorCode::Cancelled, "cancelled"});
+  turn.push_back(work("w1", 70));
+  p.end_turn({finished(3), submitted(7), dispatched(7, "w1", 70), submitted(8), dispatched(8, "w2", 71)},
+             std::move(turn), 0);
+  CHECK(sent(p) == Sent{"wr w2 71"});  // w2 has no Abort waiting: at once
+  p.committed(first->seq);
+  auto second = p.next_batch(kT0 + 4ms);
+  p.committed(second->seq);
+  CHECK(sent(p) == Sent{"abort w1 30", "accepted 70", "wr w1 70"});
+}
+
+TEST_CASE("early dispatch: off, every WorkRequest waits for its commit (the measurement baseline)") {
+  CommitPipeline p(500ms, /*early_dispatch=*/false);
+  p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);
+  CHECK(sent(p).empty());
+  auto first = p.next_batch(kT0);
+  p.committed(first->seq);
+  CHECK(sent(p) == Sent{"accepted 70", "wr w1 70"});
 }

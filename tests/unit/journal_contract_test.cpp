@@ -94,6 +94,44 @@ TEST_CASE_TEMPLATE("journal contract: every record round-trips through the store
   CHECK(j->payload_bytes() == 1 + 3 + 1 + 0 + 1 + 3);
 }
 
+TEST_CASE_TEMPLATE("journal contract: append_all of a batch equals appending one by one, and a "
+                   "refused record in it throws and rolls the turn back", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  auto j = store.open();
+  // 600 calls: more than one pipelined slice (PostgreSQL sends 256 at a time).
+  std::vector<JournalOp> ops;
+  for (JobId id = 1; id <= 600; ++id) ops.push_back(Record{Submitted{call(id, "in")}});
+  for (JobId id = 1; id <= 600; id += 2) ops.push_back(Record{Dispatched{id, "w1", "id-w1", 1000 + id, 1}});
+  ops.push_back(Record{Finished{1, Outcome{ErrorCode::None, bytes_of("out"), ""}, kT0, kT0 + 1s}});
+  ops.push_back(ExpireKept{kT0 + 2s});  // drops job 1 again, in the same turn
+  ops.push_back(Record{Acked{2}});
+  j->begin_turn();
+  j->append_all(ops);
+  CHECK(j->payload_bytes() == 598 * 2);  // counted within the turn
+  j->commit();
+  auto loaded = j->load();
+  REQUIRE(loaded.calls.size() == 598);
+  CHECK(loaded.calls.front().job_id == 3);
+  CHECK(loaded.calls.front().state == CallState::Running);
+  CHECK(loaded.calls.front().request_id == 1003);
+  CHECK(loaded.calls[1].state == CallState::Queued);
+  CHECK(loaded.next_job_id == 601);
+  // A refused record in the middle of a batch (the third slice): nothing of the turn stays.
+  ops.clear();
+  for (JobId id = 601; id <= 1000; ++id) ops.push_back(Record{Submitted{call(id, "in")}});
+  ops.push_back(Record{Dispatched{9999, "w1", "id", 1, 1}});
+  ops.push_back(Record{Acked{3}});
+  j->begin_turn();
+  CHECK_THROWS_WITH_AS(j->append_all(ops), doctest::Contains("Dispatched for job 9999"), JournalError);
+  j->rollback();
+  CHECK(j->payload_bytes() == 598 * 2);
+  CHECK(j->load().calls.size() == 598);
+  // The store is usable again.
+  one_turn(*j, {Acked{3}});
+  CHECK(j->load().calls.size() == 597);
+}
+
 TEST_CASE_TEMPLATE("journal contract: a record for a call it does not hold is refused and rolls "
                    "the turn back", Store, MUSTER_STORES) {
   Store store;

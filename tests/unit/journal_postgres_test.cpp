@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <latch>
 #include <thread>
 #include <vector>
@@ -251,16 +253,21 @@ TEST_CASE("journal postgresql: a store it cannot use is an error naming it, neve
 // Run by hand, on a server that fsyncs (the test server does not, unless asked):
 // MUSTER_PG_FSYNC=1 build/tests/muster_unit_tests -tc='*commit cost*' --no-skip
 // (docs/DURABILITY.md §12). The same turns as the SQLite benchmark; a turn here also holds the
-// fencing read of the lease row, and each record is one round trip on the unix socket.
+// fencing read of the lease row; the records of a turn go pipelined (append_all), and, in the
+// same run, one round trip each (append, as before). MUSTER_PG_SYNC=normal: synchronous_commit=off.
 TEST_CASE("journal postgresql: commit cost per turn (benchmark)" * doctest::skip()) {
-  for (std::size_t per_turn : {1, 32, 256}) {
-    PostgresStore store;
-    MUSTER_SKIP_UNLESS_AVAILABLE(store);
-    auto j = store.open();
-    const TurnCost cost = commit_cost(*j, per_turn, per_turn == 256 ? 40 : 200);
-    std::printf("postgresql records/turn=%3zu  submit turn p50 %8.0f us (%6.1f us/record)  "
-                "finish turn p50 %8.0f us (%6.1f us/record)\n",
-                per_turn, cost.submit_us, cost.submit_us / per_turn, cost.finish_us,
-                cost.finish_us / per_turn);
-  }
+  const char* sync = std::getenv("MUSTER_PG_SYNC");
+  const bool normal = sync && std::string(sync) == "normal";
+  for (std::size_t per_turn : {1, 32, 256})
+    for (bool one_by_one : {true, false}) {
+      PostgresStore store;
+      MUSTER_SKIP_UNLESS_AVAILABLE(store);
+      auto j = store.open(0, /*synchronous_commit=*/!normal);
+      commit_cost(*j, 8, 20, one_by_one);  // warm-up: a fresh database's first turns are slow
+      const TurnCost cost = commit_cost(*j, per_turn, per_turn == 256 ? 40 : 200, one_by_one);
+      std::printf("postgresql %s synchronous_commit=%s records/turn=%3zu  submit turn p50 %8.0f us (%6.1f us/record)  "
+                  "finish turn p50 %8.0f us (%6.1f us/record)\n",
+                  one_by_one ? "one-by-one" : "pipelined ", normal ? "off" : "on", per_turn, cost.submit_us,
+                  cost.submit_us / per_turn, cost.finish_us, cost.finish_us / per_turn);
+    }
 }

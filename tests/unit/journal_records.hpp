@@ -46,10 +46,12 @@ inline void one_turn(broker::journal::Journal& j, std::initializer_list<broker::
 // The commit-cost benchmark (docs/DURABILITY.md §10), the same for every journal: `turns` turns
 // of `per_turn` Submitted records of 64 B, each followed by a turn of their Finished records
 // (64 B outputs); the p50 time of one turn of each, in µs (begin_turn to commit returned).
+// The records go in with append_all(), as musterd's journal thread sends a batch
+// (`one_by_one`: with append() of each, as before the PostgreSQL journal pipelined a batch).
 struct TurnCost {
   double submit_us = 0, finish_us = 0;
 };
-inline TurnCost commit_cost(broker::journal::Journal& j, std::size_t per_turn, int turns) {
+inline TurnCost commit_cost(broker::journal::Journal& j, std::size_t per_turn, int turns, bool one_by_one = false) {
   using namespace broker::journal;
   using Steady = std::chrono::steady_clock;
   auto us_since = [](Steady::time_point t) {
@@ -61,17 +63,25 @@ inline TurnCost commit_cost(broker::journal::Journal& j, std::size_t per_turn, i
   };
   JobId next = j.load().next_job_id;
   std::vector<double> submit_us, finish_us;
+  auto append = [&](const std::vector<JournalOp>& ops) {
+    if (!one_by_one) return j.append_all(ops);
+    for (auto& op : ops) j.append(std::get<Record>(op));
+  };
   for (int t = 0; t < turns; ++t) {
     const JobId first = next;
     auto start = Steady::now();
+    std::vector<JournalOp> ops;
+    for (std::size_t i = 0; i < per_turn; ++i) ops.push_back(Record{Submitted{call(next++, std::string(64, 'x'))}});
     j.begin_turn();
-    for (std::size_t i = 0; i < per_turn; ++i) j.append(Submitted{call(next++, std::string(64, 'x'))});
+    append(ops);
     j.commit();
     submit_us.push_back(us_since(start));
+    ops.clear();
+    for (JobId id = first; id < next; ++id)
+      ops.push_back(Record{Finished{id, Outcome{broker::ErrorCode::None, bytes_of(std::string(64, 'r')), ""}, kT0, kT0 + 1h}});
     start = Steady::now();
     j.begin_turn();
-    for (JobId id = first; id < next; ++id)
-      j.append(Finished{id, Outcome{broker::ErrorCode::None, bytes_of(std::string(64, 'r')), ""}, kT0, kT0 + 1h});
+    append(ops);
     j.commit();
     finish_us.push_back(us_since(start));
   }

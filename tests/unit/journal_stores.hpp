@@ -58,8 +58,11 @@ struct PostgresStore {
     return o;
   }
   // A journal holding the lease (waiting, bounded, for one a killed daemon left to expire).
-  std::unique_ptr<broker::journal::Journal> open(std::uint64_t byte_limit = 0) const {
-    auto j = std::make_unique<broker::journal::PostgresJournal>(options(byte_limit));
+  // `synchronous_commit`: false for --journal-sync normal.
+  std::unique_ptr<broker::journal::Journal> open(std::uint64_t byte_limit = 0, bool synchronous_commit = true) const {
+    auto o = options(byte_limit);
+    o.synchronous_commit = synchronous_commit;
+    auto j = std::make_unique<broker::journal::PostgresJournal>(o);
     const auto until = std::chrono::steady_clock::now() + 4 * kTerm;
     for (;;) {
       auto s = j->try_lead(std::chrono::steady_clock::now());

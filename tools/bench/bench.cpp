@@ -45,8 +45,30 @@ using nlohmann::json;
 
 namespace {
 
-// The systems whose calls are durable, each compared with system muster in the same run.
-constexpr const char* kDurableSystems[] = {"muster-durable", "muster-durable-pg"};
+// The systems whose calls are durable, each compared with system muster in the same run: the
+// journal they use and the musterd flags of their own (docs/DURABILITY.md §4, §3).
+struct DurableSystem {
+  const char* name;
+  JournalKind journal;
+  std::vector<std::string> musterd_args;
+};
+const std::vector<DurableSystem> kDurable = {
+    {"muster-durable", JournalKind::Sqlite, {}},
+    {"muster-durable-normal", JournalKind::Sqlite, {"--journal-sync", "normal"}},
+    {"muster-durable-two-commits", JournalKind::Sqlite, {"--journal-early-dispatch", "false"}},
+    {"muster-durable-pg", JournalKind::Postgres, {}},
+    {"muster-durable-pg-normal", JournalKind::Postgres, {"--journal-sync", "normal"}},
+};
+const std::vector<const char*> kDurableSystems = [] {
+  std::vector<const char*> names;
+  for (auto& d : kDurable) names.push_back(d.name);
+  return names;
+}();
+const DurableSystem* durable_system(const std::string& name) {
+  for (auto& d : kDurable)
+    if (name == d.name) return &d;
+  return nullptr;
+}
 
 struct Options {
   std::vector<std::string> transports = {"ipc", "tcp", "curve"};
@@ -401,7 +423,9 @@ int main(int argc, char** argv) {
   app.add_option("--system", o.systems,
                  "baseline, muster; also raw (musterd + protocol-minimal echo workers, no SDK) and alt "
                  "(a second muster build, see --alt-musterd), alt-raw, muster-durable (musterd with a SQLite "
-                 "journal, every call durable), muster-durable-pg (the same on a private PostgreSQL)")->capture_default_str();
+                 "journal, every call durable), muster-durable-normal (the same with --journal-sync normal), "
+                 "muster-durable-two-commits (the same with --journal-early-dispatch false), muster-durable-pg "
+                 "(on a private PostgreSQL), muster-durable-pg-normal")->capture_default_str();
   app.add_option("--workers,-w", o.workers, "Worker processes per stack")->capture_default_str();
   app.add_option("--depth,-d", o.depth, "Calls in flight in throughput mode")->capture_default_str();
   app.add_option("--capacity", o.capacity, "SDK worker capacity (0: ceil(depth / workers))")->capture_default_str();
@@ -470,6 +494,7 @@ int main(int argc, char** argv) {
     JournalState state;
   };
   std::vector<JournalSeen> journals;  // at the end of each transport, before its stacks stop
+  std::vector<std::string> activity;  // each durable musterd's journal counts, after it stopped
   json results = json::array();
   int zmq_major = 0, zmq_minor = 0, zmq_patch = 0;
   zmq_version(&zmq_major, &zmq_minor, &zmq_patch);
@@ -482,8 +507,8 @@ int main(int argc, char** argv) {
       std::map<std::string, std::string> unsupported;
       for (auto& sys : o.systems) {
         auto stack = sys == "muster" ? make_muster_stack(o.paths)
-                     : sys == "muster-durable" ? make_muster_stack(o.paths, sys, false, JournalKind::Sqlite)
-                     : sys == "muster-durable-pg" ? make_muster_stack(o.paths, sys, false, JournalKind::Postgres)
+                     : durable_system(sys) ? make_muster_stack(o.paths, sys, false, durable_system(sys)->journal,
+                                                               durable_system(sys)->musterd_args)
                      : sys == "alt"  ? make_muster_stack(o.alt_paths, "alt")
                      : sys == "raw"  ? make_muster_stack(o.paths, "raw", true)
                      : sys == "alt-raw" ? make_muster_stack(o.alt_paths, "alt-raw", true)
@@ -548,6 +573,11 @@ int main(int argc, char** argv) {
           journals.push_back({tname, sys, *j});
         }
       for (auto& [sys, s] : stacks) s->stop();
+      for (auto& [sys, s] : stacks)
+        if (auto a = s->journal_activity(); !a.empty()) {
+          fmt::print(stderr, "[{}] {} journal: {}\n", tname, sys, a);
+          activity.push_back(fmt::format("journal work of {} over {} (musterd's count at exit): {}\n", sys, tname, a));
+        }
     }
   }
 
@@ -620,7 +650,9 @@ int main(int argc, char** argv) {
   std::string table;
   if (!o.no_matrix) {
     table = render_table(o, cells, transports_run, payloads);
-    for (const char* extra : {"raw", "alt", "alt-raw", "muster-durable", "muster-durable-pg"})
+    std::vector<const char*> extras = {"raw", "alt", "alt-raw"};
+    extras.insert(extras.end(), kDurableSystems.begin(), kDurableSystems.end());
+    for (const char* extra : extras)
       if (std::find(o.systems.begin(), o.systems.end(), extra) != o.systems.end())
         table += "\n" + render_table(o, cells, transports_run, payloads, extra);
     for (const char* durable : kDurableSystems)
@@ -634,6 +666,7 @@ int main(int argc, char** argv) {
                                  j.system, j.transport, j.state.db_bytes, j.state.wal_bytes,
                                  static_cast<double>(j.state.db_bytes + j.state.wal_bytes) / (1 << 20),
                                  j.state.jobs_held);
+    for (auto& a : activity) table += a;
   }
   std::string text;
   text += fmt::format("muster-bench: {} CPU(s), {}, {}, libzmq {}.{}.{}\n", std::thread::hardware_concurrency(),

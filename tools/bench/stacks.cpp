@@ -69,9 +69,9 @@ class MusterDriver : public Driver {
 
 class MusterStack : public Stack {
  public:
-  MusterStack(Paths p, std::string name, bool raw, JournalKind journal)
+  MusterStack(Paths p, std::string name, bool raw, JournalKind journal, std::vector<std::string> durable_args)
       : paths_(std::move(p)), name_(std::move(name)), raw_(raw), journal_kind_(journal),
-        durable_(journal != JournalKind::None) {}
+        durable_(journal != JournalKind::None), durable_args_(std::move(durable_args)) {}
   ~MusterStack() override { stop(); }
   std::string name() const override { return name_; }
 
@@ -96,7 +96,9 @@ class MusterStack : public Stack {
     }
     std::vector<std::string> args = {paths_.musterd.string(), "--data-dir", data_dir.string(),
                                      "--request-address", ep_.request, "--response-address", ep_.response,
-                                     "--client-address", ep_.client, "--log-level", "warn"};
+                                     "--client-address", ep_.client, "--log-level",
+                                     // info: its journal's counts at exit (journal_activity)
+                                     durable_ ? "info" : "warn"};
     if (o.transport == Transport::Tcp) args.push_back("--insecure");
     if (journal_kind_ == JournalKind::Sqlite) {
       journal_ = o.dir / fmt::format("{}-{}-journal.db", name_, transport_name(o.transport));
@@ -107,14 +109,15 @@ class MusterStack : public Stack {
     if (durable_) {
       args.push_back("--journal");
       args.push_back(store_);
+      for (auto& a : durable_args_) args.push_back(a);
     }
     if (o.transport == Transport::Curve) {
       args.push_back("--enrollment-address");
       args.push_back(enroll_);
     }
     for (auto& a : o.musterd_args) args.push_back(a);
-    daemon_ = Process("musterd", args, log_path(o.dir, fmt::format("{}-musterd-{}", name_, transport_name(o.transport))),
-                      false, env);
+    daemon_log_ = log_path(o.dir, fmt::format("{}-musterd-{}", name_, transport_name(o.transport)));
+    daemon_ = Process("musterd", args, daemon_log_, false, env);
     for (int i = 0; i < o.workers; ++i) {
       std::vector<std::string> w = {paths_.worker.string(), "--worker-id", fmt::format("bench-{}", i),
                                     "--capacity", std::to_string(o.capacity)};
@@ -153,6 +156,17 @@ class MusterStack : public Stack {
 
   std::unique_ptr<Driver> driver(std::size_t payload) override {
     return std::make_unique<MusterDriver>(client_options(), payload, durable_);
+  }
+
+  std::string journal_activity() const override {
+    if (!durable_) return {};
+    std::ifstream log(daemon_log_);
+    std::string line, found;
+    constexpr std::string_view kKey = "journal: ";
+    while (std::getline(log, line))
+      if (auto at = line.find(kKey); at != std::string::npos && line.find("committed", at) != std::string::npos)
+        found = line.substr(at + kKey.size());
+    return found;
   }
 
   std::optional<JournalState> journal() const override {
@@ -283,6 +297,8 @@ class MusterStack : public Stack {
   bool raw_ = false;
   JournalKind journal_kind_ = JournalKind::None;
   bool durable_ = false;
+  std::vector<std::string> durable_args_;  // musterd flags of this durable system
+  std::filesystem::path daemon_log_;
   std::filesystem::path journal_;  // SQLite: musterd's --journal file
   std::string store_;              // durable: musterd's --journal
   StackOptions opt_;
@@ -430,8 +446,9 @@ class BaselineStack : public Stack {
 
 }  // namespace
 
-std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers, JournalKind journal) {
-  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers, journal);
+std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name, bool raw_workers, JournalKind journal,
+                                         std::vector<std::string> durable_args) {
+  return std::make_unique<MusterStack>(paths, std::move(name), raw_workers, journal, std::move(durable_args));
 }
 std::unique_ptr<Stack> make_baseline_stack(const Paths& paths) { return std::make_unique<BaselineStack>(paths); }
 

@@ -67,6 +67,9 @@ class Stack {
   virtual std::unique_ptr<Driver> driver(std::size_t payload) = 0;
   // Only a stack with a journal (system muster-durable) has one; ask while it runs.
   virtual std::optional<JournalState> journal() const { return std::nullopt; }
+  // After stop(): musterd's own count of its journal work ("B batch(es) committed, R record(s),
+  // W WorkRequest(s) sent before their call's commit"), empty when it has none.
+  virtual std::string journal_activity() const { return {}; }
 };
 
 // `name` tells two muster builds apart in one run ("muster", "alt"): run dir, logs.
@@ -77,10 +80,13 @@ class Stack {
 // bench starts once (tests/integration/postgres_server.py, fsync on; system
 // "muster-durable-pg"). Either way every call is submitted durable; outcomes are acknowledged
 // as the client library does by default (at its next poll or submit), so the journal holds
-// only the calls in flight.
+// only the calls in flight. `durable_args`: more musterd flags of this stack alone (systems
+// muster-durable-normal: --journal-sync normal; muster-durable-two-commits:
+// --journal-early-dispatch false).
 enum class JournalKind { None, Sqlite, Postgres };
 std::unique_ptr<Stack> make_muster_stack(const Paths& paths, std::string name = "muster",
-                                         bool raw_workers = false, JournalKind journal = JournalKind::None);
+                                         bool raw_workers = false, JournalKind journal = JournalKind::None,
+                                         std::vector<std::string> durable_args = {});
 std::unique_ptr<Stack> make_baseline_stack(const Paths& paths);
 
 // The bench's own ids for the run directory layout.

@@ -165,6 +165,9 @@ def tally(rows: dict, node_of: dict, job_of: dict, terminal: dict, runs: dict, d
     duplicated = sorted(n for n, c in runs["done"].items() if c > 1)
     duplicated += sorted(r for r, c in terminal.items() if c > 1)
     twice = sorted(n for n, c in runs["start"].items() if c > 1 and node_of.get(n) == "count")
+    # Run by a worker though its caller was never told Accepted: a musterd killed before the
+    # commit of a call whose WorkRequest went early (docs/DURABILITY.md §3). Allowed once.
+    ran_unaccepted = sorted(n for n in runs["start"] if not job_of.get(n))
     return {
         "accepted": len(accepted),
         "journaled_without_accepted": len(unaccepted_rows),
@@ -178,6 +181,7 @@ def tally(rows: dict, node_of: dict, job_of: dict, terminal: dict, runs: dict, d
         "non_idempotent_run_twice": len(twice),
         "run_twice_examples": twice[:10],
         "executions": sum(runs["start"].values()),
+        "ran_without_accepted": len(ran_unaccepted),
         "adopted": daemon_logs.count("durable call adopted"),
         "requeued_after_restart": daemon_logs.count("durable call re-queued"),
         "ended_after_restart": daemon_logs.count("durable call ended after the restart"),
@@ -249,7 +253,8 @@ def run(args, fm) -> int:
     }
     print("durable calls under daemon SIGKILLs")
     for key in ("sdks", "skipped", "daemon_sigkills", "submitted", "accepted", "journaled_without_accepted",
-                "finished_ok", "failed", "lost", "duplicated", "non_idempotent_run_twice", "executions", "adopted",
+                "finished_ok", "failed", "lost", "duplicated", "non_idempotent_run_twice", "executions",
+                "ran_without_accepted", "adopted",
                 "requeued_after_restart", "ended_after_restart"):
         print(f"  {key:28} {report[key]}")
     if args.json:
