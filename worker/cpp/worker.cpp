@@ -375,6 +375,12 @@ struct WorkerImpl {
         return emit_item(worker_id, job.request_id, *job.stream, *job.aborted, max_message_bytes, can_wait,
                          values, send);
       };
+    struct ForgetGrants {  // the handler is done with its inputs: nothing reads them after it
+      Job& job;
+      ~ForgetGrants() {
+        for (auto& f : job.feeds) f->grant = nullptr;
+      }
+    } forget_grants{job};
     // Chunked inputs: a streamed port's is the handler's to read, any other's is received whole
     // and checked here, so the handler sees plain bytes. Either way credit follows the reading.
     for (auto& feed : job.feeds) {
@@ -390,12 +396,6 @@ struct WorkerImpl {
         ctx.inputs_.set(feed->port, Value(feed->take_all()));
       }
     }
-    struct ForgetGrants {  // the handler is done with its inputs: nothing reads them after it
-      Job& job;
-      ~ForgetGrants() {
-        for (auto& f : job.feeds) f->grant = nullptr;
-      }
-    } forget_grants{job};
     apply_ports(node.spec.inputs, ctx.inputs_, "input");
     apply_ports(node.spec.parameters, ctx.parameters_, "parameter");
     HandlerOutputs out;
