@@ -206,6 +206,11 @@ struct Daemon::Impl {
         throw std::invalid_argument("--enrollment-address needs CURVE: it cannot be used with --insecure");
     }
     security = std::make_unique<Security>(opt.data_dir);
+    if (!opt.metrics_address.empty()) {  // before the journal: a standby answers scrapes too
+      metrics_exchange = std::make_unique<MetricsExchange>();
+      metrics_server = std::make_unique<MetricsServer>(opt.metrics_address, opt.metrics_allow_remote,
+                                                       *metrics_exchange);
+    }
     if (!opt.journal.empty() || std::filesystem::exists(default_journal_path()))
       if (!open_journal(&signals)) return false;  // a standby waits there for the lease
     if (any_curve) zap = std::make_unique<ZapHandler>(ctx, security->identities());  // before any CURVE bind
@@ -219,11 +224,6 @@ struct Daemon::Impl {
       enroll = make_socket(zmq::socket_type::router, opt.enrollment_address, keys::kZapDomainEnroll, "enrollment");
     if (any_curve)
       spdlog::info("CURVE on tcp:// endpoints; daemon public key {}", security->daemon_keys().public_key);
-    if (!opt.metrics_address.empty()) {
-      metrics_exchange = std::make_unique<MetricsExchange>();
-      metrics_server = std::make_unique<MetricsServer>(opt.metrics_address, opt.metrics_allow_remote,
-                                                       *metrics_exchange);
-    }
     return true;
   }
 
@@ -247,7 +247,17 @@ struct Daemon::Impl {
         std::filesystem::permissions(opt.data_dir, std::filesystem::perms::owner_all, ec);
     }
     auto j = journal::open_journal(js);
-    if (signals && !wait_until_leading(*j, *signals)) return false;
+    std::optional<StandbyMetrics> standby_metrics;
+    if (metrics_exchange)
+      standby_metrics.emplace(StandbyMetrics{*metrics_exchange, [this] {
+        auto s = std::make_shared<MetricsSnapshot>();
+        s->version = MUSTER_DAEMON_VERSION;
+        s->instance = core.config().instance;
+        s->leading = false;
+        s->daemon.uptime_ms = core.status(Clock::now()).uptime_ms;
+        return std::shared_ptr<const MetricsSnapshot>(std::move(s));
+      }});
+    if (signals && !wait_until_leading(*j, *signals, standby_metrics ? &*standby_metrics : nullptr)) return false;
     // Job ids are never reused; request ids start above any an earlier instance gave out.
     auto loaded = j->load();
     core.on_journal_state(j->payload_bytes(), loaded.next_job_id);

@@ -60,6 +60,10 @@ std::string render_metrics(const MetricsSnapshot& s, const ProcessMetrics& proce
   out.sample("muster_build_info", {{"version", s.version}, {"instance", s.instance}}, std::uint64_t{1});
   out.family("muster_uptime_seconds", "gauge", "Seconds since musterd started.");
   out.sample("muster_uptime_seconds", {}, static_cast<double>(s.daemon.uptime_ms) / 1000.0);
+  out.family("muster_daemon_leading", "gauge",
+             "1 while this musterd serves (it holds its failover pair's lease, or has no pair); "
+             "0 while it waits as the standby.");
+  out.sample("muster_daemon_leading", {}, std::uint64_t{s.leading ? 1u : 0u});
 
   // ---- per workspace ----
   out.family("muster_workers", "gauge", "Workers attached (confirming, ready or draining).");

@@ -21,6 +21,10 @@ struct WorkspaceMetrics {
 
 struct MetricsSnapshot {
   std::string version, instance;
+  // False while this musterd waits as the standby of a failover pair (it then serves nothing
+  // and holds no calls: every other figure is zero or empty); true once it leads, and always
+  // for a daemon with a journal of its own.
+  bool leading = true;
   StatusSnapshot daemon;                     // the whole daemon
   std::vector<WorkspaceMetrics> workspaces;  // sorted by name
   std::vector<NodeStatsSnapshot> nodes;      // every workspace's

@@ -19,7 +19,7 @@ std::string lease_holder(const std::string& instance) {
   return fmt::format("{}:{}:{}", host[0] ? host : "localhost", ::getpid(), instance);
 }
 
-bool wait_until_leading(journal::Journal& journal, SignalPipe& signals) {
+bool wait_until_leading(journal::Journal& journal, SignalPipe& signals, const StandbyMetrics* metrics) {
   using Steady = std::chrono::steady_clock;
   const auto began = Steady::now();
   bool waited = false;
@@ -38,9 +38,15 @@ bool wait_until_leading(journal::Journal& journal, SignalPipe& signals) {
                    journal.describe(), s.lease.holder, s.lease.epoch);
     waited = true;
     seen = s.lease;
-    pollfd p{signals.fd(), POLLIN, 0};
-    ::poll(&p, 1, static_cast<int>(s.retry_in.count()));
-    if (p.revents & POLLIN) signals.drain();
+    // Until the lease can next be free, answer scrapes (if asked) and watch for signals.
+    const auto retry_at = Steady::now() + s.retry_in;
+    for (auto left = s.retry_in; left.count() > 0 && !signals.triggered();
+         left = std::chrono::duration_cast<std::chrono::milliseconds>(retry_at - Steady::now())) {
+      pollfd p[2] = {{signals.fd(), POLLIN, 0}, {metrics ? metrics->exchange.fd() : -1, POLLIN, 0}};
+      ::poll(p, 2, static_cast<int>(left.count()));
+      if (p[0].revents & POLLIN) signals.drain();
+      if ((p[1].revents & POLLIN) && metrics->exchange.wanted()) metrics->exchange.publish(metrics->snapshot());
+    }
     if (signals.triggered()) {
       spdlog::info("signal {} received while standby: stopping", signals.last_signal());
       return false;

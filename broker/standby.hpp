@@ -6,9 +6,12 @@
 // Journal::try_lead (the leadership rules).
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "journal.hpp"
+#include "metrics_server.hpp"
 
 namespace muster {
 class SignalPipe;
@@ -16,9 +19,16 @@ class SignalPipe;
 
 namespace muster::broker {
 
+// What a standby answers /metrics with (muster_daemon_leading 0), built when a scrape asks.
+struct StandbyMetrics {
+  MetricsExchange& exchange;
+  std::function<std::shared_ptr<const MetricsSnapshot>()> snapshot;
+};
+
 // Returns true once `journal` leads (at once for a journal of one daemon), false when SIGINT
-// or SIGTERM came first. Throws JournalError when the store cannot be asked.
-bool wait_until_leading(journal::Journal& journal, SignalPipe& signals);
+// or SIGTERM came first. Throws JournalError when the store cannot be asked. With `metrics`
+// (--metrics-address), scrapes are answered while it waits.
+bool wait_until_leading(journal::Journal& journal, SignalPipe& signals, const StandbyMetrics* metrics = nullptr);
 
 // How this daemon names itself in the lease row: HOSTNAME:PID:INSTANCE (unique per process,
 // so a restarted daemon is a new holder that waits for its predecessor's lease like any other).

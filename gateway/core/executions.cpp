@@ -14,7 +14,8 @@ namespace muster::gateway {
 
 namespace {
 // inputs / parameters: a JSON object mapped one to one onto a muster Map.
-std::optional<std::string> read_map(const Json& obj, const char* key, Map& out, const InputsRewriter& rewrite = {}) {
+std::optional<std::string> read_map(const Json& obj, const char* key, Map& out, const InputsRewriter& rewrite = {},
+                                    std::vector<FileInput>* streamed = nullptr) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) return fmt::format("'{}' must be an object", key);
@@ -22,7 +23,7 @@ std::optional<std::string> read_map(const Json& obj, const char* key, Map& out, 
     Json copy;
     if (rewrite) {
       copy = *it;
-      if (auto err = rewrite(copy)) return fmt::format("'{}': {}", key, *err);
+      if (auto err = rewrite(copy, *streamed)) return fmt::format("'{}': {}", key, *err);
     }
     Value v = from_json(rewrite ? copy : *it);
     out = v.as_map();
@@ -33,7 +34,7 @@ std::optional<std::string> read_map(const Json& obj, const char* key, Map& out, 
 }
 
 std::optional<std::string> read_call_fields(const Json& obj, CallRequest& r, const InputsRewriter& rewrite) {
-  if (auto err = read_map(obj, "inputs", r.inputs, rewrite)) return err;
+  if (auto err = read_map(obj, "inputs", r.inputs, rewrite, &r.file_inputs)) return err;
   if (auto err = read_map(obj, "parameters", r.parameters)) return err;
   if (auto it = obj.find("timeout_ms"); it != obj.end() && !it->is_null()) {
     if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))

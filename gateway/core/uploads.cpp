@@ -444,29 +444,61 @@ void UploadStore::expire(std::int64_t now) {
   }
 }
 
-std::optional<std::string> UploadStore::resolve_file_refs(Json& v, const std::string& user) const {
+namespace {
+bool is_file_ref(const Json& v) { return v.is_object() && v.size() == 1 && v.contains("$file"); }
+}  // namespace
+
+std::optional<std::string> UploadStore::resolve_file_ref(Json& v, const std::string& user, const std::string* port,
+                                                         std::vector<FileInput>* streamed) const {
+  if (!v["$file"].is_string()) return std::string("{\"$file\": ...} must name a file as \"sha256:<hex>\"");
+  auto ref = v["$file"].get<std::string>();
+  auto it = files_.find({user, ref});
+  if (it == files_.end()) return fmt::format("no uploaded file {} (finished uploads of this user only; they expire)", ref);
+  const File& file = it->second;
+  if (limits_.max_file_input_bytes && file.size > limits_.max_file_input_bytes)
+    return fmt::format("file {} is {} bytes; a call takes files of at most {} bytes (--max-file-input-bytes)", ref,
+                       file.size, limits_.max_file_input_bytes);
+  if (file.size > limits_.max_inline_file_bytes) {
+    if (!port || !streamed)
+      return fmt::format("file {} is {} bytes: a file over {} bytes travels chunked, so it must be a top-level input "
+                         "({{\"inputs\": {{\"name\": {{\"$file\": ...}}}}}}), not inside a list or map",
+                         ref, file.size, limits_.max_inline_file_bytes);
+    std::error_code ec;
+    if (fs::file_size(file.path, ec) != file.size || ec)
+      return fmt::format("file {} cannot be read back intact (changed or damaged on disk); upload it again", ref);
+    FileInput in{*port, file.path, file.size, {}};
+    if (sodium_hex2bin(in.sha256.data(), in.sha256.size(), ref.c_str() + 7, ref.size() - 7, nullptr, nullptr, nullptr) != 0)
+      return fmt::format("file {} has no valid sha256", ref);
+    streamed->push_back(std::move(in));
+    return std::nullopt;
+  }
+  std::ifstream in(file.path, std::ios::binary);
+  Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() != file.size || "sha256:" + sha256_hex(bytes.data(), bytes.size()) != ref)
+    return fmt::format("file {} cannot be read back intact (changed or damaged on disk); upload it again", ref);
+  v = Json{{"$bytes", base64_encode(bytes)}};
+  return std::nullopt;
+}
+
+std::optional<std::string> UploadStore::resolve_file_refs(Json& v, const std::string& user,
+                                                          std::vector<FileInput>* streamed) const {
+  if (streamed && v.is_object() && !is_file_ref(v)) {  // the top level: inputs by name
+    for (auto it = v.begin(); it != v.end();) {
+      const std::string port = it.key();
+      std::size_t before = streamed->size();
+      auto err = is_file_ref(*it) ? resolve_file_ref(*it, user, &port, streamed) : resolve_file_refs(*it, user);
+      if (err) return err;
+      it = streamed->size() > before ? v.erase(it) : std::next(it);  // streamed: not in the message
+    }
+    return std::nullopt;
+  }
   if (v.is_array()) {
     for (auto& e : v)
       if (auto err = resolve_file_refs(e, user)) return err;
     return std::nullopt;
   }
   if (!v.is_object()) return std::nullopt;
-  if (v.size() == 1 && v.contains("$file")) {
-    if (!v["$file"].is_string()) return std::string("{\"$file\": ...} must name a file as \"sha256:<hex>\"");
-    auto ref = v["$file"].get<std::string>();
-    auto it = files_.find({user, ref});
-    if (it == files_.end()) return fmt::format("no uploaded file {} (finished uploads of this user only; they expire)", ref);
-    if (it->second.size > limits_.max_file_input_bytes)
-      return fmt::format("file {} is {} bytes; a call takes files of at most {} bytes today (--max-file-input-bytes; "
-                         "calls carry their inputs in one message until streams exist)",
-                         ref, it->second.size, limits_.max_file_input_bytes);
-    std::ifstream in(it->second.path, std::ios::binary);
-    Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.size() != it->second.size || "sha256:" + sha256_hex(bytes.data(), bytes.size()) != ref)
-      return fmt::format("file {} cannot be read back intact (changed or damaged on disk); upload it again", ref);
-    v = Json{{"$bytes", base64_encode(bytes)}};
-    return std::nullopt;
-  }
+  if (is_file_ref(v)) return resolve_file_ref(v, user, nullptr, nullptr);
   for (auto& [k, e] : v.items())
     if (auto err = resolve_file_refs(e, user)) return err;
   return std::nullopt;

@@ -58,7 +58,9 @@ void Gateway::start_execution(WsPeer& peer, const Json& payload) {
 }
 
 InputsRewriter Gateway::file_refs_of(const std::string& user) const {
-  return [this, user](Json& inputs) { return uploads_->resolve_file_refs(inputs, user); };
+  return [this, user](Json& inputs, std::vector<FileInput>& streamed) {
+    return uploads_->resolve_file_refs(inputs, user, &streamed);
+  };
 }
 
 void Gateway::cancel_execution(WsPeer& peer, const Json& payload) {

@@ -111,7 +111,9 @@ int main(int argc, char** argv) {
   serve->add_option("--upload-ttl", o.uploads.file_ttl_s, "Seconds a finished upload is kept")->capture_default_str()
       ->check(CLI::PositiveNumber);
   serve->add_option("--max-file-input-bytes", o.uploads.max_file_input_bytes,
-                    "Largest uploaded file a call may take as an input ({\"$file\": ...})")->capture_default_str();
+                    "Largest uploaded file a call may take as an input ({\"$file\": ...}); 0: no limit of "
+                    "its own (--upload-max-file-bytes bounds every file). Files over 8 MiB are sent chunked "
+                    "from disk as the worker reads them")->capture_default_str();
   serve->add_option("--daemon-timeout", daemon_timeout_s, "Seconds musterd may take to answer a query before it counts as unreachable")
       ->capture_default_str()->check(CLI::Range(0.1, 600.0));
   serve->add_option("--web-root", o.web_root,

@@ -119,6 +119,7 @@ inline ClientFeed feed_client_message(BrokerCore& core, TimePoint now, const Pee
     }
     case broker::Query::ListWorkers: (void)core.list_workers(now, who.workspace); break;
     case broker::Query::GetStatus: (void)core.status(now); break;
+    case broker::Query::GetNodeStats: (void)core.node_stats(now, who.workspace); break;
   }
   return {ClientFeed::Query, q.request_id};
 }

@@ -1,6 +1,6 @@
 """A raw caller of chunked values (PROTOCOL.md §7.9), for tests of an SDK's worker side.
 
-It speaks the wire by hand (test_chunks.RawClient, the Python SDK's codec), so a test of a worker
+It speaks the wire by hand (chunk_peers.RawClient, the Python SDK's codec), so a test of a worker
 SDK depends on no client SDK: it uploads the chunked inputs of one call within the worker's
 credit, reads the chunked outputs granting 4 MiB ahead of what it read, and returns the terminal
 reply with what each output stream brought (size, sha256). A `tick` callback runs on every turn,
@@ -15,13 +15,13 @@ from typing import Callable
 
 from muster import messages as m
 from muster.values import ChunkedValue
-from test_chunks import CHUNK, MiB, WINDOW, RawClient, block
+from chunk_peers import CHUNK, WINDOW, MiB, RawClient, block
 
 __all__ = ["Upload", "Outcome", "call_chunked", "blocks_sha256", "RawClient", "MiB", "WINDOW"]
 
 
 def blocks_sha256(n: int) -> bytes:
-    """The sha256 of block(0) … block(n-1) (test_chunks.block: 1 MiB each)."""
+    """The sha256 of block(0) … block(n-1) (chunk_peers.block: 1 MiB each)."""
     sha = hashlib.sha256()
     for i in range(n):
         sha.update(block(i))
@@ -30,7 +30,7 @@ def blocks_sha256(n: int) -> bytes:
 
 @dataclass
 class Upload:
-    """A chunked input of `mib` MiB, the test_chunks blocks 0 … mib-1, on caller stream `stream`.
+    """A chunked input of `mib` MiB, the chunk_peers blocks 0 … mib-1, on caller stream `stream`.
     `sha256` overrides the true digest in the reference (a corrupted value)."""
     mib: int
     stream: int = 1

@@ -26,7 +26,7 @@ from conftest import wait_for
 from muster import messages as m
 from muster.errors import ErrorCode
 from muster.values import ChunkedValue
-from test_chunks import vm_hwm_kib
+from chunk_peers import vm_hwm_kib
 
 ECHO_MIB = int(os.environ.get("MUSTER_CHUNK_WORKER_MIB", "48"))
 

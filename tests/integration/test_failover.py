@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -90,12 +91,13 @@ def calls(postgres, db):
     return [tuple(line.split("|")) for line in out.splitlines() if line]
 
 
-def start_pair(tmp_path, postgres, database):
+def start_pair(tmp_path, postgres, database, *args):
+    """Two musterd on one PostgreSQL journal, each given `args` too: a leads, b waits."""
     uri = postgres.uri(database)
-    a = launch(daemon(tmp_path / "a", uri))
+    a = launch(daemon(tmp_path / "a", uri, *args))
     wait_for(lambda: "ready" in read_log(a.proc) or a.proc.poll() is not None, 15, "the first musterd")
     assert a.proc.poll() is None, read_log(a.proc)
-    b = launch(daemon(tmp_path / "b", uri))
+    b = launch(daemon(tmp_path / "b", uri, *args))
     wait_for(lambda: "standby:" in read_log(b.proc) or b.proc.poll() is not None, 15, "the standby")
     assert b.proc.poll() is None, read_log(b.proc)
     return a, b
@@ -166,6 +168,25 @@ def test_the_standby_binds_nothing_until_it_leads(tmp_path, postgres, database):
     assert c.stop() == 0
     assert "received while standby: stopping" in read_log(c.proc)
     assert not (c.runtime_dir / "client.sock").exists()
+    assert b.stop() == 0
+
+
+def test_the_standby_answers_metrics_as_standby_and_as_leader_after_taking_over(tmp_path, postgres, database):
+    from test_observability import http_get, samples
+    a, b = start_pair(tmp_path, postgres, database, "--metrics-address", "127.0.0.1:0")
+
+    def leading(d):
+        m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", read_log(d.proc))
+        assert m, read_log(d.proc)
+        status, text, _ = http_get(m.group(1))
+        assert status == 200, text
+        return samples(text)["muster_daemon_leading"]
+    # The standby serves /metrics while it waits (and nothing else: no client socket).
+    assert leading(a) == 1 and leading(b) == 0
+    assert not (b.runtime_dir / "client.sock").exists()
+    a.stop(signal.SIGKILL)
+    wait_for(lambda: "ready" in read_log(b.proc), 30, "the standby to take over")
+    wait_for(lambda: leading(b) == 1, 10, "the new leader's /metrics to say so")
     assert b.stop() == 0
 
 

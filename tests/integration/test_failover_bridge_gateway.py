@@ -10,7 +10,7 @@ import json
 import signal
 
 from conftest import BUILD, read_log, spawn, stop, wait_for
-from test_failover import cli, postgres, database, start_pair  # noqa: F401 (fixtures)
+from test_failover import cli, postgres, database, start_pair, status  # noqa: F401 (fixtures)
 from test_failover_follow import both, worker_on
 
 
@@ -61,17 +61,21 @@ def test_a_gateway_given_both_addresses_calls_again_after_a_sigkill_failover(tmp
     a.stop(signal.SIGKILL)
     wait_for(lambda: "standby: took over" in read_log(b.proc), 30, "the standby to take over")
     wait_for(lambda: worker_on(b, "gw-follower"), 30, "the worker to attach to the standby")
-    # The gateway reaches the new active daemon through the same --client-address list. Its
-    # /healthz may still be ok from its last poll of the killed daemon (fresh for 3 polls plus
-    # grace), so what proves the failover is the list read from the standby: the poller first
-    # notices the old daemon is gone (503 for a poll interval), then reads the new one.
-    def workers_from_standby():
-        status, workers = gw.get("/api/workers", token)
-        return status == 200 and [w["worker_id"] for w in workers] == ["gw-follower"] and \
-            all(w.get("state") == "ready" for w in workers)
+    # The gateway reaches the new active daemon through the same --client-address list. What it
+    # shows may still be its last poll of the killed daemon for a while (the same worker, ready;
+    # /healthz fresh for 3 polls plus grace), so what proves the failover is the daemon instance
+    # its /api/status names: the standby's, with the worker listed as the standby lists it.
+    standby = status(b)["instance"]
+
+    def from_standby():
+        code, st = gw.get("/api/status", token)
+        if code != 200 or st["daemon"].get("instance") != standby:
+            return False
+        code, workers = gw.get("/api/workers", token)
+        return code == 200 and [(w["worker_id"], w["state"]) for w in workers] == [("gw-follower", "ready")]
     wait_for(hello, 30, "a gateway call to succeed on the standby")
     assert hello()["outputs"] == {"greeting": "Hello pair", "shout": "HELLO PAIR"}
-    wait_for(workers_from_standby, 30, "the gateway to list the worker as musterd (the standby) lists it")
+    wait_for(from_standby, 30, "the gateway to show the standby's instance and its worker list")
     assert gw.get("/healthz")[0] == 200
     assert gw.stop() == 0
     assert stop(worker) == 0

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "broker_core.hpp"
+#include "core_driver.hpp"
 #include "muster/messages.hpp"
 
 using namespace muster;
@@ -31,28 +32,10 @@ CoreConfig test_config() {
   return c;
 }
 
-Peer peer(const std::string& id) { return Peer{id, false, ""}; }
+using testing::peer;
 
-struct Harness {
-  TimePoint now = TimePoint{} + std::chrono::hours(1);
-  BrokerCore core;
-  Caller local;
-  std::vector<Action> log;  // everything emitted, in order
-
-  explicit Harness(CoreConfig c = test_config()) : core(c, now) { take(); }
-
-  std::vector<Action> take() {
-    std::vector<Action> out;
-    out.swap(core.actions());
-    log.insert(log.end(), out.begin(), out.end());
-    return out;
-  }
-
-  std::vector<Action> advance(Millis d) {
-    now += d;
-    core.tick(now);
-    return take();
-  }
+struct Harness : testing::CoreDriver {
+  explicit Harness(CoreConfig c = test_config()) : CoreDriver(c) {}
 
   static NodeSpec spec(const std::string& name, bool idempotent = false) {
     NodeSpec s;
@@ -73,14 +56,6 @@ struct Harness {
     return take();
   }
 
-  // The seq of the newest ping addressed to this worker (or broadcast).
-  std::uint64_t last_ping_seq(const std::string& id) const {
-    std::uint64_t seq = 0;
-    for (auto& a : log)
-      if (auto* p = std::get_if<SendPing>(&a); p && (p->worker_id == id || p->worker_id.empty()))
-        seq = p->seq;
-    return seq;
-  }
 
   std::vector<Action> pong(const std::string& id, std::vector<std::uint64_t> in_flight = {},
                            std::optional<std::uint64_t> seq = std::nullopt) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "broker_core.hpp"
+#include "core_driver.hpp"
 #include "muster/messages.hpp"
 
 namespace stream_test {
@@ -19,7 +20,7 @@ using namespace muster;
 using namespace muster::broker;
 using namespace std::chrono_literals;
 
-inline Peer peer(const std::string& id) { return Peer{id, false, ""}; }
+using testing::peer;
 
 inline CoreConfig stream_config() {
   CoreConfig c;
@@ -33,31 +34,9 @@ inline CoreConfig stream_config() {
 
 // A core with workers serving `n` (idempotent as asked), and helpers that speak for them and
 // for one caller "c1"; every action emitted is kept in `log`.
-struct StreamHarness {
-  TimePoint now = TimePoint{} + std::chrono::hours(1);
-  BrokerCore core;
-  Caller local;
-  std::vector<Action> log;
+struct StreamHarness : testing::CoreDriver {
+  explicit StreamHarness(CoreConfig c = stream_config()) : CoreDriver(c) {}
 
-  explicit StreamHarness(CoreConfig c = stream_config()) : core(c, now) { take(); }
-
-  std::vector<Action> take() {
-    std::vector<Action> out;
-    out.swap(core.actions());
-    log.insert(log.end(), out.begin(), out.end());
-    return out;
-  }
-  std::vector<Action> advance(Millis d) {
-    now += d;
-    core.tick(now);
-    return take();
-  }
-  std::uint64_t last_ping_seq(const std::string& id) const {
-    std::uint64_t seq = 0;
-    for (auto& a : log)
-      if (auto* p = std::get_if<SendPing>(&a); p && (p->worker_id == id || p->worker_id.empty())) seq = p->seq;
-    return seq;
-  }
   std::vector<Action> pong(const std::string& id, std::vector<std::uint64_t> in_flight = {}) {
     core.on_pong(now, peer("wp-" + id), local, id, last_ping_seq(id), "inst-1", in_flight);
     return take();

@@ -4,7 +4,10 @@
 // when musterd accepts it, so that `muster job get ID` fetches it later. A durable call
 // survives musterd's restart: the client resumes it (client.hpp) and the outcome is printed
 // once, then acknowledged. With --stream, the node's items (partial results) are printed as they
-// come, one JSON line each, before the outputs' line.
+// come, one JSON line each, before the outputs' line. `--input NAME=@FILE` reads a bytes input
+// from a file (sent chunked when larger than the client's chunk threshold, never loaded whole);
+// `--output-dir DIR` writes the bytes outputs as files named after their ports there (chunked
+// ones streamed as they come) and prints {"file", "size", "sha256"} for them instead.
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -12,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "muster/chunking.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "progress_view.hpp"
@@ -28,7 +32,48 @@ struct CallArgs {
   bool keep = false;
   bool stream = false;
   std::uint32_t window_items = 64;
+  std::vector<std::string> file_inputs;  // NAME=@FILE
+  std::string output_dir;
 };
+
+// --input NAME=@FILE as the input source it names; a clear usage error for anything else, or a
+// file that cannot be read.
+std::pair<std::string, std::shared_ptr<ByteSource>> file_input(const std::string& arg) {
+  auto eq = arg.find("=@");
+  if (eq == std::string::npos || eq == 0 || eq + 2 == arg.size())
+    throw std::invalid_argument(fmt::format("--input {}: expected NAME=@FILE (a bytes input read from FILE)", arg));
+  try {
+    return {arg.substr(0, eq), std::make_shared<FileSource>(arg.substr(eq + 2))};
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(fmt::format("--input {}: {}", arg, e.what()));
+  }
+}
+
+std::string hex(const std::array<std::uint8_t, 32>& digest) {
+  std::string out;
+  for (auto b : digest) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+// The outputs as printed with --output-dir: each bytes output (inline: written now; chunked:
+// already committed by the sink) described by its file instead of its bytes.
+Json outputs_with_files(const Map& outputs, DirectorySink& sink) {
+  Json out = Json::object();
+  for (auto& [port, value] : outputs) {
+    if (value.kind() == ValueKind::Bytes) {
+      auto& bytes = value.as_bytes();
+      out[port] = Json{{"file", sink.write_file(port, bytes.span()).string()},
+                       {"size", bytes.size()},
+                       {"sha256", hex(sha256(bytes.span()))}};
+    } else if (value.kind() == ValueKind::Chunked) {
+      auto& ref = value.as_chunked();
+      out[port] = Json{{"file", sink.path_of(port).string()}, {"size", ref.size}, {"sha256", hex(ref.sha256)}};
+    } else {
+      out[port] = to_json(value);
+    }
+  }
+  return out;
+}
 
 Map json_argument(std::string text, const char* what) {
   if (text == "-") text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -42,6 +87,16 @@ Map json_argument(std::string text, const char* what) {
 int call_node(Client& client, const CallArgs& a) {
   Map inputs = json_argument(a.inputs, "inputs");
   CallOptions o;
+  for (auto& arg : a.file_inputs) o.input_sources.push_back(file_input(arg));
+  std::shared_ptr<DirectorySink> sink;
+  if (!a.output_dir.empty()) {
+    try {
+      sink = std::make_shared<DirectorySink>(a.output_dir);
+    } catch (const std::runtime_error& e) {
+      throw std::invalid_argument(fmt::format("--output-dir: {}", e.what()));
+    }
+    o.output_sink = sink;
+  }
   if (!a.parameters.empty()) o.parameters = json_argument(a.parameters, "--params");
   o.timeout_ms = static_cast<std::uint64_t>(a.timeout.count());
   o.durable = a.durable;
@@ -92,7 +147,14 @@ int call_node(Client& client, const CallArgs& a) {
       }
       if (view) view->finish();
       if (auto* r = std::get_if<ResultEvent>(&ev.body)) {
-        std::cout << to_json(r->outputs).dump() << "\n";
+        Json printed;
+        try {
+          printed = sink ? outputs_with_files(r->outputs, *sink) : to_json(r->outputs);
+        } catch (const std::runtime_error& e) {  // an output that cannot be written to --output-dir
+          std::cerr << "error: --output-dir: " << e.what() << "\n";
+          return code(Exit::Failed);
+        }
+        std::cout << printed.dump() << "\n";
         return code(Exit::Ok);
       }
       auto& f = std::get<FailureEvent>(ev.body);
@@ -128,6 +190,15 @@ void add_call_commands(Cli& cli) {
   call->add_option("--window", a->window_items, "With --stream: items the node may run ahead of this command")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1u << 20));
+  call->add_option("--input", a->file_inputs,
+                   "NAME=@FILE: the bytes input NAME read from FILE (repeatable; added to INPUTS). A file "
+                   "over 8 MiB is sent in chunks as the worker reads it, never loaded whole")
+      ->type_name("NAME=@FILE");
+  call->add_option("--output-dir", a->output_dir,
+                   "Write the bytes outputs as files named after their ports in DIR (created if missing; "
+                   "large ones streamed as they arrive); the printed JSON names each file with its size "
+                   "and sha256 instead of the bytes")
+      ->type_name("DIR");
   call->footer("Ctrl-C cancels the request on the daemon (the worker is told to abort); a durable call is "
                "left running instead (detached: `muster job get ID`). A durable call prints its job id on "
                "stderr when accepted, outlives a musterd restart (this command reconnects and resumes it "

@@ -29,13 +29,31 @@ ChunkSender::ChunkSender(Bytes data, std::uint32_t stream, std::uint64_t granted
   ref_.sha256 = sha256(data_.span());
 }
 
+ChunkSender::ChunkSender(std::shared_ptr<ByteSource> source, std::uint32_t stream, std::uint64_t granted,
+                         std::size_t chunk_bytes)
+    : source_(std::move(source)), granted_(granted), chunk_bytes_(std::max<std::size_t>(chunk_bytes, 1)) {
+  if (stream == 0) throw std::invalid_argument("a chunked value needs a stream >= 1 (0 is the call's items)");
+  if (!source_) throw std::invalid_argument("a chunked value needs a source");
+  ref_.stream = stream;
+  ref_.size = source_->size();
+  ref_.sha256 = sha256_of(*source_);
+}
+
 void ChunkSender::on_credit(std::uint64_t bytes) { granted_ = std::max(granted_, bytes); }
 
 std::optional<ChunkOut> ChunkSender::next() {
   if (done() || sent_ >= granted_) return std::nullopt;
   // Never past the grant (the send rule for chunks is strict: offset + size <= granted).
-  std::uint64_t n = std::min<std::uint64_t>({chunk_bytes_, data_.size() - sent_, granted_ - sent_});
-  ChunkOut out{sent_, data_.span().subspan(sent_, n)};
+  std::uint64_t n = std::min<std::uint64_t>({chunk_bytes_, ref_.size - sent_, granted_ - sent_});
+  std::span<const std::uint8_t> data;
+  if (source_) {
+    buffer_.resize(static_cast<std::size_t>(n));
+    source_->read_at(sent_, buffer_);  // throws: nothing counted as sent
+    data = buffer_;
+  } else {
+    data = data_.span().subspan(sent_, n);
+  }
+  ChunkOut out{sent_, data};
   sent_ += n;
   return out;
 }

@@ -16,6 +16,8 @@
 #include "muster/endpoints.hpp"
 #include "muster/align.hpp"
 #include "muster/batch.hpp"
+#include "muster/chunked_outputs.hpp"
+#include "muster/chunking.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
@@ -41,6 +43,11 @@ constexpr std::size_t kBatchMaxBytes = 64 * 1024;
 // Item windows (PROTOCOL.md §7.8): Client::stream's default, and musterd's default bytes.
 constexpr std::uint32_t kStreamWindowItems = 64;
 constexpr std::uint64_t kStreamWindowBytes = 4ull << 20;
+// Chunked values (PROTOCOL.md §7.9): at most this many streams of each parity per call.
+constexpr std::size_t kMaxChunkInputs = 16;
+constexpr const char* kDurableInline =
+    "a durable call carries its values inline (at most the message limit); chunked values are for "
+    "non-durable calls (docs/DURABILITY.md)";
 
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> nested_values(flatbuffers::FlatBufferBuilder& fbb,
                                                                      const Map& m) {
@@ -76,6 +83,16 @@ struct Client::Impl {
     std::uint64_t window_items = 0, window_bytes = 0;
     std::uint64_t consumed_items = 0, consumed_bytes = 0;
     std::uint64_t granted_items = 0, granted_bytes = 0;
+    // Its chunked inputs, sent as the worker grants credit (odd streams 1, 3, 5, ...).
+    struct Input {
+      std::string port;
+      ChunkSender sender;
+    };
+    std::vector<Input> inputs;
+    // Its chunked outputs (the worker's even streams), created with the first chunk; the sink
+    // they go to (null: memory). Destroyed with the request: what was not committed is dropped.
+    std::shared_ptr<OutputSink> sink;
+    std::unique_ptr<ChunkedOutputs> outputs;
   };
   std::unordered_map<std::uint64_t, Open> open;
   // Durable calls wait for a reconnect since then (ClientOptions::durable_reconnect_wait).
@@ -385,7 +402,51 @@ struct Client::Impl {
   }
 
 
-  std::uint64_t submit(const std::string& node, const Map& inputs, const CallOptions& o) {
+  // The inputs as sent: each top-level bytes value over the threshold, and each input source
+  // over it, replaced by its Chunked reference (its sender in `streams`); the smaller sources
+  // read in whole. Throws CallError{INVALID_REQUEST} for what cannot be sent.
+  Map chunk_inputs(const Map& inputs, const CallOptions& o, std::vector<Open::Input>& streams) const {
+    Map out = inputs;  // bytes values share their storage
+    auto refuse = [](std::string why) { throw CallError(wire::ErrorCode::InvalidRequest, std::move(why)); };
+    auto next_stream = [&] {
+      if (o.durable) refuse(kDurableInline);
+      if (streams.size() == kMaxChunkInputs)
+        refuse(fmt::format("a call has at most {} chunked inputs (PROTOCOL.md §7.9)", kMaxChunkInputs));
+      return static_cast<std::uint32_t>(2 * streams.size() + 1);
+    };
+    for (auto& [port, value] : out) {
+      if (value.kind() != ValueKind::Bytes || value.as_bytes().size() <= opt.chunk_threshold) continue;
+      streams.push_back(Open::Input{port, ChunkSender(value.as_bytes(), next_stream())});
+      value = Value(streams.back().sender.reference());
+    }
+    for (auto& [port, source] : o.input_sources) {
+      if (!source) refuse(fmt::format("input {}: no source given", port));
+      if (out.contains(port)) refuse(fmt::format("input {}: given both in the inputs and as a source", port));
+      try {
+        if (source->size() <= opt.chunk_threshold) {
+          out.set(port, Value(read_all(*source)));
+          continue;
+        }
+        auto stream = next_stream();
+        streams.push_back(Open::Input{port, ChunkSender(source, stream)});  // hashes it, unless known
+      } catch (const std::runtime_error& e) {
+        if (dynamic_cast<const CallError*>(&e)) throw;
+        refuse(fmt::format("input {}: {}", port, e.what()));
+      }
+      out.set(port, Value(streams.back().sender.reference()));
+    }
+    return out;
+  }
+
+  std::uint64_t submit(const std::string& node, const Map& given_inputs, const CallOptions& o) {
+    std::vector<Open::Input> streams;
+    bool chunkable = !o.input_sources.empty() ||
+                     std::any_of(given_inputs.begin(), given_inputs.end(), [&](const Map::Entry& e) {
+                       return e.second.kind() == ValueKind::Bytes && e.second.as_bytes().size() > opt.chunk_threshold;
+                     });
+    Map chunked;
+    if (chunkable) chunked = chunk_inputs(given_inputs, o, streams);
+    const Map& inputs = chunkable ? chunked : given_inputs;
     auto id = next_id++;
     auto& fbb = builders.get(256 + (inputs.empty() ? 0 : encoded_size_hint(inputs)) +
                              (o.parameters.empty() ? 0 : encoded_size_hint(o.parameters)));
@@ -407,6 +468,9 @@ struct Client::Impl {
       s.add_stream_window_items(o.stream_window_items);
       s.add_stream_window_bytes(o.stream_window_bytes);
     }
+    // The worker may chunk outputs larger than a message (PROTOCOL.md §7.9); a durable call
+    // carries its values inline.
+    if (!o.durable) s.add_chunk_window_bytes(kChunkWindowBytes);
     auto body = s.Finish();
     finish_client_message(fbb, id, wire::ClientBody::Submit, body.Union(), o.on_behalf_of);
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
@@ -415,11 +479,13 @@ struct Client::Impl {
     open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
                                  : SteadyClock::time_point::max(),
                     o.on_behalf_of, 0, false, o.on_job, o.keep_outcome};
+    auto& st = open[id];
     if (o.stream_window_items) {
-      auto& st = open[id];
       st.window_items = st.granted_items = o.stream_window_items;
       st.window_bytes = st.granted_bytes = o.stream_window_bytes ? o.stream_window_bytes : kStreamWindowBytes;
     }
+    st.inputs = std::move(streams);  // sent once the worker grants credit (handle: Credit)
+    st.sink = o.output_sink;
     try {
       send_submit(id, fbb);
     } catch (...) {
@@ -506,14 +572,31 @@ struct Client::Impl {
         } catch (const std::exception& e) {
           // Not a valid Values payload: the call is over for this client (its terminal reply,
           // when it comes, is dropped), and it is cancelled on the daemon.
-          pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage,
-                                                         fmt::format("item {}: {}", item->seq(), e.what())}});
-          try {
-            cancel_request(id);
-          } catch (const CallError&) {  // the connection is gone: nothing runs on for us
-          }
-          open.erase(o);
+          fail_locally(id, wire::ErrorCode::BadMessage, fmt::format("item {}: {}", item->seq(), e.what()));
         }
+        return;
+      }
+      case wire::ReplyBody::Credit: {  // the worker's grant for one of our chunked inputs
+        auto o = open.find(id);
+        if (o == open.end()) return;
+        auto* c = reply->body_as_Credit();
+        for (auto& in : o->second.inputs)
+          if (in.sender.reference().stream == c->stream()) in.sender.on_credit(c->bytes());
+        send_chunks(id);
+        return;
+      }
+      case wire::ReplyBody::Chunk: {  // a piece of one of the worker's chunked outputs
+        auto o = open.find(id);
+        if (o == open.end()) return;
+        auto& st = o->second;
+        auto* c = reply->body_as_Chunk();
+        if (!st.outputs) st.outputs = std::make_unique<ChunkedOutputs>(kChunkWindowBytes, st.sink);
+        std::span<const std::uint8_t> data;
+        if (c->data()) data = {c->data()->data(), c->data()->size()};
+        std::optional<ChunkedOutputs::Grant> grant;
+        if (auto err = st.outputs->on_chunk(c->stream(), c->offset(), data, grant))
+          return fail_locally(id, wire::ErrorCode::WorkerError, *err);
+        if (grant) send_credit(id, grant->stream, grant->bytes, st.on_behalf_of);
         return;
       }
       case wire::ReplyBody::Result: {
@@ -530,11 +613,22 @@ struct Client::Impl {
         auto o = open.find(id);
         if (o == open.end()) return;
         HandOver how{o->second.on_behalf_of, o->second.keep_outcome};
+        auto chunked = std::move(o->second.outputs);  // dropped (uncommitted streams discarded) at the end
+        auto sink = std::move(o->second.sink);
         open.erase(o);
         if (already_delivered(r->job_id(), how)) return;
         if (r->job_id()) to_hand_over[r->job_id()] = how;
         try {
-          pending.push_back(ClientEvent{id, ResultEvent{result_outputs(*r, frame)}, r->job_id()});
+          Map outputs = result_outputs(*r, frame);
+          if (std::any_of(outputs.begin(), outputs.end(),
+                          [](const Map::Entry& e) { return e.second.kind() == ValueKind::Chunked; })) {
+            if (!chunked) chunked = std::make_unique<ChunkedOutputs>(kChunkWindowBytes, sink);
+            if (auto err = chunked->resolve(outputs)) {
+              pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::WorkerError, *err}, r->job_id()});
+              return;
+            }
+          }
+          pending.push_back(ClientEvent{id, ResultEvent{std::move(outputs)}, r->job_id()});
         } catch (const std::exception& e) {
           pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::BadMessage, e.what()}, r->job_id()});
         }
@@ -727,6 +821,60 @@ struct Client::Impl {
     handed_over(ev);
   }
 
+  // Ends request `id` here with a failure of ours (what the daemon sent cannot be taken, or an
+  // input cannot be read): cancelled on the daemon (its terminal reply, when it comes, is
+  // dropped), a FailureEvent for the application, its streams closed.
+  void fail_locally(std::uint64_t id, wire::ErrorCode code, std::string message) {
+    auto o = open.find(id);
+    if (o == open.end()) return;
+    auto job = o->second.job_id;
+    try {
+      cancel_request(id);
+    } catch (const CallError&) {  // the connection is gone: nothing runs on for us
+    }
+    // (Should the Cancel have found the connection gone, the call already ended UNAVAILABLE.)
+    if (!open.erase(id)) return;
+    pending.push_back(ClientEvent{id, FailureEvent{code, std::move(message)}, job});
+  }
+
+  void send_credit(std::uint64_t id, std::uint32_t stream, std::uint64_t bytes, const Assertion& as) {
+    flatbuffers::FlatBufferBuilder fbb(96);
+    auto body = wire::CreateCredit(fbb, id, stream, 0, bytes);
+    try {
+      send_message(id, wire::ClientBody::Credit, body.Union(), fbb, as);
+    } catch (const CallError&) {
+      // The connection is gone: the call ends UNAVAILABLE with it (fail_open).
+    }
+  }
+
+  // Sends what the credit of request `id`'s chunked inputs allows (PROTOCOL.md §7.9: never
+  // past the grant). A source that cannot be read ends the call INVALID_REQUEST.
+  void send_chunks(std::uint64_t id) {
+    auto o = open.find(id);
+    if (o == open.end()) return;
+    for (auto& in : o->second.inputs) {
+      for (;;) {
+        if (!connected) return;  // the call ends UNAVAILABLE with the connection (fail_open)
+        std::optional<ChunkOut> c;
+        try {
+          c = in.sender.next();
+        } catch (const std::exception& e) {
+          return fail_locally(id, wire::ErrorCode::InvalidRequest, fmt::format("input {}: {}", in.port, e.what()));
+        }
+        if (!c) break;
+        flatbuffers::FlatBufferBuilder fbb(c->data.size() + 256);
+        fbb.ForceVectorAlignment(c->data.size(), 1, 8);  // data on 8 bytes, as writers align it
+        auto data = fbb.CreateVector(c->data.data(), c->data.size());
+        auto body = wire::CreateChunk(fbb, id, in.sender.reference().stream, c->offset, data);
+        try {
+          send_message(id, wire::ClientBody::Chunk, body.Union(), fbb, o->second.on_behalf_of);
+        } catch (const CallError&) {
+          return;  // the connection is gone: the call ends UNAVAILABLE with it (fail_open)
+        }
+      }
+    }
+  }
+
   // The next event of request `id` read so far (the others stay for poll()), or nullopt.
   std::optional<ClientEvent> take_event(std::uint64_t id) {
     for (auto it = pending.begin(); it != pending.end(); ++it) {
@@ -741,6 +889,7 @@ struct Client::Impl {
   void cancel_request(std::uint64_t request_id) {
     auto it = open.find(request_id);
     if (it == open.end()) return;
+    it->second.inputs.clear();  // no chunk after the Cancel: musterd would drop it anyway
     flatbuffers::FlatBufferBuilder fbb(64);
     auto body = wire::CreateCancel(fbb);
     send_message(request_id, wire::ClientBody::Cancel, body.Union(), fbb, it->second.on_behalf_of);

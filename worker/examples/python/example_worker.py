@@ -2,13 +2,16 @@
 """example_worker.py — the Python example worker: the C++ example's nodes, plus two that do real
 work with Python's standard library.
 
-    echo   outputs = inputs
+    echo   outputs = inputs, of any size: a bytes input over 8 MiB arrives in chunks (assembled
+           and checked before the handler runs) and goes back in chunks (docs/STREAMS.md §3)
     hello  {name} -> {greeting: "Hello <name>", shout: "HELLO <NAME>"}; empty or missing -> "world"
     sleep  {ms} -> {slept_ms}; reports progress; stops on abort (an async handler)
     fail   {message} -> fails with WORKER_ERROR carrying the message
     stats  {values: [numbers]} -> {count, mean, median, stdev, min, max} (statistics)
     hash   {data: string|bytes, algorithm: "sha256"} -> {hex, size} (hashlib)
     checksum {data: bytes} -> {size, sha256} (a bytes input: the dashboard's file upload)
+    sha256 {data: bytes} -> {hex}: reads its input as a stream (ctx.input_stream), so a
+           2 GiB input is hashed in bounded memory
     count  {n, delay_ms, pad} -> items {i: 0}, {i: 1}, ... {i: n-1}, then {count: n}, as the C++
            example's (a generator: call it with client.stream or `muster call --stream`; the
            caller's credit paces it); waits delay_ms before each item, which carries `pad` zero
@@ -166,6 +169,22 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
             raise muster.InvalidInput("data must be bytes")
         return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
+    @worker.node(
+        name=prefix + "sha256",
+        description="SHA-256 of a bytes input of any size, read as a stream (bounded memory).",
+        category="files",
+        version="1.0.0",
+        inputs={"data": {"type": "bytes", "required": True}},
+        outputs={"hex": "string"},
+        idempotent=True,
+        stream_inputs=["data"],  # chunks are read as they arrive, not assembled first
+    )
+    def sha256(ctx):
+        data = ctx.input_stream("data")  # a binary file object; the worker grants credit as it reads
+        h = hashlib.sha256()
+        while block := data.read(1 << 20):
+            h.update(block)
+        return {"hex": h.hexdigest()}
 
     @worker.node(
         name=prefix + "count",
@@ -196,7 +215,7 @@ def declare_nodes(worker: muster.Worker, prefix: str = "") -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash, checksum, count.")
+    parser = argparse.ArgumentParser(description="muster Python example worker: echo, hello, sleep, fail, stats, hash, checksum, sha256, count.")
     add_worker_arguments(parser)
     parser.add_argument("--prefix", default="", help="prefix for every node name, e.g. 'py.' (default: none)")
     args = parser.parse_args(argv)

@@ -4,7 +4,9 @@
 // does real work with node:crypto, and `sleep` (not idempotent) waits, reporting progress,
 // until its time is up or it is aborted; `count` {n, delay_ms, pad} streams the items {i: 0..n-1}
 // as the C++ example's (an async generator: call it with client.stream or `muster call
-// --stream`), then returns {count: n}. Run it after building the SDK (cd worker/typescript &&
+// --stream`), then returns {count: n}; `sha256` {data: bytes} -> {hex} hashes its input as it
+// arrives (a stream port: a 2 GiB input in bounded memory). `echo` echoes values of any size (a
+// bytes value over 8 MiB travels chunked both ways, docs/STREAMS.md §3). Run it after building the SDK (cd worker/typescript &&
 // npm ci && npm run build):
 //
 //   node worker/examples/typescript/example-worker.js --prefix ts.
@@ -116,7 +118,7 @@ function main() {
   worker.node(
     {
       name: `${prefix}echo`,
-      description: 'Returns its inputs unchanged',
+      description: 'Returns its inputs unchanged (bytes of any size: large ones travel chunked both ways)',
       category: 'examples',
       version: '1.0.0',
       idempotent: true,
@@ -153,6 +155,24 @@ function main() {
       else throw new MusterError(ErrorCode.InvalidRequest, 'input "data" must be a string or bytes');
       const digest = crypto.createHash(algorithm).update(bytes).digest();
       return { algorithm, hex: digest.toString('hex'), digest: new Uint8Array(digest), size: bytes.length };
+    },
+  );
+
+  worker.node(
+    {
+      name: `${prefix}sha256`,
+      description: 'The SHA-256 of a bytes input of any size, read as it arrives (bounded memory)',
+      category: 'examples',
+      version: '1.0.0',
+      // stream: the handler starts at once and reads the input with ctx.inputStream('data')
+      inputs: [{ name: 'data', type: 'bytes', required: true, stream: true }],
+      outputs: [{ name: 'hex', type: 'string' }],
+      idempotent: true,
+    },
+    async (ctx) => {
+      const hash = crypto.createHash('sha256');
+      for await (const piece of ctx.inputStream('data')) hash.update(piece);
+      return { hex: hash.digest('hex') };
     },
   );
 

@@ -60,7 +60,9 @@ def serve_one(daemon, handler):
 def test_call_sends_submit_and_returns_outputs(daemon, client):
     def fake():
         peer, raw, msg = daemon.recv()
-        assert raw == m.encode(m.ClientMessage(msg.request_id, m.Submit("hello", {"name": "Ada"}, None, 1500)))
+        # every Submit takes chunked outputs, in a 4 MiB window (PROTOCOL.md §7.9)
+        submit = m.Submit("hello", {"name": "Ada"}, None, 1500, chunk_window_bytes=4 << 20)
+        assert raw == m.encode(m.ClientMessage(msg.request_id, submit))
         assert msg.body.payload_frames is False  # outputs stay inside the Result (PROTOCOL.md §2.1)
         daemon.reply(peer, msg.request_id, m.Result(msg.request_id, {"greeting": "Hello Ada"}))
 

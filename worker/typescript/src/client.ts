@@ -34,6 +34,8 @@ import {
 } from './listings';
 import { type Values, decodeValues, encodeValues } from './value';
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS } from './credit';
+import { CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, type OutputSink } from './chunks';
+import { CallChunks, hasChunkedInputs, prepareInputs } from './call-chunks';
 import { type CallStream, ItemQueue, windowOption } from './stream';
 
 /**
@@ -66,8 +68,17 @@ export interface ClientOptions extends TransportSecurity, EnrollmentOptions {
    * then resumed); after that it fails Unavailable naming its job id. Default 60000 ms.
    */
   resumeTimeoutMs?: number;
+  /**
+   * Bytes inputs larger than this travel chunked (PROTOCOL.md §7.9, docs/STREAMS.md §3).
+   * Default 8 MiB; at most the daemon's message limit less room for the rest of the Submit.
+   */
+  chunkThreshold?: number;
   logger?: Logger | LogLevel;
 }
+
+/** The error of a durable call given a value that would travel chunked. */
+export const DURABLE_CHUNKS_MESSAGE =
+  'a durable call carries its values inline (at most the message limit); chunked values are for non-durable calls (docs/DURABILITY.md)';
 
 export interface ProgressEvent {
   step: number;
@@ -91,6 +102,15 @@ export interface CallOptions {
    * connection. On a reconnect the client resumes it and it gets its terminal reply exactly once.
    */
   durable?: boolean;
+  /**
+   * Where the call's chunked output goes instead of memory (docs/STREAMS.md §3): a file path
+   * (created; removed if the call fails), a Writable (ended after the last byte, destroyed if
+   * the call fails) or a function called with each piece in order (awaited). The first output
+   * the worker sends chunked is written there as it arrives, without being held; in the
+   * outputs, that port then holds `{size, sha256}` (sha256 as hex, checked) instead of bytes.
+   * Other chunked outputs, and outputs that came inline, are plain bytes as usual.
+   */
+  outputSink?: OutputSink;
 }
 
 export interface StreamOptions extends Omit<CallOptions, 'durable'> {
@@ -139,6 +159,8 @@ interface Pending {
   cancelWanted?: boolean;
   /** A stream's: takes each Item; returns why the stream is broken, or null. */
   onItem?: (seq: bigint, values: Uint8Array) => string | null;
+  /** Its chunked inputs and outputs (every non-durable Submit). */
+  chunks?: CallChunks;
 }
 
 /** How long a client with no open call keeps its connection (see scheduleIdleClose). */
@@ -155,6 +177,7 @@ export class Client {
   private readonly replyGraceMs: number;
   private readonly connectTimeoutMs: number;
   private readonly resumeTimeoutMs: number;
+  private readonly chunkThreshold: number;
   private readonly log: Logger;
   private readonly jobs = new DurableJobs<Pending>();
   /** The request id of the last JobResume (answered only if musterd refuses it as a whole). */
@@ -192,6 +215,10 @@ export class Client {
     this.replyGraceMs = options.replyGraceMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.resumeTimeoutMs = options.resumeTimeoutMs ?? 60000;
+    this.chunkThreshold = options.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
+    if (!Number.isSafeInteger(this.chunkThreshold) || this.chunkThreshold < 1) {
+      throw new MusterError(ErrorCode.InvalidRequest, `chunkThreshold must be a positive integer, got ${options.chunkThreshold}`);
+    }
     this.log = resolveLogger('client', options.logger ?? 'warn');
   }
 
@@ -281,37 +308,89 @@ export class Client {
     const requestId = this.newId();
     const timeoutMs = options.timeoutMs ?? 0;
     let result: Promise<Out>;
+    let preparing = false;
+    let cancelledEarly = false;
     try {
       if (!Number.isInteger(timeoutMs) || timeoutMs < 0) {
         throw new MusterError(ErrorCode.InvalidRequest, `timeoutMs must be a non-negative integer, got ${timeoutMs}`);
       }
-      const body: ClientBody = {
-        type: 'Submit',
-        node,
-        inputs: encodeValues((inputs ?? {}) as Values), // throws for a value with no muster form
-        parameters: options.parameters ? encodeValues(options.parameters) : new Uint8Array(0),
-        timeoutMs: BigInt(timeoutMs),
-        wantProgress: !!options.onProgress,
-        wantAccepted: !!options.onAccepted,
-        traceId: options.traceId ?? '',
-        payloadFrames: false, // outputs stay inside the Result
-        durable: !!options.durable,
-        batchReplies: false, // reads no Batch (PROTOCOL.md §2.2)
-        streamWindowItems: stream ? stream.windowItems : 0,
-        streamWindowBytes: stream ? BigInt(stream.windowBytes) : 0n,
+      const given = (inputs ?? {}) as Values;
+      const chunked = hasChunkedInputs(given, this.chunkThreshold);
+      if (chunked && options.durable) throw new MusterError(ErrorCode.InvalidRequest, DURABLE_CHUNKS_MESSAGE);
+      const submit = (values: Values, sources: Awaited<ReturnType<typeof prepareInputs>>['sources']): Promise<Out> => {
+        const body: ClientBody = {
+          type: 'Submit',
+          node,
+          inputs: encodeValues(values), // throws for a value with no muster form
+          parameters: options.parameters ? encodeValues(options.parameters) : new Uint8Array(0),
+          timeoutMs: BigInt(timeoutMs),
+          wantProgress: !!options.onProgress,
+          wantAccepted: !!options.onAccepted,
+          traceId: options.traceId ?? '',
+          payloadFrames: false, // outputs stay inside the Result
+          durable: !!options.durable,
+          batchReplies: false, // reads no Batch (PROTOCOL.md §2.2)
+          streamWindowItems: stream ? stream.windowItems : 0,
+          streamWindowBytes: stream ? BigInt(stream.windowBytes) : 0n,
+          // the worker may chunk its outputs (§7.9); a durable call's stay inline (its Result is
+          // journaled and may be delivered again, without its chunks)
+          chunkWindowBytes: options.durable ? 0n : BigInt(CHUNK_WINDOW_BYTES),
+        };
+        if (options.durable) body.wantAccepted = true; // a durable call needs its job id
+        const chunks = new CallChunks(sources, options.outputSink, {
+          sendChunk: (s, offset, data) =>
+            this.send(encodeClientMessage({ requestId: BigInt(requestId), body: { type: 'Chunk', requestId: BigInt(requestId), stream: s, offset: BigInt(offset), data } })),
+          sendCredit: (s, total) => {
+            if (!this.pending.has(requestId) || !this.connected) return;
+            this.sendQuietly({ type: 'Credit', requestId: BigInt(requestId), stream: s, items: 0n, bytes: BigInt(total), resumeOffset: 0n }, requestId);
+          },
+          abandon: (error) => {
+            const p = this.pending.get(requestId);
+            if (!p) return;
+            this.sendQuietly({ type: 'Cancel' }, requestId);
+            this.fail(p, error);
+          },
+        });
+        const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs + (options.durable ? this.resumeTimeoutMs : 0) : 0;
+        const answered = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted, stream?.onItem, chunks);
+        chunks.start();
+        return answered.then(
+          async (reply) => {
+            if (reply.type !== 'Result') {
+              throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to Submit`);
+            }
+            if (reply.outputsInFrame) {
+              // only for a Submit with payloadFrames: never this client's
+              throw new MusterError(ErrorCode.BadMessage, 'outputs in a separate frame were not requested');
+            }
+            return (await chunks.finish(decodeValues(reply.outputs))) as Out;
+          },
+          async (e) => {
+            await chunks.close(e instanceof Error ? e : new Error(String(e)));
+            throw e;
+          },
+        );
       };
-      if (options.durable) body.wantAccepted = true; // a durable call needs its job id
-      const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs + (options.durable ? this.resumeTimeoutMs : 0) : 0;
-      result = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted, stream?.onItem).then((reply) => {
-        if (reply.type !== 'Result') {
-          throw new MusterError(ErrorCode.BadMessage, `unexpected ${reply.type} in answer to Submit`);
-        }
-        if (reply.outputsInFrame) {
-          // only for a Submit with payloadFrames: never this client's
-          throw new MusterError(ErrorCode.BadMessage, 'outputs in a separate frame were not requested');
-        }
-        return decodeValues(reply.outputs) as Out;
-      });
+      if (!chunked) {
+        result = submit(given, new Map());
+      } else {
+        // size and sha256 first (a file hashed, a stream spooled), then the Submit
+        preparing = true;
+        result = prepareInputs(given, this.chunkThreshold).then(async ({ inputs: values, sources }) => {
+          preparing = false;
+          if (cancelledEarly) {
+            await Promise.all([...sources.values()].map((x) => x.source.cleanup()));
+            throw new MusterError(ErrorCode.Cancelled, 'the call was cancelled before it was submitted');
+          }
+          try {
+            return submit(values, sources);
+          } catch (e) {
+            // not submitted (a parameter with no muster form): its spool files go now
+            await Promise.all([...sources.values()].map((x) => x.source.cleanup()));
+            throw e;
+          }
+        });
+      }
     } catch (e) {
       result = Promise.reject(e);
     }
@@ -321,7 +400,10 @@ export class Client {
     result.catch(() => undefined);
     const cancel = async (): Promise<void> => {
       const p = this.pending.get(requestId);
-      if (!p) return;
+      if (!p) {
+        if (preparing) cancelledEarly = true; // its inputs are being hashed: it is not submitted
+        return;
+      }
       if (!this.connected && p.jobId) {
         p.cancelWanted = true; // durable: the daemon still holds it; cancel it once resumed
         return;
@@ -738,6 +820,22 @@ export class Client {
         }
         return;
       }
+      case 'Credit':
+        // the worker's grant for one of this call's chunked inputs (odd stream)
+        p.chunks?.onCredit(body.stream, body.bytes);
+        return;
+      case 'Chunk': {
+        if (!p.chunks) {
+          this.log.warn(`chunk for request ${id}, which takes none: dropped`);
+          return;
+        }
+        const broken = p.chunks.onChunk(body.stream, body.offset, body.data ?? new Uint8Array(0));
+        if (broken !== null) {
+          this.sendQuietly({ type: 'Cancel' }, id);
+          this.fail(p, new MusterError(ErrorCode.WorkerError, broken));
+        }
+        return;
+      }
       case 'Progress':
         try {
           p.onProgress?.({ step: Number(body.step), total: Number(body.total), message: body.message });
@@ -843,6 +941,7 @@ export class Client {
     onProgress?: (p: ProgressEvent) => void,
     onAccepted?: (a: { queued: boolean; jobId: bigint }) => void,
     onItem?: (seq: bigint, values: Uint8Array) => string | null,
+    chunks?: CallChunks,
   ): Promise<ReplyBody> {
     return new Promise<ReplyBody>((resolve, reject) => {
       if (!endpointMayBeLive(this.clientAddress)) {
@@ -856,7 +955,7 @@ export class Client {
         reject(e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, (e as Error).message));
         return;
       }
-      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted, onItem, rids: [requestId], jobId: 0n };
+      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted, onItem, chunks, rids: [requestId], jobId: 0n };
       if (localDeadlineMs > 0) {
         p.timer = setTimeout(() => {
           if (!this.pending.has(requestId)) return;

@@ -154,7 +154,7 @@ export interface BatchBody {
   type: 'Batch';
   items: { message: Uint8Array | null }[];
 }
-/** One piece of a chunked bytes value (PROTOCOL.md §7.9); codec only in this SDK (it does not chunk yet). */
+/** One piece of a chunked bytes value (PROTOCOL.md §7.9); sent and read by the client and worker (chunks.ts). */
 export interface ChunkBody {
   type: 'Chunk';
   requestId: bigint;
@@ -866,8 +866,14 @@ function finish(b: B, root: flatbuffers.Offset, identifier: string): Uint8Array 
   return b.asUint8Array().slice();
 }
 
+/** A builder that need not grow for a Chunk's data (growing copies the whole buffer each time). */
+function builderFor(body: { type: string }): flatbuffers.Builder {
+  const data = body.type === 'Chunk' ? (body as ChunkBody).data : null;
+  return new flatbuffers.Builder(data ? data.length + 512 : 512);
+}
+
 export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
-  const b = new flatbuffers.Builder(512);
+  const b = builderFor(m.body);
   const workerId = optString(b, m.workerId);
   let type: W.WorkerBody;
   let body: flatbuffers.Offset;
@@ -954,7 +960,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
 }
 
 export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
-  const b = new flatbuffers.Builder(512);
+  const b = builderFor(m.body);
   let type: W.DaemonBody;
   let body: flatbuffers.Offset;
   const x = m.body;
@@ -1048,7 +1054,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
 }
 
 export function encodeClientMessage(m: ClientMessage): Uint8Array {
-  const b = new flatbuffers.Builder(512);
+  const b = builderFor(m.body);
   let type: W.ClientBody;
   let body: flatbuffers.Offset;
   const x = m.body;
@@ -1196,7 +1202,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
 }
 
 export function encodeClientReply(m: ClientReply): Uint8Array {
-  const b = new flatbuffers.Builder(512);
+  const b = builderFor(m.body);
   let type: W.ReplyBody;
   let body: flatbuffers.Offset;
   const x = m.body;

@@ -28,6 +28,14 @@ export interface PortDefinition {
   description?: string;
   required?: boolean;
   default?: MusterValue;
+  /**
+   * Inputs of type bytes only, an SDK-side setting (not sent to musterd): the handler reads
+   * this input as it arrives with `ctx.inputStream(name)` (a Readable), and the request starts
+   * before its bytes are in (docs/STREAMS.md §3). `ctx.inputs[name]` then holds the
+   * ChunkedValue reference (its `size`) when the value came chunked, or the bytes when it came
+   * inline. Without it, a chunked input is assembled and checked before the handler runs.
+   */
+  stream?: boolean;
 }
 
 /** Ports as a list, or as a record from name to the rest of the definition. */
@@ -54,10 +62,7 @@ function invalid(message: string): MusterError {
 }
 
 function toPorts(def: PortsDefinition | undefined, where: string): Port[] {
-  if (def === undefined) return [];
-  const list: PortDefinition[] = Array.isArray(def)
-    ? def
-    : Object.entries(def).map(([name, p]) => (typeof p === 'string' ? { name, type: p } : { name, ...p }));
+  const list = portList(def);
   const seen = new Set<string>();
   return list.map((p) => {
     if (!p || typeof p.name !== 'string' || p.name.length === 0) throw invalid(`${where}: every port needs a name`);
@@ -74,6 +79,24 @@ function toPorts(def: PortsDefinition | undefined, where: string): Port[] {
     }
     return port;
   });
+}
+
+function portList(def: PortsDefinition | undefined): PortDefinition[] {
+  if (def === undefined) return [];
+  return Array.isArray(def)
+    ? def
+    : Object.entries(def).map(([name, p]) => (typeof p === 'string' ? { name, type: p } : { name, ...p }));
+}
+
+/** The inputs a node reads as streams (`stream: true`); throws MusterError(InvalidRequest) for one that is not bytes. */
+export function streamedInputs(def: NodeDefinition): Set<string> {
+  const out = new Set<string>();
+  for (const p of portList(def.inputs)) {
+    if (!p?.stream) continue;
+    if (p.type !== 'bytes') throw invalid(`node ${def.name} inputs: port "${p.name}" is read as a stream, so its type must be "bytes"`);
+    out.add(p.name);
+  }
+  return out;
 }
 
 /** Turns a definition into the NodeSpec sent in Attach; throws MusterError(InvalidRequest). */

@@ -22,8 +22,9 @@
 //              `Map<string, MusterValue>`; Maps also encode as Map.
 //   Error  <-> ErrorValue {code, message}
 //   Chunked <-> ChunkedValue {stream, size: bigint, sha256}: a reference to bytes that travel as
-//              chunks of one of the call's streams (PROTOCOL.md §7.9). This SDK reads and writes
-//              the reference; it does not chunk or reassemble bytes yet.
+//              chunks of one of the call's streams (PROTOCOL.md §7.9). The client and worker
+//              chunk and reassemble the bytes (chunks.ts); the reference reaches an application
+//              only for a streamed input port (ctx.inputs) and in the codec.
 import * as flatbuffers from 'flatbuffers';
 
 import { BufferError, CheckedByteBuffer, MAX_DEPTH, openBuffer } from './checked';

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 
 import * as zmq from 'zeromq';
 
@@ -31,7 +32,9 @@ import {
   encodeWorkerMessage,
 } from './messages';
 import type { NodeSpecListing } from './listings';
-import { type NodeDefinition, applyPorts, toNodeSpec, validWorkerId } from './nodes';
+import { type NodeDefinition, applyPorts, streamedInputs, toNodeSpec, validWorkerId } from './nodes';
+import { DEFAULT_CHUNK_THRESHOLD } from './chunks';
+import { JobChunks } from './job-chunks';
 import { ItemSender, driveIterator, isItemSource } from './items';
 import { grantNumber } from './credit';
 import { type Values, decodeValues, encodeValues, kindOf } from './value';
@@ -60,6 +63,11 @@ export interface WorkerOptions extends TransportSecurity, EnrollmentOptions {
   attachTimeoutMs?: number;
   /** How long stop() lets running requests finish before it aborts them. Default 10000. */
   shutdownGraceMs?: number;
+  /**
+   * Bytes outputs larger than this travel chunked when the caller takes chunked outputs
+   * (PROTOCOL.md §7.9, docs/STREAMS.md §3). Default 8 MiB.
+   */
+  chunkThreshold?: number;
   /** A Logger, or the level for the default stderr logger. */
   logger?: Logger | LogLevel;
 }
@@ -111,6 +119,15 @@ export interface Context<In extends object = Record<string, any>, Params extends
    * items instead.
    */
   emit(values: Values | object): Promise<boolean>;
+  /**
+   * A bytes input as a Readable (also an AsyncIterable<Buffer>): for a port declared
+   * `stream: true`, its chunks as they arrive, the worker granting the caller credit as the
+   * handler reads (bounded memory, whatever the size); the stream ends only after the size and
+   * sha256 were checked, and is destroyed with an InvalidRequest error otherwise (the request
+   * then fails InvalidRequest). For any other bytes input, its bytes. Throws for a missing or
+   * non-bytes input, and on a second call for the same streamed port.
+   */
+  inputStream(name: string): Readable;
 }
 
 /**
@@ -135,6 +152,8 @@ export type Handler<
 interface RegisteredNode {
   spec: NodeSpec;
   handler: Handler<Record<string, any>, object>;
+  /** Inputs the handler reads as streams (`stream: true`). */
+  streamed: Set<string>;
 }
 
 interface Job {
@@ -150,6 +169,10 @@ interface Job {
   resolveDone: () => void;
   /** Its items (docs/STREAMS.md §2); closed once the request is answered or aborted. */
   items: ItemSender;
+  /** Its chunked inputs and outputs (PROTOCOL.md §7.9); closed with the request. */
+  chunks: JobChunks;
+  /** Why a chunked input failed (the request fails InvalidRequest with it, whatever the handler did). */
+  inputFailure: string | null;
 }
 
 interface Outgoing {
@@ -214,6 +237,7 @@ export class Worker extends EventEmitter {
   private readonly enrolls: boolean;
   private readonly enrollment: EnrollmentOptions;
   private readonly attachTimeoutMs: number;
+  private readonly chunkThreshold: number;
   private shutdownGraceMs: number;
   private readonly log: Logger;
   private readonly nodes = new Map<string, RegisteredNode>();
@@ -298,6 +322,10 @@ export class Worker extends EventEmitter {
     this.hostname = options.hostname ?? os.hostname();
     this.attachTimeoutMs = options.attachTimeoutMs ?? 5000;
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10000;
+    this.chunkThreshold = options.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
+    if (!Number.isSafeInteger(this.chunkThreshold) || this.chunkThreshold < 1) {
+      throw new MusterError(ErrorCode.InvalidRequest, `chunkThreshold must be a positive integer, got ${options.chunkThreshold}`);
+    }
     this.log = resolveLogger(`worker ${this.workerId}`, options.logger);
     this.session = randomBytes(12).toString('hex');
     this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
@@ -317,7 +345,7 @@ export class Worker extends EventEmitter {
     if (typeof handler !== 'function') throw new TypeError(`node ${definition?.name}: the handler must be a function`);
     const spec = toNodeSpec(definition);
     if (this.nodes.has(spec.name)) throw new MusterError(ErrorCode.InvalidRequest, `node ${spec.name} is declared twice`);
-    this.nodes.set(spec.name, { spec, handler: handler as unknown as Handler<Record<string, any>, object> });
+    this.nodes.set(spec.name, { spec, handler: handler as unknown as Handler<Record<string, any>, object>, streamed: streamedInputs(definition) });
     return this;
   }
 
@@ -586,6 +614,7 @@ export class Worker extends EventEmitter {
       job.abortCode = ErrorCode.ShuttingDown;
       job.abortReason = 'the worker stopped before finishing the request';
       job.items.close();
+      job.chunks.close(new MusterError(job.abortCode, job.abortReason));
       job.controller.abort(new MusterError(job.abortCode, job.abortReason));
       if (!job.started) job.resolveDone();
     }
@@ -815,8 +844,16 @@ export class Worker extends EventEmitter {
         // A grant of the caller (cumulative totals, forwarded by the daemon): a stale or
         // repeated one changes nothing (PROTOCOL.md §7.8).
         const job = this.jobs.get(`${body.requestId}`);
-        if (!job || job.answered || body.stream !== 0 || topic !== this.attached?.topic) return;
-        job.items.window?.grant(grantNumber(body.items), grantNumber(body.bytes));
+        if (!job || job.answered || topic !== this.attached?.topic) return;
+        if (body.stream === 0) job.items.window?.grant(grantNumber(body.items), grantNumber(body.bytes));
+        else job.chunks.onCredit(body.stream, body.bytes); // an output stream's (PROTOCOL.md §7.9)
+        return;
+      }
+      case 'Chunk': {
+        // a piece of a chunked input, forwarded from the caller
+        const job = this.jobs.get(`${body.requestId}`);
+        if (!job || job.answered || topic !== this.attached?.topic) return;
+        job.chunks.onChunk(body.stream, body.offset, body.data ?? new Uint8Array(0));
         return;
       }
       case 'Abort': {
@@ -876,6 +913,17 @@ export class Worker extends EventEmitter {
         },
         maxMessageBytes: () => this.maxMessageBytes,
       }),
+      chunks: new JobChunks(req.requestId, grantNumber(req.chunkWindowBytes ?? 0n), {
+        post: (body) => {
+          if (job.answered) return;
+          this.enqueue(body); // answered like a Progress: an Ack
+        },
+        failInput: (message) => {
+          if (job.inputFailure === null) job.inputFailure = message;
+          this.abortJob(job, ErrorCode.InvalidRequest, message);
+        },
+      }),
+      inputFailure: null,
     };
     this.jobs.set(key, job);
     // While detaching, a request the daemon published before it processed the Detach is run
@@ -910,6 +958,7 @@ export class Worker extends EventEmitter {
     job.abortCode = code;
     job.abortReason = reason;
     job.items.close();
+    job.chunks.close(new MusterError(code, reason));
     job.controller.abort(new MusterError(code, reason));
     if (!job.started) {
       // Never started: answer now and free it.
@@ -927,8 +976,9 @@ export class Worker extends EventEmitter {
     if (job.answered) return;
     job.answered = true;
     job.items.close();
+    job.chunks.close(new MusterError(ErrorCode.Cancelled, 'the request was answered'));
     this.jobs.delete(job.key);
-    const bytes = this.answerBytes(job.req.requestId, body);
+    const bytes = this.answerBytes(job.req.requestId, body, (job.req.chunkWindowBytes ?? 0n) === 0n);
     this.sendAnswer(job.req.requestId, bytes, body.type);
     this.answers.set(job.key, bytes);
     if (this.answers.size > REMEMBERED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
@@ -983,7 +1033,7 @@ export class Worker extends EventEmitter {
    * --max-message-bytes becomes a WorkerError saying so (it would be refused, and the caller
    * would wait its whole deadline).
    */
-  private answerBytes(requestId: bigint, body: WorkerBody & { type: 'Result' | 'Failure' }): Uint8Array {
+  private answerBytes(requestId: bigint, body: WorkerBody & { type: 'Result' | 'Failure' }, chunkless = false): Uint8Array {
     const failure = (code: ErrorCode, message: string) =>
       encodeWorkerMessage({ workerId: this.workerId, body: { type: 'Failure', requestId, code, message } });
     let bytes: Uint8Array;
@@ -997,7 +1047,11 @@ export class Worker extends EventEmitter {
     }
     if (this.tooLarge(bytes.length)) {
       const what = body.type === 'Result' ? 'result' : 'failure';
-      const message = `${what} of ${bytes.length} bytes exceeds the daemon's limit of ${this.maxMessageBytes} bytes (--max-message-bytes)`;
+      const hint =
+        body.type === 'Result' && chunkless
+          ? '; the caller takes no chunked outputs (chunk_window_bytes 0: a durable call, or a caller without chunks)'
+          : '';
+      const message = `${what} of ${bytes.length} bytes exceeds the daemon's limit of ${this.maxMessageBytes} bytes (--max-message-bytes)${hint}`;
       this.log.warn(`request ${requestId}: ${message}`);
       return failure(ErrorCode.WorkerError, message);
     }
@@ -1026,9 +1080,16 @@ export class Worker extends EventEmitter {
     try {
       inputs = applyPorts(decodeValues(req.inputs), node.spec.inputs, 'input');
       parameters = applyPorts(decodeValues(req.parameters), node.spec.parameters, 'parameter');
+      // Chunked inputs: credit granted now; assembled and checked unless read as streams.
+      inputs = await job.chunks.openInputs(inputs, node.streamed);
     } catch (e) {
-      // Missing or mistyped ports, and payloads that are not valid Values: the request's fault.
-      const message = e instanceof Error ? e.message : String(e);
+      // Missing or mistyped ports, payloads that are not valid Values, chunked inputs that fail
+      // their check: the request's fault (or it was aborted while its inputs arrived).
+      if (job.controller.signal.aborted && job.inputFailure === null) {
+        this.answer(job, { type: 'Failure', requestId: req.requestId, code: job.abortCode, message: job.abortReason });
+        return;
+      }
+      const message = job.inputFailure ?? (e instanceof Error ? e.message : String(e));
       this.answer(job, { type: 'Failure', requestId: req.requestId, code: ErrorCode.InvalidRequest, message });
       return;
     }
@@ -1042,6 +1103,10 @@ export class Worker extends EventEmitter {
       if (out === undefined || out === null) outputs = {};
       else if (typeof out === 'object' && kindOf(out as Values) === 'map') outputs = out as Values;
       else throw new MusterError(ErrorCode.WorkerError, `node ${req.node} returned a ${kindOf(out)}, not a map of outputs`);
+      if (job.inputFailure !== null) throw new MusterError(ErrorCode.InvalidRequest, job.inputFailure);
+      // Large bytes and streamed outputs go as chunks first; the Result holds their references.
+      outputs = await job.chunks.sendOutputs(outputs, this.chunkThreshold, this.maxMessageBytes);
+      if (job.controller.signal.aborted) throw new MusterError(job.abortCode, job.abortReason);
       let bytes: Uint8Array;
       try {
         bytes = encodeValues(outputs);
@@ -1105,6 +1170,7 @@ export class Worker extends EventEmitter {
         return job.items.streaming;
       },
       emit: (values) => job.items.emit(values),
+      inputStream: (name) => job.chunks.inputStream(name, (inputs instanceof Map ? inputs.get(name) : inputs[name]) ?? undefined),
     };
   }
 }

@@ -65,8 +65,8 @@ it('serves prefixed hello, echo, digest, sleep and count, then detaches and exit
   const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
 
   const attach = await daemon.nextFromWorker('Attach', (b) => b.workerId === 'ex1', 20000);
-  assert.deepEqual(attach.body.nodes.map((n) => n.name), ['ts.hello', 'ts.echo', 'ts.digest', 'ts.sleep', 'ts.count']);
-  assert.equal(attach.body.nodes[3]!.idempotent, false);
+  assert.deepEqual(attach.body.nodes.map((n) => n.name), ['ts.hello', 'ts.echo', 'ts.digest', 'ts.sha256', 'ts.sleep', 'ts.count']);
+  assert.equal(attach.body.nodes[4]!.idempotent, false); // sleep
   assert.equal(attach.body.capacity, 2);
   await daemon.nextFromWorker('Pong', (_b, r) => r.msg.workerId === 'ex1', 10000);
 
@@ -96,6 +96,8 @@ it('serves prefixed hello, echo, digest, sleep and count, then detaches and exit
   assert.equal(bad.type === 'Failure' && bad.code, ErrorCode.InvalidRequest);
   const missing = await call('ts.digest', {});
   assert.equal(missing.type === 'Failure' && missing.code, ErrorCode.InvalidRequest);
+  // sha256 reads its input as a stream (here it came inline: one piece)
+  assert.deepEqual(await outputs('ts.sha256', { data: new Uint8Array([1, 2, 3]) }), { hex: crypto.createHash('sha256').update(Buffer.from([1, 2, 3])).digest('hex') });
   const slept = (await outputs('ts.sleep', { ms: 20 })) as Record<string, unknown>;
   assert.equal(typeof slept.slept_ms, 'number');
   const noMs = await call('ts.sleep', {});

@@ -540,7 +540,7 @@ describe('dispatch', () => {
     const id = workRequest('big1', 'big', { n: 10000 });
     const f = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);
     assert.equal(f.body.code, ErrorCode.WorkerError);
-    assert.match(f.body.message, /^result of \d+ bytes exceeds the daemon's limit of 4096 bytes \(--max-message-bytes\)$/);
+    assert.match(f.body.message, /^result of \d+ bytes exceeds the daemon's limit of 4096 bytes \(--max-message-bytes\); the caller takes no chunked outputs \(chunk_window_bytes 0: a durable call, or a caller without chunks\)$/);
     // The daemon sends it again (its Pong no longer lists it): the same small Failure goes back.
     workRequest('big1', 'big', { n: 10000 }, { requestId: id, attempt: 2 });
     const again = await daemon.nextFromWorker('Failure', (b) => b.requestId === id);

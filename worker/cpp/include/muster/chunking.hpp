@@ -5,11 +5,13 @@
 // Owns: the offsets, the credit arithmetic and the checks of one stream.
 // Must never: send past the credit, accept a chunk out of order or beyond the declared size, or
 // hand out bytes whose size or sha256 does not match the reference.
-// Status: the C++ worker SDK receives its chunked inputs with ChunkReceiver (worker.cpp, both
-// delivery modes); the client's use is docs/STREAMS.md §3's status.
+// Status: the building block of the SDKs' chunkers; the C++ client sends its chunked inputs with
+// ChunkSender, the C++ worker receives them with ChunkReceiver (both delivery modes;
+// docs/STREAMS.md §3).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "muster/byte_source.hpp"
 #include "muster/value.hpp"
 
 namespace muster {
@@ -27,7 +30,8 @@ inline constexpr std::uint64_t kChunkWindowBytes = 4u << 20;  // the window the 
 // The SHA-256 of `data` (libsodium crypto_hash_sha256).
 std::array<std::uint8_t, 32> sha256(std::span<const std::uint8_t> data);
 
-// One chunk to send: `data` is a view into the sender's value.
+// One chunk to send: `data` is a view into the sender's value (a source's: into the sender's
+// buffer, valid until its next call to next()).
 struct ChunkOut {
   std::uint64_t offset = 0;
   std::span<const std::uint8_t> data;
@@ -38,18 +42,27 @@ class ChunkSender {
   // The value `data` on `stream`; `granted` is the initial credit (0 for an input stream: the
   // worker grants first; the caller's chunk window for an output stream).
   ChunkSender(Bytes data, std::uint32_t stream, std::uint64_t granted = 0, std::size_t chunk_bytes = kChunkBytes);
+  // The bytes of `source`, read a chunk at a time as the credit allows (one chunk in memory).
+  // Its sha256 is the source's known one, else read in one pass here (sha256_of); a read that
+  // fails throws std::runtime_error, here or from next().
+  ChunkSender(std::shared_ptr<ByteSource> source, std::uint32_t stream, std::uint64_t granted = 0,
+              std::size_t chunk_bytes = kChunkBytes);
 
   // The reference to put in the message in place of the bytes.
   const ChunkedValue& reference() const { return ref_; }
   // A Credit from the receiver: the highest total counts.
   void on_credit(std::uint64_t bytes);
   // The next chunk the credit allows (at most chunk_bytes, and never past the grant), or
-  // nullopt: all sent, or waiting for credit.
+  // nullopt: all sent, or waiting for credit. From a source: throws std::runtime_error when it
+  // cannot be read.
   std::optional<ChunkOut> next();
-  bool done() const { return sent_ == data_.size(); }
+  bool done() const { return sent_ == ref_.size; }
+  std::uint64_t sent() const { return sent_; }
 
  private:
   Bytes data_;
+  std::shared_ptr<ByteSource> source_;  // or, when set, the bytes come from here
+  std::vector<std::uint8_t> buffer_;    // the source's current chunk
   ChunkedValue ref_;
   std::uint64_t granted_;
   std::uint64_t sent_ = 0;

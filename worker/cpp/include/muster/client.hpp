@@ -5,7 +5,13 @@
 // client-side guard that turns a silent daemon into UNAVAILABLE instead of a hang, and the
 // caller's side of durable calls (docs/DURABILITY.md §6): their job ids, JobResume after a
 // reconnect, exactly one terminal reply per call to the application, JobAck once handed over.
-// Must never: be used from two threads at once (one Client per thread, or external locking).
+// Also the caller's side of chunked values (PROTOCOL.md §7.9, docs/STREAMS.md §3): large bytes
+// inputs and inputs given as a ByteSource are sent as chunks within the worker's credit, and
+// chunked outputs are received, checked (size, sha256) and returned as Bytes or written to an
+// OutputSink, granting credit as they are taken. Chunks are sent and read by poll()/call()
+// (and submit() for what the credit already allows): no thread of its own.
+// Must never: be used from two threads at once (one Client per thread, or external locking);
+// send a chunk past the worker's credit; hand out a chunked output that did not check out.
 #pragma once
 
 #include <chrono>
@@ -19,6 +25,8 @@
 #include <variant>
 #include <vector>
 
+#include "muster/byte_source.hpp"
+#include "muster/output_sink.hpp"
 #include "muster/value.hpp"
 #include "muster/secure_connect.hpp"
 #include "muster/value_json.hpp"
@@ -60,6 +68,11 @@ struct ClientOptions {
   // when many are in flight. With it, call flush() before waiting on fd(): a held Submit is not
   // sent until then. Replies come in batches whether or not this is set.
   bool coalesce_submits = false;
+  // A top-level bytes input (or an input source) larger than this travels chunked (PROTOCOL.md
+  // §7.9): as Chunk messages of 1 MiB within the worker's credit, musterd holding at most one
+  // window of it. Smaller ones travel inline, in the Submit. Keep it under musterd's
+  // --max-message-bytes (16 MiB).
+  std::uint64_t chunk_threshold = 8u << 20;
 };
 
 // The end user a gateway acts for (ClientMessage.on_behalf_of, docs/PROTOCOL.md §8.1). musterd
@@ -80,7 +93,9 @@ struct CallOptions {
   std::function<void(std::uint64_t step, std::uint64_t total, const std::string& message)> on_progress;
   // Journal the call (docs/DURABILITY.md): musterd keeps it across its own crash or restart,
   // and this client resumes it when it reconnects (ClientOptions::durable_reconnect_wait).
-  // A call to a node declared durable is durable whatever this says.
+  // A call to a node declared durable is durable whatever this says. A durable call carries
+  // its values inline: a bytes input (or input source) over ClientOptions::chunk_threshold is
+  // refused INVALID_REQUEST before anything is sent, and it offers no window for chunked outputs.
   bool durable = false;
   // Called once musterd has journaled a durable call, with its job id (before any reply).
   std::function<void(std::uint64_t job_id)> on_job;
@@ -96,6 +111,19 @@ struct CallOptions {
   // 4 MiB. Not with durable (INVALID_REQUEST).
   std::uint32_t stream_window_items = 0;
   std::uint64_t stream_window_bytes = 0;  // 0: musterd's default (4 MiB)
+  // Inputs read from a source (a file: FileSource) instead of held in `inputs`, added to them
+  // as bytes inputs under these names (a name also in `inputs` is INVALID_REQUEST). One larger
+  // than ClientOptions::chunk_threshold travels chunked, read a chunk at a time as the worker
+  // grants credit (hashed first in one pass unless its sha256 is known); a smaller one is read
+  // whole and sent inline. A source must stay readable, unchanged, until the call ends: a read
+  // that fails ends the call INVALID_REQUEST "input <name>: ..." (cancelled on the daemon).
+  std::vector<std::pair<std::string, std::shared_ptr<ByteSource>>> input_sources;
+  // Where the worker's chunked outputs go (e.g. DirectorySink: one file per output port):
+  // written as they arrive, in bounded memory, and committed once the Result named them and
+  // their size and sha256 checked out; the outputs then hold the Chunked reference
+  // ({stream, size, sha256}) for them. Null: held in memory and returned as Bytes. A call that
+  // fails, is cancelled or loses its connection leaves nothing in the sink.
+  std::shared_ptr<OutputSink> output_sink;
 };
 
 // Events delivered by poll() for requests made with submit().

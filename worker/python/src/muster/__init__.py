@@ -18,6 +18,7 @@ Workers serve nodes to ``musterd``; clients call them. See worker/python/README.
 
 from ._version import SDK, __version__
 from .aio import AsyncCall, AsyncClient, Progress
+from .chunks import CHUNK_BYTES, CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, InputStream
 from .client import Call, Client
 from .credit import StreamNotRequested
 from .endpoints import Curve, default_endpoint, runtime_dir
@@ -81,6 +82,10 @@ __all__ = [
     "default_endpoint",
     "ErrorCode",
     "ChunkedValue",
+    "InputStream",
+    "CHUNK_BYTES",
+    "CHUNK_WINDOW_BYTES",
+    "DEFAULT_CHUNK_THRESHOLD",
     "ErrorValue",
     "MusterError",
     "error_for",

@@ -305,6 +305,11 @@ class Reader:
             self._bytes[pos] = b
         return b
 
+    def view_at(self, pos: int) -> memoryview:
+        """A [ubyte] vector as a read-only view of the buffer (no copy; it keeps the buffer alive)."""
+        n = _U32.unpack_from(self.buf, pos)[0]
+        return memoryview(self.buf).cast("B")[pos + 4 : pos + 4 + n].toreadonly()
+
     def vector_len(self, pos: int) -> int:
         n: int = _U32.unpack_from(self.buf, pos)[0]
         return n

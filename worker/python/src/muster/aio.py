@@ -13,6 +13,11 @@ Cancelling the task that awaits a call (``asyncio.wait_for``, ``task.cancel()``,
 calls (``durable=True``) are resumed after a reconnect and get their terminal reply exactly
 once, as with ``muster.Client`` (jobs.py keeps the books).
 
+Chunked values (docs/STREAMS.md §3) as with ``muster.Client``: bytes inputs over
+``chunk_threshold`` and files travel as chunks, chunked outputs are checked and returned as
+bytes or written to ``output_dir`` / ``output_sink`` (from the event loop: input files are
+read and sinks written there, a chunk at a time).
+
 Owns: one DEALER socket, its reader task, request ids and the futures waiting for replies.
 Must never: leave an awaiting coroutine hanging on a daemon that is gone: a lost connection,
 or no connection within ``connect_timeout``, fails the open calls with UNAVAILABLE (a durable
@@ -33,6 +38,7 @@ import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from . import messages as m
+from .chunks import CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, CallChunks, check_sinks, chunk_error, split_inputs
 from .client import client_curve
 from .credit import DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS
 from .endpoints import Curve, connect, default_endpoint, drop_unsent, endpoint_list
@@ -76,6 +82,7 @@ class AsyncCall:
         # JobResume unanswered); None once an answer for it arrived
         self._lost_at: Optional[float] = None
         self._cancel_wanted = False  # durable: cancel asked while disconnected
+        self._chunks: Optional[CallChunks] = None  # its chunked inputs and outputs (chunks.py)
 
     def __await__(self) -> Generator[Any, None, Dict[str, Any]]:
         return self._result().__await__()
@@ -114,6 +121,13 @@ class AsyncCall:
         await self.client._cancel(self.request_id)
 
     def _finish(self, outputs: Optional[Dict[str, Any]], error: Optional[BaseException]) -> None:
+        if self._chunks is not None:
+            if error is None and outputs is not None:
+                try:
+                    outputs = self._chunks.outputs(outputs)
+                except (MusterError, OSError, ValueError) as e:
+                    outputs, error = None, chunk_error(e, "output")
+            self._chunks.close(error is not None)
         if not self.future.done():
             if error is not None:
                 self.future.set_exception(error)
@@ -148,8 +162,12 @@ class AsyncClient:
         list_timeout: float = 10.0,
         max_message_bytes: int = 16 * 1024 * 1024,
         resume_timeout: float = 60.0,
+        chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
     ):
         self.address = client_address or default_endpoint("client")
+        if isinstance(chunk_threshold, bool) or not isinstance(chunk_threshold, int) or chunk_threshold < 1:
+            raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
+        self.chunk_threshold = chunk_threshold
         # A failover pair's two endpoints (docs/DURABILITY.md §12) connect with ZMQ_IMMEDIATE
         # (endpoints.connect): a connection takes messages only once its handshake completed,
         # so only that counts as connected (the durable calls' JobResume goes out then).
@@ -242,11 +260,16 @@ class AsyncClient:
         progress: bool = False,
         trace_id: Optional[str] = None,
         durable: bool = False,
+        output_dir: Any = None,
+        output_sink: Any = None,
     ) -> AsyncCall:
         """Sends a Submit and returns its AsyncCall at once (``progress``: ask the worker's
         progress reports, read with ``async for``; ``durable``: journaled by musterd, resumed
-        after a reconnect, as ``muster.Client.submit``)."""
-        return await self._submit(node, inputs, timeout_ms, parameters, progress, trace_id, durable, None)
+        after a reconnect, as ``muster.Client.submit``). Chunked inputs (bytes over
+        ``chunk_threshold``, a path, a binary file object), ``output_dir`` and
+        ``output_sink``: as ``muster.Client.submit``."""
+        return await self._submit(node, inputs, timeout_ms, parameters, progress, trace_id, durable, None,
+                                  output_dir, output_sink)  # fmt: skip
 
     def stream(
         self,
@@ -279,14 +302,38 @@ class AsyncClient:
     async def _submit(
         self, node: str, inputs: Optional[Mapping[str, Any]], timeout_ms: int, parameters: Optional[Mapping[str, Any]],
         progress: bool, trace_id: Optional[str], durable: bool, window: Optional[Tuple[int, int]],
+        output_dir: Any = None, output_sink: Any = None,
     ) -> AsyncCall:  # fmt: skip
+        sinks = check_sinks(output_dir, output_sink)
+        wire_inputs, senders = split_inputs(inputs or {}, self.chunk_threshold, durable)
         rid = next(self._ids)
-        data = m.encode(
+        chunks = CallChunks(senders, sinks, rid)
+        try:
+            data = self._submit_message(rid, node, wire_inputs, timeout_ms, parameters, progress, trace_id, durable, window)
+        except BaseException:
+            chunks.close(True)
+            raise
+        if window:
+            from .stream import AsyncStream
+
+            call: AsyncCall = AsyncStream(self, rid, node, *window)
+        else:
+            call = AsyncCall(self, rid, node, durable)
+        call._chunks = chunks
+        self._calls[rid] = call
+        await self._send(rid, data)
+        return call
+
+    def _submit_message(
+        self, rid: int, node: str, inputs: Dict[str, Any], timeout_ms: int, parameters: Optional[Mapping[str, Any]],
+        progress: bool, trace_id: Optional[str], durable: bool, window: Optional[Tuple[int, int]],
+    ) -> bytes:  # fmt: skip
+        return m.encode(
             m.ClientMessage(
                 request_id=rid,
                 body=m.Submit(
                     node=node,
-                    inputs=dict(inputs or {}),
+                    inputs=inputs,
                     parameters=dict(parameters) if parameters else None,
                     timeout_ms=int(timeout_ms),
                     want_progress=progress,
@@ -295,18 +342,11 @@ class AsyncClient:
                     durable=durable,
                     stream_window_items=window[0] if window else 0,
                     stream_window_bytes=window[1] if window else 0,
+                    # the worker may chunk outputs (PROTOCOL.md §7.9); a durable call's stay inline
+                    chunk_window_bytes=0 if durable else CHUNK_WINDOW_BYTES,
                 ),
             )
         )  # TypeError/ValueError/OverflowError for values it cannot encode
-        if window:
-            from .stream import AsyncStream
-
-            call: AsyncCall = AsyncStream(self, rid, node, *window)
-        else:
-            call = AsyncCall(self, rid, node, durable)
-        self._calls[rid] = call
-        await self._send(rid, data)
-        return call
 
     async def call(
         self,
@@ -317,11 +357,15 @@ class AsyncClient:
         *,
         trace_id: Optional[str] = None,
         durable: bool = False,
+        output_dir: Any = None,
+        output_sink: Any = None,
     ) -> Dict[str, Any]:
         """Calls a node and returns its outputs, or raises the MusterError of its code
         (NoWorker, Timeout, WorkerError, InvalidRequest, ...). Cancelling the awaiting task
-        cancels the call on the daemon. ``durable``: as ``submit``."""
-        return await (await self.submit(node, inputs, timeout_ms, parameters, trace_id=trace_id, durable=durable))
+        cancels the call on the daemon. ``durable``, chunked values, ``output_dir`` and
+        ``output_sink``: as ``submit``."""
+        return await (await self.submit(node, inputs, timeout_ms, parameters, trace_id=trace_id, durable=durable,
+                                        output_dir=output_dir, output_sink=output_sink))  # fmt: skip
 
     def call_with_progress(
         self,
@@ -425,7 +469,7 @@ class AsyncClient:
         if self._connected and rid in self._calls:
             self._send_now(credit_message(rid, grant))
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_now(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Sends without waiting (from the reader): the socket queues it, or it is dropped with
         a warning when that queue is full."""
         assert self._dealer is not None
@@ -511,6 +555,17 @@ class AsyncClient:
                     self._jobs.opened(body.job_id, call)
             elif isinstance(body, m.Item):
                 self._on_item(call, body, frame)
+            elif isinstance(body, (m.Credit, m.Chunk)):
+                if call._chunks is not None:
+                    try:
+                        if isinstance(body, m.Credit):
+                            call._chunks.on_credit(body, self._send_now)
+                        else:
+                            call._chunks.on_chunk(body, self._send_now)
+                    except (MusterError, OSError, ValueError, TypeError) as e:
+                        # a chunked value broke on this side: cancelled at the daemon, failed here
+                        self._send_now(m.encode(m.ClientMessage(request_id=call._rids[-1], body=m.Cancel())))
+                        self._fail(rid, chunk_error(e, "input" if isinstance(body, m.Credit) else "output"))
             elif isinstance(body, m.Progress):
                 call._progress.put_nowait(Progress(body.step, body.total, body.message or ""))
             elif isinstance(body, m.Result) and body.outputs_in_frame:

@@ -16,6 +16,12 @@ durable call's terminal reply to the application twice.
         call = client.submit("sleep", {"ms": 5000}, progress=print)
         call.cancel()
         out = client.call("charge", {"cents": 500}, durable=True)   # survives a daemon restart
+        out = client.call("echo", {"data": pathlib.Path("big.bin")}, output_dir="out/")  # chunked
+
+Chunked values (docs/STREAMS.md §3): a bytes input over ``chunk_threshold``, or a file (a path
+or a binary file object), travels as chunks under the worker's credit; a chunked output is
+checked (size, sha256) and returned as bytes, or written to ``output_dir`` / ``output_sink``
+as it arrives. The I/O thread reads the input files and writes the sinks.
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ import os
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import messages as m
+from .chunks import CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, CallChunks, check_sinks, chunk_error, split_inputs
 from .credit import DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS
 from .endpoints import Curve, check_endpoint, connect, default_endpoint, drop_unsent, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
@@ -108,9 +115,13 @@ class _Pending:
     """An open request of the I/O thread. A durable call resumed after a reconnect is reachable
     under each request id it had (``rids``, newest last) until it ends."""
 
-    __slots__ = ("call", "future", "kind", "sent_at", "data", "rids", "job_id", "lost_at", "cancel_wanted")
+    __slots__ = ("call", "future", "kind", "sent_at", "data", "rids", "job_id", "lost_at", "cancel_wanted", "chunks")
 
-    def __init__(self, kind: str, future: "concurrent.futures.Future[Any]", call: Optional[Call], data: bytes, rid: int):
+    def __init__(
+        self, kind: str, future: "concurrent.futures.Future[Any]", call: Optional[Call], data: bytes, rid: int,
+        chunks: Optional[CallChunks] = None,
+    ):  # fmt: skip
+        self.chunks = chunks  # a call's chunked inputs and outputs (chunks.py)
         self.kind = kind
         self.future = future
         self.call = call
@@ -189,6 +200,7 @@ class Client:
         max_message_bytes: int = 16 * 1024 * 1024,
         zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
         resume_timeout: float = 60.0,
+        chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
     ):
         self.address = client_address or default_endpoint("client")
         # A failover pair's two endpoints (docs/DURABILITY.md §12) connect with ZMQ_IMMEDIATE
@@ -207,6 +219,9 @@ class Client:
         self.list_timeout = list_timeout
         self.max_message_bytes = max_message_bytes
         self.resume_timeout = resume_timeout
+        if isinstance(chunk_threshold, bool) or not isinstance(chunk_threshold, int) or chunk_threshold < 1:
+            raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
+        self.chunk_threshold = chunk_threshold
         self._jobs: DurableJobs[_Pending] = DurableJobs()
         self._resuming: Dict[int, _Pending] = {}  # id(p) -> durable calls waiting to be taken back
         self._resume_id = 0  # the request id of the last JobResume
@@ -251,13 +266,27 @@ class Client:
         trace_id: Optional[str] = None,
         want_accepted: bool = False,
         durable: bool = False,
+        output_dir: Any = None,
+        output_sink: Any = None,
     ) -> Call:
         """Submits a request and returns at once with its Call. ``progress(step, total,
         message)`` is called (from the client's I/O thread: keep it short) for each
         Progress the worker sends. ``durable``: musterd journals the call, which outlives a
         daemon crash or restart and this connection (``call.job_id`` once accepted; see the
-        class documentation)."""
-        return self._submit(node, inputs, timeout_ms, progress, parameters, trace_id, want_accepted, durable, None)
+        class documentation).
+
+        Chunked values (docs/STREAMS.md §3): an input given as bytes over ``chunk_threshold``,
+        a ``pathlib.Path`` or a seekable binary file object travels as chunks (a file is
+        hashed first, then sent as the worker grants credit; one up to the threshold travels
+        inline). A chunked output is checked (size, sha256: WorkerError "output <port>: chunked
+        stream N: sha256 mismatch") and is plain bytes in the outputs, unless ``output_dir``
+        (each chunked output is written to ``<output_dir>/<port>`` as it arrives; the outputs
+        hold that ``pathlib.Path``) or ``output_sink`` (a binary writable file object or a
+        callable taking bytes, fed the call's one chunked output in order from the I/O thread;
+        the outputs hold its ``ChunkedValue`` reference). A durable call never chunks:
+        InvalidRequest for an input over the threshold."""
+        return self._submit(node, inputs, timeout_ms, progress, parameters, trace_id, want_accepted, durable, None,
+                            output_dir, output_sink)  # fmt: skip
 
     def stream(
         self,
@@ -289,14 +318,17 @@ class Client:
     def _submit(
         self, node: str, inputs: Optional[Mapping[str, Any]], timeout_ms: int, progress: Optional[ProgressCallback],
         parameters: Optional[Mapping[str, Any]], trace_id: Optional[str], want_accepted: bool, durable: bool,
-        window: Optional[Tuple[int, int]],
+        window: Optional[Tuple[int, int]], output_dir: Any = None, output_sink: Any = None,
     ) -> Call:  # fmt: skip
+        sinks = check_sinks(output_dir, output_sink)
+        wire_inputs, senders = split_inputs(inputs or {}, self.chunk_threshold, durable)
         rid = self._next_id()
+        chunks = CallChunks(senders, sinks, rid)
         msg = m.ClientMessage(
             request_id=rid,
             body=m.Submit(
                 node=node,
-                inputs=dict(inputs or {}),
+                inputs=wire_inputs,
                 parameters=dict(parameters) if parameters else None,
                 timeout_ms=int(timeout_ms),
                 want_progress=progress is not None,
@@ -305,16 +337,26 @@ class Client:
                 durable=durable,
                 stream_window_items=window[0] if window else 0,
                 stream_window_bytes=window[1] if window else 0,
+                # the worker may chunk outputs (PROTOCOL.md §7.9); a durable call's stay inline
+                chunk_window_bytes=0 if durable else CHUNK_WINDOW_BYTES,
             ),
         )
-        data = m.encode(msg)  # TypeError/ValueError/OverflowError for values it cannot encode
+        try:
+            data = m.encode(msg)  # TypeError/ValueError/OverflowError for values it cannot encode
+        except BaseException:
+            chunks.close(True)
+            raise
         if window:
             from .stream import Stream
 
             call: Call = Stream(self, rid, node, progress, *window)
         else:
             call = Call(self, rid, node, progress, durable)
-        self._start(rid, _Pending("submit", call.future, call, data, rid))
+        try:
+            self._start(rid, _Pending("submit", call.future, call, data, rid, chunks))
+        except BaseException:
+            chunks.close(True)
+            raise
         return call
 
     def call(
@@ -327,11 +369,15 @@ class Client:
         *,
         trace_id: Optional[str] = None,
         durable: bool = False,
+        output_dir: Any = None,
+        output_sink: Any = None,
     ) -> Dict[str, Any]:
         """Calls a node and returns its outputs, or raises a MusterError subclass for its
         code (NoWorker, Timeout, WorkerError, InvalidRequest, ...). ``durable``: as
-        ``submit``; the call waits through a daemon restart."""
-        c = self.submit(node, inputs, timeout_ms, progress, parameters, trace_id=trace_id, durable=durable)
+        ``submit``; the call waits through a daemon restart. Chunked values,
+        ``output_dir`` and ``output_sink``: as ``submit``."""
+        c = self.submit(node, inputs, timeout_ms, progress, parameters, trace_id=trace_id, durable=durable,
+                        output_dir=output_dir, output_sink=output_sink)  # fmt: skip
         # The daemon enforces the deadline; the local bound only guards against a hung daemon.
         local = timeout_ms / 1000.0 + 30.0 + (self.resume_timeout if durable else 0.0) if timeout_ms else None
         return c.result(local)
@@ -507,12 +553,14 @@ class Client:
         if p is None:
             return
         self._drop(p)
+        if p.chunks is not None:
+            p.chunks.close(True)
         if p.job_id:
             self._jobs.forget(p.job_id)
         if not p.future.done():
             p.future.set_exception(err)
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_now(self, data: Union[bytes, bytearray, memoryview]) -> None:
         try:
             self._dealer.send(data, zmq.NOBLOCK)
         except zmq.Again:
@@ -763,6 +811,18 @@ class Client:
             if broken is not None:  # the daemon checks the order: this is not musterd talking
                 self._send_now(m.encode(m.ClientMessage(request_id=rid, body=m.Cancel())))
                 self._fail(rid, BadMessage(f"request {rid}: {broken}"))
+        elif isinstance(body, m.Credit):
+            if p.chunks is not None:
+                try:
+                    p.chunks.on_credit(body, self._send_now)
+                except (MusterError, OSError, ValueError, TypeError) as e:
+                    self._abandon(p, e, "input")
+        elif isinstance(body, m.Chunk):
+            if p.chunks is not None:
+                try:
+                    p.chunks.on_chunk(body, self._send_now)
+                except (MusterError, OSError, ValueError, TypeError) as e:
+                    self._abandon(p, e, "output")
         elif isinstance(body, m.Progress):
             cb = p.call.progress_callback if p.call is not None else None
             if cb is not None:
@@ -786,15 +846,33 @@ class Client:
             if p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
                 self._fail(p.rids[-1], error_for(body.code, f"resuming durable job {p.job_id}: {body.message or ''}"))
 
+    def _abandon(self, p: _Pending, error: BaseException, what: str) -> None:
+        """A chunked value broke on this side (a sink or an input file failed, a chunk out of
+        order): the call is cancelled at the daemon and fails here with the error."""
+        self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
+        self._fail(p.rids[-1], chunk_error(error, what))
+
     def _deliver(self, p: _Pending, body: Any) -> None:
         """Hands a call its terminal reply (a Result's outputs, or a Failure's error), then, for
         a durable call's, acknowledges it to the daemon."""
         self._drop(p)
+        outputs: Optional[Dict[str, Any]] = None
+        error: Optional[MusterError] = None
+        if isinstance(body, m.Result):
+            try:
+                outputs = p.chunks.outputs(body.outputs or {}) if p.chunks is not None else body.outputs or {}
+            except (MusterError, OSError, ValueError) as e:
+                error = chunk_error(e, "output")
+        else:
+            error = error_for(body.code, body.message or "")
+        if p.chunks is not None:
+            # Before the caller wakes: what the outputs do not hold (a failed call's part files) is gone.
+            p.chunks.close(error is not None)
         if not p.future.done():
-            if isinstance(body, m.Result):
-                p.future.set_result(body.outputs or {})
+            if error is not None:
+                p.future.set_exception(error)
             else:
-                p.future.set_exception(error_for(body.code, body.message or ""))
+                p.future.set_result(outputs or {})
         if body.job_id:
             if p.call is not None and p.call.job_id is None:
                 p.call.job_id = body.job_id

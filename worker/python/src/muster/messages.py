@@ -190,7 +190,9 @@ class Chunk:
     request_id: int = _m("u64", 0)
     stream: int = _m("u32", 0)  # >= 1: odd, the caller's; even, the worker's
     offset: int = _m("u64", 0)
-    data: Optional[bytes] = _m("[u8]")  # at least one byte; 8-byte aligned like a Batch item
+    # at least one byte; 8-byte aligned like a Batch item. Decoded as a read-only memoryview of
+    # the received message (no copy); bytes-like data of any kind is accepted when encoding.
+    data: Optional[Union[bytes, memoryview]] = _m("[u8]")
 
 
 # ---- daemon.fbs ----------------------------------------------------------------------------
@@ -742,7 +744,7 @@ def _not_generated(b: flatbuffers.Builder, n: int) -> NoReturn:
     raise TypeError("flatc generates no such builder function for this field's kind")
 
 
-def nested_vector(b: flatbuffers.Builder, data: bytes) -> int:
+def nested_vector(b: flatbuffers.Builder, data: Union[bytes, memoryview]) -> int:
     """A [ubyte] vector holding a nested Values buffer, its data on an 8-byte boundary of the
     finished message (PROTOCOL.md §3 rule 3: receivers refuse a misaligned payload). The
     generated ``Make*VectorFromBytes`` aligns to 4 only."""
@@ -842,7 +844,9 @@ def _encode_table(b: flatbuffers.Builder, obj: Any) -> int:
                 b.PrependUint64(int(x))
             offsets[f.name] = b.EndVector()
         elif kind == "[u8]":
-            offsets[f.name] = nested_vector(b, bytes(v))  # 8-byte aligned, as a Batch item must be
+            # 8-byte aligned, as a Batch item must be; bytes-like data is copied once, into the buffer
+            data = memoryview(v).cast("B") if isinstance(v, (bytes, bytearray, memoryview)) else bytes(v)
+            offsets[f.name] = nested_vector(b, data)
         elif kind == "nested":
             if isinstance(v, (bytes, bytearray, memoryview)):
                 data = bytes(v)  # an already encoded Values buffer, forwarded as is
@@ -944,7 +948,8 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
         elif kind == "[u64]":
             kwargs[f.name] = r.u64s(p)
         elif kind == "[u8]":
-            kwargs[f.name] = r.bytes_at(p)
+            # a chunk's data is a view of the received message: the one large field read without a copy
+            kwargs[f.name] = r.view_at(p) if cls is Chunk else r.bytes_at(p)
         elif kind == "nested":
             data = r.bytes_at(p)
             try:

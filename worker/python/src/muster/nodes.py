@@ -33,7 +33,7 @@ from typing import (
 from . import signature
 from .errors import InvalidRequest
 from .messages import NO_DEFAULT, NodeSpec, Port
-from .values import encode_values, kind_of
+from .values import ChunkedValue, encode_values, kind_of
 
 NODE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
 WORKER_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
@@ -183,6 +183,9 @@ class Node:
     handler: Handler
     is_async: bool = False
     source: Optional[str] = None  # the node.py it came from, in nodes-directory mode
+    # bytes inputs the handler reads as streams (ctx.input_stream): a chunked value of one of
+    # these is not assembled before the handler runs (docs/STREAMS.md §3)
+    stream_inputs: Tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -200,7 +203,7 @@ class Node:
 def _kind_ok(value: Any, t: Optional[str]) -> bool:
     if t in (None, "any") or value is None:
         return True
-    k = kind_of(value)
+    k = "bytes" if isinstance(value, ChunkedValue) else kind_of(value)  # chunks of a bytes value
     return k == t or (t == "float" and k == "int")
 
 
@@ -222,7 +225,7 @@ def _apply_ports(ports_: Sequence[Port], given: Dict[str, Any], what: str, node:
 
 _DEFINITION_KEYS = {
     "name", "description", "category", "version", "inputs", "outputs", "parameters",
-    "idempotent", "timeout_ms", "default_timeout_ms", "durable",
+    "idempotent", "timeout_ms", "default_timeout_ms", "durable", "stream_inputs",
 }  # fmt: skip
 
 
@@ -240,10 +243,14 @@ def make_node(
     timeout_ms: int = 0,
     durable: bool = False,
     source: Optional[str] = None,
+    stream_inputs: Sequence[str] = (),
 ) -> Node:
     """A node from its handler. ``idempotent``: safe to run again if its worker dies
     mid-request; ``durable``: every call to it is durable (journaled by musterd, survives a
-    daemon restart; docs/DURABILITY.md), whether or not the caller asked."""
+    daemon restart; docs/DURABILITY.md), whether or not the caller asked. ``stream_inputs``:
+    declared bytes (or any) inputs the handler reads with ``ctx.input_stream(port)`` as they
+    arrive, in bounded memory; a chunked value of any other input is assembled and checked
+    before the handler runs (docs/STREAMS.md §3)."""
     if not callable(handler):
         raise TypeError(f"a node handler must be callable, not {type(handler).__name__}")
     name = name if name is not None else getattr(handler, "__name__", None)
@@ -273,7 +280,13 @@ def make_node(
         default_timeout_ms=timeout_ms,
         durable=bool(durable),
     )
-    return Node(spec=spec, handler=handler, is_async=is_async, source=source)
+    if isinstance(stream_inputs, str):
+        stream_inputs = (stream_inputs,)
+    declared = {p.name: p.type for p in spec.inputs or []}
+    for port in stream_inputs:
+        if declared.get(port) not in ("bytes", "any"):
+            raise ValueError(f"node {name}: stream_inputs names {port!r}, which is not a declared bytes input")
+    return Node(spec=spec, handler=handler, is_async=is_async, source=source, stream_inputs=tuple(stream_inputs))
 
 
 def node_from_definition(definition: Mapping[str, Any], handler: Handler, source: Optional[str] = None) -> Node:

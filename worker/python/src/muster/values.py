@@ -14,8 +14,9 @@ Owns: the Python value model.
     Map           dict with str keys, order kept
     Error         muster.ErrorValue(code, message)
     Chunked       muster.ChunkedValue(stream, size, sha256): a reference to bytes that travel as
-                  chunks of one of the call's streams (PROTOCOL.md §7.9); this SDK reads and
-                  writes the reference but does not chunk or reassemble yet
+                  chunks of one of the call's streams (PROTOCOL.md §7.9); the client and the
+                  worker chunk and reassemble them (chunks.py), so applications see it only
+                  where they ask to stream (an output_sink's outputs, a stream input's ctx.inputs)
 
 Must never: lose information on a round trip (an int stays an int, bytes stay bytes, map order
 is kept, -0.0 keeps its sign), or accept a value it cannot encode exactly.

@@ -6,8 +6,10 @@
 // Must never: touch a socket or a clock.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -18,16 +20,27 @@
 
 namespace muster::gateway {
 
+// A top-level input read from an uploaded file as the call runs, sent chunked (PROTOCOL.md
+// §7.9) straight from the file on disk: never held whole by the gateway or musterd.
+struct FileInput {
+  std::string port;
+  std::filesystem::path path;
+  std::uint64_t size = 0;
+  std::array<std::uint8_t, 32> sha256{};  // the upload's: the worker checks the bytes against it
+};
+
 struct CallRequest {
   std::string node;
   Map inputs, parameters;
+  std::vector<FileInput> file_inputs;  // bytes inputs besides `inputs`, read from files
   std::uint64_t timeout_ms = 0;  // 0: the node's default
   Json client_ref;               // echoed back as given (null when absent)
 };
 
 // Rewrites a call's inputs (as JSON) before they become muster values, e.g. file references
-// into bytes; returns the error to refuse the call with.
-using InputsRewriter = std::function<std::optional<std::string>(Json& inputs)>;
+// into bytes, or (taken out of the JSON) into `streamed` file inputs; returns the error to
+// refuse the call with.
+using InputsRewriter = std::function<std::optional<std::string>(Json& inputs, std::vector<FileInput>& streamed)>;
 
 // execution.start's payload {node, inputs, parameters, timeout_ms, client_ref}; or the error.
 std::variant<CallRequest, std::string> parse_execution_start(const Json& payload, const InputsRewriter& rewrite = {});

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "muster/gateway/executions.hpp"
 #include "muster/value_json.hpp"
 
 namespace muster::gateway {
@@ -29,7 +30,13 @@ struct UploadLimits {
   std::uint64_t total_bytes = 10ull << 30;        // everything
   std::int64_t session_ttl_s = 3600;              // an idle session is dropped after this
   std::int64_t file_ttl_s = 86400;                // a finished file is deleted after this
-  std::uint64_t max_file_input_bytes = 8u << 20;  // largest file a call may take as an input
+  // Largest file a call may take as an input; 0: no limit of its own (--upload-max-file-bytes
+  // bounds every file).
+  std::uint64_t max_file_input_bytes = 0;
+  // A file up to this size is read, checked against its hash and sent inline, in the call's
+  // message; a larger one is sent chunked from the file (only as a top-level input). The C++
+  // client's chunk threshold: keep it under musterd's --max-message-bytes.
+  std::uint64_t max_inline_file_bytes = 8u << 20;
 };
 
 // What the session sends back: one message type and its payload.
@@ -57,8 +64,13 @@ class UploadStore {
   void expire(std::int64_t now);
 
   // Replaces every {"$file": "sha256:<hex>"} in `inputs` (at any depth) by {"$bytes": base64}
-  // of `user`'s finished file; the error names the reference that cannot be used.
-  std::optional<std::string> resolve_file_refs(Json& inputs, const std::string& user) const;
+  // of `user`'s finished file, read and checked against its hash. With `streamed`, a top-level
+  // input naming a file over max_inline_file_bytes is taken out of `inputs` and added there
+  // instead (its size checked now; its bytes by the worker, against the upload's sha256); such a
+  // file anywhere else (or without `streamed`) is refused. The error names the reference that
+  // cannot be used.
+  std::optional<std::string> resolve_file_refs(Json& inputs, const std::string& user,
+                                               std::vector<FileInput>* streamed = nullptr) const;
 
   std::uint64_t bytes_of(const std::string& user) const;
   std::uint64_t bytes_total() const;
@@ -91,6 +103,10 @@ class UploadStore {
   void drop(const std::string& session_id);
   // Takes up the sessions and files a previous gateway left in the directory.
   void restore(std::int64_t now);
+  // One {"$file": ...} object `v` of `user`: replaced by its bytes, or (a large one, with
+  // `port` and `streamed`) moved to `streamed`; the error otherwise.
+  std::optional<std::string> resolve_file_ref(Json& v, const std::string& user, const std::string* port,
+                                              std::vector<FileInput>* streamed) const;
   // Whether a restored session's part file still holds every chunk its log lists, unchanged.
   bool data_intact(const Session& s) const;
 

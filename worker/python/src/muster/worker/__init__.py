@@ -20,12 +20,21 @@ Typical use::
         return {"greeting": f"Hello {ctx.inputs.get('name') or 'world'}"}
 
     worker.run()          # until SIGINT/SIGTERM or worker.stop()
+
+Chunked values (docs/STREAMS.md §3, PROTOCOL.md §7.9): a chunked input is assembled and
+checked before an ordinary handler runs (it gets plain bytes); an input named in the node's
+``stream_inputs`` is read by the handler as it arrives (``ctx.input_stream(port)``), the
+worker granting credit as it reads. A bytes output over ``chunk_threshold``, or one returned as
+a stream (a binary file object, a path, an iterator of bytes), is sent as chunks under the
+caller's credit before the Result, from the handler's thread (async handlers: a thread of its
+own), never from the I/O thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import enum
 import errno
 import inspect
@@ -45,10 +54,15 @@ import zmq
 
 from .. import messages as m
 from .._version import SDK
+from ..chunks import (
+    CHUNK_BYTES, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_STREAMS, ByteCredit, InputStream, OutputPieces, abort_error,
+    is_stream_output, worker_chunk,
+)  # fmt: skip
 from ..endpoints import Curve, check_endpoint, connect, default_endpoint, endpoint_list
 from ..enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from ..keys import local_identity_paths
-from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, code_name
+from ..errors import BadMessage, ErrorCode, InvalidRequest, MusterError, WorkerError, code_name
+from ..values import ChunkedValue
 from ..nodes import Handler, HandlerT, Node, Registry, valid_worker_id
 from .items import ItemSender, drive_async_generator, drive_generator
 
@@ -85,6 +99,27 @@ class Context:
         self.parameters: Dict[str, Any] = parameters
         self.caller: Caller = job.caller
         self.log = logging.getLogger(f"muster.node.{job.node.name}")
+        self._streams: Dict[str, InputStream] = {}  # input streams by port (the chunked ones first)
+
+    def input_stream(self, port: str) -> InputStream:
+        """A bytes input as a binary file object (``read(n)``; ``await aread(n)`` in async
+        handlers). For a port named in the node's ``stream_inputs`` a chunked value is read as
+        its chunks arrive, the worker granting the caller credit as the handler reads (memory
+        stays bounded by the 4 MiB window, whatever the size); ``.size`` is known at once, the
+        sha256 is checked at the end (a mismatch raises InvalidRequest at the read that reaches
+        it, and fails the call). Any other bytes input (inline, or assembled before the handler
+        ran) reads from memory. KeyError for an absent input, TypeError for one that is not
+        bytes."""
+        s = self._streams.get(port)
+        if s is not None:
+            return s
+        if port not in self.inputs:
+            raise KeyError(f"node {self.node}: no input {port!r}")
+        v = self.inputs[port]
+        if not isinstance(v, (bytes, bytearray, memoryview)):
+            raise TypeError(f"node {self.node}: input {port!r} is not bytes but {type(v).__name__}")
+        s = self._streams[port] = InputStream.of_bytes(port, bytes(v))
+        return s
 
     def progress(self, step: int, total: int = 0, message: str = "") -> None:
         """Reports progress (forwarded to the client if it asked for it). Never blocks."""
@@ -144,6 +179,7 @@ class _Job:
     __slots__ = (
         "worker", "request_id", "node", "attempt", "timeout_ms", "caller", "received",
         "abort_event", "abort_code", "abort_reason", "task", "loop", "items",
+        "chunk_window", "in_streams", "out_credit", "waiting", "input_error",
     )  # fmt: skip
 
     def __init__(self, worker: "Worker", req: m.WorkRequest, node: Node):
@@ -167,6 +203,11 @@ class _Job:
             lambda seq, data: worker._post(("item", self, seq, data)),
             lambda: worker.max_message_bytes, lambda: worker._aloop_thread,
         )  # fmt: skip
+        self.chunk_window: int = req.chunk_window_bytes or 0  # the caller takes chunked outputs (> 0)
+        self.in_streams: Dict[int, InputStream] = {}  # chunked inputs by stream
+        self.out_credit: Dict[int, ByteCredit] = {}  # chunked outputs being sent, by stream
+        self.waiting: Optional[Context] = None  # not dispatched yet: chunked inputs being assembled
+        self.input_error: Optional[MusterError] = None  # a chunked input that broke (sha256...)
 
     def abort(self, code: Any, reason: str) -> None:
         if self.abort_event.is_set():
@@ -178,6 +219,11 @@ class _Job:
         self.abort_reason = reason
         self.abort_event.set()
         self.items.close()
+        error = abort_error(self.abort_code, reason)
+        for s in list(self.in_streams.values()):
+            s.fail(error)
+        for c in list(self.out_credit.values()):
+            c.close()
         if self.task is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
 
@@ -283,8 +329,12 @@ class Worker:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         registry: Optional[Registry] = None,
         zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
+        chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
     ):
         self.worker_id = worker_id or default_worker_id()
+        if isinstance(chunk_threshold, bool) or not isinstance(chunk_threshold, int) or chunk_threshold < 1:
+            raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
+        self.chunk_threshold = chunk_threshold
         if not valid_worker_id(self.worker_id):
             raise ValueError(f"invalid worker id {self.worker_id!r}: must match [A-Za-z0-9_.-]{{1,64}}")
         if not isinstance(capacity, int) or capacity < 1:
@@ -707,19 +757,23 @@ class Worker:
 
     def _send_item(self, job: _Job, seq: int, data: bytes) -> None:
         """Sends an item of a running request. Items are not kept nor sent again: one lost on
-        the way shows as a seq gap, which musterd ends with WORKER_LOST (docs/STREAMS.md §2).
-        The credit bounds them, so the socket's queue is full only when the daemon stalls; the
-        item then waits for room (up to a second) rather than leave a gap."""
+        the way shows as a seq gap, which musterd ends with WORKER_LOST (docs/STREAMS.md §2)."""
+        self._send_stream_message(job, "item", data)
+
+    def _send_stream_message(self, job: _Job, kind: str, data: Union[bytes, memoryview]) -> None:
+        """Sends an item or a chunk of a running request. The credit bounds them, so the
+        socket's queue is full only when the daemon stalls; the message then waits for room
+        (up to a second) rather than leave a gap."""
         assert self._dealer is not None
         try:
-            self._dealer.send(data, zmq.NOBLOCK)
+            self._dealer.send(data, zmq.NOBLOCK, copy=False)
         except zmq.Again:
             if not self._dealer.poll(1000, zmq.POLLOUT):
-                log.warning("request %d: response socket full: item %d not sent, aborting the request", job.request_id, seq)
-                job.abort(ErrorCode.WORKER_ERROR, f"item {seq} could not be sent: the response socket stayed full")
+                log.warning("request %d: response socket full: an %s not sent, aborting the request", job.request_id, kind)
+                job.abort(ErrorCode.WORKER_ERROR, f"an {kind} could not be sent: the response socket stayed full")
                 return
-            self._dealer.send(data, zmq.NOBLOCK)
-        self._pending.append("item")  # answered like a Progress: Ack (PROTOCOL.md §7.8)
+            self._dealer.send(data, zmq.NOBLOCK, copy=False)
+        self._pending.append(kind)  # answered like a Progress: Ack (PROTOCOL.md §7.8, §7.9)
 
     def _send_answer(self, rid: int, kind: str, data: bytes) -> None:
         """Sends the Result or Failure of request `rid` and keeps it until the daemon confirms
@@ -899,7 +953,7 @@ class Worker:
             else:
                 log.warning("daemon rejected a %s: %s: %s", kind or "message", code_name(body.code), body.message or "")
         elif isinstance(body, m.Ack):
-            if body.late and kind in ("result", "failure", "progress", "item"):
+            if body.late and kind in ("result", "failure", "progress", "item", "chunk", "credit"):
                 log.debug("daemon dropped a late %s", kind)
             if answered is not None and not body.late:
                 # The daemon has it. Ack{late} (a restarted daemon that has not adopted its call
@@ -933,13 +987,23 @@ class Worker:
             if topic != self.topic.encode():
                 return
             job = self._jobs.get(body.request_id)
-            if job is not None and body.stream == 0 and job.items.window is not None:
+            if job is None:
+                return
+            if body.stream == 0 and job.items.window is not None:
                 job.items.window.grant(body.items, body.bytes)  # cumulative: a stale one changes nothing
+            elif body.stream in job.out_credit:
+                job.out_credit[body.stream].grant(body.bytes)
+        elif isinstance(body, m.Chunk):
+            if topic == self.topic.encode():
+                self._on_chunk(body)
         elif isinstance(body, m.Abort):
             job = self._jobs.get(body.request_id)
             if job is not None:
                 log.info("request %d (%s) aborted: %s: %s", body.request_id, job.node.name, code_name(body.code), body.reason or "")
                 job.abort(body.code, body.reason or code_name(body.code).lower())
+                if job.waiting is not None:  # its handler never started: answered here
+                    job.waiting = None
+                    self._finish(job, None, None)
         else:
             log.warning("unexpected %s on the request socket", type(body).__name__)
 
@@ -1016,8 +1080,65 @@ class Worker:
             self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, e.message))
             return
         ctx = Context(job, inputs, params)
+        for port, ref in inputs.items():
+            if not isinstance(ref, ChunkedValue):
+                continue
+            if ref.stream % 2 == 0 or len(job.in_streams) >= MAX_CHUNK_STREAMS:
+                self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, f"input {port}: chunked stream {ref.stream} is not one of the caller's"))
+                return
+            s = InputStream(
+                port, ref.stream, ref.size, ref.sha256, collect=port not in node.stream_inputs,
+                grant=self._granter(job, ref.stream),
+                loop_thread=lambda: self._aloop_thread,
+            )  # fmt: skip
+            if s.error is not None:
+                self._send("failure", failure(rid, s.error.code, s.error.message))
+                return
+            job.in_streams[ref.stream] = s
+            ctx._streams[port] = s
         self._jobs[rid] = job
         log.debug("request %d: %s (attempt %d)", rid, node.name, req.attempt)
+        for s in job.in_streams.values():
+            if s.size:  # the caller sends nothing before this first grant (PROTOCOL.md §7.9)
+                self._send("credit", m.Credit(rid, s.stream, 0, s.granted))
+        if any(s.collect and not s.complete for s in job.in_streams.values()):
+            job.waiting = ctx  # dispatched once they are all here (_on_chunk)
+            return
+        self._dispatch(job, ctx)
+
+    def _granter(self, job: _Job, stream: int) -> Callable[[int], None]:
+        """What an input stream calls (in the handler's thread) to grant more: the I/O thread sends it."""
+
+        def grant(total: int) -> None:
+            self._post(("credit", job, stream, total))
+
+        return grant
+
+    def _on_chunk(self, chunk: m.Chunk) -> None:
+        """A chunk of one of a request's inputs: into its stream; the grant it earns (a stream
+        being assembled) goes at once; a broken stream fails the request INVALID_REQUEST; the
+        last chunk of the inputs being assembled starts the handler."""
+        job = self._jobs.get(chunk.request_id)
+        s = job.in_streams.get(chunk.stream) if job is not None else None
+        if job is None or s is None:
+            return
+        grant = s.feed(chunk.offset, chunk.data or b"")
+        if s.error is not None:
+            if job.input_error is None and not job.abort_event.is_set():
+                log.info("request %d (%s): %s", job.request_id, job.node.name, s.error.message)
+                job.input_error = s.error
+                if job.waiting is not None:
+                    job.waiting = None
+                    self._finish(job, None, None)
+            return
+        if grant is not None:
+            self._send("credit", m.Credit(job.request_id, s.stream, 0, grant))
+        if job.waiting is not None and all(x.complete for x in job.in_streams.values() if x.collect):
+            ctx, job.waiting = job.waiting, None
+            self._dispatch(job, ctx)
+
+    def _dispatch(self, job: _Job, ctx: Context) -> None:
+        node = job.node
         if node.is_async:
             loop = self._async_loop()
             job.loop = loop
@@ -1064,8 +1185,19 @@ class Worker:
             return
         job.task = asyncio.ensure_future(self._run_async(job, ctx))
 
+    @staticmethod
+    def _assemble(ctx: Context) -> None:
+        """The chunked inputs an ordinary handler gets as bytes: joined (and checked already)
+        in the handler's thread, not the I/O thread."""
+        for port, s in list(ctx._streams.items()):
+            if s.collect:
+                ctx.inputs[port] = s.value()
+                del ctx._streams[port]
+
     async def _run_async(self, job: _Job, ctx: Context) -> None:
         try:
+            if any(s.collect for s in ctx._streams.values()):
+                await asyncio.get_running_loop().run_in_executor(None, self._assemble, ctx)
             out = job.node.handler(ctx)
             if inspect.isasyncgen(out):  # an async generator handler: each value one item, no outputs
                 await drive_async_generator(job.items, out)
@@ -1085,6 +1217,7 @@ class Worker:
             self._finish(job, None, None)
             return
         try:
+            self._assemble(ctx)
             out = job.node.handler(ctx)
             if inspect.isgenerator(out):  # a generator handler: each value one item
                 out = drive_generator(job.items, job.abort_event.is_set, out)
@@ -1101,9 +1234,127 @@ class Worker:
         self._finish(job, out, None)
 
     def _finish(self, job: _Job, out: Any, error: Optional[BaseException]) -> None:
-        """Runs in the handler's thread: builds the one reply and hands it to the I/O thread."""
+        """Runs in the handler's thread: builds the one reply and hands it to the I/O thread.
+        Outputs to chunk are sent first, from this thread (from a thread of their own when
+        this is the event loop's)."""
+        if job.input_error is not None:
+            out, error = None, job.input_error  # a broken input stream fails the call, whatever the handler did
+        if error is None and not job.abort_event.is_set() and isinstance(out, Mapping) and self._chunks_wanted(out):
+            if threading.current_thread() is self._aloop_thread:
+                threading.Thread(target=self._finish_chunked, args=(job, out), name=f"muster-chunks-{job.request_id}", daemon=True).start()
+            else:
+                self._finish_chunked(job, out)
+            return
+        self._reply(job, out, error)
+
+    def _chunks_wanted(self, out: Mapping[str, Any]) -> bool:
+        return any(
+            is_stream_output(v) or (isinstance(v, (bytes, bytearray, memoryview)) and memoryview(v).nbytes > self.chunk_threshold)
+            for v in out.values()
+        )
+
+    def _finish_chunked(self, job: _Job, out: Mapping[str, Any]) -> None:
+        outputs = dict(out)
+        try:
+            self._send_output_streams(job, outputs)
+        except BaseException as e:  # noqa: BLE001 - a stream that fails fails the call
+            self._reply(job, None, e)
+            return
+        self._reply(job, outputs, None)
+
+    def _send_output_streams(self, job: _Job, outputs: Dict[str, Any]) -> None:
+        """Replaces each output to chunk by its ChunkedValue, sending its chunks (streams 2, 4,
+        6…) as the caller's credit allows. A stream output that ends within the threshold stays
+        inline bytes; with no chunk window (a durable call, a caller that takes no chunks) every
+        output stays inline (bytes: the message limit then decides; a stream longer than the
+        limit fails the call, WorkerError). Returns early once aborted."""
+        stream = 2
+        for port, v in list(outputs.items()):
+            inline = isinstance(v, (bytes, bytearray, memoryview))
+            if inline and (memoryview(v).nbytes <= self.chunk_threshold or job.chunk_window == 0):
+                continue
+            if not inline and not is_stream_output(v):
+                continue
+            pieces = OutputPieces(v)
+            try:
+                head: List[Any] = []
+                if not inline:
+                    # read ahead: a stream within the threshold (without a window: within the
+                    # message limit) is sent inline
+                    limit = self.chunk_threshold if job.chunk_window else self.max_message_bytes
+                    held = 0
+                    while held <= limit:
+                        piece = pieces.next()
+                        if not len(piece):
+                            break
+                        head.append(piece)
+                        held += len(piece)
+                    if held <= limit:
+                        outputs[port] = b"".join(head)
+                        continue
+                    if job.chunk_window == 0:
+                        raise WorkerError(
+                            f"node {job.node.name}: output {port} is a stream of more than {limit} bytes (--max-message-bytes) "
+                            "and the caller takes no chunked outputs (a durable call carries its values inline)"
+                        )
+                if stream > 2 * MAX_CHUNK_STREAMS:
+                    raise ValueError(f"node {job.node.name}: at most {MAX_CHUNK_STREAMS} outputs may be chunked")
+                ref = self._send_stream(job, stream, head, pieces)
+                if ref is None:
+                    return  # aborted
+                outputs[port] = ref
+                stream += 2
+            finally:
+                pieces.close()
+
+    def _send_stream(self, job: _Job, stream: int, head: List[Any], pieces: OutputPieces) -> Optional[ChunkedValue]:
+        """Sends one output stream: ``head`` (pieces read ahead), then the rest, in chunks of at
+        most CHUNK_BYTES, each once the caller's credit covers it (the strict send rule)."""
+        credit = job.out_credit[stream] = ByteCredit(job.chunk_window)
+        if job.abort_event.is_set():
+            return None
+        sha = hashlib.sha256()
+        offset = 0
+        pending = bytearray()
+
+        def chunks() -> Any:
+            for p in head:
+                yield p
+            while True:
+                p = pieces.next()
+                if not len(p):
+                    return
+                yield p
+
+        for piece in chunks():
+            view = memoryview(piece).cast("B")
+            if not pending and len(view) == CHUNK_BYTES:
+                parts = [view]
+            else:
+                pending += view
+                parts = []
+                while len(pending) >= CHUNK_BYTES:
+                    parts.append(memoryview(bytes(pending[:CHUNK_BYTES])))
+                    del pending[:CHUNK_BYTES]
+            for part in parts:
+                if not credit.wait(offset + len(part)):
+                    return None
+                sha.update(part)
+                self._post(("chunk", job, worker_chunk(self.worker_id, job.request_id, stream, offset, part)))
+                offset += len(part)
+        if pending:
+            if not credit.wait(offset + len(pending)):
+                return None
+            sha.update(pending)
+            self._post(("chunk", job, worker_chunk(self.worker_id, job.request_id, stream, offset, pending)))
+            offset += len(pending)
+        return ChunkedValue(stream, offset, sha.digest())
+
+    def _reply(self, job: _Job, out: Any, error: Optional[BaseException]) -> None:
         rid = job.request_id
         job.items.close()  # an emitter left behind (another thread of the handler) gets False
+        for c in list(job.out_credit.values()):
+            c.close()
         if job.abort_event.is_set():
             body: Any = failure(rid, job.abort_code or ErrorCode.CANCELLED, f"aborted: {job.abort_reason}")
         elif error is not None:
@@ -1127,9 +1378,17 @@ class Worker:
         if len(data) > limit:
             # The daemon would refuse it and the caller wait its whole deadline (PROTOCOL.md §10).
             what = "result" if isinstance(body, m.Result) else "failure"
+            over = isinstance(out, Mapping) and any(
+                isinstance(v, (bytes, bytearray, memoryview)) and memoryview(v).nbytes > self.chunk_threshold
+                for v in out.values()
+            )
+            hint = (
+                "; the caller takes no chunked outputs (a durable call carries its values inline)"
+                if job.chunk_window == 0 and over and isinstance(body, m.Result) else ""
+            )  # fmt: skip
             body = failure(
                 rid, ErrorCode.WORKER_ERROR,
-                f"node {job.node.name}: {what} of {len(data)} bytes exceeds the daemon's limit of {limit} bytes (--max-message-bytes)",
+                f"node {job.node.name}: {what} of {len(data)} bytes exceeds the daemon's limit of {limit} bytes (--max-message-bytes){hint}",
             )  # fmt: skip
             log.warning("request %d: %s", rid, body.message)
             data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
@@ -1153,6 +1412,14 @@ class Worker:
                 seq, data = item[2], item[3]
                 if self._jobs.get(sender.request_id) is sender and not sender.abort_event.is_set():
                     self._send_item(sender, seq, data)
+            elif what == "chunk":
+                sender = item[1]
+                if self._jobs.get(sender.request_id) is sender and not sender.abort_event.is_set():
+                    self._send_stream_message(sender, "chunk", item[2])
+            elif what == "credit":
+                granter: _Job = item[1]
+                if self._jobs.get(granter.request_id) is granter and not granter.abort_event.is_set():
+                    self._send("credit", m.Credit(granter.request_id, item[2], 0, item[3]))
             elif what == "progress":
                 _, rid, body = item
                 job = self._jobs.get(rid)

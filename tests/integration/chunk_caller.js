@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// chunk_caller.js — the TypeScript caller of tests/integration/test_chunk_sdk_typescript.py:
+// calls a node with one large bytes input `data` through the TypeScript SDK's Client (chunked
+// values, PROTOCOL.md §7.9) and reports what it saw as JSON lines on stdout.
+//
+//   node chunk_caller.js NODE --mib N [--from bytes|file|stream] [--file PATH]
+//                        [--output-file PATH] [--slow-sink-ms D] [--notify-bytes B]
+//                        [--cancel-after-ms T] [--timeout-ms T]
+//
+// The input is N MiB whose i-th MiB is the 8-byte little-endian i repeated (as test_chunks.py's
+// block(i)), given as plain bytes (default), as ByteSource.file(--file) (the file is written
+// first), or as a Readable generating it piece by piece (never held whole: spooled by the SDK).
+// --output-file PATH  the chunked output is streamed to a Writable on PATH (outputSink)
+// --slow-sink-ms D    the chunked output goes to a function sink that waits D ms per piece
+// --notify-bytes B    prints {"received": n} once n >= B bytes of output reached the sink
+// --cancel-after-ms T cancels the call T ms after it was submitted
+// Last line: {"input_sha256": hex, "outputs": {port: {"size", "sha256"} | value} | null,
+//             "error": {"code", "message"} | null, "seconds": s, "max_rss_mib": m}
+// Bytes outputs are reported as their size and sha256. Exit status 0 whatever the outcome.
+'use strict';
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { Readable, Writable } = require('node:stream');
+const { parseArgs } = require('node:util');
+
+const { ByteSource, Client, MusterError } = require(path.resolve(__dirname, '..', '..', 'worker', 'typescript'));
+
+const MiB = 1024 * 1024;
+
+function block(i) {
+  const b = Buffer.allocUnsafe(MiB);
+  for (let at = 0; at < MiB; at += 8) b.writeBigUInt64LE(BigInt(i), at);
+  return b;
+}
+
+function* blocks(n) {
+  for (let i = 0; i < n; i++) yield block(i);
+}
+
+function summary(v) {
+  if (v instanceof Uint8Array) return { size: v.length, sha256: crypto.createHash('sha256').update(v).digest('hex') };
+  if (typeof v === 'bigint') return Number(v);
+  return v;
+}
+
+async function main() {
+  const { values: o, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      mib: { type: 'string', default: '40' },
+      from: { type: 'string', default: 'bytes' },
+      file: { type: 'string' },
+      'output-file': { type: 'string' },
+      'slow-sink-ms': { type: 'string' },
+      'notify-bytes': { type: 'string' },
+      'cancel-after-ms': { type: 'string' },
+      'timeout-ms': { type: 'string', default: '120000' },
+    },
+  });
+  const [node] = positionals;
+  const n = Number(o.mib);
+  const hash = crypto.createHash('sha256');
+  for (const b of blocks(n)) hash.update(b);
+  const inputSha = hash.digest('hex');
+  let data;
+  if (o.from === 'bytes') data = Buffer.concat([...blocks(n)]);
+  else if (o.from === 'file') {
+    const fd = fs.openSync(o.file, 'w');
+    for (const b of blocks(n)) fs.writeSync(fd, b);
+    fs.closeSync(fd);
+    data = ByteSource.file(o.file);
+  } else if (o.from === 'stream') data = Readable.from(blocks(n));
+  else throw new Error(`--from ${o.from}?`);
+
+  let received = 0;
+  let notified = false;
+  const notifyAt = o['notify-bytes'] === undefined ? Infinity : Number(o['notify-bytes']);
+  const count = (len) => {
+    received += len;
+    if (!notified && received >= notifyAt) {
+      notified = true;
+      process.stdout.write(`${JSON.stringify({ received })}\n`);
+    }
+  };
+  let outputSink;
+  if (o['output-file']) {
+    const file = fs.createWriteStream(o['output-file']);
+    // a Writable that counts what passes (so the test sees the output arrive before the end)
+    outputSink = new Writable({
+      write(chunk, _enc, done) {
+        count(chunk.length);
+        file.write(chunk, done);
+      },
+      final(done) {
+        file.end(done);
+      },
+    });
+  } else if (o['slow-sink-ms'] !== undefined) {
+    const delay = Number(o['slow-sink-ms']);
+    outputSink = async (piece) => {
+      count(piece.length);
+      await new Promise((r) => setTimeout(r, delay));
+    };
+  }
+
+  const client = new Client({ logger: 'warn' });
+  const started = process.hrtime.bigint();
+  let outputs = null;
+  let error = null;
+  try {
+    const call = client.submit(node, { data }, { timeoutMs: Number(o['timeout-ms']), outputSink });
+    if (o['cancel-after-ms'] !== undefined) setTimeout(() => void call.cancel(), Number(o['cancel-after-ms']));
+    const out = await call.result;
+    data = null;
+    outputs = {};
+    for (const [k, v] of out instanceof Map ? out : Object.entries(out)) outputs[k] = summary(v);
+  } catch (e) {
+    error = e instanceof MusterError ? { code: e.code, message: e.message } : { code: 'EXCEPTION', message: String(e && e.stack ? e.stack : e) };
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const maxRss = Math.round(process.resourceUsage().maxRSS / 1024);
+  process.stdout.write(`${JSON.stringify({ input_sha256: inputSha, outputs, error, seconds, max_rss_mib: maxRss })}\n`);
+  client.close();
+}
+
+main().catch((e) => {
+  process.stderr.write(`chunk_caller: ${e && e.stack ? e.stack : e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,83 @@
+// chunked_outputs.cpp — the caller's end of a call's chunked outputs (chunked_outputs.hpp).
+#include "muster/chunked_outputs.hpp"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace muster {
+
+ChunkedOutputs::ChunkedOutputs(std::uint64_t window, std::shared_ptr<OutputSink> sink)
+    : window_(window), sink_(std::move(sink)) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
+}
+
+ChunkedOutputs::~ChunkedOutputs() {
+  if (!sink_) return;
+  for (auto& [n, s] : streams_)
+    if (!s.taken) sink_->discard(n);
+}
+
+ChunkedOutputs::Stream& ChunkedOutputs::stream(std::uint32_t n) {
+  auto it = streams_.find(n);
+  if (it != streams_.end()) return it->second;
+  Stream& s = streams_[n];
+  s.granted = window_;
+  crypto_hash_sha256_init(&s.hash);
+  return s;
+}
+
+std::optional<std::string> ChunkedOutputs::on_chunk(std::uint32_t n, std::uint64_t offset,
+                                                    std::span<const std::uint8_t> data, std::optional<Grant>& grant) {
+  if (n == 0 || n % 2 != 0) return fmt::format("a chunk of stream {}, not one of the worker's (even) streams", n);
+  Stream& s = stream(n);
+  if (offset != s.received)
+    return fmt::format("chunked stream {}: a chunk at offset {}, expected offset {}", n, offset, s.received);
+  if (sink_) {
+    try {
+      sink_->write(n, data);
+    } catch (const std::exception& e) {
+      return fmt::format("chunked stream {}: {}", n, e.what());
+    }
+  } else {
+    s.buffer.insert(s.buffer.end(), data.begin(), data.end());
+  }
+  crypto_hash_sha256_update(&s.hash, data.data(), data.size());
+  s.received += data.size();
+  received_ += data.size();
+  // Taken (held or written): the worker may run one window ahead again, in steps of half one.
+  if (s.received + window_ - s.granted >= std::max<std::uint64_t>(1, window_ / 2)) {
+    s.granted = s.received + window_;
+    grant = Grant{n, s.granted};
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ChunkedOutputs::resolve(Map& outputs) {
+  for (auto& [port, value] : outputs) {
+    if (value.kind() != ValueKind::Chunked) continue;
+    const ChunkedValue ref = value.as_chunked();
+    Stream& s = stream(ref.stream);  // a stream that brought nothing: 0 bytes
+    if (s.taken) return fmt::format("output {}: chunked stream {} is named by another output too", port, ref.stream);
+    if (s.received != ref.size)
+      return fmt::format("output {}: chunked stream {}: {} of {} bytes received", port, ref.stream, s.received, ref.size);
+    auto state = s.hash;
+    std::array<std::uint8_t, 32> got{};
+    crypto_hash_sha256_final(&state, got.data());
+    if (got != ref.sha256) return fmt::format("output {}: chunked stream {}: sha256 mismatch", port, ref.stream);
+    if (sink_) {
+      try {
+        sink_->commit(ref.stream, port);
+      } catch (const std::exception& e) {
+        return fmt::format("output {}: {}", port, e.what());
+      }
+    } else {
+      value = Value(Bytes(std::move(s.buffer)));
+      s.buffer = {};
+    }
+    s.taken = true;
+  }
+  return std::nullopt;
+}
+
+}  // namespace muster
