@@ -10,7 +10,8 @@ musterd: the C++ example worker (`echo`, `sha256`) driven by the raw caller of c
   serves the next call);
 - the worker SIGKILLed mid-stream ends the call WORKER_LOST, exactly once;
 - an inline bytes output over the chunk threshold travels chunked when the caller takes chunks,
-  inline when it does not.
+  inline when it does not;
+- both ends in C++: `muster call --input data=@FILE --output-dir` echoes and hashes 41 MiB.
 
 MUSTER_CHUNK_WORKER_MIB sets the echoed size (default 48; tools/bench/stream.sh runs 1024).
 Every wait is bounded; everything started here is killed by conftest's autouse fixture.
@@ -18,6 +19,7 @@ Every wait is bounded; everything started here is killed by conftest's autouse f
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 
@@ -148,3 +150,22 @@ def test_an_inline_output_over_the_threshold_travels_chunked_only_when_the_calle
     out = call_chunked(c, 12, "echo", {"data": data}, chunk_window=0, timeout=60)
     assert out.reply.outputs == {"data": data} and out.received == {}
     c.close()
+
+
+def test_the_cpp_cli_and_the_cpp_worker_echo_and_hash_a_file_chunked(daemon, start_worker, run_cli, tmp_base):
+    # Both ends in C++: `muster call --input data=@FILE` (the C++ client) to the example worker.
+    start(start_worker, daemon)
+    src, out = tmp_base / "in.bin", tmp_base / "out"
+    data = os.urandom(41 * MiB)
+    src.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    r = run_cli(daemon, "call", "echo", "--input", f"data=@{src}", "--output-dir", out, "--timeout", "120s",
+                timeout=150)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"data": {"file": str(out / "data"), "size": len(data), "sha256": digest}}
+    assert (out / "data").read_bytes() == data
+    r = run_cli(daemon, "call", "sha256", "--input", f"data=@{src}", "--timeout", "120s", timeout=150)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"hex": digest}
+    hwm = vm_hwm_kib(daemon.proc.pid)
+    assert hwm < 64 * 1024, f"musterd's peak RSS was {hwm} KiB (bound: 64 MiB)"
