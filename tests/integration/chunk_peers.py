@@ -2,7 +2,7 @@
 a worker and a caller that speak the wire by hand with the Python SDK's message codec, so a
 test can play either side exactly (a wrong sha256, chunks withheld) against a real musterd.
 
-Used by test_chunks.py (musterd alone), test_chunk_sdk_python.py and
+Used by test_chunks.py (musterd alone), chunk_caller.py, test_chunk_sdk_python.py and
 test_chunk_sdk_typescript.py (each SDK against them). Every wait is bounded; each peer's sockets are closed by its close().
 """
 from __future__ import annotations

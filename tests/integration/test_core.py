@@ -52,13 +52,13 @@ def test_listings(daemon, start_worker, run_cli):
     start_worker(daemon, "--capacity", "3").wait_ready()
     nodes = json.loads(run_cli(daemon, "nodes", "--json").stdout)
     by_name = {n["name"]: n for n in nodes}
-    assert set(by_name) == {"echo", "hello", "sleep", "fail", "count"}
+    assert set(by_name) == {"echo", "sha256", "hello", "sleep", "fail", "count"}
     assert [p["name"] for p in by_name["hello"]["outputs"]] == ["greeting", "shout"]
     assert by_name["hello"]["workers"] == 1 and by_name["hello"]["capacity"] == 3
     text = run_cli(daemon, "nodes").stdout
     assert "hello" in text and "greeting,shout" in text
     status = json.loads(run_cli(daemon, "status", "--json").stdout)
-    assert status["workers"] == 1 and status["nodes"] == 5
+    assert status["workers"] == 1 and status["nodes"] == 6
     assert "uptime" in run_cli(daemon, "status").stdout
 
 
@@ -164,7 +164,7 @@ def test_daemon_restart_worker_reattaches_within_three_ping_intervals(start_daem
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["greeting"] == "Hello again"
     nodes = {n["name"] for n in json.loads(run_cli(daemon, "nodes", "--json").stdout)}
-    assert nodes == {"echo", "hello", "sleep", "fail", "count"}  # the full node list came back
+    assert nodes == {"echo", "sha256", "hello", "sleep", "fail", "count"}  # the full node list came back
     print(f"re-attached and ready {elapsed:.2f} s after the daemon restarted")
 
 

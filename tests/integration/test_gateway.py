@@ -458,7 +458,7 @@ def test_services_updated_is_pushed_when_a_worker_attaches_not_at_the_next_poll(
     that attaches still shows in services.updated and peers.updated at once."""
     gw = start_gateway(poll_interval="60")
     with gw.ws() as ws:
-        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail", "count"})
+        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "sha256", "hello", "sleep", "fail", "count"})
         py = start_python_worker(daemon, "py-pushed")
         # Bounded well below the poll interval: only a pushed event can bring it.
         services = ws.wait("services.updated", lambda p: any(s["name"] == "py.stats" for s in p["services"]),
@@ -476,8 +476,8 @@ def test_pushes_follow_a_worker_that_joins_and_leaves(gw, daemon):
         assert ws.recv()["type"] == "connected"
         status = ws.wait("node.status")["payload"]
         assert status["peer_id"] == gw.instance_id and status["stats"]["workers"] == 1
-        assert status["stats"]["services_count"] == 5 and status["known_peers"] == 1
-        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "hello", "sleep", "fail", "count"})
+        assert status["stats"]["services_count"] == 6 and status["known_peers"] == 1
+        ws.wait("services.updated", lambda p: {s["name"] for s in p["services"]} == {"echo", "sha256", "hello", "sleep", "fail", "count"})
         ws.wait("peers.updated", lambda p: [x["id"] for x in p["peers"]] == ["cpp-1"])
 
         py = start_python_worker(daemon, "py-1")
@@ -519,7 +519,7 @@ def test_search_with_each_filter(gw, daemon):
         assert search(query="STATS") == ["py.stats"]            # name, any case
         assert search(service_type="math") == ["py.stats"]
         assert search(service_type="math,crypto") == ["py.hash", "py.stats"]
-        assert search(peer_ids=["cpp-1"]) == ["count", "echo", "fail", "hello", "sleep"]
+        assert search(peer_ids=["cpp-1"]) == ["count", "echo", "fail", "hello", "sha256", "sleep"]
         assert search(peer_ids=["nobody"]) == []
         assert search(query="echo", active_only=True) == ["echo", "py.echo"]
         stop(py)
@@ -601,7 +601,7 @@ def test_closing_a_socket_cancels_its_executions(gw, cpp_worker):
 def test_rest_routes_and_their_status_codes(gw):
     token = gw.login()
     status, nodes = gw.get("/api/nodes", token)
-    assert status == 200 and sorted(n["name"] for n in nodes) == ["count", "echo", "fail", "hello", "sleep"]
+    assert status == 200 and sorted(n["name"] for n in nodes) == ["count", "echo", "fail", "hello", "sha256", "sleep"]
     assert all(n["workspace"] == "default" for n in nodes)
     status, workers = gw.get("/api/workers", token)
     assert status == 200 and [w["worker_id"] for w in workers] == ["cpp-1"]

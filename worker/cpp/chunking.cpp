@@ -58,10 +58,12 @@ std::optional<ChunkOut> ChunkSender::next() {
   return out;
 }
 
-ChunkReceiver::ChunkReceiver(ChunkedValue ref, std::uint64_t window) : ref_(ref), window_(window) {
+ChunkReceiver::ChunkReceiver(ChunkedValue ref, std::uint64_t window, ChunkDelivery delivery)
+    : ref_(ref), window_(window), delivery_(delivery) {
   init_sodium();
   crypto_hash_sha256_init(&hash_);
-  buffer_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(ref_.size, 1ull << 30)));
+  if (delivery_ == ChunkDelivery::Buffer)
+    buffer_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(ref_.size, 1ull << 30)));
 }
 
 std::uint64_t ChunkReceiver::grant() const {
@@ -74,7 +76,7 @@ std::optional<std::string> ChunkReceiver::on_chunk(std::uint64_t offset, std::sp
   if (data.size() > ref_.size - received_)
     return fmt::format("chunked stream {}: {} bytes at offset {} pass its size of {} bytes", ref_.stream,
                        data.size(), offset, ref_.size);
-  buffer_.insert(buffer_.end(), data.begin(), data.end());
+  if (delivery_ == ChunkDelivery::Buffer) buffer_.insert(buffer_.end(), data.begin(), data.end());
   crypto_hash_sha256_update(&hash_, data.data(), data.size());
   received_ += data.size();
   return std::nullopt;

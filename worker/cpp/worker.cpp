@@ -1,6 +1,7 @@
 // worker.cpp — the C++ worker SDK's loop: one thread owns the sockets (SUB, DEALER, and a PULL
 // that collects answers from the handler threads) and runs HandlerThread::Socket handlers;
-// `capacity` threads run the others.
+// `capacity` threads run the others, and everything of a request that waits on chunks: the
+// socket thread only queues a chunk or records a Credit (worker_chunks.hpp) and never waits.
 // Must never: attach again once it is stopping (it would leave a ghost worker behind that
 // swallows calls), send a Failure code other than WorkerError or InvalidRequest, or send a
 // message larger than the daemon's --max-message-bytes (Attached.max_message_bytes).
@@ -31,6 +32,7 @@
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/socket_poll.hpp"
+#include "worker_chunks.hpp"
 
 namespace muster {
 
@@ -190,6 +192,12 @@ void apply_ports(const std::vector<Port>& ports, Map& values, std::string_view w
   }
 }
 
+// What a handler gave, before the outputs that travel chunked are sent.
+struct HandlerOutputs {
+  Map outputs;
+  std::vector<std::pair<std::string, std::unique_ptr<OutputSource>>> sources;
+};
+
 struct Job {
   std::uint64_t request_id = 0;
   std::uint64_t key = 0;  // the worker's local key of this request
@@ -201,7 +209,18 @@ struct Job {
   std::shared_ptr<std::atomic<bool>> aborted;
   std::shared_ptr<StreamCredit> stream;  // the caller reads items (PROTOCOL.md §7.8); else null
   std::shared_ptr<const std::vector<NodeDeclaration>> table;
+  // Chunked inputs by port (§7.9), and the grants of the output streams (null: the caller
+  // takes no chunked outputs, WorkRequest.chunk_window_bytes 0).
+  std::vector<std::shared_ptr<detail::InputFeed>> feeds;
+  std::shared_ptr<OutputCredits> output_credits;
+  // Set once the handler returned (a socket-thread handler whose outputs must be chunked hands
+  // the job to the pool with them).
+  std::optional<HandlerOutputs> ready;
 };
+
+bool is_streamed(const NodeDeclaration& node, std::string_view port) {
+  return std::find(node.streamed_inputs.begin(), node.streamed_inputs.end(), port) != node.streamed_inputs.end();
+}
 
 }  // namespace
 
@@ -240,12 +259,19 @@ struct WorkerImpl {
     std::uint64_t request_id = 0;
     std::shared_ptr<std::atomic<bool>> aborted;
     std::shared_ptr<StreamCredit> stream;  // its item stream's credit, if the caller reads items
+    std::vector<std::shared_ptr<detail::InputFeed>> feeds;  // its chunked inputs
+    std::shared_ptr<OutputCredits> output_credits;          // its output streams' grants
 
-    // Tells its handler to stop (Context::aborted, and an emit waiting for credit).
+    // Tells its handler to stop (Context::aborted, and an emit, a read or a chunk send waiting).
     void abort() const {
       aborted->store(true);
       if (stream) stream->wake();
+      for (auto& f : feeds) f->wake();
+      if (output_credits) output_credits->wake();
     }
+    // Chunks or credits of its streams went to musterd: the call cannot survive losing it
+    // (resumption is not built, docs/STREAMS.md §3).
+    bool chunking() const { return !feeds.empty() || (output_credits && output_credits->started); }
   };
   std::unordered_map<std::uint64_t, Running> in_flight;         // local key -> request
   std::unordered_map<std::uint64_t, std::uint64_t> current;     // request id -> local key
@@ -297,12 +323,41 @@ struct WorkerImpl {
 
   // ---- handler threads ------------------------------------------------------------------
 
-  // Runs a job's handler on the calling thread: ports checked and defaulted, every exception
-  // turned into a Failure. Returns the terminal message to send.
-  // `send_item` sends an item of the request's stream in order with its other messages;
-  // `can_wait`: the handler may block in Context::emit (not on the socket thread).
-  zmq::message_t run_handler(Job& job, std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress,
-                             std::function<void(zmq::message_t)> send_item, bool can_wait) {
+  // Runs a job's handler on the calling thread, ports checked and defaulted, its chunked inputs
+  // received first (or handed over as streams), then sends the outputs that travel chunked.
+  // Returns the terminal message to send, every exception turned into a Failure; or nullopt
+  // when `can_wait` is false (the socket thread) and the job must wait for chunks or credit:
+  // the caller then hands it to the pool, which calls this again.
+  // `send` sends a message of the request (an item, a Credit, a Chunk) in order with its others.
+  std::optional<zmq::message_t> run_handler(Job& job, std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress,
+                                            std::function<void(zmq::message_t)> send, bool can_wait) {
+    const std::string& worker_id = opt.worker_id;
+    try {
+      if (!job.ready) {
+        if (!job.feeds.empty() && !can_wait) return std::nullopt;
+        job.ready = call_handler(job, std::move(progress), send, can_wait);
+      }
+      if (needs_chunks(job)) {
+        if (!can_wait) return std::nullopt;
+        send_output_chunks(job, send);
+      } else if (job.ready->outputs.size() > 0 && !job.output_credits) {
+        check_inline_fits(job);
+      }
+      return result_message(worker_id, job.request_id, job.ready->outputs);
+    } catch (const WorkError& e) {
+      spdlog::debug("request {} failed: {}", job.request_id, e.what());
+      return failure_message(worker_id, job.request_id, e.code(), e.what());
+    } catch (const std::exception& e) {
+      spdlog::debug("request {} failed: {}", job.request_id, e.what());
+      return failure_message(worker_id, job.request_id, ErrorCode::WorkerError, e.what());
+    } catch (...) {
+      return failure_message(worker_id, job.request_id, ErrorCode::WorkerError,
+                             "the handler threw a non-standard exception");
+    }
+  }
+
+  HandlerOutputs call_handler(Job& job, std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress,
+                              const std::function<void(zmq::message_t)>& send, bool can_wait) {
     const std::string& worker_id = opt.worker_id;
     auto& node = (*job.table)[job.node_index];
     Context ctx;
@@ -316,21 +371,105 @@ struct WorkerImpl {
     ctx.aborted_ = job.aborted;
     ctx.progress_ = std::move(progress);
     if (job.stream)
-      ctx.emit_ = [&, send_item = std::move(send_item)](const Map& values) {
+      ctx.emit_ = [&](const Map& values) {
         return emit_item(worker_id, job.request_id, *job.stream, *job.aborted, max_message_bytes, can_wait,
-                         values, send_item);
+                         values, send);
       };
-    try {
-      apply_ports(node.spec.inputs, ctx.inputs_, "input");
-      apply_ports(node.spec.parameters, ctx.parameters_, "parameter");
-      return result_message(worker_id, job.request_id, node.handler(ctx));
-    } catch (const WorkError& e) {
-      return failure_message(worker_id, job.request_id, e.code(), e.what());
-    } catch (const std::exception& e) {
-      return failure_message(worker_id, job.request_id, ErrorCode::WorkerError, e.what());
-    } catch (...) {
-      return failure_message(worker_id, job.request_id, ErrorCode::WorkerError,
-                             "the handler threw a non-standard exception");
+    struct ForgetGrants {  // the handler is done with its inputs: nothing reads them after it
+      Job& job;
+      ~ForgetGrants() {
+        for (auto& f : job.feeds) f->grant = nullptr;
+      }
+    } forget_grants{job};
+    // Chunked inputs: a streamed port's is the handler's to read, any other's is received whole
+    // and checked here, so the handler sees plain bytes. Either way credit follows the reading.
+    for (auto& feed : job.feeds) {
+      feed->grant = [&, id = job.request_id, stream = feed->stream()](std::uint64_t granted) {
+        send(worker_credit_message(worker_id, id, stream, granted));
+      };
+      if (is_streamed(node, feed->port)) {
+        InputStream in;
+        in.feed_ = feed;
+        in.size_ = feed->size();
+        ctx.input_streams_.emplace(feed->port, std::move(in));
+      } else {
+        ctx.inputs_.set(feed->port, Value(feed->take_all()));
+      }
+    }
+    apply_ports(node.spec.inputs, ctx.inputs_, "input");
+    apply_ports(node.spec.parameters, ctx.parameters_, "parameter");
+    HandlerOutputs out;
+    out.outputs = node.handler(ctx);
+    out.sources = std::move(ctx.output_sources_);
+    for (auto& [name, source] : out.sources) out.outputs.erase(name);
+    return out;
+  }
+
+  // Whether some output travels chunked: one given as a source, or bytes over the threshold
+  // when the caller takes chunked outputs.
+  bool needs_chunks(const Job& job) const {
+    if (!job.ready->sources.empty()) return true;
+    if (!job.output_credits) return false;
+    for (auto& [name, v] : job.ready->outputs)
+      if (v.kind() == ValueKind::Bytes && v.as_bytes().size() > opt.chunk_threshold) return true;
+    return false;
+  }
+
+  // A caller that takes no chunked outputs gets them inline: one that cannot fit a message
+  // fails the call here, saying why (the size check of send_checked would say less).
+  void check_inline_fits(const Job& job) const {
+    auto limit = max_message_bytes.load();
+    if (limit == 0) return;
+    for (auto& [name, v] : job.ready->outputs)
+      if (v.kind() == ValueKind::Bytes && v.as_bytes().size() + 1024 > limit)
+        throw WorkError(fmt::format("output {} of {} bytes does not fit the daemon's message limit of {} bytes "
+                                    "(--max-message-bytes), and the caller takes no chunked outputs "
+                                    "(WorkRequest.chunk_window_bytes 0: a durable call, or a caller without chunks)",
+                                    name, v.as_bytes().size(), limit));
+  }
+
+  // Sends the outputs that travel chunked on streams 2, 4, … within the caller's credit, each
+  // replaced by its Chunked reference in the outputs.
+  void send_output_chunks(Job& job, const std::function<void(zmq::message_t)>& send) {
+    auto& ready = *job.ready;
+    if (!job.output_credits)
+      throw WorkError(fmt::format("output {} is a stream, but the caller takes no chunked outputs "
+                                  "(WorkRequest.chunk_window_bytes 0: a durable call, or a caller without chunks)",
+                                  ready.sources.front().first));
+    auto limit = max_message_bytes.load();
+    std::size_t chunk_bytes = limit > 4096 ? std::min<std::size_t>(kChunkBytes, limit - 1024) : kChunkBytes;
+    std::uint32_t stream = 2;
+    auto send_stream = [&](const std::string& name, const PieceReader& reader) {
+      if (stream > 2 * kMaxWorkerChunkStreams)
+        throw WorkError(fmt::format("output {}: more than {} chunked outputs in one call", name, kMaxWorkerChunkStreams));
+      auto ref = send_chunked(reader, stream, *job.output_credits, *job.aborted, chunk_bytes,
+                              [&, s = stream](std::uint64_t offset, std::span<const std::uint8_t> data) {
+                                send(worker_chunk_message(opt.worker_id, job.request_id, s, offset, data));
+                              });
+      ready.outputs.set(name, Value(ref));
+      stream += 2;
+    };
+    for (auto& [name, value] : ready.outputs) {
+      if (value.kind() != ValueKind::Bytes || value.as_bytes().size() <= opt.chunk_threshold) continue;
+      Bytes bytes = value.as_bytes();
+      std::size_t pos = 0;
+      send_stream(name, [&](std::size_t max) {
+        auto piece = bytes.span().subspan(pos, std::min(max, bytes.size() - pos));
+        pos += piece.size();
+        return piece;
+      });
+    }
+    std::vector<std::uint8_t> buffer(chunk_bytes);
+    for (auto& [name, source] : ready.sources) {
+      send_stream(name, [&, src = source.get()](std::size_t max) {
+        std::size_t n = 0;  // a chunk as full as the source gives, so short reads make no tiny chunks
+        while (n < max) {
+          auto got = src->read(std::span<std::uint8_t>(buffer.data() + n, max - n));
+          if (got == 0) break;
+          n += got;
+        }
+        return std::span<const std::uint8_t>(buffer.data(), n);
+      });
     }
   }
 
@@ -360,7 +499,7 @@ struct WorkerImpl {
         running.fetch_add(1);
       }
       auto key = job.key;
-      zmq::message_t answer = run_handler(
+      zmq::message_t answer = *run_handler(
           job,
           [&, id = job.request_id, key](std::uint64_t step, std::uint64_t total, const std::string& message) {
             send(key, false, progress_message(opt.worker_id, id, step, total, message));
@@ -498,8 +637,20 @@ struct WorkerImpl {
     topic = assigned;
   }
 
+  // Musterd was lost (or restarted): a call whose chunks or credits went to it cannot go on,
+  // as the bytes in between are gone and resumption is not built (docs/STREAMS.md §3); musterd
+  // ended it (WorkerLost, or Unavailable after a restart). Its handler is told to stop.
+  void abort_chunking(const std::string& why) {
+    for (auto& [key, r] : in_flight)
+      if (r.chunking() && !r.aborted->load()) {
+        spdlog::warn("request {}: aborted, its chunked values cannot resume: {}", r.request_id, why);
+        r.abort();
+      }
+  }
+
   void reconnect(const std::string& why) {
     spdlog::warn("reconnecting to the daemon: {}", why);
+    abort_chunking(why);
     send_batch();
     sub.reset();
     dealer.reset();
@@ -667,6 +818,7 @@ struct WorkerImpl {
         }
         if (attached && ping_instance != instance) {
           spdlog::info("daemon restarted (instance {} -> {}): attaching again", instance, ping_instance);
+          abort_chunking("the daemon restarted");
           instance.clear();
           send_attach();
           return;
@@ -727,28 +879,32 @@ struct WorkerImpl {
         job.attempt = w->attempt();
         job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
         job.aborted = flag;
-        if ((*nodes)[index].thread == HandlerThread::Socket) {
-          finish_request(job.key, run_handler(
-                                      job,
-                                      [this, id](std::uint64_t step, std::uint64_t total, const std::string& message) {
-                                        send_checked(progress_message(opt.worker_id, id, step, total, message), id,
-                                                     false);
-                                      },
-                                      [this](zmq::message_t item) { send_to_daemon(std::move(item)); },
-                                      /*can_wait=*/false));
+        if (w->chunk_window_bytes() > 0) job.output_credits = std::make_shared<OutputCredits>(w->chunk_window_bytes());
+        if (auto error = open_input_feeds(job, (*nodes)[index])) {
+          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, *error));
           return;
         }
-        bool wake = false;
-        {
-          std::lock_guard lock(mu);
-          jobs.push_back(std::move(job));
-          // A handler thread that is awake and not running a handler takes the job before it
-          // sleeps: waking another one for it costs a context switch and finds nothing to do.
-          auto idle_awake = static_cast<std::ptrdiff_t>(opt.capacity) - static_cast<std::ptrdiff_t>(waiting) -
-                            static_cast<std::ptrdiff_t>(running.load());
-          wake = static_cast<std::ptrdiff_t>(jobs.size()) > idle_awake;
+        auto& running_entry = in_flight.at(job.key);
+        running_entry.feeds = job.feeds;
+        running_entry.output_credits = job.output_credits;
+        for (auto& feed : job.feeds)  // the first window: the caller sends nothing before it
+          if (feed->initial_grant() > 0)
+            send_to_daemon(worker_credit_message(opt.worker_id, id, feed->stream(), feed->initial_grant()));
+        if ((*nodes)[index].thread == HandlerThread::Socket) {
+          auto answer = run_handler(
+              job,
+              [this, id](std::uint64_t step, std::uint64_t total, const std::string& message) {
+                send_checked(progress_message(opt.worker_id, id, step, total, message), id, false);
+              },
+              [this](zmq::message_t item) { send_to_daemon(std::move(item)); },
+              /*can_wait=*/false);
+          if (answer) {
+            finish_request(job.key, std::move(*answer));
+            return;
+          }
+          // Chunks to receive or send first: the pool waits for them, not this thread.
         }
-        if (wake) cv.notify_one();
+        enqueue(std::move(job));
         break;
       }
       case wire::DaemonBody::Abort: {
@@ -759,16 +915,70 @@ struct WorkerImpl {
         }
         break;
       }
-      case wire::DaemonBody::Credit: {  // the caller granted more of a stream (§7.8)
+      case wire::DaemonBody::Credit: {  // the caller granted more of a stream (§7.8, §7.9)
         auto* c = msg->body_as_Credit();
-        if (c->stream() != 0) break;  // only items are streamed by this SDK
-        if (auto it = current.find(c->request_id()); it != current.end())
-          if (auto& stream = in_flight.at(it->second).stream) stream->grant(c->items(), c->bytes());
+        auto it = current.find(c->request_id());
+        if (it == current.end()) break;
+        auto& r = in_flight.at(it->second);
+        if (c->stream() == 0) {
+          if (r.stream) r.stream->grant(c->items(), c->bytes());
+        } else if (c->stream() % 2 == 0 && r.output_credits) {  // one of the worker's output streams
+          r.output_credits->grant(c->stream(), c->bytes());
+        }
+        break;
+      }
+      case wire::DaemonBody::Chunk: {  // a chunk of one of the caller's input streams (§7.9)
+        auto* c = msg->body_as_Chunk();
+        auto it = current.find(c->request_id());
+        if (it == current.end()) break;  // over: late
+        auto& r = in_flight.at(it->second);
+        auto feed = std::find_if(r.feeds.begin(), r.feeds.end(), [&](auto& f) { return f->stream() == c->stream(); });
+        if (feed == r.feeds.end()) {
+          spdlog::warn("request {}: ignoring a chunk of stream {}, which none of its inputs is", c->request_id(),
+                       c->stream());
+          break;
+        }
+        auto* data = c->data();
+        (*feed)->push(c->offset(), data ? std::span<const std::uint8_t>(data->data(), data->size())
+                                        : std::span<const std::uint8_t>());
         break;
       }
       default:
         spdlog::warn("unexpected published message type");
     }
+  }
+
+  // Hands a job to the handler threads.
+  void enqueue(Job job) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mu);
+      jobs.push_back(std::move(job));
+      // A handler thread that is awake and not running a handler takes the job before it
+      // sleeps: waking another one for it costs a context switch and finds nothing to do.
+      auto idle_awake = static_cast<std::ptrdiff_t>(opt.capacity) - static_cast<std::ptrdiff_t>(waiting) -
+                        static_cast<std::ptrdiff_t>(running.load());
+      wake = static_cast<std::ptrdiff_t>(jobs.size()) > idle_awake;
+    }
+    if (wake) cv.notify_one();
+  }
+
+  // A feed for each chunked input of `job` (its streams must be the caller's: odd, distinct).
+  // Returns an error for a reference it cannot take.
+  std::optional<std::string> open_input_feeds(Job& job, const NodeDeclaration& node) {
+    for (auto& [port, value] : job.inputs) {
+      if (value.kind() != ValueKind::Chunked) continue;
+      auto& ref = value.as_chunked();
+      if (ref.stream % 2 == 0)
+        return fmt::format("input {}: chunked stream {} is even, a worker's (a caller's streams are odd)", port,
+                           ref.stream);
+      for (auto& f : job.feeds)
+        if (f->stream() == ref.stream)
+          return fmt::format("inputs {} and {} both name chunked stream {}", f->port, port, ref.stream);
+      job.feeds.push_back(std::make_shared<detail::InputFeed>(
+          port, ref, is_streamed(node, port) ? ChunkDelivery::Stream : ChunkDelivery::Buffer, job.aborted));
+    }
+    return std::nullopt;
   }
 
   // Installs a table given to set_nodes(), if any. Returns true if one was taken.
@@ -936,21 +1146,33 @@ Worker::~Worker() {
 }
 
 namespace {
-void check_new_node(const std::vector<NodeDeclaration>& table, const NodeSpec& spec) {
+void check_new_node(const std::vector<NodeDeclaration>& table, const NodeDeclaration& node) {
+  auto& spec = node.spec;
   if (!valid_node_name(spec.name))
     throw std::invalid_argument(fmt::format("invalid node name '{}'", spec.name));
   for (auto& n : table)
     if (n.spec.name == spec.name)
       throw std::invalid_argument(fmt::format("node '{}' declared twice", spec.name));
+  for (auto& port : node.streamed_inputs) {
+    auto it = std::find_if(spec.inputs.begin(), spec.inputs.end(), [&](const Port& p) { return p.name == port; });
+    if (it == spec.inputs.end() || (it->type != "bytes" && it->type != "any"))
+      throw std::invalid_argument(
+          fmt::format("node '{}': streamed input '{}' is not a declared input of type bytes", spec.name, port));
+  }
 }
 }  // namespace
 
 Worker& Worker::node(NodeSpec spec, Handler handler, HandlerThread thread) {
+  return node(std::move(spec), std::move(handler), NodeOptions{.thread = thread});
+}
+
+Worker& Worker::node(NodeSpec spec, Handler handler, NodeOptions options) {
   std::lock_guard lock(impl_->nodes_mu);
   auto table = std::make_shared<WorkerImpl::NodeTable>(
       impl_->pending_nodes ? *impl_->pending_nodes : *impl_->nodes);
-  check_new_node(*table, spec);
-  table->push_back({std::move(spec), std::move(handler), thread});
+  NodeDeclaration declaration{std::move(spec), std::move(handler), options.thread, std::move(options.streamed_inputs)};
+  check_new_node(*table, declaration);
+  table->push_back(std::move(declaration));
   impl_->pending_nodes = std::move(table);
   return *this;
 }
@@ -958,7 +1180,7 @@ Worker& Worker::node(NodeSpec spec, Handler handler, HandlerThread thread) {
 void Worker::set_nodes(std::vector<NodeDeclaration> nodes) {
   auto table = std::make_shared<WorkerImpl::NodeTable>();
   for (auto& n : nodes) {
-    check_new_node(*table, n.spec);
+    check_new_node(*table, n);
     table->push_back(std::move(n));
   }
   std::lock_guard lock(impl_->nodes_mu);

@@ -1,18 +1,24 @@
-// example_worker.cpp — muster-example-worker: the five example nodes of the C++ SDK.
-//   echo  — outputs = inputs
+// example_worker.cpp — muster-example-worker: the six example nodes of the C++ SDK.
+//   echo  — outputs = inputs, of any size (a bytes value over the SDK's chunk threshold travels
+//           chunked both ways, PROTOCOL.md §7.9)
+//   sha256 — {data: bytes} -> {hex: its SHA-256 in hex}, reading data as a stream (a 2 GiB input
+//           is hashed in the memory of a few chunks)
 //   hello — {name} -> {greeting: "Hello <name>", shout: "HELLO <NAME>"}; empty name -> "world"
 //   sleep — {ms} -> {slept_ms}; reports progress; stops early on abort
 //   fail  — {message} -> fails with WORKER_ERROR carrying the message
 //   count — {n, delay_ms, pad} -> items {i: 0..n-1} (docs/PROTOCOL.md §7.8), then {count};
 //           each item also carries `pad` zero bytes if pad > 0; stops on abort
 // echo, hello and fail return at once, so they run on the SDK's socket thread
-// (HandlerThread::Socket); sleep blocks, so it runs on the handler pool.
+// (HandlerThread::Socket; an echo with chunked values is handed to the pool by the SDK); sleep
+// and sha256 block, so they run on the handler pool.
 #include <algorithm>
 #include <cctype>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+
+#include <sodium.h>
 
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
@@ -34,6 +40,28 @@ void declare_nodes(Worker& w, bool idempotent, bool durable) {
           .version = "1.0.0",
           .idempotent = true},
          [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
+
+  w.node({.name = "sha256",
+          .description = "Returns the SHA-256 of `data` in hex, reading it as a stream (any size, bounded memory).",
+          .category = "examples",
+          .version = "1.0.0",
+          .inputs = {{.name = "data", .type = "bytes", .required = true}},
+          .outputs = {{.name = "hex", .type = "string"}},
+          .idempotent = true},
+         [](Context& ctx) {
+           crypto_hash_sha256_state state;
+           crypto_hash_sha256_init(&state);
+           auto& in = ctx.input_stream("data");
+           for (auto piece = in.next(); !piece.empty(); piece = in.next())
+             crypto_hash_sha256_update(&state, piece.data(), piece.size());
+           std::array<std::uint8_t, crypto_hash_sha256_BYTES> digest{};
+           crypto_hash_sha256_final(&state, digest.data());
+           std::string hex(digest.size() * 2 + 1, '\0');
+           sodium_bin2hex(hex.data(), hex.size(), digest.data(), digest.size());
+           hex.pop_back();
+           return Map{{"hex", hex}};
+         },
+         {.streamed_inputs = {"data"}});
 
   w.node({.name = "hello",
           .description = "Greets someone, as Hurozo's hello-world remote node.",
@@ -128,7 +156,7 @@ int main(int argc, char** argv) {
   opt.capacity = 4;
   bool idempotent = false, durable = false;
   std::string log_level = "info";
-  CLI::App app{"muster-example-worker — serves the example nodes echo, hello, sleep, fail and count.",
+  CLI::App app{"muster-example-worker — serves the example nodes echo, sha256, hello, sleep, fail and count.",
                "muster-example-worker"};
   app.set_version_flag("--version", "muster-example-worker " MUSTER_VERSION);  // "NAME VERSION", as help2man reads it
   app.add_option("--worker-id", opt.worker_id, "Worker id (default: <hostname>-<pid>)");

@@ -6,7 +6,8 @@
 // Must never: send past the credit, accept a chunk out of order or beyond the declared size, or
 // hand out bytes whose size or sha256 does not match the reference.
 // Status: the building block of the SDKs' chunkers; the C++ client sends its chunked inputs with
-// ChunkSender (docs/STREAMS.md §3).
+// ChunkSender, the C++ worker receives them with ChunkReceiver (both delivery modes;
+// docs/STREAMS.md §3).
 #pragma once
 
 #include <cstdint>
@@ -68,10 +69,16 @@ class ChunkSender {
   std::size_t chunk_bytes_;
 };
 
+// What a ChunkReceiver does with the bytes it accepts: Buffer keeps them, to be taken whole
+// (take()); Stream keeps none (its reader uses each chunk as on_chunk accepts it), so a value of
+// any size passes in the memory of one chunk. Both hash every byte and check() the same way.
+enum class ChunkDelivery { Buffer, Stream };
+
 class ChunkReceiver {
  public:
   // Receives the value `ref` refers to, granting `window` bytes ahead of what it has.
-  explicit ChunkReceiver(ChunkedValue ref, std::uint64_t window = kChunkWindowBytes);
+  explicit ChunkReceiver(ChunkedValue ref, std::uint64_t window = kChunkWindowBytes,
+                         ChunkDelivery delivery = ChunkDelivery::Buffer);
 
   // The credit total to grant (what it holds plus one window, at most the size).
   std::uint64_t grant() const;
@@ -79,16 +86,19 @@ class ChunkReceiver {
   // Nothing is kept from a refused chunk.
   std::optional<std::string> on_chunk(std::uint64_t offset, std::span<const std::uint8_t> data);
   bool complete() const { return received_ == ref_.size; }
+  std::uint64_t received() const { return received_; }
+  const ChunkedValue& reference() const { return ref_; }
   // The whole value once complete, checked: an error if the size or the sha256 differs.
   std::optional<std::string> check() const;
-  // The bytes (call after check() said nothing).
+  // The bytes (call after check() said nothing; empty with ChunkDelivery::Stream).
   Bytes take() { return Bytes(std::move(buffer_)); }
 
  private:
   ChunkedValue ref_;
   std::uint64_t window_;
+  ChunkDelivery delivery_;
   std::uint64_t received_ = 0;
-  std::vector<std::uint8_t> buffer_;
+  std::vector<std::uint8_t> buffer_;  // ChunkDelivery::Buffer only
   crypto_hash_sha256_state hash_;  // over the bytes received, in order
 };
 

@@ -1,9 +1,10 @@
 // worker.hpp — the C++ worker SDK: declare nodes, connect to musterd, serve requests.
 // Owns: the worker side of PROTOCOL.md §7 (attach, confirmation pongs, heartbeats, re-attach,
-// abort, detach), a pool of `capacity` handler threads, and handlers run on the socket thread
-// for nodes declared HandlerThread::Socket.
-// Must never: run more than `capacity` handlers at once, answer a request twice, or let a
-// handler's exception escape (it becomes a Failure).
+// abort, detach, items §7.8, chunked values §7.9), a pool of `capacity` handler threads, and
+// handlers run on the socket thread for nodes declared HandlerThread::Socket.
+// Must never: run more than `capacity` handlers at once, answer a request twice, let a
+// handler's exception escape (it becomes a Failure), send a chunk past the caller's credit, or
+// hand a handler chunked bytes whose size or sha256 differ from the reference.
 //
 // Usage:
 //   muster::Worker w({.capacity = 4});
@@ -16,9 +17,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "muster/node_spec.hpp"
 #include "muster/secure_connect.hpp"
@@ -50,6 +54,53 @@ class StreamNotRequested : public std::logic_error {
   explicit StreamNotRequested(const std::string& node)
       : std::logic_error("node '" + node + "' emitted an item, but its caller asked for no items "
                          "(call it with a stream: Client::stream, `muster call --stream`)") {}
+};
+
+namespace detail {
+struct InputFeed;  // worker.cpp's side of one chunked input (worker_chunks.hpp)
+}
+
+// A bytes input read incrementally (Context::input_stream): the bytes of a chunked input as
+// they arrive, the worker granting the caller more credit (4 MiB ahead, kChunkWindowBytes) only
+// as the handler reads, so a value of any size passes in bounded memory; or an inline value.
+// Read it from the handler's thread only, once, in order.
+class InputStream {
+ public:
+  InputStream() = default;
+  // The value's size in bytes, known before any byte is read.
+  std::uint64_t size() const { return size_; }
+  // The next bytes, up to buffer.size(): their count, 0 only at the end. At the end of a chunked
+  // value its size and sha256 are checked: a mismatch throws WorkError(InvalidRequest) "input
+  // <port>: chunked stream N: sha256 mismatch". Throws WorkError if the request is aborted
+  // (cancel, deadline, shutdown, musterd lost) while it waits for bytes.
+  std::size_t read(std::span<std::uint8_t> buffer);
+  // The next piece as it arrived (no copy; valid until the next call): empty only at the end.
+  // Checks and throws as read().
+  std::span<const std::uint8_t> next();
+  // The rest, whole (holds it in memory: for small values).
+  Bytes read_all();
+  // Bytes handed out so far.
+  std::uint64_t position() const { return position_; }
+
+ private:
+  friend struct WorkerImpl;
+  friend class Context;
+  std::shared_ptr<detail::InputFeed> feed_;  // a chunked value; else `inline_`
+  Bytes inline_;
+  std::span<const std::uint8_t> piece_;  // what next() returned last, the part read() did not take
+  std::uint64_t size_ = 0, position_ = 0;
+};
+
+// The bytes of an output that a handler produces without holding them
+// (Context::output_stream): read once, in order, while the worker sends them as chunks within
+// the caller's credit. The size need not be known ahead: the Chunked reference (size, sha256) is
+// computed while sending and goes in the Result after the last chunk.
+class OutputSource {
+ public:
+  virtual ~OutputSource() = default;
+  // Fills up to buffer.size() bytes; returns their count, 0 only at the end. May throw: the call
+  // fails as if the handler had thrown.
+  virtual std::size_t read(std::span<std::uint8_t> buffer) = 0;
 };
 
 struct CallerInfo {
@@ -87,6 +138,19 @@ class Context {
   // larger than the daemon's message limit. From the handler's thread only. A
   // HandlerThread::Socket handler cannot wait: beyond the window it gets WorkError.
   bool emit(const Map& values);
+  // A bytes input read as a stream (InputStream): for a port declared in
+  // NodeOptions::streamed_inputs a chunked value arrives as the handler reads it (bounded
+  // memory); any other bytes input (inline, or chunked and assembled before the handler ran)
+  // is read from memory. Throws WorkError(InvalidRequest) if the input is missing or not
+  // bytes. The same stream on every call for a port.
+  InputStream& input_stream(std::string_view name);
+
+  // Makes output `name` the bytes `source` gives, sent as a chunked value after the handler
+  // returns (an entry of the same name in the returned Map is replaced). The caller must take
+  // chunked outputs (WorkRequest.chunk_window_bytes > 0; a durable call does not): else the
+  // call fails WorkerError saying so.
+  void output_stream(std::string name, std::unique_ptr<OutputSource> source);
+
   // Whether the caller reads items (emit() would not throw StreamNotRequested).
   bool streaming() const { return static_cast<bool>(emit_); }
   // True once the daemon told the worker to stop this request (timeout, cancel, shutdown).
@@ -106,6 +170,8 @@ class Context {
   std::shared_ptr<std::atomic<bool>> aborted_;
   std::function<void(std::uint64_t, std::uint64_t, const std::string&)> progress_;
   std::function<bool(const Map&)> emit_;  // empty: the caller reads no items
+  std::map<std::string, InputStream, std::less<>> input_streams_;
+  std::vector<std::pair<std::string, std::unique_ptr<OutputSource>>> output_sources_;
 };
 
 using Handler = std::function<Map(Context&)>;
@@ -122,10 +188,22 @@ enum class HandlerThread {
   Socket,
 };
 
+// How a node's requests are served, beyond its spec.
+struct NodeOptions {
+  HandlerThread thread = HandlerThread::Pool;
+  // Bytes inputs the handler reads with Context::input_stream: a chunked value of one of these
+  // ports is handed over as it arrives, unread (in inputs() it stays the ChunkedValue
+  // reference). A chunked value of any other port is received whole and checked before the
+  // handler runs, and the handler sees plain Bytes. Known before the handler starts, so the
+  // worker knows whether to receive a value ahead or leave it to the handler.
+  std::vector<std::string> streamed_inputs;
+};
+
 struct NodeDeclaration {
   NodeSpec spec;
   Handler handler;
   HandlerThread thread = HandlerThread::Pool;
+  std::vector<std::string> streamed_inputs;  // NodeOptions::streamed_inputs
 };
 
 struct WorkerOptions {
@@ -143,6 +221,10 @@ struct WorkerOptions {
   SecureOptions secure;
   std::chrono::milliseconds drain_timeout{10000};  // on stop: how long in-flight work may finish
   bool handle_signals = true;    // SIGINT/SIGTERM start a graceful stop
+  // A bytes output larger than this travels chunked (PROTOCOL.md §7.9) when the caller takes
+  // chunked outputs (WorkRequest.chunk_window_bytes > 0); else it goes inline, and one that
+  // does not fit the daemon's message limit fails the call WorkerError. Chunks are 1 MiB.
+  std::uint64_t chunk_threshold = 8u << 20;
   // run() sets glibc's malloc to reuse freed memory for large messages instead of mapping
   // fresh pages per message (muster/allocator.hpp): a 1 MiB payload no longer costs hundreds
   // of page faults per copy. Process-wide; set false if the application tunes malloc itself.
@@ -158,6 +240,9 @@ class Worker {
 
   // Declares a node. Throws std::invalid_argument for an invalid or duplicate name.
   Worker& node(NodeSpec spec, Handler handler, HandlerThread thread = HandlerThread::Pool);
+  // The same with NodeOptions, e.g. {.streamed_inputs = {"data"}}. Throws std::invalid_argument
+  // also if a streamed input is not a declared input of type bytes.
+  Worker& node(NodeSpec spec, Handler handler, NodeOptions options);
 
   // Thread-safe, also while run() is serving: replaces the whole node list. The worker
   // attaches again with the new list (requests in flight finish on the old handlers); with
