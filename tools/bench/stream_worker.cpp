@@ -1,0 +1,176 @@
+// stream_worker.cpp — muster-bench-stream-worker: the worker side of muster-bench-stream. It takes
+// the flags muster-bench-worker takes, so muster-bench's stacks (stacks.hpp) start it unchanged.
+//   default:     a C++ SDK worker (worker/cpp) with two nodes:
+//                  produce {mib} -> {data: bytes}: `mib` MiB as one chunked output
+//                    (Context::output_stream), read from a 1 MiB buffer filled once;
+//                  count {n} -> items {i} x n (Context::emit), then {n}.
+//   --baseline:  a bare SUB + DEALER loop for muster-bench-forwarder that answers every request
+//                with one message of the size the request names (8-byte little-endian size after
+//                the 8-byte id), copied from a buffer filled once: the same bytes, the same copy.
+// Must never: do work per byte beyond the copy out of its buffer (what is measured is the path).
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <zmq.hpp>
+
+#include "common.hpp"
+#include "muster/allocator.hpp"
+#include "muster/process.hpp"
+#include "muster/worker.hpp"
+
+namespace {
+
+constexpr std::size_t kBuffer = 1u << 20;
+
+const std::vector<std::uint8_t>& pattern() {
+  static const std::vector<std::uint8_t> buf(kBuffer, 0x5a);
+  return buf;
+}
+
+// `total` bytes of the pattern, a buffer at a time.
+class PatternSource final : public muster::OutputSource {
+ public:
+  explicit PatternSource(std::uint64_t total) : left_(total) {}
+  std::size_t read(std::span<std::uint8_t> buffer) override {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>({left_, buffer.size(), kBuffer}));
+    std::memcpy(buffer.data(), pattern().data(), n);
+    left_ -= n;
+    return n;
+  }
+
+ private:
+  std::uint64_t left_;
+};
+
+int run_sdk(muster::WorkerOptions opt) {
+  muster::setup_logging("warn", "bench-stream-worker");
+  muster::Worker worker(std::move(opt));
+  worker.node({.name = "produce",
+               .description = "Streams `mib` MiB of one byte value as a chunked output (muster-bench-stream).",
+               .category = "bench",
+               .version = "1.0.0",
+               .inputs = {{.name = "mib", .type = "int"}},
+               .outputs = {{.name = "data", .type = "bytes"}}},
+              [](muster::Context& ctx) {
+                auto mib = static_cast<std::uint64_t>(ctx.input("mib").as_int());
+                ctx.output_stream("data", std::make_unique<PatternSource>(mib << 20));
+                return muster::Map{};
+              });
+  worker.node({.name = "count",
+               .description = "Emits items {i} for i in 0..n-1, then returns {n} (muster-bench-stream).",
+               .category = "bench",
+               .version = "1.0.0",
+               .inputs = {{.name = "n", .type = "int"}},
+               .outputs = {{.name = "n", .type = "int"}}},
+              [](muster::Context& ctx) {
+                auto n = ctx.input("n").as_int();
+                for (std::int64_t i = 0; i < n; ++i)
+                  if (!ctx.emit(muster::Map{{"i", muster::Value(i)}})) break;
+                return muster::Map{{"n", muster::Value(n)}};
+              });
+  return worker.run();
+}
+
+int run_baseline(const std::string& id, const std::string& request_address,
+                 const std::string& response_address, const std::string& curve_server_key) {
+  muster::SignalPipe signals;
+  zmq::context_t ctx{1};
+  zmq::socket_t sub{ctx, zmq::socket_type::sub};
+  zmq::socket_t dealer{ctx, zmq::socket_type::dealer};
+  for (auto* s : {&sub, &dealer}) {  // as the C++ SDK sets them (worker/cpp/worker.cpp)
+    s->set(zmq::sockopt::linger, 1000);
+    s->set(zmq::sockopt::rcvhwm, 100000);
+    s->set(zmq::sockopt::sndhwm, 100000);
+    if (!curve_server_key.empty()) {
+      auto keys = muster::bench::curve_keypair();
+      s->set(zmq::sockopt::curve_serverkey, curve_server_key);
+      s->set(zmq::sockopt::curve_publickey, keys.public_key);
+      s->set(zmq::sockopt::curve_secretkey, keys.secret_key);
+    }
+  }
+  std::string topic = "w:" + id + ":";
+  sub.set(zmq::sockopt::subscribe, topic);
+  sub.connect(request_address);
+  dealer.connect(response_address);
+
+  bool confirmed = false;
+  auto hello = [&] {
+    dealer.send(zmq::str_buffer("H"), zmq::send_flags::sndmore);
+    dealer.send(zmq::buffer(id), zmq::send_flags::dontwait);
+  };
+  hello();
+  auto last_hello = std::chrono::steady_clock::now();
+  zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signals.fd(), ZMQ_POLLIN, 0}};
+  while (!signals.triggered()) {
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(confirmed ? 1000 : 50));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+    if (items[1].revents & ZMQ_POLLIN) signals.drain();
+    if (!confirmed && std::chrono::steady_clock::now() - last_hello > std::chrono::milliseconds(50)) {
+      hello();
+      last_hello = std::chrono::steady_clock::now();
+    }
+    for (int i = 0; i < 256; ++i) {
+      zmq::message_t t, rid, request;
+      if (!sub.recv(t, zmq::recv_flags::dontwait)) break;
+      if (!t.more()) continue;
+      (void)sub.recv(rid, zmq::recv_flags::none);
+      if (!rid.more()) {
+        if (!confirmed && rid.size() == 1 && *rid.data<char>() == 'C') {
+          confirmed = true;
+          dealer.send(zmq::str_buffer("R"), zmq::send_flags::sndmore);
+          dealer.send(zmq::buffer(id), zmq::send_flags::dontwait);
+        }
+        continue;
+      }
+      (void)sub.recv(request, zmq::recv_flags::none);
+      while (request.more()) (void)sub.recv(request, zmq::recv_flags::none);
+      std::uint64_t size = 0;
+      if (request.size() >= 16) std::memcpy(&size, request.data<char>() + 8, 8);
+      size = std::clamp<std::uint64_t>(size, 8, kBuffer);
+      zmq::message_t answer(size);
+      std::memcpy(answer.data(), pattern().data(), size);
+      std::memcpy(answer.data(), request.data(), 8);  // the request's id, for the client's count
+      dealer.send(rid, zmq::send_flags::sndmore);
+      dealer.send(answer, zmq::send_flags::dontwait);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  muster::WorkerOptions opt;
+  opt.capacity = 1;
+  bool baseline = false;
+  std::string curve_server_key;
+  CLI::App app{"muster-bench-stream-worker — the producing worker of muster-bench-stream (SDK, or --baseline raw).",
+               "muster-bench-stream-worker"};
+  app.add_option("--worker-id", opt.worker_id, "Worker id")->required();
+  app.add_option("--request-address", opt.request_address, "PUB endpoint to subscribe to")->required();
+  app.add_option("--response-address", opt.response_address, "ROUTER endpoint to talk to")->required();
+  app.add_option("--capacity", opt.capacity, "Requests served at once (SDK)")->check(CLI::Range(1, 1024));
+  app.add_flag("--insecure", opt.insecure, "Allow tcp:// without CURVE (SDK)");
+  app.add_option("--data-dir", opt.secure.data_dir, "CURVE (SDK): where this worker keeps its identity");
+  app.add_option("--identity", opt.secure.name, "CURVE (SDK): identity name (enrolls with $MUSTER_ENROLLMENT_TOKEN)");
+  app.add_option("--enrollment-address", opt.secure.enrollment_address, "CURVE (SDK): the daemon's enrollment endpoint");
+  app.add_flag("--baseline", baseline, "Bare producing loop for muster-bench-forwarder");
+  app.add_option("--curve-server-key", curve_server_key, "Baseline over CURVE: the forwarder's key");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (baseline) {
+      muster::reuse_memory_for_large_messages();  // as the SDK worker does (WorkerOptions::reuse_memory)
+      return run_baseline(opt.worker_id, opt.request_address, opt.response_address, curve_server_key);
+    }
+    return run_sdk(std::move(opt));
+  } catch (const std::exception& e) {
+    std::cerr << "muster-bench-stream-worker: error: " << e.what() << "\n";
+    return 1;
+  }
+}
