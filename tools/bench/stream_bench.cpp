@@ -181,6 +181,11 @@ int main(int argc, char** argv) {
   app.add_option("--transports", transports, "ipc, tcp, curve")->delimiter(',')->capture_default_str();
   app.add_option("--dir", dir, "Run directory (sockets, logs); default a fresh one under /tmp");
   CLI11_PARSE(app, argc, argv);
+  for (const auto& name : transports)
+    if (!mb::parse_transport(name)) {
+      fmt::print(stderr, "muster-bench-stream: unknown transport '{}' (ipc, tcp, curve)\n", name);
+      return 2;
+    }
   if (dir.empty()) {
     char tmpl[] = "/tmp/muster-bench-stream-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -198,11 +203,7 @@ int main(int argc, char** argv) {
              "broker", "worker", "client", "items/s", "%", "us/item", "VmHWM KiB");
   int failures = 0;
   for (const auto& name : transports) {
-    auto t = mb::parse_transport(name);
-    if (!t) {
-      fmt::print(stderr, "unknown transport '{}'\n", name);
-      return 2;
-    }
+    auto t = mb::parse_transport(name);  // checked above
     Run fb, fi, mbk, mi;
     try {
       {
