@@ -2,7 +2,8 @@
 // (HandlerThread), what reaches the caller from each, and that a handler's inputs can be
 // moved out; and against a scripted fake daemon (a PUB and a ROUTER) for the sequences a real
 // one cannot be made to produce on cue: a stopping worker the daemon forgot, a stop during a
-// reconnect, the failure codes a worker may send and the daemon's message size limit.
+// reconnect, "not attached" for several messages in a row, the failure codes a worker may send
+// and the daemon's message size limit.
 // The example worker's nodes cover the rest of the SDK in tests/integration.
 #include <doctest/doctest.h>
 
