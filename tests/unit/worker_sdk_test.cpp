@@ -2,7 +2,8 @@
 // (HandlerThread), what reaches the caller from each, and that a handler's inputs can be
 // moved out; and against a scripted fake daemon (a PUB and a ROUTER) for the sequences a real
 // one cannot be made to produce on cue: a stopping worker the daemon forgot, a stop during a
-// reconnect, the failure codes a worker may send and the daemon's message size limit.
+// reconnect, "not attached" for several messages in a row, the failure codes a worker may send
+// and the daemon's message size limit.
 // The example worker's nodes cover the rest of the SDK in tests/integration.
 #include <doctest/doctest.h>
 
@@ -636,5 +637,177 @@ TEST_CASE("C++ SDK idle pongs: a daemon that grants none (Attached.idle_pong_eve
   for (std::uint64_t seq = 100; seq < 104; ++seq) {
     fake.publish("b:", FakeDaemon::ping(seq, "inst-1"));
     CHECK(fake.expect(wire::WorkerBody::Pong).msg->body_as_Pong()->seq() == seq);
+  }
+}
+
+TEST_CASE("C++ SDK told 'not attached' for several messages in a row attaches once, and reports what runs and what it kept") {
+  // PROTOCOL.md §7.3, DURABILITY.md §13. Before: one Attach per Rejected{reattach} (and one for
+  // the new instance's Ping): a restarted musterd saw the worker attach four times in a row.
+  for (std::string how : {"three messages rejected", "a new instance's Ping, then three messages rejected"}) {
+    CAPTURE(how);
+    FakeDaemon fake;
+    std::atomic<bool> release{false};
+    std::atomic<int> runs{0};
+    RunningWorker w(fake.options("cpp-once"));
+    w.worker.node({.name = "slow"}, [&](Context& ctx) {
+      ++runs;
+      while (!release && ctx.sleep_for(10ms)) {
+      }
+      return Map{};
+    });
+    w.worker.node({.name = "fast"}, [&](Context&) { ++runs; return Map{}; }, HandlerThread::Socket);
+    w.start();
+    fake.attach("cpp-once", 16u << 20, 60000, /*no_answer_acks=*/true);
+    const std::string topic = "w:cpp-once:";
+    fake.publish(topic, FakeDaemon::work_request(11, "slow", {}));
+    fake.publish(topic, FakeDaemon::work_request(12, "fast", {}));
+    auto first = fake.expect(wire::WorkerBody::Result);  // 12's, kept: never confirmed
+    CHECK(first.msg->body_as_Result()->request_id() == 12);
+
+    // Three messages of the worker, unanswered yet: Pongs to three broadcast pings.
+    std::vector<FakeDaemon::Received> pongs;
+    for (std::uint64_t seq = 100; seq < 103; ++seq) {
+      fake.publish("b:", FakeDaemon::ping(seq, "inst-1"));
+      pongs.push_back(fake.expect(wire::WorkerBody::Pong));
+    }
+    int attaches = 0;
+    std::string attach_peer;
+    if (how.starts_with("a new instance")) {  // the restarted daemon's Ping comes first
+      fake.publish("b:", FakeDaemon::ping(1, "inst-2"));
+      attach_peer = fake.expect(wire::WorkerBody::Attach).peer;
+      ++attaches;
+    }
+    // The daemon restarted and does not know the worker: each of the three is "not attached".
+    for (auto& p : pongs) fake.reply(p.peer, FakeDaemon::forgotten());
+    auto send_attached = [&] {
+      fake.reply(attach_peer, FakeDaemon::message(wire::DaemonBody::Attached, [&](auto& fbb) {
+                   return wire::CreateAttachedDirect(fbb, "cpp-once", "inst-2", topic.c_str(), "b:", 60000, 3,
+                                                     16u << 20, true);
+                 }));
+    };
+    if (!attach_peer.empty()) send_attached();
+    // Everything the worker sends until it sends 12's kept answer again, which it does only
+    // after the Ack to a Pong sent after Attached: its replies come in order, so every Attach
+    // the three rejections caused arrives before that answer.
+    bool ponged = false;
+    std::optional<FakeDaemon::Received> again;
+    for (std::uint64_t seq = 2; !again; ++seq) {
+      REQUIRE(seq < 400);
+      if (!attach_peer.empty() && !ponged) fake.publish(topic, FakeDaemon::ping(seq, "inst-2"));
+      auto r = fake.recv(ponged ? 10000ms : 50ms);
+      if (!r) {
+        REQUIRE_FALSE(ponged);
+        continue;
+      }
+      switch (r->type()) {
+        case wire::WorkerBody::Attach:
+          ++attaches;
+          if (attach_peer.empty()) {
+            attach_peer = r->peer;
+            send_attached();
+          }
+          break;
+        case wire::WorkerBody::Pong: {
+          auto* p = r->msg->body_as_Pong();
+          if (ponged || attach_peer.empty() || p->instance()->str() != "inst-2") break;
+          // The new instance hears what still runs and the answer it has not confirmed.
+          REQUIRE(p->in_flight() != nullptr);
+          CHECK(std::vector<std::uint64_t>(p->in_flight()->begin(), p->in_flight()->end()) ==
+                std::vector<std::uint64_t>{11});
+          REQUIRE(p->answered() != nullptr);
+          CHECK(std::vector<std::uint64_t>(p->answered()->begin(), p->answered()->end()) ==
+                std::vector<std::uint64_t>{12});
+          fake.reply(r->peer, FakeDaemon::pong_ack(p->seq(), {12}));  // it adopted 12: the answer, please
+          ponged = true;
+          break;
+        }
+        case wire::WorkerBody::Result:
+          REQUIRE(r->msg->body_as_Result()->request_id() == 12);
+          again = std::move(r);
+          break;
+        default:
+          FAIL("unexpected ", wire::EnumNameWorkerBody(r->type()));
+      }
+    }
+    CHECK(attaches == 1);
+    CHECK(std::string_view(static_cast<const char*>(again->bytes.data()), again->bytes.size()) ==
+          std::string_view(static_cast<const char*>(first.bytes.data()), first.bytes.size()));
+    // 11 ran on through it all and answers now; nothing ran twice.
+    release = true;
+    CHECK(fake.expect(wire::WorkerBody::Result, true).msg->body_as_Result()->request_id() == 11);
+    CHECK(runs == 2);
+  }
+}
+
+TEST_CASE("C++ SDK whose Attach a stopping daemon refused attaches at once when the next one says 'not attached'") {
+  // The refusal (ShuttingDown) answers the Attach: none is on its way any more, so the next
+  // daemon's Rejected{reattach} is not taken for the answer to a message sent before it.
+  FakeDaemon fake;
+  RunningWorker w(fake.options("cpp-refused"));
+  w.worker.node({.name = "n"}, [](Context&) { return Map{}; }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-refused", 16u << 20, /*ping_interval_ms=*/60000);  // no retry for 180 s
+  fake.publish("b:", FakeDaemon::ping(1, "inst-2"));
+  auto refused = fake.expect(wire::WorkerBody::Attach);
+  fake.reply(refused.peer, FakeDaemon::message(wire::DaemonBody::Rejected, [](auto& fbb) {
+               return wire::CreateRejectedDirect(fbb, ErrorCode::ShuttingDown, "the daemon is shutting down", false);
+             }));
+  // The daemon after it: each Pong is "not attached". A ping whenever the worker is quiet
+  // (so at least 10 s in all).
+  std::uint64_t seq = 2;
+  for (int turn = 0, quiet = 1;; ++turn) {
+    REQUIRE(turn < 400);
+    if (quiet) fake.publish("b:", FakeDaemon::ping(seq++, "inst-3"));
+    auto r = fake.recv(50ms);
+    quiet = !r;
+    if (!r) continue;
+    if (r->type() == wire::WorkerBody::Pong) {
+      fake.reply(r->peer, FakeDaemon::forgotten());
+      continue;
+    }
+    REQUIRE(r->type() == wire::WorkerBody::Attach);
+    CHECK(r->peer == refused.peer);  // sent for the rejection, not by a reconnect
+    break;
+  }
+}
+
+TEST_CASE("C++ SDK whose Attach no connection took (a failover pair, neither bound) attaches at once on 'not attached'") {
+  // connect(): with two endpoints the dealer queues only on completed connections, so the
+  // Attach sent while neither daemon is bound is dropped. It is not on its way: the first
+  // Rejected{reattach} sends it again on the same connection, without waiting for the retry.
+  FakeDaemon fake;  // its own endpoints stay unused; it binds the worker's late
+  auto late = [&](const char* name) { return "ipc://" + (fake.dir.path / name).string(); };
+  auto opt = fake.options("cpp-dropped");
+  opt.request_address = late("req-a.sock") + "," + late("req-b.sock");
+  opt.response_address = late("resp-a.sock") + "," + late("resp-b.sock");
+  fake.pub.bind(late("req-a.sock"));  // pings and requests reach it; its replies go nowhere yet
+  std::atomic<bool> served{false};
+  RunningWorker w(std::move(opt));
+  w.worker.node({.name = "mark"}, [&](Context&) { served = true; return Map{}; }, HandlerThread::Socket);
+  w.start();
+  // The worker serves requests only from its loop, i.e. after connect() sent (and dropped) the Attach.
+  for (std::uint64_t id = 1; !served; ++id) {
+    REQUIRE(id < 400);
+    fake.publish("b:", FakeDaemon::work_request(id, "mark", {}));
+    std::this_thread::sleep_for(50ms);
+  }
+  fake.router.bind(late("resp-a.sock"));
+  std::string pong_peer;
+  std::uint64_t seq = 1;
+  for (int turn = 0, quiet = 1;; ++turn) {  // a ping whenever the worker is quiet (at least 10 s in all)
+    REQUIRE(turn < 400);
+    if (quiet) fake.publish("b:", FakeDaemon::ping(seq++, "inst-1"));
+    auto r = fake.recv(50ms);
+    quiet = !r;
+    if (!r) continue;
+    if (r->type() == wire::WorkerBody::Pong) {
+      pong_peer = r->peer;
+      fake.reply(r->peer, FakeDaemon::forgotten());
+      continue;
+    }
+    if (r->type() == wire::WorkerBody::Result) continue;  // of a "mark" sent after the bind
+    REQUIRE(r->type() == wire::WorkerBody::Attach);
+    CHECK(r->peer == pong_peer);  // sent for the rejection, not by a reconnect ("no answer to attach")
+    break;
   }
 }

@@ -246,6 +246,11 @@ struct WorkerImpl {
   std::uint64_t ping_interval_ms = 1000;
   std::uint32_t liveness = 3;
   bool attached = false;
+  // An Attach is on its way (handed to the dealer) and its Attached has not come: a
+  // Rejected{reattach} then sends no other, it answers a message sent before that Attach
+  // (PROTOCOL.md §7.3: one Attach, not one per rejected message). An Attach the socket dropped
+  // (no connection completed) is not on its way: the next Rejected{reattach} sends it again.
+  bool attach_outstanding = false;
   bool draining = false;  // stopping: Detach sent, finishing what runs; never attaches again
   bool forgotten = false;  // draining, and the daemon no longer knows this worker
   // The daemon's, from Attached (0: not known yet); read by handler threads too (Context::emit).
@@ -514,15 +519,16 @@ struct WorkerImpl {
 
   // Sends `message` now, or, while batching, adds it to this turn's batch (a large one goes
   // alone, after what waits, so the order holds).
-  void send_to_daemon(zmq::message_t message) {
+  // Returns false if the dealer dropped the message (no completed connection, or its queue full).
+  bool send_to_daemon(zmq::message_t message) {
     const std::size_t cap = max_message_bytes ? std::min<std::size_t>(kBatchMaxBytes, max_message_bytes) : kBatchMaxBytes;
     if (batching && message.size() <= kBatchItemMax) {
       if (outgoing.bytes() + message.size() + 64 * (outgoing.count() + 1) + 256 > cap) send_batch();
       outgoing.add(bytes_of(message));
-      return;
+      return true;
     }
     send_batch();
-    dealer->send(std::move(message), zmq::send_flags::dontwait);
+    return dealer->send(std::move(message), zmq::send_flags::dontwait).has_value();
   }
 
   // Sends what waits in this turn's batch: alone if it is one message.
@@ -579,7 +585,8 @@ struct WorkerImpl {
     bool keep = answer && current.contains(request_id);
     if (max_message_bytes == 0 || message.size() <= max_message_bytes) {
       if (answer) return send_answer(std::move(message), request_id, keep);
-      return send_to_daemon(std::move(message));
+      send_to_daemon(std::move(message));
+      return;
     }
     const char* kind = !answer ? "progress"
                        : flatbuffers::GetRoot<wire::WorkerMessage>(message.data())->body_type() == wire::WorkerBody::Result
@@ -670,7 +677,7 @@ struct WorkerImpl {
     // An Attach goes alone: the daemon it reaches may be an older one that reads no Batch.
     send_batch();
     batching = false;
-    send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
+    attach_outstanding = send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Attach, body.Union()));
     ++replies_due;
     attached = false;
     idle_pong_every = 0;  // every ping is answered until Attached grants otherwise
@@ -745,6 +752,7 @@ struct WorkerImpl {
         idle_pong_every = a->idle_pong_every();
         pings_unanswered = 0;
         attached = true;
+        attach_outstanding = false;
         last_ping = SteadyClock::now();
         spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
                      opt.worker_id, instance, nodes->size(), opt.capacity);
@@ -763,6 +771,10 @@ struct WorkerImpl {
             forget(fmt::format("the daemon does not know this worker ({})", str(r->message())));
             break;
           }
+          if (attach_outstanding) {  // it answers a message sent before the Attach on its way
+            spdlog::debug("daemon does not know this worker ({}): already attaching", str(r->message()));
+            break;
+          }
           spdlog::info("daemon does not know this worker ({}): attaching again", str(r->message()));
           send_attach();
         } else if (!attached && r->code() != ErrorCode::ShuttingDown) {
@@ -771,6 +783,9 @@ struct WorkerImpl {
           exit_code = 2;
           stop_requested = true;
         } else {
+          // A daemon shutting down refused the Attach (it answers nothing else so): the next
+          // Rejected{reattach}, from the daemon that follows, attaches at once.
+          if (!attached && r->code() == ErrorCode::ShuttingDown) attach_outstanding = false;
           spdlog::warn("daemon rejected a message: {}: {}", error_code_name(r->code()),
                        str(r->message()));
         }
