@@ -7,6 +7,7 @@
 // about a call (journal.hpp's contract).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -53,6 +54,11 @@ class SqliteJournal final : public Journal {
   void begin_turn() override;
   void append(const Record& record) override;
   std::vector<JobId> expire(WallTime now) override;
+  // A call whose Submitted, Dispatched(s) and Finished are all in `ops` (with no other record
+  // of it between them) is written once, as its finished row, at the place of its Finished:
+  // one INSERT instead of an INSERT and two UPDATEs (the common case of early dispatch,
+  // docs/DURABILITY.md §3, §10). The same rows, bytes and errors as append() of each.
+  void append_all(const std::vector<JournalOp>& ops) override;
   void commit() override;
   void rollback() override;
   bool in_turn() const override { return in_turn_; }
@@ -73,6 +79,8 @@ class SqliteJournal final : public Journal {
   void apply(const Requeued& r);
   void apply(const Finished& r);
   void apply(const Acked& r);
+  // The finished row of a call whose Submitted (and last Dispatched, if any) are in the batch.
+  void insert_finished(const Submitted& s, const Dispatched* d, const Finished& f);
   void require_turn(const char* what) const;
 
   SqliteOptions options_;
@@ -82,10 +90,18 @@ class SqliteJournal final : public Journal {
   std::uint64_t committed_bytes_ = 0;
   std::int64_t turn_bytes_ = 0;  // change of the open turn (negative when it frees more)
   JobId turn_next_job_ = 0;      // next_job_id the open turn's Submits need (written at commit)
-  // Inputs + parameters bytes of the open calls this journal inserted (a cache: Finished needs
-  // the bytes it frees without reading the row; emptied by a rollback, a miss reads the row).
-  std::unordered_map<JobId, std::int64_t> open_bytes_;
+  // The payload bytes of each row this journal wrote (a cache: Finished and Acked need the
+  // bytes they free without reading the row; emptied by a rollback, a miss reads the row).
+  std::unordered_map<JobId, std::int64_t> held_bytes_;
   bool in_turn_ = false;
+  // append_all's plan of one batch, kept to reuse its memory: the calls whose Submitted is in
+  // the batch, and for those folded, the op indexes of their Submitted, last Dispatched and
+  // Finished (folded: `finished` set; a record of the call that breaks the pattern: `broken`).
+  struct Fold {
+    std::size_t submitted = 0, dispatched = SIZE_MAX, finished = SIZE_MAX;
+    bool broken = false;
+  };
+  std::unordered_map<JobId, Fold> fold_;
 };
 
 }  // namespace muster::broker::journal
