@@ -43,7 +43,7 @@ static_assert(kMigrations.back().version == SqliteJournal::kSchemaVersion);
 
 enum StatementId {
   kInsert,
-  kInsertFinished,
+  kInsertRow,
   kBumpNextJob,
   kDispatch,
   kRequeue,
@@ -59,12 +59,13 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
     "inputs, parameters, idempotent, submitted_ms, deadline_ms) "
     "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    // The row a Submitted, its Dispatched and its Finished leave, written at once (append_all).
+    // The row a Submitted and the Dispatched (and Finished) after it leave, written at once
+    // (append_all); columns left unbound are NULL.
     "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
     "inputs, parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, "
     "request_id, attempts, outcome_code, outputs, message, finished_ms, expires_ms) "
-    "VALUES (?1, 2, ?2, ?3, ?4, ?5, ?6, ?7, x'', x'', ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-    "?17, ?18, ?19)",
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+    "?19, ?20, ?21, ?22)",
     "UPDATE muster_meta SET value = max(value, ?1) WHERE key = 'next_job_id'",
     "UPDATE calls SET state = 1, worker_id = ?2, worker_identity = ?3, request_id = ?4, "
     "attempts = ?5 WHERE job_id = ?1 AND state IN (0, 1)",
@@ -470,92 +471,101 @@ void SqliteJournal::apply(const Acked& r) {
 
 void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
   require_turn("append_all");
-  // Plan: which calls have their Submitted, then only Dispatched records, then a Finished in
-  // this batch. Anything else of such a call before its Finished (a Requeued, an Acked, a
-  // second Submitted) leaves it to the records one by one, which also keeps their errors.
+  // Plan: for each call whose Submitted is in this batch, the records of it that follow
+  // (Dispatched ones, then perhaps its Finished) up to the first other record of it (a
+  // Requeued, an Acked...) are folded into one INSERT of the row they leave, at the place of
+  // the last of them. A second Submitted of a call still folding leaves the call's records
+  // to be written one by one (and refused as append() refuses them).
   fold_.clear();
+  auto job_of = [](const Record& r) -> JobId {
+    return std::visit(
+        [](const auto& x) -> JobId {
+          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, Submitted>) return x.call.job_id;
+          else return x.job_id;
+        },
+        r);
+  };
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const auto* rec = std::get_if<Record>(&ops[i]);
     if (!rec) continue;
-    if (const auto* s = std::get_if<Submitted>(rec)) {
-      auto [it, fresh] = fold_.try_emplace(s->call.job_id, Fold{i});
-      if (!fresh && it->second.finished == SIZE_MAX) it->second.broken = true;
+    const JobId job = job_of(*rec);
+    if (std::holds_alternative<Submitted>(*rec)) {
+      auto [it, fresh] = fold_.try_emplace(job, Fold{i, SIZE_MAX, i});
+      if (!fresh && !it->second.closed) it->second.broken = true;
       continue;
     }
-    const JobId job = std::visit(
-        [](const auto& r) -> JobId {
-          if constexpr (std::is_same_v<std::decay_t<decltype(r)>, Submitted>) return r.call.job_id;
-          else return r.job_id;
-        },
-        *rec);
     auto it = fold_.find(job);
-    if (it == fold_.end() || it->second.broken || it->second.finished != SIZE_MAX) continue;
-    if (std::holds_alternative<Dispatched>(*rec)) it->second.dispatched = i;
-    else if (std::holds_alternative<Finished>(*rec)) it->second.finished = i;
-    else it->second.broken = true;
+    if (it == fold_.end() || it->second.closed) continue;
+    Fold& f = it->second;
+    if (std::holds_alternative<Dispatched>(*rec)) {
+      f.dispatched = f.end = i;
+    } else if (std::holds_alternative<Finished>(*rec)) {
+      f.finished = true;
+      f.end = i;
+      f.closed = true;
+    } else {
+      f.closed = true;
+    }
   }
-  // Write: a folded call's Submitted and Dispatched are skipped, its Finished writes the row.
-  auto folded = [this](JobId job) -> const Fold* {
-    auto it = fold_.find(job);
-    return it != fold_.end() && !it->second.broken && it->second.finished != SIZE_MAX
-               ? &it->second
-               : nullptr;
-  };
+  // Write: a folded call's records before the last folded one are skipped; the last writes
+  // the row.
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const auto* rec = std::get_if<Record>(&ops[i]);
     if (!rec) {
       expire(std::get<ExpireKept>(ops[i]).now);
       continue;
     }
-    if (const auto* s = std::get_if<Submitted>(rec)) {
-      if (const Fold* f = folded(s->call.job_id); f && i == f->submitted) continue;
-    } else if (const auto* d = std::get_if<Dispatched>(rec)) {
-      if (const Fold* f = folded(d->job_id); f && i < f->finished) continue;
-    } else if (const auto* fin = std::get_if<Finished>(rec)) {
-      if (const Fold* f = folded(fin->job_id); f && i == f->finished) {
-        const Dispatched* dispatched =
-            f->dispatched == SIZE_MAX ? nullptr
-                                      : &std::get<Dispatched>(std::get<Record>(ops[f->dispatched]));
-        insert_finished(std::get<Submitted>(std::get<Record>(ops[f->submitted])), dispatched, *fin);
-        continue;
-      }
+    if (auto it = fold_.find(job_of(*rec)); it != fold_.end() && !it->second.broken &&
+                                            it->second.end != it->second.submitted &&
+                                            i >= it->second.submitted && i <= it->second.end) {
+      const Fold& f = it->second;
+      if (i < f.end) continue;
+      const auto& sub = std::get<Submitted>(std::get<Record>(ops[f.submitted]));
+      const Dispatched* d = f.dispatched == SIZE_MAX
+                                ? nullptr
+                                : &std::get<Dispatched>(std::get<Record>(ops[f.dispatched]));
+      write_row(sub, d, f.finished ? &std::get<Finished>(*rec) : nullptr);
+      continue;
     }
     append(*rec);
   }
 }
 
-void SqliteJournal::insert_finished(const Submitted& sub, const Dispatched* d, const Finished& f) {
+void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const Finished* f) {
   const Call& c = sub.call;
   if (c.job_id == 0) fail("Submitted with job id 0");
-  Statement& s = prepared(kInsertFinished);
+  const CallState state = f ? CallState::Finished : d ? CallState::Running : CallState::Queued;
+  Statement& s = prepared(kInsertRow);
   s.bind(1, static_cast<std::int64_t>(c.job_id))
-      .bind(2, c.node)
-      .bind(3, c.caller.identity)
-      .bind(4, c.caller.name)
-      .bind(5, c.caller.workspace)
-      .bind(6, c.caller.role)
-      .bind(7, c.trace_id)
-      .bind(8, std::int64_t{c.idempotent})
-      .bind(9, millis(c.submitted))
-      .bind(10, millis(c.deadline));
-  if (d) {  // else worker_id, worker_identity and request_id stay NULL, attempts 0
-    s.bind(11, d->worker_id)
-        .bind(12, d->worker_identity)
-        .bind(13, static_cast<std::int64_t>(d->request_id))
-        .bind(14, std::int64_t{d->attempt});
-  } else {
-    s.bind(14, std::int64_t{0});
-  }
-  s.bind(15, std::int64_t{static_cast<std::uint16_t>(f.outcome.code)})
-      .bind(16, f.outcome.outputs)
-      .bind(17, f.outcome.message)
-      .bind(18, millis(f.at))
-      .bind(19, millis(f.expires));
+      .bind(2, std::int64_t{static_cast<std::uint8_t>(state)})
+      .bind(3, c.node)
+      .bind(4, c.caller.identity)
+      .bind(5, c.caller.name)
+      .bind(6, c.caller.workspace)
+      .bind(7, c.caller.role)
+      .bind(8, c.trace_id)
+      // A finished call no longer needs its inputs (as Finished's UPDATE empties them).
+      .bind(9, f ? Payload{} : c.inputs)
+      .bind(10, f ? Payload{} : c.parameters)
+      .bind(11, std::int64_t{c.idempotent})
+      .bind(12, millis(c.submitted))
+      .bind(13, millis(c.deadline))
+      .bind(17, std::int64_t{d ? d->attempt : 0u});
+  if (d)  // else worker_id, worker_identity and request_id stay NULL
+    s.bind(14, d->worker_id).bind(15, d->worker_identity).bind(16, static_cast<std::int64_t>(d->request_id));
+  if (f)  // else the outcome's columns stay NULL
+    s.bind(18, std::int64_t{static_cast<std::uint16_t>(f->outcome.code)})
+        .bind(19, f->outcome.outputs)
+        .bind(20, f->outcome.message)
+        .bind(21, millis(f->at))
+        .bind(22, millis(f->expires));
   s.step();
   s.reset();
   turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);
-  // What append() of the three would count: the inputs come and go within the batch.
-  const auto held = static_cast<std::int64_t>(f.outcome.outputs.bytes.size() + f.outcome.message.size());
+  // What append() of each would count: a finished call's inputs come and go within the batch.
+  const auto held = static_cast<std::int64_t>(
+      f ? f->outcome.outputs.bytes.size() + f->outcome.message.size()
+        : c.inputs.bytes.size() + c.parameters.bytes.size());
   held_bytes_[c.job_id] = held;
   turn_bytes_ += held;
 }

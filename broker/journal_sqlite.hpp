@@ -54,10 +54,10 @@ class SqliteJournal final : public Journal {
   void begin_turn() override;
   void append(const Record& record) override;
   std::vector<JobId> expire(WallTime now) override;
-  // A call whose Submitted, Dispatched(s) and Finished are all in `ops` (with no other record
-  // of it between them) is written once, as its finished row, at the place of its Finished:
-  // one INSERT instead of an INSERT and two UPDATEs (the common case of early dispatch,
-  // docs/DURABILITY.md §3, §10). The same rows, bytes and errors as append() of each.
+  // A call's Submitted and the Dispatched and Finished records of it that follow in `ops`
+  // (with no other record of it between) are written once, as the row they leave, at the
+  // place of the last of them: one INSERT instead of an INSERT and an UPDATE for each
+  // (docs/DURABILITY.md §4, §10). The same rows, bytes and errors as append() of each.
   void append_all(const std::vector<JournalOp>& ops) override;
   void commit() override;
   void rollback() override;
@@ -79,8 +79,9 @@ class SqliteJournal final : public Journal {
   void apply(const Requeued& r);
   void apply(const Finished& r);
   void apply(const Acked& r);
-  // The finished row of a call whose Submitted (and last Dispatched, if any) are in the batch.
-  void insert_finished(const Submitted& s, const Dispatched* d, const Finished& f);
+  // The row a call's Submitted leaves with its last Dispatched (running) and its Finished
+  // (finished), when those are not null (append_all).
+  void write_row(const Submitted& s, const Dispatched* d, const Finished* f);
   void require_turn(const char* what) const;
 
   SqliteOptions options_;
@@ -94,12 +95,14 @@ class SqliteJournal final : public Journal {
   // bytes they free without reading the row; emptied by a rollback, a miss reads the row).
   std::unordered_map<JobId, std::int64_t> held_bytes_;
   bool in_turn_ = false;
-  // append_all's plan of one batch, kept to reuse its memory: the calls whose Submitted is in
-  // the batch, and for those folded, the op indexes of their Submitted, last Dispatched and
-  // Finished (folded: `finished` set; a record of the call that breaks the pattern: `broken`).
+  // append_all's plan of one batch, kept to reuse its memory: for each call whose Submitted
+  // is in the batch, the op indexes of it, of its last folded Dispatched, and of the last
+  // record folded into its row (`end`, where the row is written).
   struct Fold {
-    std::size_t submitted = 0, dispatched = SIZE_MAX, finished = SIZE_MAX;
-    bool broken = false;
+    std::size_t submitted = 0, dispatched = SIZE_MAX, end = 0;
+    bool finished = false;  // its Finished is folded too
+    bool closed = false;    // a record of it that is not folded came (or its Finished)
+    bool broken = false;    // a second Submitted while folding: write its records one by one
   };
   std::unordered_map<JobId, Fold> fold_;
 };

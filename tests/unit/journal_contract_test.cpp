@@ -160,8 +160,8 @@ static void check_same_call(const Call& a, const Call& b) {
   }
 }
 
-TEST_CASE_TEMPLATE("journal contract: a call's whole life in one batch (Submitted, Dispatched, "
-                   "Finished: what early dispatch commits) is stored as append() of each would",
+TEST_CASE_TEMPLATE("journal contract: a call's Submitted with its Dispatched and Finished in one batch "
+                   "(what append_all folds into one row) is stored as append() of each would",
                    Store, MUSTER_STORES) {
   Store by_one, by_batch;
   MUSTER_SKIP_UNLESS_AVAILABLE(by_one);
