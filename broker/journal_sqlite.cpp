@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <type_traits>
 #include <fmt/format.h>
 
 namespace muster::broker::journal {
@@ -42,10 +43,12 @@ static_assert(kMigrations.back().version == SqliteJournal::kSchemaVersion);
 
 enum StatementId {
   kInsert,
+  kInsertRow,
   kBumpNextJob,
   kDispatch,
   kRequeue,
   kRowBytes,
+  kHeldBytes,
   kFinish,
   kDelete,
   kExpire,
@@ -56,17 +59,27 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
     "inputs, parameters, idempotent, submitted_ms, deadline_ms) "
     "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    // The row a Submitted and the Dispatched (and Finished) after it leave, written at once
+    // (append_all); columns left unbound are NULL.
+    "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
+    "inputs, parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, "
+    "request_id, attempts, outcome_code, outputs, message, finished_ms, expires_ms) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+    "?19, ?20, ?21, ?22)",
     "UPDATE muster_meta SET value = max(value, ?1) WHERE key = 'next_job_id'",
     "UPDATE calls SET state = 1, worker_id = ?2, worker_identity = ?3, request_id = ?4, "
     "attempts = ?5 WHERE job_id = ?1 AND state IN (0, 1)",
     "UPDATE calls SET state = 0, worker_id = NULL, worker_identity = NULL, request_id = NULL, "
     "deaths = ?2 WHERE job_id = ?1 AND state = 1",
     "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1 AND state IN (0, 1)",
+    "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1",
     // A finished call no longer needs its inputs: they leave the journal (and its byte count).
     "UPDATE calls SET state = 2, inputs = x'', parameters = x'', outcome_code = ?2, "
     "outputs = ?3, message = ?4, finished_ms = ?5, expires_ms = ?6 WHERE job_id = ?1 "
     "AND state IN (0, 1)",
-    "DELETE FROM calls WHERE job_id = ?1 RETURNING " MUSTER_ROW_BYTES,
+    // Without RETURNING: SQLite gathers RETURNING rows in a temporary table first, which cost
+    // more than the delete (perf, docs/DURABILITY.md §10); the bytes come from held_bytes_.
+    "DELETE FROM calls WHERE job_id = ?1",
     "DELETE FROM calls WHERE state = 2 AND expires_ms <= ?1 RETURNING job_id, " MUSTER_ROW_BYTES,
     "SELECT job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs, "
     "parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, request_id, "
@@ -338,7 +351,7 @@ void SqliteJournal::rollback() {
   in_turn_ = false;
   turn_bytes_ = 0;
   turn_next_job_ = 0;
-  open_bytes_.clear();  // it may name rows the rollback removed; a miss reads the row instead
+  held_bytes_.clear();  // it may name rows the rollback removed; a miss reads the row instead
   if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
@@ -368,7 +381,7 @@ void SqliteJournal::apply(const Submitted& r) {
   // next_job_id is raised once per turn, at its commit (one statement for all its Submits).
   turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);
   const auto bytes = static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
-  open_bytes_[c.job_id] = bytes;
+  held_bytes_[c.job_id] = bytes;
   turn_bytes_ += bytes;
 }
 
@@ -405,10 +418,10 @@ void SqliteJournal::apply(const Requeued& r) {
 void SqliteJournal::apply(const Finished& r) {
   // The bytes the row held before (its inputs and parameters): remembered since its Submitted,
   // else read (a call of an earlier instance, or after a rollback emptied the cache).
+  const auto held = static_cast<std::int64_t>(r.outcome.outputs.bytes.size() + r.outcome.message.size());
   std::int64_t freed = 0;
-  if (auto it = open_bytes_.find(r.job_id); it != open_bytes_.end()) {
+  if (auto it = held_bytes_.find(r.job_id); it != held_bytes_.end()) {
     freed = it->second;
-    open_bytes_.erase(it);
   } else {
     Statement& size = prepared(kRowBytes);
     size.bind(1, static_cast<std::int64_t>(r.job_id));
@@ -430,23 +443,131 @@ void SqliteJournal::apply(const Finished& r) {
   s.reset();
   if (sqlite3_changes(db_) != 1)
     fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
-  turn_bytes_ += static_cast<std::int64_t>(r.outcome.outputs.bytes.size() +
-                                           r.outcome.message.size()) -
-                 freed;
+  held_bytes_[r.job_id] = held;
+  turn_bytes_ += held - freed;
 }
 
 void SqliteJournal::apply(const Acked& r) {
-  open_bytes_.erase(r.job_id);
+  std::int64_t freed = 0;
+  if (auto it = held_bytes_.find(r.job_id); it != held_bytes_.end()) {
+    freed = it->second;
+    held_bytes_.erase(it);
+  } else {
+    Statement& size = prepared(kHeldBytes);
+    size.bind(1, static_cast<std::int64_t>(r.job_id));
+    const bool held = size.step();
+    if (held) freed = size.integer(0);
+    size.reset();
+    if (!held) fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
+  }
   Statement& s = prepared(kDelete);
   s.bind(1, static_cast<std::int64_t>(r.job_id));
-  if (!s.step()) {
-    s.reset();
-    fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
-  }
-  turn_bytes_ -= s.integer(0);
-  while (s.step()) {
-  }
+  s.step();
   s.reset();
+  if (sqlite3_changes(db_) != 1)
+    fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
+  turn_bytes_ -= freed;
+}
+
+void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
+  require_turn("append_all");
+  // Plan: for each call whose Submitted is in this batch, the records of it that follow
+  // (Dispatched ones, then perhaps its Finished) up to the first other record of it (a
+  // Requeued, an Acked...) are folded into one INSERT of the row they leave, at the place of
+  // the last of them. A second Submitted of a call still folding leaves the call's records
+  // to be written one by one (and refused as append() refuses them).
+  fold_.clear();
+  auto job_of = [](const Record& r) -> JobId {
+    return std::visit(
+        [](const auto& x) -> JobId {
+          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, Submitted>) return x.call.job_id;
+          else return x.job_id;
+        },
+        r);
+  };
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const auto* rec = std::get_if<Record>(&ops[i]);
+    if (!rec) continue;
+    const JobId job = job_of(*rec);
+    if (std::holds_alternative<Submitted>(*rec)) {
+      auto [it, fresh] = fold_.try_emplace(job, Fold{i, SIZE_MAX, i});
+      if (!fresh && !it->second.closed) it->second.broken = true;
+      continue;
+    }
+    auto it = fold_.find(job);
+    if (it == fold_.end() || it->second.closed) continue;
+    Fold& f = it->second;
+    if (std::holds_alternative<Dispatched>(*rec)) {
+      f.dispatched = f.end = i;
+    } else if (std::holds_alternative<Finished>(*rec)) {
+      f.finished = true;
+      f.end = i;
+      f.closed = true;
+    } else {
+      f.closed = true;
+    }
+  }
+  // Write: a folded call's records before the last folded one are skipped; the last writes
+  // the row.
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const auto* rec = std::get_if<Record>(&ops[i]);
+    if (!rec) {
+      expire(std::get<ExpireKept>(ops[i]).now);
+      continue;
+    }
+    if (auto it = fold_.find(job_of(*rec)); it != fold_.end() && !it->second.broken &&
+                                            it->second.end != it->second.submitted &&
+                                            i >= it->second.submitted && i <= it->second.end) {
+      const Fold& f = it->second;
+      if (i < f.end) continue;
+      const auto& sub = std::get<Submitted>(std::get<Record>(ops[f.submitted]));
+      const Dispatched* d = f.dispatched == SIZE_MAX
+                                ? nullptr
+                                : &std::get<Dispatched>(std::get<Record>(ops[f.dispatched]));
+      write_row(sub, d, f.finished ? &std::get<Finished>(*rec) : nullptr);
+      continue;
+    }
+    append(*rec);
+  }
+}
+
+void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const Finished* f) {
+  const Call& c = sub.call;
+  if (c.job_id == 0) fail("Submitted with job id 0");
+  const CallState state = f ? CallState::Finished : d ? CallState::Running : CallState::Queued;
+  Statement& s = prepared(kInsertRow);
+  s.bind(1, static_cast<std::int64_t>(c.job_id))
+      .bind(2, std::int64_t{static_cast<std::uint8_t>(state)})
+      .bind(3, c.node)
+      .bind(4, c.caller.identity)
+      .bind(5, c.caller.name)
+      .bind(6, c.caller.workspace)
+      .bind(7, c.caller.role)
+      .bind(8, c.trace_id)
+      // A finished call no longer needs its inputs (as Finished's UPDATE empties them).
+      .bind(9, f ? Payload{} : c.inputs)
+      .bind(10, f ? Payload{} : c.parameters)
+      .bind(11, std::int64_t{c.idempotent})
+      .bind(12, millis(c.submitted))
+      .bind(13, millis(c.deadline))
+      .bind(17, std::int64_t{d ? d->attempt : 0u});
+  if (d)  // else worker_id, worker_identity and request_id stay NULL
+    s.bind(14, d->worker_id).bind(15, d->worker_identity).bind(16, static_cast<std::int64_t>(d->request_id));
+  if (f)  // else the outcome's columns stay NULL
+    s.bind(18, std::int64_t{static_cast<std::uint16_t>(f->outcome.code)})
+        .bind(19, f->outcome.outputs)
+        .bind(20, f->outcome.message)
+        .bind(21, millis(f->at))
+        .bind(22, millis(f->expires));
+  s.step();
+  s.reset();
+  turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);
+  // What append() of each would count: a finished call's inputs come and go within the batch.
+  const auto held = static_cast<std::int64_t>(
+      f ? f->outcome.outputs.bytes.size() + f->outcome.message.size()
+        : c.inputs.bytes.size() + c.parameters.bytes.size());
+  held_bytes_[c.job_id] = held;
+  turn_bytes_ += held;
 }
 
 std::vector<JobId> SqliteJournal::expire(WallTime now) {
@@ -456,6 +577,7 @@ std::vector<JobId> SqliteJournal::expire(WallTime now) {
   s.bind(1, millis(now));
   while (s.step()) {
     gone.push_back(static_cast<JobId>(s.integer(0)));
+    held_bytes_.erase(gone.back());
     turn_bytes_ -= s.integer(1);
   }
   s.reset();

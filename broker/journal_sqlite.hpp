@@ -7,6 +7,7 @@
 // about a call (journal.hpp's contract).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -53,6 +54,11 @@ class SqliteJournal final : public Journal {
   void begin_turn() override;
   void append(const Record& record) override;
   std::vector<JobId> expire(WallTime now) override;
+  // A call's Submitted and the Dispatched and Finished records of it that follow in `ops`
+  // (with no other record of it between) are written once, as the row they leave, at the
+  // place of the last of them: one INSERT instead of an INSERT and an UPDATE for each
+  // (docs/DURABILITY.md §4, §10). The same rows, bytes and errors as append() of each.
+  void append_all(const std::vector<JournalOp>& ops) override;
   void commit() override;
   void rollback() override;
   bool in_turn() const override { return in_turn_; }
@@ -73,6 +79,9 @@ class SqliteJournal final : public Journal {
   void apply(const Requeued& r);
   void apply(const Finished& r);
   void apply(const Acked& r);
+  // The row a call's Submitted leaves with its last Dispatched (running) and its Finished
+  // (finished), when those are not null (append_all).
+  void write_row(const Submitted& s, const Dispatched* d, const Finished* f);
   void require_turn(const char* what) const;
 
   SqliteOptions options_;
@@ -82,10 +91,20 @@ class SqliteJournal final : public Journal {
   std::uint64_t committed_bytes_ = 0;
   std::int64_t turn_bytes_ = 0;  // change of the open turn (negative when it frees more)
   JobId turn_next_job_ = 0;      // next_job_id the open turn's Submits need (written at commit)
-  // Inputs + parameters bytes of the open calls this journal inserted (a cache: Finished needs
-  // the bytes it frees without reading the row; emptied by a rollback, a miss reads the row).
-  std::unordered_map<JobId, std::int64_t> open_bytes_;
+  // The payload bytes of each row this journal wrote (a cache: Finished and Acked need the
+  // bytes they free without reading the row; emptied by a rollback, a miss reads the row).
+  std::unordered_map<JobId, std::int64_t> held_bytes_;
   bool in_turn_ = false;
+  // append_all's plan of one batch, kept to reuse its memory: for each call whose Submitted
+  // is in the batch, the op indexes of it, of its last folded Dispatched, and of the last
+  // record folded into its row (`end`, where the row is written).
+  struct Fold {
+    std::size_t submitted = 0, dispatched = SIZE_MAX, end = 0;
+    bool finished = false;  // its Finished is folded too
+    bool closed = false;    // a record of it that is not folded came (or its Finished)
+    bool broken = false;    // a second Submitted while folding: write its records one by one
+  };
+  std::unordered_map<JobId, Fold> fold_;
 };
 
 }  // namespace muster::broker::journal

@@ -132,6 +132,115 @@ TEST_CASE_TEMPLATE("journal contract: append_all of a batch equals appending one
   CHECK(j->load().calls.size() == 597);
 }
 
+// Every field load() returns, compared (a call written by append_all as by append).
+static void check_same_call(const Call& a, const Call& b) {
+  INFO("job ", a.job_id);
+  CHECK(a.job_id == b.job_id);
+  CHECK(a.state == b.state);
+  CHECK(a.node == b.node);
+  CHECK(a.caller == b.caller);
+  CHECK(a.trace_id == b.trace_id);
+  CHECK(string_of(a.inputs) == string_of(b.inputs));
+  CHECK(string_of(a.parameters) == string_of(b.parameters));
+  CHECK(a.idempotent == b.idempotent);
+  CHECK(a.submitted == b.submitted);
+  CHECK(a.deadline == b.deadline);
+  CHECK(a.worker_id == b.worker_id);
+  CHECK(a.worker_identity == b.worker_identity);
+  CHECK(a.request_id == b.request_id);
+  CHECK(a.attempts == b.attempts);
+  CHECK(a.deaths == b.deaths);
+  REQUIRE(a.outcome.has_value() == b.outcome.has_value());
+  if (a.outcome) {
+    CHECK(a.outcome->code == b.outcome->code);
+    CHECK(string_of(a.outcome->outputs) == string_of(b.outcome->outputs));
+    CHECK(a.outcome->message == b.outcome->message);
+    CHECK(a.finished == b.finished);
+    CHECK(a.expires == b.expires);
+  }
+}
+
+TEST_CASE_TEMPLATE("journal contract: a call's Submitted with its Dispatched and Finished in one batch "
+                   "(what append_all folds into one row) is stored as append() of each would",
+                   Store, MUSTER_STORES) {
+  Store by_one, by_batch;
+  MUSTER_SKIP_UNLESS_AVAILABLE(by_one);
+  auto one = by_one.open();
+  auto batch = by_batch.open();
+  auto ok = [](const std::string& out, WallTime at) {
+    return Finished{0, Outcome{ErrorCode::None, bytes_of(out), ""}, at, at + 1h};
+  };
+  auto with_job = [](Finished f, JobId job) {
+    f.job_id = job;
+    return f;
+  };
+  // Earlier batch: call 20 is open before the batch (its Finished is not foldable).
+  const std::vector<JournalOp> before{Record{Submitted{call(20, "twenty", "p")}}};
+  const std::vector<JournalOp> ops{
+      // 1: the common case, with a re-send (the row keeps the last attempt).
+      Record{Submitted{call(1, "in-1", "par")}}, Record{Dispatched{1, "w1", "id-w1", 101, 1}},
+      Record{Dispatched{1, "w1", "id-w1", 101, 2}},
+      // 2: finished while queued (a cancel or a deadline): no worker, attempts 0.
+      Record{Submitted{call(2, "in-2")}},
+      // 3: requeued in between (its worker died): written record by record.
+      Record{Submitted{call(3, "in-3")}}, Record{Dispatched{3, "w2", "id-w2", 103, 1}},
+      Record{Requeued{3, 1}}, Record{Dispatched{3, "w1", "id-w1", 104, 2}},
+      Record{with_job(Finished{2, Outcome{ErrorCode::Cancelled, {}, "cancelled ü"}, kT0 + 5s, kT0 + 2h}, 2)},
+      ExpireKept{kT0 + 1h},  // between a Submitted and its Finished: expires nothing of them
+      Record{with_job(ok("out-1", kT0 + 6s), 1)}, Record{with_job(ok("out-3", kT0 + 7s), 3)},
+      // 4: finished and acked in the same batch: gone, its bytes freed.
+      Record{Submitted{call(4, "in-4")}}, Record{Dispatched{4, "w1", "id-w1", 105, 1}},
+      Record{with_job(ok("out-4", kT0 + 8s), 4)}, Record{Acked{4}},
+      // 5: still running at the end of the batch.
+      Record{Submitted{call(5, "in-5")}}, Record{Dispatched{5, "w2", "id-w2", 106, 1}},
+      // 20: from the batch before.
+      Record{Dispatched{20, "w1", "id-w1", 107, 1}}, Record{with_job(ok("out-20", kT0 + 9s), 20)},
+      // 6: two calls finished in reverse order of submission.
+      Record{Submitted{call(6, "in-6")}}, Record{Submitted{call(7, "in-7")}},
+      Record{with_job(ok("out-7", kT0 + 10s), 7)}, Record{with_job(ok("out-6", kT0 + 11s), 6)},
+  };
+  for (Journal* j : {one.get(), batch.get()}) {
+    j->begin_turn();
+    j->append_all(before);
+    j->commit();
+  }
+  one->begin_turn();
+  for (const auto& op : ops) {
+    if (auto* rec = std::get_if<Record>(&op)) one->append(*rec);
+    else one->expire(std::get<ExpireKept>(op).now);
+  }
+  const auto bytes_in_turn = one->payload_bytes();
+  one->commit();
+  batch->begin_turn();
+  batch->append_all(ops);
+  CHECK(batch->payload_bytes() == bytes_in_turn);
+  batch->commit();
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+  const Loaded a = one->load(), b = batch->load();
+  CHECK(a.next_job_id == 21);
+  CHECK(b.next_job_id == a.next_job_id);
+  REQUIRE(a.calls.size() == 7);  // 1, 2, 3, 5, 6, 7, 20
+  REQUIRE(b.calls.size() == a.calls.size());
+  for (std::size_t i = 0; i < a.calls.size(); ++i) check_same_call(a.calls[i], b.calls[i]);
+  // Records after the batch apply to the rows it wrote, and the bytes they free match.
+  for (Journal* j : {one.get(), batch.get()}) {
+    one_turn(*j, {Acked{1}, Acked{2}, Acked{7}});
+    CHECK_THROWS_WITH_AS(one_turn(*j, {Finished{6, Outcome{}, kT0, kT0}}),
+                         doctest::Contains("Finished for job 6"), JournalError);
+    j->rollback();
+  }
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+  one.reset();  // and so does a reopened journal
+  batch.reset();
+  one = by_one.open();
+  batch = by_batch.open();
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+  const Loaded ra = one->load(), rb = batch->load();
+  REQUIRE(ra.calls.size() == 4);  // 3, 5, 6, 20
+  REQUIRE(rb.calls.size() == ra.calls.size());
+  for (std::size_t i = 0; i < ra.calls.size(); ++i) check_same_call(ra.calls[i], rb.calls[i]);
+}
+
 TEST_CASE_TEMPLATE("journal contract: a record for a call it does not hold is refused and rolls "
                    "the turn back", Store, MUSTER_STORES) {
   Store store;

@@ -51,6 +51,7 @@ struct DurableSystem {
   const char* name;
   JournalKind journal;
   std::vector<std::string> musterd_args;
+  bool alt = false;  // the build of --alt-musterd (a before/after of a journal change, same run)
 };
 const std::vector<DurableSystem> kDurable = {
     {"muster-durable", JournalKind::Sqlite, {}},
@@ -58,6 +59,8 @@ const std::vector<DurableSystem> kDurable = {
     {"muster-durable-two-commits", JournalKind::Sqlite, {"--journal-early-dispatch", "false"}},
     {"muster-durable-pg", JournalKind::Postgres, {}},
     {"muster-durable-pg-normal", JournalKind::Postgres, {"--journal-sync", "normal"}},
+    {"alt-durable", JournalKind::Sqlite, {}, true},
+    {"alt-durable-normal", JournalKind::Sqlite, {"--journal-sync", "normal"}, true},
 };
 const std::vector<const char*> kDurableSystems = [] {
   std::vector<const char*> names;
@@ -425,7 +428,8 @@ int main(int argc, char** argv) {
                  "(a second muster build, see --alt-musterd), alt-raw, muster-durable (musterd with a SQLite "
                  "journal, every call durable), muster-durable-normal (the same with --journal-sync normal), "
                  "muster-durable-two-commits (the same with --journal-early-dispatch false), muster-durable-pg "
-                 "(on a private PostgreSQL), muster-durable-pg-normal")->capture_default_str();
+                 "(on a private PostgreSQL), muster-durable-pg-normal, alt-durable and alt-durable-normal "
+                 "(muster-durable and muster-durable-normal with --alt-musterd)")->capture_default_str();
   app.add_option("--workers,-w", o.workers, "Worker processes per stack")->capture_default_str();
   app.add_option("--depth,-d", o.depth, "Calls in flight in throughput mode")->capture_default_str();
   app.add_option("--capacity", o.capacity, "SDK worker capacity (0: ceil(depth / workers))")->capture_default_str();
@@ -507,7 +511,8 @@ int main(int argc, char** argv) {
       std::map<std::string, std::string> unsupported;
       for (auto& sys : o.systems) {
         auto stack = sys == "muster" ? make_muster_stack(o.paths)
-                     : durable_system(sys) ? make_muster_stack(o.paths, sys, false, durable_system(sys)->journal,
+                     : durable_system(sys) ? make_muster_stack(durable_system(sys)->alt ? o.alt_paths : o.paths,
+                                                               sys, false, durable_system(sys)->journal,
                                                                durable_system(sys)->musterd_args)
                      : sys == "alt"  ? make_muster_stack(o.alt_paths, "alt")
                      : sys == "raw"  ? make_muster_stack(o.paths, "raw", true)
