@@ -328,6 +328,37 @@ def test_reattach_on_new_instance(fake_daemon, worker):
     fake_daemon.reply(peer, m.Ack())
 
 
+def test_an_unanswered_attach_goes_again_after_a_ping_interval_not_at_the_attach_timeout(fake_daemon):
+    """A daemon that swallowed the Attach (restarted, not bound yet, a failover pair's dropped
+    send: PROTOCOL.md §7.1 "No Attached") but pings: the worker attaches again once a whole
+    ping interval went by unanswered (the second Ping), not at its attach timeout (30 s here,
+    so the old behaviour cannot pass), and only once for that interval."""
+    w = make_worker(fake_daemon, attach_timeout=30.0)
+    w.start()
+    try:
+        assert b"\x01b:" in fake_daemon.subscriptions(timeout=WAIT)
+        fake_daemon.expect(m.Attach)  # swallowed: never answered
+        assert w.attach_count == 1
+        # The first Ping may overtake an Attach still on its way: no Attach for it.
+        fake_daemon.publish("b:", m.Ping(seq=1, instance="up"))
+        assert fake_daemon.nothing(0.3)
+        assert w.attach_count == 1
+        fake_daemon.publish("b:", m.Ping(seq=2, instance="up"))
+        peer, raw, att = fake_daemon.expect(m.Attach)
+        assert raw == wire(w.worker_id, expected_attach(w))  # the same Attach, same session
+        assert w.attach_count == 2
+        fake_daemon.reply(peer, attached_reply(w.worker_id, "up", ping_interval_ms=10000))  # no silence re-attach
+        peer, raw, pong = fake_daemon.expect(m.Pong)  # the Ping heard while attaching, answered
+        assert raw == wire(w.worker_id, m.Pong(2, "up", []))
+        fake_daemon.reply(peer, m.Ack())
+        assert w.wait_attached(WAIT)
+        assert w.attach_count == 2
+        assert fake_daemon.nothing(0.3)
+    finally:
+        w.test_release.set()  # type: ignore[attr-defined]
+        w.stop(now=True, timeout=WAIT)
+
+
 def test_daemon_restart_keeps_running_requests_and_unconfirmed_answers(fake_daemon, worker):
     """PROTOCOL.md §7.6: an answer sent to a daemon that died before its Ack is kept and listed
     (answered) with what still runs (in_flight) in the first Pong to the new instance; Ack{late}

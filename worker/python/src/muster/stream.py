@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Generator,
 
 from . import _flat
 from . import messages as m
+from . import templates
 from .aio import AsyncCall
 from .client import Call, ProgressCallback
 from .credit import DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS, ReceiveWindow
@@ -52,7 +53,7 @@ def check_window(window_items: int, window_bytes: int) -> Tuple[int, int]:
 
 
 def credit_message(request_id: int, grant: Tuple[int, int]) -> bytes:
-    return m.encode(m.ClientMessage(request_id=request_id, body=m.Credit(request_id=request_id, stream=0, items=grant[0], bytes=grant[1])))
+    return templates.client_credit(request_id, 0, grant[0], grant[1])
 
 
 def _slot(cls: type, name: str) -> int:

@@ -403,6 +403,7 @@ class Worker:
         self._next_attach_at: Optional[float] = None
         self._last_ping = 0.0
         self._early_ping: Optional[m.Ping] = None
+        self._pings_since_attach = 0  # broadcast Pings heard while the last Attach went unanswered
         self._attached_version = -1  # registry version sent in the last Attach
         self._detach_deadline: Optional[float] = None
         self._detach_started = False
@@ -805,6 +806,7 @@ class Worker:
         self.state = State.ATTACHING
         self._attach_sent_at = time.monotonic()
         self._next_attach_at = None
+        self._pings_since_attach = 0
         self.attach_count += 1
         nodes = self.registry.specs()
         log.info(
@@ -1010,6 +1012,15 @@ class Worker:
     def _on_ping(self, ping: m.Ping) -> None:
         if self.state == State.ATTACHING:
             self._early_ping = ping  # answered once Attached tells us the instance
+            # A daemon that pings twice (a whole ping interval alive) without answering the
+            # Attach never got it: swallowed before it was bound, or dropped by a failover
+            # pair's ZMQ_IMMEDIATE socket. It goes again now rather than at the attach timeout,
+            # once per ping interval, not once per Ping: the first Ping may overtake an Attach
+            # still on its way (PROTOCOL.md §7.1 "No Attached").
+            self._pings_since_attach += 1
+            if self._pings_since_attach >= 2:
+                log.info("daemon %s pings but has not answered the Attach: attaching again", ping.instance)
+                self._send_attach()
             return
         if self.state not in (State.ATTACHED, State.DETACHING):
             return

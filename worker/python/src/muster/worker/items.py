@@ -18,6 +18,7 @@ import threading
 from typing import Any, AsyncGenerator, Callable, Generator, Mapping, Optional
 
 from .. import messages as m
+from .. import templates
 from ..credit import SendWindow, StreamNotRequested
 from ..values import encode_values
 
@@ -79,9 +80,8 @@ class ItemSender:
 
     def _send(self, payload: bytes) -> Callable[[int], bool]:
         def send(seq: int) -> bool:
-            # `values` takes the encoded Values buffer as is (messages.py: a nested field)
-            item = m.Item(request_id=self.request_id, seq=seq, values=payload)  # type: ignore[arg-type]
-            self._post(seq, m.encode(m.WorkerMessage(worker_id=self._worker_id, body=item)))
+            # the encoded Values buffer goes as is, in a cached layout (templates.py)
+            self._post(seq, templates.worker_item(self._worker_id, self.request_id, seq, payload))
             return True
 
         return send
