@@ -34,6 +34,7 @@ from typing import IO, Any, Callable, Deque, Dict, Iterator, List, Mapping, Opti
 import flatbuffers
 
 from . import messages as m
+from .credit import AsyncWaiters, wake_all
 from .errors import ErrorCode, InvalidRequest, MusterError, WorkerError
 from .values import ChunkedValue
 
@@ -586,7 +587,7 @@ class InputStream(io.RawIOBase):
         self.granted = window if size else 0
         self._sha = hashlib.sha256()
         self._error: Optional[MusterError] = None
-        self._async_waiters: List[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]] = []
+        self._async_waiters: AsyncWaiters = []
         # a collect stream's chunks, joined once complete (bytes.join copies without the GIL)
         self._collected: Optional[List[Data]] = [] if collect else None
         if size == 0 and sha256 != hashlib.sha256().digest():  # no chunk will come to check it
@@ -755,21 +756,10 @@ class InputStream(io.RawIOBase):
         return None
 
     def _wake(self) -> None:
-        self._cond.notify_all()
-        for loop, waiter in self._async_waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, waiter)
-            except RuntimeError:
-                pass  # that loop is closed
-        self._async_waiters = []
+        wake_all(self._cond, self._async_waiters)
 
     def __repr__(self) -> str:
         return f"<InputStream {self.port} stream {self.stream}: {self.consumed}/{self.size} bytes read>"
-
-
-def _resolve(waiter: "asyncio.Future[None]") -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def chunk_error(error: BaseException, what: str) -> MusterError:

@@ -117,13 +117,22 @@ class SendWindow:
         return out
 
     def _wake(self) -> None:
-        self._cond.notify_all()
-        for loop, waiter in self._async_waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, waiter)
-            except RuntimeError:
-                pass  # that loop is closed: its waiter is gone with it
-        self._async_waiters = []
+        wake_all(self._cond, self._async_waiters)
+
+
+AsyncWaiters = List[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]]
+
+
+def wake_all(cond: threading.Condition, waiters: AsyncWaiters) -> None:
+    """Wakes every thread waiting on ``cond`` (the caller holds it) and resolves every asyncio
+    waiter in ``waiters`` on its own loop, then empties ``waiters``."""
+    cond.notify_all()
+    for loop, waiter in waiters:
+        try:
+            loop.call_soon_threadsafe(_resolve, waiter)
+        except RuntimeError:
+            pass  # that loop is closed: its waiter is gone with it
+    waiters.clear()
 
 
 def _resolve(waiter: "asyncio.Future[None]") -> None:
