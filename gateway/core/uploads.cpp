@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "muster/secure_file.hpp"
+#include "muster/sha256.hpp"
 
 namespace muster::gateway {
 
@@ -33,10 +34,9 @@ std::string hex(const unsigned char* data, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out += fmt::format("{:02x}", data[i]);
   return out;
 }
+std::string hex(const Sha256Digest& digest) { return hex(digest.data(), digest.size()); }
 std::string sha256_hex(const void* data, std::size_t n) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, static_cast<const unsigned char*>(data), n);
-  return hex(digest, sizeof digest);
+  return hex(sha256({static_cast<const std::uint8_t*>(data), n}));
 }
 // The JSON in `path`, or a discarded value when it is missing or not JSON.
 Json read_json(const fs::path& path) {
@@ -108,7 +108,7 @@ void UploadStore::restore(std::int64_t now) {
         std::string line = text->substr(at, end - at);
         at = end + 1;
         auto space = line.find(' ');
-        if (space == std::string::npos || line.size() - space - 1 != 2 * crypto_hash_sha256_BYTES) continue;
+        if (space == std::string::npos || line.size() - space - 1 != 2 * std::tuple_size_v<Sha256Digest>) continue;
         std::uint64_t index = 0;
         try {
           index = std::stoull(line.substr(0, space));
@@ -330,8 +330,7 @@ std::vector<UploadReply> UploadStore::chunk(const std::string& user, std::uint64
   if (s->chunks_received < s->total_chunks) return out;
 
   // Every chunk is in: hash the file and keep it.
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
+  Sha256 hasher;
   std::ifstream in(part_path(*s), std::ios::binary);
   std::vector<char> buf(1 << 20);
   std::uint64_t read_total = 0;
@@ -339,18 +338,17 @@ std::vector<UploadReply> UploadStore::chunk(const std::string& user, std::uint64
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     auto n = static_cast<std::size_t>(in.gcount());
     read_total += n;
-    crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(buf.data()), n);
+    hasher.update({reinterpret_cast<const std::uint8_t*>(buf.data()), n});
   }
   if (read_total != s->total_size) {
     out.push_back(error(sid, "the upload file changed on disk while it was written", "WRITE_FAILED"));
     drop(sid);
     return out;
   }
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256_final(&st, digest);
-  std::string hash = "sha256:" + hex(digest, sizeof digest);
+  const std::string digest = hex(hasher.finish());
+  std::string hash = "sha256:" + digest;
   File f{.user = s->user, .hash = hash, .filename = s->filename, .size = s->total_size, .created = now};
-  f.path = dir_ / "files" / fmt::format("{}-{}", s->id, hex(digest, sizeof digest));
+  f.path = dir_ / "files" / fmt::format("{}-{}", s->id, digest);
   std::error_code ec;
   fs::rename(part_path(*s), f.path, ec);
   if (ec) {

@@ -1,11 +1,15 @@
 // chunking_test.cpp — one chunked stream's sender and receiver (worker/cpp/chunking.hpp,
 // PROTOCOL.md §7.9): chunks within the credit, in order, and the receiver's size and sha256
-// check (libsodium), including a corrupted chunk.
+// check, including a corrupted chunk; and the SHA-256 they use (sha256.hpp, OpenSSL) against
+// the FIPS 180-2 vectors and libsodium's, whole or fed in uneven pieces.
 #include <doctest/doctest.h>
+
+#include <sodium.h>
 
 #include <fmt/format.h>
 
 #include "muster/chunking.hpp"
+#include "muster/sha256.hpp"
 
 using namespace muster;
 
@@ -19,12 +23,57 @@ Bytes pattern(std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("chunking: sha256 is libsodium's SHA-256 (FIPS 180-2 test vector)") {
-  std::string abc = "abc";
-  auto h = sha256({reinterpret_cast<const std::uint8_t*>(abc.data()), abc.size()});
-  std::string hex;
-  for (auto b : h) hex += fmt::format("{:02x}", b);
-  CHECK(hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+namespace {
+std::string hex(const Sha256Digest& digest) {
+  std::string out;
+  for (auto b : digest) out += fmt::format("{:02x}", b);
+  return out;
+}
+std::span<const std::uint8_t> bytes_of(std::string_view text) {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+}  // namespace
+
+TEST_CASE("chunking: sha256 gives the FIPS 180-2 SHA-256 of \"\", \"abc\" and a two-block message") {
+  CHECK(hex(sha256({})) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(hex(Sha256().finish()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(hex(sha256(bytes_of("abc"))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(hex(sha256(bytes_of("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))) ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+TEST_CASE("chunking: 3 MiB fed to Sha256 in uneven pieces hash as in one call, and as libsodium hashes them") {
+  const Bytes value = pattern(3u << 20);
+  auto data = value.span();
+  Sha256 running;
+  std::size_t piece = 1;
+  for (std::size_t at = 0; at < data.size(); piece = piece * 7 + 3) {  // 1, 10, 73, ... bytes, then wrapping
+    auto n = std::min(data.size() - at, piece % 300000 + 1);
+    running.update(data.subspan(at, n));
+    at += n;
+  }
+  running.update({});  // nothing: changes nothing
+  auto whole = sha256(data);
+  CHECK(running.finish() == whole);
+  std::array<std::uint8_t, 32> reference{};
+  REQUIRE(sodium_init() >= 0);
+  crypto_hash_sha256(reference.data(), data.data(), data.size());
+  CHECK(whole == reference);
+}
+
+TEST_CASE("chunking: Sha256::finish leaves the hash running, and a copy continues from the same bytes") {
+  Sha256 a;
+  a.update(bytes_of("ab"));
+  CHECK(hex(a.finish()) == hex(sha256(bytes_of("ab"))));
+  Sha256 b = a;
+  a.update(bytes_of("c"));
+  CHECK(hex(a.finish()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(b.finish() == sha256(bytes_of("ab")));  // the copy did not see "c"
+  b = a;
+  CHECK(hex(b.finish()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 moved = std::move(b);
+  b = a;  // a moved-from hash takes a copy again
+  CHECK(b.finish() == moved.finish());
 }
 
 TEST_CASE("chunking: the sender stays within the credit; the receiver rebuilds and checks the value") {

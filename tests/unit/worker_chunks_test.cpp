@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include <sodium.h>
 #include <zmq.hpp>
 
 #include "daemon_process.hpp"
@@ -44,6 +45,7 @@ std::vector<std::uint8_t> pattern_bytes(std::uint64_t from, std::size_t n) {
   return out;
 }
 
+// Hashed by libsodium: a reference independent of the SDK's own SHA-256 (OpenSSL, sha256.hpp).
 std::array<std::uint8_t, 32> pattern_sha256(std::uint64_t size) {
   crypto_hash_sha256_state s;
   crypto_hash_sha256_init(&s);

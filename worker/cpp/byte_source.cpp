@@ -11,7 +11,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <sodium.h>
+
+#include "muster/sha256.hpp"
 
 namespace muster {
 
@@ -57,19 +58,15 @@ void BytesSource::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
 
 std::array<std::uint8_t, 32> sha256_of(ByteSource& source) {
   if (auto known = source.known_sha256()) return *known;
-  if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
-  crypto_hash_sha256_state state;
-  crypto_hash_sha256_init(&state);
+  Sha256 hash;
   std::vector<std::uint8_t> buffer(static_cast<std::size_t>(std::min<std::uint64_t>(source.size(), 1u << 20)));
   for (std::uint64_t at = 0; at < source.size();) {
     auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), source.size() - at));
     source.read_at(at, std::span(buffer).first(n));
-    crypto_hash_sha256_update(&state, buffer.data(), n);
+    hash.update(std::span(buffer).first(n));
     at += n;
   }
-  std::array<std::uint8_t, 32> out{};
-  crypto_hash_sha256_final(&state, out.data());
-  return out;
+  return hash.finish();
 }
 
 Bytes read_all(ByteSource& source) {

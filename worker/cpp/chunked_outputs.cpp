@@ -8,9 +8,7 @@
 namespace muster {
 
 ChunkedOutputs::ChunkedOutputs(std::uint64_t window, std::shared_ptr<OutputSink> sink)
-    : window_(window), sink_(std::move(sink)) {
-  if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
-}
+    : window_(window), sink_(std::move(sink)) {}
 
 ChunkedOutputs::~ChunkedOutputs() {
   if (!sink_) return;
@@ -23,7 +21,6 @@ ChunkedOutputs::Stream& ChunkedOutputs::stream(std::uint32_t n) {
   if (it != streams_.end()) return it->second;
   Stream& s = streams_[n];
   s.granted = window_;
-  crypto_hash_sha256_init(&s.hash);
   return s;
 }
 
@@ -42,7 +39,7 @@ std::optional<std::string> ChunkedOutputs::on_chunk(std::uint32_t n, std::uint64
   } else {
     s.buffer.insert(s.buffer.end(), data.begin(), data.end());
   }
-  crypto_hash_sha256_update(&s.hash, data.data(), data.size());
+  s.hash.update(data);
   s.received += data.size();
   received_ += data.size();
   // Taken (held or written): the worker may run one window ahead again, in steps of half one.
@@ -61,10 +58,7 @@ std::optional<std::string> ChunkedOutputs::resolve(Map& outputs) {
     if (s.taken) return fmt::format("output {}: chunked stream {} is named by another output too", port, ref.stream);
     if (s.received != ref.size)
       return fmt::format("output {}: chunked stream {}: {} of {} bytes received", port, ref.stream, s.received, ref.size);
-    auto state = s.hash;
-    std::array<std::uint8_t, 32> got{};
-    crypto_hash_sha256_final(&state, got.data());
-    if (got != ref.sha256) return fmt::format("output {}: chunked stream {}: sha256 mismatch", port, ref.stream);
+    if (s.hash.finish() != ref.sha256) return fmt::format("output {}: chunked stream {}: sha256 mismatch", port, ref.stream);
     if (sink_) {
       try {
         sink_->commit(ref.stream, port);

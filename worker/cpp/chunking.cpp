@@ -8,19 +8,6 @@
 
 namespace muster {
 
-namespace {
-void init_sodium() {
-  if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
-}
-}  // namespace
-
-std::array<std::uint8_t, 32> sha256(std::span<const std::uint8_t> data) {
-  init_sodium();
-  std::array<std::uint8_t, 32> out{};
-  crypto_hash_sha256(out.data(), data.data(), data.size());
-  return out;
-}
-
 ChunkSender::ChunkSender(Bytes data, std::uint32_t stream, std::uint64_t granted, std::size_t chunk_bytes)
     : data_(std::move(data)), granted_(granted), chunk_bytes_(std::max<std::size_t>(chunk_bytes, 1)) {
   if (stream == 0) throw std::invalid_argument("a chunked value needs a stream >= 1 (0 is the call's items)");
@@ -60,8 +47,6 @@ std::optional<ChunkOut> ChunkSender::next() {
 
 ChunkReceiver::ChunkReceiver(ChunkedValue ref, std::uint64_t window, ChunkDelivery delivery)
     : ref_(ref), window_(window), delivery_(delivery) {
-  init_sodium();
-  crypto_hash_sha256_init(&hash_);
   if (delivery_ == ChunkDelivery::Buffer)
     buffer_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(ref_.size, 1ull << 30)));
 }
@@ -77,7 +62,7 @@ std::optional<std::string> ChunkReceiver::on_chunk(std::uint64_t offset, std::sp
     return fmt::format("chunked stream {}: {} bytes at offset {} pass its size of {} bytes", ref_.stream,
                        data.size(), offset, ref_.size);
   if (delivery_ == ChunkDelivery::Buffer) buffer_.insert(buffer_.end(), data.begin(), data.end());
-  crypto_hash_sha256_update(&hash_, data.data(), data.size());
+  hash_.update(data);
   received_ += data.size();
   return std::nullopt;
 }
@@ -85,10 +70,7 @@ std::optional<std::string> ChunkReceiver::on_chunk(std::uint64_t offset, std::sp
 std::optional<std::string> ChunkReceiver::check() const {
   if (received_ != ref_.size)
     return fmt::format("chunked stream {}: {} of {} bytes received", ref_.stream, received_, ref_.size);
-  auto state = hash_;  // finishing consumes the state
-  std::array<std::uint8_t, 32> got{};
-  crypto_hash_sha256_final(&state, got.data());
-  if (got != ref_.sha256) return fmt::format("chunked stream {}: sha256 mismatch", ref_.stream);
+  if (hash_.finish() != ref_.sha256) return fmt::format("chunked stream {}: sha256 mismatch", ref_.stream);
   return std::nullopt;
 }
 

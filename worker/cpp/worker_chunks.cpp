@@ -132,8 +132,7 @@ std::optional<std::uint64_t> OutputCredits::wait_beyond(std::uint32_t stream, st
 ChunkedValue send_chunked(const PieceReader& next_piece, std::uint32_t stream, OutputCredits& credits,
                           const std::atomic<bool>& aborted, std::size_t chunk_bytes,
                           const std::function<void(std::uint64_t, std::span<const std::uint8_t>)>& send) {
-  crypto_hash_sha256_state hash;
-  crypto_hash_sha256_init(&hash);
+  Sha256 hash;
   std::uint64_t sent = 0;
   // One piece read ahead: the end is known before waiting for credit, since a caller whose
   // grant already covers every byte sent grants no more (its window stops at the size).
@@ -145,7 +144,7 @@ ChunkedValue send_chunked(const PieceReader& next_piece, std::uint32_t stream, O
     // The strict send rule: offset + size <= granted.
     auto n = static_cast<std::size_t>(std::min<std::uint64_t>(pending.size(), *granted - sent));
     auto chunk = pending.first(n);
-    crypto_hash_sha256_update(&hash, chunk.data(), chunk.size());
+    hash.update(chunk);
     credits.started = true;
     send(sent, chunk);
     sent += n;
@@ -155,7 +154,7 @@ ChunkedValue send_chunked(const PieceReader& next_piece, std::uint32_t stream, O
   ChunkedValue ref;
   ref.stream = stream;
   ref.size = sent;
-  crypto_hash_sha256_final(&hash, ref.sha256.data());
+  ref.sha256 = hash.finish();
   return ref;
 }
 

@@ -71,7 +71,7 @@ class BytesSource final : public ByteSource {
 };
 
 // The SHA-256 of the whole source: known_sha256() if it has one, else read in one pass of
-// 1 MiB reads (libsodium crypto_hash_sha256).
+// 1 MiB reads (sha256.hpp).
 std::array<std::uint8_t, 32> sha256_of(ByteSource& source);
 // All of a (small) source in memory.
 Bytes read_all(ByteSource& source);

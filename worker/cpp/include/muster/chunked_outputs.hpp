@@ -19,9 +19,8 @@
 #include <string>
 #include <vector>
 
-#include <sodium.h>
-
 #include "muster/output_sink.hpp"
+#include "muster/sha256.hpp"
 #include "muster/value.hpp"
 
 namespace muster {
@@ -58,7 +57,7 @@ class ChunkedOutputs {
   struct Stream {
     std::uint64_t received = 0, granted = 0;
     std::vector<std::uint8_t> buffer;  // without a sink
-    crypto_hash_sha256_state hash;
+    Sha256 hash;
     bool taken = false;  // resolved: committed to the sink or handed out as Bytes
   };
   Stream& stream(std::uint32_t n);

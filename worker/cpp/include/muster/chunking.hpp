@@ -1,7 +1,7 @@
 // chunking.hpp — the two ends of one chunked stream in an SDK (docs/PROTOCOL.md §7.9), without
 // sockets: the sender cuts a bytes value into chunks within the receiver's credit; the receiver
 // takes them in offset order, grants its window as it goes, and checks the size and the SHA-256
-// (libsodium crypto_hash_sha256) at the end.
+// (sha256.hpp, OpenSSL) at the end.
 // Owns: the offsets, the credit arithmetic and the checks of one stream.
 // Must never: send past the credit, accept a chunk out of order or beyond the declared size, or
 // hand out bytes whose size or sha256 does not match the reference.
@@ -17,18 +17,14 @@
 #include <string>
 #include <vector>
 
-#include <sodium.h>
-
 #include "muster/byte_source.hpp"
+#include "muster/sha256.hpp"
 #include "muster/value.hpp"
 
 namespace muster {
 
 inline constexpr std::size_t kChunkBytes = 1 << 20;           // the SDKs' chunk size
 inline constexpr std::uint64_t kChunkWindowBytes = 4u << 20;  // the window the SDKs grant
-
-// The SHA-256 of `data` (libsodium crypto_hash_sha256).
-std::array<std::uint8_t, 32> sha256(std::span<const std::uint8_t> data);
 
 // One chunk to send: `data` is a view into the sender's value (a source's: into the sender's
 // buffer, valid until its next call to next()).
@@ -99,7 +95,7 @@ class ChunkReceiver {
   ChunkDelivery delivery_;
   std::uint64_t received_ = 0;
   std::vector<std::uint8_t> buffer_;  // ChunkDelivery::Buffer only
-  crypto_hash_sha256_state hash_;  // over the bytes received, in order
+  Sha256 hash_;  // over the bytes received, in order
 };
 
 }  // namespace muster
