@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "baseline_worker.hpp"
 #include "common.hpp"
 #include "muster/allocator.hpp"
 #include "muster/process.hpp"
@@ -33,67 +34,13 @@ int run_sdk(muster::WorkerOptions opt, const std::string& log_level, muster::Han
 
 int run_baseline(const std::string& id, const std::string& request_address,
                  const std::string& response_address, const std::string& curve_server_key) {
-  muster::SignalPipe signals;
-  zmq::context_t ctx{1};
-  zmq::socket_t sub{ctx, zmq::socket_type::sub};
-  zmq::socket_t dealer{ctx, zmq::socket_type::dealer};
-  for (auto* s : {&sub, &dealer}) {  // as the C++ SDK sets them (worker/cpp/worker.cpp)
-    s->set(zmq::sockopt::linger, 1000);
-    s->set(zmq::sockopt::rcvhwm, 100000);
-    s->set(zmq::sockopt::sndhwm, 100000);
-    if (!curve_server_key.empty()) {
-      auto keys = muster::bench::curve_keypair();
-      s->set(zmq::sockopt::curve_serverkey, curve_server_key);
-      s->set(zmq::sockopt::curve_publickey, keys.public_key);
-      s->set(zmq::sockopt::curve_secretkey, keys.secret_key);
-    }
-  }
-  std::string topic = "w:" + id + ":";
-  sub.set(zmq::sockopt::subscribe, topic);
-  sub.set(zmq::sockopt::subscribe, "b:");
-  sub.connect(request_address);
-  dealer.connect(response_address);
-
-  bool confirmed = false;
-  auto hello = [&] {
-    dealer.send(zmq::str_buffer("H"), zmq::send_flags::sndmore);
-    dealer.send(zmq::buffer(id), zmq::send_flags::dontwait);
-  };
-  hello();
-  auto last_hello = std::chrono::steady_clock::now();
-  zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0},
-                             {nullptr, signals.fd(), ZMQ_POLLIN, 0}};
-  while (!signals.triggered()) {
-    try {
-      zmq::poll(items, 2, std::chrono::milliseconds(confirmed ? 1000 : 50));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
-    if (items[1].revents & ZMQ_POLLIN) signals.drain();
-    if (!confirmed && std::chrono::steady_clock::now() - last_hello > std::chrono::milliseconds(50)) {
-      hello();
-      last_hello = std::chrono::steady_clock::now();
-    }
-    for (int i = 0; i < 256; ++i) {
-      zmq::message_t t, first, second;
-      if (!sub.recv(t, zmq::recv_flags::dontwait)) break;
-      if (!t.more()) continue;
-      (void)sub.recv(first, zmq::recv_flags::none);
-      if (!first.more()) {
-        if (!confirmed && first.size() == 1 && *first.data<char>() == 'C') {
-          confirmed = true;
-          dealer.send(zmq::str_buffer("R"), zmq::send_flags::sndmore);
-          dealer.send(zmq::buffer(id), zmq::send_flags::dontwait);
-        }
-        continue;
-      }
-      (void)sub.recv(second, zmq::recv_flags::none);
-      while (second.more()) (void)sub.recv(second, zmq::recv_flags::none);
-      dealer.send(first, zmq::send_flags::sndmore);
-      dealer.send(second, zmq::send_flags::dontwait);
-    }
-  }
-  return 0;
+  // Every request frame goes straight back, moved, not copied.
+  return muster::bench::run_baseline_worker(
+      id, request_address, response_address, curve_server_key, /*broadcast=*/true,
+      [](zmq::message_t& rid, zmq::message_t& request, zmq::socket_t& dealer) {
+        dealer.send(rid, zmq::send_flags::sndmore);
+        dealer.send(request, zmq::send_flags::dontwait);
+      });
 }
 
 }  // namespace
