@@ -97,7 +97,22 @@ class Page:
         wait_for(attempt, 10, f"{css} to be clickable")
 
     def text(self, css) -> str:
-        return self.q(css).text
+        return self.fresh(lambda: self.q(css).text)
+
+    def text_if_any(self, css) -> str:
+        """The first element's text, or "" when none matches."""
+        return self.fresh(lambda: next((e.text for e in self.qa(css)), ""))
+
+    @staticmethod
+    def fresh(read):
+        """`read()`, found again when the element went stale in between: lists and tables
+        re-render on every push (bounded: 50 tries, 50 ms apart)."""
+        for _ in range(49):
+            try:
+                return read()
+            except StaleElementReferenceException:
+                time.sleep(0.05)
+        return read()
 
     def js(self, script, *args):
         return self.d.execute_script(script, *args)
@@ -307,8 +322,7 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base, run_cli):
     # The hello row shows musterd's statistics: the CLI's two calls and the page's one, and
     # a p50 service time; the broker's latency percentiles come from them too.
     def hello_stat(key):
-        cells = p.qa(f'tr[data-node="hello"] td[data-stat="{key}"]')
-        return cells[0].text if cells else ""
+        return p.text_if_any(f'tr[data-node="hello"] td[data-stat="{key}"]')
     p.wait(lambda: hello_stat("completed") == "3", 20, "hello's completed count from musterd (3)")
     assert re.fullmatch(r"[\d,]+\.\d+ ms", hello_stat("p50")) and hello_stat("p50") != "0.00 ms", hello_stat("p50")
     assert hello_stat("errors") == "0"
