@@ -22,6 +22,7 @@
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
 #include "client_message.hpp"
+#include "client_socket.hpp"
 #include "listing_json.hpp"
 #include "muster/socket_poll.hpp"
 
@@ -62,7 +63,7 @@ struct Client::Impl {
   zmq::socket_t socket{ctx, zmq::socket_type::dealer};
   // Connection events of `socket`: a client learns at once that the daemon is unreachable or
   // went away, instead of waiting for its deadlines.
-  zmq::socket_t monitor{ctx, zmq::socket_type::pair};
+  ConnectionMonitor monitor{ctx, socket};
   std::uint64_t next_id = 1;
   bool connected = false;
   // Connections up (CONNECTED minus DISCONNECTED events): with a failover pair's two
@@ -127,28 +128,9 @@ struct Client::Impl {
   }
 
   explicit Impl(ClientOptions o) : opt(std::move(o)) {
-    if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
-    SecureOptions secure = opt.secure;
-    secure.insecure = secure.insecure || opt.insecure;
-    endpoints = endpoint_list(opt.client_address);
-    auto curve = secure_connect_keys(secure, endpoints);
-    for (auto& ep : endpoints) check_endpoint(ep, curve.has_value(), secure.insecure);
-    if (curve) apply_curve(socket, *curve);
-    // Not ZMQ_IMMEDIATE for one daemon: with it, libzmq drops replies already received but not
-    // yet read when the daemon disconnects right after sending them (e.g. at shutdown). With a
-    // failover pair it is needed: without it, every other message would wait in the pipe of
-    // the standby's endpoint (bound by no one) and reach it, stale, once it takes over. What a
-    // dying daemon sent and was not read is lost either way; durable calls resume.
-    if (endpoints.size() > 1) socket.set(zmq::sockopt::immediate, 1);
-    socket.set(zmq::sockopt::linger, 0);
+    endpoints = prepare_client_socket(opt, socket);
     socket.set(zmq::sockopt::sndhwm, 100000);
     socket.set(zmq::sockopt::rcvhwm, 100000);
-    auto monitor_endpoint = fmt::format("inproc://muster-client-monitor-{}", static_cast<void*>(this));
-    if (zmq_socket_monitor(socket.handle(), monitor_endpoint.c_str(),
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
-      throw zmq::error_t();
-    monitor.set(zmq::sockopt::linger, 0);
-    monitor.connect(monitor_endpoint);
     for (auto& ep : endpoints) socket.connect(ep);
   }
 
@@ -159,11 +141,7 @@ struct Client::Impl {
   };
   Link read_monitor() {
     Link link;
-    zmq::message_t event, address;
-    while (monitor.recv(event, zmq::recv_flags::dontwait)) {
-      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
-      std::uint16_t kind = 0;
-      if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
+    while (auto kind = monitor.next()) {
       if (kind == ZMQ_EVENT_CONNECTED) {
         links_up = std::min(links_up + 1, static_cast<int>(endpoints.size()));
         link.connected = true;

@@ -7,6 +7,7 @@
 #include <zmq.hpp>
 
 #include "client_message.hpp"
+#include "client_socket.hpp"
 #include "listing_json.hpp"
 #include "muster/endpoints.hpp"
 #include "muster/frames.hpp"
@@ -39,29 +40,14 @@ struct Watch::Impl {
   WatchOptions what;
   zmq::context_t ctx{1};
   zmq::socket_t socket{ctx, zmq::socket_type::dealer};
-  zmq::socket_t monitor{ctx, zmq::socket_type::pair};
+  ConnectionMonitor monitor{ctx, socket};
   int links_up = 0;
   bool sent = false, cancel_sent = false, snapshot_seen = false;
   std::optional<CallError> ended;
   SteadyClock::time_point give_up;  // no snapshot by then: UNAVAILABLE
 
   Impl(ClientOptions o, WatchOptions w) : opt(std::move(o)), what(std::move(w)) {
-    if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
-    SecureOptions secure = opt.secure;
-    secure.insecure = secure.insecure || opt.insecure;
-    auto endpoints = endpoint_list(opt.client_address);
-    auto curve = secure_connect_keys(secure, endpoints);
-    for (auto& ep : endpoints) check_endpoint(ep, curve.has_value(), secure.insecure);
-    if (curve) apply_curve(socket, *curve);
-    if (endpoints.size() > 1) socket.set(zmq::sockopt::immediate, 1);  // as Client: the active one
-    socket.set(zmq::sockopt::linger, 0);
-    auto monitor_endpoint = fmt::format("inproc://muster-watch-monitor-{}", static_cast<void*>(this));
-    if (zmq_socket_monitor(socket.handle(), monitor_endpoint.c_str(),
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
-      throw zmq::error_t();
-    monitor.set(zmq::sockopt::linger, 0);
-    monitor.connect(monitor_endpoint);
-    for (auto& ep : endpoints) socket.connect(ep);
+    for (auto& ep : prepare_client_socket(opt, socket)) socket.connect(ep);  // as a Client
     give_up = SteadyClock::now() + opt.grace;
   }
 
@@ -96,11 +82,7 @@ struct Watch::Impl {
 
   // Reads the monitor: the watch is sent once connected; a lost connection ends it.
   void read_monitor() {
-    zmq::message_t event, address;
-    while (monitor.recv(event, zmq::recv_flags::dontwait)) {
-      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
-      std::uint16_t kind = 0;
-      if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
+    while (auto kind = monitor.next()) {
       if (kind == ZMQ_EVENT_CONNECTED) ++links_up;
       if (kind == ZMQ_EVENT_DISCONNECTED) {
         links_up = std::max(links_up - 1, 0);

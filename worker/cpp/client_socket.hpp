@@ -1,0 +1,73 @@
+// client_socket.hpp — (private to the C++ client library) the DEALER a Client or a Watch talks
+// to musterd on: its endpoints (one daemon, or the two of a failover pair), CURVE, and the
+// libzmq socket monitor that reports its connections coming up and going away. One place for
+// both, so a Watch connects exactly as a Client does.
+// Owns: checking the endpoints and security options, the monitor's inproc PAIR socket.
+// Must never: connect before the monitor watches (an event would be missed), or decide what a
+// connection event means (the Client fails or resumes calls, a Watch ends).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <zmq.hpp>
+
+#include "muster/client.hpp"
+#include "muster/endpoints.hpp"
+#include "muster/secure_connect.hpp"
+
+namespace muster {
+
+// Sets `socket` up for opt.client_address (filled with the default endpoint when empty):
+// checks every endpoint against the security options, applies CURVE and linger 0, and returns
+// the endpoints, not yet connected. Throws what check_endpoint and secure_connect_keys throw.
+// Not ZMQ_IMMEDIATE for one daemon: with it, libzmq drops replies already received but not yet
+// read when the daemon disconnects right after sending them (e.g. at shutdown). With a failover
+// pair it is needed: without it, every other message would wait in the pipe of the standby's
+// endpoint (bound by no one) and reach it, stale, once it takes over. What a dying daemon sent
+// and was not read is lost either way; durable calls resume.
+inline std::vector<std::string> prepare_client_socket(ClientOptions& opt, zmq::socket_t& socket) {
+  if (opt.client_address.empty()) opt.client_address = default_endpoint(SocketRole::Client);
+  SecureOptions secure = opt.secure;
+  secure.insecure = secure.insecure || opt.insecure;
+  auto endpoints = endpoint_list(opt.client_address);
+  auto curve = secure_connect_keys(secure, endpoints);
+  for (auto& ep : endpoints) check_endpoint(ep, curve.has_value(), secure.insecure);
+  if (curve) apply_curve(socket, *curve);
+  if (endpoints.size() > 1) socket.set(zmq::sockopt::immediate, 1);
+  socket.set(zmq::sockopt::linger, 0);
+  return endpoints;
+}
+
+// The CONNECTED and DISCONNECTED events of one socket.
+class ConnectionMonitor {
+ public:
+  ConnectionMonitor(zmq::context_t& ctx, zmq::socket_t& watched) : pair_(ctx, zmq::socket_type::pair) {
+    auto endpoint = fmt::format("inproc://muster-connection-monitor-{}", static_cast<void*>(this));
+    if (zmq_socket_monitor(watched.handle(), endpoint.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+      throw zmq::error_t();
+    pair_.set(zmq::sockopt::linger, 0);
+    pair_.connect(endpoint);
+  }
+
+  // The next event already waiting (ZMQ_EVENT_CONNECTED or ZMQ_EVENT_DISCONNECTED), or nullopt.
+  std::optional<std::uint16_t> next() {
+    zmq::message_t event, address;
+    if (!pair_.recv(event, zmq::recv_flags::dontwait)) return std::nullopt;
+    if (event.more()) (void)pair_.recv(address, zmq::recv_flags::none);
+    std::uint16_t kind = 0;
+    if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
+    return kind;
+  }
+
+  void* handle() { return pair_.handle(); }  // readable while an event waits (for zmq::poll)
+
+ private:
+  zmq::socket_t pair_;
+};
+
+}  // namespace muster
