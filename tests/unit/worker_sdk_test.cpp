@@ -531,11 +531,11 @@ TEST_CASE("C++ SDK with a daemon that does not know §7.7: every answer is Acked
   fake.reply(pong.peer, FakeDaemon::ack());
 }
 
-TEST_CASE("C++ SDK across a daemon restart (§7.6): what runs and the unconfirmed answers are listed to the new instance; a missing one goes again") {
-  FakeDaemon fake;
-  std::atomic<bool> release{false};
-  std::atomic<int> runs{0};
-  RunningWorker w(fake.options("cpp-restart"));
+// Starts `w` (worker `worker_id`, attached with no_answer_acks) serving "slow", which runs until `release`, and
+// "fast"; sends it request 11 (slow: left running) and 12 (fast), and returns 12's Result,
+// which the fake daemon does not confirm (the worker keeps it). `runs` counts executions.
+FakeDaemon::Received run_11_and_keep_12(FakeDaemon& fake, RunningWorker& w, const std::string& worker_id,
+                                        std::atomic<bool>& release, std::atomic<int>& runs) {
   w.worker.node({.name = "slow"}, [&](Context& ctx) {
     ++runs;
     while (!release && ctx.sleep_for(10ms)) {
@@ -544,12 +544,22 @@ TEST_CASE("C++ SDK across a daemon restart (§7.6): what runs and the unconfirme
   });
   w.worker.node({.name = "fast"}, [&](Context&) { ++runs; return Map{}; }, HandlerThread::Socket);
   w.start();
-  fake.attach("cpp-restart", 16u << 20, 60000, /*no_answer_acks=*/true);
-  const std::string topic = "w:cpp-restart:";
+  fake.attach(worker_id, 16u << 20, 60000, /*no_answer_acks=*/true);
+  const std::string topic = "w:" + worker_id + ":";
   fake.publish(topic, FakeDaemon::work_request(11, "slow", {}));
   fake.publish(topic, FakeDaemon::work_request(12, "fast", {}));
-  auto first = fake.expect(wire::WorkerBody::Result);  // 12's; the daemon dies before confirming it
+  auto first = fake.expect(wire::WorkerBody::Result);
   CHECK(first.msg->body_as_Result()->request_id() == 12);
+  return first;
+}
+
+TEST_CASE("C++ SDK across a daemon restart (§7.6): what runs and the unconfirmed answers are listed to the new instance; a missing one goes again") {
+  FakeDaemon fake;
+  std::atomic<bool> release{false};
+  std::atomic<int> runs{0};
+  RunningWorker w(fake.options("cpp-restart"));
+  const std::string topic = "w:cpp-restart:";
+  auto first = run_11_and_keep_12(fake, w, "cpp-restart", release, runs);  // the daemon dies before confirming 12
 
   // The new instance's Ping: the worker attaches again, same worker id and session.
   fake.publish("b:", FakeDaemon::ping(1, "inst-2"));
@@ -649,20 +659,8 @@ TEST_CASE("C++ SDK told 'not attached' for several messages in a row attaches on
     std::atomic<bool> release{false};
     std::atomic<int> runs{0};
     RunningWorker w(fake.options("cpp-once"));
-    w.worker.node({.name = "slow"}, [&](Context& ctx) {
-      ++runs;
-      while (!release && ctx.sleep_for(10ms)) {
-      }
-      return Map{};
-    });
-    w.worker.node({.name = "fast"}, [&](Context&) { ++runs; return Map{}; }, HandlerThread::Socket);
-    w.start();
-    fake.attach("cpp-once", 16u << 20, 60000, /*no_answer_acks=*/true);
     const std::string topic = "w:cpp-once:";
-    fake.publish(topic, FakeDaemon::work_request(11, "slow", {}));
-    fake.publish(topic, FakeDaemon::work_request(12, "fast", {}));
-    auto first = fake.expect(wire::WorkerBody::Result);  // 12's, kept: never confirmed
-    CHECK(first.msg->body_as_Result()->request_id() == 12);
+    auto first = run_11_and_keep_12(fake, w, "cpp-once", release, runs);  // 12's Result, kept: never confirmed
 
     // Three messages of the worker, unanswered yet: Pongs to three broadcast pings.
     std::vector<FakeDaemon::Received> pongs;
