@@ -675,18 +675,22 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   }
 }
 
+BrokerCore::Request* BrokerCore::dispatched_to(const WorkerEntry& w, std::uint64_t request_id) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end() || !w.holding.contains(request_id) || it->second.state != RequestState::Dispatched)
+    return nullptr;
+  return &it->second;
+}
+
 void BrokerCore::on_progress(TimePoint now, const Peer& peer, const Caller& who,
                              const std::string& worker_id, std::uint64_t request_id,
                              std::uint64_t step, std::uint64_t total, std::string message) {
   WorkerEntry* w = worker_for(peer, who, worker_id);
   if (!w) return;
   w->last_heard = now;
-  auto it = requests_.find(request_id);
-  bool live = it != requests_.end() && w->holding.contains(request_id) &&
-              it->second.state == RequestState::Dispatched;
-  if (live && it->second.want_progress)
-    reply_client(it->second, ProgressBody{step, total, std::move(message)});
-  if (!w->no_answer_acks) reply_worker(peer, AckReply{!live});
+  Request* r = dispatched_to(*w, request_id);
+  if (r && r->want_progress) reply_client(*r, ProgressBody{step, total, std::move(message)});
+  if (!w->no_answer_acks) reply_worker(peer, AckReply{r == nullptr});
 }
 
 void BrokerCore::on_result(TimePoint now, const Peer& peer, const Caller& who,

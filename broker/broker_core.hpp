@@ -431,6 +431,9 @@ class BrokerCore : private WatchSource {
   void on_answer(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                  std::uint64_t request_id, std::variant<ResultBody, FailureBody> answer);
   WorkerEntry* worker_for(const Peer& peer, const Caller& who, const std::string& worker_id);
+  // The request `request_id` if it is dispatched to worker `w` now, else null (over, not its
+  // own, or not dispatched): what a worker's Progress, Item, Chunk or Credit may still touch.
+  Request* dispatched_to(const WorkerEntry& w, std::uint64_t request_id);
   void send_to_worker(Request& r, WorkerEntry& w, TimePoint now);
   void dispatch_node(const NodeKey& key, TimePoint now);
   void dispatch_worker_nodes(WorkerEntry& w, TimePoint now);

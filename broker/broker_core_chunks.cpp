@@ -50,13 +50,12 @@ void BrokerCore::on_worker_chunk(TimePoint now, const Peer& peer, const Caller& 
   WorkerEntry* w = worker_for(peer, who, worker_id);
   if (!w) return;
   w->last_heard = now;
-  auto it = requests_.find(request_id);
-  if (it == requests_.end() || !w->holding.contains(request_id) ||
-      it->second.state != RequestState::Dispatched) {
+  Request* found = dispatched_to(*w, request_id);
+  if (!found) {
     if (!w->no_answer_acks) reply_worker(peer, AckReply{true});  // over or not its own: late
     return;
   }
-  Request& r = it->second;
+  Request& r = *found;
   const std::uint64_t size = data.bytes.size();
   ChunkVerdict verdict = chunks_of(r).on_chunk(ChunkSide::Worker, stream, offset, size);
   if (verdict == ChunkVerdict::Forward) {
@@ -74,13 +73,10 @@ void BrokerCore::on_worker_credit(TimePoint now, const Peer& peer, const Caller&
   if (!w) return;
   w->last_heard = now;
   if (!w->no_answer_acks) reply_worker(peer, AckReply{false});
-  auto it = requests_.find(request_id);
-  if (it == requests_.end() || !w->holding.contains(request_id) ||
-      it->second.state != RequestState::Dispatched)
-    return;  // over or not its own: ignored
-  Request& r = it->second;
-  if (auto grant = chunks_of(r).on_credit(ChunkSide::Worker, stream, bytes))
-    reply_client(r, CreditBody{stream, *grant});
+  Request* r = dispatched_to(*w, request_id);
+  if (!r) return;  // over or not its own: ignored
+  if (auto grant = chunks_of(*r).on_credit(ChunkSide::Worker, stream, bytes))
+    reply_client(*r, CreditBody{stream, *grant});
 }
 
 void BrokerCore::on_chunk_credit(Request& r, const CreditEvent& ev) {

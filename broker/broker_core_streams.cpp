@@ -16,14 +16,13 @@ void BrokerCore::on_item(TimePoint now, const Peer& peer, const Caller& who, con
   WorkerEntry* w = worker_for(peer, who, worker_id);
   if (!w) return;
   w->last_heard = now;
-  auto it = requests_.find(request_id);
-  if (it == requests_.end() || !w->holding.contains(request_id) ||
-      it->second.state != RequestState::Dispatched) {
+  Request* found = dispatched_to(*w, request_id);
+  if (!found) {
     // Over (answered, timed out, cancelled) or not this worker's: dropped, as a late answer.
     if (!w->no_answer_acks) reply_worker(peer, AckReply{true});
     return;
   }
-  Request& r = it->second;
+  Request& r = *found;
   const std::uint64_t size = values.bytes.size();
   ItemVerdict verdict = ItemVerdict::OverCredit;
   std::string why;
