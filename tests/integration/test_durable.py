@@ -149,12 +149,19 @@ def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, sta
     def status(field, want):
         r = run_cli(daemon, "status", "--json")
         return r.returncode == 0 and json.loads(r.stdout)[field] == want
-    callers = []
+    callers, errs = [], []
     for i in range(5):  # one at a time: job ids follow i; call 0 runs, 1-4 queue behind it
-        callers.append(subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "--durable", "--keep", "count",
-                                         json.dumps({"i": i})], env=daemon.env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, start_new_session=True))
+        errs.append(tmp_path / f"caller{i}.err")
+        with open(errs[-1], "w") as err:
+            callers.append(subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "--durable", "--keep", "count",
+                                             json.dumps({"i": i})], env=daemon.env, stdout=subprocess.PIPE,
+                                            stderr=err, text=True, start_new_session=True))
         _PROCS.append(callers[-1])
+        # The guarantee is for calls musterd accepted: each caller prints `job N` once its Accepted
+        # came, i.e. once the call is committed to the journal. (musterd counts a call queued before
+        # that commit, so a kill right after `status` showed it queued could lose a call that was
+        # never accepted: its caller then fails UNAVAILABLE, as DURABILITY.md §6 says it must.)
+        wait_for(lambda: errs[-1].read_text().startswith("job "), 15, f"call {i} accepted")
         if i == 0:
             wait_for(lambda: status("in_flight", 1), 15, "call 0 running")
         else:
@@ -172,8 +179,8 @@ def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, sta
     assert log.read_text().split()[1:] == ["1", "2", "3", "4"]  # the queue kept its order
     # Each caller resumed its job on the new instance and printed its one outcome.
     for c in callers:  # call 0 too: adopted, its kept result delivered
-        out, err = c.communicate(timeout=30)
-        assert c.returncode == 0, err
+        out, _ = c.communicate(timeout=30)
+        assert c.returncode == 0, errs[callers.index(c)].read_text()
         assert len(out.splitlines()) == 1
     assert daemon.stop() == 0
     calls = rows(daemon.data_dir / "journal.db")
