@@ -188,6 +188,7 @@ Json describe(const w::Credit* c) {
   j["items"] = c->items();
   j["bytes"] = c->bytes();
   j["resume_offset"] = c->resume_offset();
+  j["resume"] = c->resume();
   return j;
 }
 
@@ -856,7 +857,7 @@ Offset<w::Item> build_item(FlatBufferBuilder& fbb, const Json& j) {
 Offset<w::Credit> build_credit(FlatBufferBuilder& fbb, const Json& j) {
   return w::CreateCredit(fbb, num<std::uint64_t>(j, "request_id", 0), num<std::uint32_t>(j, "stream", 0),
                          num<std::uint64_t>(j, "items", 0), num<std::uint64_t>(j, "bytes", 0),
-                         num<std::uint64_t>(j, "resume_offset", 0));
+                         num<std::uint64_t>(j, "resume_offset", 0), j.value("resume", false));
 }
 
 // A Chunk from its description: the data 8-byte aligned, as the SDKs write it.

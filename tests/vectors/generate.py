@@ -373,6 +373,15 @@ def valid() -> List[Tuple[str, str, object]]:
             W("w1", m.Chunk(41, 2, 0, CHUNK_DATA)),  # worker_chunk
             W("w1", m.Result(41, {"data": CHUNKED_OUT})),  # worker_result_chunked
         )]))),
+        # -- Resumption of a chunked stream (PROTOCOL.md §7.9 "Resumption") -------------------
+        # The worker lost input chunks: it has 3 MiB of stream 1 and grants 7 MiB in total.
+        ("worker_credit_resume", "WorkerMessage", W("w1", m.Credit(41, 1, 0, 7 * 1024 * 1024, 3 * 1024 * 1024, True))),
+        # ... or none of stream 3 yet (a resume from offset 0).
+        ("worker_credit_resume_zero", "WorkerMessage", W("w1", m.Credit(41, 3, 0, 4 * 1024 * 1024, 0, True))),
+        ("reply_credit_resume", "ClientReply", R(40, m.Credit(40, 1, 0, 7 * 1024 * 1024, 3 * 1024 * 1024, True))),
+        # The caller lost output chunks of stream 2: it has 5 MiB; the daemon tells the worker.
+        ("client_credit_resume", "ClientMessage", C(40, m.Credit(40, 2, 0, 13 * 1024 * 1024, 5 * 1024 * 1024, True))),
+        ("daemon_credit_resume", "DaemonMessage", D(m.Credit(41, 2, 0, 13 * 1024 * 1024, 5 * 1024 * 1024, True))),
     ]
 
 

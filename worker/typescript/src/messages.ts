@@ -109,8 +109,10 @@ export interface CreditBody {
   items: bigint;
   /** Bytes of item values (stream 0) or of the chunked stream's data the sender may have sent in total. */
   bytes: bigint;
-  /** Chunked streams (PROTOCOL.md §7.9): where the receiver resumes; 0 in this version. */
+  /** Chunked streams (PROTOCOL.md §7.9), with `resume`: the bytes of the stream the receiver has. */
   resumeOffset?: bigint;
+  /** Chunked streams: chunks were lost; the sender goes back to `resumeOffset` and sends again. */
+  resume?: boolean;
 }
 
 // ---- worker -> daemon ------------------------------------------------------------------
@@ -673,6 +675,7 @@ function encodeCredit(b: B, x: CreditBody): flatbuffers.Offset {
     u64(x.items, 'items'),
     u64(x.bytes, 'bytes'),
     u64(x.resumeOffset ?? 0n, 'resume_offset'),
+    x.resume ?? false,
   );
 }
 
@@ -699,6 +702,7 @@ function decodeCredit(x: W.Credit): CreditBody {
     items: x.items(),
     bytes: x.bytes(),
     resumeOffset: x.resumeOffset(),
+    resume: x.resume(),
   };
 }
 

@@ -62,25 +62,25 @@ const workerMessages: WorkerMessage[] = [
   { workerId: 'w', body: { type: 'Item', requestId: 6n, seq: 0n, values: new Uint8Array(0) } },
   { workerId: 'w', body: { type: 'Chunk', requestId: 3n, stream: 2, offset: 1n << 40n, data: new Uint8Array([1, 2, 3]) } },
   { workerId: 'w', body: { type: 'Chunk', requestId: 3n, stream: 2 ** 32 - 1, offset: 0n, data: null } },
-  { workerId: 'w', body: { type: 'Credit', requestId: 3n, stream: 1, items: 0n, bytes: 4n << 20n, resumeOffset: 0n } },
+  { workerId: 'w', body: { type: 'Credit', requestId: 3n, stream: 1, items: 0n, bytes: 4n << 20n, resumeOffset: 0n, resume: false } },
 ];
 const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Ping', seq: 1n, instance: 'inst' } },
   { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: values, parameters: values, timeoutMs: 30000n, attempt: 3, caller, inputsInFrame: false, streamWindowItems: 64, streamWindowBytes: 4n << 20n, chunkWindowBytes: 2n ** 64n - 1n } },
   { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true, streamWindowItems: 0, streamWindowBytes: 0n, chunkWindowBytes: 0n } },
-  { body: { type: 'Credit', requestId: 9n, stream: 0, items: 2n ** 64n - 1n, bytes: 1n << 40n, resumeOffset: 0n } },
+  { body: { type: 'Credit', requestId: 9n, stream: 0, items: 2n ** 64n - 1n, bytes: 1n << 40n, resumeOffset: 0n, resume: false } },
   { body: { type: 'Abort', requestId: 9n, code: ErrorCode.Timeout, reason: 'late' } },
   { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n, noAnswerAcks: false, batches: true, idlePongEvery: 2 } },
   { body: { type: 'Ack', late: true, pongSeq: 0n, missing: [] } },
   { body: { type: 'Ack', late: false, pongSeq: 17n, missing: [4n] } },
   { body: { type: 'Rejected', code: ErrorCode.BadMessage, message: 'no', reattach: true } },
-  { body: { type: 'Credit', requestId: 9n, stream: 0, items: 64n, bytes: 2n ** 64n - 1n, resumeOffset: 0n } },
+  { body: { type: 'Credit', requestId: 9n, stream: 0, items: 64n, bytes: 2n ** 64n - 1n, resumeOffset: 0n, resume: false } },
   { body: { type: 'Chunk', requestId: 9n, stream: 1, offset: 0n, data: new Uint8Array(1024).fill(7) } },
 ];
 const clientMessages: ClientMessage[] = [
   { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 2 ** 32 - 1, streamWindowBytes: 2n ** 64n - 1n, chunkWindowBytes: 0n } },
   { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 1, streamWindowBytes: 0n, chunkWindowBytes: 4n << 20n } },
-  { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 0, items: 96n, bytes: (4n << 20n) + 512n, resumeOffset: 0n } },
+  { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 0, items: 96n, bytes: (4n << 20n) + 512n, resumeOffset: 0n, resume: false } },
   { requestId: 2n, body: { type: 'Cancel' } },
   { requestId: 3n, body: { type: 'ListNodes' } },
   { requestId: 4n, body: { type: 'ListWorkers' } },
@@ -93,7 +93,7 @@ const clientMessages: ClientMessage[] = [
   { requestId: 11n, body: { type: 'JobList', limit: 0, afterJobId: 0n } },
   { requestId: 12n, body: { type: 'JobList', limit: 50, afterJobId: 7n } },
   { requestId: 12n, body: { type: 'JobCancel', jobId: 5n } },
-  { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 2, items: 0n, bytes: 8n << 20n, resumeOffset: 0n } },
+  { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 2, items: 0n, bytes: 8n << 20n, resumeOffset: 0n, resume: false } },
   { requestId: 13n, body: { type: 'Chunk', requestId: 13n, stream: 1, offset: 5n, data: new Uint8Array([9]) } },
 ];
 const jobInfo = { jobId: 1n << 40n, state: JobState.Recovering, node: 'n', workspace: 'ws', submittedMs: 1796554041123n, workerId: 'w1', attempts: 2, code: ErrorCode.None, finishedMs: 0n };
@@ -110,7 +110,7 @@ const clientReplies: ClientReply[] = [
   { requestId: 4n, body: { type: 'JobInfoList', jobs: [], more: true } },
   { requestId: 3n, body: { type: 'Item', requestId: 3n, seq: 0n, values: new Uint8Array(0) } },
   { requestId: 3n, body: { type: 'Chunk', requestId: 3n, stream: 2, offset: 0n, data: new Uint8Array([0xff]) } },
-  { requestId: 3n, body: { type: 'Credit', requestId: 3n, stream: 1, items: 0n, bytes: 1n, resumeOffset: 0n } },
+  { requestId: 3n, body: { type: 'Credit', requestId: 3n, stream: 1, items: 0n, bytes: 1n, resumeOffset: 0n, resume: false } },
   { requestId: 3n, body: { type: 'NodeList', nodes: [{ spec, workspace: 'ws', workers: 2, capacity: 8, inFlight: 1, queueDepth: 0 }, { spec: null, workspace: '', workers: 0, capacity: 0, inFlight: 0, queueDepth: 0 }] } },
   { requestId: 4n, body: { type: 'WorkerList', workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a', 'b'], workspace: 'ws', identity: 'local', attachedMs: 10n, lastSeenMs: 5n }] } },
   { requestId: 5n, body: { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 100n, workers: 1, nodes: 2, queued: 0, inFlight: 1, submitted: 10n, completed: 8n, failed: 1n, failures: [{ code: ErrorCode.Timeout, count: 1n }], redispatched: 0n, rate1m: 0.25, recovering: 2 } },

@@ -180,7 +180,8 @@ class Credit:
     stream: int = _m("u32", 0)  # 0: the call's items
     items: int = _m("u64", 0)
     bytes: int = _m("u64", 0)
-    resume_offset: int = _m("u64", 0)  # stream >= 1: 0 in this version (PROTOCOL.md §7.9)
+    resume_offset: int = _m("u64", 0)  # with resume: the bytes the receiver has (PROTOCOL.md §7.9)
+    resume: bool = _m("bool", False)  # stream >= 1: chunks were lost; send again from resume_offset
 
 
 @dataclass

@@ -59,7 +59,14 @@ class Credit(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def CreditStart(builder): builder.StartObject(5)
+    # Credit
+    def Resume(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def CreditStart(builder): builder.StartObject(6)
 def Start(builder):
     return CreditStart(builder)
 def CreditAddRequestId(builder, requestId): builder.PrependUint64Slot(0, requestId, 0)
@@ -77,6 +84,9 @@ def AddBytes(builder, bytes):
 def CreditAddResumeOffset(builder, resumeOffset): builder.PrependUint64Slot(4, resumeOffset, 0)
 def AddResumeOffset(builder, resumeOffset):
     return CreditAddResumeOffset(builder, resumeOffset)
+def CreditAddResume(builder, resume): builder.PrependBoolSlot(5, resume, 0)
+def AddResume(builder, resume):
+    return CreditAddResume(builder, resume)
 def CreditEnd(builder): return builder.EndObject()
 def End(builder):
     return CreditEnd(builder)

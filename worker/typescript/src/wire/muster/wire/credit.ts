@@ -45,8 +45,13 @@ resumeOffset():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+resume():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startCredit(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addRequestId(builder:flatbuffers.Builder, requestId:bigint) {
@@ -69,18 +74,23 @@ static addResumeOffset(builder:flatbuffers.Builder, resumeOffset:bigint) {
   builder.addFieldInt64(4, resumeOffset, BigInt('0'));
 }
 
+static addResume(builder:flatbuffers.Builder, resume:boolean) {
+  builder.addFieldInt8(5, +resume, +false);
+}
+
 static endCredit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createCredit(builder:flatbuffers.Builder, requestId:bigint, stream:number, items:bigint, bytes:bigint, resumeOffset:bigint):flatbuffers.Offset {
+static createCredit(builder:flatbuffers.Builder, requestId:bigint, stream:number, items:bigint, bytes:bigint, resumeOffset:bigint, resume:boolean):flatbuffers.Offset {
   Credit.startCredit(builder);
   Credit.addRequestId(builder, requestId);
   Credit.addStream(builder, stream);
   Credit.addItems(builder, items);
   Credit.addBytes(builder, bytes);
   Credit.addResumeOffset(builder, resumeOffset);
+  Credit.addResume(builder, resume);
   return Credit.endCredit(builder);
 }
 }
