@@ -249,16 +249,31 @@ WorkerEntry* BrokerCore::worker_for(const Peer& peer, const Caller& who,
     return nullptr;
   }
   // Over ipc every peer is the same identity ("local"): only the connection tells workers apart.
-  if (w->connection.routing_id != peer.routing_id || w->connection.via != peer.via) {
-    spdlog::warn("a connection that did not attach worker {} sent a message as it: rejected",
-                 worker_id);
+  // The same identity on another connection is, most often, the worker itself after its
+  // connection broke and libzmq connected again (a new routing id): `reattach` makes it attach
+  // again, and its Attach with the same session moves it here with its requests (PROTOCOL.md
+  // §7.3). Another process of the same identity gains nothing it could not do before: any Attach
+  // of that identity may replace the worker id, but only the worker's own session keeps its calls.
+  const auto same_connection = [&](const Peer& p) { return p.routing_id == peer.routing_id && p.via == peer.via; };
+  if (same_connection(w->connection)) return w;
+  if (w->replaced_connection && same_connection(*w->replaced_connection)) {
+    spdlog::warn("the connection of a replaced worker {} sent a message as it: rejected (two processes "
+                 "with the same worker id?)", worker_id);
     reply_worker(peer, RejectedReply{ErrorCode::PermissionDenied,
-                                     fmt::format("worker '{}' is attached on another connection",
+                                     fmt::format("worker '{}' was replaced by a newer Attach of the same "
+                                                 "worker id (another process?)",
                                                  worker_id),
                                      false});
     return nullptr;
   }
-  return w;
+  spdlog::info("a new connection of identity {} sent a message as worker {}: asked to attach again",
+               who.identity, worker_id);
+  reply_worker(peer, RejectedReply{ErrorCode::PermissionDenied,
+                                   fmt::format("worker '{}' is attached on another connection; "
+                                               "attach again from this one",
+                                               worker_id),
+                                   true});
+  return nullptr;
 }
 
 void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
@@ -528,8 +543,13 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     note_unserved(now);  // it may have stopped declaring a node others wait for
     spdlog::info("worker re-attached (same session), {} request(s) kept worker_id={}", w->holding.size(), w->id);
   } else {
-    if (w) worker_gone(*w, now, "replaced by a new session of the same worker id");
+    std::optional<Peer> replaced;
+    if (w) {
+      if (w->connection.routing_id != peer.routing_id || w->connection.via != peer.via) replaced = w->connection;
+      worker_gone(*w, now, "replaced by a new session of the same worker id");
+    }
     WorkerEntry entry;
+    entry.replaced_connection = std::move(replaced);
     entry.id = ev.worker_id;
     entry.owner = who;
     entry.connection = peer;

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -25,6 +26,10 @@ struct WorkerEntry {
   std::string id;
   Caller owner;                      // the identity that attached it
   Peer connection;                   // the connection (routing id + socket) that attached it last
+  // The connection of the worker this one replaced (an Attach of the same id with another
+  // session): its messages are refused without `reattach`, so that two processes given the same
+  // worker id do not take it from each other in turn (PROTOCOL.md §7.3).
+  std::optional<Peer> replaced_connection;
   std::string hostname, sdk, session;
   std::uint32_t pid = 0;
   std::uint32_t capacity = 1;

@@ -416,7 +416,9 @@ def test_insecure_tcp_peers_are_never_admin(start_daemon):
 
 def test_a_worker_id_is_bound_to_its_connection_over_ipc(start_daemon, start_worker):
     """A second connection (same identity: every ipc peer is the local owner) naming another
-    connection's worker id is refused, and that worker is untouched."""
+    connection's worker id is refused, and that worker is untouched. It is told to attach again
+    (`reattach`: most often it is the worker itself after its connection broke; only an Attach
+    with the worker's session would keep its calls, test_worker_link_loss.py)."""
     from muster import messages as m
     from muster.errors import ErrorCode
     d = start_daemon()
@@ -429,7 +431,7 @@ def test_a_worker_id_is_bound_to_its_connection_over_ipc(start_daemon, start_wor
         assert dealer.poll(5000), "no reply"
         reply = m.decode_daemon_message(dealer.recv()).body
         assert isinstance(reply, m.Rejected), reply
-        assert reply.code == ErrorCode.PERMISSION_DENIED and not reply.reattach
+        assert reply.code == ErrorCode.PERMISSION_DENIED and reply.reattach
         assert "another connection" in (reply.message or "")
     dealer.close(0)
     workers = json.loads(muster_cli(d, "workers", "--json").stdout)

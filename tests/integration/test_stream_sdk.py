@@ -59,8 +59,9 @@ def cpp_streams() -> bool:
     return "count" in out.stdout + out.stderr
 
 
-def start_worker(daemon, lang: str, capacity: int = 4, *extra: str) -> subprocess.Popen:
-    """Starts the `lang` example worker against `daemon`; returns once musterd lists it ready."""
+def start_worker(daemon, lang: str, capacity: int = 4, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    """Starts the `lang` example worker against `daemon` (with `env` instead of the daemon's, if
+    given); returns once musterd lists it ready."""
     if lang == "ts" and not typescript_ready():
         pytest.skip("the TypeScript SDK is not built (tools/test builds it)")
     if lang == "cpp" and not cpp_streams():
@@ -73,7 +74,7 @@ def start_worker(daemon, lang: str, capacity: int = 4, *extra: str) -> subproces
         args = ["node", TS_WORKER, "--prefix", "ts.", *common]
     else:
         args = [CPP_WORKER, *common]
-    proc = spawn(args, daemon.env, daemon.runtime_dir.parent / f"worker-{wid}.log")
+    proc = spawn(args, env or daemon.env, daemon.runtime_dir.parent / f"worker-{wid}.log")
 
     def ready():
         out = muster_cli(daemon, "workers", "--json")

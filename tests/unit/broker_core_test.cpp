@@ -1004,7 +1004,7 @@ TEST_CASE("attach limits: spec bytes and workers per identity, refused naming th
 
 // ---- a worker id is bound to the connection that attached it (issue 12, item 3) ----------
 
-TEST_CASE("a message naming a worker id from another connection is refused, the worker untouched") {
+TEST_CASE("a message naming a worker id from another connection is refused with reattach, the worker untouched") {
   Harness h;
   h.ready("w1", {Harness::spec("n")});
   auto sent = all<SendWorkRequest>(h.submit(1, "n"));
@@ -1019,7 +1019,9 @@ TEST_CASE("a message naming a worker id from another connection is refused, the 
     auto* rej = std::get_if<RejectedReply>(&replies[0].body);
     REQUIRE(rej != nullptr);
     CHECK(rej->code == ErrorCode::PermissionDenied);
-    CHECK_FALSE(rej->reattach);
+    // Most often the worker itself, connected again after its connection broke: told to attach
+    // again from there (its session keeps its requests; the next test case).
+    CHECK(rej->reattach);
     CHECK(all<ReplyToClient>(out).empty());
   };
   h.core.on_pong(h.now, peer("intruder"), h.local, "w1", h.last_ping_seq("w1"), "inst-1", {});
@@ -1061,6 +1063,30 @@ TEST_CASE("a worker that reconnects re-attaches with its session from a new conn
   CHECK(std::get<RejectedReply>(old[0].body).code == ErrorCode::PermissionDenied);
   h.core.on_result(h.now, peer("wp-w1-new"), h.local, "w1", id, Payload::copy_of(std::vector<std::uint8_t>{9}));
   CHECK(all<ReplyToClient>(h.take()).size() == 1);
+}
+
+TEST_CASE("the connection of a worker replaced by another session is refused without reattach") {
+  // Two processes given the same worker id: the second Attach (another session) replaces the
+  // first; the first's messages must not make it attach again (it would take the id back, and
+  // the two would replace each other in turn, failing the calls of each).
+  Harness h;
+  h.ready("w1", {Harness::spec("n")});
+  AttachEvent ev;
+  ev.worker_id = "w1";
+  ev.session = "s2";
+  ev.nodes = {Harness::spec("n")};
+  h.core.on_attach(h.now, peer("wp-w1-other"), h.local, std::move(ev));
+  h.take();
+  h.core.on_pong(h.now, peer("wp-w1"), h.local, "w1", h.last_ping_seq("w1"), "inst-1", {});
+  auto replies = all<ReplyToWorker>(h.take());
+  REQUIRE(replies.size() == 1);
+  auto& rej = std::get<RejectedReply>(replies[0].body);
+  CHECK(rej.code == ErrorCode::PermissionDenied);
+  CHECK_FALSE(rej.reattach);
+  CHECK(rej.message.find("replaced") != std::string::npos);
+  // A third connection (the new worker's own, after a reconnect) is asked to attach again.
+  h.core.on_pong(h.now, peer("wp-w1-third"), h.local, "w1", h.last_ping_seq("w1"), "inst-1", {});
+  CHECK(std::get<RejectedReply>(all<ReplyToWorker>(h.take()).at(0).body).reattach);
 }
 
 // ---- GetStatus is scoped to the caller's workspace (issue 12, item 5) ----------------------

@@ -1,0 +1,116 @@
+"""link_cutter.py — a byte proxy between a worker and musterd's ipc sockets that can break the
+worker's connections on demand, as a network blip does: what was on the way is lost, both ends
+live on and connect again (libzmq reconnects by itself).
+
+Owns: the proxy's listening sockets in its own directory (the worker's MUSTER_RUNTIME_DIR), one
+upstream connection per accepted one, and counts of the bytes forwarded each way.
+Must never: parse, delay, reorder or alter the bytes it forwards (it is a wire, not a peer), or
+outlive its test (stop() closes everything; the thread is a daemon thread).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+SOCKETS = ("request.sock", "response.sock")  # the worker's two (PROTOCOL.md §1)
+
+
+class LinkCutter:
+    def __init__(self, upstream_dir: Path, listen_dir: Path, names=SOCKETS):
+        self.upstream_dir, self.listen_dir, self.names = Path(upstream_dir), Path(listen_dir), names
+        self.listen_dir.mkdir(parents=True, exist_ok=True)
+        self.down = 0  # bytes forwarded musterd -> worker
+        self.up = 0  # bytes forwarded worker -> musterd
+        self.cuts = 0
+        self.connections = 0  # accepted so far (a reconnect adds to it)
+        self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self._loop = asyncio.new_event_loop()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> "LinkCutter":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    async def _listen(self) -> None:
+        for name in self.names:
+            path = self.listen_dir / name
+            path.unlink(missing_ok=True)
+            upstream = self.upstream_dir / name
+            self._servers.append(await asyncio.start_unix_server(
+                lambda r, w, up=upstream: self._serve(r, w, up), path=str(path)))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: Path) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(str(upstream))
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        link = (writer, up_writer)
+        self._links.append(link)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, downward: bool) -> None:
+            try:
+                while data := await src.read(1 << 16):
+                    dst.write(data)
+                    if downward:
+                        self.down += len(data)
+                    else:
+                        self.up += len(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.transport.abort()
+                up_writer.transport.abort()
+
+        await asyncio.gather(pump(up_reader, writer, True), pump(reader, up_writer, False))
+        if link in self._links:
+            self._links.remove(link)
+
+    def cut(self) -> None:
+        """Breaks every current connection at once (both directions, both sockets); whatever
+        was buffered on the way is lost. New connections are accepted as before."""
+        def abort_all() -> None:
+            for a, b in self._links:
+                a.transport.abort()
+                b.transport.abort()
+            self._links.clear()
+        self._loop.call_soon_threadsafe(abort_all)
+        self.cuts += 1
+
+    def wait_down(self, n: int, timeout: float) -> None:
+        """Waits until `n` bytes went from musterd to the worker (since the start)."""
+        end = time.monotonic() + timeout
+        while self.down < n:
+            if time.monotonic() > end:
+                raise TimeoutError(f"only {self.down} of {n} bytes reached the worker in {timeout} s")
+            time.sleep(0.005)
+
+    def wait_up(self, n: int, timeout: float) -> None:
+        """Waits until `n` bytes went from the worker to musterd (since the start)."""
+        end = time.monotonic() + timeout
+        while self.up < n:
+            if time.monotonic() > end:
+                raise TimeoutError(f"only {self.up} of {n} bytes reached musterd in {timeout} s")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        async def close() -> None:
+            for s in self._servers:
+                s.close()
+            for a, b in self._links:
+                a.transport.abort()
+                b.transport.abort()
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

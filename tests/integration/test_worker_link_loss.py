@@ -1,0 +1,55 @@
+"""A worker's connection to musterd breaks and comes back while it runs calls (a network blip:
+both ends live on, libzmq connects again by itself). The calls must survive: musterd refuses the
+worker's messages from the new connection with `Rejected{reattach}`, the worker attaches again
+with its session, and musterd moves it to the new connection with its requests (PROTOCOL.md
+§7.3). Before that, musterd refused them without `reattach`, declared the worker dead after its
+liveness window and failed every call it ran `WORKER_LOST`.
+
+The break is real: link_cutter.py is a byte proxy between the worker and musterd's two ipc
+sockets that aborts both connections at once, losing whatever was on the way. Every SDK's
+example worker, through one real musterd.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import BUILD, _PROCS, wait_for
+from link_cutter import LinkCutter
+from test_stream_sdk import muster_cli, start_worker
+
+PREFIX = {"cpp": "", "py": "py.", "ts": "ts."}
+
+
+def in_flight(daemon) -> int:
+    r = muster_cli(daemon, "status", "--json")
+    return json.loads(r.stdout)["in_flight"] if r.returncode == 0 else -1
+
+
+@pytest.mark.parametrize("lang", ["cpp", "py", "ts"])
+def test_running_calls_survive_their_workers_link_breaking(lang, daemon, tmp_path):
+    with LinkCutter(daemon.runtime_dir, tmp_path / "via-proxy") as link:
+        worker = start_worker(daemon, lang, 4, env=dict(daemon.env, MUSTER_RUNTIME_DIR=str(link.listen_dir)))
+        calls = [subprocess.Popen([str(BUILD / "tools" / "muster"), "call", f"{PREFIX[lang]}sleep",
+                                   json.dumps({"ms": 2500}), "--timeout", "60s"], env=daemon.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        _PROCS.extend(calls)
+        wait_for(lambda: in_flight(daemon) == 3, 15, "three calls running on the worker")
+        connections = link.connections
+        link.cut()
+        for c in calls:
+            out, err = c.communicate(timeout=60)
+            assert c.returncode == 0, err  # not WORKER_LOST
+            assert json.loads(out)["slept_ms"] >= 2500
+        assert link.connections >= connections + 2  # both sockets connected again
+        assert "re-attached (same session)" in daemon.log
+        assert "3 request(s) kept" in daemon.log
+        assert "worker is gone" not in daemon.log
+        # And it goes on serving.
+        r = muster_cli(daemon, "call", f"{PREFIX[lang]}sleep", json.dumps({"ms": 1}))
+        assert r.returncode == 0, r.stderr
+        workers = json.loads(muster_cli(daemon, "workers", "--json").stdout)
+        assert [(w["worker_id"], w["state"]) for w in workers] == [(worker.worker_id, "ready")]
