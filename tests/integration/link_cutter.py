@@ -86,21 +86,25 @@ class LinkCutter:
         self._loop.call_soon_threadsafe(abort_all)
         self.cuts += 1
 
-    def wait_down(self, n: int, timeout: float) -> None:
-        """Waits until `n` bytes went from musterd to the worker (since the start)."""
-        end = time.monotonic() + timeout
-        while self.down < n:
-            if time.monotonic() > end:
-                raise TimeoutError(f"only {self.down} of {n} bytes reached the worker in {timeout} s")
-            time.sleep(0.005)
+    def wait_down(self, n: int, timeout: float, unless_ended=None) -> bool:
+        """Waits until `n` bytes went from musterd to the worker (since the start); False if the
+        process `unless_ended` (a Popen) ended first."""
+        return self._wait(lambda: self.down >= n, timeout, unless_ended, f"{n} bytes to reach the worker")
 
-    def wait_up(self, n: int, timeout: float) -> None:
-        """Waits until `n` bytes went from the worker to musterd (since the start)."""
+    def wait_up(self, n: int, timeout: float, unless_ended=None) -> bool:
+        """Waits until `n` bytes went from the worker to musterd (since the start); False if the
+        process `unless_ended` (a Popen) ended first."""
+        return self._wait(lambda: self.up >= n, timeout, unless_ended, f"{n} bytes to reach musterd")
+
+    def _wait(self, done, timeout: float, unless_ended, what: str) -> bool:
         end = time.monotonic() + timeout
-        while self.up < n:
+        while not done():
+            if unless_ended is not None and unless_ended.poll() is not None:
+                return False
             if time.monotonic() > end:
-                raise TimeoutError(f"only {self.up} of {n} bytes reached musterd in {timeout} s")
+                raise TimeoutError(f"waited {timeout} s for {what} (down {self.down}, up {self.up})")
             time.sleep(0.005)
+        return True
 
     def stop(self) -> None:
         if not self._thread.is_alive():

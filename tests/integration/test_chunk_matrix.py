@@ -68,26 +68,35 @@ def run(args, daemon, timeout=180) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def call_cpp(daemon, node: str, source: Path, out_dir: Path | None) -> dict:
-    """`muster call` (the C++ client library): bytes outputs as files named after their ports."""
-    return run([BUILD / "tools" / "muster", "call", node, "--input", f"data=@{source}", "--timeout", "120s",
-                *(["--output-dir", out_dir] if out_dir else [])], daemon)
-
-
-def call_python(daemon, node: str, source: Path, out_dir: Path | None) -> dict:
-    return run([sys.executable, "-c", PY_CALLER, daemon.client_address, node, source, out_dir or ""], daemon)
-
-
-def call_typescript(daemon, node: str, source: Path, out_dir: Path | None) -> dict:
+def caller_args(caller: str, daemon, node: str, source: Path, out_dir: Path | None) -> list:
+    """The command line of `caller`'s call of `node` with `source` as its `data` input: the C++
+    client library through `muster call --input NAME=@FILE` (bytes outputs as files named after
+    their ports), the Python Client, the TypeScript Client through chunk_caller.js. Its last line
+    of output is the outputs as JSON."""
+    if caller == "cpp":
+        return [BUILD / "tools" / "muster", "call", node, "--input", f"data=@{source}", "--timeout", "120s",
+                *(["--output-dir", out_dir] if out_dir else [])]
+    if caller == "py":
+        return [sys.executable, "-c", PY_CALLER, daemon.client_address, node, source, out_dir or ""]
     flags = ["--mib", str(VALUE_MIB), "--from", "file", "--file", source, "--timeout-ms", "120000"]
     if out_dir:
         flags += ["--output-file", out_dir / "data"]
-    got = run(["node", CALLER_JS, node, *flags], daemon)
-    assert got["error"] is None, got
-    return got["outputs"]
+    return ["node", CALLER_JS, node, *flags]
 
 
-CALLERS = {"cpp": call_cpp, "py": call_python, "ts": call_typescript}
+def outputs_of(caller: str, result: dict) -> dict:
+    if caller == "ts":
+        assert result["error"] is None, result
+        return result["outputs"]
+    return result
+
+
+def call_with(caller: str):
+    return lambda daemon, node, source, out_dir: outputs_of(
+        caller, run(caller_args(caller, daemon, node, source, out_dir), daemon))
+
+
+CALLERS = {caller: call_with(caller) for caller in ("cpp", "py", "ts")}
 NODE_PREFIX = {"cpp": "", "py": "py.", "ts": "ts."}
 
 
