@@ -23,6 +23,13 @@ from test_stream_sdk import muster_cli, start_worker
 PREFIX = {"cpp": "", "py": "py.", "ts": "ts."}
 
 
+@pytest.fixture
+def daemon(start_daemon):
+    """Pinging every second: the worker's reconnect and Attach must come within the liveness
+    window (3 s), which 3 × 200 ms would not leave on a loaded machine."""
+    return start_daemon(ping_ms=1000)
+
+
 def in_flight(daemon) -> int:
     r = muster_cli(daemon, "status", "--json")
     return json.loads(r.stdout)["in_flight"] if r.returncode == 0 else -1
