@@ -13,6 +13,7 @@
 #                      journal in the run directory), callgrind on musterd only (the workers and
 #                      the client run natively: faster, and musterd's count does not change)
 #   tools/bench/cost.sh --musterd /tmp/before/musterd    # another musterd, the rest of this build
+#   tools/bench/cost.sh --musterd-arg --journal-gather-ms --musterd-arg 100   # an extra musterd flag
 #
 # Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
 # per call = (Ir(N) - Ir(N/10)) / (0.9 N), so start-up, attach and shut-down cancel out.
@@ -24,7 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${MUSTER_BENCH_BUILD:-$ROOT/build-bench}"
 TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 STRACE=0 KEEP=0
-DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD=""
+DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --transport) TRANSPORTS="$2"; shift 2 ;;
@@ -39,7 +40,8 @@ while [ $# -gt 0 ]; do
     --journal-sync) JOURNAL_SYNC="$2"; shift 2 ;;
     --musterd-only) MUSTERD_ONLY=1; shift ;;
     --musterd) MUSTERD="$2"; shift 2 ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    --musterd-arg) MUSTERD_ARGS+=("$2"); shift 2 ;;
+    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
     *) echo "cost.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -74,13 +76,14 @@ start_stack() {
     extra=(--insecure)
   fi
   CLIENT_ADDR="$cli" CLIENT_EXTRA=("${extra[@]}")
-  local journal=()
+  local journal=() LOG_LEVEL=warn
   if [ "$DURABLE" = 1 ]; then
     journal=(--journal "sqlite:$run/journal.db" --journal-sync "$JOURNAL_SYNC")
+    LOG_LEVEL=info  # its journal counts at exit
     CLIENT_EXTRA+=(--durable)
   fi
   MUSTER_RUNTIME_DIR="$run/rt" MUSTER_COST_ROLE=musterd "$@" "$MUSTERD" --data-dir "$run/data" --request-address "$req" \
-    --response-address "$resp" --client-address "$cli" --log-level warn "${extra[@]}" "${journal[@]}" \
+    --response-address "$resp" --client-address "$cli" --log-level "$LOG_LEVEL" "${extra[@]}" "${journal[@]}" "${MUSTERD_ARGS[@]}" \
     >"$run/musterd.log" 2>&1 &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")
@@ -202,6 +205,7 @@ for t in "${TLIST[@]}"; do
       fi
     done
     span=$((CALLS - small))
+    [ "$DURABLE" = 1 ] && echo "$t $(grep -ho 'journal: .*' "$cg/musterd.log" | tail -1)"
     if [ "$MUSTERD_ONLY" = 1 ]; then
       echo "$t instructions/call: musterd $(per_call $((IR[d$CALLS] - IR[d$small])) $span)  (callgrind files: $DIR/cg-$t-*)"
     else
