@@ -118,8 +118,11 @@ void CommitPipeline::committed(Seq seq) {
 void CommitPipeline::release_ready() {
   while (!held_.empty() && held_.front().needs <= confirmed_) {
     auto& actions = held_.front().actions;
-    released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
-                     std::make_move_iterator(actions.end()));
+    if (released_.empty())
+      released_.swap(actions);  // the held turn's actions as they are, not moved one by one
+    else
+      released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
+                       std::make_move_iterator(actions.end()));
     held_.pop_front();
   }
 }
