@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <type_traits>
 
 namespace muster::broker {
 
@@ -17,7 +18,22 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
       if (auto* s = std::get_if<journal::Submitted>(record)) {
         pending_submitted_.insert(s->call.job_id);
       } else if (auto* d = std::get_if<journal::Dispatched>(record)) {
-        if (pending_submitted_.contains(d->job_id)) early.push_back(d->request_id);
+        if (pending_submitted_.contains(d->job_id)) {
+          early.push_back(d->request_id);
+          if (gather_ > Millis(0)) awaiting_.insert(d->job_id);
+        }
+      } else {
+        if (auto* f = std::get_if<journal::Finished>(record); f && pending_submitted_.contains(f->job_id))
+          ++stats_.finished_with_submitted;
+        if (awaiting_.empty()) continue;
+        // Finished, Requeued, Acked: the run has its answer
+        const journal::JobId job = std::visit(
+            [](const auto& r) -> journal::JobId {
+              if constexpr (std::is_same_v<std::decay_t<decltype(r)>, journal::Submitted>) return r.call.job_id;
+              else return r.job_id;
+            },
+            *record);
+        if (awaiting_.erase(job)) waited_for_.erase(job);
       }
     }
   }
@@ -69,8 +85,20 @@ void CommitPipeline::release_early(std::vector<Action>& actions, const std::vect
   actions = std::move(kept);
 }
 
-std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now) {
+std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, bool gather) {
   if (in_flight_ || pending_.empty()) return std::nullopt;
+  if (gather && !awaiting_.empty()) {
+    if (!gathering_) {  // the batch could go now: wait for the answers awaited at this moment
+      gathering_ = true;
+      gather_since_ = now;
+      waited_for_ = awaiting_;
+      ++stats_.gathered;
+    }
+    if (!waited_for_.empty() && now < gather_since_ + gather_) return std::nullopt;
+  }
+  gathering_ = false;
+  awaiting_.clear();
+  waited_for_.clear();
   Batch b{next_seq_++, std::move(pending_), pending_core_bytes_};
   pending_.clear();
   pending_submitted_.clear();
@@ -90,8 +118,11 @@ void CommitPipeline::committed(Seq seq) {
 void CommitPipeline::release_ready() {
   while (!held_.empty() && held_.front().needs <= confirmed_) {
     auto& actions = held_.front().actions;
-    released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
-                     std::make_move_iterator(actions.end()));
+    if (released_.empty())
+      released_.swap(actions);  // the held turn's actions as they are, not moved one by one
+    else
+      released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
+                       std::make_move_iterator(actions.end()));
     held_.pop_front();
   }
 }

@@ -32,6 +32,16 @@
 //   its `Dispatched`. An early WorkRequest also waits while an Abort for the same worker is
 //   held before it (the Abort frees the slot the new request takes), and nothing else moves:
 //   every other action keeps its turn order.
+// - Gather the answers (one commit per call, the usual case): when the batch in flight is
+//   confirmed and the next one holds calls dispatched early whose answer (their `Finished`, or
+//   any record that ends their run) has not come yet, the next batch is not handed out at once
+//   but after those answers joined it, or after `gather` at the most (then it goes with what it
+//   has). So a call's `Submitted`, `Dispatched` and `Finished` share one transaction — one row
+//   written instead of a row and its update — whenever its worker answers within `gather`.
+//   Only the calls waited for when the batch could first have gone count: calls arriving
+//   meanwhile do not prolong the wait. It only delays a commit (nothing goes out earlier), so
+//   every rule above holds; a lone caller's call commits once instead of twice in a row.
+//   `gather` 0 (the default here) hands the batch out at once, as before.
 // - A failed commit releases nothing more: what was held is dropped with the pipeline (the
 //   daemon stops; a restart recovers from the last committed batch).
 #pragma once
@@ -66,12 +76,16 @@ class CommitPipeline {
     std::uint64_t batches = 0;              // handed to the journal
     std::uint64_t records = 0;              // journal ops in them
     std::uint64_t early_work_requests = 0;  // sent before their call's commit (one commit per call)
+    std::uint64_t gathered = 0;             // batches held back for the answers of their calls
+    std::uint64_t finished_with_submitted = 0;  // Finished records in the batch of their Submitted
   };
 
   // `early_dispatch`: the "one commit per call" rule above (musterd: always; off only to
   // measure against it).
-  explicit CommitPipeline(Millis max_lag, bool early_dispatch = true)
-      : max_lag_(max_lag), early_dispatch_(early_dispatch) {}
+  // `gather`: how long a batch may wait for the answers of its early-dispatched calls (the
+  // "gather the answers" rule above; 0: not at all).
+  explicit CommitPipeline(Millis max_lag, bool early_dispatch = true, Millis gather = Millis(0))
+      : max_lag_(max_lag), early_dispatch_(early_dispatch), gather_(gather) {}
 
   // A loop turn ended with `ops` (in the order the core emitted them) and `actions`. The
   // actions that may go now are appended to released() in order; the rest are held.
@@ -81,7 +95,12 @@ class CommitPipeline {
 
   // The batch to commit now: all records of the turns ended since the last batch, when no
   // batch is in flight and there are any; nullopt otherwise. The batch is in flight from `now`.
-  std::optional<Batch> next_batch(TimePoint now);
+  // `gather` false: at once, even if the "gather the answers" rule would wait (the loop must
+  // wait for the journal anyway, or it drains).
+  std::optional<Batch> next_batch(TimePoint now, bool gather = true);
+  // While a batch waits for answers (gather): when it goes at the latest; the loop must wake
+  // then. TimePoint::max() otherwise.
+  TimePoint gather_until() const { return gathering_ ? gather_since_ + gather_ : TimePoint::max(); }
   // The journal committed the batch in flight (`seq`): the actions that waited for it (and
   // only for it) join released(), in order.
   void committed(Seq seq);
@@ -121,6 +140,12 @@ class CommitPipeline {
 
   Millis max_lag_;
   bool early_dispatch_ = true;
+  Millis gather_{0};
+  // Calls of pending_ dispatched early whose run has no later record yet (their answer is
+  // awaited); of those, the ones the batch waits for since it could first have gone.
+  std::unordered_set<journal::JobId> awaiting_, waited_for_;
+  bool gathering_ = false;
+  TimePoint gather_since_{};
   Stats stats_;
   // Job ids whose Submitted is in pending_ (the batch not yet handed out).
   std::unordered_set<journal::JobId> pending_submitted_;

@@ -168,7 +168,7 @@ struct Daemon::Impl {
   // `pipeline` holds each turn's actions until the commit of its records (and of every turn
   // before it) is confirmed (pipelined group commit, docs/DURABILITY.md §3).
   std::unique_ptr<journal::JournalThread> journal;
-  CommitPipeline pipeline{opt.core.ping_interval / 2, opt.journal_early_dispatch};
+  CommitPipeline pipeline{opt.core.ping_interval / 2, opt.journal_early_dispatch, opt.journal_gather};
   std::uint64_t committing_core_bytes = 0;  // the batch in flight's Batch::core_bytes
   // Batches (PROTOCOL.md §2.2), a transport matter only: the core never sees them. Workers whose
   // Attach asked for batches (and were told Attached.batches), connections whose Submits did.
@@ -318,7 +318,7 @@ struct Daemon::Impl {
         core.on_journal_state(
             CommitPipeline::resynced_bytes(core.journal_bytes(), d->payload_bytes, committing_core_bytes), 0);
       }
-      if (auto batch = pipeline.next_batch(Clock::now())) {
+      if (auto batch = pipeline.next_batch(Clock::now(), /*gather=*/!block)) {
         committing_core_bytes = batch->core_bytes;
         journal->commit(batch->seq, std::move(batch->ops));
       }
@@ -1063,7 +1063,7 @@ struct Daemon::Impl {
         journal_polled = true;
       }
       auto now = Clock::now();
-      auto wake = core.next_wakeup();
+      auto wake = std::min(core.next_wakeup(), pipeline.gather_until());  // a batch waiting for answers
       auto wait = wake <= now ? Millis(0)
                               : std::min(Millis(1000), std::chrono::ceil<Millis>(wake - now));
       if (!outbox.empty()) wait = std::min<Millis>(wait, kOutboxRetry);
@@ -1122,7 +1122,9 @@ struct Daemon::Impl {
       // Counts a loaded machine does not change (docs/DURABILITY.md §10 reads them).
       auto& s = pipeline.stats();
       spdlog::info("journal: {} batch(es) committed, {} record(s), {} WorkRequest(s) sent before "
-                   "their call's commit", s.batches, s.records, s.early_work_requests);
+                   "their call's commit, {} call(s) finished in the batch of their Submitted, {} "
+                   "batch(es) held for answers", s.batches, s.records, s.early_work_requests,
+                   s.finished_with_submitted, s.gathered);
     }
     // Replies still waiting for slow readers get a bounded chance to go out before exit.
     for (auto until = Clock::now() + opt.core.shutdown_grace; !outbox.empty() && Clock::now() < until;) {

@@ -49,6 +49,9 @@ struct DaemonOptions {
   // The one-commit-per-call rule of commit_pipeline.hpp (early dispatch); off only to measure
   // against it (--journal-early-dispatch false).
   bool journal_early_dispatch = true;
+  // How long a batch may wait for the answers of its early-dispatched calls before it is
+  // handed to the journal (commit_pipeline.hpp, "gather the answers"; --journal-gather-ms, 0: not).
+  std::chrono::milliseconds journal_gather{2};
   CoreConfig core;  // core.journal_max_bytes and core.result_ttl bound and keep what it holds
 };
 

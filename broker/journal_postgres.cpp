@@ -77,6 +77,7 @@ enum StatementId {
   kExpire,
   kLoad,
   kNextJob,
+  kInsertRow,
   kStatementCount
 };
 constexpr std::array<const char*, kStatementCount> kSql{
@@ -114,6 +115,16 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "attempts, deaths, outcome_code, outputs, message, finished_ms, expires_ms "
     "FROM calls WHERE shard = $1 ORDER BY job_id",
     "SELECT value FROM muster_meta WHERE shard = $1 AND key = 'next_job_id'",
+    // The row a Submitted and the Dispatched (and Finished) after it leave, written at once
+    // (append_all, journal_fold.hpp), and next_job_id above it, as kInsert does.
+    "WITH ins AS (INSERT INTO calls (shard, job_id, state, node, identity, caller_name, "
+    "workspace, role, trace_id, inputs, parameters, idempotent, submitted_ms, deadline_ms, "
+    "worker_id, worker_identity, request_id, attempts, outcome_code, outputs, message, "
+    "finished_ms, expires_ms) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+    "$19, $20, $21, $22, $23) ON CONFLICT DO NOTHING RETURNING job_id) "
+    "UPDATE muster_meta SET value = greatest(value, (SELECT job_id + 1 FROM ins)) "
+    "WHERE shard = $1 AND key = 'next_job_id' AND EXISTS (SELECT 1 FROM ins)",
 };
 
 std::int64_t millis(WallTime t) { return t.time_since_epoch().count(); }
@@ -581,27 +592,31 @@ std::vector<JobId> PostgresJournal::expire(WallTime now) {
 
 void PostgresJournal::append_all(const std::vector<JournalOp>& ops) {
   require_turn("append");
-  // In slices: the server's answers wait in its socket buffer while libpq still sends, and a
-  // slice's answers (≈ 100 bytes a record) must fit there, or both sides would block.
+  // A call's Submitted and the records of it that follow in the batch are one INSERT of the
+  // row they leave (journal_fold.hpp). In slices: the server's answers wait in its socket
+  // buffer while libpq still sends, and a slice's answers (≈ 100 bytes a statement) must fit
+  // there, or both sides would block.
   constexpr std::size_t kSlice = 256;
-  for (std::size_t at = 0; at < ops.size(); at += kSlice)
-    pipeline(std::span<const JournalOp>(ops).subspan(at, std::min(kSlice, ops.size() - at)));
+  const std::vector<BatchStep>& steps = planner_.plan(ops);
+  for (std::size_t at = 0; at < steps.size(); at += kSlice)
+    pipeline(ops, std::span<const BatchStep>(steps).subspan(at, std::min(kSlice, steps.size() - at)));
 }
 
-void PostgresJournal::pipeline(std::span<const JournalOp> ops) {
+void PostgresJournal::pipeline(const std::vector<JournalOp>& ops, std::span<const BatchStep> steps) {
   if (PQenterPipelineMode(conn_) != 1) fail(fmt::format("cannot enter pipeline mode: {}", trimmed(PQerrorMessage(conn_))));
   std::optional<std::string> failure;
   std::size_t sent = 0;
-  for (auto& op : ops) {
+  for (auto& step : steps) {
     Params p;
-    const int statement = std::visit(
-        [&](const auto& v) {
-          if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Record>)
-            return std::visit([&](const auto& r) { return bind(r, p); }, v);
-          else
-            return bind(v, p);
-        },
-        op);
+    const int statement = step.is_row ? bind(step.row, p)
+                                      : std::visit(
+                                            [&](const auto& v) {
+                                              if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Record>)
+                                                return std::visit([&](const auto& r) { return bind(r, p); }, v);
+                                              else
+                                                return bind(v, p);
+                                            },
+                                            ops[step.op]);
     const std::string name = fmt::format("muster_{}", statement);
     if (!PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(p.values.size()), p.values.data(),
                              p.lengths.data(), p.formats.data(), 1)) {
@@ -609,6 +624,7 @@ void PostgresJournal::pipeline(std::span<const JournalOp> ops) {
       break;
     }
     ++sent;
+    ++statements_;
   }
   if (PQpipelineSync(conn_) != 1 && !failure)
     failure = fmt::format("lost the connection: {}", trimmed(PQerrorMessage(conn_)));
@@ -628,14 +644,17 @@ void PostgresJournal::pipeline(std::span<const JournalOp> ops) {
       continue;
     }
     try {
-      std::visit(
-          [&](const auto& v) {
-            if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Record>)
-              std::visit([&](const auto& r) { settle(r, res); }, v);
-            else
-              settle(v, res);
-          },
-          ops[i]);
+      if (steps[i].is_row)
+        settle(steps[i].row, res);
+      else
+        std::visit(
+            [&](const auto& v) {
+              if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Record>)
+                std::visit([&](const auto& r) { settle(r, res); }, v);
+              else
+                settle(v, res);
+            },
+            ops[steps[i].op]);
     } catch (const JournalError& e) {
       failure = e.what();
     }
@@ -682,6 +701,53 @@ void PostgresJournal::settle(const Submitted& r, const Result& res) {
   if (res.changed() != 1)
     fail(fmt::format("Submitted for job {}, which the journal already holds", c.job_id));
   turn_bytes_ += static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
+}
+
+int PostgresJournal::bind(const FoldedRow& row, Params& p) const {
+  const Call& c = row.submitted->call;
+  if (c.job_id == 0) fail("Submitted with job id 0");
+  const Dispatched* d = row.dispatched;
+  const Finished* f = row.finished;
+  const CallState state = f ? CallState::Finished : d ? CallState::Running : CallState::Queued;
+  p.bytes(options_.shard)
+      .integer(static_cast<std::int64_t>(c.job_id))
+      .integer(static_cast<std::uint8_t>(state))
+      .bytes(c.node)
+      .bytes(c.caller.identity)
+      .bytes(c.caller.name)
+      .bytes(c.caller.workspace)
+      .bytes(c.caller.role)
+      .bytes(c.trace_id)
+      // A finished call no longer needs its inputs (as Finished's UPDATE empties them).
+      .bytes(f ? Payload{} : c.inputs)
+      .bytes(f ? Payload{} : c.parameters)
+      .boolean(c.idempotent)
+      .integer(millis(c.submitted))
+      .integer(millis(c.deadline));
+  if (d)  // else worker_id, worker_identity and request_id stay NULL
+    p.bytes(d->worker_id).bytes(d->worker_identity).integer(static_cast<std::int64_t>(d->request_id));
+  else
+    p.null().null().null();
+  p.integer(d ? d->attempt : 0);
+  if (f)  // else the outcome's columns stay NULL
+    p.integer(static_cast<std::uint16_t>(f->outcome.code))
+        .bytes(f->outcome.outputs)
+        .bytes(f->outcome.message)
+        .integer(millis(f->at))
+        .integer(millis(f->expires));
+  else
+    p.null().null().null().null().null();
+  return kInsertRow;
+}
+
+void PostgresJournal::settle(const FoldedRow& row, const Result& res) {
+  const Call& c = row.submitted->call;
+  if (res.changed() != 1)
+    fail(fmt::format("Submitted for job {}, which the journal already holds", c.job_id));
+  // What settle() of each would count: a finished call's inputs come and go within the batch.
+  const Finished* f = row.finished;
+  turn_bytes_ += static_cast<std::int64_t>(f ? f->outcome.outputs.bytes.size() + f->outcome.message.size()
+                                             : c.inputs.bytes.size() + c.parameters.bytes.size());
 }
 
 int PostgresJournal::bind(const Dispatched& r, Params& p) const {

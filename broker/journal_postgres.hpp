@@ -16,6 +16,7 @@
 #include <string>
 
 #include "journal.hpp"
+#include "journal_fold.hpp"
 #include "leadership.hpp"
 
 struct pg_conn;
@@ -69,6 +70,8 @@ class PostgresJournal final : public Journal {
   bool leading() const { return epoch_ != 0; }
 
   std::uint64_t payload_bytes() const override { return committed_bytes_ + turn_bytes_; }
+  // Statements append_all() sent since open (a folded row is one): what the folds save.
+  std::uint64_t statements_sent() const { return statements_; }
   std::uint64_t byte_limit() const override { return options_.byte_limit; }
 
  private:
@@ -99,14 +102,19 @@ class PostgresJournal final : public Journal {
   int bind(const Finished& r, Params& p) const;
   int bind(const Acked& r, Params& p) const;
   int bind(const ExpireKept& r, Params& p) const;
+  // A row folded from a Submitted and the records after it (append_all, journal_fold.hpp).
+  int bind(const FoldedRow& row, Params& p) const;
+  void settle(const FoldedRow& row, const Result& res);
   void settle(const Submitted& r, const Result& res);
   void settle(const Dispatched& r, const Result& res);
   void settle(const Requeued& r, const Result& res);
   void settle(const Finished& r, const Result& res);
   void settle(const Acked& r, const Result& res);
   std::vector<JobId> settle(const ExpireKept& r, const Result& res);
-  // Sends `ops` in libpq pipeline mode and settles their results in order.
-  void pipeline(std::span<const JournalOp> ops);
+  // Sends the writes `steps` of `ops` in libpq pipeline mode and settles their results in order.
+  void pipeline(const std::vector<JournalOp>& ops, std::span<const BatchStep> steps);
+  BatchPlanner planner_;  // append_all's folds (kept to reuse its memory)
+  std::uint64_t statements_ = 0;
 
   PostgresOptions options_;
   std::string description_;

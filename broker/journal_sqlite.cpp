@@ -471,63 +471,12 @@ void SqliteJournal::apply(const Acked& r) {
 
 void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
   require_turn("append_all");
-  // Plan: for each call whose Submitted is in this batch, the records of it that follow
-  // (Dispatched ones, then perhaps its Finished) up to the first other record of it (a
-  // Requeued, an Acked...) are folded into one INSERT of the row they leave, at the place of
-  // the last of them. A second Submitted of a call still folding leaves the call's records
-  // to be written one by one (and refused as append() refuses them).
-  fold_.clear();
-  auto job_of = [](const Record& r) -> JobId {
-    return std::visit(
-        [](const auto& x) -> JobId {
-          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, Submitted>) return x.call.job_id;
-          else return x.job_id;
-        },
-        r);
-  };
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    const auto* rec = std::get_if<Record>(&ops[i]);
-    if (!rec) continue;
-    const JobId job = job_of(*rec);
-    if (std::holds_alternative<Submitted>(*rec)) {
-      auto [it, fresh] = fold_.try_emplace(job, Fold{i, SIZE_MAX, i});
-      if (!fresh && !it->second.closed) it->second.broken = true;
-      continue;
-    }
-    auto it = fold_.find(job);
-    if (it == fold_.end() || it->second.closed) continue;
-    Fold& f = it->second;
-    if (std::holds_alternative<Dispatched>(*rec)) {
-      f.dispatched = f.end = i;
-    } else if (std::holds_alternative<Finished>(*rec)) {
-      f.finished = true;
-      f.end = i;
-      f.closed = true;
-    } else {
-      f.closed = true;
-    }
-  }
-  // Write: a folded call's records before the last folded one are skipped; the last writes
-  // the row.
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    const auto* rec = std::get_if<Record>(&ops[i]);
-    if (!rec) {
-      expire(std::get<ExpireKept>(ops[i]).now);
-      continue;
-    }
-    if (auto it = fold_.find(job_of(*rec)); it != fold_.end() && !it->second.broken &&
-                                            it->second.end != it->second.submitted &&
-                                            i >= it->second.submitted && i <= it->second.end) {
-      const Fold& f = it->second;
-      if (i < f.end) continue;
-      const auto& sub = std::get<Submitted>(std::get<Record>(ops[f.submitted]));
-      const Dispatched* d = f.dispatched == SIZE_MAX
-                                ? nullptr
-                                : &std::get<Dispatched>(std::get<Record>(ops[f.dispatched]));
-      write_row(sub, d, f.finished ? &std::get<Finished>(*rec) : nullptr);
-      continue;
-    }
-    append(*rec);
+  // A call's Submitted and the records of it that follow in the batch are one INSERT of the
+  // row they leave (journal_fold.hpp).
+  for (const BatchStep& step : planner_.plan(ops)) {
+    if (step.is_row) write_row(*step.row.submitted, step.row.dispatched, step.row.finished);
+    else if (auto* rec = std::get_if<Record>(&ops[step.op])) append(*rec);
+    else expire(std::get<ExpireKept>(ops[step.op]).now);
   }
 }
 

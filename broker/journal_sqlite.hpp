@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "journal.hpp"
+#include "journal_fold.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -95,16 +96,7 @@ class SqliteJournal final : public Journal {
   // bytes they free without reading the row; emptied by a rollback, a miss reads the row).
   std::unordered_map<JobId, std::int64_t> held_bytes_;
   bool in_turn_ = false;
-  // append_all's plan of one batch, kept to reuse its memory: for each call whose Submitted
-  // is in the batch, the op indexes of it, of its last folded Dispatched, and of the last
-  // record folded into its row (`end`, where the row is written).
-  struct Fold {
-    std::size_t submitted = 0, dispatched = SIZE_MAX, end = 0;
-    bool finished = false;  // its Finished is folded too
-    bool closed = false;    // a record of it that is not folded came (or its Finished)
-    bool broken = false;    // a second Submitted while folding: write its records one by one
-  };
-  std::unordered_map<JobId, Fold> fold_;
+  BatchPlanner planner_;  // append_all's folds (kept to reuse its memory)
 };
 
 }  // namespace muster::broker::journal

@@ -159,6 +159,13 @@ int main(int argc, char** argv) {
                  "Submitted and Dispatched records, so a fast result joins that commit (one "
                  "commit per call); false only to measure against it (docs/DURABILITY.md §3)")
       ->capture_default_str();
+  std::uint64_t journal_gather_ms = 2;
+  app.add_option("--journal-gather-ms", journal_gather_ms,
+                 "How long a batch of durable records may wait for the answers of the calls it "
+                 "dispatched before it commits, so that a call's Submitted, Dispatched and "
+                 "Finished share one commit (one row written); 0: commit at once "
+                 "(docs/DURABILITY.md §3)")
+      ->capture_default_str()->check(CLI::Range(0, 1000));
   std::uint64_t result_ttl_ms = 3600000;
   app.add_option("--result-ttl-ms", result_ttl_ms,
                  "How long the journal keeps a durable call's outcome for its caller")
@@ -180,6 +187,7 @@ int main(int argc, char** argv) {
   }
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
   opt.core.result_ttl = muster::broker::Millis(result_ttl_ms);
+  opt.journal_gather = std::chrono::milliseconds(journal_gather_ms);
   opt.journal_lease_term = std::chrono::milliseconds(lease_ms);
   opt.journal_sync = journal_sync == "normal" ? muster::broker::journal::JournalSync::Normal
                                               : muster::broker::journal::JournalSync::Full;

@@ -383,3 +383,90 @@ TEST_CASE("early dispatch: off, every WorkRequest waits for its commit (the meas
   p.committed(first->seq);
   CHECK(sent(p) == Sent{"accepted 70", "wr w1 70"});
 }
+
+// ---- gather the answers (commit_pipeline.hpp; docs/DURABILITY.md §3) ----------------------
+
+TEST_CASE("gather: a lone call's answer joins the batch of its Submitted, so the call commits once") {
+  CommitPipeline p(500ms, true, /*gather=*/2ms);
+  p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);
+  CHECK(sent(p) == Sent{"wr w1 70"});
+  // Nothing is in flight, but the batch waits for the worker's answer (at most 2 ms).
+  CHECK_FALSE(p.next_batch(kT0));
+  CHECK(p.gather_until() == kT0 + 2ms);
+  CHECK_FALSE(p.next_batch(kT0 + 1ms));
+  p.end_turn({finished(7)}, acts({result(70)}), 0);
+  auto b = p.next_batch(kT0 + 1ms);  // the answer came: at once, before the 2 ms
+  REQUIRE(b);
+  CHECK(b->ops.size() == 3);  // Submitted, Dispatched, Finished: one transaction
+  CHECK(p.gather_until() == TimePoint::max());
+  CHECK(sent(p).empty());  // Accepted and the result wait for that one commit
+  p.committed(b->seq);
+  CHECK(sent(p) == Sent{"accepted 70", "result 70"});
+  CHECK(p.stats().batches == 1);
+  CHECK(p.stats().gathered == 1);
+  CHECK(p.stats().finished_with_submitted == 1);
+  CHECK(p.idle());
+}
+
+TEST_CASE("gather: without it (0 ms, as before) the same call commits twice in a row") {
+  CommitPipeline p(500ms, true, /*gather=*/0ms);
+  p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);
+  CHECK(sent(p) == Sent{"wr w1 70"});
+  auto first = p.next_batch(kT0);
+  REQUIRE(first);
+  CHECK(first->ops.size() == 2);
+  p.end_turn({finished(7)}, acts({result(70)}), 0);
+  p.committed(first->seq);
+  CHECK(sent(p) == Sent{"accepted 70"});
+  auto second = p.next_batch(kT0 + 1ms);
+  REQUIRE(second);
+  p.committed(second->seq);
+  CHECK(sent(p) == Sent{"result 70"});
+  CHECK(p.stats().gathered == 0);
+  CHECK(p.stats().finished_with_submitted == 0);
+}
+
+TEST_CASE("gather: a batch waits at most the gather time, and only for the calls awaited when it could go") {
+  CommitPipeline p(500ms, true, /*gather=*/2ms);
+  p.end_turn({submitted(1)}, {}, 0);  // (no early dispatch: goes at once)
+  auto first = p.next_batch(kT0);
+  REQUIRE(first);
+  p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);
+  p.committed(first->seq);
+  CHECK(sent(p) == Sent{"wr w1 70"});
+  CHECK_FALSE(p.next_batch(kT0 + 4ms));  // waits for call 7's answer
+  // Call 8 arrives meanwhile and is dispatched early too: it does not prolong the wait.
+  p.end_turn({submitted(8), dispatched(8, "w2", 80)}, acts({accepted(80), work("w2", 80)}), 0);
+  CHECK(sent(p) == Sent{"wr w2 80"});
+  CHECK_FALSE(p.next_batch(kT0 + 5ms));
+  p.end_turn({finished(7)}, acts({result(70)}), 0);
+  auto second = p.next_batch(kT0 + 5ms);
+  REQUIRE(second);
+  CHECK(second->ops.size() == 5);  // 7's three records, 8's two (its answer comes later)
+  p.committed(second->seq);
+  CHECK(sent(p) == Sent{"accepted 70", "accepted 80", "result 70"});
+  // Call 8's answer never comes in time: its Requeued (say) is a later batch's, after 2 ms.
+  p.end_turn({submitted(9), dispatched(9, "w1", 90)}, acts({accepted(90), work("w1", 90)}), 0);
+  CHECK(sent(p) == Sent{"wr w1 90"});
+  CHECK_FALSE(p.next_batch(kT0 + 10ms));
+  CHECK(p.gather_until() == kT0 + 12ms);
+  CHECK_FALSE(p.next_batch(kT0 + 11ms));
+  auto third = p.next_batch(kT0 + 12ms);  // the wait is over: the batch goes with what it has
+  REQUIRE(third);
+  CHECK(third->ops.size() == 2);
+  p.committed(third->seq);
+  CHECK(sent(p) == Sent{"accepted 90"});
+}
+
+TEST_CASE("gather: a loop that must wait for the journal (or drains) hands the batch out at once") {
+  CommitPipeline p(500ms, true, /*gather=*/2ms);
+  p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);
+  CHECK(sent(p) == Sent{"wr w1 70"});
+  CHECK_FALSE(p.next_batch(kT0));
+  auto b = p.next_batch(kT0, /*gather=*/false);
+  REQUIRE(b);
+  CHECK(b->ops.size() == 2);
+  CHECK(p.gather_until() == TimePoint::max());
+  p.committed(b->seq);
+  CHECK(sent(p) == Sent{"accepted 70"});
+}

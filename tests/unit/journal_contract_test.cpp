@@ -421,3 +421,63 @@ TEST_CASE_TEMPLATE("journal contract + recovery: a daemon SIGKILLed with calls i
   REQUIRE(after.calls[4].outcome);  // job 5
   CHECK(after.calls[4].outcome->code == ErrorCode::WorkerLost);
 }
+
+TEST_CASE_TEMPLATE("journal contract: a batch's many Acked records leave what acking one by one "
+                   "leaves, around an expiry and a refusal",
+                   Store, MUSTER_STORES) {
+  Store by_one, by_batch;
+  MUSTER_SKIP_UNLESS_AVAILABLE(by_one);
+  auto one = by_one.open();
+  auto batch = by_batch.open();
+  // 60 finished calls (some expiring at kT0 + 1s), 5 running ones.
+  std::vector<JournalOp> setup;
+  for (JobId id = 1; id <= 65; ++id) {
+    setup.push_back(Record{Submitted{call(id, "in-" + std::to_string(id))}});
+    if (id <= 60)
+      setup.push_back(Record{Finished{id, Outcome{ErrorCode::None, bytes_of("out" + std::to_string(id)), ""}, kT0,
+                                      kT0 + (id % 3 == 0 ? 1s : 1h)}});
+  }
+  std::vector<JournalOp> ops;
+  for (JobId id = 1; id <= 40; ++id) ops.push_back(Record{Acked{id}});  // more than one delete's worth
+  ops.push_back(ExpireKept{kT0 + 2s});  // the acked rows are gone first: it drops 41..60's own
+  ops.push_back(Record{Dispatched{61, "w1", "id-w1", 161, 1}});
+  for (JobId id : {41, 43, 44, 46, 47}) ops.push_back(Record{Acked{id}});
+  ops.push_back(Record{Submitted{call(70, "in-70")}});
+  ops.push_back(Record{Finished{62, Outcome{ErrorCode::Cancelled, {}, "gone"}, kT0, kT0 + 1h}});
+  ops.push_back(Record{Acked{62}});  // finished and acked in the batch, after deferred ones
+  for (Journal* j : {one.get(), batch.get()}) {
+    j->begin_turn();
+    j->append_all(setup);
+    j->commit();
+  }
+  one->begin_turn();
+  std::vector<JobId> expired_one;
+  for (const auto& op : ops) {
+    if (auto* rec = std::get_if<Record>(&op)) one->append(*rec);
+    else expired_one = one->expire(std::get<ExpireKept>(op).now);
+  }
+  const auto bytes_in_turn = one->payload_bytes();
+  one->commit();
+  batch->begin_turn();
+  batch->append_all(ops);
+  CHECK(batch->payload_bytes() == bytes_in_turn);
+  batch->commit();
+  CHECK(expired_one.size() == 7);  // 42, 45, ..., 60 (multiples of 3 above 40)
+  const Loaded a = one->load(), b = batch->load();
+  REQUIRE(a.calls.size() == 13);  // 41..60 less 7 expired and 5 acked, 61..65 less 62, and 70
+  REQUIRE(b.calls.size() == a.calls.size());
+  for (std::size_t i = 0; i < a.calls.size(); ++i) check_same_call(a.calls[i], b.calls[i]);
+  // Refused as one by one refuses: a call acked twice in a batch, a call it does not hold.
+  for (Journal* j : {one.get(), batch.get()}) {
+    j->begin_turn();
+    CHECK_THROWS_WITH_AS(j->append_all({Record{Acked{63}}, Record{Acked{64}}, Record{Acked{63}}}),
+                         doctest::Contains("Acked for job 63"), JournalError);
+    j->rollback();
+    j->begin_turn();
+    CHECK_THROWS_WITH_AS(j->append_all({Record{Acked{63}}, Record{Acked{99}}}),
+                         doctest::Contains("Acked for job 99"), JournalError);
+    j->rollback();
+    CHECK(j->load().calls.size() == a.calls.size());  // nothing of the refused turns stayed
+  }
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+}

@@ -271,3 +271,42 @@ TEST_CASE("journal postgresql: commit cost per turn (benchmark)" * doctest::skip
                   cost.submit_us / per_turn, cost.finish_us, cost.finish_us / per_turn);
     }
 }
+
+TEST_CASE("journal postgresql: a batch writes a call's Submitted, Dispatched and Finished as one "
+          "statement (the folds SQLite makes), and loads the row they leave") {
+  PostgresStore store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  auto opened = store.open();
+  auto& j = dynamic_cast<PostgresJournal&>(*opened);
+  const auto at = WallTime{std::chrono::milliseconds{1'800'000'000'000}};
+  std::vector<JournalOp> ops;
+  for (JobId id = 1; id <= 3; ++id) {
+    ops.push_back(Record{Submitted{call(id, "in")}});
+    ops.push_back(Record{Dispatched{id, "w1", "id-w1", 100 + id, 1}});
+    ops.push_back(Record{Finished{id, Outcome{ErrorCode::None, bytes_of("out"), ""}, at, at + 1h}});
+  }
+  ops.push_back(Record{Submitted{call(4, "in-4")}});  // 4: still running at the end
+  ops.push_back(Record{Dispatched{4, "w2", "id-w2", 104, 1}});
+  const auto before = j.statements_sent();
+  j.begin_turn();
+  j.append_all(ops);
+  j.commit();
+  CHECK(j.statements_sent() - before == 4);  // one row per call, not one statement per record (11)
+  const Loaded loaded = j.load();
+  REQUIRE(loaded.calls.size() == 4);
+  CHECK(loaded.next_job_id == 5);
+  for (int i = 0; i < 3; ++i) {
+    const Call& c = loaded.calls[static_cast<std::size_t>(i)];
+    CHECK(c.state == CallState::Finished);
+    CHECK(c.inputs.bytes.empty());
+    CHECK(c.attempts == 1);
+    CHECK(c.request_id == 101 + static_cast<std::uint64_t>(i));
+    REQUIRE(c.outcome);
+    CHECK(string_of(c.outcome->outputs) == "out");
+    CHECK(c.expires == at + 1h);
+  }
+  CHECK(loaded.calls[3].state == CallState::Running);
+  CHECK(loaded.calls[3].worker_id == "w2");
+  CHECK(string_of(loaded.calls[3].inputs) == "in-4");
+  CHECK(j.payload_bytes() == 3 * 3 + 4 + loaded.calls[3].parameters.bytes.size());
+}

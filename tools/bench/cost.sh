@@ -9,6 +9,11 @@
 #   tools/bench/cost.sh --no-callgrind                   # syscalls and switches only (fast)
 #   tools/bench/cost.sh --strace                         # + which syscalls musterd makes (strace -c)
 #   MUSTER_BENCH_BUILD=/tmp/b tools/bench/cost.sh        # binaries of another build
+#   tools/bench/cost.sh --durable --journal-sync normal --musterd-only   # durable calls (SQLite
+#                      journal in the run directory), callgrind on musterd only (the workers and
+#                      the client run natively: faster, and musterd's count does not change)
+#   tools/bench/cost.sh --musterd /tmp/before/musterd    # another musterd, the rest of this build
+#   tools/bench/cost.sh --musterd-arg --journal-gather-ms --musterd-arg 100   # an extra musterd flag
 #
 # Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
 # per call = (Ir(N) - Ir(N/10)) / (0.9 N), so start-up, attach and shut-down cancel out.
@@ -20,6 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${MUSTER_BENCH_BUILD:-$ROOT/build-bench}"
 TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 STRACE=0 KEEP=0
+DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --transport) TRANSPORTS="$2"; shift 2 ;;
@@ -30,11 +36,16 @@ while [ $# -gt 0 ]; do
     --no-callgrind) CALLGRIND=0; shift ;;
     --strace) STRACE=1; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    --durable) DURABLE=1; shift ;;
+    --journal-sync) JOURNAL_SYNC="$2"; shift 2 ;;
+    --musterd-only) MUSTERD_ONLY=1; shift ;;
+    --musterd) MUSTERD="$2"; shift 2 ;;
+    --musterd-arg) MUSTERD_ARGS+=("$2"); shift 2 ;;
+    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
     *) echo "cost.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
-MUSTERD="$BUILD/broker/musterd"
+MUSTERD="${MUSTERD:-$BUILD/broker/musterd}"
 WORKER="$BUILD/tools/bench/muster-bench-worker"
 CLIENT="$BUILD/tools/bench/muster-bench-cost-client"
 for b in "$MUSTERD" "$WORKER" "$CLIENT"; do
@@ -65,12 +76,19 @@ start_stack() {
     extra=(--insecure)
   fi
   CLIENT_ADDR="$cli" CLIENT_EXTRA=("${extra[@]}")
+  local journal=() LOG_LEVEL=warn
+  if [ "$DURABLE" = 1 ]; then
+    journal=(--journal "sqlite:$run/journal.db" --journal-sync "$JOURNAL_SYNC")
+    LOG_LEVEL=info  # its journal counts at exit
+    CLIENT_EXTRA+=(--durable)
+  fi
   MUSTER_RUNTIME_DIR="$run/rt" MUSTER_COST_ROLE=musterd "$@" "$MUSTERD" --data-dir "$run/data" --request-address "$req" \
-    --response-address "$resp" --client-address "$cli" --log-level warn "${extra[@]}" \
+    --response-address "$resp" --client-address "$cli" --log-level "$LOG_LEVEL" "${extra[@]}" "${journal[@]}" "${MUSTERD_ARGS[@]}" \
     >"$run/musterd.log" 2>&1 &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")
   WORKER_PIDS=()
+  [ "$MUSTERD_ONLY" = 1 ] && set --  # callgrind on musterd only
   for i in $(seq 1 "$WORKERS"); do
     MUSTER_COST_ROLE=worker "$@" "$WORKER" --worker-id "cost-$i" --request-address "$req" --response-address "$resp" \
       --capacity "$CAPACITY" "${extra[@]}" >"$run/worker-$i.log" 2>&1 &
@@ -125,7 +143,8 @@ voluntary() {
 }
 
 EVENTS=context-switches,raw_syscalls:sys_enter,task-clock
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $CALLS calls x $PAYLOAD B, $DEPTH in flight, $WORKERS SDK workers (capacity $CAPACITY), build $BUILD"
+what="not durable"; [ "$DURABLE" = 1 ] && what="durable, --journal-sync $JOURNAL_SYNC"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $CALLS calls x $PAYLOAD B ($what), $DEPTH in flight, $WORKERS SDK workers (capacity $CAPACITY), musterd $MUSTERD"
 IFS=, read -ra TLIST <<<"$TRANSPORTS"
 for t in "${TLIST[@]}"; do
   # --- syscalls and context switches, native, over the N calls only ---
@@ -176,14 +195,22 @@ for t in "${TLIST[@]}"; do
       mkdir -p "$cg"
       VG=(valgrind --tool=callgrind --log-file="$cg/valgrind.%p.log" --callgrind-out-file="$cg/%q{MUSTER_COST_ROLE}.%p")
       start_stack "$t" "cg-$t-$n" "${VG[@]}"
-      MUSTER_COST_ROLE=client client "$n" "${VG[@]}" >/dev/null
+      if [ "$MUSTERD_ONLY" = 1 ]; then client "$n" >/dev/null
+      else MUSTER_COST_ROLE=client client "$n" "${VG[@]}" >/dev/null; fi
       stop_stack
       IR[d$n]=$(ir_total "$cg"/musterd.*)
-      IR[c$n]=$(ir_total "$cg"/client.*)
-      IR[w$n]=$(ir_total "$cg"/worker.*)
+      if [ "$MUSTERD_ONLY" = 0 ]; then
+        IR[c$n]=$(ir_total "$cg"/client.*)
+        IR[w$n]=$(ir_total "$cg"/worker.*)
+      fi
     done
     span=$((CALLS - small))
-    echo "$t instructions/call: musterd $(per_call $((IR[d$CALLS] - IR[d$small])) $span)  workers $(per_call $((IR[w$CALLS] - IR[w$small])) $span)  client $(per_call $((IR[c$CALLS] - IR[c$small])) $span)"
+    [ "$DURABLE" = 1 ] && echo "$t $(grep -ho 'journal: .*' "$cg/musterd.log" | tail -1)"
+    if [ "$MUSTERD_ONLY" = 1 ]; then
+      echo "$t instructions/call: musterd $(per_call $((IR[d$CALLS] - IR[d$small])) $span)  (callgrind files: $DIR/cg-$t-*)"
+    else
+      echo "$t instructions/call: musterd $(per_call $((IR[d$CALLS] - IR[d$small])) $span)  workers $(per_call $((IR[w$CALLS] - IR[w$small])) $span)  client $(per_call $((IR[c$CALLS] - IR[c$small])) $span)"
+    fi
   fi
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -28,8 +28,11 @@ int main(int argc, char** argv) {
   app.add_option("--depth", depth, "Calls in flight")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--payload", payload, "Bytes of the one `data` input")->capture_default_str();
   app.add_option("--workers", workers, "Wait until this many echo workers are attached")->capture_default_str();
-  bool no_coalesce = false;
+  bool no_coalesce = false, durable = false;
   app.add_flag("--no-coalesce", no_coalesce, "Send every Submit alone (ClientOptions::coalesce_submits off)");
+  app.add_flag("--durable", durable,
+               "Every call durable (CallOptions::durable; musterd needs --journal), its outcome acknowledged "
+               "at the next poll/submit, as muster-bench's muster-durable systems do");
   CLI11_PARSE(app, argc, argv);
   opt.coalesce_submits = !no_coalesce;  // as muster-bench's client does
   muster::reuse_memory_for_large_messages();  // as muster-bench's client does
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
     const muster::Map inputs{{"data", muster::Bytes(payload, 0x5a)}};
     muster::CallOptions call;
     call.timeout_ms = 600000;
+    call.durable = durable;
     std::uint64_t sent = 0, done = 0, bad = 0;
     while (done < calls) {
       while (sent < calls && sent - done < depth) {

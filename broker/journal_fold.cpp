@@ -1,0 +1,67 @@
+// journal_fold.cpp — see journal_fold.hpp.
+#include "journal_fold.hpp"
+
+#include <type_traits>
+
+namespace muster::broker::journal {
+namespace {
+
+JobId job_of(const Record& r) {
+  return std::visit(
+      [](const auto& x) -> JobId {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, Submitted>) return x.call.job_id;
+        else return x.job_id;
+      },
+      r);
+}
+
+}  // namespace
+
+const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& ops) {
+  fold_.clear();
+  steps_.clear();
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const auto* rec = std::get_if<Record>(&ops[i]);
+    if (!rec) continue;
+    const JobId job = job_of(*rec);
+    if (std::holds_alternative<Submitted>(*rec)) {
+      auto [it, fresh] = fold_.try_emplace(job, Fold{i, SIZE_MAX, i});
+      if (!fresh && !it->second.closed) it->second.broken = true;
+      continue;
+    }
+    auto it = fold_.find(job);
+    if (it == fold_.end() || it->second.closed) continue;
+    Fold& f = it->second;
+    if (std::holds_alternative<Dispatched>(*rec)) {
+      f.dispatched = f.end = i;
+    } else if (std::holds_alternative<Finished>(*rec)) {
+      f.finished = true;
+      f.end = i;
+      f.closed = true;
+    } else {
+      f.closed = true;
+    }
+  }
+  // A folded call's records before the last folded one have no step; the last writes the row.
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const auto* rec = std::get_if<Record>(&ops[i]);
+    if (rec) {
+      if (auto it = fold_.find(job_of(*rec)); it != fold_.end() && !it->second.broken &&
+                                              it->second.end != it->second.submitted &&
+                                              i >= it->second.submitted && i <= it->second.end) {
+        const Fold& f = it->second;
+        if (i < f.end) continue;
+        FoldedRow row;
+        row.submitted = &std::get<Submitted>(std::get<Record>(ops[f.submitted]));
+        if (f.dispatched != SIZE_MAX) row.dispatched = &std::get<Dispatched>(std::get<Record>(ops[f.dispatched]));
+        if (f.finished) row.finished = &std::get<Finished>(*rec);
+        steps_.push_back(BatchStep{i, true, row});
+        continue;
+      }
+    }
+    steps_.push_back(BatchStep{i, false, {}});
+  }
+  return steps_;
+}
+
+}  // namespace muster::broker::journal
