@@ -730,7 +730,10 @@ class Worker:
         (or the worker is not attached: a resume Credit could not go)."""
         if self.state != State.ATTACHED:
             return None
-        times = [t for job in self._jobs.values() for t in (s.stall_at() for s in job.in_streams.values()) if t is not None]
+        times = [
+            t for job in self._jobs.values() if not job.abort_event.is_set()
+            for t in (s.stall_at() for s in job.in_streams.values()) if t is not None
+        ]  # fmt: skip
         return min(times) if times else None
 
     def _check_stalls(self, now: float) -> None:
