@@ -59,6 +59,11 @@ def resume_worker(fd, worker_id: str, **kw) -> muster.Worker:
     def pieces(ctx):
         return {"data": (bytes([i % 251]) * MiB for i in range(ctx.inputs["mib"]))}  # cannot seek
 
+    @w.node(name="late_pieces", inputs={"mib": "int"})
+    def late_pieces(ctx):
+        w.test_release.wait(WAIT)  # type: ignore[attr-defined]
+        return {"data": (bytes([i % 251]) * MiB for i in range(ctx.inputs["mib"]))}
+
     return w
 
 
@@ -170,6 +175,28 @@ def test_worker_attached_to_another_instance_aborts_its_chunked_calls(fake_daemo
     _, _, failure = fake_daemon.expect(m.Failure)
     assert (failure.request_id, failure.code, failure.message) == (
         8, ErrorCode.WORKER_LOST,
+        "aborted: the daemon restarted (instance inst-1 -> inst-2): its chunked values cannot resume",
+    )  # fmt: skip
+
+
+def test_worker_output_started_after_a_daemon_restart_aborts_its_call(fake_daemon, worker_factory):
+    """A call dispatched by the instance before a restart whose handler returns a chunked
+    output afterwards: the new instance knows neither the call nor the stream (no credit would
+    ever come), so it is aborted instead of sending chunks."""
+    w = worker_factory("ra1")
+    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
+    request(fake_daemon, w, 12, "late_pieces", inputs={"mib": 2}, chunk_window_bytes=4 * MiB)
+    fake_daemon.publish(worker_topic(w.worker_id), m.Ping(seq=2, instance="inst-1"))
+    peer, _, pong = fake_daemon.expect(m.Pong)
+    assert pong.in_flight == [12]  # its handler runs
+    fake_daemon.publish("b:", m.Ping(seq=1, instance="inst-2"))
+    peer, _, _ = fake_daemon.expect(m.Attach)
+    fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-2", ping_interval_ms=0))
+    fake_daemon.confirm(w.worker_id, "inst-2", seq=2)
+    w.test_release.set()  # type: ignore[attr-defined]
+    _, _, failure = fake_daemon.expect(m.Failure)
+    assert (failure.request_id, failure.code, failure.message) == (
+        12, ErrorCode.WORKER_LOST,
         "aborted: the daemon restarted (instance inst-1 -> inst-2): its chunked values cannot resume",
     )  # fmt: skip
 

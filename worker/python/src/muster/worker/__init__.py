@@ -183,7 +183,7 @@ class _Job:
     __slots__ = (
         "worker", "request_id", "node", "attempt", "timeout_ms", "caller", "received",
         "abort_event", "abort_code", "abort_reason", "task", "loop", "items",
-        "chunk_window", "in_streams", "out_streams", "waiting", "input_error", "output_error",
+        "chunk_window", "in_streams", "out_streams", "waiting", "input_error", "output_error", "instance",
     )  # fmt: skip
 
     def __init__(self, worker: "Worker", req: m.WorkRequest, node: Node):
@@ -214,6 +214,7 @@ class _Job:
         self.input_error: Optional[MusterError] = None  # a chunked input that broke (sha256...)
         # a chunked output sent whole that a resume Credit asked for from where it cannot go back
         self.output_error: Optional[MusterError] = None
+        self.instance = worker.instance  # the daemon instance that dispatched it
 
     def chunking(self) -> bool:
         """Bytes of its chunked values are on the way: an input not received whole, or an
@@ -1417,10 +1418,12 @@ class Worker:
 
     def _send_output_streams(self, job: _Job, outputs: Dict[str, Any]) -> None:
         """Replaces each output to chunk by its ChunkedValue, sending its chunks (streams 2, 4,
-        6…) as the caller's credit allows (OutputSender: going back where resume Credits ask). A stream output that ends within the threshold stays
-        inline bytes; with no chunk window (a durable call, a caller that takes no chunks) every
-        output stays inline (bytes: the message limit then decides; a stream longer than the
-        limit fails the call, WorkerError). Returns early once aborted."""
+        6…) as the caller's credit allows (OutputSender: going back where resume Credits ask).
+        A stream output that ends within the threshold stays inline bytes; with no chunk window
+        (a durable call, a caller that takes no chunks) every output stays inline (bytes: the
+        message limit then decides; a stream longer than the limit fails the call,
+        WorkerError). Returns early once aborted, and aborts a call a restarted daemon does not
+        know (no credit would ever come)."""
         stream = 2
         for port, v in list(outputs.items()):
             inline = isinstance(v, (bytes, bytearray, memoryview))
@@ -1453,6 +1456,12 @@ class Worker:
                         )
                 if stream > 2 * MAX_CHUNK_STREAMS:
                     raise ValueError(f"node {job.node.name}: at most {MAX_CHUNK_STREAMS} outputs may be chunked")
+                now_instance = self.instance
+                if now_instance != job.instance:
+                    why = f"the daemon restarted (instance {job.instance} -> {now_instance})"
+                    log.warning("request %d (%s): aborted, its chunked values cannot resume: %s", job.request_id, job.node.name, why)
+                    job.abort(ErrorCode.WORKER_LOST, f"{why}: its chunked values cannot resume")
+                    return
                 pieces.unread(head)
                 sender = job.out_streams[stream] = OutputSender(port, stream, pieces, job.chunk_window)
                 if job.abort_event.is_set():
