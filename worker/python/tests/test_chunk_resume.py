@@ -234,6 +234,45 @@ def test_worker_output_goes_back_to_a_resume_credit_with_the_same_bytes_until_co
     assert fake_daemon.nothing(0.5), "chunks sent again after the Result was confirmed"
 
 
+def test_worker_result_held_without_a_reply_keeps_serving_resumes_until_a_pong_confirms_it(fake_daemon, worker_factory):
+    """R8, R11 as musterd plays them: a Result whose stream is short gets no reply at all; the
+    worker still answers resume Credits (the Acks of those chunks must not pass for the held
+    Result's), sends the Result again when the Ack to its Pong names it missing, and stops only
+    once a Pong's Ack confirms it."""
+    w = worker_factory("rh1")
+    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
+    topic = worker_topic(w.worker_id)
+    data = numbered(2, b"tail")
+    request(fake_daemon, w, 13, "echo", inputs={"data": data}, chunk_window_bytes=3 * MiB)
+    for _ in range(3):
+        peer, _, _ = fake_daemon.expect(m.Chunk)
+        fake_daemon.reply(peer, m.Ack())
+    peer, first, result = fake_daemon.expect(m.Result)  # held: no reply
+    assert result == m.Result(13, {"data": ChunkedValue(2, len(data), sha(data))})
+    fake_daemon.publish(topic, resume(13, 2, 3 * MiB, MiB))  # what musterd sends on holding it
+    for offset in (MiB, 2 * MiB):
+        peer, _, c = fake_daemon.expect(m.Chunk)
+        assert (c.offset, bytes(c.data)) == (offset, data[offset:offset + MiB])
+        fake_daemon.reply(peer, m.Ack())
+    fake_daemon.publish(topic, m.Ping(seq=2, instance="inst-1"))
+    peer, _, pong = fake_daemon.expect(m.Pong)
+    assert pong.answered == [13]
+    fake_daemon.reply(peer, m.Ack(pong_seq=2, missing=[13]))  # still held: send it again
+    peer, again, _ = fake_daemon.expect(m.Result)
+    assert again == first
+    fake_daemon.publish(topic, resume(13, 2, 3 * MiB, 0))
+    assert b"".join(bytes(fake_daemon.expect(m.Chunk)[2].data) for _ in range(3)) == data
+    for seq in range(3, 13):  # until a Pong no longer lists it: confirmed
+        fake_daemon.publish(topic, m.Ping(seq=seq, instance="inst-1"))
+        peer, _, pong = fake_daemon.expect(m.Pong)
+        fake_daemon.reply(peer, m.Ack(pong_seq=seq))
+        if not pong.answered:
+            break
+    assert not pong.answered
+    fake_daemon.publish(topic, resume(13, 2, 3 * MiB, 0))
+    assert fake_daemon.nothing(0.5), "chunks sent again after the Result was confirmed"
+
+
 def test_worker_output_that_cannot_seek_goes_back_within_16_mib_and_fails_beyond(fake_daemon, worker_factory):
     """R10: an iterator's output keeps the last 16 MiB sent: a resume within them is served
     from there; one further back fails the call WORKER_ERROR, during the first pass (the Result

@@ -951,6 +951,13 @@ class Worker:
             except BadMessage as e:
                 log.warning("bad reply from the daemon: %s", e.message)
                 continue
+            if isinstance(msg.body, m.Ack) and msg.body.pong_seq and kind != "pong" and "pong" in self._pending:
+                # The reply to a Pong (it names its seq): the messages before it that got no reply
+                # are passed over — a Result musterd holds while an output stream it names is
+                # short gets none (PROTOCOL.md §7.9 R8); it stays kept, listed in the next Pong.
+                while kind != "pong":
+                    self._reply_to(kind)
+                    kind = self._pending.popleft()
             try:
                 self._on_reply(kind, msg.body)
             except Exception:
@@ -1022,9 +1029,11 @@ class Worker:
         elif isinstance(body, m.Ack):
             if body.late and kind in ("result", "failure", "progress", "item", "chunk", "credit"):
                 log.debug("daemon dropped a late %s", kind)
-            if answered is not None and not body.late:
+            if answered is not None and not body.late and answered not in self._resend:
                 # The daemon has it. Ack{late} (a restarted daemon that has not adopted its call
-                # yet drops it) leaves it kept, for the next Pong to list.
+                # yet drops it) leaves it kept, for the next Pong to list. So does an Ack to a
+                # Result with chunked outputs: musterd answers nothing while it holds one (R8),
+                # so an Ack read as its may be a later message's; the Pong's Ack confirms it.
                 self._confirmed(answered)
             if kind == "pong" and body.pong_seq:
                 self._on_pong_ack(body.pong_seq, body.missing or [])
