@@ -163,6 +163,35 @@ def test_worker_reattached_to_the_same_instance_resumes_its_input_streams(fake_d
     assert result == m.Result(7, {"hex": hashlib.sha256(data).hexdigest(), "size": len(data)})
 
 
+def test_worker_whose_connection_comes_back_attaches_again_and_resumes(fake_daemon, worker_factory):
+    """R4 after a real reconnect: the response connection breaks and ZeroMQ connects it again
+    (musterd would refuse its messages: it did not attach there); the worker attaches again at
+    once, resumes its input stream, and holds the output chunks it may send until Attached."""
+    w = worker_factory("rc1", resume_after=30.0)
+    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
+    data = numbered(6)
+    start_streamed_input(fake_daemon, w, 14, data)
+    out = numbered(2, b"tail")
+    request(fake_daemon, w, 15, "echo", inputs={"data": out}, chunk_window_bytes=MiB)
+    fake_daemon.expect(m.Chunk)  # the first MiB; the next waits for credit
+    fake_daemon.drop_connections()
+    peer, _, _ = fake_daemon.expect(m.Attach)
+    fake_daemon.publish(worker_topic(w.worker_id), m.Credit(15, 2, 0, 3 * MiB))
+    assert fake_daemon.nothing(0.5), f"sent before the daemon took the connection back: {fake_daemon.recv()[2].body!r}"
+    fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1", ping_interval_ms=0))
+    _, _, again = fake_daemon.expect(m.Credit)
+    assert again == resume(14, 1, 5 * MiB, MiB)
+    got = [fake_daemon.expect(m.Chunk)[2] for _ in range(2)]
+    assert [(c.offset, bytes(c.data)) for c in got] == [(MiB, out[MiB:2 * MiB]), (2 * MiB, out[2 * MiB:])]
+    _, _, result = fake_daemon.expect(m.Result)
+    assert result.request_id == 15
+    fake_daemon.confirm(w.worker_id, "inst-1", seq=2)
+    for offset in range(MiB, len(data), MiB):
+        fake_daemon.publish(worker_topic(w.worker_id), chunk(data, 14, 1, offset))
+    _, _, result = fake_daemon.expect(m.Result, skip=(m.Credit, m.Pong))
+    assert result == m.Result(14, {"hex": hashlib.sha256(data).hexdigest(), "size": len(data)})
+
+
 def test_worker_attached_to_another_instance_aborts_its_chunked_calls(fake_daemon, worker_factory):
     """R4: after a daemon restart (another instance) a call with an input stream on the way is
     aborted, as the new instance knows neither the call nor its stream."""

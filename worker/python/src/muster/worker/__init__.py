@@ -54,6 +54,7 @@ from types import FrameType
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union, overload
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .. import messages as m
 from .._version import SDK
@@ -417,6 +418,14 @@ class Worker:
         self._aloop_thread: Optional[threading.Thread] = None
         self._sub: Optional[zmq.Socket[bytes]] = None
         self._dealer: Optional[zmq.Socket[bytes]] = None
+        # The DEALER's connection events: ZeroMQ reconnects a broken connection by itself, and
+        # musterd refuses a worker's messages from a connection that did not attach it.
+        self._dealer_monitor: Optional[zmq.Socket[bytes]] = None
+        self._dealer_lost = False  # its connection broke: the next one attaches again
+        # Chunks and answers held while the daemon would refuse or lose them (the connection
+        # broke, or a new one is not attached yet): (kind, running job or None, request id,
+        # message), sent in order once Attached comes from the same instance.
+        self._held: Optional[List[Tuple[str, Optional[_Job], int, Union[bytes, memoryview]]]] = None
         self._poller: Optional[zmq.Poller] = None
         self._attach_sent_at = 0.0
         self._next_attach_at: Optional[float] = None
@@ -618,11 +627,14 @@ class Worker:
         connect(sub, self.request_address, self.curve, self.insecure)
         dealer = self._zctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
+        monitor = dealer.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         connect(dealer, self.response_address, self.curve, self.insecure)
-        self._sub, self._dealer = sub, dealer
+        self._sub, self._dealer, self._dealer_monitor = sub, dealer, monitor
+        self._dealer_lost = False
         self._poller = zmq.Poller()
         self._poller.register(sub, zmq.POLLIN)
         self._poller.register(dealer, zmq.POLLIN)
+        self._poller.register(monitor, zmq.POLLIN)
         self._poller.register(self._wake_r, zmq.POLLIN)
         self._pending.clear()
         self._pending_answers.clear()
@@ -633,6 +645,14 @@ class Worker:
             dealer.poll(1000, zmq.POLLOUT)
 
     def _close_sockets(self, linger: int = 0) -> None:
+        if self._dealer_monitor is not None:
+            if self._dealer is not None:
+                try:
+                    self._dealer.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+            self._dealer_monitor.close(0)
+            self._dealer_monitor = None
         if self._sub is not None:
             self._sub.close(0)
         if self._dealer is not None:
@@ -695,6 +715,8 @@ class Worker:
                         pass
                 except BlockingIOError:
                     pass
+            if self._dealer_monitor is not None and self._dealer_monitor in events:
+                self._read_dealer_monitor()
             self._drain_outbox()
             # Replies first: an Ack that arrived with the next Ping confirms the answers its Pong
             # listed before that Ping is answered (PROTOCOL.md §7.6).
@@ -777,6 +799,8 @@ class Worker:
             self._reconnect_and_attach()
 
     def _reconnect_and_attach(self) -> None:
+        if self._held is None:
+            self._held = []  # until the new connection is attached
         self._connect()
         if self._stop_requested.is_set():
             return
@@ -819,6 +843,9 @@ class Worker:
         than leave a gap. An item that still finds no room ends its request; a chunk is
         dropped: the daemon asks for it again with a resume Credit (PROTOCOL.md §7.9 R7, R8)."""
         assert self._dealer is not None
+        if kind == "chunk" and self._held is not None:
+            self._held.append((kind, job, job.request_id if job is not None else rid, data))  # the connection is not attached (again) yet
+            return
         try:
             self._dealer.send(data, zmq.NOBLOCK, copy=False)
         except zmq.Again:
@@ -838,6 +865,9 @@ class Worker:
         """Sends the Result or Failure of request `rid` and keeps it until the daemon confirms
         it: a daemon that died before its Ack asks for it again after the restart (§7.6)."""
         self._kept[rid] = (kind, data, 0)
+        if self._held is not None:
+            self._held.append((kind, None, rid, data))  # after the chunks held before it
+            return
         if self._send_bytes(kind, data):
             self._pending_answers.append(rid)
 
@@ -963,6 +993,30 @@ class Worker:
             except Exception:
                 log.exception("failed to handle a %s reply", type(msg.body).__name__)
 
+    def _read_dealer_monitor(self) -> None:
+        """The response socket's connection broke and ZeroMQ connected it again: the daemon
+        knows this worker by the connection that attached it and refuses the new one's messages
+        (PermissionDenied), so the worker attaches again at once (same session: the daemon
+        keeps its requests, and its input streams resume, PROTOCOL.md §7.9 R4). Never while
+        detaching or stopped (§7.5)."""
+        assert self._dealer_monitor is not None
+        while True:
+            try:
+                event = recv_monitor_message(self._dealer_monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_DISCONNECTED:
+                if not self._dealer_lost:
+                    log.warning("lost the connection to the daemon at %s", self.response_address)
+                self._dealer_lost = True
+                if self._held is None:
+                    self._held = []
+            elif event == zmq.EVENT_CONNECTED and self._dealer_lost:
+                self._dealer_lost = False
+                if self.state in (State.ATTACHED, State.ATTACHING) and not self._stop_requested.is_set():
+                    log.info("connected to the daemon at %s again: attaching again", self.response_address)
+                    self._send_attach()
+
     def _max_bytes(self) -> int:
         return max(self.max_message_bytes, 1024)
 
@@ -990,6 +1044,7 @@ class Worker:
                 # The same instance kept this worker's requests (PROTOCOL.md §7.9 R4): what was on
                 # the way of their input streams may be lost; they go on from what arrived.
                 self._resume_inputs()
+            self._send_held(body.instance == self.instance)
             self.instance = body.instance
             self.ping_interval_ms = body.ping_interval_ms or 0
             self.liveness = body.liveness or 0
@@ -1151,6 +1206,25 @@ class Worker:
                     log.info("request %d: input %s: attached again: asking for it from offset %d",
                              job.request_id, s.port, grant.resume_at)  # fmt: skip
                     self._send("credit", credit_body(job.request_id, s.stream, grant))
+
+    def _send_held(self, same_instance: bool) -> None:
+        """Attached: the chunks and answers held meanwhile go now, in order: chunks of requests
+        still open (to another instance none: it knows none of them), answers still kept."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        log.info("sending %d message(s) held while the connection was not attached", len(held))
+        for kind, job, rid, data in held:
+            if kind != "chunk":
+                if rid in self._kept:
+                    kept_kind, kept_data, _ = self._kept[rid]
+                    self._send_answer(rid, kept_kind, kept_data)
+            elif not same_instance:
+                continue
+            elif job is not None and self._jobs.get(job.request_id) is job and not job.abort_event.is_set():
+                self._send_stream_message(job, "chunk", data)
+            elif rid in self._resend:  # answered meanwhile: its outputs are kept (R11)
+                self._send_stream_message(None, "chunk", data, rid)
 
     def _abort_chunking(self, why: str) -> None:
         """A daemon restart: a request whose chunked values are on the way cannot go on (the
