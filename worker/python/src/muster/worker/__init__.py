@@ -1071,6 +1071,8 @@ class Worker:
                     self._forgotten(body.message or "Rejected{reattach}")
                     return
                 log.info("daemon does not know this worker (%s): attaching again", body.message or "reattach")
+                if self._held is None:
+                    self._held = []  # refused until it attached again
                 self._send_attach()
             elif kind == "attach":
                 log.error(
