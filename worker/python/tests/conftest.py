@@ -102,6 +102,15 @@ class FakeDaemon:
                 return peer, raw, msg.body
         raise AssertionError("the worker never answered the confirming ping")
 
+    def drop_connections(self) -> None:
+        """Closes the response socket and binds a new one at the same address: the worker's
+        connection breaks and ZeroMQ connects it again (a connection musterd did not see
+        attach)."""
+        self.router.close(0)
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.bind(self.response_address)
+
     def close(self) -> None:
         self.pub.close(0)
         self.router.close(0)

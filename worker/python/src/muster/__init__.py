@@ -19,6 +19,7 @@ Workers serve nodes to ``musterd``; clients call them. See worker/python/README.
 from ._version import SDK, __version__
 from .aio import AsyncCall, AsyncClient, Progress
 from .chunks import CHUNK_BYTES, CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, InputStream
+from .resume import RESUME_AFTER, RESUME_KEEP_BYTES
 from .client import Call, Client
 from .credit import StreamNotRequested
 from .endpoints import Curve, default_endpoint, runtime_dir
@@ -86,6 +87,8 @@ __all__ = [
     "CHUNK_BYTES",
     "CHUNK_WINDOW_BYTES",
     "DEFAULT_CHUNK_THRESHOLD",
+    "RESUME_AFTER",
+    "RESUME_KEEP_BYTES",
     "ErrorValue",
     "MusterError",
     "error_for",

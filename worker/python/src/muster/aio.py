@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Dict, Generator, List, Mapping, Optional, Set, Tuple, Union
 
@@ -39,6 +40,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from . import messages as m
 from .chunks import CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, CallChunks, check_sinks, chunk_error, split_inputs
+from .resume import RESUME_AFTER, check_resume_after
 from .client import client_curve
 from .credit import DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS
 from .endpoints import Curve, connect, default_endpoint, drop_unsent, endpoint_list
@@ -163,11 +165,15 @@ class AsyncClient:
         max_message_bytes: int = 16 * 1024 * 1024,
         resume_timeout: float = 60.0,
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+        resume_after: float = RESUME_AFTER,
     ):
         self.address = client_address or default_endpoint("client")
         if isinstance(chunk_threshold, bool) or not isinstance(chunk_threshold, int) or chunk_threshold < 1:
             raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
         self.chunk_threshold = chunk_threshold
+        # seconds without a chunk before a chunked output waiting for bytes asks for them again
+        # (PROTOCOL.md §7.9 R3), and between two resume Credits for one gap (R2)
+        self.resume_after = check_resume_after(resume_after)
         # A failover pair's two endpoints (docs/DURABILITY.md §12) connect with ZMQ_IMMEDIATE
         # (endpoints.connect): a connection takes messages only once its handshake completed,
         # so only that counts as connected (the durable calls' JobResume goes out then).
@@ -307,7 +313,7 @@ class AsyncClient:
         sinks = check_sinks(output_dir, output_sink)
         wire_inputs, senders = split_inputs(inputs or {}, self.chunk_threshold, durable)
         rid = next(self._ids)
-        chunks = CallChunks(senders, sinks, rid)
+        chunks = CallChunks(senders, sinks, rid, self.resume_after)
         try:
             data = self._submit_message(rid, node, wire_inputs, timeout_ms, parameters, progress, trace_id, durable, window)
         except BaseException:
@@ -677,8 +683,13 @@ class AsyncClient:
     async def _watch_connect(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(min(0.1, self.resume_after / 2))
             now = loop.time()
+            if self._connected:
+                stalls_now = time.monotonic()  # the chunk streams' clock
+                for call in self._open_calls():
+                    if call._chunks is not None:
+                        call._chunks.check_stalls(stalls_now, self._send_now)  # R3: a resume Credit
             for call in self._waiting_calls():
                 if now - (call._lost_at or now) >= self.resume_timeout:
                     message = resume_timed_out(call.job_id or 0, self.address, self.resume_timeout, self._connected)

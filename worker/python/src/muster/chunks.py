@@ -6,18 +6,23 @@ of the call's streams (the caller's inputs on odd streams 1, 3, 5…; the worker
 even streams 2, 4, 6…) under a credit window the receiver grants (4 MiB, then as it consumes);
 the message that holds the value carries a ``ChunkedValue(stream, size, sha256)`` instead.
 
+Chunks lost on the way are asked for again (PROTOCOL.md §7.9 "Resumption", resume.py): every
+receiver here trims or drops what it has and sends a resume Credit on a gap or a stall; every
+sender goes back to the offset a resume Credit names, reading the bytes again.
+
 Owns: the constants; the cheap Chunk and Credit encoders (the message built once around the
 data, PROTOCOL.md §7.9's wire unchanged); ``ChunkSource`` (bytes, a file or a path, its size
-and sha256 known before the Submit) and ``split_inputs`` (which inputs of a Submit travel
-chunked); ``InputSender`` (a caller's stream: never a byte past the worker's credit);
-``OutputReceiver`` and the sinks (a caller's output stream: checked against its reference,
-collected as bytes, written to a file or a directory, or handed to a callback); ``ByteCredit``
-(a worker's output stream: blocks its sending thread until the caller's credit covers the
-next chunk); ``InputStream`` (a worker's input stream: a binary file object a handler reads,
-or the bytes assembled before an ordinary handler runs, granting credit as they are consumed).
-Must never: send a chunk beyond the credit; grant credit for bytes not consumed; hand over a
-value whose size or sha256 differ from its reference; leave a reader or a sender blocked once
-the call is over.
+and sha256 known before the Submit, read by offset) and ``split_inputs`` (which inputs of a
+Submit travel chunked); ``InputSender`` (a caller's stream: never a byte past the worker's
+credit, back to a resume offset); ``OutputReceiver`` and the sinks (a caller's output stream:
+checked against its reference, collected as bytes, written to a file or a directory, or handed
+to a callback); ``OutputPieces`` and ``OutputSender`` (a worker's output stream: its sending
+thread blocks until the caller's credit covers the next chunk; it can send again from a resume
+offset until released); ``InputStream`` (a worker's input stream: a binary file object a
+handler reads, or the bytes assembled before an ordinary handler runs, granting credit as they
+are consumed). Must never: send a chunk beyond the credit; grant credit for bytes not consumed;
+hash or deliver a byte twice; hand over a value whose size or sha256 differ from its reference;
+leave a reader or a sender blocked once the call is over.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import io
 import os
 import pathlib
 import threading
+import time
 from collections import deque
 from typing import IO, Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -35,7 +41,8 @@ import flatbuffers
 
 from . import messages as m
 from .credit import AsyncWaiters, wake_all
-from .errors import ErrorCode, InvalidRequest, MusterError, WorkerError
+from .errors import ErrorCode, InvalidRequest, MusterError, Unavailable, WorkerError
+from .resume import RESUME_AFTER, RESUME_KEEP_BYTES, Grant, KeptBytes, Resumer
 from .values import ChunkedValue
 
 #: Bytes of one Chunk's data (the SDKs' ``kChunkBytes``).
@@ -80,24 +87,33 @@ def worker_chunk(worker_id: str, request_id: int, stream: int, offset: int, data
     return _encode_root(m.WorkerMessage(worker_id, m.Chunk(request_id, stream, offset, data)), b"MSWK", len(data))  # type: ignore[arg-type]
 
 
-def client_credit(request_id: int, stream: int, total: int) -> bytes:
-    return m.encode(m.ClientMessage(request_id, m.Credit(request_id, stream, 0, total)))
+def credit_body(request_id: int, stream: int, grant: Grant) -> m.Credit:
+    """The Credit a receiver sends for ``grant`` (a resume Credit when ``grant.resume_at`` is
+    set, PROTOCOL.md §7.9 "Resumption")."""
+    resume = grant.resume_at is not None
+    return m.Credit(request_id, stream, 0, grant.total, grant.resume_at or 0, resume)
+
+
+def client_credit(request_id: int, stream: int, total: int, resume_at: Optional[int] = None) -> bytes:
+    return m.encode(m.ClientMessage(request_id, credit_body(request_id, stream, Grant(total, resume_at))))
 
 
 # ---- what a caller sends -------------------------------------------------------------------
 
 
 class ChunkSource:
-    """The bytes of one chunked value, read in order: from memory, or from a binary file (a
+    """The bytes of one chunked value, read by offset: from memory, or from a binary file (a
     file object the caller gave, or one this opened from a path). ``size`` and ``sha256`` are
-    known at construction: a file is hashed in one streaming pass, then read again from where
-    it was (so it must be seekable)."""
+    known at construction: a file is hashed in one streaming pass, then read again where the
+    worker's credit and its resume Credits ask (so it must be seekable)."""
 
     def __init__(self, size: int, sha256: bytes):
         self.size = size
         self.sha256 = sha256
 
-    def read(self, n: int) -> Data:
+    def read_at(self, offset: int, n: int) -> Data:
+        """``n`` bytes from ``offset`` (within the size). ValueError or OSError if the source
+        cannot give them (a file that changed)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -108,12 +124,9 @@ class BytesSource(ChunkSource):
     def __init__(self, data: Data):
         self._view = memoryview(data).cast("B")
         super().__init__(len(self._view), hashlib.sha256(self._view).digest())
-        self._pos = 0
 
-    def read(self, n: int) -> Data:
-        out = self._view[self._pos : self._pos + n]
-        self._pos += len(out)
-        return out
+    def read_at(self, offset: int, n: int) -> Data:
+        return self._view[offset : offset + n]
 
 
 class FileSource(ChunkSource):
@@ -142,19 +155,21 @@ class FileSource(ChunkSource):
                 f.close()
             raise
         super().__init__(size, sha.digest())
-        self._left = size
+        self._pos = 0  # the file's position, from its start
 
-    def read(self, n: int) -> Data:
-        block = self._f.read(min(n, self._left))
-        if len(block) != min(n, self._left):
+    def read_at(self, offset: int, n: int) -> Data:
+        n = min(n, self.size - offset)
+        if offset != self._pos:
+            self._f.seek(self._start + offset)
+        block = self._f.read(n)
+        self._pos = offset + len(block)
+        if len(block) != n:
             raise ValueError("the input file changed while it was sent (it ended early)")
-        self._left -= len(block)
         return block
 
     def read_all(self) -> bytes:
         """All of it (a small file that travels inline)."""
-        data = self._f.read(self._left)
-        self._left = 0
+        data = self._f.read(self.size)
         self.close()
         return bytes(data)
 
@@ -217,33 +232,50 @@ def split_inputs(
 
 class InputSender:
     """One chunked input of a call, on the caller's side: sends its chunks as the worker's
-    credit (cumulative bytes) allows, never one before the first Credit nor past the grant."""
+    credit (cumulative bytes) allows, never one before the first Credit nor past the grant, and
+    goes back to where a resume Credit asks (PROTOCOL.md §7.9 R9, R10: the source is read
+    again there; the Submit's reference does not change). Its source stays open until the
+    call is over: a resume may come until then."""
 
     def __init__(self, port: str, stream: int, source: ChunkSource):
         self.port = port
         self.stream = stream
         self.source = source
         self.granted = 0
-        self.sent = 0
+        self.next = 0  # the offset of the next chunk to send
+        self.sent = 0  # the bytes sent (the furthest chunk's end)
 
     @property
     def done(self) -> bool:
-        return self.sent >= self.source.size
+        return self.next >= self.source.size
 
     def grant(self, total: int) -> None:
         self.granted = max(self.granted, total)
 
+    def resume(self, offset: int, total: int) -> None:
+        """A resume Credit (R9): the next chunk starts at ``offset``, the grant rises to
+        ``total``. One beyond what was sent is ignored."""
+        if offset > self.sent:
+            return
+        self.grant(total)
+        self.next = offset
+
     def due(self) -> Iterator[Tuple[int, Data]]:
-        """The chunks the credit allows now: (offset, data), each at most CHUNK_BYTES."""
+        """The chunks the credit allows now: (offset, data), each at most CHUNK_BYTES. Raises
+        Unavailable when bytes sent before cannot be read again (R10: the call ends)."""
         while not self.done:
-            n = min(CHUNK_BYTES, self.source.size - self.sent)
-            if self.sent + n > self.granted:
+            offset = self.next
+            n = min(CHUNK_BYTES, self.source.size - offset)
+            if offset + n > self.granted:
                 return
-            offset = self.sent
-            data = self.source.read(n)
-            self.sent += n
-            if self.done:
-                self.source.close()
+            try:
+                data = self.source.read_at(offset, n)
+            except (OSError, ValueError) as e:
+                if offset >= self.sent:
+                    raise  # a first read: the input cannot be read (INVALID_REQUEST)
+                raise Unavailable(f"input {self.port}: chunked stream {self.stream}: cannot resume at offset {offset}: {e}") from None
+            self.next = offset + n
+            self.sent = max(self.sent, self.next)
             yield offset, data
 
     def close(self) -> None:
@@ -357,28 +389,50 @@ def check_sinks(output_dir: Any, output_sink: Any) -> Optional[Callable[[int, in
 class OutputReceiver:
     """One output stream of a call on the caller's side: the chunks in order into its sink, the
     sha256 as they pass, credit granted as they are consumed (``consumed + window``, sent once a
-    chunk's worth was consumed since the last grant)."""
+    chunk's worth was consumed since the last grant). Lost chunks are asked for again with a
+    resume Credit (PROTOCOL.md §7.9 R1–R3): a chunk that overlaps what it has is trimmed, one
+    it has is dropped, a gap or a stall (``resume_after`` without a chunk while it waits for
+    granted bytes) asks the worker to go back to the bytes it has. The sink gets each byte
+    once, in order."""
 
-    def __init__(self, stream: int, sink: Sink, window: int = CHUNK_WINDOW_BYTES):
+    def __init__(self, stream: int, sink: Sink, window: int = CHUNK_WINDOW_BYTES, resume_after: float = RESUME_AFTER):
         self.stream = stream
         self.sink = sink
         self.window = window
         self.granted = window  # the Submit's chunk_window_bytes
-        self.received = 0
+        self.received = 0  # R: the bytes taken, in order
         self._sha = hashlib.sha256()
+        self._resumer = Resumer(resume_after, time.monotonic())
 
-    def feed(self, offset: int, data: Data) -> Optional[int]:
-        """Takes the chunk at ``offset``; returns the cumulative grant to send now, if any.
-        Raises WorkerError for a chunk out of order (musterd forwards them in order)."""
-        if offset != self.received or not len(data):
-            raise WorkerError(f"chunked stream {self.stream}: a chunk at offset {offset} where {self.received} was due")
-        self.sink.write(data)
-        self._sha.update(data)
-        self.received += len(data)
+    def feed(self, offset: int, data: Data) -> Optional[Grant]:
+        """Takes the chunk at ``offset`` (or the part of it after what it has); returns the
+        Credit to send now, if any: a grant as it consumed, or a resume Credit after a gap."""
+        now = time.monotonic()
+        k = self._resumer.place(offset, len(data), self.received, now)
+        if k is None:
+            return Grant(self.granted, self.received) if self._resumer.gap(now) else None
+        if k == len(data):
+            return None  # bytes it has: sent again before the worker went back
+        part = data[k:] if k else data
+        self.sink.write(part)
+        self._sha.update(part)
+        self.received += len(part)
+        self._resumer.took()
         if self.received + self.window - self.granted >= CHUNK_BYTES:
             self.granted = self.received + self.window
-            return self.granted
+            return Grant(self.granted)
         return None
+
+    def stalled(self, now: float) -> Optional[Grant]:
+        """R3: the resume Credit to send now if the stream waits for granted bytes and heard
+        nothing for ``resume_after`` (the worker's stream size is unknown until its Result:
+        ``granted`` bounds what it may expect)."""
+        if self._resumer.stalled(self.received, self.granted, now):
+            return Grant(self.granted, self.received)
+        return None
+
+    def stall_at(self) -> Optional[float]:
+        return self._resumer.stall_at(self.received, self.granted)
 
     def finish(self, port: str, ref: ChunkedValue) -> Any:
         """The output's value once the Result named this stream for ``port``; WorkerError if the
@@ -395,19 +449,28 @@ class CallChunks:
     receivers), driven by the client's I/O thread or event loop. ``send`` sends an encoded
     message to the daemon."""
 
-    def __init__(self, senders: List[InputSender], sink_factory: Optional[Callable[[int, int], Sink]], request_id: int):
+    def __init__(
+        self, senders: List[InputSender], sink_factory: Optional[Callable[[int, int], Sink]], request_id: int,
+        resume_after: float = RESUME_AFTER,
+    ):  # fmt: skip
         self.senders = {s.stream: s for s in senders}
         self.receivers: Dict[int, OutputReceiver] = {}
         self._sink_factory = sink_factory
         self.request_id = request_id
+        self.resume_after = resume_after
         self.closed = False
 
     def on_credit(self, credit: m.Credit, send: Callable[[Data], Any]) -> None:
-        """A worker's grant for one of the inputs: the chunks it allows go now."""
+        """A worker's grant for one of the inputs (or a resume Credit: back to its offset): the
+        chunks it allows go now. Raises Unavailable when a resume asks for bytes the input
+        cannot give again (the call ends), ValueError/OSError for an input that cannot be read."""
         s = self.senders.get(credit.stream)
         if s is None or self.closed:
             return
-        s.grant(credit.bytes)
+        if credit.resume:
+            s.resume(credit.resume_offset, credit.bytes)
+        else:
+            s.grant(credit.bytes)
         for offset, data in s.due():
             send(client_chunk(self.request_id, s.stream, offset, data))
 
@@ -422,10 +485,24 @@ class CallChunks:
             if stream % 2 or stream < 2 or len(self.receivers) >= MAX_CHUNK_STREAMS:
                 raise WorkerError(f"a chunk of stream {stream}, which a worker may not open")
             sink = self._sink_factory(stream, self.request_id) if self._sink_factory else MemorySink()
-            r = self.receivers[stream] = OutputReceiver(stream, sink)
+            r = self.receivers[stream] = OutputReceiver(stream, sink, resume_after=self.resume_after)
         grant = r.feed(chunk.offset, chunk.data or b"")
         if grant is not None:
-            send(client_credit(self.request_id, stream, grant))
+            send(client_credit(self.request_id, stream, grant.total, grant.resume_at))
+
+    def check_stalls(self, now: float, send: Callable[[Data], Any]) -> None:
+        """R3 for the output streams: a resume Credit for each that stalled."""
+        if self.closed:
+            return
+        for r in self.receivers.values():
+            grant = r.stalled(now)
+            if grant is not None:
+                send(client_credit(self.request_id, r.stream, grant.total, grant.resume_at))
+
+    def stall_at(self) -> Optional[float]:
+        """The earliest time an output stream stalls if nothing comes (None: none can)."""
+        times = [t for t in (r.stall_at() for r in self.receivers.values()) if t is not None]
+        return min(times) if times and not self.closed else None
 
     def outputs(self, outputs: Dict[str, Any]) -> Dict[str, Any]:
         """The Result's outputs with each ChunkedValue replaced by its checked value. Raises
@@ -436,7 +513,7 @@ class CallChunks:
                 r = self.receivers.get(v.stream)
                 if r is None:
                     if v.size == 0 and v.sha256 == hashlib.sha256().digest() and not v.stream % 2:
-                        r = OutputReceiver(v.stream, MemorySink() if self._sink_factory is None else self._sink_factory(v.stream, self.request_id))
+                        r = OutputReceiver(v.stream, MemorySink() if self._sink_factory is None else self._sink_factory(v.stream, self.request_id))  # fmt: skip
                     else:
                         raise WorkerError(f"output {port}: chunked stream {v.stream}: no chunks arrived")
                 out[port] = r.finish(port, v)
@@ -458,33 +535,6 @@ class CallChunks:
 # ---- a worker's output streams -------------------------------------------------------------
 
 
-class ByteCredit:
-    """The caller's credit for one of a worker's output streams. ``wait(total)`` blocks the
-    sending thread until the grant covers ``total`` bytes (True) or the call is over (False);
-    ``grant`` and ``close`` come from the worker's I/O thread."""
-
-    def __init__(self, initial: int):
-        self._cond = threading.Condition()
-        self.granted = initial
-        self.closed = False
-
-    def grant(self, total: int) -> None:
-        with self._cond:
-            if total > self.granted:
-                self.granted = total
-                self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
-
-    def wait(self, total: int) -> bool:
-        with self._cond:
-            self._cond.wait_for(lambda: self.closed or self.granted >= total)
-            return not self.closed
-
-
 def is_stream_output(value: Any) -> bool:
     """An output a handler returns as a stream: a binary file object (``read``), a path, or an
     iterator of bytes (a generator...)."""
@@ -494,30 +544,68 @@ def is_stream_output(value: Any) -> bool:
 
 
 class OutputPieces:
-    """The bytes of an output stream in pieces of CHUNK_BYTES (the last one shorter), from a
-    file object, a path, an iterator of bytes-like pieces or bytes."""
+    """The bytes of an output stream in pieces of at most CHUNK_BYTES, from a file object, a
+    path, an iterator of bytes-like pieces or bytes. ``seekable`` sources (bytes, a path, a
+    file object that can seek) also read again from any offset already read (``read_at``);
+    the others cannot."""
 
     def __init__(self, value: Any):
         self._file: Optional[IO[bytes]] = None
         self._iter: Optional[Iterator[Any]] = None
         self._view: Optional[memoryview] = None
-        self._pos = 0
+        self._pos = 0  # bytes handed out by next()
         self._pending = bytearray()
+        self._back: Deque[Data] = deque()  # pieces handed back (unread), before the source's next
+        self._start = 0  # a seekable file's position at offset 0
+        self.seekable = True
         if isinstance(value, (bytes, bytearray, memoryview)):
             self._view = memoryview(value).cast("B")
         elif isinstance(value, pathlib.PurePath):
             self._file = open(value, "rb")
         elif callable(getattr(value, "read", None)):
             self._file = value
+            try:
+                self.seekable = bool(value.seekable()) if callable(getattr(value, "seekable", None)) else False
+                if self.seekable:
+                    self._start = value.tell()
+            except (OSError, ValueError):
+                self.seekable = False
         else:
             self._iter = iter(value)
+            self.seekable = False
         self._owned = isinstance(value, pathlib.PurePath)
 
     def next(self) -> Data:
         """The next piece; empty at the end."""
+        if self._back:
+            piece = self._back.popleft()
+        else:
+            piece = self._read()
+        self._pos += len(piece)
+        return piece
+
+    def unread(self, pieces: List[Data]) -> None:
+        """Hands back pieces just read (a read-ahead): next() gives them again first."""
+        self._back.extendleft(reversed(pieces))
+        self._pos -= sum(len(p) for p in pieces)
+
+    def read_at(self, offset: int, n: int) -> Data:
+        """``n`` bytes from ``offset`` of a seekable source (bytes already read: ``offset + n``
+        at most what next() gave). ValueError if they cannot be read again."""
+        if self._view is not None:
+            return self._view[offset : offset + n]
+        assert self._file is not None and self.seekable
+        where = self._file.tell()
+        self._file.seek(self._start + offset)
+        block = self._file.read(n)
+        self._file.seek(where)
+        if not isinstance(block, (bytes, bytearray)) or len(block) != n:
+            raise ValueError("the output file changed while it was sent")
+        return block
+
+    def _read(self) -> Data:
         if self._view is not None:
             out = self._view[self._pos : self._pos + CHUNK_BYTES]
-            self._pos += len(out)
             return out
         if self._file is not None:
             block = self._file.read(CHUNK_BYTES)
@@ -545,6 +633,168 @@ class OutputPieces:
             close()
 
 
+class OutputSender:
+    """One chunked output stream of a worker's call (PROTOCOL.md §7.9): reads its source once,
+    hashing each byte the first time it is read, and sends chunks of CHUNK_BYTES, each once
+    the caller's grant covers it (the strict send rule). A resume Credit sends it back to its
+    offset (R9): the bytes are read again from the source, or, for one that cannot seek, from
+    the last RESUME_KEEP_BYTES it sent (R10); a resume further back ends the call
+    (``error``). Until it is released it can send again (R11): its first pass runs in the
+    handler's thread (``send_all``), what resumes ask after that in the worker's I/O thread
+    (``due``).
+
+    ``grant``, ``resume``, ``close`` come from the I/O thread; ``send_all`` blocks its thread
+    until the grant covers the next chunk, the stream is closed (an abort) or fails."""
+
+    def __init__(self, port: str, stream: int, pieces: OutputPieces, granted: int, keep: int = RESUME_KEEP_BYTES):
+        self.port = port
+        self.stream = stream
+        self._pieces = pieces
+        self._cond = threading.Condition()
+        self.granted = granted
+        self.next = 0  # the offset of the next chunk to send
+        self.sent = 0  # the bytes sent (the furthest chunk's end)
+        self.read = 0  # the bytes read from the source and hashed
+        self.size: Optional[int] = None  # known once the source ended
+        self.passed = False  # the first pass is over: the reference is known, `due` sends resumes
+        self.closed = False
+        self.error: Optional[str] = None  # a resume it cannot serve: the call fails with it
+        self._sha = hashlib.sha256()
+        self._rest: Data = b""  # read from the source beyond a chunk, not counted in `read` yet
+        self._kept = None if pieces.seekable else KeptBytes(keep)
+
+    # ---- the I/O thread ----
+
+    def grant(self, total: int) -> bool:
+        """Raises the grant; True when the I/O thread must send what it allows (``due``)."""
+        with self._cond:
+            if total > self.granted:
+                self.granted = total
+                self._cond.notify_all()
+            return self.passed and not self.closed
+
+    def resume(self, offset: int, total: int) -> bool:
+        """A resume Credit (R9): back to ``offset``, the grant raised to ``total``. One beyond
+        what was sent is ignored; one before what can be read again sets ``error``. True when
+        the I/O thread must send what it allows (``due``)."""
+        with self._cond:
+            if self.closed or self.error is not None or offset > self.sent:
+                return False
+            self.granted = max(self.granted, total)
+            if self._kept is not None and offset < self._kept.start:
+                self.error = (
+                    f"output {self.port}: chunked stream {self.stream}: cannot resume at offset {offset}: the output is not "
+                    f"seekable and only its last {self._kept.keep} bytes sent are kept (from offset {self._kept.start})"
+                )
+            else:
+                self.next = offset
+            self._cond.notify_all()
+            return self.passed and self.error is None
+
+    def due(self) -> Iterator[Tuple[int, Data]]:
+        """After the first pass: the chunks the grant allows from where a resume sent it back.
+        Sets ``error`` (and stops) when the source cannot give them again."""
+        while True:
+            with self._cond:
+                if self.closed or self.error is not None or self.size is None:
+                    return
+                offset = self.next
+                n = min(CHUNK_BYTES, self.size - offset)
+                if n <= 0 or offset + n > self.granted:
+                    return
+            try:
+                data = self._again(offset, n)
+            except (OSError, ValueError) as e:
+                with self._cond:
+                    self.error = f"output {self.port}: chunked stream {self.stream}: cannot resume at offset {offset}: {e}"
+                return
+            with self._cond:
+                if self.next != offset:
+                    continue
+                self.next = offset + n
+            yield offset, data
+
+    def close(self) -> None:
+        """No more sending: a blocked ``send_all`` returns None."""
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def release(self) -> None:
+        """Closed for good: the source too (after the first pass, from the I/O thread; during
+        it, the handler's thread does it)."""
+        self.close()
+        self._pieces.close()
+
+    # ---- the handler's thread ----
+
+    def send_all(self, post: Callable[[int, Data], None]) -> Optional[ChunkedValue]:
+        """The first pass: every byte of the source, chunk by chunk within the grant, going
+        back where resumes ask. Returns the reference (size, sha256 of each byte once) once the
+        last chunk went, None if closed first; raises WorkerError for a resume it cannot serve
+        (R10) and what the source raises."""
+        while True:
+            with self._cond:
+                if self.closed:
+                    return None
+                if self.error is not None:
+                    raise WorkerError(self.error)
+                if self.size is not None and self.next >= self.size:
+                    self.passed = True
+                    return ChunkedValue(self.stream, self.size, self._sha.digest())
+                offset = self.next
+            if offset >= self.read:
+                data = self._fresh()
+                if data is None:
+                    continue  # the source ended: `size` is known
+            else:
+                data = self._again(offset, min(CHUNK_BYTES, self.read - offset))
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self.closed or self.error is not None or self.next != offset or self.granted >= offset + len(data)
+                )
+                if self.closed or self.error is not None or self.next != offset:
+                    continue  # closed, failed, or sent back meanwhile: decided at the top
+                post(offset, data)
+                self.next = offset + len(data)
+                if self.next > self.sent:
+                    self.sent = self.next
+                    if self._kept is not None:
+                        self._kept.sent_up_to(self.sent)
+
+    def _fresh(self) -> Optional[Data]:
+        """The next chunk of new bytes (hashed now, kept if the source cannot seek); None at the
+        end of the source (``size`` set)."""
+        parts: List[Data] = [self._rest] if len(self._rest) else []
+        n = len(self._rest)
+        self._rest = b""
+        while n < CHUNK_BYTES:
+            piece = self._pieces.next()
+            if not len(piece):
+                break
+            parts.append(piece)
+            n += len(piece)
+        if not n:
+            with self._cond:
+                self.size = self.read
+            return None
+        data: Data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(data) > CHUNK_BYTES:
+            view = memoryview(data)
+            data, self._rest = bytes(view[:CHUNK_BYTES]), bytes(view[CHUNK_BYTES:])
+        self._sha.update(data)
+        if self._kept is not None:
+            self._kept.add(data)
+        self.read += len(data)
+        return data
+
+    def _again(self, offset: int, n: int) -> Data:
+        """Bytes already read, read again (R10)."""
+        if self._kept is not None:
+            return self._kept.read_at(offset, n)
+        return self._pieces.read_at(offset, n)
+
+
 # ---- a worker's input streams --------------------------------------------------------------
 
 
@@ -569,6 +819,7 @@ class InputStream(io.RawIOBase):
         collect: bool = False,
         window: int = CHUNK_WINDOW_BYTES,
         loop_thread: Callable[[], Optional[threading.Thread]] = lambda: None,
+        resume_after: float = RESUME_AFTER,
     ):
         super().__init__()
         self.port = port
@@ -586,6 +837,7 @@ class InputStream(io.RawIOBase):
         self.consumed = 0
         self.granted = window if size else 0
         self._sha = hashlib.sha256()
+        self._resumer = Resumer(resume_after, time.monotonic())
         self._error: Optional[MusterError] = None
         self._async_waiters: AsyncWaiters = []
         # a collect stream's chunks, joined once complete (bytes.join copies without the GIL)
@@ -608,34 +860,65 @@ class InputStream(io.RawIOBase):
     def complete(self) -> bool:
         return self.received >= self.size
 
-    def feed(self, offset: int, data: Data) -> Optional[int]:
-        """Takes one chunk. Returns the grant to send now (collect streams), if any. A chunk
-        out of order or beyond the size, or a sha256 mismatch, fails the stream
-        (``error`` is then set: the call fails INVALID_REQUEST)."""
+    def feed(self, offset: int, data: Data) -> Optional[Grant]:
+        """Takes one chunk, or the part of it after what it has (PROTOCOL.md §7.9 R1). Returns
+        the Credit to send now, if any: the grant it earns (collect streams), or a resume
+        Credit after a gap (R2; the chunk is dropped). A chunk beyond the size, or a sha256
+        mismatch, fails the stream (``error`` is then set: the call fails INVALID_REQUEST)."""
         with self._cond:
             if self._error is not None:
                 return None
-            n = len(data)
-            if offset != self.received or n == 0:
-                self._fail(InvalidRequest(f"input {self.port}: chunked stream {self.stream}: a chunk at offset {offset} where {self.received} was due"))
-                return None
+            now = time.monotonic()
+            k = self._resumer.place(offset, len(data), self.received, now)
+            if k is None:
+                return Grant(self.granted, self.received) if self._resumer.gap(now) else None
+            if k == len(data):
+                return None  # bytes it has: sent again before the caller went back
+            part = data[k:] if k else data
+            n = len(part)
             if self.received + n > self.size:
                 self._fail(InvalidRequest(f"input {self.port}: chunked stream {self.stream}: chunks beyond its size of {self.size} bytes"))
                 return None
-            self._sha.update(data)
+            self._sha.update(part)
             self.received += n
+            self._resumer.took()
             if self._collected is not None:
-                self._collected.append(data)
+                self._collected.append(part)
             else:
-                self._pieces.append(memoryview(data).cast("B") if not isinstance(data, memoryview) else data)
+                self._pieces.append(memoryview(part).cast("B") if not isinstance(part, memoryview) else part)
                 self._buffered += n
             if self.received == self.size and self._sha.digest() != self._sha256:
                 self._fail(InvalidRequest(f"input {self.port}: chunked stream {self.stream}: sha256 mismatch"))
                 return None
             self._wake()
             if self._collected is not None:
-                return self._consumed(n)
+                total = self._consumed(n)
+                return Grant(total) if total is not None else None
             return None
+
+    def stalled(self, now: float) -> Optional[Grant]:
+        """R3: the resume Credit to send now if the stream waits for bytes it granted and heard
+        nothing for ``resume_after`` (again each further ``resume_after``)."""
+        with self._cond:
+            if self._error is not None or not self._resumer.stalled(self.received, min(self.granted, self.size), now):
+                return None
+            return Grant(self.granted, self.received)
+
+    def stall_at(self) -> Optional[float]:
+        """When the stream stalls if nothing comes (None: it waits for nothing)."""
+        with self._cond:
+            if self._error is not None:
+                return None
+            return self._resumer.stall_at(self.received, min(self.granted, self.size))
+
+    def resume_now(self) -> Optional[Grant]:
+        """R4 (the worker attached again to the same daemon instance): a resume Credit at what
+        it has, unless it has it all."""
+        with self._cond:
+            if self._error is not None or self.complete:
+                return None
+            self._resumer.asked(time.monotonic())
+            return Grant(self.granted, self.received)
 
     def fail(self, error: MusterError) -> None:
         """The call is over (abort, the worker stopping): readers get ``error``."""
@@ -777,8 +1060,8 @@ def abort_error(code: Optional[ErrorCode], reason: str) -> MusterError:
 
 
 __all__ = [
-    "CHUNK_BYTES", "CHUNK_WINDOW_BYTES", "DEFAULT_CHUNK_THRESHOLD", "MAX_CHUNK_STREAMS", "DURABLE_CHUNKED",
+    "CHUNK_BYTES", "CHUNK_WINDOW_BYTES", "DEFAULT_CHUNK_THRESHOLD", "MAX_CHUNK_STREAMS", "DURABLE_CHUNKED", "credit_body",
     "ChunkSource", "BytesSource", "FileSource", "InputSender", "split_inputs", "Sink", "MemorySink", "WriterSink",
-    "DirectorySink", "check_sinks", "OutputReceiver", "CallChunks", "ByteCredit", "OutputPieces",
+    "DirectorySink", "check_sinks", "OutputReceiver", "CallChunks", "OutputSender", "OutputPieces",
     "is_stream_output", "InputStream", "chunk_error", "client_chunk", "worker_chunk", "client_credit",
 ]  # fmt: skip

@@ -41,6 +41,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import messages as m
 from .chunks import CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, CallChunks, check_sinks, chunk_error, split_inputs
+from .resume import RESUME_AFTER, check_resume_after
 from .credit import DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS
 from .endpoints import Curve, check_endpoint, connect, default_endpoint, drop_unsent, endpoint_list
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
@@ -201,8 +202,12 @@ class Client:
         zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
         resume_timeout: float = 60.0,
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+        resume_after: float = RESUME_AFTER,
     ):
         self.address = client_address or default_endpoint("client")
+        # seconds without a chunk before a chunked output waiting for bytes asks for them again
+        # (PROTOCOL.md §7.9 R3), and between two resume Credits for one gap (R2)
+        self.resume_after = check_resume_after(resume_after)
         # A failover pair's two endpoints (docs/DURABILITY.md §12) connect with ZMQ_IMMEDIATE
         # (endpoints.connect): a connection takes messages only once its handshake completed,
         # so only that counts as connected (the durable calls' JobResume goes out then).
@@ -323,7 +328,7 @@ class Client:
         sinks = check_sinks(output_dir, output_sink)
         wire_inputs, senders = split_inputs(inputs or {}, self.chunk_threshold, durable)
         rid = self._next_id()
-        chunks = CallChunks(senders, sinks, rid)
+        chunks = CallChunks(senders, sinks, rid, self.resume_after)
         msg = m.ClientMessage(
             request_id=rid,
             body=m.Submit(
@@ -615,7 +620,15 @@ class Client:
     def _poll_timeout(self) -> int:
         if self._pending and not self._connected:
             return 100
+        stall = self._next_stall()
+        if stall is not None:
+            return max(0, min(1000, int((stall - time.monotonic()) * 1000) + 1))
         return 1000
+
+    def _next_stall(self) -> Optional[float]:
+        """When a chunked output stalls if no chunk comes (PROTOCOL.md §7.9 R3); None: none can."""
+        times = [t for p in self._open_requests() if p.chunks is not None for t in (p.chunks.stall_at(),) if t is not None]
+        return min(times) if times else None
 
     def _commands_step(self) -> bool:
         while True:
@@ -726,6 +739,10 @@ class Client:
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
+        if self._connected:
+            for p in self._open_requests():
+                if p.chunks is not None:
+                    p.chunks.check_stalls(now, self._send_now)  # R3: a resume Credit for a stalled output
         for key, p in list(self._resuming.items()):
             if p.lost_at is None or self._pending.get(p.rids[-1]) is not p:
                 del self._resuming[key]  # taken back, or ended

@@ -27,14 +27,17 @@ checked before an ordinary handler runs (it gets plain bytes); an input named in
 worker granting credit as it reads. A bytes output over ``chunk_threshold``, or one returned as
 a stream (a binary file object, a path, an iterator of bytes), is sent as chunks under the
 caller's credit before the Result, from the handler's thread (async handlers: a thread of its
-own), never from the I/O thread.
+own), never from the I/O thread. Lost chunks are asked for again (PROTOCOL.md §7.9
+"Resumption"): input streams send a resume Credit on a gap, a stall of ``resume_after``
+seconds, or a re-attach to the same daemon instance (after a restart their calls are aborted);
+output streams go back to a resume Credit's offset, until their Result is confirmed (what they
+send again after the Result goes from the I/O thread: at most a window's worth).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import enum
 import errno
 import inspect
@@ -51,13 +54,15 @@ from types import FrameType
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union, overload
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .. import messages as m
 from .._version import SDK
 from ..chunks import (
-    CHUNK_BYTES, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_STREAMS, ByteCredit, InputStream, OutputPieces, abort_error,
+    DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_STREAMS, InputStream, OutputPieces, OutputSender, abort_error, credit_body,
     is_stream_output, worker_chunk,
 )  # fmt: skip
+from ..resume import RESUME_AFTER, check_resume_after
 from ..endpoints import Curve, check_endpoint, connect, default_endpoint, endpoint_list
 from ..enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from ..keys import local_identity_paths
@@ -179,7 +184,7 @@ class _Job:
     __slots__ = (
         "worker", "request_id", "node", "attempt", "timeout_ms", "caller", "received",
         "abort_event", "abort_code", "abort_reason", "task", "loop", "items",
-        "chunk_window", "in_streams", "out_credit", "waiting", "input_error",
+        "chunk_window", "in_streams", "out_streams", "waiting", "input_error", "output_error", "instance",
     )  # fmt: skip
 
     def __init__(self, worker: "Worker", req: m.WorkRequest, node: Node):
@@ -205,9 +210,17 @@ class _Job:
         )  # fmt: skip
         self.chunk_window: int = req.chunk_window_bytes or 0  # the caller takes chunked outputs (> 0)
         self.in_streams: Dict[int, InputStream] = {}  # chunked inputs by stream
-        self.out_credit: Dict[int, ByteCredit] = {}  # chunked outputs being sent, by stream
+        self.out_streams: Dict[int, OutputSender] = {}  # chunked outputs, by stream
         self.waiting: Optional[Context] = None  # not dispatched yet: chunked inputs being assembled
         self.input_error: Optional[MusterError] = None  # a chunked input that broke (sha256...)
+        # a chunked output sent whole that a resume Credit asked for from where it cannot go back
+        self.output_error: Optional[MusterError] = None
+        self.instance = worker.instance  # the daemon instance that dispatched it
+
+    def chunking(self) -> bool:
+        """Bytes of its chunked values are on the way: an input not received whole, or an
+        output being sent (a daemon restart ends them: the new instance knows neither)."""
+        return bool(self.out_streams) or any(not s.complete for s in self.in_streams.values())
 
     def abort(self, code: Any, reason: str) -> None:
         if self.abort_event.is_set():
@@ -222,7 +235,7 @@ class _Job:
         error = abort_error(self.abort_code, reason)
         for s in list(self.in_streams.values()):
             s.fail(error)
-        for c in list(self.out_credit.values()):
+        for c in list(self.out_streams.values()):
             c.close()
         if self.task is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
@@ -330,8 +343,12 @@ class Worker:
         registry: Optional[Registry] = None,
         zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+        resume_after: float = RESUME_AFTER,
     ):
         self.worker_id = worker_id or default_worker_id()
+        # seconds without a chunk before an input stream waiting for bytes asks for them again
+        # (PROTOCOL.md §7.9 R3), and between two resume Credits for one gap (R2)
+        self.resume_after = check_resume_after(resume_after)
         if isinstance(chunk_threshold, bool) or not isinstance(chunk_threshold, int) or chunk_threshold < 1:
             raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
         self.chunk_threshold = chunk_threshold
@@ -381,6 +398,9 @@ class Worker:
         # connection whose reply is due, in order.
         self._kept: Dict[int, Tuple[str, bytes, int]] = {}
         self._pending_answers: Deque[int] = collections.deque()
+        # The chunked outputs of answers sent and not yet confirmed, by request id and stream:
+        # a resume Credit may still ask for their chunks again (PROTOCOL.md §7.9 R11).
+        self._resend: Dict[int, Dict[int, OutputSender]] = {}
         self._outbox: "queue.SimpleQueue[Tuple[Any, ...]]" = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -398,6 +418,14 @@ class Worker:
         self._aloop_thread: Optional[threading.Thread] = None
         self._sub: Optional[zmq.Socket[bytes]] = None
         self._dealer: Optional[zmq.Socket[bytes]] = None
+        # The DEALER's connection events: ZeroMQ reconnects a broken connection by itself, and
+        # musterd refuses a worker's messages from a connection that did not attach it.
+        self._dealer_monitor: Optional[zmq.Socket[bytes]] = None
+        self._dealer_lost = False  # its connection broke: the next one attaches again
+        # Chunks and answers held while the daemon would refuse or lose them (the connection
+        # broke, or a new one is not attached yet): (kind, running job or None, request id,
+        # message), sent in order once Attached comes from the same instance.
+        self._held: Optional[List[Tuple[str, Optional[_Job], int, Union[bytes, memoryview]]]] = None
         self._poller: Optional[zmq.Poller] = None
         self._attach_sent_at = 0.0
         self._next_attach_at: Optional[float] = None
@@ -599,11 +627,14 @@ class Worker:
         connect(sub, self.request_address, self.curve, self.insecure)
         dealer = self._zctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
+        monitor = dealer.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         connect(dealer, self.response_address, self.curve, self.insecure)
-        self._sub, self._dealer = sub, dealer
+        self._sub, self._dealer, self._dealer_monitor = sub, dealer, monitor
+        self._dealer_lost = False
         self._poller = zmq.Poller()
         self._poller.register(sub, zmq.POLLIN)
         self._poller.register(dealer, zmq.POLLIN)
+        self._poller.register(monitor, zmq.POLLIN)
         self._poller.register(self._wake_r, zmq.POLLIN)
         self._pending.clear()
         self._pending_answers.clear()
@@ -614,6 +645,14 @@ class Worker:
             dealer.poll(1000, zmq.POLLOUT)
 
     def _close_sockets(self, linger: int = 0) -> None:
+        if self._dealer_monitor is not None:
+            if self._dealer is not None:
+                try:
+                    self._dealer.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+            self._dealer_monitor.close(0)
+            self._dealer_monitor = None
         if self._sub is not None:
             self._sub.close(0)
         if self._dealer is not None:
@@ -623,6 +662,8 @@ class Worker:
     def _io_teardown(self) -> None:
         for job in list(self._jobs.values()):
             job.abort(ErrorCode.SHUTTING_DOWN, "worker stopped")
+        for rid in list(self._resend):
+            self._release_outputs(rid)
         if self._pool is not None:
             self._pool.shutdown()
         if self._aloop is not None:
@@ -674,6 +715,8 @@ class Worker:
                         pass
                 except BlockingIOError:
                     pass
+            if self._dealer_monitor is not None and self._dealer_monitor in events:
+                self._read_dealer_monitor()
             self._drain_outbox()
             # Replies first: an Ack that arrived with the next Ping confirms the answers its Pong
             # listed before that Ping is answered (PROTOCOL.md §7.6).
@@ -695,6 +738,9 @@ class Worker:
             deadlines.append(self._detach_deadline)
         if flush_deadline is not None:
             deadlines.append(flush_deadline)
+        stall = self._next_stall()
+        if stall is not None:
+            deadlines.append(stall)
         if not deadlines:
             return 1000
         return max(0, min(1000, int((min(deadlines) - now) * 1000) + 1))
@@ -702,7 +748,34 @@ class Worker:
     def _liveness_window(self) -> float:
         return self.ping_interval_ms * max(self.liveness, 1) / 1000.0
 
+    def _next_stall(self) -> Optional[float]:
+        """When an input stream stalls if no chunk comes (PROTOCOL.md §7.9 R3); None: none can
+        (or the worker is not attached: a resume Credit could not go)."""
+        if self.state != State.ATTACHED:
+            return None
+        times = [
+            t for job in self._jobs.values() if not job.abort_event.is_set()
+            for t in (s.stall_at() for s in job.in_streams.values()) if t is not None
+        ]  # fmt: skip
+        return min(times) if times else None
+
+    def _check_stalls(self, now: float) -> None:
+        """R3: a resume Credit for every input stream that waits for bytes it granted and heard
+        nothing for ``resume_after``."""
+        if self.state != State.ATTACHED:
+            return
+        for job in list(self._jobs.values()):
+            if job.abort_event.is_set():
+                continue
+            for s in job.in_streams.values():
+                grant = s.stalled(now)
+                if grant is not None:
+                    log.info("request %d: input %s: no chunk for %.1fs: asking again from offset %d",
+                             job.request_id, s.port, self.resume_after, grant.resume_at)  # fmt: skip
+                    self._send("credit", credit_body(job.request_id, s.stream, grant))
+
     def _timers(self, now: float) -> None:
+        self._check_stalls(now)
         if self.state == State.ATTACHING and now - self._attach_sent_at >= self.attach_timeout:
             log.warning(
                 "no answer to Attach from %s within %.1fs: reconnecting", self.response_address, self.attach_timeout
@@ -726,6 +799,8 @@ class Worker:
             self._reconnect_and_attach()
 
     def _reconnect_and_attach(self) -> None:
+        if self._held is None:
+            self._held = []  # until the new connection is attached
         self._connect()
         if self._stop_requested.is_set():
             return
@@ -761,17 +836,27 @@ class Worker:
         the way shows as a seq gap, which musterd ends with WORKER_LOST (docs/STREAMS.md §2)."""
         self._send_stream_message(job, "item", data)
 
-    def _send_stream_message(self, job: _Job, kind: str, data: Union[bytes, memoryview]) -> None:
-        """Sends an item or a chunk of a running request. The credit bounds them, so the
-        socket's queue is full only when the daemon stalls; the message then waits for room
-        (up to a second) rather than leave a gap."""
+    def _send_stream_message(self, job: Optional[_Job], kind: str, data: Union[bytes, memoryview], rid: int = 0) -> None:
+        """Sends an item or a chunk of a request (``job``: a running one; None: a chunk sent
+        again after its answer, R11). The credit bounds them, so the socket's queue is full
+        only when the daemon stalls; the message then waits for room (up to a second) rather
+        than leave a gap. An item that still finds no room ends its request; a chunk is
+        dropped: the daemon asks for it again with a resume Credit (PROTOCOL.md §7.9 R7, R8)."""
         assert self._dealer is not None
+        if kind == "chunk" and self._held is not None:
+            self._held.append((kind, job, job.request_id if job is not None else rid, data))  # the connection is not attached (again) yet
+            return
         try:
             self._dealer.send(data, zmq.NOBLOCK, copy=False)
         except zmq.Again:
             if not self._dealer.poll(1000, zmq.POLLOUT):
-                log.warning("request %d: response socket full: an %s not sent, aborting the request", job.request_id, kind)
-                job.abort(ErrorCode.WORKER_ERROR, f"an {kind} could not be sent: the response socket stayed full")
+                rid = job.request_id if job is not None else rid
+                if kind == "chunk":
+                    log.warning("request %d: response socket full: a chunk dropped (the daemon will ask for it again)", rid)
+                    return
+                log.warning("request %d: response socket full: an %s not sent, aborting the request", rid, kind)
+                if job is not None:
+                    job.abort(ErrorCode.WORKER_ERROR, f"an {kind} could not be sent: the response socket stayed full")
                 return
             self._dealer.send(data, zmq.NOBLOCK, copy=False)
         self._pending.append(kind)  # answered like a Progress: Ack (PROTOCOL.md §7.8, §7.9)
@@ -780,6 +865,9 @@ class Worker:
         """Sends the Result or Failure of request `rid` and keeps it until the daemon confirms
         it: a daemon that died before its Ack asks for it again after the restart (§7.6)."""
         self._kept[rid] = (kind, data, 0)
+        if self._held is not None:
+            self._held.append((kind, None, rid, data))  # after the chunks held before it
+            return
         if self._send_bytes(kind, data):
             self._pending_answers.append(rid)
 
@@ -893,10 +981,41 @@ class Worker:
             except BadMessage as e:
                 log.warning("bad reply from the daemon: %s", e.message)
                 continue
+            if isinstance(msg.body, m.Ack) and msg.body.pong_seq and kind != "pong" and "pong" in self._pending:
+                # The reply to a Pong (it names its seq): the messages before it that got no reply
+                # are passed over — a Result musterd holds while an output stream it names is
+                # short gets none (PROTOCOL.md §7.9 R8); it stays kept, listed in the next Pong.
+                while kind != "pong":
+                    self._reply_to(kind)
+                    kind = self._pending.popleft()
             try:
                 self._on_reply(kind, msg.body)
             except Exception:
                 log.exception("failed to handle a %s reply", type(msg.body).__name__)
+
+    def _read_dealer_monitor(self) -> None:
+        """The response socket's connection broke and ZeroMQ connected it again: the daemon
+        knows this worker by the connection that attached it and refuses the new one's messages
+        (PermissionDenied), so the worker attaches again at once (same session: the daemon
+        keeps its requests, and its input streams resume, PROTOCOL.md §7.9 R4). Never while
+        detaching or stopped (§7.5)."""
+        assert self._dealer_monitor is not None
+        while True:
+            try:
+                event = recv_monitor_message(self._dealer_monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_DISCONNECTED:
+                if not self._dealer_lost:
+                    log.warning("lost the connection to the daemon at %s", self.response_address)
+                self._dealer_lost = True
+                if self._held is None:
+                    self._held = []
+            elif event == zmq.EVENT_CONNECTED and self._dealer_lost:
+                self._dealer_lost = False
+                if self.state in (State.ATTACHED, State.ATTACHING) and not self._stop_requested.is_set():
+                    log.info("connected to the daemon at %s again: attaching again", self.response_address)
+                    self._send_attach()
 
     def _max_bytes(self) -> int:
         return max(self.max_message_bytes, 1024)
@@ -910,6 +1029,9 @@ class Worker:
                     self._reply_to(dropped)  # its answer stays kept: it may never have arrived
             if self.state not in (State.ATTACHING, State.ATTACHED):
                 return
+            if self.instance is not None and body.instance != self.instance:
+                # Its chunked streams cannot go on: the new instance knows none of them.
+                self._abort_chunking(f"the daemon restarted (instance {self.instance} -> {body.instance})")
             if self.instance is not None and body.instance != self.instance and (self._jobs or self._kept):
                 # A restarted daemon: running requests and unconfirmed answers are listed in the
                 # next Pong, so it can adopt its durable calls (PROTOCOL.md §7.6).
@@ -918,6 +1040,11 @@ class Worker:
                     len(self._jobs), len(self._kept),
                 )  # fmt: skip
                 self._kept = {rid: (k, d, 0) for rid, (k, d, _) in self._kept.items()}
+            elif body.instance == self.instance:
+                # The same instance kept this worker's requests (PROTOCOL.md §7.9 R4): what was on
+                # the way of their input streams may be lost; they go on from what arrived.
+                self._resume_inputs()
+            self._send_held(body.instance == self.instance)
             self.instance = body.instance
             self.ping_interval_ms = body.ping_interval_ms or 0
             self.liveness = body.liveness or 0
@@ -944,6 +1071,8 @@ class Worker:
                     self._forgotten(body.message or "Rejected{reattach}")
                     return
                 log.info("daemon does not know this worker (%s): attaching again", body.message or "reattach")
+                if self._held is None:
+                    self._held = []  # refused until it attached again
                 self._send_attach()
             elif kind == "attach":
                 log.error(
@@ -957,10 +1086,12 @@ class Worker:
         elif isinstance(body, m.Ack):
             if body.late and kind in ("result", "failure", "progress", "item", "chunk", "credit"):
                 log.debug("daemon dropped a late %s", kind)
-            if answered is not None and not body.late:
+            if answered is not None and not body.late and answered not in self._resend:
                 # The daemon has it. Ack{late} (a restarted daemon that has not adopted its call
-                # yet drops it) leaves it kept, for the next Pong to list.
-                self._kept.pop(answered, None)
+                # yet drops it) leaves it kept, for the next Pong to list. So does an Ack to a
+                # Result with chunked outputs: musterd answers nothing while it holds one (R8),
+                # so an Ack read as its may be a later message's; the Pong's Ack confirms it.
+                self._confirmed(answered)
             if kind == "pong" and body.pong_seq:
                 self._on_pong_ack(body.pong_seq, body.missing or [])
         else:
@@ -989,12 +1120,11 @@ class Worker:
             if topic != self.topic.encode():
                 return
             job = self._jobs.get(body.request_id)
-            if job is None:
+            if body.stream == 0:
+                if job is not None and job.items.window is not None:
+                    job.items.window.grant(body.items, body.bytes)  # cumulative: a stale one changes nothing
                 return
-            if body.stream == 0 and job.items.window is not None:
-                job.items.window.grant(body.items, body.bytes)  # cumulative: a stale one changes nothing
-            elif body.stream in job.out_credit:
-                job.out_credit[body.stream].grant(body.bytes)
+            self._on_output_credit(job, body)
         elif isinstance(body, m.Chunk):
             if topic == self.topic.encode():
                 self._on_chunk(body)
@@ -1002,10 +1132,9 @@ class Worker:
             job = self._jobs.get(body.request_id)
             if job is not None:
                 log.info("request %d (%s) aborted: %s: %s", body.request_id, job.node.name, code_name(body.code), body.reason or "")
-                job.abort(body.code, body.reason or code_name(body.code).lower())
-                if job.waiting is not None:  # its handler never started: answered here
-                    job.waiting = None
-                    self._finish(job, None, None)
+                self._abort_job(job, body.code, body.reason or code_name(body.code).lower())
+            else:
+                self._release_outputs(body.request_id)  # answered: nothing to send again (R11)
         else:
             log.warning("unexpected %s on the request socket", type(body).__name__)
 
@@ -1056,7 +1185,103 @@ class Worker:
             self._send_answer(rid, kind, data)
         for rid, (_, _, listed_in) in list(self._kept.items()):
             if rid not in again and 0 < listed_in <= pong_seq:
-                del self._kept[rid]
+                self._confirmed(rid)
+
+    def _abort_job(self, job: _Job, code: Any, reason: str) -> None:
+        job.abort(code, reason)
+        if job.waiting is not None:  # its handler never started: answered here
+            job.waiting = None
+            self._finish(job, None, None)
+
+    # ---- resumption of chunked streams (PROTOCOL.md §7.9 "Resumption") -----------------
+
+    def _resume_inputs(self) -> None:
+        """R4: attached again to the same daemon instance, which kept this worker's requests:
+        a resume Credit for every input stream not received whole (what was on the way when
+        the connection broke, or what the daemon's PUB dropped, is asked for again)."""
+        for job in list(self._jobs.values()):
+            if job.abort_event.is_set():
+                continue
+            for s in job.in_streams.values():
+                grant = s.resume_now()
+                if grant is not None:
+                    log.info("request %d: input %s: attached again: asking for it from offset %d",
+                             job.request_id, s.port, grant.resume_at)  # fmt: skip
+                    self._send("credit", credit_body(job.request_id, s.stream, grant))
+
+    def _send_held(self, same_instance: bool) -> None:
+        """Attached: the chunks and answers held meanwhile go now, in order: chunks of requests
+        still open (to another instance none: it knows none of them), answers still kept."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        log.info("sending %d message(s) held while the connection was not attached", len(held))
+        for kind, job, rid, data in held:
+            if kind != "chunk":
+                if rid in self._kept:
+                    kept_kind, kept_data, _ = self._kept[rid]
+                    self._send_answer(rid, kept_kind, kept_data)
+            elif not same_instance:
+                continue
+            elif job is not None and self._jobs.get(job.request_id) is job and not job.abort_event.is_set():
+                self._send_stream_message(job, "chunk", data)
+            elif rid in self._resend:  # answered meanwhile: its outputs are kept (R11)
+                self._send_stream_message(None, "chunk", data, rid)
+
+    def _abort_chunking(self, why: str) -> None:
+        """A daemon restart: a request whose chunked values are on the way cannot go on (the
+        new instance knows neither the call nor its streams; its caller got UNAVAILABLE). Its
+        handler is told to stop; its Failure goes to the new instance, which drops it."""
+        for job in list(self._jobs.values()):
+            if job.chunking() and not job.abort_event.is_set():
+                log.warning("request %d (%s): aborted, its chunked values cannot resume: %s", job.request_id, job.node.name, why)
+                self._abort_job(job, ErrorCode.WORKER_LOST, f"{why}: its chunked values cannot resume")
+
+    def _on_output_credit(self, job: Optional[_Job], credit: m.Credit) -> None:
+        """A Credit for one of a request's chunked outputs (running, or answered and not yet
+        confirmed: R11): more grant, or a resume Credit sending it back (R9). Once its first
+        pass is over, what they allow is sent from here."""
+        rid = credit.request_id
+        streams = job.out_streams if job is not None else self._resend.get(rid)
+        sender = streams.get(credit.stream) if streams else None
+        if sender is None:
+            return
+        if credit.resume:
+            log.info("request %d: output %s: sending again from offset %d, as asked", rid, sender.port, credit.resume_offset)
+            pump = sender.resume(credit.resume_offset, credit.bytes)
+        else:
+            pump = sender.grant(credit.bytes)
+        if pump and (job is None or not job.abort_event.is_set()):
+            for offset, data in sender.due():
+                self._send_stream_message(job, "chunk", worker_chunk(self.worker_id, rid, sender.stream, offset, data), rid)
+        if sender.error is not None and sender.passed:
+            self._output_failed(job, rid, WorkerError(sender.error))
+
+    def _output_failed(self, job: Optional[_Job], rid: int, error: MusterError) -> None:
+        """A chunked output sent whole cannot go back where a resume Credit asks (R10): the call
+        fails WORKER_ERROR. A running request fails when its handler's thread replies (its
+        other streams stop); an answered one has its Result replaced by that Failure, sent now
+        (the daemon holds a Result whose streams are short, R8)."""
+        log.warning("request %d: %s", rid, error.message)
+        if job is not None:
+            if job.output_error is None:
+                job.output_error = error
+            for c in list(job.out_streams.values()):
+                c.close()
+            return
+        self._release_outputs(rid)
+        if rid in self._kept:
+            data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=failure(rid, error.code, error.message)))
+            self._send_answer(rid, "failure", data)
+
+    def _confirmed(self, rid: int) -> None:
+        """The daemon has the answer of ``rid`` (§7.6): forgotten, with its chunked outputs."""
+        self._kept.pop(rid, None)
+        self._release_outputs(rid)
+
+    def _release_outputs(self, rid: int) -> None:
+        for sender in self._resend.pop(rid, {}).values():
+            sender.release()
 
     def _on_work_request(self, req: m.WorkRequest) -> None:
         rid = req.request_id
@@ -1100,7 +1325,7 @@ class Worker:
             s = InputStream(
                 port, ref.stream, ref.size, ref.sha256, collect=port not in node.stream_inputs,
                 grant=self._granter(job, ref.stream),
-                loop_thread=lambda: self._aloop_thread,
+                loop_thread=lambda: self._aloop_thread, resume_after=self.resume_after,
             )  # fmt: skip
             if s.error is not None:
                 self._send("failure", failure(rid, s.error.code, s.error.message))
@@ -1143,7 +1368,10 @@ class Worker:
                     self._finish(job, None, None)
             return
         if grant is not None:
-            self._send("credit", m.Credit(job.request_id, s.stream, 0, grant))
+            if grant.resume_at is not None:
+                log.info("request %d: input %s: a chunk at offset %d where %d was due: asking again from there",
+                         job.request_id, s.port, chunk.offset, grant.resume_at)  # fmt: skip
+            self._send("credit", credit_body(job.request_id, s.stream, grant))
         if job.waiting is not None and all(x.complete for x in job.in_streams.values() if x.collect):
             ctx, job.waiting = job.waiting, None
             self._dispatch(job, ctx)
@@ -1275,10 +1503,12 @@ class Worker:
 
     def _send_output_streams(self, job: _Job, outputs: Dict[str, Any]) -> None:
         """Replaces each output to chunk by its ChunkedValue, sending its chunks (streams 2, 4,
-        6…) as the caller's credit allows. A stream output that ends within the threshold stays
-        inline bytes; with no chunk window (a durable call, a caller that takes no chunks) every
-        output stays inline (bytes: the message limit then decides; a stream longer than the
-        limit fails the call, WorkerError). Returns early once aborted."""
+        6…) as the caller's credit allows (OutputSender: going back where resume Credits ask).
+        A stream output that ends within the threshold stays inline bytes; with no chunk window
+        (a durable call, a caller that takes no chunks) every output stays inline (bytes: the
+        message limit then decides; a stream longer than the limit fails the call,
+        WorkerError). Returns early once aborted, and aborts a call a restarted daemon does not
+        know (no credit would ever come)."""
         stream = 2
         for port, v in list(outputs.items()):
             inline = isinstance(v, (bytes, bytearray, memoryview))
@@ -1287,6 +1517,7 @@ class Worker:
             if not inline and not is_stream_output(v):
                 continue
             pieces = OutputPieces(v)
+            sender: Optional[OutputSender] = None
             try:
                 head: List[Any] = []
                 if not inline:
@@ -1310,62 +1541,38 @@ class Worker:
                         )
                 if stream > 2 * MAX_CHUNK_STREAMS:
                     raise ValueError(f"node {job.node.name}: at most {MAX_CHUNK_STREAMS} outputs may be chunked")
-                ref = self._send_stream(job, stream, head, pieces)
+                now_instance = self.instance
+                if now_instance != job.instance:
+                    why = f"the daemon restarted (instance {job.instance} -> {now_instance})"
+                    log.warning("request %d (%s): aborted, its chunked values cannot resume: %s", job.request_id, job.node.name, why)
+                    job.abort(ErrorCode.WORKER_LOST, f"{why}: its chunked values cannot resume")
+                    return
+                pieces.unread(head)
+                sender = job.out_streams[stream] = OutputSender(port, stream, pieces, job.chunk_window)
+                if job.abort_event.is_set():
+                    return
+                ref = sender.send_all(self._chunk_poster(job, stream))
                 if ref is None:
                     return  # aborted
                 outputs[port] = ref
                 stream += 2
             finally:
-                pieces.close()
+                if sender is None or not sender.passed:
+                    pieces.close()  # else kept to send again until the answer is confirmed (R11)
 
-    def _send_stream(self, job: _Job, stream: int, head: List[Any], pieces: OutputPieces) -> Optional[ChunkedValue]:
-        """Sends one output stream: ``head`` (pieces read ahead), then the rest, in chunks of at
-        most CHUNK_BYTES, each once the caller's credit covers it (the strict send rule)."""
-        credit = job.out_credit[stream] = ByteCredit(job.chunk_window)
-        if job.abort_event.is_set():
-            return None
-        sha = hashlib.sha256()
-        offset = 0
-        pending = bytearray()
+    def _chunk_poster(self, job: _Job, stream: int) -> Callable[[int, Any], None]:
+        """What an output stream's first pass calls to send a chunk: the I/O thread sends it."""
 
-        def chunks() -> Any:
-            for p in head:
-                yield p
-            while True:
-                p = pieces.next()
-                if not len(p):
-                    return
-                yield p
+        def post(offset: int, data: Any) -> None:
+            self._post(("chunk", job, worker_chunk(self.worker_id, job.request_id, stream, offset, data)))
 
-        for piece in chunks():
-            view = memoryview(piece).cast("B")
-            if not pending and len(view) == CHUNK_BYTES:
-                parts = [view]
-            else:
-                pending += view
-                parts = []
-                while len(pending) >= CHUNK_BYTES:
-                    parts.append(memoryview(bytes(pending[:CHUNK_BYTES])))
-                    del pending[:CHUNK_BYTES]
-            for part in parts:
-                if not credit.wait(offset + len(part)):
-                    return None
-                sha.update(part)
-                self._post(("chunk", job, worker_chunk(self.worker_id, job.request_id, stream, offset, part)))
-                offset += len(part)
-        if pending:
-            if not credit.wait(offset + len(pending)):
-                return None
-            sha.update(pending)
-            self._post(("chunk", job, worker_chunk(self.worker_id, job.request_id, stream, offset, pending)))
-            offset += len(pending)
-        return ChunkedValue(stream, offset, sha.digest())
+        return post
 
     def _reply(self, job: _Job, out: Any, error: Optional[BaseException]) -> None:
         rid = job.request_id
         job.items.close()  # an emitter left behind (another thread of the handler) gets False
-        for c in list(job.out_credit.values()):
-            c.close()
+        if job.output_error is not None and not job.abort_event.is_set():
+            out, error = None, job.output_error
         if job.abort_event.is_set():
             body: Any = failure(rid, job.abort_code or ErrorCode.CANCELLED, f"aborted: {job.abort_reason}")
         elif error is not None:
@@ -1405,6 +1612,16 @@ class Worker:
             data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
         self._post(("done", job, "result" if isinstance(body, m.Result) else "failure", data))
 
+    def _keep_outputs(self, job: _Job, kind: str) -> None:
+        """A request answered: the chunked outputs of its Result stay able to send again until
+        the answer is confirmed (R11); a Failure's go."""
+        passed = {st: s for st, s in job.out_streams.items() if s.passed}
+        if kind == "result" and passed and not job.abort_event.is_set():
+            self._resend[job.request_id] = passed
+        else:
+            for s in passed.values():
+                s.release()
+
     def _drain_outbox(self) -> None:
         while True:
             try:
@@ -1417,6 +1634,10 @@ class Worker:
                 kind, data = item[2], item[3]
                 if self._jobs.get(done.request_id) is done:
                     del self._jobs[done.request_id]
+                    if kind == "result" and done.output_error is not None:  # came after its reply was built
+                        error = done.output_error
+                        kind, data = "failure", m.encode(m.WorkerMessage(self.worker_id, failure(done.request_id, error.code, error.message)))
+                    self._keep_outputs(done, kind)
                     self._send_answer(done.request_id, kind, data)
             elif what == "item":
                 sender: _Job = item[1]
