@@ -18,8 +18,10 @@ import {
   ChunkSender,
   InputStream,
   MemoryConsumer,
+  ResumeError,
   bytesSource,
   iterableReader,
+  keptSource,
   prepareSource,
 } from '../src/chunks';
 
@@ -79,6 +81,36 @@ describe('ChunkSender', () => {
     await assert.rejects(run, /the call is over/);
     assert.ok(closedReader, 'the source is closed');
     assert.equal(stopped.bytesSent, MiB);
+  });
+});
+
+describe('resumption of a sender (PROTOCOL.md §7.9 R9, R10)', () => {
+  it('goes back to a resume offset, hashing each byte once (a resend straddling the high-water mark)', async () => {
+    const value = pattern(3 * MiB);
+    const sent: [number, Uint8Array][] = [];
+    const sender = new ChunkSender(2, bytesSource(value), MiB + MiB / 2, (offset, data) => void sent.push([offset, data]));
+    const done = sender.run();
+    for (let i = 0; i < 5; i++) await tick();
+    assert.deepEqual(sent.map(([o, d]) => [o, d.length]), [[0, MiB], [MiB, MiB / 2]]);
+    assert.equal(sender.resume(2 * MiB, 4 * MiB), false, 'beyond what it sent: ignored');
+    assert.equal(sender.resume(MiB / 4, 4 * MiB), true);
+    const { size, sha256 } = await done;
+    assert.equal(size, value.length);
+    assert.deepEqual(Buffer.from(sha256), sha(value), 'the bytes sent twice are hashed once');
+    const again = sent.slice(2);
+    assert.deepEqual(again[0]![0], MiB / 4);
+    for (const [o, d] of sent) assert.deepEqual(Buffer.from(d), Buffer.from(value.subarray(o, o + d.length)));
+    sender.close(new Error('over'));
+  });
+
+  it('a stream that cannot seek keeps the last bytes it gave, and no further back', async () => {
+    const value = pattern(10 * 1000);
+    const source = keptSource(iterableReader(Readable.from([Buffer.from(value)])), 4000);
+    for (let at = 0; at < value.length; at += 1000) assert.equal((await source.readAt(at, 1000))!.length, 1000);
+    assert.equal(await source.readAt(value.length, 1000), null);
+    assert.deepEqual(Buffer.from((await source.readAt(6500, 1000))!), Buffer.from(value.subarray(6500, 7000)), 'within the kept piece');
+    await assert.rejects(source.readAt(5999, 10), (e: unknown) => e instanceof ResumeError && /keeps only the last 4000 bytes sent \(from offset 6000 on\), not from offset 5999/.test((e as Error).message));
+    await source.close();
   });
 });
 
