@@ -185,12 +185,15 @@ interface Outgoing {
   bytes: Uint8Array;
   kind: WorkerBody['type'];
   onReply?: (reply: DaemonMessage | null) => void;
+  /** A Pong's seq: the Ack naming it (`pong_seq`) is its reply, whatever came before. */
+  pongSeq?: bigint;
 }
 
 interface Sent {
   kind: WorkerBody['type'];
   attachGen: number;
   onReply?: (reply: DaemonMessage | null) => void;
+  pongSeq?: bigint;
 }
 
 type State = 'idle' | 'attaching' | 'attached' | 'detaching' | 'stopped';
@@ -668,7 +671,7 @@ export class Worker extends EventEmitter {
       this.log.warn(`not sending a ${body.type} of ${bytes.length} bytes: over the daemon's limit of ${this.maxMessageBytes} bytes (--max-message-bytes)`);
       return;
     }
-    this.outbox.push({ bytes, kind: body.type, onReply });
+    this.outbox.push({ bytes, kind: body.type, onReply, pongSeq: body.type === 'Pong' ? body.seq : undefined });
     this.pump();
   }
 
@@ -694,7 +697,7 @@ export class Worker extends EventEmitter {
           }
           const at = this.outbox.indexOf(m);
           if (at >= 0) this.outbox.splice(at, 1);
-          if (dealer === this.dealer) this.sent.push({ kind: m.kind, attachGen: this.attachGen, onReply: m.onReply });
+          if (dealer === this.dealer) this.sent.push({ kind: m.kind, attachGen: this.attachGen, onReply: m.onReply, pongSeq: m.pongSeq });
         }
       } finally {
         this.pumping = false;
@@ -758,6 +761,14 @@ export class Worker extends EventEmitter {
       // answers the oldest Attach still waiting, and whatever was sent before it is given up.
       const i = this.sent.findIndex((m) => m.kind === 'Attach');
       const dropped = i >= 0 ? this.sent.splice(0, i + 1) : [];
+      sent = dropped.pop();
+      for (const m of dropped) m.onReply?.(null);
+    } else if (body.type === 'Ack' && body.pongSeq > 0n && this.sent.some((m) => m.pongSeq === body.pongSeq)) {
+      // The Ack to a Pong names it: the messages before that Pong whose reply did not come get
+      // none (musterd answers a Result it holds with nothing, PROTOCOL.md §7.9 R8), so the
+      // replies after it pair with their messages again.
+      const i = this.sent.findIndex((m) => m.pongSeq === body.pongSeq);
+      const dropped = this.sent.splice(0, i + 1);
       sent = dropped.pop();
       for (const m of dropped) m.onReply?.(null);
     } else {
@@ -1033,7 +1044,10 @@ export class Worker extends EventEmitter {
         // Its Ack confirms it. Ack{late} (a restarted daemon that has not adopted its call
         // yet drops it), a Rejected (it did not know this worker) or no reply at all (a
         // reconnect) leave it kept, for the next Pong to list.
-        if (reply?.body.type === 'Ack' && !reply.body.late && this.kept.get(key) === entry) this.confirmed(key);
+        // A Result with chunked outputs is confirmed only through a Pong's Ack: musterd holds it
+        // without a reply while its streams are short (PROTOCOL.md §7.9 R8), so the Ack that
+        // comes next may be another message's.
+        if (reply?.body.type === 'Ack' && !reply.body.late && this.kept.get(key) === entry && !this.resending.has(key)) this.confirmed(key);
       },
     });
     this.pump();
