@@ -4,7 +4,9 @@
 // written to the caller's sink.
 // Owns: which inputs travel chunked (bytes over the threshold, ByteSource, Readable,
 // AsyncIterable), their preparation (size and sha256 known before the Submit), the senders and
-// receivers of the call, and the outputs' final check at the Result.
+// receivers of the call (an input sent again from a resume Credit's offset until the call ends,
+// an output's gaps and stalls answered with resume Credits: PROTOCOL.md §7.9 R1-R3, R9-R10), and
+// the outputs' final check at the Result.
 // Must never: send an input chunk before the worker's first Credit; hold a sink's output in
 // memory; hand the application an output whose size or sha256 is wrong ("output <port>:
 // chunked stream N: sha256 mismatch" as a WorkerError); leave a sender, a sink or a spool file

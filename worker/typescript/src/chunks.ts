@@ -1,16 +1,19 @@
 // chunks.ts — chunked bytes values (PROTOCOL.md §7.9, docs/STREAMS.md §3), the building blocks
 // both halves of the SDK use: the client for its inputs (odd streams) and outputs, the worker for
 // its inputs and outputs (even streams).
-// Owns: the sizes (1 MiB chunks, a 4 MiB receive window, an 8 MiB default threshold), the byte
-// sources a value may come from (bytes, a file, a Readable / AsyncIterable<Uint8Array>), one
-// stream's sender (ChunkSender: chunks within the receiver's credit, size and sha256 counted while
-// sending) and receiver (ChunkReceiver: offsets in order, size and sha256 checked at the end,
+// Owns: the sizes (1 MiB chunks, a 4 MiB receive window, an 8 MiB default threshold, the 2 s
+// `resume_after`), the byte sources a value may come from (bytes, a file, a Readable /
+// AsyncIterable<Uint8Array>; read again for a resume: chunk-sources.ts), one stream's sender
+// (ChunkSender: chunks within the receiver's credit, size and sha256 counted while sending, back
+// to a resume Credit's offset) and receiver (ChunkReceiver: bytes taken in order, overlaps
+// trimmed, gaps and stalls answered with resume Credits, size and sha256 checked at the end,
 // credit granted as the application consumes), and the consumers a receiver feeds (in memory, a
 // sink, a Readable for a handler).
-// Must never: send past the credit (strict: offset + n <= granted); grant credit for bytes the
-// application has not consumed (except when assembling in memory, where receipt is consumption);
-// hand a consumer the clean end of a value whose size or sha256 is wrong; leave a file handle or
-// a spool file behind.
+// Must never: send past the credit (strict: offset + n <= granted); hash a byte twice (a resend
+// is not hashed again); grant credit for bytes the application has not consumed (except when
+// assembling in memory, where receipt is consumption); hand a consumer a byte twice, or the
+// clean end of a value whose size or sha256 is wrong; leave a file handle, a spool file or a
+// timer behind.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -3,11 +3,14 @@
 // bytes or, for a port declared `stream: true`, as a Readable it reads while they arrive; its
 // large outputs sent as chunks of the even streams 2, 4, 6, ... within the caller's credit.
 // Owns: the receivers and senders of one request, the credit it grants (the first window when the
-// handler is about to run, then as bytes are consumed), the Chunked references of its Result.
+// handler is about to run, then as bytes are consumed; resume Credits, PROTOCOL.md §7.9 R2-R4),
+// the Chunked references of its Result, and its output streams' means to send again after the
+// Result went (R11) until the worker closes it.
 // Must never: grant input credit before the request runs; hand a handler bytes (or a clean end of
 // its stream) whose size or sha256 is wrong: the request fails InvalidRequest "input <port>:
 // chunked stream N: sha256 mismatch"; send output chunks to a caller that takes none
-// (chunk_window_bytes 0) or past its credit; keep sending once the request was aborted.
+// (chunk_window_bytes 0) or past its credit; keep sending once the request was aborted or its
+// answer confirmed.
 import { Readable } from 'node:stream';
 
 import {

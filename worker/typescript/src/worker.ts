@@ -4,7 +4,9 @@
 // a DEALER to the response socket, one reply expected per message sent, Pong for every Ping
 // (listing in-flight ids), dispatch of WorkRequests to handlers with at most `capacity`
 // running, Abort, re-attach (Rejected{reattach}, a new daemon instance, no Ping for
-// ping_interval_ms x liveness), and Detach plus a bounded drain on shutdown.
+// ping_interval_ms x liveness; chunked streams resumed on the same instance, their calls aborted
+// on another, PROTOCOL.md §7.9 R4), the chunked outputs of answered requests kept until their
+// Result is confirmed (R11), and Detach plus a bounded drain on shutdown.
 // Must never: answer a request twice, run a re-sent request id that is already running, crash
 // on a malformed message (it is logged and dropped), or attach again once it is stopping (a
 // worker that exits after such an Attach leaves a ghost behind that swallows calls).
