@@ -39,7 +39,7 @@ import { DEFAULT_CHUNK_THRESHOLD, RESUME_AFTER_MS } from './chunks';
 import { JobChunks } from './job-chunks';
 import { ItemSender, driveIterator, isItemSource } from './items';
 import { grantNumber } from './credit';
-import { type Values, decodeValues, encodeValues, kindOf } from './value';
+import { ChunkedValue, type Values, decodeValues, encodeValues, entriesOf, kindOf } from './value';
 import { SDK_NAME } from './version';
 
 /**
@@ -216,6 +216,16 @@ async function within(p: Promise<unknown>, ms: number): Promise<void> {
 function defaultWorkerId(): string {
   const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
   return `ts-${host}-${process.pid}`.slice(0, 64);
+}
+
+/** Whether a request's inputs name a chunked value (a stream of its caller). */
+function chunkedInputs(req: WorkRequestBody): boolean {
+  try {
+    for (const [, v] of entriesOf(decodeValues(req.inputs))) if (v instanceof ChunkedValue) return true;
+  } catch {
+    /* not valid Values: refused when it runs */
+  }
+  return false;
 }
 
 function toBig(v: number | bigint, what: string): bigint {
@@ -1118,7 +1128,7 @@ export class Worker extends EventEmitter {
     }
     for (const key of [...this.resending.keys()]) this.releaseStreams(key);
     for (const job of [...this.jobs.values()]) {
-      if (job.answered || !job.chunks.streaming) continue;
+      if (job.answered || !(job.chunks.streaming || (!job.started && chunkedInputs(job.req)))) continue;
       const reason = `the daemon restarted (instance ${from} -> ${to}): the chunked values of this request cannot resume`;
       this.log.warn(`request ${job.req.requestId}: aborted: ${reason}`);
       this.abortJob(job, ErrorCode.Unavailable, reason);

@@ -312,10 +312,13 @@ describe('worker re-attaching (R4)', () => {
     assert.deepEqual(decodeValues(r.body.outputs), { hex: hex(sha(value)), size: value.length });
   });
 
-  it('to another daemon instance (a restart): aborts the call with chunked streams, sends no resume Credit', async () => {
+  it('to another daemon instance (a restart): aborts the calls with chunked streams (running or waiting), sends no resume Credit', async () => {
     const d = await ownDaemon();
     let signalled = false;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
     await startWorker(d, 'rw7', [
+      [{ name: 'r.block' }, async () => (await released, { done: true })],
       [
         { name: 'r.read', inputs: [{ name: 'data', type: 'bytes', stream: true }] },
         async (ctx) => {
@@ -329,12 +332,22 @@ describe('worker re-attaching (R4)', () => {
     const rid = request(d, 'rw7', 'r.read', { data: new ChunkedValue(1, value.length, sha(value)) });
     await d.nextFromWorker('Credit', (b) => b.requestId === rid);
     publishChunks(d, 'rw7', rid, 1, value, 0, MiB);
+    // capacity 2: a call without chunks runs beside it, and a chunked one waits
+    const plain = request(d, 'rw7', 'r.block', {});
+    const waiting = request(d, 'rw7', 'r.read', { data: new ChunkedValue(1, value.length, sha(value)) });
     await sleep(100);
     d.instance = 'fake-instance-2';
     const f = await d.nextFromWorker('Failure', (b) => b.requestId === rid);
     assert.match(f.body.message, /the daemon restarted \(instance fake-instance-1 -> fake-instance-2\)/);
     assert.ok(signalled, 'the handler saw the abort');
+    const w = await d.nextFromWorker('Failure', (b) => b.requestId === waiting);
+    assert.match(w.body.message, /the daemon restarted/);
     assert.equal(seen(d, 'Credit', rid, (b) => b.resume).length, 0);
+    assert.equal(seen(d, 'Credit', waiting).length, 0, 'the waiting call never granted credit');
+    // the call without chunks goes on (the new instance may adopt it, PROTOCOL.md §7.6)
+    release();
+    const r = await d.nextFromWorker('Result', (b) => b.requestId === plain);
+    assert.deepEqual(decodeValues(r.body.outputs), { done: true });
   });
 });
 
