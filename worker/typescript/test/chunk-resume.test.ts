@@ -180,10 +180,12 @@ describe('worker as receiver (input streams, R1-R3)', () => {
     const rid = request(shared, 'rw2', 'r.hash', { data: new ChunkedValue(1, value.length, sha(value)) });
     await shared.nextFromWorker('Credit', (b) => b.requestId === rid);
     publishChunks(shared, 'rw2', rid, 1, value, 0, 3 * MiB); // the last chunk is lost: no gap shows it
-    const resume = await shared.nextFromWorker('Credit', (b) => b.requestId === rid && b.resume === true);
-    assert.deepEqual([resume.body.stream, resume.body.resumeOffset], [1, BigInt(3 * MiB)]);
-    const again = await shared.nextFromWorker('Credit', (b) => b.requestId === rid && b.resume === true);
-    assert.equal(again.body.resumeOffset, BigInt(3 * MiB), 'repeated while nothing comes');
+    // (a machine slower than resumeAfterMs between two chunks may add one at an earlier offset)
+    const atR = (b: { requestId: bigint; resume?: boolean; resumeOffset?: bigint }) => b.requestId === rid && b.resume === true && b.resumeOffset === BigInt(3 * MiB);
+    const resume = await shared.nextFromWorker('Credit', atR);
+    assert.equal(resume.body.stream, 1);
+    assert.ok(resume.body.bytes >= BigInt(value.length));
+    await shared.nextFromWorker('Credit', atR); // repeated while nothing comes
     publishChunks(shared, 'rw2', rid, 1, value, 3 * MiB, value.length);
     const r = await shared.nextFromWorker('Result', (b) => b.requestId === rid);
     assert.deepEqual(decodeValues(r.body.outputs), { hex: hex(sha(value)), size: value.length });
@@ -360,9 +362,9 @@ async function submitted(client: Client, inputs: Record<string, unknown>, option
 }
 
 /** The next resume Credit of this submit's client. */
-async function resumeCreditOf(submit: FromClient) {
+async function resumeCreditOf(submit: FromClient, at?: number) {
   const c = await shared.fromClients.next(
-    (r) => r.routingId.equals(submit.routingId) && r.msg.body.type === 'Credit' && r.msg.body.resume === true,
+    (r) => r.routingId.equals(submit.routingId) && r.msg.body.type === 'Credit' && r.msg.body.resume === true && (at === undefined || r.msg.body.resumeOffset === BigInt(at)),
     5000,
     'a resume Credit',
   );
@@ -479,8 +481,9 @@ describe('client as receiver (output streams, R1-R3)', () => {
       reply(submit, { type: 'Chunk', stream: 2, offset: 0n, data: out.subarray(0, MiB) });
       reply(submit, { type: 'Chunk', stream: 2, offset: BigInt(MiB), data: out.subarray(MiB, 2 * MiB) });
       // the last chunk is lost: nothing shows it but the silence
-      const resume = await resumeCreditOf(submit);
-      assert.deepEqual([resume.stream, resume.resumeOffset], [2, BigInt(2 * MiB)]);
+      // (a machine slower than resumeAfterMs between two chunks may add one at 1 MiB first)
+      const resume = await resumeCreditOf(submit, 2 * MiB);
+      assert.equal(resume.stream, 2);
       reply(submit, { type: 'Chunk', stream: 2, offset: BigInt(2 * MiB), data: out.subarray(2 * MiB) });
       reply(submit, { type: 'Result', outputs: encodeValues({ data: new ChunkedValue(2, out.length, sha(out)) }), outputsInFrame: false });
       assert.deepEqual(await call.result, { data: { size: out.length, sha256: hex(sha(out)) } });
