@@ -573,6 +573,14 @@ export class Worker extends EventEmitter {
       this.fail(e instanceof Error ? e : new Error(String(e)));
       return;
     }
+    // The response connection broke: the DEALER connects again by itself, but musterd knows a
+    // worker by its connection and would refuse what comes on the new one ("attached on another
+    // connection"). So the worker attaches again at once (the same session keeps its requests,
+    // PROTOCOL.md §7.1) and resumes what was lost on the way (§7.9 R4; kept answers, §7.6).
+    dealer.events.on('disconnect', () => {
+      if (gen !== this.connGen || this.state !== 'attached') return;
+      this.reattach('the response connection broke', false);
+    });
     this.sub = sub;
     this.dealer = dealer;
     this.log.debug(`connecting (${why}): request ${this.requestAddress}, response ${this.responseAddress}`);

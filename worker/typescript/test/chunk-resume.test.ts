@@ -314,6 +314,25 @@ describe('worker re-attaching (R4)', () => {
     assert.deepEqual(decodeValues(r.body.outputs), { hex: hex(sha(value)), size: value.length });
   });
 
+  it('after its response connection broke: attaches again at once on the new one and resumes its input streams', async () => {
+    const d = await ownDaemon();
+    await startWorker(d, 'rw8', [hashNode]);
+    const value = pattern(3 * MiB, 9);
+    const rid = request(d, 'rw8', 'r.hash', { data: new ChunkedValue(1, value.length, sha(value)) });
+    await d.nextFromWorker('Credit', (b) => b.requestId === rid);
+    publishChunks(d, 'rw8', rid, 1, value, 0, MiB);
+    await sleep(100);
+    // musterd's pings go on (the request connection is fine); only the response connection breaks
+    const attaches = () => d.fromWorkers.all.filter((r) => r.msg.body.type === 'Attach').length;
+    await d.reopenResponseSocket();
+    await until(() => attaches() === 2, 5000, 'the worker to attach again');
+    const resume = await d.nextFromWorker('Credit', (b) => b.requestId === rid && b.resume === true);
+    assert.deepEqual([resume.body.stream, resume.body.resumeOffset], [1, BigInt(MiB)]);
+    publishChunks(d, 'rw8', rid, 1, value, MiB, value.length);
+    const r = await d.nextFromWorker('Result', (b) => b.requestId === rid);
+    assert.deepEqual(decodeValues(r.body.outputs), { hex: hex(sha(value)), size: value.length });
+  });
+
   it('to another daemon instance (a restart): aborts the calls with chunked streams (running or waiting), sends no resume Credit', async () => {
     const d = await ownDaemon();
     let signalled = false;
