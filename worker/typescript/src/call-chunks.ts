@@ -4,7 +4,9 @@
 // written to the caller's sink.
 // Owns: which inputs travel chunked (bytes over the threshold, ByteSource, Readable,
 // AsyncIterable), their preparation (size and sha256 known before the Submit), the senders and
-// receivers of the call, and the outputs' final check at the Result.
+// receivers of the call (an input sent again from a resume Credit's offset until the call ends,
+// an output's gaps and stalls answered with resume Credits: PROTOCOL.md §7.9 R1-R3, R9-R10), and
+// the outputs' final check at the Result.
 // Must never: send an input chunk before the worker's first Credit; hold a sink's output in
 // memory; hand the application an output whose size or sha256 is wrong ("output <port>:
 // chunked stream N: sha256 mismatch" as a WorkerError); leave a sender, a sink or a spool file
@@ -18,6 +20,8 @@ import {
   MemoryConsumer,
   type OutputSink,
   type PreparedSource,
+  RESUME_AFTER_MS,
+  ResumeError,
   SinkConsumer,
   StreamClosed,
   isStreamedValue,
@@ -30,8 +34,8 @@ import { ChunkedValue, type MusterValue, type Values, entriesOf, mapFromEntries 
 export interface CallChunkHooks {
   /** Sends a Chunk of an input stream; resolves once the socket took it. */
   sendChunk(stream: number, offset: number, data: Uint8Array): Promise<void>;
-  /** Grants the worker credit on an output stream (a cumulative total). */
-  sendCredit(stream: number, total: number): void;
+  /** Grants the worker credit on an output stream (a cumulative total); with `resumeAt`, a resume Credit at that offset (PROTOCOL.md §7.9 R2/R3). */
+  sendCredit(stream: number, total: number, resumeAt?: number): void;
   /** The call cannot go on (an input cannot be read, an output stream broke): cancel it and fail it with `error`. */
   abandon(error: MusterError): void;
 }
@@ -90,9 +94,20 @@ export class CallChunks {
     sources: Map<number, { port: string; source: PreparedSource }>,
     private readonly sink: OutputSink | undefined,
     private readonly hooks: CallChunkHooks,
+    /** PROTOCOL.md §7.9 R2/R3 `resume_after` of its output streams. */
+    private readonly resumeAfterMs = RESUME_AFTER_MS,
   ) {
     for (const [stream, { port, source }] of sources) {
-      const sender = new ChunkSender(stream, source.open(), 0, (offset, data) => hooks.sendChunk(stream, offset, data), source.size);
+      const sender = new ChunkSender(
+        stream,
+        source.open(),
+        0,
+        (offset, data) => hooks.sendChunk(stream, offset, data),
+        source.size,
+        (e) => {
+          if (!this.over) this.fail(port, e);
+        },
+      );
       this.senders.set(stream, { port, sender, source });
     }
   }
@@ -104,17 +119,29 @@ export class CallChunks {
         () => undefined,
         (e) => {
           if (e instanceof StreamClosed || this.over) return;
-          this.hooks.abandon(new MusterError(ErrorCode.InvalidRequest, `input ${s.port}: ${(e as Error).message}`));
+          this.fail(s.port, e as Error);
         },
       );
     }
   }
 
-  /** A Credit from the worker (odd streams: its grant for an input). */
-  onCredit(stream: number, bytes: bigint): void {
+  /**
+   * An input could not be sent: a resume Credit for bytes its source no longer has (R10) is
+   * Unavailable (the call is cancelled), a source that cannot be read InvalidRequest.
+   */
+  private fail(port: string, e: Error): void {
+    const code = e instanceof ResumeError ? ErrorCode.Unavailable : ErrorCode.InvalidRequest;
+    this.hooks.abandon(new MusterError(code, `input ${port}: ${e.message}`));
+  }
+
+  /** A Credit from the worker (odd streams: its grant for an input); with `resume`, the input goes again from `resumeOffset` (R9). */
+  onCredit(stream: number, bytes: bigint, resume = false, resumeOffset = 0n): void {
     if (stream % 2 !== 1) return;
-    const n = bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes);
-    this.senders.get(stream)?.sender.grant(n);
+    const n = (v: bigint) => (v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v));
+    const s = this.senders.get(stream);
+    if (!s) return;
+    if (resume) s.sender.resume(n(resumeOffset), n(bytes));
+    else s.sender.grant(n(bytes));
   }
 
   /** A Chunk of an output stream; returns why the call is broken, or null. */
@@ -135,7 +162,16 @@ export class CallChunks {
         }
         this.sinkStream = stream;
       } else memory = new MemoryConsumer();
-      const receiver = new ChunkReceiver(stream, 'output', CHUNK_WINDOW_BYTES, CHUNK_WINDOW_BYTES, (total) => this.hooks.sendCredit(stream, total), sink ?? memory);
+      const receiver = new ChunkReceiver(
+        stream,
+        'output',
+        CHUNK_WINDOW_BYTES,
+        CHUNK_WINDOW_BYTES,
+        (total, resumeAt) => this.hooks.sendCredit(stream, total, resumeAt),
+        sink ?? memory,
+        null,
+        this.resumeAfterMs,
+      );
       if (sink) sink.receiver = receiver;
       if (memory) memory.receiver = receiver;
       r = { receiver, memory, sink };
@@ -197,7 +233,7 @@ export class CallChunks {
     for (const [, s] of this.senders) s.sender.close(stop);
     await Promise.all([...this.senders.values()].map((s) => s.source.cleanup().catch(() => undefined)));
     for (const [, r] of this.receivers) {
-      if (error) r.receiver.fail(error);
+      r.receiver.fail(error ?? stop); // a no-op for a stream that completed
       if (r.sink) await r.sink.close(error === null);
     }
   }

@@ -1,21 +1,28 @@
 // chunks.ts — chunked bytes values (PROTOCOL.md §7.9, docs/STREAMS.md §3), the building blocks
 // both halves of the SDK use: the client for its inputs (odd streams) and outputs, the worker for
 // its inputs and outputs (even streams).
-// Owns: the sizes (1 MiB chunks, a 4 MiB receive window, an 8 MiB default threshold), the byte
-// sources a value may come from (bytes, a file, a Readable / AsyncIterable<Uint8Array>), one
-// stream's sender (ChunkSender: chunks within the receiver's credit, size and sha256 counted while
-// sending) and receiver (ChunkReceiver: offsets in order, size and sha256 checked at the end,
+// Owns: the sizes (1 MiB chunks, a 4 MiB receive window, an 8 MiB default threshold, the 2 s
+// `resume_after`), the byte sources a value may come from (bytes, a file, a Readable /
+// AsyncIterable<Uint8Array>; read again for a resume: chunk-sources.ts), one stream's sender
+// (ChunkSender: chunks within the receiver's credit, size and sha256 counted while sending, back
+// to a resume Credit's offset) and receiver (ChunkReceiver: bytes taken in order, overlaps
+// trimmed, gaps and stalls answered with resume Credits, size and sha256 checked at the end,
 // credit granted as the application consumes), and the consumers a receiver feeds (in memory, a
 // sink, a Readable for a handler).
-// Must never: send past the credit (strict: offset + n <= granted); grant credit for bytes the
-// application has not consumed (except when assembling in memory, where receipt is consumption);
-// hand a consumer the clean end of a value whose size or sha256 is wrong; leave a file handle or
-// a spool file behind.
+// Must never: send past the credit (strict: offset + n <= granted); hash a byte twice (a resend
+// is not hashed again); grant credit for bytes the application has not consumed (except when
+// assembling in memory, where receipt is consumption); hand a consumer a byte twice, or the
+// clean end of a value whose size or sha256 is wrong; leave a file handle, a spool file or a
+// timer behind.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
+
+import { type ChunkSource, type PieceReader, ResumeError, bytesSource, fileSource, keptSource } from './chunk-sources';
+
+export { type ChunkSource, type PieceReader, RESUME_KEEP_BYTES, ResumeError, bytesSource, fileSource, keptSource } from './chunk-sources';
 
 /** Bytes per Chunk message. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -23,6 +30,8 @@ export const CHUNK_BYTES = 1024 * 1024;
 export const CHUNK_WINDOW_BYTES = 4 * 1024 * 1024;
 /** Bytes values larger than this travel chunked (ClientOptions / WorkerOptions `chunkThreshold`). */
 export const DEFAULT_CHUNK_THRESHOLD = 8 * 1024 * 1024;
+/** How long a receiver waits for a chunk it granted before it sends a resume Credit (PROTOCOL.md §7.9 R3 `resume_after`). */
+export const RESUME_AFTER_MS = 2000;
 /** Streams with chunks per side and call (PROTOCOL.md §7.9 `kMaxChunkStreams`). */
 export const MAX_CHUNK_STREAMS = 16;
 
@@ -71,48 +80,6 @@ export function isStreamedValue(v: unknown): v is ByteSource | AsyncIterable<Uin
   return v instanceof ByteSource || isByteStream(v);
 }
 
-/** Reads a value's bytes in pieces of at most `max` bytes (at least 1); null at the end. */
-export interface PieceReader {
-  read(max: number): Promise<Uint8Array | null>;
-  close(): Promise<void>;
-}
-
-export function bytesReader(bytes: Uint8Array): PieceReader {
-  let at = 0;
-  return {
-    read: async (max) => {
-      if (at >= bytes.length) return null;
-      const piece = bytes.subarray(at, Math.min(bytes.length, at + max));
-      at += piece.length;
-      return piece;
-    },
-    close: async () => undefined,
-  };
-}
-
-export function fileReader(filePath: string): PieceReader {
-  let handle: fs.promises.FileHandle | null = null;
-  let position = 0;
-  let closed = false;
-  return {
-    read: async (max) => {
-      if (closed) return null;
-      if (!handle) handle = await fs.promises.open(filePath, 'r');
-      const buf = Buffer.allocUnsafe(Math.min(max, CHUNK_BYTES));
-      const { bytesRead } = await handle.read(buf, 0, buf.length, position);
-      if (bytesRead === 0) return null;
-      position += bytesRead;
-      return bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-    },
-    close: async () => {
-      closed = true;
-      const h = handle;
-      handle = null;
-      await h?.close().catch(() => undefined);
-    },
-  };
-}
-
 /** Re-cuts what an async iterable yields into pieces of at most `max` bytes. */
 export function iterableReader(source: AsyncIterable<Uint8Array>): PieceReader {
   const it = source[Symbol.asyncIterator]();
@@ -145,26 +112,15 @@ export function iterableReader(source: AsyncIterable<Uint8Array>): PieceReader {
   };
 }
 
-/** A reader whose first piece was already read (to tell an empty stream from another). */
-export function prependReader(first: Uint8Array, reader: PieceReader): PieceReader {
-  let head: Uint8Array | null = first;
-  return {
-    read: async (max) => {
-      if (!head) return reader.read(max);
-      const piece = head.length <= max ? head : head.subarray(0, max);
-      head = head.length <= max ? null : head.subarray(max);
-      return piece;
-    },
-    close: () => reader.close(),
-  };
-}
-
 /** A caller's input ready to be announced: its size and sha256 known, its bytes readable. */
 export interface PreparedSource {
   size: number;
   sha256: Uint8Array;
-  /** Checked by the sender: exactly `size` bytes must come (a stream given with `known`). */
-  open(): PieceReader;
+  /**
+   * Where the sender reads it (checked by the sender: exactly `size` bytes must come, for a
+   * stream given with `known`); bytes, files and spooled streams are read again from any offset.
+   */
+  open(): ChunkSource;
   /** Removes what preparing made (a spool file). */
   cleanup(): Promise<void>;
 }
@@ -179,15 +135,15 @@ export function sha256Of(bytes: Uint8Array): Uint8Array {
  */
 export async function prepareSource(v: Uint8Array | ByteSource | AsyncIterable<Uint8Array>): Promise<PreparedSource> {
   const none = async () => undefined;
-  if (v instanceof Uint8Array) return { size: v.length, sha256: sha256Of(v), open: () => bytesReader(v), cleanup: none };
+  if (v instanceof Uint8Array) return { size: v.length, sha256: sha256Of(v), open: () => bytesSource(v), cleanup: none };
   if (v instanceof ByteSource && v.file !== null) {
     const file = v.file;
     const { size, sha256 } = await hashFile(file);
-    return { size, sha256, open: () => fileReader(file), cleanup: none };
+    return { size, sha256, open: () => fileSource(file), cleanup: none };
   }
   if (v instanceof ByteSource && v.known !== null) {
     const stream = v.stream!;
-    return { size: v.known.size, sha256: v.known.sha256, open: () => iterableReader(stream), cleanup: none };
+    return { size: v.known.size, sha256: v.known.sha256, open: () => keptSource(iterableReader(stream)), cleanup: none };
   }
   const stream = v instanceof ByteSource ? v.stream! : v;
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'muster-spool-'));
@@ -209,7 +165,7 @@ export async function prepareSource(v: Uint8Array | ByteSource | AsyncIterable<U
     } finally {
       await out.close();
     }
-    return { size, sha256: new Uint8Array(hash.digest()), open: () => fileReader(file), cleanup };
+    return { size, sha256: new Uint8Array(hash.digest()), open: () => fileSource(file), cleanup };
   } catch (e) {
     await cleanup();
     throw e;
@@ -230,31 +186,49 @@ async function hashFile(file: string): Promise<{ size: number; sha256: Uint8Arra
 export class StreamClosed extends Error {}
 
 /**
- * Sends one stream: reads the value piece by piece and posts chunks of at most CHUNK_BYTES, each
- * only once it lies within the receiver's credit (offset + n <= granted). Counts the size and
- * the sha256 of what it sent.
+ * Sends one stream: reads the value piece by piece from its source and posts chunks of at most
+ * CHUNK_BYTES, each only once it lies within the receiver's credit (offset + n <= granted).
+ * Counts the size and the sha256 of the value, each byte once (PROTOCOL.md §7.9 R9: `hashed` is
+ * the high-water mark of what was sent). A resume Credit sends it back to an earlier offset; it
+ * keeps doing so after run() resolved, until close() (R11: the answer naming the stream may not
+ * have been confirmed yet).
  */
 export class ChunkSender {
   private granted: number;
-  private sent = 0;
+  /** The offset of the next chunk. */
+  private next = 0;
+  /** Bytes sent (and hashed) at least once: the high-water mark. */
+  private hashed = 0;
+  /** Known once the source ended. */
+  private size: number | null = null;
+  /** Counts resumes: a read or post under way when one came does not move `next`. */
+  private resumes = 0;
   private closedWith: Error | null = null;
   private waiter: (() => void) | null = null;
   private readonly hash = createHash('sha256');
+  private loop: Promise<void> | null = null;
+  private settle!: { resolve: (v: { size: number; sha256: Uint8Array }) => void; reject: (e: Error) => void };
+  private readonly finished: Promise<{ size: number; sha256: Uint8Array }> = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+  private settled = false;
 
   constructor(
     readonly stream: number,
-    private readonly reader: PieceReader,
+    private readonly source: ChunkSource,
     initialGrant: number,
     /** Sends the chunk; may wait (the socket's own backpressure). */
     private readonly post: (offset: number, data: Uint8Array) => void | Promise<void>,
     /** The size announced before sending (a caller's input): more or fewer bytes fail run(). */
     private readonly expectedSize?: number,
+    /** Sending again after run() resolved failed (a resume the source cannot serve): the stream is over. */
+    private readonly onLateError?: (error: Error) => void,
   ) {
     this.granted = initialGrant;
+    this.finished.catch(() => undefined);
   }
 
+  /** Bytes sent at least once. */
   get bytesSent(): number {
-    return this.sent;
+    return this.hashed;
   }
 
   /** A cumulative grant from the receiver; a lower one changes nothing. */
@@ -265,11 +239,25 @@ export class ChunkSender {
     }
   }
 
-  /** Stops sending: run() rejects with `error`. */
+  /**
+   * A resume Credit (R9): the receiver has the first `offset` bytes; send again from there. One
+   * beyond what was sent is ignored (returns false).
+   */
+  resume(offset: number, total: number): boolean {
+    if (this.closedWith || offset > this.hashed || offset < 0) return false;
+    if (total > this.granted) this.granted = total;
+    this.next = offset;
+    this.resumes += 1;
+    this.wake();
+    return true;
+  }
+
+  /** Stops sending: run() rejects with `error` if it had not resolved. */
   close(error: Error): void {
     if (this.closedWith) return;
     this.closedWith = error;
     this.wake();
+    if (!this.loop) void this.source.close();
   }
 
   private wake(): void {
@@ -278,28 +266,67 @@ export class ChunkSender {
     w?.();
   }
 
-  /** Sends every chunk, waiting for credit; resolves to the size and sha256 sent. */
-  async run(): Promise<{ size: number; sha256: Uint8Array }> {
+  /** Sends every chunk, waiting for credit; resolves to the size and sha256 of the value. */
+  run(): Promise<{ size: number; sha256: Uint8Array }> {
+    this.loop ??= this.sendLoop();
+    return this.finished;
+  }
+
+  private canSend(): boolean {
+    return this.next < this.granted && (this.size === null || this.next < this.size);
+  }
+
+  private async sendLoop(): Promise<void> {
     try {
       for (;;) {
-        while (!this.closedWith && this.granted <= this.sent) await new Promise<void>((r) => (this.waiter = r));
+        while (!this.closedWith && !this.canSend()) await new Promise<void>((r) => (this.waiter = r));
         if (this.closedWith) throw this.closedWith;
-        const piece = await this.reader.read(Math.min(CHUNK_BYTES, this.granted - this.sent));
+        const at = this.next;
+        const gen = this.resumes;
+        let piece: Uint8Array | null;
+        try {
+          piece = await this.source.readAt(at, Math.min(CHUNK_BYTES, this.granted - at));
+        } catch (e) {
+          if (e instanceof ResumeError) throw new ResumeError(`chunked stream ${this.stream}: cannot resume at offset ${at}: ${e.message}`);
+          throw e;
+        }
         if (this.closedWith) throw this.closedWith;
-        if (!piece) break;
-        if (this.expectedSize !== undefined && this.sent + piece.length > this.expectedSize) {
+        if (gen !== this.resumes) continue; // sent back meanwhile: read from there
+        if (!piece) {
+          if (at !== this.hashed) throw new Error(`the source ended at offset ${at}, before the ${this.hashed} bytes already sent`);
+          if (this.expectedSize !== undefined && at !== this.expectedSize) {
+            throw new Error(`the stream gave ${at} bytes, not the ${this.expectedSize} announced`);
+          }
+          this.size = at;
+          if (!this.settled) {
+            this.settled = true;
+            this.settle.resolve({ size: at, sha256: new Uint8Array(this.hash.digest()) });
+          }
+          continue;
+        }
+        const end = at + piece.length;
+        if (this.expectedSize !== undefined && end > this.expectedSize) {
           throw new Error(`the stream gave more than the ${this.expectedSize} bytes announced`);
         }
-        this.hash.update(piece);
-        await this.post(this.sent, piece);
-        this.sent += piece.length;
+        if (end > this.hashed) {
+          // each byte hashed once: the part beyond the high-water mark (R9)
+          this.hash.update(at === this.hashed ? piece : piece.subarray(this.hashed - at));
+          this.hashed = end;
+        }
+        await this.post(at, piece);
+        if (gen === this.resumes) this.next = end;
       }
-      if (this.expectedSize !== undefined && this.sent !== this.expectedSize) {
-        throw new Error(`the stream gave ${this.sent} bytes, not the ${this.expectedSize} announced`);
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      if (!this.settled) {
+        this.settled = true;
+        this.settle.reject(error);
+      } else if (!this.closedWith) {
+        this.closedWith = error;
+        this.onLateError?.(error);
       }
-      return { size: this.sent, sha256: new Uint8Array(this.hash.digest()) };
     } finally {
-      await this.reader.close();
+      await this.source.close();
     }
   }
 }
@@ -315,9 +342,14 @@ export interface ChunkConsumer {
 }
 
 /**
- * Receives one stream: checks that chunks come in order and not past `size` (when known), hashes
- * them, hands them to its consumer, and grants credit (cumulative: consumed + window) as the
- * consumer reports bytes consumed, once a chunk's worth (or half the window) more is due.
+ * Receives one stream: takes chunks in order and not past `size` (when known), hashes them,
+ * hands them to its consumer, and grants credit (cumulative: consumed + window) as the consumer
+ * reports bytes consumed, once a chunk's worth (or half the window) more is due.
+ * Resumption (PROTOCOL.md §7.9 R1-R3): `received` is R, the bytes it has in order. A chunk that
+ * overlaps R gives its bytes from R on, one wholly before R is dropped (R1); one past R (a gap)
+ * is dropped and answered with a resume Credit at R, at most one per `resumeAfterMs` until a
+ * chunk is taken (R2); a stream with granted bytes not received and no chunk for `resumeAfterMs`
+ * (a stall) sends a resume Credit, and again after each further `resumeAfterMs` (R3).
  */
 export class ChunkReceiver {
   received = 0;
@@ -326,6 +358,12 @@ export class ChunkReceiver {
   private readonly hash = createHash('sha256');
   private digest: Uint8Array | null = null;
   private over = false;
+  /** When the last resume Credit went (0: none), and whether a chunk was taken since. */
+  private resumeSentAt = 0;
+  private takenSinceResume = true;
+  /** When the last chunk of the stream came (or the stall clock was last reset). */
+  private lastChunkAt = Date.now();
+  private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly stream: number,
@@ -334,12 +372,16 @@ export class ChunkReceiver {
     private readonly window: number,
     /** The grant the sender holds already (a Submit's chunk_window_bytes; 0 for a worker's input). */
     initiallyGranted: number,
-    private readonly credit: (total: number) => void,
+    /** Sends a Credit: the cumulative grant, and with `resumeAt` a resume Credit at that offset. */
+    private readonly credit: (total: number, resumeAt?: number) => void,
     private consumer: ChunkConsumer | null,
     /** Known up front for inputs (the reference comes first); for outputs at the Result. */
     private expected: { size: number; sha256: Uint8Array } | null = null,
+    /** R2/R3's `resume_after`. */
+    private readonly resumeAfterMs = RESUME_AFTER_MS,
   ) {
     this.granted = initiallyGranted;
+    this.watchStall();
   }
 
   setConsumer(consumer: ChunkConsumer): void {
@@ -359,16 +401,73 @@ export class ChunkReceiver {
   /** A Chunk; returns why the value or the stream is broken (a reason for error()), or null. */
   accept(offset: bigint | number, data: Uint8Array): string | null {
     if (this.over) return null;
-    if (BigInt(offset) !== BigInt(this.received)) return `a chunk at offset ${offset} where offset ${this.received} was due`;
     if (data.length === 0) return `an empty chunk at offset ${offset}`;
-    if (this.expected && this.received + data.length > this.expected.size) {
+    this.lastChunkAt = Date.now();
+    const at = BigInt(offset);
+    const r = BigInt(this.received);
+    if (at > r) {
+      // a gap: the bytes in between were lost (R2)
+      this.resumeAfterGap();
+      return null;
+    }
+    if (at + BigInt(data.length) <= r) return null; // bytes it has: sent before the sender went back (R1)
+    const take = at === r ? data : data.subarray(Number(r - at));
+    if (this.expected && this.received + take.length > this.expected.size) {
       return `chunks beyond its size of ${this.expected.size} bytes`;
     }
-    this.hash.update(data);
-    this.received += data.length;
-    this.consumer?.put(data);
+    this.takenSinceResume = true;
+    this.hash.update(take);
+    this.received += take.length;
+    this.consumer?.put(take);
     if (this.expected && this.received === this.expected.size) return this.finish(this.expected.size, this.expected.sha256);
     return null;
+  }
+
+  private resumeAfterGap(): void {
+    const now = Date.now();
+    if (this.resumeSentAt > 0 && now - this.resumeSentAt < this.resumeAfterMs && !this.takenSinceResume) return;
+    this.sendResume(now);
+  }
+
+  /** Sends a resume Credit at R now (R2, R3; a worker after re-attaching, R4), unless the stream is over. */
+  resume(): void {
+    if (!this.over) this.sendResume(Date.now());
+  }
+
+  private sendResume(now: number): void {
+    this.resumeSentAt = now;
+    this.takenSinceResume = false;
+    this.credit(Math.max(this.granted, this.received), this.received);
+  }
+
+  /** Whether bytes it granted have not come (R3's stall, when no chunk came for a while). */
+  private missingGranted(): boolean {
+    const until = this.expected ? Math.min(this.granted, this.expected.size) : this.granted;
+    return this.received < until;
+  }
+
+  /** Arms the stall timer while granted bytes are missing (one timer per stream, not per chunk). */
+  private watchStall(): void {
+    if (this.over || this.stallTimer || !this.missingGranted() || !(this.resumeAfterMs > 0)) return;
+    const check = () => {
+      this.stallTimer = null;
+      if (this.over || !this.missingGranted()) return;
+      const now = Date.now();
+      const due = this.lastChunkAt + this.resumeAfterMs;
+      if (now >= due) {
+        this.lastChunkAt = now; // again after each further resume_after without a chunk
+        this.sendResume(now);
+      }
+      this.stallTimer = setTimeout(check, Math.max(1, this.lastChunkAt + this.resumeAfterMs - now));
+      this.stallTimer.unref();
+    };
+    this.stallTimer = setTimeout(check, Math.max(1, this.lastChunkAt + this.resumeAfterMs - Date.now()));
+    this.stallTimer.unref();
+  }
+
+  private stopWatching(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
   }
 
   /**
@@ -382,6 +481,7 @@ export class ChunkReceiver {
     this.digest ??= new Uint8Array(this.hash.digest());
     if (!Buffer.from(this.digest).equals(Buffer.from(sha256))) return 'sha256 mismatch';
     this.over = true;
+    this.stopWatching();
     this.consumer?.complete();
     return null;
   }
@@ -390,11 +490,17 @@ export class ChunkReceiver {
   fail(error: Error): void {
     if (this.over) return;
     this.over = true;
+    this.stopWatching();
     this.consumer?.fail(error);
   }
 
   get done(): boolean {
     return this.over;
+  }
+
+  /** Whether it granted anything yet (a worker's input: its first Credit went). */
+  get opened(): boolean {
+    return this.granted > 0;
   }
 
   /** The consumer took `n` more bytes: grant more once it is due. */
@@ -408,8 +514,10 @@ export class ChunkReceiver {
     const total = this.consumedBytes + this.window;
     const step = Math.max(1, Math.min(CHUNK_BYTES, Math.floor(this.window / 2)));
     if (total > this.granted && (force || total - this.granted >= step)) {
+      if (!this.missingGranted()) this.lastChunkAt = Date.now(); // the stall clock starts with the grant
       this.granted = total;
       this.credit(total);
+      this.watchStall();
     }
   }
 }

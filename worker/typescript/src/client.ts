@@ -34,7 +34,7 @@ import {
 } from './listings';
 import { type Values, decodeValues, encodeValues } from './value';
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS } from './credit';
-import { CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, type OutputSink } from './chunks';
+import { CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, type OutputSink, RESUME_AFTER_MS } from './chunks';
 import { CallChunks, hasChunkedInputs, prepareInputs } from './call-chunks';
 import { type CallStream, ItemQueue, windowOption } from './stream';
 
@@ -73,6 +73,12 @@ export interface ClientOptions extends TransportSecurity, EnrollmentOptions {
    * Default 8 MiB; at most the daemon's message limit less room for the rest of the Submit.
    */
   chunkThreshold?: number;
+  /**
+   * How long a chunked output may miss chunks it was granted before the client asks the
+   * worker to send again from what it has (a resume Credit, PROTOCOL.md §7.9 R3), and the least
+   * time between two resume Credits for the chunks after one gap (R2). Default 2000.
+   */
+  resumeAfterMs?: number;
   logger?: Logger | LogLevel;
 }
 
@@ -178,6 +184,7 @@ export class Client {
   private readonly connectTimeoutMs: number;
   private readonly resumeTimeoutMs: number;
   private readonly chunkThreshold: number;
+  private readonly resumeAfterMs: number;
   private readonly log: Logger;
   private readonly jobs = new DurableJobs<Pending>();
   /** The request id of the last JobResume (answered only if musterd refuses it as a whole). */
@@ -218,6 +225,10 @@ export class Client {
     this.chunkThreshold = options.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
     if (!Number.isSafeInteger(this.chunkThreshold) || this.chunkThreshold < 1) {
       throw new MusterError(ErrorCode.InvalidRequest, `chunkThreshold must be a positive integer, got ${options.chunkThreshold}`);
+    }
+    this.resumeAfterMs = options.resumeAfterMs ?? RESUME_AFTER_MS;
+    if (!Number.isSafeInteger(this.resumeAfterMs) || this.resumeAfterMs < 1) {
+      throw new MusterError(ErrorCode.InvalidRequest, `resumeAfterMs must be a positive integer, got ${options.resumeAfterMs}`);
     }
     this.log = resolveLogger('client', options.logger ?? 'warn');
   }
@@ -340,9 +351,10 @@ export class Client {
         const chunks = new CallChunks(sources, options.outputSink, {
           sendChunk: (s, offset, data) =>
             this.send(encodeClientMessage({ requestId: BigInt(requestId), body: { type: 'Chunk', requestId: BigInt(requestId), stream: s, offset: BigInt(offset), data } })),
-          sendCredit: (s, total) => {
+          sendCredit: (s, total, resumeAt) => {
             if (!this.pending.has(requestId) || !this.connected) return;
-            this.sendQuietly({ type: 'Credit', requestId: BigInt(requestId), stream: s, items: 0n, bytes: BigInt(total), resumeOffset: 0n }, requestId);
+            const resume = resumeAt !== undefined;
+            this.sendQuietly({ type: 'Credit', requestId: BigInt(requestId), stream: s, items: 0n, bytes: BigInt(total), resumeOffset: BigInt(resumeAt ?? 0), resume }, requestId);
           },
           abandon: (error) => {
             const p = this.pending.get(requestId);
@@ -350,7 +362,7 @@ export class Client {
             this.sendQuietly({ type: 'Cancel' }, requestId);
             this.fail(p, error);
           },
-        });
+        }, this.resumeAfterMs);
         const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs + (options.durable ? this.resumeTimeoutMs : 0) : 0;
         const answered = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted, stream?.onItem, chunks);
         chunks.start();
@@ -821,8 +833,9 @@ export class Client {
         return;
       }
       case 'Credit':
-        // the worker's grant for one of this call's chunked inputs (odd stream)
-        p.chunks?.onCredit(body.stream, body.bytes);
+        // the worker's grant for one of this call's chunked inputs (odd stream); a resume
+        // Credit sends the input again from its offset (PROTOCOL.md §7.9 R9)
+        p.chunks?.onCredit(body.stream, body.bytes, body.resume ?? false, body.resumeOffset ?? 0n);
         return;
       case 'Chunk': {
         if (!p.chunks) {

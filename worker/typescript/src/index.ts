@@ -15,4 +15,13 @@ export * from './listings';
 export * from './keys';
 export * from './enrollment';
 export * from './watch';
-export { ByteSource, type OutputSink, CHUNK_BYTES, CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, MAX_CHUNK_STREAMS } from './chunks';
+export {
+  ByteSource,
+  type OutputSink,
+  CHUNK_BYTES,
+  CHUNK_WINDOW_BYTES,
+  DEFAULT_CHUNK_THRESHOLD,
+  MAX_CHUNK_STREAMS,
+  RESUME_AFTER_MS,
+  RESUME_KEEP_BYTES,
+} from './chunks';

@@ -3,11 +3,14 @@
 // bytes or, for a port declared `stream: true`, as a Readable it reads while they arrive; its
 // large outputs sent as chunks of the even streams 2, 4, 6, ... within the caller's credit.
 // Owns: the receivers and senders of one request, the credit it grants (the first window when the
-// handler is about to run, then as bytes are consumed), the Chunked references of its Result.
+// handler is about to run, then as bytes are consumed; resume Credits, PROTOCOL.md §7.9 R2-R4),
+// the Chunked references of its Result, and its output streams' means to send again after the
+// Result went (R11) until the worker closes it.
 // Must never: grant input credit before the request runs; hand a handler bytes (or a clean end of
 // its stream) whose size or sha256 is wrong: the request fails InvalidRequest "input <port>:
 // chunked stream N: sha256 mismatch"; send output chunks to a caller that takes none
-// (chunk_window_bytes 0) or past its credit; keep sending once the request was aborted.
+// (chunk_window_bytes 0) or past its credit; keep sending once the request was aborted or its
+// answer confirmed.
 import { Readable } from 'node:stream';
 
 import {
@@ -18,13 +21,14 @@ import {
   ChunkSender,
   InputStream,
   MAX_CHUNK_STREAMS,
+  type ChunkSource,
   MemoryConsumer,
-  type PieceReader,
-  bytesReader,
-  fileReader,
+  RESUME_AFTER_MS,
+  bytesSource,
+  fileSource,
   isStreamedValue,
   iterableReader,
-  prependReader,
+  keptSource,
 } from './chunks';
 import { ErrorCode, MusterError } from './errors';
 import type { WorkerBody } from './messages';
@@ -33,8 +37,13 @@ import { ChunkedValue, type MusterValue, type Values, entriesOf, mapFromEntries 
 export interface JobChunkHooks {
   /** Queues a Credit or Chunk for the daemon, in order with the request's other messages. */
   post(body: WorkerBody & { type: 'Credit' | 'Chunk' }): void;
-  /** A chunked input broke (wrong size or sha256, a chunk out of order): fail the request. */
+  /** A chunked input broke (wrong size or sha256, a chunk past its size): fail the request. */
   failInput(message: string): void;
+  /**
+   * An output stream could not be sent again after the Result went (a resume Credit for bytes
+   * a stream no longer keeps, R10): the request's answer becomes a Failure{WorkerError} with it.
+   */
+  failOutput(message: string): void;
 }
 
 function invalid(message: string): MusterError {
@@ -48,7 +57,7 @@ function safeNumber(v: bigint): number {
 export class JobChunks {
   private readonly inputs = new Map<number, { port: string; size: number; sha256: Uint8Array; receiver: ChunkReceiver; stream: InputStream | null; taken: boolean }>();
   private readonly byPort = new Map<string, number>();
-  private readonly outputs = new Map<number, ChunkSender>();
+  private readonly outputs = new Map<number, { port: string; sender: ChunkSender }>();
   private closedWith: Error | null = null;
 
   constructor(
@@ -56,7 +65,30 @@ export class JobChunks {
     /** WorkRequest.chunk_window_bytes: the initial credit of each output stream (0: no chunked outputs). */
     readonly outputWindow: number,
     private readonly hooks: JobChunkHooks,
+    /** PROTOCOL.md §7.9 R2/R3 `resume_after` of its input streams. */
+    private readonly resumeAfterMs = RESUME_AFTER_MS,
   ) {}
+
+  /** Whether any stream of the request went through the daemon (an input granted, an output chunk sent). */
+  get streaming(): boolean {
+    for (const [, input] of this.inputs) if (input.receiver.opened) return true;
+    for (const [, output] of this.outputs) if (output.sender.bytesSent > 0) return true;
+    return false;
+  }
+
+  /** Whether its outputs went as chunks: the means to send them again are kept until the answer is confirmed (R11). */
+  get hasOutputStreams(): boolean {
+    return this.outputs.size > 0 && !this.closedWith;
+  }
+
+  /**
+   * After the worker attached again to the same daemon instance (R4): a resume Credit for each
+   * input stream that was granted and has not come whole.
+   */
+  resumeInputs(): void {
+    if (this.closedWith) return;
+    for (const [, input] of this.inputs) if (input.receiver.opened && !input.receiver.done) input.receiver.resume();
+  }
 
   /**
    * Opens the request's Chunked inputs (top-level ports; odd, distinct streams) and grants each
@@ -83,9 +115,19 @@ export class JobChunks {
         `input ${port}`,
         CHUNK_WINDOW_BYTES,
         0,
-        (total) => this.post({ type: 'Credit', requestId: this.requestId, stream: v.stream, items: 0n, bytes: BigInt(total), resumeOffset: 0n }),
+        (total, resumeAt) =>
+          this.post({
+            type: 'Credit',
+            requestId: this.requestId,
+            stream: v.stream,
+            items: 0n,
+            bytes: BigInt(total),
+            resumeOffset: BigInt(resumeAt ?? 0),
+            resume: resumeAt !== undefined,
+          }),
         stream ?? memory,
         { size, sha256: v.sha256 },
+        this.resumeAfterMs,
       );
       if (stream) stream.receiver = receiver;
       if (memory) {
@@ -137,9 +179,12 @@ export class JobChunks {
     this.hooks.failInput(message);
   }
 
-  /** A Credit from the caller for an output stream (even numbers). */
-  onCredit(stream: number, bytes: bigint): void {
-    this.outputs.get(stream)?.grant(safeNumber(bytes));
+  /** A Credit from the caller for an output stream (even numbers); with `resume`, it sends again from `resumeOffset` (R9). */
+  onCredit(stream: number, bytes: bigint, resume = false, resumeOffset = 0n): void {
+    const output = this.outputs.get(stream);
+    if (!output) return;
+    if (resume) output.sender.resume(safeNumber(resumeOffset), safeNumber(bytes));
+    else output.sender.grant(safeNumber(bytes));
   }
 
   /**
@@ -154,27 +199,26 @@ export class JobChunks {
     let next = 2;
     for (const [port, v] of entriesOf(outputs)) {
       if (this.closedWith) throw this.closedWith;
-      let reader: PieceReader;
       if (isStreamedValue(v)) {
-        const source = v instanceof ByteSource ? v : ByteSource.stream(v);
-        reader = source.file !== null ? fileReader(source.file) : iterableReader(source.stream!);
-        const first = await reader.read(CHUNK_BYTES).catch(async (e) => {
-          await reader.close();
+        const given = v instanceof ByteSource ? v : ByteSource.stream(v);
+        // a file is read again at any offset; a stream keeps the last RESUME_KEEP_BYTES sent (R10)
+        const source = given.file !== null ? fileSource(given.file) : keptSource(iterableReader(given.stream!));
+        const first = await source.readAt(0, CHUNK_BYTES).catch(async (e) => {
+          await source.close();
           throw new MusterError(ErrorCode.WorkerError, `output ${port}: ${(e as Error).message}`);
         });
         if (!first) {
-          await reader.close();
+          await source.close();
           out.set(port, new Uint8Array(0));
           continue;
         }
-        reader = prependReader(first, reader);
         if (this.outputWindow === 0) {
-          out.set(port, await this.readInline(port, reader, inlineLimit));
+          out.set(port, await this.readInline(port, source, inlineLimit));
           continue;
         }
-        out.set(port, await this.send(port, next, reader, source.known?.size));
+        out.set(port, await this.send(port, next, source, given.known?.size));
       } else if (v instanceof Uint8Array && v.length > threshold && this.outputWindow > 0) {
-        out.set(port, await this.send(port, next, bytesReader(v)));
+        out.set(port, await this.send(port, next, bytesSource(v)));
       } else {
         out.set(port, v);
         continue;
@@ -184,19 +228,21 @@ export class JobChunks {
     return mapFromEntries(out);
   }
 
-  private async send(port: string, stream: number, reader: PieceReader, expectedSize?: number): Promise<ChunkedValue> {
+  private async send(port: string, stream: number, source: ChunkSource, expectedSize?: number): Promise<ChunkedValue> {
     if (this.outputs.size >= MAX_CHUNK_STREAMS) {
-      await reader.close();
+      await source.close();
       throw new MusterError(ErrorCode.WorkerError, `more than ${MAX_CHUNK_STREAMS} chunked outputs`);
     }
     const sender = new ChunkSender(
       stream,
-      reader,
+      source,
       this.outputWindow,
       (offset, data) => this.post({ type: 'Chunk', requestId: this.requestId, stream, offset: BigInt(offset), data }),
       expectedSize,
+      // sending again after the Result went failed (R10): the answer becomes a Failure
+      (e) => this.hooks.failOutput(`output ${port}: ${e.message}`),
     );
-    this.outputs.set(stream, sender);
+    this.outputs.set(stream, { port, sender });
     try {
       const { size, sha256 } = await sender.run();
       return new ChunkedValue(stream, size, sha256);
@@ -206,12 +252,12 @@ export class JobChunks {
     }
   }
 
-  private async readInline(port: string, reader: PieceReader, limit: number): Promise<Uint8Array> {
+  private async readInline(port: string, source: ChunkSource, limit: number): Promise<Uint8Array> {
     const pieces: Uint8Array[] = [];
     let size = 0;
     try {
       for (;;) {
-        const piece = await reader.read(CHUNK_BYTES);
+        const piece = await source.readAt(size, CHUNK_BYTES);
         if (!piece) break;
         size += piece.length;
         if (limit > 0 && size > limit) {
@@ -223,7 +269,7 @@ export class JobChunks {
         pieces.push(piece);
       }
     } finally {
-      await reader.close();
+      await source.close();
     }
     return Buffer.concat(pieces);
   }
@@ -232,11 +278,19 @@ export class JobChunks {
     if (!this.closedWith) this.hooks.post(body);
   }
 
-  /** The request is over (answered, aborted, the worker stopping): everything stops. */
+  /**
+   * The request's Result went: its inputs are over, its finished output streams stay ready to
+   * be sent again (R11) until close().
+   */
+  answered(error: Error): void {
+    for (const [, input] of this.inputs) input.receiver.fail(error);
+  }
+
+  /** The request is over (its answer confirmed, aborted, the worker stopping): everything stops. */
   close(error: Error): void {
     if (this.closedWith) return;
     this.closedWith = error;
     for (const [, input] of this.inputs) input.receiver.fail(error);
-    for (const [, sender] of this.outputs) sender.close(error);
+    for (const [, output] of this.outputs) output.sender.close(error);
   }
 }

@@ -4,7 +4,9 @@
 // a DEALER to the response socket, one reply expected per message sent, Pong for every Ping
 // (listing in-flight ids), dispatch of WorkRequests to handlers with at most `capacity`
 // running, Abort, re-attach (Rejected{reattach}, a new daemon instance, no Ping for
-// ping_interval_ms x liveness), and Detach plus a bounded drain on shutdown.
+// ping_interval_ms x liveness; chunked streams resumed on the same instance, their calls aborted
+// on another, PROTOCOL.md §7.9 R4), the chunked outputs of answered requests kept until their
+// Result is confirmed (R11), and Detach plus a bounded drain on shutdown.
 // Must never: answer a request twice, run a re-sent request id that is already running, crash
 // on a malformed message (it is logged and dropped), or attach again once it is stopping (a
 // worker that exits after such an Attach leaves a ghost behind that swallows calls).
@@ -33,11 +35,11 @@ import {
 } from './messages';
 import type { NodeSpecListing } from './listings';
 import { type NodeDefinition, applyPorts, streamedInputs, toNodeSpec, validWorkerId } from './nodes';
-import { DEFAULT_CHUNK_THRESHOLD } from './chunks';
+import { DEFAULT_CHUNK_THRESHOLD, RESUME_AFTER_MS } from './chunks';
 import { JobChunks } from './job-chunks';
 import { ItemSender, driveIterator, isItemSource } from './items';
 import { grantNumber } from './credit';
-import { type Values, decodeValues, encodeValues, kindOf } from './value';
+import { ChunkedValue, type Values, decodeValues, encodeValues, entriesOf, kindOf } from './value';
 import { SDK_NAME } from './version';
 
 /**
@@ -68,6 +70,12 @@ export interface WorkerOptions extends TransportSecurity, EnrollmentOptions {
    * (PROTOCOL.md §7.9, docs/STREAMS.md §3). Default 8 MiB.
    */
   chunkThreshold?: number;
+  /**
+   * How long an input stream may miss chunks it was granted before the worker asks the caller
+   * to send again from what it has (a resume Credit, PROTOCOL.md §7.9 R3), and the least time
+   * between two resume Credits for the chunks after one gap (R2). Default 2000.
+   */
+  resumeAfterMs?: number;
   /** A Logger, or the level for the default stderr logger. */
   logger?: Logger | LogLevel;
 }
@@ -179,12 +187,15 @@ interface Outgoing {
   bytes: Uint8Array;
   kind: WorkerBody['type'];
   onReply?: (reply: DaemonMessage | null) => void;
+  /** A Pong's seq: the Ack naming it (`pong_seq`) is its reply, whatever came before. */
+  pongSeq?: bigint;
 }
 
 interface Sent {
   kind: WorkerBody['type'];
   attachGen: number;
   onReply?: (reply: DaemonMessage | null) => void;
+  pongSeq?: bigint;
 }
 
 type State = 'idle' | 'attaching' | 'attached' | 'detaching' | 'stopped';
@@ -205,6 +216,16 @@ async function within(p: Promise<unknown>, ms: number): Promise<void> {
 function defaultWorkerId(): string {
   const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
   return `ts-${host}-${process.pid}`.slice(0, 64);
+}
+
+/** Whether a request's inputs name a chunked value (a stream of its caller). */
+function chunkedInputs(req: WorkRequestBody): boolean {
+  try {
+    for (const [, v] of entriesOf(decodeValues(req.inputs))) if (v instanceof ChunkedValue) return true;
+  } catch {
+    /* not valid Values: refused when it runs */
+  }
+  return false;
 }
 
 function toBig(v: number | bigint, what: string): bigint {
@@ -238,6 +259,7 @@ export class Worker extends EventEmitter {
   private readonly enrollment: EnrollmentOptions;
   private readonly attachTimeoutMs: number;
   private readonly chunkThreshold: number;
+  private readonly resumeAfterMs: number;
   private shutdownGraceMs: number;
   private readonly log: Logger;
   private readonly nodes = new Map<string, RegisteredNode>();
@@ -276,6 +298,12 @@ export class Worker extends EventEmitter {
    * (`listedIn`: its seq) does not name them missing; listed in every Pong's `answered`.
    */
   private kept = new Map<string, { requestId: bigint; bytes: Uint8Array; kind: 'Result' | 'Failure'; listedIn: bigint }>();
+  /**
+   * The chunked outputs of answered requests whose Result is not confirmed yet, by request id:
+   * a resume Credit still sends their chunks again (PROTOCOL.md §7.9 R11; musterd holds a
+   * Result until its streams came whole, R8). Released with the kept answer.
+   */
+  private resending = new Map<string, JobChunks>();
 
   private startPromise: Promise<void> | null = null;
   private startResolve: (() => void) | null = null;
@@ -325,6 +353,10 @@ export class Worker extends EventEmitter {
     this.chunkThreshold = options.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
     if (!Number.isSafeInteger(this.chunkThreshold) || this.chunkThreshold < 1) {
       throw new MusterError(ErrorCode.InvalidRequest, `chunkThreshold must be a positive integer, got ${options.chunkThreshold}`);
+    }
+    this.resumeAfterMs = options.resumeAfterMs ?? RESUME_AFTER_MS;
+    if (!Number.isSafeInteger(this.resumeAfterMs) || this.resumeAfterMs < 1) {
+      throw new MusterError(ErrorCode.InvalidRequest, `resumeAfterMs must be a positive integer, got ${options.resumeAfterMs}`);
     }
     this.log = resolveLogger(`worker ${this.workerId}`, options.logger);
     this.session = randomBytes(12).toString('hex');
@@ -480,6 +512,7 @@ export class Worker extends EventEmitter {
 
   private finishStop(): void {
     this.state = 'stopped';
+    for (const key of [...this.resending.keys()]) this.releaseStreams(key);
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.closeSockets(500);
@@ -540,6 +573,14 @@ export class Worker extends EventEmitter {
       this.fail(e instanceof Error ? e : new Error(String(e)));
       return;
     }
+    // The response connection broke: the DEALER connects again by itself, but musterd knows a
+    // worker by its connection and would refuse what comes on the new one ("attached on another
+    // connection"). So the worker attaches again at once (the same session keeps its requests,
+    // PROTOCOL.md §7.1) and resumes what was lost on the way (§7.9 R4; kept answers, §7.6).
+    dealer.events.on('disconnect', () => {
+      if (gen !== this.connGen || this.state !== 'attached') return;
+      this.reattach('the response connection broke', false);
+    });
     this.sub = sub;
     this.dealer = dealer;
     this.log.debug(`connecting (${why}): request ${this.requestAddress}, response ${this.responseAddress}`);
@@ -650,7 +691,7 @@ export class Worker extends EventEmitter {
       this.log.warn(`not sending a ${body.type} of ${bytes.length} bytes: over the daemon's limit of ${this.maxMessageBytes} bytes (--max-message-bytes)`);
       return;
     }
-    this.outbox.push({ bytes, kind: body.type, onReply });
+    this.outbox.push({ bytes, kind: body.type, onReply, pongSeq: body.type === 'Pong' ? body.seq : undefined });
     this.pump();
   }
 
@@ -676,7 +717,7 @@ export class Worker extends EventEmitter {
           }
           const at = this.outbox.indexOf(m);
           if (at >= 0) this.outbox.splice(at, 1);
-          if (dealer === this.dealer) this.sent.push({ kind: m.kind, attachGen: this.attachGen, onReply: m.onReply });
+          if (dealer === this.dealer) this.sent.push({ kind: m.kind, attachGen: this.attachGen, onReply: m.onReply, pongSeq: m.pongSeq });
         }
       } finally {
         this.pumping = false;
@@ -742,6 +783,14 @@ export class Worker extends EventEmitter {
       const dropped = i >= 0 ? this.sent.splice(0, i + 1) : [];
       sent = dropped.pop();
       for (const m of dropped) m.onReply?.(null);
+    } else if (body.type === 'Ack' && body.pongSeq > 0n && this.sent.some((m) => m.pongSeq === body.pongSeq)) {
+      // The Ack to a Pong names it: the messages before that Pong whose reply did not come get
+      // none (musterd answers a Result it holds with nothing, PROTOCOL.md §7.9 R8), so the
+      // replies after it pair with their messages again.
+      const i = this.sent.findIndex((m) => m.pongSeq === body.pongSeq);
+      const dropped = this.sent.splice(0, i + 1);
+      sent = dropped.pop();
+      for (const m of dropped) m.onReply?.(null);
     } else {
       sent = this.sent.shift();
     }
@@ -753,7 +802,9 @@ export class Worker extends EventEmitter {
     switch (body.type) {
       case 'Attached': {
         if (this.state === 'stopped') return;
-        const changed = this.instance !== '' && this.instance !== body.instance;
+        const previous = this.instance;
+        const reattached = previous !== '';
+        const changed = reattached && previous !== body.instance;
         if (changed && (this.jobs.size > 0 || this.kept.size > 0)) {
           // A restarted daemon: running requests and unconfirmed answers are listed in the next
           // Pong, so it can adopt its durable calls (PROTOCOL.md §7.6).
@@ -778,6 +829,7 @@ export class Worker extends EventEmitter {
           this.sub?.subscribe(body.broadcastTopic);
         }
         if (this.state === 'attaching') this.state = 'attached';
+        if (reattached) this.resumeStreams(changed, previous, body.instance);
         this.log.info(
           `attached to musterd instance ${body.instance} (ping every ${body.pingIntervalMs} ms, liveness ${body.liveness})`,
         );
@@ -842,11 +894,15 @@ export class Worker extends EventEmitter {
         return;
       case 'Credit': {
         // A grant of the caller (cumulative totals, forwarded by the daemon): a stale or
-        // repeated one changes nothing (PROTOCOL.md §7.8).
-        const job = this.jobs.get(`${body.requestId}`);
-        if (!job || job.answered || topic !== this.attached?.topic) return;
-        if (body.stream === 0) job.items.window?.grant(grantNumber(body.items), grantNumber(body.bytes));
-        else job.chunks.onCredit(body.stream, body.bytes); // an output stream's (PROTOCOL.md §7.9)
+        // repeated one changes nothing (PROTOCOL.md §7.8). On an output stream (§7.9) a resume
+        // Credit sends it again from its offset, also once the Result went (R11).
+        if (topic !== this.attached?.topic) return;
+        const key = `${body.requestId}`;
+        const job = this.jobs.get(key);
+        const chunks = job && !job.answered ? job.chunks : body.stream !== 0 ? this.resending.get(key) : undefined;
+        if (!chunks) return;
+        if (body.stream === 0) job!.items.window?.grant(grantNumber(body.items), grantNumber(body.bytes));
+        else chunks.onCredit(body.stream, body.bytes, body.resume ?? false, body.resumeOffset ?? 0n);
         return;
       }
       case 'Chunk': {
@@ -858,7 +914,10 @@ export class Worker extends EventEmitter {
       }
       case 'Abort': {
         const job = this.jobs.get(`${body.requestId}`);
-        if (!job || job.answered) return;
+        if (!job || job.answered) {
+          this.releaseStreams(`${body.requestId}`); // an answered call that ended: nothing to send again
+          return;
+        }
         this.log.debug(`abort of request ${body.requestId}: ${errorCodeName(body.code)} ${body.reason}`);
         this.abortJob(job, body.code, body.reason || 'aborted by the daemon');
         return;
@@ -913,16 +972,20 @@ export class Worker extends EventEmitter {
         },
         maxMessageBytes: () => this.maxMessageBytes,
       }),
-      chunks: new JobChunks(req.requestId, grantNumber(req.chunkWindowBytes ?? 0n), {
-        post: (body) => {
-          if (job.answered) return;
-          this.enqueue(body); // answered like a Progress: an Ack
+      chunks: new JobChunks(
+        req.requestId,
+        grantNumber(req.chunkWindowBytes ?? 0n),
+        {
+          // answered like a Progress: an Ack; after the Result only chunks sent again (R11)
+          post: (body) => this.enqueue(body),
+          failInput: (message) => {
+            if (job.inputFailure === null) job.inputFailure = message;
+            this.abortJob(job, ErrorCode.InvalidRequest, message);
+          },
+          failOutput: (message) => this.failOutput(job, message),
         },
-        failInput: (message) => {
-          if (job.inputFailure === null) job.inputFailure = message;
-          this.abortJob(job, ErrorCode.InvalidRequest, message);
-        },
-      }),
+        this.resumeAfterMs,
+      ),
       inputFailure: null,
     };
     this.jobs.set(key, job);
@@ -976,7 +1039,12 @@ export class Worker extends EventEmitter {
     if (job.answered) return;
     job.answered = true;
     job.items.close();
-    job.chunks.close(new MusterError(ErrorCode.Cancelled, 'the request was answered'));
+    const over = new MusterError(ErrorCode.Cancelled, 'the request was answered');
+    if (body.type === 'Result' && job.chunks.hasOutputStreams) {
+      // its chunks may be asked for again until the Result is confirmed (R11)
+      job.chunks.answered(over);
+      this.resending.set(job.key, job.chunks);
+    } else job.chunks.close(over);
     this.jobs.delete(job.key);
     const bytes = this.answerBytes(job.req.requestId, body, (job.req.chunkWindowBytes ?? 0n) === 0n);
     this.sendAnswer(job.req.requestId, bytes, body.type);
@@ -996,7 +1064,10 @@ export class Worker extends EventEmitter {
         // Its Ack confirms it. Ack{late} (a restarted daemon that has not adopted its call
         // yet drops it), a Rejected (it did not know this worker) or no reply at all (a
         // reconnect) leave it kept, for the next Pong to list.
-        if (reply?.body.type === 'Ack' && !reply.body.late && this.kept.get(key) === entry) this.kept.delete(key);
+        // A Result with chunked outputs is confirmed only through a Pong's Ack: musterd holds it
+        // without a reply while its streams are short (PROTOCOL.md §7.9 R8), so the Ack that
+        // comes next may be another message's.
+        if (reply?.body.type === 'Ack' && !reply.body.late && this.kept.get(key) === entry && !this.resending.has(key)) this.confirmed(key);
       },
     });
     this.pump();
@@ -1017,7 +1088,59 @@ export class Worker extends EventEmitter {
     }
     if (again.size > 0) this.log.info(`sending ${again.size} kept answer(s) again, as the daemon asked`);
     for (const [key, k] of this.kept)
-      if (!again.has(key) && k.listedIn > 0n && k.listedIn <= pongSeq) this.kept.delete(key);
+      if (!again.has(key) && k.listedIn > 0n && k.listedIn <= pongSeq) this.confirmed(key);
+  }
+
+  /** The daemon has the answer of request `key`: forget it, and stop keeping its streams (R11). */
+  private confirmed(key: string): void {
+    this.kept.delete(key);
+    this.releaseStreams(key);
+  }
+
+  /** The chunked outputs of an answered request will not be asked for again. */
+  private releaseStreams(key: string): void {
+    const chunks = this.resending.get(key);
+    if (!chunks) return;
+    this.resending.delete(key);
+    chunks.close(new MusterError(ErrorCode.Cancelled, 'the answer was confirmed'));
+  }
+
+  /**
+   * An output stream cannot be sent again (R10: a resume Credit for bytes a stream no longer
+   * keeps): the request fails WorkerError with it; if its Result went already (musterd holds
+   * it, R8), a Failure replaces the kept Result.
+   */
+  private failOutput(job: Job, message: string): void {
+    this.log.warn(`request ${job.req.requestId}: ${message}`);
+    if (!job.answered) {
+      this.abortJob(job, ErrorCode.WorkerError, message);
+      return;
+    }
+    if (!this.resending.has(job.key)) return; // confirmed or over meanwhile
+    this.releaseStreams(job.key);
+    const bytes = this.answerBytes(job.req.requestId, { type: 'Failure', requestId: job.req.requestId, code: ErrorCode.WorkerError, message });
+    this.answers.set(job.key, bytes);
+    this.sendAnswer(job.req.requestId, bytes, 'Failure');
+  }
+
+  /**
+   * After a re-attach (PROTOCOL.md §7.9 R4): to the same daemon instance, every input stream
+   * granted and not received whole gets a resume Credit (the chunks lost with the connection
+   * come again); to another instance (a restart) the calls with chunked streams are aborted:
+   * the new instance does not know them, and their chunked outputs will not be asked for.
+   */
+  private resumeStreams(changed: boolean, from: string, to: string): void {
+    if (!changed) {
+      for (const job of this.jobs.values()) if (!job.answered) job.chunks.resumeInputs();
+      return;
+    }
+    for (const key of [...this.resending.keys()]) this.releaseStreams(key);
+    for (const job of [...this.jobs.values()]) {
+      if (job.answered || !(job.chunks.streaming || (!job.started && chunkedInputs(job.req)))) continue;
+      const reason = `the daemon restarted (instance ${from} -> ${to}): the chunked values of this request cannot resume`;
+      this.log.warn(`request ${job.req.requestId}: aborted: ${reason}`);
+      this.abortJob(job, ErrorCode.Unavailable, reason);
+    }
   }
 
   /** Answers a request that cannot even be read (its inputs are not a valid payload). */

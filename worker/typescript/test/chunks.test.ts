@@ -18,8 +18,10 @@ import {
   ChunkSender,
   InputStream,
   MemoryConsumer,
-  bytesReader,
+  ResumeError,
+  bytesSource,
   iterableReader,
+  keptSource,
   prepareSource,
 } from '../src/chunks';
 
@@ -42,7 +44,7 @@ describe('ChunkSender', () => {
     const value = pattern(5 * MiB + 123);
     const sent: [number, number][] = [];
     const got: Uint8Array[] = [];
-    const sender = new ChunkSender(1, bytesReader(value), 0, (offset, data) => {
+    const sender = new ChunkSender(1, bytesSource(value), 0, (offset, data) => {
       sent.push([offset, data.length]);
       got.push(data.slice());
     });
@@ -66,19 +68,49 @@ describe('ChunkSender', () => {
   });
 
   it('fails when a stream gives other than the announced size, and stops when closed', async () => {
-    const short = new ChunkSender(1, bytesReader(pattern(10)), 100, () => undefined, 11);
+    const short = new ChunkSender(1, bytesSource(pattern(10)), 100, () => undefined, 11);
     await assert.rejects(short.run(), /the stream gave 10 bytes, not the 11 announced/);
-    const long = new ChunkSender(1, bytesReader(pattern(10)), 100, () => undefined, 9);
+    const long = new ChunkSender(1, bytesSource(pattern(10)), 100, () => undefined, 9);
     await assert.rejects(long.run(), /more than the 9 bytes announced/);
     let closedReader = false;
-    const reader = bytesReader(pattern(3 * MiB));
-    const stopped = new ChunkSender(3, { read: (n) => reader.read(n), close: async () => void (closedReader = true) }, MiB, () => undefined);
+    const source = bytesSource(pattern(3 * MiB));
+    const stopped = new ChunkSender(3, { readAt: (at, n) => source.readAt(at, n), close: async () => void (closedReader = true) }, MiB, () => undefined);
     const run = stopped.run();
     await tick();
     stopped.close(new Error('the call is over'));
     await assert.rejects(run, /the call is over/);
     assert.ok(closedReader, 'the source is closed');
     assert.equal(stopped.bytesSent, MiB);
+  });
+});
+
+describe('resumption of a sender (PROTOCOL.md §7.9 R9, R10)', () => {
+  it('goes back to a resume offset, hashing each byte once (a resend straddling the high-water mark)', async () => {
+    const value = pattern(3 * MiB);
+    const sent: [number, Uint8Array][] = [];
+    const sender = new ChunkSender(2, bytesSource(value), MiB + MiB / 2, (offset, data) => void sent.push([offset, data]));
+    const done = sender.run();
+    for (let i = 0; i < 5; i++) await tick();
+    assert.deepEqual(sent.map(([o, d]) => [o, d.length]), [[0, MiB], [MiB, MiB / 2]]);
+    assert.equal(sender.resume(2 * MiB, 4 * MiB), false, 'beyond what it sent: ignored');
+    assert.equal(sender.resume(MiB / 4, 4 * MiB), true);
+    const { size, sha256 } = await done;
+    assert.equal(size, value.length);
+    assert.deepEqual(Buffer.from(sha256), sha(value), 'the bytes sent twice are hashed once');
+    const again = sent.slice(2);
+    assert.deepEqual(again[0]![0], MiB / 4);
+    for (const [o, d] of sent) assert.deepEqual(Buffer.from(d), Buffer.from(value.subarray(o, o + d.length)));
+    sender.close(new Error('over'));
+  });
+
+  it('a stream that cannot seek keeps the last bytes it gave, and no further back', async () => {
+    const value = pattern(10 * 1000);
+    const source = keptSource(iterableReader(Readable.from([Buffer.from(value)])), 4000);
+    for (let at = 0; at < value.length; at += 1000) assert.equal((await source.readAt(at, 1000))!.length, 1000);
+    assert.equal(await source.readAt(value.length, 1000), null);
+    assert.deepEqual(Buffer.from((await source.readAt(6500, 1000))!), Buffer.from(value.subarray(6500, 7000)), 'within the kept piece');
+    await assert.rejects(source.readAt(5999, 10), (e: unknown) => e instanceof ResumeError && /keeps only the last 4000 bytes sent \(from offset 6000 on\), not from offset 5999/.test((e as Error).message));
+    await source.close();
   });
 });
 
@@ -103,10 +135,9 @@ describe('ChunkReceiver', () => {
     assert.deepEqual(Buffer.from(sized.value()), Buffer.from(value));
   });
 
-  it('refuses a chunk out of order, an empty one, one past the size; a wrong sha256 fails the consumer', async () => {
+  it('refuses an empty chunk and one past the size; a wrong sha256 fails the consumer', async () => {
     const value = pattern(2 * MiB);
     const r = new ChunkReceiver(1, 'input data', 4 * MiB, 0, () => undefined, null, { size: value.length, sha256: sha(value) });
-    assert.equal(r.accept(MiB, value.subarray(0, MiB)), 'a chunk at offset 1048576 where offset 0 was due');
     assert.equal(r.accept(0, new Uint8Array(0)), 'an empty chunk at offset 0');
     assert.equal(r.accept(0, pattern(3 * MiB)), 'chunks beyond its size of 2097152 bytes');
     const wrong = new Uint8Array(value);
@@ -159,7 +190,11 @@ describe('readers and sources', () => {
     assert.deepEqual(Buffer.from(spooled.sha256), sha(value));
     const reader = spooled.open();
     const back: Uint8Array[] = [];
-    for (let p = await reader.read(MiB); p; p = await reader.read(MiB)) back.push(p);
+    let at = 0;
+    for (let p = await reader.readAt(at, MiB); p; p = await reader.readAt(at, MiB)) {
+      back.push(p);
+      at += p.length;
+    }
     await reader.close();
     assert.deepEqual(Buffer.concat(back), Buffer.from(value));
     await spooled.cleanup();

@@ -206,6 +206,14 @@ export class FakeDaemon {
     void this.clientLoop();
   }
 
+  /** Binds the response socket again at the same address: every worker connection breaks and comes back (ipc only). */
+  async reopenResponseSocket(): Promise<void> {
+    if (!this.router.closed) this.router.close();
+    this.router = new zmq.Router({ linger: 0 });
+    await this.router.bind(this.responseAddress);
+    void this.workerLoop();
+  }
+
   publish(topic: string, body: DaemonBody): void {
     this.publishRaw(topic, encodeDaemonMessage({ body }));
   }
