@@ -375,6 +375,8 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
   if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
     if (r.stream) r.stream->restart();  // seq starts again at 0 on the next worker
     if (r.chunks) r.chunks->restart();
+    r.held_outputs.reset();  // the dead worker's Result (§7.9 R8): the next worker answers for itself
+    r.held_streams.clear();
     r.state = RequestState::Queued;
     r.worker_id.clear();
     r.waiting_since = now;

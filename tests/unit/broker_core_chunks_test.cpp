@@ -539,3 +539,23 @@ TEST_CASE("core resume: the deadline or a cancel ends a held call with one termi
           std::vector<std::string>{"chunk 2@0+1024", cancel ? "failure CANCELLED" : "failure TIMEOUT"});
   }
 }
+
+TEST_CASE("core resume: a held Result dies with its worker; the call run again waits for the new worker's Result") {
+  StreamHarness h;
+  h.ready("w1", true);
+  auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
+  result_naming(h, "w1", id, 2, KiB);  // every chunk lost: nothing reached the caller, the call may run again
+  h.ready("w2", true);
+  std::vector<SendWorkRequest> rerun;
+  for (int i = 0; i < 6 && rerun.empty(); ++i) {
+    h.advance(1000ms);
+    h.pong("w2");
+    for (auto& s : all<SendWorkRequest>(h.log))
+      if (s.worker_id == "w2") rerun.push_back(s);
+  }
+  REQUIRE(rerun.size() == 1);
+  worker_chunk(h, "w2", id, 2, 0, KiB);  // w2's stream is whole: the dead worker's Result is not sent
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024"});
+  result_naming(h, "w2", id, 2, KiB);
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024", "result"});
+}
