@@ -389,7 +389,7 @@ TEST_CASE("core resume: a gap in the worker's chunks asks it to resume, once; th
   worker_chunk(h, "w1", id, 2, 0, KiB);
   auto out = worker_chunk(h, "w1", id, 2, 2 * KiB, KiB);  // the chunk at 1 KiB was lost
   CHECK(all<SendAbort>(out).empty());
-  CHECK(resumes(out) == std::vector<std::string>{"2 8192 @1024"});
+  REQUIRE(resumes(out) == std::vector<std::string>{"2 8192 @1024"});
   CHECK(all<SendCredit>(out)[0].worker_id == "w1");
   CHECK(all<SendCredit>(out)[0].request_id == id);
   // The chunks that followed the lost one: dropped, no second Credit, nothing to the caller.
@@ -422,7 +422,7 @@ TEST_CASE("core resume: the caller's resume Credit reaches the worker with its o
   auto id = dispatched_id(submit_chunked(h, 1, 4 * KiB));
   for (std::uint64_t at = 0; at < 3 * KiB; at += KiB) worker_chunk(h, "w1", id, 2, at, KiB);
   auto out = client_resume(h, 1, 2, 4 * KiB, KiB);  // the caller has 1 KiB; same grant as before
-  CHECK(resumes(out) == std::vector<std::string>{"2 4096 @1024"});
+  REQUIRE(resumes(out) == std::vector<std::string>{"2 4096 @1024"});
   CHECK(all<SendCredit>(out)[0].request_id == id);
   // Beyond what was forwarded (now 1 KiB): ignored.
   CHECK(all<SendCredit>(client_resume(h, 1, 2, 4 * KiB, 2 * KiB)).empty());
