@@ -4,7 +4,7 @@ PROTOCOL.md §7.9 "Resumption" (docs/STREAMS.md §3).
 Raw peers (chunk_peers.py) speak the wire by hand, so each test loses exactly the chunk it
 means to and reads exactly what musterd sends: a worker whose output skips a chunk (musterd asks
 it to resume, the caller gets every byte once), a worker that asks the caller to resume an input
-stream (the caller gets the resume Credit), a worker whose Result comes before its last chunk
+stream (the caller gets the resume Credit) and the other way round, a worker whose Result comes before its last chunk
 (musterd holds the Result until the chunk came).
 
 Every wait is bounded; everything started here is killed by conftest's autouse fixture.
@@ -112,6 +112,32 @@ def test_a_workers_resume_credit_for_an_input_stream_reaches_the_caller_with_its
     w.send(m.Result(rid, {"ok": True}))
     result = c.next_reply(10)
     assert isinstance(result, m.Result) and result.outputs == {"ok": True}, result
+    w.close()
+    c.close()
+
+
+def test_a_callers_resume_credit_for_an_output_stream_reaches_the_worker_with_its_offset(daemon):
+    w, c = RawWorker(daemon, "raw-writer", "echo"), RawClient(daemon)
+    data, digest = value_of(4)
+    c.send(4, m.Submit("echo", {"data": b"x"}, None, 30_000, chunk_window_bytes=WINDOW))
+    rid = work_request(w).request_id
+    for i in range(3):
+        w.send(m.Chunk(rid, 2, i * PIECE, piece(i)))
+    got = [c.next_reply(10) for _ in range(3)]
+    assert [(x.offset, len(x.data)) for x in got] == [(i * PIECE, PIECE) for i in range(3)]
+    # The caller has the first chunk only (say it lost the others): it asks the worker, through
+    # musterd, to go back to PIECE, granting no more than before.
+    c.send(4, m.Credit(4, 2, 0, WINDOW, resume_offset=PIECE, resume=True))
+    credit = next_resume_credit(w)
+    assert (credit.request_id, credit.stream, credit.bytes, credit.resume_offset) == (rid, 2, WINDOW, PIECE)
+    for i in range(1, 4):
+        w.send(m.Chunk(rid, 2, i * PIECE, piece(i)))
+    w.send(m.Result(rid, {"data": ChunkedValue(2, len(data), digest)}))
+    again = [c.next_reply(10) for _ in range(3)]
+    assert [(x.offset, x.data) for x in again] == [(i * PIECE, piece(i)) for i in range(1, 4)]
+    result = c.next_reply(10)
+    assert isinstance(result, m.Result) and result.outputs == {"data": ChunkedValue(2, len(data), digest)}, result
+    assert c.next_reply(0.5) is None
     w.close()
     c.close()
 
