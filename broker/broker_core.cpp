@@ -139,6 +139,8 @@ void BrokerCore::count_terminal(TimePoint now, ErrorCode code, WorkspaceStats& w
 }
 
 void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal) {
+  r.held_outputs.reset();  // a held Result (§7.9 R8) is never sent after the terminal reply
+  r.held_streams.clear();
   if (r.job_id) {  // journaled before its terminal reply is sent (the loop commits first)
     journal::Outcome outcome;
     if (auto* res = std::get_if<ResultBody>(&terminal)) {
@@ -388,6 +390,8 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
   if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
     if (r.stream) r.stream->restart();  // seq starts again at 0 on the next worker
     if (r.chunks) r.chunks->restart();
+    r.held_outputs.reset();  // the dead worker's Result (§7.9 R8): the next worker answers for itself
+    r.held_streams.clear();
     r.state = RequestState::Queued;
     r.worker_id.clear();
     r.waiting_since = now;
@@ -747,15 +751,22 @@ void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
     return;
   }
   bool late = it->second.state != RequestState::Dispatched;
+  // R8 (PROTOCOL.md §7.9): no answer while a stream it names is short; the worker sends it again.
+  if (auto* result = std::get_if<ResultBody>(&answer); result && !late && hold_result(it->second, result->outputs))
+    return;
   if (!late) {
-    it->second.stats->service.record(us_between(it->second.dispatched, now));
-    finish(now, it->second, std::move(answer));
+    finish_answered(now, it->second, std::move(answer));
   } else {
     spdlog::debug("late answer for request {} from worker {} dropped", request_id, worker_id);
   }
   requests_.erase(it);
   if (!w->no_answer_acks) reply_worker(peer, AckReply{late});
   release(*w, request_id, now);
+}
+
+void BrokerCore::finish_answered(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> answer) {
+  r.stats->service.record(us_between(r.dispatched, now));
+  finish(now, r, std::move(answer));
 }
 
 void BrokerCore::on_detach(TimePoint now, const Peer& peer, const Caller& who,

@@ -128,6 +128,9 @@ class BrokerCore : private WatchSource {
   void on_progress(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                    std::uint64_t request_id, std::uint64_t step, std::uint64_t total,
                    std::string message);
+  // A Result naming (at any depth of its outputs) a chunked output stream not forwarded whole
+  // is held, unanswered, until the stream's chunks are, each arrival answered by a resume
+  // Credit to the worker (PROTOCOL.md §7.9 R8); any other is the terminal reply.
   void on_result(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                  std::uint64_t request_id, Payload outputs);
   void on_failure(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
@@ -150,8 +153,10 @@ class BrokerCore : private WatchSource {
   void on_cancel(TimePoint now, const Peer& peer, std::uint64_t client_request_id,
                  const std::string* workspace = nullptr);
   // A caller's Credit (PROTOCOL.md §7.8): clamped, and published to the worker when the grant
-  // grew. Never answered; ignored for a request not open, not streaming, of another workspace
-  // (`workspace` as for on_cancel), or for a stream other than 0.
+  // grew; of a chunked output stream (≥ 1, §7.9), the same by CallChunks' rules, and a resume
+  // Credit always published, with its offset (R5). Never answered; ignored for a request not
+  // open, not streaming, of another workspace (`workspace` as for on_cancel), and a resume
+  // Credit on stream 0 (the items have no resumption).
   void on_credit(TimePoint now, const Peer& peer, const CreditEvent& ev,
                  const std::string* workspace = nullptr);
   // ---- chunked values (broker_core_chunks.cpp, PROTOCOL.md §7.9); the rules are CallChunks'.
@@ -160,14 +165,19 @@ class BrokerCore : private WatchSource {
   // for a request not open (over, another connection's) or of another workspace.
   void on_client_chunk(TimePoint now, const Peer& peer, ChunkEvent ev, const std::string* workspace = nullptr);
   // A worker's Chunk of an output stream: forwarded to the caller at once within the caller's
-  // grant; a gap ends the call WorkerLost, another violation WorkerError (Rejected and Abort to
-  // the worker). Answered like a Progress.
+  // grant; a gap (chunks lost on the way) answered by a resume Credit to the worker at the bytes
+  // forwarded (once until a chunk comes at that offset), a resumed stream's stale chunk dropped
+  // (PROTOCOL.md §7.9 R6, R7); another violation ends the call WorkerError (Rejected and Abort
+  // to the worker). The chunk that completes the streams a held Result names forwards that
+  // Result (R8). Answered like a Progress.
   void on_worker_chunk(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                        std::uint64_t request_id, std::uint32_t stream, std::uint64_t offset, Payload data);
-  // A worker's Credit for an input stream: clamped and forwarded to the caller. Answered like a
-  // Progress; ignored for a request it does not hold.
+  // A worker's Credit for an input stream: clamped and forwarded to the caller; a resume Credit
+  // (`resume`, R5) sends the stream back to `resume_offset` and is always forwarded, with it.
+  // Answered like a Progress; ignored for a request it does not hold.
   void on_worker_credit(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
-                        std::uint64_t request_id, std::uint32_t stream, std::uint64_t bytes);
+                        std::uint64_t request_id, std::uint32_t stream, std::uint64_t bytes, bool resume = false,
+                        std::uint64_t resume_offset = 0);
   // ---- durable jobs (docs/DURABILITY.md §6; broker_core_jobs.cpp). Every one sees only the
   // jobs of `who.workspace`: another workspace's job is "no such job". ----
   // Binds each open job to (peer, ref.request_id) and answers Accepted{job_id} there (its
@@ -358,6 +368,10 @@ class BrokerCore : private WatchSource {
     // takes none), and the streams' counters, made at the first Chunk or Credit of the call.
     std::uint64_t chunk_window = 0;
     std::unique_ptr<CallChunks> chunks;
+    // The worker's Result, held while an output stream it names is short (§7.9 R8): its outputs
+    // and those streams with the size each must reach. Dropped when the call ends (finish).
+    std::optional<Payload> held_outputs;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> held_streams;
   };
   struct PeerHash {
     std::size_t operator()(const Peer& p) const;
@@ -426,7 +440,20 @@ class BrokerCore : private WatchSource {
   void republish_chunk_credits(const WorkerEntry& w);
   // Whether a chunk or a credit of the call went through: it may not run again elsewhere.
   static bool chunks_forwarded(const Request& r) { return r.chunks && r.chunks->forwarded_any(); }
+  // Sends worker `r.worker_id` the resume Credit of output `stream` at the bytes forwarded (R7, R8).
+  void ask_output_resume(Request& r, std::uint32_t stream);
+  // R8: whether the Result `outputs` of dispatched request `r` names an output stream not
+  // forwarded whole; then it is held (held_outputs) and the worker sent a resume Credit for each
+  // such stream. false: forward it now (also when it names a stream the call cannot carry: the
+  // caller refuses it).
+  bool hold_result(Request& r, const Payload& outputs);
+  // The held Result of `r`, forwarded if its streams are now whole (then `r` is erased and its
+  // slot on `w` released).
+  void forward_held_result(TimePoint now, WorkerEntry& w, Request& r);
 
+  // The terminal reply of dispatched request `r` from its worker's answer (counted in the
+  // node's service time); the caller erases `r` and releases the worker's slot.
+  void finish_answered(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> answer);
   // A Result or Failure from a worker: the terminal reply if the request is still live.
   void on_answer(TimePoint now, const Peer& peer, const Caller& who, const std::string& worker_id,
                  std::uint64_t request_id, std::variant<ResultBody, FailureBody> answer);

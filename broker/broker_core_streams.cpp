@@ -54,7 +54,7 @@ void BrokerCore::on_credit(TimePoint, const Peer& peer, const CreditEvent& ev, c
     if (!workspace || r.caller->workspace == *workspace) on_chunk_credit(r, ev);
     return;
   }
-  if (!r.stream || ev.stream != 0 || (workspace && r.caller->workspace != *workspace)) return;
+  if (!r.stream || ev.resume || (workspace && r.caller->workspace != *workspace)) return;  // items: no resumption
   auto grant = r.stream->on_credit(ev.items, ev.bytes);
   // A queued call's worker gets the window with its WorkRequest; nothing was forwarded yet, so
   // the clamp leaves no more to grant than that window.

@@ -922,7 +922,8 @@ struct Daemon::Impl {
       body = create_chunk(fbb, a.request_id, chunk->stream, chunk->offset, chunk->data).Union();
     } else if (auto* credit = std::get_if<CreditBody>(&a.body)) {  // the worker's, for an input stream
       type = wire::ReplyBody::Credit;
-      body = wire::CreateCredit(fbb, a.request_id, credit->stream, 0, credit->bytes).Union();
+      body = wire::CreateCredit(fbb, a.request_id, credit->stream, 0, credit->bytes, credit->resume_offset,
+                                credit->resume).Union();
     } else if (auto* info = std::get_if<JobInfoBody>(&a.body)) {
       type = wire::ReplyBody::JobInfo;
       body = encode_job_info(fbb, *info).Union();
@@ -1018,7 +1019,7 @@ struct Daemon::Impl {
               publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Chunk, body.Union());
             } else if constexpr (std::is_same_v<T, SendCredit>) {
               auto& fbb = builders.get();
-              auto body = wire::CreateCredit(fbb, a.request_id, a.stream, a.items, a.bytes);
+              auto body = wire::CreateCredit(fbb, a.request_id, a.stream, a.items, a.bytes, a.resume_offset, a.resume);
               publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Credit, body.Union());
             } else {
               reply_to_client(a);

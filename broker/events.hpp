@@ -88,11 +88,14 @@ struct SubmitEvent {
   std::uint64_t chunk_window_bytes = 0;   // takes chunked outputs (PROTOCOL.md §7.9); 0: none
 };
 
-// Credit of a call's stream from its caller (PROTOCOL.md §7.8): cumulative totals.
+// Credit of a call's stream from its caller (PROTOCOL.md §7.8): cumulative totals; a resume
+// Credit of a chunk stream also sends its sender back to `resume_offset` (§7.9 Resumption).
 struct CreditEvent {
   std::uint64_t client_request_id = 0;
   std::uint32_t stream = 0;
   std::uint64_t items = 0, bytes = 0;
+  bool resume = false;
+  std::uint64_t resume_offset = 0;  // only with `resume`
 };
 
 // A Chunk of one of a call's streams from its caller (PROTOCOL.md §7.9): its input bytes.
@@ -165,12 +168,15 @@ struct SendChunk {
   std::uint64_t offset = 0;
   Payload data;
 };
-// Request socket, the worker's topic: a call's grant grew (PROTOCOL.md §7.8).
+// Request socket, the worker's topic: a call's grant grew (PROTOCOL.md §7.8), or (`resume`) the
+// worker is to send a chunk stream again from `resume_offset` (§7.9 Resumption).
 struct SendCredit {
   std::string worker_id;
   std::uint64_t request_id = 0;
   std::uint32_t stream = 0;
   std::uint64_t items = 0, bytes = 0;
+  bool resume = false;
+  std::uint64_t resume_offset = 0;  // only with `resume`
 };
 struct SendAbort {
   std::string worker_id;
@@ -255,6 +261,8 @@ struct ChunkBody {
 struct CreditBody {
   std::uint32_t stream = 0;
   std::uint64_t bytes = 0;
+  bool resume = false;              // the caller sends the input stream again from resume_offset
+  std::uint64_t resume_offset = 0;  // (§7.9 Resumption); only with `resume`
 };
 // One pushed event of a Watch (wire::Event, PROTOCOL.md §8.2). What it shows is shared by
 // every watcher it goes to; `seq` is the watcher's own.

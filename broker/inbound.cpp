@@ -207,7 +207,8 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
     }
     case WorkerBody::Credit: {
       auto* c = msg->body_as_Credit();
-      return WorkerCreditEvent{std::move(worker_id), c->request_id(), c->stream(), c->bytes()};
+      return WorkerCreditEvent{std::move(worker_id), c->request_id(), c->stream(), c->bytes(), c->resume(),
+                               c->resume_offset()};
     }
     case WorkerBody::Batch:
       return refuse(in_batch ? kBatchInBatch : "a Batch must be opened with for_each_worker_event");
@@ -236,7 +237,8 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
         } else if constexpr (std::is_same_v<T, WorkerChunkEvent>) {
           core.on_worker_chunk(now, peer, who, e.worker_id, e.request_id, e.stream, e.offset, std::move(e.data));
         } else if constexpr (std::is_same_v<T, WorkerCreditEvent>) {
-          core.on_worker_credit(now, peer, who, e.worker_id, e.request_id, e.stream, e.bytes);
+          core.on_worker_credit(now, peer, who, e.worker_id, e.request_id, e.stream, e.bytes, e.resume,
+                                e.resume_offset);
         } else {
           core.on_detach(now, peer, who, e.worker_id);
         }
@@ -299,7 +301,7 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
     case ClientBody::Cancel: return CancelEvent{rid};
     case ClientBody::Credit: {
       auto* c = msg->body_as_Credit();
-      return CreditEvent{rid, c->stream(), c->items(), c->bytes()};
+      return CreditEvent{rid, c->stream(), c->items(), c->bytes(), c->resume(), c->resume_offset()};
     }
     case ClientBody::Chunk: {
       auto* c = msg->body_as_Chunk();

@@ -97,6 +97,8 @@ struct WorkerCreditEvent {  // the worker's credit for the caller's input stream
   std::uint64_t request_id = 0;
   std::uint32_t stream = 0;
   std::uint64_t bytes = 0;
+  bool resume = false;              // a resume Credit (§7.9 Resumption): back to resume_offset
+  std::uint64_t resume_offset = 0;
 };
 using WorkerEvent = std::variant<Refusal, AttachEvent, PongEvent, ProgressEvent, ResultEvent, FailureEvent, DetachEvent,
                                  ItemEvent, WorkerChunkEvent, WorkerCreditEvent>;

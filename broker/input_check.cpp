@@ -107,36 +107,54 @@ std::optional<std::string> PortCheck::check(std::span<const std::uint8_t> values
 }
 
 namespace {
-bool value_holds_chunked(const wire::Value* v) {
+// Calls `found(value)` for each Chunked value at any depth of `v`; stops at the first for which
+// it returns true, and then returns true.
+template <class Found>
+bool find_chunked(const wire::Value* v, Found& found) {
   if (!v) return false;
   switch (v->kind()) {
-    case Kind::Chunked: return true;
+    case Kind::Chunked: return found(*v);
     case Kind::List:
       if (auto* list = v->list_value())
         for (const wire::Value* item : *list)
-          if (value_holds_chunked(item)) return true;
+          if (find_chunked(item, found)) return true;
       return false;
     case Kind::Map:
       if (auto* map = v->map_value())
         for (const wire::Entry* e : *map)
-          if (value_holds_chunked(e->value())) return true;
+          if (find_chunked(e->value(), found)) return true;
       return false;
     default: return false;
   }
 }
-}  // namespace
 
-bool holds_chunked(std::span<const std::uint8_t> values) {
+// find_chunked over every entry of `values`; false for bytes that are not a valid Values buffer.
+// Verified again: the core may be handed bytes no decoder checked (its unit tests), and a buffer
+// that is not Values holds no Chunked value.
+template <class Found>
+bool find_chunked(std::span<const std::uint8_t> values, Found&& found) {
   if (values.empty()) return false;
-  // Verified again (cheap, and only for durable Submits): the core may be handed bytes no
-  // decoder checked (its unit tests), and a buffer that is not Values holds no Chunked value.
   flatbuffers::Verifier verifier(values.data(), values.size());
   if (!verifier.VerifyBuffer<wire::Values>(nullptr)) return false;
   auto* entries = flatbuffers::GetRoot<wire::Values>(values.data())->entries();
   if (!entries) return false;
   for (const wire::Entry* e : *entries)
-    if (value_holds_chunked(e->value())) return true;
+    if (find_chunked(e->value(), found)) return true;
   return false;
+}
+}  // namespace
+
+bool holds_chunked(std::span<const std::uint8_t> values) {
+  return find_chunked(values, [](const wire::Value&) { return true; });
+}
+
+std::vector<ChunkedRef> chunked_refs(std::span<const std::uint8_t> values) {
+  std::vector<ChunkedRef> refs;
+  find_chunked(values, [&](const wire::Value& v) {
+    refs.push_back(ChunkedRef{v.chunked_stream(), v.chunked_size()});
+    return false;  // all of them
+  });
+  return refs;
 }
 
 InputCheck::InputCheck(const NodeSpec& spec)

@@ -42,11 +42,15 @@ CallChunks::Stream* CallChunks::find_or_add(std::uint32_t stream) {
   return &streams_.back();
 }
 
-std::optional<std::uint64_t> CallChunks::on_credit(ChunkSide from, std::uint32_t stream, std::uint64_t bytes) {
+CallChunks::Stream* CallChunks::granted_by(ChunkSide from, std::uint32_t stream) {
   // The receiver grants: the worker on the caller's streams, the caller on the worker's.
-  if (stream == 0 || sender_of(stream) == from) return std::nullopt;
-  if (is_output(stream) && output_window_ == 0) return std::nullopt;  // the caller takes no chunked outputs
-  Stream* s = find_or_add(stream);
+  if (stream == 0 || sender_of(stream) == from) return nullptr;
+  if (is_output(stream) && output_window_ == 0) return nullptr;  // the caller takes no chunked outputs
+  return find_or_add(stream);
+}
+
+std::optional<std::uint64_t> CallChunks::on_credit(ChunkSide from, std::uint32_t stream, std::uint64_t bytes) {
+  Stream* s = granted_by(from, stream);
   if (!s) return std::nullopt;
   // A receiver cannot have consumed more than it was sent: beyond that plus one window, a grant
   // would let the sender fill musterd's queues towards a receiver that does not read.
@@ -57,17 +61,69 @@ std::optional<std::uint64_t> CallChunks::on_credit(ChunkSide from, std::uint32_t
   return total;
 }
 
+std::optional<std::uint64_t> CallChunks::on_resume_credit(ChunkSide from, std::uint32_t stream, std::uint64_t bytes,
+                                                          std::uint64_t offset) {
+  Stream* s = granted_by(from, stream);
+  if (!s || offset > s->next) return std::nullopt;  // bytes never forwarded cannot be had
+  s->next = offset;
+  s->granted = std::max(s->granted, std::min(bytes, saturating_add(offset, max_window_)));
+  s->resumed = true;
+  // The sender goes back: what it sent before (beyond `offset`) arrives as a gap, and asking it
+  // to go back again would only send the same bytes twice (R7).
+  s->resume_asked = true;
+  forwarded_any_ = true;
+  return s->granted;  // always forwarded: the sender must go back even if the total did not rise
+}
+
 ChunkVerdict CallChunks::on_chunk(ChunkSide from, std::uint32_t stream, std::uint64_t offset, std::uint64_t size) {
   if (stream == 0 || sender_of(stream) != from) return ChunkVerdict::WrongSide;
   Stream* s = find_or_add(stream);
   if (!s) return ChunkVerdict::TooManyStreams;
-  if (offset > s->next) return ChunkVerdict::Gap;
-  if (offset < s->next) return ChunkVerdict::Overlap;
   if (size == 0) return ChunkVerdict::Empty;
+  if (offset > s->next) {
+    // A gap. From the worker, bytes were lost between it and musterd: musterd asks it to go back
+    // (once until a chunk comes at the next offset). From the caller (a connection that loses
+    // nothing) a violation, unless the stream was resumed: chunks the caller sent before it
+    // went back, past a loss its receiver reports itself.
+    if (from == ChunkSide::Worker) {
+      if (output_window_ == 0) return ChunkVerdict::OverCredit;  // the caller takes no chunked outputs
+      return s->resume_asked ? ChunkVerdict::Drop : ChunkVerdict::AskResume;
+    }
+    return s->resumed ? ChunkVerdict::Drop : ChunkVerdict::Gap;
+  }
+  if (offset < s->next) {
+    if (!s->resumed) return ChunkVerdict::Overlap;
+    if (size <= s->next - offset) return ChunkVerdict::Drop;  // offset + size <= next: the receiver has it
+  }
   if (size > s->granted - std::min(s->granted, offset)) return ChunkVerdict::OverCredit;  // offset + size > granted
   s->next = offset + size;
+  s->resume_asked = false;
   forwarded_any_ = true;
   return ChunkVerdict::Forward;
+}
+
+std::optional<CallChunks::ResumeCredit> CallChunks::resume_output(std::uint32_t stream) {
+  Stream* s = granted_by(ChunkSide::Caller, stream);  // the daemon speaks for the output's receiver
+  if (!s) return std::nullopt;
+  s->resumed = true;
+  s->resume_asked = true;
+  return ResumeCredit{s->granted, s->next};
+}
+
+bool CallChunks::carries_output(std::uint32_t stream) const {
+  if (stream == 0 || !is_output(stream) || output_window_ == 0) return false;
+  if (find(stream)) return true;
+  auto outputs = std::count_if(streams_.begin(), streams_.end(), [](const Stream& s) { return is_output(s.id); });
+  return static_cast<std::size_t>(outputs) < kMaxChunkStreams;
+}
+
+bool CallChunks::forwarded_whole(std::uint32_t stream, std::uint64_t size) const {
+  return next_offset(stream) >= size;
+}
+
+std::uint64_t CallChunks::next_offset(std::uint32_t stream) const {
+  const Stream* s = find(stream);
+  return s ? s->next : 0;
 }
 
 std::vector<std::pair<std::uint32_t, std::uint64_t>> CallChunks::republish() const {
@@ -89,6 +145,10 @@ std::string CallChunks::describe(ChunkVerdict verdict, ChunkSide from, std::uint
   switch (verdict) {
     case ChunkVerdict::Forward:
       return fmt::format("chunk of stream {} at offset {} ({} bytes) forwarded", stream, offset, size);
+    case ChunkVerdict::Drop:
+      return fmt::format("chunk of stream {} at offset {} ({} bytes) dropped: the stream was resumed at offset {}",
+                         stream, offset, size, next);
+    case ChunkVerdict::AskResume:
     case ChunkVerdict::Gap:
       return fmt::format("chunk of stream {} at offset {}, expected offset {}: {} bytes of the stream were lost "
                          "between the {} and musterd", stream, offset, next, offset - next, name(from));

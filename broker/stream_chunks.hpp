@@ -2,8 +2,12 @@
 // docs/STREAMS.md §3): which side may send chunks on which stream, the credit the receiving side
 // granted (clamped, highest total kept) and the check of every chunk against it: offsets in
 // order with no gap or overlap, bytes within the grant forwarded, at most kMaxChunkStreams
-// streams per side.
-// Owns: the per-stream counters (granted, next offset) and the verdicts; nothing else.
+// streams per side; and resumption (§7.9 "Resumption", daemon rules R5-R8): a receiver's resume
+// Credit sends its stream back, a resumed stream's chunks are forwarded leniently, a worker's
+// gap is answered by a resume Credit of the daemon's own, and whether a stream was forwarded
+// whole (a Result naming it is held until it was).
+// Owns: the per-stream counters (granted, next offset, resumed, resume asked) and the verdicts;
+// nothing else.
 // Must never: touch a socket, read a clock, hold a chunk's bytes (the daemon forwards each at
 // once), check a value's size or sha256 (the receiving SDK does), or decide what a verdict does
 // to the call (BrokerCore does: it ends the call, aborts the worker, answers the sender).
@@ -24,9 +28,14 @@ enum class ChunkSide { Caller, Worker };
 
 // What the daemon does with one Chunk.
 enum class ChunkVerdict {
-  Forward,         // the next offset, within the grant: pass it to the other side now
-  Gap,             // an offset beyond the next: chunks were lost on the way
-  Overlap,         // an offset before the next: bytes already received (a duplicate)
+  Forward,         // the next offset (or, on a resumed stream, one that covers it), within the
+                   // grant: pass it to the other side now
+  Drop,            // a resumed stream's chunk before the next offset (bytes the receiver has) or
+                   // beyond it (after a loss already reported): dropped silently (R6, R7)
+  AskResume,       // a worker's chunk beyond the next offset (a gap) and no resume asked since
+                   // the last forwarded chunk: dropped, and the worker is sent resume_output (R7)
+  Gap,             // a caller's offset beyond the next on a stream never resumed: a violation
+  Overlap,         // an offset before the next on a stream never resumed: a duplicate
   Empty,           // no data
   OverCredit,      // the next offset, but offset + size passes the grant
   WrongSide,       // stream 0, or a stream of the other side's parity
@@ -54,8 +63,41 @@ class CallChunks {
   // the wrong parity, stream 0, or a new stream beyond kMaxChunkStreams).
   std::optional<std::uint64_t> on_credit(ChunkSide from, std::uint32_t stream, std::uint64_t bytes);
 
+  // A resume Credit of `from` (the stream's receiver, R5): it has the stream's bytes before
+  // `offset` and grants `bytes` in all. With `offset` <= the bytes forwarded: the stream goes
+  // back to `offset` (next = offset), the grant rises to min(bytes, offset + one window) if
+  // that is higher, the stream is marked resumed, and the grant is returned — always, to be
+  // forwarded to the sender with resume = true and resume_offset = `offset`. nullopt: ignored
+  // (`offset` beyond the bytes forwarded, the wrong parity, stream 0, a 17th stream, or an
+  // output stream of a caller that takes none).
+  std::optional<std::uint64_t> on_resume_credit(ChunkSide from, std::uint32_t stream, std::uint64_t bytes,
+                                                std::uint64_t offset);
+
   // One Chunk of `from` on `stream` at `offset` with `size` bytes: counted when Forward.
   ChunkVerdict on_chunk(ChunkSide from, std::uint32_t stream, std::uint64_t offset, std::uint64_t size);
+
+  // The resume Credit the daemon itself sends the worker for its output `stream` (R7 on a gap,
+  // R8 for a Result naming a stream not forwarded whole): the grant and the offset to go back
+  // to (the bytes forwarded). Marks the stream resumed, and a resume asked: later gaps are
+  // dropped without another Credit until a chunk is forwarded (also after a resume Credit of
+  // the caller, on_resume_credit). nullopt: not an output stream
+  // of this call (odd, stream 0, a 17th stream, or a caller that takes no chunked outputs).
+  struct ResumeCredit {
+    std::uint64_t bytes = 0;   // the grant (Credit.bytes)
+    std::uint64_t offset = 0;  // Credit.resume_offset
+  };
+  std::optional<ResumeCredit> resume_output(std::uint32_t stream);
+
+  // Whether `stream` is an output stream this call can carry (even, not 0, the caller takes
+  // chunked outputs, not a 17th stream): the ones resume_output answers.
+  bool carries_output(std::uint32_t stream) const;
+
+  // Whether `stream`'s chunks forwarded reach `size` bytes (R8); a stream with no chunk yet
+  // has 0 bytes.
+  bool forwarded_whole(std::uint32_t stream, std::uint64_t size) const;
+
+  // The bytes of `stream` forwarded so far (0: none, or no such stream), for the logs.
+  std::uint64_t next_offset(std::uint32_t stream) const;
 
   // Whether a chunk or a credit of any stream has been forwarded (worker death then ends the
   // call WorkerLost instead of re-queueing it, PROTOCOL.md §7.9 daemon rule 5).
@@ -77,10 +119,15 @@ class CallChunks {
     std::uint32_t id = 0;
     std::uint64_t granted = 0;  // forwarded to the sender (clamped, highest total)
     std::uint64_t next = 0;     // bytes received from the sender and forwarded
+    bool resumed = false;       // a resume Credit went to its sender: its chunks are taken leniently (R6)
+    bool resume_asked = false;  // the daemon sent the worker a resume Credit; no chunk forwarded since (R7)
   };
   static bool is_output(std::uint32_t stream) { return stream % 2 == 0; }
   // The stream, created on first use (nullptr: beyond kMaxChunkStreams of its parity).
   Stream* find_or_add(std::uint32_t stream);
+  // The stream `from` grants credit on (the other side's parity, not stream 0, and for an
+  // output stream a caller that takes chunked outputs), created on first use; else nullptr.
+  Stream* granted_by(ChunkSide from, std::uint32_t stream);
   const Stream* find(std::uint32_t stream) const;
 
   std::uint64_t output_window_;

@@ -145,3 +145,23 @@ class RawClient:
 
     def close(self) -> None:
         self.ctx.destroy(0)
+
+
+class _KeptCalls(set):
+    """A RawWorker's `holding` that forgets nothing: its thread discards a call when the worker
+    answers it, this set keeps it (see KeepingRawWorker)."""
+
+    def discard(self, request_id) -> None:
+        pass
+
+
+class KeepingRawWorker(RawWorker):
+    """A RawWorker whose Pongs go on listing every call it was given as in flight, also once it
+    sent the call's Result: musterd may hold that Result unanswered while an output stream it
+    names is short (PROTOCOL.md §7.9 rule R8), and a call its worker no longer lists would be
+    taken for lost. (An SDK lists such an answer in Pong.answered instead; the raw worker's test
+    sends its Result again itself.)"""
+
+    def __init__(self, daemon, worker_id: str, node: str):
+        super().__init__(daemon, worker_id, node)
+        self.holding = _KeptCalls(self.holding)  # before any call: the constructor waited for Attached

@@ -1,7 +1,9 @@
 // broker_core_chunks_test.cpp — BrokerCore forwarding chunked values under a fake clock
 // (PROTOCOL.md §7.9, broker_core_chunks.cpp): input chunks only within the worker's grant,
 // output chunks within the caller's, credits clamped and forwarded, violations ending the call
-// with the right code, cancel/deadline/worker death mid-stream with exactly one terminal reply.
+// with the right code, cancel/deadline/worker death mid-stream with exactly one terminal reply;
+// resumption (§7.9 R5-R8): resume Credits both ways, the worker's gap, a Result held while a
+// stream it names is short.
 // The per-stream rules alone are in stream_chunks_test.cpp.
 #include <doctest/doctest.h>
 
@@ -203,17 +205,6 @@ TEST_CASE("core chunks: output chunks to a caller that takes none are a violatio
   CHECK(caller_got(h.log) == std::vector<std::string>{"failure WORKER_ERROR"});
 }
 
-TEST_CASE("core chunks: a gap in the worker's chunks (lost on the way) ends the call WORKER_LOST") {
-  StreamHarness h;
-  h.ready("w1");
-  auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
-  worker_chunk(h, "w1", id, 2, 0, KiB);
-  auto out = worker_chunk(h, "w1", id, 2, 3 * KiB, KiB);
-  REQUIRE(all<SendAbort>(out).size() == 1);
-  CHECK(all<SendAbort>(out)[0].code == ErrorCode::WorkerLost);
-  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024", "failure WORKER_LOST"});
-}
-
 TEST_CASE("core chunks: cancel mid-upload: CANCELLED once, Abort to the worker, later chunks dropped") {
   StreamHarness h;
   h.ready("w1");
@@ -342,4 +333,229 @@ TEST_CASE("core chunks: a durable call's worker gets no chunk window, whatever i
   auto out = all<SendWorkRequest>(submit_durable_with(h, 1, Map{{"x", Value(std::int64_t{1})}}, 4 << 20));
   REQUIRE(out.size() == 1);
   CHECK(out[0].chunk_window_bytes == 0);  // its outputs must fit a message: they are journaled
+}
+
+// ---- resumption (PROTOCOL.md §7.9 "Resumption", daemon rules R5-R8) ------------------------
+
+namespace {
+std::vector<Action> client_resume(StreamHarness& h, std::uint64_t rid, std::uint32_t stream, std::uint64_t bytes,
+                                  std::uint64_t offset) {
+  h.core.on_credit(h.now, peer("c1"), CreditEvent{rid, stream, 0, bytes, true, offset});
+  return h.take();
+}
+std::vector<Action> worker_resume(StreamHarness& h, const std::string& w, std::uint64_t id, std::uint32_t stream,
+                                  std::uint64_t bytes, std::uint64_t offset) {
+  h.core.on_worker_credit(h.now, peer("wp-" + w), h.local, w, id, stream, bytes, true, offset);
+  return h.take();
+}
+// The worker's Result whose outputs hold a Chunked reference to `stream` of `size` bytes, in a
+// list inside a map (R8 looks at any depth).
+std::vector<Action> result_naming(StreamHarness& h, const std::string& w, std::uint64_t id, std::uint32_t stream,
+                                  std::uint64_t size) {
+  Map outputs{{"files", Value(Map{{"all", Value(List{Value(ChunkedValue{stream, size, {}})})}})}};
+  h.core.on_result(h.now, peer("wp-" + w), h.local, w, id, Payload::copy_of(encode_values(outputs)));
+  return h.take();
+}
+// A worker that wants an Ack for every answer (no no_answer_acks), serving "n".
+void ready_acking(StreamHarness& h, const std::string& id) {
+  AttachEvent ev;
+  ev.worker_id = id;
+  ev.session = "s1";
+  NodeSpec spec;
+  spec.name = "n";
+  ev.nodes = {spec};
+  h.core.on_attach(h.now, peer("wp-" + id), h.local, std::move(ev));
+  h.take();
+  h.pong(id);
+}
+// The resume Credits sent to the worker, as "<stream> <bytes> @<offset>".
+std::vector<std::string> resumes(const std::vector<Action>& actions) {
+  std::vector<std::string> out;
+  for (auto& c : all<SendCredit>(actions))
+    if (c.resume) out.push_back(fmt::format("{} {} @{}", c.stream, c.bytes, c.resume_offset));
+  return out;
+}
+std::size_t terminals(const std::vector<Action>& log) {
+  std::size_t n = 0;
+  for (auto& got : caller_got(log)) n += got == "result" || got.rfind("failure", 0) == 0;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("core resume: a gap in the worker's chunks asks it to resume, once; the call goes on and completes") {
+  StreamHarness h;
+  h.ready("w1");
+  auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
+  worker_chunk(h, "w1", id, 2, 0, KiB);
+  auto out = worker_chunk(h, "w1", id, 2, 2 * KiB, KiB);  // the chunk at 1 KiB was lost
+  CHECK(all<SendAbort>(out).empty());
+  REQUIRE(resumes(out) == std::vector<std::string>{"2 8192 @1024"});
+  CHECK(all<SendCredit>(out)[0].worker_id == "w1");
+  CHECK(all<SendCredit>(out)[0].request_id == id);
+  // The chunks that followed the lost one: dropped, no second Credit, nothing to the caller.
+  out = worker_chunk(h, "w1", id, 2, 3 * KiB, KiB);
+  CHECK(all<SendCredit>(out).empty());
+  CHECK(all<ReplyToClient>(out).empty());
+  // The worker went back to 1 KiB: the stream reaches the caller whole, each byte once.
+  for (std::uint64_t at = KiB; at < 4 * KiB; at += KiB) worker_chunk(h, "w1", id, 2, at, KiB);
+  result_naming(h, "w1", id, 2, 4 * KiB);
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024", "chunk 2@1024+1024", "chunk 2@2048+1024",
+                                                      "chunk 2@3072+1024", "result"});
+  CHECK(resumes(h.log).size() == 1);
+}
+
+TEST_CASE("core resume: an acking worker's gap chunk is answered Ack, not Rejected") {
+  StreamHarness h;
+  ready_acking(h, "w1");
+  auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
+  auto out = worker_chunk(h, "w1", id, 2, KiB, KiB);  // the first chunk was lost
+  auto replies = all<ReplyToWorker>(out);
+  REQUIRE(replies.size() == 1);
+  REQUIRE(std::holds_alternative<AckReply>(replies[0].body));
+  CHECK_FALSE(std::get<AckReply>(replies[0].body).late);
+  CHECK(resumes(out) == std::vector<std::string>{"2 8192 @0"});
+}
+
+TEST_CASE("core resume: the caller's resume Credit reaches the worker with its offset, even without a higher total") {
+  StreamHarness h;
+  h.ready("w1");
+  auto id = dispatched_id(submit_chunked(h, 1, 4 * KiB));
+  for (std::uint64_t at = 0; at < 3 * KiB; at += KiB) worker_chunk(h, "w1", id, 2, at, KiB);
+  auto out = client_resume(h, 1, 2, 4 * KiB, KiB);  // the caller has 1 KiB; same grant as before
+  REQUIRE(resumes(out) == std::vector<std::string>{"2 4096 @1024"});
+  CHECK(all<SendCredit>(out)[0].request_id == id);
+  // Beyond what was forwarded (now 1 KiB): ignored.
+  CHECK(all<SendCredit>(client_resume(h, 1, 2, 4 * KiB, 2 * KiB)).empty());
+  // A resume Credit on stream 0 (items have no resumption): ignored.
+  CHECK(all<SendCredit>(client_resume(h, 1, 0, 4 * KiB, 0)).empty());
+  // The worker's chunk sent before it went back: dropped silently; the stream goes on from 1 KiB.
+  out = worker_chunk(h, "w1", id, 2, 3 * KiB, KiB);
+  CHECK(all<ReplyToClient>(out).empty());
+  CHECK(all<SendCredit>(out).empty());
+  worker_chunk(h, "w1", id, 2, 0, 2 * KiB);  // it went back to 0, before what the caller has: covers 1 KiB
+  worker_chunk(h, "w1", id, 2, 2 * KiB, 2 * KiB);
+  result_naming(h, "w1", id, 2, 4 * KiB);
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024", "chunk 2@1024+1024", "chunk 2@2048+1024",
+                                                      "chunk 2@0+2048", "chunk 2@2048+2048", "result"});
+}
+
+TEST_CASE("core resume: the worker's resume Credit of an input stream reaches the caller; its stale chunks are dropped") {
+  StreamHarness h;
+  h.ready("w1");
+  auto id = dispatched_id(submit_chunked(h, 1, 0));
+  worker_credit(h, "w1", id, 1, 4 * KiB);
+  for (std::uint64_t at = 0; at < 3 * KiB; at += KiB) REQUIRE(all<SendChunk>(client_chunk(h, 1, 1, at, KiB)).size() == 1);
+  auto credit = all<ReplyToClient>(worker_resume(h, "w1", id, 1, 4 * KiB, KiB));
+  REQUIRE(credit.size() == 1);
+  CHECK(credit[0].request_id == 1);
+  auto& body = std::get<CreditBody>(credit[0].body);
+  CHECK(body.stream == 1);
+  CHECK(body.bytes == 4 * KiB);
+  CHECK(body.resume);
+  CHECK(body.resume_offset == KiB);
+  // Beyond what was forwarded (now 1 KiB), or on the caller's own parity: ignored.
+  CHECK(all<ReplyToClient>(worker_resume(h, "w1", id, 1, 4 * KiB, 2 * KiB)).empty());
+  CHECK(all<ReplyToClient>(worker_resume(h, "w1", id, 2, 4 * KiB, 0)).empty());
+  // The caller's chunks from before it went back: dropped, the call not ended.
+  auto out = client_chunk(h, 1, 1, 3 * KiB, KiB);
+  CHECK(all<SendChunk>(out).empty());
+  CHECK(all<SendAbort>(out).empty());
+  CHECK(all<ReplyToClient>(out).empty());
+  for (std::uint64_t at = KiB; at < 4 * KiB; at += KiB) REQUIRE(all<SendChunk>(client_chunk(h, 1, 1, at, KiB)).size() == 1);
+  h.result("w1", id);
+  CHECK(caller_got(h.log) == std::vector<std::string>{"credit 1 4096", "credit 1 4096", "result"});
+}
+
+TEST_CASE("core resume: a Result naming a short stream is held, unanswered, a resume Credit each time it comes") {
+  StreamHarness h;
+  ready_acking(h, "w1");
+  auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
+  worker_chunk(h, "w1", id, 2, 0, KiB);
+  auto out = result_naming(h, "w1", id, 2, 3 * KiB);  // the last two chunks were lost
+  CHECK(all<ReplyToWorker>(out).empty());  // no Ack: the worker keeps its answer
+  CHECK(all<ReplyToClient>(out).empty());
+  CHECK(resumes(out) == std::vector<std::string>{"2 8192 @1024"});
+  // The worker lists it in its Pong: the Ack names it missing; the WorkRequest is not re-sent.
+  h.advance(1000ms);
+  h.core.on_pong(h.now, peer("wp-w1"), h.local, "w1", h.last_ping_seq("w1"), "inst-1", {}, {id});
+  out = h.take();
+  auto acks = all<ReplyToWorker>(out);
+  REQUIRE(acks.size() == 1);
+  CHECK(std::get<AckReply>(acks[0].body).missing == std::vector<std::uint64_t>{id});
+  CHECK(all<SendWorkRequest>(out).empty());
+  // It sends the Result again: another resume Credit, still no answer.
+  out = result_naming(h, "w1", id, 2, 3 * KiB);
+  CHECK(resumes(out) == std::vector<std::string>{"2 8192 @1024"});
+  CHECK(all<ReplyToWorker>(out).empty());
+  // The resent chunks complete the stream: the held Result goes to the caller after them.
+  worker_chunk(h, "w1", id, 2, KiB, KiB);
+  CHECK(terminals(h.log) == 0);
+  worker_chunk(h, "w1", id, 2, 2 * KiB, KiB);
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024", "chunk 2@1024+1024", "chunk 2@2048+1024",
+                                                      "result"});
+  // The worker's slot is free, and a copy of the Result still on the way is late.
+  out = result_naming(h, "w1", id, 2, 3 * KiB);
+  auto late = all<ReplyToWorker>(out);
+  REQUIRE(late.size() == 1);
+  CHECK(std::get<AckReply>(late[0].body).late);
+  CHECK(terminals(h.log) == 1);
+  CHECK(all<SendWorkRequest>(submit_chunked(h, 2, 0)).size() == 1);
+}
+
+TEST_CASE("core resume: a Result whose streams came whole is forwarded at once") {
+  StreamHarness h;
+  ready_acking(h, "w1");
+  auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
+  worker_chunk(h, "w1", id, 2, 0, 3 * KiB);
+  auto out = result_naming(h, "w1", id, 2, 3 * KiB);
+  CHECK(resumes(out).empty());
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+3072", "result"});
+  // A Result naming a stream the call cannot carry (the caller's parity) is forwarded as is: the
+  // caller refuses it.
+  auto id2 = dispatched_id(submit_chunked(h, 2, 8 * KiB));
+  CHECK(resumes(result_naming(h, "w1", id2, 1, KiB)).empty());
+  CHECK(terminals(h.log) == 2);
+}
+
+TEST_CASE("core resume: the deadline or a cancel ends a held call with one terminal reply; the Result is dropped") {
+  for (bool cancel : {false, true}) {
+    CAPTURE(cancel);
+    StreamHarness h;
+    h.ready("w1");
+    auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB, 500));
+    worker_chunk(h, "w1", id, 2, 0, KiB);
+    result_naming(h, "w1", id, 2, 2 * KiB);
+    std::vector<Action> out;
+    if (cancel) {
+      h.core.on_cancel(h.now, peer("c1"), 1);
+      out = h.take();
+    } else {
+      out = h.advance(600ms);
+    }
+    REQUIRE(all<SendAbort>(out).size() == 1);
+    worker_chunk(h, "w1", id, 2, KiB, KiB);  // the stream completes too late
+    result_naming(h, "w1", id, 2, 2 * KiB);
+    CHECK(caller_got(h.log) ==
+          std::vector<std::string>{"chunk 2@0+1024", cancel ? "failure CANCELLED" : "failure TIMEOUT"});
+  }
+}
+
+TEST_CASE("core resume: a held Result dies with its worker; the call run again waits for the new worker's Result") {
+  StreamHarness h;
+  h.ready("w1", true);
+  auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
+  result_naming(h, "w1", id, 2, KiB);  // every chunk lost: nothing reached the caller, the call may run again
+  h.ready("w2", true);
+  std::vector<SendWorkRequest> rerun;
+  for (int i = 0; i < 6 && rerun.empty(); ++i) {
+    h.advance(1000ms);
+    h.pong("w2");
+    for (auto& s : all<SendWorkRequest>(h.log))
+      if (s.worker_id == "w2") rerun.push_back(s);
+  }
+  REQUIRE(rerun.size() == 1);
+  worker_chunk(h, "w2", id, 2, 0, KiB);  // w2's stream is whole: the dead worker's Result is not sent
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024"});
+  result_naming(h, "w2", id, 2, KiB);
+  CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024", "result"});
 }
