@@ -545,6 +545,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->connection = peer;  // a reconnected process: its messages now come from here
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     note_unserved(now);  // it may have stopped declaring a node others wait for
+    w->resume_outputs_on_confirm = true;
     spdlog::info("worker re-attached (same session), {} request(s) kept worker_id={}", w->holding.size(), w->id);
   } else {
     std::optional<Peer> replaced;
@@ -689,6 +690,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   for (auto& key : requeued) dispatch_node(key, now);
   republish_credits(*w);
   republish_chunk_credits(*w);
+  if (confirmed_now && w->resume_outputs_on_confirm) resume_outputs_after_reattach(*w);
   if (pong_wants_ack(*w, answered, confirmed_now)) reply_worker(peer, std::move(ack));
   if (changed) {
     if (w->state == WorkerState::Draining && w->holding.empty()) {
@@ -751,9 +753,13 @@ void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
     return;
   }
   bool late = it->second.state != RequestState::Dispatched;
-  // R8 (PROTOCOL.md §7.9): no answer while a stream it names is short; the worker sends it again.
-  if (auto* result = std::get_if<ResultBody>(&answer); result && !late && hold_result(it->second, result->outputs))
+  // R8 (PROTOCOL.md §7.9): held while a stream it names is short; the worker sends it again. Its
+  // Ack says `late`, which confirms nothing (§7.6): the worker keeps the answer, and a worker
+  // that pairs each reply with a message it sent still gets exactly one reply per message.
+  if (auto* result = std::get_if<ResultBody>(&answer); result && !late && hold_result(it->second, result->outputs)) {
+    if (!w->no_answer_acks) reply_worker(peer, AckReply{true});
     return;
+  }
   if (!late) {
     finish_answered(now, it->second, std::move(answer));
   } else {

@@ -442,6 +442,11 @@ class BrokerCore : private WatchSource {
   static bool chunks_forwarded(const Request& r) { return r.chunks && r.chunks->forwarded_any(); }
   // Sends worker `r.worker_id` the resume Credit of output `stream` at the bytes forwarded (R7, R8).
   void ask_output_resume(Request& r, std::uint32_t stream);
+  // R12: a worker confirmed after attaching again with its session may have lost output chunks
+  // of any call it holds, also a stream's first window (no later chunk shows that gap, and no
+  // Result comes while the worker waits for credit): every output stream of those calls is
+  // asked to resume at the bytes forwarded (0 for one none came of).
+  void resume_outputs_after_reattach(WorkerEntry& w);
   // R8: whether the Result `outputs` of dispatched request `r` names an output stream not
   // forwarded whole; then it is held (held_outputs) and the worker sent a resume Credit for each
   // such stream. false: forward it now (also when it names a stream the call cannot carry: the

@@ -145,6 +145,16 @@ void BrokerCore::ask_output_resume(Request& r, std::uint32_t stream) {
     actions_.push_back(SendCredit{r.worker_id, r.id, stream, 0, credit->bytes, true, credit->offset});
 }
 
+void BrokerCore::resume_outputs_after_reattach(WorkerEntry& w) {
+  w.resume_outputs_on_confirm = false;
+  for (auto id : w.holding) {
+    auto it = requests_.find(id);
+    if (it == requests_.end() || it->second.state != RequestState::Dispatched || it->second.chunk_window == 0)
+      continue;
+    for (auto stream : chunks_of(it->second).outputs_to_resume()) ask_output_resume(it->second, stream);
+  }
+}
+
 bool BrokerCore::hold_result(Request& r, const Payload& outputs) {
   if (r.chunk_window == 0) return false;  // no chunked outputs: nothing to wait for
   std::vector<std::pair<std::uint32_t, std::uint64_t>> short_streams;

@@ -30,6 +30,9 @@ struct WorkerEntry {
   // session): its messages are refused without `reattach`, so that two processes given the same
   // worker id do not take it from each other in turn (PROTOCOL.md §7.3).
   std::optional<Peer> replaced_connection;
+  // Attached again with its session (a reconnect): once confirmed, it is asked to resume every
+  // output stream of the calls it holds (PROTOCOL.md §7.9 R12).
+  bool resume_outputs_on_confirm = false;
   std::string hostname, sdk, session;
   std::uint32_t pid = 0;
   std::uint32_t capacity = 1;

@@ -110,6 +110,17 @@ std::optional<CallChunks::ResumeCredit> CallChunks::resume_output(std::uint32_t 
   return ResumeCredit{s->granted, s->next};
 }
 
+std::vector<std::uint32_t> CallChunks::outputs_to_resume() const {
+  if (output_window_ == 0) return {};
+  std::uint32_t highest = 0;
+  for (auto& s : streams_)
+    if (is_output(s.id)) highest = std::max(highest, s.id);
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t stream = 2; stream <= highest + 2 && out.size() < kMaxChunkStreams; stream += 2)
+    out.push_back(stream);
+  return out;
+}
+
 bool CallChunks::carries_output(std::uint32_t stream) const {
   if (stream == 0 || !is_output(stream) || output_window_ == 0) return false;
   if (find(stream)) return true;

@@ -88,6 +88,13 @@ class CallChunks {
   };
   std::optional<ResumeCredit> resume_output(std::uint32_t stream);
 
+  // The output streams whose chunks a worker that attached again after a reconnect may have
+  // lost, all of them (R12): every one chunks were forwarded of or a resume went to, the even
+  // numbers below the highest of those (a worker numbers its streams in order: those were
+  // opened too, and none of their chunks came), and the next one (opened just before the break).
+  // Empty when the caller takes no chunked outputs.
+  std::vector<std::uint32_t> outputs_to_resume() const;
+
   // Whether `stream` is an output stream this call can carry (even, not 0, the caller takes
   // chunked outputs, not a 17th stream): the ones resume_output answers.
   bool carries_output(std::uint32_t stream) const;

@@ -7,6 +7,7 @@
 // The per-stream rules alone are in stream_chunks_test.cpp.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -466,13 +467,17 @@ TEST_CASE("core resume: the worker's resume Credit of an input stream reaches th
   CHECK(caller_got(h.log) == std::vector<std::string>{"credit 1 4096", "credit 1 4096", "result"});
 }
 
-TEST_CASE("core resume: a Result naming a short stream is held, unanswered, a resume Credit each time it comes") {
+TEST_CASE("core resume: a Result naming a short stream is held, unconfirmed, a resume Credit each time it comes") {
   StreamHarness h;
   ready_acking(h, "w1");
   auto id = dispatched_id(submit_chunked(h, 1, 8 * KiB));
   worker_chunk(h, "w1", id, 2, 0, KiB);
   auto out = result_naming(h, "w1", id, 2, 3 * KiB);  // the last two chunks were lost
-  CHECK(all<ReplyToWorker>(out).empty());  // no Ack: the worker keeps its answer
+  // One reply, as to every message of a worker that wants Acks, but Ack{late}: it confirms
+  // nothing (§7.6), so the worker keeps its answer.
+  auto held_acks = all<ReplyToWorker>(out);
+  REQUIRE(held_acks.size() == 1);
+  CHECK(std::get<AckReply>(held_acks[0].body).late);
   CHECK(all<ReplyToClient>(out).empty());
   CHECK(resumes(out) == std::vector<std::string>{"2 8192 @1024"});
   // The worker lists it in its Pong: the Ack names it missing; the WorkRequest is not re-sent.
@@ -483,10 +488,11 @@ TEST_CASE("core resume: a Result naming a short stream is held, unanswered, a re
   REQUIRE(acks.size() == 1);
   CHECK(std::get<AckReply>(acks[0].body).missing == std::vector<std::uint64_t>{id});
   CHECK(all<SendWorkRequest>(out).empty());
-  // It sends the Result again: another resume Credit, still no answer.
+  // It sends the Result again: another resume Credit, still not confirmed.
   out = result_naming(h, "w1", id, 2, 3 * KiB);
   CHECK(resumes(out) == std::vector<std::string>{"2 8192 @1024"});
-  CHECK(all<ReplyToWorker>(out).empty());
+  REQUIRE(all<ReplyToWorker>(out).size() == 1);
+  CHECK(std::get<AckReply>(all<ReplyToWorker>(out)[0].body).late);
   // The resent chunks complete the stream: the held Result goes to the caller after them.
   worker_chunk(h, "w1", id, 2, KiB, KiB);
   CHECK(terminals(h.log) == 0);
@@ -558,4 +564,47 @@ TEST_CASE("core resume: a held Result dies with its worker; the call run again w
   CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024"});
   result_naming(h, "w2", id, 2, KiB);
   CHECK(caller_got(h.log) == std::vector<std::string>{"chunk 2@0+1024", "result"});
+}
+
+TEST_CASE("core resume: a worker confirmed after attaching again with its session resumes every output stream (R12)") {
+  StreamHarness h;
+  // A worker running three calls at once (capacity 3), attached with session "s1".
+  auto attach_from = [&](const std::string& connection) {
+    AttachEvent ev;
+    ev.worker_id = "w1";
+    ev.session = "s1";
+    ev.capacity = 3;
+    ev.no_answer_acks = true;
+    NodeSpec spec;
+    spec.name = "n";
+    ev.nodes = {spec};
+    h.core.on_attach(h.now, peer(connection), h.local, std::move(ev));
+    return h.take();
+  };
+  attach_from("wp-w1");
+  h.pong("w1");
+  // Call 1: 1 KiB of stream 2 came; stream 4's first window was lost whole (no chunk of it came,
+  // so no gap shows it). Call 2: no chunk came at all. Call 3 takes no chunked outputs.
+  auto id1 = dispatched_id(submit_chunked(h, 1, 8 * KiB));
+  worker_chunk(h, "w1", id1, 2, 0, KiB);
+  auto id2 = dispatched_id(submit_chunked(h, 2, 8 * KiB));
+  auto id3 = dispatched_id(submit_chunked(h, 3, 0));
+  REQUIRE(id3 != 0);
+  // The worker's connection broke; it attaches again with its session from a new connection.
+  CHECK(resumes(attach_from("wp-w1-again")).empty());  // not before its SUB is proven to get them (the confirming Pong)
+  h.core.on_pong(h.now, peer("wp-w1-again"), h.local, "w1", h.last_ping_seq("w1"), "inst-1", {id1, id2, id3});
+  auto out = h.take();
+  std::map<std::uint64_t, std::vector<std::string>> by_call;
+  for (auto& c : all<SendCredit>(out))
+    if (c.resume) by_call[c.request_id].push_back(fmt::format("{} {} @{}", c.stream, c.bytes, c.resume_offset));
+  CHECK(by_call[id1] == std::vector<std::string>{"2 8192 @1024", "4 8192 @0"});
+  CHECK(by_call[id2] == std::vector<std::string>{"2 8192 @0"});
+  CHECK(by_call[id3].empty());
+  // Only once: the next Pong asks nothing again.
+  h.advance(1000ms);
+  h.core.on_pong(h.now, peer("wp-w1-again"), h.local, "w1", h.last_ping_seq("w1"), "inst-1", {id1, id2, id3});
+  CHECK(resumes(h.take()).empty());
+  // The resent chunks go on as usual.
+  h.core.on_worker_chunk(h.now, peer("wp-w1-again"), h.local, "w1", id1, 2, KiB, bytes_of(KiB));
+  CHECK(all<ReplyToClient>(h.take()).size() == 1);
 }
