@@ -225,6 +225,10 @@ struct WorkerOptions {
   // chunked outputs (WorkRequest.chunk_window_bytes > 0); else it goes inline, and one that
   // does not fit the daemon's message limit fails the call WorkerError. Chunks are 1 MiB.
   std::uint64_t chunk_threshold = 8u << 20;
+  // Resumption of a chunked input (PROTOCOL.md §7.9 R2, R3): a stream that lost chunks (a
+  // gap), or brought none of the bytes granted for this long, is asked again from the bytes the
+  // worker has (a resume Credit), repeated each further resume_after.
+  std::chrono::milliseconds resume_after{2000};
   // run() sets glibc's malloc to reuse freed memory for large messages instead of mapping
   // fresh pages per message (muster/allocator.hpp): a 1 MiB payload no longer costs hundreds
   // of page faults per copy. Process-wide; set false if the application tunes malloc itself.
