@@ -135,7 +135,8 @@ struct FakeDaemon {
     return message(wire::DaemonBody::Ping, [&](auto& fbb) { return wire::CreatePingDirect(fbb, seq, instance.c_str()); });
   }
   static zmq::message_t work_request(std::uint64_t id, const std::string& node, const Map& inputs,
-                                     bool inputs_in_frame = false, std::uint64_t chunk_window_bytes = 0) {
+                                     bool inputs_in_frame = false, std::uint64_t chunk_window_bytes = 0,
+                                     std::uint64_t timeout_ms = 10000) {
     return message(wire::DaemonBody::WorkRequest, [&](auto& fbb) {
       auto in = create_nested_values(fbb, inputs);
       auto name = fbb.CreateString(node);
@@ -143,7 +144,7 @@ struct FakeDaemon {
       w.add_request_id(id);
       w.add_node(name);
       if (!inputs_in_frame) w.add_inputs(in);
-      w.add_timeout_ms(10000);
+      w.add_timeout_ms(timeout_ms);
       w.add_inputs_in_frame(inputs_in_frame);
       w.add_chunk_window_bytes(chunk_window_bytes);
       return w.Finish();

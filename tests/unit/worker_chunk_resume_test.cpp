@@ -185,6 +185,27 @@ TEST_CASE("C++ worker resume (§7.9 R4): attached again to the same instance it 
   }
 }
 
+TEST_CASE("C++ worker resume: a call whose input stream is still open past its deadline is aborted, not left waiting") {
+  FakeDaemon fake;
+  const auto data = pattern(5000, 6);
+  RunningWorker w(options(fake, "cpp-late", 100ms));
+  serve_check(w, data);
+  w.start();
+  fake.attach("cpp-late", 16u << 20, 60000, /*no_answer_acks=*/true);
+  const std::string topic = "w:cpp-late:";
+  fake.publish(topic, FakeDaemon::work_request(16, "check", {{"data", Value(ChunkedValue{1, data.size(), sha256(data.span())})}},
+                                               false, 0, /*timeout_ms=*/300));
+  fake.publish(topic, FakeDaemon::chunk(16, 1, 0, slice(data, 0, 1000)));
+  for (;;) {  // its Credits (the first grant, then resume Credits: nothing more comes), then the end
+    auto r = next_not_pong(fake);
+    if (r.type() == wire::WorkerBody::Credit) continue;
+    REQUIRE_MESSAGE(r.type() == wire::WorkerBody::Failure, "got ", std::string(wire::EnumNameWorkerBody(r.type())));
+    CHECK(r.msg->body_as_Failure()->message()->str() ==
+          "the request was aborted while input data was read (1000 of 5000 bytes)");
+    break;
+  }
+}
+
 namespace {
 
 // The chunks of stream `stream` the worker sends until one ends at `end`: checked against

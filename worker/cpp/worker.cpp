@@ -270,6 +270,7 @@ struct WorkerImpl {
     std::shared_ptr<StreamCredit> stream;  // its item stream's credit, if the caller reads items
     std::vector<std::shared_ptr<detail::InputFeed>> feeds;  // its chunked inputs
     std::shared_ptr<OutputCredits> output_credits;          // its output streams' grants
+    std::optional<SteadyClock::time_point> deadline;        // WorkRequest.timeout_ms from its arrival
 
     // Tells its handler to stop (Context::aborted, and an emit, a read or a chunk send waiting).
     void abort() const {
@@ -674,9 +675,16 @@ struct WorkerImpl {
   }
 
   // R3: input streams that brought none of their granted bytes for resume_after are asked again.
+  // A call with streams still waiting past its deadline (plus resume_after) is aborted: musterd
+  // ended it (§7.9 rule 4), or is gone, so what it waits for never comes.
   void resume_stalled_inputs() {
-    if (!attached) return;
     auto now = SteadyClock::now();
+    for (auto& [key, r] : in_flight)
+      if (r.deadline && now > *r.deadline + opt.resume_after && r.chunking() && !r.aborted->load()) {
+        spdlog::warn("request {}: aborted, its chunked streams are still open past its deadline", r.request_id);
+        r.abort();
+      }
+    if (!attached) return;
     for (auto& [key, r] : in_flight)
       for (auto& feed : r.feeds)
         if (auto at = feed->stalled(now)) {
@@ -941,6 +949,7 @@ struct WorkerImpl {
         auto& running_entry = in_flight.at(job.key);
         running_entry.feeds = job.feeds;
         running_entry.output_credits = job.output_credits;
+        if (w->timeout_ms() > 0) running_entry.deadline = job.deadline;
         for (auto& feed : job.feeds)  // the first window: the caller sends nothing before it
           if (feed->initial_grant() > 0)
             send_to_daemon(worker_credit_message(opt.worker_id, id, feed->stream(), feed->initial_grant()));
@@ -1070,8 +1079,9 @@ struct WorkerImpl {
 
   // Sends the answer of `r`; its output streams stay while the answer is kept (§7.9 R11).
   void send_terminal(const Running& r, zmq::message_t answer) {
+    bool result = flatbuffers::GetRoot<wire::WorkerMessage>(answer.data())->body_type() == wire::WorkerBody::Result;
     send_checked(std::move(answer), r.request_id, true);
-    if (r.output_credits && kept.contains(r.request_id) && r.output_credits->any_sent())
+    if (result && r.output_credits && kept.contains(r.request_id) && r.output_credits->any_sent())
       resendable[r.request_id] = r.output_credits;
   }
 
