@@ -21,6 +21,8 @@ Bytes pattern(std::size_t n) {
   return Bytes(std::move(v));
 }
 
+std::vector<std::uint8_t> vec(const Bytes& b) { return {b.begin(), b.end()}; }
+
 }  // namespace
 
 namespace {
@@ -109,15 +111,13 @@ TEST_CASE("chunking: a grant smaller than a chunk cuts the chunk at the grant") 
   CHECK_FALSE(tx.next().has_value());
 }
 
-TEST_CASE("chunking: the receiver refuses chunks out of order or past the size, and a wrong sha256") {
+TEST_CASE("chunking: the receiver refuses chunks past the size, and a wrong sha256") {
   auto data = pattern(3000);
   ChunkSender tx(data, 1, 1u << 20, 1000);
   ChunkReceiver rx(tx.reference());
   auto first = *tx.next();
   auto second = *tx.next();
-  CHECK(rx.on_chunk(second.offset, second.data) == "chunked stream 1: a chunk at offset 1000, expected offset 0");
   REQUIRE_FALSE(rx.on_chunk(first.offset, first.data));
-  CHECK(rx.on_chunk(first.offset, first.data) == "chunked stream 1: a chunk at offset 0, expected offset 1000");
   std::vector<std::uint8_t> too_much(2001, 0);
   CHECK(rx.on_chunk(1000, too_much) == "chunked stream 1: 2001 bytes at offset 1000 pass its size of 3000 bytes");
   CHECK(rx.check() == "chunked stream 1: 1000 of 3000 bytes received");
@@ -129,6 +129,171 @@ TEST_CASE("chunking: the receiver refuses chunks out of order or past the size, 
   REQUIRE_FALSE(rx.on_chunk(third.offset, third.data));
   CHECK(rx.complete());
   CHECK(rx.check() == "chunked stream 1: sha256 mismatch");
+}
+
+// ---- resumption (PROTOCOL.md §7.9 R1-R3, R9, R10) -----------------------------------------
+
+using Clock = ResumeRule::Clock;
+
+TEST_CASE("chunking resume: a gap asks once for a resume at R; the resent chunks are trimmed to what is new") {
+  auto data = pattern(5000);
+  ChunkSender tx(data, 1, 1u << 20, 1000);
+  ChunkReceiver rx(tx.reference(), kChunkWindowBytes, ChunkDelivery::Buffer, std::chrono::milliseconds(2000));
+  auto t0 = Clock::now();
+  auto c0 = *tx.next();
+  REQUIRE_FALSE(rx.on_chunk(c0.offset, c0.data, t0));
+  CHECK_FALSE(rx.take_resume_due());
+  (void)tx.next();  // [1000, 2000) lost on the way
+  auto c2 = *tx.next();
+  REQUIRE_FALSE(rx.on_chunk(c2.offset, c2.data, t0));  // a gap: dropped, not an error
+  CHECK(rx.received() == 1000);
+  CHECK(rx.take_resume_due());  // R2: a resume Credit at R = 1000
+  auto c3 = *tx.next();
+  REQUIRE_FALSE(rx.on_chunk(c3.offset, c3.data, t0 + std::chrono::milliseconds(10)));
+  CHECK_FALSE(rx.take_resume_due());  // one per loss, not one per chunk after it
+  // The sender goes back to R; a chunk it sent again from a little earlier is trimmed (R1).
+  REQUIRE_FALSE(tx.on_resume(rx.received(), rx.grant()));
+  CHECK(tx.sent() == 1000);
+  auto again = *tx.next();
+  CHECK(again.offset == 1000);
+  std::vector<std::uint8_t> overlap(data.begin() + 500, data.begin() + 2000);
+  REQUIRE_FALSE(rx.on_chunk(500, overlap, t0));
+  CHECK(rx.received() == 2000);
+  REQUIRE_FALSE(rx.on_chunk(again.offset, again.data, t0));  // had whole: dropped
+  CHECK(rx.received() == 2000);
+  while (!tx.done()) {
+    auto c = *tx.next();
+    REQUIRE_FALSE(rx.on_chunk(c.offset, c.data, t0));
+  }
+  CHECK(tx.reference().sha256 == sha256(data.span()));  // the reference did not change
+  CHECK_FALSE(rx.check());
+  CHECK(rx.take() == data);
+}
+
+TEST_CASE("chunking resume: a second gap after resume_after without a chunk asks again") {
+  auto data = pattern(4000);
+  ChunkReceiver rx(ChunkSender(data, 1).reference(), kChunkWindowBytes, ChunkDelivery::Buffer,
+                   std::chrono::milliseconds(100));
+  auto t0 = Clock::now();
+  std::vector<std::uint8_t> later(data.begin() + 2000, data.begin() + 3000);
+  REQUIRE_FALSE(rx.on_chunk(2000, later, t0));
+  CHECK(rx.take_resume_due());
+  REQUIRE_FALSE(rx.on_chunk(2000, later, t0 + std::chrono::milliseconds(50)));
+  CHECK_FALSE(rx.take_resume_due());
+  REQUIRE_FALSE(rx.on_chunk(2000, later, t0 + std::chrono::milliseconds(150)));
+  CHECK(rx.take_resume_due());
+}
+
+TEST_CASE("chunking resume: a stall (granted bytes not received for resume_after) asks at R, again each resume_after") {
+  auto data = pattern(3000);
+  ChunkSender tx(data, 1, 1u << 20, 1000);
+  ChunkReceiver rx(tx.reference(), kChunkWindowBytes, ChunkDelivery::Buffer, std::chrono::milliseconds(100));
+  auto t0 = Clock::now();
+  using std::chrono::milliseconds;
+  CHECK_FALSE(rx.stalled(3000, t0));
+  auto c0 = *tx.next();
+  REQUIRE_FALSE(rx.on_chunk(c0.offset, c0.data, t0));
+  CHECK_FALSE(rx.stalled(3000, t0 + milliseconds(99)));
+  CHECK(rx.stalled(3000, t0 + milliseconds(100)));   // the last chunks were lost
+  CHECK_FALSE(rx.stalled(3000, t0 + milliseconds(150)));
+  CHECK(rx.stalled(3000, t0 + milliseconds(200)));   // and again
+  CHECK_FALSE(rx.stalled(1000, t0 + milliseconds(900)));  // nothing owed beyond what it has
+  auto c1 = *tx.next();
+  REQUIRE_FALSE(rx.on_chunk(c1.offset, c1.data, t0 + milliseconds(1000)));
+  CHECK_FALSE(rx.stalled(3000, t0 + milliseconds(1050)));  // a chunk came: the stall counts from it
+}
+
+// A source that can be read once, in order (a pipe): read_at must be called at the next offset.
+struct OnceSource final : ByteSource {
+  std::vector<std::uint8_t> data;
+  std::uint64_t next = 0;
+  explicit OnceSource(std::vector<std::uint8_t> d) : data(std::move(d)) {}
+  std::uint64_t size() const override { return data.size(); }
+  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    if (offset != next) throw std::runtime_error("read twice or out of order");
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
+    next += out.size();
+  }
+  std::optional<std::array<std::uint8_t, 32>> known_sha256() const override { return sha256(std::span<const std::uint8_t>(data)); }
+  std::string describe() const override { return "pipe"; }
+  bool rereadable() const override { return false; }
+};
+
+TEST_CASE("chunking resume: a file source is read again from R; a source read once resends what it kept") {
+  auto data = pattern(64 * 1024 + 3);
+  SUBCASE("bytes") {
+    ChunkSender tx(data, 1, data.size(), 4096);
+    while (tx.next()) {
+    }
+    REQUIRE_FALSE(tx.on_resume(10000, data.size()));
+    auto c = *tx.next();
+    CHECK(c.offset == 10000);
+    CHECK(std::vector<std::uint8_t>(c.data.begin(), c.data.end()) ==
+          std::vector<std::uint8_t>(data.begin() + 10000, data.begin() + 14096));
+  }
+  SUBCASE("a source read once: within what it keeps") {
+    auto src = std::make_shared<OnceSource>(vec(data));
+    ChunkSender tx(src, 1, data.size(), 4096);
+    std::vector<std::uint8_t> first;
+    while (auto c = tx.next()) first.insert(first.end(), c->data.begin(), c->data.end());
+    CHECK(first == vec(data));
+    REQUIRE_FALSE(tx.on_resume(5000, data.size()));
+    std::vector<std::uint8_t> again;
+    while (auto c = tx.next()) again.insert(again.end(), c->data.begin(), c->data.end());
+    CHECK(again == std::vector<std::uint8_t>(data.begin() + 5000, data.end()));
+    CHECK(tx.reference().sha256 == sha256(data.span()));
+  }
+  SUBCASE("a resume beyond what was sent is ignored") {
+    ChunkSender tx(data, 1, 8192, 4096);
+    (void)tx.next();
+    REQUIRE_FALSE(tx.on_resume(6000, 1u << 20));
+    CHECK(tx.sent() == 4096);
+    auto c = *tx.next();
+    CHECK(c.offset == 4096);
+    CHECK_FALSE(tx.next().has_value());  // the grant was not raised either
+  }
+  SUBCASE("a source read once needs its sha256") {
+    struct NoHash final : ByteSource {
+      std::uint64_t size() const override { return 10; }
+      void read_at(std::uint64_t, std::span<std::uint8_t>) override {}
+      std::string describe() const override { return "pipe"; }
+      bool rereadable() const override { return false; }
+    };
+    CHECK_THROWS_AS(ChunkSender(std::make_shared<NoHash>(), 1), std::invalid_argument);
+  }
+}
+
+TEST_CASE("chunking resume: a source read once cannot go back more than kResumeKeepBytes") {
+  const std::size_t size = kResumeKeepBytes + 3 * kChunkBytes;
+  auto src = std::make_shared<OnceSource>(vec(pattern(size)));
+  ChunkSender tx(src, 1, size);
+  while (tx.next()) {
+  }
+  auto error = tx.on_resume(kChunkBytes, size);
+  REQUIRE(error.has_value());
+  CHECK(*error == fmt::format("cannot resume at offset {}: pipe cannot be read again and only its bytes from offset "
+                              "{} are kept (the last {} sent)",
+                              kChunkBytes, 3 * kChunkBytes, kResumeKeepBytes));
+  CHECK(tx.done());  // nothing moved
+  REQUIRE_FALSE(tx.on_resume(3 * kChunkBytes, size));  // the oldest byte kept: fine
+  CHECK(tx.next()->offset == 3 * kChunkBytes);
+}
+
+TEST_CASE("chunking resume: SentBytesKeep keeps at least the last bytes, in the pieces sent") {
+  SentBytesKeep keep(10);
+  std::vector<std::uint8_t> a{1, 2, 3, 4}, b{5, 6, 7, 8}, c{9, 10, 11, 12};
+  keep.append(a);
+  keep.append(b);
+  CHECK(keep.begin() == 0);
+  keep.append(c);
+  CHECK(keep.begin() == 0);  // without the first piece, fewer than 10 would be kept
+  std::vector<std::uint8_t> d{13, 14, 15, 16};
+  keep.append(d);
+  CHECK(keep.begin() == 4);  // the last 12 (at least 10) are kept
+  CHECK(keep.end() == 16);
+  auto v = keep.view(6, 100);
+  CHECK(std::vector<std::uint8_t>(v.begin(), v.end()) == std::vector<std::uint8_t>{7, 8});
+  CHECK_THROWS(keep.view(3, 1));
 }
 
 TEST_CASE("chunking: stream 0 is the items, never a chunked value") {

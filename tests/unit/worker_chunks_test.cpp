@@ -2,8 +2,8 @@
 // real musterd, driven by a raw caller (a DEALER speaking ClientMessages, so no client SDK is
 // involved): a streamed input granted only as the handler reads; an output given as an
 // OutputSource, sent within the caller's credit and checked by its reference; a handler waiting
-// for input chunks stalls no other call; a worker that loses musterd mid-stream stops the
-// handler's reading. ChunkReceiver's streaming delivery is tested here too (no sockets).
+// for input chunks stalls no other call; a worker that finds musterd restarted mid-stream stops
+// the handler's reading. ChunkReceiver's streaming delivery is tested here too (no sockets).
 // The example worker's echo and sha256 nodes are tested in tests/integration/test_chunk_worker_cpp.py.
 #include <doctest/doctest.h>
 
@@ -298,7 +298,7 @@ TEST_CASE("C++ worker chunks: an OutputSource output is sent within the caller's
   }
 }
 
-TEST_CASE("C++ worker chunks: losing musterd mid-upload stops the handler's read") {
+TEST_CASE("C++ worker chunks: musterd restarted mid-upload (another instance) stops the handler's read") {
   auto daemon = std::make_unique<DaemonProcess>();
   RunningWorker w(options_for(*daemon, "chunks-lost"));
   std::mutex mu;
@@ -333,6 +333,11 @@ TEST_CASE("C++ worker chunks: losing musterd mid-upload stops the handler's read
   std::this_thread::sleep_for(200ms);
   CHECK_FALSE(ended.load());  // waiting for the next chunk
   ::kill(daemon->pid, SIGKILL);  // musterd is gone: no ping, the worker reconnects
+  ::waitpid(daemon->pid, nullptr, 0);
+  // A new musterd on the same address: the worker attaches to another instance, which does not
+  // know the stream (§7.9 R4: aborted, not resumed).
+  daemon->pid = muster::test::spawn_musterd(daemon->dir / "run", {"--data-dir", (daemon->dir / "data").string(),
+                                                                  "--ping-interval-ms", "300", "--log-level", "warn"});
   for (int i = 0; i < 1000 && !ended; ++i) std::this_thread::sleep_for(10ms);
   REQUIRE(ended.load());
   std::lock_guard lock(mu);

@@ -15,6 +15,7 @@
 
 #include "daemon_process.hpp"
 #include "running_worker.hpp"
+#include "fake_worker_daemon.hpp"
 #include "temp_dir.hpp"
 #include "muster/align.hpp"
 #include "muster/client.hpp"
@@ -25,6 +26,7 @@
 using namespace muster;
 using namespace std::chrono_literals;
 using muster::test::DaemonProcess;
+using muster::test::FakeDaemon;
 
 using muster::test::options_for;
 using muster::test::RunningWorker;
@@ -173,145 +175,6 @@ TEST_CASE("payload frames: large outputs reach a client that asked as a frame of
 // ---- against a scripted fake daemon ----------------------------------------------------------
 
 namespace {
-
-// Plays the daemon's side of PROTOCOL.md §7 message by message: a PUB and a ROUTER bound in a
-// private directory. Every wait is bounded.
-struct FakeDaemon {
-  muster::test::TempDir dir;
-  zmq::context_t ctx;
-  zmq::socket_t pub{ctx, zmq::socket_type::pub}, router{ctx, zmq::socket_type::router};
-  std::string request_address = "ipc://" + (dir.path / "request.sock").string();
-  std::string response_address = "ipc://" + (dir.path / "response.sock").string();
-
-  struct Received {
-    std::string peer;
-    zmq::message_t bytes;
-    const wire::WorkerMessage* msg = nullptr;
-    wire::WorkerBody type() const { return msg->body_type(); }
-  };
-
-  FakeDaemon() {
-    for (auto* s : {&pub, &router}) s->set(zmq::sockopt::linger, 0);
-    pub.bind(request_address);
-    router.bind(response_address);
-  }
-
-  WorkerOptions options(std::string worker_id) const {
-    return {.worker_id = std::move(worker_id),
-            .request_address = request_address,
-            .response_address = response_address,
-            .drain_timeout = 60000ms,
-            .handle_signals = false};
-  }
-
-  // The next message from a worker, or nullopt after `timeout`.
-  std::optional<Received> recv(std::chrono::milliseconds timeout) {
-    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, timeout);
-    if (!(item.revents & ZMQ_POLLIN)) return std::nullopt;
-    Received r;
-    zmq::message_t peer;
-    REQUIRE(router.recv(peer));
-    REQUIRE(peer.more());
-    REQUIRE(router.recv(r.bytes));
-    REQUIRE_FALSE(r.bytes.more());
-    align_payload(r.bytes);
-    r.peer = peer.to_string();
-    r.msg = read_worker_message(bytes_of(r.bytes));
-    REQUIRE(r.msg != nullptr);
-    return r;
-  }
-
-  // The next message, which must be of `type`; Pongs before it are answered Ack if `skip_pongs`.
-  Received expect(wire::WorkerBody type, bool skip_pongs = false, std::chrono::milliseconds timeout = 10000ms) {
-    for (;;) {
-      auto r = recv(timeout);
-      REQUIRE_MESSAGE(r.has_value(), "no ", wire::EnumNameWorkerBody(type), " from the worker");
-      if (skip_pongs && r->type() == wire::WorkerBody::Pong && type != wire::WorkerBody::Pong) {
-        reply(r->peer, ack());
-        continue;
-      }
-      REQUIRE_MESSAGE(r->type() == type, "expected ", wire::EnumNameWorkerBody(type), ", got ",
-                      wire::EnumNameWorkerBody(r->type()));
-      return std::move(*r);
-    }
-  }
-
-  void reply(const std::string& peer, zmq::message_t body) {
-    router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
-    router.send(std::move(body), zmq::send_flags::none);
-  }
-  void publish(const std::string& topic, zmq::message_t body) {
-    pub.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-    pub.send(std::move(body), zmq::send_flags::none);
-  }
-
-  template <class Build>
-  static zmq::message_t message(wire::DaemonBody type, Build build) {
-    flatbuffers::FlatBufferBuilder fbb;
-    auto body = build(fbb);
-    fbb.Finish(wire::CreateDaemonMessage(fbb, type, body.Union()), wire::DaemonMessageIdentifier());
-    return zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
-  }
-  bool asked_no_answer_acks = false;  // what the last Attach asked for
-  bool asked_idle_pongs = false;
-  static zmq::message_t ack() {
-    return message(wire::DaemonBody::Ack, [](auto& fbb) { return wire::CreateAck(fbb); });
-  }
-  // The reply to the Pong with `seq` of a worker without answer Acks (§7.7).
-  static zmq::message_t pong_ack(std::uint64_t seq, std::vector<std::uint64_t> missing) {
-    return message(wire::DaemonBody::Ack, [&](auto& fbb) { return wire::CreateAckDirect(fbb, false, seq, &missing); });
-  }
-  static zmq::message_t forgotten() {  // what musterd answers a worker it does not know
-    return message(wire::DaemonBody::Rejected, [](auto& fbb) {
-      return wire::CreateRejectedDirect(fbb, ErrorCode::InvalidRequest, "unknown worker", true);
-    });
-  }
-  static zmq::message_t ping(std::uint64_t seq, const std::string& instance) {
-    return message(wire::DaemonBody::Ping, [&](auto& fbb) { return wire::CreatePingDirect(fbb, seq, instance.c_str()); });
-  }
-  static zmq::message_t work_request(std::uint64_t id, const std::string& node, const Map& inputs,
-                                     bool inputs_in_frame = false) {
-    return message(wire::DaemonBody::WorkRequest, [&](auto& fbb) {
-      auto in = create_nested_values(fbb, inputs);
-      auto name = fbb.CreateString(node);
-      wire::WorkRequestBuilder w(fbb);
-      w.add_request_id(id);
-      w.add_node(name);
-      if (!inputs_in_frame) w.add_inputs(in);
-      w.add_timeout_ms(10000);
-      w.add_inputs_in_frame(inputs_in_frame);
-      return w.Finish();
-    });
-  }
-
-  // Attach -> Attached -> confirming pings on the worker's topic until a Pong -> Ack (§7.1).
-  // No broadcast pings follow unless the test sends them: `ping_interval_ms` x 3 is how long
-  // the worker waits before it reconnects.
-  // `no_answer_acks`: what Attached says (false: a daemon that does not know PROTOCOL.md §7.7).
-  // `idle_pong_every`: what Attached grants (0: every ping, §7.3).
-  std::string attach(const std::string& worker_id, std::uint64_t max_message_bytes = 16u << 20,
-                     std::uint64_t ping_interval_ms = 60000, bool no_answer_acks = false,
-                     std::uint32_t idle_pong_every = 0) {
-    auto a = expect(wire::WorkerBody::Attach);
-    asked_no_answer_acks = a.msg->body_as_Attach()->no_answer_acks();
-    asked_idle_pongs = a.msg->body_as_Attach()->idle_pongs();
-    reply(a.peer, message(wire::DaemonBody::Attached, [&](auto& fbb) {
-            return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
-                                              ping_interval_ms, 3, max_message_bytes, no_answer_acks,
-                                              /*batches=*/false, idle_pong_every);
-          }));
-    for (std::uint64_t seq = 1;; ++seq) {
-      REQUIRE(seq < 200);
-      publish("w:" + worker_id + ":", ping(seq, "inst-1"));
-      if (auto r = recv(50ms)) {
-        REQUIRE(r->type() == wire::WorkerBody::Pong);
-        reply(r->peer, ack());
-        return r->peer;
-      }
-    }
-  }
-};
 
 const wire::Failure& failure_of(const FakeDaemon::Received& r) {
   REQUIRE(r.type() == wire::WorkerBody::Failure);

@@ -7,8 +7,9 @@
 
 namespace muster {
 
-ChunkedOutputs::ChunkedOutputs(std::uint64_t window, std::shared_ptr<OutputSink> sink)
-    : window_(window), sink_(std::move(sink)) {}
+ChunkedOutputs::ChunkedOutputs(std::uint64_t window, std::shared_ptr<OutputSink> sink,
+                               std::chrono::milliseconds resume_after)
+    : window_(window), sink_(std::move(sink)), resume_after_(resume_after) {}
 
 ChunkedOutputs::~ChunkedOutputs() {
   if (!sink_) return;
@@ -21,15 +22,21 @@ ChunkedOutputs::Stream& ChunkedOutputs::stream(std::uint32_t n) {
   if (it != streams_.end()) return it->second;
   Stream& s = streams_[n];
   s.granted = window_;
+  s.resume = ResumeRule(resume_after_);
   return s;
 }
 
 std::optional<std::string> ChunkedOutputs::on_chunk(std::uint32_t n, std::uint64_t offset,
-                                                    std::span<const std::uint8_t> data, std::optional<Grant>& grant) {
+                                                    std::span<const std::uint8_t> data, std::optional<Grant>& grant,
+                                                    ResumeRule::Clock::time_point now) {
   if (n == 0 || n % 2 != 0) return fmt::format("a chunk of stream {}, not one of the worker's (even) streams", n);
   Stream& s = stream(n);
-  if (offset != s.received)
-    return fmt::format("chunked stream {}: a chunk at offset {}, expected offset {}", n, offset, s.received);
+  if (s.taken) return std::nullopt;  // resolved already: late
+  auto verdict = s.resume.on_chunk(s.received, offset, data.size(), now);
+  if (verdict.resume) grant = Grant{n, s.granted, true, s.received};
+  if (!verdict.take) return std::nullopt;  // had it whole, or past a gap
+  data = data.subspan(verdict.skip);
+  s.resume.taken(now);
   if (sink_) {
     try {
       sink_->write(n, data);
@@ -48,6 +55,13 @@ std::optional<std::string> ChunkedOutputs::on_chunk(std::uint32_t n, std::uint64
     grant = Grant{n, s.granted};
   }
   return std::nullopt;
+}
+
+std::vector<ChunkedOutputs::Grant> ChunkedOutputs::stalled(ResumeRule::Clock::time_point now) {
+  std::vector<Grant> due;
+  for (auto& [n, s] : streams_)
+    if (!s.taken && s.resume.stalled(s.received, s.granted, now)) due.push_back(Grant{n, s.granted, true, s.received});
+  return due;
 }
 
 std::optional<std::string> ChunkedOutputs::resolve(Map& outputs) {

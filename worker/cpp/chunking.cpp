@@ -23,20 +23,43 @@ ChunkSender::ChunkSender(std::shared_ptr<ByteSource> source, std::uint32_t strea
   if (!source_) throw std::invalid_argument("a chunked value needs a source");
   ref_.stream = stream;
   ref_.size = source_->size();
+  if (!source_->rereadable()) {
+    if (!source_->known_sha256())
+      throw std::invalid_argument(source_->describe() + " cannot be read twice: its sha256 must be given");
+    keep_.emplace();
+  }
   ref_.sha256 = sha256_of(*source_);
 }
 
 void ChunkSender::on_credit(std::uint64_t bytes) { granted_ = std::max(granted_, bytes); }
+
+std::optional<std::string> ChunkSender::on_resume(std::uint64_t resume_offset, std::uint64_t bytes) {
+  if (resume_offset > sent_) return std::nullopt;  // beyond what was sent: ignored (R9)
+  if (keep_ && resume_offset < keep_->begin())
+    return fmt::format("cannot resume at offset {}: {} cannot be read again and only its bytes from offset {} "
+                       "are kept (the last {} sent)",
+                       resume_offset, source_->describe(), keep_->begin(), kResumeKeepBytes);
+  on_credit(bytes);
+  sent_ = resume_offset;
+  return std::nullopt;
+}
 
 std::optional<ChunkOut> ChunkSender::next() {
   if (done() || sent_ >= granted_) return std::nullopt;
   // Never past the grant (the send rule for chunks is strict: offset + size <= granted).
   std::uint64_t n = std::min<std::uint64_t>({chunk_bytes_, ref_.size - sent_, granted_ - sent_});
   std::span<const std::uint8_t> data;
-  if (source_) {
+  if (keep_ && sent_ < read_) {  // going back: from what was kept, never read twice
+    data = keep_->view(sent_, static_cast<std::size_t>(std::min<std::uint64_t>(n, read_ - sent_)));
+    n = data.size();
+  } else if (source_) {
     buffer_.resize(static_cast<std::size_t>(n));
     source_->read_at(sent_, buffer_);  // throws: nothing counted as sent
     data = buffer_;
+    if (keep_) {
+      keep_->append(data);
+      read_ = sent_ + n;
+    }
   } else {
     data = data_.span().subspan(sent_, n);
   }
@@ -45,8 +68,64 @@ std::optional<ChunkOut> ChunkSender::next() {
   return out;
 }
 
-ChunkReceiver::ChunkReceiver(ChunkedValue ref, std::uint64_t window, ChunkDelivery delivery)
-    : ref_(ref), window_(window), delivery_(delivery) {
+ResumeRule::Verdict ResumeRule::on_chunk(std::uint64_t received, std::uint64_t offset, std::size_t n,
+                                         Clock::time_point now) {
+  Verdict v;
+  if (offset <= received) {  // R1: its bytes from R on; none new: sent before its sender went back
+    if (offset + n > received) {
+      v.take = true;
+      v.skip = static_cast<std::size_t>(received - offset);
+    }
+    return v;
+  }
+  // R2: a gap. One resume Credit per loss: none if one went less than resume_after ago and no
+  // chunk was taken since.
+  if (resumed_since_chunk_ && last_resume_ && now - *last_resume_ < after_) return v;
+  v.resume = true;
+  last_resume_ = now;
+  resumed_since_chunk_ = true;
+  return v;
+}
+
+bool ResumeRule::stalled(std::uint64_t received, std::uint64_t expected, Clock::time_point now) {
+  if (received >= expected) {
+    last_chunk_ = now;  // nothing owed: the stall counts from when bytes are owed again
+    return false;
+  }
+  if (!last_chunk_) last_chunk_ = now;
+  auto since = std::max(*last_chunk_, last_resume_.value_or(*last_chunk_));
+  if (now - since < after_) return false;
+  last_resume_ = now;
+  resumed_since_chunk_ = true;
+  return true;
+}
+
+void SentBytesKeep::append(std::span<const std::uint8_t> data) {
+  if (data.empty()) return;
+  pieces_.emplace_back(data.begin(), data.end());
+  end_ += data.size();
+  while (!pieces_.empty() && end_ - begin_ - pieces_.front().size() >= keep_) {
+    begin_ += pieces_.front().size();
+    pieces_.pop_front();
+  }
+}
+
+std::span<const std::uint8_t> SentBytesKeep::view(std::uint64_t offset, std::size_t max) const {
+  if (offset < begin_ || offset >= end_) throw std::out_of_range("SentBytesKeep::view: offset not kept");
+  std::uint64_t at = begin_;
+  for (auto& piece : pieces_) {
+    if (offset < at + piece.size()) {
+      auto from = static_cast<std::size_t>(offset - at);
+      return piece.span().subspan(from, std::min(max, piece.size() - from));
+    }
+    at += piece.size();
+  }
+  return {};
+}
+
+ChunkReceiver::ChunkReceiver(ChunkedValue ref, std::uint64_t window, ChunkDelivery delivery,
+                             std::chrono::milliseconds resume_after)
+    : ref_(ref), window_(window), delivery_(delivery), resume_(resume_after) {
   if (delivery_ == ChunkDelivery::Buffer)
     buffer_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(ref_.size, 1ull << 30)));
 }
@@ -55,16 +134,24 @@ std::uint64_t ChunkReceiver::grant() const {
   return std::min(ref_.size, received_ > UINT64_MAX - window_ ? UINT64_MAX : received_ + window_);
 }
 
-std::optional<std::string> ChunkReceiver::on_chunk(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  if (offset != received_)
-    return fmt::format("chunked stream {}: a chunk at offset {}, expected offset {}", ref_.stream, offset, received_);
+std::optional<std::string> ChunkReceiver::on_chunk(std::uint64_t offset, std::span<const std::uint8_t> data,
+                                                   ResumeRule::Clock::time_point now) {
+  auto verdict = resume_.on_chunk(received_, offset, data.size(), now);
+  if (verdict.resume) resume_due_ = true;
+  if (!verdict.take) return std::nullopt;
+  data = data.subspan(verdict.skip);
   if (data.size() > ref_.size - received_)
     return fmt::format("chunked stream {}: {} bytes at offset {} pass its size of {} bytes", ref_.stream,
-                       data.size(), offset, ref_.size);
+                       data.size(), received_, ref_.size);
   if (delivery_ == ChunkDelivery::Buffer) buffer_.insert(buffer_.end(), data.begin(), data.end());
   hash_.update(data);
   received_ += data.size();
+  resume_.taken(now);
   return std::nullopt;
+}
+
+bool ChunkReceiver::stalled(std::uint64_t granted, ResumeRule::Clock::time_point now) {
+  return resume_.stalled(received_, std::min(ref_.size, granted), now);
 }
 
 std::optional<std::string> ChunkReceiver::check() const {

@@ -477,6 +477,9 @@ struct Client::Impl {
   void pump(std::chrono::milliseconds wait) {
     flush_held();
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
+    // Output streams under way are looked at for stalls at least every 100 ms.
+    if (std::any_of(open.begin(), open.end(), [](const auto& o) { return o.second.outputs != nullptr; }))
+      wait = std::min(wait, std::chrono::milliseconds(100));
     try {
       poll_sockets(items, 2, wait);
     } catch (const zmq::error_t& e) {
@@ -507,6 +510,7 @@ struct Client::Impl {
     on_link(link);
     auto now = SteadyClock::now();
     give_up_resuming(now);
+    ask_stalled_outputs(now);
     for (auto it = open.begin(); it != open.end();) {
       if (now >= it->second.give_up) {
         pending.push_back(ClientEvent{it->first,
@@ -558,8 +562,16 @@ struct Client::Impl {
         auto o = open.find(id);
         if (o == open.end()) return;
         auto* c = reply->body_as_Credit();
-        for (auto& in : o->second.inputs)
-          if (in.sender.reference().stream == c->stream()) in.sender.on_credit(c->bytes());
+        for (auto& in : o->second.inputs) {
+          if (in.sender.reference().stream != c->stream()) continue;
+          if (!c->resume()) {
+            in.sender.on_credit(c->bytes());
+          } else if (auto error = in.sender.on_resume(c->resume_offset(), c->bytes())) {
+            // The bytes from there cannot be had again (§7.9 R10): the call ends here.
+            return fail_locally(id, wire::ErrorCode::Unavailable,
+                                fmt::format("input {}: chunked stream {}: {}", in.port, c->stream(), *error));
+          }
+        }
         send_chunks(id);
         return;
       }
@@ -568,13 +580,13 @@ struct Client::Impl {
         if (o == open.end()) return;
         auto& st = o->second;
         auto* c = reply->body_as_Chunk();
-        if (!st.outputs) st.outputs = std::make_unique<ChunkedOutputs>(kChunkWindowBytes, st.sink);
+        if (!st.outputs) st.outputs = std::make_unique<ChunkedOutputs>(kChunkWindowBytes, st.sink, opt.resume_after);
         std::span<const std::uint8_t> data;
         if (c->data()) data = {c->data()->data(), c->data()->size()};
         std::optional<ChunkedOutputs::Grant> grant;
         if (auto err = st.outputs->on_chunk(c->stream(), c->offset(), data, grant))
           return fail_locally(id, wire::ErrorCode::WorkerError, *err);
-        if (grant) send_credit(id, grant->stream, grant->bytes, st.on_behalf_of);
+        if (grant) send_credit(id, *grant, st.on_behalf_of);
         return;
       }
       case wire::ReplyBody::Result: {
@@ -600,7 +612,7 @@ struct Client::Impl {
           Map outputs = result_outputs(*r, frame);
           if (std::any_of(outputs.begin(), outputs.end(),
                           [](const Map::Entry& e) { return e.second.kind() == ValueKind::Chunked; })) {
-            if (!chunked) chunked = std::make_unique<ChunkedOutputs>(kChunkWindowBytes, sink);
+            if (!chunked) chunked = std::make_unique<ChunkedOutputs>(kChunkWindowBytes, sink, opt.resume_after);
             if (auto err = chunked->resolve(outputs)) {
               pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::WorkerError, *err}, r->job_id()});
               return;
@@ -815,9 +827,19 @@ struct Client::Impl {
     pending.push_back(ClientEvent{id, FailureEvent{code, std::move(message)}, job});
   }
 
-  void send_credit(std::uint64_t id, std::uint32_t stream, std::uint64_t bytes, const Assertion& as) {
+  // Output streams that brought none of their granted bytes for resume_after: a resume Credit
+  // each (PROTOCOL.md §7.9 R3).
+  void ask_stalled_outputs(SteadyClock::time_point now) {
+    if (!connected) return;
+    for (auto& [id, o] : open)
+      if (o.outputs)
+        for (auto& grant : o.outputs->stalled(now)) send_credit(id, grant, o.on_behalf_of);
+  }
+
+  // Credit{stream, bytes} for an output stream of request `id`, a resume Credit if it says so.
+  void send_credit(std::uint64_t id, const ChunkedOutputs::Grant& grant, const Assertion& as) {
     flatbuffers::FlatBufferBuilder fbb(96);
-    auto body = wire::CreateCredit(fbb, id, stream, 0, bytes);
+    auto body = wire::CreateCredit(fbb, id, grant.stream, 0, grant.bytes, grant.resume_offset, grant.resume);
     try {
       send_message(id, wire::ClientBody::Credit, body.Union(), fbb, as);
     } catch (const CallError&) {

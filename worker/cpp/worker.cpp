@@ -252,6 +252,10 @@ struct WorkerImpl {
   // (no connection completed) is not on its way: the next Rejected{reattach} sends it again.
   bool attach_outstanding = false;
   bool draining = false;  // stopping: Detach sent, finishing what runs; never attaches again
+  // Attaching again after a lost connection or "not attached": chunks may have been lost, so
+  // the incomplete input streams are asked for again once attached to the same instance (R4).
+  bool resume_on_attach = false;
+  SteadyClock::time_point last_stall_check{};
   bool forgotten = false;  // draining, and the daemon no longer knows this worker
   // The daemon's, from Attached (0: not known yet); read by handler threads too (Context::emit).
   std::atomic<std::uint64_t> max_message_bytes{0};
@@ -266,6 +270,7 @@ struct WorkerImpl {
     std::shared_ptr<StreamCredit> stream;  // its item stream's credit, if the caller reads items
     std::vector<std::shared_ptr<detail::InputFeed>> feeds;  // its chunked inputs
     std::shared_ptr<OutputCredits> output_credits;          // its output streams' grants
+    std::optional<SteadyClock::time_point> deadline;        // WorkRequest.timeout_ms from its arrival
 
     // Tells its handler to stop (Context::aborted, and an emit, a read or a chunk send waiting).
     void abort() const {
@@ -274,8 +279,8 @@ struct WorkerImpl {
       for (auto& f : feeds) f->wake();
       if (output_credits) output_credits->wake();
     }
-    // Chunks or credits of its streams went to musterd: the call cannot survive losing it
-    // (resumption is not built, docs/STREAMS.md §3).
+    // Chunks or credits of its streams went to musterd: the call cannot survive a daemon
+    // restart (the new instance does not know its streams, PROTOCOL.md §7.9 R4).
     bool chunking() const { return !feeds.empty() || (output_credits && output_credits->started); }
   };
   std::unordered_map<std::uint64_t, Running> in_flight;         // local key -> request
@@ -291,6 +296,9 @@ struct WorkerImpl {
     std::uint64_t listed_in = 0;  // seq of the first Pong (of this instance) that listed it (0: none yet)
   };
   std::unordered_map<std::uint64_t, Kept> kept;  // request id -> the answer sent
+  // The output streams of answered calls whose answer is kept (not confirmed): a resume Credit
+  // for one of them is answered by sending its chunks again (PROTOCOL.md §7.9 R11).
+  std::unordered_map<std::uint64_t, std::shared_ptr<OutputCredits>> resendable;
   // Replies the daemon owes for Attach, Pong and Detach sent: without answer Acks the response
   // socket is read only while one is due (and at least every 100 ms, for a rare Rejected), since
   // reading an empty socket costs a system call every turn.
@@ -444,29 +452,26 @@ struct WorkerImpl {
     auto limit = max_message_bytes.load();
     std::size_t chunk_bytes = limit > 4096 ? std::min<std::size_t>(kChunkBytes, limit - 1024) : kChunkBytes;
     std::uint32_t stream = 2;
-    auto send_stream = [&](const std::string& name, const PieceReader& reader) {
+    using PieceReader = std::function<std::span<const std::uint8_t>(std::size_t max)>;
+    auto send_stream = [&](const std::string& name, const Bytes* whole, const PieceReader& reader) {
       if (stream > 2 * kMaxWorkerChunkStreams)
         throw WorkError(fmt::format("output {}: more than {} chunked outputs in one call", name, kMaxWorkerChunkStreams));
-      auto ref = send_chunked(reader, stream, *job.output_credits, *job.aborted, chunk_bytes,
-                              [&, s = stream](std::uint64_t offset, std::span<const std::uint8_t> data) {
-                                send(worker_chunk_message(opt.worker_id, job.request_id, s, offset, data));
-                              });
+      auto ref = job.output_credits->send_chunked(
+          name, stream, whole, reader, *job.aborted, chunk_bytes,
+          [&](std::uint32_t s, std::uint64_t offset, std::span<const std::uint8_t> data) {
+            send(worker_chunk_message(opt.worker_id, job.request_id, s, offset, data));
+          });
       ready.outputs.set(name, Value(ref));
       stream += 2;
     };
     for (auto& [name, value] : ready.outputs) {
       if (value.kind() != ValueKind::Bytes || value.as_bytes().size() <= opt.chunk_threshold) continue;
       Bytes bytes = value.as_bytes();
-      std::size_t pos = 0;
-      send_stream(name, [&](std::size_t max) {
-        auto piece = bytes.span().subspan(pos, std::min(max, bytes.size() - pos));
-        pos += piece.size();
-        return piece;
-      });
+      send_stream(name, &bytes, nullptr);
     }
     std::vector<std::uint8_t> buffer(chunk_bytes);
     for (auto& [name, source] : ready.sources) {
-      send_stream(name, [&, src = source.get()](std::size_t max) {
+      send_stream(name, nullptr, [&, src = source.get()](std::size_t max) {
         std::size_t n = 0;  // a chunk as full as the source gives, so short reads make no tiny chunks
         while (n < max) {
           auto got = src->read(std::span<std::uint8_t>(buffer.data() + n, max - n));
@@ -573,8 +578,9 @@ struct WorkerImpl {
     if (!again.empty())
       spdlog::warn("sending {} kept answer(s) again, as the daemon asked (it never got them, or adopted their calls after a restart)", again.size());
     std::erase_if(kept, [&](const auto& entry) {
-      return entry.second.listed_in != 0 && entry.second.listed_in <= pong_seq &&
-             !again.contains(entry.first);
+      bool confirmed = entry.second.listed_in != 0 && entry.second.listed_in <= pong_seq && !again.contains(entry.first);
+      if (confirmed) resendable.erase(entry.first);
+      return confirmed;
     });
   }
 
@@ -644,10 +650,11 @@ struct WorkerImpl {
     topic = assigned;
   }
 
-  // Musterd was lost (or restarted): a call whose chunks or credits went to it cannot go on,
-  // as the bytes in between are gone and resumption is not built (docs/STREAMS.md §3); musterd
-  // ended it (WorkerLost, or Unavailable after a restart). Its handler is told to stop.
+  // Musterd restarted (another instance): a call whose chunks or credits went to the old one
+  // cannot go on, the new one does not know its streams (PROTOCOL.md §7.9 R4). Its handler is
+  // told to stop. (A re-attach to the same instance resumes them instead: resume_inputs.)
   void abort_chunking(const std::string& why) {
+    resendable.clear();
     for (auto& [key, r] : in_flight)
       if (r.chunking() && !r.aborted->load()) {
         spdlog::warn("request {}: aborted, its chunked values cannot resume: {}", r.request_id, why);
@@ -655,9 +662,41 @@ struct WorkerImpl {
       }
   }
 
+  // R4: after attaching again to the same instance, every input stream of a running call not
+  // received whole is asked for again from what it has (chunks may have been lost meanwhile).
+  void resume_inputs() {
+    for (auto& [key, r] : in_flight)
+      for (auto& feed : r.feeds)
+        if (auto at = feed->incomplete()) {
+          spdlog::info("request {}: asking for chunked stream {} again from offset {} after attaching again",
+                       r.request_id, feed->stream(), *at);
+          send_to_daemon(worker_credit_message(opt.worker_id, r.request_id, feed->stream(), feed->granted(), *at));
+        }
+  }
+
+  // R3: input streams that brought none of their granted bytes for resume_after are asked again.
+  // A call with streams still waiting past its deadline (plus resume_after) is aborted: musterd
+  // ended it (§7.9 rule 4), or is gone, so what it waits for never comes.
+  void resume_stalled_inputs() {
+    auto now = SteadyClock::now();
+    for (auto& [key, r] : in_flight)
+      if (r.deadline && now > *r.deadline + opt.resume_after && r.chunking() && !r.aborted->load()) {
+        spdlog::warn("request {}: aborted, its chunked streams are still open past its deadline", r.request_id);
+        r.abort();
+      }
+    if (!attached) return;
+    for (auto& [key, r] : in_flight)
+      for (auto& feed : r.feeds)
+        if (auto at = feed->stalled(now)) {
+          spdlog::info("request {}: chunked stream {} brought nothing for {} ms: asking again from offset {}",
+                       r.request_id, feed->stream(), opt.resume_after.count(), *at);
+          send_to_daemon(worker_credit_message(opt.worker_id, r.request_id, feed->stream(), feed->granted(), *at));
+        }
+  }
+
   void reconnect(const std::string& why) {
     spdlog::warn("reconnecting to the daemon: {}", why);
-    abort_chunking(why);
+    resume_on_attach = true;  // the same instance: streams resume (R4); another: aborted then
     send_batch();
     sub.reset();
     dealer.reset();
@@ -740,11 +779,16 @@ struct WorkerImpl {
           if (!kept.empty() || !current.empty())
             spdlog::info("daemon restarted: reporting {} running request(s) and {} unconfirmed answer(s) to it",
                          current.size(), kept.size());
+          abort_chunking("the daemon restarted");
         }
+        bool same_instance = !last_instance.empty() && str(a->instance()) == last_instance;
         instance = last_instance = str(a->instance());
         // An older daemon does not know the opt-in and Acks every answer: nothing is kept.
         no_answer_acks = a->no_answer_acks();
-        if (!no_answer_acks) kept.clear();
+        if (!no_answer_acks) {
+          kept.clear();
+          resendable.clear();
+        }
         batching = a->batches();  // an older daemon does not set it: every message goes alone
         if (a->max_message_bytes() > 0) max_message_bytes = a->max_message_bytes();
         ping_interval_ms = std::max<std::uint64_t>(a->ping_interval_ms(), 1);
@@ -756,6 +800,8 @@ struct WorkerImpl {
         last_ping = SteadyClock::now();
         spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
                      opt.worker_id, instance, nodes->size(), opt.capacity);
+        if (same_instance && std::exchange(resume_on_attach, false)) resume_inputs();
+        resume_on_attach = false;
         break;
       }
       case wire::DaemonBody::Ack: {
@@ -776,6 +822,7 @@ struct WorkerImpl {
             break;
           }
           spdlog::info("daemon does not know this worker ({}): attaching again", str(r->message()));
+          resume_on_attach = true;
           send_attach();
         } else if (!attached && r->code() != ErrorCode::ShuttingDown) {
           spdlog::error("daemon refused to attach this worker: {}: {}",
@@ -902,6 +949,7 @@ struct WorkerImpl {
         auto& running_entry = in_flight.at(job.key);
         running_entry.feeds = job.feeds;
         running_entry.output_credits = job.output_credits;
+        if (w->timeout_ms() > 0) running_entry.deadline = job.deadline;
         for (auto& feed : job.feeds)  // the first window: the caller sends nothing before it
           if (feed->initial_grant() > 0)
             send_to_daemon(worker_credit_message(opt.worker_id, id, feed->stream(), feed->initial_grant()));
@@ -928,18 +976,32 @@ struct WorkerImpl {
           spdlog::info("request {} aborted: {}", a->request_id(), str(a->reason()));
           in_flight.at(it->second).abort();
         }
+        resendable.erase(a->request_id());  // answered, then ended (its deadline): nothing to send again
         break;
       }
       case wire::DaemonBody::Credit: {  // the caller granted more of a stream (§7.8, §7.9)
         auto* c = msg->body_as_Credit();
-        auto it = current.find(c->request_id());
-        if (it == current.end()) break;
-        auto& r = in_flight.at(it->second);
-        if (c->stream() == 0) {
-          if (r.stream) r.stream->grant(c->items(), c->bytes());
-        } else if (c->stream() % 2 == 0 && r.output_credits) {  // one of the worker's output streams
-          r.output_credits->grant(c->stream(), c->bytes());
+        std::shared_ptr<OutputCredits> credits;
+        if (auto it = current.find(c->request_id()); it != current.end()) {
+          auto& r = in_flight.at(it->second);
+          if (c->stream() == 0) {
+            if (r.stream) r.stream->grant(c->items(), c->bytes());
+            break;
+          }
+          credits = r.output_credits;
+        } else if (auto kept_it = resendable.find(c->request_id()); kept_it != resendable.end()) {
+          credits = kept_it->second;  // answered, not confirmed: its streams can go again (R11)
         }
+        if (c->stream() == 0 || c->stream() % 2 != 0 || !credits) break;  // one of the worker's output streams
+        std::optional<std::uint64_t> resume;
+        if (c->resume()) resume = c->resume_offset();
+        credits->grant(c->stream(), c->bytes(), resume);
+        // A stream sent whole already: the chunks asked for go again from here.
+        if (auto error = credits->send_again(c->stream(), [&](std::uint32_t s, std::uint64_t offset,
+                                                               std::span<const std::uint8_t> data) {
+              send_to_daemon(worker_chunk_message(opt.worker_id, c->request_id(), s, offset, data));
+            }))
+          fail_answered(c->request_id(), *error);
         break;
       }
       case wire::DaemonBody::Chunk: {  // a chunk of one of the caller's input streams (§7.9)
@@ -954,8 +1016,12 @@ struct WorkerImpl {
           break;
         }
         auto* data = c->data();
-        (*feed)->push(c->offset(), data ? std::span<const std::uint8_t>(data->data(), data->size())
-                                        : std::span<const std::uint8_t>());
+        if (auto resume = (*feed)->push(c->offset(), data ? std::span<const std::uint8_t>(data->data(), data->size())
+                                                          : std::span<const std::uint8_t>())) {
+          spdlog::info("request {}: chunked stream {} lost chunks (one at offset {}, {} bytes received): asking "
+                       "again from there", c->request_id(), c->stream(), c->offset(), *resume);
+          send_to_daemon(worker_credit_message(opt.worker_id, c->request_id(), c->stream(), (*feed)->granted(), *resume));
+        }
         break;
       }
       default:
@@ -991,7 +1057,8 @@ struct WorkerImpl {
         if (f->stream() == ref.stream)
           return fmt::format("inputs {} and {} both name chunked stream {}", f->port, port, ref.stream);
       job.feeds.push_back(std::make_shared<detail::InputFeed>(
-          port, ref, is_streamed(node, port) ? ChunkDelivery::Stream : ChunkDelivery::Buffer, job.aborted));
+          port, ref, is_streamed(node, port) ? ChunkDelivery::Stream : ChunkDelivery::Buffer, job.aborted,
+          opt.resume_after));
     }
     return std::nullopt;
   }
@@ -1006,9 +1073,31 @@ struct WorkerImpl {
   }
 
   void finish_request(std::uint64_t key, zmq::message_t answer) {
-    if (auto it = in_flight.find(key); it != in_flight.end())
-      send_checked(std::move(answer), it->second.request_id, true);
+    if (auto it = in_flight.find(key); it != in_flight.end()) send_terminal(it->second, std::move(answer));
     drop(key);
+  }
+
+  // Sends the answer of `r`; its output streams stay while the answer is kept (§7.9 R11).
+  void send_terminal(const Running& r, zmq::message_t answer) {
+    bool result = flatbuffers::GetRoot<wire::WorkerMessage>(answer.data())->body_type() == wire::WorkerBody::Result;
+    send_checked(std::move(answer), r.request_id, true);
+    if (result && r.output_credits && kept.contains(r.request_id) && r.output_credits->any_sent())
+      resendable[r.request_id] = r.output_credits;
+  }
+
+  // An answered call whose output cannot be sent again (§7.9 R10): it fails WorkerError, that
+  // answer kept in place of the Result.
+  // A call still running (another of its streams is being sent) is aborted and answered so:
+  // its handler's answer, when it comes, is dropped.
+  void fail_answered(std::uint64_t request_id, const std::string& why) {
+    spdlog::warn("request {}: {}", request_id, why);
+    resendable.erase(request_id);
+    auto answer = failure_message(opt.worker_id, request_id, ErrorCode::WorkerError, why);
+    if (auto it = current.find(request_id); it != current.end()) {
+      in_flight.at(it->second).abort();
+      return finish_request(it->second, std::move(answer));
+    }
+    send_answer(std::move(answer), request_id, kept.contains(request_id));
   }
 
   void drop(std::uint64_t key) {
@@ -1026,8 +1115,12 @@ struct WorkerImpl {
       std::uint64_t key = 0;
       std::memcpy(&key, head.data(), 8);
       bool terminal = static_cast<const std::uint8_t*>(head.data())[8] != 0;
-      if (auto it = in_flight.find(key); it != in_flight.end())
-        send_checked(std::move(body), it->second.request_id, terminal);
+      if (auto it = in_flight.find(key); it != in_flight.end()) {
+        if (terminal)
+          send_terminal(it->second, std::move(body));
+        else
+          send_checked(std::move(body), it->second.request_id, false);
+      }
       if (terminal) drop(key);
     }
   }
@@ -1128,6 +1221,10 @@ struct WorkerImpl {
         on_published(bytes_of(payload), extra ? &frame : nullptr);
       }
       if (results_readable) on_answer();
+      if (now - last_stall_check >= std::chrono::milliseconds(100)) {
+        last_stall_check = now;
+        resume_stalled_inputs();
+      }
       send_batch();  // this turn's messages, as one
     }
     send_batch();

@@ -13,9 +13,9 @@
 namespace muster {
 
 zmq::message_t worker_credit_message(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
-                                     std::uint64_t bytes) {
+                                     std::uint64_t bytes, std::optional<std::uint64_t> resume) {
   flatbuffers::FlatBufferBuilder fbb(128 + worker_id.size());
-  auto body = wire::CreateCredit(fbb, request_id, stream, 0, bytes);
+  auto body = wire::CreateCredit(fbb, request_id, stream, 0, bytes, resume.value_or(0), resume.has_value());
   finish_worker_message(fbb, worker_id, wire::WorkerBody::Credit, body.Union());
   return take_message(fbb);
 }
@@ -33,8 +33,9 @@ zmq::message_t worker_chunk_message(const std::string& worker_id, std::uint64_t 
 namespace detail {
 
 InputFeed::InputFeed(std::string port_name, ChunkedValue ref, ChunkDelivery delivery,
-                     std::shared_ptr<std::atomic<bool>> aborted)
+                     std::shared_ptr<std::atomic<bool>> aborted, std::chrono::milliseconds resume_after)
     : port(std::move(port_name)),
+      resume_(resume_after),
       receiver_(ref, kChunkWindowBytes, delivery),
       aborted_(std::move(aborted)),
       stream_(ref.stream),
@@ -42,22 +43,41 @@ InputFeed::InputFeed(std::string port_name, ChunkedValue ref, ChunkDelivery deli
   granted_ = receiver_.grant();
 }
 
-void InputFeed::push(std::uint64_t offset, std::span<const std::uint8_t> data) {
+std::optional<std::uint64_t> InputFeed::push(std::uint64_t offset, std::span<const std::uint8_t> data,
+                                             ResumeRule::Clock::time_point now) {
   {
     std::lock_guard lock(mu_);
-    if (push_error_) return;
+    if (push_error_) return std::nullopt;
+    auto verdict = resume_.on_chunk(pushed_, offset, data.size(), now);
+    if (verdict.resume) return pushed_;      // a gap: asked for again from what it has (R2)
+    if (!verdict.take) return std::nullopt;  // had it whole (R1)
+    data = data.subspan(verdict.skip);
     // musterd forwards nothing past the grant (§7.9 rule 2); a chunk beyond it would grow this
     // queue without bound, so it ends the stream instead.
-    if (offset != pushed_ || data.size() > granted_.load() - std::min(granted_.load(), offset)) {
-      push_error_ = fmt::format("chunked stream {}: a chunk of {} bytes at offset {}, past the {} bytes granted "
-                                "or not the next offset ({})",
-                                receiver_.reference().stream, data.size(), offset, granted_.load(), pushed_);
+    if (data.size() > granted_.load() - std::min(granted_.load(), pushed_)) {
+      push_error_ = fmt::format("chunked stream {}: a chunk of {} bytes at offset {}, past the {} bytes granted",
+                                receiver_.reference().stream, data.size(), pushed_, granted_.load());
     } else {
-      queue_.push_back({offset, Bytes(data.begin(), data.end())});
+      queue_.push_back({pushed_, Bytes(data.begin(), data.end())});
       pushed_ += data.size();
+      resume_.taken(now);
     }
   }
   cv_.notify_all();
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> InputFeed::stalled(ResumeRule::Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  if (push_error_ || aborted_->load()) return std::nullopt;
+  if (!resume_.stalled(pushed_, std::min(granted_.load(), size_), now)) return std::nullopt;
+  return pushed_;
+}
+
+std::optional<std::uint64_t> InputFeed::incomplete() {
+  std::lock_guard lock(mu_);
+  if (push_error_ || aborted_->load() || pushed_ == size_) return std::nullopt;
+  return pushed_;
 }
 
 void InputFeed::wake() {
@@ -105,11 +125,18 @@ Bytes InputFeed::take_all() {
 
 }  // namespace detail
 
-void OutputCredits::grant(std::uint32_t stream, std::uint64_t bytes) {
+OutputCredits::Stream& OutputCredits::stream_locked(std::uint32_t n) {
+  auto [it, added] = streams_.try_emplace(n);
+  if (added) it->second.granted = initial_;
+  return it->second;
+}
+
+void OutputCredits::grant(std::uint32_t n, std::uint64_t bytes, std::optional<std::uint64_t> resume) {
   {
     std::lock_guard lock(mu_);
-    auto& g = granted_.try_emplace(stream, initial_).first->second;
-    g = std::max(g, bytes);
+    auto& s = stream_locked(n);
+    s.granted = std::max(s.granted, bytes);
+    if (resume) s.resume = *resume;
   }
   cv_.notify_all();
 }
@@ -119,41 +146,109 @@ void OutputCredits::wake() {
   cv_.notify_all();
 }
 
-std::optional<std::uint64_t> OutputCredits::wait_beyond(std::uint32_t stream, std::uint64_t sent,
-                                                        const std::atomic<bool>& aborted) {
-  std::unique_lock lock(mu_);
-  auto& g = granted_.try_emplace(stream, initial_).first->second;
-  // Abort and Credit notify; the bound keeps a lost wake-up from hanging the handler.
-  while (!aborted.load() && g <= sent) cv_.wait_for(lock, std::chrono::milliseconds(100));
-  if (aborted.load()) return std::nullopt;
-  return g;
+bool OutputCredits::any_sent() const {
+  std::lock_guard lock(mu_);
+  return std::any_of(streams_.begin(), streams_.end(), [](auto& e) { return e.second.finished; });
 }
 
-ChunkedValue send_chunked(const PieceReader& next_piece, std::uint32_t stream, OutputCredits& credits,
-                          const std::atomic<bool>& aborted, std::size_t chunk_bytes,
-                          const std::function<void(std::uint64_t, std::span<const std::uint8_t>)>& send) {
-  Sha256 hash;
-  std::uint64_t sent = 0;
-  // One piece read ahead: the end is known before waiting for credit, since a caller whose
-  // grant already covers every byte sent grants no more (its window stops at the size).
-  auto pending = next_piece(chunk_bytes);
-  while (!pending.empty()) {
-    auto granted = credits.wait_beyond(stream, sent, aborted);
-    if (!granted)
-      throw WorkError(fmt::format("the request was aborted while chunked stream {} was sent ({} bytes sent)", stream, sent));
-    // The strict send rule: offset + size <= granted.
-    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(pending.size(), *granted - sent));
-    auto chunk = pending.first(n);
-    hash.update(chunk);
-    credits.started = true;
-    send(sent, chunk);
-    sent += n;
-    pending = pending.subspan(n);
-    if (pending.empty()) pending = next_piece(chunk_bytes);
+std::optional<std::string> OutputCredits::take_resume(std::uint32_t n, Stream& s) {
+  auto r = *std::exchange(s.resume, std::nullopt);
+  if (r > s.sent) return std::nullopt;  // beyond what was sent: ignored (R9)
+  if (s.keep && r < s.keep->begin())
+    return fmt::format("output {}: chunked stream {}: cannot resume at offset {}: its source cannot be read again "
+                       "and only its bytes from offset {} are kept (the last {} read)",
+                       s.port, n, r, s.keep->begin(), kResumeKeepBytes);
+  s.next = r;
+  return std::nullopt;
+}
+
+std::span<const std::uint8_t> OutputCredits::kept_bytes(const Stream& s, std::uint64_t offset, std::size_t max) {
+  if (s.keep) return s.keep->view(offset, max);
+  const Bytes& bytes = s.whole ? *s.whole : s.whole_kept;
+  return bytes.span().subspan(static_cast<std::size_t>(offset), std::min<std::uint64_t>(max, bytes.size() - offset));
+}
+
+std::optional<std::string> OutputCredits::send_again(std::uint32_t n, const SendChunk& send) {
+  std::lock_guard lock(mu_);
+  auto it = streams_.find(n);
+  if (it == streams_.end() || !it->second.finished) return std::nullopt;  // the handler thread's still
+  auto& s = it->second;
+  if (s.resume)
+    if (auto error = take_resume(n, s)) return error;
+  while (s.next < std::min(s.granted, s.read)) {
+    auto data = kept_bytes(s, s.next, static_cast<std::size_t>(std::min<std::uint64_t>(
+                                          s.chunk_bytes, std::min(s.granted, s.read) - s.next)));
+    send(n, s.next, data);
+    s.next += data.size();
   }
+  return std::nullopt;
+}
+
+ChunkedValue OutputCredits::send_chunked(const std::string& port, std::uint32_t n, const Bytes* whole,
+                                         const std::function<std::span<const std::uint8_t>(std::size_t)>& next_piece,
+                                         const std::atomic<bool>& aborted, std::size_t chunk_bytes,
+                                         const SendChunk& send) {
+  {
+    std::lock_guard lock(mu_);
+    auto& s = stream_locked(n);
+    s.port = port;
+    s.whole = whole;
+    if (!whole) s.keep.emplace();
+    s.chunk_bytes = chunk_bytes;
+  }
+  Sha256 hash;  // each byte once, when first read
+  bool at_end = false;
+  std::unique_lock lock(mu_);
+  auto& s = streams_.at(n);
+  for (;;) {
+    // One piece read ahead of the grant: the end is known before waiting for credit, since a
+    // caller whose grant covers every byte sent may grant no more.
+    if (s.next == s.read && !at_end) {
+      lock.unlock();
+      std::span<const std::uint8_t> piece;
+      if (whole) {
+        piece = whole->span().subspan(static_cast<std::size_t>(s.read),
+                                      std::min<std::uint64_t>(chunk_bytes, whole->size() - s.read));
+      } else {
+        piece = next_piece(chunk_bytes);  // may block: not under the lock
+      }
+      hash.update(piece);
+      lock.lock();
+      if (s.keep) s.keep->append(piece);
+      s.read += piece.size();
+      at_end = piece.empty();
+    }
+    if (s.next == s.read && at_end && !s.resume) break;
+    // Abort and Credit notify; the bound keeps a lost wake-up from hanging the handler.
+    while (!aborted.load() && !s.resume && s.granted <= s.next) cv_.wait_for(lock, std::chrono::milliseconds(100));
+    if (aborted.load())
+      throw WorkError(fmt::format("the request was aborted while chunked stream {} was sent ({} bytes sent)", n, s.sent));
+    if (s.resume) {
+      if (auto error = take_resume(n, s)) throw WorkError(*error);
+      continue;
+    }
+    if (s.next == s.read) continue;  // read the next piece first
+    // The strict send rule: offset + size <= granted.
+    auto data = kept_bytes(s, s.next,
+                           static_cast<std::size_t>(std::min<std::uint64_t>({chunk_bytes, s.granted - s.next, s.read - s.next})));
+    started = true;
+    auto at = s.next;
+    lock.unlock();  // the bytes stay: only this thread changes them while the stream is sent
+    send(n, at, data);
+    lock.lock();
+    if (s.next == at) s.next += data.size();  // (a resume Credit meanwhile moved it)
+    s.sent = std::max(s.sent, at + data.size());
+  }
+  // Sent whole: from now on a resume Credit is the socket thread's (send_again), from the bytes
+  // kept here (a Bytes output: shared, not copied).
+  if (whole) {
+    s.whole_kept = *whole;
+    s.whole = nullptr;
+  }
+  s.finished = true;
   ChunkedValue ref;
-  ref.stream = stream;
-  ref.size = sent;
+  ref.stream = n;
+  ref.size = s.read;
   ref.sha256 = hash.finish();
   return ref;
 }

@@ -2,9 +2,16 @@
 // thread and a handler thread: the input streams the socket thread fills with the caller's
 // chunks and a handler thread reads (granting credit as it reads), and the credit of the output
 // streams a handler thread sends on.
+// Resumption (§7.9): an input stream takes overlapping chunks' new bytes, drops what it has, and
+// asks for a gap or a stall with a resume Credit (R1-R3, and R4 after a re-attach: the socket
+// thread asks); an output stream goes back to a resume Credit's offset (R9), reading again from
+// the bytes (a Bytes output) or from the last kResumeKeepBytes read (an OutputSource, R10), and
+// keeps that means once sent, so the socket thread can send again until the answer is
+// confirmed (R11).
 // Owns: the hand-over of one request's chunks and credits between the two threads.
-// Must never: block the socket thread (it only queues and wakes), let a reader take bytes past
-// the size or a value whose sha256 differs, or let a sender pass the caller's grant.
+// Must never: block the socket thread (it only queues, wakes, and sends again bytes already
+// read), let a reader take bytes past the size or a value whose sha256 differs, hash a byte
+// twice, or let a sender pass the caller's grant.
 #pragma once
 
 #include <atomic>
@@ -32,8 +39,9 @@ inline constexpr std::uint32_t kMaxWorkerChunkStreams = 16;
 
 // Credit{request_id, stream, items 0, bytes} and Chunk{request_id, stream, offset, data} from the
 // worker (data aligned on 8 bytes, as §7.9 asks of writers).
+// With `resume`: a resume Credit at that offset (§7.9 R2-R4).
 zmq::message_t worker_credit_message(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
-                                     std::uint64_t bytes);
+                                     std::uint64_t bytes, std::optional<std::uint64_t> resume = std::nullopt);
 zmq::message_t worker_chunk_message(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
                                     std::uint64_t offset, std::span<const std::uint8_t> data);
 
@@ -44,15 +52,25 @@ namespace detail {
 // and grants the caller more as it reads, through `grant`, set before the first read. The
 // socket thread holds at most the window: musterd forwards nothing beyond the worker's grant.
 struct InputFeed {
-  InputFeed(std::string port, ChunkedValue ref, ChunkDelivery delivery, std::shared_ptr<std::atomic<bool>> aborted);
+  InputFeed(std::string port, ChunkedValue ref, ChunkDelivery delivery, std::shared_ptr<std::atomic<bool>> aborted,
+            std::chrono::milliseconds resume_after = kResumeAfter);
 
   // The first grant, sent when the WorkRequest comes (0: an empty value, none to send).
   std::uint64_t initial_grant() const { return granted_; }
+  // The grant sent so far (the `bytes` of a resume Credit).
+  std::uint64_t granted() const { return granted_; }
   std::uint32_t stream() const { return stream_; }
   std::uint64_t size() const { return size_; }
 
   // Socket thread: a chunk musterd forwarded (copied; nothing is checked but the grant here).
-  void push(std::uint64_t offset, std::span<const std::uint8_t> data);
+  // R1: only its bytes past those received are queued; R2: past a gap it is dropped and the
+  // offset of a resume Credit to send now is returned (at most one per resume_after).
+  std::optional<std::uint64_t> push(std::uint64_t offset, std::span<const std::uint8_t> data,
+                                    ResumeRule::Clock::time_point now = ResumeRule::Clock::now());
+  // Socket thread, R3: granted bytes not received for resume_after: the resume offset, or nullopt.
+  std::optional<std::uint64_t> stalled(ResumeRule::Clock::time_point now = ResumeRule::Clock::now());
+  // Socket thread, R4: the bytes received when not all came (a resume Credit at it), or nullopt.
+  std::optional<std::uint64_t> incomplete();
   // Socket thread: the request was aborted, or the stream can never complete: wakes the reader.
   void wake();
 
@@ -75,7 +93,8 @@ struct InputFeed {
   std::condition_variable cv_;
   std::deque<Piece> queue_;  // what the socket thread received and the reader has not taken
   std::optional<std::string> push_error_;
-  std::uint64_t pushed_ = 0;  // bytes queued in total (socket thread, under mu_)
+  std::uint64_t pushed_ = 0;  // bytes queued in total: R, what was received in order (under mu_)
+  ResumeRule resume_;         // the socket thread's (under mu_)
   std::atomic<std::uint64_t> granted_;  // the grant sent so far (written by the reader)
   ChunkReceiver receiver_;  // the reader's, never touched by the socket thread
   Bytes current_;           // the chunk next() returned last
@@ -86,35 +105,61 @@ struct InputFeed {
 
 }  // namespace detail
 
-// The grants of one request's output streams (2, 4, …): each starts at the WorkRequest's
-// chunk_window_bytes; the socket thread raises them from the caller's Credits, the handler
-// thread waits on them before each chunk.
-struct OutputCredits {
+// The output streams (2, 4, …) of one request: each one's grant, starting at the WorkRequest's
+// chunk_window_bytes, raised by the caller's Credits (socket thread); a resume Credit sends it
+// back (R9). The handler thread sends a stream (send_chunked), waiting on its grant; once it
+// sent all of it, a resume Credit is the socket thread's to answer (send_again), from what the
+// stream kept (R10, R11).
+class OutputCredits {
+ public:
+  using SendChunk = std::function<void(std::uint32_t stream, std::uint64_t offset, std::span<const std::uint8_t>)>;
   explicit OutputCredits(std::uint64_t initial) : initial_(initial) {}
-  // Socket thread: a Credit for `stream` (the highest total counts).
-  void grant(std::uint32_t stream, std::uint64_t bytes);
+  // Socket thread: a Credit for `stream` (the highest total counts); with `resume`, a resume
+  // Credit at that offset.
+  void grant(std::uint32_t stream, std::uint64_t bytes, std::optional<std::uint64_t> resume = std::nullopt);
   void wake();
-  // Handler thread: waits until `stream` may carry bytes past `sent`; returns the grant, or
-  // nullopt once `aborted` is set.
-  std::optional<std::uint64_t> wait_beyond(std::uint32_t stream, std::uint64_t sent, const std::atomic<bool>& aborted);
+  // Socket thread: for a stream the handler thread sent whole, the chunks a resume Credit or a
+  // Credit asks for now, through `send` (never past the grant). An error ("output <port>:
+  // chunked stream N: cannot resume at offset R: ...") if the bytes are no longer kept.
+  std::optional<std::string> send_again(std::uint32_t stream, const SendChunk& send);
+  // Whether some stream was sent whole (the socket thread may need to send it again).
+  bool any_sent() const;
   std::uint64_t initial() const { return initial_; }
   // Set once a chunk was sent: from then on the call cannot be re-run (§7.9 rule 5).
   std::atomic<bool> started{false};
 
+  // Handler thread: sends output `port` as chunked stream `stream` within the grants, each chunk
+  // through `send`, the bytes from `whole` (a Bytes output) or else read through `next_piece`
+  // (at most its argument each time, valid until its next call; empty at the end) at most one
+  // chunk beyond the grant, keeping the last kResumeKeepBytes read. Returns the reference to
+  // put in the Result (size and sha256 computed as the bytes are first read). Throws WorkError
+  // if aborted, or if a resume Credit goes back before what was kept.
+  ChunkedValue send_chunked(const std::string& port, std::uint32_t stream, const Bytes* whole,
+                            const std::function<std::span<const std::uint8_t>(std::size_t max)>& next_piece,
+                            const std::atomic<bool>& aborted, std::size_t chunk_bytes, const SendChunk& send);
+
  private:
-  std::mutex mu_;
+  struct Stream {
+    std::uint64_t granted = 0;
+    std::optional<std::uint64_t> resume;  // a resume Credit's offset not acted on yet
+    std::string port;
+    const Bytes* whole = nullptr;         // a Bytes output (the handler thread's while sending)
+    Bytes whole_kept;                     // ... kept once sent, to send again
+    std::optional<SentBytesKeep> keep;    // an OutputSource's last bytes read
+    std::uint64_t read = 0;               // bytes read and hashed (each once)
+    std::uint64_t next = 0;               // where the next chunk starts
+    std::uint64_t sent = 0;               // the most bytes sent (a resume beyond is ignored)
+    bool finished = false;                // sent whole: send_again's from now on
+    std::size_t chunk_bytes = kChunkBytes;
+  };
+  Stream& stream_locked(std::uint32_t stream);
+  // Acts on a pending resume (under mu_): an error if its bytes are gone.
+  std::optional<std::string> take_resume(std::uint32_t n, Stream& s);
+  static std::span<const std::uint8_t> kept_bytes(const Stream& s, std::uint64_t offset, std::size_t max);
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::uint32_t, std::uint64_t> granted_;
+  std::map<std::uint32_t, Stream> streams_;
   std::uint64_t initial_;
 };
-
-// Sends the bytes `next_piece` gives (at most its argument each time, valid until its next call;
-// empty at the end) as chunked stream `stream` within `credits`, each chunk through `send`;
-// returns the reference to put in the Result (size and sha256 computed while sending). Throws
-// WorkError if aborted.
-using PieceReader = std::function<std::span<const std::uint8_t>(std::size_t max)>;
-ChunkedValue send_chunked(const PieceReader& next_piece, std::uint32_t stream,
-                          OutputCredits& credits, const std::atomic<bool>& aborted, std::size_t chunk_bytes,
-                          const std::function<void(std::uint64_t offset, std::span<const std::uint8_t>)>& send);
 
 }  // namespace muster

@@ -31,6 +31,10 @@ class ByteSource {
   virtual std::optional<std::array<std::uint8_t, 32>> known_sha256() const { return std::nullopt; }
   // What it is, for error messages ("file data.bin").
   virtual std::string describe() const = 0;
+  // Whether a range can be read again (a file, memory: yes). A source that says false (a pipe,
+  // a socket) is read once, in order, and must give known_sha256(); a ChunkSender keeps the
+  // last kResumeKeepBytes it sent of it to resume from (chunking.hpp, PROTOCOL.md §7.9 R10).
+  virtual bool rereadable() const { return true; }
 };
 
 // A regular file, read with pread at the offsets asked: never loaded whole. The size is taken

@@ -2,19 +2,26 @@
 // sockets: the sender cuts a bytes value into chunks within the receiver's credit; the receiver
 // takes them in offset order, grants its window as it goes, and checks the size and the SHA-256
 // (sha256.hpp, OpenSSL) at the end.
+// Resumption (§7.9 R1-R3, R9, R10): the receiver's rules for a chunk that overlaps what it has,
+// or leaves a gap, and for a stall (ResumeRule); the sender going back to a resume Credit's
+// offset, reading again from memory or a source that can be read again, else from the last
+// kResumeKeepBytes it sent (SentBytesKeep).
 // Owns: the offsets, the credit arithmetic and the checks of one stream.
-// Must never: send past the credit, accept a chunk out of order or beyond the declared size, or
-// hand out bytes whose size or sha256 does not match the reference.
+// Must never: send past the credit, take a byte twice or out of order, take a chunk beyond the
+// declared size, or hand out bytes whose size or sha256 does not match the reference.
 // Status: the building block of the SDKs' chunkers; the C++ client sends its chunked inputs with
 // ChunkSender, the C++ worker receives them with ChunkReceiver (both delivery modes;
 // docs/STREAMS.md §3).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "muster/byte_source.hpp"
@@ -25,6 +32,59 @@ namespace muster {
 
 inline constexpr std::size_t kChunkBytes = 1 << 20;           // the SDKs' chunk size
 inline constexpr std::uint64_t kChunkWindowBytes = 4u << 20;  // the window the SDKs grant
+// How long a receiver waits for a chunk it granted before it asks again (§7.9 R2, R3).
+inline constexpr std::chrono::milliseconds kResumeAfter{2000};
+// What a sender that cannot read its bytes again keeps of what it sent (§7.9 R10).
+inline constexpr std::uint64_t kResumeKeepBytes = 16u << 20;
+
+// The receiver's side of resumption for one stream (§7.9 R1-R3), given R = the bytes it has
+// taken, in order. Not thread-safe; the caller brings the time (tests bring their own).
+class ResumeRule {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit ResumeRule(std::chrono::milliseconds resume_after = kResumeAfter) : after_(resume_after) {}
+
+  struct Verdict {
+    bool take = false;        // take data[skip:] (R1); false: drop the chunk
+    std::size_t skip = 0;     // bytes of the chunk the receiver has already
+    bool resume = false;      // send a resume Credit at R now (R2)
+  };
+  // R1/R2 for the chunk [offset, offset + n) with R = `received`. After a taken chunk the caller
+  // advances R; call taken() then.
+  Verdict on_chunk(std::uint64_t received, std::uint64_t offset, std::size_t n, Clock::time_point now);
+  // R3: the receiver has `received` bytes of the `expected` it granted (min(granted, size)):
+  // true when a resume Credit at R is due now (it then counts as sent).
+  bool stalled(std::uint64_t received, std::uint64_t expected, Clock::time_point now);
+  // A chunk (or part of one) was taken at `now`.
+  void taken(Clock::time_point now) {
+    last_chunk_ = now;
+    resumed_since_chunk_ = false;
+  }
+
+ private:
+  std::chrono::milliseconds after_;
+  std::optional<Clock::time_point> last_chunk_, last_resume_;
+  bool resumed_since_chunk_ = false;
+};
+
+// The last bytes a sender sent of a stream it cannot read again (§7.9 R10): at least the last
+// `keep` bytes (at most one piece more), in the pieces they were sent in.
+class SentBytesKeep {
+ public:
+  explicit SentBytesKeep(std::uint64_t keep = kResumeKeepBytes) : keep_(keep) {}
+  // The bytes at offset end(), just sent; the oldest pieces not needed to keep `keep` go.
+  void append(std::span<const std::uint8_t> data);
+  // The first offset still kept, and the end (every byte sent).
+  std::uint64_t begin() const { return begin_; }
+  std::uint64_t end() const { return end_; }
+  // At most `max` bytes from `offset` (begin() <= offset < end()), valid until the next append.
+  std::span<const std::uint8_t> view(std::uint64_t offset, std::size_t max) const;
+
+ private:
+  std::uint64_t keep_;
+  std::uint64_t begin_ = 0, end_ = 0;
+  std::deque<Bytes> pieces_;
+};
 
 // One chunk to send: `data` is a view into the sender's value (a source's: into the sender's
 // buffer, valid until its next call to next()).
@@ -48,6 +108,11 @@ class ChunkSender {
   const ChunkedValue& reference() const { return ref_; }
   // A Credit from the receiver: the highest total counts.
   void on_credit(std::uint64_t bytes);
+  // A resume Credit (§7.9 R9): with R <= sent(), raises the grant and sends again from R; one
+  // with R beyond what was sent is ignored. An error when the bytes from R cannot be had again
+  // (a source that cannot be read again, R before the last kResumeKeepBytes sent): "cannot
+  // resume at offset R: ...". The reference does not change.
+  std::optional<std::string> on_resume(std::uint64_t resume_offset, std::uint64_t bytes);
   // The next chunk the credit allows (at most chunk_bytes, and never past the grant), or
   // nullopt: all sent, or waiting for credit. From a source: throws std::runtime_error when it
   // cannot be read.
@@ -59,6 +124,8 @@ class ChunkSender {
   Bytes data_;
   std::shared_ptr<ByteSource> source_;  // or, when set, the bytes come from here
   std::vector<std::uint8_t> buffer_;    // the source's current chunk
+  std::optional<SentBytesKeep> keep_;   // a source that cannot be read again: its last bytes sent
+  std::uint64_t read_ = 0;              // bytes read from the source (each once, if keep_)
   ChunkedValue ref_;
   std::uint64_t granted_;
   std::uint64_t sent_ = 0;
@@ -74,13 +141,22 @@ class ChunkReceiver {
  public:
   // Receives the value `ref` refers to, granting `window` bytes ahead of what it has.
   explicit ChunkReceiver(ChunkedValue ref, std::uint64_t window = kChunkWindowBytes,
-                         ChunkDelivery delivery = ChunkDelivery::Buffer);
+                         ChunkDelivery delivery = ChunkDelivery::Buffer,
+                         std::chrono::milliseconds resume_after = kResumeAfter);
 
   // The credit total to grant (what it holds plus one window, at most the size).
   std::uint64_t grant() const;
-  // One chunk; an error names the stream and what is wrong (out of order, beyond the size).
-  // Nothing is kept from a refused chunk.
-  std::optional<std::string> on_chunk(std::uint64_t offset, std::span<const std::uint8_t> data);
+  // One chunk; an error names the stream and what is wrong (beyond the size). Nothing is kept
+  // from a refused chunk. Resumption (§7.9 R1, R2): a chunk that overlaps what it has gives only
+  // its new bytes; one it has whole is dropped; one past a gap is dropped and sets
+  // resume_due(). `now`: for R2's "at most one resume Credit per resume_after".
+  std::optional<std::string> on_chunk(std::uint64_t offset, std::span<const std::uint8_t> data,
+                                      ResumeRule::Clock::time_point now = ResumeRule::Clock::now());
+  // A resume Credit at received() is due (a gap, or stalled()); cleared by taking it.
+  bool take_resume_due() { return std::exchange(resume_due_, false); }
+  // R3: of the `granted` bytes (the credit total sent) some not received for resume_after:
+  // true when a resume Credit at received() is due now.
+  bool stalled(std::uint64_t granted, ResumeRule::Clock::time_point now = ResumeRule::Clock::now());
   bool complete() const { return received_ == ref_.size; }
   std::uint64_t received() const { return received_; }
   const ChunkedValue& reference() const { return ref_; }
@@ -96,6 +172,8 @@ class ChunkReceiver {
   std::uint64_t received_ = 0;
   std::vector<std::uint8_t> buffer_;  // ChunkDelivery::Buffer only
   Sha256 hash_;  // over the bytes received, in order
+  ResumeRule resume_;
+  bool resume_due_ = false;
 };
 
 }  // namespace muster

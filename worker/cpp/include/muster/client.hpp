@@ -73,6 +73,10 @@ struct ClientOptions {
   // window of it. Smaller ones travel inline, in the Submit. Keep it under musterd's
   // --max-message-bytes (16 MiB).
   std::uint64_t chunk_threshold = 8u << 20;
+  // Resumption of a chunked stream (PROTOCOL.md §7.9 R2, R3): a worker's output stream that
+  // lost chunks (a gap), or brought none of the bytes granted for this long, is asked again
+  // from the bytes this client has (a resume Credit), repeated each further resume_after.
+  std::chrono::milliseconds resume_after{2000};
 };
 
 // The end user a gateway acts for (ClientMessage.on_behalf_of, docs/PROTOCOL.md §8.1). musterd

@@ -72,7 +72,8 @@ class InputStream {
   // The next bytes, up to buffer.size(): their count, 0 only at the end. At the end of a chunked
   // value its size and sha256 are checked: a mismatch throws WorkError(InvalidRequest) "input
   // <port>: chunked stream N: sha256 mismatch". Throws WorkError if the request is aborted
-  // (cancel, deadline, shutdown, musterd lost) while it waits for bytes.
+  // (cancel, deadline, shutdown, musterd restarted) while it waits for bytes. Chunks lost on the
+  // way are asked for again (WorkerOptions::resume_after, PROTOCOL.md §7.9): the reader only waits.
   std::size_t read(std::span<std::uint8_t> buffer);
   // The next piece as it arrived (no copy; valid until the next call): empty only at the end.
   // Checks and throws as read().
@@ -94,7 +95,9 @@ class InputStream {
 // The bytes of an output that a handler produces without holding them
 // (Context::output_stream): read once, in order, while the worker sends them as chunks within
 // the caller's credit. The size need not be known ahead: the Chunked reference (size, sha256) is
-// computed while sending and goes in the Result after the last chunk.
+// computed while sending and goes in the Result after the last chunk. The worker keeps the last
+// kResumeKeepBytes (16 MiB, chunking.hpp) read, to send again what the caller did not get
+// (PROTOCOL.md §7.9 R10); asked to go back further, the call fails WorkerError.
 class OutputSource {
  public:
   virtual ~OutputSource() = default;
@@ -225,6 +228,10 @@ struct WorkerOptions {
   // chunked outputs (WorkRequest.chunk_window_bytes > 0); else it goes inline, and one that
   // does not fit the daemon's message limit fails the call WorkerError. Chunks are 1 MiB.
   std::uint64_t chunk_threshold = 8u << 20;
+  // Resumption of a chunked input (PROTOCOL.md §7.9 R2, R3): a stream that lost chunks (a
+  // gap), or brought none of the bytes granted for this long, is asked again from the bytes the
+  // worker has (a resume Credit), repeated each further resume_after.
+  std::chrono::milliseconds resume_after{2000};
   // run() sets glibc's malloc to reuse freed memory for large messages instead of mapping
   // fresh pages per message (muster/allocator.hpp): a 1 MiB payload no longer costs hundreds
   // of page faults per copy. Process-wide; set false if the application tunes malloc itself.
