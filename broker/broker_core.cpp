@@ -278,6 +278,21 @@ WorkerEntry* BrokerCore::worker_for(const Peer& peer, const Caller& who,
   return nullptr;
 }
 
+void BrokerCore::abort_again_if_over(const WorkerEntry& w, const std::vector<std::uint64_t>& in_flight) {
+  for (auto id : in_flight) {
+    auto it = requests_.find(id);
+    const bool orphaned_here =
+        it != requests_.end() && it->second.state == RequestState::Orphaned && w.holding.contains(id);
+    // Ids this instance gave out and no longer holds: over (an earlier instance's, below the
+    // first, may be a call this one restores or adopts: not ours to stop).
+    const bool over = it == requests_.end() && first_issued_id_ && id >= first_issued_id_ && id < next_request_id_;
+    if (!orphaned_here && !over) continue;
+    spdlog::debug("worker {} still runs request {}, which is over: Abort sent again", w.id, id);
+    actions_.push_back(SendAbort{w.id, id, ErrorCode::Cancelled,
+                                 "the call is already over (its Abort may have been lost on the way)"});
+  }
+}
+
 void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   r.state = RequestState::Dispatched;
   r.worker_id = w.id;
@@ -655,6 +670,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
     if (it != requests_.end() && it->second.state == RequestState::Orphaned) requests_.erase(it);
     changed = true;
   }
+  abort_again_if_over(*w, in_flight);
   // Each lost request is sent again at most once per ping (its dispatch_seq moves past every
   // ping sent so far) and at most max_resends times in all; then the worker has lost it.
   std::vector<NodeKey> requeued;
@@ -905,6 +921,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                                  ? entry->spec.default_timeout_ms
                                  : static_cast<std::uint64_t>(config_.default_timeout.count());
   auto id = next_request_id_++;
+  if (!first_issued_id_) first_issued_id_ = id;
   Request& r = requests_[id];
   r.id = id;
   r.client = clients_.get(peer);

@@ -442,6 +442,11 @@ class BrokerCore : private WatchSource {
   static bool chunks_forwarded(const Request& r) { return r.chunks && r.chunks->forwarded_any(); }
   // Sends worker `r.worker_id` the resume Credit of output `stream` at the bytes forwarded (R7, R8).
   void ask_output_resume(Request& r, std::uint32_t stream);
+  // A worker's Pong still lists in `in_flight` a call that is over (it ended while the worker
+  // ran it: deadline, cancel, a broken stream) — its Abort was lost on the way (PUB drops while
+  // a worker reconnects). The Abort goes again, so the handler stops and an orphaned call's
+  // slot is freed once the worker stops listing it (PROTOCOL.md §7.4).
+  void abort_again_if_over(const WorkerEntry& w, const std::vector<std::uint64_t>& in_flight);
   // R12: a worker confirmed after attaching again with its session may have lost output chunks
   // of any call it holds, also a stream's first window (no later chunk shows that gap, and no
   // Result comes while the worker waits for credit): every output stream of those calls is
@@ -571,6 +576,7 @@ class BrokerCore : private WatchSource {
   std::deque<std::uint64_t> broadcast_seqs_;  // the newest broadcast pings, oldest first
   std::unordered_map<std::string, Outstanding> outstanding_;  // by connection key
   std::uint64_t next_request_id_ = 1;
+  std::uint64_t first_issued_id_ = 0;  // the first request id this instance gave out (0: none yet)
   std::uint64_t next_ping_seq_ = 1;
   TimePoint next_ping_at_{};
   TimePoint next_confirm_at_ = TimePoint::max();

@@ -1949,3 +1949,29 @@ TEST_CASE("idle pongs: a request lost on the way to an idle worker is re-sent at
   CHECK(all<ReplyToWorker>(out).empty());
   CHECK(terminals(h.result("w1", id)).size() == 1);
 }
+
+// ---- an Abort lost on the way is sent again (PROTOCOL.md §7.4) ------------------------------
+
+TEST_CASE("a worker whose Pong still lists a call that is over gets its Abort again") {
+  Harness h;
+  h.ready("w1", {Harness::spec("n")}, 2);
+  auto out = h.submit(1, "n", 100);  // a deadline of 100 ms
+  auto sent = all<SendWorkRequest>(out);
+  REQUIRE(sent.size() == 1);
+  const auto id = sent[0].request_id;
+  out = h.advance(200ms);
+  REQUIRE(all<SendAbort>(out).size() == 1);  // the deadline: Abort, Timeout to the caller
+  // That Abort was lost (the worker's SUB was reconnecting): its Pong still lists the call.
+  auto again = all<SendAbort>(h.pong("w1", {id}));
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].request_id == id);
+  CHECK(again[0].worker_id == "w1");
+  // A call that is over and gone (its slot freed), still listed: Abort again too.
+  h.pong("w1", {});  // no longer listed: the orphaned call is dropped
+  CHECK(all<SendAbort>(h.pong("w1", {id})).size() == 1);
+  // An id this instance never gave out (an earlier instance's, below its first): not ours to stop.
+  CHECK(all<SendAbort>(h.pong("w1", {id - 1})).empty());
+  // A call still running is never aborted by its Pong.
+  auto running = all<SendWorkRequest>(h.submit(2, "n")).at(0).request_id;
+  CHECK(all<SendAbort>(h.pong("w1", {running})).empty());
+}
