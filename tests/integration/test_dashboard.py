@@ -472,7 +472,9 @@ def test_a_read_only_user_sees_no_call_button_and_is_refused_anyway(stack, brows
     p.js("window.__muster.send('file.upload.start', {filename: 'x', total_size: 1, total_chunks: 1, chunk_size: 1})")
     p.wait(lambda: any(e.get("code") == "PERMISSION_DENIED" and e.get("client_ref") == "forced"
                        for e in p.js("return window.__muster.errors")), what="the gateway's refusal")
-    assert "uploads need role call or admin" in gw.log
+    # The upload went after the call on the same socket, so the gateway refuses it after the
+    # call's refusal reached the page: its log line may still be on its way (bounded wait).
+    wait_for(lambda: "uploads need role call or admin" in gw.log, 10, "the gateway's refusal of the upload")
     errors = p.console_errors()
     assert not errors, errors
 
