@@ -408,12 +408,9 @@ class OutputReceiver:
         """Takes the chunk at ``offset`` (or the part of it after what it has); returns the
         Credit to send now, if any: a grant as it consumed, or a resume Credit after a gap."""
         now = time.monotonic()
-        k = self._resumer.place(offset, len(data), self.received, now)
-        if k is None:
-            return Grant(self.granted, self.received) if self._resumer.gap(now) else None
-        if k == len(data):
-            return None  # bytes it has: sent again before the worker went back
-        part = data[k:] if k else data
+        part, resume = self._resumer.new_part(offset, data, self.received, now)
+        if part is None:
+            return Grant(self.granted, self.received) if resume else None
         self.sink.write(part)
         self._sha.update(part)
         self.received += len(part)
@@ -869,12 +866,9 @@ class InputStream(io.RawIOBase):
             if self._error is not None:
                 return None
             now = time.monotonic()
-            k = self._resumer.place(offset, len(data), self.received, now)
-            if k is None:
-                return Grant(self.granted, self.received) if self._resumer.gap(now) else None
-            if k == len(data):
-                return None  # bytes it has: sent again before the caller went back
-            part = data[k:] if k else data
+            part, resume = self._resumer.new_part(offset, data, self.received, now)
+            if part is None:
+                return Grant(self.granted, self.received) if resume else None
             n = len(part)
             if self.received + n > self.size:
                 self._fail(InvalidRequest(f"input {self.port}: chunked stream {self.stream}: chunks beyond its size of {self.size} bytes"))

@@ -56,15 +56,18 @@ class Resumer:
         self._heard = now  # a chunk of the stream last came (or the stream opened)
         self._asked: Optional[float] = None  # a resume Credit went then, and no chunk was taken since
 
-    def place(self, offset: int, n: int, have: int, now: float) -> Optional[int]:
-        """Where the chunk ``[offset, offset + n)`` goes, the receiver having ``have`` bytes: the
-        index of its first new byte (take ``data[k:]``: R1), ``n`` for a chunk whose bytes are
-        all here (drop it), None for a gap (``offset > have``: drop it, and send a resume
-        Credit if ``gap`` says so, R2)."""
+    def new_part(self, offset: int, data: Data, have: int, now: float) -> Tuple[Optional[Data], bool]:
+        """R1 and R2 for the chunk ``data`` at ``offset``, the receiver having ``have`` bytes: its
+        bytes not here yet (``data[have - offset:]``; None when it brings none: all of them are
+        here, sent again before the sender went back, or it lies past a gap) and whether a
+        resume Credit is due now (a gap: ``gap``)."""
         self._heard = now
         if offset > have:
-            return None
-        return min(n, have - offset)
+            return None, self.gap(now)
+        k = min(len(data), have - offset)
+        if k == len(data):
+            return None, False
+        return (data[k:] if k else data), False
 
     def took(self) -> None:
         """Bytes were taken: a later loss is a new one (R2)."""
