@@ -219,6 +219,11 @@ def valid() -> List[Tuple[str, str, object]]:
         # one page: at most 50 jobs, those after job JOB (the daemon lists at most 1000 at a time)
         ("client_job_list_page", "ClientMessage", C(22, m.JobList(50, JOB))),
         ("client_job_cancel", "ClientMessage", C(21, m.JobCancel(JOB + 1))),
+        # a caller's reconnect (PROTOCOL.md §8.3): a resumable call, and binding two of them to a
+        # new connection with what the caller had received of each
+        ("client_submit_resumable", "ClientMessage", C(23, m.Submit("echo", {"x": 1}, None, 5000, chunk_window_bytes=4 << 20, resumable=True))),
+        ("client_call_resume", "ClientMessage", C(24, m.CallResume([m.CallRef(0x9E3779B97F4A7C15, 25, 0, [m.StreamOffset(2, 3 << 20), m.StreamOffset(4, 0)]), m.CallRef(U64_MAX, U64_MAX, U64_MAX, [])]))),
+        ("client_call_resume_minimal", "ClientMessage", C(26, m.CallResume([m.CallRef(1, 27)]))),
         ("client_cancel", "ClientMessage", C(1, m.Cancel())),
         ("client_list_nodes", "ClientMessage", C(3, m.ListNodes())),
         ("client_list_workers", "ClientMessage", C(4, m.ListWorkers())),
@@ -235,6 +240,7 @@ def valid() -> List[Tuple[str, str, object]]:
         ("reply_accepted", "ClientReply", R(1, m.Accepted(False))),
         ("reply_accepted_queued", "ClientReply", R(1, m.Accepted(True))),
         ("reply_accepted_durable", "ClientReply", R(13, m.Accepted(True, (1 << 40) + 7))),
+        ("reply_accepted_resumable", "ClientReply", R(23, m.Accepted(False, 0, 0x9E3779B97F4A7C15))),
         ("reply_progress", "ClientReply", R(1, m.Progress(1, 50, 100, "half way"))),
         # a durable call's terminal replies carry its job id (acknowledged with JobAck)
         ("reply_result_durable", "ClientReply", R(15, m.Result(15, {"x": 1}, job_id=JOB))),

@@ -317,6 +317,7 @@ class Submit:
     stream_window_items: int = _m("u32", 0)  # initial item credit (0: no items; PROTOCOL.md §7.8)
     stream_window_bytes: int = _m("u64", 0)
     chunk_window_bytes: int = _m("u64", 0)  # I take chunked outputs (0: none; PROTOCOL.md §7.9)
+    resumable: bool = _m("bool", False)  # survives a break of the connection (PROTOCOL.md §8.3)
 
 
 @dataclass
@@ -397,6 +398,37 @@ class JobResume:
     jobs: Optional[List[JobRef]] = _list("[table]", "JobRef")
 
 
+# a caller's reconnect (PROTOCOL.md §8.3)
+
+
+@dataclass
+class StreamOffset:
+    """How many bytes of one of the worker's chunked output streams the caller has."""
+
+    stream: int = _m("u32", 0)
+    offset: int = _m("u64", 0)
+
+
+@dataclass
+class CallRef:
+    """One resumable call to bind to this connection under ``request_id``, with what the caller
+    received of it before the break."""
+
+    call_token: int = _m("u64", 0)
+    request_id: int = _m("u64", 0)
+    items_received: int = _m("u64", 0)
+    outputs: Optional[List[StreamOffset]] = _list("[table]", "StreamOffset")
+
+
+@dataclass
+class CallResume:
+    """Binds resumable calls to this connection after its previous one broke (same daemon
+    instance); each CallRef is answered under its own request_id (Accepted, the kept terminal
+    reply, or Failure{Unavailable} "no such call")."""
+
+    calls: Optional[List[CallRef]] = _list("[table]", "CallRef")
+
+
 @dataclass
 class JobAck:
     """The caller holds these jobs' terminal replies: the daemon forgets them. Never answered."""
@@ -459,6 +491,7 @@ class ClientMessage:
 class Accepted:
     queued: bool = _m("bool", False)
     job_id: int = _m("u64", 0)  # a durable call's job id; 0: not durable
+    call_token: int = _m("u64", 0)  # a resumable call's token for CallResume; 0: not resumable
 
 
 @dataclass
@@ -669,7 +702,7 @@ UNION_MEMBERS: Dict[str, Tuple[type, ...]] = {
     "ClientBody": (
         Submit, Cancel, ListNodes, ListWorkers, GetStatus, TokenCreate, TokenList, TokenRevoke,
         KeyList, KeyRevoke, GetNodeStats, JobResume, JobAck, JobGet, JobList, JobCancel, Batch,
-        Watch, Credit, Chunk,
+        Watch, Credit, Chunk, CallResume,
     ),
     "ReplyBody": (
         Accepted, Progress, Result, Failure, NodeList, WorkerList, StatusReport, TokenCreated,
@@ -702,7 +735,7 @@ TABLES: Dict[str, type] = {
         StatusReport, TokenCreated, AdminReport, ClientReply, EnrollRequest, EnrollResponse,
         GetNodeStats, LatencyHistogram, NodeStats, RecentFailure, NodeStatsReport,
         JobRef, JobResume, JobAck, JobGet, JobList, JobCancel, JobInfo, JobInfoList, BatchItem, Batch,
-        Watch, CallInfo, Event, Item, Credit, Chunk,
+        Watch, CallInfo, Event, Item, Credit, Chunk, StreamOffset, CallRef, CallResume,
     )
 }  # fmt: skip
 

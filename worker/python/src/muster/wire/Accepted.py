@@ -42,7 +42,14 @@ class Accepted(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def AcceptedStart(builder): builder.StartObject(2)
+    # Accepted
+    def CallToken(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+def AcceptedStart(builder): builder.StartObject(3)
 def Start(builder):
     return AcceptedStart(builder)
 def AcceptedAddQueued(builder, queued): builder.PrependBoolSlot(0, queued, 0)
@@ -51,6 +58,9 @@ def AddQueued(builder, queued):
 def AcceptedAddJobId(builder, jobId): builder.PrependUint64Slot(1, jobId, 0)
 def AddJobId(builder, jobId):
     return AcceptedAddJobId(builder, jobId)
+def AcceptedAddCallToken(builder, callToken): builder.PrependUint64Slot(2, callToken, 0)
+def AddCallToken(builder, callToken):
+    return AcceptedAddCallToken(builder, callToken)
 def AcceptedEnd(builder): return builder.EndObject()
 def End(builder):
     return AcceptedEnd(builder)

@@ -24,3 +24,4 @@ class ClientBody(object):
     Watch = 18
     Credit = 19
     Chunk = 20
+    CallResume = 21

@@ -175,7 +175,14 @@ class Submit(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def SubmitStart(builder): builder.StartObject(13)
+    # Submit
+    def Resumable(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(30))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def SubmitStart(builder): builder.StartObject(14)
 def Start(builder):
     return SubmitStart(builder)
 def SubmitAddNode(builder, node): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(node), 0)
@@ -237,6 +244,9 @@ def AddStreamWindowBytes(builder, streamWindowBytes):
 def SubmitAddChunkWindowBytes(builder, chunkWindowBytes): builder.PrependUint64Slot(12, chunkWindowBytes, 0)
 def AddChunkWindowBytes(builder, chunkWindowBytes):
     return SubmitAddChunkWindowBytes(builder, chunkWindowBytes)
+def SubmitAddResumable(builder, resumable): builder.PrependBoolSlot(13, resumable, 0)
+def AddResumable(builder, resumable):
+    return SubmitAddResumable(builder, resumable)
 def SubmitEnd(builder): return builder.EndObject()
 def End(builder):
     return SubmitEnd(builder)

@@ -30,8 +30,13 @@ jobId():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+callToken():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startAccepted(builder:flatbuffers.Builder) {
-  builder.startObject(2);
+  builder.startObject(3);
 }
 
 static addQueued(builder:flatbuffers.Builder, queued:boolean) {
@@ -42,15 +47,20 @@ static addJobId(builder:flatbuffers.Builder, jobId:bigint) {
   builder.addFieldInt64(1, jobId, BigInt('0'));
 }
 
+static addCallToken(builder:flatbuffers.Builder, callToken:bigint) {
+  builder.addFieldInt64(2, callToken, BigInt('0'));
+}
+
 static endAccepted(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAccepted(builder:flatbuffers.Builder, queued:boolean, jobId:bigint):flatbuffers.Offset {
+static createAccepted(builder:flatbuffers.Builder, queued:boolean, jobId:bigint, callToken:bigint):flatbuffers.Offset {
   Accepted.startAccepted(builder);
   Accepted.addQueued(builder, queued);
   Accepted.addJobId(builder, jobId);
+  Accepted.addCallToken(builder, callToken);
   return Accepted.endAccepted(builder);
 }
 }

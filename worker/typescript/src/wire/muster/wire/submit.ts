@@ -109,8 +109,13 @@ chunkWindowBytes():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+resumable():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startSubmit(builder:flatbuffers.Builder) {
-  builder.startObject(13);
+  builder.startObject(14);
 }
 
 static addNode(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset) {
@@ -189,13 +194,17 @@ static addChunkWindowBytes(builder:flatbuffers.Builder, chunkWindowBytes:bigint)
   builder.addFieldInt64(12, chunkWindowBytes, BigInt('0'));
 }
 
+static addResumable(builder:flatbuffers.Builder, resumable:boolean) {
+  builder.addFieldInt8(13, +resumable, +false);
+}
+
 static endSubmit(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // node
   return offset;
 }
 
-static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean, batchReplies:boolean, streamWindowItems:number, streamWindowBytes:bigint, chunkWindowBytes:bigint):flatbuffers.Offset {
+static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, inputsOffset:flatbuffers.Offset, parametersOffset:flatbuffers.Offset, timeoutMs:bigint, wantProgress:boolean, wantAccepted:boolean, traceIdOffset:flatbuffers.Offset, payloadFrames:boolean, durable:boolean, batchReplies:boolean, streamWindowItems:number, streamWindowBytes:bigint, chunkWindowBytes:bigint, resumable:boolean):flatbuffers.Offset {
   Submit.startSubmit(builder);
   Submit.addNode(builder, nodeOffset);
   Submit.addInputs(builder, inputsOffset);
@@ -210,6 +219,7 @@ static createSubmit(builder:flatbuffers.Builder, nodeOffset:flatbuffers.Offset, 
   Submit.addStreamWindowItems(builder, streamWindowItems);
   Submit.addStreamWindowBytes(builder, streamWindowBytes);
   Submit.addChunkWindowBytes(builder, chunkWindowBytes);
+  Submit.addResumable(builder, resumable);
   return Submit.endSubmit(builder);
 }
 }
