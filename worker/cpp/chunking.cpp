@@ -100,27 +100,44 @@ bool ResumeRule::stalled(std::uint64_t received, std::uint64_t expected, Clock::
   return true;
 }
 
+void SentBytesKeep::append(SentPiece piece) { keep(std::move(piece), true); }
+
 void SentBytesKeep::append(std::span<const std::uint8_t> data) {
-  if (data.empty()) return;
-  pieces_.emplace_back(data.begin(), data.end());
-  end_ += data.size();
-  while (!pieces_.empty() && end_ - begin_ - pieces_.front().size() >= keep_) {
-    begin_ += pieces_.front().size();
+  keep(SentPiece{zmq::message_t(data.data(), data.size()), 0, data.size()}, false);
+}
+
+void SentBytesKeep::keep(SentPiece piece, bool chunk_message) {
+  if (piece.size == 0) return;
+  auto n = piece.size;
+  pieces_.push_back({end_, std::move(piece), chunk_message});
+  end_ += n;
+  while (!pieces_.empty() && end_ - begin_ - pieces_.front().sent.size >= keep_) {
+    begin_ += pieces_.front().sent.size;
     pieces_.pop_front();
   }
 }
 
 std::span<const std::uint8_t> SentBytesKeep::view(std::uint64_t offset, std::size_t max) const {
   if (offset < begin_ || offset >= end_) throw std::out_of_range("SentBytesKeep::view: offset not kept");
-  std::uint64_t at = begin_;
   for (auto& piece : pieces_) {
-    if (offset < at + piece.size()) {
-      auto from = static_cast<std::size_t>(offset - at);
-      return piece.span().subspan(from, std::min(max, piece.size() - from));
+    auto size = piece.sent.size;
+    if (offset < piece.offset + size) {
+      auto from = static_cast<std::size_t>(offset - piece.offset);
+      return piece.sent.bytes().subspan(from, std::min(max, size - from));
     }
-    at += piece.size();
   }
   return {};
+}
+
+std::optional<zmq::message_t> SentBytesKeep::message_of(std::uint64_t offset, std::size_t n) {
+  for (auto& piece : pieces_) {
+    if (piece.offset != offset) continue;
+    if (piece.sent.size != n || !piece.chunk_message) return std::nullopt;
+    zmq::message_t again;
+    again.copy(piece.sent.message);
+    return again;
+  }
+  return std::nullopt;
 }
 
 ChunkReceiver::ChunkReceiver(ChunkedValue ref, std::uint64_t window, ChunkDelivery delivery,
