@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <functional>
+#include <map>
 
 #include <sodium.h>
 
@@ -245,6 +247,45 @@ TEST_CASE("chunking resume: a file source is read again from R; a source read on
     std::vector<std::uint8_t> again;
     while (auto c = tx.next()) again.insert(again.end(), c->data.begin(), c->data.end());
     CHECK(again == std::vector<std::uint8_t>(data.begin() + 5000, data.end()));
+    CHECK(tx.reference().sha256 == sha256(data.span()));
+  }
+  SUBCASE("a source read once, into the messages it builds: kept shared, sent again as they are") {
+    auto src = std::make_shared<OnceSource>(vec(data));
+    ChunkSender tx(src, 1, data.size(), 4096);
+    // A stand-in for the SDK's Chunk message: 64 header bytes (the offset first), then the data
+    // (a message of more than 33 bytes: libzmq counts references to its content).
+    BuildChunk build = [](std::uint64_t offset, std::size_t n, const std::function<void(std::span<std::uint8_t>)>& fill) {
+      zmq::message_t m(64 + n);
+      std::memcpy(m.data(), &offset, 8);
+      fill(std::span<std::uint8_t>(static_cast<std::uint8_t*>(m.data()) + 64, n));
+      return SentPiece{std::move(m), 64, n};
+    };
+    std::vector<std::uint8_t> first;
+    std::map<std::uint64_t, const void*> content;  // each chunk's message content
+    while (auto c = tx.next(build)) {
+      REQUIRE(c->message.has_value());
+      CHECK(c->data.data() == static_cast<const std::uint8_t*>(c->message->data()) + 64);  // in the message
+      content[c->offset] = c->message->data();
+      first.insert(first.end(), c->data.begin(), c->data.end());
+    }  // every message sent is gone: only the keep holds them
+    CHECK(first == vec(data));
+    REQUIRE_FALSE(tx.on_resume(4096, data.size()));  // a piece's start: its kept message again
+    std::vector<std::uint8_t> again;
+    while (auto c = tx.next(build)) {
+      REQUIRE(c->message.has_value());
+      CHECK(c->message->data() == content.at(c->offset));  // shared, never copied
+      std::uint64_t at = 0;
+      std::memcpy(&at, c->message->data(), 8);
+      CHECK(at == c->offset);
+      again.insert(again.end(), c->data.begin(), c->data.end());
+    }
+    CHECK(again == std::vector<std::uint8_t>(data.begin() + 4096, data.end()));
+    REQUIRE_FALSE(tx.on_resume(5000, data.size()));  // inside a piece: the bytes, to build anew
+    auto c = tx.next(build);
+    REQUIRE(c.has_value());
+    CHECK_FALSE(c->message.has_value());
+    CHECK(std::vector<std::uint8_t>(c->data.begin(), c->data.end()) ==
+          std::vector<std::uint8_t>(data.begin() + 5000, data.begin() + 8192));
     CHECK(tx.reference().sha256 == sha256(data.span()));
   }
   SUBCASE("a resume beyond what was sent is ignored") {

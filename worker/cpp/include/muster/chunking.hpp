@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -125,11 +126,19 @@ class SentBytesKeep {
 };
 
 // One chunk to send: `data` is a view into the sender's value (a source's: into the sender's
-// buffer, valid until its next call to next()).
+// buffer, valid until its next call to next()). `message`, when set, is the Chunk message that
+// carries exactly `data`, to send as it is (made by the sender's BuildChunk, or kept).
 struct ChunkOut {
   std::uint64_t offset = 0;
   std::span<const std::uint8_t> data;
+  std::optional<zmq::message_t> message;
 };
+
+// Builds the Chunk message of the `n` bytes at `offset`, its data written in place by
+// `fill(span)` (which may throw: then nothing is sent), so a source is read straight into the
+// message that carries it.
+using BuildChunk = std::function<SentPiece(std::uint64_t offset, std::size_t n,
+                                           const std::function<void(std::span<std::uint8_t>)>& fill)>;
 
 class ChunkSender {
  public:
@@ -153,16 +162,19 @@ class ChunkSender {
   std::optional<std::string> on_resume(std::uint64_t resume_offset, std::uint64_t bytes);
   // The next chunk the credit allows (at most chunk_bytes, and never past the grant), or
   // nullopt: all sent, or waiting for credit. From a source: throws std::runtime_error when it
-  // cannot be read.
-  std::optional<ChunkOut> next();
+  // cannot be read. With `build`, a source's bytes are read into the message it builds (the
+  // ChunkOut's `message`), which a source read once keeps for a resend, shared, not copied; a
+  // whole piece kept goes again as its message.
+  std::optional<ChunkOut> next(const BuildChunk& build = {});
   bool done() const { return sent_ == ref_.size; }
   std::uint64_t sent() const { return sent_; }
 
  private:
   Bytes data_;
   std::shared_ptr<ByteSource> source_;  // or, when set, the bytes come from here
-  std::vector<std::uint8_t> buffer_;    // the source's current chunk
-  std::optional<SentBytesKeep> keep_;   // a source that cannot be read again: its last bytes sent
+  std::vector<std::uint8_t> buffer_;    // the source's current chunk (without a BuildChunk)
+  SentPiece current_;                   // ... or the message it was read into (not kept)
+  std::optional<SentBytesKeep> keep_;   // a source that cannot be read again: its last pieces sent
   std::uint64_t read_ = 0;              // bytes read from the source (each once, if keep_)
   ChunkedValue ref_;
   std::uint64_t granted_;
