@@ -1,12 +1,18 @@
 // chunking_test.cpp — one chunked stream's sender and receiver (worker/cpp/chunking.hpp,
 // PROTOCOL.md §7.9): chunks within the credit, in order, and the receiver's size and sha256
 // check, including a corrupted chunk; and the SHA-256 they use (sha256.hpp, OpenSSL) against
-// the FIPS 180-2 vectors and libsodium's, whole or fed in uneven pieces.
+// the FIPS 180-2 vectors and libsodium's, whole or fed in uneven pieces; the resend keep of a
+// source read once (SentBytesKeep), which shares the messages it keeps.
 #include <doctest/doctest.h>
+
+#include <cstring>
+#include <functional>
+#include <map>
 
 #include <sodium.h>
 
 #include <fmt/format.h>
+#include <zmq.hpp>
 
 #include "muster/chunking.hpp"
 #include "muster/sha256.hpp"
@@ -243,6 +249,45 @@ TEST_CASE("chunking resume: a file source is read again from R; a source read on
     CHECK(again == std::vector<std::uint8_t>(data.begin() + 5000, data.end()));
     CHECK(tx.reference().sha256 == sha256(data.span()));
   }
+  SUBCASE("a source read once, into the messages it builds: kept shared, sent again as they are") {
+    auto src = std::make_shared<OnceSource>(vec(data));
+    ChunkSender tx(src, 1, data.size(), 4096);
+    // A stand-in for the SDK's Chunk message: 64 header bytes (the offset first), then the data
+    // (a message of more than 33 bytes: libzmq counts references to its content).
+    BuildChunk build = [](std::uint64_t offset, std::size_t n, const std::function<void(std::span<std::uint8_t>)>& fill) {
+      zmq::message_t m(64 + n);
+      std::memcpy(m.data(), &offset, 8);
+      fill(std::span<std::uint8_t>(static_cast<std::uint8_t*>(m.data()) + 64, n));
+      return SentPiece{std::move(m), 64, n};
+    };
+    std::vector<std::uint8_t> first;
+    std::map<std::uint64_t, const void*> content;  // each chunk's message content
+    while (auto c = tx.next(build)) {
+      REQUIRE(c->message.has_value());
+      CHECK(c->data.data() == static_cast<const std::uint8_t*>(c->message->data()) + 64);  // in the message
+      content[c->offset] = c->message->data();
+      first.insert(first.end(), c->data.begin(), c->data.end());
+    }  // every message sent is gone: only the keep holds them
+    CHECK(first == vec(data));
+    REQUIRE_FALSE(tx.on_resume(4096, data.size()));  // a piece's start: its kept message again
+    std::vector<std::uint8_t> again;
+    while (auto c = tx.next(build)) {
+      REQUIRE(c->message.has_value());
+      CHECK(c->message->data() == content.at(c->offset));  // shared, never copied
+      std::uint64_t at = 0;
+      std::memcpy(&at, c->message->data(), 8);
+      CHECK(at == c->offset);
+      again.insert(again.end(), c->data.begin(), c->data.end());
+    }
+    CHECK(again == std::vector<std::uint8_t>(data.begin() + 4096, data.end()));
+    REQUIRE_FALSE(tx.on_resume(5000, data.size()));  // inside a piece: the bytes, to build anew
+    auto c = tx.next(build);
+    REQUIRE(c.has_value());
+    CHECK_FALSE(c->message.has_value());
+    CHECK(std::vector<std::uint8_t>(c->data.begin(), c->data.end()) ==
+          std::vector<std::uint8_t>(data.begin() + 5000, data.begin() + 8192));
+    CHECK(tx.reference().sha256 == sha256(data.span()));
+  }
   SUBCASE("a resume beyond what was sent is ignored") {
     ChunkSender tx(data, 1, 8192, 4096);
     (void)tx.next();
@@ -294,6 +339,54 @@ TEST_CASE("chunking resume: SentBytesKeep keeps at least the last bytes, in the 
   auto v = keep.view(6, 100);
   CHECK(std::vector<std::uint8_t>(v.begin(), v.end()) == std::vector<std::uint8_t>{7, 8});
   CHECK_THROWS(keep.view(3, 1));
+}
+
+TEST_CASE("chunking resume: SentBytesKeep keeps a piece as the message that carried it, shared, valid once the "
+          "socket released the copy it sent") {
+  // A chunk-like message: 40 header bytes, then the piece (1 MiB, at offset 40 of the message).
+  const std::size_t header = 40, n = 1 << 20;
+  const auto piece = pattern(n);
+  zmq::message_t message(header + n);
+  std::memset(message.data(), 0xee, header);
+  std::memcpy(static_cast<std::uint8_t*>(message.data()) + header, piece.data(), n);
+  const void* content = message.data();
+
+  // Sent the way the SDKs send a kept piece: a copy (sharing the content) through a real socket
+  // (tcp on loopback: written out, then released by libzmq's I/O thread), received, and dropped.
+  zmq::context_t ctx(1);
+  zmq::socket_t tx(ctx, zmq::socket_type::push), rx(ctx, zmq::socket_type::pull);
+  rx.bind("tcp://127.0.0.1:*");
+  tx.connect(rx.get(zmq::sockopt::last_endpoint));
+  SentBytesKeep keep(4 * n);
+  keep.append(std::span<const std::uint8_t>(piece.data(), 5));  // bytes without a message: 0-5
+  keep.append(SentPiece{std::move(message), header, n});         // 5 to 5 + n
+  auto sent = keep.message_of(5, n);
+  REQUIRE(sent.has_value());
+  CHECK(sent->data() == content);  // the same content: nothing was copied
+  REQUIRE(tx.send(std::move(*sent), zmq::send_flags::none));
+  {
+    zmq::message_t got;
+    REQUIRE(rx.recv(got));
+    REQUIRE(got.size() == header + n);
+    CHECK(std::memcmp(static_cast<const std::uint8_t*>(got.data()) + header, piece.data(), n) == 0);
+  }
+  tx.close();  // linger: the I/O thread has written and released what it sent
+  rx.close();
+  ctx.close();
+
+  // What is kept is unchanged: the view, and a message to send again (the same one, shared).
+  auto v = keep.view(5, n);
+  CHECK(v.data() == static_cast<const std::uint8_t*>(content) + header);
+  CHECK(std::vector<std::uint8_t>(v.begin(), v.end()) == vec(piece));
+  auto again = keep.message_of(5, n);
+  REQUIRE(again.has_value());
+  CHECK(again->data() == content);
+  CHECK(sha256(std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(again->data()) + header, n)) ==
+        sha256(piece.span()));
+  // Only a whole piece kept with its message is sent as it is.
+  CHECK_FALSE(keep.message_of(0, 5).has_value());      // copied bytes: no chunk message
+  CHECK_FALSE(keep.message_of(5, n - 1).has_value());  // a cut piece is built anew
+  CHECK_FALSE(keep.message_of(6, n - 1).has_value());
 }
 
 TEST_CASE("chunking: stream 0 is the items, never a chunked value") {

@@ -205,9 +205,26 @@ TEST_CASE("C++ client resume: a source read once cannot go back more than kResum
   auto submit = fake.expect(wire::ClientBody::Submit);
   auto id = submit.msg->request_id();
   fake.credit(id, 1, input.size());
-  fake.chunks_until(input.size());
-  fake.credit(id, 1, input.size(), 2 * MiB);  // the oldest byte kept: sent again
-  CHECK(fake.chunks_until(input.size()).front().first == 2 * MiB);
+  fake.chunks_until(input.size());  // received and dropped: the client's socket released them
+  // Sent again from what is kept (the Chunk messages first sent, shared): the oldest byte kept
+  // (a piece's start), and inside a piece; the bytes before R and those sent again make the
+  // stream whose sha256 the reference gives.
+  for (std::uint64_t r : {2 * MiB, 5 * MiB + 3}) {
+    CAPTURE(r);
+    fake.credit(id, 1, input.size(), r);
+    auto again = fake.chunks_until(input.size());
+    REQUIRE(again.front().first == r);
+    Sha256 hash;
+    hash.update(input.span().subspan(0, r));
+    std::uint64_t at = r;
+    for (auto& [offset, bytes] : again) {
+      REQUIRE(offset == at);
+      CHECK(bytes == Bytes(input.span().subspan(offset, bytes.size()).begin(), input.span().subspan(offset, bytes.size()).end()));
+      hash.update(bytes.span());
+      at += bytes.size();
+    }
+    CHECK(hash.finish() == sha256(input.span()));
+  }
   fake.credit(id, 1, input.size(), MiB);  // further back than what is kept
   fake.expect(wire::ClientBody::Cancel);
   try {

@@ -320,3 +320,46 @@ TEST_CASE("C++ worker resume (§7.9 R10): an OutputSource asked to go back more 
                     "only its bytes from offset {} are kept (the last {} read)",
                     MiB, 2 * MiB, kResumeKeepBytes));
 }
+
+TEST_CASE("C++ worker resume (§7.9 R10): an OutputSource's kept pieces are the chunk messages it sent: once the "
+          "sockets released them, a resume sends the same bytes again, whole pieces and cut ones") {
+  FakeDaemon fake;
+  const std::uint64_t size = 5 * MiB + 123;  // a short last piece too (built at its size)
+  RunningWorker w(options(fake, "cpp-kept", 30000ms));
+  w.worker.node({.name = "stream"}, [size](Context& ctx) {
+    ctx.output_stream("data", std::make_unique<PatternSource>(size, 9));
+    return Map{};
+  });
+  w.start();
+  fake.attach("cpp-kept", 16u << 20, 60000, /*no_answer_acks=*/true);
+  const std::string topic = "w:cpp-kept:";
+  fake.publish(topic, FakeDaemon::work_request(17, "stream", {}, false, /*chunk_window_bytes=*/64 * MiB));
+  const auto expected = pattern(size, 9);
+  // Every chunk received by the fake daemon and dropped: the worker's sockets released them.
+  expect_chunks(fake, 2, expected, 0, size);
+  auto ref = result_ref(next_not_pong(fake), "data");
+  CHECK(ref.size == size);
+  CHECK(ref.sha256 == sha256(expected.span()));
+  // A caller that has the first R bytes asks again from R: the bytes it gets, after its own
+  // R, make the stream whose sha256 the reference gives. At a piece's start (the kept message
+  // sent as it is), inside a piece (built anew from the kept bytes), and at the short last one.
+  for (std::uint64_t r : {2 * MiB, 3 * MiB + 7, 5 * MiB, std::uint64_t{0}}) {
+    CAPTURE(r);
+    fake.publish(topic, FakeDaemon::credit(17, 2, 64 * MiB, r));
+    Sha256 hash;
+    hash.update(slice(expected, 0, r));
+    std::uint64_t at = r;
+    while (at < size) {
+      auto m = next_not_pong(fake);
+      REQUIRE_MESSAGE(m.type() == wire::WorkerBody::Chunk, "got ", wire::EnumNameWorkerBody(m.type()));
+      auto* c = m.msg->body_as_Chunk();
+      REQUIRE(c->offset() == at);
+      std::span<const std::uint8_t> data(c->data()->data(), c->data()->size());
+      CHECK(std::equal(data.begin(), data.end(), slice(expected, at, at + data.size()).begin()));
+      hash.update(data);
+      at += data.size();
+    }
+    CHECK(at == size);
+    CHECK(hash.finish() == ref.sha256);
+  }
+}

@@ -44,26 +44,42 @@ std::optional<std::string> ChunkSender::on_resume(std::uint64_t resume_offset, s
   return std::nullopt;
 }
 
-std::optional<ChunkOut> ChunkSender::next() {
+std::optional<ChunkOut> ChunkSender::next(const BuildChunk& build) {
   if (done() || sent_ >= granted_) return std::nullopt;
   // Never past the grant (the send rule for chunks is strict: offset + size <= granted).
   std::uint64_t n = std::min<std::uint64_t>({chunk_bytes_, ref_.size - sent_, granted_ - sent_});
-  std::span<const std::uint8_t> data;
+  ChunkOut out{sent_, {}, std::nullopt};
   if (keep_ && sent_ < read_) {  // going back: from what was kept, never read twice
-    data = keep_->view(sent_, static_cast<std::size_t>(std::min<std::uint64_t>(n, read_ - sent_)));
-    n = data.size();
+    out.data = keep_->view(sent_, static_cast<std::size_t>(std::min<std::uint64_t>(n, read_ - sent_)));
+    n = out.data.size();
+    out.message = keep_->message_of(sent_, out.data.size());
+  } else if (source_ && build) {
+    auto at = sent_;
+    auto piece = build(at, static_cast<std::size_t>(n), [&](std::span<std::uint8_t> to) {
+      source_->read_at(at, to);  // throws: nothing counted as sent
+    });
+    if (piece.size != n) throw std::logic_error("ChunkSender: the chunk built does not carry the bytes asked for");
+    out.message.emplace();
+    out.message->copy(piece.message);  // shares the content
+    if (keep_) {
+      keep_->append(std::move(piece));
+      read_ = sent_ + n;
+      out.data = keep_->view(sent_, static_cast<std::size_t>(n));
+    } else {
+      current_ = std::move(piece);
+      out.data = current_.bytes();
+    }
   } else if (source_) {
     buffer_.resize(static_cast<std::size_t>(n));
     source_->read_at(sent_, buffer_);  // throws: nothing counted as sent
-    data = buffer_;
+    out.data = buffer_;
     if (keep_) {
-      keep_->append(data);
+      keep_->append(out.data);
       read_ = sent_ + n;
     }
   } else {
-    data = data_.span().subspan(sent_, n);
+    out.data = data_.span().subspan(sent_, n);
   }
-  ChunkOut out{sent_, data};
   sent_ += n;
   return out;
 }
@@ -100,27 +116,44 @@ bool ResumeRule::stalled(std::uint64_t received, std::uint64_t expected, Clock::
   return true;
 }
 
+void SentBytesKeep::append(SentPiece piece) { keep(std::move(piece), true); }
+
 void SentBytesKeep::append(std::span<const std::uint8_t> data) {
-  if (data.empty()) return;
-  pieces_.emplace_back(data.begin(), data.end());
-  end_ += data.size();
-  while (!pieces_.empty() && end_ - begin_ - pieces_.front().size() >= keep_) {
-    begin_ += pieces_.front().size();
+  keep(SentPiece{zmq::message_t(data.data(), data.size()), 0, data.size()}, false);
+}
+
+void SentBytesKeep::keep(SentPiece piece, bool chunk_message) {
+  if (piece.size == 0) return;
+  auto n = piece.size;
+  pieces_.push_back({end_, std::move(piece), chunk_message});
+  end_ += n;
+  while (!pieces_.empty() && end_ - begin_ - pieces_.front().sent.size >= keep_) {
+    begin_ += pieces_.front().sent.size;
     pieces_.pop_front();
   }
 }
 
 std::span<const std::uint8_t> SentBytesKeep::view(std::uint64_t offset, std::size_t max) const {
   if (offset < begin_ || offset >= end_) throw std::out_of_range("SentBytesKeep::view: offset not kept");
-  std::uint64_t at = begin_;
   for (auto& piece : pieces_) {
-    if (offset < at + piece.size()) {
-      auto from = static_cast<std::size_t>(offset - at);
-      return piece.span().subspan(from, std::min(max, piece.size() - from));
+    auto size = piece.sent.size;
+    if (offset < piece.offset + size) {
+      auto from = static_cast<std::size_t>(offset - piece.offset);
+      return piece.sent.bytes().subspan(from, std::min(max, size - from));
     }
-    at += piece.size();
   }
   return {};
+}
+
+std::optional<zmq::message_t> SentBytesKeep::message_of(std::uint64_t offset, std::size_t n) {
+  for (auto& piece : pieces_) {
+    if (piece.offset != offset) continue;
+    if (piece.sent.size != n || !piece.chunk_message) return std::nullopt;
+    zmq::message_t again;
+    again.copy(piece.sent.message);
+    return again;
+  }
+  return std::nullopt;
 }
 
 ChunkReceiver::ChunkReceiver(ChunkedValue ref, std::uint64_t window, ChunkDelivery delivery,

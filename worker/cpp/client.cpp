@@ -21,6 +21,7 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "chunk_message.hpp"
 #include "client_message.hpp"
 #include "client_socket.hpp"
 #include "listing_json.hpp"
@@ -199,7 +200,9 @@ struct Client::Impl {
     zmq::poll(&item, 1, std::chrono::milliseconds(3000));
   }
 
-  void send(flatbuffers::FlatBufferBuilder& fbb) {
+  void send(flatbuffers::FlatBufferBuilder& fbb) { send(take_message(fbb)); }
+
+  void send(zmq::message_t message) {
     if (!connected) {
       // Wait for the connection, so that a missing daemon is reported quickly.
       auto until = SteadyClock::now() + std::chrono::milliseconds(3000);
@@ -214,7 +217,7 @@ struct Client::Impl {
     }
     wait_until_writable();
     flush_held();  // what is held goes first: one connection's order holds
-    if (!socket.send(take_message(fbb), zmq::send_flags::dontwait))
+    if (!socket.send(std::move(message), zmq::send_flags::dontwait))
       throw CallError(wire::ErrorCode::Unavailable,
                       fmt::format("cannot send to musterd at {}: too many messages queued",
                                   opt.client_address));
@@ -852,22 +855,35 @@ struct Client::Impl {
   void send_chunks(std::uint64_t id) {
     auto o = open.find(id);
     if (o == open.end()) return;
+    const auto& as = o->second.on_behalf_of;
+    const std::size_t header = 256 + (as ? as->user.size() + as->workspace.size() + as->role.size() : 0);
     for (auto& in : o->second.inputs) {
+      const auto stream = in.sender.reference().stream;
+      auto finish = [&](std::uint64_t offset) {
+        return [&, offset](flatbuffers::FlatBufferBuilder& fbb, detail::ChunkData data) {
+          auto body = wire::CreateChunk(fbb, id, stream, offset, data);
+          finish_client_message(fbb, id, wire::ClientBody::Chunk, body.Union(), as);
+        };
+      };
+      // A source is read straight into the Chunk message that carries it (kept, shared, for a
+      // resend when it cannot be read again): no copy of its bytes.
+      BuildChunk build = [&](std::uint64_t offset, std::size_t n,
+                             const std::function<void(std::span<std::uint8_t>)>& fill) {
+        detail::ChunkWriter writer(n, header);
+        fill(writer.data());
+        return writer.finish(n, finish(offset));
+      };
       for (;;) {
         if (!connected) return;  // the call ends UNAVAILABLE with the connection (fail_open)
         std::optional<ChunkOut> c;
         try {
-          c = in.sender.next();
+          c = in.sender.next(build);
         } catch (const std::exception& e) {
           return fail_locally(id, wire::ErrorCode::InvalidRequest, fmt::format("input {}: {}", in.port, e.what()));
         }
         if (!c) break;
-        flatbuffers::FlatBufferBuilder fbb(c->data.size() + 256);
-        fbb.ForceVectorAlignment(c->data.size(), 1, 8);  // data on 8 bytes, as writers align it
-        auto data = fbb.CreateVector(c->data.data(), c->data.size());
-        auto body = wire::CreateChunk(fbb, id, in.sender.reference().stream, c->offset, data);
         try {
-          send_message(id, wire::ClientBody::Chunk, body.Union(), fbb, o->second.on_behalf_of);
+          send(c->message ? std::move(*c->message) : detail::chunk_piece(c->data, header, finish(c->offset)).message);
         } catch (const CallError&) {
           return;  // the connection is gone: the call ends UNAVAILABLE with it (fail_open)
         }

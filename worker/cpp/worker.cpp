@@ -452,14 +452,14 @@ struct WorkerImpl {
     auto limit = max_message_bytes.load();
     std::size_t chunk_bytes = limit > 4096 ? std::min<std::size_t>(kChunkBytes, limit - 1024) : kChunkBytes;
     std::uint32_t stream = 2;
-    using PieceReader = std::function<std::span<const std::uint8_t>(std::size_t max)>;
-    auto send_stream = [&](const std::string& name, const Bytes* whole, const PieceReader& reader) {
+    auto send_stream = [&](const std::string& name, const Bytes* whole, const OutputCredits::ReadPiece& reader) {
       if (stream > 2 * kMaxWorkerChunkStreams)
         throw WorkError(fmt::format("output {}: more than {} chunked outputs in one call", name, kMaxWorkerChunkStreams));
       auto ref = job.output_credits->send_chunked(
           name, stream, whole, reader, *job.aborted, chunk_bytes,
-          [&](std::uint32_t s, std::uint64_t offset, std::span<const std::uint8_t> data) {
-            send(worker_chunk_message(opt.worker_id, job.request_id, s, offset, data));
+          [&](std::uint32_t s, std::uint64_t offset, std::span<const std::uint8_t> data,
+              std::optional<zmq::message_t> ready) {
+            send(ready ? std::move(*ready) : worker_chunk_message(opt.worker_id, job.request_id, s, offset, data));
           });
       ready.outputs.set(name, Value(ref));
       stream += 2;
@@ -469,16 +469,19 @@ struct WorkerImpl {
       Bytes bytes = value.as_bytes();
       send_stream(name, &bytes, nullptr);
     }
-    std::vector<std::uint8_t> buffer(chunk_bytes);
     for (auto& [name, source] : ready.sources) {
-      send_stream(name, nullptr, [&, src = source.get()](std::size_t max) {
-        std::size_t n = 0;  // a chunk as full as the source gives, so short reads make no tiny chunks
-        while (n < max) {
-          auto got = src->read(std::span<std::uint8_t>(buffer.data() + n, max - n));
-          if (got == 0) break;
-          n += got;
-        }
-        return std::span<const std::uint8_t>(buffer.data(), n);
+      // Each piece is read straight into the chunk message that carries it (kept for a resend
+      // by sharing that message: no copy of the bytes).
+      send_stream(name, nullptr, [&, src = source.get()](std::uint32_t s, std::uint64_t offset, std::size_t max) {
+        return worker_chunk_read(opt.worker_id, job.request_id, s, offset, max, [src](std::span<std::uint8_t> buffer) {
+          std::size_t n = 0;  // a chunk as full as the source gives, so short reads make no tiny chunks
+          while (n < buffer.size()) {
+            auto got = src->read(buffer.subspan(n));
+            if (got == 0) break;
+            n += got;
+          }
+          return n;
+        });
       });
     }
   }
@@ -998,8 +1001,10 @@ struct WorkerImpl {
         credits->grant(c->stream(), c->bytes(), resume);
         // A stream sent whole already: the chunks asked for go again from here.
         if (auto error = credits->send_again(c->stream(), [&](std::uint32_t s, std::uint64_t offset,
-                                                               std::span<const std::uint8_t> data) {
-              send_to_daemon(worker_chunk_message(opt.worker_id, c->request_id(), s, offset, data));
+                                                               std::span<const std::uint8_t> data,
+                                                               std::optional<zmq::message_t> ready) {
+              send_to_daemon(ready ? std::move(*ready)
+                                   : worker_chunk_message(opt.worker_id, c->request_id(), s, offset, data));
             }))
           fail_answered(c->request_id(), *error);
         break;

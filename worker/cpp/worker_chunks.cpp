@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "chunk_message.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 
@@ -20,14 +21,31 @@ zmq::message_t worker_credit_message(const std::string& worker_id, std::uint64_t
   return take_message(fbb);
 }
 
+namespace {
+
+// Finishes a Chunk of `worker_id` around its data vector.
+auto worker_chunk_finish(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
+                         std::uint64_t offset) {
+  return [&worker_id, request_id, stream, offset](flatbuffers::FlatBufferBuilder& fbb, detail::ChunkData data) {
+    auto body = wire::CreateChunk(fbb, request_id, stream, offset, data);
+    finish_worker_message(fbb, worker_id, wire::WorkerBody::Chunk, body.Union());
+  };
+}
+
+}  // namespace
+
 zmq::message_t worker_chunk_message(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
                                     std::uint64_t offset, std::span<const std::uint8_t> data) {
-  flatbuffers::FlatBufferBuilder fbb(data.size() + 256 + worker_id.size());
-  fbb.ForceVectorAlignment(data.size(), 1, kPayloadAlignment);
-  auto vec = fbb.CreateVector(data.data(), data.size());
-  auto body = wire::CreateChunk(fbb, request_id, stream, offset, vec);
-  finish_worker_message(fbb, worker_id, wire::WorkerBody::Chunk, body.Union());
-  return take_message(fbb);
+  return detail::chunk_piece(data, 256 + worker_id.size(), worker_chunk_finish(worker_id, request_id, stream, offset))
+      .message;
+}
+
+SentPiece worker_chunk_read(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
+                            std::uint64_t offset, std::size_t max,
+                            const std::function<std::size_t(std::span<std::uint8_t>)>& fill) {
+  detail::ChunkWriter writer(max, 256 + worker_id.size());
+  auto n = fill(writer.data());
+  return writer.finish(n, worker_chunk_finish(worker_id, request_id, stream, offset));
 }
 
 namespace detail {
@@ -178,14 +196,19 @@ std::optional<std::string> OutputCredits::send_again(std::uint32_t n, const Send
   while (s.next < std::min(s.granted, s.read)) {
     auto data = kept_bytes(s, s.next, static_cast<std::size_t>(std::min<std::uint64_t>(
                                           s.chunk_bytes, std::min(s.granted, s.read) - s.next)));
-    send(n, s.next, data);
+    send(n, s.next, data, kept_message(s, s.next, data.size()));
     s.next += data.size();
   }
   return std::nullopt;
 }
 
+std::optional<zmq::message_t> OutputCredits::kept_message(Stream& s, std::uint64_t offset, std::size_t n) {
+  if (!s.keep) return std::nullopt;
+  return s.keep->message_of(offset, n);
+}
+
 ChunkedValue OutputCredits::send_chunked(const std::string& port, std::uint32_t n, const Bytes* whole,
-                                         const std::function<std::span<const std::uint8_t>(std::size_t)>& next_piece,
+                                         const ReadPiece& next_piece,
                                          const std::atomic<bool>& aborted, std::size_t chunk_bytes,
                                          const SendChunk& send) {
   {
@@ -204,19 +227,22 @@ ChunkedValue OutputCredits::send_chunked(const std::string& port, std::uint32_t 
     // One piece read ahead of the grant: the end is known before waiting for credit, since a
     // caller whose grant covers every byte sent may grant no more.
     if (s.next == s.read && !at_end) {
+      auto offset = s.read;
       lock.unlock();
-      std::span<const std::uint8_t> piece;
+      std::size_t size = 0;
+      SentPiece piece;
       if (whole) {
-        piece = whole->span().subspan(static_cast<std::size_t>(s.read),
-                                      std::min<std::uint64_t>(chunk_bytes, whole->size() - s.read));
+        size = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_bytes, whole->size() - offset));
+        hash.update(whole->span().subspan(static_cast<std::size_t>(offset), size));
       } else {
-        piece = next_piece(chunk_bytes);  // may block: not under the lock
+        piece = next_piece(n, offset, chunk_bytes);  // may block: not under the lock
+        size = piece.size;
+        hash.update(piece.bytes());
       }
-      hash.update(piece);
       lock.lock();
-      if (s.keep) s.keep->append(piece);
-      s.read += piece.size();
-      at_end = piece.empty();
+      if (s.keep) s.keep->append(std::move(piece));  // the message, shared: no copy
+      s.read += size;
+      at_end = size == 0;
     }
     if (s.next == s.read && at_end && !s.resume) break;
     // Abort and Credit notify; the bound keeps a lost wake-up from hanging the handler.
@@ -233,8 +259,9 @@ ChunkedValue OutputCredits::send_chunked(const std::string& port, std::uint32_t 
                            static_cast<std::size_t>(std::min<std::uint64_t>({chunk_bytes, s.granted - s.next, s.read - s.next})));
     started = true;
     auto at = s.next;
+    auto ready = kept_message(s, at, data.size());  // (under the lock: copying touches the kept one)
     lock.unlock();  // the bytes stay: only this thread changes them while the stream is sent
-    send(n, at, data);
+    send(n, at, data, std::move(ready));
     lock.lock();
     if (s.next == at) s.next += data.size();  // (a resume Credit meanwhile moved it)
     s.sent = std::max(s.sent, at + data.size());

@@ -44,6 +44,12 @@ zmq::message_t worker_credit_message(const std::string& worker_id, std::uint64_t
                                      std::uint64_t bytes, std::optional<std::uint64_t> resume = std::nullopt);
 zmq::message_t worker_chunk_message(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
                                     std::uint64_t offset, std::span<const std::uint8_t> data);
+// The same Chunk, its data read in place: `fill` writes at most the span it gets (`max` bytes)
+// and returns the count (0: the end, an empty piece). No copy of the bytes (but for a last
+// piece shorter than `max`).
+SentPiece worker_chunk_read(const std::string& worker_id, std::uint64_t request_id, std::uint32_t stream,
+                            std::uint64_t offset, std::size_t max,
+                            const std::function<std::size_t(std::span<std::uint8_t>)>& fill);
 
 namespace detail {
 
@@ -109,10 +115,18 @@ struct InputFeed {
 // chunk_window_bytes, raised by the caller's Credits (socket thread); a resume Credit sends it
 // back (R9). The handler thread sends a stream (send_chunked), waiting on its grant; once it
 // sent all of it, a resume Credit is the socket thread's to answer (send_again), from what the
-// stream kept (R10, R11).
+// stream kept (R10, R11). An OutputSource's pieces are kept as the chunk messages that carried
+// them (SentBytesKeep): a chunk that is a whole piece goes (again) as a copy of that message,
+// which shares its content; only a chunk cut elsewhere (a grant or a resume offset inside a
+// piece) is built anew from the kept bytes.
 class OutputCredits {
  public:
-  using SendChunk = std::function<void(std::uint32_t stream, std::uint64_t offset, std::span<const std::uint8_t>)>;
+  // Sends the chunk [offset, offset + data.size()) of `stream`: `ready` when set (a message
+  // that carries exactly those bytes), else a message built from `data`.
+  using SendChunk = std::function<void(std::uint32_t stream, std::uint64_t offset, std::span<const std::uint8_t> data,
+                                       std::optional<zmq::message_t> ready)>;
+  // The next piece of an OutputSource: stream, its offset, at most `max` bytes; empty at the end.
+  using ReadPiece = std::function<SentPiece(std::uint32_t stream, std::uint64_t offset, std::size_t max)>;
   explicit OutputCredits(std::uint64_t initial) : initial_(initial) {}
   // Socket thread: a Credit for `stream` (the highest total counts); with `resume`, a resume
   // Credit at that offset.
@@ -130,12 +144,12 @@ class OutputCredits {
 
   // Handler thread: sends output `port` as chunked stream `stream` within the grants, each chunk
   // through `send`, the bytes from `whole` (a Bytes output) or else read through `next_piece`
-  // (at most its argument each time, valid until its next call; empty at the end) at most one
-  // chunk beyond the grant, keeping the last kResumeKeepBytes read. Returns the reference to
+  // at most one chunk beyond the grant, keeping the last kResumeKeepBytes read (the pieces, not
+  // a copy). Returns the reference to
   // put in the Result (size and sha256 computed as the bytes are first read). Throws WorkError
   // if aborted, or if a resume Credit goes back before what was kept.
   ChunkedValue send_chunked(const std::string& port, std::uint32_t stream, const Bytes* whole,
-                            const std::function<std::span<const std::uint8_t>(std::size_t max)>& next_piece,
+                            const ReadPiece& next_piece,
                             const std::atomic<bool>& aborted, std::size_t chunk_bytes, const SendChunk& send);
 
  private:
@@ -145,7 +159,7 @@ class OutputCredits {
     std::string port;
     const Bytes* whole = nullptr;         // a Bytes output (the handler thread's while sending)
     Bytes whole_kept;                     // ... kept once sent, to send again
-    std::optional<SentBytesKeep> keep;    // an OutputSource's last bytes read
+    std::optional<SentBytesKeep> keep;    // an OutputSource's last pieces read, as their messages
     std::uint64_t read = 0;               // bytes read and hashed (each once)
     std::uint64_t next = 0;               // where the next chunk starts
     std::uint64_t sent = 0;               // the most bytes sent (a resume beyond is ignored)
@@ -156,6 +170,8 @@ class OutputCredits {
   // Acts on a pending resume (under mu_): an error if its bytes are gone.
   std::optional<std::string> take_resume(std::uint32_t n, Stream& s);
   static std::span<const std::uint8_t> kept_bytes(const Stream& s, std::uint64_t offset, std::size_t max);
+  // The kept message carrying exactly [offset, offset + n) of an OutputSource, shared (under mu_).
+  static std::optional<zmq::message_t> kept_message(Stream& s, std::uint64_t offset, std::size_t n);
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::uint32_t, Stream> streams_;

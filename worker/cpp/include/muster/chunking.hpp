@@ -5,7 +5,8 @@
 // Resumption (§7.9 R1-R3, R9, R10): the receiver's rules for a chunk that overlaps what it has,
 // or leaves a gap, and for a stall (ResumeRule); the sender going back to a resume Credit's
 // offset, reading again from memory or a source that can be read again, else from the last
-// kResumeKeepBytes it sent (SentBytesKeep).
+// kResumeKeepBytes it sent (SentBytesKeep), kept as the chunk messages that carried them, shared
+// with the sockets rather than copied.
 // Owns: the offsets, the credit arithmetic and the checks of one stream.
 // Must never: send past the credit, take a byte twice or out of order, take a chunk beyond the
 // declared size, or hand out bytes whose size or sha256 does not match the reference.
@@ -17,12 +18,15 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <zmq.hpp>
 
 #include "muster/byte_source.hpp"
 #include "muster/sha256.hpp"
@@ -67,31 +71,74 @@ class ResumeRule {
   bool resumed_since_chunk_ = false;
 };
 
+// A piece of a stream as sent: `bytes` lie in the content of `message`, the Chunk message that
+// carried them.
+// A copy of a zmq::message_t shares its content by reference count (zmq_msg_copy), and libzmq
+// never writes into the content of a message it sends (it reads it, or encrypts it into a new
+// one for CURVE), so a kept piece stays valid and unchanged after the socket released the copy
+// it sent.
+// The bytes are found from the message each time (a message of up to 33 bytes holds them in
+// itself, so they move with it).
+struct SentPiece {
+  zmq::message_t message;
+  std::size_t at = 0, size = 0;  // the bytes are message[at, at + size)
+  std::span<const std::uint8_t> bytes() const {
+    return {static_cast<const std::uint8_t*>(message.data()) + at, size};
+  }
+};
+
 // The last bytes a sender sent of a stream it cannot read again (§7.9 R10): at least the last
-// `keep` bytes (at most one piece more), in the pieces they were sent in.
+// `keep` bytes (at most one piece more), in the pieces they were sent in. Keeping a piece given
+// with its chunk message costs no copy and no allocation: the keep holds one more reference to
+// the message's content.
 class SentBytesKeep {
  public:
   explicit SentBytesKeep(std::uint64_t keep = kResumeKeepBytes) : keep_(keep) {}
-  // The bytes at offset end(), just sent; the oldest pieces not needed to keep `keep` go.
+  // Moved, never copied (it holds messages): said so, so that containers of senders move them.
+  SentBytesKeep(SentBytesKeep&&) = default;
+  SentBytesKeep& operator=(SentBytesKeep&&) = default;
+  SentBytesKeep(const SentBytesKeep&) = delete;
+  SentBytesKeep& operator=(const SentBytesKeep&) = delete;
+  // The bytes at offset end(), just sent, and the chunk message that carried them; the oldest
+  // pieces not needed to keep `keep` go.
+  void append(SentPiece piece);
+  // The same for bytes sent without a chunk message of their own: copied.
   void append(std::span<const std::uint8_t> data);
   // The first offset still kept, and the end (every byte sent).
   std::uint64_t begin() const { return begin_; }
   std::uint64_t end() const { return end_; }
   // At most `max` bytes from `offset` (begin() <= offset < end()), valid until the next append.
   std::span<const std::uint8_t> view(std::uint64_t offset, std::size_t max) const;
+  // The chunk message of the piece that is exactly [offset, offset + n), to send again as it is:
+  // a copy that shares its content. Nullopt when no piece kept with its message is that range.
+  std::optional<zmq::message_t> message_of(std::uint64_t offset, std::size_t n);
 
  private:
+  struct Piece {
+    std::uint64_t offset;
+    SentPiece sent;
+    bool chunk_message;  // sent.message is the Chunk message (else a copy of the bytes alone)
+  };
+  void keep(SentPiece piece, bool chunk_message);
   std::uint64_t keep_;
   std::uint64_t begin_ = 0, end_ = 0;
-  std::deque<Bytes> pieces_;
+  std::deque<Piece> pieces_;
 };
 
 // One chunk to send: `data` is a view into the sender's value (a source's: into the sender's
-// buffer, valid until its next call to next()).
+// buffer, valid until its next call to next()). `message`, when set, is the Chunk message that
+// carries exactly `data`, to send as it is (made by the sender's BuildChunk, or kept).
 struct ChunkOut {
   std::uint64_t offset = 0;
   std::span<const std::uint8_t> data;
+  std::optional<zmq::message_t> message;
 };
+
+// Builds the Chunk message of the `n` bytes at `offset`, its data written in place by
+// `fill(span)` (which may throw: then nothing is sent), so a source is read straight into the
+// message that carries it.
+using BuildChunk = std::function<SentPiece(std::uint64_t offset, std::size_t n,
+                                           const std::function<void(std::span<std::uint8_t>)>& fill)>;
 
 class ChunkSender {
  public:
@@ -115,16 +162,19 @@ class ChunkSender {
   std::optional<std::string> on_resume(std::uint64_t resume_offset, std::uint64_t bytes);
   // The next chunk the credit allows (at most chunk_bytes, and never past the grant), or
   // nullopt: all sent, or waiting for credit. From a source: throws std::runtime_error when it
-  // cannot be read.
-  std::optional<ChunkOut> next();
+  // cannot be read. With `build`, a source's bytes are read into the message it builds (the
+  // ChunkOut's `message`), which a source read once keeps for a resend, shared, not copied; a
+  // whole piece kept goes again as its message.
+  std::optional<ChunkOut> next(const BuildChunk& build = {});
   bool done() const { return sent_ == ref_.size; }
   std::uint64_t sent() const { return sent_; }
 
  private:
   Bytes data_;
   std::shared_ptr<ByteSource> source_;  // or, when set, the bytes come from here
-  std::vector<std::uint8_t> buffer_;    // the source's current chunk
-  std::optional<SentBytesKeep> keep_;   // a source that cannot be read again: its last bytes sent
+  std::vector<std::uint8_t> buffer_;    // the source's current chunk (without a BuildChunk)
+  SentPiece current_;                   // ... or the message it was read into (not kept)
+  std::optional<SentBytesKeep> keep_;   // a source that cannot be read again: its last pieces sent
   std::uint64_t read_ = 0;              // bytes read from the source (each once, if keep_)
   ChunkedValue ref_;
   std::uint64_t granted_;
