@@ -54,8 +54,8 @@ after(async () => {
 });
 
 /** A daemon of its own, for a test that changes its instance or stops its pings. */
-async function ownDaemon(): Promise<FakeDaemon> {
-  const d = await FakeDaemon.start({ pingIntervalMs: 50, liveness: 3 });
+async function ownDaemon(liveness?: number): Promise<FakeDaemon> {
+  const d = await FakeDaemon.start({ pingIntervalMs: 50, liveness });
   daemons.push(d);
   return d;
 }
@@ -294,7 +294,7 @@ describe('worker as sender (output streams, R9-R11)', () => {
 
 describe('worker re-attaching (R4)', () => {
   it('to the same daemon instance: sends resume Credits for its input streams, and the call completes', async () => {
-    const d = await ownDaemon();
+    const d = await ownDaemon(20); // silent for 1 s: the worker attaches again
     await startWorker(d, 'rw6', [hashNode]);
     const value = pattern(3 * MiB, 7);
     const rid = request(d, 'rw6', 'r.hash', { data: new ChunkedValue(1, value.length, sha(value)) });

@@ -20,6 +20,13 @@ import {
   encodeDaemonMessage,
 } from '../src';
 
+// How long a wait for a message or a condition that must come lasts. Generous: the worker, the
+// client and this fake share one Node process, and on a loaded 2-core CI machine producing and
+// hashing a few MiB of chunks took more than the 5 s this was (a chunk-resume test timed out at
+// load ~21 and passed alone). A wait for something that must NOT come passes its own, short,
+// timeout; a hang still fails here, bounded.
+export const DEFAULT_WAIT_MS = 30_000;
+
 export interface FromWorker {
   routingId: Buffer;
   delimiter: boolean;
@@ -49,7 +56,7 @@ class Inbox<T> {
   }
 
   /** The next item (oldest first) that matches; waits up to timeoutMs. */
-  next(match: (t: T) => boolean = () => true, timeoutMs = 5000, what = 'message'): Promise<T> {
+  next(match: (t: T) => boolean = () => true, timeoutMs = DEFAULT_WAIT_MS, what = 'message'): Promise<T> {
     const i = this.items.findIndex(match);
     if (i >= 0) return Promise.resolve(this.items.splice(i, 1)[0]!);
     return new Promise<T>((resolve, reject) => {
@@ -91,7 +98,7 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `cond` every 10 ms until it holds, or throws after timeoutMs. */
-export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function until(cond: () => boolean, timeoutMs = DEFAULT_WAIT_MS, what = 'condition'): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -153,7 +160,11 @@ export class FakeDaemon {
     this.clientAddress = `ipc://${this.dir}/client.sock`;
     this.instance = options.instance ?? 'fake-instance-1';
     this.pingIntervalMs = options.pingIntervalMs ?? 100;
-    this.liveness = options.liveness ?? 3;
+    // 100 pings: a 10 s window. The worker under test runs in this same Node process; under a
+    // loaded CI machine its event loop stalls for longer than a few pings, and a short window
+    // made it attach again mid-test, losing what was published meanwhile (seen: chunk-resume
+    // tests at load ~20). A test about the window passes its own liveness.
+    this.liveness = options.liveness ?? 100;
     this.autoAttach = options.autoAttach ?? true;
     this.autoAck = options.autoAck ?? true;
     this.pinging = options.ping ?? true;
@@ -259,14 +270,14 @@ export class FakeDaemon {
   nextFromWorker<T extends WorkerMessage['body']['type']>(
     type: T,
     match: (m: Extract<WorkerMessage['body'], { type: T }>, r: FromWorker) => boolean = () => true,
-    timeoutMs = 5000,
+    timeoutMs = DEFAULT_WAIT_MS,
   ): Promise<FromWorker & { body: Extract<WorkerMessage['body'], { type: T }> }> {
     return this.fromWorkers
       .next((r) => r.msg.body.type === type && match(r.msg.body as never, r), timeoutMs, `a ${type} from a worker`)
       .then((r) => ({ ...r, body: r.msg.body as Extract<WorkerMessage['body'], { type: T }> }));
   }
 
-  nextFromClient<T extends ClientMessage['body']['type']>(type: T, timeoutMs = 5000): Promise<FromClient> {
+  nextFromClient<T extends ClientMessage['body']['type']>(type: T, timeoutMs = DEFAULT_WAIT_MS): Promise<FromClient> {
     return this.fromClients.next((r) => r.msg.body.type === type, timeoutMs, `a ${type} from a client`);
   }
 

@@ -88,7 +88,7 @@ class Gate {
 }
 
 before(async () => {
-  daemon = await FakeDaemon.start();
+  daemon = await FakeDaemon.start({ liveness: 20 }); // 2 s: 'no ping for the liveness window' waits it out
 });
 
 afterEach(async () => {
