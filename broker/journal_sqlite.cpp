@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <type_traits>
 #include <fmt/format.h>
@@ -33,6 +34,11 @@ constexpr std::array kMigrations{
         finished_ms INTEGER, expires_ms INTEGER);
       CREATE INDEX calls_expiry ON calls (expires_ms) WHERE state = 2;
     )sql"},
+    // The journal finds expired rows in memory (SqliteJournal::held_): the index cost every
+    // call an entry inserted with its finished row and deleted with its Acked.
+    Migration{2, "drop the expiry index", R"sql(
+      DROP INDEX calls_expiry;
+    )sql"},
 };
 static_assert(kMigrations.back().version == SqliteJournal::kSchemaVersion);
 
@@ -47,8 +53,6 @@ enum StatementId {
   kBumpNextJob,
   kDispatch,
   kRequeue,
-  kRowBytes,
-  kHeldBytes,
   kFinish,
   kDelete,
   kExpire,
@@ -71,16 +75,15 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "attempts = ?5 WHERE job_id = ?1 AND state IN (0, 1)",
     "UPDATE calls SET state = 0, worker_id = NULL, worker_identity = NULL, request_id = NULL, "
     "deaths = ?2 WHERE job_id = ?1 AND state = 1",
-    "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1 AND state IN (0, 1)",
-    "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1",
     // A finished call no longer needs its inputs: they leave the journal (and its byte count).
     "UPDATE calls SET state = 2, inputs = x'', parameters = x'', outcome_code = ?2, "
     "outputs = ?3, message = ?4, finished_ms = ?5, expires_ms = ?6 WHERE job_id = ?1 "
     "AND state IN (0, 1)",
     // Without RETURNING: SQLite gathers RETURNING rows in a temporary table first, which cost
-    // more than the delete (perf, docs/DURABILITY.md §10); the bytes come from held_bytes_.
+    // more than the delete (perf, docs/DURABILITY.md §10); the bytes come from held_.
     "DELETE FROM calls WHERE job_id = ?1",
-    "DELETE FROM calls WHERE state = 2 AND expires_ms <= ?1 RETURNING job_id, " MUSTER_ROW_BYTES,
+    // One row expire() found in held_ (the state checked again: held_ must match the table).
+    "DELETE FROM calls WHERE job_id = ?1 AND state = 2 AND expires_ms <= ?2",
     "SELECT job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs, "
     "parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, request_id, "
     "attempts, deaths, outcome_code, outputs, message, finished_ms, expires_ms "
@@ -177,10 +180,7 @@ SqliteJournal::SqliteJournal(SqliteOptions options) : options_(std::move(options
     // back to this size, so a burst does not leave a large WAL behind.
     exec("PRAGMA journal_size_limit = 67108864");
     for (const char* sql : kSql) statements_.push_back(std::make_unique<Statement>(*this, sql));
-    // The size of what the journal holds, counted once here and kept up to date by append().
-    Statement total(*this, "SELECT coalesce(sum(" MUSTER_ROW_BYTES "), 0) FROM calls");
-    total.step();
-    committed_bytes_ = static_cast<std::uint64_t>(total.integer(0));
+    read_held();  // the size of what the journal holds, kept up to date by append()
   } catch (...) {
     statements_.clear();
     sqlite3_close_v2(db_);
@@ -252,11 +252,14 @@ void SqliteJournal::check_and_migrate() {
     objects.step();
     const bool empty = objects.integer(0) == 0;
     int version = 0;
+    if (application_id != kApplicationId && (!empty || application_id != 0))
+      fail(fmt::format("an SQLite database that is not a muster journal (application_id "
+                       "{:#x}, holds: {}); refusing to use it",
+                       static_cast<std::uint32_t>(application_id), objects.text(1)));
+    // Done with: a migration that drops a table or an index fails while a statement reads.
+    app.reset();
+    objects.reset();
     if (application_id != kApplicationId) {
-      if (!empty || application_id != 0)
-        fail(fmt::format("an SQLite database that is not a muster journal (application_id "
-                         "{:#x}, holds: {}); refusing to use it",
-                         static_cast<std::uint32_t>(application_id), objects.text(1)));
       exec(fmt::format("PRAGMA application_id = {}", kApplicationId).c_str());
       exec("CREATE TABLE muster_schema (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT "
            "NULL, description TEXT NOT NULL)");
@@ -316,6 +319,19 @@ Loaded SqliteJournal::load() {
   return out;
 }
 
+void SqliteJournal::read_held() {
+  held_.clear();
+  committed_bytes_ = 0;
+  Statement rows(*this, "SELECT job_id, state, expires_ms, " MUSTER_ROW_BYTES " FROM calls");
+  while (rows.step()) {
+    const bool finished = rows.integer(1) == static_cast<std::int64_t>(CallState::Finished);
+    const Held h{rows.integer(3), finished ? rows.integer(2) : kNeverExpires};
+    held_.emplace(static_cast<JobId>(rows.integer(0)), h);
+    committed_bytes_ += static_cast<std::uint64_t>(h.bytes);
+  }
+  held_stale_ = false;
+}
+
 void SqliteJournal::require_turn(const char* what) const {
   if (!in_turn_) fail(fmt::format("{} outside a turn (begin_turn first)", what));
 }
@@ -324,6 +340,14 @@ void SqliteJournal::begin_turn() {
   if (in_turn_) fail("begin_turn inside a turn");
   exec("BEGIN IMMEDIATE");
   in_turn_ = true;
+  if (held_stale_) {
+    try {
+      read_held();
+    } catch (...) {
+      rollback();
+      throw;
+    }
+  }
   turn_bytes_ = 0;
   turn_next_job_ = 0;
 }
@@ -351,7 +375,7 @@ void SqliteJournal::rollback() {
   in_turn_ = false;
   turn_bytes_ = 0;
   turn_next_job_ = 0;
-  held_bytes_.clear();  // it may name rows the rollback removed; a miss reads the row instead
+  held_stale_ = true;  // it may name rows the rollback removed, or miss rows it brought back
   if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
@@ -381,7 +405,7 @@ void SqliteJournal::apply(const Submitted& r) {
   // next_job_id is raised once per turn, at its commit (one statement for all its Submits).
   turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);
   const auto bytes = static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
-  held_bytes_[c.job_id] = bytes;
+  held_[c.job_id] = Held{bytes};
   turn_bytes_ += bytes;
 }
 
@@ -416,22 +440,12 @@ void SqliteJournal::apply(const Requeued& r) {
 }
 
 void SqliteJournal::apply(const Finished& r) {
-  // The bytes the row held before (its inputs and parameters): remembered since its Submitted,
-  // else read (a call of an earlier instance, or after a rollback emptied the cache).
+  // The bytes the row held before: its inputs and parameters.
   const auto held = static_cast<std::int64_t>(r.outcome.outputs.bytes.size() + r.outcome.message.size());
-  std::int64_t freed = 0;
-  if (auto it = held_bytes_.find(r.job_id); it != held_bytes_.end()) {
-    freed = it->second;
-  } else {
-    Statement& size = prepared(kRowBytes);
-    size.bind(1, static_cast<std::int64_t>(r.job_id));
-    if (!size.step()) {
-      size.reset();
-      fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
-    }
-    freed = size.integer(0);
-    size.reset();
-  }
+  auto it = held_.find(r.job_id);
+  if (it == held_.end() || it->second.expires_ms != kNeverExpires)
+    fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
+  const std::int64_t freed = it->second.bytes;
   Statement& s = prepared(kFinish);
   s.bind(1, static_cast<std::int64_t>(r.job_id))
       .bind(2, std::int64_t{static_cast<std::uint16_t>(r.outcome.code)})
@@ -443,30 +457,21 @@ void SqliteJournal::apply(const Finished& r) {
   s.reset();
   if (sqlite3_changes(db_) != 1)
     fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
-  held_bytes_[r.job_id] = held;
+  it->second = Held{held, millis(r.expires)};
   turn_bytes_ += held - freed;
 }
 
 void SqliteJournal::apply(const Acked& r) {
-  std::int64_t freed = 0;
-  if (auto it = held_bytes_.find(r.job_id); it != held_bytes_.end()) {
-    freed = it->second;
-    held_bytes_.erase(it);
-  } else {
-    Statement& size = prepared(kHeldBytes);
-    size.bind(1, static_cast<std::int64_t>(r.job_id));
-    const bool held = size.step();
-    if (held) freed = size.integer(0);
-    size.reset();
-    if (!held) fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
-  }
+  auto it = held_.find(r.job_id);
+  if (it == held_.end()) fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
   Statement& s = prepared(kDelete);
   s.bind(1, static_cast<std::int64_t>(r.job_id));
   s.step();
   s.reset();
   if (sqlite3_changes(db_) != 1)
     fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
-  turn_bytes_ -= freed;
+  turn_bytes_ -= it->second.bytes;
+  held_.erase(it);
 }
 
 void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
@@ -515,21 +520,31 @@ void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const F
   const auto held = static_cast<std::int64_t>(
       f ? f->outcome.outputs.bytes.size() + f->outcome.message.size()
         : c.inputs.bytes.size() + c.parameters.bytes.size());
-  held_bytes_[c.job_id] = held;
+  held_[c.job_id] = Held{held, f ? millis(f->expires) : kNeverExpires};
   turn_bytes_ += held;
 }
 
 std::vector<JobId> SqliteJournal::expire(WallTime now) {
   require_turn("expire");
+  // A pass over every row held, once a minute (the core's own DurableJobs::expire passes over
+  // the same outcomes in the same turn); a delete by primary key for each expired one.
+  const std::int64_t at = millis(now);
   std::vector<JobId> gone;
+  for (const auto& [job, h] : held_)
+    if (h.expires_ms <= at) gone.push_back(job);
+  std::sort(gone.begin(), gone.end());
   Statement& s = prepared(kExpire);
-  s.bind(1, millis(now));
-  while (s.step()) {
-    gone.push_back(static_cast<JobId>(s.integer(0)));
-    held_bytes_.erase(gone.back());
-    turn_bytes_ -= s.integer(1);
+  for (JobId job : gone) {
+    s.bind(1, static_cast<std::int64_t>(job)).bind(2, at);
+    s.step();
+    s.reset();
+    if (sqlite3_changes(db_) != 1)
+      fail(fmt::format("expiry of job {}: the journal's table no longer holds the finished row "
+                       "it remembered", job));
+    auto it = held_.find(job);
+    turn_bytes_ -= it->second.bytes;
+    held_.erase(it);
   }
-  s.reset();
   return gone;
 }
 

@@ -422,6 +422,46 @@ TEST_CASE_TEMPLATE("journal contract + recovery: a daemon SIGKILLed with calls i
   CHECK(after.calls[4].outcome->code == ErrorCode::WorkerLost);
 }
 
+TEST_CASE_TEMPLATE("journal contract: finished calls of an earlier open, and of a rolled-back "
+                   "turn, expire at their time", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  {
+    auto j = store.open();
+    one_turn(*j, {Submitted{call(1, "in1")}, Submitted{call(2, "in2")}, Submitted{call(3, "in3")},
+                  Submitted{call(4, "in4")}});
+    one_turn(*j, {Finished{1, Outcome{ErrorCode::None, bytes_of("r1"), ""}, kT0, kT0 + 10min},
+                  Finished{2, Outcome{ErrorCode::None, bytes_of("r2"), ""}, kT0, kT0 + 20min}});
+  }
+  auto j = store.open();  // a new instance: it expires what the earlier one finished
+  CHECK(j->payload_bytes() == 2 + 2 + 3 + 3);
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 10min) == std::vector<JobId>{1});
+  j->commit();
+  // A rolled-back turn's Acked, expiry and Finished leave the rows as they were: row 2 still
+  // expires at its time, row 3 is still open (a Finished of it is accepted), row 4 never expires.
+  j->begin_turn();
+  j->append(Acked{2});
+  j->append(Finished{4, Outcome{ErrorCode::None, bytes_of("r4"), ""}, kT0, kT0 + 1min});
+  CHECK(j->expire(kT0 + 1h) == std::vector<JobId>{4});
+  j->rollback();
+  CHECK(j->payload_bytes() == 2 + 3 + 3);
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 20min - 1ms).empty());
+  j->append(Finished{3, Outcome{ErrorCode::None, bytes_of("r3-long"), ""}, kT0, kT0 + 30min});
+  CHECK(j->expire(kT0 + 20min) == std::vector<JobId>{2});
+  CHECK(j->payload_bytes() == 7 + 3);
+  j->commit();
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 100h) == std::vector<JobId>{3});
+  j->commit();
+  const Loaded loaded = j->load();
+  REQUIRE(loaded.calls.size() == 1);
+  CHECK(loaded.calls[0].job_id == 4);
+  CHECK(loaded.calls[0].state == CallState::Queued);
+  CHECK(j->payload_bytes() == 3);
+}
+
 TEST_CASE_TEMPLATE("journal contract: a batch's many Acked records leave what acking one by one "
                    "leaves, around an expiry and a refusal",
                    Store, MUSTER_STORES) {
