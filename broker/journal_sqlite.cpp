@@ -55,6 +55,7 @@ enum StatementId {
   kRequeue,
   kFinish,
   kDelete,
+  kDeleteRange,
   kExpire,
   kLoad,
   kStatementCount
@@ -82,6 +83,8 @@ constexpr std::array<const char*, kStatementCount> kSql{
     // Without RETURNING: SQLite gathers RETURNING rows in a temporary table first, which cost
     // more than the delete (perf, docs/DURABILITY.md §10); the bytes come from held_.
     "DELETE FROM calls WHERE job_id = ?1",
+    // Acked calls of consecutive job ids, every one of them held (append_all checks).
+    "DELETE FROM calls WHERE job_id BETWEEN ?1 AND ?2",
     // One row expire() found in held_ (the state checked again: held_ must match the table).
     "DELETE FROM calls WHERE job_id = ?1 AND state = 2 AND expires_ms <= ?2",
     "SELECT job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs, "
@@ -463,27 +466,62 @@ void SqliteJournal::apply(const Finished& r) {
 }
 
 void SqliteJournal::apply(const Acked& r) {
-  auto it = held_.find(r.job_id);
-  if (it == held_.end()) fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
-  Statement& s = prepared(kDelete);
-  s.bind(1, static_cast<std::int64_t>(r.job_id));
-  s.step();
-  s.reset();
-  if (sqlite3_changes(db_) != 1)
-    fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
+  forget_acked(r.job_id);
+  delete_acked(r.job_id, r.job_id);
+}
+
+void SqliteJournal::forget_acked(JobId job) {
+  auto it = held_.find(job);
+  if (it == held_.end()) fail(fmt::format("Acked for job {}, which the journal does not hold", job));
   turn_bytes_ -= it->second.bytes;
   held_.erase(it);
+}
+
+void SqliteJournal::delete_acked(JobId first, JobId last) {
+  Statement& s = prepared(first == last ? kDelete : kDeleteRange);
+  s.bind(1, static_cast<std::int64_t>(first));
+  if (first != last) s.bind(2, static_cast<std::int64_t>(last));
+  s.step();
+  s.reset();
+  if (sqlite3_changes(db_) != static_cast<int>(last - first + 1))
+    fail(first == last ? fmt::format("Acked for job {}, which the journal does not hold", first)
+                       : fmt::format("Acked for jobs {} to {}, which the journal does not all hold",
+                                     first, last));
+}
+
+void SqliteJournal::write_acked() {
+  if (acked_.empty()) return;
+  std::sort(acked_.begin(), acked_.end());
+  for (std::size_t i = 0; i < acked_.size();) {
+    std::size_t end = i + 1;  // acked_[i..end) are consecutive job ids
+    while (end < acked_.size() && acked_[end] == acked_[end - 1] + 1) ++end;
+    delete_acked(acked_[i], acked_[end - 1]);
+    i = end;
+  }
+  acked_.clear();
 }
 
 void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
   require_turn("append_all");
   // A call's Submitted and the records of it that follow in the batch are one INSERT of the
   // row they leave (journal_fold.hpp).
+  // Consecutive Acked records (no other step between them) are checked and forgotten (held_)
+  // in order, and their rows deleted together: a range of consecutive job ids at a time, one
+  // statement for many when callers ack calls in job order, as they mostly do.
+  acked_.clear();
   for (const BatchStep& step : planner_.plan(ops)) {
+    const auto* rec = step.is_row ? nullptr : std::get_if<Record>(&ops[step.op]);
+    if (const auto* acked = rec ? std::get_if<Acked>(rec) : nullptr) {
+      forget_acked(acked->job_id);
+      acked_.push_back(acked->job_id);
+      continue;
+    }
+    write_acked();
     if (step.is_row) write_row(*step.row.submitted, step.row.dispatched, step.row.finished);
-    else if (auto* rec = std::get_if<Record>(&ops[step.op])) append(*rec);
+    else if (rec) append(*rec);
     else expire(std::get<ExpireKept>(ops[step.op]).now);
   }
+  write_acked();
 }
 
 void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const Finished* f) {

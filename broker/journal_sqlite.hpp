@@ -85,6 +85,12 @@ class SqliteJournal final : public Journal {
   // The row a call's Submitted leaves with its last Dispatched (running) and its Finished
   // (finished), when those are not null (append_all).
   void write_row(const Submitted& s, const Dispatched* d, const Finished* f);
+  // Acked: forget_acked checks that the row is held and forgets it (held_, the byte count);
+  // delete_acked deletes the rows of jobs first..last, every one of which it forgot.
+  void forget_acked(JobId job);
+  void delete_acked(JobId first, JobId last);
+  // Deletes the rows of acked_ (and empties it): consecutive job ids as one range (append_all).
+  void write_acked();
   void require_turn(const char* what) const;
   // Fills held_ (and committed_bytes_) from the committed table: at open, and at the next
   // begin_turn() after a rollback.
@@ -111,6 +117,7 @@ class SqliteJournal final : public Journal {
   bool held_stale_ = false;
   bool in_turn_ = false;
   BatchPlanner planner_;  // append_all's folds (kept to reuse its memory)
+  std::vector<JobId> acked_;  // consecutive Acked records forgotten, their rows not deleted yet
 };
 
 }  // namespace muster::broker::journal

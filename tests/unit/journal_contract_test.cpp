@@ -241,6 +241,95 @@ TEST_CASE_TEMPLATE("journal contract: a call's Submitted with its Dispatched and
   for (std::size_t i = 0; i < ra.calls.size(); ++i) check_same_call(ra.calls[i], rb.calls[i]);
 }
 
+TEST_CASE_TEMPLATE("journal contract: many folded rows and Acked records in a row are "
+                   "stored as append() of each would; a row refused among them rolls the turn back",
+                   Store, MUSTER_STORES) {
+  Store by_one, by_batch;
+  MUSTER_SKIP_UNLESS_AVAILABLE(by_one);
+  auto one = by_one.open();
+  auto batch = by_batch.open();
+  // 37 calls submitted and dispatched, then their answers: 1..33 finished (their rows
+  // consecutive steps of the plan, in the order of the answers), 34..37 still running; an
+  // Acked of an earlier call (100) cuts the run of rows in two.
+  std::vector<JournalOp> ops;
+  const std::vector<JournalOp> before{Record{Submitted{call(100, "hundred")}},
+                                      Record{Finished{100, Outcome{ErrorCode::None, bytes_of("h"), ""}, kT0, kT0 + 1h}}};
+  for (JobId id = 1; id <= 37; ++id) {
+    ops.push_back(Record{Submitted{call(id, "in-" + std::to_string(id), id % 2 ? "p" : "")}});
+    ops.push_back(Record{Dispatched{id, "w" + std::to_string(id % 3), "id-w", 1000 + id, 1}});
+  }
+  for (JobId id = 33; id >= 1; --id) {
+    ops.push_back(Record{Finished{id, Outcome{id % 5 ? ErrorCode::None : ErrorCode::WorkerError,
+                                              bytes_of(id % 5 ? "out-" + std::to_string(id) : ""),
+                                              id % 5 ? "" : "boom"},
+                                  kT0 + std::chrono::seconds{id}, kT0 + 1h}});
+    if (id == 12) ops.push_back(Record{Acked{100}});
+  }
+  for (Journal* j : {one.get(), batch.get()}) {
+    j->begin_turn();
+    j->append_all(before);
+    j->commit();
+  }
+  one->begin_turn();
+  for (const auto& op : ops) one->append(std::get<Record>(op));
+  const auto bytes_in_turn = one->payload_bytes();
+  one->commit();
+  batch->begin_turn();
+  batch->append_all(ops);
+  CHECK(batch->payload_bytes() == bytes_in_turn);
+  batch->commit();
+  const Loaded a = one->load(), b = batch->load();
+  CHECK(b.next_job_id == a.next_job_id);
+  REQUIRE(a.calls.size() == 37);
+  REQUIRE(b.calls.size() == a.calls.size());
+  for (std::size_t i = 0; i < a.calls.size(); ++i) check_same_call(a.calls[i], b.calls[i]);
+  // Acked records in a row, in no particular order, with gaps, finished and running calls:
+  // the rows and bytes one by one leaves.
+  std::vector<JournalOp> acks;
+  for (JobId id : {3, 1, 2, 4, 5, 9, 7, 8, 12, 20, 19, 18, 31, 30})
+    acks.push_back(Record{Acked{id}});
+  acks.push_back(Record{Dispatched{35, "w9", "id-w9", 3035, 2}});
+  for (JobId id : {21, 22, 23}) acks.push_back(Record{Acked{id}});
+  one->begin_turn();
+  for (const auto& op : acks) one->append(std::get<Record>(op));
+  one->commit();
+  batch->begin_turn();
+  batch->append_all(acks);
+  batch->commit();
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+  const Loaded aa = one->load(), ab = batch->load();
+  REQUIRE(aa.calls.size() == 37 - 17);
+  REQUIRE(ab.calls.size() == aa.calls.size());
+  for (std::size_t i = 0; i < aa.calls.size(); ++i) check_same_call(aa.calls[i], ab.calls[i]);
+  // An Acked of a call no longer held, among others in a row: refused as one by one refuses it.
+  for (Journal* j : {one.get(), batch.get()}) {
+    j->begin_turn();
+    CHECK_THROWS_WITH_AS(j->append_all({Record{Acked{10}}, Record{Acked{11}}, Record{Acked{1}}, Record{Acked{13}}}),
+                         doctest::Contains("Acked for job 1,"), JournalError);
+    j->rollback();
+  }
+  // A Submitted of a job the journal holds, among 20 new folded rows: refused as one by one
+  // refuses it, and nothing of the turn stays.
+  std::vector<JournalOp> bad;
+  for (JobId id = 201; id <= 220; ++id) {
+    bad.push_back(Record{Submitted{call(id == 210 ? 6 : id, "x")}});
+    bad.push_back(Record{Dispatched{id == 210 ? 6 : id, "w1", "id-w1", 2000 + id, 1}});
+  }
+  for (Journal* j : {one.get(), batch.get()}) {
+    const auto bytes = j->payload_bytes();
+    j->begin_turn();
+    if (j == one.get())
+      CHECK_THROWS_AS(for (const auto& op : bad) j->append(std::get<Record>(op)), JournalError);
+    else
+      CHECK_THROWS_AS(j->append_all(bad), JournalError);
+    j->rollback();
+    CHECK(j->payload_bytes() == bytes);
+    CHECK(j->load().calls.size() == 37 - 17);
+    one_turn(*j, {Acked{10}, Acked{11}, Finished{34, Outcome{ErrorCode::None, bytes_of("late"), ""}, kT0, kT0 + 1h}});
+  }
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+}
+
 TEST_CASE_TEMPLATE("journal contract: a record for a call it does not hold is refused and rolls "
                    "the turn back", Store, MUSTER_STORES) {
   Store store;
