@@ -117,9 +117,12 @@ class SqliteJournal::Statement {
     return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
   }
   Statement& bind(int i, const Payload& p) {
-    // An empty payload is an empty BLOB, never NULL (sqlite3_bind_blob of no data is NULL).
-    if (p.bytes.empty()) return check(sqlite3_bind_zeroblob(stmt_, i, 0));
-    return check(sqlite3_bind_blob64(stmt_, i, p.bytes.data(), p.bytes.size(), SQLITE_STATIC));
+    // An empty payload is an empty BLOB, never NULL (sqlite3_bind_blob of a null pointer is
+    // NULL): a pointer that is not null, 0 bytes. Not sqlite3_bind_zeroblob, whose value SQLite
+    // expands (an allocation) when it stores it (≈ 400 instructions a payload).
+    static constexpr std::uint8_t kNoBytes = 0;
+    const std::uint8_t* data = p.bytes.empty() ? &kNoBytes : p.bytes.data();
+    return check(sqlite3_bind_blob64(stmt_, i, data, p.bytes.size(), SQLITE_STATIC));
   }
   // Runs the statement to its next row; false when done.
   bool step() {
