@@ -6,6 +6,23 @@
 #include <type_traits>
 
 namespace muster::broker {
+namespace {
+
+std::size_t aborts_in(const std::vector<Action>& actions) {
+  return static_cast<std::size_t>(std::count_if(actions.begin(), actions.end(), [](const Action& a) {
+    return std::holds_alternative<SendAbort>(a);
+  }));
+}
+
+}  // namespace
+
+bool CommitPipeline::submitted_pending(journal::JobId job) {
+  if (!pending_submitted_sorted_) {
+    std::sort(pending_submitted_.begin(), pending_submitted_.end());
+    pending_submitted_sorted_ = true;
+  }
+  return std::binary_search(pending_submitted_.begin(), pending_submitted_.end(), job);
+}
 
 void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector<Action>&& actions,
                               std::uint64_t core_bytes) {
@@ -16,14 +33,17 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
       auto* record = std::get_if<journal::Record>(&op);
       if (!record) continue;
       if (auto* s = std::get_if<journal::Submitted>(record)) {
-        pending_submitted_.insert(s->call.job_id);
+        // Job ids grow with every Submit: the list stays sorted (else it is sorted when read).
+        if (!pending_submitted_.empty() && s->call.job_id < pending_submitted_.back())
+          pending_submitted_sorted_ = false;
+        pending_submitted_.push_back(s->call.job_id);
       } else if (auto* d = std::get_if<journal::Dispatched>(record)) {
-        if (pending_submitted_.contains(d->job_id)) {
+        if (submitted_pending(d->job_id)) {
           early.push_back(d->request_id);
           if (gather_ > Millis(0)) awaiting_.insert(d->job_id);
         }
       } else {
-        if (auto* f = std::get_if<journal::Finished>(record); f && pending_submitted_.contains(f->job_id))
+        if (auto* f = std::get_if<journal::Finished>(record); f && submitted_pending(f->job_id))
           ++stats_.finished_with_submitted;
         if (awaiting_.empty()) continue;
         // Finished, Requeued, Acked: the run has its answer
@@ -55,9 +75,11 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
     released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
                      std::make_move_iterator(actions.end()));
   } else if (!held_.empty() && held_.back().needs == needs) {
+    held_aborts_ += aborts_in(actions);
     auto& back = held_.back().actions;  // same commit: one held entry, in order
     back.insert(back.end(), std::make_move_iterator(actions.begin()), std::make_move_iterator(actions.end()));
   } else {
+    held_aborts_ += aborts_in(actions);
     held_.push_back(HeldTurn{needs, std::move(actions)});
   }
   actions.clear();
@@ -66,23 +88,26 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
 void CommitPipeline::release_early(std::vector<Action>& actions, const std::vector<std::uint64_t>& early) {
   // Workers with an Abort held before the WorkRequest: their early WorkRequests wait in order.
   std::unordered_set<std::string> aborting;
-  for (auto& turn : held_)
-    for (auto& a : turn.actions)
-      if (auto* abort = std::get_if<SendAbort>(&a)) aborting.insert(abort->worker_id);
-  std::vector<Action> kept;
-  kept.reserve(actions.size());
-  for (auto& a : actions) {
+  if (held_aborts_ > 0)  // (rare: most turns hold none, and the held turns are not read)
+    for (auto& turn : held_)
+      for (auto& a : turn.actions)
+        if (auto* abort = std::get_if<SendAbort>(&a)) aborting.insert(abort->worker_id);
+  // The actions that stay are compacted in place, in order.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < actions.size(); ++i) {
+    Action& a = actions[i];
     if (auto* abort = std::get_if<SendAbort>(&a)) aborting.insert(abort->worker_id);
     auto* wr = std::get_if<SendWorkRequest>(&a);
     if (wr && !aborting.contains(wr->worker_id) &&
         std::binary_search(early.begin(), early.end(), wr->request_id)) {
       ++stats_.early_work_requests;
       released_.push_back(std::move(a));
-    } else {
-      kept.push_back(std::move(a));
+      continue;
     }
+    if (kept != i) actions[kept] = std::move(a);
+    ++kept;
   }
-  actions = std::move(kept);
+  actions.erase(actions.begin() + static_cast<std::ptrdiff_t>(kept), actions.end());
 }
 
 std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, bool gather) {
@@ -102,6 +127,7 @@ std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, b
   Batch b{next_seq_++, std::move(pending_), pending_core_bytes_};
   pending_.clear();
   pending_submitted_.clear();
+  pending_submitted_sorted_ = true;
   ++stats_.batches;
   stats_.records += b.ops.size();
   in_flight_ = b.seq;
@@ -118,6 +144,7 @@ void CommitPipeline::committed(Seq seq) {
 void CommitPipeline::release_ready() {
   while (!held_.empty() && held_.front().needs <= confirmed_) {
     auto& actions = held_.front().actions;
+    if (held_aborts_ > 0) held_aborts_ -= aborts_in(actions);
     if (released_.empty())
       released_.swap(actions);  // the held turn's actions as they are, not moved one by one
     else

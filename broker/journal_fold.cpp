@@ -20,6 +20,9 @@ JobId job_of(const Record& r) {
 const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& ops) {
   fold_.clear();
   steps_.clear();
+  // The fold of each op's call, if its Submitted is in the batch (found once here, read again
+  // by the second pass; the map's nodes do not move).
+  op_fold_.assign(ops.size(), nullptr);
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const auto* rec = std::get_if<Record>(&ops[i]);
     if (!rec) continue;
@@ -27,10 +30,13 @@ const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& o
     if (std::holds_alternative<Submitted>(*rec)) {
       auto [it, fresh] = fold_.try_emplace(job, Fold{i, SIZE_MAX, i});
       if (!fresh && !it->second.closed) it->second.broken = true;
+      op_fold_[i] = &it->second;
       continue;
     }
     auto it = fold_.find(job);
-    if (it == fold_.end() || it->second.closed) continue;
+    if (it == fold_.end()) continue;
+    op_fold_[i] = &it->second;
+    if (it->second.closed) continue;
     Fold& f = it->second;
     if (std::holds_alternative<Dispatched>(*rec)) {
       f.dispatched = f.end = i;
@@ -44,20 +50,15 @@ const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& o
   }
   // A folded call's records before the last folded one have no step; the last writes the row.
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    const auto* rec = std::get_if<Record>(&ops[i]);
-    if (rec) {
-      if (auto it = fold_.find(job_of(*rec)); it != fold_.end() && !it->second.broken &&
-                                              it->second.end != it->second.submitted &&
-                                              i >= it->second.submitted && i <= it->second.end) {
-        const Fold& f = it->second;
-        if (i < f.end) continue;
-        FoldedRow row;
-        row.submitted = &std::get<Submitted>(std::get<Record>(ops[f.submitted]));
-        if (f.dispatched != SIZE_MAX) row.dispatched = &std::get<Dispatched>(std::get<Record>(ops[f.dispatched]));
-        if (f.finished) row.finished = &std::get<Finished>(*rec);
-        steps_.push_back(BatchStep{i, true, row});
-        continue;
-      }
+    if (const Fold* f = op_fold_[i];
+        f && !f->broken && f->end != f->submitted && i >= f->submitted && i <= f->end) {
+      if (i < f->end) continue;
+      FoldedRow row;
+      row.submitted = &std::get<Submitted>(std::get<Record>(ops[f->submitted]));
+      if (f->dispatched != SIZE_MAX) row.dispatched = &std::get<Dispatched>(std::get<Record>(ops[f->dispatched]));
+      if (f->finished) row.finished = &std::get<Finished>(std::get<Record>(ops[i]));
+      steps_.push_back(BatchStep{i, true, row});
+      continue;
     }
     steps_.push_back(BatchStep{i, false, {}});
   }

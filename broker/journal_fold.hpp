@@ -50,6 +50,7 @@ class BatchPlanner {
     bool broken = false;    // a second Submitted while folding: write its records one by one
   };
   std::unordered_map<JobId, Fold> fold_;  // kept to reuse its memory
+  std::vector<Fold*> op_fold_;             // per op: its call's fold (nullptr: none)
   std::vector<BatchStep> steps_;
 };
 

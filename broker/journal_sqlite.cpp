@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <type_traits>
 #include <fmt/format.h>
@@ -33,6 +34,11 @@ constexpr std::array kMigrations{
         finished_ms INTEGER, expires_ms INTEGER);
       CREATE INDEX calls_expiry ON calls (expires_ms) WHERE state = 2;
     )sql"},
+    // The journal finds expired rows in memory (SqliteJournal::held_): the index cost every
+    // call an entry inserted with its finished row and deleted with its Acked.
+    Migration{2, "drop the expiry index", R"sql(
+      DROP INDEX calls_expiry;
+    )sql"},
 };
 static_assert(kMigrations.back().version == SqliteJournal::kSchemaVersion);
 
@@ -47,10 +53,9 @@ enum StatementId {
   kBumpNextJob,
   kDispatch,
   kRequeue,
-  kRowBytes,
-  kHeldBytes,
   kFinish,
   kDelete,
+  kDeleteRange,
   kExpire,
   kLoad,
   kStatementCount
@@ -60,7 +65,7 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "inputs, parameters, idempotent, submitted_ms, deadline_ms) "
     "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     // The row a Submitted and the Dispatched (and Finished) after it leave, written at once
-    // (append_all); columns left unbound are NULL.
+    // (append_all); write_row binds NULL to the columns of states the row has not reached.
     "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
     "inputs, parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, "
     "request_id, attempts, outcome_code, outputs, message, finished_ms, expires_ms) "
@@ -71,16 +76,17 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "attempts = ?5 WHERE job_id = ?1 AND state IN (0, 1)",
     "UPDATE calls SET state = 0, worker_id = NULL, worker_identity = NULL, request_id = NULL, "
     "deaths = ?2 WHERE job_id = ?1 AND state = 1",
-    "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1 AND state IN (0, 1)",
-    "SELECT " MUSTER_ROW_BYTES " FROM calls WHERE job_id = ?1",
     // A finished call no longer needs its inputs: they leave the journal (and its byte count).
     "UPDATE calls SET state = 2, inputs = x'', parameters = x'', outcome_code = ?2, "
     "outputs = ?3, message = ?4, finished_ms = ?5, expires_ms = ?6 WHERE job_id = ?1 "
     "AND state IN (0, 1)",
     // Without RETURNING: SQLite gathers RETURNING rows in a temporary table first, which cost
-    // more than the delete (perf, docs/DURABILITY.md §10); the bytes come from held_bytes_.
+    // more than the delete (perf, docs/DURABILITY.md §10); the bytes come from held_.
     "DELETE FROM calls WHERE job_id = ?1",
-    "DELETE FROM calls WHERE state = 2 AND expires_ms <= ?1 RETURNING job_id, " MUSTER_ROW_BYTES,
+    // Acked calls of consecutive job ids, every one of them held (append_all checks).
+    "DELETE FROM calls WHERE job_id BETWEEN ?1 AND ?2",
+    // One row expire() found in held_ (the state checked again: held_ must match the table).
+    "DELETE FROM calls WHERE job_id = ?1 AND state = 2 AND expires_ms <= ?2",
     "SELECT job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs, "
     "parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, request_id, "
     "attempts, deaths, outcome_code, outputs, message, finished_ms, expires_ms "
@@ -92,7 +98,10 @@ WallTime wall(std::int64_t ms) { return WallTime{std::chrono::milliseconds{ms}};
 
 }  // namespace
 
-// A prepared statement, reset and unbound after each use.
+// A prepared statement, reset after each use. Its bindings are not cleared (sqlite3_clear_bindings
+// cost ≈ 450 instructions a statement, docs/DURABILITY.md §10): every use binds every parameter
+// of its SQL again, NULLs included, so a value bound by an earlier use (a pointer to bytes gone
+// since, SQLITE_STATIC) is never read.
 class SqliteJournal::Statement {
  public:
   Statement(const SqliteJournal& owner, const char* sql) : owner_(owner) {
@@ -103,13 +112,17 @@ class SqliteJournal::Statement {
   ~Statement() { sqlite3_finalize(stmt_); }
 
   Statement& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
+  Statement& bind_null(int i) { return check(sqlite3_bind_null(stmt_, i)); }
   Statement& bind(int i, const std::string& v) {
     return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
   }
   Statement& bind(int i, const Payload& p) {
-    // An empty payload is an empty BLOB, never NULL (sqlite3_bind_blob of no data is NULL).
-    if (p.bytes.empty()) return check(sqlite3_bind_zeroblob(stmt_, i, 0));
-    return check(sqlite3_bind_blob64(stmt_, i, p.bytes.data(), p.bytes.size(), SQLITE_STATIC));
+    // An empty payload is an empty BLOB, never NULL (sqlite3_bind_blob of a null pointer is
+    // NULL): a pointer that is not null, 0 bytes. Not sqlite3_bind_zeroblob, whose value SQLite
+    // expands (an allocation) when it stores it (≈ 400 instructions a payload).
+    static constexpr std::uint8_t kNoBytes = 0;
+    const std::uint8_t* data = p.bytes.empty() ? &kNoBytes : p.bytes.data();
+    return check(sqlite3_bind_blob64(stmt_, i, data, p.bytes.size(), SQLITE_STATIC));
   }
   // Runs the statement to its next row; false when done.
   bool step() {
@@ -121,10 +134,7 @@ class SqliteJournal::Statement {
     reset();  // usable again by the next turn
     owner_.fail_sqlite(code, why);
   }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
+  void reset() { sqlite3_reset(stmt_); }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string text(int col) const {
@@ -176,11 +186,13 @@ SqliteJournal::SqliteJournal(SqliteOptions options) : options_(std::move(options
     // The WAL is checkpointed into the file every 1000 pages (SQLite's default) and then cut
     // back to this size, so a burst does not leave a large WAL behind.
     exec("PRAGMA journal_size_limit = 67108864");
+    // Debian builds SQLite with SQLITE_SECURE_DELETE: every deleted row (an Acked call, the old
+    // version of an updated one) is overwritten with zeros in its page. It erases nothing the
+    // file does not keep elsewhere anyway (the WAL holds the pages as written until they are
+    // reused), and cost ≈ 700 instructions a call (docs/DURABILITY.md §4, §10).
+    exec("PRAGMA secure_delete = OFF");
     for (const char* sql : kSql) statements_.push_back(std::make_unique<Statement>(*this, sql));
-    // The size of what the journal holds, counted once here and kept up to date by append().
-    Statement total(*this, "SELECT coalesce(sum(" MUSTER_ROW_BYTES "), 0) FROM calls");
-    total.step();
-    committed_bytes_ = static_cast<std::uint64_t>(total.integer(0));
+    read_held();  // the size of what the journal holds, kept up to date by append()
   } catch (...) {
     statements_.clear();
     sqlite3_close_v2(db_);
@@ -252,11 +264,14 @@ void SqliteJournal::check_and_migrate() {
     objects.step();
     const bool empty = objects.integer(0) == 0;
     int version = 0;
+    if (application_id != kApplicationId && (!empty || application_id != 0))
+      fail(fmt::format("an SQLite database that is not a muster journal (application_id "
+                       "{:#x}, holds: {}); refusing to use it",
+                       static_cast<std::uint32_t>(application_id), objects.text(1)));
+    // Done with: a migration that drops a table or an index fails while a statement reads.
+    app.reset();
+    objects.reset();
     if (application_id != kApplicationId) {
-      if (!empty || application_id != 0)
-        fail(fmt::format("an SQLite database that is not a muster journal (application_id "
-                         "{:#x}, holds: {}); refusing to use it",
-                         static_cast<std::uint32_t>(application_id), objects.text(1)));
       exec(fmt::format("PRAGMA application_id = {}", kApplicationId).c_str());
       exec("CREATE TABLE muster_schema (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT "
            "NULL, description TEXT NOT NULL)");
@@ -316,6 +331,19 @@ Loaded SqliteJournal::load() {
   return out;
 }
 
+void SqliteJournal::read_held() {
+  held_.clear();
+  committed_bytes_ = 0;
+  Statement rows(*this, "SELECT job_id, state, expires_ms, " MUSTER_ROW_BYTES " FROM calls");
+  while (rows.step()) {
+    const bool finished = rows.integer(1) == static_cast<std::int64_t>(CallState::Finished);
+    const Held h{rows.integer(3), finished ? rows.integer(2) : kNeverExpires};
+    held_.emplace(static_cast<JobId>(rows.integer(0)), h);
+    committed_bytes_ += static_cast<std::uint64_t>(h.bytes);
+  }
+  held_stale_ = false;
+}
+
 void SqliteJournal::require_turn(const char* what) const {
   if (!in_turn_) fail(fmt::format("{} outside a turn (begin_turn first)", what));
 }
@@ -324,6 +352,14 @@ void SqliteJournal::begin_turn() {
   if (in_turn_) fail("begin_turn inside a turn");
   exec("BEGIN IMMEDIATE");
   in_turn_ = true;
+  if (held_stale_) {
+    try {
+      read_held();
+    } catch (...) {
+      rollback();
+      throw;
+    }
+  }
   turn_bytes_ = 0;
   turn_next_job_ = 0;
 }
@@ -351,7 +387,7 @@ void SqliteJournal::rollback() {
   in_turn_ = false;
   turn_bytes_ = 0;
   turn_next_job_ = 0;
-  held_bytes_.clear();  // it may name rows the rollback removed; a miss reads the row instead
+  held_stale_ = true;  // it may name rows the rollback removed, or miss rows it brought back
   if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
@@ -381,7 +417,7 @@ void SqliteJournal::apply(const Submitted& r) {
   // next_job_id is raised once per turn, at its commit (one statement for all its Submits).
   turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);
   const auto bytes = static_cast<std::int64_t>(c.inputs.bytes.size() + c.parameters.bytes.size());
-  held_bytes_[c.job_id] = bytes;
+  held_[c.job_id] = Held{bytes};
   turn_bytes_ += bytes;
 }
 
@@ -416,22 +452,12 @@ void SqliteJournal::apply(const Requeued& r) {
 }
 
 void SqliteJournal::apply(const Finished& r) {
-  // The bytes the row held before (its inputs and parameters): remembered since its Submitted,
-  // else read (a call of an earlier instance, or after a rollback emptied the cache).
+  // The bytes the row held before: its inputs and parameters.
   const auto held = static_cast<std::int64_t>(r.outcome.outputs.bytes.size() + r.outcome.message.size());
-  std::int64_t freed = 0;
-  if (auto it = held_bytes_.find(r.job_id); it != held_bytes_.end()) {
-    freed = it->second;
-  } else {
-    Statement& size = prepared(kRowBytes);
-    size.bind(1, static_cast<std::int64_t>(r.job_id));
-    if (!size.step()) {
-      size.reset();
-      fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
-    }
-    freed = size.integer(0);
-    size.reset();
-  }
+  auto it = held_.find(r.job_id);
+  if (it == held_.end() || it->second.expires_ms != kNeverExpires)
+    fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
+  const std::int64_t freed = it->second.bytes;
   Statement& s = prepared(kFinish);
   s.bind(1, static_cast<std::int64_t>(r.job_id))
       .bind(2, std::int64_t{static_cast<std::uint16_t>(r.outcome.code)})
@@ -443,41 +469,67 @@ void SqliteJournal::apply(const Finished& r) {
   s.reset();
   if (sqlite3_changes(db_) != 1)
     fail(fmt::format("Finished for job {}, which the journal does not hold open", r.job_id));
-  held_bytes_[r.job_id] = held;
+  it->second = Held{held, millis(r.expires)};
   turn_bytes_ += held - freed;
 }
 
 void SqliteJournal::apply(const Acked& r) {
-  std::int64_t freed = 0;
-  if (auto it = held_bytes_.find(r.job_id); it != held_bytes_.end()) {
-    freed = it->second;
-    held_bytes_.erase(it);
-  } else {
-    Statement& size = prepared(kHeldBytes);
-    size.bind(1, static_cast<std::int64_t>(r.job_id));
-    const bool held = size.step();
-    if (held) freed = size.integer(0);
-    size.reset();
-    if (!held) fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
-  }
-  Statement& s = prepared(kDelete);
-  s.bind(1, static_cast<std::int64_t>(r.job_id));
+  forget_acked(r.job_id);
+  delete_acked(r.job_id, r.job_id);
+}
+
+void SqliteJournal::forget_acked(JobId job) {
+  auto it = held_.find(job);
+  if (it == held_.end()) fail(fmt::format("Acked for job {}, which the journal does not hold", job));
+  turn_bytes_ -= it->second.bytes;
+  held_.erase(it);
+}
+
+void SqliteJournal::delete_acked(JobId first, JobId last) {
+  Statement& s = prepared(first == last ? kDelete : kDeleteRange);
+  s.bind(1, static_cast<std::int64_t>(first));
+  if (first != last) s.bind(2, static_cast<std::int64_t>(last));
   s.step();
   s.reset();
-  if (sqlite3_changes(db_) != 1)
-    fail(fmt::format("Acked for job {}, which the journal does not hold", r.job_id));
-  turn_bytes_ -= freed;
+  if (sqlite3_changes(db_) != static_cast<int>(last - first + 1))
+    fail(first == last ? fmt::format("Acked for job {}, which the journal does not hold", first)
+                       : fmt::format("Acked for jobs {} to {}, which the journal does not all hold",
+                                     first, last));
+}
+
+void SqliteJournal::write_acked() {
+  if (acked_.empty()) return;
+  std::sort(acked_.begin(), acked_.end());
+  for (std::size_t i = 0; i < acked_.size();) {
+    std::size_t end = i + 1;  // acked_[i..end) are consecutive job ids
+    while (end < acked_.size() && acked_[end] == acked_[end - 1] + 1) ++end;
+    delete_acked(acked_[i], acked_[end - 1]);
+    i = end;
+  }
+  acked_.clear();
 }
 
 void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
   require_turn("append_all");
   // A call's Submitted and the records of it that follow in the batch are one INSERT of the
   // row they leave (journal_fold.hpp).
+  // Consecutive Acked records (no other step between them) are checked and forgotten (held_)
+  // in order, and their rows deleted together: a range of consecutive job ids at a time, one
+  // statement for many when callers ack calls in job order, as they mostly do.
+  acked_.clear();
   for (const BatchStep& step : planner_.plan(ops)) {
+    const auto* rec = step.is_row ? nullptr : std::get_if<Record>(&ops[step.op]);
+    if (const auto* acked = rec ? std::get_if<Acked>(rec) : nullptr) {
+      forget_acked(acked->job_id);
+      acked_.push_back(acked->job_id);
+      continue;
+    }
+    write_acked();
     if (step.is_row) write_row(*step.row.submitted, step.row.dispatched, step.row.finished);
-    else if (auto* rec = std::get_if<Record>(&ops[step.op])) append(*rec);
+    else if (rec) append(*rec);
     else expire(std::get<ExpireKept>(ops[step.op]).now);
   }
+  write_acked();
 }
 
 void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const Finished* f) {
@@ -500,14 +552,16 @@ void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const F
       .bind(12, millis(c.submitted))
       .bind(13, millis(c.deadline))
       .bind(17, std::int64_t{d ? d->attempt : 0u});
-  if (d)  // else worker_id, worker_identity and request_id stay NULL
-    s.bind(14, d->worker_id).bind(15, d->worker_identity).bind(16, static_cast<std::int64_t>(d->request_id));
-  if (f)  // else the outcome's columns stay NULL
+  if (d) s.bind(14, d->worker_id).bind(15, d->worker_identity).bind(16, static_cast<std::int64_t>(d->request_id));
+  else s.bind_null(14).bind_null(15).bind_null(16);  // not running: no worker
+  if (f)
     s.bind(18, std::int64_t{static_cast<std::uint16_t>(f->outcome.code)})
         .bind(19, f->outcome.outputs)
         .bind(20, f->outcome.message)
         .bind(21, millis(f->at))
         .bind(22, millis(f->expires));
+  else
+    for (int i = 18; i <= 22; ++i) s.bind_null(i);  // not finished: no outcome
   s.step();
   s.reset();
   turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);
@@ -515,21 +569,31 @@ void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const F
   const auto held = static_cast<std::int64_t>(
       f ? f->outcome.outputs.bytes.size() + f->outcome.message.size()
         : c.inputs.bytes.size() + c.parameters.bytes.size());
-  held_bytes_[c.job_id] = held;
+  held_[c.job_id] = Held{held, f ? millis(f->expires) : kNeverExpires};
   turn_bytes_ += held;
 }
 
 std::vector<JobId> SqliteJournal::expire(WallTime now) {
   require_turn("expire");
+  // A pass over every row held, once a minute (the core's own DurableJobs::expire passes over
+  // the same outcomes in the same turn); a delete by primary key for each expired one.
+  const std::int64_t at = millis(now);
   std::vector<JobId> gone;
+  for (const auto& [job, h] : held_)
+    if (h.expires_ms <= at) gone.push_back(job);
+  std::sort(gone.begin(), gone.end());
   Statement& s = prepared(kExpire);
-  s.bind(1, millis(now));
-  while (s.step()) {
-    gone.push_back(static_cast<JobId>(s.integer(0)));
-    held_bytes_.erase(gone.back());
-    turn_bytes_ -= s.integer(1);
+  for (JobId job : gone) {
+    s.bind(1, static_cast<std::int64_t>(job)).bind(2, at);
+    s.step();
+    s.reset();
+    if (sqlite3_changes(db_) != 1)
+      fail(fmt::format("expiry of job {}: the journal's table no longer holds the finished row "
+                       "it remembered", job));
+    auto it = held_.find(job);
+    turn_bytes_ -= it->second.bytes;
+    held_.erase(it);
   }
-  s.reset();
   return gone;
 }
 

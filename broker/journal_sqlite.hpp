@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "journal.hpp"
 #include "journal_fold.hpp"
@@ -36,7 +38,7 @@ struct SqliteOptions {
 class SqliteJournal final : public Journal {
  public:
   // The schema version this build writes (and the newest it can read).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // PRAGMA application_id of a muster journal ("must"): a file without it is not ours.
   static constexpr std::int32_t kApplicationId = 0x6d757374;
 
@@ -83,7 +85,16 @@ class SqliteJournal final : public Journal {
   // The row a call's Submitted leaves with its last Dispatched (running) and its Finished
   // (finished), when those are not null (append_all).
   void write_row(const Submitted& s, const Dispatched* d, const Finished* f);
+  // Acked: forget_acked checks that the row is held and forgets it (held_, the byte count);
+  // delete_acked deletes the rows of jobs first..last, every one of which it forgot.
+  void forget_acked(JobId job);
+  void delete_acked(JobId first, JobId last);
+  // Deletes the rows of acked_ (and empties it): consecutive job ids as one range (append_all).
+  void write_acked();
   void require_turn(const char* what) const;
+  // Fills held_ (and committed_bytes_) from the committed table: at open, and at the next
+  // begin_turn() after a rollback.
+  void read_held();
 
   SqliteOptions options_;
   sqlite3* db_ = nullptr;
@@ -92,11 +103,21 @@ class SqliteJournal final : public Journal {
   std::uint64_t committed_bytes_ = 0;
   std::int64_t turn_bytes_ = 0;  // change of the open turn (negative when it frees more)
   JobId turn_next_job_ = 0;      // next_job_id the open turn's Submits need (written at commit)
-  // The payload bytes of each row this journal wrote (a cache: Finished and Acked need the
-  // bytes they free without reading the row; emptied by a rollback, a miss reads the row).
-  std::unordered_map<JobId, std::int64_t> held_bytes_;
+  // Every row the table holds (committed, and appended in the open turn): its payload bytes
+  // (what Finished and Acked free, without reading the row) and, once finished, when it
+  // expires. expire() finds the rows to delete here, once a minute, instead of an SQL index
+  // on the expiry that every call would update twice (docs/DURABILITY.md §4, §10). Read from
+  // the file at open; read again after a rollback (held_stale_).
+  static constexpr std::int64_t kNeverExpires = std::numeric_limits<std::int64_t>::max();
+  struct Held {
+    std::int64_t bytes = 0;
+    std::int64_t expires_ms = kNeverExpires;  // finished rows only
+  };
+  std::unordered_map<JobId, Held> held_;
+  bool held_stale_ = false;
   bool in_turn_ = false;
   BatchPlanner planner_;  // append_all's folds (kept to reuse its memory)
+  std::vector<JobId> acked_;  // consecutive Acked records forgotten, their rows not deleted yet
 };
 
 }  // namespace muster::broker::journal

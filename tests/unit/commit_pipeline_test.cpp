@@ -375,6 +375,26 @@ TEST_CASE("early dispatch: an Abort for the same worker held before it keeps the
   CHECK(sent(p) == Sent{"abort w1 30", "accepted 70", "wr w1 70"});
 }
 
+TEST_CASE("early dispatch: an Abort for the same worker held by an earlier turn keeps the WorkRequest "
+          "behind it") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, {}, 0);
+  auto first = p.next_batch(kT0);
+  // Turn A: call 3 is cancelled; its Abort to w1 waits for batch 2 (its Finished).
+  p.end_turn({finished(3)}, {SendAbort{"w1", 30, ErrorCode::Cancelled, "cancelled"}}, 0);
+  // Turn B: the slot it frees goes to call 7 on w1, call 8 goes to w2.
+  p.end_turn({submitted(7), dispatched(7, "w1", 70), submitted(8), dispatched(8, "w2", 71)},
+             acts({accepted(70), work("w1", 70), work("w2", 71)}), 0);
+  CHECK(sent(p) == Sent{"wr w2 71"});  // w2 has no Abort waiting: at once
+  p.committed(first->seq);
+  auto second = p.next_batch(kT0 + 4ms);
+  p.committed(second->seq);
+  CHECK(sent(p) == Sent{"abort w1 30", "accepted 70", "wr w1 70"});
+  // The Abort went: w1's next early WorkRequest goes at once again.
+  p.end_turn({submitted(9), dispatched(9, "w1", 90)}, acts({accepted(90), work("w1", 90)}), 0);
+  CHECK(sent(p) == Sent{"wr w1 90"});
+}
+
 TEST_CASE("early dispatch: off, every WorkRequest waits for its commit (the measurement baseline)") {
   CommitPipeline p(500ms, /*early_dispatch=*/false);
   p.end_turn({submitted(7), dispatched(7, "w1", 70)}, acts({accepted(70), work("w1", 70)}), 0);

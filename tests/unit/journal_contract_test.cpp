@@ -241,6 +241,95 @@ TEST_CASE_TEMPLATE("journal contract: a call's Submitted with its Dispatched and
   for (std::size_t i = 0; i < ra.calls.size(); ++i) check_same_call(ra.calls[i], rb.calls[i]);
 }
 
+TEST_CASE_TEMPLATE("journal contract: many folded rows and Acked records in a row are "
+                   "stored as append() of each would; a row refused among them rolls the turn back",
+                   Store, MUSTER_STORES) {
+  Store by_one, by_batch;
+  MUSTER_SKIP_UNLESS_AVAILABLE(by_one);
+  auto one = by_one.open();
+  auto batch = by_batch.open();
+  // 37 calls submitted and dispatched, then their answers: 1..33 finished (their rows
+  // consecutive steps of the plan, in the order of the answers), 34..37 still running; an
+  // Acked of an earlier call (100) cuts the run of rows in two.
+  std::vector<JournalOp> ops;
+  const std::vector<JournalOp> before{Record{Submitted{call(100, "hundred")}},
+                                      Record{Finished{100, Outcome{ErrorCode::None, bytes_of("h"), ""}, kT0, kT0 + 1h}}};
+  for (JobId id = 1; id <= 37; ++id) {
+    ops.push_back(Record{Submitted{call(id, "in-" + std::to_string(id), id % 2 ? "p" : "")}});
+    ops.push_back(Record{Dispatched{id, "w" + std::to_string(id % 3), "id-w", 1000 + id, 1}});
+  }
+  for (JobId id = 33; id >= 1; --id) {
+    ops.push_back(Record{Finished{id, Outcome{id % 5 ? ErrorCode::None : ErrorCode::WorkerError,
+                                              bytes_of(id % 5 ? "out-" + std::to_string(id) : ""),
+                                              id % 5 ? "" : "boom"},
+                                  kT0 + std::chrono::seconds{id}, kT0 + 1h}});
+    if (id == 12) ops.push_back(Record{Acked{100}});
+  }
+  for (Journal* j : {one.get(), batch.get()}) {
+    j->begin_turn();
+    j->append_all(before);
+    j->commit();
+  }
+  one->begin_turn();
+  for (const auto& op : ops) one->append(std::get<Record>(op));
+  const auto bytes_in_turn = one->payload_bytes();
+  one->commit();
+  batch->begin_turn();
+  batch->append_all(ops);
+  CHECK(batch->payload_bytes() == bytes_in_turn);
+  batch->commit();
+  const Loaded a = one->load(), b = batch->load();
+  CHECK(b.next_job_id == a.next_job_id);
+  REQUIRE(a.calls.size() == 37);
+  REQUIRE(b.calls.size() == a.calls.size());
+  for (std::size_t i = 0; i < a.calls.size(); ++i) check_same_call(a.calls[i], b.calls[i]);
+  // Acked records in a row, in no particular order, with gaps, finished and running calls:
+  // the rows and bytes one by one leaves.
+  std::vector<JournalOp> acks;
+  for (JobId id : {3, 1, 2, 4, 5, 9, 7, 8, 12, 20, 19, 18, 31, 30})
+    acks.push_back(Record{Acked{id}});
+  acks.push_back(Record{Dispatched{35, "w9", "id-w9", 3035, 2}});
+  for (JobId id : {21, 22, 23}) acks.push_back(Record{Acked{id}});
+  one->begin_turn();
+  for (const auto& op : acks) one->append(std::get<Record>(op));
+  one->commit();
+  batch->begin_turn();
+  batch->append_all(acks);
+  batch->commit();
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+  const Loaded aa = one->load(), ab = batch->load();
+  REQUIRE(aa.calls.size() == 37 - 17);
+  REQUIRE(ab.calls.size() == aa.calls.size());
+  for (std::size_t i = 0; i < aa.calls.size(); ++i) check_same_call(aa.calls[i], ab.calls[i]);
+  // An Acked of a call no longer held, among others in a row: refused as one by one refuses it.
+  for (Journal* j : {one.get(), batch.get()}) {
+    j->begin_turn();
+    CHECK_THROWS_WITH_AS(j->append_all({Record{Acked{10}}, Record{Acked{11}}, Record{Acked{1}}, Record{Acked{13}}}),
+                         doctest::Contains("Acked for job 1,"), JournalError);
+    j->rollback();
+  }
+  // A Submitted of a job the journal holds, among 20 new folded rows: refused as one by one
+  // refuses it, and nothing of the turn stays.
+  std::vector<JournalOp> bad;
+  for (JobId id = 201; id <= 220; ++id) {
+    bad.push_back(Record{Submitted{call(id == 210 ? 6 : id, "x")}});
+    bad.push_back(Record{Dispatched{id == 210 ? 6 : id, "w1", "id-w1", 2000 + id, 1}});
+  }
+  for (Journal* j : {one.get(), batch.get()}) {
+    const auto bytes = j->payload_bytes();
+    j->begin_turn();
+    if (j == one.get())
+      CHECK_THROWS_AS(for (const auto& op : bad) j->append(std::get<Record>(op)), JournalError);
+    else
+      CHECK_THROWS_AS(j->append_all(bad), JournalError);
+    j->rollback();
+    CHECK(j->payload_bytes() == bytes);
+    CHECK(j->load().calls.size() == 37 - 17);
+    one_turn(*j, {Acked{10}, Acked{11}, Finished{34, Outcome{ErrorCode::None, bytes_of("late"), ""}, kT0, kT0 + 1h}});
+  }
+  CHECK(batch->payload_bytes() == one->payload_bytes());
+}
+
 TEST_CASE_TEMPLATE("journal contract: a record for a call it does not hold is refused and rolls "
                    "the turn back", Store, MUSTER_STORES) {
   Store store;
@@ -420,6 +509,46 @@ TEST_CASE_TEMPLATE("journal contract + recovery: a daemon SIGKILLed with calls i
   CHECK(after.calls[3].deaths == 1);
   REQUIRE(after.calls[4].outcome);  // job 5
   CHECK(after.calls[4].outcome->code == ErrorCode::WorkerLost);
+}
+
+TEST_CASE_TEMPLATE("journal contract: finished calls of an earlier open, and of a rolled-back "
+                   "turn, expire at their time", Store, MUSTER_STORES) {
+  Store store;
+  MUSTER_SKIP_UNLESS_AVAILABLE(store);
+  {
+    auto j = store.open();
+    one_turn(*j, {Submitted{call(1, "in1")}, Submitted{call(2, "in2")}, Submitted{call(3, "in3")},
+                  Submitted{call(4, "in4")}});
+    one_turn(*j, {Finished{1, Outcome{ErrorCode::None, bytes_of("r1"), ""}, kT0, kT0 + 10min},
+                  Finished{2, Outcome{ErrorCode::None, bytes_of("r2"), ""}, kT0, kT0 + 20min}});
+  }
+  auto j = store.open();  // a new instance: it expires what the earlier one finished
+  CHECK(j->payload_bytes() == 2 + 2 + 3 + 3);
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 10min) == std::vector<JobId>{1});
+  j->commit();
+  // A rolled-back turn's Acked, expiry and Finished leave the rows as they were: row 2 still
+  // expires at its time, row 3 is still open (a Finished of it is accepted), row 4 never expires.
+  j->begin_turn();
+  j->append(Acked{2});
+  j->append(Finished{4, Outcome{ErrorCode::None, bytes_of("r4"), ""}, kT0, kT0 + 1min});
+  CHECK(j->expire(kT0 + 1h) == std::vector<JobId>{4});
+  j->rollback();
+  CHECK(j->payload_bytes() == 2 + 3 + 3);
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 20min - 1ms).empty());
+  j->append(Finished{3, Outcome{ErrorCode::None, bytes_of("r3-long"), ""}, kT0, kT0 + 30min});
+  CHECK(j->expire(kT0 + 20min) == std::vector<JobId>{2});
+  CHECK(j->payload_bytes() == 7 + 3);
+  j->commit();
+  j->begin_turn();
+  CHECK(j->expire(kT0 + 100h) == std::vector<JobId>{3});
+  j->commit();
+  const Loaded loaded = j->load();
+  REQUIRE(loaded.calls.size() == 1);
+  CHECK(loaded.calls[0].job_id == 4);
+  CHECK(loaded.calls[0].state == CallState::Queued);
+  CHECK(j->payload_bytes() == 3);
 }
 
 TEST_CASE_TEMPLATE("journal contract: a batch's many Acked records leave what acking one by one "

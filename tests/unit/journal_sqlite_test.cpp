@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "journal_records.hpp"
 #include "journal_sqlite.hpp"
 #include "temp_dir.hpp"
@@ -133,7 +135,8 @@ TEST_CASE("journal sqlite: a file that is not a readable journal is an error nam
   SUBCASE("a journal written by a newer muster") {
     { SqliteJournal j(options_for(path)); }
     sql(path, "INSERT INTO muster_schema VALUES (99, 0, 'from the future')");
-    expected = "newer muster (schema version 99, this musterd knows up to 1)";
+    expected = fmt::format("newer muster (schema version 99, this musterd knows up to {})",
+                           SqliteJournal::kSchemaVersion);
   }
   SUBCASE("a directory that does not exist") {
     const auto error = open_error(dir.path / "missing" / "journal.db");
@@ -149,6 +152,79 @@ TEST_CASE("journal sqlite: a file that is not a readable journal is an error nam
   CHECK(error->find("journal sqlite:" + path.string()) != std::string::npos);
   CHECK(error->find(expected) != std::string::npos);
   CHECK(fs::file_size(path) == before);  // left as found, for whoever investigates
+}
+
+// The first schema (version 1), as a musterd of that version created it, with a queued call
+// (job 1) and a finished one (job 2, expiring at kT0 + 10 min).
+constexpr const char* kSchemaVersion1 = R"sql(
+  PRAGMA application_id = 1836413812;
+  CREATE TABLE muster_schema (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL,
+                              description TEXT NOT NULL);
+  INSERT INTO muster_schema VALUES (1, 0, 'calls and meta');
+  CREATE TABLE muster_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO muster_meta VALUES ('epoch', 4), ('next_job_id', 3);
+  CREATE TABLE calls (
+    job_id INTEGER PRIMARY KEY, state INTEGER NOT NULL, node TEXT NOT NULL,
+    identity TEXT NOT NULL, caller_name TEXT NOT NULL, workspace TEXT NOT NULL, role TEXT NOT NULL,
+    trace_id TEXT NOT NULL, inputs BLOB NOT NULL, parameters BLOB NOT NULL,
+    idempotent INTEGER NOT NULL, submitted_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,
+    worker_id TEXT, worker_identity TEXT, request_id INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0, deaths INTEGER NOT NULL DEFAULT 0,
+    outcome_code INTEGER, outputs BLOB, message TEXT, finished_ms INTEGER, expires_ms INTEGER);
+  CREATE INDEX calls_expiry ON calls (expires_ms) WHERE state = 2;
+  INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs,
+                     parameters, idempotent, submitted_ms, deadline_ms)
+    VALUES (1, 0, 'resize', 'id-client', 'alice', 'ws1', 'client', 'trace-1', x'616263', x'',
+            0, 1000, 31000);
+  INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs,
+                     parameters, idempotent, submitted_ms, deadline_ms, worker_id,
+                     worker_identity, request_id, attempts, outcome_code, outputs, message,
+                     finished_ms, expires_ms)
+    VALUES (2, 2, 'resize', 'id-client', 'alice', 'ws1', 'client', 'trace-2', x'', x'', 1, 1000,
+            31000, 'w1', 'id-w1', 7, 1, 0, x'72657332', NULL, 2000, 600000);
+)sql";
+
+TEST_CASE("journal sqlite: a journal of schema version 1 opens, migrated to the current version") {
+  muster::test::TempDir dir;
+  const fs::path path = dir.path / "journal.db";
+  sql(path, "PRAGMA journal_mode = WAL");
+  sql(path, kSchemaVersion1);
+  {
+    SqliteJournal j(options_for(path));
+    CHECK(j.epoch() == 5);
+    CHECK(j.payload_bytes() == 3 + 4);
+    const Loaded loaded = j.load();
+    CHECK(loaded.next_job_id == 3);
+    REQUIRE(loaded.calls.size() == 2);
+    CHECK(loaded.calls[0].state == CallState::Queued);
+    CHECK(string_of(loaded.calls[0].inputs) == "abc");
+    CHECK(loaded.calls[1].state == CallState::Finished);
+    REQUIRE(loaded.calls[1].outcome);
+    CHECK(string_of(loaded.calls[1].outcome->outputs) == "res2");
+    CHECK(loaded.calls[1].expires == WallTime{600000ms});
+    // It carries on: the finished call expires at its time, the queued one finishes.
+    j.begin_turn();
+    CHECK(j.expire(WallTime{600000ms} - 1ms).empty());
+    CHECK(j.expire(WallTime{600000ms}) == std::vector<JobId>{2});
+    j.append(Finished{1, Outcome{ErrorCode::None, bytes_of("r1"), ""}, kT0, kT0 + 1h});
+    j.commit();
+    CHECK(j.payload_bytes() == 2);
+  }
+  // What the migrations left: every version recorded, the expiry index gone.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  auto integer = [&](const char* q) {
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, q, -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    const auto v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+  };
+  CHECK(integer("SELECT max(version) FROM muster_schema") == SqliteJournal::kSchemaVersion);
+  CHECK(integer("SELECT count(*) FROM muster_schema") == SqliteJournal::kSchemaVersion);
+  CHECK(integer("SELECT count(*) FROM sqlite_schema WHERE name = 'calls_expiry'") == 0);
+  sqlite3_close(db);
 }
 
 TEST_CASE("journal sqlite: one daemon per file") {
