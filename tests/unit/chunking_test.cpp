@@ -2,7 +2,8 @@
 // PROTOCOL.md §7.9): chunks within the credit, in order, and the receiver's size and sha256
 // check, including a corrupted chunk; and the SHA-256 they use (sha256.hpp, OpenSSL) against
 // the FIPS 180-2 vectors and libsodium's, whole or fed in uneven pieces; the resend keep of a
-// source read once (SentBytesKeep), which shares the messages it keeps.
+// source read once (SentBytesKeep), which shares the messages it keeps; a received chunk kept
+// in the message that brought it (receive_piece).
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -387,6 +388,52 @@ TEST_CASE("chunking resume: SentBytesKeep keeps a piece as the message that carr
   CHECK_FALSE(keep.message_of(0, 5).has_value());      // copied bytes: no chunk message
   CHECK_FALSE(keep.message_of(5, n - 1).has_value());  // a cut piece is built anew
   CHECK_FALSE(keep.message_of(6, n - 1).has_value());
+}
+
+TEST_CASE("chunking: receive_piece shares a received chunk's message, unchanged once the message is released; "
+          "it copies a small chunk and a small part of a message") {
+  const std::size_t header = 24, n = kShareReceivedMinBytes + 17, large = 4 * kShareReceivedMinBytes;
+  const auto piece = pattern(large);
+  auto message_of = [&](std::size_t size) {
+    zmq::message_t m(header + size);
+    std::memset(m.data(), 0xee, header);
+    std::memcpy(static_cast<std::uint8_t*>(m.data()) + header, piece.data(), size);
+    return m;
+  };
+  auto in = [&](zmq::message_t& m, std::size_t size) {
+    return std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(m.data()) + header, size);
+  };
+
+  auto received = message_of(n);
+  const auto* at = static_cast<const std::uint8_t*>(received.data()) + header;
+  auto shared = receive_piece(&received, in(received, n));
+  CHECK(shared.bytes().data() == at);  // the same content: nothing copied
+  received = zmq::message_t();         // the receiver's message released
+  // Memory freed now would be handed out again here and overwritten.
+  std::vector<std::vector<std::uint8_t>> scribble;
+  for (int i = 0; i < 4; ++i) scribble.emplace_back(header + n, 0x11);
+  CHECK(std::memcmp(shared.bytes().data(), piece.data(), n) == 0);
+
+  // A small chunk (it may be a slice of libzmq's shared read buffer) is copied.
+  auto small_message = message_of(kShareReceivedMinBytes - 1);
+  auto small = receive_piece(&small_message, in(small_message, kShareReceivedMinBytes - 1));
+  CHECK(small.bytes().data() != static_cast<const std::uint8_t*>(small_message.data()) + header);
+  CHECK(small.bytes().size() == kShareReceivedMinBytes - 1);
+  CHECK(std::memcmp(small.bytes().data(), piece.data(), small.bytes().size()) == 0);
+  // Less than half of its message (a chunk in a Batch, the new end of a resent one): copied.
+  auto big = message_of(large);
+  const std::size_t from = large - kShareReceivedMinBytes - 1;
+  auto part = receive_piece(&big, in(big, large).subspan(from));
+  CHECK(part.bytes().size() == kShareReceivedMinBytes + 1);
+  CHECK(part.bytes().data() != in(big, large).data() + from);
+  CHECK(std::memcmp(part.bytes().data(), piece.data() + from, part.bytes().size()) == 0);
+  // More than half: shared, from where it starts in the message.
+  auto most = receive_piece(&big, in(big, large).subspan(kShareReceivedMinBytes));
+  CHECK(most.bytes().data() == in(big, large).data() + kShareReceivedMinBytes);
+  // Without a message: a copy.
+  auto alone = receive_piece(nullptr, piece.span());
+  CHECK(alone.bytes().data() != piece.data());
+  CHECK(std::vector<std::uint8_t>(alone.bytes().begin(), alone.bytes().end()) == vec(piece));
 }
 
 TEST_CASE("chunking: stream 0 is the items, never a chunked value") {

@@ -3,7 +3,10 @@
 //   default:     a C++ SDK worker (worker/cpp) with two nodes:
 //                  produce {mib} -> {data: bytes}: `mib` MiB as one chunked output
 //                    (Context::output_stream), read from a 1 MiB buffer filled once;
-//                  count {n} -> items {i} x n (Context::emit), then {n}.
+//                  count {n} -> items {i} x n (Context::emit), then {n};
+//                  consume {data: bytes, streamed} -> {n}: reads the input through
+//                    Context::input_stream (InputStream::next) and only counts its bytes
+//                    (tools/bench/upload_cost.sh: the SDK's receive path alone).
 //   --baseline:  a bare SUB + DEALER loop for muster-bench-forwarder that answers every request
 //                with one message of the size the request names (8-byte little-endian size after
 //                the 8-byte id), copied from a buffer filled once: the same bytes, the same copy.
@@ -72,6 +75,19 @@ int run_sdk(muster::WorkerOptions opt) {
                   if (!ctx.emit(muster::Map{{"i", muster::Value(i)}})) break;
                 return muster::Map{{"n", muster::Value(n)}};
               });
+  worker.node({.name = "consume",
+               .description = "Reads the bytes input `data` as a stream and returns its size {n} (upload_cost.sh).",
+               .category = "bench",
+               .version = "1.0.0",
+               .inputs = {{.name = "data", .type = "bytes"}},
+               .outputs = {{.name = "n", .type = "int"}}},
+              [](muster::Context& ctx) {
+                auto& in = ctx.input_stream("data");
+                std::uint64_t n = 0;
+                for (auto piece = in.next(); !piece.empty(); piece = in.next()) n += piece.size();
+                return muster::Map{{"n", muster::Value(static_cast<std::int64_t>(n))}};
+              },
+              {.streamed_inputs = {"data"}});
   return worker.run();
 }
 

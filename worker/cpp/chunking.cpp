@@ -116,6 +116,18 @@ bool ResumeRule::stalled(std::uint64_t received, std::uint64_t expected, Clock::
   return true;
 }
 
+ReceivedPiece receive_piece(zmq::message_t* message, std::span<const std::uint8_t> data) {
+  if (message && data.size() >= kShareReceivedMinBytes && data.size() >= message->size() / 2) {
+    auto* base = static_cast<const std::uint8_t*>(message->data());
+    if (data.data() >= base && data.data() + data.size() <= base + message->size()) {
+      ReceivedPiece piece{zmq::message_t(), static_cast<std::size_t>(data.data() - base), data.size()};
+      piece.message.copy(*message);  // shares the content: no copy of the bytes
+      return piece;
+    }
+  }
+  return ReceivedPiece{zmq::message_t(data.data(), data.size()), 0, data.size()};
+}
+
 void SentBytesKeep::append(SentPiece piece) { keep(std::move(piece), true); }
 
 void SentBytesKeep::append(std::span<const std::uint8_t> data) {

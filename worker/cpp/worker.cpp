@@ -849,13 +849,15 @@ struct WorkerImpl {
   // `m` is the message; `frame`, if any, the payload frame before it (PROTOCOL.md §2.1),
   // taken over by the inputs it holds: their large bytes values are read in place. A Batch's
   // items are read one by one, as if each had come alone (§2.2). `in_batch`: `m` is an item.
-  void on_published(std::span<const std::uint8_t> m, zmq::message_t* frame, bool in_batch = false) {
+  // `received`: the message `m` lies in, whose content a chunk's feed may share (not copied).
+  void on_published(std::span<const std::uint8_t> m, zmq::message_t* frame, bool in_batch = false,
+                    zmq::message_t* received = nullptr) {
     auto* msg = read_daemon_message(m);
     if (msg && msg->body_type() == wire::DaemonBody::Batch) {
       auto batch = frame || in_batch ? BatchItems{{}, "a Batch inside a Batch or with a payload frame"}
                                      : batch_items(*msg->body_as_Batch(), m);
       if (!batch.error.empty()) spdlog::warn("ignoring a published Batch: {}", batch.error);
-      for (auto item : batch.items) on_published(item, nullptr, true);
+      for (auto item : batch.items) on_published(item, nullptr, true, received);
       return;
     }
     if (!msg) {
@@ -1022,7 +1024,8 @@ struct WorkerImpl {
         }
         auto* data = c->data();
         if (auto resume = (*feed)->push(c->offset(), data ? std::span<const std::uint8_t>(data->data(), data->size())
-                                                          : std::span<const std::uint8_t>())) {
+                                                          : std::span<const std::uint8_t>(),
+                                        received)) {
           spdlog::info("request {}: chunked stream {} lost chunks (one at offset {}, {} bytes received): asking "
                        "again from there", c->request_id(), c->stream(), c->offset(), *resume);
           send_to_daemon(worker_credit_message(opt.worker_id, c->request_id(), c->stream(), (*feed)->granted(), *resume));
@@ -1223,7 +1226,7 @@ struct WorkerImpl {
         align_payload(payload);
         if (extra) align_payload(frame);
         on_own_topic = topic.to_string_view() == this->topic;
-        on_published(bytes_of(payload), extra ? &frame : nullptr);
+        on_published(bytes_of(payload), extra ? &frame : nullptr, false, &payload);
       }
       if (results_readable) on_answer();
       if (now - last_stall_check >= std::chrono::milliseconds(100)) {

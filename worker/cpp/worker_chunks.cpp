@@ -62,7 +62,7 @@ InputFeed::InputFeed(std::string port_name, ChunkedValue ref, ChunkDelivery deli
 }
 
 std::optional<std::uint64_t> InputFeed::push(std::uint64_t offset, std::span<const std::uint8_t> data,
-                                             ResumeRule::Clock::time_point now) {
+                                             zmq::message_t* message, ResumeRule::Clock::time_point now) {
   {
     std::lock_guard lock(mu_);
     if (push_error_) return std::nullopt;
@@ -76,7 +76,7 @@ std::optional<std::uint64_t> InputFeed::push(std::uint64_t offset, std::span<con
       push_error_ = fmt::format("chunked stream {}: a chunk of {} bytes at offset {}, past the {} bytes granted",
                                 receiver_.reference().stream, data.size(), pushed_, granted_.load());
     } else {
-      queue_.push_back({pushed_, Bytes(data.begin(), data.end())});
+      queue_.push_back({pushed_, receive_piece(message, data)});  // the new bytes only (R1)
       pushed_ += data.size();
       resume_.taken(now);
     }
@@ -108,6 +108,7 @@ std::span<const std::uint8_t> InputFeed::next() {
     if (auto error = receiver_.check()) throw WorkError(fmt::format("input {}: {}", port, *error), ErrorCode::InvalidRequest);
     return {};
   }
+  current_ = ReceivedPiece();  // the last chunk handed out: the reader is done with it
   Piece piece;
   {
     std::unique_lock lock(mu_);
@@ -119,7 +120,7 @@ std::span<const std::uint8_t> InputFeed::next() {
     piece = std::move(queue_.front());
     queue_.pop_front();
   }
-  if (auto error = receiver_.on_chunk(piece.offset, piece.data.span()))
+  if (auto error = receiver_.on_chunk(piece.offset, piece.bytes.bytes()))  // hashed in the message
     throw WorkError(fmt::format("input {}: {}", port, *error), ErrorCode::InvalidRequest);
   // More credit as the reader takes bytes: at most one window ahead of what it took, sent
   // when it rises by a chunk or reaches the size (a Credit per chunk, not per read).
@@ -130,14 +131,14 @@ std::span<const std::uint8_t> InputFeed::next() {
   }
   if (receiver_.complete())
     if (auto error = receiver_.check()) throw WorkError(fmt::format("input {}: {}", port, *error), ErrorCode::InvalidRequest);
-  current_ = std::move(piece.data);
-  return current_.span();
+  current_ = std::move(piece.bytes);
+  return current_.bytes();
 }
 
 Bytes InputFeed::take_all() {
   while (!next().empty()) {
   }
-  current_ = Bytes();
+  current_ = ReceivedPiece();
   return receiver_.take();
 }
 

@@ -68,10 +68,13 @@ struct InputFeed {
   std::uint32_t stream() const { return stream_; }
   std::uint64_t size() const { return size_; }
 
-  // Socket thread: a chunk musterd forwarded (copied; nothing is checked but the grant here).
+  // Socket thread: a chunk musterd forwarded, its `data` lying in `message` (null: none), which
+  // stays the caller's: the bytes queued are kept in a copy of it that shares its content, not
+  // copied (receive_piece: a small chunk is copied). Nothing is checked but the grant here.
   // R1: only its bytes past those received are queued; R2: past a gap it is dropped and the
   // offset of a resume Credit to send now is returned (at most one per resume_after).
   std::optional<std::uint64_t> push(std::uint64_t offset, std::span<const std::uint8_t> data,
+                                    zmq::message_t* message = nullptr,
                                     ResumeRule::Clock::time_point now = ResumeRule::Clock::now());
   // Socket thread, R3: granted bytes not received for resume_after: the resume offset, or nullopt.
   std::optional<std::uint64_t> stalled(ResumeRule::Clock::time_point now = ResumeRule::Clock::now());
@@ -81,7 +84,7 @@ struct InputFeed {
   void wake();
 
   // Reader: the next chunk, checked, or an empty span at the end once the size and sha256 are
-  // checked. Throws WorkError(InvalidRequest) "input <port>: chunked stream N: ..." for a bad
+  // checked. The span lies in the message that brought the chunk, valid until the next call. Throws WorkError(InvalidRequest) "input <port>: chunked stream N: ..." for a bad
   // value, WorkError when the request is aborted while it waits.
   std::span<const std::uint8_t> next();
   // Reader: the whole value, checked (the feed must be ChunkDelivery::Buffer).
@@ -93,7 +96,7 @@ struct InputFeed {
  private:
   struct Piece {
     std::uint64_t offset;
-    Bytes data;
+    ReceivedPiece bytes;
   };
   std::mutex mu_;
   std::condition_variable cv_;
@@ -103,7 +106,7 @@ struct InputFeed {
   ResumeRule resume_;         // the socket thread's (under mu_)
   std::atomic<std::uint64_t> granted_;  // the grant sent so far (written by the reader)
   ChunkReceiver receiver_;  // the reader's, never touched by the socket thread
-  Bytes current_;           // the chunk next() returned last
+  ReceivedPiece current_;   // the chunk next() returned last (its message kept until the next)
   std::shared_ptr<std::atomic<bool>> aborted_;
   std::uint32_t stream_;
   std::uint64_t size_;

@@ -87,6 +87,20 @@ struct SentPiece {
   }
 };
 
+// A piece of a stream as received, the same shape: its bytes lie in a message that keeps them,
+// the one that brought them (a copy sharing its content) or one of their own (receive_piece).
+using ReceivedPiece = SentPiece;
+// Received bytes shorter than this are copied (receive_piece): a message libzmq received small
+// is a slice of its 8 KiB read buffer (ZMQ_IN_BATCH_SIZE), which one slice kept alive keeps
+// whole; a larger one has its own allocation.
+inline constexpr std::size_t kShareReceivedMinBytes = 64u << 10;
+// `data`, which lies in `message` (received; it stays the caller's), as a piece that keeps the
+// bytes without copying them: a copy of `message` sharing its content, when `data` is at least
+// kShareReceivedMinBytes and at least half of the message (so a kept piece never holds much
+// more memory than its bytes: not a small chunk in a Batch); else a copy of `data` alone. With
+// `message` null, a copy.
+ReceivedPiece receive_piece(zmq::message_t* message, std::span<const std::uint8_t> data);
+
 // The last bytes a sender sent of a stream it cannot read again (§7.9 R10): at least the last
 // `keep` bytes (at most one piece more), in the pieces they were sent in. Keeping a piece given
 // with its chunk message costs no copy and no allocation: the keep holds one more reference to
