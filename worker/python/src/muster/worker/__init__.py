@@ -719,7 +719,8 @@ class Worker:
                 self._read_dealer_monitor()
             self._drain_outbox()
             # Replies first: an Ack that arrived with the next Ping confirms the answers its Pong
-            # listed before that Ping is answered (PROTOCOL.md §7.6).
+            # listed before that Ping is answered (PROTOCOL.md §7.6); _read_sub keeps to it
+            # message by message.
             if self._dealer in events:
                 self._read_dealer()
             if self._sub in events:
@@ -960,10 +961,22 @@ class Worker:
                     # inputs or parameters that are not a valid payload: the request's fault
                     self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, e.message))
                 continue
+            self._read_waiting_replies()
             try:
                 self._on_daemon_message(topic, msg.body)
             except Exception:
                 log.exception("failed to handle a %s", type(msg.body).__name__)
+
+    def _read_waiting_replies(self) -> None:
+        """Replies first, before each message of the request socket, not only once per poll: a
+        batch read there goes on as long as messages keep coming, and an Ack that arrived during
+        it confirms the answers its Pong listed before the next Ping is answered (§7.6), before a
+        resume Credit sends their chunks again, before a re-sent WorkRequest gets the answer
+        again. (Read once per poll, a daemon that pinged again as soon as each Pong came kept the
+        worker in one batch, and it read no reply at all: its answers stayed listed as
+        unconfirmed Pong after Pong.)"""
+        if self._dealer is not None and self._dealer.poll(0, zmq.POLLIN):
+            self._read_dealer()
 
     def _read_dealer(self) -> None:
         assert self._dealer is not None
