@@ -639,10 +639,14 @@ class Worker:
         self._pending.clear()
         self._pending_answers.clear()
         self._early_ping = None
-        if len(endpoint_list(self.response_address)) > 1:
-            # A failover pair (ZMQ_IMMEDIATE): the Attach that follows would be dropped until a
-            # daemon's connection completes; wait for it, briefly (the attach timeout retries).
-            dealer.poll(1000, zmq.POLLOUT)
+        self._await_a_completed_connection()
+
+    def _await_a_completed_connection(self) -> None:
+        """A failover pair's DEALER (ZMQ_IMMEDIATE) drops what it sends until a daemon's
+        connection has completed its handshake, which comes after the connect event: the Attach
+        about to go waits for it, briefly (the attach timeout retries)."""
+        if self._dealer is not None and len(endpoint_list(self.response_address)) > 1:
+            self._dealer.poll(1000, zmq.POLLOUT)
 
     def _close_sockets(self, linger: int = 0) -> None:
         if self._dealer_monitor is not None:
@@ -1028,6 +1032,7 @@ class Worker:
                 self._dealer_lost = False
                 if self.state in (State.ATTACHED, State.ATTACHING) and not self._stop_requested.is_set():
                     log.info("connected to the daemon at %s again: attaching again", self.response_address)
+                    self._await_a_completed_connection()  # (a standby that took over, say)
                     self._send_attach()
 
     def _max_bytes(self) -> int:
