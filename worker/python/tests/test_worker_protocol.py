@@ -433,16 +433,22 @@ def test_the_ack_to_a_pong_is_read_before_the_next_ping_even_inside_one_batch(fa
     fake_daemon.reply(peer, m.Ack())
 
 
+# A liveness window for the tests of a silent daemon: short, yet longer than a loaded machine
+# holds up the confirming pings (at 100 ms the worker sometimes attached again before one of
+# them reached it, and the confirmation got an Attach instead of its Pong).
+SHORT_LIVENESS = {"ping_interval_ms": 250, "liveness": 2}
+
+
 def test_reattach_after_silence_reconnects(fake_daemon):
     w = make_worker(fake_daemon, worker_id="quiet")
     w.start()
     try:
-        first_peer = attach_and_confirm(fake_daemon, w, ping_interval_ms=50, liveness=2)
-        # No more pings: after 100 ms of silence the worker reconnects both sockets.
+        first_peer = attach_and_confirm(fake_daemon, w, **SHORT_LIVENESS)
+        # No more pings: after 500 ms of silence the worker reconnects both sockets.
         peer, raw, att = fake_daemon.expect(m.Attach, skip=(m.Pong,))
         assert raw == wire(w.worker_id, expected_attach(w))
         assert peer != first_peer  # a new DEALER connection
-        fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1"))
+        fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1", ping_interval_ms=0))
         peer, raw, pong = fake_daemon.confirm(w.worker_id, "inst-1", seq=2)
         fake_daemon.reply(peer, m.Ack())
     finally:
@@ -559,7 +565,7 @@ def test_stop_during_a_reconnect_still_detaches(fake_daemon):
     w = make_worker(fake_daemon, worker_id="recon", attach_timeout=60.0)
     w.start()
     try:
-        first_peer = attach_and_confirm(fake_daemon, w, ping_interval_ms=50, liveness=2)
+        first_peer = attach_and_confirm(fake_daemon, w, **SHORT_LIVENESS)
         # No more pings: the worker reconnects and attaches again; the daemon has not answered yet.
         peer, raw, att = fake_daemon.expect(m.Attach, skip=(m.Pong,))
         assert peer != first_peer
