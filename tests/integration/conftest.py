@@ -2,7 +2,8 @@
 
 Every test starts real processes (musterd, workers, the muster CLI) in a private runtime
 directory and talks to them over real sockets. Everything started here is killed when the
-test ends, and every wait is bounded.
+test ends, and every wait is bounded. What `spawn`/`popen` start also dies with the test
+process itself (a pytest killed outright runs no teardown): see `popen`.
 
 Fixtures and helpers:
   build_dir            Path of the CMake build (env MUSTER_BUILD_DIR, default <repo>/build)
@@ -10,18 +11,25 @@ Fixtures and helpers:
   start_daemon(...)    start another one (extra flags, own runtime dir)
   start_worker(d, ...) start muster-example-worker against daemon d; .wait_ready()
   run_cli(d, *args)    fixture returning muster_cli: run `muster` against daemon d
+  spawn(args, env, log) start a process (own session, output to log), killed after the test
+  popen(args, **kw)    subprocess.Popen whose process dies with the test process
   wait_for(pred, timeout, what)
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import queue
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -43,10 +51,64 @@ def wait_for(pred, timeout: float = 10.0, what: str = "condition", interval: flo
     pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+# ---- processes that die with the test process ---------------------------------------------
+# A test process killed outright (SIGKILL, `timeout -s KILL`, a CI job's time limit) runs no
+# teardown: _kill_everything never comes, and what it started in sessions of its own (so that
+# killpg reaches their children, and `timeout` does not signal them) would live on as orphans of
+# pid 1 — musterd holding its sockets, workers attached to it. So each process gets the Linux
+# parent-death signal, PR_SET_PDEATHSIG = SIGKILL: the kernel kills it as soon as its parent is
+# gone. That signal follows the *thread* that forked the child (it fires when that thread
+# ends), so every process is started on one thread that lives as long as the test process, the
+# spawner, whatever thread a test starts it from (a musterd started from an asyncio executor
+# would otherwise die with the executor's thread, at the end of asyncio.run).
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_spawn_requests: "queue.SimpleQueue[tuple[Callable[[], subprocess.Popen], Future]]" = queue.SimpleQueue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """The child's set-up between fork and exec: SIGKILL once `parent` (this process) is gone."""
+    def set_up() -> None:
+        if _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() != parent:  # the parent died before the prctl: no signal will come
+            os._exit(1)
+    return set_up
+
+
+def _spawner_loop() -> None:
+    while True:
+        start, done = _spawn_requests.get()
+        if done.set_running_or_notify_cancel():
+            try:
+                done.set_result(start())
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                done.set_exception(e)
+
+
+def popen(args, **kw) -> subprocess.Popen:
+    """subprocess.Popen(args, **kw) whose process is killed (SIGKILL) when the test process ends,
+    however it ends; started on the spawner thread (see above), from any thread."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(target=_spawner_loop, name="test-process-spawner", daemon=True)
+            _spawner.start()
+    done: Future = Future()
+    set_up = _die_with(os.getpid())
+    _spawn_requests.put((lambda: subprocess.Popen(args, preexec_fn=set_up, **kw), done))
+    return done.result()
+
+
 def spawn(args, env, log_path: Path, **kw) -> subprocess.Popen:
+    """Starts `args` in a session of its own, its output appended to `log_path`; killed (its
+    process group) when the test ends, and with the test process (popen)."""
     log = open(log_path, "ab")
-    proc = subprocess.Popen([str(a) for a in args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, **kw)
+    proc = popen([str(a) for a in args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                 start_new_session=True, **kw)
     proc.log_path = log_path  # type: ignore[attr-defined]
     _PROCS.append(proc)
     return proc

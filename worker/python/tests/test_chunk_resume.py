@@ -39,6 +39,44 @@ def resume(rid: int, stream: int, granted: int, at: int) -> m.Credit:
     return m.Credit(rid, stream, 0, granted, at, True)
 
 
+# ---- the daemon's side of a worker (tests/conftest.py FakeDaemon) ------------------------
+
+
+def to_worker(fake_daemon, w: muster.Worker, body) -> None:
+    """Publishes ``body`` on the worker's own topic."""
+    fake_daemon.publish(worker_topic(w.worker_id), body)
+
+
+def expect_chunks(fake_daemon, n: int, ack: bool = False) -> list:
+    """The next ``n`` Chunks from the worker (each answered Ack with ``ack``)."""
+    got = []
+    for _ in range(n):
+        peer, _, c = fake_daemon.expect(m.Chunk)
+        if ack:
+            fake_daemon.reply(peer, m.Ack())
+        got.append(c)
+    return got
+
+
+def confirm_by_pongs(fake_daemon, w: muster.Worker, seqs: range) -> None:
+    """Pings with each seq, answering every Pong with the Ack naming it, until a Pong no longer
+    lists an answer (§7.6: the Ack to a Pong that listed it confirms it; a Ping that reaches
+    the worker before that Ack is answered from before it, so a few rounds)."""
+    for seq in seqs:
+        to_worker(fake_daemon, w, m.Ping(seq=seq, instance="inst-1"))
+        peer, _, pong = fake_daemon.expect(m.Pong)
+        fake_daemon.reply(peer, m.Ack(pong_seq=seq))
+        if not pong.answered:
+            return
+    raise AssertionError(f"still unconfirmed after Pong {seq}: answered={pong.answered}")
+
+
+def assert_sends_no_more_chunks(fake_daemon, w: muster.Worker, rid: int) -> None:
+    """The answer of ``rid`` is confirmed: a resume Credit for its output gets no chunk (R11)."""
+    to_worker(fake_daemon, w, resume(rid, 2, 3 * MiB, 0))
+    assert fake_daemon.nothing(0.5), "chunks sent again after the Result was confirmed"
+
+
 # ---- the worker ------------------------------------------------------------------------
 
 
@@ -69,12 +107,15 @@ def resume_worker(fd, worker_id: str, **kw) -> muster.Worker:
 
 @pytest.fixture
 def worker_factory(fake_daemon):
+    """start(worker_id, **options): a resume_worker started, attached and confirmed (§7.1), with
+    no pings of the daemon's own (the tests send each Ping they need)."""
     started = []
 
     def start(worker_id: str, **kw) -> muster.Worker:
         w = resume_worker(fake_daemon, worker_id, **kw)
         w.start()
         started.append(w)
+        attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
         return w
 
     yield start
@@ -88,21 +129,19 @@ def test_worker_input_gap_gets_exactly_one_resume_credit_then_takes_the_chunks_a
     per chunk); the chunks sent again from there (a stale one, one overlapping what it has)
     are trimmed or dropped, and the value checks."""
     w = worker_factory("rg1", resume_after=30.0)  # no stall Credit in this test
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
     data = numbered(3, b"tail")
     request(fake_daemon, w, 5, "echo", inputs={"data": ChunkedValue(1, len(data), sha(data))})
     _, _, first = fake_daemon.expect(m.Credit)
     assert first == m.Credit(5, 1, 0, 4 * MiB)
-    topic = worker_topic(w.worker_id)
     for offset in (0, 2 * MiB, 3 * MiB):
-        fake_daemon.publish(topic, chunk(data, 5, 1, offset))
+        to_worker(fake_daemon, w, chunk(data, 5, 1, offset))
     _, _, again = fake_daemon.expect(m.Credit)
     assert again == resume(5, 1, 4 * MiB, MiB)
     assert fake_daemon.nothing(0.5), "more than one resume Credit for one loss"
-    fake_daemon.publish(topic, chunk(data, 5, 1, 0))  # all of it here already: dropped
-    fake_daemon.publish(topic, chunk(data, 5, 1, MiB - 100, MiB + 100))  # overlaps: trimmed
+    to_worker(fake_daemon, w, chunk(data, 5, 1, 0))  # all of it here already: dropped
+    to_worker(fake_daemon, w, chunk(data, 5, 1, MiB - 100, MiB + 100))  # overlaps: trimmed
     for offset in (2 * MiB, 3 * MiB):
-        fake_daemon.publish(topic, chunk(data, 5, 1, offset))
+        to_worker(fake_daemon, w, chunk(data, 5, 1, offset))
     _, _, result = fake_daemon.expect(m.Result)
     assert result == m.Result(5, {"data": data})  # assembled, sha256 checked, echoed inline
 
@@ -111,17 +150,15 @@ def test_worker_input_stall_gets_a_resume_credit_after_resume_after_and_again(fa
     """R3: the last chunk never comes (no later chunk shows its loss): a resume Credit after
     resume_after without a chunk, and again after each further one."""
     w = worker_factory("rs1", resume_after=0.2)
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
     data = numbered(2, b"last")
     request(fake_daemon, w, 6, "echo", inputs={"data": ChunkedValue(1, len(data), sha(data))})
     fake_daemon.expect(m.Credit)
-    topic = worker_topic(w.worker_id)
     for offset in (0, MiB):
-        fake_daemon.publish(topic, chunk(data, 6, 1, offset))
+        to_worker(fake_daemon, w, chunk(data, 6, 1, offset))
     for _ in range(2):
         again = next_resume_at(fake_daemon, 2 * MiB)
         assert again == resume(6, 1, 4 * MiB, 2 * MiB)
-    fake_daemon.publish(topic, chunk(data, 6, 1, 2 * MiB))
+    to_worker(fake_daemon, w, chunk(data, 6, 1, 2 * MiB))
     _, _, result = fake_daemon.expect(m.Result, skip=(m.Credit,))
     assert result == m.Result(6, {"data": data})
 
@@ -142,7 +179,7 @@ def start_streamed_input(fake_daemon, w, rid: int, data: bytes) -> bytes:
     request(fake_daemon, w, rid, "digest", inputs={"data": ChunkedValue(1, len(data), sha(data))})
     _, _, first = fake_daemon.expect(m.Credit)
     assert first == m.Credit(rid, 1, 0, 4 * MiB)
-    fake_daemon.publish(worker_topic(w.worker_id), chunk(data, rid, 1, 0))
+    to_worker(fake_daemon, w, chunk(data, rid, 1, 0))
     peer, _, more = fake_daemon.expect(m.Credit)
     assert more == m.Credit(rid, 1, 0, 5 * MiB)  # read 1 MiB: granted 1 + 4 MiB
     return peer
@@ -154,7 +191,6 @@ def test_worker_reattached_to_the_same_instance_resumes_its_input_streams(fake_d
     way are lost, so it sends a resume Credit at what it has (instead of aborting the call), and
     the call completes with the chunks sent again."""
     w = worker_factory("rr1", resume_after=30.0, attach_timeout=0.5)
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
     data = numbered(6)
     peer = start_streamed_input(fake_daemon, w, 7, data)
     fake_daemon.reply(peer, m.Rejected(code=ErrorCode.INVALID_REQUEST, message="unknown worker", reattach=True))
@@ -168,7 +204,7 @@ def test_worker_reattached_to_the_same_instance_resumes_its_input_streams(fake_d
     assert pong.in_flight == [7]
     fake_daemon.reply(peer, m.Ack())
     for offset in range(MiB, len(data), MiB):
-        fake_daemon.publish(worker_topic(w.worker_id), chunk(data, 7, 1, offset))
+        to_worker(fake_daemon, w, chunk(data, 7, 1, offset))
     _, _, result = fake_daemon.expect(m.Result, skip=(m.Credit,))
     assert result == m.Result(7, {"hex": hashlib.sha256(data).hexdigest(), "size": len(data)})
 
@@ -178,7 +214,6 @@ def test_worker_whose_connection_comes_back_attaches_again_and_resumes(fake_daem
     (musterd would refuse its messages: it did not attach there); the worker attaches again at
     once, resumes its input stream, and holds the output chunks it may send until Attached."""
     w = worker_factory("rc1", resume_after=30.0)
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
     data = numbered(6)
     start_streamed_input(fake_daemon, w, 14, data)
     out = numbered(2, b"tail")
@@ -186,18 +221,18 @@ def test_worker_whose_connection_comes_back_attaches_again_and_resumes(fake_daem
     fake_daemon.expect(m.Chunk)  # the first MiB; the next waits for credit
     fake_daemon.drop_connections()
     peer, _, _ = fake_daemon.expect(m.Attach)
-    fake_daemon.publish(worker_topic(w.worker_id), m.Credit(15, 2, 0, 3 * MiB))
+    to_worker(fake_daemon, w, m.Credit(15, 2, 0, 3 * MiB))
     assert fake_daemon.nothing(0.5), f"sent before the daemon took the connection back: {fake_daemon.recv()[2].body!r}"
     fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1", ping_interval_ms=0))
     _, _, again = fake_daemon.expect(m.Credit)
     assert again == resume(14, 1, 5 * MiB, MiB)
-    got = [fake_daemon.expect(m.Chunk)[2] for _ in range(2)]
+    got = expect_chunks(fake_daemon, 2)
     assert [(c.offset, bytes(c.data)) for c in got] == [(MiB, out[MiB:2 * MiB]), (2 * MiB, out[2 * MiB:])]
     _, _, result = fake_daemon.expect(m.Result)
     assert result.request_id == 15
     fake_daemon.confirm(w.worker_id, "inst-1", seq=2)
     for offset in range(MiB, len(data), MiB):
-        fake_daemon.publish(worker_topic(w.worker_id), chunk(data, 14, 1, offset))
+        to_worker(fake_daemon, w, chunk(data, 14, 1, offset))
     _, _, result = fake_daemon.expect(m.Result, skip=(m.Credit, m.Pong))
     assert result == m.Result(14, {"hex": hashlib.sha256(data).hexdigest(), "size": len(data)})
 
@@ -206,7 +241,6 @@ def test_worker_attached_to_another_instance_aborts_its_chunked_calls(fake_daemo
     """R4: after a daemon restart (another instance) a call with an input stream on the way is
     aborted, as the new instance knows neither the call nor its stream."""
     w = worker_factory("ri1", resume_after=30.0)
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
     start_streamed_input(fake_daemon, w, 8, numbered(6))
     fake_daemon.publish("b:", m.Ping(seq=1, instance="inst-2"))
     peer, _, _ = fake_daemon.expect(m.Attach)
@@ -223,9 +257,8 @@ def test_worker_output_started_after_a_daemon_restart_aborts_its_call(fake_daemo
     output afterwards: the new instance knows neither the call nor the stream (no credit would
     ever come), so it is aborted instead of sending chunks."""
     w = worker_factory("ra1")
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
     request(fake_daemon, w, 12, "late_pieces", inputs={"mib": 2}, chunk_window_bytes=4 * MiB)
-    fake_daemon.publish(worker_topic(w.worker_id), m.Ping(seq=2, instance="inst-1"))
+    to_worker(fake_daemon, w, m.Ping(seq=2, instance="inst-1"))
     peer, _, pong = fake_daemon.expect(m.Pong)
     assert pong.in_flight == [12]  # its handler runs
     fake_daemon.publish("b:", m.Ping(seq=1, instance="inst-2"))
@@ -245,35 +278,26 @@ def test_worker_output_goes_back_to_a_resume_credit_with_the_same_bytes_until_co
     first ones, the Chunked reference's sha256 unchanged), also after the Result went, until
     the Result is confirmed."""
     w = worker_factory("ro1")
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
     data = numbered(2, b"tail")
     request(fake_daemon, w, 9, "echo", inputs={"data": data}, chunk_window_bytes=2 * MiB)
-    got = [fake_daemon.expect(m.Chunk)[2] for _ in range(2)]
+    got = expect_chunks(fake_daemon, 2)
     assert [(c.stream, c.offset, bytes(c.data)) for c in got] == [(2, 0, data[:MiB]), (2, MiB, data[MiB:2 * MiB])]
-    topic = worker_topic(w.worker_id)
-    fake_daemon.publish(topic, resume(9, 2, 3 * MiB, MiB))
-    got = [fake_daemon.expect(m.Chunk)[2] for _ in range(2)]
+    to_worker(fake_daemon, w, resume(9, 2, 3 * MiB, MiB))
+    got = expect_chunks(fake_daemon, 2)
     assert [(c.offset, bytes(c.data)) for c in got] == [(MiB, data[MiB:2 * MiB]), (2 * MiB, data[2 * MiB:])]
     _, _, result = fake_daemon.expect(m.Result)
     assert result == m.Result(9, {"data": ChunkedValue(2, len(data), sha(data))})
     # The Result is not confirmed yet: a resume Credit (musterd holding it, R8) is served.
-    fake_daemon.publish(topic, resume(9, 2, 3 * MiB, 0))
-    again = [fake_daemon.expect(m.Chunk)[2] for _ in range(3)]
+    to_worker(fake_daemon, w, resume(9, 2, 3 * MiB, 0))
+    again = expect_chunks(fake_daemon, 3)
     assert b"".join(bytes(c.data) for c in again) == data and again[0].offset == 0
     peer = fake_daemon.last_peer
     for _ in range(5):  # the Acks of the 4 chunks and of the Result, in order
         fake_daemon.reply(peer, m.Ack())
     # A Result with chunked outputs is confirmed by the Ack to a Pong that lists it (an Ack
-    # that reads as its may be a later message's: musterd answers a Result it holds with none).
-    for seq in range(2, 12):  # until a Pong no longer lists 9
-        fake_daemon.publish(topic, m.Ping(seq=seq, instance="inst-1"))
-        peer, _, pong = fake_daemon.expect(m.Pong)
-        fake_daemon.reply(peer, m.Ack(pong_seq=seq))
-        if not pong.answered:
-            break
-    assert not pong.answered
-    fake_daemon.publish(topic, resume(9, 2, 3 * MiB, 0))
-    assert fake_daemon.nothing(0.5), "chunks sent again after the Result was confirmed"
+    # that reads as its may be a later message's: a Result held may get no reply at all).
+    confirm_by_pongs(fake_daemon, w, range(2, 12))
+    assert_sends_no_more_chunks(fake_daemon, w, 9)
 
 
 def test_worker_result_held_without_a_reply_keeps_serving_resumes_until_a_pong_confirms_it(fake_daemon, worker_factory):
@@ -282,37 +306,24 @@ def test_worker_result_held_without_a_reply_keeps_serving_resumes_until_a_pong_c
     Result's), sends the Result again when the Ack to its Pong names it missing, and stops only
     once a Pong's Ack confirms it."""
     w = worker_factory("rh1")
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
-    topic = worker_topic(w.worker_id)
     data = numbered(2, b"tail")
     request(fake_daemon, w, 13, "echo", inputs={"data": data}, chunk_window_bytes=3 * MiB)
-    for _ in range(3):
-        peer, _, _ = fake_daemon.expect(m.Chunk)
-        fake_daemon.reply(peer, m.Ack())
+    expect_chunks(fake_daemon, 3, ack=True)
     peer, first, result = fake_daemon.expect(m.Result)  # held: no reply
     assert result == m.Result(13, {"data": ChunkedValue(2, len(data), sha(data))})
-    fake_daemon.publish(topic, resume(13, 2, 3 * MiB, MiB))  # what musterd sends on holding it
-    for offset in (MiB, 2 * MiB):
-        peer, _, c = fake_daemon.expect(m.Chunk)
-        assert (c.offset, bytes(c.data)) == (offset, data[offset:offset + MiB])
-        fake_daemon.reply(peer, m.Ack())
-    fake_daemon.publish(topic, m.Ping(seq=2, instance="inst-1"))
+    to_worker(fake_daemon, w, resume(13, 2, 3 * MiB, MiB))  # what musterd sends on holding it
+    got = expect_chunks(fake_daemon, 2, ack=True)
+    assert [(c.offset, bytes(c.data)) for c in got] == [(MiB, data[MiB:2 * MiB]), (2 * MiB, data[2 * MiB:])]
+    to_worker(fake_daemon, w, m.Ping(seq=2, instance="inst-1"))
     peer, _, pong = fake_daemon.expect(m.Pong)
     assert pong.answered == [13]
     fake_daemon.reply(peer, m.Ack(pong_seq=2, missing=[13]))  # still held: send it again
     peer, again, _ = fake_daemon.expect(m.Result)
     assert again == first
-    fake_daemon.publish(topic, resume(13, 2, 3 * MiB, 0))
-    assert b"".join(bytes(fake_daemon.expect(m.Chunk)[2].data) for _ in range(3)) == data
-    for seq in range(3, 13):  # until a Pong no longer lists it: confirmed
-        fake_daemon.publish(topic, m.Ping(seq=seq, instance="inst-1"))
-        peer, _, pong = fake_daemon.expect(m.Pong)
-        fake_daemon.reply(peer, m.Ack(pong_seq=seq))
-        if not pong.answered:
-            break
-    assert not pong.answered
-    fake_daemon.publish(topic, resume(13, 2, 3 * MiB, 0))
-    assert fake_daemon.nothing(0.5), "chunks sent again after the Result was confirmed"
+    to_worker(fake_daemon, w, resume(13, 2, 3 * MiB, 0))
+    assert b"".join(bytes(c.data) for c in expect_chunks(fake_daemon, 3)) == data
+    confirm_by_pongs(fake_daemon, w, range(3, 13))
+    assert_sends_no_more_chunks(fake_daemon, w, 13)
 
 
 def test_worker_output_that_cannot_seek_goes_back_within_16_mib_and_fails_beyond(fake_daemon, worker_factory):
@@ -320,19 +331,15 @@ def test_worker_output_that_cannot_seek_goes_back_within_16_mib_and_fails_beyond
     from there; one further back fails the call WORKER_ERROR, during the first pass (the Result
     never goes) and after it (the Result is replaced by that Failure)."""
     w = worker_factory("rk1")
-    attach_and_confirm(fake_daemon, w, ping_interval_ms=0)
-    topic = worker_topic(w.worker_id)
     data = numbered(20)
 
     request(fake_daemon, w, 10, "pieces", inputs={"mib": 20}, chunk_window_bytes=18 * MiB)
-    got = [fake_daemon.expect(m.Chunk)[2] for _ in range(18)]
+    got = expect_chunks(fake_daemon, 18)
     assert b"".join(bytes(c.data) for c in got) == data[:18 * MiB]
-    fake_daemon.publish(topic, resume(10, 2, 18 * MiB, 2 * MiB))  # 16 MiB back: kept
-    c = fake_daemon.expect(m.Chunk)[2]
+    to_worker(fake_daemon, w, resume(10, 2, 18 * MiB, 2 * MiB))  # 16 MiB back: kept
+    c, *_ = expect_chunks(fake_daemon, 16)
     assert (c.offset, bytes(c.data)) == (2 * MiB, data[2 * MiB:3 * MiB])
-    for _ in range(15):
-        fake_daemon.expect(m.Chunk)
-    fake_daemon.publish(topic, resume(10, 2, 18 * MiB, MiB))  # 17 MiB back: gone
+    to_worker(fake_daemon, w, resume(10, 2, 18 * MiB, MiB))  # 17 MiB back: gone
     _, _, failure = fake_daemon.expect(m.Failure)
     assert (failure.request_id, failure.code, failure.message) == (
         10, ErrorCode.WORKER_ERROR,
@@ -341,11 +348,10 @@ def test_worker_output_that_cannot_seek_goes_back_within_16_mib_and_fails_beyond
     )  # fmt: skip
 
     request(fake_daemon, w, 11, "pieces", inputs={"mib": 18}, chunk_window_bytes=18 * MiB)
-    for _ in range(18):
-        fake_daemon.expect(m.Chunk)
+    expect_chunks(fake_daemon, 18)
     _, _, result = fake_daemon.expect(m.Result)
     assert result == m.Result(11, {"data": ChunkedValue(2, 18 * MiB, sha(data[:18 * MiB]))})
-    fake_daemon.publish(topic, resume(11, 2, 18 * MiB, 0))
+    to_worker(fake_daemon, w, resume(11, 2, 18 * MiB, 0))
     _, _, failure = fake_daemon.expect(m.Failure)
     assert (failure.request_id, failure.code) == (11, ErrorCode.WORKER_ERROR)
     assert failure.message.startswith("output data: chunked stream 2: cannot resume at offset 0: ")
@@ -367,15 +373,25 @@ def client_recv(daemon):
     return peer, msg.body
 
 
+def client(daemon, **options) -> muster.Client:
+    return muster.Client(daemon.address, connect_timeout=2.0, **options)
+
+
+def submitted(daemon):
+    """The client's Submit: (routing id, its request id, the Submit)."""
+    peer, _, msg = daemon.recv()
+    assert isinstance(msg.body, m.Submit), msg.body
+    return peer, msg.request_id, msg.body
+
+
 @pytest.mark.parametrize("sink", ["bytes", "output_dir"])
 def test_client_output_gap_gets_exactly_one_resume_credit_then_takes_the_chunks_again(daemon, tmp_path, sink):
     """R1, R2 on the caller's side, with the default sink and with output_dir."""
     data = numbered(4)
     kw = {"output_dir": tmp_path} if sink == "output_dir" else {}
-    with muster.Client(daemon.address, connect_timeout=2.0, resume_after=30.0) as client:
-        call = client.submit("x", **kw)
-        peer, _, msg = daemon.recv()
-        rid = msg.request_id
+    with client(daemon, resume_after=30.0) as caller:
+        call = caller.submit("x", **kw)
+        peer, rid, _ = submitted(daemon)
         daemon.reply(peer, rid, chunk(data, rid, 2, 0))
         assert client_recv(daemon)[1] == m.Credit(rid, 2, 0, 5 * MiB)
         for offset in (2 * MiB, 3 * MiB):  # 1 MiB lost
@@ -397,10 +413,9 @@ def test_client_output_gap_gets_exactly_one_resume_credit_then_takes_the_chunks_
 def test_client_output_stall_gets_a_resume_credit_after_resume_after(daemon):
     """R3 on the caller's side (sync client): the last chunk lost."""
     data = numbered(2, b"end")
-    with muster.Client(daemon.address, connect_timeout=2.0, resume_after=0.2) as client:
-        call = client.submit("x")
-        peer, _, msg = daemon.recv()
-        rid = msg.request_id
+    with client(daemon, resume_after=0.2) as caller:
+        call = caller.submit("x")
+        peer, rid, _ = submitted(daemon)
         for offset in (0, MiB):
             daemon.reply(peer, rid, chunk(data, rid, 2, offset))
         got = []
@@ -419,11 +434,10 @@ def test_async_client_output_stall_gets_a_resume_credit_after_resume_after(daemo
     data = numbered(1, b"end")
 
     async def main():
-        async with muster.AsyncClient(daemon.address, connect_timeout=2.0, resume_after=0.2) as client:
-            call = await client.submit("x")
+        async with muster.AsyncClient(daemon.address, connect_timeout=2.0, resume_after=0.2) as caller:
+            call = await caller.submit("x")
             loop = asyncio.get_running_loop()
-            peer, _, msg = await loop.run_in_executor(None, daemon.recv)
-            rid = msg.request_id
+            peer, rid, _ = await loop.run_in_executor(None, submitted, daemon)
             daemon.reply(peer, rid, chunk(data, rid, 2, 0))
             _, body = await loop.run_in_executor(None, client_recv, daemon)
             assert body == m.Credit(rid, 2, 0, 5 * MiB)
@@ -447,11 +461,10 @@ def test_client_input_goes_back_to_a_resume_credit_with_the_same_bytes(daemon, t
     f = open(path, "rb")
     value = {"bytes": data, "path": path, "file": f}[kind]
     try:
-        with muster.Client(daemon.address, connect_timeout=2.0, chunk_threshold=MiB) as client:
-            call = client.submit("echo", {"data": value})
-            peer, _, msg = daemon.recv()
-            rid = msg.request_id
-            assert msg.body.inputs == {"data": ChunkedValue(1, len(data), sha(data))}
+        with client(daemon, chunk_threshold=MiB) as caller:
+            call = caller.submit("echo", {"data": value})
+            peer, rid, submit = submitted(daemon)
+            assert submit.inputs == {"data": ChunkedValue(1, len(data), sha(data))}
             daemon.reply(peer, rid, m.Credit(rid, 1, 0, 2 * MiB))
             got = [client_recv(daemon)[1] for _ in range(2)]
             assert [(c.offset, bytes(c.data)) for c in got] == [(0, data[:MiB]), (MiB, data[MiB:2 * MiB])]
@@ -473,10 +486,9 @@ def test_client_input_that_cannot_be_read_again_cancels_the_call_unavailable(dae
     data = numbered(3)
     path = tmp_path / "in.bin"
     path.write_bytes(data)
-    with muster.Client(daemon.address, connect_timeout=2.0, chunk_threshold=MiB) as client:
-        call = client.submit("echo", {"data": path})
-        peer, _, msg = daemon.recv()
-        rid = msg.request_id
+    with client(daemon, chunk_threshold=MiB) as caller:
+        call = caller.submit("echo", {"data": path})
+        peer, rid, _ = submitted(daemon)
         daemon.reply(peer, rid, m.Credit(rid, 1, 0, 2 * MiB))
         for _ in range(2):
             client_recv(daemon)

@@ -38,18 +38,26 @@ def test_a_worker_given_both_addresses_moves_to_the_standby_with_its_in_flight_l
     a = FakeDaemon(a_dir)
     pair = SimpleNamespace(request_address=f"ipc://{a_dir}/request.sock,ipc://{b_dir}/request.sock",
                            response_address=f"ipc://{a_dir}/response.sock,ipc://{b_dir}/response.sock")
-    w = make_worker(pair, worker_id="follower")
+    # attach_timeout: an Attach lost on the way would be retried only after the test's WAIT
+    w = make_worker(pair, worker_id="follower", attach_timeout=3 * WAIT)
     w.start()
     b = None
     try:
-        attach_and_confirm(a, w, instance="active", ping_interval_ms=50, liveness=2)
+        # No pings of the daemons' own: a liveness window (it was 100 ms) is shorter than what a
+        # loaded machine can hold the fake daemon up, and the worker then attaches again too
+        # early (before it got the request, or while the standby confirms it).
+        attach_and_confirm(a, w, instance="active", ping_interval_ms=0)
         request(a, w, 8, "block")
+        a.publish(worker_topic("follower"), m.Ping(seq=2, instance="active"))
+        peer, _, pong = a.expect(m.Pong)
+        assert pong.in_flight == [8]  # it has the request (a.close() drops what is on the way)
         a.close()  # the active daemon dies; the standby takes over and binds
         b = FakeDaemon(b_dir)
-        # After 100 ms without Pings the worker attaches again, and only the standby hears it.
+        # The worker's connection to the active daemon broke; connected to the standby, it
+        # attaches again, and only the standby hears it.
         peer, raw, att = b.expect(m.Attach, timeout=WAIT)
         assert att.worker_id == "follower"
-        b.reply(peer, attached_reply("follower", "standby"))
+        b.reply(peer, attached_reply("follower", "standby", ping_interval_ms=0))
         peer, raw, pong = b.confirm("follower", "standby", seq=1)
         assert pong.in_flight == [8]  # what still runs, reported to the new daemon to adopt
         b.reply(peer, m.Ack())

@@ -10,6 +10,7 @@ import socket
 import threading
 
 import pytest
+import zmq
 
 import muster
 from muster import messages as m
@@ -398,16 +399,56 @@ def test_daemon_restart_keeps_running_requests_and_unconfirmed_answers(fake_daem
     fake_daemon.reply(peer, m.Ack())
 
 
+def test_the_ack_to_a_pong_is_read_before_the_next_ping_even_inside_one_batch(fake_daemon, worker):
+    """§7.6 "replies first": an Ack waiting on the response socket is read before the next
+    Ping is answered, also when that Ping comes in the same batch of the request socket (a
+    daemon quick to ping again, a flood of chunks): the Pong to it no longer lists the answer
+    the Ack confirmed. Forced here: the worker's I/O thread, having answered Ping 2, waits until
+    the Ack to that Pong and Ping 3 are both waiting on its sockets (the interleaving a loaded
+    machine produced now and then, after which the worker never read a reply again as long as
+    the fake daemon answered each Pong with the next Ping)."""
+    attach_and_confirm(fake_daemon, worker, ping_interval_ms=0)
+    request(fake_daemon, worker, 21, "echo", inputs={"x": 1})
+    peer, _, result = fake_daemon.expect(m.Result)
+    assert result.request_id == 21
+    fake_daemon.reply(peer, m.Ack(late=True))  # confirms nothing: kept, listed in the next Pong
+
+    answer_ping = worker._on_ping
+
+    def answer_then_wait_for_the_ack_and_the_next_ping(ping: m.Ping) -> None:
+        answer_ping(ping)
+        if ping.seq == 2:  # in the I/O thread, the owner of both sockets
+            assert worker._dealer.poll(int(WAIT * 1000), zmq.POLLIN), "no Ack to Pong 2"
+            assert worker._sub.poll(int(WAIT * 1000), zmq.POLLIN), "no Ping 3"
+
+    worker._on_ping = answer_then_wait_for_the_ack_and_the_next_ping  # type: ignore[method-assign]
+    topic = worker_topic(worker.worker_id)
+    fake_daemon.publish(topic, m.Ping(seq=2, instance="inst-1"))
+    peer, _, pong = fake_daemon.expect(m.Pong)
+    assert (pong.seq, pong.answered) == (2, [21])
+    fake_daemon.reply(peer, m.Ack(pong_seq=2))  # confirms 21
+    fake_daemon.publish(topic, m.Ping(seq=3, instance="inst-1"))
+    peer, _, pong = fake_daemon.expect(m.Pong)
+    assert (pong.seq, pong.answered) == (3, None)  # 21 no longer listed
+    fake_daemon.reply(peer, m.Ack())
+
+
+# A liveness window for the tests of a silent daemon: short, yet longer than a loaded machine
+# holds up the confirming pings (at 100 ms the worker sometimes attached again before one of
+# them reached it, and the confirmation got an Attach instead of its Pong).
+SHORT_LIVENESS = {"ping_interval_ms": 250, "liveness": 2}
+
+
 def test_reattach_after_silence_reconnects(fake_daemon):
     w = make_worker(fake_daemon, worker_id="quiet")
     w.start()
     try:
-        first_peer = attach_and_confirm(fake_daemon, w, ping_interval_ms=50, liveness=2)
-        # No more pings: after 100 ms of silence the worker reconnects both sockets.
+        first_peer = attach_and_confirm(fake_daemon, w, **SHORT_LIVENESS)
+        # No more pings: after 500 ms of silence the worker reconnects both sockets.
         peer, raw, att = fake_daemon.expect(m.Attach, skip=(m.Pong,))
         assert raw == wire(w.worker_id, expected_attach(w))
         assert peer != first_peer  # a new DEALER connection
-        fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1"))
+        fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-1", ping_interval_ms=0))
         peer, raw, pong = fake_daemon.confirm(w.worker_id, "inst-1", seq=2)
         fake_daemon.reply(peer, m.Ack())
     finally:
@@ -524,7 +565,7 @@ def test_stop_during_a_reconnect_still_detaches(fake_daemon):
     w = make_worker(fake_daemon, worker_id="recon", attach_timeout=60.0)
     w.start()
     try:
-        first_peer = attach_and_confirm(fake_daemon, w, ping_interval_ms=50, liveness=2)
+        first_peer = attach_and_confirm(fake_daemon, w, **SHORT_LIVENESS)
         # No more pings: the worker reconnects and attaches again; the daemon has not answered yet.
         peer, raw, att = fake_daemon.expect(m.Attach, skip=(m.Pong,))
         assert peer != first_peer

@@ -639,10 +639,14 @@ class Worker:
         self._pending.clear()
         self._pending_answers.clear()
         self._early_ping = None
-        if len(endpoint_list(self.response_address)) > 1:
-            # A failover pair (ZMQ_IMMEDIATE): the Attach that follows would be dropped until a
-            # daemon's connection completes; wait for it, briefly (the attach timeout retries).
-            dealer.poll(1000, zmq.POLLOUT)
+        self._await_a_completed_connection()
+
+    def _await_a_completed_connection(self) -> None:
+        """A failover pair's DEALER (ZMQ_IMMEDIATE) drops what it sends until a daemon's
+        connection has completed its handshake, which comes after the connect event: the Attach
+        about to go waits for it, briefly (the attach timeout retries)."""
+        if self._dealer is not None and len(endpoint_list(self.response_address)) > 1:
+            self._dealer.poll(1000, zmq.POLLOUT)
 
     def _close_sockets(self, linger: int = 0) -> None:
         if self._dealer_monitor is not None:
@@ -719,7 +723,8 @@ class Worker:
                 self._read_dealer_monitor()
             self._drain_outbox()
             # Replies first: an Ack that arrived with the next Ping confirms the answers its Pong
-            # listed before that Ping is answered (PROTOCOL.md §7.6).
+            # listed before that Ping is answered (PROTOCOL.md §7.6); _read_sub keeps to it
+            # message by message.
             if self._dealer in events:
                 self._read_dealer()
             if self._sub in events:
@@ -960,10 +965,22 @@ class Worker:
                     # inputs or parameters that are not a valid payload: the request's fault
                     self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, e.message))
                 continue
+            self._read_waiting_replies()
             try:
                 self._on_daemon_message(topic, msg.body)
             except Exception:
                 log.exception("failed to handle a %s", type(msg.body).__name__)
+
+    def _read_waiting_replies(self) -> None:
+        """Replies first, before each message of the request socket, not only once per poll: a
+        batch read there goes on as long as messages keep coming, and an Ack that arrived during
+        it confirms the answers its Pong listed before the next Ping is answered (§7.6), before a
+        resume Credit sends their chunks again, before a re-sent WorkRequest gets the answer
+        again. (Read once per poll, a daemon that pinged again as soon as each Pong came kept the
+        worker in one batch, and it read no reply at all: its answers stayed listed as
+        unconfirmed Pong after Pong.)"""
+        if self._dealer is not None and self._dealer.poll(0, zmq.POLLIN):
+            self._read_dealer()
 
     def _read_dealer(self) -> None:
         assert self._dealer is not None
@@ -1015,6 +1032,7 @@ class Worker:
                 self._dealer_lost = False
                 if self.state in (State.ATTACHED, State.ATTACHING) and not self._stop_requested.is_set():
                     log.info("connected to the daemon at %s again: attaching again", self.response_address)
+                    self._await_a_completed_connection()  # (a standby that took over, say)
                     self._send_attach()
 
     def _max_bytes(self) -> int:
