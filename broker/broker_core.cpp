@@ -305,17 +305,21 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   w.last_dispatch = now;
   note_call(r, CallPhase::Running);
   if (r.job_id) journal(journal::Dispatched{r.job_id, w.id, w.owner.identity, r.id, r.attempts});
-  std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
-  const Caller& c = *r.caller;
-  auto trace = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
-  actions_.push_back(SendWorkRequest{w.id, r.id, r.node->second, Payload{r.payload_owner, r.inputs},
-                                     Payload{r.payload_owner, r.parameters}, left, r.attempts,
-                                     CallerContext{c.identity, c.name, c.workspace, c.role,
-                                                   std::move(trace)},
-                                     w.payload_frames,
-                                     r.stream ? static_cast<std::uint32_t>(r.stream->window().items) : 0u,
-                                     r.stream ? r.stream->window().bytes : 0u,
-                                     r.chunk_window});
+  // Built in place (a temporary would be moved twice: into the variant, then into the vector).
+  auto& a = std::get<SendWorkRequest>(actions_.emplace_back(std::in_place_type<SendWorkRequest>));
+  a.worker_id = w.id;
+  a.request_id = r.id;
+  a.node = r.node->second;
+  a.inputs = Payload{r.payload_owner, r.inputs};
+  a.parameters = Payload{r.payload_owner, r.parameters};
+  a.timeout_ms = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
+  a.attempt = r.attempts;
+  a.caller.who = r.caller;
+  a.caller.trace_id = r.trace_id;  // empty: the default (append_default_trace_id)
+  a.payload_frames = w.payload_frames;
+  a.stream_window_items = r.stream ? static_cast<std::uint32_t>(r.stream->window().items) : 0u;
+  a.stream_window_bytes = r.stream ? r.stream->window().bytes : 0u;
+  a.chunk_window_bytes = r.chunk_window;
 }
 
 void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
