@@ -97,7 +97,11 @@ void BrokerCore::reply_client(
     const Request& r, ClientReplyBody body) {
   if (r.client->routing_id.empty()) return;  // restored: its caller has not resumed (restore)
   if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
-  actions_.push_back(ReplyToClient{*r.client, r.client_request_id, std::move(body)});
+  // Built in place: a temporary would be moved twice more (into the variant, into the vector).
+  auto& a = std::get<ReplyToClient>(actions_.emplace_back(std::in_place_type<ReplyToClient>));
+  a.peer = *r.client;
+  a.request_id = r.client_request_id;
+  a.body = std::move(body);
 }
 
 std::string BrokerCore::client_lane(const Peer& peer) {
@@ -119,7 +123,13 @@ std::string BrokerCore::queue_lane(const Peer& peer, const Caller& caller) {
 }
 
 std::string BrokerCore::client_key(const Peer& peer, std::uint64_t id) const {
-  std::string key = client_lane(peer);
+  return client_key(client_lane(peer), id);
+}
+
+std::string BrokerCore::client_key(std::string_view lane, std::uint64_t id) {
+  std::string key;
+  key.reserve(lane.size() + sizeof id);
+  key.append(lane);
   key.append(reinterpret_cast<const char*>(&id), sizeof id);
   return key;
 }
@@ -169,8 +179,9 @@ void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, Fail
   note_call(r, CallPhase::Finished, std::holds_alternative<ResultBody>(terminal)
                                         ? ErrorCode::None
                                         : std::get<FailureBody>(terminal).code);
-  by_client_.erase(client_key(*r.client, r.client_request_id));
-  count_open(r, -1);
+  const std::string lane = client_lane(*r.client);
+  by_client_.erase(client_key(lane, r.client_request_id));
+  count_open(r, -1, lane);
   r.answered = true;
   deadlines_.drop_stale_front([this](std::uint64_t id) { return deadline_counts(id); });
 }
@@ -202,8 +213,9 @@ void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, const Caller
       ReplyToClient{peer, client_request_id, FailureBody{code, std::move(message)}, true});
 }
 
-void BrokerCore::count_open(const Request& r, int delta) {
-  auto key = client_lane(*r.client);
+void BrokerCore::count_open(const Request& r, int delta) { count_open(r, delta, client_lane(*r.client)); }
+
+void BrokerCore::count_open(const Request& r, int delta, const std::string& key) {
   auto bytes = r.inputs.size() + r.parameters.size();
   auto& o = outstanding_[key];
   if (delta > 0) {
@@ -851,8 +863,9 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
 
 void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev) {
   ++submitted_;
-  auto key = client_key(peer, ev.client_request_id);
-  if (by_client_.contains(key) || watchers_.is_open(client_lane(peer), ev.client_request_id))
+  const std::string lane = client_lane(peer);  // built once: the key, the watches, the bounds
+  auto key = client_key(lane, ev.client_request_id);
+  if (by_client_.contains(key) || watchers_.is_open(lane, ev.client_request_id))
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
                              fmt::format("request id {} is already open on this connection",
                                          ev.client_request_id));
@@ -862,7 +875,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
   {
     static const Outstanding kNone;
-    auto o = outstanding_.find(client_lane(peer));
+    auto o = outstanding_.find(lane);
     const Outstanding& c = o == outstanding_.end() ? kNone : o->second;
     if (config_.max_client_outstanding && c.open + c.unread >= config_.max_client_outstanding)
       return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
@@ -949,7 +962,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   // worker is given no chunk window (WorkRequest.chunk_window_bytes = 0, PROTOCOL.md §7.9).
   r.chunk_window = ev.durable ? 0 : CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
   by_client_.emplace(std::move(key), id);
-  count_open(r, +1);
+  count_open(r, +1, lane);
   deadlines_.push(r.deadline, id, requests_.size(),
                   [this](std::uint64_t open) { return deadline_counts(open); });
   if (ev.durable) {  // journaled before its Accepted is sent (the loop commits first)

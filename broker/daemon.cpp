@@ -715,11 +715,11 @@ struct Daemon::Impl {
   }
 
   // The topic of an attached worker: built from the identity that attached it.
-  std::optional<std::string> topic_of(const std::string& worker_id) const {
+  // Null when the worker is gone; valid until the core runs again.
+  const std::string* topic_of(const std::string& worker_id) const {
     auto& workers = core.registry().workers();
     auto it = workers.find(worker_id);
-    if (it == workers.end()) return std::nullopt;
-    return worker_topic(it->second.owner.identity, worker_id);
+    return it == workers.end() ? nullptr : &it->second.topic;
   }
 
   // ---- outbound ---------------------------------------------------------------------------
@@ -770,7 +770,7 @@ struct Daemon::Impl {
     if (collecting && !payload && fbb.GetSize() <= kBatchItemMax && batching_workers.contains(worker_id)) {
       auto& batch = worker_batches[worker_id];
       if (batch.writer.count() == 0) {
-        batch.topic = std::move(*topic);
+        batch.topic = *topic;
         open_worker_batches.push_back(worker_id);
       }
       batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
