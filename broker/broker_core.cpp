@@ -349,9 +349,12 @@ void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
 }
 
 void BrokerCore::dispatch_worker_nodes(WorkerEntry& w, TimePoint now) {
+  // Called on every answer (release): a node with nothing queued has nothing to dispatch, and
+  // its entry stays (w, Ready, serves it), so it is skipped without building its key.
   std::vector<NodeKey> keys;
-  keys.reserve(w.nodes.size());
-  for (auto& spec : w.nodes) keys.emplace_back(w.owner.workspace, spec.name);
+  for (auto& spec : w.nodes)
+    if (const NodeEntry* entry = registry_.node(w.owner.workspace, spec.name); entry && !entry->queue.empty())
+      keys.emplace_back(w.owner.workspace, spec.name);
   for (auto& key : keys) dispatch_node(key, now);
 }
 
