@@ -34,6 +34,10 @@ using ErrorCode = wire::ErrorCode;
 struct Payload {
   std::shared_ptr<const void> owner;
   std::span<const std::uint8_t> bytes;
+  // The bytes are a Values buffer the socket loop verified with the message it came in
+  // (inbound.cpp: a nested `Values` field): a reader of its values need not verify it again.
+  // False for anything else (raw chunk bytes, a payload a unit test made up).
+  bool verified_values = false;
   static Payload copy_of(std::span<const std::uint8_t> b) { return copy_of_both(b, {}).first; }
   // Copies of `a` and `b` in one allocation of their size, each rounded up to 8 bytes so both
   // start 8-byte aligned (a queued request holds only these, not the message they came in).
