@@ -97,7 +97,11 @@ void BrokerCore::reply_client(
     const Request& r, ClientReplyBody body) {
   if (r.client->routing_id.empty()) return;  // restored: its caller has not resumed (restore)
   if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
-  actions_.push_back(ReplyToClient{*r.client, r.client_request_id, std::move(body)});
+  // Built in place: a temporary would be moved twice more (into the variant, into the vector).
+  auto& a = std::get<ReplyToClient>(actions_.emplace_back(std::in_place_type<ReplyToClient>));
+  a.peer = *r.client;
+  a.request_id = r.client_request_id;
+  a.body = std::move(body);
 }
 
 std::string BrokerCore::client_lane(const Peer& peer) {
@@ -119,7 +123,13 @@ std::string BrokerCore::queue_lane(const Peer& peer, const Caller& caller) {
 }
 
 std::string BrokerCore::client_key(const Peer& peer, std::uint64_t id) const {
-  std::string key = client_lane(peer);
+  return client_key(client_lane(peer), id);
+}
+
+std::string BrokerCore::client_key(std::string_view lane, std::uint64_t id) {
+  std::string key;
+  key.reserve(lane.size() + sizeof id);
+  key.append(lane);
   key.append(reinterpret_cast<const char*>(&id), sizeof id);
   return key;
 }
@@ -169,8 +179,9 @@ void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, Fail
   note_call(r, CallPhase::Finished, std::holds_alternative<ResultBody>(terminal)
                                         ? ErrorCode::None
                                         : std::get<FailureBody>(terminal).code);
-  by_client_.erase(client_key(*r.client, r.client_request_id));
-  count_open(r, -1);
+  const std::string lane = client_lane(*r.client);
+  by_client_.erase(client_key(lane, r.client_request_id));
+  count_open(r, -1, lane);
   r.answered = true;
   deadlines_.drop_stale_front([this](std::uint64_t id) { return deadline_counts(id); });
 }
@@ -202,8 +213,9 @@ void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, const Caller
       ReplyToClient{peer, client_request_id, FailureBody{code, std::move(message)}, true});
 }
 
-void BrokerCore::count_open(const Request& r, int delta) {
-  auto key = client_lane(*r.client);
+void BrokerCore::count_open(const Request& r, int delta) { count_open(r, delta, client_lane(*r.client)); }
+
+void BrokerCore::count_open(const Request& r, int delta, const std::string& key) {
   auto bytes = r.inputs.size() + r.parameters.size();
   auto& o = outstanding_[key];
   if (delta > 0) {
@@ -305,17 +317,21 @@ void BrokerCore::send_to_worker(Request& r, WorkerEntry& w, TimePoint now) {
   w.last_dispatch = now;
   note_call(r, CallPhase::Running);
   if (r.job_id) journal(journal::Dispatched{r.job_id, w.id, w.owner.identity, r.id, r.attempts});
-  std::uint64_t left = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
-  const Caller& c = *r.caller;
-  auto trace = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
-  actions_.push_back(SendWorkRequest{w.id, r.id, r.node->second, Payload{r.payload_owner, r.inputs},
-                                     Payload{r.payload_owner, r.parameters}, left, r.attempts,
-                                     CallerContext{c.identity, c.name, c.workspace, c.role,
-                                                   std::move(trace)},
-                                     w.payload_frames,
-                                     r.stream ? static_cast<std::uint32_t>(r.stream->window().items) : 0u,
-                                     r.stream ? r.stream->window().bytes : 0u,
-                                     r.chunk_window});
+  // Built in place (a temporary would be moved twice: into the variant, then into the vector).
+  auto& a = std::get<SendWorkRequest>(actions_.emplace_back(std::in_place_type<SendWorkRequest>));
+  a.worker_id = w.id;
+  a.request_id = r.id;
+  a.node = r.node->second;
+  a.inputs = Payload{r.payload_owner, r.inputs};
+  a.parameters = Payload{r.payload_owner, r.parameters};
+  a.timeout_ms = std::max<std::uint64_t>(1, ms_between(now, r.deadline));
+  a.attempt = r.attempts;
+  a.caller.who = r.caller;
+  a.caller.trace_id = r.trace_id;  // empty: the default (append_default_trace_id)
+  a.payload_frames = w.payload_frames;
+  a.stream_window_items = r.stream ? static_cast<std::uint32_t>(r.stream->window().items) : 0u;
+  a.stream_window_bytes = r.stream ? r.stream->window().bytes : 0u;
+  a.chunk_window_bytes = r.chunk_window;
 }
 
 void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
@@ -333,9 +349,12 @@ void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
 }
 
 void BrokerCore::dispatch_worker_nodes(WorkerEntry& w, TimePoint now) {
+  // Called on every answer (release): a node with nothing queued has nothing to dispatch, and
+  // its entry stays (w, Ready, serves it), so it is skipped without building its key.
   std::vector<NodeKey> keys;
-  keys.reserve(w.nodes.size());
-  for (auto& spec : w.nodes) keys.emplace_back(w.owner.workspace, spec.name);
+  for (auto& spec : w.nodes)
+    if (const NodeEntry* entry = registry_.node(w.owner.workspace, spec.name); entry && !entry->queue.empty())
+      keys.emplace_back(w.owner.workspace, spec.name);
   for (auto& key : keys) dispatch_node(key, now);
 }
 
@@ -847,8 +866,9 @@ void BrokerCore::on_identity_revoked(TimePoint now, const std::string& identity)
 
 void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, SubmitEvent ev) {
   ++submitted_;
-  auto key = client_key(peer, ev.client_request_id);
-  if (by_client_.contains(key) || watchers_.is_open(client_lane(peer), ev.client_request_id))
+  const std::string lane = client_lane(peer);  // built once: the key, the watches, the bounds
+  auto key = client_key(lane, ev.client_request_id);
+  if (by_client_.contains(key) || watchers_.is_open(lane, ev.client_request_id))
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
                              fmt::format("request id {} is already open on this connection",
                                          ev.client_request_id));
@@ -858,7 +878,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
   {
     static const Outstanding kNone;
-    auto o = outstanding_.find(client_lane(peer));
+    auto o = outstanding_.find(lane);
     const Outstanding& c = o == outstanding_.end() ? kNone : o->second;
     if (config_.max_client_outstanding && c.open + c.unread >= config_.max_client_outstanding)
       return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
@@ -945,7 +965,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   // worker is given no chunk window (WorkRequest.chunk_window_bytes = 0, PROTOCOL.md §7.9).
   r.chunk_window = ev.durable ? 0 : CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
   by_client_.emplace(std::move(key), id);
-  count_open(r, +1);
+  count_open(r, +1, lane);
   deadlines_.push(r.deadline, id, requests_.size(),
                   [this](std::uint64_t open) { return deadline_counts(open); });
   if (ev.durable) {  // journaled before its Accepted is sent (the loop commits first)

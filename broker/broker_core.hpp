@@ -493,6 +493,7 @@ class BrokerCore : private WatchSource {
     std::uint64_t open_bytes = 0, unread_bytes = 0;
   };
   void count_open(const Request& r, int delta);
+  void count_open(const Request& r, int delta, const std::string& lane);  // lane: client_lane(*r.client)
   void remove_from_queue(Request& r);
   void expire(TimePoint now);
   void check_liveness(TimePoint now);
@@ -535,6 +536,7 @@ class BrokerCore : private WatchSource {
                          std::uint64_t client_request_id, std::string_view node,
                          ErrorCode code, std::string message);
   std::string client_key(const Peer& peer, std::uint64_t id) const;
+  static std::string client_key(std::string_view lane, std::uint64_t id);  // lane: client_lane(peer)
   // The connection a request came from (its per-connection bounds, its reply outbox).
   static std::string client_lane(const Peer& peer);
   // A request's lane in its node's FairQueue: its connection and its caller's identity. A plain

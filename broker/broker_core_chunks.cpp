@@ -158,7 +158,7 @@ void BrokerCore::resume_outputs_after_reattach(WorkerEntry& w) {
 bool BrokerCore::hold_result(Request& r, const Payload& outputs) {
   if (r.chunk_window == 0) return false;  // no chunked outputs: nothing to wait for
   std::vector<std::pair<std::uint32_t, std::uint64_t>> short_streams;
-  for (auto ref : chunked_refs(outputs.bytes)) {
+  for (auto ref : chunked_refs(outputs.bytes, outputs.verified_values)) {
     if (chunks_of(r).forwarded_whole(ref.stream, ref.size)) continue;
     if (!r.chunks->carries_output(ref.stream)) return false;  // it can never come: the caller refuses the Result
     short_streams.emplace_back(ref.stream, ref.size);

@@ -25,8 +25,8 @@ void BrokerCore::no_such_job(const Peer& peer, std::uint64_t request_id, std::ui
 }
 
 bool BrokerCore::node_is_durable(const std::string& workspace, const std::string& node) const {
-  auto it = registry_.nodes().find(NodeKey{workspace, node});
-  return it != registry_.nodes().end() && it->second.spec.durable;
+  const NodeEntry* entry = registry_.node(workspace, node);  // (no NodeKey copied: asked per Submit)
+  return entry && entry->spec.durable;
 }
 
 JobInfoBody BrokerCore::job_info(const Request& r, const OpenJob& open) const {

@@ -72,8 +72,11 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
     if (actions.empty()) return;
   }
   if (held_.empty() && needs <= confirmed_) {
-    released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
-                     std::make_move_iterator(actions.end()));
+    if (released_.empty())  // the usual turn: hand the vector over (the core gets back the empty one)
+      released_.swap(actions);
+    else
+      released_.insert(released_.end(), std::make_move_iterator(actions.begin()),
+                       std::make_move_iterator(actions.end()));
   } else if (!held_.empty() && held_.back().needs == needs) {
     held_aborts_ += aborts_in(actions);
     auto& back = held_.back().actions;  // same commit: one held entry, in order

@@ -164,6 +164,7 @@ struct Daemon::Impl {
   std::unique_ptr<MetricsServer> metrics_server;  // after the exchange: destroyed before it
   // Every send path's builder: reused for small messages (transport/frames.hpp).
   MessageBuilders builders;
+  std::string default_trace;  // send_work's default trace id, reused
   // The journal of durable calls, once opened (open_journal), on the thread that commits it;
   // `pipeline` holds each turn's actions until the commit of its records (and of every turn
   // before it) is confirmed (pipelined group commit, docs/DURABILITY.md §3).
@@ -714,11 +715,11 @@ struct Daemon::Impl {
   }
 
   // The topic of an attached worker: built from the identity that attached it.
-  std::optional<std::string> topic_of(const std::string& worker_id) const {
+  // Null when the worker is gone; valid until the core runs again.
+  const std::string* topic_of(const std::string& worker_id) const {
     auto& workers = core.registry().workers();
     auto it = workers.find(worker_id);
-    if (it == workers.end()) return std::nullopt;
-    return worker_topic(it->second.owner.identity, worker_id);
+    return it == workers.end() ? nullptr : &it->second.topic;
   }
 
   // ---- outbound ---------------------------------------------------------------------------
@@ -769,7 +770,7 @@ struct Daemon::Impl {
     if (collecting && !payload && fbb.GetSize() <= kBatchItemMax && batching_workers.contains(worker_id)) {
       auto& batch = worker_batches[worker_id];
       if (batch.writer.count() == 0) {
-        batch.topic = std::move(*topic);
+        batch.topic = *topic;
         open_worker_batches.push_back(worker_id);
       }
       batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
@@ -946,9 +947,17 @@ struct Daemon::Impl {
     auto inputs = framed ? 0 : payload_vector(fbb, a.inputs);
     auto params = payload_vector(fbb, a.parameters);
     auto node = fbb.CreateString(a.node);
-    auto caller = wire::CreateCallerContextDirect(fbb, a.caller.identity.c_str(), a.caller.name.c_str(),
-                                                  a.caller.workspace.c_str(), a.caller.role.c_str(),
-                                                  a.caller.trace_id.c_str());
+    const Caller& who = *a.caller.who;
+    const std::string* trace = &a.caller.trace_id;
+    if (trace->empty()) {  // the default, written into a reused string (no allocation per call)
+      default_trace.clear();
+      append_default_trace_id(default_trace, core.config().instance, a.request_id);
+      trace = &default_trace;
+    }
+    auto identity = fbb.CreateString(who.identity), name = fbb.CreateString(who.name),
+         workspace = fbb.CreateString(who.workspace), role = fbb.CreateString(who.role),
+         trace_id = fbb.CreateString(*trace);
+    auto caller = wire::CreateCallerContext(fbb, identity, name, workspace, role, trace_id);
     wire::WorkRequestBuilder b(fbb);
     b.add_request_id(a.request_id);
     b.add_node(node);

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -32,6 +34,10 @@ using ErrorCode = wire::ErrorCode;
 struct Payload {
   std::shared_ptr<const void> owner;
   std::span<const std::uint8_t> bytes;
+  // The bytes are a Values buffer the socket loop verified with the message it came in
+  // (inbound.cpp: a nested `Values` field): a reader of its values need not verify it again.
+  // False for anything else (raw chunk bytes, a payload a unit test made up).
+  bool verified_values = false;
   static Payload copy_of(std::span<const std::uint8_t> b) { return copy_of_both(b, {}).first; }
   // Copies of `a` and `b` in one allocation of their size, each rounded up to 8 bytes so both
   // start 8-byte aligned (a queued request holds only these, not the message they came in).
@@ -141,9 +147,21 @@ struct JobCancelEvent {
 
 // ---- actions --------------------------------------------------------------------------
 
+// Who a WorkRequest is run for. The caller is the core's interned copy (shared by every request
+// of that caller, never copied per call); `trace_id` is the client's, or empty for the default
+// "<instance>-<request id>" (append_default_trace_id), which the socket loop writes straight
+// into the message instead of the core formatting a string per call.
 struct CallerContext {
-  std::string identity, name, workspace, role, trace_id;
+  std::shared_ptr<const Caller> who;
+  std::string trace_id;
 };
+inline void append_default_trace_id(std::string& out, std::string_view instance, std::uint64_t request_id) {
+  out.append(instance);
+  out.push_back('-');
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, request_id).ptr;
+  out.append(digits, end);
+}
 
 // Request socket (PUB), the worker's topic.
 struct SendWorkRequest {

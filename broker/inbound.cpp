@@ -32,6 +32,17 @@ std::pair<Payload, Payload> kept_payloads(std::size_t message_size, const KeepBy
   return {Payload{owner, a}, Payload{owner, b}};
 }
 
+// The same, for nested `Values` fields, which the message's verification checked whole
+// (read_worker_message / read_client_message): marked so that the core does not verify them again.
+std::pair<Payload, Payload> kept_values(std::size_t message_size, const KeepBytes& keep,
+                                        const InboundLimits& limits,
+                                        std::span<const std::uint8_t> a,
+                                        std::span<const std::uint8_t> b) {
+  auto kept = kept_payloads(message_size, keep, limits, a, b);
+  kept.first.verified_values = kept.second.verified_values = true;
+  return kept;
+}
+
 WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& limits) {
   auto* a = msg.body_as_Attach();
   AttachEvent ev;
@@ -187,7 +198,7 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
       auto* r = msg->body_as_Result();
       if (r->outputs_in_frame())
         return refuse("Result: outputs_in_frame is for the daemon's replies; a worker's Result carries its outputs");
-      auto outputs = kept_payloads(bytes.size(), keep, limits, payload_bytes(r->outputs()), {}).first;
+      auto outputs = kept_values(bytes.size(), keep, limits, payload_bytes(r->outputs()), {}).first;
       return ResultEvent{std::move(worker_id), r->request_id(), std::move(outputs)};
     }
     case WorkerBody::Failure: {
@@ -197,7 +208,7 @@ WorkerEvent decode_worker_message(std::span<const std::uint8_t> bytes, const Kee
     case WorkerBody::Detach: return DetachEvent{std::move(worker_id)};
     case WorkerBody::Item: {
       auto* i = msg->body_as_Item();
-      auto values = kept_payloads(bytes.size(), keep, limits, payload_bytes(i->values()), {}).first;
+      auto values = kept_values(bytes.size(), keep, limits, payload_bytes(i->values()), {}).first;
       return ItemEvent{std::move(worker_id), i->request_id(), i->seq(), std::move(values)};
     }
     case WorkerBody::Chunk: {
@@ -294,8 +305,8 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       ev.stream_window_bytes = s->stream_window_bytes();
       ev.chunk_window_bytes = s->chunk_window_bytes();
       ev.trace_id = str(s->trace_id());
-      std::tie(ev.inputs, ev.parameters) = kept_payloads(bytes.size(), keep, limits, payload_bytes(s->inputs()),
-                                                         payload_bytes(s->parameters()));
+      std::tie(ev.inputs, ev.parameters) = kept_values(bytes.size(), keep, limits, payload_bytes(s->inputs()),
+                                                       payload_bytes(s->parameters()));
       return ev;
     }
     case ClientBody::Cancel: return CancelEvent{rid};

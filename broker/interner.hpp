@@ -28,12 +28,15 @@ std::size_t hash_parts(const Parts&... parts) {
 template <class T, class Hash, class Eq = std::equal_to<T>>
 class Interner {
  public:
+  // The value asked for last is compared first: a burst of calls comes from one connection and
+  // one caller, and comparing is much cheaper than hashing every part of the value.
   std::shared_ptr<const T> get(const T& value) {
-    if (auto it = set_.find(value); it != set_.end()) return *it;
+    if (last_ && Eq{}(*last_, value)) return last_;
+    if (auto it = set_.find(value); it != set_.end()) return last_ = *it;
     if (set_.size() >= sweep_at_) sweep();
     auto shared = std::make_shared<const T>(value);
     set_.insert(shared);
-    return shared;
+    return last_ = shared;
   }
   std::size_t size() const { return set_.size(); }
 
@@ -51,11 +54,13 @@ class Interner {
     bool operator()(const Ptr& a, const T& b) const { return Eq{}(*a, b); }
   };
   void sweep() {
+    last_.reset();  // (it would keep its value from being dropped)
     std::erase_if(set_, [](const Ptr& p) { return p.use_count() == 1; });
     sweep_at_ = std::max<std::size_t>(kMinSweep, 2 * set_.size());
   }
   static constexpr std::size_t kMinSweep = 64;
   std::unordered_set<Ptr, PtrHash, PtrEq> set_;
+  Ptr last_;  // the value get() returned last
   std::size_t sweep_at_ = kMinSweep;
 };
 

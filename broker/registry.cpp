@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "subscription_policy.hpp"
+
 namespace muster::broker {
 
 std::string_view worker_state_name(WorkerState s) {
@@ -20,6 +22,7 @@ WorkerEntry* Registry::find(const std::string& worker_id) {
 }
 
 WorkerEntry& Registry::add(WorkerEntry entry) {
+  entry.topic = worker_topic(entry.owner.identity, entry.id);
   auto [it, inserted] = workers_.emplace(entry.id, std::move(entry));
   if (inserted) ++per_identity_[it->second.owner.identity];
   index(it->second);
@@ -84,6 +87,11 @@ std::size_t Registry::workers_of(const std::string& identity) const {
 
 NodeEntry* Registry::node(const NodeKey& key) {
   auto it = nodes_.find(key);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+const NodeEntry* Registry::node(std::string_view workspace, std::string_view name) const {
+  auto it = nodes_.find(NodeKeyLess::View{workspace, name});
   return it == nodes_.end() ? nullptr : &it->second;
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -46,6 +47,9 @@ struct WorkerEntry {
   std::vector<std::uint64_t> confirm_seqs;
   TimePoint attached_at{}, last_heard{}, next_confirm_ping{}, last_dispatch{};
   std::unordered_set<std::uint64_t> holding;  // request ids it has been given and not answered
+  // Its topic on the request socket (worker_topic of owner.identity and id), set by
+  // Registry::add: musterd publishes every WorkRequest on it, and built it each time before.
+  std::string topic;
 
   std::uint32_t free_slots() const {
     return holding.size() >= capacity ? 0 : capacity - static_cast<std::uint32_t>(holding.size());
@@ -54,6 +58,15 @@ struct WorkerEntry {
 
 // (workspace, node name)
 using NodeKey = std::pair<std::string, std::string>;
+// Orders NodeKeys, and finds one by (workspace, node name) views without copying them.
+struct NodeKeyLess {
+  using is_transparent = void;
+  using View = std::pair<std::string_view, std::string_view>;
+  static View view(const NodeKey& k) { return {k.first, k.second}; }
+  static View view(const View& k) { return k; }
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const { return view(a) < view(b); }
+};
 
 struct NodeEntry {
   // As declared by its workers: every worker serving a node declares it the same way
@@ -68,7 +81,7 @@ class Registry {
  public:
   WorkerEntry* find(const std::string& worker_id);
   const std::unordered_map<std::string, WorkerEntry>& workers() const { return workers_; }
-  const std::map<NodeKey, NodeEntry>& nodes() const { return nodes_; }
+  const std::map<NodeKey, NodeEntry, NodeKeyLess>& nodes() const { return nodes_; }
 
   // Adds a worker (not yet in the map) and indexes its nodes. Returns the stored entry.
   WorkerEntry& add(WorkerEntry entry);
@@ -80,6 +93,7 @@ class Registry {
   void remove(const std::string& worker_id);
 
   NodeEntry* node(const NodeKey& key);
+  const NodeEntry* node(std::string_view workspace, std::string_view name) const;
   NodeEntry& node_for_queue(const NodeKey& key);  // existing entry, for requeueing
   void drop_if_unused(const NodeKey& key);
 
@@ -111,7 +125,7 @@ class Registry {
     if (tracking_) changes_.nodes.push_back(key);
   }
   std::unordered_map<std::string, WorkerEntry> workers_;
-  std::map<NodeKey, NodeEntry> nodes_;
+  std::map<NodeKey, NodeEntry, NodeKeyLess> nodes_;
   std::vector<NodeKey> unserved_;
   std::unordered_map<std::string, std::size_t> per_identity_;
   bool tracking_ = false;

@@ -85,7 +85,7 @@ void Watchers::forget(std::map<Key, Watch>::iterator it) {
 }
 
 bool Watchers::is_open(const std::string& connection, std::uint64_t request_id) const {
-  return watches_.contains(Key{connection, request_id});
+  return !watches_.empty() && watches_.contains(Key{connection, request_id});  // (no key built when none)
 }
 
 bool Watchers::cancel(const std::string& connection, std::uint64_t request_id, const std::string* workspace,
@@ -124,7 +124,8 @@ void Watchers::backlog(const std::string& connection, std::size_t replies) {
 }
 
 bool Watchers::watching_calls(const Caller& caller) const {
-  return call_watchers_.contains(caller_key(caller));
+  // Asked several times per call: with no call watcher (the usual case) no key is built.
+  return !call_watchers_.empty() && call_watchers_.contains(caller_key(caller));
 }
 
 void Watchers::node_changed(const std::string& workspace, const std::string& node) {

@@ -436,6 +436,11 @@ TEST_CASE("musterd never batches for a worker or a client that did not ask (olde
     auto* msg = worker.published(m);
     CHECK(msg->body_type() == wire::DaemonBody::WorkRequest);
     auto w = work_in(msg, m);
+    // No trace id in the Submit: the default, "<instance>-<request id>", the socket loop writes.
+    auto* caller = msg->body_as_WorkRequest()->caller();
+    REQUIRE(caller != nullptr);
+    CHECK(caller->trace_id()->str() == worker.instance + "-" + std::to_string(w[0].first));
+    CHECK(caller->identity()->str() == "local");
     answers.push_back(echo_result(worker.id, w[0].first, w[0].second));
   }
   for (auto& a : answers) worker.send(a);  // answered one by one, in one burst

@@ -606,8 +606,8 @@ TEST_CASE("workspaces: a client sees and calls only nodes of its workspace") {
   h.core.on_submit(h.now, peer("c"), a, ev);
   auto sent = all<SendWorkRequest>(h.take());
   REQUIRE(sent.size() == 1);
-  CHECK(sent[0].caller.workspace == "A");
-  CHECK(sent[0].caller.identity == "wa");
+  CHECK(sent[0].caller.who->workspace == "A");
+  CHECK(sent[0].caller.who->identity == "wa");
 }
 
 TEST_CASE("a WorkRequest carries the submitted payloads, caller and trace id (given or default)") {
@@ -638,12 +638,15 @@ TEST_CASE("a WorkRequest carries the submitted payloads, caller and trace id (gi
   for (auto& s : sent) {
     CHECK(bytes(s.inputs) == in);
     CHECK(bytes(s.parameters) == params);
-    CHECK(s.caller.identity == "id-alice");
-    CHECK(s.caller.name == "alice");
-    CHECK(s.caller.role == "client");
-    CHECK(s.caller.workspace == "default");
+    CHECK(s.caller.who->identity == "id-alice");
+    CHECK(s.caller.who->name == "alice");
+    CHECK(s.caller.who->role == "client");
+    CHECK(s.caller.who->workspace == "default");
   }
-  CHECK(sent[0].caller.trace_id == fmt::format("inst-1-{}", sent[0].request_id));
+  CHECK(sent[0].caller.trace_id.empty());  // the default: the socket loop writes "<instance>-<id>"
+  std::string trace;
+  append_default_trace_id(trace, "inst-1", sent[0].request_id);
+  CHECK(trace == fmt::format("inst-1-{}", sent[0].request_id));
   CHECK(sent[1].caller.trace_id == "my-trace-id-longer-than-sso");
 }
 

@@ -193,6 +193,23 @@ TEST_CASE("inbound: a small Submit's payload is copied, a large one's message is
   CHECK(std::get<SubmitEvent>(ev).inputs.owner == d.owner);
 }
 
+TEST_CASE("inbound: a Submit's and a Result's values are marked verified (the core reads them without verifying again)") {
+  InboundLimits limits;
+  Decoded d;
+  for (std::size_t size : {100, 20000}) {  // copied out, and kept in the message
+    auto submit = decode_client(submit_msg(1, size), limits, d);
+    REQUIRE(std::holds_alternative<SubmitEvent>(submit));
+    CHECK(std::get<SubmitEvent>(submit).inputs.verified_values);
+    auto result = decode_worker(result_msg("w", 1, size), limits, d);
+    REQUIRE(std::holds_alternative<ResultEvent>(result));
+    CHECK(std::get<ResultEvent>(result).outputs.verified_values);
+  }
+  CHECK_FALSE(Payload::copy_of(std::vector<std::uint8_t>{1, 2, 3}).verified_values);  // made up: not verified
+  // A made-up buffer is verified as ever: bytes that are not Values hold no Chunked value.
+  std::vector<std::uint8_t> junk(64, 0xff);
+  CHECK(chunked_refs(junk).empty());
+}
+
 TEST_CASE("inbound: the client socket's limits copy a small Submit's payload out of its message") {
   // musterd's own limits (the daemon's client socket), not hand-set ones: a queued request
   // must not keep libzmq's shared 8 KiB read buffer alive (~3 KiB per open request when it did).
