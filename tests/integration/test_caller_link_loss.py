@@ -77,7 +77,7 @@ def why_not_resumable(caller: str) -> str | None:
     if caller == "ts":
         if not typescript_ready():
             return "the TypeScript SDK is not built (tools/test builds it)"
-        client = REPO / "worker" / "typescript" / "dist" / "client.js"
+        client = REPO / "worker" / "typescript" / "dist" / "src" / "client.js"
         if "CallResume" not in client.read_text(errors="replace"):
             return "the TypeScript SDK's Client does not implement resumable calls (PROTOCOL.md §8.3 C6) yet"
     return None
