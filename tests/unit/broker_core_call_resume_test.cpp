@@ -325,3 +325,23 @@ TEST_CASE("call resume C5: a kept reply whose items or output bytes the caller l
         std::vector<std::string>{"c2 5 failure UNAVAILABLE: 1 item(s) were lost in the reconnect",
                                  "c2 6 failure UNAVAILABLE: 1024 byte(s) of output stream 2 were lost in the reconnect"});
 }
+
+TEST_CASE("call resume C2: a queued call moves to the new connection's lane and is answered there once dispatched") {
+  StreamHarness h;
+  h.ready("w1");
+  auto busy = submit(h, 1, false);  // takes the only slot
+  auto queued = submit(h, 2);
+  REQUIRE(queued.id == 0);  // not dispatched: queued
+  REQUIRE(queued.token != 0);
+  auto out = resume(h, {ref(queued.token, 7)});
+  CHECK(replies(out) == std::vector<std::string>{fmt::format("c2 7 accepted {}", queued.token)});
+  auto first = all<ReplyToClient>(out);
+  REQUIRE(first.size() == 1);
+  CHECK(std::get<AcceptedBody>(first[0].body).queued);
+  // The slot frees: the call goes to the worker, and its reply to the new connection.
+  out = h.result("w1", busy.id);
+  auto sent = all<SendWorkRequest>(out);
+  REQUIRE(sent.size() == 1);
+  CHECK(replies(h.result("w1", sent[0].request_id)) == std::vector<std::string>{"c2 7 result"});
+  CHECK(h.core.client_connections() <= 1);
+}
