@@ -4,7 +4,8 @@
 // Owns: the client side of PROTOCOL.md §8: request ids, correlation of replies, the
 // client-side guard that turns a silent daemon into UNAVAILABLE instead of a hang, and the
 // caller's side of durable calls (docs/DURABILITY.md §6): their job ids, JobResume after a
-// reconnect, exactly one terminal reply per call to the application, JobAck once handed over.
+// reconnect, exactly one terminal reply per call to the application, JobAck once handed over;
+// and of resumable calls (PROTOCOL.md §8.3): their tokens, CallResume after a reconnect.
 // Also the caller's side of chunked values (PROTOCOL.md §7.9, docs/STREAMS.md §3): large bytes
 // inputs and inputs given as a ByteSource are sent as chunks within the worker's credit, and
 // chunked outputs are received, checked (size, sha256) and returned as Bytes or written to an
