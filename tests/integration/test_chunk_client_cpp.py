@@ -179,7 +179,9 @@ def test_the_deadline_mid_stream_ends_the_call_timeout_and_leaves_nothing(daemon
 
 
 def test_a_lost_daemon_mid_stream_ends_the_call_unavailable_and_leaves_nothing(daemon, served, tmp_base):
-    proc, out, aborts = stalled_call(daemon, served, tmp_base, "--timeout", "60s")
+    # Not resumable: a resumable call would wait for the daemon to come back (PROTOCOL.md §8.3;
+    # test_caller_link_loss.py), up to its deadline.
+    proc, out, aborts = stalled_call(daemon, served, tmp_base, "--timeout", "60s", "--no-resumable")
     daemon.proc.kill()
     code, stdout, stderr, _ = finish(proc, 30)
     assert code == 3, stderr
