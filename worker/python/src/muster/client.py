@@ -243,7 +243,7 @@ class Client:
             raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
         self.chunk_threshold = chunk_threshold
         self._jobs: DurableJobs[_Pending] = DurableJobs()
-        self._resuming: Dict[int, _Pending] = {}  # id(p) -> durable calls waiting to be taken back
+        self._resuming: Dict[int, _Pending] = {}  # id(p) -> durable and resumable calls waiting to be taken back
         self._resume_id = 0  # the request id of the last JobResume
         self._call_resume_id = 0  # the request id of the last CallResume
         self._zctx = zmq_context or zmq.Context()
@@ -651,7 +651,7 @@ class Client:
                 self._zctx.term()
 
     def _poll_timeout(self) -> int:
-        if self._pending and not self._connected or self._resuming:
+        if (self._pending and not self._connected) or self._resuming:
             return 100
         stall = self._next_stall()
         if stall is not None:
