@@ -64,7 +64,8 @@ BrokerCore::BrokerCore(CoreConfig config, TimePoint now)
     : config_(std::move(config)),
       started_(now),
       next_ping_at_(now),
-      watchers_(config_.watch_backlog, config_.max_watches_per_connection) {
+      watchers_(config_.watch_backlog, config_.max_watches_per_connection),
+      resumable_(config_.resume_keep, config_.resume_keep_bytes) {
   next_request_id_ = std::max<std::uint64_t>(1, config_.first_request_id);
   next_journal_expire_ = now + config_.journal_expire_interval;
 }
@@ -158,6 +159,7 @@ void BrokerCore::finish(TimePoint now, Request& r, std::variant<ResultBody, Fail
     keep_outcome(r, outcome, at);  // for its caller, until JobAck or result_ttl
     journal(journal::Finished{r.job_id, std::move(outcome), at, at + config_.result_ttl});
   }
+  if (r.call_token) keep_for_resume(now, r, terminal);  // for a CallResume (PROTOCOL.md §8.3 C5)
   if (auto* res = std::get_if<ResultBody>(&terminal)) {
     count_terminal(now, ErrorCode::None, *r.stats->workspace, r.stats, r.node->second, {});
     reply_client(r, std::move(*res));
@@ -964,8 +966,11 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     jobs_.opened(r.job_id, OpenJob{id, who.workspace, call.submitted});
     journal(journal::Submitted{std::move(call)});
   }
-  // A durable call's caller needs its job id: Accepted is implied.
-  if (ev.want_accepted || r.job_id) reply_client(r, AcceptedBody{w == nullptr, r.job_id});
+  // A resumable one's needs its token (PROTOCOL.md §8.3 C1; a durable call has its job id).
+  if (ev.resumable && !r.job_id && resumable_.enabled()) r.call_token = resumable_.open(id);
+  // A durable call's caller needs its job id, a resumable one's its token: Accepted is implied.
+  if (ev.want_accepted || r.job_id || r.call_token)
+    reply_client(r, AcceptedBody{w == nullptr, r.job_id, r.call_token});
   if (w) {
     send_to_worker(r, *w, now);
   } else {
@@ -994,17 +999,17 @@ void BrokerCore::on_cancel(TimePoint now, const Peer& peer, std::uint64_t client
 }
 
 void BrokerCore::cancel_request(TimePoint now, std::unordered_map<std::uint64_t, Request>::iterator it,
-                                const std::string& why) {
+                                const std::string& why, ErrorCode code) {
   Request& r = it->second;
   if (r.state == RequestState::Queued || r.state == RequestState::Recovering) {
     // A Recovering call has no worker yet: its recovering_ entry aborts it if one comes back.
     if (r.state == RequestState::Queued) remove_from_queue(r);
-    finish(now, r, FailureBody{ErrorCode::Cancelled, why});
+    finish(now, r, FailureBody{code, why});
     requests_.erase(it);
     return;
   }
   actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Cancelled, why});
-  finish(now, r, FailureBody{ErrorCode::Cancelled, why});
+  finish(now, r, FailureBody{code, why});
   r.state = RequestState::Orphaned;
 }
 
@@ -1073,6 +1078,7 @@ void BrokerCore::tick(TimePoint now) {
     for (auto& [id, w] : registry_.workers()) const_cast<WorkerEntry&>(w).last_heard = now;
   }
   expire(now);
+  resumable_.expire(now);
   fail_unserved(now);
   if (now >= reattach_until()) end_reattach_window(now);
   if (now >= next_journal_expire_ && next_job_id_ > 1) {  // only once durable calls were seen

@@ -37,6 +37,7 @@
 #include "node_stats.hpp"
 #include "registry.hpp"
 #include "request_stats.hpp"
+#include "resumable_calls.hpp"
 #include "watchers.hpp"
 #include "stream_chunks.hpp"
 #include "stream_credit.hpp"
@@ -102,6 +103,11 @@ struct CoreConfig {
   std::size_t max_watches_per_connection = 64;
   // Item streams (PROTOCOL.md §7.8): the bounds of a call's window.
   StreamLimits streams;
+  // Resumable calls (PROTOCOL.md §8.3): how long, and within how many bytes in all, the terminal
+  // reply of one is kept after it was sent (--resume-keep-ms, 0: no call is resumable;
+  // --resume-keep-bytes).
+  Millis resume_keep{10000};
+  std::uint64_t resume_keep_bytes = 64ull << 20;
 };
 
 struct StatusSnapshot {
@@ -195,6 +201,19 @@ class BrokerCore : private WatchSource {
   // Failure{Cancelled}, kept like any outcome) and answers JobInfo{Finished}; a finished
   // job's JobInfo unchanged; else "no such job".
   void on_job_cancel(TimePoint now, const Peer& peer, const Caller& who, const JobCancelEvent& ev);
+  // ---- resumable calls (PROTOCOL.md §8.3; broker_core_resume.cpp) ----
+  // Each CallRef, in order, under its own request_id: an open call of this caller (`who`: same
+  // identity, name, workspace) with that token is bound to (peer, request_id) and answered
+  // Accepted{call_token}; then items it lost end it Unavailable (Abort to its worker, C3), its
+  // output streams go back to what the caller has (resume Credits to the worker, R5) and its
+  // input streams to what musterd forwarded (resume Credits to the caller, C4). A kept reply of
+  // this caller is sent (once; Unavailable instead when the caller lacks items or bytes musterd
+  // forwarded); anything else is Failure{Unavailable} "no such call"; a request_id open on the
+  // connection Failure{InvalidRequest}. The message's own request_id is not answered (but a
+  // CallResume of more refs than max_client_outstanding is refused under it).
+  void on_call_resume(TimePoint now, const Peer& peer, const Caller& who, const CallResumeEvent& ev);
+  const ResumableCalls& resumable() const { return resumable_; }
+
   // Whether the node `workspace`/`node` is declared durable (NodeSpec.durable): every call to
   // it is, so the socket loop must have the journal open before it submits one.
   bool node_is_durable(const std::string& workspace, const std::string& node) const;
@@ -359,6 +378,7 @@ class BrokerCore : private WatchSource {
     bool idempotent = false;
     bool answered = false;           // its terminal reply is sent: its deadline no longer counts
     journal::JobId job_id = 0;       // a durable call's job id (journaled); 0: not durable
+    std::uint64_t call_token = 0;    // a resumable call's token (PROTOCOL.md §8.3); 0: not resumable
     // Restored by restore(): it waits in the lane of restored calls, in job order, whichever
     // connection resumes it (lane_of).
     bool restored_lane = false;
@@ -395,8 +415,9 @@ class BrokerCore : private WatchSource {
   void finish(TimePoint now, Request& r, std::variant<ResultBody, FailureBody> terminal);
   void fail_and_erase(std::uint64_t id, ErrorCode code, std::string message);
   // Ends an open request with Failure{Cancelled, why}: off its queue, or Abort to its worker.
+  // `code`: the caller's Failure (Cancelled, or Unavailable for items lost in a reconnect).
   void cancel_request(TimePoint now, std::unordered_map<std::uint64_t, Request>::iterator it,
-                      const std::string& why);
+                      const std::string& why, ErrorCode code = ErrorCode::Cancelled);
   // ---- durable jobs (broker_core_jobs.cpp) ----
   // A durable request's terminal outcome, kept for its caller (finish()).
   void keep_outcome(const Request& r, const journal::Outcome& outcome, journal::WallTime at);
@@ -407,7 +428,15 @@ class BrokerCore : private WatchSource {
   void answer_client(const Peer& peer, std::uint64_t request_id, ClientReplyBody body);
   void no_such_job(const Peer& peer, std::uint64_t request_id, std::uint64_t job_id);
   // Binds the open request `r` to (peer, request_id): its queue lane, its outstanding count.
-  void rebind(Request& r, const Peer& peer, std::uint64_t request_id);
+  // `resumed_job`: a durable call's JobResume, which asks for no progress and inline outputs.
+  void rebind(Request& r, const Peer& peer, std::uint64_t request_id, bool resumed_job = true);
+  // ---- resumable calls (broker_core_resume.cpp) ----
+  // A resumable request's terminal reply, kept for a CallResume (finish()).
+  void keep_for_resume(TimePoint now, const Request& r, const std::variant<ResultBody, FailureBody>& terminal);
+  // The open resumable request of `token` if it is `who`'s, else null.
+  Request* open_resumable(std::uint64_t token, const Caller& who);
+  // C3, C4 for the open request `r` just bound to `ref`'s request id.
+  void resume_streams(TimePoint now, Request& r, const CallRefEvent& ref);
   // Shutdown of a durable request: forgotten here without a terminal reply or an Abort; the
   // journal keeps it (queued, or running on its worker) for the next instance to restore.
   void leave_to_next_instance(std::unordered_map<std::uint64_t, Request>::iterator it);
@@ -591,6 +620,7 @@ class BrokerCore : private WatchSource {
   StatsTable stats_;       // per workspace and per node; requests point at their entries
 
   Watchers watchers_;
+  ResumableCalls resumable_;  // tokens and kept replies of resumable calls (PROTOCOL.md §8.3)
   TimePoint watch_now_{};  // the time of the publish under way (workers' ages)
 };
 

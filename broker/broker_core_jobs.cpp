@@ -82,7 +82,7 @@ void BrokerCore::keep_restored(const journal::Call& call, const journal::Verdict
     }
 }
 
-void BrokerCore::rebind(Request& r, const Peer& peer, std::uint64_t request_id) {
+void BrokerCore::rebind(Request& r, const Peer& peer, std::uint64_t request_id, bool resumed_job) {
   // A queued request moves to the new connection's lane; a restored one keeps its place among
   // the restored calls (their job order, whatever order their callers resume them in).
   const bool moves = r.state == RequestState::Queued && !r.restored_lane;
@@ -92,8 +92,10 @@ void BrokerCore::rebind(Request& r, const Peer& peer, std::uint64_t request_id) 
   count_open(r, -1);
   r.client = clients_.get(peer);
   r.client_request_id = request_id;
-  r.want_progress = false;   // a resumed caller sees no progress (JobRef does not ask for it)
-  r.payload_frames = false;  // nor did it say it takes outputs as a frame
+  if (resumed_job) {
+    r.want_progress = false;   // a resumed caller sees no progress (JobRef does not ask for it)
+    r.payload_frames = false;  // nor did it say it takes outputs as a frame
+  }
   by_client_.emplace(client_key(peer, request_id), r.id);
   count_open(r, +1);
   // Behind what the new connection has queued: resumed in job order, its jobs keep theirs.

@@ -883,7 +883,7 @@ struct Daemon::Impl {
     flatbuffers::Offset<void> body;
     if (auto* acc = std::get_if<AcceptedBody>(&a.body)) {
       type = wire::ReplyBody::Accepted;
-      body = wire::CreateAccepted(fbb, acc->queued, acc->job_id).Union();
+      body = wire::CreateAccepted(fbb, acc->queued, acc->job_id, acc->call_token).Union();
     } else if (auto* p = std::get_if<ProgressBody>(&a.body)) {
       type = wire::ReplyBody::Progress;
       body = wire::CreateProgressDirect(fbb, a.request_id, p->step, p->total, p->message.c_str()).Union();

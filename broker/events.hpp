@@ -86,6 +86,7 @@ struct SubmitEvent {
   std::uint32_t stream_window_items = 0;  // reads the call's Items (PROTOCOL.md §7.8); 0: none
   std::uint64_t stream_window_bytes = 0;
   std::uint64_t chunk_window_bytes = 0;   // takes chunked outputs (PROTOCOL.md §7.9); 0: none
+  bool resumable = false;  // may be bound to the caller's next connection (PROTOCOL.md §8.3)
 };
 
 // Credit of a call's stream from its caller (PROTOCOL.md §7.8): cumulative totals; a resume
@@ -137,6 +138,23 @@ inline constexpr std::uint32_t kJobListMax = 1000;
 struct JobCancelEvent {
   std::uint64_t request_id = 0;
   std::uint64_t job_id = 0;
+};
+
+// ---- resumable calls (PROTOCOL.md §8.3): a caller binds them to its new connection ----
+
+// One resumable call to bind to the sending connection under `request_id`, with what the caller
+// received of it: its items (every seq below items_received) and the bytes of each chunked
+// output stream it has (`outputs`: (stream, offset)).
+struct CallRefEvent {
+  std::uint64_t call_token = 0;
+  std::uint64_t request_id = 0;
+  std::uint64_t items_received = 0;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> outputs;
+};
+// The message's own request_id is not answered (but a refusal); each CallRef is, under its own.
+struct CallResumeEvent {
+  std::uint64_t request_id = 0;
+  std::vector<CallRefEvent> calls;
 };
 
 // ---- actions --------------------------------------------------------------------------
@@ -215,6 +233,7 @@ struct ReplyToWorker {
 struct AcceptedBody {
   bool queued = false;
   std::uint64_t job_id = 0;  // a durable call's job id; 0: not durable
+  std::uint64_t call_token = 0;  // a resumable call's token (PROTOCOL.md §8.3); 0: not resumable
 };
 struct ProgressBody {
   std::uint64_t step = 0, total = 0;

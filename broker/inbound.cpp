@@ -256,6 +256,7 @@ void deliver(BrokerCore& core, TimePoint now, const Peer& peer, const Caller& wh
         else if constexpr (std::is_same_v<T, JobAckEvent>) core.on_job_ack(now, who, e);
         else if constexpr (std::is_same_v<T, JobGetEvent>) core.on_job_get(now, peer, who, e);
         else if constexpr (std::is_same_v<T, JobListEvent>) core.on_job_list(now, peer, who, e);
+        else if constexpr (std::is_same_v<T, CallResumeEvent>) core.on_call_resume(now, peer, who, e);
         else core.on_job_cancel(now, peer, who, e);
       },
       ev);
@@ -293,6 +294,7 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       ev.stream_window_items = s->stream_window_items();
       ev.stream_window_bytes = s->stream_window_bytes();
       ev.chunk_window_bytes = s->chunk_window_bytes();
+      ev.resumable = s->resumable();
       ev.trace_id = str(s->trace_id());
       std::tie(ev.inputs, ev.parameters) = kept_payloads(bytes.size(), keep, limits, payload_bytes(s->inputs()),
                                                          payload_bytes(s->parameters()));
@@ -331,6 +333,19 @@ ClientEvent decode_client_message(std::span<const std::uint8_t> bytes, const Kee
       return JobEvent{JobListEvent{rid, list->limit(), list->after_job_id()}};
     }
     case ClientBody::JobCancel: return JobEvent{JobCancelEvent{rid, msg->body_as_JobCancel()->job_id()}};
+    case ClientBody::CallResume: {
+      CallResumeEvent ev{rid, {}};
+      if (auto* calls = msg->body_as_CallResume()->calls()) {
+        ev.calls.reserve(calls->size());
+        for (auto* ref : *calls) {
+          CallRefEvent call{ref->call_token(), ref->request_id(), ref->items_received(), {}};
+          if (auto* outputs = ref->outputs())
+            for (auto* o : *outputs) call.outputs.emplace_back(o->stream(), o->offset());
+          ev.calls.push_back(std::move(call));
+        }
+      }
+      return JobEvent{std::move(ev)};
+    }
     case ClientBody::Watch: {
       auto* w = msg->body_as_Watch();
       return WatchEvent{rid, WatchScope{w->nodes(), w->workers(), w->calls()}};

@@ -154,8 +154,9 @@ struct AdminEvent {
   std::uint64_t request_id = 0;
   const wire::ClientMessage* message = nullptr;
 };
-// A durable-job message (events.hpp; BrokerCore::on_job_*).
-using JobEvent = std::variant<JobResumeEvent, JobAckEvent, JobGetEvent, JobListEvent, JobCancelEvent>;
+// A durable-job message (events.hpp; BrokerCore::on_job_*), or a CallResume (on_call_resume):
+// each acts for the caller, under requests ids of its own.
+using JobEvent = std::variant<JobResumeEvent, JobAckEvent, JobGetEvent, JobListEvent, JobCancelEvent, CallResumeEvent>;
 // A Watch (BrokerCore::on_watch).
 struct WatchEvent {
   std::uint64_t request_id = 0;

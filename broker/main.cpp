@@ -170,6 +170,17 @@ int main(int argc, char** argv) {
   app.add_option("--result-ttl-ms", result_ttl_ms,
                  "How long the journal keeps a durable call's outcome for its caller")
       ->capture_default_str()->check(CLI::Range(std::uint64_t{1}, std::uint64_t{365} * 86400000));
+  std::uint64_t resume_keep_ms = 10000;
+  app.add_option("--resume-keep-ms", resume_keep_ms,
+                 "How long the terminal reply of a resumable call is kept after it was sent, for a "
+                 "caller whose connection broke to take with CallResume; 0: no call is resumable "
+                 "(docs/PROTOCOL.md §8.3)")
+      ->capture_default_str()->check(CLI::Range(std::uint64_t{0}, std::uint64_t{86400000}));
+  std::uint64_t resume_keep_bytes = 64ull << 20;
+  app.add_option("--resume-keep-bytes", resume_keep_bytes,
+                 "The bytes of resumable calls' kept replies in all; beyond, the oldest are "
+                 "forgotten first (docs/PROTOCOL.md §8.3)")
+      ->capture_default_str();
   app.add_option("--metrics-address", opt.metrics_address,
                  "Serve Prometheus metrics on http://HOST:PORT/metrics (off by default; a loopback "
                  "address such as 127.0.0.1:9464 unless --metrics-allow-remote; docs/OPERATIONS.md)");
@@ -187,6 +198,8 @@ int main(int argc, char** argv) {
   }
   opt.core.no_worker_grace = muster::broker::Millis(no_worker_grace_ms);
   opt.core.result_ttl = muster::broker::Millis(result_ttl_ms);
+  opt.core.resume_keep = muster::broker::Millis(resume_keep_ms);
+  opt.core.resume_keep_bytes = resume_keep_bytes;
   opt.journal_gather = std::chrono::milliseconds(journal_gather_ms);
   opt.journal_lease_term = std::chrono::milliseconds(lease_ms);
   opt.journal_sync = journal_sync == "normal" ? muster::broker::journal::JournalSync::Normal

@@ -110,6 +110,21 @@ std::optional<CallChunks::ResumeCredit> CallChunks::resume_output(std::uint32_t 
   return ResumeCredit{s->granted, s->next};
 }
 
+std::optional<CallChunks::ResumeCredit> CallChunks::resume_input(std::uint32_t stream) {
+  if (stream == 0 || is_output(stream)) return std::nullopt;
+  Stream* s = find_or_add(stream);
+  if (!s) return std::nullopt;
+  s->resumed = true;
+  return ResumeCredit{s->granted, s->next};
+}
+
+std::vector<std::pair<std::uint32_t, std::uint64_t>> CallChunks::forwarded(ChunkSide sender) const {
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+  for (auto& s : streams_)
+    if (s.next > 0 && sender_of(s.id) == sender) out.emplace_back(s.id, s.next);
+  return out;
+}
+
 std::vector<std::uint32_t> CallChunks::outputs_to_resume() const {
   if (output_window_ == 0) return {};
   std::uint32_t highest = 0;

@@ -88,6 +88,15 @@ class CallChunks {
   };
   std::optional<ResumeCredit> resume_output(std::uint32_t stream);
 
+  // The input stream `stream` goes back to the bytes forwarded (a caller's reconnect, PROTOCOL.md
+  // §8.3 C4: chunks on their way on the broken connection were lost): marks it resumed (chunks
+  // the caller sent before it goes back are dropped, R6) and returns the grant and that offset
+  // for the caller's resume Credit. nullopt: not an input stream of this call.
+  std::optional<ResumeCredit> resume_input(std::uint32_t stream);
+
+  // The streams `sender` sends chunks on that chunks were forwarded of: (stream, bytes forwarded).
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> forwarded(ChunkSide sender) const;
+
   // The output streams whose chunks a worker that attached again after a reconnect may have
   // lost, all of them (R12): every one chunks were forwarded of or a resume went to, the even
   // numbers below the highest of those (a worker numbers its streams in order: those were

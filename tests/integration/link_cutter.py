@@ -1,9 +1,11 @@
-"""link_cutter.py — a byte proxy between a worker and musterd's ipc sockets that can break the
-worker's connections on demand, as a network blip does: what was on the way is lost, both ends
-live on and connect again (libzmq reconnects by itself).
+"""link_cutter.py — a byte proxy between a peer (a worker, or a caller: CLIENT_SOCKETS) and
+musterd's ipc sockets that can break the peer's connections on demand, as a network blip does:
+what was on the way is lost, both ends live on and connect again (libzmq reconnects by itself).
+It can also lose what musterd sends from a given moment on (drop_down), so that a test knows a
+reply was lost in the break, not only that it may have been.
 
-Owns: the proxy's listening sockets in its own directory (the worker's MUSTER_RUNTIME_DIR), one
-upstream connection per accepted one, and counts of the bytes forwarded each way.
+Owns: the proxy's listening sockets in its own directory (the peer's MUSTER_RUNTIME_DIR), one
+upstream connection per accepted one, and counts of the bytes forwarded (or dropped) each way.
 Must never: parse, delay, reorder or alter the bytes it forwards (it is a wire, not a peer), or
 outlive its test (stop() closes everything; the thread is a daemon thread).
 """
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 SOCKETS = ("request.sock", "response.sock")  # the worker's two (PROTOCOL.md §1)
+CLIENT_SOCKETS = ("client.sock",)  # a caller's one
 
 
 class LinkCutter:
@@ -24,6 +27,8 @@ class LinkCutter:
         self.down = 0  # bytes forwarded musterd -> worker
         self.up = 0  # bytes forwarded worker -> musterd
         self.cuts = 0
+        self.dropping = False  # drop_down(): bytes from musterd are lost instead of forwarded
+        self.dropped = 0  # bytes from musterd lost that way
         self.connections = 0  # accepted so far (a reconnect adds to it)
         self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self._loop = asyncio.new_event_loop()
@@ -59,6 +64,9 @@ class LinkCutter:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, downward: bool) -> None:
             try:
                 while data := await src.read(1 << 16):
+                    if downward and self.dropping:
+                        self.dropped += len(data)
+                        continue
                     dst.write(data)
                     if downward:
                         self.down += len(data)
@@ -83,8 +91,19 @@ class LinkCutter:
                 a.transport.abort()
                 b.transport.abort()
             self._links.clear()
+            self.dropping = False  # the next connections carry everything again
         self._loop.call_soon_threadsafe(abort_all)
         self.cuts += 1
+
+    def drop_down(self) -> None:
+        """From now on what musterd sends is lost on the way (counted in `dropped`), until the
+        next cut(): a reply sent meanwhile is known to be lost in the break."""
+        self.dropping = True
+
+    def wait_dropped(self, n: int, timeout: float, unless_ended=None) -> bool:
+        """Waits until `n` bytes from musterd were lost by drop_down(); False if the process
+        `unless_ended` ended first."""
+        return self._wait(lambda: self.dropped >= n, timeout, unless_ended, f"{n} bytes to be dropped")
 
     def wait_down(self, n: int, timeout: float, unless_ended=None) -> bool:
         """Waits until `n` bytes went from musterd to the worker (since the start); False if the

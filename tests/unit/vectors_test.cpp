@@ -94,6 +94,8 @@ Json describe(const w::CodeCount* c);
 Json describe(const w::NodeStats* n);
 Json describe(const w::RecentFailure* f);
 Json describe(const w::JobRef* r);
+Json describe(const w::CallRef* r);
+Json describe(const w::StreamOffset* o);
 Json describe(const w::JobInfo* i);
 
 Json describe(const w::Port* p) {
@@ -331,6 +333,24 @@ Json describe(const w::Submit* s) {
   j["stream_window_items"] = s->stream_window_items();
   j["stream_window_bytes"] = s->stream_window_bytes();
   j["chunk_window_bytes"] = s->chunk_window_bytes();
+  j["resumable"] = s->resumable();
+  return j;
+}
+
+Json describe(const w::StreamOffset* o) { return Json{{"stream", o->stream()}, {"offset", o->offset()}}; }
+
+Json describe(const w::CallRef* r) {
+  Json j = Json::object();
+  j["call_token"] = r->call_token();
+  j["request_id"] = r->request_id();
+  j["items_received"] = r->items_received();
+  if (r->outputs()) j["outputs"] = describe_vector(r->outputs());
+  return j;
+}
+
+Json describe(const w::CallResume* r) {
+  Json j = Json::object();
+  if (r->calls()) j["calls"] = describe_vector(r->calls());
   return j;
 }
 
@@ -414,6 +434,7 @@ Json describe(const w::Accepted* a) {
   Json j = Json::object();
   j["queued"] = a->queued();
   j["job_id"] = a->job_id();
+  j["call_token"] = a->call_token();
   return j;
 }
 
@@ -654,6 +675,7 @@ Json body(const w::ClientMessage* m) {
     case w::ClientBody::KeyRevoke: return with_type("KeyRevoke", m->body_as_KeyRevoke());
     case w::ClientBody::GetNodeStats: return empty("GetNodeStats");
     case w::ClientBody::JobResume: return with_type("JobResume", m->body_as_JobResume());
+    case w::ClientBody::CallResume: return with_type("CallResume", m->body_as_CallResume());
     case w::ClientBody::JobAck: return with_type("JobAck", m->body_as_JobAck());
     case w::ClientBody::JobGet: return with_type("JobGet", m->body_as_JobGet());
     case w::ClientBody::JobList: return with_type("JobList", m->body_as_JobList());
@@ -1018,7 +1040,7 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
                            num<bool>(j, "payload_frames", false), num<bool>(j, "durable", false),
                            num<bool>(j, "batch_replies", false), num<std::uint32_t>(j, "stream_window_items", 0),
                            num<std::uint64_t>(j, "stream_window_bytes", 0),
-                           num<std::uint64_t>(j, "chunk_window_bytes", 0))
+                           num<std::uint64_t>(j, "chunk_window_bytes", 0), num<bool>(j, "resumable", false))
         .Union();
   }
   if (t == "Cancel") return type = w::ClientBody::Cancel, w::CreateCancel(fbb).Union();
@@ -1047,6 +1069,17 @@ Offset<void> build_client_body(FlatBufferBuilder& fbb, const Json& j, w::ClientB
       return w::CreateJobRef(f, num<std::uint64_t>(r, "job_id", 0), num<std::uint64_t>(r, "request_id", 0));
     });
     return w::CreateJobResume(fbb, jobs).Union();
+  }
+  if (t == "CallResume") {
+    type = w::ClientBody::CallResume;
+    auto calls = table_vector<w::CallRef>(fbb, j, "calls", [](FlatBufferBuilder& f, const Json& r) {
+      auto outputs = table_vector<w::StreamOffset>(f, r, "outputs", [](FlatBufferBuilder& g, const Json& o) {
+        return w::CreateStreamOffset(g, num<std::uint32_t>(o, "stream", 0), num<std::uint64_t>(o, "offset", 0));
+      });
+      return w::CreateCallRef(f, num<std::uint64_t>(r, "call_token", 0), num<std::uint64_t>(r, "request_id", 0),
+                              num<std::uint64_t>(r, "items_received", 0), outputs);
+    });
+    return w::CreateCallResume(fbb, calls).Union();
   }
   if (t == "JobAck") return type = w::ClientBody::JobAck, w::CreateJobAck(fbb, u64_vector(fbb, j, "job_ids")).Union();
   if (t == "JobGet") return type = w::ClientBody::JobGet, w::CreateJobGet(fbb, num<std::uint64_t>(j, "job_id", 0)).Union();
@@ -1196,7 +1229,7 @@ Offset<w::RecentFailure> build_recent_failure(FlatBufferBuilder& fbb, const Json
 
 Offset<void> build_reply_body(FlatBufferBuilder& fbb, const Json& j, w::ReplyBody& type) {
   auto t = j.at("type").get<std::string>();
-  if (t == "Accepted") return type = w::ReplyBody::Accepted, w::CreateAccepted(fbb, num<bool>(j, "queued", false), num<std::uint64_t>(j, "job_id", 0)).Union();
+  if (t == "Accepted") return type = w::ReplyBody::Accepted, w::CreateAccepted(fbb, num<bool>(j, "queued", false), num<std::uint64_t>(j, "job_id", 0), num<std::uint64_t>(j, "call_token", 0)).Union();
   if (t == "Progress") return type = w::ReplyBody::Progress, build_progress(fbb, j).Union();
   if (t == "Result") return type = w::ReplyBody::Result, build_result(fbb, j).Union();
   if (t == "Failure") return type = w::ReplyBody::Failure, build_failure(fbb, j).Union();
@@ -1649,7 +1682,7 @@ TEST_CASE("golden vectors: every root and union member is covered") {
         "ClientMessage.Watch", "ClientReply.Event",
         "WorkerMessage.Item", "ClientReply.Item", "ClientMessage.Credit", "DaemonMessage.Credit",
         "ClientMessage.Chunk", "DaemonMessage.Chunk", "WorkerMessage.Chunk", "ClientReply.Chunk",
-        "WorkerMessage.Credit", "ClientReply.Credit"}) {
+        "WorkerMessage.Credit", "ClientReply.Credit", "ClientMessage.CallResume"}) {
     CHECK_MESSAGE(seen.count(want) == 1, "no vector for " << want);
   }
 }

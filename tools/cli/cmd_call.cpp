@@ -31,6 +31,7 @@ struct CallArgs {
   bool durable = false;
   bool keep = false;
   bool stream = false;
+  bool resumable = false, not_resumable = false;
   std::uint32_t window_items = 64;
   std::vector<std::string> file_inputs;  // NAME=@FILE
   std::string output_dir;
@@ -101,6 +102,7 @@ int call_node(Client& client, const CallArgs& a) {
   o.timeout_ms = static_cast<std::uint64_t>(a.timeout.count());
   o.durable = a.durable;
   o.keep_outcome = a.keep;
+  if (a.resumable || a.not_resumable) o.resumable = a.resumable;
   if (a.stream) {
     o.stream_window_items = a.window_items;
     o.stream_window_bytes = 4ull << 20;
@@ -142,7 +144,7 @@ int call_node(Client& client, const CallArgs& a) {
         continue;
       }
       if (auto* item = std::get_if<ItemEvent>(&ev.body)) {
-        std::cout << to_json(item->values).dump() << "\n";
+        std::cout << to_json(item->values).dump() << std::endl;  // as it comes, also into a pipe
         continue;
       }
       if (view) view->finish();
@@ -184,6 +186,12 @@ void add_call_commands(Cli& cli) {
   call->add_flag("--keep", a->keep,
                  "With --durable: do not acknowledge the outcome once printed; musterd keeps it for "
                  "`muster job get` until its --result-ttl-ms");
+  auto* resumable = call->add_flag("--resumable", a->resumable,
+                                   "Keep the call across a break of the connection to musterd (PROTOCOL.md "
+                                   "§8.3): it goes on on the next connection (default for a call with --stream, "
+                                   "--output-dir or an input sent in chunks)");
+  call->add_flag("--no-resumable", a->not_resumable, "A break of the connection to musterd ends the call UNAVAILABLE")
+      ->excludes(resumable);
   call->add_flag("--stream", a->stream,
                  "Read the node's items (partial results) and print each as one JSON line as it "
                  "comes, then the outputs' line; the node runs at most --window items ahead");

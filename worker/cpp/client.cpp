@@ -76,7 +76,8 @@ struct Client::Impl {
     SteadyClock::time_point give_up;
     Assertion on_behalf_of;  // the Submit's, repeated on its Cancel, JobResume and JobAck
     std::uint64_t job_id = 0;  // a durable call's, from its Accepted
-    bool resume = false;       // durable, its connection lost: resumed on the next one
+    std::uint64_t call_token = 0;  // a resumable call's, from its Accepted (PROTOCOL.md §8.3)
+    bool resume = false;       // durable or resumable, its connection lost: resumed on the next one
     std::function<void(std::uint64_t)> on_job;
     bool keep_outcome = false;
     // Its item stream (PROTOCOL.md §7.8): the window asked for (0 items: none), what was handed
@@ -84,6 +85,7 @@ struct Client::Impl {
     std::uint64_t window_items = 0, window_bytes = 0;
     std::uint64_t consumed_items = 0, consumed_bytes = 0;
     std::uint64_t granted_items = 0, granted_bytes = 0;
+    std::uint64_t items_received = 0;  // items read from musterd (CallRef.items_received)
     // Its chunked inputs, sent as the worker grants credit (odd streams 1, 3, 5, ...).
     struct Input {
       std::string port;
@@ -250,10 +252,11 @@ struct Client::Impl {
 
   // Every open request (and query) ends with UNAVAILABLE: the daemon that held it is gone, and
   // one that comes back on the same address does not know it. But a durable call musterd
-  // accepted (its job id is known) waits to be resumed on the next connection.
+  // accepted (its job id is known), and a resumable one it gave a token, wait to be resumed on
+  // the next connection.
   void fail_open(const std::string& why) {
     for (auto it = open.begin(); it != open.end();) {
-      if (it->second.job_id) {
+      if (it->second.job_id || it->second.call_token) {
         it->second.resume = true;
         if (!lost_at) lost_at = SteadyClock::now();
         ++it;
@@ -269,13 +272,23 @@ struct Client::Impl {
         reply = Json{{"$failure", {{"code", "UNAVAILABLE"}, {"message", why}}}};
   }
 
-  // Durable calls waiting for a reconnect past durable_reconnect_wait end UNAVAILABLE.
+  // Durable and resumable calls waiting for a reconnect past durable_reconnect_wait end
+  // UNAVAILABLE.
   void give_up_resuming(SteadyClock::time_point now) {
     if (!lost_at || connected || now - *lost_at < opt.durable_reconnect_wait) return;
     lost_at.reset();
     for (auto it = open.begin(); it != open.end();) {
       if (!it->second.resume) {
         ++it;
+        continue;
+      }
+      if (!it->second.job_id) {  // resumable: it lived only in the musterd that is not back
+        pending.push_back(ClientEvent{
+            it->first, FailureEvent{wire::ErrorCode::Unavailable,
+                                    fmt::format("lost the connection to musterd at {} and it did not come back "
+                                                "within {} ms while the request was open",
+                                                opt.client_address, opt.durable_reconnect_wait.count())}});
+        it = open.erase(it);
         continue;
       }
       pending.push_back(ClientEvent{
@@ -307,17 +320,24 @@ struct Client::Impl {
     }
   }
 
-  // JobResume of every durable call waiting for this connection, under its own request id.
+  // JobResume of every durable call waiting for this connection, under its own request id;
+  // CallResume of every resumable one (resume_calls).
   void resume_jobs() {
     lost_at.reset();
     std::vector<std::pair<std::uint64_t, Assertion>> jobs;
+    std::vector<std::pair<std::uint64_t, Assertion>> calls;  // request ids of resumable calls
     std::unordered_map<std::uint64_t, std::uint64_t> request_of;  // job id -> request id
     for (auto& [id, o] : open)
       if (o.resume) {
         o.resume = false;
+        if (!o.job_id) {
+          calls.emplace_back(id, o.on_behalf_of);
+          continue;
+        }
         jobs.emplace_back(o.job_id, o.on_behalf_of);
         request_of[o.job_id] = id;
       }
+    resume_calls(calls);
     std::sort(jobs.begin(), jobs.end(), [](auto& a, auto& b) { return a.first < b.first; });
     by_assertion(jobs, [&](std::span<const std::uint64_t> ids, const Assertion& as) {
       flatbuffers::FlatBufferBuilder fbb(64 + 24 * ids.size());
@@ -326,6 +346,43 @@ struct Client::Impl {
       auto body = wire::CreateJobResumeDirect(fbb, &refs);
       send_message(next_id++, wire::ClientBody::JobResume, body.Union(), fbb, as);
     });
+  }
+
+  // CallResume (PROTOCOL.md §8.3 C6) of the resumable calls `calls` (request id, assertion), each
+  // under its own request id with what this client received of it: its items and the bytes of
+  // each chunked output stream. Its chunk senders and receivers go on from musterd's answer
+  // (resume Credits) and their own stall timers.
+  void resume_calls(const std::vector<std::pair<std::uint64_t, Assertion>>& calls) {
+    if (calls.empty()) return;
+    by_assertion(calls, [&](std::span<const std::uint64_t> ids, const Assertion& as) {
+      flatbuffers::FlatBufferBuilder fbb(64 + 64 * ids.size());
+      std::vector<flatbuffers::Offset<wire::CallRef>> refs;
+      for (auto id : ids) {
+        auto& o = open.at(id);
+        std::vector<flatbuffers::Offset<wire::StreamOffset>> outputs;
+        if (o.outputs)
+          for (auto [stream, offset] : o.outputs->offsets()) outputs.push_back(wire::CreateStreamOffset(fbb, stream, offset));
+        refs.push_back(wire::CreateCallRefDirect(fbb, o.call_token, id, o.items_received, &outputs));
+      }
+      auto body = wire::CreateCallResumeDirect(fbb, &refs);
+      try {
+        send_message(next_id++, wire::ClientBody::CallResume, body.Union(), fbb, as);
+      } catch (const CallError&) {
+        // The connection went again: they wait for the next one (fail_open marks them again).
+      }
+    });
+  }
+
+  // A resumable call musterd bound to this connection (Accepted to its CallRef): the item
+  // credit it granted is said again (a Credit may have been lost in the break; it is cumulative).
+  void resumed(std::uint64_t id, Open& o) {
+    if (!o.window_items) return;
+    flatbuffers::FlatBufferBuilder fbb(96);
+    auto body = wire::CreateCredit(fbb, id, 0, o.granted_items, o.granted_bytes);
+    try {
+      send_message(id, wire::ClientBody::Credit, body.Union(), fbb, o.on_behalf_of);
+    } catch (const CallError&) {
+    }
   }
 
   // A terminal event handed to the application: a durable call's job is remembered as
@@ -441,6 +498,9 @@ struct Client::Impl {
     s.add_payload_frames(true);  // large outputs come as a frame of their own, uncopied by musterd
     if (!trace.IsNull()) s.add_trace_id(trace);
     if (o.durable) s.add_durable(true);
+    // Resumable (PROTOCOL.md §8.3): by default a call that streams, and never a durable one.
+    if (o.resumable.value_or(chunkable || o.stream_window_items > 0 || o.output_sink != nullptr) && !o.durable)
+      s.add_resumable(true);
     s.add_batch_replies(true);  // handle() opens a Batch of replies (PROTOCOL.md §2.2)
     if (o.stream_window_items) {
       s.add_stream_window_items(o.stream_window_items);
@@ -456,7 +516,7 @@ struct Client::Impl {
     // lost connection (the monitor) ends the wait early.
     open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
                                  : SteadyClock::time_point::max(),
-                    o.on_behalf_of, 0, false, o.on_job, o.keep_outcome};
+                    o.on_behalf_of, 0, 0, false, o.on_job, o.keep_outcome};
     auto& st = open[id];
     if (o.stream_window_items) {
       st.window_items = st.granted_items = o.stream_window_items;
@@ -549,6 +609,7 @@ struct Client::Impl {
         if (o == open.end() || !o->second.window_items) return;
         auto* item = reply->body_as_Item();
         std::uint64_t size = item->values() ? item->values()->size() : 0;
+        o->second.items_received = std::max(o->second.items_received, item->seq() + 1);
         try {
           pending.push_back(ClientEvent{id, ItemEvent{item->seq(), decode_values(payload_bytes(item->values())), size}});
         } catch (const std::exception& e) {
@@ -646,8 +707,15 @@ struct Client::Impl {
       }
       case wire::ReplyBody::Accepted: {
         auto o = open.find(id);
+        if (o == open.end()) return;
+        if (auto token = reply->body_as_Accepted()->call_token()) {  // resumable (PROTOCOL.md §8.3)
+          bool again = o->second.call_token == token;  // bound to this connection after a break
+          o->second.call_token = token;
+          if (again) resumed(id, o->second);
+          return;
+        }
         auto job = reply->body_as_Accepted()->job_id();
-        if (o == open.end() || !job || o->second.job_id) return;
+        if (!job || o->second.job_id) return;
         o->second.job_id = job;
         if (o->second.on_job) o->second.on_job(job);
         return;

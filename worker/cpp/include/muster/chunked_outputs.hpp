@@ -66,6 +66,13 @@ class ChunkedOutputs {
   std::optional<std::string> resolve(Map& outputs);
   // Bytes taken so far over all streams.
   std::uint64_t received() const { return received_; }
+  // Each stream's bytes taken so far, (stream, offset): what a CallResume says this caller has
+  // (PROTOCOL.md §8.3 C4).
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> offsets() const {
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+    for (auto& [n, s] : streams_) out.emplace_back(n, s.received);
+    return out;
+  }
 
  private:
   struct Stream {

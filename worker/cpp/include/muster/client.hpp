@@ -61,6 +61,8 @@ struct ClientOptions {
   // back (the same or a new instance); on reconnect it is resumed (JobResume) and its one
   // terminal reply arrives as if nothing happened. Past it: UNAVAILABLE, naming the job id
   // (the call itself lives on in musterd's journal: `muster job get ID`).
+  // It is also how long a resumable call (CallOptions::resumable) waits for the connection to
+  // come back to the same musterd (PROTOCOL.md §8.3), at most until its deadline.
   std::chrono::milliseconds durable_reconnect_wait{60000};
   // Hold the Submits of submit() and send them together, as one Batch message (PROTOCOL.md
   // §2.2), at the next poll(), call(), cancel(), query or flush(), or once 64 KiB are held; only
@@ -128,6 +130,17 @@ struct CallOptions {
   // ({stream, size, sha256}) for them. Null: held in memory and returned as Bytes. A call that
   // fails, is cancelled or loses its connection leaves nothing in the sink.
   std::shared_ptr<OutputSink> output_sink;
+  // Keep the call across a break of the connection to musterd (PROTOCOL.md §8.3): musterd gives
+  // it a token (in an Accepted) and, when the connection comes back to the same musterd within
+  // ClientOptions::durable_reconnect_wait (and before the call's deadline), this client binds
+  // the call to it with CallResume and it goes on where it was — its chunked streams from the
+  // bytes each side has, its items if none was lost (else UNAVAILABLE "... item(s) were lost in
+  // the reconnect"), its terminal reply kept by musterd if it was lost in the break. Not
+  // resumable: a break ends it UNAVAILABLE. Unset: resumable when the call streams — chunked
+  // inputs (ClientOptions::chunk_threshold, input_sources), items (stream_window_items) or an
+  // output_sink — and not durable (a durable call resumes by its job id). A musterd started with
+  // --resume-keep-ms 0, or older, gives no token: the call is then not resumable.
+  std::optional<bool> resumable;
 };
 
 // Events delivered by poll() for requests made with submit().
