@@ -68,7 +68,7 @@ def test_stream_items_credit_and_outputs(daemon):
         sub = msg.body
         rid = msg.request_id
         assert (sub.stream_window_items, sub.stream_window_bytes) == (4, 1000)
-        assert raw == m.encode(m.ClientMessage(rid, m.Submit("count", {"n": 10}, None, 0, stream_window_items=4, stream_window_bytes=1000, chunk_window_bytes=4 << 20)))
+        assert raw == m.encode(m.ClientMessage(rid, m.Submit("count", {"n": 10}, None, 0, stream_window_items=4, stream_window_bytes=1000, chunk_window_bytes=4 << 20, resumable=True)))
         sent = 0
         consumed_bytes = 0
         granted = 4

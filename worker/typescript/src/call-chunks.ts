@@ -28,6 +28,7 @@ import {
   prepareSource,
 } from './chunks';
 import { ErrorCode, MusterError } from './errors';
+import type { StreamOffset } from './messages';
 import { ChunkedValue, type MusterValue, type Values, entriesOf, mapFromEntries } from './value';
 
 /** What a call sends through its client. */
@@ -179,6 +180,11 @@ export class CallChunks {
     }
     const broken = r.receiver.accept(offset, data);
     return broken === null ? null : `chunked stream ${stream}: ${broken}`;
+  }
+
+  /** The bytes of each output stream chunks came of that the caller has, in order (what a CallResume tells musterd, PROTOCOL.md §8.3 C4). */
+  outputOffsets(): StreamOffset[] {
+    return [...this.receivers].sort(([a], [b]) => a - b).map(([stream, r]) => ({ stream, offset: BigInt(r.receiver.received) }));
   }
 
   /**

@@ -2,17 +2,21 @@
 // Owns: one DEALER connection, request ids unique among its open requests, correlation of
 // interleaved replies by request_id, and turning Failure replies into MusterError; for durable
 // calls (docs/DURABILITY.md §6) their resumption after a reconnect, the acknowledgement of each
-// terminal reply once handed over, and dropping a second one (jobs.ts keeps the books).
+// terminal reply once handed over, and dropping a second one (jobs.ts keeps the books); for
+// resumable calls (PROTOCOL.md §8.3) their binding to the next connection when this one breaks,
+// with what they received (call-resume.ts).
 // Must never: leave a caller waiting forever: a lost connection fails every open request with
-// Unavailable (a durable call with its job id waits resumeTimeoutMs for a daemon to come back),
-// and a call with a timeout also has a local deadline in case the daemon vanished; hand a
-// durable call's terminal reply to the application twice.
+// Unavailable (a durable call with its job id, a resumable call with its token, waits
+// resumeTimeoutMs for a daemon to come back, the latter at most until its deadline), and a call
+// with a timeout also has a local deadline in case the daemon vanished; hand a call's terminal
+// reply to the application twice.
 import * as zmq from 'zeromq';
 
 import { type TransportSecurity, applySecurity, connectAll, defaultEndpoint, endpointList, endpointMayBeLive } from './endpoints';
 import { type EnrollmentOptions, needsCurve, prepareCurve } from './enrollment';
 import { ErrorCode, MusterError, errorCodeName } from './errors';
 import { DurableJobs, type Job, type JobListing, jobFromReply, jobListing, terminalJobId } from './jobs';
+import { type Received, asksResumable, givenUp, keepFor, rebind } from './call-resume';
 import { localIdentityPaths } from './keys';
 import { type LogLevel, type Logger, resolveLogger } from './log';
 import {
@@ -65,7 +69,8 @@ export interface ClientOptions extends TransportSecurity, EnrollmentOptions {
   connectTimeoutMs?: number;
   /**
    * How long a durable call whose connection was lost waits for a daemon to come back (it is
-   * then resumed); after that it fails Unavailable naming its job id. Default 60000 ms.
+   * then resumed); after that it fails Unavailable naming its job id. Default 60000 ms. A
+   * resumable call (CallOptions.resumable) waits as long, at most until its deadline.
    */
   resumeTimeoutMs?: number;
   /**
@@ -117,6 +122,16 @@ export interface CallOptions {
    * Other chunked outputs, and outputs that came inline, are plain bytes as usual.
    */
   outputSink?: OutputSink;
+  /**
+   * The call survives a break of the connection to musterd while musterd lives on (PROTOCOL.md
+   * §8.3): musterd's first reply is an Accepted with its token (`callToken`); when the
+   * connection breaks the client keeps the call (resumeTimeoutMs, at most until its deadline)
+   * and binds it to the next connection with what it received, and it goes on there (items,
+   * chunks, the terminal reply, even one sent just before the break). Default: true for a call
+   * that streams (`stream()`, chunked inputs, an `outputSink`), false otherwise (a small call
+   * would pay an Accepted for nothing). Ignored for a durable call.
+   */
+  resumable?: boolean;
 }
 
 export interface StreamOptions extends Omit<CallOptions, 'durable'> {
@@ -139,6 +154,8 @@ export interface Call<Out extends object = Values> {
   readonly requestId: number;
   /** A durable call's job id, once the daemon accepted it (undefined before, and for other calls). */
   readonly jobId?: bigint;
+  /** A resumable call's token, once the daemon accepted it (undefined before, and for other calls). */
+  readonly callToken?: bigint;
   /**
    * The outputs, or a MusterError (Timeout, Cancelled, WorkerError, NoWorker, ...). It may be
    * awaited late: a failure that comes first is kept for it, never an unhandled rejection.
@@ -167,6 +184,21 @@ interface Pending {
   onItem?: (seq: bigint, values: Uint8Array) => string | null;
   /** Its chunked inputs and outputs (every non-durable Submit). */
   chunks?: CallChunks;
+  /** A resumable call's token, from its Accepted (0n: none); kept through a break of the connection. */
+  callToken: bigint;
+  /** A call's node, and its deadline (Date.now() ms) when its Submit has a timeout. */
+  node?: string;
+  deadline?: number;
+  /** A stream's: the items it received (a CallResume tells musterd), and its last item grant (sent again once resumed). */
+  itemsReceived?: () => number;
+  itemGrant?: [number, number];
+}
+
+/** What a Submit's pending request knows of its call beyond the request. */
+interface CallInfo {
+  node: string;
+  timeoutMs: number;
+  itemsReceived?: () => number;
 }
 
 /** How long a client with no open call keeps its connection (see scheduleIdleClose). */
@@ -189,6 +221,8 @@ export class Client {
   private readonly jobs = new DurableJobs<Pending>();
   /** The request id of the last JobResume (answered only if musterd refuses it as a whole). */
   private resumeId = -1;
+  /** The request id of the last CallResume (likewise). */
+  private callResumeId = -1;
   private connected = false;
   /** The next socket's first handshake resumes the durable calls (the last one was renewed). */
   private resumeOnConnect = false;
@@ -276,13 +310,20 @@ export class Client {
       let requestId = 0;
       const queue = new ItemQueue<Item>(windowItems, windowBytes, {
         credit: (grantItems, grantBytes) => {
-          if (!this.pending.has(requestId) || !this.connected) return;
-          this.sendQuietly({ type: 'Credit', requestId: BigInt(requestId), stream: 0, items: BigInt(grantItems), bytes: BigInt(grantBytes) }, requestId);
+          const p = this.pending.get(requestId);
+          if (!p) return;
+          p.itemGrant = [grantItems, grantBytes]; // sent again if the call is resumed
+          if (this.connected) this.sendItemGrant(p);
         },
         cancel: () => call.cancel(),
       });
       items = queue;
-      call = this.submitCall<In, Out>(node, inputs, { ...options, durable: false }, { windowItems, windowBytes, onItem: (seq, values) => queue.push(seq, values) });
+      call = this.submitCall<In, Out>(node, inputs, { ...options, durable: false }, {
+        windowItems,
+        windowBytes,
+        onItem: (seq, values) => queue.push(seq, values),
+        received: () => queue.received,
+      });
       requestId = call.requestId;
       call.result.then(
         () => queue.end(),
@@ -301,6 +342,9 @@ export class Client {
       get requestId() {
         return c.requestId;
       },
+      get callToken() {
+        return c.callToken;
+      },
       result: c.result,
       get itemsReceived() {
         return queue.received;
@@ -314,13 +358,14 @@ export class Client {
     node: string,
     inputs: In | undefined,
     options: CallOptions,
-    stream: { windowItems: number; windowBytes: number; onItem: (seq: bigint, values: Uint8Array) => string | null } | null,
+    stream: { windowItems: number; windowBytes: number; onItem: (seq: bigint, values: Uint8Array) => string | null; received: () => number } | null,
   ): Call<Out> {
     const requestId = this.newId();
     const timeoutMs = options.timeoutMs ?? 0;
     let result: Promise<Out>;
     let preparing = false;
     let cancelledEarly = false;
+    let handle: Pending | undefined;
     try {
       if (!Number.isInteger(timeoutMs) || timeoutMs < 0) {
         throw new MusterError(ErrorCode.InvalidRequest, `timeoutMs must be a non-negative integer, got ${timeoutMs}`);
@@ -346,25 +391,43 @@ export class Client {
           // the worker may chunk its outputs (§7.9); a durable call's stay inline (its Result is
           // journaled and may be delivered again, without its chunks)
           chunkWindowBytes: options.durable ? 0n : BigInt(CHUNK_WINDOW_BYTES),
+          resumable: asksResumable(options.resumable, !!options.durable, sources.size > 0, stream !== null, options.outputSink !== undefined),
         };
         if (options.durable) body.wantAccepted = true; // a durable call needs its job id
+        // Its chunks and credits go under its newest request id (a resumed call gets a new one).
         const chunks = new CallChunks(sources, options.outputSink, {
-          sendChunk: (s, offset, data) =>
-            this.send(encodeClientMessage({ requestId: BigInt(requestId), body: { type: 'Chunk', requestId: BigInt(requestId), stream: s, offset: BigInt(offset), data } })),
+          sendChunk: (s, offset, data) => {
+            const p = this.pending.get(requestId);
+            // Not connected: lost with the connection, as what was on its way; musterd's resume
+            // Credit brings the input back once the call is resumed (PROTOCOL.md §8.3 C4).
+            if (!p || !this.connected) return Promise.resolve();
+            const id = BigInt(this.newestId(p));
+            return this.send(encodeClientMessage({ requestId: id, body: { type: 'Chunk', requestId: id, stream: s, offset: BigInt(offset), data } })).catch((e) => {
+              if (p.callToken && !this.connected) return; // the connection broke under it: kept, as above
+              throw e;
+            });
+          },
           sendCredit: (s, total, resumeAt) => {
-            if (!this.pending.has(requestId) || !this.connected) return;
+            const p = this.pending.get(requestId);
+            if (!p || !this.connected) return;
+            const id = this.newestId(p);
             const resume = resumeAt !== undefined;
-            this.sendQuietly({ type: 'Credit', requestId: BigInt(requestId), stream: s, items: 0n, bytes: BigInt(total), resumeOffset: BigInt(resumeAt ?? 0), resume }, requestId);
+            this.sendQuietly({ type: 'Credit', requestId: BigInt(id), stream: s, items: 0n, bytes: BigInt(total), resumeOffset: BigInt(resumeAt ?? 0), resume }, id);
           },
           abandon: (error) => {
             const p = this.pending.get(requestId);
             if (!p) return;
-            this.sendQuietly({ type: 'Cancel' }, requestId);
+            this.sendQuietly({ type: 'Cancel' }, this.newestId(p));
             this.fail(p, error);
           },
         }, this.resumeAfterMs);
         const localDeadline = timeoutMs > 0 ? timeoutMs + this.replyGraceMs + (options.durable ? this.resumeTimeoutMs : 0) : 0;
-        const answered = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted, stream?.onItem, chunks);
+        const answered = this.request(requestId, body, localDeadline, options.onProgress, options.onAccepted, stream?.onItem, chunks, {
+          node,
+          timeoutMs,
+          itemsReceived: stream?.received,
+        });
+        handle = this.pending.get(requestId); // what `requestId`, `jobId`, `callToken` read, also once it ended
         chunks.start();
         return answered.then(
           async (reply) => {
@@ -416,8 +479,8 @@ export class Client {
         if (preparing) cancelledEarly = true; // its inputs are being hashed: it is not submitted
         return;
       }
-      if (!this.connected && p.jobId) {
-        p.cancelWanted = true; // durable: the daemon still holds it; cancel it once resumed
+      if (!this.connected && (p.jobId || p.callToken)) {
+        p.cancelWanted = true; // durable or resumable: the daemon still holds it; cancel it once resumed
         return;
       }
       await this.send(encodeClientMessage({ requestId: BigInt(p.rids[p.rids.length - 1]!), body: { type: 'Cancel' } }));
@@ -431,18 +494,19 @@ export class Client {
         result.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
       }
     }
-    const pendingOf = () => this.pending.get(requestId);
-    let last = { requestId, jobId: undefined as bigint | undefined };
+    const now = () => {
+      const p = handle;
+      return p ? { requestId: this.newestId(p), jobId: p.jobId || undefined, callToken: p.callToken || undefined } : { requestId, jobId: undefined, callToken: undefined };
+    };
     return {
       get requestId() {
-        const p = pendingOf();
-        if (p) last = { requestId: p.rids[p.rids.length - 1]!, jobId: p.jobId || undefined };
-        return last.requestId;
+        return now().requestId;
       },
       get jobId() {
-        const p = pendingOf();
-        if (p) last = { requestId: p.rids[p.rids.length - 1]!, jobId: p.jobId || undefined };
-        return last.jobId;
+        return now().jobId;
+      },
+      get callToken() {
+        return now().callToken;
       },
       result,
       cancel,
@@ -626,7 +690,8 @@ export class Client {
       this.jobs.connectionLost();
       const lost = new MusterError(ErrorCode.Unavailable, `lost the connection to the daemon at ${this.clientAddress}`);
       for (const p of this.openRequests()) {
-        if (p.jobId) this.awaitResume(p); // durable with its job id: resumed when a daemon is back
+        // durable with its job id, resumable with its token: resumed when a daemon is back
+        if (p.jobId || p.callToken) this.awaitResume(p);
         else this.fail(p, lost);
       }
       this.renewSocket();
@@ -692,12 +757,37 @@ export class Client {
     p.reject(error);
   }
 
+  /** The request id a call goes by now (a resumed call gets a new one; the old ones stay aliases). */
+  private newestId(p: Pending): number {
+    return p.rids[p.rids.length - 1]!;
+  }
+
+  /** Sends a stream's last item grant (cumulative totals) under its newest request id. */
+  private sendItemGrant(p: Pending): void {
+    if (!p.itemGrant) return;
+    const id = this.newestId(p);
+    const [items, bytes] = p.itemGrant;
+    this.sendQuietly({ type: 'Credit', requestId: BigInt(id), stream: 0, items: BigInt(items), bytes: BigInt(bytes), resumeOffset: 0n, resume: false }, id);
+  }
+
   /**
-   * A durable call waiting for a daemon to take it back (its connection was lost, or its
-   * JobResume is unanswered): fails it unless an answer for it comes within resumeTimeoutMs.
+   * A durable or resumable call waiting for a daemon to take it back (its connection was lost,
+   * or its JobResume / CallResume is unanswered): fails it unless an answer for it comes within
+   * resumeTimeoutMs (a resumable call: at most until its deadline).
    */
   private awaitResume(p: Pending): void {
     if (p.resumeTimer) clearTimeout(p.resumeTimer);
+    if (!p.jobId) {
+      const wait = keepFor(this.resumeTimeoutMs, p.deadline);
+      const pastDeadline = wait < this.resumeTimeoutMs;
+      p.resumeTimer = setTimeout(() => {
+        p.resumeTimer = undefined;
+        if (!this.pending.has(p.rids[0]!)) return;
+        const message = givenUp(this.newestId(p), p.node ?? '', this.clientAddress, this.resumeTimeoutMs, this.connected, pastDeadline);
+        this.fail(p, new MusterError(ErrorCode.Unavailable, message));
+      }, wait);
+      return;
+    }
     p.resumeTimer = setTimeout(() => {
       p.resumeTimer = undefined;
       if (!this.pending.has(p.rids[0]!)) return;
@@ -715,28 +805,37 @@ export class Client {
   }
 
   /**
-   * A new connection: binds the open durable calls to it (JobResume, each under a new request
-   * id), repeats the acknowledgements the lost connection may have lost, sends the cancels
-   * asked meanwhile.
+   * A new connection: binds the open durable calls to it (JobResume) and the resumable calls
+   * kept since the last one broke (CallResume, with what each received), each under a new
+   * request id; repeats the acknowledgements the lost connection may have lost, sends the
+   * cancels asked meanwhile.
    */
   private resume(): void {
-    const calls: [bigint, Pending][] = this.openRequests()
-      .filter((p) => p.jobId)
-      .map((p) => [p.jobId, p]);
+    const open = this.openRequests();
+    const calls: [bigint, Pending][] = open.filter((p) => p.jobId).map((p) => [p.jobId, p]);
     const { resume, ack, bound } = this.jobs.reconnected(calls, () => this.newId());
-    for (const [rid, p] of bound) {
+    const kept: [Pending, Received][] = open
+      .filter((p) => p.callToken && !p.jobId && p.resumeTimer !== undefined)
+      .map((p) => [p, { callToken: p.callToken, itemsReceived: p.itemsReceived?.() ?? 0, outputs: p.chunks?.outputOffsets() ?? [] }]);
+    const again = rebind(kept, () => this.newId());
+    for (const [rid, p] of [...bound, ...again.bound]) {
       this.pending.set(rid, p);
       p.rids.push(rid);
       this.awaitResume(p); // until the daemon answers for it
     }
     if (bound.size > 0) this.log.info(`resuming ${bound.size} durable call(s) at ${this.clientAddress}`);
+    if (again.bound.size > 0) this.log.info(`resuming ${again.bound.size} call(s) on the new connection to ${this.clientAddress}`);
     // in this order on the wire: send() chains every message
     if (resume) {
       this.resumeId = this.newId();
       this.sendQuietly(resume, this.resumeId);
     }
+    if (again.resume) {
+      this.callResumeId = this.newId();
+      this.sendQuietly(again.resume, this.callResumeId);
+    }
     if (ack) this.sendQuietly(ack);
-    for (const p of bound.values()) if (p.cancelWanted) this.sendQuietly({ type: 'Cancel' }, p.rids[p.rids.length - 1]);
+    for (const p of [...bound.values(), ...again.bound.values()]) if (p.cancelWanted) this.sendQuietly({ type: 'Cancel' }, this.newestId(p));
   }
 
   /** Sends a message that gets no answer of its own (JobResume, JobAck, Cancel); a failure is logged. */
@@ -780,13 +879,22 @@ export class Client {
         // musterd refused the JobResume as a whole (too many jobs, or it does not know it)
         this.log.warn(`the daemon at ${this.clientAddress} refused to resume durable calls: ${body.message}`);
         for (const w of this.openRequests()) {
-          if (w.resumeTimer) this.fail(w, new MusterError(body.code, `resuming durable job ${w.jobId}: ${body.message}`));
+          if (w.resumeTimer && w.jobId) this.fail(w, new MusterError(body.code, `resuming durable job ${w.jobId}: ${body.message}`));
+        }
+      } else if (body.type === 'Failure' && id === this.callResumeId) {
+        // musterd refused the CallResume as a whole (more calls than it takes)
+        this.log.warn(`the daemon at ${this.clientAddress} refused to resume calls: ${body.message}`);
+        for (const w of this.openRequests()) {
+          if (w.resumeTimer && w.callToken && !w.jobId) {
+            this.fail(w, new MusterError(body.code, `resuming request ${this.newestId(w)} (${w.node ?? ''}): ${body.message}`));
+          }
         }
       } else if (body.type === 'Failure') {
         this.log.warn(`daemon: ${errorCodeName(body.code)}: ${body.message} (request ${reply.requestId})`);
       }
       return;
     }
+    const wasLost = p.resumeTimer !== undefined;
     if (p.resumeTimer) {
       clearTimeout(p.resumeTimer); // an answer for it: taken back (or ended below)
       p.resumeTimer = undefined;
@@ -812,6 +920,14 @@ export class Client {
         if (body.jobId && !p.jobId) {
           p.jobId = body.jobId;
           this.jobs.opened(body.jobId, p);
+        } else if (body.callToken && !p.jobId && !p.callToken) {
+          p.callToken = body.callToken; // resumable from now on (PROTOCOL.md §8.3 C1)
+        }
+        if (wasLost && p.callToken && !p.jobId) {
+          // Taken back (C2): the item grant it sent last may have been lost with the old
+          // connection; credit is cumulative, so sending it again is harmless.
+          this.sendItemGrant(p);
+          return;
         }
         try {
           p.onAccepted?.({ queued: body.queued, jobId: body.jobId });
@@ -955,6 +1071,7 @@ export class Client {
     onAccepted?: (a: { queued: boolean; jobId: bigint }) => void,
     onItem?: (seq: bigint, values: Uint8Array) => string | null,
     chunks?: CallChunks,
+    call?: CallInfo,
   ): Promise<ReplyBody> {
     return new Promise<ReplyBody>((resolve, reject) => {
       if (!endpointMayBeLive(this.clientAddress)) {
@@ -968,7 +1085,12 @@ export class Client {
         reject(e instanceof MusterError ? e : new MusterError(ErrorCode.InvalidRequest, (e as Error).message));
         return;
       }
-      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted, onItem, chunks, rids: [requestId], jobId: 0n };
+      const p: Pending = { kind: body.type, resolve, reject, onProgress, onAccepted, onItem, chunks, rids: [requestId], jobId: 0n, callToken: 0n };
+      if (call) {
+        p.node = call.node;
+        if (call.timeoutMs > 0) p.deadline = Date.now() + call.timeoutMs;
+        p.itemsReceived = call.itemsReceived;
+      }
       if (localDeadlineMs > 0) {
         p.timer = setTimeout(() => {
           if (!this.pending.has(requestId)) return;

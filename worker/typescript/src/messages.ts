@@ -279,6 +279,8 @@ export interface SubmitBody {
   streamWindowBytes?: bigint;
   /** I take chunked outputs (PROTOCOL.md §7.9): each output stream's initial credit (0: none). */
   chunkWindowBytes?: bigint;
+  /** Bind the call to my next connection if this one breaks (PROTOCOL.md §8.3): Accepted brings its callToken. */
+  resumable?: boolean;
 }
 export interface CancelBody {
   type: 'Cancel';
@@ -334,6 +336,25 @@ export interface JobResumeBody {
   type: 'JobResume';
   jobs: JobRef[];
 }
+/** Bytes of an output stream the caller has, in order (PROTOCOL.md §8.3 C4). */
+export interface StreamOffset {
+  stream: number;
+  offset: bigint;
+}
+/** One resumable call to bind to this connection under `requestId` (a new id of this client),
+ * with what the caller received of it: the Items it took and each chunked output's offset. */
+export interface CallRef {
+  callToken: bigint;
+  requestId: bigint;
+  itemsReceived: bigint;
+  outputs: StreamOffset[];
+}
+/** Binds resumable calls to this connection after a reconnect (PROTOCOL.md §8.3); each CallRef
+ * is answered under its requestId: Accepted, the call's kept terminal reply, or a Failure. */
+export interface CallResumeBody {
+  type: 'CallResume';
+  calls: CallRef[];
+}
 /** The caller holds these jobs' terminal replies: the daemon forgets them. Never answered. */
 export interface JobAckBody {
   type: 'JobAck';
@@ -383,7 +404,8 @@ export type ClientBody =
   | BatchBody
   | WatchBody
   | CreditBody
-  | ChunkBody;
+  | ChunkBody
+  | CallResumeBody;
 /** A gateway's assertion of the end user (PROTOCOL.md §8.1); only gateways send it. */
 export interface OnBehalfOf {
   user: string;
@@ -403,6 +425,8 @@ export interface AcceptedBody {
   queued: boolean;
   /** A durable call's job id (docs/DURABILITY.md); 0: not durable. */
   jobId: bigint;
+  /** A resumable call's token, for CallResume after a reconnect (PROTOCOL.md §8.3); 0: not resumable. */
+  callToken?: bigint;
 }
 export interface NodeInfo {
   spec: NodeSpec | null;
@@ -1082,6 +1106,7 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       W.Submit.addStreamWindowItems(b, u32(x.streamWindowItems ?? 0, 'stream_window_items'));
       W.Submit.addStreamWindowBytes(b, u64(x.streamWindowBytes ?? 0n, 'stream_window_bytes'));
       W.Submit.addChunkWindowBytes(b, u64(x.chunkWindowBytes ?? 0n, 'chunk_window_bytes'));
+      W.Submit.addResumable(b, !!x.resumable);
       body = W.Submit.endSubmit(b);
       type = W.ClientBody.Submit;
       break;
@@ -1181,6 +1206,16 @@ export function encodeClientMessage(m: ClientMessage): Uint8Array {
       body = encodeChunk(b, x);
       type = W.ClientBody.Chunk;
       break;
+    case 'CallResume': {
+      const refs = x.calls.map((r) => {
+        const outputs = r.outputs.map((o) => W.StreamOffset.createStreamOffset(b, u32(o.stream, 'stream'), u64(o.offset, 'offset')));
+        const vec = W.CallRef.createOutputsVector(b, outputs);
+        return W.CallRef.createCallRef(b, u64(r.callToken, 'call_token'), u64(r.requestId, 'request_id'), u64(r.itemsReceived, 'items_received'), vec);
+      });
+      body = W.CallResume.createCallResume(b, W.CallResume.createCallsVector(b, refs));
+      type = W.ClientBody.CallResume;
+      break;
+    }
     default:
       throw new TypeError(`unknown client message ${(x as { type: string }).type}`);
   }
@@ -1212,7 +1247,7 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
   const x = m.body;
   switch (x.type) {
     case 'Accepted':
-      body = W.Accepted.createAccepted(b, !!x.queued, u64(x.jobId, 'job_id'));
+      body = W.Accepted.createAccepted(b, !!x.queued, u64(x.jobId, 'job_id'), u64(x.callToken ?? 0n, 'call_token'));
       type = W.ReplyBody.Accepted;
       break;
     case 'Progress':
@@ -1850,6 +1885,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
           streamWindowItems: x.streamWindowItems(),
           streamWindowBytes: x.streamWindowBytes(),
           chunkWindowBytes: x.chunkWindowBytes(),
+          resumable: x.resumable(),
         };
         break;
       }
@@ -1941,6 +1977,23 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
       case W.ClientBody.Chunk:
         body = decodeChunk(get(() => new W.Chunk()));
         break;
+      case W.ClientBody.CallResume: {
+        const x = get(() => new W.CallResume());
+        const calls: CallRef[] = [];
+        for (let i = 0, n = x.callsLength(); i < n; i++) {
+          calls.push(
+            table(bb, x.calls(i), 'CallRef', (r: W.CallRef) => {
+              const outputs: StreamOffset[] = [];
+              for (let j = 0, k = r.outputsLength(); j < k; j++) {
+                outputs.push(table(bb, r.outputs(j), 'StreamOffset', (o: W.StreamOffset) => ({ stream: o.stream(), offset: o.offset() })));
+              }
+              return { callToken: r.callToken(), requestId: r.requestId(), itemsReceived: r.itemsReceived(), outputs };
+            }),
+          );
+        }
+        body = { type: 'CallResume', calls };
+        break;
+      }
       default:
         badUnion(t);
     }
@@ -1975,7 +2028,7 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
       case W.ReplyBody.Accepted:
       {
         const x = get(() => new W.Accepted());
-        body = { type: 'Accepted', queued: x.queued(), jobId: x.jobId() };
+        body = { type: 'Accepted', queued: x.queued(), jobId: x.jobId(), callToken: x.callToken() };
       }
         break;
       case W.ReplyBody.Progress:

@@ -23,6 +23,8 @@ import { type Values, decodeValues } from './value';
 export interface CallStream<Item extends object = Values, Out extends object = Values> extends AsyncIterable<Item> {
   /** This client's id of the request. */
   readonly requestId: number;
+  /** Its token once the daemon accepted it (a stream is resumable unless `resumable: false`: PROTOCOL.md §8.3). */
+  readonly callToken?: bigint;
   /** The outputs, or a MusterError (Timeout, Cancelled, WorkerError, WorkerLost, ...). */
   readonly result: Promise<Out>;
   /** Items received so far (taken or not). */

@@ -78,8 +78,8 @@ const daemonMessages: DaemonMessage[] = [
   { body: { type: 'Chunk', requestId: 9n, stream: 1, offset: 0n, data: new Uint8Array(1024).fill(7) } },
 ];
 const clientMessages: ClientMessage[] = [
-  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 2 ** 32 - 1, streamWindowBytes: 2n ** 64n - 1n, chunkWindowBytes: 0n } },
-  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 1, streamWindowBytes: 0n, chunkWindowBytes: 4n << 20n } },
+  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 2 ** 32 - 1, streamWindowBytes: 2n ** 64n - 1n, chunkWindowBytes: 0n, resumable: false } },
+  { requestId: 1n, body: { type: 'Submit', node: 'n', inputs: values, parameters: new Uint8Array(0), timeoutMs: 5n, wantProgress: true, wantAccepted: false, traceId: 'tr', payloadFrames: true, durable: true, batchReplies: true, streamWindowItems: 1, streamWindowBytes: 0n, chunkWindowBytes: 4n << 20n, resumable: true } },
   { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 0, items: 96n, bytes: (4n << 20n) + 512n, resumeOffset: 0n, resume: false } },
   { requestId: 2n, body: { type: 'Cancel' } },
   { requestId: 3n, body: { type: 'ListNodes' } },
@@ -95,10 +95,13 @@ const clientMessages: ClientMessage[] = [
   { requestId: 12n, body: { type: 'JobCancel', jobId: 5n } },
   { requestId: 13n, body: { type: 'Credit', requestId: 13n, stream: 2, items: 0n, bytes: 8n << 20n, resumeOffset: 0n, resume: false } },
   { requestId: 13n, body: { type: 'Chunk', requestId: 13n, stream: 1, offset: 5n, data: new Uint8Array([9]) } },
+  { requestId: 14n, body: { type: 'CallResume', calls: [{ callToken: 2n ** 64n - 1n, requestId: 15n, itemsReceived: 3n, outputs: [{ stream: 2, offset: 3n << 20n }, { stream: 2 ** 32 - 2, offset: 2n ** 64n - 1n }] }, { callToken: 1n, requestId: 16n, itemsReceived: 0n, outputs: [] }] } },
+  { requestId: 17n, body: { type: 'CallResume', calls: [] } },
 ];
 const jobInfo = { jobId: 1n << 40n, state: JobState.Recovering, node: 'n', workspace: 'ws', submittedMs: 1796554041123n, workerId: 'w1', attempts: 2, code: ErrorCode.None, finishedMs: 0n };
 const clientReplies: ClientReply[] = [
-  { requestId: 1n, body: { type: 'Accepted', queued: true, jobId: 7n } },
+  { requestId: 1n, body: { type: 'Accepted', queued: true, jobId: 7n, callToken: 0n } },
+  { requestId: 1n, body: { type: 'Accepted', queued: false, jobId: 0n, callToken: 2n ** 64n - 1n } },
   { requestId: 1n, body: { type: 'Progress', requestId: 1n, step: 2n, total: 3n, message: 'p' } },
   { requestId: 1n, body: { type: 'Item', requestId: 1n, seq: 5n, values } },
   { requestId: 1n, body: { type: 'Result', requestId: 1n, outputs: values, outputsInFrame: false, jobId: 7n } },

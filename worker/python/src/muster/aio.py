@@ -11,7 +11,9 @@
 Cancelling the task that awaits a call (``asyncio.wait_for``, ``task.cancel()``, a
 ``TaskGroup`` failing) sends Cancel to the daemon, so the worker is told to abort. Durable
 calls (``durable=True``) are resumed after a reconnect and get their terminal reply exactly
-once, as with ``muster.Client`` (jobs.py keeps the books).
+once, as with ``muster.Client`` (jobs.py keeps the books); so are resumable calls (by default
+those that stream) after a break of the connection while musterd lives on (PROTOCOL.md §8.3,
+call_resume.py).
 
 Chunked values (docs/STREAMS.md §3) as with ``muster.Client``: bytes inputs over
 ``chunk_threshold`` and files travel as chunks, chunked outputs are checked and returned as
@@ -21,8 +23,9 @@ read and sinks written there, a chunk at a time).
 Owns: one DEALER socket, its reader task, request ids and the futures waiting for replies.
 Must never: leave an awaiting coroutine hanging on a daemon that is gone: a lost connection,
 or no connection within ``connect_timeout``, fails the open calls with UNAVAILABLE (a durable
-call with its job id waits up to ``resume_timeout``); use its socket from another event loop
-than the one it was opened on.
+call with its job id, a resumable call with its token, waits up to ``resume_timeout``, the
+latter at most until its deadline); use its socket from another event loop than the one it was
+opened on.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .endpoints import Curve, connect, default_endpoint, drop_unsent, endpoint_l
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
 from .errors import BadMessage, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
+from .call_resume import asks_resumable, call_ref, given_up, keep_until, rebind
 
 if TYPE_CHECKING:
     from . import stream as stream_module
@@ -69,7 +73,8 @@ class AsyncCall:
     """A submitted call: ``await call`` gives its outputs (or raises its MusterError);
     ``async for p in call`` yields its Progress reports until it ends (then raises its error,
     if it failed); ``await call.cancel()`` asks the daemon to cancel it. A durable call's
-    ``job_id`` is set by its Accepted; ``request_id`` changes when it is resumed."""
+    ``job_id``, a resumable call's ``call_token``, are set by its Accepted; ``request_id``
+    changes when it is resumed."""
 
     def __init__(self, client: "AsyncClient", request_id: int, node: str, durable: bool = False):
         self.client = client
@@ -77,13 +82,16 @@ class AsyncCall:
         self.node = node
         self.durable = durable
         self.job_id: Optional[int] = None
+        self.call_token: Optional[int] = None  # a resumable call's, from its Accepted (PROTOCOL.md §8.3)
         self.future: "asyncio.Future[Dict[str, Any]]" = asyncio.get_running_loop().create_future()
         self._progress: "asyncio.Queue[Union[Progress, object]]" = asyncio.Queue()
         self._rids: List[int] = [request_id]  # every request id it had, newest last
-        # durable: since when it waits for a daemon to take it back (connection lost, or its
-        # JobResume unanswered); None once an answer for it arrived
+        # durable or resumable: since when it waits for a daemon to take it back (connection
+        # lost, or its JobResume / CallResume unanswered); None once an answer for it arrived
         self._lost_at: Optional[float] = None
-        self._cancel_wanted = False  # durable: cancel asked while disconnected
+        self._cancel_wanted = False  # durable or resumable: cancel asked while disconnected
+        self._deadline: Optional[float] = None  # loop time of its deadline (timeout_ms), if any
+        self._item_grant: Optional[Tuple[int, int]] = None  # a stream's last item Credit, sent again on resume
         self._chunks: Optional[CallChunks] = None  # its chunked inputs and outputs (chunks.py)
 
     def __await__(self) -> Generator[Any, None, Dict[str, Any]]:
@@ -191,6 +199,8 @@ class AsyncClient:
         self.resume_timeout = resume_timeout
         self._jobs: DurableJobs[AsyncCall] = DurableJobs()
         self._resume_id = 0  # the request id of the last JobResume
+        self._waiting: Dict[int, AsyncCall] = {}  # id(call) -> durable/resumable calls waiting to be taken back
+        self._call_resume_id = 0  # the request id of the last CallResume
         self._ever_connected = False
         self._ids = itertools.count(1)
         self._calls: Dict[int, AsyncCall] = {}
@@ -268,14 +278,15 @@ class AsyncClient:
         durable: bool = False,
         output_dir: Any = None,
         output_sink: Any = None,
+        resumable: Optional[bool] = None,
     ) -> AsyncCall:
         """Sends a Submit and returns its AsyncCall at once (``progress``: ask the worker's
         progress reports, read with ``async for``; ``durable``: journaled by musterd, resumed
         after a reconnect, as ``muster.Client.submit``). Chunked inputs (bytes over
-        ``chunk_threshold``, a path, a binary file object), ``output_dir`` and
-        ``output_sink``: as ``muster.Client.submit``."""
+        ``chunk_threshold``, a path, a binary file object), ``output_dir``, ``output_sink``
+        and ``resumable``: as ``muster.Client.submit``."""
         return await self._submit(node, inputs, timeout_ms, parameters, progress, trace_id, durable, None,
-                                  output_dir, output_sink)  # fmt: skip
+                                  output_dir, output_sink, resumable)  # fmt: skip
 
     def stream(
         self,
@@ -288,6 +299,7 @@ class AsyncClient:
         window_bytes: int = DEFAULT_WINDOW_BYTES,
         progress: bool = False,
         trace_id: Optional[str] = None,
+        resumable: Optional[bool] = None,
     ) -> "stream_module.PendingStream":
         """Calls a node that emits items (partial results), as ``muster.Client.stream``:
         ``async for item in s`` yields each item (a dict of values) in order, then ``await s``
@@ -295,27 +307,31 @@ class AsyncClient:
         received before it). The Submit is sent on first use; ``async with client.stream(...)
         as s`` cancels the call when the block is left early, as does cancelling the task
         that iterates. The worker runs ahead by at most ``window_items`` items and
-        ``window_bytes`` bytes (docs/STREAMS.md §1). Not durable."""
+        ``window_bytes`` bytes (docs/STREAMS.md §1). Not durable; resumable unless
+        ``resumable=False`` (as ``muster.Client.stream``)."""
         from .stream import PendingStream, check_window  # stream.py builds on AsyncCall
 
         window = check_window(window_items, window_bytes)
 
         def submitting() -> "asyncio.Future[stream_module.AsyncStream]":
-            return asyncio.ensure_future(self._submit(node, inputs, timeout_ms, parameters, progress, trace_id, False, window))  # type: ignore[arg-type]
+            return asyncio.ensure_future(self._submit(node, inputs, timeout_ms, parameters, progress, trace_id, False, window,  # type: ignore[arg-type]
+                                                      resumable=resumable))  # fmt: skip
 
         return PendingStream(submitting)
 
     async def _submit(
         self, node: str, inputs: Optional[Mapping[str, Any]], timeout_ms: int, parameters: Optional[Mapping[str, Any]],
         progress: bool, trace_id: Optional[str], durable: bool, window: Optional[Tuple[int, int]],
-        output_dir: Any = None, output_sink: Any = None,
+        output_dir: Any = None, output_sink: Any = None, resumable: Optional[bool] = None,
     ) -> AsyncCall:  # fmt: skip
         sinks = check_sinks(output_dir, output_sink)
         wire_inputs, senders = split_inputs(inputs or {}, self.chunk_threshold, durable)
+        resumable = asks_resumable(resumable, durable, bool(senders), window is not None, sinks is not None)
         rid = next(self._ids)
         chunks = CallChunks(senders, sinks, rid, self.resume_after)
         try:
-            data = self._submit_message(rid, node, wire_inputs, timeout_ms, parameters, progress, trace_id, durable, window)
+            data = self._submit_message(rid, node, wire_inputs, timeout_ms, parameters, progress, trace_id, durable, window,
+                                        resumable)  # fmt: skip
         except BaseException:
             chunks.close(True)
             raise
@@ -326,13 +342,15 @@ class AsyncClient:
         else:
             call = AsyncCall(self, rid, node, durable)
         call._chunks = chunks
+        if timeout_ms:
+            call._deadline = asyncio.get_running_loop().time() + int(timeout_ms) / 1000.0
         self._calls[rid] = call
         await self._send(rid, data)
         return call
 
     def _submit_message(
         self, rid: int, node: str, inputs: Dict[str, Any], timeout_ms: int, parameters: Optional[Mapping[str, Any]],
-        progress: bool, trace_id: Optional[str], durable: bool, window: Optional[Tuple[int, int]],
+        progress: bool, trace_id: Optional[str], durable: bool, window: Optional[Tuple[int, int]], resumable: bool,
     ) -> bytes:  # fmt: skip
         return m.encode(
             m.ClientMessage(
@@ -350,6 +368,7 @@ class AsyncClient:
                     stream_window_bytes=window[1] if window else 0,
                     # the worker may chunk outputs (PROTOCOL.md §7.9); a durable call's stay inline
                     chunk_window_bytes=0 if durable else CHUNK_WINDOW_BYTES,
+                    resumable=resumable,
                 ),
             )
         )  # TypeError/ValueError/OverflowError for values it cannot encode
@@ -365,13 +384,14 @@ class AsyncClient:
         durable: bool = False,
         output_dir: Any = None,
         output_sink: Any = None,
+        resumable: Optional[bool] = None,
     ) -> Dict[str, Any]:
         """Calls a node and returns its outputs, or raises the MusterError of its code
         (NoWorker, Timeout, WorkerError, InvalidRequest, ...). Cancelling the awaiting task
-        cancels the call on the daemon. ``durable``, chunked values, ``output_dir`` and
-        ``output_sink``: as ``submit``."""
+        cancels the call on the daemon. ``durable``, chunked values, ``output_dir``,
+        ``output_sink`` and ``resumable``: as ``submit``."""
         return await (await self.submit(node, inputs, timeout_ms, parameters, trace_id=trace_id, durable=durable,
-                                        output_dir=output_dir, output_sink=output_sink))  # fmt: skip
+                                        output_dir=output_dir, output_sink=output_sink, resumable=resumable))  # fmt: skip
 
     def call_with_progress(
         self,
@@ -458,7 +478,7 @@ class AsyncClient:
         if call is None or self._dealer is None or self._closed:
             return
         if not self._connected:
-            if call.job_id:  # durable: the daemon still holds it; cancel it once resumed
+            if call.job_id or call.call_token:  # the daemon still holds it: cancel it once resumed
                 call._cancel_wanted = True
                 return
             self._fail(rid, error_for("CANCELLED", "cancelled before the daemon was reached"))
@@ -472,8 +492,12 @@ class AsyncClient:
         """Grants a stream more credit (its consumer took items: stream.py)."""
         from .stream import credit_message
 
-        if self._connected and rid in self._calls:
-            self._send_now(credit_message(rid, grant))
+        call = self._calls.get(rid)
+        if call is None:
+            return
+        call._item_grant = grant  # sent again if the call is resumed (its last one may be lost)
+        if self._connected:
+            self._send_now(credit_message(call._rids[-1], grant))
 
     def _send_now(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Sends without waiting (from the reader): the socket queues it, or it is dropped with
@@ -554,11 +578,19 @@ class AsyncClient:
             self._jobs.acked(job_id)
             return
         if call is not None:
-            call._lost_at = None  # an answer for it: taken back (or ended below)
+            was_lost, call._lost_at = call._lost_at is not None, None  # an answer for it: taken back (or ended below)
             if isinstance(body, m.Accepted):
                 if body.job_id and not call.job_id:
                     call.job_id = body.job_id
                     self._jobs.opened(body.job_id, call)
+                elif body.call_token and not call.job_id and not call.call_token:
+                    call.call_token = body.call_token  # resumable from now on (PROTOCOL.md §8.3 C1)
+                if was_lost and call.call_token and call._item_grant is not None:
+                    # Taken back (C2): the item Credit it sent last may have been lost with the
+                    # old connection; credit is cumulative, so sending it again is harmless.
+                    from .stream import credit_message
+
+                    self._send_now(credit_message(call._rids[-1], call._item_grant))
             elif isinstance(body, m.Item):
                 self._on_item(call, body, frame)
             elif isinstance(body, (m.Credit, m.Chunk)):
@@ -597,7 +629,15 @@ class AsyncClient:
             # musterd refused the JobResume as a whole (too many jobs, or it does not know it)
             log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
             for waiting in self._waiting_calls():
-                self._fail(waiting._rids[-1], error_for(body.code, f"resuming durable job {waiting.job_id}: {body.message or ''}"))
+                if waiting.job_id:
+                    self._fail(waiting._rids[-1], error_for(body.code, f"resuming durable job {waiting.job_id}: {body.message or ''}"))
+        elif isinstance(body, m.Failure) and rid and rid == self._call_resume_id:
+            # musterd refused the CallResume as a whole (more calls than it takes)
+            log.warning("the daemon at %s refused to resume calls: %s", self.address, body.message)
+            for waiting in self._waiting_calls():
+                if waiting.call_token:
+                    message = f"resuming request {waiting._rids[-1]} ({waiting.node}): {body.message or ''}"
+                    self._fail(waiting._rids[-1], error_for(body.code, message))
         elif isinstance(body, m.Failure) and rid == 0:
             log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
 
@@ -647,8 +687,11 @@ class AsyncClient:
                     now = asyncio.get_running_loop().time()
                     lost = Unavailable(f"lost the connection to the daemon at {self.address}")
                     for call in self._open_calls():
-                        if call.job_id:  # durable with its job id: resumed when the daemon is back
+                        if call.job_id or call.call_token:
+                            # durable with its job id, resumable with its token: resumed when a
+                            # connection is back (PROTOCOL.md §8.3 C6)
                             call._lost_at = now
+                            self._waiting[id(call)] = call
                         else:
                             self._fail(call._rids[-1], lost)
                     for rid in list(self._lists):
@@ -660,23 +703,34 @@ class AsyncClient:
                         drop_unsent(self._dealer, self.address)
 
     def _resume(self) -> None:
-        """A new connection: JobResume for the open durable calls (each under a new request
-        id), the acknowledgements the lost connection may have lost, the cancels asked meanwhile."""
-        calls = [(c.job_id, c) for c in self._open_calls() if c.job_id]
+        """A new connection: JobResume for the open durable calls, CallResume for the resumable
+        calls kept since the last one broke (with what each received), each under a new request
+        id; the acknowledgements the lost connection may have lost, the cancels asked meanwhile."""
+        open_calls = self._open_calls()
+        calls = [(c.job_id, c) for c in open_calls if c.job_id]
         again = self._jobs.reconnected(calls, lambda: next(self._ids))
+        kept = [(c, call_ref(c.call_token, getattr(c, "items_received", 0), c._chunks))
+                for c in open_calls if c.call_token and c._lost_at is not None]  # fmt: skip
+        bind = rebind(kept, lambda: next(self._ids))
         now = asyncio.get_running_loop().time()
-        for rid, call in again.bound.items():
+        for rid, call in list(again.bound.items()) + list(bind.bound.items()):
             self._calls[rid] = call
             call._rids.append(rid)
             call.request_id = rid
             call._lost_at = now  # until the daemon answers for it (resume_timeout bounds that too)
+            self._waiting[id(call)] = call
+            if call._chunks is not None:
+                call._chunks.request_id = rid  # its Chunks and Credits go under the new id
         self._resume_id = again.resume_id
+        self._call_resume_id = bind.request_id
         if again.bound:
             log.info("resuming %d durable call(s) at %s", len(again.bound), self.address)
-        for data in (again.resume, again.ack):
+        if bind.bound:
+            log.info("resuming %d call(s) on the new connection to %s", len(bind.bound), self.address)
+        for data in (again.resume, bind.message, again.ack):
             if data is not None:
                 self._send_now(data)
-        for call in again.bound.values():
+        for call in list(again.bound.values()) + list(bind.bound.values()):
             if call._cancel_wanted:
                 self._send_now(m.encode(m.ClientMessage(request_id=call._rids[-1], body=m.Cancel())))
 
@@ -691,8 +745,14 @@ class AsyncClient:
                     if call._chunks is not None:
                         call._chunks.check_stalls(stalls_now, self._send_now)  # R3: a resume Credit
             for call in self._waiting_calls():
-                if now - (call._lost_at or now) >= self.resume_timeout:
-                    message = resume_timed_out(call.job_id or 0, self.address, self.resume_timeout, self._connected)
+                lost_at = call._lost_at if call._lost_at is not None else now
+                if call.job_id:
+                    if now - lost_at >= self.resume_timeout:
+                        message = resume_timed_out(call.job_id, self.address, self.resume_timeout, self._connected)
+                        self._fail(call._rids[-1], Unavailable(message))
+                elif now >= keep_until(lost_at, self.resume_timeout, call._deadline):
+                    past = call._deadline is not None and now >= call._deadline
+                    message = given_up(call._rids[-1], call.node, self.address, self.resume_timeout, self._connected, past)
                     self._fail(call._rids[-1], Unavailable(message))
             if self._connected:
                 continue
@@ -716,10 +776,12 @@ class AsyncClient:
             self._send_now(data)
 
     def _waiting_calls(self) -> List[AsyncCall]:
-        """The durable calls waiting for a daemon to take them back (few; none most of the time)."""
-        if not self._jobs.open:
-            return []
-        return [c for c in self._open_calls() if c._lost_at is not None]
+        """The durable and resumable calls waiting for a daemon to take them back (few; none
+        most of the time)."""
+        for key, c in list(self._waiting.items()):
+            if c._lost_at is None or c.future.done():
+                del self._waiting[key]  # taken back, or ended
+        return list(self._waiting.values())
 
 
 class _CallWithProgress:

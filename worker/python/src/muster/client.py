@@ -4,12 +4,14 @@ Owns: the client's DEALER socket, request ids, and the correlation of replies (A
 Progress, Result, Failure, NodeList, WorkerList, StatusReport, NodeStatsReport, JobInfo,
 JobInfoList) to the calls that wait for them; for durable calls (docs/DURABILITY.md §6) their
 resumption after a reconnect, the acknowledgement of each terminal reply once handed over, and
-dropping a second one (jobs.py keeps the books). One I/O thread owns the socket; any thread may
-call, submit, cancel and list.
+dropping a second one (jobs.py keeps the books); for resumable calls (PROTOCOL.md §8.3) their
+binding to the next connection when this one breaks, with what they received (call_resume.py).
+One I/O thread owns the socket; any thread may call, submit, cancel and list.
 Must never: leave a caller waiting on a daemon that is gone: a lost connection, or no
 connection within ``connect_timeout``, fails the open calls with UNAVAILABLE — except durable
-calls with a job id, which wait up to ``resume_timeout`` for the daemon to come back; hand a
-durable call's terminal reply to the application twice.
+calls with a job id and resumable calls with their token, which wait up to ``resume_timeout``
+for the daemon to come back (a resumable call at most until its deadline); hand a call's
+terminal reply to the application twice.
 
     with muster.Client() as client:
         out = client.call("hello", {"name": "Ada"}, timeout_ms=5000)
@@ -47,6 +49,7 @@ from .endpoints import Curve, check_endpoint, connect, default_endpoint, drop_un
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
+from .call_resume import asks_resumable, call_ref, given_up, keep_until, rebind
 
 if TYPE_CHECKING:
     from . import stream as stream_module
@@ -66,9 +69,9 @@ def _stream() -> Any:
 
 class Call:
     """A submitted request. ``result()`` waits for its outputs (or raises its error);
-    ``cancel()`` asks the daemon to cancel it. A durable call's ``job_id`` is set by its
-    Accepted (``accepted`` is set then); ``request_id`` changes when it is resumed after a
-    reconnect."""
+    ``cancel()`` asks the daemon to cancel it. A durable call's ``job_id``, a resumable call's
+    ``call_token``, are set by its Accepted (``accepted`` is set then); ``request_id`` changes
+    when it is resumed after a reconnect."""
 
     def __init__(
         self, client: "Client", request_id: int, node: str, progress: Optional[ProgressCallback], durable: bool = False
@@ -83,6 +86,7 @@ class Call:
         self.sent_at = 0.0
         self.durable = durable
         self.job_id: Optional[int] = None  # a durable call's job id, from its Accepted
+        self.call_token: Optional[int] = None  # a resumable call's token, from its Accepted
 
     def result(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The outputs; raises the call's MusterError (Timeout, WorkerError, ...), or
@@ -113,10 +117,11 @@ class Call:
 
 
 class _Pending:
-    """An open request of the I/O thread. A durable call resumed after a reconnect is reachable
-    under each request id it had (``rids``, newest last) until it ends."""
+    """An open request of the I/O thread. A durable or resumable call resumed after a reconnect
+    is reachable under each request id it had (``rids``, newest last) until it ends."""
 
-    __slots__ = ("call", "future", "kind", "sent_at", "data", "rids", "job_id", "lost_at", "cancel_wanted", "chunks")
+    __slots__ = ("call", "future", "kind", "sent_at", "data", "rids", "job_id", "lost_at", "cancel_wanted", "chunks",
+                 "timeout", "call_token", "item_grant")  # fmt: skip
 
     def __init__(
         self, kind: str, future: "concurrent.futures.Future[Any]", call: Optional[Call], data: bytes, rid: int,
@@ -130,10 +135,13 @@ class _Pending:
         self.data = data
         self.rids: List[int] = [rid]
         self.job_id = 0  # a durable call's job id, from its Accepted
-        # durable: since when it waits for a daemon to take it back (its connection was lost, or
-        # its JobResume is unanswered); None once any answer for it arrived
+        self.call_token = 0  # a resumable call's token, from its Accepted (PROTOCOL.md §8.3)
+        self.timeout = 0.0  # its Submit's timeout_ms in seconds (0: the node's default)
+        self.item_grant: Optional[Tuple[int, int]] = None  # a stream's last item Credit (items, bytes)
+        # durable or resumable: since when it waits for a daemon to take it back (its connection
+        # was lost, or its JobResume / CallResume is unanswered); None once an answer for it came
         self.lost_at: Optional[float] = None
-        self.cancel_wanted = False  # durable: cancel asked while disconnected, sent on resume
+        self.cancel_wanted = False  # durable or resumable: cancel asked while disconnected, sent on resume
 
 
 def client_curve(
@@ -182,7 +190,14 @@ class Client:
     comes back (to the same or a new daemon instance) the client resumes every open durable
     call that has its job id, and each call gets its terminal reply exactly once. If no daemon
     is back within ``resume_timeout`` seconds the call fails UNAVAILABLE naming its job id,
-    whose outcome ``job_get`` fetches later."""
+    whose outcome ``job_get`` fetches later.
+
+    Resumable calls (PROTOCOL.md §8.3; by default those that stream: chunked inputs,
+    ``stream``, ``output_dir`` / ``output_sink``) survive a break of the connection while
+    musterd lives on: when libzmq connects again the client binds them to the new connection
+    and they go on where they were (items, chunks, the terminal reply). One that does not get
+    its connection back within ``resume_timeout`` (nor before its deadline) fails UNAVAILABLE,
+    as does one whose Accepted (its token) had not come yet."""
 
     def __init__(
         self,
@@ -228,8 +243,9 @@ class Client:
             raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
         self.chunk_threshold = chunk_threshold
         self._jobs: DurableJobs[_Pending] = DurableJobs()
-        self._resuming: Dict[int, _Pending] = {}  # id(p) -> durable calls waiting to be taken back
+        self._resuming: Dict[int, _Pending] = {}  # id(p) -> durable and resumable calls waiting to be taken back
         self._resume_id = 0  # the request id of the last JobResume
+        self._call_resume_id = 0  # the request id of the last CallResume
         self._zctx = zmq_context or zmq.Context()
         self._own_zctx = zmq_context is None
         self._ids = itertools.count(1)
@@ -273,6 +289,7 @@ class Client:
         durable: bool = False,
         output_dir: Any = None,
         output_sink: Any = None,
+        resumable: Optional[bool] = None,
     ) -> Call:
         """Submits a request and returns at once with its Call. ``progress(step, total,
         message)`` is called (from the client's I/O thread: keep it short) for each
@@ -289,9 +306,15 @@ class Client:
         hold that ``pathlib.Path``) or ``output_sink`` (a binary writable file object or a
         callable taking bytes, fed the call's one chunked output in order from the I/O thread;
         the outputs hold its ``ChunkedValue`` reference). A durable call never chunks:
-        InvalidRequest for an input over the threshold."""
+        InvalidRequest for an input over the threshold.
+
+        ``resumable`` (PROTOCOL.md §8.3): the call survives a break of this connection (see the
+        class documentation). None (the default): True for a call with chunked inputs, an
+        ``output_dir`` or an ``output_sink``, False otherwise (musterd answers a resumable call
+        with an Accepted first: a small call would pay it for nothing). Ignored for a durable
+        call."""
         return self._submit(node, inputs, timeout_ms, progress, parameters, trace_id, want_accepted, durable, None,
-                            output_dir, output_sink)  # fmt: skip
+                            output_dir, output_sink, resumable)  # fmt: skip
 
     def stream(
         self,
@@ -305,6 +328,7 @@ class Client:
         window_bytes: int = DEFAULT_WINDOW_BYTES,
         trace_id: Optional[str] = None,
         want_accepted: bool = False,
+        resumable: Optional[bool] = None,
     ) -> "stream_module.Stream":
         """Calls a node that emits items (partial results) and returns at once with its
         Stream: ``for item in stream`` yields each item (a dict of values) in order, then
@@ -312,11 +336,13 @@ class Client:
         (after the items received before it). The worker may run ahead by at most
         ``window_items`` items and ``window_bytes`` bytes of item values: the stream grants more
         as the application takes items (docs/STREAMS.md §1). Use it in a ``with`` block to
-        cancel the call when leaving it early. Not durable (PROTOCOL.md §7.8)."""
+        cancel the call when leaving it early. Not durable (PROTOCOL.md §7.8); resumable unless
+        ``resumable=False`` (it goes on after a break of the connection, as ``submit`` says)."""
         from .stream import Stream, check_window  # stream.py builds on Call
 
         window = check_window(window_items, window_bytes)
-        stream = self._submit(node, inputs, timeout_ms, progress, parameters, trace_id, want_accepted, False, window)
+        stream = self._submit(node, inputs, timeout_ms, progress, parameters, trace_id, want_accepted, False, window,
+                              resumable=resumable)  # fmt: skip
         assert isinstance(stream, Stream)
         return stream
 
@@ -324,9 +350,11 @@ class Client:
         self, node: str, inputs: Optional[Mapping[str, Any]], timeout_ms: int, progress: Optional[ProgressCallback],
         parameters: Optional[Mapping[str, Any]], trace_id: Optional[str], want_accepted: bool, durable: bool,
         window: Optional[Tuple[int, int]], output_dir: Any = None, output_sink: Any = None,
+        resumable: Optional[bool] = None,
     ) -> Call:  # fmt: skip
         sinks = check_sinks(output_dir, output_sink)
         wire_inputs, senders = split_inputs(inputs or {}, self.chunk_threshold, durable)
+        resumable = asks_resumable(resumable, durable, bool(senders), window is not None, sinks is not None)
         rid = self._next_id()
         chunks = CallChunks(senders, sinks, rid, self.resume_after)
         msg = m.ClientMessage(
@@ -344,6 +372,7 @@ class Client:
                 stream_window_bytes=window[1] if window else 0,
                 # the worker may chunk outputs (PROTOCOL.md §7.9); a durable call's stay inline
                 chunk_window_bytes=0 if durable else CHUNK_WINDOW_BYTES,
+                resumable=resumable,
             ),
         )
         try:
@@ -357,8 +386,10 @@ class Client:
             call: Call = Stream(self, rid, node, progress, *window)
         else:
             call = Call(self, rid, node, progress, durable)
+        pending = _Pending("submit", call.future, call, data, rid, chunks)
+        pending.timeout = max(0, int(timeout_ms)) / 1000.0
         try:
-            self._start(rid, _Pending("submit", call.future, call, data, rid, chunks))
+            self._start(rid, pending)
         except BaseException:
             chunks.close(True)
             raise
@@ -376,14 +407,16 @@ class Client:
         durable: bool = False,
         output_dir: Any = None,
         output_sink: Any = None,
+        resumable: Optional[bool] = None,
     ) -> Dict[str, Any]:
         """Calls a node and returns its outputs, or raises a MusterError subclass for its
         code (NoWorker, Timeout, WorkerError, InvalidRequest, ...). ``durable``: as
         ``submit``; the call waits through a daemon restart. Chunked values,
-        ``output_dir`` and ``output_sink``: as ``submit``."""
+        ``output_dir``, ``output_sink`` and ``resumable``: as ``submit``."""
         c = self.submit(node, inputs, timeout_ms, progress, parameters, trace_id=trace_id, durable=durable,
-                        output_dir=output_dir, output_sink=output_sink)  # fmt: skip
-        # The daemon enforces the deadline; the local bound only guards against a hung daemon.
+                        output_dir=output_dir, output_sink=output_sink, resumable=resumable)  # fmt: skip
+        # The daemon enforces the deadline; the local bound only guards against a hung daemon
+        # (a durable call may wait for a daemon to come back longer than its deadline).
         local = timeout_ms / 1000.0 + 30.0 + (self.resume_timeout if durable else 0.0) if timeout_ms else None
         return c.result(local)
 
@@ -618,7 +651,7 @@ class Client:
                 self._zctx.term()
 
     def _poll_timeout(self) -> int:
-        if self._pending and not self._connected:
+        if (self._pending and not self._connected) or self._resuming:
             return 100
         stall = self._next_stall()
         if stall is not None:
@@ -659,7 +692,7 @@ class Client:
                 # unseen (a stale "not connected" sent no Cancel, and the call ran).
                 self._read_monitor()
                 if not self._connected:
-                    if p.job_id:  # durable: the daemon still holds it; cancel it once resumed
+                    if p.job_id or p.call_token:  # the daemon still holds it: cancel it once resumed
                         p.cancel_wanted = True
                         continue
                     self._fail(rid, Cancelled("cancelled before the daemon was reached"))
@@ -670,8 +703,11 @@ class Client:
                 self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
             elif what == "credit":
                 _, rid, grant = item
-                if rid in self._pending and self._connected:
-                    self._send_now(_stream().credit_message(rid, grant))
+                p = self._pending.get(rid)
+                if p is not None:
+                    p.item_grant = grant  # sent again if the call is resumed (its last one may be lost)
+                    if self._connected:
+                        self._send_now(_stream().credit_message(p.rids[-1], grant))
             elif what == "forget":
                 self._pending.pop(item[1], None)
             elif what == "close":
@@ -702,7 +738,9 @@ class Client:
                     self._jobs.connection_lost()
                     now = time.monotonic()
                     for p in self._open_requests():
-                        if p.job_id:  # durable with its job id: resumed when the daemon is back
+                        if p.job_id or p.call_token:
+                            # durable with its job id, resumable with its token: resumed when
+                            # a connection is back (PROTOCOL.md §8.3 C6)
                             p.lost_at = now
                             self._resuming[id(p)] = p
                         else:
@@ -714,28 +752,41 @@ class Client:
                         drop_unsent(self._dealer, self.address)
 
     def _resume(self) -> None:
-        """A new connection: bind the open durable calls to it (JobResume, each under a new
-        request id), repeat the acknowledgements the lost connection may have lost, and send
+        """A new connection: bind the open durable calls to it (JobResume) and the resumable
+        calls kept since the last one broke (CallResume, with what each received), each under a
+        new request id; repeat the acknowledgements the lost connection may have lost, and send
         the cancels asked meanwhile."""
-        calls = [(p.job_id, p) for p in self._open_requests() if p.job_id]
+        open_requests = self._open_requests()
+        calls = [(p.job_id, p) for p in open_requests if p.job_id]
         again = self._jobs.reconnected(calls, self._next_id)
-        now = time.monotonic()
-        for rid, p in again.bound.items():
-            self._pending[rid] = p
-            p.rids.append(rid)
-            p.lost_at = now  # until the daemon answers for it (resume_timeout bounds that too)
-            self._resuming[id(p)] = p
-            if p.call is not None:
-                p.call.request_id = rid
+        kept = [(p, call_ref(p.call_token, getattr(p.call, "items_received", 0), p.chunks))
+                for p in open_requests if p.call_token and p.lost_at is not None]  # fmt: skip
+        bind = rebind(kept, self._next_id)
+        for rid, p in list(again.bound.items()) + list(bind.bound.items()):
+            self._rebound(rid, p)
         self._resume_id = again.resume_id
+        self._call_resume_id = bind.request_id
         if again.bound:
             log.info("resuming %d durable call(s) at %s", len(again.bound), self.address)
-        for data in (again.resume, again.ack):
+        if bind.bound:
+            log.info("resuming %d call(s) on the new connection to %s", len(bind.bound), self.address)
+        for data in (again.resume, bind.message, again.ack):
             if data is not None:
                 self._send_now(data)
-        for p in again.bound.values():
+        for p in list(again.bound.values()) + list(bind.bound.values()):
             if p.cancel_wanted:
                 self._send_now(m.encode(m.ClientMessage(request_id=p.rids[-1], body=m.Cancel())))
+
+    def _rebound(self, rid: int, p: _Pending) -> None:
+        """``p`` is asked for again under the new request id ``rid`` (its old ids stay aliases)."""
+        self._pending[rid] = p
+        p.rids.append(rid)
+        p.lost_at = time.monotonic()  # until the daemon answers for it (resume_timeout bounds that too)
+        self._resuming[id(p)] = p
+        if p.call is not None:
+            p.call.request_id = rid
+        if p.chunks is not None:
+            p.chunks.request_id = rid  # its Chunks and Credits go under the new id
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
@@ -746,8 +797,15 @@ class Client:
         for key, p in list(self._resuming.items()):
             if p.lost_at is None or self._pending.get(p.rids[-1]) is not p:
                 del self._resuming[key]  # taken back, or ended
-            elif now - p.lost_at >= self.resume_timeout:
-                self._fail(p.rids[-1], Unavailable(resume_timed_out(p.job_id, self.address, self.resume_timeout, self._connected)))
+            elif p.job_id:
+                if now - p.lost_at >= self.resume_timeout:
+                    self._fail(p.rids[-1], Unavailable(resume_timed_out(p.job_id, self.address, self.resume_timeout, self._connected)))
+            else:
+                deadline = p.sent_at + p.timeout if p.timeout else None
+                if now >= keep_until(p.lost_at, self.resume_timeout, deadline):
+                    node = p.call.node if p.call is not None else ""
+                    past = deadline is not None and now >= deadline
+                    self._fail(p.rids[-1], Unavailable(given_up(p.rids[-1], node, self.address, self.resume_timeout, self._connected, past)))
         if self._connected or not self._pending:
             return
         failed = False
@@ -803,10 +861,12 @@ class Client:
         if p is None:
             if isinstance(body, m.Failure) and rid and rid == self._resume_id:
                 self._resume_refused(body)
+            elif isinstance(body, m.Failure) and rid and rid == self._call_resume_id:
+                self._call_resume_refused(body)
             elif isinstance(body, m.Failure) and rid == 0:
                 log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
             return
-        p.lost_at = None  # an answer for it: taken back (or ended below)
+        was_lost, p.lost_at = p.lost_at is not None, None  # an answer for it: taken back (or ended below)
         if p.kind != "submit":
             self._on_answer(p, body, job_id)
             return
@@ -814,11 +874,19 @@ class Client:
             if body.job_id and not p.job_id:
                 p.job_id = body.job_id
                 self._jobs.opened(body.job_id, p)
+            elif body.call_token and not p.job_id and not p.call_token:
+                p.call_token = body.call_token  # resumable from now on (PROTOCOL.md §8.3 C1)
             if p.call is not None:
                 p.call.queued = body.queued
                 if body.job_id:
                     p.call.job_id = body.job_id
+                if p.call_token:
+                    p.call.call_token = p.call_token
                 p.call.accepted.set()
+            if was_lost and p.call_token and p.item_grant is not None:
+                # Taken back (C2): the item Credit it sent last may have been lost with the old
+                # connection; credit is cumulative, so sending it again is harmless.
+                self._send_now(_stream().credit_message(p.rids[-1], p.item_grant))
         elif isinstance(body, m.Item):
             on_item = getattr(p.call, "_on_item", None)  # a Stream's
             if on_item is None:
@@ -860,8 +928,17 @@ class Client:
         JobResume): the calls it named that got no answer of their own fail with its error."""
         log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
         for p in list(self._resuming.values()):
-            if p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
+            if p.job_id and p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
                 self._fail(p.rids[-1], error_for(body.code, f"resuming durable job {p.job_id}: {body.message or ''}"))
+
+    def _call_resume_refused(self, body: m.Failure) -> None:
+        """musterd answered the CallResume itself (more calls than it takes): the calls it named
+        that got no answer of their own fail with its error."""
+        log.warning("the daemon at %s refused to resume calls: %s", self.address, body.message)
+        for p in list(self._resuming.values()):
+            if p.call_token and p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
+                node = p.call.node if p.call is not None else ""
+                self._fail(p.rids[-1], error_for(body.code, f"resuming request {p.rids[-1]} ({node}): {body.message or ''}"))
 
     def _abandon(self, p: _Pending, error: BaseException, what: str) -> None:
         """A chunked value broke on this side (a sink or an input file failed, a chunk out of
