@@ -270,9 +270,8 @@ WorkerEntry* BrokerCore::worker_for(const Peer& peer, const Caller& who,
   // again, and its Attach with the same session moves it here with its requests (PROTOCOL.md
   // §7.3). Another process of the same identity gains nothing it could not do before: any Attach
   // of that identity may replace the worker id, but only the worker's own session keeps its calls.
-  const auto same_connection = [&](const Peer& p) { return p.routing_id == peer.routing_id && p.via == peer.via; };
-  if (same_connection(w->connection)) return w;
-  if (w->replaced_connection && same_connection(*w->replaced_connection)) {
+  if (w->connection.same_connection(peer)) return w;
+  if (w->replaced_connection && w->replaced_connection->same_connection(peer)) {
     spdlog::warn("the connection of a replaced worker {} sent a message as it: rejected (two processes "
                  "with the same worker id?)", worker_id);
     reply_worker(peer, RejectedReply{ErrorCode::PermissionDenied,
@@ -586,7 +585,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   } else {
     std::optional<Peer> replaced;
     if (w) {
-      if (w->connection.routing_id != peer.routing_id || w->connection.via != peer.via) replaced = w->connection;
+      if (!w->connection.same_connection(peer)) replaced = w->connection;
       worker_gone(*w, now, "replaced by a new session of the same worker id");
     }
     WorkerEntry entry;

@@ -31,11 +31,15 @@ const CallChunks::Stream* CallChunks::find(std::uint32_t stream) const {
   return it == streams_.end() ? nullptr : &*it;
 }
 
-CallChunks::Stream* CallChunks::find_or_add(std::uint32_t stream) {
-  if (auto* s = find(stream)) return const_cast<Stream*>(s);
+bool CallChunks::room_for(std::uint32_t stream) const {
   auto same_parity = std::count_if(streams_.begin(), streams_.end(),
                                    [&](const Stream& s) { return is_output(s.id) == is_output(stream); });
-  if (static_cast<std::size_t>(same_parity) >= kMaxChunkStreams) return nullptr;
+  return static_cast<std::size_t>(same_parity) < kMaxChunkStreams;
+}
+
+CallChunks::Stream* CallChunks::find_or_add(std::uint32_t stream) {
+  if (auto* s = find(stream)) return const_cast<Stream*>(s);
+  if (!room_for(stream)) return nullptr;
   // An output stream starts with the caller's initial window; an input stream with nothing
   // until the worker grants credit.
   streams_.push_back(Stream{stream, is_output(stream) ? output_window_ : 0, 0});
@@ -138,9 +142,7 @@ std::vector<std::uint32_t> CallChunks::outputs_to_resume() const {
 
 bool CallChunks::carries_output(std::uint32_t stream) const {
   if (stream == 0 || !is_output(stream) || output_window_ == 0) return false;
-  if (find(stream)) return true;
-  auto outputs = std::count_if(streams_.begin(), streams_.end(), [](const Stream& s) { return is_output(s.id); });
-  return static_cast<std::size_t>(outputs) < kMaxChunkStreams;
+  return find(stream) || room_for(stream);
 }
 
 bool CallChunks::forwarded_whole(std::uint32_t stream, std::uint64_t size) const {

@@ -141,6 +141,8 @@ class CallChunks {
   static bool is_output(std::uint32_t stream) { return stream % 2 == 0; }
   // The stream, created on first use (nullptr: beyond kMaxChunkStreams of its parity).
   Stream* find_or_add(std::uint32_t stream);
+  // Fewer than kMaxChunkStreams streams of `stream`'s direction are open: one more may be.
+  bool room_for(std::uint32_t stream) const;
   // The stream `from` grants credit on (the other side's parity, not stream 0, and for an
   // output stream a caller that takes chunked outputs), created on first use; else nullptr.
   Stream* granted_by(ChunkSide from, std::uint32_t stream);

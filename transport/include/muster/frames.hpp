@@ -19,6 +19,10 @@ struct Peer {
   std::string identity;     // the ZAP User-Id, empty when the socket has no ZAP
   std::string address;      // the peer's IP address (Peer-Address), empty over ipc://
   std::uint8_t via = 0;     // which of the receiver's sockets of that role it came through
+
+  // The same connection: the same routing id on the same socket (the rest describes the peer,
+  // not the connection; a reconnect gets a new routing id).
+  bool same_connection(const Peer& other) const { return routing_id == other.routing_id && via == other.via; }
 };
 
 struct RouterMessage {
