@@ -927,7 +927,9 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                     entry->spec.durable ? " (the node is declared durable)" : ""));
   // A durable call is journaled whole and must be re-runnable from the journal after a restart;
   // a chunked value's bytes are never held by the daemon (docs/DURABILITY.md §1).
-  if (ev.durable && (holds_chunked(ev.inputs.bytes) || holds_chunked(ev.parameters.bytes)))
+  // (Bytes the decoder verified with their message are not verified again: chunked_refs.)
+  auto chunked = [](const Payload& p) { return !chunked_refs(p.bytes, p.verified_values).empty(); };
+  if (ev.durable && (chunked(ev.inputs) || chunked(ev.parameters)))
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
         fmt::format("a durable call carries its values inline (at most the message limit); chunked "
                     "values are for non-durable calls (the call to '{}' is durable{})", ev.node,
