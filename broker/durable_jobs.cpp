@@ -25,10 +25,17 @@ const OpenJob* DurableJobs::open(journal::JobId job, const std::string& workspac
   return it != open_.end() && it->second.workspace == workspace ? &it->second : nullptr;
 }
 
-void DurableJobs::keep(KeptJob kept) {
-  open_.erase(kept.job_id);
-  auto id = kept.job_id;
-  kept_.insert_or_assign(id, std::move(kept));
+void DurableJobs::keep(KeptJob&& kept) {
+  if (auto open = open_.find(kept.job_id); open != open_.end()) {
+    kept.submitted = open->second.submitted;
+    open_.erase(open);
+  }
+  const auto id = kept.job_id;
+  // Calls finish roughly in job order: the usual one goes at the end, without a search.
+  if (kept_.empty() || kept_.rbegin()->first < id)
+    kept_.emplace_hint(kept_.end(), id, std::move(kept));
+  else
+    kept_.insert_or_assign(id, std::move(kept));
 }
 
 const KeptJob* DurableJobs::kept(journal::JobId job, const std::string& workspace,

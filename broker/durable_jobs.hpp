@@ -48,7 +48,9 @@ class DurableJobs {
   const OpenJob* open(journal::JobId job, const std::string& workspace) const;
 
   // ---- finished jobs ----
-  void keep(KeptJob kept);
+  // Keeps `kept` (replacing an outcome kept for the same job) and closes the job if it was
+  // open: its `submitted` is then the open job's (one lookup for both).
+  void keep(KeptJob&& kept);
   // The kept outcome of `job` in `workspace` whose time has not run out by `now`.
   const KeptJob* kept(journal::JobId job, const std::string& workspace, journal::WallTime now) const;
   // Forgets an acknowledged outcome; returns its bytes (outputs + message) if it was kept.
