@@ -2,6 +2,7 @@
 #include "broker_core.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 #include <string_view>
 #include <unordered_set>
@@ -981,7 +982,13 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     call.job_id = r.job_id;
     call.node = ev.node;
     call.caller = who;
-    call.trace_id = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
+    if (r.trace_id.empty()) {  // "<instance>-<request id>", in one allocation
+      call.trace_id.reserve(config_.instance.size() + 21);
+      call.trace_id = config_.instance;
+      fmt::format_to(std::back_inserter(call.trace_id), "-{}", r.id);
+    } else {
+      call.trace_id = r.trace_id;
+    }
     call.inputs = Payload{r.payload_owner, r.inputs};
     call.parameters = Payload{r.payload_owner, r.parameters};
     call.idempotent = r.idempotent;

@@ -20,6 +20,14 @@ JobInfoBody KeptJob::info() const {
                      worker_id, attempts,           outcome.code, wall_ms(finished)};
 }
 
+void DurableJobs::opened(journal::JobId job, OpenJob&& open) {
+  // Job ids grow with every Submit: the usual one goes at the end, without a search.
+  if (open_.empty() || open_.rbegin()->first < job)
+    open_.emplace_hint(open_.end(), job, std::move(open));
+  else
+    open_.insert_or_assign(job, std::move(open));
+}
+
 const OpenJob* DurableJobs::open(journal::JobId job, const std::string& workspace) const {
   auto it = open_.find(job);
   return it != open_.end() && it->second.workspace == workspace ? &it->second : nullptr;

@@ -42,7 +42,7 @@ struct OpenJob {
 class DurableJobs {
  public:
   // ---- open jobs ----
-  void opened(journal::JobId job, OpenJob open) { open_[job] = std::move(open); }
+  void opened(journal::JobId job, OpenJob&& open);
   void closed(journal::JobId job) { open_.erase(job); }
   // The open job `job` of `workspace`; nullptr when there is none (another workspace's too).
   const OpenJob* open(journal::JobId job, const std::string& workspace) const;
