@@ -2,6 +2,7 @@
 #include "broker_core.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 #include <string_view>
 #include <unordered_set>
@@ -926,7 +927,9 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                     entry->spec.durable ? " (the node is declared durable)" : ""));
   // A durable call is journaled whole and must be re-runnable from the journal after a restart;
   // a chunked value's bytes are never held by the daemon (docs/DURABILITY.md §1).
-  if (ev.durable && (holds_chunked(ev.inputs.bytes) || holds_chunked(ev.parameters.bytes)))
+  // (Bytes the decoder verified with their message are not verified again: chunked_refs.)
+  auto chunked = [](const Payload& p) { return !chunked_refs(p.bytes, p.verified_values).empty(); };
+  if (ev.durable && (chunked(ev.inputs) || chunked(ev.parameters)))
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
         fmt::format("a durable call carries its values inline (at most the message limit); chunked "
                     "values are for non-durable calls (the call to '{}' is durable{})", ev.node,
@@ -971,11 +974,20 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                   [this](std::uint64_t open) { return deadline_counts(open); });
   if (ev.durable) {  // journaled before its Accepted is sent (the loop commits first)
     r.job_id = next_job_id_++;
-    journal::Call call;
+    // Built in place in the turn's journal ops (a Call moved twice more cost ≈ 600 instructions).
+    auto& op = journal_ops_.emplace_back(std::in_place_type<journal::Record>,
+                                         std::in_place_type<journal::Submitted>);
+    journal::Call& call = std::get<journal::Submitted>(std::get<journal::Record>(op)).call;
     call.job_id = r.job_id;
     call.node = ev.node;
     call.caller = who;
-    call.trace_id = r.trace_id.empty() ? config_.instance + '-' + std::to_string(r.id) : r.trace_id;
+    if (r.trace_id.empty()) {  // "<instance>-<request id>", in one allocation
+      call.trace_id.reserve(config_.instance.size() + 21);
+      call.trace_id = config_.instance;
+      fmt::format_to(std::back_inserter(call.trace_id), "-{}", r.id);
+    } else {
+      call.trace_id = r.trace_id;
+    }
     call.inputs = Payload{r.payload_owner, r.inputs};
     call.parameters = Payload{r.payload_owner, r.parameters};
     call.idempotent = r.idempotent;
@@ -983,7 +995,6 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     call.deadline = wall(r.deadline);
     journal_bytes_ += bytes;
     jobs_.opened(r.job_id, OpenJob{id, who.workspace, call.submitted});
-    journal(journal::Submitted{std::move(call)});
   }
   // A resumable one's needs its token (PROTOCOL.md §8.3 C1; a durable call has its job id).
   if (ev.resumable && !r.job_id && resumable_.enabled()) r.call_token = resumable_.open(id);

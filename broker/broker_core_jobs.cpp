@@ -48,8 +48,7 @@ void BrokerCore::keep_outcome(const Request& r, const journal::Outcome& outcome,
   kept.job_id = r.job_id;
   kept.node = r.node->second;
   kept.workspace = r.caller->workspace;
-  const OpenJob* open = jobs_.open(r.job_id, kept.workspace);
-  kept.submitted = open ? open->submitted : at;
+  kept.submitted = at;  // keep() sets the open job's
   kept.finished = at;
   kept.expires = at + config_.result_ttl;
   kept.worker_id = r.worker_id;

@@ -160,6 +160,7 @@ class CommitPipeline {
   std::optional<Seq> in_flight_;
   TimePoint in_flight_since_{};
   std::vector<journal::JournalOp> pending_;
+  std::vector<std::uint64_t> early_;  // end_turn's early WorkRequests (kept: no allocation a turn)
   std::uint64_t pending_core_bytes_ = 0;
   std::deque<HeldTurn> held_;
   std::vector<Action> released_;

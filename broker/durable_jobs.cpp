@@ -20,15 +20,30 @@ JobInfoBody KeptJob::info() const {
                      worker_id, attempts,           outcome.code, wall_ms(finished)};
 }
 
+void DurableJobs::opened(journal::JobId job, OpenJob&& open) {
+  // Job ids grow with every Submit: the usual one goes at the end, without a search.
+  if (open_.empty() || open_.rbegin()->first < job)
+    open_.emplace_hint(open_.end(), job, std::move(open));
+  else
+    open_.insert_or_assign(job, std::move(open));
+}
+
 const OpenJob* DurableJobs::open(journal::JobId job, const std::string& workspace) const {
   auto it = open_.find(job);
   return it != open_.end() && it->second.workspace == workspace ? &it->second : nullptr;
 }
 
-void DurableJobs::keep(KeptJob kept) {
-  open_.erase(kept.job_id);
-  auto id = kept.job_id;
-  kept_.insert_or_assign(id, std::move(kept));
+void DurableJobs::keep(KeptJob&& kept) {
+  if (auto open = open_.find(kept.job_id); open != open_.end()) {
+    kept.submitted = open->second.submitted;
+    open_.erase(open);
+  }
+  const auto id = kept.job_id;
+  // Calls finish roughly in job order: the usual one goes at the end, without a search.
+  if (kept_.empty() || kept_.rbegin()->first < id)
+    kept_.emplace_hint(kept_.end(), id, std::move(kept));
+  else
+    kept_.insert_or_assign(id, std::move(kept));
 }
 
 const KeptJob* DurableJobs::kept(journal::JobId job, const std::string& workspace,

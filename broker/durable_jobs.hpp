@@ -42,13 +42,15 @@ struct OpenJob {
 class DurableJobs {
  public:
   // ---- open jobs ----
-  void opened(journal::JobId job, OpenJob open) { open_[job] = std::move(open); }
+  void opened(journal::JobId job, OpenJob&& open);
   void closed(journal::JobId job) { open_.erase(job); }
   // The open job `job` of `workspace`; nullptr when there is none (another workspace's too).
   const OpenJob* open(journal::JobId job, const std::string& workspace) const;
 
   // ---- finished jobs ----
-  void keep(KeptJob kept);
+  // Keeps `kept` (replacing an outcome kept for the same job) and closes the job if it was
+  // open: its `submitted` is then the open job's (one lookup for both).
+  void keep(KeptJob&& kept);
   // The kept outcome of `job` in `workspace` whose time has not run out by `now`.
   const KeptJob* kept(journal::JobId job, const std::string& workspace, journal::WallTime now) const;
   // Forgets an acknowledged outcome; returns its bytes (outputs + message) if it was kept.

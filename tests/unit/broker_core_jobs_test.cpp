@@ -198,6 +198,38 @@ TEST_CASE("jobs: a durable call's Result carries its job id and is kept until Jo
   CHECK(j.core.jobs().kept_count() == 0);
 }
 
+TEST_CASE("jobs: a durable call's Submitted record holds the call as accepted, its inputs shared, not copied") {
+  Jobs j;
+  auto submitted = [&] {
+    auto& op = j.core.journal_ops().at(0);
+    return std::get<journal::Submitted>(std::get<journal::Record>(op)).call;
+  };
+  SubmitEvent ev;
+  ev.client_request_id = 1;
+  ev.node = "n";
+  ev.durable = true;
+  ev.inputs = Payload::copy_of(std::vector<std::uint8_t>{1, 2, 3});
+  const auto* bytes = ev.inputs.bytes.data();
+  j.core.on_submit(j.now, conn("c1"), j.a, std::move(ev));
+  auto id = all<SendWorkRequest>(j.take()).at(0).request_id;
+  auto call = submitted();
+  CHECK(call.job_id == 1);
+  CHECK(call.node == "n");
+  CHECK(call.caller == j.a);
+  CHECK(call.inputs.bytes.data() == bytes);  // the request's bytes, shared with the record
+  CHECK(call.inputs.bytes.size() == 3);
+  CHECK(call.trace_id == fmt::format("inst-1-{}", id));  // the default: "<instance>-<request id>"
+  CHECK(call.submitted == journal::WallTime{} + 1'000'000ms);
+  j.records();
+  SubmitEvent traced;
+  traced.client_request_id = 2;
+  traced.node = "n";
+  traced.durable = true;
+  traced.trace_id = "the-callers-trace";
+  j.core.on_submit(j.now, conn("c1"), j.a, std::move(traced));
+  CHECK(submitted().trace_id == "the-callers-trace");
+}
+
 TEST_CASE("jobs: a non-durable call carries no job id and is not kept") {
   Jobs j;
   auto out = j.submit(1, "c1", j.a, false);
