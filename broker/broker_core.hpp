@@ -430,6 +430,10 @@ class BrokerCore : private WatchSource {
   // Binds the open request `r` to (peer, request_id): its queue lane, its outstanding count.
   // `resumed_job`: a durable call's JobResume, which asks for no progress and inline outputs.
   void rebind(Request& r, const Peer& peer, std::uint64_t request_id, bool resumed_job = true);
+  // A JobResume or CallResume naming more refs than max_client_outstanding: refused under its
+  // own request_id (InvalidRequest "<message> of N <what>: at most M ..."); true if it was.
+  bool refused_as_too_many(const Peer& peer, std::uint64_t request_id, std::size_t refs,
+                           std::string_view message, std::string_view what);
   // ---- resumable calls (broker_core_resume.cpp) ----
   // A resumable request's terminal reply, kept for a CallResume (finish()).
   void keep_for_resume(TimePoint now, const Request& r, const std::variant<ResultBody, FailureBody>& terminal);

@@ -101,14 +101,19 @@ void BrokerCore::rebind(Request& r, const Peer& peer, std::uint64_t request_id, 
   if (entry) entry->queue.push_back(lane_of(r), r.id);
 }
 
+bool BrokerCore::refused_as_too_many(const Peer& peer, std::uint64_t request_id, std::size_t refs,
+                                     std::string_view message, std::string_view what) {
+  if (!config_.max_client_outstanding || refs <= config_.max_client_outstanding) return false;
+  on_bad_client_message(peer, request_id,
+                        fmt::format("{} of {} {}: at most {} in one message (--max-client-outstanding)",
+                                    message, refs, what, config_.max_client_outstanding),
+                        ErrorCode::InvalidRequest);
+  return true;
+}
+
 void BrokerCore::on_job_resume(TimePoint now, const Peer& peer, const Caller& who,
                                const JobResumeEvent& ev) {
-  if (config_.max_client_outstanding && ev.jobs.size() > config_.max_client_outstanding)
-    return on_bad_client_message(
-        peer, ev.request_id,
-        fmt::format("JobResume of {} jobs: at most {} in one message (--max-client-outstanding)",
-                    ev.jobs.size(), config_.max_client_outstanding),
-        ErrorCode::InvalidRequest);
+  if (refused_as_too_many(peer, ev.request_id, ev.jobs.size(), "JobResume", "jobs")) return;
   std::vector<JobRef> refs = ev.jobs;
   std::stable_sort(refs.begin(), refs.end(), [](auto& a, auto& b) { return a.job_id < b.job_id; });
   const auto at = wall(now);

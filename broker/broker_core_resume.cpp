@@ -63,12 +63,7 @@ BrokerCore::Request* BrokerCore::open_resumable(std::uint64_t token, const Calle
 }
 
 void BrokerCore::on_call_resume(TimePoint now, const Peer& peer, const Caller& who, const CallResumeEvent& ev) {
-  if (config_.max_client_outstanding && ev.calls.size() > config_.max_client_outstanding)
-    return on_bad_client_message(
-        peer, ev.request_id,
-        fmt::format("CallResume of {} calls: at most {} in one message (--max-client-outstanding)",
-                    ev.calls.size(), config_.max_client_outstanding),
-        ErrorCode::InvalidRequest);
+  if (refused_as_too_many(peer, ev.request_id, ev.calls.size(), "CallResume", "calls")) return;
   std::size_t bound = 0, redelivered = 0, lost = 0, unknown = 0;
   for (auto& ref : ev.calls) {
     Request* open = open_resumable(ref.call_token, who);
