@@ -614,7 +614,7 @@ struct Client::Impl {
         std::uint64_t size = item->values() ? item->values()->size() : 0;
         o->second.items_received = std::max(o->second.items_received, item->seq() + 1);
         try {
-          pending.push_back(ClientEvent{id, ItemEvent{item->seq(), decode_values(payload_bytes(item->values())), size}});
+          pending.push_back(ClientEvent{id, ItemEvent{item->seq(), decode_verified_values(payload_bytes(item->values())), size}});
         } catch (const std::exception& e) {
           // Not a valid Values payload: the call is over for this client (its terminal reply,
           // when it comes, is dropped), and it is cancelled on the daemon.
@@ -767,7 +767,7 @@ struct Client::Impl {
   // A Result's outputs: in the message, or (outputs_in_frame) in the frame before it, which
   // they then take over.
   static Map result_outputs(const wire::Result& r, zmq::message_t* frame) {
-    if (!r.outputs_in_frame()) return decode_values(payload_bytes(r.outputs()));
+    if (!r.outputs_in_frame()) return decode_verified_values(payload_bytes(r.outputs()));  // verified with `r`
     if (!frame) throw std::runtime_error("outputs_in_frame set but no payload frame came");
     auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
     return decode_values(bytes_of(*owner), owner);
