@@ -517,10 +517,13 @@ struct Client::Impl {
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
     // timeout the node's own default applies, which the client does not know: then only a
     // lost connection (the monitor) ends the wait early.
-    open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
-                                 : SteadyClock::time_point::max(),
-                    o.on_behalf_of, 0, 0, false, o.on_job, o.keep_outcome};
-    auto& st = open[id];
+    // Built in place with one lookup (not a temporary Open moved into a node found twice).
+    auto& st = open.try_emplace(id).first->second;
+    st.give_up = o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
+                              : SteadyClock::time_point::max();
+    st.on_behalf_of = o.on_behalf_of;
+    if (o.on_job) st.on_job = o.on_job;
+    st.keep_outcome = o.keep_outcome;
     if (o.stream_window_items) {
       st.window_items = st.granted_items = o.stream_window_items;
       st.window_bytes = st.granted_bytes = o.stream_window_bytes ? o.stream_window_bytes : kStreamWindowBytes;
