@@ -309,6 +309,11 @@ Map decode_values(std::span<const std::uint8_t> bytes, std::shared_ptr<const voi
   flatbuffers::Verifier verifier(bytes.data(), bytes.size(), kVerifierMaxDepth, kVerifierMaxTables);
   if (!verifier.VerifyBuffer<wire::Values>(nullptr))
     throw std::runtime_error("payload is not a valid muster Values buffer");
+  return decode_verified_values(bytes, std::move(owner));
+}
+
+Map decode_verified_values(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> owner) {
+  if (bytes.empty()) return Map();
   try {
     auto* values = flatbuffers::GetRoot<wire::Values>(bytes.data());
     return values ? decode_entries(values->entries(), owner) : Map();

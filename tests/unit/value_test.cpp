@@ -9,6 +9,7 @@
 #include "muster/utf8.hpp"
 #include "muster/value.hpp"
 #include "muster/value_json.hpp"
+#include "muster/wire/daemon_generated.h"
 #include "muster/wire/value_generated.h"
 
 using namespace muster;
@@ -297,4 +298,27 @@ TEST_CASE("decode_values with an owner reads large bytes in place and keeps the 
   bool in_buffer = at >= bytes.data() && at < bytes.data() + bytes.size();
   CHECK_FALSE(in_buffer);
   CHECK(plain == m);
+}
+
+TEST_CASE("decode_verified_values reads a message's verified nested Values as decode_values does") {
+  // The SDK worker and the client library decode the nested payloads of a message that
+  // read_*_message verified with this, not verifying them a second time: the same values, the
+  // same UTF-8 errors, an absent field an empty map.
+  flatbuffers::FlatBufferBuilder fbb;
+  auto inputs = create_nested_values(fbb, sample());
+  auto parameters = create_nested_values(fbb, Map{{"s", "caf\xe9"}});
+  auto body = wire::CreateWorkRequest(fbb, 7, fbb.CreateString("echo"), inputs, parameters);
+  fbb.Finish(wire::CreateDaemonMessage(fbb, wire::DaemonBody::WorkRequest, body.Union()),
+             wire::DaemonMessageIdentifier());
+  auto* msg = read_daemon_message(std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize()));
+  REQUIRE(msg != nullptr);  // the Verifier does not look at UTF-8: decoding does
+  auto* w = msg->body_as_WorkRequest();
+  REQUIRE(w != nullptr);
+  CHECK(decode_verified_values(payload_bytes(w->inputs())) == sample());
+  CHECK(decode_verified_values(payload_bytes(w->inputs())) == decode_values(payload_bytes(w->inputs())));
+  CHECK_THROWS_WITH_AS(decode_verified_values(payload_bytes(w->parameters())),
+                       doctest::Contains("payload is not a valid muster Values buffer: "), std::runtime_error);
+  CHECK_THROWS_WITH_AS(decode_verified_values(payload_bytes(w->parameters())), doctest::Contains("not valid UTF-8"),
+                       std::runtime_error);
+  CHECK(decode_verified_values(payload_bytes(nullptr)).size() == 0);
 }

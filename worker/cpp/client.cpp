@@ -517,10 +517,13 @@ struct Client::Impl {
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
     // timeout the node's own default applies, which the client does not know: then only a
     // lost connection (the monitor) ends the wait early.
-    open[id] = Open{o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
-                                 : SteadyClock::time_point::max(),
-                    o.on_behalf_of, 0, 0, false, o.on_job, o.keep_outcome};
-    auto& st = open[id];
+    // Built in place with one lookup (not a temporary Open moved into a node found twice).
+    auto& st = open.try_emplace(id).first->second;
+    st.give_up = o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
+                              : SteadyClock::time_point::max();
+    st.on_behalf_of = o.on_behalf_of;
+    if (o.on_job) st.on_job = o.on_job;
+    st.keep_outcome = o.keep_outcome;
     if (o.stream_window_items) {
       st.window_items = st.granted_items = o.stream_window_items;
       st.window_bytes = st.granted_bytes = o.stream_window_bytes ? o.stream_window_bytes : kStreamWindowBytes;
@@ -614,7 +617,7 @@ struct Client::Impl {
         std::uint64_t size = item->values() ? item->values()->size() : 0;
         o->second.items_received = std::max(o->second.items_received, item->seq() + 1);
         try {
-          pending.push_back(ClientEvent{id, ItemEvent{item->seq(), decode_values(payload_bytes(item->values())), size}});
+          pending.push_back(ClientEvent{id, ItemEvent{item->seq(), decode_verified_values(payload_bytes(item->values())), size}});
         } catch (const std::exception& e) {
           // Not a valid Values payload: the call is over for this client (its terminal reply,
           // when it comes, is dropped), and it is cancelled on the daemon.
@@ -767,7 +770,7 @@ struct Client::Impl {
   // A Result's outputs: in the message, or (outputs_in_frame) in the frame before it, which
   // they then take over.
   static Map result_outputs(const wire::Result& r, zmq::message_t* frame) {
-    if (!r.outputs_in_frame()) return decode_values(payload_bytes(r.outputs()));
+    if (!r.outputs_in_frame()) return decode_verified_values(payload_bytes(r.outputs()));  // verified with `r`
     if (!frame) throw std::runtime_error("outputs_in_frame set but no payload frame came");
     auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
     return decode_values(bytes_of(*owner), owner);

@@ -931,9 +931,9 @@ struct WorkerImpl {
             auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
             job.inputs = decode_values(bytes_of(*owner), owner);
           } else {
-            job.inputs = decode_values(payload_bytes(w->inputs()));
+            job.inputs = decode_verified_values(payload_bytes(w->inputs()));  // read_daemon_message verified it
           }
-          job.parameters = decode_values(payload_bytes(w->parameters()));
+          job.parameters = decode_verified_values(payload_bytes(w->parameters()));
         } catch (const std::exception& e) {  // not a valid payload (e.g. a string that is not UTF-8)
           finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, e.what()));
           return;

@@ -193,6 +193,11 @@ std::size_t encoded_size_hint(const Map& m);
 // included). With an `owner` that keeps `bytes` alive (the received frame), bytes values of
 // kBytesViewMin or more are views into it instead of copies.
 Map decode_values(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> owner = nullptr);
+// The same for a nested Values field of a message that read_*_message (messages.hpp) returned:
+// that verifier checked the nested buffer already (its `nested_flatbuffer` attribute), so it is
+// not verified a second time. Same result and errors as decode_values(bytes, owner). Never give
+// it bytes that no verifier checked (a separate payload frame, bytes made up by a test).
+Map decode_verified_values(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> owner = nullptr);
 inline constexpr std::size_t kBytesViewMin = 4096;
 
 }  // namespace muster
