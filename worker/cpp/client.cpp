@@ -379,7 +379,12 @@ struct Client::Impl {
   // A resumable call musterd bound to this connection (Accepted to its CallRef): the item
   // credit it granted is said again (a Credit may have been lost in the break; it is cumulative).
   void resumed(std::uint64_t id, Open& o) {
-    if (!o.window_items) return;
+    if (o.window_items) send_item_credit(id, o);
+  }
+
+  // The call's cumulative item grant (§7.8), as it stands. If the connection is gone the call
+  // ends UNAVAILABLE with it, or waits for the next one (fail_open): nothing to do here.
+  void send_item_credit(std::uint64_t id, const Open& o) {
     flatbuffers::FlatBufferBuilder fbb(96);
     auto body = wire::CreateCredit(fbb, id, 0, o.granted_items, o.granted_bytes);
     try {
@@ -869,13 +874,7 @@ struct Client::Impl {
     if (!half_items && !half_bytes) return;
     o.granted_items = o.consumed_items + o.window_items;
     o.granted_bytes = o.consumed_bytes + o.window_bytes;
-    flatbuffers::FlatBufferBuilder fbb(96);
-    auto body = wire::CreateCredit(fbb, id, 0, o.granted_items, o.granted_bytes);
-    try {
-      send_message(id, wire::ClientBody::Credit, body.Union(), fbb, o.on_behalf_of);
-    } catch (const CallError&) {
-      // The connection is gone: the call ends UNAVAILABLE with it (fail_open).
-    }
+    send_item_credit(id, o);
   }
 
   // What the application was handed: a durable call's outcome is remembered (handed_over), an
