@@ -870,7 +870,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   ++submitted_;
   const std::string lane = client_lane(peer);  // built once: the key, the watches, the bounds
   auto key = client_key(lane, ev.client_request_id);
-  if (by_client_.contains(key) || watchers_.is_open(lane, ev.client_request_id))
+  if (request_id_taken(key, lane, ev.client_request_id))
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::InvalidRequest,
                              fmt::format("request id {} is already open on this connection",
                                          ev.client_request_id));

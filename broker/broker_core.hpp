@@ -434,6 +434,12 @@ class BrokerCore : private WatchSource {
   // own request_id (InvalidRequest "<message> of N <what>: at most M ..."); true if it was.
   bool refused_as_too_many(const Peer& peer, std::uint64_t request_id, std::size_t refs,
                            std::string_view message, std::string_view what);
+  // Whether `request_id` is taken on the connection `lane` (client_lane; `key` is
+  // client_key(lane, request_id)) by an open request other than `except` (0: any request), or
+  // by an open Watch. A Submit, JobResume or CallResume under a taken id is refused: its
+  // replies would mix with the holder's.
+  bool request_id_taken(const std::string& key, const std::string& lane, std::uint64_t request_id,
+                        std::uint64_t except = 0) const;
   // ---- resumable calls (broker_core_resume.cpp) ----
   // A resumable request's terminal reply, kept for a CallResume (finish()).
   void keep_for_resume(TimePoint now, const Request& r, const std::variant<ResultBody, FailureBody>& terminal);

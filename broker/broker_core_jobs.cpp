@@ -111,17 +111,24 @@ bool BrokerCore::refused_as_too_many(const Peer& peer, std::uint64_t request_id,
   return true;
 }
 
+bool BrokerCore::request_id_taken(const std::string& key, const std::string& lane, std::uint64_t request_id,
+                                  std::uint64_t except) const {
+  auto held = by_client_.find(key);
+  if (held != by_client_.end() && (except == 0 || held->second != except)) return true;
+  return watchers_.is_open(lane, request_id);
+}
+
 void BrokerCore::on_job_resume(TimePoint now, const Peer& peer, const Caller& who,
                                const JobResumeEvent& ev) {
   if (refused_as_too_many(peer, ev.request_id, ev.jobs.size(), "JobResume", "jobs")) return;
   std::vector<JobRef> refs = ev.jobs;
   std::stable_sort(refs.begin(), refs.end(), [](auto& a, auto& b) { return a.job_id < b.job_id; });
   const auto at = wall(now);
+  const std::string lane = client_lane(peer);
   std::size_t bound = 0, redelivered = 0, unknown = 0;
   for (auto& ref : refs) {
     const OpenJob* open = jobs_.open(ref.job_id, who.workspace);
-    auto taken = by_client_.find(client_key(peer, ref.request_id));
-    if (taken != by_client_.end() && !(open && taken->second == open->request_id)) {
+    if (request_id_taken(client_key(lane, ref.request_id), lane, ref.request_id, open ? open->request_id : 0)) {
       answer_client(peer, ref.request_id,
                     FailureBody{ErrorCode::InvalidRequest,
                                 fmt::format("request id {} is already open on this connection; "

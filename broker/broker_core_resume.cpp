@@ -65,11 +65,10 @@ BrokerCore::Request* BrokerCore::open_resumable(std::uint64_t token, const Calle
 void BrokerCore::on_call_resume(TimePoint now, const Peer& peer, const Caller& who, const CallResumeEvent& ev) {
   if (refused_as_too_many(peer, ev.request_id, ev.calls.size(), "CallResume", "calls")) return;
   std::size_t bound = 0, redelivered = 0, lost = 0, unknown = 0;
+  const std::string lane = client_lane(peer);
   for (auto& ref : ev.calls) {
     Request* open = open_resumable(ref.call_token, who);
-    auto taken = by_client_.find(client_key(peer, ref.request_id));
-    if ((taken != by_client_.end() && !(open && taken->second == open->id)) ||
-        watchers_.is_open(client_lane(peer), ref.request_id)) {
+    if (request_id_taken(client_key(lane, ref.request_id), lane, ref.request_id, open ? open->id : 0)) {
       answer_client(peer, ref.request_id,
                     FailureBody{ErrorCode::InvalidRequest,
                                 fmt::format("request id {} is already open on this connection; resume the "

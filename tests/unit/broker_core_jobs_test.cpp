@@ -327,6 +327,22 @@ TEST_CASE("jobs: JobResume under a request id open on the connection is refused;
   CHECK(body_of<FailureBody>(r).code == ErrorCode::InvalidRequest);
 }
 
+TEST_CASE("jobs: JobResume under a request id held by an open Watch is refused; the watch keeps it") {
+  Jobs j;
+  auto running = all<SendWorkRequest>(j.submit(1, "c1", j.a)).at(0).request_id;  // job 1, request 1 of c1
+  j.core.on_watch(j.now, conn("c2"), j.a, 5, WatchScope{true, false, false});
+  j.take();  // the watch's snapshot
+  auto r = only_reply(j.resume("c2", j.a, {{1, 5}}));
+  CHECK(r.request_id == 5);
+  CHECK(body_of<FailureBody>(r).code == ErrorCode::InvalidRequest);
+  CHECK(body_of<FailureBody>(r).message.find("request id 5 is already open on this connection") != std::string::npos);
+  // The job stayed with its first connection: its result goes to c1's request 1.
+  auto done = only_reply(j.result(running));
+  CHECK(done.peer.routing_id == "c1");
+  CHECK(done.request_id == 1);
+  CHECK(body_of<ResultBody>(done).job_id == 1);
+}
+
 TEST_CASE("jobs: JobGet and JobList describe open and finished jobs, oldest first") {
   Jobs j;
   auto first = all<SendWorkRequest>(j.submit(1, "c1", j.a)).at(0).request_id;
