@@ -136,7 +136,16 @@ def fake_daemon(short_tmp):
         d.close()
 
 
-def attached_reply(worker_id: str, instance: str = "inst-1", ping_interval_ms: int = 100, liveness: int = 3) -> m.Attached:
+# The daemon's ping interval a test's Attached gives by default: 10 s, so a 30 s liveness window.
+# The worker under test shares this process with the fake daemon, which sends no ping of its
+# own: with a short window a test that ran longer than it on a loaded machine saw the worker
+# give the daemon up and attach again mid-test. Tests of the window pass their own.
+QUIET_PING_INTERVAL_MS = 10_000
+
+
+def attached_reply(
+    worker_id: str, instance: str = "inst-1", ping_interval_ms: int = QUIET_PING_INTERVAL_MS, liveness: int = 3
+) -> m.Attached:
     return m.Attached(
         worker_id=worker_id,
         instance=instance,

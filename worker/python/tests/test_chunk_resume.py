@@ -191,6 +191,18 @@ def test_worker_reattached_to_the_same_instance_resumes_its_input_streams(fake_d
     way are lost, so it sends a resume Credit at what it has (instead of aborting the call), and
     the call completes with the chunks sent again."""
     w = worker_factory("rr1", resume_after=30.0, attach_timeout=0.5)
+    # Only the Attach on the old connection must time out: the one on the new connection is
+    # answered below, and on a loaded machine the answer may come after 0.5 s (the worker then
+    # reconnected once more and the test answered a connection it had closed).
+    send_attach, sent = w._send_attach, []  # type: ignore[attr-defined]
+
+    def send_attach_with_a_long_timeout_the_second_time() -> None:
+        sent.append(True)
+        if len(sent) == 2:
+            w.attach_timeout = 6 * WAIT
+        send_attach()
+
+    w._send_attach = send_attach_with_a_long_timeout_the_second_time  # type: ignore[method-assign]
     data = numbered(6)
     peer = start_streamed_input(fake_daemon, w, 7, data)
     fake_daemon.reply(peer, m.Rejected(code=ErrorCode.INVALID_REQUEST, message="unknown worker", reattach=True))

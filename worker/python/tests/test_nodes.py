@@ -174,7 +174,10 @@ def test_cli_nodes_dir_attaches_reloads_and_detaches(fake_daemon, tmp_path):
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        peer, raw, att = fake_daemon.expect(m.Attach)
+        # A new Python process imports zmq, flatbuffers and muster first: on a loaded machine
+        # that alone took longer than WAIT (12 busy loops beside: no Attach within 10 s, and no
+        # line on its stderr yet). Its start is not what this test measures.
+        peer, raw, att = fake_daemon.expect(m.Attach, timeout=6 * WAIT)
         assert att.worker_id == "cli-w" and att.capacity == 3 and att.pid == proc.pid
         assert [n.name for n in att.nodes] == ["dir.a", "dir.b"]
         fake_daemon.reply(peer, attached_reply("cli-w"))

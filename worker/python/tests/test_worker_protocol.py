@@ -16,7 +16,7 @@ import muster
 from muster import messages as m
 from muster.errors import ErrorCode
 
-from conftest import WAIT, attached_reply, worker_topic
+from conftest import QUIET_PING_INTERVAL_MS, WAIT, attached_reply, worker_topic
 
 
 def wire(worker_id: str, body) -> bytes:
@@ -119,7 +119,7 @@ def expected_attach(w: muster.Worker) -> m.Attach:
     )
 
 
-def attach_and_confirm(fd, w, instance="inst-1", ping_interval_ms=100, liveness=3):
+def attach_and_confirm(fd, w, instance="inst-1", ping_interval_ms=QUIET_PING_INTERVAL_MS, liveness=3):
     """Runs §7.1: Attach -> Attached -> confirming Ping -> Pong -> Ack. Returns the peer id."""
     peer, raw, body = fd.expect(m.Attach)
     assert raw == wire(w.worker_id, expected_attach(w))
