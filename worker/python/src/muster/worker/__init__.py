@@ -449,9 +449,11 @@ class Worker:
         """Decorator declaring a node: ``@worker.node(name=..., description=..., category=...,
         version=..., inputs=..., outputs=..., parameters={...defaults}, idempotent=False,
         timeout_ms=0)``, or bare ``@worker.node`` on a typed function."""
-        deco = self.registry.node(name, **options)
-        self._nodes_changed()
-        return deco
+        if callable(name):  # bare @worker.node: registered now
+            out = self.registry.node(name, **options)
+            self._nodes_changed()
+            return out
+        return self._announcing(self.registry.node(name, **options))
 
     @overload
     def add_node(self, definition: Mapping[str, Any], handler: Handler) -> Node: ...
@@ -460,6 +462,8 @@ class Worker:
 
     def add_node(self, definition: Mapping[str, Any], handler: Optional[Handler] = None) -> Any:
         """Declares a node from a definition dict (see nodes.node_from_definition)."""
+        if handler is None:  # a decorator: the node exists once it is applied
+            return self._announcing(self.registry.add_node(definition, None))
         out = self.registry.add_node(definition, handler)
         self._nodes_changed()
         return out
@@ -478,6 +482,18 @@ class Worker:
         found = self.registry.remove(name)
         self._nodes_changed()
         return found
+
+    def _announcing(self, register: Callable[[HandlerT], HandlerT]) -> Callable[[HandlerT], HandlerT]:
+        """``register`` (a registry decorator), telling the I/O thread of the new node once it
+        is registered: told before, the thread found the node list unchanged and a running
+        worker never attached again with the node."""
+
+        def registered(fn: HandlerT) -> HandlerT:
+            out = register(fn)
+            self._nodes_changed()
+            return out
+
+        return registered
 
     def _nodes_changed(self) -> None:
         if self._thread is not None or self.state != State.IDLE:
