@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, read_log, spawn, stop, wait_for
+from conftest import BUILD, popen, read_log, spawn, stop, wait_for
 
 HERE = Path(__file__).resolve().parent / "bridge"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -137,9 +137,9 @@ def call(run_cli, daemon, node, inputs, *args, timeout=60):
 
 
 def popen_call(daemon, node, inputs):
-    return subprocess.Popen([str(BUILD / "tools" / "muster"), "call", node, json.dumps(inputs),
-                             "--timeout-ms", "60000"], env=daemon.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return popen([str(BUILD / "tools" / "muster"), "call", node, json.dumps(inputs),
+                  "--timeout-ms", "60000"], env=daemon.env, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
 
 
 class MiniWs:

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from chunk_peers import MiB
-from conftest import _PROCS, BUILD, REPO, muster_cli, wait_for
+from conftest import _PROCS, BUILD, REPO, muster_cli, popen, wait_for
 from link_cutter import CLIENT_SOCKETS, LinkCutter
 from test_chunk_matrix import CALLER_JS, PY_CALLER, echoed_sha256, write_input
 from test_stream_sdk import start_worker, typescript_ready
@@ -109,8 +109,8 @@ class Run:
     """One caller process; its stdout and stderr read line by line as they come."""
 
     def __init__(self, args, env):
-        self.proc = subprocess.Popen([str(a) for a in args], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = popen([str(a) for a in args], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
         _PROCS.append(self.proc)
         self.lines = {"stdout": queue.Queue(), "stderr": queue.Queue()}
         self.seen = {"stdout": [], "stderr": []}

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, muster_cli, wait_for
+from conftest import BUILD, muster_cli, popen, wait_for
 from chunk_workers import (MiB, Served, echo_worker, hash_worker, output_worker, output_worker_inline, stall_worker,
                          vm_hwm_kib)
 from muster import messages as m
@@ -44,8 +44,8 @@ def write_file(path, size: int, seed: int = 7) -> str:
 
 def cli(daemon, *args):
     """Starts `muster` against `daemon`; returns the Popen (stdout, stderr piped)."""
-    return subprocess.Popen([str(BUILD / "tools" / "muster"), *map(str, args)], env=daemon.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return popen([str(BUILD / "tools" / "muster"), *map(str, args)], env=daemon.env,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def finish(proc, timeout=120):

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import _PROCS
+from conftest import _PROCS, popen
 from chunk_peers import MiB
 from link_cutter import LinkCutter
 from test_chunk_matrix import (NODE_PREFIX, VALUE_MIB, caller_args, echoed_sha256, outputs_of, write_input)
@@ -39,7 +39,7 @@ def test_a_40_mib_echo_goes_on_while_the_workers_link_breaks_twice(daemon, tmp_p
         out_dir = tmp_path / "out"
         out_dir.mkdir()
         args = [str(a) for a in caller_args(caller, daemon, NODE_PREFIX[worker] + "echo", source, out_dir)]
-        proc = subprocess.Popen(args, env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = popen(args, env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _PROCS.append(proc)
         if link.wait_down(link.down + 12 * MiB, 120, proc):  # the input is on its way to the worker
             link.cut()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_log
+from conftest import popen, read_log
 from muster import messages as m
 from muster.errors import ErrorCode
 from muster.values import ChunkedValue
@@ -50,8 +50,8 @@ def daemon(start_daemon):
 def caller(daemon, node: str, *flags: str) -> subprocess.Popen:
     if not typescript_ready():
         pytest.skip("the TypeScript SDK is not built (tools/test builds it)")
-    return subprocess.Popen(["node", str(CALLER), node, *flags], env=daemon.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return popen(["node", str(CALLER), node, *flags], env=daemon.env,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def call(daemon, node: str, *flags: str, timeout: float = 120) -> dict:

@@ -11,7 +11,7 @@ import time
 import pytest
 import zmq
 
-from conftest import BUILD, read_log, wait_for
+from conftest import BUILD, popen, read_log, wait_for
 
 
 def call(run_cli, daemon, node, inputs=None, *args, timeout=60):
@@ -73,9 +73,9 @@ def test_timeout_aborts_the_worker(daemon, start_worker, run_cli):
 
 def test_cancel_with_ctrl_c(daemon, start_worker, run_cli):
     w = start_worker(daemon).wait_ready()
-    cli = subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 20000}',
-                            "--progress"], env=daemon.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    cli = popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 20000}',
+                 "--progress"], env=daemon.env, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: "1/10" in w.log or json.loads(run_cli(daemon, "status", "--json").stdout)["in_flight"] == 1,
                  10, "the request to run")
@@ -113,8 +113,8 @@ def test_cli_without_a_daemon_is_unavailable(tmp_base):
 
 def test_worker_killed_mid_request_gives_worker_lost(daemon, start_worker, run_cli):
     w = start_worker(daemon).wait_ready()
-    cli = subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 20000}'],
-                           env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 20000}'],
+                env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: json.loads(run_cli(daemon, "status", "--json").stdout)["in_flight"] == 1,
                  10, "the request to run")
@@ -130,8 +130,8 @@ def test_worker_killed_mid_request_gives_worker_lost(daemon, start_worker, run_c
 def test_idempotent_request_completes_on_the_other_worker(daemon, start_worker, run_cli):
     a = start_worker(daemon, "--idempotent", "--capacity", "1").wait_ready()
     b = start_worker(daemon, "--idempotent", "--capacity", "1").wait_ready()
-    cli = subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 1500}'],
-                           env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 1500}'],
+                env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         def running_on():
             ws = json.loads(run_cli(daemon, "workers", "--json").stdout)
@@ -171,8 +171,8 @@ def test_daemon_restart_worker_reattaches_within_three_ping_intervals(start_daem
 def test_queue_full(start_daemon, start_worker, run_cli):
     daemon = start_daemon("--queue-limit", "1")
     start_worker(daemon, "--capacity", "1").wait_ready()
-    procs = [subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 1500}'],
-                              env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 1500}'],
+                   env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     try:
         wait_for(lambda: json.loads(run_cli(daemon, "status", "--json").stdout)["queued"] == 1,
@@ -203,8 +203,8 @@ def test_payload_budget_refuses_what_would_pass_it(start_daemon, start_worker, r
 def test_sigterm_gives_every_request_a_terminal_reply(start_daemon, start_worker, run_cli):
     daemon = start_daemon("--shutdown-grace-ms", "300", "--queue-limit", "5")
     start_worker(daemon, "--capacity", "1").wait_ready()
-    procs = [subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 20000}'],
-                              env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [popen([str(BUILD / "tools" / "muster"), "call", "sleep", '{"ms": 20000}'],
+                   env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(3)]
     try:
         wait_for(lambda: json.loads(run_cli(daemon, "status", "--json").stdout)["queued"] == 2,

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import _PROCS, BUILD, make_daemon, read_log, spawn, wait_for
+from conftest import _PROCS, BUILD, make_daemon, popen, read_log, spawn, wait_for
 
 
 def rows(path):
@@ -153,9 +153,9 @@ def test_durable_calls_queued_when_musterd_stops_run_once_after_restart(sig, sta
     for i in range(5):  # one at a time: job ids follow i; call 0 runs, 1-4 queue behind it
         errs.append(tmp_path / f"caller{i}.err")
         with open(errs[-1], "w") as err:
-            callers.append(subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "--durable", "--keep", "count",
-                                             json.dumps({"i": i})], env=daemon.env, stdout=subprocess.PIPE,
-                                            stderr=err, text=True, start_new_session=True))
+            callers.append(popen([str(BUILD / "tools" / "muster"), "call", "--durable", "--keep", "count",
+                                  json.dumps({"i": i})], env=daemon.env, stdout=subprocess.PIPE,
+                                 stderr=err, text=True, start_new_session=True))
         _PROCS.append(callers[-1])
         # The guarantee is for calls musterd accepted: each caller prints `job N` once its Accepted
         # came, i.e. once the call is committed to the journal. (musterd counts a call queued before

@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from conftest import _PROCS, BUILD, make_daemon, spawn, wait_for
+from conftest import _PROCS, BUILD, make_daemon, popen, spawn, wait_for
 from test_cli import free_port
 from test_durable import COUNTING_WORKER
 
@@ -47,8 +47,8 @@ def start_call(daemon, tmp_path, i, *cli_args, name=None, node="count", inputs=N
     out = tmp_path / f"{name or f'call-{i}'}.out"
     err = tmp_path / f"{name or f'call-{i}'}.err"
     args = [MUSTER, *cli_args, "call", "--durable", node, json.dumps({"i": i} if inputs is None else inputs)]
-    proc = subprocess.Popen([str(a) for a in args], env=daemon.env, stdout=open(out, "wb"),
-                            stderr=open(err, "wb"), start_new_session=True)
+    proc = popen([str(a) for a in args], env=daemon.env, stdout=open(out, "wb"),
+                 stderr=open(err, "wb"), start_new_session=True)
     _PROCS.append(proc)
     line = wait_for(lambda: next((l for l in err.read_text().splitlines() if l.startswith("job ")), None),
                     15, f"the job id of call {i} on stderr")
@@ -306,8 +306,8 @@ def test_the_client_resumes_under_its_request_id_delivers_one_reply_of_two_and_a
         router = ctx.socket(zmq.ROUTER)
         router.bind(endpoint)
         out_path, err_path = tmp_path / "call.out", tmp_path / "call.err"
-        caller = subprocess.Popen([str(MUSTER), "--client-address", endpoint, "call", "--durable", "echo", "{}"],
-                                  stdout=open(out_path, "wb"), stderr=open(err_path, "wb"), start_new_session=True)
+        caller = popen([str(MUSTER), "--client-address", endpoint, "call", "--durable", "echo", "{}"],
+                       stdout=open(out_path, "wb"), stderr=open(err_path, "wb"), start_new_session=True)
         _PROCS.append(caller)
 
         def receive(sock):

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 
-from conftest import _PROCS, BUILD, Daemon, read_log, spawn, wait_for
+from conftest import _PROCS, BUILD, Daemon, popen, read_log, spawn, wait_for
 from test_durable import COUNTING_WORKER
 from test_failover import cli, database, launch, postgres  # noqa: F401  (fixtures)
 
@@ -41,18 +41,18 @@ def test_musterd_answers_while_a_commit_waits_and_sends_nothing_that_depends_on_
              15, "the counting worker")
 
     # Hold the lease row: musterd's next turn with a record waits for it.
-    holder = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-h", str(postgres.socket_dir), "-p", "5432",
-                               "-U", "muster", "-d", database], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
+    holder = popen(["psql", "-X", "-q", "-A", "-t", "-h", str(postgres.socket_dir), "-p", "5432",
+                    "-U", "muster", "-d", database], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                   text=True, env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
     _PROCS.append(holder)
     holder.stdin.write("BEGIN;\nSELECT shard FROM leases FOR UPDATE;\n")
     holder.stdin.flush()
     assert holder.stdout.readline().strip() == "default"  # locked
 
     err = tmp_path / "call.err"
-    caller = subprocess.Popen([str(MUSTER), "call", "--durable", "count", '{"i": 1}'], env=d.env,
-                              stdout=subprocess.PIPE, stderr=open(err, "wb"), text=True,
-                              start_new_session=True)  # (conftest stops _PROCS by process group)
+    caller = popen([str(MUSTER), "call", "--durable", "count", '{"i": 1}'], env=d.env,
+                   stdout=subprocess.PIPE, stderr=open(err, "wb"), text=True,
+                   start_new_session=True)  # (conftest stops _PROCS by process group)
     _PROCS.append(caller)
     waiting = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'musterd' "
                "AND wait_event_type = 'Lock'")

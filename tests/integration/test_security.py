@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from conftest import BUILD, muster_cli, read_log, spawn, stop, wait_for
+from conftest import BUILD, muster_cli, popen, read_log, spawn, stop, wait_for
 
 SUFFIX = f"{os.getpid() % 100000}"
 NS = {"daemon": f"mst-d{SUFFIX}", "worker": f"mst-w{SUFFIX}", "client": f"mst-c{SUFFIX}"}
@@ -157,9 +157,9 @@ def test_enroll_and_call_across_hosts_nothing_in_clear(lan, secure_daemon, tmp_b
     tcpdump = None
     if shutil.which("tcpdump"):
         iface = "any"
-        tcpdump = subprocess.Popen([*lan.run_in("daemon"), "tcpdump", "-i", iface, "-U", "-s", "0", "-w", str(capture),
-                                    "tcp", "and", "(port 7898 or port 7899 or port 7900 or port 7901)"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        tcpdump = popen([*lan.run_in("daemon"), "tcpdump", "-i", iface, "-U", "-s", "0", "-w", str(capture),
+                         "tcp", "and", "(port 7898 or port 7899 or port 7900 or port 7901)"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
     secret_payload = "payload-that-must-never-be-seen-" + os.urandom(6).hex()
     try:

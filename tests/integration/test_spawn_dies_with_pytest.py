@@ -4,12 +4,14 @@ die with the test process even when it is killed outright and runs no teardown (
 other than the main one lives on after that thread ended (the kernel's parent-death signal
 follows the thread that forked, conftest starts them all on one thread that lasts).
 
-Owns: that one guarantee, checked on real musterd processes. Must never: leave a process of its
+Owns: that one guarantee, checked on real musterd processes, and that the tests start every
+process through conftest (none with a plain subprocess.Popen). Must never: leave a process of its
 own behind (what survives a failing run is killed by pid here)."""
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -88,3 +90,15 @@ def test_spawned_processes_die_with_a_test_process_killed_outright(build_dir, tm
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def test_every_process_a_test_starts_goes_through_conftest():
+    """A process started with a plain subprocess.Popen gets no parent-death signal: a test
+    process killed outright leaves it behind (a worker, a watcher, a caller waiting for a
+    minute). Tests start theirs with conftest.popen (a drop-in for subprocess.Popen) or spawn.
+    Exempt: conftest.py itself, and postgres_server.py, a program of its own too, whose server
+    gets its own parent-death signal (SIGQUIT, after it dropped root)."""
+    exempt = {"conftest.py", "postgres_server.py"}
+    plain = [f"{path.name}:{n}" for path in sorted(HERE.glob("*.py")) if path.name not in exempt
+             for n, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\bPopen\(", line)]
+    assert plain == [], "start these with conftest.popen or spawn"

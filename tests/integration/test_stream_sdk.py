@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, REPO, muster_cli, spawn, wait_for
+from conftest import BUILD, REPO, muster_cli, popen, spawn, wait_for
 
 PY_WORKER = REPO / "worker" / "examples" / "python" / "example_worker.py"
 TS_WORKER = REPO / "worker" / "examples" / "typescript" / "example-worker.js"
@@ -142,8 +142,8 @@ def py_async_stream(daemon, node: str, inputs: dict, window_items: int = 64) -> 
 def ts_stream_process(daemon, node: str, inputs: dict, *flags: str) -> subprocess.Popen:
     if not typescript_ready():
         pytest.skip("the TypeScript SDK is not built (tools/test builds it)")
-    return subprocess.Popen(["node", str(TS_CALLER), node, json.dumps(inputs), *flags], env=daemon.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return popen(["node", str(TS_CALLER), node, json.dumps(inputs), *flags], env=daemon.env,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def ts_stream(daemon, node: str, inputs: dict, *flags: str, timeout: float = TIMEOUT_MS / 1000) -> dict:

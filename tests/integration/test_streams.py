@@ -17,15 +17,15 @@ from pathlib import Path
 
 import zmq
 
-from conftest import BUILD, read_log, spawn, wait_for
+from conftest import BUILD, popen, read_log, spawn, wait_for
 from muster import messages as m
 
 
 def stream_cli(daemon, node, inputs, *args):
     """`muster call --stream NODE INPUTS` running, its stdout a pipe the test reads."""
-    return subprocess.Popen([str(BUILD / "tools" / "muster"), "call", "--stream", node, json.dumps(inputs), *args],
-                            env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return popen([str(BUILD / "tools" / "muster"), "call", "--stream", node, json.dumps(inputs), *args],
+                 env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                 start_new_session=True)
 
 
 def vm_rss_kib(pid: int) -> int:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import popen
+
 REPO = Path(__file__).resolve().parents[2]
 TS_DIR = REPO / "worker" / "typescript"
 EXAMPLES = REPO / "worker" / "examples" / "typescript"
@@ -152,7 +154,7 @@ def process(cmd: list[str], env: dict, log_path: Path):
     """Runs a long-lived process with its output in log_path (printed if the test fails);
     SIGTERM then SIGKILL in the end, whatever happens."""
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield proc
     except BaseException:
@@ -365,7 +367,7 @@ def test_ts_requests_left_when_the_grace_runs_out_are_the_daemons_to_fail(daemon
     log_path = daemon.runtime_dir.parent / "ts-grace.log"
     with process(cmd, daemon.env, log_path) as proc:
         wait_ready(daemon, run_cli, "ts-grace", proc)
-        call = subprocess.Popen(
+        call = popen(
             [NODE, str(TS_CLIENT), *cli_address_args(daemon), "call", "ts.sleep", '{"ms": 60000}', "--timeout-ms", "120000"],
             env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )

@@ -15,7 +15,7 @@ import time
 import pytest
 import zmq
 
-from conftest import BUILD, REPO, stop, wait_for
+from conftest import BUILD, REPO, popen, stop, wait_for
 from test_security import lan, mint, remote_cli, secure_daemon, start_remote_worker, tcp, wait_worker_ready  # noqa: F401
 
 from muster import messages as m
@@ -66,7 +66,7 @@ def test_muster_watch_sees_join_change_leave_in_order_and_no_other_workspace(lan
     assert remote_cli(lan, tmp_base, "alpha", "nodes", "--json", token=alpha_client).returncode == 0  # enrolls
     env = dict(os.environ, MUSTER_RUNTIME_DIR=str(tmp_base / "none"))
     env.pop("MUSTER_ENROLLMENT_TOKEN", None)
-    watch = subprocess.Popen(
+    watch = popen(
         [*lan.run_in("client"), str(BUILD / "tools" / "muster"), "--client-address", tcp(lan.daemon_ip_for_clients, 7901),
          "--data-dir", str(tmp_base / "cd-alpha"), "watch", "--json"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -213,8 +213,8 @@ def test_typescript_watch_iterator(daemon, start_worker):
     ts_dir = REPO / "worker" / "typescript"
     if node is None or not (ts_dir / "dist" / "src" / "index.js").exists():
         pytest.skip("build the TypeScript SDK first (tools/lib/setup.sh setup_typescript)")
-    proc = subprocess.Popen([node, "-e", TS_WATCH_SCRIPT, str(ts_dir / "dist" / "src" / "index.js"), daemon.client_address],
-                            env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = popen([node, "-e", TS_WATCH_SCRIPT, str(ts_dir / "dist" / "src" / "index.js"), daemon.client_address],
+                 env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
         def until(word):
@@ -255,8 +255,8 @@ def test_a_watch_ends_when_its_client_goes_away(daemon, start_worker):
 
 def test_muster_watch_prints_lines_and_stops_after_count(daemon, start_worker):
     """`muster watch` (text) over ipc: the snapshot line, then the worker joining; --count ends it."""
-    w = subprocess.Popen([str(BUILD / "tools" / "muster"), "watch", "--workers", "--count", "2"], env=daemon.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    w = popen([str(BUILD / "tools" / "muster"), "watch", "--workers", "--count", "2"], env=daemon.env,
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         first = w.stdout.readline()
         assert "snapshot" in first and "workers: -" in first, first

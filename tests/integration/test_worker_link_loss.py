@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, _PROCS, wait_for
+from conftest import BUILD, _PROCS, popen, wait_for
 from link_cutter import LinkCutter
 from test_stream_sdk import muster_cli, start_worker
 
@@ -39,9 +39,9 @@ def in_flight(daemon) -> int:
 def test_running_calls_survive_their_workers_link_breaking(lang, daemon, tmp_path):
     with LinkCutter(daemon.runtime_dir, tmp_path / "via-proxy") as link:
         worker = start_worker(daemon, lang, 4, env=dict(daemon.env, MUSTER_RUNTIME_DIR=str(link.listen_dir)))
-        calls = [subprocess.Popen([str(BUILD / "tools" / "muster"), "call", f"{PREFIX[lang]}sleep",
-                                   json.dumps({"ms": 2500}), "--timeout", "60s"], env=daemon.env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        calls = [popen([str(BUILD / "tools" / "muster"), "call", f"{PREFIX[lang]}sleep",
+                        json.dumps({"ms": 2500}), "--timeout", "60s"], env=daemon.env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(3)]
         _PROCS.extend(calls)
         wait_for(lambda: in_flight(daemon) == 3, 15, "three calls running on the worker")

@@ -7,6 +7,7 @@
 // The example worker's nodes cover the rest of the SDK in tests/integration.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -321,6 +322,16 @@ TEST_CASE("a C++ worker sends only WorkerError or InvalidRequest, and nothing ov
   }
 }
 
+namespace {
+// The ids a Pong lists in `answered`, in ascending order.
+std::vector<std::uint64_t> answered_of(const FakeDaemon::Received& pong) {
+  auto* a = pong.msg->body_as_Pong()->answered();
+  std::vector<std::uint64_t> ids = a ? std::vector<std::uint64_t>(a->begin(), a->end()) : std::vector<std::uint64_t>{};
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+}  // namespace
+
 TEST_CASE("C++ SDK without answer Acks (§7.7): a lost Result goes again when the Pong's Ack names it, never runs twice") {
   FakeDaemon fake;
   std::atomic<int> runs{0};
@@ -331,10 +342,6 @@ TEST_CASE("C++ SDK without answer Acks (§7.7): a lost Result goes again when th
   fake.attach("cpp-noack", 16u << 20, 60000, /*no_answer_acks=*/true);
   CHECK(fake.asked_no_answer_acks);
   auto topic = std::string("w:cpp-noack:");
-  auto answered_of = [](const FakeDaemon::Received& pong) {
-    auto* a = pong.msg->body_as_Pong()->answered();
-    return a ? std::vector<std::uint64_t>(a->begin(), a->end()) : std::vector<std::uint64_t>{};
-  };
   fake.publish(topic, FakeDaemon::work_request(11, "count", {}));
   auto first = fake.expect(wire::WorkerBody::Result);  // no Ack: the daemon "lost" it
   CHECK(first.msg->body_as_Result()->request_id() == 11);
@@ -375,6 +382,47 @@ TEST_CASE("C++ SDK without answer Acks (§7.7): a lost Result goes again when th
   }
   CHECK(answered_of(pong).empty());
   CHECK_FALSE(fake.recv(100ms).has_value());  // nothing more was sent
+}
+
+TEST_CASE("C++ SDK without answer Acks: the Ack to a Pong is read before the next Ping, also inside one batch of the request socket") {
+  // §7.6 "replies first", message by message: an Ack that reached the response socket while the
+  // worker was reading a batch of its request socket confirms what its Pong listed before the
+  // next Ping of that batch is answered. Forced here: a socket-thread handler holds the worker
+  // inside such a batch until the Ack to Pong 100 and Ping 101 have both reached its sockets.
+  // Before: the response socket was read once per turn, so Pong 101 listed 21 again.
+  FakeDaemon fake;
+  std::atomic<bool> holding{false}, release{false};
+  RunningWorker w(fake.options("cpp-first"));
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
+  w.worker.node(
+      {.name = "hold"},
+      [&](Context&) {
+        holding = true;
+        for (int i = 0; i < 2000 && !release; ++i) std::this_thread::sleep_for(5ms);
+        return Map{};
+      },
+      HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-first", 16u << 20, 60000, /*no_answer_acks=*/true);
+  const std::string topic = "w:cpp-first:";
+  fake.publish(topic, FakeDaemon::work_request(21, "echo", {}));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 21);  // kept: no Ack
+  fake.publish("b:", FakeDaemon::ping(100, "inst-1"));
+  auto pong = fake.expect(wire::WorkerBody::Pong);
+  CHECK(answered_of(pong) == std::vector<std::uint64_t>{21});
+
+  fake.publish(topic, FakeDaemon::work_request(20, "hold", {}));
+  for (int i = 0; i < 2000 && !holding; ++i) std::this_thread::sleep_for(5ms);
+  REQUIRE(holding);
+  fake.reply(pong.peer, FakeDaemon::pong_ack(100, {}));  // confirms 21
+  fake.publish("b:", FakeDaemon::ping(101, "inst-1"));
+  std::this_thread::sleep_for(300ms);  // lets both reach the worker's sockets (ipc), nothing more
+  release = true;
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 20);
+  pong = fake.expect(wire::WorkerBody::Pong);
+  CHECK(pong.msg->body_as_Pong()->seq() == 101);
+  CHECK(answered_of(pong) == std::vector<std::uint64_t>{20});  // 21 no longer listed
+  fake.reply(pong.peer, FakeDaemon::pong_ack(101, {}));
 }
 
 TEST_CASE("C++ SDK with a daemon that does not know §7.7: every answer is Acked, nothing is kept") {

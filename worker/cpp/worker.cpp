@@ -303,6 +303,10 @@ struct WorkerImpl {
   // socket is read only while one is due (and at least every 100 ms, for a rare Rejected), since
   // reading an empty socket costs a system call every turn.
   std::uint64_t replies_due = 0;
+  // The seq of the last Pong that listed answers while its Ack has not been read (0: none):
+  // while one is due, the response socket is read before each message of the request socket,
+  // so that the Ack confirms what that Pong listed before the next Ping is answered (§7.6).
+  std::uint64_t pong_ack_due = 0;
   // Attached.idle_pong_every (0, 1: answer every ping) and the broadcast pings left
   // unanswered in a row while idle (§7.3).
   std::uint32_t idle_pong_every = 0, pings_unanswered = 0;
@@ -704,6 +708,7 @@ struct WorkerImpl {
     sub.reset();
     dealer.reset();
     replies_due = 0;  // what the old connection owed is gone with it
+    pong_ack_due = 0;
     connect();
   }
 
@@ -742,6 +747,7 @@ struct WorkerImpl {
     send_to_daemon(finish(fbb, opt.worker_id, wire::WorkerBody::Pong, body.Union()));
     // A daemon that honours no_answer_acks Acks a Pong only when it lists answers (§7.7).
     if (!no_answer_acks || !answered.empty()) ++replies_due;
+    if (no_answer_acks && !answered.empty()) pong_ack_due = seq;
     pings_unanswered = 0;
   }
 
@@ -800,6 +806,7 @@ struct WorkerImpl {
         pings_unanswered = 0;
         attached = true;
         attach_outstanding = false;
+        pong_ack_due = 0;  // a Pong's seq means nothing to another instance (§7.6)
         last_ping = SteadyClock::now();
         spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
                      opt.worker_id, instance, nodes->size(), opt.capacity);
@@ -809,6 +816,7 @@ struct WorkerImpl {
       }
       case wire::DaemonBody::Ack: {
         auto* ack = msg->body_as_Ack();
+        if (pong_ack_due != 0 && ack->pong_seq() >= pong_ack_due) pong_ack_due = 0;
         if (ack->pong_seq() != 0 && !kept.empty()) on_pong_ack(ack->pong_seq(), ack->missing());
         break;
       }
@@ -1135,6 +1143,16 @@ struct WorkerImpl {
 
   // ---- the loop ---------------------------------------------------------------------------
 
+  // Reads the replies waiting on the response socket (at most 256 at a time).
+  void read_replies() {
+    zmq::message_t m;
+    for (int i = 0; i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
+      if (replies_due > 0) --replies_due;
+      align_payload(m);
+      on_reply(m);
+    }
+  }
+
   int run() {
     SecureOptions secure = opt.secure;
     secure.role = "worker";
@@ -1196,14 +1214,12 @@ struct WorkerImpl {
         if (e.num() != EINTR) throw;
       }
       if (signals && (items.back().revents & ZMQ_POLLIN)) signals->drain();
-      zmq::message_t m;
-      bool read_replies = !no_answer_acks || !attached || draining || detached_for_no_nodes ||
-                          replies_due > 0 || now - last_reply_read >= std::chrono::milliseconds(100);
-      if (read_replies) last_reply_read = now;
-      for (int i = 0; read_replies && i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
-        if (replies_due > 0) --replies_due;
-        align_payload(m);
-        on_reply(m);
+      bool replies_first = !no_answer_acks || !attached || draining || detached_for_no_nodes ||
+                           replies_due > 0 || pong_ack_due != 0 ||
+                           now - last_reply_read >= std::chrono::milliseconds(100);
+      if (replies_first) {
+        last_reply_read = now;
+        read_replies();
       }
       // Only what the poll found readable is read: an empty read costs libzmq two syscalls.
       const bool sub_readable = items[0].revents & ZMQ_POLLIN, results_readable = items[1].revents & ZMQ_POLLIN;
@@ -1223,6 +1239,12 @@ struct WorkerImpl {
           spdlog::warn("ignoring a published message of {} frames", extra + 2);
           continue;
         }
+        // Replies first also inside this batch, message by message, while the Ack to a Pong
+        // that listed answers is due (§7.6): it confirms what that Pong listed before the next
+        // Ping is answered, a resume Credit sends chunks again or a re-sent WorkRequest gets its
+        // answer again. (Read once per turn, an Ack that came during a batch waited for the next
+        // turn, up to 255 messages later, and the Pongs meanwhile listed those answers again.)
+        if (i > 0 && pong_ack_due != 0) read_replies();
         align_payload(payload);
         if (extra) align_payload(frame);
         on_own_topic = topic.to_string_view() == this->topic;

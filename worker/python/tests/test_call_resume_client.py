@@ -322,6 +322,23 @@ def test_async_chunked_download_goes_on_after_a_reconnect(daemon):
     run(main())
 
 
+def test_async_call_resume_refused_as_a_whole_fails_the_calls_it_named(daemon):
+    async def main():
+        async with muster.AsyncClient(daemon.address, connect_timeout=2.0, resume_timeout=WAIT, resume_after=30.0) as c:
+            loop = asyncio.get_running_loop()
+            call = await c.submit("download", resumable=True)
+            await loop.run_in_executor(None, submitted, daemon)
+            while call.call_token is None:
+                await asyncio.sleep(0.01)
+            peer, msg = await loop.run_in_executor(None, reconnected, daemon)
+            (ref,) = msg.body.calls
+            daemon.reply(peer, msg.request_id, m.Failure(msg.request_id, ErrorCode.INVALID_REQUEST, "too many calls"))
+            with pytest.raises(muster.InvalidRequest, match=f"resuming request {ref.request_id} \\(download\\): too many calls"):
+                await call
+
+    run(main())
+
+
 def test_async_stream_no_such_call_and_a_call_without_its_token(daemon):
     async def main():
         async with muster.AsyncClient(daemon.address, connect_timeout=2.0, resume_timeout=WAIT) as c:

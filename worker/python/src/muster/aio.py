@@ -50,7 +50,7 @@ from .endpoints import Curve, connect, default_endpoint, drop_unsent, endpoint_l
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT
 from .errors import BadMessage, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
-from .call_resume import asks_resumable, call_ref, given_up, keep_until, rebind
+from .call_resume import Waiting, asks_resumable, call_ref, given_up, keep_until, rebind, refused_as_a_whole
 
 if TYPE_CHECKING:
     from . import stream as stream_module
@@ -625,19 +625,10 @@ class AsyncClient:
                     else:
                         self._jobs.acked(job_id)
                         self._send_now(ack_message(next(self._ids), [job_id]))
-        elif isinstance(body, m.Failure) and rid and rid == self._resume_id:
-            # musterd refused the JobResume as a whole (too many jobs, or it does not know it)
-            log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
-            for waiting in self._waiting_calls():
-                if waiting.job_id:
-                    self._fail(waiting._rids[-1], error_for(body.code, f"resuming durable job {waiting.job_id}: {body.message or ''}"))
-        elif isinstance(body, m.Failure) and rid and rid == self._call_resume_id:
-            # musterd refused the CallResume as a whole (more calls than it takes)
-            log.warning("the daemon at %s refused to resume calls: %s", self.address, body.message)
-            for waiting in self._waiting_calls():
-                if waiting.call_token:
-                    message = f"resuming request {waiting._rids[-1]} ({waiting.node}): {body.message or ''}"
-                    self._fail(waiting._rids[-1], error_for(body.code, message))
+        elif isinstance(body, m.Failure) and rid and rid in (self._resume_id, self._call_resume_id):
+            waiting = [Waiting(c._rids[-1], c.node, c.job_id, c.call_token) for c in self._waiting_calls()]
+            for failed, error in refused_as_a_whole(body, rid == self._resume_id, self.address, waiting):
+                self._fail(failed, error)
         elif isinstance(body, m.Failure) and rid == 0:
             log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
 

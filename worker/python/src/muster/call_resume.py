@@ -13,17 +13,22 @@ receivers keep their offsets, its input senders go back on musterd's resume Cred
 call's kept terminal reply, or a Failure (Unavailable "no such call") that ends it.
 
 Owns: the default of ``resumable``, the CallResume message and the request ids it binds, the
-time a kept call may wait. Shared by client.Client and aio.AsyncClient; it knows no socket.
+time a kept call may wait, and which waiting calls a resume refused as a whole fails (a
+CallResume's, and a durable call's JobResume's alike). Shared by client.Client and aio.AsyncClient; it knows no socket.
 Must never: keep a call that has no token (it fails Unavailable as before), or keep one past
 its deadline or the reconnect wait; name a byte or an item the caller does not have.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
+import logging
+from typing import Callable, Dict, Generic, Iterable, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 from . import messages as m
 from .chunks import CallChunks
+from .errors import MusterError, error_for
+
+log = logging.getLogger("muster.client")
 
 T = TypeVar("T")
 
@@ -88,4 +93,35 @@ def given_up(request_id: int, node: str, address: str, seconds: float, connected
     return f"request {request_id} ({node}): lost the connection to the daemon at {address} and {why}"
 
 
-__all__ = ["asks_resumable", "call_ref", "Rebind", "rebind", "keep_until", "given_up"]
+class Waiting(NamedTuple):
+    """A call waiting for a daemon to take it back: its request id now, its node, and what
+    takes it back (a durable call's job id, a resumable call's token; 0 or None: not that)."""
+
+    request_id: int
+    node: str
+    job_id: Optional[int]
+    call_token: Optional[int]
+
+
+def refused_as_a_whole(
+    refusal: m.Failure, job_resume: bool, address: str, waiting: Iterable[Waiting]
+) -> List[Tuple[int, MusterError]]:
+    """musterd answered the JobResume (``job_resume``) or the CallResume itself: it refused it as
+    a whole (more jobs or calls than it takes, or a daemon that does not know JobResume). Each
+    call it named that got no answer of its own (the durable ones, or the resumable ones, of
+    ``waiting``) fails with its error: (request id, error) for each. Logs the refusal."""
+    what = "durable calls" if job_resume else "calls"
+    log.warning("the daemon at %s refused to resume %s: %s", address, what, refusal.message)
+    failed: List[Tuple[int, MusterError]] = []
+    for w in waiting:
+        if job_resume and w.job_id:
+            call = f"durable job {w.job_id}"
+        elif not job_resume and w.call_token:
+            call = f"request {w.request_id} ({w.node})"
+        else:
+            continue
+        failed.append((w.request_id, error_for(refusal.code, f"resuming {call}: {refusal.message or ''}")))
+    return failed
+
+
+__all__ = ["asks_resumable", "call_ref", "Rebind", "rebind", "keep_until", "given_up", "Waiting", "refused_as_a_whole"]

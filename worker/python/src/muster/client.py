@@ -49,7 +49,7 @@ from .endpoints import Curve, check_endpoint, connect, default_endpoint, drop_un
 from .enrollment import DEFAULT_ENROLLMENT_TIMEOUT, needs_curve, prepare_curve
 from .errors import BadMessage, Cancelled, MusterError, Unavailable, error_for
 from .jobs import DurableJobs, Job, ack_message, job_from_reply, plain_failure, resume_timed_out, terminal_job_id
-from .call_resume import asks_resumable, call_ref, given_up, keep_until, rebind
+from .call_resume import Waiting, asks_resumable, call_ref, given_up, keep_until, rebind, refused_as_a_whole
 
 if TYPE_CHECKING:
     from . import stream as stream_module
@@ -859,10 +859,14 @@ class Client:
             self._jobs.acked(job_id)
             return
         if p is None:
-            if isinstance(body, m.Failure) and rid and rid == self._resume_id:
-                self._resume_refused(body)
-            elif isinstance(body, m.Failure) and rid and rid == self._call_resume_id:
-                self._call_resume_refused(body)
+            if isinstance(body, m.Failure) and rid and rid in (self._resume_id, self._call_resume_id):
+                waiting = [
+                    Waiting(p.rids[-1], p.call.node if p.call is not None else "", p.job_id, p.call_token)
+                    for p in self._resuming.values()
+                    if p.lost_at is not None and self._pending.get(p.rids[-1]) is p
+                ]
+                for failed, error in refused_as_a_whole(body, rid == self._resume_id, self.address, waiting):
+                    self._fail(failed, error)
             elif isinstance(body, m.Failure) and rid == 0:
                 log.warning("the daemon could not read a message: %s: %s", body.code, body.message)
             return
@@ -922,23 +926,6 @@ class Client:
             self._deliver(p, body)
         elif isinstance(body, m.Failure):
             self._deliver(p, body)
-
-    def _resume_refused(self, body: m.Failure) -> None:
-        """musterd answered the JobResume itself (too many jobs, or a daemon that does not know
-        JobResume): the calls it named that got no answer of their own fail with its error."""
-        log.warning("the daemon at %s refused to resume durable calls: %s", self.address, body.message)
-        for p in list(self._resuming.values()):
-            if p.job_id and p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
-                self._fail(p.rids[-1], error_for(body.code, f"resuming durable job {p.job_id}: {body.message or ''}"))
-
-    def _call_resume_refused(self, body: m.Failure) -> None:
-        """musterd answered the CallResume itself (more calls than it takes): the calls it named
-        that got no answer of their own fail with its error."""
-        log.warning("the daemon at %s refused to resume calls: %s", self.address, body.message)
-        for p in list(self._resuming.values()):
-            if p.call_token and p.lost_at is not None and self._pending.get(p.rids[-1]) is p:
-                node = p.call.node if p.call is not None else ""
-                self._fail(p.rids[-1], error_for(body.code, f"resuming request {p.rids[-1]} ({node}): {body.message or ''}"))
 
     def _abandon(self, p: _Pending, error: BaseException, what: str) -> None:
         """A chunked value broke on this side (a sink or an input file failed, a chunk out of
