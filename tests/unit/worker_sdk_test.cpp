@@ -18,6 +18,7 @@
 #include "running_worker.hpp"
 #include "fake_worker_daemon.hpp"
 #include "temp_dir.hpp"
+#include "../../worker/cpp/buffer_pool.hpp"  // the worker SDK's internal header (muster_worker)
 #include "muster/align.hpp"
 #include "muster/client.hpp"
 #include "muster/frames.hpp"
@@ -32,6 +33,32 @@ using muster::test::FakeDaemon;
 using muster::test::options_for;
 using muster::test::RunningWorker;
 using muster::test::wait_for_node;
+
+namespace {
+
+// Pings (seq `first`, `first + 1`, ...) and Acks each Pong with nothing missing until a Pong
+// lists no kept answer, at most 8 rounds; returns the last Pong's `answered`. An Ack (response
+// socket) and the next Ping (request socket) race inside the worker: a Ping read first is
+// answered from before the Ack. A worker without answer Acks does not poll its response
+// socket; it reads it when a Ping wakes it, or every 100 ms: an Ack still in the kernel when
+// the Ping is read waits for the next turn (under load that was every round of 8). So each
+// round leaves the worker a periodic read before the next Ping.
+std::vector<std::uint64_t> pong_until_none_kept(FakeDaemon& fake, std::uint64_t first) {
+  std::vector<std::uint64_t> answered;
+  std::this_thread::sleep_for(150ms);
+  for (std::uint64_t seq = first; seq < first + 8; ++seq) {
+    fake.publish("b:", FakeDaemon::ping(seq, "inst-1"));
+    auto pong = fake.expect(wire::WorkerBody::Pong);
+    fake.reply(pong.peer, FakeDaemon::pong_ack(seq, {}));
+    auto* a = pong.msg->body_as_Pong()->answered();
+    answered = a ? std::vector<std::uint64_t>(a->begin(), a->end()) : std::vector<std::uint64_t>{};
+    if (answered.empty()) break;
+    std::this_thread::sleep_for(150ms);
+  }
+  return answered;
+}
+
+}  // namespace
 
 TEST_CASE("C++ SDK: a socket-thread handler runs on the run() thread, a pool handler does not") {
   DaemonProcess daemon;
@@ -365,22 +392,9 @@ TEST_CASE("C++ SDK without answer Acks (§7.7): a lost Result goes again when th
   pong = fake.expect(wire::WorkerBody::Pong);
   CHECK(answered_of(pong) == std::vector<std::uint64_t>{11});
   fake.reply(pong.peer, FakeDaemon::pong_ack(101, {}));
-  // That Ack (response socket) and the next Ping (request socket) race inside the worker: a
-  // Ping read first is answered from before the Ack. A worker without answer Acks does not
-  // poll its response socket; it reads it when a Ping wakes it, or every 100 ms: an Ack still
-  // in the kernel when the Ping is read waits for the next turn (under load that was every
-  // round of 8). So each round leaves the worker a periodic read before the next Ping. Ping
-  // until a Pong no longer lists 11 (it stays listed forever without the rule, so a few
+  // Ping until a Pong no longer lists 11 (it stays listed forever without the rule, so a few
   // rounds prove it).
-  std::this_thread::sleep_for(150ms);
-  for (std::uint64_t seq = 102; seq < 110; ++seq) {
-    fake.publish("b:", FakeDaemon::ping(seq, "inst-1"));
-    pong = fake.expect(wire::WorkerBody::Pong);
-    fake.reply(pong.peer, FakeDaemon::pong_ack(seq, {}));
-    if (answered_of(pong).empty()) break;
-    std::this_thread::sleep_for(150ms);
-  }
-  CHECK(answered_of(pong).empty());
+  CHECK(pong_until_none_kept(fake, 102).empty());
   CHECK_FALSE(fake.recv(100ms).has_value());  // nothing more was sent
 }
 
@@ -423,6 +437,29 @@ TEST_CASE("C++ SDK without answer Acks: the Ack to a Pong is read before the nex
   CHECK(pong.msg->body_as_Pong()->seq() == 101);
   CHECK(answered_of(pong) == std::vector<std::uint64_t>{20});  // 21 no longer listed
   fake.reply(pong.peer, FakeDaemon::pong_ack(101, {}));
+}
+
+TEST_CASE("C++ SDK: a large answer is built in a buffer of the answers' pool, which gets it back once confirmed") {
+  auto& pool = detail::BufferPool::answers();
+  pool.release_idle(detail::BufferPool::Clock::now() + 1h);  // empty: what other tests left
+  REQUIRE(pool.pooled_bytes() == 0);
+  FakeDaemon fake;
+  RunningWorker w(fake.options("cpp-pool"));
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-pool", 16u << 20, 60000, /*no_answer_acks=*/true);
+  const std::size_t payload = 256u << 10;  // over kCopyMessageMax: the answer is not copied out of its builder
+  fake.publish("w:cpp-pool:", FakeDaemon::work_request(31, "echo", Map{{"data", Value(Bytes(payload, 0x17))}}));
+  auto result = fake.expect(wire::WorkerBody::Result);
+  CHECK(result.msg->body_as_Result()->outputs()->size() > payload);
+  CHECK(pool.pooled_bytes() == 0);  // sent, and kept until confirmed (§7.7)
+  fake.publish("b:", FakeDaemon::ping(200, "inst-1"));
+  auto pong = fake.expect(wire::WorkerBody::Pong);
+  fake.reply(pong.peer, FakeDaemon::pong_ack(200, {}));
+  REQUIRE(pong_until_none_kept(fake, 201).empty());  // confirmed and forgotten
+  // Its buffer, and no other, waits for the next large answer.
+  CHECK(pool.pooled_bytes() >= result.bytes.size());
+  CHECK(pool.pooled_bytes() <= detail::BufferPool::size_class(result.bytes.size() + 4096));
 }
 
 TEST_CASE("C++ SDK with a daemon that does not know §7.7: every answer is Acked, nothing is kept") {

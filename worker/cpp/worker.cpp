@@ -32,6 +32,7 @@
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/socket_poll.hpp"
+#include "buffer_pool.hpp"
 #include "worker_chunks.hpp"
 
 namespace muster {
@@ -78,10 +79,14 @@ zmq::message_t finish(flatbuffers::FlatBufferBuilder& fbb, const std::string& wo
 }
 
 // The builder for an answer, per thread (the socket thread and each handler thread answer):
-// reused for small ones, so an answer costs no builder allocation.
+// reused for small ones, so an answer costs no builder allocation; a large one's buffer comes
+// from the answers' pool and goes back to it once sent and confirmed (buffer_pool.hpp).
 flatbuffers::FlatBufferBuilder& answer_builder(std::size_t need) {
   thread_local MessageBuilders builders;
-  return builders.get(need);
+  thread_local flatbuffers::FlatBufferBuilder large(0, &detail::BufferPool::answers());
+  if (need <= kCopyMessageMax) return builders.get(need);
+  large = flatbuffers::FlatBufferBuilder(need, &detail::BufferPool::answers());
+  return large;
 }
 
 zmq::message_t result_message(const std::string& worker_id, std::uint64_t request_id, const Map& outputs) {
@@ -899,6 +904,7 @@ struct WorkerImpl {
           return;
         }
         last_ping = SteadyClock::now();
+        detail::BufferPool::answers().release_idle(last_ping);  // an idle worker's answer buffers go back
         if (skip_idle_pong()) break;
         send_pong(p->seq(), ping_instance);
         break;

@@ -235,6 +235,10 @@ struct WorkerOptions {
   // run() sets glibc's malloc to reuse freed memory for large messages instead of mapping
   // fresh pages per message (muster/allocator.hpp): a 1 MiB payload no longer costs hundreds
   // of page faults per copy. Process-wide; set false if the application tunes malloc itself.
+  // (Independently of it, the buffers of answers over 16 KiB are reused by the SDK itself: an
+  // answer is kept until musterd confirms it, about a ping interval, and the freed buffers stay
+  // with the worker for the next answers until unused for 5 s, so a worker's RSS after a burst
+  // of large answers comes down about 5 s later.)
   bool reuse_memory = true;
 };
 
