@@ -553,26 +553,28 @@ TEST_CASE("C++ SDK idle pongs (§7.3): idle, it answers every k-th broadcast pin
   fake.attach("cpp-idle", 16u << 20, 60000, /*no_answer_acks=*/true, /*idle_pong_every=*/3);
   CHECK(fake.asked_idle_pongs);
   const std::string topic = "w:cpp-idle:";
-  // Publishes pings [from, to) on `on` and returns the seqs of the Pongs that came back.
-  auto pongs_for = [&](std::uint64_t from, std::uint64_t to, const std::string& on = "b:") {
+  // Publishes pings [from, to) on `on` and returns the seqs of the Pongs that came back: the
+  // first `expected` of them however long they take (on a loaded machine a fixed 500 ms of
+  // silence once ended the wait before the last Pong came), then any more within 300 ms.
+  auto pongs_for = [&](std::uint64_t from, std::uint64_t to, std::size_t expected, const std::string& on = "b:") {
     for (auto seq = from; seq < to; ++seq) {
       fake.publish(on, FakeDaemon::ping(seq, "inst-1"));
       std::this_thread::sleep_for(20ms);
     }
     std::vector<std::uint64_t> seqs;
-    while (auto r = fake.recv(500ms)) {
+    while (auto r = fake.recv(seqs.size() < expected ? 10s : 300ms)) {
       REQUIRE(r->type() == wire::WorkerBody::Pong);
       seqs.push_back(r->msg->body_as_Pong()->seq());
     }
     return seqs;
   };
-  CHECK(pongs_for(100, 106) == std::vector<std::uint64_t>{102, 105});  // idle: every third
+  CHECK(pongs_for(100, 106, 2) == std::vector<std::uint64_t>{102, 105});  // idle: every third
   // A ping on its own topic (a confirming ping) is always answered, even right after a Pong.
-  CHECK(pongs_for(106, 107, topic) == std::vector<std::uint64_t>{106});
+  CHECK(pongs_for(106, 107, 1, topic) == std::vector<std::uint64_t>{106});
   // Running a request: every ping.
   fake.publish(topic, FakeDaemon::work_request(7, "hold", {}));
   std::this_thread::sleep_for(100ms);
-  CHECK(pongs_for(107, 110) == std::vector<std::uint64_t>{107, 108, 109});
+  CHECK(pongs_for(107, 110, 3) == std::vector<std::uint64_t>{107, 108, 109});
   // Answered, kept until a Pong's Ack confirms it: every ping, listing it.
   release = true;
   CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 7);
@@ -581,9 +583,18 @@ TEST_CASE("C++ SDK idle pongs (§7.3): idle, it answers every k-th broadcast pin
   REQUIRE(pong.msg->body_as_Pong()->answered() != nullptr);
   CHECK(pong.msg->body_as_Pong()->answered()->size() == 1);
   fake.reply(pong.peer, FakeDaemon::pong_ack(110, {}));
-  std::this_thread::sleep_for(100ms);
+  // Until the worker read that Ack (a fixed 100 ms was not always enough under load): confirming
+  // pings, always answered, until one's Pong lists nothing kept; a Pong restarts the idle count.
+  for (std::uint64_t seq = 200;; ++seq) {
+    REQUIRE(seq < 300);
+    fake.publish(topic, FakeDaemon::ping(seq, "inst-1"));
+    auto confirming = fake.expect(wire::WorkerBody::Pong);
+    auto* kept = confirming.msg->body_as_Pong()->answered();
+    if (!kept || kept->size() == 0) break;
+    std::this_thread::sleep_for(50ms);
+  }
   // Confirmed and idle again: every third once more.
-  CHECK(pongs_for(111, 117) == std::vector<std::uint64_t>{113, 116});
+  CHECK(pongs_for(111, 117, 2) == std::vector<std::uint64_t>{113, 116});
 }
 
 TEST_CASE("C++ SDK idle pongs: a daemon that grants none (Attached.idle_pong_every 0) gets every ping answered") {
