@@ -101,7 +101,7 @@ void BrokerCore::reply_client(
   if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
   // Built in place: a temporary would be moved twice more (into the variant, into the vector).
   auto& a = std::get<ReplyToClient>(actions_.emplace_back(std::in_place_type<ReplyToClient>));
-  a.peer = *r.client;
+  a.peer = r.client;  // shared, not copied (SharedPeer)
   a.request_id = r.client_request_id;
   a.body = std::move(body);
 }

@@ -894,7 +894,7 @@ struct Daemon::Impl {
         rb.add_request_id(a.request_id);
         rb.add_outputs_in_frame(true);
         rb.add_job_id(r->job_id);
-        return send_reply(a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
+        return send_reply(*a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
                           frame_of(r->outputs), ReplyKind::OfRequest);
       }
       auto outputs = payload_vector(fbb, r->outputs);
@@ -935,7 +935,7 @@ struct Daemon::Impl {
       type = wire::ReplyBody::JobInfoList;
       body = wire::CreateJobInfoListDirect(fbb, &infos, list.more).Union();
     }
-    send_reply(a.peer, a.request_id, fbb, type, body, std::nullopt,
+    send_reply(*a.peer, a.request_id, fbb, type, body, std::nullopt,
                std::holds_alternative<ProgressBody>(a.body) ? ReplyKind::Progress
                : a.refusal                                  ? ReplyKind::NoRequest
                                                             : ReplyKind::OfRequest);
