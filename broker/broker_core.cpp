@@ -101,7 +101,7 @@ void BrokerCore::reply_client(
   if (auto* result = std::get_if<ResultBody>(&body)) result->payload_frames = r.payload_frames;
   // Built in place: a temporary would be moved twice more (into the variant, into the vector).
   auto& a = std::get<ReplyToClient>(actions_.emplace_back(std::in_place_type<ReplyToClient>));
-  a.peer = *r.client;
+  a.peer = r.client;  // shared, not copied (SharedPeer)
   a.request_id = r.client_request_id;
   a.body = std::move(body);
 }
@@ -196,7 +196,7 @@ void BrokerCore::leave_to_next_instance(std::unordered_map<std::uint64_t, Reques
   by_client_.erase(client_key(*r.client, r.client_request_id));
   count_open(r, -1);
   jobs_.closed(r.job_id);
-  requests_.erase(it);
+  erase_request(it);
 }
 
 bool BrokerCore::deadline_counts(std::uint64_t id) const {
@@ -391,7 +391,7 @@ void BrokerCore::worker_gone(WorkerEntry& w, TimePoint now, const std::string& w
     if (it == requests_.end()) continue;
     Request& r = it->second;
     if (r.state == RequestState::Orphaned) {
-      requests_.erase(it);
+      erase_request(it);
       continue;
     }
     ++r.deaths;
@@ -412,7 +412,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
     finish(now, r, FailureBody{ErrorCode::WorkerLost,
                                fmt::format("worker '{}' was lost ({}) in the middle of the call's chunked "
                                            "streams; it was not retried", worker_id, why)});
-    requests_.erase(it);
+    erase_request(it);
     return false;
   }
   if (items_delivered(r)) {  // a re-run would repeat items its caller has (PROTOCOL.md §7.8)
@@ -420,7 +420,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
                                fmt::format("worker '{}' was lost ({}) after {} item(s) of the stream "
                                            "were delivered; a re-run would repeat them, so it was not retried",
                                            worker_id, why, r.stream->forwarded_items())});
-    requests_.erase(it);
+    erase_request(it);
     return false;
   }
   if (r.idempotent && r.attempts < config_.max_attempts && !shutting_down_) {
@@ -448,7 +448,7 @@ bool BrokerCore::lose_request(std::uint64_t id, const std::string& worker_id,
                         "not idempotent, so it was not retried",
                         worker_id, why, r.node->second);
   finish(now, r, FailureBody{ErrorCode::WorkerLost, std::move(msg)});
-  requests_.erase(it);
+  erase_request(it);
   return false;
 }
 
@@ -482,7 +482,7 @@ void BrokerCore::fail_unserved(TimePoint now) {
                          fmt::format("no worker serves node '{}' any more: its last worker left "
                                      "and none attached within {} ms (--no-worker-grace-ms)",
                                      key.second, config_.no_worker_grace.count())});
-      requests_.erase(it);
+      erase_request(it);
     }
     registry_.drop_if_unused(key);
   }
@@ -688,7 +688,7 @@ void BrokerCore::on_pong(TimePoint now, const Peer& peer, const Caller& who,
   for (auto id : dropped) {
     w->holding.erase(id);
     auto it = requests_.find(id);
-    if (it != requests_.end() && it->second.state == RequestState::Orphaned) requests_.erase(it);
+    if (it != requests_.end() && it->second.state == RequestState::Orphaned) erase_request(it);
     changed = true;
   }
   abort_again_if_over(*w, in_flight);
@@ -802,7 +802,7 @@ void BrokerCore::on_answer(TimePoint now, const Peer& peer, const Caller& who,
   } else {
     spdlog::debug("late answer for request {} from worker {} dropped", request_id, worker_id);
   }
-  requests_.erase(it);
+  erase_request(it);
   if (!w->no_answer_acks) reply_worker(peer, AckReply{late});
   release(*w, request_id, now);
 }
@@ -946,7 +946,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
                                  : static_cast<std::uint64_t>(config_.default_timeout.count());
   auto id = next_request_id_++;
   if (!first_issued_id_) first_issued_id_ = id;
-  Request& r = requests_[id];
+  Request& r = new_request(id);
   r.id = id;
   r.client = clients_.get(peer);
   r.client_request_id = ev.client_request_id;
@@ -1035,7 +1035,7 @@ void BrokerCore::cancel_request(TimePoint now, std::unordered_map<std::uint64_t,
     // A Recovering call has no worker yet: its recovering_ entry aborts it if one comes back.
     if (r.state == RequestState::Queued) remove_from_queue(r);
     finish(now, r, FailureBody{code, why});
-    requests_.erase(it);
+    erase_request(it);
     return;
   }
   actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Cancelled, why});
@@ -1067,7 +1067,7 @@ void BrokerCore::expire(TimePoint now) {
       finish(now, r, FailureBody{ErrorCode::Timeout,
                             fmt::format("timed out after {} ms waiting for a free worker for '{}'",
                                         waited, r.node->second)});
-      requests_.erase(it);
+      erase_request(it);
     } else if (r.state == RequestState::Dispatched) {
       actions_.push_back(SendAbort{r.worker_id, r.id, ErrorCode::Timeout, "deadline passed"});
       finish(now, r, FailureBody{ErrorCode::Timeout,
@@ -1168,7 +1168,7 @@ void BrokerCore::begin_shutdown(TimePoint now) {
     }
     finish(now, it->second, FailureBody{ErrorCode::ShuttingDown,
                                    "the daemon is shutting down; the request never started"});
-    requests_.erase(it);
+    erase_request(it);
   }
   spdlog::info("shutting down: {} queued request(s) failed, {} durable one(s) kept in the journal, "
                "waiting up to {} ms for the rest",

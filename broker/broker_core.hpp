@@ -38,6 +38,7 @@
 #include "registry.hpp"
 #include "request_stats.hpp"
 #include "resumable_calls.hpp"
+#include "spare_nodes.hpp"
 #include "watchers.hpp"
 #include "stream_chunks.hpp"
 #include "stream_credit.hpp"
@@ -461,6 +462,11 @@ class BrokerCore : private WatchSource {
   std::vector<WorkerSnapshot> watched_workers(const std::string& workspace) const override;
   std::vector<CallSnapshot> watched_calls(const Caller& caller) const override;
 
+  // A new request under `id` (not open), and an open one forgotten: through spare_requests_,
+  // so a call takes no malloc and free of its map node.
+  Request& new_request(std::uint64_t id) { return spare_requests_.insert(requests_, id); }
+  void erase_request(std::unordered_map<std::uint64_t, Request>::iterator it) { spare_requests_.erase(requests_, it); }
+
   // Whether request `id`'s entry in deadlines_ still counts (DeadlineQueue's `live`).
   bool deadline_counts(std::uint64_t id) const;
 
@@ -590,6 +596,8 @@ class BrokerCore : private WatchSource {
   TimePoint started_;
   Registry registry_;
   std::unordered_map<std::uint64_t, Request> requests_;
+  // Nodes of erased requests, reused by the next Submit (new_request, erase_request).
+  SpareNodes<std::unordered_map<std::uint64_t, Request>> spare_requests_{1024};
   Interner<Peer, PeerHash, PeerEq> clients_;
   Interner<Caller, CallerHash> callers_;
   std::unordered_map<std::string, std::uint64_t> by_client_;  // client_key -> request id

@@ -22,6 +22,7 @@
 #include "muster/zap_policy.hpp"
 #include "muster/socket_poll.hpp"
 #include "admin.hpp"
+#include "caller_strings.hpp"
 #include "client_outbox.hpp"
 #include "commit_pipeline.hpp"
 #include "inbound.hpp"
@@ -165,6 +166,7 @@ struct Daemon::Impl {
   // Every send path's builder: reused for small messages (transport/frames.hpp).
   MessageBuilders builders;
   std::string default_trace;  // send_work's default trace id, reused
+  CallerStrings caller_strings;  // send_work's caller strings, written once per caller
   // The journal of durable calls, once opened (open_journal), on the thread that commits it;
   // `pipeline` holds each turn's actions until the commit of its records (and of every turn
   // before it) is confirmed (pipelined group commit, docs/DURABILITY.md §3).
@@ -894,7 +896,7 @@ struct Daemon::Impl {
         rb.add_request_id(a.request_id);
         rb.add_outputs_in_frame(true);
         rb.add_job_id(r->job_id);
-        return send_reply(a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
+        return send_reply(*a.peer, a.request_id, fbb, wire::ReplyBody::Result, rb.Finish().Union(),
                           frame_of(r->outputs), ReplyKind::OfRequest);
       }
       auto outputs = payload_vector(fbb, r->outputs);
@@ -935,7 +937,7 @@ struct Daemon::Impl {
       type = wire::ReplyBody::JobInfoList;
       body = wire::CreateJobInfoListDirect(fbb, &infos, list.more).Union();
     }
-    send_reply(a.peer, a.request_id, fbb, type, body, std::nullopt,
+    send_reply(*a.peer, a.request_id, fbb, type, body, std::nullopt,
                std::holds_alternative<ProgressBody>(a.body) ? ReplyKind::Progress
                : a.refusal                                  ? ReplyKind::NoRequest
                                                             : ReplyKind::OfRequest);
@@ -947,16 +949,14 @@ struct Daemon::Impl {
     auto inputs = framed ? 0 : payload_vector(fbb, a.inputs);
     auto params = payload_vector(fbb, a.parameters);
     auto node = fbb.CreateString(a.node);
-    const Caller& who = *a.caller.who;
     const std::string* trace = &a.caller.trace_id;
     if (trace->empty()) {  // the default, written into a reused string (no allocation per call)
       default_trace.clear();
       append_default_trace_id(default_trace, core.config().instance, a.request_id);
       trace = &default_trace;
     }
-    auto identity = fbb.CreateString(who.identity), name = fbb.CreateString(who.name),
-         workspace = fbb.CreateString(who.workspace), role = fbb.CreateString(who.role),
-         trace_id = fbb.CreateString(*trace);
+    auto [identity, name, workspace, role] = caller_strings.write(fbb, a.caller.who);
+    auto trace_id = fbb.CreateString(*trace);
     auto caller = wire::CreateCallerContext(fbb, identity, name, workspace, role, trace_id);
     wire::WorkRequestBuilder b(fbb);
     b.add_request_id(a.request_id);

@@ -317,10 +317,27 @@ struct WatchEventBody {
   WatchEventKind kind = WatchEventKind::Snapshot;
   std::shared_ptr<const WatchContent> content;  // null: nothing (Overflow)
 };
+// The client connection a reply goes to, shared instead of copied: a reply to a request points
+// at the core's interned Peer of its connection (one per connection, Interner), so a reply costs
+// no copy of the Peer's strings (over ipc one of them is longer than std::string's inline buffer:
+// a malloc and a free per reply, ~700 instructions a call; docs/PERFORMANCE.md, session 11). Made
+// from a plain Peer (a refusal, a watch event), it holds a copy of its own. Never changes the Peer.
+class SharedPeer {
+ public:
+  SharedPeer() = default;  // null: assigned before the reply is sent
+  SharedPeer(std::shared_ptr<const Peer> p) : p_(std::move(p)) {}          // NOLINT: implicit
+  SharedPeer(const Peer& p) : p_(std::make_shared<const Peer>(p)) {}        // NOLINT: implicit
+  const Peer& operator*() const { return *p_; }
+  const Peer* operator->() const { return p_.get(); }
+
+ private:
+  std::shared_ptr<const Peer> p_;
+};
+
 using ClientReplyBody = std::variant<AcceptedBody, ProgressBody, ResultBody, FailureBody, JobInfoBody,
                                      JobInfoListBody, WatchEventBody, ItemBody, ChunkBody, CreditBody>;
 struct ReplyToClient {
-  Peer peer;
+  SharedPeer peer;
   std::uint64_t request_id = 0;
   ClientReplyBody body;
   // Answers a message that opened no request (a Submit refused at once, a bad message): the

@@ -321,9 +321,9 @@ class Checker {
         if (auto* r = std::get_if<broker::ResultBody>(&c->body)) sink_ = sink_ + touch(r->outputs);
         if (auto* ch = std::get_if<broker::ChunkBody>(&c->body)) sink_ = sink_ + touch(ch->data);
         if (auto* acc = std::get_if<broker::AcceptedBody>(&c->body); acc && acc->job_id)
-          durable_.insert({c->peer.routing_id, c->request_id});
+          durable_.insert({c->peer->routing_id, c->request_id});
         if (!is_terminal(*c)) continue;
-        Key k{c->peer.routing_id, c->request_id};
+        Key k{c->peer->routing_id, c->request_id};
         auto* f = std::get_if<broker::FailureBody>(&c->body);
         if (bad && k == submit_key && bad_replies == 0) {
           // The answer to a message that was not a usable ClientMessage: not a Submit's reply.

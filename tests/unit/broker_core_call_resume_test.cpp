@@ -60,7 +60,7 @@ std::vector<Action> resume(StreamHarness& h, std::vector<CallRefEvent> refs, con
 std::vector<std::string> replies(const std::vector<Action>& actions) {
   std::vector<std::string> out;
   for (auto& r : all<ReplyToClient>(actions)) {
-    std::string head = fmt::format("{} {} ", r.peer.routing_id, r.request_id);
+    std::string head = fmt::format("{} {} ", r.peer->routing_id, r.request_id);
     if (auto* a = std::get_if<AcceptedBody>(&r.body)) out.push_back(head + fmt::format("accepted {}", a->call_token));
     else if (auto* i = std::get_if<ItemBody>(&r.body)) out.push_back(head + fmt::format("item {}", i->seq));
     else if (auto* c = std::get_if<ChunkBody>(&r.body))

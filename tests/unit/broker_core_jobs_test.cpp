@@ -272,7 +272,7 @@ TEST_CASE("jobs: JobResume binds an open job to the new connection; its terminal
   auto replies = all<ReplyToClient>(out);
   REQUIRE(replies.size() == 2);
   // Answered in job order, each under its JobRef's request id.
-  CHECK(replies[0].peer.routing_id == "c2");
+  CHECK(replies[0].peer->routing_id == "c2");
   CHECK(replies[0].request_id == 11);
   CHECK(body_of<AcceptedBody>(replies[0]).job_id == 1);
   CHECK_FALSE(body_of<AcceptedBody>(replies[0]).queued);
@@ -283,13 +283,13 @@ TEST_CASE("jobs: JobResume binds an open job to the new connection; its terminal
   // The running one finishes: its reply goes to c2 under 11; the queued one is dispatched.
   out = j.result(running);
   auto done = only_reply(out);
-  CHECK(done.peer.routing_id == "c2");
+  CHECK(done.peer->routing_id == "c2");
   CHECK(done.request_id == 11);
   CHECK(body_of<ResultBody>(done).job_id == 1);
   auto next = all<SendWorkRequest>(out);
   REQUIRE(next.size() == 1);
   done = only_reply(j.result(next[0].request_id));
-  CHECK(done.peer.routing_id == "c2");
+  CHECK(done.peer->routing_id == "c2");
   CHECK(done.request_id == 12);
   // c1's old request ids are free again: nothing of the jobs is bound to them.
   auto again = j.submit(1, "c1", j.a, false);
@@ -384,11 +384,11 @@ TEST_CASE("jobs: JobCancel of a running job aborts it, its caller gets Failure{C
   CHECK(aborts[0].code == ErrorCode::Cancelled);
   auto replies = all<ReplyToClient>(out);
   REQUIRE(replies.size() == 2);
-  CHECK(replies[0].peer.routing_id == "c1");  // the call's own caller: its terminal reply
+  CHECK(replies[0].peer->routing_id == "c1");  // the call's own caller: its terminal reply
   auto failed = body_of<FailureBody>(replies[0]);
   CHECK(failed.code == ErrorCode::Cancelled);
   CHECK(failed.job_id == 1);
-  CHECK(replies[1].peer.routing_id == "c2");
+  CHECK(replies[1].peer->routing_id == "c2");
   CHECK(replies[1].request_id == 31);
   auto info = body_of<JobInfoBody>(replies[1]);
   CHECK(info.state == JobState::Finished);
@@ -615,7 +615,7 @@ TEST_CASE("jobs restore: a restored queued call, resumed, gets its result on the
   REQUIRE(sent.size() == 1);
   CHECK(sent[0].request_id >= (2ull << 40));
   auto done = only_reply(j.result(sent[0].request_id));
-  CHECK(done.peer.routing_id == "c2");
+  CHECK(done.peer->routing_id == "c2");
   CHECK(done.request_id == 61);
   CHECK(body_of<ResultBody>(done).job_id == 6);
 }
@@ -635,7 +635,7 @@ TEST_CASE("jobs restore: restored queued calls run in job order, whatever order 
     auto sent = all<SendWorkRequest>(out);
     REQUIRE(sent.size() == 1);
     out = j.result(sent[0].request_id);
-    served.push_back(only_reply(out).peer.routing_id);
+    served.push_back(only_reply(out).peer->routing_id);
   }
   CHECK(served == std::vector<std::string>{"c6", "c7", "c8"});
   // A restored job, resumed, then cancelled while it waits, leaves the restored lane.

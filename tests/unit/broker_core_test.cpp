@@ -203,9 +203,9 @@ TEST_CASE("queued requests are served round robin across clients, not behind one
   for (int i = 0; i < 3; ++i) h.result("w1", all<SendWorkRequest>(h.log).back().request_id);
   auto t = terminals(h.log);
   REQUIRE(t.size() == 3);
-  CHECK(t[0].peer.routing_id == "flood");
-  CHECK(t[1].peer.routing_id == "flood");
-  CHECK(t[2].peer.routing_id == "polite");
+  CHECK(t[0].peer->routing_id == "flood");
+  CHECK(t[1].peer->routing_id == "flood");
+  CHECK(t[2].peer->routing_id == "polite");
 }
 
 TEST_CASE("users of one gateway connection each get their own lane: one user's flood does not starve another") {

@@ -1,18 +1,23 @@
 // request_memory_test.cpp — the pieces that keep an open request small: the Interner (shared
 // copies of what many requests have in common), the DeadlineQueue (a heap with stale entries
-// dropped lazily) and Payload::copy_of_both (both payloads in one block).
+// dropped lazily), Payload::copy_of_both (both payloads in one block) and SpareNodes (the
+// request map's nodes reused).
 #include <doctest/doctest.h>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "deadline_queue.hpp"
 #include "events.hpp"
 #include "interner.hpp"
+#include "spare_nodes.hpp"
+#include "allocation_counter.hpp"
 
 using namespace muster::broker;
 
@@ -95,4 +100,37 @@ TEST_CASE("payload: copy_of_both keeps both in one block, 8-byte aligned, equal 
   CHECK(std::vector<std::uint8_t>(p.bytes.begin(), p.bytes.end()) == params);
   auto one = Payload::copy_of(in);
   CHECK(std::vector<std::uint8_t>(one.bytes.begin(), one.bytes.end()) == in);
+}
+
+TEST_CASE("spare nodes: an erased entry's node comes back for the next one, its value made anew") {
+  struct Value {
+    std::shared_ptr<int> held;
+    std::string name = "fresh";
+  };
+  using Map = std::unordered_map<std::uint64_t, Value>;
+  Map map;
+  SpareNodes<Map> spare(2);
+  auto payload = std::make_shared<int>(7);
+  Value& a = spare.insert(map, 1);  // none spare yet: a new node
+  a.held = payload;
+  a.name = "a name longer than the small-string buffer";
+  const Value* at = &a;
+  spare.erase(map, map.find(1));
+  CHECK(map.empty());
+  CHECK(spare.spare() == 1);
+  CHECK(payload.use_count() == 1);  // released at erase, as erase() would
+  auto before = muster::test::allocations_on_this_thread();
+  Value& b = spare.insert(map, 5);
+  CHECK(muster::test::allocations_on_this_thread() == before);  // no malloc: the spare node
+  CHECK(&b == at);
+  CHECK(b.held == nullptr);
+  CHECK(b.name == "fresh");
+  CHECK(map.size() == 1);
+  CHECK(map.at(5).name == "fresh");
+  CHECK(spare.spare() == 0);
+  // At most `keep` are kept: beyond that an erased node is freed.
+  for (std::uint64_t k = 10; k < 14; ++k) spare.insert(map, k);
+  for (std::uint64_t k = 10; k < 14; ++k) spare.erase(map, map.find(k));
+  CHECK(spare.spare() == 2);
+  CHECK(map.size() == 1);
 }

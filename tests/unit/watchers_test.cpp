@@ -105,7 +105,7 @@ std::string describe(const WatchEventBody& e) {
 std::vector<Seen> events(const std::vector<Action>& actions, const std::string& client = "w") {
   std::vector<Seen> out;
   for (auto& a : actions)
-    if (auto* r = std::get_if<ReplyToClient>(&a); r && r->peer.routing_id == client)
+    if (auto* r = std::get_if<ReplyToClient>(&a); r && r->peer->routing_id == client)
       if (auto* e = std::get_if<WatchEventBody>(&r->body))
         out.push_back(Seen{r->request_id, e->seq, e->kind, describe(*e)});
   return out;
@@ -114,7 +114,7 @@ std::vector<Seen> events(const std::vector<Action>& actions, const std::string& 
 std::vector<FailureBody> failures(const std::vector<Action>& actions, const std::string& client = "w") {
   std::vector<FailureBody> out;
   for (auto& a : actions)
-    if (auto* r = std::get_if<ReplyToClient>(&a); r && r->peer.routing_id == client)
+    if (auto* r = std::get_if<ReplyToClient>(&a); r && r->peer->routing_id == client)
       if (auto* f = std::get_if<FailureBody>(&r->body)) out.push_back(*f);
   return out;
 }
