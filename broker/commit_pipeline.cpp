@@ -16,12 +16,14 @@ std::size_t aborts_in(const std::vector<Action>& actions) {
 
 }  // namespace
 
-bool CommitPipeline::submitted_pending(journal::JobId job) {
+CommitPipeline::PendingCall* CommitPipeline::submitted_pending(journal::JobId job) {
+  auto by_job = [](const PendingCall& a, const PendingCall& b) { return a.job < b.job; };
   if (!pending_submitted_sorted_) {
-    std::sort(pending_submitted_.begin(), pending_submitted_.end());
+    std::sort(pending_submitted_.begin(), pending_submitted_.end(), by_job);
     pending_submitted_sorted_ = true;
   }
-  return std::binary_search(pending_submitted_.begin(), pending_submitted_.end(), job);
+  auto it = std::lower_bound(pending_submitted_.begin(), pending_submitted_.end(), PendingCall{job}, by_job);
+  return it != pending_submitted_.end() && it->job == job ? &*it : nullptr;
 }
 
 void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector<Action>&& actions,
@@ -35,26 +37,36 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
       if (!record) continue;
       if (auto* s = std::get_if<journal::Submitted>(record)) {
         // Job ids grow with every Submit: the list stays sorted (else it is sorted when read).
-        if (!pending_submitted_.empty() && s->call.job_id < pending_submitted_.back())
+        if (!pending_submitted_.empty() && s->call.job_id < pending_submitted_.back().job)
           pending_submitted_sorted_ = false;
-        pending_submitted_.push_back(s->call.job_id);
+        pending_submitted_.push_back(PendingCall{s->call.job_id});
       } else if (auto* d = std::get_if<journal::Dispatched>(record)) {
-        if (submitted_pending(d->job_id)) {
+        if (PendingCall* call = submitted_pending(d->job_id)) {
           early.push_back(d->request_id);
-          if (gather_ > Millis(0)) awaiting_.insert(d->job_id);
+          if (gather_ > Millis(0) && !call->awaiting) {
+            call->awaiting = true;
+            ++awaiting_;
+          }
         }
       } else {
-        if (auto* f = std::get_if<journal::Finished>(record); f && submitted_pending(f->job_id))
-          ++stats_.finished_with_submitted;
-        if (awaiting_.empty()) continue;
         // Finished, Requeued, Acked: the run has its answer
+        const bool finished = std::holds_alternative<journal::Finished>(*record);
+        if (!finished && awaiting_ == 0) continue;
         const journal::JobId job = std::visit(
             [](const auto& r) -> journal::JobId {
               if constexpr (std::is_same_v<std::decay_t<decltype(r)>, journal::Submitted>) return r.call.job_id;
               else return r.job_id;
             },
             *record);
-        if (awaiting_.erase(job)) waited_for_.erase(job);
+        PendingCall* call = submitted_pending(job);
+        if (call && finished) ++stats_.finished_with_submitted;
+        if (!call || !call->awaiting) continue;
+        call->awaiting = false;
+        --awaiting_;
+        if (call->waited_for) {
+          call->waited_for = false;
+          --waited_for_;
+        }
       }
     }
   }
@@ -116,18 +128,18 @@ void CommitPipeline::release_early(std::vector<Action>& actions, const std::vect
 
 std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, bool gather) {
   if (in_flight_ || pending_.empty()) return std::nullopt;
-  if (gather && !awaiting_.empty()) {
+  if (gather && awaiting_ > 0) {
     if (!gathering_) {  // the batch could go now: wait for the answers awaited at this moment
       gathering_ = true;
       gather_since_ = now;
+      for (PendingCall& call : pending_submitted_) call.waited_for = call.awaiting;
       waited_for_ = awaiting_;
       ++stats_.gathered;
     }
-    if (!waited_for_.empty() && now < gather_since_ + gather_) return std::nullopt;
+    if (waited_for_ > 0 && now < gather_since_ + gather_) return std::nullopt;
   }
   gathering_ = false;
-  awaiting_.clear();
-  waited_for_.clear();
+  awaiting_ = waited_for_ = 0;
   Batch b{next_seq_++, std::move(pending_), pending_core_bytes_};
   pending_.clear();
   // The next batch is likely as long: one allocation now, not one per doubling (each moving

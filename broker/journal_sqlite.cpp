@@ -1,6 +1,8 @@
 // journal_sqlite.cpp — the SQLite journal (journal_sqlite.hpp). One table of calls, one row per
 // open durable call holding its latest state; each record of journal.hpp is one statement on
-// it. Schema changes are numbered migrations recorded in muster_schema.
+// it. A row's node and caller, and its worker, are ids of two side tables (origins, workers),
+// each distinct value written once (journal_names.hpp). Schema changes are numbered migrations
+// recorded in muster_schema.
 #include "journal_sqlite.hpp"
 #include "journal_migrations.hpp"
 
@@ -8,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <string_view>
 #include <type_traits>
 #include <fmt/format.h>
 
@@ -39,6 +42,56 @@ constexpr std::array kMigrations{
     Migration{2, "drop the expiry index", R"sql(
       DROP INDEX calls_expiry;
     )sql"},
+    // A call's node and caller, and the worker running it, are ids of side tables written once
+    // per distinct value (journal_names.hpp), not five and two strings in every row: 17
+    // parameters bound per row instead of 22, and a shorter row. call_rows shows the rows
+    // with their strings (load() reads it; so may a person with the sqlite3 shell).
+    Migration{3, "callers, nodes and workers in side tables", R"sql(
+      CREATE TABLE origins (
+        id INTEGER PRIMARY KEY,
+        node TEXT NOT NULL,
+        identity TEXT NOT NULL, caller_name TEXT NOT NULL,
+        workspace TEXT NOT NULL, role TEXT NOT NULL,
+        UNIQUE (node, identity, caller_name, workspace, role));
+      INSERT INTO origins (node, identity, caller_name, workspace, role)
+        SELECT DISTINCT node, identity, caller_name, workspace, role FROM calls;
+      CREATE TABLE workers (
+        id INTEGER PRIMARY KEY,
+        worker_id TEXT NOT NULL, worker_identity TEXT NOT NULL,
+        UNIQUE (worker_id, worker_identity));
+      INSERT INTO workers (worker_id, worker_identity)
+        SELECT DISTINCT worker_id, coalesce(worker_identity, '') FROM calls
+        WHERE worker_id IS NOT NULL;
+      CREATE TABLE calls_v3 (
+        job_id INTEGER PRIMARY KEY,
+        state INTEGER NOT NULL,               -- journal.hpp CallState
+        origin INTEGER NOT NULL REFERENCES origins (id),
+        trace_id TEXT NOT NULL,
+        inputs BLOB NOT NULL, parameters BLOB NOT NULL,
+        idempotent INTEGER NOT NULL,
+        submitted_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,
+        worker INTEGER REFERENCES workers (id), request_id INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0, deaths INTEGER NOT NULL DEFAULT 0,
+        outcome_code INTEGER, outputs BLOB, message TEXT,
+        finished_ms INTEGER, expires_ms INTEGER);
+      INSERT INTO calls_v3
+        SELECT c.job_id, c.state, o.id, c.trace_id, c.inputs, c.parameters, c.idempotent,
+               c.submitted_ms, c.deadline_ms, w.id, c.request_id, c.attempts, c.deaths,
+               c.outcome_code, c.outputs, c.message, c.finished_ms, c.expires_ms
+        FROM calls c
+        JOIN origins o ON o.node = c.node AND o.identity = c.identity
+          AND o.caller_name = c.caller_name AND o.workspace = c.workspace AND o.role = c.role
+        LEFT JOIN workers w ON c.worker_id IS NOT NULL AND w.worker_id = c.worker_id
+          AND w.worker_identity = coalesce(c.worker_identity, '');
+      DROP TABLE calls;
+      ALTER TABLE calls_v3 RENAME TO calls;
+      CREATE VIEW call_rows AS
+        SELECT c.job_id, c.state, o.node, o.identity, o.caller_name, o.workspace, o.role,
+               c.trace_id, c.inputs, c.parameters, c.idempotent, c.submitted_ms, c.deadline_ms,
+               w.worker_id, w.worker_identity, c.request_id, c.attempts, c.deaths,
+               c.outcome_code, c.outputs, c.message, c.finished_ms, c.expires_ms
+        FROM calls c JOIN origins o ON o.id = c.origin LEFT JOIN workers w ON w.id = c.worker;
+    )sql"},
 };
 static_assert(kMigrations.back().version == SqliteJournal::kSchemaVersion);
 
@@ -50,6 +103,8 @@ static_assert(kMigrations.back().version == SqliteJournal::kSchemaVersion);
 enum StatementId {
   kInsert,
   kInsertRow,
+  kInsertOrigin,
+  kInsertWorker,
   kBumpNextJob,
   kDispatch,
   kRequeue,
@@ -61,21 +116,23 @@ enum StatementId {
   kStatementCount
 };
 constexpr std::array<const char*, kStatementCount> kSql{
-    "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
-    "inputs, parameters, idempotent, submitted_ms, deadline_ms) "
-    "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    "INSERT INTO calls (job_id, state, origin, trace_id, inputs, parameters, idempotent, "
+    "submitted_ms, deadline_ms) VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     // The row a Submitted and the Dispatched (and Finished) after it leave, written at once
     // (append_all); write_row binds NULL to the columns of states the row has not reached.
-    "INSERT INTO calls (job_id, state, node, identity, caller_name, workspace, role, trace_id, "
-    "inputs, parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, "
-    "request_id, attempts, outcome_code, outputs, message, finished_ms, expires_ms) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-    "?19, ?20, ?21, ?22)",
+    "INSERT INTO calls (job_id, state, origin, trace_id, inputs, parameters, idempotent, "
+    "submitted_ms, deadline_ms, worker, request_id, attempts, outcome_code, outputs, message, "
+    "finished_ms, expires_ms) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    // A node and caller, a worker, the first time a row needs them (journal_names.hpp).
+    "INSERT INTO origins (node, identity, caller_name, workspace, role) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT INTO workers (worker_id, worker_identity) VALUES (?1, ?2)",
     "UPDATE muster_meta SET value = max(value, ?1) WHERE key = 'next_job_id'",
-    "UPDATE calls SET state = 1, worker_id = ?2, worker_identity = ?3, request_id = ?4, "
-    "attempts = ?5 WHERE job_id = ?1 AND state IN (0, 1)",
-    "UPDATE calls SET state = 0, worker_id = NULL, worker_identity = NULL, request_id = NULL, "
-    "deaths = ?2 WHERE job_id = ?1 AND state = 1",
+    "UPDATE calls SET state = 1, worker = ?2, request_id = ?3, attempts = ?4 "
+    "WHERE job_id = ?1 AND state IN (0, 1)",
+    "UPDATE calls SET state = 0, worker = NULL, request_id = NULL, deaths = ?2 "
+    "WHERE job_id = ?1 AND state = 1",
     // A finished call no longer needs its inputs: they leave the journal (and its byte count).
     "UPDATE calls SET state = 2, inputs = x'', parameters = x'', outcome_code = ?2, "
     "outputs = ?3, message = ?4, finished_ms = ?5, expires_ms = ?6 WHERE job_id = ?1 "
@@ -90,7 +147,7 @@ constexpr std::array<const char*, kStatementCount> kSql{
     "SELECT job_id, state, node, identity, caller_name, workspace, role, trace_id, inputs, "
     "parameters, idempotent, submitted_ms, deadline_ms, worker_id, worker_identity, request_id, "
     "attempts, deaths, outcome_code, outputs, message, finished_ms, expires_ms "
-    "FROM calls ORDER BY job_id",
+    "FROM call_rows ORDER BY job_id",
 };
 
 std::int64_t millis(WallTime t) { return t.time_since_epoch().count(); }
@@ -113,7 +170,7 @@ class SqliteJournal::Statement {
 
   Statement& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
   Statement& bind_null(int i) { return check(sqlite3_bind_null(stmt_, i)); }
-  Statement& bind(int i, const std::string& v) {
+  Statement& bind(int i, std::string_view v) {
     return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
   }
   Statement& bind(int i, const Payload& p) {
@@ -137,12 +194,14 @@ class SqliteJournal::Statement {
   void reset() { sqlite3_reset(stmt_); }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  std::string text(int col) const {
+  // Valid until the next step() or reset().
+  std::string_view text_view(int col) const {
     const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string();
+    return p ? std::string_view(reinterpret_cast<const char*>(p),
+                                static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string_view();
   }
+  std::string text(int col) const { return std::string(text_view(col)); }
   Payload blob(int col) const {
     const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
     const auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col));
@@ -192,7 +251,7 @@ SqliteJournal::SqliteJournal(SqliteOptions options) : options_(std::move(options
     // reused), and cost ≈ 700 instructions a call (docs/DURABILITY.md §4, §10).
     exec("PRAGMA secure_delete = OFF");
     for (const char* sql : kSql) statements_.push_back(std::make_unique<Statement>(*this, sql));
-    read_held();  // the size of what the journal holds, kept up to date by append()
+    read_committed();  // the size of what the journal holds, kept up to date by append()
   } catch (...) {
     statements_.clear();
     sqlite3_close_v2(db_);
@@ -286,6 +345,10 @@ void SqliteJournal::check_and_migrate() {
                               "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ?2)");
       record.bind(1, std::int64_t{m.version}).bind(2, std::string(m.description)).step();
     }, [this](const std::string& why) { fail(why); });
+    // Nodes, callers and workers no call holds any more (written once each, never deleted
+    // while a daemon runs): gone at each open.
+    exec("DELETE FROM origins WHERE id NOT IN (SELECT origin FROM calls)");
+    exec("DELETE FROM workers WHERE id NOT IN (SELECT worker FROM calls WHERE worker IS NOT NULL)");
     exec("UPDATE muster_meta SET value = value + 1 WHERE key = 'epoch'");
     Statement e(*this, "SELECT value FROM muster_meta WHERE key = 'epoch'");
     e.step();
@@ -331,7 +394,7 @@ Loaded SqliteJournal::load() {
   return out;
 }
 
-void SqliteJournal::read_held() {
+void SqliteJournal::read_committed() {
   held_.clear();
   committed_bytes_ = 0;
   Statement rows(*this, "SELECT job_id, state, expires_ms, " MUSTER_ROW_BYTES " FROM calls");
@@ -341,6 +404,15 @@ void SqliteJournal::read_held() {
     held_.emplace(static_cast<JobId>(rows.integer(0)), h);
     committed_bytes_ += static_cast<std::uint64_t>(h.bytes);
   }
+  origins_.clear();
+  Statement origins(*this, "SELECT id, node, identity, caller_name, workspace, role FROM origins");
+  while (origins.step())
+    origins_.add({origins.text_view(1), origins.text_view(2), origins.text_view(3),
+                  origins.text_view(4), origins.text_view(5)},
+                 origins.integer(0));
+  workers_.clear();
+  Statement workers(*this, "SELECT id, worker_id, worker_identity FROM workers");
+  while (workers.step()) workers_.add({workers.text_view(1), workers.text_view(2)}, workers.integer(0));
   held_stale_ = false;
 }
 
@@ -354,7 +426,7 @@ void SqliteJournal::begin_turn() {
   in_turn_ = true;
   if (held_stale_) {
     try {
-      read_held();
+      read_committed();
     } catch (...) {
       rollback();
       throw;
@@ -387,7 +459,9 @@ void SqliteJournal::rollback() {
   in_turn_ = false;
   turn_bytes_ = 0;
   turn_next_job_ = 0;
-  held_stale_ = true;  // it may name rows the rollback removed, or miss rows it brought back
+  // held_ may name rows the rollback removed, or miss rows it brought back; the ids may name
+  // origins and workers the rollback removed.
+  held_stale_ = true;
   if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
@@ -399,19 +473,16 @@ void SqliteJournal::append(const Record& record) {
 void SqliteJournal::apply(const Submitted& r) {
   const Call& c = r.call;
   if (c.job_id == 0) fail("Submitted with job id 0");
+  const std::int64_t origin = origin_of(c);
   Statement& s = prepared(kInsert);
   s.bind(1, static_cast<std::int64_t>(c.job_id))
-      .bind(2, c.node)
-      .bind(3, c.caller.identity)
-      .bind(4, c.caller.name)
-      .bind(5, c.caller.workspace)
-      .bind(6, c.caller.role)
-      .bind(7, c.trace_id)
-      .bind(8, c.inputs)
-      .bind(9, c.parameters)
-      .bind(10, std::int64_t{c.idempotent})
-      .bind(11, millis(c.submitted))
-      .bind(12, millis(c.deadline));
+      .bind(2, origin)
+      .bind(3, c.trace_id)
+      .bind(4, c.inputs)
+      .bind(5, c.parameters)
+      .bind(6, std::int64_t{c.idempotent})
+      .bind(7, millis(c.submitted))
+      .bind(8, millis(c.deadline));
   s.step();
   s.reset();
   // next_job_id is raised once per turn, at its commit (one statement for all its Submits).
@@ -431,13 +502,38 @@ void SqliteJournal::apply(const Submitted& r) {
                        record, job));                                                       \
   } while (0)
 
+std::int64_t SqliteJournal::origin_of(const Call& c) {
+  const NameIds<5>::Parts parts{c.node, c.caller.identity, c.caller.name, c.caller.workspace,
+                                c.caller.role};
+  if (const auto id = origins_.find(parts)) return id;
+  Statement& s = prepared(kInsertOrigin);
+  for (int i = 0; i < 5; ++i) s.bind(i + 1, parts[static_cast<std::size_t>(i)]);
+  s.step();
+  s.reset();
+  const std::int64_t id = sqlite3_last_insert_rowid(db_);
+  origins_.add(parts, id);
+  return id;
+}
+
+std::int64_t SqliteJournal::worker_of(const Dispatched& d) {
+  const NameIds<2>::Parts parts{d.worker_id, d.worker_identity};
+  if (const auto id = workers_.find(parts)) return id;
+  Statement& s = prepared(kInsertWorker);
+  s.bind(1, parts[0]).bind(2, parts[1]);
+  s.step();
+  s.reset();
+  const std::int64_t id = sqlite3_last_insert_rowid(db_);
+  workers_.add(parts, id);
+  return id;
+}
+
 void SqliteJournal::apply(const Dispatched& r) {
+  const std::int64_t worker = worker_of(r);
   Statement& s = prepared(kDispatch);
   s.bind(1, static_cast<std::int64_t>(r.job_id))
-      .bind(2, r.worker_id)
-      .bind(3, r.worker_identity)
-      .bind(4, static_cast<std::int64_t>(r.request_id))
-      .bind(5, std::int64_t{r.attempt});
+      .bind(2, worker)
+      .bind(3, static_cast<std::int64_t>(r.request_id))
+      .bind(4, std::int64_t{r.attempt});
   s.step();
   s.reset();
   MUSTER_EXPECT_ONE_ROW("Dispatched", r.job_id);
@@ -536,32 +632,30 @@ void SqliteJournal::write_row(const Submitted& sub, const Dispatched* d, const F
   const Call& c = sub.call;
   if (c.job_id == 0) fail("Submitted with job id 0");
   const CallState state = f ? CallState::Finished : d ? CallState::Running : CallState::Queued;
+  const std::int64_t origin = origin_of(c);
+  const std::int64_t worker = d ? worker_of(*d) : 0;
   Statement& s = prepared(kInsertRow);
   s.bind(1, static_cast<std::int64_t>(c.job_id))
       .bind(2, std::int64_t{static_cast<std::uint8_t>(state)})
-      .bind(3, c.node)
-      .bind(4, c.caller.identity)
-      .bind(5, c.caller.name)
-      .bind(6, c.caller.workspace)
-      .bind(7, c.caller.role)
-      .bind(8, c.trace_id)
+      .bind(3, origin)
+      .bind(4, c.trace_id)
       // A finished call no longer needs its inputs (as Finished's UPDATE empties them).
-      .bind(9, f ? Payload{} : c.inputs)
-      .bind(10, f ? Payload{} : c.parameters)
-      .bind(11, std::int64_t{c.idempotent})
-      .bind(12, millis(c.submitted))
-      .bind(13, millis(c.deadline))
-      .bind(17, std::int64_t{d ? d->attempt : 0u});
-  if (d) s.bind(14, d->worker_id).bind(15, d->worker_identity).bind(16, static_cast<std::int64_t>(d->request_id));
-  else s.bind_null(14).bind_null(15).bind_null(16);  // not running: no worker
+      .bind(5, f ? Payload{} : c.inputs)
+      .bind(6, f ? Payload{} : c.parameters)
+      .bind(7, std::int64_t{c.idempotent})
+      .bind(8, millis(c.submitted))
+      .bind(9, millis(c.deadline))
+      .bind(12, std::int64_t{d ? d->attempt : 0u});
+  if (d) s.bind(10, worker).bind(11, static_cast<std::int64_t>(d->request_id));
+  else s.bind_null(10).bind_null(11);  // not running: no worker
   if (f)
-    s.bind(18, std::int64_t{static_cast<std::uint16_t>(f->outcome.code)})
-        .bind(19, f->outcome.outputs)
-        .bind(20, f->outcome.message)
-        .bind(21, millis(f->at))
-        .bind(22, millis(f->expires));
+    s.bind(13, std::int64_t{static_cast<std::uint16_t>(f->outcome.code)})
+        .bind(14, f->outcome.outputs)
+        .bind(15, f->outcome.message)
+        .bind(16, millis(f->at))
+        .bind(17, millis(f->expires));
   else
-    for (int i = 18; i <= 22; ++i) s.bind_null(i);  // not finished: no outcome
+    for (int i = 13; i <= 17; ++i) s.bind_null(i);  // not finished: no outcome
   s.step();
   s.reset();
   turn_next_job_ = std::max(turn_next_job_, c.job_id + 1);

@@ -18,6 +18,7 @@
 
 #include "journal.hpp"
 #include "journal_fold.hpp"
+#include "journal_names.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -38,7 +39,7 @@ struct SqliteOptions {
 class SqliteJournal final : public Journal {
  public:
   // The schema version this build writes (and the newest it can read).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // PRAGMA application_id of a muster journal ("must"): a file without it is not ours.
   static constexpr std::int32_t kApplicationId = 0x6d757374;
 
@@ -82,6 +83,10 @@ class SqliteJournal final : public Journal {
   void apply(const Requeued& r);
   void apply(const Finished& r);
   void apply(const Acked& r);
+  // The side-table id of a call's node and caller, of a worker (journal_names.hpp): found in
+  // memory, or written (in the open turn) the first time a row needs it.
+  std::int64_t origin_of(const Call& c);
+  std::int64_t worker_of(const Dispatched& d);
   // The row a call's Submitted leaves with its last Dispatched (running) and its Finished
   // (finished), when those are not null (append_all).
   void write_row(const Submitted& s, const Dispatched* d, const Finished* f);
@@ -92,9 +97,9 @@ class SqliteJournal final : public Journal {
   // Deletes the rows of acked_ (and empties it): consecutive job ids as one range (append_all).
   void write_acked();
   void require_turn(const char* what) const;
-  // Fills held_ (and committed_bytes_) from the committed table: at open, and at the next
-  // begin_turn() after a rollback.
-  void read_held();
+  // Fills held_ (and committed_bytes_), origins_ and workers_ from the committed tables: at
+  // open, and at the next begin_turn() after a rollback.
+  void read_committed();
 
   SqliteOptions options_;
   sqlite3* db_ = nullptr;
@@ -114,7 +119,9 @@ class SqliteJournal final : public Journal {
     std::int64_t expires_ms = kNeverExpires;  // finished rows only
   };
   std::unordered_map<JobId, Held> held_;
-  bool held_stale_ = false;
+  bool held_stale_ = false;  // (and origins_, workers_)
+  NameIds<5> origins_;  // node, identity, caller name, workspace, role → origins.id
+  NameIds<2> workers_;  // worker id, worker identity → workers.id
   bool in_turn_ = false;
   BatchPlanner planner_;  // append_all's folds (kept to reuse its memory)
   std::vector<JobId> acked_;  // consecutive Acked records forgotten, their rows not deleted yet

@@ -20,7 +20,7 @@ SIGNALS = [signal.SIGKILL, signal.SIGTERM]
 def rows(path):
     with sqlite3.connect(path) as db:
         db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM calls ORDER BY job_id")]
+        return [dict(r) for r in db.execute("SELECT * FROM call_rows ORDER BY job_id")]
 
 
 def start_counter(sdk, daemon, worker_id, log, scratch):

@@ -20,7 +20,7 @@ from conftest import _PROCS, BUILD, make_daemon, popen, read_log, spawn, wait_fo
 def rows(path):
     with sqlite3.connect(path) as db:
         db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM calls ORDER BY job_id")]
+        return [dict(r) for r in db.execute("SELECT * FROM call_rows ORDER BY job_id")]
 
 
 def test_durable_calls_complete_and_are_journaled(daemon, start_worker, run_cli):

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -198,6 +199,17 @@ TEST_CASE("journal sqlite: a journal of schema version 1 opens, migrated to the 
     REQUIRE(loaded.calls.size() == 2);
     CHECK(loaded.calls[0].state == CallState::Queued);
     CHECK(string_of(loaded.calls[0].inputs) == "abc");
+    // The node, caller and worker strings moved to their side tables (migration 3).
+    for (const Call& c : loaded.calls) {
+      CHECK(c.node == "resize");
+      CHECK(c.caller == Caller{"id-client", "alice", "ws1", "client"});
+    }
+    CHECK(loaded.calls[0].trace_id == "trace-1");
+    CHECK(loaded.calls[0].worker_id.empty());
+    CHECK(loaded.calls[1].worker_id == "w1");
+    CHECK(loaded.calls[1].worker_identity == "id-w1");
+    CHECK(loaded.calls[1].request_id == 7);
+    CHECK(loaded.calls[1].attempts == 1);
     CHECK(loaded.calls[1].state == CallState::Finished);
     REQUIRE(loaded.calls[1].outcome);
     CHECK(string_of(loaded.calls[1].outcome->outputs) == "res2");
@@ -224,7 +236,94 @@ TEST_CASE("journal sqlite: a journal of schema version 1 opens, migrated to the 
   CHECK(integer("SELECT max(version) FROM muster_schema") == SqliteJournal::kSchemaVersion);
   CHECK(integer("SELECT count(*) FROM muster_schema") == SqliteJournal::kSchemaVersion);
   CHECK(integer("SELECT count(*) FROM sqlite_schema WHERE name = 'calls_expiry'") == 0);
+  CHECK(integer("SELECT count(*) FROM pragma_table_info('calls') WHERE name IN ('node', 'identity', "
+                "'caller_name', 'workspace', 'role', 'worker_id', 'worker_identity')") == 0);
+  CHECK(integer("SELECT count(*) FROM origins") == 1);  // both calls' (one node, one caller)
   sqlite3_close(db);
+}
+
+namespace {
+// count(*) of a query on a closed journal file.
+std::int64_t count_in(const fs::path& path, const char* query) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, query, -1, &s, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  const auto n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
+Call call_of(JobId id, std::string node, std::string caller_name) {
+  Call c = call(id);
+  c.node = std::move(node);
+  c.caller.name = std::move(caller_name);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("journal sqlite: a node and caller, a worker, are stored once each; never under the id "
+          "of a rolled-back turn; the ones no call holds go at the next open") {
+  muster::test::TempDir dir;
+  const fs::path path = dir.path / "journal.db";
+  {
+    SqliteJournal j(options_for(path));
+    // Rows of one node and caller share one origin; a worker's rows one worker row.
+    j.begin_turn();
+    j.append_all({Record{Submitted{call_of(1, "resize", "alice")}},
+                  Record{Dispatched{1, "w1", "id-w1", 11, 1}},
+                  Record{Submitted{call_of(2, "resize", "alice")}},
+                  Record{Dispatched{2, "w1", "id-w1", 12, 1}}});
+    j.append(Submitted{call_of(3, "resize", "alice")});
+    j.append(Dispatched{3, "w1", "id-w1", 13, 1});
+    j.commit();
+    // A turn that stored a new origin (bob) and worker (w2), rolled back: their ids are gone
+    // with it, and the next values stored take them.
+    j.begin_turn();
+    j.append(Submitted{call_of(4, "resize", "bob")});
+    j.append(Dispatched{4, "w2", "id-w2", 14, 1});
+    j.rollback();
+    one_turn(j, {Submitted{call_of(4, "crop", "carol")}, Dispatched{4, "w3", "id-w3", 14, 1}});
+    one_turn(j, {Submitted{call_of(5, "resize", "bob")}, Dispatched{5, "w2", "id-w2", 15, 1}});
+    const Loaded loaded = j.load();
+    REQUIRE(loaded.calls.size() == 5);
+    const std::vector<std::tuple<std::string, std::string, std::string>> expected{
+        {"resize", "alice", "w1"}, {"resize", "alice", "w1"}, {"resize", "alice", "w1"},
+        {"crop", "carol", "w3"}, {"resize", "bob", "w2"}};
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      INFO("job " << loaded.calls[i].job_id);
+      CHECK(loaded.calls[i].node == std::get<0>(expected[i]));
+      CHECK(loaded.calls[i].caller.name == std::get<1>(expected[i]));
+      CHECK(loaded.calls[i].caller.identity == "id-client");
+      CHECK(loaded.calls[i].worker_id == std::get<2>(expected[i]));
+      CHECK(loaded.calls[i].worker_identity == "id-" + std::get<2>(expected[i]));
+    }
+    // Requeued, then Dispatched again: the worker is forgotten with the row's state, then set.
+    one_turn(j, {Requeued{1, 1}});
+    CHECK(j.load().calls[0].worker_id.empty());
+    one_turn(j, {Dispatched{1, "w3", "id-w3", 16, 2}});
+    CHECK(j.load().calls[0].worker_id == "w3");
+    // Every call of alice and of w1 finished and acked; carol's and bob's still held.
+    j.begin_turn();
+    for (JobId id : {1, 2, 3})
+      j.append(Finished{id, Outcome{ErrorCode::None, bytes_of("ok"), ""}, kT0, kT0 + 1h});
+    j.commit();
+    one_turn(j, {Acked{1}, Acked{2}, Acked{3}});
+  }
+  CHECK(count_in(path, "SELECT count(*) FROM origins") == 3);  // alice's, carol's, bob's
+  CHECK(count_in(path, "SELECT count(*) FROM workers") == 3);
+  { SqliteJournal reopened(options_for(path)); }
+  CHECK(count_in(path, "SELECT count(*) FROM origins") == 2);  // alice's is gone
+  CHECK(count_in(path, "SELECT count(*) FROM workers") == 2);  // w1's is gone (w3 holds job 4)
+  SqliteJournal j(options_for(path));
+  const Loaded loaded = j.load();
+  REQUIRE(loaded.calls.size() == 2);
+  CHECK(loaded.calls[0].caller.name == "carol");
+  CHECK(loaded.calls[1].caller.name == "bob");
+  // A value pruned at open is stored again when a call needs it.
+  one_turn(j, {Submitted{call_of(6, "resize", "alice")}});
+  CHECK(j.load().calls.back().caller.name == "alice");
 }
 
 TEST_CASE("journal sqlite: one daemon per file") {

@@ -138,7 +138,7 @@ def _journal_rows(path: Path) -> dict:
     with sqlite3.connect(path) as db:
         db.row_factory = sqlite3.Row
         return {r["job_id"]: dict(r) for r in db.execute(
-            "SELECT job_id, node, state, outcome_code, message, attempts FROM calls")}
+            "SELECT job_id, node, state, outcome_code, message, attempts FROM call_rows")}
 
 
 def tally(rows: dict, node_of: dict, job_of: dict, terminal: dict, runs: dict, daemon_logs: str) -> dict:
