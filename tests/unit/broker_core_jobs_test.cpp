@@ -338,7 +338,7 @@ TEST_CASE("jobs: JobResume under a request id held by an open Watch is refused; 
   CHECK(body_of<FailureBody>(r).message.find("request id 5 is already open on this connection") != std::string::npos);
   // The job stayed with its first connection: its result goes to c1's request 1.
   auto done = only_reply(j.result(running));
-  CHECK(done.peer.routing_id == "c1");
+  CHECK(done.peer->routing_id == "c1");
   CHECK(done.request_id == 1);
   CHECK(body_of<ResultBody>(done).job_id == 1);
 }
