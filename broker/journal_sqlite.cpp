@@ -502,29 +502,25 @@ void SqliteJournal::apply(const Submitted& r) {
                        record, job));                                                       \
   } while (0)
 
-std::int64_t SqliteJournal::origin_of(const Call& c) {
-  const NameIds<5>::Parts parts{c.node, c.caller.identity, c.caller.name, c.caller.workspace,
-                                c.caller.role};
-  if (const auto id = origins_.find(parts)) return id;
-  Statement& s = prepared(kInsertOrigin);
-  for (int i = 0; i < 5; ++i) s.bind(i + 1, parts[static_cast<std::size_t>(i)]);
+template <std::size_t N>
+std::int64_t SqliteJournal::stored_id(NameIds<N>& ids, int insert, const typename NameIds<N>::Parts& parts) {
+  if (const auto id = ids.find(parts)) return id;
+  Statement& s = prepared(insert);
+  for (std::size_t i = 0; i < N; ++i) s.bind(static_cast<int>(i) + 1, parts[i]);
   s.step();
   s.reset();
   const std::int64_t id = sqlite3_last_insert_rowid(db_);
-  origins_.add(parts, id);
+  ids.add(parts, id);
   return id;
 }
 
+std::int64_t SqliteJournal::origin_of(const Call& c) {
+  return stored_id(origins_, kInsertOrigin,
+                   {c.node, c.caller.identity, c.caller.name, c.caller.workspace, c.caller.role});
+}
+
 std::int64_t SqliteJournal::worker_of(const Dispatched& d) {
-  const NameIds<2>::Parts parts{d.worker_id, d.worker_identity};
-  if (const auto id = workers_.find(parts)) return id;
-  Statement& s = prepared(kInsertWorker);
-  s.bind(1, parts[0]).bind(2, parts[1]);
-  s.step();
-  s.reset();
-  const std::int64_t id = sqlite3_last_insert_rowid(db_);
-  workers_.add(parts, id);
-  return id;
+  return stored_id(workers_, kInsertWorker, {d.worker_id, d.worker_identity});
 }
 
 void SqliteJournal::apply(const Dispatched& r) {

@@ -87,6 +87,10 @@ class SqliteJournal final : public Journal {
   // memory, or written (in the open turn) the first time a row needs it.
   std::int64_t origin_of(const Call& c);
   std::int64_t worker_of(const Dispatched& d);
+  // Both: `parts`' id in `ids`, or inserted with the statement `insert` (binding the parts as
+  // ?1..?N) and remembered.
+  template <std::size_t N>
+  std::int64_t stored_id(NameIds<N>& ids, int insert, const typename NameIds<N>::Parts& parts);
   // The row a call's Submitted leaves with its last Dispatched (running) and its Finished
   // (finished), when those are not null (append_all).
   void write_row(const Submitted& s, const Dispatched* d, const Finished* f);
