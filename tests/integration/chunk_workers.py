@@ -126,12 +126,17 @@ def output_worker_inline(w: RawWorker, stop: threading.Event, errors: list, outp
 def stall_worker(w: RawWorker, stop: threading.Event, errors: list, aborts: list, windows: list) -> None:
     """Grants 2 MiB of its chunked input "data" and sends 2 MiB of chunked output on stream 2, then
     neither grants nor sends more: the call hangs mid-stream in both directions until it is
-    aborted (`aborts` gets the Abort's code). `windows` gets each WorkRequest's chunk window."""
+    aborted (`aborts` gets the Abort's code, once per call: a Pong that crossed the Abort on the
+    way listed the call again, and musterd sends such a Pong the Abort again, PROTOCOL.md §7.4).
+    `windows` gets each WorkRequest's chunk window."""
+    aborted: set[int] = set()
     try:
         while not stop.is_set():
             msg = w.next_published(0.1)
             if isinstance(msg, m.Abort):
-                aborts.append(msg.code)
+                if msg.request_id not in aborted:
+                    aborted.add(msg.request_id)
+                    aborts.append(msg.code)
                 continue
             if not isinstance(msg, m.WorkRequest):
                 continue
