@@ -301,6 +301,12 @@ struct WorkerImpl {
     std::uint64_t listed_in = 0;  // seq of the first Pong (of this instance) that listed it (0: none yet)
   };
   std::unordered_map<std::uint64_t, Kept> kept;  // request id -> the answer sent
+  std::uint64_t kept_bytes = 0;                   // the sizes of the kept answers' messages
+  // The last Pong sent for a ping (seq 0: none on this connection since Attached) and whether it
+  // listed answers: an early Pong repeats it (WorkerOptions::confirm_kept_bytes).
+  std::uint64_t last_pong_seq = 0;
+  std::string last_pong_instance;
+  bool last_pong_listed = false;
   // The output streams of answered calls whose answer is kept (not confirmed): a resume Credit
   // for one of them is answered by sending its chunks again (PROTOCOL.md §7.9 R11).
   std::unordered_map<std::uint64_t, std::shared_ptr<OutputCredits>> resendable;
@@ -565,9 +571,27 @@ struct WorkerImpl {
     if (no_answer_acks && open) {
       Kept k;
       k.message.copy(message);  // shares the content: nothing is copied but a small message
-      kept.insert_or_assign(request_id, std::move(k));
+      kept_bytes += message.size();
+      if (auto [it, added] = kept.try_emplace(request_id, std::move(k)); !added) {
+        kept_bytes -= it->second.message.size();
+        it->second = std::move(k);
+      }
     }
     send_to_daemon(std::move(message));
+    if (no_answer_acks && open) confirm_early_if_large();
+  }
+
+  // Asks for confirmation of the kept answers before the next ping once they pass
+  // `confirm_kept_bytes`: a Pong repeating the last ping's seq is a Pong to a ping that was sent
+  // (PROTOCOL.md §7.7 "Early confirmation"). An Ack confirms what its Pong (or an earlier one)
+  // listed, found by seq, so every Ack carrying this seq must answer exactly one Pong the worker
+  // counts on: the Pong repeated listed answers (so it had an Ack, unlike a Pong listing none,
+  // which gets one only sometimes, §7.7) and that Ack was read, and no other early Pong's Ack is
+  // due. Else an Ack to an earlier Pong could confirm answers the daemon has not checked yet.
+  void confirm_early_if_large() {
+    if (opt.confirm_kept_bytes == 0 || kept_bytes < opt.confirm_kept_bytes) return;
+    if (!attached || pong_ack_due != 0 || !last_pong_listed || last_pong_instance != instance) return;
+    send_pong(last_pong_seq, last_pong_instance);
   }
 
   // Sends the kept answer of `request_id` again (the daemon never got it), still keeping it.
@@ -591,7 +615,10 @@ struct WorkerImpl {
       spdlog::warn("sending {} kept answer(s) again, as the daemon asked (it never got them, or adopted their calls after a restart)", again.size());
     std::erase_if(kept, [&](const auto& entry) {
       bool confirmed = entry.second.listed_in != 0 && entry.second.listed_in <= pong_seq && !again.contains(entry.first);
-      if (confirmed) resendable.erase(entry.first);
+      if (confirmed) {
+        resendable.erase(entry.first);
+        kept_bytes -= entry.second.message.size();
+      }
       return confirmed;
     });
   }
@@ -714,6 +741,7 @@ struct WorkerImpl {
     dealer.reset();
     replies_due = 0;  // what the old connection owed is gone with it
     pong_ack_due = 0;
+    last_pong_listed = false;
     connect();
   }
 
@@ -754,6 +782,9 @@ struct WorkerImpl {
     if (!no_answer_acks || !answered.empty()) ++replies_due;
     if (no_answer_acks && !answered.empty()) pong_ack_due = seq;
     pings_unanswered = 0;
+    last_pong_seq = seq;
+    last_pong_instance = ping_instance;
+    last_pong_listed = !answered.empty();
   }
 
   // Whether a broadcast Ping may go unanswered (PROTOCOL.md §7.3, Attached.idle_pong_every):
@@ -801,6 +832,7 @@ struct WorkerImpl {
         no_answer_acks = a->no_answer_acks();
         if (!no_answer_acks) {
           kept.clear();
+          kept_bytes = 0;
           resendable.clear();
         }
         batching = a->batches();  // an older daemon does not set it: every message goes alone
@@ -812,6 +844,7 @@ struct WorkerImpl {
         attached = true;
         attach_outstanding = false;
         pong_ack_due = 0;  // a Pong's seq means nothing to another instance (§7.6)
+        last_pong_listed = false;
         last_ping = SteadyClock::now();
         spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
                      opt.worker_id, instance, nodes->size(), opt.capacity);
