@@ -150,13 +150,16 @@ std::string read_one(muster::PolledSocket& s) {
 }
 
 // A connected pair whose connection is complete (one message went b -> a and was read to the
-// end, so `a` starts quiet). `fd` is a's ZMQ_FD, taken once (reading it later would be a use),
-// to look at whether its descriptor signals without using the socket.
+// end, so `a` starts quiet), and a SocketWait on `a` that has asked nothing yet. `fd` is a's
+// ZMQ_FD, taken once (reading it later would be a use), to look at whether its descriptor
+// signals without using the socket.
 struct PolledPair {
   zmq::context_t ctx;
   muster::PolledSocket a{ctx, zmq::socket_type::dealer};
   zmq::socket_t b{ctx, zmq::socket_type::dealer};
   int fd = -1;
+  muster::SocketWait wait;
+  std::size_t item = 0;
   explicit PolledPair(const std::string& transport) {
     auto& s = a.use();
     s.set(zmq::sockopt::linger, 0);
@@ -170,12 +173,13 @@ struct PolledPair {
     }
     fd = s.get(zmq::sockopt::fd);
     b.send(zmq::buffer(std::string("settle")));
-    muster::SocketWait wait;
-    wait.add(a);
-    REQUIRE(wait.wait(10'000ms) == 1);
+    muster::SocketWait settle;
+    settle.add(a);
+    REQUIRE(settle.wait(10'000ms) == 1);
     REQUIRE(read_one(a) == "settle");
     std::string none;
     REQUIRE_FALSE(read_into(a, none));
+    item = wait.add(a);
   }
   // Whether a's descriptor signals within `timeout` (a plain ::poll: no use of the socket).
   bool signalled(std::chrono::milliseconds timeout) const {
@@ -188,37 +192,34 @@ struct PolledPair {
 
 TEST_CASE("SocketWait never asks a quiet socket until its descriptor signals") {
   PolledPair p("tcp");
-  muster::SocketWait wait;
-  const auto item = wait.add(p.a);
+  auto& wait = p.wait;
   CHECK(wait.wait(0ms) == 0);
   CHECK(wait.wait(20ms) == 0);
   CHECK(wait.asks() == 0);  // read to the end: quiet, and nothing signalled
   p.b.send(zmq::buffer(std::string("hello")));
   CHECK(wait.wait(10'000ms) == 1);  // bound, not a timing assertion
-  CHECK(wait.readable(item));
+  CHECK(wait.readable(p.item));
   CHECK(wait.asks() == 1);  // its descriptor signalled: asked after waking
   CHECK(read_one(p.a) == "hello");
 }
 
 TEST_CASE("SocketWait asks a used socket, and keeps reporting one nobody read") {
   PolledPair p("inproc");
-  muster::SocketWait wait;
-  const auto item = wait.add(p.a);
+  auto& wait = p.wait;
   (void)p.a.use().get(zmq::sockopt::type);  // any use, even one that reads nothing
   CHECK(wait.wait(0ms) == 0);
   CHECK(wait.asks() == 1);
   p.b.send(zmq::buffer(std::string("unread")));
   CHECK(wait.wait(10'000ms) == 1);
   CHECK(wait.wait(10'000ms) == 1);
-  CHECK(wait.readable(item));
+  CHECK(wait.readable(p.item));
   CHECK(wait.asks() == 3);  // found readable: asked at every wait until read
 }
 
 TEST_CASE("SocketWait: the empty read that ends a reading leaves the socket quiet, and a later message wakes it") {
   PolledPair p("tcp");
   p.b.send(zmq::buffer(std::string("one")));
-  muster::SocketWait wait;
-  wait.add(p.a);
+  auto& wait = p.wait;
   REQUIRE(wait.wait(10'000ms) == 1);
   CHECK(read_one(p.a) == "one");
   std::string none;
@@ -234,8 +235,7 @@ TEST_CASE("SocketWait: the empty read that ends a reading leaves the socket quie
 TEST_CASE("SocketWait reports the message a read left behind, though the descriptor is quiet") {
   // inproc: the sender writes both into the pipe itself, so both wait before the first read.
   PolledPair p("inproc");
-  muster::SocketWait wait;
-  wait.add(p.a);
+  auto& wait = p.wait;
   p.b.send(zmq::buffer(std::string("first")));
   p.b.send(zmq::buffer(std::string("second")));
   REQUIRE(p.signalled(10'000ms));
@@ -247,8 +247,7 @@ TEST_CASE("SocketWait reports the message a read left behind, though the descrip
 
 TEST_CASE("SocketWait reports a message whose signal a send on the same socket consumed") {
   PolledPair p("tcp");
-  muster::SocketWait wait;
-  wait.add(p.a);
+  auto& wait = p.wait;
   p.b.send(zmq::buffer(std::string("waiting")));
   REQUIRE(p.signalled(10'000ms));  // its activation is in a's mailbox
   // A send processes the socket's commands when it has not for a while (libzmq's throttle).
@@ -267,8 +266,8 @@ TEST_CASE("SocketWait asks plain sockets at every wait and reports descriptors")
   push.connect("inproc://socket-wait-plain");
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
-  muster::SocketWait wait;
-  const auto polled = wait.add(p.a), plain = wait.add(pull), descriptor = wait.add_fd(fds[0]);
+  auto& wait = p.wait;
+  const auto polled = p.item, plain = wait.add(pull), descriptor = wait.add_fd(fds[0]);
   CHECK(wait.wait(0ms) == 0);
   CHECK(wait.wait(0ms) == 0);
   CHECK(wait.asks() == 2);  // the plain socket each time, the quiet one never
