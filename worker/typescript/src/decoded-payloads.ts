@@ -1,6 +1,6 @@
 // decoded-payloads.ts — the Values a message's verification decoded, kept for the one reader
-// that decodes the same payload next (the worker, a WorkRequest's inputs and parameters), so
-// a payload is decoded once per message instead of twice.
+// that decodes the same payload next (the worker: a WorkRequest's inputs and parameters; the
+// client: a Result's outputs, an Item's values), so a payload is decoded once, not twice.
 // Owns: the weak map from a decoded message's payload bytes to their values, and the rule
 // that those values are handed out once.
 // Must never: hand the same values object out twice (its first reader may change it), or keep
