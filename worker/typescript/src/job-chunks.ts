@@ -199,10 +199,11 @@ export class JobChunks {
 
   /**
    * Sends the outputs that travel chunked, one stream after another, and returns the outputs
-   * with their Chunked references, as a Map in their order (to be encoded): bytes over `threshold`, and streamed values (a ByteSource, a
-   * Readable, an AsyncIterable<Uint8Array>: read as they are sent). A caller that takes no
-   * chunked outputs (window 0) gets bytes inline (too large ones fail when the Result is
-   * encoded); a stream is then read into memory up to `inlineLimit` bytes, else WorkerError.
+   * with their Chunked references, as a Map in their order (for encodeValues): bytes over
+   * `threshold`, and streamed values (a ByteSource, a Readable, an AsyncIterable<Uint8Array>:
+   * read as they are sent). A caller that takes no chunked outputs (window 0) gets bytes inline
+   * (too large ones fail when the Result is encoded); a stream is then read into memory up to
+   * `inlineLimit` bytes, else WorkerError.
    */
   async sendOutputs(outputs: Values, threshold: number, inlineLimit: number): Promise<Values> {
     const out = new Map<string, MusterValue>();
