@@ -553,16 +553,25 @@ struct Daemon::Impl {
   // Hands what waits in `batch` (alone if it is one reply) to the outbox and empties it.
   void send_client_batch(const std::string& key, ClientBatch& batch) {
     auto& w = batch.writer;
-    if (w.count() == 0) return;
-    auto bytes = w.count() == 1 ? w.only() : [&] {
-      auto& fbb = w.finish(BatchRoot::Reply);
-      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
-    }();
+    const std::size_t replies = w.count();
+    if (replies == 0) return;
     ClientFrames m{batch.peer, {}, 1};
-    m.frames[0] = zmq::message_t(bytes.data(), bytes.size());
-    outbox.deliver(key, std::move(m), bytes.size(), batch.kind, [&](ClientFrames& f) { return send_to_client(f); },
-                   w.count());
-    w.clear();
+    m.frames[0] = take_batch(w, BatchRoot::Reply);
+    const std::uint64_t bytes = m.frames[0].size();
+    outbox.deliver(key, std::move(m), bytes, batch.kind, [&](ClientFrames& f) { return send_to_client(f); },
+                   replies);
+  }
+
+  // What waits in `w` as one message, and `w` emptied: its one message alone (copied), or the
+  // Batch of them, handed over uncopied (BatchWriter::release).
+  static zmq::message_t take_batch(BatchWriter& w, BatchRoot root) {
+    if (w.count() == 1) {
+      zmq::message_t m(w.only().data(), w.only().size());
+      w.clear();
+      return m;
+    }
+    auto released = w.release(root);
+    return message_owning(released.raw, released.bytes);
   }
 
   SendOutcome send_to_client(ClientFrames& f) {
@@ -791,17 +800,14 @@ struct Daemon::Impl {
 
   // Publishes what waits in `batch` (alone if it is one message) and empties it.
   void send_worker_batch(WorkerBatch& batch) {
-    auto& w = batch.writer;
-    if (w.count() == 0) return;
-    auto bytes = w.count() == 1 ? w.only() : [&] {
-      auto& fbb = w.finish(BatchRoot::Daemon);
-      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
-    }();
-    for (auto& socket : requests) {
-      socket.send(zmq::buffer(batch.topic), zmq::send_flags::sndmore);
-      socket.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::none);
+    if (batch.writer.count() == 0) return;
+    zmq::message_t whole = take_batch(batch.writer, BatchRoot::Daemon);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      // The last socket takes the message itself; the others get a copy.
+      zmq::message_t m = i + 1 == requests.size() ? std::move(whole) : zmq::message_t(whole.data(), whole.size());
+      requests[i].send(zmq::buffer(batch.topic), zmq::send_flags::sndmore);
+      requests[i].send(std::move(m), zmq::send_flags::none);
     }
-    w.clear();
   }
 
   // A worker's Attached says whether its Attach asked for batches; from then on it gets them.

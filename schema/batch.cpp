@@ -1,6 +1,8 @@
 // batch.cpp — see batch.hpp.
 #include "muster/batch.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "muster/messages.hpp"
@@ -48,6 +50,19 @@ flatbuffers::FlatBufferBuilder& BatchWriter::finish(BatchRoot root, std::string_
       break;
   }
   return fbb_;
+}
+
+BatchWriter::Released BatchWriter::release(BatchRoot root, std::string_view worker_id) {
+  finish(root, worker_id);
+  const std::size_t size = fbb_.GetSize();
+  std::size_t reserved = 0, offset = 0;
+  std::uint8_t* raw = fbb_.ReleaseRaw(reserved, offset);
+  // The next buffer's size: up at once to 1.5x this batch, down slowly (by 1/8 a batch), so a
+  // run of batches of varying size rarely grows one in steps (each step copies what is written).
+  next_bytes_ = std::max({kInitialBytes, size + size / 2, next_bytes_ - next_bytes_ / 8});
+  fbb_ = flatbuffers::FlatBufferBuilder(next_bytes_);
+  clear();
+  return {raw, {raw + offset, size}};
 }
 
 void BatchWriter::clear() {
