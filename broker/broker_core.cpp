@@ -352,11 +352,11 @@ void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
 
 void BrokerCore::dispatch_worker_nodes(WorkerEntry& w, TimePoint now) {
   // Called on every answer (release): a node with nothing queued has nothing to dispatch, and
-  // its entry stays (w, Ready, serves it), so it is skipped without building its key.
+  // its entry stays (w, Ready, serves it), so it is skipped without building its key or looking
+  // it up (w.indexed_in: the entries w is indexed in, in the order of w.nodes).
   std::vector<NodeKey> keys;
-  for (auto& spec : w.nodes)
-    if (const NodeEntry* entry = registry_.node(w.owner.workspace, spec.name); entry && !entry->queue.empty())
-      keys.emplace_back(w.owner.workspace, spec.name);
+  for (std::size_t i = 0; i < w.indexed_in.size(); ++i)
+    if (!w.indexed_in[i]->queue.empty()) keys.emplace_back(w.owner.workspace, w.nodes[i].name);
   for (auto& key : keys) dispatch_node(key, now);
 }
 

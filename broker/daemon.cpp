@@ -176,12 +176,13 @@ struct Daemon::Impl {
   // Batches (PROTOCOL.md §2.2), a transport matter only: the core never sees them. Workers whose
   // Attach asked for batches (and were told Attached.batches), connections whose Submits did.
   std::unordered_set<std::string> batching_workers;  // worker ids
-  std::unordered_set<std::string> batching_clients;  // BrokerCore::connection_key
   std::unordered_map<std::string, bool> attach_asks;  // routing id + worker id -> batches, this turn
   // Inside flush(), the batchable messages of the turn wait here, per peer, until its end.
   bool collecting = false;
   std::unordered_map<std::string, WorkerBatch> worker_batches;  // by worker id (reused)
-  std::unordered_map<std::string, ClientBatch> client_batches;  // by connection key (reused)
+  // By connection key: one entry per connection whose Submits asked for batches (reused each
+  // turn), so a reply finds whether to batch and where in one lookup.
+  std::unordered_map<std::string, ClientBatch> client_batches;
   std::vector<std::string> open_worker_batches, open_client_batches;  // with items this turn
 
   explicit Impl(DaemonOptions o)
@@ -524,22 +525,23 @@ struct Daemon::Impl {
     // turn, PROTOCOL.md §2.2) unless it has a payload frame or is large; what waits for the
     // connection is sent before anything that does not, so its order holds.
     if (collecting) {
-      auto key = BrokerCore::connection_key(peer);
-      if (!payload && fbb.GetSize() <= kBatchItemMax && batching_clients.contains(key)) {
-        auto it = client_batches.try_emplace(key).first;
+      if (auto it = client_batches.find(BrokerCore::connection_key(peer)); it != client_batches.end()) {
         auto& batch = it->second;
-        if (batch.writer.count() == 0) {
-          batch.peer = peer;
-          batch.kind = kind;
-          open_client_batches.push_back(std::move(key));
+        if (payload || fbb.GetSize() > kBatchItemMax) {
+          send_client_batch(it->first, batch);  // may erase `it` (the connection is gone)
+        } else {
+          if (batch.writer.count() == 0) {
+            batch.peer = peer;
+            batch.kind = kind;
+            open_client_batches.push_back(it->first);
+          }
+          batch.kind = std::min(batch.kind, kind);  // OfRequest < NoRequest < Progress
+          batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
+          fbb.Clear();
+          if (batch.writer.bytes() >= kBatchMaxBytes) send_client_batch(it->first, batch);
+          return;
         }
-        batch.kind = std::min(batch.kind, kind);  // OfRequest < NoRequest < Progress
-        batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
-        fbb.Clear();
-        if (batch.writer.bytes() >= kBatchMaxBytes) send_client_batch(it->first, batch);
-        return;
       }
-      if (auto it = client_batches.find(key); it != client_batches.end()) send_client_batch(it->first, it->second);
     }
     ClientFrames m{peer, {}, 0};
     if (payload) m.frames[m.count++] = std::move(*payload);
@@ -577,7 +579,8 @@ struct Daemon::Impl {
   SendOutcome send_to_client(ClientFrames& f) {
     auto outcome = send_client_frames(clients.at(f.peer.via), f);
     if (outcome == SendOutcome::Gone) {
-      batching_clients.erase(BrokerCore::connection_key(f.peer));
+      // It reads no more batches (nothing of a turn's batch is used after its send).
+      client_batches.erase(BrokerCore::connection_key(f.peer));
       core.on_client_gone(BrokerCore::connection_key(f.peer));  // its watches end
       ++unroutable;
       spdlog::debug("a reply to a client that is gone was discarded");
@@ -832,14 +835,12 @@ struct Daemon::Impl {
   // A connection whose Submit said batch_replies reads Batch from now on.
   void mark_batching_client(const Peer& peer) {
     auto key = BrokerCore::connection_key(peer);
-    if (batching_clients.contains(key)) return;
-    // Keys of connections gone long ago go when the set outgrows the open ones (a connection
+    if (client_batches.contains(key)) return;
+    // Keys of connections gone long ago go when the map outgrows the open ones (a connection
     // still there is marked again by its next Submit).
-    if (batching_clients.size() > 2 * core.client_connections() + 1024) {
-      batching_clients.clear();
+    if (client_batches.size() > 2 * core.client_connections() + 1024)
       client_batches.clear();  // never inside flush(): none holds a reply now
-    }
-    batching_clients.insert(std::move(key));
+    client_batches.try_emplace(std::move(key));
   }
 
   void reply_to_worker(const ReplyToWorker& a) {
@@ -1045,7 +1046,8 @@ struct Daemon::Impl {
     actions.clear();
     collecting = false;
     flush_worker_batches();
-    for (auto& key : open_client_batches) send_client_batch(key, client_batches[key]);
+    for (auto& key : open_client_batches)  // (one gone during the turn is no longer there)
+      if (auto it = client_batches.find(key); it != client_batches.end()) send_client_batch(it->first, it->second);
     open_client_batches.clear();
     if (pipeline.held_turns() == 0) attach_asks.clear();  // every Attached of them went out
     report_outbox(Clock::now());

@@ -23,6 +23,8 @@ namespace muster::broker {
 enum class WorkerState { Confirming, Ready, Draining };
 std::string_view worker_state_name(WorkerState s);
 
+struct NodeEntry;
+
 struct WorkerEntry {
   std::string id;
   Caller owner;                      // the identity that attached it
@@ -50,6 +52,10 @@ struct WorkerEntry {
   // Its topic on the request socket (worker_topic of owner.identity and id), set by
   // Registry::add: musterd publishes every WorkRequest on it, and built it each time before.
   std::string topic;
+  // The node entries it is indexed in, one per node of `nodes` (same order), set by
+  // Registry::index and emptied by unindex: an entry stays while it serves it (std::map nodes do
+  // not move), so the dispatch on each of its answers looks at their queues without a lookup.
+  std::vector<NodeEntry*> indexed_in;
 
   std::uint32_t free_slots() const {
     return holding.size() >= capacity ? 0 : capacity - static_cast<std::uint32_t>(holding.size());
