@@ -950,8 +950,11 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.id = id;
   r.client = clients_.get(peer);
   r.client_request_id = ev.client_request_id;
-  std::tie(r.node, r.stats) =
-      stats_.node(nk, [this](const NodeKey& key) { return registry_.node(key) != nullptr; });
+  if (!entry->stats)  // (once per node entry: later Submits take it from there, not by hash)
+    std::tie(entry->stats_key, entry->stats) =
+        stats_.node(nk, [this](const NodeKey& key) { return registry_.node(key) != nullptr; });
+  r.node = entry->stats_key;
+  r.stats = entry->stats;
   ++r.stats->workspace->counts.submitted;
   r.caller = callers_.get(who);
   r.payload_owner = owner_of_both(ev.inputs, ev.parameters);

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@ enum class WorkerState { Confirming, Ready, Draining };
 std::string_view worker_state_name(WorkerState s);
 
 struct NodeEntry;
+struct NodeStats;  // node_stats.hpp
 
 struct WorkerEntry {
   std::string id;
@@ -81,6 +83,11 @@ struct NodeEntry {
   InputCheck check;                    // what spec's inputs and parameters accept
   std::vector<WorkerEntry*> workers;   // Confirming and Ready workers serving it
   FairQueue queue;                     // request ids waiting: round robin across clients
+  // Its statistics entry (node_stats.hpp StatsTable), found by BrokerCore at its first Submit
+  // and kept here so that later Submits do not hash (workspace, name) again. Holding the key
+  // keeps the entry alive while the node is registered, as the table's sweep does anyway.
+  std::shared_ptr<const NodeKey> stats_key;
+  NodeStats* stats = nullptr;
 };
 
 class Registry {
