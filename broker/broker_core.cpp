@@ -219,8 +219,13 @@ void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, const Caller
 void BrokerCore::count_open(const Request& r, int delta) { count_open(r, delta, client_lane(*r.client)); }
 
 void BrokerCore::count_open(const Request& r, int delta, const std::string& key) {
+  count_open(r, delta, key, outstanding_.find(key));
+}
+
+void BrokerCore::count_open(const Request& r, int delta, const std::string& key, OutstandingMap::iterator at) {
+  if (at == outstanding_.end()) at = outstanding_.try_emplace(key).first;
   auto bytes = r.inputs.size() + r.parameters.size();
-  auto& o = outstanding_[key];
+  auto& o = at->second;
   if (delta > 0) {
     ++o.open;
     o.open_bytes += bytes;
@@ -228,7 +233,7 @@ void BrokerCore::count_open(const Request& r, int delta, const std::string& key)
     --o.open;
     o.open_bytes -= bytes;
   }
-  if (o.open == 0 && o.unread == 0) outstanding_.erase(key);
+  if (o.open == 0 && o.unread == 0) outstanding_.erase(at);
 }
 
 void BrokerCore::on_client_backlog(const std::string& connection, std::size_t replies,
@@ -878,10 +883,12 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::ShuttingDown,
                              "the daemon is shutting down");
   const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
+  // The connection's counts: its limits now, its open call counted in them below (nothing in
+  // between adds to or takes from outstanding_, so the iterator stays valid).
+  const auto outstanding = outstanding_.find(lane);
   {
     static const Outstanding kNone;
-    auto o = outstanding_.find(lane);
-    const Outstanding& c = o == outstanding_.end() ? kNone : o->second;
+    const Outstanding& c = outstanding == outstanding_.end() ? kNone : outstanding->second;
     if (config_.max_client_outstanding && c.open + c.unread >= config_.max_client_outstanding)
       return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
           fmt::format("this connection has {} call(s) open and {} repl(ies) unread (limit {}, "
@@ -972,7 +979,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   // worker is given no chunk window (WorkRequest.chunk_window_bytes = 0, PROTOCOL.md §7.9).
   r.chunk_window = ev.durable ? 0 : CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
   by_client_.emplace(std::move(key), id);
-  count_open(r, +1, lane);
+  count_open(r, +1, lane, outstanding);
   deadlines_.push(r.deadline, id, requests_.size(),
                   [this](std::uint64_t open) { return deadline_counts(open); });
   if (ev.durable) {  // journaled before its Accepted is sent (the loop commits first)
