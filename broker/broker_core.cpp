@@ -219,8 +219,13 @@ void BrokerCore::immediate_failure(TimePoint now, const Peer& peer, const Caller
 void BrokerCore::count_open(const Request& r, int delta) { count_open(r, delta, client_lane(*r.client)); }
 
 void BrokerCore::count_open(const Request& r, int delta, const std::string& key) {
+  count_open(r, delta, key, outstanding_.find(key));
+}
+
+void BrokerCore::count_open(const Request& r, int delta, const std::string& key, OutstandingMap::iterator at) {
+  if (at == outstanding_.end()) at = outstanding_.try_emplace(key).first;
   auto bytes = r.inputs.size() + r.parameters.size();
-  auto& o = outstanding_[key];
+  auto& o = at->second;
   if (delta > 0) {
     ++o.open;
     o.open_bytes += bytes;
@@ -228,7 +233,7 @@ void BrokerCore::count_open(const Request& r, int delta, const std::string& key)
     --o.open;
     o.open_bytes -= bytes;
   }
-  if (o.open == 0 && o.unread == 0) outstanding_.erase(key);
+  if (o.open == 0 && o.unread == 0) outstanding_.erase(at);
 }
 
 void BrokerCore::on_client_backlog(const std::string& connection, std::size_t replies,
@@ -352,11 +357,11 @@ void BrokerCore::dispatch_node(const NodeKey& key, TimePoint now) {
 
 void BrokerCore::dispatch_worker_nodes(WorkerEntry& w, TimePoint now) {
   // Called on every answer (release): a node with nothing queued has nothing to dispatch, and
-  // its entry stays (w, Ready, serves it), so it is skipped without building its key.
+  // its entry stays (w, Ready, serves it), so it is skipped without building its key or looking
+  // it up (w.indexed_in: the entries w is indexed in, in the order of w.nodes).
   std::vector<NodeKey> keys;
-  for (auto& spec : w.nodes)
-    if (const NodeEntry* entry = registry_.node(w.owner.workspace, spec.name); entry && !entry->queue.empty())
-      keys.emplace_back(w.owner.workspace, spec.name);
+  for (std::size_t i = 0; i < w.indexed_in.size(); ++i)
+    if (!w.indexed_in[i]->queue.empty()) keys.emplace_back(w.owner.workspace, w.nodes[i].name);
   for (auto& key : keys) dispatch_node(key, now);
 }
 
@@ -878,10 +883,12 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::ShuttingDown,
                              "the daemon is shutting down");
   const std::uint64_t bytes = ev.inputs.bytes.size() + ev.parameters.bytes.size();
+  // The connection's counts: its limits now, its open call counted in them below (nothing in
+  // between adds to or takes from outstanding_, so the iterator stays valid).
+  const auto outstanding = outstanding_.find(lane);
   {
     static const Outstanding kNone;
-    auto o = outstanding_.find(lane);
-    const Outstanding& c = o == outstanding_.end() ? kNone : o->second;
+    const Outstanding& c = outstanding == outstanding_.end() ? kNone : outstanding->second;
     if (config_.max_client_outstanding && c.open + c.unread >= config_.max_client_outstanding)
       return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::QueueFull,
           fmt::format("this connection has {} call(s) open and {} repl(ies) unread (limit {}, "
@@ -950,8 +957,11 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.id = id;
   r.client = clients_.get(peer);
   r.client_request_id = ev.client_request_id;
-  std::tie(r.node, r.stats) =
-      stats_.node(nk, [this](const NodeKey& key) { return registry_.node(key) != nullptr; });
+  if (!entry->stats)  // (once per node entry: later Submits take it from there, not by hash)
+    std::tie(entry->stats_key, entry->stats) =
+        stats_.node(nk, [this](const NodeKey& key) { return registry_.node(key) != nullptr; });
+  r.node = entry->stats_key;
+  r.stats = entry->stats;
   ++r.stats->workspace->counts.submitted;
   r.caller = callers_.get(who);
   r.payload_owner = owner_of_both(ev.inputs, ev.parameters);
@@ -969,7 +979,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   // worker is given no chunk window (WorkRequest.chunk_window_bytes = 0, PROTOCOL.md §7.9).
   r.chunk_window = ev.durable ? 0 : CallChunks::output_window_for(ev.chunk_window_bytes, config_.streams.max_bytes);
   by_client_.emplace(std::move(key), id);
-  count_open(r, +1, lane);
+  count_open(r, +1, lane, outstanding);
   deadlines_.push(r.deadline, id, requests_.size(),
                   [this](std::uint64_t open) { return deadline_counts(open); });
   if (ev.durable) {  // journaled before its Accepted is sent (the loop commits first)

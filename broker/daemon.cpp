@@ -183,12 +183,13 @@ struct Daemon::Impl {
   // Batches (PROTOCOL.md §2.2), a transport matter only: the core never sees them. Workers whose
   // Attach asked for batches (and were told Attached.batches), connections whose Submits did.
   std::unordered_set<std::string> batching_workers;  // worker ids
-  std::unordered_set<std::string> batching_clients;  // BrokerCore::connection_key
   std::unordered_map<std::string, bool> attach_asks;  // routing id + worker id -> batches, this turn
   // Inside flush(), the batchable messages of the turn wait here, per peer, until its end.
   bool collecting = false;
   std::unordered_map<std::string, WorkerBatch> worker_batches;  // by worker id (reused)
-  std::unordered_map<std::string, ClientBatch> client_batches;  // by connection key (reused)
+  // By connection key: one entry per connection whose Submits asked for batches (reused each
+  // turn), so a reply finds whether to batch and where in one lookup.
+  std::unordered_map<std::string, ClientBatch> client_batches;
   std::vector<std::string> open_worker_batches, open_client_batches;  // with items this turn
 
   explicit Impl(DaemonOptions o)
@@ -532,22 +533,23 @@ struct Daemon::Impl {
     // turn, PROTOCOL.md §2.2) unless it has a payload frame or is large; what waits for the
     // connection is sent before anything that does not, so its order holds.
     if (collecting) {
-      auto key = BrokerCore::connection_key(peer);
-      if (!payload && fbb.GetSize() <= kBatchItemMax && batching_clients.contains(key)) {
-        auto it = client_batches.try_emplace(key).first;
+      if (auto it = client_batches.find(BrokerCore::connection_key(peer)); it != client_batches.end()) {
         auto& batch = it->second;
-        if (batch.writer.count() == 0) {
-          batch.peer = peer;
-          batch.kind = kind;
-          open_client_batches.push_back(std::move(key));
+        if (payload || fbb.GetSize() > kBatchItemMax) {
+          send_client_batch(it->first, batch);  // may erase `it` (the connection is gone)
+        } else {
+          if (batch.writer.count() == 0) {
+            batch.peer = peer;
+            batch.kind = kind;
+            open_client_batches.push_back(it->first);
+          }
+          batch.kind = std::min(batch.kind, kind);  // OfRequest < NoRequest < Progress
+          batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
+          fbb.Clear();
+          if (batch.writer.bytes() >= kBatchMaxBytes) send_client_batch(it->first, batch);
+          return;
         }
-        batch.kind = std::min(batch.kind, kind);  // OfRequest < NoRequest < Progress
-        batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
-        fbb.Clear();
-        if (batch.writer.bytes() >= kBatchMaxBytes) send_client_batch(it->first, batch);
-        return;
       }
-      if (auto it = client_batches.find(key); it != client_batches.end()) send_client_batch(it->first, it->second);
     }
     ClientFrames m{peer, {}, 0};
     if (payload) m.frames[m.count++] = std::move(*payload);
@@ -561,22 +563,32 @@ struct Daemon::Impl {
   // Hands what waits in `batch` (alone if it is one reply) to the outbox and empties it.
   void send_client_batch(const std::string& key, ClientBatch& batch) {
     auto& w = batch.writer;
-    if (w.count() == 0) return;
-    auto bytes = w.count() == 1 ? w.only() : [&] {
-      auto& fbb = w.finish(BatchRoot::Reply);
-      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
-    }();
+    const std::size_t replies = w.count();
+    if (replies == 0) return;
     ClientFrames m{batch.peer, {}, 1};
-    m.frames[0] = zmq::message_t(bytes.data(), bytes.size());
-    outbox.deliver(key, std::move(m), bytes.size(), batch.kind, [&](ClientFrames& f) { return send_to_client(f); },
-                   w.count());
-    w.clear();
+    m.frames[0] = take_batch(w, BatchRoot::Reply);
+    const std::uint64_t bytes = m.frames[0].size();
+    outbox.deliver(key, std::move(m), bytes, batch.kind, [&](ClientFrames& f) { return send_to_client(f); },
+                   replies);
+  }
+
+  // What waits in `w` as one message, and `w` emptied: its one message alone (copied), or the
+  // Batch of them, handed over uncopied (BatchWriter::release).
+  static zmq::message_t take_batch(BatchWriter& w, BatchRoot root) {
+    if (w.count() == 1) {
+      zmq::message_t m(w.only().data(), w.only().size());
+      w.clear();
+      return m;
+    }
+    auto released = w.release(root);
+    return message_owning(released.raw, released.bytes);
   }
 
   SendOutcome send_to_client(ClientFrames& f) {
     auto outcome = send_client_frames(clients.at(f.peer.via).use(), f);
     if (outcome == SendOutcome::Gone) {
-      batching_clients.erase(BrokerCore::connection_key(f.peer));
+      // It reads no more batches (nothing of a turn's batch is used after its send).
+      client_batches.erase(BrokerCore::connection_key(f.peer));
       core.on_client_gone(BrokerCore::connection_key(f.peer));  // its watches end
       ++unroutable;
       spdlog::debug("a reply to a client that is gone was discarded");
@@ -810,17 +822,14 @@ struct Daemon::Impl {
 
   // Publishes what waits in `batch` (alone if it is one message) and empties it.
   void send_worker_batch(WorkerBatch& batch) {
-    auto& w = batch.writer;
-    if (w.count() == 0) return;
-    auto bytes = w.count() == 1 ? w.only() : [&] {
-      auto& fbb = w.finish(BatchRoot::Daemon);
-      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
-    }();
-    for_each_subscribed([&](zmq::socket_t& socket, bool) {
+    if (batch.writer.count() == 0) return;
+    zmq::message_t whole = take_batch(batch.writer, BatchRoot::Daemon);
+    for_each_subscribed([&](zmq::socket_t& socket, bool last) {
+      // The last socket takes the message itself; the others get a copy.
+      zmq::message_t m = last ? std::move(whole) : zmq::message_t(whole.data(), whole.size());
       socket.send(zmq::buffer(batch.topic), zmq::send_flags::sndmore);
-      socket.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::none);
+      socket.send(std::move(m), zmq::send_flags::none);
     });
-    w.clear();
   }
 
   // A worker's Attached says whether its Attach asked for batches; from then on it gets them.
@@ -845,14 +854,12 @@ struct Daemon::Impl {
   // A connection whose Submit said batch_replies reads Batch from now on.
   void mark_batching_client(const Peer& peer) {
     auto key = BrokerCore::connection_key(peer);
-    if (batching_clients.contains(key)) return;
-    // Keys of connections gone long ago go when the set outgrows the open ones (a connection
+    if (client_batches.contains(key)) return;
+    // Keys of connections gone long ago go when the map outgrows the open ones (a connection
     // still there is marked again by its next Submit).
-    if (batching_clients.size() > 2 * core.client_connections() + 1024) {
-      batching_clients.clear();
+    if (client_batches.size() > 2 * core.client_connections() + 1024)
       client_batches.clear();  // never inside flush(): none holds a reply now
-    }
-    batching_clients.insert(std::move(key));
+    client_batches.try_emplace(std::move(key));
   }
 
   void reply_to_worker(const ReplyToWorker& a) {
@@ -1058,7 +1065,8 @@ struct Daemon::Impl {
     actions.clear();
     collecting = false;
     flush_worker_batches();
-    for (auto& key : open_client_batches) send_client_batch(key, client_batches[key]);
+    for (auto& key : open_client_batches)  // (one gone during the turn is no longer there)
+      if (auto it = client_batches.find(key); it != client_batches.end()) send_client_batch(it->first, it->second);
     open_client_batches.clear();
     if (pipeline.held_turns() == 0) attach_asks.clear();  // every Attached of them went out
     report_outbox(Clock::now());

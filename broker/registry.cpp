@@ -35,6 +35,7 @@ void Registry::note(const WorkerEntry& w) {
 
 void Registry::index(WorkerEntry& w) {
   note(w);
+  w.indexed_in.clear();
   for (auto& spec : w.nodes) {
     note(NodeKey{w.owner.workspace, spec.name});
     auto& entry = nodes_[NodeKey{w.owner.workspace, spec.name}];
@@ -46,11 +47,13 @@ void Registry::index(WorkerEntry& w) {
     }
     if (std::find(entry.workers.begin(), entry.workers.end(), &w) == entry.workers.end())
       entry.workers.push_back(&w);
+    w.indexed_in.push_back(&entry);
   }
 }
 
 void Registry::unindex(WorkerEntry& w) {
   note(w);
+  w.indexed_in.clear();
   for (auto& spec : w.nodes) {
     NodeKey key{w.owner.workspace, spec.name};
     note(key);

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,9 @@ namespace muster::broker {
 
 enum class WorkerState { Confirming, Ready, Draining };
 std::string_view worker_state_name(WorkerState s);
+
+struct NodeEntry;
+struct NodeStats;  // node_stats.hpp
 
 struct WorkerEntry {
   std::string id;
@@ -50,6 +54,10 @@ struct WorkerEntry {
   // Its topic on the request socket (worker_topic of owner.identity and id), set by
   // Registry::add: musterd publishes every WorkRequest on it, and built it each time before.
   std::string topic;
+  // The node entries it is indexed in, one per node of `nodes` (same order), set by
+  // Registry::index and emptied by unindex: an entry stays while it serves it (std::map nodes do
+  // not move), so the dispatch on each of its answers looks at their queues without a lookup.
+  std::vector<NodeEntry*> indexed_in;
 
   std::uint32_t free_slots() const {
     return holding.size() >= capacity ? 0 : capacity - static_cast<std::uint32_t>(holding.size());
@@ -75,6 +83,11 @@ struct NodeEntry {
   InputCheck check;                    // what spec's inputs and parameters accept
   std::vector<WorkerEntry*> workers;   // Confirming and Ready workers serving it
   FairQueue queue;                     // request ids waiting: round robin across clients
+  // Its statistics entry (node_stats.hpp StatsTable), found by BrokerCore at its first Submit
+  // and kept here so that later Submits do not hash (workspace, name) again. Holding the key
+  // keeps the entry alive while the node is registered, as the table's sweep does anyway.
+  std::shared_ptr<const NodeKey> stats_key;
+  NodeStats* stats = nullptr;
 };
 
 class Registry {

@@ -1,6 +1,9 @@
 // batch.cpp — see batch.hpp.
 #include "muster/batch.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "muster/messages.hpp"
@@ -48,6 +51,30 @@ flatbuffers::FlatBufferBuilder& BatchWriter::finish(BatchRoot root, std::string_
       break;
   }
   return fbb_;
+}
+
+BatchWriter::Released BatchWriter::release(BatchRoot root, std::string_view worker_id) {
+  finish(root, worker_id);
+  const std::size_t size = fbb_.GetSize();
+  // The next buffer's size: up at once to 1.5x this batch, down slowly (by 1/8 a batch), so a
+  // run of batches of varying size rarely grows one in steps (each step copies what is written).
+  // (A multiple of 8, as the builder rounds its buffer's size: it stays exactly this.)
+  next_bytes_ = (std::max({kInitialBytes, size + size / 2, next_bytes_ - next_bytes_ / 8}) + 7) & ~std::size_t{7};
+  if (size * 4 < buffer_bytes_) {
+    // Small next to its buffer (a builder only grows past buffer_bytes_ for a batch bigger than
+    // it): copied into a buffer of its own size, so that a batch left waiting (in libzmq, in an
+    // outbox) holds at most 4x its bytes; the writer keeps its buffer for the next batch.
+    auto* copy = new std::uint8_t[size];
+    std::memcpy(copy, fbb_.GetBufferPointer(), size);
+    clear();
+    return {copy, {copy, size}, size};
+  }
+  std::size_t reserved = 0, offset = 0;
+  std::uint8_t* raw = fbb_.ReleaseRaw(reserved, offset);
+  fbb_ = flatbuffers::FlatBufferBuilder(next_bytes_);
+  buffer_bytes_ = next_bytes_;
+  clear();
+  return {raw, {raw + offset, size}, reserved};
 }
 
 void BatchWriter::clear() {

@@ -62,6 +62,12 @@ zmq::message_t message_of(flatbuffers::FlatBufferBuilder& fbb) {
       [](void*, void* hint) { delete static_cast<flatbuffers::DetachedBuffer*>(hint); }, detached);
 }
 
+zmq::message_t message_owning(std::uint8_t* raw, std::span<const std::uint8_t> bytes) {
+  return zmq::message_t(
+      const_cast<std::uint8_t*>(bytes.data()), bytes.size(),
+      [](void*, void* hint) { delete[] static_cast<std::uint8_t*>(hint); }, raw);
+}
+
 zmq::message_t take_message(flatbuffers::FlatBufferBuilder& fbb, std::size_t copy_max) {
   if (fbb.GetSize() > copy_max) return message_of(fbb);
   zmq::message_t m(fbb.GetBufferPointer(), fbb.GetSize());

@@ -143,6 +143,44 @@ TEST_CASE("batch codec: items come back in order, byte for byte, each on an 8-by
   }
 }
 
+// musterd's send path (broker/daemon.cpp take_batch): a finished Batch's buffer goes to libzmq
+// uncopied (message_owning) and libzmq frees it after the send has returned, while the writer
+// already writes the next batches. Here four batches are sent before any is read: each must
+// arrive as released (the same bytes, in the same buffer), untouched by the writer's later use,
+// and none may hold a buffer of more than 4x its bytes (one small after big ones is copied).
+TEST_CASE("batch codec: a released Batch goes to libzmq uncopied and stays intact while the writer goes on") {
+  std::vector<Buf> items = {result_msg("w1", 1, {{"x", Value(1LL)}}), failure_msg("w1", 2)};
+  std::vector<Buf> more;  // a second batch several times as big: the writer's next buffer must grow
+  for (std::uint64_t id = 3; id < 40; ++id) more.push_back(result_msg("w1", id, {{"s", Value(std::string(200, 'q'))}}));
+  zmq::context_t ctx;
+  zmq::socket_t out(ctx, zmq::socket_type::pair), in(ctx, zmq::socket_type::pair);
+  out.bind("inproc://released-batches");
+  in.connect("inproc://released-batches");
+  BatchWriter w;
+  std::vector<Buf> expected;
+  std::vector<const void*> sent_at;
+  for (const auto* batch : {&items, &more, &more, &items}) {  // small after big: copied to size
+    expected.push_back(batch_of(BatchRoot::Daemon, *batch));
+    for (auto& i : *batch) w.add(span_of(i));
+    auto released = w.release(BatchRoot::Daemon);
+    CHECK(w.count() == 0);  // cleared
+    CHECK(w.bytes() == 0);
+    REQUIRE(released.raw != nullptr);
+    CHECK(released.bytes.data() >= released.raw);
+    CHECK(released.bytes.data() + released.bytes.size() <= released.raw + released.reserved);
+    CHECK(released.reserved <= 4 * released.bytes.size());  // a waiting batch holds at most 4x
+    sent_at.push_back(released.bytes.data());
+    REQUIRE(out.send(message_owning(released.raw, released.bytes), zmq::send_flags::none));
+  }
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    zmq::message_t got;
+    REQUIRE(in.recv(got, zmq::recv_flags::none));
+    CHECK(got.data() == sent_at[i]);  // handed over, not copied (inproc passes the buffer through)
+    auto bytes = bytes_of(got);
+    CHECK(std::equal(bytes.begin(), bytes.end(), expected[i].begin(), expected[i].end()));
+  }  // each buffer is freed (delete[]) with its received message
+}
+
 TEST_CASE("inbound: a worker's Batch is its items, each decoded as if it came alone") {
   auto events = worker_events(batch_of(BatchRoot::Worker, {result_msg("w1", 7, {{"x", Value(1LL)}}),
                                                            failure_msg("w1", 8), Buf{1, 2, 3}},

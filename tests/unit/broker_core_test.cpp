@@ -1978,3 +1978,35 @@ TEST_CASE("a worker whose Pong still lists a call that is over gets its Abort ag
   auto running = all<SendWorkRequest>(h.submit(2, "n")).at(0).request_id;
   CHECK(all<SendAbort>(h.pong("w1", {running})).empty());
 }
+
+// Registry (registry.hpp): a worker's `indexed_in` is the node entries it is indexed in, in the
+// order of its nodes (the dispatch on each answer reads their queues through it, without a
+// lookup); re-declared nodes re-point it, and taken out of the index it holds none.
+TEST_CASE("registry: a worker's indexed_in follows its nodes through update and unindex") {
+  Registry registry;
+  auto spec = [](const std::string& name) {
+    NodeSpec s;
+    s.name = name;
+    return s;
+  };
+  WorkerEntry entry;
+  entry.id = "w1";
+  entry.owner.workspace = "ws";
+  entry.nodes = {spec("b"), spec("a")};
+  WorkerEntry& w = registry.add(std::move(entry));
+  REQUIRE(w.indexed_in.size() == 2);
+  CHECK(w.indexed_in[0] == registry.node(NodeKey{"ws", "b"}));
+  CHECK(w.indexed_in[1] == registry.node(NodeKey{"ws", "a"}));
+  registry.update(w, {spec("c"), spec("b")}, 2);
+  REQUIRE(w.indexed_in.size() == 2);
+  CHECK(w.indexed_in[0] == registry.node(NodeKey{"ws", "c"}));
+  CHECK(w.indexed_in[1] == registry.node(NodeKey{"ws", "b"}));
+  CHECK(registry.node(NodeKey{"ws", "a"}) == nullptr);  // no worker, nothing queued: dropped
+  // (workspace, name) order, found by views as by keys
+  CHECK(registry.node("ws", "c") == registry.node(NodeKey{"ws", "c"}));
+  CHECK(registry.node("w", "c") == nullptr);
+  CHECK(registry.node("ws", "") == nullptr);
+  registry.unindex(w);
+  CHECK(w.indexed_in.empty());
+  CHECK(registry.nodes().empty());
+}

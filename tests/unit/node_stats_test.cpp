@@ -264,3 +264,28 @@ TEST_CASE("a re-queued request's queue wait counts from its re-queueing, not its
   CHECK(s.in_flight == 1);
   CHECK(s.workers == 1);
 }
+
+// BrokerCore keeps a node's statistics entry in its registry entry (NodeEntry::stats) so that a
+// Submit does not look it up by hash: the calls of one node count in one entry, and a node whose
+// entry went (its last worker detached) and came back counts on in the same statistics.
+TEST_CASE("a node's statistics go on through its registry entry dropped and made again") {
+  Driver d;
+  d.ready("w1", "n");
+  auto id = d.submit(1, "n");
+  REQUIRE(id);
+  d.result("w1", id);
+  id = d.submit(2, "n");
+  REQUIRE(id);
+  d.result("w1", id);
+  CHECK(d.stats_of("n").completed == 2);
+  d.core.on_detach(d.now, Peer{"wp-w1", false, ""}, Caller{}, "w1");
+  d.take();
+  CHECK(d.core.list_nodes("").empty());  // its registry entry went
+  d.ready("w2", "n");
+  id = d.submit(3, "n");
+  REQUIRE(id);
+  d.result("w2", id);
+  auto s = d.stats_of("n");
+  CHECK(s.completed == 3);
+  CHECK(s.workers == 1);
+}

@@ -38,14 +38,31 @@ class BatchWriter {
   // With count() >= 2: finishes the Batch (root `root`; `worker_id` for BatchRoot::Worker, which
   // requires one) and returns the builder holding it, for the caller to send.
   flatbuffers::FlatBufferBuilder& finish(BatchRoot root, std::string_view worker_id = {});
+  // With count() >= 2, instead of finish() and a copy of the builder's bytes: finishes the Batch
+  // and hands its whole buffer over. `raw` is the caller's, to free with delete[] (flatbuffers'
+  // default allocator), once done with `bytes`, the Batch inside it (musterd: in libzmq's free
+  // function, after the send). The writer is cleared and starts its next batch in a new buffer of
+  // 1.5x the largest recent batch, so a stream of batches neither copies one nor grows the buffer
+  // in steps (each step copies what is written). A Batch under a quarter of its buffer is copied
+  // into a buffer of its own size instead (the writer keeps its buffer): `reserved`, the size of
+  // the buffer at `raw`, is never more than 4x the Batch.
+  struct Released {
+    std::uint8_t* raw = nullptr;
+    std::span<const std::uint8_t> bytes;
+    std::size_t reserved = 0;
+  };
+  Released release(BatchRoot root, std::string_view worker_id = {});
   void clear();
 
  private:
   void write_item(std::span<const std::uint8_t> message);
-  flatbuffers::FlatBufferBuilder fbb_{4096};
+  static constexpr std::size_t kInitialBytes = 4096;
+  flatbuffers::FlatBufferBuilder fbb_{kInitialBytes};
   std::vector<flatbuffers::Offset<wire::BatchItem>> items_;
   std::vector<std::uint8_t> first_;  // the first message, written only once a second comes
   std::size_t count_ = 0, bytes_ = 0;
+  std::size_t next_bytes_ = kInitialBytes;    // release(): the next buffer's size
+  std::size_t buffer_bytes_ = kInitialBytes;  // the size fbb_'s buffer was made with
 };
 
 // The items of a verified Batch that arrived as the message `whole`, in order. Empty with

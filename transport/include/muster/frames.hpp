@@ -46,6 +46,11 @@ bool send_router(zmq::socket_t& socket, const Peer& peer, std::span<const std::u
 // copied once more into each message before).
 zmq::message_t message_of(flatbuffers::FlatBufferBuilder& fbb);
 
+// A buffer allocated with new[] (a finished Batch, BatchWriter::release) as a message that shows
+// `bytes`, within it, without copying them; libzmq frees the buffer with delete[] once it has
+// sent it (on its I/O thread, after send() has returned). The caller must not touch it after.
+zmq::message_t message_owning(std::uint8_t* raw, std::span<const std::uint8_t> bytes);
+
 // The finished message for a builder that is reused for the next one (cleared on return): up
 // to `copy_max` bytes it is copied into a message of its own (one allocation, and the builder
 // keeps its buffer), larger ones are handed over as message_of does (no copy of a big payload).
