@@ -26,6 +26,7 @@
 #include "client_socket.hpp"
 #include "listing_json.hpp"
 #include "muster/socket_poll.hpp"
+#include "muster/spare_nodes.hpp"
 
 namespace muster {
 
@@ -99,6 +100,9 @@ struct Client::Impl {
     std::unique_ptr<ChunkedOutputs> outputs;
   };
   std::unordered_map<std::uint64_t, Open> open;
+  // The nodes of `open` that terminal replies freed, for the next Submits (not a malloc and a
+  // free per call; the other ways out of `open` are rare and erase as usual).
+  SpareNodes<std::unordered_map<std::uint64_t, Open>> spare_open{1024};
   // Durable calls wait for a reconnect since then (ClientOptions::durable_reconnect_wait).
   std::optional<SteadyClock::time_point> lost_at;
   // Job ids handed to the application, remembered (oldest forgotten first) so that a terminal
@@ -522,8 +526,9 @@ struct Client::Impl {
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
     // timeout the node's own default applies, which the client does not know: then only a
     // lost connection (the monitor) ends the wait early.
-    // Built in place with one lookup (not a temporary Open moved into a node found twice).
-    auto& st = open.try_emplace(id).first->second;
+    // Built in place with one lookup (not a temporary Open moved into a node found twice), in a
+    // node a finished call left if there is one.
+    auto& st = spare_open.insert(open, id);
     st.give_up = o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
                               : SteadyClock::time_point::max();
     st.on_behalf_of = o.on_behalf_of;
@@ -677,7 +682,7 @@ struct Client::Impl {
         HandOver how{o->second.on_behalf_of, o->second.keep_outcome};
         auto chunked = std::move(o->second.outputs);  // dropped (uncommitted streams discarded) at the end
         auto sink = std::move(o->second.sink);
-        open.erase(o);
+        spare_open.erase(open, o);
         if (already_delivered(r->job_id(), how)) return;
         if (r->job_id()) to_hand_over[r->job_id()] = how;
         try {
@@ -710,7 +715,7 @@ struct Client::Impl {
         if (o == open.end()) return;
         HandOver how{o->second.on_behalf_of, o->second.keep_outcome};
         auto job = f->job_id() ? f->job_id() : o->second.job_id;
-        open.erase(o);
+        spare_open.erase(open, o);
         if (already_delivered(f->job_id(), how)) return;
         if (f->job_id()) to_hand_over[f->job_id()] = how;
         pending.push_back(ClientEvent{id, FailureEvent{f->code(), str(f->message())}, job});
