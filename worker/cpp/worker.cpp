@@ -214,9 +214,11 @@ struct Job {
   std::shared_ptr<std::atomic<bool>> aborted;
   std::shared_ptr<StreamCredit> stream;  // the caller reads items (PROTOCOL.md §7.8); else null
   std::shared_ptr<const std::vector<NodeDeclaration>> table;
-  // Chunked inputs by port (§7.9), and the grants of the output streams (null: the caller
-  // takes no chunked outputs, WorkRequest.chunk_window_bytes 0).
+  // Chunked inputs by port (§7.9); the caller's first window for chunked outputs
+  // (WorkRequest.chunk_window_bytes; 0: it takes none), and their grants, made when the job is
+  // registered (a socket-thread handler answered at once sends no chunk and needs none).
   std::vector<std::shared_ptr<detail::InputFeed>> feeds;
+  std::uint64_t chunk_window = 0;
   std::shared_ptr<OutputCredits> output_credits;
   // Set once the handler returned (a socket-thread handler whose outputs must be chunked hands
   // the job to the pool with them).
@@ -225,6 +227,12 @@ struct Job {
 
 bool is_streamed(const NodeDeclaration& node, std::string_view port) {
   return std::find(node.streamed_inputs.begin(), node.streamed_inputs.end(), port) != node.streamed_inputs.end();
+}
+
+// Whether some input of `job` travels as chunks (§7.9): the request must wait for them.
+bool has_chunked_inputs(const Job& job) {
+  return std::any_of(job.inputs.begin(), job.inputs.end(),
+                     [](const Map::Entry& e) { return e.second.kind() == ValueKind::Chunked; });
 }
 
 }  // namespace
@@ -334,6 +342,10 @@ struct WorkerImpl {
   std::vector<std::thread> threads;
   std::atomic<bool> stop_requested{false};
   int exit_code = 0;
+  // The abort flag of a request answered on the socket thread as soon as it is read: never set
+  // (nothing is read while its handler runs), shared without a reference count.
+  std::atomic<bool> never_aborted{false};
+  std::shared_ptr<std::atomic<bool>> not_aborted() { return {std::shared_ptr<void>(), &never_aborted}; }
   bool abandoned = false;
 
   explicit WorkerImpl(WorkerOptions o) : opt(std::move(o)) {
@@ -362,7 +374,7 @@ struct WorkerImpl {
       if (needs_chunks(job)) {
         if (!can_wait) return std::nullopt;
         send_output_chunks(job, send);
-      } else if (job.ready->outputs.size() > 0 && !job.output_credits) {
+      } else if (job.ready->outputs.size() > 0 && job.chunk_window == 0) {
         check_inline_fits(job);
       }
       return result_message(worker_id, job.request_id, job.ready->outputs);
@@ -431,7 +443,7 @@ struct WorkerImpl {
   // when the caller takes chunked outputs.
   bool needs_chunks(const Job& job) const {
     if (!job.ready->sources.empty()) return true;
-    if (!job.output_credits) return false;
+    if (job.chunk_window == 0) return false;
     for (auto& [name, v] : job.ready->outputs)
       if (v.kind() == ValueKind::Bytes && v.as_bytes().size() > opt.chunk_threshold) return true;
     return false;
@@ -454,7 +466,7 @@ struct WorkerImpl {
   // replaced by its Chunked reference in the outputs.
   void send_output_chunks(Job& job, const std::function<void(zmq::message_t)>& send) {
     auto& ready = *job.ready;
-    if (!job.output_credits)
+    if (job.chunk_window == 0)
       throw WorkError(fmt::format("output {} is a stream, but the caller takes no chunked outputs "
                                   "(WorkRequest.chunk_window_bytes 0: a durable call, or a caller without chunks)",
                                   ready.sources.front().first));
@@ -600,7 +612,10 @@ struct WorkerImpl {
   // it is larger than the daemon's limit, which would refuse it and let the caller wait its whole
   // deadline: an answer then becomes a Failure that says so, a Progress is dropped.
   void send_checked(zmq::message_t message, std::uint64_t request_id, bool answer) {
-    bool keep = answer && current.contains(request_id);
+    send_checked(std::move(message), request_id, answer, answer && current.contains(request_id));
+  }
+  // The same; `keep`: an answer of a request still open, kept until confirmed.
+  void send_checked(zmq::message_t message, std::uint64_t request_id, bool answer, bool keep) {
     if (max_message_bytes == 0 || message.size() <= max_message_bytes) {
       if (answer) return send_answer(std::move(message), request_id, keep);
       send_to_daemon(std::move(message));
@@ -914,32 +929,23 @@ struct WorkerImpl {
         auto id = w->request_id();
         if (current.contains(id)) return;  // a re-send of something already running
         if (resend_kept(id)) return;       // answered already: the answer goes again, not the work
-        Job job;
-        job.request_id = id;
-        job.key = next_key++;
-        std::string node = str(w->node());
-        auto flag = std::make_shared<std::atomic<bool>>(false);
-        if (w->stream_window_items() > 0) {  // the caller reads items: the initial grant (§7.8)
-          job.stream = std::make_shared<StreamCredit>();
-          job.stream->granted_items = w->stream_window_items();
-          job.stream->granted_bytes = w->stream_window_bytes();
-        }
-        in_flight.emplace(job.key, Running{id, flag, job.stream});
-        current.emplace(id, job.key);
+        std::string_view node = w->node() ? w->node()->string_view() : std::string_view();
         std::size_t index = nodes->size();
         for (std::size_t i = 0; i < nodes->size(); ++i)
           if ((*nodes)[i].spec.name == node) index = i;
         if (index == nodes->size()) {
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
-                                             fmt::format("this worker does not serve node '{}'", node)));
+          answer_now(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
+                                         fmt::format("this worker does not serve node '{}'", node)));
           return;
         }
         if (w->inputs_in_frame() != (frame != nullptr)) {
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
-                                                  w->inputs_in_frame() ? "inputs_in_frame set but no payload frame came"
-                                                                       : "a payload frame that the WorkRequest does not refer to"));
+          answer_now(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
+                                         w->inputs_in_frame() ? "inputs_in_frame set but no payload frame came"
+                                                              : "a payload frame that the WorkRequest does not refer to"));
           return;
         }
+        Job job;
+        job.request_id = id;
         try {
           if (frame) {
             auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
@@ -949,18 +955,47 @@ struct WorkerImpl {
           }
           job.parameters = decode_verified_values(payload_bytes(w->parameters()));
         } catch (const std::exception& e) {  // not a valid payload (e.g. a string that is not UTF-8)
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, e.what()));
+          answer_now(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, e.what()));
           return;
         }
         if (auto* c = w->caller())
           job.caller = CallerInfo{str(c->identity()), str(c->name()), str(c->workspace()),
                                   str(c->role()), str(c->trace_id())};
+        if (w->stream_window_items() > 0) {  // the caller reads items: the initial grant (§7.8)
+          job.stream = std::make_shared<StreamCredit>();
+          job.stream->granted_items = w->stream_window_items();
+          job.stream->granted_bytes = w->stream_window_bytes();
+        }
         job.node_index = index;
         job.table = nodes;
         job.attempt = w->attempt();
         job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
-        job.aborted = flag;
-        if (w->chunk_window_bytes() > 0) job.output_credits = std::make_shared<OutputCredits>(w->chunk_window_bytes());
+        job.chunk_window = w->chunk_window_bytes();
+        if ((*nodes)[index].thread == HandlerThread::Socket && !has_chunked_inputs(job)) {
+          // Run here and answered before anything else is read: nothing can abort it, grant it
+          // credit or list it in a Pong meanwhile, so it is not registered (no nodes, flags or
+          // output grants made and freed per call).
+          job.aborted = not_aborted();
+          auto answer = run_handler(
+              job,
+              [this, id](std::uint64_t step, std::uint64_t total, const std::string& message) {
+                send_checked(progress_message(opt.worker_id, id, step, total, message), id, false);
+              },
+              [this](zmq::message_t item) { send_to_daemon(std::move(item)); },
+              /*can_wait=*/false);
+          if (answer) {
+            answer_now(id, std::move(*answer));
+            return;
+          }
+          // Outputs to send chunked: the pool sends them within the caller's credit, not this thread.
+        }
+        // Runs on the pool (or waits for chunks there): registered, so that an Abort, a Credit
+        // or a Chunk finds it and Pongs list it.
+        job.key = next_key++;
+        job.aborted = std::make_shared<std::atomic<bool>>(false);
+        if (job.chunk_window > 0) job.output_credits = std::make_shared<OutputCredits>(job.chunk_window);
+        in_flight.emplace(job.key, Running{id, job.aborted, job.stream});
+        current.emplace(id, job.key);
         if (auto error = open_input_feeds(job, (*nodes)[index])) {
           finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, *error));
           return;
@@ -972,20 +1007,6 @@ struct WorkerImpl {
         for (auto& feed : job.feeds)  // the first window: the caller sends nothing before it
           if (feed->initial_grant() > 0)
             send_to_daemon(worker_credit_message(opt.worker_id, id, feed->stream(), feed->initial_grant()));
-        if ((*nodes)[index].thread == HandlerThread::Socket) {
-          auto answer = run_handler(
-              job,
-              [this, id](std::uint64_t step, std::uint64_t total, const std::string& message) {
-                send_checked(progress_message(opt.worker_id, id, step, total, message), id, false);
-              },
-              [this](zmq::message_t item) { send_to_daemon(std::move(item)); },
-              /*can_wait=*/false);
-          if (answer) {
-            finish_request(job.key, std::move(*answer));
-            return;
-          }
-          // Chunks to receive or send first: the pool waits for them, not this thread.
-        }
         enqueue(std::move(job));
         break;
       }
@@ -1092,6 +1113,12 @@ struct WorkerImpl {
     nodes = std::move(pending_nodes);
     pending_nodes.reset();
     return true;
+  }
+
+  // The answer of a request read just now and never registered (it failed before it ran, or
+  // its handler ran on the socket thread): open, so it is kept until confirmed.
+  void answer_now(std::uint64_t request_id, zmq::message_t answer) {
+    send_checked(std::move(answer), request_id, true, true);
   }
 
   void finish_request(std::uint64_t key, zmq::message_t answer) {
