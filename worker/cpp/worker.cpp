@@ -32,6 +32,7 @@
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/socket_poll.hpp"
+#include "muster/spare_nodes.hpp"
 #include "buffer_pool.hpp"
 #include "worker_chunks.hpp"
 
@@ -309,6 +310,9 @@ struct WorkerImpl {
     std::uint64_t listed_in = 0;  // seq of the first Pong (of this instance) that listed it (0: none yet)
   };
   std::unordered_map<std::uint64_t, Kept> kept;  // request id -> the answer sent
+  // The nodes of `kept` that confirmations freed, for the next answers (not a malloc and a free
+  // per answer: they are confirmed in bursts of a Pong's whole list).
+  SpareNodes<std::unordered_map<std::uint64_t, Kept>> spare_kept{1024};
   // The output streams of answered calls whose answer is kept (not confirmed): a resume Credit
   // for one of them is answered by sending its chunks again (PROTOCOL.md §7.9 R11).
   std::unordered_map<std::uint64_t, std::shared_ptr<OutputCredits>> resendable;
@@ -575,9 +579,10 @@ struct WorkerImpl {
   // the daemon sends no Ack for it (§7.7). Only answers of requests still open are kept.
   void send_answer(zmq::message_t message, std::uint64_t request_id, bool open) {
     if (no_answer_acks && open) {
-      Kept k;
+      auto it = kept.find(request_id);
+      Kept& k = it != kept.end() ? it->second : spare_kept.insert(kept, request_id);
       k.message.copy(message);  // shares the content: nothing is copied but a small message
-      kept.insert_or_assign(request_id, std::move(k));
+      k.listed_in = 0;
     }
     send_to_daemon(std::move(message));
   }
@@ -601,11 +606,12 @@ struct WorkerImpl {
         if (resend_kept(id)) again.insert(id);
     if (!again.empty())
       spdlog::warn("sending {} kept answer(s) again, as the daemon asked (it never got them, or adopted their calls after a restart)", again.size());
-    std::erase_if(kept, [&](const auto& entry) {
-      bool confirmed = entry.second.listed_in != 0 && entry.second.listed_in <= pong_seq && !again.contains(entry.first);
-      if (confirmed) resendable.erase(entry.first);
-      return confirmed;
-    });
+    for (auto it = kept.begin(); it != kept.end();) {
+      auto entry = it++;
+      if (entry->second.listed_in == 0 || entry->second.listed_in > pong_seq || again.contains(entry->first)) continue;
+      resendable.erase(entry->first);
+      spare_kept.erase(kept, entry);
+    }
   }
 
   // Sends a message about request `request_id` (its answer if `answer`, else a Progress) unless
