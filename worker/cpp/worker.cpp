@@ -43,6 +43,9 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+void assign(std::string& out, const flatbuffers::String* s) {
+  if (s) out.assign(s->c_str(), s->size());
+}
 
 // Batches to the daemon (PROTOCOL.md §2.2): a message larger than this goes alone; a batch is
 // sent when it holds kBatchMaxBytes (or the daemon's limit), and at the end of every loop turn.
@@ -208,10 +211,9 @@ struct Job {
   std::uint64_t request_id = 0;
   std::uint64_t key = 0;  // the worker's local key of this request
   std::size_t node_index = 0;
-  Map inputs, parameters;
-  CallerInfo caller;
-  std::uint32_t attempt = 1;
-  SteadyClock::time_point deadline{};
+  // What its handler gets: inputs, parameters, caller, attempt and deadline written here as the
+  // WorkRequest is read (not moved over from copies of their own), the rest by call_handler.
+  Context ctx;
   std::shared_ptr<std::atomic<bool>> aborted;
   std::shared_ptr<StreamCredit> stream;  // the caller reads items (PROTOCOL.md §7.8); else null
   std::shared_ptr<const std::vector<NodeDeclaration>> table;
@@ -232,7 +234,7 @@ bool is_streamed(const NodeDeclaration& node, std::string_view port) {
 
 // Whether some input of `job` travels as chunks (§7.9): the request must wait for them.
 bool has_chunked_inputs(const Job& job) {
-  return std::any_of(job.inputs.begin(), job.inputs.end(),
+  return std::any_of(job.ctx.inputs().begin(), job.ctx.inputs().end(),
                      [](const Map::Entry& e) { return e.second.kind() == ValueKind::Chunked; });
 }
 
@@ -398,14 +400,9 @@ struct WorkerImpl {
                               const std::function<void(zmq::message_t)>& send, bool can_wait) {
     const std::string& worker_id = opt.worker_id;
     auto& node = (*job.table)[job.node_index];
-    Context ctx;
-    ctx.inputs_ = std::move(job.inputs);
-    ctx.parameters_ = std::move(job.parameters);
-    ctx.caller_ = std::move(job.caller);
+    Context& ctx = job.ctx;
     ctx.request_id_ = job.request_id;
-    ctx.attempt_ = job.attempt;
     ctx.node_ = node.spec.name;
-    ctx.deadline_ = job.deadline;
     ctx.aborted_ = job.aborted;
     ctx.progress_ = std::move(progress);
     if (job.stream)
@@ -417,6 +414,14 @@ struct WorkerImpl {
       Job& job;
       ~ForgetGrants() {
         for (auto& f : job.feeds) f->grant = nullptr;
+        // What only the handler used goes now, as when the Context was a local of this function
+        // (its callbacks refer to this call's locals; the inputs need not wait for the chunks).
+        auto& ctx = job.ctx;
+        ctx.progress_ = nullptr;
+        ctx.emit_ = nullptr;
+        ctx.input_streams_.clear();
+        ctx.inputs_ = Map();
+        ctx.parameters_ = Map();
       }
     } forget_grants{job};
     // Chunked inputs: a streamed port's is the handler's to read, any other's is received whole
@@ -955,18 +960,23 @@ struct WorkerImpl {
         try {
           if (frame) {
             auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
-            job.inputs = decode_values(bytes_of(*owner), owner);
+            job.ctx.inputs_ = decode_values(bytes_of(*owner), owner);
           } else {
-            job.inputs = decode_verified_values(payload_bytes(w->inputs()));  // read_daemon_message verified it
+            job.ctx.inputs_ = decode_verified_values(payload_bytes(w->inputs()));  // read_daemon_message verified it
           }
-          job.parameters = decode_verified_values(payload_bytes(w->parameters()));
+          job.ctx.parameters_ = decode_verified_values(payload_bytes(w->parameters()));
         } catch (const std::exception& e) {  // not a valid payload (e.g. a string that is not UTF-8)
           answer_now(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, e.what()));
           return;
         }
-        if (auto* c = w->caller())
-          job.caller = CallerInfo{str(c->identity()), str(c->name()), str(c->workspace()),
-                                  str(c->role()), str(c->trace_id())};
+        if (auto* c = w->caller()) {
+          auto& caller = job.ctx.caller_;
+          assign(caller.identity, c->identity());
+          assign(caller.name, c->name());
+          assign(caller.workspace, c->workspace());
+          assign(caller.role, c->role());
+          assign(caller.trace_id, c->trace_id());
+        }
         if (w->stream_window_items() > 0) {  // the caller reads items: the initial grant (§7.8)
           job.stream = std::make_shared<StreamCredit>();
           job.stream->granted_items = w->stream_window_items();
@@ -974,8 +984,8 @@ struct WorkerImpl {
         }
         job.node_index = index;
         job.table = nodes;
-        job.attempt = w->attempt();
-        job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
+        job.ctx.attempt_ = w->attempt();
+        job.ctx.deadline_ = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
         job.chunk_window = w->chunk_window_bytes();
         if ((*nodes)[index].thread == HandlerThread::Socket && !has_chunked_inputs(job)) {
           // Run here and answered before anything else is read: nothing can abort it, grant it
@@ -1009,7 +1019,7 @@ struct WorkerImpl {
         auto& running_entry = in_flight.at(job.key);
         running_entry.feeds = job.feeds;
         running_entry.output_credits = job.output_credits;
-        if (w->timeout_ms() > 0) running_entry.deadline = job.deadline;
+        if (w->timeout_ms() > 0) running_entry.deadline = job.ctx.deadline_;
         for (auto& feed : job.feeds)  // the first window: the caller sends nothing before it
           if (feed->initial_grant() > 0)
             send_to_daemon(worker_credit_message(opt.worker_id, id, feed->stream(), feed->initial_grant()));
@@ -1096,7 +1106,7 @@ struct WorkerImpl {
   // A feed for each chunked input of `job` (its streams must be the caller's: odd, distinct).
   // Returns an error for a reference it cannot take.
   std::optional<std::string> open_input_feeds(Job& job, const NodeDeclaration& node) {
-    for (auto& [port, value] : job.inputs) {
+    for (auto& [port, value] : job.ctx.inputs_) {
       if (value.kind() != ValueKind::Chunked) continue;
       auto& ref = value.as_chunked();
       if (ref.stream % 2 == 0)
