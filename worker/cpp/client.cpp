@@ -21,6 +21,7 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "buffer_pool.hpp"
 #include "chunk_message.hpp"
 #include "client_message.hpp"
 #include "client_socket.hpp"
@@ -247,7 +248,7 @@ struct Client::Impl {
       auto& fbb = held.finish(BatchRoot::Client);
       return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
     }();
-    if (!socket.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::dontwait))
+    if (!socket.send(detail::batch_message(bytes), zmq::send_flags::dontwait))
       for (auto id : held_ids)
         if (open.erase(id))
           pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::Unavailable,
