@@ -1,6 +1,8 @@
 // value.cpp — muster::Value accessors and its FlatBuffers encoding.
 #include "muster/value.hpp"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "muster/messages.hpp"
@@ -212,7 +214,11 @@ Value decode_value_in(const wire::Value* v, const Owner& owner) {
       auto* b = v->bytes_value();
       if (!b) return Value(Bytes());
       if (owner && b->size() >= kBytesViewMin) return Value(Bytes::view(owner, {b->data(), b->size()}));
-      return Value(Bytes(b->begin(), b->end()));
+      if (b->size() == 0) return Value(Bytes());
+      // A copy in one block (not a vector and its shared_ptr's control block: two allocations).
+      auto copy = std::make_shared_for_overwrite<std::uint8_t[]>(b->size());
+      std::memcpy(copy.get(), b->data(), b->size());
+      return Value(Bytes::view(copy, {copy.get(), b->size()}));
     }
     case ValueKind::List: {
       List l;
