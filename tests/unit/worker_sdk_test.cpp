@@ -462,6 +462,66 @@ TEST_CASE("C++ SDK: a large answer is built in a buffer of the answers' pool, wh
   CHECK(pool.pooled_bytes() <= detail::BufferPool::size_class(result.bytes.size() + 4096));
 }
 
+TEST_CASE("C++ SDK: answers kept past confirm_kept_bytes are confirmed at once, by a Pong repeating the last ping's seq") {
+  // §7.7 "Early confirmation": without it a worker answering 1 MiB at 500/s keeps ~500 MiB until
+  // the next ping (docs/PERFORMANCE.md, "Kept answers confirmed early"). Before the option the
+  // worker sent nothing between pings: the first expect(Pong) below timed out.
+  FakeDaemon fake;
+  auto options = fake.options("cpp-early");
+  options.confirm_kept_bytes = 600u << 10;
+  RunningWorker w(options);
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.take_inputs(); }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-early", 16u << 20, 60000, /*no_answer_acks=*/true);
+  const std::string topic = "w:cpp-early:";
+  auto big = [](std::uint64_t id) {
+    return FakeDaemon::work_request(id, "echo", Map{{"data", Value(Bytes(256u << 10, 0x2a))}});
+  };
+  // The Pong to the Attach's confirming ping listed no answers (a daemon Acks such a Pong only
+  // sometimes, §7.7), so it is not repeated: 768 KiB kept, still no Pong before a ping.
+  for (std::uint64_t id : {1, 2, 3}) {
+    fake.publish(topic, big(id));
+    CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == id);
+  }
+  fake.publish("b:", FakeDaemon::ping(100, "inst-1"));
+  auto pong = fake.expect(wire::WorkerBody::Pong);
+  CHECK(pong.msg->body_as_Pong()->seq() == 100);
+  CHECK(answered_of(pong) == std::vector<std::uint64_t>{1, 2, 3});
+  fake.reply(pong.peer, FakeDaemon::pong_ack(100, {}));
+  std::this_thread::sleep_for(150ms);  // the Ack is read (while one is due, the worker polls for it)
+
+  // 256 KiB kept: under the bound, no Pong; 512 KiB: still under; 768 KiB: a Pong at once,
+  // repeating the last ping's seq; 1-3 were confirmed by the Ack to Pong 100.
+  fake.publish(topic, big(4));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 4);
+  fake.publish(topic, big(5));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 5);
+  fake.publish(topic, big(6));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 6);
+  auto early = fake.expect(wire::WorkerBody::Pong);
+  const auto seq = early.msg->body_as_Pong()->seq();
+  CHECK(seq == 100);
+  CHECK(answered_of(early) == std::vector<std::uint64_t>{4, 5, 6});
+
+  // While its Ack is due, more answers past the bound ask nothing more (one Pong awaiting an
+  // Ack per seq); the Ack confirms 4-6, and the next answer past the bound asks again.
+  fake.publish(topic, big(7));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 7);
+  fake.publish(topic, big(8));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 8);
+  fake.publish(topic, big(9));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 9);
+  fake.reply(early.peer, FakeDaemon::pong_ack(seq, {}));
+  std::this_thread::sleep_for(150ms);  // the worker reads its response socket at least every 100 ms
+  fake.publish(topic, big(10));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 10);
+  auto second = fake.expect(wire::WorkerBody::Pong);
+  CHECK(second.msg->body_as_Pong()->seq() == seq);
+  CHECK(answered_of(second) == std::vector<std::uint64_t>{7, 8, 9, 10});  // 4-6 confirmed and forgotten
+  fake.reply(second.peer, FakeDaemon::pong_ack(seq, {}));
+  CHECK(pong_until_none_kept(fake, 101).empty());
+}
+
 TEST_CASE("C++ SDK with a daemon that does not know §7.7: every answer is Acked, nothing is kept") {
   FakeDaemon fake;
   RunningWorker w(fake.options("cpp-oldd"));

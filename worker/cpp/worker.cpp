@@ -315,6 +315,12 @@ struct WorkerImpl {
   // The nodes of `kept` that confirmations freed, for the next answers (not a malloc and a free
   // per answer: they are confirmed in bursts of a Pong's whole list).
   SpareNodes<std::unordered_map<std::uint64_t, Kept>> spare_kept{1024};
+  std::uint64_t kept_bytes = 0;                   // the sizes of the kept answers' messages
+  // The last Pong sent for a ping (seq 0: none on this connection since Attached) and whether it
+  // listed answers: an early Pong repeats it (WorkerOptions::confirm_kept_bytes).
+  std::uint64_t last_pong_seq = 0;
+  std::string last_pong_instance;
+  bool last_pong_listed = false;
   // The output streams of answered calls whose answer is kept (not confirmed): a resume Credit
   // for one of them is answered by sending its chunks again (PROTOCOL.md §7.9 R11).
   std::unordered_map<std::uint64_t, std::shared_ptr<OutputCredits>> resendable;
@@ -585,11 +591,27 @@ struct WorkerImpl {
   void send_answer(zmq::message_t message, std::uint64_t request_id, bool open) {
     if (no_answer_acks && open) {
       auto it = kept.find(request_id);
+      if (it != kept.end()) kept_bytes -= it->second.message.size();  // kept again: replaced
       Kept& k = it != kept.end() ? it->second : spare_kept.insert(kept, request_id);
       k.message.copy(message);  // shares the content: nothing is copied but a small message
       k.listed_in = 0;
+      kept_bytes += message.size();
     }
     send_to_daemon(std::move(message));
+    if (no_answer_acks && open) confirm_early_if_large();
+  }
+
+  // Asks for confirmation of the kept answers before the next ping once they pass
+  // `confirm_kept_bytes`: a Pong repeating the last ping's seq is a Pong to a ping that was sent
+  // (PROTOCOL.md §7.7 "Early confirmation"). An Ack confirms what its Pong (or an earlier one)
+  // listed, found by seq, so every Ack carrying this seq must answer exactly one Pong the worker
+  // counts on: the Pong repeated listed answers (so it had an Ack, unlike a Pong listing none,
+  // which gets one only sometimes, §7.7) and that Ack was read, and no other early Pong's Ack is
+  // due. Else an Ack to an earlier Pong could confirm answers the daemon has not checked yet.
+  void confirm_early_if_large() {
+    if (opt.confirm_kept_bytes == 0 || kept_bytes < opt.confirm_kept_bytes) return;
+    if (!attached || pong_ack_due != 0 || !last_pong_listed || last_pong_instance != instance) return;
+    send_pong(last_pong_seq, last_pong_instance);
   }
 
   // Sends the kept answer of `request_id` again (the daemon never got it), still keeping it.
@@ -615,6 +637,7 @@ struct WorkerImpl {
       auto entry = it++;
       if (entry->second.listed_in == 0 || entry->second.listed_in > pong_seq || again.contains(entry->first)) continue;
       resendable.erase(entry->first);
+      kept_bytes -= entry->second.message.size();
       spare_kept.erase(kept, entry);
     }
   }
@@ -740,6 +763,7 @@ struct WorkerImpl {
     dealer.reset();
     replies_due = 0;  // what the old connection owed is gone with it
     pong_ack_due = 0;
+    last_pong_listed = false;
     connect();
   }
 
@@ -780,6 +804,9 @@ struct WorkerImpl {
     if (!no_answer_acks || !answered.empty()) ++replies_due;
     if (no_answer_acks && !answered.empty()) pong_ack_due = seq;
     pings_unanswered = 0;
+    last_pong_seq = seq;
+    last_pong_instance = ping_instance;
+    last_pong_listed = !answered.empty();
   }
 
   // Whether a broadcast Ping may go unanswered (PROTOCOL.md §7.3, Attached.idle_pong_every):
@@ -827,6 +854,7 @@ struct WorkerImpl {
         no_answer_acks = a->no_answer_acks();
         if (!no_answer_acks) {
           kept.clear();
+          kept_bytes = 0;
           resendable.clear();
         }
         batching = a->batches();  // an older daemon does not set it: every message goes alone
@@ -838,6 +866,7 @@ struct WorkerImpl {
         attached = true;
         attach_outstanding = false;
         pong_ack_due = 0;  // a Pong's seq means nothing to another instance (§7.6)
+        last_pong_listed = false;
         last_ping = SteadyClock::now();
         spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
                      opt.worker_id, instance, nodes->size(), opt.capacity);

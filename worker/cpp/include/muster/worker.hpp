@@ -240,6 +240,12 @@ struct WorkerOptions {
   // with the worker for the next answers until unused for 5 s, so a worker's RSS after a burst
   // of large answers comes down about 5 s later.)
   bool reuse_memory = true;
+  // Answers kept until musterd confirms them (PROTOCOL.md §7.7): once those not yet confirmed
+  // add up to this many bytes, the worker asks at once, with a Pong repeating the last ping's
+  // seq, instead of waiting for the next ping. So a worker answering large results at a high
+  // rate holds about this much, not a ping interval's worth (1 MiB answers at 500/s: ~500 MiB).
+  // 0: only at pings.
+  std::uint64_t confirm_kept_bytes = 32u << 20;
 };
 
 class Worker {

@@ -120,8 +120,12 @@ class _Verifier:
         """Checks the uoffset at ``start`` and returns the absolute position it points to."""
         self.verify_scalar(start, 4, what)
         o: int = _U32.unpack_from(self.buf, start)[0]
-        self.check(o != 0, f"{what}: offset points to itself")
-        self.check(o < 0x80000000, f"{what}: offset wraps around")
+        # The checks below build their message only when they fail: a passing check costs no
+        # string (this runs for every field of every received message).
+        if o == 0:
+            raise VerifyError(f"{what}: offset points to itself")
+        if o >= 0x80000000:
+            raise VerifyError(f"{what}: offset wraps around")
         self.verify_range(start + o, 1, what)
         return start + o
 
@@ -129,7 +133,8 @@ class _Verifier:
         """Checks a vector (or string) at ``vec``; returns its element count."""
         self.verify_scalar(vec, 4, what)
         n: int = _U32.unpack_from(self.buf, vec)[0]
-        self.check(n < MAX_BUFFER_SIZE // elem_size, f"{what}: vector too long")
+        if n >= MAX_BUFFER_SIZE // elem_size:
+            raise VerifyError(f"{what}: vector too long")
         self.verify_range(vec, 4 + elem_size * n, what)
         return n
 
@@ -137,7 +142,8 @@ class _Verifier:
         n = self.verify_vector(s, 1, what)
         end = s + 4 + n
         self.verify_range(end, 1, what)
-        self.check(self.buf[end] == 0, f"{what}: string is not zero-terminated")
+        if self.buf[end] != 0:
+            raise VerifyError(f"{what}: string is not zero-terminated")
 
     # --- tables -------------------------------------------------------------------------
     def verify_table(self, table: int, name: str) -> None:
@@ -145,72 +151,118 @@ class _Verifier:
         self.verify_scalar(table, 4, what)
         self.depth += 1
         self.tables += 1
-        self.check(self.depth <= self.max_depth, f"{what}: nested too deep")
-        self.check(self.tables <= self.max_tables, f"{what}: too many tables")
+        if self.depth > self.max_depth:
+            raise VerifyError(f"{what}: nested too deep")
+        if self.tables > self.max_tables:
+            raise VerifyError(f"{what}: too many tables")
+        layout = _compiled(name)
         vtable = table - _I32.unpack_from(self.buf, table)[0]
-        self.verify_scalar(vtable, 2, f"{what} vtable")
+        self.verify_scalar(vtable, 2, layout.vtable_what)
         vsize = _U16.unpack_from(self.buf, vtable)[0]
-        self.check((vsize & 1) == 0, f"{what}: odd vtable size")
-        self.verify_range(vtable, vsize, f"{what} vtable")
-        for f in LAYOUTS[name]:
-            self._verify_field(table, vtable, vsize, f, name)
+        if vsize & 1:
+            raise VerifyError(f"{what}: odd vtable size")
+        self.verify_range(vtable, vsize, layout.vtable_what)
+        for f in layout.fields:
+            self._verify_field(table, vtable, vsize, f)
         self.depth -= 1
 
     def _field_offset(self, vtable: int, vsize: int, slot: int) -> int:
         vo = 4 + 2 * slot
         return _U16.unpack_from(self.buf, vtable + vo)[0] if vo < vsize else 0
 
-    def _verify_field(self, table: int, vtable: int, vsize: int, f: Field, tname: str) -> None:
+    def _verify_field(self, table: int, vtable: int, vsize: int, f: "_CompiledField") -> None:
         fo = self._field_offset(vtable, vsize, f.slot)
-        what = f"{tname}.{f.name}"
-        ref = f.ref or ""  # the table, root or union a table/[table]/nested/union field names
         kind = f.kind
-        sc = SCALARS.get(kind)
-        if sc is not None or kind == "union_type":
+        if kind == _K_SCALAR:
             if fo:
-                self.verify_scalar(table + fo, sc[1] if sc else 1, what)
+                self.verify_scalar(table + fo, f.size, f.what)
             return
         if fo == 0:
-            self.check(not f.required, f"{what}: required field missing")
+            if f.required:
+                raise VerifyError(f"{f.what}: required field missing")
             return
+        what = f.what
         target = self.verify_offset(table + fo, what)
-        if kind == "str":
+        if kind == _K_STR:
             self.verify_string(target, what)
-        elif kind == "table":
-            self.verify_table(target, ref)
-        elif kind == "[table]":
+        elif kind == _K_TABLE:
+            self.verify_table(target, f.ref)
+        elif kind == _K_TABLES:
             n = self.verify_vector(target, 4, what)
             for i in range(n):
                 e = target + 4 + 4 * i
-                self.verify_table(e + _U32.unpack_from(self.buf, e)[0], ref)
-        elif kind == "[str]":
+                self.verify_table(e + _U32.unpack_from(self.buf, e)[0], f.ref)
+        elif kind == _K_STRS:
             n = self.verify_vector(target, 4, what)
             for i in range(n):
                 e = target + 4 + 4 * i
                 self.verify_string(e + _U32.unpack_from(self.buf, e)[0], what)
-        elif kind == "[u8]":
+        elif kind == _K_U8S:
             self.verify_vector(target, 1, what)
-        elif kind == "[u64]":
+        elif kind == _K_U64S:
             self.verify_vector(target, 8, what)
-        elif kind == "nested":
+        elif kind == _K_NESTED:
             n = self.verify_vector(target, 1, what)
             if not self.check_nested:
                 return
-            self.check(n >= MIN_BUFFER_SIZE, f"{what}: nested buffer shorter than {MIN_BUFFER_SIZE} bytes")
+            if n < MIN_BUFFER_SIZE:
+                raise VerifyError(f"{what}: nested buffer shorter than {MIN_BUFFER_SIZE} bytes")
             nested = memoryview(self.buf)[target + 4 : target + 4 + n]
             try:
-                verify_buffer(nested, ref, None, NESTED_MAX_DEPTH, NESTED_MAX_TABLES)
+                verify_buffer(nested, f.ref, None, NESTED_MAX_DEPTH, NESTED_MAX_TABLES)
             except VerifyError as e:
                 raise VerifyError(f"{what}: {e}") from None
-        elif kind == "union":
-            type_field = next(x for x in LAYOUTS[tname] if x.kind == "union_type" and x.ref == f.ref)
-            to = self._field_offset(vtable, vsize, type_field.slot)
+        elif kind == _K_UNION:
+            to = self._field_offset(vtable, vsize, f.size)  # `size` holds the union type field's slot
             utype = self.buf[table + to] if to else 0
-            member = UNIONS[ref].get(utype)
+            member = UNIONS[f.ref].get(utype)
             if member is not None:  # NONE and unknown members pass, as in C++
                 self.verify_table(target, member)
         else:  # pragma: no cover - layouts are static
             raise AssertionError(f"unknown field kind {kind}")
+
+
+# What the Verifier reads of a layout, worked out once per table (LAYOUTS is complete once the
+# modules that add to it are imported; a table is compiled the first time a buffer uses it).
+_K_SCALAR, _K_STR, _K_TABLE, _K_TABLES, _K_STRS, _K_U8S, _K_U64S, _K_NESTED, _K_UNION = range(9)
+_KINDS = {"str": _K_STR, "table": _K_TABLE, "[table]": _K_TABLES, "[str]": _K_STRS, "[u8]": _K_U8S,
+          "[u64]": _K_U64S, "nested": _K_NESTED, "union": _K_UNION}  # fmt: skip
+
+
+class _CompiledField(NamedTuple):
+    slot: int
+    kind: int
+    size: int  # a scalar's size; for a union, the slot of its type field
+    ref: str  # the table, root or union a table/[table]/nested/union field names
+    required: bool
+    what: str  # "Table.field", for error messages
+
+
+class _CompiledTable(NamedTuple):
+    fields: Tuple[_CompiledField, ...]
+    vtable_what: str
+
+
+_COMPILED: Dict[str, _CompiledTable] = {}
+
+
+def _compiled(name: str) -> _CompiledTable:
+    table = _COMPILED.get(name)
+    if table is None:
+        fields = []
+        for f in LAYOUTS[name]:
+            what = f"{name}.{f.name}"
+            if f.kind == "union_type" or f.kind in SCALARS:
+                fields.append(_CompiledField(f.slot, _K_SCALAR, SCALARS[f.kind][1] if f.kind in SCALARS else 1,
+                                             "", f.required, what))  # fmt: skip
+            elif f.kind == "union":
+                type_slot = next(x.slot for x in LAYOUTS[name] if x.kind == "union_type" and x.ref == f.ref)
+                fields.append(_CompiledField(f.slot, _K_UNION, type_slot, f.ref or "", f.required, what))
+            else:
+                fields.append(_CompiledField(f.slot, _KINDS[f.kind], 0, f.ref or "", f.required, what))
+        table = _CompiledTable(tuple(fields), f"{name} vtable")
+        _COMPILED[name] = table
+    return table
 
 
 def verify_buffer(

@@ -986,8 +986,8 @@ def _decode_table(r: _flat.Reader, pos: int, cls: type) -> Any:
             kwargs[f.name] = r.view_at(p) if cls is Chunk else r.bytes_at(p)
         elif kind == "nested":
             data = r.bytes_at(p)
-            try:
-                kwargs[f.name] = _values.decode_values(data)
+            try:  # decode() verified the message with its nested payloads: not again
+                kwargs[f.name] = _values.decode_values(data, verified=True)
             except BadMessage as e:
                 raise BadMessage(f"{cls.__name__}.{f.name}: {e.message}") from None
         elif kind == "value":

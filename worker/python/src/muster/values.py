@@ -321,22 +321,26 @@ def decode_values(
     *,
     nested: bool = True,
     require_identifier: bool = False,
+    verified: bool = False,
 ) -> Dict[str, Any]:
     """Verifies and decodes a ``Values`` buffer. Empty input is an empty dict. The MSVL
     identifier is optional on nested payloads (PROTOCOL.md §3 rule 3) unless
     ``require_identifier``. ``nested`` selects the verifier limits: the ones the C++ Verifier
     applies to a nested payload (the default), or the ones of a top-level message. Raises
-    ``BadMessage`` if the bytes are not a valid Values buffer."""
+    ``BadMessage`` if the bytes are not a valid Values buffer. ``verified``: the caller
+    verified these very bytes as a nested Values buffer already (the message that carries them
+    was verified with its nested payloads, messages.decode): not verified twice."""
     if len(data) == 0:
         return {}
     try:
-        _flat.verify_buffer(
-            data,
-            "Values",
-            VALUES_IDENTIFIER if require_identifier else None,
-            _flat.NESTED_MAX_DEPTH if nested else _flat.MESSAGE_MAX_DEPTH,
-            _flat.NESTED_MAX_TABLES if nested else _flat.MESSAGE_MAX_TABLES,
-        )
+        if not verified:
+            _flat.verify_buffer(
+                data,
+                "Values",
+                VALUES_IDENTIFIER if require_identifier else None,
+                _flat.NESTED_MAX_DEPTH if nested else _flat.MESSAGE_MAX_DEPTH,
+                _flat.NESTED_MAX_TABLES if nested else _flat.MESSAGE_MAX_TABLES,
+            )
         r = _flat.Reader(data)
         return decode_entries(r, r.ref(r.root(), 0))
     except _flat.VerifyError as e:
