@@ -145,11 +145,18 @@ struct Daemon::Impl {
   zmq::context_t ctx{1};
   std::unique_ptr<Security> security;
   std::unique_ptr<ZapHandler> zap;
-  std::vector<zmq::socket_t> requests;   // XPUB (manual), one per endpoint: everything is
-                                         // published on all; subscriptions pass subscription_policy
-  std::vector<zmq::socket_t> responses;  // ROUTER; Peer::via says which one a worker is on
-  std::vector<zmq::socket_t> clients;    // ROUTER; Peer::via likewise
-  std::optional<zmq::socket_t> enroll;   // ROUTER
+  // The loop's sockets, reached only through PolledSocket::use() or read(): the loop's wait
+  // asks a socket before blocking only when it was used since it was last found not readable.
+  std::vector<PolledSocket> requests;   // XPUB (manual), one per endpoint: everything is published
+                                        // on each a subscription was applied on (request_subscribed);
+                                        // subscriptions pass subscription_policy
+  std::vector<PolledSocket> responses;  // ROUTER; Peer::via says which one a worker is on
+  std::vector<PolledSocket> clients;    // ROUTER; Peer::via likewise
+  std::optional<PolledSocket> enroll;   // ROUTER
+  // Per request socket: whether a subscription was ever applied on it. An XPUB delivers nothing
+  // on a socket nobody subscribed on, so nothing is published there: each send would cost
+  // syscalls and make the next wait ask it (the local ipc socket, when every worker is on tcp).
+  std::vector<bool> request_subscribed;
   BrokerCore core;
   std::uint64_t unroutable = 0;
   // Client replies libzmq could not take yet (a client not reading), per connection, in order.
@@ -218,13 +225,14 @@ struct Daemon::Impl {
       if (!open_journal(&signals)) return false;  // a standby waits there for the lease
     if (any_curve) zap = std::make_unique<ZapHandler>(ctx, security->identities());  // before any CURVE bind
     for (auto& ep : opt.request_addresses)
-      requests.push_back(make_socket(zmq::socket_type::xpub, ep, keys::kZapDomainWorker, "request"));
+      requests.emplace_back(make_socket(zmq::socket_type::xpub, ep, keys::kZapDomainWorker, "request"));
+    request_subscribed.assign(requests.size(), false);
     for (auto& ep : opt.response_addresses)
-      responses.push_back(make_socket(zmq::socket_type::router, ep, keys::kZapDomainWorker, "response"));
+      responses.emplace_back(make_socket(zmq::socket_type::router, ep, keys::kZapDomainWorker, "response"));
     for (auto& ep : opt.client_addresses)
-      clients.push_back(make_socket(zmq::socket_type::router, ep, keys::kZapDomainClient, "client"));
+      clients.emplace_back(make_socket(zmq::socket_type::router, ep, keys::kZapDomainClient, "client"));
     if (!opt.enrollment_address.empty())
-      enroll = make_socket(zmq::socket_type::router, opt.enrollment_address, keys::kZapDomainEnroll, "enrollment");
+      enroll.emplace(make_socket(zmq::socket_type::router, opt.enrollment_address, keys::kZapDomainEnroll, "enrollment"));
     if (any_curve)
       spdlog::info("CURVE on tcp:// endpoints; daemon public key {}", security->daemon_keys().public_key);
     return true;
@@ -566,7 +574,7 @@ struct Daemon::Impl {
   }
 
   SendOutcome send_to_client(ClientFrames& f) {
-    auto outcome = send_client_frames(clients.at(f.peer.via), f);
+    auto outcome = send_client_frames(clients.at(f.peer.via).use(), f);
     if (outcome == SendOutcome::Gone) {
       batching_clients.erase(BrokerCore::connection_key(f.peer));
       core.on_client_gone(BrokerCore::connection_key(f.peer));  // its watches end
@@ -654,7 +662,7 @@ struct Daemon::Impl {
           id ? id->workspace.c_str() : nullptr, id ? id->name.c_str() : nullptr, code,
           error.empty() ? nullptr : error.c_str());
       fbb.Finish(body, wire::EnrollResponseIdentifier());
-      if (!send_router(*enroll, m.peer, message_of(fbb))) ++unroutable;
+      if (!send_router(enroll->use(), m.peer, message_of(fbb))) ++unroutable;
     };
     const wire::EnrollRequest* req =
         m.well_formed && m.payload.size() <= 65536 ? read_enroll_request(bytes_of(m.payload)) : nullptr;
@@ -681,7 +689,8 @@ struct Daemon::Impl {
   // from only if subscription_policy allows it for that connection's identity.
   bool on_subscription(std::size_t i) {
     zmq::message_t msg;
-    if (!requests[i].recv(msg, zmq::recv_flags::dontwait)) return false;
+    if (!requests[i].read([&](zmq::socket_t& s) { return s.recv(msg, zmq::recv_flags::dontwait).has_value(); }))
+      return false;
     const char* user_id = zmq_msg_gets(msg.handle(), "User-Id");  // NULL when there is none
     std::string identity = Security::identity_of(user_id ? user_id : "", is_ipc(opt.request_addresses[i]));
     auto d = decide_subscription(bytes_of(msg), identity);
@@ -694,10 +703,11 @@ struct Daemon::Impl {
       refused_subscription(identity, d.reason);
       return true;
     }
-    if (d.subscribe)
-      requests[i].set(zmq::sockopt::subscribe, d.topic);  // manual mode: the last sender's pipe
-    else
-      requests[i].set(zmq::sockopt::unsubscribe, d.topic);
+    if (d.subscribe) {
+      requests[i].use().set(zmq::sockopt::subscribe, d.topic);  // manual mode: the last sender's pipe
+      request_subscribed[i] = true;
+    } else
+      requests[i].use().set(zmq::sockopt::unsubscribe, d.topic);
     spdlog::debug("{} {} '{}' on the request socket {}", identity,
                   d.subscribe ? "subscribed to" : "unsubscribed from", d.topic, opt.request_addresses[i]);
     return true;
@@ -742,17 +752,26 @@ struct Daemon::Impl {
     fbb.Finish(b.Finish(), wire::DaemonMessageIdentifier());
   }
 
+  // Calls publish(socket, last) for each request socket a subscription was applied on
+  // (request_subscribed), `last` for the last of them.
+  template <class Publish>
+  void for_each_subscribed(Publish&& publish) {
+    std::size_t last = requests.size();
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      if (request_subscribed[i]) last = i;
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      if (request_subscribed[i]) publish(requests[i].use(), i == last);
+  }
+
   // Publishes the message finished in `fbb`.
   void publish_finished(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb, const Payload* payload) {
-    for (std::size_t i = 0; i < requests.size(); ++i) {
+    for_each_subscribed([&](zmq::socket_t& socket, bool last) {
       // The last socket takes the buffer itself; the others get a copy.
-      zmq::message_t body = i + 1 == requests.size()
-                                 ? take_message(fbb)
-                                 : zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
-      requests[i].send(zmq::buffer(topic), zmq::send_flags::sndmore);
-      if (payload) requests[i].send(frame_of(*payload), zmq::send_flags::sndmore);
-      requests[i].send(std::move(body), zmq::send_flags::none);
-    }
+      zmq::message_t body = last ? take_message(fbb) : zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize());
+      socket.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+      if (payload) socket.send(frame_of(*payload), zmq::send_flags::sndmore);
+      socket.send(std::move(body), zmq::send_flags::none);
+    });
   }
 
   // Publishes on worker `worker_id`'s topic; a worker the registry no longer knows (it left in
@@ -797,10 +816,10 @@ struct Daemon::Impl {
       auto& fbb = w.finish(BatchRoot::Daemon);
       return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
     }();
-    for (auto& socket : requests) {
+    for_each_subscribed([&](zmq::socket_t& socket, bool) {
       socket.send(zmq::buffer(batch.topic), zmq::send_flags::sndmore);
       socket.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::none);
-    }
+    });
     w.clear();
   }
 
@@ -867,7 +886,7 @@ struct Daemon::Impl {
     b.add_body_type(type);
     b.add_body(body);
     fbb.Finish(b.Finish(), wire::DaemonMessageIdentifier());
-    if (!send_router(responses.at(a.peer.via), a.peer, take_message(fbb))) {
+    if (!send_router(responses.at(a.peer.via).use(), a.peer, take_message(fbb))) {
       ++unroutable;
       spdlog::debug("reply to a worker that is gone was dropped");
     }
@@ -1050,16 +1069,14 @@ struct Daemon::Impl {
     spdlog::info("musterd {} ready (instance {}), ping every {} ms, liveness {}", MUSTER_DAEMON_VERSION,
                  core.config().instance, core.config().ping_interval.count(), core.config().liveness);
     // Poll order: subscriptions, worker sockets, client sockets, enrollment, ZAP, signals.
-    std::vector<zmq::pollitem_t> items;
-    for (auto& s : requests) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
-    for (auto& s : responses) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
-    for (auto& s : clients) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
-    if (enroll) items.push_back({enroll->handle(), 0, ZMQ_POLLIN, 0});
-    if (zap) items.push_back({zap->socket().handle(), 0, ZMQ_POLLIN, 0});
-    const std::size_t metrics_item = items.size();  // polled only with --metrics-address
-    if (metrics_exchange) items.push_back({nullptr, metrics_exchange->fd(), ZMQ_POLLIN, 0});
-    const std::size_t signal_item = items.size();
-    items.push_back({nullptr, signals.fd(), ZMQ_POLLIN, 0});
+    SocketWait items;
+    for (auto& s : requests) items.add(s);
+    for (auto& s : responses) items.add(s);
+    for (auto& s : clients) items.add(s);
+    if (enroll) items.add(*enroll);
+    if (zap) items.add(zap->socket());
+    const std::size_t metrics_item = metrics_exchange ? items.add_fd(metrics_exchange->fd()) : 0;
+    const std::size_t signal_item = items.add_fd(signals.fd());
     // Item index of the first request, response and client socket, enrollment and ZAP.
     const std::size_t first_response = requests.size(), first_client = first_response + responses.size();
     const std::size_t enroll_item = first_client + clients.size(), zap_item = enroll_item + (enroll ? 1 : 0);
@@ -1069,7 +1086,7 @@ struct Daemon::Impl {
     RouterMessage msg;
     while (!core.finished()) {
       if (journal && !journal_polled) {
-        items.push_back({nullptr, journal->fd(), ZMQ_POLLIN, 0});
+        items.add_fd(journal->fd());
         journal_polled = true;
       }
       auto now = Clock::now();
@@ -1079,7 +1096,7 @@ struct Daemon::Impl {
       if (!outbox.empty()) wait = std::min<Millis>(wait, kOutboxRetry);
       if (core.watchers().ready()) wait = Millis(0);  // a watcher's events can go out now
       try {
-        poll_sockets(items.data(), items.size(), wait);
+        items.wait(wait);
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
@@ -1095,18 +1112,19 @@ struct Daemon::Impl {
       // Only a socket the poll found readable is read: an empty read costs libzmq two syscalls
       // (getpid and a poll of the socket's mailbox), so reading all six every turn was ~12 of
       // the ~40 syscalls of a turn (docs/PERFORMANCE.md, one call at a time). What arrives
-      // after the poll, or stays past a read budget, makes the next poll return at once.
-      auto readable = [&](std::size_t item) { return late || (items[item].revents & ZMQ_POLLIN); };
-      auto read = [&](zmq::socket_t& socket, std::size_t via, auto&& handle) {
+      // after the poll, or stays past a read budget, makes the next poll return at once. The
+      // empty read that ends a socket's reading leaves it quiet: the next wait does not ask it.
+      auto readable = [&](std::size_t item) { return late || items.readable(item); };
+      auto read = [&](PolledSocket& socket, std::size_t via, auto&& handle) {
         const auto until = Clock::now() + kSocketBudget;
         for (int n = 0; (late ? n < 1'000'000 : n < kBatch && Clock::now() < until) &&
-                        recv_router(socket, msg);
+                        socket.read([&](zmq::socket_t& s) { return recv_router(s, msg); });
              ++n) {
           msg.peer.via = static_cast<std::uint8_t>(via);
           handle(msg);
         }
       };
-      if (items[signal_item].revents & ZMQ_POLLIN) signals.drain();
+      if (items.readable(signal_item)) signals.drain();
       if (signals.triggered() && !core.shutting_down()) {
         spdlog::info("signal {} received: shutting down", signals.last_signal());
         core.begin_shutdown(Clock::now());
@@ -1123,7 +1141,7 @@ struct Daemon::Impl {
       now = Clock::now();
       if (now >= core.next_wakeup() || core.shutting_down()) core.tick(now);
       flush();
-      if (metrics_exchange && (items[metrics_item].revents & ZMQ_POLLIN) && metrics_exchange->wanted())
+      if (metrics_exchange && items.readable(metrics_item) && metrics_exchange->wanted())
         metrics_exchange->publish(metrics_snapshot(now));
     }
     flush();

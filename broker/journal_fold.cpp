@@ -1,6 +1,7 @@
 // journal_fold.cpp — see journal_fold.hpp.
 #include "journal_fold.hpp"
 
+#include <algorithm>
 #include <type_traits>
 
 namespace muster::broker::journal {
@@ -17,27 +18,45 @@ JobId job_of(const Record& r) {
 
 }  // namespace
 
+std::size_t BatchPlanner::find(JobId job) const {
+  // Most lookups are of the calls submitted last (a Dispatched, a Finished) or of calls of
+  // earlier batches (an Acked: below the first).
+  if (by_job_.empty() || job < by_job_.front().first || job > by_job_.back().first) return kNone;
+  if (by_job_.back().first == job) return by_job_.back().second;
+  const auto it = std::lower_bound(by_job_.begin(), by_job_.end(), std::pair{job, std::size_t{0}});
+  return it != by_job_.end() && it->first == job ? it->second : kNone;
+}
+
 const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& ops) {
-  fold_.clear();
+  folds_.clear();
+  by_job_.clear();
   steps_.clear();
   // The fold of each op's call, if its Submitted is in the batch (found once here, read again
-  // by the second pass; the map's nodes do not move).
-  op_fold_.assign(ops.size(), nullptr);
+  // by the second pass).
+  op_fold_.assign(ops.size(), kNone);
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const auto* rec = std::get_if<Record>(&ops[i]);
     if (!rec) continue;
     const JobId job = job_of(*rec);
     if (std::holds_alternative<Submitted>(*rec)) {
-      auto [it, fresh] = fold_.try_emplace(job, Fold{i, SIZE_MAX, i});
-      if (!fresh && !it->second.closed) it->second.broken = true;
-      op_fold_[i] = &it->second;
+      std::size_t at = find(job);
+      if (at == kNone) {
+        at = folds_.size();
+        folds_.push_back(Fold{i, SIZE_MAX, i});
+        const std::pair entry{job, at};
+        if (by_job_.empty() || job > by_job_.back().first) by_job_.push_back(entry);
+        else by_job_.insert(std::lower_bound(by_job_.begin(), by_job_.end(), entry), entry);
+      } else if (!folds_[at].closed) {
+        folds_[at].broken = true;
+      }
+      op_fold_[i] = at;
       continue;
     }
-    auto it = fold_.find(job);
-    if (it == fold_.end()) continue;
-    op_fold_[i] = &it->second;
-    if (it->second.closed) continue;
-    Fold& f = it->second;
+    const std::size_t at = find(job);
+    if (at == kNone) continue;
+    op_fold_[i] = at;
+    Fold& f = folds_[at];
+    if (f.closed) continue;
     if (std::holds_alternative<Dispatched>(*rec)) {
       f.dispatched = f.end = i;
     } else if (std::holds_alternative<Finished>(*rec)) {
@@ -50,7 +69,7 @@ const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& o
   }
   // A folded call's records before the last folded one have no step; the last writes the row.
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    if (const Fold* f = op_fold_[i];
+    if (const Fold* f = op_fold_[i] == kNone ? nullptr : &folds_[op_fold_[i]];
         f && !f->broken && f->end != f->submitted && i >= f->submitted && i <= f->end) {
       if (i < f->end) continue;
       FoldedRow row;

@@ -12,7 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "journal.hpp"
@@ -49,9 +49,17 @@ class BatchPlanner {
     bool closed = false;    // a record of it that is not folded came (or its Finished)
     bool broken = false;    // a second Submitted while folding: write its records one by one
   };
-  std::unordered_map<JobId, Fold> fold_;  // kept to reuse its memory
-  std::vector<Fold*> op_fold_;             // per op: its call's fold (nullptr: none)
+  // The batch's folds, in the order of their Submitted, and (job id, index in folds_) sorted
+  // by job id to find them: job ids grow with every Submit, so a fold is appended at the end
+  // (no allocation per call, as a hash map's node was: docs/DURABILITY.md §10 "Session 12").
+  // All kept to reuse their memory.
+  std::vector<Fold> folds_;
+  std::vector<std::pair<JobId, std::size_t>> by_job_;
+  std::vector<std::size_t> op_fold_;  // per op: its call's index in folds_ (kNone: none)
   std::vector<BatchStep> steps_;
+  static constexpr std::size_t kNone = SIZE_MAX;
+  // The index in folds_ of `job`'s fold, kNone when its Submitted is not in the batch.
+  std::size_t find(JobId job) const;
 };
 
 }  // namespace muster::broker::journal

@@ -13,11 +13,11 @@
 #include <limits>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "journal.hpp"
 #include "journal_fold.hpp"
+#include "journal_held.hpp"
 #include "journal_names.hpp"
 
 struct sqlite3;
@@ -95,10 +95,12 @@ class SqliteJournal final : public Journal {
   // (finished), when those are not null (append_all).
   void write_row(const Submitted& s, const Dispatched* d, const Finished* f);
   // Acked: forget_acked checks that the row is held and forgets it (held_, the byte count);
-  // delete_acked deletes the rows of jobs first..last, every one of which it forgot.
+  // delete_acked deletes the rows of jobs first..last: `count` of them, every one of which
+  // it forgot (the table holds no other row in that range).
   void forget_acked(JobId job);
-  void delete_acked(JobId first, JobId last);
-  // Deletes the rows of acked_ (and empties it): consecutive job ids as one range (append_all).
+  void delete_acked(JobId first, JobId last, std::size_t count);
+  // Deletes the rows of acked_ (and empties it): as few ranges as the rows held between them
+  // allow (append_all).
   void write_acked();
   void require_turn(const char* what) const;
   // Fills held_ (and committed_bytes_), origins_ and workers_ from the committed tables: at
@@ -117,12 +119,8 @@ class SqliteJournal final : public Journal {
   // expires. expire() finds the rows to delete here, once a minute, instead of an SQL index
   // on the expiry that every call would update twice (docs/DURABILITY.md §4, §10). Read from
   // the file at open; read again after a rollback (held_stale_).
-  static constexpr std::int64_t kNeverExpires = std::numeric_limits<std::int64_t>::max();
-  struct Held {
-    std::int64_t bytes = 0;
-    std::int64_t expires_ms = kNeverExpires;  // finished rows only
-  };
-  std::unordered_map<JobId, Held> held_;
+  static constexpr std::int64_t kNeverExpires = HeldRows::kNeverExpires;
+  HeldRows held_;
   bool held_stale_ = false;  // (and origins_, workers_)
   NameIds<5> origins_;  // node, identity, caller name, workspace, role → origins.id
   NameIds<2> workers_;  // worker id, worker identity → workers.id

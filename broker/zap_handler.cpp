@@ -36,29 +36,33 @@ std::array<std::string, 6> answer_zap_request(const keys::IdentityStore& identit
 
 ZapHandler::ZapHandler(zmq::context_t& ctx, const keys::IdentityStore& identities)
     : socket_(ctx, zmq::socket_type::rep), identities_(identities) {
-  socket_.set(zmq::sockopt::linger, 0);
-  socket_.bind("inproc://zeromq.zap.01");
+  socket_.use().set(zmq::sockopt::linger, 0);
+  socket_.use().bind("inproc://zeromq.zap.01");
 }
 
 void ZapHandler::serve() {
   for (;;) {
     std::vector<zmq::message_t> frames;
-    zmq::message_t part;
-    if (!socket_.recv(part, zmq::recv_flags::dontwait)) return;
-    bool more = part.more();
-    frames.push_back(std::move(part));
-    while (more) {
-      zmq::message_t next;
-      (void)socket_.recv(next, zmq::recv_flags::none);
-      more = next.more();
-      frames.push_back(std::move(next));
-    }
+    auto recv = [&](zmq::socket_t& s) {
+      zmq::message_t part;
+      if (!s.recv(part, zmq::recv_flags::dontwait)) return false;
+      bool more = part.more();
+      frames.push_back(std::move(part));
+      while (more) {
+        zmq::message_t next;
+        (void)s.recv(next, zmq::recv_flags::none);
+        more = next.more();
+        frames.push_back(std::move(next));
+      }
+      return true;
+    };
+    if (!socket_.read(recv)) return;  // read to the end: the loop's wait need not ask it
     std::vector<std::string_view> views;
     views.reserve(frames.size());
     for (auto& f : frames) views.push_back(f.to_string_view());
     auto reply = answer_zap_request(identities_, views);
     for (std::size_t i = 0; i < reply.size(); ++i)
-      socket_.send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      socket_.use().send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   }
 }
 

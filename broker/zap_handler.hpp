@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "muster/identity_store.hpp"
+#include "muster/socket_poll.hpp"
 
 namespace muster::broker {
 
@@ -26,12 +27,12 @@ class ZapHandler {
  public:
   // Binds inproc://zeromq.zap.01 in `ctx`: must happen before any CURVE socket binds.
   ZapHandler(zmq::context_t& ctx, const keys::IdentityStore& identities);
-  zmq::socket_t& socket() { return socket_; }
+  PolledSocket& socket() { return socket_; }  // for the loop's wait (SocketWait)
   // Answers every waiting request. Never blocks.
   void serve();
 
  private:
-  zmq::socket_t socket_;
+  PolledSocket socket_;
   const keys::IdentityStore& identities_;
 };
 

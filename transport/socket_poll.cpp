@@ -3,8 +3,6 @@
 
 #include <poll.h>
 
-#include <vector>
-
 namespace muster {
 
 namespace {
@@ -44,14 +42,57 @@ short revents_of_descriptor(const zmq::pollitem_t& item, short revents) {
 }  // namespace
 
 int poll_sockets(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout) {
+  std::uint64_t asks = 0;
+  return SocketWait::wait_items(items, nullptr, count, timeout, asks);
+}
+
+std::size_t SocketWait::add(PolledSocket& socket) {
+  items_.push_back({socket.socket_.handle(), 0, ZMQ_POLLIN, 0});
+  polled_.push_back(&socket);
+  return items_.size() - 1;
+}
+
+std::size_t SocketWait::add(zmq::socket_t& socket) {
+  items_.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+  polled_.push_back(nullptr);
+  return items_.size() - 1;
+}
+
+std::size_t SocketWait::add_fd(int fd) {
+  items_.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+  polled_.push_back(nullptr);
+  return items_.size() - 1;
+}
+
+void SocketWait::clear() {
+  items_.clear();
+  polled_.clear();
+}
+
+int SocketWait::wait(std::chrono::milliseconds timeout) {
+  return wait_items(items_.data(), polled_.data(), items_.size(), timeout, asks_);
+}
+
+int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, std::size_t count,
+                           std::chrono::milliseconds timeout, std::uint64_t& asks) {
   using Clock = std::chrono::steady_clock;
   thread_local std::vector<::pollfd> fds;
   fds.resize(count);
-  // Every socket once: what is ready now, and every ZMQ_FD reset for the wait below.
+  // Asks socket item `i` what is ready; the ask processed its commands, so a PolledSocket
+  // found not readable is quiet from now until its next use.
+  auto ask = [&](std::size_t i) {
+    ++asks;
+    const short events = socket_events(items[i].socket);
+    if (polled && polled[i]) polled[i]->quiet_ = !(events & ZMQ_POLLIN);
+    return static_cast<short>(events & items[i].events);
+  };
+  // Every socket that may be ready, once (a quiet one is not: its descriptor signals first):
+  // what is ready now, and every ZMQ_FD reset for the wait below.
   bool sockets_ready = false, descriptors = false;
   for (std::size_t i = 0; i < count; ++i) {
     auto& item = items[i];
-    item.revents = item.socket ? static_cast<short>(socket_events(item.socket) & item.events) : 0;
+    const bool quiet = polled && polled[i] && polled[i]->quiet_;
+    item.revents = item.socket && !quiet ? ask(i) : 0;
     sockets_ready = sockets_ready || item.revents != 0;
     descriptors = descriptors || !item.socket;
     fds[i] = descriptor_of(item);
@@ -78,7 +119,7 @@ int poll_sockets(zmq::pollitem_t* items, std::size_t count, std::chrono::millise
       if (!item.socket)
         item.revents = revents_of_descriptor(item, fds[i].revents);
       else if (item.revents == 0 && (fds[i].revents & POLLIN))
-        item.revents = static_cast<short>(socket_events(item.socket) & item.events);  // signalled
+        item.revents = ask(i);  // signalled
       ready += item.revents != 0;
     }
     // Nothing ready: a socket signalled for a command that made nothing readable (its ZMQ_FD

@@ -326,6 +326,80 @@ TEST_CASE("journal sqlite: a node and caller, a worker, are stored once each; ne
   CHECK(j.load().calls.back().caller.name == "alice");
 }
 
+TEST_CASE("journal sqlite: a value repeated from row to row, then another (an integer, NULL, an "
+          "empty or a non-empty payload or message), is stored as each record says") {
+  // The statements keep a parameter's binding when the next row binds the same integer, NULL
+  // or empty value again (journal_sqlite.cpp, Statement): every change of value or kind must
+  // still reach the row, whichever statement writes it (a folded row, an INSERT, an UPDATE).
+  muster::test::TempDir dir;
+  const fs::path path = dir.path / "journal.db";
+  std::optional<SqliteJournal> j(std::in_place, options_for(path));
+  // What load() does not read back: a row has an outcome code and an expiry when finished, and
+  // only then; a worker when running, never when queued (read with the file closed).
+  auto columns_follow_states = [&] {
+    j.reset();
+    CHECK(count_in(path, "SELECT count(*) FROM calls WHERE (state = 2) != (outcome_code IS NOT NULL) "
+                         "OR (state = 2) != (expires_ms IS NOT NULL) OR (state = 0 AND worker IS NOT NULL) "
+                         "OR (state = 1 AND worker IS NULL)") == 0);
+    j.emplace(options_for(path));
+  };
+  auto outcome = [](JobId id) {
+    switch (id % 3) {
+      case 0: return Outcome{ErrorCode::None, bytes_of("out-" + std::to_string(id)), ""};
+      case 1: return Outcome{ErrorCode::None, {}, ""};
+      default: return Outcome{ErrorCode::WorkerError, {}, "boom-" + std::to_string(id)};
+    }
+  };
+  auto attempt = [](JobId id) { return static_cast<std::uint32_t>(id % 4 < 2 ? 1 : 2); };
+  std::vector<JournalOp> ops;
+  for (JobId id = 1; id <= 24; ++id) {
+    Call c = call(id, id % 5 == 0 ? "" : "in-" + std::to_string(id), id % 2 ? "" : "par");
+    ops.push_back(Record{Submitted{std::move(c)}});
+    if (id % 6 == 5) continue;  // queued: no worker, no outcome
+    ops.push_back(Record{Dispatched{id, id % 4 < 2 ? "w1" : "w2", "id", 100 + id, attempt(id)}});
+    if (id % 6 == 4) continue;  // running
+    ops.push_back(Record{Finished{id, outcome(id), kT0 + std::chrono::seconds{id}, kT0 + 1h}});
+  }
+  j->begin_turn();
+  j->append_all(ops);  // folded rows
+  j->commit();
+  columns_follow_states();
+  // The same shapes again, as single records on rows of the batch before (UPDATEs).
+  j->begin_turn();
+  for (JobId id = 5; id <= 24; id += 6) j->append(Dispatched{id, "w3", "id", 200 + id, 3});
+  for (JobId id = 4; id <= 24; id += 6) j->append(Finished{id, outcome(id + 1), kT0, kT0 + 2h});
+  j->commit();
+  columns_follow_states();
+  const Loaded loaded = j->load();
+  REQUIRE(loaded.calls.size() == 24);
+  for (const Call& c : loaded.calls) {
+    const JobId id = c.job_id;
+    INFO("job " << id);
+    const bool finished_now = id % 6 != 5;
+    CHECK(c.state == (finished_now ? CallState::Finished : CallState::Running));
+    CHECK(c.idempotent == (id % 2 == 0));
+    CHECK(c.trace_id == "trace-" + std::to_string(id));
+    CHECK(string_of(c.parameters) == (finished_now || id % 2 ? "" : "par"));
+    CHECK(string_of(c.inputs) == (finished_now ? "" : id % 5 == 0 ? "" : "in-" + std::to_string(id)));
+    if (id % 6 == 5) {
+      CHECK(c.worker_id == "w3");
+      CHECK(c.request_id == 200 + id);
+      CHECK(c.attempts == 3);
+      CHECK_FALSE(c.outcome.has_value());
+      continue;
+    }
+    CHECK(c.worker_id == (id % 4 < 2 ? "w1" : "w2"));
+    CHECK(c.request_id == 100 + id);
+    CHECK(c.attempts == attempt(id));
+    REQUIRE(c.outcome.has_value());
+    const Outcome want = outcome(id % 6 == 4 ? id + 1 : id);
+    CHECK(c.outcome->code == want.code);
+    CHECK(string_of(c.outcome->outputs) == string_of(want.outputs));
+    CHECK(c.outcome->message == want.message);
+    CHECK(c.expires == (id % 6 == 4 ? kT0 + 2h : kT0 + 1h));
+  }
+}
+
 TEST_CASE("journal sqlite: one daemon per file") {
   muster::test::TempDir dir;
   const fs::path path = dir.path / "journal.db";

@@ -7,7 +7,7 @@
 #   tools/bench/cost.sh                                  # ipc and tcp, 50,000 x 64 B, 256 in flight
 #   tools/bench/cost.sh --transport tcp --calls 20000 --depth 32 --payload 4096
 #   tools/bench/cost.sh --no-callgrind                   # syscalls and switches only (fast)
-#   tools/bench/cost.sh --strace                         # + which syscalls musterd makes (strace -c)
+#   tools/bench/cost.sh --strace                         # + which syscalls each process makes (strace -c)
 #   MUSTER_BENCH_BUILD=/tmp/b tools/bench/cost.sh        # binaries of another build
 #   tools/bench/cost.sh --durable --journal-sync normal --musterd-only   # durable calls (SQLite
 #                      journal in the run directory), callgrind on musterd only (the workers and
@@ -172,18 +172,23 @@ for t in "${TLIST[@]}"; do
   # task-clock: CPU time of all the process's threads (ms) -> µs per call
   echo "$t CPU µs/call:       musterd $(per_call "${dms}e3" "$CALLS")  workers $(per_call "${wms}e3" "$CALLS")  client $(per_call "${cms}e3" "$CALLS")"
 
-  # --- which syscalls musterd makes: strace -c on all its threads, N/10 calls ---
+  # --- which syscalls each process makes: strace -c on all its threads, N/10 calls ---
   if [ "$STRACE" = 1 ]; then
     start_stack "$t" "strace-$t"
     client 0 >/dev/null
-    strace -c -f -o "$DIR/strace-$t.txt" -p "$DAEMON_PID" 2>/dev/null &  # -p: all its threads
+    strace -c -f -o "$DIR/strace-$t-musterd.txt" -p "$DAEMON_PID" 2>/dev/null &  # -p: all its threads
     PS=$!
+    strace -c -f -o "$DIR/strace-$t-workers.txt" $(printf -- '-p %s ' "${WORKER_PIDS[@]}") 2>/dev/null &
+    PSW=$!
     sleep 0.5
-    client $((CALLS / 10)) >/dev/null
-    kill -INT "$PS"; wait "$PS" 2>/dev/null || true
+    client $((CALLS / 10)) strace -c -f -o "$DIR/strace-$t-client.txt" >/dev/null
+    kill -INT "$PS" "$PSW"; wait "$PS" "$PSW" 2>/dev/null || true
     stop_stack
-    echo "$t musterd syscalls per call (strace -c, $((CALLS / 10)) calls):"
-    awk -v n=$((CALLS / 10)) '$1 ~ /^[0-9.]+$/ && NF >= 5 {printf "    %-16s %.2f\n", $NF, $4 / n}' "$DIR/strace-$t.txt" | sort -k2 -rn | head -8
+    for who in musterd workers client; do
+      echo "$t $who syscalls per call (strace -c, $((CALLS / 10)) calls):"
+      awk -v n=$((CALLS / 10)) '$1 ~ /^[0-9.]+$/ && NF >= 5 {printf "    %-16s %.2f\n", $NF, $4 / n}' \
+        "$DIR/strace-$t-$who.txt" | sort -k2 -rn | head -8
+    done
   fi
 
   # --- instructions, callgrind, N and N/10 calls ---

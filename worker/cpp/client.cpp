@@ -67,6 +67,10 @@ struct Client::Impl {
   // Connection events of `socket`: a client learns at once that the daemon is unreachable or
   // went away, instead of waiting for its deadlines.
   ConnectionMonitor monitor{ctx, socket};
+  // pump()'s wait: the socket (asked at every wait: a send comes between any two) and the
+  // monitor (asked only after an event: it is read to the end each time).
+  SocketWait replies_wait;
+  const std::size_t socket_item = replies_wait.add(socket), monitor_item = replies_wait.add(monitor.polled());
   std::uint64_t next_id = 1;
   bool connected = false;
   // Connections up (CONNECTED minus DISCONNECTED events): with a failover pair's two
@@ -553,12 +557,11 @@ struct Client::Impl {
   // Reads whatever arrives within `wait` into `pending`/`query_replies`; expires guards.
   void pump(std::chrono::milliseconds wait) {
     flush_held();
-    zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     // Output streams under way are looked at for stalls at least every 100 ms.
     if (std::any_of(open.begin(), open.end(), [](const auto& o) { return o.second.outputs != nullptr; }))
       wait = std::min(wait, std::chrono::milliseconds(100));
     try {
-      poll_sockets(items, 2, wait);
+      replies_wait.wait(wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;  // a signal: let the caller look at it
     }
@@ -567,8 +570,8 @@ struct Client::Impl {
     // durable call's Accepted with its job id, so that it is resumed, not failed).
     // Only what the poll found readable is read (an empty read costs libzmq two syscalls), and
     // the socket also after any connection event, which the replies before it precede.
-    Link link = (items[1].revents & ZMQ_POLLIN) ? read_monitor() : Link{};
-    const bool replies = (items[0].revents & ZMQ_POLLIN) || link.lost || link.connected;
+    Link link = replies_wait.readable(monitor_item) ? read_monitor() : Link{};
+    const bool replies = replies_wait.readable(socket_item) || link.lost || link.connected;
     zmq::message_t m;
     while (replies && socket.recv(m, zmq::recv_flags::dontwait)) {
       // The reply is the last frame; the one before it, if any, may be the payload frame it

@@ -19,6 +19,7 @@
 #include "muster/client.hpp"
 #include "muster/endpoints.hpp"
 #include "muster/secure_connect.hpp"
+#include "muster/socket_poll.hpp"
 
 namespace muster {
 
@@ -50,24 +51,30 @@ class ConnectionMonitor {
     auto endpoint = fmt::format("inproc://muster-connection-monitor-{}", static_cast<void*>(this));
     if (zmq_socket_monitor(watched.handle(), endpoint.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
       throw zmq::error_t();
-    pair_.set(zmq::sockopt::linger, 0);
-    pair_.connect(endpoint);
+    pair_.use().set(zmq::sockopt::linger, 0);
+    pair_.use().connect(endpoint);
   }
 
   // The next event already waiting (ZMQ_EVENT_CONNECTED or ZMQ_EVENT_DISCONNECTED), or nullopt.
   std::optional<std::uint16_t> next() {
     zmq::message_t event, address;
-    if (!pair_.recv(event, zmq::recv_flags::dontwait)) return std::nullopt;
-    if (event.more()) (void)pair_.recv(address, zmq::recv_flags::none);
+    auto recv = [&](zmq::socket_t& s) {
+      if (!s.recv(event, zmq::recv_flags::dontwait)) return false;
+      if (event.more()) (void)s.recv(address, zmq::recv_flags::none);
+      return true;
+    };
+    if (!pair_.read(recv)) return std::nullopt;
     std::uint16_t kind = 0;
     if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
     return kind;
   }
 
-  void* handle() { return pair_.handle(); }  // readable while an event waits (for zmq::poll)
+  void* handle() { return pair_.use().handle(); }  // readable while an event waits (for zmq::poll)
+  // For a SocketWait: read to the end by next(), the monitor is not asked again until an event.
+  PolledSocket& polled() { return pair_; }
 
  private:
-  zmq::socket_t pair_;
+  PolledSocket pair_;
 };
 
 }  // namespace muster

@@ -250,8 +250,12 @@ struct WorkerImpl {
   bool detached_for_no_nodes = false;
   zmq::context_t ctx{1};
   std::string results_endpoint = fmt::format("inproc://muster-worker-results-{}", static_cast<void*>(this));
-  zmq::socket_t results{ctx, zmq::socket_type::pull};
-  std::unique_ptr<zmq::socket_t> sub, dealer;
+  // The loop waits on these two for reading: reached only through PolledSocket::use() or
+  // read(), so the wait asks one only when it was used since it was last found not readable
+  // (the results socket, idle while no handler runs on the pool, is never asked then).
+  PolledSocket results{ctx, zmq::socket_type::pull};
+  std::unique_ptr<PolledSocket> sub;
+  std::unique_ptr<zmq::socket_t> dealer;
   std::string topic;  // the worker topic `sub` is subscribed to (Attached.topic); empty before
   std::optional<CurveClientKeys> curve;  // set when the endpoints are tcp:// (CURVE)
   // opt.request_address / opt.response_address as lists: one daemon, or a failover pair.
@@ -676,9 +680,9 @@ struct WorkerImpl {
   }
 
   void connect() {
-    sub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
+    sub = std::make_unique<PolledSocket>(ctx, zmq::socket_type::sub);
     dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
-    for (auto* s : {sub.get(), dealer.get()}) {
+    for (auto* s : {&sub->use(), dealer.get()}) {
       if (curve) apply_curve(*s, *curve);
       s->set(zmq::sockopt::linger, 1000);
       s->set(zmq::sockopt::rcvhwm, 100000);
@@ -687,14 +691,14 @@ struct WorkerImpl {
     // The broadcast topic before attaching; the worker topic comes with Attached (the daemon
     // names it after our identity and applies no other: PROTOCOL.md §2).
     topic.clear();
-    sub->set(zmq::sockopt::subscribe, "b:");
+    sub->use().set(zmq::sockopt::subscribe, "b:");
     // With a failover pair, the dealer queues only on completed connections, i.e. to the daemon
     // that is bound (the active one): without it, every other message would wait in the pipe
     // of the standby's endpoint and reach it, stale, once it takes over. The Attach waits up to
     // a second for a connection to complete; sent while neither is up, it is dropped and the
     // "no answer to attach" timer (or the next Ping's Rejected) sends it again.
     if (response_endpoints.size() > 1) dealer->set(zmq::sockopt::immediate, 1);
-    for (auto& ep : request_endpoints) sub->connect(ep);
+    for (auto& ep : request_endpoints) sub->use().connect(ep);
     for (auto& ep : response_endpoints) dealer->connect(ep);
     if (response_endpoints.size() > 1) {
       zmq::pollitem_t item{dealer->handle(), 0, ZMQ_POLLOUT, 0};
@@ -706,8 +710,8 @@ struct WorkerImpl {
   // Subscribes `sub` to the worker topic the daemon assigned, dropping a previous, different one.
   void subscribe_topic(const std::string& assigned) {
     if (assigned.empty() || assigned == topic) return;
-    if (!topic.empty()) sub->set(zmq::sockopt::unsubscribe, topic);
-    sub->set(zmq::sockopt::subscribe, assigned);
+    if (!topic.empty()) sub->use().set(zmq::sockopt::unsubscribe, topic);
+    sub->use().set(zmq::sockopt::subscribe, assigned);
     topic = assigned;
   }
 
@@ -1204,8 +1208,12 @@ struct WorkerImpl {
 
   void on_answer() {
     zmq::message_t head, body;
-    while (results.recv(head, zmq::recv_flags::dontwait)) {
-      (void)results.recv(body, zmq::recv_flags::none);
+    auto recv = [&](zmq::socket_t& s) {
+      if (!s.recv(head, zmq::recv_flags::dontwait)) return false;
+      (void)s.recv(body, zmq::recv_flags::none);
+      return true;
+    };
+    while (results.read(recv)) {
       std::uint64_t key = 0;
       std::memcpy(&key, head.data(), 8);
       bool terminal = static_cast<const std::uint8_t*>(head.data())[8] != 0;
@@ -1244,13 +1252,13 @@ struct WorkerImpl {
     take_pending_nodes();
     if (opt.reuse_memory) reuse_memory_for_large_messages();
     if (nodes->empty()) throw std::invalid_argument("a worker needs at least one node");
-    results.bind(results_endpoint);
+    results.use().bind(results_endpoint);
     for (std::uint32_t i = 0; i < opt.capacity; ++i) threads.emplace_back([this] { pool_thread(); });
     std::unique_ptr<SignalPipe> signals;
     if (opt.handle_signals) signals = std::make_unique<SignalPipe>();
     connect();
     SteadyClock::time_point drain_deadline{};
-    std::vector<zmq::pollitem_t> items;
+    SocketWait items;
     while (true) {
       auto now = SteadyClock::now();
       if (!draining && (stop_requested || (signals && signals->triggered()))) {
@@ -1282,16 +1290,15 @@ struct WorkerImpl {
       // below on every turn while a reply is due (always with a daemon that Acks answers) and
       // at least every 100 ms; the 100 ms bound drains it when nothing else happens.
       items.clear();
-      items.push_back({sub->handle(), 0, ZMQ_POLLIN, 0});
-      items.push_back({results.handle(), 0, ZMQ_POLLIN, 0});
-      if (!attached || draining || detached_for_no_nodes) items.push_back({dealer->handle(), 0, ZMQ_POLLIN, 0});
-      if (signals) items.push_back({nullptr, signals->fd(), ZMQ_POLLIN, 0});
+      const std::size_t sub_item = items.add(*sub), results_item = items.add(results);
+      if (!attached || draining || detached_for_no_nodes) items.add(*dealer);  // asked at every wait
+      const std::size_t signal_item = signals ? items.add_fd(signals->fd()) : 0;
       try {
-        poll_sockets(items.data(), items.size(), std::chrono::milliseconds(100));
+        items.wait(std::chrono::milliseconds(100));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
-      if (signals && (items.back().revents & ZMQ_POLLIN)) signals->drain();
+      if (signals && items.readable(signal_item)) signals->drain();
       bool replies_first = !no_answer_acks || !attached || draining || detached_for_no_nodes ||
                            replies_due > 0 || pong_ack_due != 0 ||
                            now - last_reply_read >= std::chrono::milliseconds(100);
@@ -1300,19 +1307,24 @@ struct WorkerImpl {
         read_replies();
       }
       // Only what the poll found readable is read: an empty read costs libzmq two syscalls.
-      const bool sub_readable = items[0].revents & ZMQ_POLLIN, results_readable = items[1].revents & ZMQ_POLLIN;
+      const bool sub_readable = items.readable(sub_item), results_readable = items.readable(results_item);
       for (int i = 0; sub_readable && i < 256; ++i) {
         // [topic, (payload frame)?, message]; more frames than that are a bad message.
         zmq::message_t topic, frame, payload;
-        if (!sub->recv(topic, zmq::recv_flags::dontwait)) break;
-        if (!topic.more()) continue;
-        (void)sub->recv(payload, zmq::recv_flags::none);
         int extra = 0;
-        while (payload.more()) {
-          frame = std::move(payload);
-          (void)sub->recv(payload, zmq::recv_flags::none);
-          ++extra;
-        }
+        auto recv = [&](zmq::socket_t& s) {
+          if (!s.recv(topic, zmq::recv_flags::dontwait)) return false;
+          if (!topic.more()) return true;
+          (void)s.recv(payload, zmq::recv_flags::none);
+          while (payload.more()) {
+            frame = std::move(payload);
+            (void)s.recv(payload, zmq::recv_flags::none);
+            ++extra;
+          }
+          return true;
+        };
+        if (!sub->read(recv)) break;
+        if (!topic.more()) continue;
         if (extra > 1) {
           spdlog::warn("ignoring a published message of {} frames", extra + 2);
           continue;

@@ -36,7 +36,8 @@ import {
   statusListing,
   workerListing,
 } from './listings';
-import { type Values, decodeValues, encodeValues } from './value';
+import { takeValues } from './decoded-payloads';
+import { type Values, encodeValues } from './value';
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS } from './credit';
 import { CHUNK_WINDOW_BYTES, DEFAULT_CHUNK_THRESHOLD, type OutputSink, RESUME_AFTER_MS } from './chunks';
 import { CallChunks, hasChunkedInputs, prepareInputs } from './call-chunks';
@@ -438,7 +439,7 @@ export class Client {
               // only for a Submit with payloadFrames: never this client's
               throw new MusterError(ErrorCode.BadMessage, 'outputs in a separate frame were not requested');
             }
-            return (await chunks.finish(decodeValues(reply.outputs))) as Out;
+            return (await chunks.finish(takeValues(reply.outputs))) as Out; // decoded once, when verified
           },
           async (e) => {
             await chunks.close(e instanceof Error ? e : new Error(String(e)));

@@ -58,7 +58,14 @@ export class JobChunks {
   private readonly inputs = new Map<number, { port: string; size: number; sha256: Uint8Array; receiver: ChunkReceiver; stream: InputStream | null; taken: boolean }>();
   private readonly byPort = new Map<string, number>();
   private readonly outputs = new Map<number, { port: string; sender: ChunkSender }>();
-  private closedWith: Error | null = null;
+  /** Why it closed: an Error, or a function making it, called only once something needs it. */
+  private closedBy: Error | (() => Error) | null = null;
+
+  /** Why the request is over (null while it runs); made on first use (an Error's stack costs). */
+  private get closedWith(): Error | null {
+    if (typeof this.closedBy === 'function') this.closedBy = this.closedBy();
+    return this.closedBy;
+  }
 
   constructor(
     private readonly requestId: bigint,
@@ -78,7 +85,7 @@ export class JobChunks {
 
   /** Whether its outputs went as chunks: the means to send them again are kept until the answer is confirmed (R11). */
   get hasOutputStreams(): boolean {
-    return this.outputs.size > 0 && !this.closedWith;
+    return this.outputs.size > 0 && this.closedBy === null;
   }
 
   /**
@@ -86,7 +93,7 @@ export class JobChunks {
    * input stream that was granted and has not come whole.
    */
   resumeInputs(): void {
-    if (this.closedWith) return;
+    if (this.closedBy) return;
     for (const [, input] of this.inputs) if (input.receiver.opened && !input.receiver.done) input.receiver.resume();
   }
 
@@ -94,13 +101,16 @@ export class JobChunks {
    * Opens the request's Chunked inputs (top-level ports; odd, distinct streams) and grants each
    * its first window. Ports in `streamed` keep their ChunkedValue in the inputs and are read with
    * inputStream(); the others are assembled, checked, and replaced by their bytes before this
-   * resolves. Rejects with InvalidRequest for a bad reference or a value that fails its check.
+   * resolves (the inputs themselves when none is Chunked). Rejects with InvalidRequest for a bad
+   * reference or a value that fails its check.
    */
   async openInputs(inputs: Values, streamed: ReadonlySet<string>): Promise<Values> {
     if (this.closedWith) throw this.closedWith;
+    const entries = entriesOf(inputs);
+    if (!entries.some(([, v]) => v instanceof ChunkedValue)) return inputs; // the common case: no copy
     const out = new Map<string, MusterValue>();
     const waiting: [string, Promise<Uint8Array>][] = [];
-    for (const [port, v] of entriesOf(inputs)) {
+    for (const [port, v] of entries) {
       out.set(port, v);
       if (!(v instanceof ChunkedValue)) continue;
       if (v.stream % 2 !== 1) throw invalid(`input ${port}: chunked stream ${v.stream} is not a caller's stream (odd numbers)`);
@@ -139,7 +149,7 @@ export class JobChunks {
     }
     for (const [, input] of this.inputs) {
       if (input.receiver.done) continue;
-      if (this.closedWith) break;
+      if (this.closedBy) break;
       input.receiver.open(); // the caller sends nothing before this first Credit
       // an empty value needs no chunk: checked at once
       if (input.size === 0) this.onBroken(input.receiver, input.receiver.finish(0, input.sha256));
@@ -168,7 +178,7 @@ export class JobChunks {
   /** A Chunk of an input stream from the daemon. */
   onChunk(stream: number, offset: bigint, data: Uint8Array): void {
     const input = this.inputs.get(stream);
-    if (!input || this.closedWith) return;
+    if (!input || this.closedBy) return;
     this.onBroken(input.receiver, input.receiver.accept(offset, data));
   }
 
@@ -189,10 +199,11 @@ export class JobChunks {
 
   /**
    * Sends the outputs that travel chunked, one stream after another, and returns the outputs
-   * with their Chunked references: bytes over `threshold`, and streamed values (a ByteSource, a
-   * Readable, an AsyncIterable<Uint8Array>: read as they are sent). A caller that takes no
-   * chunked outputs (window 0) gets bytes inline (too large ones fail when the Result is
-   * encoded); a stream is then read into memory up to `inlineLimit` bytes, else WorkerError.
+   * with their Chunked references, as a Map in their order (for encodeValues): bytes over
+   * `threshold`, and streamed values (a ByteSource, a Readable, an AsyncIterable<Uint8Array>:
+   * read as they are sent). A caller that takes no chunked outputs (window 0) gets bytes inline
+   * (too large ones fail when the Result is encoded); a stream is then read into memory up to
+   * `inlineLimit` bytes, else WorkerError.
    */
   async sendOutputs(outputs: Values, threshold: number, inlineLimit: number): Promise<Values> {
     const out = new Map<string, MusterValue>();
@@ -225,7 +236,7 @@ export class JobChunks {
       }
       next += 2;
     }
-    return mapFromEntries(out);
+    return out;
   }
 
   private async send(port: string, stream: number, source: ChunkSource, expectedSize?: number): Promise<ChunkedValue> {
@@ -275,22 +286,26 @@ export class JobChunks {
   }
 
   private post(body: WorkerBody & { type: 'Credit' | 'Chunk' }): void {
-    if (!this.closedWith) this.hooks.post(body);
+    if (!this.closedBy) this.hooks.post(body);
   }
 
   /**
    * The request's Result went: its inputs are over, its finished output streams stay ready to
    * be sent again (R11) until close().
    */
-  answered(error: Error): void {
-    for (const [, input] of this.inputs) input.receiver.fail(error);
+  answered(error: Error | (() => Error)): void {
+    if (this.inputs.size === 0) return;
+    const e = typeof error === 'function' ? error() : error;
+    for (const [, input] of this.inputs) input.receiver.fail(e);
   }
 
   /** The request is over (its answer confirmed, aborted, the worker stopping): everything stops. */
-  close(error: Error): void {
-    if (this.closedWith) return;
-    this.closedWith = error;
-    for (const [, input] of this.inputs) input.receiver.fail(error);
-    for (const [, output] of this.outputs) output.sender.close(error);
+  close(error: Error | (() => Error)): void {
+    if (this.closedBy) return;
+    this.closedBy = error;
+    if (this.inputs.size === 0 && this.outputs.size === 0) return; // no stream to tell: the error is made only if read
+    const e = this.closedWith!;
+    for (const [, input] of this.inputs) input.receiver.fail(e);
+    for (const [, output] of this.outputs) output.sender.close(e);
   }
 }

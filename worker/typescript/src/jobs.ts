@@ -9,7 +9,8 @@
 // before its reply was handed over.
 import { ErrorCode, MusterError } from './errors';
 import { type ClientBody, type JobInfo, JobState, type JobRef, type ReplyBody } from './messages';
-import { type Values, decodeValues } from './value';
+import { takeValues } from './decoded-payloads';
+import type { Values } from './value';
 
 /** How many delivered job ids a client remembers (to drop a second reply, and to acknowledge again after a reconnect). */
 export const REMEMBER_DELIVERED = 4096;
@@ -69,7 +70,7 @@ export function jobFromReply<Out extends object = Values>(jobId: bigint, body: R
     case 'JobInfo':
       return makeJob<Out>(body.jobId || jobId, body.state, jobListing(body), null, null);
     case 'Result':
-      return makeJob<Out>(body.jobId || jobId, JobState.Finished, null, decodeValues(body.outputs) as Out, null);
+      return makeJob<Out>(body.jobId || jobId, JobState.Finished, null, takeValues(body.outputs) as Out, null);
     case 'Failure': {
       const error = new MusterError(body.code, body.message);
       if (!body.jobId) throw error;

@@ -12,10 +12,12 @@
 // decodes them), so they can be forwarded unchanged.
 import * as flatbuffers from 'flatbuffers';
 
+import { finishBuilder, takeBuilder } from './builder-pool';
+import { rememberValues } from './decoded-payloads';
 import { BufferError, CheckedByteBuffer, MESSAGE_MAX_DEPTH, MESSAGE_MAX_TABLES, openBuffer } from './checked';
 import { ErrorCode, MusterError, badMessage } from './errors';
 import * as W from './generated';
-import { type MusterValue, createByteVector, createString, decodeValue, decodeValues, encodeValue } from './value';
+import { type MusterValue, type Values, createByteVector, createString, decodeValue, decodeValues, encodeValue } from './value';
 
 export const IDENTIFIERS = {
   WorkerMessage: 'MSWK',
@@ -890,14 +892,13 @@ function encodeJobInfo(b: B, j: JobInfo): flatbuffers.Offset {
 }
 
 function finish(b: B, root: flatbuffers.Offset, identifier: string): Uint8Array {
-  b.finish(root, identifier);
-  return b.asUint8Array().slice();
+  return finishBuilder(b, root, identifier);
 }
 
 /** A builder that need not grow for a Chunk's data (growing copies the whole buffer each time). */
 function builderFor(body: { type: string }): flatbuffers.Builder {
   const data = body.type === 'Chunk' ? (body as ChunkBody).data : null;
-  return new flatbuffers.Builder(data ? data.length + 512 : 512);
+  return takeBuilder(data ? data.length + 512 : 512);
 }
 
 export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
@@ -1489,12 +1490,15 @@ function table<T, R>(bb: CheckedByteBuffer, t: T | null, what: string, read: (t:
 function payloadOf(a: Uint8Array | null, what: string): Uint8Array {
   if (a === null) return new Uint8Array(0);
   if (a.length === 0) throw new BufferError(`${what} is a present but empty nested buffer`);
+  let values: Values;
   try {
-    decodeValues(a);
+    values = decodeValues(a);
   } catch (e) {
     throw new BufferError(`${what}: ${(e as Error).message}`);
   }
-  return a.slice();
+  const copy = a.slice();
+  rememberValues(copy, values); // decoded once: the worker reads them with takeValues
+  return copy;
 }
 
 function decodePort(bb: CheckedByteBuffer, p: W.Port): Port {

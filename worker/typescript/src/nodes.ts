@@ -6,7 +6,7 @@
 // missing required input reach a handler.
 import { ErrorCode, MusterError } from './errors';
 import type { NodeSpec, Port } from './messages';
-import { type MusterValue, type Values, entriesOf, kindOf, mapFromEntries } from './value';
+import { type MusterValue, type Values, entriesOf, getKey, hasKey, kindOf, mapFromEntries } from './value';
 
 export const PORT_TYPES = ['any', 'null', 'bool', 'int', 'float', 'string', 'bytes', 'list', 'map'] as const;
 export type PortType = (typeof PORT_TYPES)[number];
@@ -125,9 +125,18 @@ export function toNodeSpec(def: NodeDefinition): NodeSpec {
  * a port that is missing or null gets its default if it has one; a required port that is
  * missing is an InvalidRequest. Types are not checked (the declared type documents the port;
  * handlers check what they need). Values for undeclared names pass through unchanged.
- * Returns a plain object, or a Map when a plain object cannot keep the key order.
+ * Returns a plain object, or a Map when a plain object cannot keep the key order; `values`
+ * itself when no port adds or refuses anything (a decoded payload already is such a value).
  */
+/** Whether applyPorts has something to do for `port`: a default to apply, or a required port missing. */
+function changes(values: Values, port: Port): boolean {
+  const v = getKey(values, port.name);
+  if ((v === undefined || v === null) && port.defaultValue !== undefined) return true;
+  return port.required && !hasKey(values, port.name);
+}
+
 export function applyPorts(values: Values, ports: Port[], what: 'input' | 'parameter'): Values {
+  if (!ports.some((port) => changes(values, port))) return values; // the common case: no copy
   const out = new Map(entriesOf(values));
   for (const port of ports) {
     const v = out.get(port.name);

@@ -13,7 +13,8 @@
 // throws the call's error (Timeout, Cancelled, WorkerLost, ...).
 import { ReceiveWindow } from './credit';
 import { ErrorCode, MusterError } from './errors';
-import { type Values, decodeValues } from './value';
+import { takeValues } from './decoded-payloads';
+import type { Values } from './value';
 
 /**
  * A streaming call. `Item` and `Out` are the shapes the caller expects of its items and outputs
@@ -92,7 +93,7 @@ export class ItemQueue<Item extends object> implements AsyncIterable<Item> {
     this.window.consumed(values.length);
     const grant = this.window.due();
     if (grant && !this.ended) this.hooks.credit(grant.items, grant.bytes);
-    return decodeValues(values) as Item;
+    return takeValues(values) as Item; // decoded once, when the Item was verified
   }
 
   async next(): Promise<IteratorResult<Item>> {

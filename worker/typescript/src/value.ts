@@ -27,6 +27,7 @@
 //              only for a streamed input port (ctx.inputs) and in the codec.
 import * as flatbuffers from 'flatbuffers';
 
+import { takeBuilder, finishBuilder } from './builder-pool';
 import { BufferError, CheckedByteBuffer, MAX_DEPTH, openBuffer } from './checked';
 import { ErrorCode, MusterError, badMessage } from './errors';
 import { Entry, Value as WValue, ValueKind, Values as WValues } from './generated';
@@ -377,12 +378,11 @@ export function encodeValues(m: Values | null | undefined, options: ValuesBuffer
   if (typeof values !== 'object' || Array.isArray(values) || kindOfSafe(values) !== 'map') {
     throw invalid('values must be a map (a plain object or a Map)');
   }
-  const b = new flatbuffers.Builder(256);
+  const b = takeBuilder(256);
   const entries = encodeEntries(b, values, 2, '$', options.maxDepth ?? MAX_DEPTH);
   WValues.startValues(b);
   WValues.addEntries(b, entries);
-  b.finish(WValues.endValues(b), 'MSVL');
-  return b.asUint8Array().slice();
+  return finishBuilder(b, WValues.endValues(b), 'MSVL');
 }
 
 function kindOfSafe(v: unknown): Kind | undefined {

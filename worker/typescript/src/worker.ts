@@ -33,10 +33,12 @@ import {
   decodeDaemonMessage,
   encodeWorkerMessage,
 } from './messages';
+import { takeValues } from './decoded-payloads';
 import type { NodeSpecListing } from './listings';
 import { type NodeDefinition, applyPorts, streamedInputs, toNodeSpec, validWorkerId } from './nodes';
 import { DEFAULT_CHUNK_THRESHOLD, RESUME_AFTER_MS } from './chunks';
 import { JobChunks } from './job-chunks';
+import { LazyAbort } from './lazy-abort';
 import { ItemSender, driveIterator, isItemSource } from './items';
 import { grantNumber } from './credit';
 import { ChunkedValue, type Values, decodeValues, encodeValues, entriesOf, kindOf } from './value';
@@ -168,7 +170,8 @@ interface Job {
   key: string;
   instance: string;
   req: WorkRequestBody;
-  controller: AbortController;
+  /** Aborted by the daemon (deadline, cancel) or the worker stopping: ctx.signal. */
+  controller: LazyAbort;
   abortCode: ErrorCode;
   abortReason: string;
   answered: boolean;
@@ -952,7 +955,7 @@ export class Worker extends EventEmitter {
       key,
       instance: this.instance,
       req,
-      controller: new AbortController(),
+      controller: new LazyAbort(),
       abortCode: ErrorCode.Cancelled,
       abortReason: '',
       answered: false,
@@ -1017,7 +1020,7 @@ export class Worker extends EventEmitter {
   }
 
   private abortJob(job: Job, code: ErrorCode, reason: string): void {
-    if (job.controller.signal.aborted) return;
+    if (job.controller.aborted) return;
     job.abortCode = code;
     job.abortReason = reason;
     job.items.close();
@@ -1039,7 +1042,8 @@ export class Worker extends EventEmitter {
     if (job.answered) return;
     job.answered = true;
     job.items.close();
-    const over = new MusterError(ErrorCode.Cancelled, 'the request was answered');
+    // Made only if a stream of the request needs it: most have none, and an Error's stack costs.
+    const over = () => new MusterError(ErrorCode.Cancelled, 'the request was answered');
     if (body.type === 'Result' && job.chunks.hasOutputStreams) {
       // its chunks may be asked for again until the Result is confirmed (R11)
       job.chunks.answered(over);
@@ -1201,14 +1205,15 @@ export class Worker extends EventEmitter {
     let inputs: Values;
     let parameters: Values;
     try {
-      inputs = applyPorts(decodeValues(req.inputs), node.spec.inputs, 'input');
-      parameters = applyPorts(decodeValues(req.parameters), node.spec.parameters, 'parameter');
+      // decoded once: the message's verification decoded them already
+      inputs = applyPorts(takeValues(req.inputs), node.spec.inputs, 'input');
+      parameters = applyPorts(takeValues(req.parameters), node.spec.parameters, 'parameter');
       // Chunked inputs: credit granted now; assembled and checked unless read as streams.
       inputs = await job.chunks.openInputs(inputs, node.streamed);
     } catch (e) {
       // Missing or mistyped ports, payloads that are not valid Values, chunked inputs that fail
       // their check: the request's fault (or it was aborted while its inputs arrived).
-      if (job.controller.signal.aborted && job.inputFailure === null) {
+      if (job.controller.aborted && job.inputFailure === null) {
         this.answer(job, { type: 'Failure', requestId: req.requestId, code: job.abortCode, message: job.abortReason });
         return;
       }
@@ -1220,8 +1225,8 @@ export class Worker extends EventEmitter {
     try {
       const returned = node.handler(ctx);
       // An async iterator (async function*) or a generator: each value one item, then its return value.
-      const out = isItemSource(returned) ? await driveIterator(job.items, () => job.controller.signal.aborted, returned) : await returned;
-      if (isItemSource(returned) && job.controller.signal.aborted) throw new MusterError(job.abortCode, job.abortReason);
+      const out = isItemSource(returned) ? await driveIterator(job.items, () => job.controller.aborted, returned) : await returned;
+      if (isItemSource(returned) && job.controller.aborted) throw new MusterError(job.abortCode, job.abortReason);
       let outputs: Values;
       if (out === undefined || out === null) outputs = {};
       else if (typeof out === 'object' && kindOf(out as Values) === 'map') outputs = out as Values;
@@ -1229,7 +1234,7 @@ export class Worker extends EventEmitter {
       if (job.inputFailure !== null) throw new MusterError(ErrorCode.InvalidRequest, job.inputFailure);
       // Large bytes and streamed outputs go as chunks first; the Result holds their references.
       outputs = await job.chunks.sendOutputs(outputs, this.chunkThreshold, this.maxMessageBytes);
-      if (job.controller.signal.aborted) throw new MusterError(job.abortCode, job.abortReason);
+      if (job.controller.aborted) throw new MusterError(job.abortCode, job.abortReason);
       let bytes: Uint8Array;
       try {
         bytes = encodeValues(outputs);
@@ -1240,7 +1245,7 @@ export class Worker extends EventEmitter {
     } catch (e) {
       let code: ErrorCode;
       let message: string;
-      if (job.controller.signal.aborted && (!(e instanceof MusterError) || e.codeNumber === job.abortCode)) {
+      if (job.controller.aborted && (!(e instanceof MusterError) || e.codeNumber === job.abortCode)) {
         code = job.abortCode;
         message = job.abortReason;
       } else if (e instanceof MusterError) {
@@ -1257,7 +1262,7 @@ export class Worker extends EventEmitter {
 
   private makeContext(job: Job, inputs: Values, parameters: Values): Context {
     const req = job.req;
-    const signal = job.controller.signal;
+    const abort = job.controller;
     const timeoutMs = Number(req.timeoutMs);
     const caller: CallerContext = req.caller ?? { identity: '', name: '', workspace: '', role: '', traceId: '' };
     const toRecord = (v: Values): Record<string, any> => (v instanceof Map ? Object.fromEntries(v) : v);
@@ -1271,12 +1276,14 @@ export class Worker extends EventEmitter {
       attempt: req.attempt,
       timeoutMs,
       deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity,
-      signal,
+      get signal() {
+        return abort.signal; // made on first use
+      },
       get aborted() {
-        return signal.aborted;
+        return abort.aborted;
       },
       throwIfAborted: () => {
-        if (signal.aborted) throw new MusterError(job.abortCode, job.abortReason);
+        if (abort.aborted) throw new MusterError(job.abortCode, job.abortReason);
       },
       progress: (step, total = 0, message = '') => {
         // Best effort: progress is not queued up while the worker is (re)attaching.
