@@ -1,6 +1,8 @@
 // value.cpp — muster::Value accessors and its FlatBuffers encoding.
 #include "muster/value.hpp"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "muster/messages.hpp"
@@ -82,14 +84,23 @@ const ChunkedValue& Value::as_chunked() const { return get<ChunkedValue>(*this, 
 
 flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<void>>> encode_entries(
     flatbuffers::FlatBufferBuilder& fbb, const Map& m) {
-  std::vector<flatbuffers::Offset<wire::Entry>> entries;
-  entries.reserve(m.size());
+  // The entries' offsets: on the stack for a map of up to kInline entries (a heap vector per
+  // encoded map was a malloc and a free per call of the SDKs), in a vector beyond.
+  constexpr std::size_t kInline = 16;
+  std::array<flatbuffers::Offset<wire::Entry>, kInline> inline_entries;
+  std::vector<flatbuffers::Offset<wire::Entry>> more;
+  auto* entries = inline_entries.data();
+  if (m.size() > kInline) {
+    more.resize(m.size());
+    entries = more.data();
+  }
+  std::size_t n = 0;
   for (auto& [key, value] : m) {
     auto k = fbb.CreateString(key);
     auto v = encode_value(fbb, value);
-    entries.push_back(wire::CreateEntry(fbb, k, v));
+    entries[n++] = wire::CreateEntry(fbb, k, v);
   }
-  auto vec = fbb.CreateVector(entries);
+  auto vec = fbb.CreateVector(entries, n);
   return flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<void>>>(vec.o);
 }
 
@@ -212,7 +223,11 @@ Value decode_value_in(const wire::Value* v, const Owner& owner) {
       auto* b = v->bytes_value();
       if (!b) return Value(Bytes());
       if (owner && b->size() >= kBytesViewMin) return Value(Bytes::view(owner, {b->data(), b->size()}));
-      return Value(Bytes(b->begin(), b->end()));
+      if (b->size() == 0) return Value(Bytes());
+      // A copy in one block (not a vector and its shared_ptr's control block: two allocations).
+      auto copy = std::make_shared_for_overwrite<std::uint8_t[]>(b->size());
+      std::memcpy(copy.get(), b->data(), b->size());
+      return Value(Bytes::view(copy, {copy.get(), b->size()}));
     }
     case ValueKind::List: {
       List l;

@@ -21,11 +21,13 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
+#include "buffer_pool.hpp"
 #include "chunk_message.hpp"
 #include "client_message.hpp"
 #include "client_socket.hpp"
 #include "listing_json.hpp"
 #include "muster/socket_poll.hpp"
+#include "muster/spare_nodes.hpp"
 
 namespace muster {
 
@@ -103,6 +105,9 @@ struct Client::Impl {
     std::unique_ptr<ChunkedOutputs> outputs;
   };
   std::unordered_map<std::uint64_t, Open> open;
+  // The nodes of `open` that terminal replies freed, for the next Submits (not a malloc and a
+  // free per call; the other ways out of `open` are rare and erase as usual).
+  SpareNodes<std::unordered_map<std::uint64_t, Open>> spare_open{1024};
   // Durable calls wait for a reconnect since then (ClientOptions::durable_reconnect_wait).
   std::optional<SteadyClock::time_point> lost_at;
   // Job ids handed to the application, remembered (oldest forgotten first) so that a terminal
@@ -247,7 +252,7 @@ struct Client::Impl {
       auto& fbb = held.finish(BatchRoot::Client);
       return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
     }();
-    if (!socket.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::dontwait))
+    if (!socket.send(detail::batch_message(bytes), zmq::send_flags::dontwait))
       for (auto id : held_ids)
         if (open.erase(id))
           pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::Unavailable,
@@ -526,8 +531,9 @@ struct Client::Impl {
     // The client's guard against a daemon that never answers: its deadline plus grace. With no
     // timeout the node's own default applies, which the client does not know: then only a
     // lost connection (the monitor) ends the wait early.
-    // Built in place with one lookup (not a temporary Open moved into a node found twice).
-    auto& st = open.try_emplace(id).first->second;
+    // Built in place with one lookup (not a temporary Open moved into a node found twice), in a
+    // node a finished call left if there is one.
+    auto& st = spare_open.insert(open, id);
     st.give_up = o.timeout_ms ? SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms) + opt.grace
                               : SteadyClock::time_point::max();
     st.on_behalf_of = o.on_behalf_of;
@@ -680,7 +686,7 @@ struct Client::Impl {
         HandOver how{o->second.on_behalf_of, o->second.keep_outcome};
         auto chunked = std::move(o->second.outputs);  // dropped (uncommitted streams discarded) at the end
         auto sink = std::move(o->second.sink);
-        open.erase(o);
+        spare_open.erase(open, o);
         if (already_delivered(r->job_id(), how)) return;
         if (r->job_id()) to_hand_over[r->job_id()] = how;
         try {
@@ -713,7 +719,7 @@ struct Client::Impl {
         if (o == open.end()) return;
         HandOver how{o->second.on_behalf_of, o->second.keep_outcome};
         auto job = f->job_id() ? f->job_id() : o->second.job_id;
-        open.erase(o);
+        spare_open.erase(open, o);
         if (already_delivered(f->job_id(), how)) return;
         if (f->job_id()) to_hand_over[f->job_id()] = how;
         pending.push_back(ClientEvent{id, FailureEvent{f->code(), str(f->message())}, job});

@@ -32,6 +32,7 @@
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
 #include "muster/socket_poll.hpp"
+#include "muster/spare_nodes.hpp"
 #include "buffer_pool.hpp"
 #include "worker_chunks.hpp"
 
@@ -42,6 +43,9 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+void assign(std::string& out, const flatbuffers::String* s) {
+  if (s) out.assign(s->c_str(), s->size());
+}
 
 // Batches to the daemon (PROTOCOL.md §2.2): a message larger than this goes alone; a batch is
 // sent when it holds kBatchMaxBytes (or the daemon's limit), and at the end of every loop turn.
@@ -207,16 +211,17 @@ struct Job {
   std::uint64_t request_id = 0;
   std::uint64_t key = 0;  // the worker's local key of this request
   std::size_t node_index = 0;
-  Map inputs, parameters;
-  CallerInfo caller;
-  std::uint32_t attempt = 1;
-  SteadyClock::time_point deadline{};
+  // What its handler gets: inputs, parameters, caller, attempt and deadline written here as the
+  // WorkRequest is read (not moved over from copies of their own), the rest by call_handler.
+  Context ctx;
   std::shared_ptr<std::atomic<bool>> aborted;
   std::shared_ptr<StreamCredit> stream;  // the caller reads items (PROTOCOL.md §7.8); else null
   std::shared_ptr<const std::vector<NodeDeclaration>> table;
-  // Chunked inputs by port (§7.9), and the grants of the output streams (null: the caller
-  // takes no chunked outputs, WorkRequest.chunk_window_bytes 0).
+  // Chunked inputs by port (§7.9); the caller's first window for chunked outputs
+  // (WorkRequest.chunk_window_bytes; 0: it takes none), and their grants, made when the job is
+  // registered (a socket-thread handler answered at once sends no chunk and needs none).
   std::vector<std::shared_ptr<detail::InputFeed>> feeds;
+  std::uint64_t chunk_window = 0;
   std::shared_ptr<OutputCredits> output_credits;
   // Set once the handler returned (a socket-thread handler whose outputs must be chunked hands
   // the job to the pool with them).
@@ -225,6 +230,12 @@ struct Job {
 
 bool is_streamed(const NodeDeclaration& node, std::string_view port) {
   return std::find(node.streamed_inputs.begin(), node.streamed_inputs.end(), port) != node.streamed_inputs.end();
+}
+
+// Whether some input of `job` travels as chunks (§7.9): the request must wait for them.
+bool has_chunked_inputs(const Job& job) {
+  return std::any_of(job.ctx.inputs().begin(), job.ctx.inputs().end(),
+                     [](const Map::Entry& e) { return e.second.kind() == ValueKind::Chunked; });
 }
 
 }  // namespace
@@ -305,6 +316,9 @@ struct WorkerImpl {
     std::uint64_t listed_in = 0;  // seq of the first Pong (of this instance) that listed it (0: none yet)
   };
   std::unordered_map<std::uint64_t, Kept> kept;  // request id -> the answer sent
+  // The nodes of `kept` that confirmations freed, for the next answers (not a malloc and a free
+  // per answer: they are confirmed in bursts of a Pong's whole list).
+  SpareNodes<std::unordered_map<std::uint64_t, Kept>> spare_kept{1024};
   std::uint64_t kept_bytes = 0;                   // the sizes of the kept answers' messages
   // The last Pong sent for a ping (seq 0: none on this connection since Attached) and whether it
   // listed answers: an early Pong repeats it (WorkerOptions::confirm_kept_bytes).
@@ -344,6 +358,10 @@ struct WorkerImpl {
   std::vector<std::thread> threads;
   std::atomic<bool> stop_requested{false};
   int exit_code = 0;
+  // The abort flag of a request answered on the socket thread as soon as it is read: never set
+  // (nothing is read while its handler runs), shared without a reference count.
+  std::atomic<bool> never_aborted{false};
+  std::shared_ptr<std::atomic<bool>> not_aborted() { return {std::shared_ptr<void>(), &never_aborted}; }
   bool abandoned = false;
 
   explicit WorkerImpl(WorkerOptions o) : opt(std::move(o)) {
@@ -372,7 +390,7 @@ struct WorkerImpl {
       if (needs_chunks(job)) {
         if (!can_wait) return std::nullopt;
         send_output_chunks(job, send);
-      } else if (job.ready->outputs.size() > 0 && !job.output_credits) {
+      } else if (job.ready->outputs.size() > 0 && job.chunk_window == 0) {
         check_inline_fits(job);
       }
       return result_message(worker_id, job.request_id, job.ready->outputs);
@@ -392,14 +410,9 @@ struct WorkerImpl {
                               const std::function<void(zmq::message_t)>& send, bool can_wait) {
     const std::string& worker_id = opt.worker_id;
     auto& node = (*job.table)[job.node_index];
-    Context ctx;
-    ctx.inputs_ = std::move(job.inputs);
-    ctx.parameters_ = std::move(job.parameters);
-    ctx.caller_ = std::move(job.caller);
+    Context& ctx = job.ctx;
     ctx.request_id_ = job.request_id;
-    ctx.attempt_ = job.attempt;
     ctx.node_ = node.spec.name;
-    ctx.deadline_ = job.deadline;
     ctx.aborted_ = job.aborted;
     ctx.progress_ = std::move(progress);
     if (job.stream)
@@ -411,6 +424,14 @@ struct WorkerImpl {
       Job& job;
       ~ForgetGrants() {
         for (auto& f : job.feeds) f->grant = nullptr;
+        // What only the handler used goes now, as when the Context was a local of this function
+        // (its callbacks refer to this call's locals; the inputs need not wait for the chunks).
+        auto& ctx = job.ctx;
+        ctx.progress_ = nullptr;
+        ctx.emit_ = nullptr;
+        ctx.input_streams_.clear();
+        ctx.inputs_ = Map();
+        ctx.parameters_ = Map();
       }
     } forget_grants{job};
     // Chunked inputs: a streamed port's is the handler's to read, any other's is received whole
@@ -441,7 +462,7 @@ struct WorkerImpl {
   // when the caller takes chunked outputs.
   bool needs_chunks(const Job& job) const {
     if (!job.ready->sources.empty()) return true;
-    if (!job.output_credits) return false;
+    if (job.chunk_window == 0) return false;
     for (auto& [name, v] : job.ready->outputs)
       if (v.kind() == ValueKind::Bytes && v.as_bytes().size() > opt.chunk_threshold) return true;
     return false;
@@ -464,7 +485,7 @@ struct WorkerImpl {
   // replaced by its Chunked reference in the outputs.
   void send_output_chunks(Job& job, const std::function<void(zmq::message_t)>& send) {
     auto& ready = *job.ready;
-    if (!job.output_credits)
+    if (job.chunk_window == 0)
       throw WorkError(fmt::format("output {} is a stream, but the caller takes no chunked outputs "
                                   "(WorkRequest.chunk_window_bytes 0: a durable call, or a caller without chunks)",
                                   ready.sources.front().first));
@@ -573,13 +594,12 @@ struct WorkerImpl {
   // the daemon sends no Ack for it (§7.7). Only answers of requests still open are kept.
   void send_answer(zmq::message_t message, std::uint64_t request_id, bool open) {
     if (no_answer_acks && open) {
-      Kept k;
+      auto it = kept.find(request_id);
+      if (it != kept.end()) kept_bytes -= it->second.message.size();  // kept again: replaced
+      Kept& k = it != kept.end() ? it->second : spare_kept.insert(kept, request_id);
       k.message.copy(message);  // shares the content: nothing is copied but a small message
+      k.listed_in = 0;
       kept_bytes += message.size();
-      if (auto [it, added] = kept.try_emplace(request_id, std::move(k)); !added) {
-        kept_bytes -= it->second.message.size();
-        it->second = std::move(k);
-      }
     }
     send_to_daemon(std::move(message));
     if (no_answer_acks && open) confirm_early_if_large();
@@ -617,21 +637,23 @@ struct WorkerImpl {
         if (resend_kept(id)) again.insert(id);
     if (!again.empty())
       spdlog::warn("sending {} kept answer(s) again, as the daemon asked (it never got them, or adopted their calls after a restart)", again.size());
-    std::erase_if(kept, [&](const auto& entry) {
-      bool confirmed = entry.second.listed_in != 0 && entry.second.listed_in <= pong_seq && !again.contains(entry.first);
-      if (confirmed) {
-        resendable.erase(entry.first);
-        kept_bytes -= entry.second.message.size();
-      }
-      return confirmed;
-    });
+    for (auto it = kept.begin(); it != kept.end();) {
+      auto entry = it++;
+      if (entry->second.listed_in == 0 || entry->second.listed_in > pong_seq || again.contains(entry->first)) continue;
+      resendable.erase(entry->first);
+      kept_bytes -= entry->second.message.size();
+      spare_kept.erase(kept, entry);
+    }
   }
 
   // Sends a message about request `request_id` (its answer if `answer`, else a Progress) unless
   // it is larger than the daemon's limit, which would refuse it and let the caller wait its whole
   // deadline: an answer then becomes a Failure that says so, a Progress is dropped.
   void send_checked(zmq::message_t message, std::uint64_t request_id, bool answer) {
-    bool keep = answer && current.contains(request_id);
+    send_checked(std::move(message), request_id, answer, answer && current.contains(request_id));
+  }
+  // The same; `keep`: an answer of a request still open, kept until confirmed.
+  void send_checked(zmq::message_t message, std::uint64_t request_id, bool answer, bool keep) {
     if (max_message_bytes == 0 || message.size() <= max_message_bytes) {
       if (answer) return send_answer(std::move(message), request_id, keep);
       send_to_daemon(std::move(message));
@@ -951,65 +973,58 @@ struct WorkerImpl {
         auto id = w->request_id();
         if (current.contains(id)) return;  // a re-send of something already running
         if (resend_kept(id)) return;       // answered already: the answer goes again, not the work
+        std::string_view node = w->node() ? w->node()->string_view() : std::string_view();
+        std::size_t index = nodes->size();
+        for (std::size_t i = 0; i < nodes->size(); ++i)
+          if ((*nodes)[i].spec.name == node) index = i;
+        if (index == nodes->size()) {
+          answer_now(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
+                                         fmt::format("this worker does not serve node '{}'", node)));
+          return;
+        }
+        if (w->inputs_in_frame() != (frame != nullptr)) {
+          answer_now(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
+                                         w->inputs_in_frame() ? "inputs_in_frame set but no payload frame came"
+                                                              : "a payload frame that the WorkRequest does not refer to"));
+          return;
+        }
         Job job;
         job.request_id = id;
-        job.key = next_key++;
-        std::string node = str(w->node());
-        auto flag = std::make_shared<std::atomic<bool>>(false);
+        try {
+          if (frame) {
+            auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
+            job.ctx.inputs_ = decode_values(bytes_of(*owner), owner);
+          } else {
+            job.ctx.inputs_ = decode_verified_values(payload_bytes(w->inputs()));  // read_daemon_message verified it
+          }
+          job.ctx.parameters_ = decode_verified_values(payload_bytes(w->parameters()));
+        } catch (const std::exception& e) {  // not a valid payload (e.g. a string that is not UTF-8)
+          answer_now(id, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, e.what()));
+          return;
+        }
+        if (auto* c = w->caller()) {
+          auto& caller = job.ctx.caller_;
+          assign(caller.identity, c->identity());
+          assign(caller.name, c->name());
+          assign(caller.workspace, c->workspace());
+          assign(caller.role, c->role());
+          assign(caller.trace_id, c->trace_id());
+        }
         if (w->stream_window_items() > 0) {  // the caller reads items: the initial grant (§7.8)
           job.stream = std::make_shared<StreamCredit>();
           job.stream->granted_items = w->stream_window_items();
           job.stream->granted_bytes = w->stream_window_bytes();
         }
-        in_flight.emplace(job.key, Running{id, flag, job.stream});
-        current.emplace(id, job.key);
-        std::size_t index = nodes->size();
-        for (std::size_t i = 0; i < nodes->size(); ++i)
-          if ((*nodes)[i].spec.name == node) index = i;
-        if (index == nodes->size()) {
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
-                                             fmt::format("this worker does not serve node '{}'", node)));
-          return;
-        }
-        if (w->inputs_in_frame() != (frame != nullptr)) {
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest,
-                                                  w->inputs_in_frame() ? "inputs_in_frame set but no payload frame came"
-                                                                       : "a payload frame that the WorkRequest does not refer to"));
-          return;
-        }
-        try {
-          if (frame) {
-            auto owner = std::make_shared<zmq::message_t>(std::move(*frame));
-            job.inputs = decode_values(bytes_of(*owner), owner);
-          } else {
-            job.inputs = decode_verified_values(payload_bytes(w->inputs()));  // read_daemon_message verified it
-          }
-          job.parameters = decode_verified_values(payload_bytes(w->parameters()));
-        } catch (const std::exception& e) {  // not a valid payload (e.g. a string that is not UTF-8)
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, e.what()));
-          return;
-        }
-        if (auto* c = w->caller())
-          job.caller = CallerInfo{str(c->identity()), str(c->name()), str(c->workspace()),
-                                  str(c->role()), str(c->trace_id())};
         job.node_index = index;
         job.table = nodes;
-        job.attempt = w->attempt();
-        job.deadline = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
-        job.aborted = flag;
-        if (w->chunk_window_bytes() > 0) job.output_credits = std::make_shared<OutputCredits>(w->chunk_window_bytes());
-        if (auto error = open_input_feeds(job, (*nodes)[index])) {
-          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, *error));
-          return;
-        }
-        auto& running_entry = in_flight.at(job.key);
-        running_entry.feeds = job.feeds;
-        running_entry.output_credits = job.output_credits;
-        if (w->timeout_ms() > 0) running_entry.deadline = job.deadline;
-        for (auto& feed : job.feeds)  // the first window: the caller sends nothing before it
-          if (feed->initial_grant() > 0)
-            send_to_daemon(worker_credit_message(opt.worker_id, id, feed->stream(), feed->initial_grant()));
-        if ((*nodes)[index].thread == HandlerThread::Socket) {
+        job.ctx.attempt_ = w->attempt();
+        job.ctx.deadline_ = SteadyClock::now() + std::chrono::milliseconds(w->timeout_ms());
+        job.chunk_window = w->chunk_window_bytes();
+        if ((*nodes)[index].thread == HandlerThread::Socket && !has_chunked_inputs(job)) {
+          // Run here and answered before anything else is read: nothing can abort it, grant it
+          // credit or list it in a Pong meanwhile, so it is not registered (no nodes, flags or
+          // output grants made and freed per call).
+          job.aborted = not_aborted();
           auto answer = run_handler(
               job,
               [this, id](std::uint64_t step, std::uint64_t total, const std::string& message) {
@@ -1018,11 +1033,29 @@ struct WorkerImpl {
               [this](zmq::message_t item) { send_to_daemon(std::move(item)); },
               /*can_wait=*/false);
           if (answer) {
-            finish_request(job.key, std::move(*answer));
+            answer_now(id, std::move(*answer));
             return;
           }
-          // Chunks to receive or send first: the pool waits for them, not this thread.
+          // Outputs to send chunked: the pool sends them within the caller's credit, not this thread.
         }
+        // Runs on the pool (or waits for chunks there): registered, so that an Abort, a Credit
+        // or a Chunk finds it and Pongs list it.
+        job.key = next_key++;
+        job.aborted = std::make_shared<std::atomic<bool>>(false);
+        if (job.chunk_window > 0) job.output_credits = std::make_shared<OutputCredits>(job.chunk_window);
+        in_flight.emplace(job.key, Running{id, job.aborted, job.stream});
+        current.emplace(id, job.key);
+        if (auto error = open_input_feeds(job, (*nodes)[index])) {
+          finish_request(job.key, failure_message(opt.worker_id, id, ErrorCode::InvalidRequest, *error));
+          return;
+        }
+        auto& running_entry = in_flight.at(job.key);
+        running_entry.feeds = job.feeds;
+        running_entry.output_credits = job.output_credits;
+        if (w->timeout_ms() > 0) running_entry.deadline = job.ctx.deadline_;
+        for (auto& feed : job.feeds)  // the first window: the caller sends nothing before it
+          if (feed->initial_grant() > 0)
+            send_to_daemon(worker_credit_message(opt.worker_id, id, feed->stream(), feed->initial_grant()));
         enqueue(std::move(job));
         break;
       }
@@ -1106,7 +1139,7 @@ struct WorkerImpl {
   // A feed for each chunked input of `job` (its streams must be the caller's: odd, distinct).
   // Returns an error for a reference it cannot take.
   std::optional<std::string> open_input_feeds(Job& job, const NodeDeclaration& node) {
-    for (auto& [port, value] : job.inputs) {
+    for (auto& [port, value] : job.ctx.inputs_) {
       if (value.kind() != ValueKind::Chunked) continue;
       auto& ref = value.as_chunked();
       if (ref.stream % 2 == 0)
@@ -1129,6 +1162,12 @@ struct WorkerImpl {
     nodes = std::move(pending_nodes);
     pending_nodes.reset();
     return true;
+  }
+
+  // The answer of a request read just now and never registered (it failed before it ran, or
+  // its handler ran on the socket thread): open, so it is kept until confirmed.
+  void answer_now(std::uint64_t request_id, zmq::message_t answer) {
+    send_checked(std::move(answer), request_id, true, true);
   }
 
   void finish_request(std::uint64_t key, zmq::message_t answer) {
