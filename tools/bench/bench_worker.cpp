@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
   app.add_option("--identity", opt.secure.name, "CURVE (SDK): identity name (enrolls with $MUSTER_ENROLLMENT_TOKEN)");
   app.add_option("--enrollment-address", opt.secure.enrollment_address, "CURVE (SDK): the daemon's enrollment endpoint");
   app.add_flag("--pool-handler", pool_handler, "SDK: run echo on a handler thread, not the socket thread");
+  app.add_option("--confirm-kept-bytes", opt.confirm_kept_bytes,
+                 "SDK: unconfirmed answers that make the worker ask for confirmation at once (0: at pings only)")
+      ->capture_default_str();
   app.add_flag("--baseline", baseline, "Bare echo loop for muster-bench-forwarder");
   app.add_option("--curve-server-key", curve_server_key, "Baseline over CURVE: the forwarder's key");
   app.add_option("--log-level", log_level, "SDK log level")->capture_default_str();
