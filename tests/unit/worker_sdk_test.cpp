@@ -474,15 +474,14 @@ TEST_CASE("C++ SDK: answers kept past confirm_kept_bytes are confirmed at once, 
   w.start();
   fake.attach("cpp-early", 16u << 20, 60000, /*no_answer_acks=*/true);
   const std::string topic = "w:cpp-early:";
-  auto big = [](std::uint64_t id) {
-    return FakeDaemon::work_request(id, "echo", Map{{"data", Value(Bytes(256u << 10, 0x2a))}});
+  // Publishes a 256 KiB echo and checks that its Result (only) comes back.
+  auto answer = [&](std::uint64_t id) {
+    fake.publish(topic, FakeDaemon::work_request(id, "echo", Map{{"data", Value(Bytes(256u << 10, 0x2a))}}));
+    CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == id);
   };
   // The Pong to the Attach's confirming ping listed no answers (a daemon Acks such a Pong only
   // sometimes, §7.7), so it is not repeated: 768 KiB kept, still no Pong before a ping.
-  for (std::uint64_t id : {1, 2, 3}) {
-    fake.publish(topic, big(id));
-    CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == id);
-  }
+  for (std::uint64_t id : {1, 2, 3}) answer(id);
   fake.publish("b:", FakeDaemon::ping(100, "inst-1"));
   auto pong = fake.expect(wire::WorkerBody::Pong);
   CHECK(pong.msg->body_as_Pong()->seq() == 100);
@@ -492,12 +491,9 @@ TEST_CASE("C++ SDK: answers kept past confirm_kept_bytes are confirmed at once, 
 
   // 256 KiB kept: under the bound, no Pong; 512 KiB: still under; 768 KiB: a Pong at once,
   // repeating the last ping's seq; 1-3 were confirmed by the Ack to Pong 100.
-  fake.publish(topic, big(4));
-  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 4);
-  fake.publish(topic, big(5));
-  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 5);
-  fake.publish(topic, big(6));
-  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 6);
+  answer(4);
+  answer(5);
+  answer(6);
   auto early = fake.expect(wire::WorkerBody::Pong);
   const auto seq = early.msg->body_as_Pong()->seq();
   CHECK(seq == 100);
@@ -505,16 +501,12 @@ TEST_CASE("C++ SDK: answers kept past confirm_kept_bytes are confirmed at once, 
 
   // While its Ack is due, more answers past the bound ask nothing more (one Pong awaiting an
   // Ack per seq); the Ack confirms 4-6, and the next answer past the bound asks again.
-  fake.publish(topic, big(7));
-  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 7);
-  fake.publish(topic, big(8));
-  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 8);
-  fake.publish(topic, big(9));
-  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 9);
+  answer(7);
+  answer(8);
+  answer(9);
   fake.reply(early.peer, FakeDaemon::pong_ack(seq, {}));
   std::this_thread::sleep_for(150ms);  // the worker reads its response socket at least every 100 ms
-  fake.publish(topic, big(10));
-  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 10);
+  answer(10);
   auto second = fake.expect(wire::WorkerBody::Pong);
   CHECK(second.msg->body_as_Pong()->seq() == seq);
   CHECK(answered_of(second) == std::vector<std::uint64_t>{7, 8, 9, 10});  // 4-6 confirmed and forgotten
