@@ -137,6 +137,18 @@ export class FakeDaemon {
   autoAttach: boolean;
   autoAck: boolean;
   pinging: boolean;
+  /**
+   * Grant Attach.no_answer_acks (PROTOCOL.md §7.7) to a worker that asks: then, like musterd,
+   * no Ack to its Progress, Result, Failure, Item, Chunk or Credit, and an Ack to a Pong only
+   * when it lists answers or confirms the worker (`missing` from pongMissing, else none).
+   */
+  grantNoAnswerAcks = false;
+  /** Attached.idle_pong_every for a worker that asks for idle pongs (§7.3); 0: not granted. */
+  idlePongEvery = 0;
+  /** The `missing` of the Ack to a Pong of a worker without answer Acks (default: none). */
+  pongMissing: ((pong: Extract<WorkerMessage['body'], { type: 'Pong' }>) => bigint[]) | null = null;
+  /** Workers granted no_answer_acks, by worker id. */
+  private unacked = new Set<string>();
   /** Overrides the automatic reply to a worker message: return a body, or null for no reply. */
   replyHook: ((m: FromWorker) => DaemonBody | null | undefined) | null = null;
   seq = 0n;
@@ -308,7 +320,7 @@ export class FakeDaemon {
   }
 
   private autoReply(r: FromWorker): void {
-    if (r.msg.body.type === 'Pong') this.confirmed(r.msg.workerId);
+    const confirmedNow = r.msg.body.type === 'Pong' && this.confirmed(r.msg.workerId);
     const hook = this.replyHook?.(r);
     if (hook === null) return;
     if (hook !== undefined) {
@@ -327,24 +339,36 @@ export class FakeDaemon {
         pingIntervalMs: BigInt(this.pingIntervalMs),
         liveness: this.liveness,
         maxMessageBytes: this.maxMessageBytes,
-        noAnswerAcks: false,
+        noAnswerAcks: this.grantNoAnswerAcks && body.noAnswerAcks,
+        idlePongEvery: body.idlePongs ? this.idlePongEvery : 0,
       });
+      if (this.grantNoAnswerAcks && body.noAnswerAcks) this.unacked.add(body.workerId);
+      else this.unacked.delete(body.workerId);
       this.startConfirming(body.workerId);
       return;
+    }
+    if (this.unacked.has(r.msg.workerId)) {
+      if (body.type === 'Pong') {
+        if (body.answered.length > 0 || confirmedNow)
+          this.reply(r, { type: 'Ack', late: false, pongSeq: body.seq, missing: this.pongMissing?.(body) ?? [] });
+        return;
+      }
+      if (body.type !== 'Detach') return; // an answer, item, chunk or credit: no Ack (§7.7)
     }
     if (this.autoAck) this.reply(r, { type: 'Ack', late: false, pongSeq: 0n, missing: [] });
   }
 
-  /** A Pong from the worker: stops its confirming pings and sends what waited for it. */
-  private confirmed(workerId: string): void {
+  /** A Pong from the worker: stops its confirming pings and sends what waited for it; false if it was confirmed already. */
+  private confirmed(workerId: string): boolean {
     const t = this.confirming.get(workerId);
-    if (!t) return;
+    if (!t) return false;
     clearInterval(t);
     this.confirming.delete(workerId);
     const topic = workerTopic(workerId);
     const waiting = this.unconfirmed.get(topic) ?? [];
     this.unconfirmed.delete(topic);
     for (const send of waiting) send();
+    return true;
   }
 
   private startConfirming(workerId: string): void {
