@@ -874,11 +874,12 @@ export class Worker extends EventEmitter {
     } else if (!this.noAcks) {
       sent = this.sent.shift();
     } else {
-      // No answer Acks (§7.7): an Ack without pong_seq answers a Detach; a Rejected may answer
-      // any message, answers included (not listed), so it is paired only with an Attach still
-      // waiting, when it refuses it (a Rejected{reattach} then answers a message sent before).
+      // No answer Acks (§7.7): an Ack without pong_seq answers a Detach (one with a pong_seq
+      // not listed answers a Pong given up: nothing); a Rejected may answer any message, answers
+      // included (not listed), so it is paired only with an Attach still waiting, when it
+      // refuses it (a Rejected{reattach} then answers a message sent before).
       const i =
-        body.type === 'Ack'
+        body.type === 'Ack' && body.pongSeq === 0n
           ? this.sent.findIndex((m) => m.kind === 'Detach')
           : body.type === 'Rejected' && !body.reattach
             ? this.sent.findIndex((m) => m.kind === 'Attach')

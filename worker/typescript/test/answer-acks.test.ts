@@ -6,24 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 
-import { type Handler, type NodeDefinition, Worker, type WorkerOptions, decodeValues, encodeValues } from '../src';
-import { FakeDaemon, type FromWorker, sleep, until, workerTopic } from './fake-daemon';
+import { type Handler, type NodeDefinition, Worker, type WorkerOptions, decodeValues } from '../src';
+import { FakeDaemon, type FromWorker, sleep, testWorkerOptions, until } from './fake-daemon';
 
 let daemon: FakeDaemon;
 const workers: Worker[] = [];
 let nextRequestId = 5000n;
 
 function makeWorker(workerId: string, options: Partial<WorkerOptions> = {}, nodes: [NodeDefinition, Handler][] = []): Worker {
-  const w = new Worker({
-    workerId,
-    capacity: 4,
-    requestAddress: daemon.requestAddress,
-    responseAddress: daemon.responseAddress,
-    logger: 'off',
-    attachTimeoutMs: 1000,
-    shutdownGraceMs: 2000,
-    ...options,
-  });
+  const w = new Worker({ ...testWorkerOptions(daemon), workerId, capacity: 4, ...options });
   for (const [def, handler] of nodes) w.node(def, handler);
   workers.push(w);
   return w;
@@ -31,20 +22,8 @@ function makeWorker(workerId: string, options: Partial<WorkerOptions> = {}, node
 
 const echo: [NodeDefinition, Handler] = [{ name: 'echo' }, (ctx) => ({ x: ctx.inputs.x })];
 
-function workRequest(workerId: string, node: string, inputs: Record<string, unknown> = {}, requestId = nextRequestId++): bigint {
-  daemon.publish(workerTopic(workerId), {
-    type: 'WorkRequest',
-    requestId,
-    node,
-    inputs: encodeValues(inputs as never),
-    parameters: new Uint8Array(0),
-    timeoutMs: 5000n,
-    attempt: 1,
-    caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: '' },
-    inputsInFrame: false,
-  });
-  return requestId;
-}
+const workRequest = (workerId: string, node: string, inputs: Record<string, unknown> = {}, requestId = nextRequestId++) =>
+  daemon.workRequest(workerId, requestId, node, inputs);
 
 /** Starts `w`, waits for its confirming Pong; returns its Attach. */
 async function attached(w: Worker) {

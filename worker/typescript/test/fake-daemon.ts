@@ -13,11 +13,14 @@ import {
   type ClientReply,
   type DaemonBody,
   type ReplyBody,
+  type WorkRequestBody,
   type WorkerMessage,
+  type WorkerOptions,
   decodeClientMessage,
   decodeWorkerMessage,
   encodeClientReply,
   encodeDaemonMessage,
+  encodeValues,
 } from '../src';
 
 // How long a wait for a message or a condition that must come lasts. Generous: the worker, the
@@ -104,6 +107,17 @@ export async function until(cond: () => boolean, timeoutMs = DEFAULT_WAIT_MS, wh
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
+}
+
+/** A test worker's options for `daemon`: its endpoints, no log, a 1 s attach timeout, a 2 s grace. */
+export function testWorkerOptions(daemon: FakeDaemon): WorkerOptions {
+  return {
+    requestAddress: daemon.requestAddress,
+    responseAddress: daemon.responseAddress,
+    logger: 'off',
+    attachTimeoutMs: 1000,
+    shutdownGraceMs: 2000,
+  };
 }
 
 export interface FakeDaemonOptions {
@@ -246,6 +260,23 @@ export class FakeDaemon {
     const waiting = this.unconfirmed.get(topic);
     if (waiting) waiting.push(send);
     else send();
+  }
+
+  /** Publishes WorkRequest `requestId` for `node` to worker `workerId` (5 s left, attempt 1); `extra` overrides fields. */
+  workRequest(workerId: string, requestId: bigint, node: string, inputs: Record<string, unknown> = {}, extra: Partial<WorkRequestBody> = {}): bigint {
+    this.publish(workerTopic(workerId), {
+      type: 'WorkRequest',
+      requestId,
+      node,
+      inputs: encodeValues(inputs as never),
+      parameters: new Uint8Array(0),
+      timeoutMs: 5000n,
+      attempt: 1,
+      caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: '' },
+      inputsInFrame: false,
+      ...extra,
+    });
+    return requestId;
   }
 
   ping(topic: string, instance = this.instance): bigint {
