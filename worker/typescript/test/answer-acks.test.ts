@@ -219,6 +219,19 @@ describe('idle pongs (PROTOCOL.md §7.3)', () => {
     release();
   });
 
+  it('granted k = 3: answers every broadcast ping while it keeps an unconfirmed answer', async () => {
+    daemon.idlePongEvery = 3;
+    daemon.grantNoAnswerAcks = true;
+    daemon.pinging = false;
+    const w = makeWorker('ip3', {}, [echo]);
+    await attached(w);
+    // Pongs not Acked: the answer stays kept, so no ping may go unanswered.
+    daemon.replyHook = (r) => (r.msg.workerId === 'ip3' && r.msg.body.type === 'Pong' ? null : undefined);
+    const id = workRequest('ip3', 'echo', { x: 1 });
+    await daemon.nextFromWorker('Result', (b) => b.requestId === id);
+    for (let i = 0; i < 3; i++) assert.deepEqual((await pongTo(w)).answered, [id]);
+  });
+
   it('not granted (idle_pong_every 0): answers every ping', async () => {
     daemon.pinging = false;
     const w = makeWorker('ip2', {}, [echo]);
