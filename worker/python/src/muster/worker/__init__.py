@@ -934,8 +934,10 @@ class Worker:
         self._confirm_early_if_large()
 
     def _fail_now(self, rid: int, code: Any, message: str) -> None:
-        """Answers request `rid` with a Failure before any handler ran (kept like any answer)."""
-        self._send_answer(rid, "failure", m.encode(m.WorkerMessage(worker_id=self.worker_id, body=failure(rid, code, message))))
+        """Answers request `rid` with a Failure from the I/O thread (before any handler ran, or
+        replacing an answer that cannot stand), kept like any answer."""
+        data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=failure(rid, code, message)))
+        self._send_answer(rid, "failure", data)
 
     def _confirm_early_if_large(self) -> None:
         """Asks for confirmation of the kept answers before the next ping once they pass
@@ -1316,7 +1318,8 @@ class Worker:
                 self._kept[rid] = (k, d, seq)  # from it on confirms it (PROTOCOL.md §7.6)
         # Without answer Acks the daemon Acks a Pong surely only when it lists answers (§7.7).
         replied = self._answer_acks or bool(answered)
-        sent = self._send("pong", m.Pong(seq=seq, instance=instance, in_flight=sorted(self._jobs), answered=answered or None), replied)
+        pong = m.Pong(seq=seq, instance=instance, in_flight=sorted(self._jobs), answered=answered or None)
+        sent = self._send("pong", pong, replied)
         if sent and answered and not self._answer_acks:
             self._pong_ack_due = seq
         self._pings_unanswered = 0
@@ -1420,8 +1423,7 @@ class Worker:
             return
         self._release_outputs(rid)
         if rid in self._kept:
-            data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=failure(rid, error.code, error.message)))
-            self._send_answer(rid, "failure", data)
+            self._fail_now(rid, error.code, error.message)
 
     def _confirmed(self, rid: int) -> None:
         """The daemon has the answer of ``rid`` (§7.6): forgotten, with its chunked outputs."""
