@@ -214,6 +214,23 @@ def test_an_older_daemon_acks_every_answer_and_the_worker_reads_those_acks(fake_
     assert pong.answered == [82]
 
 
+def test_an_older_daemons_ack_to_a_failure_sent_before_any_handler_confirms_that_failure(fake_daemon, worker):
+    """Replies are matched to answers in order: a Failure sent from the I/O thread (a node this
+    worker does not serve) is an answer like the others. (It was not kept, so its Ack confirmed
+    the next answer, whose own Ack{late} then could not keep it.)"""
+    w = worker()
+    attach(fake_daemon, w, no_answer_acks=False)
+    request(fake_daemon, w, 111, "nope")
+    _, _, fail = fake_daemon.expect(m.Failure)
+    assert fail.request_id == 111
+    answered(fake_daemon, w, 112)
+    fake_daemon.reply(fake_daemon.last_peer, m.Ack())  # the Failure's
+    fake_daemon.reply(fake_daemon.last_peer, m.Ack(late=True))  # the Result's: dropped as late, kept
+    settled(lambda: not w._pending, "read both Acks")
+    _, _, pong = ping(fake_daemon, w, 2)
+    assert pong.answered == [112]
+
+
 def test_the_grant_is_read_per_attach(fake_daemon, worker):
     """Answers sent between an Attach and its Attached are awaited as if Acked; an Attached that
     grants no_answer_acks drops that wait (no Ack comes for them)."""
