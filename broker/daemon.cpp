@@ -13,8 +13,9 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
-#include "muster/batch.hpp"
 #include "muster/endpoints.hpp"
+#include "muster/batch.hpp"
+#include "muster/batch_message.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
@@ -570,18 +571,6 @@ struct Daemon::Impl {
     const std::uint64_t bytes = m.frames[0].size();
     outbox.deliver(key, std::move(m), bytes, batch.kind, [&](ClientFrames& f) { return send_to_client(f); },
                    replies);
-  }
-
-  // What waits in `w` as one message, and `w` emptied: its one message alone (copied), or the
-  // Batch of them, handed over uncopied (BatchWriter::release).
-  static zmq::message_t take_batch(BatchWriter& w, BatchRoot root) {
-    if (w.count() == 1) {
-      zmq::message_t m(w.only().data(), w.only().size());
-      w.clear();
-      return m;
-    }
-    auto released = w.release(root);
-    return message_owning(released.raw, released.bytes);
   }
 
   SendOutcome send_to_client(ClientFrames& f) {

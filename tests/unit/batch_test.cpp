@@ -15,6 +15,7 @@
 #include "inbound.hpp"
 #include "muster/align.hpp"
 #include "muster/batch.hpp"
+#include "muster/batch_message.hpp"
 #include "muster/client.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
@@ -143,8 +144,8 @@ TEST_CASE("batch codec: items come back in order, byte for byte, each on an 8-by
   }
 }
 
-// musterd's send path (broker/daemon.cpp take_batch): a finished Batch's buffer goes to libzmq
-// uncopied (message_owning) and libzmq frees it after the send has returned, while the writer
+// The send path of musterd, the worker SDK and the client library (take_batch,
+// muster/batch_message.hpp): a finished Batch's buffer goes to libzmq uncopied (message_owning) and libzmq frees it after the send has returned, while the writer
 // already writes the next batches. Here four batches are sent before any is read: each must
 // arrive as released (the same bytes, in the same buffer), untouched by the writer's later use,
 // and none may hold a buffer of more than 4x its bytes (one small after big ones is copied).
@@ -179,6 +180,35 @@ TEST_CASE("batch codec: a released Batch goes to libzmq uncopied and stays intac
     auto bytes = bytes_of(got);
     CHECK(std::equal(bytes.begin(), bytes.end(), expected[i].begin(), expected[i].end()));
   }  // each buffer is freed (delete[]) with its received message
+}
+
+TEST_CASE("take_batch: one waiting message goes alone, two or more as the Batch of their root; the writer is emptied") {
+  zmq::context_t ctx;
+  zmq::socket_t out(ctx, zmq::socket_type::pair), in(ctx, zmq::socket_type::pair);
+  out.bind("inproc://taken-batches");
+  in.connect("inproc://taken-batches");
+  BatchWriter w;
+  auto one = failure_msg("w1", 1);
+  w.add(span_of(one));
+  REQUIRE(out.send(take_batch(w, BatchRoot::Worker, "w1"), zmq::send_flags::none));
+  CHECK(w.count() == 0);
+  std::vector<Buf> two = {result_msg("w1", 2, {{"x", Value(2LL)}}), failure_msg("w1", 3)};
+  for (auto& i : two) w.add(span_of(i));
+  REQUIRE(out.send(take_batch(w, BatchRoot::Worker, "w1"), zmq::send_flags::none));
+  CHECK(w.count() == 0);
+  CHECK(w.bytes() == 0);
+  zmq::message_t got;
+  REQUIRE(in.recv(got, zmq::recv_flags::none));
+  auto alone = bytes_of(got);
+  CHECK(std::equal(alone.begin(), alone.end(), one.begin(), one.end()));  // no envelope
+  REQUIRE(in.recv(got, zmq::recv_flags::none));
+  auto expected = batch_of(BatchRoot::Worker, two, "w1");
+  auto whole = bytes_of(got);
+  CHECK(std::equal(whole.begin(), whole.end(), expected.begin(), expected.end()));
+  auto events = worker_events(Buf(whole.begin(), whole.end()));  // read back as its two items
+  REQUIRE(events.size() == 2);
+  CHECK(std::get<broker::ResultEvent>(events[0]).request_id == 2);
+  CHECK(std::get<broker::FailureEvent>(events[1]).request_id == 3);
 }
 
 TEST_CASE("inbound: a worker's Batch is its items, each decoded as if it came alone") {

@@ -88,39 +88,3 @@ TEST_CASE("A large message built on the pool returns its buffer when libzmq free
   CHECK(second.size() > payload);
   CHECK(static_cast<const std::uint8_t*>(second.data())[second.size() - 1] == 0x5a);
 }
-
-TEST_CASE("batch_message copies a Batch of 1 to 64 KiB into a pooled buffer, which libzmq's free gives back for the next") {
-  using muster::detail::batch_message;
-  auto& pool = BufferPool::batches();
-  std::vector<std::uint8_t> bytes(5000);
-  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i * 7);
-  const void* first = nullptr;
-  {
-    auto m = batch_message(bytes);
-    REQUIRE(m.size() == bytes.size());
-    CHECK(std::memcmp(m.data(), bytes.data(), bytes.size()) == 0);  // a copy of the bytes
-    first = m.data();
-  }  // freed: its buffer goes back to the pool
-  const auto pooled = pool.pooled_bytes();
-  CHECK(pooled >= BufferPool::size_class(muster::detail::kBatchPooledMax));
-  {
-    std::vector<std::uint8_t> other(muster::detail::kBatchPooledMax, 0x5a);  // any size up to the max: the same class
-    auto m = batch_message(other);
-    CHECK(m.data() == first);  // the buffer just freed, not fresh memory
-    CHECK(pool.pooled_bytes() < pooled);
-    CHECK(std::memcmp(m.data(), other.data(), other.size()) == 0);
-    auto second = batch_message(bytes);  // while the first is in use: another buffer
-    CHECK(second.data() != m.data());
-  }
-  // Below the minimum or beyond the maximum: a message of its own, the pool untouched.
-  const auto before = pool.pooled_bytes();
-  {
-    std::vector<std::uint8_t> small(muster::detail::kBatchPooledMin - 1, 1), large(muster::detail::kBatchPooledMax + 1, 2);
-    auto a = batch_message(small);
-    auto b = batch_message(large);
-    CHECK(pool.pooled_bytes() == before);
-    CHECK(std::memcmp(a.data(), small.data(), small.size()) == 0);
-    CHECK(std::memcmp(b.data(), large.data(), large.size()) == 0);
-  }
-  CHECK(pool.pooled_bytes() == before);
-}

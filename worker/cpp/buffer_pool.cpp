@@ -75,21 +75,4 @@ BufferPool& BufferPool::answers() {
   return *pool;
 }
 
-BufferPool& BufferPool::batches() {
-  static auto* pool = new BufferPool();
-  return *pool;
-}
-
-zmq::message_t batch_message(std::span<const std::uint8_t> bytes) {
-  if (bytes.size() < kBatchPooledMin || bytes.size() > kBatchPooledMax) return zmq::message_t(bytes.data(), bytes.size());
-  // One size for all (the buffer's start is 16 bytes before the message's: the alignment malloc gives).
-  constexpr std::size_t kHead = 16, kSize = kBatchPooledMax + kHead;
-  auto* buffer = BufferPool::batches().allocate(kSize);
-  std::memcpy(buffer + kHead, bytes.data(), bytes.size());
-  return zmq::message_t(
-      buffer + kHead, bytes.size(),
-      [](void* data, void*) { BufferPool::batches().deallocate(static_cast<std::uint8_t*>(data) - kHead, kSize); },
-      nullptr);
-}
-
 }  // namespace muster::detail

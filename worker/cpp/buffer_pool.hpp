@@ -2,17 +2,12 @@
 // Owns: the buffers of the messages over kCopyMessageMax that the worker builds with its answer
 // builders (Results, Items, Failures and Progress that large): a FlatBuffers allocator whose
 // freed buffers wait, grouped by size class, for the next large message, and go back to malloc
-// once unused for `idle`. Also the buffers of the Batches the client library sends
-// (batch_message), which libzmq gives back once it has written them.
+// once unused for `idle`.
 // Why: the worker keeps every answer it sends until the daemon confirms it (PROTOCOL.md §7.7,
 // about one ping interval), so a worker answering 1 MiB at 500 calls/s holds hundreds of MiB of
 // answers and frees them in bulk at each confirmation; glibc then trims its heap, and every new
 // answer faulted in fresh zero-filled pages (256 per MiB: docs/PERFORMANCE.md, "1 MiB calls,
 // session 11"). Reused buffers are already mapped.
-// And: the client's Batch of held Submits (tens of KiB), copied into a fresh malloc'd message at
-// each flush, cost a large malloc that also merged the small blocks freed since the last one
-// (docs/PERFORMANCE.md, "SDK worker and client library, session 12"). (The worker's Batches
-// gained nothing from it: they stay small at one loop turn's answers.)
 // Must never: hand out a buffer twice or keep one that is in use; hold memory longer than `idle`
 // after its last use, once release_idle runs; block for longer than a list operation (libzmq's
 // I/O thread frees sent messages through it).
@@ -55,8 +50,6 @@ class BufferPool final : public flatbuffers::Allocator {
 
   // The worker SDK's pool: never destroyed, as libzmq may free a sent message after main returns.
   static BufferPool& answers();
-  // The client's Batches' pool (batch_message), never destroyed either.
-  static BufferPool& batches();
 
  private:
   struct Free {
@@ -71,12 +64,5 @@ class BufferPool final : public flatbuffers::Allocator {
   std::size_t pooled_ = 0;
   Clock::time_point last_release_{};
 };
-
-// A message holding a copy of `bytes` (a Batch, or a message sent alone in its place): from
-// kBatchPooledMin up to kBatchPooledMax bytes in a buffer of BufferPool::batches() (all of one
-// size class, so any freed one serves the next), which gets it back when libzmq frees the
-// message; others in a message of their own.
-inline constexpr std::size_t kBatchPooledMin = 1024, kBatchPooledMax = 64 * 1024;
-zmq::message_t batch_message(std::span<const std::uint8_t> bytes);
 
 }  // namespace muster::detail

@@ -15,7 +15,7 @@
 
 #include "muster/endpoints.hpp"
 #include "muster/align.hpp"
-#include "muster/batch.hpp"
+#include "muster/batch_message.hpp"
 #include "muster/chunked_outputs.hpp"
 #include "muster/chunking.hpp"
 #include "muster/frames.hpp"
@@ -248,17 +248,12 @@ struct Client::Impl {
   // them fails UNAVAILABLE (delivered by poll), as a Submit sent alone would throw.
   void flush_held() {
     if (held.count() == 0) return;
-    auto bytes = held.count() == 1 ? held.only() : [&] {
-      auto& fbb = held.finish(BatchRoot::Client);
-      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
-    }();
-    if (!socket.send(detail::batch_message(bytes), zmq::send_flags::dontwait))
+    if (!socket.send(take_batch(held, BatchRoot::Client), zmq::send_flags::dontwait))
       for (auto id : held_ids)
         if (open.erase(id))
           pending.push_back(ClientEvent{id, FailureEvent{wire::ErrorCode::Unavailable,
                                                          fmt::format("cannot send to musterd at {}: too many messages queued",
                                                                      opt.client_address)}});
-    held.clear();
     held_ids.clear();
   }
 

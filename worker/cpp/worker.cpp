@@ -27,7 +27,7 @@
 #include "muster/endpoints.hpp"
 #include "muster/align.hpp"
 #include "muster/allocator.hpp"
-#include "muster/batch.hpp"
+#include "muster/batch_message.hpp"
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/process.hpp"
@@ -582,12 +582,7 @@ struct WorkerImpl {
   // Sends what waits in this turn's batch: alone if it is one message.
   void send_batch() {
     if (outgoing.count() == 0) return;
-    auto bytes = outgoing.count() == 1 ? outgoing.only() : [&] {
-      auto& fbb = outgoing.finish(BatchRoot::Worker, opt.worker_id);
-      return std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize());
-    }();
-    dealer->send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::dontwait);
-    outgoing.clear();
+    dealer->send(take_batch(outgoing, BatchRoot::Worker, opt.worker_id), zmq::send_flags::dontwait);
   }
 
   // Sends the answer to request `request_id`, keeping it until the daemon confirms it when
