@@ -6,8 +6,8 @@
 // below the last is inserted in order (a move of the entries after it, or none when a gone
 // entry next to its place is reused). An erased entry is only marked gone (its value reset, so
 // what it held is released); the gone ones are dropped together once they are half of the
-// entries. Used where ids mostly arrive in order: the batch plan's folds (journal_fold.hpp) and
-// the SQLite journal's held rows (journal_held.hpp).
+// entries. Used where ids mostly arrive in order: the batch plan's folds (journal_fold.hpp), the
+// SQLite journal's held rows (journal_held.hpp), the core's open and kept jobs (durable_jobs.hpp).
 // Owns: the entries. Must never: know what a value means, or put entries out of job order.
 #pragma once
 
