@@ -7,7 +7,8 @@
 // entry next to its place is reused). An erased entry is only marked gone (its value reset, so
 // what it held is released); the gone ones are dropped together once they are half of the
 // entries. Used where ids mostly arrive in order: the batch plan's folds (journal_fold.hpp), the
-// SQLite journal's held rows (journal_held.hpp), the core's open and kept jobs (durable_jobs.hpp).
+// SQLite journal's held rows (journal_held.hpp), the core's open and kept jobs (durable_jobs.hpp),
+// the commit pipeline's calls submitted in the batch not yet handed out (commit_pipeline.hpp).
 // Owns: the entries. Must never: know what a value means, or put entries out of job order.
 #pragma once
 
@@ -77,6 +78,11 @@ class JobIndex {
   void for_each(F&& f) const {
     for (const Entry& e : entries_)
       if (!e.gone_) f(e.job_, static_cast<const V&>(e));
+  }
+  template <class F>
+  void for_each(F&& f) {
+    for (Entry& e : entries_)
+      if (!e.gone_) f(e.job_, static_cast<V&>(e));
   }
   // Whether an entry's job id is strictly between `lo` and `hi`.
   bool any_between(Job lo, Job hi) const {

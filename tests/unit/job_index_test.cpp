@@ -94,9 +94,13 @@ TEST_CASE("job index: ids found with their values in any order of arrival, in jo
   CHECK(index.any_between(15, 25));
   CHECK_FALSE(index.any_between(15, 20));  // 17 erased
   CHECK_FALSE(index.any_between(30, 1000));
+  // Each value changed in place by a walk; the erased one is not walked.
+  index.for_each([](std::uint64_t job, Value& value) { value.v = static_cast<int>(job); });
+  CHECK(entries_of(index) == "5=5 10=10 12=12 15=15 20=20 25=25 27=27 30=30 ");
+  index.for_each([](std::uint64_t job, Value& value) { value.v = static_cast<int>(job) * 10; });
   // erase_if.
-  CHECK(index.erase_if([](std::uint64_t, const Value& v) { return v.v % 100 != 0; }) == 6);
-  CHECK(entries_of(index) == "10=100 20=200 ");
+  CHECK(index.erase_if([](std::uint64_t, const Value& v) { return v.v % 100 != 0; }) == 5);
+  CHECK(entries_of(index) == "10=100 20=200 30=300 ");
   const Index& read = index;
   REQUIRE(read.find(20) != nullptr);
   CHECK(*read.find(20) == 200);
