@@ -16,16 +16,6 @@ std::size_t aborts_in(const std::vector<Action>& actions) {
 
 }  // namespace
 
-CommitPipeline::PendingCall* CommitPipeline::submitted_pending(journal::JobId job) {
-  auto by_job = [](const PendingCall& a, const PendingCall& b) { return a.job < b.job; };
-  if (!pending_submitted_sorted_) {
-    std::sort(pending_submitted_.begin(), pending_submitted_.end(), by_job);
-    pending_submitted_sorted_ = true;
-  }
-  auto it = std::lower_bound(pending_submitted_.begin(), pending_submitted_.end(), PendingCall{job}, by_job);
-  return it != pending_submitted_.end() && it->job == job ? &*it : nullptr;
-}
-
 void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector<Action>&& actions,
                               std::uint64_t core_bytes) {
   // The dispatches of this turn whose call was submitted in the batch not yet handed out.
@@ -36,12 +26,9 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
       auto* record = std::get_if<journal::Record>(&op);
       if (!record) continue;
       if (auto* s = std::get_if<journal::Submitted>(record)) {
-        // Job ids grow with every Submit: the list stays sorted (else it is sorted when read).
-        if (!pending_submitted_.empty() && s->call.job_id < pending_submitted_.back().job)
-          pending_submitted_sorted_ = false;
-        pending_submitted_.push_back(PendingCall{s->call.job_id});
+        pending_submitted_.try_emplace(s->call.job_id);
       } else if (auto* d = std::get_if<journal::Dispatched>(record)) {
-        if (PendingCall* call = submitted_pending(d->job_id)) {
+        if (PendingCall* call = pending_submitted_.find(d->job_id)) {
           early.push_back(d->request_id);
           if (gather_ > Millis(0) && !call->awaiting) {
             call->awaiting = true;
@@ -58,7 +45,7 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
               else return r.job_id;
             },
             *record);
-        PendingCall* call = submitted_pending(job);
+        PendingCall* call = pending_submitted_.find(job);
         if (call && finished) ++stats_.finished_with_submitted;
         if (!call || !call->awaiting) continue;
         call->awaiting = false;
@@ -132,7 +119,7 @@ std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, b
     if (!gathering_) {  // the batch could go now: wait for the answers awaited at this moment
       gathering_ = true;
       gather_since_ = now;
-      for (PendingCall& call : pending_submitted_) call.waited_for = call.awaiting;
+      pending_submitted_.for_each([](journal::JobId, PendingCall& call) { call.waited_for = call.awaiting; });
       waited_for_ = awaiting_;
       ++stats_.gathered;
     }
@@ -146,7 +133,6 @@ std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, b
   // every record again).
   pending_.reserve(b.ops.size());
   pending_submitted_.clear();
-  pending_submitted_sorted_ = true;
   ++stats_.batches;
   stats_.records += b.ops.size();
   in_flight_ = b.seq;

@@ -21,64 +21,85 @@ JobInfoBody KeptJob::info() const {
 }
 
 void DurableJobs::opened(journal::JobId job, OpenJob&& open) {
-  // Job ids grow with every Submit: the usual one goes at the end, without a search.
-  if (open_.empty() || open_.rbegin()->first < job)
-    open_.emplace_hint(open_.end(), job, std::move(open));
-  else
-    open_.insert_or_assign(job, std::move(open));
+  *open_.try_emplace(job).first = std::move(open);
 }
 
 const OpenJob* DurableJobs::open(journal::JobId job, const std::string& workspace) const {
-  auto it = open_.find(job);
-  return it != open_.end() && it->second.workspace == workspace ? &it->second : nullptr;
+  const OpenJob* open = open_.find(job);
+  return open && open->workspace == workspace ? open : nullptr;
 }
 
 void DurableJobs::keep(KeptJob&& kept) {
-  if (auto open = open_.find(kept.job_id); open != open_.end()) {
-    kept.submitted = open->second.submitted;
+  if (OpenJob* open = open_.find(kept.job_id)) {
+    kept.submitted = open->submitted;
     open_.erase(open);
   }
-  const auto id = kept.job_id;
-  // Calls finish roughly in job order: the usual one goes at the end, without a search.
-  if (kept_.empty() || kept_.rbegin()->first < id)
-    kept_.emplace_hint(kept_.end(), id, std::move(kept));
-  else
-    kept_.insert_or_assign(id, std::move(kept));
+  const auto [at, added] = kept_.try_emplace(kept.job_id);
+  if (added) {
+    if (free_slots_.empty()) {
+      at->slot = static_cast<std::uint32_t>(kept_slots_.size());
+      kept_slots_.push_back(std::move(kept));
+      return;
+    }
+    at->slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  kept_slots_[at->slot] = std::move(kept);
+}
+
+const KeptJob* DurableJobs::find_kept(journal::JobId job) const {
+  const KeptAt* at = kept_.find(job);
+  return at ? &kept_slots_[at->slot] : nullptr;
+}
+
+void DurableJobs::release(std::uint32_t slot) {
+  kept_slots_[slot].outcome = {};  // its outputs' buffer is released now (the strings are reused)
+  free_slots_.push_back(slot);
 }
 
 const KeptJob* DurableJobs::kept(journal::JobId job, const std::string& workspace,
                                  journal::WallTime now) const {
-  auto it = kept_.find(job);
-  if (it == kept_.end() || it->second.workspace != workspace || it->second.expires <= now) return nullptr;
-  return &it->second;
+  const KeptJob* kept = find_kept(job);
+  return kept && kept->workspace == workspace && kept->expires > now ? kept : nullptr;
 }
 
 std::optional<std::uint64_t> DurableJobs::forget(journal::JobId job, const std::string& workspace) {
-  auto it = kept_.find(job);
-  if (it == kept_.end() || it->second.workspace != workspace) return std::nullopt;
-  std::uint64_t bytes = it->second.outcome.outputs.bytes.size() + it->second.outcome.message.size();
-  kept_.erase(it);
+  KeptAt* at = kept_.find(job);
+  if (!at) return std::nullopt;
+  const KeptJob& kept = kept_slots_[at->slot];
+  if (kept.workspace != workspace) return std::nullopt;
+  const std::uint64_t bytes = kept.outcome.outputs.bytes.size() + kept.outcome.message.size();
+  release(at->slot);
+  kept_.erase(at);
   return bytes;
 }
 
 std::size_t DurableJobs::expire(journal::WallTime now) {
-  return std::erase_if(kept_, [&](const auto& entry) { return entry.second.expires <= now; });
+  return kept_.erase_if([&](journal::JobId, const KeptAt& at) {
+    if (kept_slots_[at.slot].expires > now) return false;
+    release(at.slot);
+    return true;
+  });
 }
 
 std::vector<journal::JobId> DurableJobs::ids_of(const std::string& workspace, journal::WallTime now,
                                                 journal::JobId after, std::size_t max) const {
-  // Both maps are in job order: merge them from `after` on, up to `max`.
+  // Both indexes are in job order, and a job is in one of them at most: take the matching ids
+  // of each from `after` on, up to `max` of each, then the first `max` of both in job order.
   std::vector<journal::JobId> ids;
-  auto o = open_.upper_bound(after);
-  auto k = kept_.upper_bound(after);
-  auto skip = [&] {
-    while (o != open_.end() && o->second.workspace != workspace) ++o;
-    while (k != kept_.end() && (k->second.workspace != workspace || k->second.expires <= now)) ++k;
-  };
-  for (skip(); ids.size() < max && (o != open_.end() || k != kept_.end()); skip()) {
-    if (k == kept_.end() || (o != open_.end() && o->first < k->first)) ids.push_back((o++)->first);
-    else ids.push_back((k++)->first);
-  }
+  if (max == 0) return ids;
+  open_.each_after(after, [&](journal::JobId job, const OpenJob& open) {
+    if (open.workspace == workspace) ids.push_back(job);
+    return ids.size() < max;
+  });
+  const std::size_t opens = ids.size();
+  kept_.each_after(after, [&](journal::JobId job, const KeptAt& at) {
+    const KeptJob& kept = kept_slots_[at.slot];
+    if (kept.workspace == workspace && kept.expires > now) ids.push_back(job);
+    return ids.size() - opens < max;
+  });
+  std::inplace_merge(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(opens), ids.end());
+  if (ids.size() > max) ids.resize(max);
   return ids;
 }
 

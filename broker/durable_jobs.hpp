@@ -4,17 +4,22 @@
 // Owns: those two maps, the workspace check every job lookup passes, and the outcomes' expiry
 // by wall clock. The journal holds the same finished calls (Finished records); this is the
 // copy the core answers from without reading the journal.
+// The maps are JobIndexes (job_index.hpp), not std::maps: no node allocated and freed per call
+// (docs/DURABILITY.md §10 "Session 13"). Job ids grow, so an open job is appended at the end;
+// calls finish only roughly in job order, so a kept outcome is often inserted a little before
+// the end: the index holds its slot in a vector of outcomes (a forgotten one's slot is reused),
+// so that such an insert moves small entries, not outcomes.
 // Must never: decide a call's fate (BrokerCore does), emit journal records, read a clock (the
 // wall time is passed in), or touch a socket.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "events.hpp"
+#include "job_index.hpp"
 #include "journal.hpp"
 
 namespace muster::broker {
@@ -43,7 +48,9 @@ class DurableJobs {
  public:
   // ---- open jobs ----
   void opened(journal::JobId job, OpenJob&& open);
-  void closed(journal::JobId job) { open_.erase(job); }
+  void closed(journal::JobId job) {
+    if (OpenJob* open = open_.find(job)) open_.erase(open);
+  }
   // The open job `job` of `workspace`; nullptr when there is none (another workspace's too).
   const OpenJob* open(journal::JobId job, const std::string& workspace) const;
 
@@ -69,8 +76,17 @@ class DurableJobs {
   std::size_t kept_count() const { return kept_.size(); }
 
  private:
-  std::map<journal::JobId, OpenJob> open_;
-  std::map<journal::JobId, KeptJob> kept_;
+  struct KeptAt {
+    std::uint32_t slot = 0;  // in kept_slots_
+  };
+  // The kept outcome of `job`, nullptr when none is kept.
+  const KeptJob* find_kept(journal::JobId job) const;
+  void release(std::uint32_t slot);  // a forgotten outcome's slot
+
+  JobIndex<OpenJob> open_;
+  JobIndex<KeptAt> kept_;
+  std::vector<KeptJob> kept_slots_;
+  std::vector<std::uint32_t> free_slots_;
 };
 
 // Wall time as JobInfo carries it: ms since the Unix epoch (0 for an unset time).

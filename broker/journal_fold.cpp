@@ -1,7 +1,6 @@
 // journal_fold.cpp — see journal_fold.hpp.
 #include "journal_fold.hpp"
 
-#include <algorithm>
 #include <type_traits>
 
 namespace muster::broker::journal {
@@ -18,15 +17,6 @@ JobId job_of(const Record& r) {
 
 }  // namespace
 
-std::size_t BatchPlanner::find(JobId job) const {
-  // Most lookups are of the calls submitted last (a Dispatched, a Finished) or of calls of
-  // earlier batches (an Acked: below the first).
-  if (by_job_.empty() || job < by_job_.front().first || job > by_job_.back().first) return kNone;
-  if (by_job_.back().first == job) return by_job_.back().second;
-  const auto it = std::lower_bound(by_job_.begin(), by_job_.end(), std::pair{job, std::size_t{0}});
-  return it != by_job_.end() && it->first == job ? it->second : kNone;
-}
-
 const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& ops) {
   folds_.clear();
   by_job_.clear();
@@ -39,21 +29,21 @@ const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& o
     if (!rec) continue;
     const JobId job = job_of(*rec);
     if (std::holds_alternative<Submitted>(*rec)) {
-      std::size_t at = find(job);
-      if (at == kNone) {
-        at = folds_.size();
+      const auto [at, added] = by_job_.try_emplace(job);
+      if (added) {
+        at->fold = folds_.size();
         folds_.push_back(Fold{i, SIZE_MAX, i});
-        const std::pair entry{job, at};
-        if (by_job_.empty() || job > by_job_.back().first) by_job_.push_back(entry);
-        else by_job_.insert(std::lower_bound(by_job_.begin(), by_job_.end(), entry), entry);
-      } else if (!folds_[at].closed) {
-        folds_[at].broken = true;
+      } else if (!folds_[at->fold].closed) {
+        folds_[at->fold].broken = true;
       }
-      op_fold_[i] = at;
+      op_fold_[i] = at->fold;
       continue;
     }
-    const std::size_t at = find(job);
-    if (at == kNone) continue;
+    // Most lookups are of the calls submitted last (a Dispatched, a Finished) or of calls of
+    // earlier batches (an Acked: below the first), both without a search.
+    const auto* found = by_job_.find(job);
+    if (!found) continue;
+    const std::size_t at = found->fold;
     op_fold_[i] = at;
     Fold& f = folds_[at];
     if (f.closed) continue;

@@ -12,9 +12,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
+#include "job_index.hpp"
 #include "journal.hpp"
 
 namespace muster::broker::journal {
@@ -49,17 +49,18 @@ class BatchPlanner {
     bool closed = false;    // a record of it that is not folded came (or its Finished)
     bool broken = false;    // a second Submitted while folding: write its records one by one
   };
-  // The batch's folds, in the order of their Submitted, and (job id, index in folds_) sorted
-  // by job id to find them: job ids grow with every Submit, so a fold is appended at the end
-  // (no allocation per call, as a hash map's node was: docs/DURABILITY.md §10 "Session 12").
-  // All kept to reuse their memory.
+  // The batch's folds, in the order of their Submitted, and the index in folds_ of each by
+  // job id to find them (job_index.hpp: job ids grow with every Submit, so a fold is appended
+  // at the end, with no allocation per call as a hash map's node was: docs/DURABILITY.md §10
+  // "Session 12"). All kept to reuse their memory.
   std::vector<Fold> folds_;
-  std::vector<std::pair<JobId, std::size_t>> by_job_;
+  struct FoldAt {
+    std::size_t fold = 0;
+  };
+  JobIndex<FoldAt> by_job_;
   std::vector<std::size_t> op_fold_;  // per op: its call's index in folds_ (kNone: none)
   std::vector<BatchStep> steps_;
   static constexpr std::size_t kNone = SIZE_MAX;
-  // The index in folds_ of `job`'s fold, kNone when its Submitted is not in the batch.
-  std::size_t find(JobId job) const;
 };
 
 }  // namespace muster::broker::journal

@@ -710,8 +710,8 @@ std::vector<JobId> SqliteJournal::expire(WallTime now) {
   // the same outcomes in the same turn); a delete by primary key for each expired one.
   const std::int64_t at = millis(now);
   std::vector<JobId> gone;
-  held_.for_each([&](const HeldRows::Row& row) {
-    if (row.expires_ms <= at) gone.push_back(row.job);
+  held_.for_each([&](JobId job, const HeldRows::Row& row) {
+    if (row.expires_ms <= at) gone.push_back(job);
   });  // in job order
   Statement& s = prepared(kExpire);
   for (JobId job : gone) {

@@ -15,7 +15,7 @@ using broker::journal::HeldRows;
 namespace {
 std::string jobs_of(const HeldRows& held) {
   std::string out;
-  held.for_each([&](const HeldRows::Row& r) { out += std::to_string(r.job) + ' '; });
+  held.for_each([&](std::uint64_t job, const HeldRows::Row&) { out += std::to_string(job) + ' '; });
   return out;
 }
 }  // namespace
@@ -58,9 +58,9 @@ TEST_CASE("journal held rows: found until forgotten, in any order of arrival, ac
   }
   std::size_t n = 0;
   std::uint64_t last = 0;
-  held.for_each([&](const HeldRows::Row& r) {
-    CHECK(r.job > last);
-    last = r.job;
+  held.for_each([&](std::uint64_t job, const HeldRows::Row&) {
+    CHECK(job > last);
+    last = job;
     ++n;
   });
   CHECK(n == 4 + 100);
