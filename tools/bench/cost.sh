@@ -14,6 +14,7 @@
 #                      the client run natively: faster, and musterd's count does not change)
 #   tools/bench/cost.sh --musterd /tmp/before/musterd    # another musterd, the rest of this build
 #   tools/bench/cost.sh --musterd-arg --journal-gather-ms --musterd-arg 100   # an extra musterd flag
+#   tools/bench/cost.sh --worker-arg --no-direct         # an extra muster-bench-worker flag
 #
 # Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
 # per call = (Ir(N) - Ir(N/10)) / (0.9 N), so start-up, attach and shut-down cancel out.
@@ -25,7 +26,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${MUSTER_BENCH_BUILD:-$ROOT/build-bench}"
 TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 STRACE=0 KEEP=0
-DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=()
+DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=() WORKER_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --transport) TRANSPORTS="$2"; shift 2 ;;
@@ -41,7 +42,8 @@ while [ $# -gt 0 ]; do
     --musterd-only) MUSTERD_ONLY=1; shift ;;
     --musterd) MUSTERD="$2"; shift 2 ;;
     --musterd-arg) MUSTERD_ARGS+=("$2"); shift 2 ;;
-    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    --worker-arg) WORKER_ARGS+=("$2"); shift 2 ;;
+    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
     *) echo "cost.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -91,7 +93,7 @@ start_stack() {
   [ "$MUSTERD_ONLY" = 1 ] && set --  # callgrind on musterd only
   for i in $(seq 1 "$WORKERS"); do
     MUSTER_COST_ROLE=worker "$@" "$WORKER" --worker-id "cost-$i" --request-address "$req" --response-address "$resp" \
-      --capacity "$CAPACITY" "${extra[@]}" >"$run/worker-$i.log" 2>&1 &
+      --capacity "$CAPACITY" "${extra[@]}" ${WORKER_ARGS[@]+"${WORKER_ARGS[@]}"} >"$run/worker-$i.log" 2>&1 &
     WORKER_PIDS+=($!)
     PIDS+=($!)
   done
