@@ -314,7 +314,11 @@ def test_sigstop_of_musterd_is_not_a_worker_death(start_daemon, start_worker, ru
 # ---- item 13: one worker cannot freeze the daemon --------------------------------------------
 
 
-def test_attach_limits_are_refused_naming_the_limit(daemon):
+def test_attach_limits_are_refused_naming_the_limit(start_daemon):
+    # The raw Attaches below never answer a Ping: with the usual 200 ms pings musterd drops each
+    # after ping_interval x liveness (0.6 s), so on a loaded machine the first had gone (its slot
+    # free again) before the 257th arrived. 10 s pings keep all 256 attached for 30 s.
+    daemon = start_daemon(ping_ms=10_000)
     # Node specs of 1.6 MB as JSON (200 nodes, well under --max-attach-nodes and the message
     # size limit) pass --max-attach-spec-bytes (1 MiB).
     big = RawWorker(daemon, "big-specs", [(f"n{i}", False) for i in range(200)], description="d" * 8000)

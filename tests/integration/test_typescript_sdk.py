@@ -385,3 +385,117 @@ def test_ts_requests_left_when_the_grace_runs_out_are_the_daemons_to_fail(daemon
         assert "error: WORKER_LOST:" in err, err
         log = log_path.read_text(errors="replace")
         assert "left unanswered" in log, log
+
+
+# ---- answers without an Ack (PROTOCOL.md §7.7) ------------------------------------------------
+
+# A worker counting each execution of `count` {i} -> {i} in a file (one line per execution), and a
+# caller making `argv[3]` calls of it, `argv[4]` at a time, that prints one JSON line: the calls
+# answered with their own i, and the failures.
+COUNTING_WORKER = r'''
+'use strict';
+const fs = require('node:fs');
+const { Worker } = require(process.env.MUSTER_TS_SDK);
+const [workerId, log] = process.argv.slice(2);
+const worker = new Worker({ workerId, capacity: 16, logger: 'debug' });
+worker.node({ name: 'count', inputs: [{ name: 'i', type: 'int', required: true }] }, (ctx) => {
+  fs.appendFileSync(log, `${ctx.inputs.i}\n`);
+  return { i: ctx.inputs.i };
+});
+worker.run().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+'''
+
+PIPELINED_CALLER = r'''
+'use strict';
+const { Client } = require(process.env.MUSTER_TS_SDK);
+const [clientAddress, total, depth] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+(async () => {
+  const client = new Client({ clientAddress });
+  let next = 0, right = 0;
+  const failures = [];
+  const one = async () => {
+    while (next < total) {
+      const i = next++;
+      try {
+        const out = await client.call('count', { i }, { timeoutMs: 60000 });
+        if (Number(out.i) === i) right += 1; else failures.push(`call ${i} answered ${out.i}`);
+      } catch (e) { failures.push(`call ${i}: ${e.message}`); }
+    }
+  };
+  await Promise.all(Array.from({ length: depth }, one));
+  console.log(JSON.stringify({ right, failures: failures.slice(0, 20) }));
+  client.close();
+})();
+'''
+
+
+def executions_of(log: Path) -> dict:
+    """{i: how many times the counting worker ran it}."""
+    counts: dict = {}
+    if log.exists():
+        for line in log.read_text().split():
+            counts[int(line)] = counts.get(int(line), 0) + 1
+    return counts
+
+
+def test_ts_worker_without_answer_acks_answers_many_calls_once_each(daemon, ts_sdk, run_cli, tmp_path):
+    """The TypeScript worker asks for no Ack per answer and musterd grants it: 3,000 calls, 64 in
+    flight, each answered once with its own value and run once; the answers are confirmed
+    through the Pongs (the worker forgets them), none is sent again."""
+    worker_js, caller_js, log = tmp_path / "worker.js", tmp_path / "caller.js", tmp_path / "runs.log"
+    worker_js.write_text(COUNTING_WORKER)
+    caller_js.write_text(PIPELINED_CALLER)
+    env = dict(daemon.env, MUSTER_TS_SDK=str(TS_DIR))
+    log_path = tmp_path / "ts-counting.log"
+    with process([NODE, str(worker_js), "ts-many", str(log)], env, log_path) as proc:
+        wait_ready(daemon, run_cli, "ts-many", proc)
+        r = run([NODE, str(caller_js), daemon.client_address, "3000", "64"], env=env, timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout) == {"right": 3000, "failures": []}
+        assert executions_of(log) == {i: 1 for i in range(3000)}
+        worker_log = log_path.read_text(errors="replace")
+        assert "no answer Acks" in worker_log, worker_log[-4000:]  # granted in Attached
+        wait_until(lambda: "forgot" in log_path.read_text(errors="replace"), 20, "the Pong's Ack to confirm the answers")
+        assert "kept answer(s) again" not in log_path.read_text(errors="replace")
+
+
+def test_ts_worker_forgets_an_answer_the_restarted_daemon_does_not_know(daemon, ts_sdk, run_cli, tmp_path):
+    """A call that is not durable is answered while musterd is down: the worker keeps the answer,
+    lists it to the new instance, which does not know it (the call died with the old one, its
+    caller got an error), so the Ack to that Pong does not name it and the worker forgets it. It
+    is never sent again nor run again."""
+    worker_js, log = tmp_path / "worker.js", tmp_path / "runs.log"
+    worker_js.write_text(COUNTING_WORKER.replace(
+        "fs.appendFileSync(log, `${ctx.inputs.i}\\n`);\n  return { i: ctx.inputs.i };",
+        "fs.appendFileSync(log, `${ctx.inputs.i}\\n`);\n"
+        "  while (!fs.existsSync(`${log}.gate`)) await new Promise((r) => setTimeout(r, 20));\n"
+        "  return { i: ctx.inputs.i };").replace("(ctx) => {", "async (ctx) => {"))
+    env = dict(daemon.env, MUSTER_TS_SDK=str(TS_DIR))
+    log_path = tmp_path / "ts-counting.log"
+    with process([NODE, str(worker_js), "ts-restart", str(log)], env, log_path) as proc:
+        wait_ready(daemon, run_cli, "ts-restart", proc)
+        call = popen([NODE, str(TS_CLIENT), *cli_address_args(daemon), "call", "count", '{"i": 7}', "--timeout-ms", "60000"],
+                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            wait_until(lambda: executions_of(log) == {7: 1}, 20, "the call to run")
+            assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+            out, err = call.communicate(timeout=60)  # the caller's daemon went away
+            assert call.returncode != 0, (out, err)
+        finally:
+            if call.poll() is None:
+                call.kill()
+                call.wait(timeout=5)
+        (tmp_path / "runs.log.gate").touch()  # answered while musterd is down: kept
+        daemon.start()
+        wait_ready(daemon, run_cli, "ts-restart", proc)
+        wait_until(lambda: "forgot 1 kept answer(s)" in log_path.read_text(errors="replace"), 20,
+                   "the worker to forget the answer the new instance does not know")
+        worker_log = log_path.read_text(errors="replace")
+        assert "reporting 0 running request(s) and 1 unconfirmed answer(s)" in worker_log, worker_log[-4000:]
+        assert "kept answer(s) again" not in worker_log
+        assert executions_of(log) == {7: 1}
+        # The worker serves on: a new call is answered (and run once).
+        (tmp_path / "runs.log.gate").touch()
+        r = run([NODE, str(TS_CLIENT), *cli_address_args(daemon), "call", "count", '{"i": 8}'], env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert executions_of(log) == {7: 1, 8: 1}

@@ -14,6 +14,9 @@
 #                      the client run natively: faster, and musterd's count does not change)
 #   tools/bench/cost.sh --musterd /tmp/before/musterd    # another musterd, the rest of this build
 #   tools/bench/cost.sh --musterd-arg --journal-gather-ms --musterd-arg 100   # an extra musterd flag
+#   PATH=$PWD/.venv/bin:$PATH tools/bench/cost.sh --worker-bin tools/bench/sdk/python_echo_worker \
+#                      --musterd-only --calls 20000   # another SDK's echo worker (takes muster-bench-worker's
+#                      flags); --musterd-only: callgrind on musterd, the workers' figures native
 #   tools/bench/cost.sh --worker-arg --no-direct         # an extra muster-bench-worker flag
 #
 # Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
@@ -26,7 +29,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${MUSTER_BENCH_BUILD:-$ROOT/build-bench}"
 TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 STRACE=0 KEEP=0
-DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=() WORKER_ARGS=()
+DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=() WORKER="" WORKER_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --transport) TRANSPORTS="$2"; shift 2 ;;
@@ -41,14 +44,15 @@ while [ $# -gt 0 ]; do
     --journal-sync) JOURNAL_SYNC="$2"; shift 2 ;;
     --musterd-only) MUSTERD_ONLY=1; shift ;;
     --musterd) MUSTERD="$2"; shift 2 ;;
+    --worker-bin) WORKER="$2"; shift 2 ;;
     --musterd-arg) MUSTERD_ARGS+=("$2"); shift 2 ;;
     --worker-arg) WORKER_ARGS+=("$2"); shift 2 ;;
-    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,26p "$0"; exit 0 ;;
     *) echo "cost.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
 MUSTERD="${MUSTERD:-$BUILD/broker/musterd}"
-WORKER="$BUILD/tools/bench/muster-bench-worker"
+WORKER="${WORKER:-$BUILD/tools/bench/muster-bench-worker}"
 CLIENT="$BUILD/tools/bench/muster-bench-cost-client"
 for b in "$MUSTERD" "$WORKER" "$CLIENT"; do
   [ -x "$b" ] || { echo "cost.sh: $b missing: cmake --build $BUILD --target muster-bench" >&2; exit 2; }
@@ -146,7 +150,7 @@ voluntary() {
 
 EVENTS=context-switches,raw_syscalls:sys_enter,task-clock
 what="not durable"; [ "$DURABLE" = 1 ] && what="durable, --journal-sync $JOURNAL_SYNC"
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $CALLS calls x $PAYLOAD B ($what), $DEPTH in flight, $WORKERS SDK workers (capacity $CAPACITY), musterd $MUSTERD"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $CALLS calls x $PAYLOAD B ($what), $DEPTH in flight, $WORKERS SDK workers (capacity $CAPACITY), musterd $MUSTERD, workers $WORKER"
 IFS=, read -ra TLIST <<<"$TRANSPORTS"
 for t in "${TLIST[@]}"; do
   # --- syscalls and context switches, native, over the N calls only ---

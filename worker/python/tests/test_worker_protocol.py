@@ -116,6 +116,8 @@ def expected_attach(w: muster.Worker) -> m.Attach:
         session=w.session,
         capacity=w.capacity,
         nodes=w.registry.specs(),
+        no_answer_acks=True,  # answers confirmed by the Pong, where the daemon agrees (§7.7)
+        idle_pongs=True,  # idle broadcast pings may go unanswered, where it agrees (§7.3)
     )
 
 
@@ -415,8 +417,8 @@ def test_the_ack_to_a_pong_is_read_before_the_next_ping_even_inside_one_batch(fa
 
     answer_ping = worker._on_ping
 
-    def answer_then_wait_for_the_ack_and_the_next_ping(ping: m.Ping) -> None:
-        answer_ping(ping)
+    def answer_then_wait_for_the_ack_and_the_next_ping(ping: m.Ping, **kw) -> None:
+        answer_ping(ping, **kw)
         if ping.seq == 2:  # in the I/O thread, the owner of both sockets
             assert worker._dealer.poll(int(WAIT * 1000), zmq.POLLIN), "no Ack to Pong 2"
             assert worker._sub.poll(int(WAIT * 1000), zmq.POLLIN), "no Ping 3"

@@ -1,8 +1,10 @@
 // worker.ts — a muster worker: serves nodes to musterd following PROTOCOL.md §7.
 // Owns: the worker side of the protocol: SUB subscribed to "b:" before Attach and to the
 // worker topic Attached assigns ("w:<identity>:<id>:", the only other one musterd applies),
-// a DEALER to the response socket, one reply expected per message sent, Pong for every Ping
-// (listing in-flight ids), dispatch of WorkRequests to handlers with at most `capacity`
+// a DEALER to the response socket, the replies paired with the messages that get one (every
+// message; without answer Acks, §7.7, only Attach, Detach and some Pongs), Pong for every Ping
+// (listing in-flight ids and the answers kept unconfirmed; while idle, every k-th broadcast one
+// if the daemon grants idle pongs, §7.3), dispatch of WorkRequests to handlers with at most `capacity`
 // running, Abort, re-attach (Rejected{reattach}, a new daemon instance, no Ping for
 // ping_interval_ms x liveness; chunked streams resumed on the same instance, their calls aborted
 // on another, PROTOCOL.md §7.9 R4), the chunked outputs of answered requests kept until their
@@ -80,6 +82,23 @@ export interface WorkerOptions extends TransportSecurity, EnrollmentOptions {
   resumeAfterMs?: number;
   /** A Logger, or the level for the default stderr logger. */
   logger?: Logger | LogLevel;
+  /**
+   * Ask musterd for no Ack per Progress, Result, Failure, Item, Chunk or Credit (PROTOCOL.md
+   * §7.7): answers are kept until the Ack to a Pong that listed them confirms them. Default
+   * true; a daemon that does not know the field Acks every answer, as with false.
+   */
+  noAnswerAcks?: boolean;
+  /**
+   * With noAnswerAcks granted: once the answers kept unconfirmed add up to this many bytes, ask
+   * for their confirmation at once (a Pong repeating the last one, §7.7 "Early confirmation")
+   * instead of at the next ping. Default 32 MiB; 0: only at pings.
+   */
+  confirmKeptBytes?: number;
+  /**
+   * Ask to leave some broadcast pings unanswered while the worker holds nothing (PROTOCOL.md
+   * §7.3 "Idle pongs"): at most `Attached.idle_pong_every - 1` in a row. Default true.
+   */
+  idlePongs?: boolean;
 }
 
 /**
@@ -192,18 +211,29 @@ interface Outgoing {
   onReply?: (reply: DaemonMessage | null) => void;
   /** A Pong's seq: the Ack naming it (`pong_seq`) is its reply, whatever came before. */
   pongSeq?: bigint;
+  /** A Pong that lists answers (`answered` not empty): Acked also without answer Acks (§7.7). */
+  listsAnswers?: boolean;
 }
 
+/**
+ * A message sent whose reply may come. `always`: it gets exactly one; `maybe`: a Pong that
+ * lists no answers, to a daemon that sends no answer Acks (§7.7: Acked only when it confirms
+ * the worker or answers no ping). Messages that get no reply unless refused (answers, items,
+ * chunks, credits without answer Acks) are not listed.
+ */
 interface Sent {
   kind: WorkerBody['type'];
   attachGen: number;
   onReply?: (reply: DaemonMessage | null) => void;
   pongSeq?: bigint;
+  reply: 'always' | 'maybe';
 }
 
 type State = 'idle' | 'attaching' | 'attached' | 'detaching' | 'stopped';
 
 const REMEMBERED_ANSWERS = 256;
+/** Pongs that may get no Ack kept awaiting one (the older are given up: they listed nothing). */
+const MAYBE_REPLIES = 16;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -263,6 +293,9 @@ export class Worker extends EventEmitter {
   private readonly attachTimeoutMs: number;
   private readonly chunkThreshold: number;
   private readonly resumeAfterMs: number;
+  private readonly wantsNoAnswerAcks: boolean;
+  private readonly confirmKeptBytes: number;
+  private readonly wantsIdlePongs: boolean;
   private shutdownGraceMs: number;
   private readonly log: Logger;
   private readonly nodes = new Map<string, RegisteredNode>();
@@ -283,6 +316,18 @@ export class Worker extends EventEmitter {
 
   private outbox: Outgoing[] = [];
   private sent: Sent[] = [];
+  /** The daemon sends no Ack per answer (Attached.no_answer_acks, PROTOCOL.md §7.7). */
+  private noAcks = false;
+  /** Attached.idle_pong_every (0, 1: every ping answered) and broadcast pings left unanswered in a row (§7.3). */
+  private idlePongEvery = 0;
+  private pingsUnanswered = 0;
+  /**
+   * The last Pong sent on this connection since Attached (an early confirmation repeats it, if
+   * it listed answers), and the seq of the last Pong listing answers whose Ack is not read yet
+   * (0n: none; no early Pong while one is due).
+   */
+  private lastPong = { seq: 0n, instance: '', listed: false };
+  private pongAckDue = 0n;
   private pumping = false;
   private timer: NodeJS.Timeout | null = null;
 
@@ -301,6 +346,8 @@ export class Worker extends EventEmitter {
    * (`listedIn`: its seq) does not name them missing; listed in every Pong's `answered`.
    */
   private kept = new Map<string, { requestId: bigint; bytes: Uint8Array; kind: 'Result' | 'Failure'; listedIn: bigint }>();
+  /** The sizes of the kept answers (for confirmKeptBytes). */
+  private keptBytes = 0;
   /**
    * The chunked outputs of answered requests whose Result is not confirmed yet, by request id:
    * a resume Credit still sends their chunks again (PROTOCOL.md §7.9 R11; musterd holds a
@@ -360,6 +407,12 @@ export class Worker extends EventEmitter {
     this.resumeAfterMs = options.resumeAfterMs ?? RESUME_AFTER_MS;
     if (!Number.isSafeInteger(this.resumeAfterMs) || this.resumeAfterMs < 1) {
       throw new MusterError(ErrorCode.InvalidRequest, `resumeAfterMs must be a positive integer, got ${options.resumeAfterMs}`);
+    }
+    this.wantsNoAnswerAcks = options.noAnswerAcks ?? true;
+    this.wantsIdlePongs = options.idlePongs ?? true;
+    this.confirmKeptBytes = options.confirmKeptBytes ?? 32 * 1024 * 1024;
+    if (!Number.isSafeInteger(this.confirmKeptBytes) || this.confirmKeptBytes < 0) {
+      throw new MusterError(ErrorCode.InvalidRequest, `confirmKeptBytes must be a non-negative integer, got ${options.confirmKeptBytes}`);
     }
     this.log = resolveLogger(`worker ${this.workerId}`, options.logger);
     this.session = randomBytes(12).toString('hex');
@@ -552,6 +605,8 @@ export class Worker extends EventEmitter {
     this.closeSockets(0);
     const gen = ++this.connGen;
     this.sent = [];
+    this.lastPong.listed = false; // a new connection: nothing sent on it is Acked yet
+    this.pongAckDue = 0n;
     // Whatever was queued for the old connection waits for the new Attach to be answered.
     this.outbox = this.outbox.filter((m) => m.kind !== 'Attach' && m.kind !== 'Pong');
     const sub = new zmq.Subscriber({ linger: 0 });
@@ -610,8 +665,9 @@ export class Worker extends EventEmitter {
         capacity: this.capacity,
         nodes: [...this.nodes.values()].map((n) => n.spec),
         payloadFrames: false, // inputs stay inside the WorkRequest
-        noAnswerAcks: false, // every answer Acked (PROTOCOL.md §7.7 is for the C++ SDK)
+        noAnswerAcks: this.wantsNoAnswerAcks, // PROTOCOL.md §7.7, if Attached agrees
         batches: false, // reads no Batch (PROTOCOL.md §2.2 is for the C++ SDK)
+        idlePongs: this.wantsIdlePongs, // PROTOCOL.md §7.3, if Attached grants it
       },
     });
     this.log.debug(`attaching (${why})`);
@@ -694,8 +750,29 @@ export class Worker extends EventEmitter {
       this.log.warn(`not sending a ${body.type} of ${bytes.length} bytes: over the daemon's limit of ${this.maxMessageBytes} bytes (--max-message-bytes)`);
       return;
     }
-    this.outbox.push({ bytes, kind: body.type, onReply, pongSeq: body.type === 'Pong' ? body.seq : undefined });
+    const pong = body.type === 'Pong';
+    this.outbox.push({ bytes, kind: body.type, onReply, pongSeq: pong ? body.seq : undefined, listsAnswers: pong && body.answered.length > 0 });
     this.pump();
+  }
+
+  /** What reply a message about to be sent may get (PROTOCOL.md §2, §7.7); null: none unless refused. */
+  private replyOf(m: Outgoing): Sent['reply'] | null {
+    if (!this.noAcks || m.kind === 'Attach' || m.kind === 'Detach') return 'always';
+    if (m.kind === 'Pong') return m.listsAnswers ? 'always' : 'maybe';
+    return null; // Progress, Result, Failure, Item, Chunk, Credit
+  }
+
+  /** Lists a message sent whose reply may come; keeps at most MAYBE_REPLIES Pongs that may get none. */
+  private track(m: Outgoing): void {
+    const reply = this.replyOf(m);
+    if (reply === null) return;
+    this.sent.push({ kind: m.kind, attachGen: this.attachGen, onReply: m.onReply, pongSeq: m.pongSeq, reply });
+    if (reply === 'always') return;
+    let maybes = 0;
+    for (let i = this.sent.length - 1; i >= 0; i--) {
+      if (this.sent[i]!.reply !== 'maybe' || ++maybes <= MAYBE_REPLIES) continue;
+      this.sent.splice(i, 1)[0]!.onReply?.(null); // listed nothing: its Ack would confirm nothing
+    }
   }
 
   /** Sends queued messages in order; only Attach goes out until the daemon answered it. */
@@ -720,7 +797,7 @@ export class Worker extends EventEmitter {
           }
           const at = this.outbox.indexOf(m);
           if (at >= 0) this.outbox.splice(at, 1);
-          if (dealer === this.dealer) this.sent.push({ kind: m.kind, attachGen: this.attachGen, onReply: m.onReply, pongSeq: m.pongSeq });
+          if (dealer === this.dealer) this.track(m);
         }
       } finally {
         this.pumping = false;
@@ -794,8 +871,24 @@ export class Worker extends EventEmitter {
       const dropped = this.sent.splice(0, i + 1);
       sent = dropped.pop();
       for (const m of dropped) m.onReply?.(null);
-    } else {
+    } else if (!this.noAcks) {
       sent = this.sent.shift();
+    } else {
+      // No answer Acks (§7.7): an Ack without pong_seq answers a Detach (one with a pong_seq
+      // not listed answers a Pong given up: nothing); a Rejected may answer any message, answers
+      // included (not listed), so it is paired only with an Attach still waiting, when it
+      // refuses it (a Rejected{reattach} then answers a message sent before).
+      const i =
+        body.type === 'Ack' && body.pongSeq === 0n
+          ? this.sent.findIndex((m) => m.kind === 'Detach')
+          : body.type === 'Rejected' && !body.reattach
+            ? this.sent.findIndex((m) => m.kind === 'Attach')
+            : -1;
+      if (i >= 0) {
+        const dropped = this.sent.splice(0, i + 1);
+        sent = dropped.pop();
+        for (const m of dropped) m.onReply?.(null);
+      }
     }
     try {
       sent?.onReply?.(msg);
@@ -816,6 +909,12 @@ export class Worker extends EventEmitter {
         }
         this.attached = body;
         this.instance = body.instance;
+        // An older daemon does not know the field and Acks every answer (§7.7).
+        this.noAcks = this.wantsNoAnswerAcks && body.noAnswerAcks;
+        this.idlePongEvery = this.wantsIdlePongs ? (body.idlePongEvery ?? 0) : 0;
+        this.pingsUnanswered = 0;
+        this.pongAckDue = 0n; // a Pong's seq means nothing to another instance (§7.6)
+        this.lastPong.listed = false;
         if (body.maxMessageBytes > 0n) this.maxMessageBytes = Number(body.maxMessageBytes);
         this.lastPingAt = Date.now();
         if (body.topic && body.topic !== this.workerTopic) {
@@ -833,8 +932,9 @@ export class Worker extends EventEmitter {
         }
         if (this.state === 'attaching') this.state = 'attached';
         if (reattached) this.resumeStreams(changed, previous, body.instance);
+        const granted = [this.noAcks ? ', no answer Acks' : '', this.idlePongEvery > 1 ? `, idle pongs every ${this.idlePongEvery}` : ''];
         this.log.info(
-          `attached to musterd instance ${body.instance} (ping every ${body.pingIntervalMs} ms, liveness ${body.liveness})`,
+          `attached to musterd instance ${body.instance} (ping every ${body.pingIntervalMs} ms, liveness ${body.liveness}${granted.join('')})`,
         );
         this.emit('attached', body);
         this.startResolve?.();
@@ -843,6 +943,7 @@ export class Worker extends EventEmitter {
         return;
       }
       case 'Ack':
+        if (this.pongAckDue !== 0n && body.pongSeq >= this.pongAckDue) this.pongAckDue = 0n;
         if (body.late && sent) this.log.debug(`the daemon dropped a late ${sent.kind}`);
         return;
       case 'Rejected': {
@@ -850,6 +951,7 @@ export class Worker extends EventEmitter {
         if (body.reattach) {
           if (this.state === 'stopped') return;
           if (sent && sent.attachGen !== this.attachGen) return; // sent before the latest Attach
+          if (!sent && this.attached === null) return; // answers a message sent before the Attach on its way
           if (sent?.kind === 'Attach' && this.state !== 'detaching') {
             this.log.warn(`Attach answered with reattach; trying again`);
             this.attachSentAt = Date.now() - this.attachTimeoutMs + 500;
@@ -882,14 +984,8 @@ export class Worker extends EventEmitter {
           this.reattach(`daemon instance changed (${this.instance} -> ${body.instance})`, false);
           return;
         }
-        const inFlight = [...this.jobs.values()].filter((j) => !j.answered).map((j) => j.req.requestId);
-        const answered = [...this.kept.values()].map((k) => {
-          if (k.listedIn === 0n) k.listedIn = body.seq; // the first Pong of this instance to list it
-          return k.requestId;
-        });
-        this.enqueue({ type: 'Pong', seq: body.seq, instance: body.instance, inFlight, answered }, (reply) => {
-          if (reply?.body.type === 'Ack' && reply.body.pongSeq) this.onPongAck(reply.body.pongSeq, reply.body.missing);
-        });
+        if (this.skipIdlePong(topic === this.workerTopic)) return;
+        this.sendPong(body.seq, body.instance);
         return;
       }
       case 'WorkRequest':
@@ -928,6 +1024,47 @@ export class Worker extends EventEmitter {
       default:
         this.log.warn(`unexpected ${body.type} on topic ${topic}`);
     }
+  }
+
+  /** A Pong for ping `seq`: what runs in `in_flight`, the kept answers in `answered`. */
+  private sendPong(seq: bigint, instance: string): void {
+    const inFlight = [...this.jobs.values()].filter((j) => !j.answered).map((j) => j.req.requestId);
+    const answered = [...this.kept.values()].map((k) => {
+      if (k.listedIn === 0n) k.listedIn = seq; // the first Pong of this instance to list it
+      return k.requestId;
+    });
+    this.enqueue({ type: 'Pong', seq, instance, inFlight, answered }, (reply) => {
+      if (reply?.body.type === 'Ack' && reply.body.pongSeq) this.onPongAck(reply.body.pongSeq, reply.body.missing);
+    });
+    if (this.noAcks && answered.length > 0) this.pongAckDue = seq;
+    this.pingsUnanswered = 0;
+    this.lastPong = { seq, instance, listed: answered.length > 0 };
+  }
+
+  /**
+   * Whether a broadcast Ping may go unanswered (PROTOCOL.md §7.3, Attached.idle_pong_every):
+   * only while nothing runs and no answer waits to be confirmed, at most k - 1 in a row; a ping
+   * on the worker's own topic (the confirming ping, §7.1) is always answered.
+   */
+  private skipIdlePong(ownTopic: boolean): boolean {
+    if (this.idlePongEvery <= 1 || ownTopic || this.jobs.size > 0 || this.kept.size > 0) return false;
+    if (this.pingsUnanswered + 1 >= this.idlePongEvery) return false;
+    this.pingsUnanswered += 1;
+    return true;
+  }
+
+  /**
+   * Asks for the kept answers' confirmation before the next ping once they pass
+   * confirmKeptBytes: a Pong repeating the last one (PROTOCOL.md §7.7 "Early confirmation").
+   * Acks are matched by seq, so only a Pong that listed answers (so was Acked) and whose Ack
+   * was read is repeated, and only while no other Pong's Ack is due: then the Ack with that seq
+   * answers exactly the repeat, never a Pong whose answers the daemon has not checked.
+   */
+  private confirmEarlyIfLarge(): void {
+    if (!this.noAcks || this.confirmKeptBytes === 0 || this.keptBytes < this.confirmKeptBytes) return;
+    if (this.attached === null || this.state === 'attaching' || this.pongAckDue !== 0n) return;
+    if (!this.lastPong.listed || this.lastPong.instance !== this.instance) return;
+    this.sendPong(this.lastPong.seq, this.lastPong.instance);
   }
 
   // ---- work ----------------------------------------------------------------------------
@@ -1054,12 +1191,14 @@ export class Worker extends EventEmitter {
     this.sendAnswer(job.req.requestId, bytes, body.type);
     this.answers.set(job.key, bytes);
     if (this.answers.size > REMEMBERED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
+    this.confirmEarlyIfLarge();
   }
 
   /** Sends an answer and keeps it until the daemon confirms it (PROTOCOL.md §7.6). */
   private sendAnswer(requestId: bigint, bytes: Uint8Array, kind: 'Result' | 'Failure'): void {
     const key = `${requestId}`;
     const entry = { requestId, bytes, kind, listedIn: 0n };
+    this.keptBytes += bytes.length - (this.kept.get(key)?.bytes.length ?? 0);
     this.kept.set(key, entry);
     this.outbox.push({
       bytes,
@@ -1091,12 +1230,18 @@ export class Worker extends EventEmitter {
       this.sendAnswer(k.requestId, k.bytes, k.kind);
     }
     if (again.size > 0) this.log.info(`sending ${again.size} kept answer(s) again, as the daemon asked`);
-    for (const [key, k] of this.kept)
-      if (!again.has(key) && k.listedIn > 0n && k.listedIn <= pongSeq) this.confirmed(key);
+    let forgotten = 0;
+    for (const [key, k] of this.kept) {
+      if (again.has(key) || k.listedIn === 0n || k.listedIn > pongSeq) continue;
+      this.confirmed(key);
+      forgotten += 1;
+    }
+    if (forgotten > 0) this.log.debug(`forgot ${forgotten} kept answer(s): the daemon has them or no longer waits for them`);
   }
 
   /** The daemon has the answer of request `key`: forget it, and stop keeping its streams (R11). */
   private confirmed(key: string): void {
+    this.keptBytes -= this.kept.get(key)?.bytes.length ?? 0;
     this.kept.delete(key);
     this.releaseStreams(key);
   }

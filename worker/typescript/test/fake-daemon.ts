@@ -13,11 +13,14 @@ import {
   type ClientReply,
   type DaemonBody,
   type ReplyBody,
+  type WorkRequestBody,
   type WorkerMessage,
+  type WorkerOptions,
   decodeClientMessage,
   decodeWorkerMessage,
   encodeClientReply,
   encodeDaemonMessage,
+  encodeValues,
 } from '../src';
 
 // How long a wait for a message or a condition that must come lasts. Generous: the worker, the
@@ -106,6 +109,17 @@ export async function until(cond: () => boolean, timeoutMs = DEFAULT_WAIT_MS, wh
   }
 }
 
+/** A test worker's options for `daemon`: its endpoints, no log, a 1 s attach timeout, a 2 s grace. */
+export function testWorkerOptions(daemon: FakeDaemon): WorkerOptions {
+  return {
+    requestAddress: daemon.requestAddress,
+    responseAddress: daemon.responseAddress,
+    logger: 'off',
+    attachTimeoutMs: 1000,
+    shutdownGraceMs: 2000,
+  };
+}
+
 export interface FakeDaemonOptions {
   /** Answer Attach with Attached and confirm with worker-topic pings until a Pong (default true). */
   autoAttach?: boolean;
@@ -137,6 +151,18 @@ export class FakeDaemon {
   autoAttach: boolean;
   autoAck: boolean;
   pinging: boolean;
+  /**
+   * Grant Attach.no_answer_acks (PROTOCOL.md §7.7) to a worker that asks: then, like musterd,
+   * no Ack to its Progress, Result, Failure, Item, Chunk or Credit, and an Ack to a Pong only
+   * when it lists answers or confirms the worker (`missing` from pongMissing, else none).
+   */
+  grantNoAnswerAcks = false;
+  /** Attached.idle_pong_every for a worker that asks for idle pongs (§7.3); 0: not granted. */
+  idlePongEvery = 0;
+  /** The `missing` of the Ack to a Pong of a worker without answer Acks (default: none). */
+  pongMissing: ((pong: Extract<WorkerMessage['body'], { type: 'Pong' }>) => bigint[]) | null = null;
+  /** Workers granted no_answer_acks, by worker id. */
+  private unacked = new Set<string>();
   /** Overrides the automatic reply to a worker message: return a body, or null for no reply. */
   replyHook: ((m: FromWorker) => DaemonBody | null | undefined) | null = null;
   seq = 0n;
@@ -236,6 +262,23 @@ export class FakeDaemon {
     else send();
   }
 
+  /** Publishes WorkRequest `requestId` for `node` to worker `workerId` (5 s left, attempt 1); `extra` overrides fields. */
+  workRequest(workerId: string, requestId: bigint, node: string, inputs: Record<string, unknown> = {}, extra: Partial<WorkRequestBody> = {}): bigint {
+    this.publish(workerTopic(workerId), {
+      type: 'WorkRequest',
+      requestId,
+      node,
+      inputs: encodeValues(inputs as never),
+      parameters: new Uint8Array(0),
+      timeoutMs: 5000n,
+      attempt: 1,
+      caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: '' },
+      inputsInFrame: false,
+      ...extra,
+    });
+    return requestId;
+  }
+
   ping(topic: string, instance = this.instance): bigint {
     this.seq += 1n;
     void this.pub.send([topic, encodeDaemonMessage({ body: { type: 'Ping', seq: this.seq, instance } })])
@@ -308,7 +351,7 @@ export class FakeDaemon {
   }
 
   private autoReply(r: FromWorker): void {
-    if (r.msg.body.type === 'Pong') this.confirmed(r.msg.workerId);
+    const confirmedNow = r.msg.body.type === 'Pong' && this.confirmed(r.msg.workerId);
     const hook = this.replyHook?.(r);
     if (hook === null) return;
     if (hook !== undefined) {
@@ -327,24 +370,36 @@ export class FakeDaemon {
         pingIntervalMs: BigInt(this.pingIntervalMs),
         liveness: this.liveness,
         maxMessageBytes: this.maxMessageBytes,
-        noAnswerAcks: false,
+        noAnswerAcks: this.grantNoAnswerAcks && body.noAnswerAcks,
+        idlePongEvery: body.idlePongs ? this.idlePongEvery : 0,
       });
+      if (this.grantNoAnswerAcks && body.noAnswerAcks) this.unacked.add(body.workerId);
+      else this.unacked.delete(body.workerId);
       this.startConfirming(body.workerId);
       return;
+    }
+    if (this.unacked.has(r.msg.workerId)) {
+      if (body.type === 'Pong') {
+        if (body.answered.length > 0 || confirmedNow)
+          this.reply(r, { type: 'Ack', late: false, pongSeq: body.seq, missing: this.pongMissing?.(body) ?? [] });
+        return;
+      }
+      if (body.type !== 'Detach') return; // an answer, item, chunk or credit: no Ack (§7.7)
     }
     if (this.autoAck) this.reply(r, { type: 'Ack', late: false, pongSeq: 0n, missing: [] });
   }
 
-  /** A Pong from the worker: stops its confirming pings and sends what waited for it. */
-  private confirmed(workerId: string): void {
+  /** A Pong from the worker: stops its confirming pings and sends what waited for it; false if it was confirmed already. */
+  private confirmed(workerId: string): boolean {
     const t = this.confirming.get(workerId);
-    if (!t) return;
+    if (!t) return false;
     clearInterval(t);
     this.confirming.delete(workerId);
     const topic = workerTopic(workerId);
     const waiting = this.unconfirmed.get(topic) ?? [];
     this.unconfirmed.delete(topic);
     for (const send of waiting) send();
+    return true;
   }
 
   private startConfirming(workerId: string): void {

@@ -53,21 +53,11 @@ async function startWorker(workerId: string, nodes: [NodeDefinition, Handler][])
 }
 
 function streamRequest(workerId: string, node: string, inputs: Record<string, unknown>, windowItems: number, windowBytes: number): bigint {
-  const requestId = nextRequestId++;
-  daemon.publish(workerTopic(workerId), {
-    type: 'WorkRequest',
-    requestId,
-    node,
-    inputs: encodeValues(inputs as never),
-    parameters: new Uint8Array(0),
-    timeoutMs: 5000n,
-    attempt: 1,
+  return daemon.workRequest(workerId, nextRequestId++, node, inputs, {
     caller: null,
-    inputsInFrame: false,
     streamWindowItems: windowItems,
     streamWindowBytes: BigInt(windowBytes),
   });
-  return requestId;
 }
 
 function credit(workerId: string, requestId: bigint, items: number, bytes: number, stream = 0): void {

@@ -18,23 +18,14 @@ import {
   float,
   valuesEqual,
 } from '../src';
-import { FakeDaemon, sleep, tempDir, until, workerTopic } from './fake-daemon';
+import { FakeDaemon, sleep, tempDir, testWorkerOptions, until, workerTopic } from './fake-daemon';
 
 let daemon: FakeDaemon;
 const workers: Worker[] = [];
 let nextRequestId = 100n;
 
 function makeWorker(options: Partial<WorkerOptions> = {}, nodes: [NodeDefinition, Handler][] = []): Worker {
-  const w = new Worker({
-    workerId: options.workerId ?? `tw${workers.length}`,
-    capacity: 2,
-    requestAddress: daemon.requestAddress,
-    responseAddress: daemon.responseAddress,
-    logger: 'off',
-    attachTimeoutMs: 1000,
-    shutdownGraceMs: 2000,
-    ...options,
-  });
+  const w = new Worker({ ...testWorkerOptions(daemon), workerId: options.workerId ?? `tw${workers.length}`, capacity: 2, ...options });
   for (const [def, handler] of nodes) w.node(def, handler);
   workers.push(w);
   return w;

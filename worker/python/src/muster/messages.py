@@ -276,9 +276,9 @@ class Attach:
     capacity: int = _m("u32", 1)
     nodes: Optional[List[NodeSpec]] = _list("[table]", "NodeSpec")
     payload_frames: bool = _m("bool", False)  # this SDK keeps payloads inside the message
-    no_answer_acks: bool = _m("bool", False)  # this SDK wants every answer Acked
+    no_answer_acks: bool = _m("bool", False)  # no Ack per answer: the Pong confirms (PROTOCOL.md §7.7)
     batches: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
-    idle_pongs: bool = _m("bool", False)  # this SDK answers every ping
+    idle_pongs: bool = _m("bool", False)  # may leave idle broadcast pings unanswered (§7.3)
     direct: bool = _m("bool", False)  # this SDK keeps its SUB socket (PROTOCOL.md §7.10)
 
 

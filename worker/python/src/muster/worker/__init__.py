@@ -2,7 +2,8 @@
 docs/PROTOCOL.md §7 to the letter.
 
 Owns: the worker's sockets and its protocol state machine (attach, confirmation pings, pongs
-with in-flight ids, dispatch, abort, re-attach, detach), run by one I/O thread; handlers run
+with in-flight ids, dispatch, abort, re-attach, detach; answers kept until the daemon confirms
+them, without an Ack per answer where it agrees, §7.7), run by one I/O thread; handlers run
 elsewhere — sync ones in a thread pool of ``capacity`` threads, ``async def`` ones on an asyncio
 loop in a thread of its own — and hand their replies back through a queue.
 Must never: let a handler, a bad message or a dead daemon take the I/O thread down; answer a
@@ -74,6 +75,12 @@ from .items import ItemSender, drive_async_generator, drive_generator
 log = logging.getLogger("muster.worker")
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Unconfirmed answers kept past this many bytes ask the daemon to confirm them before the next
+# ping (PROTOCOL.md §7.7 "Early confirmation"; the C++ SDK's WorkerOptions::confirm_kept_bytes).
+DEFAULT_CONFIRM_KEPT_BYTES = 32 * 1024 * 1024
+# What the daemon answers with nothing once it granted no_answer_acks (PROTOCOL.md §7.7; musterd
+# answers an Item, a Chunk and a Credit of such a worker with nothing too).
+_UNANSWERED = frozenset({"result", "failure", "progress", "item", "chunk", "credit"})
 
 
 @dataclass(frozen=True)
@@ -344,6 +351,7 @@ class Worker:
         zmq_context: Optional[zmq.Context[zmq.Socket[bytes]]] = None,
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
         resume_after: float = RESUME_AFTER,
+        confirm_kept_bytes: int = DEFAULT_CONFIRM_KEPT_BYTES,
     ):
         self.worker_id = worker_id or default_worker_id()
         # seconds without a chunk before an input stream waiting for bytes asks for them again
@@ -352,6 +360,10 @@ class Worker:
         if isinstance(chunk_threshold, bool) or not isinstance(chunk_threshold, int) or chunk_threshold < 1:
             raise ValueError(f"chunk_threshold must be a positive integer, got {chunk_threshold!r}")
         self.chunk_threshold = chunk_threshold
+        if isinstance(confirm_kept_bytes, bool) or not isinstance(confirm_kept_bytes, int) or confirm_kept_bytes < 0:
+            raise ValueError(f"confirm_kept_bytes must be a non-negative integer, got {confirm_kept_bytes!r}")
+        # bytes of unconfirmed answers that ask for confirmation before the next ping (0: never)
+        self.confirm_kept_bytes = confirm_kept_bytes
         if not valid_worker_id(self.worker_id):
             raise ValueError(f"invalid worker id {self.worker_id!r}: must match [A-Za-z0-9_.-]{{1,64}}")
         if not isinstance(capacity, int) or capacity < 1:
@@ -397,7 +409,22 @@ class Worker:
         # name them missing. `_pending_answers` are the request ids of the answers sent on this
         # connection whose reply is due, in order.
         self._kept: Dict[int, Tuple[str, bytes, int]] = {}
+        self._kept_bytes = 0  # the sizes of the kept answers
         self._pending_answers: Deque[int] = collections.deque()
+        # Answers without an Ack (PROTOCOL.md §7.7): whether the daemon replies to what this
+        # worker sends now of _UNANSWERED: True from each Attach until its Attached says
+        # no_answer_acks (an older daemon Acks every answer). While False, only the Ack to a Pong
+        # confirms an answer.
+        self._answer_acks = True
+        # The seq of the last Pong that listed answers while no Ack with that seq (or a later
+        # one) has been read (0: none); whether the last Pong sent listed answers. An early
+        # confirmation repeats the last Pong only when it listed answers and its Ack was read.
+        self._pong_ack_due = 0
+        self._last_pong_listed = False
+        # Idle pongs (PROTOCOL.md §7.3): Attached.idle_pong_every (0, 1: every ping answered)
+        # and the broadcast pings left unanswered in a row while nothing was held.
+        self._idle_pong_every = 0
+        self._pings_unanswered = 0
         # The chunked outputs of answers sent and not yet confirmed, by request id and stream:
         # a resume Credit may still ask for their chunks again (PROTOCOL.md §7.9 R11).
         self._resend: Dict[int, Dict[int, OutputSender]] = {}
@@ -832,7 +859,7 @@ class Worker:
 
     # ---- sending -----------------------------------------------------------------------
 
-    def _send(self, kind: str, body: Any) -> bool:
+    def _send(self, kind: str, body: Any, replied: Optional[bool] = None) -> bool:
         data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=body))
         if len(data) > self.max_message_bytes and kind != "attach":  # the daemon's limit comes in Attached
             log.warning(
@@ -840,17 +867,24 @@ class Worker:
                 kind, len(data), self.max_message_bytes,
             )  # fmt: skip
             return False
-        return self._send_bytes(kind, data)
+        return self._send_bytes(kind, data, replied)
 
-    def _send_bytes(self, kind: str, data: bytes) -> bool:
+    def _send_bytes(self, kind: str, data: bytes, replied: Optional[bool] = None) -> bool:
+        """Sends one message; its reply is awaited (``_pending``) if the daemon sends one:
+        ``replied``, or by default unless the daemon granted no_answer_acks and it is one of
+        _UNANSWERED."""
         assert self._dealer is not None
         try:
             self._dealer.send(data, zmq.NOBLOCK)
         except zmq.Again:
             log.warning("response socket full: dropped a %s (the daemon will re-send what it misses)", kind)
             return False
-        self._pending.append(kind)
+        self._await_reply(kind, replied)
         return True
+
+    def _await_reply(self, kind: str, replied: Optional[bool] = None) -> None:
+        if replied if replied is not None else (self._answer_acks or kind not in _UNANSWERED):
+            self._pending.append(kind)
 
     def _send_item(self, job: _Job, seq: int, data: bytes) -> None:
         """Sends an item of a running request. Items are not kept nor sent again: one lost on
@@ -880,17 +914,47 @@ class Worker:
                     job.abort(ErrorCode.WORKER_ERROR, f"an {kind} could not be sent: the response socket stayed full")
                 return
             self._dealer.send(data, zmq.NOBLOCK, copy=False)
-        self._pending.append(kind)  # answered like a Progress: Ack (PROTOCOL.md §7.8, §7.9)
+        self._await_reply(kind)  # answered like a Progress: Ack, or nothing (PROTOCOL.md §7.7-§7.9)
 
     def _send_answer(self, rid: int, kind: str, data: bytes) -> None:
-        """Sends the Result or Failure of request `rid` and keeps it until the daemon confirms
-        it: a daemon that died before its Ack asks for it again after the restart (§7.6)."""
+        """Sends the Result or Failure of request `rid` and keeps it (the bytes sent, not a copy)
+        until the daemon confirms it: a daemon that died before its Ack asks for it again after
+        the restart (§7.6); one that sends no Ack per answer names it in the Ack to the next
+        Pong if it never got it (§7.7)."""
+        old = self._kept.get(rid)
+        if old is not None:
+            self._kept_bytes -= len(old[1])
         self._kept[rid] = (kind, data, 0)
+        self._kept_bytes += len(data)
         if self._held is not None:
             self._held.append((kind, None, rid, data))  # after the chunks held before it
             return
-        if self._send_bytes(kind, data):
+        if self._send_bytes(kind, data) and self._answer_acks:
             self._pending_answers.append(rid)
+        self._confirm_early_if_large()
+
+    def _fail_now(self, rid: int, code: Any, message: str) -> None:
+        """Answers request `rid` with a Failure from the I/O thread (before any handler ran, or
+        replacing an answer that cannot stand), kept like any answer."""
+        data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=failure(rid, code, message)))
+        self._send_answer(rid, "failure", data)
+
+    def _confirm_early_if_large(self) -> None:
+        """Asks for confirmation of the kept answers before the next ping once they pass
+        ``confirm_kept_bytes``, by repeating the last Pong (PROTOCOL.md §7.7 "Early
+        confirmation"). An Ack confirms what its Pong listed, found by seq, so every Ack with
+        that seq must answer a Pong the worker counts on: the Pong repeated listed answers (a
+        Pong listing none is Acked only sometimes), its Ack was read, and no other repeated
+        Pong's Ack is due. Else an Ack to the first Pong could confirm answers the daemon has
+        not checked."""
+        if self._answer_acks or not self.confirm_kept_bytes or self._kept_bytes < self.confirm_kept_bytes:
+            return
+        instance, seq = self._last_pong
+        if self.state not in (State.ATTACHED, State.DETACHING) or self._pong_ack_due or not self._last_pong_listed:
+            return
+        if instance != self.instance or self._held is not None:
+            return
+        self._send_pong(seq, instance)
 
     def _reply_to(self, kind: Optional[str]) -> Optional[int]:
         """The request id of the answer whose reply just came (kind result/failure)."""
@@ -907,9 +971,14 @@ class Worker:
             session=self.session,
             capacity=self.capacity,
             nodes=self.registry.specs(),
+            no_answer_acks=True,
+            idle_pongs=True,
         )
 
     def _send_attach(self) -> None:
+        # Until its Attached, the daemon it reaches may be an older one that Acks every answer.
+        self._answer_acks = True
+        self._idle_pong_every = 0
         self._attached_version = self.registry.version
         self._attached_event.clear()
         self.state = State.ATTACHING
@@ -977,9 +1046,9 @@ class Worker:
             except BadMessage as e:
                 rid = getattr(e, "request_id", None)
                 log.warning("bad message from the daemon: %s", e.message)
-                if rid and topic == self.topic.encode() and rid not in self._jobs:
+                if rid and topic == self.topic.encode() and rid not in self._jobs and rid not in self._kept:
                     # inputs or parameters that are not a valid payload: the request's fault
-                    self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, e.message))
+                    self._fail_now(rid, ErrorCode.INVALID_REQUEST, e.message)
                 continue
             self._read_waiting_replies()
             try:
@@ -994,8 +1063,9 @@ class Worker:
         resume Credit sends their chunks again, before a re-sent WorkRequest gets the answer
         again. (Read once per poll, a daemon that pinged again as soon as each Pong came kept the
         worker in one batch, and it read no reply at all: its answers stayed listed as
-        unconfirmed Pong after Pong.)"""
-        if self._dealer is not None and self._dealer.poll(0, zmq.POLLIN):
+        unconfirmed Pong after Pong.) Only while a reply is due: without answer Acks (§7.7) most
+        messages get none, and looking at an empty socket costs as much as reading it."""
+        if (self._pending or self._pong_ack_due) and self._dealer is not None and self._dealer.poll(0, zmq.POLLIN):
             self._read_dealer()
 
     def _read_dealer(self) -> None:
@@ -1005,22 +1075,28 @@ class Worker:
                 frames = self._dealer.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
-            kind = self._pending.popleft() if self._pending else None
+            msg = None
             if len(frames) != 1:
                 log.warning("dropped a %d-frame reply on the response socket", len(frames))
-                continue
-            try:
-                msg = m.decode_daemon_message(frames[0], self._max_bytes())
-            except BadMessage as e:
-                log.warning("bad reply from the daemon: %s", e.message)
-                continue
-            if isinstance(msg.body, m.Ack) and msg.body.pong_seq and kind != "pong" and "pong" in self._pending:
+            else:
+                try:
+                    msg = m.decode_daemon_message(frames[0], self._max_bytes())
+                except BadMessage as e:
+                    log.warning("bad reply from the daemon: %s", e.message)
+            if msg is None or not (isinstance(msg.body, m.Ack) and msg.body.pong_seq):
+                kind = self._pending.popleft() if self._pending else None
+                if msg is None:
+                    continue
+            elif "pong" in self._pending:
                 # The reply to a Pong (it names its seq): the messages before it that got no reply
                 # are passed over — a Result musterd holds while an output stream it names is
                 # short gets none (PROTOCOL.md §7.9 R8); it stays kept, listed in the next Pong.
-                while kind != "pong":
+                while (kind := self._pending.popleft()) != "pong":
                     self._reply_to(kind)
-                    kind = self._pending.popleft()
+            else:
+                # Without answer Acks, a Pong that listed no answers was not counted on: the
+                # daemon Acks it only when it confirms the worker or answers no ping (§7.7).
+                kind = "pong"
             try:
                 self._on_reply(kind, msg.body)
             except Exception:
@@ -1061,6 +1137,7 @@ class Worker:
                 # Resynchronise: whatever was sent before that Attach had its reply or never will.
                 while self._pending and (dropped := self._pending.popleft()) != "attach":
                     self._reply_to(dropped)  # its answer stays kept: it may never have arrived
+            self._agree_on_acks(body)
             if self.state not in (State.ATTACHING, State.ATTACHED):
                 return
             if self.instance is not None and body.instance != self.instance:
@@ -1086,11 +1163,16 @@ class Worker:
                 self.max_message_bytes = body.max_message_bytes
             self._subscribe_topic(body.topic or "")
             self.state = State.ATTACHED
+            self._idle_pong_every = body.idle_pong_every or 0
+            self._pings_unanswered = 0
+            self._pong_ack_due = 0  # a Pong's seq means nothing to another instance (§7.6)
+            self._last_pong_listed = False
             self._last_ping = time.monotonic()
             self._attached_event.set()
             log.info(
-                "attached to daemon instance %s (ping every %d ms, liveness %d)",
+                "attached to daemon instance %s (ping every %d ms, liveness %d%s)",
                 self.instance, self.ping_interval_ms, self.liveness,
+                "" if self._answer_acks else ", answers confirmed by the Pong",
             )  # fmt: skip
             early, self._early_ping = self._early_ping, None
             if early is not None and early.instance == self.instance:
@@ -1127,9 +1209,22 @@ class Worker:
                 # so an Ack read as its may be a later message's; the Pong's Ack confirms it.
                 self._confirmed(answered)
             if kind == "pong" and body.pong_seq:
+                if self._pong_ack_due and body.pong_seq >= self._pong_ack_due:
+                    self._pong_ack_due = 0
                 self._on_pong_ack(body.pong_seq, body.missing or [])
         else:
             log.warning("unexpected %s on the response socket", type(body).__name__)
+
+    def _agree_on_acks(self, attached: m.Attached) -> None:
+        """Attached says whether this daemon Acks each answer (an older one does, §7.7). The
+        replies awaited for what was sent since the Attach were counted as if it did: without
+        answer Acks none of them comes."""
+        self._answer_acks = not attached.no_answer_acks
+        if not self._answer_acks and any(k in _UNANSWERED for k in self._pending):
+            # (An Attached read as another message's reply resynchronised above: what remains
+            # was sent after the Attach, and its answers are exactly _pending_answers.)
+            self._pending = collections.deque(k for k in self._pending if k not in _UNANSWERED)
+            self._pending_answers.clear()
 
     def _subscribe_topic(self, topic: str) -> None:
         """Subscribes to the worker topic the daemon assigned (it applies no other: PROTOCOL.md
@@ -1144,7 +1239,7 @@ class Worker:
 
     def _on_daemon_message(self, topic: bytes, body: Any) -> None:
         if isinstance(body, m.Ping):
-            self._on_ping(body)
+            self._on_ping(body, own_topic=topic != self.broadcast_topic.encode())
         elif isinstance(body, m.WorkRequest):
             if topic != self.topic.encode():
                 log.warning("WorkRequest %d on topic %r ignored", body.request_id, topic)
@@ -1172,7 +1267,7 @@ class Worker:
         else:
             log.warning("unexpected %s on the request socket", type(body).__name__)
 
-    def _on_ping(self, ping: m.Ping) -> None:
+    def _on_ping(self, ping: m.Ping, own_topic: bool = True) -> None:
         if self.state == State.ATTACHING:
             self._early_ping = ping  # answered once Attached tells us the instance
             # A daemon that pings twice (a whole ping interval alive) without answering the
@@ -1198,28 +1293,51 @@ class Worker:
         self._last_ping = time.monotonic()
         if (ping.instance, ping.seq) == self._last_pong:
             return  # answered already: a daemon never repeats a seq (a test's fake daemon may)
-        self._last_pong = (ping.instance, ping.seq)
+        if not own_topic and self._skip_idle_pong():
+            return
+        self._send_pong(ping.seq, ping.instance)
+
+    def _skip_idle_pong(self) -> bool:
+        """Whether a broadcast Ping may go unanswered (PROTOCOL.md §7.3, Attached.idle_pong_every
+        = k ≥ 2): only while nothing runs and no answer waits to be confirmed, and at most k − 1
+        in a row (a ping on the worker's own topic, the confirming one, is always answered)."""
+        k = self._idle_pong_every
+        if k <= 1 or self._jobs or self._kept or self._pings_unanswered + 1 >= k:
+            return False
+        self._pings_unanswered += 1
+        return True
+
+    def _send_pong(self, seq: int, instance: Optional[str]) -> None:
+        """The Pong to ping ``seq``: the requests running, and the answers kept unconfirmed. An
+        early confirmation sends it again with the same seq (§7.7)."""
+        self._last_pong = (instance, seq)
         answered = sorted(self._kept)
         for rid in answered:
             k, d, listed_in = self._kept[rid]
             if not listed_in:  # the first Pong of this instance to list it: an Ack to any Pong
-                self._kept[rid] = (k, d, ping.seq)  # from it on confirms it (PROTOCOL.md §7.6)
-        self._send("pong", m.Pong(seq=ping.seq, instance=ping.instance, in_flight=sorted(self._jobs),
-                                  answered=answered or None))
+                self._kept[rid] = (k, d, seq)  # from it on confirms it (PROTOCOL.md §7.6)
+        # Without answer Acks the daemon Acks a Pong surely only when it lists answers (§7.7).
+        replied = self._answer_acks or bool(answered)
+        pong = m.Pong(seq=seq, instance=instance, in_flight=sorted(self._jobs), answered=answered or None)
+        sent = self._send("pong", pong, replied)
+        if sent and answered and not self._answer_acks:
+            self._pong_ack_due = seq
+        self._pings_unanswered = 0
+        self._last_pong_listed = bool(answered)
 
     def _on_pong_ack(self, pong_seq: int, missing: List[int]) -> None:
         """The daemon's Ack to the Pong `pong_seq`: the answers it names missing go again (it
         adopted their calls after a restart, or lost them on the way); every other answer that
         Pong listed is confirmed and forgotten (PROTOCOL.md §7.6, §7.7)."""
         again = [rid for rid in missing if rid in self._kept]
+        for rid, (_, _, listed_in) in list(self._kept.items()):
+            if 0 < listed_in <= pong_seq and rid not in again:
+                self._confirmed(rid)
         if again:
             log.info("sending %d kept answer(s) again, as the daemon asked", len(again))
         for rid in again:
             kind, data, _ = self._kept[rid]
             self._send_answer(rid, kind, data)
-        for rid, (_, _, listed_in) in list(self._kept.items()):
-            if rid not in again and 0 < listed_in <= pong_seq:
-                self._confirmed(rid)
 
     def _abort_job(self, job: _Job, code: Any, reason: str) -> None:
         job.abort(code, reason)
@@ -1305,12 +1423,13 @@ class Worker:
             return
         self._release_outputs(rid)
         if rid in self._kept:
-            data = m.encode(m.WorkerMessage(worker_id=self.worker_id, body=failure(rid, error.code, error.message)))
-            self._send_answer(rid, "failure", data)
+            self._fail_now(rid, error.code, error.message)
 
     def _confirmed(self, rid: int) -> None:
         """The daemon has the answer of ``rid`` (§7.6): forgotten, with its chunked outputs."""
-        self._kept.pop(rid, None)
+        kept = self._kept.pop(rid, None)
+        if kept is not None:
+            self._kept_bytes -= len(kept[1])
         self._release_outputs(rid)
 
     def _release_outputs(self, rid: int) -> None:
@@ -1335,26 +1454,24 @@ class Worker:
         # While detaching, a WorkRequest the daemon published before it processed the Detach
         # is run like the others (PROTOCOL.md §7.5): the drain waits for it too.
         if req.inputs_in_frame:  # only for a worker that attached with payload_frames: never this one
-            self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, "inputs in a separate frame were not requested"))
+            self._fail_now(rid, ErrorCode.INVALID_REQUEST, "inputs in a separate frame were not requested")
             return
         node = self.registry.get(req.node)
         if node is None:
-            self._send(
-                "failure", failure(rid, ErrorCode.INVALID_REQUEST, f"worker {self.worker_id} does not serve node {req.node}")
-            )
+            self._fail_now(rid, ErrorCode.INVALID_REQUEST, f"worker {self.worker_id} does not serve node {req.node}")
             return
         job = _Job(self, req, node)
         try:
             inputs, params = node.prepare(req.inputs, req.parameters)
         except InvalidRequest as e:
-            self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, e.message))
+            self._fail_now(rid, ErrorCode.INVALID_REQUEST, e.message)
             return
         ctx = Context(job, inputs, params)
         for port, ref in inputs.items():
             if not isinstance(ref, ChunkedValue):
                 continue
             if ref.stream % 2 == 0 or len(job.in_streams) >= MAX_CHUNK_STREAMS:
-                self._send("failure", failure(rid, ErrorCode.INVALID_REQUEST, f"input {port}: chunked stream {ref.stream} is not one of the caller's"))
+                self._fail_now(rid, ErrorCode.INVALID_REQUEST, f"input {port}: chunked stream {ref.stream} is not one of the caller's")
                 return
             s = InputStream(
                 port, ref.stream, ref.size, ref.sha256, collect=port not in node.stream_inputs,
@@ -1362,7 +1479,7 @@ class Worker:
                 loop_thread=lambda: self._aloop_thread, resume_after=self.resume_after,
             )  # fmt: skip
             if s.error is not None:
-                self._send("failure", failure(rid, s.error.code, s.error.message))
+                self._fail_now(rid, s.error.code, s.error.message)
                 return
             job.in_streams[ref.stream] = s
             ctx._streams[port] = s

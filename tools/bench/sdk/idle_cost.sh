@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# tools/bench/sdk/idle_cost.sh — what N idle SDK workers cost: musterd and N workers of one
+# program (any that takes muster-bench-worker's flags: python_echo_worker, typescript_echo_worker,
+# muster-bench-worker) on ipc, nothing called; after they attached, the CPU time of musterd and
+# of the workers (all threads, /proc/PID/stat utime+stime) and musterd's syscalls (perf stat)
+# over a window. The heartbeat is all they do, so this is its cost (PROTOCOL.md §7.3 idle pongs).
+#
+#   PATH=$PWD/.venv/bin:$PATH tools/bench/sdk/idle_cost.sh tools/bench/sdk/python_echo_worker 20 30
+#   MUSTERD=/tmp/other/musterd tools/bench/sdk/idle_cost.sh WORKER_BIN [N=20] [SECONDS=30]
+# musterd: $MUSTERD, else $MUSTER_BENCH_BUILD/broker/musterd, else build/broker/musterd; its
+# default ping interval (1 s). Never part of the tests.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+WORKER="${1:?usage: idle_cost.sh WORKER_BIN [N] [SECONDS]}" N="${2:-20}" SECS="${3:-30}"
+MUSTERD="${MUSTERD:-${MUSTER_BENCH_BUILD:-$ROOT/build}/broker/musterd}"
+DIR="$(mktemp -d /tmp/muster-idle.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+mkdir -p "$DIR/data" "$DIR/rt"
+req="ipc://$DIR/req.sock" resp="ipc://$DIR/resp.sock"
+MUSTER_RUNTIME_DIR="$DIR/rt" "$MUSTERD" --data-dir "$DIR/data" --request-address "$req" --response-address "$resp" \
+  --client-address "ipc://$DIR/cli.sock" --log-level warn >"$DIR/musterd.log" 2>&1 &
+DAEMON=$!
+PIDS+=("$DAEMON")
+WORKERS=()
+for i in $(seq 1 "$N"); do
+  "$WORKER" --worker-id "idle-$i" --request-address "$req" --response-address "$resp" >"$DIR/worker-$i.log" 2>&1 &
+  WORKERS+=($!)
+  PIDS+=($!)
+done
+sleep 10  # attached and confirmed (an interpreter takes a moment to start)
+ticks() {  # utime + stime of the processes given, in clock ticks
+  local sum=0 p
+  for p in "$@"; do sum=$((sum + $(awk '{print $14 + $15}' /proc/"$p"/stat))); done
+  echo "$sum"
+}
+HZ=$(getconf CLK_TCK)
+d0=$(ticks "$DAEMON") w0=$(ticks "${WORKERS[@]}")
+perf stat -x, -e raw_syscalls:sys_enter -p "$DAEMON" -o "$DIR/perf" -- sleep "$SECS"
+d1=$(ticks "$DAEMON") w1=$(ticks "${WORKERS[@]}")
+sc=$(awk -F, '$3=="raw_syscalls:sys_enter"{print $1}' "$DIR/perf")
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $N idle workers $WORKER, musterd $MUSTERD, ${SECS} s"
+python3 - "$d0" "$d1" "$w0" "$w1" "$HZ" "$SECS" "$N" "$sc" <<'EOF'
+import sys
+d0, d1, w0, w1, hz, secs, n, sc = map(float, sys.argv[1:])
+print(f"musterd: {100 * (d1 - d0) / hz / secs:.2f} % of a core, {sc / secs:.0f} syscalls/s")
+print(f"workers: {100 * (w1 - w0) / hz / secs / n:.3f} % of a core each ({100 * (w1 - w0) / hz / secs:.2f} % all {n:.0f})")
+EOF
