@@ -749,14 +749,6 @@ struct Daemon::Impl {
 
   // ---- outbound ---------------------------------------------------------------------------
 
-  // Publishes [topic, (payload frame)?, message]; `payload` is the frame the message refers
-  // to (WorkRequest.inputs_in_frame), sent uncopied.
-  void publish(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb,
-               wire::DaemonBody type, flatbuffers::Offset<void> body, const Payload* payload = nullptr) {
-    finish_daemon_message(fbb, type, body);
-    publish_finished(topic, fbb, payload);
-  }
-
   static void finish_daemon_message(flatbuffers::FlatBufferBuilder& fbb, wire::DaemonBody type,
                                     flatbuffers::Offset<void> body) {
     wire::DaemonMessageBuilder b(fbb);
@@ -776,7 +768,8 @@ struct Daemon::Impl {
       if (request_subscribed[i]) publish(requests[i].use(), i == last);
   }
 
-  // Publishes the message finished in `fbb`.
+  // Publishes the message finished in `fbb` as [topic, (payload frame)?, message]; `payload` is
+  // the frame the message refers to (WorkRequest.inputs_in_frame), sent uncopied.
   void publish_finished(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb, const Payload* payload) {
     for_each_subscribed([&](zmq::socket_t& socket, bool last) {
       // The last socket takes the buffer itself; the others get a copy.
