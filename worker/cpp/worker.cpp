@@ -835,6 +835,11 @@ struct WorkerImpl {
     send_batch();
     sub.reset();
     monitor.reset();
+    // Asking for direct, with answers kept until confirmed (so nothing waiting on the old dealer
+    // is needed): the old dealer goes at once. Lingering, it could deliver its Attach after the
+    // new dealer's, and musterd would move this worker's route to a connection about to close
+    // (§7.10), where everything sent to it is lost until the worker notices the silence.
+    if (opt.direct && no_answer_acks) dealer->use().set(zmq::sockopt::linger, 0);
     dealer.reset();
     replies_due = 0;  // what the old connection owed is gone with it
     pong_ack_due = 0;
