@@ -506,6 +506,9 @@ namespace {
 std::uint32_t granted_idle_pong_every(const CoreConfig& config, const AttachEvent& ev) {
   return ev.idle_pongs && config.idle_pong_every > 1 ? config.idle_pong_every : 1;
 }
+// Whether a worker asking for its messages on its connection gets them there: never for a REQ
+// peer (the empty delimiter), which cannot receive a message it did not ask for (§7.10).
+bool granted_direct(const Peer& peer, const AttachEvent& ev) { return ev.direct && !peer.delimiter; }
 }  // namespace
 
 void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, AttachEvent ev) {
@@ -583,7 +586,8 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     w->payload_frames = ev.payload_frames;
     w->no_answer_acks = ev.no_answer_acks;
     w->idle_pong_every = granted_idle_pong_every(config_, ev);
-    w->connection = peer;  // a reconnected process: its messages now come from here
+    w->direct = granted_direct(peer, ev);
+    w->connection = peer;  // a reconnected process: its messages now come from here (and, direct, go)
     registry_.update(*w, std::move(ev.nodes), ev.capacity);
     note_unserved(now);  // it may have stopped declaring a node others wait for
     w->resume_outputs_on_confirm = true;
@@ -608,6 +612,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
     entry.payload_frames = ev.payload_frames;
     entry.no_answer_acks = ev.no_answer_acks;
     entry.idle_pong_every = granted_idle_pong_every(config_, ev);
+    entry.direct = granted_direct(peer, ev);
     entry.attached_at = now;
     w = &registry_.add(std::move(entry));
     spdlog::info("worker attached worker_id={} hostname=\"{}\" sdk=\"{}\" capacity={} nodes={}", w->id,
@@ -617,7 +622,7 @@ void BrokerCore::on_attach(TimePoint now, const Peer& peer, const Caller& who, A
   w->last_heard = now;
   w->confirm_seqs.clear();
   reply_worker(peer, AttachedReply{w->id, w->no_answer_acks,
-                                   w->idle_pong_every > 1 ? w->idle_pong_every : 0});
+                                   w->idle_pong_every > 1 ? w->idle_pong_every : 0, w->direct});
   // Prove the PUB path reaches it before any work is sent (the slow-joiner trap).
   remember_ping(w->confirm_seqs, next_ping_seq_);
   actions_.push_back(SendPing{w->id, next_ping_seq_++});

@@ -130,7 +130,8 @@ constexpr std::size_t kBatchMaxBytes = 64 * 1024;
 
 // The messages of one turn for one worker (its topic) or one client connection, sent as one.
 struct WorkerBatch {
-  std::string topic;
+  std::string topic;      // where it goes: this topic on the request sockets, or,
+  std::optional<Peer> to; // for a direct worker (PROTOCOL.md §7.10), its connection
   BatchWriter writer;
 };
 struct ClientBatch {
@@ -727,23 +728,15 @@ struct Daemon::Impl {
     refusals_unlogged = 0;
   }
 
-  // The topic of an attached worker: built from the identity that attached it.
-  // Null when the worker is gone; valid until the core runs again.
-  const std::string* topic_of(const std::string& worker_id) const {
+  // An attached worker (its topic, or its connection if direct); null when it is gone.
+  // Valid until the core runs again.
+  const WorkerEntry* attached_worker(const std::string& worker_id) const {
     auto& workers = core.registry().workers();
     auto it = workers.find(worker_id);
-    return it == workers.end() ? nullptr : &it->second.topic;
+    return it == workers.end() ? nullptr : &it->second;
   }
 
   // ---- outbound ---------------------------------------------------------------------------
-
-  // Publishes [topic, (payload frame)?, message]; `payload` is the frame the message refers
-  // to (WorkRequest.inputs_in_frame), sent uncopied.
-  void publish(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb,
-               wire::DaemonBody type, flatbuffers::Offset<void> body, const Payload* payload = nullptr) {
-    finish_daemon_message(fbb, type, body);
-    publish_finished(topic, fbb, payload);
-  }
 
   static void finish_daemon_message(flatbuffers::FlatBufferBuilder& fbb, wire::DaemonBody type,
                                     flatbuffers::Offset<void> body) {
@@ -764,7 +757,8 @@ struct Daemon::Impl {
       if (request_subscribed[i]) publish(requests[i].use(), i == last);
   }
 
-  // Publishes the message finished in `fbb`.
+  // Publishes the message finished in `fbb` as [topic, (payload frame)?, message]; `payload` is
+  // the frame the message refers to (WorkRequest.inputs_in_frame), sent uncopied.
   void publish_finished(const std::string& topic, flatbuffers::FlatBufferBuilder& fbb, const Payload* payload) {
     for_each_subscribed([&](zmq::socket_t& socket, bool last) {
       // The last socket takes the buffer itself; the others get a copy.
@@ -775,15 +769,16 @@ struct Daemon::Impl {
     });
   }
 
-  // Publishes on worker `worker_id`'s topic; a worker the registry no longer knows (it left in
-  // this same loop turn) has no topic and nothing to receive. Inside flush(), a message for a
-  // worker that reads batches waits in its batch (one per turn, PROTOCOL.md §2.2) unless it has
-  // a payload frame or is large; what waits for the worker is sent before anything that does not.
+  // Publishes on worker `worker_id`'s topic, or sends on its connection if it is direct
+  // (PROTOCOL.md §7.10); a worker the registry no longer knows (it left in this same loop turn)
+  // has nothing to receive. Inside flush(), a message for a worker that reads batches waits in
+  // its batch (one per turn, PROTOCOL.md §2.2) unless it has a payload frame or is large; what
+  // waits for the worker is sent before anything that does not.
   void publish_to_worker(const std::string& worker_id, flatbuffers::FlatBufferBuilder& fbb,
                          wire::DaemonBody type, flatbuffers::Offset<void> body,
                          const Payload* payload = nullptr) {
-    auto topic = topic_of(worker_id);
-    if (!topic) {
+    auto* w = attached_worker(worker_id);
+    if (!w) {
       spdlog::debug("worker {} is gone: its {} was not published", worker_id,
                     wire::EnumNameDaemonBody(type));
       return;
@@ -792,7 +787,12 @@ struct Daemon::Impl {
     if (collecting && !payload && fbb.GetSize() <= kBatchItemMax && batching_workers.contains(worker_id)) {
       auto& batch = worker_batches[worker_id];
       if (batch.writer.count() == 0) {
-        batch.topic = *topic;
+        if (w->direct)
+          batch.to = w->connection;
+        else {
+          batch.to.reset();
+          batch.topic = w->topic;
+        }
         open_worker_batches.push_back(worker_id);
       }
       batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
@@ -800,7 +800,33 @@ struct Daemon::Impl {
       return;
     }
     if (auto it = worker_batches.find(worker_id); it != worker_batches.end()) send_worker_batch(it->second);
-    publish_finished(*topic, fbb, payload);
+    if (w->direct)
+      send_direct(w->connection, take_message(fbb), payload);
+    else
+      publish_finished(w->topic, fbb, payload);
+  }
+
+  // Sends [routing id, (payload frame)?, message] to a direct worker's connection on the
+  // response socket it attached through. A message that cannot go (EHOSTUNREACH: that
+  // connection is gone, the worker reconnected or left; EAGAIN: its queue is full) is dropped,
+  // as the request socket drops it: §7.3's Pong repairs it (the worker re-attaches from its new
+  // connection, §7.10).
+  void send_direct(const Peer& to, zmq::message_t message, const Payload* payload = nullptr) {
+    std::array<zmq::message_t, 2> frames;
+    std::size_t n = 0;
+    if (payload) frames[n++] = frame_of(*payload);
+    frames[n++] = std::move(message);
+    if (!send_router(responses.at(to.via).use(), to, std::span<zmq::message_t>(frames.data(), n))) {
+      ++unroutable;
+      spdlog::debug("a message to a direct worker was dropped (its connection is gone or full)");
+    }
+  }
+
+  // Sends the broadcast Ping finished in `fbb` to every direct worker (they receive nothing on
+  // the request sockets), after what waits in their batches (flush_worker_batches, §7.3).
+  void ping_direct_workers(flatbuffers::FlatBufferBuilder& fbb) {
+    for (auto& [id, w] : core.registry().workers())
+      if (w.direct) send_direct(w.connection, zmq::message_t(fbb.GetBufferPointer(), fbb.GetSize()));
   }
 
   // Publishes every worker batch of this turn so far.
@@ -813,6 +839,7 @@ struct Daemon::Impl {
   void send_worker_batch(WorkerBatch& batch) {
     if (batch.writer.count() == 0) return;
     zmq::message_t whole = take_batch(batch.writer, BatchRoot::Daemon);
+    if (batch.to) return send_direct(*batch.to, std::move(whole));
     for_each_subscribed([&](zmq::socket_t& socket, bool last) {
       // The last socket takes the message itself; the others get a copy.
       zmq::message_t m = last ? std::move(whole) : zmq::message_t(whole.data(), whole.size());
@@ -866,7 +893,7 @@ struct Daemon::Impl {
                                         static_cast<std::uint64_t>(core.config().ping_interval.count()),
                                         core.config().liveness, opt.max_message_bytes,
                                         at->no_answer_acks, settle_worker_batches(a.peer, at->worker_id),
-                                        at->idle_pong_every)
+                                        at->idle_pong_every, at->direct)
                  .Union();
     } else if (auto* ack = std::get_if<AckReply>(&a.body)) {
       type = wire::DaemonBody::Ack;
@@ -1031,7 +1058,9 @@ struct Daemon::Impl {
                 // A broadcast Ping must follow every WorkRequest published before it (§7.3: a
                 // Pong omitting one means it was lost): what waits in a batch goes first.
                 flush_worker_batches();
-                publish(std::string(kBroadcastTopic), fbb, wire::DaemonBody::Ping, body.Union());
+                finish_daemon_message(fbb, wire::DaemonBody::Ping, body.Union());
+                ping_direct_workers(fbb);
+                publish_finished(std::string(kBroadcastTopic), fbb, nullptr);
               } else {
                 publish_to_worker(a.worker_id, fbb, wire::DaemonBody::Ping, body.Union());
               }

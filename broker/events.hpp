@@ -75,6 +75,7 @@ struct AttachEvent {
   bool no_answer_acks = false;  // wants no Ack for its Progress/Result/Failure (PROTOCOL.md §7.7)
   bool batches = false;         // reads Batch on its topic (PROTOCOL.md §2.2; the socket loop's)
   bool idle_pongs = false;      // may answer only every k-th ping while idle (PROTOCOL.md §7.3)
+  bool direct = false;          // wants everything on its response connection (PROTOCOL.md §7.10)
 };
 
 struct SubmitEvent {
@@ -231,6 +232,7 @@ struct AttachedReply {
   std::string worker_id;
   bool no_answer_acks = false;  // the opt-in is honoured (always, when the worker asked)
   std::uint32_t idle_pong_every = 0;  // granted k (Attached.idle_pong_every; 0: not granted)
+  bool direct = false;                // granted: its messages go on its connection (§7.10)
 };
 struct AckReply {
   bool late = false;

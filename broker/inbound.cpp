@@ -59,6 +59,7 @@ WorkerEvent decode_attach(const wire::WorkerMessage& msg, const InboundLimits& l
   ev.no_answer_acks = a->no_answer_acks();
   ev.batches = a->batches();
   ev.idle_pongs = a->idle_pongs();
+  ev.direct = a->direct();
   if (auto* nodes = a->nodes()) {
     // Counted before anything is decoded: a 100,000-node Attach cost ~0.4 s of the only thread.
     if (nodes->size() > limits.max_attach_nodes)

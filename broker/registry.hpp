@@ -45,6 +45,10 @@ struct WorkerEntry {
   bool payload_frames = false;       // takes WorkRequest inputs as a frame of their own
   bool no_answer_acks = false;       // its live answers get no Ack (PROTOCOL.md §7.7)
   std::uint32_t idle_pong_every = 1; // granted: it answers every k-th ping while idle (§7.3)
+  // Granted Attach.direct (PROTOCOL.md §7.10): what musterd sends it goes to `connection` on
+  // the response socket, not to `topic` on the request socket. `connection` is its route: only
+  // an Attach that passes the ownership rules (same identity; same session or a new one) moves it.
+  bool direct = false;
   WorkerState state = WorkerState::Confirming;
   // Seqs of the confirming pings sent to it since its last Attach (newest last, at most
   // kKeptPings): only a Pong to one of these proves the PUB path reaches it.

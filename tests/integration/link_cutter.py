@@ -30,6 +30,7 @@ class LinkCutter:
         self.dropping = False  # drop_down(): bytes from musterd are lost instead of forwarded
         self.dropped = 0  # bytes from musterd lost that way
         self.connections = 0  # accepted so far (a reconnect adds to it)
+        self.connections_to = {name: 0 for name in names}  # the same, per socket
         self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self._loop = asyncio.new_event_loop()
         self._servers: list[asyncio.AbstractServer] = []
@@ -49,15 +50,17 @@ class LinkCutter:
             path.unlink(missing_ok=True)
             upstream = self.upstream_dir / name
             self._servers.append(await asyncio.start_unix_server(
-                lambda r, w, up=upstream: self._serve(r, w, up), path=str(path)))
+                lambda r, w, up=upstream, n=name: self._serve(r, w, up, n), path=str(path)))
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: Path) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: Path,
+                     name: str) -> None:
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(str(upstream))
         except OSError:
             writer.transport.abort()
             return
         self.connections += 1
+        self.connections_to[name] += 1
         link = (writer, up_writer)
         self._links.append(link)
 

@@ -262,7 +262,10 @@ def test_revocation_takes_effect_while_connected(lan, secure_daemon, tmp_base):
     assert r.returncode == 0, r.stderr
     r = remote_cli(lan, tmp_base, "rc", "call", "hello", "{}")
     assert r.returncode == 1 and "NO_WORKER" in r.stderr
-    wait_for(lambda: "revoked or not enrolled as a worker" in d.log, 5, "its next message refused")
+    # Its next message refused; a direct worker (PROTOCOL.md §7.10) gets not even pings, so its
+    # next contact is the reconnect after hearing none, whose handshake is refused.
+    wait_for(lambda: "revoked or not enrolled as a worker" in d.log or "identity revoked" in d.log, 5,
+             "its next message or handshake refused")
     # and the revoked client cannot call either
     client_identity = next(k["id"] for k in json.loads(muster_cli(d, "keys", "list", "--json").stdout)
                            if k["role"] == "client" and not k["revoked"])
@@ -381,7 +384,7 @@ def test_over_ipc_subscriptions_follow_the_same_rule_as_identity_local(start_dae
     """Over ipc (the local owner, single user) prefixes and other forms are refused too; the exact
     topic w:local:<worker id>: is applied, since any local process is the owner."""
     d = start_daemon()
-    w = start_worker(d).wait_ready()
+    w = start_worker(d, "--no-direct").wait_ready()  # its requests on its topic (PROTOCOL.md §7.10)
     request = f"ipc://{d.runtime_dir}/request.sock"
     sub = raw_sub(request, "", "w:", f"w:{w.worker_id}:", "w:local:", "b:")
     wait_for(lambda: sub.poll(50), 10, "a broadcast ping")

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, _PROCS, popen, wait_for
+from conftest import BUILD, _PROCS, popen, read_log, wait_for
 from link_cutter import LinkCutter
 from test_stream_sdk import muster_cli, start_worker
 
@@ -51,10 +51,19 @@ def test_running_calls_survive_their_workers_link_breaking(lang, daemon, tmp_pat
             out, err = c.communicate(timeout=60)
             assert c.returncode == 0, err  # not WORKER_LOST
             assert json.loads(out)["slept_ms"] >= 2500
-        assert link.connections >= connections + 2  # both sockets connected again
+        # Every socket connected again: both, or the C++ worker's one (direct, PROTOCOL.md §7.10).
+        assert link.connections >= connections + (1 if lang == "cpp" else 2)
         assert "re-attached (same session)" in daemon.log
         assert "3 request(s) kept" in daemon.log
         assert "worker is gone" not in daemon.log
+        if lang == "cpp":
+            # Direct (PROTOCOL.md §7.10): musterd sent to the broken connection until the worker
+            # attached again from the new one, which it did as soon as it was made, not after a
+            # liveness window without pings; no request needed sending again, each ran once.
+            log = read_log(worker)
+            assert "the connection to the daemon was made again: attaching again (direct)" in log
+            assert "no ping for" not in log
+            assert "sending again" not in daemon.log
         # And it goes on serving.
         r = muster_cli(daemon, "call", f"{PREFIX[lang]}sleep", json.dumps({"ms": 1}))
         assert r.returncode == 0, r.stderr

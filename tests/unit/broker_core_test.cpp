@@ -472,6 +472,81 @@ TEST_CASE("messages from unknown workers are told to re-attach; other identities
   CHECK(std::get<RejectedReply>(all<ReplyToWorker>(out)[0].body).code == ErrorCode::PermissionDenied);
 }
 
+TEST_CASE("direct: a DEALER worker asking for its messages on its connection gets it; a REQ one never") {
+  Harness h;
+  auto attach_direct = [&](const std::string& id, const Peer& from, const std::string& session,
+                           const Caller& who) {
+    AttachEvent ev;
+    ev.worker_id = id;
+    ev.session = session;
+    ev.nodes = {Harness::spec("n")};
+    ev.direct = true;
+    h.core.on_attach(h.now, from, who, std::move(ev));
+    return all<ReplyToWorker>(h.take());
+  };
+  auto r = attach_direct("w1", peer("dealer"), "s1", h.local);
+  REQUIRE(r.size() == 1);
+  CHECK(std::get<AttachedReply>(r[0].body).direct);
+  CHECK(h.core.registry().workers().at("w1").direct);
+
+  Peer req = peer("req");
+  req.delimiter = true;  // a REQ worker cannot receive what it did not ask for
+  r = attach_direct("w2", req, "s1", h.local);
+  CHECK_FALSE(std::get<AttachedReply>(r[0].body).direct);
+  CHECK_FALSE(h.core.registry().workers().at("w2").direct);
+
+  r = all<ReplyToWorker>(h.attach("w3", {Harness::spec("n")}));  // did not ask
+  CHECK_FALSE(std::get<AttachedReply>(r[0].body).direct);
+  CHECK_FALSE(h.core.registry().workers().at("w3").direct);
+}
+
+TEST_CASE("direct: a worker's route moves only with its own re-attach; no other identity can redirect it") {
+  Harness h;
+  auto attach_direct = [&](const Peer& from, const std::string& session, const Caller& who) {
+    AttachEvent ev;
+    ev.worker_id = "w1";
+    ev.session = session;
+    ev.nodes = {Harness::spec("n")};
+    ev.direct = true;
+    h.core.on_attach(h.now, from, who, std::move(ev));
+    return all<ReplyToWorker>(h.take());
+  };
+  Caller tenant;
+  tenant.identity = "tenant-a";
+  Caller intruder;
+  intruder.identity = "tenant-b";
+  attach_direct(peer("wp-w1"), "s1", tenant);
+  auto route = [&] { return h.core.registry().workers().at("w1").connection.routing_id; };
+  h.core.on_pong(h.now, peer("wp-w1"), tenant, "w1", h.last_ping_seq("w1"), "inst-1", {});
+  auto id = all<SendWorkRequest>(h.submit(1, "n"))[0].request_id;
+  CHECK(route() == "wp-w1");
+
+  // Another identity, from its own connection: refused, whatever it sends; the route stays.
+  auto r = attach_direct(peer("evil"), "s1", intruder);
+  CHECK(std::get<RejectedReply>(r[0].body).code == ErrorCode::PermissionDenied);
+  h.core.on_pong(h.now, peer("evil"), intruder, "w1", h.last_ping_seq("w1"), "inst-1", {id});
+  h.core.on_result(h.now, peer("evil"), intruder, "w1", id, Payload{});
+  h.take();
+  CHECK(route() == "wp-w1");
+  CHECK(terminals(h.log).empty());
+
+  // The same identity's other connection is asked to attach again, and moves nothing until it does.
+  h.core.on_pong(h.now, peer("wp-w1-again"), tenant, "w1", h.last_ping_seq("w1"), "inst-1", {id});
+  r = all<ReplyToWorker>(h.take());
+  REQUIRE(r.size() == 1);
+  CHECK(std::get<RejectedReply>(r[0].body).reattach);
+  CHECK(route() == "wp-w1");
+
+  // Its re-attach with its session (a DEALER that reconnected): the route is the new connection,
+  // the request it holds stays its own, and its answer from there ends the call.
+  r = attach_direct(peer("wp-w1-again"), "s1", tenant);
+  CHECK(std::get<AttachedReply>(r[0].body).direct);
+  CHECK(route() == "wp-w1-again");
+  CHECK(h.core.registry().workers().at("w1").holding.contains(id));
+  h.core.on_result(h.now, peer("wp-w1-again"), tenant, "w1", id, Payload{});
+  CHECK(terminals(h.take()).size() == 1);
+}
+
 TEST_CASE("invalid attaches are refused with a reason") {
   Harness h;
   auto code_of = [&](std::vector<Action> out) {

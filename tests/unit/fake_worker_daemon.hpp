@@ -105,6 +105,7 @@ struct FakeDaemon {
   }
   bool asked_no_answer_acks = false;  // what the last Attach asked for
   bool asked_idle_pongs = false;
+  bool asked_direct = false;
   static zmq::message_t ack() {
     return message(wire::DaemonBody::Ack, [](auto& fbb) { return wire::CreateAck(fbb); });
   }
@@ -162,6 +163,7 @@ struct FakeDaemon {
     auto a = expect(wire::WorkerBody::Attach);
     asked_no_answer_acks = a.msg->body_as_Attach()->no_answer_acks();
     asked_idle_pongs = a.msg->body_as_Attach()->idle_pongs();
+    asked_direct = a.msg->body_as_Attach()->direct();
     reply(a.peer, message(wire::DaemonBody::Attached, [&](auto& fbb) {
             return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
                                               ping_interval_ms, 3, max_message_bytes, no_answer_acks,
@@ -176,6 +178,19 @@ struct FakeDaemon {
         return r->peer;
       }
     }
+  }
+
+  // Attach -> Attached{direct} (PROTOCOL.md §7.10, without answer Acks): from then on the
+  // test sends everything to the returned peer with reply(); nothing is confirmed yet.
+  std::string attach_direct(const std::string& worker_id, std::uint32_t idle_pong_every = 0) {
+    auto a = expect(wire::WorkerBody::Attach);
+    asked_direct = a.msg->body_as_Attach()->direct();
+    reply(a.peer, message(wire::DaemonBody::Attached, [&](auto& fbb) {
+            return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
+                                              60000, 3, 16u << 20, /*no_answer_acks=*/true, /*batches=*/false,
+                                              idle_pong_every, /*direct=*/true);
+          }));
+    return a.peer;
   }
 };
 

@@ -246,6 +246,7 @@ Json describe(const w::Attached* a) {
   j["no_answer_acks"] = a->no_answer_acks();
   j["batches"] = a->batches();
   j["idle_pong_every"] = a->idle_pong_every();
+  j["direct"] = a->direct();
   return j;
 }
 
@@ -300,6 +301,7 @@ Json describe(const w::Attach* a) {
   j["no_answer_acks"] = a->no_answer_acks();
   j["batches"] = a->batches();
   j["idle_pongs"] = a->idle_pongs();
+  j["direct"] = a->direct();
   return j;
 }
 
@@ -934,6 +936,7 @@ Offset<void> build_worker_body(FlatBufferBuilder& fbb, const Json& j, w::WorkerB
     b.add_no_answer_acks(num<bool>(j, "no_answer_acks", false));
     b.add_batches(num<bool>(j, "batches", false));
     b.add_idle_pongs(num<bool>(j, "idle_pongs", false));
+    b.add_direct(num<bool>(j, "direct", false));
     return b.Finish().Union();
   }
   if (t == "Pong") {
@@ -1003,7 +1006,7 @@ Offset<void> build_daemon_body(FlatBufferBuilder& fbb, const Json& j, w::DaemonB
     return w::CreateAttached(fbb, id, inst, topic, bcast, num<std::uint64_t>(j, "ping_interval_ms", 0),
                              num<std::uint32_t>(j, "liveness", 0), num<std::uint64_t>(j, "max_message_bytes", 0),
                              num<bool>(j, "no_answer_acks", false), num<bool>(j, "batches", false),
-                             num<std::uint32_t>(j, "idle_pong_every", 0))
+                             num<std::uint32_t>(j, "idle_pong_every", 0), num<bool>(j, "direct", false))
         .Union();
   }
   if (t == "Ack") {

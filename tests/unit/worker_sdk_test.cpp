@@ -661,6 +661,69 @@ TEST_CASE("C++ SDK idle pongs: a daemon that grants none (Attached.idle_pong_eve
   }
 }
 
+TEST_CASE("C++ SDK direct (§7.10): asked by default; granted, pings and work come on the DEALER, every ping answered until a Pong's Ack") {
+  FakeDaemon fake;
+  RunningWorker w(fake.options("cpp-direct"));
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.inputs(); }, HandlerThread::Socket);
+  w.start();
+  auto peer = fake.attach_direct("cpp-direct", /*idle_pong_every=*/3);
+  CHECK(fake.asked_direct);
+  // Before the Ack of a Pong, a ping may be the confirming one: every one is answered, in order.
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    fake.reply(peer, FakeDaemon::ping(seq, "inst-1"));
+    CHECK(fake.expect(wire::WorkerBody::Pong).msg->body_as_Pong()->seq() == seq);
+  }
+  fake.reply(peer, FakeDaemon::pong_ack(3, {}));  // the confirmation
+  // Work on the same connection, a payload frame before it included (§2.1).
+  fake.reply(peer, FakeDaemon::work_request(7, "echo", Map{{"x", Value(5LL)}}));
+  auto result = fake.expect(wire::WorkerBody::Result);
+  CHECK(result.msg->body_as_Result()->request_id() == 7);
+  auto inputs = encode_values(Map{{"y", Value(std::string("framed"))}});
+  fake.router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+  fake.router.send(zmq::message_t(inputs.data(), inputs.size()), zmq::send_flags::sndmore);
+  fake.router.send(FakeDaemon::work_request(8, "echo", {}, /*inputs_in_frame=*/true), zmq::send_flags::none);
+  result = fake.expect(wire::WorkerBody::Result);
+  REQUIRE(result.msg->body_as_Result()->request_id() == 8);
+  auto outputs = decode_values(payload_bytes(result.msg->body_as_Result()->outputs()));
+  CHECK(outputs == Map{{"y", Value(std::string("framed"))}});
+  // Kept answers listed at the next ping, confirmed by its Ack; then idle: every third ping.
+  fake.reply(peer, FakeDaemon::ping(4, "inst-1"));
+  auto pong = fake.expect(wire::WorkerBody::Pong);
+  REQUIRE(pong.msg->body_as_Pong()->answered() != nullptr);
+  fake.reply(peer, FakeDaemon::pong_ack(4, {}));
+  std::vector<std::uint64_t> answered_pings;
+  for (std::uint64_t seq = 10; seq < 16; ++seq) fake.reply(peer, FakeDaemon::ping(seq, "inst-1"));
+  while (auto r = fake.recv(answered_pings.size() < 2 ? 10000ms : 300ms)) {
+    REQUIRE(r->type() == wire::WorkerBody::Pong);
+    answered_pings.push_back(r->msg->body_as_Pong()->seq());
+  }
+  CHECK(answered_pings == std::vector<std::uint64_t>{12, 15});
+}
+
+TEST_CASE("C++ SDK asking for direct from a daemon that does not grant it: the SUB connects after Attached, work comes there") {
+  FakeDaemon fake;
+  RunningWorker w(fake.options("cpp-old-daemon"));
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.inputs(); }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-old-daemon", 16u << 20, 60000, /*no_answer_acks=*/true);  // confirmed through the PUB
+  CHECK(fake.asked_direct);
+  fake.publish("w:cpp-old-daemon:", FakeDaemon::work_request(9, "echo", Map{{"x", Value(1LL)}}));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 9);
+}
+
+TEST_CASE("C++ SDK with direct off asks for nothing and works as before") {
+  FakeDaemon fake;
+  auto opt = fake.options("cpp-no-direct");
+  opt.direct = false;
+  RunningWorker w(opt);
+  w.worker.node({.name = "echo"}, [](Context& ctx) { return ctx.inputs(); }, HandlerThread::Socket);
+  w.start();
+  fake.attach("cpp-no-direct", 16u << 20, 60000, /*no_answer_acks=*/true);
+  CHECK_FALSE(fake.asked_direct);
+  fake.publish("w:cpp-no-direct:", FakeDaemon::work_request(9, "echo", {}));
+  CHECK(fake.expect(wire::WorkerBody::Result).msg->body_as_Result()->request_id() == 9);
+}
+
 TEST_CASE("C++ SDK told 'not attached' for several messages in a row attaches once, and reports what runs and what it kept") {
   // PROTOCOL.md §7.3, DURABILITY.md §13. Before: one Attach per Rejected{reattach} (and one for
   // the new instance's Ping): a restarted musterd saw the worker attach four times in a row.
@@ -787,6 +850,7 @@ TEST_CASE("C++ SDK whose Attach no connection took (a failover pair, neither bou
   FakeDaemon fake;  // its own endpoints stay unused; it binds the worker's late
   auto late = [&](const char* name) { return "ipc://" + (fake.dir.path / name).string(); };
   auto opt = fake.options("cpp-dropped");
+  opt.direct = false;  // the SUB path: a worker asking for direct has no SUB before Attached
   opt.request_address = late("req-a.sock") + "," + late("req-b.sock");
   opt.response_address = late("resp-a.sock") + "," + late("resp-b.sock");
   fake.pub.bind(late("req-a.sock"));  // pings and requests reach it; its replies go nowhere yet

@@ -176,6 +176,8 @@ def valid() -> List[Tuple[str, str, object]]:
         ("worker_pong_answered", "WorkerMessage", W("w1", m.Pong(17, "inst-7f3a", [5], [3, 4, U64_MAX]))),
         # PROTOCOL.md §7.3: a worker that may answer only every k-th ping while it holds nothing.
         ("worker_attach_idle_pongs", "WorkerMessage", W("w1", m.Attach("w1", sdk="muster-cpp/0.1.0", capacity=128, nodes=[BARE_SPEC], payload_frames=True, no_answer_acks=True, idle_pongs=True))),
+        # PROTOCOL.md §7.10: a worker that asks for everything on its response connection (no SUB).
+        ("worker_attach_direct", "WorkerMessage", W("w1", m.Attach("w1", sdk="muster-cpp/0.1.0", capacity=128, nodes=[BARE_SPEC], payload_frames=True, no_answer_acks=True, batches=True, idle_pongs=True, direct=True))),
         ("worker_progress", "WorkerMessage", W("w1", m.Progress(99, 3, 10, "step 3 of 10"))),
         ("worker_progress_unknown_total", "WorkerMessage", W("w1", m.Progress(U64_MAX, U64_MAX, 0, None))),
         ("worker_result", "WorkerMessage", W("w1", m.Result(99, {"greeting": "Hello Ada", "shout": "HELLO ADA"}))),
@@ -199,6 +201,7 @@ def valid() -> List[Tuple[str, str, object]]:
         ("daemon_attached_no_answer_acks", "DaemonMessage", D(m.Attached("w1", "inst-7f3a", "w:local:w1:", "b:", 1000, 3, 16 * 1024 * 1024, True))),
         ("daemon_ack_pong_missing", "DaemonMessage", D(m.Ack(False, 17, [4]))),
         ("daemon_attached_idle_pong_every", "DaemonMessage", D(m.Attached("w1", "inst-7f3a", "w:local:w1:", "b:", 1000, 3, 16 * 1024 * 1024, True, 2))),
+        ("daemon_attached_direct", "DaemonMessage", D(m.Attached("w1", "inst-7f3a", "w:local:w1:", "b:", 1000, 3, 16 * 1024 * 1024, True, True, 2, True))),
         ("daemon_rejected", "DaemonMessage", D(m.Rejected(ErrorCode.INVALID_REQUEST, "invalid node name 'a b'", False))),
         ("daemon_rejected_reattach", "DaemonMessage", D(m.Rejected(ErrorCode.BAD_MESSAGE, "unknown worker", True))),
         # -- ClientMessage ------------------------------------------------------------------

@@ -450,6 +450,8 @@ int main(int argc, char** argv) {
   app.add_option("--scale-submit-rate", o.scale_opt.submit_rate,
                  "Requests/s when filling the queue (0: as fast as possible)")->capture_default_str();
   app.add_flag("!--no-scale-floor", o.scale_opt.floor, "Skip the bare-libzmq heartbeat floor of the scale scenario");
+  app.add_flag("!--scale-no-direct", o.scale_opt.direct,
+               "Simulated workers do not ask for direct (PROTOCOL.md §7.10): SUB + DEALER each, as before");
   app.add_option("--scale-soak", o.scale_opt.soak_s,
                  "Seconds to wait before a second RSS reading (steady state needs ~500 pings)")->capture_default_str();
   app.add_option("--scale-payload", o.scale_payload, "Input size of each queued request")->capture_default_str();

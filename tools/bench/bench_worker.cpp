@@ -65,10 +65,14 @@ int main(int argc, char** argv) {
   app.add_option("--confirm-kept-bytes", opt.confirm_kept_bytes,
                  "SDK: unconfirmed answers that make the worker ask for confirmation at once (0: at pings only)")
       ->capture_default_str();
+  bool no_direct = false;
+  app.add_flag("--no-direct", no_direct,
+               "SDK: do not ask for direct (PROTOCOL.md §7.10): a SUB and a DEALER, as before");
   app.add_flag("--baseline", baseline, "Bare echo loop for muster-bench-forwarder");
   app.add_option("--curve-server-key", curve_server_key, "Baseline over CURVE: the forwarder's key");
   app.add_option("--log-level", log_level, "SDK log level")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  opt.direct = !no_direct;
   try {
     if (baseline) {
       muster::reuse_memory_for_large_messages();  // as the SDK worker does (WorkerOptions::reuse_memory)

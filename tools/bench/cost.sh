@@ -17,6 +17,7 @@
 #   PATH=$PWD/.venv/bin:$PATH tools/bench/cost.sh --worker-bin tools/bench/sdk/python_echo_worker \
 #                      --musterd-only --calls 20000   # another SDK's echo worker (takes muster-bench-worker's
 #                      flags); --musterd-only: callgrind on musterd, the workers' figures native
+#   tools/bench/cost.sh --worker-arg --no-direct         # an extra muster-bench-worker flag
 #
 # Instructions: everything runs under `valgrind --tool=callgrind` twice, with N and N/10 calls;
 # per call = (Ir(N) - Ir(N/10)) / (0.9 N), so start-up, attach and shut-down cancel out.
@@ -28,7 +29,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${MUSTER_BENCH_BUILD:-$ROOT/build-bench}"
 TRANSPORTS="ipc,tcp" CALLS=50000 DEPTH=256 PAYLOAD=64 WORKERS=2 CALLGRIND=1 STRACE=0 KEEP=0
-DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=() WORKER=""
+DURABLE=0 JOURNAL_SYNC=full MUSTERD_ONLY=0 MUSTERD="" MUSTERD_ARGS=() WORKER="" WORKER_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --transport) TRANSPORTS="$2"; shift 2 ;;
@@ -45,7 +46,8 @@ while [ $# -gt 0 ]; do
     --musterd) MUSTERD="$2"; shift 2 ;;
     --worker-bin) WORKER="$2"; shift 2 ;;
     --musterd-arg) MUSTERD_ARGS+=("$2"); shift 2 ;;
-    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+    --worker-arg) WORKER_ARGS+=("$2"); shift 2 ;;
+    -h|--help) sed -n 2,26p "$0"; exit 0 ;;
     *) echo "cost.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -95,7 +97,7 @@ start_stack() {
   [ "$MUSTERD_ONLY" = 1 ] && set --  # callgrind on musterd only
   for i in $(seq 1 "$WORKERS"); do
     MUSTER_COST_ROLE=worker "$@" "$WORKER" --worker-id "cost-$i" --request-address "$req" --response-address "$resp" \
-      --capacity "$CAPACITY" "${extra[@]}" >"$run/worker-$i.log" 2>&1 &
+      --capacity "$CAPACITY" "${extra[@]}" ${WORKER_ARGS[@]+"${WORKER_ARGS[@]}"} >"$run/worker-$i.log" 2>&1 &
     WORKER_PIDS+=($!)
     PIDS+=($!)
   done

@@ -1,7 +1,7 @@
 // scale.cpp — see scale.hpp. The sequence:
 //   1. musterd alone: RSS at start.
-//   2. `processes` muster-bench-simworkers connect `workers` simulated workers (SUB + DEALER
-//      each) and wait; then all attach at once ("go"). Settle time = go -> the last worker's
+//   2. `processes` muster-bench-simworkers connect `workers` simulated workers (a DEALER each,
+//      direct; SUB + DEALER with --scale-no-direct) and wait; then all attach at once ("go"). Settle time = go -> the last worker's
 //      confirming Pong acknowledged (it is then dispatchable), across all processes.
 //   3. Idle: every worker attached, nothing to do, only heartbeats. musterd CPU over a window.
 //   4. Loaded: workers × capacity requests dispatched (held by the workers, never answered)
@@ -105,10 +105,11 @@ ScaleResult run_scale(const Paths& paths, const ScaleOptions& o) {
   for (int p = 0; p < o.processes && left > 0; ++p) {
     int n = std::min(per, left);
     left -= n;
-    sims.emplace_back(fmt::format("sim-{}", p),
-                      std::vector<std::string>{paths.simworkers.string(), "--count", std::to_string(n),
-                                               "--prefix", fmt::format("sim{}", p), "--request-address",
-                                               ep.request, "--response-address", ep.response},
+    std::vector<std::string> args{paths.simworkers.string(), "--count", std::to_string(n),
+                                  "--prefix", fmt::format("sim{}", p), "--request-address",
+                                  ep.request, "--response-address", ep.response};
+    if (!o.direct) args.push_back("--no-direct");
+    sims.emplace_back(fmt::format("sim-{}", p), std::move(args),
                       log_path(o.dir, fmt::format("simworkers-{}", p)), true, env);
   }
   for (auto& s : sims) {

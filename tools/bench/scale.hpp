@@ -25,6 +25,7 @@ struct ScaleOptions {
                                // grow their memory over the first ~500 heartbeats)
   Transport transport = Transport::Ipc;
   bool floor = true;            // also run the bare-libzmq heartbeat floor (muster-bench-hbfloor)
+  bool direct = true;           // the simulated workers ask for direct (PROTOCOL.md §7.10)
   std::vector<std::string> musterd_args;
   std::filesystem::path dir;
 };

@@ -1,5 +1,6 @@
-// worker.cpp — the C++ worker SDK's loop: one thread owns the sockets (SUB, DEALER, and a PULL
-// that collects answers from the handler threads) and runs HandlerThread::Socket handlers;
+// worker.cpp — the C++ worker SDK's loop: one thread owns the sockets (DEALER, a SUB unless
+// musterd sends everything on the DEALER (direct, PROTOCOL.md §7.10), and a PULL that collects
+// answers from the handler threads) and runs HandlerThread::Socket handlers;
 // `capacity` threads run the others, and everything of a request that waits on chunks: the
 // socket thread only queues a chunk or records a Credit (worker_chunks.hpp) and never waits.
 // Must never: attach again once it is stopping (it would leave a ghost worker behind that
@@ -254,9 +255,20 @@ struct WorkerImpl {
   // read(), so the wait asks one only when it was used since it was last found not readable
   // (the results socket, idle while no handler runs on the pool, is never asked then).
   PolledSocket results{ctx, zmq::socket_type::pull};
-  std::unique_ptr<PolledSocket> sub;
-  std::unique_ptr<zmq::socket_t> dealer;
+  std::unique_ptr<PolledSocket> sub;     // null when asking for direct, and while it is granted
+  std::unique_ptr<PolledSocket> dealer;
   std::string topic;  // the worker topic `sub` is subscribed to (Attached.topic); empty before
+  // Direct (PROTOCOL.md §7.10), granted by the last Attached: replies and the daemon's messages
+  // for this worker all come on `dealer`, in the order sent.
+  bool direct = false;
+  // Direct, from Attached until the Ack of a Pong: every Ping is answered (the confirming ping,
+  // §7.1, comes on the same connection as the broadcast ones, and idle pongs must not skip it).
+  bool answer_every_ping = false;
+  // The dealer's connection events (asking for direct): once its connection is re-established,
+  // the daemon's route to this worker is the old one, so it attaches again at once (§7.10).
+  std::unique_ptr<PolledSocket> monitor;
+  std::uint64_t monitors = 0;        // for a fresh inproc endpoint per dealer
+  bool connection_lost = false;      // the dealer's connection dropped since it was last made
   std::optional<CurveClientKeys> curve;  // set when the endpoints are tcp:// (CURVE)
   // opt.request_address / opt.response_address as lists: one daemon, or a failover pair.
   std::vector<std::string> request_endpoints, response_endpoints;
@@ -576,13 +588,13 @@ struct WorkerImpl {
       return true;
     }
     send_batch();
-    return dealer->send(std::move(message), zmq::send_flags::dontwait).has_value();
+    return dealer->use().send(std::move(message), zmq::send_flags::dontwait).has_value();
   }
 
   // Sends what waits in this turn's batch: alone if it is one message.
   void send_batch() {
     if (outgoing.count() == 0) return;
-    dealer->send(take_batch(outgoing, BatchRoot::Worker, opt.worker_id), zmq::send_flags::dontwait);
+    dealer->use().send(take_batch(outgoing, BatchRoot::Worker, opt.worker_id), zmq::send_flags::dontwait);
   }
 
   // Sends the answer to request `request_id`, keeping it until the daemon confirms it when
@@ -674,32 +686,90 @@ struct WorkerImpl {
     for (auto& [key, r] : in_flight) r.abort();
   }
 
+  void configure(zmq::socket_t& s) {
+    if (curve) apply_curve(s, *curve);
+    s.set(zmq::sockopt::linger, 1000);
+    s.set(zmq::sockopt::rcvhwm, 100000);
+    s.set(zmq::sockopt::sndhwm, 100000);
+  }
+
   void connect() {
-    sub = std::make_unique<PolledSocket>(ctx, zmq::socket_type::sub);
-    dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
-    for (auto* s : {&sub->use(), dealer.get()}) {
-      if (curve) apply_curve(*s, *curve);
-      s->set(zmq::sockopt::linger, 1000);
-      s->set(zmq::sockopt::rcvhwm, 100000);
-      s->set(zmq::sockopt::sndhwm, 100000);
-    }
-    // The broadcast topic before attaching; the worker topic comes with Attached (the daemon
-    // names it after our identity and applies no other: PROTOCOL.md §2).
-    topic.clear();
-    sub->use().set(zmq::sockopt::subscribe, "b:");
+    dealer = std::make_unique<PolledSocket>(ctx, zmq::socket_type::dealer);
+    configure(dealer->use());
+    direct = answer_every_ping = connection_lost = false;
+    // Asking for direct, the SUB waits for an Attached that refuses it (an older daemon).
+    if (opt.direct)
+      watch_dealer();
+    else
+      connect_sub();
     // With a failover pair, the dealer queues only on completed connections, i.e. to the daemon
     // that is bound (the active one): without it, every other message would wait in the pipe
     // of the standby's endpoint and reach it, stale, once it takes over. The Attach waits up to
     // a second for a connection to complete; sent while neither is up, it is dropped and the
     // "no answer to attach" timer (or the next Ping's Rejected) sends it again.
-    if (response_endpoints.size() > 1) dealer->set(zmq::sockopt::immediate, 1);
-    for (auto& ep : request_endpoints) sub->use().connect(ep);
-    for (auto& ep : response_endpoints) dealer->connect(ep);
+    if (response_endpoints.size() > 1) dealer->use().set(zmq::sockopt::immediate, 1);
+    for (auto& ep : response_endpoints) dealer->use().connect(ep);
     if (response_endpoints.size() > 1) {
-      zmq::pollitem_t item{dealer->handle(), 0, ZMQ_POLLOUT, 0};
+      zmq::pollitem_t item{dealer->use().handle(), 0, ZMQ_POLLOUT, 0};
       zmq::poll(&item, 1, std::chrono::milliseconds(1000));
     }
     send_attach();
+  }
+
+  // The SUB socket on the request endpoints, subscribed to the broadcast topic; the worker
+  // topic comes with Attached (the daemon names it after our identity and applies no other:
+  // PROTOCOL.md §2).
+  void connect_sub() {
+    sub = std::make_unique<PolledSocket>(ctx, zmq::socket_type::sub);
+    configure(sub->use());
+    topic.clear();
+    sub->use().set(zmq::sockopt::subscribe, "b:");
+    for (auto& ep : request_endpoints) sub->use().connect(ep);
+  }
+
+  // Watches the dealer's connections (made, dropped) through a socket monitor.
+  void watch_dealer() {
+    auto endpoint = fmt::format("inproc://muster-worker-monitor-{}-{}", static_cast<void*>(this), ++monitors);
+    if (zmq_socket_monitor(dealer->use().handle(), endpoint.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+      throw zmq::error_t();
+    monitor = std::make_unique<PolledSocket>(ctx, zmq::socket_type::pair);
+    monitor->use().connect(endpoint);
+  }
+
+  // The dealer's connection events. A connection made again after one dropped, while direct:
+  // the daemon still sends to the old one (gone), so the worker attaches again now with its
+  // session, which moves its route and keeps its requests, rather than after hearing no ping
+  // for ping_interval × liveness (PROTOCOL.md §7.10). A connection made while no Attach is on
+  // its way (a failover pair: the Attach found neither daemon bound and was dropped): attaches
+  // now, where a worker with a SUB waits for a Ping's Rejected{reattach}.
+  void on_dealer_events() {
+    for (int i = 0; i < 64; ++i) {
+      zmq::message_t event, address;
+      auto recv = [&](zmq::socket_t& s) {
+        if (!s.recv(event, zmq::recv_flags::dontwait)) return false;
+        for (bool more = event.more(); more; more = address.more()) (void)s.recv(address, zmq::recv_flags::none);
+        return true;
+      };
+      if (!monitor->read(recv)) return;
+      if (event.size() < 2) continue;
+      std::uint16_t id = 0;
+      std::memcpy(&id, event.data(), sizeof id);
+      if (id == ZMQ_EVENT_DISCONNECTED) {
+        connection_lost = true;
+        continue;
+      }
+      if (id != ZMQ_EVENT_CONNECTED) continue;
+      const bool again = std::exchange(connection_lost, false);
+      if (draining || detached_for_no_nodes || forgotten) continue;
+      if (again && direct) {
+        spdlog::info("the connection to the daemon was made again: attaching again (direct)");
+        resume_on_attach = true;
+        send_attach();
+      } else if (!attached && !attach_outstanding) {  // the Attach found no connection (a failover pair)
+        spdlog::info("a connection to the daemon was made: attaching");
+        send_attach();
+      }
+    }
   }
 
   // Subscribes `sub` to the worker topic the daemon assigned, dropping a previous, different one.
@@ -759,6 +829,12 @@ struct WorkerImpl {
     resume_on_attach = true;  // the same instance: streams resume (R4); another: aborted then
     send_batch();
     sub.reset();
+    monitor.reset();
+    // Asking for direct, with answers kept until confirmed (so nothing waiting on the old dealer
+    // is needed): the old dealer goes at once. Lingering, it could deliver its Attach after the
+    // new dealer's, and musterd would move this worker's route to a connection about to close
+    // (§7.10), where everything sent to it is lost until the worker notices the silence.
+    if (opt.direct && no_answer_acks) dealer->use().set(zmq::sockopt::linger, 0);
     dealer.reset();
     replies_due = 0;  // what the old connection owed is gone with it
     pong_ack_due = 0;
@@ -774,7 +850,8 @@ struct WorkerImpl {
     auto body = wire::CreateAttachDirect(fbb, opt.worker_id.c_str(), hostname().c_str(), sdk.c_str(),
                                          static_cast<std::uint32_t>(::getpid()), session.c_str(),
                                          opt.capacity, &specs, /*payload_frames=*/true,
-                                         /*no_answer_acks=*/true, /*batches=*/true, /*idle_pongs=*/true);
+                                         /*no_answer_acks=*/true, /*batches=*/true, /*idle_pongs=*/true,
+                                         /*direct=*/opt.direct);
     // An Attach goes alone: the daemon it reaches may be an older one that reads no Batch.
     send_batch();
     batching = false;
@@ -827,8 +904,8 @@ struct WorkerImpl {
 
   // ---- inbound --------------------------------------------------------------------------
 
-  void on_reply(const zmq::message_t& m) {
-    auto* msg = read_daemon_message(bytes_of(m));
+  void on_reply(std::span<const std::uint8_t> m) {
+    auto* msg = read_daemon_message(m);
     if (!msg) {
       spdlog::warn("ignoring a reply that is not a valid DaemonMessage ({} bytes)", m.size());
       return;
@@ -836,7 +913,16 @@ struct WorkerImpl {
     switch (msg->body_type()) {
       case wire::DaemonBody::Attached: {
         auto* a = msg->body_as_Attached();
-        subscribe_topic(str(a->topic()));
+        // Direct (§7.10): no SUB; else (not asked, or an older daemon) the SUB, on our topic.
+        direct = a->direct();
+        answer_every_ping = direct;
+        if (direct) {
+          sub.reset();
+          topic.clear();
+        } else {
+          if (!sub) connect_sub();
+          subscribe_topic(str(a->topic()));
+        }
         if (!last_instance.empty() && str(a->instance()) != last_instance) {
           // A restarted daemon: what runs and the answers not confirmed are kept and listed in
           // the next Pong, so the new instance can adopt its durable calls (§7.6). Only the new
@@ -867,8 +953,8 @@ struct WorkerImpl {
         pong_ack_due = 0;  // a Pong's seq means nothing to another instance (§7.6)
         last_pong_listed = false;
         last_ping = SteadyClock::now();
-        spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {})",
-                     opt.worker_id, instance, nodes->size(), opt.capacity);
+        spdlog::info("attached as {} to daemon instance {} ({} node(s), capacity {}{})", opt.worker_id, instance,
+                     nodes->size(), opt.capacity, direct ? ", direct: one connection" : "");
         if (same_instance && std::exchange(resume_on_attach, false)) resume_inputs();
         resume_on_attach = false;
         break;
@@ -876,6 +962,7 @@ struct WorkerImpl {
       case wire::DaemonBody::Ack: {
         auto* ack = msg->body_as_Ack();
         if (pong_ack_due != 0 && ack->pong_seq() >= pong_ack_due) pong_ack_due = 0;
+        if (ack->pong_seq() != 0) answer_every_ping = false;
         if (ack->pong_seq() != 0 && !kept.empty()) on_pong_ack(ack->pong_seq(), ack->missing());
         break;
       }
@@ -917,9 +1004,10 @@ struct WorkerImpl {
   // taken over by the inputs it holds: their large bytes values are read in place. A Batch's
   // items are read one by one, as if each had come alone (§2.2). `in_batch`: `m` is an item.
   // `received`: the message `m` lies in, whose content a chunk's feed may share (not copied).
+  // `verified`: `m` read and verified already (read_dealer), else null.
   void on_published(std::span<const std::uint8_t> m, zmq::message_t* frame, bool in_batch = false,
-                    zmq::message_t* received = nullptr) {
-    auto* msg = read_daemon_message(m);
+                    zmq::message_t* received = nullptr, const wire::DaemonMessage* verified = nullptr) {
+    auto* msg = verified ? verified : read_daemon_message(m);
     if (msg && msg->body_type() == wire::DaemonBody::Batch) {
       auto batch = frame || in_batch ? BatchItems{{}, "a Batch inside a Batch or with a payload frame"}
                                      : batch_items(*msg->body_as_Batch(), m);
@@ -1224,13 +1312,48 @@ struct WorkerImpl {
 
   // ---- the loop ---------------------------------------------------------------------------
 
-  // Reads the replies waiting on the response socket (at most 256 at a time).
+  // Reads the rest of a multipart message whose frame `payload` was just read: its last frame
+  // ends in `payload`, the one before it in `frame`. Returns how many frames came after `payload`'s
+  // first (1: a payload frame, §2.1; more: a bad message).
+  static int recv_rest(zmq::socket_t& s, zmq::message_t& payload, zmq::message_t& frame) {
+    int extra = 0;
+    while (payload.more()) {
+      frame = std::move(payload);
+      (void)s.recv(payload, zmq::recv_flags::none);
+      ++extra;
+    }
+    return extra;
+  }
+
+  // Reads what waits on the response socket (at most 256 at a time): the replies (Attached,
+  // Ack, Rejected, each alone) and, from a daemon that granted direct (§7.10), its messages for
+  // this worker, [(payload frame)?, message], in the order the daemon sent them.
   void read_replies() {
-    zmq::message_t m;
-    for (int i = 0; i < 256 && dealer->recv(m, zmq::recv_flags::dontwait); ++i) {
-      if (replies_due > 0) --replies_due;
-      align_payload(m);
-      on_reply(m);
+    for (int i = 0; i < 256; ++i) {
+      zmq::message_t frame, payload;
+      int extra = 0;
+      auto recv = [&](zmq::socket_t& s) {
+        if (!s.recv(payload, zmq::recv_flags::dontwait)) return false;
+        extra = recv_rest(s, payload, frame);
+        return true;
+      };
+      if (!dealer->read(recv)) break;
+      if (extra > 1) {
+        spdlog::warn("ignoring a message of {} frames from the daemon", extra + 1);
+        continue;
+      }
+      align_payload(payload);
+      if (extra) align_payload(frame);
+      auto* msg = read_daemon_message(bytes_of(payload));
+      auto type = msg ? msg->body_type() : wire::DaemonBody::NONE;
+      if (!extra && (!msg || type == wire::DaemonBody::Attached || type == wire::DaemonBody::Ack ||
+                     type == wire::DaemonBody::Rejected)) {
+        if (replies_due > 0) --replies_due;
+        on_reply(bytes_of(payload));
+        continue;
+      }
+      on_own_topic = answer_every_ping;
+      on_published(bytes_of(payload), extra ? &frame : nullptr, false, &payload, msg);
     }
   }
 
@@ -1285,8 +1408,12 @@ struct WorkerImpl {
       // below on every turn while a reply is due (always with a daemon that Acks answers) and
       // at least every 100 ms; the 100 ms bound drains it when nothing else happens.
       items.clear();
-      const std::size_t sub_item = items.add(*sub), results_item = items.add(results);
-      if (!attached || draining || detached_for_no_nodes) items.add(*dealer);  // asked at every wait
+      PolledSocket* const waited_sub = sub.get();
+      const std::size_t sub_item = sub ? items.add(*sub) : 0, results_item = items.add(results);
+      // Direct, the response socket carries everything, and is asked at every wait.
+      const std::size_t dealer_item =
+          direct || !attached || draining || detached_for_no_nodes ? items.add(*dealer) : 0;
+      const std::size_t monitor_item = monitor ? items.add(*monitor) : 0;
       const std::size_t signal_item = signals ? items.add_fd(signals->fd()) : 0;
       try {
         items.wait(std::chrono::milliseconds(100));
@@ -1294,15 +1421,19 @@ struct WorkerImpl {
         if (e.num() != EINTR) throw;
       }
       if (signals && items.readable(signal_item)) signals->drain();
-      bool replies_first = !no_answer_acks || !attached || draining || detached_for_no_nodes ||
-                           replies_due > 0 || pong_ack_due != 0 ||
-                           now - last_reply_read >= std::chrono::milliseconds(100);
+      if (monitor && items.readable(monitor_item)) on_dealer_events();
+      bool replies_first = direct ? items.readable(dealer_item)
+                                  : !no_answer_acks || !attached || draining || detached_for_no_nodes ||
+                                        replies_due > 0 || pong_ack_due != 0 ||
+                                        now - last_reply_read >= std::chrono::milliseconds(100);
       if (replies_first) {
         last_reply_read = now;
         read_replies();
       }
       // Only what the poll found readable is read: an empty read costs libzmq two syscalls.
-      const bool sub_readable = items.readable(sub_item), results_readable = items.readable(results_item);
+      // (`sub` made or dropped by an Attached just read was not waited on.)
+      const bool sub_readable = waited_sub && sub.get() == waited_sub && items.readable(sub_item),
+                 results_readable = items.readable(results_item);
       for (int i = 0; sub_readable && i < 256; ++i) {
         // [topic, (payload frame)?, message]; more frames than that are a bad message.
         zmq::message_t topic, frame, payload;
@@ -1311,11 +1442,7 @@ struct WorkerImpl {
           if (!s.recv(topic, zmq::recv_flags::dontwait)) return false;
           if (!topic.more()) return true;
           (void)s.recv(payload, zmq::recv_flags::none);
-          while (payload.more()) {
-            frame = std::move(payload);
-            (void)s.recv(payload, zmq::recv_flags::none);
-            ++extra;
-          }
+          extra = recv_rest(s, payload, frame);
           return true;
         };
         if (!sub->read(recv)) break;

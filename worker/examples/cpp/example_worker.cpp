@@ -169,6 +169,8 @@ int main(int argc, char** argv) {
                  "Daemon response (ROUTER) endpoint, or both daemons' of a failover pair "
                  "comma-separated, in the same order (default: ipc://<runtime dir>/response.sock)");
   app.add_flag("--insecure", opt.insecure, "Allow tcp:// endpoints without CURVE (clear text!)");
+  app.add_flag("!--no-direct", opt.direct,
+               "Connect a SUB and a DEALER instead of one connection (PROTOCOL.md §7.10)");
   app.add_option("--data-dir", opt.secure.data_dir,
                  "Where the worker's CURVE keys and identity live (tcp:// only; default: "
                  "$MUSTER_DATA_DIR, else $XDG_DATA_HOME/muster)");

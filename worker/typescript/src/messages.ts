@@ -136,6 +136,8 @@ export interface AttachBody {
   batches?: boolean;
   /** Answer only every k-th ping while idle (PROTOCOL.md §7.3): this SDK never asks. */
   idlePongs?: boolean;
+  /** Everything on the response connection, no SUB (PROTOCOL.md §7.10): this SDK never asks. */
+  direct?: boolean;
 }
 export interface PongBody {
   type: 'Pong';
@@ -229,6 +231,8 @@ export interface AttachedBody {
   batches?: boolean;
   /** k granted for Attach.idlePongs (§7.3); 0: every ping is answered. */
   idlePongEvery?: number;
+  /** Attach.direct granted (§7.10): everything comes on the response connection. */
+  direct?: boolean;
 }
 export interface AckBody {
   type: 'Ack';
@@ -927,6 +931,7 @@ export function encodeWorkerMessage(m: WorkerMessage): Uint8Array {
       W.Attach.addNoAnswerAcks(b, !!x.noAnswerAcks);
       W.Attach.addBatches(b, !!x.batches);
       W.Attach.addIdlePongs(b, !!x.idlePongs);
+      W.Attach.addDirect(b, !!x.direct);
       body = W.Attach.endAttach(b);
       type = W.WorkerBody.Attach;
       break;
@@ -1044,6 +1049,7 @@ export function encodeDaemonMessage(m: DaemonMessage): Uint8Array {
         !!x.noAnswerAcks,
         !!x.batches,
         u32(x.idlePongEvery ?? 0, 'idle_pong_every'),
+        !!x.direct,
       );
       type = W.DaemonBody.Attached;
       break;
@@ -1728,6 +1734,7 @@ export function decodeWorkerMessage(bytes: Uint8Array): WorkerMessage {
           noAnswerAcks: a.noAnswerAcks(),
           batches: a.batches(),
           idlePongs: a.idlePongs(),
+          direct: a.direct(),
         };
         break;
       }
@@ -1831,6 +1838,7 @@ export function decodeDaemonMessage(bytes: Uint8Array): DaemonMessage {
           noAnswerAcks: a.noAnswerAcks(),
           batches: a.batches(),
           idlePongEvery: a.idlePongEvery(),
+          direct: a.direct(),
         };
         break;
       }

@@ -50,8 +50,8 @@ const spec: NodeSpec = {
 const caller = { identity: 'id', name: 'n', workspace: 'ws', role: 'client', traceId: 't' };
 
 const workerMessages: WorkerMessage[] = [
-  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: 'h', sdk: 's', pid: 42, session: 'sess', capacity: 1, nodes: [spec], payloadFrames: true, noAnswerAcks: true, batches: true, idlePongs: true } },
-  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: '', sdk: '', pid: 0, session: '', capacity: 0, nodes: [], payloadFrames: false, noAnswerAcks: false, batches: false, idlePongs: false } },
+  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: 'h', sdk: 's', pid: 42, session: 'sess', capacity: 1, nodes: [spec], payloadFrames: true, noAnswerAcks: true, batches: true, idlePongs: true, direct: true } },
+  { workerId: 'w', body: { type: 'Attach', workerId: 'w', hostname: '', sdk: '', pid: 0, session: '', capacity: 0, nodes: [], payloadFrames: false, noAnswerAcks: false, batches: false, idlePongs: false, direct: false } },
   { workerId: 'w', body: { type: 'Pong', seq: 2n ** 64n - 1n, instance: 'i', inFlight: [1n, 2n ** 63n], answered: [7n] } },
   { workerId: 'w', body: { type: 'Progress', requestId: 3n, step: 1n, total: 0n, message: 'm' } },
   { workerId: 'w', body: { type: 'Result', requestId: 4n, outputs: values, outputsInFrame: false, jobId: 0n } },
@@ -70,7 +70,7 @@ const daemonMessages: DaemonMessage[] = [
   { body: { type: 'WorkRequest', requestId: 9n, node: 'n', inputs: new Uint8Array(0), parameters: new Uint8Array(0), timeoutMs: 0n, attempt: 1, caller: null, inputsInFrame: true, streamWindowItems: 0, streamWindowBytes: 0n, chunkWindowBytes: 0n } },
   { body: { type: 'Credit', requestId: 9n, stream: 0, items: 2n ** 64n - 1n, bytes: 1n << 40n, resumeOffset: 0n, resume: false } },
   { body: { type: 'Abort', requestId: 9n, code: ErrorCode.Timeout, reason: 'late' } },
-  { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n, noAnswerAcks: false, batches: true, idlePongEvery: 2 } },
+  { body: { type: 'Attached', workerId: 'w', instance: 'i', topic: 'w:w:', broadcastTopic: 'b:', pingIntervalMs: 1000n, liveness: 3, maxMessageBytes: 1n << 24n, noAnswerAcks: false, batches: true, idlePongEvery: 2, direct: true } },
   { body: { type: 'Ack', late: true, pongSeq: 0n, missing: [] } },
   { body: { type: 'Ack', late: false, pongSeq: 17n, missing: [4n] } },
   { body: { type: 'Rejected', code: ErrorCode.BadMessage, message: 'no', reattach: true } },

@@ -246,6 +246,12 @@ struct WorkerOptions {
   // rate holds about this much, not a ping interval's worth (1 MiB answers at 500/s: ~500 MiB).
   // 0: only at pings.
   std::uint64_t confirm_kept_bytes = 32u << 20;
+  // One connection instead of two (PROTOCOL.md §7.10): the worker asks musterd to send it
+  // everything on its response connection and connects no SUB socket when musterd agrees
+  // (Attached.direct), about 25 KiB less resident per worker in musterd. After that connection
+  // is re-established (a broken link, a musterd restart) it attaches again at once. An older
+  // musterd does not know it: the worker then connects its SUB as before. false: always SUB.
+  bool direct = true;
 };
 
 class Worker {

@@ -241,6 +241,7 @@ class Attached:
     no_answer_acks: bool = _m("bool", False)
     batches: bool = _m("bool", False)  # the daemon reads Batch (PROTOCOL.md §2.2)
     idle_pong_every: int = _m("u32", 0)
+    direct: bool = _m("bool", False)  # everything on the response connection (PROTOCOL.md §7.10)
 
 
 @dataclass
@@ -278,6 +279,7 @@ class Attach:
     no_answer_acks: bool = _m("bool", False)  # no Ack per answer: the Pong confirms (PROTOCOL.md §7.7)
     batches: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
     idle_pongs: bool = _m("bool", False)  # may leave idle broadcast pings unanswered (§7.3)
+    direct: bool = _m("bool", False)  # this SDK keeps its SUB socket (PROTOCOL.md §7.10)
 
 
 @dataclass

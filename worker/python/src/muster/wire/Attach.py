@@ -123,7 +123,14 @@ class Attach(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return False
 
-def AttachStart(builder): builder.StartObject(11)
+    # Attach
+    def Direct(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachStart(builder): builder.StartObject(12)
 def Start(builder):
     return AttachStart(builder)
 def AttachAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -162,6 +169,9 @@ def AddBatches(builder, batches):
 def AttachAddIdlePongs(builder, idlePongs): builder.PrependBoolSlot(10, idlePongs, 0)
 def AddIdlePongs(builder, idlePongs):
     return AttachAddIdlePongs(builder, idlePongs)
+def AttachAddDirect(builder, direct): builder.PrependBoolSlot(11, direct, 0)
+def AddDirect(builder, direct):
+    return AttachAddDirect(builder, direct)
 def AttachEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachEnd(builder)

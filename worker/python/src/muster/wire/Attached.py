@@ -98,7 +98,14 @@ class Attached(object):
             return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
         return 0
 
-def AttachedStart(builder): builder.StartObject(10)
+    # Attached
+    def Direct(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def AttachedStart(builder): builder.StartObject(11)
 def Start(builder):
     return AttachedStart(builder)
 def AttachedAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -131,6 +138,9 @@ def AddBatches(builder, batches):
 def AttachedAddIdlePongEvery(builder, idlePongEvery): builder.PrependUint32Slot(9, idlePongEvery, 0)
 def AddIdlePongEvery(builder, idlePongEvery):
     return AttachedAddIdlePongEvery(builder, idlePongEvery)
+def AttachedAddDirect(builder, direct): builder.PrependBoolSlot(10, direct, 0)
+def AddDirect(builder, direct):
+    return AttachedAddDirect(builder, direct)
 def AttachedEnd(builder): return builder.EndObject()
 def End(builder):
     return AttachedEnd(builder)

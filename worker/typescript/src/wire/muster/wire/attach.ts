@@ -91,8 +91,13 @@ idlePongs():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+direct():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttach(builder:flatbuffers.Builder) {
-  builder.startObject(11);
+  builder.startObject(12);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -151,13 +156,17 @@ static addIdlePongs(builder:flatbuffers.Builder, idlePongs:boolean) {
   builder.addFieldInt8(10, +idlePongs, +false);
 }
 
+static addDirect(builder:flatbuffers.Builder, direct:boolean) {
+  builder.addFieldInt8(11, +direct, +false);
+}
+
 static endAttach(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // worker_id
   return offset;
 }
 
-static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean, noAnswerAcks:boolean, batches:boolean, idlePongs:boolean):flatbuffers.Offset {
+static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, sessionOffset:flatbuffers.Offset, capacity:number, nodesOffset:flatbuffers.Offset, payloadFrames:boolean, noAnswerAcks:boolean, batches:boolean, idlePongs:boolean, direct:boolean):flatbuffers.Offset {
   Attach.startAttach(builder);
   Attach.addWorkerId(builder, workerIdOffset);
   Attach.addHostname(builder, hostnameOffset);
@@ -170,6 +179,7 @@ static createAttach(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offs
   Attach.addNoAnswerAcks(builder, noAnswerAcks);
   Attach.addBatches(builder, batches);
   Attach.addIdlePongs(builder, idlePongs);
+  Attach.addDirect(builder, direct);
   return Attach.endAttach(builder);
 }
 }

@@ -78,8 +78,13 @@ idlePongEvery():number {
   return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
 }
 
+direct():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startAttached(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(11);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -122,12 +127,16 @@ static addIdlePongEvery(builder:flatbuffers.Builder, idlePongEvery:number) {
   builder.addFieldInt32(9, idlePongEvery, 0);
 }
 
+static addDirect(builder:flatbuffers.Builder, direct:boolean) {
+  builder.addFieldInt8(10, +direct, +false);
+}
+
 static endAttached(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean, batches:boolean, idlePongEvery:number):flatbuffers.Offset {
+static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, instanceOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, broadcastTopicOffset:flatbuffers.Offset, pingIntervalMs:bigint, liveness:number, maxMessageBytes:bigint, noAnswerAcks:boolean, batches:boolean, idlePongEvery:number, direct:boolean):flatbuffers.Offset {
   Attached.startAttached(builder);
   Attached.addWorkerId(builder, workerIdOffset);
   Attached.addInstance(builder, instanceOffset);
@@ -139,6 +148,7 @@ static createAttached(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Of
   Attached.addNoAnswerAcks(builder, noAnswerAcks);
   Attached.addBatches(builder, batches);
   Attached.addIdlePongEvery(builder, idlePongEvery);
+  Attached.addDirect(builder, direct);
   return Attached.endAttached(builder);
 }
 }
