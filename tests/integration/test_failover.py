@@ -144,6 +144,10 @@ def queue_five_durable_calls(tmp_path, a: Daemon):
     for i in range(5):  # one at a time: job ids follow i
         callers.append(spawn([BUILD / "tools" / "muster", "call", "--durable", "count", json.dumps({"i": i})],
                              a.env, tmp_path / f"call-{i}.log"))
+        # Accepted (the CLI says "job N" on stderr) comes once the call's journal commit did: a
+        # call musterd only shows queued may still be uncommitted, and lost with a SIGKILL then.
+        log = tmp_path / f"call-{i}.log"
+        wait_for(lambda: log.exists() and "job " in log.read_text(), 15, f"call {i} accepted")
         if i == 0:
             wait_for(lambda: (status(a) or {}).get("in_flight") == 1, 15, "call 0 running")
         else:
