@@ -1,12 +1,10 @@
 // buffer_pool_test.cpp — the worker SDK's pool of large answer buffers (worker/cpp/buffer_pool.hpp):
 // a freed buffer is handed out again for an answer of about the same size instead of fresh
 // memory, never twice at once, also when libzmq frees the message that carried it, and goes
-// back to malloc once unused for the pool's idle time; and the Batches' buffers (batch_message) that
-// libzmq's free gives back.
+// back to malloc once unused for the pool's idle time.
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <cstring>
 #include <optional>
 #include <vector>
 

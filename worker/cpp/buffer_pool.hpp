@@ -1,4 +1,4 @@
-// buffer_pool.hpp — (private to the C++ SDK and client library) message buffers, reused.
+// buffer_pool.hpp — (private to the C++ worker SDK) message buffers, reused.
 // Owns: the buffers of the messages over kCopyMessageMax that the worker builds with its answer
 // builders (Results, Items, Failures and Progress that large): a FlatBuffers allocator whose
 // freed buffers wait, grouped by size class, for the next large message, and go back to malloc
@@ -21,8 +21,6 @@
 #include <vector>
 
 #include <flatbuffers/flatbuffers.h>
-#include <span>
-#include <zmq.hpp>
 
 namespace muster::detail {
 

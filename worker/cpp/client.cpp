@@ -21,7 +21,6 @@
 #include "muster/frames.hpp"
 #include "muster/messages.hpp"
 #include "muster/node_spec.hpp"
-#include "buffer_pool.hpp"
 #include "chunk_message.hpp"
 #include "client_message.hpp"
 #include "client_socket.hpp"
