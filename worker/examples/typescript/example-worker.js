@@ -14,7 +14,8 @@
 //
 // Flags: --prefix P (node names become P + name; default none), --worker-id ID,
 // --capacity N, --request-address EP, --response-address EP, --insecure, --log-level LEVEL,
-// --shutdown-grace-ms N (how long SIGTERM lets running requests finish; default 10000).
+// --shutdown-grace-ms N (how long SIGTERM lets running requests finish; default 10000),
+// --no-direct (connect a SUB as well: two connections to musterd, PROTOCOL.md §7.10).
 // tcp:// endpoints are CURVE-encrypted with keys from enrollment (docs/SECURITY.md §5):
 // --data-dir DIR (worker-curve.key, worker-identity.json; default ~/.local/share/muster),
 // --enrollment-address EP (default tcp://<host of --response-address>:7900),
@@ -35,7 +36,7 @@ const USAGE = `usage: example-worker.js [--prefix P] [--worker-id ID] [--capacit
                          [--request-address EP] [--response-address EP]
                          [--data-dir DIR] [--enrollment-address EP] [--enrollment-token-file FILE]
                          [--name NAME] [--insecure] [--log-level debug|info|warn|error|off]
-                         [--shutdown-grace-ms N]`;
+                         [--shutdown-grace-ms N] [--no-direct]`;
 
 function main() {
   let args;
@@ -54,6 +55,7 @@ function main() {
         name: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         'shutdown-grace-ms': { type: 'string', default: '10000' },
+        'no-direct': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -88,6 +90,7 @@ function main() {
       enrollmentTokenFile: args['enrollment-token-file'],
       name: args.name,
       shutdownGraceMs: graceMs,
+      direct: !args['no-direct'],
       logger: /** @type {import('../../typescript').LogLevel} */ (args['log-level']),
     });
   } catch (e) {

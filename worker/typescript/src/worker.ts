@@ -1,7 +1,10 @@
 // worker.ts — a muster worker: serves nodes to musterd following PROTOCOL.md §7.
-// Owns: the worker side of the protocol: SUB subscribed to "b:" before Attach and to the
-// worker topic Attached assigns ("w:<identity>:<id>:", the only other one musterd applies),
-// a DEALER to the response socket, the replies paired with the messages that get one (every
+// Owns: the worker side of the protocol: a DEALER to the response socket that, once musterd
+// grants `direct` (§7.10), carries everything (no SUB then; attached again as soon as its
+// connection is made again); else a SUB subscribed to "b:" and to the worker topic Attached
+// assigns ("w:<identity>:<id>:", the only other one musterd applies), before Attach when the
+// worker does not ask for direct, after Attached when an older daemon does not grant it;
+// the replies paired with the messages that get one (every
 // message; without answer Acks, §7.7, only Attach, Detach and some Pongs), Pong for every Ping
 // (listing in-flight ids and the answers kept unconfirmed; while idle, every k-th broadcast one
 // if the daemon grants idle pongs, §7.3), dispatch of WorkRequests to handlers with at most `capacity`
@@ -99,6 +102,12 @@ export interface WorkerOptions extends TransportSecurity, EnrollmentOptions {
    * §7.3 "Idle pongs"): at most `Attached.idle_pong_every - 1` in a row. Default true.
    */
   idlePongs?: boolean;
+  /**
+   * Ask musterd for everything on the response connection (PROTOCOL.md §7.10): no SUB, one
+   * connection to musterd instead of two. Default true; a daemon that does not grant it (an
+   * older one) is served with a SUB connected after Attached, as with false.
+   */
+  direct?: boolean;
 }
 
 /**
@@ -231,9 +240,23 @@ interface Sent {
 
 type State = 'idle' | 'attaching' | 'attached' | 'detaching' | 'stopped';
 
+/** How a message of the daemon came: on the worker's topic, the broadcast topic (SUB), or its DEALER (direct, PROTOCOL.md §7.10). */
+type Route = 'topic' | 'broadcast' | 'direct';
+
 const REMEMBERED_ANSWERS = 256;
 /** Pongs that may get no Ack kept awaiting one (the older are given up: they listed nothing). */
 const MAYBE_REPLIES = 16;
+
+/** Closes a socket (if any) without waiting longer than `linger` ms for what it still holds. */
+function closeQuietly(s: zmq.Socket | null, linger: number): void {
+  if (!s || s.closed) return;
+  try {
+    s.linger = linger;
+    s.close();
+  } catch {
+    /* already closed */
+  }
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -296,6 +319,7 @@ export class Worker extends EventEmitter {
   private readonly wantsNoAnswerAcks: boolean;
   private readonly confirmKeptBytes: number;
   private readonly wantsIdlePongs: boolean;
+  private readonly wantsDirect: boolean;
   private shutdownGraceMs: number;
   private readonly log: Logger;
   private readonly nodes = new Map<string, RegisteredNode>();
@@ -313,6 +337,13 @@ export class Worker extends EventEmitter {
   private lastPingAt = 0;
   private topics = new Set<string>();
   private workerTopic = ''; // Attached.topic, subscribed on the current SUB socket
+  /**
+   * Direct granted by the last Attached (PROTOCOL.md §7.10): the daemon's messages come on the
+   * DEALER and there is no SUB. Until the Ack of a Pong every Ping there is answered (the
+   * confirming Ping cannot be told from a broadcast one).
+   */
+  private direct = false;
+  private answerEveryPing = false;
 
   private outbox: Outgoing[] = [];
   private sent: Sent[] = [];
@@ -410,6 +441,7 @@ export class Worker extends EventEmitter {
     }
     this.wantsNoAnswerAcks = options.noAnswerAcks ?? true;
     this.wantsIdlePongs = options.idlePongs ?? true;
+    this.wantsDirect = options.direct ?? true;
     this.confirmKeptBytes = options.confirmKeptBytes ?? 32 * 1024 * 1024;
     if (!Number.isSafeInteger(this.confirmKeptBytes) || this.confirmKeptBytes < 0) {
       throw new MusterError(ErrorCode.InvalidRequest, `confirmKeptBytes must be a non-negative integer, got ${options.confirmKeptBytes}`);
@@ -587,64 +619,105 @@ export class Worker extends EventEmitter {
   // ---- connection ----------------------------------------------------------------------
 
   private closeSockets(linger: number): void {
-    for (const s of [this.sub, this.dealer]) {
-      if (!s || s.closed) continue;
-      try {
-        s.linger = linger;
-        s.close();
-      } catch {
-        /* already closed */
-      }
-    }
+    closeQuietly(this.sub, linger);
+    closeQuietly(this.dealer, linger);
     this.sub = null;
     this.dealer = null;
   }
 
-  /** (Re)creates both sockets, subscribes, and attaches. */
+  /** (Re)creates the DEALER, and the SUB unless the worker asks for direct (PROTOCOL.md §7.10), and attaches. */
   private connect(why: string): void {
     this.closeSockets(0);
     const gen = ++this.connGen;
     this.sent = [];
     this.lastPong.listed = false; // a new connection: nothing sent on it is Acked yet
     this.pongAckDue = 0n;
+    this.direct = this.answerEveryPing = false; // until the new Attached grants it
+    this.topics = new Set();
+    this.workerTopic = '';
     // Whatever was queued for the old connection waits for the new Attach to be answered.
     this.outbox = this.outbox.filter((m) => m.kind !== 'Attach' && m.kind !== 'Pong');
-    const sub = new zmq.Subscriber({ linger: 0 });
+    // The old DEALER closed without lingering (above): a late Attach of it could otherwise reach
+    // musterd after the new one's and move a direct worker's route to a closing connection (§7.10).
     const dealer = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10000 });
     try {
-      applySecurity(sub, this.requestAddress, this.security);
       applySecurity(dealer, this.responseAddress, this.security);
-      // The broadcast topic before connecting and before Attach; the worker topic follows
-      // with Attached (PROTOCOL.md §2, §7.1).
-      this.topics = new Set(['b:']);
-      this.workerTopic = '';
-      sub.subscribe(...this.topics);
-      // Both daemons of a failover pair (an address list): the SUB hears the Pings of whichever
-      // is bound; the DEALER queues only on a completed connection (ZMQ_IMMEDIATE), so the
-      // Attach waits in send() until the active daemon's connection is up (the attach timeout
-      // reconnects if none comes).
-      connectAll(sub, this.requestAddress, false);
+      // Both daemons of a failover pair (an address list): the DEALER queues only on a
+      // completed connection (ZMQ_IMMEDIATE), so the Attach waits in send() until the active
+      // daemon's connection is up (the attach timeout reconnects if none comes).
       connectAll(dealer, this.responseAddress, true);
     } catch (e) {
-      sub.close();
       dealer.close();
       this.fail(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    // The response connection broke: the DEALER connects again by itself, but musterd knows a
-    // worker by its connection and would refuse what comes on the new one ("attached on another
-    // connection"). So the worker attaches again at once (the same session keeps its requests,
-    // PROTOCOL.md §7.1) and resumes what was lost on the way (§7.9 R4; kept answers, §7.6).
-    dealer.events.on('disconnect', () => {
-      if (gen !== this.connGen || this.state !== 'attached') return;
-      this.reattach('the response connection broke', false);
-    });
-    this.sub = sub;
+    this.watchConnection(dealer, gen);
     this.dealer = dealer;
-    this.log.debug(`connecting (${why}): request ${this.requestAddress}, response ${this.responseAddress}`);
-    void this.subLoop(sub, gen);
+    // Asking for direct, the SUB waits for an Attached that does not grant it (an older daemon).
+    if (!this.wantsDirect && !this.openSub()) return;
+    this.log.debug(`connecting (${why}): ${this.wantsDirect ? '' : `request ${this.requestAddress}, `}response ${this.responseAddress}`);
     void this.dealerLoop(dealer, gen);
     this.attach(why);
+  }
+
+  /**
+   * The SUB on the request endpoints, subscribed to the broadcast topic (PROTOCOL.md §2, §7.1):
+   * before Attach for a worker that does not ask for direct, after an Attached that does not
+   * grant it. The worker topic follows with Attached. False if it could not be made (the worker
+   * fails).
+   */
+  private openSub(): boolean {
+    const sub = new zmq.Subscriber({ linger: 0 });
+    try {
+      applySecurity(sub, this.requestAddress, this.security);
+      this.topics = new Set(['b:']);
+      this.workerTopic = '';
+      sub.subscribe(...this.topics);
+      // Both daemons of a failover pair: the SUB hears the Pings of whichever is bound.
+      connectAll(sub, this.requestAddress, false);
+    } catch (e) {
+      sub.close();
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+      return false;
+    }
+    this.sub = sub;
+    void this.subLoop(sub, this.connGen);
+    return true;
+  }
+
+  /** A daemon that grants direct after one that did not (a newer musterd at the same address): the SUB goes. */
+  private closeSub(): void {
+    closeQuietly(this.sub, 0);
+    this.sub = null;
+    this.topics = new Set();
+    this.workerTopic = '';
+  }
+
+  /**
+   * The DEALER's connection events. When its connection breaks, libzmq connects it again by
+   * itself, but musterd knows a worker by its connection: it refuses what comes on the new one
+   * ("attached on another connection", PROTOCOL.md §7.3) and, to a direct worker, still sends
+   * everything to the old one, which is gone (§7.10). So an attached worker attaches again at
+   * once: the Attach waits in the DEALER and goes first on the new connection (the same session
+   * keeps its requests, §7.1; a restarted daemon learns of the worker from it, §7.6), and it
+   * resumes what was lost on the way (§7.9 R4; kept answers, §7.6). An Attach on its way when
+   * the connection broke may be lost with it: it goes again once the connection is made again
+   * (one per connection made: no loop).
+   */
+  private watchConnection(dealer: zmq.Dealer, gen: number): void {
+    let attachLost = -1; // the attachGen of an Attach on its way when the connection broke
+    dealer.events.on('disconnect', () => {
+      if (gen !== this.connGen) return;
+      if (this.state === 'attached') this.reattach('the response connection broke', false);
+      else if (this.state === 'attaching') attachLost = this.attachGen;
+    });
+    dealer.events.on('connect', () => {
+      const lost = attachLost;
+      attachLost = -1;
+      if (gen !== this.connGen || this.state !== 'attaching' || lost !== this.attachGen) return;
+      this.log.info('attaching again: the response connection was made again while an Attach was on its way');
+      this.attach('the response connection was made again');
+    });
   }
 
   private attach(why: string): void {
@@ -668,6 +741,7 @@ export class Worker extends EventEmitter {
         noAnswerAcks: this.wantsNoAnswerAcks, // PROTOCOL.md §7.7, if Attached agrees
         batches: false, // reads no Batch (PROTOCOL.md §2.2 is for the C++ SDK)
         idlePongs: this.wantsIdlePongs, // PROTOCOL.md §7.3, if Attached grants it
+        direct: this.wantsDirect, // PROTOCOL.md §7.10, if Attached grants it
       },
     });
     this.log.debug(`attaching (${why})`);
@@ -807,21 +881,26 @@ export class Worker extends EventEmitter {
 
   // ---- receiving -----------------------------------------------------------------------
 
+  /**
+   * The response socket: the replies (Attached, Ack, Rejected) and, from a daemon that granted
+   * direct (PROTOCOL.md §7.10), its messages for this worker, `[DaemonMessage]` (no topic frame;
+   * no payload frame either: this worker does not ask for them, §2.1), in the order sent.
+   */
   private async dealerLoop(dealer: zmq.Dealer, gen: number): Promise<void> {
     try {
       for await (const frames of dealer) {
         if (gen !== this.connGen) break;
         const last = frames[frames.length - 1];
         if (!last) continue;
-        let msg: DaemonMessage;
-        try {
-          msg = decodeDaemonMessage(last);
-        } catch (e) {
-          this.log.warn(`ignoring a bad reply from the daemon: ${(e as Error).message}`);
-          this.sent.shift();
+        const msg = this.readDaemonMessage(last, 'direct');
+        if (msg === 'refused') continue;
+        if (msg === null) {
+          this.sent.shift(); // a reply that could not be read
           continue;
         }
-        this.onReply(msg);
+        const type = msg.body.type;
+        if (!this.direct || type === 'Attached' || type === 'Ack' || type === 'Rejected') this.onReply(msg);
+        else this.onPublished(msg, 'direct');
       }
     } catch (e) {
       if (!dealer.closed) this.log.warn(`response socket: ${(e as Error).message}`);
@@ -838,18 +917,30 @@ export class Worker extends EventEmitter {
         }
         const topic = frames[0]!.toString('latin1');
         if (!this.topics.has(topic)) continue;
-        let msg: DaemonMessage;
-        try {
-          msg = decodeDaemonMessage(frames[1]!);
-        } catch (e) {
-          this.log.warn(`ignoring a bad message on ${topic}: ${(e as Error).message}`);
-          if (e instanceof BadPayloadError && topic === this.attached?.topic) this.refuse(e.requestId, e.message);
-          continue;
-        }
-        this.onPublished(msg, topic);
+        const route = topic === this.workerTopic ? 'topic' : 'broadcast';
+        const msg = this.readDaemonMessage(frames[1]!, route);
+        if (msg !== null && msg !== 'refused') this.onPublished(msg, route);
       }
     } catch (e) {
       if (!sub.closed) this.log.warn(`request socket: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Decodes a message of the daemon, whichever socket brought it. One that is not valid is
+   * logged and gives null, except a WorkRequest whose payload is not valid Values on this
+   * worker's own route (its topic, or direct), which is answered Failure{InvalidRequest}
+   * (PROTOCOL.md §4): 'refused'.
+   */
+  private readDaemonMessage(bytes: Uint8Array, route: Route): DaemonMessage | 'refused' | null {
+    try {
+      return decodeDaemonMessage(bytes);
+    } catch (e) {
+      const where = route === 'direct' ? 'the response socket' : route === 'topic' ? this.workerTopic : 'the broadcast topic';
+      this.log.warn(`ignoring a bad message on ${where}: ${(e as Error).message}`);
+      if (!(e instanceof BadPayloadError)) return null;
+      if (route === 'topic' || (route === 'direct' && this.direct)) this.refuse(e.requestId, e.message);
+      return 'refused';
     }
   }
 
@@ -917,7 +1008,14 @@ export class Worker extends EventEmitter {
         this.lastPong.listed = false;
         if (body.maxMessageBytes > 0n) this.maxMessageBytes = Number(body.maxMessageBytes);
         this.lastPingAt = Date.now();
-        if (body.topic && body.topic !== this.workerTopic) {
+        // Direct (§7.10): no SUB. Not granted (not asked, or an older daemon): the SUB, on the
+        // worker topic; connected now if the worker asked (§7.1's confirming Ping is repeated
+        // until its Pong, so the slow joiner loses nothing).
+        this.direct = this.wantsDirect && (body.direct ?? false);
+        this.answerEveryPing = this.direct;
+        if (this.direct) this.closeSub();
+        else if (this.sub === null && !this.openSub()) return;
+        if (!this.direct && body.topic && body.topic !== this.workerTopic) {
           if (this.workerTopic) {
             this.topics.delete(this.workerTopic);
             this.sub?.unsubscribe(this.workerTopic);
@@ -926,13 +1024,17 @@ export class Worker extends EventEmitter {
           this.topics.add(body.topic);
           this.sub?.subscribe(body.topic);
         }
-        if (body.broadcastTopic && !this.topics.has(body.broadcastTopic)) {
+        if (!this.direct && body.broadcastTopic && !this.topics.has(body.broadcastTopic)) {
           this.topics.add(body.broadcastTopic);
           this.sub?.subscribe(body.broadcastTopic);
         }
         if (this.state === 'attaching') this.state = 'attached';
         if (reattached) this.resumeStreams(changed, previous, body.instance);
-        const granted = [this.noAcks ? ', no answer Acks' : '', this.idlePongEvery > 1 ? `, idle pongs every ${this.idlePongEvery}` : ''];
+        const granted = [
+          this.noAcks ? ', no answer Acks' : '',
+          this.idlePongEvery > 1 ? `, idle pongs every ${this.idlePongEvery}` : '',
+          this.direct ? ', direct: one connection' : '',
+        ];
         this.log.info(
           `attached to musterd instance ${body.instance} (ping every ${body.pingIntervalMs} ms, liveness ${body.liveness}${granted.join('')})`,
         );
@@ -943,6 +1045,7 @@ export class Worker extends EventEmitter {
         return;
       }
       case 'Ack':
+        if (body.pongSeq !== 0n) this.answerEveryPing = false; // the confirming Pong's Ack came (§7.10)
         if (this.pongAckDue !== 0n && body.pongSeq >= this.pongAckDue) this.pongAckDue = 0n;
         if (body.late && sent) this.log.debug(`the daemon dropped a late ${sent.kind}`);
         return;
@@ -973,7 +1076,8 @@ export class Worker extends EventEmitter {
     }
   }
 
-  private onPublished(msg: DaemonMessage, topic: string): void {
+  /** What musterd sends this worker other than replies, from the SUB (`topic`, `broadcast`) or, direct, the DEALER. */
+  private onPublished(msg: DaemonMessage, route: Route): void {
     const body = msg.body;
     switch (body.type) {
       case 'Ping': {
@@ -984,7 +1088,9 @@ export class Worker extends EventEmitter {
           this.reattach(`daemon instance changed (${this.instance} -> ${body.instance})`, false);
           return;
         }
-        if (this.skipIdlePong(topic === this.workerTopic)) return;
+        // Direct, the confirming Ping cannot be told from a broadcast one: every Ping is answered
+        // until the Ack of a Pong (the confirming Pong is always Acked, §7.10).
+        if (this.skipIdlePong(route === 'topic' || (route === 'direct' && this.answerEveryPing))) return;
         this.sendPong(body.seq, body.instance);
         return;
       }
@@ -995,7 +1101,7 @@ export class Worker extends EventEmitter {
         // A grant of the caller (cumulative totals, forwarded by the daemon): a stale or
         // repeated one changes nothing (PROTOCOL.md §7.8). On an output stream (§7.9) a resume
         // Credit sends it again from its offset, also once the Result went (R11).
-        if (topic !== this.attached?.topic) return;
+        if (route === 'broadcast') return;
         const key = `${body.requestId}`;
         const job = this.jobs.get(key);
         const chunks = job && !job.answered ? job.chunks : body.stream !== 0 ? this.resending.get(key) : undefined;
@@ -1007,7 +1113,7 @@ export class Worker extends EventEmitter {
       case 'Chunk': {
         // a piece of a chunked input, forwarded from the caller
         const job = this.jobs.get(`${body.requestId}`);
-        if (!job || job.answered || topic !== this.attached?.topic) return;
+        if (!job || job.answered || route === 'broadcast') return;
         job.chunks.onChunk(body.stream, body.offset, body.data ?? new Uint8Array(0));
         return;
       }
@@ -1022,7 +1128,7 @@ export class Worker extends EventEmitter {
         return;
       }
       default:
-        this.log.warn(`unexpected ${body.type} on topic ${topic}`);
+        this.log.warn(`unexpected ${body.type} ${route === 'direct' ? 'on the response socket' : `on topic ${route === 'topic' ? this.workerTopic : 'b:'}`}`);
     }
   }
 

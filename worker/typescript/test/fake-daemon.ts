@@ -1,5 +1,6 @@
 // fake-daemon.ts — a scripted stand-in for musterd in the SDK's tests: a PUB request socket,
-// a ROUTER response socket and a ROUTER client socket in a private temporary directory.
+// a ROUTER response socket and a ROUTER client socket in a private temporary directory; to a
+// worker granted `direct` (PROTOCOL.md §7.10) it sends on the ROUTER what it would publish.
 // Owns: just enough of the daemon side of PROTOCOL.md §7 and §8 for tests to drive a worker or
 // a client message by message; every wait has a timeout so no test can hang.
 import * as fs from 'node:fs';
@@ -161,6 +162,15 @@ export class FakeDaemon {
   idlePongEvery = 0;
   /** The `missing` of the Ack to a Pong of a worker without answer Acks (default: none). */
   pongMissing: ((pong: Extract<WorkerMessage['body'], { type: 'Pong' }>) => bigint[]) | null = null;
+  /**
+   * Grant Attach.direct (PROTOCOL.md §7.10) to a worker that asks: then, like musterd, what
+   * would be published on its topic and on "b:" goes to the connection of its last Attach.
+   */
+  grantDirect = false;
+  /** Connections the request (PUB) socket accepted: a direct worker makes none. */
+  subscriberConnections = 0;
+  /** The connection (routing id) of each worker granted direct, by its topic. */
+  private directRoutes = new Map<string, Buffer>();
   /** Workers granted no_answer_acks, by worker id. */
   private unacked = new Set<string>();
   /** Overrides the automatic reply to a worker message: return a body, or null for no reply. */
@@ -208,6 +218,7 @@ export class FakeDaemon {
 
   static async start(options: FakeDaemonOptions = {}): Promise<FakeDaemon> {
     const d = new FakeDaemon(options);
+    d.pub.events.on('accept', () => (d.subscriberConnections += 1));
     await d.pub.bind(d.requestAddress);
     await d.router.bind(d.responseAddress);
     await d.client.bind(d.clientAddress);
@@ -256,7 +267,7 @@ export class FakeDaemon {
   }
 
   publishRaw(topic: string, bytes: Uint8Array): void {
-    const send = () => void this.pub.send([topic, bytes]).catch(() => undefined);
+    const send = () => this.sendOn(topic, bytes);
     const waiting = this.unconfirmed.get(topic);
     if (waiting) waiting.push(send);
     else send();
@@ -281,9 +292,17 @@ export class FakeDaemon {
 
   ping(topic: string, instance = this.instance): bigint {
     this.seq += 1n;
-    void this.pub.send([topic, encodeDaemonMessage({ body: { type: 'Ping', seq: this.seq, instance } })])
-      .catch(() => undefined);
+    const bytes = encodeDaemonMessage({ body: { type: 'Ping', seq: this.seq, instance } });
+    this.sendOn(topic, bytes);
+    if (topic === 'b:') for (const route of this.directRoutes.values()) this.replyRaw({ routingId: route }, bytes);
     return this.seq;
+  }
+
+  /** Publishes on `topic`, or sends `[bytes]` to the connection of the direct worker whose topic it is. */
+  private sendOn(topic: string, bytes: Uint8Array): void {
+    const route = this.directRoutes.get(topic);
+    if (route) this.replyRaw({ routingId: route }, bytes);
+    else void this.pub.send([topic, bytes]).catch(() => undefined);
   }
 
   reply(to: { routingId: Buffer; delimiter: boolean }, body: DaemonBody): void {
@@ -372,7 +391,11 @@ export class FakeDaemon {
         maxMessageBytes: this.maxMessageBytes,
         noAnswerAcks: this.grantNoAnswerAcks && body.noAnswerAcks,
         idlePongEvery: body.idlePongs ? this.idlePongEvery : 0,
+        direct: this.grantDirect && body.direct,
       });
+      // Direct: from now on its messages go to this connection (an Attach moves the route).
+      if (this.grantDirect && body.direct) this.directRoutes.set(workerTopic(body.workerId), r.routingId);
+      else this.directRoutes.delete(workerTopic(body.workerId));
       if (this.grantNoAnswerAcks && body.noAnswerAcks) this.unacked.add(body.workerId);
       else this.unacked.delete(body.workerId);
       this.startConfirming(body.workerId);

@@ -1,0 +1,165 @@
+// direct.test.ts — the Worker with one connection (PROTOCOL.md §7.10), against a fake daemon of
+// its own per test that grants `direct` or not: granted, no SUB connection and everything (the
+// confirming Ping, broadcast Pings, WorkRequests, Aborts) on the DEALER, answered there; every
+// Ping answered until the Ack of a Pong; the response connection made again after a break
+// attaches again and carries the work (as does one made again while an Attach was on its way);
+// not granted (an older daemon) or not asked, a SUB as before.
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+
+import { ErrorCode, type Handler, type NodeDefinition, Worker, type WorkerOptions, decodeValues } from '../src';
+import { FakeDaemon, type FromWorker, sleep, testWorkerOptions, until, workerTopic } from './fake-daemon';
+
+const daemons: FakeDaemon[] = [];
+const workers: Worker[] = [];
+let nextRequestId = 7000n;
+
+async function ownDaemon(grantDirect: boolean): Promise<FakeDaemon> {
+  const d = await FakeDaemon.start({ liveness: 50 });
+  d.grantDirect = grantDirect;
+  d.grantNoAnswerAcks = true; // as musterd: direct comes with the other opt-ins
+  daemons.push(d);
+  return d;
+}
+
+function makeWorker(d: FakeDaemon, workerId: string, options: Partial<WorkerOptions> = {}): Worker {
+  const w = new Worker({ ...testWorkerOptions(d), workerId, capacity: 4, ...options });
+  for (const [def, handler] of nodes) w.node(def, handler);
+  workers.push(w);
+  return w;
+}
+
+const nodes: [NodeDefinition, Handler][] = [
+  [{ name: 'echo' }, (ctx) => ({ x: ctx.inputs.x })],
+  [
+    { name: 'wait' },
+    (ctx) =>
+      new Promise((_resolve, reject) => {
+        ctx.signal.addEventListener('abort', () => reject(new Error('aborted')));
+      }),
+  ],
+];
+
+/** Starts `w` and waits for its Attach and its confirming Pong; returns the Attach. */
+async function attached(d: FakeDaemon, w: Worker) {
+  await w.start();
+  const attach = await d.nextFromWorker('Attach', (b) => b.workerId === w.workerId);
+  await d.nextFromWorker('Pong', (_b, r) => r.msg.workerId === w.workerId);
+  return attach;
+}
+
+/** Sends `echo {x}` to worker `id` and returns the x of its Result. */
+async function echoOnce(d: FakeDaemon, id: string, x: number): Promise<unknown> {
+  const rid = d.workRequest(id, nextRequestId++, 'echo', { x });
+  const r = await d.nextFromWorker('Result', (b) => b.requestId === rid);
+  return (decodeValues(r.body.outputs) as Record<string, unknown>).x;
+}
+
+function pongSeqs(d: FakeDaemon, id: string): bigint[] {
+  return d.fromWorkers.all.filter((r) => r.msg.workerId === id && r.msg.body.type === 'Pong').map((r) => (r.msg.body as { seq: bigint }).seq);
+}
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop('test over')));
+  await Promise.all(daemons.splice(0).map((d) => d.close()));
+});
+
+describe('one connection per worker (PROTOCOL.md §7.10)', () => {
+  it('asks for it; granted, connects no SUB and is served on its DEALER: work, pings, aborts', async () => {
+    const d = await ownDaemon(true);
+    const w = makeWorker(d, 'dr1');
+    const attach = await attached(d, w); // the confirming Ping came on the DEALER
+    assert.equal(attach.body.direct, true);
+    assert.equal(await echoOnce(d, 'dr1', 1), 1);
+    // A broadcast Ping reaches it on the DEALER and is answered (every one, while it keeps an answer).
+    d.pinging = false;
+    const seq = d.ping('b:');
+    await d.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'dr1' && b.seq === seq);
+    // An Abort on the DEALER stops the handler; the worker answers the aborted request.
+    const rid = d.workRequest('dr1', nextRequestId++, 'wait');
+    await until(() => w.inFlight.length === 1, 5000, 'the request to run');
+    d.publish(workerTopic('dr1'), { type: 'Abort', requestId: rid, code: ErrorCode.Cancelled, reason: 'cancelled by the test' });
+    await d.nextFromWorker('Failure', (b) => b.requestId === rid);
+    assert.deepEqual(w.inFlight, []);
+    // Many calls, each answered once, and the request socket never saw a connection.
+    const xs = await Promise.all([2, 3, 4, 5, 6].map((x) => echoOnce(d, 'dr1', x)));
+    assert.deepEqual(xs, [2, 3, 4, 5, 6]);
+    assert.equal(d.subscriberConnections, 0);
+  });
+
+  it('granted with idle pongs: answers every Ping until the Ack of a Pong, then the idle rule', async () => {
+    const d = await ownDaemon(true);
+    d.idlePongEvery = 3;
+    d.pinging = false;
+    const held: FromWorker[] = [];
+    d.replyHook = (r) => {
+      if (r.msg.body.type !== 'Pong') return undefined;
+      held.push(r); // no Ack yet: the worker cannot know its confirming Pong arrived
+      return null;
+    };
+    const w = makeWorker(d, 'dr2');
+    await attached(d, w);
+    const before = [d.ping('b:'), d.ping('b:'), d.ping('b:')];
+    await d.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'dr2' && b.seq === before[2]);
+    assert.deepEqual(pongSeqs(d, 'dr2').filter((s) => before.includes(s)), before);
+    // The Ack of a Pong: from now on, while idle, every third broadcast Ping.
+    d.replyHook = null;
+    const last = held[held.length - 1]!;
+    d.reply(last, { type: 'Ack', late: false, pongSeq: (last.msg.body as { seq: bigint }).seq, missing: [] });
+    await sleep(100);
+    const after = [1, 2, 3, 4, 5, 6].map(() => d.ping('b:'));
+    await d.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'dr2' && b.seq === after[5]);
+    assert.deepEqual(pongSeqs(d, 'dr2').filter((s) => after.includes(s)), [after[2], after[5]]);
+    assert.equal(d.subscriberConnections, 0);
+  });
+
+  it('attaches again at once when its response connection was made again, and is served on the new one', async () => {
+    const d = await ownDaemon(true);
+    const w = makeWorker(d, 'dr3', { attachTimeoutMs: 60_000 }); // no help from the attach timeout
+    const first = await attached(d, w);
+    assert.equal(await echoOnce(d, 'dr3', 1), 1);
+    // The daemon's side of the connection goes and comes back: nothing more reaches the old route.
+    await d.reopenResponseSocket();
+    const again = await d.nextFromWorker('Attach', (b) => b.workerId === 'dr3', 5000);
+    assert.notDeepEqual(again.routingId, first.routingId);
+    assert.equal(again.body.session, first.body.session); // the same process: its requests stay
+    await until(() => w.isAttached, 5000, 'Attached');
+    assert.equal(await echoOnce(d, 'dr3', 2), 2);
+    assert.equal(d.subscriberConnections, 0);
+  });
+
+  it('an Attach on its way when the response connection broke goes again once the connection is made again', async () => {
+    const d = await ownDaemon(true);
+    d.autoAttach = false; // the first Attach is lost with the connection
+    const w = makeWorker(d, 'dr6', { attachTimeoutMs: 60_000 }); // no help from the attach timeout
+    const started = w.start();
+    const first = await d.nextFromWorker('Attach', (b) => b.workerId === 'dr6');
+    d.autoAttach = true;
+    await d.reopenResponseSocket();
+    const again = await d.nextFromWorker('Attach', (b) => b.workerId === 'dr6', 5000);
+    assert.notDeepEqual(again.routingId, first.routingId);
+    await started;
+    assert.equal(await echoOnce(d, 'dr6', 1), 1);
+  });
+
+  it('not granted (an older daemon): connects its SUB after Attached, subscribes, and is served as before', async () => {
+    const d = await ownDaemon(false);
+    const w = makeWorker(d, 'dr4');
+    const attach = await attached(d, w); // the confirming Ping came on its topic, so the SUB subscribed
+    assert.equal(attach.body.direct, true); // asked, not granted
+    assert.equal(d.subscriberConnections, 1);
+    assert.equal(await echoOnce(d, 'dr4', 1), 1);
+    d.pinging = false;
+    const seq = d.ping('b:');
+    await d.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'dr4' && b.seq === seq);
+  });
+
+  it('direct: false: does not ask, and connects its SUB as before', async () => {
+    const d = await ownDaemon(true);
+    const w = makeWorker(d, 'dr5', { direct: false });
+    const attach = await attached(d, w);
+    assert.equal(attach.body.direct, false);
+    assert.equal(d.subscriberConnections, 1);
+    assert.equal(await echoOnce(d, 'dr5', 1), 1);
+  });
+});
