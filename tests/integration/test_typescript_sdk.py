@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from conftest import popen
+from link_cutter import LinkCutter
 
 REPO = Path(__file__).resolve().parents[2]
 TS_DIR = REPO / "worker" / "typescript"
@@ -390,8 +391,8 @@ def test_ts_requests_left_when_the_grace_runs_out_are_the_daemons_to_fail(daemon
 # ---- answers without an Ack (PROTOCOL.md §7.7) ------------------------------------------------
 
 # A worker counting each execution of `count` {i} -> {i} in a file (one line per execution), and a
-# caller making `argv[3]` calls of it, `argv[4]` at a time, that prints one JSON line: the calls
-# answered with their own i, and the failures.
+# caller making `argv[3]` calls of it (i from `argv[5]`, 0 by default), `argv[4]` at a time, that
+# prints one JSON line: the calls answered with their own i, and the failures.
 COUNTING_WORKER = r'''
 'use strict';
 const fs = require('node:fs');
@@ -409,13 +410,14 @@ PIPELINED_CALLER = r'''
 'use strict';
 const { Client } = require(process.env.MUSTER_TS_SDK);
 const [clientAddress, total, depth] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+const first = Number(process.argv[5] ?? 0);
 (async () => {
   const client = new Client({ clientAddress });
   let next = 0, right = 0;
   const failures = [];
   const one = async () => {
     while (next < total) {
-      const i = next++;
+      const i = first + next++;
       try {
         const out = await client.call('count', { i }, { timeoutMs: 60000 });
         if (Number(out.i) === i) right += 1; else failures.push(`call ${i} answered ${out.i}`);
@@ -499,3 +501,68 @@ def test_ts_worker_forgets_an_answer_the_restarted_daemon_does_not_know(daemon, 
         r = run([NODE, str(TS_CLIENT), *cli_address_args(daemon), "call", "count", '{"i": 8}'], env=env, timeout=60)
         assert r.returncode == 0, r.stderr
         assert executions_of(log) == {7: 1, 8: 1}
+
+
+# ---- one connection per worker (PROTOCOL.md §7.10) --------------------------------------------
+
+
+def test_ts_worker_connects_once_and_answers_each_call_once_across_a_cut_and_a_restart(start_daemon, ts_sdk, run_cli, tmp_path):
+    """The TypeScript worker asks musterd for everything on its DEALER (`direct`) and connects no
+    SUB (counted by link_cutter.py, a byte proxy between it and musterd's ipc sockets). Calls
+    complete and run exactly once, also when that one connection is cut under them and after a
+    musterd restart, from which the worker comes back when its connection is made again, not after
+    a liveness window of silence."""
+    daemon = start_daemon(ping_ms=1000)  # a worker back only after 3 s of silence would log "no ping for"
+    worker_js, caller_js, log = tmp_path / "worker.js", tmp_path / "caller.js", tmp_path / "runs.log"
+    worker_js.write_text(COUNTING_WORKER)
+    caller_js.write_text(PIPELINED_CALLER)
+    log_path = tmp_path / "ts-direct.log"
+    with LinkCutter(daemon.runtime_dir, tmp_path / "via-proxy") as link:
+        env = dict(daemon.env, MUSTER_TS_SDK=str(TS_DIR), MUSTER_RUNTIME_DIR=str(link.listen_dir))
+        caller_env = dict(daemon.env, MUSTER_TS_SDK=str(TS_DIR))
+        with process([NODE, str(worker_js), "ts-direct", str(log)], env, log_path) as proc:
+            wait_ready(daemon, run_cli, "ts-direct", proc)
+            assert "direct: one connection" in log_path.read_text(errors="replace")  # granted in Attached
+            assert link.connections_to == {"request.sock": 0, "response.sock": 1}
+            r = run([NODE, str(caller_js), daemon.client_address, "300", "16"], env=caller_env, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert json.loads(r.stdout) == {"right": 300, "failures": []}
+
+            # The connection cut under 1,000 calls: the worker attaches again on the new one.
+            caller = popen([NODE, str(caller_js), daemon.client_address, "1000", "16", "300"], env=caller_env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            try:
+                wait_until(lambda: len(executions_of(log)) >= 500, 60, "calls to run before the cut")
+                link.cut()
+                out, err = caller.communicate(timeout=120)
+            finally:
+                if caller.poll() is None:
+                    caller.kill()
+                    caller.wait(timeout=5)
+            assert caller.returncode == 0, out + err
+            assert json.loads(out) == {"right": 1000, "failures": []}
+            assert link.connections_to == {"request.sock": 0, "response.sock": 2}
+
+            daemon.restart()
+            wait_ready(daemon, run_cli, "ts-direct", proc)
+            r = run([NODE, str(caller_js), daemon.client_address, "200", "16", "1300"], env=caller_env, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert json.loads(r.stdout) == {"right": 200, "failures": []}
+            assert executions_of(log) == {i: 1 for i in range(1500)}
+            assert link.connections_to["request.sock"] == 0
+            worker_log = log_path.read_text(errors="replace")
+            assert worker_log.count("attaching again: the response connection broke") >= 2, worker_log[-4000:]
+            assert "no ping for" not in worker_log, worker_log[-4000:]
+
+
+def test_ts_worker_without_direct_connects_twice(daemon, ts_sdk, run_cli, tmp_path):
+    """`--no-direct` (Worker `direct: false`): a SUB and a DEALER, as before, and it is served."""
+    with LinkCutter(daemon.runtime_dir, tmp_path / "via-proxy") as link:
+        env = dict(daemon.env, MUSTER_RUNTIME_DIR=str(link.listen_dir))
+        cmd = [NODE, str(TS_WORKER), "--prefix", "ts.", "--worker-id", "ts-two", "--no-direct", "--log-level", "debug"]
+        with process(cmd, env, tmp_path / "ts-two.log") as proc:
+            wait_ready(daemon, run_cli, "ts-two", proc)
+            assert link.connections_to == {"request.sock": 1, "response.sock": 1}
+            r = call_until_served(daemon, "ts.echo", {"two": "connections"})
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout) == {"two": "connections"}
