@@ -893,7 +893,7 @@ export class Worker extends EventEmitter {
         const last = frames[frames.length - 1];
         if (!last) continue;
         const msg = this.readDaemonMessage(last, 'direct');
-        if (msg === 'refused') continue;
+        if (msg === 'bad-request') continue;
         if (msg === null) {
           this.sent.shift(); // a reply that could not be read
           continue;
@@ -919,7 +919,7 @@ export class Worker extends EventEmitter {
         if (!this.topics.has(topic)) continue;
         const route = topic === this.workerTopic ? 'topic' : 'broadcast';
         const msg = this.readDaemonMessage(frames[1]!, route);
-        if (msg !== null && msg !== 'refused') this.onPublished(msg, route);
+        if (msg !== null && msg !== 'bad-request') this.onPublished(msg, route);
       }
     } catch (e) {
       if (!sub.closed) this.log.warn(`request socket: ${(e as Error).message}`);
@@ -928,11 +928,11 @@ export class Worker extends EventEmitter {
 
   /**
    * Decodes a message of the daemon, whichever socket brought it. One that is not valid is
-   * logged and gives null, except a WorkRequest whose payload is not valid Values on this
-   * worker's own route (its topic, or direct), which is answered Failure{InvalidRequest}
-   * (PROTOCOL.md §4): 'refused'.
+   * logged and gives null, except a WorkRequest whose payload is not valid Values, which gives
+   * 'bad-request' (it is no reply) and is answered Failure{InvalidRequest} when it came on this
+   * worker's own route (its topic, or direct: PROTOCOL.md §4).
    */
-  private readDaemonMessage(bytes: Uint8Array, route: Route): DaemonMessage | 'refused' | null {
+  private readDaemonMessage(bytes: Uint8Array, route: Route): DaemonMessage | 'bad-request' | null {
     try {
       return decodeDaemonMessage(bytes);
     } catch (e) {
@@ -940,7 +940,7 @@ export class Worker extends EventEmitter {
       this.log.warn(`ignoring a bad message on ${where}: ${(e as Error).message}`);
       if (!(e instanceof BadPayloadError)) return null;
       if (route === 'topic' || (route === 'direct' && this.direct)) this.refuse(e.requestId, e.message);
-      return 'refused';
+      return 'bad-request';
     }
   }
 

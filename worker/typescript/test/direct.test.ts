@@ -1,6 +1,7 @@
 // direct.test.ts — the Worker with one connection (PROTOCOL.md §7.10), against a fake daemon of
 // its own per test that grants `direct` or not: granted, no SUB connection and everything (the
-// confirming Ping, broadcast Pings, WorkRequests, Aborts) on the DEALER, answered there; every
+// confirming Ping, broadcast Pings, WorkRequests, Aborts) on the DEALER, answered there, garbage
+// there survived and a WorkRequest with bad inputs refused; every
 // Ping answered until the Ack of a Pong; the response connection made again after a break
 // attaches again and carries the work (as does one made again while an Attach was on its way);
 // not granted (an older daemon) or not asked, a SUB as before.
@@ -85,6 +86,20 @@ describe('one connection per worker (PROTOCOL.md §7.10)', () => {
     const xs = await Promise.all([2, 3, 4, 5, 6].map((x) => echoOnce(d, 'dr1', x)));
     assert.deepEqual(xs, [2, 3, 4, 5, 6]);
     assert.equal(d.subscriberConnections, 0);
+  });
+
+  it('granted: survives garbage on its DEALER and refuses a WorkRequest whose inputs are not valid Values', async () => {
+    const d = await ownDaemon(true);
+    const w = makeWorker(d, 'dr7');
+    const attach = await attached(d, w);
+    d.replyRaw(attach, new Uint8Array([1, 2, 3]));
+    d.replyRaw(attach, new Uint8Array(64).fill(0xff));
+    const bad = d.workRequest('dr7', nextRequestId++, 'echo', {}, { inputs: new Uint8Array([9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]) });
+    const f = await d.nextFromWorker('Failure', (b) => b.requestId === bad);
+    assert.equal(f.body.code, ErrorCode.InvalidRequest);
+    assert.match(f.body.message, /not a valid muster Values buffer/);
+    assert.equal(await echoOnce(d, 'dr7', 1), 1);
+    assert.ok(w.isAttached);
   });
 
   it('granted with idle pongs: answers every Ping until the Ack of a Pong, then the idle rule', async () => {
