@@ -27,6 +27,17 @@ def ready_workers(daemon) -> list[tuple[str, str]]:
     return [(w["worker_id"], w["state"]) for w in json.loads(r.stdout)] if r.returncode == 0 else []
 
 
+def test_muster_workers_shows_which_workers_are_direct(daemon):
+    direct = start_worker(daemon, "cpp", 1)
+    two = start_worker(daemon, "cpp", 1, "--no-direct")
+    listed = {w["worker_id"]: w["direct"] for w in json.loads(muster_cli(daemon, "workers", "--json").stdout)}
+    assert listed == {direct.worker_id: True, two.worker_id: False}
+    table = muster_cli(daemon, "workers").stdout.splitlines()
+    column = table[0].split().index("DIRECT")
+    rows = {line.split()[0]: line.split()[column] for line in table[1:]}
+    assert rows == {direct.worker_id: "yes", two.worker_id: "no"}
+
+
 def test_a_cpp_worker_connects_once_and_a_python_worker_twice(daemon, tmp_path):
     with LinkCutter(daemon.runtime_dir, tmp_path / "via-proxy") as link:
         env = dict(daemon.env, MUSTER_RUNTIME_DIR=str(link.listen_dir))

@@ -525,6 +525,7 @@ class WorkerInfo:
     identity: Optional[str] = _m("str")
     attached_ms: int = _m("u64", 0)
     last_seen_ms: int = _m("u64", 0)
+    direct: bool = _m("bool", False)  # attached with Attach.direct: one connection (§7.10)
 
 
 @dataclass
