@@ -9,13 +9,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import pytest
-
 from muster import messages as m
 from muster.errors import ErrorCode
 
 from conftest import WAIT, FakeDaemon, attached_reply, worker_topic
-from test_worker_no_answer_acks import settled
+from test_worker_no_answer_acks import settled, worker  # noqa: F401 (worker: the fixture that starts workers)
 from test_worker_protocol import make_worker, wire
 
 INSTANCE = "inst-1"
@@ -52,21 +50,6 @@ def attach_direct(fd, w, **kw) -> bytes:
 
 def work(rid, node="echo", inputs=None, **kw) -> m.WorkRequest:
     return m.WorkRequest(request_id=rid, node=node, inputs=inputs if inputs is not None else {"x": rid}, timeout_ms=5000, **kw)
-
-
-@pytest.fixture
-def worker(fake_daemon):
-    made = []
-
-    def start(**kw):
-        w = make_worker(fake_daemon, **kw)
-        made.append(w)
-        return w.start()
-
-    yield start
-    for w in made:
-        w.test_release.set()
-        w.stop(now=True, timeout=WAIT)
 
 
 def test_granted_the_worker_connects_no_sub_and_serves_on_its_dealer(fake_daemon, worker):
