@@ -331,6 +331,10 @@ class Worker:
     ``enrollment_address`` (default ``tcp://<host>:7900``) with the token from
     $MUSTER_ENROLLMENT_TOKEN, else ``enrollment_token_file``, else
     $XDG_CONFIG_HOME/muster/enrollment-token. ``insecure=True`` allows clear text instead.
+
+    ``direct`` (True by default) asks the daemon for everything on the response connection, so
+    the worker connects no SUB where it agrees (PROTOCOL.md §7.10); ``direct=False`` keeps a
+    SUB and a DEALER, as does a daemon that does not grant it.
     """
 
     def __init__(
