@@ -1266,6 +1266,7 @@ WorkerSnapshot BrokerCore::worker_snapshot(const WorkerEntry& w, TimePoint now) 
   for (auto& n : w.nodes) s.nodes.push_back(n.name);
   s.attached_ms = ms_between(w.attached_at, now);
   s.last_seen_ms = ms_between(w.last_heard, now);
+  s.direct = w.direct;
   return s;
 }
 

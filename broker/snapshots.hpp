@@ -24,6 +24,7 @@ struct WorkerSnapshot {
   std::uint32_t pid = 0, capacity = 0, in_flight = 0;
   std::vector<std::string> nodes;
   std::uint64_t attached_ms = 0, last_seen_ms = 0;
+  bool direct = false;  // granted Attach.direct: one connection (PROTOCOL.md §7.10)
 };
 
 // Where a call is, as its caller's watch sees it (wire::CallInfo; JobState's values).

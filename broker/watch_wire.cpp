@@ -24,7 +24,7 @@ flatbuffers::Offset<wire::WorkerInfo> encode_worker_info(flatbuffers::FlatBuffer
   for (auto& n : w.nodes) nodes.push_back(fbb.CreateString(n));
   return wire::CreateWorkerInfoDirect(fbb, w.worker_id.c_str(), w.hostname.c_str(), w.sdk.c_str(), w.pid,
                                       w.state.c_str(), w.capacity, w.in_flight, &nodes, w.workspace.c_str(),
-                                      w.identity.c_str(), w.attached_ms, w.last_seen_ms);
+                                      w.identity.c_str(), w.attached_ms, w.last_seen_ms, w.direct);
 }
 
 flatbuffers::Offset<wire::CallInfo> encode_call_info(flatbuffers::FlatBufferBuilder& fbb, const CallSnapshot& c) {

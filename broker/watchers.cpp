@@ -19,8 +19,8 @@ bool same_node(const NodeSnapshot& a, const NodeSnapshot& b) {
   return a.spec == b.spec && a.workers == b.workers && a.capacity == b.capacity;
 }
 bool same_worker(const WorkerSnapshot& a, const WorkerSnapshot& b) {
-  return std::tie(a.state, a.capacity, a.nodes, a.hostname, a.sdk, a.pid, a.identity, a.workspace) ==
-         std::tie(b.state, b.capacity, b.nodes, b.hostname, b.sdk, b.pid, b.identity, b.workspace);
+  return std::tie(a.state, a.capacity, a.nodes, a.hostname, a.sdk, a.pid, a.identity, a.workspace, a.direct) ==
+         std::tie(b.state, b.capacity, b.nodes, b.hostname, b.sdk, b.pid, b.identity, b.workspace, b.direct);
 }
 
 std::shared_ptr<const WatchContent> one_node(NodeSnapshot n) {

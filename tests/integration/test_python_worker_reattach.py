@@ -7,13 +7,17 @@ as in docs/DURABILITY.md §12: its response socket then queues only on a complet
 (ZMQ_IMMEDIATE), so the Attach it sends while musterd is down is dropped, not queued. musterd
 is restarted on the same endpoints once that Attach is gone. The worker's attach timeout is
 30 s, so it can serve again before the test's 20 s bound only by sending the Attach again when
-the restarted daemon pings, and it must do so once: the new musterd logs one attach.
+the restarted daemon pings, and it must do so once: the new musterd logs one attach. A direct
+worker (PROTOCOL.md §7.10, the default) has no SUB to hear that Ping: it sends the Attach again
+as soon as its connection to the restarted daemon is made, once too.
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
+
+import pytest
 
 import muster
 
@@ -43,7 +47,8 @@ def _ready(daemon, worker_id: str) -> bool:
         w["worker_id"] == worker_id and w["state"] == "ready" for w in json.loads(out.stdout))
 
 
-def test_a_python_worker_attaches_again_when_a_restarted_daemon_pings_not_at_its_attach_timeout(daemon, tmp_base):
+@pytest.mark.parametrize("direct", [False, True])
+def test_a_python_worker_attaches_again_when_a_restarted_daemon_pings_not_at_its_attach_timeout(daemon, tmp_base, direct):
     nowhere = tmp_base / "standby"  # the pair's other daemon: never bound here
     nowhere.mkdir()
     run = daemon.runtime_dir
@@ -55,7 +60,7 @@ def test_a_python_worker_attaches_again_when_a_restarted_daemon_pings_not_at_its
     w = muster.Worker(worker_id="py-reattach",
                       request_address=f"ipc://{run}/request.sock,ipc://{nowhere}/request.sock",
                       response_address=f"ipc://{run}/response.sock,ipc://{nowhere}/response.sock",
-                      attach_timeout=30.0)
+                      attach_timeout=30.0, direct=direct)
 
     @w.node(name="py_echo")
     def echo(ctx):
@@ -76,9 +81,13 @@ def test_a_python_worker_attaches_again_when_a_restarted_daemon_pings_not_at_its
         out = muster_cli(daemon, "call", "py_echo", json.dumps({"x": 7}))
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == {"x": 7}
-        # One Attach for the restarted daemon: sent when it had pinged twice, answered once.
+        # One Attach for the restarted daemon: sent when it had pinged twice (direct: when the
+        # connection to it was made), answered once.
         assert w.attach_count == 3
-        assert lines.count("pings but has not answered the Attach: attaching again") == 1
+        if direct:
+            assert lines.count("a connection to the daemon was made: attaching") == 1
+        else:
+            assert lines.count("pings but has not answered the Attach: attaching again") == 1
         assert daemon.log.count("attached worker_id=py-reattach") == 1, daemon.log
     finally:
         w.stop(now=True, timeout=10)

@@ -498,6 +498,11 @@ TEST_CASE("direct: a DEALER worker asking for its messages on its connection get
   r = all<ReplyToWorker>(h.attach("w3", {Harness::spec("n")}));  // did not ask
   CHECK_FALSE(std::get<AttachedReply>(r[0].body).direct);
   CHECK_FALSE(h.core.registry().workers().at("w3").direct);
+
+  // ListWorkers and watches show it (WorkerInfo.direct: `muster workers`' DIRECT column).
+  std::map<std::string, bool> listed;
+  for (auto& w : h.core.list_workers(h.now, "")) listed[w.worker_id] = w.direct;
+  CHECK(listed == std::map<std::string, bool>{{"w1", true}, {"w2", false}, {"w3", false}});
 }
 
 TEST_CASE("direct: a worker's route moves only with its own re-attach; no other identity can redirect it") {

@@ -475,6 +475,7 @@ Json describe(const w::WorkerInfo* i) {
   put(j, "identity", i->identity());
   j["attached_ms"] = i->attached_ms();
   j["last_seen_ms"] = i->last_seen_ms();
+  j["direct"] = i->direct();
   return j;
 }
 
@@ -1136,6 +1137,7 @@ Offset<w::WorkerInfo> build_worker_info(FlatBufferBuilder& fbb, const Json& j) {
   b.add_identity(identity);
   b.add_attached_ms(num<std::uint64_t>(j, "attached_ms", 0));
   b.add_last_seen_ms(num<std::uint64_t>(j, "last_seen_ms", 0));
+  b.add_direct(num<bool>(j, "direct", false));
   return b.Finish();
 }
 

@@ -276,6 +276,10 @@ def valid() -> List[Tuple[str, str, object]]:
             m.WorkerInfo("py-host-1", "host.local", "muster-python/0.1.0", 4242, "ready", 4, 1, ["hello", "echo"], "default", "local", 120000, 150),
             m.WorkerInfo("cpp-1", None, None, 0, "confirming", 1, 0, [], None, None, 0, 0),
         ]))),
+        # a worker attached with Attach.direct: one connection, no SUB (PROTOCOL.md §7.10)
+        ("reply_worker_list_direct", "ClientReply", R(4, m.WorkerList([
+            m.WorkerInfo("cpp-2", "box", "muster-cpp/0.1.0", 77, "ready", 2, 0, ["hello"], "default", "local", 5000, 12, True),
+        ]))),
         ("reply_status_report", "ClientReply", R(5, m.StatusReport(
             "0.1.0", "inst-7f3a", 3_600_000, 3, 5, 2, 7, 1000, 950, 43,
             [m.CodeCount(ErrorCode.TIMEOUT, 40), m.CodeCount(ErrorCode.WORKER_ERROR, 3)], 4, 12.5,

@@ -36,11 +36,12 @@ std::string list_of(const Json& a) {
 }
 
 void print_workers(const Json& workers) {
-  Table t({"WORKER", "STATE", "SDK", ">CAPACITY", ">IN-FLIGHT", ">SEEN(ms)", "NODES"});
+  // DIRECT: the worker gets everything on one connection (PROTOCOL.md §7.10), else it has a SUB too.
+  Table t({"WORKER", "STATE", "SDK", ">CAPACITY", ">IN-FLIGHT", ">SEEN(ms)", "DIRECT", "NODES"});
   for (auto& w : workers)
     t.row({w["worker_id"].get<std::string>(), w["state"].get<std::string>(), w["sdk"].get<std::string>(),
            n(w, "capacity"), n(w, "in_flight"), std::to_string(w.value("last_seen_ms", std::uint64_t{0})),
-           list_of(w["nodes"])});
+           w.value("direct", false) ? "yes" : "no", list_of(w["nodes"])});
   t.print(std::cout);
 }
 
@@ -121,7 +122,8 @@ void add_node_commands(Cli& cli) {
     return code(Exit::Ok);
   });
 
-  auto* workers = cli.app.add_subcommand("workers", "List attached workers");
+  auto* workers = cli.app.add_subcommand(
+      "workers", "List attached workers: state, load, when last heard, DIRECT (one connection to musterd), nodes");
   workers->add_flag("--json", *json, "Print JSON");
   cli.on(workers, [&cli, json] {
     auto j = cli.client().workers();

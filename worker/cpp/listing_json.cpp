@@ -37,7 +37,7 @@ Json worker_info_json(const wire::WorkerInfo* w) {
               {"capacity", w->capacity()}, {"in_flight", w->in_flight()},
               {"nodes", nodes}, {"workspace", str(w->workspace())},
               {"identity", str(w->identity())}, {"attached_ms", w->attached_ms()},
-              {"last_seen_ms", w->last_seen_ms()}};
+              {"last_seen_ms", w->last_seen_ms()}, {"direct", w->direct()}};
 }
 
 Json call_info_json(const wire::CallInfo* c) {

@@ -1,5 +1,6 @@
 """Shared fixtures: a fake musterd written with pyzmq (XPUB + ROUTER) that lets a test play the
-daemon's side of docs/PROTOCOL.md §7 message by message, and see what the worker subscribes to."""
+daemon's side of docs/PROTOCOL.md §7 message by message, and see what the worker subscribes to
+and how many connections its request socket accepted."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class FakeDaemon:
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.XPUB_VERBOSER, 1)
         self.pub.bind(self.request_address)
+        # The connections made to the request socket (a direct worker makes none, PROTOCOL.md §7.10).
+        self.pub_monitor = self.pub.get_monitor_socket(zmq.EVENT_ACCEPTED)
+        self.pub_accepted = 0
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.bind(self.response_address)
@@ -90,6 +94,13 @@ class FakeDaemon:
             out.append(self.pub.recv())
         return out
 
+    def request_connections(self) -> int:
+        """How many connections the request socket (XPUB) accepted so far."""
+        while self.pub_monitor.poll(0):
+            self.pub_monitor.recv_multipart()
+            self.pub_accepted += 1
+        return self.pub_accepted
+
     def confirm(self, worker_id: str, instance: str, seq: int = 1, timeout: float = WAIT) -> Tuple[bytes, bytes, m.Pong]:
         """Publishes Ping on the worker's own topic every 50 ms until a Pong comes back (the
         slow-joiner confirmation of PROTOCOL.md §7.1); returns it unanswered."""
@@ -112,6 +123,8 @@ class FakeDaemon:
         self.router.bind(self.response_address)
 
     def close(self) -> None:
+        self.pub.disable_monitor()
+        self.pub_monitor.close(0)
         self.pub.close(0)
         self.router.close(0)
         self.ctx.term()

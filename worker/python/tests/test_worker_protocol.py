@@ -118,6 +118,7 @@ def expected_attach(w: muster.Worker) -> m.Attach:
         nodes=w.registry.specs(),
         no_answer_acks=True,  # answers confirmed by the Pong, where the daemon agrees (§7.7)
         idle_pongs=True,  # idle broadcast pings may go unanswered, where it agrees (§7.3)
+        direct=w.direct,  # everything on the DEALER, where it agrees (§7.10; asked by default)
     )
 
 
@@ -293,13 +294,35 @@ def test_reattach_on_rejected(fake_daemon, worker):
     fake_daemon.reply(peer, attached_reply(worker.worker_id, "inst-1"))
 
 
-def test_subscribes_to_broadcast_first_then_only_to_the_assigned_topic(fake_daemon, worker):
+@pytest.mark.parametrize("direct", [False, True])
+def test_subscribes_to_broadcast_first_then_only_to_the_assigned_topic(fake_daemon, direct):
     """musterd applies only `b:` and the topic it assigned in Attached (PROTOCOL.md §2): the
-    worker subscribes to `b:` before Attach, to Attached.topic after, and moves to a new one."""
+    worker subscribes to `b:` before Attach, to Attached.topic after, and moves to a new one.
+    One that asks for direct (§7.10) connects no SUB before Attached: an Attached that does not
+    grant it (an older daemon) makes it connect one, subscribed to both at once."""
+    worker = make_worker(fake_daemon, direct=direct)
+    worker.start()
+    try:
+        _subscribes_then_moves(fake_daemon, worker)
+    finally:
+        worker.stop(now=True, timeout=WAIT)
+
+
+def _subscribes_then_moves(fake_daemon, worker):
     peer, raw, body = fake_daemon.expect(m.Attach)
-    assert fake_daemon.subscriptions(WAIT) == [b"\x01b:"]
-    fake_daemon.reply(peer, attached_reply(worker.worker_id))
-    assert fake_daemon.subscriptions(WAIT) == [b"\x01" + worker_topic(worker.worker_id).encode()]
+    assert body.direct == worker.direct
+    topic = b"\x01" + worker_topic(worker.worker_id).encode()
+    if worker.direct:
+        assert fake_daemon.subscriptions(0.3) == [] and fake_daemon.request_connections() == 0
+        fake_daemon.reply(peer, attached_reply(worker.worker_id))
+        subs = fake_daemon.subscriptions(WAIT)
+        if len(subs) < 2:
+            subs += fake_daemon.subscriptions(WAIT)
+        assert sorted(subs) == sorted([b"\x01b:", topic])
+    else:
+        assert fake_daemon.subscriptions(WAIT) == [b"\x01b:"]
+        fake_daemon.reply(peer, attached_reply(worker.worker_id))
+        assert fake_daemon.subscriptions(WAIT) == [topic]
     peer, raw, pong = fake_daemon.confirm(worker.worker_id, "inst-1", seq=1)
     fake_daemon.reply(peer, m.Ack())
     # A re-attach that assigns another topic: the old one is dropped.
@@ -335,8 +358,9 @@ def test_an_unanswered_attach_goes_again_after_a_ping_interval_not_at_the_attach
     """A daemon that swallowed the Attach (restarted, not bound yet, a failover pair's dropped
     send: PROTOCOL.md §7.1 "No Attached") but pings: the worker attaches again once a whole
     ping interval went by unanswered (the second Ping), not at its attach timeout (30 s here,
-    so the old behaviour cannot pass), and only once for that interval."""
-    w = make_worker(fake_daemon, attach_timeout=30.0)
+    so the old behaviour cannot pass), and only once for that interval. (A worker without a SUB
+    before Attached, direct: test_worker_direct.py.)"""
+    w = make_worker(fake_daemon, attach_timeout=30.0, direct=False)
     w.start()
     try:
         assert b"\x01b:" in fake_daemon.subscriptions(timeout=WAIT)

@@ -459,6 +459,8 @@ export interface WorkerInfo {
   identity: string;
   attachedMs: bigint;
   lastSeenMs: bigint;
+  /** Attached with Attach.direct: one connection to the daemon, no SUB (PROTOCOL.md §7.10). */
+  direct: boolean;
 }
 export interface WorkerListBody {
   type: 'WorkerList';
@@ -847,7 +849,7 @@ function encodeWorkerInfo(b: B, w: WorkerInfo): flatbuffers.Offset {
   const ws = optString(b, w.workspace);
   const identity = optString(b, w.identity);
   return W.WorkerInfo.createWorkerInfo(b, id, host, sdk, u32(w.pid, 'pid'), state, u32(w.capacity, 'capacity'),
-    u32(w.inFlight, 'in_flight'), nodes, ws, identity, u64(w.attachedMs, 'attached_ms'), u64(w.lastSeenMs, 'last_seen_ms'));
+    u32(w.inFlight, 'in_flight'), nodes, ws, identity, u64(w.attachedMs, 'attached_ms'), u64(w.lastSeenMs, 'last_seen_ms'), w.direct);
 }
 
 function encodeCallInfo(b: B, c: CallInfo): flatbuffers.Offset {
@@ -1288,33 +1290,7 @@ export function encodeClientReply(m: ClientReply): Uint8Array {
       break;
     }
     case 'WorkerList': {
-      const workers = x.workers.map((w) => {
-        const id = optString(b, w.workerId);
-        const host = optString(b, w.hostname);
-        const sdk = optString(b, w.sdk);
-        const state = optString(b, w.state);
-        const nodes = W.WorkerInfo.createNodesVector(
-          b,
-          w.nodes.map((n) => createString(b, n)),
-        );
-        const ws = optString(b, w.workspace);
-        const identity = optString(b, w.identity);
-        return W.WorkerInfo.createWorkerInfo(
-          b,
-          id,
-          host,
-          sdk,
-          u32(w.pid, 'pid'),
-          state,
-          u32(w.capacity, 'capacity'),
-          u32(w.inFlight, 'in_flight'),
-          nodes,
-          ws,
-          identity,
-          u64(w.attachedMs, 'attached_ms'),
-          u64(w.lastSeenMs, 'last_seen_ms'),
-        );
-      });
+      const workers = x.workers.map((w) => encodeWorkerInfo(b, w));
       body = W.WorkerList.createWorkerList(b, W.WorkerList.createWorkersVector(b, workers));
       type = W.ReplyBody.WorkerList;
       break;
@@ -1615,6 +1591,7 @@ function decodeWorkerInfo(w: W.WorkerInfo): WorkerInfo {
     identity: s(w.identity()),
     attachedMs: w.attachedMs(),
     lastSeenMs: w.lastSeenMs(),
+    direct: w.direct(),
   };
 }
 
@@ -2079,24 +2056,7 @@ export function decodeClientReply(bytes: Uint8Array): ClientReply {
         const workers: WorkerInfo[] = [];
         for (let i = 0, n = l.workersLength(); i < n; i++) {
           workers.push(
-            table(bb, l.workers(i), 'WorkerInfo', (w: W.WorkerInfo) => {
-              const nodes: string[] = [];
-              for (let j = 0, k = w.nodesLength(); j < k; j++) nodes.push(required(w.nodes(j), 'WorkerInfo.nodes[]'));
-              return {
-                workerId: s(w.workerId()),
-                hostname: s(w.hostname()),
-                sdk: s(w.sdk()),
-                pid: w.pid(),
-                state: s(w.state()),
-                capacity: w.capacity(),
-                inFlight: w.inFlight(),
-                nodes,
-                workspace: s(w.workspace()),
-                identity: s(w.identity()),
-                attachedMs: w.attachedMs(),
-                lastSeenMs: w.lastSeenMs(),
-              };
-            }),
+            table(bb, l.workers(i), 'WorkerInfo', decodeWorkerInfo),
           );
         }
         body = { type: 'WorkerList', workers };

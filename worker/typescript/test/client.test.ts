@@ -125,11 +125,12 @@ describe('client', () => {
     const lw = await daemon.nextFromClient('ListWorkers');
     daemon.clientReply(lw, {
       type: 'WorkerList',
-      workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a'], workspace: 'ws', identity: 'local', attachedMs: 1500n, lastSeenMs: 20n }],
+      workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a'], workspace: 'ws', identity: 'local', attachedMs: 1500n, lastSeenMs: 20n, direct: true }],
     });
     const [w] = await workers;
     assert.strictEqual(w!.attachedMs, 1500);
     assert.strictEqual(w!.lastSeenMs, 20);
+    assert.strictEqual(w!.direct, true);
 
     const status = client.status();
     const gs = await daemon.nextFromClient('GetStatus');

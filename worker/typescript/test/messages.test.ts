@@ -115,7 +115,7 @@ const clientReplies: ClientReply[] = [
   { requestId: 3n, body: { type: 'Chunk', requestId: 3n, stream: 2, offset: 0n, data: new Uint8Array([0xff]) } },
   { requestId: 3n, body: { type: 'Credit', requestId: 3n, stream: 1, items: 0n, bytes: 1n, resumeOffset: 0n, resume: false } },
   { requestId: 3n, body: { type: 'NodeList', nodes: [{ spec, workspace: 'ws', workers: 2, capacity: 8, inFlight: 1, queueDepth: 0 }, { spec: null, workspace: '', workers: 0, capacity: 0, inFlight: 0, queueDepth: 0 }] } },
-  { requestId: 4n, body: { type: 'WorkerList', workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a', 'b'], workspace: 'ws', identity: 'local', attachedMs: 10n, lastSeenMs: 5n }] } },
+  { requestId: 4n, body: { type: 'WorkerList', workers: [{ workerId: 'w', hostname: 'h', sdk: 's', pid: 1, state: 'ready', capacity: 2, inFlight: 1, nodes: ['a', 'b'], workspace: 'ws', identity: 'local', attachedMs: 10n, lastSeenMs: 5n, direct: false }] } },
   { requestId: 5n, body: { type: 'StatusReport', version: '0.1.0', instance: 'i', uptimeMs: 100n, workers: 1, nodes: 2, queued: 0, inFlight: 1, submitted: 10n, completed: 8n, failed: 1n, failures: [{ code: ErrorCode.Timeout, count: 1n }], redispatched: 0n, rate1m: 0.25, recovering: 2 } },
 ];
 const enrollRequests: EnrollRequest[] = [{ token: 'tok', publicKey: 'k'.repeat(40), role: 'worker', name: 'n', hostname: 'h' }];

@@ -279,7 +279,7 @@ class Attach:
     no_answer_acks: bool = _m("bool", False)  # no Ack per answer: the Pong confirms (PROTOCOL.md §7.7)
     batches: bool = _m("bool", False)  # this SDK reads no Batch (PROTOCOL.md §2.2)
     idle_pongs: bool = _m("bool", False)  # may leave idle broadcast pings unanswered (§7.3)
-    direct: bool = _m("bool", False)  # this SDK keeps its SUB socket (PROTOCOL.md §7.10)
+    direct: bool = _m("bool", False)  # everything on the DEALER, no SUB (PROTOCOL.md §7.10)
 
 
 @dataclass
@@ -525,6 +525,7 @@ class WorkerInfo:
     identity: Optional[str] = _m("str")
     attached_ms: int = _m("u64", 0)
     last_seen_ms: int = _m("u64", 0)
+    direct: bool = _m("bool", False)  # attached with Attach.direct: one connection (§7.10)
 
 
 @dataclass

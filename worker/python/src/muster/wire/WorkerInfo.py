@@ -125,7 +125,14 @@ class WorkerInfo(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-def WorkerInfoStart(builder): builder.StartObject(12)
+    # WorkerInfo
+    def Direct(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def WorkerInfoStart(builder): builder.StartObject(13)
 def Start(builder):
     return WorkerInfoStart(builder)
 def WorkerInfoAddWorkerId(builder, workerId): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(workerId), 0)
@@ -167,6 +174,9 @@ def AddAttachedMs(builder, attachedMs):
 def WorkerInfoAddLastSeenMs(builder, lastSeenMs): builder.PrependUint64Slot(11, lastSeenMs, 0)
 def AddLastSeenMs(builder, lastSeenMs):
     return WorkerInfoAddLastSeenMs(builder, lastSeenMs)
+def WorkerInfoAddDirect(builder, direct): builder.PrependBoolSlot(12, direct, 0)
+def AddDirect(builder, direct):
+    return WorkerInfoAddDirect(builder, direct)
 def WorkerInfoEnd(builder): return builder.EndObject()
 def End(builder):
     return WorkerInfoEnd(builder)

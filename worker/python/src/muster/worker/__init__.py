@@ -3,7 +3,8 @@ docs/PROTOCOL.md §7 to the letter.
 
 Owns: the worker's sockets and its protocol state machine (attach, confirmation pings, pongs
 with in-flight ids, dispatch, abort, re-attach, detach; answers kept until the daemon confirms
-them, without an Ack per answer where it agrees, §7.7), run by one I/O thread; handlers run
+them, without an Ack per answer where it agrees, §7.7; everything on one connection, its DEALER,
+where the daemon grants it, §7.10), run by one I/O thread; handlers run
 elsewhere — sync ones in a thread pool of ``capacity`` threads, ``async def`` ones on an asyncio
 loop in a thread of its own — and hand their replies back through a queue.
 Must never: let a handler, a bad message or a dead daemon take the I/O thread down; answer a
@@ -81,6 +82,9 @@ DEFAULT_CONFIRM_KEPT_BYTES = 32 * 1024 * 1024
 # What the daemon answers with nothing once it granted no_answer_acks (PROTOCOL.md §7.7; musterd
 # answers an Item, a Chunk and a Credit of such a worker with nothing too).
 _UNANSWERED = frozenset({"result", "failure", "progress", "item", "chunk", "credit"})
+# The daemon's replies on the response socket (each answers a message the worker sent); anything
+# else there is what it would publish for the worker, sent on its DEALER (direct, PROTOCOL.md §7.10).
+_REPLIES = (m.Attached, m.Ack, m.Rejected)
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,10 @@ class Worker:
     ``enrollment_address`` (default ``tcp://<host>:7900``) with the token from
     $MUSTER_ENROLLMENT_TOKEN, else ``enrollment_token_file``, else
     $XDG_CONFIG_HOME/muster/enrollment-token. ``insecure=True`` allows clear text instead.
+
+    ``direct`` (True by default) asks the daemon for everything on the response connection, so
+    the worker connects no SUB where it agrees (PROTOCOL.md §7.10); ``direct=False`` keeps a
+    SUB and a DEALER, as does a daemon that does not grant it.
     """
 
     def __init__(
@@ -352,6 +360,7 @@ class Worker:
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
         resume_after: float = RESUME_AFTER,
         confirm_kept_bytes: int = DEFAULT_CONFIRM_KEPT_BYTES,
+        direct: bool = True,
     ):
         self.worker_id = worker_id or default_worker_id()
         # seconds without a chunk before an input stream waiting for bytes asks for them again
@@ -364,6 +373,9 @@ class Worker:
             raise ValueError(f"confirm_kept_bytes must be a non-negative integer, got {confirm_kept_bytes!r}")
         # bytes of unconfirmed answers that ask for confirmation before the next ping (0: never)
         self.confirm_kept_bytes = confirm_kept_bytes
+        # Asks for everything on the DEALER, one connection (PROTOCOL.md §7.10): no SUB unless the
+        # daemon does not grant it (an older one).
+        self.direct = bool(direct)
         if not valid_worker_id(self.worker_id):
             raise ValueError(f"invalid worker id {self.worker_id!r}: must match [A-Za-z0-9_.-]{{1,64}}")
         if not isinstance(capacity, int) or capacity < 1:
@@ -443,8 +455,14 @@ class Worker:
         self._pool: Optional[_HandlerPool] = None
         self._aloop: Optional[asyncio.AbstractEventLoop] = None
         self._aloop_thread: Optional[threading.Thread] = None
-        self._sub: Optional[zmq.Socket[bytes]] = None
+        self._sub: Optional[zmq.Socket[bytes]] = None  # None while direct, and until an Attached refuses it
         self._dealer: Optional[zmq.Socket[bytes]] = None
+        # Direct (PROTOCOL.md §7.10), granted by the last Attached on this DEALER: the daemon's
+        # messages for this worker come on it, after its replies, in the order sent. Until the Ack
+        # of a Pong every Ping is answered (the confirming one comes like the broadcast ones).
+        self._direct = False
+        self._answer_every_ping = False
+        self._attach_on_its_way = False  # the last Attach was handed to the DEALER (not dropped)
         # The DEALER's connection events: ZeroMQ reconnects a broken connection by itself, and
         # musterd refuses a worker's messages from a connection that did not attach it.
         self._dealer_monitor: Optional[zmq.Socket[bytes]] = None
@@ -656,29 +674,27 @@ class Worker:
         self._attached_version = self.registry.version
 
     def _connect(self) -> None:
-        """(Re)creates both sockets: SUB subscribed to the broadcast topic before anything is
-        sent (the worker topic follows with Attached: _subscribe_topic), and a DEALER to the
-        response socket."""
+        """(Re)creates the sockets: a DEALER to the response socket, watched, and unless the
+        worker asks for direct (PROTOCOL.md §7.10) a SUB subscribed to the broadcast topic
+        before anything is sent (the worker topic follows with Attached: _subscribe_topic).
+        Asking for direct, the SUB waits for an Attached that refuses it (an older daemon)."""
         self._close_sockets()
         assert self._zctx is not None
-        sub = self._zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, self.broadcast_topic.encode())
-        self.topic = ""
-        if self.max_message_bytes:
-            sub.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_message_bytes + 1024)
-        connect(sub, self.request_address, self.curve, self.insecure)
         dealer = self._zctx.socket(zmq.DEALER)
+        # Closed without lingering when replaced: a late Attach from it could move a direct
+        # worker's route to a connection about to close (§7.10); its answers are kept (§7.7).
         dealer.setsockopt(zmq.LINGER, 0)
         monitor = dealer.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         connect(dealer, self.response_address, self.curve, self.insecure)
-        self._sub, self._dealer, self._dealer_monitor = sub, dealer, monitor
+        self._dealer, self._dealer_monitor = dealer, monitor
         self._dealer_lost = False
+        self._direct = self._answer_every_ping = False
         self._poller = zmq.Poller()
-        self._poller.register(sub, zmq.POLLIN)
         self._poller.register(dealer, zmq.POLLIN)
         self._poller.register(monitor, zmq.POLLIN)
         self._poller.register(self._wake_r, zmq.POLLIN)
+        if not self.direct:
+            self._connect_sub()
         self._pending.clear()
         self._pending_answers.clear()
         self._early_ping = None
@@ -690,6 +706,30 @@ class Worker:
         about to go waits for it, briefly (the attach timeout retries)."""
         if self._dealer is not None and len(endpoint_list(self.response_address)) > 1:
             self._dealer.poll(1000, zmq.POLLOUT)
+
+    def _connect_sub(self) -> None:
+        """The SUB on the request socket, subscribed to the broadcast topic (the worker topic
+        follows with Attached: _subscribe_topic)."""
+        assert self._zctx is not None and self._poller is not None
+        sub = self._zctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, self.broadcast_topic.encode())
+        self.topic = ""
+        if self.max_message_bytes:
+            sub.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_message_bytes + 1024)
+        connect(sub, self.request_address, self.curve, self.insecure)
+        self._sub = sub
+        self._poller.register(sub, zmq.POLLIN)
+
+    def _drop_sub(self) -> None:
+        """Direct granted: the SUB (one an older daemon made it connect) goes."""
+        if self._sub is None:
+            return
+        if self._poller is not None:
+            self._poller.unregister(self._sub)
+        self._sub.close(0)
+        self._sub = None
+        self.topic = ""
 
     def _close_sockets(self, linger: int = 0) -> None:
         if self._dealer_monitor is not None:
@@ -973,6 +1013,7 @@ class Worker:
             nodes=self.registry.specs(),
             no_answer_acks=True,
             idle_pongs=True,
+            direct=self.direct,
         )
 
     def _send_attach(self) -> None:
@@ -992,7 +1033,7 @@ class Worker:
             self.worker_id, len(nodes), "" if len(nodes) == 1 else "s",
             ", ".join(n.name for n in nodes), self.response_address,
         )  # fmt: skip
-        self._send("attach", self._attach_message())
+        self._attach_on_its_way = self._send("attach", self._attach_message())
 
     def _begin_detach(self, now: float) -> None:
         if self.state in (State.ATTACHED, State.ATTACHING):
@@ -1031,30 +1072,37 @@ class Worker:
     # ---- receiving ---------------------------------------------------------------------
 
     def _read_sub(self) -> None:
-        assert self._sub is not None
+        """[topic, DaemonMessage] on the request socket. An Attached read meanwhile (replies
+        first) may drop the SUB (direct granted): the batch ends there."""
+        sub = self._sub
         for _ in range(1000):
+            if sub is None or self._sub is not sub:
+                return
             try:
-                frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = sub.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
             if len(frames) != 2:
                 log.warning("dropped a %d-frame message on the request socket", len(frames))
                 continue
             topic, payload = frames
+            mine = topic == self.topic.encode()
             try:
                 msg = m.decode_daemon_message(payload, self._max_bytes())
             except BadMessage as e:
-                rid = getattr(e, "request_id", None)
-                log.warning("bad message from the daemon: %s", e.message)
-                if rid and topic == self.topic.encode() and rid not in self._jobs and rid not in self._kept:
-                    # inputs or parameters that are not a valid payload: the request's fault
-                    self._fail_now(rid, ErrorCode.INVALID_REQUEST, e.message)
+                self._bad_published(e, mine)
                 continue
             self._read_waiting_replies()
-            try:
-                self._on_daemon_message(topic, msg.body)
-            except Exception:
-                log.exception("failed to handle a %s", type(msg.body).__name__)
+            self._on_published(msg.body, mine, mine)
+
+    def _bad_published(self, e: BadMessage, mine: bool) -> None:
+        """A message for this worker (``mine``: on its topic, or on its DEALER once direct)
+        that does not decode: a WorkRequest whose inputs or parameters are not a valid payload
+        is the request's fault, answered INVALID_REQUEST."""
+        rid = getattr(e, "request_id", None)
+        log.warning("bad message from the daemon: %s", e.message)
+        if rid and mine and rid not in self._jobs and rid not in self._kept:
+            self._fail_now(rid, ErrorCode.INVALID_REQUEST, e.message)
 
     def _read_waiting_replies(self) -> None:
         """Replies first, before each message of the request socket, not only once per poll: a
@@ -1082,7 +1130,15 @@ class Worker:
                 try:
                     msg = m.decode_daemon_message(frames[0], self._max_bytes())
                 except BadMessage as e:
+                    if getattr(e, "request_id", None):  # a WorkRequest (direct): not a reply
+                        self._bad_published(e, True)
+                        continue
                     log.warning("bad reply from the daemon: %s", e.message)
+            if msg is not None and not isinstance(msg.body, _REPLIES):
+                # What the daemon would publish for this worker, sent on its DEALER (direct,
+                # PROTOCOL.md §7.10): in order with the replies, so read as it comes.
+                self._on_published(msg.body, True, self._answer_every_ping)
+                continue
             if msg is None or not (isinstance(msg.body, m.Ack) and msg.body.pong_seq):
                 kind = self._pending.popleft() if self._pending else None
                 if msg is None:
@@ -1105,9 +1161,12 @@ class Worker:
     def _read_dealer_monitor(self) -> None:
         """The response socket's connection broke and ZeroMQ connected it again: the daemon
         knows this worker by the connection that attached it and refuses the new one's messages
-        (PermissionDenied), so the worker attaches again at once (same session: the daemon
-        keeps its requests, and its input streams resume, PROTOCOL.md §7.9 R4). Never while
-        detaching or stopped (§7.5)."""
+        (PermissionDenied) — and sends a direct worker's to the old one, gone (PROTOCOL.md
+        §7.10) — so the worker attaches again at once (same session: the daemon keeps its
+        requests and moves its route, and its input streams resume, §7.9 R4). Asking for
+        direct, a connection made while no Attach is on its way (a failover pair's socket
+        dropped it: no daemon was bound) attaches too: no Ping comes to tell it otherwise.
+        Never while detaching or stopped (§7.5)."""
         assert self._dealer_monitor is not None
         while True:
             try:
@@ -1120,12 +1179,19 @@ class Worker:
                 self._dealer_lost = True
                 if self._held is None:
                     self._held = []
-            elif event == zmq.EVENT_CONNECTED and self._dealer_lost:
-                self._dealer_lost = False
-                if self.state in (State.ATTACHED, State.ATTACHING) and not self._stop_requested.is_set():
-                    log.info("connected to the daemon at %s again: attaching again", self.response_address)
-                    self._await_a_completed_connection()  # (a standby that took over, say)
-                    self._send_attach()
+            elif event == zmq.EVENT_CONNECTED:
+                again, self._dealer_lost = self._dealer_lost, False
+                if self._stop_requested.is_set():
+                    continue
+                if again and self.state in (State.ATTACHED, State.ATTACHING):
+                    log.info("the connection to the daemon was made again: attaching again%s (%s)",
+                             " (direct)" if self._direct else "", self.response_address)  # fmt: skip
+                elif self.direct and self.state == State.ATTACHING and not self._attach_on_its_way:
+                    log.info("a connection to the daemon was made: attaching (%s)", self.response_address)
+                else:
+                    continue
+                self._await_a_completed_connection()  # (a standby that took over, say)
+                self._send_attach()
 
     def _max_bytes(self) -> int:
         return max(self.max_message_bytes, 1024)
@@ -1161,7 +1227,15 @@ class Worker:
             self.liveness = body.liveness or 0
             if body.max_message_bytes:
                 self.max_message_bytes = body.max_message_bytes
-            self._subscribe_topic(body.topic or "")
+            # Direct (§7.10): no SUB; else (not asked, or an older daemon) the SUB, on the topic.
+            self._direct = self.direct and body.direct
+            self._answer_every_ping = self._direct
+            if self._direct:
+                self._drop_sub()
+            else:
+                if self._sub is None:
+                    self._connect_sub()
+                self._subscribe_topic(body.topic or "")
             self.state = State.ATTACHED
             self._idle_pong_every = body.idle_pong_every or 0
             self._pings_unanswered = 0
@@ -1170,9 +1244,10 @@ class Worker:
             self._last_ping = time.monotonic()
             self._attached_event.set()
             log.info(
-                "attached to daemon instance %s (ping every %d ms, liveness %d%s)",
+                "attached to daemon instance %s (ping every %d ms, liveness %d%s%s)",
                 self.instance, self.ping_interval_ms, self.liveness,
                 "" if self._answer_acks else ", answers confirmed by the Pong",
+                ", direct: one connection" if self._direct else "",
             )  # fmt: skip
             early, self._early_ping = self._early_ping, None
             if early is not None and early.instance == self.instance:
@@ -1208,6 +1283,8 @@ class Worker:
                 # Result with chunked outputs: musterd answers nothing while it holds one (R8),
                 # so an Ack read as its may be a later message's; the Pong's Ack confirms it.
                 self._confirmed(answered)
+            if body.pong_seq:
+                self._answer_every_ping = False  # the confirming Pong was Acked (§7.10 "Pings")
             if kind == "pong" and body.pong_seq:
                 if self._pong_ack_due and body.pong_seq >= self._pong_ack_due:
                     self._pong_ack_due = 0
@@ -1237,16 +1314,26 @@ class Worker:
         self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self.topic = topic
 
-    def _on_daemon_message(self, topic: bytes, body: Any) -> None:
+    def _on_published(self, body: Any, mine: bool, answer: bool) -> None:
+        """A message the daemon published (the request socket) or, to a direct worker, sent on
+        its DEALER (PROTOCOL.md §7.10): one path for both. ``mine``: sent to this worker (on its
+        topic, or on its DEALER), else broadcast; ``answer``: a Ping that must be answered (the
+        confirming one, §7.1: on its topic, or direct until the Ack of a Pong)."""
+        try:
+            self._on_daemon_message(body, mine, answer)
+        except Exception:
+            log.exception("failed to handle a %s", type(body).__name__)
+
+    def _on_daemon_message(self, body: Any, mine: bool, answer: bool) -> None:
         if isinstance(body, m.Ping):
-            self._on_ping(body, own_topic=topic != self.broadcast_topic.encode())
+            self._on_ping(body, own_topic=answer)
         elif isinstance(body, m.WorkRequest):
-            if topic != self.topic.encode():
-                log.warning("WorkRequest %d on topic %r ignored", body.request_id, topic)
+            if not mine:
+                log.warning("WorkRequest %d not on this worker's topic: ignored", body.request_id)
                 return
             self._on_work_request(body)
         elif isinstance(body, m.Credit):
-            if topic != self.topic.encode():
+            if not mine:
                 return
             job = self._jobs.get(body.request_id)
             if body.stream == 0:
@@ -1255,7 +1342,7 @@ class Worker:
                 return
             self._on_output_credit(job, body)
         elif isinstance(body, m.Chunk):
-            if topic == self.topic.encode():
+            if mine:
                 self._on_chunk(body)
         elif isinstance(body, m.Abort):
             job = self._jobs.get(body.request_id)
@@ -1265,7 +1352,7 @@ class Worker:
             else:
                 self._release_outputs(body.request_id)  # answered: nothing to send again (R11)
         else:
-            log.warning("unexpected %s on the request socket", type(body).__name__)
+            log.warning("unexpected %s from the daemon", type(body).__name__)
 
     def _on_ping(self, ping: m.Ping, own_topic: bool = True) -> None:
         if self.state == State.ATTACHING:

@@ -50,6 +50,9 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", dest="identity_name", default="worker", help="file name stem of the keys and identity in "
                         "--data-dir (default: worker)")
     parser.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds to finish open requests on shutdown (default 10)")
+    parser.add_argument("--no-direct", dest="direct", action="store_false",
+                        help="keep two connections to the daemon, a SUB and a DEALER, instead of asking for everything on the "
+                        "DEALER (docs/PROTOCOL.md §7.10)")
 
 
 def worker_from_args(args: argparse.Namespace) -> Worker:
@@ -71,6 +74,7 @@ def worker_from_args(args: argparse.Namespace) -> Worker:
             enrollment_token_file=getattr(args, "enrollment_token_file", None),
             name=getattr(args, "identity_name", None) or "worker",
             shutdown_grace=args.shutdown_grace,
+            direct=getattr(args, "direct", True),
         )
     except ValueError as e:
         raise SystemExit(f"error: {e}")

@@ -99,8 +99,13 @@ lastSeenMs():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+direct():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startWorkerInfo(builder:flatbuffers.Builder) {
-  builder.startObject(12);
+  builder.startObject(13);
 }
 
 static addWorkerId(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset) {
@@ -163,12 +168,16 @@ static addLastSeenMs(builder:flatbuffers.Builder, lastSeenMs:bigint) {
   builder.addFieldInt64(11, lastSeenMs, BigInt('0'));
 }
 
+static addDirect(builder:flatbuffers.Builder, direct:boolean) {
+  builder.addFieldInt8(12, +direct, +false);
+}
+
 static endWorkerInfo(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createWorkerInfo(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, stateOffset:flatbuffers.Offset, capacity:number, inFlight:number, nodesOffset:flatbuffers.Offset, workspaceOffset:flatbuffers.Offset, identityOffset:flatbuffers.Offset, attachedMs:bigint, lastSeenMs:bigint):flatbuffers.Offset {
+static createWorkerInfo(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.Offset, hostnameOffset:flatbuffers.Offset, sdkOffset:flatbuffers.Offset, pid:number, stateOffset:flatbuffers.Offset, capacity:number, inFlight:number, nodesOffset:flatbuffers.Offset, workspaceOffset:flatbuffers.Offset, identityOffset:flatbuffers.Offset, attachedMs:bigint, lastSeenMs:bigint, direct:boolean):flatbuffers.Offset {
   WorkerInfo.startWorkerInfo(builder);
   WorkerInfo.addWorkerId(builder, workerIdOffset);
   WorkerInfo.addHostname(builder, hostnameOffset);
@@ -182,6 +191,7 @@ static createWorkerInfo(builder:flatbuffers.Builder, workerIdOffset:flatbuffers.
   WorkerInfo.addIdentity(builder, identityOffset);
   WorkerInfo.addAttachedMs(builder, attachedMs);
   WorkerInfo.addLastSeenMs(builder, lastSeenMs);
+  WorkerInfo.addDirect(builder, direct);
   return WorkerInfo.endWorkerInfo(builder);
 }
 }
