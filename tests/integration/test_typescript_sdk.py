@@ -524,6 +524,8 @@ def test_ts_worker_connects_once_and_answers_each_call_once_across_a_cut_and_a_r
             wait_ready(daemon, run_cli, "ts-direct", proc)
             assert "direct: one connection" in log_path.read_text(errors="replace")  # granted in Attached
             assert link.connections_to == {"request.sock": 0, "response.sock": 1}
+            listed = json.loads(run_cli(daemon, "workers", "--json").stdout)
+            assert [(w["worker_id"], w["direct"]) for w in listed] == [("ts-direct", True)]  # 'muster workers' DIRECT
             r = run([NODE, str(caller_js), daemon.client_address, "300", "16"], env=caller_env, timeout=120)
             assert r.returncode == 0, r.stdout + r.stderr
             assert json.loads(r.stdout) == {"right": 300, "failures": []}
@@ -563,6 +565,8 @@ def test_ts_worker_without_direct_connects_twice(daemon, ts_sdk, run_cli, tmp_pa
         with process(cmd, env, tmp_path / "ts-two.log") as proc:
             wait_ready(daemon, run_cli, "ts-two", proc)
             assert link.connections_to == {"request.sock": 1, "response.sock": 1}
+            listed = json.loads(run_cli(daemon, "workers", "--json").stdout)
+            assert [(w["worker_id"], w["direct"]) for w in listed] == [("ts-two", False)]
             r = call_until_served(daemon, "ts.echo", {"two": "connections"})
             assert r.returncode == 0, r.stderr
             assert json.loads(r.stdout) == {"two": "connections"}
