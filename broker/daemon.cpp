@@ -473,13 +473,19 @@ struct Daemon::Impl {
       return core.on_bad_client_message(peer, rid, "this identity is revoked or not enrolled as a client",
                                         ErrorCode::PermissionDenied);
     // A gateway's message acts as the user it asserts, if it may (broker/on_behalf_of).
-    // A Credit, like a Cancel, touches only the connection's own request.
-    auto verdict = decide_on_behalf_of(**caller, asserted,
-                                       std::holds_alternative<CancelEvent>(ev) || std::holds_alternative<CreditEvent>(ev) ||
-                                           std::holds_alternative<ChunkEvent>(ev),
-                                       std::holds_alternative<AdminEvent>(ev));
-    if (!verdict.caller) return core.on_bad_client_message(peer, rid, std::move(verdict.reason), verdict.code);
-    const Caller& who = *verdict.caller;
+    // A Credit, like a Cancel, touches only the connection's own request. Most messages assert
+    // no one and act as their sender: then no verdict (a copy of the caller) is made.
+    AssertionVerdict verdict;
+    const Caller* acting = &**caller;
+    if (!acts_as_sender(**caller, asserted)) {
+      verdict = decide_on_behalf_of(**caller, asserted,
+                                    std::holds_alternative<CancelEvent>(ev) || std::holds_alternative<CreditEvent>(ev) ||
+                                        std::holds_alternative<ChunkEvent>(ev),
+                                    std::holds_alternative<AdminEvent>(ev));
+      if (!verdict.caller) return core.on_bad_client_message(peer, rid, std::move(verdict.reason), verdict.code);
+      acting = &*verdict.caller;
+    }
+    const Caller& who = *acting;
     if (auto* s = std::get_if<SubmitEvent>(&ev)) {
       if (s->batch_replies) mark_batching_client(peer);
       if (s->durable || core.node_is_durable(who.workspace, s->node))
