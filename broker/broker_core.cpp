@@ -911,8 +911,7 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   if (!valid_node_name(ev.node))
     return immediate_failure(now, peer, who, ev.client_request_id, "", ErrorCode::InvalidRequest,
                              fmt::format("invalid node name '{}'", ev.node));
-  NodeKey nk{who.workspace, ev.node};
-  NodeEntry* entry = registry_.node(nk);
+  NodeEntry* entry = registry_.node(who.workspace, ev.node);  // (no NodeKey copied per Submit)
   if (!entry || !Registry::served(*entry))
     return immediate_failure(now, peer, who, ev.client_request_id, ev.node, ErrorCode::NoWorker,
                              fmt::format("no worker serves node '{}'", ev.node));
@@ -963,8 +962,8 @@ void BrokerCore::on_submit(TimePoint now, const Peer& peer, const Caller& who, S
   r.client = clients_.get(peer);
   r.client_request_id = ev.client_request_id;
   if (!entry->stats)  // (once per node entry: later Submits take it from there, not by hash)
-    std::tie(entry->stats_key, entry->stats) =
-        stats_.node(nk, [this](const NodeKey& key) { return registry_.node(key) != nullptr; });
+    std::tie(entry->stats_key, entry->stats) = stats_.node(
+        NodeKey{who.workspace, ev.node}, [this](const NodeKey& key) { return registry_.node(key) != nullptr; });
   r.node = entry->stats_key;
   r.stats = entry->stats;
   ++r.stats->workspace->counts.submitted;

@@ -23,7 +23,7 @@
 #include "muster/zap_policy.hpp"
 #include "muster/socket_poll.hpp"
 #include "admin.hpp"
-#include "caller_strings.hpp"
+#include "caller_context.hpp"
 #include "client_outbox.hpp"
 #include "commit_pipeline.hpp"
 #include "inbound.hpp"
@@ -175,7 +175,7 @@ struct Daemon::Impl {
   // Every send path's builder: reused for small messages (transport/frames.hpp).
   MessageBuilders builders;
   std::string default_trace;  // send_work's default trace id, reused
-  CallerStrings caller_strings;  // send_work's caller strings, written once per caller
+  CallerContextBlock caller_context;  // send_work's CallerContext, written once per caller (but its trace id)
   // The journal of durable calls, once opened (open_journal), on the thread that commits it;
   // `pipeline` holds each turn's actions until the commit of its records (and of every turn
   // before it) is confirmed (pipelined group commit, docs/DURABILITY.md §3).
@@ -473,13 +473,19 @@ struct Daemon::Impl {
       return core.on_bad_client_message(peer, rid, "this identity is revoked or not enrolled as a client",
                                         ErrorCode::PermissionDenied);
     // A gateway's message acts as the user it asserts, if it may (broker/on_behalf_of).
-    // A Credit, like a Cancel, touches only the connection's own request.
-    auto verdict = decide_on_behalf_of(**caller, asserted,
-                                       std::holds_alternative<CancelEvent>(ev) || std::holds_alternative<CreditEvent>(ev) ||
-                                           std::holds_alternative<ChunkEvent>(ev),
-                                       std::holds_alternative<AdminEvent>(ev));
-    if (!verdict.caller) return core.on_bad_client_message(peer, rid, std::move(verdict.reason), verdict.code);
-    const Caller& who = *verdict.caller;
+    // A Credit, like a Cancel, touches only the connection's own request. Most messages assert
+    // no one and act as their sender: then no verdict (a copy of the caller) is made.
+    AssertionVerdict verdict;
+    const Caller* acting = &**caller;
+    if (!acts_as_sender(**caller, asserted)) {
+      verdict = decide_on_behalf_of(**caller, asserted,
+                                    std::holds_alternative<CancelEvent>(ev) || std::holds_alternative<CreditEvent>(ev) ||
+                                        std::holds_alternative<ChunkEvent>(ev),
+                                    std::holds_alternative<AdminEvent>(ev));
+      if (!verdict.caller) return core.on_bad_client_message(peer, rid, std::move(verdict.reason), verdict.code);
+      acting = &*verdict.caller;
+    }
+    const Caller& who = *acting;
     if (auto* s = std::get_if<SubmitEvent>(&ev)) {
       if (s->batch_replies) mark_batching_client(peer);
       if (s->durable || core.node_is_durable(who.workspace, s->node))
@@ -997,9 +1003,7 @@ struct Daemon::Impl {
       append_default_trace_id(default_trace, core.config().instance, a.request_id);
       trace = &default_trace;
     }
-    auto [identity, name, workspace, role] = caller_strings.write(fbb, a.caller.who);
-    auto trace_id = fbb.CreateString(*trace);
-    auto caller = wire::CreateCallerContext(fbb, identity, name, workspace, role, trace_id);
+    auto caller = caller_context.write(fbb, a.caller.who, *trace);
     wire::WorkRequestBuilder b(fbb);
     b.add_request_id(a.request_id);
     b.add_node(node);

@@ -39,4 +39,11 @@ struct AssertionVerdict {
 AssertionVerdict decide_on_behalf_of(const Caller& sender, const std::optional<OnBehalfOf>& asserted,
                                      bool cancel = false, bool admin_command = false);
 
+// The common case, decided without a verdict (whose caller is a copy of the sender's four
+// strings, per message): a message that asserts no one, from a sender that is not a gateway,
+// acts as its sender, whatever it is. decide_on_behalf_of gives that sender in this case.
+inline bool acts_as_sender(const Caller& sender, const std::optional<OnBehalfOf>& asserted) {
+  return !asserted && sender.role != "gateway";
+}
+
 }  // namespace muster::broker

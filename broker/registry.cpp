@@ -2,6 +2,7 @@
 #include "registry.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "subscription_policy.hpp"
 
@@ -88,14 +89,17 @@ std::size_t Registry::workers_of(const std::string& identity) const {
   return it == per_identity_.end() ? 0 : it->second;
 }
 
-NodeEntry* Registry::node(const NodeKey& key) {
-  auto it = nodes_.find(key);
-  return it == nodes_.end() ? nullptr : &it->second;
+NodeEntry* Registry::node(std::string_view workspace, std::string_view name) {
+  return const_cast<NodeEntry*>(std::as_const(*this).node(workspace, name));
 }
 
 const NodeEntry* Registry::node(std::string_view workspace, std::string_view name) const {
+  if (last_found_ && last_found_->first.second == name && last_found_->first.first == workspace)
+    return &last_found_->second;
   auto it = nodes_.find(NodeKeyLess::View{workspace, name});
-  return it == nodes_.end() ? nullptr : &it->second;
+  if (it == nodes_.end()) return nullptr;
+  last_found_ = &*it;
+  return &it->second;
 }
 
 NodeEntry& Registry::node_for_queue(const NodeKey& key) {
@@ -104,11 +108,12 @@ NodeEntry& Registry::node_for_queue(const NodeKey& key) {
 }
 
 void Registry::drop_if_unused(const NodeKey& key) {
-  auto it = nodes_.find(key);
-  if (it != nodes_.end() && it->second.workers.empty() && it->second.queue.empty()) {
-    note(key);
-    nodes_.erase(it);
-  }
+  // Asked after every dispatch: found through node() (a repeat is two compares), erased rarely.
+  const NodeEntry* entry = node(key);
+  if (!entry || !entry->workers.empty() || !entry->queue.empty()) return;
+  note(key);
+  if (last_found_ && &last_found_->second == entry) last_found_ = nullptr;
+  nodes_.erase(key);
 }
 
 WorkerEntry* Registry::pick(NodeEntry& entry) {

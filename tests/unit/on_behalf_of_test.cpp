@@ -72,6 +72,30 @@ TEST_CASE("without an assertion a message is its sender's; a gateway's is refuse
   CHECK(decide_on_behalf_of(kGateway, std::nullopt, /*cancel=*/true).caller);
 }
 
+// musterd asks acts_as_sender first and makes a verdict only when it says no: it must say yes
+// exactly where the verdict is the sender itself for every kind of message.
+TEST_CASE("acts_as_sender: yes exactly where the verdict is the sender, for every message kind") {
+  for (auto& sender : {kGateway, kClient, kAdmin, kAnonymous, kLocalOwner})
+    for (auto& asserted : {std::optional<OnBehalfOf>{}, std::optional<OnBehalfOf>{ada()}})
+      for (bool cancel : {false, true})
+        for (bool admin : {false, true}) {
+          CAPTURE(sender.identity);
+          CAPTURE(asserted.has_value());
+          auto v = decide_on_behalf_of(sender, asserted, cancel, admin);
+          if (acts_as_sender(sender, asserted)) {
+            REQUIRE(v.caller);
+            CHECK(*v.caller == sender);
+          } else {
+            // Not the sender as it is: refused, or another caller (an asserted user; a gateway's
+            // own Cancel is the one case decided as the sender, by the verdict).
+            CHECK((!v.caller || !(*v.caller == sender) || (sender.role == "gateway" && cancel && !asserted)));
+          }
+        }
+  CHECK(acts_as_sender(kClient, std::nullopt));
+  CHECK_FALSE(acts_as_sender(kGateway, std::nullopt));
+  CHECK_FALSE(acts_as_sender(kClient, ada()));
+}
+
 TEST_CASE("admin commands are never made on behalf of a user") {
   for (auto& sender : {kGateway, kLocalOwner}) {
     auto v = decide_on_behalf_of(sender, OnBehalfOf{"root", "alpha", "admin"}, false, /*admin_command=*/true);

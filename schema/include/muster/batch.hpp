@@ -60,6 +60,7 @@ class BatchWriter {
   flatbuffers::FlatBufferBuilder fbb_{kInitialBytes};
   std::vector<flatbuffers::Offset<wire::BatchItem>> items_;
   std::vector<std::uint8_t> first_;  // the first message, written only once a second comes
+  flatbuffers::uoffset_t item_vtable_ = 0;  // where fbb_'s first BatchItem put its vtable (0: none yet)
   std::size_t count_ = 0, bytes_ = 0;
   std::size_t next_bytes_ = kInitialBytes;    // release(): the next buffer's size
   std::size_t buffer_bytes_ = kInitialBytes;  // the size fbb_'s buffer was made with
