@@ -5,7 +5,7 @@
 //
 //   node chunk_caller.js NODE --mib N [--from bytes|file|stream] [--file PATH]
 //                        [--output-file PATH] [--slow-sink-ms D] [--notify-bytes B]
-//                        [--cancel-after-ms T] [--timeout-ms T]
+//                        [--cancel-after-ms T] [--timeout-ms T] [--live-ms P]
 //
 // The input is N MiB whose i-th MiB is the 8-byte little-endian i repeated (as test_chunks.py's
 // block(i)), given as plain bytes (default), as ByteSource.file(--file) (the file is written
@@ -14,8 +14,15 @@
 // --slow-sink-ms D    the chunked output goes to a function sink that waits D ms per piece
 // --notify-bytes B    prints {"received": n} once n >= B bytes of output reached the sink
 // --cancel-after-ms T cancels the call T ms after it was submitted
+// --live-ms P         every P ms during the call, collects the garbage (node --expose-gc) and
+//                     samples the bytes still held: live_mib is their peak (what the SDK and this
+//                     script hold, without the garbage Node has not collected yet)
 // Last line: {"input_sha256": hex, "outputs": {port: {"size", "sha256"} | value} | null,
-//             "error": {"code", "message"} | null, "seconds": s, "max_rss_mib": m}
+//             "error": {"code", "message"} | null, "seconds": s, "max_rss_mib": m,
+//             "setup_max_rss_mib": m, "memory_mib": {"rss", "heap_used", "external", "array_buffers"},
+//             "live_mib": {"external", "array_buffers"} | null}
+// memory_mib: the peak of each of process.memoryUsage()'s figures, sampled every 10 ms during the
+// call (external and array_buffers include the chunks the SDK holds and garbage not yet collected).
 // Bytes outputs are reported as their size and sha256. Exit status 0 whatever the outcome.
 'use strict';
 
@@ -57,6 +64,7 @@ async function main() {
       'notify-bytes': { type: 'string' },
       'cancel-after-ms': { type: 'string' },
       'timeout-ms': { type: 'string', default: '120000' },
+      'live-ms': { type: 'string' },
     },
   });
   const [node] = positionals;
@@ -105,6 +113,36 @@ async function main() {
     };
   }
 
+  const peak = { rss: 0, heap_used: 0, external: 0, array_buffers: 0 };
+  const sample = () => {
+    const u = process.memoryUsage();
+    peak.rss = Math.max(peak.rss, u.rss);
+    peak.heap_used = Math.max(peak.heap_used, u.heapUsed);
+    peak.external = Math.max(peak.external, u.external);
+    peak.array_buffers = Math.max(peak.array_buffers, u.arrayBuffers);
+  };
+  // the peak so far is the setup's (hashing and writing the input): not the call's
+  const setupMaxRss = Math.round(process.resourceUsage().maxRSS / 1024);
+  const sampler = setInterval(sample, 10);
+  sampler.unref();
+  let live = null;
+  let liveSampler = null;
+  if (o['live-ms'] !== undefined) {
+    if (typeof global.gc !== 'function') throw new Error('--live-ms needs node --expose-gc');
+    live = { external: 0, array_buffers: 0 };
+    liveSampler = setInterval(() => {
+      global.gc();
+      // the finalizers of collected native buffers (zeromq's messages) run after the GC: then
+      // collect again and count what is left
+      setImmediate(() => {
+        global.gc();
+        const u = process.memoryUsage();
+        live.external = Math.max(live.external, u.external);
+        live.array_buffers = Math.max(live.array_buffers, u.arrayBuffers);
+      });
+    }, Number(o['live-ms']));
+    liveSampler.unref();
+  }
   const client = new Client({ logger: 'warn' });
   const started = process.hrtime.bigint();
   let outputs = null;
@@ -120,8 +158,14 @@ async function main() {
     error = e instanceof MusterError ? { code: e.code, message: e.message } : { code: 'EXCEPTION', message: String(e && e.stack ? e.stack : e) };
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  clearInterval(sampler);
+  if (liveSampler) clearInterval(liveSampler);
+  const mib = (v) => Math.round((10 * v) / (1024 * 1024)) / 10;
+  const liveMib = live && { external: mib(live.external), array_buffers: mib(live.array_buffers) };
+  sample();
+  const memoryMib = Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, Math.round(v / (1024 * 1024))]));
   const maxRss = Math.round(process.resourceUsage().maxRSS / 1024);
-  process.stdout.write(`${JSON.stringify({ input_sha256: inputSha, outputs, error, seconds, max_rss_mib: maxRss })}\n`);
+  process.stdout.write(`${JSON.stringify({ input_sha256: inputSha, outputs, error, seconds, max_rss_mib: maxRss, setup_max_rss_mib: setupMaxRss, memory_mib: memoryMib, live_mib: liveMib })}\n`);
   client.close();
 }
 
