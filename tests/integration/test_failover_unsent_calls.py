@@ -107,6 +107,9 @@ def test_python_async_client_never_delivers_a_call_it_failed_to_the_next_daemon(
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, lambda: wait_for(
                 lambda: counting_workers.executions(scene.log)["start"] == {0: 1}, 15, "call 0 running"))
+            # Running is not durable yet: with early dispatch a call runs before its Accepted
+            # (DURABILITY.md §3), and a call its client holds no job id for fails UNAVAILABLE.
+            await loop.run_in_executor(None, lambda: wait_for(lambda: held.job_id, 15, "call 0 accepted"))
             os.kill(scene.daemon.proc.pid, signal.SIGSTOP)
             try:
                 calls = [await c.submit("count", {"i": i, "ms": 0, "pad": PAD}) for i in range(1, QUEUED + 1)]
@@ -157,6 +160,7 @@ def test_typescript_client_never_delivers_a_call_it_failed_to_the_next_daemon(sc
     caller = spawn([NODE, script, scene.daemon.client_address, control, QUEUED],
                    dict(scene.daemon.env, MUSTER_TS_SDK=str(TS_DIST)), tmp_path / "caller.log")
     wait_for(lambda: counting_workers.executions(scene.log)["start"] == {0: 1}, 15, "call 0 running")
+    wait_for(lambda: "ACCEPTED 0" in read_log(caller), 15, "call 0 accepted")  # durable from here on
 
     def stalled():
         control.write_text("stalled")
