@@ -44,17 +44,14 @@ JobInfoBody BrokerCore::job_info(const Request& r, const OpenJob& open) const {
 }
 
 void BrokerCore::keep_outcome(const Request& r, const journal::Outcome& outcome, journal::WallTime at) {
-  KeptJob kept;
-  kept.job_id = r.job_id;
+  KeptJob& kept = jobs_.keep(r.job_id, at);  // in place; `submitted` is the open job's
   kept.node = r.node->second;
   kept.workspace = r.caller->workspace;
-  kept.submitted = at;  // keep() sets the open job's
   kept.finished = at;
   kept.expires = at + config_.result_ttl;
   kept.worker_id = r.worker_id;
   kept.attempts = r.attempts;
   kept.outcome = outcome;
-  jobs_.keep(std::move(kept));
 }
 
 void BrokerCore::keep_restored(const journal::Call& call, const journal::Verdict& verdict) {

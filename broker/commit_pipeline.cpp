@@ -58,10 +58,15 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
     }
   }
   if (!ops.empty()) {
-    pending_.insert(pending_.end(), std::make_move_iterator(ops.begin()), std::make_move_iterator(ops.end()));
+    pending_records_ += ops.size();
+    pending_.push_back(std::move(ops));
+    ops.clear();  // (a moved-from vector is empty in practice; this makes it so)
+    if (!spares_.empty()) {
+      ops.swap(spares_.back());
+      spares_.pop_back();
+    }
     pending_core_bytes_ = core_bytes;
   }
-  ops.clear();
   // The last batch this turn's actions depend on: the one its records join, else the latest
   // one handed out (its own actions may still be held: order keeps this turn behind them).
   const Seq needs = !pending_.empty() ? next_seq_ : in_flight_ ? *in_flight_ : confirmed_;
@@ -127,14 +132,14 @@ std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, b
   }
   gathering_ = false;
   awaiting_ = waited_for_ = 0;
-  Batch b{next_seq_++, std::move(pending_), pending_core_bytes_};
+  Batch b{next_seq_++, std::move(pending_), pending_records_, pending_core_bytes_};
   pending_.clear();
-  // The next batch is likely as long: one allocation now, not one per doubling (each moving
-  // every record again).
-  pending_.reserve(b.ops.size());
+  pending_records_ = 0;
+  // The next batch likely holds as many turns: one allocation now, not one per doubling.
+  pending_.reserve(b.turns.size());
   pending_submitted_.clear();
   ++stats_.batches;
-  stats_.records += b.ops.size();
+  stats_.records += b.records;
   in_flight_ = b.seq;
   in_flight_since_ = now;
   return b;

@@ -62,10 +62,12 @@ class CommitPipeline {
  public:
   using Seq = std::uint64_t;  // batches are numbered from 1 in the order they are handed out
 
-  // The records of one or more loop turns, committed as one transaction.
+  // The records of one or more loop turns, committed as one transaction: each turn's vector
+  // as the core filled it (journal::TurnOps), `records` ops in all.
   struct Batch {
     Seq seq = 0;
-    std::vector<journal::JournalOp> ops;
+    journal::TurnOps turns;
+    std::size_t records = 0;
     // The core's count of journal payload bytes at the end of the last turn in the batch
     // (BrokerCore::journal_bytes()): resynced_bytes() needs it once the batch is committed.
     std::uint64_t core_bytes = 0;
@@ -91,8 +93,13 @@ class CommitPipeline {
   // A loop turn ended with `ops` (in the order the core emitted them) and `actions`. The
   // actions that may go now are appended to released() in order; the rest are held.
   // `core_bytes`: BrokerCore::journal_bytes() at the end of the turn.
+  // `ops` is taken whole (the vector, not its ops one by one) and left an empty vector, one
+  // of spares() when there is one (the core fills it in the next turns).
   void end_turn(std::vector<journal::JournalOp>&& ops, std::vector<Action>&& actions,
                 std::uint64_t core_bytes);
+  // Empty vectors end_turn gives back for the next turns' ops: the journal thread's emptied
+  // ones go here (JournalThread::take_spares).
+  journal::TurnOps& spares() { return spares_; }
 
   // The batch to commit now: all records of the turns ended since the last batch, when no
   // batch is in flight and there are any; nullopt otherwise. The batch is in flight from `now`.
@@ -162,7 +169,9 @@ class CommitPipeline {
   Seq confirmed_ = 0;   // every batch up to this one is committed
   std::optional<Seq> in_flight_;
   TimePoint in_flight_since_{};
-  std::vector<journal::JournalOp> pending_;
+  journal::TurnOps pending_;       // the turns of the next batch,
+  std::size_t pending_records_ = 0;  // and their ops in all
+  journal::TurnOps spares_;
   std::vector<std::uint64_t> early_;  // end_turn's early WorkRequests (kept: no allocation a turn)
   std::uint64_t pending_core_bytes_ = 0;
   std::deque<HeldTurn> held_;

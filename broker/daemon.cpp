@@ -328,13 +328,14 @@ struct Daemon::Impl {
     try {
       auto d = block && pipeline.in_flight() ? std::optional(journal->wait()) : journal->done();
       if (d) {
+        journal->take_spares(pipeline.spares());  // the committed turns' vectors, for the next turns
         pipeline.committed(d->seq);
         core.on_journal_state(
             CommitPipeline::resynced_bytes(core.journal_bytes(), d->payload_bytes, committing_core_bytes), 0);
       }
       if (auto batch = pipeline.next_batch(Clock::now(), /*gather=*/!block)) {
         committing_core_bytes = batch->core_bytes;
-        journal->commit(batch->seq, std::move(batch->ops));
+        journal->commit(batch->seq, std::move(batch->turns));
       }
     } catch (const journal::JournalError& e) {
       throw journal::JournalError(fmt::format(

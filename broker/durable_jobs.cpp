@@ -30,21 +30,30 @@ const OpenJob* DurableJobs::open(journal::JobId job, const std::string& workspac
 }
 
 void DurableJobs::keep(KeptJob&& kept) {
-  if (OpenJob* open = open_.find(kept.job_id)) {
-    kept.submitted = open->submitted;
+  KeptJob& slot = keep(kept.job_id, kept.submitted);
+  kept.submitted = slot.submitted;
+  slot = std::move(kept);
+}
+
+KeptJob& DurableJobs::keep(journal::JobId job, journal::WallTime submitted) {
+  if (OpenJob* open = open_.find(job)) {
+    submitted = open->submitted;
     open_.erase(open);
   }
-  const auto [at, added] = kept_.try_emplace(kept.job_id);
+  const auto [at, added] = kept_.try_emplace(job);
   if (added) {
     if (free_slots_.empty()) {
       at->slot = static_cast<std::uint32_t>(kept_slots_.size());
-      kept_slots_.push_back(std::move(kept));
-      return;
+      kept_slots_.emplace_back();
+    } else {
+      at->slot = free_slots_.back();
+      free_slots_.pop_back();
     }
-    at->slot = free_slots_.back();
-    free_slots_.pop_back();
   }
-  kept_slots_[at->slot] = std::move(kept);
+  KeptJob& kept = kept_slots_[at->slot];
+  kept.job_id = job;
+  kept.submitted = submitted;
+  return kept;
 }
 
 const KeptJob* DurableJobs::find_kept(journal::JobId job) const {

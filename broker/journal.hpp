@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -137,6 +138,10 @@ struct ExpireKept {
   WallTime now{};
 };
 using JournalOp = std::variant<Record, ExpireKept>;
+// A batch's ops as the loop turns that emitted them (BrokerCore::journal_ops() of each turn),
+// in order: each turn's vector is handed over whole and emptied on the journal thread, never
+// moved op by op into one vector (≈ 700 instructions a call: docs/DURABILITY.md §10 "Session 14").
+using TurnOps = std::vector<std::vector<JournalOp>>;
 
 struct Loaded {
   std::vector<Call> calls;  // job-id order
@@ -158,16 +163,21 @@ class Journal {
   // Forgets finished calls whose `expires` is at or before `now`; returns their job ids.
   // Inside a turn, like append().
   virtual std::vector<JobId> expire(WallTime now) = 0;
-  // The ops of a batch in order: append() of each record, expire() of each ExpireKept, with
-  // the same effect and the same errors (the first refused record throws JournalError; the
-  // turn must then be rolled back). A journal may send them together (PostgreSQL: pipelined,
-  // one round trip for many records) instead of one by one.
-  virtual void append_all(const std::vector<JournalOp>& ops) {
-    for (auto& op : ops) {
-      if (auto* rec = std::get_if<Record>(&op)) append(*rec);
-      else expire(std::get<ExpireKept>(op).now);
-    }
+  // The ops of a batch in order — the ops of each loop turn in `turns`, one turn after the
+  // other: append() of each record, expire() of each ExpireKept, with the same effect and the
+  // same errors (the first refused record throws JournalError; the turn must then be rolled
+  // back). A journal may send them together (PostgreSQL: pipelined, one round trip for many
+  // records) instead of one by one. (A batch is the turns' vectors as the core filled them,
+  // never moved op by op into one: docs/DURABILITY.md §10 "Session 14".)
+  virtual void append_turns(std::span<const std::vector<JournalOp>> turns) {
+    for (auto& ops : turns)
+      for (auto& op : ops) {
+        if (auto* rec = std::get_if<Record>(&op)) append(*rec);
+        else expire(std::get<ExpireKept>(op).now);
+      }
   }
+  // The same for the ops of one turn.
+  void append_all(const std::vector<JournalOp>& ops) { append_turns(std::span(&ops, 1)); }
   virtual void commit() = 0;
   virtual void rollback() = 0;
   virtual bool in_turn() const = 0;

@@ -17,15 +17,19 @@ JobId job_of(const Record& r) {
 
 }  // namespace
 
-const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& ops) {
+const std::vector<BatchStep>& BatchPlanner::plan(std::span<const std::vector<JournalOp>> turns) {
   folds_.clear();
   by_job_.clear();
   steps_.clear();
+  ops_.clear();
+  for (auto& turn : turns)
+    for (auto& op : turn) ops_.push_back(&op);
+  const std::vector<const JournalOp*>& ops = ops_;
   // The fold of each op's call, if its Submitted is in the batch (found once here, read again
   // by the second pass).
   op_fold_.assign(ops.size(), kNone);
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    const auto* rec = std::get_if<Record>(&ops[i]);
+    const auto* rec = std::get_if<Record>(ops[i]);
     if (!rec) continue;
     const JobId job = job_of(*rec);
     if (std::holds_alternative<Submitted>(*rec)) {
@@ -63,9 +67,9 @@ const std::vector<BatchStep>& BatchPlanner::plan(const std::vector<JournalOp>& o
         f && !f->broken && f->end != f->submitted && i >= f->submitted && i <= f->end) {
       if (i < f->end) continue;
       FoldedRow row;
-      row.submitted = &std::get<Submitted>(std::get<Record>(ops[f->submitted]));
-      if (f->dispatched != SIZE_MAX) row.dispatched = &std::get<Dispatched>(std::get<Record>(ops[f->dispatched]));
-      if (f->finished) row.finished = &std::get<Finished>(std::get<Record>(ops[i]));
+      row.submitted = &std::get<Submitted>(std::get<Record>(*ops[f->submitted]));
+      if (f->dispatched != SIZE_MAX) row.dispatched = &std::get<Dispatched>(std::get<Record>(*ops[f->dispatched]));
+      if (f->finished) row.finished = &std::get<Finished>(std::get<Record>(*ops[i]));
       steps_.push_back(BatchStep{i, true, row});
       continue;
     }

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "job_index.hpp"
@@ -37,8 +38,13 @@ struct BatchStep {
 
 class BatchPlanner {
  public:
-  // The writes of `ops`, in order; valid until the next plan() and while `ops` lives.
-  const std::vector<BatchStep>& plan(const std::vector<JournalOp>& ops);
+  // The writes of the ops of `turns` (each turn's ops, one turn after the other), in order;
+  // valid until the next plan() and while `turns` lives. A step's `op` is the index of its op
+  // counted across the turns: op(i).
+  const std::vector<BatchStep>& plan(std::span<const std::vector<JournalOp>> turns);
+  const JournalOp& op(std::size_t i) const { return *ops_[i]; }
+  // The same for the ops of one turn.
+  const std::vector<BatchStep>& plan(const std::vector<JournalOp>& ops) { return plan(std::span(&ops, 1)); }
 
  private:
   // For each call whose Submitted is in the batch: the op indexes of it, of its last folded
@@ -58,6 +64,7 @@ class BatchPlanner {
     std::size_t fold = 0;
   };
   JobIndex<FoldAt> by_job_;
+  std::vector<const JournalOp*> ops_;  // the batch's ops in order, across its turns
   std::vector<std::size_t> op_fold_;  // per op: its call's index in folds_ (kNone: none)
   std::vector<BatchStep> steps_;
   static constexpr std::size_t kNone = SIZE_MAX;

@@ -590,19 +590,19 @@ std::vector<JobId> PostgresJournal::expire(WallTime now) {
   return settle(op, run(statement, p));
 }
 
-void PostgresJournal::append_all(const std::vector<JournalOp>& ops) {
+void PostgresJournal::append_turns(std::span<const std::vector<JournalOp>> turns) {
   require_turn("append");
   // A call's Submitted and the records of it that follow in the batch are one INSERT of the
   // row they leave (journal_fold.hpp). In slices: the server's answers wait in its socket
   // buffer while libpq still sends, and a slice's answers (≈ 100 bytes a statement) must fit
   // there, or both sides would block.
   constexpr std::size_t kSlice = 256;
-  const std::vector<BatchStep>& steps = planner_.plan(ops);
+  const std::vector<BatchStep>& steps = planner_.plan(turns);
   for (std::size_t at = 0; at < steps.size(); at += kSlice)
-    pipeline(ops, std::span<const BatchStep>(steps).subspan(at, std::min(kSlice, steps.size() - at)));
+    pipeline(std::span<const BatchStep>(steps).subspan(at, std::min(kSlice, steps.size() - at)));
 }
 
-void PostgresJournal::pipeline(const std::vector<JournalOp>& ops, std::span<const BatchStep> steps) {
+void PostgresJournal::pipeline(std::span<const BatchStep> steps) {
   if (PQenterPipelineMode(conn_) != 1) fail(fmt::format("cannot enter pipeline mode: {}", trimmed(PQerrorMessage(conn_))));
   std::optional<std::string> failure;
   std::size_t sent = 0;
@@ -616,7 +616,7 @@ void PostgresJournal::pipeline(const std::vector<JournalOp>& ops, std::span<cons
                                               else
                                                 return bind(v, p);
                                             },
-                                            ops[step.op]);
+                                            planner_.op(step.op));
     const std::string name = fmt::format("muster_{}", statement);
     if (!PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(p.values.size()), p.values.data(),
                              p.lengths.data(), p.formats.data(), 1)) {
@@ -654,7 +654,7 @@ void PostgresJournal::pipeline(const std::vector<JournalOp>& ops, std::span<cons
               else
                 settle(v, res);
             },
-            ops[steps[i].op]);
+            planner_.op(steps[i].op));
     } catch (const JournalError& e) {
       failure = e.what();
     }

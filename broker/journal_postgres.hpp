@@ -58,7 +58,7 @@ class PostgresJournal final : public Journal {
   void append(const Record& record) override;
   std::vector<JobId> expire(WallTime now) override;
   // One round trip for a slice of up to 256 ops (libpq pipeline mode), same checks as append().
-  void append_all(const std::vector<JournalOp>& ops) override;
+  void append_turns(std::span<const std::vector<JournalOp>> turns) override;
   void commit() override;
   void rollback() override;
   bool in_turn() const override { return in_turn_; }
@@ -111,8 +111,9 @@ class PostgresJournal final : public Journal {
   void settle(const Finished& r, const Result& res);
   void settle(const Acked& r, const Result& res);
   std::vector<JobId> settle(const ExpireKept& r, const Result& res);
-  // Sends the writes `steps` of `ops` in libpq pipeline mode and settles their results in order.
-  void pipeline(const std::vector<JournalOp>& ops, std::span<const BatchStep> steps);
+  // Sends the writes `steps` (of planner_'s plan) in libpq pipeline mode and settles their
+  // results in order.
+  void pipeline(std::span<const BatchStep> steps);
   BatchPlanner planner_;  // append_all's folds (kept to reuse its memory)
   std::uint64_t statements_ = 0;
 

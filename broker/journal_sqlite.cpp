@@ -642,7 +642,7 @@ void SqliteJournal::write_acked() {
   acked_.clear();
 }
 
-void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
+void SqliteJournal::append_turns(std::span<const std::vector<JournalOp>> turns) {
   require_turn("append_all");
   // A call's Submitted and the records of it that follow in the batch are one INSERT of the
   // row they leave (journal_fold.hpp).
@@ -650,8 +650,8 @@ void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
   // in order, and their rows deleted together: a range of job ids at a time that holds no
   // other row (write_acked), one statement for many.
   acked_.clear();
-  for (const BatchStep& step : planner_.plan(ops)) {
-    const auto* rec = step.is_row ? nullptr : std::get_if<Record>(&ops[step.op]);
+  for (const BatchStep& step : planner_.plan(turns)) {
+    const auto* rec = step.is_row ? nullptr : std::get_if<Record>(&planner_.op(step.op));
     if (const auto* acked = rec ? std::get_if<Acked>(rec) : nullptr) {
       forget_acked(acked->job_id);
       acked_.push_back(acked->job_id);
@@ -660,7 +660,7 @@ void SqliteJournal::append_all(const std::vector<JournalOp>& ops) {
     write_acked();
     if (step.is_row) write_row(*step.row.submitted, step.row.dispatched, step.row.finished);
     else if (rec) append(*rec);
-    else expire(std::get<ExpireKept>(ops[step.op]).now);
+    else expire(std::get<ExpireKept>(planner_.op(step.op)).now);
   }
   write_acked();
 }

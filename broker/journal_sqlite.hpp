@@ -62,7 +62,7 @@ class SqliteJournal final : public Journal {
   // (with no other record of it between) are written once, as the row they leave, at the
   // place of the last of them: one INSERT instead of an INSERT and an UPDATE for each
   // (docs/DURABILITY.md §4, §10). The same rows, bytes and errors as append() of each.
-  void append_all(const std::vector<JournalOp>& ops) override;
+  void append_turns(std::span<const std::vector<JournalOp>> turns) override;
   void commit() override;
   void rollback() override;
   bool in_turn() const override { return in_turn_; }

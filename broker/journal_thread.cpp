@@ -33,15 +33,24 @@ JournalThread::~JournalThread() {
   ::close(fd_);
 }
 
-void JournalThread::commit(std::uint64_t seq, std::vector<JournalOp> ops) {
+void JournalThread::commit(std::uint64_t seq, TurnOps turns) {
   {
     std::lock_guard lock(mutex_);
     if (error_) throw JournalError(*error_);
     if (seq_ || done_) throw std::logic_error("JournalThread::commit: the previous batch is not done() yet");
     seq_ = seq;
-    ops_ = std::move(ops);
+    turns_ = std::move(turns);
   }
   wake_.notify_all();
+}
+
+void JournalThread::take_spares(TurnOps& into) {
+  std::lock_guard lock(mutex_);
+  spare_ops_ = 0;
+  if (spares_.empty()) return;
+  if (into.empty()) return into.swap(spares_);
+  into.insert(into.end(), std::make_move_iterator(spares_.begin()), std::make_move_iterator(spares_.end()));
+  spares_.clear();
 }
 
 std::optional<JournalThread::Done> JournalThread::done() {
@@ -75,8 +84,8 @@ void JournalThread::run() {
     wake_.wait_for(lock, keep_every_, [&] { return stop_ || seq_.has_value(); });
     const bool batch = seq_.has_value();
     if (!batch && stop_) return;
-    std::vector<JournalOp> ops = std::move(ops_);
-    ops_.clear();
+    TurnOps turns = std::move(turns_);
+    turns_.clear();
     lock.unlock();
     std::optional<std::string> failure;
     std::uint64_t bytes = 0;
@@ -86,7 +95,7 @@ void JournalThread::run() {
       journal_->keep(std::chrono::steady_clock::now());
       if (batch) {
         journal_->begin_turn();
-        journal_->append_all(ops);
+        journal_->append_turns(turns);
         journal_->commit();
         bytes = journal_->payload_bytes();
       }
@@ -108,6 +117,16 @@ void JournalThread::run() {
       seq_.reset();
       wake_.notify_all();
       notify_loop();
+      // The batch's records go now, on this thread and outside the lock (the loop may take
+      // the outcome meanwhile); their vectors are kept for the loop's next turns.
+      lock.unlock();
+      for (auto& ops : turns) ops.clear();
+      lock.lock();
+      for (auto& ops : turns)
+        if (spare_ops_ + ops.capacity() <= kSpareOps) {
+          spare_ops_ += ops.capacity();
+          spares_.push_back(std::move(ops));
+        }
     }
   }
 }

@@ -1430,7 +1430,7 @@ TEST_CASE("durable: one commit per call, the core's records through the commit p
   pipe.released().clear();
   auto second = pipe.next_batch(h.now);
   REQUIRE(second);
-  CHECK(second->ops.size() == 3);  // Submitted 2, Dispatched 2, Finished 2
+  CHECK(second->records == 3);  // Submitted 2, Dispatched 2, Finished 2
   pipe.committed(second->seq);
   auto replies = all<ReplyToClient>(pipe.released());
   REQUIRE(replies.size() == 2);

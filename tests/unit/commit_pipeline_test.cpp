@@ -45,7 +45,8 @@ std::vector<std::uint64_t> take(CommitPipeline& p) {
 
 std::vector<journal::JobId> jobs_of(const CommitPipeline::Batch& b) {
   std::vector<journal::JobId> ids;
-  for (auto& op : b.ops) ids.push_back(std::get<journal::Submitted>(std::get<journal::Record>(op)).call.job_id);
+  for (auto& turn : b.turns)
+    for (auto& op : turn) ids.push_back(std::get<journal::Submitted>(std::get<journal::Record>(op)).call.job_id);
   return ids;
 }
 
@@ -96,6 +97,36 @@ TEST_CASE("commit pipeline: turns that end during a commit form the next batch a
   p.committed(second->seq);
   CHECK(take(p) == std::vector<std::uint64_t>{2, 3, 4});
   CHECK(p.idle());
+}
+
+TEST_CASE("commit pipeline: a batch holds each turn's vector as the core filled it; the core "
+          "gets a spare back to fill") {
+  CommitPipeline p(500ms);
+  std::vector<journal::JournalOp> core_ops{submitted(1), submitted(2)};
+  const journal::JournalOp* first_turn = core_ops.data();
+  p.end_turn(std::move(core_ops), pings({1}), 0);
+  CHECK(core_ops.empty());  // no spare yet: an empty vector
+  // A spare (the journal thread's emptied vector) is what the core fills next.
+  std::vector<journal::JournalOp> spare;
+  spare.reserve(16);
+  const journal::JournalOp* spare_data = spare.data();
+  p.spares().push_back(std::move(spare));
+  core_ops.push_back(submitted(3));
+  const journal::JournalOp* second_turn = core_ops.data();
+  p.end_turn(std::move(core_ops), pings({2}), 0);
+  CHECK(core_ops.empty());
+  CHECK(core_ops.data() == spare_data);  // the spare, with its capacity
+  CHECK(p.spares().empty());
+  p.end_turn({}, pings({3}), 0);  // no record: no turn in the batch
+  auto b = p.next_batch(kT0);
+  REQUIRE(b);
+  REQUIRE(b->turns.size() == 2);
+  CHECK(b->records == 3);
+  // The turns' own vectors: no op was moved out of them.
+  CHECK(b->turns[0].data() == first_turn);
+  CHECK(b->turns[1].data() == second_turn);
+  CHECK(jobs_of(*b) == std::vector<journal::JobId>{1, 2, 3});
+  CHECK(p.stats().records == 3);
 }
 
 TEST_CASE("commit pipeline: a turn without records waits behind the batch in flight") {
@@ -191,13 +222,13 @@ TEST_CASE("journal thread: a batch commits while its caller goes on; done() tell
   journal::JournalThread t(std::move(owned), 1000ms);
   CHECK(t.describe() == "gated");
   CHECK(t.epoch() == 7);
-  t.commit(1, {submitted(1), submitted(2)});  // returns with the commit still to happen
+  t.commit(1, {{submitted(1), submitted(2)}});  // returns with the commit still to happen
   {
     std::unique_lock lock(j.m);
     j.cv.wait(lock, [&] { return j.in_commit; });  // the thread is inside commit()
   }
   CHECK_FALSE(t.done());  // not done while the journal's commit waits
-  CHECK_THROWS_AS(t.commit(2, {submitted(3)}), std::logic_error);  // one batch at a time
+  CHECK_THROWS_AS(t.commit(2, {{submitted(3)}}), std::logic_error);  // one batch at a time
   {
     std::lock_guard lock(j.m);
     j.open = true;
@@ -219,10 +250,10 @@ TEST_CASE("journal thread: a failed commit is reported, and every later call rep
   j.open = true;
   j.fail_next = true;
   journal::JournalThread t(std::move(owned), 1000ms);
-  t.commit(1, {submitted(1)});
+  t.commit(1, {{submitted(1)}});
   CHECK_THROWS_WITH_AS(t.wait(), doctest::Contains("disk full"), journal::JournalError);
   CHECK_THROWS_AS(t.done(), journal::JournalError);
-  CHECK_THROWS_AS(t.commit(2, {submitted(2)}), journal::JournalError);
+  CHECK_THROWS_AS(t.commit(2, {{submitted(2)}}), journal::JournalError);
   std::lock_guard lock(j.m);
   CHECK(j.committed.empty());
   CHECK_FALSE(j.in_turn());  // rolled back
@@ -234,9 +265,9 @@ TEST_CASE("journal thread: batches reach a SQLite journal in order; a refused re
   o.path = dir.path / "journal.db";
   {
     journal::JournalThread t(std::make_unique<journal::SqliteJournal>(o), 1000ms);
-    t.commit(1, {submitted(1), submitted(2)});
+    t.commit(1, {{submitted(1), submitted(2)}});
     CHECK(t.wait().seq == 1);
-    t.commit(2, {submitted(3), journal::Record{journal::Acked{99}}});  // 99: not held
+    t.commit(2, {{submitted(3), journal::Record{journal::Acked{99}}}});  // 99: not held
     CHECK_THROWS_WITH_AS(t.wait(), doctest::Contains("Acked for job 99"), journal::JournalError);
   }
   journal::SqliteJournal reopened(o);
@@ -244,6 +275,29 @@ TEST_CASE("journal thread: batches reach a SQLite journal in order; a refused re
   REQUIRE(loaded.calls.size() == 2);  // batch 2, job 3 included, left nothing
   CHECK(loaded.calls[0].job_id == 1);
   CHECK(loaded.calls[1].job_id == 2);
+}
+
+TEST_CASE("journal thread: a committed batch's vectors come back emptied, for the loop's next turns") {
+  test::TempDir dir;
+  journal::SqliteOptions o;
+  o.path = dir.path / "journal.db";
+  journal::JournalThread t(std::make_unique<journal::SqliteJournal>(o), 1000ms);
+  journal::TurnOps batch{{submitted(1), submitted(2)}, {submitted(3)}};
+  const journal::JournalOp* first = batch[0].data();
+  t.commit(1, std::move(batch));
+  CHECK(t.wait().seq == 1);
+  // Batch 1's vectors are emptied after it is reported done, before the thread takes batch 2.
+  t.commit(2, {{submitted(4)}});
+  CHECK(t.wait().seq == 2);
+  journal::TurnOps spares;
+  t.take_spares(spares);
+  REQUIRE(spares.size() >= 2);
+  bool found = false;
+  for (auto& v : spares) {
+    CHECK(v.empty());
+    found = found || v.data() == first;
+  }
+  CHECK(found);  // batch 1's first turn, its storage kept
 }
 
 // ---- one commit per call: early dispatch (commit_pipeline.hpp; docs/DURABILITY.md §3) -------
@@ -304,7 +358,7 @@ TEST_CASE("early dispatch: a WorkRequest whose Submitted is in the pending batch
   CHECK(sent(p) == Sent{"accepted 1"});
   auto second = p.next_batch(kT0 + 4ms);
   REQUIRE(second);
-  CHECK(second->ops.size() == 3);  // Submitted, Dispatched, Finished: one transaction, one commit
+  CHECK(second->records == 3);  // Submitted, Dispatched, Finished: one transaction, one commit
   p.committed(second->seq);
   CHECK(sent(p) == Sent{"accepted 70", "result 70"});
   CHECK(p.stats().early_work_requests == 1);
@@ -417,7 +471,7 @@ TEST_CASE("gather: a lone call's answer joins the batch of its Submitted, so the
   p.end_turn({finished(7)}, acts({result(70)}), 0);
   auto b = p.next_batch(kT0 + 1ms);  // the answer came: at once, before the 2 ms
   REQUIRE(b);
-  CHECK(b->ops.size() == 3);  // Submitted, Dispatched, Finished: one transaction
+  CHECK(b->records == 3);  // Submitted, Dispatched, Finished: one transaction
   CHECK(p.gather_until() == TimePoint::max());
   CHECK(sent(p).empty());  // Accepted and the result wait for that one commit
   p.committed(b->seq);
@@ -434,7 +488,7 @@ TEST_CASE("gather: without it (0 ms, as before) the same call commits twice in a
   CHECK(sent(p) == Sent{"wr w1 70"});
   auto first = p.next_batch(kT0);
   REQUIRE(first);
-  CHECK(first->ops.size() == 2);
+  CHECK(first->records == 2);
   p.end_turn({finished(7)}, acts({result(70)}), 0);
   p.committed(first->seq);
   CHECK(sent(p) == Sent{"accepted 70"});
@@ -462,7 +516,7 @@ TEST_CASE("gather: a batch waits at most the gather time, and only for the calls
   p.end_turn({finished(7)}, acts({result(70)}), 0);
   auto second = p.next_batch(kT0 + 5ms);
   REQUIRE(second);
-  CHECK(second->ops.size() == 5);  // 7's three records, 8's two (its answer comes later)
+  CHECK(second->records == 5);  // 7's three records, 8's two (its answer comes later)
   p.committed(second->seq);
   CHECK(sent(p) == Sent{"accepted 70", "accepted 80", "result 70"});
   // Call 8's answer never comes in time: its Requeued (say) is a later batch's, after 2 ms.
@@ -473,7 +527,7 @@ TEST_CASE("gather: a batch waits at most the gather time, and only for the calls
   CHECK_FALSE(p.next_batch(kT0 + 11ms));
   auto third = p.next_batch(kT0 + 12ms);  // the wait is over: the batch goes with what it has
   REQUIRE(third);
-  CHECK(third->ops.size() == 2);
+  CHECK(third->records == 2);
   p.committed(third->seq);
   CHECK(sent(p) == Sent{"accepted 90"});
 }
@@ -485,7 +539,7 @@ TEST_CASE("gather: a loop that must wait for the journal (or drains) hands the b
   CHECK_FALSE(p.next_batch(kT0));
   auto b = p.next_batch(kT0, /*gather=*/false);
   REQUIRE(b);
-  CHECK(b->ops.size() == 2);
+  CHECK(b->records == 2);
   CHECK(p.gather_until() == TimePoint::max());
   p.committed(b->seq);
   CHECK(sent(p) == Sent{"accepted 70"});

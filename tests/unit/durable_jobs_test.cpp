@@ -99,3 +99,31 @@ TEST_CASE("durable jobs: many calls opened, finished out of order and acknowledg
   CHECK(jobs.ids_of("a", t0) == last);
   for (journal::JobId job = 1; job < next - 20; ++job) CHECK(jobs.kept(job, "a", t0) == nullptr);
 }
+
+TEST_CASE("durable jobs: an outcome kept in place takes its open job's submit time (or the one "
+          "given), in a fresh slot or in a forgotten outcome's") {
+  DurableJobs jobs;
+  jobs.opened(1, OpenJob{10, "a", t0 + 1ms});
+  KeptJob& first = jobs.keep(1, t0 + 9s);
+  CHECK(first.job_id == 1);
+  CHECK(first.submitted == t0 + 1ms);  // the open job's, not the time given
+  first.workspace = "a";
+  first.node = "resize";
+  first.expires = t0 + 1h;
+  first.outcome.message = "boom";
+  CHECK(jobs.open_count() == 0);
+  REQUIRE(jobs.kept(1, "a", t0) != nullptr);
+  CHECK(jobs.kept(1, "a", t0)->node == "resize");
+  CHECK(jobs.forget(1, "a") == std::optional<std::uint64_t>{4});
+  // Job 2 was never open (a restored outcome): the time given; it takes job 1's slot.
+  KeptJob& second = jobs.keep(2, t0 + 2s);
+  CHECK(&second == &first);
+  CHECK(second.job_id == 2);
+  CHECK(second.submitted == t0 + 2s);
+  second.workspace = "b";
+  second.expires = t0 + 1h;
+  second.outcome = {};
+  CHECK(jobs.kept(2, "b", t0) != nullptr);
+  CHECK(jobs.kept(1, "a", t0) == nullptr);
+  CHECK(jobs.kept_count() == 1);
+}

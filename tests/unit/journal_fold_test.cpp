@@ -14,9 +14,9 @@ using namespace broker::journal;
 Finished finished(JobId job) { return Finished{job, Outcome{}, kT0, kT0 + 1h}; }
 
 // The plan as text: "r<op>:<submitted job>[d][f]" for a row, "<op>" for an op written alone.
-std::string plan_of(BatchPlanner& planner, const std::vector<JournalOp>& ops) {
+std::string plan_text(const std::vector<BatchStep>& steps) {
   std::string out;
-  for (const BatchStep& s : planner.plan(ops)) {
+  for (const BatchStep& s : steps) {
     if (!out.empty()) out += ' ';
     if (!s.is_row) {
       out += std::to_string(s.op);
@@ -28,6 +28,7 @@ std::string plan_of(BatchPlanner& planner, const std::vector<JournalOp>& ops) {
   }
   return out;
 }
+std::string plan_of(BatchPlanner& planner, const std::vector<JournalOp>& ops) { return plan_text(planner.plan(ops)); }
 
 }  // namespace
 
@@ -56,6 +57,25 @@ TEST_CASE("journal fold: calls submitted out of job order fold as in order; reco
   const std::vector<JournalOp> next{Record{Dispatched{9, "w", "id", 91, 2}},
                                     Record{Submitted{call(13)}}, Record{finished(13)}};
   CHECK(plan_of(planner, next) == "0 r2:13f");
+}
+
+TEST_CASE("journal fold: a batch of several turns is planned as their ops one after the other; "
+          "a call folds across turns, and op(i) is the i-th op counted across them") {
+  BatchPlanner planner;
+  const std::vector<std::vector<JournalOp>> turns{
+      {Record{Submitted{call(5)}}, Record{Submitted{call(6)}}},  // 0, 1
+      {},                                                        // (a turn of no records)
+      {Record{Dispatched{5, "w", "id", 50, 1}}, Record{Acked{2}}},  // 2, 3
+      {Record{Dispatched{6, "w", "id", 60, 1}}, Record{finished(5)}, ExpireKept{kT0}},  // 4, 5, 6
+  };
+  const auto& steps = planner.plan(std::span(turns));
+  CHECK(plan_text(steps) == "3 r4:6d60 r5:5d50f 6");
+  CHECK(std::get<Acked>(std::get<Record>(planner.op(3))).job_id == 2);
+  CHECK(std::get<Dispatched>(std::get<Record>(planner.op(4))).request_id == 60);
+  CHECK(std::holds_alternative<ExpireKept>(planner.op(6)));
+  // The row points into the turns' own records (nothing was copied out of them).
+  CHECK(steps[2].row.submitted == &std::get<Submitted>(std::get<Record>(turns[0][0])));
+  CHECK(steps[2].row.finished == &std::get<Finished>(std::get<Record>(turns[3][1])));
 }
 
 }  // namespace muster::test
