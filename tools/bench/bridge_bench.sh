@@ -10,15 +10,10 @@ BUILD="${MUSTER_BUILD_DIR:-$ROOT/build}"
 [ -f "$BUILD/build.ninja" ] || [ -f "$BUILD/Makefile" ] || { echo "no build in $BUILD (run tools/test or tools/demo first)" >&2; exit 2; }
 # The benchmarks are not part of the default build (tools/test leaves them out): build them here.
 cmake --build "$BUILD" -j2 --target musterd muster-example-worker muster muster-bridge muster-bridge-bench >/dev/null
-tmp="$(mktemp -d /tmp/mbb-XXXXXX)"
+source "$ROOT/tools/lib/bench_scratch.sh"
+scratch_begin mbb
+tmp="$SCRATCH"
 export MUSTER_RUNTIME_DIR="$tmp/run"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 wait_until() {  # wait_until <seconds> <command...>
   local deadline=$((SECONDS + $1)); shift
   until "$@" >/dev/null 2>&1; do
@@ -28,18 +23,18 @@ wait_until() {  # wait_until <seconds> <command...>
 }
 
 "$BUILD/broker/musterd" --data-dir "$tmp/data" --log-level warn >"$tmp/musterd.log" 2>&1 &
-pids+=($!)
+SCRATCH_PIDS+=($!)
 wait_until 10 test -S "$MUSTER_RUNTIME_DIR/client.sock"
 "$BUILD/worker/muster-example-worker" --capacity "${WORKER_CAPACITY:-64}" --log-level warn >"$tmp/worker.log" 2>&1 &
-pids+=($!)
+SCRATCH_PIDS+=($!)
 wait_until 10 sh -c "'$BUILD/tools/muster' nodes | grep -q '^hello '"
 "$BUILD/bridge/muster-bridge-bench" --port-file "$tmp/port" "$@" &
 bench=$!
-pids+=($bench)
+SCRATCH_PIDS+=($bench)
 wait_until 10 test -s "$tmp/port"
 HUROZO_TOKEN=bench HUROZO_API_URL="http://127.0.0.1:$(cat "$tmp/port")" \
   "$BUILD/bridge/muster-bridge" --log-level warn uplink >"$tmp/uplink.log" 2>&1 &
-pids+=($!)
+SCRATCH_PIDS+=($!)
 rc=0
 wait "$bench" || rc=$?
 if [ "$rc" -ne 0 ]; then cat "$tmp/uplink.log" >&2; fi

@@ -58,14 +58,10 @@ for b in "$MUSTERD" "$WORKER" "$CLIENT"; do
   [ -x "$b" ] || { echo "cost.sh: $b missing: cmake --build $BUILD --target muster-bench" >&2; exit 2; }
 done
 CAPACITY=$(( (DEPTH + WORKERS - 1) / WORKERS ))
-DIR="$(mktemp -d /tmp/muster-cost.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ "$KEEP" = 1 ] && echo "run directory kept: $DIR" >&2 || rm -rf "$DIR"
-}
-trap cleanup EXIT
+source "$ROOT/tools/lib/bench_scratch.sh"
+SCRATCH_KEEP="$KEEP"
+scratch_begin muster-cost
+DIR="$SCRATCH"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -92,14 +88,14 @@ start_stack() {
     --response-address "$resp" --client-address "$cli" --log-level "$LOG_LEVEL" "${extra[@]}" "${journal[@]}" "${MUSTERD_ARGS[@]}" \
     >"$run/musterd.log" 2>&1 &
   DAEMON_PID=$!
-  PIDS+=("$DAEMON_PID")
+  SCRATCH_PIDS+=("$DAEMON_PID")
   WORKER_PIDS=()
   [ "$MUSTERD_ONLY" = 1 ] && set --  # callgrind on musterd only
   for i in $(seq 1 "$WORKERS"); do
     MUSTER_COST_ROLE=worker "$@" "$WORKER" --worker-id "cost-$i" --request-address "$req" --response-address "$resp" \
       --capacity "$CAPACITY" "${extra[@]}" ${WORKER_ARGS[@]+"${WORKER_ARGS[@]}"} >"$run/worker-$i.log" 2>&1 &
     WORKER_PIDS+=($!)
-    PIDS+=($!)
+    SCRATCH_PIDS+=($!)
   done
 }
 
@@ -108,7 +104,7 @@ stop_stack() {
   wait "${WORKER_PIDS[@]}" 2>/dev/null || true
   kill "$DAEMON_PID" 2>/dev/null || true
   wait "$DAEMON_PID" 2>/dev/null || true
-  PIDS=()
+  SCRATCH_PIDS=()
 }
 
 client() {  # client CALLS WRAP...

@@ -16,26 +16,21 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 WORKER="${1:?usage: idle_cost.sh WORKER_BIN [N] [SECONDS]}" N="${2:-20}" SECS="${3:-30}"
 MUSTERD="${MUSTERD:-${MUSTER_BENCH_BUILD:-$ROOT/build}/broker/musterd}"
-DIR="$(mktemp -d /tmp/muster-idle.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+source "$ROOT/tools/lib/bench_scratch.sh"
+scratch_begin muster-idle
+DIR="$SCRATCH"
 mkdir -p "$DIR/data" "$DIR/rt"
 req="ipc://$DIR/req.sock" resp="ipc://$DIR/resp.sock"
 MUSTER_RUNTIME_DIR="$DIR/rt" "$MUSTERD" --data-dir "$DIR/data" --request-address "$req" --response-address "$resp" \
   --client-address "ipc://$DIR/cli.sock" --log-level warn >"$DIR/musterd.log" 2>&1 &
 DAEMON=$!
-PIDS+=("$DAEMON")
+SCRATCH_PIDS+=("$DAEMON")
 WORKERS=()
 for i in $(seq 1 "$N"); do
   # shellcheck disable=SC2086 # WORKER_ARGS: words
   "$WORKER" --worker-id "idle-$i" --request-address "$req" --response-address "$resp" ${WORKER_ARGS:-} >"$DIR/worker-$i.log" 2>&1 &
   WORKERS+=($!)
-  PIDS+=($!)
+  SCRATCH_PIDS+=($!)
 done
 sleep 10  # attached and confirmed (an interpreter takes a moment to start)
 ticks() {  # utime + stime of the processes given, in clock ticks
