@@ -8,6 +8,7 @@
 #include <random>
 #include <tuple>
 #include <unordered_set>
+#include <variant>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -129,9 +130,13 @@ constexpr std::size_t kBatchItemMax = 16 * 1024;
 constexpr std::size_t kBatchMaxBytes = 64 * 1024;
 
 // The messages of one turn for one worker (its topic) or one client connection, sent as one.
+// Where a worker's messages go: its topic on the request sockets, or, for a direct worker
+// (PROTOCOL.md §7.10), its connection on the response socket it attached through.
+using WorkerRoute = std::variant<std::string, Peer>;
+WorkerRoute route_of(const WorkerEntry& w) { return w.direct ? WorkerRoute{w.connection} : WorkerRoute{w.topic}; }
+
 struct WorkerBatch {
-  std::string topic;      // where it goes: this topic on the request sockets, or,
-  std::optional<Peer> to; // for a direct worker (PROTOCOL.md §7.10), its connection
+  WorkerRoute route;  // the worker's when the batch was opened
   BatchWriter writer;
 };
 struct ClientBatch {
@@ -794,12 +799,7 @@ struct Daemon::Impl {
     if (collecting && !payload && fbb.GetSize() <= kBatchItemMax && batching_workers.contains(worker_id)) {
       auto& batch = worker_batches[worker_id];
       if (batch.writer.count() == 0) {
-        if (w->direct)
-          batch.to = w->connection;
-        else {
-          batch.to.reset();
-          batch.topic = w->topic;
-        }
+        batch.route = route_of(*w);
         open_worker_batches.push_back(worker_id);
       }
       batch.writer.add({fbb.GetBufferPointer(), fbb.GetSize()});
@@ -846,11 +846,12 @@ struct Daemon::Impl {
   void send_worker_batch(WorkerBatch& batch) {
     if (batch.writer.count() == 0) return;
     zmq::message_t whole = take_batch(batch.writer, BatchRoot::Daemon);
-    if (batch.to) return send_direct(*batch.to, std::move(whole));
+    if (auto* to = std::get_if<Peer>(&batch.route)) return send_direct(*to, std::move(whole));
+    const auto& topic = std::get<std::string>(batch.route);
     for_each_subscribed([&](zmq::socket_t& socket, bool last) {
       // The last socket takes the message itself; the others get a copy.
       zmq::message_t m = last ? std::move(whole) : zmq::message_t(whole.data(), whole.size());
-      socket.send(zmq::buffer(batch.topic), zmq::send_flags::sndmore);
+      socket.send(zmq::buffer(topic), zmq::send_flags::sndmore);
       socket.send(std::move(m), zmq::send_flags::none);
     });
   }
