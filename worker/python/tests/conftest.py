@@ -11,6 +11,7 @@ from typing import Any, List, Optional, Tuple
 
 import pytest
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from muster import messages as m
 
@@ -26,17 +27,21 @@ def worker_topic(worker_id: str, identity: str = "local") -> str:
 class FakeDaemon:
     def __init__(self, directory: str):
         self.dir = directory
-        self.ctx = zmq.Context()
         self.request_address = f"ipc://{directory}/request.sock"
         self.response_address = f"ipc://{directory}/response.sock"
         self.client_address = f"ipc://{directory}/client.sock"
+        self._open()
+
+    def _open(self) -> None:
+        self.ctx = zmq.Context()
         self.pub = self.ctx.socket(zmq.XPUB)  # a PUB that also shows the (un)subscriptions
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.XPUB_VERBOSER, 1)
         self.pub.bind(self.request_address)
-        # The connections made to the request socket (a direct worker makes none, PROTOCOL.md §7.10).
-        self.pub_monitor = self.pub.get_monitor_socket(zmq.EVENT_ACCEPTED)
-        self.pub_accepted = 0
+        # The connections made to the request socket and closed (a direct worker makes none,
+        # PROTOCOL.md §7.10).
+        self.pub_monitor = self.pub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self.pub_accepted = self.pub_disconnected = 0
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.bind(self.response_address)
@@ -94,12 +99,30 @@ class FakeDaemon:
             out.append(self.pub.recv())
         return out
 
+    def subscribed(self, count: int, timeout: float = WAIT) -> List[bytes]:
+        """The next ``count`` (un)subscriptions, sorted (they may come in more than one read)."""
+        deadline = time.monotonic() + timeout
+        out: List[bytes] = []
+        while len(out) < count and time.monotonic() < deadline:
+            out += self.subscriptions(max(0.01, deadline - time.monotonic()))
+        return sorted(out)
+
     def request_connections(self) -> int:
         """How many connections the request socket (XPUB) accepted so far."""
-        while self.pub_monitor.poll(0):
-            self.pub_monitor.recv_multipart()
-            self.pub_accepted += 1
+        self._read_pub_monitor()
         return self.pub_accepted
+
+    def request_disconnections(self) -> int:
+        """How many of them have been closed so far (by the worker: its SUB went)."""
+        self._read_pub_monitor()
+        return self.pub_disconnected
+
+    def _read_pub_monitor(self) -> None:
+        while self.pub_monitor.poll(0):
+            if recv_monitor_message(self.pub_monitor)["event"] == zmq.EVENT_ACCEPTED:
+                self.pub_accepted += 1
+            else:
+                self.pub_disconnected += 1
 
     def confirm(self, worker_id: str, instance: str, seq: int = 1, timeout: float = WAIT) -> Tuple[bytes, bytes, m.Pong]:
         """Publishes Ping on the worker's own topic every 50 ms until a Pong comes back (the
@@ -121,6 +144,13 @@ class FakeDaemon:
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.bind(self.response_address)
+
+    def restart(self) -> None:
+        """The daemon restarts at the same addresses (a rolling upgrade or downgrade): every
+        connection breaks, the workers' sockets connect again to new ones. The counts of
+        connections and subscriptions start again from nothing."""
+        self.close()
+        self._open()
 
     def close(self) -> None:
         self.pub.disable_monitor()

@@ -29,8 +29,8 @@ def send(fd, peer, body) -> None:
     fd.reply(peer, body)
 
 
-def pong_to(fd, peer, seq) -> m.Pong:
-    send(fd, peer, m.Ping(seq=seq, instance=INSTANCE))
+def pong_to(fd, peer, seq, instance=INSTANCE) -> m.Pong:
+    send(fd, peer, m.Ping(seq=seq, instance=instance))
     _, _, pong = fd.expect(m.Pong)
     assert pong.seq == seq
     return pong
@@ -229,3 +229,100 @@ def test_a_direct_attach_that_found_no_daemon_goes_when_a_connection_is_made(sho
         w.stop(now=True, timeout=WAIT)
         if fd is not None:
             fd.close()
+
+
+# ---- a daemon replaced at the same address by one that answers the other way (issue 19) -------
+
+
+def results(fd, rids, ack=False) -> None:
+    """Exactly the Results of ``rids`` come (in any order), each once, and then nothing: not
+    run twice, not answered twice. ``ack``: Acked one by one, as an older daemon does (§7.7)."""
+    got = []
+    for _ in rids:
+        peer, _, res = fd.expect(m.Result)
+        got.append(res.request_id)
+        if ack:
+            fd.reply(peer, m.Ack())
+    assert sorted(got) == sorted(rids)
+    assert fd.nothing(0.5), "a call answered twice"
+
+
+def test_a_direct_worker_whose_daemon_restarts_as_an_older_one_connects_its_sub(fake_daemon, worker):
+    """A rolling downgrade: attached direct (no SUB), the daemon restarts as one that ignores
+    Attach.direct. The worker attaches again as soon as its DEALER's connection is made again,
+    reads Attached without `direct`, connects its SUB (one connection, subscribed to `b:` and
+    to Attached.topic), is confirmed there, and serves calls published on its topic while the
+    new daemon sends nothing on the DEALER but replies; the call that ran across the restart is
+    reported to the new instance and answered once."""
+    w = worker()
+    peer = attach_direct(fake_daemon, w)
+    send(fake_daemon, peer, work(71))
+    results(fake_daemon, [71])
+    send(fake_daemon, peer, work(72, "block"))
+    assert pong_to(fake_daemon, peer, 2).in_flight == [72]
+    assert fake_daemon.request_connections() == 0
+
+    fake_daemon.restart()
+    peer, _, attach = fake_daemon.expect(m.Attach)
+    assert attach.direct is True and attach.session == w.session
+    assert fake_daemon.request_connections() == 0  # no SUB before the answer
+    fake_daemon.reply(peer, attached_reply(w.worker_id, "inst-2"))  # an older daemon: no `direct`
+    assert fake_daemon.subscribed(2) == sorted([b"\x01b:", b"\x01" + worker_topic(w.worker_id).encode()])
+    _, _, pong = fake_daemon.confirm(w.worker_id, "inst-2", seq=1)
+    assert pong.in_flight == [72]  # the new instance hears of the call running across the restart
+    fake_daemon.reply(peer, m.Ack())
+    assert fake_daemon.request_connections() == 1 and w._sub is not None and not w._direct
+    w.test_release.set()
+    results(fake_daemon, [72], ack=True)
+    fake_daemon.publish(worker_topic(w.worker_id), work(73))
+    fake_daemon.publish(worker_topic(w.worker_id), work(74, "async_add", {"a": 1, "b": 2}))
+    results(fake_daemon, [73, 74], ack=True)
+    fake_daemon.publish("b:", m.Ping(seq=2, instance="inst-2"))  # a broadcast Ping comes on the SUB too
+    assert fake_daemon.expect(m.Pong)[2].seq == 2
+    assert fake_daemon.request_connections() == 1 and fake_daemon.request_disconnections() == 0
+
+
+def test_a_worker_with_a_sub_whose_daemon_restarts_granting_direct_closes_it(fake_daemon, worker):
+    """A rolling upgrade: attached with a SUB (an older daemon did not grant direct), the daemon
+    restarts as one that grants it. The worker attaches again (asking), and on Attached{direct}
+    closes its SUB (the Python SDK closes it, not merely unsubscribes): the request socket sees
+    that connection go. Work then comes on the DEALER only; a call published on the old topic
+    as well (what a daemon still routing by topic would send) is not taken from there: each
+    call runs and is answered exactly once, the one running across the restart included."""
+    w = worker()
+    peer, _, attach = fake_daemon.expect(m.Attach)
+    assert attach.direct is True
+    fake_daemon.reply(peer, attached_reply(w.worker_id, "old"))
+    fake_daemon.confirm(w.worker_id, "old", seq=1)
+    fake_daemon.reply(peer, m.Ack())
+    topic = worker_topic(w.worker_id)
+    fake_daemon.publish(topic, work(81))
+    results(fake_daemon, [81], ack=True)
+    fake_daemon.publish(topic, work(82, "block"))
+    settled(lambda: 82 in w.in_flight, "took request 82")
+    assert w._sub is not None and fake_daemon.request_connections() == 1
+
+    fake_daemon.restart()
+    # The SUB connects to the new daemon again by itself, with its subscriptions, before any
+    # Attached: so a call published on the topic would reach a worker that kept it.
+    assert fake_daemon.subscribed(2) == sorted([b"\x01b:", b"\x01" + topic.encode()])
+    peer, _, attach = fake_daemon.expect(m.Attach)
+    assert attach.direct is True and attach.session == w.session
+    fake_daemon.reply(peer, direct_attached(w, instance="inst-2"))
+    assert pong_to(fake_daemon, peer, 1, "inst-2").in_flight == [82]  # the confirming Ping, on the DEALER
+    fake_daemon.reply(peer, m.Ack(pong_seq=1))
+    settled(lambda: fake_daemon.request_disconnections() == fake_daemon.request_connections() == 1, "closed its SUB")
+    assert w._sub is None and w._direct
+    assert fake_daemon.subscribed(2) == sorted([b"\x00b:", b"\x00" + topic.encode()])
+
+    fake_daemon.publish(topic, work(83))  # on the old topic (nobody listens there now) ...
+    send(fake_daemon, peer, work(83))  # ... and on the DEALER: run once, answered once
+    send(fake_daemon, peer, work(84, "async_add", {"a": 2, "b": 3}))
+    results(fake_daemon, [83, 84])
+    w.test_release.set()
+    results(fake_daemon, [82])
+    pong = pong_to(fake_daemon, peer, 2, "inst-2")
+    assert (pong.in_flight, pong.answered) == ([], [82, 83, 84])
+    fake_daemon.reply(peer, m.Ack(pong_seq=2))
+    settled(lambda: not w._kept, "forgot the answers the Ack confirmed")
+    assert fake_daemon.request_connections() == 1
