@@ -88,10 +88,10 @@ async function replaceableDaemon(grantDirect: boolean): Promise<FakeDaemon> {
 }
 
 /** `old` stops and another daemon, granting direct or not, binds the same addresses (a restart into another version). */
-async function restartAs(old: FakeDaemon, grantDirect: boolean): Promise<FakeDaemon> {
+async function restartAs(old: FakeDaemon, grantDirect: boolean, instance = 'after-restart'): Promise<FakeDaemon> {
   await old.close();
   daemons.splice(daemons.indexOf(old), 1);
-  return ownDaemon(grantDirect, { dir: old.dir, instance: 'after-restart' });
+  return ownDaemon(grantDirect, { dir: old.dir, instance });
 }
 
 /** The worker's Attach to `d` after a restart (the same session: its requests stay) and its confirming Pong. */
@@ -99,7 +99,7 @@ async function attachedAgain(d: FakeDaemon, w: Worker) {
   const attach = await d.nextFromWorker('Attach', (b) => b.workerId === w.workerId);
   assert.equal(attach.body.session, w.session);
   assert.equal(attach.body.direct, true); // it asks every time
-  await d.nextFromWorker('Pong', (b, r) => r.msg.workerId === w.workerId && b.instance === 'after-restart');
+  await d.nextFromWorker('Pong', (b, r) => r.msg.workerId === w.workerId && b.instance === d.instance);
   await until(() => w.isAttached, 5000, 'Attached');
   return attach;
 }
@@ -180,6 +180,24 @@ describe('a daemon replaced at the same address by one that answers direct the o
     for (const rid of [before, ...rids]) assert.equal(runs.get(Number(rid)), 1);
     for (const rid of rids) assert.equal(answersTo(d2, 'rd2', rid), 1);
     for (const seq of seqs) assert.equal(pongSeqs(d2, 'rd2').filter((s) => s === seq).length, 1);
+    assert.ok(w.isAttached);
+  });
+
+  it('granted, older, granted again (an upgrade rolled back and forward): the SUB opened for the older daemon closes again', async () => {
+    const d1 = await replaceableDaemon(true);
+    const w = makeWorker(d1, 'rd3');
+    await attached(d1, w);
+    const d2 = await restartAs(d1, false);
+    await attachedAgain(d2, w);
+    assert.equal(d2.subscriberConnections, 1);
+    const middle = await countOnce(d2, 'rd3', 1);
+    const d3 = await restartAs(d2, true, 'after-second-restart');
+    await attachedAgain(d3, w);
+    await until(() => d3.subscriberDisconnects === d3.subscriberConnections, 5000, 'the SUB to close');
+    await sleep(300);
+    assert.equal(d3.subscriberConnections - d3.subscriberDisconnects, 0);
+    const last = await countOnce(d3, 'rd3', 2);
+    for (const rid of [middle, last]) assert.equal(runs.get(Number(rid)), 1);
     assert.ok(w.isAttached);
   });
 });
