@@ -4,19 +4,25 @@
 // there survived and a WorkRequest with bad inputs refused; every
 // Ping answered until the Ack of a Pong; the response connection made again after a break
 // attaches again and carries the work (as does one made again while an Attach was on its way);
-// not granted (an older daemon) or not asked, a SUB as before.
+// not granted (an older daemon) or not asked, a SUB as before; and a daemon replaced at the same
+// address by one that answers the other way (a rolling upgrade or downgrade of musterd under a
+// running worker): direct then not granted opens the SUB; not granted then direct closes it.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 
-import { ErrorCode, type Handler, type NodeDefinition, Worker, type WorkerOptions, decodeValues } from '../src';
-import { FakeDaemon, type FromWorker, sleep, testWorkerOptions, until, workerTopic } from './fake-daemon';
+import { ErrorCode, type Handler, type NodeDefinition, Worker, type WorkerOptions, decodeValues, encodeDaemonMessage } from '../src';
+import { FakeDaemon, type FromWorker, sleep, tempDir, testWorkerOptions, until, workRequestBody, workerTopic } from './fake-daemon';
 
 const daemons: FakeDaemon[] = [];
 const workers: Worker[] = [];
+const dirs: string[] = [];
 let nextRequestId = 7000n;
+/** Runs of the `count` node, by request id. */
+const runs = new Map<number, number>();
 
-async function ownDaemon(grantDirect: boolean): Promise<FakeDaemon> {
-  const d = await FakeDaemon.start({ liveness: 50 });
+async function ownDaemon(grantDirect: boolean, options: { dir?: string; instance?: string } = {}): Promise<FakeDaemon> {
+  const d = await FakeDaemon.start({ liveness: 50, ...options });
   d.grantDirect = grantDirect;
   d.grantNoAnswerAcks = true; // as musterd: direct comes with the other opt-ins
   daemons.push(d);
@@ -32,6 +38,13 @@ function makeWorker(d: FakeDaemon, workerId: string, options: Partial<WorkerOpti
 
 const nodes: [NodeDefinition, Handler][] = [
   [{ name: 'echo' }, (ctx) => ({ x: ctx.inputs.x })],
+  [
+    { name: 'count' },
+    (ctx) => {
+      runs.set(ctx.requestId, (runs.get(ctx.requestId) ?? 0) + 1);
+      return { x: ctx.inputs.x };
+    },
+  ],
   [
     { name: 'wait' },
     (ctx) =>
@@ -63,6 +76,130 @@ function pongSeqs(d: FakeDaemon, id: string): bigint[] {
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop('test over')));
   await Promise.all(daemons.splice(0).map((d) => d.close()));
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  runs.clear();
+});
+
+/** A daemon whose sockets live in a directory of the test's, so that another can replace it there. */
+async function replaceableDaemon(grantDirect: boolean): Promise<FakeDaemon> {
+  const dir = tempDir();
+  dirs.push(dir);
+  return ownDaemon(grantDirect, { dir, instance: 'before-restart' });
+}
+
+/** `old` stops and another daemon, granting direct or not, binds the same addresses (a restart into another version). */
+async function restartAs(old: FakeDaemon, grantDirect: boolean, instance = 'after-restart'): Promise<FakeDaemon> {
+  await old.close();
+  daemons.splice(daemons.indexOf(old), 1);
+  return ownDaemon(grantDirect, { dir: old.dir, instance });
+}
+
+/** The worker's Attach to `d` after a restart (the same session: its requests stay) and its confirming Pong. */
+async function attachedAgain(d: FakeDaemon, w: Worker) {
+  const attach = await d.nextFromWorker('Attach', (b) => b.workerId === w.workerId);
+  assert.equal(attach.body.session, w.session);
+  assert.equal(attach.body.direct, true); // it asks every time
+  await d.nextFromWorker('Pong', (b, r) => r.msg.workerId === w.workerId && b.instance === d.instance);
+  await until(() => w.isAttached, 5000, 'Attached');
+  return attach;
+}
+
+/** Sends `count {x}` to worker `id` and waits for its Result. */
+async function countOnce(d: FakeDaemon, id: string, x: number): Promise<bigint> {
+  const rid = d.workRequest(id, nextRequestId++, 'count', { x });
+  const r = await d.nextFromWorker('Result', (b) => b.requestId === rid);
+  assert.equal((decodeValues(r.body.outputs) as Record<string, unknown>).x, x);
+  return rid;
+}
+
+/** How many messages of `type` worker `id` sent to `d` for request `rid`. */
+function answersTo(d: FakeDaemon, id: string, rid: bigint, type: 'Result' | 'Failure' = 'Result'): number {
+  return d.fromWorkers.all.filter((r) => r.msg.workerId === id && r.msg.body.type === type && (r.msg.body as { requestId: bigint }).requestId === rid).length;
+}
+
+describe('a daemon replaced at the same address by one that answers direct the other way (PROTOCOL.md §7.10)', () => {
+  it('granted, then an older daemon that ignores the field: connects and subscribes its SUB, and is served through it', async () => {
+    const d1 = await replaceableDaemon(true);
+    const w = makeWorker(d1, 'rd1');
+    await attached(d1, w);
+    const before = await countOnce(d1, 'rd1', 1);
+    assert.equal(d1.subscriberConnections, 0);
+
+    const d2 = await restartAs(d1, false);
+    await attachedAgain(d2, w); // the confirming Ping came on its topic: the SUB is connected and subscribed
+    assert.equal(d2.subscriberConnections, 1);
+    // Work comes through the SUB (the older daemon publishes it on the topic), each call run once.
+    const rids = await Promise.all([2, 3, 4].map((x) => countOnce(d2, 'rd1', x)));
+    for (const rid of [before, ...rids]) assert.equal(runs.get(Number(rid)), 1);
+    // A broadcast Ping on b: reaches it through the SUB and is answered.
+    d2.pinging = false;
+    const seq = d2.ping('b:');
+    await d2.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'rd1' && b.seq === seq);
+    // The DEALER carries only replies now: a WorkRequest there (which the older daemon never
+    // sends) is not taken as work, while the same request on the topic is.
+    const attach = d2.fromWorkers.all.find((r) => r.msg.workerId === 'rd1' && r.msg.body.type === 'Attach')!;
+    const stray = nextRequestId++;
+    d2.replyRaw(attach, encodeDaemonMessage({ body: workRequestBody(stray, 'count', { x: 9 }) }));
+    await sleep(200);
+    assert.equal(runs.get(Number(stray)), undefined);
+    d2.publish(workerTopic('rd1'), workRequestBody(stray, 'count', { x: 9 }));
+    await d2.nextFromWorker('Result', (b) => b.requestId === stray);
+    assert.equal(runs.get(Number(stray)), 1);
+    assert.equal(d2.subscriberConnections, 1);
+    assert.ok(w.isAttached);
+  });
+
+  it('not granted, then a daemon that grants it: closes its SUB and takes each call on the DEALER, run and answered once', async () => {
+    const d1 = await replaceableDaemon(false);
+    const w = makeWorker(d1, 'rd2');
+    await attached(d1, w);
+    assert.equal(d1.subscriberConnections, 1);
+    const before = await countOnce(d1, 'rd2', 1);
+
+    const d2 = await restartAs(d1, true);
+    await attachedAgain(d2, w); // the confirming Ping came on the DEALER
+    // The SUB is closed, not merely left unsubscribed: whatever connection it made to the new
+    // daemon's request socket ended, and none is made again (its reconnect interval is 100 ms).
+    await until(() => d2.subscriberDisconnects === d2.subscriberConnections, 5000, 'the SUB to close');
+    await sleep(300);
+    assert.equal(d2.subscriberConnections - d2.subscriberDisconnects, 0);
+    // Work on the DEALER; the same requests also published on the request socket (which musterd
+    // never does to a direct worker) would reach a SUB left subscribed: each runs and is answered once.
+    const rids = [2, 3, 4, 5].map((x) => {
+      const rid = nextRequestId++;
+      d2.publishOnRequestSocket(workerTopic('rd2'), workRequestBody(rid, 'count', { x }));
+      d2.workRequest('rd2', rid, 'count', { x });
+      return rid;
+    });
+    for (const rid of rids) await d2.nextFromWorker('Result', (b) => b.requestId === rid);
+    // Broadcast Pings go on the DEALER and on b: of the request socket: each answered once.
+    d2.pinging = false;
+    const seqs = [d2.ping('b:'), d2.ping('b:'), d2.ping('b:')];
+    await d2.nextFromWorker('Pong', (b, r) => r.msg.workerId === 'rd2' && b.seq === seqs[2]);
+    await sleep(200);
+    for (const rid of [before, ...rids]) assert.equal(runs.get(Number(rid)), 1);
+    for (const rid of rids) assert.equal(answersTo(d2, 'rd2', rid), 1);
+    for (const seq of seqs) assert.equal(pongSeqs(d2, 'rd2').filter((s) => s === seq).length, 1);
+    assert.ok(w.isAttached);
+  });
+
+  it('granted, older, granted again (an upgrade rolled back and forward): the SUB opened for the older daemon closes again', async () => {
+    const d1 = await replaceableDaemon(true);
+    const w = makeWorker(d1, 'rd3');
+    await attached(d1, w);
+    const d2 = await restartAs(d1, false);
+    await attachedAgain(d2, w);
+    assert.equal(d2.subscriberConnections, 1);
+    const middle = await countOnce(d2, 'rd3', 1);
+    const d3 = await restartAs(d2, true, 'after-second-restart');
+    await attachedAgain(d3, w);
+    await until(() => d3.subscriberDisconnects === d3.subscriberConnections, 5000, 'the SUB to close');
+    await sleep(300);
+    assert.equal(d3.subscriberConnections - d3.subscriberDisconnects, 0);
+    const last = await countOnce(d3, 'rd3', 2);
+    for (const rid of [middle, last]) assert.equal(runs.get(Number(rid)), 1);
+    assert.ok(w.isAttached);
+  });
 });
 
 describe('one connection per worker (PROTOCOL.md §7.10)', () => {

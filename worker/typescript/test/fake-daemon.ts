@@ -121,6 +121,22 @@ export function testWorkerOptions(daemon: FakeDaemon): WorkerOptions {
   };
 }
 
+/** A WorkRequest `requestId` for `node` (5 s left, attempt 1); `extra` overrides fields. */
+export function workRequestBody(requestId: bigint, node: string, inputs: Record<string, unknown> = {}, extra: Partial<WorkRequestBody> = {}): DaemonBody {
+  return {
+    type: 'WorkRequest',
+    requestId,
+    node,
+    inputs: encodeValues(inputs as never),
+    parameters: new Uint8Array(0),
+    timeoutMs: 5000n,
+    attempt: 1,
+    caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: '' },
+    inputsInFrame: false,
+    ...extra,
+  };
+}
+
 export interface FakeDaemonOptions {
   /** Answer Attach with Attached and confirm with worker-topic pings until a Pong (default true). */
   autoAttach?: boolean;
@@ -169,6 +185,8 @@ export class FakeDaemon {
   grantDirect = false;
   /** Connections the request (PUB) socket accepted: a direct worker makes none. */
   subscriberConnections = 0;
+  /** Of those, the ones that ended (a SUB closed or gone). */
+  subscriberDisconnects = 0;
   /** The connection (routing id) of each worker granted direct, by its topic. */
   private directRoutes = new Map<string, Buffer>();
   /** Workers granted no_answer_acks, by worker id. */
@@ -219,6 +237,7 @@ export class FakeDaemon {
   static async start(options: FakeDaemonOptions = {}): Promise<FakeDaemon> {
     const d = new FakeDaemon(options);
     d.pub.events.on('accept', () => (d.subscriberConnections += 1));
+    d.pub.events.on('disconnect', () => (d.subscriberDisconnects += 1));
     await d.pub.bind(d.requestAddress);
     await d.router.bind(d.responseAddress);
     await d.client.bind(d.clientAddress);
@@ -275,18 +294,7 @@ export class FakeDaemon {
 
   /** Publishes WorkRequest `requestId` for `node` to worker `workerId` (5 s left, attempt 1); `extra` overrides fields. */
   workRequest(workerId: string, requestId: bigint, node: string, inputs: Record<string, unknown> = {}, extra: Partial<WorkRequestBody> = {}): bigint {
-    this.publish(workerTopic(workerId), {
-      type: 'WorkRequest',
-      requestId,
-      node,
-      inputs: encodeValues(inputs as never),
-      parameters: new Uint8Array(0),
-      timeoutMs: 5000n,
-      attempt: 1,
-      caller: { identity: 'local', name: 'tester', workspace: 'default', role: 'admin', traceId: '' },
-      inputsInFrame: false,
-      ...extra,
-    });
+    this.publish(workerTopic(workerId), workRequestBody(requestId, node, inputs, extra));
     return requestId;
   }
 
@@ -296,6 +304,11 @@ export class FakeDaemon {
     this.sendOn(topic, bytes);
     if (topic === 'b:') for (const route of this.directRoutes.values()) this.replyRaw({ routingId: route }, bytes);
     return this.seq;
+  }
+
+  /** Publishes on the request (PUB) socket even when `topic` is a direct worker's (which musterd never does): what a SUB still subscribed would get. */
+  publishOnRequestSocket(topic: string, body: DaemonBody): void {
+    void this.pub.send([topic, encodeDaemonMessage({ body })]).catch(() => undefined);
   }
 
   /** Publishes on `topic`, or sends `[bytes]` to the connection of the direct worker whose topic it is. */
