@@ -96,6 +96,14 @@ struct NodeEntry {
 
 class Registry {
  public:
+  Registry() = default;
+  // Not copyable: node()'s remembered entry would point into the other registry's map (a move
+  // keeps std::map's nodes where they are, so it stays right).
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  Registry(Registry&&) = default;
+  Registry& operator=(Registry&&) = default;
+
   WorkerEntry* find(const std::string& worker_id);
   const std::unordered_map<std::string, WorkerEntry>& workers() const { return workers_; }
   const std::map<NodeKey, NodeEntry, NodeKeyLess>& nodes() const { return nodes_; }
