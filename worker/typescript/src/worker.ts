@@ -243,6 +243,9 @@ type State = 'idle' | 'attaching' | 'attached' | 'detaching' | 'stopped';
 /** How a message of the daemon came: on the worker's topic, the broadcast topic (SUB), or its DEALER (direct, PROTOCOL.md §7.10). */
 type Route = 'topic' | 'broadcast' | 'direct';
 
+/** The topic of the daemon's broadcast Pings (PROTOCOL.md §2); a worker's own topic comes in Attached. */
+const BROADCAST_TOPIC = 'b:';
+
 const REMEMBERED_ANSWERS = 256;
 /** Pongs that may get no Ack kept awaiting one (the older are given up: they listed nothing). */
 const MAYBE_REPLIES = 16;
@@ -670,7 +673,7 @@ export class Worker extends EventEmitter {
     const sub = new zmq.Subscriber({ linger: 0 });
     try {
       applySecurity(sub, this.requestAddress, this.security);
-      this.topics = new Set(['b:']);
+      this.topics = new Set([BROADCAST_TOPIC]);
       this.workerTopic = '';
       sub.subscribe(...this.topics);
       // Both daemons of a failover pair: the SUB hears the Pings of whichever is bound.
@@ -936,12 +939,17 @@ export class Worker extends EventEmitter {
     try {
       return decodeDaemonMessage(bytes);
     } catch (e) {
-      const where = route === 'direct' ? 'the response socket' : route === 'topic' ? this.workerTopic : 'the broadcast topic';
-      this.log.warn(`ignoring a bad message on ${where}: ${(e as Error).message}`);
+      this.log.warn(`ignoring a bad message on ${this.routeName(route)}: ${(e as Error).message}`);
       if (!(e instanceof BadPayloadError)) return null;
       if (route === 'topic' || (route === 'direct' && this.direct)) this.refuse(e.requestId, e.message);
       return 'bad-request';
     }
+  }
+
+  /** Where a message of the daemon came from, for the log: the worker's topic, the broadcast topic or its DEALER. */
+  private routeName(route: Route): string {
+    if (route === 'direct') return 'the response socket';
+    return route === 'topic' ? `topic ${this.workerTopic}` : `the broadcast topic ${BROADCAST_TOPIC}`;
   }
 
   private onReply(msg: DaemonMessage): void {
@@ -1128,7 +1136,7 @@ export class Worker extends EventEmitter {
         return;
       }
       default:
-        this.log.warn(`unexpected ${body.type} ${route === 'direct' ? 'on the response socket' : `on topic ${route === 'topic' ? this.workerTopic : 'b:'}`}`);
+        this.log.warn(`unexpected ${body.type} on ${this.routeName(route)}`);
     }
   }
 
