@@ -28,6 +28,10 @@ std::uint64_t num_of(const Json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
 }
+bool flag_of(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
 }  // namespace
 
 std::variant<SearchQuery, std::string> parse_search(const Json& payload) {
@@ -217,6 +221,7 @@ Json Catalog::peers() const {
     p["capacity"] = num_of(w, "capacity");
     p["in_flight"] = num_of(w, "in_flight");
     p["state"] = str_of(w, "state");
+    p["direct"] = flag_of(w, "direct");  // one connection to musterd (PROTOCOL.md §7.10); fixed while attached
     p["nodes"] = w.contains("nodes") ? w["nodes"] : Json::array();
     out.push_back(std::move(p));
   }

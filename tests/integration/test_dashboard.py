@@ -307,6 +307,8 @@ def test_dashboard_in_a_browser(stack, browser, tmp_base, run_cli):
     p.wait(lambda: p.text('[data-stat="workers"] .value') == "2", what="2 workers in the broker cards")
     assert p.text('#whoami').startswith("alice · call")
     assert "muster-python" in p.text('tr[data-worker="py-1"]') and "muster-cpp" in p.text('tr[data-worker="cpp-1"]')
+    for worker in ("cpp-1", "py-1"):  # both SDKs' workers have one connection to musterd (PROTOCOL.md §7.10)
+        assert p.text(f'tr[data-worker="{worker}"] td[data-stat="direct"]') == "yes", worker
     assert p.js("return sessionStorage.getItem('muster.dashboard.session')").count(".") >= 2  # the JWT
     p.shot("nodes-and-workers")
 

@@ -15,7 +15,7 @@ Json node(const char* name, const char* ws, const char* category, const char* de
 }
 Json worker(const char* id, const char* ws, std::vector<std::string> nodes, const char* state = "ready") {
   return Json{{"worker_id", id}, {"hostname", "h"}, {"sdk", "muster-cpp/0.1.0"}, {"state", state}, {"capacity", 4u},
-              {"in_flight", 1u}, {"nodes", nodes}, {"workspace", ws}};
+              {"in_flight", 1u}, {"nodes", nodes}, {"workspace", ws}, {"direct", std::string(id) != "w2"}};
 }
 std::vector<std::string> names(const Json& services) {
   std::vector<std::string> out;
@@ -42,6 +42,8 @@ TEST_CASE("gateway catalog: nothing of another workspace is listed, searched or 
   CHECK(names(c.services()["services"]) == std::vector<std::string>{"drain", "hash", "resize"});
   CHECK(c.peers()["peers"].size() == 3);
   for (auto& p : c.peers()["peers"]) CHECK(p["id"] != "wb");
+  // each peer says whether its worker is direct (one connection, PROTOCOL.md §7.10)
+  for (auto& p : c.peers()["peers"]) CHECK(p["direct"] == (p["id"] != "w2"));
   CHECK(names(c.search(query(R"({"query":"image"})"))) == std::vector<std::string>{"resize"});
   CHECK(c.nodes().size() == 3);
   CHECK(c.workers().size() == 3);
