@@ -341,6 +341,15 @@ class GatedSync final : public journal::DeferredSync {
   }
 };
 
+// Hands batch 1 (job 1) to `t`, whose journal fails it with `what`: wait() reports it, and
+// every later call too (the failure is sticky).
+void fails_from_batch_1_on(journal::JournalThread& t, const char* what) {
+  t.commit(1, {{submitted(1)}});
+  CHECK_THROWS_WITH_AS(t.wait(1), doctest::Contains(what), journal::JournalError);
+  CHECK_THROWS_AS(t.done(), journal::JournalError);
+  CHECK_THROWS_AS(t.commit(2, {{submitted(2)}}), journal::JournalError);
+}
+
 }  // namespace
 
 TEST_CASE("journal thread: a batch commits while its caller goes on; done() tells when") {
@@ -379,10 +388,7 @@ TEST_CASE("journal thread: a failed commit is reported, and every later call rep
   j.open = true;
   j.fail_next = true;
   journal::JournalThread t(std::move(owned), 1000ms);
-  t.commit(1, {{submitted(1)}});
-  CHECK_THROWS_WITH_AS(t.wait(1), doctest::Contains("disk full"), journal::JournalError);
-  CHECK_THROWS_AS(t.done(), journal::JournalError);
-  CHECK_THROWS_AS(t.commit(2, {{submitted(2)}}), journal::JournalError);
+  fails_from_batch_1_on(t, "disk full");
   std::lock_guard lock(j.m);
   CHECK(j.committed.empty());
   CHECK_FALSE(j.in_turn());  // rolled back
@@ -713,10 +719,9 @@ TEST_CASE("journal thread: a failed sync is a failed commit; nothing more is wri
   j.sync = &sync;
   j.open = true;
   journal::JournalThread t(std::move(owned), 1000ms);
-  t.commit(1, {{submitted(1)}});
-  CHECK_THROWS_WITH_AS(t.wait(1), doctest::Contains("fdatasync of the WAL failed"), journal::JournalError);
-  CHECK_THROWS_AS(t.done(), journal::JournalError);
-  CHECK_THROWS_AS(t.commit(2, {{submitted(2)}}), journal::JournalError);
+  fails_from_batch_1_on(t, "fdatasync of the WAL failed");
+  std::lock_guard lock(j.m);
+  CHECK(j.committed == std::vector<journal::JobId>{1});  // written, never confirmed; batch 2 refused
 }
 
 TEST_CASE("journal thread: a SQLite journal at --journal-sync full syncs on a thread of its own; its batches load after a reopen") {
