@@ -68,8 +68,9 @@ void CommitPipeline::end_turn(std::vector<journal::JournalOp>&& ops, std::vector
     pending_core_bytes_ = core_bytes;
   }
   // The last batch this turn's actions depend on: the one its records join, else the latest
-  // one handed out (its own actions may still be held: order keeps this turn behind them).
-  const Seq needs = !pending_.empty() ? next_seq_ : in_flight_ ? *in_flight_ : confirmed_;
+  // one handed out, written or not, committed or not (its own actions may still be held:
+  // order keeps this turn behind them).
+  const Seq needs = !pending_.empty() ? next_seq_ : next_seq_ - 1;
   if (actions.empty()) return;
   if (!early.empty()) {  // (their records are pending: this turn waits for a commit)
     std::sort(early.begin(), early.end());
@@ -141,13 +142,20 @@ std::optional<CommitPipeline::Batch> CommitPipeline::next_batch(TimePoint now, b
   ++stats_.batches;
   stats_.records += b.records;
   in_flight_ = b.seq;
-  in_flight_since_ = now;
+  unconfirmed_.push_back({b.seq, now});
   return b;
 }
 
+void CommitPipeline::written(Seq seq) {
+  if (in_flight_ && *in_flight_ <= seq) in_flight_.reset();
+}
+
 void CommitPipeline::committed(Seq seq) {
-  if (in_flight_ && *in_flight_ == seq) in_flight_.reset();
-  if (seq > confirmed_) confirmed_ = seq;
+  written(seq);
+  if (seq <= confirmed_) return;
+  confirmed_ = seq;
+  ++stats_.commits;
+  while (!unconfirmed_.empty() && unconfirmed_.front().seq <= confirmed_) unconfirmed_.pop_front();
   release_ready();
 }
 

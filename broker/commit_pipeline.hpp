@@ -14,11 +14,17 @@
 //   and, whatever it holds, until every earlier turn's actions went out: actions leave in turn
 //   order, so a turn with no record waits behind the turn before it (a broadcast Ping after
 //   the WorkRequests before it, a JobGet's answer after the commit of the outcome it shows).
-// - One batch is in flight at a time. While it commits, the turns that end add their records
+// - One batch is written at a time. While it is written, the turns that end add their records
 //   to the next batch: the journal commits everything that arrived during a commit in one
 //   transaction (group commit across turns), and the loop never waits for the disk unless the
-//   batch in flight is older than `max_lag` (must_wait): then it waits, as it did before
-//   pipelining, so that held Pings cannot make live workers look silent for long.
+//   oldest batch not yet committed is older than `max_lag` (must_wait): then it waits, as it
+//   did before pipelining, so that held Pings cannot make live workers look silent for long.
+// - Written is not committed (a journal with a deferred sync, journal.hpp: SQLite at
+//   --journal-sync full). A batch is committed once the sync that began after it was written
+//   returned (committed(seq): every batch up to seq, the sync covers a prefix). The next batch
+//   may be written meanwhile (written(seq) lets it go: the fsync of batch N overlaps the write
+//   of N+1), but nothing held for a batch goes before it is committed: "committed" below means
+//   synced. A journal whose commit() is durable reports both at once.
 // - One commit per call (docs/DURABILITY.md §3, "Early dispatch"): a WorkRequest whose call's
 //   `Submitted` is in the batch not yet handed out — the same batch as its `Dispatched` — goes
 //   at once, ahead of the held turns, so a fast worker's answer (its `Finished`) can join that
@@ -81,6 +87,7 @@ class CommitPipeline {
     std::uint64_t early_work_requests = 0;  // sent before their call's commit (one commit per call)
     std::uint64_t gathered = 0;             // batches held back for the answers of their calls
     std::uint64_t finished_with_submitted = 0;  // Finished records in the batch of their Submitted
+    std::uint64_t commits = 0;  // confirmations (each of one batch or more: a sync covers all written before it)
   };
 
   // `early_dispatch`: the "one commit per call" rule above (musterd: always; off only to
@@ -102,29 +109,37 @@ class CommitPipeline {
   journal::TurnOps& spares() { return spares_; }
 
   // The batch to commit now: all records of the turns ended since the last batch, when no
-  // batch is in flight and there are any; nullopt otherwise. The batch is in flight from `now`.
+  // batch is being written and there are any; nullopt otherwise. The batch is in flight
+  // (being written, then not yet committed) from `now`.
   // `gather` false: at once, even if the "gather the answers" rule would wait (the loop must
   // wait for the journal anyway, or it drains).
   std::optional<Batch> next_batch(TimePoint now, bool gather = true);
   // While a batch waits for answers (gather): when it goes at the latest; the loop must wake
   // then. TimePoint::max() otherwise.
   TimePoint gather_until() const { return gathering_ ? gather_since_ + gather_ : TimePoint::max(); }
-  // The journal committed the batch in flight (`seq`): the actions that waited for it (and
-  // only for it) join released(), in order.
+  // The journal wrote batch `seq` (not committed yet): the next batch may go.
+  void written(Seq seq);
+  // The journal committed every batch up to `seq` (written too, then): the actions that waited
+  // for them join released(), in order. A seq already confirmed changes nothing.
   void committed(Seq seq);
 
   // Actions that may be sent, in order; the caller sends them all and clears the vector.
   std::vector<Action>& released() { return released_; }
 
-  // Whether the loop must wait for the batch in flight before it reads anything more: the
-  // batch is older than max_lag.
-  bool must_wait(TimePoint now) const { return in_flight_ && now - in_flight_since_ >= max_lag_; }
+  // Whether the loop must wait for the oldest batch not committed before it reads anything
+  // more: that batch is older than max_lag.
+  bool must_wait(TimePoint now) const { return !unconfirmed_.empty() && now - unconfirmed_.front().since >= max_lag_; }
   // When must_wait() becomes true (TimePoint::max() with no batch in flight): the loop wakes
   // then at the latest.
-  TimePoint wait_from() const { return in_flight_ ? in_flight_since_ + max_lag_ : TimePoint::max(); }
+  TimePoint wait_from() const { return unconfirmed_.empty() ? TimePoint::max() : unconfirmed_.front().since + max_lag_; }
+  // A batch is being written (next_batch() waits for written()).
   bool in_flight() const { return in_flight_.has_value(); }
+  // The oldest batch handed out and not committed (the one a loop that must wait waits for).
+  std::optional<Seq> oldest_unconfirmed() const {
+    return unconfirmed_.empty() ? std::nullopt : std::optional(unconfirmed_.front().seq);
+  }
   // Nothing pending, nothing in flight, nothing held: everything ended so far was sent.
-  bool idle() const { return !in_flight_ && pending_.empty() && held_.empty(); }
+  bool idle() const { return unconfirmed_.empty() && pending_.empty() && held_.empty(); }
   std::size_t held_turns() const { return held_.size(); }
   const Stats& stats() const { return stats_; }
 
@@ -167,8 +182,12 @@ class CommitPipeline {
   std::size_t held_aborts_ = 0;
   Seq next_seq_ = 1;    // the seq the pending records will be committed under
   Seq confirmed_ = 0;   // every batch up to this one is committed
-  std::optional<Seq> in_flight_;
-  TimePoint in_flight_since_{};
+  std::optional<Seq> in_flight_;  // being written
+  struct Unconfirmed {
+    Seq seq = 0;
+    TimePoint since{};  // handed out then
+  };
+  std::deque<Unconfirmed> unconfirmed_;  // handed out, not committed, in order (the one written among them)
   journal::TurnOps pending_;       // the turns of the next batch,
   std::size_t pending_records_ = 0;  // and their ops in all
   journal::TurnOps spares_;

@@ -315,9 +315,10 @@ struct Daemon::Impl {
   }
 
   // Pipelined group commit (docs/DURABILITY.md §3; the rules are commit_pipeline.hpp's): the
-  // turn's records join the next batch and its actions wait in the pipeline; the batch the
-  // journal thread finished releases what waited for it, and the next batch goes to it at once.
-  // `block`: waits for the batch in flight first (the loop ran max_lag ahead, or it drains).
+  // turn's records join the next batch and its actions wait in the pipeline; the batches the
+  // journal thread synced release what waited for them, and the next batch goes to it as soon
+  // as the one before is written (its sync may still run).
+  // `block`: waits for the oldest batch not synced first (the loop ran max_lag ahead, or it drains).
   // A failure stops musterd: its memory is ahead of its journal, and nothing that waited for
   // the failed commit is sent.
   void end_turn() {
@@ -331,13 +332,15 @@ struct Daemon::Impl {
   void pump_journal(bool block) {
     if (!journal) return;
     try {
-      auto d = block && pipeline.in_flight() ? std::optional(journal->wait()) : journal->done();
-      if (d) {
-        journal->take_spares(pipeline.spares());  // the committed turns' vectors, for the next turns
-        pipeline.committed(d->seq);
+      const auto oldest = block ? pipeline.oldest_unconfirmed() : std::nullopt;
+      auto p = oldest ? journal->wait(*oldest) : journal->done();
+      if (auto& d = p.written) {
+        journal->take_spares(pipeline.spares());  // the written turns' vectors, for the next turns
+        pipeline.written(d->seq);
         core.on_journal_state(
             CommitPipeline::resynced_bytes(core.journal_bytes(), d->payload_bytes, committing_core_bytes), 0);
       }
+      pipeline.committed(p.synced);
       if (auto batch = pipeline.next_batch(Clock::now(), /*gather=*/!block)) {
         committing_core_bytes = batch->core_bytes;
         journal->commit(batch->seq, std::move(batch->turns));
@@ -1183,8 +1186,8 @@ struct Daemon::Impl {
       auto& s = pipeline.stats();
       spdlog::info("journal: {} batch(es) committed, {} record(s), {} WorkRequest(s) sent before "
                    "their call's commit, {} call(s) finished in the batch of their Submitted, {} "
-                   "batch(es) held for answers", s.batches, s.records, s.early_work_requests,
-                   s.finished_with_submitted, s.gathered);
+                   "batch(es) held for answers, {} confirmation(s)", s.batches, s.records,
+                   s.early_work_requests, s.finished_with_submitted, s.gathered, s.commits);
     }
     // Replies still waiting for slow readers get a bounded chance to go out before exit.
     for (auto until = Clock::now() + opt.core.shutdown_grace; !outbox.empty() && Clock::now() < until;) {

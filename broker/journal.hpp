@@ -11,6 +11,13 @@
 //   record of the turn is durable (one transaction, one fsync); a crash at any point before
 //   leaves the store exactly as the previous commit left it. Nothing of a turn may be sent to
 //   a peer before its commit() returned. rollback() abandons the open turn.
+// - Deferred sync (the one exception, when deferred_sync() is not null: SQLite at
+//   `--journal-sync full` as musterd opens it). commit() then returns once the turn is written
+//   (it survives a killed daemon, and load() sees it) but not yet durable against an OS crash
+//   or a power loss; a DeferredSync::sync() that began after commit() returned makes it durable
+//   (and every turn committed before it: durability is a prefix). Nothing of a turn may be
+//   sent to a peer before that sync() returned. sync() may run on another thread than the one
+//   writing turns, while the next turns are written (docs/DURABILITY.md §3, §4).
 // - Errors. Every failure (I/O, a full disk, a corrupt or foreign store, a lost lease) throws
 //   JournalError with a message naming the store. A failed commit() leaves the turn
 //   uncommitted; the daemon must then stop (its memory is ahead of its journal), never carry on.
@@ -33,7 +40,8 @@
 //   renews it between turns, and every turn checks it (fencing): once another daemon took
 //   over, begin_turn() or keep() throws JournalError("... lost the lease ...") and the daemon
 //   must stop. A store of one daemon (SQLite: an exclusive lock on the file) always leads.
-// - One thread uses a journal (the socket loop); implementations are not thread-safe.
+// - One thread uses a journal (the journal thread, journal_thread.hpp); implementations are not
+//   thread-safe, except a DeferredSync's sync(), which another thread may call meanwhile.
 #pragma once
 
 #include <chrono>
@@ -143,6 +151,17 @@ using JournalOp = std::variant<Record, ExpireKept>;
 // moved op by op into one vector (≈ 700 instructions a call: docs/DURABILITY.md §10 "Session 14").
 using TurnOps = std::vector<std::vector<JournalOp>>;
 
+// The sync of a journal whose commit() does not make a turn durable on its own (Journal::
+// deferred_sync()). Thread-safe against the journal's own use: one thread calls sync() while
+// another writes turns. Lives as long as its journal.
+class DeferredSync {
+ public:
+  virtual ~DeferredSync() = default;
+  // Makes durable every turn whose commit() returned before this call began. Throws
+  // JournalError (naming the store) when it cannot: those turns must count as failed commits.
+  virtual void sync() = 0;
+};
+
 struct Loaded {
   std::vector<Call> calls;  // job-id order
   JobId next_job_id = 1;
@@ -181,6 +200,10 @@ class Journal {
   virtual void commit() = 0;
   virtual void rollback() = 0;
   virtual bool in_turn() const = 0;
+  // Null (the default): commit() returns once the turn is durable. Otherwise a committed turn
+  // is durable only once a sync() of this object that began after its commit() returned has
+  // returned (the contract above, "Deferred sync").
+  virtual DeferredSync* deferred_sync() { return nullptr; }
 
   // ---- leadership (a store shared by a failover pair) ----
   // Tries once to become the daemon that writes this store; leading once it is. load() and

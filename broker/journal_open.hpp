@@ -14,10 +14,11 @@
 
 namespace muster::broker::journal {
 
-// How far a commit goes before commit() returns (`--journal-sync`, docs/DURABILITY.md §4):
-// Full — to the disk (SQLite synchronous=FULL: the WAL is fsynced; PostgreSQL
-// synchronous_commit=on: the server flushed its WAL): a committed turn survives a killed
-// musterd, an OS crash and a power loss. Normal — to the operating system (SQLite
+// How far a commit goes before it counts (`--journal-sync`, docs/DURABILITY.md §4):
+// Full — to the disk (SQLite: the WAL is fsynced — by a deferred sync, journal.hpp, that runs
+// while the next batch is written; PostgreSQL synchronous_commit=on: the server flushed its
+// WAL before commit() returns): a committed turn survives a killed musterd, an OS crash and a
+// power loss. Normal — to the operating system (SQLite
 // synchronous=NORMAL: fsync only at checkpoints; PostgreSQL synchronous_commit=off: the server
 // flushes its WAL within 3 × wal_writer_delay): a committed turn survives a killed musterd
 // (SIGKILL, a crash of the daemon), not an OS crash or power loss of the machine holding the

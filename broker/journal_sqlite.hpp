@@ -28,12 +28,18 @@ namespace muster::broker::journal {
 struct SqliteOptions {
   std::filesystem::path path;
   std::uint64_t byte_limit = 0;  // payload bytes admits() allows; 0 = no limit
-  // true: synchronous=FULL, every commit fsyncs the WAL, so a committed turn survives a power
-  // loss or a kernel crash, not only a killed daemon. false: synchronous=NORMAL, fsync only at
-  // checkpoints: a committed turn survives SIGKILL but may be lost with the machine, which
-  // breaks the promise made by the Accepted reply. FULL is the default; NORMAL is
-  // `--journal-sync normal` (journal_open.hpp, JournalSync; docs/DURABILITY.md §4).
-  bool fsync_every_commit = true;
+  // How a commit reaches the disk (journal_open.hpp, JournalSync; docs/DURABILITY.md §4):
+  // Full — synchronous=FULL: commit() fsyncs the WAL, so a committed turn survives a power
+  //   loss or a kernel crash, not only a killed daemon (the default here).
+  // Deferred — the same promise, kept by deferred_sync() (musterd's `--journal-sync full`):
+  //   synchronous=NORMAL, commit() writes the WAL frames without syncing them, and a WalSync
+  //   (journal_wal_sync.hpp) fdatasyncs the WAL on another thread while the next turns are
+  //   written; a turn counts as committed once that sync returned (journal.hpp's contract).
+  // Normal — synchronous=NORMAL, fsync only at checkpoints: a committed turn survives SIGKILL
+  //   but may be lost with the machine, which breaks the promise made by the Accepted reply
+  //   (`--journal-sync normal`).
+  enum class Sync { Full, Deferred, Normal };
+  Sync sync = Sync::Full;
 };
 
 class SqliteJournal final : public Journal {
@@ -66,6 +72,8 @@ class SqliteJournal final : public Journal {
   void commit() override;
   void rollback() override;
   bool in_turn() const override { return in_turn_; }
+  // Sync::Deferred: the WAL's sync (journal.hpp, "Deferred sync"); null otherwise.
+  DeferredSync* deferred_sync() override { return wal_sync_.get(); }
 
   std::uint64_t payload_bytes() const override { return committed_bytes_ + turn_bytes_; }
   std::uint64_t byte_limit() const override { return options_.byte_limit; }
@@ -126,6 +134,7 @@ class SqliteJournal final : public Journal {
   NameIds<2> workers_;  // worker id, worker identity → workers.id
   bool in_turn_ = false;
   BatchPlanner planner_;  // append_all's folds (kept to reuse its memory)
+  std::unique_ptr<DeferredSync> wal_sync_;  // Sync::Deferred only
   std::vector<JobId> acked_;  // consecutive Acked records forgotten, their rows not deleted yet
 };
 

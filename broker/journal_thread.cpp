@@ -17,9 +17,11 @@ JournalThread::JournalThread(std::unique_ptr<Journal> journal, std::chrono::mill
       description_(journal_->describe()),
       epoch_(journal_->epoch()),
       keep_every_(keep_every),
-      fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+      fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      sync_(journal_->deferred_sync()) {
   if (fd_ < 0) throw std::runtime_error(fmt::format("eventfd: {}", std::strerror(errno)));
   thread_ = std::thread([this] { run(); });
+  if (sync_) sync_thread_ = std::thread([this] { run_sync(); });
 }
 
 JournalThread::~JournalThread() {
@@ -29,6 +31,7 @@ JournalThread::~JournalThread() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (sync_thread_.joinable()) sync_thread_.join();  // after it synced what was written
   journal_.reset();  // after the thread: a PostgreSQL journal releases its lease here
   ::close(fd_);
 }
@@ -53,19 +56,19 @@ void JournalThread::take_spares(TurnOps& into) {
   spares_.clear();
 }
 
-std::optional<JournalThread::Done> JournalThread::done() {
+JournalThread::Progress JournalThread::done() {
   std::lock_guard lock(mutex_);
   clear_fd();
   if (error_) throw JournalError(*error_);
-  return std::exchange(done_, std::nullopt);
+  return Progress{std::exchange(done_, std::nullopt), synced_};
 }
 
-JournalThread::Done JournalThread::wait() {
+JournalThread::Progress JournalThread::wait(std::uint64_t seq) {
   std::unique_lock lock(mutex_);
-  wake_.wait(lock, [&] { return done_ || error_; });
+  wake_.wait(lock, [&] { return synced_ >= seq || error_; });
   clear_fd();
   if (error_) throw JournalError(*error_);
-  return *std::exchange(done_, std::nullopt);
+  return Progress{std::exchange(done_, std::nullopt), synced_};
 }
 
 void JournalThread::notify_loop() {
@@ -80,8 +83,19 @@ void JournalThread::clear_fd() {
 
 void JournalThread::run() {
   std::unique_lock lock(mutex_);
+  struct Stopped {  // however this returns, the sync thread learns it (under the lock)
+    JournalThread& t;
+    ~Stopped() {
+      t.writer_stopped_ = true;
+      t.sync_wake_.notify_all();
+    }
+  } stopped{*this};
   while (true) {
-    wake_.wait_for(lock, keep_every_, [&] { return stop_ || seq_.has_value(); });
+    wake_.wait_for(lock, keep_every_, [&] { return stop_ || seq_.has_value() || error_; });
+    if (error_) {  // the sync failed: nothing more is written
+      wake_.wait(lock, [&] { return stop_; });
+      return;
+    }
     const bool batch = seq_.has_value();
     if (!batch && stop_) return;
     TurnOps turns = std::move(turns_);
@@ -105,8 +119,9 @@ void JournalThread::run() {
     }
     lock.lock();
     if (failure) {
-      error_ = std::move(failure);
+      if (!error_) error_ = std::move(failure);
       wake_.notify_all();
+      sync_wake_.notify_all();
       notify_loop();
       // Nothing more is committed: wait for the owner to stop the thread.
       wake_.wait(lock, [&] { return stop_; });
@@ -114,6 +129,9 @@ void JournalThread::run() {
     }
     if (batch) {
       done_ = Done{*seq_, bytes};
+      written_ = *seq_;
+      if (sync_) sync_wake_.notify_all();  // the sync thread syncs it (with whatever else is written by then)
+      else synced_ = written_;             // commit() made it durable
       seq_.reset();
       wake_.notify_all();
       notify_loop();
@@ -128,6 +146,33 @@ void JournalThread::run() {
           spares_.push_back(std::move(ops));
         }
     }
+  }
+}
+
+void JournalThread::run_sync() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    sync_wake_.wait(lock, [&] { return error_ || written_ > synced_ || writer_stopped_; });
+    if (error_ || written_ <= synced_) return;  // a failure, or the writer stopped and all is synced
+    // Every batch written so far: their commit() returned before this sync begins.
+    const std::uint64_t target = written_;
+    lock.unlock();
+    std::optional<std::string> failure;
+    try {
+      sync_->sync();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    lock.lock();
+    if (failure) {
+      if (!error_) error_ = std::move(failure);
+      wake_.notify_all();  // the writer stops writing, the loop's wait() throws
+      notify_loop();
+      return;
+    }
+    synced_ = target;
+    wake_.notify_all();
+    notify_loop();
   }
 }
 

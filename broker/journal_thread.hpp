@@ -1,13 +1,16 @@
 // journal_thread.hpp — the thread that commits musterd's journal batches while the socket loop
 // goes on (pipelined group commit, docs/DURABILITY.md §3; the rules of what waits for which
-// commit are commit_pipeline.hpp's).
+// commit are commit_pipeline.hpp's), and, for a journal whose commit is made durable by a
+// deferred sync (journal.hpp, "Deferred sync": SQLite at --journal-sync full), the thread that
+// syncs it while the next batch is written.
 // Owns: the journal once handed over (no other thread touches it until this one is destroyed),
-// its thread, the hand-over of one batch and its outcome, the lease renewals between batches
-// (Journal::keep), an eventfd the loop polls to learn that a batch is done, and the emptied
-// vectors of committed batches until the loop takes them back (take_spares).
-// Must never: decide what is sent or when (it only commits and reports), carry on after a
-// failure (the first JournalError is kept and every later call reports it), or commit two
-// batches at once or out of order.
+// its threads, the hand-over of one batch and its outcome, the lease renewals between batches
+// (Journal::keep), an eventfd the loop polls to learn that a batch is written or synced, and
+// the emptied vectors of written batches until the loop takes them back (take_spares).
+// Must never: decide what is sent or when (it only commits and reports), report a batch synced
+// before a sync that began after its commit() returned has returned, carry on after a failure
+// (the first JournalError, of a commit or of a sync, is kept and every later call reports it),
+// or write two batches at once or out of order.
 #pragma once
 
 #include <condition_variable>
@@ -25,10 +28,17 @@ namespace muster::broker::journal {
 
 class JournalThread {
  public:
-  // The outcome of a committed batch.
+  // A batch written (its commit() returned): the thread takes the next one.
   struct Done {
     std::uint64_t seq = 0;
     std::uint64_t payload_bytes = 0;  // Journal::payload_bytes() after the commit
+  };
+  // What happened since the loop last asked.
+  struct Progress {
+    std::optional<Done> written;  // the batch written, if one was since
+    // Every batch up to this one is durable (synced; for a journal without a deferred sync,
+    // written): what waited for them may go.
+    std::uint64_t synced = 0;
   };
 
   // Takes `journal` (opened, leading, loaded) and starts the thread. Between batches it calls
@@ -43,12 +53,13 @@ class JournalThread {
   const std::string& describe() const { return description_; }
   std::uint64_t epoch() const { return epoch_; }
 
-  // Readable when a batch is done or the journal failed (the loop polls it); done() clears it.
+  // Readable when a batch is written or synced, or the journal failed (the loop polls it);
+  // done() clears it.
   int fd() const { return fd_; }
 
   // Commits the ops of `turns` as one turn (begin_turn, append/expire in order, commit) on the
-  // thread. One batch at a time: the previous one must be done and taken by done()/wait() (or
-  // this throws std::logic_error).
+  // thread. One batch written at a time: the previous one must be written and taken by
+  // done()/wait() (or this throws std::logic_error); it may still be syncing.
   void commit(std::uint64_t seq, TurnOps turns);
   // Moves into `into` the vectors of committed batches, emptied on this thread (their records
   // destroyed here, after the batch was reported done and outside the lock), for the loop to
@@ -57,13 +68,15 @@ class JournalThread {
   // burst's many or large vectors do not stay).
   void take_spares(TurnOps& into);
   static constexpr std::size_t kSpareOps = 16384;
-  // The batch that finished, if one did; throws the JournalError of a failed commit or renewal.
-  std::optional<Done> done();
-  // Waits for the batch in flight and returns it; throws its JournalError.
-  Done wait();
+  // What was written and synced since the last call; throws the JournalError of a failed
+  // commit, sync or renewal.
+  Progress done();
+  // Waits until batch `seq` (handed over by commit()) is synced; throws a JournalError.
+  Progress wait(std::uint64_t seq);
 
  private:
   void run();
+  void run_sync();  // the sync thread (a journal with a deferred sync only)
   void notify_loop();
   void clear_fd();
 
@@ -79,9 +92,15 @@ class JournalThread {
   TurnOps spares_;
   std::size_t spare_ops_ = 0;  // their capacities, added up
   std::optional<Done> done_;
+  DeferredSync* sync_ = nullptr;  // the journal's deferred sync, if it has one
+  std::uint64_t written_ = 0;     // every batch up to this one is written
+  std::uint64_t synced_ = 0;      // and up to this one, synced
+  bool writer_stopped_ = false;   // the writing thread returned: the sync thread syncs what is left, then returns
+  std::condition_variable sync_wake_;  // the sync thread: a batch written, or the writer stopped
   std::optional<std::string> error_;  // sticky: the first failure
   bool stop_ = false;
   std::thread thread_;  // last: started once everything above is ready
+  std::thread sync_thread_;
 };
 
 }  // namespace muster::broker::journal

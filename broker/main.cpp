@@ -149,7 +149,8 @@ int main(int argc, char** argv) {
   std::string journal_sync = "full";
   app.add_option("--journal-sync", journal_sync,
                  "How far a journal commit goes before musterd answers what waited for it: full "
-                 "(SQLite synchronous=FULL, PostgreSQL synchronous_commit=on: to the disk; survives "
+                 "(SQLite: the WAL fdatasynced, on a thread of its own while the next batch is written; "
+                 "PostgreSQL synchronous_commit=on: to the disk; survives "
                  "a killed musterd, an OS crash and a power loss) or normal (SQLite "
                  "synchronous=NORMAL, PostgreSQL synchronous_commit=off: survives a killed musterd, "
                  "not an OS crash or power loss, which may lose the last accepted calls)")

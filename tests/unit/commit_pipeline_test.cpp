@@ -166,6 +166,100 @@ TEST_CASE("commit pipeline: the loop must wait once the batch in flight is older
   CHECK_FALSE(p.must_wait(kT0 + 600ms));
 }
 
+TEST_CASE("deferred sync: nothing held for a written batch goes before its sync; the next batch is written meanwhile") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, pings({1}), 0);
+  auto first = p.next_batch(kT0);
+  REQUIRE(first);
+  p.written(first->seq);  // its COMMIT returned; the fsync runs now
+  CHECK(take(p).empty());
+  CHECK_FALSE(p.in_flight());
+  CHECK_FALSE(p.idle());
+  p.end_turn({submitted(2)}, pings({2}), 0);
+  auto second = p.next_batch(kT0 + 1ms);  // written during batch 1's sync
+  REQUIRE(second);
+  CHECK(second->seq == 2);
+  p.written(second->seq);
+  CHECK(take(p).empty());  // written is not committed, for either batch
+  p.committed(first->seq);
+  CHECK(take(p) == std::vector<std::uint64_t>{1});
+  p.committed(second->seq);
+  CHECK(take(p) == std::vector<std::uint64_t>{2});
+  CHECK(p.idle());
+  CHECK(p.stats().commits == 2);
+}
+
+TEST_CASE("deferred sync: one sync confirms every batch written before it, in batch order") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, pings({1}), 0);
+  auto first = p.next_batch(kT0);
+  p.written(first->seq);
+  p.end_turn({submitted(2)}, pings({2}), 0);
+  p.end_turn({}, pings({3}), 0);
+  auto second = p.next_batch(kT0 + 1ms);
+  p.written(second->seq);
+  CHECK(take(p).empty());
+  p.committed(second->seq);  // the sync began after batch 2 was written: it covers 1 and 2
+  CHECK(take(p) == std::vector<std::uint64_t>{1, 2, 3});
+  p.committed(first->seq);  // (an older confirmation changes nothing)
+  CHECK(take(p).empty());
+  CHECK(p.stats().commits == 1);
+  CHECK(p.idle());
+}
+
+TEST_CASE("deferred sync: a turn without records after a batch written, not synced, waits for that sync") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, {}, 0);  // records, no action (an expiry, a worker's answer acked later)
+  auto b = p.next_batch(kT0);
+  p.written(b->seq);
+  // A JobGet answered from batch 1's state: not before batch 1 is synced.
+  p.end_turn({}, pings({2}), 0);
+  CHECK(take(p).empty());
+  p.committed(b->seq);
+  CHECK(take(p) == std::vector<std::uint64_t>{2});
+}
+
+TEST_CASE("deferred sync: a sync that never returns (or fails) releases nothing written since the last one") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, pings({1}), 0);
+  auto first = p.next_batch(kT0);
+  p.written(first->seq);
+  p.committed(first->seq);
+  CHECK(take(p) == std::vector<std::uint64_t>{1});
+  p.end_turn({submitted(2)}, pings({2}), 0);
+  auto second = p.next_batch(kT0 + 1ms);
+  p.written(second->seq);
+  p.end_turn({submitted(3)}, pings({3}), 0);
+  auto third = p.next_batch(kT0 + 2ms);
+  p.written(third->seq);
+  p.end_turn({}, pings({4}), 0);
+  // No confirmation comes (the sync hangs, or failed and the daemon stops).
+  CHECK(take(p).empty());
+  CHECK(p.held_turns() == 2);  // batch 2's turn; batch 3's with the turn after it
+  CHECK_FALSE(p.idle());
+  CHECK(p.oldest_unconfirmed() == second->seq);
+}
+
+TEST_CASE("deferred sync: the loop must wait once the oldest batch not synced is older than max_lag") {
+  CommitPipeline p(500ms);
+  p.end_turn({submitted(1)}, {}, 0);
+  auto first = p.next_batch(kT0);
+  p.written(first->seq);  // nothing is being written now, but batch 1 is not synced
+  p.end_turn({submitted(2)}, {}, 0);
+  auto second = p.next_batch(kT0 + 100ms);
+  p.written(second->seq);
+  CHECK(p.wait_from() == kT0 + 500ms);
+  CHECK_FALSE(p.must_wait(kT0 + 499ms));
+  CHECK(p.must_wait(kT0 + 500ms));
+  CHECK(p.oldest_unconfirmed() == first->seq);  // what the loop waits for
+  p.committed(first->seq);
+  CHECK(p.wait_from() == kT0 + 600ms);  // batch 2's turn now
+  CHECK_FALSE(p.must_wait(kT0 + 599ms));
+  p.committed(second->seq);
+  CHECK(p.wait_from() == TimePoint::max());
+  CHECK_FALSE(p.oldest_unconfirmed());
+}
+
 TEST_CASE("commit pipeline: the core's byte count after a commit") {
   // The journal holds 1000 after the batch the core counted as 900 (it does not count expiry
   // the same way); the core counted 50 more since: 1050.
@@ -204,6 +298,7 @@ class GatedJournal final : public journal::Journal {
     if (fail_next) throw journal::JournalError("journal gated: commit failed, the turn is not durable: disk full");
     committed.insert(committed.end(), turn.begin(), turn.end());
     turn.clear();
+    cv.notify_all();
   }
   void rollback() override {
     in_turn_ = false;
@@ -212,7 +307,48 @@ class GatedJournal final : public journal::Journal {
   bool in_turn() const override { return in_turn_; }
   std::uint64_t payload_bytes() const override { return 42; }
   std::uint64_t byte_limit() const override { return 0; }
+  journal::DeferredSync* deferred_sync() override { return sync; }
+  journal::DeferredSync* sync = nullptr;
 };
+
+// A deferred sync that waits until the test opens it (each sync() lets one through), and fails
+// when told to.
+class GatedSync final : public journal::DeferredSync {
+ public:
+  std::mutex m;
+  std::condition_variable cv;
+  int entered = 0, allowed = 0, returned = 0;
+  bool fail = false;
+  void sync() override {
+    std::unique_lock lock(m);
+    ++entered;
+    cv.notify_all();
+    cv.wait(lock, [&] { return allowed >= entered; });
+    if (fail) throw journal::JournalError("journal gated: fdatasync of the WAL failed: EIO");
+    ++returned;
+    cv.notify_all();
+  }
+  void wait_entered(int n) {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return entered >= n; });
+  }
+  void allow(int n) {
+    {
+      std::lock_guard lock(m);
+      allowed = n;
+    }
+    cv.notify_all();
+  }
+};
+
+// Hands batch 1 (job 1) to `t`, whose journal fails it with `what`: wait() reports it, and
+// every later call too (the failure is sticky).
+void fails_from_batch_1_on(journal::JournalThread& t, const char* what) {
+  t.commit(1, {{submitted(1)}});
+  CHECK_THROWS_WITH_AS(t.wait(1), doctest::Contains(what), journal::JournalError);
+  CHECK_THROWS_AS(t.done(), journal::JournalError);
+  CHECK_THROWS_AS(t.commit(2, {{submitted(2)}}), journal::JournalError);
+}
 
 }  // namespace
 
@@ -227,21 +363,23 @@ TEST_CASE("journal thread: a batch commits while its caller goes on; done() tell
     std::unique_lock lock(j.m);
     j.cv.wait(lock, [&] { return j.in_commit; });  // the thread is inside commit()
   }
-  CHECK_FALSE(t.done());  // not done while the journal's commit waits
+  CHECK_FALSE(t.done().written);  // not done while the journal's commit waits
   CHECK_THROWS_AS(t.commit(2, {{submitted(3)}}), std::logic_error);  // one batch at a time
   {
     std::lock_guard lock(j.m);
     j.open = true;
   }
   j.cv.notify_all();
-  auto d = t.wait();
-  CHECK(d.seq == 1);
-  CHECK(d.payload_bytes == 42);
+  auto p = t.wait(1);
+  REQUIRE(p.written);
+  CHECK(p.written->seq == 1);
+  CHECK(p.written->payload_bytes == 42);
+  CHECK(p.synced == 1);  // a journal without a deferred sync: written is durable
   {
     std::lock_guard lock(j.m);
     CHECK(j.committed == std::vector<journal::JobId>{1, 2});
   }
-  CHECK_FALSE(t.done());
+  CHECK_FALSE(t.done().written);
 }
 
 TEST_CASE("journal thread: a failed commit is reported, and every later call reports it") {
@@ -250,10 +388,7 @@ TEST_CASE("journal thread: a failed commit is reported, and every later call rep
   j.open = true;
   j.fail_next = true;
   journal::JournalThread t(std::move(owned), 1000ms);
-  t.commit(1, {{submitted(1)}});
-  CHECK_THROWS_WITH_AS(t.wait(), doctest::Contains("disk full"), journal::JournalError);
-  CHECK_THROWS_AS(t.done(), journal::JournalError);
-  CHECK_THROWS_AS(t.commit(2, {{submitted(2)}}), journal::JournalError);
+  fails_from_batch_1_on(t, "disk full");
   std::lock_guard lock(j.m);
   CHECK(j.committed.empty());
   CHECK_FALSE(j.in_turn());  // rolled back
@@ -266,9 +401,9 @@ TEST_CASE("journal thread: batches reach a SQLite journal in order; a refused re
   {
     journal::JournalThread t(std::make_unique<journal::SqliteJournal>(o), 1000ms);
     t.commit(1, {{submitted(1), submitted(2)}});
-    CHECK(t.wait().seq == 1);
+    CHECK(t.wait(1).written->seq == 1);
     t.commit(2, {{submitted(3), journal::Record{journal::Acked{99}}}});  // 99: not held
-    CHECK_THROWS_WITH_AS(t.wait(), doctest::Contains("Acked for job 99"), journal::JournalError);
+    CHECK_THROWS_WITH_AS(t.wait(2), doctest::Contains("Acked for job 99"), journal::JournalError);
   }
   journal::SqliteJournal reopened(o);
   auto loaded = reopened.load();
@@ -285,10 +420,10 @@ TEST_CASE("journal thread: a committed batch's vectors come back emptied, for th
   journal::TurnOps batch{{submitted(1), submitted(2)}, {submitted(3)}};
   const journal::JournalOp* first = batch[0].data();
   t.commit(1, std::move(batch));
-  CHECK(t.wait().seq == 1);
+  CHECK(t.wait(1).written->seq == 1);
   // Batch 1's vectors are emptied after it is reported done, before the thread takes batch 2.
   t.commit(2, {{submitted(4)}});
-  CHECK(t.wait().seq == 2);
+  CHECK(t.wait(2).written->seq == 2);
   journal::TurnOps spares;
   t.take_spares(spares);
   REQUIRE(spares.size() >= 2);
@@ -543,4 +678,66 @@ TEST_CASE("gather: a loop that must wait for the journal (or drains) hands the b
   CHECK(p.gather_until() == TimePoint::max());
   p.committed(b->seq);
   CHECK(sent(p) == Sent{"accepted 70"});
+}
+
+TEST_CASE("journal thread: with a deferred sync, a written batch counts once synced; the next is written meanwhile") {
+  auto owned = std::make_unique<GatedJournal>();
+  GatedJournal& j = *owned;
+  GatedSync sync;
+  j.sync = &sync;
+  j.open = true;  // writes go through; the sync is what the test holds
+  journal::JournalThread t(std::move(owned), 1000ms);
+  t.commit(1, {{submitted(1)}});
+  sync.wait_entered(1);  // batch 1 written, its sync under way (and held)
+  auto p = t.done();
+  REQUIRE(p.written);
+  CHECK(p.written->seq == 1);
+  CHECK(p.synced == 0);  // not durable yet: nothing that waits for it may go
+  t.commit(2, {{submitted(2)}});  // accepted while batch 1 syncs
+  {
+    std::unique_lock lock(j.m);
+    j.cv.wait_for(lock, 10s, [&] { return j.committed.size() == 2; });  // (bounded: a failure shows below)
+    CHECK(j.committed == std::vector<journal::JobId>{1, 2});  // batch 2 written during batch 1's sync
+  }
+  p = t.done();
+  CHECK(p.synced == 0);  // a sync that does not return confirms nothing
+  sync.allow(1);
+  p = t.wait(1);
+  CHECK(p.synced == 1);  // the sync that began before batch 2 was written covers batch 1 only
+  sync.wait_entered(2);  // the next sync, for batch 2
+  CHECK(t.done().synced == 1);
+  sync.allow(2);
+  CHECK(t.wait(2).synced == 2);
+}
+
+TEST_CASE("journal thread: a failed sync is a failed commit; nothing more is written or confirmed") {
+  auto owned = std::make_unique<GatedJournal>();
+  GatedJournal& j = *owned;
+  GatedSync sync;
+  sync.fail = true;
+  sync.allow(1);
+  j.sync = &sync;
+  j.open = true;
+  journal::JournalThread t(std::move(owned), 1000ms);
+  fails_from_batch_1_on(t, "fdatasync of the WAL failed");
+  std::lock_guard lock(j.m);
+  CHECK(j.committed == std::vector<journal::JobId>{1});  // written, never confirmed; batch 2 refused
+}
+
+TEST_CASE("journal thread: a SQLite journal at --journal-sync full syncs on a thread of its own; its batches load after a reopen") {
+  test::TempDir dir;
+  journal::SqliteOptions o;
+  o.path = dir.path / "journal.db";
+  o.sync = journal::SqliteOptions::Sync::Deferred;
+  {
+    journal::JournalThread t(std::make_unique<journal::SqliteJournal>(o), 1000ms);
+    t.commit(1, {{submitted(1), submitted(2)}});
+    auto p = t.wait(1);
+    CHECK(p.synced >= 1);
+    REQUIRE(p.written);
+    t.commit(2, {{submitted(3)}});
+    CHECK(t.wait(2).synced == 2);
+  }
+  journal::SqliteJournal reopened(o);
+  CHECK(reopened.load().calls.size() == 3);
 }

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,7 +24,9 @@
 #include <fmt/format.h>
 
 #include "journal_records.hpp"
+#include "journal_open.hpp"
 #include "journal_sqlite.hpp"
+#include "journal_wal_sync.hpp"
 #include "temp_dir.hpp"
 
 using namespace muster::broker;
@@ -423,7 +426,7 @@ TEST_CASE("journal sqlite: commit cost per turn (benchmark)" * doctest::skip()) 
       fs::path base = where ? fs::path(where) : dir.path;
       const fs::path path = base / ("bench-" + std::to_string(::getpid()) + ".db");
       SqliteOptions o = options_for(path);
-      o.fsync_every_commit = full;
+      o.sync = full ? SqliteOptions::Sync::Full : SqliteOptions::Sync::Normal;
       std::optional<SqliteJournal> j(std::in_place, o);
       const TurnCost cost = commit_cost(*j, per_turn, per_turn == 256 ? 40 : 200);
       std::printf("synchronous=%-6s records/turn=%3zu  submit turn p50 %8.0f us (%6.1f us/record)  "
@@ -434,4 +437,85 @@ TEST_CASE("journal sqlite: commit cost per turn (benchmark)" * doctest::skip()) 
       fs::remove(path);
     }
   }
+}
+
+namespace {
+
+// Every descriptor of this process open on `path` (SQLite's own among them), by /proc/self/fd.
+std::vector<struct stat> descriptors_of(const fs::path& path) {
+  std::vector<struct stat> out;
+  for (auto& entry : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = fs::read_symlink(entry.path(), ec);
+    if (ec || target != path) continue;
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) == 0) out.push_back(st);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("journal sqlite: the WAL sync's descriptor is SQLite's WAL, across checkpoints and WAL restarts") {
+  muster::test::TempDir dir;
+  const fs::path path = fs::canonical(dir.path) / "journal.db";
+  const fs::path wal = path.string() + "-wal";
+  SqliteOptions o = options_for(path);
+  o.sync = SqliteOptions::Sync::Deferred;
+  SqliteJournal j(o);
+  auto* sync = dynamic_cast<WalSync*>(j.deferred_sync());
+  REQUIRE(sync);
+  struct stat ours {};
+  REQUIRE(::fstat(sync->fd(), &ours) == 0);
+  // 40 turns of 4 calls of 64 KiB, each acked two turns later: ≈ 10 MiB through the WAL, more
+  // than two auto-checkpoints (1000 pages of 4 KiB), after which SQLite writes the WAL from
+  // its start again.
+  JobId next = 1;
+  for (int turn = 0; turn < 40; ++turn) {
+    j.begin_turn();
+    for (int i = 0; i < 4; ++i, ++next) {
+      j.append(Submitted{call(next, std::string(64 * 1024, static_cast<char>('a' + turn % 26)))});
+      if (next > 8) j.append(Acked{next - 8});
+    }
+    j.commit();
+    sync->sync();
+    // SQLite's descriptor (and ours) on the WAL's name: one inode, ours among them, the name
+    // still linked, and the size SQLite wrote is the size our descriptor sees.
+    auto fds = descriptors_of(wal);
+    REQUIRE(fds.size() >= 2);
+    for (auto& st : fds) {
+      CHECK(st.st_dev == ours.st_dev);
+      CHECK(st.st_ino == ours.st_ino);
+    }
+    struct stat now {};
+    REQUIRE(::fstat(sync->fd(), &now) == 0);
+    CHECK(now.st_nlink == 1);
+    CHECK(static_cast<std::uintmax_t>(now.st_size) == fs::file_size(wal));
+  }
+  auto loaded = j.load();
+  CHECK(loaded.calls.size() == 8);
+}
+
+TEST_CASE("journal sqlite: only --journal-sync full defers its sync; a deferred journal's turns load after a reopen") {
+  muster::test::TempDir dir;
+  const fs::path path = dir.path / "journal.db";
+  {
+    SqliteOptions o = options_for(path);
+    CHECK(SqliteJournal(o).deferred_sync() == nullptr);  // Full: commit() is durable
+    o.sync = SqliteOptions::Sync::Normal;
+    CHECK(SqliteJournal(o).deferred_sync() == nullptr);  // Normal: no sync promised
+  }
+  JournalSettings settings;
+  settings.spec = "sqlite:" + path.string();
+  settings.sync = JournalSync::Normal;
+  CHECK(open_journal(settings)->deferred_sync() == nullptr);
+  settings.sync = JournalSync::Full;
+  {
+    auto j = open_journal(settings);
+    REQUIRE(j->deferred_sync());
+    one_turn(*j, {Submitted{call(1)}, Submitted{call(2)}});
+    j->deferred_sync()->sync();
+  }
+  SqliteJournal reopened(options_for(path));
+  CHECK(reopened.load().calls.size() == 2);
 }
