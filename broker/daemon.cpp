@@ -1116,12 +1116,7 @@ struct Daemon::Impl {
     // opens at the first durable Submit).
     bool journal_polled = false;
     RouterMessage msg;
-    // Messages the turn handled; `lone`: the last turn handled at most one (one call at a time).
-    int handled = 0;
-    bool lone = false;
     while (!core.finished()) {
-      lone = handled <= 1;
-      handled = 0;
       if (journal && !journal_polled) {
         items.add_fd(journal->fd());
         journal_polled = true;
@@ -1151,23 +1146,13 @@ struct Daemon::Impl {
       // the ~40 syscalls of a turn (docs/PERFORMANCE.md, one call at a time). What arrives
       // after the poll, or stays past a read budget, makes the next poll return at once. The
       // empty read that ends a socket's reading leaves it quiet: the next wait does not ask it.
-      //
-      // Send first, one call at a time: when the last turn handled at most one message and a
-      // socket woke with what came since it was read to the end, only that message is read
-      // before the turn's flush, which sends what it caused; the empty read that would have
-      // ended the reading (two syscalls) is made after the send, as the next wait's ask of the
-      // socket (not read to the end, so not quiet). A second message that came meanwhile
-      // makes that ask find the socket readable: the next turn reads it at once, and in full
-      // (it did not wake). docs/PERFORMANCE.md, "One call at a time, session 15".
       auto readable = [&](std::size_t item) { return late || items.readable(item); };
       auto read = [&](PolledSocket& socket, std::size_t via, auto&& handle) {
         const auto until = Clock::now() + kSocketBudget;
-        const int most = late ? 1'000'000 : lone && socket.woke() ? 1 : kBatch;
-        for (int n = 0; n < most && (late || Clock::now() < until) &&
+        for (int n = 0; (late ? n < 1'000'000 : n < kBatch && Clock::now() < until) &&
                         socket.read([&](zmq::socket_t& s) { return recv_router(s, msg); });
              ++n) {
           msg.peer.via = static_cast<std::uint8_t>(via);
-          ++handled;
           handle(msg);
         }
       };

@@ -92,7 +92,6 @@ int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, 
   for (std::size_t i = 0; i < count; ++i) {
     auto& item = items[i];
     const bool quiet = polled && polled[i] && polled[i]->quiet_;
-    if (polled && polled[i]) polled[i]->woke_ = false;
     item.revents = item.socket && !quiet ? ask(i) : 0;
     sockets_ready = sockets_ready || item.revents != 0;
     descriptors = descriptors || !item.socket;
@@ -119,10 +118,8 @@ int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, 
       auto& item = items[i];
       if (!item.socket)
         item.revents = revents_of_descriptor(item, fds[i].revents);
-      else if (item.revents == 0 && (fds[i].revents & POLLIN)) {
+      else if (item.revents == 0 && (fds[i].revents & POLLIN))
         item.revents = ask(i);  // signalled
-        if (polled && polled[i]) polled[i]->woke_ = item.revents != 0;
-      }
       ready += item.revents != 0;
     }
     // Nothing ready: a socket signalled for a command that made nothing readable (its ZMQ_FD

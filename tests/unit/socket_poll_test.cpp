@@ -232,32 +232,6 @@ TEST_CASE("SocketWait: the empty read that ends a reading leaves the socket quie
   CHECK(read_one(p.a) == "two");
 }
 
-TEST_CASE("SocketWait: woke() only for a socket found empty before that the wait found readable") {
-  // inproc: a sender writes into the reader's pipe itself, so what it sent waits at once.
-  PolledPair p("inproc");
-  auto& wait = p.wait;
-  CHECK(wait.wait(0ms) == 0);
-  CHECK_FALSE(p.a.woke());  // nothing came
-  p.b.send(zmq::buffer(std::string("one")));
-  REQUIRE(wait.wait(10'000ms) == 1);
-  CHECK(p.a.woke());  // read to the end before: "one" arrived since
-  CHECK(read_one(p.a) == "one");  // read, not to the end: not quiet, asked at the next wait
-  p.b.send(zmq::buffer(std::string("two")));
-  p.b.send(zmq::buffer(std::string("three")));
-  REQUIRE(wait.wait(10'000ms) == 1);
-  CHECK_FALSE(p.a.woke());  // asked before blocking and readable at once: a backlog, not a wake
-  CHECK(read_one(p.a) == "two");
-  CHECK(wait.wait(10'000ms) == 1);
-  CHECK_FALSE(p.a.woke());
-  CHECK(read_one(p.a) == "three");
-  std::string none;
-  CHECK_FALSE(read_into(p.a, none));  // read to the end: quiet
-  p.b.send(zmq::buffer(std::string("four")));
-  REQUIRE(wait.wait(10'000ms) == 1);
-  CHECK(p.a.woke());
-  CHECK(read_one(p.a) == "four");
-}
-
 TEST_CASE("SocketWait reports the message a read left behind, though the descriptor is quiet") {
   // inproc: the sender writes both into the pipe itself, so both wait before the first read.
   PolledPair p("inproc");

@@ -358,7 +358,6 @@ struct WorkerImpl {
   // Attach until its Attached.
   bool batching = false;
   BatchWriter outgoing;
-  int handled = 0;  // messages the socket thread read this turn (run(): one call at a time)
 
   std::mutex mu;
   std::condition_variable cv;
@@ -1329,9 +1328,8 @@ struct WorkerImpl {
   // Reads what waits on the response socket (at most 256 at a time): the replies (Attached,
   // Ack, Rejected, each alone) and, from a daemon that granted direct (§7.10), its messages for
   // this worker, [(payload frame)?, message], in the order the daemon sent them.
-  // Reads at most `most` messages of the response socket (fewer when it runs out).
-  void read_replies(int most = 256) {
-    for (int i = 0; i < most; ++i) {
+  void read_replies() {
+    for (int i = 0; i < 256; ++i) {
       zmq::message_t frame, payload;
       int extra = 0;
       auto recv = [&](zmq::socket_t& s) {
@@ -1340,7 +1338,6 @@ struct WorkerImpl {
         return true;
       };
       if (!dealer->read(recv)) break;
-      ++handled;
       if (extra > 1) {
         spdlog::warn("ignoring a message of {} frames from the daemon", extra + 1);
         continue;
@@ -1381,8 +1378,6 @@ struct WorkerImpl {
     SteadyClock::time_point drain_deadline{};
     SocketWait items;
     while (true) {
-      const bool lone = handled <= 1;  // the last turn read at most one message (one call at a time)
-      handled = 0;
       auto now = SteadyClock::now();
       if (!draining && (stop_requested || (signals && signals->triggered()))) {
         draining = true;
@@ -1433,20 +1428,13 @@ struct WorkerImpl {
                                         now - last_reply_read >= std::chrono::milliseconds(100);
       if (replies_first) {
         last_reply_read = now;
-        // Send first, one call at a time (as musterd's loop): a socket that woke with the one
-        // message of the turn is read for it alone, and the Result it caused goes out (this
-        // turn's send_batch) before the empty read that would end the reading, which the next
-        // wait's ask makes after the send. Direct only: then the response socket is waited on
-        // at every turn, so woke() is this wait's. docs/PERFORMANCE.md, "One call at a time,
-        // session 15".
-        read_replies(direct && lone && dealer->woke() ? 1 : 256);
+        read_replies();
       }
       // Only what the poll found readable is read: an empty read costs libzmq two syscalls.
       // (`sub` made or dropped by an Attached just read was not waited on.)
       const bool sub_readable = waited_sub && sub.get() == waited_sub && items.readable(sub_item),
                  results_readable = items.readable(results_item);
-      const int sub_most = lone && sub_readable && waited_sub->woke() ? 1 : 256;  // send first, as above
-      for (int i = 0; sub_readable && i < sub_most; ++i) {
+      for (int i = 0; sub_readable && i < 256; ++i) {
         // [topic, (payload frame)?, message]; more frames than that are a bad message.
         zmq::message_t topic, frame, payload;
         int extra = 0;
@@ -1458,7 +1446,6 @@ struct WorkerImpl {
           return true;
         };
         if (!sub->read(recv)) break;
-        ++handled;
         if (!topic.more()) continue;
         if (extra > 1) {
           spdlog::warn("ignoring a published message of {} frames", extra + 2);

@@ -67,19 +67,10 @@ class PolledSocket {
     return got;
   }
 
-  // Whether the last wait found it readable only after its descriptor signalled, it having
-  // been found not readable before (asked, or read to the end): what it holds arrived since.
-  // One call at a time, that is the one message of the turn: a loop that reads only it and
-  // sends what it caused before it reads on spares that reply the empty read (two syscalls)
-  // on its way out (docs/PERFORMANCE.md, "One call at a time, session 15"). A socket that
-  // still held something at the wait (a read left it behind, a busy peer) did not wake.
-  bool woke() const noexcept { return woke_; }
-
  private:
   friend class SocketWait;
   zmq::socket_t socket_;
   bool quiet_ = false;  // not readable, and its ZMQ_FD will signal what changes that
-  bool woke_ = false;   // see woke()
 };
 
 // The items of one wait: PolledSocket (for reading), plain sockets (asked before every wait:
