@@ -94,11 +94,11 @@ NodeEntry* Registry::node(std::string_view workspace, std::string_view name) {
 }
 
 const NodeEntry* Registry::node(std::string_view workspace, std::string_view name) const {
-  if (last_found_ && last_found_->first.second == name && last_found_->first.first == workspace)
-    return &last_found_->second;
+  if (const auto* last = last_found_.entry; last && last->first.second == name && last->first.first == workspace)
+    return &last->second;
   auto it = nodes_.find(NodeKeyLess::View{workspace, name});
   if (it == nodes_.end()) return nullptr;
-  last_found_ = &*it;
+  last_found_.entry = &*it;
   return &it->second;
 }
 
@@ -112,7 +112,7 @@ void Registry::drop_if_unused(const NodeKey& key) {
   const NodeEntry* entry = node(key);
   if (!entry || !entry->workers.empty() || !entry->queue.empty()) return;
   note(key);
-  if (last_found_ && &last_found_->second == entry) last_found_ = nullptr;
+  if (last_found_.entry && &last_found_.entry->second == entry) last_found_.entry = nullptr;
   nodes_.erase(key);
 }
 

@@ -97,8 +97,9 @@ struct NodeEntry {
 class Registry {
  public:
   Registry() = default;
-  // Not copyable: node()'s remembered entry would point into the other registry's map (a move
-  // keeps std::map's nodes where they are, so it stays right).
+  // Not copyable: node()'s remembered entry would point into the other registry's map. A move
+  // keeps std::map's nodes where they are, so the registry moved to keeps it; the one moved
+  // from forgets it (LastFound).
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
   Registry(Registry&&) = default;
@@ -155,8 +156,18 @@ class Registry {
     if (tracking_) changes_.nodes.push_back(key);
   }
   std::unordered_map<std::string, WorkerEntry> workers_;
-  // node()'s last find (a std::map node does not move); forgotten when drop_if_unused erases it.
-  mutable const std::pair<const NodeKey, NodeEntry>* last_found_ = nullptr;
+  // node()'s last find (a std::map node does not move); forgotten when drop_if_unused erases it,
+  // and by a registry moved from (the node now belongs to the registry moved to).
+  struct LastFound {
+    const std::pair<const NodeKey, NodeEntry>* entry = nullptr;
+    LastFound() = default;
+    LastFound(LastFound&& o) noexcept : entry(std::exchange(o.entry, nullptr)) {}
+    LastFound& operator=(LastFound&& o) noexcept {
+      entry = std::exchange(o.entry, nullptr);
+      return *this;
+    }
+  };
+  mutable LastFound last_found_;
   std::map<NodeKey, NodeEntry, NodeKeyLess> nodes_;
   std::vector<NodeKey> unserved_;
   std::unordered_map<std::string, std::size_t> per_identity_;

@@ -60,3 +60,22 @@ TEST_CASE("registry: an entry erased while it was the last one found is not foun
   reg.unindex(again);  // no worker, nothing queued: erased by unindex's drop
   CHECK(reg.node("ws", "echo") == nullptr);
 }
+
+TEST_CASE("registry: a registry moved to finds the entries; the one moved from keeps none of them") {
+  Registry from;
+  auto& w = from.add(worker("w1", "ws", {"echo"}));
+  const NodeEntry* echo = from.node("ws", "echo");  // remembered
+  REQUIRE(echo != nullptr);
+  Registry to = std::move(from);
+  CHECK(to.node("ws", "echo") == echo);  // std::map's nodes stay where they were
+  CHECK(to.node("ws", "echo")->workers == std::vector<WorkerEntry*>{&w});
+  // The moved-from registry's map is empty: its remembered entry, now the other registry's,
+  // must not be handed out.
+  CHECK(from.node("ws", "echo") == nullptr);
+  Registry assigned;
+  assigned.add(worker("w9", "ws", {"sum"}));
+  assigned = std::move(to);
+  CHECK(assigned.node("ws", "echo") == echo);
+  CHECK(assigned.node("ws", "sum") == nullptr);
+  CHECK(to.node("ws", "echo") == nullptr);
+}
