@@ -16,13 +16,17 @@ short socket_events(void* socket) {
   return static_cast<short>(events & (ZMQ_POLLIN | ZMQ_POLLOUT));
 }
 
-::pollfd descriptor_of(const zmq::pollitem_t& item) {
-  if (item.socket) {
-    zmq::fd_t fd{};
-    std::size_t size = sizeof fd;
-    if (zmq_getsockopt(item.socket, ZMQ_FD, &fd, &size) != 0) throw zmq::error_t();
-    return {fd, POLLIN, 0};  // readable: the socket has commands to process
-  }
+zmq::fd_t socket_descriptor(void* socket) {
+  zmq::fd_t fd{};
+  std::size_t size = sizeof fd;
+  if (zmq_getsockopt(socket, ZMQ_FD, &fd, &size) != 0) throw zmq::error_t();
+  return fd;
+}
+
+// `fd`: the socket's ZMQ_FD when known (SocketWait), else -1 (asked now).
+::pollfd descriptor_of(const zmq::pollitem_t& item, zmq::fd_t fd) {
+  if (item.socket)  // readable: the socket has commands to process
+    return {fd >= 0 ? fd : socket_descriptor(item.socket), POLLIN, 0};
   short events = 0;
   if (item.events & ZMQ_POLLIN) events |= POLLIN;
   if (item.events & ZMQ_POLLOUT) events |= POLLOUT;
@@ -43,38 +47,50 @@ short revents_of_descriptor(const zmq::pollitem_t& item, short revents) {
 
 int poll_sockets(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout) {
   std::uint64_t asks = 0;
-  return SocketWait::wait_items(items, nullptr, count, timeout, asks);
+  return SocketWait::wait_items(items, nullptr, nullptr, count, timeout, asks);
+}
+
+zmq::fd_t PolledSocket::descriptor() {
+  if (!fd_known_) {
+    fd_ = socket_descriptor(socket_.handle());
+    fd_known_ = true;
+  }
+  return fd_;
 }
 
 std::size_t SocketWait::add(PolledSocket& socket) {
   items_.push_back({socket.socket_.handle(), 0, ZMQ_POLLIN, 0});
   polled_.push_back(&socket);
+  fds_.push_back(socket.descriptor());
   return items_.size() - 1;
 }
 
 std::size_t SocketWait::add(zmq::socket_t& socket) {
   items_.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
   polled_.push_back(nullptr);
+  fds_.push_back(socket_descriptor(socket.handle()));
   return items_.size() - 1;
 }
 
 std::size_t SocketWait::add_fd(int fd) {
   items_.push_back({nullptr, fd, ZMQ_POLLIN, 0});
   polled_.push_back(nullptr);
+  fds_.push_back(fd);
   return items_.size() - 1;
 }
 
 void SocketWait::clear() {
   items_.clear();
   polled_.clear();
+  fds_.clear();
 }
 
 int SocketWait::wait(std::chrono::milliseconds timeout) {
-  return wait_items(items_.data(), polled_.data(), items_.size(), timeout, asks_);
+  return wait_items(items_.data(), polled_.data(), fds_.data(), items_.size(), timeout, asks_);
 }
 
-int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, std::size_t count,
-                           std::chrono::milliseconds timeout, std::uint64_t& asks) {
+int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, const zmq::fd_t* fds_known,
+                           std::size_t count, std::chrono::milliseconds timeout, std::uint64_t& asks) {
   using Clock = std::chrono::steady_clock;
   thread_local std::vector<::pollfd> fds;
   fds.resize(count);
@@ -95,7 +111,7 @@ int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, 
     item.revents = item.socket && !quiet ? ask(i) : 0;
     sockets_ready = sockets_ready || item.revents != 0;
     descriptors = descriptors || !item.socket;
-    fds[i] = descriptor_of(item);
+    fds[i] = descriptor_of(item, fds_known && item.socket ? fds_known[i] : -1);
   }
   if (sockets_ready && !descriptors) return [&] {
       int n = 0;
