@@ -26,6 +26,8 @@
 // socket readable arrives as a command and signals the descriptor.
 #pragma once
 
+#include <poll.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -102,14 +104,14 @@ class SocketWait {
 
  private:
   friend int poll_sockets(zmq::pollitem_t*, std::size_t, std::chrono::milliseconds);
-  // The wait of both: `polled` (null, or one per item) names the PolledSocket items, `fds`
-  // (null, or one per item) each socket item's ZMQ_FD, asked at every wait when null.
-  static int wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, const zmq::fd_t* fds,
+  // The wait of both: `polled` (null, or one per item) names the PolledSocket items; `fds`
+  // (one per item) is what ::poll blocks on: a socket item's ZMQ_FD, a descriptor item's fd.
+  static int wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, ::pollfd* fds,
                         std::size_t count, std::chrono::milliseconds timeout, std::uint64_t& asks);
 
   std::vector<zmq::pollitem_t> items_;
   std::vector<PolledSocket*> polled_;  // per item: its PolledSocket, or null
-  std::vector<zmq::fd_t> fds_;         // per item: the socket's ZMQ_FD (a descriptor item: its fd)
+  std::vector<::pollfd> fds_;          // per item: made at add(), reused by every wait
   std::uint64_t asks_ = 0;
 };
 
