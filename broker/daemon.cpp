@@ -1121,6 +1121,9 @@ struct Daemon::Impl {
     // opens at the first durable Submit).
     bool journal_polled = false;
     RouterMessage msg;
+    // A message has a User-Id only if the ZAP handler gave its connection one (CURVE
+    // endpoints): without one, recv_router does not ask (frames.hpp).
+    const bool user_ids = zap != nullptr;
     while (!core.finished()) {
       if (journal && !journal_polled) {
         items.add_fd(journal->fd());
@@ -1163,7 +1166,7 @@ struct Daemon::Impl {
       auto read = [&](PolledSocket& socket, std::size_t via, auto&& handle) {
         Clock::time_point until{};
         for (int n = 0; (late ? n < 1'000'000 : n < kBatch && within_budget(n, until)) &&
-                        socket.read([&](zmq::socket_t& s) { return recv_router(s, msg); });
+                        socket.read([&](zmq::socket_t& s) { return recv_router(s, msg, user_ids); });
              ++n) {
           msg.peer.via = static_cast<std::uint8_t>(via);
           handle(msg);
