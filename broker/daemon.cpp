@@ -1029,13 +1029,15 @@ struct Daemon::Impl {
   }
 
   // Ends the loop turn: its actions go out once the journal committed what they depend on
-  // (pipeline), with whatever the commits confirmed since the last turn released.
-  void flush() {
-    core.publish_watch_events(Clock::now());  // the turn's changes, to whoever watches them
+  // (pipeline), with whatever the commits confirmed since the last turn released. `now`: the
+  // turn's time, read once after its reading (one clock read a turn, not one per step).
+  void flush(Clock::time_point now) {
+    core.publish_watch_events(now);  // the turn's changes, to whoever watches them
     end_turn();
-    pump_journal(pipeline.must_wait(Clock::now()));
+    pump_journal(pipeline.must_wait(now));
     send_released();
   }
+  void flush() { flush(Clock::now()); }
 
   // Waits until every turn's actions went out (every batch committed): before musterd exits.
   void drain_journal() {
@@ -1119,6 +1121,9 @@ struct Daemon::Impl {
     // opens at the first durable Submit).
     bool journal_polled = false;
     RouterMessage msg;
+    // A message has a User-Id only if the ZAP handler gave its connection one (CURVE
+    // endpoints): without one, recv_router does not ask (frames.hpp).
+    const bool user_ids = zap != nullptr;
     while (!core.finished()) {
       if (journal && !journal_polled) {
         items.add_fd(journal->fd());
@@ -1150,10 +1155,18 @@ struct Daemon::Impl {
       // after the poll, or stays past a read budget, makes the next poll return at once. The
       // empty read that ends a socket's reading leaves it quiet: the next wait does not ask it.
       auto readable = [&](std::size_t item) { return late || items.readable(item); };
+      // A socket's budget starts after its first message: a turn that carries one message
+      // (one call at a time) reads the clock once for it, before the read that finds nothing.
+      auto within_budget = [](int n, Clock::time_point& until) {
+        if (n == 0) return true;
+        if (n > 1) return Clock::now() < until;
+        until = Clock::now() + kSocketBudget;
+        return true;
+      };
       auto read = [&](PolledSocket& socket, std::size_t via, auto&& handle) {
-        const auto until = Clock::now() + kSocketBudget;
-        for (int n = 0; (late ? n < 1'000'000 : n < kBatch && Clock::now() < until) &&
-                        socket.read([&](zmq::socket_t& s) { return recv_router(s, msg); });
+        Clock::time_point until{};
+        for (int n = 0; (late ? n < 1'000'000 : n < kBatch && within_budget(n, until)) &&
+                        socket.read([&](zmq::socket_t& s) { return recv_router(s, msg, user_ids); });
              ++n) {
           msg.peer.via = static_cast<std::uint8_t>(via);
           handle(msg);
@@ -1175,7 +1188,7 @@ struct Daemon::Impl {
       if (enroll && readable(enroll_item)) read(*enroll, 0, [&](RouterMessage& m) { on_enroll_message(m); });
       now = Clock::now();
       if (now >= core.next_wakeup() || core.shutting_down()) core.tick(now);
-      flush();
+      flush(now);
       if (metrics_exchange && items.readable(metrics_item) && metrics_exchange->wanted())
         metrics_exchange->publish(metrics_snapshot(now));
     }

@@ -6,7 +6,7 @@
 
 namespace muster {
 
-bool recv_router(zmq::socket_t& socket, RouterMessage& out) {
+bool recv_router(zmq::socket_t& socket, RouterMessage& out, bool user_ids) {
   zmq::message_t first;
   if (!socket.recv(first, zmq::recv_flags::dontwait)) return false;
   out.peer.routing_id.assign(static_cast<const char*>(first.data()), first.size());
@@ -33,9 +33,10 @@ bool recv_router(zmq::socket_t& socket, RouterMessage& out) {
   out.peer.delimiter = rest >= 2 && second_empty;
   out.well_formed = rest == 1 ? !second_empty : (rest == 2 && out.peer.delimiter);
   // The C call, not message_t::gets: that throws when a property is absent (no ZAP on this
-  // socket, no address over ipc://), and two exceptions per message were a measurable part of
+  // socket), and two exceptions per message were a measurable part of
   // musterd's CPU per call (docs/PERFORMANCE.md).
-  if (const char* uid = zmq_msg_gets(last.handle(), "User-Id")) out.peer.identity = uid;
+  if (user_ids)
+    if (const char* uid = zmq_msg_gets(last.handle(), "User-Id")) out.peer.identity = uid;
   if (const char* addr = zmq_msg_gets(last.handle(), "Peer-Address")) out.peer.address = addr;
   out.payload = std::move(last);
   align_payload(out.payload);  // FlatBuffers reads it in place

@@ -16,13 +16,16 @@ short socket_events(void* socket) {
   return static_cast<short>(events & (ZMQ_POLLIN | ZMQ_POLLOUT));
 }
 
-::pollfd descriptor_of(const zmq::pollitem_t& item) {
-  if (item.socket) {
-    zmq::fd_t fd{};
-    std::size_t size = sizeof fd;
-    if (zmq_getsockopt(item.socket, ZMQ_FD, &fd, &size) != 0) throw zmq::error_t();
-    return {fd, POLLIN, 0};  // readable: the socket has commands to process
-  }
+zmq::fd_t socket_descriptor(void* socket) {
+  zmq::fd_t fd{};
+  std::size_t size = sizeof fd;
+  if (zmq_getsockopt(socket, ZMQ_FD, &fd, &size) != 0) throw zmq::error_t();
+  return fd;
+}
+
+// The descriptor a wait blocks on for `item` (`fd`: a socket item's ZMQ_FD).
+::pollfd descriptor_of(const zmq::pollitem_t& item, zmq::fd_t fd) {
+  if (item.socket) return {fd, POLLIN, 0};  // readable: the socket has commands to process
   short events = 0;
   if (item.events & ZMQ_POLLIN) events |= POLLIN;
   if (item.events & ZMQ_POLLOUT) events |= POLLOUT;
@@ -43,41 +46,55 @@ short revents_of_descriptor(const zmq::pollitem_t& item, short revents) {
 
 int poll_sockets(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout) {
   std::uint64_t asks = 0;
-  return SocketWait::wait_items(items, nullptr, count, timeout, asks);
+  thread_local std::vector<::pollfd> fds;
+  fds.resize(count);
+  for (std::size_t i = 0; i < count; ++i)
+    fds[i] = descriptor_of(items[i], items[i].socket ? socket_descriptor(items[i].socket) : -1);
+  return SocketWait::wait_items(items, nullptr, fds.data(), count, timeout, asks);
+}
+
+zmq::fd_t PolledSocket::descriptor() {
+  if (!fd_known_) {
+    fd_ = socket_descriptor(socket_.handle());
+    fd_known_ = true;
+  }
+  return fd_;
 }
 
 std::size_t SocketWait::add(PolledSocket& socket) {
   items_.push_back({socket.socket_.handle(), 0, ZMQ_POLLIN, 0});
   polled_.push_back(&socket);
+  fds_.push_back(descriptor_of(items_.back(), socket.descriptor()));
   return items_.size() - 1;
 }
 
 std::size_t SocketWait::add(zmq::socket_t& socket) {
   items_.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
   polled_.push_back(nullptr);
+  fds_.push_back(descriptor_of(items_.back(), socket_descriptor(socket.handle())));
   return items_.size() - 1;
 }
 
 std::size_t SocketWait::add_fd(int fd) {
   items_.push_back({nullptr, fd, ZMQ_POLLIN, 0});
   polled_.push_back(nullptr);
+  fds_.push_back(descriptor_of(items_.back(), -1));
   return items_.size() - 1;
 }
 
 void SocketWait::clear() {
   items_.clear();
   polled_.clear();
+  fds_.clear();
 }
 
 int SocketWait::wait(std::chrono::milliseconds timeout) {
-  return wait_items(items_.data(), polled_.data(), items_.size(), timeout, asks_);
+  return wait_items(items_.data(), polled_.data(), fds_.data(), items_.size(), timeout, asks_);
 }
 
-int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, std::size_t count,
-                           std::chrono::milliseconds timeout, std::uint64_t& asks) {
+int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, ::pollfd* fds,
+                           std::size_t count, std::chrono::milliseconds timeout, std::uint64_t& asks) {
   using Clock = std::chrono::steady_clock;
-  thread_local std::vector<::pollfd> fds;
-  fds.resize(count);
   // Asks socket item `i` what is ready; the ask processed its commands, so a PolledSocket
   // found not readable is quiet from now until its next use.
   auto ask = [&](std::size_t i) {
@@ -95,24 +112,26 @@ int SocketWait::wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, 
     item.revents = item.socket && !quiet ? ask(i) : 0;
     sockets_ready = sockets_ready || item.revents != 0;
     descriptors = descriptors || !item.socket;
-    fds[i] = descriptor_of(item);
   }
   if (sockets_ready && !descriptors) return [&] {
       int n = 0;
       for (std::size_t i = 0; i < count; ++i) n += items[i].revents != 0;
       return n;
     }();
-  const bool forever = timeout.count() < 0;
-  const auto until = Clock::now() + (forever ? std::chrono::milliseconds(0) : timeout);
-  for (;;) {
+  // The clock is read only for a wait that may block with a limit: a turn that finds a socket
+  // ready reads none.
+  const bool forever = timeout.count() < 0, limited = !sockets_ready && !forever && timeout.count() > 0;
+  const auto until = limited ? Clock::now() + timeout : Clock::time_point{};
+  for (bool first = true;; first = false) {
     int wait_ms = -1;
-    if (sockets_ready) {
+    if (sockets_ready || (!forever && !limited)) {
       wait_ms = 0;
     } else if (!forever) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
+      auto left = first ? timeout.count()
+                        : std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
       wait_ms = left > 0 ? static_cast<int>(left) : 0;
     }
-    if (::poll(fds.data(), static_cast<nfds_t>(count), wait_ms) < 0) throw zmq::error_t();
+    if (::poll(fds, static_cast<nfds_t>(count), wait_ms) < 0) throw zmq::error_t();
     int ready = 0;
     for (std::size_t i = 0; i < count; ++i) {
       auto& item = items[i];

@@ -280,3 +280,41 @@ TEST_CASE("SocketWait asks plain sockets at every wait and reports descriptors")
   ::close(fds[0]);
   ::close(fds[1]);
 }
+
+TEST_CASE("SocketWait cleared and filled again before each wait watches each item's own descriptor") {
+  // The worker SDK's way: the items change between waits, in number and order. A SocketWait
+  // keeps each socket's ZMQ_FD from add(): one kept for another item would leave the quiet
+  // socket's descriptor unwatched, and the wait for its message would time out.
+  PolledPair p("tcp");
+  zmq::socket_t pull(p.ctx, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("inproc://socket-wait-refill");
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  auto& wait = p.wait;
+  for (int round = 0; round < 3; ++round) {
+    wait.clear();
+    std::size_t polled = 0;
+    if (round == 0) {
+      wait.add_fd(fds[0]);
+      wait.add(pull);
+      polled = wait.add(p.a);
+    } else if (round == 1) {
+      polled = wait.add(p.a);
+      wait.add(pull);
+    } else {
+      wait.add(pull);
+      wait.add_fd(fds[0]);
+      polled = wait.add(p.a);
+    }
+    const std::string text = "round " + std::to_string(round);
+    p.b.send(zmq::buffer(text));
+    CHECK(wait.wait(10'000ms) == 1);  // bound, not a timing assertion
+    CHECK(wait.readable(polled));
+    CHECK(read_one(p.a) == text);
+    std::string none;
+    CHECK_FALSE(read_into(p.a, none));  // quiet again: only its descriptor can wake the next wait
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
+}

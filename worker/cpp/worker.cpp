@@ -268,6 +268,9 @@ struct WorkerImpl {
   // the daemon's route to this worker is the old one, so it attaches again at once (§7.10).
   std::unique_ptr<PolledSocket> monitor;
   std::uint64_t monitors = 0;        // for a fresh inproc endpoint per dealer
+  // Bumped by every socket made for `sub`, `dealer` or `monitor` (polled_socket()): the loop's
+  // wait refills its items then (a new socket may sit where a destroyed one was).
+  std::uint64_t sockets_made = 0;
   bool connection_lost = false;      // the dealer's connection dropped since it was last made
   std::optional<CurveClientKeys> curve;  // set when the endpoints are tcp:// (CURVE)
   // opt.request_address / opt.response_address as lists: one daemon, or a failover pair.
@@ -693,8 +696,13 @@ struct WorkerImpl {
     s.set(zmq::sockopt::sndhwm, 100000);
   }
 
+  std::unique_ptr<PolledSocket> polled_socket(zmq::socket_type type) {
+    ++sockets_made;
+    return std::make_unique<PolledSocket>(ctx, type);
+  }
+
   void connect() {
-    dealer = std::make_unique<PolledSocket>(ctx, zmq::socket_type::dealer);
+    dealer = polled_socket(zmq::socket_type::dealer);
     configure(dealer->use());
     direct = answer_every_ping = connection_lost = false;
     // Asking for direct, the SUB waits for an Attached that refuses it (an older daemon).
@@ -720,7 +728,7 @@ struct WorkerImpl {
   // topic comes with Attached (the daemon names it after our identity and applies no other:
   // PROTOCOL.md §2).
   void connect_sub() {
-    sub = std::make_unique<PolledSocket>(ctx, zmq::socket_type::sub);
+    sub = polled_socket(zmq::socket_type::sub);
     configure(sub->use());
     topic.clear();
     sub->use().set(zmq::sockopt::subscribe, "b:");
@@ -732,7 +740,7 @@ struct WorkerImpl {
     auto endpoint = fmt::format("inproc://muster-worker-monitor-{}-{}", static_cast<void*>(this), ++monitors);
     if (zmq_socket_monitor(dealer->use().handle(), endpoint.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
       throw zmq::error_t();
-    monitor = std::make_unique<PolledSocket>(ctx, zmq::socket_type::pair);
+    monitor = polled_socket(zmq::socket_type::pair);
     monitor->use().connect(endpoint);
   }
 
@@ -1377,6 +1385,17 @@ struct WorkerImpl {
     connect();
     SteadyClock::time_point drain_deadline{};
     SocketWait items;
+    // What the wait's items are made of: refilled only when it changes (one call at a time,
+    // refilling every turn was ~250 instructions a call: docs/PERFORMANCE.md, "One call at a
+    // time, session 16").
+    struct WaitShape {
+      std::uint64_t sockets_made = 0;
+      const PolledSocket *sub = nullptr, *monitor = nullptr;
+      bool dealer = false;
+      bool operator==(const WaitShape&) const = default;
+    };
+    std::optional<WaitShape> shape;
+    std::size_t sub_item = 0, results_item = 0, dealer_item = 0, monitor_item = 0, signal_item = 0;
     while (true) {
       auto now = SteadyClock::now();
       if (!draining && (stop_requested || (signals && signals->triggered()))) {
@@ -1407,14 +1426,19 @@ struct WorkerImpl {
       // wake the loop by itself, which saved a wake-up of this thread per request. It is read
       // below on every turn while a reply is due (always with a daemon that Acks answers) and
       // at least every 100 ms; the 100 ms bound drains it when nothing else happens.
-      items.clear();
       PolledSocket* const waited_sub = sub.get();
-      const std::size_t sub_item = sub ? items.add(*sub) : 0, results_item = items.add(results);
       // Direct, the response socket carries everything, and is asked at every wait.
-      const std::size_t dealer_item =
-          direct || !attached || draining || detached_for_no_nodes ? items.add(*dealer) : 0;
-      const std::size_t monitor_item = monitor ? items.add(*monitor) : 0;
-      const std::size_t signal_item = signals ? items.add_fd(signals->fd()) : 0;
+      const WaitShape now_shape{sockets_made, sub.get(), monitor.get(),
+                                direct || !attached || draining || detached_for_no_nodes};
+      if (shape != now_shape) {
+        items.clear();
+        sub_item = sub ? items.add(*sub) : 0;
+        results_item = items.add(results);
+        dealer_item = now_shape.dealer ? items.add(*dealer) : 0;
+        monitor_item = monitor ? items.add(*monitor) : 0;
+        signal_item = signals ? items.add_fd(signals->fd()) : 0;
+        shape = now_shape;
+      }
       try {
         items.wait(std::chrono::milliseconds(100));
       } catch (const zmq::error_t& e) {

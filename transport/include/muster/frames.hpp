@@ -17,7 +17,7 @@ struct Peer {
   std::string routing_id;
   bool delimiter = false;   // the request had an empty frame before the payload (REQ)
   std::string identity;     // the ZAP User-Id, empty when the socket has no ZAP
-  std::string address;      // the peer's IP address (Peer-Address), empty over ipc://
+  std::string address;      // Peer-Address: the peer's IP address; over ipc:// libzmq's "localhost:…" with its credentials
   std::uint8_t via = 0;     // which of the receiver's sockets of that role it came through
 
   // The same connection: the same routing id on the same socket (the rest describes the peer,
@@ -33,7 +33,10 @@ struct RouterMessage {
 };
 
 // Reads one whole multipart message if one is waiting. Returns false if none was.
-bool recv_router(zmq::socket_t& socket, RouterMessage& out);
+// `user_ids`: whether to ask each message for its User-Id (a lookup by name in libzmq's metadata
+// map, ~300 instructions); one exists only where a ZAP handler gave it, so a process with no ZAP
+// handler passes false and `peer.identity` stays empty, as it would anyway.
+bool recv_router(zmq::socket_t& socket, RouterMessage& out, bool user_ids = true);
 
 // Sends [routing_id, ("")?, payload]. Returns false if the peer is gone (never blocks).
 bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload);

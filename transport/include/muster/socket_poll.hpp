@@ -13,7 +13,9 @@
 // waking only the sockets whose descriptor signalled: 15 for the same wait. A SocketWait asks
 // before blocking only the sockets used since they were last found not readable
 // (PolledSocket): an idle socket costs nothing at all (docs/PERFORMANCE.md, "One call at a
-// time: syscalls and hand-offs" and "One call at a time, session 12").
+// time: syscalls and hand-offs" and "One call at a time, session 12"). A SocketWait takes each
+// socket's ZMQ_FD once, when the item is added (a PolledSocket keeps it for its socket), not
+// at every wait ("One call at a time, session 16").
 //
 // The rule libzmq's ZMQ_FD imposes: the descriptor is readable while the socket has commands
 // to process (a message arrived on a pipe that was empty, a connection came or went), and any
@@ -23,6 +25,8 @@
 // ask that found the socket not readable, with no operation since: then whatever makes the
 // socket readable arrives as a command and signals the descriptor.
 #pragma once
+
+#include <poll.h>
 
 #include <chrono>
 #include <cstddef>
@@ -48,7 +52,8 @@ class PolledSocket {
   PolledSocket(zmq::context_t& ctx, zmq::socket_type type) : socket_(ctx, type) {}
 
   // The socket, for any operation (send, recv, set, connect, ...): the next wait asks it first.
-  // Use the reference at once; never keep it across a wait.
+  // Use the reference at once; never keep it across a wait, never assign another socket to it
+  // (its ZMQ_FD is kept: make a new PolledSocket instead).
   zmq::socket_t& use() noexcept {
     quiet_ = false;
     return socket_;
@@ -69,8 +74,13 @@ class PolledSocket {
 
  private:
   friend class SocketWait;
+  // The socket's ZMQ_FD, asked at the first wait on it and kept (a socket's never changes).
+  zmq::fd_t descriptor();
+
   zmq::socket_t socket_;
   bool quiet_ = false;  // not readable, and its ZMQ_FD will signal what changes that
+  bool fd_known_ = false;
+  zmq::fd_t fd_{};
 };
 
 // The items of one wait: PolledSocket (for reading), plain sockets (asked before every wait:
@@ -94,12 +104,14 @@ class SocketWait {
 
  private:
   friend int poll_sockets(zmq::pollitem_t*, std::size_t, std::chrono::milliseconds);
-  // The wait of both: `polled` (null, or one per item) names the PolledSocket items.
-  static int wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, std::size_t count,
-                        std::chrono::milliseconds timeout, std::uint64_t& asks);
+  // The wait of both: `polled` (null, or one per item) names the PolledSocket items; `fds`
+  // (one per item) is what ::poll blocks on: a socket item's ZMQ_FD, a descriptor item's fd.
+  static int wait_items(zmq::pollitem_t* items, PolledSocket* const* polled, ::pollfd* fds,
+                        std::size_t count, std::chrono::milliseconds timeout, std::uint64_t& asks);
 
   std::vector<zmq::pollitem_t> items_;
   std::vector<PolledSocket*> polled_;  // per item: its PolledSocket, or null
+  std::vector<::pollfd> fds_;          // per item: made at add(), reused by every wait
   std::uint64_t asks_ = 0;
 };
 
