@@ -5,32 +5,13 @@ A call is matched when the data-carrying syscalls (sendto entered, recvfrom retu
 follow client send -> broker recv -> broker send -> worker recv -> worker send -> broker recv
 -> broker send -> client recv with nothing in between (calls crossed by a ping are skipped).
 Never part of the tests."""
-import bisect, re, sys, statistics as st
+import bisect, sys, statistics as st
 from collections import defaultdict
-line_re = re.compile(r'^\s*(\S.*?)\s+(\d+)/(\d+)\s+(?:\[\d+\]\s+)?([\d.]+):\s+raw_syscalls:sys_(enter|exit):\s+NR (\d+)\s*(.*)$')
-SENDTO, RECVFROM, WRITE, POLL, EPOLL_WAIT, PPOLL, READ = 44, 45, 1, 7, 232, 271, 0
-SENDMSG, RECVMSG = 46, 47
+from perf_syscalls import events, SENDTO, RECVFROM, WRITE, POLL, EPOLL_WAIT, PPOLL, READ, SENDMSG, RECVMSG
 client_pid = int(sys.argv[2]); brokers = {int(x) for x in sys.argv[3].split(',')}; workers = {int(x) for x in sys.argv[4].split(',')}
-ev = []  # (t, pid, tid, kind, nr, val)
-pending = {}
 per_tid = defaultdict(list)
-for line in open(sys.argv[1]):
-    m = line_re.match(line)
-    if not m: continue
-    comm, pid, tid, t, kind, nr, rest = m.groups()
-    pid, tid, t, nr = int(pid), int(tid), float(t), int(nr)
-    if pid != client_pid and pid not in brokers and pid not in workers: continue
-    if kind == 'enter':
-        a = re.match(r'\(([0-9a-fx]+)', rest)
-        fd = int(a.group(1), 16) if a else -1
-        pending[tid] = (t, nr, fd)
-        per_tid[tid].append((t, 'enter', nr, fd, pid))
-    else:
-        r = re.match(r'=\s*(-?\d+)', rest)
-        ret = int(r.group(1)) if r else 0
-        st0 = pending.pop(tid, None)
-        fd = st0[2] if st0 and st0[1] == nr else -1
-        per_tid[tid].append((t, 'exit', nr, fd, pid, ret))
+for t, pid, tid, _comm, kind, nr, fd, ret in events(sys.argv[1], {client_pid} | brokers | workers):
+    per_tid[tid].append((t, 'enter', nr, fd, pid) if kind == 'enter' else (t, 'exit', nr, fd, pid, ret))
 data = []  # (t, role, dir, pid, tid, fd)
 def role(pid):
     return 'C' if pid == client_pid else 'B' if pid in brokers else 'W'
@@ -50,16 +31,11 @@ while i + len(pattern) <= len(data):
         calls[seq[1][3]].append(seq); i += len(pattern)
     else:
         i += 1
-def next_after(tid, t, pred):
-    for e in per_tid[tid]:
-        if e[0] > t and pred(e): return e
-    return None
 def count_between(tid, t0, t1):
     evs = per_tid[tid]; k = bisect.bisect_right(idx[tid], t0); n = 0
     while k < len(evs) and evs[k][0] < t1:
         n += evs[k][1] == 'enter'; k += 1
     return n
-import bisect
 idx = {tid: [e[0] for e in evs] for tid, evs in per_tid.items()}
 def first_after(tid, t, pred, limit):
     evs = per_tid[tid]; k = bisect.bisect_right(idx[tid], t)

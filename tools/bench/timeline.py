@@ -12,6 +12,7 @@ hop carries), and calls per loop wake. With 2 CPUs: the idle stretches and what 
 meanwhile; with GANTT_MS (> 0), a picture of that many ms of the window. Never part of the tests."""
 import re, sys, statistics as st
 from collections import defaultdict
+from perf_syscalls import events, SENDTO, RECVFROM, WRITE, POLL, PPOLL, EPOLL_WAIT, SENDMSG, RECVMSG
 
 d, system = sys.argv[1], sys.argv[2]
 roles = {}
@@ -107,27 +108,18 @@ if len(sys.argv) > 3 and float(sys.argv[3]) > 0:  # a picture of GANTT_MS ms: wh
     for who in sorted(rows): print(f'  {who:<13}|' + ''.join(rows[who]) + '|')
 
 # --- syscalls: perf script of raw_syscalls ---
-line_re = re.compile(r'^\s*(\S.*?)\s+(\d+)/(\d+)\s+(?:\[\d+\]\s+)?([\d.]+):\s+raw_syscalls:sys_(enter|exit):\s+NR (\d+)\s*(.*)$')
-SENDTO, RECVFROM, WRITE, READ, POLL, PPOLL, EPOLL_WAIT, SENDMSG, RECVMSG = 44, 45, 1, 0, 7, 271, 232, 46, 47
-enter = {}
 count = defaultdict(int); sends = defaultdict(list); recvs = defaultdict(list); empty_recvs = defaultdict(int)
 waits = defaultdict(int); evwrites = defaultdict(int)
 s0 = s1 = None
-for line in open(f'{d}/sys.txt'):
-    m = line_re.match(line)
-    if not m: continue
-    comm, pid, tid, t, ev, nr, rest = m.groups()
-    pid, tid, nr, t = int(pid), int(tid), int(nr), float(t)
-    if pid not in roles: continue
+entered = {}  # tid -> the syscall of its last enter
+for t, pid, tid, comm, ev, nr, _fd, ret in events(f'{d}/sys.txt', roles):
     s0 = t if s0 is None else s0; s1 = t
-    key = (roles[pid], kind(pid, tid, comm.strip()))
+    key = (roles[pid], kind(pid, tid, comm))
     if ev == 'enter':
-        count[key] += 1; enter[tid] = nr
+        count[key] += 1; entered[tid] = nr
         if nr in (POLL, PPOLL, EPOLL_WAIT): waits[key] += 1
         continue
-    if enter.get(tid) != nr: continue
-    r = re.match(r'=\s*(-?\d+)', rest)
-    ret = int(r.group(1)) if r else 0
+    if entered.get(tid) != nr: continue
     if nr in (SENDTO, SENDMSG) and ret > 0: sends[key].append(ret)
     elif nr in (RECVFROM, RECVMSG):
         if ret > 0: recvs[key].append(ret)
