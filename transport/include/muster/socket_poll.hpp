@@ -74,7 +74,8 @@ class PolledSocket {
 
  private:
   friend class SocketWait;
-  // The socket's ZMQ_FD, asked at the first wait on it and kept (a socket's never changes).
+  // The socket's ZMQ_FD, asked when it is first added to a SocketWait and kept (a socket's never
+  // changes).
   zmq::fd_t descriptor();
 
   zmq::socket_t socket_;
