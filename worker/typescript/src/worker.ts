@@ -700,35 +700,43 @@ export class Worker extends EventEmitter {
    * The DEALER's connection events. When its connection breaks, libzmq connects it again by
    * itself, but musterd knows a worker by its connection: it refuses what comes on the new one
    * ("attached on another connection", PROTOCOL.md §7.3) and, to a direct worker, still sends
-   * everything to the old one, which is gone (§7.10). So an attached worker attaches again at
-   * once: the Attach waits in the DEALER and goes first on the new connection (the same session
-   * keeps its requests, §7.1; a restarted daemon learns of the worker from it, §7.6), and it
-   * resumes what was lost on the way (§7.9 R4; kept answers, §7.6). An Attach on its way when
-   * the connection broke may be lost with it: it goes again once the connection is made again
-   * (one per connection made: no loop).
+   * everything to the old one, which is gone (§7.10). So an attached worker attaches again as
+   * soon as a connection is made again (the same session keeps its requests, §7.1; a restarted
+   * daemon or a standby that took over learns of the worker from it, §7.6), and it resumes what
+   * was lost on the way (§7.9 R4; kept answers, §7.6). The Attach is handed to the DEALER only
+   * once the 'connect' event came, never at 'disconnect': libzmq reports the disconnect before
+   * it tears down the broken connection's pipe, and an Attach handed over in between goes into
+   * that pipe and is lost (the worker then waited for the attach timeout, its running requests
+   * finishing meanwhile). An Attach on its way when the connection broke may be lost the same
+   * way: it goes again once the connection is made again (one per connection made: no loop).
    */
   private watchConnection(dealer: zmq.Dealer, gen: number): void {
-    let attachLost = -1; // the attachGen of an Attach on its way when the connection broke
+    let attachDue = -1; // the attachGen whose Attach goes (again) once a connection is made
     dealer.events.on('disconnect', () => {
       if (gen !== this.connGen) return;
-      if (this.state === 'attached') this.reattach('the response connection broke', false);
-      else if (this.state === 'attaching') attachLost = this.attachGen;
+      if (this.state === 'attached') this.reattach('the response connection broke', 'when-connected');
+      if (this.state === 'attaching') attachDue = this.attachGen;
     });
     dealer.events.on('connect', () => {
-      const lost = attachLost;
-      attachLost = -1;
-      if (gen !== this.connGen || this.state !== 'attaching' || lost !== this.attachGen) return;
-      this.log.info('attaching again: the response connection was made again while an Attach was on its way');
+      const due = attachDue;
+      attachDue = -1;
+      if (gen !== this.connGen || this.state !== 'attaching' || due !== this.attachGen) return;
+      this.log.info('attaching: the response connection was made again');
       this.attach('the response connection was made again');
     });
   }
 
-  private attach(why: string): void {
-    if (this.state === 'stopped') return;
+  /** A new Attach generation: attaching from now (the attach timeout counts from here); what was queued for the old one goes. */
+  private beginAttaching(): void {
     if (this.state !== 'detaching') this.state = 'attaching';
     this.attachGen += 1;
     this.attachSentAt = Date.now();
     this.outbox = this.outbox.filter((m) => m.kind !== 'Attach' && m.kind !== 'Pong');
+  }
+
+  private attach(why: string): void {
+    if (this.state === 'stopped') return;
+    this.beginAttaching();
     const bytes = encodeWorkerMessage({
       workerId: this.workerId,
       body: {
@@ -752,7 +760,12 @@ export class Worker extends EventEmitter {
     this.pump();
   }
 
-  private reattach(why: string, reconnect: boolean): void {
+  /**
+   * Attaches again: on a new DEALER ('reconnect'), at once on this one ('attach'), or once this
+   * one's connection is made again ('when-connected', watchConnection; the attach timeout
+   * counts from now, so a connection that never comes still ends in a reconnect).
+   */
+  private reattach(why: string, how: 'reconnect' | 'attach' | 'when-connected'): void {
     if (this.state === 'stopped') return;
     if (this.state === 'detaching') {
       this.forget(why);
@@ -761,8 +774,12 @@ export class Worker extends EventEmitter {
     this.log.info(`attaching again: ${why}`);
     this.attached = null;
     this.emit('reattach', why);
-    if (reconnect) this.connect(why);
-    else this.attach(why);
+    if (how === 'reconnect') this.connect(why);
+    else if (how === 'attach') this.attach(why);
+    else {
+      this.beginAttaching(); // no Attach handed to the DEALER until the connection is made (watchConnection)
+      this.log.debug(`attaching once the response connection is made again (${why})`);
+    }
   }
 
   /**
@@ -808,13 +825,13 @@ export class Worker extends EventEmitter {
     }
     if (this.attached === null) {
       if (now - this.attachSentAt > this.attachTimeoutMs) {
-        this.reattach(`no answer to Attach within ${this.attachTimeoutMs} ms`, true);
+        this.reattach(`no answer to Attach within ${this.attachTimeoutMs} ms`, 'reconnect');
       }
       return;
     }
     const window = Number(this.attached.pingIntervalMs) * Math.max(1, this.attached.liveness);
     if (window > 0 && now - this.lastPingAt > window) {
-      this.reattach(`no ping for ${window} ms`, true);
+      this.reattach(`no ping for ${window} ms`, 'reconnect');
     }
   }
 
@@ -1068,7 +1085,7 @@ export class Worker extends EventEmitter {
             this.attachSentAt = Date.now() - this.attachTimeoutMs + 500;
             return;
           }
-          this.reattach(`the daemon does not know this worker (${what} rejected)`, false);
+          this.reattach(`the daemon does not know this worker (${what} rejected)`, 'attach');
           return;
         }
         const text = `${what} rejected: ${errorCodeName(body.code)}: ${body.message}`;
@@ -1093,7 +1110,7 @@ export class Worker extends EventEmitter {
         if (this.forgotten !== null) return; // stopping, and the daemon no longer knows it
         this.lastPingAt = Date.now();
         if (body.instance !== this.instance) {
-          this.reattach(`daemon instance changed (${this.instance} -> ${body.instance})`, false);
+          this.reattach(`daemon instance changed (${this.instance} -> ${body.instance})`, 'attach');
           return;
         }
         // Direct, the confirming Ping cannot be told from a broadcast one: every Ping is answered

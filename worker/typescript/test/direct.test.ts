@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 
-import { ErrorCode, type Handler, type NodeDefinition, Worker, type WorkerOptions, decodeValues, encodeDaemonMessage } from '../src';
+import * as zmq from 'zeromq';
+
+import { ErrorCode, type Handler, type NodeDefinition, Worker, type WorkerOptions, decodeValues, decodeWorkerMessage, encodeDaemonMessage } from '../src';
 import { FakeDaemon, type FromWorker, sleep, tempDir, testWorkerOptions, until, workRequestBody, workerTopic } from './fake-daemon';
 
 const daemons: FakeDaemon[] = [];
@@ -278,6 +280,40 @@ describe('one connection per worker (PROTOCOL.md §7.10)', () => {
     await until(() => w.isAttached, 5000, 'Attached');
     assert.equal(await echoOnce(d, 'dr3', 2), 2);
     assert.equal(d.subscriberConnections, 0);
+  });
+
+  it('hands its Attach to the DEALER only once the connection is made again, never when it broke', async (t) => {
+    // libzmq reports a disconnect before it tears down the broken connection's pipe: an Attach
+    // handed over at 'disconnect' could go into that pipe and be lost (a failover pair's
+    // worker then waited out the attach timeout while its running request finished).
+    const d = await ownDaemon(true);
+    const w = makeWorker(d, 'dr8', { attachTimeoutMs: 60_000 }); // no help from the attach timeout
+    await attached(d, w);
+    const dealer = (w as unknown as { dealer: zmq.Dealer }).dealer;
+    const seen: string[] = [];
+    // zeromq's sockets are sealed and send is read-only: the prototype's (configurable) is wrapped.
+    let owner = Object.getPrototypeOf(dealer) as object;
+    while (!Object.prototype.hasOwnProperty.call(owner, 'send')) owner = Object.getPrototypeOf(owner) as object;
+    const original = Object.getOwnPropertyDescriptor(owner, 'send')!;
+    const send = original.value as (this: zmq.Dealer, bytes: Uint8Array) => Promise<void>;
+    Object.defineProperty(owner, 'send', {
+      ...original,
+      value: function (this: zmq.Dealer, bytes: Uint8Array) {
+        if (this === dealer && decodeWorkerMessage(bytes).body.type === 'Attach') seen.push('Attach handed to the DEALER');
+        return send.call(this, bytes);
+      },
+    });
+    t.after(() => Object.defineProperty(owner, 'send', original));
+    // The worker's own listeners were added first: on each event, what the worker did is logged
+    // before the event's name (an Attach just before 'connect' was handed over on 'connect').
+    dealer.events.on('disconnect', () => seen.push('disconnect'));
+    dealer.events.on('connect', () => seen.push('connect'));
+    await d.reopenResponseSocket();
+    await d.nextFromWorker('Attach', (b) => b.workerId === 'dr8', 5000);
+    await until(() => w.isAttached, 5000, 'Attached');
+    assert.deepEqual(seen.slice(0, 3), ['disconnect', 'Attach handed to the DEALER', 'connect']);
+    assert.equal(seen.filter((e) => e === 'Attach handed to the DEALER').length, 1);
+    assert.equal(await echoOnce(d, 'dr8', 1), 1);
   });
 
   it('an Attach on its way when the response connection broke goes again once the connection is made again', async () => {
