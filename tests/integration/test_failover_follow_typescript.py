@@ -51,7 +51,9 @@ def test_a_typescript_worker_and_durable_caller_given_both_addresses_follow_a_si
 
     script = tmp_path / "caller.js"
     script.write_text(TS_CALLER)
-    caller = spawn([NODE, script, both(a, b, "client"), 7, 4000], dict(a.env, MUSTER_TS_SDK=str(TS_DIST)),
+    # ms -1: the call runs until the test opens its gate, so it is still running whatever the
+    # failover takes (it was a 4 s call, which a slow re-attach could outlast).
+    caller = spawn([NODE, script, both(a, b, "client"), 7, -1], dict(a.env, MUSTER_TS_SDK=str(TS_DIST)),
                    tmp_path / "caller.log")
     wait_for(lambda: counting_workers.executions(log)["start"] == {7: 1}, 20, "the call running on the worker")
     # Accepted comes once the call's records are committed, which may be after the worker
@@ -61,6 +63,9 @@ def test_a_typescript_worker_and_durable_caller_given_both_addresses_follow_a_si
     a.stop(signal.SIGKILL)
     wait_for(lambda: "standby: took over" in read_log(b.proc), 30, "the standby to take over")
     wait_for(lambda: worker_on(b, "ts-follower"), 30, "the TypeScript worker to attach to the standby")
+    wait_for(lambda: "daemon restarted: reporting 1 running request(s)" in read_log(worker), 10,
+             "the worker to report its running call to the standby")
+    (tmp_path / "executions.gate-7").touch()  # the call may finish now
 
     # The caller resumed its durable call on the standby and got its one outcome: the result.
     assert caller.wait(60) == 0, read_log(caller)
@@ -69,8 +74,6 @@ def test_a_typescript_worker_and_durable_caller_given_both_addresses_follow_a_si
     # Run once: the standby adopted the running call from the worker's in-flight list.
     assert worker.poll() is None
     assert counting_workers.executions(log) == {"start": {7: 1}, "done": {7: 1}}
-    wlog = read_log(worker)
-    assert "daemon restarted: reporting 1 running request(s)" in wlog, wlog
     rows = postgres.psql("SELECT job_id, state, outcome_code, attempts FROM calls ORDER BY job_id", database)
     # Acknowledged by the caller once handed over: the standby forgets it.
     wait_for(lambda: postgres.psql("SELECT count(*) FROM calls", database).strip() == "0", 15,
