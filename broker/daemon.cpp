@@ -1122,7 +1122,8 @@ struct Daemon::Impl {
     bool journal_polled = false;
     RouterMessage msg;
     // A message has a User-Id only if the ZAP handler gave its connection one (CURVE
-    // endpoints): without one, recv_router does not ask (frames.hpp).
+    // endpoints): without one, recv_router does not ask (frames.hpp). Peer-Address is asked
+    // only on the enrollment socket, the one reader of it (the enrollment rate limiter, logs).
     const bool user_ids = zap != nullptr;
     while (!core.finished()) {
       if (journal && !journal_polled) {
@@ -1163,10 +1164,10 @@ struct Daemon::Impl {
         until = Clock::now() + kSocketBudget;
         return true;
       };
-      auto read = [&](PolledSocket& socket, std::size_t via, auto&& handle) {
+      auto read = [&](PolledSocket& socket, std::size_t via, bool peer_addresses, auto&& handle) {
         Clock::time_point until{};
         for (int n = 0; (late ? n < 1'000'000 : n < kBatch && within_budget(n, until)) &&
-                        socket.read([&](zmq::socket_t& s) { return recv_router(s, msg, user_ids); });
+                        socket.read([&](zmq::socket_t& s) { return recv_router(s, msg, user_ids, peer_addresses); });
              ++n) {
           msg.peer.via = static_cast<std::uint8_t>(via);
           handle(msg);
@@ -1182,10 +1183,10 @@ struct Daemon::Impl {
         for (int n = 0; readable(i) && n < kBatch; ++n)
           if (!on_subscription(i)) break;
       for (std::size_t i = 0; i < responses.size(); ++i)
-        if (readable(first_response + i)) read(responses[i], i, [&](RouterMessage& m) { on_worker_message(m); });
+        if (readable(first_response + i)) read(responses[i], i, false, [&](RouterMessage& m) { on_worker_message(m); });
       for (std::size_t i = 0; i < clients.size(); ++i)
-        if (readable(first_client + i)) read(clients[i], i, [&](RouterMessage& m) { on_client_message(m); });
-      if (enroll && readable(enroll_item)) read(*enroll, 0, [&](RouterMessage& m) { on_enroll_message(m); });
+        if (readable(first_client + i)) read(clients[i], i, false, [&](RouterMessage& m) { on_client_message(m); });
+      if (enroll && readable(enroll_item)) read(*enroll, 0, true, [&](RouterMessage& m) { on_enroll_message(m); });
       now = Clock::now();
       if (now >= core.next_wakeup() || core.shutting_down()) core.tick(now);
       flush(now);

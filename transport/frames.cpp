@@ -6,7 +6,7 @@
 
 namespace muster {
 
-bool recv_router(zmq::socket_t& socket, RouterMessage& out, bool user_ids) {
+bool recv_router(zmq::socket_t& socket, RouterMessage& out, bool user_ids, bool peer_addresses) {
   zmq::message_t first;
   if (!socket.recv(first, zmq::recv_flags::dontwait)) return false;
   out.peer.routing_id.assign(static_cast<const char*>(first.data()), first.size());
@@ -37,7 +37,8 @@ bool recv_router(zmq::socket_t& socket, RouterMessage& out, bool user_ids) {
   // musterd's CPU per call (docs/PERFORMANCE.md).
   if (user_ids)
     if (const char* uid = zmq_msg_gets(last.handle(), "User-Id")) out.peer.identity = uid;
-  if (const char* addr = zmq_msg_gets(last.handle(), "Peer-Address")) out.peer.address = addr;
+  if (peer_addresses)
+    if (const char* addr = zmq_msg_gets(last.handle(), "Peer-Address")) out.peer.address = addr;
   out.payload = std::move(last);
   align_payload(out.payload);  // FlatBuffers reads it in place
   return true;

@@ -66,9 +66,10 @@ TEST_CASE("recv_router hands out aligned payloads however the frames sat in libz
 
 // recv_router's `user_ids` (frames.hpp): musterd does not ask for a User-Id when it has no ZAP
 // handler. That changes nothing only while libzmq gives no User-Id without one: checked here,
-// over tcp and ipc, next to what is read either way.
+// over tcp and ipc. `peer_addresses`: the Peer-Address is read only when asked (musterd asks on
+// its enrollment socket alone).
 TEST_CASE("recv_router: no User-Id without a ZAP handler, so not asking for one changes nothing") {
-  auto received = [](const std::string& transport, bool user_ids) {
+  auto received = [](const std::string& transport, bool user_ids, bool peer_addresses = true) {
     zmq::context_t ctx;
     zmq::socket_t router(ctx, zmq::socket_type::router), dealer(ctx, zmq::socket_type::dealer);
     router.set(zmq::sockopt::linger, 0);
@@ -80,7 +81,8 @@ TEST_CASE("recv_router: no User-Id without a ZAP handler, so not asking for one 
     zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
     REQUIRE(zmq::poll(&item, 1, std::chrono::milliseconds(10'000)) == 1);  // bound, not timing
     muster::RouterMessage m;
-    REQUIRE(muster::recv_router(router, m, user_ids));
+    m.peer.address = "left from the previous message";
+    REQUIRE(muster::recv_router(router, m, user_ids, peer_addresses));
     CHECK(m.payload.to_string() == "hello");
     return m.peer;
   };
@@ -90,6 +92,7 @@ TEST_CASE("recv_router: no User-Id without a ZAP handler, so not asking for one 
     CHECK(asked.identity.empty());  // no ZAP handler: no User-Id for the skip to lose
     CHECK(not_asked.identity.empty());
     CHECK_FALSE(not_asked.address.empty());  // the Peer-Address is read either way
+    CHECK(received(transport, true, false).address.empty());  // not asked: none, nothing left over
   }
   CHECK(received("tcp", false).address == "127.0.0.1");
 }

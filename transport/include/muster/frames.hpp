@@ -36,7 +36,10 @@ struct RouterMessage {
 // `user_ids`: whether to ask each message for its User-Id (a lookup by name in libzmq's metadata
 // map, ~300 instructions); one exists only where a ZAP handler gave it, so a process with no ZAP
 // handler passes false and `peer.identity` stays empty, as it would anyway.
-bool recv_router(zmq::socket_t& socket, RouterMessage& out, bool user_ids = true);
+// `peer_addresses`: whether to ask for its Peer-Address (the same lookup, and a copy: over ipc
+// a string too long to stay inside std::string); false leaves `peer.address` empty, for a
+// socket whose readers never use it.
+bool recv_router(zmq::socket_t& socket, RouterMessage& out, bool user_ids = true, bool peer_addresses = true);
 
 // Sends [routing_id, ("")?, payload]. Returns false if the peer is gone (never blocks).
 bool send_router(zmq::socket_t& socket, const Peer& peer, zmq::message_t payload);
