@@ -227,6 +227,7 @@ class MiniWs:
             self.sock.settimeout(saved)
 
     def _recv(self) -> str | None:
+        parts: list[bytes] | None = None  # the frames of a text message so far
         while True:
             b0, b1 = self._read(2)
             n = b1 & 0x7F
@@ -245,8 +246,12 @@ class MiniWs:
             elif opcode == 0x8:
                 self._peer_closed()
                 return None
-            elif opcode == 0x1:
-                return payload.decode()
+            elif opcode == 0x1 or (opcode == 0x0 and parts is not None):
+                # A message may come in several frames: a text frame, then continuation frames
+                # up to the one with FIN (RFC 6455 5.4); the uplink (Beast) sends 4 KiB frames.
+                parts = [payload] if opcode == 0x1 else parts + [payload]
+                if b0 & 0x80:
+                    return b"".join(parts).decode()
 
     def _peer_closed(self):
         """Called when the other side sends a close frame."""
@@ -705,12 +710,17 @@ def test_uplink_answers_events_and_survives_garbage(daemon, start_worker):
         ws.send_json({"node": "sleep", "inputs": {"ms": -5}, "uuid": "u-2"})
         assert uplink_message(ws, uplink) == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": "u-2"}, \
             read_log(uplink)
+        # An answer longer than a WebSocket frame (the uplink sends it in several) arrives whole.
+        name = "A" * 10000
+        ws.send_json({"node": "hello", "inputs": {"name": name}, "uuid": "u-3"})
+        assert uplink_message(ws, uplink) == {"node": "hello", "uuid": "u-3", "outputs": {
+            "greeting": f"Hello {name}", "shout": f"HELLO {name}"}}, read_log(uplink)
         log = read_log(uplink)
         assert "not JSON" in log and "not a JSON object" in log, log
         assert "event u-2 for 'sleep' failed: INVALID_REQUEST" in log, log
         stop(uplink)
         log = read_log(uplink)
-        assert "2 received, 1 answered with outputs, 1 answered with nulls (INVALID_REQUEST=1); 1 ignored" in log, log
+        assert "3 received, 2 answered with outputs, 1 answered with nulls (INVALID_REQUEST=1); 1 ignored" in log, log
     finally:
         fake.close()
 
