@@ -148,6 +148,7 @@ class MiniWs:
 
     def __init__(self, port: int, target: str, timeout: float = 15.0):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.recv_timeout = timeout
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -174,8 +175,16 @@ class MiniWs:
             self.sock.close()
         self.lock = threading.Lock()
 
+    recv_timeout = 30.0  # seconds a recv waits for the next message (pings in between included)
+    deadline: float | None = None
+
     def _read(self, n: int) -> bytes:
         while len(self.buf) < n:
+            if self.deadline is not None:  # the peer's pings must not extend a wait for a message
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no WebSocket message within {self.recv_timeout} s")
+                self.sock.settimeout(left)
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("closed")
@@ -209,7 +218,16 @@ class MiniWs:
         self.send(json.dumps(obj))
 
     def recv(self) -> str | None:
-        """The next text message; None when the server closes."""
+        """The next text message; None when the peer closes; TimeoutError after recv_timeout."""
+        self.deadline, saved = time.monotonic() + self.recv_timeout, self.sock.gettimeout()
+        try:
+            return self._recv()
+        finally:
+            self.deadline = None
+            self.sock.settimeout(saved)
+
+    def _recv(self) -> str | None:
+        parts: list[bytes] | None = None  # the frames of a text message so far
         while True:
             b0, b1 = self._read(2)
             n = b1 & 0x7F
@@ -228,8 +246,12 @@ class MiniWs:
             elif opcode == 0x8:
                 self._peer_closed()
                 return None
-            elif opcode == 0x1:
-                return payload.decode()
+            elif opcode == 0x1 or (opcode == 0x0 and parts is not None):
+                # A message may come in several frames: a text frame, then continuation frames
+                # up to the one with FIN (RFC 6455 5.4); the uplink (Beast) sends 4 KiB frames.
+                parts = [payload] if opcode == 0x1 else parts + [payload]
+                if b0 & 0x80:
+                    return b"".join(parts).decode()
 
     def _peer_closed(self):
         """Called when the other side sends a close frame."""
@@ -248,10 +270,15 @@ class MiniWs:
 
 class FakeHurozo:
     """A Hurozo backend in miniature for the uplink: answers registrations with a WebSocket URL
-    and `token`, records them, and hands each accepted WebSocket to the test as a ServerWs."""
+    and `token`, records them, and hands each accepted WebSocket to the test as a ServerWs.
+    A registration is recorded when it arrives, before it is answered: the uplink serves a node
+    only once it has read that answer (its log says "registered '<name>'"). `answer_delay`
+    (node name -> seconds) holds the answer back, like a slow server or a slow uplink."""
 
-    def __init__(self, token: str):
+    def __init__(self, token: str, answer_delay: dict[str, float] | None = None):
         self.token = token
+        self.answer_delay = answer_delay or {}
+        self.closing = threading.Event()
         self.registrations: list[dict] = []
         self.ws_targets: list[str] = []
         self.connections: "queue.Queue[ServerWs]" = queue.Queue()
@@ -272,6 +299,7 @@ class FakeHurozo:
         return f"http://127.0.0.1:{self.port}"
 
     def close(self):
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -295,7 +323,10 @@ class FakeHurozo:
             self.ws_targets.append(target)
             conn = ServerWs(sock, rest)
             self.connections.put(conn)
-            conn.closed.wait(120)
+            # socketserver closes the socket when this returns: keep it for the test until either
+            # end closes it or the test is over (the test's own waits are bounded: recv_timeout).
+            while not (conn.closed.wait(0.1) or self.closing.is_set()):
+                pass
             return
         length = int(headers.get("content-length", "0"))
         while len(rest) < length:
@@ -305,6 +336,7 @@ class FakeHurozo:
             reply, status = {"error": "At least one output required"}, "400 Bad Request"  # as Hurozo
         elif method == "POST" and target == "/api/remote_nodes/register":
             self.registrations.append(body)
+            time.sleep(self.answer_delay.get(body.get("name"), 0))
             reply = {"status": "registered", "websocket_url": f"ws://127.0.0.1:{self.port}/Prod",
                      "token": self.token, "inputs": body.get("inputs", []), "outputs": body.get("outputs", [])}
             status = "200 OK"
@@ -330,6 +362,23 @@ class ServerWs(MiniWs):
     def close(self):
         super().close()
         self.closed.set()
+
+
+def uplink_connection(fake: FakeHurozo, uplink, timeout: float = 20) -> ServerWs:
+    """The uplink's first WebSocket to `fake`; a failure with the uplink's log if none comes."""
+    try:
+        return fake.connections.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"the uplink did not connect within {timeout} s; its log:\n{read_log(uplink)}")
+
+
+def uplink_message(ws: ServerWs, uplink):
+    """The uplink's next WebSocket message (None: it closed); a failure with the uplink's log
+    if none comes within ws.recv_timeout or the connection breaks."""
+    try:
+        return ws.recv_json()
+    except OSError as e:  # TimeoutError included
+        pytest.fail(f"no message from the uplink: {e!r}; its log:\n{read_log(uplink)}")
 
 
 def ws_target(token: str) -> str:
@@ -635,15 +684,19 @@ def test_uplink_reconnects_after_the_host_restarts(start_daemon, start_worker, r
 def test_uplink_answers_events_and_survives_garbage(daemon, start_worker):
     start_worker(daemon).wait_ready()
     token = "tok+en/with=specials"
-    fake = FakeHurozo(token)
+    # sleep's registration is answered 1 s late. The fake has recorded it at once, but until the
+    # uplink has read the answer it does not serve sleep and ignores its events (docs/BRIDGE.md,
+    # "Events"): the test must wait for the uplink's "registered 'sleep'", not for the fake's
+    # record (that race lost u-2 under load). The delay makes a wrong wait fail every time.
+    fake = FakeHurozo(token, answer_delay={"sleep": 1.0})
     try:
         uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "sleep")
-        ws = fake.connections.get(timeout=20)
+        ws = uplink_connection(fake, uplink)
         # The token travels URL-encoded; nodes register with their port names.
         assert fake.ws_targets[0] == "/Prod?auth=tok%2Ben%2Fwith%3Dspecials"
         assert {"name": "hello", "inputs": ["name"], "outputs": ["greeting", "shout"]} in fake.registrations
-        wait_for(lambda: {"name": "sleep", "inputs": ["ms"], "outputs": ["slept_ms"]} in fake.registrations, 10,
-                 "sleep to register")
+        wait_for(lambda: "registered 'sleep'" in read_log(uplink), 10, "the uplink to register sleep")
+        assert {"name": "sleep", "inputs": ["ms"], "outputs": ["slept_ms"]} in fake.registrations, read_log(uplink)
         assert not any(r["name"] == "echo" for r in fake.registrations)  # not selected
 
         ws.send("{not json")
@@ -651,16 +704,23 @@ def test_uplink_answers_events_and_survives_garbage(daemon, start_worker):
         ws.send_json({"node": "hello", "inputs": {"name": "x"}})           # no uuid
         ws.send_json({"node": "echo", "inputs": {}, "uuid": "not-ours"})   # not published here
         ws.send_json({"node": "hello", "inputs": {"name": "Ada"}, "uuid": "u-1"})
-        assert ws.recv_json() == {"node": "hello", "outputs": {"greeting": "Hello Ada", "shout": "HELLO ADA"},
-                                  "uuid": "u-1"}
+        assert uplink_message(ws, uplink) == {"node": "hello", "outputs": {"greeting": "Hello Ada", "shout": "HELLO ADA"},
+                                              "uuid": "u-1"}, read_log(uplink)
         # A failed call is answered at once with null outputs.
         ws.send_json({"node": "sleep", "inputs": {"ms": -5}, "uuid": "u-2"})
-        assert ws.recv_json() == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": "u-2"}
+        assert uplink_message(ws, uplink) == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": "u-2"}, \
+            read_log(uplink)
+        # An answer longer than a WebSocket frame (the uplink sends it in several) arrives whole.
+        name = "A" * 10000
+        ws.send_json({"node": "hello", "inputs": {"name": name}, "uuid": "u-3"})
+        assert uplink_message(ws, uplink) == {"node": "hello", "uuid": "u-3", "outputs": {
+            "greeting": f"Hello {name}", "shout": f"HELLO {name}"}}, read_log(uplink)
         log = read_log(uplink)
-        assert "not JSON" in log and "not a JSON object" in log
-        assert "event u-2 for 'sleep' failed: INVALID_REQUEST" in log
+        assert "not JSON" in log and "not a JSON object" in log, log
+        assert "event u-2 for 'sleep' failed: INVALID_REQUEST" in log, log
         stop(uplink)
-        assert "2 received, 1 answered with outputs, 1 answered with nulls (INVALID_REQUEST=1); 1 ignored" in read_log(uplink)
+        log = read_log(uplink)
+        assert "3 received, 2 answered with outputs, 1 answered with nulls (INVALID_REQUEST=1); 1 ignored" in log, log
     finally:
         fake.close()
 
@@ -802,17 +862,18 @@ def test_uplink_ignores_events_for_nodes_it_did_not_register(daemon, start_worke
     fake = FakeHurozo("tok")
     try:
         uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "echo")
-        ws = fake.connections.get(timeout=20)
+        ws = uplink_connection(fake, uplink)
         wait_for(lambda: "the server refused node 'echo'" in read_log(uplink), 20, "the refusal of echo")
         ws.send_json({"node": "echo", "inputs": {"x": 1}, "uuid": "u-echo"})
         ws.send_json({"node": "hello", "inputs": {"name": "Ada"}, "uuid": "u-hello"})
-        answers = [ws.recv_json()]
+        answers = [uplink_message(ws, uplink)]
         stop(uplink)  # answers whatever is still open, then closes the WebSocket
-        while (message := ws.recv_json()) is not None:
+        while (message := uplink_message(ws, uplink)) is not None:
             answers.append(message)
-        assert [a["uuid"] for a in answers] == ["u-hello"], answers
-        assert "ignoring event u-echo for 'echo': not registered by this uplink" in read_log(uplink)
-        assert "1 ignored" in read_log(uplink)
+        log = read_log(uplink)
+        assert [a["uuid"] for a in answers] == ["u-hello"], f"{answers}\n{log}"
+        assert "ignoring event u-echo for 'echo': not registered by this uplink" in log, log
+        assert "1 ignored" in log, log
     finally:
         fake.close()
 
@@ -822,15 +883,16 @@ def test_uplink_answers_open_events_before_closing_on_sigterm(daemon, start_work
     fake = FakeHurozo("tok")
     try:
         uplink = start_uplink(daemon, fake.url, "--node", "sleep")
-        ws = fake.connections.get(timeout=20)
+        ws = uplink_connection(fake, uplink)
         ws.send_json({"node": "sleep", "inputs": {"ms": 30000}, "uuid": "u-slow"})
         wait_for(lambda: "event u-slow for 'sleep' submitted" in read_log(uplink), 20, "the event in musterd")
         stop(uplink)
         # The null answer the log promises reaches the server, then the close.
-        assert ws.recv_json() == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": "u-slow"}
-        assert ws.recv_json() is None
+        assert uplink_message(ws, uplink) == {"node": "sleep", "outputs": {"slept_ms": None}, "uuid": "u-slow"}, \
+            read_log(uplink)
+        assert uplink_message(ws, uplink) is None, read_log(uplink)
         log = read_log(uplink)
-        assert "event u-slow for 'sleep' failed: CANCELLED" in log and "answering with null outputs" in log
-        assert "not sent" not in log and "unwritten" not in log
+        assert "event u-slow for 'sleep' failed: CANCELLED" in log and "answering with null outputs" in log, log
+        assert "not sent" not in log and "unwritten" not in log, log
     finally:
         fake.close()
