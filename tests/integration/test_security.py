@@ -189,11 +189,34 @@ def test_enroll_and_call_across_hosts_nothing_in_clear(lan, secure_daemon, tmp_b
     assert all(t["state"] == "used-up" for t in tokens)
 
 
+def with_wrong_secret(token: str) -> str:
+    """`token` with one character of its secret changed: well formed, refused."""
+    parts = token.split(".")
+    return ".".join([parts[0], parts[1], ("A" if parts[2][0] != "A" else "B") + parts[2][1:], parts[3]])
+
+
+def test_failed_enrollments_slow_down_the_address_they_come_from(lan, secure_daemon, tmp_base):
+    """The enrollment rate limiter (keys/rate_limiter.hpp: 3 failures free, then a growing block)
+    is keyed by the peer's IP address, which musterd reads from the enrollment socket's messages
+    (their Peer-Address; frames.hpp), as the daemon's log of each refusal shows."""
+    d = secure_daemon
+    wrong = with_wrong_secret(mint(d, "--role", "client"))
+    blocked = None
+    for i in range(12):  # 3 free failures, then blocks of 1 s, 2 s, 4 s…: an attempt lands in one
+        r = remote_cli(lan, tmp_base, f"rl{i}", "status", token=wrong)
+        assert r.returncode == 5, r.stderr
+        if "too many failed enrollment attempts from your address" in r.stderr:
+            blocked = i
+            break
+        assert "error: PERMISSION_DENIED: enrollment refused" in r.stderr, r.stderr
+    assert blocked is not None and blocked >= 3, (blocked, d.log)
+    client_ip = CLIENT_LINK[1] if lan.netns else "127.0.0.1"
+    assert d.log.count(f"enrollment from {client_ip} refused (unknown-token)") == blocked, d.log
+
+
 def test_bad_tokens_are_refused_and_the_daemon_keeps_serving(lan, secure_daemon, tmp_base, start_daemon):
     d = secure_daemon
-    good = mint(d, "--role", "client")
-    parts = good.split(".")
-    wrong_secret = ".".join([parts[0], parts[1], ("A" if parts[2][0] != "A" else "B") + parts[2][1:], parts[3]])
+    wrong_secret = with_wrong_secret(mint(d, "--role", "client"))
     # exit status 5: permission denied (README, Exit codes)
     r = remote_cli(lan, tmp_base, "bad1", "status", token=wrong_secret)
     assert r.returncode == 5 and "error: PERMISSION_DENIED: enrollment refused" in r.stderr, r.stderr
