@@ -87,6 +87,9 @@ EnrollOutcome Enrollment::enroll(const EnrollRequestFields& req, std::string_vie
           fmt::format("too many failed enrollment attempts from your address; retry in {}s", secs),
           fmt::format("enrollment from {} refused unchecked: rate-limited for {}s more", peer_address, secs));
       o.retry_after = wait;
+      // Debug only: a blocked peer may keep trying, and each try would be a warning; the
+      // failure that started the block was logged as one, with its length (below).
+      spdlog::debug("{}", o.log);
       return o;
     }
   }
@@ -110,6 +113,10 @@ EnrollOutcome Enrollment::enroll(const EnrollRequestFields& req, std::string_vie
   }
   if (o.ok)
     spdlog::info("enrollment from {}: {}", peer_address, o.log);
+  else if (o.retry_after)
+    spdlog::warn("enrollment from {} refused ({}): {}; its next attempts are refused unchecked for {}s",
+                 peer_address, enroll_failure_name(o.failure), o.log,
+                 std::chrono::ceil<std::chrono::seconds>(*o.retry_after).count());
   else
     spdlog::warn("enrollment from {} refused ({}): {}", peer_address, enroll_failure_name(o.failure), o.log);
   return o;

@@ -8,7 +8,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 #include <string>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "muster/curve_keys.hpp"
 #include "muster/enrollment.hpp"
@@ -230,6 +234,38 @@ TEST_CASE("keys: when storing the identity fails, the token use is given back") 
   CHECK_FALSE(d.limiter.blocked_for("p", T0));
   fs::remove_all(file);
   CHECK(d.enrollment.enroll(request(tok, w), w.public_key, "p", T0 + 1s).ok);
+}
+
+// Enrollment logs each outcome itself (the daemon does not): the failure that starts a block
+// says so and for how long; the refusals while blocked, which a peer may repeat at will, are
+// debug lines, not warnings.
+TEST_CASE("keys: the failure that blocks a peer is logged with the block; refusals while blocked are debug") {
+  std::ostringstream out;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+  logger->set_pattern("%l %v");
+  logger->set_level(spdlog::level::debug);
+  spdlog::set_default_logger(logger);
+  struct Restore {
+    std::shared_ptr<spdlog::logger> logger;
+    ~Restore() { spdlog::set_default_logger(logger); }
+  } restore{previous};
+
+  Daemon d;
+  KeyPair w = generate_key_pair();
+  auto bad = request(generate_token(d.keys.public_bytes()).to_string(), w);
+  for (int i = 0; i < 4; ++i) (void)d.enrollment.enroll(bad, w.public_key, "10.6.6.6", T0);
+  (void)d.enrollment.enroll(bad, w.public_key, "10.6.6.6", T0 + 500ms);
+  const std::string log = out.str();
+  CAPTURE(log);
+  CHECK(log.find("warning enrollment from 10.6.6.6 refused (unknown-token): ") != std::string::npos);
+  CHECK(log.find("; its next attempts are refused unchecked for 1s\n") != std::string::npos);
+  CHECK(log.find("debug enrollment from 10.6.6.6 refused unchecked: rate-limited for 1s more\n") !=
+        std::string::npos);
+  // Four warnings (three free failures, the one that blocks), one debug line.
+  std::size_t warnings = 0;
+  for (auto at = log.find("warning "); at != std::string::npos; at = log.find("warning ", at + 1)) ++warnings;
+  CHECK(warnings == 4);
 }
 
 TEST_CASE("keys: repeated enrollment failures from one peer are slowed down") {
