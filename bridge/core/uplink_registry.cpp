@@ -52,7 +52,7 @@ std::vector<std::string> UplinkRegistry::update(const std::vector<RegisterReques
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     const Entry& e = it->second;
     bool lapsed = e.last_ok_ms < 0 || now_ms >= e.last_ok_ms + opt_.server_ttl_ms;
-    if (!e.present && lapsed) it = nodes_.erase(it);
+    if (!e.present && lapsed && !e.registering) it = nodes_.erase(it);
     else ++it;
   }
   return changed;
@@ -83,6 +83,10 @@ std::optional<std::int64_t> UplinkRegistry::next_due(std::int64_t now_ms) const 
   return out;
 }
 
+void UplinkRegistry::on_registering(const std::string& name) {
+  if (auto it = nodes_.find(name); it != nodes_.end()) it->second.registering = true;
+}
+
 bool UplinkRegistry::on_registered(const std::string& name, std::int64_t now_ms) {
   auto it = nodes_.find(name);
   if (it == nodes_.end()) return false;
@@ -93,6 +97,7 @@ bool UplinkRegistry::on_registered(const std::string& name, std::int64_t now_ms)
   it->second.changed = false;
   it->second.rejected_until_ms = 0;
   it->second.last_error.clear();
+  it->second.registering = false;
   return fresh;
 }
 
@@ -101,6 +106,14 @@ void UplinkRegistry::on_rejected(const std::string& name, const std::string& err
   if (it == nodes_.end()) return;
   it->second.rejected_until_ms = now_ms + opt_.rejected_retry_ms;
   it->second.last_error = error;
+  it->second.registering = false;
+}
+
+void UplinkRegistry::on_register_failed(const std::string& name) {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return;
+  it->second.last_error.clear();
+  it->second.registering = false;
 }
 
 std::optional<std::vector<std::string>> UplinkRegistry::outputs_for(const std::string& node, std::int64_t now_ms) const {
@@ -109,6 +122,16 @@ std::optional<std::vector<std::string>> UplinkRegistry::outputs_for(const std::s
   const Entry& e = it->second;
   if (e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms) return e.ok_outputs;
   return std::nullopt;
+}
+
+NodeStatus UplinkRegistry::status(const std::string& node, std::int64_t now_ms) const {
+  NodeStatus s;
+  s.outputs = outputs_for(node, now_ms);
+  if (auto it = nodes_.find(node); it != nodes_.end()) {
+    s.registering = it->second.registering;
+    s.refusal = it->second.last_error;
+  }
+  return s;
 }
 
 std::vector<std::string> UplinkRegistry::present() const {
