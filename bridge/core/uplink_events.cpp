@@ -5,12 +5,12 @@
 
 namespace muster::bridge {
 
-std::vector<EventAction> UplinkEvents::on_event(RemoteEvent event, const NodeStatus& node, std::int64_t now_ms) {
+std::vector<EventAction> UplinkEvents::on_event(RemoteEvent event, NodeStatus node, std::int64_t now_ms) {
   std::vector<EventAction> out;
   // Earlier events of this node first: served or ignored if its registration is settled.
   if (per_node_.count(event.node)) out = settle(event.node, node, now_ms);
   if (node.outputs) {
-    out.push_back(serve(std::move(event), *node.outputs, -1));
+    out.push_back(serve(std::move(event), std::move(*node.outputs), -1));
     return out;
   }
   if (!node.registering) {
@@ -90,10 +90,10 @@ std::optional<std::int64_t> UplinkEvents::next_expiry() const {
   return held_.front().since_ms + opt_.max_hold_ms;
 }
 
-EventAction UplinkEvents::serve(RemoteEvent event, const std::vector<std::string>& outputs, std::int64_t held_ms) {
+EventAction UplinkEvents::serve(RemoteEvent event, std::vector<std::string> outputs, std::int64_t held_ms) {
   if (known(event.uuid)) return {EventAction::Kind::Duplicate, std::move(event), {}, {}, held_ms};
   in_flight_.insert(event.uuid);
-  return {EventAction::Kind::Serve, std::move(event), outputs, {}, held_ms};
+  return {EventAction::Kind::Serve, std::move(event), std::move(outputs), {}, held_ms};
 }
 
 bool UplinkEvents::known(const std::string& uuid) const {

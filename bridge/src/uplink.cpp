@@ -713,7 +713,7 @@ void Uplink::on_message(const std::string& text) {
     std::lock_guard lock(reg_mu_);
     node = registry_.status(ev.node, steady_ms());
   }
-  apply(events_.on_event(std::move(ev), node, steady_ms()));
+  apply(events_.on_event(std::move(ev), std::move(node), steady_ms()));
 }
 
 void Uplink::settle_held(const std::string& node) {

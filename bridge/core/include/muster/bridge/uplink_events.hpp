@@ -57,7 +57,7 @@ class UplinkEvents {
 
   // An event from the WebSocket; `node` is the registry's status of its node now. Events of
   // the same node held before it that can be settled now come first in the result.
-  std::vector<EventAction> on_event(RemoteEvent event, const NodeStatus& node, std::int64_t now_ms);
+  std::vector<EventAction> on_event(RemoteEvent event, NodeStatus node, std::int64_t now_ms);
   // A registration attempt for `node` is over (answered or failed); `status` is the registry's
   // status of the node after it. Its held events are served (registered) or ignored (refused or
   // failed), in arrival order; they stay held if another request for it is on its way.
@@ -79,7 +79,7 @@ class UplinkEvents {
     RemoteEvent event;
     std::int64_t since_ms;
   };
-  EventAction serve(RemoteEvent event, const std::vector<std::string>& outputs, std::int64_t held_ms);
+  EventAction serve(RemoteEvent event, std::vector<std::string> outputs, std::int64_t held_ms);
   EventAction ignore(RemoteEvent event, std::string why, std::int64_t held_ms);
   bool known(const std::string& uuid) const;  // held or in flight
   // Takes the held events of `node` (every one if empty) out of the hold, in arrival order.
