@@ -91,8 +91,8 @@ std::optional<std::int64_t> UplinkEvents::next_expiry() const {
 }
 
 EventAction UplinkEvents::serve(RemoteEvent event, std::vector<std::string> outputs, std::int64_t held_ms) {
-  if (known(event.uuid)) return {EventAction::Kind::Duplicate, std::move(event), {}, {}, held_ms};
-  in_flight_.insert(event.uuid);
+  if (held_uuids_.count(event.uuid) || !in_flight_.insert(event.uuid).second)  // known(), one lookup less
+    return {EventAction::Kind::Duplicate, std::move(event), {}, {}, held_ms};
   return {EventAction::Kind::Serve, std::move(event), std::move(outputs), {}, held_ms};
 }
 

@@ -51,7 +51,7 @@ std::vector<std::string> UplinkRegistry::update(const std::vector<RegisterReques
   // Forget nodes that are gone and whose last registration has lapsed on the server.
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     const Entry& e = it->second;
-    bool lapsed = e.last_ok_ms < 0 || now_ms >= e.last_ok_ms + opt_.server_ttl_ms;
+    bool lapsed = !live(e, now_ms);
     if (!e.present && lapsed && !e.registering) it = nodes_.erase(it);
     else ++it;
   }
@@ -90,8 +90,7 @@ void UplinkRegistry::on_registering(const std::string& name) {
 bool UplinkRegistry::on_registered(const std::string& name, std::int64_t now_ms) {
   auto it = nodes_.find(name);
   if (it == nodes_.end()) return false;
-  bool fresh = it->second.last_ok_ms < 0 || now_ms >= it->second.last_ok_ms + opt_.server_ttl_ms ||
-               it->second.ok_outputs != it->second.spec.outputs;
+  bool fresh = !live(it->second, now_ms) || it->second.ok_outputs != it->second.spec.outputs;
   it->second.last_ok_ms = now_ms;
   it->second.ok_outputs = it->second.spec.outputs;
   it->second.changed = false;
@@ -119,19 +118,23 @@ void UplinkRegistry::on_register_failed(const std::string& name) {
 std::optional<std::vector<std::string>> UplinkRegistry::outputs_for(const std::string& node, std::int64_t now_ms) const {
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return std::nullopt;
-  const Entry& e = it->second;
-  if (e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms) return e.ok_outputs;
+  if (live(it->second, now_ms)) return it->second.ok_outputs;
   return std::nullopt;
 }
 
 NodeStatus UplinkRegistry::status(const std::string& node, std::int64_t now_ms) const {
   NodeStatus s;
-  s.outputs = outputs_for(node, now_ms);
-  if (auto it = nodes_.find(node); it != nodes_.end()) {
-    s.registering = it->second.registering;
-    s.refusal = it->second.last_error;
-  }
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return s;
+  const Entry& e = it->second;
+  if (live(e, now_ms)) s.outputs = e.ok_outputs;
+  s.registering = e.registering;
+  s.refusal = e.last_error;
   return s;
+}
+
+bool UplinkRegistry::live(const Entry& e, std::int64_t now_ms) const {
+  return e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms;
 }
 
 std::vector<std::string> UplinkRegistry::present() const {
@@ -144,7 +147,7 @@ std::vector<std::string> UplinkRegistry::present() const {
 std::size_t UplinkRegistry::registered_count(std::int64_t now_ms) const {
   std::size_t n = 0;
   for (auto& [name, e] : nodes_)
-    if (e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms) ++n;
+    if (live(e, now_ms)) ++n;
   return n;
 }
 

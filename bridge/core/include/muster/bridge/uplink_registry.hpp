@@ -91,6 +91,7 @@ class UplinkRegistry {
     bool registering = false;              // a registration request is on its way
   };
   bool is_due(const Entry& e, std::int64_t now_ms, bool force) const;
+  bool live(const Entry& e, std::int64_t now_ms) const;  // registered, not lapsed on the server
 
   UplinkRegistryOptions opt_;
   std::map<std::string, Entry> nodes_;
