@@ -51,8 +51,8 @@ std::vector<std::string> UplinkRegistry::update(const std::vector<RegisterReques
   // Forget nodes that are gone and whose last registration has lapsed on the server.
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     const Entry& e = it->second;
-    bool lapsed = e.last_ok_ms < 0 || now_ms >= e.last_ok_ms + opt_.server_ttl_ms;
-    if (!e.present && lapsed) it = nodes_.erase(it);
+    bool lapsed = !live(e, now_ms);
+    if (!e.present && lapsed && !e.registering) it = nodes_.erase(it);
     else ++it;
   }
   return changed;
@@ -83,16 +83,20 @@ std::optional<std::int64_t> UplinkRegistry::next_due(std::int64_t now_ms) const 
   return out;
 }
 
+void UplinkRegistry::on_registering(const std::string& name) {
+  if (auto it = nodes_.find(name); it != nodes_.end()) it->second.registering = true;
+}
+
 bool UplinkRegistry::on_registered(const std::string& name, std::int64_t now_ms) {
   auto it = nodes_.find(name);
   if (it == nodes_.end()) return false;
-  bool fresh = it->second.last_ok_ms < 0 || now_ms >= it->second.last_ok_ms + opt_.server_ttl_ms ||
-               it->second.ok_outputs != it->second.spec.outputs;
+  bool fresh = !live(it->second, now_ms) || it->second.ok_outputs != it->second.spec.outputs;
   it->second.last_ok_ms = now_ms;
   it->second.ok_outputs = it->second.spec.outputs;
   it->second.changed = false;
   it->second.rejected_until_ms = 0;
   it->second.last_error.clear();
+  it->second.registering = false;
   return fresh;
 }
 
@@ -101,14 +105,36 @@ void UplinkRegistry::on_rejected(const std::string& name, const std::string& err
   if (it == nodes_.end()) return;
   it->second.rejected_until_ms = now_ms + opt_.rejected_retry_ms;
   it->second.last_error = error;
+  it->second.registering = false;
+}
+
+void UplinkRegistry::on_register_failed(const std::string& name) {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return;
+  it->second.last_error.clear();
+  it->second.registering = false;
 }
 
 std::optional<std::vector<std::string>> UplinkRegistry::outputs_for(const std::string& node, std::int64_t now_ms) const {
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return std::nullopt;
-  const Entry& e = it->second;
-  if (e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms) return e.ok_outputs;
+  if (live(it->second, now_ms)) return it->second.ok_outputs;
   return std::nullopt;
+}
+
+NodeStatus UplinkRegistry::status(const std::string& node, std::int64_t now_ms) const {
+  NodeStatus s;
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return s;
+  const Entry& e = it->second;
+  if (live(e, now_ms)) s.outputs = e.ok_outputs;
+  s.registering = e.registering;
+  s.refusal = e.last_error;
+  return s;
+}
+
+bool UplinkRegistry::live(const Entry& e, std::int64_t now_ms) const {
+  return e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms;
 }
 
 std::vector<std::string> UplinkRegistry::present() const {
@@ -121,7 +147,7 @@ std::vector<std::string> UplinkRegistry::present() const {
 std::size_t UplinkRegistry::registered_count(std::int64_t now_ms) const {
   std::size_t n = 0;
   for (auto& [name, e] : nodes_)
-    if (e.last_ok_ms >= 0 && now_ms < e.last_ok_ms + opt_.server_ttl_ms) ++n;
+    if (live(e, now_ms)) ++n;
   return n;
 }
 

@@ -5,6 +5,8 @@
 // once and collects the results, any number in flight), and one Asio thread for the
 // WebSocket (connect, TLS, pings, reads, a write queue, reconnects with backoff). They meet
 // through a mutex-guarded registry, a queue with an eventfd, and posts to the Asio thread.
+// Which events are served, held or ignored is UplinkEvents' rule (uplink_events.hpp): the
+// Asio thread asks it and carries out its verdicts (log, count, queue for the pump).
 //
 // Stopping (SIGINT/SIGTERM): events stop being accepted; the pump cancels its open muster
 // calls and answers each (null outputs); only when those answers are queued on the
@@ -25,7 +27,6 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -33,6 +34,7 @@
 #include "http_client.hpp"
 #include "muster/bridge/backoff.hpp"
 #include "muster/bridge/hurozo.hpp"
+#include "muster/bridge/uplink_events.hpp"
 #include "muster/bridge/uplink_registry.hpp"
 #include "muster/bridge/url.hpp"
 #include "muster/logging.hpp"
@@ -66,7 +68,8 @@ std::string server_message(const std::string& body) {
 
 struct Counters {
   std::atomic<std::uint64_t> events{0}, answered_ok{0}, answered_null{0}, ignored{0}, duplicates{0},
-      bad_messages{0}, connects{0}, registrations_ok{0}, registrations_failed{0};
+      bad_messages{0}, held{0}, held_served{0}, held_ignored{0}, connects{0}, registrations_ok{0},
+      registrations_failed{0};
   std::mutex mu;
   std::map<std::string, std::uint64_t> failures;  // error code name -> count
   void failed(const std::string& code) {
@@ -81,10 +84,11 @@ struct Counters {
       for (auto& [code, n] : failures) f += fmt::format("{}{}={}", f.empty() ? "" : ", ", code, n);
     }
     return fmt::format("events: {} received, {} answered with outputs, {} answered with nulls{}; {} ignored, "
-                       "{} duplicate(s), {} bad message(s); {} WebSocket connect(s); registrations: {} ok, {} failed",
+                       "{} duplicate(s), {} bad message(s); {} held for a registration on its way ({} then served, "
+                       "{} then ignored); {} WebSocket connect(s); registrations: {} ok, {} failed",
                        events.load(), answered_ok.load(), answered_null.load(), f.empty() ? "" : " (" + f + ")",
-                       ignored.load(), duplicates.load(), bad_messages.load(), connects.load(),
-                       registrations_ok.load(), registrations_failed.load());
+                       ignored.load(), duplicates.load(), bad_messages.load(), held.load(), held_served.load(),
+                       held_ignored.load(), connects.load(), registrations_ok.load(), registrations_failed.load());
   }
 };
 
@@ -123,6 +127,8 @@ class Uplink {
   void on_message(const std::string& text);
   void on_closed(Connection* c, const std::string& why, bool refused);
   void send_reply(const std::string& uuid, std::string text);
+  // A registration attempt for `node` is over: serve or ignore the events held for it.
+  void settle_held(const std::string& node);
   // The pump answered what it could: close the WebSocket once those answers are written.
   void finish_shutdown();
 
@@ -136,11 +142,14 @@ class Uplink {
   void pump_loop();
   enum class RegisterOutcome { Ok, Rejected, AuthFailed, Transient };
   RegisterOutcome register_one(const RegisterRequest& spec, std::int64_t now);
+  RegisterOutcome request_registration(const RegisterRequest& spec, std::int64_t now);
   void refresh_now();
   void attempt_connect();
   void connect_now();
   void schedule_reconnect();
   void shutdown();
+  void apply(std::vector<EventAction> actions);  // Asio thread: carry out the event rules' verdicts
+  void arm_hold_timer();
 
   Url api_;
   Url register_url_;
@@ -170,7 +179,9 @@ class Uplink {
   net::steady_timer reconnect_timer_{ioc};
   net::steady_timer shutdown_timer_{ioc};
   bool finishing_ = false;  // the WebSocket is closing: nothing more can be sent
-  std::unordered_set<std::string> in_flight_;
+  UplinkEvents events_;
+  net::steady_timer hold_timer_{ioc};
+  bool hold_timer_armed_ = false;
   std::deque<std::pair<SteadyClock::time_point, std::shared_ptr<const std::string>>> unsent_;
   std::mt19937 rng_{std::random_device{}()};
   net::signal_set signals_{ioc, SIGINT, SIGTERM};
@@ -329,7 +340,10 @@ Uplink::Uplink(UplinkOptions o)
     : opt(std::move(o)),
       registry_(UplinkRegistryOptions{opt.nodes, ms_of(opt.interval_s).count(), ms_of(opt.registration_ttl_s).count(),
                                       ms_of(opt.rejected_retry_s).count()}),
-      backoff_(ms_of(opt.reconnect_min_s), ms_of(opt.reconnect_max_s)) {
+      backoff_(ms_of(opt.reconnect_min_s), ms_of(opt.reconnect_max_s)),
+      // An event waits for its node's registration as long as that request may take, plus the
+      // 2 s a TLS shutdown may add and some slack.
+      events_(UplinkEventsOptions{.max_hold_ms = ms_of(opt.http_timeout_s).count() + 5000}) {
   if (opt.token.empty()) throw std::invalid_argument("uplink needs an API token (HUROZO_TOKEN or --token)");
   api_ = parse_url(opt.api_url);
   if (api_.scheme != "http" && api_.scheme != "https")
@@ -352,6 +366,20 @@ void Uplink::refresh_now() {
 }
 
 Uplink::RegisterOutcome Uplink::register_one(const RegisterRequest& spec, std::int64_t now) {
+  {
+    std::lock_guard lock(reg_mu_);
+    registry_.on_registering(spec.name);  // from now on its events are held, not ignored
+  }
+  auto outcome = request_registration(spec, now);
+  if (outcome == RegisterOutcome::Transient || outcome == RegisterOutcome::AuthFailed) {
+    std::lock_guard lock(reg_mu_);
+    registry_.on_register_failed(spec.name);
+  }
+  net::post(ioc, [this, name = spec.name] { settle_held(name); });
+  return outcome;
+}
+
+Uplink::RegisterOutcome Uplink::request_registration(const RegisterRequest& spec, std::int64_t now) {
   HttpResult res;
   try {
     res = http_request(http::verb::post, register_url_, opt.token, dump_json(register_payload(spec)), tls.get(),
@@ -652,6 +680,7 @@ void Uplink::on_closed(Connection* c, const std::string& why, bool refused) {
   if (was_open && lived > std::chrono::seconds(10)) backoff_.reset();
   state_ = State::Backoff;
   if (refused) token_time_ = {};  // the next attempt fetches a new token first
+  // Held events stay held, like the events in flight: answered on the next connection.
   spdlog::warn("WebSocket {}: {}", was_open ? "lost" : "connection failed", why);
   schedule_reconnect();
 }
@@ -679,33 +708,82 @@ void Uplink::on_message(const std::string& text) {
     return;
   }
   auto& ev = std::get<RemoteEvent>(parsed);
-  std::optional<std::vector<std::string>> outputs;
+  NodeStatus node;
   {
     std::lock_guard lock(reg_mu_);
-    outputs = registry_.outputs_for(ev.node, steady_ms());
+    node = registry_.status(ev.node, steady_ms());
   }
-  if (!outputs) {
-    counters.ignored++;
-    spdlog::debug("ignoring event {} for '{}': not registered by this uplink node={} event={}", ev.uuid, ev.node,
-                  log_value(ev.node), log_value(ev.uuid));
-    return;
-  }
-  if (!in_flight_.insert(ev.uuid).second) {
-    counters.duplicates++;
-    spdlog::debug("ignoring a repeated event {} node={} event={}", ev.uuid, log_value(ev.node), log_value(ev.uuid));
-    return;
-  }
-  counters.events++;
+  apply(events_.on_event(std::move(ev), std::move(node), steady_ms()));
+}
+
+void Uplink::settle_held(const std::string& node) {
+  if (events_.held() == 0) return;
+  NodeStatus status;
   {
-    std::lock_guard lock(queue_mu_);
-    queue_.push_back(EventJob{std::move(ev.uuid), std::move(ev.node), std::move(ev.inputs), std::move(*outputs)});
+    std::lock_guard lock(reg_mu_);
+    status = registry_.status(node, steady_ms());
   }
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto r = ::write(event_fd_, &one, sizeof one);
+  apply(events_.settle(node, status, steady_ms()));
+}
+
+void Uplink::apply(std::vector<EventAction> actions) {
+  bool queued = false;
+  for (auto& a : actions) {
+    auto& ev = a.event;
+    bool was_held = a.held_ms >= 0;
+    switch (a.kind) {
+      case EventAction::Kind::Serve: {
+        counters.events++;
+        if (was_held) {
+          counters.held_served++;
+          spdlog::debug("event {} for '{}' held {} ms: its registration succeeded, serving it node={} event={}",
+                        ev.uuid, ev.node, a.held_ms, log_value(ev.node), log_value(ev.uuid));
+        }
+        std::lock_guard lock(queue_mu_);
+        queue_.push_back(EventJob{std::move(ev.uuid), std::move(ev.node), std::move(ev.inputs), std::move(a.outputs)});
+        queued = true;
+        break;
+      }
+      case EventAction::Kind::Hold:
+        counters.held++;
+        spdlog::debug("holding event {} for '{}' until its registration is answered node={} event={}", ev.uuid,
+                      ev.node, log_value(ev.node), log_value(ev.uuid));
+        break;
+      case EventAction::Kind::Ignore:
+        counters.ignored++;
+        if (was_held) counters.held_ignored++;
+        // Routine for a node this uplink does not serve; worth a warning when it was meant to be held.
+        spdlog::log(was_held || a.why != kNotRegisteredByThisUplink ? spdlog::level::warn : spdlog::level::debug,
+                    "ignoring event {} for '{}': {} node={} event={}", ev.uuid, ev.node, a.why, log_value(ev.node),
+                    log_value(ev.uuid));
+        break;
+      case EventAction::Kind::Duplicate:
+        counters.duplicates++;
+        if (was_held) counters.held_ignored++;
+        spdlog::debug("ignoring a repeated event {} node={} event={}", ev.uuid, log_value(ev.node), log_value(ev.uuid));
+        break;
+    }
+  }
+  if (queued) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(event_fd_, &one, sizeof one);
+  }
+  arm_hold_timer();
+}
+
+void Uplink::arm_hold_timer() {
+  auto at = events_.next_expiry();
+  if (hold_timer_armed_ || !at || state_ == State::Stopped) return;
+  hold_timer_armed_ = true;
+  hold_timer_.expires_after(milliseconds(std::max<std::int64_t>(0, *at - steady_ms())));
+  hold_timer_.async_wait([this](beast::error_code ec) {
+    hold_timer_armed_ = false;
+    if (!ec) apply(events_.expire(steady_ms()));  // arms it again for the next one
+  });
 }
 
 void Uplink::send_reply(const std::string& uuid, std::string text) {
-  in_flight_.erase(uuid);
+  events_.answered(uuid);
   if (finishing_) {
     spdlog::warn("the answer to event {} is not sent: the WebSocket is closing event={}", uuid, log_value(uuid));
     return;
@@ -724,6 +802,9 @@ void Uplink::shutdown() {
   spdlog::info("stopping: answering the open events, then closing the WebSocket");
   state_ = State::Stopped;
   reconnect_timer_.cancel();
+  hold_timer_.cancel();
+  // Held events are not this uplink's to answer: their node's registration has not succeeded.
+  apply(events_.drop_held("the uplink is stopping before its registration was answered", steady_ms()));
   stop_ = true;
   kick_cv_.notify_all();
   std::uint64_t one = 1;

@@ -2,7 +2,8 @@
 worker, the uplink through a host bridge (over https/wss), WebSocket token and registration
 expiry, reconnects after a host restart, 200 concurrent events, hostile WebSocket input, API
 token checks, descriptor exhaustion and the per-address cap, a dead worker among two of one
-user, and what the uplink answers (only what it registered; open events before it stops).
+user, and what the uplink answers (only what it registered; events held while a registration
+is on its way; open events before it stops).
 
 Every process is started through conftest.spawn (killed when the test ends) and every wait is
 bounded; no test asserts a duration. The reference worker runs under Debian's /usr/bin/python3
@@ -272,12 +273,16 @@ class FakeHurozo:
     """A Hurozo backend in miniature for the uplink: answers registrations with a WebSocket URL
     and `token`, records them, and hands each accepted WebSocket to the test as a ServerWs.
     A registration is recorded when it arrives, before it is answered: the uplink serves a node
-    only once it has read that answer (its log says "registered '<name>'"). `answer_delay`
-    (node name -> seconds) holds the answer back, like a slow server or a slow uplink."""
+    only once it has read that answer (its log says "registered '<name>'"), and holds the node's
+    events until then. `answer_delay` (node name -> seconds, or a threading.Event the answer
+    waits for, at most 30 s) holds the answer back, like a slow server or a slow uplink;
+    `refuse` (node name -> error) answers the node's registrations 400 with that error."""
 
-    def __init__(self, token: str, answer_delay: dict[str, float] | None = None):
+    def __init__(self, token: str, answer_delay: dict[str, float | threading.Event] | None = None,
+                 refuse: dict[str, str] | None = None):
         self.token = token
         self.answer_delay = answer_delay or {}
+        self.refuse = refuse or {}
         self.closing = threading.Event()
         self.registrations: list[dict] = []
         self.ws_targets: list[str] = []
@@ -335,11 +340,19 @@ class FakeHurozo:
         if method == "POST" and target == "/api/remote_nodes/register" and not (body or {}).get("outputs"):
             reply, status = {"error": "At least one output required"}, "400 Bad Request"  # as Hurozo
         elif method == "POST" and target == "/api/remote_nodes/register":
+            name = body.get("name")
             self.registrations.append(body)
-            time.sleep(self.answer_delay.get(body.get("name"), 0))
-            reply = {"status": "registered", "websocket_url": f"ws://127.0.0.1:{self.port}/Prod",
-                     "token": self.token, "inputs": body.get("inputs", []), "outputs": body.get("outputs", [])}
-            status = "200 OK"
+            delay = self.answer_delay.get(name, 0)
+            if isinstance(delay, threading.Event):
+                delay.wait(30)
+            else:
+                time.sleep(delay)
+            if name in self.refuse:
+                reply, status = {"error": self.refuse[name]}, "400 Bad Request"
+            else:
+                reply = {"status": "registered", "websocket_url": f"ws://127.0.0.1:{self.port}/Prod",
+                         "token": self.token, "inputs": body.get("inputs", []), "outputs": body.get("outputs", [])}
+                status = "200 OK"
         else:
             reply, status = {"error": "Not found"}, "404 Not Found"
         payload = json.dumps(reply).encode()
@@ -379,6 +392,29 @@ def uplink_message(ws: ServerWs, uplink):
         return ws.recv_json()
     except OSError as e:  # TimeoutError included
         pytest.fail(f"no message from the uplink: {e!r}; its log:\n{read_log(uplink)}")
+
+
+def messages_until_stopped(ws: ServerWs, uplink, first: int = 1) -> list:
+    """The uplink's next `first` messages, then SIGTERM (it answers what is still open) and every
+    message it sends until it closes the WebSocket; a failure with its log if one does not come."""
+    messages = [uplink_message(ws, uplink) for _ in range(first)]
+    stop(uplink)
+    while (message := uplink_message(ws, uplink)) is not None:
+        messages.append(message)
+    return messages
+
+
+def only_hello_is_answered(ws: ServerWs, uplink, node: str, uuid: str) -> str:
+    """Sends an event for `node`, which the uplink does not serve, and one for hello, then stops
+    the uplink: only hello's is answered, the other is ignored as not registered. Returns the
+    uplink's log."""
+    ws.send_json({"node": node, "inputs": {"x": 1}, "uuid": uuid})
+    ws.send_json({"node": "hello", "inputs": {"name": "Ada"}, "uuid": "u-hello"})
+    answers = messages_until_stopped(ws, uplink)
+    log = read_log(uplink)
+    assert [a["uuid"] for a in answers] == ["u-hello"], f"{answers}\n{log}"
+    assert f"ignoring event {uuid} for '{node}': not registered by this uplink" in log, log
+    return log
 
 
 def ws_target(token: str) -> str:
@@ -684,11 +720,9 @@ def test_uplink_reconnects_after_the_host_restarts(start_daemon, start_worker, r
 def test_uplink_answers_events_and_survives_garbage(daemon, start_worker):
     start_worker(daemon).wait_ready()
     token = "tok+en/with=specials"
-    # sleep's registration is answered 1 s late. The fake has recorded it at once, but until the
-    # uplink has read the answer it does not serve sleep and ignores its events (docs/BRIDGE.md,
-    # "Events"): the test must wait for the uplink's "registered 'sleep'", not for the fake's
-    # record (that race lost u-2 under load). The delay makes a wrong wait fail every time.
-    fake = FakeHurozo(token, answer_delay={"sleep": 1.0})
+    # The test waits for the uplink's "registered 'sleep'" so that every event below is served at
+    # once (events that come while sleep's registration is on its way are held: the next test).
+    fake = FakeHurozo(token)
     try:
         uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "sleep")
         ws = uplink_connection(fake, uplink)
@@ -722,6 +756,64 @@ def test_uplink_answers_events_and_survives_garbage(daemon, start_worker):
         log = read_log(uplink)
         assert "3 received, 2 answered with outputs, 1 answered with nulls (INVALID_REQUEST=1); 1 ignored" in log, log
     finally:
+        fake.close()
+
+
+def test_uplink_holds_events_while_a_registration_is_on_its_way(daemon, start_worker):
+    """The server has accepted sleep's registration but the uplink has not read the answer yet
+    (the fake holds it back until the test lets it go): events for sleep that come meanwhile
+    are held, then served once the registration succeeds, in arrival order, a repeated uuid
+    once (docs/BRIDGE.md, "Events"). Before holding, they were ignored and never answered."""
+    start_worker(daemon).wait_ready()
+    answer_sleep = threading.Event()
+    fake = FakeHurozo("tok", answer_delay={"sleep": answer_sleep})
+    try:
+        uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "sleep")
+        ws = uplink_connection(fake, uplink)  # hello's token
+        wait_for(lambda: any(r["name"] == "sleep" for r in fake.registrations), 20, "sleep's registration request")
+        ws.send_json({"node": "sleep", "inputs": {"ms": 1}, "uuid": "u-1"})
+        ws.send_json({"node": "sleep", "inputs": {"ms": 2}, "uuid": "u-2"})
+        ws.send_json({"node": "sleep", "inputs": {"ms": 3}, "uuid": "u-1"})  # repeated while held
+        wait_for(lambda: "ignoring a repeated event u-1" in read_log(uplink), 20, "the events to be held")
+        log = read_log(uplink)
+        assert "holding event u-1 for 'sleep'" in log and "holding event u-2 for 'sleep'" in log, log
+        assert "registered 'sleep'" not in log, log
+        answer_sleep.set()
+        # Both answers, and nothing more until the uplink stops: the repeated u-1 is served once.
+        answers = messages_until_stopped(ws, uplink, first=2)
+        log = read_log(uplink)
+        assert sorted(a["uuid"] for a in answers) == ["u-1", "u-2"], f"{answers}\n{log}"
+        for a in answers:
+            assert a["node"] == "sleep" and isinstance(a["outputs"]["slept_ms"], int), a
+        assert log.index("event u-1 for 'sleep' submitted") < log.index("event u-2 for 'sleep' submitted"), log
+        assert ("2 received, 2 answered with outputs, 0 answered with nulls; 0 ignored, 1 duplicate(s), 0 bad "
+                "message(s); 2 held for a registration on its way (2 then served, 0 then ignored)") in log, log
+    finally:
+        answer_sleep.set()
+        fake.close()
+
+
+def test_uplink_ignores_held_events_when_the_registration_is_refused(daemon, start_worker):
+    """An event held while sleep's registration is on its way is ignored, unanswered, when the
+    server refuses that registration (another worker of the user may serve sleep)."""
+    start_worker(daemon).wait_ready()
+    answer_sleep = threading.Event()
+    fake = FakeHurozo("tok", answer_delay={"sleep": answer_sleep}, refuse={"sleep": "Name taken"})
+    try:
+        uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "sleep")
+        ws = uplink_connection(fake, uplink)
+        wait_for(lambda: any(r["name"] == "sleep" for r in fake.registrations), 20, "sleep's registration request")
+        ws.send_json({"node": "sleep", "inputs": {"ms": 1}, "uuid": "u-held"})
+        wait_for(lambda: "holding event u-held for 'sleep'" in read_log(uplink), 20, "the event to be held")
+        answer_sleep.set()
+        wait_for(lambda: "ignoring event u-held for 'sleep': held" in read_log(uplink), 20, "the held event's fate")
+        log = read_log(uplink)
+        assert "the server refused its registration: Name taken" in log, log
+        log = only_hello_is_answered(ws, uplink, "sleep", "u-later")  # no longer held: ignored at once
+        assert "1 received, 1 answered with outputs, 0 answered with nulls; 2 ignored" in log, log
+        assert "1 held for a registration on its way (0 then served, 1 then ignored)" in log, log
+    finally:
+        answer_sleep.set()
         fake.close()
 
 
@@ -864,15 +956,7 @@ def test_uplink_ignores_events_for_nodes_it_did_not_register(daemon, start_worke
         uplink = start_uplink(daemon, fake.url, "--node", "hello", "--node", "echo")
         ws = uplink_connection(fake, uplink)
         wait_for(lambda: "the server refused node 'echo'" in read_log(uplink), 20, "the refusal of echo")
-        ws.send_json({"node": "echo", "inputs": {"x": 1}, "uuid": "u-echo"})
-        ws.send_json({"node": "hello", "inputs": {"name": "Ada"}, "uuid": "u-hello"})
-        answers = [uplink_message(ws, uplink)]
-        stop(uplink)  # answers whatever is still open, then closes the WebSocket
-        while (message := uplink_message(ws, uplink)) is not None:
-            answers.append(message)
-        log = read_log(uplink)
-        assert [a["uuid"] for a in answers] == ["u-hello"], f"{answers}\n{log}"
-        assert "ignoring event u-echo for 'echo': not registered by this uplink" in log, log
+        log = only_hello_is_answered(ws, uplink, "echo", "u-echo")
         assert "1 ignored" in log, log
     finally:
         fake.close()

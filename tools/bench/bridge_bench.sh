@@ -3,7 +3,8 @@
 # `muster-bridge uplink`. Starts a private musterd, the C++ example worker and
 # muster-bridge-bench (a fake Hurozo backend), points an uplink at it, prints the figures.
 # Usage: tools/bench/bridge_bench.sh [muster-bridge-bench options, e.g. --node echo --inputs '{"x":1}']
-# Env: MUSTER_BUILD_DIR (default <repo>/build), WORKER_CAPACITY (default 64).
+# Env: MUSTER_BUILD_DIR (default <repo>/build), WORKER_CAPACITY (default 64), UPLINK_PREFIX (a
+# command the uplink runs under, e.g. "valgrind --tool=callgrind --callgrind-out-file=/tmp/u.cg").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${MUSTER_BUILD_DIR:-$ROOT/build}"
@@ -33,7 +34,7 @@ bench=$!
 SCRATCH_PIDS+=($bench)
 wait_until 10 test -s "$tmp/port"
 HUROZO_TOKEN=bench HUROZO_API_URL="http://127.0.0.1:$(cat "$tmp/port")" \
-  "$BUILD/bridge/muster-bridge" --log-level warn uplink >"$tmp/uplink.log" 2>&1 &
+  ${UPLINK_PREFIX:-} "$BUILD/bridge/muster-bridge" --log-level warn uplink >"$tmp/uplink.log" 2>&1 &
 SCRATCH_PIDS+=($!)
 rc=0
 wait "$bench" || rc=$?
