@@ -44,16 +44,24 @@ inline std::vector<std::string> prepare_client_socket(ClientOptions& opt, zmq::s
   return endpoints;
 }
 
-// The CONNECTED and DISCONNECTED events of one socket.
+// The CONNECTED and DISCONNECTED events of one socket. Destroy it before the watched socket
+// (declare it after): it stops the monitoring first, because libzmq sends monitor events from
+// its I/O thread with a blocking send, and an event of a socket whose monitor reader is gone
+// would block that thread, and every socket of the context, for good (the C++ SDK worker's
+// close_dealer() has the story).
 class ConnectionMonitor {
  public:
-  ConnectionMonitor(zmq::context_t& ctx, zmq::socket_t& watched) : pair_(ctx, zmq::socket_type::pair) {
+  ConnectionMonitor(zmq::context_t& ctx, zmq::socket_t& watched)
+      : pair_(ctx, zmq::socket_type::pair), watched_(watched.handle()) {
     auto endpoint = fmt::format("inproc://muster-connection-monitor-{}", static_cast<void*>(this));
-    if (zmq_socket_monitor(watched.handle(), endpoint.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor(watched_, endpoint.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
       throw zmq::error_t();
     pair_.use().set(zmq::sockopt::linger, 0);
     pair_.use().connect(endpoint);
   }
+  ~ConnectionMonitor() { zmq_socket_monitor(watched_, nullptr, 0); }
+  ConnectionMonitor(const ConnectionMonitor&) = delete;
+  ConnectionMonitor& operator=(const ConnectionMonitor&) = delete;
 
   // The next event already waiting (ZMQ_EVENT_CONNECTED or ZMQ_EVENT_DISCONNECTED), or nullopt.
   std::optional<std::uint16_t> next() {
@@ -75,6 +83,7 @@ class ConnectionMonitor {
 
  private:
   PolledSocket pair_;
+  void* watched_;
 };
 
 }  // namespace muster
