@@ -3,7 +3,8 @@
 Every test starts real processes (musterd, workers, the muster CLI) in a private runtime
 directory and talks to them over real sockets. Everything started here is killed when the
 test ends, and every wait is bounded. What `spawn`/`popen` start also dies with the test
-process itself (a pytest killed outright runs no teardown): see `popen`.
+process itself (a pytest killed outright runs no teardown): see `popen`. A failed test's report
+ends with the last lines of the log of every process it started (pytest_runtest_makereport).
 
 Fixtures and helpers:
   build_dir            Path of the CMake build (env MUSTER_BUILD_DIR, default <repo>/build)
@@ -248,6 +249,41 @@ def start_worker(build_dir):
                       "--log-level", "debug", *args], daemon.env, log)
         return Worker(proc, wid, daemon)
     return start
+
+
+# ---- what a failed test shows: the logs of the processes it started ------------------------
+# A test that fails only now and then (a loaded CI machine) must be diagnosable from the CI
+# output alone: its temp dirs are gone by then. So the report of a failed test gets a section per
+# process it started (spawn), the last lines of its log, read before the teardown kills them.
+
+_LOG_TAIL_LINES = 150
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError as e:
+        return f"(unreadable: {e})"
+    skipped = len(lines) - _LOG_TAIL_LINES
+    head = [f"... ({skipped} earlier lines)"] if skipped > 0 else []
+    return "\n".join(head + lines[-_LOG_TAIL_LINES:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    seen = set()
+    for p in _PROCS:
+        path = getattr(p, "log_path", None)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        args = p.args if isinstance(p.args, (list, tuple)) else [p.args]
+        state = "running" if p.poll() is None else f"exit {p.returncode}"
+        report.sections.append((f"log of {Path(str(args[0])).name} ({state}): {path}", _log_tail(path)))
 
 
 @pytest.fixture(autouse=True)
