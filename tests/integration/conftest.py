@@ -9,7 +9,7 @@ ends with the last lines of the log of every process it started (pytest_runtest_
 Fixtures and helpers:
   build_dir            Path of the CMake build (env MUSTER_BUILD_DIR, default <repo>/build)
   daemon               a running musterd (ping 200 ms, liveness 3) in a private runtime dir
-  start_daemon(...)    start another one (extra flags, own runtime dir)
+  start_daemon(...)    start another one (extra flags, ping_ms=, liveness=; own runtime dir)
   start_worker(d, ...) start muster-example-worker against daemon d; .wait_ready()
   run_cli(d, *args)    fixture returning muster_cli: run `muster` against daemon d
   spawn(args, env, log) start a process (own session, output to log), killed after the test
@@ -165,12 +165,12 @@ class Daemon:
         return self.start()
 
 
-def make_daemon(base: Path, *args, ping_ms: int = 200) -> Daemon:
+def make_daemon(base: Path, *args, ping_ms: int = 200, liveness: int = 3) -> Daemon:
     base.mkdir(parents=True, exist_ok=True)
     runtime = base / "run"
     env = dict(os.environ, MUSTER_RUNTIME_DIR=str(runtime))
     d = Daemon(runtime_dir=runtime, data_dir=base / "data",
-               args=["--ping-interval-ms", str(ping_ms), "--liveness", "3", "--log-level", "debug",
+               args=["--ping-interval-ms", str(ping_ms), "--liveness", str(liveness), "--log-level", "debug",
                      *map(str, args)],
                env=env)
     return d.start()
@@ -226,9 +226,9 @@ def tmp_base():
 def start_daemon(build_dir, tmp_base):
     count = [0]
 
-    def start(*args, ping_ms: int = 200) -> Daemon:
+    def start(*args, ping_ms: int = 200, liveness: int = 3) -> Daemon:
         count[0] += 1
-        return make_daemon(tmp_base / f"d{count[0]}", *args, ping_ms=ping_ms)
+        return make_daemon(tmp_base / f"d{count[0]}", *args, ping_ms=ping_ms, liveness=liveness)
     return start
 
 
