@@ -2,7 +2,8 @@
 // to the Gateway, writes messages, pings every --ping-interval and drops the peer when no pong
 // came for --pong-timeout or a write took longer than --write-timeout.
 // Messages are framed at once into the session's CoalescingStream and leave at the end of the
-// Asio turn, all of a turn in one write (coalescing_stream.hpp, end_of_turn.hpp); while more
+// Asio turn, all of a turn in one write (coalescing_stream.hpp, end_of_turn.hpp), and none once
+// the socket is closing (ws_write.hpp: no data frame after a Close); while more
 // than kRoom bytes are not on the wire yet, messages wait in a queue, and a peer with more than
 // --max-queued-messages waiting is dropped as not reading.
 // Owns: the keep-alive and write deadlines, the outgoing queue bound.
@@ -15,6 +16,7 @@
 
 #include "coalescing_stream.hpp"
 #include "gateway.hpp"
+#include "ws_write.hpp"
 
 namespace muster::gateway {
 
@@ -41,7 +43,7 @@ class WsSession : public WsPeer {
   }
 
   void send(std::string_view text) override {
-    if (closed_ || close_code_) return;
+    if (closed_ || close_code_ || !ws_.is_open()) return;  // closing: nothing after the Close (ws_write.hpp)
     if (queue_.empty() && ws_.next_layer().buffered() < kRoom) return write_now(text);
     if (queue_.size() >= gw_.options().max_queued_messages) {
       spdlog::warn("WebSocket #{} of {} ({}) is not reading ({} messages queued): dropping it", id, user, remote,
@@ -153,8 +155,7 @@ class WsSession : public WsPeer {
   // Frames one message into the stream's memory (no syscall); it leaves at the end of the turn.
   void write_now(std::string_view text) {
     beast::error_code ec;
-    ws_.write(net::buffer(text.data(), text.size()), ec);
-    if (ec) queue_.clear();  // the stream failed: the pending read reports the close
+    if (!write_message(ws_, text, ec)) queue_.clear();  // closing or failed: the pending read reports the close
   }
 
   void schedule_flush() {

@@ -5,7 +5,7 @@
 //
 //   node chunk_caller.js NODE --mib N [--from bytes|file|stream] [--file PATH]
 //                        [--output-file PATH] [--slow-sink-ms D] [--notify-bytes B]
-//                        [--cancel-after-ms T] [--timeout-ms T] [--live-ms P]
+//                        [--cancel-on-notify] [--timeout-ms T] [--live-ms P]
 //
 // The input is N MiB whose i-th MiB is the 8-byte little-endian i repeated (as test_chunks.py's
 // block(i)), given as plain bytes (default), as ByteSource.file(--file) (the file is written
@@ -13,7 +13,8 @@
 // --output-file PATH  the chunked output is streamed to a Writable on PATH (outputSink)
 // --slow-sink-ms D    the chunked output goes to a function sink that waits D ms per piece
 // --notify-bytes B    prints {"received": n} once n >= B bytes of output reached the sink
-// --cancel-after-ms T cancels the call T ms after it was submitted
+// --cancel-on-notify  cancels the call once that line is printed (mid-stream: the output is
+//                     flowing), whatever time the machine took to get there
 // --live-ms P         every P ms during the call, collects the garbage (node --expose-gc) and
 //                     samples the bytes still held: live_mib is their peak (what the SDK and this
 //                     script hold, without the garbage Node has not collected yet)
@@ -62,7 +63,7 @@ async function main() {
       'output-file': { type: 'string' },
       'slow-sink-ms': { type: 'string' },
       'notify-bytes': { type: 'string' },
-      'cancel-after-ms': { type: 'string' },
+      'cancel-on-notify': { type: 'boolean' },
       'timeout-ms': { type: 'string', default: '120000' },
       'live-ms': { type: 'string' },
     },
@@ -84,12 +85,14 @@ async function main() {
 
   let received = 0;
   let notified = false;
+  let onNotify = () => {};  // the cancel, once the call is submitted (--cancel-on-notify)
   const notifyAt = o['notify-bytes'] === undefined ? Infinity : Number(o['notify-bytes']);
   const count = (len) => {
     received += len;
     if (!notified && received >= notifyAt) {
       notified = true;
       process.stdout.write(`${JSON.stringify({ received })}\n`);
+      onNotify();
     }
   };
   let outputSink;
@@ -149,7 +152,7 @@ async function main() {
   let error = null;
   try {
     const call = client.submit(node, { data }, { timeoutMs: Number(o['timeout-ms']), outputSink });
-    if (o['cancel-after-ms'] !== undefined) setTimeout(() => void call.cancel(), Number(o['cancel-after-ms']));
+    if (o['cancel-on-notify']) onNotify = () => void call.cancel();
     const out = await call.result;
     data = null;
     outputs = {};

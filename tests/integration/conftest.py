@@ -3,12 +3,13 @@
 Every test starts real processes (musterd, workers, the muster CLI) in a private runtime
 directory and talks to them over real sockets. Everything started here is killed when the
 test ends, and every wait is bounded. What `spawn`/`popen` start also dies with the test
-process itself (a pytest killed outright runs no teardown): see `popen`.
+process itself (a pytest killed outright runs no teardown): see `popen`. A failed test's report
+ends with the last lines of the log of every process it started (pytest_runtest_makereport).
 
 Fixtures and helpers:
   build_dir            Path of the CMake build (env MUSTER_BUILD_DIR, default <repo>/build)
   daemon               a running musterd (ping 200 ms, liveness 3) in a private runtime dir
-  start_daemon(...)    start another one (extra flags, own runtime dir)
+  start_daemon(...)    start another one (extra flags, ping_ms=, liveness=; own runtime dir)
   start_worker(d, ...) start muster-example-worker against daemon d; .wait_ready()
   run_cli(d, *args)    fixture returning muster_cli: run `muster` against daemon d
   spawn(args, env, log) start a process (own session, output to log), killed after the test
@@ -164,12 +165,12 @@ class Daemon:
         return self.start()
 
 
-def make_daemon(base: Path, *args, ping_ms: int = 200) -> Daemon:
+def make_daemon(base: Path, *args, ping_ms: int = 200, liveness: int = 3) -> Daemon:
     base.mkdir(parents=True, exist_ok=True)
     runtime = base / "run"
     env = dict(os.environ, MUSTER_RUNTIME_DIR=str(runtime))
     d = Daemon(runtime_dir=runtime, data_dir=base / "data",
-               args=["--ping-interval-ms", str(ping_ms), "--liveness", "3", "--log-level", "debug",
+               args=["--ping-interval-ms", str(ping_ms), "--liveness", str(liveness), "--log-level", "debug",
                      *map(str, args)],
                env=env)
     return d.start()
@@ -225,9 +226,9 @@ def tmp_base():
 def start_daemon(build_dir, tmp_base):
     count = [0]
 
-    def start(*args, ping_ms: int = 200) -> Daemon:
+    def start(*args, ping_ms: int = 200, liveness: int = 3) -> Daemon:
         count[0] += 1
-        return make_daemon(tmp_base / f"d{count[0]}", *args, ping_ms=ping_ms)
+        return make_daemon(tmp_base / f"d{count[0]}", *args, ping_ms=ping_ms, liveness=liveness)
     return start
 
 
@@ -248,6 +249,41 @@ def start_worker(build_dir):
                       "--log-level", "debug", *args], daemon.env, log)
         return Worker(proc, wid, daemon)
     return start
+
+
+# ---- what a failed test shows: the logs of the processes it started ------------------------
+# A test that fails only now and then (a loaded CI machine) must be diagnosable from the CI
+# output alone: its temp dirs are gone by then. So the report of a failed test gets a section per
+# process it started (spawn), the last lines of its log, read before the teardown kills them.
+
+_LOG_TAIL_LINES = 150
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError as e:
+        return f"(unreadable: {e})"
+    skipped = len(lines) - _LOG_TAIL_LINES
+    head = [f"... ({skipped} earlier lines)"] if skipped > 0 else []
+    return "\n".join(head + lines[-_LOG_TAIL_LINES:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    seen = set()
+    for p in _PROCS:
+        path = getattr(p, "log_path", None)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        args = p.args if isinstance(p.args, (list, tuple)) else [p.args]
+        state = "running" if p.poll() is None else f"exit {p.returncode}"
+        report.sections.append((f"log of {Path(str(args[0])).name} ({state}): {path}", _log_tail(path)))
 
 
 @pytest.fixture(autouse=True)

@@ -165,7 +165,13 @@ def test_an_idempotent_call_requeued_after_its_only_worker_died_ends_no_worker(d
 # ---- item 10: forged or stale pongs cannot amplify ----------------------------------------------
 
 
-def test_forged_pongs_neither_confirm_nor_make_musterd_resend(daemon, run_cli):
+def test_forged_pongs_neither_confirm_nor_make_musterd_resend(start_daemon, run_cli):
+    # Liveness is not what this test is about, and a raw worker in the test's own Python process
+    # cannot promise a pong every 600 ms on a loaded machine: with liveness 3 x 200 ms, "never-reads"
+    # (forged pongs do not keep a worker alive) could be dead before `muster workers` looked, and
+    # "forger" declared silent (WORKER_LOST before any re-send). With liveness 200 x 200 ms the
+    # pings still come every 200 ms, so the re-sends below come as quickly, and only pongs decide.
+    daemon = start_daemon(liveness=200)
     # A pong to a ping never sent does not confirm a worker whose SUB path is unproven.
     lazy = RawWorker(daemon, "never-reads", [("forged.a", False)])
     for i in range(5):
@@ -205,6 +211,7 @@ def test_forged_pongs_neither_confirm_nor_make_musterd_resend(daemon, run_cli):
         reply = c.terminal(0.05)
     assert reply is not None
     assert wire.code_name(reply.code) == "WORKER_LOST", reply.message
+    assert "never listed the request in its pongs" in reply.message, reply.message  # not silence
     assert 1 < len(w.work) <= 1 + 3, (w.work, reply.message, w.pings[-5:])
     assert set(w.work) == {w.work[0]}
     w.close()

@@ -185,12 +185,15 @@ struct FakeDaemon {
   std::string attach_direct(const std::string& worker_id, std::uint32_t idle_pong_every = 0) {
     auto a = expect(wire::WorkerBody::Attach);
     asked_direct = a.msg->body_as_Attach()->direct();
-    reply(a.peer, message(wire::DaemonBody::Attached, [&](auto& fbb) {
-            return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
-                                              60000, 3, 16u << 20, /*no_answer_acks=*/true, /*batches=*/false,
-                                              idle_pong_every, /*direct=*/true);
-          }));
+    reply(a.peer, attached_direct(worker_id, idle_pong_every));
     return a.peer;
+  }
+  static zmq::message_t attached_direct(const std::string& worker_id, std::uint32_t idle_pong_every = 0) {
+    return message(wire::DaemonBody::Attached, [&](auto& fbb) {
+      return wire::CreateAttachedDirect(fbb, worker_id.c_str(), "inst-1", ("w:" + worker_id + ":").c_str(), "b:",
+                                        60000, 3, 16u << 20, /*no_answer_acks=*/true, /*batches=*/false,
+                                        idle_pong_every, /*direct=*/true);
+    });
   }
 };
 

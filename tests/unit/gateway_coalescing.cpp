@@ -1,7 +1,8 @@
 // gateway_coalescing.cpp — the gateway's WebSocket write path (gateway/src/coalescing_stream.hpp,
-// end_of_turn.hpp): messages written in one Asio turn reach the next layer in one write, in
-// order, with the frames Beast writes itself (pings, close) kept whole; deferred work runs after
-// every ready handler. Beast's in-memory test stream counts the writes.
+// end_of_turn.hpp, ws_write.hpp): messages written in one Asio turn reach the next layer in one
+// write, in order, with the frames Beast writes itself (pings, close) kept whole, and none after
+// a Close; deferred work runs after every ready handler. Beast's in-memory test stream counts
+// the writes.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -13,6 +14,7 @@
 
 #include "coalescing_stream.hpp"
 #include "end_of_turn.hpp"
+#include "ws_write.hpp"
 
 using namespace muster::gateway;
 namespace net = boost::asio;
@@ -116,6 +118,40 @@ TEST_CASE("gateway coalescing: a close is flushed before the teardown") {
   CHECK(p.client->reason().code == websocket::close_code::going_away);
   p.turn_until_idle();
   CHECK(closed);
+}
+
+TEST_CASE("gateway WebSocket: no message is framed after the Close that answers the peer's Close") {
+  // A browser that closes its socket (the dashboard's logout) while pushes flow: Beast's pending
+  // read answers the Close, and a push framed in that same turn must not follow it on the wire
+  // (the browser would fail the socket: "Data frame received after close").
+  Pair p;
+  const unsigned char peer_close[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8};  // masked (zero key), 1000
+  p.client->next_layer().write_some(net::buffer(peer_close));
+  beast::flat_buffer b;
+  std::optional<beast::error_code> read_ec;
+  p.server->async_read(b, [&](beast::error_code ec, std::size_t) { read_ec = ec; });
+  for (int i = 0; i < 100 && p.server->is_open(); ++i) {  // one handler at a time, until Beast is closing
+    p.ioc.restart();
+    p.ioc.run_one_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE_FALSE(p.server->is_open());
+  REQUIRE(p.server->next_layer().unsent() > 0);  // its Close reply, not on the wire yet
+  beast::error_code ec;
+  CHECK_FALSE(write_message(*p.server, "a late push", ec));
+  p.turn_until_idle();
+  REQUIRE(read_ec.has_value());
+  CHECK(*read_ec == websocket::error::closed);
+  // What reached the peer after the handshake: the Close reply (unmasked, code 1000), and nothing more.
+  CHECK(p.client->next_layer().str() == std::string("\x88\x02\x03\xE8", 4));
+}
+
+TEST_CASE("gateway WebSocket: a message is framed while the socket is open") {
+  Pair p;
+  beast::error_code ec;
+  CHECK(write_message(*p.server, "hello", ec));
+  CHECK(!ec);
+  p.turn_until_idle();
+  CHECK(p.read() == "hello");
 }
 
 TEST_CASE("gateway end of turn: deferred work runs after every ready handler, then what it defers") {

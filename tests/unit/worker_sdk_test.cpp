@@ -11,7 +11,10 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
 #include "daemon_process.hpp"
@@ -881,6 +884,68 @@ TEST_CASE("C++ SDK whose Attach no connection took (a failover pair, neither bou
     if (r->type() == wire::WorkerBody::Result) continue;  // of a "mark" sent after the bind
     REQUIRE(r->type() == wire::WorkerBody::Attach);
     CHECK(r->peer == pong_peer);  // sent for the rejection, not by a reconnect ("no answer to attach")
+    break;
+  }
+}
+
+TEST_CASE("C++ SDK started before its daemon, that reconnected before the daemon bound, attaches and hears it") {
+  // libzmq sends a socket's monitor events from its I/O thread with a blocking send. reconnect()
+  // closed the dealer's monitor reader, then the dealer, which lingered with its undelivered
+  // Attach: once the daemon bound, that dealer's connection event blocked the I/O thread for
+  // good, and with it every socket of the worker's context. Seen as tools/bench/cost.sh's "only
+  // 0 of 2 echo workers attached" (musterd slow to start under callgrind): a worker started over
+  // 3 s before musterd never attached. The worker's warning says when it reconnected.
+  auto ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  auto logger = spdlog::default_logger();
+  const auto level = logger->level();
+  logger->sinks().push_back(ring);
+  logger->set_level(spdlog::level::warn);
+  struct Restore {
+    std::shared_ptr<spdlog::logger> logger;
+    spdlog::level::level_enum level;
+    ~Restore() {
+      logger->sinks().pop_back();
+      logger->set_level(level);
+    }
+  } restore{logger, level};
+  auto logged = [&](std::string_view what) {
+    auto lines = ring->last_formatted();
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(what) != std::string::npos; });
+  };
+
+  FakeDaemon fake;  // its own endpoints stay unused; it binds the worker's once the worker reconnected
+  auto late = [&](const char* name) { return "ipc://" + (fake.dir.path / name).string(); };
+  auto opt = fake.options("cpp-early");
+  opt.request_address = late("req-late.sock");
+  opt.response_address = late("resp-late.sock");
+  RunningWorker w(std::move(opt));
+  w.worker.node({.name = "n"}, [](Context&) { return Map{}; });
+  w.start();
+  for (int i = 0; !logged("reconnecting to the daemon: no answer to attach"); ++i) {
+    REQUIRE(i < 400);  // 20 s; the worker gives up on its Attach after 3 s
+    std::this_thread::sleep_for(50ms);
+  }
+  fake.pub.bind(late("req-late.sock"));
+  fake.router.bind(late("resp-late.sock"));
+  // Every Attach is answered: the lingering dealer's may come too, before or after the new
+  // one's, and only the new connection is read. Every connection that attached is pinged until
+  // a Pong comes back on one of them (at least 10 s in all).
+  std::vector<std::string> peers;
+  std::uint64_t seq = 1;
+  for (int turn = 0;; ++turn) {
+    REQUIRE_MESSAGE(turn < 200, "the worker never answered: Attaches received ", peers.size());
+    auto r = fake.recv(50ms);
+    if (!r) {
+      for (auto& p : peers) fake.reply(p, FakeDaemon::ping(seq++, "inst-1"));
+      continue;
+    }
+    if (r->type() == wire::WorkerBody::Attach) {
+      peers.push_back(r->peer);
+      fake.reply(r->peer, FakeDaemon::attached_direct("cpp-early"));
+      continue;
+    }
+    REQUIRE(r->type() == wire::WorkerBody::Pong);
+    CHECK(std::find(peers.begin(), peers.end(), r->peer) != peers.end());
     break;
   }
 }

@@ -385,6 +385,8 @@ struct WorkerImpl {
     if (opt.response_address.empty()) opt.response_address = default_endpoint(SocketRole::Response);
     if (opt.capacity == 0) opt.capacity = 1;
   }
+  // `monitor` (declared after `dealer`) would otherwise go first: see close_dealer().
+  ~WorkerImpl() { close_dealer(); }
 
   // ---- handler threads ------------------------------------------------------------------
 
@@ -837,17 +839,28 @@ struct WorkerImpl {
     resume_on_attach = true;  // the same instance: streams resume (R4); another: aborted then
     send_batch();
     sub.reset();
-    monitor.reset();
     // Asking for direct, with answers kept until confirmed (so nothing waiting on the old dealer
     // is needed): the old dealer goes at once. Lingering, it could deliver its Attach after the
     // new dealer's, and musterd would move this worker's route to a connection about to close
     // (§7.10), where everything sent to it is lost until the worker notices the silence.
     if (opt.direct && no_answer_acks) dealer->use().set(zmq::sockopt::linger, 0);
-    dealer.reset();
+    close_dealer();
     replies_due = 0;  // what the old connection owed is gone with it
     pong_ack_due = 0;
     last_pong_listed = false;
     connect();
+  }
+
+  // The dealer goes with its monitor, the monitoring stopped first. libzmq sends a socket's
+  // monitor events from its I/O thread with a blocking send: a dealer still lingering (its
+  // Attach not delivered: the daemon was not up) whose monitor's reader is gone blocks that
+  // thread for good at its next connection event, and with it every socket of the context.
+  // (A worker started over 3 s before musterd reconnected once, "no answer to attach", and
+  // never attached: the old dealer connected when musterd bound.)
+  void close_dealer() {
+    if (dealer && monitor) zmq_socket_monitor(dealer->use().handle(), nullptr, 0);
+    monitor.reset();
+    dealer.reset();
   }
 
   void send_attach() {
