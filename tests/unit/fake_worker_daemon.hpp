@@ -5,6 +5,7 @@
 // Must never: wait unbounded (every receive has a timeout), or outlive its test.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <span>
@@ -54,8 +55,25 @@ struct FakeDaemon {
             .handle_signals = false};
   }
 
-  // The next message from a worker, or nullopt after `timeout`.
+  // The next message from a worker, or nullopt after `timeout`. attach() may have sent several
+  // confirming Pings before the first Pong came back (a loaded machine): the Pong to each later
+  // one (its seq, once, listing no answers) is answered and skipped, not handed to the test.
   std::optional<Received> recv(std::chrono::milliseconds timeout) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      auto r = recv_any(std::max(left, 0ms));
+      if (!r || r->type() != wire::WorkerBody::Pong) return r;
+      const auto* pong = r->msg->body_as_Pong();
+      auto late = std::find(late_confirmations.begin(), late_confirmations.end(), pong->seq());
+      if (late == late_confirmations.end() || (pong->answered() && pong->answered()->size() > 0)) return r;
+      late_confirmations.erase(late);
+      reply(r->peer, ack());
+    }
+  }
+
+  // The next message from a worker, whatever it is, or nullopt after `timeout`.
+  std::optional<Received> recv_any(std::chrono::milliseconds timeout) {
     zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, timeout);
     if (!(item.revents & ZMQ_POLLIN)) return std::nullopt;
@@ -169,16 +187,27 @@ struct FakeDaemon {
                                               ping_interval_ms, 3, max_message_bytes, no_answer_acks,
                                               /*batches=*/false, idle_pong_every);
           }));
-    for (std::uint64_t seq = 1;; ++seq) {
-      REQUIRE(seq < 200);
-      publish("w:" + worker_id + ":", ping(seq, "inst-1"));
-      if (auto r = recv(50ms)) {
+    // The confirming Ping (§7.1) goes again every 50 ms until a Pong comes: the SUB may not
+    // have subscribed to the worker topic yet. Pongs to the others are skipped by recv().
+    std::vector<std::uint64_t> sent;
+    for (;;) {
+      REQUIRE(sent.size() < 200);
+      sent.push_back(next_confirming_seq++);
+      publish("w:" + worker_id + ":", ping(sent.back(), "inst-1"));
+      if (auto r = recv_any(50ms)) {
         REQUIRE(r->type() == wire::WorkerBody::Pong);
         reply(r->peer, ack());
+        // Those sent before it were dropped (the SUB had not subscribed) or answered first.
+        auto taken = std::find(sent.begin(), sent.end(), r->msg->body_as_Pong()->seq());
+        REQUIRE(taken != sent.end());
+        late_confirmations.insert(late_confirmations.end(), taken + 1, sent.end());
         return r->peer;
       }
     }
   }
+  // attach()'s confirming Pings are numbered from here, apart from the tests' own.
+  std::uint64_t next_confirming_seq = 1'000'000'000;
+  std::vector<std::uint64_t> late_confirmations;  // confirming Pings sent after the one answered first
 
   // Attach -> Attached{direct} (PROTOCOL.md §7.10, without answer Acks): from then on the
   // test sends everything to the returned peer with reply(); nothing is confirmed yet.
