@@ -39,6 +39,11 @@ BUILD = Path(os.environ.get("MUSTER_BUILD_DIR", REPO / "build"))
 
 _PROCS: list[subprocess.Popen] = []
 
+# Run under tools/sanitize asan (it sets ASAN_OPTIONS): a process's RSS then holds ASan's
+# quarantine of freed memory (256 MiB by default, kept to catch use after free), its redzones
+# and shadow, so a bound on a process's memory means nothing there.
+UNDER_ASAN = "ASAN_OPTIONS" in os.environ
+
 
 def wait_for(pred, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
     """Polls pred() until it returns a truthy value; fails the test after `timeout` s."""
